@@ -1,0 +1,117 @@
+"""vgpu-mediator's wire protocol: region layout, rings, frames, call catalog, codec.
+
+Sans-I/O: everything here works on ``bytes``/``memoryview``/``mmap`` and nothing else.
+"""
+
+from ._catalog import CALLS, CALLS_BY_NAME, CallSpec, spec_for
+from ._codec import decode_args, decode_call, decode_result, encode_args, encode_result
+from ._enums import (
+    CublasComputeType,
+    CublasOperation,
+    CudaDataType,
+    GranularityOption,
+    MemAccessFlags,
+    StreamCaptureMode,
+    StreamCaptureStatus,
+)
+from ._errors import LocalProtocolError, ProtocolError, RegionLayoutError, RemoteProtocolError
+from ._fence import HAVE_FENCE, fence
+from ._frames import (
+    MAX_INLINE_ARGS,
+    MAX_INLINE_RESULTS,
+    CompleteFlags,
+    Completion,
+    Submission,
+    SubmitFlags,
+    check_payloads,
+    decode_completion,
+    decode_submission,
+    encode_completion,
+    encode_submission,
+    plan_chunks,
+)
+from ._layout import (
+    ALL_FEATURES,
+    CQE_SIZE,
+    HEADER_SIZE,
+    MAGIC,
+    SQE_SIZE,
+    VERSION_MAJOR,
+    VERSION_MINOR,
+    DeviceState,
+    Features,
+    HeaderField,
+    RegionLayout,
+    lay_out_region,
+    plan_layout,
+    validate_region,
+)
+from ._ring import (
+    CompletionConsumer,
+    CompletionProducer,
+    Region,
+    SubmissionConsumer,
+    SubmissionProducer,
+)
+from ._status import CublasStatus, CUresult
+from ._wire import WireModel, layout_of
+
+__all__ = [
+    "ALL_FEATURES",
+    "CALLS",
+    "CALLS_BY_NAME",
+    "CQE_SIZE",
+    "HAVE_FENCE",
+    "HEADER_SIZE",
+    "MAGIC",
+    "MAX_INLINE_ARGS",
+    "MAX_INLINE_RESULTS",
+    "SQE_SIZE",
+    "VERSION_MAJOR",
+    "VERSION_MINOR",
+    "CUresult",
+    "CallSpec",
+    "CompleteFlags",
+    "Completion",
+    "CompletionConsumer",
+    "CompletionProducer",
+    "CublasComputeType",
+    "CublasOperation",
+    "CublasStatus",
+    "CudaDataType",
+    "DeviceState",
+    "Features",
+    "GranularityOption",
+    "HeaderField",
+    "LocalProtocolError",
+    "MemAccessFlags",
+    "ProtocolError",
+    "Region",
+    "RegionLayout",
+    "RegionLayoutError",
+    "RemoteProtocolError",
+    "StreamCaptureMode",
+    "StreamCaptureStatus",
+    "Submission",
+    "SubmissionConsumer",
+    "SubmissionProducer",
+    "SubmitFlags",
+    "WireModel",
+    "check_payloads",
+    "decode_args",
+    "decode_call",
+    "decode_completion",
+    "decode_result",
+    "decode_submission",
+    "encode_args",
+    "encode_completion",
+    "encode_result",
+    "encode_submission",
+    "fence",
+    "lay_out_region",
+    "layout_of",
+    "plan_chunks",
+    "plan_layout",
+    "spec_for",
+    "validate_region",
+]

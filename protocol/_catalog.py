@@ -1,0 +1,721 @@
+"""The call catalog: every call's number, name, argument and result models, and its semantics.
+
+This is the single source of truth: the codec, ``docs/protocol.md``'s call table and the C header
+are derived from it. Numbers are grouped by area (0x00xx mediator, 0x001x driver and device, 0x002x
+contexts, 0x003x memory, 0x004x virtual memory, 0x005x streams, 0x006x events, 0x007x modules and
+launch, 0x008x cuBLAS, 0x009x capture and graphs); a number is never reused.
+
+Asynchronous calls (``is_async``) may be submitted two ways: with ``SubmitFlags.ASYNC`` they are
+CUDA's ``*Async`` variant (no completion unless they fail); without it the host completes them only
+once their work has finished, which is CUDA's synchronous variant (``cuMemsetD8``, ``cuMemcpyHtoD``,
+…), and like every call that waits they report a latched asynchronous error.
+
+Payloads: ``in_payload`` says what the input payload area carries (bytes to copy, a module image, a
+NUL-terminated name, a packed kernel parameter block); ``out_payload`` what the host writes to the
+output area. ``synchronizing`` calls wait for earlier work; they report a latched asynchronous error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final, Literal, Self
+
+from pydantic import model_validator
+
+from ._enums import (
+    CublasComputeType,
+    CublasOperation,
+    CudaDataType,
+    GranularityOption,
+    MemAccessFlags,
+    StreamCaptureMode,
+    StreamCaptureStatus,
+)
+from ._wire import (
+    F32,
+    F64,
+    I32,
+    I64,
+    U8,
+    U16,
+    U32,
+    U64,
+    Bytes16,
+    CtxH,
+    CublasH,
+    Device,
+    DevPtr,
+    EventH,
+    FunctionH,
+    GraphExecH,
+    GraphH,
+    MemH,
+    ModuleH,
+    StreamH,
+    WireModel,
+    enum_field,
+    layout_of,
+)
+
+__all__ = ["CALLS", "CALLS_BY_NAME", "CallSpec", "spec_for"]
+
+StatusDomain = Literal["CUresult", "cublasStatus_t"]
+
+# ---------------------------------------------------------------------------------------------
+# Shared shapes
+
+
+class NoArgs(WireModel):
+    """No arguments."""
+
+
+class NoResult(WireModel):
+    """No results beyond the status."""
+
+
+class DeviceArgs(WireModel):
+    device: Device
+
+
+class StreamArgs(WireModel):
+    stream: StreamH
+
+
+class EventArgs(WireModel):
+    event: EventH
+
+
+class CtxArgs(WireModel):
+    ctx: CtxH
+
+
+class CtxResult(WireModel):
+    ctx: CtxH
+
+
+class FlagsArgs(WireModel):
+    flags: U32
+
+
+class I32Result(WireModel):
+    value: I32
+
+
+class ModuleArgs(WireModel):
+    module: ModuleH
+
+
+class CublasArgs(WireModel):
+    handle: CublasH
+
+
+class DevPtrResult(WireModel):
+    dptr: DevPtr
+
+
+# ---------------------------------------------------------------------------------------------
+# Driver, device, context, memory info
+
+
+class DeviceGetArgs(WireModel):
+    ordinal: I32
+
+
+class DeviceGetResult(WireModel):
+    device: Device
+
+
+class DeviceGetAttributeArgs(WireModel):
+    attrib: I32
+    device: Device
+
+
+class DeviceTotalMemResult(WireModel):
+    bytes: U64
+
+
+class DeviceUuidResult(WireModel):
+    uuid: Bytes16
+
+
+class CtxCreateArgs(WireModel):
+    flags: U32
+    device: Device
+
+
+class MemGetInfoResult(WireModel):
+    free: U64
+    total: U64
+
+
+# ---------------------------------------------------------------------------------------------
+# Memory: allocation, memset, copies
+
+
+class MemAllocArgs(WireModel):
+    bytesize: U64
+
+
+class MemFreeArgs(WireModel):
+    dptr: DevPtr
+
+
+class MemsetD8Args(WireModel):
+    dst: DevPtr
+    count: U64
+    value: U8
+    stream: StreamH
+
+
+class MemsetD16Args(WireModel):
+    dst: DevPtr
+    count: U64
+    value: U16
+    stream: StreamH
+
+
+class MemsetD32Args(WireModel):
+    dst: DevPtr
+    count: U64
+    value: U32
+    stream: StreamH
+
+
+class MemcpyHtoDArgs(WireModel):
+    """The bytes ride in the input payload; ``in_len`` is the copy's length."""
+
+    dst: DevPtr
+    stream: StreamH
+
+
+class MemcpyDtoHArgs(WireModel):
+    """The bytes come back in the output payload; ``count`` must fit ``out_cap``."""
+
+    src: DevPtr
+    count: U64
+    stream: StreamH
+
+
+class MemcpyDtoDArgs(WireModel):
+    dst: DevPtr
+    src: DevPtr
+    count: U64
+    stream: StreamH
+
+
+# ---------------------------------------------------------------------------------------------
+# Virtual memory management
+
+
+class GranularityArgs(WireModel):
+    device: Device
+    option: enum_field(GranularityOption)  # type: ignore[valid-type]
+
+
+class GranularityResult(WireModel):
+    granularity: U64
+
+
+class MemCreateArgs(WireModel):
+    """Pinned device memory on ``device`` (``CU_MEM_ALLOCATION_TYPE_PINNED``, no export handle)."""
+
+    size: U64
+    device: Device
+    flags: U32
+
+    @model_validator(mode="after")
+    def _size_positive(self) -> Self:
+        if self.size == 0:
+            raise ValueError("size must be positive")
+        return self
+
+
+class MemHandleArgs(WireModel):
+    handle: MemH
+
+
+class MemHandleResult(WireModel):
+    handle: MemH
+
+
+class AddressReserveArgs(WireModel):
+    size: U64
+    alignment: U64
+    addr: DevPtr
+    flags: U64
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.size == 0:
+            raise ValueError("size must be positive")
+        if self.alignment & (self.alignment - 1):
+            raise ValueError("alignment must be 0 or a power of two")
+        return self
+
+
+class AddressFreeArgs(WireModel):
+    ptr: DevPtr
+    size: U64
+
+
+class MemMapArgs(WireModel):
+    ptr: DevPtr
+    size: U64
+    offset: U64
+    handle: MemH
+    flags: U32
+
+
+class MemUnmapArgs(WireModel):
+    ptr: DevPtr
+    size: U64
+
+
+class MemSetAccessArgs(WireModel):
+    """One ``CUmemAccessDesc`` (a device location and its protection)."""
+
+    ptr: DevPtr
+    size: U64
+    device: Device
+    flags: enum_field(MemAccessFlags)  # type: ignore[valid-type]
+
+
+# ---------------------------------------------------------------------------------------------
+# Streams and events
+
+
+class StreamCreateResult(WireModel):
+    stream: StreamH
+
+
+class StreamWaitEventArgs(WireModel):
+    stream: StreamH
+    event: EventH
+    flags: U32
+
+
+class EventCreateResult(WireModel):
+    event: EventH
+
+
+class EventRecordArgs(WireModel):
+    event: EventH
+    stream: StreamH
+
+
+class EventElapsedArgs(WireModel):
+    start: EventH
+    end: EventH
+
+
+class EventElapsedResult(WireModel):
+    milliseconds: F32
+
+
+# ---------------------------------------------------------------------------------------------
+# Modules and launch
+
+
+class ModuleLoadResult(WireModel):
+    module: ModuleH
+
+
+class FunctionResult(WireModel):
+    function: FunctionH
+
+
+class GlobalResult(WireModel):
+    dptr: DevPtr
+    bytes: U64
+
+
+class FuncParamInfoArgs(WireModel):
+    function: FunctionH
+    index: U32
+
+
+class FuncParamInfoResult(WireModel):
+    offset: U64
+    size: U64
+
+
+class FuncArgs(WireModel):
+    function: FunctionH
+
+
+class FuncParamLayoutResult(WireModel):
+    """``count`` parameters; the output payload holds ``count`` (u32 offset, u32 size) pairs."""
+
+    count: U32
+    param_bytes: U32
+
+
+class LaunchKernelArgs(WireModel):
+    """The packed parameter block (each parameter at its offset) rides in the input payload."""
+
+    function: FunctionH
+    grid_x: U32
+    grid_y: U32
+    grid_z: U32
+    block_x: U32
+    block_y: U32
+    block_z: U32
+    shared_mem_bytes: U32
+    stream: StreamH
+
+    @model_validator(mode="after")
+    def _dims(self) -> Self:
+        if min(self.grid_x, self.grid_y, self.grid_z, self.block_x, self.block_y, self.block_z) == 0:
+            raise ValueError("grid and block dimensions must be at least 1")
+        if self.block_x * self.block_y * self.block_z > 1024:
+            raise ValueError("a block has at most 1024 threads")
+        if self.grid_y > 65535 or self.grid_z > 65535 or self.grid_x > 2**31 - 1:
+            raise ValueError("grid dimensions exceed CUDA's limits")
+        return self
+
+
+# ---------------------------------------------------------------------------------------------
+# cuBLAS
+
+
+class CublasCreateResult(WireModel):
+    handle: CublasH
+
+
+class CublasSetStreamArgs(WireModel):
+    handle: CublasH
+    stream: StreamH
+
+
+class CublasSetMathModeArgs(WireModel):
+    handle: CublasH
+    mode: U32
+
+
+_OpField = enum_field(CublasOperation)
+_TypeField = enum_field(CudaDataType)
+_ComputeField = enum_field(CublasComputeType)
+
+
+def _check_gemm_shape(
+    transa: CublasOperation, transb: CublasOperation, m: int, n: int, k: int,
+    lda: int, ldb: int, ldc: int,
+) -> None:
+    if min(m, n, k) < 0:
+        raise ValueError("m, n and k must not be negative")
+    rows_a = m if transa == CublasOperation.CUBLAS_OP_N else k
+    rows_b = k if transb == CublasOperation.CUBLAS_OP_N else n
+    if lda < max(1, rows_a):
+        raise ValueError(f"lda={lda} < max(1, {rows_a})")
+    if ldb < max(1, rows_b):
+        raise ValueError(f"ldb={ldb} < max(1, {rows_b})")
+    if ldc < max(1, m):
+        raise ValueError(f"ldc={ldc} < max(1, {m})")
+
+
+class SgemmArgs(WireModel):
+    handle: CublasH
+    transa: _OpField  # type: ignore[valid-type]
+    transb: _OpField  # type: ignore[valid-type]
+    m: I32
+    n: I32
+    k: I32
+    alpha: F32
+    a: DevPtr
+    lda: I32
+    b: DevPtr
+    ldb: I32
+    beta: F32
+    c: DevPtr
+    ldc: I32
+
+    @model_validator(mode="after")
+    def _shape(self) -> Self:
+        _check_gemm_shape(self.transa, self.transb, self.m, self.n, self.k, self.lda, self.ldb, self.ldc)
+        return self
+
+
+class GemmExArgs(WireModel):
+    """``alpha``/``beta`` travel as doubles; with f32 compute they hold float values exactly."""
+
+    handle: CublasH
+    transa: _OpField  # type: ignore[valid-type]
+    transb: _OpField  # type: ignore[valid-type]
+    m: I32
+    n: I32
+    k: I32
+    alpha: F64
+    a: DevPtr
+    a_type: _TypeField  # type: ignore[valid-type]
+    lda: I32
+    b: DevPtr
+    b_type: _TypeField  # type: ignore[valid-type]
+    ldb: I32
+    beta: F64
+    c: DevPtr
+    c_type: _TypeField  # type: ignore[valid-type]
+    ldc: I32
+    compute_type: _ComputeField  # type: ignore[valid-type]
+    algo: I32
+
+    @model_validator(mode="after")
+    def _shape(self) -> Self:
+        _check_gemm_shape(self.transa, self.transb, self.m, self.n, self.k, self.lda, self.ldb, self.ldc)
+        return self
+
+
+class GemmStridedBatchedExArgs(WireModel):
+    handle: CublasH
+    transa: _OpField  # type: ignore[valid-type]
+    transb: _OpField  # type: ignore[valid-type]
+    m: I32
+    n: I32
+    k: I32
+    alpha: F64
+    a: DevPtr
+    a_type: _TypeField  # type: ignore[valid-type]
+    lda: I32
+    stride_a: I64
+    b: DevPtr
+    b_type: _TypeField  # type: ignore[valid-type]
+    ldb: I32
+    stride_b: I64
+    beta: F64
+    c: DevPtr
+    c_type: _TypeField  # type: ignore[valid-type]
+    ldc: I32
+    stride_c: I64
+    batch_count: I32
+    compute_type: _ComputeField  # type: ignore[valid-type]
+    algo: I32
+
+    @model_validator(mode="after")
+    def _shape(self) -> Self:
+        _check_gemm_shape(self.transa, self.transb, self.m, self.n, self.k, self.lda, self.ldb, self.ldc)
+        if self.batch_count < 0:
+            raise ValueError("batch_count must not be negative")
+        return self
+
+
+class GemmBatchedExArgs(WireModel):
+    """``a``, ``b``, ``c`` are device arrays of ``batch_count`` device pointers."""
+
+    handle: CublasH
+    transa: _OpField  # type: ignore[valid-type]
+    transb: _OpField  # type: ignore[valid-type]
+    m: I32
+    n: I32
+    k: I32
+    alpha: F64
+    a: DevPtr
+    a_type: _TypeField  # type: ignore[valid-type]
+    lda: I32
+    b: DevPtr
+    b_type: _TypeField  # type: ignore[valid-type]
+    ldb: I32
+    beta: F64
+    c: DevPtr
+    c_type: _TypeField  # type: ignore[valid-type]
+    ldc: I32
+    batch_count: I32
+    compute_type: _ComputeField  # type: ignore[valid-type]
+    algo: I32
+
+    @model_validator(mode="after")
+    def _shape(self) -> Self:
+        _check_gemm_shape(self.transa, self.transb, self.m, self.n, self.k, self.lda, self.ldb, self.ldc)
+        if self.batch_count < 0:
+            raise ValueError("batch_count must not be negative")
+        return self
+
+
+# ---------------------------------------------------------------------------------------------
+# Stream capture and graphs
+
+
+class BeginCaptureArgs(WireModel):
+    stream: StreamH
+    mode: enum_field(StreamCaptureMode)  # type: ignore[valid-type]
+
+
+class GraphResult(WireModel):
+    graph: GraphH
+
+
+class CaptureInfoResult(WireModel):
+    status: enum_field(StreamCaptureStatus)  # type: ignore[valid-type]
+    capture_id: U64
+
+
+class GraphArgs(WireModel):
+    graph: GraphH
+
+
+class GraphInstantiateArgs(WireModel):
+    graph: GraphH
+    flags: U64
+
+
+class GraphExecResult(WireModel):
+    graph_exec: GraphExecH
+
+
+class GraphExecArgs(WireModel):
+    graph_exec: GraphExecH
+
+
+class GraphLaunchArgs(WireModel):
+    graph_exec: GraphExecH
+    stream: StreamH
+
+
+# ---------------------------------------------------------------------------------------------
+# The registry
+
+
+@dataclass(frozen=True, slots=True)
+class CallSpec:
+    """Everything the codec, the worker and the generators need to know about one call."""
+
+    call_id: int
+    name: str  # the catalog's snake_case name, also the executor's handler name
+    cuda_name: str  # the CUDA / cuBLAS entry point it stands for
+    args: type[WireModel]
+    result: type[WireModel]
+    is_async: bool = False  # CUDA returns before the work is done: may be submitted ASYNC
+    synchronizing: bool = False  # waits for earlier work: reports a latched asynchronous error
+    in_payload: str | None = None
+    out_payload: str | None = None
+    status_domain: StatusDomain = "CUresult"
+    doc: str = ""
+
+
+def _specs() -> list[CallSpec]:
+    cs = CallSpec
+    ns = NoArgs
+    nr = NoResult
+    return [
+        cs(0x0001, "nop", "vgpuNop", ns, nr, doc="Does nothing; the floor of a round trip."),
+        # driver and device
+        cs(0x0010, "init", "cuInit", FlagsArgs, nr),
+        cs(0x0011, "driver_get_version", "cuDriverGetVersion", ns, I32Result),
+        cs(0x0012, "device_get_count", "cuDeviceGetCount", ns, I32Result),
+        cs(0x0013, "device_get", "cuDeviceGet", DeviceGetArgs, DeviceGetResult),
+        cs(0x0014, "device_get_name", "cuDeviceGetName", DeviceArgs, nr,
+           out_payload="the device name, NUL-terminated, truncated to out_cap"),
+        cs(0x0015, "device_get_attribute", "cuDeviceGetAttribute", DeviceGetAttributeArgs, I32Result),
+        cs(0x0016, "device_total_mem", "cuDeviceTotalMem_v2", DeviceArgs, DeviceTotalMemResult),
+        cs(0x0017, "device_get_uuid", "cuDeviceGetUuid_v2", DeviceArgs, DeviceUuidResult),
+        cs(0x0018, "device_get_pci_bus_id", "cuDeviceGetPCIBusId", DeviceArgs, nr,
+           out_payload="the PCI bus id 'dddd:bb:dd.f', NUL-terminated, truncated to out_cap"),
+        # contexts
+        cs(0x0020, "primary_ctx_retain", "cuDevicePrimaryCtxRetain", DeviceArgs, CtxResult),
+        cs(0x0021, "primary_ctx_release", "cuDevicePrimaryCtxRelease_v2", DeviceArgs, nr),
+        cs(0x0022, "ctx_create", "cuCtxCreate_v2", CtxCreateArgs, CtxResult),
+        cs(0x0023, "ctx_destroy", "cuCtxDestroy_v2", CtxArgs, nr),
+        cs(0x0024, "ctx_set_current", "cuCtxSetCurrent", CtxArgs, nr),
+        cs(0x0025, "ctx_get_current", "cuCtxGetCurrent", ns, CtxResult),
+        cs(0x0026, "ctx_synchronize", "cuCtxSynchronize", ns, nr, synchronizing=True),
+        cs(0x0027, "mem_get_info", "cuMemGetInfo_v2", ns, MemGetInfoResult),
+        # memory
+        cs(0x0030, "mem_alloc", "cuMemAlloc_v2", MemAllocArgs, DevPtrResult),
+        cs(0x0031, "mem_free", "cuMemFree_v2", MemFreeArgs, nr),
+        cs(0x0032, "memset_d8", "cuMemsetD8Async", MemsetD8Args, nr, is_async=True),
+        cs(0x0033, "memset_d16", "cuMemsetD16Async", MemsetD16Args, nr, is_async=True),
+        cs(0x0034, "memset_d32", "cuMemsetD32Async", MemsetD32Args, nr, is_async=True),
+        cs(0x0035, "memcpy_htod", "cuMemcpyHtoDAsync_v2", MemcpyHtoDArgs, nr, is_async=True,
+           in_payload="the bytes to copy (one chunk of a larger copy: see chunking)"),
+        cs(0x0036, "memcpy_dtoh", "cuMemcpyDtoHAsync_v2", MemcpyDtoHArgs, nr, is_async=True,
+           out_payload="the bytes copied (count bytes); after an ASYNC submission they are valid "
+           "once the stream has been synchronized"),
+        cs(0x0037, "memcpy_dtod", "cuMemcpyDtoDAsync_v2", MemcpyDtoDArgs, nr, is_async=True),
+        # virtual memory management
+        cs(0x0040, "mem_get_allocation_granularity", "cuMemGetAllocationGranularity",
+           GranularityArgs, GranularityResult),
+        cs(0x0041, "mem_create", "cuMemCreate", MemCreateArgs, MemHandleResult),
+        cs(0x0042, "mem_release", "cuMemRelease", MemHandleArgs, nr),
+        cs(0x0043, "mem_address_reserve", "cuMemAddressReserve", AddressReserveArgs, DevPtrResult),
+        cs(0x0044, "mem_address_free", "cuMemAddressFree", AddressFreeArgs, nr),
+        cs(0x0045, "mem_map", "cuMemMap", MemMapArgs, nr),
+        cs(0x0046, "mem_unmap", "cuMemUnmap", MemUnmapArgs, nr),
+        cs(0x0047, "mem_set_access", "cuMemSetAccess", MemSetAccessArgs, nr),
+        # streams
+        cs(0x0050, "stream_create", "cuStreamCreate", FlagsArgs, StreamCreateResult),
+        cs(0x0051, "stream_destroy", "cuStreamDestroy_v2", StreamArgs, nr),
+        cs(0x0052, "stream_synchronize", "cuStreamSynchronize", StreamArgs, nr, synchronizing=True),
+        cs(0x0053, "stream_query", "cuStreamQuery", StreamArgs, nr,
+           doc="CUDA_ERROR_NOT_READY while work is pending"),
+        cs(0x0054, "stream_wait_event", "cuStreamWaitEvent", StreamWaitEventArgs, nr, is_async=True),
+        # events
+        cs(0x0060, "event_create", "cuEventCreate", FlagsArgs, EventCreateResult),
+        cs(0x0061, "event_destroy", "cuEventDestroy_v2", EventArgs, nr),
+        cs(0x0062, "event_record", "cuEventRecord", EventRecordArgs, nr, is_async=True),
+        cs(0x0063, "event_synchronize", "cuEventSynchronize", EventArgs, nr, synchronizing=True),
+        cs(0x0064, "event_query", "cuEventQuery", EventArgs, nr,
+           doc="CUDA_ERROR_NOT_READY until the event has completed"),
+        cs(0x0065, "event_elapsed_time", "cuEventElapsedTime", EventElapsedArgs, EventElapsedResult),
+        # modules and launch
+        cs(0x0070, "module_load_data", "cuModuleLoadData", ns, ModuleLoadResult,
+           in_payload="the module image: PTX text, a cubin or a fatbin"),
+        cs(0x0071, "module_unload", "cuModuleUnload", ModuleArgs, nr),
+        cs(0x0072, "module_get_function", "cuModuleGetFunction", ModuleArgs, FunctionResult,
+           in_payload="the kernel's (mangled) name, UTF-8, optionally NUL-terminated"),
+        cs(0x0073, "module_get_global", "cuModuleGetGlobal_v2", ModuleArgs, GlobalResult,
+           in_payload="the global's name, UTF-8, optionally NUL-terminated"),
+        cs(0x0074, "func_get_param_info", "cuFuncGetParamInfo", FuncParamInfoArgs, FuncParamInfoResult),
+        cs(0x0075, "func_get_param_layout", "vgpuFuncGetParamLayout", FuncArgs, FuncParamLayoutResult,
+           out_payload="count pairs of (u32 offset, u32 size), one per kernel parameter"),
+        cs(0x0076, "launch_kernel", "cuLaunchKernel", LaunchKernelArgs, nr, is_async=True,
+           in_payload="the packed parameter block: each parameter at its offset"),
+        # cuBLAS
+        cs(0x0080, "cublas_create", "cublasCreate_v2", ns, CublasCreateResult,
+           status_domain="cublasStatus_t"),
+        cs(0x0081, "cublas_destroy", "cublasDestroy_v2", CublasArgs, nr, status_domain="cublasStatus_t"),
+        cs(0x0082, "cublas_set_stream", "cublasSetStream_v2", CublasSetStreamArgs, nr,
+           status_domain="cublasStatus_t"),
+        cs(0x0083, "cublas_set_math_mode", "cublasSetMathMode", CublasSetMathModeArgs, nr,
+           status_domain="cublasStatus_t"),
+        cs(0x0084, "cublas_sgemm", "cublasSgemm_v2", SgemmArgs, nr, is_async=True,
+           status_domain="cublasStatus_t"),
+        cs(0x0085, "cublas_gemm_ex", "cublasGemmEx", GemmExArgs, nr, is_async=True,
+           status_domain="cublasStatus_t"),
+        cs(0x0086, "cublas_gemm_strided_batched_ex", "cublasGemmStridedBatchedEx",
+           GemmStridedBatchedExArgs, nr, is_async=True, status_domain="cublasStatus_t"),
+        cs(0x0087, "cublas_gemm_batched_ex", "cublasGemmBatchedEx", GemmBatchedExArgs, nr,
+           is_async=True, status_domain="cublasStatus_t"),
+        # stream capture and graphs
+        cs(0x0090, "stream_begin_capture", "cuStreamBeginCapture_v2", BeginCaptureArgs, nr),
+        cs(0x0091, "stream_end_capture", "cuStreamEndCapture", StreamArgs, GraphResult),
+        cs(0x0092, "stream_get_capture_info", "cuStreamGetCaptureInfo", StreamArgs, CaptureInfoResult),
+        cs(0x0093, "graph_instantiate", "cuGraphInstantiateWithFlags", GraphInstantiateArgs,
+           GraphExecResult),
+        cs(0x0094, "graph_launch", "cuGraphLaunch", GraphLaunchArgs, nr, is_async=True),
+        cs(0x0095, "graph_exec_destroy", "cuGraphExecDestroy", GraphExecArgs, nr),
+        cs(0x0096, "graph_destroy", "cuGraphDestroy", GraphArgs, nr),
+    ]
+
+
+def _build() -> tuple[dict[int, CallSpec], dict[str, CallSpec]]:
+    by_id: dict[int, CallSpec] = {}
+    by_name: dict[str, CallSpec] = {}
+    from ._frames import MAX_INLINE_ARGS, MAX_INLINE_RESULTS
+
+    for spec in _specs():
+        if spec.call_id in by_id or spec.name in by_name:
+            raise AssertionError(f"duplicate call {spec.call_id:#06x} {spec.name}")
+        if layout_of(spec.args).size > MAX_INLINE_ARGS:
+            raise AssertionError(f"{spec.name}: arguments do not fit inline")
+        if layout_of(spec.result).size > MAX_INLINE_RESULTS:
+            raise AssertionError(f"{spec.name}: results do not fit inline")
+        by_id[spec.call_id] = spec
+        by_name[spec.name] = spec
+    return by_id, by_name
+
+
+_BUILT = _build()
+CALLS: Final[dict[int, CallSpec]] = _BUILT[0]
+CALLS_BY_NAME: Final[dict[str, CallSpec]] = _BUILT[1]
+
+
+def spec_for(call_id: int) -> CallSpec | None:
+    return CALLS.get(call_id)

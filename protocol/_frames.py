@@ -1,0 +1,180 @@
+"""Submission and completion entries, and where their payloads may lie.
+
+Submission entry (SQE, 192 bytes)::
+
+    0   u32 seq        guest's sequence number, echoed in the completion
+    4   u16 call_id    catalog number of the call
+    6   u16 flags      SubmitFlags
+    8   u32 in_off     input payload: arena-relative offset …
+    12  u32 in_len     … and length (0: none)
+    16  u32 out_off    output payload area: arena-relative offset …
+    20  u32 out_cap    … and capacity (0: none)
+    24  u32 args_len   bytes of ``args`` the call's argument struct uses
+    28  u32 reserved   must be 0
+    32  u8  args[160]  the call's packed argument struct (protocol/_wire.py layout)
+
+Completion entry (CQE, 64 bytes)::
+
+    0   u32 seq        the submission's seq
+    4   u16 call_id    the submission's call id
+    6   u16 flags      CompleteFlags
+    8   u32 status     CUresult (cublasStatus_t for cuBLAS calls)
+    12  u32 out_len    bytes written to the output payload area
+    16  u8  results[48] the call's packed result struct
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from enum import IntFlag
+from typing import Final
+
+from ._errors import LocalProtocolError, RemoteProtocolError
+from ._status import CUresult
+
+__all__ = [
+    "CQE_HEADER",
+    "MAX_INLINE_ARGS",
+    "MAX_INLINE_RESULTS",
+    "SQE_HEADER",
+    "CompleteFlags",
+    "Completion",
+    "SubmitFlags",
+    "Submission",
+    "check_payloads",
+    "decode_completion",
+    "decode_submission",
+    "encode_completion",
+    "encode_submission",
+    "plan_chunks",
+]
+
+SQE_HEADER: Final = struct.Struct("<IHHIIIIII")
+CQE_HEADER: Final = struct.Struct("<IHHII")
+MAX_INLINE_ARGS: Final = 160
+MAX_INLINE_RESULTS: Final = 48
+assert SQE_HEADER.size + MAX_INLINE_ARGS == 192
+assert CQE_HEADER.size + MAX_INLINE_RESULTS == 64
+
+
+class SubmitFlags(IntFlag):
+    ASYNC = 1 << 0  # post without waiting: no completion unless it fails
+    CHUNK_MORE = 1 << 1  # one chunk of a larger copy; more chunks of the same copy follow
+
+
+class CompleteFlags(IntFlag):
+    ASYNC_ERROR = 1 << 0  # reports the failure of an ASYNC submission (its seq), nothing waits on it
+    LATCHED = 1 << 1  # status is an earlier asynchronous error, reported at this synchronizing call
+
+
+_SUBMIT_FLAGS: Final = int(SubmitFlags.ASYNC | SubmitFlags.CHUNK_MORE)
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    seq: int
+    call_id: int
+    flags: SubmitFlags
+    in_off: int
+    in_len: int
+    out_off: int
+    out_cap: int
+    args: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    seq: int
+    call_id: int
+    flags: CompleteFlags
+    status: int
+    out_len: int
+    results: bytes
+
+
+def encode_submission(
+    buf: memoryview | bytearray, offset: int, *, seq: int, call_id: int, args: bytes = b"",
+    flags: int = 0, in_off: int = 0, in_len: int = 0, out_off: int = 0, out_cap: int = 0,
+) -> None:
+    """Write one SQE at ``offset`` of ``buf``."""
+    if len(args) > MAX_INLINE_ARGS:
+        raise LocalProtocolError(f"{len(args)} bytes of arguments exceed {MAX_INLINE_ARGS}")
+    SQE_HEADER.pack_into(buf, offset, seq, call_id, flags, in_off, in_len, out_off, out_cap,
+                         len(args), 0)
+    start = offset + SQE_HEADER.size
+    buf[start:start + len(args)] = args
+
+
+def decode_submission(buf: memoryview | bytes | bytearray, offset: int = 0) -> Submission:
+    """Read one SQE; raises :class:`RemoteProtocolError` for anything malformed in its header."""
+    try:
+        seq, call_id, flags, in_off, in_len, out_off, out_cap, args_len, reserved = (
+            SQE_HEADER.unpack_from(buf, offset))
+    except struct.error as exc:
+        raise RemoteProtocolError(f"truncated submission entry: {exc}") from exc
+    if reserved:
+        raise RemoteProtocolError(f"submission {seq}: reserved word is {reserved:#x}, must be 0")
+    if flags & ~_SUBMIT_FLAGS:
+        raise RemoteProtocolError(f"submission {seq}: unknown flag bits {flags & ~_SUBMIT_FLAGS:#x}")
+    if args_len > MAX_INLINE_ARGS:
+        raise RemoteProtocolError(f"submission {seq}: args_len {args_len} > {MAX_INLINE_ARGS}")
+    start = offset + SQE_HEADER.size
+    args = bytes(buf[start:start + args_len])
+    if len(args) != args_len:
+        raise RemoteProtocolError(f"submission {seq}: entry truncated inside its arguments")
+    return Submission(seq, call_id, SubmitFlags(flags), in_off, in_len, out_off, out_cap, args)
+
+
+def encode_completion(
+    buf: memoryview | bytearray, offset: int, *, seq: int, call_id: int, status: int,
+    results: bytes = b"", out_len: int = 0, flags: int = 0,
+) -> None:
+    if len(results) > MAX_INLINE_RESULTS:
+        raise LocalProtocolError(f"{len(results)} bytes of results exceed {MAX_INLINE_RESULTS}")
+    CQE_HEADER.pack_into(buf, offset, seq, call_id, flags, status, out_len)
+    start = offset + CQE_HEADER.size
+    buf[start:start + MAX_INLINE_RESULTS] = results.ljust(MAX_INLINE_RESULTS, b"\0")
+
+
+def decode_completion(buf: memoryview | bytes | bytearray, offset: int = 0) -> Completion:
+    """Read one CQE (the guest's side; the host is trusted, but the bytes are checked anyway)."""
+    try:
+        seq, call_id, flags, status, out_len = CQE_HEADER.unpack_from(buf, offset)
+    except struct.error as exc:
+        raise RemoteProtocolError(f"truncated completion entry: {exc}") from exc
+    start = offset + CQE_HEADER.size
+    results = bytes(buf[start:start + MAX_INLINE_RESULTS])
+    if len(results) != MAX_INLINE_RESULTS:
+        raise RemoteProtocolError("completion entry truncated inside its results")
+    known = int(CompleteFlags.ASYNC_ERROR | CompleteFlags.LATCHED)
+    return Completion(seq, call_id, CompleteFlags(flags & known), status, out_len, results)
+
+
+def check_payloads(sub: Submission, arena_size: int) -> None:
+    """Refuse payload areas that leave the arena or overlap each other."""
+    spans = []
+    for name, off, length in (("input", sub.in_off, sub.in_len), ("output", sub.out_off, sub.out_cap)):
+        if length == 0:
+            continue
+        if off >= arena_size or length > arena_size - off:
+            raise RemoteProtocolError(
+                f"submission {sub.seq}: {name} payload [{off}, +{length}) leaves the "
+                f"{arena_size}-byte arena", CUresult.CUDA_ERROR_INVALID_VALUE)
+        spans.append((off, off + length))
+    if len(spans) == 2 and spans[0][0] < spans[1][1] and spans[1][0] < spans[0][1]:
+        raise RemoteProtocolError(
+            f"submission {sub.seq}: input {spans[0]} and output {spans[1]} payloads overlap",
+            CUresult.CUDA_ERROR_INVALID_VALUE)
+
+
+def plan_chunks(total: int, chunk: int) -> list[tuple[int, int]]:
+    """Split a copy of ``total`` bytes into ``(offset, length)`` chunks of at most ``chunk`` bytes.
+
+    Every chunk but the last is submitted with ``CHUNK_MORE``; see docs/protocol.md.
+    """
+    if chunk <= 0:
+        raise LocalProtocolError(f"chunk size {chunk} must be positive")
+    if total < 0:
+        raise LocalProtocolError(f"copy size {total} must not be negative")
+    return [(off, min(chunk, total - off)) for off in range(0, total, chunk)] or [(0, 0)]
