@@ -1,0 +1,16 @@
+"""Executor backends: where a VM's calls are replayed (``sim`` on the CPU, ``cuda`` on the GPU)."""
+
+from ._base import Allocation, AllocationMap, CallIO, DeviceConfig, Executor, HandleTable
+from ._errors import BackendUnavailableError, CudaError, ExecutorError
+
+__all__ = [
+    "Allocation",
+    "AllocationMap",
+    "BackendUnavailableError",
+    "CallIO",
+    "CudaError",
+    "DeviceConfig",
+    "Executor",
+    "ExecutorError",
+    "HandleTable",
+]

@@ -1,0 +1,217 @@
+"""The executor interface that every backend implements, and the per-VM bookkeeping they share.
+
+A backend serves exactly one VM (it lives in that VM's worker process). The worker decodes each
+submission into a :class:`protocol.CallSpec` and an argument model and calls
+:meth:`Executor.execute`; the backend dispatches to the handler named after the call
+(``mem_alloc``, ``memcpy_htod``, …) with the signature ``(self, args, io) -> result model``. A call a
+backend has no handler for answers ``CUDA_ERROR_NOT_SUPPORTED`` and is logged.
+
+Handles that the guest sees (streams, events, modules, …) are small per-VM ids from a
+:class:`HandleTable`; device pointers are the backend's real device addresses, and every copy and
+memset is checked against the VM's own allocations in :class:`AllocationMap` first.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import structlog
+
+from protocol import CallSpec, CublasStatus, CUresult, WireModel
+
+from ._errors import CudaError
+
+__all__ = [
+    "Allocation",
+    "AllocationMap",
+    "CallIO",
+    "DeviceConfig",
+    "Executor",
+    "HandleTable",
+]
+
+T = TypeVar("T")
+log = structlog.get_logger("executor")
+
+
+@dataclass(slots=True)
+class CallIO:
+    """One call's payloads: ``inp`` (read-only input), ``out`` (the output area, ``out_cap`` bytes)
+    and ``blocking`` (True when the guest waits: an async-capable call submitted without ASYNC must
+    finish its work before the handler returns). A handler sets ``out_len`` to the bytes it wrote."""
+
+    inp: memoryview
+    out: memoryview
+    blocking: bool = True
+    out_len: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceConfig:
+    """What the virtual device reports about itself (the sim backend's whole identity)."""
+
+    name: str = "vGPU Simulated H100"
+    total_memory: int = 16 * 1024**3
+    compute_capability: tuple[int, int] = (9, 0)
+    uuid: bytes = bytes.fromhex("5647505553494d000000000000000001")
+    pci_bus_id: str = "0000:00:05.0"
+    multiprocessor_count: int = 132
+    driver_version: int = 12080
+
+
+class HandleTable(Generic[T]):
+    """Per-VM ids for one kind of handle. Ids start at 1 (0 is CUDA's null handle) and are never
+    reused within a session, so a stale id is always recognised as such."""
+
+    def __init__(self, kind: str, status: CUresult | CublasStatus = CUresult.CUDA_ERROR_INVALID_HANDLE,
+                 limit: int = 1 << 20) -> None:
+        self.kind = kind
+        self._status = status
+        self._objects: dict[int, T] = {}
+        self._ids = itertools.count(1)
+        self._limit = limit
+
+    def add(self, obj: T) -> int:
+        if len(self._objects) >= self._limit:
+            raise CudaError(CUresult.CUDA_ERROR_OUT_OF_MEMORY,
+                            f"too many live {self.kind} handles ({self._limit})")
+        handle = next(self._ids)
+        self._objects[handle] = obj
+        return handle
+
+    def get(self, handle: int) -> T:
+        try:
+            return self._objects[handle]
+        except KeyError:
+            raise CudaError(self._status, f"{self.kind} handle {handle} was never issued to this VM "
+                            "or is already destroyed") from None
+
+    def pop(self, handle: int) -> T:
+        obj = self.get(handle)
+        del self._objects[handle]
+        return obj
+
+    def __len__(self) -> int:
+        return len(self._objects)
+
+    def __contains__(self, handle: int) -> bool:
+        return handle in self._objects
+
+    def items(self) -> Iterator[tuple[int, T]]:
+        return iter(list(self._objects.items()))
+
+    def clear(self) -> list[T]:
+        objects = list(self._objects.values())
+        self._objects.clear()
+        return objects
+
+
+@dataclass(slots=True)
+class Allocation:
+    """A range of device addresses the VM may touch; ``obj`` is the backend's own record."""
+
+    start: int
+    size: int
+    kind: str  # "alloc" (cuMemAlloc), "vmm" (a mapped VMM range), "global" (a module global)
+    obj: Any = field(default=None)
+
+    @property
+    def end(self) -> int:
+        return self.start + self.size
+
+
+class AllocationMap:
+    """The VM's device address ranges, for bounds checks of every pointer it hands us."""
+
+    def __init__(self) -> None:
+        self._starts: list[int] = []
+        self._allocs: list[Allocation] = []
+
+    def add(self, alloc: Allocation) -> None:
+        i = bisect.bisect_right(self._starts, alloc.start)
+        if (i > 0 and self._allocs[i - 1].end > alloc.start) or (
+            i < len(self._allocs) and alloc.end > self._allocs[i].start
+        ):
+            raise CudaError(CUresult.CUDA_ERROR_ALREADY_MAPPED,
+                            f"range [{alloc.start:#x}, +{alloc.size}) overlaps a live allocation")
+        self._starts.insert(i, alloc.start)
+        self._allocs.insert(i, alloc)
+
+    def remove(self, start: int, kind: str | None = None) -> Allocation:
+        i = bisect.bisect_left(self._starts, start)
+        if i == len(self._starts) or self._starts[i] != start or (
+            kind is not None and self._allocs[i].kind != kind
+        ):
+            raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE,
+                            f"{start:#x} is not the start of a live allocation of this VM")
+        del self._starts[i]
+        return self._allocs.pop(i)
+
+    def find(self, ptr: int) -> Allocation | None:
+        i = bisect.bisect_right(self._starts, ptr) - 1
+        if i >= 0 and ptr < self._allocs[i].end:
+            return self._allocs[i]
+        return None
+
+    def check(self, ptr: int, size: int, what: str = "pointer") -> Allocation:
+        """The allocation that holds all of ``[ptr, ptr + size)``, or CUDA_ERROR_INVALID_VALUE."""
+        alloc = self.find(ptr)
+        if alloc is None:
+            raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE,
+                            f"{what} {ptr:#x} is not inside any allocation of this VM")
+        if size > alloc.end - ptr:
+            raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE,
+                            f"{what} range [{ptr:#x}, +{size}) runs past the end of its allocation "
+                            f"[{alloc.start:#x}, +{alloc.size})")
+        return alloc
+
+    def __iter__(self) -> Iterator[Allocation]:
+        return iter(list(self._allocs))
+
+    def __len__(self) -> int:
+        return len(self._allocs)
+
+
+Handler = Callable[[Any, CallIO], WireModel]
+
+
+class Executor(ABC):
+    """One VM's view of a GPU. Subclasses implement handlers named after catalog calls."""
+
+    #: the backend's name, as configured ("sim", "cuda")
+    backend_name: str = "?"
+
+    def __init__(self) -> None:
+        self._handlers: dict[int, Handler] = {}
+
+    def handler_for(self, spec: CallSpec) -> Handler | None:
+        cached = self._handlers.get(spec.call_id)
+        if cached is None:
+            found = getattr(self, spec.name, None)
+            if not callable(found):
+                return None
+            cached = self._handlers[spec.call_id] = found
+        return cached
+
+    def execute(self, spec: CallSpec, args: WireModel, io: CallIO) -> WireModel:
+        """Run one call; raises :class:`CudaError` with the status the guest should get."""
+        handler = self.handler_for(spec)
+        if handler is None:
+            raise CudaError(
+                CublasStatus.CUBLAS_STATUS_NOT_SUPPORTED if spec.status_domain == "cublasStatus_t"
+                else CUresult.CUDA_ERROR_NOT_SUPPORTED,
+                f"the {self.backend_name} backend does not serve {spec.cuda_name}")
+        return handler(args, io)
+
+    @abstractmethod
+    def memory_used(self) -> int:
+        """Device memory this VM holds (allocations, VMM physical memory), for status and quotas."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release every resource the VM holds. Idempotent."""
