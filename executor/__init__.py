@@ -2,10 +2,12 @@
 
 from ._base import Allocation, AllocationMap, CallIO, DeviceConfig, Executor, HandleTable
 from ._errors import BackendUnavailableError, CudaError, ExecutorError
+from ._factory import BackendName, create_executor, resolve_backend
 
 __all__ = [
     "Allocation",
     "AllocationMap",
+    "BackendName",
     "BackendUnavailableError",
     "CallIO",
     "CudaError",
@@ -13,4 +15,6 @@ __all__ = [
     "Executor",
     "ExecutorError",
     "HandleTable",
+    "create_executor",
+    "resolve_backend",
 ]

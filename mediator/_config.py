@@ -1,0 +1,151 @@
+"""The daemon's configuration: one TOML file, validated by pydantic, errors naming the bad key.
+
+::
+
+    [mediator]
+    socket_dir = "/run/vgpu-mediator"      # one <vm name>.sock per VM
+    control_socket = "/run/vgpu-mediator/control.sock"
+    backend = "auto"                        # sim | cuda | auto
+    log_level = "info"
+    region_size = "64MiB"                   # power of two
+    poll_us = 50                            # how long a worker spins before sleeping
+
+    [device]                                # what the sim backend reports
+    name = "vGPU Simulated H100"
+    total_memory = "16GiB"
+
+    [[vm]]
+    id = 1
+    name = "vm1"
+    memory_quota = "4GiB"
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+__all__ = [
+    "ConfigError", "DeviceSection", "MediatorConfig", "MediatorSection", "VmConfig", "load_config",
+    "parse_config", "parse_size",
+]
+
+_UNITS = {"": 1, "b": 1, "k": 1024, "kib": 1024, "m": 1024**2, "mib": 1024**2, "g": 1024**3,
+          "gib": 1024**3, "t": 1024**4, "tib": 1024**4}
+
+
+def parse_size(value: Any) -> Any:
+    """``"64MiB"`` → 67108864; ints pass through."""
+    if isinstance(value, str):
+        match = re.fullmatch(r"\s*(\d+)\s*([a-zA-Z]*)\s*", value)
+        if not match or match.group(2).lower() not in _UNITS:
+            raise ValueError(f"{value!r} is not a size such as 4096, '64MiB' or '16GiB'")
+        return int(match.group(1)) * _UNITS[match.group(2).lower()]
+    return value
+
+
+Size = Annotated[int, BeforeValidator(parse_size), Field(ge=0)]
+
+
+class ConfigError(Exception):
+    """The configuration file cannot be used; the message names the key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class MediatorSection(_Section):
+    socket_dir: Path = Path("/run/vgpu-mediator")
+    control_socket: Path | None = None
+    backend: Literal["sim", "cuda", "auto"] = "auto"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    region_size: Size = 64 * 1024**2
+    poll_us: int = Field(default=50, ge=0, le=1_000_000)
+    max_sleep_ms: int = Field(default=100, ge=1, le=10_000)
+    drain_timeout_s: float = Field(default=5.0, gt=0)
+
+    @model_validator(mode="after")
+    def _region_pow2(self) -> Self:
+        size = self.region_size
+        if size < 1 << 20 or size & (size - 1):
+            raise ValueError(f"region_size {size} must be a power of two of at least 1 MiB")
+        return self
+
+    @property
+    def control_path(self) -> Path:
+        return self.control_socket or self.socket_dir / "control.sock"
+
+
+class DeviceSection(_Section):
+    name: str = "vGPU Simulated H100"
+    total_memory: Size = 16 * 1024**3
+    compute_capability: tuple[int, int] = (9, 0)
+    uuid: str = "5647505553494d000000000000000001"
+    pci_bus_id: str = "0000:00:05.0"
+    multiprocessor_count: int = Field(default=132, ge=1)
+
+    @model_validator(mode="after")
+    def _uuid_hex(self) -> Self:
+        if not re.fullmatch(r"[0-9a-fA-F]{32}", self.uuid):
+            raise ValueError("uuid must be 32 hex digits")
+        return self
+
+
+class VmConfig(_Section):
+    id: int = Field(ge=1, le=65535)
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+    memory_quota: Size | None = None
+    region_size: Size | None = None
+
+
+class MediatorConfig(_Section):
+    mediator: MediatorSection = MediatorSection()
+    device: DeviceSection = DeviceSection()
+    vm: list[VmConfig] = []
+
+    @model_validator(mode="after")
+    def _unique_vms(self) -> Self:
+        for attr in ("id", "name"):
+            seen: set[object] = set()
+            for vm in self.vm:
+                value = getattr(vm, attr)
+                if value in seen:
+                    raise ValueError(f"two VMs share {attr} {value!r}")
+                seen.add(value)
+        return self
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        parts: list[str] = []
+        for part in err["loc"]:
+            if isinstance(part, int) and parts:
+                parts[-1] += f"[{part}]"
+            else:
+                parts.append(str(part))
+        lines.append(f"{'.'.join(parts) or '(top level)'}: {err['msg']}")
+    return "; ".join(lines)
+
+
+def parse_config(data: dict[str, Any], source: str = "<config>") -> MediatorConfig:
+    try:
+        return MediatorConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {_describe(exc)}") from None
+
+
+def load_config(path: Path | str) -> MediatorConfig:
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse_config(data, str(path))

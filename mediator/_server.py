@@ -1,0 +1,172 @@
+"""The ring server: drain submissions, decode, execute, complete — CUDA's ordering and error rules.
+
+Sans-I/O: it reads and writes the region and calls the executor, and never sleeps or touches a
+file descriptor; the worker loop around it (``_worker.py``) decides when to run it and when to
+sleep. Theory of operation:
+
+* Submissions are served strictly in ring order, so one VM's queue stays in order.
+* A completion is written for every submission without ``ASYNC``. An ``ASYNC`` submission gets none
+  unless it fails; then a completion flagged ``ASYNC_ERROR`` reports it, and the error is latched.
+* A call that waits (``spec.synchronizing``, or an async-capable call submitted without ``ASYNC``)
+  first does its own work; if that succeeds and an error is latched, it reports the latched error
+  (flag ``LATCHED``) and the latch clears, as ``cudaStreamSynchronize`` reports an earlier failure.
+* A sticky error (a kernel fault) fails every later call until the executor's context is rebuilt.
+* The head advances only after an entry has been executed: input payloads are not reused under us.
+* Anything the guest wrote wrong becomes an error status, counted; nothing here raises for it,
+  except a ring whose indices are impossible, which raises :class:`RemoteProtocolError` because the
+  region can no longer be served.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Final
+
+import structlog
+
+from executor import CallIO, CudaError, Executor
+from protocol import (
+    CALLS,
+    CompleteFlags,
+    CompletionProducer,
+    CublasStatus,
+    CUresult,
+    HeaderField,
+    Region,
+    RemoteProtocolError,
+    Submission,
+    SubmissionConsumer,
+    SubmitFlags,
+    check_payloads,
+    decode_args,
+    encode_result,
+)
+
+from ._stats import WorkerCounters
+
+__all__ = ["RingServer", "TraceHook"]
+
+_ASYNC: Final = int(SubmitFlags.ASYNC)
+_EMPTY: Final = memoryview(b"")
+
+#: called for each served call when tracing is on: (submission, call name, status, duration ns)
+TraceHook = Callable[[Submission, str, int, int], None]
+
+
+def _status_for(domain: str, status: CUresult) -> int:
+    """Map a protocol-level refusal into a cuBLAS call's status domain."""
+    if domain != "cublasStatus_t":
+        return int(status)
+    if status == CUresult.CUDA_ERROR_NOT_SUPPORTED:
+        return int(CublasStatus.CUBLAS_STATUS_NOT_SUPPORTED)
+    return int(CublasStatus.CUBLAS_STATUS_INVALID_VALUE)
+
+
+class RingServer:
+    def __init__(self, region: Region, executor: Executor, counters: WorkerCounters,
+                 *, vm: str = "?") -> None:
+        self.region = region
+        self.executor = executor
+        self.counters = counters
+        self.sq = SubmissionConsumer(region)
+        self.cq = CompletionProducer(region)
+        self.arena = region.arena
+        self.arena_size = region.layout.arena_size
+        self.latched: int = 0  # first unreported asynchronous error (CUresult), 0 if none
+        self.sticky: CudaError | None = None
+        self.trace: TraceHook | None = None
+        self.log = structlog.get_logger("worker").bind(vm=vm)
+        self._last_error_log = 0.0
+        self._suppressed = 0
+
+    # -- the hot path -------------------------------------------------------------------------
+
+    def drain(self, budget: int = 256) -> int:
+        """Serve up to ``budget`` pending submissions; returns how many were served."""
+        pending = self.sq.pending()
+        served = 0
+        while served < min(pending, budget):
+            sub = self.sq.read()
+            if not sub.flags & _ASYNC and self.cq.space() == 0:
+                break  # the guest has not consumed completions; wait for it
+            self._serve(sub)
+            self.sq.advance()
+            served += 1
+        return served
+
+    def _serve(self, sub: Submission) -> None:
+        counters = self.counters
+        counters.calls += 1
+        is_async = bool(sub.flags & _ASYNC)
+        spec = CALLS.get(sub.call_id)
+        started = time.perf_counter_ns() if self.trace is not None else 0
+        results = b""
+        out_len = 0
+        flags = 0
+        name = spec.name if spec is not None else f"call_{sub.call_id:#06x}"
+        try:
+            if spec is None:
+                raise RemoteProtocolError(f"unknown call id {sub.call_id:#06x}",
+                                          CUresult.CUDA_ERROR_NOT_SUPPORTED)
+            if is_async and not spec.is_async:
+                raise RemoteProtocolError(f"{spec.name} cannot be submitted ASYNC")
+            check_payloads(sub, self.arena_size)
+            args = decode_args(spec, sub.args)
+            if self.sticky is not None:
+                raise self.sticky
+            io = CallIO(
+                self.arena[sub.in_off:sub.in_off + sub.in_len] if sub.in_len else _EMPTY,
+                self.arena[sub.out_off:sub.out_off + sub.out_cap] if sub.out_cap else _EMPTY,
+                not is_async,
+            )
+            result = self.executor.execute(spec, args, io)
+            results = encode_result(result)
+            out_len = io.out_len
+            status = 0
+            if self.latched and not is_async and (spec.synchronizing or spec.is_async):
+                status, flags, self.latched = self.latched, int(CompleteFlags.LATCHED), 0
+                self.region.set_u32(HeaderField.LATCHED_ERROR, 0)
+        except RemoteProtocolError as exc:
+            counters.protocol_errors += 1
+            status = _status_for(spec.status_domain if spec else "CUresult", exc.status)
+            self._log_error(sub, name, status, exc.message)
+        except CudaError as exc:
+            status = int(exc.status)
+            if exc.sticky and self.sticky is None:
+                self.sticky = exc
+            self._log_error(sub, name, status, exc.message)
+        except Exception as exc:  # a bug of ours: answer, log, and keep serving the VM
+            status = int(CUresult.CUDA_ERROR_UNKNOWN)
+            self.log.exception("call crashed in the executor", call=name, seq=sub.seq)
+            self._log_error(sub, name, status, repr(exc))
+        if status:
+            counters.errors += 1
+        if is_async:
+            counters.async_calls += 1
+            if status:
+                if not self.latched:
+                    self.latched = status
+                    self.region.set_u32(HeaderField.LATCHED_ERROR, status)
+                    counters.latched_errors += 1
+                if self.cq.space():
+                    self.cq.push(seq=sub.seq, call_id=sub.call_id, status=status,
+                                 flags=int(CompleteFlags.ASYNC_ERROR))
+        else:
+            self.cq.push(seq=sub.seq, call_id=sub.call_id, status=status, results=results,
+                         out_len=out_len, flags=flags)
+        if self.trace is not None:
+            self.trace(sub, name, status, time.perf_counter_ns() - started)
+
+    # -- errors -------------------------------------------------------------------------------
+
+    def _log_error(self, sub: Submission, name: str, status: int, message: str) -> None:
+        """Log the first error of a burst, then at most one line a second with a count."""
+        now = time.monotonic()
+        if now - self._last_error_log < 1.0:
+            self._suppressed += 1
+            return
+        self.log.warning("call failed", call=name, seq=sub.seq, status=status, reason=message,
+                         suppressed_since_last=self._suppressed)
+        self._last_error_log = now
+        self._suppressed = 0

@@ -1,0 +1,346 @@
+"""One VM's endpoint and session: the listening socket, the handshake, the worker, the teardown.
+
+The asyncio shell around a worker process. The endpoint accepts one peer at a time (a second
+connection while one is served is refused: accepted and closed at once, and logged). A session
+owns its region memfd, its eventfds, its stats block and its worker; all of them are released
+when it ends, whichever way it ends. The session's state lives in :mod:`._session`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import mmap
+import os
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from protocol import DeviceState, HeaderField, Region, lay_out_region
+
+from ._config import MediatorConfig, VmConfig
+from ._ivshmem import HOST_PEER_ID, send_handshake
+from ._session import SessionState, SessionStateMachine
+from ._stats import StatsBlock, WorkerCounters
+from ._worker import WorkerSpec
+
+__all__ = ["VmEndpoint", "VmSession"]
+
+
+@dataclass
+class _Rate:
+    """Calls per second from two samples a while apart."""
+
+    last_calls: int = 0
+    last_time: float = field(default_factory=time.monotonic)
+    per_second: float = 0.0
+
+    def sample(self, calls: int) -> None:
+        now = time.monotonic()
+        if now - self.last_time >= 0.5:
+            self.per_second = (calls - self.last_calls) / (now - self.last_time)
+            self.last_calls, self.last_time = calls, now
+
+
+class VmSession:
+    """One connected peer: region, eventfds, worker process."""
+
+    def __init__(self, vm: VmConfig, config: MediatorConfig, peer: socket.socket, client_id: int) -> None:
+        self.vm = vm
+        self.config = config
+        self.peer = peer
+        self.client_id = client_id
+        self.fsm = SessionStateMachine()
+        self.log = structlog.get_logger("session").bind(vm=vm.name, client=client_id)
+        self.region_size = vm.region_size or config.mediator.region_size
+        self.memory_quota = vm.memory_quota
+        self.started = time.time()
+        self.region_fd = -1
+        self.doorbell_fd = -1
+        self.guest_irq_fd = -1
+        self.stats: StatsBlock | None = None
+        self.process: asyncio.subprocess.Process | None = None
+        self.control: socket.socket | None = None
+        self._control_reader: asyncio.StreamReader | None = None
+        self._control_writer: asyncio.StreamWriter | None = None
+        self._map: mmap.mmap | None = None
+        self._region: Region | None = None
+        self.final_counters = WorkerCounters()
+        self.rate = _Rate()
+        self._stop = asyncio.Event()
+        self.exit_reason = ""
+
+    # -- resources ----------------------------------------------------------------------------
+
+    def _create_region(self) -> None:
+        self.region_fd = os.memfd_create(f"vgpu-{self.vm.name}", os.MFD_CLOEXEC)
+        os.ftruncate(self.region_fd, self.region_size)
+        self._map = mmap.mmap(self.region_fd, self.region_size)
+        lay_out_region(memoryview(self._map), vm_id=self.vm.id)
+        self._region = Region(memoryview(self._map))
+        self._region.set_u32(HeaderField.HOST_PEER_ID, HOST_PEER_ID)
+        self.doorbell_fd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+        self.guest_irq_fd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+        self.stats = StatsBlock.create(self.vm.name)
+
+    async def _spawn_worker(self) -> None:
+        assert self.stats is not None
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.control = ours
+        device = self.config.device.model_dump()
+        device.pop("total_memory", None)
+        device["total_memory"] = self.config.device.total_memory
+        spec = WorkerSpec(
+            vm_id=self.vm.id, vm_name=self.vm.name, region_fd=self.region_fd,
+            region_size=self.region_size, doorbell_fd=self.doorbell_fd,
+            guest_irq_fd=self.guest_irq_fd, stats_fd=self.stats.fd, control_fd=theirs.fileno(),
+            backend=self.config.mediator.backend, memory_quota=self.memory_quota, device=device,
+            poll_us=self.config.mediator.poll_us, max_sleep_ms=self.config.mediator.max_sleep_ms,
+            log_level=self.config.mediator.log_level,
+        )
+        fds = (self.region_fd, self.doorbell_fd, self.guest_irq_fd, self.stats.fd, theirs.fileno())
+        try:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "mediator._worker", spec.to_json(), pass_fds=fds)
+        finally:
+            theirs.close()
+        self._control_reader, self._control_writer = await asyncio.open_unix_connection(sock=ours)
+
+    async def _read_control(self) -> dict[str, Any] | None:
+        assert self._control_reader is not None
+        line = await self._control_reader.readline()
+        if not line:
+            return None
+        message: dict[str, Any] = json.loads(line)
+        return message
+
+    async def send_control(self, **message: Any) -> None:
+        if self._control_writer is None or self._control_writer.is_closing():
+            return
+        self._control_writer.write(json.dumps(message).encode() + b"\n")
+        with contextlib.suppress(ConnectionError):
+            await self._control_writer.drain()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve this peer until it disconnects, the worker ends, or ``stop`` is called."""
+        self.fsm.transition(SessionState.HANDSHAKING)
+        try:
+            self._create_region()
+            await self._spawn_worker()
+            ready = await asyncio.wait_for(self._read_control(), timeout=60)
+            if not ready or ready.get("event") != "ready":
+                raise RuntimeError(f"worker did not start: {ready}")
+            self.peer.setblocking(True)
+            send_handshake(self.peer, client_id=self.client_id, region_fd=self.region_fd,
+                           host_vector_fds=[self.doorbell_fd], guest_vector_fds=[self.guest_irq_fd])
+            self.peer.setblocking(False)
+            self.fsm.transition(SessionState.SERVING)
+            self.log.info("vm attached", pid=ready.get("pid"), backend=ready.get("backend"),
+                          region_size=self.region_size)
+            await self._serve()
+        except (OSError, RuntimeError, TimeoutError) as exc:
+            self.log.error("session failed", error=str(exc))
+            if self.fsm.state in (SessionState.HANDSHAKING, SessionState.SERVING):
+                self.fsm.transition(SessionState.BROKEN, str(exc))
+        finally:
+            await asyncio.shield(self._teardown())
+
+    async def _serve(self) -> None:
+        loop = asyncio.get_running_loop()
+        assert self.process is not None
+
+        async def peer_gone() -> str:
+            while True:
+                data = await loop.sock_recv(self.peer, 4096)
+                if not data:
+                    return "peer disconnected"
+
+        async def worker_exit() -> str:
+            assert self.process is not None
+            code = await self.process.wait()
+            return f"worker exited with {code}"
+
+        async def worker_events() -> str:
+            while True:
+                message = await self._read_control()
+                if message is None:
+                    return "worker control channel closed"
+                if message.get("event") == "broken":
+                    return f"region broken: {message.get('reason')}"
+                self.log.info("worker event", **message)
+
+        async def stopped() -> str:
+            await self._stop.wait()
+            return self.exit_reason or "stopped"
+
+        tasks = [asyncio.create_task(c(), name=f"{self.vm.name}:{c.__name__}")
+                 for c in (peer_gone, worker_exit, worker_events, stopped)]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            reason = next(iter(done)).result()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        broken = reason.startswith(("worker exited", "region broken", "worker control"))
+        self.log.info("vm session ending", reason=reason)
+        if broken:
+            self.fsm.transition(SessionState.BROKEN, reason)
+        else:
+            self.fsm.transition(SessionState.DRAINING, reason)
+
+    def stop(self, reason: str) -> None:
+        self.exit_reason = reason
+        self._stop.set()
+
+    async def _teardown(self) -> None:
+        """Stop the worker (it releases the VM's GPU resources), then close everything we hold."""
+        if self.process is not None and self.process.returncode is None:
+            await self.send_control(op="stop")
+            try:
+                await asyncio.wait_for(self.process.wait(), self.config.mediator.drain_timeout_s)
+            except TimeoutError:
+                self.log.error("worker did not stop in time; killing it", pid=self.process.pid)
+                with contextlib.suppress(ProcessLookupError):
+                    self.process.send_signal(signal.SIGKILL)
+                await self.process.wait()
+        if self.stats is not None:
+            self.final_counters = self.stats.read()
+            self.stats.close()
+            self.stats = None
+        if self._region is not None:
+            if self._region.device_state != DeviceState.BROKEN:
+                self._region.set_device_state(DeviceState.STOPPED)
+            self._region.release()
+            self._region = None
+        if self._map is not None:
+            self._map.close()
+            self._map = None
+        if self._control_writer is not None:
+            self._control_writer.close()
+        for fd in (self.region_fd, self.doorbell_fd, self.guest_irq_fd):
+            if fd >= 0:
+                os.close(fd)
+        self.region_fd = self.doorbell_fd = self.guest_irq_fd = -1
+        with contextlib.suppress(OSError):
+            self.peer.close()
+        if self.fsm.state in (SessionState.DRAINING, SessionState.BROKEN):
+            self.fsm.transition(SessionState.CLOSED)
+        self.log.info("vm detached", state=self.fsm.state.value, reason=self.fsm.reason)
+
+    def counters(self) -> WorkerCounters:
+        return self.stats.read() if self.stats is not None else self.final_counters
+
+    async def set_quota(self, quota: int | None) -> None:
+        self.memory_quota = quota
+        await self.send_control(op="set_quota", bytes=quota)
+
+
+class VmEndpoint:
+    """A configured VM: its listening socket, its current session, and totals across sessions."""
+
+    def __init__(self, vm: VmConfig, config: MediatorConfig) -> None:
+        self.vm = vm
+        self.config = config
+        self.path = Path(config.mediator.socket_dir) / f"{vm.name}.sock"
+        self.log = structlog.get_logger("endpoint").bind(vm=vm.name)
+        self.session: VmSession | None = None
+        self.session_task: asyncio.Task[None] | None = None
+        self._listener: socket.socket | None = None
+        self._accept_task: asyncio.Task[None] | None = None
+        self._next_client = 1
+        self.sessions_served = 0
+        self.refused = 0
+        self.calls_before = 0
+        self.errors_before = 0
+        self.retiring = False
+
+    async def start(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        listener.bind(str(self.path))
+        os.chmod(self.path, 0o660)
+        listener.listen(4)
+        listener.setblocking(False)
+        self._listener = listener
+        self._accept_task = asyncio.create_task(self._accept_loop(), name=f"{self.vm.name}:accept")
+        self.log.info("vm endpoint listening", path=str(self.path))
+
+    async def _accept_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        assert self._listener is not None
+        while True:
+            conn, _ = await loop.sock_accept(self._listener)
+            if self.session is not None or self.retiring:
+                self.refused += 1
+                self.log.warning("connection refused: vm already has a peer"
+                                 if not self.retiring else "connection refused: vm is being removed")
+                conn.close()
+                continue
+            client_id = self._next_client
+            self._next_client = self._next_client % 0xFFFF + 1
+            self.session = VmSession(self.vm, self.config, conn, client_id)
+            self.session_task = asyncio.create_task(self._run_session(self.session),
+                                                    name=f"{self.vm.name}:session")
+
+    async def _run_session(self, session: VmSession) -> None:
+        try:
+            await session.run()
+        finally:
+            counters = session.counters()
+            self.calls_before += counters.calls
+            self.errors_before += counters.errors
+            self.sessions_served += 1
+            self.session = None
+
+    async def stop(self, reason: str = "daemon stopping") -> None:
+        """Stop listening and end the current session (draining it)."""
+        if self._accept_task is not None:
+            self._accept_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._accept_task
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+        if self.session is not None and self.session_task is not None:
+            self.session.stop(reason)
+            await asyncio.shield(self.session_task)
+
+    def status(self) -> dict[str, Any]:
+        session = self.session
+        counters = session.counters() if session else WorkerCounters()
+        if session:
+            session.rate.sample(counters.calls)
+        quota = session.memory_quota if session else self.vm.memory_quota
+        return {
+            "id": self.vm.id,
+            "name": self.vm.name,
+            "socket": str(self.path),
+            "state": session.fsm.state.value if session else "listening",
+            "connected": session is not None,
+            "worker_pid": counters.pid or None,
+            "calls": self.calls_before + counters.calls,
+            "errors": self.errors_before + counters.errors,
+            "protocol_errors": counters.protocol_errors,
+            "session_calls": counters.calls,
+            "calls_per_s": round(session.rate.per_second, 1) if session else 0.0,
+            "memory_used": counters.memory_used,
+            "memory_quota": quota,
+            "sessions": self.sessions_served,
+            "refused": self.refused,
+            "bytes_htod": counters.bytes_htod,
+            "bytes_dtoh": counters.bytes_dtoh,
+        }

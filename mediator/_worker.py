@@ -1,0 +1,224 @@
+"""A VM's worker process: map the region, build the executor, serve the ring, sleep when idle.
+
+Spawned by the supervisor as ``python -m mediator._worker '<json>'`` with its file descriptors
+passed (never forked: CUDA may be loaded). The loop polls the submission ring while work arrives;
+after ``poll_us`` of nothing it sets the need-wakeup flag, fences, looks once more, and sleeps on
+the doorbell eventfd and the control socket. The sleep is bounded (``max_sleep_ms``) so that even
+a lost wakeup costs at most that long. The control socket (JSON lines) carries ``stop``,
+``set_quota`` and ``trace`` from the supervisor; its EOF means the supervisor is gone, and the
+worker releases everything and exits.
+"""
+
+from __future__ import annotations
+
+import json
+import mmap
+import os
+import select
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from executor import DeviceConfig, Executor, create_executor
+from protocol import DeviceState, HeaderField, Region, RemoteProtocolError, fence
+
+from ._logging import configure_logging
+from ._server import RingServer
+from ._stats import StatsBlock, WorkerCounters
+
+__all__ = ["WorkerSpec", "main"]
+
+
+@dataclass
+class WorkerSpec:
+    """What the supervisor tells a worker (serialised as JSON on its command line)."""
+
+    vm_id: int
+    vm_name: str
+    region_fd: int
+    region_size: int
+    doorbell_fd: int
+    guest_irq_fd: int
+    stats_fd: int
+    control_fd: int
+    backend: str = "sim"
+    memory_quota: int | None = None
+    device: dict[str, Any] = field(default_factory=dict)
+    poll_us: int = 50
+    max_sleep_ms: int = 100
+    log_level: str = "info"
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__)
+
+    @classmethod
+    def from_json(cls, text: str) -> WorkerSpec:
+        return cls(**json.loads(text))
+
+
+def _device_config(raw: dict[str, Any]) -> DeviceConfig:
+    values = dict(raw)
+    if "uuid" in values:
+        values["uuid"] = bytes.fromhex(values["uuid"])
+    if "compute_capability" in values:
+        values["compute_capability"] = tuple(values["compute_capability"])
+    return DeviceConfig(**values)
+
+
+class Worker:
+    def __init__(self, spec: WorkerSpec) -> None:
+        self.spec = spec
+        self.log = structlog.get_logger("worker").bind(vm=spec.vm_name, pid=os.getpid())
+        self._map = mmap.mmap(spec.region_fd, spec.region_size)
+        self.region = Region(memoryview(self._map))
+        self.stats = StatsBlock(spec.stats_fd)
+        self.counters = WorkerCounters(pid=os.getpid())
+        self.control = socket.socket(fileno=spec.control_fd)
+        self.control.setblocking(False)
+        self._control_buf = b""
+        self.stopping = False
+        self.executor: Executor = create_executor(
+            spec.backend,  # type: ignore[arg-type]
+            device=_device_config(spec.device), memory_quota=spec.memory_quota)
+        attach = getattr(self.executor, "attach_arena", None)
+        if callable(attach):
+            attach(self.region.arena)
+        self.server = RingServer(self.region, self.executor, self.counters, vm=spec.vm_name)
+
+    # -- control channel --------------------------------------------------------------------
+
+    def send(self, **message: Any) -> None:
+        try:
+            self.control.setblocking(True)
+            self.control.sendall(json.dumps(message).encode() + b"\n")
+        except OSError:
+            self.stopping = True
+        finally:
+            self.control.setblocking(False)
+
+    def poll_control(self) -> None:
+        try:
+            data = self.control.recv(65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self.log.warning("supervisor went away; releasing everything")
+            self.stopping = True
+            return
+        self._control_buf += data
+        while b"\n" in self._control_buf:
+            line, self._control_buf = self._control_buf.split(b"\n", 1)
+            self.handle(json.loads(line))
+
+    def handle(self, message: dict[str, Any]) -> None:
+        op = message.get("op")
+        if op == "stop":
+            self.stopping = True
+        elif op == "set_quota":
+            setter = getattr(self.executor, "set_memory_quota", None)
+            if callable(setter):
+                setter(message.get("bytes"))
+                self.send(event="quota_set", bytes=message.get("bytes"), id=message.get("id"))
+            else:
+                self.send(event="error", reason="backend has no quota control", id=message.get("id"))
+        else:
+            self.log.warning("unknown control message", message=message)
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    def kick_guest(self) -> None:
+        fence()
+        if self.region.u32(HeaderField.GUEST_NEED_IRQ):
+            os.eventfd_write(self.spec.guest_irq_fd, 1)
+
+    def publish_stats(self) -> None:
+        counters = self.counters
+        counters.memory_used = self.executor.memory_used()
+        counters.heartbeat_ns = time.monotonic_ns()
+        self.stats.write(counters)
+
+    def run(self) -> int:
+        spec = self.spec
+        poll_s = spec.poll_us / 1e6
+        region = self.region
+        server = self.server
+        poller = select.poll()
+        poller.register(spec.doorbell_fd, select.POLLIN)
+        poller.register(self.control.fileno(), select.POLLIN)
+        self.publish_stats()
+        self.send(event="ready", pid=os.getpid(), backend=self.executor.backend_name)
+        self.log.info("worker serving", backend=self.executor.backend_name)
+        batches = 0
+        idle_since = time.perf_counter()
+        try:
+            while not self.stopping:
+                served = server.drain()
+                if served:
+                    self.kick_guest()
+                    batches += 1
+                    if batches & 63 == 0:
+                        self.publish_stats()
+                        self.poll_control()
+                    idle_since = time.perf_counter()
+                    continue
+                if time.perf_counter() - idle_since < poll_s:
+                    continue
+                # Going to sleep: announce it, then look once more (see the module docstring).
+                region.set_u32(HeaderField.HOST_NEED_WAKEUP, 1)
+                fence()
+                if server.sq.pending():
+                    region.set_u32(HeaderField.HOST_NEED_WAKEUP, 0)
+                    continue
+                self.publish_stats()
+                self.counters.sleeps += 1
+                events = poller.poll(spec.max_sleep_ms)
+                region.set_u32(HeaderField.HOST_NEED_WAKEUP, 0)
+                for fd, _ in events:
+                    if fd == spec.doorbell_fd:
+                        os.eventfd_read(fd)
+                        self.counters.wakeups += 1
+                    else:
+                        self.poll_control()
+                idle_since = time.perf_counter()
+        except RemoteProtocolError as exc:
+            self.log.error("region broken by the guest; no longer served", reason=exc.message)
+            region.set_device_state(DeviceState.BROKEN)
+            self.publish_stats()
+            self.send(event="broken", reason=exc.message)
+            self.close()
+            return 3
+        # Stopping: answer what is already queued, then tell the guest nobody serves it now.
+        region.set_device_state(DeviceState.DRAINING)
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline and server.drain():
+            self.kick_guest()
+        region.set_device_state(DeviceState.STOPPED)
+        self.kick_guest()
+        self.close()
+        return 0
+
+    def close(self) -> None:
+        self.executor.close()
+        self.publish_stats()
+        self.log.info("worker released its resources", memory_used=self.executor.memory_used())
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    spec = WorkerSpec.from_json(args[0])
+    configure_logging(spec.log_level)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides when we stop
+    worker = Worker(spec)
+    signal.signal(signal.SIGTERM, lambda *_: setattr(worker, "stopping", True))
+    return worker.run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""``vgpu-mediator``: run the daemon, ask it for status, or run the demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from ._config import ConfigError, MediatorConfig, load_config
+
+__all__ = ["main"]
+
+DEFAULT_CONFIG = Path("/etc/vgpu-mediator/config.toml")
+
+
+def _load(path: str | None) -> tuple[MediatorConfig, Path | None]:
+    if path is None:
+        if DEFAULT_CONFIG.exists():
+            return load_config(DEFAULT_CONFIG), DEFAULT_CONFIG
+        return MediatorConfig(), None
+    return load_config(path), Path(path)
+
+
+def _run_loop(coro: Any) -> Any:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from ._daemon import Daemon
+    from ._logging import configure_logging
+
+    config, path = _load(args.config)
+    configure_logging(config.mediator.log_level)
+    return int(_run_loop(Daemon(config, path).run()))
+
+
+def _human(n: int | None) -> str:
+    if n is None:
+        return "-"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return str(n)
+
+
+def format_status(reply: dict[str, Any]) -> str:
+    host = reply["host"]
+    lines = [f"mediator pid {host['pid']}  backend {host['backend']}  up {host['uptime_s']} s  "
+             f"VMs attached {host['attached']}/{host['vms']}", ""]
+    header = ("ID", "NAME", "STATE", "PID", "CALLS", "ERRORS", "CALLS/S", "MEMORY", "QUOTA")
+    rows = [header]
+    for vm in reply["vms"]:
+        rows.append((str(vm["id"]), vm["name"], vm["state"], str(vm["worker_pid"] or "-"),
+                     str(vm["calls"]), str(vm["errors"]), f"{vm['calls_per_s']:.0f}",
+                     _human(vm["memory_used"]), _human(vm["memory_quota"])))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    return "\n".join(lines)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from ._control_client import ControlError, request
+
+    config, _ = _load(args.config)
+    path = Path(args.socket) if args.socket else config.mediator.control_path
+    try:
+        reply = request(path, {"cmd": "status"})
+    except ControlError as exc:
+        print(f"vgpu-mediator: {exc}", file=sys.stderr)
+        return 1
+    reply.pop("ok", None)
+    print(json.dumps(reply, indent=2) if args.json else format_status(reply))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from ._demo import run_demo
+
+    return run_demo(backend=args.backend, size_mib=args.size_mib)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vgpu-mediator", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the daemon in the foreground")
+    run.add_argument("-c", "--config", help=f"TOML configuration (default {DEFAULT_CONFIG} if present)")
+    run.set_defaults(func=cmd_run)
+    status = sub.add_parser("status", help="VMs, calls, errors, memory of a running daemon")
+    status.add_argument("-c", "--config")
+    status.add_argument("-s", "--socket", help="control socket path (overrides the config)")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_status)
+    demo = sub.add_parser("demo", help="start a mediator and a guest running a GGML-shaped workload")
+    demo.add_argument("--backend", default="auto", choices=("sim", "cuda", "auto"))
+    demo.add_argument("--size-mib", type=int, default=16, help="size of the uploaded weights")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"vgpu-mediator: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
