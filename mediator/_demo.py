@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from guest import CudaCallError, GuestClient
-from protocol import CALLS_BY_NAME, CublasComputeType, CublasOperation, CudaDataType
+from protocol import CublasComputeType, CublasOperation, CudaDataType
+from protocol.models import CublasArgs, GemmExArgs
 
 from ._launcher import running_mediator
 
@@ -25,7 +26,7 @@ __all__ = ["run_demo"]
 
 def _gemm(client: GuestClient, handle: int, m: int, n: int, k: int, a: int, b: int, c: int) -> None:
     """C[m×n] = A[m×k] · B[k×n], column-major f32, as GGML asks cuBLAS for it."""
-    args = CALLS_BY_NAME["cublas_gemm_ex"].args(
+    args = GemmExArgs(
         handle=handle, transa=CublasOperation.CUBLAS_OP_N, transb=CublasOperation.CUBLAS_OP_N,
         m=m, n=n, k=k, alpha=1.0, a=a, a_type=CudaDataType.CUDA_R_32F, lda=m, b=b,
         b_type=CudaDataType.CUDA_R_32F, ldb=k, beta=0.0, c=c, c_type=CudaDataType.CUDA_R_32F, ldc=m,
@@ -52,7 +53,7 @@ def run_demo(*, backend: str = "auto", size_mib: int = 16) -> int:
             weights = rng.standard_normal(size_mib * 2**20 // 4, dtype=np.float32)
             dptr = gpu.mem_alloc(weights.nbytes)
             started = time.perf_counter()
-            gpu.memcpy_htod(dptr, weights)
+            gpu.memcpy_htod(dptr, weights.data)
             up = time.perf_counter() - started
             started = time.perf_counter()
             back = np.frombuffer(gpu.memcpy_dtoh(dptr, weights.nbytes), dtype=np.float32)
@@ -80,7 +81,7 @@ def run_demo(*, backend: str = "auto", size_mib: int = 16) -> int:
                 y = y.reshape(d, tokens, order="F")
                 ok_gemm = bool(np.allclose(y, w @ x, rtol=1e-4, atol=1e-3))
                 print(f"GemmEx {d}×{tokens}×{d} f32: {gemm_s * 1e3:.2f} ms, matches NumPy: {ok_gemm}")
-                gpu.checked("cublas_destroy", CALLS_BY_NAME["cublas_destroy"].args(handle=handle))
+                gpu.checked("cublas_destroy", CublasArgs(handle=handle))
             except CudaCallError as exc:
                 print(f"GEMM not served by this backend: {exc}")
             for ptr in (dptr, x_ptr, y_ptr):

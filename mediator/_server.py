@@ -28,6 +28,7 @@ import structlog
 from executor import CallIO, CudaError, Executor
 from protocol import (
     CALLS,
+    CALLS_BY_NAME,
     CompleteFlags,
     CompletionProducer,
     CublasStatus,
@@ -48,6 +49,8 @@ from ._stats import WorkerCounters
 __all__ = ["RingServer", "TraceHook"]
 
 _ASYNC: Final = int(SubmitFlags.ASYNC)
+_HTOD: Final = CALLS_BY_NAME["memcpy_htod"].call_id
+_DTOH: Final = CALLS_BY_NAME["memcpy_dtoh"].call_id
 _EMPTY: Final = memoryview(b"")
 
 #: called for each served call when tracing is on: (submission, call name, status, duration ns)
@@ -124,6 +127,10 @@ class RingServer:
             results = encode_result(result)
             out_len = io.out_len
             status = 0
+            if sub.call_id == _HTOD:
+                counters.bytes_htod += sub.in_len
+            elif sub.call_id == _DTOH:
+                counters.bytes_dtoh += out_len
             if self.latched and not is_async and (spec.synchronizing or spec.is_async):
                 status, flags, self.latched = self.latched, int(CompleteFlags.LATCHED), 0
                 self.region.set_u32(HeaderField.LATCHED_ERROR, 0)
