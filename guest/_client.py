@@ -30,6 +30,7 @@ from protocol import (
     DeviceState,
     HeaderField,
     Region,
+    RemoteProtocolError,
     SubmissionProducer,
     SubmitFlags,
     WireModel,
@@ -135,6 +136,25 @@ class GuestClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def recover(self, timeout: float | None = None) -> None:
+        """After a reset (DeviceGoneError with RESETTING or a new epoch): wait until the host serves
+        again, then start over on the fresh rings. Every handle and pointer from before is gone."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        while not (self.region.device_state == DeviceState.READY and self.region.epoch != self.epoch):
+            if self.region.device_state in (DeviceState.STOPPED, DeviceState.BROKEN):
+                raise DeviceGoneError(f"device is {DeviceState(self.region.device_state).name}")
+            if time.monotonic() > deadline:
+                raise TimeoutError("the host did not finish resetting the device")
+            select.select([self.irq_fd], [], [], 0.01)
+            with contextlib.suppress(BlockingIOError):
+                os.eventfd_read(self.irq_fd)
+        self.epoch = self.region.epoch
+        self.sq = SubmissionProducer(self.region)
+        self.cq = CompletionConsumer(self.region)
+        self.arena = _Arena(self.region.layout.arena_size)
+        self.async_errors.clear()
+        self._early.clear()
+
     # -- the transport --------------------------------------------------------------------------
 
     def _check_alive(self) -> None:
@@ -167,6 +187,7 @@ class GuestClient:
     def submit(self, spec: CallSpec, args: WireModel, *, data: bytes | memoryview | None = None,
                out_cap: int = 0, flags: int = 0) -> tuple[int, int]:
         """Write one submission (payload first); returns (seq, arena offset of the output area)."""
+        self._check_alive()
         in_off = in_len = out_off = 0
         if data is not None and len(data):
             in_len = len(data)
@@ -208,7 +229,12 @@ class GuestClient:
             early = self._early.pop(seq, None)
             if early is not None:
                 return early
-            if self.cq.pending():
+            try:
+                pending = self.cq.pending()
+            except RemoteProtocolError:
+                self._check_alive()  # a reset re-laid the rings out under us: say so
+                raise
+            if pending:
                 completion = self.cq.pop()
                 if completion.seq == seq and not completion.flags & CompleteFlags.ASYNC_ERROR:
                     return completion

@@ -68,6 +68,8 @@ class MediatorSection(_Section):
     poll_us: int = Field(default=50, ge=0, le=1_000_000)
     max_sleep_ms: int = Field(default=100, ge=1, le=10_000)
     drain_timeout_s: float = Field(default=5.0, gt=0)
+    worker_timeout_s: float = Field(default=30.0, gt=0)  # no heartbeat for this long: kill, restart
+    restart_limit: int = Field(default=5, ge=0)  # worker restarts allowed per VM per minute
 
     @model_validator(mode="after")
     def _region_pow2(self) -> Self:
@@ -101,6 +103,7 @@ class VmConfig(_Section):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
     memory_quota: Size | None = None
     region_size: Size | None = None
+    trace: bool = False  # trace this VM's calls from the start
 
 
 class MediatorConfig(_Section):

@@ -169,6 +169,21 @@ class Daemon:
             if endpoint.session is not None:
                 await endpoint.session.set_quota(quota)
             return {"ok": True}
+        if cmd == "trace":
+            endpoint = self._endpoint(request["vm"])
+            if endpoint is None:
+                return {"ok": False, "error": f"no VM {request['vm']!r}"}
+            if "enable" in request:
+                if not isinstance(request["enable"], bool):
+                    return {"ok": False, "error": "enable must be true or false"}
+                await endpoint.set_tracing(request["enable"])
+                log.info("tracing switched", vm=endpoint.vm.name, enable=request["enable"])
+            ring = endpoint.trace_ring
+            after = int(request.get("after", 0))
+            limit = request.get("limit")
+            records, next_index = ring.read(after, int(limit) if limit else None) if ring else ([], 0)
+            return {"ok": True, "vm": endpoint.vm.name, "tracing": endpoint.tracing,
+                    "next": next_index, "records": [r.as_dict() for r in records]}
         if cmd == "detach":
             endpoint = self._endpoint(request["vm"])
             if endpoint is None or endpoint.session is None:

@@ -19,6 +19,7 @@ from guest import CudaCallError, GuestClient
 from protocol import CublasComputeType, CublasOperation, CudaDataType
 from protocol.models import CublasArgs, GemmExArgs
 
+from ._control_client import request
 from ._launcher import running_mediator
 
 __all__ = ["run_demo"]
@@ -86,8 +87,10 @@ def run_demo(*, backend: str = "auto", size_mib: int = 16) -> int:
                 print(f"GEMM not served by this backend: {exc}")
             for ptr in (dptr, x_ptr, y_ptr):
                 gpu.mem_free(ptr)
-            free, total = gpu.mem_get_info()
-            print(f"memory after free: {(total - free) / 2**20:.1f} MiB used of {total / 2**30:.0f} GiB")
+            free, _total = gpu.mem_get_info()
+            held = request(mediator.control, {"cmd": "status"})["vms"][0]["memory_used"]
+            print(f"after freeing: the VM holds {held} bytes of device memory, "
+                  f"{free / 2**30:.1f} GiB free to it")
         ok = ok_copy and ok_gemm is not False
         print("demo", "passed" if ok else "FAILED", f"(pid {os.getpid()})")
         return 0 if ok else 1

@@ -29,6 +29,7 @@ from ._config import MediatorConfig, VmConfig
 from ._ivshmem import HOST_PEER_ID, send_handshake
 from ._session import SessionState, SessionStateMachine
 from ._stats import StatsBlock, WorkerCounters
+from ._trace import TraceRing
 from ._worker import WorkerSpec
 
 __all__ = ["VmEndpoint", "VmSession"]
@@ -52,7 +53,8 @@ class _Rate:
 class VmSession:
     """One connected peer: region, eventfds, worker process."""
 
-    def __init__(self, vm: VmConfig, config: MediatorConfig, peer: socket.socket, client_id: int) -> None:
+    def __init__(self, vm: VmConfig, config: MediatorConfig, peer: socket.socket, client_id: int,
+                 *, tracing: bool = False) -> None:
         self.vm = vm
         self.config = config
         self.peer = peer
@@ -76,6 +78,12 @@ class VmSession:
         self.rate = _Rate()
         self._stop = asyncio.Event()
         self.exit_reason = ""
+        self.tracing = tracing
+        self.trace_ring = TraceRing.create(vm.name)
+        self.restart_times: list[float] = []
+        self.restarts = 0
+        self.calls_before_restart = 0
+        self.errors_before_restart = 0
 
     # -- resources ----------------------------------------------------------------------------
 
@@ -101,11 +109,13 @@ class VmSession:
             vm_id=self.vm.id, vm_name=self.vm.name, region_fd=self.region_fd,
             region_size=self.region_size, doorbell_fd=self.doorbell_fd,
             guest_irq_fd=self.guest_irq_fd, stats_fd=self.stats.fd, control_fd=theirs.fileno(),
+            trace_fd=self.trace_ring.fd, trace=self.tracing,
             backend=self.config.mediator.backend, memory_quota=self.memory_quota, device=device,
             poll_us=self.config.mediator.poll_us, max_sleep_ms=self.config.mediator.max_sleep_ms,
             log_level=self.config.mediator.log_level,
         )
-        fds = (self.region_fd, self.doorbell_fd, self.guest_irq_fd, self.stats.fd, theirs.fileno())
+        fds = (self.region_fd, self.doorbell_fd, self.guest_irq_fd, self.stats.fd, theirs.fileno(),
+               self.trace_ring.fd)
         try:
             self.process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "mediator._worker", spec.to_json(), pass_fds=fds)
@@ -155,6 +165,60 @@ class VmSession:
             await asyncio.shield(self._teardown())
 
     async def _serve(self) -> None:
+        """Serve until the session ends; a worker that dies or hangs is replaced (epoch bumped)."""
+        while True:
+            reason = await self._serve_one_worker()
+            if not reason.startswith(("worker exited", "worker hung", "worker control")):
+                break
+            if not self._may_restart():
+                reason = f"{reason}; restart limit reached"
+                break
+            self.log.error("worker lost; restarting it", reason=reason)
+            await self._restart_worker()
+        broken = reason.startswith(("worker exited", "worker hung", "region broken", "worker control"))
+        self.log.info("vm session ending", reason=reason)
+        if broken:
+            self.fsm.transition(SessionState.BROKEN, reason)
+        else:
+            self.fsm.transition(SessionState.DRAINING, reason)
+
+    def _may_restart(self) -> bool:
+        now = time.monotonic()
+        self.restart_times = [t for t in self.restart_times if now - t < 60.0]
+        if len(self.restart_times) >= self.config.mediator.restart_limit:
+            return False
+        self.restart_times.append(now)
+        return True
+
+    async def _restart_worker(self) -> None:
+        """A fresh worker behind a fresh ring: RESETTING, new epoch, READY once it serves."""
+        assert self._region is not None and self._map is not None and self.process is not None
+        if self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.send_signal(signal.SIGKILL)
+            await self.process.wait()
+        if self._control_writer is not None:
+            self._control_writer.close()
+        epoch = self._region.epoch + 1
+        self._region.set_device_state(DeviceState.RESETTING)
+        lay_out_region(memoryview(self._map), vm_id=self.vm.id, epoch=epoch,
+                       state=DeviceState.RESETTING)
+        self._region.set_u32(HeaderField.HOST_PEER_ID, HOST_PEER_ID)
+        assert self.stats is not None
+        lost = self.stats.read()  # the dead worker's own counts
+        self.calls_before_restart += lost.calls
+        self.errors_before_restart += lost.errors
+        await self._spawn_worker()
+        ready = await asyncio.wait_for(self._read_control(), timeout=60)
+        if not ready or ready.get("event") != "ready":
+            raise RuntimeError(f"restarted worker did not start: {ready}")
+        self.restarts += 1
+        self._region.set_device_state(DeviceState.READY)
+        os.eventfd_write(self.guest_irq_fd, 1)  # wake a guest that sleeps waiting for us
+        self.log.warning("vm reset: worker restarted", epoch=epoch, pid=ready.get("pid"),
+                         restarts=self.restarts)
+
+    async def _serve_one_worker(self) -> str:
         loop = asyncio.get_running_loop()
         assert self.process is not None
 
@@ -178,25 +242,35 @@ class VmSession:
                     return f"region broken: {message.get('reason')}"
                 self.log.info("worker event", **message)
 
+        async def watchdog() -> str:
+            timeout_ns = int(self.config.mediator.worker_timeout_s * 1e9)
+            while True:
+                await asyncio.sleep(min(1.0, self.config.mediator.worker_timeout_s / 4))
+                beat = self.counters().heartbeat_ns
+                if beat and time.monotonic_ns() - beat > timeout_ns:
+                    assert self.process is not None
+                    self.log.error("worker stopped answering; killing it", pid=self.process.pid,
+                                   silent_s=(time.monotonic_ns() - beat) / 1e9)
+                    with contextlib.suppress(ProcessLookupError):
+                        self.process.send_signal(signal.SIGKILL)
+                    await self.process.wait()
+                    return "worker hung"
+
         async def stopped() -> str:
             await self._stop.wait()
             return self.exit_reason or "stopped"
 
         tasks = [asyncio.create_task(c(), name=f"{self.vm.name}:{c.__name__}")
-                 for c in (peer_gone, worker_exit, worker_events, stopped)]
+                 for c in (peer_gone, worker_exit, worker_events, watchdog, stopped)]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            reason = next(iter(done)).result()
+            # Prefer the most telling reason when several finished together.
+            reasons = [t.result() for t in done]
+            return next((r for r in reasons if r.startswith("region broken")), reasons[0])
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-        broken = reason.startswith(("worker exited", "region broken", "worker control"))
-        self.log.info("vm session ending", reason=reason)
-        if broken:
-            self.fsm.transition(SessionState.BROKEN, reason)
-        else:
-            self.fsm.transition(SessionState.DRAINING, reason)
 
     def stop(self, reason: str) -> None:
         self.exit_reason = reason
@@ -215,11 +289,13 @@ class VmSession:
                 await self.process.wait()
         if self.stats is not None:
             self.final_counters = self.stats.read()
+            self.final_counters.calls += self.calls_before_restart
+            self.final_counters.errors += self.errors_before_restart
             self.stats.close()
             self.stats = None
         if self._region is not None:
-            if self._region.device_state != DeviceState.BROKEN:
-                self._region.set_device_state(DeviceState.STOPPED)
+            broken = self.fsm.state is SessionState.BROKEN
+            self._region.set_device_state(DeviceState.BROKEN if broken else DeviceState.STOPPED)
             self._region.release()
             self._region = None
         if self._map is not None:
@@ -238,7 +314,17 @@ class VmSession:
         self.log.info("vm detached", state=self.fsm.state.value, reason=self.fsm.reason)
 
     def counters(self) -> WorkerCounters:
-        return self.stats.read() if self.stats is not None else self.final_counters
+        """This worker's counters; calls and errors include the workers it replaced."""
+        if self.stats is None:
+            return self.final_counters
+        counters = self.stats.read()
+        counters.calls += self.calls_before_restart
+        counters.errors += self.errors_before_restart
+        return counters
+
+    async def set_tracing(self, enable: bool) -> None:
+        self.tracing = enable
+        await self.send_control(op="trace", enable=enable)
 
     async def set_quota(self, quota: int | None) -> None:
         self.memory_quota = quota
@@ -263,6 +349,8 @@ class VmEndpoint:
         self.calls_before = 0
         self.errors_before = 0
         self.retiring = False
+        self.tracing = vm.trace
+        self.last_trace: TraceRing | None = None
 
     async def start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -290,7 +378,7 @@ class VmEndpoint:
                 continue
             client_id = self._next_client
             self._next_client = self._next_client % 0xFFFF + 1
-            self.session = VmSession(self.vm, self.config, conn, client_id)
+            self.session = VmSession(self.vm, self.config, conn, client_id, tracing=self.tracing)
             self.session_task = asyncio.create_task(self._run_session(self.session),
                                                     name=f"{self.vm.name}:session")
 
@@ -303,6 +391,9 @@ class VmEndpoint:
             self.errors_before += counters.errors
             self.sessions_served += 1
             self.session = None
+            if self.last_trace is not None:
+                self.last_trace.close()
+            self.last_trace = session.trace_ring  # kept for the operator until the next session ends
 
     async def stop(self, reason: str = "daemon stopping") -> None:
         """Stop listening and end the current session (draining it)."""
@@ -318,6 +409,15 @@ class VmEndpoint:
         if self.session is not None and self.session_task is not None:
             self.session.stop(reason)
             await asyncio.shield(self.session_task)
+
+    async def set_tracing(self, enable: bool) -> None:
+        self.tracing = enable
+        if self.session is not None:
+            await self.session.set_tracing(enable)
+
+    @property
+    def trace_ring(self) -> TraceRing | None:
+        return self.session.trace_ring if self.session is not None else self.last_trace
 
     def status(self) -> dict[str, Any]:
         session = self.session
@@ -340,7 +440,10 @@ class VmEndpoint:
             "memory_used": counters.memory_used,
             "memory_quota": quota,
             "sessions": self.sessions_served,
+            "restarts": session.restarts if session else 0,
+            "epoch": session._region.epoch if session and session._region else None,
             "refused": self.refused,
+            "tracing": self.tracing,
             "bytes_htod": counters.bytes_htod,
             "bytes_dtoh": counters.bytes_dtoh,
         }

@@ -25,11 +25,12 @@ from typing import Any
 import structlog
 
 from executor import DeviceConfig, Executor, create_executor
-from protocol import DeviceState, HeaderField, Region, RemoteProtocolError, fence
+from protocol import DeviceState, HeaderField, Region, RemoteProtocolError, Submission, fence
 
 from ._logging import configure_logging
 from ._server import RingServer
 from ._stats import StatsBlock, WorkerCounters
+from ._trace import TraceRing, summarize
 
 __all__ = ["WorkerSpec", "main"]
 
@@ -46,6 +47,8 @@ class WorkerSpec:
     guest_irq_fd: int
     stats_fd: int
     control_fd: int
+    trace_fd: int = -1
+    trace: bool = False
     backend: str = "sim"
     memory_quota: int | None = None
     device: dict[str, Any] = field(default_factory=dict)
@@ -89,6 +92,19 @@ class Worker:
         if callable(attach):
             attach(self.region.arena)
         self.server = RingServer(self.region, self.executor, self.counters, vm=spec.vm_name)
+        self.trace_ring = TraceRing(spec.trace_fd) if spec.trace_fd >= 0 else None
+        self.set_tracing(spec.trace)
+
+    def set_tracing(self, enable: bool) -> None:
+        ring = self.trace_ring
+        if not enable or ring is None:
+            self.server.trace = None
+            return
+
+        def record(sub: Submission, _name: str, status: int, duration_ns: int) -> None:
+            ring.append(time.time_ns(), duration_ns, sub, status, summarize(sub))
+
+        self.server.trace = record
 
     # -- control channel --------------------------------------------------------------------
 
@@ -119,7 +135,9 @@ class Worker:
 
     def handle(self, message: dict[str, Any]) -> None:
         op = message.get("op")
-        if op == "stop":
+        if op == "trace":
+            self.set_tracing(bool(message.get("enable")))
+        elif op == "stop":
             self.stopping = True
         elif op == "set_quota":
             setter = getattr(self.executor, "set_memory_quota", None)

@@ -6,6 +6,8 @@ import argparse
 import asyncio
 import json
 import sys
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +84,45 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def format_trace(record: dict[str, Any], vm: str) -> str:
+    stamp = datetime.fromtimestamp(record["time_ns"] / 1e9, tz=UTC).strftime("%H:%M:%S.%f")
+    flags = " async" if record["flags"] & 1 else ""
+    return (f"{stamp} {vm} #{record['seq']} {record['call']}({record['args']}){flags} -> "
+            f"{record['status_name']} {record['duration_ns'] / 1000:.1f}µs")
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    from ._control_client import ControlError, request
+
+    config, _ = _load(args.config)
+    path = Path(args.socket) if args.socket else config.mediator.control_path
+    query: dict[str, Any] = {"cmd": "trace", "vm": args.vm, "limit": args.lines}
+    if args.on or args.off:
+        query["enable"] = bool(args.on)
+    try:
+        reply = request(path, query)
+        if "enable" in query and not args.follow:
+            print(f"tracing {'on' if reply['tracing'] else 'off'} for {reply['vm']}")
+            return 0
+        while True:
+            for record in reply["records"]:
+                if args.call and record["call"] != args.call:
+                    continue
+                if args.errors and record["status"] == 0:
+                    continue
+                print(json.dumps(record) if args.json else format_trace(record, reply["vm"]),
+                      flush=True)
+            if not args.follow:
+                return 0
+            time.sleep(0.2)
+            reply = request(path, {"cmd": "trace", "vm": args.vm, "after": reply["next"]})
+    except ControlError as exc:
+        print(f"vgpu-mediator: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from ._demo import run_demo
 
@@ -99,6 +140,19 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("-s", "--socket", help="control socket path (overrides the config)")
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=cmd_status)
+    trace = sub.add_parser("trace", help="show a VM's traced calls (switch tracing with --on/--off)")
+    trace.add_argument("--vm", required=True, help="VM id or name")
+    trace.add_argument("-f", "--follow", action="store_true", help="keep printing new calls")
+    trace.add_argument("--json", action="store_true", help="one JSON object per call")
+    trace.add_argument("--call", help="only this call (catalog name, e.g. mem_alloc)")
+    trace.add_argument("--errors", action="store_true", help="only calls that failed")
+    trace.add_argument("-n", "--lines", type=int, default=50, help="how much history to print first")
+    switch = trace.add_mutually_exclusive_group()
+    switch.add_argument("--on", action="store_true", help="switch tracing on for this VM")
+    switch.add_argument("--off", action="store_true", help="switch tracing off for this VM")
+    trace.add_argument("-c", "--config")
+    trace.add_argument("-s", "--socket", help="control socket path (overrides the config)")
+    trace.set_defaults(func=cmd_trace)
     demo = sub.add_parser("demo", help="start a mediator and a guest running a GGML-shaped workload")
     demo.add_argument("--backend", default="auto", choices=("sim", "cuda", "auto"))
     demo.add_argument("--size-mib", type=int, default=16, help="size of the uploaded weights")

@@ -167,11 +167,12 @@ def plan_layout(
 
 def lay_out_region(
     buf: memoryview | bytearray, *, vm_id: int, sq_entries: int = 256, cq_entries: int = 256,
-    features: Features = ALL_FEATURES, epoch: int = 0,
+    features: Features = ALL_FEATURES, epoch: int = 0, state: DeviceState = DeviceState.READY,
 ) -> RegionLayout:
     """Write a fresh header into ``buf`` (the whole region) and return its layout.
 
-    Indices and counters start at zero; the device state is READY. The arena is left as it is.
+    Indices and counters start at zero; the device state is ``state`` (READY, or RESETTING while a
+    new worker starts behind it). The arena is left as it is.
     """
     layout = plan_layout(
         len(buf), vm_id=vm_id, sq_entries=sq_entries, cq_entries=cq_entries, features=features,
@@ -186,7 +187,7 @@ def lay_out_region(
         layout.arena_size,
     )
     struct.pack_into("<I", view, HeaderField.EPOCH, epoch & 0xFFFF_FFFF)
-    struct.pack_into("<I", view, HeaderField.DEVICE_STATE, DeviceState.READY)
+    struct.pack_into("<I", view, HeaderField.DEVICE_STATE, state)
     return layout
 
 

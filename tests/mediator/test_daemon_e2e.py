@@ -17,6 +17,7 @@ from guest import CudaCallError, DeviceGoneError, GuestClient
 from mediator._control_client import request
 from mediator._launcher import MediatorProcess, write_config
 from protocol import CALLS_BY_NAME, CompleteFlags, CUresult, DeviceState
+from protocol.models import StreamArgs
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -43,7 +44,7 @@ def test_guest_copies_64_mib_uses_streams_and_events_and_releases_everything(
         assert gpu.device_count() == 1
         dptr = gpu.mem_alloc(data.nbytes)
         assert dptr % 256 == 0
-        gpu.memcpy_htod(dptr, data)
+        gpu.memcpy_htod(dptr, data.data)
         assert gpu.memcpy_dtoh(dptr, data.nbytes) == data.tobytes()
 
         s1, s2 = gpu.stream_create(), gpu.stream_create()
@@ -121,7 +122,7 @@ def test_async_failure_is_latched_and_reported_by_the_next_synchronizing_call(
     with GuestClient.connect(mediator.vm_socket(1)) as gpu:
         stream = gpu.stream_create()
         gpu.memset_d8(0xDEAD_0000, 1, 64, stream=stream, asynchronous=True)  # not ours
-        result = gpu.call("stream_synchronize", CALLS_BY_NAME["stream_synchronize"].args(stream=stream))
+        result = gpu.call("stream_synchronize", StreamArgs(stream=stream))
         assert result.status == CUresult.CUDA_ERROR_INVALID_VALUE
         assert result.flags & CompleteFlags.LATCHED
         assert [c.status for c in gpu.async_errors] == [CUresult.CUDA_ERROR_INVALID_VALUE]
@@ -175,6 +176,7 @@ def test_a_guest_killed_mid_call_leaves_the_daemon_and_the_other_vm_unaffected(
         time.sleep(0.2)  # let it get well into its copies
         victim.kill()
         victim.wait()
+        victim.stdout.close()
         wait_until(lambda: status(mediator)["vm1"]["state"] == "listening")
         assert status(mediator)["vm1"]["memory_used"] == 0
         assert bystander.memcpy_dtoh(kept, 1024) == b"k" * 1024
@@ -226,6 +228,6 @@ def test_status_cli_against_a_running_daemon(mediator: MediatorProcess) -> None:
 
 def test_status_cli_says_when_no_daemon_runs(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "mediator.cli", "status", "-s",
-                             str(tmp_path / "nothing.sock")], capture_output=True, text=True)
+                             str(tmp_path / "nothing.sock")], capture_output=True, text=True, check=False)
     assert result.returncode == 1
     assert "cannot reach the mediator" in result.stderr

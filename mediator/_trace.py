@@ -1,0 +1,139 @@
+"""Per-VM call tracing: a bounded ring of fixed-size records in memory the guest never sees.
+
+The worker is the only writer: it fills record ``n % capacity`` and then publishes ``n + 1`` as
+the write index. Readers (the supervisor, for the CLI) copy records and re-read the index
+afterwards, discarding any record the writer may have lapped meanwhile. Nothing here goes to the
+journal: a traced VM can make a million calls a second, and journald would drop them.
+
+Record (160 bytes): u64 wall time ns, u64 duration ns, u32 seq, u16 call id, u16 flags,
+u32 status, u32 reserved, 128 bytes of UTF-8 argument summary (sizes, pointers, handles — never
+payload bytes), NUL padded.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import struct
+from dataclasses import asdict, dataclass
+from typing import Any, Final
+
+from protocol import CALLS, CublasStatus, CUresult, Submission, WireModel, decode_args, layout_of
+
+__all__ = ["TraceRecord", "TraceRing", "summarize"]
+
+_HEADER: Final = struct.Struct("<QI")  # write index, capacity
+_RECORD: Final = struct.Struct("<QQIHHII128s")
+_HEADER_SIZE: Final = 64
+
+
+@dataclass(frozen=True, slots=True)
+class TraceRecord:
+    index: int
+    time_ns: int
+    duration_ns: int
+    seq: int
+    call_id: int
+    call: str
+    flags: int
+    status: int
+    status_name: str
+    args: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _status_name(call_id: int, status: int) -> str:
+    spec = CALLS.get(call_id)
+    try:
+        if spec is not None and spec.status_domain == "cublasStatus_t":
+            return CublasStatus(status).name
+        return CUresult(status).name
+    except ValueError:
+        return str(status)
+
+
+def summarize(sub: Submission, args: WireModel | None = None) -> str:
+    """The arguments as ``name=value`` pairs; pointers in hex, payloads by length only."""
+    spec = CALLS.get(sub.call_id)
+    parts: list[str] = []
+    if spec is not None:
+        try:
+            model = args if args is not None else decode_args(spec, sub.args)
+        except Exception:
+            parts.append("args=<invalid>")
+        else:
+            for field in layout_of(spec.args).fields:
+                value = getattr(model, field.name)
+                if field.wire.kind == "devptr":
+                    parts.append(f"{field.name}={value:#x}")
+                elif field.enum is not None:
+                    parts.append(f"{field.name}={value.name}")
+                else:
+                    parts.append(f"{field.name}={value}")
+    if sub.in_len:
+        parts.append(f"in_len={sub.in_len}")
+    if sub.out_cap:
+        parts.append(f"out_cap={sub.out_cap}")
+    return " ".join(parts)
+
+
+class TraceRing:
+    def __init__(self, fd: int, capacity: int | None = None) -> None:
+        self.fd = fd
+        if capacity is not None:
+            os.ftruncate(fd, _HEADER_SIZE + capacity * _RECORD.size)
+        size = os.fstat(fd).st_size
+        self._map = mmap.mmap(fd, size)
+        if capacity is not None:
+            _HEADER.pack_into(self._map, 0, 0, capacity)
+        self.capacity = _HEADER.unpack_from(self._map, 0)[1]
+        if self.capacity <= 0 or _HEADER_SIZE + self.capacity * _RECORD.size > size:
+            raise ValueError("trace ring header does not match its mapping")
+        self._next = _HEADER.unpack_from(self._map, 0)[0]
+
+    @classmethod
+    def create(cls, name: str, capacity: int = 8192) -> TraceRing:
+        return cls(os.memfd_create(f"vgpu-trace-{name}", os.MFD_CLOEXEC), capacity)
+
+    # -- writer (the worker) -------------------------------------------------------------------
+
+    def append(self, time_ns: int, duration_ns: int, sub: Submission, status: int, args: str) -> None:
+        n = self._next
+        _RECORD.pack_into(self._map, _HEADER_SIZE + (n % self.capacity) * _RECORD.size, time_ns,
+                          duration_ns, sub.seq, sub.call_id, int(sub.flags), status, 0,
+                          args.encode()[:128])
+        self._next = n + 1
+        struct.pack_into("<Q", self._map, 0, self._next)
+
+    # -- readers --------------------------------------------------------------------------------
+
+    @property
+    def written(self) -> int:
+        return int(struct.unpack_from("<Q", self._map, 0)[0])
+
+    def read(self, after: int = 0, limit: int | None = None) -> tuple[list[TraceRecord], int]:
+        """Records with index ≥ ``after`` still in the ring (oldest first) and the next index."""
+        end = self.written
+        start = max(after, end - self.capacity, 0)
+        if limit is not None:
+            start = max(start, end - limit)
+        raw = [(_RECORD.unpack_from(self._map, _HEADER_SIZE + (i % self.capacity) * _RECORD.size), i)
+               for i in range(start, end)]
+        oldest_valid = self.written - self.capacity  # the writer may have lapped us meanwhile
+        records = []
+        for fields, index in raw:
+            if index < oldest_valid:
+                continue
+            time_ns, duration, seq, call_id, flags, status, _, args = fields
+            spec = CALLS.get(call_id)
+            records.append(TraceRecord(
+                index, time_ns, duration, seq, call_id,
+                spec.name if spec else f"call_{call_id:#06x}", flags, status,
+                _status_name(call_id, status), args.rstrip(b"\0").decode(errors="replace")))
+        return records, end
+
+    def close(self) -> None:
+        self._map.close()
+        os.close(self.fd)

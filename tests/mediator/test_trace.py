@@ -1,0 +1,75 @@
+"""Tracing a live guest and reading the trace back through the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from guest import CudaCallError, GuestClient
+from mediator._control_client import request
+from mediator._launcher import MediatorProcess
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def cli(mediator: MediatorProcess, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "mediator.cli", "trace", "-c", str(mediator.config), *args],
+                          capture_output=True, text=True, check=True, timeout=60)
+
+
+def test_trace_records_decoded_calls_and_the_cli_reads_them(mediator: MediatorProcess) -> None:
+    assert cli(mediator, "--vm", "vm1", "--on").stdout.strip() == "tracing on for vm1"
+    with GuestClient.connect(mediator.vm_socket(1)) as gpu:
+        ptr = gpu.mem_alloc(1 << 20)
+        gpu.memcpy_htod(ptr, b"\1" * 4096)
+        with pytest.raises(CudaCallError):
+            gpu.mem_free(ptr + 8)
+        gpu.mem_free(ptr)
+
+        lines = cli(mediator, "--vm", "vm1").stdout.splitlines()
+        assert [line.split()[3].split("(")[0] for line in lines] == [
+            "mem_alloc", "memcpy_htod", "mem_free", "mem_free"]
+        assert "mem_alloc(bytesize=1048576)" in lines[0] and "CUDA_SUCCESS" in lines[0]
+        assert f"dst={ptr:#x}" in lines[1] and "in_len=4096" in lines[1]
+        assert "CUDA_ERROR_INVALID_VALUE" in lines[2]
+
+        errors = cli(mediator, "--vm", "1", "--errors", "--json").stdout.splitlines()
+        assert len(errors) == 1
+        record = json.loads(errors[0])
+        assert record["call"] == "mem_free" and record["args"] == f"dptr={ptr + 8:#x}"
+        assert record["duration_ns"] > 0
+
+        only_alloc = cli(mediator, "--vm", "vm1", "--call", "mem_alloc").stdout.splitlines()
+        assert len(only_alloc) == 1
+
+        cli(mediator, "--vm", "vm1", "--off")
+        gpu.nop()
+        assert "nop" not in cli(mediator, "--vm", "vm1").stdout
+
+
+def test_follow_prints_calls_as_they_happen(mediator: MediatorProcess) -> None:
+    request(mediator.control, {"cmd": "trace", "vm": "vm2", "enable": True})
+    follower = subprocess.Popen([sys.executable, "-m", "mediator.cli", "trace", "-c", str(mediator.config),
+                                 "--vm", "vm2", "--follow"], stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.5)  # the follower has printed the (empty) history and is polling
+        with GuestClient.connect(mediator.vm_socket(2)) as gpu:
+            gpu.mem_alloc(4096)
+        assert follower.stdout is not None
+        assert "mem_alloc(bytesize=4096)" in follower.stdout.readline()
+    finally:
+        follower.terminate()
+        follower.wait(10)
+        if follower.stdout is not None:
+            follower.stdout.close()
+
+
+def test_trace_of_an_unknown_vm_is_refused(mediator: MediatorProcess) -> None:
+    result = subprocess.run([sys.executable, "-m", "mediator.cli", "trace", "-c", str(mediator.config),
+                             "--vm", "nope"], capture_output=True, text=True, check=False)
+    assert result.returncode == 1
+    assert "no VM 'nope'" in result.stderr
