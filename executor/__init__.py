@@ -1,8 +1,10 @@
 """Executor backends: where a VM's calls are replayed (``sim`` on the CPU, ``cuda`` on the GPU)."""
 
 from ._base import Allocation, AllocationMap, CallIO, DeviceConfig, Executor, HandleTable
+from ._cuda import CudaExecutor, cuda_available
 from ._errors import BackendUnavailableError, CudaError, ExecutorError
 from ._factory import BackendName, create_executor, resolve_backend
+from ._sim import SimExecutor
 
 __all__ = [
     "Allocation",
@@ -10,11 +12,14 @@ __all__ = [
     "BackendName",
     "BackendUnavailableError",
     "CallIO",
+    "CudaExecutor",
     "CudaError",
     "DeviceConfig",
     "Executor",
     "ExecutorError",
     "HandleTable",
+    "SimExecutor",
     "create_executor",
+    "cuda_available",
     "resolve_backend",
 ]

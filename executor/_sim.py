@@ -1,0 +1,836 @@
+"""The ``sim`` backend: a CPU simulator on NumPy with CUDA's semantics for everything but kernels.
+
+Theory of operation
+-------------------
+One :class:`SimExecutor` is one VM's GPU. Its state lives in three places, each owned by one module:
+device memory (``_sim_memory``: blocks, the VMM API, bounds and access checks), streams, events,
+capture and graphs (``_sim_graph``), and cuBLAS arithmetic (``_sim_blas``). This module holds the
+handles and applies CUDA's rules for calls.
+
+*Execution.* Stream-ordered work (memsets, copies, GEMMs, event records, graph launches, kernel
+launches) goes through :meth:`SimExecutor.enqueue`, which runs it at once — every stream is always
+idle, so ``cuStreamQuery`` and ``cuEventQuery`` answer ``CUDA_SUCCESS`` and in-stream and
+cross-stream order hold trivially — or, on a capturing stream, records it into the capture.
+
+*Capture rules*, as CUDA applies them:
+
+* the legacy NULL stream cannot capture (``CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED``); work on it while a
+  blocking stream captures fails with ``CUDA_ERROR_STREAM_CAPTURE_IMPLICIT`` and invalidates that
+  capture (non-blocking streams do not synchronize with it);
+* waiting for a capturing stream (``cuStreamSynchronize``, ``cuStreamQuery``, ``cuCtxSynchronize``, a
+  copy or memset submitted without ``ASYNC``, which the guest waits for) fails with
+  ``CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED`` and invalidates the capture; later work on it fails with
+  ``CUDA_ERROR_STREAM_CAPTURE_INVALIDATED``, and so does ``cuStreamEndCapture``, which ends it;
+* in ``GLOBAL`` and ``THREAD_LOCAL`` mode (the mediator cannot tell a guest's threads apart, so both
+  act as global) ``cuMemAlloc`` and ``cuMemFree`` are unsafe: ``CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED``,
+  capture invalidated; ``RELAXED`` (GGML's mode) allows them;
+* querying, synchronizing or timing an event last recorded in a capture fails with
+  ``CUDA_ERROR_CAPTURED_EVENT`` (the capture carries on);
+* host copies (``memcpy_htod``/``memcpy_dtoh``) cannot be captured across the remoting boundary — the
+  guest's host buffer is not ours to read or write when the graph is launched later — so they fail
+  with ``CUDA_ERROR_NOT_SUPPORTED`` and invalidate the capture (the graph would miss them).
+
+*Deliberate simplifications*: every resource belongs to the VM rather than to a context (contexts are
+bookkeeping; no call needs a current one, and releasing or destroying a context frees nothing); a
+device-side fault is not sticky here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Final
+
+import numpy as np
+import structlog
+
+from protocol import CublasStatus, CudaDataType, CUresult, StreamCaptureMode, StreamCaptureStatus
+from protocol.models import (
+    AddressFreeArgs,
+    AddressReserveArgs,
+    BeginCaptureArgs,
+    CaptureInfoResult,
+    CtxArgs,
+    CtxCreateArgs,
+    CtxResult,
+    CublasArgs,
+    CublasCreateResult,
+    CublasSetMathModeArgs,
+    CublasSetStreamArgs,
+    DeviceArgs,
+    DeviceGetArgs,
+    DeviceGetAttributeArgs,
+    DeviceGetResult,
+    DeviceTotalMemResult,
+    DeviceUuidResult,
+    DevPtrResult,
+    EventArgs,
+    EventCreateResult,
+    EventElapsedArgs,
+    EventElapsedResult,
+    EventRecordArgs,
+    FlagsArgs,
+    GemmBatchedExArgs,
+    GemmExArgs,
+    GemmStridedBatchedExArgs,
+    GranularityArgs,
+    GranularityResult,
+    GraphArgs,
+    GraphExecArgs,
+    GraphExecResult,
+    GraphInstantiateArgs,
+    GraphLaunchArgs,
+    GraphResult,
+    I32Result,
+    MemAllocArgs,
+    MemcpyDtoDArgs,
+    MemcpyDtoHArgs,
+    MemcpyHtoDArgs,
+    MemCreateArgs,
+    MemFreeArgs,
+    MemGetInfoResult,
+    MemHandleArgs,
+    MemHandleResult,
+    MemMapArgs,
+    MemSetAccessArgs,
+    MemsetD8Args,
+    MemsetD16Args,
+    MemsetD32Args,
+    MemUnmapArgs,
+    NoArgs,
+    NoResult,
+    SgemmArgs,
+    StreamArgs,
+    StreamCreateResult,
+    StreamWaitEventArgs,
+)
+
+from ._base import AllocationMap, CallIO, DeviceConfig, Executor, HandleTable
+from ._errors import CudaError
+from ._sim_blas import ITEMSIZE, GemmShape, check_gemm_types, gemm, gemm_ranges
+from ._sim_graph import Capture, EventState, Graph, GraphExec, StreamState
+from ._sim_memory import Bytes, DeviceMemory
+
+__all__ = ["SimExecutor", "device_attributes"]
+
+log = structlog.get_logger("executor.sim")
+
+CU_STREAM_NON_BLOCKING: Final = 0x1
+CU_EVENT_BLOCKING_SYNC: Final = 0x1
+CU_EVENT_DISABLE_TIMING: Final = 0x2
+CU_EVENT_INTERPROCESS: Final = 0x4
+CU_EVENT_WAIT_EXTERNAL: Final = 0x1
+#: scheduling (0x07), MAP_HOST, LMEM_RESIZE_TO_MAX, COREDUMP, USER_COREDUMP, SYNC_MEMOPS
+_CTX_FLAGS: Final = 0xFF
+_GRAPH_INSTANTIATE_FLAGS: Final = 0x1 | 0x2 | 0x8  # AUTO_FREE_ON_LAUNCH, UPLOAD, USE_NODE_PRIORITY
+_CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION: Final = 0x10
+_RELAXED = StreamCaptureMode.CU_STREAM_CAPTURE_MODE_RELAXED
+
+
+def _parse_pci(bus_id: str) -> tuple[int, int, int]:
+    """(domain, bus, device) from ``dddd:bb:dd.f``."""
+    domain, bus, rest = bus_id.split(":")
+    return int(domain, 16), int(bus, 16), int(rest.split(".")[0], 16)
+
+
+def device_attributes(config: DeviceConfig) -> dict[int, int]:
+    """``CUdevice_attribute`` values the simulated device reports (an H100-like part by default)."""
+    major, minor = config.compute_capability
+    domain, bus, device = _parse_pci(config.pci_bus_id)
+    return {
+        1: 1024, 2: 1024, 3: 1024, 4: 64,  # max threads per block, max block dims
+        5: 2**31 - 1, 6: 65535, 7: 65535,  # max grid dims
+        8: 48 * 1024, 9: 64 * 1024, 10: 32, 11: 2**31 - 1, 12: 65536,  # smem/block, const, warp, pitch, regs
+        13: 1_980_000, 14: 512, 15: 1, 16: config.multiprocessor_count,  # clock kHz, tex align, overlap, SMs
+        17: 0, 18: 0, 19: 1, 20: 0,  # exec timeout, integrated, can map host memory, compute mode default
+        31: 1, 32: 1, 33: bus, 34: device, 35: 0,  # concurrent kernels, ECC, PCI bus/device, TCC
+        36: 2_619_000, 37: 5120, 38: 50 * 2**20, 39: 2048, 40: 3, 41: 1,  # mem clock, bus width, L2, …
+        50: domain, 75: major, 76: minor, 78: 1, 79: 1, 80: 1,  # PCI domain, compute capability, L1 caches
+        81: 228 * 1024, 82: 65536, 83: 1, 84: 0, 85: 0, 86: 0, 87: 2,  # smem/SM, regs/SM, managed, …
+        88: 0, 89: 1, 90: 1, 91: 0, 95: 1, 96: 0, 97: 227 * 1024, 98: 0, 99: 1, 100: 0, 101: 0,
+        102: 1,  # virtual memory management supported
+        103: 0, 104: 0, 105: 0, 106: 32, 107: 0, 110: 0, 111: 1024,
+        115: 0,  # memory pools: the catalog has no stream-ordered allocator
+    }
+
+
+class SimExecutor(Executor):
+    """One VM's simulated GPU. See the module's theory of operation."""
+
+    backend_name = "sim"
+
+    def __init__(self, config: DeviceConfig | None = None, memory_quota: int | None = None, *,
+                 clock: Callable[[], int] = time.perf_counter_ns) -> None:
+        super().__init__()
+        config = config or DeviceConfig()
+        self.config = config
+        self._clock = clock  # nanoseconds, for event timestamps
+        self.memory = DeviceMemory(config.total_memory, memory_quota)
+        self._attributes = device_attributes(config)
+        self._legacy = StreamState(0, 0)
+        self._streams: HandleTable[StreamState] = HandleTable("stream")
+        self._events: HandleTable[EventState] = HandleTable("event")
+        self._graphs: HandleTable[Graph] = HandleTable("graph")
+        self._graph_execs: HandleTable[GraphExec] = HandleTable("graph exec")
+        self._blas: HandleTable[_BlasHandle] = HandleTable(
+            "cuBLAS", CublasStatus.CUBLAS_STATUS_NOT_INITIALIZED)
+        self._contexts: HandleTable[int] = HandleTable("context", CUresult.CUDA_ERROR_INVALID_CONTEXT)
+        self._primary: int | None = None
+        self._primary_refs = 0
+        self._ctx_stack: list[int] = []
+        self._captures: dict[int, Capture] = {}
+        self._capture_ids = 0
+
+    # -- what other parts of the backend use ----------------------------------------------------
+
+    @property
+    def allocations(self) -> AllocationMap:
+        """The VM's :class:`AllocationMap` (device address ranges)."""
+        return self.memory.allocations
+
+    def device_view(self, ptr: int, nbytes: int, *, readonly: bool = False) -> Bytes:
+        """A uint8 view of device memory ``[ptr, ptr + nbytes)``, writable unless ``readonly``.
+
+        ``CUDA_ERROR_INVALID_VALUE`` outside the VM's allocations, ``CUDA_ERROR_ILLEGAL_ADDRESS`` on mapped
+        memory without the access needed, ``CUDA_ERROR_NOT_SUPPORTED`` for a range that straddles
+        separately mapped VMM chunks (use :meth:`device_read`/:meth:`device_write` there).
+        """
+        return self.memory.view(ptr, nbytes, write=not readonly)
+
+    def device_read(self, ptr: int, nbytes: int) -> Bytes:
+        """A copy of ``[ptr, ptr + nbytes)``; works across adjacent VMM chunks."""
+        return self.memory.read(ptr, nbytes)
+
+    def device_write(self, ptr: int, data: Bytes) -> None:
+        """Store bytes at ``ptr``; works across adjacent VMM chunks."""
+        self.memory.write(ptr, data)
+
+    def enqueue(self, stream: int, op: Callable[[], None], what: str) -> None:
+        """Run stream-ordered work now, or record it when ``stream`` is capturing."""
+        state = self._stream(stream)
+        if state is self._legacy:
+            self._touch_legacy(what)
+        if state.capture is None:
+            op()
+        else:
+            state.capture.record(state, op, what)
+
+    def set_memory_quota(self, quota: int | None) -> None:
+        """Change the VM's quota (the supervisor's ``set_quota``); live allocations stay."""
+        self.memory.quota = quota
+
+    # -- Executor --------------------------------------------------------------------------------
+
+    def memory_used(self) -> int:
+        return self.memory.used
+
+    def close(self) -> None:
+        for capture in list(self._captures.values()):
+            capture.finish()
+        self._captures.clear()
+        for table in (self._streams, self._events, self._graphs, self._graph_execs, self._blas,
+                      self._contexts):
+            table.clear()
+        self._ctx_stack.clear()
+        self._primary = None
+        self._primary_refs = 0
+        self.memory.close()
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _device(self, device: int) -> None:
+        if device != 0:
+            raise CudaError(CUresult.CUDA_ERROR_INVALID_DEVICE,
+                            f"device {device} does not exist (the VM has one device, 0)")
+
+    def _stream(self, handle: int) -> StreamState:
+        return self._legacy if handle == 0 else self._streams.get(handle)
+
+    def _invalidate(self, capture: Capture, reason: str) -> None:
+        capture.invalidate(reason)
+        log.info("capture invalidated", capture_id=capture.capture_id, reason=reason)
+
+    def _touch_legacy(self, what: str) -> None:
+        """Work on (or a wait for) the legacy stream: CUDA forbids it while a blocking stream captures."""
+        hit = [c for c in self._captures.values() if any(s.blocking for s in c.streams)]
+        if hit:
+            reason = f"{what} on the legacy NULL stream, which synchronizes with the capturing stream"
+            for capture in hit:
+                self._invalidate(capture, reason)
+            raise CudaError(CUresult.CUDA_ERROR_STREAM_CAPTURE_IMPLICIT,
+                            f"{reason} (capture {', '.join(str(c.capture_id) for c in hit)})")
+
+    def _wait_for(self, state: StreamState, what: str) -> None:
+        """A host wait for ``state``'s work: impossible while it captures."""
+        if state is self._legacy:
+            self._touch_legacy(what)
+        elif state.capture is not None:
+            self._invalidate(state.capture, f"{what} waited for the capturing stream {state.handle}")
+            raise CudaError(CUresult.CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED,
+                            f"{what}: stream {state.handle} is capturing (capture "
+                            f"{state.capture.capture_id} is now invalidated)")
+
+    def _unsafe(self, what: str) -> None:
+        """A call that GLOBAL and THREAD_LOCAL capture modes prohibit."""
+        strict = [c for c in self._captures.values() if c.mode != _RELAXED]
+        if strict:
+            for capture in strict:
+                self._invalidate(capture, f"{what} during a {capture.mode.name} capture")
+            raise CudaError(CUresult.CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED,
+                            f"{what} is not permitted while a stream captures in "
+                            f"{strict[0].mode.name} mode (use RELAXED)")
+
+    def _stream_work(self, stream: int, io: CallIO, what: str, *, host: bool = False) -> StreamState:
+        """Checks for a copy or memset before it is enqueued: waits and host buffers vs capture."""
+        state = self._stream(stream)
+        capture = state.capture
+        if capture is not None:
+            if host:
+                self._invalidate(capture, f"{what} referenced guest host memory")
+                raise CudaError(CUresult.CUDA_ERROR_NOT_SUPPORTED,
+                                f"{what} on capturing stream {stream}: a graph node cannot reference the "
+                                "guest's host memory across the remoting boundary (capture invalidated)")
+            if io.blocking:
+                self._wait_for(state, f"synchronous {what}")
+        return state
+
+    def _event(self, handle: int) -> EventState:
+        return self._events.get(handle)
+
+    def _not_captured(self, event: EventState, handle: int, what: str) -> None:
+        if event.capture is not None:
+            raise CudaError(CUresult.CUDA_ERROR_CAPTURED_EVENT,
+                            f"{what}: event {handle} was last recorded in capture "
+                            f"{event.capture.capture_id}")
+
+    # -- driver and device -------------------------------------------------------------------------
+
+    def nop(self, args: NoArgs, io: CallIO) -> NoResult:
+        return NoResult()
+
+    def init(self, args: FlagsArgs, io: CallIO) -> NoResult:
+        if args.flags != 0:
+            raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE, f"cuInit flags must be 0, not {args.flags}")
+        return NoResult()
+
+    def driver_get_version(self, args: NoArgs, io: CallIO) -> I32Result:
+        return I32Result(value=self.config.driver_version)
+
+    def device_get_count(self, args: NoArgs, io: CallIO) -> I32Result:
+        return I32Result(value=1)
+
+    def device_get(self, args: DeviceGetArgs, io: CallIO) -> DeviceGetResult:
+        self._device(args.ordinal)
+        return DeviceGetResult(device=0)
+
+    def _write_string(self, text: str, io: CallIO, what: str) -> None:
+        if len(io.out) == 0:
+            raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE, f"{what}: no room for the string (out_cap 0)")
+        data = text.encode()[:len(io.out) - 1] + b"\0"
+        io.out[:len(data)] = data
+        io.out_len = len(data)
+
+    def device_get_name(self, args: DeviceArgs, io: CallIO) -> NoResult:
+        self._device(args.device)
+        self._write_string(self.config.name, io, "cuDeviceGetName")
+        return NoResult()
+
+    def device_get_attribute(self, args: DeviceGetAttributeArgs, io: CallIO) -> I32Result:
+        self._device(args.device)
+        try:
+            return I32Result(value=self._attributes[args.attrib])
+        except KeyError:
+            raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE,
+                            f"device attribute {args.attrib} is unknown to the simulated device") from None
+
+    def device_total_mem(self, args: DeviceArgs, io: CallIO) -> DeviceTotalMemResult:
+        self._device(args.device)
+        return DeviceTotalMemResult(bytes=self.config.total_memory)
+
+    def device_get_uuid(self, args: DeviceArgs, io: CallIO) -> DeviceUuidResult:
+        self._device(args.device)
+        return DeviceUuidResult(uuid=self.config.uuid)
+
+    def device_get_pci_bus_id(self, args: DeviceArgs, io: CallIO) -> NoResult:
+        self._device(args.device)
+        self._write_string(self.config.pci_bus_id, io, "cuDeviceGetPCIBusId")
+        return NoResult()
+
+    # -- contexts ----------------------------------------------------------------------------------
+
+    def primary_ctx_retain(self, args: DeviceArgs, io: CallIO) -> CtxResult:
+        self._device(args.device)
+        if self._primary is None:
+            self._primary = self._contexts.add(0)
+        self._primary_refs += 1
+        return CtxResult(ctx=self._primary)
+
+    def primary_ctx_release(self, args: DeviceArgs, io: CallIO) -> NoResult:
+        self._device(args.device)
+        if self._primary_refs == 0:
+            raise CudaError(CUresult.CUDA_ERROR_INVALID_CONTEXT,
+                            "cuDevicePrimaryCtxRelease: the primary context is not retained")
+        self._primary_refs -= 1
+        return NoResult()
+
+    def ctx_create(self, args: CtxCreateArgs, io: CallIO) -> CtxResult:
+        self._device(args.device)
+        sched = args.flags & 0x7
+        if args.flags & ~_CTX_FLAGS or sched not in (0, 1, 2, 4):
+            raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE,
+                            f"cuCtxCreate flags {args.flags:#x} are invalid")
+        ctx = self._contexts.add(args.flags)
+        self._ctx_stack.append(ctx)
+        return CtxResult(ctx=ctx)
+
+    def ctx_destroy(self, args: CtxArgs, io: CallIO) -> NoResult:
+        self._contexts.get(args.ctx)
+        if args.ctx == self._primary:
+            raise CudaError(CUresult.CUDA_ERROR_INVALID_CONTEXT,
+                            "cuCtxDestroy of the primary context: release it with cuDevicePrimaryCtxRelease")
+        self._contexts.pop(args.ctx)
+        self._ctx_stack = [c for c in self._ctx_stack if c != args.ctx]
+        return NoResult()
+
+    def ctx_set_current(self, args: CtxArgs, io: CallIO) -> NoResult:
+        if args.ctx == 0:
+            if self._ctx_stack:
+                self._ctx_stack.pop()
+            return NoResult()
+        self._contexts.get(args.ctx)
+        if self._ctx_stack:
+            self._ctx_stack[-1] = args.ctx
+        else:
+            self._ctx_stack.append(args.ctx)
+        return NoResult()
+
+    def ctx_get_current(self, args: NoArgs, io: CallIO) -> CtxResult:
+        return CtxResult(ctx=self._ctx_stack[-1] if self._ctx_stack else 0)
+
+    def ctx_synchronize(self, args: NoArgs, io: CallIO) -> NoResult:
+        if self._captures:
+            for capture in self._captures.values():
+                self._invalidate(capture, "cuCtxSynchronize during capture")
+            raise CudaError(CUresult.CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED,
+                            "cuCtxSynchronize while streams capture (every capture is now invalidated)")
+        return NoResult()
+
+    def mem_get_info(self, args: NoArgs, io: CallIO) -> MemGetInfoResult:
+        return MemGetInfoResult(free=max(0, self.memory.limit - self.memory.used),
+                                total=self.config.total_memory)
+
+    # -- memory ------------------------------------------------------------------------------------
+
+    def mem_alloc(self, args: MemAllocArgs, io: CallIO) -> DevPtrResult:
+        self._unsafe("cuMemAlloc")
+        return DevPtrResult(dptr=self.memory.alloc(args.bytesize))
+
+    def mem_free(self, args: MemFreeArgs, io: CallIO) -> NoResult:
+        if args.dptr == 0:
+            return NoResult()  # cudaFree(NULL) is CUDA's no-op
+        self._unsafe("cuMemFree")
+        self.memory.free(args.dptr)
+        return NoResult()
+
+    def _memset(self, dst: int, count: int, value: int, width: int, stream: int, io: CallIO) -> NoResult:
+        what = f"cuMemsetD{width * 8}"
+        self._stream_work(stream, io, what)
+        if count == 0:
+            return NoResult()
+        memory = self.memory
+        if dst % width:
+            raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE,
+                            f"{what} destination {dst:#x} is not {width}-byte aligned")
+        memory.check(dst, count * width, write=True, what="destination")
+        self.enqueue(stream, lambda: memory.fill(dst, count, value, width), what)
+        return NoResult()
+
+    def memset_d8(self, args: MemsetD8Args, io: CallIO) -> NoResult:
+        return self._memset(args.dst, args.count, args.value, 1, args.stream, io)
+
+    def memset_d16(self, args: MemsetD16Args, io: CallIO) -> NoResult:
+        return self._memset(args.dst, args.count, args.value, 2, args.stream, io)
+
+    def memset_d32(self, args: MemsetD32Args, io: CallIO) -> NoResult:
+        return self._memset(args.dst, args.count, args.value, 4, args.stream, io)
+
+    def memcpy_htod(self, args: MemcpyHtoDArgs, io: CallIO) -> NoResult:
+        self._stream_work(args.stream, io, "cuMemcpyHtoD", host=True)
+        if len(io.inp) == 0:
+            return NoResult()
+        memory, dst = self.memory, args.dst
+        data = np.frombuffer(io.inp, dtype=np.uint8)
+        self.enqueue(args.stream, lambda: memory.write(dst, data, "destination"), "cuMemcpyHtoD")
+        return NoResult()
+
+    def memcpy_dtoh(self, args: MemcpyDtoHArgs, io: CallIO) -> NoResult:
+        if args.count > len(io.out):
+            raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE,
+                            f"cuMemcpyDtoH of {args.count} bytes into a {len(io.out)}-byte output area")
+        self._stream_work(args.stream, io, "cuMemcpyDtoH", host=True)
+        if args.count == 0:
+            return NoResult()
+        memory, src, count = self.memory, args.src, args.count
+        out = np.frombuffer(io.out, dtype=np.uint8, count=count)
+        self.enqueue(args.stream, lambda: memory.read_into(src, out, "source"), "cuMemcpyDtoH")
+        io.out_len = count
+        return NoResult()
+
+    def memcpy_dtod(self, args: MemcpyDtoDArgs, io: CallIO) -> NoResult:
+        self._stream_work(args.stream, io, "cuMemcpyDtoD")
+        if args.count == 0:
+            return NoResult()
+        memory, dst, src, count = self.memory, args.dst, args.src, args.count
+        memory.check(src, count, write=False, what="source")
+        memory.check(dst, count, write=True, what="destination")
+        self.enqueue(args.stream, lambda: memory.copy(dst, src, count), "cuMemcpyDtoD")
+        return NoResult()
+
+    # -- virtual memory management -------------------------------------------------------------------
+
+    def mem_get_allocation_granularity(self, args: GranularityArgs, io: CallIO) -> GranularityResult:
+        self._device(args.device)
+        return GranularityResult(granularity=self.memory.granularity(args.option))
+
+    def mem_create(self, args: MemCreateArgs, io: CallIO) -> MemHandleResult:
+        self._device(args.device)
+        return MemHandleResult(handle=self.memory.create(args.size, args.flags))
+
+    def mem_release(self, args: MemHandleArgs, io: CallIO) -> NoResult:
+        self.memory.release(args.handle)
+        return NoResult()
+
+    def mem_address_reserve(self, args: AddressReserveArgs, io: CallIO) -> DevPtrResult:
+        return DevPtrResult(dptr=self.memory.reserve(args.size, args.alignment, args.addr, args.flags))
+
+    def mem_address_free(self, args: AddressFreeArgs, io: CallIO) -> NoResult:
+        self.memory.address_free(args.ptr, args.size)
+        return NoResult()
+
+    def mem_map(self, args: MemMapArgs, io: CallIO) -> NoResult:
+        self.memory.map(args.ptr, args.size, args.offset, args.handle, args.flags)
+        return NoResult()
+
+    def mem_unmap(self, args: MemUnmapArgs, io: CallIO) -> NoResult:
+        self.memory.unmap(args.ptr, args.size)
+        return NoResult()
+
+    def mem_set_access(self, args: MemSetAccessArgs, io: CallIO) -> NoResult:
+        self._device(args.device)
+        self.memory.set_access(args.ptr, args.size, int(args.flags))
+        return NoResult()
+
+    # -- streams -------------------------------------------------------------------------------------
+
+    def stream_create(self, args: FlagsArgs, io: CallIO) -> StreamCreateResult:
+        if args.flags & ~CU_STREAM_NON_BLOCKING:
+            raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE,
+                            f"cuStreamCreate flags {args.flags:#x}: only CU_STREAM_NON_BLOCKING (1) "
+                            "is defined")
+        state = StreamState(0, args.flags)
+        state.handle = self._streams.add(state)
+        return StreamCreateResult(stream=state.handle)
+
+    def stream_destroy(self, args: StreamArgs, io: CallIO) -> NoResult:
+        if args.stream == 0:
+            raise CudaError(CUresult.CUDA_ERROR_INVALID_HANDLE, "the NULL stream cannot be destroyed")
+        state = self._streams.pop(args.stream)
+        capture = state.capture
+        if capture is not None:
+            self._invalidate(capture, f"stream {args.stream} was destroyed while capturing")
+            if capture.origin is state:
+                capture.finish()
+                del self._captures[capture.capture_id]
+            else:
+                capture.streams.remove(state)
+                state.capture = None
+        return NoResult()
+
+    def stream_synchronize(self, args: StreamArgs, io: CallIO) -> NoResult:
+        self._wait_for(self._stream(args.stream), "cuStreamSynchronize")
+        return NoResult()
+
+    def stream_query(self, args: StreamArgs, io: CallIO) -> NoResult:
+        self._wait_for(self._stream(args.stream), "cuStreamQuery")
+        return NoResult()  # work runs at submission: a stream is always idle
+
+    def stream_wait_event(self, args: StreamWaitEventArgs, io: CallIO) -> NoResult:
+        state = self._stream(args.stream)
+        event = self._event(args.event)
+        if args.flags & ~CU_EVENT_WAIT_EXTERNAL:
+            raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE, f"cuStreamWaitEvent flags {args.flags:#x}")
+        if state is self._legacy:
+            self._touch_legacy("cuStreamWaitEvent")
+        source = event.capture
+        if source is None:
+            return NoResult()  # the event's work is done: in-order execution already satisfies the wait
+        if source.capture_id not in self._captures:
+            raise CudaError(CUresult.CUDA_ERROR_CAPTURED_EVENT,
+                            f"cuStreamWaitEvent: event {args.event} was last recorded in capture "
+                            f"{source.capture_id}, which has ended")
+        if state is self._legacy:
+            raise CudaError(CUresult.CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED,
+                            "the legacy NULL stream cannot join a capture")
+        if state.capture is not None and state.capture is not source:
+            self._invalidate(state.capture, "waited for an event of another capture")
+            raise CudaError(CUresult.CUDA_ERROR_STREAM_CAPTURE_ISOLATION,
+                            f"cuStreamWaitEvent: stream {args.stream} captures into capture "
+                            f"{state.capture.capture_id}, event {args.event} belongs to capture "
+                            f"{source.capture_id}")
+        if source.invalid_reason is not None:
+            raise CudaError(CUresult.CUDA_ERROR_STREAM_CAPTURE_INVALIDATED,
+                            f"capture {source.capture_id} was invalidated ({source.invalid_reason})")
+        source.join(state, event.frontier)
+        return NoResult()
+
+    # -- events --------------------------------------------------------------------------------------
+
+    def event_create(self, args: FlagsArgs, io: CallIO) -> EventCreateResult:
+        flags = args.flags
+        if flags & ~(CU_EVENT_BLOCKING_SYNC | CU_EVENT_DISABLE_TIMING | CU_EVENT_INTERPROCESS) or (
+            flags & CU_EVENT_INTERPROCESS and not flags & CU_EVENT_DISABLE_TIMING
+        ):
+            raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE,
+                            f"cuEventCreate flags {flags:#x} are invalid (INTERPROCESS needs DISABLE_TIMING)")
+        return EventCreateResult(event=self._events.add(EventState(flags)))
+
+    def event_destroy(self, args: EventArgs, io: CallIO) -> NoResult:
+        self._events.pop(args.event)
+        return NoResult()
+
+    def event_record(self, args: EventRecordArgs, io: CallIO) -> NoResult:
+        event = self._event(args.event)
+        state = self._stream(args.stream)
+        if state is self._legacy:
+            self._touch_legacy("cuEventRecord")
+        capture = state.capture
+        if capture is not None:
+            if capture.invalid_reason is not None:
+                raise CudaError(CUresult.CUDA_ERROR_STREAM_CAPTURE_INVALIDATED,
+                                f"cuEventRecord: capture {capture.capture_id} was invalidated "
+                                f"({capture.invalid_reason})")
+            event.capture = capture
+            event.frontier = state.frontier
+            return NoResult()
+
+        def record() -> None:
+            event.time_ns = self._clock()
+            event.recorded = True
+            event.capture = None
+            event.frontier = frozenset()
+
+        self.enqueue(args.stream, record, "cuEventRecord")
+        return NoResult()
+
+    def event_synchronize(self, args: EventArgs, io: CallIO) -> NoResult:
+        self._not_captured(self._event(args.event), args.event, "cuEventSynchronize")
+        return NoResult()
+
+    def event_query(self, args: EventArgs, io: CallIO) -> NoResult:
+        self._not_captured(self._event(args.event), args.event, "cuEventQuery")
+        return NoResult()
+
+    def event_elapsed_time(self, args: EventElapsedArgs, io: CallIO) -> EventElapsedResult:
+        times: list[int] = []
+        for handle in (args.start, args.end):
+            event = self._event(handle)
+            if event.flags & CU_EVENT_DISABLE_TIMING:
+                raise CudaError(CUresult.CUDA_ERROR_INVALID_HANDLE,
+                                f"cuEventElapsedTime: event {handle} was created with "
+                                "CU_EVENT_DISABLE_TIMING")
+            self._not_captured(event, handle, "cuEventElapsedTime")
+            if not event.recorded:
+                raise CudaError(CUresult.CUDA_ERROR_INVALID_HANDLE,
+                                f"cuEventElapsedTime: event {handle} has never been recorded")
+            times.append(event.time_ns)
+        return EventElapsedResult(milliseconds=float(np.float32((times[1] - times[0]) / 1e6)))
+
+    # -- cuBLAS --------------------------------------------------------------------------------------
+
+    def cublas_create(self, args: NoArgs, io: CallIO) -> CublasCreateResult:
+        return CublasCreateResult(handle=self._blas.add(_BlasHandle()))
+
+    def cublas_destroy(self, args: CublasArgs, io: CallIO) -> NoResult:
+        self._blas.pop(args.handle)
+        return NoResult()
+
+    def cublas_set_stream(self, args: CublasSetStreamArgs, io: CallIO) -> NoResult:
+        handle = self._blas.get(args.handle)
+        if args.stream and args.stream not in self._streams:
+            raise CudaError(CublasStatus.CUBLAS_STATUS_INVALID_VALUE,
+                            f"cublasSetStream: stream {args.stream} is not a live stream of this VM")
+        handle.stream = args.stream
+        return NoResult()
+
+    def cublas_set_math_mode(self, args: CublasSetMathModeArgs, io: CallIO) -> NoResult:
+        handle = self._blas.get(args.handle)
+        if args.mode & ~_CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION not in (0, 1, 2, 3):
+            raise CudaError(CublasStatus.CUBLAS_STATUS_INVALID_VALUE,
+                            f"cublasSetMathMode: unknown mode {args.mode:#x}")
+        handle.math_mode = args.mode
+        return NoResult()
+
+    def _check_gemms(self, shape: GemmShape, batches: list[tuple[int, int, int]], what: str) -> None:
+        """Every matrix of every batch inside the VM's memory, or EXECUTION_FAILED (nothing written)."""
+        try:
+            for a, b, c in batches:
+                for ptr, size, written, name in gemm_ranges(shape, a, b, c):
+                    self.memory.check(ptr, size, write=written, what=name)
+        except CudaError as exc:
+            raise CudaError(CublasStatus.CUBLAS_STATUS_EXECUTION_FAILED,
+                            f"{what}: {exc.message} (the kernel would fault)") from exc
+
+    def _gemms(self, handle_id: int, shape: GemmShape, batches: Callable[[], list[tuple[int, int, int]]],
+               what: str) -> NoResult:
+        """Enqueue GEMMs on the handle's stream; ``batches`` gives the (A, B, C) pointers when they run."""
+        handle = self._blas.get(handle_id)
+        memory = self.memory
+
+        def run() -> None:
+            todo = batches()
+            self._check_gemms(shape, todo, what)
+            for a, b, c in todo:
+                gemm(memory, shape, a, b, c)
+
+        try:
+            self.enqueue(handle.stream, run, what)
+        except CudaError as exc:
+            if isinstance(exc.status, CublasStatus):
+                raise
+            raise CudaError(CublasStatus.CUBLAS_STATUS_EXECUTION_FAILED,
+                            f"{what}: {exc.status.name}: {exc.message}") from exc
+        return NoResult()
+
+    def _static_gemms(self, handle_id: int, shape: GemmShape, batches: list[tuple[int, int, int]],
+                      what: str) -> NoResult:
+        """GEMMs whose pointers are known now: checked at submission too, so a capture reports them."""
+        self._blas.get(handle_id)
+        self._check_gemms(shape, batches, what)
+        return self._gemms(handle_id, shape, lambda: batches, what)
+
+    def cublas_sgemm(self, args: SgemmArgs, io: CallIO) -> NoResult:
+        f32 = CudaDataType.CUDA_R_32F
+        shape = GemmShape(args.transa, args.transb, args.m, args.n, args.k, args.alpha, args.beta,
+                          f32, args.lda, f32, args.ldb, f32, args.ldc)
+        return self._static_gemms(args.handle, shape, [(args.a, args.b, args.c)], "cublasSgemm")
+
+    def _ex_shape(self, args: GemmExArgs | GemmStridedBatchedExArgs | GemmBatchedExArgs) -> GemmShape:
+        self._blas.get(args.handle)
+        check_gemm_types(args.a_type, args.b_type, args.c_type, args.compute_type, args.algo)
+        return GemmShape(args.transa, args.transb, args.m, args.n, args.k, args.alpha, args.beta,
+                         args.a_type, args.lda, args.b_type, args.ldb, args.c_type, args.ldc)
+
+    def cublas_gemm_ex(self, args: GemmExArgs, io: CallIO) -> NoResult:
+        shape = self._ex_shape(args)
+        return self._static_gemms(args.handle, shape, [(args.a, args.b, args.c)], "cublasGemmEx")
+
+    def cublas_gemm_strided_batched_ex(self, args: GemmStridedBatchedExArgs, io: CallIO) -> NoResult:
+        shape = self._ex_shape(args)
+        sa, sb, sc = (ITEMSIZE[t] for t in (args.a_type, args.b_type, args.c_type))
+        batches = [(args.a + i * args.stride_a * sa, args.b + i * args.stride_b * sb,
+                    args.c + i * args.stride_c * sc) for i in range(args.batch_count)]
+        return self._static_gemms(args.handle, shape, batches, "cublasGemmStridedBatchedEx")
+
+    def cublas_gemm_batched_ex(self, args: GemmBatchedExArgs, io: CallIO) -> NoResult:
+        """The pointer arrays are device memory, read when the GEMMs run (GGML fills them with a kernel
+        just before, in the same stream — inside a captured graph too)."""
+        shape = self._ex_shape(args)
+        count, memory, what = args.batch_count, self.memory, "cublasGemmBatchedEx"
+        arrays = ((args.a, "Aarray"), (args.b, "Barray"), (args.c, "Carray"))
+        try:
+            for ptr, name in arrays:
+                memory.check(ptr, 8 * count, write=False, what=f"pointer array {name}")
+        except CudaError as exc:
+            raise CudaError(CublasStatus.CUBLAS_STATUS_EXECUTION_FAILED, f"{what}: {exc.message}") from exc
+
+        def batches() -> list[tuple[int, int, int]]:
+            try:
+                a, b, c = (memory.read(ptr, 8 * count, f"pointer array {name}").view("<u8")
+                           for ptr, name in arrays)
+            except CudaError as exc:
+                raise CudaError(CublasStatus.CUBLAS_STATUS_EXECUTION_FAILED,
+                                f"{what}: {exc.message}") from exc
+            return [(int(a[i]), int(b[i]), int(c[i])) for i in range(count)]
+
+        return self._gemms(args.handle, shape, batches, what)
+
+    # -- stream capture and graphs -----------------------------------------------------------------------
+
+    def stream_begin_capture(self, args: BeginCaptureArgs, io: CallIO) -> NoResult:
+        state = self._stream(args.stream)
+        if state is self._legacy:
+            raise CudaError(CUresult.CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED,
+                            "the legacy NULL stream cannot be captured")
+        if state.capture is not None:
+            raise CudaError(CUresult.CUDA_ERROR_ILLEGAL_STATE,
+                            f"stream {args.stream} is already capturing (capture {state.capture.capture_id})")
+        self._capture_ids += 1
+        capture = Capture(self._capture_ids, StreamCaptureMode(args.mode), state)
+        capture.join(state, frozenset())
+        self._captures[capture.capture_id] = capture
+        return NoResult()
+
+    def stream_end_capture(self, args: StreamArgs, io: CallIO) -> GraphResult:
+        state = self._stream(args.stream)
+        capture = state.capture
+        if capture is None:
+            raise CudaError(CUresult.CUDA_ERROR_ILLEGAL_STATE, f"stream {args.stream} is not capturing")
+        if capture.origin is not state:
+            raise CudaError(CUresult.CUDA_ERROR_STREAM_CAPTURE_UNMATCHED,
+                            f"stream {args.stream} joined capture {capture.capture_id} but did not begin it; "
+                            f"end it on stream {capture.origin.handle}")
+        unjoined = capture.unjoined()
+        capture.finish()
+        del self._captures[capture.capture_id]
+        if capture.invalid_reason is not None:
+            raise CudaError(CUresult.CUDA_ERROR_STREAM_CAPTURE_INVALIDATED,
+                            f"capture {capture.capture_id} was invalidated ({capture.invalid_reason})")
+        if unjoined:
+            names = ", ".join(capture.nodes[i].what for i in unjoined)
+            raise CudaError(CUresult.CUDA_ERROR_STREAM_CAPTURE_UNJOINED,
+                            f"capture {capture.capture_id}: work forked to other streams was not joined "
+                            f"back into stream {args.stream} ({names})")
+        return GraphResult(graph=self._graphs.add(Graph(tuple(capture.nodes))))
+
+    def stream_get_capture_info(self, args: StreamArgs, io: CallIO) -> CaptureInfoResult:
+        state = self._stream(args.stream)
+        if state is self._legacy and any(
+            s.blocking for c in self._captures.values() for s in c.streams
+        ):
+            raise CudaError(CUresult.CUDA_ERROR_STREAM_CAPTURE_IMPLICIT,
+                            "the legacy NULL stream synchronizes with a capturing stream")
+        capture = state.capture
+        if capture is None:
+            return CaptureInfoResult(status=StreamCaptureStatus.CU_STREAM_CAPTURE_STATUS_NONE, capture_id=0)
+        status = (StreamCaptureStatus.CU_STREAM_CAPTURE_STATUS_ACTIVE if capture.invalid_reason is None
+                  else StreamCaptureStatus.CU_STREAM_CAPTURE_STATUS_INVALIDATED)
+        return CaptureInfoResult(status=status, capture_id=capture.capture_id)
+
+    def graph_instantiate(self, args: GraphInstantiateArgs, io: CallIO) -> GraphExecResult:
+        graph = self._graphs.get(args.graph)
+        if args.flags & ~_GRAPH_INSTANTIATE_FLAGS:
+            raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE,
+                            f"cuGraphInstantiateWithFlags flags {args.flags:#x} are not supported")
+        return GraphExecResult(graph_exec=self._graph_execs.add(GraphExec(graph.nodes)))
+
+    def graph_launch(self, args: GraphLaunchArgs, io: CallIO) -> NoResult:
+        graph_exec = self._graph_execs.get(args.graph_exec)
+        self._stream_work(args.stream, io, "cuGraphLaunch")
+        self.enqueue(args.stream, graph_exec.replay, "cuGraphLaunch")
+        return NoResult()
+
+    def graph_exec_destroy(self, args: GraphExecArgs, io: CallIO) -> NoResult:
+        self._graph_execs.pop(args.graph_exec)
+        return NoResult()
+
+    def graph_destroy(self, args: GraphArgs, io: CallIO) -> NoResult:
+        self._graphs.pop(args.graph)
+        return NoResult()
+
+
+class _BlasHandle:
+    __slots__ = ("math_mode", "stream")
+
+    def __init__(self) -> None:
+        self.stream = 0
+        self.math_mode = 0

@@ -1,0 +1,461 @@
+"""Device memory of the ``sim`` backend: one VM's address space, ``cuMemAlloc`` blocks and the VMM API.
+
+Theory of operation
+-------------------
+* **Addresses.** Device pointers are real-looking GPU virtual addresses handed out by a bump allocator
+  that starts at :data:`VA_BASE`; a range is never handed out twice in a session (a stale pointer is
+  always recognised as such), except that ``cuMemAddressReserve`` honours an address hint that names a
+  free, aligned range, as CUDA does.
+* **Blocks** (``cuMemAlloc``) are zero-filled NumPy byte arrays, registered in the
+  :class:`AllocationMap` as kind ``"alloc"``.
+* **The virtual memory API.** ``cuMemCreate`` makes a :class:`Physical` allocation (a byte array, its
+  handle in a :class:`HandleTable`). ``cuMemAddressReserve`` claims a range of addresses
+  (:class:`Reservation`). ``cuMemMap`` places a :class:`Mapping` of a physical allocation (at an offset)
+  inside a reservation and registers it in the :class:`AllocationMap` as kind ``"vmm"``; two mappings
+  of one handle alias the same bytes. A new mapping has no access until ``cuMemSetAccess`` grants it,
+  per granule. ``cuMemRelease`` drops the handle; the physical memory lives on until its last mapping
+  is unmapped, as in CUDA.
+* **Access.** Every copy, memset and GEMM goes through :meth:`DeviceMemory.segments`: it walks the
+  allocations that hold ``[ptr, ptr + size)``. A range may run from one VMM mapping into the next
+  adjacent one (GGML's pool grows by mapping chunks back to back, and tensors straddle them), never
+  out of a ``cuMemAlloc`` block. A range outside the VM's allocations fails with
+  ``CUDA_ERROR_INVALID_VALUE`` (the bounds check every copy gets); a mapped range without the access it
+  needs fails with ``CUDA_ERROR_ILLEGAL_ADDRESS`` (on a GPU the copy engine faults). The simulator does
+  not make that error sticky: it poisons nothing.
+* **Accounting.** :attr:`DeviceMemory.used` counts block bytes and live physical bytes; allocation
+  fails with ``CUDA_ERROR_OUT_OF_MEMORY`` beyond the device's memory or the VM's quota.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from protocol import CUresult, GranularityOption, MemAccessFlags
+
+from ._base import Allocation, AllocationMap, HandleTable
+from ._errors import CudaError
+
+__all__ = [
+    "ALLOC_ALIGNMENT",
+    "GRANULARITY",
+    "VA_BASE",
+    "DeviceMemory",
+    "Mapping",
+    "Physical",
+    "Reservation",
+]
+
+Bytes = npt.NDArray[np.uint8]
+
+#: where the simulated device's virtual addresses start (a 47-bit user address, as real ones are)
+VA_BASE = 0x7F00_0000_0000
+#: the top of the simulated address space
+VA_LIMIT = 1 << 47
+#: cuMemAlloc's guaranteed alignment
+ALLOC_ALIGNMENT = 256
+#: the VMM granularity, minimum and recommended alike (2 MiB, as on current GPUs)
+GRANULARITY = 2 << 20
+
+_READ = int(MemAccessFlags.CU_MEM_ACCESS_FLAGS_PROT_READ)
+_READWRITE = int(MemAccessFlags.CU_MEM_ACCESS_FLAGS_PROT_READWRITE)
+
+
+def _align_up(value: int, alignment: int) -> int:
+    return -(-value // alignment) * alignment
+
+
+def _zeros(size: int, what: str) -> Bytes:
+    try:
+        return np.zeros(size, dtype=np.uint8)
+    except (MemoryError, ValueError) as exc:
+        raise CudaError(CUresult.CUDA_ERROR_OUT_OF_MEMORY,
+                        f"the host cannot back a {size}-byte {what}: {exc}") from None
+
+
+@dataclass(eq=False, slots=True)
+class Physical:
+    """A ``cuMemCreate`` allocation."""
+
+    size: int
+    data: Bytes
+    released: bool = False
+    mappings: int = 0
+
+
+@dataclass(eq=False, slots=True)
+class Reservation:
+    """A ``cuMemAddressReserve`` range."""
+
+    start: int
+    size: int
+
+    @property
+    def end(self) -> int:
+        return self.start + self.size
+
+
+@dataclass(eq=False, slots=True)
+class Mapping:
+    """Part of a physical allocation mapped at ``start``; ``access`` holds one flag per granule."""
+
+    start: int
+    size: int
+    physical: Physical
+    offset: int
+    access: Bytes = field(default_factory=lambda: np.zeros(0, dtype=np.uint8))
+
+    def bytes(self) -> Bytes:
+        return self.physical.data[self.offset:self.offset + self.size]
+
+
+class DeviceMemory:
+    """One VM's device memory. Every method raises :class:`CudaError` with CUDA's status on misuse."""
+
+    def __init__(self, total: int, quota: int | None = None) -> None:
+        self.total = total
+        self.quota = quota
+        self.allocations = AllocationMap()
+        self.handles: HandleTable[Physical] = HandleTable("memory handle")
+        self._block_bytes = 0
+        self._physical_bytes = 0
+        self._next_va = VA_BASE
+        self._claimed_starts: list[int] = []
+        self._claimed_ends: list[int] = []
+        self._reservations: dict[int, Reservation] = {}
+        self._reservation_starts: list[int] = []
+        self._live_physical: set[Physical] = set()
+
+    # -- accounting ----------------------------------------------------------------------------
+
+    @property
+    def used(self) -> int:
+        return self._block_bytes + self._physical_bytes
+
+    @property
+    def limit(self) -> int:
+        return self.total if self.quota is None else min(self.total, self.quota)
+
+    def _charge(self, size: int, what: str) -> None:
+        if self.used + size > self.limit:
+            raise CudaError(CUresult.CUDA_ERROR_OUT_OF_MEMORY,
+                            f"{what} of {size} bytes: {self.used} of {self.limit} bytes already in use"
+                            + (" (the VM's quota)" if self.limit != self.total else ""))
+
+    # -- the address space ---------------------------------------------------------------------
+
+    def _is_free(self, start: int, size: int) -> bool:
+        i = bisect.bisect_right(self._claimed_starts, start)
+        if i > 0 and self._claimed_ends[i - 1] > start:
+            return False
+        return not (i < len(self._claimed_starts) and self._claimed_starts[i] < start + size)
+
+    def _claim(self, size: int, alignment: int, hint: int = 0) -> int:
+        if hint and hint % alignment == 0 and hint + size <= VA_LIMIT and self._is_free(hint, size):
+            start = hint
+        else:
+            start = _align_up(self._next_va, alignment)
+            while not self._is_free(start, size):  # only a hinted range can be in the way
+                i = bisect.bisect_right(self._claimed_starts, start + size) - 1
+                start = _align_up(self._claimed_ends[i], alignment)
+            if start + size > VA_LIMIT:
+                raise CudaError(CUresult.CUDA_ERROR_OUT_OF_MEMORY, "the device address space is exhausted")
+            self._next_va = start + size
+        i = bisect.bisect_right(self._claimed_starts, start)
+        self._claimed_starts.insert(i, start)
+        self._claimed_ends.insert(i, start + size)
+        return start
+
+    def _unclaim(self, start: int) -> None:
+        i = bisect.bisect_left(self._claimed_starts, start)
+        if i < len(self._claimed_starts) and self._claimed_starts[i] == start:
+            del self._claimed_starts[i]
+            del self._claimed_ends[i]
+
+    # -- cuMemAlloc blocks ---------------------------------------------------------------------
+
+    def alloc(self, size: int) -> int:
+        if size == 0:
+            raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE, "cuMemAlloc of 0 bytes")
+        self._charge(size, "cuMemAlloc")
+        data = _zeros(size, "allocation")
+        start = self._claim(_align_up(size, ALLOC_ALIGNMENT), ALLOC_ALIGNMENT)
+        self.allocations.add(Allocation(start, size, "alloc", data))
+        self._block_bytes += size
+        return start
+
+    def free(self, ptr: int) -> None:
+        alloc = self.allocations.find(ptr)
+        if alloc is None or alloc.start != ptr or alloc.kind != "alloc":
+            if alloc is None:
+                why = "is not a live allocation of this VM (never allocated, or already freed)"
+            elif alloc.kind != "alloc":
+                why = f"lies in a {alloc.kind} range, not in a cuMemAlloc allocation"
+            else:
+                why = f"points inside the allocation at {alloc.start:#x}, not at its start"
+            raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE, f"cuMemFree({ptr:#x}): the pointer {why}")
+        self.allocations.remove(ptr, "alloc")
+        self._unclaim(ptr)
+        self._block_bytes -= alloc.size
+
+    def add_global(self, size: int) -> tuple[int, Bytes]:
+        """Device memory for a module global (registered as kind ``"global"``, not charged)."""
+        data = _zeros(max(size, 1), "module global")[:size]
+        start = self._claim(_align_up(max(size, 1), ALLOC_ALIGNMENT), ALLOC_ALIGNMENT)
+        self.allocations.add(Allocation(start, size, "global", data))
+        return start, data
+
+    def remove_global(self, ptr: int) -> None:
+        self.allocations.remove(ptr, "global")
+        self._unclaim(ptr)
+
+    # -- the virtual memory API ----------------------------------------------------------------
+
+    @staticmethod
+    def granularity(option: GranularityOption) -> int:
+        del option  # minimum and recommended are the same here
+        return GRANULARITY
+
+    def create(self, size: int, flags: int) -> int:
+        if flags:
+            raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE, f"cuMemCreate flags must be 0, not {flags}")
+        if size == 0 or size % GRANULARITY:
+            raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE,
+                            f"cuMemCreate size {size} is not a positive multiple of the granularity "
+                            f"({GRANULARITY})")
+        self._charge(size, "cuMemCreate")
+        physical = Physical(size, _zeros(size, "physical allocation"))
+        handle = self.handles.add(physical)
+        self._physical_bytes += size
+        self._live_physical.add(physical)
+        return handle
+
+    def _drop_physical(self, physical: Physical) -> None:
+        if physical.released and physical.mappings == 0 and physical in self._live_physical:
+            self._live_physical.discard(physical)
+            self._physical_bytes -= physical.size
+            physical.data = np.zeros(0, dtype=np.uint8)
+
+    def release(self, handle: int) -> None:
+        physical = self.handles.pop(handle)
+        physical.released = True
+        self._drop_physical(physical)
+
+    def reserve(self, size: int, alignment: int, hint: int, flags: int) -> int:
+        if flags:
+            raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE,
+                            f"cuMemAddressReserve flags must be 0, not {flags}")
+        if size == 0 or size % GRANULARITY:
+            raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE,
+                            f"cuMemAddressReserve size {size} is not a positive multiple of the "
+                            f"granularity ({GRANULARITY})")
+        if alignment & (alignment - 1):
+            raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE, f"alignment {alignment} is not a power of two")
+        start = self._claim(size, max(alignment, GRANULARITY), hint)
+        reservation = Reservation(start, size)
+        self._reservations[start] = reservation
+        bisect.insort(self._reservation_starts, start)
+        return start
+
+    def _reservation_holding(self, ptr: int, size: int) -> Reservation | None:
+        i = bisect.bisect_right(self._reservation_starts, ptr) - 1
+        if i < 0:
+            return None
+        reservation = self._reservations[self._reservation_starts[i]]
+        return reservation if ptr + size <= reservation.end else None
+
+    def _mappings_in(self, start: int, end: int) -> list[Allocation]:
+        return [a for a in self.allocations if a.kind == "vmm" and a.start < end and a.end > start]
+
+    def address_free(self, ptr: int, size: int) -> None:
+        reservation = self._reservations.get(ptr)
+        if reservation is None or reservation.size != size:
+            raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE,
+                            f"cuMemAddressFree({ptr:#x}, {size}) does not name a reservation: ptr and size "
+                            "must be exactly what cuMemAddressReserve returned and was given")
+        mapped = self._mappings_in(ptr, ptr + size)
+        if mapped:
+            raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE,
+                            f"cuMemAddressFree({ptr:#x}): {len(mapped)} mapping(s) are still in the range; "
+                            "cuMemUnmap them first")
+        del self._reservations[ptr]
+        self._reservation_starts.remove(ptr)
+        self._unclaim(ptr)
+
+    def map(self, ptr: int, size: int, offset: int, handle: int, flags: int) -> None:
+        if flags:
+            raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE, f"cuMemMap flags must be 0, not {flags}")
+        physical = self.handles.get(handle)
+        if size == 0 or ptr % GRANULARITY or size % GRANULARITY or offset % GRANULARITY:
+            raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE,
+                            f"cuMemMap({ptr:#x}, size={size}, offset={offset}): ptr, size and offset must "
+                            f"be multiples of the granularity ({GRANULARITY}) and size positive")
+        if offset + size > physical.size:
+            raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE,
+                            f"cuMemMap offset {offset} + size {size} runs past the {physical.size}-byte "
+                            "allocation")
+        if self._reservation_holding(ptr, size) is None:
+            raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE,
+                            f"cuMemMap range [{ptr:#x}, +{size}) is not inside one address reservation")
+        mapping = Mapping(ptr, size, physical, offset, np.zeros(size // GRANULARITY, dtype=np.uint8))
+        self.allocations.add(Allocation(ptr, size, "vmm", mapping))  # CUDA_ERROR_ALREADY_MAPPED
+        physical.mappings += 1
+
+    def _walk_mapped(self, ptr: int, size: int, what: str, whole: bool) -> list[Allocation]:
+        """The mappings that cover ``[ptr, ptr + size)`` with no hole (and exactly, when ``whole``)."""
+        found: list[Allocation] = []
+        cur, end = ptr, ptr + size
+        while cur < end:
+            alloc = self.allocations.find(cur)
+            if alloc is None or alloc.kind != "vmm":
+                raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE,
+                                f"{what}({ptr:#x}, {size}): {cur:#x} is not mapped")
+            if whole and (alloc.start != cur or alloc.end > end):
+                raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE,
+                                f"{what}({ptr:#x}, {size}) would split the mapping "
+                                f"[{alloc.start:#x}, +{alloc.size}); a mapping is unmapped whole")
+            found.append(alloc)
+            cur = alloc.end
+        return found
+
+    def unmap(self, ptr: int, size: int) -> None:
+        if size == 0:
+            raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE, "cuMemUnmap of 0 bytes")
+        for alloc in self._walk_mapped(ptr, size, "cuMemUnmap", whole=True):
+            self.allocations.remove(alloc.start, "vmm")
+            mapping: Mapping = alloc.obj
+            mapping.physical.mappings -= 1
+            self._drop_physical(mapping.physical)
+
+    def set_access(self, ptr: int, size: int, flags: int) -> None:
+        if size == 0 or ptr % GRANULARITY or size % GRANULARITY:
+            raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE,
+                            f"cuMemSetAccess({ptr:#x}, {size}): ptr and size must be multiples of the "
+                            f"granularity ({GRANULARITY}) and size positive")
+        end = ptr + size
+        for alloc in self._walk_mapped(ptr, size, "cuMemSetAccess", whole=False):
+            mapping: Mapping = alloc.obj
+            first = (max(ptr, alloc.start) - alloc.start) // GRANULARITY
+            last = (min(end, alloc.end) - alloc.start) // GRANULARITY
+            mapping.access[first:last] = flags
+
+    # -- access --------------------------------------------------------------------------------
+
+    def segments(self, ptr: int, size: int, *, write: bool, what: str = "pointer") -> list[Bytes]:
+        """Writable byte views, in order, of ``[ptr, ptr + size)``; see the module's theory."""
+        if size == 0:
+            return []
+        views: list[Bytes] = []
+        cur, left = ptr, size
+        while True:
+            alloc = self.allocations.find(cur)
+            if alloc is None:
+                if cur == ptr:
+                    raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE,
+                                    f"{what} {ptr:#x} is not inside any allocation of this VM")
+                raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE,
+                                f"{what} range [{ptr:#x}, +{size}) runs past the end of the mapped range "
+                                f"at {cur:#x}")
+            take = min(left, alloc.end - cur)
+            lo = cur - alloc.start
+            if alloc.kind == "vmm":
+                mapping: Mapping = alloc.obj
+                need = _READWRITE if write else _READ
+                granted = mapping.access[lo // GRANULARITY:(lo + take - 1) // GRANULARITY + 1]
+                if not bool(np.all((granted & need) == need)):
+                    raise CudaError(CUresult.CUDA_ERROR_ILLEGAL_ADDRESS,
+                                    f"{what} range [{ptr:#x}, +{size}) touches mapped memory without "
+                                    f"{'read-write' if write else 'read'} access (cuMemSetAccess grants it)")
+                views.append(mapping.physical.data[mapping.offset + lo:mapping.offset + lo + take])
+            else:
+                data: Bytes = alloc.obj
+                views.append(data[lo:lo + take])
+            cur += take
+            left -= take
+            if not left:
+                return views
+            nxt = self.allocations.find(cur)
+            if alloc.kind != "vmm" or nxt is None or nxt.kind != "vmm":
+                raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE,
+                                f"{what} range [{ptr:#x}, +{size}) runs past the end of its allocation "
+                                f"[{alloc.start:#x}, +{alloc.size})")
+
+    def check(self, ptr: int, size: int, *, write: bool, what: str = "pointer") -> None:
+        self.segments(ptr, size, write=write, what=what)
+
+    def view(self, ptr: int, size: int, *, write: bool = True, what: str = "pointer") -> Bytes:
+        """One contiguous byte view of ``[ptr, ptr + size)``.
+
+        A range that straddles two separately mapped VMM chunks has no single view: it raises
+        ``CUDA_ERROR_NOT_SUPPORTED`` (use :meth:`read`/:meth:`write`, which split).
+        """
+        views = self.segments(ptr, size, write=write, what=what)
+        if not views:
+            return np.zeros(0, dtype=np.uint8)
+        if len(views) > 1:
+            raise CudaError(CUresult.CUDA_ERROR_NOT_SUPPORTED,
+                            f"{what} range [{ptr:#x}, +{size}) spans {len(views)} separately mapped "
+                            "chunks; the simulator has no single view of it")
+        if not write:
+            ro = views[0].view()
+            ro.flags.writeable = False
+            return ro
+        return views[0]
+
+    def read(self, ptr: int, size: int, what: str = "pointer") -> Bytes:
+        """A copy of ``[ptr, ptr + size)``."""
+        views = self.segments(ptr, size, write=False, what=what)
+        if len(views) == 1:
+            return views[0].copy()
+        return np.concatenate(views) if views else np.zeros(0, dtype=np.uint8)
+
+    def write(self, ptr: int, data: Bytes, what: str = "pointer") -> None:
+        """Store ``data`` (bytes) at ``ptr``."""
+        pos = 0
+        for view in self.segments(ptr, int(data.nbytes), write=True, what=what):
+            view[:] = data[pos:pos + view.size]
+            pos += view.size
+
+    def read_into(self, ptr: int, out: Bytes, what: str = "pointer") -> None:
+        pos = 0
+        for view in self.segments(ptr, int(out.nbytes), write=False, what=what):
+            out[pos:pos + view.size] = view
+            pos += view.size
+
+    def copy(self, dst: int, src: int, size: int) -> None:
+        """``cuMemcpyDtoD``: overlapping ranges behave as ``memmove``."""
+        sources = self.segments(src, size, write=False, what="source")
+        targets = self.segments(dst, size, write=True, what="destination")
+        if len(sources) == 1 and len(targets) == 1:
+            targets[0][:] = sources[0]  # NumPy copies overlapping views as memmove does
+            return
+        data = np.concatenate(sources) if len(sources) > 1 else sources[0].copy()
+        pos = 0
+        for view in targets:
+            view[:] = data[pos:pos + view.size]
+            pos += view.size
+
+    def fill(self, dst: int, count: int, value: int, width: int) -> None:
+        """``cuMemsetD8/D16/D32``: ``count`` elements of ``width`` bytes."""
+        if dst % width:
+            raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE,
+                            f"cuMemsetD{width * 8} destination {dst:#x} is not {width}-byte aligned")
+        dtype = np.dtype({1: "u1", 2: "<u2", 4: "<u4"}[width])
+        for view in self.segments(dst, count * width, write=True, what="destination"):
+            view.view(dtype)[:] = value
+
+    # -- teardown ------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self.allocations = AllocationMap()
+        self.handles.clear()
+        self._reservations.clear()
+        self._reservation_starts.clear()
+        self._claimed_starts.clear()
+        self._claimed_ends.clear()
+        self._live_physical.clear()
+        self._block_bytes = 0
+        self._physical_bytes = 0
