@@ -1,0 +1,168 @@
+/*
+ * The socket backend: what QEMU's ivshmem-doorbell does when its chardev connects to an
+ * ivshmem-server (QEMU docs/specs/ivshmem-spec.rst), so the mediator cannot tell us from a VM.
+ *
+ * The server sends little-endian int64 messages, file descriptors attached with SCM_RIGHTS:
+ * the protocol version (0); our peer id; -1 with the region's fd; then for each other peer its id
+ * once per vector with that vector's eventfd; then our own id once per vector with our eventfds.
+ * A peer id without an fd later means that peer went away. We map the region as soon as its fd
+ * arrives, so the host's peer id is read from the header (HOST_PEER_ID) rather than assumed.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "transport_internal.h"
+
+#define MAX_FDS_PER_MESSAGE 4
+
+/* One 8-byte message and the first fd that came with it (-1 if none). */
+static int recv_message(int sock, int64_t *value, int *fd)
+{
+    uint8_t buf[8];
+    size_t have = 0;
+    *fd = -1;
+    while (have < sizeof buf) {
+        union {
+            struct cmsghdr align;
+            char space[CMSG_SPACE(sizeof(int) * MAX_FDS_PER_MESSAGE)];
+        } control;
+        struct iovec iov = {.iov_base = buf + have, .iov_len = sizeof buf - have};
+        struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.space,
+                             .msg_controllen = sizeof control.space};
+        ssize_t n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return vt_fail(CUDA_TRANSPORT_E_HANDSHAKE, "recvmsg: %s", errno == EAGAIN ? "timed out" : strerror(errno));
+        if (n == 0)
+            return vt_fail(CUDA_TRANSPORT_E_HANDSHAKE, "the server closed the connection during the handshake");
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+            if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+                continue;
+            size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            for (size_t i = 0; i < count; i++) {
+                int got;
+                memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof got);
+                if (*fd < 0)
+                    *fd = got;
+                else
+                    close(got);
+            }
+        }
+        have += (size_t)n;
+    }
+    memcpy(value, buf, sizeof *value); /* x86 and arm64 are little-endian, as the protocol */
+    return 0;
+}
+
+static int map_region(struct cuda_transport *t)
+{
+    struct stat st;
+    if (fstat(t->region_fd, &st) < 0 || st.st_size <= 0)
+        return vt_fail(CUDA_TRANSPORT_E_HANDSHAKE, "the region fd has no size");
+    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, t->region_fd, 0);
+    if (p == MAP_FAILED)
+        return vt_fail(CUDA_TRANSPORT_E_SYS, "mmap region: %s", strerror(errno));
+    t->region = p;
+    t->region_size = (size_t)st.st_size;
+    return vt_attach_region(t);
+}
+
+int vt_socket_open(struct cuda_transport *t, const char *path)
+{
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof addr.sun_path)
+        return vt_fail(CUDA_TRANSPORT_E_INVAL, "socket path too long: %s", path);
+    strcpy(addr.sun_path, path);
+    t->sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (t->sock < 0)
+        return vt_fail(CUDA_TRANSPORT_E_SYS, "socket: %s", strerror(errno));
+    if (connect(t->sock, (struct sockaddr *)&addr, sizeof addr) < 0)
+        return vt_fail(CUDA_TRANSPORT_E_NODEV, "connect %s: %s", path, strerror(errno));
+    struct timeval tv = {.tv_sec = 5, .tv_usec = 0};
+    setsockopt(t->sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+
+    int64_t value;
+    int fd, rc;
+    if ((rc = recv_message(t->sock, &value, &fd)))
+        return rc;
+    if (fd >= 0)
+        close(fd);
+    if (value != 0)
+        return vt_fail(CUDA_TRANSPORT_E_HANDSHAKE, "ivshmem protocol version %lld, expected 0", (long long)value);
+    if ((rc = recv_message(t->sock, &value, &fd)))
+        return rc;
+    if (fd >= 0)
+        close(fd);
+    if (value < 0 || value > 0xffff)
+        return vt_fail(CUDA_TRANSPORT_E_HANDSHAKE, "peer id %lld out of range", (long long)value);
+    t->peer_id = (uint32_t)value;
+    if ((rc = recv_message(t->sock, &value, &t->region_fd)))
+        return rc;
+    if (value != -1 || t->region_fd < 0)
+        return vt_fail(CUDA_TRANSPORT_E_HANDSHAKE, "expected -1 with the shared memory fd, got %lld",
+                       (long long)value);
+    if ((rc = map_region(t)))
+        return rc;
+    while (t->irq_fd < 0 || t->doorbell_fd < 0) {
+        if ((rc = recv_message(t->sock, &value, &fd)))
+            return rc;
+        if (fd < 0) { /* a peer went away */
+            if ((uint64_t)value == t->host_peer_id && t->doorbell_fd >= 0) {
+                close(t->doorbell_fd);
+                t->doorbell_fd = -1;
+            }
+            continue;
+        }
+        if ((uint64_t)value == t->peer_id && t->irq_fd < 0)
+            t->irq_fd = fd;
+        else if ((uint64_t)value == t->host_peer_id && t->doorbell_fd < 0)
+            t->doorbell_fd = fd;
+        else
+            close(fd); /* further vectors or other peers: not used */
+    }
+    tv.tv_sec = 0;
+    setsockopt(t->sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return 0;
+}
+
+void vt_socket_close(struct cuda_transport *t)
+{
+    if (t->region)
+        munmap(t->region, t->region_size);
+    t->region = NULL;
+    int *fds[] = {&t->region_fd, &t->doorbell_fd, &t->irq_fd, &t->sock};
+    for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++) {
+        if (*fds[i] >= 0)
+            close(*fds[i]);
+        *fds[i] = -1;
+    }
+}
+
+void vt_socket_kick(struct cuda_transport *t)
+{
+    uint64_t one = 1;
+    if (write(t->doorbell_fd, &one, sizeof one) < 0) {
+        /* EAGAIN: the counter is saturated, the host is being woken anyway */
+    }
+}
+
+void vt_socket_wait_irq(struct cuda_transport *t, uint64_t ns)
+{
+    struct pollfd p = {.fd = t->irq_fd, .events = POLLIN};
+    int ms = (int)(ns / 1000000ull);
+    if (poll(&p, 1, ms > 0 ? ms : 1) > 0 && (p.revents & POLLIN)) {
+        uint64_t count;
+        if (read(t->irq_fd, &count, sizeof count) < 0) {
+        }
+    }
+}

@@ -1,0 +1,679 @@
+/*
+ * The transport core: region validation, the two rings, the payload arena, calls and posts.
+ *
+ * Theory of operation (the guest side of protocol/_ring.py and guest/_client.py):
+ *  - The submission ring and the completion ring are single-producer/single-consumer rings with
+ *    free-running u32 indices. We keep our own indices privately (sq_tail, cq_head) and only ever
+ *    write them to the region; the host's indices (sq_head, cq_tail) are read with acquire loads
+ *    and checked: a count larger than the ring means the host is broken (E_PROTOCOL).
+ *  - A submission's payload is written to the arena before the entry, and the entry before the
+ *    tail that publishes it (release store). The arena is a ring of bytes that this side owns:
+ *    a span becomes free again once the host's sq_head has passed the entry that used it.
+ *  - After publishing, a seq_cst fence, then the doorbell is rung only if the host said it sleeps
+ *    (HOST_NEED_WAKEUP): a busy host costs the guest no VM exit.
+ *  - Waiting: spin for spin_ns, then (PCI) sleep 50 µs between looks, or (socket) set
+ *    GUEST_NEED_IRQ and sleep on our vector's eventfd; each slow look checks that the device is
+ *    still READY in the epoch we attached to.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "transport_internal.h"
+
+#if defined(__has_include)
+#if __has_include("vgpu_protocol.h")
+#include "vgpu_protocol.h"
+#define VT_HAVE_PROTOCOL_H 1
+#endif
+#endif
+
+static _Thread_local char vt_error[256] = "no error";
+
+int vt_fail(int err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(vt_error, sizeof vt_error, fmt, ap);
+    va_end(ap);
+    return err;
+}
+
+const char *cuda_transport_last_error(void) { return vt_error; }
+
+const char *cuda_transport_strerror(int err)
+{
+    switch (err) {
+    case CUDA_TRANSPORT_OK: return "success";
+    case CUDA_TRANSPORT_E_NODEV: return "no vgpu device";
+    case CUDA_TRANSPORT_E_SYS: return "system call failed";
+    case CUDA_TRANSPORT_E_LAYOUT: return "region layout not understood";
+    case CUDA_TRANSPORT_E_HANDSHAKE: return "ivshmem handshake failed";
+    case CUDA_TRANSPORT_E_GONE: return "the host stopped serving this device";
+    case CUDA_TRANSPORT_E_TIMEOUT: return "timed out";
+    case CUDA_TRANSPORT_E_INVAL: return "invalid argument";
+    case CUDA_TRANSPORT_E_PROTOCOL: return "the host broke the ring protocol";
+    default: return err > 0 ? "the call failed (status)" : "unknown transport error";
+    }
+}
+
+/* -- region access ----------------------------------------------------------------------------- */
+
+static inline uint32_t ld32(const struct cuda_transport *t, size_t off)
+{
+    return __atomic_load_n((const uint32_t *)(const void *)(t->region + off), __ATOMIC_ACQUIRE);
+}
+
+static inline void st32(struct cuda_transport *t, size_t off, uint32_t value)
+{
+    __atomic_store_n((uint32_t *)(void *)(t->region + off), value, __ATOMIC_RELEASE);
+}
+
+static inline void st64(struct cuda_transport *t, size_t off, uint64_t value)
+{
+    __atomic_store_n((uint64_t *)(void *)(t->region + off), value, __ATOMIC_RELEASE);
+}
+
+static uint64_t rd64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
+static uint32_t rd32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static uint16_t rd16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int is_pow2(uint64_t v) { return v && !(v & (v - 1)); }
+
+#ifdef VT_HAVE_PROTOCOL_H
+/* The generated header and this library must agree; a mismatch fails the build, not a guest. */
+_Static_assert(sizeof(struct vgpu_sqe) == VR_SQE_SIZE, "SQE size differs from vgpu_protocol.h");
+_Static_assert(sizeof(struct vgpu_cqe) == VR_CQE_SIZE, "CQE size differs from vgpu_protocol.h");
+_Static_assert(VGPU_MAGIC == VR_MAGIC && VGPU_VERSION_MAJOR == VR_VERSION_MAJOR, "magic/version");
+_Static_assert(VGPU_HDR_DEVICE_STATE == VR_OFF_DEVICE_STATE && VGPU_HDR_EPOCH == VR_OFF_EPOCH &&
+               VGPU_HDR_HOST_NEED_WAKEUP == VR_OFF_HOST_NEED_WAKEUP &&
+               VGPU_HDR_HOST_PEER_ID == VR_OFF_HOST_PEER_ID && VGPU_HDR_GUEST_NEED_IRQ == VR_OFF_GUEST_NEED_IRQ &&
+               VGPU_HDR_SQ_TAIL == VR_OFF_SQ_TAIL && VGPU_HDR_SQ_HEAD == VR_OFF_SQ_HEAD &&
+               VGPU_HDR_CQ_TAIL == VR_OFF_CQ_TAIL && VGPU_HDR_CQ_HEAD == VR_OFF_CQ_HEAD &&
+               VGPU_HDR_ARENA_SIZE == VR_OFF_ARENA_SIZE && VGPU_HDR_CALLS_SUBMITTED == VR_OFF_CALLS_SUBMITTED,
+               "header offsets differ from vgpu_protocol.h");
+_Static_assert(VGPU_CALL_MEMCPY_HTOD == VR_CALL_MEMCPY_HTOD && VGPU_CALL_MEMCPY_DTOH == VR_CALL_MEMCPY_DTOH,
+               "memcpy call ids differ from vgpu_protocol.h");
+_Static_assert(sizeof(struct vgpu_args_memcpy_htod) == sizeof(struct vr_args_memcpy_htod) &&
+               sizeof(struct vgpu_args_memcpy_dtoh) == sizeof(struct vr_args_memcpy_dtoh),
+               "memcpy argument structs differ from vgpu_protocol.h");
+#endif
+
+/* -- lifetime ---------------------------------------------------------------------------------- */
+
+static uint64_t env_u64(const char *name, uint64_t fallback)
+{
+    const char *text = getenv(name);
+    if (!text || !*text)
+        return fallback;
+    char *end;
+    unsigned long long v = strtoull(text, &end, 10);
+    return *end ? fallback : (uint64_t)v;
+}
+
+struct cuda_transport *vt_alloc(enum vt_backend backend)
+{
+    struct cuda_transport *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    t->backend = backend;
+    pthread_mutex_init(&t->lock, NULL);
+    t->sock = t->region_fd = t->doorbell_fd = t->irq_fd = -1;
+    t->timeout_ns = env_u64("VGPU_TRANSPORT_TIMEOUT_MS", 30000) * 1000000ull;
+    t->spin_ns = env_u64("VGPU_TRANSPORT_SPIN_US", 50) * 1000ull;
+    return t;
+}
+
+void vt_free(struct cuda_transport *t)
+{
+    if (!t)
+        return;
+    if (t->backend == VT_PCI)
+        vt_pci_close(t);
+    else
+        vt_socket_close(t);
+    free(t->inflight);
+    pthread_mutex_destroy(&t->lock);
+    free(t);
+}
+
+void cuda_transport_close(struct cuda_transport *t) { vt_free(t); }
+
+int cuda_transport_init(struct cuda_transport **out)
+{
+    const char *path = getenv("VGPU_TRANSPORT_SOCKET");
+    if (path && *path)
+        return cuda_transport_init_socket(path, out);
+    const char *bdf = getenv("VGPU_PCI_DEVICE");
+    return cuda_transport_init_pci(bdf && *bdf ? bdf : NULL, out);
+}
+
+int cuda_transport_init_pci(const char *bdf, struct cuda_transport **out)
+{
+    *out = NULL;
+    struct cuda_transport *t = vt_alloc(VT_PCI);
+    if (!t)
+        return vt_fail(CUDA_TRANSPORT_E_SYS, "out of memory");
+    int rc = vt_pci_open(t, bdf);
+    if (rc == 0)
+        rc = vt_attach_region(t);
+    if (rc) {
+        vt_free(t);
+        return rc;
+    }
+    *out = t;
+    return 0;
+}
+
+int cuda_transport_init_socket(const char *path, struct cuda_transport **out)
+{
+    *out = NULL;
+    struct cuda_transport *t = vt_alloc(VT_SOCKET);
+    if (!t)
+        return vt_fail(CUDA_TRANSPORT_E_SYS, "out of memory");
+    int rc = vt_socket_open(t, path); /* maps and attaches the region during the handshake */
+    if (rc) {
+        vt_free(t);
+        return rc;
+    }
+    *out = t;
+    return 0;
+}
+
+/* -- the header -------------------------------------------------------------------------------- */
+
+int vt_attach_region(struct cuda_transport *t)
+{
+    const uint8_t *h = t->region;
+    uint64_t size = t->region_size;
+    /* A region being laid out (UNINITIALIZED) or reset (RESETTING) becomes READY shortly. */
+    uint64_t deadline = now_ns() + t->timeout_ns;
+    for (uint32_t state; size >= VR_HEADER_SIZE && (state = ld32(t, VR_OFF_DEVICE_STATE)) != VR_STATE_READY;) {
+        if ((state != VR_STATE_UNINITIALIZED && state != VR_STATE_RESETTING) || now_ns() > deadline)
+            return vt_fail(CUDA_TRANSPORT_E_GONE, "device state is %u, not READY", state);
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    if (size < VR_HEADER_SIZE)
+        return vt_fail(CUDA_TRANSPORT_E_LAYOUT, "region is %llu bytes, smaller than its header",
+                       (unsigned long long)size);
+    uint64_t magic = rd64(h + VR_OFF_MAGIC);
+    if (magic != VR_MAGIC)
+        return vt_fail(CUDA_TRANSPORT_E_LAYOUT, "magic is %#018llx, expected %#018llx",
+                       (unsigned long long)magic, (unsigned long long)VR_MAGIC);
+    unsigned major = rd16(h + VR_OFF_VERSION_MAJOR);
+    if (major != VR_VERSION_MAJOR)
+        return vt_fail(CUDA_TRANSPORT_E_LAYOUT, "protocol major version %u, this library speaks %u",
+                       major, VR_VERSION_MAJOR);
+    if (rd32(h + VR_OFF_HEADER_SIZE) != VR_HEADER_SIZE)
+        return vt_fail(CUDA_TRANSPORT_E_LAYOUT, "header_size is %u, expected %u",
+                       rd32(h + VR_OFF_HEADER_SIZE), VR_HEADER_SIZE);
+    uint64_t region_size = rd64(h + VR_OFF_REGION_SIZE);
+    if (region_size != size || !is_pow2(region_size))
+        return vt_fail(CUDA_TRANSPORT_E_LAYOUT, "region_size says %llu, the mapping has %llu",
+                       (unsigned long long)region_size, (unsigned long long)size);
+    if (rd32(h + VR_OFF_SQE_SIZE) != VR_SQE_SIZE || rd32(h + VR_OFF_CQE_SIZE) != VR_CQE_SIZE)
+        return vt_fail(CUDA_TRANSPORT_E_LAYOUT, "entry sizes %u/%u, expected %u/%u",
+                       rd32(h + VR_OFF_SQE_SIZE), rd32(h + VR_OFF_CQE_SIZE), VR_SQE_SIZE, VR_CQE_SIZE);
+    if (rd32(h + VR_OFF_MAX_INLINE_ARGS) != VR_MAX_INLINE_ARGS)
+        return vt_fail(CUDA_TRANSPORT_E_LAYOUT, "max_inline_args is %u, expected %u",
+                       rd32(h + VR_OFF_MAX_INLINE_ARGS), VR_MAX_INLINE_ARGS);
+    uint64_t features = rd64(h + VR_OFF_FEATURES);
+    if (features & ~VR_ALL_FEATURES)
+        return vt_fail(CUDA_TRANSPORT_E_LAYOUT, "unknown feature bits %#llx",
+                       (unsigned long long)(features & ~VR_ALL_FEATURES));
+    uint32_t sq_entries = rd32(h + VR_OFF_SQ_ENTRIES), cq_entries = rd32(h + VR_OFF_CQ_ENTRIES);
+    if (!is_pow2(sq_entries) || sq_entries > VR_MAX_RING_ENTRIES || !is_pow2(cq_entries) ||
+        cq_entries > VR_MAX_RING_ENTRIES)
+        return vt_fail(CUDA_TRANSPORT_E_LAYOUT, "ring sizes %u/%u are not powers of two <= %u",
+                       sq_entries, cq_entries, VR_MAX_RING_ENTRIES);
+    struct { const char *name; uint64_t off, len; } sections[3] = {
+        {"submission ring", rd64(h + VR_OFF_SQ_OFFSET), (uint64_t)sq_entries * VR_SQE_SIZE},
+        {"completion ring", rd64(h + VR_OFF_CQ_OFFSET), (uint64_t)cq_entries * VR_CQE_SIZE},
+        {"arena", rd64(h + VR_OFF_ARENA_OFFSET), rd64(h + VR_OFF_ARENA_SIZE)},
+    };
+    uint64_t end_of_previous = VR_HEADER_SIZE;
+    for (int i = 0; i < 3; i++) {
+        if (sections[i].off % VR_SECTION_ALIGN || sections[i].off < end_of_previous ||
+            sections[i].len == 0 || sections[i].off > size || sections[i].len > size - sections[i].off)
+            return vt_fail(CUDA_TRANSPORT_E_LAYOUT, "%s [%llu, +%llu) is misplaced in the %llu-byte region",
+                           sections[i].name, (unsigned long long)sections[i].off,
+                           (unsigned long long)sections[i].len, (unsigned long long)size);
+        end_of_previous = sections[i].off + sections[i].len;
+    }
+    t->vm_id = rd32(h + VR_OFF_VM_ID);
+    t->host_peer_id = ld32(t, VR_OFF_HOST_PEER_ID);
+    t->epoch = ld32(t, VR_OFF_EPOCH);
+    t->sq_entries = sq_entries;
+    t->cq_entries = cq_entries;
+    t->sq_offset = sections[0].off;
+    t->cq_offset = sections[1].off;
+    t->arena = t->region + sections[2].off;
+    /* Payload offsets are u32: a larger arena is used up to 4 GiB. */
+    t->arena_size = sections[2].len > 0xFFFFF000ull ? 0xFFFFF000ull : sections[2].len;
+    t->sq_tail = ld32(t, VR_OFF_SQ_TAIL); /* resume where the region says (fresh: 0) */
+    t->cq_head = ld32(t, VR_OFF_CQ_HEAD);
+    t->chunk = t->arena_size / 4 > 65536 ? (size_t)(t->arena_size / 4) : 65536;
+    if (t->chunk > t->arena_size)
+        t->chunk = (size_t)t->arena_size;
+    free(t->inflight);
+    t->inflight = calloc((size_t)sq_entries + 1, sizeof *t->inflight);
+    if (!t->inflight)
+        return vt_fail(CUDA_TRANSPORT_E_SYS, "out of memory");
+    st64(t, VR_OFF_GUEST_FEATURES, features);
+    return 0;
+}
+
+/* -- rings and arena --------------------------------------------------------------------------- */
+
+static int check_alive(struct cuda_transport *t)
+{
+    uint32_t state = ld32(t, VR_OFF_DEVICE_STATE), epoch = ld32(t, VR_OFF_EPOCH);
+    if (state != VR_STATE_READY || epoch != t->epoch)
+        return vt_fail(CUDA_TRANSPORT_E_GONE, "device state %u epoch %u (attached in epoch %u)",
+                       state, epoch, t->epoch);
+    return 0;
+}
+
+static void kick(struct cuda_transport *t)
+{
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    if (!ld32(t, VR_OFF_HOST_NEED_WAKEUP))
+        return;
+    t->stats.kicks++;
+    if (t->backend == VT_PCI)
+        vt_pci_kick(t);
+    else
+        vt_socket_kick(t);
+}
+
+/* Take one pending completion, if any: 1 taken, 0 none, <0 protocol error. */
+static int pop_completion(struct cuda_transport *t, struct vr_cqe *cqe)
+{
+    uint32_t tail = ld32(t, VR_OFF_CQ_TAIL);
+    uint32_t pending = tail - t->cq_head;
+    if (pending > t->cq_entries)
+        return vt_fail(CUDA_TRANSPORT_E_PROTOCOL, "completion tail %u jumped past head %u", tail,
+                       t->cq_head);
+    if (!pending)
+        return 0;
+    const uint8_t *slot = t->region + t->cq_offset + (uint64_t)(t->cq_head & (t->cq_entries - 1)) * VR_CQE_SIZE;
+    memcpy(cqe, slot, sizeof *cqe);
+    t->cq_head++;
+    st32(t, VR_OFF_CQ_HEAD, t->cq_head);
+    return 1;
+}
+
+static void file_async_error(struct cuda_transport *t, const struct vr_cqe *cqe)
+{
+    t->stats.async_errors++;
+    if (t->have_async_error)
+        return;
+    t->have_async_error = 1;
+    memset(&t->async_error, 0, sizeof t->async_error);
+    t->async_error.status = cqe->status;
+    t->async_error.flags = cqe->flags;
+    t->async_error.seq = cqe->seq;
+}
+
+/* Consume completions that are already there without waiting (async errors only expected). */
+static int drain_completions(struct cuda_transport *t)
+{
+    struct vr_cqe cqe;
+    int rc;
+    while ((rc = pop_completion(t, &cqe)) > 0)
+        if (cqe.flags & VR_COMPLETE_ASYNC_ERROR)
+            file_async_error(t, &cqe);
+    return rc;
+}
+
+static void pause_slow(struct cuda_transport *t)
+{
+    t->stats.sleeps++;
+    if (t->backend == VT_SOCKET) {
+        vt_socket_wait_irq(t, 50000000ull);
+    } else {
+        struct timespec ts = {0, 50000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static void arena_reclaim(struct cuda_transport *t)
+{
+    uint32_t consumed = ld32(t, VR_OFF_SQ_HEAD);
+    uint32_t cap = t->sq_entries + 1;
+    while (t->inflight_count) {
+        struct vt_inflight *first = &t->inflight[t->inflight_head];
+        if ((uint32_t)(consumed - first->sq_index) >= 0x80000000u)
+            break;
+        t->arena_freed = first->end;
+        t->inflight_head = (t->inflight_head + 1) % cap;
+        t->inflight_count--;
+    }
+}
+
+/* Arena offset for `len` bytes, waiting for the host to consume earlier payloads if needed. */
+static int arena_reserve(struct cuda_transport *t, uint64_t len, uint32_t *off)
+{
+    uint64_t size = t->arena_size;
+    uint64_t deadline = now_ns() + t->timeout_ns;
+    for (;;) {
+        arena_reclaim(t);
+        uint64_t start = (t->arena_tail + 63) & ~63ull;
+        if (start % size + len > size)
+            start += size - start % size; /* a payload never wraps */
+        if (start + len - t->arena_freed <= size) {
+            t->arena_tail = start + len;
+            *off = (uint32_t)(start % size);
+            return 0;
+        }
+        int rc = check_alive(t);
+        if (rc)
+            return rc;
+        kick(t);
+        if ((rc = drain_completions(t)) < 0)
+            return rc;
+        if (now_ns() > deadline)
+            return vt_fail(CUDA_TRANSPORT_E_TIMEOUT, "the host consumed no submissions: arena stays full");
+        cpu_relax();
+    }
+}
+
+static int push(struct cuda_transport *t, uint16_t call_id, uint16_t flags, const void *args,
+                uint32_t nargs, uint32_t in_off, uint32_t in_len, uint32_t out_off, uint32_t out_cap,
+                uint32_t *seq_out)
+{
+    uint64_t deadline = now_ns() + t->timeout_ns;
+    for (;;) {
+        uint32_t head = ld32(t, VR_OFF_SQ_HEAD);
+        uint32_t used = t->sq_tail - head;
+        if (used > t->sq_entries)
+            return vt_fail(CUDA_TRANSPORT_E_PROTOCOL, "submission head %u is %u behind tail %u",
+                           head, used, t->sq_tail);
+        if (used < t->sq_entries)
+            break;
+        int rc = check_alive(t);
+        if (rc)
+            return rc;
+        kick(t);
+        if ((rc = drain_completions(t)) < 0)
+            return rc;
+        if (now_ns() > deadline)
+            return vt_fail(CUDA_TRANSPORT_E_TIMEOUT, "submission ring stays full");
+        cpu_relax();
+    }
+    struct vr_sqe sqe;
+    memset(&sqe, 0, sizeof sqe);
+    sqe.seq = ++t->seq;
+    sqe.call_id = call_id;
+    sqe.flags = flags;
+    sqe.in_off = in_off;
+    sqe.in_len = in_len;
+    sqe.out_off = out_off;
+    sqe.out_cap = out_cap;
+    sqe.args_len = nargs;
+    if (nargs)
+        memcpy(sqe.args, args, nargs);
+    uint8_t *slot = t->region + t->sq_offset + (uint64_t)(t->sq_tail & (t->sq_entries - 1)) * VR_SQE_SIZE;
+    memcpy(slot, &sqe, sizeof sqe);
+    t->sq_tail++;
+    st32(t, VR_OFF_SQ_TAIL, t->sq_tail); /* release: the entry and its payload are visible first */
+    t->stats.submitted++;
+    st64(t, VR_OFF_CALLS_SUBMITTED, t->stats.submitted);
+    if (in_len || out_cap) {
+        uint32_t cap = t->sq_entries + 1;
+        struct vt_inflight *slot_if = &t->inflight[(t->inflight_head + t->inflight_count) % cap];
+        slot_if->sq_index = t->sq_tail;
+        slot_if->end = t->arena_tail;
+        t->inflight_count++;
+    }
+    kick(t);
+    *seq_out = sqe.seq;
+    return 0;
+}
+
+static int wait_for(struct cuda_transport *t, uint32_t seq, struct vr_cqe *cqe)
+{
+    uint64_t start = now_ns();
+    uint64_t deadline = start + t->timeout_ns, spin_until = start + t->spin_ns;
+    for (;;) {
+        int rc = pop_completion(t, cqe);
+        if (rc < 0)
+            return rc;
+        if (rc > 0) {
+            if (cqe->flags & VR_COMPLETE_ASYNC_ERROR)
+                file_async_error(t, cqe);
+            else if (cqe->seq == seq)
+                return 0;
+            continue; /* a stale completion of an earlier, abandoned wait */
+        }
+        uint64_t now = now_ns();
+        if (now < spin_until) {
+            cpu_relax();
+            continue;
+        }
+        if ((rc = check_alive(t)))
+            return rc;
+        if (now > deadline)
+            return vt_fail(CUDA_TRANSPORT_E_TIMEOUT, "no completion for seq %u within %llu ms", seq,
+                           (unsigned long long)(t->timeout_ns / 1000000ull));
+        if (t->backend == VT_SOCKET) {
+            st32(t, VR_OFF_GUEST_NEED_IRQ, 1);
+            __atomic_thread_fence(__ATOMIC_SEQ_CST);
+            if (ld32(t, VR_OFF_CQ_TAIL) == t->cq_head)
+                pause_slow(t);
+            st32(t, VR_OFF_GUEST_NEED_IRQ, 0);
+        } else {
+            pause_slow(t);
+        }
+        spin_until = now_ns() + t->spin_ns;
+    }
+}
+
+/* -- calls ------------------------------------------------------------------------------------- */
+
+static int submit_locked(struct cuda_transport *t, uint16_t call_id, uint16_t flags, const void *args,
+                         uint32_t nargs, const void *send_data, size_t send_len, size_t recv_cap,
+                         uint32_t *seq, uint32_t *out_off)
+{
+    if (nargs > VR_MAX_INLINE_ARGS || (nargs && !args))
+        return vt_fail(CUDA_TRANSPORT_E_INVAL, "%u bytes of arguments (at most %u)", nargs,
+                       VR_MAX_INLINE_ARGS);
+    if ((send_len && !send_data) || (uint64_t)send_len + recv_cap > t->arena_size)
+        return vt_fail(CUDA_TRANSPORT_E_INVAL, "payloads of %zu + %zu bytes exceed the %llu-byte arena",
+                       send_len, recv_cap, (unsigned long long)t->arena_size);
+    int rc = check_alive(t);
+    if (rc)
+        return rc;
+    uint32_t in_off = 0;
+    *out_off = 0;
+    if (send_len) {
+        if ((rc = arena_reserve(t, send_len, &in_off)))
+            return rc;
+        memcpy(t->arena + in_off, send_data, send_len);
+    }
+    if (recv_cap && (rc = arena_reserve(t, recv_cap, out_off)))
+        return rc;
+    return push(t, call_id, flags, args, nargs, in_off, (uint32_t)send_len, *out_off,
+                (uint32_t)recv_cap, seq);
+}
+
+static int call_locked(struct cuda_transport *t, uint16_t call_id, uint16_t flags, const void *args,
+                       uint32_t nargs, const void *send_data, size_t send_len,
+                       struct cuda_call_result *result, void *recv_data, size_t recv_cap,
+                       size_t *recv_len)
+{
+    uint32_t seq, out_off;
+    if (recv_cap && !recv_data)
+        return vt_fail(CUDA_TRANSPORT_E_INVAL, "recv_cap without a buffer");
+    int rc = submit_locked(t, call_id, flags, args, nargs, send_data, send_len, recv_cap, &seq, &out_off);
+    if (rc)
+        return rc;
+    struct vr_cqe cqe;
+    if ((rc = wait_for(t, seq, &cqe)))
+        return rc;
+    size_t got = cqe.out_len < recv_cap ? cqe.out_len : recv_cap;
+    if (got)
+        memcpy(recv_data, t->arena + out_off, got);
+    if (recv_len)
+        *recv_len = got;
+    if (result) {
+        result->status = cqe.status;
+        result->flags = cqe.flags;
+        result->seq = cqe.seq;
+        result->out_len = cqe.out_len;
+        memcpy(result->results, cqe.results, sizeof result->results);
+    }
+    /* Statuses are CUresult / cublasStatus_t values: small and non-negative. */
+    return cqe.status > 0x7fffffffu ? 0x7fffffff : (int)cqe.status;
+}
+
+int cuda_transport_call(struct cuda_transport *t, uint16_t call_id, const void *args, uint32_t nargs,
+                        const void *send_data, size_t send_len, struct cuda_call_result *result,
+                        void *recv_data, size_t recv_cap, size_t *recv_len)
+{
+    pthread_mutex_lock(&t->lock);
+    int rc = call_locked(t, call_id, 0, args, nargs, send_data, send_len, result, recv_data,
+                         recv_cap, recv_len);
+    pthread_mutex_unlock(&t->lock);
+    return rc;
+}
+
+static int post_locked(struct cuda_transport *t, uint16_t call_id, uint16_t flags, const void *args,
+                       uint32_t nargs, const void *send_data, size_t send_len)
+{
+    uint32_t seq, out_off;
+    int rc = drain_completions(t);
+    if (rc < 0)
+        return rc;
+    rc = submit_locked(t, call_id, (uint16_t)(flags | VR_SUBMIT_ASYNC), args, nargs, send_data,
+                       send_len, 0, &seq, &out_off);
+    if (rc == 0)
+        t->stats.posted++;
+    return rc;
+}
+
+int cuda_transport_post(struct cuda_transport *t, uint16_t call_id, const void *args, uint32_t nargs,
+                        const void *send_data, size_t send_len)
+{
+    pthread_mutex_lock(&t->lock);
+    int rc = post_locked(t, call_id, 0, args, nargs, send_data, send_len);
+    pthread_mutex_unlock(&t->lock);
+    return rc;
+}
+
+int cuda_transport_memcpy_htod(struct cuda_transport *t, uint64_t dst, uint32_t stream,
+                               const void *src, size_t len, int asynchronous,
+                               struct cuda_call_result *result)
+{
+    const uint8_t *bytes = src;
+    int rc = 0;
+    pthread_mutex_lock(&t->lock);
+    size_t off = 0;
+    do {
+        size_t n = len - off < t->chunk ? len - off : t->chunk;
+        int last = off + n >= len;
+        struct vr_args_memcpy_htod a = {.dst = dst + off, .stream = stream, .pad_ = 0};
+        if (!last || asynchronous) {
+            rc = post_locked(t, VR_CALL_MEMCPY_HTOD, last ? 0 : VR_SUBMIT_CHUNK_MORE, &a, sizeof a,
+                             bytes + off, n);
+            if (rc == 0 && result)
+                memset(result, 0, sizeof *result);
+        } else {
+            rc = call_locked(t, VR_CALL_MEMCPY_HTOD, 0, &a, sizeof a, bytes + off, n, result, NULL, 0,
+                             NULL);
+        }
+        if (rc < 0)
+            break;
+        t->stats.bytes_htod += n;
+        off += n;
+    } while (off < len && rc == 0);
+    pthread_mutex_unlock(&t->lock);
+    return rc;
+}
+
+int cuda_transport_memcpy_dtoh(struct cuda_transport *t, void *dst, uint64_t src, uint32_t stream,
+                               size_t len, struct cuda_call_result *result)
+{
+    uint8_t *bytes = dst;
+    int rc = 0;
+    pthread_mutex_lock(&t->lock);
+    size_t off = 0;
+    do {
+        size_t n = len - off < t->chunk ? len - off : t->chunk;
+        struct vr_args_memcpy_dtoh a = {.src = src + off, .count = n, .stream = stream, .pad_ = 0};
+        size_t got = 0;
+        rc = call_locked(t, VR_CALL_MEMCPY_DTOH, 0, &a, sizeof a, NULL, 0, result, bytes + off, n, &got);
+        if (rc == 0 && got != n)
+            rc = vt_fail(CUDA_TRANSPORT_E_PROTOCOL, "memcpy_dtoh of %zu bytes returned %zu", n, got);
+        if (rc)
+            break;
+        t->stats.bytes_dtoh += n;
+        off += n;
+    } while (off < len);
+    pthread_mutex_unlock(&t->lock);
+    return rc;
+}
+
+int cuda_transport_take_async_error(struct cuda_transport *t, struct cuda_call_result *result)
+{
+    pthread_mutex_lock(&t->lock);
+    drain_completions(t);
+    int have = t->have_async_error;
+    if (have) {
+        if (result)
+            *result = t->async_error;
+        t->have_async_error = 0;
+    }
+    pthread_mutex_unlock(&t->lock);
+    return have;
+}
+
+/* -- accessors --------------------------------------------------------------------------------- */
+
+size_t cuda_transport_chunk_size(const struct cuda_transport *t) { return t->chunk; }
+
+int cuda_transport_set_chunk_size(struct cuda_transport *t, size_t bytes)
+{
+    if (bytes == 0 || bytes > t->arena_size)
+        return vt_fail(CUDA_TRANSPORT_E_INVAL, "chunk of %zu bytes (arena is %llu)", bytes,
+                       (unsigned long long)t->arena_size);
+    pthread_mutex_lock(&t->lock);
+    t->chunk = bytes;
+    pthread_mutex_unlock(&t->lock);
+    return 0;
+}
+
+size_t cuda_transport_arena_size(const struct cuda_transport *t) { return (size_t)t->arena_size; }
+size_t cuda_transport_region_size(const struct cuda_transport *t) { return t->region_size; }
+const char *cuda_transport_backend(const struct cuda_transport *t)
+{
+    return t->backend == VT_PCI ? "pci" : "socket";
+}
+uint32_t cuda_transport_vm_id(const struct cuda_transport *t) { return t->vm_id; }
+uint32_t cuda_transport_peer_id(const struct cuda_transport *t) { return t->peer_id; }
+
+void cuda_transport_get_stats(const struct cuda_transport *t, struct cuda_transport_stats *stats)
+{
+    pthread_mutex_lock((pthread_mutex_t *)&t->lock);
+    *stats = t->stats;
+    pthread_mutex_unlock((pthread_mutex_t *)&t->lock);
+}

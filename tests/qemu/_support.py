@@ -1,0 +1,184 @@
+"""Helpers for the C transport and real-VM tests: the C build, QEMU, the kernel, the initramfs,
+and the selftest's output.
+
+What comes from where (scripts/setup_qemu installs all of it on Debian 12):
+  * ``qemu-system-x86_64`` (apt ``qemu-system-x86``), ``cpio`` and a static ``busybox``
+    (apt ``busybox-static``), ``cc``/``make`` for ``guest/c``;
+  * the Debian 6.1 kernel image, unpacked into ``build/qemu/kernel/boot/`` (or ``VGPU_QEMU_KERNEL``).
+
+A test that needs QEMU skips, saying which of these is missing, only where QEMU cannot run at all.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+GUEST_C = REPO / "guest" / "c"
+SETUP_HINT = "run scripts/setup_qemu (apt qemu-system-x86 busybox-static cpio + the Debian kernel)"
+
+#: The guest's /init: mount what the selftest needs, run it on the serial console, wait for the
+#: host's go-ahead (one line on the console) so it can read the mediator's status while the VM is
+#: still attached, then power off. ``VGPU-*`` lines are what the tests look for.
+INIT_SCRIPT = """#!/bin/busybox sh
+/bin/busybox mount -t devtmpfs devtmpfs /dev
+exec </dev/console >/dev/console 2>&1
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+echo "VGPU-BOOTED uptime=$(cut -d' ' -f1 /proc/uptime)"
+for dev in /sys/bus/pci/devices/*; do
+    echo "VGPU-PCI $(basename $dev) $(cat $dev/vendor):$(cat $dev/device)"
+done
+/vgpu_selftest
+echo "VGPU-SELFTEST-EXIT $? uptime=$(cut -d' ' -f1 /proc/uptime)"
+read -t 60 go
+echo "VGPU-POWEROFF"
+poweroff -f
+"""
+
+
+@dataclass(frozen=True)
+class CBuild:
+    directory: Path
+
+    @property
+    def selftest(self) -> Path:
+        return self.directory / "vgpu_selftest"
+
+    @property
+    def static_lib(self) -> Path:
+        return self.directory / "libvgpu_transport.a"
+
+    @property
+    def shared_lib(self) -> Path:
+        return self.directory / "libvgpu_transport.so"
+
+
+@dataclass(frozen=True)
+class QemuKit:
+    qemu: str
+    kernel: Path
+
+
+def find_kernel() -> Path | None:
+    override = os.environ.get("VGPU_QEMU_KERNEL")
+    if override:
+        return Path(override) if Path(override).is_file() else None
+    images = sorted((REPO / "build" / "qemu" / "kernel" / "boot").glob("vmlinuz-*"))
+    return images[-1] if images else None
+
+
+def is_static_elf(path: Path) -> bool:
+    """An ELF executable without a PT_INTERP program header needs no dynamic loader."""
+    data = path.read_bytes()
+    if data[:4] != b"\x7fELF" or data[4] != 2:
+        return False
+    phoff = int.from_bytes(data[32:40], "little")
+    phentsize = int.from_bytes(data[54:56], "little")
+    phnum = int.from_bytes(data[56:58], "little")
+    for i in range(phnum):
+        p_type = int.from_bytes(data[phoff + i * phentsize:phoff + i * phentsize + 4], "little")
+        if p_type == 3:  # PT_INTERP
+            return False
+    return True
+
+
+
+
+
+def static_busybox() -> Path | None:
+    for candidate in ("/bin/busybox", "/usr/bin/busybox"):
+        path = Path(candidate)
+        if path.is_file() and is_static_elf(path):
+            return path
+    return None
+
+
+def build_initramfs(dest: Path, selftest: Path) -> Path:
+    """A gzipped newc cpio: busybox, the static selftest, /init. Built with the ``cpio`` tool."""
+    busybox = static_busybox()
+    if busybox is None:
+        pytest.skip(f"no statically linked busybox: {SETUP_HINT}")
+    cpio = shutil.which("cpio")
+    if cpio is None:
+        pytest.skip(f"no cpio: {SETUP_HINT}")
+    assert is_static_elf(selftest), f"{selftest} must be statically linked to run in the initramfs"
+    root = dest / "root"
+    for sub in ("bin", "dev", "proc", "sys"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    shutil.copy2(busybox, root / "bin" / "busybox")
+    shutil.copy2(selftest, root / "vgpu_selftest")
+    init = root / "init"
+    init.write_text(INIT_SCRIPT)
+    init.chmod(0o755)
+    names = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+    archive = subprocess.run([cpio, "-o", "-H", "newc", "--quiet"], cwd=root, check=True,
+                             input="\n".join([".", *names]).encode() + b"\n", capture_output=True).stdout
+    initrd = dest / "initrd.gz"
+    initrd.write_bytes(gzip.compress(archive, compresslevel=1))
+    return initrd
+
+
+# -- the selftest's output -----------------------------------------------------------------------
+
+_RESULT = re.compile(r"^RESULT name=(?P<name>\S+) ok=(?P<ok>[01]) value=(?P<value>.*)$")
+
+#: every check vgpu_selftest makes, in order; a missing one fails the test as surely as a failed one
+SELFTEST_CHECKS = (
+    "transport_init", "init", "device_count", "device_name", "device_total_mem", "mem_alloc",
+    "copy_16mib", "memset_d8", "mem_free", "cublas_create", "gemm", "cublas_destroy", "gemm_free",
+    "event_create", "events", "memset_d32", "event_destroy", "async_error_latched",
+    "transport_stats", "workload_ms",
+)
+
+
+@dataclass(frozen=True)
+class SelftestResult:
+    name: str
+    ok: bool
+    value: str
+
+    def fields(self) -> dict[str, str]:
+        """``key=value`` words of the value (free text that is not of that form is left out)."""
+        return dict(word.split("=", 1) for word in self.value.split() if "=" in word)
+
+
+@dataclass(frozen=True)
+class SelftestReport:
+    results: dict[str, SelftestResult]
+    verdict: str  # "SELFTEST PASS" or "SELFTEST FAIL n", "" if none was printed
+
+    @classmethod
+    def parse(cls, text: str) -> SelftestReport:
+        results: dict[str, SelftestResult] = {}
+        verdict = ""
+        for raw in text.splitlines():
+            line = raw.strip("\r")
+            match = _RESULT.match(line)
+            if match:
+                results[match["name"]] = SelftestResult(match["name"], match["ok"] == "1", match["value"])
+            elif line.startswith("SELFTEST "):
+                verdict = line
+        return cls(results, verdict)
+
+    def __getitem__(self, name: str) -> SelftestResult:
+        return self.results[name]
+
+    def check_all_passed(self) -> None:
+        missing = [name for name in SELFTEST_CHECKS if name not in self.results]
+        failed = [f"{r.name}: {r.value}" for r in self.results.values() if not r.ok]
+        assert not missing, f"selftest checks never reported: {missing}"
+        assert not failed, "selftest checks failed:\n" + "\n".join(failed)
+        assert self.verdict == "SELFTEST PASS", self.verdict
+
+    def stat(self, key: str) -> int:
+        return int(self["transport_stats"].fields()[key])

@@ -1,0 +1,217 @@
+"""The ivshmem-doorbell device as QEMU implements it, driven through qtest: no guest kernel at all.
+
+``-qtest stdio`` (which selects the qtest accelerator) runs no CPU; the test is the guest. It finds
+the device in PCI configuration space (ports 0xcf8/0xcfc), programs BAR0 and BAR2, enables memory
+decoding, and then reads and writes the region and the doorbell register with qtest's
+``readq``/``writel``. A mismatch between our ivshmem server side and QEMU's client (message order,
+fds, peer ids, BAR layout) shows up here in seconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mmap
+import os
+import select
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mediator._ivshmem import send_handshake
+from mediator._launcher import running_mediator
+from protocol import CQE_SIZE, MAGIC, SQE_SIZE, HeaderField, lay_out_region
+
+from ._support import SETUP_HINT
+
+pytestmark = [pytest.mark.qemu, pytest.mark.timeout(120)]
+
+BAR0_ADDR = 0xFE00_0000  # inside q35's 32-bit PCI hole
+BAR2_ADDR = 0x10_0000_0000  # 64 GiB: BAR2 is a 64-bit prefetchable BAR
+IVPOSITION, DOORBELL = 8, 12
+GUEST_ID = 7
+
+
+class Qtest:
+    """QEMU started with ``-qtest stdio``: one command line in, one ``OK …`` line out."""
+
+    def __init__(self, vm_socket: Path, log: Path) -> None:
+        qemu = _qemu()
+        self.log = log
+        self._log_file = open(log, "wb")  # noqa: SIM115 (closed in close())
+        self.proc = subprocess.Popen(
+            [qemu, "-machine", "q35", "-qtest", "stdio", "-qtest-log", "/dev/null", "-display", "none",
+             "-nodefaults", "-m", "64", "-chardev", f"socket,path={vm_socket},id=ivsh",
+             "-device", "ivshmem-doorbell,chardev=ivsh,vectors=1"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log_file)
+
+    def cmd(self, line: str) -> str:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(line.encode() + b"\n")
+        self.proc.stdin.flush()
+        ready, _, _ = select.select([self.proc.stdout], [], [], 30)
+        assert ready, f"qtest did not answer {line!r}: {self.log.read_text()}"
+        reply = self.proc.stdout.readline().decode().strip()
+        assert reply.startswith("OK"), f"{line!r} -> {reply!r}: {self.log.read_text()}"
+        return reply[2:].strip()
+
+    def read(self, kind: str, addr: int) -> int:
+        return int(self.cmd(f"{kind} {addr:#x}"), 16)
+
+    def config_read(self, devfn: int, offset: int) -> int:
+        self.cmd(f"outl 0xcf8 {0x8000_0000 | devfn << 8 | offset:#x}")
+        return int(self.cmd("inl 0xcfc"), 16)
+
+    def config_write(self, devfn: int, offset: int, value: int) -> None:
+        self.cmd(f"outl 0xcf8 {0x8000_0000 | devfn << 8 | offset:#x}")
+        self.cmd(f"outl 0xcfc {value:#x}")
+
+    def find_ivshmem(self) -> int:
+        for device in range(32):
+            devfn = device << 3
+            if self.config_read(devfn, 0) == 0x1110_1AF4:
+                return devfn
+        raise AssertionError("no 1af4:1110 device on bus 0")
+
+    def map_bars(self, devfn: int) -> None:
+        bar2 = self.config_read(devfn, 0x18)
+        assert bar2 & 0x1 == 0 and bar2 & 0x6 == 0x4 and bar2 & 0x8, (
+            f"BAR2 is not 64-bit prefetchable memory: {bar2:#x}")
+        self.config_write(devfn, 0x10, BAR0_ADDR)
+        self.config_write(devfn, 0x18, BAR2_ADDR & 0xFFFF_FFFF)
+        self.config_write(devfn, 0x1C, BAR2_ADDR >> 32)
+        self.config_write(devfn, 0x04, 0x0002)  # command: memory space enable
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is not None:
+                stream.close()
+        self._log_file.close()
+
+
+def _qemu() -> str:
+    import shutil
+
+    qemu = shutil.which("qemu-system-x86_64")
+    if qemu is None:
+        pytest.skip(f"no qemu-system-x86_64 binary: {SETUP_HINT}")
+    return qemu
+
+
+class Server:
+    """The test as the ivshmem server: a 1 MiB region, our vector eventfd, QEMU's vector eventfd."""
+
+    def __init__(self, path: Path) -> None:
+        self.size = 1 << 20
+        self.fd = os.memfd_create("qtest-region")
+        os.ftruncate(self.fd, self.size)
+        self.map = mmap.mmap(self.fd, self.size)
+        lay_out_region(memoryview(self.map), vm_id=5)
+        self.host_fd = os.eventfd(0, os.EFD_NONBLOCK)
+        self.guest_fd = os.eventfd(0, os.EFD_NONBLOCK)
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(str(path))
+        self.listener.listen(1)
+        self.listener.settimeout(30)
+        self.conn: socket.socket | None = None
+
+    def accept(self) -> None:
+        self.conn, _ = self.listener.accept()
+        send_handshake(self.conn, client_id=GUEST_ID, region_fd=self.fd, host_vector_fds=[self.host_fd],
+                       guest_vector_fds=[self.guest_fd])
+
+    def doorbell_count(self, wait_s: float) -> int:
+        ready, _, _ = select.select([self.host_fd], [], [], wait_s)
+        if not ready:
+            return 0
+        with contextlib.suppress(BlockingIOError):
+            return os.eventfd_read(self.host_fd)
+        return 0
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+        self.listener.close()
+        self.map.close()
+        for fd in (self.fd, self.host_fd, self.guest_fd):
+            os.close(fd)
+
+
+@pytest.fixture
+def qtest_with_server(tmp_path: Path) -> Iterator[tuple[Qtest, Server]]:
+    server = Server(tmp_path / "vm.sock")
+    qtest = Qtest(tmp_path / "vm.sock", tmp_path / "qemu.log")
+    try:
+        server.accept()
+        yield qtest, server
+    finally:
+        qtest.close()
+        server.close()
+
+
+def test_qemu_maps_our_region_as_bar2_and_rings_our_eventfd_from_bar0(
+    qtest_with_server: tuple[Qtest, Server],
+) -> None:
+    qtest, server = qtest_with_server
+    devfn = qtest.find_ivshmem()
+    qtest.map_bars(devfn)
+
+    # BAR2 is our memfd, both ways
+    assert qtest.read("readq", BAR2_ADDR + HeaderField.MAGIC) == MAGIC
+    assert qtest.read("readl", BAR2_ADDR + HeaderField.VM_ID) == 5
+    qtest.cmd(f"writel {BAR2_ADDR + HeaderField.SQ_TAIL:#x} 0x2a")
+    assert int.from_bytes(server.map[HeaderField.SQ_TAIL:HeaderField.SQ_TAIL + 4], "little") == 0x2A
+    server.map[HeaderField.CQ_TAIL:HeaderField.CQ_TAIL + 4] = (0x1234).to_bytes(4, "little")
+    assert qtest.read("readl", BAR2_ADDR + HeaderField.CQ_TAIL) == 0x1234
+    # the region's last byte is there too: BAR2 is the whole power-of-two region
+    server.map[server.size - 1] = 0x5A
+    assert qtest.read("readb", BAR2_ADDR + server.size - 1) == 0x5A
+
+    # BAR0: IVPosition is the id we gave QEMU; a doorbell for peer 0 vector 0 fires our eventfd
+    assert qtest.read("readl", BAR0_ADDR + IVPOSITION) == GUEST_ID
+    assert server.doorbell_count(0) == 0
+    qtest.cmd(f"writel {BAR0_ADDR + DOORBELL:#x} {0 << 16 | 0:#x}")
+    assert server.doorbell_count(5.0) == 1
+    # a doorbell for a peer or vector that does not exist rings nothing
+    qtest.cmd(f"writel {BAR0_ADDR + DOORBELL:#x} {3 << 16 | 0:#x}")
+    qtest.cmd(f"writel {BAR0_ADDR + DOORBELL:#x} {0 << 16 | 1:#x}")
+    assert server.doorbell_count(0.2) == 0
+
+
+def test_a_doorbell_through_qemu_wakes_the_sleeping_mediator_which_answers_in_bar2(tmp_path: Path) -> None:
+    # The worker sleeps up to 10 s when idle; only the doorbell gets it to answer within 3 s.
+    with running_mediator(tmp_path, backend="sim", vms=1, extra="max_sleep_ms = 10000") as mediator:
+        qtest = Qtest(mediator.vm_socket(1), tmp_path / "qemu.log")
+        try:
+            qtest.map_bars(qtest.find_ivshmem())
+            base = BAR2_ADDR
+            assert qtest.read("readq", base + HeaderField.MAGIC) == MAGIC
+            deadline = time.monotonic() + 10
+            while qtest.read("readl", base + HeaderField.HOST_NEED_WAKEUP) != 1:
+                assert time.monotonic() < deadline, "the mediator never went to sleep"
+            sq_offset = qtest.read("readq", base + HeaderField.SQ_OFFSET)
+            cq_offset = qtest.read("readq", base + HeaderField.CQ_OFFSET)
+            host_peer = qtest.read("readl", base + HeaderField.HOST_PEER_ID)
+            # one nop: seq 77, call 0x0001, no flags, no payloads, no arguments
+            sqe = (77).to_bytes(4, "little") + (1).to_bytes(2, "little") + bytes(SQE_SIZE - 6)
+            qtest.cmd(f"write {base + sq_offset:#x} {SQE_SIZE} 0x{sqe.hex()}")
+            qtest.cmd(f"writel {base + HeaderField.SQ_TAIL:#x} 0x1")
+            rung = time.monotonic()
+            qtest.cmd(f"writel {BAR0_ADDR + DOORBELL:#x} {host_peer << 16 | 0:#x}")
+            while qtest.read("readl", base + HeaderField.CQ_TAIL) != 1:
+                assert time.monotonic() - rung < 3.0, "the doorbell did not wake the mediator"
+            answered = time.monotonic() - rung
+            cqe = bytes.fromhex(qtest.cmd(f"read {base + cq_offset:#x} {CQE_SIZE}")[2:])
+            assert int.from_bytes(cqe[0:4], "little") == 77  # seq echoed
+            assert int.from_bytes(cqe[4:6], "little") == 1  # call id
+            assert int.from_bytes(cqe[8:12], "little") == 0  # CUDA_SUCCESS
+            assert qtest.read("readl", base + HeaderField.SQ_HEAD) == 1
+            assert answered < 3.0
+        finally:
+            qtest.close()
