@@ -44,6 +44,8 @@ from ._handshake import receive_handshake
 
 __all__ = ["CallResult", "CudaCallError", "DeviceGoneError", "GuestClient"]
 
+_ASYNC_ERROR = int(CompleteFlags.ASYNC_ERROR)
+
 
 class CudaCallError(Exception):
     """A call answered with a non-zero status."""
@@ -216,7 +218,7 @@ class GuestClient:
             self._file(completion)
 
     def _file(self, completion: Completion) -> None:
-        if completion.flags & CompleteFlags.ASYNC_ERROR:
+        if completion.flags & _ASYNC_ERROR:
             self.async_errors.append(completion)
         else:
             self._early[completion.seq] = completion
@@ -236,7 +238,7 @@ class GuestClient:
                 raise
             if pending:
                 completion = self.cq.pop()
-                if completion.seq == seq and not completion.flags & CompleteFlags.ASYNC_ERROR:
+                if completion.seq == seq and not completion.flags & _ASYNC_ERROR:
                     return completion
                 self._file(completion)
                 continue

@@ -444,6 +444,8 @@ class VmEndpoint:
             "epoch": session._region.epoch if session and session._region else None,
             "refused": self.refused,
             "tracing": self.tracing,
+            "wakeups": counters.wakeups,
+            "sleeps": counters.sleeps,
             "bytes_htod": counters.bytes_htod,
             "bytes_dtoh": counters.bytes_dtoh,
         }

@@ -23,6 +23,8 @@ __all__ = ["decode_args", "decode_call", "decode_result", "encode_args", "encode
 
 def _encode(model: WireModel) -> bytes:
     layout = layout_of(type(model))
+    if not layout.fields:
+        return b""
     values: list[Any] = [getattr(model, f.name) for f in layout.fields]
     try:
         return layout.packer.pack(*values)
@@ -30,10 +32,18 @@ def _encode(model: WireModel) -> bytes:
         raise LocalProtocolError(f"cannot encode {type(model).__name__}: {exc}") from exc
 
 
+_EMPTY: dict[type[WireModel], WireModel] = {}
+
+
 def _decode(model: type[WireModel], raw: bytes | memoryview, what: str) -> WireModel:
     layout = layout_of(model)
     if len(raw) != layout.size:
         raise RemoteProtocolError(f"{what}: {len(raw)} bytes, the struct is {layout.size}")
+    if not layout.fields:
+        empty = _EMPTY.get(model)
+        if empty is None:
+            empty = _EMPTY[model] = model()
+        return empty
     try:
         values = layout.packer.unpack(raw)
         return model.model_validate(dict(zip(layout.names, values, strict=True)))

@@ -69,13 +69,14 @@ class CompleteFlags(IntFlag):
 
 
 _SUBMIT_FLAGS: Final = int(SubmitFlags.ASYNC | SubmitFlags.CHUNK_MORE)
+_COMPLETE_FLAGS: Final = int(CompleteFlags.ASYNC_ERROR | CompleteFlags.LATCHED)
 
 
 @dataclass(frozen=True, slots=True)
 class Submission:
     seq: int
     call_id: int
-    flags: SubmitFlags
+    flags: int  # SubmitFlags bits (a plain int: building an IntFlag per frame costs a microsecond)
     in_off: int
     in_len: int
     out_off: int
@@ -87,7 +88,7 @@ class Submission:
 class Completion:
     seq: int
     call_id: int
-    flags: CompleteFlags
+    flags: int  # CompleteFlags bits
     status: int
     out_len: int
     results: bytes
@@ -100,8 +101,11 @@ def encode_submission(
     """Write one SQE at ``offset`` of ``buf``."""
     if len(args) > MAX_INLINE_ARGS:
         raise LocalProtocolError(f"{len(args)} bytes of arguments exceed {MAX_INLINE_ARGS}")
-    SQE_HEADER.pack_into(buf, offset, seq, call_id, flags, in_off, in_len, out_off, out_cap,
-                         len(args), 0)
+    try:
+        SQE_HEADER.pack_into(buf, offset, seq, call_id, flags, in_off, in_len, out_off, out_cap,
+                             len(args), 0)
+    except struct.error as exc:
+        raise LocalProtocolError(f"cannot encode submission {seq}: {exc}") from exc
     start = offset + SQE_HEADER.size
     buf[start:start + len(args)] = args
 
@@ -123,7 +127,7 @@ def decode_submission(buf: memoryview | bytes | bytearray, offset: int = 0) -> S
     args = bytes(buf[start:start + args_len])
     if len(args) != args_len:
         raise RemoteProtocolError(f"submission {seq}: entry truncated inside its arguments")
-    return Submission(seq, call_id, SubmitFlags(flags), in_off, in_len, out_off, out_cap, args)
+    return Submission(seq, call_id, flags, in_off, in_len, out_off, out_cap, args)
 
 
 def encode_completion(
@@ -132,7 +136,10 @@ def encode_completion(
 ) -> None:
     if len(results) > MAX_INLINE_RESULTS:
         raise LocalProtocolError(f"{len(results)} bytes of results exceed {MAX_INLINE_RESULTS}")
-    CQE_HEADER.pack_into(buf, offset, seq, call_id, flags, status, out_len)
+    try:
+        CQE_HEADER.pack_into(buf, offset, seq, call_id, flags, status, out_len)
+    except struct.error as exc:
+        raise LocalProtocolError(f"cannot encode completion {seq}: {exc}") from exc
     start = offset + CQE_HEADER.size
     buf[start:start + MAX_INLINE_RESULTS] = results.ljust(MAX_INLINE_RESULTS, b"\0")
 
@@ -147,8 +154,7 @@ def decode_completion(buf: memoryview | bytes | bytearray, offset: int = 0) -> C
     results = bytes(buf[start:start + MAX_INLINE_RESULTS])
     if len(results) != MAX_INLINE_RESULTS:
         raise RemoteProtocolError("completion entry truncated inside its results")
-    known = int(CompleteFlags.ASYNC_ERROR | CompleteFlags.LATCHED)
-    return Completion(seq, call_id, CompleteFlags(flags & known), status, out_len, results)
+    return Completion(seq, call_id, flags & _COMPLETE_FLAGS, status, out_len, results)
 
 
 def check_payloads(sub: Submission, arena_size: int) -> None:
