@@ -1,0 +1,1305 @@
+/*
+ * vgpu_protocol.h — the vgpu-mediator wire protocol for guests (C11).
+ *
+ * GENERATED from protocol/ by `python -m protocol`; do not edit. `python -m protocol --check`
+ * fails when this file differs from what the catalog generates. The rules (ring discipline,
+ * payloads, chunking, errors, versioning) are in docs/protocol.md.
+ *
+ * All multi-byte values are little-endian. Structs carry explicit padding members (padN_), which
+ * must be written as zero; static asserts pin every size and offset.
+ */
+#ifndef VGPU_PROTOCOL_H
+#define VGPU_PROTOCOL_H
+
+#include <assert.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- constants ------------------------------------------------------------------------- */
+
+#define VGPU_MAGIC UINT64_C(0x0044454d55504756) /* "VGPUMED\0" little-endian */
+#define VGPU_VERSION_MAJOR 1u
+#define VGPU_VERSION_MINOR 0u
+#define VGPU_HEADER_SIZE 4096u
+#define VGPU_SQE_SIZE 192u
+#define VGPU_CQE_SIZE 64u
+#define VGPU_MAX_INLINE_ARGS 160u
+#define VGPU_MAX_INLINE_RESULTS 48u
+#define VGPU_SECTION_ALIGN 4096u /* rings and arena start on this boundary */
+#define VGPU_MIN_ARENA 65536u
+#define VGPU_MAX_RING_ENTRIES 65536u
+#define VGPU_MIN_REGION_SIZE UINT64_C(131072)
+#define VGPU_MAX_REGION_SIZE UINT64_C(1099511627776)
+
+/* feature bits (header `features`, `guest_features`) */
+#define VGPU_FEATURE_NEED_WAKEUP UINT64_C(0x1)
+#define VGPU_FEATURE_ASYNC_CALLS UINT64_C(0x2)
+#define VGPU_FEATURE_CHUNKED_COPY UINT64_C(0x4)
+#define VGPU_FEATURE_GUEST_IRQ UINT64_C(0x8)
+#define VGPU_ALL_FEATURES UINT64_C(0xf)
+
+/* submission flags (SQE `flags`) */
+#define VGPU_SUBMIT_ASYNC 0x0001u
+#define VGPU_SUBMIT_CHUNK_MORE 0x0002u
+
+/* completion flags (CQE `flags`) */
+#define VGPU_COMPLETE_ASYNC_ERROR 0x0001u
+#define VGPU_COMPLETE_LATCHED 0x0002u
+
+/* the host-owned `device_state` word */
+enum vgpu_device_state {
+    VGPU_DEVICE_STATE_UNINITIALIZED = 0,
+    VGPU_DEVICE_STATE_READY = 1,
+    VGPU_DEVICE_STATE_DRAINING = 2,
+    VGPU_DEVICE_STATE_STOPPED = 3,
+    VGPU_DEVICE_STATE_BROKEN = 4,
+    VGPU_DEVICE_STATE_RESETTING = 5,
+};
+
+/* ---- the region header (first VGPU_HEADER_SIZE bytes of the region) ------------------- */
+
+/* byte offsets of the header's fields */
+#define VGPU_HDR_MAGIC 0u /* uint64_t, host (lay-out) */
+#define VGPU_HDR_VERSION_MAJOR 8u /* uint16_t, host (lay-out) */
+#define VGPU_HDR_VERSION_MINOR 10u /* uint16_t, host (lay-out) */
+#define VGPU_HDR_HEADER_SIZE 12u /* uint32_t, host (lay-out) */
+#define VGPU_HDR_REGION_SIZE 16u /* uint64_t, host (lay-out) */
+#define VGPU_HDR_FEATURES 24u /* uint64_t, host (lay-out) */
+#define VGPU_HDR_VM_ID 32u /* uint32_t, host (lay-out) */
+#define VGPU_HDR_SQ_ENTRIES 36u /* uint32_t, host (lay-out) */
+#define VGPU_HDR_CQ_ENTRIES 40u /* uint32_t, host (lay-out) */
+#define VGPU_HDR_SQE_SIZE 44u /* uint32_t, host (lay-out) */
+#define VGPU_HDR_CQE_SIZE 48u /* uint32_t, host (lay-out) */
+#define VGPU_HDR_MAX_INLINE_ARGS 52u /* uint32_t, host (lay-out) */
+#define VGPU_HDR_SQ_OFFSET 56u /* uint64_t, host (lay-out) */
+#define VGPU_HDR_CQ_OFFSET 64u /* uint64_t, host (lay-out) */
+#define VGPU_HDR_ARENA_OFFSET 72u /* uint64_t, host (lay-out) */
+#define VGPU_HDR_ARENA_SIZE 80u /* uint64_t, host (lay-out) */
+#define VGPU_HDR_DEVICE_STATE 128u /* uint32_t, host */
+#define VGPU_HDR_EPOCH 132u /* uint32_t, host */
+#define VGPU_HDR_HOST_NEED_WAKEUP 136u /* uint32_t, host */
+#define VGPU_HDR_HOST_PEER_ID 140u /* uint32_t, host */
+#define VGPU_HDR_CALLS_COMPLETED 144u /* uint64_t, host */
+#define VGPU_HDR_CALLS_FAILED 152u /* uint64_t, host */
+#define VGPU_HDR_LATCHED_ERROR 160u /* uint32_t, host */
+#define VGPU_HDR_GUEST_NEED_IRQ 192u /* uint32_t, guest */
+#define VGPU_HDR_GUEST_FEATURES 200u /* uint64_t, guest */
+#define VGPU_HDR_CALLS_SUBMITTED 208u /* uint64_t, guest */
+#define VGPU_HDR_SQ_TAIL 256u /* uint32_t, guest */
+#define VGPU_HDR_SQ_HEAD 320u /* uint32_t, host */
+#define VGPU_HDR_CQ_TAIL 384u /* uint32_t, host */
+#define VGPU_HDR_CQ_HEAD 448u /* uint32_t, guest */
+
+struct vgpu_region_header {
+    uint64_t magic;                     /* host (lay-out) */
+    uint16_t version_major;             /* host (lay-out) */
+    uint16_t version_minor;             /* host (lay-out) */
+    uint32_t header_size;               /* host (lay-out) */
+    uint64_t region_size;               /* host (lay-out) */
+    uint64_t features;                  /* host (lay-out) */
+    uint32_t vm_id;                     /* host (lay-out) */
+    uint32_t sq_entries;                /* host (lay-out) */
+    uint32_t cq_entries;                /* host (lay-out) */
+    uint32_t sqe_size;                  /* host (lay-out) */
+    uint32_t cqe_size;                  /* host (lay-out) */
+    uint32_t max_inline_args;           /* host (lay-out) */
+    uint64_t sq_offset;                 /* host (lay-out) */
+    uint64_t cq_offset;                 /* host (lay-out) */
+    uint64_t arena_offset;              /* host (lay-out) */
+    uint64_t arena_size;                /* host (lay-out) */
+    uint8_t pad0_[40];
+    uint32_t device_state;              /* host */
+    uint32_t epoch;                     /* host */
+    uint32_t host_need_wakeup;          /* host */
+    uint32_t host_peer_id;              /* host */
+    uint64_t calls_completed;           /* host */
+    uint64_t calls_failed;              /* host */
+    uint32_t latched_error;             /* host */
+    uint8_t pad1_[28];
+    uint32_t guest_need_irq;            /* guest */
+    uint8_t pad2_[4];
+    uint64_t guest_features;            /* guest */
+    uint64_t calls_submitted;           /* guest */
+    uint8_t pad3_[40];
+    uint32_t sq_tail;                   /* guest */
+    uint8_t pad4_[60];
+    uint32_t sq_head;                   /* host */
+    uint8_t pad5_[60];
+    uint32_t cq_tail;                   /* host */
+    uint8_t pad6_[60];
+    uint32_t cq_head;                   /* guest */
+    uint8_t pad7_[3644];
+};
+static_assert(sizeof(struct vgpu_region_header) == 4096, "struct vgpu_region_header is 4096 bytes");
+static_assert(offsetof(struct vgpu_region_header, magic) == 0, "vgpu_region_header.magic offset");
+static_assert(offsetof(struct vgpu_region_header, version_major) == 8, "vgpu_region_header.version_major offset");
+static_assert(offsetof(struct vgpu_region_header, version_minor) == 10, "vgpu_region_header.version_minor offset");
+static_assert(offsetof(struct vgpu_region_header, header_size) == 12, "vgpu_region_header.header_size offset");
+static_assert(offsetof(struct vgpu_region_header, region_size) == 16, "vgpu_region_header.region_size offset");
+static_assert(offsetof(struct vgpu_region_header, features) == 24, "vgpu_region_header.features offset");
+static_assert(offsetof(struct vgpu_region_header, vm_id) == 32, "vgpu_region_header.vm_id offset");
+static_assert(offsetof(struct vgpu_region_header, sq_entries) == 36, "vgpu_region_header.sq_entries offset");
+static_assert(offsetof(struct vgpu_region_header, cq_entries) == 40, "vgpu_region_header.cq_entries offset");
+static_assert(offsetof(struct vgpu_region_header, sqe_size) == 44, "vgpu_region_header.sqe_size offset");
+static_assert(offsetof(struct vgpu_region_header, cqe_size) == 48, "vgpu_region_header.cqe_size offset");
+static_assert(offsetof(struct vgpu_region_header, max_inline_args) == 52, "vgpu_region_header.max_inline_args offset");
+static_assert(offsetof(struct vgpu_region_header, sq_offset) == 56, "vgpu_region_header.sq_offset offset");
+static_assert(offsetof(struct vgpu_region_header, cq_offset) == 64, "vgpu_region_header.cq_offset offset");
+static_assert(offsetof(struct vgpu_region_header, arena_offset) == 72, "vgpu_region_header.arena_offset offset");
+static_assert(offsetof(struct vgpu_region_header, arena_size) == 80, "vgpu_region_header.arena_size offset");
+static_assert(offsetof(struct vgpu_region_header, device_state) == 128, "vgpu_region_header.device_state offset");
+static_assert(offsetof(struct vgpu_region_header, epoch) == 132, "vgpu_region_header.epoch offset");
+static_assert(offsetof(struct vgpu_region_header, host_need_wakeup) == 136, "vgpu_region_header.host_need_wakeup offset");
+static_assert(offsetof(struct vgpu_region_header, host_peer_id) == 140, "vgpu_region_header.host_peer_id offset");
+static_assert(offsetof(struct vgpu_region_header, calls_completed) == 144, "vgpu_region_header.calls_completed offset");
+static_assert(offsetof(struct vgpu_region_header, calls_failed) == 152, "vgpu_region_header.calls_failed offset");
+static_assert(offsetof(struct vgpu_region_header, latched_error) == 160, "vgpu_region_header.latched_error offset");
+static_assert(offsetof(struct vgpu_region_header, guest_need_irq) == 192, "vgpu_region_header.guest_need_irq offset");
+static_assert(offsetof(struct vgpu_region_header, guest_features) == 200, "vgpu_region_header.guest_features offset");
+static_assert(offsetof(struct vgpu_region_header, calls_submitted) == 208, "vgpu_region_header.calls_submitted offset");
+static_assert(offsetof(struct vgpu_region_header, sq_tail) == 256, "vgpu_region_header.sq_tail offset");
+static_assert(offsetof(struct vgpu_region_header, sq_head) == 320, "vgpu_region_header.sq_head offset");
+static_assert(offsetof(struct vgpu_region_header, cq_tail) == 384, "vgpu_region_header.cq_tail offset");
+static_assert(offsetof(struct vgpu_region_header, cq_head) == 448, "vgpu_region_header.cq_head offset");
+
+/* ---- ring entries ---------------------------------------------------------------------- */
+
+struct vgpu_sqe {
+    uint32_t seq;
+    uint16_t call_id;
+    uint16_t flags;
+    uint32_t in_off;
+    uint32_t in_len;
+    uint32_t out_off;
+    uint32_t out_cap;
+    uint32_t args_len;
+    uint32_t reserved;
+    uint8_t args[160];
+};
+static_assert(sizeof(struct vgpu_sqe) == 192, "struct vgpu_sqe is 192 bytes");
+static_assert(offsetof(struct vgpu_sqe, seq) == 0, "vgpu_sqe.seq offset");
+static_assert(offsetof(struct vgpu_sqe, call_id) == 4, "vgpu_sqe.call_id offset");
+static_assert(offsetof(struct vgpu_sqe, flags) == 6, "vgpu_sqe.flags offset");
+static_assert(offsetof(struct vgpu_sqe, in_off) == 8, "vgpu_sqe.in_off offset");
+static_assert(offsetof(struct vgpu_sqe, in_len) == 12, "vgpu_sqe.in_len offset");
+static_assert(offsetof(struct vgpu_sqe, out_off) == 16, "vgpu_sqe.out_off offset");
+static_assert(offsetof(struct vgpu_sqe, out_cap) == 20, "vgpu_sqe.out_cap offset");
+static_assert(offsetof(struct vgpu_sqe, args_len) == 24, "vgpu_sqe.args_len offset");
+static_assert(offsetof(struct vgpu_sqe, reserved) == 28, "vgpu_sqe.reserved offset");
+static_assert(offsetof(struct vgpu_sqe, args) == 32, "vgpu_sqe.args offset");
+
+struct vgpu_cqe {
+    uint32_t seq;
+    uint16_t call_id;
+    uint16_t flags;
+    uint32_t status;
+    uint32_t out_len;
+    uint8_t results[48];
+};
+static_assert(sizeof(struct vgpu_cqe) == 64, "struct vgpu_cqe is 64 bytes");
+static_assert(offsetof(struct vgpu_cqe, seq) == 0, "vgpu_cqe.seq offset");
+static_assert(offsetof(struct vgpu_cqe, call_id) == 4, "vgpu_cqe.call_id offset");
+static_assert(offsetof(struct vgpu_cqe, flags) == 6, "vgpu_cqe.flags offset");
+static_assert(offsetof(struct vgpu_cqe, status) == 8, "vgpu_cqe.status offset");
+static_assert(offsetof(struct vgpu_cqe, out_len) == 12, "vgpu_cqe.out_len offset");
+static_assert(offsetof(struct vgpu_cqe, results) == 16, "vgpu_cqe.results offset");
+
+/* ---- status codes and enumerations (CUDA's values, VGPU_-prefixed names) -------------- */
+
+/* CUresult */
+enum vgpu_curesult {
+    VGPU_CUDA_SUCCESS = 0,
+    VGPU_CUDA_ERROR_INVALID_VALUE = 1,
+    VGPU_CUDA_ERROR_OUT_OF_MEMORY = 2,
+    VGPU_CUDA_ERROR_NOT_INITIALIZED = 3,
+    VGPU_CUDA_ERROR_DEINITIALIZED = 4,
+    VGPU_CUDA_ERROR_NO_DEVICE = 100,
+    VGPU_CUDA_ERROR_INVALID_DEVICE = 101,
+    VGPU_CUDA_ERROR_INVALID_IMAGE = 200,
+    VGPU_CUDA_ERROR_INVALID_CONTEXT = 201,
+    VGPU_CUDA_ERROR_MAP_FAILED = 205,
+    VGPU_CUDA_ERROR_UNMAP_FAILED = 206,
+    VGPU_CUDA_ERROR_ALREADY_MAPPED = 208,
+    VGPU_CUDA_ERROR_NO_BINARY_FOR_GPU = 209,
+    VGPU_CUDA_ERROR_NOT_MAPPED = 211,
+    VGPU_CUDA_ERROR_INVALID_PTX = 218,
+    VGPU_CUDA_ERROR_INVALID_SOURCE = 300,
+    VGPU_CUDA_ERROR_INVALID_HANDLE = 400,
+    VGPU_CUDA_ERROR_ILLEGAL_STATE = 401,
+    VGPU_CUDA_ERROR_NOT_FOUND = 500,
+    VGPU_CUDA_ERROR_NOT_READY = 600,
+    VGPU_CUDA_ERROR_ILLEGAL_ADDRESS = 700,
+    VGPU_CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES = 701,
+    VGPU_CUDA_ERROR_LAUNCH_TIMEOUT = 702,
+    VGPU_CUDA_ERROR_CONTEXT_IS_DESTROYED = 709,
+    VGPU_CUDA_ERROR_LAUNCH_FAILED = 719,
+    VGPU_CUDA_ERROR_NOT_PERMITTED = 800,
+    VGPU_CUDA_ERROR_NOT_SUPPORTED = 801,
+    VGPU_CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED = 900,
+    VGPU_CUDA_ERROR_STREAM_CAPTURE_INVALIDATED = 901,
+    VGPU_CUDA_ERROR_STREAM_CAPTURE_UNMATCHED = 903,
+    VGPU_CUDA_ERROR_STREAM_CAPTURE_UNJOINED = 904,
+    VGPU_CUDA_ERROR_STREAM_CAPTURE_ISOLATION = 905,
+    VGPU_CUDA_ERROR_STREAM_CAPTURE_IMPLICIT = 906,
+    VGPU_CUDA_ERROR_CAPTURED_EVENT = 907,
+    VGPU_CUDA_ERROR_STREAM_CAPTURE_WRONG_THREAD = 908,
+    VGPU_CUDA_ERROR_TIMEOUT = 909,
+    VGPU_CUDA_ERROR_UNKNOWN = 999,
+};
+
+/* cublasStatus_t */
+enum vgpu_cublas_status {
+    VGPU_CUBLAS_STATUS_SUCCESS = 0,
+    VGPU_CUBLAS_STATUS_NOT_INITIALIZED = 1,
+    VGPU_CUBLAS_STATUS_ALLOC_FAILED = 3,
+    VGPU_CUBLAS_STATUS_INVALID_VALUE = 7,
+    VGPU_CUBLAS_STATUS_ARCH_MISMATCH = 8,
+    VGPU_CUBLAS_STATUS_MAPPING_ERROR = 11,
+    VGPU_CUBLAS_STATUS_EXECUTION_FAILED = 13,
+    VGPU_CUBLAS_STATUS_INTERNAL_ERROR = 14,
+    VGPU_CUBLAS_STATUS_NOT_SUPPORTED = 15,
+};
+
+/* CUmemAllocationGranularity_flags */
+enum vgpu_mem_alloc_granularity {
+    VGPU_CU_MEM_ALLOC_GRANULARITY_MINIMUM = 0,
+    VGPU_CU_MEM_ALLOC_GRANULARITY_RECOMMENDED = 1,
+};
+
+/* CUmemAccess_flags */
+enum vgpu_mem_access_flags {
+    VGPU_CU_MEM_ACCESS_FLAGS_PROT_NONE = 0,
+    VGPU_CU_MEM_ACCESS_FLAGS_PROT_READ = 1,
+    VGPU_CU_MEM_ACCESS_FLAGS_PROT_READWRITE = 3,
+};
+
+/* CUstreamCaptureMode */
+enum vgpu_stream_capture_mode {
+    VGPU_CU_STREAM_CAPTURE_MODE_GLOBAL = 0,
+    VGPU_CU_STREAM_CAPTURE_MODE_THREAD_LOCAL = 1,
+    VGPU_CU_STREAM_CAPTURE_MODE_RELAXED = 2,
+};
+
+/* CUstreamCaptureStatus */
+enum vgpu_stream_capture_status {
+    VGPU_CU_STREAM_CAPTURE_STATUS_NONE = 0,
+    VGPU_CU_STREAM_CAPTURE_STATUS_ACTIVE = 1,
+    VGPU_CU_STREAM_CAPTURE_STATUS_INVALIDATED = 2,
+};
+
+/* cublasOperation_t */
+enum vgpu_cublas_operation {
+    VGPU_CUBLAS_OP_N = 0,
+    VGPU_CUBLAS_OP_T = 1,
+    VGPU_CUBLAS_OP_C = 2,
+};
+
+/* cudaDataType_t */
+enum vgpu_cuda_data_type {
+    VGPU_CUDA_R_32F = 0,
+    VGPU_CUDA_R_16F = 2,
+    VGPU_CUDA_R_16BF = 14,
+};
+
+/* cublasComputeType_t */
+enum vgpu_cublas_compute_type {
+    VGPU_CUBLAS_COMPUTE_32F = 68,
+    VGPU_CUBLAS_COMPUTE_32F_PEDANTIC = 69,
+    VGPU_CUBLAS_COMPUTE_32F_FAST_16F = 74,
+    VGPU_CUBLAS_COMPUTE_32F_FAST_16BF = 75,
+    VGPU_CUBLAS_COMPUTE_32F_FAST_TF32 = 77,
+};
+
+/* ---- call ids ------------------------------------------------------------------------- */
+
+#define VGPU_CALL_NOP 0x0001 /* vgpuNop */
+#define VGPU_CALL_INIT 0x0010 /* cuInit */
+#define VGPU_CALL_DRIVER_GET_VERSION 0x0011 /* cuDriverGetVersion */
+#define VGPU_CALL_DEVICE_GET_COUNT 0x0012 /* cuDeviceGetCount */
+#define VGPU_CALL_DEVICE_GET 0x0013 /* cuDeviceGet */
+#define VGPU_CALL_DEVICE_GET_NAME 0x0014 /* cuDeviceGetName */
+#define VGPU_CALL_DEVICE_GET_ATTRIBUTE 0x0015 /* cuDeviceGetAttribute */
+#define VGPU_CALL_DEVICE_TOTAL_MEM 0x0016 /* cuDeviceTotalMem_v2 */
+#define VGPU_CALL_DEVICE_GET_UUID 0x0017 /* cuDeviceGetUuid_v2 */
+#define VGPU_CALL_DEVICE_GET_PCI_BUS_ID 0x0018 /* cuDeviceGetPCIBusId */
+#define VGPU_CALL_PRIMARY_CTX_RETAIN 0x0020 /* cuDevicePrimaryCtxRetain */
+#define VGPU_CALL_PRIMARY_CTX_RELEASE 0x0021 /* cuDevicePrimaryCtxRelease_v2 */
+#define VGPU_CALL_CTX_CREATE 0x0022 /* cuCtxCreate_v2 */
+#define VGPU_CALL_CTX_DESTROY 0x0023 /* cuCtxDestroy_v2 */
+#define VGPU_CALL_CTX_SET_CURRENT 0x0024 /* cuCtxSetCurrent */
+#define VGPU_CALL_CTX_GET_CURRENT 0x0025 /* cuCtxGetCurrent */
+#define VGPU_CALL_CTX_SYNCHRONIZE 0x0026 /* cuCtxSynchronize, synchronizing */
+#define VGPU_CALL_MEM_GET_INFO 0x0027 /* cuMemGetInfo_v2 */
+#define VGPU_CALL_MEM_ALLOC 0x0030 /* cuMemAlloc_v2 */
+#define VGPU_CALL_MEM_FREE 0x0031 /* cuMemFree_v2 */
+#define VGPU_CALL_MEMSET_D8 0x0032 /* cuMemsetD8Async, async-capable */
+#define VGPU_CALL_MEMSET_D16 0x0033 /* cuMemsetD16Async, async-capable */
+#define VGPU_CALL_MEMSET_D32 0x0034 /* cuMemsetD32Async, async-capable */
+#define VGPU_CALL_MEMCPY_HTOD 0x0035 /* cuMemcpyHtoDAsync_v2, async-capable */
+#define VGPU_CALL_MEMCPY_DTOH 0x0036 /* cuMemcpyDtoHAsync_v2, async-capable */
+#define VGPU_CALL_MEMCPY_DTOD 0x0037 /* cuMemcpyDtoDAsync_v2, async-capable */
+#define VGPU_CALL_MEM_GET_ALLOCATION_GRANULARITY 0x0040 /* cuMemGetAllocationGranularity */
+#define VGPU_CALL_MEM_CREATE 0x0041 /* cuMemCreate */
+#define VGPU_CALL_MEM_RELEASE 0x0042 /* cuMemRelease */
+#define VGPU_CALL_MEM_ADDRESS_RESERVE 0x0043 /* cuMemAddressReserve */
+#define VGPU_CALL_MEM_ADDRESS_FREE 0x0044 /* cuMemAddressFree */
+#define VGPU_CALL_MEM_MAP 0x0045 /* cuMemMap */
+#define VGPU_CALL_MEM_UNMAP 0x0046 /* cuMemUnmap */
+#define VGPU_CALL_MEM_SET_ACCESS 0x0047 /* cuMemSetAccess */
+#define VGPU_CALL_STREAM_CREATE 0x0050 /* cuStreamCreate */
+#define VGPU_CALL_STREAM_DESTROY 0x0051 /* cuStreamDestroy_v2 */
+#define VGPU_CALL_STREAM_SYNCHRONIZE 0x0052 /* cuStreamSynchronize, synchronizing */
+#define VGPU_CALL_STREAM_QUERY 0x0053 /* cuStreamQuery */
+#define VGPU_CALL_STREAM_WAIT_EVENT 0x0054 /* cuStreamWaitEvent, async-capable */
+#define VGPU_CALL_EVENT_CREATE 0x0060 /* cuEventCreate */
+#define VGPU_CALL_EVENT_DESTROY 0x0061 /* cuEventDestroy_v2 */
+#define VGPU_CALL_EVENT_RECORD 0x0062 /* cuEventRecord, async-capable */
+#define VGPU_CALL_EVENT_SYNCHRONIZE 0x0063 /* cuEventSynchronize, synchronizing */
+#define VGPU_CALL_EVENT_QUERY 0x0064 /* cuEventQuery */
+#define VGPU_CALL_EVENT_ELAPSED_TIME 0x0065 /* cuEventElapsedTime */
+#define VGPU_CALL_MODULE_LOAD_DATA 0x0070 /* cuModuleLoadData */
+#define VGPU_CALL_MODULE_UNLOAD 0x0071 /* cuModuleUnload */
+#define VGPU_CALL_MODULE_GET_FUNCTION 0x0072 /* cuModuleGetFunction */
+#define VGPU_CALL_MODULE_GET_GLOBAL 0x0073 /* cuModuleGetGlobal_v2 */
+#define VGPU_CALL_FUNC_GET_PARAM_INFO 0x0074 /* cuFuncGetParamInfo */
+#define VGPU_CALL_FUNC_GET_PARAM_LAYOUT 0x0075 /* vgpuFuncGetParamLayout */
+#define VGPU_CALL_LAUNCH_KERNEL 0x0076 /* cuLaunchKernel, async-capable */
+#define VGPU_CALL_CUBLAS_CREATE 0x0080 /* cublasCreate_v2, status is cublasStatus_t */
+#define VGPU_CALL_CUBLAS_DESTROY 0x0081 /* cublasDestroy_v2, status is cublasStatus_t */
+#define VGPU_CALL_CUBLAS_SET_STREAM 0x0082 /* cublasSetStream_v2, status is cublasStatus_t */
+#define VGPU_CALL_CUBLAS_SET_MATH_MODE 0x0083 /* cublasSetMathMode, status is cublasStatus_t */
+#define VGPU_CALL_CUBLAS_SGEMM 0x0084 /* cublasSgemm_v2, async-capable, status is cublasStatus_t */
+#define VGPU_CALL_CUBLAS_GEMM_EX 0x0085 /* cublasGemmEx, async-capable, status is cublasStatus_t */
+#define VGPU_CALL_CUBLAS_GEMM_STRIDED_BATCHED_EX 0x0086 /* cublasGemmStridedBatchedEx, async-capable, status is cublasStatus_t */
+#define VGPU_CALL_CUBLAS_GEMM_BATCHED_EX 0x0087 /* cublasGemmBatchedEx, async-capable, status is cublasStatus_t */
+#define VGPU_CALL_STREAM_BEGIN_CAPTURE 0x0090 /* cuStreamBeginCapture_v2 */
+#define VGPU_CALL_STREAM_END_CAPTURE 0x0091 /* cuStreamEndCapture */
+#define VGPU_CALL_STREAM_GET_CAPTURE_INFO 0x0092 /* cuStreamGetCaptureInfo */
+#define VGPU_CALL_GRAPH_INSTANTIATE 0x0093 /* cuGraphInstantiateWithFlags */
+#define VGPU_CALL_GRAPH_LAUNCH 0x0094 /* cuGraphLaunch, async-capable */
+#define VGPU_CALL_GRAPH_EXEC_DESTROY 0x0095 /* cuGraphExecDestroy */
+#define VGPU_CALL_GRAPH_DESTROY 0x0096 /* cuGraphDestroy */
+
+/* ---- argument and result structs (SQE `args`, CQE `results`) -------------------------- */
+
+/* nop: no arguments (args_len = 0) */
+
+/* nop: no results (status only) */
+
+struct vgpu_args_init {
+    uint32_t flags;
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_args_init) == 8, "struct vgpu_args_init is 8 bytes");
+static_assert(offsetof(struct vgpu_args_init, flags) == 0, "vgpu_args_init.flags offset");
+
+/* init: no results (status only) */
+
+/* driver_get_version: no arguments (args_len = 0) */
+
+struct vgpu_result_driver_get_version {
+    int32_t value;
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_result_driver_get_version) == 8, "struct vgpu_result_driver_get_version is 8 bytes");
+static_assert(offsetof(struct vgpu_result_driver_get_version, value) == 0, "vgpu_result_driver_get_version.value offset");
+
+/* device_get_count: no arguments (args_len = 0) */
+
+struct vgpu_result_device_get_count {
+    int32_t value;
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_result_device_get_count) == 8, "struct vgpu_result_device_get_count is 8 bytes");
+static_assert(offsetof(struct vgpu_result_device_get_count, value) == 0, "vgpu_result_device_get_count.value offset");
+
+struct vgpu_args_device_get {
+    int32_t ordinal;
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_args_device_get) == 8, "struct vgpu_args_device_get is 8 bytes");
+static_assert(offsetof(struct vgpu_args_device_get, ordinal) == 0, "vgpu_args_device_get.ordinal offset");
+
+struct vgpu_result_device_get {
+    int32_t device;                     /* device ordinal (CUdevice) */
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_result_device_get) == 8, "struct vgpu_result_device_get is 8 bytes");
+static_assert(offsetof(struct vgpu_result_device_get, device) == 0, "vgpu_result_device_get.device offset");
+
+struct vgpu_args_device_get_name {
+    int32_t device;                     /* device ordinal (CUdevice) */
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_args_device_get_name) == 8, "struct vgpu_args_device_get_name is 8 bytes");
+static_assert(offsetof(struct vgpu_args_device_get_name, device) == 0, "vgpu_args_device_get_name.device offset");
+
+/* device_get_name: no results (status only) */
+
+struct vgpu_args_device_get_attribute {
+    int32_t attrib;
+    int32_t device;                     /* device ordinal (CUdevice) */
+};
+static_assert(sizeof(struct vgpu_args_device_get_attribute) == 8, "struct vgpu_args_device_get_attribute is 8 bytes");
+static_assert(offsetof(struct vgpu_args_device_get_attribute, attrib) == 0, "vgpu_args_device_get_attribute.attrib offset");
+static_assert(offsetof(struct vgpu_args_device_get_attribute, device) == 4, "vgpu_args_device_get_attribute.device offset");
+
+struct vgpu_result_device_get_attribute {
+    int32_t value;
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_result_device_get_attribute) == 8, "struct vgpu_result_device_get_attribute is 8 bytes");
+static_assert(offsetof(struct vgpu_result_device_get_attribute, value) == 0, "vgpu_result_device_get_attribute.value offset");
+
+struct vgpu_args_device_total_mem {
+    int32_t device;                     /* device ordinal (CUdevice) */
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_args_device_total_mem) == 8, "struct vgpu_args_device_total_mem is 8 bytes");
+static_assert(offsetof(struct vgpu_args_device_total_mem, device) == 0, "vgpu_args_device_total_mem.device offset");
+
+struct vgpu_result_device_total_mem {
+    uint64_t bytes;
+};
+static_assert(sizeof(struct vgpu_result_device_total_mem) == 8, "struct vgpu_result_device_total_mem is 8 bytes");
+static_assert(offsetof(struct vgpu_result_device_total_mem, bytes) == 0, "vgpu_result_device_total_mem.bytes offset");
+
+struct vgpu_args_device_get_uuid {
+    int32_t device;                     /* device ordinal (CUdevice) */
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_args_device_get_uuid) == 8, "struct vgpu_args_device_get_uuid is 8 bytes");
+static_assert(offsetof(struct vgpu_args_device_get_uuid, device) == 0, "vgpu_args_device_get_uuid.device offset");
+
+struct vgpu_result_device_get_uuid {
+    uint8_t uuid[16];
+};
+static_assert(sizeof(struct vgpu_result_device_get_uuid) == 16, "struct vgpu_result_device_get_uuid is 16 bytes");
+static_assert(offsetof(struct vgpu_result_device_get_uuid, uuid) == 0, "vgpu_result_device_get_uuid.uuid offset");
+
+struct vgpu_args_device_get_pci_bus_id {
+    int32_t device;                     /* device ordinal (CUdevice) */
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_args_device_get_pci_bus_id) == 8, "struct vgpu_args_device_get_pci_bus_id is 8 bytes");
+static_assert(offsetof(struct vgpu_args_device_get_pci_bus_id, device) == 0, "vgpu_args_device_get_pci_bus_id.device offset");
+
+/* device_get_pci_bus_id: no results (status only) */
+
+struct vgpu_args_primary_ctx_retain {
+    int32_t device;                     /* device ordinal (CUdevice) */
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_args_primary_ctx_retain) == 8, "struct vgpu_args_primary_ctx_retain is 8 bytes");
+static_assert(offsetof(struct vgpu_args_primary_ctx_retain, device) == 0, "vgpu_args_primary_ctx_retain.device offset");
+
+struct vgpu_result_primary_ctx_retain {
+    uint32_t ctx;                       /* context handle: per-VM id, 0 = null */
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_result_primary_ctx_retain) == 8, "struct vgpu_result_primary_ctx_retain is 8 bytes");
+static_assert(offsetof(struct vgpu_result_primary_ctx_retain, ctx) == 0, "vgpu_result_primary_ctx_retain.ctx offset");
+
+struct vgpu_args_primary_ctx_release {
+    int32_t device;                     /* device ordinal (CUdevice) */
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_args_primary_ctx_release) == 8, "struct vgpu_args_primary_ctx_release is 8 bytes");
+static_assert(offsetof(struct vgpu_args_primary_ctx_release, device) == 0, "vgpu_args_primary_ctx_release.device offset");
+
+/* primary_ctx_release: no results (status only) */
+
+struct vgpu_args_ctx_create {
+    uint32_t flags;
+    int32_t device;                     /* device ordinal (CUdevice) */
+};
+static_assert(sizeof(struct vgpu_args_ctx_create) == 8, "struct vgpu_args_ctx_create is 8 bytes");
+static_assert(offsetof(struct vgpu_args_ctx_create, flags) == 0, "vgpu_args_ctx_create.flags offset");
+static_assert(offsetof(struct vgpu_args_ctx_create, device) == 4, "vgpu_args_ctx_create.device offset");
+
+struct vgpu_result_ctx_create {
+    uint32_t ctx;                       /* context handle: per-VM id, 0 = null */
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_result_ctx_create) == 8, "struct vgpu_result_ctx_create is 8 bytes");
+static_assert(offsetof(struct vgpu_result_ctx_create, ctx) == 0, "vgpu_result_ctx_create.ctx offset");
+
+struct vgpu_args_ctx_destroy {
+    uint32_t ctx;                       /* context handle: per-VM id, 0 = null */
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_args_ctx_destroy) == 8, "struct vgpu_args_ctx_destroy is 8 bytes");
+static_assert(offsetof(struct vgpu_args_ctx_destroy, ctx) == 0, "vgpu_args_ctx_destroy.ctx offset");
+
+/* ctx_destroy: no results (status only) */
+
+struct vgpu_args_ctx_set_current {
+    uint32_t ctx;                       /* context handle: per-VM id, 0 = null */
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_args_ctx_set_current) == 8, "struct vgpu_args_ctx_set_current is 8 bytes");
+static_assert(offsetof(struct vgpu_args_ctx_set_current, ctx) == 0, "vgpu_args_ctx_set_current.ctx offset");
+
+/* ctx_set_current: no results (status only) */
+
+/* ctx_get_current: no arguments (args_len = 0) */
+
+struct vgpu_result_ctx_get_current {
+    uint32_t ctx;                       /* context handle: per-VM id, 0 = null */
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_result_ctx_get_current) == 8, "struct vgpu_result_ctx_get_current is 8 bytes");
+static_assert(offsetof(struct vgpu_result_ctx_get_current, ctx) == 0, "vgpu_result_ctx_get_current.ctx offset");
+
+/* ctx_synchronize: no arguments (args_len = 0) */
+
+/* ctx_synchronize: no results (status only) */
+
+/* mem_get_info: no arguments (args_len = 0) */
+
+struct vgpu_result_mem_get_info {
+    uint64_t free;
+    uint64_t total;
+};
+static_assert(sizeof(struct vgpu_result_mem_get_info) == 16, "struct vgpu_result_mem_get_info is 16 bytes");
+static_assert(offsetof(struct vgpu_result_mem_get_info, free) == 0, "vgpu_result_mem_get_info.free offset");
+static_assert(offsetof(struct vgpu_result_mem_get_info, total) == 8, "vgpu_result_mem_get_info.total offset");
+
+struct vgpu_args_mem_alloc {
+    uint64_t bytesize;
+};
+static_assert(sizeof(struct vgpu_args_mem_alloc) == 8, "struct vgpu_args_mem_alloc is 8 bytes");
+static_assert(offsetof(struct vgpu_args_mem_alloc, bytesize) == 0, "vgpu_args_mem_alloc.bytesize offset");
+
+struct vgpu_result_mem_alloc {
+    uint64_t dptr;                      /* device pointer */
+};
+static_assert(sizeof(struct vgpu_result_mem_alloc) == 8, "struct vgpu_result_mem_alloc is 8 bytes");
+static_assert(offsetof(struct vgpu_result_mem_alloc, dptr) == 0, "vgpu_result_mem_alloc.dptr offset");
+
+struct vgpu_args_mem_free {
+    uint64_t dptr;                      /* device pointer */
+};
+static_assert(sizeof(struct vgpu_args_mem_free) == 8, "struct vgpu_args_mem_free is 8 bytes");
+static_assert(offsetof(struct vgpu_args_mem_free, dptr) == 0, "vgpu_args_mem_free.dptr offset");
+
+/* mem_free: no results (status only) */
+
+struct vgpu_args_memset_d8 {
+    uint64_t dst;                       /* device pointer */
+    uint64_t count;
+    uint8_t value;
+    uint8_t pad0_[3];
+    uint32_t stream;                    /* stream handle: per-VM id, 0 = null (the default stream) */
+};
+static_assert(sizeof(struct vgpu_args_memset_d8) == 24, "struct vgpu_args_memset_d8 is 24 bytes");
+static_assert(offsetof(struct vgpu_args_memset_d8, dst) == 0, "vgpu_args_memset_d8.dst offset");
+static_assert(offsetof(struct vgpu_args_memset_d8, count) == 8, "vgpu_args_memset_d8.count offset");
+static_assert(offsetof(struct vgpu_args_memset_d8, value) == 16, "vgpu_args_memset_d8.value offset");
+static_assert(offsetof(struct vgpu_args_memset_d8, stream) == 20, "vgpu_args_memset_d8.stream offset");
+
+/* memset_d8: no results (status only) */
+
+struct vgpu_args_memset_d16 {
+    uint64_t dst;                       /* device pointer */
+    uint64_t count;
+    uint16_t value;
+    uint8_t pad0_[2];
+    uint32_t stream;                    /* stream handle: per-VM id, 0 = null (the default stream) */
+};
+static_assert(sizeof(struct vgpu_args_memset_d16) == 24, "struct vgpu_args_memset_d16 is 24 bytes");
+static_assert(offsetof(struct vgpu_args_memset_d16, dst) == 0, "vgpu_args_memset_d16.dst offset");
+static_assert(offsetof(struct vgpu_args_memset_d16, count) == 8, "vgpu_args_memset_d16.count offset");
+static_assert(offsetof(struct vgpu_args_memset_d16, value) == 16, "vgpu_args_memset_d16.value offset");
+static_assert(offsetof(struct vgpu_args_memset_d16, stream) == 20, "vgpu_args_memset_d16.stream offset");
+
+/* memset_d16: no results (status only) */
+
+struct vgpu_args_memset_d32 {
+    uint64_t dst;                       /* device pointer */
+    uint64_t count;
+    uint32_t value;
+    uint32_t stream;                    /* stream handle: per-VM id, 0 = null (the default stream) */
+};
+static_assert(sizeof(struct vgpu_args_memset_d32) == 24, "struct vgpu_args_memset_d32 is 24 bytes");
+static_assert(offsetof(struct vgpu_args_memset_d32, dst) == 0, "vgpu_args_memset_d32.dst offset");
+static_assert(offsetof(struct vgpu_args_memset_d32, count) == 8, "vgpu_args_memset_d32.count offset");
+static_assert(offsetof(struct vgpu_args_memset_d32, value) == 16, "vgpu_args_memset_d32.value offset");
+static_assert(offsetof(struct vgpu_args_memset_d32, stream) == 20, "vgpu_args_memset_d32.stream offset");
+
+/* memset_d32: no results (status only) */
+
+struct vgpu_args_memcpy_htod {
+    uint64_t dst;                       /* device pointer */
+    uint32_t stream;                    /* stream handle: per-VM id, 0 = null (the default stream) */
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_args_memcpy_htod) == 16, "struct vgpu_args_memcpy_htod is 16 bytes");
+static_assert(offsetof(struct vgpu_args_memcpy_htod, dst) == 0, "vgpu_args_memcpy_htod.dst offset");
+static_assert(offsetof(struct vgpu_args_memcpy_htod, stream) == 8, "vgpu_args_memcpy_htod.stream offset");
+
+/* memcpy_htod: no results (status only) */
+
+struct vgpu_args_memcpy_dtoh {
+    uint64_t src;                       /* device pointer */
+    uint64_t count;
+    uint32_t stream;                    /* stream handle: per-VM id, 0 = null (the default stream) */
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_args_memcpy_dtoh) == 24, "struct vgpu_args_memcpy_dtoh is 24 bytes");
+static_assert(offsetof(struct vgpu_args_memcpy_dtoh, src) == 0, "vgpu_args_memcpy_dtoh.src offset");
+static_assert(offsetof(struct vgpu_args_memcpy_dtoh, count) == 8, "vgpu_args_memcpy_dtoh.count offset");
+static_assert(offsetof(struct vgpu_args_memcpy_dtoh, stream) == 16, "vgpu_args_memcpy_dtoh.stream offset");
+
+/* memcpy_dtoh: no results (status only) */
+
+struct vgpu_args_memcpy_dtod {
+    uint64_t dst;                       /* device pointer */
+    uint64_t src;                       /* device pointer */
+    uint64_t count;
+    uint32_t stream;                    /* stream handle: per-VM id, 0 = null (the default stream) */
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_args_memcpy_dtod) == 32, "struct vgpu_args_memcpy_dtod is 32 bytes");
+static_assert(offsetof(struct vgpu_args_memcpy_dtod, dst) == 0, "vgpu_args_memcpy_dtod.dst offset");
+static_assert(offsetof(struct vgpu_args_memcpy_dtod, src) == 8, "vgpu_args_memcpy_dtod.src offset");
+static_assert(offsetof(struct vgpu_args_memcpy_dtod, count) == 16, "vgpu_args_memcpy_dtod.count offset");
+static_assert(offsetof(struct vgpu_args_memcpy_dtod, stream) == 24, "vgpu_args_memcpy_dtod.stream offset");
+
+/* memcpy_dtod: no results (status only) */
+
+struct vgpu_args_mem_get_allocation_granularity {
+    int32_t device;                     /* device ordinal (CUdevice) */
+    uint32_t option;                    /* enum vgpu_mem_alloc_granularity */
+};
+static_assert(sizeof(struct vgpu_args_mem_get_allocation_granularity) == 8, "struct vgpu_args_mem_get_allocation_granularity is 8 bytes");
+static_assert(offsetof(struct vgpu_args_mem_get_allocation_granularity, device) == 0, "vgpu_args_mem_get_allocation_granularity.device offset");
+static_assert(offsetof(struct vgpu_args_mem_get_allocation_granularity, option) == 4, "vgpu_args_mem_get_allocation_granularity.option offset");
+
+struct vgpu_result_mem_get_allocation_granularity {
+    uint64_t granularity;
+};
+static_assert(sizeof(struct vgpu_result_mem_get_allocation_granularity) == 8, "struct vgpu_result_mem_get_allocation_granularity is 8 bytes");
+static_assert(offsetof(struct vgpu_result_mem_get_allocation_granularity, granularity) == 0, "vgpu_result_mem_get_allocation_granularity.granularity offset");
+
+struct vgpu_args_mem_create {
+    uint64_t size;
+    int32_t device;                     /* device ordinal (CUdevice) */
+    uint32_t flags;
+};
+static_assert(sizeof(struct vgpu_args_mem_create) == 16, "struct vgpu_args_mem_create is 16 bytes");
+static_assert(offsetof(struct vgpu_args_mem_create, size) == 0, "vgpu_args_mem_create.size offset");
+static_assert(offsetof(struct vgpu_args_mem_create, device) == 8, "vgpu_args_mem_create.device offset");
+static_assert(offsetof(struct vgpu_args_mem_create, flags) == 12, "vgpu_args_mem_create.flags offset");
+
+struct vgpu_result_mem_create {
+    uint32_t handle;                    /* memhandle handle: per-VM id, 0 = null */
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_result_mem_create) == 8, "struct vgpu_result_mem_create is 8 bytes");
+static_assert(offsetof(struct vgpu_result_mem_create, handle) == 0, "vgpu_result_mem_create.handle offset");
+
+struct vgpu_args_mem_release {
+    uint32_t handle;                    /* memhandle handle: per-VM id, 0 = null */
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_args_mem_release) == 8, "struct vgpu_args_mem_release is 8 bytes");
+static_assert(offsetof(struct vgpu_args_mem_release, handle) == 0, "vgpu_args_mem_release.handle offset");
+
+/* mem_release: no results (status only) */
+
+struct vgpu_args_mem_address_reserve {
+    uint64_t size;
+    uint64_t alignment;
+    uint64_t addr;                      /* device pointer */
+    uint64_t flags;
+};
+static_assert(sizeof(struct vgpu_args_mem_address_reserve) == 32, "struct vgpu_args_mem_address_reserve is 32 bytes");
+static_assert(offsetof(struct vgpu_args_mem_address_reserve, size) == 0, "vgpu_args_mem_address_reserve.size offset");
+static_assert(offsetof(struct vgpu_args_mem_address_reserve, alignment) == 8, "vgpu_args_mem_address_reserve.alignment offset");
+static_assert(offsetof(struct vgpu_args_mem_address_reserve, addr) == 16, "vgpu_args_mem_address_reserve.addr offset");
+static_assert(offsetof(struct vgpu_args_mem_address_reserve, flags) == 24, "vgpu_args_mem_address_reserve.flags offset");
+
+struct vgpu_result_mem_address_reserve {
+    uint64_t dptr;                      /* device pointer */
+};
+static_assert(sizeof(struct vgpu_result_mem_address_reserve) == 8, "struct vgpu_result_mem_address_reserve is 8 bytes");
+static_assert(offsetof(struct vgpu_result_mem_address_reserve, dptr) == 0, "vgpu_result_mem_address_reserve.dptr offset");
+
+struct vgpu_args_mem_address_free {
+    uint64_t ptr;                       /* device pointer */
+    uint64_t size;
+};
+static_assert(sizeof(struct vgpu_args_mem_address_free) == 16, "struct vgpu_args_mem_address_free is 16 bytes");
+static_assert(offsetof(struct vgpu_args_mem_address_free, ptr) == 0, "vgpu_args_mem_address_free.ptr offset");
+static_assert(offsetof(struct vgpu_args_mem_address_free, size) == 8, "vgpu_args_mem_address_free.size offset");
+
+/* mem_address_free: no results (status only) */
+
+struct vgpu_args_mem_map {
+    uint64_t ptr;                       /* device pointer */
+    uint64_t size;
+    uint64_t offset;
+    uint32_t handle;                    /* memhandle handle: per-VM id, 0 = null */
+    uint32_t flags;
+};
+static_assert(sizeof(struct vgpu_args_mem_map) == 32, "struct vgpu_args_mem_map is 32 bytes");
+static_assert(offsetof(struct vgpu_args_mem_map, ptr) == 0, "vgpu_args_mem_map.ptr offset");
+static_assert(offsetof(struct vgpu_args_mem_map, size) == 8, "vgpu_args_mem_map.size offset");
+static_assert(offsetof(struct vgpu_args_mem_map, offset) == 16, "vgpu_args_mem_map.offset offset");
+static_assert(offsetof(struct vgpu_args_mem_map, handle) == 24, "vgpu_args_mem_map.handle offset");
+static_assert(offsetof(struct vgpu_args_mem_map, flags) == 28, "vgpu_args_mem_map.flags offset");
+
+/* mem_map: no results (status only) */
+
+struct vgpu_args_mem_unmap {
+    uint64_t ptr;                       /* device pointer */
+    uint64_t size;
+};
+static_assert(sizeof(struct vgpu_args_mem_unmap) == 16, "struct vgpu_args_mem_unmap is 16 bytes");
+static_assert(offsetof(struct vgpu_args_mem_unmap, ptr) == 0, "vgpu_args_mem_unmap.ptr offset");
+static_assert(offsetof(struct vgpu_args_mem_unmap, size) == 8, "vgpu_args_mem_unmap.size offset");
+
+/* mem_unmap: no results (status only) */
+
+struct vgpu_args_mem_set_access {
+    uint64_t ptr;                       /* device pointer */
+    uint64_t size;
+    int32_t device;                     /* device ordinal (CUdevice) */
+    uint32_t flags;                     /* enum vgpu_mem_access_flags */
+};
+static_assert(sizeof(struct vgpu_args_mem_set_access) == 24, "struct vgpu_args_mem_set_access is 24 bytes");
+static_assert(offsetof(struct vgpu_args_mem_set_access, ptr) == 0, "vgpu_args_mem_set_access.ptr offset");
+static_assert(offsetof(struct vgpu_args_mem_set_access, size) == 8, "vgpu_args_mem_set_access.size offset");
+static_assert(offsetof(struct vgpu_args_mem_set_access, device) == 16, "vgpu_args_mem_set_access.device offset");
+static_assert(offsetof(struct vgpu_args_mem_set_access, flags) == 20, "vgpu_args_mem_set_access.flags offset");
+
+/* mem_set_access: no results (status only) */
+
+struct vgpu_args_stream_create {
+    uint32_t flags;
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_args_stream_create) == 8, "struct vgpu_args_stream_create is 8 bytes");
+static_assert(offsetof(struct vgpu_args_stream_create, flags) == 0, "vgpu_args_stream_create.flags offset");
+
+struct vgpu_result_stream_create {
+    uint32_t stream;                    /* stream handle: per-VM id, 0 = null (the default stream) */
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_result_stream_create) == 8, "struct vgpu_result_stream_create is 8 bytes");
+static_assert(offsetof(struct vgpu_result_stream_create, stream) == 0, "vgpu_result_stream_create.stream offset");
+
+struct vgpu_args_stream_destroy {
+    uint32_t stream;                    /* stream handle: per-VM id, 0 = null (the default stream) */
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_args_stream_destroy) == 8, "struct vgpu_args_stream_destroy is 8 bytes");
+static_assert(offsetof(struct vgpu_args_stream_destroy, stream) == 0, "vgpu_args_stream_destroy.stream offset");
+
+/* stream_destroy: no results (status only) */
+
+struct vgpu_args_stream_synchronize {
+    uint32_t stream;                    /* stream handle: per-VM id, 0 = null (the default stream) */
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_args_stream_synchronize) == 8, "struct vgpu_args_stream_synchronize is 8 bytes");
+static_assert(offsetof(struct vgpu_args_stream_synchronize, stream) == 0, "vgpu_args_stream_synchronize.stream offset");
+
+/* stream_synchronize: no results (status only) */
+
+struct vgpu_args_stream_query {
+    uint32_t stream;                    /* stream handle: per-VM id, 0 = null (the default stream) */
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_args_stream_query) == 8, "struct vgpu_args_stream_query is 8 bytes");
+static_assert(offsetof(struct vgpu_args_stream_query, stream) == 0, "vgpu_args_stream_query.stream offset");
+
+/* stream_query: no results (status only) */
+
+struct vgpu_args_stream_wait_event {
+    uint32_t stream;                    /* stream handle: per-VM id, 0 = null (the default stream) */
+    uint32_t event;                     /* event handle: per-VM id, 0 = null */
+    uint32_t flags;
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_args_stream_wait_event) == 16, "struct vgpu_args_stream_wait_event is 16 bytes");
+static_assert(offsetof(struct vgpu_args_stream_wait_event, stream) == 0, "vgpu_args_stream_wait_event.stream offset");
+static_assert(offsetof(struct vgpu_args_stream_wait_event, event) == 4, "vgpu_args_stream_wait_event.event offset");
+static_assert(offsetof(struct vgpu_args_stream_wait_event, flags) == 8, "vgpu_args_stream_wait_event.flags offset");
+
+/* stream_wait_event: no results (status only) */
+
+struct vgpu_args_event_create {
+    uint32_t flags;
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_args_event_create) == 8, "struct vgpu_args_event_create is 8 bytes");
+static_assert(offsetof(struct vgpu_args_event_create, flags) == 0, "vgpu_args_event_create.flags offset");
+
+struct vgpu_result_event_create {
+    uint32_t event;                     /* event handle: per-VM id, 0 = null */
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_result_event_create) == 8, "struct vgpu_result_event_create is 8 bytes");
+static_assert(offsetof(struct vgpu_result_event_create, event) == 0, "vgpu_result_event_create.event offset");
+
+struct vgpu_args_event_destroy {
+    uint32_t event;                     /* event handle: per-VM id, 0 = null */
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_args_event_destroy) == 8, "struct vgpu_args_event_destroy is 8 bytes");
+static_assert(offsetof(struct vgpu_args_event_destroy, event) == 0, "vgpu_args_event_destroy.event offset");
+
+/* event_destroy: no results (status only) */
+
+struct vgpu_args_event_record {
+    uint32_t event;                     /* event handle: per-VM id, 0 = null */
+    uint32_t stream;                    /* stream handle: per-VM id, 0 = null (the default stream) */
+};
+static_assert(sizeof(struct vgpu_args_event_record) == 8, "struct vgpu_args_event_record is 8 bytes");
+static_assert(offsetof(struct vgpu_args_event_record, event) == 0, "vgpu_args_event_record.event offset");
+static_assert(offsetof(struct vgpu_args_event_record, stream) == 4, "vgpu_args_event_record.stream offset");
+
+/* event_record: no results (status only) */
+
+struct vgpu_args_event_synchronize {
+    uint32_t event;                     /* event handle: per-VM id, 0 = null */
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_args_event_synchronize) == 8, "struct vgpu_args_event_synchronize is 8 bytes");
+static_assert(offsetof(struct vgpu_args_event_synchronize, event) == 0, "vgpu_args_event_synchronize.event offset");
+
+/* event_synchronize: no results (status only) */
+
+struct vgpu_args_event_query {
+    uint32_t event;                     /* event handle: per-VM id, 0 = null */
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_args_event_query) == 8, "struct vgpu_args_event_query is 8 bytes");
+static_assert(offsetof(struct vgpu_args_event_query, event) == 0, "vgpu_args_event_query.event offset");
+
+/* event_query: no results (status only) */
+
+struct vgpu_args_event_elapsed_time {
+    uint32_t start;                     /* event handle: per-VM id, 0 = null */
+    uint32_t end;                       /* event handle: per-VM id, 0 = null */
+};
+static_assert(sizeof(struct vgpu_args_event_elapsed_time) == 8, "struct vgpu_args_event_elapsed_time is 8 bytes");
+static_assert(offsetof(struct vgpu_args_event_elapsed_time, start) == 0, "vgpu_args_event_elapsed_time.start offset");
+static_assert(offsetof(struct vgpu_args_event_elapsed_time, end) == 4, "vgpu_args_event_elapsed_time.end offset");
+
+struct vgpu_result_event_elapsed_time {
+    float milliseconds;
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_result_event_elapsed_time) == 8, "struct vgpu_result_event_elapsed_time is 8 bytes");
+static_assert(offsetof(struct vgpu_result_event_elapsed_time, milliseconds) == 0, "vgpu_result_event_elapsed_time.milliseconds offset");
+
+/* module_load_data: no arguments (args_len = 0) */
+
+struct vgpu_result_module_load_data {
+    uint32_t module;                    /* module handle: per-VM id, 0 = null */
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_result_module_load_data) == 8, "struct vgpu_result_module_load_data is 8 bytes");
+static_assert(offsetof(struct vgpu_result_module_load_data, module) == 0, "vgpu_result_module_load_data.module offset");
+
+struct vgpu_args_module_unload {
+    uint32_t module;                    /* module handle: per-VM id, 0 = null */
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_args_module_unload) == 8, "struct vgpu_args_module_unload is 8 bytes");
+static_assert(offsetof(struct vgpu_args_module_unload, module) == 0, "vgpu_args_module_unload.module offset");
+
+/* module_unload: no results (status only) */
+
+struct vgpu_args_module_get_function {
+    uint32_t module;                    /* module handle: per-VM id, 0 = null */
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_args_module_get_function) == 8, "struct vgpu_args_module_get_function is 8 bytes");
+static_assert(offsetof(struct vgpu_args_module_get_function, module) == 0, "vgpu_args_module_get_function.module offset");
+
+struct vgpu_result_module_get_function {
+    uint32_t function;                  /* function handle: per-VM id, 0 = null */
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_result_module_get_function) == 8, "struct vgpu_result_module_get_function is 8 bytes");
+static_assert(offsetof(struct vgpu_result_module_get_function, function) == 0, "vgpu_result_module_get_function.function offset");
+
+struct vgpu_args_module_get_global {
+    uint32_t module;                    /* module handle: per-VM id, 0 = null */
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_args_module_get_global) == 8, "struct vgpu_args_module_get_global is 8 bytes");
+static_assert(offsetof(struct vgpu_args_module_get_global, module) == 0, "vgpu_args_module_get_global.module offset");
+
+struct vgpu_result_module_get_global {
+    uint64_t dptr;                      /* device pointer */
+    uint64_t bytes;
+};
+static_assert(sizeof(struct vgpu_result_module_get_global) == 16, "struct vgpu_result_module_get_global is 16 bytes");
+static_assert(offsetof(struct vgpu_result_module_get_global, dptr) == 0, "vgpu_result_module_get_global.dptr offset");
+static_assert(offsetof(struct vgpu_result_module_get_global, bytes) == 8, "vgpu_result_module_get_global.bytes offset");
+
+struct vgpu_args_func_get_param_info {
+    uint32_t function;                  /* function handle: per-VM id, 0 = null */
+    uint32_t index;
+};
+static_assert(sizeof(struct vgpu_args_func_get_param_info) == 8, "struct vgpu_args_func_get_param_info is 8 bytes");
+static_assert(offsetof(struct vgpu_args_func_get_param_info, function) == 0, "vgpu_args_func_get_param_info.function offset");
+static_assert(offsetof(struct vgpu_args_func_get_param_info, index) == 4, "vgpu_args_func_get_param_info.index offset");
+
+struct vgpu_result_func_get_param_info {
+    uint64_t offset;
+    uint64_t size;
+};
+static_assert(sizeof(struct vgpu_result_func_get_param_info) == 16, "struct vgpu_result_func_get_param_info is 16 bytes");
+static_assert(offsetof(struct vgpu_result_func_get_param_info, offset) == 0, "vgpu_result_func_get_param_info.offset offset");
+static_assert(offsetof(struct vgpu_result_func_get_param_info, size) == 8, "vgpu_result_func_get_param_info.size offset");
+
+struct vgpu_args_func_get_param_layout {
+    uint32_t function;                  /* function handle: per-VM id, 0 = null */
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_args_func_get_param_layout) == 8, "struct vgpu_args_func_get_param_layout is 8 bytes");
+static_assert(offsetof(struct vgpu_args_func_get_param_layout, function) == 0, "vgpu_args_func_get_param_layout.function offset");
+
+struct vgpu_result_func_get_param_layout {
+    uint32_t count;
+    uint32_t param_bytes;
+};
+static_assert(sizeof(struct vgpu_result_func_get_param_layout) == 8, "struct vgpu_result_func_get_param_layout is 8 bytes");
+static_assert(offsetof(struct vgpu_result_func_get_param_layout, count) == 0, "vgpu_result_func_get_param_layout.count offset");
+static_assert(offsetof(struct vgpu_result_func_get_param_layout, param_bytes) == 4, "vgpu_result_func_get_param_layout.param_bytes offset");
+
+struct vgpu_args_launch_kernel {
+    uint32_t function;                  /* function handle: per-VM id, 0 = null */
+    uint32_t grid_x;
+    uint32_t grid_y;
+    uint32_t grid_z;
+    uint32_t block_x;
+    uint32_t block_y;
+    uint32_t block_z;
+    uint32_t shared_mem_bytes;
+    uint32_t stream;                    /* stream handle: per-VM id, 0 = null (the default stream) */
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_args_launch_kernel) == 40, "struct vgpu_args_launch_kernel is 40 bytes");
+static_assert(offsetof(struct vgpu_args_launch_kernel, function) == 0, "vgpu_args_launch_kernel.function offset");
+static_assert(offsetof(struct vgpu_args_launch_kernel, grid_x) == 4, "vgpu_args_launch_kernel.grid_x offset");
+static_assert(offsetof(struct vgpu_args_launch_kernel, grid_y) == 8, "vgpu_args_launch_kernel.grid_y offset");
+static_assert(offsetof(struct vgpu_args_launch_kernel, grid_z) == 12, "vgpu_args_launch_kernel.grid_z offset");
+static_assert(offsetof(struct vgpu_args_launch_kernel, block_x) == 16, "vgpu_args_launch_kernel.block_x offset");
+static_assert(offsetof(struct vgpu_args_launch_kernel, block_y) == 20, "vgpu_args_launch_kernel.block_y offset");
+static_assert(offsetof(struct vgpu_args_launch_kernel, block_z) == 24, "vgpu_args_launch_kernel.block_z offset");
+static_assert(offsetof(struct vgpu_args_launch_kernel, shared_mem_bytes) == 28, "vgpu_args_launch_kernel.shared_mem_bytes offset");
+static_assert(offsetof(struct vgpu_args_launch_kernel, stream) == 32, "vgpu_args_launch_kernel.stream offset");
+
+/* launch_kernel: no results (status only) */
+
+/* cublas_create: no arguments (args_len = 0) */
+
+struct vgpu_result_cublas_create {
+    uint32_t handle;                    /* cublas handle: per-VM id, 0 = null */
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_result_cublas_create) == 8, "struct vgpu_result_cublas_create is 8 bytes");
+static_assert(offsetof(struct vgpu_result_cublas_create, handle) == 0, "vgpu_result_cublas_create.handle offset");
+
+struct vgpu_args_cublas_destroy {
+    uint32_t handle;                    /* cublas handle: per-VM id, 0 = null */
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_args_cublas_destroy) == 8, "struct vgpu_args_cublas_destroy is 8 bytes");
+static_assert(offsetof(struct vgpu_args_cublas_destroy, handle) == 0, "vgpu_args_cublas_destroy.handle offset");
+
+/* cublas_destroy: no results (status only) */
+
+struct vgpu_args_cublas_set_stream {
+    uint32_t handle;                    /* cublas handle: per-VM id, 0 = null */
+    uint32_t stream;                    /* stream handle: per-VM id, 0 = null (the default stream) */
+};
+static_assert(sizeof(struct vgpu_args_cublas_set_stream) == 8, "struct vgpu_args_cublas_set_stream is 8 bytes");
+static_assert(offsetof(struct vgpu_args_cublas_set_stream, handle) == 0, "vgpu_args_cublas_set_stream.handle offset");
+static_assert(offsetof(struct vgpu_args_cublas_set_stream, stream) == 4, "vgpu_args_cublas_set_stream.stream offset");
+
+/* cublas_set_stream: no results (status only) */
+
+struct vgpu_args_cublas_set_math_mode {
+    uint32_t handle;                    /* cublas handle: per-VM id, 0 = null */
+    uint32_t mode;
+};
+static_assert(sizeof(struct vgpu_args_cublas_set_math_mode) == 8, "struct vgpu_args_cublas_set_math_mode is 8 bytes");
+static_assert(offsetof(struct vgpu_args_cublas_set_math_mode, handle) == 0, "vgpu_args_cublas_set_math_mode.handle offset");
+static_assert(offsetof(struct vgpu_args_cublas_set_math_mode, mode) == 4, "vgpu_args_cublas_set_math_mode.mode offset");
+
+/* cublas_set_math_mode: no results (status only) */
+
+struct vgpu_args_cublas_sgemm {
+    uint32_t handle;                    /* cublas handle: per-VM id, 0 = null */
+    uint32_t transa;                    /* enum vgpu_cublas_operation */
+    uint32_t transb;                    /* enum vgpu_cublas_operation */
+    int32_t m;
+    int32_t n;
+    int32_t k;
+    float alpha;
+    uint8_t pad0_[4];
+    uint64_t a;                         /* device pointer */
+    int32_t lda;
+    uint8_t pad1_[4];
+    uint64_t b;                         /* device pointer */
+    int32_t ldb;
+    float beta;
+    uint64_t c;                         /* device pointer */
+    int32_t ldc;
+    uint8_t pad2_[4];
+};
+static_assert(sizeof(struct vgpu_args_cublas_sgemm) == 80, "struct vgpu_args_cublas_sgemm is 80 bytes");
+static_assert(offsetof(struct vgpu_args_cublas_sgemm, handle) == 0, "vgpu_args_cublas_sgemm.handle offset");
+static_assert(offsetof(struct vgpu_args_cublas_sgemm, transa) == 4, "vgpu_args_cublas_sgemm.transa offset");
+static_assert(offsetof(struct vgpu_args_cublas_sgemm, transb) == 8, "vgpu_args_cublas_sgemm.transb offset");
+static_assert(offsetof(struct vgpu_args_cublas_sgemm, m) == 12, "vgpu_args_cublas_sgemm.m offset");
+static_assert(offsetof(struct vgpu_args_cublas_sgemm, n) == 16, "vgpu_args_cublas_sgemm.n offset");
+static_assert(offsetof(struct vgpu_args_cublas_sgemm, k) == 20, "vgpu_args_cublas_sgemm.k offset");
+static_assert(offsetof(struct vgpu_args_cublas_sgemm, alpha) == 24, "vgpu_args_cublas_sgemm.alpha offset");
+static_assert(offsetof(struct vgpu_args_cublas_sgemm, a) == 32, "vgpu_args_cublas_sgemm.a offset");
+static_assert(offsetof(struct vgpu_args_cublas_sgemm, lda) == 40, "vgpu_args_cublas_sgemm.lda offset");
+static_assert(offsetof(struct vgpu_args_cublas_sgemm, b) == 48, "vgpu_args_cublas_sgemm.b offset");
+static_assert(offsetof(struct vgpu_args_cublas_sgemm, ldb) == 56, "vgpu_args_cublas_sgemm.ldb offset");
+static_assert(offsetof(struct vgpu_args_cublas_sgemm, beta) == 60, "vgpu_args_cublas_sgemm.beta offset");
+static_assert(offsetof(struct vgpu_args_cublas_sgemm, c) == 64, "vgpu_args_cublas_sgemm.c offset");
+static_assert(offsetof(struct vgpu_args_cublas_sgemm, ldc) == 72, "vgpu_args_cublas_sgemm.ldc offset");
+
+/* cublas_sgemm: no results (status only) */
+
+struct vgpu_args_cublas_gemm_ex {
+    uint32_t handle;                    /* cublas handle: per-VM id, 0 = null */
+    uint32_t transa;                    /* enum vgpu_cublas_operation */
+    uint32_t transb;                    /* enum vgpu_cublas_operation */
+    int32_t m;
+    int32_t n;
+    int32_t k;
+    double alpha;
+    uint64_t a;                         /* device pointer */
+    uint32_t a_type;                    /* enum vgpu_cuda_data_type */
+    int32_t lda;
+    uint64_t b;                         /* device pointer */
+    uint32_t b_type;                    /* enum vgpu_cuda_data_type */
+    int32_t ldb;
+    double beta;
+    uint64_t c;                         /* device pointer */
+    uint32_t c_type;                    /* enum vgpu_cuda_data_type */
+    int32_t ldc;
+    uint32_t compute_type;              /* enum vgpu_cublas_compute_type */
+    int32_t algo;
+};
+static_assert(sizeof(struct vgpu_args_cublas_gemm_ex) == 96, "struct vgpu_args_cublas_gemm_ex is 96 bytes");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_ex, handle) == 0, "vgpu_args_cublas_gemm_ex.handle offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_ex, transa) == 4, "vgpu_args_cublas_gemm_ex.transa offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_ex, transb) == 8, "vgpu_args_cublas_gemm_ex.transb offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_ex, m) == 12, "vgpu_args_cublas_gemm_ex.m offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_ex, n) == 16, "vgpu_args_cublas_gemm_ex.n offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_ex, k) == 20, "vgpu_args_cublas_gemm_ex.k offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_ex, alpha) == 24, "vgpu_args_cublas_gemm_ex.alpha offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_ex, a) == 32, "vgpu_args_cublas_gemm_ex.a offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_ex, a_type) == 40, "vgpu_args_cublas_gemm_ex.a_type offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_ex, lda) == 44, "vgpu_args_cublas_gemm_ex.lda offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_ex, b) == 48, "vgpu_args_cublas_gemm_ex.b offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_ex, b_type) == 56, "vgpu_args_cublas_gemm_ex.b_type offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_ex, ldb) == 60, "vgpu_args_cublas_gemm_ex.ldb offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_ex, beta) == 64, "vgpu_args_cublas_gemm_ex.beta offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_ex, c) == 72, "vgpu_args_cublas_gemm_ex.c offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_ex, c_type) == 80, "vgpu_args_cublas_gemm_ex.c_type offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_ex, ldc) == 84, "vgpu_args_cublas_gemm_ex.ldc offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_ex, compute_type) == 88, "vgpu_args_cublas_gemm_ex.compute_type offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_ex, algo) == 92, "vgpu_args_cublas_gemm_ex.algo offset");
+
+/* cublas_gemm_ex: no results (status only) */
+
+struct vgpu_args_cublas_gemm_strided_batched_ex {
+    uint32_t handle;                    /* cublas handle: per-VM id, 0 = null */
+    uint32_t transa;                    /* enum vgpu_cublas_operation */
+    uint32_t transb;                    /* enum vgpu_cublas_operation */
+    int32_t m;
+    int32_t n;
+    int32_t k;
+    double alpha;
+    uint64_t a;                         /* device pointer */
+    uint32_t a_type;                    /* enum vgpu_cuda_data_type */
+    int32_t lda;
+    int64_t stride_a;
+    uint64_t b;                         /* device pointer */
+    uint32_t b_type;                    /* enum vgpu_cuda_data_type */
+    int32_t ldb;
+    int64_t stride_b;
+    double beta;
+    uint64_t c;                         /* device pointer */
+    uint32_t c_type;                    /* enum vgpu_cuda_data_type */
+    int32_t ldc;
+    int64_t stride_c;
+    int32_t batch_count;
+    uint32_t compute_type;              /* enum vgpu_cublas_compute_type */
+    int32_t algo;
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_args_cublas_gemm_strided_batched_ex) == 128, "struct vgpu_args_cublas_gemm_strided_batched_ex is 128 bytes");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_strided_batched_ex, handle) == 0, "vgpu_args_cublas_gemm_strided_batched_ex.handle offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_strided_batched_ex, transa) == 4, "vgpu_args_cublas_gemm_strided_batched_ex.transa offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_strided_batched_ex, transb) == 8, "vgpu_args_cublas_gemm_strided_batched_ex.transb offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_strided_batched_ex, m) == 12, "vgpu_args_cublas_gemm_strided_batched_ex.m offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_strided_batched_ex, n) == 16, "vgpu_args_cublas_gemm_strided_batched_ex.n offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_strided_batched_ex, k) == 20, "vgpu_args_cublas_gemm_strided_batched_ex.k offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_strided_batched_ex, alpha) == 24, "vgpu_args_cublas_gemm_strided_batched_ex.alpha offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_strided_batched_ex, a) == 32, "vgpu_args_cublas_gemm_strided_batched_ex.a offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_strided_batched_ex, a_type) == 40, "vgpu_args_cublas_gemm_strided_batched_ex.a_type offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_strided_batched_ex, lda) == 44, "vgpu_args_cublas_gemm_strided_batched_ex.lda offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_strided_batched_ex, stride_a) == 48, "vgpu_args_cublas_gemm_strided_batched_ex.stride_a offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_strided_batched_ex, b) == 56, "vgpu_args_cublas_gemm_strided_batched_ex.b offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_strided_batched_ex, b_type) == 64, "vgpu_args_cublas_gemm_strided_batched_ex.b_type offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_strided_batched_ex, ldb) == 68, "vgpu_args_cublas_gemm_strided_batched_ex.ldb offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_strided_batched_ex, stride_b) == 72, "vgpu_args_cublas_gemm_strided_batched_ex.stride_b offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_strided_batched_ex, beta) == 80, "vgpu_args_cublas_gemm_strided_batched_ex.beta offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_strided_batched_ex, c) == 88, "vgpu_args_cublas_gemm_strided_batched_ex.c offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_strided_batched_ex, c_type) == 96, "vgpu_args_cublas_gemm_strided_batched_ex.c_type offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_strided_batched_ex, ldc) == 100, "vgpu_args_cublas_gemm_strided_batched_ex.ldc offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_strided_batched_ex, stride_c) == 104, "vgpu_args_cublas_gemm_strided_batched_ex.stride_c offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_strided_batched_ex, batch_count) == 112, "vgpu_args_cublas_gemm_strided_batched_ex.batch_count offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_strided_batched_ex, compute_type) == 116, "vgpu_args_cublas_gemm_strided_batched_ex.compute_type offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_strided_batched_ex, algo) == 120, "vgpu_args_cublas_gemm_strided_batched_ex.algo offset");
+
+/* cublas_gemm_strided_batched_ex: no results (status only) */
+
+struct vgpu_args_cublas_gemm_batched_ex {
+    uint32_t handle;                    /* cublas handle: per-VM id, 0 = null */
+    uint32_t transa;                    /* enum vgpu_cublas_operation */
+    uint32_t transb;                    /* enum vgpu_cublas_operation */
+    int32_t m;
+    int32_t n;
+    int32_t k;
+    double alpha;
+    uint64_t a;                         /* device pointer */
+    uint32_t a_type;                    /* enum vgpu_cuda_data_type */
+    int32_t lda;
+    uint64_t b;                         /* device pointer */
+    uint32_t b_type;                    /* enum vgpu_cuda_data_type */
+    int32_t ldb;
+    double beta;
+    uint64_t c;                         /* device pointer */
+    uint32_t c_type;                    /* enum vgpu_cuda_data_type */
+    int32_t ldc;
+    int32_t batch_count;
+    uint32_t compute_type;              /* enum vgpu_cublas_compute_type */
+    int32_t algo;
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_args_cublas_gemm_batched_ex) == 104, "struct vgpu_args_cublas_gemm_batched_ex is 104 bytes");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_batched_ex, handle) == 0, "vgpu_args_cublas_gemm_batched_ex.handle offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_batched_ex, transa) == 4, "vgpu_args_cublas_gemm_batched_ex.transa offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_batched_ex, transb) == 8, "vgpu_args_cublas_gemm_batched_ex.transb offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_batched_ex, m) == 12, "vgpu_args_cublas_gemm_batched_ex.m offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_batched_ex, n) == 16, "vgpu_args_cublas_gemm_batched_ex.n offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_batched_ex, k) == 20, "vgpu_args_cublas_gemm_batched_ex.k offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_batched_ex, alpha) == 24, "vgpu_args_cublas_gemm_batched_ex.alpha offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_batched_ex, a) == 32, "vgpu_args_cublas_gemm_batched_ex.a offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_batched_ex, a_type) == 40, "vgpu_args_cublas_gemm_batched_ex.a_type offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_batched_ex, lda) == 44, "vgpu_args_cublas_gemm_batched_ex.lda offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_batched_ex, b) == 48, "vgpu_args_cublas_gemm_batched_ex.b offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_batched_ex, b_type) == 56, "vgpu_args_cublas_gemm_batched_ex.b_type offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_batched_ex, ldb) == 60, "vgpu_args_cublas_gemm_batched_ex.ldb offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_batched_ex, beta) == 64, "vgpu_args_cublas_gemm_batched_ex.beta offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_batched_ex, c) == 72, "vgpu_args_cublas_gemm_batched_ex.c offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_batched_ex, c_type) == 80, "vgpu_args_cublas_gemm_batched_ex.c_type offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_batched_ex, ldc) == 84, "vgpu_args_cublas_gemm_batched_ex.ldc offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_batched_ex, batch_count) == 88, "vgpu_args_cublas_gemm_batched_ex.batch_count offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_batched_ex, compute_type) == 92, "vgpu_args_cublas_gemm_batched_ex.compute_type offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_batched_ex, algo) == 96, "vgpu_args_cublas_gemm_batched_ex.algo offset");
+
+/* cublas_gemm_batched_ex: no results (status only) */
+
+struct vgpu_args_stream_begin_capture {
+    uint32_t stream;                    /* stream handle: per-VM id, 0 = null (the default stream) */
+    uint32_t mode;                      /* enum vgpu_stream_capture_mode */
+};
+static_assert(sizeof(struct vgpu_args_stream_begin_capture) == 8, "struct vgpu_args_stream_begin_capture is 8 bytes");
+static_assert(offsetof(struct vgpu_args_stream_begin_capture, stream) == 0, "vgpu_args_stream_begin_capture.stream offset");
+static_assert(offsetof(struct vgpu_args_stream_begin_capture, mode) == 4, "vgpu_args_stream_begin_capture.mode offset");
+
+/* stream_begin_capture: no results (status only) */
+
+struct vgpu_args_stream_end_capture {
+    uint32_t stream;                    /* stream handle: per-VM id, 0 = null (the default stream) */
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_args_stream_end_capture) == 8, "struct vgpu_args_stream_end_capture is 8 bytes");
+static_assert(offsetof(struct vgpu_args_stream_end_capture, stream) == 0, "vgpu_args_stream_end_capture.stream offset");
+
+struct vgpu_result_stream_end_capture {
+    uint32_t graph;                     /* graph handle: per-VM id, 0 = null */
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_result_stream_end_capture) == 8, "struct vgpu_result_stream_end_capture is 8 bytes");
+static_assert(offsetof(struct vgpu_result_stream_end_capture, graph) == 0, "vgpu_result_stream_end_capture.graph offset");
+
+struct vgpu_args_stream_get_capture_info {
+    uint32_t stream;                    /* stream handle: per-VM id, 0 = null (the default stream) */
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_args_stream_get_capture_info) == 8, "struct vgpu_args_stream_get_capture_info is 8 bytes");
+static_assert(offsetof(struct vgpu_args_stream_get_capture_info, stream) == 0, "vgpu_args_stream_get_capture_info.stream offset");
+
+struct vgpu_result_stream_get_capture_info {
+    uint32_t status;                    /* enum vgpu_stream_capture_status */
+    uint8_t pad0_[4];
+    uint64_t capture_id;
+};
+static_assert(sizeof(struct vgpu_result_stream_get_capture_info) == 16, "struct vgpu_result_stream_get_capture_info is 16 bytes");
+static_assert(offsetof(struct vgpu_result_stream_get_capture_info, status) == 0, "vgpu_result_stream_get_capture_info.status offset");
+static_assert(offsetof(struct vgpu_result_stream_get_capture_info, capture_id) == 8, "vgpu_result_stream_get_capture_info.capture_id offset");
+
+struct vgpu_args_graph_instantiate {
+    uint32_t graph;                     /* graph handle: per-VM id, 0 = null */
+    uint8_t pad0_[4];
+    uint64_t flags;
+};
+static_assert(sizeof(struct vgpu_args_graph_instantiate) == 16, "struct vgpu_args_graph_instantiate is 16 bytes");
+static_assert(offsetof(struct vgpu_args_graph_instantiate, graph) == 0, "vgpu_args_graph_instantiate.graph offset");
+static_assert(offsetof(struct vgpu_args_graph_instantiate, flags) == 8, "vgpu_args_graph_instantiate.flags offset");
+
+struct vgpu_result_graph_instantiate {
+    uint32_t graph_exec;                /* graphexec handle: per-VM id, 0 = null */
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_result_graph_instantiate) == 8, "struct vgpu_result_graph_instantiate is 8 bytes");
+static_assert(offsetof(struct vgpu_result_graph_instantiate, graph_exec) == 0, "vgpu_result_graph_instantiate.graph_exec offset");
+
+struct vgpu_args_graph_launch {
+    uint32_t graph_exec;                /* graphexec handle: per-VM id, 0 = null */
+    uint32_t stream;                    /* stream handle: per-VM id, 0 = null (the default stream) */
+};
+static_assert(sizeof(struct vgpu_args_graph_launch) == 8, "struct vgpu_args_graph_launch is 8 bytes");
+static_assert(offsetof(struct vgpu_args_graph_launch, graph_exec) == 0, "vgpu_args_graph_launch.graph_exec offset");
+static_assert(offsetof(struct vgpu_args_graph_launch, stream) == 4, "vgpu_args_graph_launch.stream offset");
+
+/* graph_launch: no results (status only) */
+
+struct vgpu_args_graph_exec_destroy {
+    uint32_t graph_exec;                /* graphexec handle: per-VM id, 0 = null */
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_args_graph_exec_destroy) == 8, "struct vgpu_args_graph_exec_destroy is 8 bytes");
+static_assert(offsetof(struct vgpu_args_graph_exec_destroy, graph_exec) == 0, "vgpu_args_graph_exec_destroy.graph_exec offset");
+
+/* graph_exec_destroy: no results (status only) */
+
+struct vgpu_args_graph_destroy {
+    uint32_t graph;                     /* graph handle: per-VM id, 0 = null */
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_args_graph_destroy) == 8, "struct vgpu_args_graph_destroy is 8 bytes");
+static_assert(offsetof(struct vgpu_args_graph_destroy, graph) == 0, "vgpu_args_graph_destroy.graph offset");
+
+/* graph_destroy: no results (status only) */
+
+#endif /* VGPU_PROTOCOL_H */
