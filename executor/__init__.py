@@ -4,6 +4,8 @@ from ._base import Allocation, AllocationMap, CallIO, DeviceConfig, Executor, Ha
 from ._cuda import CudaExecutor, cuda_available
 from ._errors import BackendUnavailableError, CudaError, ExecutorError
 from ._factory import BackendName, create_executor, resolve_backend
+from ._kernels import KernelImpl, LaunchDims, reference_kernel
+from ._modules import GlobalInfo, KernelInfo, ModuleImage, ParamInfo, parse_module_image
 from ._sim import SimExecutor
 
 __all__ = [
@@ -17,9 +19,17 @@ __all__ = [
     "DeviceConfig",
     "Executor",
     "ExecutorError",
+    "GlobalInfo",
     "HandleTable",
+    "KernelImpl",
+    "KernelInfo",
+    "LaunchDims",
+    "ModuleImage",
+    "ParamInfo",
     "SimExecutor",
     "create_executor",
     "cuda_available",
+    "parse_module_image",
+    "reference_kernel",
     "resolve_backend",
 ]

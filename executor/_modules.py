@@ -1,0 +1,736 @@
+"""Module images as ``cuModuleLoadData`` receives them: PTX text, cubin ELF, fatbin containers.
+
+The ``sim`` backend cannot run device code, but it must know what a real image declares: its
+kernels (by mangled name) with their parameter layouts, and its device globals with their sizes and
+initial values. :func:`parse_module_image` reads exactly that and nothing more, and treats the bytes
+as untrusted input: anything it cannot make sense of is ``CUDA_ERROR_INVALID_IMAGE`` with the reason,
+and it raises nothing but :class:`CudaError`.
+
+Theory of operation
+-------------------
+* **PTX** (text, optionally NUL-terminated): comments are stripped (quoted strings kept), then
+  ``.entry NAME ( .param … )`` declarations give each kernel's parameters. Offsets follow PTX's
+  rule: a parameter sits at the next multiple of its alignment (``.align N`` when given, else its
+  type's size), and the parameter block ends at the end of the last parameter, as
+  ``cuFuncGetParamInfo`` and the cubin's ``EIATTR_CBANK_PARAM_SIZE`` report it. Module-scope
+  ``.global`` / ``.const`` variables become globals; scalar and brace-list initializers of numbers
+  (``0f…`` / ``0d…`` hex floats included) are evaluated, anything symbolic (addresses of other
+  variables) leaves the global zero-filled.
+* **cubin** (an ELF64 little-endian file, ``e_machine`` EM_CUDA = 190): a kernel is a function symbol
+  marked ``STO_CUDA_ENTRY`` (``st_other`` 0x10) whose section is ``.text.NAME`` (without a symbol table,
+  every ``.text.NAME`` section that has a ``.nv.info.NAME`` section). Its ``.nv.info.NAME`` section
+  is a list of attributes, each ``u8 format, u8 attribute`` followed by a ``u16`` that is the value
+  (formats NVAL 0x01, BVAL 0x02, HVAL 0x03) or the size of the value that follows (SVAL 0x04). The
+  attributes read here, as ``cuobjdump -elf`` names them:
+
+  - ``EIATTR_KPARAM_INFO`` (0x17, SVAL, 12 bytes): ``u32 index, u16 ordinal, u16 offset, u32 bits``
+    where ``bits >> 18`` is the parameter's size (bits 0-7 log2 of the pointee's alignment, 8-11
+    its space, 12-16 the constant bank, 17 "not in a constant bank");
+  - ``EIATTR_CBANK_PARAM_SIZE`` (0x19, HVAL): the parameter block's size.
+
+  Verified against ``cuobjdump -elf`` of ``tests/kernels/test_kernels.cubin`` (CUDA 13.0): for
+  ``mystery_kernel(char, double, float*, Pair, short)`` it prints ordinals 0-4 at offsets 0x0, 0x8,
+  0x10, 0x18, 0x20 with sizes 1, 8, 8, 8, 2 and a ``CBANK_PARAM_SIZE`` of 0x22. Globals are the
+  ``STT_OBJECT`` symbols defined in ``.nv.global*`` / ``.nv.constant*`` sections; their initial value
+  is the section's bytes at the symbol (zero for ``NOBITS`` sections such as ``.nv.global``).
+* **fatbin** (magic 0xBA55ED50, ``u16 version, u16 header size, u64 payload size``): a sequence of
+  entries, each with a header of ``u16 kind`` (1 PTX, 2 ELF), ``u16 version, u32 header size,
+  u64 payload size`` at offset 0, ``u32 compressed size`` at 16, ``u32 sm arch`` at 28, ``u64 flags``
+  at 40 and ``u64 uncompressed size`` at 56. Flag 0x2000 marks an LZ4 block (nvcc
+  ``--compress-mode=speed``, decompressed here), flag 0x8000 a ZSTD frame (nvcc's default for PTX
+  entries and ``--compress-mode=size``; not decompressed: such an entry is skipped when the other
+  entries describe the module, and answered ``CUDA_ERROR_NOT_SUPPORTED`` when none do; build with
+  ``--no-compress`` or ``--compress-mode=speed``). The entries are merged: a kernel's layout comes
+  from an ELF entry when one has it (the highest sm first), from PTX otherwise.
+* **host objects** (an x86-64 ELF with a ``.nv_fatbin`` section, as ``nvcc -c`` writes): the fatbin
+  containers in that section are parsed as above.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from protocol import CUresult
+
+from ._errors import CudaError
+
+__all__ = [
+    "FATBIN_MAGIC",
+    "MAX_GLOBAL_BYTES",
+    "GlobalInfo",
+    "KernelInfo",
+    "ModuleImage",
+    "ParamInfo",
+    "parse_module_image",
+]
+
+#: the first four bytes of a fatbin container (little-endian 0xBA55ED50)
+FATBIN_MAGIC = 0xBA55ED50
+_ELF_MAGIC = b"\x7fELF"
+_EM_CUDA = 190
+_EM_X86_64 = 62
+_STT_OBJECT = 1
+_STT_FUNC = 2
+_STO_CUDA_ENTRY = 0x10
+_SHT_NOBITS = 8
+_SHN_LORESERVE = 0xFF00
+
+_EIFMT_NVAL, _EIFMT_BVAL, _EIFMT_HVAL, _EIFMT_SVAL = 0x01, 0x02, 0x03, 0x04
+_EIATTR_KPARAM_INFO = 0x17
+_EIATTR_CBANK_PARAM_SIZE = 0x19
+
+_FATBIN_KIND_PTX = 1
+_FATBIN_KIND_ELF = 2
+_FATBIN_FLAG_LZ4 = 0x2000
+_FATBIN_FLAG_ZSTD = 0x8000
+#: refuse to inflate a compressed entry beyond this (a hostile image could claim anything)
+_MAX_INFLATED = 256 * 1024 * 1024
+#: a fatbin inside a host object inside … is not a thing; bounds the recursion
+_MAX_DEPTH = 3
+#: the largest module global the simulator backs with memory (GGML's are a few bytes)
+MAX_GLOBAL_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ParamInfo:
+    """One kernel parameter: where it sits in the packed parameter block, and how many bytes."""
+
+    offset: int
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class KernelInfo:
+    """A kernel entry point: its (mangled) name and parameter layout."""
+
+    name: str
+    params: tuple[ParamInfo, ...]
+    param_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class GlobalInfo:
+    """A module-scope ``__device__`` or ``__constant__`` variable and its initial bytes."""
+
+    name: str
+    size: int
+    init: bytes
+
+    def __post_init__(self) -> None:
+        if len(self.init) != self.size:
+            raise ValueError(f"global {self.name}: {len(self.init)} initial bytes for size {self.size}")
+
+
+@dataclass(frozen=True, slots=True)
+class ModuleImage:
+    """What a module image declares. ``parts`` describes what was read (for logs), e.g.
+    ``("elf sm_80", "ptx sm_90 lz4")``, and ``skipped`` what was not, and why."""
+
+    kind: str  # "ptx" | "cubin" | "fatbin"
+    kernels: dict[str, KernelInfo]
+    globals: dict[str, GlobalInfo]
+    parts: tuple[str, ...] = ()
+    skipped: tuple[str, ...] = field(default=())
+
+
+def _invalid(why: str) -> CudaError:
+    return CudaError(CUresult.CUDA_ERROR_INVALID_IMAGE, why)
+
+
+def _check_global_size(name: str, size: int) -> int:
+    if size > MAX_GLOBAL_BYTES:
+        raise CudaError(CUresult.CUDA_ERROR_OUT_OF_MEMORY,
+                        f"module global {name} of {size} bytes exceeds the simulator's limit of "
+                        f"{MAX_GLOBAL_BYTES} bytes per global")
+    return size
+
+
+def parse_module_image(data: bytes | bytearray | memoryview) -> ModuleImage:
+    """Parse a PTX, cubin, fatbin or host-object image; raises only :class:`CudaError`."""
+    raw = bytes(data)
+    try:
+        return _parse(raw, 0)
+    except CudaError:
+        raise
+    except (struct.error, ValueError, IndexError, KeyError, OverflowError, RecursionError) as exc:
+        # a bounds check we missed: still a bad image, never a crash of the worker
+        raise _invalid(f"malformed module image ({type(exc).__name__}: {exc})") from exc
+
+
+def _parse(raw: bytes, depth: int) -> ModuleImage:
+    if depth > _MAX_DEPTH:
+        raise _invalid("module image nests containers too deeply")
+    if not raw:
+        raise _invalid("empty module image")
+    if raw[:4] == _ELF_MAGIC:
+        return _parse_elf(raw, depth)
+    if len(raw) >= 4 and struct.unpack_from("<I", raw)[0] == FATBIN_MAGIC:
+        return _parse_fatbin(raw, depth)
+    return _parse_ptx(raw)
+
+
+# ---------------------------------------------------------------------------------------------
+# PTX
+
+# an unterminated /* runs to the end (linear, where a failing lazy match would rescan per /*)
+_COMMENT = re.compile(r'"(?:[^"\\\n]|\\.)*"|//[^\n]*|/\*.*?(?:\*/|\Z)', re.DOTALL)
+_VERSION = re.compile(r"^\s*\.version\s+\d+\.\d+\s+\.target\s+[\w, ]+", re.ASCII)
+_ENTRY = re.compile(r"\.entry\s+([A-Za-z_$%][\w$]*)\s*(\(([^()]*)\))?", re.ASCII)
+_VARIABLE = re.compile(
+    r"(?:^|\n)\s*((?:\.(?:visible|extern|weak|common)\s+)*)\.(global|const)\s+", re.ASCII)
+_BRACE = re.compile(r"[{}]")
+_DECL = re.compile(r"([A-Za-z_$%][\w$]*)\s*((?:\[\s*\d*\s*\]\s*)*)$", re.ASCII)
+_DIMS = re.compile(r"\[\s*(\d*)\s*\]", re.ASCII)
+_PTX_TYPES = {
+    **dict.fromkeys(("b8", "u8", "s8", "pred"), 1),
+    **dict.fromkeys(("b16", "u16", "s16", "f16", "bf16"), 2),
+    **dict.fromkeys(("b32", "u32", "s32", "f32", "f16x2", "bf16x2"), 4),
+    **dict.fromkeys(("b64", "u64", "s64", "f64"), 8),
+    "b128": 16,
+}
+_SPACES = ("global", "const", "shared", "local", "param")
+_MAX_PTX_ARRAY = 1 << 32
+
+
+def _strip_comments(text: str) -> str:
+    return _COMMENT.sub(lambda m: m.group(0) if m.group(0).startswith('"') else " ", text)
+
+
+def _parse_ptx(raw: bytes) -> ModuleImage:
+    body = raw.rstrip(b"\0")
+    if b"\0" in body:
+        raise _invalid("not a module image: binary data that is neither ELF, fatbin nor PTX text")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _invalid("not a module image: neither ELF, fatbin nor UTF-8 PTX text") from None
+    text = _strip_comments(text)
+    if not _VERSION.match(text):
+        raise _invalid("not a module image: PTX text must begin with .version and .target "
+                       "(and the bytes are neither ELF nor a fatbin)")
+    kernels: dict[str, KernelInfo] = {}
+    for match in _ENTRY.finditer(text):
+        name = match.group(1)
+        if name in kernels:
+            raise _invalid(f"PTX declares the entry {name} twice")
+        kernels[name] = _ptx_kernel(name, match.group(3) or "")
+    return ModuleImage("ptx", kernels, _ptx_globals(text), parts=("ptx",))
+
+
+def _ptx_kernel(name: str, param_text: str) -> KernelInfo:
+    params: list[ParamInfo] = []
+    offset = 0
+    for decl in (d.strip() for d in param_text.split(",")):
+        if not decl:
+            if param_text.strip():
+                raise _invalid(f"PTX entry {name}: empty parameter declaration")
+            continue
+        size, align = _ptx_param(name, decl)
+        offset = -(-offset // align) * align
+        params.append(ParamInfo(offset, size))
+        offset += size
+    return KernelInfo(name, tuple(params), offset)
+
+
+def _ptx_param(kernel: str, decl: str) -> tuple[int, int]:
+    """(size, alignment) of one ``.param`` declaration."""
+    tokens = decl.replace(".", " .").split()
+    if not tokens or tokens[0] != ".param":
+        raise _invalid(f"PTX entry {kernel}: parameter {decl!r} is not a .param declaration")
+    align: int | None = None
+    elem: int | None = None
+    pointee = False
+    i = 1
+    while i < len(tokens) and tokens[i].startswith("."):
+        word = tokens[i][1:]
+        if word == "align":
+            if i + 1 == len(tokens) or not tokens[i + 1].isdigit():
+                raise _invalid(f"PTX entry {kernel}: .align without a number in {decl!r}")
+            if not pointee:  # after .ptr, .align is the pointee's alignment
+                align = int(tokens[i + 1])
+            i += 2
+            continue
+        if word == "ptr":
+            pointee = True
+        elif word in _PTX_TYPES and elem is None:
+            elem = _PTX_TYPES[word]
+        elif word not in _SPACES:
+            raise _invalid(f"PTX entry {kernel}: unknown parameter attribute .{word} in {decl!r}")
+        i += 1
+    if elem is None:
+        raise _invalid(f"PTX entry {kernel}: parameter {decl!r} has no type")
+    rest = "".join(tokens[i:])
+    declared = _DECL.match(rest)
+    if declared is None:
+        raise _invalid(f"PTX entry {kernel}: cannot read the parameter name in {decl!r}")
+    count = _array_count(declared.group(2), kernel)
+    if align is None:
+        align = elem
+    if align <= 0 or align & (align - 1) or align > 4096:
+        raise _invalid(f"PTX entry {kernel}: bad alignment {align} in {decl!r}")
+    return elem * count, align
+
+
+def _array_count(dims: str, where: str) -> int:
+    count = 1
+    for dim in _DIMS.findall(dims):
+        if not dim:
+            raise _invalid(f"PTX {where}: array without a size")
+        count *= int(dim)
+        if count > _MAX_PTX_ARRAY:
+            raise _invalid(f"PTX {where}: array of {count} elements is too large")
+    return count
+
+
+def _ptx_globals(text: str) -> dict[str, GlobalInfo]:
+    # only module scope: drop every {...} body (kernels and functions) first; an initializer's
+    # braces (after "=") stay
+    scope: list[str] = []
+    depth = 0
+    keep = False
+    pos = 0
+    for brace in _BRACE.finditer(text):
+        at = brace.start()
+        if brace.group() == "{":
+            if depth == 0:
+                scope.append(text[pos:at])
+                keep = text[max(0, at - 256):at].rstrip().endswith("=")
+                pos = at if keep else at + 1
+            depth += 1
+        elif depth:
+            depth -= 1
+            if depth == 0:
+                if keep:
+                    scope.append(text[pos:at + 1])
+                else:
+                    scope.append(";")
+                pos = at + 1
+    if depth == 0:
+        scope.append(text[pos:])
+    module_text = "".join(scope)
+    found: dict[str, GlobalInfo] = {}
+    for statement in module_text.split(";")[:-1]:  # the text after the last ";" declares nothing
+        match = _VARIABLE.search(statement)
+        if match is None:
+            continue
+        qualifiers, decl = match.group(1), statement[match.end():]
+        if ".extern" in qualifiers:
+            continue  # declared here, defined elsewhere: no storage in this module
+        info = _ptx_variable(decl)
+        if info is not None:
+            found[info.name] = info
+    return found
+
+
+def _ptx_variable(decl: str) -> GlobalInfo | None:
+    head, _, init_text = decl.partition("=")
+    tokens = head.replace(".", " .").split()
+    elem: int | None = None
+    type_name = ""
+    i = 0
+    while i < len(tokens) and tokens[i].startswith("."):
+        word = tokens[i][1:]
+        if word == "align":
+            i += 2
+            continue
+        if word in _PTX_TYPES and elem is None:
+            elem, type_name = _PTX_TYPES[word], word
+        elif word.startswith("v") and word[1:].isdigit():
+            raise _invalid(f"PTX variable {decl.strip()!r}: vector variables are not supported")
+        i += 1
+    if elem is None:
+        return None  # .global of a .texref/.samplerref etc.: nothing the host can address
+    declared = _DECL.match("".join(tokens[i:]))
+    if declared is None:
+        raise _invalid(f"cannot read the PTX variable declaration {decl.strip()!r}")
+    name = declared.group(1)
+    size = _check_global_size(name, elem * _array_count(declared.group(2), f"variable {name}"))
+    return GlobalInfo(name, size, _ptx_init(init_text, type_name, elem, size))
+
+
+_NUMBER = re.compile(r"^(-?)(0[fF][0-9a-fA-F]{8}|0[dD][0-9a-fA-F]{16}|0[xX][0-9a-fA-F]+[uU]?"
+                     r"|0[0-7]*[uU]?|[1-9]\d*[uU]?|\d+\.\d*(?:[eE][-+]?\d+)?)$", re.ASCII)
+
+
+def _ptx_init(text: str, type_name: str, elem: int, size: int) -> bytes:
+    """The initial bytes of a variable: evaluated for numeric initializers, zeros otherwise."""
+    values = [v for v in re.split(r"[\s{},]+", text) if v]
+    out = bytearray(size)
+    if not values:
+        return bytes(out)
+    encoded: list[bytes] = []
+    for value in values:
+        piece = _ptx_number(value, type_name, elem)
+        if piece is None:
+            return bytes(size)  # symbolic (an address): the loader would fill it in; we cannot
+        encoded.append(piece)
+    blob = b"".join(encoded)[:size]
+    out[:len(blob)] = blob
+    return bytes(out)
+
+
+def _ptx_number(token: str, type_name: str, elem: int) -> bytes | None:
+    match = _NUMBER.match(token)
+    if match is None:
+        return None
+    sign, digits = match.groups()
+    lower = digits.lower()
+    if lower.startswith("0f"):
+        bits, width = int(lower[2:], 16), 4
+        value: float | int = struct.unpack("<f", bits.to_bytes(4, "little"))[0]
+    elif lower.startswith("0d"):
+        bits, width = int(lower[2:], 16), 8
+        value = struct.unpack("<d", bits.to_bytes(8, "little"))[0]
+    elif "." in lower:
+        value, width = float(lower), elem
+    else:
+        lower = lower.rstrip("u")
+        value = int(lower, 16) if lower.startswith("0x") else int(lower, 8) if lower.startswith("0") \
+            else int(lower)
+        width = elem
+    if sign:
+        value = -value
+    if type_name.startswith("f"):
+        if elem == 4:
+            return struct.pack("<f", float(value))
+        if elem == 8:
+            return struct.pack("<d", float(value))
+        return None  # f16 initializers: rare, left zero
+    if isinstance(value, float):
+        if width != elem:  # 0f/0d bit patterns into an integer-typed variable: the raw bits
+            return (bits & ((1 << (8 * elem)) - 1)).to_bytes(elem, "little")
+        return None
+    return (value & ((1 << (8 * elem)) - 1)).to_bytes(elem, "little")
+
+
+# ---------------------------------------------------------------------------------------------
+# ELF (cubin, host object)
+
+
+@dataclass(frozen=True, slots=True)
+class _Section:
+    name: str
+    type: int
+    offset: int
+    size: int
+    link: int
+    entsize: int
+    data: bytes
+
+
+def _elf_sections(raw: bytes) -> tuple[int, int, list[_Section]]:
+    """(e_machine, e_flags, sections) of an ELF64 little-endian file, every bound checked."""
+    if len(raw) < 64:
+        raise _invalid("truncated ELF header")
+    if raw[4] != 2 or raw[5] != 1:
+        raise _invalid("only 64-bit little-endian ELF images are supported")
+    (_, machine, _, _, phoff, shoff, flags, _, phentsize, phnum, shentsize, shnum,
+     shstrndx) = struct.unpack_from("<HHIQQQIHHHHHH", raw, 16)
+    if phnum and phoff + phnum * phentsize > len(raw):
+        raise _invalid("ELF program headers run past the end of the image")
+    if shnum == 0 or shoff == 0:
+        raise _invalid("ELF image has no section headers")
+    if shentsize < 64:
+        raise _invalid(f"ELF section header size {shentsize} is too small")
+    if shoff + shnum * shentsize > len(raw):
+        raise _invalid("ELF section headers run past the end of the image")
+    headers = []
+    for i in range(shnum):
+        (name_off, sh_type, _, _, offset, size, link, _, _, entsize) = struct.unpack_from(
+            "<IIQQQQIIQQ", raw, shoff + i * shentsize)
+        if sh_type not in (_SHT_NOBITS, 0) and offset + size > len(raw):
+            raise _invalid(f"ELF section {i} runs past the end of the image")
+        headers.append((name_off, sh_type, offset, size, link, entsize))
+    if shstrndx >= shnum:
+        raise _invalid("ELF section name table index is out of range")
+    _, str_type, str_off, str_size, _, _ = headers[shstrndx]
+    if str_type == _SHT_NOBITS:
+        raise _invalid("ELF section name table has no data")
+    strtab = raw[str_off:str_off + str_size]
+    sections = []
+    for name_off, sh_type, offset, size, link, entsize in headers:
+        data = b"" if sh_type in (_SHT_NOBITS, 0) else raw[offset:offset + size]
+        sections.append(_Section(_cstring(strtab, name_off, "section name"), sh_type, offset, size,
+                                 link, entsize, data))
+    return machine, flags, sections
+
+
+def _cstring(table: bytes, offset: int, what: str) -> str:
+    if offset >= len(table) and offset != 0:
+        raise _invalid(f"ELF {what} offset {offset} is outside its string table")
+    end = table.find(b"\0", offset)
+    if end < 0:
+        raise _invalid(f"ELF {what} at {offset} is not NUL-terminated")
+    try:
+        return table[offset:end].decode("utf-8")
+    except UnicodeDecodeError:
+        raise _invalid(f"ELF {what} at {offset} is not UTF-8") from None
+
+
+@dataclass(frozen=True, slots=True)
+class _Symbol:
+    name: str
+    type: int
+    other: int
+    shndx: int
+    value: int
+    size: int
+
+
+def _elf_symbols(sections: list[_Section]) -> list[_Symbol] | None:
+    symtab = next((s for s in sections if s.type == 2), None)  # SHT_SYMTAB
+    if symtab is None:
+        return None
+    if symtab.link >= len(sections):
+        raise _invalid("ELF symbol table names a string table that does not exist")
+    strtab = sections[symtab.link].data
+    if len(symtab.data) % 24:
+        raise _invalid("ELF symbol table size is not a multiple of 24")
+    symbols = []
+    for off in range(0, len(symtab.data), 24):
+        name_off, info, other, shndx, value, size = struct.unpack_from("<IBBHQQ", symtab.data, off)
+        symbols.append(_Symbol(_cstring(strtab, name_off, "symbol name"), info & 0xF, other, shndx,
+                               value, size))
+    return symbols
+
+
+def _parse_elf(raw: bytes, depth: int) -> ModuleImage:
+    machine, flags, sections = _elf_sections(raw)
+    if machine == _EM_CUDA:
+        kernels, globals_ = _cubin_contents(sections)
+        return ModuleImage("cubin", kernels, globals_, parts=(f"elf sm_{(flags >> 8) & 0xFF}",))
+    wrapped = [s for s in sections if s.name == ".nv_fatbin"]
+    if machine == _EM_X86_64 or wrapped:
+        if not wrapped or not wrapped[0].data:
+            raise _invalid("host object has no .nv_fatbin section: it carries no device code")
+        return _parse_fatbin_stream(wrapped[0].data, depth + 1)
+    raise _invalid(f"ELF image for machine {machine} is neither a cubin (EM_CUDA) nor a host object")
+
+
+def _cubin_contents(sections: list[_Section]) -> tuple[dict[str, KernelInfo], dict[str, GlobalInfo]]:
+    by_name = {s.name: s for s in sections}
+    symbols = _elf_symbols(sections)
+    if symbols is None:
+        names = [s.name[6:] for s in sections
+                 if s.name.startswith(".text.") and ".nv.info." + s.name[6:] in by_name]
+    else:
+        names = [sym.name for sym in symbols
+                 if sym.type == _STT_FUNC and sym.other & _STO_CUDA_ENTRY and sym.name
+                 and 0 < sym.shndx < len(sections) and sections[sym.shndx].name == ".text." + sym.name]
+    kernels: dict[str, KernelInfo] = {}
+    for name in names:
+        info = by_name.get(".nv.info." + name)
+        kernels[name] = _kernel_from_nv_info(name, info.data if info is not None else b"")
+    globals_: dict[str, GlobalInfo] = {}
+    for sym in symbols or ():
+        if sym.type != _STT_OBJECT or not sym.name or not 0 < sym.shndx < min(len(sections),
+                                                                                _SHN_LORESERVE):
+            continue
+        section = sections[sym.shndx]
+        if not section.name.startswith((".nv.global", ".nv.constant")):
+            continue
+        _check_global_size(sym.name, sym.size)
+        if sym.value + sym.size > section.size:
+            raise _invalid(f"global {sym.name} runs past the end of its section {section.name}")
+        if section.type == _SHT_NOBITS:
+            init = bytes(sym.size)
+        else:
+            init = section.data[sym.value:sym.value + sym.size]
+        globals_[sym.name] = GlobalInfo(sym.name, sym.size, init)
+    return kernels, globals_
+
+
+def _nv_info_attributes(data: bytes, kernel: str) -> Iterable[tuple[int, int, bytes]]:
+    """(format, attribute, value bytes) of each attribute in a ``.nv.info`` section."""
+    pos = 0
+    while pos < len(data):
+        if pos + 4 > len(data):
+            raise _invalid(f".nv.info.{kernel}: truncated attribute at {pos}")
+        fmt, attr, word = struct.unpack_from("<BBH", data, pos)
+        pos += 4
+        if fmt == _EIFMT_SVAL:
+            if pos + word > len(data):
+                raise _invalid(f".nv.info.{kernel}: attribute {attr:#x} runs past the section")
+            yield fmt, attr, data[pos:pos + word]
+            pos += word
+        elif fmt in (_EIFMT_NVAL, _EIFMT_BVAL, _EIFMT_HVAL):
+            yield fmt, attr, struct.pack("<H", word)
+        else:
+            raise _invalid(f".nv.info.{kernel}: unknown attribute format {fmt:#x} at {pos - 4}")
+
+
+def _kernel_from_nv_info(name: str, data: bytes) -> KernelInfo:
+    by_ordinal: dict[int, ParamInfo] = {}
+    param_bytes: int | None = None
+    for fmt, attr, value in _nv_info_attributes(data, name):
+        if attr == _EIATTR_KPARAM_INFO and fmt == _EIFMT_SVAL:
+            if len(value) < 12:
+                raise _invalid(f".nv.info.{name}: KPARAM_INFO of {len(value)} bytes (12 expected)")
+            _, ordinal, offset, bits = struct.unpack_from("<IHHI", value)
+            if ordinal in by_ordinal:
+                raise _invalid(f".nv.info.{name}: parameter {ordinal} is described twice")
+            by_ordinal[ordinal] = ParamInfo(offset, bits >> 18)
+        elif attr == _EIATTR_CBANK_PARAM_SIZE and fmt == _EIFMT_HVAL:
+            param_bytes = struct.unpack("<H", value)[0]
+    if sorted(by_ordinal) != list(range(len(by_ordinal))):
+        raise _invalid(f".nv.info.{name}: parameter ordinals {sorted(by_ordinal)} have gaps")
+    params = tuple(by_ordinal[i] for i in range(len(by_ordinal)))
+    end = max((p.offset + p.size for p in params), default=0)
+    if param_bytes is None:
+        param_bytes = end
+    elif param_bytes < end:
+        raise _invalid(f".nv.info.{name}: parameters end at {end}, past the block size {param_bytes}")
+    return KernelInfo(name, params, param_bytes)
+
+
+# ---------------------------------------------------------------------------------------------
+# fatbin
+
+
+def _parse_fatbin_stream(data: bytes, depth: int) -> ModuleImage:
+    """One or more fatbin containers back to back (a host object's ``.nv_fatbin`` section)."""
+    images: list[ModuleImage] = []
+    pos = 0
+    while pos + 16 <= len(data):
+        magic, _, header_size, size = struct.unpack_from("<IHHQ", data, pos)
+        if magic != FATBIN_MAGIC:
+            if images and not data[pos:].strip(b"\0"):
+                break  # trailing alignment padding
+            raise _invalid(f".nv_fatbin: no fatbin container at offset {pos}")
+        end = pos + header_size + size
+        images.append(_parse_fatbin(data[pos:end], depth))
+        pos = -(-end // 8) * 8
+    if not images:
+        raise _invalid(".nv_fatbin section holds no fatbin container")
+    return _merge("fatbin", images, extra_skipped=())
+
+
+def _parse_fatbin(raw: bytes, depth: int) -> ModuleImage:
+    if len(raw) < 16:
+        raise _invalid("truncated fatbin header")
+    _, version, header_size, size = struct.unpack_from("<IHHQ", raw)
+    if header_size < 16 or header_size + size > len(raw):
+        raise _invalid(f"fatbin header (size {header_size}) claims {size} payload bytes; "
+                       f"the image has {len(raw)}")
+    parts: list[ModuleImage] = []
+    skipped: list[str] = []
+    pos, end = header_size, header_size + size
+    while pos < end:
+        if pos + 64 > end:
+            raise _invalid(f"fatbin entry header at {pos} is truncated")
+        kind, _, entry_header, payload = struct.unpack_from("<HHIQ", raw, pos)
+        (compressed,) = struct.unpack_from("<I", raw, pos + 16)
+        (arch,) = struct.unpack_from("<I", raw, pos + 28)
+        (flags,) = struct.unpack_from("<Q", raw, pos + 40)
+        (inflated,) = struct.unpack_from("<Q", raw, pos + 56)
+        if entry_header < 64 or pos + entry_header + payload > end:
+            raise _invalid(f"fatbin entry at {pos} runs past the end of the container")
+        body = raw[pos + entry_header:pos + entry_header + payload]
+        pos += entry_header + payload
+        what = {_FATBIN_KIND_PTX: "ptx", _FATBIN_KIND_ELF: "elf"}.get(kind)
+        if what is None:
+            skipped.append(f"entry of unknown kind {kind} for arch {arch}")
+            continue
+        label = f"elf sm_{arch}" if kind == _FATBIN_KIND_ELF else f"ptx compute_{arch}"
+        if flags & _FATBIN_FLAG_ZSTD:
+            skipped.append(f"{label}: ZSTD-compressed (rebuild with nvcc --no-compress or "
+                           "--compress-mode=speed)")
+            continue
+        if flags & _FATBIN_FLAG_LZ4:
+            if compressed > len(body):
+                raise _invalid(f"fatbin {label}: compressed size {compressed} exceeds its payload")
+            body = _lz4_block_decompress(body[:compressed], inflated, label)
+            label += " lz4"
+        part = _parse_ptx(body) if kind == _FATBIN_KIND_PTX else _parse(body, depth + 1)
+        if part.kind not in ("ptx", "cubin"):
+            raise _invalid(f"fatbin {label}: the entry is a {part.kind}, not device code")
+        parts.append(ModuleImage(part.kind, part.kernels, part.globals, parts=(label,)))
+    if not parts:
+        if skipped:
+            raise CudaError(CUresult.CUDA_ERROR_NOT_SUPPORTED,
+                            "the simulator cannot read any entry of this fatbin: " + "; ".join(skipped))
+        raise _invalid(f"fatbin (version {version}) has no entries")
+    return _merge("fatbin", parts, extra_skipped=skipped)
+
+
+def _arch_of(part: ModuleImage) -> int:
+    label = part.parts[0] if part.parts else ""
+    digits = label.split("sm_", 1)[-1].split()[0] if "sm_" in label else "0"
+    return int(digits) if digits.isdigit() else 0
+
+
+def _merge(kind: str, images: list[ModuleImage], extra_skipped: Iterable[str]) -> ModuleImage:
+    """Union of several images' kernels and globals: ELF layouts first, the highest sm first."""
+    def preference(img: ModuleImage) -> tuple[int, int]:
+        return (0 if img.kind == "cubin" else 1, -_arch_of(img))
+
+    kernels: dict[str, KernelInfo] = {}
+    globals_: dict[str, GlobalInfo] = {}
+    for image in sorted(images, key=preference):
+        for name, kernel in image.kernels.items():
+            kernels.setdefault(name, kernel)
+        for name, var in image.globals.items():
+            globals_.setdefault(name, var)
+    parts = tuple(p for img in images for p in img.parts)
+    skipped = tuple(s for img in images for s in img.skipped) + tuple(extra_skipped)
+    return ModuleImage(kind, kernels, globals_, parts=parts, skipped=skipped)
+
+
+def _lz4_block_decompress(src: bytes, size: int, label: str) -> bytes:
+    """Decode one LZ4 block (the format nvcc's ``--compress-mode=speed`` writes) of ``size`` bytes."""
+    if size > _MAX_INFLATED:
+        raise _invalid(f"fatbin {label}: claims {size} uncompressed bytes")
+    out = bytearray()
+    pos = 0
+    n = len(src)
+    while pos < n:
+        token = src[pos]
+        pos += 1
+        literal = token >> 4
+        if literal == 15:
+            while True:
+                if pos >= n:
+                    raise _invalid(f"fatbin {label}: truncated LZ4 literal length")
+                extra = src[pos]
+                pos += 1
+                literal += extra
+                if extra != 255:
+                    break
+        if pos + literal > n:
+            raise _invalid(f"fatbin {label}: LZ4 literals run past the compressed data")
+        out += src[pos:pos + literal]
+        pos += literal
+        if len(out) > size:
+            raise _invalid(f"fatbin {label}: LZ4 data inflates past the declared {size} bytes")
+        if pos == n:
+            break  # the last sequence has literals only
+        if pos + 2 > n:
+            raise _invalid(f"fatbin {label}: truncated LZ4 match offset")
+        offset = src[pos] | (src[pos + 1] << 8)
+        pos += 2
+        if offset == 0 or offset > len(out):
+            raise _invalid(f"fatbin {label}: LZ4 match offset {offset} points before the output")
+        match = (token & 0xF) + 4
+        if token & 0xF == 15:
+            while True:
+                if pos >= n:
+                    raise _invalid(f"fatbin {label}: truncated LZ4 match length")
+                extra = src[pos]
+                pos += 1
+                match += extra
+                if extra != 255:
+                    break
+        if len(out) + match > size:
+            raise _invalid(f"fatbin {label}: LZ4 data inflates past the declared {size} bytes")
+        start = len(out) - offset
+        if match <= offset:
+            out += out[start:start + match]
+        else:  # overlapping copy: the last ``offset`` bytes repeat
+            pattern = bytes(out[start:])
+            out += (pattern * (match // offset + 1))[:match]
+    if len(out) != size:
+        raise _invalid(f"fatbin {label}: LZ4 data inflates to {len(out)} bytes, not {size}")
+    return bytes(out)

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Rebuild the module images that the tests load from test_kernels.cu.
+#
+# Needs nvcc (CUDA 13: sm_75 and newer only). The images are checked in, so tests and CI do not need
+# nvcc; rerun this after editing the source, and update NVCC_VERSION.txt (it records the compiler
+# that built the checked-in images).
+#
+#   test_kernels.ptx           PTX text for compute_80
+#   test_kernels.cubin         an sm_90 cubin (ELF)
+#   test_kernels.fatbin        uncompressed fatbin: sm_80 and sm_90 ELF, compute_90 PTX
+#   test_kernels.lz4.fatbin    --compress-mode=speed: the PTX entry is LZ4-compressed (flag 0x2000)
+#   test_kernels.zstd.fatbin   --compress-mode=size: every entry is ZSTD-compressed (flag 0x8000)
+#   test_kernels.default.fatbin  nvcc's default: ELF entries plain, the PTX entry ZSTD-compressed
+#   test_kernels.host.o        an x86-64 host object; its .nv_fatbin section wraps an sm_90 fatbin
+set -euo pipefail
+cd "$(dirname "$0")"
+NVCC=${NVCC:-nvcc}
+SRC=test_kernels.cu
+
+"$NVCC" -ptx -arch=compute_80 -o test_kernels.ptx "$SRC"
+"$NVCC" -cubin -arch=sm_90 -o test_kernels.cubin "$SRC"
+"$NVCC" -fatbin --no-compress \
+    -gencode arch=compute_80,code=sm_80 \
+    -gencode arch=compute_90,code=sm_90 \
+    -gencode arch=compute_90,code=compute_90 \
+    -o test_kernels.fatbin "$SRC"
+"$NVCC" -fatbin --compress-mode=speed \
+    -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=compute_90 \
+    -o test_kernels.lz4.fatbin "$SRC"
+"$NVCC" -fatbin --compress-mode=size \
+    -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=compute_90 \
+    -o test_kernels.zstd.fatbin "$SRC"
+"$NVCC" -fatbin \
+    -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=compute_90 \
+    -o test_kernels.default.fatbin "$SRC"
+"$NVCC" -c -arch=sm_90 -o test_kernels.host.o "$SRC"
+
+"$NVCC" --version > NVCC_VERSION.txt
+echo "built the test kernels with $("$NVCC" --version | tail -n 2 | head -n 1)"
