@@ -10,6 +10,11 @@ import pytest
 from mediator._launcher import MediatorProcess, running_mediator
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--backend", action="append", choices=("sim", "cuda"), default=None,
+                     help="backend(s) the conformance suite runs on (default: sim); repeat for several")
+
+
 @pytest.fixture
 def mediator(tmp_path: Path) -> Iterator[MediatorProcess]:
     """A running ``vgpu-mediator run`` with two VMs on the sim backend."""
