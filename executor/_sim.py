@@ -30,9 +30,13 @@ cross-stream order hold trivially — or, on a capturing stream, records it into
   guest's host buffer is not ours to read or write when the graph is launched later — so they fail
   with ``CUDA_ERROR_NOT_SUPPORTED`` and invalidate the capture (the graph would miss them).
 
+*Kernels*: modules load, and their kernels, parameter layouts and globals are found, for any real
+image (``_sim_modules``); a launch runs only a kernel with a NumPy reference (``_kernels``, matched by
+mangled name) and is ``CUDA_ERROR_NOT_SUPPORTED`` for any other, logged. A bad pointer inside a
+reference kernel is a sticky ``CUDA_ERROR_ILLEGAL_ADDRESS``, as a fault is on a GPU.
+
 *Deliberate simplifications*: every resource belongs to the VM rather than to a context (contexts are
-bookkeeping; no call needs a current one, and releasing or destroying a context frees nothing); a
-device-side fault is not sticky here.
+bookkeeping; no call needs a current one, and releasing or destroying a context frees nothing).
 """
 
 from __future__ import annotations
@@ -70,9 +74,15 @@ from protocol.models import (
     EventElapsedResult,
     EventRecordArgs,
     FlagsArgs,
+    FuncArgs,
+    FuncParamInfoArgs,
+    FuncParamInfoResult,
+    FuncParamLayoutResult,
+    FunctionResult,
     GemmBatchedExArgs,
     GemmExArgs,
     GemmStridedBatchedExArgs,
+    GlobalResult,
     GranularityArgs,
     GranularityResult,
     GraphArgs,
@@ -82,6 +92,7 @@ from protocol.models import (
     GraphLaunchArgs,
     GraphResult,
     I32Result,
+    LaunchKernelArgs,
     MemAllocArgs,
     MemcpyDtoDArgs,
     MemcpyDtoHArgs,
@@ -97,6 +108,8 @@ from protocol.models import (
     MemsetD16Args,
     MemsetD32Args,
     MemUnmapArgs,
+    ModuleArgs,
+    ModuleLoadResult,
     NoArgs,
     NoResult,
     SgemmArgs,
@@ -107,9 +120,11 @@ from protocol.models import (
 
 from ._base import AllocationMap, CallIO, DeviceConfig, Executor, HandleTable
 from ._errors import CudaError
+from ._kernels import LaunchDims, reference_kernel
 from ._sim_blas import ITEMSIZE, GemmShape, check_gemm_types, gemm, gemm_ranges
 from ._sim_graph import Capture, EventState, Graph, GraphExec, StreamState
 from ._sim_memory import Bytes, DeviceMemory
+from ._sim_modules import SimModules, symbol_name
 
 __all__ = ["SimExecutor", "device_attributes"]
 
@@ -125,6 +140,11 @@ _CTX_FLAGS: Final = 0xFF
 _GRAPH_INSTANTIATE_FLAGS: Final = 0x1 | 0x2 | 0x8  # AUTO_FREE_ON_LAUNCH, UPLOAD, USE_NODE_PRIORITY
 _CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION: Final = 0x10
 _RELAXED = StreamCaptureMode.CU_STREAM_CAPTURE_MODE_RELAXED
+#: the device limits a launch is checked against (compute capability 7.0 and newer)
+MAX_THREADS_PER_BLOCK: Final = 1024
+MAX_BLOCK_DIM: Final = (1024, 1024, 64)
+MAX_GRID_DIM: Final = (2**31 - 1, 65535, 65535)
+MAX_SHARED_PER_BLOCK: Final = 48 * 1024
 
 
 def _parse_pci(bus_id: str) -> tuple[int, int, int]:
@@ -166,6 +186,7 @@ class SimExecutor(Executor):
         self.config = config
         self._clock = clock  # nanoseconds, for event timestamps
         self.memory = DeviceMemory(config.total_memory, memory_quota)
+        self.modules = SimModules(self.memory)
         self._attributes = device_attributes(config)
         self._legacy = StreamState(0, 0)
         self._streams: HandleTable[StreamState] = HandleTable("stream")
@@ -234,6 +255,7 @@ class SimExecutor(Executor):
         self._ctx_stack.clear()
         self._primary = None
         self._primary_refs = 0
+        self.modules.clear()
         self.memory.close()
 
     # -- helpers ---------------------------------------------------------------------------------
@@ -644,6 +666,82 @@ class SimExecutor(Executor):
                                 f"cuEventElapsedTime: event {handle} has never been recorded")
             times.append(event.time_ns)
         return EventElapsedResult(milliseconds=float(np.float32((times[1] - times[0]) / 1e6)))
+
+    # -- modules and launch ----------------------------------------------------------------------
+
+    def module_load_data(self, args: NoArgs, io: CallIO) -> ModuleLoadResult:
+        handle, module = self.modules.load(io.inp)
+        log.debug("module loaded", module=handle, kind=module.image.kind, parts=module.image.parts,
+                  kernels=len(module.image.kernels), globals=len(module.image.globals))
+        return ModuleLoadResult(module=handle)
+
+    def module_unload(self, args: ModuleArgs, io: CallIO) -> NoResult:
+        self.modules.unload(args.module)
+        return NoResult()
+
+    def module_get_function(self, args: ModuleArgs, io: CallIO) -> FunctionResult:
+        name = symbol_name(io.inp, "cuModuleGetFunction")
+        return FunctionResult(function=self.modules.function(args.module, name))
+
+    def module_get_global(self, args: ModuleArgs, io: CallIO) -> GlobalResult:
+        ptr, size = self.modules.global_(args.module, symbol_name(io.inp, "cuModuleGetGlobal"))
+        return GlobalResult(dptr=ptr, bytes=size)
+
+    def func_get_param_info(self, args: FuncParamInfoArgs, io: CallIO) -> FuncParamInfoResult:
+        params = self.modules.functions.get(args.function).kernel.params
+        if args.index >= len(params):
+            raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE,
+                            f"cuFuncGetParamInfo: index {args.index}, the kernel has "
+                            f"{len(params)} parameters")
+        param = params[args.index]
+        return FuncParamInfoResult(offset=param.offset, size=param.size)
+
+    def func_get_param_layout(self, args: FuncArgs, io: CallIO) -> FuncParamLayoutResult:
+        """Writes as many (offset, size) pairs as fit ``out_cap``; ``count`` is always the total."""
+        kernel = self.modules.functions.get(args.function).kernel
+        fit = min(len(kernel.params), len(io.out) // 8)
+        if fit:
+            pairs = np.array([(p.offset, p.size) for p in kernel.params[:fit]], dtype="<u4")
+            io.out[:8 * fit] = pairs.tobytes()
+            io.out_len = 8 * fit
+        return FuncParamLayoutResult(count=len(kernel.params), param_bytes=kernel.param_bytes)
+
+    @staticmethod
+    def _check_launch(args: LaunchKernelArgs) -> LaunchDims:
+        block = (args.block_x, args.block_y, args.block_z)
+        grid = (args.grid_x, args.grid_y, args.grid_z)
+        threads = block[0] * block[1] * block[2]
+        if threads > MAX_THREADS_PER_BLOCK or any(d > m for d, m in zip(block, MAX_BLOCK_DIM, strict=True)):
+            raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE,
+                            f"cuLaunchKernel: block {block} ({threads} threads) exceeds the device's limits "
+                            f"{MAX_BLOCK_DIM}, {MAX_THREADS_PER_BLOCK} threads")
+        if any(d > m for d, m in zip(grid, MAX_GRID_DIM, strict=True)):
+            raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE,
+                            f"cuLaunchKernel: grid {grid} exceeds the device's limits {MAX_GRID_DIM}")
+        if args.shared_mem_bytes > MAX_SHARED_PER_BLOCK:
+            raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE,
+                            f"cuLaunchKernel: {args.shared_mem_bytes} bytes of dynamic shared memory, the "
+                            f"limit is {MAX_SHARED_PER_BLOCK}")
+        return LaunchDims(grid, block, args.shared_mem_bytes)
+
+    def launch_kernel(self, args: LaunchKernelArgs, io: CallIO) -> NoResult:
+        function = self.modules.functions.get(args.function)
+        kernel = function.kernel
+        dims = self._check_launch(args)
+        if len(io.inp) < kernel.param_bytes:
+            raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE,
+                            f"cuLaunchKernel: the parameter block has {len(io.inp)} bytes, {kernel.name} "
+                            f"takes {kernel.param_bytes}")
+        impl = reference_kernel(kernel.name)
+        if impl is None:
+            raise CudaError(CUresult.CUDA_ERROR_NOT_SUPPORTED,
+                            f"cuLaunchKernel: the sim backend has no reference implementation of "
+                            f"{kernel.name!r}; it runs only the kernels in executor/_kernels.py")
+        self._stream_work(args.stream, io, "cuLaunchKernel")
+        params = bytes(io.inp[:kernel.param_bytes])  # the payload is the guest's again once we return
+        symbols = self.modules.symbols(function)
+        self.enqueue(args.stream, lambda: impl(self.memory, dims, params, symbols), "cuLaunchKernel")
+        return NoResult()
 
     # -- cuBLAS --------------------------------------------------------------------------------------
 

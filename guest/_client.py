@@ -276,51 +276,52 @@ class GuestClient:
             raise CudaCallError(name, result.status, result.flags)
         return result
 
-    def _value(self, name: str, field: str, args: WireModel | None = None, **kwargs: Any) -> Any:
+    def value(self, name: str, field: str, args: WireModel | None = None, **kwargs: Any) -> Any:
         result = self.checked(name, args, **kwargs).result
         return getattr(result, field)
 
-    def _args(self, name: str, **values: Any) -> WireModel:
+    def args(self, name: str, **values: Any) -> WireModel:
+        """The validated argument model of call ``name``."""
         return CALLS_BY_NAME[name].args(**values)
 
     # -- driver-API-shaped helpers -----------------------------------------------------------------
 
     def init(self) -> None:
-        self.checked("init", self._args("init", flags=0))
+        self.checked("init", self.args("init", flags=0))
 
     def device_count(self) -> int:
-        return int(self._value("device_get_count", "value"))
+        return int(self.value("device_get_count", "value"))
 
     def device_name(self, device: int = 0) -> str:
-        out = self.checked("device_get_name", self._args("device_get_name", device=device), out_cap=256).out
+        out = self.checked("device_get_name", self.args("device_get_name", device=device), out_cap=256).out
         return out.split(b"\0", 1)[0].decode()
 
     def device_attribute(self, attrib: int, device: int = 0) -> int:
-        return int(self._value("device_get_attribute", "value",
-                               self._args("device_get_attribute", attrib=attrib, device=device)))
+        return int(self.value("device_get_attribute", "value",
+                               self.args("device_get_attribute", attrib=attrib, device=device)))
 
     def device_total_mem(self, device: int = 0) -> int:
-        return int(self._value("device_total_mem", "bytes", self._args("device_total_mem", device=device)))
+        return int(self.value("device_total_mem", "bytes", self.args("device_total_mem", device=device)))
 
     def mem_get_info(self) -> tuple[int, int]:
         result = self.checked("mem_get_info").result
         return int(result.free), int(result.total)  # type: ignore[union-attr]
 
     def mem_alloc(self, size: int) -> int:
-        return int(self._value("mem_alloc", "dptr", self._args("mem_alloc", bytesize=size)))
+        return int(self.value("mem_alloc", "dptr", self.args("mem_alloc", bytesize=size)))
 
     def mem_free(self, dptr: int) -> None:
-        self.checked("mem_free", self._args("mem_free", dptr=dptr))
+        self.checked("mem_free", self.args("mem_free", dptr=dptr))
 
     def memset_d8(self, dst: int, value: int, count: int, stream: int = 0,
                   asynchronous: bool = False) -> None:
-        self.checked("memset_d8", self._args("memset_d8", dst=dst, count=count, value=value, stream=stream),
+        self.checked("memset_d8", self.args("memset_d8", dst=dst, count=count, value=value, stream=stream),
                      asynchronous=asynchronous)
 
     def memset_d32(self, dst: int, value: int, count: int, stream: int = 0,
                    asynchronous: bool = False) -> None:
         self.checked("memset_d32",
-                     self._args("memset_d32", dst=dst, count=count, value=value, stream=stream),
+                     self.args("memset_d32", dst=dst, count=count, value=value, stream=stream),
                      asynchronous=asynchronous)
 
     def memcpy_htod(self, dst: int, data: bytes | bytearray | memoryview, stream: int = 0,
@@ -329,7 +330,7 @@ class GuestClient:
         chunks = plan_chunks(len(view), self.chunk)
         for i, (off, length) in enumerate(chunks):
             last = i == len(chunks) - 1
-            self.checked("memcpy_htod", self._args("memcpy_htod", dst=dst + off, stream=stream),
+            self.checked("memcpy_htod", self.args("memcpy_htod", dst=dst + off, stream=stream),
                          data=view[off:off + length], asynchronous=asynchronous or not last,
                          chunk_more=not last)
 
@@ -337,49 +338,49 @@ class GuestClient:
         parts = []
         for off, length in plan_chunks(count, self.chunk):
             parts.append(self.checked(
-                "memcpy_dtoh", self._args("memcpy_dtoh", src=src + off, count=length, stream=stream),
+                "memcpy_dtoh", self.args("memcpy_dtoh", src=src + off, count=length, stream=stream),
                 out_cap=length).out)
         return b"".join(parts)
 
     def memcpy_dtod(self, dst: int, src: int, count: int, stream: int = 0,
                     asynchronous: bool = False) -> None:
         self.checked("memcpy_dtod",
-                     self._args("memcpy_dtod", dst=dst, src=src, count=count, stream=stream),
+                     self.args("memcpy_dtod", dst=dst, src=src, count=count, stream=stream),
                      asynchronous=asynchronous)
 
     def ctx_synchronize(self) -> None:
         self.checked("ctx_synchronize")
 
     def stream_create(self, flags: int = 0) -> int:
-        return int(self._value("stream_create", "stream", self._args("stream_create", flags=flags)))
+        return int(self.value("stream_create", "stream", self.args("stream_create", flags=flags)))
 
     def stream_destroy(self, stream: int) -> None:
-        self.checked("stream_destroy", self._args("stream_destroy", stream=stream))
+        self.checked("stream_destroy", self.args("stream_destroy", stream=stream))
 
     def stream_synchronize(self, stream: int) -> None:
-        self.checked("stream_synchronize", self._args("stream_synchronize", stream=stream))
+        self.checked("stream_synchronize", self.args("stream_synchronize", stream=stream))
 
     def stream_wait_event(self, stream: int, event: int) -> None:
         self.checked("stream_wait_event",
-                     self._args("stream_wait_event", stream=stream, event=event, flags=0),
+                     self.args("stream_wait_event", stream=stream, event=event, flags=0),
                      asynchronous=True)
 
     def event_create(self, flags: int = 0) -> int:
-        return int(self._value("event_create", "event", self._args("event_create", flags=flags)))
+        return int(self.value("event_create", "event", self.args("event_create", flags=flags)))
 
     def event_destroy(self, event: int) -> None:
-        self.checked("event_destroy", self._args("event_destroy", event=event))
+        self.checked("event_destroy", self.args("event_destroy", event=event))
 
     def event_record(self, event: int, stream: int = 0) -> None:
-        self.checked("event_record", self._args("event_record", event=event, stream=stream),
+        self.checked("event_record", self.args("event_record", event=event, stream=stream),
                      asynchronous=True)
 
     def event_synchronize(self, event: int) -> None:
-        self.checked("event_synchronize", self._args("event_synchronize", event=event))
+        self.checked("event_synchronize", self.args("event_synchronize", event=event))
 
     def event_elapsed_ms(self, start: int, end: int) -> float:
-        return float(self._value("event_elapsed_time", "milliseconds",
-                                 self._args("event_elapsed_time", start=start, end=end)))
+        return float(self.value("event_elapsed_time", "milliseconds",
+                                 self.args("event_elapsed_time", start=start, end=end)))
 
     def nop(self) -> None:
         self.checked("nop")
