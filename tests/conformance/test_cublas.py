@@ -1,0 +1,118 @@
+"""cuBLAS through the rings: column-major GEMMs with transposes, alpha/beta, types, and batches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from guest import GuestClient
+from protocol import CublasComputeType, CublasStatus, CudaDataType
+
+from ._util import gemm_ex
+
+F32 = npt.NDArray[np.float32]
+_NUMPY = {CudaDataType.CUDA_R_32F: np.float32, CudaDataType.CUDA_R_16F: np.float16}
+
+
+def put(gpu: GuestClient, matrix: npt.NDArray[Any]) -> int:
+    """Upload ``matrix`` column-major (as cuBLAS reads it)."""
+    raw = np.asfortranarray(matrix).tobytes(order="F")
+    ptr = gpu.mem_alloc(len(raw))
+    gpu.memcpy_htod(ptr, raw)
+    return ptr
+
+
+def get(gpu: GuestClient, ptr: int, rows: int, cols: int) -> F32:
+    raw = gpu.memcpy_dtoh(ptr, 4 * rows * cols)
+    return np.frombuffer(raw, dtype=np.float32).reshape((rows, cols), order="F")
+
+
+@pytest.fixture
+def blas(gpu: GuestClient) -> int:
+    return int(gpu.value("cublas_create", "handle"))
+
+
+@pytest.mark.parametrize(("transa", "transb"), [(0, 0), (1, 0), (0, 1), (1, 1)])
+def test_sgemm_with_transposes_alpha_and_beta(gpu: GuestClient, blas: int, transa: int, transb: int) -> None:
+    m, n, k = 33, 17, 65
+    rng = np.random.default_rng(transa * 2 + transb)
+    a = rng.standard_normal((k, m) if transa else (m, k), dtype=np.float32)
+    b = rng.standard_normal((n, k) if transb else (k, n), dtype=np.float32)
+    c = rng.standard_normal((m, n), dtype=np.float32)
+    pa, pb, pc = put(gpu, a), put(gpu, b), put(gpu, c)
+    args = gpu.args("cublas_sgemm", handle=blas, transa=transa, transb=transb, m=m, n=n, k=k, alpha=0.5,
+                    a=pa, lda=a.shape[0], b=pb, ldb=b.shape[0], beta=2.0, c=pc, ldc=m)
+    gpu.checked("cublas_sgemm", args)
+    expected = 0.5 * ((a.T if transa else a) @ (b.T if transb else b)) + 2.0 * c
+    np.testing.assert_allclose(get(gpu, pc, m, n), expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [CudaDataType.CUDA_R_32F, CudaDataType.CUDA_R_16F])
+def test_gemm_ex_accumulates_in_f32(gpu: GuestClient, blas: int, dtype: CudaDataType) -> None:
+    m, n, k = 64, 48, 128
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal((m, k)).astype(_NUMPY[dtype])
+    b = rng.standard_normal((k, n)).astype(_NUMPY[dtype])
+    pc = gpu.mem_alloc(4 * m * n)
+    assert gemm_ex(gpu, blas, m, n, k, put(gpu, a), put(gpu, b), pc, dtype=dtype, asynchronous=False) == 0
+    expected = a.astype(np.float32) @ b.astype(np.float32)
+    np.testing.assert_allclose(get(gpu, pc, m, n), expected, rtol=2e-3, atol=2e-3)
+
+
+def test_bf16_inputs(gpu: GuestClient, blas: int) -> None:
+    m = n = k = 32
+    rng = np.random.default_rng(9)
+    a32, b32 = rng.standard_normal((m, k), dtype=np.float32), rng.standard_normal((k, n), dtype=np.float32)
+
+    def bf16(x: F32) -> tuple[npt.NDArray[np.uint16], F32]:
+        bits = (np.asfortranarray(x).view(np.uint32) >> 16).astype(np.uint16)  # truncation is a valid bf16
+        return bits, (bits.astype(np.uint32) << 16).view(np.float32)
+
+    (abits, a), (bbits, b) = bf16(a32), bf16(b32)
+    pa, pb, pc = gpu.mem_alloc(2 * m * k), gpu.mem_alloc(2 * k * n), gpu.mem_alloc(4 * m * n)
+    gpu.memcpy_htod(pa, abits.tobytes(order="F"))
+    gpu.memcpy_htod(pb, bbits.tobytes(order="F"))
+    assert gemm_ex(gpu, blas, m, n, k, pa, pb, pc, dtype=CudaDataType.CUDA_R_16BF, asynchronous=False) == 0
+    np.testing.assert_allclose(get(gpu, pc, m, n), a @ b, rtol=1e-3, atol=1e-3)
+
+
+def test_strided_and_pointer_array_batches(gpu: GuestClient, blas: int) -> None:
+    m, n, k, batch = 8, 6, 10, 3
+    rng = np.random.default_rng(11)
+    a = rng.standard_normal((batch, m, k), dtype=np.float32)
+    b = rng.standard_normal((batch, k, n), dtype=np.float32)
+    pa = put(gpu, np.concatenate([x.reshape(-1, order="F") for x in a]))
+    pb = put(gpu, np.concatenate([x.reshape(-1, order="F") for x in b]))
+    pc = gpu.mem_alloc(4 * batch * m * n)
+    f32, compute = CudaDataType.CUDA_R_32F, CublasComputeType.CUBLAS_COMPUTE_32F
+    gpu.checked("cublas_gemm_strided_batched_ex", gpu.args(
+        "cublas_gemm_strided_batched_ex", handle=blas, transa=0, transb=0, m=m, n=n, k=k, alpha=1.0,
+        a=pa, a_type=f32, lda=m, stride_a=m * k, b=pb, b_type=f32, ldb=k, stride_b=k * n, beta=0.0, c=pc,
+        c_type=f32, ldc=m, stride_c=m * n, batch_count=batch, compute_type=compute, algo=-1))
+    for i in range(batch):
+        np.testing.assert_allclose(get(gpu, pc + 4 * i * m * n, m, n), a[i] @ b[i], rtol=1e-4, atol=1e-4)
+    # the same through arrays of device pointers, into a second output
+    pc2 = gpu.mem_alloc(4 * batch * m * n)
+    arrays = [put(gpu, np.array([base + 4 * i * size for i in range(batch)], dtype=np.uint64))
+              for base, size in ((pa, m * k), (pb, k * n), (pc2, m * n))]
+    gpu.checked("cublas_gemm_batched_ex", gpu.args(
+        "cublas_gemm_batched_ex", handle=blas, transa=0, transb=0, m=m, n=n, k=k, alpha=1.0, a=arrays[0],
+        a_type=f32, lda=m, b=arrays[1], b_type=f32, ldb=k, beta=0.0, c=arrays[2], c_type=f32, ldc=m,
+        batch_count=batch, compute_type=compute, algo=-1))
+    assert gpu.memcpy_dtoh(pc2, 4 * batch * m * n) == gpu.memcpy_dtoh(pc, 4 * batch * m * n)
+
+
+def test_handle_stream_math_mode_and_errors(gpu: GuestClient, blas: int) -> None:
+    stream = gpu.stream_create()
+    gpu.checked("cublas_set_stream", gpu.args("cublas_set_stream", handle=blas, stream=stream))
+    gpu.checked("cublas_set_math_mode", gpu.args("cublas_set_math_mode", handle=blas, mode=0))
+    outside = gpu.mem_alloc(256)
+    # C runs past its allocation: refused before any arithmetic
+    status = gemm_ex(gpu, blas, 64, 64, 1, outside, outside, outside, asynchronous=False)
+    assert status != 0
+    gpu.checked("cublas_destroy", gpu.args("cublas_destroy", handle=blas))
+    status = gpu.call("cublas_set_stream", gpu.args("cublas_set_stream", handle=blas, stream=0)).status
+    assert status == CublasStatus.CUBLAS_STATUS_NOT_INITIALIZED
