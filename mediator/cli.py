@@ -40,6 +40,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     config, path = _load(args.config)
     configure_logging(config.mediator.log_level)
+    if config.mediator.backend == "cuda":
+        from executor import cuda_available
+
+        usable, why = cuda_available()
+        if not usable:  # fail at start, not at the first VM's attach
+            print(f"vgpu-mediator: backend = \"cuda\" is configured but cannot run here: {why}; "
+                  'use backend = "auto" or "sim"', file=sys.stderr)
+            return 3
     return int(_run_loop(Daemon(config, path).run()))
 
 
