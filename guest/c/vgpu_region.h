@@ -1,7 +1,7 @@
 /*
  * The region's wire layout as the transport core uses it (protocol/_layout.py, protocol/_frames.py).
- * Private to libvgpu_transport. Where the generated protocol/include/vgpu_protocol.h is present,
- * vgpu_transport.c checks these numbers against it at compile time.
+ * Private to libvgpu_transport; vgpu_transport.c checks these numbers against the generated
+ * protocol/include/vgpu_protocol.h at compile time.
  */
 #ifndef VGPU_REGION_H
 #define VGPU_REGION_H

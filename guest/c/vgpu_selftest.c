@@ -19,15 +19,7 @@
 
 #include "vgpu_transport.h"
 
-#if defined(__has_include)
-#if __has_include("vgpu_protocol.h")
 #include "vgpu_protocol.h"
-#else
-#include "vgpu_calls.h"
-#endif
-#else
-#include "vgpu_calls.h"
-#endif
 
 #define CUDA_ERROR_INVALID_VALUE 1u
 #define COMPLETE_LATCHED 2u

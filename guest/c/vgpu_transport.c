@@ -25,12 +25,7 @@
 
 #include "transport_internal.h"
 
-#if defined(__has_include)
-#if __has_include("vgpu_protocol.h")
 #include "vgpu_protocol.h"
-#define VT_HAVE_PROTOCOL_H 1
-#endif
-#endif
 
 static _Thread_local char vt_error[256] = "no error";
 
@@ -98,7 +93,6 @@ static uint64_t now_ns(void)
 
 static int is_pow2(uint64_t v) { return v && !(v & (v - 1)); }
 
-#ifdef VT_HAVE_PROTOCOL_H
 /* The generated header and this library must agree; a mismatch fails the build, not a guest. */
 _Static_assert(sizeof(struct vgpu_sqe) == VR_SQE_SIZE, "SQE size differs from vgpu_protocol.h");
 _Static_assert(sizeof(struct vgpu_cqe) == VR_CQE_SIZE, "CQE size differs from vgpu_protocol.h");
@@ -115,7 +109,6 @@ _Static_assert(VGPU_CALL_MEMCPY_HTOD == VR_CALL_MEMCPY_HTOD && VGPU_CALL_MEMCPY_
 _Static_assert(sizeof(struct vgpu_args_memcpy_htod) == sizeof(struct vr_args_memcpy_htod) &&
                sizeof(struct vgpu_args_memcpy_dtoh) == sizeof(struct vr_args_memcpy_dtoh),
                "memcpy argument structs differ from vgpu_protocol.h");
-#endif
 
 /* -- lifetime ---------------------------------------------------------------------------------- */
 
