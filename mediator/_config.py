@@ -14,6 +14,16 @@
     name = "vGPU Simulated H100"
     total_memory = "16GiB"
 
+    [mqtt]                                  # fleet telemetry and control (off by default)
+    enabled = true
+    host = "broker.example"
+    topic_prefix = "vgpu"
+
+    [metrics]                               # Prometheus endpoint (off by default)
+    enabled = true
+    bind = "127.0.0.1"
+    port = 9464
+
     [[vm]]
     id = 1
     name = "vm1"
@@ -30,8 +40,8 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 __all__ = [
-    "ConfigError", "DeviceSection", "MediatorConfig", "MediatorSection", "VmConfig", "load_config",
-    "parse_config", "parse_size",
+    "ConfigError", "DeviceSection", "MediatorConfig", "MediatorSection", "MetricsSection", "MqttSection",
+    "VmConfig", "load_config", "parse_config", "parse_size",
 ]
 
 _UNITS = {"": 1, "b": 1, "k": 1024, "kib": 1024, "m": 1024**2, "mib": 1024**2, "g": 1024**3,
@@ -106,9 +116,43 @@ class VmConfig(_Section):
     trace: bool = False  # trace this VM's calls from the start
 
 
+class MqttSection(_Section):
+    """Fleet telemetry and control over MQTT (``aiomqtt``); off unless ``enabled``."""
+
+    enabled: bool = False
+    host: str = "localhost"
+    port: int = Field(default=1883, ge=1, le=65535)
+    tls: bool = False
+    ca_file: Path | None = None  # TLS trust anchors (default: the system's)
+    username: str | None = None
+    password_file: Path | None = None  # read at connect time, so rotating it needs no reload
+    topic_prefix: str = Field(default="vgpu", pattern=r"^[^#+]+$")
+    host_name: str | None = Field(default=None, pattern=r"^[^/#+]+$")  # default: the machine's hostname
+    status_interval_s: float = Field(default=10.0, gt=0)
+    keepalive_s: int = Field(default=30, ge=5)
+    queue_limit: int = Field(default=1000, ge=10)  # outgoing messages kept while the broker is away
+    error_burst: int = Field(default=100, ge=1)  # errors within one status interval that make an event
+
+    @model_validator(mode="after")
+    def _credentials(self) -> Self:
+        if self.password_file is not None and self.username is None:
+            raise ValueError("password_file needs a username")
+        return self
+
+
+class MetricsSection(_Section):
+    """A Prometheus text endpoint; off unless ``enabled``; localhost unless told otherwise."""
+
+    enabled: bool = False
+    bind: str = "127.0.0.1"
+    port: int = Field(default=9464, ge=0, le=65535)  # 0: any free port (tests)
+
+
 class MediatorConfig(_Section):
     mediator: MediatorSection = MediatorSection()
     device: DeviceSection = DeviceSection()
+    mqtt: MqttSection = MqttSection()
+    metrics: MetricsSection = MetricsSection()
     vm: list[VmConfig] = []
 
     @model_validator(mode="after")

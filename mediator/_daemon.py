@@ -16,7 +16,7 @@ import signal
 import socket
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -25,6 +25,10 @@ from executor import resolve_backend
 from ._config import ConfigError, MediatorConfig, load_config
 from ._notify import notify, watchdog_interval
 from ._vm import VmEndpoint
+
+if TYPE_CHECKING:
+    from ._metrics import MetricsServer
+    from ._mqtt import MqttLink
 
 __all__ = ["Daemon"]
 
@@ -40,6 +44,9 @@ class Daemon:
         self._stop = asyncio.Event()
         self._control: asyncio.Server | None = None
         self.backend, self.backend_reason = resolve_backend(config.mediator.backend)
+        self.mqtt: MqttLink | None = None
+        self.metrics: MetricsServer | None = None
+        self._extras: list[asyncio.Task[None]] = []
 
     # -- run ------------------------------------------------------------------------------------
 
@@ -54,6 +61,7 @@ class Daemon:
             endpoint = VmEndpoint(vm, self.config)
             await endpoint.start()
             self.endpoints[vm.id] = endpoint
+        await self._start_extras()  # before the control socket: a status request sees them running
         await self._start_control()
         notify("READY=1")
         self._notify_status()
@@ -63,6 +71,7 @@ class Daemon:
         log.info("mediator stopping: draining sessions")
         watchdog.cancel()
         await asyncio.gather(*(e.stop() for e in self.endpoints.values()), return_exceptions=True)
+        await self._stop_extras()
         if self._control is not None:
             self._control.close()
             await self._control.wait_closed()
@@ -70,6 +79,33 @@ class Daemon:
                 self.config.mediator.control_path.unlink()
         log.info("mediator stopped")
         return 0
+
+    async def _start_extras(self) -> None:
+        """MQTT and metrics: optional, and never in the way of serving VMs (their failures are logged)."""
+        if self.config.mqtt.enabled:
+            from ._mqtt import MqttLink
+
+            self.mqtt = MqttLink(self.config.mqtt, self.status, self.handle)
+            self._extras.append(asyncio.create_task(self.mqtt.run(), name="mqtt"))
+        if self.config.metrics.enabled:
+            from ._metrics import MetricsServer
+
+            self.metrics = MetricsServer(self.config.metrics, self.status)
+            try:
+                await self.metrics.start()
+            except OSError as exc:
+                log.error("metrics endpoint could not start; serving VMs without it",
+                          bind=self.config.metrics.bind, port=self.config.metrics.port, error=str(exc))
+                self.metrics = None
+
+    async def _stop_extras(self) -> None:
+        if self.mqtt is not None:
+            await self.mqtt.goodbye()
+        for task in self._extras:
+            task.cancel()
+        await asyncio.gather(*self._extras, return_exceptions=True)
+        if self.metrics is not None:
+            await self.metrics.stop()
 
     def request_stop(self, why: str = "requested") -> None:
         log.info("stop requested", signal=why)
@@ -184,6 +220,15 @@ class Daemon:
             records, next_index = ring.read(after, int(limit) if limit else None) if ring else ([], 0)
             return {"ok": True, "vm": endpoint.vm.name, "tracing": endpoint.tracing,
                     "next": next_index, "records": [r.as_dict() for r in records]}
+        if cmd == "reset":
+            endpoint = self._endpoint(request["vm"])
+            if endpoint is None or endpoint.session is None:
+                return {"ok": False, "error": f"VM {request['vm']!r} is not attached"}
+            try:
+                endpoint.session.reset("reset by operator")
+            except RuntimeError as exc:
+                return {"ok": False, "error": str(exc)}
+            return {"ok": True}
         if cmd == "detach":
             endpoint = self._endpoint(request["vm"])
             if endpoint is None or endpoint.session is None:
@@ -208,6 +253,10 @@ class Daemon:
                 "backend_reason": self.backend_reason,
                 "vms": len(vms),
                 "attached": sum(1 for v in vms if v["connected"]),
+                "mqtt": self.mqtt.describe() if self.mqtt is not None else {"state": "disabled"},
+                "metrics": ({"bind": self.config.metrics.bind, "port": self.metrics.port,
+                             "scrapes": self.metrics.scrapes}
+                            if self.metrics is not None else {"state": "disabled"}),
             },
             "vms": vms,
         }

@@ -44,12 +44,13 @@ from protocol import (
     encode_result,
 )
 
-from ._stats import WorkerCounters
+from ._stats import LATENCY_BUCKETS, WorkerCounters
 
 __all__ = ["RingServer", "TraceHook"]
 
 _ASYNC: Final = int(SubmitFlags.ASYNC)
 _HTOD: Final = CALLS_BY_NAME["memcpy_htod"].call_id
+_LAST_BUCKET: Final = LATENCY_BUCKETS - 1
 _DTOH: Final = CALLS_BY_NAME["memcpy_dtoh"].call_id
 _EMPTY: Final = memoryview(b"")
 
@@ -103,7 +104,7 @@ class RingServer:
         counters.calls += 1
         is_async = bool(sub.flags & _ASYNC)
         spec = CALLS.get(sub.call_id)
-        started = time.perf_counter_ns() if self.trace is not None else 0
+        started = time.perf_counter_ns()
         results = b""
         out_len = 0
         flags = 0
@@ -162,8 +163,11 @@ class RingServer:
         else:
             self.cq.push(seq=sub.seq, call_id=sub.call_id, status=status, results=results,
                          out_len=out_len, flags=flags)
+        duration = time.perf_counter_ns() - started
+        counters.latency_sum_ns += duration
+        counters.latency[min((duration >> 10).bit_length(), _LAST_BUCKET)] += 1
         if self.trace is not None:
-            self.trace(sub, name, status, time.perf_counter_ns() - started)
+            self.trace(sub, name, status, duration)
 
     # -- errors -------------------------------------------------------------------------------
 

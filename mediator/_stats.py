@@ -9,17 +9,31 @@ from __future__ import annotations
 import mmap
 import os
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
-__all__ = ["STATS_SIZE", "StatsBlock", "WorkerCounters"]
+__all__ = ["LATENCY_BUCKETS", "STATS_SIZE", "StatsBlock", "WorkerCounters", "latency_bucket",
+           "latency_bounds_s"]
 
 _FIELDS: Final = (
     "calls", "errors", "protocol_errors", "async_calls", "bytes_htod", "bytes_dtoh",
     "memory_used", "heartbeat_ns", "sleeps", "wakeups", "pid", "latched_errors",
 )
-_STRUCT: Final = struct.Struct("<" + "Q" * len(_FIELDS))
+#: call latency histogram: bucket i counts calls served in [2**(i-1), 2**i) × 1.024 µs (bucket 0: less
+#: than 1.024 µs), the last one everything slower; one shift and bit_length per call on the hot path
+LATENCY_BUCKETS: Final = 24
+_STRUCT: Final = struct.Struct("<" + "Q" * (len(_FIELDS) + 1 + LATENCY_BUCKETS))
 STATS_SIZE: Final = 4096
+
+
+def latency_bucket(duration_ns: int) -> int:
+    """The histogram bucket of one call's service time."""
+    return min(max((duration_ns >> 10).bit_length(), 0), LATENCY_BUCKETS - 1)
+
+
+def latency_bounds_s() -> list[float]:
+    """Each bucket's upper bound in seconds (the last is +Inf)."""
+    return [(1 << (10 + i)) / 1e9 for i in range(LATENCY_BUCKETS - 1)] + [float("inf")]
 
 
 @dataclass(slots=True)
@@ -36,6 +50,8 @@ class WorkerCounters:
     wakeups: int = 0
     pid: int = 0
     latched_errors: int = 0
+    latency_sum_ns: int = 0
+    latency: list[int] = field(default_factory=lambda: [0] * LATENCY_BUCKETS)
 
     def as_dict(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in _FIELDS}
@@ -55,10 +71,16 @@ class StatsBlock:
         return cls(fd)
 
     def write(self, counters: WorkerCounters) -> None:
-        _STRUCT.pack_into(self._map, 0, *(getattr(counters, n) for n in _FIELDS))
+        _STRUCT.pack_into(self._map, 0, *(getattr(counters, n) for n in _FIELDS), counters.latency_sum_ns,
+                          *counters.latency)
 
     def read(self) -> WorkerCounters:
-        return WorkerCounters(*_STRUCT.unpack_from(self._map, 0))
+        values = _STRUCT.unpack_from(self._map, 0)
+        fixed = len(_FIELDS)
+        counters = WorkerCounters(*values[:fixed])
+        counters.latency_sum_ns = values[fixed]
+        counters.latency = list(values[fixed + 1:])
+        return counters
 
     def close(self) -> None:
         self._map.close()

@@ -26,6 +26,7 @@ import structlog
 from protocol import DeviceState, HeaderField, Region, lay_out_region
 
 from ._config import MediatorConfig, VmConfig
+from ._events import EVENTS
 from ._ivshmem import HOST_PEER_ID, send_handshake
 from ._session import SessionState, SessionStateMachine
 from ._stats import StatsBlock, WorkerCounters
@@ -81,6 +82,7 @@ class VmSession:
         self.tracing = tracing
         self.trace_ring = TraceRing.create(vm.name)
         self.restart_times: list[float] = []
+        self._reset_requested: str | None = None
         self.restarts = 0
         self.calls_before_restart = 0
         self.errors_before_restart = 0
@@ -156,6 +158,8 @@ class VmSession:
             self.fsm.transition(SessionState.SERVING)
             self.log.info("vm attached", pid=ready.get("pid"), backend=ready.get("backend"),
                           region_size=self.region_size)
+            EVENTS.publish("vm_attached", vm=self.vm.name, vm_id=self.vm.id, client=self.client_id,
+                           backend=ready.get("backend"))
             await self._serve()
         except (OSError, RuntimeError, TimeoutError) as exc:
             self.log.error("session failed", error=str(exc))
@@ -170,11 +174,14 @@ class VmSession:
             reason = await self._serve_one_worker()
             if not reason.startswith(("worker exited", "worker hung", "worker control")):
                 break
-            if not self._may_restart():
+            if self._reset_requested is not None:  # the operator's reset, not a failure
+                reason, self._reset_requested = self._reset_requested, None
+            elif not self._may_restart():
                 reason = f"{reason}; restart limit reached"
                 break
-            self.log.error("worker lost; restarting it", reason=reason)
-            await self._restart_worker()
+            else:
+                self.log.error("worker lost; restarting it", reason=reason)
+            await self._restart_worker(reason)
         broken = reason.startswith(("worker exited", "worker hung", "region broken", "worker control"))
         self.log.info("vm session ending", reason=reason)
         if broken:
@@ -190,7 +197,7 @@ class VmSession:
         self.restart_times.append(now)
         return True
 
-    async def _restart_worker(self) -> None:
+    async def _restart_worker(self, reason: str) -> None:
         """A fresh worker behind a fresh ring: RESETTING, new epoch, READY once it serves."""
         assert self._region is not None and self._map is not None and self.process is not None
         if self.process.returncode is None:
@@ -216,7 +223,8 @@ class VmSession:
         self._region.set_device_state(DeviceState.READY)
         os.eventfd_write(self.guest_irq_fd, 1)  # wake a guest that sleeps waiting for us
         self.log.warning("vm reset: worker restarted", epoch=epoch, pid=ready.get("pid"),
-                         restarts=self.restarts)
+                         restarts=self.restarts, reason=reason)
+        EVENTS.publish("vm_reset", vm=self.vm.name, vm_id=self.vm.id, epoch=epoch, reason=reason)
 
     async def _serve_one_worker(self) -> str:
         loop = asyncio.get_running_loop()
@@ -240,7 +248,8 @@ class VmSession:
                     return "worker control channel closed"
                 if message.get("event") == "broken":
                     return f"region broken: {message.get('reason')}"
-                self.log.info("worker event", **message)
+                details = {k: v for k, v in message.items() if k != "event"}
+                self.log.info("worker event", worker_event=message.get("event"), **details)
 
         async def watchdog() -> str:
             timeout_ns = int(self.config.mediator.worker_timeout_s * 1e9)
@@ -312,6 +321,8 @@ class VmSession:
         if self.fsm.state in (SessionState.DRAINING, SessionState.BROKEN):
             self.fsm.transition(SessionState.CLOSED)
         self.log.info("vm detached", state=self.fsm.state.value, reason=self.fsm.reason)
+        EVENTS.publish("vm_detached", vm=self.vm.name, vm_id=self.vm.id, state=self.fsm.state.value,
+                       reason=self.fsm.reason)
 
     def counters(self) -> WorkerCounters:
         """This worker's counters; calls and errors include the workers it replaced."""
@@ -321,6 +332,15 @@ class VmSession:
         counters.calls += self.calls_before_restart
         counters.errors += self.errors_before_restart
         return counters
+
+    def reset(self, reason: str) -> None:
+        """Replace the worker (fresh context, new epoch) as a crash would, but as a requested reset:
+        the guest sees RESETTING and starts over; the restart limit does not count it."""
+        if self.process is None or self.process.returncode is not None:
+            raise RuntimeError("no worker to reset")
+        self._reset_requested = reason
+        with contextlib.suppress(ProcessLookupError):
+            self.process.send_signal(signal.SIGKILL)
 
     async def set_tracing(self, enable: bool) -> None:
         self.tracing = enable
@@ -448,4 +468,6 @@ class VmEndpoint:
             "sleeps": counters.sleeps,
             "bytes_htod": counters.bytes_htod,
             "bytes_dtoh": counters.bytes_dtoh,
+            "latency_sum_ns": counters.latency_sum_ns,
+            "latency": counters.latency,
         }

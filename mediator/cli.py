@@ -65,7 +65,17 @@ def _human(n: int | None) -> str:
 def format_status(reply: dict[str, Any]) -> str:
     host = reply["host"]
     lines = [f"mediator pid {host['pid']}  backend {host['backend']}  up {host['uptime_s']} s  "
-             f"VMs attached {host['attached']}/{host['vms']}", ""]
+             f"VMs attached {host['attached']}/{host['vms']}"]
+    mqtt = host.get("mqtt", {"state": "disabled"})
+    if mqtt["state"] != "disabled":
+        error = f"  last error: {mqtt['last_error']}" if mqtt.get("last_error") else ""
+        lines.append(f"mqtt {mqtt['state']} to {mqtt['broker']}  connects {mqtt['connects']}  "
+                     f"queued {mqtt['queued']}  dropped {mqtt['dropped']}{error}")
+    metrics = host.get("metrics", {"state": "disabled"})
+    if metrics.get("state") != "disabled":
+        lines.append(f"metrics on http://{metrics['bind']}:{metrics['port']}/metrics  "
+                     f"scrapes {metrics['scrapes']}")
+    lines.append("")
     header = ("ID", "NAME", "STATE", "PID", "CALLS", "ERRORS", "CALLS/S", "MEMORY", "QUOTA")
     rows = [header]
     for vm in reply["vms"]:
