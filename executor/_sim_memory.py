@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -62,6 +63,10 @@ GRANULARITY = 2 << 20
 
 _READ = int(MemAccessFlags.CU_MEM_ACCESS_FLAGS_PROT_READ)
 _READWRITE = int(MemAccessFlags.CU_MEM_ACCESS_FLAGS_PROT_READWRITE)
+
+
+_FILL_DTYPES: Final[dict[int, np.dtype[np.unsignedinteger[Any]]]] = {
+    1: np.dtype("u1"), 2: np.dtype("<u2"), 4: np.dtype("<u4")}
 
 
 def _align_up(value: int, alignment: int) -> int:
@@ -443,7 +448,7 @@ class DeviceMemory:
         if dst % width:
             raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE,
                             f"cuMemsetD{width * 8} destination {dst:#x} is not {width}-byte aligned")
-        dtype = np.dtype({1: "u1", 2: "<u2", 4: "<u4"}[width])
+        dtype = _FILL_DTYPES[width]
         for view in self.segments(dst, count * width, write=True, what="destination"):
             view.view(dtype)[:] = value
 

@@ -77,7 +77,8 @@ class Worker:
     def __init__(self, spec: WorkerSpec) -> None:
         self.spec = spec
         self.log = structlog.get_logger("worker").bind(vm=spec.vm_name, pid=os.getpid())
-        self._map = mmap.mmap(spec.region_fd, spec.region_size)
+        # populated up front: a first touch per arena page would fault on every new payload offset
+        self._map = mmap.mmap(spec.region_fd, spec.region_size, flags=mmap.MAP_SHARED | mmap.MAP_POPULATE)
         self.region = Region(memoryview(self._map))
         self.stats = StatsBlock(spec.stats_fd)
         self.counters = WorkerCounters(pid=os.getpid())

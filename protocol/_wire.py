@@ -117,10 +117,7 @@ class StructLayout:
     fields: tuple[FieldLayout, ...]
     packer: struct.Struct
     size: int
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        return tuple(f.name for f in self.fields)
+    names: tuple[str, ...] = ()  # the fields' names, precomputed: the decoder zips them per frame
 
 
 def _wire_of(annotation: Any, metadata: list[Any]) -> tuple[Wire, type[IntEnum] | None]:
@@ -160,6 +157,6 @@ def layout_of(model: type[BaseModel]) -> StructLayout:
     if tail:
         fmt += f"{tail}x"
         offset += tail
-    layout = StructLayout(tuple(fields), struct.Struct(fmt), offset)
+    layout = StructLayout(tuple(fields), struct.Struct(fmt), offset, tuple(f.name for f in fields))
     _LAYOUTS[model] = layout
     return layout

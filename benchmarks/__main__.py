@@ -1,0 +1,184 @@
+"""``vgpu-bench``: start a mediator and guests, measure, and print each figure beside its floor.
+
+    vgpu-bench                 # the full run (a few minutes), a table
+    vgpu-bench --quick         # seconds: what CI's smoke test runs
+    vgpu-bench --json out.json --plots docs/img
+
+Floors come from the same run on the same machine (these machines are noisy): a raw ring ping-pong
+between two processes and an eventfd ping-pong for round trips, raw ring produce/consume for
+asynchronous streams, an in-process memcpy for copies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from guest import GuestClient
+from mediator._control_client import request
+from mediator._launcher import running_mediator
+
+from ._floors import eventfd_pingpong, memcpy_bandwidth, ring_pingpong, ring_throughput
+from ._mediator import async_throughput, bandwidth, multi_vm, sync_round_trips
+
+KIB, MIB = 1 << 10, 1 << 20
+FULL = {"rtt": 20_000, "async": 200_000, "sizes": [4 * KIB << (2 * i) for i in range(9)],  # 4 KiB..256 MiB
+        "vms": [1, 2, 4, 8], "seconds": 3.0}
+QUICK = {"rtt": 1_000, "async": 5_000, "sizes": [4 * KIB, 64 * KIB, MIB, 4 * MIB], "vms": [1, 2],
+         "seconds": 0.5}
+
+
+def percentiles(samples: list[int]) -> dict[str, float]:
+    ordered = sorted(samples)
+
+    def pick(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1000
+
+    return {"p50_us": pick(0.5), "p99_us": pick(0.99), "p999_us": pick(0.999),
+            "mean_us": statistics.fmean(ordered) / 1000}
+
+
+def run(plan: dict[str, Any], workdir: Path) -> dict[str, Any]:
+    for name in ("polling", "sleeping", "multi"):
+        (workdir / name).mkdir()
+    results: dict[str, Any] = {"plan": plan, "loadavg_start": os.getloadavg(), "cpus": os.cpu_count()}
+    n = plan["rtt"]
+    results["floor_ring_pingpong"] = percentiles(ring_pingpong(n))
+    results["floor_eventfd_pingpong"] = percentiles(eventfd_pingpong(n))
+    results["floor_ring_calls_per_s"] = ring_throughput(plan["async"])
+
+    with (running_mediator(workdir / "polling", vms=1, extra="poll_us = 1000000") as mediator,
+          GuestClient.connect(mediator.vm_socket(1)) as gpu):
+        gpu.init()
+        results["rtt_polling"] = percentiles(sync_round_trips(gpu, n))
+        request(mediator.control, {"cmd": "trace", "vm": 1, "enable": True, "limit": 0})
+        results["rtt_polling_traced"] = percentiles(sync_round_trips(gpu, n))
+        request(mediator.control, {"cmd": "trace", "vm": 1, "enable": False, "limit": 0})
+        results["async_calls_per_s"] = async_throughput(gpu, plan["async"])
+        copies = bandwidth(gpu, plan["sizes"])
+    results["bandwidth"] = [{"bytes": size, "htod_Bps": up, "dtoh_Bps": down,
+                             "memcpy_Bps": memcpy_bandwidth(size)} for size, (up, down) in copies.items()]
+
+    with running_mediator(workdir / "sleeping", vms=1, extra="poll_us = 0") as mediator:
+        with GuestClient.connect(mediator.vm_socket(1)) as gpu:
+            gpu.init()
+            results["rtt_sleeping"] = percentiles(sync_round_trips(gpu, n))
+        results["worker_sleeps"] = request(mediator.control, {"cmd": "status"})["vms"][0]["sleeps"]
+
+    results["multi_vm"] = []
+    with running_mediator(workdir / "multi", vms=max(plan["vms"])) as mediator:
+        for vms in plan["vms"]:
+            results["multi_vm"].append(multi_vm(mediator, vms, plan["seconds"], flood=False))
+        for vms in [v for v in plan["vms"] if v > 1]:
+            results["multi_vm"].append(multi_vm(mediator, vms, plan["seconds"], flood=True))
+    results["loadavg_end"] = os.getloadavg()
+    return results
+
+
+def table(r: dict[str, Any]) -> str:
+    ring, evfd = r["floor_ring_pingpong"], r["floor_eventfd_pingpong"]
+    rows = [("figure", "value", "floor", "vs floor")]
+    for key, floor, label in (("rtt_polling", ring, "sync nop, worker polling"),
+                              ("rtt_polling_traced", ring, "… with tracing on"),
+                              ("rtt_sleeping", evfd, "sync nop, worker asleep")):
+        for q in ("p50_us", "p99_us", "p999_us"):
+            rows.append((f"{label} {q[:-3]}", f"{r[key][q]:.1f} µs", f"{floor[q]:.1f} µs",
+                         f"+{r[key][q] - floor[q]:.1f} µs"))
+    rows.append(("async memsets (calls/s, one VM)", f"{r['async_calls_per_s']:,.0f}",
+                 f"{r['floor_ring_calls_per_s']:,.0f}",
+                 f"{r['async_calls_per_s'] / r['floor_ring_calls_per_s']:.0%}"))
+    for b in r["bandwidth"]:
+        size = f"{b['bytes'] // MIB} MiB" if b["bytes"] >= MIB else f"{b['bytes'] // KIB} KiB"
+        for way in ("htod", "dtoh"):
+            rate, floor = b[way + "_Bps"], b["memcpy_Bps"]
+            rows.append((f"{way} {size} (MiB/s)", f"{rate / MIB:,.0f}", f"{floor / MIB:,.0f}",
+                         f"{rate / floor:.0%}"))
+    for m in r["multi_vm"]:
+        label = f"{m['vms']} VMs{' (VM 1 floods)' if m['flood'] else ''}"
+        rows.append((f"{label}: aggregate calls/s", f"{m['aggregate_calls_per_s']:,.0f}", "", ""))
+        rows.append((f"{label}: Jain's index", f"{m['jain']:.3f}", "1.000", ""))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    lines.append(f"(load average {r['loadavg_start'][0]:.2f} at start, {r['loadavg_end'][0]:.2f} at end; "
+                 f"{r['cpus']} CPUs)")
+    return "\n".join(lines)
+
+
+def plots(r: dict[str, Any], out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    made = []
+    fig, ax = plt.subplots(figsize=(7, 4))
+    sizes = [b["bytes"] for b in r["bandwidth"]]
+    for key, label in (("htod_Bps", "HtoD through the mediator"), ("dtoh_Bps", "DtoH through the mediator"),
+                       ("memcpy_Bps", "memcpy floor")):
+        ax.plot(sizes, [b[key] / MIB for b in r["bandwidth"]], marker="o", label=label)
+    ax.set(xscale="log", yscale="log", xlabel="copy size (bytes)", ylabel="MiB/s", title="Copy bandwidth")
+    ax.legend()
+    fig.tight_layout()
+    made.append(out / "bench-bandwidth.png")
+    fig.savefig(made[-1], dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    keys = [("floor_ring_pingpong", "ring ping-pong floor"), ("rtt_polling", "nop, worker polling"),
+            ("rtt_polling_traced", "nop, polling, traced"), ("floor_eventfd_pingpong", "eventfd floor"),
+            ("rtt_sleeping", "nop, worker asleep")]
+    for i, (key, _) in enumerate(keys):
+        ax.bar([i - 0.2, i, i + 0.2], [r[key]["p50_us"], r[key]["p99_us"], r[key]["p999_us"]], width=0.2)
+    ax.set_xticks(range(len(keys)), [label for _, label in keys], rotation=20, ha="right")
+    ax.set(ylabel="µs (p50, p99, p99.9)", yscale="log", title="Synchronous round trip")
+    fig.tight_layout()
+    made.append(out / "bench-rtt.png")
+    fig.savefig(made[-1], dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    runs = r["multi_vm"]
+    labels = [f"{m['vms']}{'F' if m['flood'] else ''}" for m in runs]
+    ax.bar(labels, [m["aggregate_calls_per_s"] for m in runs])
+    for i, m in enumerate(runs):
+        ax.annotate(f"J={m['jain']:.2f}", (i, m["aggregate_calls_per_s"]), ha="center", va="bottom")
+    ax.set(xlabel="VMs (F: VM 1 floods)", ylabel="aggregate calls/s", title="Many VMs at once")
+    fig.tight_layout()
+    made.append(out / "bench-multi-vm.png")
+    fig.savefig(made[-1], dpi=110)
+    plt.close(fig)
+    return made
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="vgpu-bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a few seconds: small counts and sizes")
+    parser.add_argument("--json", type=Path, help="write every figure as JSON here ('-': stdout)")
+    parser.add_argument("--plots", type=Path, help="write PNG plots into this directory")
+    opts = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="vgpu-bench-") as tmp:
+        results = run(QUICK if opts.quick else FULL, Path(tmp))
+    if opts.json is not None and str(opts.json) == "-":
+        json.dump(results, sys.stdout, indent=2)
+        print()
+    else:
+        print(table(results))
+        if opts.json is not None:
+            opts.json.write_text(json.dumps(results, indent=2))
+    if opts.plots is not None:
+        for path in plots(results, opts.plots):
+            print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""Floors: what the same work costs with no mediator in the way (measured in the same run)."""
+
+from __future__ import annotations
+
+import mmap
+import os
+import select
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+
+from protocol import (
+    CompletionConsumer,
+    Region,
+    SubmissionProducer,
+    lay_out_region,
+)
+
+__all__ = ["eventfd_pingpong", "memcpy_bandwidth", "ring_pingpong", "ring_throughput"]
+
+_RING_HOST = textwrap.dedent("""
+    import mmap, sys
+    from protocol import CompletionProducer, Region, SubmissionConsumer
+    region = Region(memoryview(mmap.mmap(int(sys.argv[1]), 0)))
+    sq, cq = SubmissionConsumer(region), CompletionProducer(region)
+    for _ in range(int(sys.argv[2])):
+        while not sq.pending():
+            pass
+        sub = sq.read()
+        sq.advance()
+        cq.push(seq=sub.seq, call_id=sub.call_id, status=0)
+""")
+
+_EVENTFD_HOST = textwrap.dedent("""
+    import os, sys
+    ping, pong, n = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+    for _ in range(n):
+        os.eventfd_read(ping)
+        os.eventfd_write(pong, 1)
+""")
+
+
+WARMUP = 200  # round trips discarded while the other process starts and caches warm
+
+
+def ring_pingpong(n: int) -> list[int]:
+    """Round trips (ns) of an empty frame through the real rings between two spinning processes:
+    the same ring code the guest and the worker use, with no decode, dispatch or executor."""
+    fd = os.memfd_create("bench-ring")
+    os.ftruncate(fd, 1 << 20)
+    buf = mmap.mmap(fd, 1 << 20)
+    lay_out_region(memoryview(buf), vm_id=1)
+    region = Region(memoryview(buf))
+    sq, cq = SubmissionProducer(region), CompletionConsumer(region)
+    host = subprocess.Popen([sys.executable, "-c", _RING_HOST, str(fd), str(n + WARMUP)], pass_fds=(fd,))
+    samples = []
+    try:
+        for i in range(n + WARMUP):
+            started = time.perf_counter_ns()
+            sq.push(seq=i, call_id=1)
+            while not cq.pending():
+                pass
+            cq.pop()
+            samples.append(time.perf_counter_ns() - started)
+    finally:
+        host.wait(30)
+        region.release()
+        buf.close()
+        os.close(fd)
+    return samples[WARMUP:]
+
+
+def eventfd_pingpong(n: int) -> list[int]:
+    """Round trips (ns) of a wakeup each way through eventfds: the floor of a sleeping worker."""
+    ping, pong = os.eventfd(0), os.eventfd(0)
+    host = subprocess.Popen([sys.executable, "-c", _EVENTFD_HOST, str(ping), str(pong), str(n + WARMUP)],
+                            pass_fds=(ping, pong))
+    samples = []
+    try:
+        for _ in range(n + WARMUP):
+            started = time.perf_counter_ns()
+            os.eventfd_write(ping, 1)
+            select.select([pong], [], [])
+            os.eventfd_read(pong)
+            samples.append(time.perf_counter_ns() - started)
+    finally:
+        host.wait(30)
+        os.close(ping)
+        os.close(pong)
+    return samples[WARMUP:]
+
+
+def ring_throughput(n: int) -> float:
+    """Frames per second through one ring in one process (push, read, advance): no cross-core traffic
+    and no decode, the floor of an asynchronous stream."""
+    buf = mmap.mmap(-1, 1 << 20)
+    lay_out_region(memoryview(buf), vm_id=1)
+    region = Region(memoryview(buf))
+    from protocol import SubmissionConsumer
+
+    sq, consumer = SubmissionProducer(region), SubmissionConsumer(region)
+    args = bytes(24)
+    started = time.perf_counter()
+    for i in range(n):
+        sq.push(seq=i, call_id=0x32, args=args, flags=1)
+        consumer.read()
+        consumer.advance()
+    elapsed = time.perf_counter() - started
+    region.release()
+    return n / elapsed
+
+
+def memcpy_bandwidth(size: int, repeats: int = 5) -> float:
+    """Bytes per second of one in-process copy of ``size`` bytes (best of ``repeats``)."""
+    src = np.ones(size, dtype=np.uint8)
+    dst = np.empty_like(src)
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        np.copyto(dst, src)
+        best = min(best, time.perf_counter() - started)
+    return size / best

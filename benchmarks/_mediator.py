@@ -1,0 +1,120 @@
+"""What a guest sees through a real mediator: round trips, asynchronous streams, copies, many VMs."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from typing import Any
+
+from guest import GuestClient
+from mediator._control_client import request
+from mediator._launcher import MediatorProcess
+from protocol import CALLS_BY_NAME, SubmitFlags
+
+__all__ = ["async_throughput", "bandwidth", "multi_vm", "sync_round_trips"]
+
+_ASYNC = int(SubmitFlags.ASYNC)
+
+
+def sync_round_trips(gpu: GuestClient, n: int) -> list[int]:
+    """Round trips (ns) of ``nop`` (call 0x0001): submit, wait for the completion."""
+    for _ in range(min(n, 200)):  # warm up: worker spinning, caches warm
+        gpu.nop()
+    samples = []
+    for _ in range(n):
+        started = time.perf_counter_ns()
+        gpu.nop()
+        samples.append(time.perf_counter_ns() - started)
+    return samples
+
+
+def async_throughput(gpu: GuestClient, n: int) -> float:
+    """Calls per second of a stream of asynchronous 256-byte memsets, ended by a synchronize."""
+    ptr = gpu.mem_alloc(256)
+    spec = CALLS_BY_NAME["memset_d8"]
+    args = gpu.args("memset_d8", dst=ptr, value=7, count=256, stream=0)
+    started = time.perf_counter()
+    for _ in range(n):
+        gpu.submit(spec, args, flags=_ASYNC)
+    gpu.ctx_synchronize()
+    elapsed = time.perf_counter() - started
+    assert gpu.memcpy_dtoh(ptr, 4) == b"\x07" * 4
+    assert not gpu.async_errors, gpu.async_errors
+    gpu.mem_free(ptr)
+    return n / elapsed
+
+
+def bandwidth(gpu: GuestClient, sizes: list[int], repeats: int = 3) -> dict[int, tuple[float, float]]:
+    """Bytes per second host-to-device and device-to-host through the region, per size (best of
+    ``repeats``); copies larger than a quarter of the arena travel in chunks."""
+    results = {}
+    ptr = gpu.mem_alloc(max(sizes))
+    for size in sizes:
+        data = memoryview(bytes(size))
+        up = down = float("inf")
+        for _ in range(repeats):
+            started = time.perf_counter()
+            gpu.memcpy_htod(ptr, data)
+            up = min(up, time.perf_counter() - started)
+            started = time.perf_counter()
+            gpu.memcpy_dtoh(ptr, size)
+            down = min(down, time.perf_counter() - started)
+        results[size] = (size / up, size / down)
+    gpu.mem_free(ptr)
+    return results
+
+
+def _vm_load(socket: str, mode: str, seconds: float, start_at: float, out: Any) -> None:
+    """One guest process: ``sync`` nops, or a ``flood`` of asynchronous memsets; counts calls."""
+    with GuestClient.connect(socket) as gpu:
+        gpu.init()
+        ptr = gpu.mem_alloc(256)
+        spec = CALLS_BY_NAME["memset_d8"]
+        args = gpu.args("memset_d8", dst=ptr, value=1, count=256, stream=0)
+        while time.time() < start_at:
+            time.sleep(0.001)
+        calls = 0
+        deadline = time.perf_counter() + seconds
+        while time.perf_counter() < deadline:
+            if mode == "flood":
+                for _ in range(256):
+                    gpu.submit(spec, args, flags=_ASYNC)
+                calls += 256
+            else:
+                gpu.nop()
+                calls += 1
+        gpu.ctx_synchronize()
+    out.put((socket, calls))
+
+
+def jain(values: list[float]) -> float:
+    """Jain's fairness index: 1 when all equal, 1/n when one takes everything."""
+    total, squares = sum(values), sum(v * v for v in values)
+    return total * total / (len(values) * squares) if squares else 1.0
+
+
+def multi_vm(mediator: MediatorProcess, vms: int, seconds: float, *, flood: bool) -> dict[str, Any]:
+    """``vms`` guests at once for ``seconds``: calls per second each, aggregate, Jain's index (over the
+    well-behaved VMs when VM 1 floods)."""
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    start_at = time.time() + 1.5  # after every guest process has started and connected
+    procs = [ctx.Process(target=_vm_load, args=(str(mediator.vm_socket(i)),
+                                                "flood" if flood and i == 1 else "sync", seconds,
+                                                start_at, out))
+             for i in range(1, vms + 1)]
+    for proc in procs:
+        proc.start()
+    counts = dict(out.get(timeout=seconds + 120) for _ in procs)
+    for proc in procs:
+        proc.join(30)
+    rates = [counts[str(mediator.vm_socket(i))] / seconds for i in range(1, vms + 1)]
+    fair = rates[1:] if flood else rates
+    # every guest's session must end before the next run reuses the VM sockets
+    deadline = time.monotonic() + 30
+    while any(vm["connected"] for vm in request(mediator.control, {"cmd": "status"})["vms"]):
+        if time.monotonic() > deadline:
+            raise TimeoutError("guest sessions did not end")
+        time.sleep(0.05)
+    return {"vms": vms, "flood": flood, "per_vm_calls_per_s": rates, "aggregate_calls_per_s": sum(rates),
+            "jain": jain(fair) if fair else 1.0}
