@@ -188,6 +188,7 @@ class Executor(ABC):
 
     def __init__(self) -> None:
         self._handlers: dict[int, Handler] = {}
+        self._injected: list[tuple[CUresult | CublasStatus, bool]] = []  # faults for the next calls
 
     def handler_for(self, spec: CallSpec) -> Handler | None:
         cached = self._handlers.get(spec.call_id)
@@ -198,8 +199,16 @@ class Executor(ABC):
             cached = self._handlers[spec.call_id] = found
         return cached
 
+    def inject_fault(self, status: CUresult | CublasStatus, *, sticky: bool) -> None:
+        """Make the next call fail with ``status`` (fault injection for tests and drills): a sticky
+        one stands for a device fault that poisons the context, as an illegal address does."""
+        self._injected.append((status, sticky))
+
     def execute(self, spec: CallSpec, args: WireModel, io: CallIO) -> WireModel:
         """Run one call; raises :class:`CudaError` with the status the guest should get."""
+        if self._injected:
+            status, sticky = self._injected.pop(0)
+            raise CudaError(status, f"injected fault before {spec.cuda_name}", sticky=sticky)
         handler = self.handler_for(spec)
         if handler is None:
             raise CudaError(

@@ -80,6 +80,7 @@ class MediatorSection(_Section):
     drain_timeout_s: float = Field(default=5.0, gt=0)
     worker_timeout_s: float = Field(default=30.0, gt=0)  # no heartbeat for this long: kill, restart
     restart_limit: int = Field(default=5, ge=0)  # worker restarts allowed per VM per minute
+    max_async_inflight: int = Field(default=4096, ge=0)  # async calls before the server syncs (0: no cap)
 
     @model_validator(mode="after")
     def _region_pow2(self) -> Self:
@@ -114,6 +115,7 @@ class VmConfig(_Section):
     memory_quota: Size | None = None
     region_size: Size | None = None
     trace: bool = False  # trace this VM's calls from the start
+    calls_per_s: float | None = Field(default=None, gt=0)  # served no faster than this (None: no limit)
 
 
 class MqttSection(_Section):

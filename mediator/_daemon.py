@@ -156,8 +156,8 @@ class Daemon:
                 log.info("vm added", vm=vm.name)
                 continue
             endpoint = existing
-            if endpoint.vm.memory_quota != vm.memory_quota and endpoint.session is not None:
-                await endpoint.session.set_quota(vm.memory_quota)
+            if endpoint.vm.memory_quota != vm.memory_quota:
+                await endpoint.set_quota(vm.memory_quota)
             endpoint.vm = vm
             endpoint.config = new
         notify("READY=1")
@@ -202,8 +202,7 @@ class Daemon:
             quota = request.get("bytes")
             if quota is not None and (not isinstance(quota, int) or quota < 0):
                 return {"ok": False, "error": "bytes must be a non-negative integer or null"}
-            if endpoint.session is not None:
-                await endpoint.session.set_quota(quota)
+            await endpoint.set_quota(quota)
             return {"ok": True}
         if cmd == "trace":
             endpoint = self._endpoint(request["vm"])
@@ -220,6 +219,16 @@ class Daemon:
             records, next_index = ring.read(after, int(limit) if limit else None) if ring else ([], 0)
             return {"ok": True, "vm": endpoint.vm.name, "tracing": endpoint.tracing,
                     "next": next_index, "records": [r.as_dict() for r in records]}
+        if cmd == "inject_fault":  # drills and tests: the VM's next call fails with this status
+            endpoint = self._endpoint(request["vm"])
+            if endpoint is None or endpoint.session is None:
+                return {"ok": False, "error": f"VM {request['vm']!r} is not attached"}
+            status = request.get("status", 700)
+            if not isinstance(status, int) or isinstance(status, bool) or not 0 < status < 1 << 31:
+                return {"ok": False, "error": "status must be a positive CUresult value"}
+            await endpoint.session.inject_fault(status, bool(request.get("sticky", True)))
+            log.warning("fault injected by operator", vm=endpoint.vm.name, status=status)
+            return {"ok": True}
         if cmd == "reset":
             endpoint = self._endpoint(request["vm"])
             if endpoint is None or endpoint.session is None:

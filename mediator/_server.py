@@ -12,6 +12,10 @@ sleep. Theory of operation:
   (flag ``LATCHED``) and the latch clears, as ``cudaStreamSynchronize`` reports an earlier failure.
 * A sticky error (a kernel fault) fails every later call until the executor's context is rebuilt.
 * The head advances only after an entry has been executed: input payloads are not reused under us.
+* Limits (``_limits.py``): with ``calls_per_s`` set, no more calls are served than the VM's token
+  bucket allows (the rest wait in its ring); after ``max_async_inflight`` asynchronous calls with no
+  call that waits, the server synchronizes the context itself, so a VM cannot queue unbounded work
+  on a GPU that other VMs share (the guest sees backpressure, not an error).
 * Anything the guest wrote wrong becomes an error status, counted; nothing here raises for it,
   except a ring whose indices are impossible, which raises :class:`RemoteProtocolError` because the
   region can no longer be served.
@@ -44,6 +48,7 @@ from protocol import (
     encode_result,
 )
 
+from ._limits import TokenBucket
 from ._stats import LATENCY_BUCKETS, WorkerCounters
 
 __all__ = ["RingServer", "TraceHook"]
@@ -53,6 +58,8 @@ _HTOD: Final = CALLS_BY_NAME["memcpy_htod"].call_id
 _LAST_BUCKET: Final = LATENCY_BUCKETS - 1
 _DTOH: Final = CALLS_BY_NAME["memcpy_dtoh"].call_id
 _EMPTY: Final = memoryview(b"")
+_CTX_SYNC: Final = CALLS_BY_NAME["ctx_synchronize"]
+_NO_ARGS: Final = _CTX_SYNC.args()
 
 #: called for each served call when tracing is on: (submission, call name, status, duration ns)
 TraceHook = Callable[[Submission, str, int, int], None]
@@ -83,12 +90,24 @@ class RingServer:
         self.log = structlog.get_logger("worker").bind(vm=vm)
         self._last_error_log = 0.0
         self._suppressed = 0
+        self.limiter: TokenBucket | None = None
+        self.rate_limited = False  # the last drain stopped for the token bucket
+        self.max_async_inflight = 0  # 0: no cap
+        self._async_run = 0  # asynchronous calls since the last call that waited
 
     # -- the hot path -------------------------------------------------------------------------
 
     def drain(self, budget: int = 256) -> int:
         """Serve up to ``budget`` pending submissions; returns how many were served."""
         pending = self.sq.pending()
+        limiter = self.limiter
+        self.rate_limited = False
+        if limiter is not None and pending:
+            now = time.monotonic()
+            allowed = limiter.available(now)
+            if allowed < min(pending, budget):
+                self.rate_limited = True
+                budget = allowed
         served = 0
         while served < min(pending, budget):
             sub = self.sq.read()
@@ -97,6 +116,8 @@ class RingServer:
             self._serve(sub)
             self.sq.advance()
             served += 1
+        if limiter is not None and served:
+            limiter.take(served, time.monotonic())
         return served
 
     def _serve(self, sub: Submission) -> None:
@@ -152,6 +173,9 @@ class RingServer:
             counters.errors += 1
         if is_async:
             counters.async_calls += 1
+            self._async_run += 1
+            if self.max_async_inflight and self._async_run >= self.max_async_inflight:
+                self._throttle()
             if status:
                 if not self.latched:
                     self.latched = status
@@ -161,6 +185,7 @@ class RingServer:
                     self.cq.push(seq=sub.seq, call_id=sub.call_id, status=status,
                                  flags=int(CompleteFlags.ASYNC_ERROR))
         else:
+            self._async_run = 0
             self.cq.push(seq=sub.seq, call_id=sub.call_id, status=status, results=results,
                          out_len=out_len, flags=flags)
         duration = time.perf_counter_ns() - started
@@ -168,6 +193,20 @@ class RingServer:
         counters.latency[min((duration >> 10).bit_length(), _LAST_BUCKET)] += 1
         if self.trace is not None:
             self.trace(sub, name, status, duration)
+
+    def _throttle(self) -> None:
+        """Wait for the VM's queued GPU work (its asynchronous errors latch as usual)."""
+        self._async_run = 0
+        self.counters.throttles += 1
+        try:
+            self.executor.execute(_CTX_SYNC, _NO_ARGS, CallIO(_EMPTY, _EMPTY, True))
+        except CudaError as exc:
+            if not self.latched:
+                self.latched = int(exc.status)
+                self.region.set_u32(HeaderField.LATCHED_ERROR, self.latched)
+                self.counters.latched_errors += 1
+            if exc.sticky and self.sticky is None:
+                self.sticky = exc
 
     # -- errors -------------------------------------------------------------------------------
 

@@ -55,7 +55,7 @@ class VmSession:
     """One connected peer: region, eventfds, worker process."""
 
     def __init__(self, vm: VmConfig, config: MediatorConfig, peer: socket.socket, client_id: int,
-                 *, tracing: bool = False) -> None:
+                 *, tracing: bool = False, memory_quota: int | None = None) -> None:
         self.vm = vm
         self.config = config
         self.peer = peer
@@ -63,7 +63,7 @@ class VmSession:
         self.fsm = SessionStateMachine()
         self.log = structlog.get_logger("session").bind(vm=vm.name, client=client_id)
         self.region_size = vm.region_size or config.mediator.region_size
-        self.memory_quota = vm.memory_quota
+        self.memory_quota = memory_quota
         self.started = time.time()
         self.region_fd = -1
         self.doorbell_fd = -1
@@ -114,7 +114,8 @@ class VmSession:
             trace_fd=self.trace_ring.fd, trace=self.tracing,
             backend=self.config.mediator.backend, memory_quota=self.memory_quota, device=device,
             poll_us=self.config.mediator.poll_us, max_sleep_ms=self.config.mediator.max_sleep_ms,
-            log_level=self.config.mediator.log_level,
+            log_level=self.config.mediator.log_level, calls_per_s=self.vm.calls_per_s,
+            max_async_inflight=self.config.mediator.max_async_inflight,
         )
         fds = (self.region_fd, self.doorbell_fd, self.guest_irq_fd, self.stats.fd, theirs.fileno(),
                self.trace_ring.fd)
@@ -248,6 +249,11 @@ class VmSession:
                     return "worker control channel closed"
                 if message.get("event") == "broken":
                     return f"region broken: {message.get('reason')}"
+                if message.get("event") == "sticky":
+                    self.log.warning("sticky CUDA error: rebuilding the VM's context",
+                                     status=message.get("status"), reason=message.get("reason"))
+                    self.reset(f"sticky CUDA error {message.get('status')}: {message.get('reason')}")
+                    continue
                 details = {k: v for k, v in message.items() if k != "event"}
                 self.log.info("worker event", worker_event=message.get("event"), **details)
 
@@ -342,6 +348,9 @@ class VmSession:
         with contextlib.suppress(ProcessLookupError):
             self.process.send_signal(signal.SIGKILL)
 
+    async def inject_fault(self, status: int, sticky: bool) -> None:
+        await self.send_control(op="inject", status=status, sticky=sticky)
+
     async def set_tracing(self, enable: bool) -> None:
         self.tracing = enable
         await self.send_control(op="trace", enable=enable)
@@ -370,6 +379,7 @@ class VmEndpoint:
         self.errors_before = 0
         self.retiring = False
         self.tracing = vm.trace
+        self.memory_quota = vm.memory_quota  # the configured quota, or the operator's since
         self.last_trace: TraceRing | None = None
 
     async def start(self) -> None:
@@ -398,7 +408,8 @@ class VmEndpoint:
                 continue
             client_id = self._next_client
             self._next_client = self._next_client % 0xFFFF + 1
-            self.session = VmSession(self.vm, self.config, conn, client_id, tracing=self.tracing)
+            self.session = VmSession(self.vm, self.config, conn, client_id, tracing=self.tracing,
+                                     memory_quota=self.memory_quota)
             self.session_task = asyncio.create_task(self._run_session(self.session),
                                                     name=f"{self.vm.name}:session")
 
@@ -430,6 +441,12 @@ class VmEndpoint:
             self.session.stop(reason)
             await asyncio.shield(self.session_task)
 
+    async def set_quota(self, quota: int | None) -> None:
+        """The VM's quota from now on: for the attached session at once, and for later ones."""
+        self.memory_quota = quota
+        if self.session is not None:
+            await self.session.set_quota(quota)
+
     async def set_tracing(self, enable: bool) -> None:
         self.tracing = enable
         if self.session is not None:
@@ -444,7 +461,7 @@ class VmEndpoint:
         counters = session.counters() if session else WorkerCounters()
         if session:
             session.rate.sample(counters.calls)
-        quota = session.memory_quota if session else self.vm.memory_quota
+        quota = session.memory_quota if session else self.memory_quota
         return {
             "id": self.vm.id,
             "name": self.vm.name,
@@ -459,6 +476,7 @@ class VmEndpoint:
             "calls_per_s": round(session.rate.per_second, 1) if session else 0.0,
             "memory_used": counters.memory_used,
             "memory_quota": quota,
+            "calls_per_s_limit": self.vm.calls_per_s,
             "sessions": self.sessions_served,
             "restarts": session.restarts if session else 0,
             "epoch": session._region.epoch if session and session._region else None,
@@ -468,6 +486,7 @@ class VmEndpoint:
             "sleeps": counters.sleeps,
             "bytes_htod": counters.bytes_htod,
             "bytes_dtoh": counters.bytes_dtoh,
+            "throttles": counters.throttles,
             "latency_sum_ns": counters.latency_sum_ns,
             "latency": counters.latency,
         }

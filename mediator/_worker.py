@@ -25,8 +25,18 @@ from typing import Any
 import structlog
 
 from executor import DeviceConfig, Executor, create_executor
-from protocol import DeviceState, HeaderField, Region, RemoteProtocolError, Submission, fence
+from protocol import (
+    CublasStatus,
+    CUresult,
+    DeviceState,
+    HeaderField,
+    Region,
+    RemoteProtocolError,
+    Submission,
+    fence,
+)
 
+from ._limits import TokenBucket
 from ._logging import configure_logging
 from ._server import RingServer
 from ._stats import StatsBlock, WorkerCounters
@@ -55,6 +65,8 @@ class WorkerSpec:
     poll_us: int = 50
     max_sleep_ms: int = 100
     log_level: str = "info"
+    calls_per_s: float | None = None
+    max_async_inflight: int = 0
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__)
@@ -93,6 +105,10 @@ class Worker:
         if callable(attach):
             attach(self.region.arena)
         self.server = RingServer(self.region, self.executor, self.counters, vm=spec.vm_name)
+        if spec.calls_per_s:
+            self.server.limiter = TokenBucket(spec.calls_per_s, now=time.monotonic())
+        self.server.max_async_inflight = spec.max_async_inflight
+        self._sticky_reported = False
         self.trace_ring = TraceRing(spec.trace_fd) if spec.trace_fd >= 0 else None
         self.set_tracing(spec.trace)
 
@@ -140,6 +156,15 @@ class Worker:
             self.set_tracing(bool(message.get("enable")))
         elif op == "stop":
             self.stopping = True
+        elif op == "inject":
+            status = int(message.get("status", CUresult.CUDA_ERROR_ILLEGAL_ADDRESS))
+            code: CUresult | CublasStatus = CUresult.CUDA_ERROR_UNKNOWN
+            for domain in (CUresult, CublasStatus):
+                if status in domain._value2member_map_:
+                    code = domain(status)
+                    break
+            self.executor.inject_fault(code, sticky=bool(message.get("sticky", True)))
+            self.log.warning("fault injected", status=int(code), sticky=bool(message.get("sticky", True)))
         elif op == "set_quota":
             setter = getattr(self.executor, "set_memory_quota", None)
             if callable(setter):
@@ -179,6 +204,16 @@ class Worker:
         try:
             while not self.stopping:
                 served = server.drain()
+                if server.sticky is not None and not self._sticky_reported:
+                    # the context is poisoned: the supervisor rebuilds it (a reset, new epoch)
+                    self._sticky_reported = True
+                    self.kick_guest()
+                    self.send(event="sticky", status=int(server.sticky.status),
+                              reason=server.sticky.message)
+                if server.rate_limited and not served:
+                    assert server.limiter is not None
+                    time.sleep(min(server.limiter.wait_s(time.monotonic()), spec.max_sleep_ms / 1000))
+                    continue
                 if served:
                     self.kick_guest()
                     batches += 1

@@ -1,0 +1,135 @@
+"""Faults: a poisoned context, a guest killed mid-work, a daemon restarted under a connected peer.
+(A worker killed with SIGKILL, a hung worker and crash loops are in tests/mediator/test_worker_faults.py.)"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from guest import CudaCallError, DeviceGoneError, GuestClient
+from mediator._control_client import request
+from mediator._launcher import MediatorProcess, running_mediator
+from protocol import CUresult, DeviceState
+
+
+def vm_status(mediator: MediatorProcess, vm: int) -> dict[str, Any]:
+    status: dict[str, Any] = request(mediator.control, {"cmd": "status"})["vms"][vm - 1]
+    return status
+
+
+def wait_for(what: str, check: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+def test_a_sticky_fault_rebuilds_that_vms_context_and_no_other(mediator: MediatorProcess) -> None:
+    with GuestClient.connect(mediator.vm_socket(1)) as one, GuestClient.connect(mediator.vm_socket(2)) as two:
+        one.init()
+        two.init()
+        kept = two.mem_alloc(4096)
+        two.memcpy_htod(kept, b"vm2 data")
+        epoch_two = vm_status(mediator, 2)["epoch"]
+        one.mem_alloc(1 << 20)
+        assert request(mediator.control, {"cmd": "inject_fault", "vm": "vm1", "status": 700, "sticky": True})["ok"]
+        with pytest.raises(CudaCallError) as fault:
+            one.mem_alloc(256)
+        assert fault.value.status == CUresult.CUDA_ERROR_ILLEGAL_ADDRESS
+        # the poisoned context is replaced: the guest sees a reset and starts over with nothing held
+        wait_for("vm1 reset", lambda: vm_status(mediator, 1)["restarts"] == 1)
+        with pytest.raises(DeviceGoneError):
+            one.nop()
+        one.recover(timeout=30)
+        one.init()
+        assert one.mem_get_info()[0] == 2 << 30  # nothing survived the rebuild
+        assert vm_status(mediator, 1)["memory_used"] == 0
+        # the other VM never noticed
+        assert two.memcpy_dtoh(kept, 8) == b"vm2 data"
+        assert vm_status(mediator, 2)["epoch"] == epoch_two and vm_status(mediator, 2)["restarts"] == 0
+
+
+def test_a_non_sticky_injected_error_is_just_an_error(mediator: MediatorProcess) -> None:
+    with GuestClient.connect(mediator.vm_socket(1)) as gpu:
+        gpu.init()
+        request(mediator.control, {"cmd": "inject_fault", "vm": 1, "status": 2, "sticky": False})
+        assert gpu.call("mem_alloc", gpu.args("mem_alloc", bytesize=256)).status == CUresult.CUDA_ERROR_OUT_OF_MEMORY
+        gpu.mem_free(gpu.mem_alloc(256))
+        assert vm_status(mediator, 1)["restarts"] == 0
+
+
+GUEST = textwrap.dedent("""
+    import sys
+    from guest import GuestClient
+    from protocol import StreamCaptureMode
+    gpu = GuestClient.connect(sys.argv[1])
+    gpu.init()
+    stream = gpu.stream_create()
+    ptr = gpu.mem_alloc(32 << 20)
+    if sys.argv[2] == "capture":
+        gpu.checked("stream_begin_capture", gpu.args("stream_begin_capture", stream=stream,
+                    mode=StreamCaptureMode.CU_STREAM_CAPTURE_MODE_RELAXED))
+        for _ in range(100):
+            gpu.memset_d8(ptr, 1, 1 << 20, stream=stream, asynchronous=True)
+    print("ready", flush=True)
+    while True:  # copies until killed
+        gpu.memcpy_htod(ptr, bytes(32 << 20), stream=stream, asynchronous=sys.argv[2] == "copy")
+""")
+
+
+@pytest.mark.parametrize("moment", ["copy", "capture"])
+def test_a_guest_killed_mid_work_releases_everything_and_spares_the_other_vm(
+        mediator: MediatorProcess, moment: str) -> None:
+    with GuestClient.connect(mediator.vm_socket(2)) as other:
+        other.init()
+        ptr = other.mem_alloc(4096)
+        victim = subprocess.Popen([sys.executable, "-c", GUEST, str(mediator.vm_socket(1)), moment],
+                                  stdout=subprocess.PIPE, text=True)
+        try:
+            assert victim.stdout is not None and victim.stdout.readline().strip() == "ready"
+            wait_for("vm1 holds memory", lambda: int(vm_status(mediator, 1)["memory_used"]) >= 32 << 20)
+            time.sleep(0.2)
+            victim.send_signal(signal.SIGKILL)
+            victim.wait()
+        finally:
+            if victim.poll() is None:
+                victim.kill()
+            if victim.stdout is not None:
+                victim.stdout.close()
+        wait_for("vm1 session over", lambda: vm_status(mediator, 1)["state"] == "listening")
+        assert vm_status(mediator, 1)["memory_used"] == 0
+        other.memset_d32(ptr, 0xABCD, 1024)
+        assert other.memcpy_dtoh(ptr, 4) == (0xABCD).to_bytes(4, "little")
+    with GuestClient.connect(mediator.vm_socket(1)) as again:  # the VM can attach again at once
+        again.init()
+        assert again.mem_get_info()[0] == 2 << 30
+
+
+def test_a_restarted_daemon_serves_a_peer_that_reconnects(tmp_path: Path) -> None:
+    """QEMU's ``-chardev socket,…,reconnect=1``: the peer sees the device stop, then connects again to
+    the new daemon and gets a fresh region."""
+    with running_mediator(tmp_path, vms=1) as first:
+        gpu = GuestClient.connect(first.vm_socket(1))
+        gpu.init()
+        gpu.mem_alloc(1 << 20)
+        os.kill(first.proc.pid, signal.SIGTERM)
+        assert first.proc.wait(20) == 0
+        assert gpu.region.device_state == DeviceState.STOPPED
+        with pytest.raises(DeviceGoneError):
+            gpu.nop()
+        gpu.close()
+    with running_mediator(tmp_path, vms=1) as second, GuestClient.connect(second.vm_socket(1)) as again:
+        again.init()
+        assert again.mem_get_info()[0] == 2 << 30
+        ptr = again.mem_alloc(4096)
+        again.memcpy_htod(ptr, b"after the restart")
+        assert again.memcpy_dtoh(ptr, 17) == b"after the restart"

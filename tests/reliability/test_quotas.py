@@ -1,0 +1,86 @@
+"""Quotas and fairness: memory quota across allocation kinds, run-time changes, a calls-per-second
+limit, and a cap on unsynchronized asynchronous work."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from guest import GuestClient
+from mediator._control_client import ControlError, request
+from mediator._launcher import MediatorProcess, running_mediator
+from protocol import CUresult
+
+MIB = 1 << 20
+
+
+def test_the_quota_counts_allocations_and_vmm_memory_and_changes_at_run_time(mediator: MediatorProcess) -> None:
+    assert request(mediator.control, {"cmd": "set_quota", "vm": "vm1", "bytes": 8 * MIB})["ok"]
+    with GuestClient.connect(mediator.vm_socket(1)) as gpu:
+        gpu.init()
+        ptr = gpu.mem_alloc(4 * MIB)
+        gran = gpu.value("mem_get_allocation_granularity", "granularity",
+                         gpu.args("mem_get_allocation_granularity", device=0, option=0))
+        handle = gpu.value("mem_create", "handle", gpu.args("mem_create", size=2 * gran, device=0, flags=0))
+        assert gpu.mem_get_info()[0] == 8 * MIB - 4 * MIB - 2 * gran
+        over = gpu.call("mem_alloc", gpu.args("mem_alloc", bytesize=4 * MIB))
+        assert over.status == CUresult.CUDA_ERROR_OUT_OF_MEMORY
+        over = gpu.call("mem_create", gpu.args("mem_create", size=2 * gran, device=0, flags=0))
+        assert over.status == CUresult.CUDA_ERROR_OUT_OF_MEMORY
+        assert request(mediator.control, {"cmd": "set_quota", "vm": "vm1", "bytes": 64 * MIB})["ok"]
+        more = gpu.mem_alloc(16 * MIB)  # the new quota holds at once
+        # lowering it below what is held keeps what is held and refuses more
+        assert request(mediator.control, {"cmd": "set_quota", "vm": "vm1", "bytes": MIB})["ok"]
+        assert gpu.call("mem_alloc", gpu.args("mem_alloc", bytesize=256)).status == \
+            CUresult.CUDA_ERROR_OUT_OF_MEMORY
+        gpu.memset_d8(more, 1, 16 * MIB)
+        gpu.mem_free(more)
+        gpu.mem_free(ptr)
+        gpu.checked("mem_release", gpu.args("mem_release", handle=handle))
+        assert request(mediator.control, {"cmd": "status"})["vms"][0]["memory_used"] == 0
+    with pytest.raises(ControlError, match="non-negative"):
+        request(mediator.control, {"cmd": "set_quota", "vm": "vm1", "bytes": -1})
+
+
+def test_a_calls_per_second_limit_slows_that_vm_only(tmp_path: Path) -> None:
+    config = tmp_path / "limit"
+    config.mkdir()
+    with running_mediator(config, vms=2) as mediator:
+        text = mediator.config.read_text().replace('name = "vm1"\n', 'name = "vm1"\ncalls_per_s = 200\n')
+        mediator.config.write_text(text)
+        os.kill(mediator.proc.pid, signal.SIGHUP)
+        deadline = time.monotonic() + 20
+        while request(mediator.control, {"cmd": "status"})["vms"][0]["calls_per_s_limit"] != 200:
+            assert time.monotonic() < deadline, "the reload did not take"
+            time.sleep(0.05)
+        with GuestClient.connect(mediator.vm_socket(1)) as slow, GuestClient.connect(mediator.vm_socket(2)) as fast:
+            slow.init()
+            fast.init()
+            started = time.perf_counter()
+            for _ in range(100):
+                slow.nop()
+            slow_rate = 100 / (time.perf_counter() - started)
+            started = time.perf_counter()
+            for _ in range(300):
+                fast.nop()
+            fast_rate = 300 / (time.perf_counter() - started)
+        # the bucket banks a tenth of a second (20 calls); 100 calls take at least 0.4 s
+        assert slow_rate < 260, slow_rate
+        assert fast_rate > 2 * slow_rate, (fast_rate, slow_rate)
+
+
+def test_unsynchronized_async_work_is_capped(tmp_path: Path) -> None:
+    with running_mediator(tmp_path, vms=1, extra="max_async_inflight = 64") as mediator, \
+            GuestClient.connect(mediator.vm_socket(1)) as gpu:
+        gpu.init()
+        ptr = gpu.mem_alloc(4096)
+        for _ in range(640):
+            gpu.memset_d8(ptr, 3, 4096, asynchronous=True)
+        gpu.ctx_synchronize()
+        assert gpu.memcpy_dtoh(ptr, 4) == b"\x03" * 4
+        vm = request(mediator.control, {"cmd": "status"})["vms"][0]
+        assert vm["throttles"] == 10 and vm["errors"] == 0
