@@ -337,12 +337,22 @@ class GuestClient:
                          chunk_more=not last)
 
     def memcpy_dtoh(self, src: int, count: int, stream: int = 0) -> bytes:
-        parts = []
-        for off, length in plan_chunks(count, self.chunk):
-            parts.append(self.checked(
-                "memcpy_dtoh", self.args("memcpy_dtoh", src=src + off, count=length, stream=stream),
-                out_cap=length).out)
-        return b"".join(parts)
+        out = bytearray(count)
+        self.memcpy_dtoh_into(src, memoryview(out), stream)
+        return bytes(out)
+
+    def memcpy_dtoh_into(self, src: int, dest: memoryview, stream: int = 0) -> None:
+        """Copy ``len(dest)`` device bytes into ``dest`` (one copy out of the arena per chunk, as a
+        shim copies into the application's own buffer)."""
+        dest = dest.cast("B")
+        spec = CALLS_BY_NAME["memcpy_dtoh"]
+        for off, length in plan_chunks(len(dest), self.chunk):
+            args = self.args("memcpy_dtoh", src=src + off, count=length, stream=stream)
+            seq, out_off = self.submit(spec, args, out_cap=length)
+            completion = self.wait(seq)
+            if completion.status:
+                raise CudaCallError("memcpy_dtoh", completion.status, completion.flags)
+            dest[off:off + length] = self.region.arena[out_off:out_off + length]
 
     def memcpy_dtod(self, dst: int, src: int, count: int, stream: int = 0,
                     asynchronous: bool = False) -> None:
