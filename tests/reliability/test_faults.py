@@ -9,9 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -20,17 +18,7 @@ from mediator._control_client import request
 from mediator._launcher import MediatorProcess, running_mediator
 from protocol import CUresult, DeviceState
 
-
-def vm_status(mediator: MediatorProcess, vm: int) -> dict[str, Any]:
-    status: dict[str, Any] = request(mediator.control, {"cmd": "status"})["vms"][vm - 1]
-    return status
-
-
-def wait_for(what: str, check: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.05)
+from ._support import vm_status, wait_for
 
 
 def test_a_sticky_fault_rebuilds_that_vms_context_and_no_other(mediator: MediatorProcess) -> None:

@@ -15,6 +15,8 @@ from mediator._control_client import ControlError, request
 from mediator._launcher import MediatorProcess, running_mediator
 from protocol import CUresult
 
+from ._support import vm_status, wait_for
+
 MIB = 1 << 20
 
 
@@ -41,7 +43,7 @@ def test_the_quota_counts_allocations_and_vmm_memory_and_changes_at_run_time(med
         gpu.mem_free(more)
         gpu.mem_free(ptr)
         gpu.checked("mem_release", gpu.args("mem_release", handle=handle))
-        assert request(mediator.control, {"cmd": "status"})["vms"][0]["memory_used"] == 0
+        wait_for("vm1's memory released", lambda: vm_status(mediator, 1)["memory_used"] == 0)
     with pytest.raises(ControlError, match="non-negative"):
         request(mediator.control, {"cmd": "set_quota", "vm": "vm1", "bytes": -1})
 
@@ -53,10 +55,7 @@ def test_a_calls_per_second_limit_slows_that_vm_only(tmp_path: Path) -> None:
         text = mediator.config.read_text().replace('name = "vm1"\n', 'name = "vm1"\ncalls_per_s = 200\n')
         mediator.config.write_text(text)
         os.kill(mediator.proc.pid, signal.SIGHUP)
-        deadline = time.monotonic() + 20
-        while request(mediator.control, {"cmd": "status"})["vms"][0]["calls_per_s_limit"] != 200:
-            assert time.monotonic() < deadline, "the reload did not take"
-            time.sleep(0.05)
+        wait_for("the reload took", lambda: vm_status(mediator, 1)["calls_per_s_limit"] == 200, timeout=20)
         with GuestClient.connect(mediator.vm_socket(1)) as slow, GuestClient.connect(mediator.vm_socket(2)) as fast:
             slow.init()
             fast.init()
@@ -82,5 +81,5 @@ def test_unsynchronized_async_work_is_capped(tmp_path: Path) -> None:
             gpu.memset_d8(ptr, 3, 4096, asynchronous=True)
         gpu.ctx_synchronize()
         assert gpu.memcpy_dtoh(ptr, 4) == b"\x03" * 4
-        vm = request(mediator.control, {"cmd": "status"})["vms"][0]
-        assert vm["throttles"] == 10 and vm["errors"] == 0
+        wait_for("ten throttles published", lambda: vm_status(mediator, 1)["throttles"] == 10)
+        assert vm_status(mediator, 1)["errors"] == 0

@@ -1,0 +1,142 @@
+"""A hostile guest over the real rings: every malformed frame, offset, handle and pointer gets its own
+CUDA error, is counted for that VM, and costs nothing else; a region too broken to serve is marked
+broken for that VM only."""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import pytest
+
+from guest import GuestClient
+from mediator._launcher import MediatorProcess
+from protocol import CALLS_BY_NAME, Completion, CUresult, DeviceState, HeaderField, SubmitFlags, encode_args
+
+from ._support import vm_status, wait_for
+
+INVALID_VALUE, INVALID_HANDLE = CUresult.CUDA_ERROR_INVALID_VALUE, CUresult.CUDA_ERROR_INVALID_HANDLE
+
+
+def raw(gpu: GuestClient, call_id: int, args: bytes = b"", **fields: int) -> Completion:
+    """Write one submission exactly as given (no client-side checks) and wait for its completion."""
+    gpu.seq += 1
+    assert gpu.sq.push(seq=gpu.seq, call_id=call_id, args=args, **fields)
+    gpu._kick()
+    return gpu.wait(gpu.seq)
+
+
+def args_of(name: str, **values: Any) -> tuple[int, bytes]:
+    spec = CALLS_BY_NAME[name]
+    return spec.call_id, encode_args(spec.args(**values))
+
+
+def counts(mediator: MediatorProcess, vm: int) -> tuple[int, int]:
+    row = vm_status(mediator, vm)
+    return row["errors"], row["protocol_errors"]
+
+
+def test_malformed_frames_get_specific_errors_and_are_counted(mediator: MediatorProcess) -> None:
+    with GuestClient.connect(mediator.vm_socket(1)) as gpu:
+        gpu.init()
+        arena = gpu.region.layout.arena_size
+        htod, htod_args = args_of("memcpy_htod", dst=gpu.mem_alloc(4096), stream=0)
+        nop = CALLS_BY_NAME["nop"].call_id
+        cases: list[tuple[str, Completion, int]] = [
+            ("unknown call id", raw(gpu, 0x7777), CUresult.CUDA_ERROR_NOT_SUPPORTED),
+            ("arguments of the wrong length", raw(gpu, htod, htod_args[:8]), INVALID_VALUE),
+            ("arguments for a call that takes none", raw(gpu, nop, bytes(8)), INVALID_VALUE),
+            ("input past the arena", raw(gpu, htod, htod_args, in_off=arena - 16, in_len=32), INVALID_VALUE),
+            ("input offset that wraps", raw(gpu, htod, htod_args, in_off=0xFFFF_FFF0, in_len=0x20), INVALID_VALUE),
+            ("output past the arena", raw(gpu, *args_of("memcpy_dtoh", src=0, count=64, stream=0),
+                                          out_off=arena - 8, out_cap=64), INVALID_VALUE),
+            ("input and output overlap", raw(gpu, *args_of("memcpy_dtoh", src=0, count=64, stream=0),
+                                             in_off=0, in_len=64, out_off=32, out_cap=64), INVALID_VALUE),
+            ("an enum value CUDA does not have", raw(gpu, CALLS_BY_NAME["mem_get_allocation_granularity"].call_id,
+                                                     struct.pack("<iI", 0, 9)), INVALID_VALUE),
+        ]
+        for what, completion, expected in cases:
+            assert completion.status == expected, what
+        # a call CUDA has no asynchronous form of, submitted ASYNC: refused at once, as an async error
+        alloc, alloc_args = args_of("mem_alloc", bytesize=256)
+        gpu.seq += 1
+        assert gpu.sq.push(seq=gpu.seq, call_id=alloc, args=alloc_args, flags=int(SubmitFlags.ASYNC))
+        gpu.nop()
+        assert [(c.seq, c.status) for c in gpu.async_errors] == [(gpu.seq - 1, INVALID_VALUE)]
+        # and latched like any asynchronous failure: the next call that waits reports it, once
+        assert gpu.call("ctx_synchronize").status == INVALID_VALUE
+        gpu.ctx_synchronize()
+        # every refusal is a protocol error; errors also counts the latched report
+        wait_for("the refusals counted", lambda: counts(mediator, 1) == (len(cases) + 2, len(cases) + 1))
+        gpu.nop()  # and the VM is served as before
+        assert counts(mediator, 2) == (0, 0), "another VM's counters are its own"
+
+
+def test_handles_of_the_wrong_kind_freed_never_issued_or_another_vms(mediator: MediatorProcess) -> None:
+    with GuestClient.connect(mediator.vm_socket(1)) as one, GuestClient.connect(mediator.vm_socket(2)) as two:
+        one.init()
+        two.init()
+        for _ in range(3):
+            two.stream_create()
+        theirs = two.stream_create()  # an id VM 1 was never given
+        event = one.event_create()
+        gone = one.stream_create()
+        one.stream_destroy(gone)
+        for what, stream in (("never issued", 999), ("another VM's", theirs), ("destroyed", gone),
+                             ("an event's id as a stream", event)):
+            status = one.call("stream_synchronize", one.args("stream_synchronize", stream=stream)).status
+            assert status == INVALID_HANDLE, what
+        assert one.call("event_record", one.args("event_record", event=theirs + 50, stream=0)).status == \
+            INVALID_HANDLE
+        assert one.call("cublas_destroy", one.args("cublas_destroy", handle=7)).status != 0
+        two.stream_synchronize(theirs)  # still VM 2's, untouched
+
+
+def test_device_pointers_are_checked_against_the_vms_own_allocations(mediator: MediatorProcess) -> None:
+    with GuestClient.connect(mediator.vm_socket(1)) as one, GuestClient.connect(mediator.vm_socket(2)) as two:
+        one.init()
+        two.init()
+        mine = one.mem_alloc(4096)
+        # each VM has an address space of its own, so equal addresses may name different memory;
+        # VM 2 allocates past anything VM 1 holds, so its pointer is one VM 1 was never given
+        two.mem_alloc(1 << 20)
+        theirs = two.mem_alloc(4096)
+        assert not mine <= theirs < mine + 4096
+        two.memcpy_htod(theirs, b"secret")
+
+        def dtoh(src: int, count: int) -> int:
+            return one.call("memcpy_dtoh", one.args("memcpy_dtoh", src=src, count=count, stream=0),
+                            out_cap=count).status
+
+        assert dtoh(theirs, 6) == INVALID_VALUE, "another VM's pointer"
+        assert dtoh(mine + 4000, 200) == INVALID_VALUE, "starts inside, runs past the end"
+        assert dtoh(0, 16) == INVALID_VALUE, "null"
+        assert dtoh(2**64 - 8, 8) == INVALID_VALUE, "top of the address space"
+        status = one.call("memset_d8", one.args("memset_d8", dst=theirs, value=0, count=6, stream=0)).status
+        assert status == INVALID_VALUE
+        status = one.call("memcpy_dtod", one.args("memcpy_dtod", dst=mine, src=theirs, count=6, stream=0)).status
+        assert status == INVALID_VALUE
+        one.mem_free(mine)
+        assert one.call("mem_free", one.args("mem_free", dptr=mine)).status == INVALID_VALUE, "double free"
+        assert dtoh(mine, 16) == INVALID_VALUE, "use after free"
+        assert one.call("mem_free", one.args("mem_free", dptr=theirs)).status == INVALID_VALUE
+        assert two.memcpy_dtoh(theirs, 6) == b"secret"
+
+
+@pytest.mark.parametrize("damage", ["tail jumps past the ring", "tail goes backwards"])
+def test_impossible_ring_indices_break_that_vms_region_only(mediator: MediatorProcess, damage: str) -> None:
+    with GuestClient.connect(mediator.vm_socket(1)) as one, GuestClient.connect(mediator.vm_socket(2)) as two:
+        one.init()
+        two.init()
+        for _ in range(5):
+            one.nop()
+        tail = one.region.u32(HeaderField.SQ_TAIL)
+        entries = one.region.layout.sq_entries
+        one.region.set_u32(HeaderField.SQ_TAIL, tail + entries + 5 if damage.startswith("tail jumps") else tail - 3)
+        one._kick()
+        wait_for("the region marked broken", lambda: one.region.device_state == DeviceState.BROKEN, 20)
+        vm = vm_status(mediator, 1)
+        assert vm["state"] in ("broken", "closed", "listening")
+        for _ in range(20):
+            two.nop()
+        assert vm_status(mediator, 2)["state"] == "serving"
