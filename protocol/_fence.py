@@ -2,15 +2,18 @@
 
 Both sides publish an index and then read the other side's sleep flag (the host: set flag, re-read
 tail; the guest: publish tail, read flag). x86 may reorder a store with a later load, so without a
-fence both sides can miss each other and the wakeup is lost. Python has no fence of its own; a
-sequentially consistent atomic from libatomic is a locked instruction, which is one. Where libatomic
-is missing, ``fence`` is a no-op and the host's bounded sleep (mediator) recovers any lost wakeup.
+fence both sides can miss each other and the wakeup is lost. Python has no fence of its own. The C
+ring extension (``protocol._cring``) has one (``__atomic_thread_fence``, tens of nanoseconds); without
+it, a sequentially consistent atomic from libatomic through ctypes is a locked instruction, which is
+one too (half a microsecond a call). Where neither exists, ``fence`` is a no-op and the host's bounded
+sleep (mediator) recovers any lost wakeup.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 from collections.abc import Callable
 
 __all__ = ["HAVE_FENCE", "fence"]
@@ -42,6 +45,16 @@ def _no_fence() -> None:
     return None
 
 
-_loaded = _load_fence()
+def _c_fence() -> Callable[[], None] | None:
+    if os.environ.get("VGPU_PURE_PYTHON") == "1":
+        return None
+    try:
+        from ._cring import fence
+    except ImportError:
+        return None
+    return fence
+
+
+_loaded = _c_fence() or _load_fence()
 HAVE_FENCE: bool = _loaded is not None
 fence: Callable[[], None] = _loaded or _no_fence

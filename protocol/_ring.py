@@ -6,11 +6,19 @@ the entries up to it, and then stores the new head. Each side keeps its own inde
 only ever *writes* it to the region, so a guest that scribbles on the host's index hurts only
 itself. The index written by the other side is untrusted: a count of pending entries larger than
 the ring means it jumped or went backwards, and :class:`RemoteProtocolError` says so.
+
+Two implementations share these semantics: the pure-Python classes here (``Py…``), the reference,
+and ``protocol._cring`` (native/cring.c), built by the package where a compiler is present, which
+does the same in one C call per operation and adds ``spin()``, a bounded wait for the other side
+without the GIL. The exported names are the C ones when the extension loaded and the environment
+does not say ``VGPU_PURE_PYTHON=1``; the tests run both and compare them.
 """
 
 from __future__ import annotations
 
-from typing import Final
+import os
+import time
+from typing import TYPE_CHECKING, Any, Final
 
 from ._errors import RemoteProtocolError
 from ._frames import (
@@ -25,8 +33,13 @@ from ._layout import CQE_SIZE, SQE_SIZE, DeviceState, HeaderField, RegionLayout,
 from ._status import CUresult
 
 __all__ = [
+    "ACCELERATED",
     "CompletionConsumer",
     "CompletionProducer",
+    "PyCompletionConsumer",
+    "PyCompletionProducer",
+    "PySubmissionConsumer",
+    "PySubmissionProducer",
     "Region",
     "SubmissionConsumer",
     "SubmissionProducer",
@@ -43,8 +56,11 @@ class Region:
         self.layout = layout if layout is not None else validate_region(self.buf)
         self._u32 = self.buf[:4096].cast("I")
         self._u64 = self.buf[:4096].cast("Q")
+        #: the header as u32 words, for hot paths that index it by ``HeaderField >> 2`` precomputed
+        self.u32_view = self._u32
         start = self.layout.arena_offset
         self.arena = self.buf[start:start + self.layout.arena_size]
+        self._sides: list[Any] = []  # C ring sides holding an export of ``buf``, released with it
 
     def u32(self, field: HeaderField) -> int:
         return int(self._u32[field >> 2])
@@ -71,6 +87,9 @@ class Region:
 
     def release(self) -> None:
         """Drop the exported views so the underlying mapping can be closed."""
+        for side in self._sides:
+            side.release()
+        self._sides.clear()
         for view in (self._u32, self._u64, self.arena, self.buf):
             view.release()
 
@@ -96,7 +115,7 @@ class _RingSide:
         self._u32[self._mine] = self.index
 
 
-class SubmissionProducer(_RingSide):
+class PySubmissionProducer(_RingSide):
     """The guest's end of the submission ring."""
 
     def __init__(self, region: Region) -> None:
@@ -124,7 +143,7 @@ class SubmissionProducer(_RingSide):
         return True
 
 
-class SubmissionConsumer(_RingSide):
+class PySubmissionConsumer(_RingSide):
     """The host's end of the submission ring."""
 
     def __init__(self, region: Region) -> None:
@@ -137,11 +156,13 @@ class SubmissionConsumer(_RingSide):
         tail = int(self._u32[self._theirs])
         count = (tail - self.index) & _MASK32
         if count > self.entries:
-            raise RemoteProtocolError(
-                f"submission tail {tail} is {count} entries past head {self.index} "
-                f"in a ring of {self.entries}: it jumped or went backwards",
-                CUresult.CUDA_ERROR_ILLEGAL_STATE)
+            _ring_error("submission", tail, self.index, self.entries)
         return count
+
+    def spin(self, timeout_ns: int, yield_after_ns: int = -1) -> int:
+        """Wait up to ``timeout_ns`` for an entry (after ``yield_after_ns``, yielding the CPU between
+        looks; -1: never); returns :meth:`pending`."""
+        return _spin(self, timeout_ns, yield_after_ns)
 
     def read(self, ahead: int = 0) -> Submission:
         """Decode the entry ``ahead`` places past the head (it must be pending)."""
@@ -152,7 +173,7 @@ class SubmissionConsumer(_RingSide):
         self._publish(self.index + count)
 
 
-class CompletionProducer(_RingSide):
+class PyCompletionProducer(_RingSide):
     """The host's end of the completion ring."""
 
     def __init__(self, region: Region) -> None:
@@ -164,10 +185,7 @@ class CompletionProducer(_RingSide):
         head = int(self._u32[self._theirs])
         used = (self.index - head) & _MASK32
         if used > self.entries:
-            raise RemoteProtocolError(
-                f"completion head {head} is {used} entries behind tail {self.index} "
-                f"in a ring of {self.entries}: it jumped or went backwards",
-                CUresult.CUDA_ERROR_ILLEGAL_STATE)
+            _ring_error("completion head", head, self.index, self.entries)
         return self.entries - used
 
     def push(self, *, seq: int, call_id: int, status: int, results: bytes = b"",
@@ -180,7 +198,7 @@ class CompletionProducer(_RingSide):
         return True
 
 
-class CompletionConsumer(_RingSide):
+class PyCompletionConsumer(_RingSide):
     """The guest's end of the completion ring."""
 
     def __init__(self, region: Region) -> None:
@@ -192,12 +210,107 @@ class CompletionConsumer(_RingSide):
         tail = int(self._u32[self._theirs])
         count = (tail - self.index) & _MASK32
         if count > self.entries:
-            raise RemoteProtocolError(f"completion tail {tail} jumped past head {self.index}",
-                                      CUresult.CUDA_ERROR_ILLEGAL_STATE)
+            _ring_error("completion", tail, self.index, self.entries)
         return count
+
+    def spin(self, timeout_ns: int, yield_after_ns: int = -1) -> int:
+        """Wait up to ``timeout_ns`` for a completion (see :meth:`PySubmissionConsumer.spin`)."""
+        return _spin(self, timeout_ns, yield_after_ns)
 
     def pop(self) -> Completion:
         """Decode the entry at the head and consume it (it must be pending)."""
         completion = decode_completion(self._buf, self.slot_offset(self.index))
         self._publish(self.index + 1)
         return completion
+
+
+def _ring_error(kind: str, theirs: int, mine: int, entries: int) -> None:
+    """Raise for an impossible index written by the other side (both implementations call this)."""
+    if kind == "submission":
+        raise RemoteProtocolError(
+            f"submission tail {theirs} is {(theirs - mine) & _MASK32} entries past head {mine} "
+            f"in a ring of {entries}: it jumped or went backwards", CUresult.CUDA_ERROR_ILLEGAL_STATE)
+    if kind == "completion head":
+        raise RemoteProtocolError(
+            f"completion head {theirs} is {(mine - theirs) & _MASK32} entries behind tail {mine} "
+            f"in a ring of {entries}: it jumped or went backwards", CUresult.CUDA_ERROR_ILLEGAL_STATE)
+    raise RemoteProtocolError(f"completion tail {theirs} jumped past head {mine}",
+                              CUresult.CUDA_ERROR_ILLEGAL_STATE)
+
+
+def _spin(side: PySubmissionConsumer | PyCompletionConsumer, timeout_ns: int, yield_after_ns: int) -> int:
+    """The pure-Python spin: the same loop as the C one, a look per iteration."""
+    if timeout_ns > 0 and not side.pending():
+        started = time.perf_counter_ns()
+        deadline = started + timeout_ns
+        yield_at = started + yield_after_ns if yield_after_ns >= 0 else None
+        while int(side._u32[side._theirs]) == side.index:
+            now = time.perf_counter_ns()
+            if now >= deadline:
+                break
+            if yield_at is not None and now >= yield_at:
+                os.sched_yield()
+    return side.pending()
+
+
+try:
+    if os.environ.get("VGPU_PURE_PYTHON") == "1":
+        raise ImportError("VGPU_PURE_PYTHON=1")
+    from . import _cring
+except ImportError:
+    _cring = None  # type: ignore[assignment]
+
+ACCELERATED: Final = _cring is not None
+
+if TYPE_CHECKING or _cring is None:
+    SubmissionProducer = PySubmissionProducer
+    SubmissionConsumer = PySubmissionConsumer
+    CompletionProducer = PyCompletionProducer
+    CompletionConsumer = PyCompletionConsumer
+else:
+    _cring.configure(Submission, Completion, encode_submission, decode_submission, encode_completion,
+                     _ring_error)
+
+    class SubmissionProducer(_cring.SubmissionProducer):
+        """The guest's end of the submission ring (C)."""
+
+        __slots__ = ()
+
+        def __init__(self, region: Region) -> None:
+            lay = region.layout
+            super().__init__(region.buf, lay.sq_offset, lay.sq_entries, SQE_SIZE, HeaderField.SQ_TAIL,
+                             HeaderField.SQ_HEAD)
+            region._sides.append(self)
+
+    class SubmissionConsumer(_cring.SubmissionConsumer):
+        """The host's end of the submission ring (C)."""
+
+        __slots__ = ()
+
+        def __init__(self, region: Region) -> None:
+            lay = region.layout
+            super().__init__(region.buf, lay.sq_offset, lay.sq_entries, SQE_SIZE, HeaderField.SQ_HEAD,
+                             HeaderField.SQ_TAIL)
+            region._sides.append(self)
+
+    class CompletionProducer(_cring.CompletionProducer):
+        """The host's end of the completion ring (C)."""
+
+        __slots__ = ()
+
+        def __init__(self, region: Region) -> None:
+            lay = region.layout
+            super().__init__(region.buf, lay.cq_offset, lay.cq_entries, CQE_SIZE, HeaderField.CQ_TAIL,
+                             HeaderField.CQ_HEAD)
+            region._sides.append(self)
+
+    class CompletionConsumer(_cring.CompletionConsumer):
+        """The guest's end of the completion ring (C)."""
+
+        __slots__ = ()
+
+        def __init__(self, region: Region) -> None:
+            lay = region.layout
+            super().__init__(region.buf, lay.cq_offset, lay.cq_entries, CQE_SIZE, HeaderField.CQ_HEAD,
+                             HeaderField.CQ_TAIL)
+            region._sides.append(self)

@@ -1,0 +1,17 @@
+"""Only the C extension lives here; everything else about the package is in pyproject.toml.
+
+``protocol._cring`` (native/cring.c) is the ring hot path. It is optional: where it cannot be built
+(no compiler, no Python headers) the install carries on and protocol/_ring.py's pure-Python rings
+serve instead.
+"""
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension("protocol._cring", ["native/cring.c"], optional=True,
+                  extra_compile_args=["-O2", "-std=c11", "-Wall", "-Wextra",
+                                      "-Wno-missing-field-initializers",
+                                      "-Wno-cast-function-type"]),
+    ],
+)
