@@ -26,9 +26,9 @@ from protocol import (
     LocalProtocolError,
     Region,
     RemoteProtocolError,
+    _ring,
     lay_out_region,
 )
-from protocol import _ring
 
 pytestmark = pytest.mark.skipif(not _ring.ACCELERATED, reason="protocol._cring is not built here")
 
