@@ -66,14 +66,16 @@ class DeviceConfig:
 
 class HandleTable(Generic[T]):
     """Per-VM ids for one kind of handle. Ids start at 1 (0 is CUDA's null handle) and are never
-    reused within a session, so a stale id is always recognised as such."""
+    reused within a session, so a stale id is always recognised as such. Tables that share ``ids``
+    (one counter for all of a VM's kinds) never issue the same number twice, so a handle of the wrong
+    kind is recognised as well: it is never issued in this table."""
 
     def __init__(self, kind: str, status: CUresult | CublasStatus = CUresult.CUDA_ERROR_INVALID_HANDLE,
-                 limit: int = 1 << 20) -> None:
+                 limit: int = 1 << 20, *, ids: Iterator[int] | None = None) -> None:
         self.kind = kind
         self._status = status
         self._objects: dict[int, T] = {}
-        self._ids = itertools.count(1)
+        self._ids = ids if ids is not None else itertools.count(1)
         self._limit = limit
 
     def add(self, obj: T) -> int:

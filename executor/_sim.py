@@ -41,6 +41,7 @@ bookkeeping; no call needs a current one, and releasing or destroying a context 
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 from typing import Final
@@ -145,6 +146,14 @@ MAX_THREADS_PER_BLOCK: Final = 1024
 MAX_BLOCK_DIM: Final = (1024, 1024, 64)
 MAX_GRID_DIM: Final = (2**31 - 1, 65535, 65535)
 MAX_SHARED_PER_BLOCK: Final = 48 * 1024
+#: the most GEMMs one batched call may ask the simulator for: each is a NumPy call of its own, and a
+#: guest's ``batch_count`` of 2**31 over one tiny matrix would otherwise build billions of them (host
+#: memory, not the VM's quota); a GPU runs such a batch in milliseconds, the simulator refuses it
+MAX_SIM_GEMM_BATCH: Final = 1 << 16
+#: graph nodes one VM may hold at once, in captures, graphs and graph execs together: each is host
+#: memory of the VM's worker (a closure), which no device-memory quota sees; CUDA answers a graph it
+#: cannot hold with CUDA_ERROR_OUT_OF_MEMORY, and so does the simulator past this many
+MAX_GRAPH_NODES: Final = 1 << 18
 
 
 def _parse_pci(bus_id: str) -> tuple[int, int, int]:
@@ -185,22 +194,27 @@ class SimExecutor(Executor):
         config = config or DeviceConfig()
         self.config = config
         self._clock = clock  # nanoseconds, for event timestamps
-        self.memory = DeviceMemory(config.total_memory, memory_quota)
-        self.modules = SimModules(self.memory)
+        # one id space for every kind of handle: an id names at most one object, so a handle passed
+        # where another kind is expected is always refused, never mistaken for one of that kind
+        ids = itertools.count(1)
+        self.memory = DeviceMemory(config.total_memory, memory_quota, ids=ids)
+        self.modules = SimModules(self.memory, ids=ids)
         self._attributes = device_attributes(config)
         self._legacy = StreamState(0, 0)
-        self._streams: HandleTable[StreamState] = HandleTable("stream")
-        self._events: HandleTable[EventState] = HandleTable("event")
-        self._graphs: HandleTable[Graph] = HandleTable("graph")
-        self._graph_execs: HandleTable[GraphExec] = HandleTable("graph exec")
+        self._streams: HandleTable[StreamState] = HandleTable("stream", ids=ids)
+        self._events: HandleTable[EventState] = HandleTable("event", ids=ids)
+        self._graphs: HandleTable[Graph] = HandleTable("graph", ids=ids)
+        self._graph_execs: HandleTable[GraphExec] = HandleTable("graph exec", ids=ids)
         self._blas: HandleTable[_BlasHandle] = HandleTable(
-            "cuBLAS", CublasStatus.CUBLAS_STATUS_NOT_INITIALIZED)
-        self._contexts: HandleTable[int] = HandleTable("context", CUresult.CUDA_ERROR_INVALID_CONTEXT)
+            "cuBLAS", CublasStatus.CUBLAS_STATUS_NOT_INITIALIZED, ids=ids)
+        self._contexts: HandleTable[int] = HandleTable(
+            "context", CUresult.CUDA_ERROR_INVALID_CONTEXT, ids=ids)
         self._primary: int | None = None
         self._primary_refs = 0
         self._ctx_stack: list[int] = []
         self._captures: dict[int, Capture] = {}
         self._capture_ids = 0
+        self._graph_nodes = 0  # nodes held by live graphs and graph execs (captures count their own)
 
     # -- what other parts of the backend use ----------------------------------------------------
 
@@ -233,8 +247,20 @@ class SimExecutor(Executor):
             self._touch_legacy(what)
         if state.capture is None:
             op()
-        else:
-            state.capture.record(state, op, what)
+            return
+        if state.capture.invalid_reason is None:
+            self._hold_nodes(1, what, state.capture)
+        state.capture.record(state, op, what)
+
+    def _hold_nodes(self, count: int, what: str, capture: Capture | None = None) -> None:
+        """Refuse graph nodes past :data:`MAX_GRAPH_NODES` (a capture that cannot grow is invalidated)."""
+        held = self._graph_nodes + sum(len(c.nodes) for c in self._captures.values())
+        if held + count > MAX_GRAPH_NODES:
+            if capture is not None:
+                self._invalidate(capture, f"{what}: the VM holds {held} graph nodes already")
+            raise CudaError(CUresult.CUDA_ERROR_OUT_OF_MEMORY,
+                            f"{what}: {count} more graph nodes would exceed the {MAX_GRAPH_NODES} a VM may "
+                            f"hold (it holds {held} in captures, graphs and graph execs)")
 
     def set_memory_quota(self, quota: int | None) -> None:
         """Change the VM's quota (the supervisor's ``set_quota``); live allocations stay."""
@@ -245,10 +271,17 @@ class SimExecutor(Executor):
     def memory_used(self) -> int:
         return self.memory.used
 
+    def live_handles(self) -> int:
+        """Handles of every kind the VM holds now (streams, events, …, memory handles, modules)."""
+        tables = (self._streams, self._events, self._graphs, self._graph_execs, self._blas, self._contexts,
+                  self.memory.handles, self.modules.modules, self.modules.functions)
+        return sum(len(table) for table in tables)
+
     def close(self) -> None:
         for capture in list(self._captures.values()):
             capture.finish()
         self._captures.clear()
+        self._graph_nodes = 0
         for table in (self._streams, self._events, self._graphs, self._graph_execs, self._blas,
                       self._contexts):
             table.clear()
@@ -822,8 +855,17 @@ class SimExecutor(Executor):
         shape = self._ex_shape(args)
         return self._static_gemms(args.handle, shape, [(args.a, args.b, args.c)], "cublasGemmEx")
 
+    @staticmethod
+    def _batch_count(count: int, what: str) -> int:
+        if count > MAX_SIM_GEMM_BATCH:
+            raise CudaError(CublasStatus.CUBLAS_STATUS_NOT_SUPPORTED,
+                            f"{what}: batch_count {count}; the sim backend simulates at most "
+                            f"{MAX_SIM_GEMM_BATCH} GEMMs per call")
+        return count
+
     def cublas_gemm_strided_batched_ex(self, args: GemmStridedBatchedExArgs, io: CallIO) -> NoResult:
         shape = self._ex_shape(args)
+        self._batch_count(args.batch_count, "cublasGemmStridedBatchedEx")
         sa, sb, sc = (ITEMSIZE[t] for t in (args.a_type, args.b_type, args.c_type))
         batches = [(args.a + i * args.stride_a * sa, args.b + i * args.stride_b * sb,
                     args.c + i * args.stride_c * sc) for i in range(args.batch_count)]
@@ -833,7 +875,8 @@ class SimExecutor(Executor):
         """The pointer arrays are device memory, read when the GEMMs run (GGML fills them with a kernel
         just before, in the same stream — inside a captured graph too)."""
         shape = self._ex_shape(args)
-        count, memory, what = args.batch_count, self.memory, "cublasGemmBatchedEx"
+        what = "cublasGemmBatchedEx"
+        count, memory = self._batch_count(args.batch_count, what), self.memory
         arrays = ((args.a, "Aarray"), (args.b, "Barray"), (args.c, "Carray"))
         try:
             for ptr, name in arrays:
@@ -888,7 +931,9 @@ class SimExecutor(Executor):
             raise CudaError(CUresult.CUDA_ERROR_STREAM_CAPTURE_UNJOINED,
                             f"capture {capture.capture_id}: work forked to other streams was not joined "
                             f"back into stream {args.stream} ({names})")
-        return GraphResult(graph=self._graphs.add(Graph(tuple(capture.nodes))))
+        handle = self._graphs.add(Graph(tuple(capture.nodes)))
+        self._graph_nodes += len(capture.nodes)
+        return GraphResult(graph=handle)
 
     def stream_get_capture_info(self, args: StreamArgs, io: CallIO) -> CaptureInfoResult:
         state = self._stream(args.stream)
@@ -909,7 +954,10 @@ class SimExecutor(Executor):
         if args.flags & ~_GRAPH_INSTANTIATE_FLAGS:
             raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE,
                             f"cuGraphInstantiateWithFlags flags {args.flags:#x} are not supported")
-        return GraphExecResult(graph_exec=self._graph_execs.add(GraphExec(graph.nodes)))
+        self._hold_nodes(len(graph.nodes), "cuGraphInstantiate")
+        handle = self._graph_execs.add(GraphExec(graph.nodes))
+        self._graph_nodes += len(graph.nodes)
+        return GraphExecResult(graph_exec=handle)
 
     def graph_launch(self, args: GraphLaunchArgs, io: CallIO) -> NoResult:
         graph_exec = self._graph_execs.get(args.graph_exec)
@@ -918,11 +966,11 @@ class SimExecutor(Executor):
         return NoResult()
 
     def graph_exec_destroy(self, args: GraphExecArgs, io: CallIO) -> NoResult:
-        self._graph_execs.pop(args.graph_exec)
+        self._graph_nodes -= len(self._graph_execs.pop(args.graph_exec).nodes)
         return NoResult()
 
     def graph_destroy(self, args: GraphArgs, io: CallIO) -> NoResult:
-        self._graphs.pop(args.graph)
+        self._graph_nodes -= len(self._graphs.pop(args.graph).nodes)
         return NoResult()
 
 

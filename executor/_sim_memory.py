@@ -22,13 +22,16 @@ Theory of operation
   ``CUDA_ERROR_INVALID_VALUE`` (the bounds check every copy gets); a mapped range without the access it
   needs fails with ``CUDA_ERROR_ILLEGAL_ADDRESS`` (on a GPU the copy engine faults). The simulator does
   not make that error sticky: it poisons nothing.
-* **Accounting.** :attr:`DeviceMemory.used` counts block bytes and live physical bytes; allocation
-  fails with ``CUDA_ERROR_OUT_OF_MEMORY`` beyond the device's memory or the VM's quota.
+* **Accounting.** :attr:`DeviceMemory.used` counts block bytes, live physical bytes and module
+  globals (device memory on a GPU too: a guest must not get memory past its quota by loading modules
+  full of globals); allocation fails with ``CUDA_ERROR_OUT_OF_MEMORY`` beyond the device's memory or
+  the VM's quota.
 """
 
 from __future__ import annotations
 
 import bisect
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -120,13 +123,14 @@ class Mapping:
 class DeviceMemory:
     """One VM's device memory. Every method raises :class:`CudaError` with CUDA's status on misuse."""
 
-    def __init__(self, total: int, quota: int | None = None) -> None:
+    def __init__(self, total: int, quota: int | None = None, *, ids: Iterator[int] | None = None) -> None:
         self.total = total
         self.quota = quota
         self.allocations = AllocationMap()
-        self.handles: HandleTable[Physical] = HandleTable("memory handle")
+        self.handles: HandleTable[Physical] = HandleTable("memory handle", ids=ids)
         self._block_bytes = 0
         self._physical_bytes = 0
+        self._global_bytes = 0
         self._next_va = VA_BASE
         self._claimed_starts: list[int] = []
         self._claimed_ends: list[int] = []
@@ -138,7 +142,7 @@ class DeviceMemory:
 
     @property
     def used(self) -> int:
-        return self._block_bytes + self._physical_bytes
+        return self._block_bytes + self._physical_bytes + self._global_bytes
 
     @property
     def limit(self) -> int:
@@ -207,15 +211,18 @@ class DeviceMemory:
         self._block_bytes -= alloc.size
 
     def add_global(self, size: int) -> tuple[int, Bytes]:
-        """Device memory for a module global (registered as kind ``"global"``, not charged)."""
+        """Device memory for a module global (registered as kind ``"global"``, charged like a block)."""
+        self._charge(size, "module global")
         data = _zeros(max(size, 1), "module global")[:size]
         start = self._claim(_align_up(max(size, 1), ALLOC_ALIGNMENT), ALLOC_ALIGNMENT)
         self.allocations.add(Allocation(start, size, "global", data))
+        self._global_bytes += size
         return start, data
 
     def remove_global(self, ptr: int) -> None:
-        self.allocations.remove(ptr, "global")
+        alloc = self.allocations.remove(ptr, "global")
         self._unclaim(ptr)
+        self._global_bytes -= alloc.size
 
     # -- the virtual memory API ----------------------------------------------------------------
 
@@ -464,3 +471,4 @@ class DeviceMemory:
         self._live_physical.clear()
         self._block_bytes = 0
         self._physical_bytes = 0
+        self._global_bytes = 0

@@ -11,6 +11,7 @@ work for every kernel in the image, as on a GPU.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -60,10 +61,10 @@ def symbol_name(data: memoryview | bytes, what: str) -> str:
 class SimModules:
     """One VM's loaded modules and the functions looked up in them."""
 
-    def __init__(self, memory: DeviceMemory) -> None:
+    def __init__(self, memory: DeviceMemory, *, ids: Iterator[int] | None = None) -> None:
         self._memory = memory
-        self.modules: HandleTable[SimModule] = HandleTable("module")
-        self.functions: HandleTable[SimFunction] = HandleTable("function")
+        self.modules: HandleTable[SimModule] = HandleTable("module", ids=ids)
+        self.functions: HandleTable[SimFunction] = HandleTable("function", ids=ids)
 
     def load(self, data: memoryview | bytes) -> tuple[int, SimModule]:
         image = parse_module_image(data)
