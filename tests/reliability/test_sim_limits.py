@@ -4,6 +4,7 @@ and a handle of one kind taken for another because the numbers coincide."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -104,7 +105,7 @@ def test_a_handle_of_another_kind_is_never_taken_for_one_of_this_kind() -> None:
         "module": call(ex, "module_load_data", inp=GLOBALS_PTX).module,
     }
     assert len(set(ids.values())) == len(ids), "one id space: no number names two objects"
-    users = {
+    users: dict[str, Callable[[int], int]] = {
         "stream": lambda h: status_of(ex, "stream_synchronize", stream=h),
         "event": lambda h: status_of(ex, "event_query", event=h),
         "memhandle": lambda h: status_of(ex, "mem_release", handle=h),
