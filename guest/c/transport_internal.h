@@ -35,6 +35,7 @@ struct cuda_transport {
     /* PCI backend */
     uint8_t *bar0;
     size_t bar0_size;
+    int pci_lock_fd; /* resource2, flock()ed exclusively while open */
 
     /* socket backend */
     int sock;

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -96,6 +97,20 @@ static int map_resource(const char *dir, const char *name, uint8_t **base, size_
     return 0;
 }
 
+/* One producer per ring: a second process of the guest must not submit into the same region. */
+static int lock_device(struct cuda_transport *t, const char *dir)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/resource2", dir);
+    t->pci_lock_fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (t->pci_lock_fd < 0)
+        return vt_fail(CUDA_TRANSPORT_E_SYS, "open %s: %s", path, strerror(errno));
+    if (flock(t->pci_lock_fd, LOCK_EX | LOCK_NB) < 0)
+        return vt_fail(errno == EWOULDBLOCK ? CUDA_TRANSPORT_E_BUSY : CUDA_TRANSPORT_E_SYS,
+                       "%s is in use by another process of this guest (flock: %s)", path, strerror(errno));
+    return 0;
+}
+
 int vt_pci_open(struct cuda_transport *t, const char *bdf)
 {
     char dir[sizeof PCI_DEVICES + 256];
@@ -111,6 +126,8 @@ int vt_pci_open(struct cuda_transport *t, const char *bdf)
         }
         close(fd);
     }
+    if ((rc = lock_device(t, dir)))
+        return rc;
     if ((rc = map_resource(dir, "resource0", &t->bar0, &t->bar0_size)))
         return rc;
     if (t->bar0_size < VR_BAR0_DOORBELL + 4)
@@ -130,6 +147,9 @@ void vt_pci_close(struct cuda_transport *t)
     if (t->bar0)
         munmap(t->bar0, t->bar0_size);
     t->region = t->bar0 = NULL;
+    if (t->pci_lock_fd >= 0)
+        close(t->pci_lock_fd); /* releases the flock */
+    t->pci_lock_fd = -1;
 }
 
 void vt_pci_kick(struct cuda_transport *t)

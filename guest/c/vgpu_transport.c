@@ -52,6 +52,7 @@ const char *cuda_transport_strerror(int err)
     case CUDA_TRANSPORT_E_TIMEOUT: return "timed out";
     case CUDA_TRANSPORT_E_INVAL: return "invalid argument";
     case CUDA_TRANSPORT_E_PROTOCOL: return "the host broke the ring protocol";
+    case CUDA_TRANSPORT_E_BUSY: return "the device is in use by another process";
     default: return err > 0 ? "the call failed (status)" : "unknown transport error";
     }
 }
@@ -129,7 +130,7 @@ struct cuda_transport *vt_alloc(enum vt_backend backend)
         return NULL;
     t->backend = backend;
     pthread_mutex_init(&t->lock, NULL);
-    t->sock = t->region_fd = t->doorbell_fd = t->irq_fd = -1;
+    t->sock = t->region_fd = t->doorbell_fd = t->irq_fd = t->pci_lock_fd = -1;
     t->timeout_ns = env_u64("VGPU_TRANSPORT_TIMEOUT_MS", 30000) * 1000000ull;
     t->spin_ns = env_u64("VGPU_TRANSPORT_SPIN_US", 50) * 1000ull;
     return t;
@@ -264,6 +265,9 @@ int vt_attach_region(struct cuda_transport *t)
     t->arena_size = sections[2].len > 0xFFFFF000ull ? 0xFFFFF000ull : sections[2].len;
     t->sq_tail = ld32(t, VR_OFF_SQ_TAIL); /* resume where the region says (fresh: 0) */
     t->cq_head = ld32(t, VR_OFF_CQ_HEAD);
+    /* Sequence numbers continue from the entries ever published, so a process that resumes a
+     * region left by another never waits on a seq of its predecessor's unanswered entries. */
+    t->seq = t->sq_tail;
     t->chunk = t->arena_size / 4 > 65536 ? (size_t)(t->arena_size / 4) : 65536;
     if (t->chunk > t->arena_size)
         t->chunk = (size_t)t->arena_size;

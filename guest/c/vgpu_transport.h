@@ -46,6 +46,7 @@ enum cuda_transport_error {
     CUDA_TRANSPORT_E_TIMEOUT = -6,   /* no completion / no space within the timeout */
     CUDA_TRANSPORT_E_INVAL = -7,     /* bad argument (args too long, payload larger than arena) */
     CUDA_TRANSPORT_E_PROTOCOL = -8,  /* the host's ring indices are impossible */
+    CUDA_TRANSPORT_E_BUSY = -9,      /* another process of this guest has the PCI device open */
 };
 
 #define CUDA_TRANSPORT_MAX_ARGS 160u
@@ -79,7 +80,11 @@ struct cuda_transport_stats {
  * VGPU_TRANSPORT_TIMEOUT_MS (default 30000), VGPU_TRANSPORT_SPIN_US (default 50).
  */
 CUDA_TRANSPORT_API int cuda_transport_init(struct cuda_transport **out);
-/* The PCI backend; `bdf` NULL picks the first 1af4:1110 device. */
+/*
+ * The PCI backend; `bdf` NULL picks the first 1af4:1110 device. The rings have one producer: the
+ * transport holds an exclusive flock on the device's resource2 file while it is open, and a second
+ * opener gets CUDA_TRANSPORT_E_BUSY.
+ */
 CUDA_TRANSPORT_API int cuda_transport_init_pci(const char *bdf, struct cuda_transport **out);
 /* The socket backend: connect to a mediator VM socket and do QEMU's ivshmem handshake. */
 CUDA_TRANSPORT_API int cuda_transport_init_socket(const char *path, struct cuda_transport **out);

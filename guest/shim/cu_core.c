@@ -1,0 +1,311 @@
+/*
+ * libcuda.so.1's core: the configuration, the log, the one connection to the mediator, calls,
+ * and the device ranges the guest knows of.
+ *
+ * Theory of operation:
+ *  - Configuration never needs the environment (Ollama's runner strips it): the transport is the
+ *    first ivshmem-doorbell device (PCI 1af4:1110) unless /etc/vgpu/guest.conf says otherwise.
+ *    The file is `key = value` lines (`#` comments): `socket = PATH` uses the Unix-socket backend
+ *    (a host, for tests), `device = dddd:bb:dd.f` picks one of several PCI devices, `log = stderr |
+ *    off | PATH`, `trace = 1` logs every call. VGPU_GUEST_CONF names another file (tests only).
+ *  - The connection opens on the first call that needs the host, once (pthread_once); a failure
+ *    is remembered and every later call answers the same CUresult. The rings have one producer: the
+ *    PCI transport flocks the device, and a second process of the same guest gets
+ *    CUDA_ERROR_DEVICE_UNAVAILABLE instead of corrupting them.
+ *  - Errors of posted calls come back from the host as the LATCHED status of the next call that
+ *    waits; nothing is latched here.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "shim.h"
+#include "vgpu_transport.h"
+
+#define DEFAULT_CONF "/etc/vgpu/guest.conf"
+
+static struct {
+    char socket[256];
+    char device[64];
+    char log[256];
+    int trace;
+} conf = {.log = "stderr"};
+
+static FILE *log_file;
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static pthread_once_t connect_once = PTHREAD_ONCE_INIT;
+static struct cuda_transport *transport;
+static int connect_error; /* CUresult when the connection failed */
+
+/* -- configuration and log --------------------------------------------------------------------- */
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *end = s + strlen(s);
+    while (end > s && isspace((unsigned char)end[-1]))
+        *--end = '\0';
+    return s;
+}
+
+static void set_text(char *dst, size_t cap, const char *value, const char *key)
+{
+    if (strlen(value) >= cap)
+        vgpu_shim_log("guest.conf: %s is longer than %zu bytes, ignored", key, cap - 1);
+    else
+        snprintf(dst, cap, "%s", value);
+}
+
+static void read_config(void)
+{
+    const char *path = getenv("VGPU_GUEST_CONF");
+    if (!path || !*path)
+        path = DEFAULT_CONF;
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return; /* no file: the defaults */
+    char line[512];
+    int lineno = 0;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        char *hash = strchr(line, '#');
+        if (hash)
+            *hash = '\0';
+        char *text = trim(line);
+        if (!*text)
+            continue;
+        char *eq = strchr(text, '=');
+        if (!eq) {
+            vgpu_shim_log("%s:%d: expected `key = value`, ignored", path, lineno);
+            continue;
+        }
+        *eq = '\0';
+        char *key = trim(text), *value = trim(eq + 1);
+        if (!strcmp(key, "socket"))
+            set_text(conf.socket, sizeof conf.socket, value, key);
+        else if (!strcmp(key, "device"))
+            set_text(conf.device, sizeof conf.device, value, key);
+        else if (!strcmp(key, "log"))
+            set_text(conf.log, sizeof conf.log, value, key);
+        else if (!strcmp(key, "trace"))
+            conf.trace = !strcmp(value, "1") || !strcmp(value, "yes") || !strcmp(value, "true");
+        else
+            vgpu_shim_log("%s:%d: unknown key `%s`, ignored", path, lineno, key);
+    }
+    fclose(f);
+}
+
+static pthread_once_t config_once = PTHREAD_ONCE_INIT;
+
+static void open_log(void)
+{
+    read_config();
+    if (!strcmp(conf.log, "off"))
+        log_file = NULL;
+    else if (!strcmp(conf.log, "stderr") || !conf.log[0])
+        log_file = stderr;
+    else if (!(log_file = fopen(conf.log, "ae")))
+        log_file = stderr;
+}
+
+void vgpu_shim_log(const char *fmt, ...)
+{
+    pthread_once(&config_once, open_log);
+    if (!log_file)
+        return;
+    char text[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    pthread_mutex_lock(&log_lock);
+    fprintf(log_file, "[vgpu-shim %d] %s\n", (int)getpid(), text);
+    fflush(log_file);
+    pthread_mutex_unlock(&log_lock);
+}
+
+int vgpu_shim_unsupported(const char *library, const char *name, int *once, int code)
+{
+    if (!__atomic_exchange_n(once, 1, __ATOMIC_RELAXED))
+        vgpu_shim_log("%s: %s is not supported by the vgpu shim (returns %d)", library, name, code);
+    return code;
+}
+
+/* -- the connection ---------------------------------------------------------------------------- */
+
+static void connect_host(void)
+{
+    pthread_once(&config_once, open_log);
+    int rc = conf.socket[0] ? cuda_transport_init_socket(conf.socket, &transport)
+                            : cuda_transport_init_pci(conf.device[0] ? conf.device : NULL, &transport);
+    if (rc) {
+        vgpu_shim_log("cannot reach the mediator (%s): %s", cuda_transport_strerror(rc),
+                      cuda_transport_last_error());
+        connect_error = rc == CUDA_TRANSPORT_E_NODEV ? CUDA_ERROR_NO_DEVICE
+                        : rc == CUDA_TRANSPORT_E_BUSY ? CUDA_ERROR_DEVICE_UNAVAILABLE
+                                                      : CUDA_ERROR_NOT_INITIALIZED;
+        transport = NULL;
+        return;
+    }
+    if (conf.trace)
+        vgpu_shim_log("connected: backend=%s vm_id=%u region=%zu", cuda_transport_backend(transport),
+                      cuda_transport_vm_id(transport), cuda_transport_region_size(transport));
+}
+
+static struct cuda_transport *connection(int *err)
+{
+    pthread_once(&connect_once, connect_host);
+    *err = connect_error;
+    return transport;
+}
+
+CUresult vgpu_shim_cu_status(int rc)
+{
+    switch (rc) {
+    case CUDA_TRANSPORT_E_NODEV: return CUDA_ERROR_NO_DEVICE;
+    case CUDA_TRANSPORT_E_GONE: return CUDA_ERROR_DEVICE_UNAVAILABLE;
+    case CUDA_TRANSPORT_E_TIMEOUT: return CUDA_ERROR_TIMEOUT;
+    case CUDA_TRANSPORT_E_INVAL: return CUDA_ERROR_INVALID_VALUE;
+    default: return rc < 0 ? CUDA_ERROR_UNKNOWN : rc;
+    }
+}
+
+static void log_transport_failure(uint16_t call_id, int rc)
+{
+    vgpu_shim_log("call %#06x failed in the transport (%s): %s", call_id, cuda_transport_strerror(rc),
+                  cuda_transport_last_error());
+}
+
+int vgpu_shim_call(uint16_t call_id, const void *args, uint32_t nargs, const void *send, size_t send_len,
+                   void *results, size_t results_size, void *recv, size_t recv_cap, size_t *recv_len)
+{
+    int err;
+    struct cuda_transport *t = connection(&err);
+    if (!t)
+        return err == CUDA_ERROR_NO_DEVICE ? CUDA_TRANSPORT_E_NODEV : CUDA_TRANSPORT_E_GONE;
+    struct cuda_call_result r;
+    int rc = cuda_transport_call(t, call_id, args, nargs, send, send_len, &r, recv, recv_cap, recv_len);
+    if (rc < 0)
+        log_transport_failure(call_id, rc);
+    else if (results && results_size)
+        memcpy(results, r.results, results_size < sizeof r.results ? results_size : sizeof r.results);
+    if (conf.trace)
+        vgpu_shim_log("call %#06x -> %d%s", call_id, rc, r.flags & 2u ? " (latched)" : "");
+    return rc;
+}
+
+int vgpu_shim_post(uint16_t call_id, const void *args, uint32_t nargs, const void *send, size_t send_len)
+{
+    int err;
+    struct cuda_transport *t = connection(&err);
+    if (!t)
+        return err == CUDA_ERROR_NO_DEVICE ? CUDA_TRANSPORT_E_NODEV : CUDA_TRANSPORT_E_GONE;
+    int rc = cuda_transport_post(t, call_id, args, nargs, send, send_len);
+    if (rc < 0)
+        log_transport_failure(call_id, rc);
+    if (conf.trace)
+        vgpu_shim_log("post %#06x -> %d", call_id, rc);
+    return rc;
+}
+
+CUresult vgpu_cu_call(uint16_t call_id, const void *args, uint32_t nargs, void *results, size_t results_size)
+{
+    return vgpu_shim_cu_status(vgpu_shim_call(call_id, args, nargs, NULL, 0, results, results_size, NULL, 0,
+                                              NULL));
+}
+
+CUresult vgpu_cu_post(uint16_t call_id, const void *args, uint32_t nargs, const void *send, size_t send_len)
+{
+    return vgpu_shim_cu_status(vgpu_shim_post(call_id, args, nargs, send, send_len));
+}
+
+CUresult vgpu_cu_async(uint16_t call_id, const void *args, uint32_t nargs, const void *send, size_t send_len,
+                       int wait)
+{
+    if (!wait)
+        return vgpu_cu_post(call_id, args, nargs, send, send_len);
+    return vgpu_shim_cu_status(vgpu_shim_call(call_id, args, nargs, send, send_len, NULL, 0, NULL, 0, NULL));
+}
+
+CUresult vgpu_shim_htod(uint64_t dst, uint32_t stream, const void *src, size_t len, int asynchronous)
+{
+    int err;
+    struct cuda_transport *t = connection(&err);
+    if (!t)
+        return err;
+    int rc = cuda_transport_memcpy_htod(t, dst, stream, src, len, asynchronous, NULL);
+    if (rc < 0)
+        log_transport_failure(0x35, rc);
+    return vgpu_shim_cu_status(rc);
+}
+
+CUresult vgpu_shim_dtoh(void *dst, uint64_t src, uint32_t stream, size_t len)
+{
+    int err;
+    struct cuda_transport *t = connection(&err);
+    if (!t)
+        return err;
+    int rc = cuda_transport_memcpy_dtoh(t, dst, src, stream, len, NULL);
+    if (rc < 0)
+        log_transport_failure(0x36, rc);
+    return vgpu_shim_cu_status(rc);
+}
+
+/* -- device ranges ----------------------------------------------------------------------------- */
+
+struct range { uint64_t base, size; int kind; };
+static struct range *ranges;
+static size_t nranges, ranges_cap;
+static pthread_mutex_t ranges_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void vgpu_track_range(uint64_t base, uint64_t size, int kind)
+{
+    pthread_mutex_lock(&ranges_lock);
+    if (nranges == ranges_cap) {
+        size_t cap = ranges_cap ? ranges_cap * 2 : 64;
+        struct range *grown = realloc(ranges, cap * sizeof *grown);
+        if (!grown) {
+            pthread_mutex_unlock(&ranges_lock);
+            vgpu_shim_log("out of memory tracking device ranges: cudaMemcpyDefault may misjudge %#llx",
+                          (unsigned long long)base);
+            return;
+        }
+        ranges = grown;
+        ranges_cap = cap;
+    }
+    ranges[nranges++] = (struct range){base, size, kind};
+    pthread_mutex_unlock(&ranges_lock);
+}
+
+void vgpu_untrack_range(uint64_t base)
+{
+    pthread_mutex_lock(&ranges_lock);
+    for (size_t i = 0; i < nranges; i++)
+        if (ranges[i].base == base) {
+            ranges[i] = ranges[--nranges];
+            break;
+        }
+    pthread_mutex_unlock(&ranges_lock);
+}
+
+int vgpu_shim_ptr_kind(uint64_t ptr, uint64_t *base, uint64_t *size)
+{
+    int found = VGPU_PTR_NONE;
+    pthread_mutex_lock(&ranges_lock);
+    for (size_t i = 0; i < nranges && !found; i++)
+        if (ptr >= ranges[i].base && ptr - ranges[i].base < ranges[i].size) {
+            found = ranges[i].kind;
+            if (base)
+                *base = ranges[i].base;
+            if (size)
+                *size = ranges[i].size;
+        }
+    pthread_mutex_unlock(&ranges_lock);
+    return found;
+}

@@ -1,0 +1,329 @@
+/*
+ * Driver API: device memory, copies, memsets, the virtual memory management API and host memory.
+ *
+ * Device pointers are the host's real GPU addresses. Copies go through the transport's chunking;
+ * the *Async variants post (host-to-device bytes are in the arena when the call returns, so the
+ * caller may reuse its buffer at once). Device-to-host copies always wait: their bytes must be in
+ * the caller's buffer before it looks, and the stream ordering the host keeps makes that safe.
+ * Host memory (cuMemAllocHost, cuMemHostAlloc) is ordinary memory of this process, 256-byte
+ * aligned; cuMemHostRegister records a range (copies from any memory work, nothing is pinned).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cu_api.h"
+#include "shim.h"
+#include "vgpu_protocol.h"
+
+#define HOST_ALIGN 256
+#define CU_MEMHOSTALLOC_DEVICEMAP 0x02u
+#define CU_MEMHOSTREGISTER_DEVICEMAP 0x02u
+#define CU_MEMHOSTREGISTER_IOMEMORY 0x04u
+
+CUresult cuMemAlloc_v2(CUdeviceptr *dptr, size_t bytesize)
+{
+    if (!dptr)
+        return CUDA_ERROR_INVALID_VALUE;
+    struct vgpu_args_mem_alloc a = {.bytesize = bytesize};
+    struct vgpu_result_mem_alloc r;
+    CUresult rc = vgpu_cu_call(VGPU_CALL_MEM_ALLOC, &a, sizeof a, &r, sizeof r);
+    if (rc)
+        return rc;
+    *dptr = r.dptr;
+    vgpu_track_range(r.dptr, bytesize, VGPU_PTR_DEVICE);
+    return CUDA_SUCCESS;
+}
+
+CUresult cuMemFree_v2(CUdeviceptr dptr)
+{
+    struct vgpu_args_mem_free a = {.dptr = dptr};
+    CUresult rc = vgpu_cu_call(VGPU_CALL_MEM_FREE, &a, sizeof a, NULL, 0);
+    if (rc == CUDA_SUCCESS && dptr)
+        vgpu_untrack_range(dptr);
+    return rc;
+}
+
+/* -- memsets ----------------------------------------------------------------------------------- */
+
+static CUresult memset_on(uint16_t call_id, CUdeviceptr dst, uint32_t value, size_t count, CUstream stream,
+                          int wait)
+{
+    uint32_t sid;
+    CUresult rc = vgpu_shim_stream_id(stream, &sid);
+    if (rc)
+        return rc;
+    /* the three argument structs share one layout but for the width of `value` */
+    struct vgpu_args_memset_d32 a = {.dst = dst, .count = count, .value = 0, .stream = sid};
+    if (call_id == VGPU_CALL_MEMSET_D8) {
+        struct vgpu_args_memset_d8 b = {.dst = dst, .count = count, .value = (uint8_t)value, .stream = sid};
+        return vgpu_cu_async(call_id, &b, sizeof b, NULL, 0, wait);
+    }
+    if (call_id == VGPU_CALL_MEMSET_D16) {
+        struct vgpu_args_memset_d16 b = {.dst = dst, .count = count, .value = (uint16_t)value, .stream = sid};
+        return vgpu_cu_async(call_id, &b, sizeof b, NULL, 0, wait);
+    }
+    a.value = value;
+    return vgpu_cu_async(call_id, &a, sizeof a, NULL, 0, wait);
+}
+
+CUresult cuMemsetD8_v2(CUdeviceptr dst, unsigned char uc, size_t n)
+{
+    return memset_on(VGPU_CALL_MEMSET_D8, dst, uc, n, NULL, 1);
+}
+CUresult cuMemsetD16_v2(CUdeviceptr dst, unsigned short us, size_t n)
+{
+    return memset_on(VGPU_CALL_MEMSET_D16, dst, us, n, NULL, 1);
+}
+CUresult cuMemsetD32_v2(CUdeviceptr dst, unsigned int ui, size_t n)
+{
+    return memset_on(VGPU_CALL_MEMSET_D32, dst, ui, n, NULL, 1);
+}
+CUresult cuMemsetD8Async(CUdeviceptr dst, unsigned char uc, size_t n, CUstream s)
+{
+    return memset_on(VGPU_CALL_MEMSET_D8, dst, uc, n, s, 0);
+}
+CUresult cuMemsetD16Async(CUdeviceptr dst, unsigned short us, size_t n, CUstream s)
+{
+    return memset_on(VGPU_CALL_MEMSET_D16, dst, us, n, s, 0);
+}
+CUresult cuMemsetD32Async(CUdeviceptr dst, unsigned int ui, size_t n, CUstream s)
+{
+    return memset_on(VGPU_CALL_MEMSET_D32, dst, ui, n, s, 0);
+}
+
+/* -- copies ------------------------------------------------------------------------------------ */
+
+static CUresult htod(CUdeviceptr dst, const void *src, size_t n, CUstream stream, int asynchronous)
+{
+    if (n && !src)
+        return CUDA_ERROR_INVALID_VALUE;
+    uint32_t sid;
+    CUresult rc = vgpu_shim_stream_id(stream, &sid);
+    return rc ? rc : vgpu_shim_htod(dst, sid, src, n, asynchronous);
+}
+
+static CUresult dtoh(void *dst, CUdeviceptr src, size_t n, CUstream stream)
+{
+    if (n && !dst)
+        return CUDA_ERROR_INVALID_VALUE;
+    uint32_t sid;
+    CUresult rc = vgpu_shim_stream_id(stream, &sid);
+    return rc ? rc : vgpu_shim_dtoh(dst, src, sid, n);
+}
+
+static CUresult dtod(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream stream, int wait)
+{
+    uint32_t sid;
+    CUresult rc = vgpu_shim_stream_id(stream, &sid);
+    if (rc)
+        return rc;
+    struct vgpu_args_memcpy_dtod a = {.dst = dst, .src = src, .count = n, .stream = sid};
+    return vgpu_cu_async(VGPU_CALL_MEMCPY_DTOD, &a, sizeof a, NULL, 0, wait);
+}
+
+CUresult cuMemcpyHtoD_v2(CUdeviceptr dst, const void *src, size_t n) { return htod(dst, src, n, NULL, 0); }
+CUresult cuMemcpyDtoH_v2(void *dst, CUdeviceptr src, size_t n) { return dtoh(dst, src, n, NULL); }
+CUresult cuMemcpyDtoD_v2(CUdeviceptr dst, CUdeviceptr src, size_t n) { return dtod(dst, src, n, NULL, 1); }
+CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dst, const void *src, size_t n, CUstream s)
+{
+    return htod(dst, src, n, s, 1);
+}
+CUresult cuMemcpyDtoHAsync_v2(void *dst, CUdeviceptr src, size_t n, CUstream s) { return dtoh(dst, src, n, s); }
+CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s)
+{
+    return dtod(dst, src, n, s, 0);
+}
+
+/* cuMemcpy/cuMemcpyAsync infer the direction from the pointers (unified addressing). */
+static CUresult unified_copy(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s, int asynchronous)
+{
+    int dst_dev = vgpu_shim_ptr_kind(dst, NULL, NULL) == VGPU_PTR_DEVICE;
+    int src_dev = vgpu_shim_ptr_kind(src, NULL, NULL) == VGPU_PTR_DEVICE;
+    if (dst_dev && src_dev)
+        return dtod(dst, src, n, s, !asynchronous);
+    if (dst_dev)
+        return htod(dst, (const void *)(uintptr_t)src, n, s, asynchronous);
+    if (src_dev)
+        return dtoh((void *)(uintptr_t)dst, src, n, s);
+    if (n)
+        memmove((void *)(uintptr_t)dst, (const void *)(uintptr_t)src, n); /* host to host */
+    return CUDA_SUCCESS;
+}
+
+CUresult cuMemcpy(CUdeviceptr dst, CUdeviceptr src, size_t n) { return unified_copy(dst, src, n, NULL, 0); }
+CUresult cuMemcpyAsync(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s)
+{
+    return unified_copy(dst, src, n, s, 1);
+}
+
+/* -- the virtual memory management API --------------------------------------------------------- */
+
+static CUresult device_of(const CUmemLocation *location, int *device)
+{
+    if (location->type != CU_MEM_LOCATION_TYPE_DEVICE)
+        VGPU_UNSUPPORTED_USE(CUDA_ERROR_NOT_SUPPORTED, "VMM location type %d: only device memory is served",
+                             location->type);
+    *device = location->id;
+    return CUDA_SUCCESS;
+}
+
+CUresult cuMemGetAllocationGranularity(size_t *granularity, const CUmemAllocationProp *prop, int option)
+{
+    if (!granularity || !prop)
+        return CUDA_ERROR_INVALID_VALUE;
+    int device;
+    CUresult rc = device_of(&prop->location, &device);
+    if (rc)
+        return rc;
+    struct vgpu_args_mem_get_allocation_granularity a = {.device = device, .option = (uint32_t)option};
+    struct vgpu_result_mem_get_allocation_granularity r;
+    if ((rc = vgpu_cu_call(VGPU_CALL_MEM_GET_ALLOCATION_GRANULARITY, &a, sizeof a, &r, sizeof r)))
+        return rc;
+    *granularity = (size_t)r.granularity;
+    return CUDA_SUCCESS;
+}
+
+CUresult cuMemCreate(CUmemGenericAllocationHandle *handle, size_t size, const CUmemAllocationProp *prop,
+                     unsigned long long flags)
+{
+    if (!handle || !prop)
+        return CUDA_ERROR_INVALID_VALUE;
+    int device;
+    CUresult rc = device_of(&prop->location, &device);
+    if (rc)
+        return rc;
+    if (prop->type != CU_MEM_ALLOCATION_TYPE_PINNED || prop->requestedHandleTypes != 0)
+        VGPU_UNSUPPORTED_USE(CUDA_ERROR_NOT_SUPPORTED,
+                             "cuMemCreate: allocation type %d / exportable handle types %#x are not served",
+                             prop->type, prop->requestedHandleTypes);
+    struct vgpu_args_mem_create a = {.size = size, .device = device, .flags = (uint32_t)flags};
+    struct vgpu_result_mem_create r;
+    if (flags >> 32)
+        return CUDA_ERROR_INVALID_VALUE;
+    if ((rc = vgpu_cu_call(VGPU_CALL_MEM_CREATE, &a, sizeof a, &r, sizeof r)))
+        return rc;
+    *handle = r.handle;
+    return CUDA_SUCCESS;
+}
+
+CUresult cuMemRelease(CUmemGenericAllocationHandle handle)
+{
+    if (handle > UINT32_MAX)
+        return CUDA_ERROR_INVALID_HANDLE;
+    struct vgpu_args_mem_release a = {.handle = (uint32_t)handle};
+    return vgpu_cu_call(VGPU_CALL_MEM_RELEASE, &a, sizeof a, NULL, 0);
+}
+
+CUresult cuMemAddressReserve(CUdeviceptr *ptr, size_t size, size_t alignment, CUdeviceptr addr,
+                             unsigned long long flags)
+{
+    if (!ptr)
+        return CUDA_ERROR_INVALID_VALUE;
+    struct vgpu_args_mem_address_reserve a = {.size = size, .alignment = alignment, .addr = addr, .flags = flags};
+    struct vgpu_result_mem_address_reserve r;
+    CUresult rc = vgpu_cu_call(VGPU_CALL_MEM_ADDRESS_RESERVE, &a, sizeof a, &r, sizeof r);
+    if (rc)
+        return rc;
+    *ptr = r.dptr;
+    vgpu_track_range(r.dptr, size, VGPU_PTR_DEVICE);
+    return CUDA_SUCCESS;
+}
+
+CUresult cuMemAddressFree(CUdeviceptr ptr, size_t size)
+{
+    struct vgpu_args_mem_address_free a = {.ptr = ptr, .size = size};
+    CUresult rc = vgpu_cu_call(VGPU_CALL_MEM_ADDRESS_FREE, &a, sizeof a, NULL, 0);
+    if (rc == CUDA_SUCCESS)
+        vgpu_untrack_range(ptr);
+    return rc;
+}
+
+CUresult cuMemMap(CUdeviceptr ptr, size_t size, size_t offset, CUmemGenericAllocationHandle handle,
+                  unsigned long long flags)
+{
+    if (handle > UINT32_MAX || flags >> 32)
+        return handle > UINT32_MAX ? CUDA_ERROR_INVALID_HANDLE : CUDA_ERROR_INVALID_VALUE;
+    struct vgpu_args_mem_map a = {.ptr = ptr, .size = size, .offset = offset, .handle = (uint32_t)handle,
+                                  .flags = (uint32_t)flags};
+    return vgpu_cu_call(VGPU_CALL_MEM_MAP, &a, sizeof a, NULL, 0);
+}
+
+CUresult cuMemUnmap(CUdeviceptr ptr, size_t size)
+{
+    struct vgpu_args_mem_unmap a = {.ptr = ptr, .size = size};
+    return vgpu_cu_call(VGPU_CALL_MEM_UNMAP, &a, sizeof a, NULL, 0);
+}
+
+/* One call per descriptor: the protocol's mem_set_access carries one device. */
+CUresult cuMemSetAccess(CUdeviceptr ptr, size_t size, const CUmemAccessDesc *desc, size_t count)
+{
+    if (!desc || count == 0)
+        return CUDA_ERROR_INVALID_VALUE;
+    for (size_t i = 0; i < count; i++) {
+        int device;
+        CUresult rc = device_of(&desc[i].location, &device);
+        if (rc)
+            return rc;
+        struct vgpu_args_mem_set_access a = {.ptr = ptr, .size = size, .device = device,
+                                             .flags = (uint32_t)desc[i].flags};
+        if ((rc = vgpu_cu_call(VGPU_CALL_MEM_SET_ACCESS, &a, sizeof a, NULL, 0)))
+            return rc;
+    }
+    return CUDA_SUCCESS;
+}
+
+/* -- host memory: this process's own, aligned as pinned memory is ------------------------------ */
+
+CUresult cuMemHostAlloc(void **pp, size_t bytesize, unsigned int flags)
+{
+    if (!pp)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (flags & CU_MEMHOSTALLOC_DEVICEMAP)
+        VGPU_UNSUPPORTED_USE(CUDA_ERROR_NOT_SUPPORTED,
+                             "cuMemHostAlloc(DEVICEMAP): guest memory cannot be mapped into the GPU");
+    void *p = NULL;
+    if (posix_memalign(&p, HOST_ALIGN, bytesize ? bytesize : 1))
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    *pp = p;
+    vgpu_track_range((uint64_t)(uintptr_t)p, bytesize, VGPU_PTR_HOST);
+    return CUDA_SUCCESS;
+}
+
+CUresult cuMemAllocHost_v2(void **pp, size_t bytesize) { return cuMemHostAlloc(pp, bytesize, 0); }
+
+CUresult cuMemFreeHost(void *p)
+{
+    uint64_t base;
+    if (p && vgpu_shim_ptr_kind((uint64_t)(uintptr_t)p, &base, NULL) != VGPU_PTR_HOST)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (p && base != (uint64_t)(uintptr_t)p)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (p) {
+        vgpu_untrack_range((uint64_t)(uintptr_t)p);
+        free(p);
+    }
+    return CUDA_SUCCESS;
+}
+
+CUresult cuMemHostRegister_v2(void *p, size_t bytesize, unsigned int flags)
+{
+    if (!p || !bytesize)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (flags & (CU_MEMHOSTREGISTER_DEVICEMAP | CU_MEMHOSTREGISTER_IOMEMORY))
+        VGPU_UNSUPPORTED_USE(CUDA_ERROR_NOT_SUPPORTED,
+                             "cuMemHostRegister flags %#x: guest memory cannot be mapped into the GPU", flags);
+    if (vgpu_shim_ptr_kind((uint64_t)(uintptr_t)p, NULL, NULL) != VGPU_PTR_NONE)
+        return 712; /* CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED */
+    vgpu_track_range((uint64_t)(uintptr_t)p, bytesize, VGPU_PTR_HOST_REGISTERED);
+    return CUDA_SUCCESS;
+}
+
+CUresult cuMemHostUnregister(void *p)
+{
+    uint64_t base;
+    if (!p || vgpu_shim_ptr_kind((uint64_t)(uintptr_t)p, &base, NULL) != VGPU_PTR_HOST_REGISTERED ||
+        base != (uint64_t)(uintptr_t)p)
+        return 713; /* CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED */
+    vgpu_untrack_range(base);
+    return CUDA_SUCCESS;
+}

@@ -1,0 +1,318 @@
+/*
+ * Driver API: modules, kernels, globals and launches.
+ *
+ * cuModuleLoadData gets an image without its size, as the real driver does: a fatbin's size is in
+ * its header (magic 0xBA55ED50: u16 header size at 6, u64 payload size at 8), a fatbin wrapper
+ * (magic 0x466243B1, what nvcc's host code registers) points at one, an ELF cubin ends with its
+ * last section or header table, anything else is PTX text up to its NUL. The host parses the
+ * image (and refuses what it cannot use).
+ *
+ * A launch packs the kernel's parameters by the layout the host reports for the function
+ * (vgpuFuncGetParamLayout: offset and size of each parameter), fetched once per function and kept
+ * in its record, and posts the launch with that block as payload. Launch dimensions are checked
+ * against the device's limits first (cached attributes), so a bad configuration fails at once.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cu_api.h"
+#include "shim.h"
+#include "vgpu_protocol.h"
+#include "vgpu_transport.h"
+
+#define MAX_PARAMS 4096u        /* CUDA's parameter space is 32 KiB: at most 4096 8-byte parameters */
+#define MAX_IMAGE (1ull << 30)  /* an image size beyond this is a corrupt header */
+
+static uint64_t rd64(const unsigned char *p) { uint64_t v; memcpy(&v, p, 8); return v; }
+static uint32_t rd32(const unsigned char *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static uint16_t rd16(const unsigned char *p) { uint16_t v; memcpy(&v, p, 2); return v; }
+
+/* The size of the ELF64 image at p: the end of its furthest header table or section. */
+static uint64_t elf_size(const unsigned char *p)
+{
+    if (p[4] != 2) /* ELFCLASS64 only: cubins are */
+        return 0;
+    uint64_t phoff = rd64(p + 0x20), shoff = rd64(p + 0x28);
+    uint16_t phentsize = rd16(p + 0x36), phnum = rd16(p + 0x38);
+    uint16_t shentsize = rd16(p + 0x3a), shnum = rd16(p + 0x3c);
+    uint64_t end = 64;
+    if (phoff + (uint64_t)phentsize * phnum > end)
+        end = phoff + (uint64_t)phentsize * phnum;
+    if (shoff + (uint64_t)shentsize * shnum > end)
+        end = shoff + (uint64_t)shentsize * shnum;
+    if (shentsize >= 64 && shoff < MAX_IMAGE)
+        for (uint16_t i = 0; i < shnum; i++) {
+            const unsigned char *sh = p + shoff + (uint64_t)i * shentsize;
+            uint32_t type = rd32(sh + 4);
+            uint64_t off = rd64(sh + 0x18), size = rd64(sh + 0x20);
+            if (type != 8 /* SHT_NOBITS */ && off + size > end)
+                end = off + size;
+        }
+    return end;
+}
+
+/* Where the image starts and how long it is; 0 when it is none of the formats above. */
+static size_t image_extent(const void *image, const void **start)
+{
+    const unsigned char *p = image;
+    if (rd32(p) == VGPU_FATBINC_MAGIC) {
+        const struct vgpu_fatbin_wrapper *w = image;
+        p = (const unsigned char *)w->data;
+        if (!p)
+            return 0;
+    }
+    *start = p;
+    if (rd32(p) == VGPU_FATBIN_MAGIC) {
+        uint64_t size = (uint64_t)rd16(p + 6) + rd64(p + 8);
+        return size < MAX_IMAGE ? (size_t)size : 0;
+    }
+    if (!memcmp(p, "\x7f" "ELF", 4)) {
+        uint64_t size = elf_size(p);
+        return size < MAX_IMAGE ? (size_t)size : 0;
+    }
+    return strnlen((const char *)p, MAX_IMAGE) + 1; /* PTX, with its NUL */
+}
+
+CUresult cuModuleLoadData(CUmodule *module, const void *image)
+{
+    if (!module || !image)
+        return CUDA_ERROR_INVALID_VALUE;
+    const void *start;
+    size_t size = image_extent(image, &start);
+    if (size == 0 || size > MAX_IMAGE) {
+        vgpu_shim_log("cuModuleLoadData: the image at %p has no size this shim can read", image);
+        return CUDA_ERROR_INVALID_IMAGE;
+    }
+    struct vgpu_result_module_load_data r;
+    int rc = vgpu_shim_call(VGPU_CALL_MODULE_LOAD_DATA, NULL, 0, start, size, &r, sizeof r, NULL, 0, NULL);
+    if (rc == CUDA_TRANSPORT_E_INVAL)
+        vgpu_shim_log("cuModuleLoadData: a %zu-byte image does not fit the transport's data arena", size);
+    if (rc)
+        return vgpu_shim_cu_status(rc);
+    CUmodule m = malloc(sizeof *m);
+    if (!m) {
+        struct vgpu_args_module_unload d = {.module = r.module};
+        vgpu_cu_call(VGPU_CALL_MODULE_UNLOAD, &d, sizeof d, NULL, 0);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    *m = (struct CUmod_st){VGPU_MAGIC_MODULE, r.module};
+    *module = m;
+    return CUDA_SUCCESS;
+}
+
+CUresult cuModuleLoadFatBinary(CUmodule *module, const void *fatbin) { return cuModuleLoadData(module, fatbin); }
+
+CUresult cuModuleLoadDataEx(CUmodule *module, const void *image, unsigned int num_options, void *options,
+                            void **values)
+{
+    /* JIT options tune or report on compilation, which happens on the host */
+    (void)options;
+    (void)values;
+    if (num_options) {
+        static int once;
+        if (!__atomic_exchange_n(&once, 1, __ATOMIC_RELAXED))
+            vgpu_shim_log("cuModuleLoadDataEx: %u JIT options ignored (the host compiles)", num_options);
+    }
+    return cuModuleLoadData(module, image);
+}
+
+CUresult cuModuleUnload(CUmodule m)
+{
+    if (!VGPU_CHECK_HANDLE(m, VGPU_MAGIC_MODULE))
+        return CUDA_ERROR_INVALID_HANDLE;
+    struct vgpu_args_module_unload a = {.module = m->id};
+    CUresult rc = vgpu_cu_call(VGPU_CALL_MODULE_UNLOAD, &a, sizeof a, NULL, 0);
+    if (rc == CUDA_SUCCESS) {
+        m->magic = VGPU_MAGIC_DEAD;
+        free(m);
+    }
+    return rc;
+}
+
+CUresult cuModuleGetFunction(CUfunction *out, CUmodule m, const char *name)
+{
+    if (!out || !name)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (!VGPU_CHECK_HANDLE(m, VGPU_MAGIC_MODULE))
+        return CUDA_ERROR_INVALID_HANDLE;
+    size_t len = strlen(name);
+    struct vgpu_args_module_get_function a = {.module = m->id};
+    struct vgpu_result_module_get_function r;
+    int rc = vgpu_shim_call(VGPU_CALL_MODULE_GET_FUNCTION, &a, sizeof a, name, len, &r, sizeof r, NULL, 0, NULL);
+    if (rc)
+        return vgpu_shim_cu_status(rc);
+    CUfunction f = calloc(1, sizeof *f + len + 1);
+    if (!f)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    f->magic = VGPU_MAGIC_FUNC;
+    f->id = r.function;
+    f->module = m;
+    f->layout_once = (pthread_once_t)PTHREAD_ONCE_INIT;
+    memcpy(f->name, name, len + 1);
+    *out = f;
+    return CUDA_SUCCESS;
+}
+
+CUresult cuModuleGetGlobal_v2(CUdeviceptr *dptr, size_t *bytes, CUmodule m, const char *name)
+{
+    if (!name)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (!VGPU_CHECK_HANDLE(m, VGPU_MAGIC_MODULE))
+        return CUDA_ERROR_INVALID_HANDLE;
+    struct vgpu_args_module_get_global a = {.module = m->id};
+    struct vgpu_result_module_get_global r;
+    int rc = vgpu_shim_call(VGPU_CALL_MODULE_GET_GLOBAL, &a, sizeof a, name, strlen(name), &r, sizeof r, NULL,
+                            0, NULL);
+    if (rc)
+        return vgpu_shim_cu_status(rc);
+    if (!vgpu_shim_ptr_kind(r.dptr, NULL, NULL))
+        vgpu_track_range(r.dptr, r.bytes, VGPU_PTR_DEVICE);
+    if (dptr)
+        *dptr = r.dptr;
+    if (bytes)
+        *bytes = (size_t)r.bytes;
+    return CUDA_SUCCESS;
+}
+
+CUresult cuFuncGetParamInfo(CUfunction f, size_t index, size_t *offset, size_t *size)
+{
+    if (!VGPU_CHECK_HANDLE(f, VGPU_MAGIC_FUNC))
+        return CUDA_ERROR_INVALID_HANDLE;
+    if (index > UINT32_MAX)
+        return CUDA_ERROR_INVALID_VALUE;
+    struct vgpu_args_func_get_param_info a = {.function = f->id, .index = (uint32_t)index};
+    struct vgpu_result_func_get_param_info r;
+    CUresult rc = vgpu_cu_call(VGPU_CALL_FUNC_GET_PARAM_INFO, &a, sizeof a, &r, sizeof r);
+    if (rc)
+        return rc;
+    if (offset)
+        *offset = (size_t)r.offset;
+    if (size)
+        *size = (size_t)r.size;
+    return CUDA_SUCCESS;
+}
+
+CUresult cuFuncGetName(const char **name, CUfunction f)
+{
+    if (!name)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (!VGPU_CHECK_HANDLE(f, VGPU_MAGIC_FUNC))
+        return CUDA_ERROR_INVALID_HANDLE;
+    *name = f->name;
+    return CUDA_SUCCESS;
+}
+
+/* -- launches ---------------------------------------------------------------------------------- */
+
+static __thread CUfunction layout_target;
+
+static void fetch_layout(void)
+{
+    CUfunction f = layout_target;
+    uint32_t (*pairs)[2] = calloc(MAX_PARAMS, sizeof *pairs);
+    if (!pairs) {
+        f->layout_status = CUDA_ERROR_OUT_OF_MEMORY;
+        return;
+    }
+    struct vgpu_args_func_get_param_layout a = {.function = f->id};
+    struct vgpu_result_func_get_param_layout r;
+    size_t got = 0;
+    int rc = vgpu_shim_call(VGPU_CALL_FUNC_GET_PARAM_LAYOUT, &a, sizeof a, NULL, 0, &r, sizeof r, pairs,
+                            MAX_PARAMS * sizeof *pairs, &got);
+    if (rc == 0 && (r.count > MAX_PARAMS || got != r.count * sizeof *pairs)) {
+        vgpu_shim_log("%s: the host reported %u parameters in %zu bytes", f->name, r.count, got);
+        rc = CUDA_ERROR_INVALID_IMAGE;
+    }
+    for (uint32_t i = 0; rc == 0 && i < r.count; i++)
+        if ((uint64_t)pairs[i][0] + pairs[i][1] > r.param_bytes) {
+            vgpu_shim_log("%s: parameter %u at %u+%u lies outside the %u-byte block", f->name, i,
+                          pairs[i][0], pairs[i][1], r.param_bytes);
+            rc = CUDA_ERROR_INVALID_IMAGE;
+        }
+    f->layout_status = vgpu_shim_cu_status(rc);
+    if (rc) {
+        free(pairs);
+        return;
+    }
+    f->param_count = r.count;
+    f->param_bytes = r.param_bytes;
+    f->params = pairs;
+}
+
+static CUresult layout_of(CUfunction f)
+{
+    layout_target = f;
+    pthread_once(&f->layout_once, fetch_layout);
+    return f->layout_status;
+}
+
+/* Grid and block within the device's limits (attributes 1-7, cached after the first launch). */
+CUresult vgpu_shim_check_dims(const unsigned int grid[3], const unsigned int block[3])
+{
+    int max_threads, max_block[3], max_grid[3];
+    CUresult rc = cuDeviceGetAttribute(&max_threads, 1, 0);
+    for (int i = 0; rc == CUDA_SUCCESS && i < 3; i++)
+        if (!(rc = cuDeviceGetAttribute(&max_block[i], 2 + i, 0)))
+            rc = cuDeviceGetAttribute(&max_grid[i], 5 + i, 0);
+    if (rc)
+        return rc;
+    uint64_t threads = (uint64_t)block[0] * block[1] * block[2];
+    if (threads == 0 || threads > (uint64_t)max_threads)
+        return CUDA_ERROR_INVALID_VALUE;
+    for (int i = 0; i < 3; i++)
+        if (!grid[i] || !block[i] || block[i] > (unsigned)max_block[i] || grid[i] > (unsigned)max_grid[i])
+            return CUDA_ERROR_INVALID_VALUE;
+    return CUDA_SUCCESS;
+}
+
+CUresult cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx,
+                        unsigned int by, unsigned int bz, unsigned int shared, CUstream s, void **params,
+                        void **extra)
+{
+    if (!VGPU_CHECK_HANDLE(f, VGPU_MAGIC_FUNC))
+        return CUDA_ERROR_INVALID_HANDLE;
+    unsigned int grid[3] = {gx, gy, gz}, block[3] = {bx, by, bz};
+    CUresult rc = vgpu_shim_check_dims(grid, block);
+    if (rc)
+        return rc;
+    struct vgpu_args_launch_kernel a = {.function = f->id, .grid_x = gx, .grid_y = gy, .grid_z = gz,
+                                        .block_x = bx, .block_y = by, .block_z = bz, .shared_mem_bytes = shared};
+    if ((rc = vgpu_shim_stream_id(s, &a.stream)))
+        return rc;
+    if (extra) { /* a block packed by the caller: CU_LAUNCH_PARAM_BUFFER_POINTER/_SIZE */
+        const void *buffer = NULL;
+        size_t size = 0;
+        for (void **e = extra; *e != CU_LAUNCH_PARAM_END; e += 2) {
+            if (e[0] == CU_LAUNCH_PARAM_BUFFER_POINTER)
+                buffer = e[1];
+            else if (e[0] == CU_LAUNCH_PARAM_BUFFER_SIZE && e[1])
+                size = *(const size_t *)e[1];
+            else
+                return CUDA_ERROR_INVALID_VALUE;
+        }
+        if (params || (size && !buffer))
+            return CUDA_ERROR_INVALID_VALUE;
+        return vgpu_cu_post(VGPU_CALL_LAUNCH_KERNEL, &a, sizeof a, buffer, size);
+    }
+    if ((rc = layout_of(f)))
+        return rc;
+    if (f->param_count && !params)
+        return CUDA_ERROR_INVALID_VALUE;
+    unsigned char stack_block[512];
+    unsigned char *block_bytes = f->param_bytes <= sizeof stack_block ? stack_block : malloc(f->param_bytes);
+    if (!block_bytes)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    memset(block_bytes, 0, f->param_bytes);
+    for (uint32_t i = 0; i < f->param_count; i++) {
+        if (!params[i]) {
+            rc = CUDA_ERROR_INVALID_VALUE;
+            break;
+        }
+        memcpy(block_bytes + f->params[i][0], params[i], f->params[i][1]);
+    }
+    if (rc == CUDA_SUCCESS)
+        rc = vgpu_cu_post(VGPU_CALL_LAUNCH_KERNEL, &a, sizeof a, block_bytes, f->param_bytes);
+    if (block_bytes != stack_block)
+        free(block_bytes);
+    return rc;
+}

@@ -1,0 +1,317 @@
+/*
+ * libcublas.so.13: handles, stream, math mode and the GEMMs the protocol carries, on the host's
+ * cuBLAS (sim: NumPy).
+ *
+ * A handle is a record with the host's id and what was set on it (stream, math mode). GEMMs are
+ * asynchronous in cuBLAS, so they are posted; their arguments are checked here first, by the
+ * same rules as the host's (dimensions, leading dimensions, operations, types), so that a call
+ * that cannot succeed fails at once with its cuBLAS status instead of later as a latched error.
+ * Scalars are read from host memory (CUBLAS_POINTER_MODE_HOST); device-resident scalars are not
+ * served.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "shim.h"
+#include "vgpu_protocol.h"
+#include "vgpu_transport.h"
+
+#define CUBLAS_VERSION_SERVED 130000 /* the cuBLAS 13 API */
+#define CUBLAS_POINTER_MODE_HOST 0
+#define CUBLAS_COMPUTE_32F 68
+
+struct cublasContext {
+    uint32_t magic, id;
+    cudaStream_t stream;
+    int math_mode;
+    int pointer_mode;
+};
+
+static cublasStatus_t blas_status(int rc)
+{
+    if (rc >= 0)
+        return rc;
+    return rc == CUDA_TRANSPORT_E_NODEV ? CUBLAS_STATUS_NOT_INITIALIZED : CUBLAS_STATUS_INTERNAL_ERROR;
+}
+
+static cublasStatus_t call(uint16_t id, const void *args, uint32_t nargs, void *results, size_t size)
+{
+    return blas_status(vgpu_shim_call(id, args, nargs, NULL, 0, results, size, NULL, 0, NULL));
+}
+
+#define CHECK(h)                                                                                  \
+    do {                                                                                          \
+        if (!VGPU_CHECK_HANDLE((h), VGPU_MAGIC_CUBLAS))                                           \
+            return CUBLAS_STATUS_NOT_INITIALIZED;                                                 \
+    } while (0)
+
+cublasStatus_t cublasCreate_v2(cublasHandle_t *handle)
+{
+    if (!handle)
+        return CUBLAS_STATUS_INVALID_VALUE;
+    struct vgpu_result_cublas_create r;
+    cublasStatus_t st = call(VGPU_CALL_CUBLAS_CREATE, NULL, 0, &r, sizeof r);
+    if (st)
+        return st;
+    cublasHandle_t h = calloc(1, sizeof *h);
+    if (!h) {
+        struct vgpu_args_cublas_destroy d = {.handle = r.handle};
+        call(VGPU_CALL_CUBLAS_DESTROY, &d, sizeof d, NULL, 0);
+        return CUBLAS_STATUS_ALLOC_FAILED;
+    }
+    *h = (struct cublasContext){VGPU_MAGIC_CUBLAS, r.handle, NULL, 0, CUBLAS_POINTER_MODE_HOST};
+    *handle = h;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasDestroy_v2(cublasHandle_t h)
+{
+    CHECK(h);
+    struct vgpu_args_cublas_destroy a = {.handle = h->id};
+    cublasStatus_t st = call(VGPU_CALL_CUBLAS_DESTROY, &a, sizeof a, NULL, 0);
+    if (st == CUBLAS_STATUS_SUCCESS) {
+        h->magic = VGPU_MAGIC_DEAD;
+        free(h);
+    }
+    return st;
+}
+
+cublasStatus_t cublasSetStream_v2(cublasHandle_t h, cudaStream_t stream)
+{
+    CHECK(h);
+    struct vgpu_args_cublas_set_stream a = {.handle = h->id};
+    if (vgpu_shim_stream_id(stream, &a.stream))
+        return CUBLAS_STATUS_INVALID_VALUE;
+    cublasStatus_t st = call(VGPU_CALL_CUBLAS_SET_STREAM, &a, sizeof a, NULL, 0);
+    if (st == CUBLAS_STATUS_SUCCESS)
+        h->stream = stream;
+    return st;
+}
+
+cublasStatus_t cublasGetStream_v2(cublasHandle_t h, cudaStream_t *stream)
+{
+    CHECK(h);
+    if (!stream)
+        return CUBLAS_STATUS_INVALID_VALUE;
+    *stream = h->stream;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasSetMathMode(cublasHandle_t h, int mode)
+{
+    CHECK(h);
+    struct vgpu_args_cublas_set_math_mode a = {.handle = h->id, .mode = (uint32_t)mode};
+    cublasStatus_t st = call(VGPU_CALL_CUBLAS_SET_MATH_MODE, &a, sizeof a, NULL, 0);
+    if (st == CUBLAS_STATUS_SUCCESS)
+        h->math_mode = mode;
+    return st;
+}
+
+cublasStatus_t cublasGetMathMode(cublasHandle_t h, int *mode)
+{
+    CHECK(h);
+    if (!mode)
+        return CUBLAS_STATUS_INVALID_VALUE;
+    *mode = h->math_mode;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasSetPointerMode_v2(cublasHandle_t h, int mode)
+{
+    CHECK(h);
+    if (mode != CUBLAS_POINTER_MODE_HOST)
+        VGPU_UNSUPPORTED_USE(CUBLAS_STATUS_NOT_SUPPORTED,
+                             "cublasSetPointerMode: device-resident scalars are not served");
+    h->pointer_mode = mode;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasGetPointerMode_v2(cublasHandle_t h, int *mode)
+{
+    CHECK(h);
+    if (!mode)
+        return CUBLAS_STATUS_INVALID_VALUE;
+    *mode = h->pointer_mode;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasGetVersion_v2(cublasHandle_t h, int *version)
+{
+    (void)h; /* may be NULL, as in cuBLAS */
+    if (!version)
+        return CUBLAS_STATUS_INVALID_VALUE;
+    *version = CUBLAS_VERSION_SERVED;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+const char *cublasGetStatusName(cublasStatus_t st)
+{
+    switch (st) {
+    case CUBLAS_STATUS_SUCCESS: return "CUBLAS_STATUS_SUCCESS";
+    case CUBLAS_STATUS_NOT_INITIALIZED: return "CUBLAS_STATUS_NOT_INITIALIZED";
+    case CUBLAS_STATUS_ALLOC_FAILED: return "CUBLAS_STATUS_ALLOC_FAILED";
+    case CUBLAS_STATUS_INVALID_VALUE: return "CUBLAS_STATUS_INVALID_VALUE";
+    case CUBLAS_STATUS_ARCH_MISMATCH: return "CUBLAS_STATUS_ARCH_MISMATCH";
+    case CUBLAS_STATUS_MAPPING_ERROR: return "CUBLAS_STATUS_MAPPING_ERROR";
+    case CUBLAS_STATUS_EXECUTION_FAILED: return "CUBLAS_STATUS_EXECUTION_FAILED";
+    case CUBLAS_STATUS_INTERNAL_ERROR: return "CUBLAS_STATUS_INTERNAL_ERROR";
+    case CUBLAS_STATUS_NOT_SUPPORTED: return "CUBLAS_STATUS_NOT_SUPPORTED";
+    case CUBLAS_STATUS_LICENSE_ERROR: return "CUBLAS_STATUS_LICENSE_ERROR";
+    default: return "CUBLAS_STATUS_UNKNOWN";
+    }
+}
+
+const char *cublasGetStatusString(cublasStatus_t st)
+{
+    switch (st) {
+    case CUBLAS_STATUS_SUCCESS: return "success";
+    case CUBLAS_STATUS_NOT_INITIALIZED: return "the library was not initialized";
+    case CUBLAS_STATUS_ALLOC_FAILED: return "the resource allocation failed";
+    case CUBLAS_STATUS_INVALID_VALUE: return "an invalid numeric value was used as an argument";
+    case CUBLAS_STATUS_ARCH_MISMATCH: return "an absent device architectural feature is required";
+    case CUBLAS_STATUS_MAPPING_ERROR: return "an access to GPU memory space failed";
+    case CUBLAS_STATUS_EXECUTION_FAILED: return "the GPU program failed to execute";
+    case CUBLAS_STATUS_INTERNAL_ERROR: return "an internal operation failed";
+    case CUBLAS_STATUS_NOT_SUPPORTED: return "the functionality requested is not supported";
+    case CUBLAS_STATUS_LICENSE_ERROR: return "error detected trying to check the license";
+    default: return "unknown error";
+    }
+}
+
+/* -- GEMMs ------------------------------------------------------------------------------------- */
+
+static int valid_op(int op) { return op == VGPU_CUBLAS_OP_N || op == VGPU_CUBLAS_OP_T || op == VGPU_CUBLAS_OP_C; }
+static int max1(int v) { return v > 1 ? v : 1; }
+
+/* The host's rules for a column-major C[m,n] = op(A)[m,k] op(B)[k,n]. */
+static cublasStatus_t check_shape(int transa, int transb, int m, int n, int k, int lda, int ldb, int ldc)
+{
+    if (!valid_op(transa) || !valid_op(transb) || m < 0 || n < 0 || k < 0)
+        return CUBLAS_STATUS_INVALID_VALUE;
+    int rows_a = transa == VGPU_CUBLAS_OP_N ? m : k, rows_b = transb == VGPU_CUBLAS_OP_N ? k : n;
+    if (lda < max1(rows_a) || ldb < max1(rows_b) || ldc < max1(m))
+        return CUBLAS_STATUS_INVALID_VALUE;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+static int known_type(int t) { return t == VGPU_CUDA_R_32F || t == VGPU_CUDA_R_16F || t == VGPU_CUDA_R_16BF; }
+
+/* The compute types the host serves (cuBLAS still takes CUDA_R_32F for CUBLAS_COMPUTE_32F). */
+static cublasStatus_t compute_type(int requested, uint32_t *out)
+{
+    if (requested == VGPU_CUDA_R_32F)
+        requested = CUBLAS_COMPUTE_32F;
+    switch (requested) {
+    case VGPU_CUBLAS_COMPUTE_32F:
+    case VGPU_CUBLAS_COMPUTE_32F_PEDANTIC:
+    case VGPU_CUBLAS_COMPUTE_32F_FAST_16F:
+    case VGPU_CUBLAS_COMPUTE_32F_FAST_16BF:
+    case VGPU_CUBLAS_COMPUTE_32F_FAST_TF32:
+        *out = (uint32_t)requested;
+        return CUBLAS_STATUS_SUCCESS;
+    default:
+        VGPU_UNSUPPORTED_USE(CUBLAS_STATUS_NOT_SUPPORTED,
+                             "cuBLAS compute type %d is not served (only the CUBLAS_COMPUTE_32F family)", requested);
+    }
+}
+
+static cublasStatus_t post(uint16_t id, const void *args, uint32_t nargs)
+{
+    int rc = vgpu_shim_post(id, args, nargs, NULL, 0);
+    return rc ? blas_status(rc) : CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasSgemm_v2(cublasHandle_t h, int transa, int transb, int m, int n, int k, const float *alpha,
+                              const float *A, int lda, const float *B, int ldb, const float *beta, float *C,
+                              int ldc)
+{
+    CHECK(h);
+    cublasStatus_t st = check_shape(transa, transb, m, n, k, lda, ldb, ldc);
+    if (st)
+        return st;
+    if (!alpha || !beta)
+        return CUBLAS_STATUS_INVALID_VALUE;
+    struct vgpu_args_cublas_sgemm a = {
+        .handle = h->id, .transa = (uint32_t)transa, .transb = (uint32_t)transb, .m = m, .n = n, .k = k,
+        .alpha = *alpha, .a = (uint64_t)(uintptr_t)A, .lda = lda, .b = (uint64_t)(uintptr_t)B, .ldb = ldb,
+        .beta = *beta, .c = (uint64_t)(uintptr_t)C, .ldc = ldc};
+    return post(VGPU_CALL_CUBLAS_SGEMM, &a, sizeof a);
+}
+
+/* The Ex GEMMs' common checks: shape, types, compute type and its (float) scalars. */
+static cublasStatus_t check_ex(cublasHandle_t h, int transa, int transb, int m, int n, int k, int lda, int ldb,
+                               int ldc, int atype, int btype, int ctype, int compute, const void *alpha,
+                               const void *beta, uint32_t *compute_out)
+{
+    CHECK(h);
+    cublasStatus_t st = check_shape(transa, transb, m, n, k, lda, ldb, ldc);
+    if (st)
+        return st;
+    if (!known_type(atype) || !known_type(btype) || !known_type(ctype))
+        VGPU_UNSUPPORTED_USE(CUBLAS_STATUS_NOT_SUPPORTED,
+                             "cuBLAS data types %d/%d/%d: only 32F, 16F and 16BF are served", atype, btype, ctype);
+    if (!alpha || !beta)
+        return CUBLAS_STATUS_INVALID_VALUE;
+    return compute_type(compute, compute_out);
+}
+
+cublasStatus_t cublasGemmEx(cublasHandle_t h, int transa, int transb, int m, int n, int k, const void *alpha,
+                            const void *A, int atype, int lda, const void *B, int btype, int ldb, const void *beta,
+                            void *C, int ctype, int ldc, int compute, int algo)
+{
+    uint32_t ct;
+    cublasStatus_t st = check_ex(h, transa, transb, m, n, k, lda, ldb, ldc, atype, btype, ctype, compute, alpha,
+                                 beta, &ct);
+    if (st)
+        return st;
+    struct vgpu_args_cublas_gemm_ex a = {
+        .handle = h->id, .transa = (uint32_t)transa, .transb = (uint32_t)transb, .m = m, .n = n, .k = k,
+        .alpha = *(const float *)alpha, .a = (uint64_t)(uintptr_t)A, .a_type = (uint32_t)atype, .lda = lda,
+        .b = (uint64_t)(uintptr_t)B, .b_type = (uint32_t)btype, .ldb = ldb, .beta = *(const float *)beta,
+        .c = (uint64_t)(uintptr_t)C, .c_type = (uint32_t)ctype, .ldc = ldc, .compute_type = ct, .algo = algo};
+    return post(VGPU_CALL_CUBLAS_GEMM_EX, &a, sizeof a);
+}
+
+cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t h, int transa, int transb, int m, int n, int k,
+                                          const void *alpha, const void *A, int atype, int lda, long long stride_a,
+                                          const void *B, int btype, int ldb, long long stride_b, const void *beta,
+                                          void *C, int ctype, int ldc, long long stride_c, int batch, int compute,
+                                          int algo)
+{
+    uint32_t ct;
+    cublasStatus_t st = check_ex(h, transa, transb, m, n, k, lda, ldb, ldc, atype, btype, ctype, compute, alpha,
+                                 beta, &ct);
+    if (st)
+        return st;
+    if (batch < 0)
+        return CUBLAS_STATUS_INVALID_VALUE;
+    struct vgpu_args_cublas_gemm_strided_batched_ex a = {
+        .handle = h->id, .transa = (uint32_t)transa, .transb = (uint32_t)transb, .m = m, .n = n, .k = k,
+        .alpha = *(const float *)alpha, .a = (uint64_t)(uintptr_t)A, .a_type = (uint32_t)atype, .lda = lda,
+        .stride_a = stride_a, .b = (uint64_t)(uintptr_t)B, .b_type = (uint32_t)btype, .ldb = ldb,
+        .stride_b = stride_b, .beta = *(const float *)beta, .c = (uint64_t)(uintptr_t)C, .c_type = (uint32_t)ctype,
+        .ldc = ldc, .stride_c = stride_c, .batch_count = batch, .compute_type = ct, .algo = algo};
+    return post(VGPU_CALL_CUBLAS_GEMM_STRIDED_BATCHED_EX, &a, sizeof a);
+}
+
+/* Aarray, Barray and Carray are device arrays of device pointers: they travel as device pointers. */
+cublasStatus_t cublasGemmBatchedEx(cublasHandle_t h, int transa, int transb, int m, int n, int k,
+                                   const void *alpha, const void *const Aarray[], int atype, int lda,
+                                   const void *const Barray[], int btype, int ldb, const void *beta,
+                                   void *const Carray[], int ctype, int ldc, int batch, int compute, int algo)
+{
+    uint32_t ct;
+    cublasStatus_t st = check_ex(h, transa, transb, m, n, k, lda, ldb, ldc, atype, btype, ctype, compute, alpha,
+                                 beta, &ct);
+    if (st)
+        return st;
+    if (batch < 0)
+        return CUBLAS_STATUS_INVALID_VALUE;
+    struct vgpu_args_cublas_gemm_batched_ex a = {
+        .handle = h->id, .transa = (uint32_t)transa, .transb = (uint32_t)transb, .m = m, .n = n, .k = k,
+        .alpha = *(const float *)alpha, .a = (uint64_t)(uintptr_t)Aarray, .a_type = (uint32_t)atype, .lda = lda,
+        .b = (uint64_t)(uintptr_t)Barray, .b_type = (uint32_t)btype, .ldb = ldb, .beta = *(const float *)beta,
+        .c = (uint64_t)(uintptr_t)Carray, .c_type = (uint32_t)ctype, .ldc = ldc, .batch_count = batch,
+        .compute_type = ct, .algo = algo};
+    return post(VGPU_CALL_CUBLAS_GEMM_BATCHED_EX, &a, sizeof a);
+}

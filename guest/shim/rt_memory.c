@@ -1,0 +1,230 @@
+/*
+ * Runtime API: memory, copies, memsets and device variables (symbols), on the driver API.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cu_api.h"
+#include "rt_internal.h"
+
+#define cudaHostAllocMapped 0x02u
+#define cudaHostRegisterMapped 0x02u
+
+cudaError_t cudaMalloc(void **ptr, size_t size)
+{
+    if (!ptr)
+        return rt_ret(cudaErrorInvalidValue);
+    if (size == 0) { /* CUDA answers a zero-byte allocation with NULL and success */
+        *ptr = NULL;
+        return cudaSuccess;
+    }
+    CUdeviceptr d = 0;
+    cudaError_t err = rt_init();
+    if (!err && !(err = rt_err(cuMemAlloc_v2(&d, size))))
+        *ptr = (void *)(uintptr_t)d;
+    return rt_ret(err);
+}
+
+cudaError_t cudaFree(void *ptr)
+{
+    if (!ptr)
+        return cudaSuccess;
+    RT_CALL(cuMemFree_v2((CUdeviceptr)(uintptr_t)ptr));
+}
+
+cudaError_t cudaHostAlloc(void **ptr, size_t size, unsigned int flags)
+{
+    if (flags & cudaHostAllocMapped)
+        VGPU_UNSUPPORTED_USE(rt_ret(cudaErrorNotSupported),
+                             "cudaHostAlloc(cudaHostAllocMapped): guest memory cannot be mapped into the GPU");
+    RT_CALL(cuMemHostAlloc(ptr, size, flags));
+}
+
+cudaError_t cudaMallocHost(void **ptr, size_t size) { RT_CALL(cuMemAllocHost_v2(ptr, size)); }
+cudaError_t cudaFreeHost(void *ptr) { RT_CALL(cuMemFreeHost(ptr)); }
+
+cudaError_t cudaHostRegister(void *ptr, size_t size, unsigned int flags)
+{
+    if (flags & cudaHostRegisterMapped)
+        VGPU_UNSUPPORTED_USE(rt_ret(cudaErrorNotSupported),
+                             "cudaHostRegister(cudaHostRegisterMapped): guest memory cannot be mapped into the GPU");
+    RT_CALL(cuMemHostRegister_v2(ptr, size, flags));
+}
+
+cudaError_t cudaHostUnregister(void *ptr) { RT_CALL(cuMemHostUnregister(ptr)); }
+
+cudaError_t cudaPointerGetAttributes(struct cudaPointerAttributes *attr, const void *ptr)
+{
+    if (!attr)
+        return rt_ret(cudaErrorInvalidValue);
+    memset(attr, 0, sizeof *attr);
+    switch (vgpu_shim_ptr_kind((uint64_t)(uintptr_t)ptr, NULL, NULL)) {
+    case VGPU_PTR_DEVICE:
+        attr->type = cudaMemoryTypeDevice;
+        attr->devicePointer = (void *)ptr;
+        break;
+    case VGPU_PTR_HOST:
+    case VGPU_PTR_HOST_REGISTERED:
+        attr->type = cudaMemoryTypeHost;
+        attr->hostPointer = (void *)ptr; /* not mapped into the GPU: no device pointer */
+        break;
+    default:
+        attr->type = cudaMemoryTypeUnregistered;
+        attr->device = -2; /* what the runtime reports for unregistered memory */
+        attr->hostPointer = (void *)ptr;
+    }
+    return cudaSuccess;
+}
+
+/* -- copies and memsets ------------------------------------------------------------------------ */
+
+static CUresult copy(void *dst, const void *src, size_t n, enum cudaMemcpyKind kind, CUstream s, int async)
+{
+    CUdeviceptr d = (CUdeviceptr)(uintptr_t)dst, sp = (CUdeviceptr)(uintptr_t)src;
+    switch (kind) {
+    case cudaMemcpyHostToHost:
+        if (n)
+            memmove(dst, src, n);
+        return CUDA_SUCCESS;
+    case cudaMemcpyHostToDevice:
+        return async ? cuMemcpyHtoDAsync_v2(d, src, n, s) : cuMemcpyHtoD_v2(d, src, n);
+    case cudaMemcpyDeviceToHost:
+        return async ? cuMemcpyDtoHAsync_v2(dst, sp, n, s) : cuMemcpyDtoH_v2(dst, sp, n);
+    case cudaMemcpyDeviceToDevice:
+        return async ? cuMemcpyDtoDAsync_v2(d, sp, n, s) : cuMemcpyDtoD_v2(d, sp, n);
+    case cudaMemcpyDefault:
+        return async ? cuMemcpyAsync(d, sp, n, s) : cuMemcpy(d, sp, n);
+    default:
+        return (CUresult)cudaErrorInvalidMemcpyDirection;
+    }
+}
+
+cudaError_t cudaMemcpy(void *dst, const void *src, size_t n, enum cudaMemcpyKind kind)
+{
+    RT_CALL(copy(dst, src, n, kind, NULL, 0));
+}
+
+cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, enum cudaMemcpyKind kind, cudaStream_t s)
+{
+    RT_CALL(copy(dst, src, n, kind, s, 1));
+}
+
+/* A 2D copy is one copy when both pitches equal the width, else one copy per row. */
+static CUresult copy_2d(void *dst, size_t dpitch, const void *src, size_t spitch, size_t width, size_t height,
+                        enum cudaMemcpyKind kind, CUstream s, int async)
+{
+    if (width > dpitch || width > spitch)
+        return (CUresult)12; /* cudaErrorInvalidPitchValue */
+    if (dpitch == width && spitch == width)
+        return copy(dst, src, width * height, kind, s, async);
+    for (size_t row = 0; row < height; row++) {
+        CUresult rc = copy((char *)dst + row * dpitch, (const char *)src + row * spitch, width, kind, s, async);
+        if (rc)
+            return rc;
+    }
+    return CUDA_SUCCESS;
+}
+
+cudaError_t cudaMemcpy2D(void *dst, size_t dpitch, const void *src, size_t spitch, size_t width, size_t height,
+                         enum cudaMemcpyKind kind)
+{
+    RT_CALL(copy_2d(dst, dpitch, src, spitch, width, height, kind, NULL, 0));
+}
+
+cudaError_t cudaMemcpy2DAsync(void *dst, size_t dpitch, const void *src, size_t spitch, size_t width,
+                              size_t height, enum cudaMemcpyKind kind, cudaStream_t s)
+{
+    RT_CALL(copy_2d(dst, dpitch, src, spitch, width, height, kind, s, 1));
+}
+
+cudaError_t cudaMemset(void *dst, int value, size_t n)
+{
+    RT_CALL(cuMemsetD8_v2((CUdeviceptr)(uintptr_t)dst, (unsigned char)value, n));
+}
+
+cudaError_t cudaMemsetAsync(void *dst, int value, size_t n, cudaStream_t s)
+{
+    RT_CALL(cuMemsetD8Async((CUdeviceptr)(uintptr_t)dst, (unsigned char)value, n, s));
+}
+
+/* -- device variables -------------------------------------------------------------------------- */
+
+cudaError_t cudaGetSymbolAddress(void **dptr, const void *symbol)
+{
+    if (!dptr)
+        return rt_ret(cudaErrorInvalidValue);
+    CUdeviceptr d;
+    cudaError_t err = rt_symbol(symbol, &d, NULL);
+    if (err == cudaSuccess)
+        *dptr = (void *)(uintptr_t)d;
+    return rt_ret(err);
+}
+
+cudaError_t cudaGetSymbolSize(size_t *size, const void *symbol)
+{
+    if (!size)
+        return rt_ret(cudaErrorInvalidValue);
+    CUdeviceptr d;
+    return rt_ret(rt_symbol(symbol, &d, size));
+}
+
+/* The device address of [offset, offset + n) of a variable, checked against its size. */
+static cudaError_t symbol_span(const void *symbol, size_t n, size_t offset, CUdeviceptr *d)
+{
+    size_t size;
+    cudaError_t err = rt_symbol(symbol, d, &size);
+    if (err)
+        return err;
+    if (offset > size || n > size - offset)
+        return cudaErrorInvalidValue;
+    *d += offset;
+    return cudaSuccess;
+}
+
+static cudaError_t to_symbol(const void *symbol, const void *src, size_t n, size_t offset,
+                             enum cudaMemcpyKind kind, CUstream s, int async)
+{
+    CUdeviceptr d;
+    cudaError_t err = symbol_span(symbol, n, offset, &d);
+    if (err)
+        return err;
+    if (kind != cudaMemcpyHostToDevice && kind != cudaMemcpyDeviceToDevice && kind != cudaMemcpyDefault)
+        return cudaErrorInvalidMemcpyDirection;
+    return rt_err(copy((void *)(uintptr_t)d, src, n, kind, s, async));
+}
+
+static cudaError_t from_symbol(void *dst, const void *symbol, size_t n, size_t offset,
+                               enum cudaMemcpyKind kind, CUstream s, int async)
+{
+    CUdeviceptr d;
+    cudaError_t err = symbol_span(symbol, n, offset, &d);
+    if (err)
+        return err;
+    if (kind != cudaMemcpyDeviceToHost && kind != cudaMemcpyDeviceToDevice && kind != cudaMemcpyDefault)
+        return cudaErrorInvalidMemcpyDirection;
+    return rt_err(copy(dst, (const void *)(uintptr_t)d, n, kind, s, async));
+}
+
+cudaError_t cudaMemcpyToSymbol(const void *symbol, const void *src, size_t n, size_t offset,
+                               enum cudaMemcpyKind kind)
+{
+    return rt_ret(to_symbol(symbol, src, n, offset, kind, NULL, 0));
+}
+
+cudaError_t cudaMemcpyToSymbolAsync(const void *symbol, const void *src, size_t n, size_t offset,
+                                    enum cudaMemcpyKind kind, cudaStream_t s)
+{
+    return rt_ret(to_symbol(symbol, src, n, offset, kind, s, 1));
+}
+
+cudaError_t cudaMemcpyFromSymbol(void *dst, const void *symbol, size_t n, size_t offset,
+                                 enum cudaMemcpyKind kind)
+{
+    return rt_ret(from_symbol(dst, symbol, n, offset, kind, NULL, 0));
+}
+
+cudaError_t cudaMemcpyFromSymbolAsync(void *dst, const void *symbol, size_t n, size_t offset,
+                                      enum cudaMemcpyKind kind, cudaStream_t s)
+{
+    return rt_ret(from_symbol(dst, symbol, n, offset, kind, s, 1));
+}

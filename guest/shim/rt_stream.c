@@ -1,0 +1,65 @@
+/*
+ * Runtime API: streams, events, stream capture and graphs. cudaStream_t, cudaEvent_t, cudaGraph_t
+ * and cudaGraphExec_t are the driver's handles, so each call is its driver call.
+ */
+#include "cu_api.h"
+#include "rt_internal.h"
+
+cudaError_t cudaStreamCreate(cudaStream_t *s) { RT_CALL(cuStreamCreate(s, 0)); }
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned int flags) { RT_CALL(cuStreamCreate(s, flags)); }
+cudaError_t cudaStreamCreateWithPriority(cudaStream_t *s, unsigned int flags, int priority)
+{
+    RT_CALL(cuStreamCreateWithPriority(s, flags, priority));
+}
+cudaError_t cudaStreamDestroy(cudaStream_t s) { RT_CALL(cuStreamDestroy_v2(s)); }
+cudaError_t cudaStreamSynchronize(cudaStream_t s) { RT_CALL(cuStreamSynchronize(s)); }
+cudaError_t cudaStreamQuery(cudaStream_t s) { RT_CALL(cuStreamQuery(s)); }
+cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned int flags)
+{
+    RT_CALL(cuStreamWaitEvent(s, e, flags));
+}
+cudaError_t cudaStreamGetFlags(cudaStream_t s, unsigned int *flags) { RT_CALL(cuStreamGetFlags(s, flags)); }
+cudaError_t cudaStreamGetPriority(cudaStream_t s, int *priority) { RT_CALL(cuStreamGetPriority(s, priority)); }
+
+cudaError_t cudaEventCreate(cudaEvent_t *e) { RT_CALL(cuEventCreate(e, 0)); }
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned int flags) { RT_CALL(cuEventCreate(e, flags)); }
+cudaError_t cudaEventDestroy(cudaEvent_t e) { RT_CALL(cuEventDestroy_v2(e)); }
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) { RT_CALL(cuEventRecord(e, s)); }
+cudaError_t cudaEventRecordWithFlags(cudaEvent_t e, cudaStream_t s, unsigned int flags)
+{
+    RT_CALL(cuEventRecordWithFlags(e, s, flags));
+}
+cudaError_t cudaEventSynchronize(cudaEvent_t e) { RT_CALL(cuEventSynchronize(e)); }
+cudaError_t cudaEventQuery(cudaEvent_t e) { RT_CALL(cuEventQuery(e)); }
+cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t end)
+{
+    RT_CALL(cuEventElapsedTime_v2(ms, start, end));
+}
+
+cudaError_t cudaStreamBeginCapture(cudaStream_t s, enum cudaStreamCaptureMode mode)
+{
+    RT_CALL(cuStreamBeginCapture_v2(s, (int)mode));
+}
+cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t *graph) { RT_CALL(cuStreamEndCapture(s, graph)); }
+cudaError_t cudaStreamIsCapturing(cudaStream_t s, enum cudaStreamCaptureStatus *status)
+{
+    RT_CALL(cuStreamIsCapturing(s, (int *)status));
+}
+cudaError_t cudaStreamGetCaptureInfo(cudaStream_t s, enum cudaStreamCaptureStatus *status, unsigned long long *id,
+                                     cudaGraph_t *graph, const cudaGraphNode_t **deps, const void **edges,
+                                     size_t *count)
+{
+    RT_CALL(cuStreamGetCaptureInfo_v3(s, (int *)status, id, graph, deps, edges, count));
+}
+
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph, unsigned long long flags)
+{
+    RT_CALL(cuGraphInstantiateWithFlags(exec, graph, flags));
+}
+cudaError_t cudaGraphInstantiateWithFlags(cudaGraphExec_t *exec, cudaGraph_t graph, unsigned long long flags)
+{
+    RT_CALL(cuGraphInstantiateWithFlags(exec, graph, flags));
+}
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t s) { RT_CALL(cuGraphLaunch(exec, s)); }
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) { RT_CALL(cuGraphExecDestroy(exec)); }
+cudaError_t cudaGraphDestroy(cudaGraph_t graph) { RT_CALL(cuGraphDestroy(graph)); }
