@@ -224,5 +224,9 @@ class Executor(ABC):
         """Device memory this VM holds (allocations, VMM physical memory), for status and quotas."""
 
     @abstractmethod
+    def live_handles(self) -> int:
+        """Handles of every kind the VM holds (for status: zero once everything is released)."""
+
+    @abstractmethod
     def close(self) -> None:
         """Release every resource the VM holds. Idempotent."""

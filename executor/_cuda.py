@@ -56,6 +56,7 @@ failures carry the ``cublasStatus_t``.
 from __future__ import annotations
 
 import ctypes
+import itertools
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -259,17 +260,19 @@ class CudaExecutor(Executor):
         self.allocations = AllocationMap()
         self._alloc_bytes = 0
         self._physical_bytes = 0
-        self._physicals: HandleTable[_Physical] = HandleTable("VMM allocation")
+        ids = itertools.count(1)  # one id space for all kinds: a wrong-kind handle is never valid
+        self._physicals: HandleTable[_Physical] = HandleTable("VMM allocation", ids=ids)
         self._reservations: dict[int, int] = {}  # start -> size
         self._granularity: int | None = None
-        self._streams: HandleTable[Any] = HandleTable("stream")
-        self._events: HandleTable[Any] = HandleTable("event")
-        self._modules: HandleTable[_Module] = HandleTable("module")
-        self._functions: HandleTable[_Function] = HandleTable("function")
-        self._graphs: HandleTable[Any] = HandleTable("graph")
-        self._graph_execs: HandleTable[Any] = HandleTable("graph exec")
-        self._blas: HandleTable[_Blas] = HandleTable("cuBLAS", CublasStatus.CUBLAS_STATUS_NOT_INITIALIZED)
-        self._contexts: HandleTable[int] = HandleTable("context", CUresult.CUDA_ERROR_INVALID_CONTEXT)
+        self._streams: HandleTable[Any] = HandleTable("stream", ids=ids)
+        self._events: HandleTable[Any] = HandleTable("event", ids=ids)
+        self._modules: HandleTable[_Module] = HandleTable("module", ids=ids)
+        self._functions: HandleTable[_Function] = HandleTable("function", ids=ids)
+        self._graphs: HandleTable[Any] = HandleTable("graph", ids=ids)
+        self._graph_execs: HandleTable[Any] = HandleTable("graph exec", ids=ids)
+        self._blas: HandleTable[_Blas] = HandleTable("cuBLAS", CublasStatus.CUBLAS_STATUS_NOT_INITIALIZED,
+                                                     ids=ids)
+        self._contexts: HandleTable[int] = HandleTable("context", CUresult.CUDA_ERROR_INVALID_CONTEXT, ids=ids)
         self._primary: int | None = None
         self._primary_refs = 0
         self._ctx_stack: list[int] = []
@@ -306,6 +309,11 @@ class CudaExecutor(Executor):
 
     def memory_used(self) -> int:
         return self._alloc_bytes + self._physical_bytes
+
+    def live_handles(self) -> int:
+        tables = (self._physicals, self._streams, self._events, self._modules, self._functions, self._graphs,
+                  self._graph_execs, self._blas, self._contexts)
+        return sum(len(table) for table in tables)
 
     def set_memory_quota(self, quota: int | None) -> None:
         """Change the VM's quota (the supervisor's ``set_quota``); live allocations stay."""

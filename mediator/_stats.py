@@ -18,6 +18,7 @@ __all__ = ["LATENCY_BUCKETS", "STATS_SIZE", "StatsBlock", "WorkerCounters", "lat
 _FIELDS: Final = (
     "calls", "errors", "protocol_errors", "async_calls", "bytes_htod", "bytes_dtoh",
     "memory_used", "heartbeat_ns", "sleeps", "wakeups", "pid", "latched_errors", "throttles",
+    "live_handles",
 )
 #: call latency histogram: bucket i counts calls served in [2**(i-1), 2**i) × 1.024 µs (bucket 0: less
 #: than 1.024 µs), the last one everything slower; one shift and bit_length per call on the hot path
@@ -51,6 +52,7 @@ class WorkerCounters:
     pid: int = 0
     latched_errors: int = 0
     throttles: int = 0  # times the async cap made the server synchronize
+    live_handles: int = 0  # handles of every kind the VM holds (streams, events, memory handles, …)
     latency_sum_ns: int = 0
     latency: list[int] = field(default_factory=lambda: [0] * LATENCY_BUCKETS)
 

@@ -381,6 +381,8 @@ class VmEndpoint:
         self.tracing = vm.trace
         self.memory_quota = vm.memory_quota  # the configured quota, or the operator's since
         self.last_trace: TraceRing | None = None
+        # what the last session's worker still held after releasing everything (both must be 0)
+        self.last_session: dict[str, Any] | None = None
 
     async def start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -418,6 +420,8 @@ class VmEndpoint:
             await session.run()
         finally:
             counters = session.counters()
+            self.last_session = {"memory_used": counters.memory_used, "live_handles": counters.live_handles,
+                                 "calls": counters.calls, "reason": session.fsm.reason}
             self.calls_before += counters.calls
             self.errors_before += counters.errors
             self.sessions_served += 1
@@ -475,6 +479,8 @@ class VmEndpoint:
             "session_calls": counters.calls,
             "calls_per_s": round(session.rate.per_second, 1) if session else 0.0,
             "memory_used": counters.memory_used,
+            "live_handles": counters.live_handles,
+            "last_session": self.last_session,
             "memory_quota": quota,
             "calls_per_s_limit": self.vm.calls_per_s,
             "sessions": self.sessions_served,

@@ -185,6 +185,7 @@ class Worker:
     def publish_stats(self) -> None:
         counters = self.counters
         counters.memory_used = self.executor.memory_used()
+        counters.live_handles = self.executor.live_handles()
         counters.heartbeat_ns = time.monotonic_ns()
         self.stats.write(counters)
 
