@@ -272,7 +272,8 @@ class CudaExecutor(Executor):
         self._graph_execs: HandleTable[Any] = HandleTable("graph exec", ids=ids)
         self._blas: HandleTable[_Blas] = HandleTable("cuBLAS", CublasStatus.CUBLAS_STATUS_NOT_INITIALIZED,
                                                      ids=ids)
-        self._contexts: HandleTable[int] = HandleTable("context", CUresult.CUDA_ERROR_INVALID_CONTEXT, ids=ids)
+        self._contexts: HandleTable[int] = HandleTable("context", CUresult.CUDA_ERROR_INVALID_CONTEXT,
+                                                       ids=ids)
         self._primary: int | None = None
         self._primary_refs = 0
         self._ctx_stack: list[int] = []
