@@ -14,9 +14,12 @@ from __future__ import annotations
 import gzip
 import os
 import re
+import selectors
 import shutil
 import subprocess
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -104,21 +107,39 @@ def static_busybox() -> Path | None:
 
 
 def build_initramfs(dest: Path, selftest: Path) -> Path:
-    """A gzipped newc cpio: busybox, the static selftest, /init. Built with the ``cpio`` tool."""
+    """A gzipped newc cpio: busybox, the static selftest, /init."""
+    assert is_static_elf(selftest), f"{selftest} must be statically linked to run in the initramfs"
+    return build_initramfs_tree(dest, {"/vgpu_selftest": selftest}, INIT_SCRIPT)
+
+
+def build_initramfs_tree(dest: Path, files: Mapping[str, Path], init_script: str,
+                         texts: Mapping[str, str] | None = None) -> Path:
+    """A gzipped newc cpio built with the ``cpio`` tool: busybox, ``files`` (guest path -> host file),
+    ``texts`` (guest path -> contents) and ``/init``. When the tree has an ``/etc/ld.so.conf``, the
+    host's ``ldconfig -r`` writes its ``/etc/ld.so.cache``, as ``ldconfig`` does in an installed guest."""
     busybox = static_busybox()
     if busybox is None:
         pytest.skip(f"no statically linked busybox: {SETUP_HINT}")
     cpio = shutil.which("cpio")
     if cpio is None:
         pytest.skip(f"no cpio: {SETUP_HINT}")
-    assert is_static_elf(selftest), f"{selftest} must be statically linked to run in the initramfs"
     root = dest / "root"
-    for sub in ("bin", "dev", "proc", "sys"):
+    for sub in ("bin", "dev", "proc", "sys", "etc"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     shutil.copy2(busybox, root / "bin" / "busybox")
-    shutil.copy2(selftest, root / "vgpu_selftest")
+    for guest_path, host_path in files.items():
+        target = root / guest_path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(host_path, target)  # follows symlinks: the guest gets the file itself
+    for guest_path, text in (texts or {}).items():
+        target = root / guest_path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+    if (root / "etc" / "ld.so.conf").is_file():
+        ldconfig = shutil.which("ldconfig") or "/sbin/ldconfig"
+        subprocess.run([ldconfig, "-r", str(root)], check=True, capture_output=True)
     init = root / "init"
-    init.write_text(INIT_SCRIPT)
+    init.write_text(init_script)
     init.chmod(0o755)
     names = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
     archive = subprocess.run([cpio, "-o", "-H", "newc", "--quiet"], cwd=root, check=True,
@@ -126,6 +147,103 @@ def build_initramfs(dest: Path, selftest: Path) -> Path:
     initrd = dest / "initrd.gz"
     initrd.write_bytes(gzip.compress(archive, compresslevel=1))
     return initrd
+
+
+_LDD_LINE = re.compile(r"^\s*(?:(?P<name>\S+) => )?(?P<path>/\S+) \(0x[0-9a-f]+\)$")
+
+
+def shared_library_closure(binaries: Iterable[Path], library_path: Path) -> dict[str, Path]:
+    """What the dynamic ``binaries`` load, by ``ldd`` with ``LD_LIBRARY_PATH=library_path``: the
+    loader and every library, each at the path it has here (guest path -> host file)."""
+    found: dict[str, Path] = {}
+    env = {**os.environ, "LD_LIBRARY_PATH": str(library_path)}
+    for binary in binaries:
+        out = subprocess.run(["ldd", str(binary)], capture_output=True, text=True, check=True, env=env).stdout
+        for line in out.splitlines():
+            match = _LDD_LINE.match(line)
+            if match:
+                found[match["path"]] = Path(match["path"])
+            elif "not found" in line:
+                raise AssertionError(f"{binary}: {line.strip()}")
+    return found
+
+
+# -- running a VM ---------------------------------------------------------------------------------
+
+def qemu_command(kit: QemuKit, initrd: Path, vm_socket: Path) -> list[str]:
+    """The command line docs/qemu.md documents (plus -no-reboot so a panic ends the test)."""
+    accel = os.environ.get("VGPU_QEMU_ACCEL", "tcg")
+    return [
+        kit.qemu, "-machine", f"q35,accel={accel}", "-m", "256", "-nographic", "-no-reboot", "-nic", "none",
+        "-kernel", str(kit.kernel), "-initrd", str(initrd),
+        "-append", "console=ttyS0 panic=-1 edd=off",
+        "-chardev", f"socket,path={vm_socket},id=ivsh",
+        "-device", "ivshmem-doorbell,chardev=ivsh,vectors=1",
+    ]
+
+
+@dataclass
+class ConsoleRun:
+    lines: list[tuple[float, str]] = field(default_factory=list)  # (seconds since start, line)
+    exit_code: int | None = None
+
+    def first(self, prefix: str) -> tuple[float, str]:
+        for stamp, line in self.lines:
+            if line.startswith(prefix):
+                return stamp, line
+        raise AssertionError(f"the console never printed {prefix!r}:\n{self.text[-6000:]}")
+
+    @property
+    def text(self) -> str:
+        return "\n".join(line for _, line in self.lines)
+
+
+def run_vm(command: list[str], on_waiting: Callable[[], None], deadline_s: float) -> ConsoleRun:
+    """Boot, stream the console, call ``on_waiting()`` once the guest waits, then let it power off."""
+    run = ConsoleRun()
+    started = time.monotonic()
+    proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    assert proc.stdout is not None and proc.stdin is not None
+    os.set_blocking(proc.stdout.fileno(), False)
+    selector = selectors.DefaultSelector()
+    selector.register(proc.stdout, selectors.EVENT_READ)
+    pending = b""
+    released = False
+    try:
+        while True:
+            remaining = started + deadline_s - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"the VM did not finish within {deadline_s} s:\n{run.text[-6000:]}")
+            if not selector.select(min(remaining, 1.0)):
+                continue
+            chunk = proc.stdout.read()
+            if not chunk:
+                break  # QEMU exited (poweroff)
+            pending += chunk
+            *complete, pending = pending.split(b"\n")
+            for raw in complete:
+                line = raw.decode(errors="replace").rstrip("\r")
+                line = line[line.find("VGPU-"):] if "VGPU-" in line else line  # after escape codes
+                run.lines.append((time.monotonic() - started, line))
+                if line.startswith("VGPU-SELFTEST-EXIT") and not released:
+                    released = True
+                    try:
+                        on_waiting()
+                    finally:
+                        proc.stdin.write(b"go\n")
+                        proc.stdin.flush()
+        if pending:
+            run.lines.append((time.monotonic() - started, pending.decode(errors="replace")))
+        run.exit_code = proc.wait(30)
+        return run
+    finally:
+        selector.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdin.close()
+        proc.stdout.close()
 
 
 # -- the selftest's output -----------------------------------------------------------------------

@@ -14,10 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import selectors
-import subprocess
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -25,87 +21,11 @@ import pytest
 from mediator._control_client import request
 from mediator._launcher import running_mediator
 
-from ._support import QemuKit, SelftestReport
+from ._support import QemuKit, SelftestReport, qemu_command, run_vm
 
 pytestmark = [pytest.mark.qemu, pytest.mark.slow, pytest.mark.timeout(420)]
 
 BOOT_DEADLINE_S = float(os.environ.get("VGPU_QEMU_DEADLINE_S", "300"))
-
-
-def qemu_command(kit: QemuKit, initrd: Path, vm_socket: Path) -> list[str]:
-    """The command line docs/qemu.md documents (plus -no-reboot so a panic ends the test)."""
-    accel = os.environ.get("VGPU_QEMU_ACCEL", "tcg")
-    return [
-        kit.qemu, "-machine", f"q35,accel={accel}", "-m", "256", "-nographic", "-no-reboot", "-nic", "none",
-        "-kernel", str(kit.kernel), "-initrd", str(initrd),
-        "-append", "console=ttyS0 panic=-1 edd=off",
-        "-chardev", f"socket,path={vm_socket},id=ivsh",
-        "-device", "ivshmem-doorbell,chardev=ivsh,vectors=1",
-    ]
-
-
-@dataclass
-class ConsoleRun:
-    lines: list[tuple[float, str]] = field(default_factory=list)  # (seconds since start, line)
-    exit_code: int | None = None
-
-    def first(self, prefix: str) -> tuple[float, str]:
-        for stamp, line in self.lines:
-            if line.startswith(prefix):
-                return stamp, line
-        raise AssertionError(f"the console never printed {prefix!r}:\n{self.text[-6000:]}")
-
-    @property
-    def text(self) -> str:
-        return "\n".join(line for _, line in self.lines)
-
-
-def run_vm(command: list[str], on_waiting: object, deadline_s: float) -> ConsoleRun:
-    """Boot, stream the console, call ``on_waiting()`` once the guest waits, then let it power off."""
-    run = ConsoleRun()
-    started = time.monotonic()
-    proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
-    assert proc.stdout is not None and proc.stdin is not None
-    os.set_blocking(proc.stdout.fileno(), False)
-    selector = selectors.DefaultSelector()
-    selector.register(proc.stdout, selectors.EVENT_READ)
-    pending = b""
-    released = False
-    try:
-        while True:
-            remaining = started + deadline_s - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"the VM did not finish within {deadline_s} s:\n{run.text[-6000:]}")
-            if not selector.select(min(remaining, 1.0)):
-                continue
-            chunk = proc.stdout.read()
-            if not chunk:
-                break  # QEMU exited (poweroff)
-            pending += chunk
-            *complete, pending = pending.split(b"\n")
-            for raw in complete:
-                line = raw.decode(errors="replace").rstrip("\r")
-                line = line[line.find("VGPU-"):] if "VGPU-" in line else line  # after escape codes
-                run.lines.append((time.monotonic() - started, line))
-                if line.startswith("VGPU-SELFTEST-EXIT") and not released:
-                    released = True
-                    try:
-                        on_waiting()  # type: ignore[operator]
-                    finally:
-                        proc.stdin.write(b"go\n")
-                        proc.stdin.flush()
-        if pending:
-            run.lines.append((time.monotonic() - started, pending.decode(errors="replace")))
-        run.exit_code = proc.wait(30)
-        return run
-    finally:
-        selector.close()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdin.close()
-        proc.stdout.close()
 
 
 def test_a_real_vm_runs_the_c_selftest_through_ivshmem_doorbell(

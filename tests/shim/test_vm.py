@@ -1,0 +1,119 @@
+"""The checked-in CUDA programs inside a real VM: QEMU (TCG) boots the Debian kernel with an initramfs
+that is a minimal installed guest — the dynamic loader, libc, libm, libstdc++, libgcc_s, the shim in
+/usr/local/lib/vgpu registered with ``ldconfig`` (an ``ld.so.cache``), no environment variable and no
+configuration file — and /init runs each program on the ivshmem-doorbell device (PCI 1af4:1110).
+
+The mediator (sim) serves the VM; while the guest waits for the go-ahead the test reads the
+mediator's status and trace. The console goes to ``artifacts/qemu/console-shim.log``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mediator._control_client import request
+from mediator._launcher import running_mediator
+from tests.qemu._support import (
+    QemuKit,
+    SelftestReport,
+    build_initramfs_tree,
+    qemu_command,
+    run_vm,
+    shared_library_closure,
+)
+
+from ._support import LIBRARIES, PROGRAMS, ShimBuild, check_program
+
+pytestmark = [pytest.mark.qemu, pytest.mark.slow, pytest.mark.timeout(600)]
+
+NAMES = ("vector_add", "gemm", "streams_events", "graph")
+BOOT_DEADLINE_S = float(os.environ.get("VGPU_QEMU_DEADLINE_S", "480"))
+SHIM_DIR = "/usr/local/lib/vgpu"
+
+INIT_SCRIPT = """#!/bin/busybox sh
+/bin/busybox mount -t devtmpfs devtmpfs /dev
+exec </dev/console >/dev/console 2>&1
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+echo "VGPU-BOOTED uptime=$(cut -d' ' -f1 /proc/uptime)"
+for program in %(names)s; do
+    echo "VGPU-PROGRAM $program"
+    /programs/$program
+    echo "VGPU-PROGRAM-EXIT $program $? uptime=$(cut -d' ' -f1 /proc/uptime)"
+done
+echo "VGPU-SELFTEST-EXIT 0 uptime=$(cut -d' ' -f1 /proc/uptime)"
+read -t 60 go
+echo "VGPU-POWEROFF"
+poweroff -f
+"""
+
+
+def guest_tree(shim: ShimBuild) -> tuple[dict[str, Path], dict[str, str]]:
+    """The initramfs's files: the programs, the shim where an install puts it, what they load."""
+    files: dict[str, Path] = {f"/programs/{name}": PROGRAMS / name for name in NAMES}
+    for guest_path, host_path in shared_library_closure([PROGRAMS / n for n in NAMES], shim.directory).items():
+        if host_path.parent == shim.directory:
+            continue  # the shim goes to its install directory below, found through ld.so.cache
+        files[guest_path] = host_path
+    for soname in LIBRARIES.values():
+        files[f"{SHIM_DIR}/{soname}"] = shim.directory / soname
+    texts = {"/etc/ld.so.conf": "include /etc/ld.so.conf.d/*.conf\n",
+             "/etc/ld.so.conf.d/000-vgpu.conf": f"{SHIM_DIR}\n"}
+    return files, texts
+
+
+def sections(text: str) -> dict[str, tuple[str, int | None]]:
+    """Each program's console output and exit status (None if it never finished)."""
+    out: dict[str, tuple[str, int | None]] = {}
+    for match in re.finditer(r"^VGPU-PROGRAM (\w+)\n(.*?)(?:^VGPU-PROGRAM-EXIT \1 (\d+)|\Z)", text, re.M | re.S):
+        out[match[1]] = (match[2], int(match[3]) if match[3] is not None else None)
+    return out
+
+
+def test_the_programs_run_unchanged_in_a_vm_on_the_shim(
+    qemu_kit: QemuKit, shim: ShimBuild, tmp_path: Path, artifacts: Path,
+) -> None:
+    files, texts = guest_tree(shim)
+    initrd = build_initramfs_tree(tmp_path / "initramfs", files, INIT_SCRIPT % {"names": " ".join(NAMES)}, texts)
+    with running_mediator(tmp_path, backend="sim", vms=1) as mediator:
+        request(mediator.control, {"cmd": "trace", "vm": "vm1", "enable": True})
+        seen: dict[str, Any] = {}
+
+        def while_guest_waits() -> None:
+            seen["status"] = next(v for v in request(mediator.control, {"cmd": "status"})["vms"]
+                                  if v["name"] == "vm1")
+            seen["trace"] = request(mediator.control, {"cmd": "trace", "vm": "vm1", "limit": 100000})["records"]
+
+        command = qemu_command(qemu_kit, initrd, mediator.vm_socket(1))
+        run = run_vm(command, while_guest_waits, BOOT_DEADLINE_S)
+    log_path = artifacts / "console-shim.log"
+    log_path.write_text(run.text + "\n")
+    timings = {name: stamp for stamp, line in run.lines if line.startswith("VGPU-PROGRAM-EXIT")
+               for name in [line.split()[1]]}
+    (artifacts / "timings-shim.json").write_text(json.dumps(
+        {"host_s_at_exit": timings, "qemu_exit_code": run.exit_code, "command": command}, indent=2) + "\n")
+
+    found = sections(run.text)
+    for name in NAMES:
+        assert name in found, f"{name} never ran; console in {log_path}"
+        output, code = found[name]
+        assert code == 0, f"{name} exited {code}:\n{output}"
+        check_program(name, SelftestReport.parse(output))
+    assert "is not supported by the vgpu shim" not in run.text
+    assert run.exit_code == 0 and "VGPU-POWEROFF" in run.text
+
+    status, trace = seen["status"], seen["trace"]
+    calls = Counter(record["call"] for record in trace)
+    assert calls["init"] == len(NAMES)  # one runtime initialization per program
+    assert {"module_load_data", "launch_kernel", "cublas_sgemm", "cublas_gemm_batched_ex", "graph_launch",
+            "event_elapsed_time", "stream_wait_event"} <= set(calls)
+    assert status["calls"] == len(trace)
+    assert status["memory_used"] == 0  # every program freed what it allocated
