@@ -160,7 +160,7 @@ CUresult cuMemcpyAsync(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s)
 
 static CUresult device_of(const CUmemLocation *location, int *device)
 {
-    if (location->type != CU_MEM_LOCATION_TYPE_DEVICE)
+    if (location->type != VGPU_MEM_LOCATION_DEVICE)
         VGPU_UNSUPPORTED_USE(CUDA_ERROR_NOT_SUPPORTED, "VMM location type %d: only device memory is served",
                              location->type);
     *device = location->id;
@@ -192,7 +192,7 @@ CUresult cuMemCreate(CUmemGenericAllocationHandle *handle, size_t size, const CU
     CUresult rc = device_of(&prop->location, &device);
     if (rc)
         return rc;
-    if (prop->type != CU_MEM_ALLOCATION_TYPE_PINNED || prop->requestedHandleTypes != 0)
+    if (prop->type != VGPU_MEM_ALLOCATION_PINNED || prop->requestedHandleTypes != 0)
         VGPU_UNSUPPORTED_USE(CUDA_ERROR_NOT_SUPPORTED,
                              "cuMemCreate: allocation type %d / exportable handle types %#x are not served",
                              prop->type, prop->requestedHandleTypes);

@@ -73,12 +73,12 @@ typedef enum {
 
 /* the virtual memory management API */
 typedef struct CUmemLocation_st {
-    int type; /* CU_MEM_LOCATION_TYPE_DEVICE = 1 */
+    int type; /* VGPU_MEM_LOCATION_DEVICE = 1 */
     int id;
 } CUmemLocation;
 
 typedef struct CUmemAllocationProp_st {
-    int type;                 /* CU_MEM_ALLOCATION_TYPE_PINNED = 1 */
+    int type;                 /* VGPU_MEM_ALLOCATION_PINNED = 1 */
     int requestedHandleTypes; /* CU_MEM_HANDLE_TYPE_NONE = 0 */
     CUmemLocation location;
     void *win32HandleMetaData;
@@ -95,8 +95,8 @@ typedef struct CUmemAccessDesc_st {
     int flags; /* CUmemAccess_flags */
 } CUmemAccessDesc;
 
-#define CU_MEM_LOCATION_TYPE_DEVICE 1
-#define CU_MEM_ALLOCATION_TYPE_PINNED 1
+#define VGPU_MEM_LOCATION_DEVICE 1
+#define VGPU_MEM_ALLOCATION_PINNED 1
 
 /* ---- runtime API ----------------------------------------------------------------------------- */
 
