@@ -329,6 +329,7 @@ static void file_async_error(struct cuda_transport *t, const struct vr_cqe *cqe)
     t->async_error.status = cqe->status;
     t->async_error.flags = cqe->flags;
     t->async_error.seq = cqe->seq;
+    t->async_error.call_id = cqe->call_id;
 }
 
 /* Consume completions that are already there without waiting (async errors only expected). */
@@ -537,6 +538,7 @@ static int call_locked(struct cuda_transport *t, uint16_t call_id, uint16_t flag
         result->flags = cqe.flags;
         result->seq = cqe.seq;
         result->out_len = cqe.out_len;
+        result->call_id = cqe.call_id;
         memcpy(result->results, cqe.results, sizeof result->results);
     }
     /* Statuses are CUresult / cublasStatus_t values: small and non-negative. */

@@ -59,6 +59,7 @@ struct cuda_call_result {
     uint32_t seq;      /* the submission's sequence number */
     uint32_t out_len;  /* bytes the host wrote to the output area */
     uint8_t results[CUDA_TRANSPORT_MAX_RESULTS]; /* the call's packed result struct */
+    uint32_t call_id;  /* the call the completion answers (for an async error: the call that failed) */
 };
 
 struct cuda_transport;

@@ -13,7 +13,9 @@
  *    PCI transport flocks the device, and a second process of the same guest gets
  *    CUDA_ERROR_DEVICE_UNAVAILABLE instead of corrupting them.
  *  - Errors of posted calls come back from the host as the LATCHED status of the next call that
- *    waits; nothing is latched here.
+ *    waits. The host latches raw statuses; when the failed call was a cuBLAS one (its ASYNC_ERROR
+ *    completion, kept by the transport, names it) its cublasStatus_t becomes the CUresult that
+ *    means the same, since the call reporting it speaks CUresult.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -24,6 +26,7 @@
 #include <unistd.h>
 
 #include "shim.h"
+#include "vgpu_protocol.h"
 #include "vgpu_transport.h"
 
 #define DEFAULT_CONF "/etc/vgpu/guest.conf"
@@ -182,6 +185,37 @@ static void log_transport_failure(uint16_t call_id, int rc)
                   cuda_transport_last_error());
 }
 
+/* cuBLAS statuses as the CUresult a later synchronizing call reports for a failed posted GEMM. */
+static int cublas_as_curesult(int status)
+{
+    switch (status) {
+    case CUBLAS_STATUS_NOT_INITIALIZED: return CUDA_ERROR_INVALID_HANDLE;
+    case CUBLAS_STATUS_ALLOC_FAILED: return CUDA_ERROR_OUT_OF_MEMORY;
+    case CUBLAS_STATUS_INVALID_VALUE: return CUDA_ERROR_INVALID_VALUE;
+    case CUBLAS_STATUS_MAPPING_ERROR: return CUDA_ERROR_ILLEGAL_ADDRESS;
+    case CUBLAS_STATUS_EXECUTION_FAILED: return CUDA_ERROR_LAUNCH_FAILED;
+    case CUBLAS_STATUS_NOT_SUPPORTED: return CUDA_ERROR_NOT_SUPPORTED;
+    default: return CUDA_ERROR_UNKNOWN;
+    }
+}
+
+/*
+ * A synchronizing call reported an earlier posted call's failure (LATCHED). The host latches the
+ * raw status, which for a posted GEMM is a cublasStatus_t: the ASYNC_ERROR completion the
+ * transport kept names the failed call, and a cuBLAS status becomes the CUresult that means it.
+ */
+static int latched_status(struct cuda_transport *t, int status)
+{
+    struct cuda_call_result failed;
+    if (!cuda_transport_take_async_error(t, &failed) || (int)failed.status != status)
+        return status;
+    vgpu_shim_log("an earlier asynchronous call %#06x failed with status %d (reported now)", failed.call_id,
+                  status);
+    if (failed.call_id >= VGPU_CALL_CUBLAS_CREATE && failed.call_id <= VGPU_CALL_CUBLAS_GEMM_BATCHED_EX)
+        return cublas_as_curesult(status);
+    return status;
+}
+
 int vgpu_shim_call(uint16_t call_id, const void *args, uint32_t nargs, const void *send, size_t send_len,
                    void *results, size_t results_size, void *recv, size_t recv_cap, size_t *recv_len)
 {
@@ -193,6 +227,8 @@ int vgpu_shim_call(uint16_t call_id, const void *args, uint32_t nargs, const voi
     int rc = cuda_transport_call(t, call_id, args, nargs, send, send_len, &r, recv, recv_cap, recv_len);
     if (rc < 0)
         log_transport_failure(call_id, rc);
+    else if (r.flags & VGPU_COMPLETE_LATCHED)
+        rc = latched_status(t, rc);
     else if (results && results_size)
         memcpy(results, r.results, results_size < sizeof r.results ? results_size : sizeof r.results);
     if (conf.trace)
@@ -239,9 +275,12 @@ CUresult vgpu_shim_htod(uint64_t dst, uint32_t stream, const void *src, size_t l
     struct cuda_transport *t = connection(&err);
     if (!t)
         return err;
-    int rc = cuda_transport_memcpy_htod(t, dst, stream, src, len, asynchronous, NULL);
+    struct cuda_call_result r = {0};
+    int rc = cuda_transport_memcpy_htod(t, dst, stream, src, len, asynchronous, &r);
     if (rc < 0)
-        log_transport_failure(0x35, rc);
+        log_transport_failure(VGPU_CALL_MEMCPY_HTOD, rc);
+    else if (r.flags & VGPU_COMPLETE_LATCHED)
+        rc = latched_status(t, rc);
     return vgpu_shim_cu_status(rc);
 }
 
@@ -251,9 +290,12 @@ CUresult vgpu_shim_dtoh(void *dst, uint64_t src, uint32_t stream, size_t len)
     struct cuda_transport *t = connection(&err);
     if (!t)
         return err;
-    int rc = cuda_transport_memcpy_dtoh(t, dst, src, stream, len, NULL);
+    struct cuda_call_result r = {0};
+    int rc = cuda_transport_memcpy_dtoh(t, dst, src, stream, len, &r);
     if (rc < 0)
-        log_transport_failure(0x36, rc);
+        log_transport_failure(VGPU_CALL_MEMCPY_DTOH, rc);
+    else if (r.flags & VGPU_COMPLETE_LATCHED)
+        rc = latched_status(t, rc);
     return vgpu_shim_cu_status(rc);
 }
 

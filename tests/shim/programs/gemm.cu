@@ -134,6 +134,16 @@ int main() {
     st = cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, m, n, k, &alpha, dA, m - 1, dB, k, &beta, dC, m);
     report("invalid_lda", st == CUBLAS_STATUS_INVALID_VALUE, "status=%d (%s)", st, cublasGetStatusName(st));
 
+    // a GEMM the host refuses (A is no allocation of ours): posted, its failure reported by the
+    // next synchronize as the CUDA error that means it, not as a raw cuBLAS status
+    st = cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, m, n, k, &alpha, reinterpret_cast<const float*>(0x1000), m, dB, k,
+                     &beta, dC, m);
+    cudaError_t reported = cudaStreamSynchronize(s);
+    report("latched_gemm_error", st == CUBLAS_STATUS_SUCCESS &&
+               (reported == cudaErrorInvalidValue || reported == cudaErrorIllegalAddress ||
+                reported == cudaErrorLaunchFailure),
+           "posted=%d reported=%d (%s)", st, STATUS(reported));
+
     cudaError_t e = cudaStreamSynchronize(s);
     st = cublasDestroy(h);
     report("destroy", st == CUBLAS_STATUS_SUCCESS && e == cudaSuccess, "status=%d sync=%d", st, e);

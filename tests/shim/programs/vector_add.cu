@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <ctime>
 #include <vector>
 
 #include "check.h"
@@ -88,6 +89,23 @@ int main() {
     cudaError_t after = cudaDeviceSynchronize();
     report("unreferenced_kernel", posted == cudaSuccess && after == cudaSuccess, "posted=%d status=%d (%s) after=%d",
            posted, STATUS(reported), after);
+
+    // figures, not checks of correctness: posted launches end to end, and a round trip that waits
+    const int reps = 2000;
+    auto now_us = [] {
+        timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+    };
+    double t0 = now_us();
+    for (int r = 0; r < reps; r++) scale_f32<<<1, 64>>>(da, 1.0f, 64);
+    double t1 = now_us();
+    e = cudaDeviceSynchronize();
+    double t2 = now_us();
+    for (int r = 0; r < reps; r++) e2 = cudaStreamQuery(0);
+    double t3 = now_us();
+    report("timings", !e && !e2, "launch_post_us=%.2f launch_end_to_end_us=%.2f round_trip_us=%.2f reps=%d",
+           (t1 - t0) / reps, (t2 - t0) / reps, (t3 - t2) / reps, reps);
 
     e = cudaFree(da);
     e2 = cudaFree(db);
