@@ -4,6 +4,7 @@ broken for that VM only."""
 
 from __future__ import annotations
 
+import json
 import struct
 from typing import Any
 
@@ -11,7 +12,18 @@ import pytest
 
 from guest import GuestClient
 from mediator._launcher import MediatorProcess
-from protocol import CALLS_BY_NAME, Completion, CUresult, DeviceState, HeaderField, SubmitFlags, encode_args
+from protocol import (
+    CALLS_BY_NAME,
+    SQE_SIZE,
+    Completion,
+    CUresult,
+    DeviceState,
+    HeaderField,
+    SubmissionProducer,
+    SubmitFlags,
+    encode_args,
+    encode_submission,
+)
 
 from ._support import vm_status, wait_for
 
@@ -135,8 +147,139 @@ def test_impossible_ring_indices_break_that_vms_region_only(mediator: MediatorPr
         one.region.set_u32(HeaderField.SQ_TAIL, tail + entries + 5 if damage.startswith("tail jumps") else tail - 3)
         one._kick()
         wait_for("the region marked broken", lambda: one.region.device_state == DeviceState.BROKEN, 20)
-        vm = vm_status(mediator, 1)
-        assert vm["state"] in ("broken", "closed", "listening")
+        # the worker marks the region first, then tells the supervisor, which ends the session
+        wait_for("vm1's session ended", lambda: vm_status(mediator, 1)["state"] in ("broken", "closed", "listening"))
         for _ in range(20):
             two.nop()
         assert vm_status(mediator, 2)["state"] == "serving"
+
+
+@pytest.mark.parametrize("damage", ["completion head runs ahead of the tail", "completion head goes backwards"])
+def test_impossible_completion_indices_break_that_vms_region_only(mediator: MediatorProcess, damage: str) -> None:
+    with GuestClient.connect(mediator.vm_socket(1)) as one, GuestClient.connect(mediator.vm_socket(2)) as two:
+        one.init()
+        two.init()
+        for _ in range(5):
+            one.nop()
+        head = one.region.u32(HeaderField.CQ_HEAD)
+        entries = one.region.layout.cq_entries
+        one.region.set_u32(HeaderField.CQ_HEAD, head + 9 if damage.endswith("tail") else head - entries - 1)
+        one.seq += 1
+        assert one.sq.push(seq=one.seq, call_id=CALLS_BY_NAME["nop"].call_id)  # the host must answer it
+        one._kick()
+        wait_for("the region marked broken", lambda: one.region.device_state == DeviceState.BROKEN, 20)
+        wait_for("vm1's session over", lambda: vm_status(mediator, 1)["state"] == "listening")
+        for _ in range(20):
+            two.nop()
+        assert vm_status(mediator, 2)["state"] == "serving"
+    with GuestClient.connect(mediator.vm_socket(1)) as again:  # a new session starts clean
+        again.init()
+        again.nop()
+
+
+def test_the_guest_rewriting_the_header_and_the_hosts_indices_changes_nothing_the_host_uses(
+        mediator: MediatorProcess) -> None:
+    with GuestClient.connect(mediator.vm_socket(1)) as gpu:
+        gpu.init()
+        ptr = gpu.mem_alloc(4096)
+        gpu.memcpy_htod(ptr, b"kept")
+        # everything the host wrote at layout, and the host's own ring indices: the host kept its copies
+        for field in (HeaderField.MAGIC, HeaderField.SQ_OFFSET, HeaderField.ARENA_OFFSET):
+            gpu.region.set_u64(field, 12)
+        gpu.region.set_u64(HeaderField.ARENA_SIZE, 1 << 40)
+        gpu.region.set_u32(HeaderField.SQ_ENTRIES, 1 << 20)
+        gpu.region.set_u32(HeaderField.CQ_ENTRIES, 3)
+        gpu.region.set_u32(HeaderField.LATCHED_ERROR, 700)
+        # the host's own indices, scribbled on: it never reads them back, it republishes its own
+        sq_head, cq_tail = gpu.region.u32(HeaderField.SQ_HEAD), gpu.region.u32(HeaderField.CQ_TAIL)
+        gpu.region.set_u32(HeaderField.SQ_HEAD, sq_head + 12345)
+        gpu.region.set_u32(HeaderField.CQ_TAIL, cq_tail + 999)
+        gpu.seq += 1  # (pushed by hand: the guest's own space check reads the scribbled head)
+        layout = gpu.region.layout  # the guest's copy, validated when it connected
+        slot = layout.sq_offset + (gpu.sq.index & (layout.sq_entries - 1)) * SQE_SIZE
+        encode_submission(gpu.region.buf, slot, seq=gpu.seq, call_id=CALLS_BY_NAME["nop"].call_id)
+        gpu.region.set_u32(HeaderField.SQ_TAIL, gpu.sq.index + 1)
+        gpu.sq = SubmissionProducer(gpu.region)  # resumes at the tail the region holds
+        gpu._kick()
+        wait_for("the host's indices republished", lambda: (gpu.region.u32(HeaderField.SQ_HEAD),
+                                                            gpu.region.u32(HeaderField.CQ_TAIL))
+                 == (sq_head + 1, cq_tail + 1))
+        assert gpu.wait(gpu.seq).status == 0
+        for _ in range(3 * gpu.region.layout.sq_entries):  # wraps both rings: the host's indices hold
+            gpu.call("nop")
+        assert gpu.memcpy_dtoh(ptr, 4) == b"kept"
+        assert gpu.call("ctx_synchronize").status == 0, "a latched error the guest wrote is not the host's"
+        assert vm_status(mediator, 1)["state"] == "serving"
+
+
+GLOBALS_PTX = b""".version 8.0
+.target sm_90
+.address_size 64
+.visible .global .align 4 .b8 table[256];
+.visible .entry noop() { ret; }
+"""
+
+
+def test_a_handle_of_each_kind_is_refused_where_any_other_kind_is_expected(mediator: MediatorProcess) -> None:
+    with GuestClient.connect(mediator.vm_socket(1)) as gpu:
+        gpu.init()
+        stream = gpu.stream_create()
+        module = gpu.value("module_load_data", "module", data=GLOBALS_PTX)
+        gpu.checked("stream_begin_capture", gpu.args("stream_begin_capture", stream=stream, mode=2))
+        graph = gpu.value("stream_end_capture", "graph", gpu.args("stream_end_capture", stream=stream))
+        ids = {
+            "stream": stream,
+            "event": gpu.event_create(),
+            "memhandle": gpu.value("mem_create", "handle", gpu.args("mem_create", size=2 << 20, device=0, flags=0)),
+            "module": module,
+            "function": gpu.value("module_get_function", "function", gpu.args("module_get_function", module=module),
+                                  data=b"noop\0"),
+            "cublas": gpu.value("cublas_create", "handle"),
+            "graph": graph,
+            "graphexec": gpu.value("graph_instantiate", "graph_exec", gpu.args("graph_instantiate", graph=graph, flags=0)),
+            "context": gpu.value("ctx_create", "ctx", gpu.args("ctx_create", flags=0, device=0)),
+        }
+        assert len(set(ids.values())) == len(ids), ids
+        users: dict[str, tuple[str, str, int]] = {  # call, its handle argument, the refusal
+            "stream": ("stream_query", "stream", INVALID_HANDLE),
+            "event": ("event_query", "event", INVALID_HANDLE),
+            "memhandle": ("mem_release", "handle", INVALID_HANDLE),
+            "function": ("func_get_param_layout", "function", INVALID_HANDLE),
+            "cublas": ("cublas_set_math_mode", "handle", 1),  # CUBLAS_STATUS_NOT_INITIALIZED
+            "graph": ("graph_instantiate", "graph", INVALID_HANDLE),
+            "graphexec": ("graph_launch", "graph_exec", INVALID_HANDLE),
+            "context": ("ctx_set_current", "ctx", CUresult.CUDA_ERROR_INVALID_CONTEXT),
+            "module": ("module_unload", "module", INVALID_HANDLE),  # last: unloading ends its functions
+        }
+        extra: dict[str, dict[str, int]] = {"cublas_set_math_mode": {"mode": 0}, "graph_instantiate": {"flags": 0},
+                                            "graph_launch": {"stream": 0}}
+        for kind, (name, argument, refusal) in users.items():
+            for other, handle in ids.items():
+                if other == kind:
+                    continue
+                args = gpu.args(name, **{argument: handle}, **extra.get(name, {}))
+                assert gpu.call(name, args).status == refusal, f"{other} {handle} used as a {kind}"
+        for kind, (name, argument, _) in users.items():  # and each works with its own kind
+            args = gpu.args(name, **{argument: ids[kind]}, **extra.get(name, {}))
+            assert gpu.call(name, args).status == 0, kind
+        wait_for("refusals counted", lambda: vm_status(mediator, 1)["errors"] == len(users) * (len(ids) - 1))
+
+
+def test_a_burst_of_refusals_is_logged_once_then_summarised(mediator: MediatorProcess) -> None:
+    def failures() -> list[dict[str, Any]]:
+        lines = [json.loads(line) for line in mediator.log.splitlines() if line.startswith("{")]
+        return [e for e in lines if e.get("event") == "call failed" and e.get("vm") == "vm1"]
+
+    with GuestClient.connect(mediator.vm_socket(1)) as gpu:
+        gpu.init()
+        for _ in range(300):  # a flood of bad frees: hundreds of refusals inside one second
+            assert gpu.call("mem_free", gpu.args("mem_free", dptr=0xDEAD00)).status == INVALID_VALUE
+        wait_for("the first refusal logged", lambda: len(failures()) >= 1)
+        assert len(failures()) <= 2, "a burst is not logged call by call"
+
+        def summarised() -> bool:  # the next line, a second later, counts what it did not log
+            gpu.call("mem_free", gpu.args("mem_free", dptr=0xDEAD00))
+            return any(e.get("suppressed_since_last", 0) >= 250 for e in failures())
+
+        wait_for("the burst summarised", summarised)
+        wait_for("every refusal counted", lambda: vm_status(mediator, 1)["errors"] >= 301)
