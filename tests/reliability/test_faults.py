@@ -95,6 +95,9 @@ def test_a_guest_killed_mid_work_releases_everything_and_spares_the_other_vm(
                 victim.stdout.close()
         wait_for("vm1 session over", lambda: vm_status(mediator, 1)["state"] == "listening")
         assert vm_status(mediator, 1)["memory_used"] == 0
+        # what the worker still held once it had released the VM's resources: nothing
+        last = vm_status(mediator, 1)["last_session"]
+        assert last["memory_used"] == 0 and last["live_handles"] == 0 and last["calls"] > 0
         other.memset_d32(ptr, 0xABCD, 1024)
         assert other.memcpy_dtoh(ptr, 4) == (0xABCD).to_bytes(4, "little")
     with GuestClient.connect(mediator.vm_socket(1)) as again:  # the VM can attach again at once

@@ -83,3 +83,39 @@ def test_unsynchronized_async_work_is_capped(tmp_path: Path) -> None:
         assert gpu.memcpy_dtoh(ptr, 4) == b"\x03" * 4
         wait_for("ten throttles published", lambda: vm_status(mediator, 1)["throttles"] == 10)
         assert vm_status(mediator, 1)["errors"] == 0
+
+
+GLOBALS_PTX = b""".version 8.0
+.target sm_90
+.address_size 64
+.visible .global .align 4 .b8 weights[1048576];
+.visible .entry noop() { ret; }
+"""
+
+
+def test_memory_allocated_while_capturing_and_module_globals_count_against_the_quota(
+        mediator: MediatorProcess) -> None:
+    quota = 3 * MIB + MIB // 2
+    assert request(mediator.control, {"cmd": "set_quota", "vm": "vm1", "bytes": quota})["ok"]
+    with GuestClient.connect(mediator.vm_socket(1)) as gpu:
+        gpu.init()
+        stream = gpu.stream_create()
+        # RELAXED capture (GGML's mode) lets cuMemAlloc run during capture: what it takes is charged now
+        gpu.checked("stream_begin_capture", gpu.args("stream_begin_capture", stream=stream, mode=2))
+        during = gpu.mem_alloc(2 * MIB)
+        gpu.memset_d8(during, 7, 2 * MIB, stream=stream, asynchronous=True)
+        graph = gpu.value("stream_end_capture", "graph", gpu.args("stream_end_capture", stream=stream))
+        assert gpu.mem_get_info()[0] == quota - 2 * MIB
+        # a module's globals are device memory too
+        module = gpu.value("module_load_data", "module", data=GLOBALS_PTX)
+        assert gpu.mem_get_info()[0] == quota - 3 * MIB
+        assert gpu.call("module_load_data", data=GLOBALS_PTX).status == CUresult.CUDA_ERROR_OUT_OF_MEMORY
+        assert gpu.call("mem_alloc", gpu.args("mem_alloc", bytesize=MIB // 2 + 1)).status == \
+            CUresult.CUDA_ERROR_OUT_OF_MEMORY
+        exec_ = gpu.value("graph_instantiate", "graph_exec", gpu.args("graph_instantiate", graph=graph, flags=0))
+        gpu.checked("graph_launch", gpu.args("graph_launch", graph_exec=exec_, stream=stream))
+        gpu.stream_synchronize(stream)
+        assert gpu.memcpy_dtoh(during, 4) == b"\x07" * 4
+        gpu.checked("module_unload", gpu.args("module_unload", module=module))
+        gpu.mem_free(during)
+        wait_for("vm1's memory released", lambda: vm_status(mediator, 1)["memory_used"] == 0)
