@@ -8,6 +8,7 @@ asked once each, and everything freed.
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections import Counter
 from pathlib import Path
@@ -58,10 +59,12 @@ def run_on_mediator(name: str, shim: ShimBuild, tmp_path: Path) -> tuple[Selftes
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("name", ["vector_add", "gemm", "streams_events", "graph"])
 def test_program_passes_through_the_socket_transport_and_the_mediator_saw_its_calls(
-    name: str, shim: ShimBuild, tmp_path: Path,
+    name: str, shim: ShimBuild, tmp_path: Path, artifacts: Path,
 ) -> None:
     report, trace, status, output = run_on_mediator(name, shim, tmp_path)
     check_program(name, report)
+    if "timings" in report.results:
+        (artifacts / "timings-shim-host.json").write_text(json.dumps(report["timings"].fields(), indent=2) + "\n")
     calls = Counter(record["call"] for record in trace)
     missing = EXPECTED_CALLS[name] - set(calls)
     assert not missing, f"{name}: these calls never reached the mediator: {missing}"
