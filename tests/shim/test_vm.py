@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ pytestmark = [pytest.mark.qemu, pytest.mark.slow, pytest.mark.timeout(600)]
 NAMES = ("vector_add", "gemm", "streams_events", "graph")
 BOOT_DEADLINE_S = float(os.environ.get("VGPU_QEMU_DEADLINE_S", "480"))
 SHIM_DIR = "/usr/local/lib/vgpu"
+HERE = Path(__file__).resolve().parent
 
 INIT_SCRIPT = """#!/bin/busybox sh
 /bin/busybox mount -t devtmpfs devtmpfs /dev
@@ -44,6 +46,9 @@ exec </dev/console >/dev/console 2>&1
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 echo "VGPU-BOOTED uptime=$(cut -d' ' -f1 /proc/uptime)"
+echo "VGPU-PROGRAM held"
+/hold_device /programs/vector_add
+echo "VGPU-PROGRAM-EXIT held $? uptime=$(cut -d' ' -f1 /proc/uptime)"
 for program in %(names)s; do
     echo "VGPU-PROGRAM $program"
     /programs/$program
@@ -56,9 +61,10 @@ poweroff -f
 """
 
 
-def guest_tree(shim: ShimBuild) -> tuple[dict[str, Path], dict[str, str]]:
+def guest_tree(shim: ShimBuild, hold_device: Path) -> tuple[dict[str, Path], dict[str, str]]:
     """The initramfs's files: the programs, the shim where an install puts it, what they load."""
     files: dict[str, Path] = {f"/programs/{name}": PROGRAMS / name for name in NAMES}
+    files["/hold_device"] = hold_device
     for guest_path, host_path in shared_library_closure([PROGRAMS / n for n in NAMES], shim.directory).items():
         if host_path.parent == shim.directory:
             continue  # the shim goes to its install directory below, found through ld.so.cache
@@ -81,7 +87,9 @@ def sections(text: str) -> dict[str, tuple[str, int | None]]:
 def test_the_programs_run_unchanged_in_a_vm_on_the_shim(
     qemu_kit: QemuKit, shim: ShimBuild, tmp_path: Path, artifacts: Path,
 ) -> None:
-    files, texts = guest_tree(shim)
+    hold_device = tmp_path / "hold_device"
+    subprocess.run(["cc", "-static", "-O2", "-o", str(hold_device), str(HERE / "hold_device.c")], check=True)
+    files, texts = guest_tree(shim, hold_device)
     initrd = build_initramfs_tree(tmp_path / "initramfs", files, INIT_SCRIPT % {"names": " ".join(NAMES)}, texts)
     with running_mediator(tmp_path, backend="sim", vms=1) as mediator:
         request(mediator.control, {"cmd": "trace", "vm": "vm1", "enable": True})
@@ -104,11 +112,17 @@ def test_the_programs_run_unchanged_in_a_vm_on_the_shim(
         {"host_s_at_exit": timings, "vector_add": figures.fields() if figures else None,
          "qemu_exit_code": run.exit_code, "command": command}, indent=2) + "\n")
 
-    for name in NAMES:
+    for name in (*NAMES, "held"):
         assert name in found, f"{name} never ran; console in {log_path}"
+    for name in NAMES:
         output, code = found[name]
         assert code == 0, f"{name} exited {code}:\n{output}"
         check_program(name, SelftestReport.parse(output))
+    # a second process of the guest finds the device held, and says so instead of sharing the rings
+    held_output, held_code = found["held"]
+    assert held_code != 0
+    assert SelftestReport.parse(held_output)["device_count"].fields()["status"] == "46"  # DevicesUnavailable
+    assert "is in use by another process of this guest" in held_output
     assert "is not supported by the vgpu shim" not in run.text
     assert run.exit_code == 0 and "VGPU-POWEROFF" in run.text
 
