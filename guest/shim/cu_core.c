@@ -57,10 +57,26 @@ static char *trim(char *s)
     return s;
 }
 
+/* Problems in the file, logged once the log it configures is open (the log cannot log yet). */
+static char config_notes[1024];
+
+static void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void note(const char *fmt, ...)
+{
+    size_t used = strlen(config_notes);
+    if (used + 2 >= sizeof config_notes)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(config_notes + used, sizeof config_notes - used - 1, fmt, ap);
+    va_end(ap);
+    strcat(config_notes, "\n");
+}
+
 static void set_text(char *dst, size_t cap, const char *value, const char *key)
 {
     if (strlen(value) >= cap)
-        vgpu_shim_log("guest.conf: %s is longer than %zu bytes, ignored", key, cap - 1);
+        note("guest.conf: %s is longer than %zu bytes, ignored", key, cap - 1);
     else
         snprintf(dst, cap, "%s", value);
 }
@@ -85,7 +101,7 @@ static void read_config(void)
             continue;
         char *eq = strchr(text, '=');
         if (!eq) {
-            vgpu_shim_log("%s:%d: expected `key = value`, ignored", path, lineno);
+            note("%s:%d: expected `key = value`, ignored", path, lineno);
             continue;
         }
         *eq = '\0';
@@ -99,7 +115,7 @@ static void read_config(void)
         else if (!strcmp(key, "trace"))
             conf.trace = !strcmp(value, "1") || !strcmp(value, "yes") || !strcmp(value, "true");
         else
-            vgpu_shim_log("%s:%d: unknown key `%s`, ignored", path, lineno, key);
+            note("%s:%d: unknown key `%s`, ignored", path, lineno, key);
     }
     fclose(f);
 }
@@ -115,6 +131,8 @@ static void open_log(void)
         log_file = stderr;
     else if (!(log_file = fopen(conf.log, "ae")))
         log_file = stderr;
+    for (char *line = config_notes, *end; log_file && (end = strchr(line, '\n')); line = end + 1)
+        fprintf(log_file, "[vgpu-shim %d] %.*s\n", (int)getpid(), (int)(end - line), line);
 }
 
 void vgpu_shim_log(const char *fmt, ...)

@@ -113,3 +113,14 @@ def test_the_programs_are_nvcc_binaries_that_link_nvidias_sonames() -> None:
         assert "__cudaRegisterFatBinary@libcudart.so.13" in symbols, name
     gemm = subprocess.run(["nm", "-D", str(PROGRAMS / "gemm")], capture_output=True, text=True, check=True).stdout
     assert "cublasSgemm_v2@libcublas.so.13" in gemm
+
+
+def test_a_config_files_mistakes_are_logged_and_ignored(shim: ShimBuild, tmp_path: Path) -> None:
+    conf = tmp_path / "guest.conf"
+    conf.write_text("# a guest without the device\nlog = stderr\nno equals sign here\ncolour = blue\n"
+                    "device = 0000:00:1f.7  # no such device\n")
+    code, output = run_program("vector_add", shim, conf, timeout=30)
+    assert code != 0
+    assert f"{conf}:3: expected `key = value`, ignored" in output
+    assert f"{conf}:4: unknown key `colour`, ignored" in output
+    assert "/sys/bus/pci/devices/0000:00:1f.7 is not an ivshmem device" in output
