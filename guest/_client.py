@@ -17,12 +17,12 @@ import select
 import socket
 import time
 from collections import deque
-from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any, Final, NamedTuple, Self
 
 from protocol import (
     CALLS_BY_NAME,
     CallSpec,
+    Codec,
     CompleteFlags,
     Completion,
     CompletionConsumer,
@@ -34,8 +34,7 @@ from protocol import (
     SubmissionProducer,
     SubmitFlags,
     WireModel,
-    decode_result,
-    encode_args,
+    codec_for,
     fence,
     plan_chunks,
 )
@@ -44,7 +43,21 @@ from ._handshake import receive_handshake
 
 __all__ = ["CallResult", "CudaCallError", "DeviceGoneError", "GuestClient"]
 
-_ASYNC_ERROR = int(CompleteFlags.ASYNC_ERROR)
+_ASYNC_ERROR: Final = int(CompleteFlags.ASYNC_ERROR)
+_ASYNC: Final = int(SubmitFlags.ASYNC)
+_CHUNK_MORE: Final = int(SubmitFlags.CHUNK_MORE)
+_MASK32: Final = 0xFFFF_FFFF
+# the host's device state and epoch are adjacent u32s: one u64 read says whether it still serves us
+_STATE_WORD: Final = HeaderField.DEVICE_STATE >> 3
+assert HeaderField.EPOCH == HeaderField.DEVICE_STATE + 4 and HeaderField.DEVICE_STATE % 8 == 0
+_NEED_WAKEUP: Final = HeaderField.HOST_NEED_WAKEUP >> 2
+_NEED_IRQ: Final = HeaderField.GUEST_NEED_IRQ >> 2
+#: after this long spinning for a completion, yield the CPU between looks (an overcommitted host:
+#: the worker we wait for may need this core)
+YIELD_AFTER_NS: Final = 20_000
+#: htod/dtoh copies larger than this are pipelined in chunks of this size: the worker copies one
+#: chunk out of the arena while the guest fills (or drains) the next
+PIPELINE_CHUNK: Final = 1 << 20
 
 
 class CudaCallError(Exception):
@@ -65,29 +78,42 @@ class DeviceGoneError(Exception):
     """The host stopped serving this region (daemon stopped, VM detached, region broken, reset)."""
 
 
-@dataclass(frozen=True, slots=True)
-class CallResult:
+class CallResult(NamedTuple):
+    """A call's answer (a named tuple: one is built per synchronous call)."""
+
     status: int
     flags: int
     result: WireModel | None
     out: bytes
 
 
+_POSTED: Final = CallResult(0, 0, None, b"")  # what an ASYNC call returns at once
+_new_tuple = tuple.__new__
+
+
 class _Arena:
-    """A ring of payload bytes; a span is free again once the host consumed its submission."""
+    """A ring of payload bytes; a span is free again once the host consumed its submission (and,
+    for an output area the guest has yet to copy out, once the guest says so: ``hold``)."""
 
     def __init__(self, size: int) -> None:
         self.size = size
         self.tail = 0  # total bytes handed out (free-running)
         self.freed = 0  # total bytes the host is done with
         self.inflight: deque[tuple[int, int]] = deque()  # (sq index after push, end total)
+        self.hold: int | None = None  # sq index after the oldest output not yet copied out
 
     def reclaim(self, consumed: int) -> None:
-        while self.inflight and ((consumed - self.inflight[0][0]) & 0xFFFF_FFFF) < 0x8000_0000:
-            self.freed = self.inflight.popleft()[1]
+        inflight, hold = self.inflight, self.hold
+        while inflight and ((consumed - inflight[0][0]) & _MASK32) < 0x8000_0000 and (
+                hold is None or 0 < ((hold - inflight[0][0]) & _MASK32) < 0x8000_0000):
+            self.freed = inflight.popleft()[1]  # consumed, and pushed before the held output
 
     def place(self, length: int) -> int | None:
         """The free-running start of ``length`` bytes, or None if they do not fit yet."""
+        if not self.inflight and self.tail % self.size:
+            # nothing in flight: start over at the arena's first byte, which a copy just before
+            # this one left in the cache, instead of walking cold memory around the ring
+            self.tail = self.freed = self.tail + self.size - self.tail % self.size
         start = (self.tail + 63) & ~63
         if start % self.size + length > self.size:
             start += self.size - start % self.size  # do not wrap inside a payload
@@ -99,11 +125,25 @@ class _Arena:
 class GuestClient:
     def __init__(self, sock: socket.socket, *, spin_us: int = 50, timeout: float = 30.0) -> None:
         peers = receive_handshake(sock)
-        self.sock = sock
+        self.sock: socket.socket | None = sock
         self.peer_id = peers.my_id
-        self.region_fd = peers.region_fd
-        self.doorbell_fd = peers.peers[0][0]
-        self.irq_fd = peers.peers[self.peer_id][0]
+        self._attach(peers.region_fd, peers.peers[0][0], peers.peers[self.peer_id][0], spin_us, timeout)
+
+    @classmethod
+    def from_fds(cls, region_fd: int, doorbell_fd: int, irq_fd: int, *, spin_us: int = 50,
+                 timeout: float = 30.0) -> Self:
+        """A client over a region and its two eventfds without the ivshmem handshake (in-process
+        benchmarks and profiles); it owns and closes the descriptors."""
+        client = cls.__new__(cls)
+        client.sock = None
+        client.peer_id = 1
+        client._attach(region_fd, doorbell_fd, irq_fd, spin_us, timeout)
+        return client
+
+    def _attach(self, region_fd: int, doorbell_fd: int, irq_fd: int, spin_us: int, timeout: float) -> None:
+        self.region_fd = region_fd
+        self.doorbell_fd = doorbell_fd
+        self.irq_fd = irq_fd
         size = os.fstat(self.region_fd).st_size
         # populated up front: otherwise every first touch of an arena page is a fault, and copies
         # through a fresh arena run at a tenth of memory speed
@@ -115,11 +155,15 @@ class GuestClient:
         self.arena = _Arena(self.region.layout.arena_size)
         self.chunk = max(self.region.layout.arena_size // 4, 64 * 1024)
         self.spin_s = spin_us / 1e6
+        self._spin_ns = spin_us * 1000
         self.timeout = timeout
         self.seq = 0
         self.kicks = 0
         self.async_errors: list[Completion] = []
         self._early: dict[int, Completion] = {}
+        self._words = self.region.u32_view
+        self._states = self.region.u64_view
+        self._serving = self._serving_word()
 
     @classmethod
     def connect(cls, path: str | os.PathLike[str], **kwargs: Any) -> Self:
@@ -132,7 +176,8 @@ class GuestClient:
         self._map.close()
         for fd in (self.region_fd, self.doorbell_fd, self.irq_fd):
             os.close(fd)
-        self.sock.close()
+        if self.sock is not None:
+            self.sock.close()
 
     def __enter__(self) -> Self:
         return self
@@ -153,6 +198,7 @@ class GuestClient:
             with contextlib.suppress(BlockingIOError):
                 os.eventfd_read(self.irq_fd)
         self.epoch = self.region.epoch
+        self._serving = self._serving_word()
         self.sq = SubmissionProducer(self.region)
         self.cq = CompletionConsumer(self.region)
         self.arena = _Arena(self.region.layout.arena_size)
@@ -161,37 +207,49 @@ class GuestClient:
 
     # -- the transport --------------------------------------------------------------------------
 
+    def _serving_word(self) -> int:
+        """The u64 at DEVICE_STATE while the host serves this epoch: READY, and our epoch above it."""
+        return int(DeviceState.READY) | (self.epoch << 32)
+
     def _check_alive(self) -> None:
-        state = self.region.device_state
-        if state != DeviceState.READY or self.region.epoch != self.epoch:
+        if self._states[_STATE_WORD] != self._serving:
+            state = self.region.device_state
             raise DeviceGoneError(f"device state {DeviceState(state).name}, epoch {self.region.epoch}")
 
     def _kick(self) -> None:
         fence()
-        if self.region.u32(HeaderField.HOST_NEED_WAKEUP):
+        if self._words[_NEED_WAKEUP]:
             os.eventfd_write(self.doorbell_fd, 1)
             self.kicks += 1
 
     def _reserve(self, length: int) -> int:
         """Arena offset for a payload of ``length`` bytes, waiting for the host if it is full."""
-        if length > self.arena.size:
-            raise ValueError(f"payload of {length} bytes exceeds the {self.arena.size}-byte arena")
-        deadline = time.monotonic() + self.timeout
+        arena = self.arena
+        if length > arena.size:
+            raise ValueError(f"payload of {length} bytes exceeds the {arena.size}-byte arena")
+        deadline = None
         while True:
-            self.arena.reclaim(self.sq.consumed)
-            start = self.arena.place(length)
+            arena.reclaim(self.sq.consumed)
+            start = arena.place(length)
             if start is not None:
-                self.arena.tail = start + length
-                return start % self.arena.size
+                arena.tail = start + length
+                return start % arena.size
             self._check_alive()
             self._kick()
-            if time.monotonic() > deadline:
+            if deadline is None:
+                deadline = time.monotonic() + self.timeout
+            elif time.monotonic() > deadline:
                 raise TimeoutError("the host consumed no submissions: arena stays full")
 
     def submit(self, spec: CallSpec, args: WireModel, *, data: bytes | memoryview | None = None,
                out_cap: int = 0, flags: int = 0) -> tuple[int, int]:
         """Write one submission (payload first); returns (seq, arena offset of the output area)."""
-        self._check_alive()
+        return self._submit(spec.call_id, codec_for(type(args)).encode(args), data, out_cap, flags)
+
+    def _submit(self, call_id: int, raw: bytes, data: bytes | memoryview | None, out_cap: int,
+                flags: int) -> tuple[int, int]:
+        if self._states[_STATE_WORD] != self._serving:
+            self._check_alive()
         in_off = in_len = out_off = 0
         if data is not None and len(data):
             in_len = len(data)
@@ -199,20 +257,24 @@ class GuestClient:
             self.region.arena[in_off:in_off + in_len] = data
         if out_cap:
             out_off = self._reserve(out_cap)
-        self.seq = (self.seq + 1) & 0xFFFF_FFFF
-        deadline = time.monotonic() + self.timeout
-        while not self.sq.push(seq=self.seq, call_id=spec.call_id, args=encode_args(args),
-                               flags=flags, in_off=in_off, in_len=in_len, out_off=out_off,
-                               out_cap=out_cap):
-            self._check_alive()
-            self._kick()
-            self._drain_async_errors()
-            if time.monotonic() > deadline:
-                raise TimeoutError("submission ring stays full")
+        seq = self.seq = (self.seq + 1) & _MASK32
+        if not self.sq.push(seq=seq, call_id=call_id, args=raw, flags=flags, in_off=in_off,
+                            in_len=in_len, out_off=out_off, out_cap=out_cap):
+            deadline = time.monotonic() + self.timeout
+            while not self.sq.push(seq=seq, call_id=call_id, args=raw, flags=flags, in_off=in_off,
+                                   in_len=in_len, out_off=out_off, out_cap=out_cap):
+                self._check_alive()
+                self._kick()
+                self._drain_async_errors()
+                if time.monotonic() > deadline:
+                    raise TimeoutError("submission ring stays full")
         if in_len or out_cap:
             self.arena.inflight.append((self.sq.index, self.arena.tail))
-        self._kick()
-        return self.seq, out_off
+        fence()  # publish the tail, then look at the host's flag (the need-wakeup handshake)
+        if self._words[_NEED_WAKEUP]:
+            os.eventfd_write(self.doorbell_fd, 1)
+            self.kicks += 1
+        return seq, out_off
 
     def _drain_async_errors(self) -> None:
         while self.cq.pending():
@@ -227,50 +289,61 @@ class GuestClient:
 
     def wait(self, seq: int) -> Completion:
         """Block until the completion for ``seq`` arrives (spin, then sleep on our vector)."""
-        deadline = time.monotonic() + self.timeout
-        spin_until = time.perf_counter() + self.spin_s
-        while True:
+        if self._early:
             early = self._early.pop(seq, None)
             if early is not None:
                 return early
+        cq = self.cq
+        deadline = None
+        while True:
             try:
-                pending = self.cq.pending()
+                pending = cq.pending() or cq.spin(self._spin_ns, YIELD_AFTER_NS)
             except RemoteProtocolError:
                 self._check_alive()  # a reset re-laid the rings out under us: say so
                 raise
             if pending:
-                completion = self.cq.pop()
+                completion = cq.pop()
                 if completion.seq == seq and not completion.flags & _ASYNC_ERROR:
                     return completion
                 self._file(completion)
                 continue
-            if time.perf_counter() < spin_until:
-                continue
+            # nothing within the spin: sleep on our vector until the host kicks it
             self._check_alive()
-            self.region.set_u32(HeaderField.GUEST_NEED_IRQ, 1)
+            if deadline is None:
+                deadline = time.monotonic() + self.timeout
+            self._words[_NEED_IRQ] = 1
             fence()
-            if not self.cq.pending():
+            if not cq.pending():
                 select.select([self.irq_fd], [], [], 0.05)
                 with contextlib.suppress(BlockingIOError):
                     os.eventfd_read(self.irq_fd)
-            self.region.set_u32(HeaderField.GUEST_NEED_IRQ, 0)
+            self._words[_NEED_IRQ] = 0
             if time.monotonic() > deadline:
                 raise TimeoutError(f"no completion for seq {seq} within {self.timeout} s")
-            spin_until = time.perf_counter() + self.spin_s
 
     def call(self, name: str, args: WireModel | None = None, *, data: bytes | memoryview | None = None,
              out_cap: int = 0, asynchronous: bool = False, chunk_more: bool = False) -> CallResult:
         """Raw access to any catalog call. ASYNC calls return at once with status 0."""
-        spec = CALLS_BY_NAME[name]
-        args = args if args is not None else spec.args()
-        flags = (SubmitFlags.ASYNC if asynchronous else 0) | (SubmitFlags.CHUNK_MORE if chunk_more else 0)
-        seq, out_off = self.submit(spec, args, data=data, out_cap=out_cap, flags=int(flags))
+        spec, no_args, results = _PLANS.get(name) or _plan(name)
+        flags = (_ASYNC if asynchronous else 0) | (_CHUNK_MORE if chunk_more else 0)
+        if args is None:
+            if no_args is None:
+                spec.args()  # raises pydantic's complaint: this call has arguments
+            raw = b""
+        else:
+            raw = codec_for(type(args)).encode(args)
+        seq, out_off = self._submit(spec.call_id, raw, data, out_cap, flags)
         if asynchronous:
-            return CallResult(0, 0, None, b"")
+            return _POSTED
         completion = self.wait(seq)
-        result = decode_result(spec, completion.results) if completion.status == 0 else None
-        out = bytes(self.region.arena[out_off:out_off + min(completion.out_len, out_cap)])
-        return CallResult(completion.status, int(completion.flags), result, out)
+        status = completion.status
+        result = None
+        if status == 0:
+            result = results.empty
+            if result is None:
+                result = results.decode(completion.results[:results.size], name, "results")
+        out = bytes(self.region.arena[out_off:out_off + min(completion.out_len, out_cap)]) if out_cap else b""
+        return _new_tuple(CallResult, (status, completion.flags, result, out))  # skips a Python frame
 
     def checked(self, name: str, args: WireModel | None = None, **kwargs: Any) -> CallResult:
         result = self.call(name, args, **kwargs)
@@ -326,15 +399,23 @@ class GuestClient:
                      self.args("memset_d32", dst=dst, count=count, value=value, stream=stream),
                      asynchronous=asynchronous)
 
+    def _copy_chunk(self, total: int) -> int:
+        """Chunk size of a copy of ``total`` bytes: small enough that two chunks pipeline (the
+        worker copies one while the guest copies the next), never more than ``self.chunk``."""
+        return min(self.chunk, PIPELINE_CHUNK) if total > PIPELINE_CHUNK else self.chunk
+
     def memcpy_htod(self, dst: int, data: bytes | bytearray | memoryview, stream: int = 0,
                     asynchronous: bool = False) -> None:
         view = memoryview(data).cast("B")
-        chunks = plan_chunks(len(view), self.chunk)
+        chunks = plan_chunks(len(view), self._copy_chunk(len(view)))
+        spec = CALLS_BY_NAME["memcpy_htod"]
+        last = len(chunks) - 1
         for i, (off, length) in enumerate(chunks):
-            last = i == len(chunks) - 1
-            self.checked("memcpy_htod", self.args("memcpy_htod", dst=dst + off, stream=stream),
-                         data=view[off:off + length], asynchronous=asynchronous or not last,
-                         chunk_more=not last)
+            args = self.args("memcpy_htod", dst=dst + off, stream=stream)
+            if i < last:  # posted: the next chunk is copied in while the host copies this one out
+                self.submit(spec, args, data=view[off:off + length], flags=_ASYNC | _CHUNK_MORE)
+            else:
+                self.checked("memcpy_htod", args, data=view[off:off + length], asynchronous=asynchronous)
 
     def memcpy_dtoh(self, src: int, count: int, stream: int = 0) -> bytes:
         out = bytearray(count)
@@ -343,16 +424,40 @@ class GuestClient:
 
     def memcpy_dtoh_into(self, src: int, dest: memoryview, stream: int = 0) -> None:
         """Copy ``len(dest)`` device bytes into ``dest`` (one copy out of the arena per chunk, as a
-        shim copies into the application's own buffer)."""
+        shim copies into the application's own buffer). Two chunks are in flight at a time: the
+        host fills the next output area while the guest copies the last one out; an output area
+        stays held (``_Arena.hold``) until it has been copied."""
         dest = dest.cast("B")
         spec = CALLS_BY_NAME["memcpy_dtoh"]
-        for off, length in plan_chunks(len(dest), self.chunk):
-            args = self.args("memcpy_dtoh", src=src + off, count=length, stream=stream)
-            seq, out_off = self.submit(spec, args, out_cap=length)
-            completion = self.wait(seq)
-            if completion.status:
-                raise CudaCallError("memcpy_dtoh", completion.status, completion.flags)
-            dest[off:off + length] = self.region.arena[out_off:out_off + length]
+        arena = self.region.arena
+        chunks = plan_chunks(len(dest), self._copy_chunk(len(dest)))
+        flying: deque[tuple[int, int, int, int, int]] = deque()  # seq, out_off, off, length, sq index
+        try:
+            for i, (off, length) in enumerate(chunks):
+                more = _CHUNK_MORE if i < len(chunks) - 1 else 0
+                args = self.args("memcpy_dtoh", src=src + off, count=length, stream=stream)
+                seq, out_off = self.submit(spec, args, out_cap=length, flags=more)
+                flying.append((seq, out_off, off, length, self.sq.index))
+                if self.arena.hold is None:
+                    self.arena.hold = self.sq.index
+                if len(flying) == 2:
+                    self._finish_dtoh(flying, dest, arena)
+            while flying:
+                self._finish_dtoh(flying, dest, arena)
+        finally:
+            self.arena.hold = None
+
+    def _finish_dtoh(self, flying: deque[tuple[int, int, int, int, int]], dest: memoryview,
+                     arena: memoryview) -> None:
+        seq, out_off, off, length, _ = flying.popleft()
+        completion = self.wait(seq)
+        if completion.status:
+            for later, *_ in flying:  # answer the rest before raising: nothing left behind
+                self.wait(later)
+            flying.clear()
+            raise CudaCallError("memcpy_dtoh", completion.status, completion.flags)
+        dest[off:off + length] = arena[out_off:out_off + length]
+        self.arena.hold = flying[0][4] if flying else None
 
     def memcpy_dtod(self, dst: int, src: int, count: int, stream: int = 0,
                     asynchronous: bool = False) -> None:
@@ -396,3 +501,17 @@ class GuestClient:
 
     def nop(self) -> None:
         self.checked("nop")
+
+
+_Plan = tuple[CallSpec, Any, Codec]
+_PLANS: dict[str, _Plan] = {}
+
+
+def _plan(name: str) -> _Plan:
+    """What ``call(name)`` needs, looked up once: the spec, the argument model to send when none is
+    given (models are frozen, so one instance serves every call; None where the call has fields),
+    and the result codec."""
+    spec = CALLS_BY_NAME[name]
+    no_args = codec_for(spec.args).empty
+    plan = _PLANS[name] = (spec, no_args, codec_for(spec.result))
+    return plan

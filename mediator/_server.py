@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from time import perf_counter_ns
 from typing import Final
 
 import structlog
@@ -33,6 +34,7 @@ from executor import CallIO, CudaError, Executor
 from protocol import (
     CALLS,
     CALLS_BY_NAME,
+    CallSpec,
     CompleteFlags,
     CompletionProducer,
     CublasStatus,
@@ -44,7 +46,7 @@ from protocol import (
     SubmissionConsumer,
     SubmitFlags,
     check_payloads,
-    decode_args,
+    codec_for,
     encode_result,
 )
 
@@ -54,6 +56,8 @@ from ._stats import LATENCY_BUCKETS, WorkerCounters
 __all__ = ["RingServer", "TraceHook"]
 
 _ASYNC: Final = int(SubmitFlags.ASYNC)
+_ASYNC_ERROR: Final = int(CompleteFlags.ASYNC_ERROR)
+_LATCHED: Final = int(CompleteFlags.LATCHED)
 _HTOD: Final = CALLS_BY_NAME["memcpy_htod"].call_id
 _LAST_BUCKET: Final = LATENCY_BUCKETS - 1
 _DTOH: Final = CALLS_BY_NAME["memcpy_dtoh"].call_id
@@ -72,6 +76,22 @@ def _status_for(domain: str, status: CUresult) -> int:
     if status == CUresult.CUDA_ERROR_NOT_SUPPORTED:
         return int(CublasStatus.CUBLAS_STATUS_NOT_SUPPORTED)
     return int(CublasStatus.CUBLAS_STATUS_INVALID_VALUE)
+
+
+class _Call:
+    """What serving one call id needs, looked up once instead of per submission."""
+
+    __slots__ = ("args", "is_async", "name", "no_args", "no_result", "spec", "waits")
+
+    def __init__(self, spec: CallSpec) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.args = codec_for(spec.args)
+        self.no_args = self.args.empty  # the instance every call without arguments shares, or None
+        # a result model without fields encodes to no bytes: no encoder call for it
+        self.no_result = spec.result if codec_for(spec.result).empty is not None else None
+        self.is_async = spec.is_async
+        self.waits = spec.synchronizing or spec.is_async  # reports a latched error when not ASYNC
 
 
 class RingServer:
@@ -94,27 +114,35 @@ class RingServer:
         self.rate_limited = False  # the last drain stopped for the token bucket
         self.max_async_inflight = 0  # 0: no cap
         self._async_run = 0  # asynchronous calls since the last call that waited
+        self._calls = {call_id: _Call(spec) for call_id, spec in CALLS.items()}
+        # calls without payloads share these (handlers never keep their CallIO; out_len is reset)
+        self._io_sync = CallIO(_EMPTY, _EMPTY, True)
+        self._io_async = CallIO(_EMPTY, _EMPTY, False)
 
     # -- the hot path -------------------------------------------------------------------------
 
     def drain(self, budget: int = 256) -> int:
         """Serve up to ``budget`` pending submissions; returns how many were served."""
-        pending = self.sq.pending()
-        limiter = self.limiter
+        sq = self.sq
+        pending = sq.pending()
         self.rate_limited = False
-        if limiter is not None and pending:
-            now = time.monotonic()
-            allowed = limiter.available(now)
+        if not pending:
+            return 0
+        limiter = self.limiter
+        if limiter is not None:
+            allowed = limiter.available(time.monotonic())
             if allowed < min(pending, budget):
                 self.rate_limited = True
                 budget = allowed
+        count = min(pending, budget)
+        cq, serve = self.cq, self._serve
         served = 0
-        while served < min(pending, budget):
-            sub = self.sq.read()
-            if not sub.flags & _ASYNC and self.cq.space() == 0:
+        while served < count:
+            sub = sq.read()
+            if not sub[2] & _ASYNC and cq.space() == 0:
                 break  # the guest has not consumed completions; wait for it
-            self._serve(sub)
-            self.sq.advance()
+            serve(sub)
+            sq.advance()
             served += 1
         if limiter is not None and served:
             limiter.take(served, time.monotonic())
@@ -123,52 +151,57 @@ class RingServer:
     def _serve(self, sub: Submission) -> None:
         counters = self.counters
         counters.calls += 1
-        is_async = bool(sub.flags & _ASYNC)
-        spec = CALLS.get(sub.call_id)
-        started = time.perf_counter_ns()
+        seq, call_id, sub_flags, in_off, in_len, out_off, out_cap, raw_args = sub
+        is_async = sub_flags & _ASYNC
+        call = self._calls.get(call_id)
+        started = perf_counter_ns()
         results = b""
         out_len = 0
         flags = 0
-        name = spec.name if spec is not None else f"call_{sub.call_id:#06x}"
         try:
-            if spec is None:
-                raise RemoteProtocolError(f"unknown call id {sub.call_id:#06x}",
+            if call is None:
+                raise RemoteProtocolError(f"unknown call id {call_id:#06x}",
                                           CUresult.CUDA_ERROR_NOT_SUPPORTED)
-            if is_async and not spec.is_async:
-                raise RemoteProtocolError(f"{spec.name} cannot be submitted ASYNC")
-            check_payloads(sub, self.arena_size)
-            args = decode_args(spec, sub.args)
+            if is_async and not call.is_async:
+                raise RemoteProtocolError(f"{call.name} cannot be submitted ASYNC")
+            if in_len or out_cap:
+                check_payloads(sub, self.arena_size)
+            args = call.no_args
+            if args is None or raw_args:
+                args = call.args.decode(raw_args, call.name, "arguments")
             if self.sticky is not None:
                 raise self.sticky
-            io = CallIO(
-                self.arena[sub.in_off:sub.in_off + sub.in_len] if sub.in_len else _EMPTY,
-                self.arena[sub.out_off:sub.out_off + sub.out_cap] if sub.out_cap else _EMPTY,
-                not is_async,
-            )
-            result = self.executor.execute(spec, args, io)
-            results = encode_result(result)
+            if in_len or out_cap:
+                arena = self.arena
+                io = CallIO(arena[in_off:in_off + in_len] if in_len else _EMPTY,
+                            arena[out_off:out_off + out_cap] if out_cap else _EMPTY, not is_async)
+            else:
+                io = self._io_async if is_async else self._io_sync
+                io.out_len = 0
+            result = self.executor.execute(call.spec, args, io)
+            results = b"" if type(result) is call.no_result else encode_result(result)
             out_len = io.out_len
             status = 0
-            if sub.call_id == _HTOD:
-                counters.bytes_htod += sub.in_len
-            elif sub.call_id == _DTOH:
+            if call_id == _HTOD:
+                counters.bytes_htod += in_len
+            elif call_id == _DTOH:
                 counters.bytes_dtoh += out_len
-            if self.latched and not is_async and (spec.synchronizing or spec.is_async):
-                status, flags, self.latched = self.latched, int(CompleteFlags.LATCHED), 0
+            if self.latched and not is_async and call.waits:
+                status, flags, self.latched = self.latched, _LATCHED, 0
                 self.region.set_u32(HeaderField.LATCHED_ERROR, 0)
         except RemoteProtocolError as exc:
             counters.protocol_errors += 1
-            status = _status_for(spec.status_domain if spec else "CUresult", exc.status)
-            self._log_error(sub, name, status, exc.message)
+            status = _status_for(call.spec.status_domain if call else "CUresult", exc.status)
+            self._log_error(sub, self._name(call, call_id), status, exc.message)
         except CudaError as exc:
             status = int(exc.status)
             if exc.sticky and self.sticky is None:
                 self.sticky = exc
-            self._log_error(sub, name, status, exc.message)
+            self._log_error(sub, self._name(call, call_id), status, exc.message)
         except Exception as exc:  # a bug of ours: answer, log, and keep serving the VM
             status = int(CUresult.CUDA_ERROR_UNKNOWN)
-            self.log.exception("call crashed in the executor", call=name, seq=sub.seq)
-            self._log_error(sub, name, status, repr(exc))
+            self.log.exception("call crashed in the executor", call=self._name(call, call_id), seq=seq)
+            self._log_error(sub, self._name(call, call_id), status, repr(exc))
         if status:
             counters.errors += 1
         if is_async:
@@ -182,17 +215,20 @@ class RingServer:
                     self.region.set_u32(HeaderField.LATCHED_ERROR, status)
                     counters.latched_errors += 1
                 if self.cq.space():
-                    self.cq.push(seq=sub.seq, call_id=sub.call_id, status=status,
-                                 flags=int(CompleteFlags.ASYNC_ERROR))
+                    self.cq.push(seq=seq, call_id=call_id, status=status, flags=_ASYNC_ERROR)
         else:
             self._async_run = 0
-            self.cq.push(seq=sub.seq, call_id=sub.call_id, status=status, results=results,
-                         out_len=out_len, flags=flags)
-        duration = time.perf_counter_ns() - started
+            self.cq.push(seq=seq, call_id=call_id, status=status, results=results, out_len=out_len,
+                         flags=flags)
+        duration = perf_counter_ns() - started
         counters.latency_sum_ns += duration
         counters.latency[min((duration >> 10).bit_length(), _LAST_BUCKET)] += 1
         if self.trace is not None:
-            self.trace(sub, name, status, duration)
+            self.trace(sub, self._name(call, call_id), status, duration)
+
+    @staticmethod
+    def _name(call: _Call | None, call_id: int) -> str:
+        return call.name if call is not None else f"call_{call_id:#06x}"
 
     def _throttle(self) -> None:
         """Wait for the VM's queued GPU work (its asynchronous errors latch as usual)."""

@@ -4,7 +4,7 @@ Sans-I/O: everything here works on ``bytes``/``memoryview``/``mmap`` and nothing
 """
 
 from ._catalog import CALLS, CALLS_BY_NAME, CallSpec, spec_for
-from ._codec import decode_args, decode_call, decode_result, encode_args, encode_result
+from ._codec import Codec, codec_for, decode_args, decode_call, decode_result, encode_args, encode_result
 from ._enums import (
     CublasComputeType,
     CublasOperation,
@@ -47,6 +47,7 @@ from ._layout import (
     validate_region,
 )
 from ._ring import (
+    ACCELERATED,
     CompletionConsumer,
     CompletionProducer,
     Region,
@@ -57,6 +58,7 @@ from ._status import CublasStatus, CUresult
 from ._wire import WireModel, layout_of
 
 __all__ = [
+    "ACCELERATED",
     "ALL_FEATURES",
     "CALLS",
     "CALLS_BY_NAME",
@@ -71,6 +73,7 @@ __all__ = [
     "VERSION_MINOR",
     "CUresult",
     "CallSpec",
+    "Codec",
     "CompleteFlags",
     "Completion",
     "CompletionConsumer",
@@ -98,6 +101,7 @@ __all__ = [
     "SubmitFlags",
     "WireModel",
     "check_payloads",
+    "codec_for",
     "decode_args",
     "decode_call",
     "decode_completion",

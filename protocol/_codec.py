@@ -4,7 +4,7 @@ Decoding untrusted bytes raises only :class:`RemoteProtocolError`, carrying the 
 should get: an unknown call id is ``CUDA_ERROR_NOT_SUPPORTED``, anything else malformed is
 ``CUDA_ERROR_INVALID_VALUE`` (for cuBLAS calls the worker maps it to ``CUBLAS_STATUS_INVALID_VALUE``).
 
-The hot path. Every model gets a :class:`_Codec`, compiled once from its layout:
+The hot path. Every model gets a :class:`Codec`, compiled once from its layout:
 
 * *encoding* is one ``attrgetter`` and one precompiled ``struct.pack``;
 * *decoding* is one ``struct.unpack`` and then, for a model whose every constraint the struct
@@ -34,7 +34,8 @@ from ._frames import Submission
 from ._status import CUresult
 from ._wire import StructLayout, Wire, WireModel, layout_of
 
-__all__ = ["codec_for", "decode_args", "decode_call", "decode_result", "encode_args", "encode_result"]
+__all__ = ["Codec", "codec_for", "decode_args", "decode_call", "decode_result", "encode_args",
+           "encode_result"]
 
 _INT_RANGES: Final = {fmt: (-(1 << (8 * size - 1)), (1 << (8 * size - 1)) - 1) if fmt.islower()
                       else (0, (1 << (8 * size)) - 1)
@@ -71,7 +72,7 @@ def _implied_by_format(annotation: Any, fmt: str, metadata: list[Any]) -> tuple[
     return all(_implied(item, fmt) for item in metadata), enum
 
 
-class _Codec:
+class Codec:
     """One model's compiled encoder and decoder (see the module docstring)."""
 
     def __init__(self, model: type[WireModel]) -> None:
@@ -108,7 +109,8 @@ class _Codec:
             self.trusted_format &= implied
             if enum is not None:
                 enums[i] = enum._value2member_map_
-        self._empty: WireModel | None = model() if not layout.fields else None
+        #: the one instance of a model without fields (decoding it is a length check), else None
+        self.empty: WireModel | None = model() if not layout.fields else None
         self._build = self._compile_builder(enums) if self.trusted_format and layout.fields else None
         self._memo: dict[bytes, WireModel] = {}
 
@@ -137,8 +139,8 @@ class _Codec:
         """The model of ``raw``, the ``part`` ("arguments", "results") of call ``call``."""
         if len(raw) != self.size:
             raise RemoteProtocolError(f"{call} {part}: {len(raw)} bytes, the struct is {self.size}")
-        if self._empty is not None:
-            return self._empty
+        if self.empty is not None:
+            return self.empty
         key = raw if type(raw) is bytes else bytes(raw)
         memo = self._memo
         found = memo.get(key)
@@ -168,14 +170,14 @@ def _encode_empty(instance: WireModel) -> bytes:
     return b""
 
 
-_CODECS: dict[type[WireModel], _Codec] = {}
+_CODECS: dict[type[WireModel], Codec] = {}
 
 
-def codec_for(model: type[WireModel]) -> _Codec:
+def codec_for(model: type[WireModel]) -> Codec:
     """The compiled codec of ``model`` (built on first use, then cached)."""
     codec = _CODECS.get(model)
     if codec is None:
-        codec = _CODECS[model] = _Codec(model)
+        codec = _CODECS[model] = Codec(model)
     return codec
 
 

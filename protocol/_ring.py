@@ -56,8 +56,10 @@ class Region:
         self.layout = layout if layout is not None else validate_region(self.buf)
         self._u32 = self.buf[:4096].cast("I")
         self._u64 = self.buf[:4096].cast("Q")
-        #: the header as u32 words, for hot paths that index it by ``HeaderField >> 2`` precomputed
+        #: the header as u32 and u64 words, for hot paths that index them by ``HeaderField >> 2``
+        #: (or ``>> 3``) precomputed, rather than through :meth:`u32` and an enum per access
         self.u32_view = self._u32
+        self.u64_view = self._u64
         start = self.layout.arena_offset
         self.arena = self.buf[start:start + self.layout.arena_size]
         self._sides: list[Any] = []  # C ring sides holding an export of ``buf``, released with it

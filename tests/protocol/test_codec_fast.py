@@ -12,7 +12,7 @@ import struct
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from protocol import CALLS, CALLS_BY_NAME, RemoteProtocolError, WireModel, decode_args, layout_of
@@ -45,7 +45,7 @@ def same(a: WireModel, b: WireModel) -> bool:
 
 
 @pytest.mark.parametrize("model", MODELS, ids=[m.__name__ for m in MODELS])
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_the_fast_decoder_agrees_with_pydantic_on_any_bytes(model: type[WireModel], data: st.DataObject) -> None:
     codec = codec_for(model)
