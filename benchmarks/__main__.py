@@ -24,6 +24,7 @@ from typing import Any
 from guest import GuestClient
 from mediator._control_client import request
 from mediator._launcher import running_mediator
+from protocol import ACCELERATED
 
 from ._floors import eventfd_pingpong, memcpy_bandwidth, ring_pingpong, ring_throughput
 from ._mediator import async_throughput, bandwidth, multi_vm, sync_round_trips
@@ -45,69 +46,89 @@ def percentiles(samples: list[int]) -> dict[str, float]:
             "mean_us": statistics.fmean(ordered) / 1000}
 
 
-def run(plan: dict[str, Any], workdir: Path) -> dict[str, Any]:
+PARTS = ("rtt", "async", "copies", "multi")
+
+
+def run(plan: dict[str, Any], workdir: Path, parts: Sequence[str] = PARTS) -> dict[str, Any]:
     for name in ("polling", "sleeping", "multi"):
         (workdir / name).mkdir()
-    results: dict[str, Any] = {"plan": plan, "loadavg_start": os.getloadavg(), "cpus": os.cpu_count()}
+    results: dict[str, Any] = {"plan": plan, "parts": list(parts), "loadavg_start": os.getloadavg(),
+                               "cpus": os.cpu_count(), "accelerated": ACCELERATED}
     n = plan["rtt"]
-    results["floor_ring_pingpong"] = percentiles(ring_pingpong(n))
-    results["floor_eventfd_pingpong"] = percentiles(eventfd_pingpong(n))
-    results["floor_ring_calls_per_s"] = ring_throughput(plan["async"])
+    if "rtt" in parts:
+        results["floor_ring_pingpong"] = percentiles(ring_pingpong(n))
+        results["floor_eventfd_pingpong"] = percentiles(eventfd_pingpong(n))
+    if "async" in parts:
+        results["floor_ring_calls_per_s"] = ring_throughput(plan["async"])
 
-    with (running_mediator(workdir / "polling", vms=1, extra="poll_us = 1000000") as mediator,
-          GuestClient.connect(mediator.vm_socket(1)) as gpu):
-        gpu.init()
-        results["rtt_polling"] = percentiles(sync_round_trips(gpu, n))
-        request(mediator.control, {"cmd": "trace", "vm": 1, "enable": True, "limit": 0})
-        results["rtt_polling_traced"] = percentiles(sync_round_trips(gpu, n))
-        request(mediator.control, {"cmd": "trace", "vm": 1, "enable": False, "limit": 0})
-        results["async_calls_per_s"] = async_throughput(gpu, plan["async"])
-        copies = bandwidth(gpu, plan["sizes"])
-    results["bandwidth"] = [{"bytes": size, "htod_Bps": up, "dtoh_Bps": down,
-                             "memcpy_Bps": memcpy_bandwidth(size)} for size, (up, down) in copies.items()]
-
-    with running_mediator(workdir / "sleeping", vms=1, extra="poll_us = 0") as mediator:
-        with GuestClient.connect(mediator.vm_socket(1)) as gpu:
+    if {"rtt", "async", "copies"} & set(parts):
+        with (running_mediator(workdir / "polling", vms=1, extra="poll_us = 1000000") as mediator,
+              GuestClient.connect(mediator.vm_socket(1)) as gpu):
             gpu.init()
-            results["rtt_sleeping"] = percentiles(sync_round_trips(gpu, n))
-        results["worker_sleeps"] = request(mediator.control, {"cmd": "status"})["vms"][0]["sleeps"]
+            if "rtt" in parts:
+                results["rtt_polling"] = percentiles(sync_round_trips(gpu, n))
+                request(mediator.control, {"cmd": "trace", "vm": 1, "enable": True, "limit": 0})
+                results["rtt_polling_traced"] = percentiles(sync_round_trips(gpu, n))
+                request(mediator.control, {"cmd": "trace", "vm": 1, "enable": False, "limit": 0})
+            if "async" in parts:
+                results["async_calls_per_s"] = async_throughput(gpu, plan["async"])
+            if "copies" in parts:
+                copies = bandwidth(gpu, plan["sizes"])
+        if "copies" in parts:
+            results["bandwidth"] = [{"bytes": size, "htod_Bps": up, "dtoh_Bps": down,
+                                     "memcpy_Bps": memcpy_bandwidth(size)}
+                                    for size, (up, down) in copies.items()]
 
-    results["multi_vm"] = []
-    with running_mediator(workdir / "multi", vms=max(plan["vms"])) as mediator:
-        for vms in plan["vms"]:
-            results["multi_vm"].append(multi_vm(mediator, vms, plan["seconds"], flood=False))
-        for vms in [v for v in plan["vms"] if v > 1]:
-            results["multi_vm"].append(multi_vm(mediator, vms, plan["seconds"], flood=True))
+    if "rtt" in parts:
+        with running_mediator(workdir / "sleeping", vms=1, extra="poll_us = 0") as mediator:
+            with GuestClient.connect(mediator.vm_socket(1)) as gpu:
+                gpu.init()
+                results["rtt_sleeping"] = percentiles(sync_round_trips(gpu, n))
+            results["worker_sleeps"] = request(mediator.control, {"cmd": "status"})["vms"][0]["sleeps"]
+
+    if "multi" in parts:
+        results["multi_vm"] = []
+        with running_mediator(workdir / "multi", vms=max(plan["vms"])) as mediator:
+            for vms in plan["vms"]:
+                results["multi_vm"].append(multi_vm(mediator, vms, plan["seconds"], flood=False))
+            for vms in [v for v in plan["vms"] if v > 1]:
+                results["multi_vm"].append(multi_vm(mediator, vms, plan["seconds"], flood=True))
     results["loadavg_end"] = os.getloadavg()
     return results
 
 
 def table(r: dict[str, Any]) -> str:
-    ring, evfd = r["floor_ring_pingpong"], r["floor_eventfd_pingpong"]
     rows = [("figure", "value", "floor", "vs floor")]
-    for key, floor, label in (("rtt_polling", ring, "sync nop, worker polling"),
-                              ("rtt_polling_traced", ring, "… with tracing on"),
-                              ("rtt_sleeping", evfd, "sync nop, worker asleep")):
-        for q in ("p50_us", "p99_us", "p999_us"):
-            rows.append((f"{label} {q[:-3]}", f"{r[key][q]:.1f} µs", f"{floor[q]:.1f} µs",
-                         f"+{r[key][q] - floor[q]:.1f} µs"))
-    rows.append(("async memsets (calls/s, one VM)", f"{r['async_calls_per_s']:,.0f}",
-                 f"{r['floor_ring_calls_per_s']:,.0f}",
-                 f"{r['async_calls_per_s'] / r['floor_ring_calls_per_s']:.0%}"))
-    for b in r["bandwidth"]:
+    if "rtt_polling" in r:
+        ring, evfd = r["floor_ring_pingpong"], r["floor_eventfd_pingpong"]
+        for key, floor, label in (("rtt_polling", ring, "sync nop, worker polling"),
+                                  ("rtt_polling_traced", ring, "… with tracing on"),
+                                  ("rtt_sleeping", evfd, "sync nop, worker asleep")):
+            for q in ("p50_us", "p99_us", "p999_us"):
+                rows.append((f"{label} {q[:-3]}", f"{r[key][q]:.1f} µs", f"{floor[q]:.1f} µs",
+                             f"+{r[key][q] - floor[q]:.1f} µs"))
+        rows.append(("tracing on costs (p50)",
+                     f"{r['rtt_polling_traced']['p50_us'] - r['rtt_polling']['p50_us']:+.1f} µs", "", ""))
+    if "async_calls_per_s" in r:
+        rows.append(("async memsets (calls/s, one VM)", f"{r['async_calls_per_s']:,.0f}",
+                     f"{r['floor_ring_calls_per_s']:,.0f}",
+                     f"{r['async_calls_per_s'] / r['floor_ring_calls_per_s']:.0%}"))
+    for b in r.get("bandwidth", []):
         size = f"{b['bytes'] // MIB} MiB" if b["bytes"] >= MIB else f"{b['bytes'] // KIB} KiB"
         for way in ("htod", "dtoh"):
             rate, floor = b[way + "_Bps"], b["memcpy_Bps"]
             rows.append((f"{way} {size} (MiB/s)", f"{rate / MIB:,.0f}", f"{floor / MIB:,.0f}",
                          f"{rate / floor:.0%}"))
-    for m in r["multi_vm"]:
+    for m in r.get("multi_vm", []):
         label = f"{m['vms']} VMs{' (VM 1 floods)' if m['flood'] else ''}"
-        rows.append((f"{label}: aggregate calls/s", f"{m['aggregate_calls_per_s']:,.0f}", "", ""))
+        rates = m["per_vm_calls_per_s"][1:] if m["flood"] else m["per_vm_calls_per_s"]
+        rows.append((f"{label}: aggregate calls/s", f"{m['aggregate_calls_per_s']:,.0f}", "",
+                     f"{min(rates):,.0f}-{max(rates):,.0f} per VM" if len(rates) > 1 else ""))
         rows.append((f"{label}: Jain's index", f"{m['jain']:.3f}", "1.000", ""))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     lines.append(f"(load average {r['loadavg_start'][0]:.2f} at start, {r['loadavg_end'][0]:.2f} at end; "
-                 f"{r['cpus']} CPUs)")
+                 f"{r['cpus']} CPUs; C rings {'on' if r.get('accelerated') else 'off'})")
     return "\n".join(lines)
 
 
@@ -118,7 +139,17 @@ def plots(r: dict[str, Any], out: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     out.mkdir(parents=True, exist_ok=True)
-    made = []
+    made: list[Path] = []
+    if "bandwidth" in r:
+        made.append(_plot_bandwidth(plt, r, out))
+    if "rtt_polling" in r:
+        made.append(_plot_rtt(plt, r, out))
+    if "multi_vm" in r:
+        made.append(_plot_multi(plt, r, out))
+    return made
+
+
+def _plot_bandwidth(plt: Any, r: dict[str, Any], out: Path) -> Path:
     fig, ax = plt.subplots(figsize=(7, 4))
     sizes = [b["bytes"] for b in r["bandwidth"]]
     for key, label in (("htod_Bps", "HtoD through the mediator"), ("dtoh_Bps", "DtoH through the mediator"),
@@ -127,10 +158,13 @@ def plots(r: dict[str, Any], out: Path) -> list[Path]:
     ax.set(xscale="log", yscale="log", xlabel="copy size (bytes)", ylabel="MiB/s", title="Copy bandwidth")
     ax.legend()
     fig.tight_layout()
-    made.append(out / "bench-bandwidth.png")
-    fig.savefig(made[-1], dpi=110)
+    path = out / "bench-bandwidth.png"
+    fig.savefig(path, dpi=110)
     plt.close(fig)
+    return path
 
+
+def _plot_rtt(plt: Any, r: dict[str, Any], out: Path) -> Path:
     fig, ax = plt.subplots(figsize=(7, 4))
     keys = [("floor_ring_pingpong", "ring ping-pong floor"), ("rtt_polling", "nop, worker polling"),
             ("rtt_polling_traced", "nop, polling, traced"), ("floor_eventfd_pingpong", "eventfd floor"),
@@ -140,10 +174,13 @@ def plots(r: dict[str, Any], out: Path) -> list[Path]:
     ax.set_xticks(range(len(keys)), [label for _, label in keys], rotation=20, ha="right")
     ax.set(ylabel="µs (p50, p99, p99.9)", yscale="log", title="Synchronous round trip")
     fig.tight_layout()
-    made.append(out / "bench-rtt.png")
-    fig.savefig(made[-1], dpi=110)
+    path = out / "bench-rtt.png"
+    fig.savefig(path, dpi=110)
     plt.close(fig)
+    return path
 
+
+def _plot_multi(plt: Any, r: dict[str, Any], out: Path) -> Path:
     fig, ax = plt.subplots(figsize=(7, 4))
     runs = r["multi_vm"]
     labels = [f"{m['vms']}{'F' if m['flood'] else ''}" for m in runs]
@@ -152,10 +189,10 @@ def plots(r: dict[str, Any], out: Path) -> list[Path]:
         ax.annotate(f"J={m['jain']:.2f}", (i, m["aggregate_calls_per_s"]), ha="center", va="bottom")
     ax.set(xlabel="VMs (F: VM 1 floods)", ylabel="aggregate calls/s", title="Many VMs at once")
     fig.tight_layout()
-    made.append(out / "bench-multi-vm.png")
-    fig.savefig(made[-1], dpi=110)
+    path = out / "bench-multi-vm.png"
+    fig.savefig(path, dpi=110)
     plt.close(fig)
-    return made
+    return path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -164,9 +201,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a few seconds: small counts and sizes")
     parser.add_argument("--json", type=Path, help="write every figure as JSON here ('-': stdout)")
     parser.add_argument("--plots", type=Path, help="write PNG plots into this directory")
+    parser.add_argument("--only", action="append", choices=PARTS,
+                        help="run only this part (repeatable): rtt, async, copies, multi")
     opts = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="vgpu-bench-") as tmp:
-        results = run(QUICK if opts.quick else FULL, Path(tmp))
+        results = run(QUICK if opts.quick else FULL, Path(tmp), opts.only or PARTS)
     if opts.json is not None and str(opts.json) == "-":
         json.dump(results, sys.stdout, indent=2)
         print()

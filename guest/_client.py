@@ -124,7 +124,7 @@ class _Arena:
 
 class GuestClient:
     def __init__(self, sock: socket.socket, *, spin_us: int = 50, timeout: float = 30.0) -> None:
-        peers = receive_handshake(sock)
+        peers = receive_handshake(sock, timeout=timeout)  # a loaded host may take seconds to spawn a worker
         self.sock: socket.socket | None = sock
         self.peer_id = peers.my_id
         self._attach(peers.region_fd, peers.peers[0][0], peers.peers[self.peer_id][0], spin_us, timeout)

@@ -1,8 +1,11 @@
 """A VM's worker process: map the region, build the executor, serve the ring, sleep when idle.
 
 Spawned by the supervisor as ``python -m mediator._worker '<json>'`` with its file descriptors
-passed (never forked: CUDA may be loaded). The loop polls the submission ring while work arrives;
-after ``poll_us`` of nothing it sets the need-wakeup flag, fences, looks once more, and sleeps on
+passed (never forked: CUDA may be loaded). The loop polls the submission ring while work arrives —
+a spin in C on the guest's tail (``SubmissionConsumer.spin``, without the GIL), flat out for
+``SPIN_YIELD_NS`` and then yielding the CPU between looks, so that on a host with more busy
+processes than cores an idle worker does not keep a guest it waits for off the CPU; after
+``poll_us`` of nothing it sets the need-wakeup flag, fences, looks once more, and sleeps on
 the doorbell eventfd and the control socket. The sleep is bounded (``max_sleep_ms``) so that even
 a lost wakeup costs at most that long. The control socket (JSON lines) carries ``stop``,
 ``set_quota`` and ``trace`` from the supervisor; its EOF means the supervisor is gone, and the
@@ -20,7 +23,8 @@ import socket
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from time import perf_counter_ns
+from typing import Any, Final
 
 import structlog
 
@@ -42,7 +46,13 @@ from ._server import RingServer
 from ._stats import StatsBlock, WorkerCounters
 from ._trace import TraceRing, summarize
 
-__all__ = ["WorkerSpec", "main"]
+__all__ = ["IDLE_SLICE_NS", "SPIN_YIELD_NS", "WorkerSpec", "main"]
+
+_NEED_IRQ: Final = HeaderField.GUEST_NEED_IRQ >> 2
+#: while polling, how long one spin in C lasts before the loop looks at its control socket
+IDLE_SLICE_NS: Final = 1_000_000
+#: how long an idle worker spins flat out before it yields the CPU between looks at the ring
+SPIN_YIELD_NS: Final = 20_000
 
 
 @dataclass
@@ -109,6 +119,7 @@ class Worker:
             self.server.limiter = TokenBucket(spec.calls_per_s, now=time.monotonic())
         self.server.max_async_inflight = spec.max_async_inflight
         self._sticky_reported = False
+        self._words = self.region.u32_view
         self.trace_ring = TraceRing(spec.trace_fd) if spec.trace_fd >= 0 else None
         self.set_tracing(spec.trace)
 
@@ -179,7 +190,7 @@ class Worker:
 
     def kick_guest(self) -> None:
         fence()
-        if self.region.u32(HeaderField.GUEST_NEED_IRQ):
+        if self._words[_NEED_IRQ]:
             os.eventfd_write(self.spec.guest_irq_fd, 1)
 
     def publish_stats(self) -> None:
@@ -191,7 +202,6 @@ class Worker:
 
     def run(self) -> int:
         spec = self.spec
-        poll_s = spec.poll_us / 1e6
         region = self.region
         server = self.server
         poller = select.poll()
@@ -201,7 +211,8 @@ class Worker:
         self.send(event="ready", pid=os.getpid(), backend=self.executor.backend_name)
         self.log.info("worker serving", backend=self.executor.backend_name)
         batches = 0
-        idle_since = time.perf_counter()
+        poll_ns = spec.poll_us * 1000
+        idle_since = perf_counter_ns()
         try:
             while not self.stopping:
                 served = server.drain()
@@ -221,9 +232,15 @@ class Worker:
                     if batches & 63 == 0:
                         self.publish_stats()
                         self.poll_control()
-                    idle_since = time.perf_counter()
+                    idle_since = perf_counter_ns()
                     continue
-                if time.perf_counter() - idle_since < poll_s:
+                idle = perf_counter_ns() - idle_since
+                if idle < poll_ns:
+                    # Wait for the guest's next entry in C, without the GIL; after SPIN_YIELD_NS of
+                    # nothing, yield the CPU between looks (on a host with more runnable workers and
+                    # guests than cores, the guest this worker waits for may need this core).
+                    if not server.sq.spin(min(poll_ns - idle, IDLE_SLICE_NS), max(0, SPIN_YIELD_NS - idle)):
+                        self.poll_control()  # once per idle slice, not per call
                     continue
                 # Going to sleep: announce it, then look once more (see the module docstring).
                 region.set_u32(HeaderField.HOST_NEED_WAKEUP, 1)
@@ -241,7 +258,7 @@ class Worker:
                         self.counters.wakeups += 1
                     else:
                         self.poll_control()
-                idle_since = time.perf_counter()
+                idle_since = perf_counter_ns()
         except RemoteProtocolError as exc:
             self.log.error("region broken by the guest; no longer served", reason=exc.message)
             region.set_device_state(DeviceState.BROKEN)
