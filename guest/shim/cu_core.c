@@ -287,6 +287,18 @@ CUresult vgpu_cu_async(uint16_t call_id, const void *args, uint32_t nargs, const
     return vgpu_shim_cu_status(vgpu_shim_call(call_id, args, nargs, send, send_len, NULL, 0, NULL, 0, NULL));
 }
 
+CUresult vgpu_cu_release(uint16_t call_id, uint32_t id, uint32_t *magic, void *record)
+{
+    struct { uint32_t id; uint8_t pad[4]; } a = {id, {0}};
+    _Static_assert(sizeof a == sizeof(struct vgpu_args_stream_destroy), "the destroy calls take one u32 id");
+    CUresult rc = vgpu_cu_call(call_id, &a, sizeof a, NULL, 0);
+    if (rc == CUDA_SUCCESS) {
+        *magic = VGPU_MAGIC_DEAD;
+        free(record);
+    }
+    return rc;
+}
+
 CUresult vgpu_shim_htod(uint64_t dst, uint32_t stream, const void *src, size_t len, int asynchronous)
 {
     int err;

@@ -83,31 +83,18 @@ static const struct error_text *find_error(int code)
     return NULL;
 }
 
-CUresult cuGetErrorName(CUresult error, const char **name)
+/* The driver's name or text of a CUresult: CUDA_ERROR_INVALID_VALUE (and NULL) for an unknown one. */
+static CUresult driver_string(CUresult error, const char **out, int want_name)
 {
+    if (!out)
+        return CUDA_ERROR_INVALID_VALUE;
     const struct error_text *e = find_error(error);
-    if (!name)
-        return CUDA_ERROR_INVALID_VALUE;
-    if (!e || !e->cu_name) {
-        *name = NULL;
-        return CUDA_ERROR_INVALID_VALUE;
-    }
-    *name = e->cu_name;
-    return CUDA_SUCCESS;
+    *out = e && e->cu_name ? (want_name ? e->cu_name : e->text) : NULL;
+    return *out ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
 }
 
-CUresult cuGetErrorString(CUresult error, const char **text)
-{
-    const struct error_text *e = find_error(error);
-    if (!text)
-        return CUDA_ERROR_INVALID_VALUE;
-    if (!e || !e->cu_name) {
-        *text = NULL;
-        return CUDA_ERROR_INVALID_VALUE;
-    }
-    *text = e->text;
-    return CUDA_SUCCESS;
-}
+CUresult cuGetErrorName(CUresult error, const char **name) { return driver_string(error, name, 1); }
+CUresult cuGetErrorString(CUresult error, const char **text) { return driver_string(error, text, 0); }
 
 /* The runtime's name and text for a cudaError_t: cudart calls these (NULL when unknown). */
 const char *vgpu_shim_error_name(int code)

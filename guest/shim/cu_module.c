@@ -120,13 +120,7 @@ CUresult cuModuleUnload(CUmodule m)
 {
     if (!VGPU_CHECK_HANDLE(m, VGPU_MAGIC_MODULE))
         return CUDA_ERROR_INVALID_HANDLE;
-    struct vgpu_args_module_unload a = {.module = m->id};
-    CUresult rc = vgpu_cu_call(VGPU_CALL_MODULE_UNLOAD, &a, sizeof a, NULL, 0);
-    if (rc == CUDA_SUCCESS) {
-        m->magic = VGPU_MAGIC_DEAD;
-        free(m);
-    }
-    return rc;
+    return vgpu_cu_release(VGPU_CALL_MODULE_UNLOAD, m->id, &m->magic, m);
 }
 
 CUresult cuModuleGetFunction(CUfunction *out, CUmodule m, const char *name)

@@ -63,13 +63,7 @@ CUresult cuStreamDestroy_v2(CUstream s)
 {
     if (!VGPU_CHECK_HANDLE(s, VGPU_MAGIC_STREAM))
         return CUDA_ERROR_INVALID_HANDLE;
-    struct vgpu_args_stream_destroy a = {.stream = s->id};
-    CUresult rc = vgpu_cu_call(VGPU_CALL_STREAM_DESTROY, &a, sizeof a, NULL, 0);
-    if (rc == CUDA_SUCCESS) {
-        s->magic = VGPU_MAGIC_DEAD;
-        free(s);
-    }
-    return rc;
+    return vgpu_cu_release(VGPU_CALL_STREAM_DESTROY, s->id, &s->magic, s);
 }
 
 CUresult cuStreamSynchronize(CUstream s)
@@ -157,13 +151,7 @@ CUresult cuEventDestroy_v2(CUevent e)
 {
     if (!VGPU_CHECK_HANDLE(e, VGPU_MAGIC_EVENT))
         return CUDA_ERROR_INVALID_HANDLE;
-    struct vgpu_args_event_destroy a = {.event = e->id};
-    CUresult rc = vgpu_cu_call(VGPU_CALL_EVENT_DESTROY, &a, sizeof a, NULL, 0);
-    if (rc == CUDA_SUCCESS) {
-        e->magic = VGPU_MAGIC_DEAD;
-        free(e);
-    }
-    return rc;
+    return vgpu_cu_release(VGPU_CALL_EVENT_DESTROY, e->id, &e->magic, e);
 }
 
 CUresult cuEventRecord(CUevent e, CUstream s)
@@ -336,24 +324,12 @@ CUresult cuGraphExecDestroy(CUgraphExec exec)
 {
     if (!VGPU_CHECK_HANDLE(exec, VGPU_MAGIC_EXEC))
         return CUDA_ERROR_INVALID_HANDLE;
-    struct vgpu_args_graph_exec_destroy a = {.graph_exec = exec->id};
-    CUresult rc = vgpu_cu_call(VGPU_CALL_GRAPH_EXEC_DESTROY, &a, sizeof a, NULL, 0);
-    if (rc == CUDA_SUCCESS) {
-        exec->magic = VGPU_MAGIC_DEAD;
-        free(exec);
-    }
-    return rc;
+    return vgpu_cu_release(VGPU_CALL_GRAPH_EXEC_DESTROY, exec->id, &exec->magic, exec);
 }
 
 CUresult cuGraphDestroy(CUgraph graph)
 {
     if (!VGPU_CHECK_HANDLE(graph, VGPU_MAGIC_GRAPH))
         return CUDA_ERROR_INVALID_HANDLE;
-    struct vgpu_args_graph_destroy a = {.graph = graph->id};
-    CUresult rc = vgpu_cu_call(VGPU_CALL_GRAPH_DESTROY, &a, sizeof a, NULL, 0);
-    if (rc == CUDA_SUCCESS) {
-        graph->magic = VGPU_MAGIC_DEAD;
-        free(graph);
-    }
-    return rc;
+    return vgpu_cu_release(VGPU_CALL_GRAPH_DESTROY, graph->id, &graph->magic, graph);
 }

@@ -117,6 +117,10 @@ VGPU_HIDDEN CUresult vgpu_cu_post(uint16_t call_id, const void *args, uint32_t n
 VGPU_HIDDEN CUresult vgpu_cu_async(uint16_t call_id, const void *args, uint32_t nargs, const void *send,
                                    size_t send_len, int wait);
 
+/* Destroy host object `id` with `call_id` (an 8-byte {u32 id} argument), then retire its record:
+ * marked dead (a stale handle is refused) and freed. */
+VGPU_HIDDEN CUresult vgpu_cu_release(uint16_t call_id, uint32_t id, uint32_t *magic, void *record);
+
 #define VGPU_CHECK_HANDLE(h, kind) ((h) != NULL && (h)->magic == (kind))
 
 #endif /* VGPU_SHIM_H */
