@@ -360,6 +360,10 @@ class DeviceMemory:
         """Writable byte views, in order, of ``[ptr, ptr + size)``; see the module's theory."""
         if size == 0:
             return []
+        alloc = self.allocations.find(ptr)
+        if alloc is not None and alloc.kind != "vmm" and ptr + size <= alloc.start + alloc.size:
+            lo = ptr - alloc.start  # the common case, every copy's: inside one block, no access bits
+            return [alloc.obj[lo:lo + size]]
         views: list[Bytes] = []
         cur, left = ptr, size
         while True:
