@@ -24,8 +24,8 @@ def test_spans_are_reused_only_after_the_host_consumed_them() -> None:
     assert (first, second) == (0, SIZE // 2)
     assert arena.place(4096) is None, "full until the host moves its head"
     arena.reclaim(consumed=1)
-    assert arena.place(4096) is not None
-    assert arena.place(4096) % SIZE == 0, "the first span's bytes, now free"
+    start = arena.place(4096)
+    assert start is not None and start % SIZE == 0, "the first span's bytes, now free"
 
 
 def test_an_idle_arena_starts_over_at_its_first_byte() -> None:
