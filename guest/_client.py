@@ -236,6 +236,7 @@ class GuestClient:
                 return start % arena.size
             self._check_alive()
             self._kick()
+            os.sched_yield()  # the worker that frees the arena may need this CPU
             if deadline is None:
                 deadline = time.monotonic() + self.timeout
             elif time.monotonic() > deadline:
@@ -266,6 +267,7 @@ class GuestClient:
                 self._check_alive()
                 self._kick()
                 self._drain_async_errors()
+                os.sched_yield()  # a full ring: the worker that empties it may need this CPU
                 if time.monotonic() > deadline:
                     raise TimeoutError("submission ring stays full")
         if in_len or out_cap:
