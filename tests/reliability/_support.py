@@ -2,10 +2,14 @@
 
 The daemon's per-VM figures come from the worker's stats block, which the worker publishes when it
 goes idle (and every 64 batches while busy): a test that reads them right after a call waits for them.
+Likewise the control requests that change a worker (``set_quota``, ``inject_fault``) are answered once
+sent, and the worker applies them when it next looks at its control socket: a test that needs one in
+force waits for the worker's acknowledgement in the daemon's log (:func:`logged`).
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -13,12 +17,30 @@ from typing import Any
 from mediator._control_client import request
 from mediator._launcher import MediatorProcess
 
-__all__ = ["vm_status", "wait_for"]
+__all__ = ["applied", "logged", "vm_status", "wait_for"]
 
 
 def vm_status(mediator: MediatorProcess, vm: int) -> dict[str, Any]:
     status: dict[str, Any] = request(mediator.control, {"cmd": "status"})["vms"][vm - 1]
     return status
+
+
+def logged(mediator: MediatorProcess, **fields: Any) -> int:
+    """How many of the daemon's (and its workers') log events carry all of ``fields``."""
+    count = 0
+    for line in mediator.log.splitlines():
+        if not line.startswith("{"):
+            continue
+        event = json.loads(line)
+        count += all(event.get(key) == value for key, value in fields.items())
+    return count
+
+
+def applied(mediator: MediatorProcess, payload: dict[str, Any], **ack: Any) -> None:
+    """Send a control request and wait until the worker has logged ``ack`` once more than before."""
+    before = logged(mediator, **ack)
+    assert request(mediator.control, payload)["ok"]
+    wait_for(f"the worker applied {payload}", lambda: logged(mediator, **ack) > before)
 
 
 def wait_for(what: str, check: Callable[[], bool], timeout: float = 30.0) -> None:

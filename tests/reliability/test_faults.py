@@ -14,11 +14,10 @@ from pathlib import Path
 import pytest
 
 from guest import CudaCallError, DeviceGoneError, GuestClient
-from mediator._control_client import request
 from mediator._launcher import MediatorProcess, running_mediator
 from protocol import CUresult, DeviceState
 
-from ._support import vm_status, wait_for
+from ._support import applied, vm_status, wait_for
 
 
 def test_a_sticky_fault_rebuilds_that_vms_context_and_no_other(mediator: MediatorProcess) -> None:
@@ -29,7 +28,8 @@ def test_a_sticky_fault_rebuilds_that_vms_context_and_no_other(mediator: Mediato
         two.memcpy_htod(kept, b"vm2 data")
         epoch_two = vm_status(mediator, 2)["epoch"]
         one.mem_alloc(1 << 20)
-        assert request(mediator.control, {"cmd": "inject_fault", "vm": "vm1", "status": 700, "sticky": True})["ok"]
+        applied(mediator, {"cmd": "inject_fault", "vm": "vm1", "status": 700, "sticky": True},
+                event="fault injected", vm="vm1", status=700)
         with pytest.raises(CudaCallError) as fault:
             one.mem_alloc(256)
         assert fault.value.status == CUresult.CUDA_ERROR_ILLEGAL_ADDRESS
@@ -49,7 +49,8 @@ def test_a_sticky_fault_rebuilds_that_vms_context_and_no_other(mediator: Mediato
 def test_a_non_sticky_injected_error_is_just_an_error(mediator: MediatorProcess) -> None:
     with GuestClient.connect(mediator.vm_socket(1)) as gpu:
         gpu.init()
-        request(mediator.control, {"cmd": "inject_fault", "vm": 1, "status": 2, "sticky": False})
+        applied(mediator, {"cmd": "inject_fault", "vm": 1, "status": 2, "sticky": False},
+                event="fault injected", vm="vm1", status=2)
         assert gpu.call("mem_alloc", gpu.args("mem_alloc", bytesize=256)).status == CUresult.CUDA_ERROR_OUT_OF_MEMORY
         gpu.mem_free(gpu.mem_alloc(256))
         assert vm_status(mediator, 1)["restarts"] == 0

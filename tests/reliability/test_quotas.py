@@ -15,7 +15,7 @@ from mediator._control_client import ControlError, request
 from mediator._launcher import MediatorProcess, running_mediator
 from protocol import CUresult
 
-from ._support import vm_status, wait_for
+from ._support import applied, vm_status, wait_for
 
 MIB = 1 << 20
 
@@ -33,10 +33,12 @@ def test_the_quota_counts_allocations_and_vmm_memory_and_changes_at_run_time(med
         assert over.status == CUresult.CUDA_ERROR_OUT_OF_MEMORY
         over = gpu.call("mem_create", gpu.args("mem_create", size=2 * gran, device=0, flags=0))
         assert over.status == CUresult.CUDA_ERROR_OUT_OF_MEMORY
-        assert request(mediator.control, {"cmd": "set_quota", "vm": "vm1", "bytes": 64 * MIB})["ok"]
+        applied(mediator, {"cmd": "set_quota", "vm": "vm1", "bytes": 64 * MIB},
+                event="worker event", worker_event="quota_set", vm="vm1", bytes=64 * MIB)
         more = gpu.mem_alloc(16 * MIB)  # the new quota holds at once
         # lowering it below what is held keeps what is held and refuses more
-        assert request(mediator.control, {"cmd": "set_quota", "vm": "vm1", "bytes": MIB})["ok"]
+        applied(mediator, {"cmd": "set_quota", "vm": "vm1", "bytes": MIB},
+                event="worker event", worker_event="quota_set", vm="vm1", bytes=MIB)
         assert gpu.call("mem_alloc", gpu.args("mem_alloc", bytesize=256)).status == \
             CUresult.CUDA_ERROR_OUT_OF_MEMORY
         gpu.memset_d8(more, 1, 16 * MIB)
