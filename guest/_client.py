@@ -54,7 +54,7 @@ _NEED_WAKEUP: Final = HeaderField.HOST_NEED_WAKEUP >> 2
 _NEED_IRQ: Final = HeaderField.GUEST_NEED_IRQ >> 2
 #: after this long spinning for a completion, yield the CPU between looks (an overcommitted host:
 #: the worker we wait for may need this core)
-YIELD_AFTER_NS: Final = 20_000
+YIELD_AFTER_NS: Final = 10_000
 #: htod/dtoh copies larger than this are pipelined in chunks of this size: the worker copies one
 #: chunk out of the arena while the guest fills (or drains) the next
 PIPELINE_CHUNK: Final = 1 << 20

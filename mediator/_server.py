@@ -222,7 +222,8 @@ class RingServer:
                          flags=flags)
         duration = perf_counter_ns() - started
         counters.latency_sum_ns += duration
-        counters.latency[min((duration >> 10).bit_length(), _LAST_BUCKET)] += 1
+        bucket = (duration >> 10).bit_length()
+        counters.latency[bucket if bucket < _LAST_BUCKET else _LAST_BUCKET] += 1
         if self.trace is not None:
             self.trace(sub, self._name(call, call_id), status, duration)
 

@@ -54,7 +54,7 @@ DRAIN_BUDGET: Final = 256
 #: while polling, how long one spin in C lasts before the loop looks at its control socket
 IDLE_SLICE_NS: Final = 1_000_000
 #: how long an idle worker spins flat out before it yields the CPU between looks at the ring
-SPIN_YIELD_NS: Final = 200_000
+SPIN_YIELD_NS: Final = 10_000
 
 
 @dataclass
