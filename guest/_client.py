@@ -88,6 +88,11 @@ class CallResult(NamedTuple):
 
 
 _POSTED: Final = CallResult(0, 0, None, b"")  # what an ASYNC call returns at once
+_HTOD: Final = CALLS_BY_NAME["memcpy_htod"].call_id
+_DTOH: Final = CALLS_BY_NAME["memcpy_dtoh"].call_id
+_HTOD_ARGS: Final = codec_for(CALLS_BY_NAME["memcpy_htod"].args)  # (dst, stream)
+_DTOH_ARGS: Final = codec_for(CALLS_BY_NAME["memcpy_dtoh"].args)  # (src, count, stream)
+assert _HTOD_ARGS.names == ("dst", "stream") and _DTOH_ARGS.names == ("src", "count", "stream")
 _new_tuple = tuple.__new__
 
 
@@ -410,14 +415,16 @@ class GuestClient:
                     asynchronous: bool = False) -> None:
         view = memoryview(data).cast("B")
         chunks = plan_chunks(len(view), self._copy_chunk(len(view)))
-        spec = CALLS_BY_NAME["memcpy_htod"]
         last = len(chunks) - 1
         for i, (off, length) in enumerate(chunks):
-            args = self.args("memcpy_htod", dst=dst + off, stream=stream)
-            if i < last:  # posted: the next chunk is copied in while the host copies this one out
-                self.submit(spec, args, data=view[off:off + length], flags=_ASYNC | _CHUNK_MORE)
-            else:
-                self.checked("memcpy_htod", args, data=view[off:off + length], asynchronous=asynchronous)
+            # all chunks but the last are posted: the next one is copied in while the host copies
+            # this one out; the last goes as the copy was asked, so an earlier failure comes back on it
+            flags = _ASYNC | _CHUNK_MORE if i < last else (_ASYNC if asynchronous else 0)
+            seq, _ = self._submit(_HTOD, _HTOD_ARGS.pack(dst + off, stream), view[off:off + length], 0, flags)
+            if not flags & _ASYNC:
+                completion = self.wait(seq)
+                if completion.status:
+                    raise CudaCallError("memcpy_htod", completion.status, completion.flags)
 
     def memcpy_dtoh(self, src: int, count: int, stream: int = 0) -> bytes:
         out = bytearray(count)
@@ -430,15 +437,14 @@ class GuestClient:
         host fills the next output area while the guest copies the last one out; an output area
         stays held (``_Arena.hold``) until it has been copied."""
         dest = dest.cast("B")
-        spec = CALLS_BY_NAME["memcpy_dtoh"]
         arena = self.region.arena
         chunks = plan_chunks(len(dest), self._copy_chunk(len(dest)))
         flying: deque[tuple[int, int, int, int, int]] = deque()  # seq, out_off, off, length, sq index
         try:
             for i, (off, length) in enumerate(chunks):
                 more = _CHUNK_MORE if i < len(chunks) - 1 else 0
-                args = self.args("memcpy_dtoh", src=src + off, count=length, stream=stream)
-                seq, out_off = self.submit(spec, args, out_cap=length, flags=more)
+                raw = _DTOH_ARGS.pack(src + off, length, stream)
+                seq, out_off = self._submit(_DTOH, raw, None, length, more)
                 flying.append((seq, out_off, off, length, self.sq.index))
                 if self.arena.hold is None:
                     self.arena.hold = self.sq.index

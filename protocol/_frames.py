@@ -159,19 +159,21 @@ def decode_completion(buf: memoryview | bytes | bytearray, offset: int = 0) -> C
 
 def check_payloads(sub: Submission, arena_size: int) -> None:
     """Refuse payload areas that leave the arena or overlap each other."""
-    spans = []
-    for name, off, length in (("input", sub.in_off, sub.in_len), ("output", sub.out_off, sub.out_cap)):
-        if length == 0:
-            continue
-        if off >= arena_size or length > arena_size - off:
+    in_off, in_len, out_off, out_cap = sub[3], sub[4], sub[5], sub[6]
+    inside_in = not in_len or (in_off < arena_size and in_len <= arena_size - in_off)
+    inside_out = not out_cap or (out_off < arena_size and out_cap <= arena_size - out_off)
+    if inside_in and inside_out and not (
+            in_len and out_cap and in_off < out_off + out_cap and out_off < in_off + in_len):
+        return  # every well-formed call: one pass of comparisons, nothing built
+    for name, off, length, inside in (("input", in_off, in_len, inside_in),
+                                      ("output", out_off, out_cap, inside_out)):
+        if not inside:
             raise RemoteProtocolError(
                 f"submission {sub.seq}: {name} payload [{off}, +{length}) leaves the "
                 f"{arena_size}-byte arena", CUresult.CUDA_ERROR_INVALID_VALUE)
-        spans.append((off, off + length))
-    if len(spans) == 2 and spans[0][0] < spans[1][1] and spans[1][0] < spans[0][1]:
-        raise RemoteProtocolError(
-            f"submission {sub.seq}: input {spans[0]} and output {spans[1]} payloads overlap",
-            CUresult.CUDA_ERROR_INVALID_VALUE)
+    raise RemoteProtocolError(
+        f"submission {sub.seq}: input {(in_off, in_off + in_len)} and output {(out_off, out_off + out_cap)} "
+        "payloads overlap", CUresult.CUDA_ERROR_INVALID_VALUE)
 
 
 def plan_chunks(total: int, chunk: int) -> list[tuple[int, int]]:
