@@ -392,16 +392,22 @@ static PyObject *sqc_advance(Side *self, PyObject *const *args, Py_ssize_t nargs
 }
 
 /* spin(timeout_ns, yield_after_ns=-1): wait, without the GIL, until the other side publishes an
- * entry or timeout_ns pass; after yield_after_ns of tight spinning it yields the CPU between looks
- * (an overcommitted host: let the peer we wait for run). Returns pending(), which checks the index. */
+ * entry or timeout_ns pass. With yield_after_ns >= 0 the wait is polite: after yield_after_ns of
+ * tight spinning it yields the CPU between looks, and it gives up early, as soon as it sees that the
+ * CPU is contended (a yield that let another task run, or a gap between looks that says this task
+ * was preempted, longer than CONTENDED_NS): spinning then only delays the task it waits for, and the
+ * caller should sleep until it is kicked. Returns pending() either way (which checks the index). */
+#define CONTENDED_NS 20000u
+
 static long spin_wait(Side *self, long long timeout_ns, long long yield_after_ns) {
     if (self->index != load_acquire(self->base + self->theirs) || timeout_ns <= 0)
         return 0;
     const uint8_t *word = self->base + self->theirs;
     uint32_t mine = self->index;
+    int polite = yield_after_ns >= 0;
     Py_BEGIN_ALLOW_THREADS
-    uint64_t start = now_ns(), deadline = start + (uint64_t)timeout_ns;
-    uint64_t yield_at = yield_after_ns < 0 ? UINT64_MAX : start + (uint64_t)yield_after_ns;
+    uint64_t start = now_ns(), deadline = start + (uint64_t)timeout_ns, prev = start;
+    uint64_t yield_at = polite ? start + (uint64_t)yield_after_ns : UINT64_MAX;
     for (;;) {
         for (int i = 0; i < 64; i++) {
             if (load_acquire(word) != mine)
@@ -409,10 +415,16 @@ static long spin_wait(Side *self, long long timeout_ns, long long yield_after_ns
             CPU_RELAX();
         }
         uint64_t t = now_ns();
-        if (t >= deadline)
+        if (t >= deadline || (polite && t - prev > CONTENDED_NS))
             break;
-        if (t >= yield_at)
+        if (t >= yield_at) {
             sched_yield();
+            uint64_t after = now_ns();
+            if (after - t > CONTENDED_NS)
+                break;
+            t = after;
+        }
+        prev = t;
     }
 done:
     Py_END_ALLOW_THREADS

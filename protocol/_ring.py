@@ -162,8 +162,10 @@ class PySubmissionConsumer(_RingSide):
         return count
 
     def spin(self, timeout_ns: int, yield_after_ns: int = -1) -> int:
-        """Wait up to ``timeout_ns`` for an entry (after ``yield_after_ns``, yielding the CPU between
-        looks; -1: never); returns :meth:`pending`."""
+        """Wait up to ``timeout_ns`` for an entry; returns :meth:`pending`. With ``yield_after_ns``
+        (-1: never) the wait yields the CPU between looks after that long, and returns early, with
+        nothing pending, once it sees the CPU contended (a yield or a preemption longer than
+        ``CONTENDED_NS``): the caller should sleep until kicked instead."""
         return _spin(self, timeout_ns, yield_after_ns)
 
     def read(self, ahead: int = 0) -> Submission:
@@ -240,18 +242,29 @@ def _ring_error(kind: str, theirs: int, mine: int, entries: int) -> None:
                               CUresult.CUDA_ERROR_ILLEGAL_STATE)
 
 
+#: a yield or a gap between looks longer than this means another task wanted the CPU (native/cring.c)
+CONTENDED_NS: Final = 20_000
+
+
 def _spin(side: PySubmissionConsumer | PyCompletionConsumer, timeout_ns: int, yield_after_ns: int) -> int:
-    """The pure-Python spin: the same loop as the C one, a look per iteration."""
+    """The pure-Python spin: the same loop as the C one (see ``spin`` there), a look per iteration."""
     if timeout_ns > 0 and not side.pending():
-        started = time.perf_counter_ns()
+        clock = time.perf_counter_ns
+        started = prev = clock()
         deadline = started + timeout_ns
-        yield_at = started + yield_after_ns if yield_after_ns >= 0 else None
+        polite = yield_after_ns >= 0
+        yield_at = started + yield_after_ns if polite else deadline
         while int(side._u32[side._theirs]) == side.index:
-            now = time.perf_counter_ns()
-            if now >= deadline:
+            now = clock()
+            if now >= deadline or (polite and now - prev > CONTENDED_NS):
                 break
-            if yield_at is not None and now >= yield_at:
+            if now >= yield_at:
                 os.sched_yield()
+                after = clock()
+                if after - now > CONTENDED_NS:
+                    break
+                now = after
+            prev = now
     return side.pending()
 
 
