@@ -49,11 +49,12 @@ def percentiles(samples: list[int]) -> dict[str, float]:
 PARTS = ("rtt", "async", "copies", "multi")
 
 
-def run(plan: dict[str, Any], workdir: Path, parts: Sequence[str] = PARTS) -> dict[str, Any]:
+def run(plan: dict[str, Any], workdir: Path, parts: Sequence[str] = PARTS,
+        backend: str = "sim") -> dict[str, Any]:
     for name in ("polling", "sleeping", "multi"):
         (workdir / name).mkdir()
     results: dict[str, Any] = {"plan": plan, "parts": list(parts), "loadavg_start": os.getloadavg(),
-                               "cpus": os.cpu_count(), "accelerated": ACCELERATED}
+                               "cpus": os.cpu_count(), "accelerated": ACCELERATED, "backend": backend}
     n = plan["rtt"]
     if "rtt" in parts:
         results["floor_ring_pingpong"] = percentiles(ring_pingpong(n))
@@ -62,7 +63,8 @@ def run(plan: dict[str, Any], workdir: Path, parts: Sequence[str] = PARTS) -> di
         results["floor_ring_calls_per_s"] = ring_throughput(plan["async"])
 
     if {"rtt", "async", "copies"} & set(parts):
-        with (running_mediator(workdir / "polling", vms=1, extra="poll_us = 1000000") as mediator,
+        with (running_mediator(workdir / "polling", backend=backend, vms=1,
+                               extra="poll_us = 1000000") as mediator,
               GuestClient.connect(mediator.vm_socket(1)) as gpu):
             gpu.init()
             if "rtt" in parts:
@@ -80,7 +82,7 @@ def run(plan: dict[str, Any], workdir: Path, parts: Sequence[str] = PARTS) -> di
                                     for size, (up, down) in copies.items()]
 
     if "rtt" in parts:
-        with running_mediator(workdir / "sleeping", vms=1, extra="poll_us = 0") as mediator:
+        with running_mediator(workdir / "sleeping", backend=backend, vms=1, extra="poll_us = 0") as mediator:
             with GuestClient.connect(mediator.vm_socket(1)) as gpu:
                 gpu.init()
                 results["rtt_sleeping"] = percentiles(sync_round_trips(gpu, n))
@@ -88,7 +90,7 @@ def run(plan: dict[str, Any], workdir: Path, parts: Sequence[str] = PARTS) -> di
 
     if "multi" in parts:
         results["multi_vm"] = []
-        with running_mediator(workdir / "multi", vms=max(plan["vms"])) as mediator:
+        with running_mediator(workdir / "multi", backend=backend, vms=max(plan["vms"])) as mediator:
             for vms in plan["vms"]:
                 results["multi_vm"].append(multi_vm(mediator, vms, plan["seconds"], flood=False))
             for vms in [v for v in plan["vms"] if v > 1]:
@@ -128,7 +130,8 @@ def table(r: dict[str, Any]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     lines.append(f"(load average {r['loadavg_start'][0]:.2f} at start, {r['loadavg_end'][0]:.2f} at end; "
-                 f"{r['cpus']} CPUs; C rings {'on' if r.get('accelerated') else 'off'})")
+                 f"{r['cpus']} CPUs; C rings {'on' if r.get('accelerated') else 'off'}; "
+                 f"backend {r.get('backend', 'sim')})")
     return "\n".join(lines)
 
 
@@ -201,11 +204,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a few seconds: small counts and sizes")
     parser.add_argument("--json", type=Path, help="write every figure as JSON here ('-': stdout)")
     parser.add_argument("--plots", type=Path, help="write PNG plots into this directory")
+    parser.add_argument("--backend", default="sim", choices=["sim", "cuda"],
+                        help="the mediator's executor (cuda: a physical GPU; see docs/benchmarks.md)")
     parser.add_argument("--only", action="append", choices=PARTS,
                         help="run only this part (repeatable): rtt, async, copies, multi")
     opts = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="vgpu-bench-") as tmp:
-        results = run(QUICK if opts.quick else FULL, Path(tmp), opts.only or PARTS)
+        results = run(QUICK if opts.quick else FULL, Path(tmp), opts.only or PARTS, opts.backend)
     if opts.json is not None and str(opts.json) == "-":
         json.dump(results, sys.stdout, indent=2)
         print()

@@ -29,3 +29,11 @@ def test_the_quick_benchmark_reports_every_figure_with_its_floor(tmp_path: Path)
     assert all(0 < m["jain"] <= 1.0 for m in results["multi_vm"])
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == [
         "bench-bandwidth.png", "bench-multi-vm.png", "bench-rtt.png"]
+
+
+@pytest.mark.parametrize("what", ["nop", "memset", "htod", "dtoh"])
+def test_the_in_process_profile_runs_each_workload(what: str) -> None:
+    run = subprocess.run([sys.executable, "-m", "benchmarks.profile", what, "--calls", "50", "--size", "65536"],
+                         check=False, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith(f"{what}: ") and "µs per call" in run.stdout
