@@ -26,6 +26,7 @@ from ._enums import (
     CublasComputeType,
     CublasOperation,
     CudaDataType,
+    FunctionAttribute,
     GranularityOption,
     MemAccessFlags,
     StreamCaptureMode,
@@ -350,6 +351,17 @@ class FuncParamLayoutResult(WireModel):
     param_bytes: U32
 
 
+class FuncGetAttributeArgs(WireModel):
+    attrib: enum_field(FunctionAttribute)  # type: ignore[valid-type]
+    function: FunctionH
+
+
+class FuncSetAttributeArgs(WireModel):
+    function: FunctionH
+    attrib: enum_field(FunctionAttribute)  # type: ignore[valid-type]
+    value: I32
+
+
 class LaunchKernelArgs(WireModel):
     """The packed parameter block (each parameter at its offset) rides in the input payload."""
 
@@ -667,6 +679,11 @@ def _specs() -> list[CallSpec]:
            out_payload="count pairs of (u32 offset, u32 size), one per kernel parameter"),
         cs(0x0076, "launch_kernel", "cuLaunchKernel", LaunchKernelArgs, nr, is_async=True,
            in_payload="the packed parameter block: each parameter at its offset"),
+        cs(0x0077, "func_get_attribute", "cuFuncGetAttribute", FuncGetAttributeArgs, I32Result,
+           doc="CUDA_ERROR_NOT_SUPPORTED when the backend cannot know the value (the sim backend "
+           "answers only what the module image declares)"),
+        cs(0x0078, "func_set_attribute", "cuFuncSetAttribute", FuncSetAttributeArgs, nr,
+           doc="CUDA_ERROR_INVALID_VALUE for a read-only attribute or a value out of range"),
         # cuBLAS
         cs(0x0080, "cublas_create", "cublasCreate_v2", ns, CublasCreateResult,
            status_domain="cublasStatus_t"),

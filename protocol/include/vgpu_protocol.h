@@ -287,6 +287,26 @@ enum vgpu_stream_capture_status {
     VGPU_CU_STREAM_CAPTURE_STATUS_INVALIDATED = 2,
 };
 
+/* CUfunction_attribute */
+enum vgpu_function_attribute {
+    VGPU_CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK = 0,
+    VGPU_CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES = 1,
+    VGPU_CU_FUNC_ATTRIBUTE_CONST_SIZE_BYTES = 2,
+    VGPU_CU_FUNC_ATTRIBUTE_LOCAL_SIZE_BYTES = 3,
+    VGPU_CU_FUNC_ATTRIBUTE_NUM_REGS = 4,
+    VGPU_CU_FUNC_ATTRIBUTE_PTX_VERSION = 5,
+    VGPU_CU_FUNC_ATTRIBUTE_BINARY_VERSION = 6,
+    VGPU_CU_FUNC_ATTRIBUTE_CACHE_MODE_CA = 7,
+    VGPU_CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8,
+    VGPU_CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT = 9,
+    VGPU_CU_FUNC_ATTRIBUTE_CLUSTER_SIZE_MUST_BE_SET = 10,
+    VGPU_CU_FUNC_ATTRIBUTE_REQUIRED_CLUSTER_WIDTH = 11,
+    VGPU_CU_FUNC_ATTRIBUTE_REQUIRED_CLUSTER_HEIGHT = 12,
+    VGPU_CU_FUNC_ATTRIBUTE_REQUIRED_CLUSTER_DEPTH = 13,
+    VGPU_CU_FUNC_ATTRIBUTE_NON_PORTABLE_CLUSTER_SIZE_ALLOWED = 14,
+    VGPU_CU_FUNC_ATTRIBUTE_CLUSTER_SCHEDULING_POLICY_PREFERENCE = 15,
+};
+
 /* cublasOperation_t */
 enum vgpu_cublas_operation {
     VGPU_CUBLAS_OP_N = 0,
@@ -364,6 +384,8 @@ enum vgpu_cublas_compute_type {
 #define VGPU_CALL_FUNC_GET_PARAM_INFO 0x0074 /* cuFuncGetParamInfo */
 #define VGPU_CALL_FUNC_GET_PARAM_LAYOUT 0x0075 /* vgpuFuncGetParamLayout */
 #define VGPU_CALL_LAUNCH_KERNEL 0x0076 /* cuLaunchKernel, async-capable */
+#define VGPU_CALL_FUNC_GET_ATTRIBUTE 0x0077 /* cuFuncGetAttribute */
+#define VGPU_CALL_FUNC_SET_ATTRIBUTE 0x0078 /* cuFuncSetAttribute */
 #define VGPU_CALL_CUBLAS_CREATE 0x0080 /* cublasCreate_v2, status is cublasStatus_t */
 #define VGPU_CALL_CUBLAS_DESTROY 0x0081 /* cublasDestroy_v2, status is cublasStatus_t */
 #define VGPU_CALL_CUBLAS_SET_STREAM 0x0082 /* cublasSetStream_v2, status is cublasStatus_t */
@@ -998,6 +1020,34 @@ static_assert(offsetof(struct vgpu_args_launch_kernel, shared_mem_bytes) == 28, 
 static_assert(offsetof(struct vgpu_args_launch_kernel, stream) == 32, "vgpu_args_launch_kernel.stream offset");
 
 /* launch_kernel: no results (status only) */
+
+struct vgpu_args_func_get_attribute {
+    uint32_t attrib;                    /* enum vgpu_function_attribute */
+    uint32_t function;                  /* function handle: per-VM id, 0 = null */
+};
+static_assert(sizeof(struct vgpu_args_func_get_attribute) == 8, "struct vgpu_args_func_get_attribute is 8 bytes");
+static_assert(offsetof(struct vgpu_args_func_get_attribute, attrib) == 0, "vgpu_args_func_get_attribute.attrib offset");
+static_assert(offsetof(struct vgpu_args_func_get_attribute, function) == 4, "vgpu_args_func_get_attribute.function offset");
+
+struct vgpu_result_func_get_attribute {
+    int32_t value;
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_result_func_get_attribute) == 8, "struct vgpu_result_func_get_attribute is 8 bytes");
+static_assert(offsetof(struct vgpu_result_func_get_attribute, value) == 0, "vgpu_result_func_get_attribute.value offset");
+
+struct vgpu_args_func_set_attribute {
+    uint32_t function;                  /* function handle: per-VM id, 0 = null */
+    uint32_t attrib;                    /* enum vgpu_function_attribute */
+    int32_t value;
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_args_func_set_attribute) == 16, "struct vgpu_args_func_set_attribute is 16 bytes");
+static_assert(offsetof(struct vgpu_args_func_set_attribute, function) == 0, "vgpu_args_func_set_attribute.function offset");
+static_assert(offsetof(struct vgpu_args_func_set_attribute, attrib) == 4, "vgpu_args_func_set_attribute.attrib offset");
+static_assert(offsetof(struct vgpu_args_func_set_attribute, value) == 8, "vgpu_args_func_set_attribute.value offset");
+
+/* func_set_attribute: no results (status only) */
 
 /* cublas_create: no arguments (args_len = 0) */
 
