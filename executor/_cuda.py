@@ -93,9 +93,11 @@ from protocol.models import (
     EventRecordArgs,
     FlagsArgs,
     FuncArgs,
+    FuncGetAttributeArgs,
     FuncParamInfoArgs,
     FuncParamInfoResult,
     FuncParamLayoutResult,
+    FuncSetAttributeArgs,
     FunctionResult,
     GemmBatchedExArgs,
     GemmExArgs,
@@ -924,6 +926,20 @@ class CudaExecutor(Executor):
             io.out[:8 * fit] = pairs.tobytes()
             io.out_len = 8 * fit
         return FuncParamLayoutResult(count=len(layout), param_bytes=record.param_bytes)
+
+    def func_get_attribute(self, args: FuncGetAttributeArgs, io: CallIO) -> I32Result:
+        record = self._functions.get(args.function)
+        attrib = self._d.CUfunction_attribute(int(args.attrib))
+        value = check(self._d.cuFuncGetAttribute(attrib, record.function),
+                      f"cuFuncGetAttribute({args.attrib.name})")
+        return I32Result(value=int(value))
+
+    def func_set_attribute(self, args: FuncSetAttributeArgs, io: CallIO) -> NoResult:
+        record = self._functions.get(args.function)
+        attrib = self._d.CUfunction_attribute(int(args.attrib))
+        check(self._d.cuFuncSetAttribute(record.function, attrib, args.value),
+              f"cuFuncSetAttribute({args.attrib.name}, {args.value})")
+        return NoResult()
 
     def launch_kernel(self, args: LaunchKernelArgs, io: CallIO) -> NoResult:
         record = self._functions.get(args.function)

@@ -28,11 +28,32 @@ Theory of operation
     its space, 12-16 the constant bank, 17 "not in a constant bank");
   - ``EIATTR_CBANK_PARAM_SIZE`` (0x19, HVAL): the parameter block's size.
 
+  - ``EIATTR_MAX_THREADS`` (0x05) and ``EIATTR_REQNTID`` (0x10) (SVAL, ``u32 x, y, z``): the
+    ``.maxntid`` (``__launch_bounds__``) and ``.reqntid`` the kernel was compiled with;
+  - ``EIATTR_CTA_PER_CLUSTER`` (0x3d, SVAL, ``u32 x, y, z``) and ``EIATTR_EXPLICIT_CLUSTER`` (0x3e):
+    compile-time cluster dimensions (``__cluster_dims__``).
+
   Verified against ``cuobjdump -elf`` of ``tests/kernels/test_kernels.cubin`` (CUDA 13.0): for
   ``mystery_kernel(char, double, float*, Pair, short)`` it prints ordinals 0-4 at offsets 0x0, 0x8,
   0x10, 0x18, 0x20 with sizes 1, 8, 8, 8, 2 and a ``CBANK_PARAM_SIZE`` of 0x22. Globals are the
   ``STT_OBJECT`` symbols defined in ``.nv.global*`` / ``.nv.constant*`` sections; their initial value
   is the section's bytes at the symbol (zero for ``NOBITS`` sections such as ``.nv.global``).
+
+  What ``cuFuncGetAttribute`` reports is read as follows (:class:`KernelAttributes`; each checked
+  against ``ptxas -v`` for nvcc 13.0 images for sm_75 to sm_120): the module-wide ``.nv.info``
+  section's ``EIATTR_REGCOUNT`` (0x2f) and ``EIATTR_FRAME_SIZE`` (0x11) entries (SVAL, ``u32 symbol
+  index, u32 value``: "Used N registers", "N bytes stack frame"); the size of ``.nv.shared.NAME`` for
+  the static shared memory, less the 1 KiB that sm_90 and newer images reserve at the start of every
+  kernel's window (such images carry a ``.nv.shared.reserved.0`` section; ptxas's "N bytes smem"
+  excludes it, as ``CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES`` does: the occupancy calculator adds the
+  device's reserved amount on top); ``.nv.constant3``, where ``__constant__`` variables live, for the
+  constant memory (a module-wide bank: the image does not say which kernel reads it); the binary
+  architecture from ``e_flags`` (bits 8-15 from ELF ABI version 8 on, bits 0-7 before) and the virtual
+  one from the ``.note.nv.cuinfo`` note (``u16 version, u16 virtual sm``; bits 16-23 of ``e_flags``
+  before ABI 8); whether ``-dlcm ca`` was among the options ptxas recorded in ``.note.nv.tkinfo``.
+  PTX says less: its ``.target``, the ``.maxntid``/``.reqntid``/``.reqnctapercluster``/
+  ``.explicitcluster`` directives, and whether the module declares any static ``.shared`` or ``.const``
+  variable at all (none: zero bytes). Registers and local memory of PTX are the JIT compiler's choice.
 * **fatbin** (magic 0xBA55ED50, ``u16 version, u16 header size, u64 payload size``): a sequence of
   entries, each with a header of ``u16 kind`` (1 PTX, 2 ELF), ``u16 version, u32 header size,
   u64 payload size`` at offset 0, ``u32 compressed size`` at 16, ``u32 sm arch`` at 28, ``u64 flags``
@@ -51,7 +72,7 @@ from __future__ import annotations
 import re
 import struct
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from protocol import CUresult
 
@@ -61,6 +82,7 @@ __all__ = [
     "FATBIN_MAGIC",
     "MAX_GLOBAL_BYTES",
     "GlobalInfo",
+    "KernelAttributes",
     "KernelInfo",
     "ModuleImage",
     "ParamInfo",
@@ -79,8 +101,18 @@ _SHT_NOBITS = 8
 _SHN_LORESERVE = 0xFF00
 
 _EIFMT_NVAL, _EIFMT_BVAL, _EIFMT_HVAL, _EIFMT_SVAL = 0x01, 0x02, 0x03, 0x04
+_EIATTR_MAX_THREADS = 0x05
+_EIATTR_REQNTID = 0x10
+_EIATTR_FRAME_SIZE = 0x11
 _EIATTR_KPARAM_INFO = 0x17
 _EIATTR_CBANK_PARAM_SIZE = 0x19
+_EIATTR_REGCOUNT = 0x2F
+_EIATTR_CTA_PER_CLUSTER = 0x3D
+_EIATTR_EXPLICIT_CLUSTER = 0x3E
+#: the shared memory sm_90 and newer reserve at the start of each kernel's window, which ptxas
+#: includes in ``.nv.shared.NAME`` (``CU_DEVICE_ATTRIBUTE_RESERVED_SHARED_MEMORY_PER_BLOCK``)
+_RESERVED_SMEM = 1024
+_NOTE_NVIDIA = b"NVIDIA Corp\0"
 
 _FATBIN_KIND_PTX = 1
 _FATBIN_KIND_ELF = 2
@@ -103,12 +135,33 @@ class ParamInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class KernelAttributes:
+    """What one entry of an image (a cubin, or PTX that the driver would compile) says about a
+    kernel's resources, in ``cuFuncGetAttribute``'s terms; ``None`` where the entry does not say."""
+
+    source: str  # "cubin" | "ptx"
+    arch: int  # the cubin's sm (90 for sm_90), or the PTX's .target
+    ptx_version: int | None  # the virtual architecture it was compiled from
+    num_regs: int | None = None
+    static_shared: int | None = None
+    const_bytes: int | None = None
+    local_bytes: int | None = None
+    max_threads: int | None = None  # the launch bound's thread count, None when none was declared
+    cluster_dims: tuple[int, int, int] = (0, 0, 0)  # compile-time cluster dimensions, 0 when none
+    explicit_cluster: bool = False
+    cache_mode_ca: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class KernelInfo:
-    """A kernel entry point: its (mangled) name and parameter layout."""
+    """A kernel entry point: its (mangled) name, parameter layout, and what each entry of the image
+    that defines it says about its resources (``variants``: the backend picks the one the device
+    would run)."""
 
     name: str
     params: tuple[ParamInfo, ...]
     param_bytes: int
+    variants: tuple[KernelAttributes, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +235,13 @@ _ENTRY = re.compile(r"\.entry\s+([A-Za-z_$%][\w$]*)\s*(\(([^()]*)\))?", re.ASCII
 _VARIABLE = re.compile(
     r"(?:^|\n)\s*((?:\.(?:visible|extern|weak|common)\s+)*)\.(global|const)\s+", re.ASCII)
 _BRACE = re.compile(r"[{}]")
+_TARGET = re.compile(r"\.target\s+sm_(\d+)", re.ASCII)
+_STATIC_DECL = re.compile(r"(?:^|[;{}])[ \t]*((?:\.(?:visible|extern|weak|common)\s+)*)\.(shared|const)\s",
+                          re.ASCII | re.MULTILINE)
+_DIRECTIVE = re.compile(r"\.(maxntid|reqntid|reqnctapercluster)\s+(\d+)(?:\s*,\s*(\d+))?(?:\s*,\s*(\d+))?"
+                        r"|\.(explicitcluster)\b", re.ASCII)
+#: how far past an entry's parameter list its performance directives may reach (they precede "{")
+_MAX_DIRECTIVES = 4096
 _DECL = re.compile(r"([A-Za-z_$%][\w$]*)\s*((?:\[\s*\d*\s*\]\s*)*)$", re.ASCII)
 _DIMS = re.compile(r"\[\s*(\d*)\s*\]", re.ASCII)
 _PTX_TYPES = {
@@ -208,16 +268,43 @@ def _parse_ptx(raw: bytes) -> ModuleImage:
     except UnicodeDecodeError:
         raise _invalid("not a module image: neither ELF, fatbin nor UTF-8 PTX text") from None
     text = _strip_comments(text)
-    if not _VERSION.match(text):
+    header = _VERSION.match(text)
+    if not header:
         raise _invalid("not a module image: PTX text must begin with .version and .target "
                        "(and the bytes are neither ELF nor a fatbin)")
+    target = _TARGET.search(header.group(0))
+    arch = int(target.group(1)) if target else 0
+    # any static .shared/.const variable: its bytes are the JIT's to lay out; none: zero bytes
+    declared = {space for qualifiers, space in _STATIC_DECL.findall(text) if ".extern" not in qualifiers}
+    base = KernelAttributes("ptx", arch, arch or None, static_shared=None if "shared" in declared else 0,
+                            const_bytes=None if "const" in declared else 0, cache_mode_ca=0)
     kernels: dict[str, KernelInfo] = {}
     for match in _ENTRY.finditer(text):
         name = match.group(1)
         if name in kernels:
             raise _invalid(f"PTX declares the entry {name} twice")
-        kernels[name] = _ptx_kernel(name, match.group(3) or "")
+        kernel = _ptx_kernel(name, match.group(3) or "")
+        kernels[name] = replace(kernel, variants=(_ptx_directives(text, match.end(), base),))
     return ModuleImage("ptx", kernels, _ptx_globals(text), parts=("ptx",))
+
+
+def _ptx_directives(text: str, start: int, base: KernelAttributes) -> KernelAttributes:
+    """``base`` with the launch bounds and cluster directives between an entry's parameters and
+    its body."""
+    stops = [i for i in (text.find("{", start, start + _MAX_DIRECTIVES),
+                         text.find(";", start, start + _MAX_DIRECTIVES)) if i >= 0]
+    window = text[start:min(stops, default=start)]
+    dims: dict[str, tuple[int, int, int]] = {}
+    explicit = False
+    for match in _DIRECTIVE.finditer(window):
+        if match.group(5):
+            explicit = True
+            continue
+        x, y, z = (int(v) if v else 1 for v in match.group(2, 3, 4))
+        dims[match.group(1)] = (x, y, z)
+    bound = dims.get("reqntid") or dims.get("maxntid")
+    return replace(base, max_threads=bound[0] * bound[1] * bound[2] if bound else None,
+                   cluster_dims=dims.get("reqnctapercluster", (0, 0, 0)), explicit_cluster=explicit)
 
 
 def _ptx_kernel(name: str, param_text: str) -> KernelInfo:
@@ -500,8 +587,14 @@ def _elf_symbols(sections: list[_Section]) -> list[_Symbol] | None:
 def _parse_elf(raw: bytes, depth: int) -> ModuleImage:
     machine, flags, sections = _elf_sections(raw)
     if machine == _EM_CUDA:
-        kernels, globals_ = _cubin_contents(sections)
-        return ModuleImage("cubin", kernels, globals_, parts=(f"elf sm_{(flags >> 8) & 0xFF}",))
+        # e_ident[EI_ABIVERSION]: from version 8 on the sm sits in bits 8-15 of e_flags
+        arch, virtual = ((flags >> 8) & 0xFF, None) if raw[8] >= 8 else (flags & 0xFF, (flags >> 16) & 0xFF)
+        cuinfo = _nv_note(sections, ".note.nv.cuinfo", 1000)
+        if cuinfo is not None and len(cuinfo) >= 4:
+            virtual = struct.unpack_from("<H", cuinfo, 2)[0]
+        base = KernelAttributes("cubin", arch, virtual or None, cache_mode_ca=_cache_mode_ca(sections))
+        kernels, globals_ = _cubin_contents(sections, base)
+        return ModuleImage("cubin", kernels, globals_, parts=(f"elf sm_{arch}",))
     wrapped = [s for s in sections if s.name == ".nv_fatbin"]
     if machine == _EM_X86_64 or wrapped:
         if not wrapped or not wrapped[0].data:
@@ -510,9 +603,88 @@ def _parse_elf(raw: bytes, depth: int) -> ModuleImage:
     raise _invalid(f"ELF image for machine {machine} is neither a cubin (EM_CUDA) nor a host object")
 
 
-def _cubin_contents(sections: list[_Section]) -> tuple[dict[str, KernelInfo], dict[str, GlobalInfo]]:
+def _nv_note(sections: list[_Section], name: str, note_type: int) -> bytes | None:
+    """The descriptor of the NVIDIA note of ``note_type`` in section ``name``; None when there is
+    none or the notes are malformed (they describe the build, not the code: no reason to refuse it)."""
+    section = next((s for s in sections if s.name == name), None)
+    data = section.data if section is not None else b""
+    pos = 0
+    while pos + 12 <= len(data):
+        namesz, descsz, kind = struct.unpack_from("<III", data, pos)
+        desc = pos + 12 + -(-namesz // 4) * 4
+        if desc + descsz > len(data):
+            return None
+        if kind == note_type and data[pos + 12:pos + 12 + namesz] == _NOTE_NVIDIA:
+            return data[desc:desc + descsz]
+        pos = desc + -(-descsz // 4) * 4
+    return None
+
+
+def _cache_mode_ca(sections: list[_Section]) -> int | None:
+    """1 when ptxas recorded ``-dlcm ca`` among its options (``.note.nv.tkinfo``: ``u32 version, u32
+    object, u32 tool, u32 tool version, u32 branch, u32 options``, offsets into the strings that
+    follow), 0 when it recorded others, None when the image keeps no ptxas options."""
+    desc = _nv_note(sections, ".note.nv.tkinfo", 2000)
+    if desc is None or len(desc) < 24:
+        return None
+    _, _, tool, _, _, options = struct.unpack_from("<6I", desc)
+    strings = desc[24:]
+    try:
+        if _cstring(strings, tool, "tool name") != "ptxas":
+            return None
+        tokens = _cstring(strings, options, "ptxas options").split()
+    except CudaError:  # a malformed note: the options are unknown
+        return None
+    mode = ""
+    for i, token in enumerate(tokens):
+        key, equals, value = token.partition("=")
+        if key in ("-dlcm", "--def-load-cache"):
+            mode = value if equals else (tokens[i + 1] if i + 1 < len(tokens) else "")
+    return int(mode == "ca")
+
+
+def _per_function(data: bytes, attr: int, symbols: list[_Symbol]) -> dict[str, int]:
+    """``EIATTR_REGCOUNT``-style entries of the module-wide ``.nv.info``: symbol name -> value."""
+    found: dict[str, int] = {}
+    for fmt, kind, value in _nv_info_attributes(data, "<module>"):
+        if kind == attr and fmt == _EIFMT_SVAL and len(value) >= 8:
+            index, number = struct.unpack_from("<II", value)
+            if index >= len(symbols):
+                raise _invalid(f".nv.info: attribute {attr:#x} names symbol {index}, past the symbol table")
+            found[symbols[index].name] = number
+    return found
+
+
+def _cubin_attributes(name: str, base: KernelAttributes, by_name: dict[str, _Section], info: bytes,
+                      regs: dict[str, int], frames: dict[str, int]) -> KernelAttributes:
+    shared = by_name.get(".nv.shared." + name)
+    static: int | None = shared.size if shared is not None else 0
+    if shared is not None and ".nv.shared.reserved.0" in by_name:
+        static = shared.size - _RESERVED_SMEM if shared.size >= _RESERVED_SMEM else None
+    bounds: dict[int, tuple[int, int, int]] = {}
+    explicit = False
+    for fmt, attr, value in _nv_info_attributes(info, name):
+        if attr in (_EIATTR_MAX_THREADS, _EIATTR_REQNTID, _EIATTR_CTA_PER_CLUSTER) and fmt == _EIFMT_SVAL:
+            if len(value) < 12:
+                raise _invalid(f".nv.info.{name}: attribute {attr:#x} of {len(value)} bytes (12 expected)")
+            bounds[attr] = struct.unpack_from("<3I", value)
+        elif attr == _EIATTR_EXPLICIT_CLUSTER:
+            explicit = True
+    bound = bounds.get(_EIATTR_REQNTID) or bounds.get(_EIATTR_MAX_THREADS)
+    constants = by_name.get(".nv.constant3")
+    return replace(base, num_regs=regs.get(name), static_shared=static, local_bytes=frames.get(name),
+                   const_bytes=constants.size if constants is not None else 0,
+                   max_threads=bound[0] * bound[1] * bound[2] if bound else None,
+                   cluster_dims=bounds.get(_EIATTR_CTA_PER_CLUSTER, (0, 0, 0)), explicit_cluster=explicit)
+
+
+def _cubin_contents(sections: list[_Section], base: KernelAttributes,
+                    ) -> tuple[dict[str, KernelInfo], dict[str, GlobalInfo]]:
     by_name = {s.name: s for s in sections}
     symbols = _elf_symbols(sections)
+    module_info = by_name[".nv.info"].data if ".nv.info" in by_name and symbols is not None else b""
+    regs = _per_function(module_info, _EIATTR_REGCOUNT, symbols or [])
+    frames = _per_function(module_info, _EIATTR_FRAME_SIZE, symbols or [])
     if symbols is None:
         names = [s.name[6:] for s in sections
                  if s.name.startswith(".text.") and ".nv.info." + s.name[6:] in by_name]
@@ -522,8 +694,11 @@ def _cubin_contents(sections: list[_Section]) -> tuple[dict[str, KernelInfo], di
                  and 0 < sym.shndx < len(sections) and sections[sym.shndx].name == ".text." + sym.name]
     kernels: dict[str, KernelInfo] = {}
     for name in names:
-        info = by_name.get(".nv.info." + name)
-        kernels[name] = _kernel_from_nv_info(name, info.data if info is not None else b"")
+        section = by_name.get(".nv.info." + name)
+        info = section.data if section is not None else b""
+        kernel = _kernel_from_nv_info(name, info)
+        variant = _cubin_attributes(name, base, by_name, info, regs, frames)
+        kernels[name] = replace(kernel, variants=(variant,))
     globals_: dict[str, GlobalInfo] = {}
     for sym in symbols or ():
         if sym.type != _STT_OBJECT or not sym.name or not 0 < sym.shndx < min(len(sections),
@@ -671,7 +846,9 @@ def _merge(kind: str, images: list[ModuleImage], extra_skipped: Iterable[str]) -
     globals_: dict[str, GlobalInfo] = {}
     for image in sorted(images, key=preference):
         for name, kernel in image.kernels.items():
-            kernels.setdefault(name, kernel)
+            known = kernels.get(name)
+            kernels[name] = kernel if known is None else replace(
+                known, variants=known.variants + kernel.variants)
         for name, var in image.globals.items():
             globals_.setdefault(name, var)
     parts = tuple(p for img in images for p in img.parts)

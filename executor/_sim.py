@@ -30,10 +30,11 @@ cross-stream order hold trivially — or, on a capturing stream, records it into
   guest's host buffer is not ours to read or write when the graph is launched later — so they fail
   with ``CUDA_ERROR_NOT_SUPPORTED`` and invalidate the capture (the graph would miss them).
 
-*Kernels*: modules load, and their kernels, parameter layouts and globals are found, for any real
-image (``_sim_modules``); a launch runs only a kernel with a NumPy reference (``_kernels``, matched by
-mangled name) and is ``CUDA_ERROR_NOT_SUPPORTED`` for any other, logged. A bad pointer inside a
-reference kernel is a sticky ``CUDA_ERROR_ILLEGAL_ADDRESS``, as a fault is on a GPU.
+*Kernels*: modules load, and their kernels, parameter layouts, globals and function attributes
+are found, for any real image (``_sim_modules``); a launch runs only a kernel with a NumPy reference
+(``_kernels``, matched by mangled name) and is ``CUDA_ERROR_NOT_SUPPORTED`` for any other, logged. A
+bad pointer inside a reference kernel is a sticky ``CUDA_ERROR_ILLEGAL_ADDRESS``, as a fault is on a
+GPU.
 
 *Deliberate simplifications*: every resource belongs to the VM rather than to a context (contexts are
 bookkeeping; no call needs a current one, and releasing or destroying a context frees nothing).
@@ -76,9 +77,11 @@ from protocol.models import (
     EventRecordArgs,
     FlagsArgs,
     FuncArgs,
+    FuncGetAttributeArgs,
     FuncParamInfoArgs,
     FuncParamInfoResult,
     FuncParamLayoutResult,
+    FuncSetAttributeArgs,
     FunctionResult,
     GemmBatchedExArgs,
     GemmExArgs,
@@ -125,7 +128,7 @@ from ._kernels import LaunchDims, reference_kernel
 from ._sim_blas import ITEMSIZE, GemmShape, check_gemm_types, gemm, gemm_ranges
 from ._sim_graph import Capture, EventState, Graph, GraphExec, StreamState
 from ._sim_memory import Bytes, DeviceMemory
-from ._sim_modules import SimModules, symbol_name
+from ._sim_modules import FunctionLimits, SimFunction, SimModules, symbol_name
 
 __all__ = ["SimExecutor", "device_attributes"]
 
@@ -145,7 +148,6 @@ _RELAXED = StreamCaptureMode.CU_STREAM_CAPTURE_MODE_RELAXED
 MAX_THREADS_PER_BLOCK: Final = 1024
 MAX_BLOCK_DIM: Final = (1024, 1024, 64)
 MAX_GRID_DIM: Final = (2**31 - 1, 65535, 65535)
-MAX_SHARED_PER_BLOCK: Final = 48 * 1024
 #: the most GEMMs one batched call may ask the simulator for: each is a NumPy call of its own, and a
 #: guest's ``batch_count`` of 2**31 over one tiny matrix would otherwise build billions of them (host
 #: memory, not the VM's quota); a GPU runs such a batch in milliseconds, the simulator refuses it
@@ -198,8 +200,12 @@ class SimExecutor(Executor):
         # where another kind is expected is always refused, never mistaken for one of that kind
         ids = itertools.count(1)
         self.memory = DeviceMemory(config.total_memory, memory_quota, ids=ids)
-        self.modules = SimModules(self.memory, ids=ids)
         self._attributes = device_attributes(config)
+        major, minor = config.compute_capability
+        limits = FunctionLimits(  # from the device attributes: threads, registers, shared memory per block
+            major * 10 + minor, self._attributes[1], self._attributes[12], self._attributes[8],
+            self._attributes[97], self._attributes[10])
+        self.modules = SimModules(self.memory, limits, ids=ids)
         self._legacy = StreamState(0, 0)
         self._streams: HandleTable[StreamState] = HandleTable("stream", ids=ids)
         self._events: HandleTable[EventState] = HandleTable("event", ids=ids)
@@ -739,8 +745,14 @@ class SimExecutor(Executor):
             io.out_len = 8 * fit
         return FuncParamLayoutResult(count=len(kernel.params), param_bytes=kernel.param_bytes)
 
-    @staticmethod
-    def _check_launch(args: LaunchKernelArgs) -> LaunchDims:
+    def func_get_attribute(self, args: FuncGetAttributeArgs, io: CallIO) -> I32Result:
+        return I32Result(value=self.modules.attribute(args.function, args.attrib))
+
+    def func_set_attribute(self, args: FuncSetAttributeArgs, io: CallIO) -> NoResult:
+        self.modules.set_attribute(args.function, args.attrib, args.value)
+        return NoResult()
+
+    def _check_launch(self, args: LaunchKernelArgs, function: SimFunction) -> LaunchDims:
         block = (args.block_x, args.block_y, args.block_z)
         grid = (args.grid_x, args.grid_y, args.grid_z)
         threads = block[0] * block[1] * block[2]
@@ -751,16 +763,18 @@ class SimExecutor(Executor):
         if any(d > m for d, m in zip(grid, MAX_GRID_DIM, strict=True)):
             raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE,
                             f"cuLaunchKernel: grid {grid} exceeds the device's limits {MAX_GRID_DIM}")
-        if args.shared_mem_bytes > MAX_SHARED_PER_BLOCK:
+        limit = self.modules.dynamic_shared_limit(function)
+        if args.shared_mem_bytes > limit:
             raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE,
-                            f"cuLaunchKernel: {args.shared_mem_bytes} bytes of dynamic shared memory, the "
-                            f"limit is {MAX_SHARED_PER_BLOCK}")
+                            f"cuLaunchKernel: {args.shared_mem_bytes} bytes of dynamic shared memory, "
+                            f"{function.kernel.name} may use {limit} (its "
+                            "CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES)")
         return LaunchDims(grid, block, args.shared_mem_bytes)
 
     def launch_kernel(self, args: LaunchKernelArgs, io: CallIO) -> NoResult:
         function = self.modules.functions.get(args.function)
         kernel = function.kernel
-        dims = self._check_launch(args)
+        dims = self._check_launch(args, function)
         if len(io.inp) < kernel.param_bytes:
             raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE,
                             f"cuLaunchKernel: the parameter block has {len(io.inp)} bytes, {kernel.name} "

@@ -7,6 +7,19 @@ other. A function is a (module, kernel) pair; asking twice for the same name giv
 ``cuModuleGetFunction`` does. Unloading a module frees its globals and invalidates its functions.
 Whether a kernel can *run* is decided at launch (:func:`reference_kernel`): loading and looking up
 work for every kernel in the image, as on a GPU.
+
+Function attributes (``cuFuncGetAttribute``/``cuFuncSetAttribute``) come from the image entry the
+device would run, picked when the function is looked up as the driver picks it: a cubin of the same
+major architecture and no newer minor one (the highest such), else PTX for the highest virtual
+architecture not above the device's (which the driver would compile). A value is answered only when
+that entry records it (see ``_modules``) or it follows from the device's limits; anything else is
+``CUDA_ERROR_NOT_SUPPORTED`` with the reason. ``MAX_THREADS_PER_BLOCK`` is the least of the device's
+limit, the launch bound, and what the register file holds: registers are allocated per warp in units
+of 256 and, by the hardware's check (as ``cuda_occupancy.h`` states it), to warps in groups of four
+sub-partitions. ``MAX_DYNAMIC_SHARED_SIZE_BYTES`` defaults to the device's 48 KiB per block less the
+static shared memory (0 when that is more) and may be raised to the opt-in limit less the static
+size; a launch asking more dynamic shared memory than it is ``CUDA_ERROR_INVALID_VALUE``. Settings
+live with the function and end with its module.
 """
 
 from __future__ import annotations
@@ -16,17 +29,58 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from protocol import CUresult
+from protocol import CUresult, FunctionAttribute
 
 from ._base import HandleTable
 from ._errors import CudaError
-from ._modules import KernelInfo, ModuleImage, parse_module_image
+from ._modules import KernelAttributes, KernelInfo, ModuleImage, parse_module_image
 from ._sim_memory import DeviceMemory
 
-__all__ = ["SimFunction", "SimModule", "SimModules", "symbol_name"]
+__all__ = ["FunctionLimits", "SimFunction", "SimModule", "SimModules", "device_variant",
+           "max_threads_per_block", "symbol_name"]
 
 #: the longest kernel or global name we accept (mangled C++ names get long, not this long)
 MAX_NAME_BYTES = 4096
+
+A = FunctionAttribute
+#: registers go to warps in units of this many; the hardware checks them per group of sub-partitions
+_REGISTER_UNIT = 256
+_SUB_PARTITIONS = 4
+_CLUSTER_DIMS = (A.CU_FUNC_ATTRIBUTE_REQUIRED_CLUSTER_WIDTH, A.CU_FUNC_ATTRIBUTE_REQUIRED_CLUSTER_HEIGHT,
+                 A.CU_FUNC_ATTRIBUTE_REQUIRED_CLUSTER_DEPTH)
+#: what cuFuncSetAttribute accepts, with the values CUDA allows (clusters: checked at launch)
+_SETTABLE: dict[FunctionAttribute, range | None] = {
+    A.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES: None,  # against the opt-in limit
+    A.CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT: range(-1, 101),  # percent, -1 = no preference
+    **dict.fromkeys(_CLUSTER_DIMS, range(0, 2**31)),
+    A.CU_FUNC_ATTRIBUTE_NON_PORTABLE_CLUSTER_SIZE_ALLOWED: range(0, 2),
+    A.CU_FUNC_ATTRIBUTE_CLUSTER_SCHEDULING_POLICY_PREFERENCE: range(0, 3),  # CUclusterSchedulingPolicy
+}
+#: why a PTX entry cannot say what the driver's JIT compilation would decide
+_JIT_DECIDES = {
+    A.CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK: "without a .maxntid or .reqntid it depends on the registers "
+                                               "the JIT compiler allocates",
+    A.CU_FUNC_ATTRIBUTE_NUM_REGS: "its register count is the JIT compiler's choice",
+    A.CU_FUNC_ATTRIBUTE_LOCAL_SIZE_BYTES: "its local memory is the JIT compiler's choice",
+    A.CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES: "the module declares static .shared variables, which the JIT "
+                                           "compiler lays out",
+    A.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES: "its default is the device's limit less the static "
+                                                       "shared memory, which the JIT compiler lays out",
+    A.CU_FUNC_ATTRIBUTE_CONST_SIZE_BYTES: "the module declares .const variables, which the JIT compiler "
+                                          "lays out",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionLimits:
+    """The device limits function attributes derive from (the simulated device's attributes)."""
+
+    compute_capability: int  # major * 10 + minor
+    max_threads_per_block: int
+    registers_per_block: int
+    shared_per_block: int
+    shared_per_block_optin: int
+    warp_size: int
 
 
 @dataclass(eq=False, slots=True)
@@ -40,6 +94,31 @@ class SimModule:
 class SimFunction:
     module: int
     kernel: KernelInfo
+    variant: KernelAttributes | None  # the image entry the device runs; None when none fits it
+    settings: dict[FunctionAttribute, int] = field(default_factory=dict)  # cuFuncSetAttribute's
+
+
+def max_threads_per_block(v: KernelAttributes, limits: FunctionLimits) -> int | None:
+    """The largest block a launch of the kernel may have: the device's limit, its launch bound, and
+    for a cubin what the register file holds (None when that is unknown)."""
+    most = min(limits.max_threads_per_block, v.max_threads or limits.max_threads_per_block)
+    if v.source == "ptx":  # the JIT compiler allocates registers to honour a launch bound
+        return most if v.max_threads is not None else None
+    if v.num_regs is None:
+        return None
+    per_warp = -(-v.num_regs * limits.warp_size // _REGISTER_UNIT) * _REGISTER_UNIT
+    if per_warp:
+        warps = limits.registers_per_block // (per_warp * _SUB_PARTITIONS) * _SUB_PARTITIONS
+        most = min(most, warps * limits.warp_size)
+    return most
+
+
+def device_variant(kernel: KernelInfo, compute_capability: int) -> KernelAttributes | None:
+    """The entry the driver would use on a device of ``compute_capability`` (major * 10 + minor)."""
+    cubins = [v for v in kernel.variants if v.source == "cubin"
+              and v.arch // 10 == compute_capability // 10 and v.arch <= compute_capability]
+    ptx = [v for v in kernel.variants if v.source == "ptx" and v.arch <= compute_capability]
+    return max(cubins or ptx, key=lambda v: v.arch, default=None)
 
 
 def symbol_name(data: memoryview | bytes, what: str) -> str:
@@ -61,8 +140,10 @@ def symbol_name(data: memoryview | bytes, what: str) -> str:
 class SimModules:
     """One VM's loaded modules and the functions looked up in them."""
 
-    def __init__(self, memory: DeviceMemory, *, ids: Iterator[int] | None = None) -> None:
+    def __init__(self, memory: DeviceMemory, limits: FunctionLimits, *,
+                 ids: Iterator[int] | None = None) -> None:
         self._memory = memory
+        self.limits = limits
         self.modules: HandleTable[SimModule] = HandleTable("module", ids=ids)
         self.functions: HandleTable[SimFunction] = HandleTable("function", ids=ids)
 
@@ -98,7 +179,8 @@ class SimModules:
         if kernel is None:
             raise CudaError(CUresult.CUDA_ERROR_NOT_FOUND,
                             f"cuModuleGetFunction: module {handle} has no kernel {name!r}")
-        function = self.functions.add(SimFunction(handle, kernel))
+        variant = device_variant(kernel, self.limits.compute_capability)
+        function = self.functions.add(SimFunction(handle, kernel, variant))
         module.functions[name] = function
         return function
 
@@ -109,6 +191,108 @@ class SimModules:
             raise CudaError(CUresult.CUDA_ERROR_NOT_FOUND,
                             f"cuModuleGetGlobal: module {handle} has no global {name!r}")
         return found
+
+    # -- function attributes ---------------------------------------------------------------------
+
+    def attribute(self, handle: int, attrib: FunctionAttribute) -> int:
+        """``cuFuncGetAttribute``: the value, or CUDA_ERROR_NOT_SUPPORTED when the image does not say."""
+        function = self.functions.get(handle)
+        value = self._value(function, attrib)
+        if value is None:
+            raise CudaError(CUresult.CUDA_ERROR_NOT_SUPPORTED,
+                            f"cuFuncGetAttribute({attrib.name}) of {function.kernel.name}: "
+                            f"{self._unknown(function, attrib)}")
+        return value
+
+    def set_attribute(self, handle: int, attrib: FunctionAttribute, value: int) -> None:
+        """``cuFuncSetAttribute``, validated as CUDA validates it."""
+        function = self.functions.get(handle)
+        what = f"cuFuncSetAttribute({attrib.name}, {value}) of {function.kernel.name}"
+        if attrib not in _SETTABLE:
+            raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE, f"{what}: the attribute is read-only")
+        allowed = _SETTABLE[attrib]
+        if allowed is not None and value not in allowed:
+            raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE,
+                            f"{what}: the value must lie in [{allowed.start}, {allowed.stop - 1}]")
+        variant = function.variant
+        if attrib == A.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES:
+            static = variant.static_shared if variant is not None else None
+            if static is None:
+                raise CudaError(CUresult.CUDA_ERROR_NOT_SUPPORTED,
+                                f"{what}: the limit depends on the static shared memory, and "
+                                f"{self._unknown(function, A.CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES)}")
+            most = self.limits.shared_per_block_optin - static
+            if not 0 <= value <= most:
+                raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE,
+                                f"{what}: the kernel may use between 0 and {most} bytes of dynamic shared "
+                                f"memory (the device's opt-in {self.limits.shared_per_block_optin} bytes per "
+                                f"block less {static} static)")
+        elif attrib in _CLUSTER_DIMS:
+            if variant is None:
+                raise CudaError(CUresult.CUDA_ERROR_NOT_SUPPORTED,
+                                f"{what}: {self._unknown(function, attrib)}")
+            if variant.cluster_dims != (0, 0, 0):
+                raise CudaError(CUresult.CUDA_ERROR_NOT_PERMITTED,
+                                f"{what}: the kernel was compiled with cluster dimensions "
+                                f"{variant.cluster_dims}")
+        function.settings[attrib] = value
+
+    def dynamic_shared_limit(self, function: SimFunction) -> int:
+        """The most dynamic shared memory a launch of ``function`` may ask for. Without a readable
+        static size (PTX that declares shared variables) the device's per-block limit stands in."""
+        chosen = function.settings.get(A.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES)
+        if chosen is not None:
+            return chosen
+        static = function.variant.static_shared if function.variant is not None else None
+        return self._default_dynamic(static or 0)
+
+    def _default_dynamic(self, static: int) -> int:
+        return max(self.limits.shared_per_block - static, 0)
+
+    def _value(self, function: SimFunction, attrib: FunctionAttribute) -> int | None:
+        chosen = function.settings.get(attrib)
+        if attrib == A.CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT:
+            return -1 if chosen is None else chosen
+        if attrib in (A.CU_FUNC_ATTRIBUTE_NON_PORTABLE_CLUSTER_SIZE_ALLOWED,
+                      A.CU_FUNC_ATTRIBUTE_CLUSTER_SCHEDULING_POLICY_PREFERENCE):
+            return chosen or 0
+        v = function.variant
+        if v is None:
+            return None
+        if attrib in _CLUSTER_DIMS:
+            return v.cluster_dims[_CLUSTER_DIMS.index(attrib)] or chosen or 0
+        if attrib == A.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES:
+            if chosen is not None:
+                return chosen
+            return None if v.static_shared is None else self._default_dynamic(v.static_shared)
+        binary = v.arch if v.source == "cubin" else self.limits.compute_capability  # PTX: built for us
+        recorded: dict[FunctionAttribute, int | None] = {
+            A.CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK: max_threads_per_block(v, self.limits),
+            A.CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES: v.static_shared,
+            A.CU_FUNC_ATTRIBUTE_CONST_SIZE_BYTES: v.const_bytes,
+            A.CU_FUNC_ATTRIBUTE_LOCAL_SIZE_BYTES: v.local_bytes,
+            A.CU_FUNC_ATTRIBUTE_NUM_REGS: v.num_regs,
+            A.CU_FUNC_ATTRIBUTE_PTX_VERSION: v.ptx_version,
+            A.CU_FUNC_ATTRIBUTE_BINARY_VERSION: binary,
+            A.CU_FUNC_ATTRIBUTE_CACHE_MODE_CA: v.cache_mode_ca,
+            A.CU_FUNC_ATTRIBUTE_CLUSTER_SIZE_MUST_BE_SET: int(v.explicit_cluster),
+        }
+        return recorded[attrib]
+
+    def _unknown(self, function: SimFunction, attrib: FunctionAttribute) -> str:
+        """Why the simulator cannot answer ``attrib`` for ``function``."""
+        v = function.variant
+        cc = self.limits.compute_capability
+        if v is None:
+            image = self.modules.get(function.module).image
+            read = ", ".join(image.parts) or "none"
+            skipped = f"; skipped: {'; '.join(image.skipped)}" if image.skipped else ""
+            return (f"no entry of the module image that the simulator read runs on compute capability "
+                    f"{cc // 10}.{cc % 10} (read: {read}{skipped})")
+        if v.source == "ptx" and attrib in _JIT_DECIDES:
+            return ("the kernel comes from PTX that the driver would compile at load time, and "
+                    f"{_JIT_DECIDES[attrib]}")
+        return f"its sm_{v.arch} cubin does not record it"
 
     def symbols(self, function: SimFunction) -> dict[str, int]:
         """The device addresses of the function's module globals, by name (for reference kernels)."""

@@ -103,8 +103,10 @@ def test_a_nul_terminated_ptx_image_is_read_as_text() -> None:
 
 def test_kernel_info_records_name_and_params() -> None:
     image = parse_module_image(load("test_kernels.cubin"))
-    assert image.kernels["_Z9scale_f32Pffi"] == KernelInfo(
-        "_Z9scale_f32Pffi", (ParamInfo(0, 8), ParamInfo(8, 4), ParamInfo(12, 4)), 16)
+    kernel = image.kernels["_Z9scale_f32Pffi"]
+    assert kernel == KernelInfo("_Z9scale_f32Pffi", (ParamInfo(0, 8), ParamInfo(8, 4), ParamInfo(12, 4)), 16,
+                                kernel.variants)
+    assert [(v.source, v.arch) for v in kernel.variants] == [("cubin", 90)]  # test_func_attributes.py: the rest
 
 
 def test_nvccs_default_zstd_ptx_entry_is_skipped_when_elf_entries_describe_the_module() -> None:
