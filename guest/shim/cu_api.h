@@ -104,6 +104,8 @@ CUresult cuModuleGetFunction(CUfunction *out, CUmodule m, const char *name);
 CUresult cuModuleGetGlobal_v2(CUdeviceptr *dptr, size_t *bytes, CUmodule m, const char *name);
 CUresult cuFuncGetParamInfo(CUfunction f, size_t index, size_t *offset, size_t *size);
 CUresult cuFuncGetName(const char **name, CUfunction f);
+CUresult cuFuncGetAttribute(int *value, int attrib, CUfunction f);
+CUresult cuFuncSetAttribute(CUfunction f, int attrib, int value);
 CUresult cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx,
                         unsigned int by, unsigned int bz, unsigned int shared, CUstream s, void **params,
                         void **extra);

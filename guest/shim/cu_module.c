@@ -7,6 +7,10 @@
  * last section or header table, anything else is PTX text up to its NUL. The host parses the
  * image (and refuses what it cannot use).
  *
+ * Function attributes are asked of and set on the host, which also refuses a launch asking more
+ * dynamic shared memory than the function's CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES (like
+ * any refusal of a posted launch, reported by the next call that waits).
+ *
  * A launch packs the kernel's parameters by the layout the host reports for the function
  * (vgpuFuncGetParamLayout: offset and size of each parameter), fetched once per function and kept
  * in its record, and posts the launch with that block as payload. Launch dimensions are checked
@@ -194,6 +198,38 @@ CUresult cuFuncGetName(const char **name, CUfunction f)
         return CUDA_ERROR_INVALID_HANDLE;
     *name = f->name;
     return CUDA_SUCCESS;
+}
+
+/* Function attributes are the host's: what its backend knows of the kernel (the sim backend answers
+ * CUDA_ERROR_NOT_SUPPORTED for what the module image does not record) and what was set there. */
+static int valid_attribute(int attrib)
+{
+    return attrib >= VGPU_CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK &&
+           attrib <= VGPU_CU_FUNC_ATTRIBUTE_CLUSTER_SCHEDULING_POLICY_PREFERENCE;
+}
+
+CUresult cuFuncGetAttribute(int *value, int attrib, CUfunction f)
+{
+    if (!value || !valid_attribute(attrib))
+        return CUDA_ERROR_INVALID_VALUE;
+    if (!VGPU_CHECK_HANDLE(f, VGPU_MAGIC_FUNC))
+        return CUDA_ERROR_INVALID_HANDLE;
+    struct vgpu_args_func_get_attribute a = {.attrib = (uint32_t)attrib, .function = f->id};
+    struct vgpu_result_func_get_attribute r;
+    CUresult rc = vgpu_cu_call(VGPU_CALL_FUNC_GET_ATTRIBUTE, &a, sizeof a, &r, sizeof r);
+    if (rc == CUDA_SUCCESS)
+        *value = r.value;
+    return rc;
+}
+
+CUresult cuFuncSetAttribute(CUfunction f, int attrib, int value)
+{
+    if (!VGPU_CHECK_HANDLE(f, VGPU_MAGIC_FUNC))
+        return CUDA_ERROR_INVALID_HANDLE;
+    if (!valid_attribute(attrib))
+        return CUDA_ERROR_INVALID_VALUE;
+    struct vgpu_args_func_set_attribute a = {.function = f->id, .attrib = (uint32_t)attrib, .value = value};
+    return vgpu_cu_call(VGPU_CALL_FUNC_SET_ATTRIBUTE, &a, sizeof a, NULL, 0);
 }
 
 /* -- launches ---------------------------------------------------------------------------------- */

@@ -12,11 +12,13 @@
  * Registration only records: a fatbin is loaded on the host (cuModuleLoadData) the first time one
  * of its kernels or variables is used, and each kernel's CUfunction is looked up once.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cu_api.h"
 #include "rt_internal.h"
+#include "vgpu_protocol.h"
 
 /* -- the registry: host function / variable address -> record, in open-addressed tables -------- */
 
@@ -338,10 +340,82 @@ cudaError_t cudaGetFuncBySymbol(cudaFunction_t *function, const void *func)
 
 cudaError_t cudaGetKernel(cudaKernel_t *kernel, const void *func) { return __cudaGetKernel(kernel, func); }
 
+/* The kernel's CUfunction, its fatbin loaded on the host first. */
+static cudaError_t function_of(const void *func, CUfunction *f)
+{
+    struct CUkern_st *k;
+    cudaError_t err = rt_init();
+    if (err || (err = rt_kernel_of(func, &k)))
+        return err;
+    return rt_kernel_function(k, f);
+}
+
+/* cudaFuncAttribute's values are CUfunction_attribute's (8-15). */
+cudaError_t cudaFuncSetAttribute(const void *func, enum cudaFuncAttribute attr, int value)
+{
+    CUfunction f;
+    cudaError_t err = function_of(func, &f);
+    if (err)
+        return rt_ret(err);
+    if (attr < cudaFuncAttributeMaxDynamicSharedMemorySize || attr >= cudaFuncAttributeMax)
+        return rt_ret(cudaErrorInvalidValue);
+    return rt_ret(rt_err(cuFuncSetAttribute(f, (int)attr, value)));
+}
+
+/* Each field of cudaFuncAttributes and the attribute that fills it (`wide`: a size_t field). */
+#define ATTR(f, a, w) {offsetof(struct cudaFuncAttributes, f), VGPU_CU_FUNC_ATTRIBUTE_##a, w}
+static const struct { size_t offset; int attrib, wide; } func_fields[] = {
+    ATTR(sharedSizeBytes, SHARED_SIZE_BYTES, 1), ATTR(constSizeBytes, CONST_SIZE_BYTES, 1),
+    ATTR(localSizeBytes, LOCAL_SIZE_BYTES, 1), ATTR(maxThreadsPerBlock, MAX_THREADS_PER_BLOCK, 0),
+    ATTR(numRegs, NUM_REGS, 0), ATTR(ptxVersion, PTX_VERSION, 0), ATTR(binaryVersion, BINARY_VERSION, 0),
+    ATTR(cacheModeCA, CACHE_MODE_CA, 0), ATTR(maxDynamicSharedSizeBytes, MAX_DYNAMIC_SHARED_SIZE_BYTES, 0),
+    ATTR(preferredShmemCarveout, PREFERRED_SHARED_MEMORY_CARVEOUT, 0),
+    ATTR(clusterDimMustBeSet, CLUSTER_SIZE_MUST_BE_SET, 0), ATTR(requiredClusterWidth, REQUIRED_CLUSTER_WIDTH, 0),
+    ATTR(requiredClusterHeight, REQUIRED_CLUSTER_HEIGHT, 0), ATTR(requiredClusterDepth, REQUIRED_CLUSTER_DEPTH, 0),
+    ATTR(clusterSchedulingPolicyPreference, CLUSTER_SCHEDULING_POLICY_PREFERENCE, 0),
+    ATTR(nonPortableClusterSizeAllowed, NON_PORTABLE_CLUSTER_SIZE_ALLOWED, 0),
+};
+
+/* All or nothing, as CUDA's: one attribute the host cannot answer fails the call with its status
+ * (the sim backend's CUDA_ERROR_NOT_SUPPORTED for what the image does not record) and leaves *attr
+ * untouched. One round trip per field. */
+cudaError_t cudaFuncGetAttributes(struct cudaFuncAttributes *attr, const void *func)
+{
+    if (!attr)
+        return rt_ret(cudaErrorInvalidValue);
+    CUfunction f;
+    cudaError_t err = function_of(func, &f);
+    if (err)
+        return rt_ret(err);
+    struct cudaFuncAttributes got;
+    memset(&got, 0, sizeof got);
+    for (size_t i = 0; i < sizeof func_fields / sizeof func_fields[0]; i++) {
+        int value;
+        CUresult rc = cuFuncGetAttribute(&value, func_fields[i].attrib, f);
+        if (rc) {
+            static int once;
+            if (!__atomic_exchange_n(&once, 1, __ATOMIC_RELAXED))
+                vgpu_shim_log("cudaFuncGetAttributes: the host answers function attribute %d with error %d "
+                              "(the mediator's log says why)", func_fields[i].attrib, rc);
+            return rt_ret(rt_err(rc));
+        }
+        char *field = (char *)&got + func_fields[i].offset;
+        if (func_fields[i].wide) {
+            size_t wide = (size_t)(value < 0 ? 0 : value);
+            memcpy(field, &wide, sizeof wide);
+        } else {
+            memcpy(field, &value, sizeof value);
+        }
+    }
+    *attr = got;
+    return cudaSuccess;
+}
+
 /*
  * Resident blocks per multiprocessor from the device's limits: threads (in whole warps), blocks
- * and shared memory per multiprocessor. The host reports no kernel's register count, so register
- * pressure is not counted: the answer is an upper bound (exact for kernels not limited by it).
+ * and shared memory per multiprocessor. Register pressure is not counted (a kernel's register
+ * count is a round trip away, and the sim backend knows it only for cubins): the answer is an
+ * upper bound (exact for kernels not limited by it).
  */
 static cudaError_t occupancy(int *blocks, const void *func, int block_size, size_t dynamic_smem)
 {

@@ -25,7 +25,7 @@ VERSION_NODES = {"cuda": None, "cudart": "libcudart.so.13", "cublas": "libcublas
 PROGRAM_CHECKS: dict[str, tuple[str, ...]] = {
     "vector_add": ("device_count", "device_properties", "versions", "malloc", "copy_in", "vector_add",
                    "scale_f32", "device_variable", "pointer_attributes", "invalid_configuration",
-                   "unreferenced_kernel", "timings", "free"),
+                   "func_attributes", "func_set_attribute", "unreferenced_kernel", "timings", "free"),
     "gemm": ("handle", "sgemm", "gemm_ex", "gemm_strided_batched_ex", "gemm_batched_ex", "invalid_lda",
              "latched_gemm_error", "destroy"),
     "streams_events": ("pinned_alloc", "streams", "events", "two_streams", "event_timing",

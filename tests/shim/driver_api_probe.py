@@ -82,6 +82,36 @@ for image in ("test_kernels.fatbin", "test_kernels.cubin", "test_kernels.ptx"):
     report(f"module_{image.split('.', 1)[1].replace('.', '_')}", rcs == [0] * len(rcs) and
            all(g == i * 1.5 for i, g in enumerate(got)), f"status={rcs}")
 
+# -- function attributes: the host's answers for the fatbin's sm_90 softmax_rows, a limit raised and
+# read back, what the shim refuses itself, a launch past the limit refused by the host (reported by
+# the next synchronize, as posted launches are), and a function whose module is gone
+MAX_THREADS, SHARED, NUM_REGS, MAX_DYNAMIC = 0, 1, 4, 8
+module, fn = ct.c_void_p(), ct.c_void_p()
+rcs = [cuda.cuModuleLoadData(ct.byref(module), kernels.joinpath("test_kernels.fatbin").read_bytes()),
+       cuda.cuModuleGetFunction(ct.byref(fn), module, b"_Z12softmax_rowsPKfPfii")]
+values = []
+for attrib in (MAX_THREADS, SHARED, NUM_REGS, MAX_DYNAMIC):
+    value = ct.c_int(-7)
+    rcs.append(cuda.cuFuncGetAttribute(ct.byref(value), attrib, fn))
+    values.append(value.value)
+raised = ct.c_int()
+rcs += [cuda.cuFuncSetAttribute(fn, MAX_DYNAMIC, 96 * 1024), cuda.cuFuncGetAttribute(ct.byref(raised), MAX_DYNAMIC, fn)]
+refused = [cuda.cuFuncGetAttribute(ct.byref(raised), 99, fn), cuda.cuFuncGetAttribute(None, NUM_REGS, fn),
+           cuda.cuFuncSetAttribute(fn, NUM_REGS, 1), cuda.cuFuncSetAttribute(fn, MAX_DYNAMIC, 1 << 30),
+           cuda.cuFuncSetAttribute(None, MAX_DYNAMIC, 0)]
+rows, cols = ct.c_int(1), ct.c_int(32)
+params = (ct.c_void_p * 4)(ct.addressof(dx), ct.addressof(dx), ct.addressof(rows), ct.addressof(cols))
+posted = [cuda.cuLaunchKernel(fn, 1, 1, 1, 32, 1, 1, 96 * 1024, None, params, None),
+          cuda.cuLaunchKernel(fn, 1, 1, 1, 32, 1, 1, 96 * 1024 + 1, None, params, None)]
+latched = cuda.cuCtxSynchronize()
+rcs.append(cuda.cuModuleUnload(module))
+stale = cuda.cuFuncGetAttribute(ct.byref(raised), NUM_REGS, fn)
+report("func_attributes", rcs == [0] * len(rcs) and values == [1024, 8192, 20, 40 * 1024] and
+       raised.value == 96 * 1024 and refused == [1, 1, 1, 1, 400] and posted == [0, 0] and latched == 1 and
+       stale == 400,
+       f"values={values} raised={raised.value} refused={refused} posted={posted} latched={latched} "
+       f"stale={stale} status={rcs}")
+
 # -- a function resolved through cuGetProcAddress is the library's own
 fn_ptr, status = ct.c_void_p(), ct.c_int()
 rc = cuda.cuGetProcAddress_v2(b"cuMemFree", ct.byref(fn_ptr), 13000, u64(0), ct.byref(status))

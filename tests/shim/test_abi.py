@@ -24,6 +24,7 @@ CUDA_INCLUDE = Path("/usr/local/cuda/include")
 CUBLAS_INCLUDE = REPO / "build" / "shim-rebuild" / "wheel" / "nvidia" / "cu13" / "include"
 STRUCTS = {  # ours -> NVIDIA's
     "struct cudaDeviceProp": "cudaDeviceProp", "struct cudaPointerAttributes": "cudaPointerAttributes",
+    "struct cudaFuncAttributes": "cudaFuncAttributes",
     "CUmemAllocationProp": "CUmemAllocationProp", "CUmemAccessDesc": "CUmemAccessDesc",
     "CUmemLocation": "CUmemLocation", "CUuuid": "CUuuid", "dim3": "dim3",
 }

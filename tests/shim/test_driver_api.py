@@ -1,6 +1,7 @@
 """The driver API of libcuda.so.1 without the runtime: the VMM calls GGML's pool uses, modules loaded from
 each image format (a fatbin, a cubin, PTX) whose sizes the shim reads from the images, launches with
-argument pointers and with a caller-packed block, and a function reached through cuGetProcAddress.
+argument pointers and with a caller-packed block, function attributes (read, raised, refused, and the
+launch limit they set), and a function reached through cuGetProcAddress.
 A mediator (sim) serves the socket; the program is ``driver_api_probe.py`` in its own process."""
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from tests.qemu._support import REPO, SelftestReport
 from ._support import ShimBuild
 
 PROBE = Path(__file__).resolve().parent / "driver_api_probe.py"
-CHECKS = ("init", "vmm", "module_fatbin", "module_cubin", "module_ptx", "proc_address_call")
+CHECKS = ("init", "vmm", "module_fatbin", "module_cubin", "module_ptx", "func_attributes", "proc_address_call")
 
 
 @pytest.mark.slow

@@ -82,6 +82,57 @@ int main() {
     e = cudaGetLastError();
     report("invalid_configuration", e == cudaErrorInvalidConfiguration, "status=%d (%s)", STATUS(e));
 
+    // function attributes of softmax_rows (8 KiB of static shared memory): its figures, the dynamic
+    // shared memory limit it launches under, raised as GGML raises it, and what CUDA refuses
+    cudaFuncAttributes fa;
+    memset(&fa, 0, sizeof fa);
+    e = cudaFuncGetAttributes(&fa, softmax_rows);
+    const int default_dynamic = static_cast<int>(prop.sharedMemPerBlock) - 8192;
+    report("func_attributes", !e && fa.sharedSizeBytes == 8192 && fa.localSizeBytes == 0 && fa.numRegs > 0 &&
+               fa.maxThreadsPerBlock == 1024 && fa.maxDynamicSharedSizeBytes == default_dynamic &&
+               fa.preferredShmemCarveout == -1 && fa.binaryVersion == prop.major * 10 && fa.ptxVersion >= 80,
+           "shared=%zu const=%zu local=%zu regs=%d max_threads=%d ptx=%d binary=%d dynamic=%d carveout=%d "
+           "status=%d (%s)", fa.sharedSizeBytes, fa.constSizeBytes, fa.localSizeBytes, fa.numRegs,
+           fa.maxThreadsPerBlock, fa.ptxVersion, fa.binaryVersion, fa.maxDynamicSharedSizeBytes,
+           fa.preferredShmemCarveout, STATUS(e));
+
+    const int rows = 4, cols = 256, big = 64 * 1024;
+    softmax_rows<<<rows, 256, big>>>(da, dc, rows, cols);  // past the default limit: refused
+    cudaError_t at_launch = cudaGetLastError();  // a GPU refuses at once; the shim's posted launch
+    cudaError_t at_sync = cudaDeviceSynchronize();  // is refused by the host, reported here
+    cudaGetLastError();
+    e = cudaFuncSetAttribute(softmax_rows, cudaFuncAttributeMaxDynamicSharedMemorySize, big);
+    softmax_rows<<<rows, 256, big>>>(da, dc, rows, cols);
+    launch = cudaGetLastError();
+    sync = cudaDeviceSynchronize();
+    e2 = cudaMemcpy(c.data(), dc, rows * cols * sizeof(float), cudaMemcpyDeviceToHost);
+    double worst = 0;
+    for (int r = 0; r < rows; r++) {
+        double sum = 0;
+        for (int k = 0; k < cols; k++) sum += c[r * cols + k];
+        worst = fmax(worst, fabs(sum - 1.0));
+    }
+    cudaFuncAttributes raised;
+    memset(&raised, 0, sizeof raised);
+    e3 = cudaFuncGetAttributes(&raised, softmax_rows);
+    const int past_opt_in = static_cast<int>(prop.sharedMemPerBlockOptin) - 8192 + 1;
+    cudaError_t refused[] = {
+        cudaFuncSetAttribute(softmax_rows, cudaFuncAttributeMaxDynamicSharedMemorySize, past_opt_in),
+        cudaFuncSetAttribute(softmax_rows, cudaFuncAttributePreferredSharedMemoryCarveout, 101),
+        cudaFuncSetAttribute(softmax_rows, static_cast<cudaFuncAttribute>(3), 1),  // not settable
+        cudaFuncSetAttribute(reinterpret_cast<const void*>(&prop), cudaFuncAttributeMaxDynamicSharedMemorySize, 0),
+    };
+    cudaError_t carveout = cudaFuncSetAttribute(softmax_rows, cudaFuncAttributePreferredSharedMemoryCarveout, 50);
+    cudaGetLastError();
+    report("func_set_attribute",
+           (at_launch == cudaErrorInvalidValue) != (at_sync == cudaErrorInvalidValue) && !e && !launch && !sync &&
+               !e2 && worst < 1e-4 && !e3 && raised.maxDynamicSharedSizeBytes == big &&
+               refused[0] == cudaErrorInvalidValue && refused[1] == cudaErrorInvalidValue &&
+               refused[2] == cudaErrorInvalidValue && refused[3] == cudaErrorInvalidDeviceFunction && !carveout,
+           "default_refused=%d/%d set=%d launch=%d sync=%d row_sum_error=%.2g raised=%d refused=%d/%d/%d/%d "
+           "carveout=%d", at_launch, at_sync, e, launch, sync, worst, raised.maxDynamicSharedSizeBytes,
+           refused[0], refused[1], refused[2], refused[3], carveout);
+
     // a kernel the sim backend has no reference for: posted, its failure reported at the next sync
     mystery_kernel<<<1, 1>>>('x', 1.5, dc, Pair{2, 3}, 4);
     cudaError_t posted = cudaGetLastError();
