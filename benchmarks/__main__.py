@@ -49,33 +49,49 @@ def percentiles(samples: list[int]) -> dict[str, float]:
 PARTS = ("rtt", "async", "copies", "multi")
 
 
+def pin_plan(pin: bool) -> tuple[set[int], set[int]] | None:
+    """With ``pin``: (the guest's CPU, the others) for the single-VM parts, or None."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if not pin or len(cpus) < 2:
+        return None
+    return {cpus[0]}, set(cpus[1:])
+
+
 def run(plan: dict[str, Any], workdir: Path, parts: Sequence[str] = PARTS,
-        backend: str = "sim") -> dict[str, Any]:
+        backend: str = "sim", pin: bool = False) -> dict[str, Any]:
     for name in ("polling", "sleeping", "multi"):
         (workdir / name).mkdir()
     results: dict[str, Any] = {"plan": plan, "parts": list(parts), "loadavg_start": os.getloadavg(),
-                               "cpus": os.cpu_count(), "accelerated": ACCELERATED, "backend": backend}
+                               "cpus": os.cpu_count(), "accelerated": ACCELERATED, "backend": backend,
+                               "pinned": pin}
+    everywhere = os.sched_getaffinity(0)
+    pins = pin_plan(pin)
+    host_cpus = pins[1] if pins else None
+    if pins:  # the guest (this process) on one CPU, the mediator or the floor's host on the others
+        os.sched_setaffinity(0, pins[0])
     n = plan["rtt"]
     if "rtt" in parts:
-        results["floor_ring_pingpong"] = percentiles(ring_pingpong(n))
-        results["floor_eventfd_pingpong"] = percentiles(eventfd_pingpong(n))
+        results["floor_ring_pingpong"] = percentiles(ring_pingpong(n, host_cpus))
+        results["floor_eventfd_pingpong"] = percentiles(eventfd_pingpong(n, host_cpus))
     if "async" in parts:
         results["floor_ring_calls_per_s"] = ring_throughput(plan["async"])
 
     if {"rtt", "async", "copies"} & set(parts):
-        with (running_mediator(workdir / "polling", backend=backend, vms=1,
-                               extra="poll_us = 1000000") as mediator,
-              GuestClient.connect(mediator.vm_socket(1)) as gpu):
-            gpu.init()
-            if "rtt" in parts:
-                results["rtt_polling"] = percentiles(sync_round_trips(gpu, n))
-                request(mediator.control, {"cmd": "trace", "vm": 1, "enable": True, "limit": 0})
-                results["rtt_polling_traced"] = percentiles(sync_round_trips(gpu, n))
-                request(mediator.control, {"cmd": "trace", "vm": 1, "enable": False, "limit": 0})
-            if "async" in parts:
-                results["async_calls_per_s"] = async_throughput(gpu, plan["async"])
-            if "copies" in parts:
-                copies = bandwidth(gpu, plan["sizes"])
+        with running_mediator(workdir / "polling", backend=backend, vms=1,
+                              extra="poll_us = 1000000") as mediator:
+            if host_cpus:
+                os.sched_setaffinity(mediator.proc.pid, host_cpus)  # its workers inherit it
+            with GuestClient.connect(mediator.vm_socket(1)) as gpu:
+                gpu.init()
+                if "rtt" in parts:
+                    results["rtt_polling"] = percentiles(sync_round_trips(gpu, n))
+                    request(mediator.control, {"cmd": "trace", "vm": 1, "enable": True, "limit": 0})
+                    results["rtt_polling_traced"] = percentiles(sync_round_trips(gpu, n))
+                    request(mediator.control, {"cmd": "trace", "vm": 1, "enable": False, "limit": 0})
+                if "async" in parts:
+                    results["async_calls_per_s"] = async_throughput(gpu, plan["async"])
+                if "copies" in parts:
+                    copies = bandwidth(gpu, plan["sizes"])
         if "copies" in parts:
             results["bandwidth"] = [{"bytes": size, "htod_Bps": up, "dtoh_Bps": down,
                                      "memcpy_Bps": memcpy_bandwidth(size)}
@@ -83,10 +99,13 @@ def run(plan: dict[str, Any], workdir: Path, parts: Sequence[str] = PARTS,
 
     if "rtt" in parts:
         with running_mediator(workdir / "sleeping", backend=backend, vms=1, extra="poll_us = 0") as mediator:
+            if host_cpus:
+                os.sched_setaffinity(mediator.proc.pid, host_cpus)
             with GuestClient.connect(mediator.vm_socket(1)) as gpu:
                 gpu.init()
                 results["rtt_sleeping"] = percentiles(sync_round_trips(gpu, n))
             results["worker_sleeps"] = request(mediator.control, {"cmd": "status"})["vms"][0]["sleeps"]
+    os.sched_setaffinity(0, everywhere)  # many VMs: the scheduler places every process
 
     if "multi" in parts:
         results["multi_vm"] = []
@@ -131,7 +150,7 @@ def table(r: dict[str, Any]) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     lines.append(f"(load average {r['loadavg_start'][0]:.2f} at start, {r['loadavg_end'][0]:.2f} at end; "
                  f"{r['cpus']} CPUs; C rings {'on' if r.get('accelerated') else 'off'}; "
-                 f"backend {r.get('backend', 'sim')})")
+                 f"backend {r.get('backend', 'sim')}{'; single-VM parts pinned' if r.get('pinned') else ''})")
     return "\n".join(lines)
 
 
@@ -206,11 +225,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--plots", type=Path, help="write PNG plots into this directory")
     parser.add_argument("--backend", default="sim", choices=["sim", "cuda"],
                         help="the mediator's executor (cuda: a physical GPU; see docs/benchmarks.md)")
+    parser.add_argument("--pin", action="store_true",
+                        help="single-VM parts: the guest on one CPU, the mediator (and each floor's "
+                             "other side) on the rest, as a host pins vCPUs and workers")
     parser.add_argument("--only", action="append", choices=PARTS,
                         help="run only this part (repeatable): rtt, async, copies, multi")
     opts = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="vgpu-bench-") as tmp:
-        results = run(QUICK if opts.quick else FULL, Path(tmp), opts.only or PARTS, opts.backend)
+        results = run(QUICK if opts.quick else FULL, Path(tmp), opts.only or PARTS, opts.backend, opts.pin)
     if opts.json is not None and str(opts.json) == "-":
         json.dump(results, sys.stdout, indent=2)
         print()

@@ -53,9 +53,10 @@ _EVENTFD_HOST = textwrap.dedent("""
 WARMUP = 200  # round trips discarded while the other process starts and caches warm
 
 
-def ring_pingpong(n: int) -> list[int]:
+def ring_pingpong(n: int, host_cpus: set[int] | None = None) -> list[int]:
     """Round trips (ns) of an empty frame through the real rings between two processes that spin
-    (in C, as the worker and the guest do) on each other's index: no decode, dispatch or executor."""
+    (in C, as the worker and the guest do) on each other's index: no decode, dispatch or executor.
+    ``host_cpus``: where the other side runs (``vgpu-bench --pin``)."""
     fd = os.memfd_create("bench-ring")
     os.ftruncate(fd, 1 << 20)
     buf = mmap.mmap(fd, 1 << 20)
@@ -63,6 +64,8 @@ def ring_pingpong(n: int) -> list[int]:
     region = Region(memoryview(buf))
     sq, cq = SubmissionProducer(region), CompletionConsumer(region)
     host = subprocess.Popen([sys.executable, "-c", _RING_HOST, str(fd), str(n + WARMUP)], pass_fds=(fd,))
+    if host_cpus:
+        os.sched_setaffinity(host.pid, host_cpus)
     samples = []
     clock = time.perf_counter_ns
     try:
@@ -81,12 +84,14 @@ def ring_pingpong(n: int) -> list[int]:
     return samples[WARMUP:]
 
 
-def eventfd_pingpong(n: int) -> list[int]:
+def eventfd_pingpong(n: int, host_cpus: set[int] | None = None) -> list[int]:
     """Round trips (ns) of a wakeup each way through eventfds, both sides asleep in a blocking read:
     the floor of a sleeping worker."""
     ping, pong = os.eventfd(0), os.eventfd(0)
     host = subprocess.Popen([sys.executable, "-c", _EVENTFD_HOST, str(ping), str(pong), str(n + WARMUP)],
                             pass_fds=(ping, pong))
+    if host_cpus:
+        os.sched_setaffinity(host.pid, host_cpus)
     samples = []
     clock = time.perf_counter_ns
     try:
