@@ -46,7 +46,7 @@ def async_throughput(gpu: GuestClient, n: int) -> float:
 
 def bandwidth(gpu: GuestClient, sizes: list[int], repeats: int = 3) -> dict[int, tuple[float, float]]:
     """Bytes per second host-to-device and device-to-host through the region, per size (best of
-    ``repeats``); copies larger than a quarter of the arena travel in chunks."""
+    ``repeats``); copies over 256 KiB travel in pipelined chunks (``GuestClient._copy_chunk``)."""
     results = {}
     ptr = gpu.mem_alloc(max(sizes))
     back = memoryview(bytearray(max(sizes)))  # the application's buffer, as cudaMemcpy's destination

@@ -254,9 +254,11 @@ class Worker:
                     window = min(poll_ns - idle, IDLE_SLICE_NS)
                     if server.sq.spin(window, max(0, SPIN_YIELD_NS - idle)):
                         continue
-                    if perf_counter_ns() - idle_since - idle >= window:
-                        self.poll_control()  # a whole idle slice: look at the control socket
+                    spent = perf_counter_ns() - idle_since - idle
+                    if spent >= window and idle + spent < poll_ns:
+                        self.poll_control()  # a slice of a longer poll: look at the control socket
                         continue
+                    # the poll is over (or the CPU is contended): publish, then sleep, as below
                 # Going to sleep: announce it, then look once more (see the module docstring).
                 region.set_u32(HeaderField.HOST_NEED_WAKEUP, 1)
                 fence()
