@@ -39,10 +39,12 @@ Theory of operation
   ``STT_OBJECT`` symbols defined in ``.nv.global*`` / ``.nv.constant*`` sections; their initial value
   is the section's bytes at the symbol (zero for ``NOBITS`` sections such as ``.nv.global``).
 
-  What ``cuFuncGetAttribute`` reports is read as follows (:class:`KernelAttributes`; each checked
-  against ``ptxas -v`` for nvcc 13.0 images for sm_75 to sm_120): the module-wide ``.nv.info``
-  section's ``EIATTR_REGCOUNT`` (0x2f) and ``EIATTR_FRAME_SIZE`` (0x11) entries (SVAL, ``u32 symbol
-  index, u32 value``: "Used N registers", "N bytes stack frame"); the size of ``.nv.shared.NAME`` for
+  What ``cuFuncGetAttribute`` reports is read as follows (:class:`KernelAttributes`; checked against
+  ``ptxas -v`` of nvcc 13.0 images: the static shared memory for sm_75 to sm_120, the rest for sm_80
+  and sm_90 — not yet against a driver's answers; ``tests/conformance`` does that on a GPU): the
+  module-wide ``.nv.info`` section's ``EIATTR_REGCOUNT`` (0x2f) and ``EIATTR_FRAME_SIZE`` (0x11)
+  entries (SVAL, ``u32 symbol index, u32 value``: "Used N registers", "N bytes stack frame"); the
+  size of ``.nv.shared.NAME`` for
   the static shared memory, less the 1 KiB that sm_90 and newer images reserve at the start of every
   kernel's window (such images carry a ``.nv.shared.reserved.0`` section; ptxas's "N bytes smem"
   excludes it, as ``CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES`` does: the occupancy calculator adds the
@@ -62,7 +64,8 @@ Theory of operation
   entries and ``--compress-mode=size``; not decompressed: such an entry is skipped when the other
   entries describe the module, and answered ``CUDA_ERROR_NOT_SUPPORTED`` when none do; build with
   ``--no-compress`` or ``--compress-mode=speed``). The entries are merged: a kernel's layout comes
-  from an ELF entry when one has it (the highest sm first), from PTX otherwise.
+  from an ELF entry when one has it (the highest sm first), from PTX otherwise; its attributes are
+  kept per entry (``KernelInfo.variants``), for the backend to pick the one its device would run.
 * **host objects** (an x86-64 ELF with a ``.nv_fatbin`` section, as ``nvcc -c`` writes): the fatbin
   containers in that section are parsed as above.
 """
