@@ -70,8 +70,11 @@ GUEST = textwrap.dedent("""
         for _ in range(100):
             gpu.memset_d8(ptr, 1, 1 << 20, stream=stream, asynchronous=True)
     print("ready", flush=True)
-    while True:  # copies until killed
-        gpu.memcpy_htod(ptr, bytes(32 << 20), stream=stream, asynchronous=sys.argv[2] == "copy")
+    while True:  # works until killed: copies, or memsets recorded into the capture
+        if sys.argv[2] == "capture":
+            gpu.memset_d8(ptr, 2, 1 << 20, stream=stream, asynchronous=True)
+        else:
+            gpu.memcpy_htod(ptr, bytes(32 << 20), stream=stream, asynchronous=True)
 """)
 
 
@@ -87,6 +90,7 @@ def test_a_guest_killed_mid_work_releases_everything_and_spares_the_other_vm(
             assert victim.stdout is not None and victim.stdout.readline().strip() == "ready"
             wait_for("vm1 holds memory", lambda: int(vm_status(mediator, 1)["memory_used"]) >= 32 << 20)
             time.sleep(0.2)
+            assert victim.poll() is None, "the guest must die mid-work, not of an error of its own"
             victim.send_signal(signal.SIGKILL)
             victim.wait()
         finally:
