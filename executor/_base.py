@@ -121,10 +121,10 @@ class Allocation:
     size: int
     kind: str  # "alloc" (cuMemAlloc), "vmm" (a mapped VMM range), "global" (a module global)
     obj: Any = field(default=None)
+    end: int = field(init=False)  # kept, not computed: every bounds check of every copy reads it
 
-    @property
-    def end(self) -> int:
-        return self.start + self.size
+    def __post_init__(self) -> None:
+        self.end = self.start + self.size
 
 
 class AllocationMap:
@@ -190,7 +190,9 @@ class Executor(ABC):
 
     def __init__(self) -> None:
         self._handlers: dict[int, Handler] = {}
-        self._injected: list[tuple[CUresult | CublasStatus, bool]] = []  # faults for the next calls
+        #: injected faults for the next calls; while it is empty a caller may run the handler that
+        #: :meth:`handler_for` gave it directly, which is what :meth:`execute` would do
+        self.pending_faults: list[tuple[CUresult | CublasStatus, bool]] = []
 
     def handler_for(self, spec: CallSpec) -> Handler | None:
         cached = self._handlers.get(spec.call_id)
@@ -204,12 +206,12 @@ class Executor(ABC):
     def inject_fault(self, status: CUresult | CublasStatus, *, sticky: bool) -> None:
         """Make the next call fail with ``status`` (fault injection for tests and drills): a sticky
         one stands for a device fault that poisons the context, as an illegal address does."""
-        self._injected.append((status, sticky))
+        self.pending_faults.append((status, sticky))
 
     def execute(self, spec: CallSpec, args: WireModel, io: CallIO) -> WireModel:
         """Run one call; raises :class:`CudaError` with the status the guest should get."""
-        if self._injected:
-            status, sticky = self._injected.pop(0)
+        if self.pending_faults:
+            status, sticky = self.pending_faults.pop(0)
             raise CudaError(status, f"injected fault before {spec.cuda_name}", sticky=sticky)
         handler = self.handler_for(spec)
         if handler is None:

@@ -127,7 +127,7 @@ from ._errors import CudaError
 from ._kernels import LaunchDims, reference_kernel
 from ._sim_blas import ITEMSIZE, GemmShape, check_gemm_types, gemm, gemm_ranges
 from ._sim_graph import Capture, EventState, Graph, GraphExec, StreamState
-from ._sim_memory import Bytes, DeviceMemory
+from ._sim_memory import Bytes, DeviceMemory, fill_views
 from ._sim_modules import FunctionLimits, SimFunction, SimModules, symbol_name
 
 __all__ = ["SimExecutor", "device_attributes"]
@@ -144,6 +144,9 @@ _CTX_FLAGS: Final = 0xFF
 _GRAPH_INSTANTIATE_FLAGS: Final = 0x1 | 0x2 | 0x8  # AUTO_FREE_ON_LAUNCH, UPLOAD, USE_NODE_PRIORITY
 _CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION: Final = 0x10
 _RELAXED = StreamCaptureMode.CU_STREAM_CAPTURE_MODE_RELAXED
+#: results are frozen: one instance answers every call that returns nothing but its status
+_NO_RESULT: Final = NoResult()
+_MEMSET_NAMES: Final = {1: "cuMemsetD8", 2: "cuMemsetD16", 4: "cuMemsetD32"}
 #: the device limits a launch is checked against (compute capability 7.0 and newer)
 MAX_THREADS_PER_BLOCK: Final = 1024
 MAX_BLOCK_DIM: Final = (1024, 1024, 64)
@@ -313,6 +316,8 @@ class SimExecutor(Executor):
 
     def _touch_legacy(self, what: str) -> None:
         """Work on (or a wait for) the legacy stream: CUDA forbids it while a blocking stream captures."""
+        if not self._captures:
+            return
         hit = [c for c in self._captures.values() if any(s.blocking for s in c.streams)]
         if hit:
             reason = f"{what} on the legacy NULL stream, which synchronizes with the capturing stream"
@@ -367,12 +372,12 @@ class SimExecutor(Executor):
     # -- driver and device -------------------------------------------------------------------------
 
     def nop(self, args: NoArgs, io: CallIO) -> NoResult:
-        return NoResult()
+        return _NO_RESULT
 
     def init(self, args: FlagsArgs, io: CallIO) -> NoResult:
         if args.flags != 0:
             raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE, f"cuInit flags must be 0, not {args.flags}")
-        return NoResult()
+        return _NO_RESULT
 
     def driver_get_version(self, args: NoArgs, io: CallIO) -> I32Result:
         return I32Result(value=self.config.driver_version)
@@ -394,7 +399,7 @@ class SimExecutor(Executor):
     def device_get_name(self, args: DeviceArgs, io: CallIO) -> NoResult:
         self._device(args.device)
         self._write_string(self.config.name, io, "cuDeviceGetName")
-        return NoResult()
+        return _NO_RESULT
 
     def device_get_attribute(self, args: DeviceGetAttributeArgs, io: CallIO) -> I32Result:
         self._device(args.device)
@@ -415,7 +420,7 @@ class SimExecutor(Executor):
     def device_get_pci_bus_id(self, args: DeviceArgs, io: CallIO) -> NoResult:
         self._device(args.device)
         self._write_string(self.config.pci_bus_id, io, "cuDeviceGetPCIBusId")
-        return NoResult()
+        return _NO_RESULT
 
     # -- contexts ----------------------------------------------------------------------------------
 
@@ -432,7 +437,7 @@ class SimExecutor(Executor):
             raise CudaError(CUresult.CUDA_ERROR_INVALID_CONTEXT,
                             "cuDevicePrimaryCtxRelease: the primary context is not retained")
         self._primary_refs -= 1
-        return NoResult()
+        return _NO_RESULT
 
     def ctx_create(self, args: CtxCreateArgs, io: CallIO) -> CtxResult:
         self._device(args.device)
@@ -451,19 +456,19 @@ class SimExecutor(Executor):
                             "cuCtxDestroy of the primary context: release it with cuDevicePrimaryCtxRelease")
         self._contexts.pop(args.ctx)
         self._ctx_stack = [c for c in self._ctx_stack if c != args.ctx]
-        return NoResult()
+        return _NO_RESULT
 
     def ctx_set_current(self, args: CtxArgs, io: CallIO) -> NoResult:
         if args.ctx == 0:
             if self._ctx_stack:
                 self._ctx_stack.pop()
-            return NoResult()
+            return _NO_RESULT
         self._contexts.get(args.ctx)
         if self._ctx_stack:
             self._ctx_stack[-1] = args.ctx
         else:
             self._ctx_stack.append(args.ctx)
-        return NoResult()
+        return _NO_RESULT
 
     def ctx_get_current(self, args: NoArgs, io: CallIO) -> CtxResult:
         return CtxResult(ctx=self._ctx_stack[-1] if self._ctx_stack else 0)
@@ -474,7 +479,7 @@ class SimExecutor(Executor):
                 self._invalidate(capture, "cuCtxSynchronize during capture")
             raise CudaError(CUresult.CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED,
                             "cuCtxSynchronize while streams capture (every capture is now invalidated)")
-        return NoResult()
+        return _NO_RESULT
 
     def mem_get_info(self, args: NoArgs, io: CallIO) -> MemGetInfoResult:
         return MemGetInfoResult(free=max(0, self.memory.limit - self.memory.used),
@@ -488,23 +493,31 @@ class SimExecutor(Executor):
 
     def mem_free(self, args: MemFreeArgs, io: CallIO) -> NoResult:
         if args.dptr == 0:
-            return NoResult()  # cudaFree(NULL) is CUDA's no-op
+            return _NO_RESULT  # cudaFree(NULL) is CUDA's no-op
         self._unsafe("cuMemFree")
         self.memory.free(args.dptr)
-        return NoResult()
+        return _NO_RESULT
 
     def _memset(self, dst: int, count: int, value: int, width: int, stream: int, io: CallIO) -> NoResult:
-        what = f"cuMemsetD{width * 8}"
-        self._stream_work(stream, io, what)
+        what = _MEMSET_NAMES[width]
+        state = self._legacy if stream == 0 else self._streams.get(stream)
+        if state.capture is not None:
+            self._stream_work(stream, io, what)  # what a capturing stream refuses
         if count == 0:
-            return NoResult()
+            return _NO_RESULT
         memory = self.memory
         if dst % width:
             raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE,
                             f"{what} destination {dst:#x} is not {width}-byte aligned")
-        memory.check(dst, count * width, write=True, what="destination")
+        views = memory.segments(dst, count * width, write=True, what="destination")
+        if state.capture is None:  # the common case: run it now on the views just checked
+            if state is self._legacy:
+                self._touch_legacy(what)
+            fill_views(views, value, width)
+            return _NO_RESULT
+        # recorded: a replay checks the range again, since the graph may outlive the allocation
         self.enqueue(stream, lambda: memory.fill(dst, count, value, width), what)
-        return NoResult()
+        return _NO_RESULT
 
     def memset_d8(self, args: MemsetD8Args, io: CallIO) -> NoResult:
         return self._memset(args.dst, args.count, args.value, 1, args.stream, io)
@@ -518,11 +531,11 @@ class SimExecutor(Executor):
     def memcpy_htod(self, args: MemcpyHtoDArgs, io: CallIO) -> NoResult:
         self._stream_work(args.stream, io, "cuMemcpyHtoD", host=True)
         if len(io.inp) == 0:
-            return NoResult()
+            return _NO_RESULT
         memory, dst = self.memory, args.dst
         data = np.frombuffer(io.inp, dtype=np.uint8)
         self.enqueue(args.stream, lambda: memory.write(dst, data, "destination"), "cuMemcpyHtoD")
-        return NoResult()
+        return _NO_RESULT
 
     def memcpy_dtoh(self, args: MemcpyDtoHArgs, io: CallIO) -> NoResult:
         if args.count > len(io.out):
@@ -530,22 +543,22 @@ class SimExecutor(Executor):
                             f"cuMemcpyDtoH of {args.count} bytes into a {len(io.out)}-byte output area")
         self._stream_work(args.stream, io, "cuMemcpyDtoH", host=True)
         if args.count == 0:
-            return NoResult()
+            return _NO_RESULT
         memory, src, count = self.memory, args.src, args.count
         out = np.frombuffer(io.out, dtype=np.uint8, count=count)
         self.enqueue(args.stream, lambda: memory.read_into(src, out, "source"), "cuMemcpyDtoH")
         io.out_len = count
-        return NoResult()
+        return _NO_RESULT
 
     def memcpy_dtod(self, args: MemcpyDtoDArgs, io: CallIO) -> NoResult:
         self._stream_work(args.stream, io, "cuMemcpyDtoD")
         if args.count == 0:
-            return NoResult()
+            return _NO_RESULT
         memory, dst, src, count = self.memory, args.dst, args.src, args.count
         memory.check(src, count, write=False, what="source")
         memory.check(dst, count, write=True, what="destination")
         self.enqueue(args.stream, lambda: memory.copy(dst, src, count), "cuMemcpyDtoD")
-        return NoResult()
+        return _NO_RESULT
 
     # -- virtual memory management -------------------------------------------------------------------
 
@@ -559,27 +572,27 @@ class SimExecutor(Executor):
 
     def mem_release(self, args: MemHandleArgs, io: CallIO) -> NoResult:
         self.memory.release(args.handle)
-        return NoResult()
+        return _NO_RESULT
 
     def mem_address_reserve(self, args: AddressReserveArgs, io: CallIO) -> DevPtrResult:
         return DevPtrResult(dptr=self.memory.reserve(args.size, args.alignment, args.addr, args.flags))
 
     def mem_address_free(self, args: AddressFreeArgs, io: CallIO) -> NoResult:
         self.memory.address_free(args.ptr, args.size)
-        return NoResult()
+        return _NO_RESULT
 
     def mem_map(self, args: MemMapArgs, io: CallIO) -> NoResult:
         self.memory.map(args.ptr, args.size, args.offset, args.handle, args.flags)
-        return NoResult()
+        return _NO_RESULT
 
     def mem_unmap(self, args: MemUnmapArgs, io: CallIO) -> NoResult:
         self.memory.unmap(args.ptr, args.size)
-        return NoResult()
+        return _NO_RESULT
 
     def mem_set_access(self, args: MemSetAccessArgs, io: CallIO) -> NoResult:
         self._device(args.device)
         self.memory.set_access(args.ptr, args.size, int(args.flags))
-        return NoResult()
+        return _NO_RESULT
 
     # -- streams -------------------------------------------------------------------------------------
 
@@ -605,15 +618,15 @@ class SimExecutor(Executor):
             else:
                 capture.streams.remove(state)
                 state.capture = None
-        return NoResult()
+        return _NO_RESULT
 
     def stream_synchronize(self, args: StreamArgs, io: CallIO) -> NoResult:
         self._wait_for(self._stream(args.stream), "cuStreamSynchronize")
-        return NoResult()
+        return _NO_RESULT
 
     def stream_query(self, args: StreamArgs, io: CallIO) -> NoResult:
         self._wait_for(self._stream(args.stream), "cuStreamQuery")
-        return NoResult()  # work runs at submission: a stream is always idle
+        return _NO_RESULT  # work runs at submission: a stream is always idle
 
     def stream_wait_event(self, args: StreamWaitEventArgs, io: CallIO) -> NoResult:
         state = self._stream(args.stream)
@@ -624,7 +637,7 @@ class SimExecutor(Executor):
             self._touch_legacy("cuStreamWaitEvent")
         source = event.capture
         if source is None:
-            return NoResult()  # the event's work is done: in-order execution already satisfies the wait
+            return _NO_RESULT  # the event's work is done: in-order execution already satisfies the wait
         if source.capture_id not in self._captures:
             raise CudaError(CUresult.CUDA_ERROR_CAPTURED_EVENT,
                             f"cuStreamWaitEvent: event {args.event} was last recorded in capture "
@@ -642,7 +655,7 @@ class SimExecutor(Executor):
             raise CudaError(CUresult.CUDA_ERROR_STREAM_CAPTURE_INVALIDATED,
                             f"capture {source.capture_id} was invalidated ({source.invalid_reason})")
         source.join(state, event.frontier)
-        return NoResult()
+        return _NO_RESULT
 
     # -- events --------------------------------------------------------------------------------------
 
@@ -657,7 +670,7 @@ class SimExecutor(Executor):
 
     def event_destroy(self, args: EventArgs, io: CallIO) -> NoResult:
         self._events.pop(args.event)
-        return NoResult()
+        return _NO_RESULT
 
     def event_record(self, args: EventRecordArgs, io: CallIO) -> NoResult:
         event = self._event(args.event)
@@ -672,7 +685,7 @@ class SimExecutor(Executor):
                                 f"({capture.invalid_reason})")
             event.capture = capture
             event.frontier = state.frontier
-            return NoResult()
+            return _NO_RESULT
 
         def record() -> None:
             event.time_ns = self._clock()
@@ -681,15 +694,15 @@ class SimExecutor(Executor):
             event.frontier = frozenset()
 
         self.enqueue(args.stream, record, "cuEventRecord")
-        return NoResult()
+        return _NO_RESULT
 
     def event_synchronize(self, args: EventArgs, io: CallIO) -> NoResult:
         self._not_captured(self._event(args.event), args.event, "cuEventSynchronize")
-        return NoResult()
+        return _NO_RESULT
 
     def event_query(self, args: EventArgs, io: CallIO) -> NoResult:
         self._not_captured(self._event(args.event), args.event, "cuEventQuery")
-        return NoResult()
+        return _NO_RESULT
 
     def event_elapsed_time(self, args: EventElapsedArgs, io: CallIO) -> EventElapsedResult:
         times: list[int] = []
@@ -716,7 +729,7 @@ class SimExecutor(Executor):
 
     def module_unload(self, args: ModuleArgs, io: CallIO) -> NoResult:
         self.modules.unload(args.module)
-        return NoResult()
+        return _NO_RESULT
 
     def module_get_function(self, args: ModuleArgs, io: CallIO) -> FunctionResult:
         name = symbol_name(io.inp, "cuModuleGetFunction")
@@ -750,7 +763,7 @@ class SimExecutor(Executor):
 
     def func_set_attribute(self, args: FuncSetAttributeArgs, io: CallIO) -> NoResult:
         self.modules.set_attribute(args.function, args.attrib, args.value)
-        return NoResult()
+        return _NO_RESULT
 
     def _check_launch(self, args: LaunchKernelArgs, function: SimFunction) -> LaunchDims:
         block = (args.block_x, args.block_y, args.block_z)
@@ -788,7 +801,7 @@ class SimExecutor(Executor):
         params = bytes(io.inp[:kernel.param_bytes])  # the payload is the guest's again once we return
         symbols = self.modules.symbols(function)
         self.enqueue(args.stream, lambda: impl(self.memory, dims, params, symbols), "cuLaunchKernel")
-        return NoResult()
+        return _NO_RESULT
 
     # -- cuBLAS --------------------------------------------------------------------------------------
 
@@ -797,7 +810,7 @@ class SimExecutor(Executor):
 
     def cublas_destroy(self, args: CublasArgs, io: CallIO) -> NoResult:
         self._blas.pop(args.handle)
-        return NoResult()
+        return _NO_RESULT
 
     def cublas_set_stream(self, args: CublasSetStreamArgs, io: CallIO) -> NoResult:
         handle = self._blas.get(args.handle)
@@ -805,7 +818,7 @@ class SimExecutor(Executor):
             raise CudaError(CublasStatus.CUBLAS_STATUS_INVALID_VALUE,
                             f"cublasSetStream: stream {args.stream} is not a live stream of this VM")
         handle.stream = args.stream
-        return NoResult()
+        return _NO_RESULT
 
     def cublas_set_math_mode(self, args: CublasSetMathModeArgs, io: CallIO) -> NoResult:
         handle = self._blas.get(args.handle)
@@ -813,7 +826,7 @@ class SimExecutor(Executor):
             raise CudaError(CublasStatus.CUBLAS_STATUS_INVALID_VALUE,
                             f"cublasSetMathMode: unknown mode {args.mode:#x}")
         handle.math_mode = args.mode
-        return NoResult()
+        return _NO_RESULT
 
     def _check_gemms(self, shape: GemmShape, batches: list[tuple[int, int, int]], what: str) -> None:
         """Every matrix of every batch inside the VM's memory, or EXECUTION_FAILED (nothing written)."""
@@ -844,7 +857,7 @@ class SimExecutor(Executor):
                 raise
             raise CudaError(CublasStatus.CUBLAS_STATUS_EXECUTION_FAILED,
                             f"{what}: {exc.status.name}: {exc.message}") from exc
-        return NoResult()
+        return _NO_RESULT
 
     def _static_gemms(self, handle_id: int, shape: GemmShape, batches: list[tuple[int, int, int]],
                       what: str) -> NoResult:
@@ -923,7 +936,7 @@ class SimExecutor(Executor):
         capture = Capture(self._capture_ids, StreamCaptureMode(args.mode), state)
         capture.join(state, frozenset())
         self._captures[capture.capture_id] = capture
-        return NoResult()
+        return _NO_RESULT
 
     def stream_end_capture(self, args: StreamArgs, io: CallIO) -> GraphResult:
         state = self._stream(args.stream)
@@ -977,15 +990,15 @@ class SimExecutor(Executor):
         graph_exec = self._graph_execs.get(args.graph_exec)
         self._stream_work(args.stream, io, "cuGraphLaunch")
         self.enqueue(args.stream, graph_exec.replay, "cuGraphLaunch")
-        return NoResult()
+        return _NO_RESULT
 
     def graph_exec_destroy(self, args: GraphExecArgs, io: CallIO) -> NoResult:
         self._graph_nodes -= len(self._graph_execs.pop(args.graph_exec).nodes)
-        return NoResult()
+        return _NO_RESULT
 
     def graph_destroy(self, args: GraphArgs, io: CallIO) -> NoResult:
         self._graph_nodes -= len(self._graphs.pop(args.graph).nodes)
-        return NoResult()
+        return _NO_RESULT
 
 
 class _BlasHandle:

@@ -51,6 +51,7 @@ __all__ = [
     "Mapping",
     "Physical",
     "Reservation",
+    "fill_views",
 ]
 
 Bytes = npt.NDArray[np.uint8]
@@ -70,6 +71,17 @@ _READWRITE = int(MemAccessFlags.CU_MEM_ACCESS_FLAGS_PROT_READWRITE)
 
 _FILL_DTYPES: Final[dict[int, np.dtype[np.unsignedinteger[Any]]]] = {
     1: np.dtype("u1"), 2: np.dtype("<u2"), 4: np.dtype("<u4")}
+
+
+def fill_views(views: list[Bytes], value: int, width: int) -> None:
+    """Store ``value`` as ``width``-byte elements over checked views (a memset's work)."""
+    if width == 1:  # ndarray.fill: a sixth of the cost of a typed view and a slice assignment
+        for view in views:
+            view.fill(value)
+        return
+    dtype = _FILL_DTYPES[width]
+    for view in views:
+        view.view(dtype).fill(value)
 
 
 def _align_up(value: int, alignment: int) -> int:
@@ -459,9 +471,7 @@ class DeviceMemory:
         if dst % width:
             raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE,
                             f"cuMemsetD{width * 8} destination {dst:#x} is not {width}-byte aligned")
-        dtype = _FILL_DTYPES[width]
-        for view in self.segments(dst, count * width, write=True, what="destination"):
-            view.view(dtype)[:] = value
+        fill_views(self.segments(dst, count * width, write=True, what="destination"), value, width)
 
     # -- teardown ------------------------------------------------------------------------------
 

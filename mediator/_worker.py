@@ -232,6 +232,8 @@ class Worker:
                     time.sleep(min(server.limiter.wait_s(time.monotonic()), spec.max_sleep_ms / 1000))
                     continue
                 if served:
+                    if self.executor.memory_used() != self.counters.memory_used:
+                        self.publish_stats()  # memory moved: status shows it now, not at the next idle
                     self.kick_guest()
                     batches += 1
                     if batches & 63 == 0:
