@@ -7,9 +7,10 @@ a spin in C on the guest's tail (``SubmissionConsumer.spin``, without the GIL), 
 as the spin sees the CPU contended (a yield that ran another task: more busy processes than cores,
 where spinning only keeps the guest it waits for off the CPU), it sets the need-wakeup flag,
 fences, looks once more, and sleeps on the doorbell eventfd and the control socket. The sleep is
-bounded (``max_sleep_ms``) so that even a lost wakeup costs at most that long. A VM that streams
-work (a full batch of ``DRAIN_BUDGET`` each pass) yields the CPU between batches, so that on a
-crowded host its flood takes turns with the other VMs' calls. The control socket (JSON lines)
+bounded (``max_sleep_ms``) so that even a lost wakeup costs at most that long. A VM that keeps
+its worker busy (``DRAIN_BUDGET`` calls served since the last yield, a flood or a tight loop of
+calls) has the worker yield the CPU between batches, so that on a crowded host it takes turns with
+the other VMs' calls. The control socket (JSON lines)
 carries ``stop``, ``set_quota`` and ``trace`` from the supervisor; its EOF means the supervisor is
 gone, and the worker releases everything and exits.
 """
@@ -216,6 +217,7 @@ class Worker:
         self.send(event="ready", pid=os.getpid(), backend=self.executor.backend_name)
         self.log.info("worker serving", backend=self.executor.backend_name)
         batches = 0
+        since_yield = 0  # calls served since this worker last yielded the CPU
         poll_ns = spec.poll_us * 1000
         idle_since = perf_counter_ns()
         try:
@@ -239,10 +241,13 @@ class Worker:
                     if batches & 63 == 0:
                         self.publish_stats()
                         self.poll_control()
-                    if served >= DRAIN_BUDGET:
-                        # a full batch: this VM streams work. Let any other runnable worker or guest
-                        # have the CPU before the next batch (returns at once when none is waiting),
-                        # so one VM's flood takes turns instead of whole scheduler slices.
+                    since_yield += served
+                    if since_yield >= DRAIN_BUDGET:
+                        # this VM keeps the worker busy (a flood, or a guest in a tight loop of calls):
+                        # let any other runnable worker or guest have the CPU before the next batch
+                        # (returns at once when none is waiting), so busy VMs take turns instead of
+                        # whole scheduler slices.
+                        since_yield = 0
                         os.sched_yield()
                     idle_since = perf_counter_ns()
                     continue
