@@ -33,6 +33,7 @@ __all__ = [
     "DeviceConfig",
     "Executor",
     "HandleTable",
+    "HostBudget",
 ]
 
 T = TypeVar("T")
@@ -111,6 +112,37 @@ class HandleTable(Generic[T]):
         objects = list(self._objects.values())
         self._objects.clear()
         return objects
+
+
+class HostBudget:
+    """Host memory a VM's worker may spend on the guest's behalf outside device memory (parsed
+    modules, graph nodes, trace records): charged *before* it is allocated, released when the
+    object goes. ``limit`` None is unbounded (tests, tools); a worker gets the bound from its VM's
+    settings (``mediator._limits``). Past it a call fails with ``CUDA_ERROR_OUT_OF_MEMORY``."""
+
+    __slots__ = ("limit", "used")
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self.used = 0
+
+    @property
+    def available(self) -> int:
+        return (1 << 62) if self.limit is None else max(self.limit - self.used, 0)
+
+    def check(self, nbytes: int, what: str) -> None:
+        """OUT_OF_MEMORY unless ``nbytes`` more would fit (charges nothing)."""
+        if self.limit is not None and self.used + nbytes > self.limit:
+            raise CudaError(CUresult.CUDA_ERROR_OUT_OF_MEMORY,
+                            f"{what}: {nbytes} bytes of host memory would exceed the VM's host budget of "
+                            f"{self.limit} bytes ({self.used} in use)")
+
+    def charge(self, nbytes: int, what: str) -> None:
+        self.check(nbytes, what)
+        self.used += nbytes
+
+    def release(self, nbytes: int) -> None:
+        self.used = max(self.used - nbytes, 0)
 
 
 @dataclass(slots=True)

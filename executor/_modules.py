@@ -60,12 +60,20 @@ Theory of operation
   entries, each with a header of ``u16 kind`` (1 PTX, 2 ELF), ``u16 version, u32 header size,
   u64 payload size`` at offset 0, ``u32 compressed size`` at 16, ``u32 sm arch`` at 28, ``u64 flags``
   at 40 and ``u64 uncompressed size`` at 56. Flag 0x2000 marks an LZ4 block (nvcc
-  ``--compress-mode=speed``, decompressed here), flag 0x8000 a ZSTD frame (nvcc's default for PTX
-  entries and ``--compress-mode=size``; not decompressed: such an entry is skipped when the other
-  entries describe the module, and answered ``CUDA_ERROR_NOT_SUPPORTED`` when none do; build with
-  ``--no-compress`` or ``--compress-mode=speed``). The entries are merged: a kernel's layout comes
-  from an ELF entry when one has it (the highest sm first), from PTX otherwise; its attributes are
-  kept per entry (``KernelInfo.variants``), for the backend to pick the one its device would run.
+  ``--compress-mode=speed``), flag 0x8000 a ZSTD frame (nvcc's default for PTX entries, every entry
+  with ``--compress-mode=size``; what llama.cpp's release builds carry). Both are inflated to exactly
+  the declared uncompressed size, which is charged to the parse's host budget before a byte is
+  inflated; ZSTD with a window no larger than that size, so a frame that claims more fails early.
+  The entries are merged: a kernel's layout comes from an ELF entry when one has it (the highest sm
+  first), from PTX otherwise; its attributes are kept per entry (``KernelInfo.variants``), for the
+  backend to pick the one its device would run. The PTX text kept (``ModuleImage.ptx``) is the one a
+  driver would compile for the device: the highest ``.target`` it supports (an ``sm_90a`` target
+  only on 9.0 itself); a cubin cannot run on the CPU, so an image without such PTX loads and
+  answers attributes and layouts, and the simulator refuses its launches.
+
+*Host memory.* A global's initial value is kept as its initialized prefix (zero-filled globals keep
+no bytes, whatever size they declare), and every byte the parse keeps or inflates is counted
+against ``host_budget`` before it is allocated.
 * **host objects** (an x86-64 ELF with a ``.nv_fatbin`` section, as ``nvcc -c`` writes): the fatbin
   containers in that section are parsed as above.
 """
@@ -76,6 +84,8 @@ import re
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+
+import zstandard
 
 from protocol import CUresult
 
@@ -90,6 +100,7 @@ __all__ = [
     "ModuleImage",
     "ParamInfo",
     "parse_module_image",
+    "retained_bytes",
 ]
 
 #: the first four bytes of a fatbin container (little-endian 0xBA55ED50)
@@ -127,6 +138,12 @@ _MAX_INFLATED = 256 * 1024 * 1024
 _MAX_DEPTH = 3
 #: the largest module global the simulator backs with memory (GGML's are a few bytes)
 MAX_GLOBAL_BYTES = 64 * 1024 * 1024
+#: host bytes one parse may spend when the caller sets no budget (inflated entries, initial
+#: values, PTX text), beyond the image's own bytes
+DEFAULT_PARSE_BUDGET = 512 * 1024 * 1024
+#: what one kernel, parameter, variant or global record costs in host memory, rounded up (a
+#: frozen slotted dataclass with its tuple or dict slot and small ints: measured 100-300 bytes)
+_OBJECT_BYTES = 512
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,27 +186,42 @@ class KernelInfo:
 
 @dataclass(frozen=True, slots=True)
 class GlobalInfo:
-    """A module-scope ``__device__`` or ``__constant__`` variable and its initial bytes."""
+    """A module-scope ``__device__`` or ``__constant__`` variable. ``init`` is its initialized
+    prefix: the bytes past it are zero (a zero-filled global of 64 MiB holds no bytes here, so a
+    module declaring huge arrays costs the host nothing until device memory is charged for them)."""
 
     name: str
     size: int
-    init: bytes
+    init: bytes = b""
 
     def __post_init__(self) -> None:
-        if len(self.init) != self.size:
+        if len(self.init) > self.size:
             raise ValueError(f"global {self.name}: {len(self.init)} initial bytes for size {self.size}")
+
+    def initial_bytes(self) -> bytes:
+        """Every byte of the initial value (for tests and small globals: this materializes ``size``)."""
+        return self.init + bytes(self.size - len(self.init))
 
 
 @dataclass(frozen=True, slots=True)
 class ModuleImage:
     """What a module image declares. ``parts`` describes what was read (for logs), e.g.
-    ``("elf sm_80", "ptx sm_90 lz4")``, and ``skipped`` what was not, and why."""
+    ``("elf sm_80", "ptx compute_90 lz4")``, and ``skipped`` what was not, and why.
+
+    ``ptx`` is the source text of the PTX entry a driver would JIT-compile for the device the image
+    was parsed for (the highest ``.target`` not above its compute capability; see
+    :func:`parse_module_image`), ``ptx_arch`` that target; both ``None`` when the image has no such
+    entry (cubins only, or PTX for a newer device): the simulator cannot run a cubin, so such a
+    module loads, answers attributes and layouts, and its launches are not supported."""
 
     kind: str  # "ptx" | "cubin" | "fatbin"
     kernels: dict[str, KernelInfo]
     globals: dict[str, GlobalInfo]
     parts: tuple[str, ...] = ()
     skipped: tuple[str, ...] = field(default=())
+    ptx: str | None = None
+    ptx_arch: int | None = None
+    ptx_target: str | None = None  # the .target's sm without "sm_": "90", "90a", "100f"
 
 
 def _invalid(why: str) -> CudaError:
@@ -204,28 +236,89 @@ def _check_global_size(name: str, size: int) -> int:
     return size
 
 
-def parse_module_image(data: bytes | bytearray | memoryview) -> ModuleImage:
-    """Parse a PTX, cubin, fatbin or host-object image; raises only :class:`CudaError`."""
+class _Context:
+    """What one parse is for: the device (which PTX entry a driver would pick) and the host bytes
+    it may still spend on inflated entries, initial values and the PTX text it keeps."""
+
+    __slots__ = ("budget", "compute_capability", "spent")
+
+    def __init__(self, compute_capability: int | None, budget: int) -> None:
+        self.compute_capability = compute_capability
+        self.budget = budget
+        self.spent = 0
+
+    def spend(self, nbytes: int, what: str) -> None:
+        """Account ``nbytes`` *before* they are allocated; OUT_OF_MEMORY past the budget."""
+        if self.spent + nbytes > self.budget:
+            raise CudaError(CUresult.CUDA_ERROR_OUT_OF_MEMORY,
+                            f"{what}: {nbytes} more bytes of host memory would exceed the "
+                            f"{self.budget} bytes this module load may spend ({self.spent} spent)")
+        self.spent += nbytes
+
+
+def parse_module_image(data: bytes | bytearray | memoryview, *, compute_capability: int | None = None,
+                       host_budget: int = DEFAULT_PARSE_BUDGET) -> ModuleImage:
+    """Parse a PTX, cubin, fatbin or host-object image; raises only :class:`CudaError`.
+
+    ``compute_capability`` (major * 10 + minor) picks :attr:`ModuleImage.ptx` as a driver picks the
+    PTX it compiles: the highest target the device supports (``None``: the highest of all).
+    ``host_budget`` bounds the host memory the parse may spend beyond the image itself: inflated
+    entries are counted at their declared size before they are inflated, initial values and the
+    kept PTX text before they are copied (``CUDA_ERROR_OUT_OF_MEMORY`` past it);
+    :func:`retained_bytes` tells the caller what the result keeps."""
     raw = bytes(data)
+    ctx = _Context(compute_capability, host_budget)
     try:
-        return _parse(raw, 0)
+        image = _parse(raw, 0, ctx)
     except CudaError:
         raise
     except (struct.error, ValueError, IndexError, KeyError, OverflowError, RecursionError) as exc:
         # a bounds check we missed: still a bad image, never a crash of the worker
         raise _invalid(f"malformed module image ({type(exc).__name__}: {exc})") from exc
+    except zstandard.ZstdError as exc:
+        raise _invalid(f"malformed ZSTD data in the module image ({exc})") from exc
+    if image.ptx is not None and not _ptx_runs_on(image.ptx_target, compute_capability):
+        image = replace(image, ptx=None, ptx_arch=None, ptx_target=None)
+    return image
 
 
-def _parse(raw: bytes, depth: int) -> ModuleImage:
+def retained_bytes(image: ModuleImage) -> int:
+    """Host bytes a parsed image keeps (an estimate that errs high: text, initial values and the
+    objects that describe kernels, parameters and globals)."""
+    params = sum(len(k.params) for k in image.kernels.values())
+    variants = sum(len(k.variants) for k in image.kernels.values())
+    names = sum(len(k.name) for k in image.kernels.values()) + sum(len(g) for g in image.globals)
+    inits = sum(len(g.init) for g in image.globals.values())
+    return (len(image.ptx or "") + inits + names + _OBJECT_BYTES * (
+        1 + len(image.kernels) + params + variants + len(image.globals) + len(image.parts)))
+
+
+def _parse(raw: bytes, depth: int, ctx: _Context) -> ModuleImage:
     if depth > _MAX_DEPTH:
         raise _invalid("module image nests containers too deeply")
     if not raw:
         raise _invalid("empty module image")
     if raw[:4] == _ELF_MAGIC:
-        return _parse_elf(raw, depth)
+        return _parse_elf(raw, depth, ctx)
     if len(raw) >= 4 and struct.unpack_from("<I", raw)[0] == FATBIN_MAGIC:
-        return _parse_fatbin(raw, depth)
-    return _parse_ptx(raw)
+        return _parse_fatbin(raw, depth, ctx)
+    return _parse_ptx(raw, ctx)
+
+
+def _ptx_runs_on(target: str | None, compute_capability: int | None) -> bool:
+    """Whether a driver would compile PTX for ``.target target`` (``sm_90``, ``sm_90a``,
+    ``sm_100f``) on a device of ``compute_capability``: any target up to it; an arch-specific one
+    (``a``) on that exact device only, a family one (``f``) within its major version."""
+    if target is None:
+        return False
+    if compute_capability is None:
+        return True
+    arch = int(target.rstrip("af"))
+    if target.endswith("a"):
+        return arch == compute_capability
+    if target.endswith("f"):
+        return arch // 10 == compute_capability // 10 and arch <= compute_capability
+    return arch <= compute_capability
 
 
 # ---------------------------------------------------------------------------------------------
@@ -238,7 +331,7 @@ _ENTRY = re.compile(r"\.entry\s+([A-Za-z_$%][\w$]*)\s*(\(([^()]*)\))?", re.ASCII
 _VARIABLE = re.compile(
     r"(?:^|\n)\s*((?:\.(?:visible|extern|weak|common)\s+)*)\.(global|const)\s+", re.ASCII)
 _BRACE = re.compile(r"[{}]")
-_TARGET = re.compile(r"\.target\s+sm_(\d+)", re.ASCII)
+_TARGET = re.compile(r"\.target\s+sm_(\d+)([af]?)", re.ASCII)
 _STATIC_DECL = re.compile(r"(?:^|[;{}])[ \t]*((?:\.(?:visible|extern|weak|common)\s+)*)\.(shared|const)\s",
                           re.ASCII | re.MULTILINE)
 _DIRECTIVE = re.compile(r"\.(maxntid|reqntid|reqnctapercluster)\s+(\d+)(?:\s*,\s*(\d+))?(?:\s*,\s*(\d+))?"
@@ -262,15 +355,15 @@ def _strip_comments(text: str) -> str:
     return _COMMENT.sub(lambda m: m.group(0) if m.group(0).startswith('"') else " ", text)
 
 
-def _parse_ptx(raw: bytes) -> ModuleImage:
+def _parse_ptx(raw: bytes, ctx: _Context) -> ModuleImage:
     body = raw.rstrip(b"\0")
     if b"\0" in body:
         raise _invalid("not a module image: binary data that is neither ELF, fatbin nor PTX text")
     try:
-        text = body.decode("utf-8")
+        source = body.decode("utf-8")
     except UnicodeDecodeError:
         raise _invalid("not a module image: neither ELF, fatbin nor UTF-8 PTX text") from None
-    text = _strip_comments(text)
+    text = _strip_comments(source)
     header = _VERSION.match(text)
     if not header:
         raise _invalid("not a module image: PTX text must begin with .version and .target "
@@ -288,7 +381,12 @@ def _parse_ptx(raw: bytes) -> ModuleImage:
             raise _invalid(f"PTX declares the entry {name} twice")
         kernel = _ptx_kernel(name, match.group(3) or "")
         kernels[name] = replace(kernel, variants=(_ptx_directives(text, match.end(), base),))
-    return ModuleImage("ptx", kernels, _ptx_globals(text), parts=("ptx",))
+    globals_ = _ptx_globals(text, ctx)
+    ctx.spend(len(source), "the PTX source text")  # kept for the engine that runs it
+    kept = source if target else None
+    return ModuleImage("ptx", kernels, globals_, parts=("ptx",), ptx=kept,
+                       ptx_arch=arch if target else None,
+                       ptx_target=(target.group(1) + target.group(2)) if target else None)
 
 
 def _ptx_directives(text: str, start: int, base: KernelAttributes) -> KernelAttributes:
@@ -375,7 +473,7 @@ def _array_count(dims: str, where: str) -> int:
     return count
 
 
-def _ptx_globals(text: str) -> dict[str, GlobalInfo]:
+def _ptx_globals(text: str, ctx: _Context) -> dict[str, GlobalInfo]:
     # only module scope: drop every {...} body (kernels and functions) first; an initializer's
     # braces (after "=") stay
     scope: list[str] = []
@@ -409,13 +507,13 @@ def _ptx_globals(text: str) -> dict[str, GlobalInfo]:
         qualifiers, decl = match.group(1), statement[match.end():]
         if ".extern" in qualifiers:
             continue  # declared here, defined elsewhere: no storage in this module
-        info = _ptx_variable(decl)
+        info = _ptx_variable(decl, ctx)
         if info is not None:
             found[info.name] = info
     return found
 
 
-def _ptx_variable(decl: str) -> GlobalInfo | None:
+def _ptx_variable(decl: str, ctx: _Context) -> GlobalInfo | None:
     head, _, init_text = decl.partition("=")
     tokens = head.replace(".", " .").split()
     elem: int | None = None
@@ -438,28 +536,26 @@ def _ptx_variable(decl: str) -> GlobalInfo | None:
         raise _invalid(f"cannot read the PTX variable declaration {decl.strip()!r}")
     name = declared.group(1)
     size = _check_global_size(name, elem * _array_count(declared.group(2), f"variable {name}"))
-    return GlobalInfo(name, size, _ptx_init(init_text, type_name, elem, size))
+    return GlobalInfo(name, size, _ptx_init(init_text, type_name, elem, size, ctx))
 
 
 _NUMBER = re.compile(r"^(-?)(0[fF][0-9a-fA-F]{8}|0[dD][0-9a-fA-F]{16}|0[xX][0-9a-fA-F]+[uU]?"
                      r"|0[0-7]*[uU]?|[1-9]\d*[uU]?|\d+\.\d*(?:[eE][-+]?\d+)?)$", re.ASCII)
 
 
-def _ptx_init(text: str, type_name: str, elem: int, size: int) -> bytes:
-    """The initial bytes of a variable: evaluated for numeric initializers, zeros otherwise."""
+def _ptx_init(text: str, type_name: str, elem: int, size: int, ctx: _Context) -> bytes:
+    """The initialized prefix of a variable (the rest is zero): evaluated for numeric
+    initializers, empty otherwise. Never longer than the initializer's text makes it."""
     values = [v for v in re.split(r"[\s{},]+", text) if v]
-    out = bytearray(size)
-    if not values:
-        return bytes(out)
     encoded: list[bytes] = []
-    for value in values:
+    for value in values[:-(-size // elem)]:
         piece = _ptx_number(value, type_name, elem)
         if piece is None:
-            return bytes(size)  # symbolic (an address): the loader would fill it in; we cannot
+            return b""  # symbolic (an address): the loader would fill it in; we cannot
         encoded.append(piece)
-    blob = b"".join(encoded)[:size]
-    out[:len(blob)] = blob
-    return bytes(out)
+    length = min(size, elem * len(encoded))
+    ctx.spend(length, "the initial value of a PTX variable")
+    return b"".join(encoded)[:size].rstrip(b"\0")
 
 
 def _ptx_number(token: str, type_name: str, elem: int) -> bytes | None:
@@ -587,7 +683,7 @@ def _elf_symbols(sections: list[_Section]) -> list[_Symbol] | None:
     return symbols
 
 
-def _parse_elf(raw: bytes, depth: int) -> ModuleImage:
+def _parse_elf(raw: bytes, depth: int, ctx: _Context) -> ModuleImage:
     machine, flags, sections = _elf_sections(raw)
     if machine == _EM_CUDA:
         # e_ident[EI_ABIVERSION]: from version 8 on the sm sits in bits 8-15 of e_flags
@@ -596,13 +692,13 @@ def _parse_elf(raw: bytes, depth: int) -> ModuleImage:
         if cuinfo is not None and len(cuinfo) >= 4:
             virtual = struct.unpack_from("<H", cuinfo, 2)[0]
         base = KernelAttributes("cubin", arch, virtual or None, cache_mode_ca=_cache_mode_ca(sections))
-        kernels, globals_ = _cubin_contents(sections, base)
+        kernels, globals_ = _cubin_contents(sections, base, ctx)
         return ModuleImage("cubin", kernels, globals_, parts=(f"elf sm_{arch}",))
     wrapped = [s for s in sections if s.name == ".nv_fatbin"]
     if machine == _EM_X86_64 or wrapped:
         if not wrapped or not wrapped[0].data:
             raise _invalid("host object has no .nv_fatbin section: it carries no device code")
-        return _parse_fatbin_stream(wrapped[0].data, depth + 1)
+        return _parse_fatbin_stream(wrapped[0].data, depth + 1, ctx)
     raise _invalid(f"ELF image for machine {machine} is neither a cubin (EM_CUDA) nor a host object")
 
 
@@ -681,7 +777,7 @@ def _cubin_attributes(name: str, base: KernelAttributes, by_name: dict[str, _Sec
                    cluster_dims=bounds.get(_EIATTR_CTA_PER_CLUSTER, (0, 0, 0)), explicit_cluster=explicit)
 
 
-def _cubin_contents(sections: list[_Section], base: KernelAttributes,
+def _cubin_contents(sections: list[_Section], base: KernelAttributes, ctx: _Context,
                     ) -> tuple[dict[str, KernelInfo], dict[str, GlobalInfo]]:
     by_name = {s.name: s for s in sections}
     symbols = _elf_symbols(sections)
@@ -714,9 +810,10 @@ def _cubin_contents(sections: list[_Section], base: KernelAttributes,
         if sym.value + sym.size > section.size:
             raise _invalid(f"global {sym.name} runs past the end of its section {section.name}")
         if section.type == _SHT_NOBITS:
-            init = bytes(sym.size)
+            init = b""  # zero-filled: nothing to keep
         else:
-            init = section.data[sym.value:sym.value + sym.size]
+            ctx.spend(sym.size, f"the initial value of global {sym.name}")
+            init = section.data[sym.value:sym.value + sym.size].rstrip(b"\0")
         globals_[sym.name] = GlobalInfo(sym.name, sym.size, init)
     return kernels, globals_
 
@@ -768,7 +865,7 @@ def _kernel_from_nv_info(name: str, data: bytes) -> KernelInfo:
 # fatbin
 
 
-def _parse_fatbin_stream(data: bytes, depth: int) -> ModuleImage:
+def _parse_fatbin_stream(data: bytes, depth: int, ctx: _Context) -> ModuleImage:
     """One or more fatbin containers back to back (a host object's ``.nv_fatbin`` section)."""
     images: list[ModuleImage] = []
     pos = 0
@@ -779,14 +876,14 @@ def _parse_fatbin_stream(data: bytes, depth: int) -> ModuleImage:
                 break  # trailing alignment padding
             raise _invalid(f".nv_fatbin: no fatbin container at offset {pos}")
         end = pos + header_size + size
-        images.append(_parse_fatbin(data[pos:end], depth))
+        images.append(_parse_fatbin(data[pos:end], depth, ctx))
         pos = -(-end // 8) * 8
     if not images:
         raise _invalid(".nv_fatbin section holds no fatbin container")
-    return _merge("fatbin", images, extra_skipped=())
+    return _merge("fatbin", images, ctx, extra_skipped=())
 
 
-def _parse_fatbin(raw: bytes, depth: int) -> ModuleImage:
+def _parse_fatbin(raw: bytes, depth: int, ctx: _Context) -> ModuleImage:
     if len(raw) < 16:
         raise _invalid("truncated fatbin header")
     _, version, header_size, size = struct.unpack_from("<IHHQ", raw)
@@ -813,25 +910,28 @@ def _parse_fatbin(raw: bytes, depth: int) -> ModuleImage:
             skipped.append(f"entry of unknown kind {kind} for arch {arch}")
             continue
         label = f"elf sm_{arch}" if kind == _FATBIN_KIND_ELF else f"ptx compute_{arch}"
-        if flags & _FATBIN_FLAG_ZSTD:
-            skipped.append(f"{label}: ZSTD-compressed (rebuild with nvcc --no-compress or "
-                           "--compress-mode=speed)")
-            continue
-        if flags & _FATBIN_FLAG_LZ4:
+        if flags & (_FATBIN_FLAG_ZSTD | _FATBIN_FLAG_LZ4):
             if compressed > len(body):
                 raise _invalid(f"fatbin {label}: compressed size {compressed} exceeds its payload")
-            body = _lz4_block_decompress(body[:compressed], inflated, label)
-            label += " lz4"
-        part = _parse_ptx(body) if kind == _FATBIN_KIND_PTX else _parse(body, depth + 1)
+            if inflated > _MAX_INFLATED:
+                raise _invalid(f"fatbin {label}: claims {inflated} uncompressed bytes")
+            ctx.spend(inflated, f"inflating fatbin entry {label}")  # before a byte is inflated
+            if flags & _FATBIN_FLAG_ZSTD:
+                body = _zstd_decompress(body[:compressed], inflated, label)
+                label += " zstd"
+            else:
+                body = _lz4_block_decompress(body[:compressed], inflated, label)
+                label += " lz4"
+        part = _parse_ptx(body, ctx) if kind == _FATBIN_KIND_PTX else _parse(body, depth + 1, ctx)
         if part.kind not in ("ptx", "cubin"):
             raise _invalid(f"fatbin {label}: the entry is a {part.kind}, not device code")
-        parts.append(ModuleImage(part.kind, part.kernels, part.globals, parts=(label,)))
+        parts.append(replace(part, parts=(label,)))
     if not parts:
         if skipped:
             raise CudaError(CUresult.CUDA_ERROR_NOT_SUPPORTED,
                             "the simulator cannot read any entry of this fatbin: " + "; ".join(skipped))
         raise _invalid(f"fatbin (version {version}) has no entries")
-    return _merge("fatbin", parts, extra_skipped=skipped)
+    return _merge("fatbin", parts, ctx, extra_skipped=skipped)
 
 
 def _arch_of(part: ModuleImage) -> int:
@@ -840,8 +940,9 @@ def _arch_of(part: ModuleImage) -> int:
     return int(digits) if digits.isdigit() else 0
 
 
-def _merge(kind: str, images: list[ModuleImage], extra_skipped: Iterable[str]) -> ModuleImage:
-    """Union of several images' kernels and globals: ELF layouts first, the highest sm first."""
+def _merge(kind: str, images: list[ModuleImage], ctx: _Context, extra_skipped: Iterable[str]) -> ModuleImage:
+    """Union of several images' kernels and globals: ELF layouts first, the highest sm first; the
+    PTX a driver would compile for ``ctx``'s device (the highest target it supports)."""
     def preference(img: ModuleImage) -> tuple[int, int]:
         return (0 if img.kind == "cubin" else 1, -_arch_of(img))
 
@@ -856,7 +957,33 @@ def _merge(kind: str, images: list[ModuleImage], extra_skipped: Iterable[str]) -
             globals_.setdefault(name, var)
     parts = tuple(p for img in images for p in img.parts)
     skipped = tuple(s for img in images for s in img.skipped) + tuple(extra_skipped)
-    return ModuleImage(kind, kernels, globals_, parts=parts, skipped=skipped)
+    usable = [img for img in images if _ptx_runs_on(img.ptx_target, ctx.compute_capability)]
+    chosen = max(usable, key=lambda img: img.ptx_arch or 0, default=None)
+    return ModuleImage(kind, kernels, globals_, parts=parts, skipped=skipped,
+                       ptx=chosen.ptx if chosen else None, ptx_arch=chosen.ptx_arch if chosen else None,
+                       ptx_target=chosen.ptx_target if chosen else None)
+
+
+def _zstd_decompress(src: bytes, size: int, label: str) -> bytes:
+    """Inflate one ZSTD frame (nvcc's ``--compress-mode=size``, and its default for PTX) to
+    exactly ``size`` bytes, reading no more than ``size + 1`` and with a window no larger than the
+    output needs: a frame that claims more, or a huge window, fails without allocating it."""
+    window = max(1 << 10, 1 << max(size - 1, 1).bit_length())
+    reader = zstandard.ZstdDecompressor(max_window_size=window).stream_reader(src)
+    out = bytearray()
+    try:
+        while len(out) <= size:
+            chunk = reader.read(min(1 << 20, size + 1 - len(out)))
+            if not chunk:
+                break
+            out += chunk
+    except zstandard.ZstdError as exc:
+        raise _invalid(f"fatbin {label}: ZSTD data cannot be inflated within {size} bytes "
+                       f"and a {window}-byte window ({exc})") from None
+    if len(out) != size:
+        raise _invalid(f"fatbin {label}: ZSTD data inflates to {'more than ' if len(out) > size else ''}"
+                       f"{len(out) if len(out) <= size else size} bytes, not the declared {size}")
+    return bytes(out)
 
 
 def _lz4_block_decompress(src: bytes, size: int, label: str) -> bytes:

@@ -166,6 +166,11 @@ class DeviceMemory:
                             f"{what} of {size} bytes: {self.used} of {self.limit} bytes already in use"
                             + (" (the VM's quota)" if self.limit != self.total else ""))
 
+    def check_room(self, size: int, what: str) -> None:
+        """OUT_OF_MEMORY unless ``size`` more bytes fit the quota (charges nothing): for a request
+        that allocates in several steps, refused before the first."""
+        self._charge(size, what)
+
     # -- the address space ---------------------------------------------------------------------
 
     def _is_free(self, start: int, size: int) -> bool:

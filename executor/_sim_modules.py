@@ -31,9 +31,16 @@ import numpy as np
 
 from protocol import CUresult, FunctionAttribute
 
-from ._base import HandleTable
+from ._base import HandleTable, HostBudget
 from ._errors import CudaError
-from ._modules import KernelAttributes, KernelInfo, ModuleImage, parse_module_image
+from ._modules import (
+    DEFAULT_PARSE_BUDGET,
+    KernelAttributes,
+    KernelInfo,
+    ModuleImage,
+    parse_module_image,
+    retained_bytes,
+)
 from ._sim_memory import DeviceMemory
 
 __all__ = ["FunctionLimits", "SimFunction", "SimModule", "SimModules", "device_variant",
@@ -88,6 +95,7 @@ class SimModule:
     image: ModuleImage
     globals: dict[str, tuple[int, int]]  # name -> (device address, size)
     functions: dict[str, int] = field(default_factory=dict)  # kernel name -> function handle
+    host_bytes: int = 0  # charged to the VM's host budget while the module is loaded
 
 
 @dataclass(eq=False, slots=True)
@@ -141,26 +149,41 @@ class SimModules:
     """One VM's loaded modules and the functions looked up in them."""
 
     def __init__(self, memory: DeviceMemory, limits: FunctionLimits, *,
-                 ids: Iterator[int] | None = None) -> None:
+                 ids: Iterator[int] | None = None, host: HostBudget | None = None) -> None:
         self._memory = memory
         self.limits = limits
+        self._host = host if host is not None else HostBudget(None)
         self.modules: HandleTable[SimModule] = HandleTable("module", ids=ids)
         self.functions: HandleTable[SimFunction] = HandleTable("function", ids=ids)
 
     def load(self, data: memoryview | bytes) -> tuple[int, SimModule]:
-        image = parse_module_image(data)
+        """Parse, charge and place a module. Host memory is charged before it is spent: the parse
+        may spend what the VM's host budget has left (the image's copy included), and what the
+        parsed module keeps stays charged until it is unloaded; its globals are charged to the
+        device quota, all of them before the first is backed, and only their initialized prefix is
+        written (zero pages cost the host nothing until touched)."""
+        budget = min(DEFAULT_PARSE_BUDGET, self._host.available)
+        self._host.check(len(data), "cuModuleLoadData: a copy of the image")
+        image = parse_module_image(data, compute_capability=self.limits.compute_capability,
+                                   host_budget=max(budget - len(data), 0))
+        self._memory.check_room(sum(g.size for g in image.globals.values()),
+                                f"cuModuleLoadData: the module's {len(image.globals)} globals")
+        host_bytes = retained_bytes(image)
+        self._host.charge(host_bytes, "cuModuleLoadData: the parsed module")
         placed: dict[str, tuple[int, int]] = {}
         try:
             for name, info in image.globals.items():
                 ptr, backing = self._memory.add_global(info.size)
-                backing[:] = np.frombuffer(info.init, dtype=np.uint8)
+                if info.init:
+                    backing[:len(info.init)] = np.frombuffer(info.init, dtype=np.uint8)
                 placed[name] = (ptr, info.size)
+            module = SimModule(image, placed, host_bytes=host_bytes)
+            return self.modules.add(module), module
         except CudaError:
             for ptr, _ in placed.values():
                 self._memory.remove_global(ptr)
+            self._host.release(host_bytes)
             raise
-        module = SimModule(image, placed)
-        return self.modules.add(module), module
 
     def unload(self, handle: int) -> None:
         module = self.modules.pop(handle)
@@ -169,6 +192,7 @@ class SimModules:
                 self.functions.pop(function)
         for ptr, _ in module.globals.values():
             self._memory.remove_global(ptr)
+        self._host.release(module.host_bytes)
 
     def function(self, handle: int, name: str) -> int:
         module = self.modules.get(handle)
@@ -293,6 +317,21 @@ class SimModules:
             return ("the kernel comes from PTX that the driver would compile at load time, and "
                     f"{_JIT_DECIDES[attrib]}")
         return f"its sm_{v.arch} cubin does not record it"
+
+    def ptx_source(self, function: SimFunction) -> str:
+        """The PTX text a launch of ``function`` runs (the entry a driver would compile for the
+        simulated device), or CUDA_ERROR_NOT_SUPPORTED naming the entries the image has: a cubin
+        cannot run on the CPU."""
+        image = self.modules.get(function.module).image
+        if image.ptx is not None:
+            return image.ptx
+        cc = self.limits.compute_capability
+        read = ", ".join(image.parts) or "none"
+        skipped = f"; skipped: {'; '.join(image.skipped)}" if image.skipped else ""
+        raise CudaError(CUresult.CUDA_ERROR_NOT_SUPPORTED,
+                        f"{function.kernel.name}: the module image has no PTX that compute capability "
+                        f"{cc // 10}.{cc % 10} can run, and the simulator cannot run a cubin (the image "
+                        f"has: {read}{skipped}); build it with PTX for compute_{cc} or lower")
 
     def symbols(self, function: SimFunction) -> dict[str, int]:
         """The device addresses of the function's module globals, by name (for reference kernels)."""

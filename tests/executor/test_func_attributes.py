@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from executor import CallIO, CudaError
+from executor import CallIO, CudaError, DeviceConfig
 from executor._cuda import CudaExecutor
 from executor._modules import KernelAttributes, parse_module_image
 from executor._sim import SimExecutor
@@ -132,7 +132,8 @@ def test_a_fatbin_keeps_every_entrys_figures_and_the_device_picks_its_own() -> N
     jit = device_variant(lz4, 90)  # sm_80 cubin + compute_90 PTX on 9.0: the driver compiles the PTX
     assert jit is not None and jit.source == "ptx"
     default = parse_module_image((KERNELS / "test_kernels.default.fatbin").read_bytes()).kernels[SOFTMAX]
-    assert device_variant(default, 90) is None  # its compute_90 PTX is ZSTD-compressed, skipped
+    zstd = device_variant(default, 90)  # its compute_90 PTX is ZSTD-compressed, and read as well
+    assert zstd is not None and (zstd.source, zstd.arch) == ("ptx", 90)
 
 
 # -- the register file's limit on a block ----------------------------------------------------------
@@ -215,10 +216,12 @@ def test_what_the_image_does_not_record_is_not_supported_and_says_why() -> None:
     why = gpu.fails(CUresult.CUDA_ERROR_NOT_SUPPORTED, "func_get_attribute",
                     attrib=A.CU_FUNC_ATTRIBUTE_NUM_REGS, function=ptx)
     assert "PTX" in why and "JIT compiler" in why
-    zstd = gpu.function(KERNELS / "test_kernels.default.fatbin", SOFTMAX)
-    why = gpu.fails(CUresult.CUDA_ERROR_NOT_SUPPORTED, "func_get_attribute",
-                    attrib=A.CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES, function=zstd)
-    assert "compute capability 9.0" in why and "ZSTD" in why
+    turing = Gpu()  # the image's sm_80 cubin and compute_90 PTX: neither runs on compute capability 7.5
+    turing.ex = SimExecutor(DeviceConfig(compute_capability=(7, 5)))
+    none = turing.function(KERNELS / "test_kernels.default.fatbin", SOFTMAX)
+    why = turing.fails(CUresult.CUDA_ERROR_NOT_SUPPORTED, "func_get_attribute",
+                       attrib=A.CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES, function=none)
+    assert "compute capability 7.5" in why and "elf sm_80, ptx compute_90 zstd" in why
 
 
 def test_the_dynamic_shared_limit_is_set_within_the_opt_in_limit_and_bounds_launches() -> None:
