@@ -32,6 +32,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from pathlib import Path
@@ -41,7 +42,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 __all__ = [
     "ConfigError", "DeviceSection", "MediatorConfig", "MediatorSection", "MetricsSection", "MqttSection",
-    "VmConfig", "load_config", "parse_config", "parse_size",
+    "VmConfig", "host_memory", "load_config", "max_region_size", "parse_config", "parse_size",
 ]
 
 _UNITS = {"": 1, "b": 1, "k": 1024, "kib": 1024, "m": 1024**2, "mib": 1024**2, "g": 1024**3,
@@ -49,7 +50,9 @@ _UNITS = {"": 1, "b": 1, "k": 1024, "kib": 1024, "m": 1024**2, "mib": 1024**2, "
 
 
 def parse_size(value: Any) -> Any:
-    """``"64MiB"`` → 67108864; ints pass through."""
+    """``"64MiB"`` → 67108864; ints pass through; ``true`` is not a size (bool is an int in Python)."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a size such as 4096, '64MiB' or '16GiB'")
     if isinstance(value, str):
         match = re.fullmatch(r"\s*(\d+)\s*([a-zA-Z]*)\s*", value)
         if not match or match.group(2).lower() not in _UNITS:
@@ -59,6 +62,32 @@ def parse_size(value: Any) -> Any:
 
 
 Size = Annotated[int, BeforeValidator(parse_size), Field(ge=0)]
+#: a user or group, by name or number (resolved on the host when the daemon starts or reloads)
+Principal = Annotated[str | int, Field(union_mode="left_to_right")]
+#: sun_path holds 108 bytes with its terminating NUL
+AF_UNIX_PATH_MAX = 107
+#: VM names whose sockets would be the control sockets' (``control.sock``, ``control-ro.sock``)
+RESERVED_VM_NAMES = frozenset({"control", "control-ro"})
+
+
+def host_memory() -> int:
+    """Physical memory of this host in bytes."""
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def max_region_size() -> int:
+    """The largest region one VM may have: the largest power of two within an eighth of the host's
+    memory (every VM's region is shared memory the host holds for the VM's whole session)."""
+    eighth = max(host_memory() // 8, 1 << 20)
+    return 1 << (eighth.bit_length() - 1)
+
+
+def check_region_size(size: int, key: str) -> None:
+    if size < 1 << 20 or size & (size - 1):
+        raise ValueError(f"{key} {size} must be a power of two of at least 1 MiB")
+    if size > max_region_size():
+        raise ValueError(f"{key} {size} is more than this host can give one VM (at most "
+                         f"{max_region_size()} bytes, an eighth of its memory)")
 
 
 class ConfigError(Exception):
@@ -81,17 +110,27 @@ class MediatorSection(_Section):
     worker_timeout_s: float = Field(default=30.0, gt=0)  # no heartbeat for this long: kill, restart
     restart_limit: int = Field(default=5, ge=0)  # worker restarts allowed per VM per minute
     max_async_inflight: int = Field(default=4096, ge=0)  # async calls before the server syncs (0: no cap)
+    # Who may use the control sockets (docs/operations.md, "Who may do what"): besides root and the
+    # daemon's own user, members of control_group may do everything on control.sock; members of
+    # control_readers (and of control_group) may read status and traces on control-ro.sock.
+    control_group: Principal | None = None
+    control_readers: Principal | None = None
+    allow_fault_injection: bool = False  # inject_fault is for drills and tests only
 
     @model_validator(mode="after")
     def _region_pow2(self) -> Self:
-        size = self.region_size
-        if size < 1 << 20 or size & (size - 1):
-            raise ValueError(f"region_size {size} must be a power of two of at least 1 MiB")
+        check_region_size(self.region_size, "region_size")
         return self
 
     @property
     def control_path(self) -> Path:
         return self.control_socket or self.socket_dir / "control.sock"
+
+    @property
+    def control_ro_path(self) -> Path:
+        """The read-only control socket: beside the control socket, ``-ro`` added to its name."""
+        path = self.control_path
+        return path.with_name(f"{path.stem}-ro{path.suffix}")
 
 
 class DeviceSection(_Section):
@@ -116,6 +155,19 @@ class VmConfig(_Section):
     region_size: Size | None = None
     trace: bool = False  # trace this VM's calls from the start
     calls_per_s: float | None = Field(default=None, gt=0)  # served no faster than this (None: no limit)
+    # Who may attach (docs/operations.md, "Who may do what"): the socket is given to owner (mode
+    # 0600), or to group (0660) when one is named; a connecting process must be owner, or without an
+    # owner a member of group (root and the daemon's own user always may). Neither: root only.
+    owner: Principal | None = None
+    group: Principal | None = None
+
+    @model_validator(mode="after")
+    def _checks(self) -> Self:
+        if self.name in RESERVED_VM_NAMES:
+            raise ValueError(f"a VM may not be named {self.name!r}: its socket would be a control socket")
+        if self.region_size is not None:
+            check_region_size(self.region_size, "region_size")
+        return self
 
 
 class MqttSection(_Section):
@@ -168,6 +220,30 @@ class MediatorConfig(_Section):
                 seen.add(value)
         return self
 
+    @model_validator(mode="after")
+    def _sockets(self) -> Self:
+        section = self.mediator
+        control = {section.control_path, section.control_ro_path}
+        paths = [section.control_path, section.control_ro_path]
+        for vm in self.vm:
+            path = self.vm_socket(vm)
+            if path in control:
+                raise ValueError(f"VM {vm.name!r}'s socket {path} is a control socket; rename the VM or "
+                                 "move control_socket")
+            paths.append(path)
+        for path in paths:
+            if len(os.fsencode(path)) > AF_UNIX_PATH_MAX:
+                raise ValueError(f"socket path {path} is {len(os.fsencode(path))} bytes; a Unix socket path "
+                                 f"has at most {AF_UNIX_PATH_MAX}: choose a shorter socket_dir")
+        regions = sum(vm.region_size or section.region_size for vm in self.vm)
+        if regions > host_memory() // 2:
+            raise ValueError(f"the VMs' regions take {regions} bytes together, more than half of this "
+                             f"host's {host_memory()} bytes of memory")
+        return self
+
+    def vm_socket(self, vm: VmConfig) -> Path:
+        return self.mediator.socket_dir / f"{vm.name}.sock"
+
 
 def _describe(exc: ValidationError) -> str:
     lines = []
@@ -178,7 +254,8 @@ def _describe(exc: ValidationError) -> str:
                 parts[-1] += f"[{part}]"
             else:
                 parts.append(str(part))
-        lines.append(f"{'.'.join(parts) or '(top level)'}: {err['msg']}")
+        message = err["msg"].removeprefix("Value error, ")
+        lines.append(f"{'.'.join(parts)}: {message}" if parts else message)
     return "; ".join(lines)
 
 

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import json
 import socket
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ControlError", "request"]
+__all__ = ["ControlError", "ControlUnreachableError", "request", "request_first"]
 
 
 class ControlError(Exception):
     """The daemon cannot be reached, or answered with an error."""
+
+
+class ControlUnreachableError(ControlError):
+    """No connection to the control socket (absent, or its mode keeps us out)."""
 
 
 def request(path: Path | str, payload: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
@@ -27,10 +32,24 @@ def request(path: Path | str, payload: dict[str, Any], timeout: float = 10.0) ->
                     break
                 buf += chunk
     except OSError as exc:
-        raise ControlError(f"cannot reach the mediator at {path}: {exc.strerror or exc}") from None
+        raise ControlUnreachableError(f"cannot reach the mediator at {path}: {exc.strerror or exc}") from None
     if not buf:
         raise ControlError("the mediator closed the control connection without answering")
     reply: dict[str, Any] = json.loads(buf)
     if not reply.get("ok"):
         raise ControlError(str(reply.get("error", "request refused")))
     return reply
+
+
+def request_first(paths: Sequence[Path | str], payload: dict[str, Any],
+                  timeout: float = 10.0) -> dict[str, Any]:
+    """``request`` on the first of ``paths`` that lets us in (an operator's socket, then the read-only
+    one a reader may use); the first path's error if none does."""
+    first: ControlUnreachableError | None = None
+    for path in paths:
+        try:
+            return request(path, payload, timeout)
+        except ControlUnreachableError as exc:
+            first = first or exc
+    assert first is not None, "no control socket to ask"
+    raise first

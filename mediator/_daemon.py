@@ -1,5 +1,11 @@
 """The supervisor: one endpoint per configured VM, the control socket, signals, systemd.
 
+Before it listens anywhere the daemon checks its socket directory (ours, writable by nobody else),
+takes the directory's lock (one daemon per directory) and resolves every configured user and group;
+any failure is one line on stderr and exit status 2 (:class:`HostSetupError`). Two control sockets:
+``control.sock`` for operators and ``control-ro.sock`` for readers (status, traces), each checked
+against the peer's credentials (:mod:`._control` has the roles).
+
 SIGTERM/SIGINT drain every session (queued calls are answered, regions marked STOPPED, GPU resources
 released) and the daemon exits 0. SIGHUP re-reads the configuration file: new VMs get an endpoint,
 removed VMs lose theirs once idle (a connected one keeps serving until its peer leaves), changed
@@ -10,10 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import signal
-import socket
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,7 +29,34 @@ import structlog
 from executor import resolve_backend
 
 from ._config import ConfigError, MediatorConfig, load_config
+from ._control import (
+    MAX_REQUEST_BYTES,
+    ControlRefusedError,
+    ControlRequest,
+    DetachRequest,
+    InjectFaultRequest,
+    ResetRequest,
+    Role,
+    SetQuotaRequest,
+    StatusRequest,
+    TraceRequest,
+    parse_request,
+)
 from ._notify import notify, watchdog_interval
+from ._ratelimit import RateLimitedLog
+from ._sockets import (
+    DirectoryLock,
+    HostSetupError,
+    PeerCredentials,
+    PeerPolicy,
+    SocketAccess,
+    bind_unix,
+    lock_socket_dir,
+    peer_credentials,
+    prepare_socket_dir,
+    resolve_group,
+    socket_access,
+)
 from ._vm import VmEndpoint
 
 if TYPE_CHECKING:
@@ -42,7 +75,14 @@ class Daemon:
         self.endpoints: dict[int, VmEndpoint] = {}
         self.started = time.time()
         self._stop = asyncio.Event()
-        self._control: asyncio.Server | None = None
+        self._control: list[asyncio.Server] = []
+        self._lock: DirectoryLock | None = None
+        self.operators = PeerPolicy()  # set from control_group by _prepare_host
+        self.readers = PeerPolicy()
+        self.control_refused = 0  # connections refused on the control sockets
+        self.control_errors = 0  # malformed or refused control requests
+        self._log_control_refused = RateLimitedLog(log.warning)
+        self._log_control_error = RateLimitedLog(log.warning)
         self.backend, self.backend_reason = resolve_backend(config.mediator.backend)
         self.mqtt: MqttLink | None = None
         self.metrics: MetricsServer | None = None
@@ -50,19 +90,68 @@ class Daemon:
 
     # -- run ------------------------------------------------------------------------------------
 
+    def _prepare_host(self) -> dict[int, SocketAccess]:
+        """Check the socket directories, take the lock, resolve users and groups (HostSetupError)."""
+        section = self.config.mediator
+        prepare_socket_dir(section.socket_dir)
+        if section.control_path.parent != section.socket_dir:
+            prepare_socket_dir(section.control_path.parent)
+        accesses = self._resolve_accesses(self.config)
+        self.operators, self.readers = self._control_policies(self.config)
+        self._lock = lock_socket_dir(section.socket_dir)
+        return accesses
+
+    @staticmethod
+    def _resolve_accesses(config: MediatorConfig) -> dict[int, SocketAccess]:
+        accesses = {}
+        for index, vm in enumerate(config.vm):
+            try:
+                accesses[vm.id] = socket_access(vm.owner, vm.group)
+            except HostSetupError as exc:
+                raise HostSetupError(f"vm[{index}] ({vm.name}): {exc}") from None
+        return accesses
+
+    @staticmethod
+    def _control_policies(config: MediatorConfig) -> tuple[PeerPolicy, PeerPolicy]:
+        section = config.mediator
+        try:
+            ops = frozenset({resolve_group(section.control_group)}) if section.control_group is not None \
+                else frozenset()
+            readers = frozenset({resolve_group(section.control_readers)}) \
+                if section.control_readers is not None else frozenset()
+        except HostSetupError as exc:
+            raise HostSetupError(f"mediator.control_group/control_readers: {exc}") from None
+        return PeerPolicy(gids=ops), PeerPolicy(gids=ops | readers)
+
     async def run(self) -> int:
+        accesses = self._prepare_host()
+        try:
+            return await self._run(accesses)
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+
+    async def _run(self, accesses: dict[int, SocketAccess]) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop, sig.name)
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
         log.info("mediator starting", backend=self.backend, backend_reason=self.backend_reason,
                  vms=len(self.config.vm), socket_dir=str(self.config.mediator.socket_dir))
-        for vm in self.config.vm:
-            endpoint = VmEndpoint(vm, self.config)
-            await endpoint.start()
-            self.endpoints[vm.id] = endpoint
-        await self._start_extras()  # before the control socket: a status request sees them running
-        await self._start_control()
+        if self.config.mediator.allow_fault_injection:
+            log.warning("fault injection is enabled (allow_fault_injection): for drills and tests only")
+        try:
+            for vm in self.config.vm:
+                endpoint = VmEndpoint(vm, self.config, accesses[vm.id])
+                self.endpoints[vm.id] = endpoint
+                await endpoint.start()
+            await self._start_extras()  # before the control socket: a status request sees them running
+            await self._start_control()
+        except HostSetupError:
+            await asyncio.gather(*(e.stop() for e in self.endpoints.values()), return_exceptions=True)
+            await self._stop_extras()
+            self._close_control()
+            raise
         notify("READY=1")
         self._notify_status()
         watchdog = asyncio.create_task(self._watchdog(), name="watchdog")
@@ -72,11 +161,7 @@ class Daemon:
         watchdog.cancel()
         await asyncio.gather(*(e.stop() for e in self.endpoints.values()), return_exceptions=True)
         await self._stop_extras()
-        if self._control is not None:
-            self._control.close()
-            await self._control.wait_closed()
-            with contextlib.suppress(FileNotFoundError):
-                self.config.mediator.control_path.unlink()
+        self._close_control()
         log.info("mediator stopped")
         return 0
 
@@ -131,10 +216,13 @@ class Daemon:
             return
         try:
             new = load_config(self.config_path)
-        except ConfigError as exc:
+            accesses = self._resolve_accesses(new)
+            operators, readers = self._control_policies(new)
+        except (ConfigError, HostSetupError) as exc:
             log.error("reload failed; keeping the running configuration", error=str(exc))
             return
         notify("RELOADING=1")
+        self.operators, self.readers = operators, readers  # socket paths and modes need a restart
         self.config = new
         wanted = {vm.id: vm for vm in new.vm}
         for vm_id, endpoint in list(self.endpoints.items()):
@@ -150,14 +238,22 @@ class Daemon:
         for vm_id, vm in wanted.items():
             existing = self.endpoints.get(vm_id)
             if existing is None:
-                added = VmEndpoint(vm, new)
-                await added.start()
+                added = VmEndpoint(vm, new, accesses[vm_id])
+                try:
+                    await added.start()
+                except HostSetupError as exc:
+                    log.error("vm not added", vm=vm.name, error=str(exc))
+                    continue
                 self.endpoints[vm_id] = added
                 log.info("vm added", vm=vm.name)
                 continue
             endpoint = existing
             if endpoint.vm.memory_quota != vm.memory_quota:
                 await endpoint.set_quota(vm.memory_quota)
+            try:
+                endpoint.set_access(accesses[vm_id])
+            except OSError as exc:
+                log.error("vm socket access not changed", vm=vm.name, error=exc.strerror)
             endpoint.vm = vm
             endpoint.config = new
         notify("READY=1")
@@ -167,84 +263,134 @@ class Daemon:
     # -- control socket ---------------------------------------------------------------------------
 
     async def _start_control(self) -> None:
-        path = self.config.mediator.control_path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        sock.bind(str(path))
-        os.chmod(path, 0o660)
-        self._control = await asyncio.start_unix_server(self._serve_control, sock=sock)
+        """``control.sock`` for operators (control_group), ``control-ro.sock`` for readers too."""
+        section = self.config.mediator
+        for path, role, group in ((section.control_path, Role.OPERATOR, section.control_group),
+                                  (section.control_ro_path, Role.READER,
+                                   section.control_readers if section.control_readers is not None
+                                   else section.control_group)):
+            gid = resolve_group(group) if group is not None else -1
+            sock = bind_unix(path, mode=0o660 if gid != -1 else 0o600, gid=gid)
+            serve = functools.partial(self._serve_control, role=role)
+            # the limit is the longest line readline() takes: a request and its newline
+            server = await asyncio.start_unix_server(serve, sock=sock, limit=MAX_REQUEST_BYTES + 1)
+            self._control.append(server)
+            log.info("control socket listening", path=str(path), role=role.name.lower(),
+                     gid=gid if gid != -1 else None)
 
-    async def _serve_control(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def _close_control(self) -> None:
+        section = self.config.mediator
+        for server in self._control:
+            server.close()
+        if self._control:
+            for path in (section.control_path, section.control_ro_path):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+        self._control = []
+
+    def _peer_role(self, peer: PeerCredentials | None, ceiling: Role) -> Role | None:
+        """What this peer may do on a socket that allows at most ``ceiling``; None: nothing."""
+        if peer is None:  # no credentials from the kernel: the socket file's mode decides
+            return ceiling
+        if self.operators.allows(peer):
+            return ceiling
+        if self.readers.allows(peer):
+            return Role.READER
+        return None
+
+    async def _serve_control(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                             role: Role) -> None:
+        peer = peer_credentials(writer.get_extra_info("socket"))
+        allowed = self._peer_role(peer, role)
         try:
-            while line := await reader.readline():
+            if allowed is None:
+                self.control_refused += 1
+                self._log_control_refused("control connection refused: peer is not an operator or reader",
+                                          peer=peer.describe() if peer else None,
+                                          refused=self.control_refused)
+                await self._reply(writer, {"ok": False, "error": "permission denied: not a member of "
+                                           "control_group or control_readers"})
+                return
+            while True:
                 try:
-                    request = json.loads(line)
-                    reply = await self.handle(request)
-                except (ValueError, KeyError, TypeError) as exc:
-                    reply = {"ok": False, "error": f"bad request: {exc}"}
-                writer.write(json.dumps(reply).encode() + b"\n")
-                await writer.drain()
+                    line = await reader.readline()
+                except ValueError:  # longer than a request may be: answer, and end the connection
+                    await self._reply(writer, self._refused(ControlRefusedError(
+                        f"request is longer than {MAX_REQUEST_BYTES} bytes")))
+                    return
+                if not line:
+                    return
+                try:
+                    request = parse_request(line.rstrip(b"\r\n"))
+                except ControlRefusedError as refused:
+                    await self._reply(writer, self._refused(refused))
+                    continue
+                reply = await self.handle(request, allowed)
+                if not reply.get("ok"):
+                    self._refused(ControlRefusedError(str(reply.get("error")), request.id), cmd=request.cmd)
+                await self._reply(writer, reply if request.id is None else {"id": request.id, **reply})
         except ConnectionError:
             pass
         finally:
             writer.close()
 
-    async def handle(self, request: dict[str, Any]) -> dict[str, Any]:
-        cmd = request.get("cmd")
-        if cmd == "status":
+    def _refused(self, refused: ControlRefusedError, cmd: str | None = None) -> dict[str, Any]:
+        self.control_errors += 1
+        self._log_control_error("control request refused", reason=refused.reason, cmd=cmd,
+                                refused_requests=self.control_errors)
+        reply: dict[str, Any] = {"ok": False, "error": refused.reason}
+        if refused.request_id is not None:
+            reply["id"] = refused.request_id
+        return reply
+
+    @staticmethod
+    async def _reply(writer: asyncio.StreamWriter, reply: dict[str, Any]) -> None:
+        writer.write(json.dumps(reply).encode() + b"\n")
+        await writer.drain()
+
+    async def handle(self, request: ControlRequest, role: Role = Role.OPERATOR) -> dict[str, Any]:
+        """Carry out a checked request for a sender of ``role`` (MQTT: an operator)."""
+        if request.required_role > role:
+            return {"ok": False, "error": f"{request.cmd} changes the daemon: it needs an operator "
+                    "(control_group, on the control socket); this connection may only read"}
+        if isinstance(request, StatusRequest):
             return {"ok": True, **self.status()}
-        if cmd == "set_quota":
-            endpoint = self._endpoint(request["vm"])
+        endpoint = self._endpoint(request.vm)
+        if isinstance(request, SetQuotaRequest):
             if endpoint is None:
-                return {"ok": False, "error": f"no VM {request['vm']!r}"}
-            quota = request.get("bytes")
-            if quota is not None and (not isinstance(quota, int) or quota < 0):
-                return {"ok": False, "error": "bytes must be a non-negative integer or null"}
-            await endpoint.set_quota(quota)
+                return {"ok": False, "error": f"no VM {request.vm!r}"}
+            await endpoint.set_quota(request.bytes)
+            log.info("quota set by operator", vm=endpoint.vm.name, bytes=request.bytes)
             return {"ok": True}
-        if cmd == "trace":
-            endpoint = self._endpoint(request["vm"])
+        if isinstance(request, TraceRequest):
             if endpoint is None:
-                return {"ok": False, "error": f"no VM {request['vm']!r}"}
-            if "enable" in request:
-                if not isinstance(request["enable"], bool):
-                    return {"ok": False, "error": "enable must be true or false"}
-                await endpoint.set_tracing(request["enable"])
-                log.info("tracing switched", vm=endpoint.vm.name, enable=request["enable"])
+                return {"ok": False, "error": f"no VM {request.vm!r}"}
+            if request.enable is not None:
+                await endpoint.set_tracing(request.enable)
+                log.info("tracing switched", vm=endpoint.vm.name, enable=request.enable)
             ring = endpoint.trace_ring
-            after = int(request.get("after", 0))
-            limit = request.get("limit")
-            records, next_index = ring.read(after, int(limit) if limit else None) if ring else ([], 0)
+            records, next_index = ring.read(request.after, request.limit) if ring else ([], 0)
             return {"ok": True, "vm": endpoint.vm.name, "tracing": endpoint.tracing,
                     "next": next_index, "records": [r.as_dict() for r in records]}
-        if cmd == "inject_fault":  # drills and tests: the VM's next call fails with this status
-            endpoint = self._endpoint(request["vm"])
-            if endpoint is None or endpoint.session is None:
-                return {"ok": False, "error": f"VM {request['vm']!r} is not attached"}
-            status = request.get("status", 700)
-            if not isinstance(status, int) or isinstance(status, bool) or not 0 < status < 1 << 31:
-                return {"ok": False, "error": "status must be a positive CUresult value"}
-            await endpoint.session.inject_fault(status, bool(request.get("sticky", True)))
-            log.warning("fault injected by operator", vm=endpoint.vm.name, status=status)
+        if isinstance(request, InjectFaultRequest) and not self.config.mediator.allow_fault_injection:
+            return {"ok": False, "error": "fault injection is disabled; it is for drills and tests "
+                    "([mediator] allow_fault_injection = true)"}
+        if endpoint is None or endpoint.session is None:
+            return {"ok": False, "error": f"VM {request.vm!r} is not attached"}
+        session = endpoint.session
+        if isinstance(request, InjectFaultRequest):  # the VM's next call fails with this status
+            await session.inject_fault(request.status, request.sticky)
+            log.warning("fault injected by operator", vm=endpoint.vm.name, status=request.status)
             return {"ok": True}
-        if cmd == "reset":
-            endpoint = self._endpoint(request["vm"])
-            if endpoint is None or endpoint.session is None:
-                return {"ok": False, "error": f"VM {request['vm']!r} is not attached"}
+        if isinstance(request, ResetRequest):
             try:
-                endpoint.session.reset("reset by operator")
+                session.reset("reset by operator")
             except RuntimeError as exc:
                 return {"ok": False, "error": str(exc)}
             return {"ok": True}
-        if cmd == "detach":
-            endpoint = self._endpoint(request["vm"])
-            if endpoint is None or endpoint.session is None:
-                return {"ok": False, "error": f"VM {request['vm']!r} is not attached"}
-            endpoint.session.stop("detached by operator")
-            return {"ok": True}
-        return {"ok": False, "error": f"unknown command {cmd!r}"}
+        assert isinstance(request, DetachRequest)
+        session.stop("detached by operator")
+        return {"ok": True}
 
     def _endpoint(self, key: int | str) -> VmEndpoint | None:
         for endpoint in self.endpoints.values():

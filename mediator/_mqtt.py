@@ -20,6 +20,7 @@ from typing import Any
 import structlog
 
 from ._config import MqttSection
+from ._control import ControlRequest
 from ._events import EVENTS, Event
 from ._mqtt_messages import (
     ControlRefusedError,
@@ -36,7 +37,7 @@ __all__ = ["MqttLink"]
 log = structlog.get_logger("mqtt")
 
 StatusSource = Callable[[], dict[str, Any]]
-ControlHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+ControlHandler = Callable[[ControlRequest], Awaitable[dict[str, Any]]]
 MAX_BACKOFF_S = 30.0
 
 
@@ -178,7 +179,7 @@ class MqttLink:
                 log.warning("mqtt control request refused", reason=refused.reason)
             else:
                 reply = {"id": request_id, **await self._handle(request)}
-                log.info("mqtt control request", cmd=request["cmd"], vm=request.get("vm"),
+                log.info("mqtt control request", cmd=request.cmd, vm=getattr(request, "vm", None),
                          ok=reply.get("ok"), id=request_id)
             reply.pop("records", None)
             self._enqueue(Outgoing(response_topic or self.topics.response, encode(reply),

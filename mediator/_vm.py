@@ -28,7 +28,9 @@ from protocol import DeviceState, HeaderField, Region, lay_out_region
 from ._config import MediatorConfig, VmConfig
 from ._events import EVENTS
 from ._ivshmem import HOST_PEER_ID, send_handshake
+from ._ratelimit import RateLimitedLog
 from ._session import SessionState, SessionStateMachine
+from ._sockets import SocketAccess, bind_unix, peer_credentials, socket_access
 from ._stats import StatsBlock, WorkerCounters
 from ._trace import TraceRing
 from ._worker import WorkerSpec
@@ -363,11 +365,16 @@ class VmSession:
 class VmEndpoint:
     """A configured VM: its listening socket, its current session, and totals across sessions."""
 
-    def __init__(self, vm: VmConfig, config: MediatorConfig) -> None:
+    def __init__(self, vm: VmConfig, config: MediatorConfig, access: SocketAccess | None = None) -> None:
         self.vm = vm
         self.config = config
-        self.path = Path(config.mediator.socket_dir) / f"{vm.name}.sock"
+        self.path: Path = config.vm_socket(vm)
+        # who may attach: resolved by the daemon (it refuses to start on an unknown user)
+        self.access = access if access is not None else socket_access(vm.owner, vm.group)
         self.log = structlog.get_logger("endpoint").bind(vm=vm.name)
+        # a peer can connect at any rate: one line a second at most, the counters hold the totals
+        self._log_refused = RateLimitedLog(self.log.warning)
+        self.refused_peers = 0  # connections from a process that is not this VM's QEMU
         self.session: VmSession | None = None
         self.session_task: asyncio.Task[None] | None = None
         self._listener: socket.socket | None = None
@@ -385,27 +392,40 @@ class VmEndpoint:
         self.last_session: dict[str, Any] | None = None
 
     async def start(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        listener.bind(str(self.path))
-        os.chmod(self.path, 0o660)
-        listener.listen(4)
-        listener.setblocking(False)
-        self._listener = listener
+        """Listen on the VM's socket (the daemon has checked its directory: see :mod:`._sockets`)."""
+        access = self.access
+        self._listener = bind_unix(self.path, mode=access.mode, uid=access.uid, gid=access.gid)
         self._accept_task = asyncio.create_task(self._accept_loop(), name=f"{self.vm.name}:accept")
-        self.log.info("vm endpoint listening", path=str(self.path))
+        self.log.info("vm endpoint listening", path=str(self.path), mode=f"{access.mode:04o}",
+                      uid=access.uid if access.uid != -1 else None,
+                      gid=access.gid if access.gid != -1 else None)
+
+    def set_access(self, access: SocketAccess) -> None:
+        """New owner/group from a reload: the socket file's, and the check of later peers."""
+        if access == self.access:
+            return
+        os.chown(self.path, access.uid, access.gid, follow_symlinks=False)
+        os.chmod(self.path, access.mode)  # our own socket in a directory only we can write
+        self.access = access
+        self.log.info("vm socket access changed", mode=f"{access.mode:04o}", uid=access.uid, gid=access.gid)
 
     async def _accept_loop(self) -> None:
         loop = asyncio.get_running_loop()
         assert self._listener is not None
         while True:
             conn, _ = await loop.sock_accept(self._listener)
+            peer = peer_credentials(conn)
+            if not self.access.policy.allows(peer):
+                self.refused_peers += 1
+                self._log_refused("connection refused: peer is not this VM's owner",
+                                  peer=peer.describe() if peer else None, refused_peers=self.refused_peers)
+                conn.close()
+                continue
             if self.session is not None or self.retiring:
                 self.refused += 1
-                self.log.warning("connection refused: vm already has a peer"
-                                 if not self.retiring else "connection refused: vm is being removed")
+                self._log_refused("connection refused: vm already has a peer"
+                                  if not self.retiring else "connection refused: vm is being removed",
+                                  peer=peer.describe() if peer else None, refused=self.refused)
                 conn.close()
                 continue
             client_id = self._next_client
@@ -487,12 +507,14 @@ class VmEndpoint:
             "restarts": session.restarts if session else 0,
             "epoch": session._region.epoch if session and session._region else None,
             "refused": self.refused,
+            "refused_peers": self.refused_peers,
             "tracing": self.tracing,
             "wakeups": counters.wakeups,
             "sleeps": counters.sleeps,
             "bytes_htod": counters.bytes_htod,
             "bytes_dtoh": counters.bytes_dtoh,
             "throttles": counters.throttles,
+            "cq_full_waits": counters.cq_full_waits,
             "latency_sum_ns": counters.latency_sum_ns,
             "latency": counters.latency,
         }

@@ -37,6 +37,7 @@ def _run_loop(coro: Any) -> Any:
 def cmd_run(args: argparse.Namespace) -> int:
     from ._daemon import Daemon
     from ._logging import configure_logging
+    from ._sockets import HostSetupError
 
     config, path = _load(args.config)
     configure_logging(config.mediator.log_level)
@@ -48,7 +49,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"vgpu-mediator: backend = \"cuda\" is configured but cannot run here: {why}; "
                   'use backend = "auto" or "sim"', file=sys.stderr)
             return 3
-    return int(_run_loop(Daemon(config, path).run()))
+    try:
+        return int(_run_loop(Daemon(config, path).run()))
+    except HostSetupError as exc:  # the host is not set up to serve safely: say what to fix, once
+        print(f"vgpu-mediator: {exc}", file=sys.stderr)
+        return 2
 
 
 def _human(n: int | None) -> str:
@@ -87,13 +92,19 @@ def format_status(reply: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _control_paths(args: argparse.Namespace, config: MediatorConfig) -> list[Path]:
+    """Where to ask: the socket given, or the operators' socket and then the read-only one."""
+    if args.socket:
+        return [Path(args.socket)]
+    return [config.mediator.control_path, config.mediator.control_ro_path]
+
+
 def cmd_status(args: argparse.Namespace) -> int:
-    from ._control_client import ControlError, request
+    from ._control_client import ControlError, request_first
 
     config, _ = _load(args.config)
-    path = Path(args.socket) if args.socket else config.mediator.control_path
     try:
-        reply = request(path, {"cmd": "status"})
+        reply = request_first(_control_paths(args, config), {"cmd": "status"})
     except ControlError as exc:
         print(f"vgpu-mediator: {exc}", file=sys.stderr)
         return 1
@@ -110,15 +121,16 @@ def format_trace(record: dict[str, Any], vm: str) -> str:
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
-    from ._control_client import ControlError, request
+    from ._control_client import ControlError, request_first
 
     config, _ = _load(args.config)
-    path = Path(args.socket) if args.socket else config.mediator.control_path
+    paths = _control_paths(args, config)
     query: dict[str, Any] = {"cmd": "trace", "vm": args.vm, "limit": args.lines}
     if args.on or args.off:
         query["enable"] = bool(args.on)
+        paths = paths[:1]  # switching needs an operator: the read-only socket would refuse it
     try:
-        reply = request(path, query)
+        reply = request_first(paths, query)
         if "enable" in query and not args.follow:
             print(f"tracing {'on' if reply['tracing'] else 'off'} for {reply['vm']}")
             return 0
@@ -133,7 +145,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
             if not args.follow:
                 return 0
             time.sleep(0.2)
-            reply = request(path, {"cmd": "trace", "vm": args.vm, "after": reply["next"]})
+            reply = request_first(paths, {"cmd": "trace", "vm": args.vm, "after": reply["next"]})
     except ControlError as exc:
         print(f"vgpu-mediator: {exc}", file=sys.stderr)
         return 1

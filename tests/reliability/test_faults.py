@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,13 @@ from mediator._launcher import MediatorProcess, running_mediator
 from protocol import CUresult, DeviceState
 
 from ._support import applied, vm_status, wait_for
+
+
+@pytest.fixture
+def mediator(tmp_path: Path) -> Iterator[MediatorProcess]:
+    """Two VMs, with the fault injection these tests drive (refused unless the configuration allows it)."""
+    with running_mediator(tmp_path, vms=2, extra="allow_fault_injection = true") as running:
+        yield running
 
 
 def test_a_sticky_fault_rebuilds_that_vms_context_and_no_other(mediator: MediatorProcess) -> None:

@@ -31,7 +31,8 @@ def test_topics_hang_under_prefix_and_host() -> None:
     (b'{"cmd": "reset", "vm": "vm1", "id": [1]}', ({"cmd": "reset", "vm": "vm1"}, [1])),
 ])
 def test_valid_control_requests(payload: bytes, expected: tuple[dict[str, object], object]) -> None:
-    assert parse_control(payload) == expected
+    request, request_id = parse_control(payload)
+    assert (request.wire(), request_id) == expected
 
 
 @pytest.mark.parametrize(("payload", "reason"), [
