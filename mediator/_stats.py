@@ -20,10 +20,13 @@ _FIELDS: Final = (
     "memory_used", "heartbeat_ns", "sleeps", "wakeups", "pid", "latched_errors", "throttles",
     "live_handles",
 )
+#: counters added later go after the histogram, so a worker started by an older supervisor (and
+#: adopted across its restart) still reads right: what it never wrote is 0
+_LATER_FIELDS: Final = ("cq_full_waits",)
 #: call latency histogram: bucket i counts calls served in [2**(i-1), 2**i) × 1.024 µs (bucket 0: less
 #: than 1.024 µs), the last one everything slower; one shift and bit_length per call on the hot path
 LATENCY_BUCKETS: Final = 24
-_STRUCT: Final = struct.Struct("<" + "Q" * (len(_FIELDS) + 1 + LATENCY_BUCKETS))
+_STRUCT: Final = struct.Struct("<" + "Q" * (len(_FIELDS) + 1 + LATENCY_BUCKETS + len(_LATER_FIELDS)))
 STATS_SIZE: Final = 4096
 
 
@@ -53,11 +56,12 @@ class WorkerCounters:
     latched_errors: int = 0
     throttles: int = 0  # times the async cap made the server synchronize
     live_handles: int = 0  # handles of every kind the VM holds (streams, events, memory handles, …)
+    cq_full_waits: int = 0  # times the guest's full completion ring held the worker back (back-pressure)
     latency_sum_ns: int = 0
     latency: list[int] = field(default_factory=lambda: [0] * LATENCY_BUCKETS)
 
     def as_dict(self) -> dict[str, int]:
-        return {name: getattr(self, name) for name in _FIELDS}
+        return {name: getattr(self, name) for name in _FIELDS + _LATER_FIELDS}
 
 
 class StatsBlock:
@@ -75,14 +79,16 @@ class StatsBlock:
 
     def write(self, counters: WorkerCounters) -> None:
         _STRUCT.pack_into(self._map, 0, *(getattr(counters, n) for n in _FIELDS), counters.latency_sum_ns,
-                          *counters.latency)
+                          *counters.latency, *(getattr(counters, n) for n in _LATER_FIELDS))
 
     def read(self) -> WorkerCounters:
         values = _STRUCT.unpack_from(self._map, 0)
         fixed = len(_FIELDS)
         counters = WorkerCounters(*values[:fixed])
         counters.latency_sum_ns = values[fixed]
-        counters.latency = list(values[fixed + 1:])
+        counters.latency = list(values[fixed + 1:fixed + 1 + LATENCY_BUCKETS])
+        for name, value in zip(_LATER_FIELDS, values[fixed + 1 + LATENCY_BUCKETS:], strict=True):
+            setattr(counters, name, value)
         return counters
 
     def close(self) -> None:
