@@ -122,7 +122,7 @@ from protocol.models import (
     StreamWaitEventArgs,
 )
 
-from ._base import AllocationMap, CallIO, DeviceConfig, Executor, HandleTable
+from ._base import AllocationMap, CallIO, DeviceConfig, Executor, HandleTable, HostBudget
 from ._errors import CudaError
 from ._kernels import LaunchDims, reference_kernel
 from ._sim_blas import ITEMSIZE, GemmShape, check_gemm_types, gemm, gemm_ranges
@@ -159,6 +159,10 @@ MAX_SIM_GEMM_BATCH: Final = 1 << 16
 #: memory of the VM's worker (a closure), which no device-memory quota sees; CUDA answers a graph it
 #: cannot hold with CUDA_ERROR_OUT_OF_MEMORY, and so does the simulator past this many
 MAX_GRAPH_NODES: Final = 1 << 18
+#: host bytes one graph node is charged to the VM's host budget (a Node, its frozenset of
+#: dependencies and the closure with the arguments it replays: 300-700 bytes measured, rounded up);
+#: a node that keeps a payload (a launch's parameters) is charged that on top
+GRAPH_NODE_BYTES: Final = 1024
 
 
 def _parse_pci(bus_id: str) -> tuple[int, int, int]:
@@ -194,21 +198,27 @@ class SimExecutor(Executor):
     backend_name = "sim"
 
     def __init__(self, config: DeviceConfig | None = None, memory_quota: int | None = None, *,
-                 clock: Callable[[], int] = time.perf_counter_ns) -> None:
+                 clock: Callable[[], int] = time.perf_counter_ns, host_budget: int | None = None,
+                 va_floor: int = 0, on_va_lease: Callable[[int], None] | None = None) -> None:
+        """``host_budget``: the host bytes the VM's calls may make this backend keep outside device
+        memory (parsed modules, graph nodes; None: unbounded). ``va_floor`` and ``on_va_lease``: see
+        ``_sim_memory`` (no address below the floor is handed out; each new lease is reported)."""
         super().__init__()
         config = config or DeviceConfig()
         self.config = config
         self._clock = clock  # nanoseconds, for event timestamps
+        self.host = HostBudget(host_budget)
         # one id space for every kind of handle: an id names at most one object, so a handle passed
         # where another kind is expected is always refused, never mistaken for one of that kind
         ids = itertools.count(1)
-        self.memory = DeviceMemory(config.total_memory, memory_quota, ids=ids)
+        self.memory = DeviceMemory(config.total_memory, memory_quota, ids=ids, va_floor=va_floor,
+                                   on_lease=on_va_lease)
         self._attributes = device_attributes(config)
         major, minor = config.compute_capability
         limits = FunctionLimits(  # from the device attributes: threads, registers, shared memory per block
             major * 10 + minor, self._attributes[1], self._attributes[12], self._attributes[8],
             self._attributes[97], self._attributes[10])
-        self.modules = SimModules(self.memory, limits, ids=ids)
+        self.modules = SimModules(self.memory, limits, ids=ids, host=self.host)
         self._legacy = StreamState(0, 0)
         self._streams: HandleTable[StreamState] = HandleTable("stream", ids=ids)
         self._events: HandleTable[EventState] = HandleTable("event", ids=ids)
@@ -249,8 +259,10 @@ class SimExecutor(Executor):
         """Store bytes at ``ptr``; works across adjacent VMM chunks."""
         self.memory.write(ptr, data)
 
-    def enqueue(self, stream: int, op: Callable[[], None], what: str) -> None:
-        """Run stream-ordered work now, or record it when ``stream`` is capturing."""
+    def enqueue(self, stream: int, op: Callable[[], None], what: str, host_bytes: int = 0) -> None:
+        """Run stream-ordered work now, or record it when ``stream`` is capturing; ``host_bytes``:
+        what the recorded ``op`` keeps beyond a node's own cost (a launch's parameter block), charged
+        to the VM's host budget with the node."""
         state = self._stream(stream)
         if state is self._legacy:
             self._touch_legacy(what)
@@ -258,18 +270,36 @@ class SimExecutor(Executor):
             op()
             return
         if state.capture.invalid_reason is None:
-            self._hold_nodes(1, what, state.capture)
+            self._hold_nodes(1, what, state.capture, host_bytes)
         state.capture.record(state, op, what)
 
-    def _hold_nodes(self, count: int, what: str, capture: Capture | None = None) -> None:
-        """Refuse graph nodes past :data:`MAX_GRAPH_NODES` (a capture that cannot grow is invalidated)."""
+    def _hold_nodes(self, count: int, what: str, capture: Capture | None = None, host_bytes: int = 0) -> int:
+        """Refuse graph nodes past :data:`MAX_GRAPH_NODES` or the VM's host budget (a capture that
+        cannot grow is invalidated); charges the budget, adds the bytes to ``capture``'s, and
+        returns them."""
         held = self._graph_nodes + sum(len(c.nodes) for c in self._captures.values())
-        if held + count > MAX_GRAPH_NODES:
+        nbytes = count * GRAPH_NODE_BYTES + host_bytes
+        try:
+            if held + count > MAX_GRAPH_NODES:
+                raise CudaError(CUresult.CUDA_ERROR_OUT_OF_MEMORY,
+                                f"{what}: {count} more graph nodes would exceed the {MAX_GRAPH_NODES} a VM "
+                                f"may hold (it holds {held} in captures, graphs and graph execs)")
+            self.host.charge(nbytes, f"{what}: {count} graph node(s)")
+        except CudaError as exc:
             if capture is not None:
-                self._invalidate(capture, f"{what}: the VM holds {held} graph nodes already")
-            raise CudaError(CUresult.CUDA_ERROR_OUT_OF_MEMORY,
-                            f"{what}: {count} more graph nodes would exceed the {MAX_GRAPH_NODES} a VM may "
-                            f"hold (it holds {held} in captures, graphs and graph execs)")
+                self._invalidate(capture, exc.message)
+            raise
+        if capture is not None:
+            capture.host_bytes += nbytes
+        return nbytes
+
+    def _end_capture(self, capture: Capture, *, keep: bool) -> None:
+        """The capture is over; its nodes' host bytes go to the graph made of them (``keep``) or
+        back to the budget."""
+        capture.finish()
+        del self._captures[capture.capture_id]
+        if not keep:
+            self.host.release(capture.host_bytes)
 
     def set_memory_quota(self, quota: int | None) -> None:
         """Change the VM's quota (the supervisor's ``set_quota``); live allocations stay."""
@@ -291,6 +321,7 @@ class SimExecutor(Executor):
             capture.finish()
         self._captures.clear()
         self._graph_nodes = 0
+        self.host.used = 0  # every graph and module goes below
         for table in (self._streams, self._events, self._graphs, self._graph_execs, self._blas,
                       self._contexts):
             table.clear()
@@ -613,8 +644,7 @@ class SimExecutor(Executor):
         if capture is not None:
             self._invalidate(capture, f"stream {args.stream} was destroyed while capturing")
             if capture.origin is state:
-                capture.finish()
-                del self._captures[capture.capture_id]
+                self._end_capture(capture, keep=False)
             else:
                 capture.streams.remove(state)
                 state.capture = None
@@ -948,8 +978,8 @@ class SimExecutor(Executor):
                             f"stream {args.stream} joined capture {capture.capture_id} but did not begin it; "
                             f"end it on stream {capture.origin.handle}")
         unjoined = capture.unjoined()
-        capture.finish()
-        del self._captures[capture.capture_id]
+        keep = capture.invalid_reason is None and not unjoined
+        self._end_capture(capture, keep=keep)
         if capture.invalid_reason is not None:
             raise CudaError(CUresult.CUDA_ERROR_STREAM_CAPTURE_INVALIDATED,
                             f"capture {capture.capture_id} was invalidated ({capture.invalid_reason})")
@@ -958,7 +988,7 @@ class SimExecutor(Executor):
             raise CudaError(CUresult.CUDA_ERROR_STREAM_CAPTURE_UNJOINED,
                             f"capture {capture.capture_id}: work forked to other streams was not joined "
                             f"back into stream {args.stream} ({names})")
-        handle = self._graphs.add(Graph(tuple(capture.nodes)))
+        handle = self._graphs.add(Graph(capture.body()))
         self._graph_nodes += len(capture.nodes)
         return GraphResult(graph=handle)
 
@@ -981,23 +1011,42 @@ class SimExecutor(Executor):
         if args.flags & ~_GRAPH_INSTANTIATE_FLAGS:
             raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE,
                             f"cuGraphInstantiateWithFlags flags {args.flags:#x} are not supported")
-        self._hold_nodes(len(graph.nodes), "cuGraphInstantiate")
-        handle = self._graph_execs.add(GraphExec(graph.nodes))
+        # the exec shares the graph's nodes, but outlives it: charged as a graph of its own
+        self._hold_nodes(len(graph.nodes), "cuGraphInstantiate", host_bytes=graph.body.host_bytes
+                         - len(graph.nodes) * GRAPH_NODE_BYTES)
+        handle = self._graph_execs.add(GraphExec(graph.body))
         self._graph_nodes += len(graph.nodes)
         return GraphExecResult(graph_exec=handle)
 
     def graph_launch(self, args: GraphLaunchArgs, io: CallIO) -> NoResult:
         graph_exec = self._graph_execs.get(args.graph_exec)
-        self._stream_work(args.stream, io, "cuGraphLaunch")
-        self.enqueue(args.stream, graph_exec.replay, "cuGraphLaunch")
+        state = self._stream_work(args.stream, io, "cuGraphLaunch")
+        capture = state.capture
+        if capture is None:
+            self.enqueue(args.stream, graph_exec.replay, "cuGraphLaunch")
+            return _NO_RESULT
+        # captured: a child graph node holding the launched graph's body (bounded depth and size)
+        what = "cuGraphLaunch"
+        if capture.invalid_reason is None:
+            try:
+                capture.check_child(graph_exec.body, what)
+            except CudaError as exc:
+                self._invalidate(capture, exc.message)
+                raise
+            self._hold_nodes(1, what, capture)
+        capture.record(state, None, what, child=graph_exec.body)
         return _NO_RESULT
 
     def graph_exec_destroy(self, args: GraphExecArgs, io: CallIO) -> NoResult:
-        self._graph_nodes -= len(self._graph_execs.pop(args.graph_exec).nodes)
+        body = self._graph_execs.pop(args.graph_exec).body
+        self._graph_nodes -= len(body.nodes)
+        self.host.release(body.host_bytes)
         return _NO_RESULT
 
     def graph_destroy(self, args: GraphArgs, io: CallIO) -> NoResult:
-        self._graph_nodes -= len(self._graphs.pop(args.graph).nodes)
+        body = self._graphs.pop(args.graph).body
+        self._graph_nodes -= len(body.nodes)
+        self.host.release(body.host_bytes)
         return _NO_RESULT
 
 

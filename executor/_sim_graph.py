@@ -18,6 +18,15 @@ Capture changes that: work submitted to a capturing stream becomes a :class:`Nod
 
 A :class:`Graph` keeps the nodes in the order they were captured — a topological order, since a node's
 dependencies were all captured before it — and a :class:`GraphExec` replays them in that order.
+
+*Child graphs.* A graph launched on a capturing stream becomes one node that holds the launched
+graph's body (:class:`GraphBody`, shared, not copied), as CUDA makes it a child graph node. Each body
+knows its nesting ``depth`` and how many leaf nodes a launch of it runs once every child is expanded
+(``expanded``), so a guest cannot build work that grows with each level — a chain of graphs each
+launching the one before, or one that doubles at every level — past :data:`MAX_GRAPH_DEPTH` levels
+or :data:`MAX_EXPANDED_NODES` leaves: the capture refuses the launch that would (and is
+invalidated, since the graph would miss it). Replay walks the bodies with an explicit stack, never
+recursion, so depth costs no Python frames.
 """
 
 from __future__ import annotations
@@ -29,16 +38,38 @@ from protocol import CUresult, StreamCaptureMode
 
 from ._errors import CudaError
 
-__all__ = ["Capture", "EventState", "Graph", "GraphExec", "Node", "StreamState"]
+__all__ = ["MAX_EXPANDED_NODES", "MAX_GRAPH_DEPTH", "Capture", "EventState", "Graph", "GraphBody",
+           "GraphExec", "Node", "StreamState"]
 
 Op = Callable[[], None]
+
+#: how deeply graphs may nest (a graph launched while capturing becomes a child graph node); CUDA's
+#: own nesting limit for device-side launches is 24, and no real program captured here nests past 2
+MAX_GRAPH_DEPTH = 24
+#: the leaf nodes one launch of a graph may run once its child graphs are expanded: the same bound
+#: as the graph nodes a VM may hold (``_sim.MAX_GRAPH_NODES``), so that one call's work is bounded
+MAX_EXPANDED_NODES = 1 << 18
 
 
 @dataclass(frozen=True, slots=True)
 class Node:
-    op: Op
+    """One piece of captured work: ``op`` runs it; a child graph node has ``child`` instead."""
+
+    op: Op | None
     what: str
     deps: frozenset[int]
+    child: GraphBody | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GraphBody:
+    """A graph's nodes in capture order, its nesting depth (1: no child graphs) and the leaf nodes
+    a launch runs with every child expanded."""
+
+    nodes: tuple[Node, ...]
+    depth: int = 1
+    expanded: int = 0
+    host_bytes: int = 0  # charged to the VM's host budget for these nodes
 
 
 @dataclass(eq=False, slots=True)
@@ -71,14 +102,40 @@ class Capture:
     streams: list[StreamState] = field(default_factory=list)
     nodes: list[Node] = field(default_factory=list)
     invalid_reason: str | None = None
+    depth: int = 1  # the graph's nesting depth so far
+    expanded: int = 0  # leaf nodes so far, child graphs expanded
+    host_bytes: int = 0  # charged to the VM's host budget for the nodes so far
 
-    def record(self, stream: StreamState, op: Op, what: str) -> None:
+    def record(self, stream: StreamState, op: Op | None, what: str, child: GraphBody | None = None) -> None:
         if self.invalid_reason is not None:
             raise CudaError(CUresult.CUDA_ERROR_STREAM_CAPTURE_INVALIDATED,
                             f"{what}: capture {self.capture_id} was invalidated ({self.invalid_reason})")
         index = len(self.nodes)
-        self.nodes.append(Node(op, what, stream.frontier))
+        self.nodes.append(Node(op, what, stream.frontier, child))
         stream.frontier = frozenset((index,))
+        if child is None:
+            self.expanded += 1
+        else:
+            self.expanded += child.expanded
+            self.depth = max(self.depth, child.depth + 1)
+
+    def check_child(self, child: GraphBody, what: str) -> None:
+        """Refuse a child graph that would nest too deeply or expand past the bound (the caller
+        invalidates the capture: the graph would miss the launch)."""
+        if child.depth + 1 > MAX_GRAPH_DEPTH:
+            raise CudaError(CUresult.CUDA_ERROR_NOT_SUPPORTED,
+                            f"{what}: the launched graph nests {child.depth} levels deep; as a child of "
+                            f"capture {self.capture_id} it would nest {child.depth + 1}, past the limit "
+                            f"of {MAX_GRAPH_DEPTH}")
+        if self.expanded + child.expanded > MAX_EXPANDED_NODES:
+            raise CudaError(CUresult.CUDA_ERROR_OUT_OF_MEMORY,
+                            f"{what}: the launched graph runs {child.expanded} nodes with its child "
+                            f"graphs expanded; capture {self.capture_id} would run "
+                            f"{self.expanded + child.expanded}, past the limit of {MAX_EXPANDED_NODES} "
+                            "per launch")
+
+    def body(self) -> GraphBody:
+        return GraphBody(tuple(self.nodes), self.depth, self.expanded, self.host_bytes)
 
     def join(self, stream: StreamState, frontier: frozenset[int]) -> None:
         if stream.capture is None:
@@ -112,18 +169,39 @@ class Capture:
 
 @dataclass(frozen=True, slots=True)
 class Graph:
-    nodes: tuple[Node, ...]
+    body: GraphBody
+
+    @property
+    def nodes(self) -> tuple[Node, ...]:
+        return self.body.nodes
 
 
 @dataclass(frozen=True, slots=True)
 class GraphExec:
-    nodes: tuple[Node, ...]
+    body: GraphBody
+
+    @property
+    def nodes(self) -> tuple[Node, ...]:
+        return self.body.nodes
 
     def replay(self) -> None:
-        for index, node in enumerate(self.nodes):
+        """Run every leaf node in order, child graphs in place: iteratively, an explicit stack of
+        (nodes, next index, path) instead of recursion. A failing node is named by its path
+        (``2.0``: node 0 of the child graph that is node 2)."""
+        stack: list[tuple[tuple[Node, ...], int, str]] = [(self.body.nodes, 0, "")]
+        while stack:
+            nodes, index, path = stack.pop()
+            if index == len(nodes):
+                continue
+            stack.append((nodes, index + 1, path))
+            node = nodes[index]
+            if node.child is not None:
+                stack.append((node.child.nodes, 0, f"{path}{index}."))
+                continue
+            assert node.op is not None
             try:
                 node.op()
             except CudaError as exc:
                 status = exc.status if isinstance(exc.status, CUresult) else CUresult.CUDA_ERROR_LAUNCH_FAILED
-                raise CudaError(status, f"graph node {index} ({node.what}) failed: {exc.status.name}: "
+                raise CudaError(status, f"graph node {path}{index} ({node.what}) failed: {exc.status.name}: "
                                 f"{exc.message}", sticky=exc.sticky) from exc

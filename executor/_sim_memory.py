@@ -5,7 +5,13 @@ Theory of operation
 * **Addresses.** Device pointers are real-looking GPU virtual addresses handed out by a bump allocator
   that starts at :data:`VA_BASE`; a range is never handed out twice in a session (a stale pointer is
   always recognised as such), except that ``cuMemAddressReserve`` honours an address hint that names a
-  free, aligned range, as CUDA does.
+  free, aligned range, as CUDA does. *Across resets too*: a worker that replaces another starts at
+  the ``va_floor`` its supervisor passes it, and hands out nothing below (a hint below it is not
+  honoured), so a pointer of the VM's earlier worker never names a new allocation. The floor comes
+  from this allocator's leases: before it hands out an address past the last lease it takes a new
+  one (:data:`VA_LEASE` at a time, at least what is asked for) and reports its end through
+  ``on_lease`` — the worker sends it to the supervisor before the address reaches the guest, so
+  even a worker killed the next instant has told where its addresses end.
 * **Blocks** (``cuMemAlloc``) are zero-filled NumPy byte arrays, registered in the
   :class:`AllocationMap` as kind ``"alloc"``.
 * **The virtual memory API.** ``cuMemCreate`` makes a :class:`Physical` allocation (a byte array, its
@@ -31,7 +37,7 @@ Theory of operation
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -47,6 +53,7 @@ __all__ = [
     "ALLOC_ALIGNMENT",
     "GRANULARITY",
     "VA_BASE",
+    "VA_LEASE",
     "DeviceMemory",
     "Mapping",
     "Physical",
@@ -60,6 +67,9 @@ Bytes = npt.NDArray[np.uint8]
 VA_BASE = 0x7F00_0000_0000
 #: the top of the simulated address space
 VA_LIMIT = 1 << 47
+#: addresses the allocator claims from its supervisor at a time (a reset costs at most this much of
+#: the VM's 1 TiB address space; one report per lease keeps it off the allocation path)
+VA_LEASE = 1 << 30
 #: cuMemAlloc's guaranteed alignment
 ALLOC_ALIGNMENT = 256
 #: the VMM granularity, minimum and recommended alike (2 MiB, as on current GPUs)
@@ -135,7 +145,8 @@ class Mapping:
 class DeviceMemory:
     """One VM's device memory. Every method raises :class:`CudaError` with CUDA's status on misuse."""
 
-    def __init__(self, total: int, quota: int | None = None, *, ids: Iterator[int] | None = None) -> None:
+    def __init__(self, total: int, quota: int | None = None, *, ids: Iterator[int] | None = None,
+                 va_floor: int = 0, on_lease: Callable[[int], None] | None = None) -> None:
         self.total = total
         self.quota = quota
         self.allocations = AllocationMap()
@@ -143,7 +154,10 @@ class DeviceMemory:
         self._block_bytes = 0
         self._physical_bytes = 0
         self._global_bytes = 0
-        self._next_va = VA_BASE
+        self.va_floor = va_floor  # earlier workers of the VM handed out addresses below it: never again
+        self._next_va = max(VA_BASE, _align_up(va_floor, ALLOC_ALIGNMENT))
+        self._lease_end = va_floor  # addresses below it may be handed out without a new report
+        self._on_lease = on_lease
         self._claimed_starts: list[int] = []
         self._claimed_ends: list[int] = []
         self._reservations: dict[int, Reservation] = {}
@@ -155,6 +169,11 @@ class DeviceMemory:
     @property
     def used(self) -> int:
         return self._block_bytes + self._physical_bytes + self._global_bytes
+
+    @property
+    def va_high(self) -> int:
+        """The end of the addresses this allocator may have handed out (its last lease)."""
+        return self._lease_end
 
     @property
     def limit(self) -> int:
@@ -180,7 +199,8 @@ class DeviceMemory:
         return not (i < len(self._claimed_starts) and self._claimed_starts[i] < start + size)
 
     def _claim(self, size: int, alignment: int, hint: int = 0) -> int:
-        if hint and hint % alignment == 0 and hint + size <= VA_LIMIT and self._is_free(hint, size):
+        if (hint >= self.va_floor and hint % alignment == 0 and hint + size <= VA_LIMIT
+                and self._is_free(hint, size)) and hint:
             start = hint
         else:
             start = _align_up(self._next_va, alignment)
@@ -190,6 +210,10 @@ class DeviceMemory:
             if start + size > VA_LIMIT:
                 raise CudaError(CUresult.CUDA_ERROR_OUT_OF_MEMORY, "the device address space is exhausted")
             self._next_va = start + size
+        if start + size > self._lease_end:
+            self._lease_end = min(_align_up(start + size, VA_LEASE), VA_LIMIT)
+            if self._on_lease is not None:
+                self._on_lease(self._lease_end)  # told before the address is handed out
         i = bisect.bisect_right(self._claimed_starts, start)
         self._claimed_starts.insert(i, start)
         self._claimed_ends.insert(i, start + size)
