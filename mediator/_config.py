@@ -38,7 +38,15 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 __all__ = [
     "ConfigError", "DeviceSection", "MediatorConfig", "MediatorSection", "MetricsSection", "MqttSection",
@@ -82,12 +90,13 @@ def max_region_size() -> int:
     return 1 << (eighth.bit_length() - 1)
 
 
-def check_region_size(size: int, key: str) -> None:
+def check_region_size(size: int) -> int:
     if size < 1 << 20 or size & (size - 1):
-        raise ValueError(f"{key} {size} must be a power of two of at least 1 MiB")
+        raise ValueError(f"{size} must be a power of two of at least 1 MiB")
     if size > max_region_size():
-        raise ValueError(f"{key} {size} is more than this host can give one VM (at most "
+        raise ValueError(f"{size} is more than this host can give one VM (at most "
                          f"{max_region_size()} bytes, an eighth of its memory)")
+    return size
 
 
 class ConfigError(Exception):
@@ -110,6 +119,9 @@ class MediatorSection(_Section):
     worker_timeout_s: float = Field(default=30.0, gt=0)  # no heartbeat for this long: kill, restart
     restart_limit: int = Field(default=5, ge=0)  # worker restarts allowed per VM per minute
     max_async_inflight: int = Field(default=4096, ge=0)  # async calls before the server syncs (0: no cap)
+    # host memory a worker may use beyond its VM's device memory: half for what the guest's calls make
+    # it keep (modules, graphs), half for the interpreter (mediator/_worker_memory.py has the formula)
+    worker_memory_overhead: Size = Field(default=512 * 1024**2, ge=128 * 1024**2)
     # Who may use the control sockets (docs/operations.md, "Who may do what"): besides root and the
     # daemon's own user, members of control_group may do everything on control.sock; members of
     # control_readers (and of control_group) may read status and traces on control-ro.sock.
@@ -117,10 +129,10 @@ class MediatorSection(_Section):
     control_readers: Principal | None = None
     allow_fault_injection: bool = False  # inject_fault is for drills and tests only
 
-    @model_validator(mode="after")
-    def _region_pow2(self) -> Self:
-        check_region_size(self.region_size, "region_size")
-        return self
+    @field_validator("region_size")
+    @classmethod
+    def _region(cls, size: int) -> int:
+        return check_region_size(size)
 
     @property
     def control_path(self) -> Path:
@@ -161,13 +173,17 @@ class VmConfig(_Section):
     owner: Principal | None = None
     group: Principal | None = None
 
-    @model_validator(mode="after")
-    def _checks(self) -> Self:
-        if self.name in RESERVED_VM_NAMES:
-            raise ValueError(f"a VM may not be named {self.name!r}: its socket would be a control socket")
-        if self.region_size is not None:
-            check_region_size(self.region_size, "region_size")
-        return self
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, name: str) -> str:
+        if name in RESERVED_VM_NAMES:
+            raise ValueError(f"a VM may not be named {name!r}: its socket would be a control socket")
+        return name
+
+    @field_validator("region_size")
+    @classmethod
+    def _region(cls, size: int | None) -> int | None:
+        return None if size is None else check_region_size(size)
 
 
 class MqttSection(_Section):

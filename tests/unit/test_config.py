@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from mediator import ConfigError, load_config, parse_config
+from mediator._config import host_memory, max_region_size
 
 
 def test_defaults_need_no_file_content() -> None:
@@ -54,3 +55,53 @@ def test_unreadable_and_invalid_files_are_config_errors(tmp_path: Path) -> None:
     broken.write_text("[mediator\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(broken)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"vm": [{"id": 1, "name": "a", "region_size": "3MiB"}]},
+         "vm[0].region_size: 3145728 must be a power of two of at least 1 MiB"),
+        ({"vm": [{"id": 1, "name": "a", "region_size": "512KiB"}]}, "vm[0].region_size: 524288 must be"),
+        ({"vm": [{"id": 1, "name": "a", "region_size": "1TiB"}]}, "is more than this host can give one VM"),
+        ({"mediator": {"region_size": "1TiB"}}, "mediator.region_size: 1099511627776 is more than"),
+        ({"vm": [{"id": 1, "name": "a", "memory_quota": True}]}, "vm[0].memory_quota: True is not a size"),
+        ({"device": {"total_memory": False}}, "device.total_memory: False is not a size"),
+        ({"vm": [{"id": 1, "name": "control"}]}, "a VM may not be named 'control'"),
+        ({"vm": [{"id": 1, "name": "control-ro"}]}, "a VM may not be named 'control-ro'"),
+        ({"mediator": {"socket_dir": "/s", "control_socket": "/s/vm1.sock"}, "vm": [{"id": 1, "name": "vm1"}]},
+         "VM 'vm1''s socket /s/vm1.sock is a control socket"),
+        ({"mediator": {"socket_dir": "/s", "control_socket": "/s/vm.sock"}, "vm": [{"id": 1, "name": "vm-ro"}]},
+         "VM 'vm-ro''s socket /s/vm-ro.sock is a control socket"),  # the read-only one, beside /s/vm.sock
+        ({"mediator": {"socket_dir": "/" + "d" * 100}}, "a Unix socket path has at most 107"),
+        ({"vm": [{"id": 1, "name": "a", "owner": 1.5}]}, "vm[0].owner"),
+        ({"mediator": {"allow_fault_injection": "maybe"}}, "mediator.allow_fault_injection"),
+    ],
+)
+def test_configurations_that_cannot_work_are_refused(data: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config(data)
+    assert message in str(err.value)
+
+
+def test_regions_are_bounded_by_the_hosts_memory_together() -> None:
+    largest = max_region_size()
+    assert largest & (largest - 1) == 0 and largest <= host_memory() // 8
+    assert parse_config({"vm": [{"id": 1, "name": "a", "region_size": largest}]}).vm[0].region_size == largest
+    count = host_memory() // 2 // largest + 1  # just past half of the host
+    many = [{"id": i, "name": f"vm{i}", "region_size": largest} for i in range(1, count + 1)]
+    with pytest.raises(ConfigError, match="more than half of this host's"):
+        parse_config({"vm": many})
+
+
+def test_access_settings_and_the_read_only_socket() -> None:
+    config = parse_config({
+        "mediator": {"socket_dir": "/run/v", "control_group": "vgpu-ops", "control_readers": 1234},
+        "vm": [{"id": 1, "name": "vm1", "owner": "qemu-vm1", "group": "kvm"}, {"id": 2, "name": "vm2", "owner": 107}],
+    })
+    assert config.mediator.control_path == Path("/run/v/control.sock")
+    assert config.mediator.control_ro_path == Path("/run/v/control-ro.sock")
+    assert (config.mediator.control_group, config.mediator.control_readers) == ("vgpu-ops", 1234)
+    assert (config.vm[0].owner, config.vm[0].group, config.vm[1].owner) == ("qemu-vm1", "kvm", 107)
+    assert config.mediator.allow_fault_injection is False
+    assert config.vm_socket(config.vm[1]) == Path("/run/v/vm2.sock")
