@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
@@ -46,3 +47,25 @@ def test_systemd_analyze_verifies_the_unit(tmp_path: Path) -> None:
                 if "vgpu-mediator.service" in line and "libvirtd.service" not in line]
     assert result.returncode == 0 or not problems, result.stderr
     assert not problems, problems
+
+
+def test_the_shipped_files_keep_the_planes_apart() -> None:
+    """QEMU's users are never put in the daemon's group; each VM's socket has its own owner; the
+    control sockets have their own groups; fault injection is off."""
+    unit = (DEPLOY / "vgpu-mediator.service").read_text()
+    options = dict(line.split("=", 1) for line in unit.splitlines() if "=" in line and not line.startswith("#"))
+    assert options["CapabilityBoundingSet"] == "CAP_CHOWN" == options["AmbientCapabilities"]
+    assert options["RuntimeDirectoryMode"] == "0755"  # traversable; the sockets' own modes decide
+    assert "to this group" not in unit and "SupplementaryGroups=video render" in unit
+
+    config = load_config(DEPLOY / "config.example.toml")
+    assert config.mediator.control_group and config.mediator.control_readers
+    assert config.mediator.allow_fault_injection is False
+    owners = [vm.owner for vm in config.vm]
+    assert None not in owners and len(set(owners)) == len(owners)  # one QEMU user per VM
+
+    domain = ElementTree.parse(DEPLOY / "qemu" / "libvirt-domain.xml").getroot()
+    server = domain.find("devices/shmem/server")
+    assert server is not None and server.get("path") == str(config.vm_socket(config.vm[0]))
+    label = domain.find("seclabel[@model='dac']/label")
+    assert label is not None and label.text == f"{owners[0]}:{owners[0]}"
