@@ -4,7 +4,8 @@ Each input picks one decoder and feeds it bytes: a submission entry, a completio
 header (a valid one with fuzzed bytes written over it), a pair of payload spans, or the argument /
 result struct of one catalog call. Untrusted bytes may make a decoder raise only the protocol's own
 :class:`protocol.RemoteProtocolError` (or :class:`~protocol.RegionLayoutError`); anything else is a
-crash. What a decoder accepts is checked as well: an accepted entry re-encodes to the same bytes, an
+crash. What a decoder accepts is checked as well: an accepted entry re-encodes to the same bytes (a
+refused one still carries the header fields the host answers it by, exactly as written), an
 accepted struct survives encode/decode unchanged, an accepted header describes sections that lie
 inside the region without overlapping, accepted payload spans lie inside the arena and apart.
 
@@ -34,6 +35,7 @@ with atheris.instrument_imports(include=["protocol", "fuzz"]):
         SQE_SIZE,
         CallSpec,
         CompletionProducer,
+        MalformedSubmissionError,
         Region,
         Submission,
         SubmissionConsumer,
@@ -50,6 +52,7 @@ with atheris.instrument_imports(include=["protocol", "fuzz"]):
         lay_out_region,
         validate_region,
     )
+    from protocol._frames import SQE_HEADER
     from protocol._layout import MIN_REGION
 
 SPECS = sorted(CALLS.values(), key=lambda spec: spec.call_id)
@@ -60,6 +63,10 @@ def _submission(fdp: atheris.FuzzedDataProvider) -> None:
     raw = fdp.ConsumeBytes(SQE_SIZE)
     try:
         sub = decode_submission(raw)
+    except MalformedSubmissionError as exc:  # that entry fails alone: answered by what it echoes
+        seq, call_id, flags, in_off, in_len, out_off, out_cap, _, _ = SQE_HEADER.unpack_from(raw)
+        assert exc.entry == Submission(seq, call_id, flags, in_off, in_len, out_off, out_cap, b""), exc.entry
+        return
     except Exception as exc:
         if allowed(exc):
             return

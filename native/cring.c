@@ -11,7 +11,8 @@
  * Only the common, well-formed case is handled here. Whatever this code does not accept at once
  * (an argument that is not a plain in-range int, a malformed entry, an impossible index) is handed
  * to the Python implementation, which either does the same thing or raises the protocol's own
- * error with its exact message: both paths agree by construction.
+ * error with its exact message (for a malformed entry, one that carries the fields the host answers
+ * it by): both paths agree by construction.
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -330,7 +331,9 @@ static PyObject *decode_sqe(Side *self, uint32_t index) {
     memcpy(h, slot, sizeof h); /* once: the guest may rewrite the slot while we look */
     uint32_t flags = h[1] >> 16, args_len = h[6];
     if (h[7] != 0 || (flags & ~SUBMIT_FLAGS) || args_len > MAX_INLINE_ARGS)
-        return python_decode(py_decode_submission, self, offset); /* raises the exact complaint */
+        /* raises the exact complaint: MalformedSubmissionError, which carries what answers that
+         * entry (its seq, call id and flags); the server fails it alone and goes on */
+        return python_decode(py_decode_submission, self, offset);
     PyObject *args = args_len ? PyBytes_FromStringAndSize((const char *)slot + SQE_HEADER, args_len)
                               : Py_NewRef(empty_bytes);
     if (!args)

@@ -159,13 +159,13 @@ class FrameField:
 SQE_FIELDS: Final[tuple[FrameField, ...]] = (
     FrameField("seq", "uint32_t", 0, 1, "the guest's sequence number, echoed in the completion"),
     FrameField("call_id", "uint16_t", 4, 1, "catalog number of the call (`VGPU_CALL_*`)"),
-    FrameField("flags", "uint16_t", 6, 1, "`VGPU_SUBMIT_*` bits; any other bit is refused"),
+    FrameField("flags", "uint16_t", 6, 1, "`VGPU_SUBMIT_*` bits; any other bit fails the entry (§4.1)"),
     FrameField("in_off", "uint32_t", 8, 1, "input payload: arena-relative offset"),
     FrameField("in_len", "uint32_t", 12, 1, "input payload: length in bytes (0: none)"),
     FrameField("out_off", "uint32_t", 16, 1, "output area: arena-relative offset"),
     FrameField("out_cap", "uint32_t", 20, 1, "output area: capacity in bytes (0: none)"),
     FrameField("args_len", "uint32_t", 24, 1, "bytes of `args` used: exactly the argument struct's size"),
-    FrameField("reserved", "uint32_t", 28, 1, "must be 0"),
+    FrameField("reserved", "uint32_t", 28, 1, "must be 0; otherwise the entry fails (§4.1)"),
     FrameField("args", "uint8_t", 32, MAX_INLINE_ARGS, "the call's argument struct (`struct vgpu_args_*`)"),
 )
 

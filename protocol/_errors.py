@@ -4,7 +4,8 @@
 
     ProtocolError                 root; carries the CUresult the guest should be answered with
     ├── RemoteProtocolError       the guest wrote something wrong (untrusted input refused)
-    │   └── RegionLayoutError     the region header is not one we can serve
+    │   ├── RegionLayoutError     the region header is not one we can serve
+    │   └── MalformedSubmissionError  one entry's header is malformed; that entry fails (_frames.py)
     └── LocalProtocolError        we were asked to produce something invalid (our bug)
 
 Decoding untrusted bytes raises nothing but ``RemoteProtocolError`` (and its subclasses).

@@ -13,6 +13,11 @@ Submission entry (SQE, 192 bytes)::
     28  u32 reserved   must be 0
     32  u8  args[160]  the call's packed argument struct (protocol/_wire.py layout)
 
+A malformed header (unknown flag bits, a non-zero ``reserved``, ``args_len`` past 160) spoils that
+entry only: :class:`MalformedSubmissionError` carries the fields the host still echoes (``seq``,
+``call_id``, ``flags``), and the entry is answered ``CUDA_ERROR_INVALID_VALUE`` like any other bad
+call. Only a buffer too short to hold an entry (never a ring slot) has nothing to answer.
+
 Completion entry (CQE, 64 bytes)::
 
     0   u32 seq        the submission's seq
@@ -39,6 +44,7 @@ __all__ = [
     "SQE_HEADER",
     "CompleteFlags",
     "Completion",
+    "MalformedSubmissionError",
     "SubmitFlags",
     "Submission",
     "check_payloads",
@@ -85,6 +91,18 @@ class Submission(NamedTuple):
     args: bytes
 
 
+class MalformedSubmissionError(RemoteProtocolError):
+    """An entry whose header is malformed: it fails alone (``CUDA_ERROR_INVALID_VALUE``), the ring goes on.
+
+    ``entry`` holds what the host can still answer it by: ``seq`` and ``call_id`` to echo, ``flags``
+    as written (its ``ASYNC`` bit says how the failure is reported), the payload fields, no arguments.
+    """
+
+    def __init__(self, message: str, entry: Submission) -> None:
+        super().__init__(message, CUresult.CUDA_ERROR_INVALID_VALUE)
+        self.entry = entry
+
+
 class Completion(NamedTuple):
     seq: int
     call_id: int
@@ -111,18 +129,23 @@ def encode_submission(
 
 
 def decode_submission(buf: memoryview | bytes | bytearray, offset: int = 0) -> Submission:
-    """Read one SQE; raises :class:`RemoteProtocolError` for anything malformed in its header."""
+    """Read one SQE; raises :class:`MalformedSubmissionError` for a malformed header (that entry
+    fails alone) and :class:`RemoteProtocolError` for a buffer too short to hold an entry."""
     try:
         seq, call_id, flags, in_off, in_len, out_off, out_cap, args_len, reserved = (
             SQE_HEADER.unpack_from(buf, offset))
     except struct.error as exc:
         raise RemoteProtocolError(f"truncated submission entry: {exc}") from exc
-    if reserved:
-        raise RemoteProtocolError(f"submission {seq}: reserved word is {reserved:#x}, must be 0")
-    if flags & ~_SUBMIT_FLAGS:
-        raise RemoteProtocolError(f"submission {seq}: unknown flag bits {flags & ~_SUBMIT_FLAGS:#x}")
-    if args_len > MAX_INLINE_ARGS:
-        raise RemoteProtocolError(f"submission {seq}: args_len {args_len} > {MAX_INLINE_ARGS}")
+    if reserved or flags & ~_SUBMIT_FLAGS or args_len > MAX_INLINE_ARGS:
+        if reserved:
+            why = f"reserved word is {reserved:#x}, must be 0"
+        elif flags & ~_SUBMIT_FLAGS:
+            why = f"unknown flag bits {flags & ~_SUBMIT_FLAGS:#x}"
+        else:
+            why = f"args_len {args_len} > {MAX_INLINE_ARGS}"
+        raise MalformedSubmissionError(
+            f"submission {seq}: {why}",
+            Submission(seq, call_id, flags, in_off, in_len, out_off, out_cap, b""))
     start = offset + SQE_HEADER.size
     args = bytes(buf[start:start + args_len])
     if len(args) != args_len:

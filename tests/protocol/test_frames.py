@@ -14,6 +14,7 @@ from protocol import (
     CompleteFlags,
     CUresult,
     LocalProtocolError,
+    MalformedSubmissionError,
     RemoteProtocolError,
     Submission,
     SubmitFlags,
@@ -86,17 +87,33 @@ def _sqe(**fields: int) -> bytearray:
     [
         (_sqe(reserved=1), "submission 9: reserved word is 0x1, must be 0"),
         (_sqe(flags=0x8004), "submission 9: unknown flag bits 0x8004"),
+        (_sqe(flags=0x8005, reserved=2), "submission 9: reserved word is 0x2, must be 0"),
         (_sqe(args_len=161), "submission 9: args_len 161 > 160"),
         (_sqe(args_len=0xFFFF_FFFF), "args_len 4294967295 > 160"),
+    ],
+)
+def test_a_malformed_header_fails_that_entry_and_keeps_what_answers_it(raw: bytes, complaint: str) -> None:
+    with pytest.raises(MalformedSubmissionError) as info:
+        decode_submission(raw)
+    assert complaint in info.value.message
+    assert info.value.status == CUresult.CUDA_ERROR_INVALID_VALUE
+    seq, call_id, flags, in_off, in_len, out_off, out_cap, _, _ = SQE_HEADER.unpack_from(raw)
+    assert info.value.entry == Submission(seq, call_id, flags, in_off, in_len, out_off, out_cap, b""), \
+        "echoed as written, without arguments"
+
+
+@pytest.mark.parametrize(
+    ("raw", "complaint"),
+    [
         (_sqe(args_len=16)[:40], "submission 9: entry truncated inside its arguments"),
         (bytes(20), "truncated submission entry"),
     ],
 )
-def test_decode_submission_refuses_malformed_entries(raw: bytes, complaint: str) -> None:
+def test_a_buffer_too_short_for_an_entry_has_nothing_to_answer(raw: bytes, complaint: str) -> None:
     with pytest.raises(RemoteProtocolError) as info:
         decode_submission(raw)
+    assert not isinstance(info.value, MalformedSubmissionError)
     assert complaint in info.value.message
-    assert info.value.status == CUresult.CUDA_ERROR_INVALID_VALUE
 
 
 def test_decode_completion_refuses_truncated_entries() -> None:

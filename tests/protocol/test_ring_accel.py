@@ -2,8 +2,8 @@
 
 Both implementations run the same random sequence of operations — pushes with in-range and
 out-of-range fields, reads, advances, pops, and a guest scribbling on index words and slots — over
-two copies of one region; every result, every exception (type and message) and every byte of the
-region must agree after every step.
+two copies of one region; every result, every exception (type and message, and the entry a malformed
+one carries) and every byte of the region must agree after every step.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from protocol import (
     SQE_SIZE,
     HeaderField,
     LocalProtocolError,
+    MalformedSubmissionError,
     Region,
     RemoteProtocolError,
     _ring,
@@ -73,6 +74,8 @@ class Pair:
                 offset, data = args
                 self.buf[offset:offset + len(data)] = data
                 return None
+        except MalformedSubmissionError as exc:  # and what it carries to answer that entry by
+            return type(exc).__name__, exc.message, int(exc.status), tuple(exc.entry)
         except (LocalProtocolError, RemoteProtocolError) as exc:
             return type(exc).__name__, exc.message, int(exc.status)
         raise AssertionError(name)
@@ -122,6 +125,23 @@ def test_entries_decode_to_the_same_named_tuples() -> None:
     popped = c.cqc.pop()
     assert popped == py.cqc.pop() and type(popped) is _ring.PyCompletionConsumer(py.region).pop().__class__
     assert popped.results == b"xy" + bytes(46)
+
+
+@pytest.mark.parametrize(("word", "value"), [(1, 0x0004_0032), (1, 0x8001_0032), (7, 1), (6, 161)])
+def test_a_malformed_entry_is_refused_alike_with_the_fields_that_answer_it(word: int, value: int) -> None:
+    c, py = Pair(C_SIDES), Pair(PY_SIDES)
+    for pair in (c, py):
+        pair.sqp.push(seq=7, call_id=0x32, args=b"abc", in_off=64, in_len=5)
+        pair.buf[4096 + 4 * word:4096 + 4 * word + 4] = struct.pack("<I", value)  # the guest rewrites it
+    refusals = []
+    for pair in (c, py):
+        with pytest.raises(MalformedSubmissionError) as info:
+            pair.sqc.read()
+        refusals.append((info.value.message, tuple(info.value.entry)))
+        pair.sqc.advance()  # the ring goes on past it
+        assert pair.sqc.pending() == 0
+    assert refusals[0] == refusals[1]
+    assert refusals[0][1][:2] == (7, value & 0xFFFF if word == 1 else 0x32)
 
 
 def test_a_released_region_leaves_c_sides_unusable_not_dangling() -> None:
