@@ -7,12 +7,14 @@ host handed out, or raw entries), move the submission tail anywhere, move the co
 anywhere, write arena and header bytes, inject CUDA faults, let the host drain, read completions.
 
 The only exception allowed to escape is the protocol's :class:`protocol.RemoteProtocolError`, which
-is how the server says the region can no longer be served (the worker then marks it BROKEN); a
+is how the server says the region can no longer be served (the worker then marks it BROKEN), and
+only for an impossible ring index: a malformed entry is answered like any failed call; a
 handler crash that the server would answer with ``CUDA_ERROR_UNKNOWN`` is re-raised as a crash. After
 every drain the host's writes are checked against what it may write: its own header words, fresh
 completion slots, and the output areas of the calls it served; never the submission ring, the guest's
 words or anything else in the arena. Every executed submission without ``ASYNC`` has its completion,
-in order; memory held never exceeds the quota; closing the executor releases everything.
+in order (malformed ones too); a drain that stops short says why (the completion ring is full before
+an entry that needs room); memory held never exceeds the quota; closing the executor releases everything.
 
 Run (see docs/reliability.md)::
 
@@ -39,7 +41,7 @@ with atheris.instrument_imports(include=["protocol", "executor", "mediator", "fu
     from executor import SimExecutor
     from executor._sim_memory import VA_BASE
     from fuzz._harness import allowed, quiet_logs, raise_swallowed
-    from mediator._server import RingServer
+    from mediator._server import BATCH_NS, RingServer
     from mediator._stats import WorkerCounters
     from protocol import (
         CALLS,
@@ -49,6 +51,7 @@ with atheris.instrument_imports(include=["protocol", "executor", "mediator", "fu
         CublasStatus,
         CUresult,
         HeaderField,
+        MalformedSubmissionError,
         Region,
         SubmitFlags,
         decode_completion,
@@ -238,16 +241,17 @@ class Guest:
         for ahead in range(pending):
             try:
                 sub = decode_submission(before, self._slot(head + ahead))
-            except Exception as exc:
-                if not allowed(exc):
-                    raise
-                break
+            except MalformedSubmissionError as exc:  # answered by what it echoes, writes nothing else
+                expected.append((exc.entry.seq, exc.entry.call_id, not exc.entry.flags & SubmitFlags.ASYNC))
+                spans.append(None)
+                continue
             expected.append((sub.seq, sub.call_id, not sub.flags & SubmitFlags.ASYNC))
             inside = sub.out_off < lay.arena_size and sub.out_cap <= lay.arena_size - sub.out_off
             spans.append((sub.out_off, sub.out_off + sub.out_cap) if sub.out_cap and inside else None)
-        calls, latched = self.counters.calls, server.latched
+        calls, latched, spent = self.counters.calls, server.latched, self.counters.latency_sum_ns
+        budget = self.fdp.PickValueInList([1, 4, 256])
         try:
-            served = server.drain(self.fdp.PickValueInList([1, 4, 256]))
+            served = server.drain(budget)
         except Exception as exc:
             raise_swallowed()
             if allowed(exc):
@@ -256,6 +260,10 @@ class Guest:
         raise_swallowed()
         assert served == (server.sq.index - head) & 0xFFFF_FFFF == self.counters.calls - calls
         assert self.region.u32(HeaderField.SQ_HEAD) == server.sq.index
+        if server.cq_blocked:  # stopped at an entry that needs a completion, for want of room
+            assert served < len(expected) and expected[served][2] and server.cq.space() == 0
+        elif served < min(pending, budget):
+            assert self.counters.latency_sum_ns - spent >= BATCH_NS, "a drain stopped short for no reason"
         self._check_writes(before, [s for s in spans[:served] if s is not None], cq_tail)
         self._check_completions(expected[:served], cq_tail)
         assert self.executor.memory_used() <= QUOTA, self.executor.memory_used()

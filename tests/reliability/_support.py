@@ -17,7 +17,7 @@ from typing import Any
 from mediator._control_client import request
 from mediator._launcher import MediatorProcess
 
-__all__ = ["applied", "logged", "vm_status", "wait_for"]
+__all__ = ["applied", "holds", "logged", "vm_status", "wait_for"]
 
 
 def vm_status(mediator: MediatorProcess, vm: int) -> dict[str, Any]:
@@ -47,4 +47,12 @@ def wait_for(what: str, check: Callable[[], bool], timeout: float = 30.0) -> Non
     deadline = time.monotonic() + timeout
     while not check():
         assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+
+
+def holds(what: str, check: Callable[[], bool], duration: float) -> None:
+    """Poll ``check`` for ``duration`` seconds: it must stay true throughout (that nothing happens)."""
+    deadline = time.monotonic() + duration
+    while time.monotonic() < deadline:
+        assert check(), what
         time.sleep(0.02)

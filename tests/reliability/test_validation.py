@@ -1,6 +1,7 @@
 """A hostile guest over the real rings: every malformed frame, offset, handle and pointer gets its own
-CUDA error, is counted for that VM, and costs nothing else; a region too broken to serve is marked
-broken for that VM only."""
+CUDA error, is counted for that VM, and costs nothing else; a malformed entry header fails that entry
+alone; only impossible ring indices make a region too broken to serve, and it is marked broken for
+that VM only."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from mediator._launcher import MediatorProcess
 from protocol import (
     CALLS_BY_NAME,
     SQE_SIZE,
+    CompleteFlags,
     Completion,
+    CublasStatus,
     CUresult,
     DeviceState,
     HeaderField,
@@ -24,6 +27,7 @@ from protocol import (
     encode_args,
     encode_submission,
 )
+from protocol._frames import SQE_HEADER
 
 from ._support import vm_status, wait_for
 
@@ -36,6 +40,19 @@ def raw(gpu: GuestClient, call_id: int, args: bytes = b"", **fields: int) -> Com
     assert gpu.sq.push(seq=gpu.seq, call_id=call_id, args=args, **fields)
     gpu._kick()
     return gpu.wait(gpu.seq)
+
+
+def raw_header(gpu: GuestClient, call_id: int, *, flags: int = 0, args_len: int = 0,
+               reserved: int = 0) -> int:
+    """Publish one entry whose header is written field by field, as no encoder would; returns its seq."""
+    gpu.seq += 1
+    layout = gpu.region.layout
+    slot = layout.sq_offset + (gpu.sq.index & (layout.sq_entries - 1)) * SQE_SIZE
+    SQE_HEADER.pack_into(gpu.region.buf, slot, gpu.seq, call_id, flags, 0, 0, 0, 0, args_len, reserved)
+    gpu.region.set_u32(HeaderField.SQ_TAIL, gpu.sq.index + 1)
+    gpu.sq = SubmissionProducer(gpu.region)  # resumes at the tail the region holds
+    gpu._kick()
+    return gpu.seq
 
 
 def args_of(name: str, **values: Any) -> tuple[int, bytes]:
@@ -283,3 +300,46 @@ def test_a_burst_of_refusals_is_logged_once_then_summarised(mediator: MediatorPr
 
         wait_for("the burst summarised", summarised)
         wait_for("every refusal counted", lambda: vm_status(mediator, 1)["errors"] >= 301)
+
+
+def test_a_malformed_entry_header_fails_that_entry_alone(mediator: MediatorProcess) -> None:
+    """Unknown flag bits, a reserved word, an oversized args_len, CHUNK_MORE on a call that is not a
+    copy: each entry is answered CUDA_ERROR_INVALID_VALUE by its own seq, counted, and the ring goes on."""
+    with GuestClient.connect(mediator.vm_socket(1)) as gpu:
+        gpu.init()
+        nop = CALLS_BY_NAME["nop"].call_id
+        ptr = gpu.mem_alloc(4096)
+        memset, memset_args = args_of("memset_d8", dst=ptr, value=7, count=16, stream=0)
+        chunk_more = int(SubmitFlags.CHUNK_MORE)
+        cases: list[tuple[str, int]] = [
+            ("an unknown flag bit", raw_header(gpu, nop, flags=0x4)),
+            ("every flag bit", raw_header(gpu, nop, flags=0xFFFE)),
+            ("a non-zero reserved word", raw_header(gpu, nop, reserved=0xDEAD)),
+            ("args_len past the inline arguments", raw_header(gpu, nop, args_len=161)),
+            ("args_len of 4 GiB", raw_header(gpu, nop, args_len=0xFFFF_FFFF)),
+            ("an unknown call id with a reserved word", raw_header(gpu, 0x7777, reserved=1)),
+        ]
+        for what, seq in cases:
+            completion = gpu.wait(seq)
+            assert (completion.seq, completion.status) == (seq, INVALID_VALUE), what
+        cublas = raw_header(gpu, CALLS_BY_NAME["cublas_create"].call_id, flags=0x10)
+        assert gpu.wait(cublas).status == CublasStatus.CUBLAS_STATUS_INVALID_VALUE, "in the call's own domain"
+        not_a_copy = raw(gpu, memset, memset_args, flags=chunk_more)
+        assert not_a_copy.status == INVALID_VALUE, "CHUNK_MORE on a memset"
+        assert gpu.memcpy_dtoh(ptr, 16) == bytes(16), "the refused memset did nothing"
+        # an ASYNC entry with a malformed header fails as any ASYNC call does: reported and latched
+        bad_async = raw_header(gpu, memset, flags=int(SubmitFlags.ASYNC) | 0x8, args_len=len(memset_args))
+        gpu.nop()
+        assert [(c.seq, c.status) for c in gpu.async_errors] == [(bad_async, INVALID_VALUE)]
+        latched = gpu.call("ctx_synchronize")
+        assert (latched.status, latched.flags) == (INVALID_VALUE, CompleteFlags.LATCHED)
+        # CHUNK_MORE where it belongs still works: a copy the guest splits into chunks (1 MiB: four)
+        data = bytes(range(256)) * 4096
+        big = gpu.mem_alloc(len(data))
+        gpu.memcpy_htod(big, data)
+        assert gpu.memcpy_dtoh(big, len(data)) == data
+        assert gpu.region.device_state == DeviceState.READY
+        refusals = len(cases) + 3
+        wait_for("each refusal counted once", lambda: counts(mediator, 1) == (refusals + 1, refusals))
+        assert vm_status(mediator, 1)["state"] == "serving"
+        assert vm_status(mediator, 1)["restarts"] == 0
