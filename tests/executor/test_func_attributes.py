@@ -360,9 +360,10 @@ class FakeDriver:
 
 def cuda_executor(driver: FakeDriver) -> tuple[CudaExecutor, int, object]:
     from executor._base import HandleTable
+    from executor._cuda_driver import Driver
 
     ex = object.__new__(CudaExecutor)  # no GPU here: only the records the two handlers use
-    ex._d = driver
+    ex._drv = Driver(driver)
     ex._functions = HandleTable("function")
     hfunc = object()
     return ex, ex._functions.add(SimpleNamespace(function=hfunc)), hfunc  # type: ignore[arg-type]
