@@ -13,6 +13,7 @@ import contextlib
 import json
 import mmap
 import os
+import resource
 import signal
 import socket
 import sys
@@ -34,6 +35,7 @@ from ._sockets import SocketAccess, bind_unix, peer_credentials, socket_access
 from ._stats import StatsBlock, WorkerCounters
 from ._trace import TraceRing
 from ._worker import WorkerSpec
+from ._worker_memory import WorkerMemory, exit_reason, oom_kills, worker_memory
 
 __all__ = ["VmEndpoint", "VmSession"]
 
@@ -88,6 +90,11 @@ class VmSession:
         self.restarts = 0
         self.calls_before_restart = 0
         self.errors_before_restart = 0
+        # the end of the device addresses this attachment's workers may have handed out: the next
+        # worker starts there, so an old pointer never names a new allocation (docs/threat-model.md)
+        self.va_floor = 0
+        self.memory: WorkerMemory | None = None  # the running worker's memory bounds
+        self._oom_kills = oom_kills()
 
     # -- resources ----------------------------------------------------------------------------
 
@@ -109,6 +116,9 @@ class VmSession:
         device = self.config.device.model_dump()
         device.pop("total_memory", None)
         device["total_memory"] = self.config.device.total_memory
+        self.memory = memory = worker_memory(self.memory_quota, self.config.device.total_memory,
+                                             self.config.mediator.worker_memory_overhead)
+        self._oom_kills = oom_kills()
         spec = WorkerSpec(
             vm_id=self.vm.id, vm_name=self.vm.name, region_fd=self.region_fd,
             region_size=self.region_size, doorbell_fd=self.doorbell_fd,
@@ -118,6 +128,8 @@ class VmSession:
             poll_us=self.config.mediator.poll_us, max_sleep_ms=self.config.mediator.max_sleep_ms,
             log_level=self.config.mediator.log_level, calls_per_s=self.vm.calls_per_s,
             max_async_inflight=self.config.mediator.max_async_inflight,
+            host_budget=memory.host_budget, memory_limit=memory.data_limit,
+            memory_limit_max=memory.data_limit_max, va_floor=self.va_floor,
         )
         fds = (self.region_fd, self.doorbell_fd, self.guest_irq_fd, self.stats.fd, theirs.fileno(),
                self.trace_ring.fd)
@@ -207,6 +219,7 @@ class VmSession:
             with contextlib.suppress(ProcessLookupError):
                 self.process.send_signal(signal.SIGKILL)
             await self.process.wait()
+        await self._drain_control()
         if self._control_writer is not None:
             self._control_writer.close()
         epoch = self._region.epoch + 1
@@ -242,15 +255,23 @@ class VmSession:
         async def worker_exit() -> str:
             assert self.process is not None
             code = await self.process.wait()
-            return f"worker exited with {code}"
+            killed = self._oom_kills is not None and (oom_kills() or 0) > self._oom_kills
+            return exit_reason(code, oom_killed=killed,
+                               data_limit=self.memory.data_limit if self.memory else None)
 
         async def worker_events() -> str:
             while True:
                 message = await self._read_control()
-                if message is None:
+                if message is None:  # the worker is gone, or about to be: say why when it can be known
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(2.0):
+                            return await worker_exit()
                     return "worker control channel closed"
                 if message.get("event") == "broken":
                     return f"region broken: {message.get('reason')}"
+                if message.get("event") == "va_lease":
+                    self._note_va_lease(message)
+                    continue
                 if message.get("event") == "sticky":
                     self.log.warning("sticky CUDA error: rebuilding the VM's context",
                                      status=message.get("status"), reason=message.get("reason"))
@@ -292,6 +313,22 @@ class VmSession:
     def stop(self, reason: str) -> None:
         self.exit_reason = reason
         self._stop.set()
+
+    def _note_va_lease(self, message: dict[str, Any]) -> None:
+        end = message.get("end")
+        if isinstance(end, int) and not isinstance(end, bool) and end > self.va_floor:
+            self.va_floor = end
+
+    async def _drain_control(self) -> None:
+        """The lost worker's last words: the VA leases it reported before it died (its control
+        socket reads to EOF now that it is gone; bounded, in case a child still holds it open)."""
+        if self._control_reader is None:
+            return
+        with contextlib.suppress(TimeoutError, ValueError, OSError):
+            async with asyncio.timeout(1.0):
+                while (message := await self._read_control()) is not None:
+                    if message.get("event") == "va_lease":
+                        self._note_va_lease(message)
 
     async def _teardown(self) -> None:
         """Stop the worker (it releases the VM's GPU resources), then close everything we hold."""
@@ -360,6 +397,19 @@ class VmSession:
     async def set_quota(self, quota: int | None) -> None:
         self.memory_quota = quota
         await self.send_control(op="set_quota", bytes=quota)
+        self._follow_quota(quota)
+
+    def _follow_quota(self, quota: int | None) -> None:
+        """The worker's soft data limit follows its quota (up to the hard limit, which follows the
+        device's memory), so a raised quota can be used without a new worker."""
+        if self.memory is None or self.process is None or self.process.returncode is not None:
+            return
+        self.memory = memory = worker_memory(quota, self.config.device.total_memory,
+                                             self.config.mediator.worker_memory_overhead)
+        with contextlib.suppress(OSError, ValueError):  # not sim (no limit set), or the worker just ended
+            _, hard = resource.prlimit(self.process.pid, resource.RLIMIT_DATA)
+            if hard != resource.RLIM_INFINITY:
+                resource.prlimit(self.process.pid, resource.RLIMIT_DATA, (min(memory.data_limit, hard), hard))
 
 
 class VmEndpoint:
