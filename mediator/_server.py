@@ -16,9 +16,16 @@ sleep. Theory of operation:
   bucket allows (the rest wait in its ring); after ``max_async_inflight`` asynchronous calls with no
   call that waits, the server synchronizes the context itself, so a VM cannot queue unbounded work
   on a GPU that other VMs share (the guest sees backpressure, not an error).
+* Back-pressure: the host never overwrites an unconsumed completion. When the completion ring is
+  full and the next entry needs a completion, ``drain`` stops before it and sets ``cq_blocked``;
+  the worker then sleeps (heartbeat and control kept) until the guest makes room. Nothing is lost.
+* A drain returns after ``BATCH_NS`` of served calls even within its budget, so that slow calls in
+  a row never keep the worker from its heartbeat and its control socket for long.
 * Anything the guest wrote wrong becomes an error status, counted; nothing here raises for it,
   except a ring whose indices are impossible, which raises :class:`RemoteProtocolError` because the
-  region can no longer be served.
+  region can no longer be served. A malformed entry header (unknown flag bits, a non-zero reserved
+  word, ``args_len`` past the inline area, ``CHUNK_MORE`` on a call that is not a copy) fails that
+  entry with ``CUDA_ERROR_INVALID_VALUE``, answered as any failure of an entry submitted that way.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ from protocol import (
     CublasStatus,
     CUresult,
     HeaderField,
+    MalformedSubmissionError,
     Region,
     RemoteProtocolError,
     Submission,
@@ -53,9 +61,12 @@ from protocol import (
 from ._limits import TokenBucket
 from ._stats import LATENCY_BUCKETS, WorkerCounters
 
-__all__ = ["RingServer", "TraceHook"]
+__all__ = ["BATCH_NS", "RingServer", "TraceHook"]
 
+#: a drain returns once the calls it served took this long, whatever its budget (see above)
+BATCH_NS: Final = 50_000_000
 _ASYNC: Final = int(SubmitFlags.ASYNC)
+_CHUNK_MORE: Final = int(SubmitFlags.CHUNK_MORE)
 _ASYNC_ERROR: Final = int(CompleteFlags.ASYNC_ERROR)
 _LATCHED: Final = int(CompleteFlags.LATCHED)
 _HTOD: Final = CALLS_BY_NAME["memcpy_htod"].call_id
@@ -113,6 +124,7 @@ class RingServer:
         self._suppressed = 0
         self.limiter: TokenBucket | None = None
         self.rate_limited = False  # the last drain stopped for the token bucket
+        self.cq_blocked = False  # the last drain stopped at an entry that needs a full ring's room
         self.max_async_inflight = 0  # 0: no cap
         self._async_run = 0  # asynchronous calls since the last call that waited
         self._calls = {call_id: _Call(spec, executor) for call_id, spec in CALLS.items()}
@@ -126,7 +138,7 @@ class RingServer:
         """Serve up to ``budget`` pending submissions; returns how many were served."""
         sq = self.sq
         pending = sq.pending()
-        self.rate_limited = False
+        self.rate_limited = self.cq_blocked = False
         if not pending:
             return 0
         limiter = self.limiter
@@ -136,20 +148,30 @@ class RingServer:
                 self.rate_limited = True
                 budget = allowed
         count = min(pending, budget)
-        cq, serve = self.cq, self._serve
+        cq, serve, counters = self.cq, self._serve, self.counters
+        spent = counters.latency_sum_ns + BATCH_NS
         served = 0
+        refused: MalformedSubmissionError | None
         while served < count:
-            sub = sq.read()
+            try:
+                sub = sq.read()
+            except MalformedSubmissionError as exc:  # answered like any bad call, by what it echoes
+                sub, refused = exc.entry, exc
+            else:
+                refused = None
             if not sub[2] & _ASYNC and cq.space() == 0:
-                break  # the guest has not consumed completions; wait for it
-            serve(sub)
+                self.cq_blocked = True  # the guest has not consumed completions: wait for room
+                break
+            serve(sub, refused)
             sq.advance()
             served += 1
+            if counters.latency_sum_ns > spent:
+                break  # slow calls: let the worker beat and look at its control socket first
         if limiter is not None and served:
             limiter.take(served, time.monotonic())
         return served
 
-    def _serve(self, sub: Submission) -> None:
+    def _serve(self, sub: Submission, refused: MalformedSubmissionError | None = None) -> None:
         counters = self.counters
         counters.calls += 1
         seq, call_id, sub_flags, in_off, in_len, out_off, out_cap, raw_args = sub
@@ -160,11 +182,15 @@ class RingServer:
         out_len = 0
         flags = 0
         try:
+            if refused is not None:
+                raise refused
             if call is None:
                 raise RemoteProtocolError(f"unknown call id {call_id:#06x}",
                                           CUresult.CUDA_ERROR_NOT_SUPPORTED)
             if is_async and not call.is_async:
                 raise RemoteProtocolError(f"{call.name} cannot be submitted ASYNC")
+            if sub_flags & _CHUNK_MORE and call_id not in (_HTOD, _DTOH):
+                raise RemoteProtocolError(f"{call.name} is not a copy: CHUNK_MORE marks copy chunks only")
             if in_len or out_cap:
                 check_payloads(sub, self.arena_size)
             args = call.no_args

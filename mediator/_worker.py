@@ -10,7 +10,12 @@ fences, looks once more, and sleeps on the doorbell eventfd and the control sock
 bounded (``max_sleep_ms``) so that even a lost wakeup costs at most that long. A VM that keeps
 its worker busy (``DRAIN_BUDGET`` calls served since the last yield, a flood or a tight loop of
 calls) has the worker yield the CPU between batches, so that on a crowded host it takes turns with
-the other VMs' calls. The control socket (JSON lines)
+the other VMs' calls. However busy, it publishes its heartbeat and looks at its control socket
+at least every ``HEARTBEAT_NS`` (a drain returns after ``BATCH_NS`` of calls, see ``_server.py``).
+A guest that leaves its completion ring full while the next entry needs a completion gets
+back-pressure, not a reset: the worker sleeps on its doorbell and control socket, looking for room
+after 1 ms and then backing off to ``max_sleep_ms``, its heartbeat published at every look
+(``wait_for_room``). The control socket (JSON lines)
 carries ``stop``, ``set_quota`` and ``trace`` from the supervisor; its EOF means the supervisor is
 gone, and the worker releases everything and exits.
 """
@@ -50,7 +55,7 @@ from ._stats import StatsBlock, WorkerCounters
 from ._trace import TraceRing, summarize
 from ._worker_memory import EXIT_OUT_OF_MEMORY, apply_worker_limits
 
-__all__ = ["DRAIN_BUDGET", "IDLE_SLICE_NS", "SPIN_YIELD_NS", "WorkerSpec", "main"]
+__all__ = ["DRAIN_BUDGET", "HEARTBEAT_NS", "IDLE_SLICE_NS", "SPIN_YIELD_NS", "WorkerSpec", "main"]
 
 _NEED_IRQ: Final = HeaderField.GUEST_NEED_IRQ >> 2
 #: submissions served per pass of the loop; a full pass yields the CPU before the next (a flooding
@@ -60,6 +65,9 @@ DRAIN_BUDGET: Final = 32
 IDLE_SLICE_NS: Final = 1_000_000
 #: how long an idle worker spins flat out before it yields the CPU between looks at the ring
 SPIN_YIELD_NS: Final = 10_000
+#: a busy worker publishes its stats (the supervisor's watchdog reads the heartbeat in them) and
+#: looks at its control socket at least this often, whatever its guest keeps it doing
+HEARTBEAT_NS: Final = 50_000_000
 
 
 @dataclass
@@ -133,6 +141,7 @@ class Worker:
             self.server.limiter = TokenBucket(spec.calls_per_s, now=time.monotonic())
         self.server.max_async_inflight = spec.max_async_inflight
         self._sticky_reported = False
+        self._beat_at = 0  # perf_counter_ns of the last publish_stats
         self._words = self.region.u32_view
         self.trace_ring = TraceRing(spec.trace_fd) if spec.trace_fd >= 0 else None
         self.set_tracing(spec.trace)
@@ -213,6 +222,45 @@ class Worker:
         counters.live_handles = self.executor.live_handles()
         counters.heartbeat_ns = time.monotonic_ns()
         self.stats.write(counters)
+        self._beat_at = perf_counter_ns()
+
+    def beat_if_due(self, now_ns: int) -> None:
+        """While busy: the heartbeat and a look at control, at most ``HEARTBEAT_NS`` apart."""
+        if now_ns - self._beat_at >= HEARTBEAT_NS:
+            self.publish_stats()
+            self.poll_control()
+
+    def sleep(self, poller: select.poll, timeout_ms: int) -> None:
+        """Sleep on the doorbell and the control socket, then take what woke us."""
+        for fd, _ in poller.poll(timeout_ms):
+            if fd == self.spec.doorbell_fd:
+                os.eventfd_read(fd)
+                self.counters.wakeups += 1
+            else:
+                self.poll_control()
+
+    def wait_for_room(self, poller: select.poll) -> None:
+        """Back-pressure: the guest's completion ring is full and its next entry needs a completion.
+
+        A guest kicks after it submits, not after it consumes completions, so no doorbell says that
+        room appeared: the worker looks again after 1 ms, then after twice as long each time, up to
+        ``max_sleep_ms`` (a guest that consumes while ``host_need_wakeup`` is 1 may kick to end the
+        wait at once). Each look publishes the heartbeat and the control socket is served while it
+        sleeps: a guest that never reads its completions costs a wakeup per ``max_sleep_ms`` and is
+        never mistaken for a hung worker. An impossible completion head raises, as in ``drain``.
+        """
+        region, cq = self.region, self.server.cq
+        self.counters.cq_full_waits += 1
+        timeout_ms = 1
+        region.set_u32(HeaderField.HOST_NEED_WAKEUP, 1)
+        fence()
+        try:
+            while not self.stopping and not cq.space():
+                self.publish_stats()
+                self.sleep(poller, timeout_ms)
+                timeout_ms = min(timeout_ms * 2, self.spec.max_sleep_ms)
+        finally:
+            region.set_u32(HeaderField.HOST_NEED_WAKEUP, 0)
 
     def run(self) -> int:
         spec = self.spec
@@ -224,7 +272,6 @@ class Worker:
         self.publish_stats()
         self.send(event="ready", pid=os.getpid(), backend=self.executor.backend_name)
         self.log.info("worker serving", backend=self.executor.backend_name)
-        batches = 0
         since_yield = 0  # calls served since this worker last yielded the CPU
         poll_ns = spec.poll_us * 1000
         idle_since = perf_counter_ns()
@@ -239,14 +286,19 @@ class Worker:
                               reason=server.sticky.message)
                 if server.rate_limited and not served:
                     assert server.limiter is not None
+                    self.beat_if_due(perf_counter_ns())
                     time.sleep(min(server.limiter.wait_s(time.monotonic()), spec.max_sleep_ms / 1000))
+                    continue
+                if server.cq_blocked and not served:
+                    self.wait_for_room(poller)
+                    idle_since = perf_counter_ns()
                     continue
                 if served:
                     if self.executor.memory_used() != self.counters.memory_used:
                         self.publish_stats()  # memory moved: status shows it now, not at the next idle
                     self.kick_guest()
-                    batches += 1
-                    if batches & 63 == 0:
+                    now = perf_counter_ns()
+                    if now - self._beat_at >= HEARTBEAT_NS:  # beat_if_due, inlined: once per batch
                         self.publish_stats()
                         self.poll_control()
                     since_yield += served
@@ -257,7 +309,8 @@ class Worker:
                         # whole scheduler slices.
                         since_yield = 0
                         os.sched_yield()
-                    idle_since = perf_counter_ns()
+                        now = perf_counter_ns()
+                    idle_since = now
                     continue
                 idle = perf_counter_ns() - idle_since
                 if idle < poll_ns:
@@ -282,14 +335,8 @@ class Worker:
                     continue
                 self.publish_stats()
                 self.counters.sleeps += 1
-                events = poller.poll(spec.max_sleep_ms)
+                self.sleep(poller, spec.max_sleep_ms)
                 region.set_u32(HeaderField.HOST_NEED_WAKEUP, 0)
-                for fd, _ in events:
-                    if fd == spec.doorbell_fd:
-                        os.eventfd_read(fd)
-                        self.counters.wakeups += 1
-                    else:
-                        self.poll_control()
                 idle_since = perf_counter_ns()
         except RemoteProtocolError as exc:
             self.log.error("region broken by the guest; no longer served", reason=exc.message)
