@@ -66,7 +66,11 @@ Theory of operation
   inflated; ZSTD with a window no larger than that size, so a frame that claims more fails early.
   The entries are merged: a kernel's layout comes from an ELF entry when one has it (the highest sm
   first), from PTX otherwise; its attributes are kept per entry (``KernelInfo.variants``), for the
-  backend to pick the one its device would run. The PTX text kept (``ModuleImage.ptx``) is the one a
+  backend to pick the one its device would run. Parsed for a device (``compute_capability``), only
+  the entries its driver would use are inflated and read — the cubin it would load, for attributes,
+  and the PTX it would compile — and the rest are listed in ``skipped`` (a release build carries
+  four cubins and three PTX entries per kernel file); when none of them is there, every entry is
+  read, so that layouts and attributes still answer. The PTX text kept (``ModuleImage.ptx``) is the one a
   driver would compile for the device: the highest ``.target`` it supports (an ``sm_90a`` target
   only on 9.0 itself); a cubin cannot run on the CPU, so an image without such PTX loads and
   answers attributes and layouts, and the simulator refuses its launches.
@@ -892,6 +896,7 @@ def _parse_fatbin(raw: bytes, depth: int, ctx: _Context) -> ModuleImage:
                        f"the image has {len(raw)}")
     parts: list[ModuleImage] = []
     skipped: list[str] = []
+    entries: list[_Entry] = []
     pos, end = header_size, header_size + size
     while pos < end:
         if pos + 64 > end:
@@ -903,13 +908,22 @@ def _parse_fatbin(raw: bytes, depth: int, ctx: _Context) -> ModuleImage:
         (inflated,) = struct.unpack_from("<Q", raw, pos + 56)
         if entry_header < 64 or pos + entry_header + payload > end:
             raise _invalid(f"fatbin entry at {pos} runs past the end of the container")
-        body = raw[pos + entry_header:pos + entry_header + payload]
+        body_at = pos + entry_header
         pos += entry_header + payload
-        what = {_FATBIN_KIND_PTX: "ptx", _FATBIN_KIND_ELF: "elf"}.get(kind)
-        if what is None:
+        if kind not in (_FATBIN_KIND_PTX, _FATBIN_KIND_ELF):
             skipped.append(f"entry of unknown kind {kind} for arch {arch}")
             continue
+        entries.append(_Entry(kind, arch, flags, compressed, inflated, body_at, payload))
+    wanted = _entries_for(entries, ctx.compute_capability)
+    for entry in entries:
+        kind, arch, flags, compressed, inflated = (entry.kind, entry.arch, entry.flags, entry.compressed,
+                                                   entry.inflated)
         label = f"elf sm_{arch}" if kind == _FATBIN_KIND_ELF else f"ptx compute_{arch}"
+        if entry not in wanted:
+            cc = ctx.compute_capability or 0
+            skipped.append(f"{label}: not what compute capability {cc // 10}.{cc % 10} runs (not read)")
+            continue
+        body = raw[entry.body_at:entry.body_at + entry.payload]
         if flags & (_FATBIN_FLAG_ZSTD | _FATBIN_FLAG_LZ4):
             if compressed > len(body):
                 raise _invalid(f"fatbin {label}: compressed size {compressed} exceeds its payload")
@@ -932,6 +946,36 @@ def _parse_fatbin(raw: bytes, depth: int, ctx: _Context) -> ModuleImage:
                             "the simulator cannot read any entry of this fatbin: " + "; ".join(skipped))
         raise _invalid(f"fatbin (version {version}) has no entries")
     return _merge("fatbin", parts, ctx, extra_skipped=skipped)
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """One fatbin entry's header: where its payload is, not yet inflated or parsed."""
+
+    kind: int
+    arch: int
+    flags: int
+    compressed: int
+    inflated: int
+    body_at: int
+    payload: int
+
+
+def _entries_for(entries: list[_Entry], compute_capability: int | None) -> list[_Entry]:
+    """The entries a driver would look at on this device: the cubin it would load (same major, the
+    highest sm not above it), for its attributes, and the PTX it would compile (the highest
+    compute_XX not above it; ties kept: an arch-specific one may not run), which the simulator runs.
+    The others are not inflated or parsed. No device given, or none of them there: every entry (a
+    module still loads, and its layouts and attributes are read, when nothing runs on the device)."""
+    if compute_capability is None:
+        return entries
+    cc = compute_capability
+    cubins = [e for e in entries if e.kind == _FATBIN_KIND_ELF and e.arch // 10 == cc // 10 and e.arch <= cc]
+    ptx = [e for e in entries if e.kind == _FATBIN_KIND_PTX and e.arch <= cc]
+    best_cubin = max((e.arch for e in cubins), default=None)
+    best_ptx = max((e.arch for e in ptx), default=None)
+    chosen = [e for e in cubins if e.arch == best_cubin] + [e for e in ptx if e.arch == best_ptx]
+    return chosen or entries
 
 
 def _arch_of(part: ModuleImage) -> int:

@@ -753,8 +753,13 @@ class SimExecutor(Executor):
 
     def module_load_data(self, args: NoArgs, io: CallIO) -> ModuleLoadResult:
         handle, module = self.modules.load(io.inp)
-        log.debug("module loaded", module=handle, kind=module.image.kind, parts=module.image.parts,
-                  kernels=len(module.image.kernels), globals=len(module.image.globals))
+        image = module.image
+        log.debug("module loaded", module=handle, kind=image.kind, parts=image.parts,
+                  kernels=len(image.kernels), globals=len(image.globals), ptx_target=image.ptx_target)
+        if image.ptx is None and image.kernels:  # said once, here; each launch says it again
+            log.info("module has no PTX the simulated device can run: it loads and answers attributes "
+                     "and layouts, its launches are refused (CUDA_ERROR_NOT_SUPPORTED)", module=handle,
+                     parts=image.parts, skipped=image.skipped)
         return ModuleLoadResult(module=handle)
 
     def module_unload(self, args: ModuleArgs, io: CallIO) -> NoResult:

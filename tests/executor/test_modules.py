@@ -156,6 +156,20 @@ def test_the_highest_usable_ptx_target_wins_and_arch_specific_ptx_needs_its_exac
         == [(75, "75"), (89, "86"), (90, "90a"), (120, "100")]
 
 
+def test_for_a_device_only_the_entries_its_driver_would_use_are_inflated_and_read() -> None:
+    image = parse_module_image(load("test_kernels.fatbin"), compute_capability=90)
+    assert image.parts == ("ptx compute_90", "elf sm_90")
+    assert image.skipped == ("elf sm_80: not what compute capability 9.0 runs (not read)",)
+    assert layouts(image) == EXPECTED_LAYOUTS
+    # on 8.0 the sm_80 cubin alone: the compute_90 PTX is neither inflated nor charged
+    data = load("test_kernels.zstd.fatbin")
+    elf_bytes = 32744  # the sm_80 entry's declared uncompressed size
+    on_ampere = parse_module_image(data, compute_capability=80, host_budget=elf_bytes + 4096)
+    assert on_ampere.parts == ("elf sm_80 zstd",) and on_ampere.ptx is None
+    # nothing the device runs: every entry is read, so layouts and attributes still answer
+    assert parse_module_image(data, compute_capability=75).parts == ("elf sm_80 zstd", "ptx compute_90 zstd")
+
+
 def fatbin_entry(kind: int, arch: int, payload: bytes, *, flags: int = 0, compressed: int | None = None,
                  inflated: int = 0) -> bytes:
     header = bytearray(64)
