@@ -8,6 +8,11 @@ journal: a traced VM can make a million calls a second, and journald would drop 
 Record (160 bytes): u64 wall time ns, u64 duration ns, u32 seq, u16 call id, u16 flags,
 u32 status, u32 reserved, 128 bytes of UTF-8 argument summary (sizes, pointers, handles — never
 payload bytes), NUL padded.
+
+Host memory: one ring per session, sized when the supervisor creates it (8,192 records, 1.25 MiB,
+at most :data:`MAX_RECORDS`) and never grown; a record's text is cut to 128 bytes before it is
+stored. Nothing a guest does changes what tracing costs the host, which is why it is not charged to
+the VM's host budget but counted with the region in the unit's ``MemoryMax=`` (docs/operations.md).
 """
 
 from __future__ import annotations
@@ -20,11 +25,13 @@ from typing import Any, Final
 
 from protocol import CALLS, CublasStatus, CUresult, Submission, WireModel, decode_args, layout_of
 
-__all__ = ["TraceRecord", "TraceRing", "summarize"]
+__all__ = ["MAX_RECORDS", "TraceRecord", "TraceRing", "summarize"]
 
 _HEADER: Final = struct.Struct("<QI")  # write index, capacity
 _RECORD: Final = struct.Struct("<QQIHHII128s")
 _HEADER_SIZE: Final = 64
+#: the most records a ring may have (10 MiB); the supervisor makes 8,192
+MAX_RECORDS: Final = 1 << 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,13 +90,15 @@ class TraceRing:
     def __init__(self, fd: int, capacity: int | None = None) -> None:
         self.fd = fd
         if capacity is not None:
+            if not 0 < capacity <= MAX_RECORDS:
+                raise ValueError(f"a trace ring holds 1 to {MAX_RECORDS} records, not {capacity}")
             os.ftruncate(fd, _HEADER_SIZE + capacity * _RECORD.size)
         size = os.fstat(fd).st_size
         self._map = mmap.mmap(fd, size)
         if capacity is not None:
             _HEADER.pack_into(self._map, 0, 0, capacity)
         self.capacity = _HEADER.unpack_from(self._map, 0)[1]
-        if self.capacity <= 0 or _HEADER_SIZE + self.capacity * _RECORD.size > size:
+        if not 0 < self.capacity <= MAX_RECORDS or _HEADER_SIZE + self.capacity * _RECORD.size > size:
             raise ValueError("trace ring header does not match its mapping")
         self._next = _HEADER.unpack_from(self._map, 0)[0]
 

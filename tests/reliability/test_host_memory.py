@@ -5,14 +5,18 @@ level, and a device pointer that outlives a reset."""
 from __future__ import annotations
 
 import contextlib
+import os
 import resource
 from pathlib import Path
+
+import pytest
 
 from guest import DeviceGoneError, GuestClient
 from mediator._control_client import request
 from mediator._launcher import MediatorProcess
+from mediator._trace import MAX_RECORDS, TraceRing
 from mediator._worker_memory import EXIT_OUT_OF_MEMORY, OOM_SCORE_ADJ, worker_memory
-from protocol import CUresult
+from protocol import CALLS_BY_NAME, CUresult, Submission
 from protocol.models import GraphResult
 
 from ._support import applied, logged, vm_status, wait_for
@@ -167,3 +171,17 @@ def test_a_device_pointer_from_before_a_reset_is_refused_and_never_reissued(medi
         gpu.recover(timeout=30)
         gpu.init()
         assert gpu.mem_alloc(4096) > max(new)
+
+
+def test_a_trace_ring_is_sized_once_and_bounded() -> None:
+    with pytest.raises(ValueError, match="records"):
+        TraceRing.create("too-big", MAX_RECORDS + 1)
+    ring = TraceRing.create("small", 4)
+    size = os.fstat(ring.fd).st_size
+    nop = Submission(1, CALLS_BY_NAME["nop"].call_id, 0, 0, 0, 0, 0, b"")
+    for i in range(1000):
+        ring.append(i, 1, nop, 0, "x" * 4096)  # a summary far past the record's 128 bytes
+    records, end = ring.read()
+    assert end == 1000 and len(records) == 4 and all(len(r.args) == 128 for r in records)
+    assert os.fstat(ring.fd).st_size == size
+    ring.close()
