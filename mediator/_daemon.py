@@ -76,7 +76,7 @@ class Daemon:
         self.started = time.time()
         self._stop = asyncio.Event()
         self._control: list[asyncio.Server] = []
-        self._lock: DirectoryLock | None = None
+        self._locks: list[DirectoryLock] = []
         self.operators = PeerPolicy()  # set from control_group by _prepare_host
         self.readers = PeerPolicy()
         self.control_refused = 0  # connections refused on the control sockets
@@ -93,13 +93,23 @@ class Daemon:
     def _prepare_host(self) -> dict[int, SocketAccess]:
         """Check the socket directories, take the lock, resolve users and groups (HostSetupError)."""
         section = self.config.mediator
-        prepare_socket_dir(section.socket_dir)
-        if section.control_path.parent != section.socket_dir:
-            prepare_socket_dir(section.control_path.parent)
+        directories = dict.fromkeys((section.socket_dir, section.control_path.parent))
+        for directory in directories:
+            prepare_socket_dir(directory)
         accesses = self._resolve_accesses(self.config)
         self.operators, self.readers = self._control_policies(self.config)
-        self._lock = lock_socket_dir(section.socket_dir)
+        try:
+            for directory in directories:  # a control socket elsewhere is ours alone too
+                self._locks.append(lock_socket_dir(directory))
+        except HostSetupError:
+            self._release_locks()
+            raise
         return accesses
+
+    def _release_locks(self) -> None:
+        for lock in self._locks:
+            lock.release()
+        self._locks = []
 
     @staticmethod
     def _resolve_accesses(config: MediatorConfig) -> dict[int, SocketAccess]:
@@ -128,8 +138,7 @@ class Daemon:
         try:
             return await self._run(accesses)
         finally:
-            if self._lock is not None:
-                self._lock.release()
+            self._release_locks()
 
     async def _run(self, accesses: dict[int, SocketAccess]) -> int:
         loop = asyncio.get_running_loop()

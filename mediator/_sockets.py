@@ -237,15 +237,22 @@ def _remove_stale(path: Path) -> None:
 
 
 def bind_unix(path: Path, *, mode: int, uid: int = -1, gid: int = -1, backlog: int = 16) -> socket.socket:
-    """A listening socket at ``path`` created with ``mode`` and owned by ``uid``/``gid`` (-1: ours)."""
-    if len(os.fsencode(path)) > AF_UNIX_PATH_MAX:
-        raise HostSetupError(f"{path} is {len(os.fsencode(path))} bytes; a Unix socket path may have at most "
-                             f"{AF_UNIX_PATH_MAX}")
+    """A listening socket at ``path`` with ``mode``, owned by ``uid``/``gid`` (-1: ours).
+
+    It is bound under a temporary name, given its owner, made to listen, and only then renamed into
+    place: whoever sees ``path`` appear can connect at once, and never finds it with a looser mode or
+    another owner."""
+    for name in (path, path.with_name(f".{os.getpid()}.tmp")):
+        if len(os.fsencode(name)) > AF_UNIX_PATH_MAX:
+            raise HostSetupError(f"{name} is {len(os.fsencode(name))} bytes; a Unix socket path may have at "
+                                 f"most {AF_UNIX_PATH_MAX}")
+    temporary = path.with_name(f".{os.getpid()}.tmp")
     _remove_stale(path)
+    _remove_stale(temporary)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     old_umask = os.umask(0o777 & ~mode)  # born with its final mode: no window with a looser one
     try:
-        sock.bind(str(path))
+        sock.bind(str(temporary))
     except OSError as exc:
         sock.close()
         raise HostSetupError(f"cannot create {path}: {exc.strerror}") from None
@@ -253,15 +260,16 @@ def bind_unix(path: Path, *, mode: int, uid: int = -1, gid: int = -1, backlog: i
         os.umask(old_umask)
     try:
         if uid != -1 or gid != -1:
-            os.chown(path, uid, gid, follow_symlinks=False)
+            os.chown(temporary, uid, gid, follow_symlinks=False)
+        sock.listen(backlog)
+        os.rename(temporary, path)  # rename replaces the name itself, never what a link points at
     except OSError as exc:
         sock.close()
         with contextlib.suppress(OSError):
-            path.unlink()
+            temporary.unlink()
         why = exc.strerror
         if exc.errno == errno.EPERM:
             why = f"{why} (giving a socket to another user needs root or CAP_CHOWN; see docs/operations.md)"
-        raise HostSetupError(f"cannot set the owner of {path} to {uid}:{gid}: {why}") from None
-    sock.listen(backlog)
+        raise HostSetupError(f"cannot create {path} (owner {uid}, group {gid}): {why}") from None
     sock.setblocking(False)
     return sock
