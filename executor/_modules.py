@@ -367,6 +367,8 @@ def _parse_ptx(raw: bytes, ctx: _Context) -> ModuleImage:
         source = body.decode("utf-8")
     except UnicodeDecodeError:
         raise _invalid("not a module image: neither ELF, fatbin nor UTF-8 PTX text") from None
+    # the text, its comment-stripped copy and what is cut from it live until the parse ends
+    ctx.spend(2 * len(source), "the PTX source text and its comment-stripped copy")
     text = _strip_comments(source)
     header = _VERSION.match(text)
     if not header:
@@ -384,10 +386,10 @@ def _parse_ptx(raw: bytes, ctx: _Context) -> ModuleImage:
         if name in kernels:
             raise _invalid(f"PTX declares the entry {name} twice")
         kernel = _ptx_kernel(name, match.group(3) or "")
+        ctx.spend(_OBJECT_BYTES * (2 + len(kernel.params)) + len(name), f"PTX entry {name}")
         kernels[name] = replace(kernel, variants=(_ptx_directives(text, match.end(), base),))
     globals_ = _ptx_globals(text, ctx)
-    ctx.spend(len(source), "the PTX source text")  # kept for the engine that runs it
-    kept = source if target else None
+    kept = source if target else None  # for the engine that runs it (charged above)
     return ModuleImage("ptx", kernels, globals_, parts=("ptx",), ptx=kept,
                        ptx_arch=arch if target else None,
                        ptx_target=(target.group(1) + target.group(2)) if target else None)
@@ -513,6 +515,7 @@ def _ptx_globals(text: str, ctx: _Context) -> dict[str, GlobalInfo]:
             continue  # declared here, defined elsewhere: no storage in this module
         info = _ptx_variable(decl, ctx)
         if info is not None:
+            ctx.spend(_OBJECT_BYTES + len(info.name), f"PTX variable {info.name}")
             found[info.name] = info
     return found
 
@@ -611,7 +614,7 @@ class _Section:
     data: bytes
 
 
-def _elf_sections(raw: bytes) -> tuple[int, int, list[_Section]]:
+def _elf_sections(raw: bytes, ctx: _Context) -> tuple[int, int, list[_Section]]:
     """(e_machine, e_flags, sections) of an ELF64 little-endian file, every bound checked."""
     if len(raw) < 64:
         raise _invalid("truncated ELF header")
@@ -642,7 +645,11 @@ def _elf_sections(raw: bytes) -> tuple[int, int, list[_Section]]:
     strtab = raw[str_off:str_off + str_size]
     sections = []
     for name_off, sh_type, offset, size, link, entsize in headers:
-        data = b"" if sh_type in (_SHT_NOBITS, 0) else raw[offset:offset + size]
+        copied = 0 if sh_type in (_SHT_NOBITS, 0) else size
+        # every header may name the same bytes: each copy is charged, so a few KiB of headers
+        # over one large range cannot become gigabytes of copies
+        ctx.spend(_OBJECT_BYTES + copied, "ELF sections")
+        data = raw[offset:offset + copied]
         sections.append(_Section(_cstring(strtab, name_off, "section name"), sh_type, offset, size,
                                  link, entsize, data))
     return machine, flags, sections
@@ -670,7 +677,7 @@ class _Symbol:
     size: int
 
 
-def _elf_symbols(sections: list[_Section]) -> list[_Symbol] | None:
+def _elf_symbols(sections: list[_Section], ctx: _Context) -> list[_Symbol] | None:
     symtab = next((s for s in sections if s.type == 2), None)  # SHT_SYMTAB
     if symtab is None:
         return None
@@ -679,6 +686,7 @@ def _elf_symbols(sections: list[_Section]) -> list[_Symbol] | None:
     strtab = sections[symtab.link].data
     if len(symtab.data) % 24:
         raise _invalid("ELF symbol table size is not a multiple of 24")
+    ctx.spend(_OBJECT_BYTES * (len(symtab.data) // 24), "ELF symbols")
     symbols = []
     for off in range(0, len(symtab.data), 24):
         name_off, info, other, shndx, value, size = struct.unpack_from("<IBBHQQ", symtab.data, off)
@@ -688,7 +696,7 @@ def _elf_symbols(sections: list[_Section]) -> list[_Symbol] | None:
 
 
 def _parse_elf(raw: bytes, depth: int, ctx: _Context) -> ModuleImage:
-    machine, flags, sections = _elf_sections(raw)
+    machine, flags, sections = _elf_sections(raw, ctx)
     if machine == _EM_CUDA:
         # e_ident[EI_ABIVERSION]: from version 8 on the sm sits in bits 8-15 of e_flags
         arch, virtual = ((flags >> 8) & 0xFF, None) if raw[8] >= 8 else (flags & 0xFF, (flags >> 16) & 0xFF)
@@ -784,7 +792,7 @@ def _cubin_attributes(name: str, base: KernelAttributes, by_name: dict[str, _Sec
 def _cubin_contents(sections: list[_Section], base: KernelAttributes, ctx: _Context,
                     ) -> tuple[dict[str, KernelInfo], dict[str, GlobalInfo]]:
     by_name = {s.name: s for s in sections}
-    symbols = _elf_symbols(sections)
+    symbols = _elf_symbols(sections, ctx)
     module_info = by_name[".nv.info"].data if ".nv.info" in by_name and symbols is not None else b""
     regs = _per_function(module_info, _EIATTR_REGCOUNT, symbols or [])
     frames = _per_function(module_info, _EIATTR_FRAME_SIZE, symbols or [])
@@ -800,6 +808,7 @@ def _cubin_contents(sections: list[_Section], base: KernelAttributes, ctx: _Cont
         section = by_name.get(".nv.info." + name)
         info = section.data if section is not None else b""
         kernel = _kernel_from_nv_info(name, info)
+        ctx.spend(_OBJECT_BYTES * (2 + len(kernel.params)) + len(name), f"cubin kernel {name}")
         variant = _cubin_attributes(name, base, by_name, info, regs, frames)
         kernels[name] = replace(kernel, variants=(variant,))
     globals_: dict[str, GlobalInfo] = {}
@@ -818,6 +827,7 @@ def _cubin_contents(sections: list[_Section], base: KernelAttributes, ctx: _Cont
         else:
             ctx.spend(sym.size, f"the initial value of global {sym.name}")
             init = section.data[sym.value:sym.value + sym.size].rstrip(b"\0")
+        ctx.spend(_OBJECT_BYTES + len(sym.name), f"global {sym.name}")
         globals_[sym.name] = GlobalInfo(sym.name, sym.size, init)
     return kernels, globals_
 

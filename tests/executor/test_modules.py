@@ -163,9 +163,12 @@ def test_for_a_device_only_the_entries_its_driver_would_use_are_inflated_and_rea
     assert layouts(image) == EXPECTED_LAYOUTS
     # on 8.0 the sm_80 cubin alone: the compute_90 PTX is neither inflated nor charged
     data = load("test_kernels.zstd.fatbin")
-    elf_bytes = 32744  # the sm_80 entry's declared uncompressed size
-    on_ampere = parse_module_image(data, compute_capability=80, host_budget=elf_bytes + 4096)
+    budget = 160 << 10  # what reading the sm_80 entry takes (150 KiB), not what reading both does (231)
+    on_ampere = parse_module_image(data, compute_capability=80, host_budget=budget)
     assert on_ampere.parts == ("elf sm_80 zstd",) and on_ampere.ptx is None
+    with pytest.raises(CudaError) as err:
+        parse_module_image(data, host_budget=budget)
+    assert err.value.status == CUresult.CUDA_ERROR_OUT_OF_MEMORY
     # nothing the device runs: every entry is read, so layouts and attributes still answer
     assert parse_module_image(data, compute_capability=75).parts == ("elf sm_80 zstd", "ptx compute_90 zstd")
 
@@ -203,6 +206,18 @@ def test_a_zstd_entry_that_inflates_past_its_declared_size_is_invalid_and_stops_
         tracemalloc.stop()
     assert "ZSTD data inflates to more than" in message
     assert peak < 4 << 20  # it read one byte past the declared size, not the 64 MiB
+
+
+def test_elf_section_headers_that_all_name_one_large_range_are_charged_for_every_copy() -> None:
+    data = bytearray(load("test_kernels.cubin"))
+    shoff, = struct.unpack_from("<Q", data, 0x28)
+    shentsize, shnum, names = struct.unpack_from("<HHH", data, 0x3A)
+    for i in range(1, shnum):  # every section but the name table claims the whole image
+        if i != names:
+            struct.pack_into("<QQ", data, shoff + i * shentsize + 0x18, 0, len(data))
+    with pytest.raises(CudaError) as err:
+        parse_module_image(bytes(data), host_budget=len(data) * 4)
+    assert err.value.status == CUresult.CUDA_ERROR_OUT_OF_MEMORY and "ELF sections" in err.value.message
 
 
 def test_a_zstd_frame_that_needs_a_larger_window_than_its_output_is_invalid() -> None:
