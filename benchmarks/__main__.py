@@ -6,7 +6,8 @@
 
 Floors come from the same run on the same machine (these machines are noisy): a raw ring ping-pong
 between two processes and an eventfd ping-pong for round trips, raw ring produce/consume for
-asynchronous streams, an in-process memcpy for copies.
+asynchronous streams, an in-process memcpy for copies (and, with ``--backend cuda``, a native pinned
+copy to and from the GPU beside it).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from mediator._control_client import request
 from mediator._launcher import running_mediator
 from protocol import ACCELERATED
 
-from ._floors import eventfd_pingpong, memcpy_bandwidth, ring_pingpong, ring_throughput
+from ._floors import eventfd_pingpong, memcpy_bandwidth, native_copy_bandwidth, ring_pingpong, ring_throughput
 from ._mediator import async_throughput, bandwidth, multi_vm, sync_round_trips
 
 KIB, MIB = 1 << 10, 1 << 20
@@ -96,6 +97,10 @@ def run(plan: dict[str, Any], workdir: Path, parts: Sequence[str] = PARTS,
             results["bandwidth"] = [{"bytes": size, "htod_Bps": up, "dtoh_Bps": down,
                                      "memcpy_Bps": memcpy_bandwidth(size)}
                                     for size, (up, down) in copies.items()]
+            if backend == "cuda":  # the GPU's own floor: a pinned copy with no mediator in the way
+                native = native_copy_bandwidth(list(copies))
+                for b in results["bandwidth"]:
+                    b["native_htod_Bps"], b["native_dtoh_Bps"] = native[b["bytes"]]
 
     if "rtt" in parts:
         with running_mediator(workdir / "sleeping", backend=backend, vms=1, extra="poll_us = 0") as mediator:
@@ -140,6 +145,10 @@ def table(r: dict[str, Any]) -> str:
             rate, floor = b[way + "_Bps"], b["memcpy_Bps"]
             rows.append((f"{way} {size} (MiB/s)", f"{rate / MIB:,.0f}", f"{floor / MIB:,.0f}",
                          f"{rate / floor:.0%}"))
+            if f"native_{way}_Bps" in b:
+                native = b[f"native_{way}_Bps"]
+                rows.append((f"{way} {size} vs native pinned copy", f"{rate / MIB:,.0f}",
+                             f"{native / MIB:,.0f}", f"{rate / native:.0%}"))
     for m in r.get("multi_vm", []):
         label = f"{m['vms']} VMs{' (VM 1 floods)' if m['flood'] else ''}"
         rates = m["per_vm_calls_per_s"][1:] if m["flood"] else m["per_vm_calls_per_s"]
@@ -175,8 +184,10 @@ def _plot_bandwidth(plt: Any, r: dict[str, Any], out: Path) -> Path:
     fig, ax = plt.subplots(figsize=(7, 4))
     sizes = [b["bytes"] for b in r["bandwidth"]]
     for key, label in (("htod_Bps", "HtoD through the mediator"), ("dtoh_Bps", "DtoH through the mediator"),
-                       ("memcpy_Bps", "memcpy floor")):
-        ax.plot(sizes, [b[key] / MIB for b in r["bandwidth"]], marker="o", label=label)
+                       ("memcpy_Bps", "memcpy floor"), ("native_htod_Bps", "native pinned HtoD"),
+                       ("native_dtoh_Bps", "native pinned DtoH")):
+        if key in r["bandwidth"][0]:
+            ax.plot(sizes, [b[key] / MIB for b in r["bandwidth"]], marker="o", label=label)
     ax.set(xscale="log", yscale="log", xlabel="copy size (bytes)", ylabel="MiB/s", title="Copy bandwidth")
     ax.legend()
     fig.tight_layout()

@@ -2,11 +2,14 @@
 
 A floor is the best this machine does for the pattern, with the same ring code the guest and the
 worker use (the C rings where they are built) and nothing else: no decode, no dispatch, no executor,
-and each side waiting the cheapest way it can (a spin in C; a blocking eventfd read).
+and each side waiting the cheapest way it can (a spin in C; a blocking eventfd read). On the ``cuda``
+backend copies also get the GPU's own floor: a native copy between pinned host memory and the device
+(:func:`native_copy_bandwidth`), what an application on the host gets from ``cudaMemcpy``.
 """
 
 from __future__ import annotations
 
+import json
 import mmap
 import os
 import subprocess
@@ -24,7 +27,8 @@ from protocol import (
     lay_out_region,
 )
 
-__all__ = ["eventfd_pingpong", "memcpy_bandwidth", "ring_pingpong", "ring_throughput"]
+__all__ = ["eventfd_pingpong", "memcpy_bandwidth", "native_copy_bandwidth", "ring_pingpong",
+           "ring_throughput"]
 
 _SPIN_NS = 1_000_000_000  # a floor's spin never gives up: the other side answers within microseconds
 
@@ -49,6 +53,40 @@ _EVENTFD_HOST = textwrap.dedent("""
         os.eventfd_write(pong, 1)
 """)
 
+# cuMemcpyHtoD/DtoH from cuMemHostAlloc memory: the driver path of a pinned cudaMemcpy. In a process of
+# its own, so the benchmark's process never holds a CUDA context (and its mediators' workers are spawned
+# from a process without one).
+_NATIVE_COPY = textwrap.dedent("""
+    import json, sys, time
+    from cuda.bindings import driver as d
+    def ok(result, what):
+        if int(result[0]):
+            sys.exit(f"{what} failed: {result[0]!r}")
+        return result[1] if len(result) > 1 else None
+    sizes, repeats = [int(s) for s in sys.argv[1].split(",")], int(sys.argv[2])
+    ok(d.cuInit(0), "cuInit")
+    dev = ok(d.cuDeviceGet(0), "cuDeviceGet")
+    ctx = ok(d.cuDevicePrimaryCtxRetain(dev), "cuDevicePrimaryCtxRetain")
+    ok(d.cuCtxSetCurrent(ctx), "cuCtxSetCurrent")
+    host = ok(d.cuMemHostAlloc(max(sizes), 0), "cuMemHostAlloc")
+    dptr = ok(d.cuMemAlloc(max(sizes)), "cuMemAlloc")
+    rates = {}
+    for size in sizes:
+        best = [float("inf"), float("inf")]
+        for attempt in range(repeats + 1):  # the first is a warm-up, not counted
+            for way, copy in enumerate((lambda: d.cuMemcpyHtoD(dptr, host, size),
+                                        lambda: d.cuMemcpyDtoH(host, dptr, size))):
+                started = time.perf_counter()
+                ok(copy(), "copy")
+                elapsed = time.perf_counter() - started
+                if attempt:
+                    best[way] = min(best[way], elapsed)
+        rates[size] = [size / best[0], size / best[1]]
+    ok(d.cuMemFree(dptr), "cuMemFree")
+    ok(d.cuMemFreeHost(host), "cuMemFreeHost")
+    ok(d.cuDevicePrimaryCtxRelease(dev), "cuDevicePrimaryCtxRelease")
+    print(json.dumps(rates))
+""")
 
 WARMUP = 200  # round trips discarded while the other process starts and caches warm
 
@@ -135,3 +173,14 @@ def memcpy_bandwidth(size: int, repeats: int = 5) -> float:
         np.copyto(dst, src)
         best = min(best, time.perf_counter() - started)
     return size / best
+
+
+def native_copy_bandwidth(sizes: list[int], repeats: int = 5) -> dict[int, tuple[float, float]]:
+    """Bytes per second of a native pinned copy to and from the GPU for each size, (htod, dtoh), best of
+    ``repeats``: the floor of the mediator's copies on the ``cuda`` backend (needs a GPU and
+    cuda-bindings; raises RuntimeError, with the reason, when it cannot run)."""
+    run = subprocess.run([sys.executable, "-c", _NATIVE_COPY, ",".join(map(str, sizes)), str(repeats)],
+                         capture_output=True, text=True, timeout=300, check=False)
+    if run.returncode:
+        raise RuntimeError(f"the native copy floor failed: {(run.stderr or run.stdout).strip()[-500:]}")
+    return {int(size): (up, down) for size, (up, down) in json.loads(run.stdout).items()}
