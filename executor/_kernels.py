@@ -1,8 +1,10 @@
-"""NumPy reference implementations of the kernels in ``tests/kernels/test_kernels.cu``.
+"""NumPy twins of the kernels in ``tests/kernels/test_kernels.cu``, and the device-memory protocol.
 
-The ``sim`` backend runs a launch only when it has a reference for the kernel, matched by the kernel's
-real (mangled) name: :func:`reference_kernel` returns it, or ``None`` (the backend then answers
-``CUDA_ERROR_NOT_SUPPORTED``).
+The ``sim`` backend runs every kernel with the PTX engine (``executor/ptx``); these twins are an
+independent implementation of the test kernels that ``tests/ptx/test_twins.py`` runs beside the
+engine on the same inputs (bitwise equal where the arithmetic is exact). :func:`reference_kernel`
+finds a twin by the kernel's real (mangled) name. :class:`DeviceMemory` and :class:`LaunchDims` are
+what the engine uses too: it reaches device memory only through that checked interface.
 
 Theory of operation
 -------------------

@@ -12,6 +12,8 @@
 #   test_kernels.zstd.fatbin   --compress-mode=size: every entry is ZSTD-compressed (flag 0x8000)
 #   test_kernels.default.fatbin  nvcc's default: ELF entries plain, the PTX entry ZSTD-compressed
 #   test_kernels.host.o        an x86-64 host object; its .nv_fatbin section wraps an sm_90 fatbin
+#   ptx_corpus.compute_{75,80,90}.ptx  the PTX engine's kernel corpus (tests/ptx), one per virtual
+#                              architecture the engine is held to
 set -euo pipefail
 cd "$(dirname "$0")"
 NVCC=${NVCC:-nvcc}
@@ -34,6 +36,10 @@ SRC=test_kernels.cu
     -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=compute_90 \
     -o test_kernels.default.fatbin "$SRC"
 "$NVCC" -c -arch=sm_90 -o test_kernels.host.o "$SRC"
+
+for arch in 75 80 90; do
+    "$NVCC" -ptx -arch=compute_$arch -o ptx_corpus.compute_$arch.ptx ptx_corpus.cu
+done
 
 "$NVCC" --version > NVCC_VERSION.txt
 echo "built the test kernels with $("$NVCC" --version | tail -n 2 | head -n 1)"

@@ -1,0 +1,70 @@
+"""A PTX execution engine: the ``sim`` backend runs kernels from their PTX.
+
+Theory of operation
+-------------------
+*Pipeline.* ``_parse`` reads PTX text into typed statements (directives, variables, ``.entry`` and
+``.func`` with their parameters and registers, instructions with predicates and vector and address
+operands). ``_program`` resolves labels, splits each function into basic blocks and computes every
+block's immediate post-dominator — where threads that diverge at a branch meet again. ``_ops``
+compiles each instruction once into a closure over NumPy arrays; an instruction or modifier it does
+not implement stops that at *prepare* time, so a kernel that uses one answers
+``CUDA_ERROR_NOT_SUPPORTED`` naming it before anything runs (the module still loads, and its other
+kernels run). :class:`LoadedModule` parses once and prepares each kernel at its first launch.
+
+*Execution model.* A launch runs the grid block by block in *batches*: as many whole blocks as fit
+:attr:`Limits.batch_threads` (and the register and shared-memory bounds) execute together, one
+NumPy element per thread for every register, so the engine's memory does not grow with the grid.
+Blocks may run in any order on a GPU; here they run in index order. Within a batch all threads
+execute in lockstep under an *active mask* with a SIMT reconvergence stack (GPGPU-Sim's design):
+a branch on which the active threads disagree pushes both paths, each to run until the
+reconvergence point (the immediate post-dominator), where the threads continue together. This is
+stronger than a GPU's scheduling and therefore legal for every race-free program: warp-synchronous
+code (``shfl.sync``, ``vote.sync``, ``__syncwarp``) sees its whole warp, and ``bar.sync`` is a
+point all threads of a block reach together when control flow around it is uniform. A barrier
+reached by only some of a block's running threads is a barrier in divergent code, undefined in
+CUDA; the engine ends the launch with ``CUDA_ERROR_LAUNCH_FAILED`` (threads that exited, or that
+only wait to exit, count as arrived). ``call`` runs a ``.func`` for the active threads in a fresh
+frame (registers, ``.param`` variables shared with the caller's, a local-memory frame on each
+thread's stack), nested at most :attr:`Limits.call_depth` deep.
+
+*Memory.* Global and constant memory are the VM's device memory, reached only through its checked
+``read``/``write`` (``executor._kernels.DeviceMemory``): an address outside the VM's allocations is
+``CUDA_ERROR_ILLEGAL_ADDRESS``, sticky, as a fault is on a GPU; a misaligned one too (the protocol
+has no ``CUDA_ERROR_MISALIGNED_ADDRESS``; the message says "misaligned"). Shared memory is a byte
+array per block (static variables, then the dynamic ``extern`` window of the launch's size); local
+memory a stack per thread; param space the launch's parameter block (kernel) or per-thread frames
+(``.func``). Generic addresses map shared and local memory into windows above the 47-bit device
+address space (``cvta`` converts). Module globals are where ``sim`` placed them (their addresses
+come with the launch).
+
+*Bounds.* Every launch has an instruction budget and a wall-clock budget (:class:`Limits`); past
+either it ends with ``CUDA_ERROR_LAUNCH_TIMEOUT`` (sticky, as a GPU's watchdog). Local memory,
+registers and shared memory per batch are bounded; what does not fit one block is
+``CUDA_ERROR_NOT_SUPPORTED``.
+
+*Numerics.* Integer arithmetic is exact (wrapping) at every width. Float32/64 ``add``/``sub``/``mul``/
+``fma``/``div``/``cvt`` honour ``.rn/.rz/.rm/.rp`` exactly (from error-free transformations in
+float64); ``.ftz`` flushes float32 subnormals; ``.sat`` clamps. The ``.approx`` functions (``ex2``,
+``lg2``, ``sin``, ``cos``, ``tanh``, ``rsqrt``, ``rcp``, ``sqrt``) are computed in float64 and rounded
+once: at least as accurate as the ISA documents, so not bitwise equal to a GPU's. ``fma.rn.f64`` is
+exact except in rare double-rounding cases (within 1 ulp).
+"""
+
+from ._isa import SUPPORTED
+from ._machine import CACHED_MODULES, Kernel, LoadedModule, launch, load_module
+from ._parse import PtxSyntaxError, parse_ptx
+from ._program import build_program
+from ._state import Limits
+
+__all__ = [
+    "CACHED_MODULES",
+    "SUPPORTED",
+    "Kernel",
+    "Limits",
+    "LoadedModule",
+    "PtxSyntaxError",
+    "build_program",
+    "launch",
+    "load_module",
+    "parse_ptx",
+]

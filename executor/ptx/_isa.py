@@ -1,0 +1,86 @@
+"""The instruction table: which compiler handles each opcode, and what is supported (for the docs).
+
+:data:`SUPPORTED` says, per opcode, which forms the engine implements; ``docs/ptx-engine.md`` is
+generated from it (``python -m executor.ptx._docs``) and a test keeps the two equal. Anything not
+implemented answers ``CUDA_ERROR_NOT_SUPPORTED`` at a kernel's first launch, naming it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ._compiler import InstructionCompiler
+from ._isa_arith import ARITHMETIC
+from ._isa_memory import MEMORY
+from ._isa_warp import WARP
+
+__all__ = ["COMPILERS", "SUPPORTED"]
+
+#: what the engine implements: opcode -> the forms (types and modifiers), for the docs
+SUPPORTED: dict[str, str] = {
+    "abs": "s16 s32 s64; f32 (.ftz), f64",
+    "activemask": "b32",
+    "add": "u/s 16 32 64 (.sat s32); f32 (.rn .rz .rm .rp .ftz .sat), f64 (.rn .rz .rm .rp)",
+    "and": "b16 b32 b64 pred",
+    "atom": "global, shared, generic; add (u32 s32 u64 f32 f64), min max (u32 s32 u64 s64), "
+    "and or xor (b32 b64), exch (b32 b64), cas (b32 b64), inc dec (u32); any .sem/.scope",
+    "bar": "bar.sync / bar.sync.aligned / barrier.sync with a barrier id and no thread count; bar.warp.sync",
+    "barrier": "as bar",
+    "bfe": "u32 s32 u64 s64",
+    "bfi": "b32 b64",
+    "bfind": "u32 s32 u64 s64 (.shiftamt)",
+    "bra": "bra, bra.uni, with a predicate",
+    "brev": "b32 b64",
+    "call": "call / call.uni to a .func defined in the module, arguments and results through .param",
+    "clz": "b32 b64",
+    "cnot": "b16 b32 b64",
+    "copysign": "f32 f64",
+    "cos": "approx.f32 (.ftz)",
+    "cvt": "integer to integer (.sat); float to float (f32<->f64 with .rn .rz .rm .rp, .rni .rzi .rmi .rpi "
+    "to an integral value, .ftz, .sat); integer to float (.rn .rz .rm .rp; 64-bit integers .rn only); "
+    "float to integer (.rni .rzi .rmi .rpi, saturating, NaN to 0)",
+    "cvta": "global shared local const param, to and from generic, u64",
+    "div": "u/s 16 32 64; f32 (.rn .rz .rm .rp .approx .full, .ftz), f64 (.rn)",
+    "ex2": "approx.f32 (.ftz)",
+    "exit": "",
+    "fence": "every form (a no-op: the engine is sequentially consistent)",
+    "fma": "f32 (.rn .rz .rm .rp, .ftz .sat), f64 (.rn)",
+    "ld": "global, shared, local, const, param, generic; .v2 .v4; u/s/b 8-64, f32 f64; "
+    "cache and ordering hints ignored",
+    "ldu": "as ld.global",
+    "lg2": "approx.f32 (.ftz)",
+    "mad": "lo hi wide for u/s 16 32 64; f32 f64 as fma",
+    "max": "u/s 16 32 64; f32 (.ftz, .NaN), f64",
+    "membar": "every form (a no-op: the engine is sequentially consistent)",
+    "min": "u/s 16 32 64; f32 (.ftz, .NaN), f64",
+    "mov": "every scalar type, special registers, addresses of variables, vector pack/unpack",
+    "mul": "lo hi wide for u/s 16 32 64; f32 (.rn .rz .rm .rp .ftz .sat), f64 (.rn .rz .rm .rp)",
+    "neg": "s16 s32 s64; f32 (.ftz), f64",
+    "not": "b16 b32 b64 pred",
+    "or": "b16 b32 b64 pred",
+    "popc": "b32 b64",
+    "prmt": "b32 (default mode)",
+    "rcp": "approx.f32 (.ftz), rn.f32, rn.f64, approx.ftz.f64",
+    "red": "as atom, without a result",
+    "rem": "u/s 16 32 64",
+    "ret": "",
+    "rsqrt": "approx.f32 (.ftz), approx.f64",
+    "selp": "every scalar type",
+    "setp": "eq ne lt le gt ge lo ls hi hs (integers), and equ neu ltu leu gtu geu num nan (floats); "
+    ".and .or .xor with a predicate; two destinations",
+    "shfl": "sync: up down bfly idx, b32, with the optional predicate destination",
+    "shl": "b16 b32 b64",
+    "shr": "b16 b32 b64 u16 u32 u64 s16 s32 s64",
+    "sad": "u/s 16 32 64",
+    "sin": "approx.f32 (.ftz)",
+    "sqrt": "approx.f32 (.ftz), rn.f32, rn.f64",
+    "st": "global, shared, local, param, generic; .v2 .v4; u/s/b 8-64, f32 f64; hints ignored",
+    "sub": "as add",
+    "tanh": "approx.f32",
+    "trap": "ends the launch: CUDA_ERROR_LAUNCH_FAILED, sticky",
+    "vote": "sync: all any uni ballot",
+    "xor": "b16 b32 b64 pred",
+}
+
+
+COMPILERS: Mapping[str, InstructionCompiler] = {**ARITHMETIC, **MEMORY, **WARP}

@@ -1,0 +1,744 @@
+"""Arithmetic, comparison, bit manipulation and conversion instructions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ._compiler import (
+    BIT_TYPES,
+    FLOAT_TYPES,
+    INT_ROUND_MODES,
+    INT_TYPES,
+    ROUND_MODES,
+    Compiler,
+    InstructionCompiler,
+    Mask,
+    Runner,
+    UnsupportedError,
+    binary,
+    constant,
+    float_post,
+    float_pre,
+    instr_type,
+    operands_of,
+    round_mode,
+    unary,
+)
+from ._numeric import DTYPES, fit, ftz32, round_pair, two_prod, two_sum, uint_of
+from ._parse import Instruction, Pair, Reg
+from ._state import Frame, Value
+
+
+def _exact_pair(op: str, a: Value, b: Value) -> tuple[Any, Any]:
+    a64 = np.asarray(a, dtype=np.float64)
+    b64 = np.asarray(b, dtype=np.float64)
+    if op == "add":
+        return two_sum(a64, b64)
+    if op == "sub":
+        return two_sum(a64, -b64)
+    return two_prod(a64, b64)
+
+
+def _c_addsubmul(op: str) -> Callable[[Compiler, Instruction], Runner]:
+    def compile_(c: Compiler, ins: Instruction) -> Runner:
+        t, rest = instr_type(
+            ins, INT_TYPES | FLOAT_TYPES, extra=ROUND_MODES | {"ftz", "sat", "lo", "hi", "wide", "cc"}
+        )
+        if "cc" in rest:
+            raise UnsupportedError(".cc (carry)")
+        if t in FLOAT_TYPES:
+            if rest & {"lo", "hi", "wide"}:
+                raise UnsupportedError("lo/hi/wide on floats")
+            mode = round_mode(rest)
+            pre, post = float_pre(t, rest), float_post(t, rest)
+            dt = DTYPES[t]
+            if mode == "rn":
+                fn: Callable[[Value, Value], Value] = {"add": np.add, "sub": np.subtract, "mul": np.multiply}[
+                    op
+                ]
+                return binary(c, ins, lambda a, b: post(fn(pre(a), pre(b))), t)
+            return binary(
+                c, ins, lambda a, b: post(round_pair(*_exact_pair(op, pre(a), pre(b)), mode, dt)), t
+            )
+        if rest & (ROUND_MODES | {"ftz"}):
+            raise UnsupportedError("rounding on integers")
+        if op == "mul":
+            return _int_mul(c, ins, t, rest)
+        if "sat" in rest:
+            if t != "s32":
+                raise UnsupportedError(".sat needs s32")
+            sign = 1 if op == "add" else -1
+            return binary(
+                c,
+                ins,
+                lambda a, b: np.clip(
+                    a.astype(np.int64) + sign * b.astype(np.int64), -(1 << 31), (1 << 31) - 1
+                ).astype(np.int32),
+                t,
+            )
+        fn2: Callable[[Value, Value], Value] = np.add if op == "add" else np.subtract
+        return binary(c, ins, fn2, t)
+
+    return compile_
+
+
+def _mulhi(a: Value, b: Value, t: str) -> Value:
+    dt = DTYPES[t]
+    bits = 8 * dt.itemsize
+    if bits < 64:
+        wide = np.int64 if dt.kind == "i" else np.uint64
+        return ((a.astype(wide) * b.astype(wide)) >> bits).astype(dt)
+    ua, ub = (
+        a.view(np.uint64) if isinstance(a, np.ndarray) else np.uint64(a.view(np.uint64)),
+        b.view(np.uint64) if isinstance(b, np.ndarray) else np.uint64(b.view(np.uint64)),
+    )
+    m32 = np.uint64(0xFFFFFFFF)
+    s32 = np.uint64(32)
+    alo, ahi = ua & m32, ua >> s32
+    blo, bhi = ub & m32, ub >> s32
+    ll = alo * blo
+    lh = alo * bhi
+    hl = ahi * blo
+    hh = ahi * bhi
+    mid = (ll >> s32) + (lh & m32) + (hl & m32)
+    hi = hh + (lh >> s32) + (hl >> s32) + (mid >> s32)
+    if dt.kind == "i":
+        hi = hi - np.where(a < 0, ub, np.uint64(0)) - np.where(b < 0, ua, np.uint64(0))
+    return hi.view(dt) if isinstance(hi, np.ndarray) else np.uint64(hi).view(dt)
+
+
+_WIDE = {"u16": "u32", "s16": "s32", "u32": "u64", "s32": "s64"}
+
+
+def _int_mul(c: Compiler, ins: Instruction, t: str, rest: set[str]) -> Runner:
+    if "sat" in rest:
+        raise UnsupportedError(".sat on mul")
+    if "wide" in rest:
+        if t not in _WIDE:
+            raise UnsupportedError(f"mul.wide.{t}")
+        wt = DTYPES[_WIDE[t]]
+        return binary(c, ins, lambda a, b: a.astype(wt) * b.astype(wt), t, out=_WIDE[t])
+    if "hi" in rest:
+        return binary(c, ins, lambda a, b: _mulhi(a, b, t), t)
+    return binary(c, ins, np.multiply, t)
+
+
+def _c_mad(c: Compiler, ins: Instruction) -> Runner:
+    t, rest = instr_type(
+        ins, INT_TYPES | FLOAT_TYPES, extra=ROUND_MODES | {"ftz", "sat", "lo", "hi", "wide", "cc"}
+    )
+    if t in FLOAT_TYPES:
+        return _c_fma(c, ins)
+    if rest - {"lo", "hi", "wide"}:
+        raise UnsupportedError("modifiers")
+    d, a, b, cc = operands_of(ins, 4)
+    dt = DTYPES[t]
+    ga, gb = c.read(a, dt), c.read(b, dt)
+    if "wide" in rest:
+        if t not in _WIDE:
+            raise UnsupportedError(f"mad.wide.{t}")
+        wt = DTYPES[_WIDE[t]]
+        gc, put = c.read(cc, wt), c.write(d, wt)
+        return lambda f, m: put(f, ga(f).astype(wt) * gb(f).astype(wt) + gc(f), m)
+    gc, put = c.read(cc, dt), c.write(d, dt)
+    if "hi" in rest:
+        return lambda f, m: put(f, _mulhi(ga(f), gb(f), t) + gc(f), m)
+    return lambda f, m: put(f, ga(f) * gb(f) + gc(f), m)
+
+
+def _c_fma(c: Compiler, ins: Instruction) -> Runner:
+    t, rest = instr_type(ins, FLOAT_TYPES, extra=ROUND_MODES | {"ftz", "sat"})
+    mode = round_mode(rest)
+    if t == "f64" and mode != "rn":
+        raise UnsupportedError("directed rounding of f64 fma")
+    d, a, b, cc = operands_of(ins, 4)
+    dt = DTYPES[t]
+    ga, gb, gc, put = c.read(a, dt), c.read(b, dt), c.read(cc, dt), c.write(d, dt)
+    pre, post = float_pre(t, rest), float_post(t, rest)
+
+    def fma(f: Frame, m: Mask | None) -> None:
+        x, y, z = pre(ga(f)), pre(gb(f)), pre(gc(f))
+        x64, y64, z64 = (np.asarray(v, dtype=np.float64) for v in (x, y, z))
+        if t == "f32":
+            s, e = two_sum(x64 * y64, z64)  # the f32 product is exact in f64
+            put(f, post(round_pair(s, e, mode, dt)), m)
+            return
+        p, ep = two_prod(x64, y64)
+        s, e = two_sum(p, z64)
+        put(f, post(np.where(np.isfinite(s), s + (e + ep), x64 * y64 + z64)), m)
+
+    return fma
+
+
+def _c_div(c: Compiler, ins: Instruction) -> Runner:
+    t, rest = instr_type(ins, INT_TYPES | FLOAT_TYPES, extra=ROUND_MODES | {"ftz", "approx", "full"})
+    dt = DTYPES[t]
+    if t in FLOAT_TYPES:
+        mode = round_mode(rest)
+        pre, post = float_pre(t, rest), float_post(t, rest)
+        if t == "f64" and (mode != "rn" or rest & {"approx", "full"}):
+            raise UnsupportedError("f64 division other than .rn")
+        if mode == "rn" or rest & {"approx", "full"}:
+            return binary(c, ins, lambda a, b: post(np.divide(pre(a), pre(b))), t)
+        if t != "f32":
+            raise UnsupportedError("directed division of f64")
+
+        def directed(a: Value, b: Value) -> Value:
+            a64, b64 = np.asarray(pre(a), dtype=np.float64), np.asarray(pre(b), dtype=np.float64)
+            q = a64 / b64
+            p, ep = two_prod(q, b64)
+            residual = np.where(np.isfinite(q) & (b64 != 0), ((a64 - p) - ep) / b64, 0.0)
+            return post(round_pair(q, residual, mode, dt))
+
+        return binary(c, ins, directed, t)
+    if rest:
+        raise UnsupportedError("modifiers on integer division")
+    bits = 8 * dt.itemsize
+    allones = constant(dt, -1 if dt.kind == "i" else (1 << bits) - 1)
+
+    def idiv(a: Value, b: Value) -> Value:
+        safe = np.where(b == 0, dt.type(1), b).astype(dt)
+        q = (a - np.fmod(a, safe)) // safe if dt.kind == "i" else a // safe
+        return np.where(b == 0, allones, q).astype(dt)
+
+    return binary(c, ins, idiv, t)
+
+
+def _c_rem(c: Compiler, ins: Instruction) -> Runner:
+    t, _ = instr_type(ins, INT_TYPES)
+    dt = DTYPES[t]
+
+    def irem(a: Value, b: Value) -> Value:
+        safe = np.where(b == 0, dt.type(1), b).astype(dt)
+        r = np.fmod(a, safe) if dt.kind == "i" else a % safe
+        return np.where(b == 0, a, r).astype(dt)
+
+    return binary(c, ins, irem, t)
+
+
+def _c_minmax(op: str) -> Callable[[Compiler, Instruction], Runner]:
+    def compile_(c: Compiler, ins: Instruction) -> Runner:
+        t, rest = instr_type(ins, INT_TYPES | FLOAT_TYPES, extra={"ftz", "NaN", "relu"})
+        if t in FLOAT_TYPES:
+            if "relu" in rest:
+                raise UnsupportedError(".relu")
+            pre, post = float_pre(t, rest), float_post(t, rest)
+            fn: Callable[[Value, Value], Value]
+            if "NaN" in rest:
+                fn = np.minimum if op == "min" else np.maximum
+            else:
+                fn = np.fmin if op == "min" else np.fmax
+            return binary(c, ins, lambda a, b: post(fn(pre(a), pre(b))), t)
+        if rest:
+            raise UnsupportedError("modifiers on integer min/max")
+        return binary(c, ins, np.minimum if op == "min" else np.maximum, t)
+
+    return compile_
+
+
+def _c_neg(c: Compiler, ins: Instruction) -> Runner:
+    t, rest = instr_type(ins, {"s16", "s32", "s64", "f32", "f64"}, extra={"ftz"})
+    pre = float_pre(t, rest)
+    return unary(c, ins, lambda a: pre(np.negative(a)), t)
+
+
+def _c_abs(c: Compiler, ins: Instruction) -> Runner:
+    t, rest = instr_type(ins, {"s16", "s32", "s64", "f32", "f64"}, extra={"ftz"})
+    pre = float_pre(t, rest)
+    return unary(c, ins, lambda a: pre(np.abs(a)), t)
+
+
+def _c_copysign(c: Compiler, ins: Instruction) -> Runner:
+    t, _ = instr_type(ins, FLOAT_TYPES)
+    return binary(c, ins, lambda a, b: np.copysign(b, a), t)  # copysign d, a, b: a's sign on b
+
+
+def _approx(
+    fn: Callable[[Any], Any], forms: set[tuple[str, ...]]
+) -> Callable[[Compiler, Instruction], Runner]:
+    """A special function computed in float64 and rounded once to the result type."""
+
+    def compile_(c: Compiler, ins: Instruction) -> Runner:
+        if tuple(ins.mods) not in forms:
+            raise UnsupportedError("this form")
+        t = ins.mods[-1]
+        rest = set(ins.mods[:-1])
+        dt = DTYPES[t]
+        pre, post = float_pre(t, rest), float_post(t, rest)
+        return unary(
+            c, ins, lambda a: post(np.asarray(fn(np.asarray(pre(a), dtype=np.float64))).astype(dt)), t
+        )
+
+    return compile_
+
+
+def _rsqrt(x: Any) -> Any:
+    return 1.0 / np.sqrt(x)
+
+
+def _rcp(x: Any) -> Any:
+    return 1.0 / x
+
+
+def _c_sqrt_rcp(fn: Callable[[Any], Any]) -> Callable[[Compiler, Instruction], Runner]:
+    """rcp/sqrt: ``.rn`` rounded correctly (via float64 for f32: a single rounding of an exact
+    quotient/root is what float64 then float32 gives for these), ``.approx`` likewise."""
+    approx = _approx(
+        fn,
+        {
+            ("approx", "f32"),
+            ("approx", "ftz", "f32"),
+            ("rn", "f32"),
+            ("rn", "ftz", "f32"),
+            ("approx", "ftz", "f64"),
+        },
+    )
+
+    def compile_(c: Compiler, ins: Instruction) -> Runner:
+        if tuple(ins.mods) == ("rn", "f64"):
+            return unary(c, ins, lambda a: np.asarray(fn(a)).astype(np.float64), "f64")
+        return approx(c, ins)
+
+    return compile_
+
+
+def _c_setp(c: Compiler, ins: Instruction) -> Runner:
+    cmp_ops = {
+        "eq",
+        "ne",
+        "lt",
+        "le",
+        "gt",
+        "ge",
+        "lo",
+        "ls",
+        "hi",
+        "hs",
+        "equ",
+        "neu",
+        "ltu",
+        "leu",
+        "gtu",
+        "geu",
+        "num",
+        "nan",
+    }
+    bool_ops = {"and", "or", "xor"}
+    t, rest = instr_type(ins, INT_TYPES | FLOAT_TYPES, extra=cmp_ops | bool_ops | {"ftz"})
+    cmp = [m for m in ins.mods if m in cmp_ops]
+    combine = [m for m in ins.mods if m in bool_ops]
+    if len(cmp) != 1 or len(combine) > 1:
+        raise UnsupportedError("comparison")
+    op = cmp[0]
+    dt = DTYPES[t]
+    if op in ("lo", "ls", "hi", "hs") and dt.kind == "f":
+        raise UnsupportedError(f"{op} on floats")
+    if op in ("equ", "neu", "ltu", "leu", "gtu", "geu", "num", "nan") and dt.kind != "f":
+        raise UnsupportedError(f"{op} on integers")
+    pre = float_pre(t, rest)
+    ops = ins.operands
+    if len(ops) != (4 if combine else 3):
+        raise UnsupportedError("operands")
+    dest = ops[0]
+    ga, gb = c.read(ops[1], dt), c.read(ops[2], dt)
+    gc = c.pred(ops[3]) if combine and isinstance(ops[3], Reg) else None
+    if combine and gc is None:
+        raise UnsupportedError("a combining operand that is not a predicate")
+    base = op.rstrip("u") if op not in ("num", "nan") and dt.kind == "f" else op
+    compare: dict[str, Callable[[Value, Value], Value]] = {
+        "eq": np.equal,
+        "ne": np.not_equal,
+        "lt": np.less,
+        "le": np.less_equal,
+        "gt": np.greater,
+        "ge": np.greater_equal,
+        "lo": np.less,
+        "ls": np.less_equal,
+        "hi": np.greater,
+        "hs": np.greater_equal,
+    }
+    unordered = dt.kind == "f" and op.endswith("u") and op not in ("num",)
+
+    def evaluate(f: Frame) -> Value:
+        a, b = ga(f), gb(f)
+        if dt.kind == "f":
+            a, b = pre(a), pre(b)
+            nan = np.isnan(a) | np.isnan(b)
+            if op == "num":
+                return ~nan
+            if op == "nan":
+                return nan
+            r = compare[base](a, b)
+            return (r | nan) if unordered else (r & ~nan)
+        if op in ("lo", "ls", "hi", "hs"):
+            a, b = fit(a, uint_of(dt.itemsize)), fit(b, uint_of(dt.itemsize))
+        return compare[base](a, b)
+
+    join: Callable[[Value, Value], Value] = {
+        "and": np.logical_and,
+        "or": np.logical_or,
+        "xor": np.logical_xor,
+    }.get(combine[0] if combine else "", np.logical_and)
+    if isinstance(dest, Pair):
+        put_p, put_q = c.write(dest.first, DTYPES["pred"]), c.write(dest.second, DTYPES["pred"])
+    else:
+        put_p, put_q = c.write(dest, DTYPES["pred"]), None
+
+    def setp(f: Frame, m: Mask | None) -> None:
+        r = evaluate(f)
+        if gc is None:
+            p, q = r, ~r
+        else:
+            cv = gc(f)
+            p, q = join(r, cv), join(~r, cv)
+        put_p(f, p, m)
+        if put_q is not None:
+            put_q(f, q, m)
+
+    return setp
+
+
+def _c_selp(c: Compiler, ins: Instruction) -> Runner:
+    t, _ = instr_type(ins, INT_TYPES | FLOAT_TYPES)
+    d, a, b, p = operands_of(ins, 4)
+    dt = DTYPES[t]
+    ga, gb, put = c.read(a, dt), c.read(b, dt), c.write(d, dt)
+    if not isinstance(p, Reg):
+        raise UnsupportedError("selp needs a predicate")
+    gp = c.pred(p)
+
+    def selp(f: Frame, m: Mask | None) -> None:
+        chosen: Value = np.where(gp(f), ga(f), gb(f))
+        put(f, chosen.astype(dt), m)
+
+    return selp
+
+
+def _c_logic(op: str) -> Callable[[Compiler, Instruction], Runner]:
+    fns: dict[str, Callable[[Value, Value], Value]] = {
+        "and": np.bitwise_and,
+        "or": np.bitwise_or,
+        "xor": np.bitwise_xor,
+    }
+
+    def compile_(c: Compiler, ins: Instruction) -> Runner:
+        t, _ = instr_type(ins, BIT_TYPES | {"pred"})
+        if op == "not":
+            return unary(c, ins, np.invert, t)
+        if op == "cnot":
+            dt = DTYPES[t]
+            return unary(c, ins, lambda a: (a == 0).astype(dt), t)
+        return binary(c, ins, fns[op], t)
+
+    return compile_
+
+
+def _c_shift(op: str) -> Callable[[Compiler, Instruction], Runner]:
+    def compile_(c: Compiler, ins: Instruction) -> Runner:
+        allowed = BIT_TYPES if op == "shl" else BIT_TYPES | {"u16", "u32", "u64", "s16", "s32", "s64"}
+        t, _ = instr_type(ins, allowed)
+        dt = DTYPES[t]
+        bits = 8 * dt.itemsize
+        top = np.uint32(bits - 1)
+
+        def shift(a: Value, b: Value) -> Value:
+            amount = np.minimum(b, top).astype(dt)
+            if op == "shl":
+                return np.where(b >= bits, dt.type(0), np.left_shift(a, amount)).astype(dt)
+            if dt.kind == "i":
+                return np.right_shift(a, amount).astype(dt)  # arithmetic; >= width saturates to the sign
+            return np.where(b >= bits, dt.type(0), np.right_shift(a, amount)).astype(dt)
+
+        return binary(c, ins, shift, t, b_type="u32")
+
+    return compile_
+
+
+def _c_popc(c: Compiler, ins: Instruction) -> Runner:
+    t, _ = instr_type(ins, {"b32", "b64"})
+    d, a = operands_of(ins, 2)
+    get, put = c.read(a, DTYPES[t]), c.write(d, DTYPES["u32"])
+    return lambda f, m: put(f, np.bitwise_count(get(f)).astype(np.uint32), m)
+
+
+def _c_clz(c: Compiler, ins: Instruction) -> Runner:
+    t, _ = instr_type(ins, {"b32", "b64"})
+    d, a = operands_of(ins, 2)
+    dt = DTYPES[t]
+    bits = 8 * dt.itemsize
+    get, put = c.read(a, dt), c.write(d, DTYPES["u32"])
+
+    def clz(v: Value) -> Value:
+        x = np.asarray(v, dtype=dt).copy()
+        n = np.zeros(x.shape, dtype=np.uint32)
+        step = bits // 2
+        while step:
+            empty = (x >> dt.type(bits - step)) == 0
+            n = n + np.where(empty, np.uint32(step), np.uint32(0))
+            x = np.where(empty, x << dt.type(step), x).astype(dt)
+            step //= 2
+        return n + (x == 0).astype(np.uint32)
+
+    return lambda f, m: put(f, clz(get(f)), m)
+
+
+_REVERSED = np.array([int(f"{i:08b}"[::-1], 2) for i in range(256)], dtype=np.uint8)
+
+
+def _c_brev(c: Compiler, ins: Instruction) -> Runner:
+    t, _ = instr_type(ins, {"b32", "b64"})
+    dt = DTYPES[t]
+
+    def brev(v: Value) -> Value:
+        x = np.atleast_1d(np.asarray(v, dtype=dt))
+        raw = _REVERSED[x.view(np.uint8).reshape(-1, dt.itemsize)[:, ::-1]]
+        out = np.ascontiguousarray(raw).view(dt).reshape(x.shape)
+        return out if np.ndim(v) else out[0]
+
+    return unary(c, ins, brev, t)
+
+
+def _c_bfe(c: Compiler, ins: Instruction) -> Runner:
+    t, _ = instr_type(ins, {"u32", "s32", "u64", "s64"})
+    d, a, b, cc = operands_of(ins, 4)
+    dt = DTYPES[t]
+    ut = uint_of(dt.itemsize)
+    bits = 8 * dt.itemsize
+    ga, gb, gc, put = c.read(a, dt), c.read(b, DTYPES["u32"]), c.read(cc, DTYPES["u32"]), c.write(d, dt)
+
+    def bfe(f: Frame, m: Mask | None) -> None:
+        x = fit(ga(f), ut)
+        pos = (gb(f) & np.uint32(0xFF)).astype(np.int64)
+        length = (gc(f) & np.uint32(0xFF)).astype(np.int64)
+        count = np.clip(np.minimum(length, bits - pos), 0, bits)
+        field_ = np.where(pos < bits, x >> np.minimum(pos, bits - 1).astype(ut), ut.type(0)).astype(ut)
+        keep = np.where(
+            count >= bits, ~ut.type(0), (ut.type(1) << np.minimum(count, bits - 1).astype(ut)) - ut.type(1)
+        )
+        keep = keep.astype(ut)
+        value = field_ & keep
+        if dt.kind == "i":
+            msb = np.minimum(pos + length - 1, bits - 1)
+            sign = np.where(length == 0, False, ((x >> np.maximum(msb, 0).astype(ut)) & ut.type(1)) == 1)
+            value = np.where(sign, value | ~keep, value).astype(ut)
+        put(f, fit(value, dt), m)
+
+    return bfe
+
+
+def _c_bfind(c: Compiler, ins: Instruction) -> Runner:
+    t, rest = instr_type(ins, {"u32", "s32", "u64", "s64"}, extra={"shiftamt"})
+    dt = DTYPES[t]
+    ut = uint_of(dt.itemsize)
+    bits = 8 * dt.itemsize
+    shiftamt = "shiftamt" in rest
+    d, a = operands_of(ins, 2)
+    get, put = c.read(a, dt), c.write(d, DTYPES["u32"])
+
+    def bfind(f: Frame, m: Mask | None) -> None:
+        v = get(f)
+        x = np.where(v < 0, ~v, v) if dt.kind == "i" else v  # signed: the highest bit unlike the sign
+        u = np.asarray(fit(np.asarray(x).astype(dt), ut))
+        pos = np.full(u.shape, -1, dtype=np.int64)
+        for bit in range(bits):
+            pos = np.where((u >> ut.type(bit)) & ut.type(1), bit, pos)
+        found = pos >= 0
+        value = (bits - 1 - pos) if shiftamt else pos
+        out = np.where(found, value, 0xFFFFFFFF).astype(np.uint32)
+        put(f, out if out.ndim else out[()], m)
+
+    return bfind
+
+
+def _c_sad(c: Compiler, ins: Instruction) -> Runner:
+    t, _ = instr_type(ins, {"u16", "s16", "u32", "s32", "u64", "s64"})
+    d, a, b, cc = operands_of(ins, 4)
+    dt = DTYPES[t]
+    ut = uint_of(dt.itemsize)
+    ga, gb, gc, put = c.read(a, dt), c.read(b, dt), c.read(cc, ut), c.write(d, ut)
+
+    def sad(f: Frame, m: Mask | None) -> None:
+        x, y = ga(f), gb(f)
+        diff = np.where(x >= y, fit(x, ut) - fit(y, ut), fit(y, ut) - fit(x, ut)).astype(ut)
+        put(f, (gc(f) + diff).astype(ut), m)
+
+    return sad
+
+
+def _c_bfi(c: Compiler, ins: Instruction) -> Runner:
+    t, _ = instr_type(ins, {"b32", "b64"})
+    d, a, b, pc, lc = operands_of(ins, 5)
+    dt = DTYPES[t]
+    bits = 8 * dt.itemsize
+    ga, gb = c.read(a, dt), c.read(b, dt)
+    gp, gl = c.read(pc, DTYPES["u32"]), c.read(lc, DTYPES["u32"])
+    put = c.write(d, dt)
+
+    def bfi(f: Frame, m: Mask | None) -> None:
+        pos = (gp(f) & np.uint32(0xFF)).astype(np.int64)
+        length = (gl(f) & np.uint32(0xFF)).astype(np.int64)
+        count = np.where(pos < bits, np.clip(np.minimum(length, bits - pos), 0, bits), 0)
+        ones = np.where(
+            count >= bits, ~dt.type(0), (dt.type(1) << np.minimum(count, bits - 1).astype(dt)) - dt.type(1)
+        ).astype(dt)
+        shift = np.minimum(pos, bits - 1).astype(dt)
+        keep = (ones << shift).astype(dt)
+        put(f, ((gb(f) & ~keep) | ((ga(f) << shift) & keep)).astype(dt), m)
+
+    return bfi
+
+
+def _c_prmt(c: Compiler, ins: Instruction) -> Runner:
+    if tuple(ins.mods) != ("b32",):
+        raise UnsupportedError("prmt modes other than the default")
+    d, a, b, sel = operands_of(ins, 4)
+    u32 = DTYPES["u32"]
+    ga, gb, gs, put = c.read(a, u32), c.read(b, u32), c.read(sel, u32), c.write(d, u32)
+
+    def prmt(f: Frame, m: Mask | None) -> None:
+        pair = (np.asarray(gb(f), dtype=np.uint64) << np.uint64(32)) | np.asarray(ga(f), dtype=np.uint64)
+        s = np.asarray(gs(f), dtype=np.uint32)
+        out = np.zeros(np.broadcast(pair, s).shape, dtype=np.uint32)
+        for i in range(4):
+            nib = (s >> np.uint32(4 * i)) & np.uint32(0xF)
+            byte = (
+                (pair >> ((nib & np.uint32(7)).astype(np.uint64) * np.uint64(8))) & np.uint64(0xFF)
+            ).astype(np.uint32)
+            sign = np.where((byte & np.uint32(0x80)) != 0, np.uint32(0xFF), np.uint32(0))
+            byte = np.where((nib & np.uint32(8)) != 0, sign, byte)
+            out = out | (byte << np.uint32(8 * i))
+        put(f, out if out.ndim else out[()], m)
+
+    return prmt
+
+
+def _c_cvt(c: Compiler, ins: Instruction) -> Runner:
+    types = [m for m in ins.mods if m in DTYPES]
+    rest = {m for m in ins.mods if m not in DTYPES}
+    if len(types) != 2:
+        raise UnsupportedError("cvt needs two types")
+    dname, sname = types
+    if {dname, sname} & {"f16", "bf16", "f16x2", "bf16x2", "tf32", "pred", "b8", "b16", "b32", "b64"}:
+        raise UnsupportedError(f"cvt between .{dname} and .{sname}")
+    unknown = rest - (ROUND_MODES | INT_ROUND_MODES | {"ftz", "sat"})
+    if unknown:
+        raise UnsupportedError("modifier " + " ".join(sorted(unknown)))
+    ddt, sdt = DTYPES[dname], DTYPES[sname]
+    d, a = operands_of(ins, 2)
+    get, put = c.read(a, sdt), c.write(d, ddt)
+    fn = _converter(ddt, sdt, rest)
+    return lambda f, m: put(f, fn(get(f)), m)
+
+
+def _converter(ddt: np.dtype[Any], sdt: np.dtype[Any], rest: set[str]) -> Callable[[Value], Value]:
+    sat = "sat" in rest
+    ftz = "ftz" in rest
+    iround = (rest & INT_ROUND_MODES).pop() if rest & INT_ROUND_MODES else None
+    fround = (rest & ROUND_MODES).pop() if rest & ROUND_MODES else None
+    pre: Callable[[Value], Value] = ftz32 if ftz and sdt == np.float32 else (lambda v: v)
+    post: Callable[[Value], Value] = ftz32 if ftz and ddt == np.float32 else (lambda v: v)
+    if ddt.kind in "ui" and sdt.kind in "ui":
+        if fround or iround:
+            raise UnsupportedError("rounding on an integer conversion")
+        if not sat:
+            return lambda v: fit(fit(v, sdt), ddt) if ddt.itemsize <= sdt.itemsize else fit(v, ddt)
+        if sdt.itemsize == 8:
+            raise UnsupportedError("a saturating conversion from a 64-bit integer")
+        lo, hi = np.iinfo(ddt).min, np.iinfo(ddt).max
+        return lambda v: np.clip(v.astype(np.int64), lo, hi).astype(ddt)
+    if ddt.kind == "f" and sdt.kind == "f":
+        if iround:
+            rounder = {"rni": np.rint, "rzi": np.trunc, "rmi": np.floor, "rpi": np.ceil}[iround]
+            if ddt != sdt:
+                raise UnsupportedError("integral rounding between float widths")
+            return lambda v: _satf(post(rounder(pre(v)).astype(ddt)), sat)
+        mode = fround or "rn"
+        if ddt.itemsize >= sdt.itemsize:
+            if fround and ddt.itemsize > sdt.itemsize:
+                raise UnsupportedError("rounding on a widening conversion")
+            return lambda v: _satf(post(pre(v).astype(ddt)), sat)
+        return lambda v: _satf(
+            post(round_pair(np.asarray(pre(v), dtype=np.float64), np.zeros(np.shape(v)), mode, ddt)), sat
+        )
+    if ddt.kind == "f":  # integer to float
+        if iround:
+            raise UnsupportedError("integral rounding to a float")
+        mode = fround or "rn"
+        if sdt.itemsize == 8 and mode != "rn":
+            raise UnsupportedError("directed rounding of a 64-bit integer")
+        if sdt.itemsize == 8 or mode == "rn":
+            return lambda v: _satf(post(np.asarray(v).astype(ddt)), sat)
+        return lambda v: _satf(
+            post(round_pair(np.asarray(v, dtype=np.float64), np.zeros(np.shape(v)), mode, ddt)), sat
+        )
+    # float to integer: rounds as asked, saturates to the destination's range, NaN becomes 0
+    if not iround:
+        raise UnsupportedError("a float to integer conversion needs .rni/.rzi/.rmi/.rpi")
+    rounder = {"rni": np.rint, "rzi": np.trunc, "rmi": np.floor, "rpi": np.ceil}[iround]
+    info = np.iinfo(ddt)
+
+    def to_int(v: Value) -> Value:
+        x = rounder(np.asarray(pre(v), dtype=np.float64))
+        x = np.where(np.isnan(x), 0.0, x)
+        if ddt.itemsize < 8:
+            return np.clip(x, info.min, info.max).astype(ddt)
+        over = x >= float(info.max) + 1.0
+        under = x < float(info.min)
+        out = np.where(over | under, 0.0, x).astype(ddt)
+        out = np.where(over, ddt.type(info.max), out)
+        return np.where(under, ddt.type(info.min), out).astype(ddt)
+
+    return to_int
+
+
+def _satf(v: Value, sat: bool) -> Value:
+    if not sat:
+        return v
+    return np.where(np.isnan(v), 0, np.clip(v, 0, 1)).astype(v.dtype)
+
+
+ARITHMETIC: dict[str, InstructionCompiler] = {
+    "add": _c_addsubmul("add"),
+    "sub": _c_addsubmul("sub"),
+    "mul": _c_addsubmul("mul"),
+    "mad": _c_mad,
+    "fma": _c_fma,
+    "div": _c_div,
+    "rem": _c_rem,
+    "min": _c_minmax("min"),
+    "max": _c_minmax("max"),
+    "neg": _c_neg,
+    "abs": _c_abs,
+    "copysign": _c_copysign,
+    "ex2": _approx(np.exp2, {("approx", "f32"), ("approx", "ftz", "f32")}),
+    "lg2": _approx(np.log2, {("approx", "f32"), ("approx", "ftz", "f32")}),
+    "sin": _approx(np.sin, {("approx", "f32"), ("approx", "ftz", "f32")}),
+    "cos": _approx(np.cos, {("approx", "f32"), ("approx", "ftz", "f32")}),
+    "tanh": _approx(np.tanh, {("approx", "f32")}),
+    "rsqrt": _approx(
+        _rsqrt, {("approx", "f32"), ("approx", "ftz", "f32"), ("approx", "f64"), ("approx", "ftz", "f64")}
+    ),
+    "rcp": _c_sqrt_rcp(_rcp),
+    "sqrt": _c_sqrt_rcp(np.sqrt),
+    "setp": _c_setp,
+    "selp": _c_selp,
+    "and": _c_logic("and"),
+    "or": _c_logic("or"),
+    "xor": _c_logic("xor"),
+    "not": _c_logic("not"),
+    "cnot": _c_logic("cnot"),
+    "shl": _c_shift("shl"),
+    "shr": _c_shift("shr"),
+    "popc": _c_popc,
+    "clz": _c_clz,
+    "bfind": _c_bfind,
+    "sad": _c_sad,
+    "brev": _c_brev,
+    "bfe": _c_bfe,
+    "bfi": _c_bfi,
+    "prmt": _c_prmt,
+    "cvt": _c_cvt,
+}

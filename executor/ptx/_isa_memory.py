@@ -1,0 +1,278 @@
+"""Data movement: mov, cvta, ld/st in every state space, atomics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from protocol import CUresult
+
+from ._compiler import (
+    SPACES,
+    Compiler,
+    InstructionCompiler,
+    Mask,
+    Runner,
+    Setter,
+    UnsupportedError,
+    access,
+    active_rows,
+    instr_type,
+    is_hint,
+    operands_of,
+    select_rows,
+    unary,
+)
+from ._memory import (
+    LOCAL_WINDOW,
+    SHARED_WINDOW,
+    check_aligned,
+)
+from ._numeric import DTYPES, fit, uint_of
+from ._parse import Instruction, Operand, Reg, Vec
+from ._state import Frame, KernelFaultError, Value
+
+# -- data movement ----------------------------------------------------------------------------
+
+
+def _c_mov(c: Compiler, ins: Instruction) -> Runner:
+    t, _ = instr_type(ins)
+    d, a = operands_of(ins, 2)
+    dt = DTYPES[t]
+    if isinstance(a, Vec) or isinstance(d, Vec):
+        return _pack(c, d, a, dt)
+    get, put = c.read(a, dt), c.write(d, dt)
+    return lambda f, m: put(f, get(f), m)
+
+
+def _pack(c: Compiler, d: Operand, a: Operand, dt: np.dtype[Any]) -> Runner:
+    """``mov.b64 d, {lo, hi}`` and ``mov.b64 {lo, hi}, a`` (and 32-bit from 16-bit halves)."""
+    if isinstance(a, Vec) and isinstance(d, Reg):
+        width = dt.itemsize // len(a.items)
+        if width not in (1, 2, 4) or width * len(a.items) != dt.itemsize:
+            raise UnsupportedError("vector widths")
+        part = uint_of(width)
+        getters = [c.read(x, part) for x in a.items]
+        put = c.write(d, dt)
+
+        def pack(f: Frame, m: Mask | None) -> None:
+            value = np.asarray(0, dtype=uint_of(dt.itemsize))
+            for k, g in enumerate(getters):
+                value = value | (
+                    np.asarray(g(f)).astype(uint_of(dt.itemsize)) << uint_of(dt.itemsize).type(8 * width * k)
+                )
+            put(f, fit(value if value.ndim else value[()], dt), m)
+
+        return pack
+    if isinstance(d, Vec) and not isinstance(a, Vec):
+        width = dt.itemsize // len(d.items)
+        if width not in (1, 2, 4) or width * len(d.items) != dt.itemsize:
+            raise UnsupportedError("vector widths")
+        part = uint_of(width)
+        whole = uint_of(dt.itemsize)
+        get = c.read(a, whole)
+        puts = [c.write(x, part) for x in d.items]
+
+        def unpack(f: Frame, m: Mask | None) -> None:
+            v = np.asarray(get(f))
+            for k, p in enumerate(puts):
+                piece = (v >> whole.type(8 * width * k)).astype(part)
+                p(f, piece if piece.ndim else piece[()], m)
+
+        return unpack
+    raise UnsupportedError("vector operands")
+
+
+def _c_cvta(c: Compiler, ins: Instruction) -> Runner:
+    mods = list(ins.mods)
+    to = bool(mods) and mods[0] == "to"
+    if to:
+        mods = mods[1:]
+    if len(mods) != 2 or mods[0] not in SPACES or mods[1] != "u64":
+        raise UnsupportedError("cvta[.to].space.u64 only")
+    base = {"shared": SHARED_WINDOW, "local": LOCAL_WINDOW}.get(mods[0], 0)
+    offset = np.uint64(base)
+    if to:
+        return unary(c, ins, lambda a: a - offset, "u64")
+    return unary(c, ins, lambda a: a + offset, "u64")
+
+
+def _c_ld(c: Compiler, ins: Instruction) -> Runner:
+    space, vec, t = c.space_and_type(ins)
+    if ins.opcode == "ldu" and space not in ("global", "generic"):
+        raise UnsupportedError("ldu outside global space")
+    d, a = operands_of(ins, 2)
+    dt = DTYPES[t]
+    items = d.items if isinstance(d, Vec) else (d,)
+    if len(items) != vec:
+        raise UnsupportedError("vector width and operand differ")
+    puts = [c.write(x, dt) for x in items]
+    at = c.kernel_param_offset(space, a, dt.itemsize * vec)
+    if at is not None:  # the launch's parameters: the same value for every thread
+        size = dt.itemsize * vec
+
+        def ld_param(f: Frame, m: Mask | None) -> None:
+            raw = f.batch.params[at : at + size]
+            if len(raw) < size:
+                raise KernelFaultError(
+                    CUresult.CUDA_ERROR_INVALID_VALUE, "the parameter block is too short", sticky=False
+                )
+            values = np.frombuffer(raw, dtype=dt)
+            for k, put in enumerate(puts):
+                put(f, values[k], m)
+
+        return ld_param
+    load = c.load_bytes(space, a, dt.itemsize * vec)
+
+    def ld(f: Frame, m: Mask | None) -> None:
+        n = f.batch.n
+        rows = active_rows(m, n)
+        raw = np.ascontiguousarray(load(f, rows))
+        values = raw.view(dt).reshape(rows.size, vec)
+        for k, put in enumerate(puts):
+            if m is None:
+                put(f, values[:, k].copy(), None)
+            else:
+                full = np.zeros(n, dtype=dt)
+                full[rows] = values[:, k]
+                put(f, full, m)
+
+    return ld
+
+
+def _c_st(c: Compiler, ins: Instruction) -> Runner:
+    space, vec, t = c.space_and_type(ins)
+    a, s = operands_of(ins, 2)
+    dt = DTYPES[t]
+    items = s.items if isinstance(s, Vec) else (s,)
+    if len(items) != vec:
+        raise UnsupportedError("vector width and operand differ")
+    gets = [c.read(x, dt) for x in items]
+    store = c.store_bytes(space, a, dt.itemsize * vec)
+
+    def st(f: Frame, m: Mask | None) -> None:
+        n = f.batch.n
+        rows = active_rows(m, n)
+        cols = [select_rows(g(f), rows, n).astype(dt, copy=False) for g in gets]
+        data = (
+            np.ascontiguousarray(np.stack(cols, axis=1)).view(np.uint8).reshape(rows.size, dt.itemsize * vec)
+        )
+        store(f, rows, data)
+
+    return st
+
+
+def _c_nop(c: Compiler, ins: Instruction) -> Runner:
+    return lambda f, m: None
+
+
+# -- atomics ----------------------------------------------------------------------------------
+
+_ATOM_OPS = {"add", "min", "max", "and", "or", "xor", "exch", "cas", "inc", "dec"}
+
+
+def _c_atom(c: Compiler, ins: Instruction) -> Runner:
+    red = ins.opcode == "red"
+    space = "generic"
+    op = ""
+    t = ""
+    for m in ins.mods:
+        if m in ("global", "shared", "shared::cta"):
+            space = "shared" if m.startswith("shared") else m
+        elif m in _ATOM_OPS:
+            op = m
+        elif m in DTYPES:
+            t = m
+        elif not is_hint(m):
+            raise UnsupportedError(f"modifier .{m}")
+    if not op or not t:
+        raise UnsupportedError("atom needs an operation and a type")
+    allowed = {
+        "add": {"u32", "s32", "u64", "f32", "f64"},
+        "min": {"u32", "s32", "u64", "s64"},
+        "max": {"u32", "s32", "u64", "s64"},
+        "inc": {"u32"},
+        "dec": {"u32"},
+        "and": {"b32", "b64"},
+        "or": {"b32", "b64"},
+        "xor": {"b32", "b64"},
+        "exch": {"b32", "b64"},
+        "cas": {"b32", "b64"},
+    }[op]
+    if t not in allowed:
+        raise UnsupportedError(f"atom.{op}.{t}")
+    dt = DTYPES[t]
+    ops = list(ins.operands)
+    put: Setter | None = None
+    if not red:
+        put = c.write(ops.pop(0), dt)
+    if len(ops) != (3 if op == "cas" else 2):
+        raise UnsupportedError("operands")
+    addr, _ = c.address(ops[0], space)
+    gb = c.read(ops[1], dt)
+    gc = c.read(ops[2], dt) if op == "cas" else None
+    size = dt.itemsize
+
+    def combine(old: Value, b: Value, cv: Value | None) -> Value:
+        if op == "add":
+            return old + b
+        if op == "min":
+            return np.minimum(old, b)
+        if op == "max":
+            return np.maximum(old, b)
+        if op == "and":
+            return old & b
+        if op == "or":
+            return old | b
+        if op == "xor":
+            return old ^ b
+        if op == "exch":
+            return b
+        if op == "cas":
+            return np.where(old == b, cv, old)
+        if op == "inc":
+            return np.where(old >= b, dt.type(0), old + dt.type(1))
+        return np.where((old == 0) | (old > b), b, old - dt.type(1))  # dec
+
+    def atom(f: Frame, m: Mask | None) -> None:
+        n = f.batch.n
+        rows = active_rows(m, n)
+        addrs = select_rows(addr(f), rows, n).astype(np.uint64)
+        b = select_rows(gb(f), rows, n).astype(dt, copy=False)
+        cv = select_rows(gc(f), rows, n).astype(dt, copy=False) if gc is not None else None
+        check_aligned(addrs, size, space)
+        old_all = np.zeros(rows.size, dtype=dt)
+        # one legal order: the threads of the batch one after another; threads on distinct
+        # addresses are independent, so each round serves every address's next thread at once
+        keys = addrs.copy()
+        pending = np.arange(rows.size)
+        while pending.size:
+            _, first = np.unique(keys[pending], return_index=True)
+            now = pending[np.sort(first)]
+            at = addrs[now]
+            old = np.ascontiguousarray(access(f, space, rows[now], at, size, None)).view(dt).reshape(-1)
+            new = np.asarray(combine(old, b[now], None if cv is None else cv[now])).astype(dt)
+            access(f, space, rows[now], at, size, np.ascontiguousarray(new).view(np.uint8).reshape(-1, size))
+            old_all[now] = old
+            pending = np.setdiff1d(pending, now, assume_unique=True)
+            f.batch.steps += 1
+        if put is not None:
+            full = np.zeros(n, dtype=dt)
+            full[rows] = old_all
+            put(f, full, m)
+
+    return atom
+
+
+MEMORY: dict[str, InstructionCompiler] = {
+    "mov": _c_mov,
+    "cvta": _c_cvta,
+    "ld": _c_ld,
+    "ldu": _c_ld,
+    "st": _c_st,
+    "membar": _c_nop,
+    "fence": _c_nop,
+    "atom": _c_atom,
+    "red": _c_atom,
+}

@@ -1,0 +1,461 @@
+"""Running a kernel: prepared code, batches of blocks, the SIMT stack, barriers and bounds.
+
+See the package docstring for the theory; this module holds :class:`LoadedModule` (a program with its
+prepared kernels), :func:`launch` and the SIMT loop.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from protocol import CUresult
+
+from .._errors import CudaError
+from .._kernels import DeviceMemory, LaunchDims
+from ._compiler import BAR, BRA, CALL, EXIT, PLAIN, RET, TRAP, Compiler, Layout, Op, UnsupportedError
+from ._isa import COMPILERS
+from ._parse import PtxSyntaxError, Sym, Variable
+from ._program import EXIT as NEVER
+from ._program import FunctionCode, Program, build_program
+from ._state import Batch, Frame, KernelFaultError, Limits
+
+__all__ = ["CACHED_MODULES", "Kernel", "LoadedModule", "launch", "load_module"]
+
+Mask = npt.NDArray[np.bool_]
+
+#: bytes of registers one batch may hold (threads x declared registers x 8), bounding engine memory
+REGISTER_BYTES = 256 << 20
+#: check the clock every this many batch-instructions
+_CLOCK_EVERY = 256
+
+
+@dataclass(slots=True)
+class Kernel:
+    """A kernel prepared for launches: every reachable function compiled, variables placed."""
+
+    name: str
+    ops: dict[str, list[Op]]
+    codes: dict[str, FunctionCode]
+    reconvergence: dict[str, list[int]]
+    layout: Layout
+    param_bytes: int
+    registers: int  # declared registers over the reachable functions
+
+
+class LoadedModule:
+    """One module's PTX, parsed once; kernels are prepared at their first launch and kept."""
+
+    def __init__(self, text: str) -> None:
+        try:
+            self.program: Program | None = build_program(text)
+            self.error = ""
+        except PtxSyntaxError as exc:
+            self.program, self.error = None, f"the engine cannot read the module's PTX: {exc}"
+        self._kernels: dict[str, Kernel | str] = {}
+
+    def kernel(self, name: str) -> Kernel:
+        """The prepared kernel, or CUDA_ERROR_NOT_SUPPORTED saying which instruction stops it."""
+        known = self._kernels.get(name)
+        if known is None:
+            try:
+                known = self._prepare(name)
+            except (UnsupportedError, PtxSyntaxError) as exc:
+                known = f"kernel {name} uses what the PTX engine does not implement: {exc}"
+            self._kernels[name] = known
+        if isinstance(known, str):
+            raise CudaError(CUresult.CUDA_ERROR_NOT_SUPPORTED, known)
+        return known
+
+    def _prepare(self, name: str) -> Kernel:
+        if self.program is None:
+            raise UnsupportedError(self.error)
+        program = self.program
+        entry = program.entry(name)
+        if entry is None:
+            raise UnsupportedError(f"no .entry {name} in the module's PTX")
+        reachable = _reachable(program, entry)
+        globals_ = {v.name: v for v in program.variables if v.space in ("global", "const")}
+        layout = _layout(program, reachable)
+        ops: dict[str, list[Op]] = {}
+        reconv: dict[str, list[int]] = {}
+        for code in reachable:
+            ops[code.name] = Compiler(code, layout, program.functions, globals_, COMPILERS).compile()
+            reconv[code.name] = [code.reconvergence(pc) for pc in range(len(code.code))]
+        param_bytes = 0
+        for p in entry.function.params:
+            param_bytes = -(-param_bytes // p.align) * p.align + p.size
+        registers = sum(len(code.function.registers) for code in reachable)
+        return Kernel(name, ops, {c.name: c for c in reachable}, reconv, layout, param_bytes, registers)
+
+
+def _reachable(program: Program, entry: FunctionCode) -> list[FunctionCode]:
+    out = [entry]
+    seen = {entry.name}
+    todo = [entry]
+    while todo:
+        code = todo.pop()
+        for ins in code.code:
+            if ins.opcode == "call":
+                callee = next((o.name for o in ins.operands if isinstance(o, Sym)), None)
+                target = program.functions.get(callee or "")
+                if target is not None and target.name not in seen:
+                    seen.add(target.name)
+                    out.append(target)
+                    todo.append(target)
+    return out
+
+
+def _align(value: int, alignment: int) -> int:
+    return -(-value // alignment) * alignment
+
+
+def _layout(program: Program, reachable: list[FunctionCode]) -> Layout:
+    layout = Layout()
+    shared: list[Variable] = [v for v in program.variables if v.space == "shared"]
+    for code in reachable:
+        shared += [v for v in code.function.variables if v.space == "shared"]
+    offset = 0
+    dynamic: list[Variable] = []
+    for var in shared:
+        if var.extern or var.size == 0:
+            dynamic.append(var)
+            continue
+        offset = _align(offset, var.align)
+        layout.shared[var.name] = offset
+        offset += var.size
+    layout.static_shared = offset
+    layout.dynamic_base = _align(offset, max([16] + [v.align for v in dynamic]))
+    for var in dynamic:
+        layout.shared[var.name] = layout.dynamic_base
+    for code in reachable:
+        local: dict[str, int] = {}
+        top = 0
+        for var in code.function.variables:
+            if var.space == "local":
+                top = _align(top, var.align)
+                local[var.name] = top
+                top += var.size
+        layout.local[code.name] = local
+        layout.frame_bytes[code.name] = _align(top, 16)
+    return layout
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+#: parsed modules kept across launches, by PTX text (the most recently used :data:`CACHED_MODULES`)
+CACHED_MODULES = 16
+_cache: OrderedDict[str, LoadedModule] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def load_module(text: str) -> LoadedModule:
+    """The module for this PTX, parsed at most once while it stays among the recently used."""
+    with _cache_lock:
+        module = _cache.get(text)
+        if module is not None:
+            _cache.move_to_end(text)
+            return module
+    module = LoadedModule(text)
+    with _cache_lock:
+        _cache[text] = module
+        while len(_cache) > CACHED_MODULES:
+            _cache.popitem(last=False)
+    return module
+
+
+def launch(
+    module: LoadedModule,
+    name: str,
+    memory: DeviceMemory,
+    dims: LaunchDims,
+    params: bytes,
+    symbols: Mapping[str, int],
+    limits: Limits | None = None,
+) -> int:
+    """Run kernel ``name`` for a whole grid; returns the batch-instructions executed (one per
+    instruction issued for a batch of threads). Raises only :class:`CudaError`."""
+    kernel = module.kernel(name)
+    limits = limits or Limits()
+    if len(params) < kernel.param_bytes:
+        raise CudaError(
+            CUresult.CUDA_ERROR_INVALID_VALUE,
+            f"kernel {name}: the parameter block has {len(params)} bytes, the kernel takes "
+            f"{kernel.param_bytes}",
+        )
+    bt = dims.block[0] * dims.block[1] * dims.block[2]
+    blocks = dims.grid[0] * dims.grid[1] * dims.grid[2]
+    shared_size = kernel.layout.dynamic_base + dims.shared_bytes
+    if bt * max(kernel.registers, 1) * 8 > REGISTER_BYTES or shared_size > limits.shared_bytes_total:
+        raise CudaError(
+            CUresult.CUDA_ERROR_NOT_SUPPORTED,
+            f"kernel {name}: {kernel.registers} registers for {bt} threads per block and "
+            f"{shared_size} bytes of shared memory exceed what the engine holds for one block",
+        )
+    per_batch = max(
+        1,
+        min(
+            limits.batch_threads // bt,
+            REGISTER_BYTES // (bt * max(kernel.registers, 1) * 8),
+            limits.shared_bytes_total // max(shared_size, 1),
+        ),
+    )
+    deadline = time.monotonic() + limits.seconds
+    steps = 0
+    first = 0
+    try:
+        with np.errstate(all="ignore"):
+            while first < blocks:
+                count = min(per_batch, blocks - first)
+                batch = _batch(kernel, memory, symbols, params, dims, first, count, shared_size, limits)
+                batch.steps = steps
+                _run_entry(batch, kernel, deadline)
+                steps = batch.steps
+                first += count
+    except KernelFaultError as fault:
+        raise CudaError(fault.status, f"kernel {name}: {fault.message}", sticky=fault.sticky) from fault
+    except CudaError:
+        raise
+    except (ArithmeticError, ValueError, IndexError, TypeError, KeyError, MemoryError) as exc:
+        raise CudaError(
+            CUresult.CUDA_ERROR_LAUNCH_FAILED,
+            f"kernel {name}: the PTX engine failed ({type(exc).__name__}: {exc})",
+            sticky=True,
+        ) from exc
+    return steps
+
+
+def _batch(
+    kernel: Kernel,
+    memory: DeviceMemory,
+    symbols: Mapping[str, int],
+    params: bytes,
+    dims: LaunchDims,
+    first: int,
+    count: int,
+    shared_size: int,
+    limits: Limits,
+) -> Batch:
+    bx, by, bz = dims.block
+    gx, gy, _ = dims.grid
+    bt = bx * by * bz
+    n = bt * count
+    t = np.arange(n, dtype=np.int64)
+    local_block = t // bt
+    lt = t % bt
+    linear_block = local_block + first
+    u32 = np.uint32
+    tid = ((lt % bx).astype(u32), ((lt // bx) % by).astype(u32), (lt // (bx * by)).astype(u32))
+    ctaid = (
+        (linear_block % gx).astype(u32),
+        ((linear_block // gx) % gy).astype(u32),
+        (linear_block // (gx * gy)).astype(u32),
+    )
+    return Batch(
+        kernel=kernel.name,
+        memory=memory,
+        symbols=symbols,
+        params=params,
+        n=n,
+        block_threads=bt,
+        block_dim=dims.block,
+        grid_dim=dims.grid,
+        block_index=local_block.astype(np.intp),
+        ctaid=ctaid,
+        tid=tid,
+        linear_tid=lt.astype(u32),
+        shared=np.zeros((count, shared_size), dtype=np.uint8),
+        dynamic_shared=dims.shared_bytes,
+        limits=limits,
+        local=np.zeros((n, 0), dtype=np.uint8),
+        exited=np.zeros(n, dtype=np.bool_),
+    )
+
+
+def _run_entry(batch: Batch, kernel: Kernel, deadline: float) -> None:
+    entry = kernel.name
+    batch.ensure_local(kernel.layout.frame_bytes[entry])
+    frame = Frame(batch, {}, {}, 0, True, entry)
+    _run(frame, kernel, entry, np.ones(batch.n, dtype=np.bool_), deadline)
+
+
+def _fault_at(op: Op, fn: str, fault: KernelFaultError) -> KernelFaultError:
+    return KernelFaultError(
+        fault.status, f"{fault.message} (at {op.text}, line {op.line} of {fn})", sticky=fault.sticky
+    )
+
+
+def _run(frame: Frame, kernel: Kernel, fn: str, mask: Mask, deadline: float) -> None:
+    """Execute function ``fn`` for the threads in ``mask`` until each returns or exits.
+
+    The stack's entries are ``[pc, reconvergence pc, mask]``; the top one runs. A divergent branch
+    turns the top entry into its reconvergence entry and pushes the two paths; an entry whose pc
+    reaches its reconvergence pc is popped, its threads continuing in the entry below.
+    """
+    batch = frame.batch
+    ops = kernel.ops[fn]
+    reconv = kernel.reconvergence[fn]
+    nops = len(ops)
+    limit = batch.limits.instructions
+    stack: list[list[Any]] = [[0, NEVER, mask]]
+    full = bool(mask.all())
+    dirty = False
+    while stack:
+        top = stack[-1]
+        pc, rpc, m = top
+        if dirty:
+            if pc < 0 or pc == rpc or not m.any():
+                stack.pop()
+                continue
+            full = bool(m.all())
+            dirty = False
+        elif pc < 0 or pc == rpc:
+            stack.pop()
+            dirty = True
+            continue
+        if pc >= nops:  # falling off the end is a return
+            gone = m
+            _leave(batch, stack, gone, frame.entry)
+            dirty = True
+            continue
+        op = ops[pc]
+        batch.steps += 1
+        if batch.steps % _CLOCK_EVERY == 0:
+            _check_budget(batch, deadline, limit, op, fn)
+        eff = m
+        if op.guard is not None:
+            g = op.guard(frame)
+            eff = m & g
+        kind = op.kind
+        try:
+            if kind == PLAIN:
+                if op.guard is None:
+                    op.run(frame, None if full else m)
+                elif eff.any():
+                    op.run(frame, eff)
+                top[0] = pc + 1
+            elif kind == BRA:
+                if op.guard is None:
+                    top[0] = op.target
+                elif not eff.any():
+                    top[0] = pc + 1
+                else:
+                    rest = m & ~eff
+                    if not rest.any():
+                        top[0] = op.target
+                    else:
+                        r = reconv[pc]
+                        top[0] = r if r != NEVER else -1
+                        stack.append([pc + 1, r, rest])
+                        stack.append([op.target, r, eff])
+                        dirty = True
+            elif kind in (RET, EXIT):
+                top[0] = pc + 1
+                if op.guard is None or eff.any():
+                    if kind == EXIT:
+                        batch.exited |= eff
+                    _leave(batch, stack, eff, frame.entry)
+                    dirty = True
+            elif kind == CALL:
+                top[0] = pc + 1
+                if op.guard is None or eff.any():
+                    _call(frame, kernel, op, eff, deadline)
+                    if batch.exited.any():
+                        _leave(batch, stack, batch.exited, frame.entry)
+                    dirty = True
+            elif kind == BAR:
+                top[0] = pc + 1
+                _barrier(frame, stack, ops, eff, op)
+            elif kind == TRAP:
+                if op.guard is None or eff.any():
+                    raise KernelFaultError(CUresult.CUDA_ERROR_LAUNCH_FAILED, "the kernel executed trap")
+                top[0] = pc + 1
+        except KernelFaultError as fault:
+            raise _fault_at(op, fn, fault) from fault
+
+
+def _leave(batch: Batch, stack: list[list[Any]], gone: Mask, entry: bool) -> None:
+    """Threads in ``gone`` returned (or exited): they leave every entry of this function's stack."""
+    for item in stack:
+        item[2] = item[2] & ~gone
+
+
+def _check_budget(batch: Batch, deadline: float, limit: int, op: Op, fn: str) -> None:
+    if batch.steps > limit or time.monotonic() > deadline:
+        raise KernelFaultError(
+            CUresult.CUDA_ERROR_LAUNCH_TIMEOUT,
+            f"the launch ran past its bound ({batch.steps} instructions, limit {limit} or "
+            f"{batch.limits.seconds} s) at {op.text}, line {op.line} of {fn}",
+        )
+
+
+def _call(frame: Frame, kernel: Kernel, op: Op, mask: Mask, deadline: float) -> None:
+    batch = frame.batch
+    if batch.depth >= batch.limits.call_depth:
+        raise KernelFaultError(
+            CUresult.CUDA_ERROR_LAUNCH_FAILED,
+            f"calls nest deeper than {batch.limits.call_depth} (recursion bound)",
+        )
+    callee = kernel.codes[op.callee].function
+    params: dict[str, npt.NDArray[np.uint8]] = {}
+    for var, arg in zip(callee.params, op.call_args, strict=True):
+        params[var.name] = _param_array(frame, arg, var.size)
+    for var, ret in zip(callee.returns, op.call_rets, strict=True):
+        params[var.name] = _param_array(frame, ret, var.size)
+    base = frame.local_base + kernel.layout.frame_bytes[frame.function]
+    batch.ensure_local(base + kernel.layout.frame_bytes[op.callee])
+    inner = Frame(batch, {}, params, base, False, op.callee)
+    batch.depth += 1
+    try:
+        _run(inner, kernel, op.callee, mask, deadline)
+    finally:
+        batch.depth -= 1
+
+
+def _param_array(frame: Frame, name: str, size: int) -> npt.NDArray[np.uint8]:
+    buf = frame.params.get(name)
+    if buf is None or buf.shape[1] < size:
+        grown = np.zeros((frame.batch.n, size), dtype=np.uint8)
+        if buf is not None:
+            grown[:, : buf.shape[1]] = buf
+        buf = frame.params[name] = grown
+    return buf
+
+
+def _barrier(frame: Frame, stack: list[list[Any]], ops: list[Op], arrived: Mask, op: Op) -> None:
+    """``bar.sync``: every thread of each block that is still running must be here (or none).
+
+    Threads that exited count as arrived (as on a GPU), and so do threads of the kernel's own frame
+    that wait, below the running path, at an unconditional ``ret``/``exit``: they have nothing left
+    to do but exit. A block in which only some of its running threads reach the barrier is a
+    barrier in divergent code — undefined behaviour in CUDA — and ends the launch with
+    ``CUDA_ERROR_LAUNCH_FAILED``.
+    """
+    batch = frame.batch
+    done = batch.exited.copy()
+    if frame.entry:
+        above = np.zeros(batch.n, dtype=np.bool_)
+        for item in reversed(stack):
+            pc, _, m = item
+            if 0 <= pc < len(ops) and ops[pc].kind == EXIT and ops[pc].guard is None:
+                done |= m & ~above
+            above |= m
+    here = arrived.reshape(-1, batch.block_threads)
+    accounted = (arrived | done).reshape(-1, batch.block_threads)
+    partial = here.any(axis=1) & ~accounted.all(axis=1)
+    if partial.any():
+        block = int(np.flatnonzero(partial)[0])
+        got = int(here[block].sum())
+        raise KernelFaultError(
+            CUresult.CUDA_ERROR_LAUNCH_FAILED,
+            f"{op.text} reached by {got} of the {batch.block_threads} threads of a block while "
+            "others are still running elsewhere (a barrier in divergent code)",
+        )

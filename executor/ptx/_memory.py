@@ -1,0 +1,178 @@
+"""Checked, vectorised memory access for the engine: many threads' loads and stores at once.
+
+Device memory (global and constant space) is reached only through the ``read``/``write`` methods of
+the VM's memory (:class:`executor._kernels.DeviceMemory`), which refuse anything outside the VM's
+allocations or without the access ``cuMemSetAccess`` granted. Threads' addresses are gathered into
+*spans*: when the threads of one access lie within :data:`SPAN_LIMIT` bytes of each other the span
+is read (or read, patched and written back) with one call; otherwise the sorted addresses are split
+into clusters at gaps wider than :data:`CLUSTER_GAP`, one call each. When a span is refused — it
+may straddle memory the VM does not own although no thread touches that — each thread's bytes are
+read or written on their own, so only a thread's own range can fault, with its own address in the
+message. A fault is ``CUDA_ERROR_ILLEGAL_ADDRESS``, sticky, as on a GPU; so is a misaligned access
+(the remoting protocol carries no ``CUDA_ERROR_MISALIGNED_ADDRESS``; the message says "misaligned").
+
+Shared memory (one byte array per block) and local memory (one per thread) belong to the engine;
+their accesses are bounds-checked against the block's window and the thread's stack the same way.
+Generic addresses put shared memory at :data:`SHARED_WINDOW` and local memory at
+:data:`LOCAL_WINDOW`, above the 47-bit device address space, so the windows never alias device memory.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from protocol import CUresult
+
+from .._errors import CudaError
+from .._kernels import DeviceMemory
+from ._state import KernelFaultError
+
+__all__ = [
+    "CLUSTER_GAP",
+    "LOCAL_WINDOW",
+    "SHARED_WINDOW",
+    "SPAN_LIMIT",
+    "gather_device",
+    "scatter_device",
+]
+
+U8 = npt.NDArray[np.uint8]
+Index = npt.NDArray[np.intp]
+Addresses = npt.NDArray[Any]
+
+SHARED_WINDOW = 1 << 48
+LOCAL_WINDOW = 2 << 48
+WINDOW_BITS = 48
+#: the widest byte range one access reads or writes in one call (bounds the engine's transient memory)
+SPAN_LIMIT = 16 << 20
+#: sorted addresses further apart than this start a new span
+CLUSTER_GAP = 1 << 12
+
+
+def illegal(message: str) -> KernelFaultError:
+    return KernelFaultError(CUresult.CUDA_ERROR_ILLEGAL_ADDRESS, message)
+
+
+def check_aligned(addrs: Addresses, size: int, space: str) -> None:
+    """Every address a multiple of ``size`` (a power of two), as a GPU requires."""
+    if size > 1 and addrs.size:
+        low = addrs.astype(np.uint64, copy=False) & np.uint64(size - 1)
+        if low.any():
+            bad = int(addrs[np.flatnonzero(low)[0]])
+            raise illegal(f"misaligned {space} address {bad:#x} for a {size}-byte access")
+
+
+def _row_index(offsets: Addresses, size: int) -> Index | None:
+    """Offsets as row numbers of a ``(-1, size)`` view, when each is a multiple of ``size``."""
+    if size & (size - 1) or (size > 1 and (offsets & np.uint64(size - 1)).any()):
+        return None
+    rows: Index = (offsets >> np.uint64(size.bit_length() - 1)).astype(np.intp)
+    return rows
+
+
+def _rows(base: U8, offsets: Addresses, size: int) -> U8:
+    """``base[offset:offset + size]`` for each offset, as rows."""
+    index = _row_index(offsets, size) if base.size % size == 0 else None
+    if index is not None:
+        whole: U8 = base.reshape(-1, size)[index]
+        return whole
+    idx: Index = offsets.astype(np.intp)[:, None] + np.arange(size, dtype=np.intp)
+    out: U8 = base[idx]
+    return out
+
+
+def _put_rows(base: U8, offsets: Addresses, data: U8) -> None:
+    size = data.shape[1]
+    index = _row_index(offsets, size) if base.size % size == 0 else None
+    if index is not None:
+        base.reshape(-1, size)[index] = data
+        return
+    base[offsets.astype(np.intp)[:, None] + np.arange(size, dtype=np.intp)] = data
+
+
+def _clusters(addrs: Addresses, size: int) -> list[Index]:
+    """Index sets (into ``addrs``) whose addresses lie close together, each within SPAN_LIMIT."""
+    if addrs.size and int(addrs.max()) - int(addrs.min()) + size <= SPAN_LIMIT:
+        return [np.arange(addrs.size, dtype=np.intp)]  # the common case: one span, no sorting
+    order = np.argsort(addrs, kind="stable")
+    ordered = addrs[order]
+    gaps = np.flatnonzero(np.diff(ordered.astype(np.uint64)) > np.uint64(CLUSTER_GAP)) + 1
+    out: list[Index] = []
+    for part in np.split(order, gaps):
+        lo, hi = int(addrs[part[0]]), int(addrs[part[-1]]) + size
+        if hi - lo <= SPAN_LIMIT:
+            out.append(part)
+        else:  # a dense run wider than the limit: chop it
+            starts = addrs[part].astype(np.uint64) - np.uint64(lo)
+            chunk = (starts // np.uint64(SPAN_LIMIT // 2)).astype(np.intp)
+            for k in np.unique(chunk):
+                out.append(part[chunk == k])
+    return out
+
+
+def gather_device(mem: DeviceMemory, addrs: Addresses, size: int) -> U8:
+    """``(len(addrs), size)`` bytes: each thread's ``[addr, addr + size)`` from device memory."""
+    k = int(addrs.size)
+    out = np.empty((k, size), dtype=np.uint8)
+    if k == 0:
+        return out
+    parts = _clusters(addrs, size)
+    for part in parts:
+        sub = addrs[part]
+        lo = int(sub.min())
+        hi = int(sub.max()) + size
+        try:
+            span = mem.read(lo, hi - lo, "kernel load")
+        except CudaError:
+            span = None
+        if span is not None and span.size == hi - lo:
+            rows = _rows(span, sub.astype(np.uint64) - np.uint64(lo), size)
+            if len(parts) == 1:
+                return rows  # one span held every thread's bytes
+            out[part] = rows
+            continue
+        for j in part:
+            addr = int(addrs[j])
+            try:
+                out[j] = mem.read(addr, size, "kernel load")
+            except CudaError as exc:
+                raise illegal(f"load of {size} bytes at {addr:#x}: {exc.message}") from exc
+    return out
+
+
+def scatter_device(mem: DeviceMemory, addrs: Addresses, data: U8) -> None:
+    """Store row ``j`` of ``data`` at ``addrs[j]``; threads storing to one address: the last wins."""
+    k, size = data.shape
+    if k == 0:
+        return
+    for part in _clusters(addrs, size):
+        sub = addrs[part]
+        lo = int(sub.min())
+        hi = int(sub.max()) + size
+        try:
+            span = mem.read(lo, hi - lo, "kernel store")
+            _put_rows(span, sub.astype(np.uint64) - np.uint64(lo), data[part])
+            mem.write(lo, span, "kernel store")
+            continue
+        except CudaError:
+            pass
+        for j in part:
+            addr = int(addrs[j])
+            try:
+                mem.write(addr, np.ascontiguousarray(data[j]), "kernel store")
+            except CudaError as exc:
+                raise illegal(f"store of {size} bytes at {addr:#x}: {exc.message}") from exc
+
+
+def check_window(offsets: Addresses, size: int, limit: int, space: str) -> None:
+    """Every ``[offset, offset + size)`` inside ``[0, limit)`` of a shared or local window."""
+    if offsets.size == 0:
+        return
+    top = int(offsets.max())
+    if top + size > limit:
+        raise illegal(
+            f"{space} access of {size} bytes at offset {top:#x} is outside the {limit}-byte {space} window"
+        )

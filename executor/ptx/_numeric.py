@@ -1,0 +1,152 @@
+"""Numeric helpers: PTX types as NumPy dtypes, bit-exact conversions, IEEE rounding modes.
+
+Directed rounding (``.rz``/``.rm``/``.rp``) and single rounding of fused operations are done from an
+exact *pair* ``(s, e)`` in float64 — the true result is ``s + e`` with ``e`` the error of ``s`` — that
+TwoSum/TwoProduct give for float32 operands exactly. :func:`round_pair` turns the pair into the
+target type with the requested mode (round-to-nearest via round-to-odd in float64, which is exact for
+float32 targets because float64 has more than 24 + 2 bits).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ._state import Value
+
+__all__ = ["DTYPES", "fit", "ftz32", "round_pair", "two_prod", "two_sum", "uint_of"]
+
+DTYPES: dict[str, np.dtype[Any]] = {
+    "b8": np.dtype(np.uint8),
+    "u8": np.dtype(np.uint8),
+    "s8": np.dtype(np.int8),
+    "b16": np.dtype(np.uint16),
+    "u16": np.dtype(np.uint16),
+    "s16": np.dtype(np.int16),
+    "f16": np.dtype(np.uint16),
+    "bf16": np.dtype(np.uint16),
+    "b32": np.dtype(np.uint32),
+    "u32": np.dtype(np.uint32),
+    "s32": np.dtype(np.int32),
+    "f32": np.dtype(np.float32),
+    "f16x2": np.dtype(np.uint32),
+    "bf16x2": np.dtype(np.uint32),
+    "tf32": np.dtype(np.uint32),
+    "b64": np.dtype(np.uint64),
+    "u64": np.dtype(np.uint64),
+    "s64": np.dtype(np.int64),
+    "f64": np.dtype(np.float64),
+    "pred": np.dtype(np.bool_),
+}
+_UINT: dict[int, np.dtype[Any]] = {
+    1: np.dtype(np.uint8),
+    2: np.dtype(np.uint16),
+    4: np.dtype(np.uint32),
+    8: np.dtype(np.uint64),
+}
+_SINT: dict[int, np.dtype[Any]] = {
+    1: np.dtype(np.int8),
+    2: np.dtype(np.int16),
+    4: np.dtype(np.int32),
+    8: np.dtype(np.int64),
+}
+
+F64 = npt.NDArray[np.float64]
+
+
+def uint_of(size: int) -> np.dtype[Any]:
+    return _UINT[size]
+
+
+def sint_of(size: int) -> np.dtype[Any]:
+    return _SINT[size]
+
+
+def fit(v: Value, dt: np.dtype[Any]) -> Value:
+    """``v`` as a register of dtype ``dt`` holds it: same width is the same bits; a narrower value
+    is extended by its own signedness, a wider one truncated (PTX's rules for ld/st/cvt operands)."""
+    vd = v.dtype
+    if vd == dt:
+        return v
+    if dt.kind == "b":
+        return v != 0
+    if vd.kind == "b":
+        return v.astype(dt)
+    if vd.itemsize == dt.itemsize:
+        return v.view(dt)
+    if vd.itemsize > dt.itemsize:
+        return v.view(_UINT[vd.itemsize]).astype(_UINT[dt.itemsize]).view(dt)
+    if vd.kind == "i":
+        return v.astype(_SINT[dt.itemsize]).view(dt)
+    return v.view(_UINT[vd.itemsize]).astype(_UINT[dt.itemsize]).view(dt)
+
+
+_TINY32 = np.float32(np.finfo(np.float32).tiny)
+
+
+def ftz32(x: Value) -> Value:
+    """Flush float32 subnormals to a zero of the same sign (``.ftz``)."""
+    flushed: Any = np.where(np.abs(x) < _TINY32, np.copysign(np.float32(0), x), x)
+    return flushed.astype(np.float32)
+
+
+def two_sum(a: F64, b: F64) -> tuple[F64, F64]:
+    s = a + b
+    bb = s - a
+    e = (a - (s - bb)) + (b - bb)
+    return s, np.where(np.isfinite(s), e, 0.0)
+
+
+_SPLIT = 134217729.0  # 2**27 + 1
+
+
+def two_prod(a: F64, b: F64) -> tuple[F64, F64]:
+    p = a * b
+    ca = _SPLIT * a
+    ahi = ca - (ca - a)
+    alo = a - ahi
+    cb = _SPLIT * b
+    bhi = cb - (cb - b)
+    blo = b - bhi
+    e = ((ahi * bhi - p) + ahi * blo + alo * bhi) + alo * blo
+    return p, np.where(np.isfinite(p), e, 0.0)
+
+
+def round_pair(s: F64, e: F64, mode: str, dt: np.dtype[Any]) -> Value:
+    """The value ``s + e`` (exact) rounded to ``dt`` (float32 or float64) by ``mode`` (rn/rz/rm/rp)."""
+    s = np.asarray(s, dtype=np.float64)
+    e = np.asarray(e, dtype=np.float64)
+    if dt == np.float64:
+        if mode == "rn":
+            return s
+        r = s
+        res = e
+    else:
+        if mode == "rn":
+            inexact = (e != 0) & ((s.view(np.uint64) & np.uint64(1)) == 0)
+            towards = np.where(e > 0, np.inf, -np.inf)
+            odd = np.where(inexact, np.nextafter(s, towards), s)
+            return odd.astype(np.float32)
+        r32 = s.astype(np.float32)
+        r = r32.astype(np.float64)
+        res = (s - r) + e
+        return _step(r32, res, mode)
+    return _step(r, res, mode)
+
+
+def _step(r: Value, res: F64, mode: str) -> Value:
+    """Move a round-to-nearest result ``r`` one step when the residual says the mode wants it."""
+    if mode == "rz":
+        move = ((r > 0) & (res < 0)) | ((r < 0) & (res > 0))
+        target = np.zeros_like(r)
+    elif mode == "rm":
+        move = res < 0
+        target = np.full_like(r, -np.inf)
+    elif mode == "rp":
+        move = res > 0
+        target = np.full_like(r, np.inf)
+    else:
+        raise ValueError(mode)
+    return np.where(move, np.nextafter(r, target), r).astype(r.dtype)

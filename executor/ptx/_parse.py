@@ -1,0 +1,703 @@
+"""PTX text to typed statements: module directives, variables, functions and their instructions.
+
+The parser is strict about structure and lenient about what it does not need: debug directives
+(``.loc``, ``.file``, ``.section``, ``.pragma``) are skipped; anything it cannot read is a
+:class:`PtxSyntaxError` with the line. It checks no semantics (the program and the executor do).
+Sizes from the text are bounded here, so a hostile module cannot make the parser allocate.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from dataclasses import dataclass, field
+
+__all__ = [
+    "Addr",
+    "Function",
+    "Imm",
+    "Instruction",
+    "Label",
+    "Module",
+    "Operand",
+    "PtxSyntaxError",
+    "Reg",
+    "Sym",
+    "Variable",
+    "Vec",
+    "parse_ptx",
+]
+
+#: the most registers one ``.reg .t %r<N>`` declaration may declare, and elements of one variable
+MAX_DECLARED = 1 << 16
+MAX_VARIABLE_BYTES = 1 << 30
+
+
+class PtxSyntaxError(ValueError):
+    """PTX the parser cannot read; ``line`` is 1-based (0 when unknown)."""
+
+    def __init__(self, message: str, line: int = 0) -> None:
+        super().__init__(f"line {line}: {message}" if line else message)
+        self.line = line
+
+
+# -- operands ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Reg:
+    """A register (``%r1``), a special register (``%tid.x``) or a predicate, maybe negated (``!%p``)."""
+
+    name: str
+    negated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Imm:
+    """An immediate: an ``int`` (two's complement as written) or a ``float``."""
+
+    value: int | float
+
+
+@dataclass(frozen=True, slots=True)
+class Sym:
+    """A name that is not a register: a variable, a label, a function, or ``_`` (the sink)."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Addr:
+    """``[base+offset]``: base a register, a variable or ``None`` (an absolute address)."""
+
+    base: Reg | Sym | None
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class Vec:
+    """``{a, b, …}``: a vector operand."""
+
+    items: tuple[Reg | Imm | Sym, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Pair:
+    """``%p|%q``: the two destinations of ``setp``."""
+
+    first: Reg
+    second: Reg
+
+
+@dataclass(frozen=True, slots=True)
+class Args:
+    """``(a, b, …)``: a ``call``'s return or argument list."""
+
+    items: tuple[Sym | Reg | Imm, ...]
+
+
+Operand = Reg | Imm | Sym | Addr | Vec | Pair | Args
+
+
+# -- statements -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Instruction:
+    """``[@[!]%p] opcode.mod.mod operands;``. ``opcode`` is the first dotted word (``ld``),
+    ``mods`` the rest in order (``("global", "v4", "f32")``)."""
+
+    opcode: str
+    mods: tuple[str, ...]
+    operands: tuple[Operand, ...]
+    guard: Reg | None
+    line: int
+
+    @property
+    def text(self) -> str:
+        return ".".join((self.opcode, *self.mods))
+
+
+@dataclass(frozen=True, slots=True)
+class Label:
+    name: str
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class Variable:
+    """A ``.global``/``.const``/``.shared``/``.local``/``.param`` variable: ``size`` bytes (0 for an
+    unsized ``extern`` array), aligned to ``align``."""
+
+    space: str
+    name: str
+    type: str
+    align: int
+    size: int
+    extern: bool = False
+
+
+@dataclass(slots=True)
+class Function:
+    """An ``.entry`` (kernel) or ``.func``; ``body`` is ``None`` for a prototype."""
+
+    name: str
+    kind: str  # "entry" | "func"
+    params: list[Variable]
+    returns: list[Variable]
+    body: list[Instruction | Label] | None
+    registers: dict[str, str] = field(default_factory=dict)  # register -> type
+    variables: list[Variable] = field(default_factory=list)  # .local/.shared/.param declared inside
+    line: int = 0
+
+
+@dataclass(slots=True)
+class Module:
+    version: str = ""
+    target: str = ""
+    address_size: int = 64
+    variables: list[Variable] = field(default_factory=list)
+    functions: dict[str, Function] = field(default_factory=dict)
+
+
+# -- lexer ------------------------------------------------------------------------------------
+
+_TOKEN = re.compile(
+    r"""
+    (?P<ws>[ \t\r\f\v]+|\n)
+  | (?P<comment>//[^\n]*|/\*.*?\*/)
+  | (?P<string>"[^"\n]*")
+  | (?P<float>0[fF][0-9a-fA-F]{8}|0[dD][0-9a-fA-F]{16})
+  | (?P<int>0[xX][0-9a-fA-F]+U?|0[bB][01]+U?|[0-9]+\.[0-9]*(?:[eE][+-]?[0-9]+)?|[0-9]+U?)
+  | (?P<word>[%$A-Za-z_.][A-Za-z0-9_$.%]*)
+  | (?P<punct>[{}()\[\],;:@!|+\-=<>])
+""",
+    re.VERBOSE | re.DOTALL,
+)
+
+_TYPES = {
+    "b8",
+    "b16",
+    "b32",
+    "b64",
+    "b128",
+    "u8",
+    "u16",
+    "u32",
+    "u64",
+    "s8",
+    "s16",
+    "s32",
+    "s64",
+    "f16",
+    "f16x2",
+    "bf16",
+    "bf16x2",
+    "tf32",
+    "f32",
+    "f64",
+    "pred",
+    "e4m3",
+    "e5m2",
+    "e4m3x2",
+    "e5m2x2",
+}
+TYPE_BYTES = {
+    "b8": 1,
+    "u8": 1,
+    "s8": 1,
+    "b16": 2,
+    "u16": 2,
+    "s16": 2,
+    "f16": 2,
+    "bf16": 2,
+    "b32": 4,
+    "u32": 4,
+    "s32": 4,
+    "f32": 4,
+    "f16x2": 4,
+    "bf16x2": 4,
+    "tf32": 4,
+    "b64": 8,
+    "u64": 8,
+    "s64": 8,
+    "f64": 8,
+    "b128": 16,
+    "pred": 1,
+    "e4m3": 1,
+    "e5m2": 1,
+    "e4m3x2": 2,
+    "e5m2x2": 2,
+}
+_SKIPPED_DIRECTIVES = {
+    ".loc",
+    ".file",
+    ".section",
+    ".pragma",
+    ".reqntid",
+    ".maxntid",
+    ".minnctapersm",
+    ".maxnreg",
+    ".maxnctapersm",
+    ".explicitcluster",
+    ".reqnctapercluster",
+    ".maxclusterrank",
+    ".noreturn",
+    ".blocksareclusters",
+    ".abi_preserve",
+    ".abi_preserve_control",
+}
+_LINKING = {".visible", ".extern", ".weak", ".common"}
+
+
+@dataclass(frozen=True, slots=True)
+class _Tok:
+    kind: str
+    text: str
+    line: int
+
+
+def _tokens(text: str) -> list[_Tok]:
+    out: list[_Tok] = []
+    line = 1
+    pos = 0
+    end = len(text)
+    while pos < end:
+        m = _TOKEN.match(text, pos)
+        if m is None:
+            raise PtxSyntaxError(f"unexpected character {text[pos]!r}", line)
+        kind = m.lastgroup or ""
+        tok = m.group()
+        if kind not in ("ws", "comment"):
+            out.append(_Tok(kind, tok, line))
+        line += tok.count("\n")
+        pos = m.end()
+    return out
+
+
+def _int_value(text: str, line: int) -> int:
+    t = text.rstrip("U")
+    try:
+        if t[:2] in ("0x", "0X"):
+            return int(t[2:], 16)
+        if t[:2] in ("0b", "0B"):
+            return int(t[2:], 2)
+        if len(t) > 1 and t[0] == "0" and t.isdigit():
+            return int(t, 8)
+        return int(t)
+    except ValueError:
+        raise PtxSyntaxError(f"bad integer {text!r}", line) from None
+
+
+def _float_value(text: str) -> float:
+    if text[1] in "fF":
+        return float(struct.unpack("<f", int(text[2:], 16).to_bytes(4, "little"))[0])
+    return float(struct.unpack("<d", int(text[2:], 16).to_bytes(8, "little"))[0])
+
+
+# -- parser -----------------------------------------------------------------------------------
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.toks = _tokens(text)
+        self.i = 0
+
+    # token helpers
+    def peek(self, ahead: int = 0) -> _Tok | None:
+        j = self.i + ahead
+        return self.toks[j] if j < len(self.toks) else None
+
+    def peek_text(self, ahead: int = 0) -> str:
+        tok = self.peek(ahead)
+        return tok.text if tok is not None else ""
+
+    def line(self) -> int:
+        tok = self.peek()
+        return tok.line if tok else (self.toks[-1].line if self.toks else 0)
+
+    def next(self) -> _Tok:
+        tok = self.peek()
+        if tok is None:
+            raise PtxSyntaxError("unexpected end of the module", self.line())
+        self.i += 1
+        return tok
+
+    def accept(self, text: str) -> bool:
+        tok = self.peek()
+        if tok is not None and tok.text == text:
+            self.i += 1
+            return True
+        return False
+
+    def expect(self, text: str) -> _Tok:
+        tok = self.next()
+        if tok.text != text:
+            raise PtxSyntaxError(f"expected {text!r}, found {tok.text!r}", tok.line)
+        return tok
+
+    def word(self) -> str:
+        tok = self.next()
+        if tok.kind != "word":
+            raise PtxSyntaxError(f"expected a name, found {tok.text!r}", tok.line)
+        return tok.text
+
+    def integer(self) -> int:
+        neg = self.accept("-")
+        tok = self.next()
+        if tok.kind != "int" or "." in tok.text:
+            raise PtxSyntaxError(f"expected an integer, found {tok.text!r}", tok.line)
+        value = _int_value(tok.text, tok.line)
+        return -value if neg else value
+
+    def skip_statement(self) -> None:
+        """Skip to the ``;`` ending this statement (braces in an initializer included)."""
+        depth = 0
+        while True:
+            tok = self.next()
+            if tok.text == "{":
+                depth += 1
+            elif tok.text == "}":
+                depth -= 1
+            elif tok.text == ";" and depth <= 0:
+                return
+
+    # module level
+    def module(self) -> Module:
+        mod = Module()
+        while self.peek() is not None:
+            tok = self.peek()
+            assert tok is not None
+            t = tok.text
+            if t == ".version":
+                self.next()
+                mod.version = self.next().text
+            elif t == ".target":
+                self.next()
+                mod.target = self.word()
+                while self.accept(","):
+                    self.word()
+            elif t == ".address_size":
+                self.next()
+                mod.address_size = self.integer()
+                if mod.address_size != 64:
+                    raise PtxSyntaxError("only .address_size 64 is supported", tok.line)
+            elif t in _SKIPPED_DIRECTIVES:
+                self.skip_statement() if t != ".file" else self._skip_file()
+            else:
+                self._declaration(mod)
+        return mod
+
+    def _skip_file(self) -> None:
+        self.next()
+        line = self.line()
+        while self.peek() is not None and self.line() == line and self.peek_text() != ";":
+            self.next()
+        self.accept(";")
+
+    def _declaration(self, mod: Module) -> None:
+        extern = False
+        line = self.line()
+        while self.peek_text() in _LINKING:
+            extern |= self.next().text == ".extern"
+        tok = self.peek()
+        if tok is None:
+            raise PtxSyntaxError("a linking directive ends the module", line)
+        if tok.text in (".entry", ".func"):
+            fn = self._function()
+            known = mod.functions.get(fn.name)
+            if known is None or known.body is None:
+                mod.functions[fn.name] = fn
+            elif fn.body is not None:
+                raise PtxSyntaxError(f"function {fn.name} is defined twice", fn.line)
+            return
+        if tok.text in (".global", ".const", ".shared", ".local"):
+            mod.variables.extend(self._variables(extern))
+            return
+        raise PtxSyntaxError(f"unexpected {tok.text!r} at module scope", tok.line)
+
+    def _variables(self, extern: bool) -> list[Variable]:
+        """``.space [.align N] [.v2|.v4] .type name[size][...] [= init] (, name…)* ;``"""
+        line = self.line()
+        space = self.next().text[1:]
+        align = 0
+        vec = 1
+        vtype = ""
+        while True:
+            tok = self.next()
+            if tok.text == ".align":
+                align = self.integer()
+            elif tok.text in (".v2", ".v4", ".v8"):
+                vec = int(tok.text[2:])
+            elif tok.text.startswith(".") and tok.text[1:] in _TYPES:
+                vtype = tok.text[1:]
+                break
+            elif tok.text.startswith("."):
+                continue  # .ptr, .attribute(...)-less qualifiers we do not need
+            else:
+                raise PtxSyntaxError(
+                    f"expected a type in a variable declaration, found {tok.text!r}", tok.line
+                )
+        if align and (align & (align - 1) or align > 1 << 16):
+            raise PtxSyntaxError(f"bad alignment {align}", line)
+        out: list[Variable] = []
+        while True:
+            name = self.word()
+            elem = TYPE_BYTES[vtype] * vec
+            count = 1
+            unsized = False
+            while self.accept("["):
+                if self.accept("]"):
+                    unsized = True
+                    continue
+                dim = self.integer()
+                self.expect("]")
+                if dim < 0:
+                    raise PtxSyntaxError(f"negative array size for {name}", line)
+                count *= dim
+                if count * elem > MAX_VARIABLE_BYTES:
+                    raise PtxSyntaxError(f"variable {name} is larger than {MAX_VARIABLE_BYTES} bytes", line)
+            if self.accept("<"):  # a register-like parameterized name: not for variables
+                raise PtxSyntaxError(f"parameterized variable name {name}", line)
+            out.append(Variable(space, name, vtype, align or elem, 0 if unsized else count * elem, extern))
+            if self.accept("="):
+                self._skip_initializer()
+            if self.accept(";"):
+                return out
+            self.expect(",")
+
+    def _skip_initializer(self) -> None:
+        depth = 0
+        while True:
+            tok = self.peek()
+            if tok is None:
+                raise PtxSyntaxError("unterminated initializer", self.line())
+            if tok.text == "{":
+                depth += 1
+            elif tok.text == "}":
+                depth -= 1
+            elif tok.text in (";", ",") and depth == 0:
+                return
+            self.next()
+
+    def _params(self, close: str) -> list[Variable]:
+        params: list[Variable] = []
+        if self.accept(close):
+            return params
+        while True:
+            line = self.line()
+            space = self.next().text
+            if space not in (".param", ".reg"):
+                raise PtxSyntaxError(f"expected .param, found {space!r}", line)
+            align = 0
+            vtype = ""
+            while True:
+                tok = self.next()
+                if tok.text == ".align":
+                    align = self.integer()
+                elif tok.text.startswith(".") and tok.text[1:] in _TYPES:
+                    vtype = tok.text[1:]
+                elif tok.text.startswith("."):
+                    if tok.text == ".ptr":
+                        pass
+                    continue
+                else:
+                    self.i -= 1
+                    break
+            if not vtype:
+                raise PtxSyntaxError("a parameter without a type", line)
+            name = self.word()
+            elem = TYPE_BYTES[vtype]
+            count = 1
+            while self.accept("["):
+                dim = self.integer()
+                self.expect("]")
+                count *= max(dim, 0)
+                if count * elem > MAX_VARIABLE_BYTES:
+                    raise PtxSyntaxError(f"parameter {name} is too large", line)
+            if align and align & (align - 1):
+                raise PtxSyntaxError(f"bad alignment {align}", line)
+            params.append(Variable("param", name, vtype, align or elem, count * elem))
+            if self.accept(close):
+                return params
+            self.expect(",")
+
+    def _function(self) -> Function:
+        line = self.line()
+        kind = self.next().text[1:]
+        returns: list[Variable] = []
+        if kind == "func" and self.accept("("):
+            returns = self._params(")")
+        name = self.word()
+        params: list[Variable] = []
+        if self.accept("("):
+            params = self._params(")")
+        fn = Function(name, kind, params, returns, None, line=line)
+        while True:  # performance directives up to the body or ';'
+            tok = self.peek()
+            if tok is None:
+                raise PtxSyntaxError(f"function {name} has no body", line)
+            if tok.text == ";":
+                self.next()
+                return fn
+            if tok.text == "{":
+                break
+            self.next()
+        self.expect("{")
+        fn.body = []
+        self._block(fn, 1)
+        return fn
+
+    def _block(self, fn: Function, depth: int) -> None:
+        assert fn.body is not None
+        if depth > 64:
+            raise PtxSyntaxError("blocks nest too deeply", self.line())
+        while True:
+            tok = self.next()
+            t = tok.text
+            if t == "}":
+                return
+            if t == "{":
+                self._block(fn, depth + 1)
+            elif t == ".reg":
+                self._registers(fn, tok.line)
+            elif t in (".local", ".shared", ".param", ".global", ".const"):
+                self.i -= 1
+                fn.variables.extend(self._variables(False))
+            elif t in _SKIPPED_DIRECTIVES:
+                if t == ".file":
+                    self.i -= 1
+                    self._skip_file()
+                elif t == ".loc":
+                    self._skip_line(tok.line)
+                else:
+                    self.skip_statement()
+            elif tok.kind == "word" and self.peek_text() == ":" and not t.startswith("."):
+                self.next()
+                fn.body.append(Label(t, tok.line))
+            else:
+                self.i -= 1
+                fn.body.append(self._instruction())
+
+    def _skip_line(self, line: int) -> None:
+        while self.peek() is not None and self.line() == line:
+            self.next()
+
+    def _registers(self, fn: Function, line: int) -> None:
+        vtype = ""
+        while True:
+            tok = self.next()
+            if tok.text in (".v2", ".v4"):
+                raise PtxSyntaxError("vector registers are not supported", tok.line)
+            if tok.text.startswith(".") and tok.text[1:] in _TYPES:
+                vtype = tok.text[1:]
+                break
+            raise PtxSyntaxError(f"expected a register type, found {tok.text!r}", tok.line)
+        while True:
+            name = self.word()
+            if self.accept("<"):
+                count = self.integer()
+                self.expect(">")
+                if not 0 <= count <= MAX_DECLARED or len(fn.registers) + count > 4 * MAX_DECLARED:
+                    raise PtxSyntaxError(f"too many registers {name}<{count}>", line)
+                for k in range(count):
+                    fn.registers[f"{name}{k}"] = vtype
+            else:
+                if len(fn.registers) >= 4 * MAX_DECLARED:
+                    raise PtxSyntaxError("too many registers", line)
+                fn.registers[name] = vtype
+            if self.accept(";"):
+                return
+            self.expect(",")
+
+    def _instruction(self) -> Instruction:
+        line = self.line()
+        guard: Reg | None = None
+        if self.accept("@"):
+            neg = self.accept("!")
+            guard = Reg(self.word(), neg)
+        op = self.word()
+        if op.startswith(".") or op.startswith("%"):
+            raise PtxSyntaxError(f"unexpected {op!r}", line)
+        parts = op.split(".")
+        operands: list[Operand] = []
+        if not self.accept(";"):
+            while True:
+                operands.append(self._operand())
+                if self.accept(";"):
+                    break
+                self.expect(",")
+        if len(operands) > 64:
+            raise PtxSyntaxError("too many operands", line)
+        return Instruction(parts[0], tuple(p for p in parts[1:] if p), tuple(operands), guard, line)
+
+    def _scalar(self) -> Reg | Imm | Sym:
+        tok = self.next()
+        if tok.text == "-":
+            value = self._scalar()
+            if not isinstance(value, Imm):
+                raise PtxSyntaxError("'-' before something that is not a number", tok.line)
+            return Imm(-value.value)
+        if tok.text == "!":
+            return Reg(self.word(), True)
+        if tok.kind == "float":
+            return Imm(_float_value(tok.text))
+        if tok.kind == "int":
+            if "." in tok.text:
+                return Imm(float(tok.text))
+            return Imm(_int_value(tok.text, tok.line))
+        if tok.kind == "word":
+            return Reg(tok.text) if tok.text.startswith("%") else Sym(tok.text)
+        raise PtxSyntaxError(f"unexpected {tok.text!r} in an operand", tok.line)
+
+    def _operand(self) -> Operand:
+        line = self.line()
+        if self.accept("["):
+            base: Reg | Sym | None = None
+            offset = 0
+            tok = self.peek()
+            if tok is not None and tok.kind == "word":
+                word = self.word()
+                base = Reg(word) if word.startswith("%") else Sym(word)
+                if self.accept("+") or (self.peek_text() == "-"):
+                    offset = self.integer()
+            else:
+                offset = self.integer()
+            self.expect("]")
+            return Addr(base, offset)
+        if self.accept("{"):
+            items: list[Reg | Imm | Sym] = []
+            while not self.accept("}"):
+                items.append(self._scalar())
+                if not self.accept(","):
+                    self.expect("}")
+                    break
+            if not items or len(items) > 8:
+                raise PtxSyntaxError("a vector operand needs 1 to 8 elements", line)
+            return Vec(tuple(items))
+        if self.accept("("):
+            args: list[Sym | Reg | Imm] = []
+            while not self.accept(")"):
+                args.append(self._scalar())
+                if not self.accept(","):
+                    self.expect(")")
+                    break
+            return Args(tuple(args))
+        first = self._scalar()
+        if isinstance(first, Reg) and self.accept("|"):
+            second = self._scalar()
+            if not isinstance(second, Reg):
+                raise PtxSyntaxError("'|' joins two predicates", line)
+            return Pair(first, second)
+        if isinstance(first, Sym) and self.accept("+"):  # symbol+offset as a value (mov %rd, sym+4)
+            return Addr(first, self.integer())
+        return first
+
+
+def parse_ptx(text: str) -> Module:
+    """Parse a PTX module; raises :class:`PtxSyntaxError` (a ``ValueError``) only."""
+    parser = _Parser(text.split("\0", 1)[0])
+    try:
+        return parser.module()
+    except RecursionError:
+        raise PtxSyntaxError("the module nests too deeply", parser.line()) from None

@@ -1,0 +1,179 @@
+"""A parsed module as a program: functions with resolved labels, basic blocks and reconvergence points.
+
+For each function the body's labels become instruction indices (``pc``); the instructions are split
+into basic blocks; the control-flow graph gets a virtual exit node that every ``ret``/``exit`` (and
+falling off the end) leads to; and each block's *immediate post-dominator* is computed. A branch
+executed at ``pc`` reconverges (its threads run together again) at the first instruction of its
+block's immediate post-dominator — :meth:`FunctionCode.reconvergence` — or never (``-1``) when that is
+the exit. This is the reconvergence rule of GPGPU-Sim's SIMT stack.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ._parse import Function, Instruction, Label, Module, PtxSyntaxError, Sym, Variable, parse_ptx
+
+__all__ = ["EXIT", "FunctionCode", "Program", "build_program"]
+
+#: the reconvergence point of a branch whose paths only meet at the function's exit
+EXIT = -1
+
+_ENDS_BLOCK = {"bra", "ret", "exit", "trap", "brx"}
+
+
+@dataclass(slots=True)
+class FunctionCode:
+    """One function's straight-line code and its control-flow facts."""
+
+    function: Function
+    code: list[Instruction]
+    labels: dict[str, int]  # label -> pc
+    block_of: list[int]  # pc -> block index
+    block_start: list[int]  # block -> first pc
+    ipdom: list[int]  # block -> immediate post-dominator block, EXIT when none
+    successors: list[tuple[int, ...]] = field(default_factory=list)  # block -> blocks (EXIT for exit)
+
+    @property
+    def name(self) -> str:
+        return self.function.name
+
+    def target(self, label: str, line: int) -> int:
+        pc = self.labels.get(label)
+        if pc is None:
+            raise PtxSyntaxError(f"branch to an unknown label {label!r} in {self.name}", line)
+        return pc
+
+    def reconvergence(self, pc: int) -> int:
+        """The pc where the threads diverging at ``pc`` meet again, or :data:`EXIT`."""
+        post = self.ipdom[self.block_of[pc]]
+        return EXIT if post == EXIT else self.block_start[post]
+
+
+def _unconditional(ins: Instruction) -> bool:
+    return ins.guard is None
+
+
+def build_function(fn: Function) -> FunctionCode:
+    assert fn.body is not None
+    code: list[Instruction] = []
+    labels: dict[str, int] = {}
+    for item in fn.body:
+        if isinstance(item, Label):
+            if item.name in labels:
+                raise PtxSyntaxError(f"label {item.name} defined twice in {fn.name}", item.line)
+            labels[item.name] = len(code)
+        else:
+            code.append(item)
+    n = len(code)
+    leaders = {0} | {pc for pc in labels.values() if pc < n}
+    for pc, ins in enumerate(code):
+        if ins.opcode in _ENDS_BLOCK and pc + 1 < n:
+            leaders.add(pc + 1)
+    starts = sorted(leaders) if n else []
+    block_of = [0] * n
+    for b, start in enumerate(starts):
+        end = starts[b + 1] if b + 1 < len(starts) else n
+        for pc in range(start, end):
+            block_of[pc] = b
+    nb = len(starts)
+    succ: list[tuple[int, ...]] = []
+    for b in range(nb):
+        end = starts[b + 1] if b + 1 < nb else n
+        last = code[end - 1]
+        fall = b + 1 if b + 1 < nb else EXIT
+        out: list[int] = []
+        if last.opcode == "bra":
+            if not last.operands or not isinstance(last.operands[0], Sym):
+                raise PtxSyntaxError("bra needs a label", last.line)
+            tpc = labels.get(last.operands[0].name)
+            if tpc is None:
+                raise PtxSyntaxError(f"branch to an unknown label {last.operands[0].name!r}", last.line)
+            out.append(block_of[tpc] if tpc < n else EXIT)
+            if not _unconditional(last):
+                out.append(fall)
+        elif last.opcode in ("ret", "exit", "trap"):
+            out.append(EXIT)
+            if not _unconditional(last):
+                out.append(fall)
+        else:
+            out.append(fall)
+        succ.append(tuple(dict.fromkeys(out)))
+    return FunctionCode(fn, code, labels, block_of, starts, _ipdoms(succ), succ)
+
+
+def _ipdoms(succ: list[tuple[int, ...]]) -> list[int]:
+    """Immediate post-dominators by the iterative data-flow method, sets as bit masks.
+
+    Bit ``nb`` stands for the exit. A block from which the exit cannot be reached (an endless loop)
+    keeps "everything" as its post-dominator set; it gets EXIT as its ipdom (it never reconverges).
+    """
+    nb = len(succ)
+    exit_bit = 1 << nb
+    everything = (1 << (nb + 1)) - 1
+    pdom = [everything] * nb
+
+    def bits(s: int) -> int:
+        return exit_bit if s == EXIT else pdom[s]
+
+    changed = True
+    while changed:
+        changed = False
+        for b in range(nb - 1, -1, -1):
+            meet = everything
+            for s in succ[b]:
+                meet &= bits(s)
+            new = meet | (1 << b)
+            if new != pdom[b]:
+                pdom[b] = new
+                changed = True
+    out: list[int] = []
+    for b in range(nb):
+        if pdom[b] == everything and nb > 0 and not _reaches_exit(b, succ):
+            out.append(EXIT)
+            continue
+        strict = pdom[b] & ~(1 << b)
+        best, best_count = EXIT, -1
+        for d in range(nb):
+            if strict >> d & 1:
+                count = bin(pdom[d]).count("1")  # the closest post-dominator has the most of its own
+                if count > best_count:
+                    best, best_count = d, count
+        out.append(best)
+    return out
+
+
+def _reaches_exit(b: int, succ: list[tuple[int, ...]]) -> bool:
+    seen = {b}
+    todo = [b]
+    while todo:
+        for s in succ[todo.pop()]:
+            if s == EXIT:
+                return True
+            if s not in seen:
+                seen.add(s)
+                todo.append(s)
+    return False
+
+
+@dataclass(slots=True)
+class Program:
+    """A whole module: its variables and its functions' code (built once, shared by launches)."""
+
+    module: Module
+    functions: dict[str, FunctionCode]
+
+    @property
+    def variables(self) -> list[Variable]:
+        return self.module.variables
+
+    def entry(self, name: str) -> FunctionCode | None:
+        code = self.functions.get(name)
+        return code if code is not None and code.function.kind == "entry" else None
+
+
+def build_program(text: str) -> Program:
+    """Parse and build; raises :class:`PtxSyntaxError` for text it cannot use."""
+    module = parse_ptx(text)
+    functions = {name: build_function(fn) for name, fn in module.functions.items() if fn.body is not None}
+    return Program(module, functions)

@@ -1,0 +1,107 @@
+"""What a running batch of threads holds: registers per frame, shared, local and param memory.
+
+A *batch* is one or more whole blocks whose threads execute together, thread ``t`` of the batch being
+thread ``t % block_threads`` of block ``t // block_threads``. Every register is a NumPy array with one
+element per thread of the batch — or a NumPy scalar while every thread holds the same value (loaded
+parameters, constants, addresses derived from them), which arithmetic broadcasts. Registers are never
+changed in place (a write builds a new array), so two registers may share one array safely.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from protocol import CUresult
+
+from .._kernels import DeviceMemory
+
+__all__ = ["Batch", "KernelFaultError", "Frame", "Limits", "Value"]
+
+#: a register's or an operand's value: an ndarray with one element per thread, or a NumPy scalar
+#: that every thread shares. Typed ``Any``: NumPy's operator stubs cannot type mixed array/scalar
+#: arithmetic across dtypes, which is all the engine does.
+Value = Any
+Mask = npt.NDArray[np.bool_]
+
+
+class KernelFaultError(Exception):
+    """What ends a launch from inside: a GPU's fault (illegal address, trap) or a bound (time)."""
+
+    def __init__(self, status: CUresult, message: str, *, sticky: bool = True) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.sticky = sticky
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds on one launch: wall-clock seconds and executed instructions (per batch-instruction,
+    summed over the grid) before ``CUDA_ERROR_LAUNCH_TIMEOUT``; threads per batch; local memory."""
+
+    seconds: float = 10.0
+    instructions: int = 50_000_000
+    batch_threads: int = 8192
+    local_bytes_per_thread: int = 64 << 10
+    local_bytes_total: int = 256 << 20
+    shared_bytes_total: int = 64 << 20
+    call_depth: int = 64
+
+
+@dataclass(eq=False, slots=True)
+class Batch:
+    """One batch of blocks of a launch (see the module docstring)."""
+
+    kernel: str
+    memory: DeviceMemory
+    symbols: Mapping[str, int]
+    params: bytes
+    n: int  # threads in the batch
+    block_threads: int
+    block_dim: tuple[int, int, int]
+    grid_dim: tuple[int, int, int]
+    block_index: npt.NDArray[np.intp]  # thread -> block of the batch (0-based)
+    ctaid: tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32], npt.NDArray[np.uint32]]
+    tid: tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32], npt.NDArray[np.uint32]]
+    linear_tid: npt.NDArray[np.uint32]  # thread's index within its block
+    shared: npt.NDArray[np.uint8]  # (blocks, bytes)
+    dynamic_shared: int
+    limits: Limits
+    local: npt.NDArray[np.uint8] = field(default_factory=lambda: np.zeros((0, 0), dtype=np.uint8))
+    exited: Mask = field(default_factory=lambda: np.zeros(0, dtype=np.bool_))
+    steps: int = 0  # batch-instructions executed, shared across the launch through Launch
+    depth: int = 0
+
+    def ensure_local(self, top: int) -> None:
+        """Grow every thread's local stack to ``top`` bytes, within the limits."""
+        if top <= self.local.shape[1]:
+            return
+        limits = self.limits
+        if top > limits.local_bytes_per_thread or top * self.n > limits.local_bytes_total:
+            raise KernelFaultError(
+                CUresult.CUDA_ERROR_NOT_SUPPORTED,
+                f"the kernel needs {top} bytes of local memory per thread; the engine allows "
+                f"{limits.local_bytes_per_thread} (and {limits.local_bytes_total} per batch)",
+                sticky=False,
+            )
+        width = max(top, min(2 * self.local.shape[1], limits.local_bytes_per_thread))
+        grown = np.zeros((self.n, width), dtype=np.uint8)
+        grown[:, : self.local.shape[1]] = self.local
+        self.local = grown
+
+
+@dataclass(eq=False, slots=True)
+class Frame:
+    """One function activation: its registers, its ``.param`` variables and its local stack base."""
+
+    batch: Batch
+    regs: dict[str, Value]
+    params: dict[str, npt.NDArray[np.uint8]]  # per-thread param bytes: (n, size)
+    local_base: int
+    entry: bool  # the kernel's own frame (its params are the launch's parameter block)
+    function: str

@@ -1,0 +1,412 @@
+// Kernels that exercise what nvcc 13 emits, for the PTX engine's tests (tests/ptx): every kernel
+// writes what each thread computed to `out`, and the tests compare it with an exact NumPy reference
+// (bitwise for integers, within the ISA's documented error for approximations). extern "C" keeps the
+// names short. Built for compute_75, compute_80 and compute_90 by build.sh (ptx_corpus.*.ptx).
+//
+// Layout convention: a kernel with K results per element writes result k of element i at
+// out[k * n + i]; elements are i = blockIdx.x * blockDim.x + threadIdx.x, guarded by i < n.
+
+#include <cstdint>
+
+#define ELEMENT() \
+    int i = blockIdx.x * blockDim.x + threadIdx.x; \
+    if (i >= n) return;
+
+// 32-bit integer arithmetic, signed and unsigned
+extern "C" __global__ void int32_ops(const int* a, const int* b, int* out, int n) {
+    ELEMENT();
+    int x = a[i], y = b[i];
+    unsigned ux = (unsigned)x, uy = (unsigned)y;
+    int k = 0;
+    out[k++ * n + i] = x + y;
+    out[k++ * n + i] = x - y;
+    out[k++ * n + i] = x * y;
+    out[k++ * n + i] = __mulhi(x, y);
+    out[k++ * n + i] = (int)__umulhi(ux, uy);
+    out[k++ * n + i] = y != 0 ? x / y : 0;
+    out[k++ * n + i] = y != 0 ? x % y : 0;
+    out[k++ * n + i] = uy != 0 ? (int)(ux / uy) : 0;
+    out[k++ * n + i] = uy != 0 ? (int)(ux % uy) : 0;
+    out[k++ * n + i] = min(x, y);
+    out[k++ * n + i] = max(x, y);
+    out[k++ * n + i] = (int)min(ux, uy);
+    out[k++ * n + i] = (int)max(ux, uy);
+    out[k++ * n + i] = abs(x);
+    out[k++ * n + i] = -x;
+    out[k++ * n + i] = x & y;
+    out[k++ * n + i] = x | y;
+    out[k++ * n + i] = x ^ y;
+    out[k++ * n + i] = ~x;
+    out[k++ * n + i] = x << (y & 31);
+    out[k++ * n + i] = x >> (y & 31);
+    out[k++ * n + i] = (int)(ux >> (uy & 31));
+    out[k++ * n + i] = __popc(ux);
+    out[k++ * n + i] = __clz(x);
+    out[k++ * n + i] = (int)__brev(ux);
+    out[k++ * n + i] = (int)__byte_perm(ux, uy, uy & 0xffff);
+    out[k++ * n + i] = __ffs(x);
+    out[k++ * n + i] = __sad(x, y, 7);
+    out[k++ * n + i] = x * 7 + y;
+    out[k++ * n + i] = __hadd(x, y);
+    unsigned bfe_u, bfi_r;
+    int bfe_s;
+    asm("bfe.u32 %0, %1, %2, %3;" : "=r"(bfe_u) : "r"(ux), "r"(uy & 0xff), "r"((uy >> 8) & 0xff));
+    asm("bfe.s32 %0, %1, %2, %3;" : "=r"(bfe_s) : "r"(x), "r"(uy & 0xff), "r"((uy >> 8) & 0xff));
+    asm("bfi.b32 %0, %1, %2, %3, %4;" : "=r"(bfi_r) : "r"(ux), "r"(uy), "r"((ux >> 16) & 0xff), "r"((ux >> 24) & 0xff));
+    out[k++ * n + i] = (int)bfe_u;
+    out[k++ * n + i] = bfe_s;
+    out[k++ * n + i] = (int)bfi_r;
+}
+
+// 64-bit and 16-bit integer arithmetic
+extern "C" __global__ void int64_ops(const long long* a, const long long* b, long long* out, int n) {
+    ELEMENT();
+    long long x = a[i], y = b[i];
+    unsigned long long ux = (unsigned long long)x, uy = (unsigned long long)y;
+    short sx = (short)x, sy = (short)y;
+    int k = 0;
+    out[k++ * n + i] = x + y;
+    out[k++ * n + i] = x - y;
+    out[k++ * n + i] = x * y;
+    out[k++ * n + i] = __mul64hi(x, y);
+    out[k++ * n + i] = (long long)__umul64hi(ux, uy);
+    out[k++ * n + i] = y != 0 ? x / y : 0;
+    out[k++ * n + i] = y != 0 ? x % y : 0;
+    out[k++ * n + i] = uy != 0 ? (long long)(ux / uy) : 0;
+    out[k++ * n + i] = uy != 0 ? (long long)(ux % uy) : 0;
+    out[k++ * n + i] = min(x, y);
+    out[k++ * n + i] = max(ux, uy);
+    out[k++ * n + i] = x << (y & 63);
+    out[k++ * n + i] = x >> (y & 63);
+    out[k++ * n + i] = (long long)(ux >> (uy & 63));
+    out[k++ * n + i] = __popcll(ux);
+    out[k++ * n + i] = __clzll(x);
+    out[k++ * n + i] = (long long)__brevll(ux);
+    out[k++ * n + i] = (long long)(int)x * (long long)(int)y;          // mul.wide.s32
+    out[k++ * n + i] = (long long)((unsigned long long)(unsigned)x * (unsigned)y);  // mul.wide.u32
+    out[k++ * n + i] = (short)(sx * sy + sx);
+    out[k++ * n + i] = (unsigned short)sx / (unsigned short)(sy | 1);
+    out[k++ * n + i] = (long long)(int)x;   // cvt.s64.s32 of the low half
+    out[k++ * n + i] = (long long)(unsigned char)x + (long long)(signed char)y;
+}
+
+// float32 arithmetic, IEEE rounding modes, approximations
+extern "C" __global__ void f32_ops(const float* a, const float* b, const float* c, float* out, int n) {
+    ELEMENT();
+    float x = a[i], y = b[i], z = c[i];
+    int k = 0;
+    out[k++ * n + i] = x + y;
+    out[k++ * n + i] = x - y;
+    out[k++ * n + i] = x * y;
+    out[k++ * n + i] = x / y;
+    out[k++ * n + i] = fmaf(x, y, z);
+    out[k++ * n + i] = __fadd_rz(x, y);
+    out[k++ * n + i] = __fadd_rd(x, y);
+    out[k++ * n + i] = __fadd_ru(x, y);
+    out[k++ * n + i] = __fmul_rz(x, y);
+    out[k++ * n + i] = __fmul_rd(x, y);
+    out[k++ * n + i] = __fmul_ru(x, y);
+    out[k++ * n + i] = __fmaf_rz(x, y, z);
+    out[k++ * n + i] = __fmaf_rd(x, y, z);
+    out[k++ * n + i] = __fmaf_ru(x, y, z);
+    out[k++ * n + i] = __fdiv_rz(x, y);
+    out[k++ * n + i] = __fdiv_rd(x, y);
+    out[k++ * n + i] = __fdiv_ru(x, y);
+    out[k++ * n + i] = fminf(x, y);
+    out[k++ * n + i] = fmaxf(x, y);
+    out[k++ * n + i] = fabsf(x);
+    out[k++ * n + i] = -x;
+    out[k++ * n + i] = copysignf(x, y);
+    out[k++ * n + i] = sqrtf(fabsf(x));
+    out[k++ * n + i] = __frcp_rn(y);
+    out[k++ * n + i] = __saturatef(x);
+    out[k++ * n + i] = (x < y) ? z : x;
+    out[k++ * n + i] = floorf(x);
+    out[k++ * n + i] = ceilf(x);
+    out[k++ * n + i] = truncf(x);
+    out[k++ * n + i] = rintf(x);
+}
+
+// approximate special functions (compared within the ISA's documented error)
+extern "C" __global__ void f32_approx(const float* a, float* out, int n) {
+    ELEMENT();
+    float x = a[i];
+    float t;
+    asm("tanh.approx.f32 %0, %1;" : "=f"(t) : "f"(x));
+    int k = 0;
+    out[k++ * n + i] = exp2f(x);       // ex2.approx.ftz.f32 (with the libdevice wrapper)
+    out[k++ * n + i] = __expf(x);
+    out[k++ * n + i] = __log2f(fabsf(x) + 1.0f);
+    out[k++ * n + i] = __sinf(x);
+    out[k++ * n + i] = __cosf(x);
+    out[k++ * n + i] = rsqrtf(fabsf(x) + 1.0f);
+    out[k++ * n + i] = __frcp_rn(x + 3.0f);
+    out[k++ * n + i] = t;
+    out[k++ * n + i] = expf(x);
+    out[k++ * n + i] = tanhf(x);
+    out[k++ * n + i] = __fdividef(x, 3.0f);
+}
+
+// float64 arithmetic and conversions between widths
+extern "C" __global__ void f64_ops(const double* a, const double* b, const double* c, double* out,
+                                   float* out32, int n) {
+    ELEMENT();
+    double x = a[i], y = b[i], z = c[i];
+    int k = 0;
+    out[k++ * n + i] = x + y;
+    out[k++ * n + i] = x - y;
+    out[k++ * n + i] = x * y;
+    out[k++ * n + i] = x / y;
+    out[k++ * n + i] = fma(x, y, z);
+    out[k++ * n + i] = sqrt(fabs(x));
+    out[k++ * n + i] = fmin(x, y);
+    out[k++ * n + i] = fmax(x, y);
+    out[k++ * n + i] = -fabs(x);
+    out[k++ * n + i] = __dadd_rz(x, y);
+    out[k++ * n + i] = __dmul_ru(x, y);
+    int j = 0;
+    out32[j++ * n + i] = (float)x;
+    out32[j++ * n + i] = __double2float_rz(x);
+    out32[j++ * n + i] = __double2float_rd(x);
+    out32[j++ * n + i] = __double2float_ru(x);
+    out32[j++ * n + i] = (float)(x * y);
+}
+
+// conversions between integers and floats, with every rounding mode
+extern "C" __global__ void conversions(const float* a, const int* b, const long long* c, int* out_i,
+                                       float* out_f, long long* out_l, int n) {
+    ELEMENT();
+    float x = a[i];
+    int y = b[i];
+    long long z = c[i];
+    int k = 0;
+    out_i[k++ * n + i] = __float2int_rn(x);
+    out_i[k++ * n + i] = __float2int_rz(x);
+    out_i[k++ * n + i] = __float2int_rd(x);
+    out_i[k++ * n + i] = __float2int_ru(x);
+    out_i[k++ * n + i] = (int)__float2uint_rn(x);
+    out_i[k++ * n + i] = (int)(unsigned short)__float2uint_rz(x);
+    out_i[k++ * n + i] = (signed char)y;
+    out_i[k++ * n + i] = (unsigned short)y;
+    int m = 0;
+    out_f[m++ * n + i] = (float)y;
+    out_f[m++ * n + i] = __int2float_rz(y);
+    out_f[m++ * n + i] = __int2float_rd(y);
+    out_f[m++ * n + i] = __int2float_ru(y);
+    out_f[m++ * n + i] = __uint2float_rn((unsigned)y);
+    out_f[m++ * n + i] = (float)z;
+    out_f[m++ * n + i] = (float)(double)z;
+    int l = 0;
+    out_l[l++ * n + i] = __float2ll_rn(x);
+    out_l[l++ * n + i] = __float2ll_rz(x * 1e10f);
+    out_l[l++ * n + i] = (long long)__float2ull_rd(x);
+    out_l[l++ * n + i] = __double2ll_rn((double)x * 3.0e9);
+}
+
+// comparisons and predicate logic (NaN-aware for floats); results as 0/1
+extern "C" __global__ void compares(const int* a, const int* b, const float* fa, const float* fb, int* out, int n) {
+    ELEMENT();
+    int x = a[i], y = b[i];
+    unsigned ux = (unsigned)x, uy = (unsigned)y;
+    float p = fa[i], q = fb[i];
+    int k = 0;
+    out[k++ * n + i] = x == y;
+    out[k++ * n + i] = x != y;
+    out[k++ * n + i] = x < y;
+    out[k++ * n + i] = x <= y;
+    out[k++ * n + i] = x > y;
+    out[k++ * n + i] = x >= y;
+    out[k++ * n + i] = ux < uy;
+    out[k++ * n + i] = ux <= uy;
+    out[k++ * n + i] = ux > uy;
+    out[k++ * n + i] = ux >= uy;
+    out[k++ * n + i] = p == q;
+    out[k++ * n + i] = p != q;
+    out[k++ * n + i] = p < q;
+    out[k++ * n + i] = p <= q;
+    out[k++ * n + i] = p > q;
+    out[k++ * n + i] = p >= q;
+    out[k++ * n + i] = !(p < q);
+    out[k++ * n + i] = !(p >= q);
+    out[k++ * n + i] = p != p;
+    out[k++ * n + i] = (x < y) && (p < q);
+    out[k++ * n + i] = (x < y) || (p < q);
+    out[k++ * n + i] = (x < y) != (p < q);
+    out[k++ * n + i] = (x < y) ? x : y * 3;
+}
+
+// control flow: nested divergence, data-dependent loops, early exit, a non-inlined call
+__device__ __noinline__ int collatz_steps(int v, int limit) {
+    int steps = 0;
+    while (v > 1 && steps < limit) {
+        v = (v & 1) ? 3 * v + 1 : v / 2;
+        steps++;
+    }
+    return steps;
+}
+
+extern "C" __global__ void control_flow(const int* a, int* out, int n) {
+    ELEMENT();
+    int x = a[i];
+    int r;
+    if (x % 3 == 0) {
+        r = 100;
+        for (int j = 0; j < (x & 7); j++) {
+            if (j == 5) break;
+            r += j * j;
+        }
+    } else if (x % 3 == 1) {
+        r = -x;
+        while (r < 0) r += 7;
+    } else {
+        switch (x & 3) {
+            case 0: r = 1; break;
+            case 1: r = 11; break;
+            case 2: r = 111; break;
+            default: r = 1111;
+        }
+    }
+    out[i] = r;
+    out[n + i] = collatz_steps(x & 1023, 200);
+}
+
+// recursion: a .func that calls itself, with work after the call (so it stays a recursion)
+__device__ __noinline__ int walk(const int* table, int v) {
+    if (v <= 0) return table[0];
+    int here = table[v & 7];
+    return (walk(table, v - 1) ^ here) + v;
+}
+
+extern "C" __global__ void recursion(const int* a, const int* table, int* out, int n) {
+    ELEMENT();
+    out[i] = walk(table, a[i]);
+}
+
+// vector loads and stores, local memory with a run-time index, dynamic shared memory
+extern "C" __global__ void vectors(const float4* in4, const double2* in2, float4* out4, double2* out2,
+                                   int* out_local, int n) {
+    ELEMENT();
+    float4 v = in4[i];
+    out4[i] = make_float4(v.w, v.z + 1.0f, v.y, v.x);
+    double2 d = in2[i];
+    out2[i] = make_double2(d.y, d.x * 2.0);
+    int local[16];
+    for (int j = 0; j < 16; j++) local[j] = i * j;
+    out_local[i] = local[(i * 7) & 15] + local[i & 15];
+}
+
+extern "C" __global__ void dynamic_shared_reverse(const float* in, float* out, int n) {
+    extern __shared__ float tile[];
+    int t = threadIdx.x;
+    int i = blockIdx.x * blockDim.x + t;
+    tile[t] = i < n ? in[i] : 0.0f;
+    __syncthreads();
+    if (i < n) out[i] = tile[blockDim.x - 1 - t];
+}
+
+// an early return before a barrier (the returning threads count as arrived), 2-D blocks
+extern "C" __global__ void early_exit_barrier(const float* in, float* out, int width, int height) {
+    __shared__ float row_sum[32];
+    int x = threadIdx.x, y = threadIdx.y;
+    if (y >= height) return;
+    if (x == 0) row_sum[y] = 0.0f;
+    __syncthreads();
+    if (x < width) atomicAdd(&row_sum[y], in[y * width + x]);
+    __syncthreads();
+    if (x == 0) out[y] = row_sum[y];
+}
+
+// warp-level primitives
+extern "C" __global__ void warp_ops(const int* in, int* out, int n) {
+    ELEMENT();
+    int v = in[i];
+    unsigned full = 0xffffffffu;
+    int k = 0;
+    out[k++ * n + i] = __shfl_sync(full, v, (threadIdx.x * 7) & 31);
+    out[k++ * n + i] = __shfl_up_sync(full, v, 3);
+    out[k++ * n + i] = __shfl_down_sync(full, v, 5);
+    out[k++ * n + i] = __shfl_xor_sync(full, v, 6);
+    out[k++ * n + i] = __shfl_sync(full, v, 2, 8);
+    out[k++ * n + i] = __shfl_up_sync(full, v, 1, 16);
+    out[k++ * n + i] = __shfl_down_sync(full, v, 2, 4);
+    out[k++ * n + i] = (int)__ballot_sync(full, v & 1);
+    out[k++ * n + i] = __any_sync(full, v > 1000);
+    out[k++ * n + i] = __all_sync(full, v > -1000);
+    int lane, warp;
+    asm("mov.u32 %0, %%laneid;" : "=r"(lane));
+    asm("mov.u32 %0, %%warpid;" : "=r"(warp));
+    out[k++ * n + i] = lane;
+    out[k++ * n + i] = warp;
+    int sum = v;
+    for (int off = 16; off > 0; off >>= 1) sum += __shfl_xor_sync(full, sum, off);
+    out[k++ * n + i] = sum;
+    out[k++ * n + i] = (v & 1) ? (int)__activemask() : -1;
+}
+
+// atomics on global and shared memory
+extern "C" __global__ void atomics(const int* in, int* gint, unsigned* guint, float* gfloat,
+                                   unsigned long long* g64, int* old_out, int n) {
+    __shared__ int hist[8];
+    int t = threadIdx.x;
+    int i = blockIdx.x * blockDim.x + t;
+    if (t < 8) hist[t] = 0;
+    __syncthreads();
+    if (i < n) {
+        int v = in[i];
+        old_out[i] = atomicAdd(&gint[0], v);
+        atomicMin(&gint[1], v);
+        atomicMax(&gint[2], v);
+        atomicAnd(&gint[3], v | 0x10000);
+        atomicOr(&gint[4], v & 0xff);
+        atomicXor(&gint[5], v);
+        atomicExch(&gint[6], v);
+        atomicCAS(&gint[7], 0, v);
+        atomicInc(&guint[0], 17u);
+        atomicDec(&guint[1], 13u);
+        atomicMin(&guint[2], (unsigned)v);
+        atomicMax(&guint[3], (unsigned)v);
+        atomicAdd(&gfloat[0], (float)(v & 15) * 0.25f);
+        atomicAdd(&g64[0], (unsigned long long)(v & 0xffff));
+        atomicAdd(&hist[v & 7], 1);
+    }
+    __syncthreads();
+    if (t < 8) atomicAdd(&gint[8 + t], hist[t]);
+}
+
+// thread and block geometry, 3-D
+extern "C" __global__ void geometry(int* out) {
+    int t = threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z);
+    int b = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
+    int i = b * (blockDim.x * blockDim.y * blockDim.z) + t;
+    int* o = out + 8 * i;
+    o[0] = threadIdx.x; o[1] = threadIdx.y; o[2] = threadIdx.z;
+    o[3] = blockIdx.x; o[4] = blockIdx.y; o[5] = blockIdx.z;
+    o[6] = blockDim.x * 100 + blockDim.y * 10 + blockDim.z;
+    o[7] = gridDim.x * 100 + gridDim.y * 10 + gridDim.z;
+}
+
+// faults and bounds: a trap, an endless loop, a store through a computed pointer
+extern "C" __global__ void trapper(int* out, int when) {
+    if (threadIdx.x == when) asm volatile("trap;");
+    out[threadIdx.x] = 1;
+}
+
+extern "C" __global__ void spin(volatile int* flag) {
+    while (flag[0] == 0) { }
+}
+
+extern "C" __global__ void store_at(int* base, long long offset) {
+    base[offset + threadIdx.x] = 7;
+}
+
+// an instruction the engine does not implement yet (tensor cores): its launch is not supported
+extern "C" __global__ void uses_mma(const unsigned* a, const unsigned* b, float* d) {
+    unsigned a0 = a[0], a1 = a[1], b0 = b[0];
+    float c0 = 0.f, c1 = 0.f, c2 = 0.f, c3 = 0.f;
+    asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%0,%1,%2,%3};"
+                 : "+f"(c0), "+f"(c1), "+f"(c2), "+f"(c3) : "r"(a0), "r"(a1), "r"(b0));
+    d[threadIdx.x * 4 + 0] = c0;
+    d[threadIdx.x * 4 + 1] = c1;
+    d[threadIdx.x * 4 + 2] = c2;
+    d[threadIdx.x * 4 + 3] = c3;
+}

@@ -1,0 +1,169 @@
+"""Shared helpers for the PTX engine's tests: a device memory, kernel launches with parameters packed
+by the kernel's own PTX layout, and exact rounding references."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from executor._errors import CudaError
+from executor._kernels import LaunchDims
+from executor._sim_memory import DeviceMemory
+from executor.ptx import Limits, LoadedModule, launch
+
+KERNELS = Path(__file__).resolve().parents[1] / "kernels"
+CORPUS = {arch: KERNELS / f"ptx_corpus.compute_{arch}.ptx" for arch in (75, 80, 90)}
+TEST_KERNELS = KERNELS / "test_kernels.ptx"
+ATTR_KERNELS = Path(__file__).resolve().parents[1] / "executor" / "attr_kernels" / "attr_kernels.ptx"
+
+_PACK = {
+    "u64": "Q",
+    "s64": "q",
+    "b64": "Q",
+    "u32": "I",
+    "s32": "i",
+    "b32": "I",
+    "f32": "f",
+    "f64": "d",
+    "u16": "H",
+    "s16": "h",
+    "b16": "H",
+    "u8": "B",
+    "s8": "b",
+    "b8": "B",
+}
+
+Dim = int | tuple[int, int, int]
+
+
+def _dim(d: Dim) -> tuple[int, int, int]:
+    return d if isinstance(d, tuple) else (d, 1, 1)
+
+
+class Device:
+    """A VM's device memory (the simulator's own) and launches of one module's kernels on it."""
+
+    def __init__(self, module: LoadedModule) -> None:
+        self.module = module
+        self.memory = DeviceMemory(1 << 30)
+
+    def put(self, values: npt.NDArray[Any]) -> int:
+        ptr = self.memory.alloc(max(values.nbytes, 1))
+        if values.nbytes:
+            self.memory.write(ptr, np.ascontiguousarray(values).view(np.uint8).reshape(-1))
+        return ptr
+
+    def zeros(self, count: int, dtype: type[np.generic] | np.dtype[Any]) -> int:
+        return self.put(np.zeros(count, dtype=dtype))
+
+    def get(self, ptr: int, count: int, dtype: type[np.generic] | np.dtype[Any]) -> npt.NDArray[Any]:
+        size = np.dtype(dtype).itemsize * count
+        return self.memory.read(ptr, size).view(dtype).copy()
+
+    def params(self, kernel: str, *values: int | float) -> bytes:
+        """The parameter block of ``kernel`` with ``values``, packed at its PTX offsets."""
+        assert self.module.program is not None
+        fn = self.module.program.functions[kernel].function
+        assert len(values) == len(fn.params), f"{kernel} takes {len(fn.params)} parameters"
+        out = b""
+        for var, value in zip(fn.params, values, strict=True):
+            out += bytes(-len(out) % var.align)
+            out += struct.pack("<" + _PACK[var.type], value)
+        return out
+
+    def run(
+        self,
+        kernel: str,
+        grid: Dim,
+        block: Dim,
+        *values: int | float,
+        shared: int = 0,
+        limits: Limits | None = None,
+        symbols: dict[str, int] | None = None,
+    ) -> None:
+        launch(
+            self.module,
+            kernel,
+            self.memory,
+            LaunchDims(_dim(grid), _dim(block), shared),
+            self.params(kernel, *values),
+            symbols or {},
+            limits,
+        )
+
+    def fails(
+        self,
+        kernel: str,
+        grid: Dim,
+        block: Dim,
+        *values: int | float,
+        shared: int = 0,
+        limits: Limits | None = None,
+    ) -> CudaError:
+        with pytest.raises(CudaError) as err:
+            self.run(kernel, grid, block, *values, shared=shared, limits=limits)
+        return err.value
+
+
+@pytest.fixture(params=sorted(CORPUS), ids=lambda arch: f"compute_{arch}")
+def corpus(request: pytest.FixtureRequest) -> Iterator[Device]:
+    """The kernel corpus as nvcc 13 compiles it for each virtual architecture."""
+    yield Device(LoadedModule(CORPUS[request.param].read_text()))
+
+
+@pytest.fixture
+def corpus90() -> Device:
+    return Device(LoadedModule(CORPUS[90].read_text()))
+
+
+def ptx_device(text: str) -> Device:
+    """A device running a module written in the test (a ``.entry`` or two of hand-written PTX)."""
+    return Device(LoadedModule(text))
+
+
+# -- exact references -----------------------------------------------------------------------
+
+
+def round_exact(value: Fraction, mode: str, dtype: type[np.floating[Any]]) -> float:
+    """``value`` rounded to ``dtype`` by ``mode`` (rn ties-to-even, rz, rm, rp), exactly."""
+    near = dtype(float(value))
+    candidates = {
+        float(near),
+        float(np.nextafter(near, dtype(np.inf))),
+        float(np.nextafter(near, dtype(-np.inf))),
+    }
+    # float(value) rounds once to float64, so the float32 answer is one of these neighbours
+    finite = sorted(c for c in candidates if np.isfinite(c))
+    below = [c for c in finite if Fraction(c) <= value]
+    above = [c for c in finite if Fraction(c) >= value]
+    lo, hi = max(below), min(above)
+    if lo == hi:
+        return lo
+    if mode == "rz":
+        return lo if value > 0 else hi
+    if mode == "rm":
+        return lo
+    if mode == "rp":
+        return hi
+    dlo, dhi = value - Fraction(lo), Fraction(hi) - value
+    if dlo != dhi:
+        return lo if dlo < dhi else hi
+    bits = np.array([lo], dtype=dtype).view(np.uint32 if dtype is np.float32 else np.uint64)[0]
+    return lo if int(bits) % 2 == 0 else hi
+
+
+def rounded(values: list[Fraction], mode: str, dtype: type[np.floating[Any]]) -> npt.NDArray[Any]:
+    return np.array([round_exact(v, mode, dtype) for v in values], dtype=dtype)
+
+
+def ulps(got: npt.NDArray[np.float32], want: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """How many float32 ulps of ``want`` separate ``got`` from it."""
+    spacing = np.spacing(np.abs(want).astype(np.float32)).astype(np.float64)
+    return np.abs(got.astype(np.float64) - want) / spacing
