@@ -124,11 +124,13 @@ from protocol.models import (
 
 from ._base import AllocationMap, CallIO, DeviceConfig, Executor, HandleTable, HostBudget
 from ._errors import CudaError
-from ._kernels import LaunchDims, reference_kernel
+from ._kernels import LaunchDims
 from ._sim_blas import ITEMSIZE, GemmShape, check_gemm_types, gemm, gemm_ranges
 from ._sim_graph import Capture, EventState, Graph, GraphExec, StreamState
 from ._sim_memory import Bytes, DeviceMemory, fill_views
 from ._sim_modules import FunctionLimits, SimFunction, SimModules, symbol_name
+from .ptx import launch as run_ptx_kernel
+from .ptx import load_module as load_ptx_module
 
 __all__ = ["SimExecutor", "device_attributes"]
 
@@ -827,15 +829,19 @@ class SimExecutor(Executor):
             raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE,
                             f"cuLaunchKernel: the parameter block has {len(io.inp)} bytes, {kernel.name} "
                             f"takes {kernel.param_bytes}")
-        impl = reference_kernel(kernel.name)
-        if impl is None:
-            raise CudaError(CUresult.CUDA_ERROR_NOT_SUPPORTED,
-                            f"cuLaunchKernel: the sim backend has no reference implementation of "
-                            f"{kernel.name!r}; it runs only the kernels in executor/_kernels.py")
+        # the PTX engine runs the kernel; preparing it here answers NOT_SUPPORTED (naming the
+        # instruction) for a kernel it cannot run before anything is enqueued or executed
+        program = load_ptx_module(self.modules.ptx_source(function))
+        program.kernel(kernel.name)
         self._stream_work(args.stream, io, "cuLaunchKernel")
         params = bytes(io.inp[:kernel.param_bytes])  # the payload is the guest's again once we return
         symbols = self.modules.symbols(function)
-        self.enqueue(args.stream, lambda: impl(self.memory, dims, params, symbols), "cuLaunchKernel")
+        memory = self.memory
+
+        def run() -> None:
+            run_ptx_kernel(program, kernel.name, memory, dims, params, symbols)
+
+        self.enqueue(args.stream, run, "cuLaunchKernel")
         return _NO_RESULT
 
     # -- cuBLAS --------------------------------------------------------------------------------------
