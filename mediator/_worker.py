@@ -14,10 +14,9 @@ the other VMs' calls. However busy, it publishes its heartbeat and looks at its 
 at least every ``HEARTBEAT_NS`` (a drain returns after ``BATCH_NS`` of calls, see ``_server.py``).
 A guest that leaves its completion ring full while the next entry needs a completion gets
 back-pressure, not a reset: the worker sleeps on its doorbell and control socket, looking for room
-after 1 ms and then backing off to ``max_sleep_ms``, its heartbeat published at every look
-(``wait_for_room``). The control socket (JSON lines)
-carries ``stop``, ``set_quota`` and ``trace`` from the supervisor; its EOF means the supervisor is
-gone, and the worker releases everything and exits.
+after 1 ms and then backing off to ``max_sleep_ms``, its heartbeat kept (``wait_for_room``). The
+control socket (JSON lines) carries ``stop``, ``set_quota`` and ``trace`` from the supervisor; its EOF
+means the supervisor is gone, and the worker releases everything and exits.
 """
 
 from __future__ import annotations
@@ -245,9 +244,10 @@ class Worker:
         A guest kicks after it submits, not after it consumes completions, so no doorbell says that
         room appeared: the worker looks again after 1 ms, then after twice as long each time, up to
         ``max_sleep_ms`` (a guest that consumes while ``host_need_wakeup`` is 1 may kick to end the
-        wait at once). Each look publishes the heartbeat and the control socket is served while it
-        sleeps: a guest that never reads its completions costs a wakeup per ``max_sleep_ms`` and is
-        never mistaken for a hung worker. An impossible completion head raises, as in ``drain``.
+        wait at once). The heartbeat is published at least every ``HEARTBEAT_NS`` and the control
+        socket is served while it sleeps: a guest that never reads its completions costs a wakeup per
+        ``max_sleep_ms`` and is never mistaken for a hung worker. An impossible completion head
+        raises, as in ``drain``.
         """
         region, cq = self.region, self.server.cq
         self.counters.cq_full_waits += 1
@@ -255,10 +255,11 @@ class Worker:
         region.set_u32(HeaderField.HOST_NEED_WAKEUP, 1)
         fence()
         try:
+            self.publish_stats()  # status shows the wait at once
             while not self.stopping and not cq.space():
-                self.publish_stats()
                 self.sleep(poller, timeout_ms)
                 timeout_ms = min(timeout_ms * 2, self.spec.max_sleep_ms)
+                self.beat_if_due(perf_counter_ns())  # (a doorbell storm wakes it at every kick)
         finally:
             region.set_u32(HeaderField.HOST_NEED_WAKEUP, 0)
 
