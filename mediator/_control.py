@@ -158,7 +158,7 @@ def _explain(cmd: str, exc: ValidationError) -> str:
             reasons.append(f"{cmd} has no field {name!r}")
         elif name == "bytes":
             detail = err["msg"].removeprefix("Value error, ")
-            reasons.append(detail if "is not a size" in detail else
+            reasons.append(f"bytes: {detail}" if "is not a size" in detail else
                            "bytes must be a non-negative integer, a size such as '4GiB', or null")
         else:
             reasons.append(f"{cmd} needs {_FIELD_HELP.get(name, repr(name))}")
