@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cublas_status.h"
 #include "shim.h"
 #include "vgpu_protocol.h"
 #include "vgpu_transport.h"
@@ -144,34 +145,12 @@ cublasStatus_t cublasGetVersion_v2(cublasHandle_t h, int *version)
     return CUBLAS_STATUS_SUCCESS;
 }
 
-static const struct { cublasStatus_t status; const char *name, *text; } statuses[] = {
-    {CUBLAS_STATUS_SUCCESS, "CUBLAS_STATUS_SUCCESS", "success"},
-    {CUBLAS_STATUS_NOT_INITIALIZED, "CUBLAS_STATUS_NOT_INITIALIZED", "the library was not initialized"},
-    {CUBLAS_STATUS_ALLOC_FAILED, "CUBLAS_STATUS_ALLOC_FAILED", "the resource allocation failed"},
-    {CUBLAS_STATUS_INVALID_VALUE, "CUBLAS_STATUS_INVALID_VALUE", "an invalid numeric value was used as an argument"},
-    {CUBLAS_STATUS_ARCH_MISMATCH, "CUBLAS_STATUS_ARCH_MISMATCH", "an absent device architectural feature is required"},
-    {CUBLAS_STATUS_MAPPING_ERROR, "CUBLAS_STATUS_MAPPING_ERROR", "an access to GPU memory space failed"},
-    {CUBLAS_STATUS_EXECUTION_FAILED, "CUBLAS_STATUS_EXECUTION_FAILED", "the GPU program failed to execute"},
-    {CUBLAS_STATUS_INTERNAL_ERROR, "CUBLAS_STATUS_INTERNAL_ERROR", "an internal operation failed"},
-    {CUBLAS_STATUS_NOT_SUPPORTED, "CUBLAS_STATUS_NOT_SUPPORTED", "the functionality requested is not supported"},
-    {CUBLAS_STATUS_LICENSE_ERROR, "CUBLAS_STATUS_LICENSE_ERROR", "error detected trying to check the license"},
-};
+const char *cublasGetStatusName(cublasStatus_t st) { return vgpu_blas_status_name(st); }
 
-const char *cublasGetStatusName(cublasStatus_t st)
-{
-    for (size_t i = 0; i < sizeof statuses / sizeof statuses[0]; i++)
-        if (statuses[i].status == st)
-            return statuses[i].name;
-    return "CUBLAS_STATUS_UNKNOWN";
-}
+const char *cublasGetStatusString(cublasStatus_t st) { return vgpu_blas_status_text(st); }
 
-const char *cublasGetStatusString(cublasStatus_t st)
-{
-    for (size_t i = 0; i < sizeof statuses / sizeof statuses[0]; i++)
-        if (statuses[i].status == st)
-            return statuses[i].text;
-    return "unknown error";
-}
+/* The CUDA runtime cuBLAS was built against, as cublasGetCudartVersion reports it. */
+size_t cublasGetCudartVersion(void) { return CUDART_VERSION_BUILT; }
 
 /* -- GEMMs ------------------------------------------------------------------------------------- */
 

@@ -278,3 +278,12 @@ cudaError_t cudaGetDriverEntryPoint(const char *symbol, void **fn, unsigned long
 {
     return cudaGetDriverEntryPointByVersion(symbol, fn, CUDART_VERSION_SERVED, flags, status);
 }
+
+/* -- channel descriptors: a value, no device involved ------------------------------------------ */
+
+struct cudaChannelFormatDesc { int x, y, z, w; int f; };
+struct cudaChannelFormatDesc cudaCreateChannelDesc(int x, int y, int z, int w, int f);
+struct cudaChannelFormatDesc cudaCreateChannelDesc(int x, int y, int z, int w, int f)
+{
+    return (struct cudaChannelFormatDesc){x, y, z, w, f};
+}

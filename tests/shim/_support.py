@@ -17,9 +17,12 @@ from tests.qemu._support import REPO, SelftestReport
 
 SHIM = REPO / "guest" / "shim"
 PROGRAMS = Path(__file__).resolve().parent / "programs" / "bin"
-LIBRARIES = {"cuda": "libcuda.so.1", "cudart": "libcudart.so.13", "cublas": "libcublas.so.13"}
-#: the version node each library's symbols carry (NVIDIA versions cudart's and cuBLAS's by soname)
-VERSION_NODES = {"cuda": None, "cudart": "libcudart.so.13", "cublas": "libcublas.so.13"}
+LIBRARIES = {"cuda": "libcuda.so.1", "cudart": "libcudart.so.13", "cublas": "libcublas.so.13",
+             "cublasLt": "libcublasLt.so.13", "nvml": "libnvidia-ml.so.1"}
+#: the version node each library's symbols carry (NVIDIA versions cudart's, cuBLAS's and cuBLASLt's
+#: by soname, as `readelf -V` shows on the wheels' libraries; libcuda's and NVML's are unversioned)
+VERSION_NODES = {"cuda": None, "cudart": "libcudart.so.13", "cublas": "libcublas.so.13",
+                 "cublasLt": "libcublasLt.so.13", "nvml": None}
 
 #: every check each program makes, in order; a missing one fails as surely as a failed one
 PROGRAM_CHECKS: dict[str, tuple[str, ...]] = {
@@ -50,14 +53,28 @@ class Export:
     note: str
 
 
+def _rows(name: str) -> list[list[str]]:
+    return [line.split("\t") for line in (SHIM / name).read_text().splitlines() if line and not line.startswith("#")]
+
+
 def read_exports() -> list[Export]:
-    rows = []
-    for line in (SHIM / "exports.tsv").read_text().splitlines():
-        if not line or line.startswith("#"):
-            continue
-        fields = line.split("\t")
-        rows.append(Export(fields[0], fields[1], fields[2], fields[3] if len(fields) > 3 else ""))
-    return rows
+    """exports.tsv as written: the functions the shim serves, and those it names as not served."""
+    return [Export(f[0], f[1], f[2], f[3] if len(f) > 3 else "") for f in _rows("exports.tsv")]
+
+
+def read_public() -> dict[tuple[str, str], str]:
+    """public.tsv: (library, symbol) -> what the function returns, for every public function of
+    NVIDIA's libraries (generated from their headers by guest/shim/extract_exports.py)."""
+    return {(f[0], f[1]): f[2] for f in _rows("public.tsv")}
+
+
+def all_exports() -> list[Export]:
+    """Every function the libraries export: exports.tsv's rows, then each public function it does
+    not list, not supported (what the Makefile generates the stubs and version scripts from)."""
+    rows = read_exports()
+    listed = {(row.library, row.symbol) for row in rows}
+    return rows + [Export(lib, symbol, "unsupported", "") for (lib, symbol) in sorted(read_public())
+                   if (lib, symbol) not in listed]
 
 
 def check_program(name: str, report: SelftestReport) -> None:

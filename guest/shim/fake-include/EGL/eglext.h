@@ -1,0 +1,1 @@
+/* An opaque stand-in (see ../README). */
