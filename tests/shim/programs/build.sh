@@ -12,7 +12,7 @@ WORK=$REPO/build/shim-rebuild
 NVCC=${NVCC:-nvcc}
 PYTHON=${PYTHON:-$REPO/.venv/bin/python}
 # sm_80 and sm_90 code: the sim backend reads the kernels from the ELF entries, an H100/H200 runs sm_90
-ARCH=(-gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90)
+ARCH=(-gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90)
 
 CUBLAS=$WORK/wheel/nvidia/cu13
 if [[ ! -f $CUBLAS/include/cublas_v2.h || ! -f $CUBLAS/lib/libcublas.so.13 ]]; then

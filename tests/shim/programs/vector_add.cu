@@ -1,6 +1,7 @@
-// Kernel launches through the runtime: device queries, copies, <<<>>> launches of the reference
-// kernels (tests/kernels/test_kernels.cu, which the sim backend runs by their NumPy references),
-// device variables, a launch the device refuses, and a kernel without a reference.
+// Kernel launches through the runtime: device queries, copies, <<<>>> launches of the test
+// kernels (tests/kernels/test_kernels.cu, which the sim backend runs from their PTX: the programs
+// are built with compute_90 PTX beside the cubins), device variables, a launch the device refuses,
+// and a kernel the sim backend cannot run (a tensor-core instruction).
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -9,6 +10,15 @@
 
 #include "check.h"
 #include "../../kernels/test_kernels.cu"
+
+// a tensor-core instruction, which the sim backend's PTX engine does not implement yet
+__global__ void uses_mma(float* d) {
+    float c0 = 0.f, c1 = 0.f, c2 = 0.f, c3 = 0.f;
+    unsigned a0 = threadIdx.x, a1 = 0, b0 = 0;
+    asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%0,%1,%2,%3};"
+                 : "+f"(c0), "+f"(c1), "+f"(c2), "+f"(c3) : "r"(a0), "r"(a1), "r"(b0));
+    d[threadIdx.x] = c0 + c1 + c2 + c3;
+}
 
 int main() {
     const int n = 1 << 20;
@@ -133,8 +143,8 @@ int main() {
            "carveout=%d", at_launch, at_sync, e, launch, sync, worst, raised.maxDynamicSharedSizeBytes,
            refused[0], refused[1], refused[2], refused[3], carveout);
 
-    // a kernel the sim backend has no reference for: posted, its failure reported at the next sync
-    mystery_kernel<<<1, 1>>>('x', 1.5, dc, Pair{2, 3}, 4);
+    // a kernel the sim backend cannot run: posted, its failure reported at the next sync
+    uses_mma<<<1, 32>>>(dc);
     cudaError_t posted = cudaGetLastError();
     cudaError_t reported = cudaDeviceSynchronize();
     cudaError_t after = cudaDeviceSynchronize();
