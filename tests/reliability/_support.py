@@ -1,7 +1,9 @@
-"""Helpers for the reliability tests: read a VM's row of the daemon's status, wait for a condition.
+"""Helpers for the reliability tests: read a VM's row of the daemon's status, wait for a condition,
+and drive a guest's rings by hand (queue calls without reading their answers, then read them).
 
 The daemon's per-VM figures come from the worker's stats block, which the worker publishes when it
-goes idle (and every 64 batches while busy): a test that reads them right after a call waits for them.
+goes idle (and at least every 50 ms while busy): a test that reads them right after a call waits for
+them.
 Likewise the control requests that change a worker (``set_quota``, ``inject_fault``) are answered once
 sent, and the worker applies them when it next looks at its control socket: a test that needs one in
 force waits for the worker's acknowledgement in the daemon's log (:func:`logged`).
@@ -10,14 +12,19 @@ force waits for the worker's acknowledgement in the daemon's log (:func:`logged`
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from typing import Any
 
+from guest import GuestClient
 from mediator._control_client import request
 from mediator._launcher import MediatorProcess
+from protocol import CALLS_BY_NAME, Completion
 
-__all__ = ["applied", "holds", "logged", "vm_status", "wait_for"]
+__all__ = ["applied", "cpu_seconds", "holds", "logged", "queue_nops", "take", "vm_status", "wait_for"]
+
+_NOP = CALLS_BY_NAME["nop"].call_id
 
 
 def vm_status(mediator: MediatorProcess, vm: int) -> dict[str, Any]:
@@ -56,3 +63,33 @@ def holds(what: str, check: Callable[[], bool], duration: float) -> None:
     while time.monotonic() < deadline:
         assert check(), what
         time.sleep(0.02)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used (``/proc/<pid>/stat``)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def queue_nops(gpu: GuestClient, count: int) -> list[int]:
+    """Publish ``count`` synchronous nops without reading a single completion; returns their seqs."""
+    seqs = []
+    for _ in range(count):
+        gpu.seq += 1
+        wait_for("room in the submission ring", lambda: gpu.sq.space() > 0)
+        assert gpu.sq.push(seq=gpu.seq, call_id=_NOP)
+        gpu._kick()
+        seqs.append(gpu.seq)
+    return seqs
+
+
+def take(gpu: GuestClient, count: int, timeout: float = 30.0) -> list[Completion]:
+    """Consume the next ``count`` completions in ring order, waiting (bounded spins) for each."""
+    taken: list[Completion] = []
+    deadline = time.monotonic() + timeout
+    while len(taken) < count:
+        if gpu.cq.pending() or gpu.cq.spin(50_000_000, 0):
+            taken.append(gpu.cq.pop())
+        assert time.monotonic() < deadline, f"{len(taken)} of {count} completions arrived"
+    return taken

@@ -8,7 +8,6 @@ killed (a VM reset: restarts 1, a new epoch) well inside the test.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,9 +16,9 @@ import pytest
 
 from guest import GuestClient
 from mediator._launcher import MediatorProcess, running_mediator
-from protocol import CALLS_BY_NAME, Completion, HeaderField
+from protocol import CALLS_BY_NAME, HeaderField
 
-from ._support import applied, holds, vm_status, wait_for
+from ._support import applied, cpu_seconds, holds, queue_nops, take, vm_status, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -33,36 +32,6 @@ def impatient(tmp_path: Path) -> Iterator[MediatorProcess]:
     """One sim VM whose worker is declared hung after WORKER_TIMEOUT_S without a heartbeat."""
     with running_mediator(tmp_path, backend="sim", vms=1, extra=f"worker_timeout_s = {WORKER_TIMEOUT_S}") as running:
         yield running
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time a process has used (``/proc/<pid>/stat``)."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def queue_nops(gpu: GuestClient, count: int) -> list[int]:
-    """Publish ``count`` synchronous nops without reading a single completion; returns their seqs."""
-    seqs = []
-    for _ in range(count):
-        gpu.seq += 1
-        wait_for("room in the submission ring", lambda: gpu.sq.space() > 0)
-        assert gpu.sq.push(seq=gpu.seq, call_id=NOP)
-        gpu._kick()
-        seqs.append(gpu.seq)
-    return seqs
-
-
-def take(gpu: GuestClient, count: int, timeout: float = 30.0) -> list[Completion]:
-    """Consume the next ``count`` completions in ring order, waiting (bounded spins) for each."""
-    taken: list[Completion] = []
-    deadline = time.monotonic() + timeout
-    while len(taken) < count:
-        if gpu.cq.pending() or gpu.cq.spin(50_000_000, 0):
-            taken.append(gpu.cq.pop())
-        assert time.monotonic() < deadline, f"{len(taken)} of {count} completions arrived"
-    return taken
 
 
 def test_a_full_completion_ring_is_back_pressure_not_a_reset(impatient: MediatorProcess) -> None:
