@@ -27,7 +27,7 @@ from ._program import EXIT as NEVER
 from ._program import FunctionCode, Program, build_program
 from ._state import Batch, Frame, KernelFaultError, Limits
 
-__all__ = ["CACHED_MODULES", "Kernel", "LoadedModule", "launch", "load_module"]
+__all__ = ["CACHED_MODULES", "CACHED_TEXT_BYTES", "Kernel", "LoadedModule", "launch", "load_module"]
 
 Mask = npt.NDArray[np.bool_]
 
@@ -151,8 +151,10 @@ def _layout(program: Program, reachable: list[FunctionCode]) -> Layout:
 # ---------------------------------------------------------------------------------------------
 
 
-#: parsed modules kept across launches, by PTX text (the most recently used :data:`CACHED_MODULES`)
+#: parsed modules kept across launches, the most recently used first: at most this many, and at
+#: most :data:`CACHED_TEXT_BYTES` of PTX text among them (what a parsed module holds grows with it)
 CACHED_MODULES = 16
+CACHED_TEXT_BYTES = 64 << 20
 _cache: OrderedDict[str, LoadedModule] = OrderedDict()
 _cache_lock = threading.Lock()
 
@@ -167,8 +169,10 @@ def load_module(text: str) -> LoadedModule:
     module = LoadedModule(text)
     with _cache_lock:
         _cache[text] = module
-        while len(_cache) > CACHED_MODULES:
-            _cache.popitem(last=False)
+        held = sum(len(key) for key in _cache)
+        while len(_cache) > 1 and (len(_cache) > CACHED_MODULES or held > CACHED_TEXT_BYTES):
+            evicted, _ = _cache.popitem(last=False)
+            held -= len(evicted)
     return module
 
 
