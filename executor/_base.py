@@ -62,7 +62,7 @@ class DeviceConfig:
     uuid: bytes = bytes.fromhex("5647505553494d000000000000000001")
     pci_bus_id: str = "0000:00:05.0"
     multiprocessor_count: int = 132
-    driver_version: int = 12080
+    driver_version: int = 13000  # CUDA 13.0: a runtime refuses a driver older than itself
 
 
 class HandleTable(Generic[T]):

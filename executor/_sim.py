@@ -126,6 +126,7 @@ from ._base import AllocationMap, CallIO, DeviceConfig, Executor, HandleTable, H
 from ._errors import CudaError
 from ._kernels import LaunchDims
 from ._sim_blas import ITEMSIZE, GemmShape, check_gemm_types, gemm, gemm_ranges
+from ._sim_device import device_attributes as every_device_attribute
 from ._sim_graph import Capture, EventState, Graph, GraphExec, StreamState
 from ._sim_memory import Bytes, DeviceMemory, fill_views
 from ._sim_modules import FunctionLimits, SimFunction, SimModules, symbol_name
@@ -215,7 +216,7 @@ class SimExecutor(Executor):
         ids = itertools.count(1)
         self.memory = DeviceMemory(config.total_memory, memory_quota, ids=ids, va_floor=va_floor,
                                    on_lease=on_va_lease)
-        self._attributes = device_attributes(config)
+        self._attributes = every_device_attribute(config)  # _sim_device: all of CUDA 13's
         major, minor = config.compute_capability
         limits = FunctionLimits(  # from the device attributes: threads, registers, shared memory per block
             major * 10 + minor, self._attributes[1], self._attributes[12], self._attributes[8],

@@ -96,11 +96,24 @@ CUresult cuDeviceGet(CUdevice *device, int ordinal)
     return rc;
 }
 
-/* Capabilities of the guest side that the shim does not provide, whatever the GPU can do:
- * mapping guest memory into the GPU, managed memory, stream priorities. */
+/* Capabilities the shim does not provide, whatever the GPU can do: mapping guest memory into the
+ * GPU, managed memory, stream priorities (guest-side), and those whose calls it does not serve
+ * (cooperative and cluster launches, stream memory operations, memory pools, exportable handles,
+ * IPC, tensor maps, multicast, host-NUMA allocations), so that a program that checks before it
+ * calls never takes a path that cannot work. */
 static int guest_capability(int attrib, int *value)
 {
     switch (attrib) {
+    case 92: case 93: case 94: case 122: case 123: /* stream memory operations */
+    case 95: case 96:                              /* COOPERATIVE_LAUNCH, COOPERATIVE_MULTI_DEVICE_LAUNCH */
+    case 103: case 104: case 105: case 128:        /* shareable allocation handles */
+    case 115: case 119: case 142: case 144:        /* memory pools */
+    case 120:                                      /* CLUSTER_LAUNCH */
+    case 124: case 146:                            /* dma-buf */
+    case 125:                                      /* IPC_EVENT_SUPPORTED */
+    case 127:                                      /* TENSOR_MAP_ACCESS_SUPPORTED */
+    case 132:                                      /* MULTICAST_SUPPORTED */
+    case 141: case 143: case 145:                  /* host-NUMA and host virtual memory */
     case 19:  /* CAN_MAP_HOST_MEMORY */
     case 78:  /* STREAM_PRIORITIES_SUPPORTED */
     case 83:  /* MANAGED_MEMORY */
@@ -331,7 +344,35 @@ CUresult cuDevicePrimaryCtxRelease_v2(CUdevice dev)
     return rc;
 }
 
-/* Answered from this process's own retain count (the host's primary context has no flags). */
+/* The primary context's flags as this process set them: they are scheduling hints for how a
+ * thread waits (the shim waits on the transport however they are set) and permissions the shim
+ * checks where they matter (mapped host memory is not served whatever they say). */
+static unsigned int primary_flags[MAX_DEVICES];
+
+#define CU_CTX_SCHED_MASK 0x07u
+#define CU_CTX_FLAGS_MASK 0xffu /* scheduling, MAP_HOST, LMEM_RESIZE_TO_MAX, COREDUMP, USER_COREDUMP, SYNC_MEMOPS */
+
+static CUresult check_device_ordinal(CUdevice dev)
+{
+    if (dev < 0 || dev >= MAX_DEVICES)
+        return CUDA_ERROR_INVALID_DEVICE;
+    int count;
+    CUresult rc = cuDeviceGetCount(&count);
+    return rc ? rc : dev >= count ? CUDA_ERROR_INVALID_DEVICE : CUDA_SUCCESS;
+}
+
+CUresult cuDevicePrimaryCtxSetFlags_v2(CUdevice dev, unsigned int flags)
+{
+    unsigned int sched = flags & CU_CTX_SCHED_MASK;
+    if ((flags & ~CU_CTX_FLAGS_MASK) || (sched != 0 && sched != 1 && sched != 2 && sched != 4))
+        return CUDA_ERROR_INVALID_VALUE;
+    CUresult rc = check_device_ordinal(dev);
+    if (rc == CUDA_SUCCESS)
+        __atomic_store_n(&primary_flags[dev], flags, __ATOMIC_RELAXED);
+    return rc;
+}
+
+/* Answered from this process's own retain count and the flags it set. */
 CUresult cuDevicePrimaryCtxGetState(CUdevice dev, unsigned int *flags, int *active)
 {
     if (!flags || !active)
@@ -344,7 +385,7 @@ CUresult cuDevicePrimaryCtxGetState(CUdevice dev, unsigned int *flags, int *acti
         return rc;
     if (dev >= count)
         return CUDA_ERROR_INVALID_DEVICE;
-    *flags = 0;
+    *flags = __atomic_load_n(&primary_flags[dev], __ATOMIC_RELAXED);
     *active = __atomic_load_n(&primary_retains[dev], __ATOMIC_RELAXED) > 0;
     return CUDA_SUCCESS;
 }

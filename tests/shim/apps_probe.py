@@ -1,0 +1,110 @@
+"""What real applications do before any kernel, through the shim's libraries with ctypes (run by
+test_apps.py in its own process: the shim connects once per process): every device attribute,
+device properties, versions, device flags, profiler and limits, cuBLAS's Set/Get Vector/Matrix.
+Prints the selftest's RESULT lines and verdict. Usage: apps_probe.py SHIM_DIRECTORY"""
+
+from __future__ import annotations
+
+import ctypes as ct
+import struct
+import sys
+from pathlib import Path
+
+shim = Path(sys.argv[1])
+cuda = ct.CDLL(str(shim / "libcuda.so.1"))
+cudart = ct.CDLL(str(shim / "libcudart.so.13"))
+cublas = ct.CDLL(str(shim / "libcublas.so.13"))
+failures = 0
+ATTRIBUTE_COUNT = 148  # CU_DEVICE_ATTRIBUTE_MAX in CUDA 13.0
+
+
+def report(name: str, ok: bool, value: str) -> None:
+    global failures
+    print(f"RESULT name={name} ok={int(ok)} value={value}", flush=True)
+    failures += not ok
+
+
+# -- versions: a CUDA 13 runtime needs a driver at least as new
+driver, runtime = ct.c_int(), ct.c_int()
+rcs = [cudart.cudaDriverGetVersion(ct.byref(driver)), cudart.cudaRuntimeGetVersion(ct.byref(runtime))]
+report("versions", rcs == [0, 0] and driver.value >= runtime.value == 13000,
+       f"driver={driver.value} runtime={runtime.value} status={rcs}")
+
+# -- every attribute answers, and those whose calls are not served say 0
+values, bad = {}, []
+for attrib in range(1, ATTRIBUTE_COUNT):
+    v = ct.c_int(-7)
+    rc = cudart.cudaDeviceGetAttribute(ct.byref(v), attrib, 0)
+    values[attrib] = v.value
+    if rc:
+        bad.append((attrib, rc))
+unserved = [a for a in (95, 96, 19, 83, 115, 120, 125) if values.get(a)]
+report("every_attribute", not bad and not unserved, f"failed={bad} claimed_unserved={unserved}")
+
+# -- cudaGetDeviceProperties: the struct, 1,032 bytes in CUDA 13; a texture limit and the SM count
+prop = ct.create_string_buffer(4096)
+rc = cudart.cudaGetDeviceProperties(prop, 0)
+name = prop.raw[:256].split(b"\0")[0].decode()
+report("device_properties", rc == 0 and bool(name), f"name={name!r} status={rc}")
+
+# -- hints and no-ops: device flags, profiler, the limits the shim honours
+flags = ct.c_uint(99)
+rcs = [cudart.cudaSetDeviceFlags(4), cudart.cudaGetDeviceFlags(ct.byref(flags))]  # cudaDeviceScheduleBlockingSync
+bad_flags = cudart.cudaSetDeviceFlags(3)  # not a scheduling mode
+report("device_flags", rcs == [0, 0] and flags.value == 4 and bad_flags == 1,
+       f"status={rcs} flags={flags.value} invalid={bad_flags}")
+cudart.cudaGetLastError()
+rcs = [cudart.cudaProfilerStart(), cudart.cudaProfilerStop()]
+report("profiler", rcs == [0, 0], f"status={rcs}")
+limit = ct.c_size_t(99)
+rcs = [cudart.cudaDeviceSetLimit(5, ct.c_size_t(64)), cudart.cudaDeviceGetLimit(ct.byref(limit), 5)]
+persisting = ct.c_size_t(99)
+rcs += [cudart.cudaDeviceSetLimit(6, ct.c_size_t(0)), cudart.cudaDeviceGetLimit(ct.byref(persisting), 6)]
+refused = [cudart.cudaDeviceSetLimit(6, ct.c_size_t(1 << 20)), cudart.cudaDeviceSetLimit(0, ct.c_size_t(8192))]
+report("limits", rcs == [0] * 4 and limit.value == 64 and persisting.value == 0 and refused == [801, 801],
+       f"status={rcs} l2_fetch={limit.value} persisting={persisting.value} refused={refused}")
+cudart.cudaGetLastError()
+
+# -- cuBLAS's host <-> device copies: dense, through a leading dimension, strided, asynchronous
+rows, cols, lda, ldb = 5, 4, 7, 6
+host = [float(i) for i in range(lda * cols)]
+a = struct.pack(f"<{lda * cols}f", *host)
+dev = ct.c_void_p()
+cudart.cudaMalloc(ct.byref(dev), ct.c_size_t(4 * ldb * cols))
+cudart.cudaMemset(dev, 0, ct.c_size_t(4 * ldb * cols))
+rc_set = cublas.cublasSetMatrix(rows, cols, 4, a, lda, dev, ldb)
+raw = ct.create_string_buffer(4 * ldb * cols)
+cudart.cudaMemcpy(raw, dev, ct.c_size_t(4 * ldb * cols), 2)
+device_side = struct.unpack(f"<{ldb * cols}f", raw.raw)
+want_device = [host[c * lda + r] if r < rows else 0.0 for c in range(cols) for r in range(ldb)]
+back = ct.create_string_buffer(4 * lda * cols)
+rc_get = cublas.cublasGetMatrix(rows, cols, 4, dev, ldb, back, lda)
+got = struct.unpack(f"<{lda * cols}f", back.raw)
+want_back = [host[c * lda + r] if r < rows else 0.0 for c in range(cols) for r in range(lda)]
+report("set_get_matrix", (rc_set, rc_get) == (0, 0) and list(device_side) == want_device and list(got) == want_back,
+       f"status={rc_set},{rc_get}")
+
+n = 8
+x = struct.pack(f"<{n}d", *[i + 0.5 for i in range(n)])
+dv = ct.c_void_p()
+cudart.cudaMalloc(ct.byref(dv), ct.c_size_t(8 * 2 * n))
+cudart.cudaMemset(dv, 0, ct.c_size_t(8 * 2 * n))
+stream = ct.c_void_p()
+cudart.cudaStreamCreate(ct.byref(stream))
+rcs = [cublas.cublasSetVectorAsync(n, 8, x, 1, dv, 2, stream), cudart.cudaStreamSynchronize(stream)]
+strided = ct.create_string_buffer(8 * 2 * n)
+cudart.cudaMemcpy(strided, dv, ct.c_size_t(8 * 2 * n), 2)
+every_other = struct.unpack(f"<{2 * n}d", strided.raw)
+out = ct.create_string_buffer(8 * n)
+rcs.append(cublas.cublasGetVector(n, 8, dv, 2, out, 1))
+report("set_get_vector", rcs == [0, 0, 0] and every_other[0::2] == struct.unpack(f"<{n}d", x)
+       and every_other[1::2] == (0.0,) * n and out.raw == x, f"status={rcs}")
+
+refused = [cublas.cublasSetVector(n, 8, x, 0, dv, 1), cublas.cublasSetMatrix(rows, cols, 4, a, 2, dev, ldb),
+           cublas.cublasGetMatrix(rows, cols, 0, dev, ldb, back, lda)]
+report("set_get_invalid", refused == [7, 7, 7], f"status={refused}")  # CUBLAS_STATUS_INVALID_VALUE
+cudart.cudaFree(dev)
+cudart.cudaFree(dv)
+
+print("SELFTEST PASS" if failures == 0 else f"SELFTEST FAIL ({failures})", flush=True)
+sys.exit(1 if failures else 0)
