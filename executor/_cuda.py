@@ -80,6 +80,7 @@ from ._cuda_modules import (
     CU_LAUNCH_PARAM_END,
     ModuleCalls,
 )
+from ._cuda_nvml import NvmlCalls
 from ._cuda_streams import StreamCalls
 from ._errors import BackendUnavailableError, CudaError
 
@@ -98,7 +99,7 @@ def _write_string(text: bytes, io: CallIO, what: str) -> None:
     io.out_len = len(data)
 
 
-class CudaExecutor(MemoryCalls, ModuleCalls, StreamCalls, BlasCalls):
+class CudaExecutor(MemoryCalls, ModuleCalls, StreamCalls, BlasCalls, NvmlCalls):
     """One VM's GPU: a CUDA context of its own on device ``device_ordinal``. See the module's theory of
     operation."""
 

@@ -130,6 +130,7 @@ from ._sim_device import device_attributes as every_device_attribute
 from ._sim_graph import Capture, EventState, Graph, GraphExec, StreamState
 from ._sim_memory import Bytes, DeviceMemory, fill_views
 from ._sim_modules import FunctionLimits, SimFunction, SimModules, symbol_name
+from ._sim_nvml import SimNvmlCalls
 from .ptx import launch as run_ptx_kernel
 from .ptx import load_module as load_ptx_module
 
@@ -195,7 +196,7 @@ def device_attributes(config: DeviceConfig) -> dict[int, int]:
     }
 
 
-class SimExecutor(Executor):
+class SimExecutor(SimNvmlCalls, Executor):
     """One VM's simulated GPU. See the module's theory of operation."""
 
     backend_name = "sim"

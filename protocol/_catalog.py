@@ -3,7 +3,7 @@
 This is the single source of truth: the codec, ``docs/protocol.md``'s call table and the C header
 are derived from it. Numbers are grouped by area (0x00xx mediator, 0x001x driver and device, 0x002x
 contexts, 0x003x memory, 0x004x virtual memory, 0x005x streams, 0x006x events, 0x007x modules and
-launch, 0x008x cuBLAS, 0x009x capture and graphs); a number is never reused.
+launch, 0x008x cuBLAS, 0x009x capture and graphs, 0x00Ax NVML); a number is never reused.
 
 Asynchronous calls (``is_async``) may be submitted two ways: with ``SubmitFlags.ASYNC`` they are
 CUDA's ``*Async`` variant (no completion unless they fail); without it the host completes them only
@@ -582,6 +582,18 @@ class GraphLaunchArgs(WireModel):
 
 
 # ---------------------------------------------------------------------------------------------
+# NVML: what the guest's libnvidia-ml.so.1 needs that no CUDA call says
+
+
+class NvmlMemoryResult(WireModel):
+    """The VM's view of device memory: its quota (the device's memory when it has none) and what
+    its allocations hold."""
+
+    total: U64
+    used: U64
+
+
+# ---------------------------------------------------------------------------------------------
 # The registry
 
 
@@ -709,6 +721,11 @@ def _specs() -> list[CallSpec]:
         cs(0x0094, "graph_launch", "cuGraphLaunch", GraphLaunchArgs, nr, is_async=True),
         cs(0x0095, "graph_exec_destroy", "cuGraphExecDestroy", GraphExecArgs, nr),
         cs(0x0096, "graph_destroy", "cuGraphDestroy", GraphArgs, nr),
+        # NVML
+        cs(0x00A0, "nvml_memory_info", "nvmlDeviceGetMemoryInfo", DeviceArgs, NvmlMemoryResult,
+           doc="The VM's memory: its quota as the total, its allocations as used."),
+        cs(0x00A1, "nvml_driver_version", "nvmlSystemGetDriverVersion", ns, nr,
+           out_payload="the host driver's version string, NUL-terminated, truncated to out_cap"),
     ]
 
 

@@ -401,6 +401,8 @@ enum vgpu_cublas_compute_type {
 #define VGPU_CALL_GRAPH_LAUNCH 0x0094 /* cuGraphLaunch, async-capable */
 #define VGPU_CALL_GRAPH_EXEC_DESTROY 0x0095 /* cuGraphExecDestroy */
 #define VGPU_CALL_GRAPH_DESTROY 0x0096 /* cuGraphDestroy */
+#define VGPU_CALL_NVML_MEMORY_INFO 0x00a0 /* nvmlDeviceGetMemoryInfo */
+#define VGPU_CALL_NVML_DRIVER_VERSION 0x00a1 /* nvmlSystemGetDriverVersion */
 
 /* ---- argument and result structs (SQE `args`, CQE `results`) -------------------------- */
 
@@ -1351,5 +1353,24 @@ static_assert(sizeof(struct vgpu_args_graph_destroy) == 8, "struct vgpu_args_gra
 static_assert(offsetof(struct vgpu_args_graph_destroy, graph) == 0, "vgpu_args_graph_destroy.graph offset");
 
 /* graph_destroy: no results (status only) */
+
+struct vgpu_args_nvml_memory_info {
+    int32_t device;                     /* device ordinal (CUdevice) */
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_args_nvml_memory_info) == 8, "struct vgpu_args_nvml_memory_info is 8 bytes");
+static_assert(offsetof(struct vgpu_args_nvml_memory_info, device) == 0, "vgpu_args_nvml_memory_info.device offset");
+
+struct vgpu_result_nvml_memory_info {
+    uint64_t total;
+    uint64_t used;
+};
+static_assert(sizeof(struct vgpu_result_nvml_memory_info) == 16, "struct vgpu_result_nvml_memory_info is 16 bytes");
+static_assert(offsetof(struct vgpu_result_nvml_memory_info, total) == 0, "vgpu_result_nvml_memory_info.total offset");
+static_assert(offsetof(struct vgpu_result_nvml_memory_info, used) == 8, "vgpu_result_nvml_memory_info.used offset");
+
+/* nvml_driver_version: no arguments (args_len = 0) */
+
+/* nvml_driver_version: no results (status only) */
 
 #endif /* VGPU_PROTOCOL_H */
