@@ -5,6 +5,15 @@ discriminated union). Anything else — not JSON, invalid UTF-8, not an object, 
 field of the wrong type, more than :data:`MAX_REQUEST_BYTES` — is a :class:`ControlRefusedError` whose
 reason goes back to the sender; nothing a sender writes raises anything else.
 
+A connection starts with the daemon's greeting, one line (as QMP's does)::
+
+    {"greeting": {"service": "vgpu-mediator", "version": "0.1.0", "protocol": 1, "role": "reader",
+                  "commands": ["status", "trace"]}}
+
+then every request line gets exactly one reply line, ``{"ok": true, …}`` or ``{"ok": false, "error":
+…}``, carrying the request's ``id`` if it had one. A client may send before it has read the greeting.
+A peer that may do nothing gets ``{"ok": false, "error": …}`` instead of a greeting, and the end.
+
 Two roles. A *reader* may ask for status and read traces; an *operator* may also change things: a
 VM's quota, tracing on or off, reset, detach, and — only where the configuration enables it, for
 testing — fault injection. Which role a connection has is decided by the daemon from the socket it
@@ -14,6 +23,7 @@ came in on and the peer's credentials (``docs/operations.md``, "Who may do what"
 from __future__ import annotations
 
 import enum
+import importlib.metadata
 import json
 from typing import Annotated, Any, Final, Literal
 
@@ -33,12 +43,14 @@ from pydantic import (
 from ._config import parse_size
 
 __all__ = [
-    "COMMANDS", "MAX_REQUEST_BYTES", "ControlRefusedError", "ControlRequest", "DetachRequest",
-    "InjectFaultRequest", "ResetRequest", "Role", "SetQuotaRequest", "StatusRequest", "TraceRequest",
-    "parse_request", "parse_request_object",
+    "COMMANDS", "MAX_REQUEST_BYTES", "PROTOCOL_VERSION", "ControlRefusedError", "ControlRequest",
+    "DetachRequest", "InjectFaultRequest", "ResetRequest", "Role", "SetQuotaRequest", "StatusRequest",
+    "TraceRequest", "greeting", "parse_request", "parse_request_object",
 ]
 
 MAX_REQUEST_BYTES: Final = 4096
+#: the control protocol's version in the greeting: bumped when a request or reply changes meaning
+PROTOCOL_VERSION: Final = 1
 
 
 class Role(enum.IntEnum):
@@ -135,6 +147,7 @@ ControlRequest = Annotated[
 ]
 _ADAPTER: TypeAdapter[ControlRequest] = TypeAdapter(ControlRequest)
 COMMANDS: Final = ("status", "trace", "set_quota", "reset", "detach", "inject_fault")
+_READ_COMMANDS: Final = ("status", "trace")  # trace: reading; switching it needs an operator
 
 _FIELD_HELP: Final = {
     "vm": "'vm' (a VM's name or id)",
@@ -163,6 +176,18 @@ def _explain(cmd: str, exc: ValidationError) -> str:
         else:
             reasons.append(f"{cmd} needs {_FIELD_HELP.get(name, repr(name))}")
     return "; ".join(dict.fromkeys(reasons))
+
+
+def greeting(role: Role, *, fault_injection: bool) -> dict[str, Any]:
+    """The first line of every admitted control connection: who answers, and what this one may ask."""
+    try:
+        version: str | None = importlib.metadata.version("vgpu-mediator")
+    except importlib.metadata.PackageNotFoundError:  # run from a tree that was never installed
+        version = None
+    allowed = [cmd for cmd in COMMANDS if (role is Role.OPERATOR or cmd in _READ_COMMANDS)
+               and (fault_injection or cmd != "inject_fault")]
+    return {"greeting": {"service": "vgpu-mediator", "version": version, "protocol": PROTOCOL_VERSION,
+                         "role": role.name.lower(), "commands": allowed}}
 
 
 def parse_request_object(request: object) -> ControlRequest:

@@ -6,7 +6,9 @@ import json
 import socket
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
+
+from ._control import PROTOCOL_VERSION
 
 __all__ = ["ControlError", "ControlUnreachableError", "request", "request_first"]
 
@@ -20,25 +22,33 @@ class ControlUnreachableError(ControlError):
 
 
 def request(path: Path | str, payload: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
+    """One request and its reply; the daemon's greeting before it is checked and skipped."""
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(timeout)
             sock.connect(str(path))
-            sock.sendall(json.dumps(payload).encode() + b"\n")
-            buf = b""
-            while not buf.endswith(b"\n"):
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                buf += chunk
+            sock.sendall(json.dumps(payload).encode() + b"\n")  # the protocol lets us send at once
+            lines = sock.makefile("rb")
+            reply = _read(lines)
+            if "greeting" in reply:
+                protocol = reply["greeting"].get("protocol")
+                if protocol != PROTOCOL_VERSION:
+                    raise ControlError(f"the mediator speaks control protocol {protocol}; this client "
+                                       f"{PROTOCOL_VERSION}")
+                reply = _read(lines)
     except OSError as exc:
         raise ControlUnreachableError(f"cannot reach the mediator at {path}: {exc.strerror or exc}") from None
-    if not buf:
-        raise ControlError("the mediator closed the control connection without answering")
-    reply: dict[str, Any] = json.loads(buf)
     if not reply.get("ok"):
         raise ControlError(str(reply.get("error", "request refused")))
     return reply
+
+
+def _read(lines: BinaryIO) -> dict[str, Any]:
+    line = lines.readline()
+    if not line:
+        raise ControlError("the mediator closed the control connection without answering")
+    message: dict[str, Any] = json.loads(line)
+    return message
 
 
 def request_first(paths: Sequence[Path | str], payload: dict[str, Any],

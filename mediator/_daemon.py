@@ -40,6 +40,7 @@ from ._control import (
     SetQuotaRequest,
     StatusRequest,
     TraceRequest,
+    greeting,
     parse_request,
 )
 from ._notify import notify, watchdog_interval
@@ -320,6 +321,8 @@ class Daemon:
                 await self._reply(writer, {"ok": False, "error": "permission denied: not a member of "
                                            "control_group or control_readers"})
                 return
+            await self._reply(writer, greeting(allowed,
+                                               fault_injection=self.config.mediator.allow_fault_injection))
             while True:
                 try:
                     line = await reader.readline()

@@ -22,6 +22,7 @@ import textwrap
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,7 @@ USERS = {  # user: supplementary groups its processes run with
 CLIENT = textwrap.dedent("""
     import json, socket, sys
     path, lines, repeat = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3])
-    result = {"connected": 0, "replies": [], "handshake": None, "error": None}
+    result = {"connected": 0, "replies": [], "handshake": None, "error": None, "greeting": None}
     for _ in range(repeat):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -60,6 +61,8 @@ CLIENT = textwrap.dedent("""
         s.settimeout(30)
         result["connected"] += 1
         f = s.makefile("rwb")
+        if lines:  # a control socket: the daemon's greeting comes first
+            result["greeting"] = json.loads(f.readline() or b"null")
         for line in lines:
             f.write(line.encode() + b"\\n")
             f.flush()
@@ -194,6 +197,8 @@ def test_operators_change_things_readers_only_read(hardened: MediatorProcess, cl
                         {"cmd": "set_quota", "vm": "vm1", "bytes": "1GiB"},
                         {"cmd": "trace", "vm": "vm1", "enable": True},
                         {"cmd": "inject_fault", "vm": "vm1", "status": 700})
+    assert done["greeting"]["greeting"]["role"] == "operator"
+    assert "set_quota" in done["greeting"]["greeting"]["commands"]
     status, quota, trace, fault = done["replies"]
     assert status["ok"] and [vm["name"] for vm in status["vms"]] == ["vm1", "vm2"]
     assert quota == {"ok": True} and trace["ok"] and trace["tracing"] is True
@@ -205,6 +210,8 @@ def test_operators_change_things_readers_only_read(hardened: MediatorProcess, cl
                       {"cmd": "set_quota", "vm": "vm1", "bytes": None},
                       {"cmd": "trace", "vm": "vm1", "enable": False},
                       {"cmd": "detach", "vm": "vm1"})
+    assert done["greeting"]["greeting"] == {"service": "vgpu-mediator", "version": version("vgpu-mediator"),
+                                            "protocol": 1, "role": "reader", "commands": ["status", "trace"]}
     status, trace, *refused = done["replies"]
     assert status["ok"] and trace["ok"] and trace["tracing"] is True
     for reply in refused:
@@ -214,13 +221,21 @@ def test_operators_change_things_readers_only_read(hardened: MediatorProcess, cl
 
 def test_fault_injection_is_refused_unless_the_configuration_enables_it(tmp_path: Path) -> None:
     with running_mediator(tmp_path, vms=1) as mediator:
+        greeting = json.loads(_raw_lines(mediator.control, b"")[0])["greeting"]
+        assert greeting["role"] == "operator" and "inject_fault" not in greeting["commands"]
         reply = _raw(mediator.control, b'{"cmd": "inject_fault", "vm": "vm1", "status": 700}\n')
         assert reply == [{"ok": False, "error": "fault injection is disabled; it is for drills and tests "
                                                 "([mediator] allow_fault_injection = true)"}]
 
 
 def _raw(path: Path, data: bytes) -> list[dict[str, Any]]:
-    """Send raw bytes on a control socket; every reply line until the daemon closes."""
+    """Send raw bytes on a control socket; every reply line after the greeting, until the daemon closes."""
+    greeting, *replies = [json.loads(line) for line in _raw_lines(path, data)]
+    assert greeting["greeting"]["protocol"] == 1, greeting
+    return replies
+
+
+def _raw_lines(path: Path, data: bytes) -> list[bytes]:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(10)
         sock.connect(str(path))
@@ -229,7 +244,7 @@ def _raw(path: Path, data: bytes) -> list[dict[str, Any]]:
         buf = b""
         while chunk := sock.recv(65536):
             buf += chunk
-    return [json.loads(line) for line in buf.splitlines()]
+    return buf.splitlines()
 
 
 @pytest.mark.parametrize(("line", "reason"), [
