@@ -36,10 +36,14 @@ SUPPORTED: dict[str, str] = {
     "cnot": "b16 b32 b64",
     "copysign": "f32 f64",
     "cos": "approx.f32 (.ftz)",
-    "cvt": "integer to integer (.sat); float to float (f32<->f64 with .rn .rz .rm .rp, .rni .rzi .rmi .rpi "
-    "to an integral value, .ftz, .sat); integer to float (.rn .rz .rm .rp; 64-bit integers .rn only); "
-    "float to integer (.rni .rzi .rmi .rpi, saturating, NaN to 0)",
+    "cvt": "integer to integer (.sat from up to 32-bit sources); float to float (f32<->f64 with .rn .rz .rm "
+    ".rp, .rni .rzi .rmi .rpi to an integral value, .ftz, .sat); integer to float (.rn .rz .rm .rp; 64-bit "
+    "integers .rn only); float to integer (.rni .rzi .rmi .rpi, saturating, NaN to 0); f16 from f32, f64 "
+    "and 32-bit integers (.rn .rz .rm .rp), bf16 from f32 (.rn .rz .rm .rp), f16 and bf16 to f32, f64 and "
+    "integers",
     "cvta": "global shared local const param, to and from generic, u64",
+    "dp2a": "lo hi, u32/s32 operands",
+    "dp4a": "u32/s32 operands",
     "div": "u/s 16 32 64; f32 (.rn .rz .rm .rp .approx .full, .ftz), f64 (.rn)",
     "ex2": "approx.f32 (.ftz)",
     "exit": "",
@@ -49,6 +53,7 @@ SUPPORTED: dict[str, str] = {
     "cache and ordering hints ignored",
     "ldu": "as ld.global",
     "lg2": "approx.f32 (.ftz)",
+    "lop3": "b32 with an immediate LUT",
     "mad": "lo hi wide for u/s 16 32 64; f32 f64 as fma",
     "max": "u/s 16 32 64; f32 (.ftz, .NaN), f64",
     "membar": "every form (a no-op: the engine is sequentially consistent)",
@@ -69,6 +74,7 @@ SUPPORTED: dict[str, str] = {
     "setp": "eq ne lt le gt ge lo ls hi hs (integers), and equ neu ltu leu gtu geu num nan (floats); "
     ".and .or .xor with a predicate; two destinations",
     "shfl": "sync: up down bfly idx, b32, with the optional predicate destination",
+    "shf": "l r, wrap clamp, b32",
     "shl": "b16 b32 b64",
     "shr": "b16 b32 b64 u16 u32 u64 s16 s32 s64",
     "sad": "u/s 16 32 64",

@@ -27,8 +27,8 @@ from ._compiler import (
     round_mode,
     unary,
 )
-from ._numeric import DTYPES, fit, ftz32, round_pair, two_prod, two_sum, uint_of
-from ._parse import Instruction, Pair, Reg
+from ._numeric import DTYPES, fit, ftz32, round_pair, step_rounding, two_prod, two_sum, uint_of
+from ._parse import Imm, Instruction, Pair, Reg
 from ._state import Frame, Value
 
 
@@ -591,6 +591,91 @@ def _c_bfi(c: Compiler, ins: Instruction) -> Runner:
     return bfi
 
 
+def _c_shf(c: Compiler, ins: Instruction) -> Runner:
+    mods = tuple(ins.mods)
+    if len(mods) != 3 or mods[0] not in ("l", "r") or mods[1] not in ("wrap", "clamp") or mods[2] != "b32":
+        raise UnsupportedError("shf.{l,r}.{wrap,clamp}.b32")
+    left, wrap = mods[0] == "l", mods[1] == "wrap"
+    d, a, b, cc = operands_of(ins, 4)
+    u32 = DTYPES["u32"]
+    ga, gb, gc, put = c.read(a, u32), c.read(b, u32), c.read(cc, u32), c.write(d, u32)
+
+    def shf(f: Frame, m: Mask | None) -> None:
+        pair = (np.asarray(gb(f), dtype=np.uint64) << np.uint64(32)) | np.asarray(ga(f), dtype=np.uint64)
+        amount = np.asarray(gc(f), dtype=np.uint64)
+        n = amount & np.uint64(31) if wrap else np.minimum(amount, np.uint64(32))
+        if left:
+            out = ((pair << n) >> np.uint64(32)) & np.uint64(0xFFFFFFFF)
+        else:
+            out = (pair >> n) & np.uint64(0xFFFFFFFF)
+        result = out.astype(np.uint32)
+        put(f, result if result.ndim else result[()], m)
+
+    return shf
+
+
+def _lanes(v: Value, width: int, signed: bool) -> list[Value]:
+    """The ``width``-byte lanes of 32-bit values, sign- or zero-extended to int64."""
+    u = np.asarray(v, dtype=np.uint32).astype(np.int64)
+    bits = 8 * width
+    out = []
+    for k in range(4 // width):
+        lane = (u >> (bits * k)) & ((1 << bits) - 1)
+        out.append(np.where(lane >= 1 << (bits - 1), lane - (1 << bits), lane) if signed else lane)
+    return out
+
+
+def _c_dot(c: Compiler, ins: Instruction) -> Runner:
+    """``dp4a``: c + the dot product of a's and b's bytes; ``dp2a.lo/hi``: c + a's 16-bit halves dotted
+    with b's low or high two bytes. Each operand's lanes are signed or not by its type; the sum wraps."""
+    mods = list(ins.mods)
+    half = ""
+    if ins.opcode == "dp2a":
+        if not mods or mods[0] not in ("lo", "hi"):
+            raise UnsupportedError("dp2a.{lo,hi}")
+        half = mods.pop(0)
+    if len(mods) != 2 or any(t not in ("u32", "s32") for t in mods):
+        raise UnsupportedError("operand types")
+    a_signed, b_signed = mods[0] == "s32", mods[1] == "s32"
+    d, a, b, cc = operands_of(ins, 4)
+    u32 = DTYPES["u32"]
+    ga, gb, gc, put = c.read(a, u32), c.read(b, u32), c.read(cc, u32), c.write(d, u32)
+
+    def dot(f: Frame, m: Mask | None) -> None:
+        bs = _lanes(gb(f), 1, b_signed)
+        if half:
+            xs = _lanes(ga(f), 2, a_signed)
+            ys = bs[:2] if half == "lo" else bs[2:]
+        else:
+            xs, ys = _lanes(ga(f), 1, a_signed), bs
+        total = np.asarray(gc(f), dtype=np.uint32).astype(np.int64)
+        for x, y in zip(xs, ys, strict=True):
+            total = total + x * y
+        result = (total & 0xFFFFFFFF).astype(np.uint32)
+        put(f, result if result.ndim else result[()], m)
+
+    return dot
+
+
+def _c_lop3(c: Compiler, ins: Instruction) -> Runner:
+    if tuple(ins.mods) != ("b32",) or len(ins.operands) != 5 or not isinstance(ins.operands[4], Imm):
+        raise UnsupportedError("lop3.b32 d, a, b, c, immLut")
+    d, a, b, cc, lut_op = ins.operands
+    lut = int(lut_op.value) & 0xFF  # type: ignore[union-attr]
+    u32 = DTYPES["u32"]
+    ga, gb, gc, put = c.read(a, u32), c.read(b, u32), c.read(cc, u32), c.write(d, u32)
+
+    def lop3(f: Frame, m: Mask | None) -> None:
+        x, y, z = ga(f), gb(f), gc(f)
+        out = np.zeros(np.broadcast(x, y, z).shape, dtype=np.uint32)
+        for index in range(8):  # the LUT's bit (a << 2 | b << 1 | c): one minterm each
+            if lut >> index & 1:
+                out = out | ((x if index & 4 else ~x) & (y if index & 2 else ~y) & (z if index & 1 else ~z))
+        put(f, out if out.ndim else out[()], m)
+
+    return lop3
+
+
 def _c_prmt(c: Compiler, ins: Instruction) -> Runner:
     if tuple(ins.mods) != ("b32",):
         raise UnsupportedError("prmt modes other than the default")
@@ -621,16 +706,67 @@ def _c_cvt(c: Compiler, ins: Instruction) -> Runner:
     if len(types) != 2:
         raise UnsupportedError("cvt needs two types")
     dname, sname = types
-    if {dname, sname} & {"f16", "bf16", "f16x2", "bf16x2", "tf32", "pred", "b8", "b16", "b32", "b64"}:
+    if {dname, sname} & {"f16x2", "bf16x2", "tf32", "pred", "b8", "b16", "b32", "b64"} or (
+        dname in _HALVES and sname in _HALVES
+    ):
         raise UnsupportedError(f"cvt between .{dname} and .{sname}")
     unknown = rest - (ROUND_MODES | INT_ROUND_MODES | {"ftz", "sat"})
     if unknown:
         raise UnsupportedError("modifier " + " ".join(sorted(unknown)))
-    ddt, sdt = DTYPES[dname], DTYPES[sname]
     d, a = operands_of(ins, 2)
-    get, put = c.read(a, sdt), c.write(d, ddt)
-    fn = _converter(ddt, sdt, rest)
-    return lambda f, m: put(f, fn(get(f)), m)
+    get, put = c.read(a, DTYPES[sname]), c.write(d, DTYPES[dname])
+    # a half source is widened to float32 first (exactly); a half result is rounded from the exact value
+    sdt = np.dtype(np.float32) if sname in _HALVES else DTYPES[sname]
+    widen: Callable[[Value], Value] = _from_half(sname) if sname in _HALVES else (lambda v: v)
+    if dname in _HALVES:
+        if sdt.kind in "ui" and sdt.itemsize == 8:
+            raise UnsupportedError("a 64-bit integer to a half")
+        if rest & INT_ROUND_MODES or "sat" in rest:
+            raise UnsupportedError(f"this rounding to .{dname}")
+        if dname == "bf16" and sdt != np.float32:
+            raise UnsupportedError(f"a .{sname} to .bf16 conversion (only from .f32)")
+        narrow = _to_half(dname, round_mode(rest), float_pre("f32" if sdt == np.float32 else "", rest))
+        return lambda f, m: put(f, narrow(widen(get(f))), m)
+    fn = _converter(DTYPES[dname], sdt, rest)
+    return lambda f, m: put(f, fn(widen(get(f))), m)
+
+
+_HALVES = {"f16", "bf16"}
+#: the NaN a conversion to a half produces (the canonical NaN of f16 and bf16 alike)
+HALF_NAN = np.uint16(0x7FFF)
+
+
+def _from_half(name: str) -> Callable[[Value], Value]:
+    """The float32 value of f16 or bf16 bits (exact: both are subsets of float32)."""
+    if name == "f16":
+        return lambda bits: np.asarray(bits, dtype=np.uint16).view(np.float16).astype(np.float32)
+    return lambda bits: (np.asarray(bits, dtype=np.uint32) << np.uint32(16)).view(np.float32)
+
+
+def _to_half(name: str, mode: str, pre: Callable[[Value], Value]) -> Callable[[Value], Value]:
+    """A value rounded to f16 or bf16 by ``mode``, as bits."""
+
+    def to_f16(v: Value) -> Value:
+        exact = np.asarray(pre(v), dtype=np.float64)  # every source the engine accepts is exact here
+        near = exact.astype(np.float16)
+        if mode != "rn":
+            near = np.asarray(step_rounding(near, exact - near.astype(np.float64), mode), dtype=np.float16)
+        return np.where(np.isnan(exact), HALF_NAN, near.view(np.uint16))
+
+    def to_bf16(v: Value) -> Value:
+        value = np.asarray(pre(v), dtype=np.float32)  # only float32 sources reach here
+        bits = value.view(np.uint32)
+        low = bits & np.uint32(0xFFFF)
+        top = bits >> np.uint32(16)
+        negative = (bits >> np.uint32(31)) == 1
+        if mode == "rn":
+            top = (bits + np.uint32(0x7FFF) + (top & np.uint32(1))) >> np.uint32(16)
+        elif mode in ("rm", "rp"):
+            away = negative if mode == "rm" else ~negative
+            top = top + ((low != 0) & away).astype(np.uint32)
+        return np.where(np.isnan(value), HALF_NAN, top.astype(np.uint16))
+
+    return to_f16 if name == "f16" else to_bf16
 
 
 def _converter(ddt: np.dtype[Any], sdt: np.dtype[Any], rest: set[str]) -> Callable[[Value], Value]:
@@ -740,5 +876,9 @@ ARITHMETIC: dict[str, InstructionCompiler] = {
     "bfe": _c_bfe,
     "bfi": _c_bfi,
     "prmt": _c_prmt,
+    "shf": _c_shf,
+    "dp4a": _c_dot,
+    "dp2a": _c_dot,
+    "lop3": _c_lop3,
     "cvt": _c_cvt,
 }

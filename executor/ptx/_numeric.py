@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from ._state import Value
 
-__all__ = ["DTYPES", "fit", "ftz32", "round_pair", "two_prod", "two_sum", "uint_of"]
+__all__ = ["DTYPES", "fit", "ftz32", "round_pair", "step_rounding", "two_prod", "two_sum", "uint_of"]
 
 DTYPES: dict[str, np.dtype[Any]] = {
     "b8": np.dtype(np.uint8),
@@ -132,11 +132,11 @@ def round_pair(s: F64, e: F64, mode: str, dt: np.dtype[Any]) -> Value:
         r32 = s.astype(np.float32)
         r = r32.astype(np.float64)
         res = (s - r) + e
-        return _step(r32, res, mode)
-    return _step(r, res, mode)
+        return step_rounding(r32, res, mode)
+    return step_rounding(r, res, mode)
 
 
-def _step(r: Value, res: F64, mode: str) -> Value:
+def step_rounding(r: Value, res: F64, mode: str) -> Value:
     """Move a round-to-nearest result ``r`` one step when the residual says the mode wants it."""
     if mode == "rz":
         move = ((r > 0) & (res < 0)) | ((r < 0) & (res > 0))

@@ -410,3 +410,87 @@ extern "C" __global__ void uses_mma(const unsigned* a, const unsigned* b, float*
     d[threadIdx.x * 4 + 2] = c2;
     d[threadIdx.x * 4 + 3] = c3;
 }
+
+// more integer instructions: funnel shifts, dot products, three-input logic, a byte permute with
+// sign replication, 24-bit multiplies, the read-only data cache
+extern "C" __global__ void more_int_ops(const unsigned* a, const unsigned* b, const unsigned* c, unsigned* out, int n) {
+    ELEMENT();
+    unsigned x = __ldg(&a[i]), y = b[i], z = c[i];
+    unsigned r;
+    int k = 0;
+    out[k++ * n + i] = __funnelshift_l(x, y, z);
+    out[k++ * n + i] = __funnelshift_r(x, y, z);
+    out[k++ * n + i] = __funnelshift_lc(x, y, z);
+    out[k++ * n + i] = __funnelshift_rc(x, y, z);
+    out[k++ * n + i] = (unsigned)__dp4a((int)x, (int)y, (int)z);
+    out[k++ * n + i] = __dp4a(x, y, z);
+    out[k++ * n + i] = (unsigned)__dp2a_lo((int)x, (int)y, (int)z);
+    out[k++ * n + i] = __dp2a_hi(x, y, z);
+    asm("lop3.b32 %0, %1, %2, %3, 0xE8;" : "=r"(r) : "r"(x), "r"(y), "r"(z));  // majority
+    out[k++ * n + i] = r;
+    asm("lop3.b32 %0, %1, %2, %3, 0x96;" : "=r"(r) : "r"(x), "r"(y), "r"(z));  // a ^ b ^ c
+    out[k++ * n + i] = r;
+    asm("prmt.b32 %0, %1, %2, %3;" : "=r"(r) : "r"(x), "r"(y), "r"(z));       // selector with sign bits
+    out[k++ * n + i] = r;
+    out[k++ * n + i] = (unsigned)__mul24((int)x, (int)y);
+    out[k++ * n + i] = __umul24(x, y);
+    out[k++ * n + i] = __umulhi(x, y) + __usad(x, y, z);
+}
+
+// half and bfloat16 conversions
+#include <cuda_fp16.h>
+#include <cuda_bf16.h>
+extern "C" __global__ void half_conversions(const float* a, const unsigned short* h, float* out, unsigned short* out_h,
+                                            int n) {
+    ELEMENT();
+    float x = a[i];
+    __half hx = __ushort_as_half(h[i]);
+    __nv_bfloat16 bx = __ushort_as_bfloat16(h[i]);
+    int k = 0;
+    out_h[k++ * n + i] = __half_as_ushort(__float2half_rn(x));
+    out_h[k++ * n + i] = __half_as_ushort(__float2half_rz(x));
+    out_h[k++ * n + i] = __half_as_ushort(__float2half_rd(x));
+    out_h[k++ * n + i] = __half_as_ushort(__float2half_ru(x));
+    out_h[k++ * n + i] = __bfloat16_as_ushort(__float2bfloat16_rn(x));
+    out_h[k++ * n + i] = __bfloat16_as_ushort(__float2bfloat16_rz(x));
+    out_h[k++ * n + i] = __half_as_ushort(__double2half((double)x * 1.0000001));
+    int m = 0;
+    out[m++ * n + i] = __half2float(hx);
+    out[m++ * n + i] = __bfloat162float(bx);
+    out[m++ * n + i] = (float)__half2int_rz(hx);
+}
+
+// more atomics: reductions without a result, every operation on shared memory, 64-bit and f64
+extern "C" __global__ void more_atomics(const int* in, int* g, unsigned long long* g64, double* gd, int* out, int n) {
+    __shared__ int s[9];
+    __shared__ unsigned su[2];
+    int t = threadIdx.x;
+    int i = blockIdx.x * blockDim.x + t;
+    if (t == 0) {
+        s[0] = 0; s[1] = 1 << 30; s[2] = -(1 << 30); s[3] = -1; s[4] = 0; s[5] = 0; s[6] = 0; s[7] = 0; s[8] = 0;
+        su[0] = 0; su[1] = 50;
+    }
+    __syncthreads();
+    if (i < n) {
+        int v = in[i];
+        atomicAdd(&g[0], v);                      // red.global.add
+        atomicMax(&g[1], v);                      // red.global.max
+        atomicAdd(&s[0], v);
+        atomicMin(&s[1], v);
+        atomicMax(&s[2], v);
+        atomicAnd(&s[3], ~(1 << (v & 31)));
+        atomicOr(&s[4], 1 << (v & 31));
+        atomicXor(&s[5], v);
+        atomicExch(&s[6], v);
+        atomicCAS(&s[7], 0, v + 1);
+        atomicInc(&su[0], 9u);
+        atomicDec(&su[1], 60u);
+        out[i] = atomicAdd(&s[8], 1);
+        atomicCAS(&g64[0], 0ull, (unsigned long long)(v + 5));
+        atomicExch(&g64[1], (unsigned long long)v);
+        atomicAdd(&gd[0], (double)v * 0.5);
+    }
+    __syncthreads();
+    if (t < 8) atomicAdd(&g[2 + t], s[t]);
+    if (t == 8) { atomicAdd(&g[10], (int)su[0]); atomicAdd(&g[11], (int)su[1]); }
+}

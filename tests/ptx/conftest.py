@@ -132,18 +132,26 @@ def ptx_device(text: str) -> Device:
 
 
 def round_exact(value: Fraction, mode: str, dtype: type[np.floating[Any]]) -> float:
-    """``value`` rounded to ``dtype`` by ``mode`` (rn ties-to-even, rz, rm, rp), exactly."""
-    near = dtype(float(value))
-    candidates = {
-        float(near),
-        float(np.nextafter(near, dtype(np.inf))),
-        float(np.nextafter(near, dtype(-np.inf))),
-    }
-    # float(value) rounds once to float64, so the float32 answer is one of these neighbours
+    """``value`` rounded to ``dtype`` by ``mode`` (rn ties-to-even, rz, rm, rp), exactly; ``value``
+    must lie within ``dtype``'s finite range."""
+    with np.errstate(over="ignore"):
+        near = dtype(float(value))
+        candidates = {
+            float(near),
+            float(np.nextafter(near, dtype(np.inf))),
+            float(np.nextafter(near, dtype(-np.inf))),
+        }
+    # float(value) rounds once to float64, so the narrower answer is one of these neighbours
     finite = sorted(c for c in candidates if np.isfinite(c))
     below = [c for c in finite if Fraction(c) <= value]
     above = [c for c in finite if Fraction(c) >= value]
+    assert below and above, f"{value} is outside the finite range of {dtype}"
     lo, hi = max(below), min(above)
+    result = _pick(value, lo, hi, mode, dtype)
+    return -0.0 if result == 0 and value < 0 else result  # a negative value that rounds to zero is -0
+
+
+def _pick(value: Fraction, lo: float, hi: float, mode: str, dtype: type[np.floating[Any]]) -> float:
     if lo == hi:
         return lo
     if mode == "rz":
@@ -155,7 +163,7 @@ def round_exact(value: Fraction, mode: str, dtype: type[np.floating[Any]]) -> fl
     dlo, dhi = value - Fraction(lo), Fraction(hi) - value
     if dlo != dhi:
         return lo if dlo < dhi else hi
-    bits = np.array([lo], dtype=dtype).view(np.uint32 if dtype is np.float32 else np.uint64)[0]
+    bits = np.array([lo], dtype=dtype).view(f"u{np.dtype(dtype).itemsize}")[0]
     return lo if int(bits) % 2 == 0 else hi
 
 

@@ -558,3 +558,142 @@ def test_3d_geometry_special_registers(corpus: Device) -> None:
                         for tx in range(4):
                             rows.append([tx, ty, tz, bx, by, bz, 423, 232])
     np.testing.assert_array_equal(got, rows)
+
+
+def _funnel(lo: int, hi: int, shift: int, left: bool) -> int:
+    pair = hi << 32 | lo
+    return ((pair << shift) >> 32) & 0xFFFFFFFF if left else (pair >> shift) & 0xFFFFFFFF
+
+
+def _signed(value: int, bits: int) -> int:
+    return value - (1 << bits) if value >= 1 << (bits - 1) else value
+
+
+def _lanes_of(value: int, width: int, signed: bool) -> list[int]:
+    bits = 8 * width
+    lanes = [(value >> (bits * k)) & ((1 << bits) - 1) for k in range(4 // width)]
+    return [_signed(v, bits) if signed else v for v in lanes]
+
+
+def test_funnel_shifts_dot_products_lop3_and_24_bit_multiplies(corpus: Device) -> None:
+    rng = np.random.default_rng(23)
+    a, b = (rng.integers(0, 1 << 32, N, dtype=np.uint64).astype(np.uint32) for _ in range(2))
+    c = rng.integers(0, 1 << 32, N, dtype=np.uint64).astype(np.uint32)
+    c[: N // 2] = rng.integers(0, 70, N // 2).astype(np.uint32)  # shift counts in and past range
+    pa, pb, pc, out = corpus.put(a), corpus.put(b), corpus.put(c), corpus.zeros(14 * N, np.uint32)
+    corpus.run("more_int_ops", GRID, BLOCK, pa, pb, pc, out, N)
+    got = corpus.get(out, 14 * N, np.uint32).reshape(14, N)
+    for i in range(N):
+        x, y, z = int(a[i]), int(b[i]), int(c[i])
+
+        def dot(xs: list[int], ys: list[int], acc: int) -> int:
+            return (acc + sum(p * q for p, q in zip(xs, ys, strict=True))) & 0xFFFFFFFF
+
+        mul24 = (_signed(x & 0xFFFFFF, 24) * _signed(y & 0xFFFFFF, 24)) & 0xFFFFFFFF
+        want = [
+            _funnel(x, y, z & 31, True),
+            _funnel(x, y, z & 31, False),
+            _funnel(x, y, min(z, 32), True),
+            _funnel(x, y, min(z, 32), False),
+            dot(_lanes_of(x, 1, True), _lanes_of(y, 1, True), z),
+            dot(_lanes_of(x, 1, False), _lanes_of(y, 1, False), z),
+            dot(_lanes_of(x, 2, True), _lanes_of(y, 1, True)[:2], z),
+            dot(_lanes_of(x, 2, False), _lanes_of(y, 1, False)[2:], z),
+            (x & y) | (x & z) | (y & z),
+            x ^ y ^ z,
+            _prmt(x, y, z & 0xFFFF),
+            mul24,
+            ((x & 0xFFFFFF) * (y & 0xFFFFFF)) & 0xFFFFFFFF,
+            (((x * y) >> 32) + abs(x - y) + z) & 0xFFFFFFFF,
+        ]
+        np.testing.assert_array_equal(
+            got[:, i],
+            np.array(want, dtype=np.uint64).astype(np.uint32),
+            err_msg=f"element {i}: x={x:#x} y={y:#x} z={z:#x}",
+        )
+
+
+def _bf16(value: np.float32, mode: str) -> int:
+    bits = int(np.array([value], dtype=np.float32).view(np.uint32)[0])
+    top, low = bits >> 16, bits & 0xFFFF
+    if mode == "rn" and (low > 0x8000 or (low == 0x8000 and top & 1)):
+        top += 1
+    return top
+
+
+def test_half_and_bfloat16_conversions(corpus: Device) -> None:
+    rng = np.random.default_rng(24)
+    x = (rng.standard_normal(N) * np.exp2(rng.integers(-26, 15, N))).astype(np.float32)
+    x[:6] = [0.0, -0.0, 65472.0, -65000.0, 3.0e-8, 1.0 / 3.0]
+    h = rng.integers(0, 1 << 16, N).astype(np.uint16)
+    px, ph = corpus.put(x), corpus.put(h)
+    out, out_h = corpus.zeros(3 * N, np.float32), corpus.zeros(7 * N, np.uint16)
+    corpus.run("half_conversions", GRID, BLOCK, px, ph, out, out_h, N)
+    got_h = corpus.get(out_h, 7 * N, np.uint16).reshape(7, N)
+    got = corpus.get(out, 3 * N, np.float32).reshape(3, N)
+    fx = [Fraction(float(v)) for v in x]
+    for k, mode in enumerate(("rn", "rz", "rm", "rp")):
+        want = np.copysign(rounded(fx, mode, np.float16), x)  # the sign of an exact zero too
+        np.testing.assert_array_equal(got_h[k], want.astype(np.float16).view(np.uint16), err_msg=mode)
+    np.testing.assert_array_equal(got_h[4], [_bf16(v, "rn") for v in x])
+    np.testing.assert_array_equal(got_h[5], [_bf16(v, "rz") for v in x])
+    scaled = [Fraction(float(np.float64(v) * 1.0000001)) for v in x]
+    want6 = np.copysign(rounded(scaled, "rn", np.float16), x).astype(np.float16)
+    np.testing.assert_array_equal(got_h[6], want6.view(np.uint16))
+    with np.errstate(invalid="ignore"):  # NaN patterns among the random bits
+        halves = h.view(np.float16).astype(np.float64)
+        np.testing.assert_array_equal(got[0], h.view(np.float16).astype(np.float32))
+    np.testing.assert_array_equal(got[1], (h.astype(np.uint32) << 16).view(np.float32))
+    truncated = np.where(
+        np.isnan(halves),
+        0,
+        np.clip(np.trunc(np.nan_to_num(halves, posinf=3e9, neginf=-3e9)), -(2**31), 2**31 - 1),
+    )
+    np.testing.assert_array_equal(got[2], truncated.astype(np.int64).astype(np.float32))
+
+
+def test_more_atomics_reductions_shared_operations_and_64_bit(corpus: Device) -> None:
+    v = np.random.default_rng(25).integers(-1000, 1000, N).astype(np.int32)
+    v[0] = 41
+    g0 = np.zeros(12, dtype=np.int32)
+    g0[1] = -5000
+    pv, pg = corpus.put(v), corpus.put(g0)
+    p64, pd, out = corpus.zeros(2, np.uint64), corpus.put(np.array([0.25])), corpus.zeros(N, np.int32)
+    corpus.run("more_atomics", GRID, BLOCK, pv, pg, p64, pd, out, N)
+    # the engine's order: blocks one after another, threads in order within a block
+    g = [int(x) for x in g0]
+    g64 = [0, 0]
+    gd = 0.25
+    ranks = []
+    for block in range(GRID):
+        s = [0, 1 << 30, -(1 << 30), -1, 0, 0, 0, 0, 0]
+        su = [0, 50]
+        for t in range(BLOCK):
+            i = block * BLOCK + t
+            if i >= N:
+                continue
+            x = int(v[i])
+            g[0] += x
+            g[1] = max(g[1], x)
+            s[0] += x
+            s[1], s[2] = min(s[1], x), max(s[2], x)
+            s[3] &= ~(1 << (x & 31))
+            s[4] |= 1 << (x & 31)
+            s[5] ^= x
+            s[6] = x
+            s[7] = x + 1 if s[7] == 0 else s[7]
+            su[0] = 0 if su[0] >= 9 else su[0] + 1
+            su[1] = 60 if su[1] == 0 or su[1] > 60 else su[1] - 1
+            ranks.append(s[8])
+            s[8] += 1
+            g64[0] = (x + 5) % (1 << 64) if g64[0] == 0 else g64[0]
+            g64[1] = x % (1 << 64)
+            gd += x * 0.5
+        for t in range(8):
+            g[2 + t] += s[t]
+        g[10] += su[0]
+        g[11] += su[1]
+    np.testing.assert_array_equal(corpus.get(pg, 12, np.int32), _wrap32(g))
+    np.testing.assert_array_equal(corpus.get(p64, 2, np.uint64), np.array(g64, dtype=np.uint64))
+    assert corpus.get(pd, 1, np.float64)[0] == gd
+    np.testing.assert_array_equal(corpus.get(out, N, np.int32), ranks)
