@@ -226,6 +226,10 @@ class Daemon:
             return
         try:
             new = load_config(self.config_path)
+            old_paths = (self.config.mediator.socket_dir, self.config.mediator.control_path)
+            if (new.mediator.socket_dir, new.mediator.control_path) != old_paths:
+                raise ConfigError("socket_dir and control_socket take effect only at a restart (the "
+                                  "directory is checked and locked when the daemon starts)")
             accesses = self._resolve_accesses(new)
             operators, readers = self._control_policies(new)
         except (ConfigError, HostSetupError) as exc:
@@ -420,6 +424,9 @@ class Daemon:
                 "backend_reason": self.backend_reason,
                 "vms": len(vms),
                 "attached": sum(1 for v in vms if v["connected"]),
+                # control connections refused for their peer, and requests refused (malformed or not allowed)
+                "control_refused": self.control_refused,
+                "control_errors": self.control_errors,
                 "mqtt": self.mqtt.describe() if self.mqtt is not None else {"state": "disabled"},
                 "metrics": ({"bind": self.config.metrics.bind, "port": self.metrics.port,
                              "scrapes": self.metrics.scrapes}

@@ -268,6 +268,7 @@ def test_every_malformed_control_request_gets_an_error_reply(mediator: MediatorP
     replies = _raw(mediator.control, line + b'\n{"cmd": "status", "id": 7}\n')
     assert len(replies) == 2 and replies[0]["ok"] is False and reason in replies[0]["error"], replies
     assert replies[1]["ok"] is True and replies[1]["id"] == 7
+    assert replies[1]["host"]["control_errors"] == 1  # counted, as the log line says
     assert "Traceback" not in mediator.log
 
 

@@ -7,6 +7,7 @@ directory refuses and leaves the first one's sockets alone.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,8 @@ import pytest
 from guest import GuestClient
 from mediator._control_client import request
 from mediator._launcher import running_mediator, write_config
+
+from ._support import logged, wait_for
 
 NOBODY = 65534
 
@@ -133,3 +136,15 @@ def test_a_second_daemon_on_the_same_socket_dir_refuses_and_leaves_the_first_alo
     # once the first has stopped, the directory is free again
     with running_mediator(tmp_path, vms=1) as second:
         assert request(second.control, {"cmd": "status"})["host"]["pid"] == second.proc.pid
+
+
+def test_a_reload_cannot_move_the_sockets(tmp_path: Path) -> None:
+    with running_mediator(tmp_path, vms=1) as mediator:
+        elsewhere = tmp_path / "elsewhere"
+        write_config(mediator.config, elsewhere, backend="sim", vm_ids=[1, 2])
+        mediator.proc.send_signal(signal.SIGHUP)
+        wait_for("the reload refused", lambda: logged(mediator, event="reload failed; keeping the running "
+                                                      "configuration") == 1)
+        assert "socket_dir and control_socket take effect only at a restart" in mediator.log
+        assert not elsewhere.exists()
+        assert [vm["name"] for vm in request(mediator.control, {"cmd": "status"})["vms"]] == ["vm1"]
