@@ -9,6 +9,8 @@
     log_level = "info"
     region_size = "64MiB"                   # power of two
     poll_us = 50                            # how long a worker spins before sleeping
+    control_group = "vgpu-operators"        # may change things on control.sock
+    control_readers = "vgpu-monitoring"     # may read status and traces on control-ro.sock
 
     [device]                                # what the sim backend reports
     name = "vGPU Simulated H100"
@@ -27,6 +29,7 @@
     [[vm]]
     id = 1
     name = "vm1"
+    owner = "vgpu-qemu-vm1"                 # the only user whose processes may attach this VM
     memory_quota = "4GiB"
 """
 
