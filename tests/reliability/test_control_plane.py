@@ -15,6 +15,7 @@ import json
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -306,3 +307,14 @@ def test_a_flood_of_refused_connections_writes_a_line_a_second(mediator: Mediato
         print(f"2000 refused connections in {elapsed:.2f} s: {lines} log lines")
         assert 2 <= lines <= int(elapsed) + 3
         gpu.nop()  # the VM's own session never noticed
+
+
+def test_a_reload_gives_a_vm_to_another_owner(hardened: MediatorProcess, clients: dict[str, Client]) -> None:
+    config = hardened.config.read_text()
+    hardened.config.write_text(config.replace('name = "vm1"\nowner = "vgpu-test-qemu1"',
+                                              'name = "vm1"\nowner = "vgpu-test-qemu2"'))
+    hardened.proc.send_signal(signal.SIGHUP)
+    wait_for("vm1 re-owned", lambda: logged(hardened, event="vm socket access changed", vm="vm1") == 1)
+    assert _mode(hardened.vm_socket(1)) == ("vgpu-test-qemu2", "root", 0o600)
+    assert clients["vgpu-test-qemu1"].run(hardened.vm_socket(1))["error"] == "Permission denied"
+    assert clients["vgpu-test-qemu2"].run(hardened.vm_socket(1))["handshake"] is True
