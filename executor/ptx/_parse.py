@@ -164,17 +164,17 @@ class Module:
 
 _TOKEN = re.compile(
     r"""
-    (?P<ws>[ \t\r\f\v]+|\n)
-  | (?P<comment>//[^\n]*|/\*.*?\*/)
-  | (?P<string>"[^"\n]*")
+    (?P<ws>[ \t\r\f\v]+)
+  | (?P<comment>//.*)
+  | (?P<string>"[^"]*")
   | (?P<float>0[fF][0-9a-fA-F]{8}|0[dD][0-9a-fA-F]{16})
   | (?P<int>0[xX][0-9a-fA-F]+U?|0[bB][01]+U?|[0-9]+\.[0-9]*(?:[eE][+-]?[0-9]+)?|[0-9]+U?)
   | (?P<word>[%$A-Za-z_.][A-Za-z0-9_$.%]*)
   | (?P<punct>[{}()\[\],;:@!|+\-=<>])
+  | (?P<bad>.)
 """,
-    re.VERBOSE | re.DOTALL,
+    re.VERBOSE,
 )
-
 _TYPES = {
     "b8",
     "b16",
@@ -248,6 +248,7 @@ _SKIPPED_DIRECTIVES = {
     ".abi_preserve_control",
 }
 _LINKING = {".visible", ".extern", ".weak", ".common"}
+_BLOCK_COMMENT = re.compile(r"/\*.*?\*/", re.DOTALL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,20 +259,21 @@ class _Tok:
 
 
 def _tokens(text: str) -> list[_Tok]:
+    """The tokens of ``text``, line by line (block comments become the newlines they spanned)."""
+    if "/*" in text:
+        text = _BLOCK_COMMENT.sub(lambda m: "\n" * m.group().count("\n"), text)
+        if "/*" in text:
+            raise PtxSyntaxError("an unterminated /* comment")
     out: list[_Tok] = []
-    line = 1
-    pos = 0
-    end = len(text)
-    while pos < end:
-        m = _TOKEN.match(text, pos)
-        if m is None:
-            raise PtxSyntaxError(f"unexpected character {text[pos]!r}", line)
-        kind = m.lastgroup or ""
-        tok = m.group()
-        if kind not in ("ws", "comment"):
-            out.append(_Tok(kind, tok, line))
-        line += tok.count("\n")
-        pos = m.end()
+    append = out.append
+    for line, source in enumerate(text.split("\n"), 1):
+        for m in _TOKEN.finditer(source):
+            kind = m.lastgroup
+            if kind in ("ws", "comment"):
+                continue
+            if kind == "bad":
+                raise PtxSyntaxError(f"unexpected character {m.group()!r}", line)
+            append(_Tok(kind or "", m.group(), line))
     return out
 
 

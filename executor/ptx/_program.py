@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 
 from ._parse import Function, Instruction, Label, Module, PtxSyntaxError, Sym, Variable, parse_ptx
 
-__all__ = ["EXIT", "FunctionCode", "Program", "build_program"]
+__all__ = ["EXIT", "MAX_BLOCKS", "FunctionCode", "Program", "build_program"]
 
 #: the reconvergence point of a branch whose paths only meet at the function's exit
 EXIT = -1
+#: the most basic blocks one function may have
+MAX_BLOCKS = 1 << 17
 
 _ENDS_BLOCK = {"bra", "ret", "exit", "trap", "brx"}
 
@@ -71,6 +73,10 @@ def build_function(fn: Function) -> FunctionCode:
         if ins.opcode in _ENDS_BLOCK and pc + 1 < n:
             leaders.add(pc + 1)
     starts = sorted(leaders) if n else []
+    if len(starts) > MAX_BLOCKS:
+        raise PtxSyntaxError(
+            f"function {fn.name} has {len(starts)} basic blocks; the engine takes {MAX_BLOCKS}"
+        )
     block_of = [0] * n
     for b, start in enumerate(starts):
         end = starts[b + 1] if b + 1 < len(starts) else n
@@ -103,57 +109,57 @@ def build_function(fn: Function) -> FunctionCode:
 
 
 def _ipdoms(succ: list[tuple[int, ...]]) -> list[int]:
-    """Immediate post-dominators by the iterative data-flow method, sets as bit masks.
+    """Immediate post-dominators: the dominator tree of the reversed CFG, rooted at the exit, by the
+    iterative algorithm of Cooper, Harvey and Kennedy ("A Simple, Fast Dominance Algorithm").
 
-    Bit ``nb`` stands for the exit. A block from which the exit cannot be reached (an endless loop)
-    keeps "everything" as its post-dominator set; it gets EXIT as its ipdom (it never reconverges).
+    A block from which the exit cannot be reached (an endless loop) gets EXIT: it never reconverges.
     """
     nb = len(succ)
-    exit_bit = 1 << nb
-    everything = (1 << (nb + 1)) - 1
-    pdom = [everything] * nb
+    root = nb  # the virtual exit
+    # in the reversed graph, the nodes after x are x's predecessors in the CFG
+    after: list[list[int]] = [[] for _ in range(nb + 1)]
+    for b, outs in enumerate(succ):
+        for s in outs:
+            after[root if s == EXIT else s].append(b)
+    postorder = [-1] * (nb + 1)
+    order: list[int] = []
+    seen = [False] * (nb + 1)
+    seen[root] = True
+    stack = [(root, iter(after[root]))]
+    while stack:  # depth-first from the exit, iteratively
+        node, rest = stack[-1]
+        nxt = next(rest, None)
+        if nxt is None:
+            stack.pop()
+            postorder[node] = len(order)
+            order.append(node)
+        elif not seen[nxt]:
+            seen[nxt] = True
+            stack.append((nxt, iter(after[nxt])))
+    idom = [-1] * (nb + 1)
+    idom[root] = root
 
-    def bits(s: int) -> int:
-        return exit_bit if s == EXIT else pdom[s]
+    def intersect(a: int, b: int) -> int:
+        while a != b:
+            while postorder[a] < postorder[b]:
+                a = idom[a]
+            while postorder[b] < postorder[a]:
+                b = idom[b]
+        return a
 
     changed = True
     while changed:
         changed = False
-        for b in range(nb - 1, -1, -1):
-            meet = everything
+        for b in reversed(order[:-1]):  # reverse postorder, the root left out
+            new = -1
             for s in succ[b]:
-                meet &= bits(s)
-            new = meet | (1 << b)
-            if new != pdom[b]:
-                pdom[b] = new
+                p = root if s == EXIT else s
+                if idom[p] != -1:
+                    new = p if new == -1 else intersect(p, new)
+            if new != idom[b]:
+                idom[b] = new
                 changed = True
-    out: list[int] = []
-    for b in range(nb):
-        if pdom[b] == everything and nb > 0 and not _reaches_exit(b, succ):
-            out.append(EXIT)
-            continue
-        strict = pdom[b] & ~(1 << b)
-        best, best_count = EXIT, -1
-        for d in range(nb):
-            if strict >> d & 1:
-                count = bin(pdom[d]).count("1")  # the closest post-dominator has the most of its own
-                if count > best_count:
-                    best, best_count = d, count
-        out.append(best)
-    return out
-
-
-def _reaches_exit(b: int, succ: list[tuple[int, ...]]) -> bool:
-    seen = {b}
-    todo = [b]
-    while todo:
-        for s in succ[todo.pop()]:
-            if s == EXIT:
-                return True
-            if s not in seen:
-                seen.add(s)
-                todo.append(s)
-    return False
+    return [EXIT if idom[b] in (-1, root) else idom[b] for b in range(nb)]
 
 
 @dataclass(slots=True)

@@ -137,3 +137,14 @@ def test_parse_keeps_labels_in_order() -> None:
     module = parse_ptx(HEADER + ".visible .entry k() {\n$L_a:\n ret;\n$L_b:\n}")
     body = module.functions["k"].body
     assert body is not None and [type(item) for item in body] == [Label, Instruction, Label]
+
+
+def test_reconvergence_points_of_a_large_function_are_found_quickly() -> None:
+    import time
+
+    blocks = 5000  # as many ifs one after another, each skipping an add
+    body = "\n".join(f"@%p1 bra $L_{k};\n add.s32 %r1, %r1, {k};\n$L_{k}:" for k in range(blocks))
+    start = time.perf_counter()
+    reconv, labels, _ = _program(".reg .b32 %r<2>;\n" + body + "\nret;")
+    assert time.perf_counter() - start < 10
+    assert all(reconv[labels[f"$L_{k}"] - 2] == labels[f"$L_{k}"] for k in range(blocks))
