@@ -26,6 +26,7 @@ END {
         # CUBLAS_STATUS_NOT_SUPPORTED, NVML_ERROR_NOT_SUPPORTED, CUDA_ERROR_NOT_SUPPORTED
         code = lib ~ /^cublas/ ? 15 : lib == "nvml" ? 3 : 801
         legacy = lib == "cublas" ? " vgpu_cublas_legacy_unsupported();" : ""
+        soname = lib == "nvml" ? "libnvidia-ml" : "lib" lib
         print "/* GENERATED from public.tsv and exports.tsv by gen_exports.awk: the functions lib" lib
         print " * exports but does not serve. */"
         print "#include <stddef.h>"
@@ -34,10 +35,10 @@ END {
         print "struct vgpu_fp2 { double re, im; }; /* zero in both floating-point return registers */"
         for (i = 0; i < n; i++) if (row[sym[i]] == "unsupported") {
             s = sym[i]; k = (s in kind) ? kind[s] : "status"
-            call = "static int once; (void)vgpu_shim_unsupported(\"lib" lib "\", \"" s "\", &once, " code ");"
+            call = "static int once; (void)vgpu_shim_unsupported(\"" soname "\", \"" s "\", &once, " code ");"
             if (k == "status") {
                 print "int " s "(void);"
-                print "int " s "(void) { static int once; return vgpu_shim_unsupported(\"lib" lib "\", \"" s "\", &once, " code "); }"
+                print "int " s "(void) { static int once; return vgpu_shim_unsupported(\"" soname "\", \"" s "\", &once, " code "); }"
             } else if (k == "void") {
                 print "void " s "(void);"
                 print "void " s "(void) { " call legacy " }"

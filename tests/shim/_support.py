@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from mediator._control_client import request
+from mediator._launcher import MediatorProcess
 from tests.qemu._support import REPO, SelftestReport
 
 SHIM = REPO / "guest" / "shim"
@@ -95,3 +98,12 @@ def run_program(name: str, shim: ShimBuild, conf: Path | None, timeout: float = 
     proc = subprocess.run([str(PROGRAMS / name)], capture_output=True, text=True, timeout=timeout, env=env,
                           check=False)
     return proc.returncode, proc.stdout + proc.stderr
+
+
+def wait_until_listening(mediator: MediatorProcess, vm: int = 1, timeout: float = 60) -> None:
+    """Until the VM's previous guest session is torn down (one guest process at a time per VM)."""
+    deadline = time.monotonic() + timeout
+    while request(mediator.control, {"cmd": "status"})["vms"][vm - 1]["state"] != "listening":
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"VM {vm}'s previous guest session did not end")
+        time.sleep(0.01)
