@@ -10,11 +10,12 @@ the exit. This is the reconvergence rule of GPGPU-Sim's SIMT stack.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from ._parse import Function, Instruction, Label, Module, PtxSyntaxError, Sym, Variable, parse_ptx
 
-__all__ = ["EXIT", "MAX_BLOCKS", "FunctionCode", "Program", "build_program"]
+__all__ = ["EXIT", "MAX_BLOCKS", "FunctionCode", "FunctionCodes", "Program", "build_program"]
 
 #: the reconvergence point of a branch whose paths only meet at the function's exit
 EXIT = -1
@@ -162,24 +163,50 @@ def _ipdoms(succ: list[tuple[int, ...]]) -> list[int]:
     return [EXIT if idom[b] in (-1, root) else idom[b] for b in range(nb)]
 
 
+class FunctionCodes(Mapping[str, FunctionCode]):
+    """The defined functions' code by name, each built at its first use: a module of many kernels
+    pays for the control-flow analysis of the ones it launches (and what they call) only. A function
+    whose body cannot be built raises :class:`PtxSyntaxError` at that use."""
+
+    def __init__(self, module: Module) -> None:
+        self._functions = {name: fn for name, fn in module.functions.items() if fn.body is not None}
+        self._built: dict[str, FunctionCode] = {}
+
+    def __getitem__(self, name: str) -> FunctionCode:
+        code = self._built.get(name)
+        if code is None:
+            code = self._built[name] = build_function(self._functions[name])
+        return code
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._functions)
+
+    def __len__(self) -> int:
+        return len(self._functions)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._functions
+
+
 @dataclass(slots=True)
 class Program:
     """A whole module: its variables and its functions' code (built once, shared by launches)."""
 
     module: Module
-    functions: dict[str, FunctionCode]
+    functions: FunctionCodes
 
     @property
     def variables(self) -> list[Variable]:
         return self.module.variables
 
     def entry(self, name: str) -> FunctionCode | None:
-        code = self.functions.get(name)
-        return code if code is not None and code.function.kind == "entry" else None
+        fn = self.module.functions.get(name)
+        if fn is None or fn.kind != "entry" or fn.body is None:
+            return None
+        return self.functions[name]
 
 
 def build_program(text: str) -> Program:
-    """Parse and build; raises :class:`PtxSyntaxError` for text it cannot use."""
+    """Parse; raises :class:`PtxSyntaxError` for text it cannot read. Functions are built lazily."""
     module = parse_ptx(text)
-    functions = {name: build_function(fn) for name, fn in module.functions.items() if fn.body is not None}
-    return Program(module, functions)
+    return Program(module, FunctionCodes(module))

@@ -70,7 +70,7 @@ class Device:
     def params(self, kernel: str, *values: int | float) -> bytes:
         """The parameter block of ``kernel`` with ``values``, packed at its PTX offsets."""
         assert self.module.program is not None
-        fn = self.module.program.functions[kernel].function
+        fn = self.module.program.module.functions[kernel]
         assert len(values) == len(fn.params), f"{kernel} takes {len(fn.params)} parameters"
         out = b""
         for var, value in zip(fn.params, values, strict=True):

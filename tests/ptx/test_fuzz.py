@@ -51,7 +51,7 @@ def _params(module: LoadedModule, kernel: str, buffer: int, rng: random.Random) 
     """Pointers into ``buffer`` for 64-bit integer parameters, small numbers for the rest."""
     assert module.program is not None
     out = b""
-    for var in module.program.functions[kernel].function.params:
+    for var in module.program.module.functions[kernel].params:
         out += bytes(-len(out) % var.align)
         if var.size == 8 and var.type in ("u64", "b64", "s64"):
             out += struct.pack("<Q", buffer + 4 * rng.randrange(64))
@@ -99,4 +99,4 @@ def test_mutated_modules_answer_only_cuda_errors(source: Path) -> None:
 
 def _entries(module: LoadedModule) -> list[str]:
     assert module.program is not None
-    return [name for name, code in module.program.functions.items() if code.function.kind == "entry"]
+    return [name for name, fn in module.program.module.functions.items() if fn.kind == "entry" and fn.body]
