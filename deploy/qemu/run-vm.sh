@@ -1,6 +1,8 @@
 #!/bin/sh
 # Example: boot a guest with a vgpu-mediator device. The mediator must be running and configured
 # with a VM named "vm1" (its socket is <socket_dir>/vm1.sock, /run/vgpu-mediator by default).
+# Run it as that VM's `owner` from the mediator's configuration (e.g. `sudo -u vgpu-qemu-vm1`): the
+# socket is that user's alone, and the mediator refuses any other connecting uid.
 #
 #   KERNEL=/boot/vmlinuz-... INITRD=/boot/initrd.img-... DISK=guest.qcow2 ./run-vm.sh
 #
