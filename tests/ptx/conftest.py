@@ -67,7 +67,7 @@ class Device:
         size = np.dtype(dtype).itemsize * count
         return self.memory.read(ptr, size).view(dtype).copy()
 
-    def params(self, kernel: str, *values: int | float) -> bytes:
+    def params(self, kernel: str, *values: int | float | bytes) -> bytes:
         """The parameter block of ``kernel`` with ``values``, packed at its PTX offsets."""
         assert self.module.program is not None
         fn = self.module.program.module.functions[kernel]
@@ -75,7 +75,11 @@ class Device:
         out = b""
         for var, value in zip(fn.params, values, strict=True):
             out += bytes(-len(out) % var.align)
-            out += struct.pack("<" + _PACK[var.type], value)
+            if isinstance(value, bytes):  # an aggregate (.b8 array) parameter, packed by the caller
+                assert len(value) == var.size, f"{var.name} takes {var.size} bytes"
+                out += value
+            else:
+                out += struct.pack("<" + _PACK[var.type], value)
         return out
 
     def run(
@@ -83,7 +87,7 @@ class Device:
         kernel: str,
         grid: Dim,
         block: Dim,
-        *values: int | float,
+        *values: int | float | bytes,
         shared: int = 0,
         limits: Limits | None = None,
         symbols: dict[str, int] | None = None,
@@ -103,7 +107,7 @@ class Device:
         kernel: str,
         grid: Dim,
         block: Dim,
-        *values: int | float,
+        *values: int | float | bytes,
         shared: int = 0,
         limits: Limits | None = None,
     ) -> CudaError:
