@@ -73,8 +73,16 @@ def _row_index(offsets: Addresses, size: int) -> Index | None:
     return rows
 
 
+def _in_order(offsets: Addresses, size: int, span: int) -> bool:
+    """Whether the rows are the span itself: thread ``j`` at byte ``j * size`` (the common case)."""
+    k = offsets.size
+    return k * size == span and bool(np.array_equal(offsets, np.arange(0, span, size, dtype=offsets.dtype)))
+
+
 def _rows(base: U8, offsets: Addresses, size: int) -> U8:
     """``base[offset:offset + size]`` for each offset, as rows."""
+    if _in_order(offsets, size, base.size):
+        return base.reshape(-1, size)
     index = _row_index(offsets, size) if base.size % size == 0 else None
     if index is not None:
         whole: U8 = base.reshape(-1, size)[index]
@@ -152,9 +160,13 @@ def scatter_device(mem: DeviceMemory, addrs: Addresses, data: U8) -> None:
         sub = addrs[part]
         lo = int(sub.min())
         hi = int(sub.max()) + size
+        offsets = sub.astype(np.uint64) - np.uint64(lo)
         try:
+            if _in_order(offsets, size, hi - lo):  # the threads cover the span: nothing to read first
+                mem.write(lo, np.ascontiguousarray(data[part]).reshape(-1), "kernel store")
+                continue
             span = mem.read(lo, hi - lo, "kernel store")
-            _put_rows(span, sub.astype(np.uint64) - np.uint64(lo), data[part])
+            _put_rows(span, offsets, data[part])
             mem.write(lo, span, "kernel store")
             continue
         except CudaError:
