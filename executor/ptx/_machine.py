@@ -69,6 +69,9 @@ class LoadedModule:
                 known = self._prepare(name)
             except (UnsupportedError, PtxSyntaxError) as exc:
                 known = f"kernel {name} uses what the PTX engine does not implement: {exc}"
+            except (ArithmeticError, LookupError, TypeError, ValueError, RecursionError) as exc:
+                # the engine's own failure on this (untrusted) code: refused, never a wrong result
+                known = f"the PTX engine could not prepare kernel {name} ({type(exc).__name__}: {exc})"
             self._kernels[name] = known
         if isinstance(known, str):
             raise CudaError(CUresult.CUDA_ERROR_NOT_SUPPORTED, known)

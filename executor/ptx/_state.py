@@ -42,9 +42,12 @@ class KernelFaultError(Exception):
 @dataclass(frozen=True, slots=True)
 class Limits:
     """Bounds on one launch: wall-clock seconds and executed instructions (per batch-instruction,
-    summed over the grid) before ``CUDA_ERROR_LAUNCH_TIMEOUT``; threads per batch; local memory."""
+    summed over the grid) before ``CUDA_ERROR_LAUNCH_TIMEOUT``; threads per batch; local memory.
 
-    seconds: float = 10.0
+    The time bound stays well inside the daemon's ``worker_timeout_s`` (30 s by default): a launch
+    runs on the worker's thread, which publishes no heartbeat while it runs."""
+
+    seconds: float = 5.0
     instructions: int = 50_000_000
     batch_threads: int = 8192
     local_bytes_per_thread: int = 64 << 10
