@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 
 from guest import GuestClient
-from mediator._control_client import request
+from mediator._control_client import ControlError, request, request_first
 from mediator._launcher import MediatorProcess, running_mediator
 
 from ._support import logged, vm_status, wait_for
@@ -318,3 +318,14 @@ def test_a_reload_gives_a_vm_to_another_owner(hardened: MediatorProcess, clients
     assert _mode(hardened.vm_socket(1)) == ("vgpu-test-qemu2", "root", 0o600)
     assert clients["vgpu-test-qemu1"].run(hardened.vm_socket(1))["error"] == "Permission denied"
     assert clients["vgpu-test-qemu2"].run(hardened.vm_socket(1))["handshake"] is True
+
+
+def test_the_cli_falls_back_to_the_read_only_socket(mediator: MediatorProcess, tmp_path: Path) -> None:
+    readonly = mediator.sockets / "control-ro.sock"
+    mediator.wait_for(readonly)
+    # the operators' socket out of reach (as for a reader): status comes from the read-only one
+    assert request_first([tmp_path / "absent.sock", readonly], {"cmd": "status"})["ok"]
+    with pytest.raises(ControlError, match="needs an operator"):  # and it is read-only
+        request_first([tmp_path / "absent.sock", readonly], {"cmd": "set_quota", "vm": 1, "bytes": 1})
+    with pytest.raises(ControlError, match=r"cannot reach the mediator at .*absent\.sock"):
+        request_first([tmp_path / "absent.sock"], {"cmd": "status"})
