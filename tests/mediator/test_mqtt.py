@@ -251,6 +251,7 @@ def test_a_broker_that_goes_away_and_comes_back_costs_no_call(mediator: Mediator
     stop = threading.Event()
     served: list[int] = []
     failures: list[BaseException] = []
+    serving = threading.Event()  # the guest's first call was answered (its worker is up)
 
     def guest() -> None:
         try:
@@ -263,19 +264,30 @@ def test_a_broker_that_goes_away_and_comes_back_costs_no_call(mediator: Mediator
                     gpu.memset_d32(ptr, n, 1024)
                     assert gpu.memcpy_dtoh(ptr, 4) == n.to_bytes(4, "little")
                     served.append(n)
+                    serving.set()
         except BaseException as exc:
             failures.append(exc)
+            serving.set()
+
+    def served_more_than(count: int, timeout: float = 30.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and thread.is_alive():
+            if len(served) > count:
+                return True
+            time.sleep(0.05)
+        return len(served) > count
 
     thread = threading.Thread(target=guest)
     thread.start()
     try:
-        time.sleep(0.5)
+        assert serving.wait(60), "the guest was never served"
+        assert not failures, failures
         watcher.close()
         broker.kill()
         wait_state(mediator, "disconnected")
         before = len(served)
-        time.sleep(2.0)  # the guest keeps being served while the broker is away
-        assert len(served) > before, "calls stalled while the broker was down"
+        # the guest keeps being served while the broker is away
+        assert served_more_than(before), "calls stalled while the broker was down"
         broker.start()
         wait_state(mediator, "connected", connects=2)
         fresh = Watcher(broker.port, f"{PREFIX}/#")
