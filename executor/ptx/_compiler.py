@@ -258,9 +258,41 @@ class Compiler:
         mods = [m for m in ins.mods if m != "aligned"]
         if mods == ["warp", "sync"]:  # __syncwarp: a batch's threads run in lockstep already
             return Op(PLAIN, lambda f, m: None, guard, ins.line, ins.text)
+        if mods[:1] == ["red"]:
+            return self._barrier_reduction(ins, mods[1:], guard)
         if mods not in (["sync"], []) or len(ins.operands) != 1 or not isinstance(ins.operands[0], Imm | Reg):
             raise UnsupportedError("only bar.sync / barrier.sync with a barrier id and no thread count")
         return Op(BAR, None, guard, ins.line, ins.text)
+
+    def _barrier_reduction(self, ins: Instruction, mods: list[str], guard: Getter | None) -> Op:
+        """``bar.red.popc.u32 d, id, {!}c`` / ``bar.red.{and,or}.pred p, id, {!}c``: a barrier that
+        also reduces ``c`` over the block's threads at it, the result going to each of them."""
+        if mods not in (["popc", "u32"], ["and", "pred"], ["or", "pred"]) or len(ins.operands) != 3:
+            raise UnsupportedError(
+                "bar.red.popc.u32 / bar.red.{and,or}.pred with a barrier id, no thread count"
+            )
+        dest, _barrier_id, operand = ins.operands
+        if not isinstance(operand, Reg):
+            raise UnsupportedError("a predicate operand")
+        get = self.pred(operand)
+        kind = mods[0]
+        put = self.write(dest, DTYPES["u32"] if kind == "popc" else DTYPES["pred"])
+
+        def reduce(f: Frame, mask: Mask | None) -> None:
+            b = f.batch
+            arrived = np.ones(b.n, dtype=np.bool_) if mask is None else mask
+            votes = (broadcast_full(np.asarray(get(f), dtype=np.bool_), b.n) & arrived).reshape(
+                -1, b.block_threads
+            )
+            if kind == "popc":
+                per_block: Value = votes.sum(axis=1).astype(np.uint32)
+            elif kind == "and":  # over the threads at the barrier
+                per_block = (votes | ~arrived.reshape(-1, b.block_threads)).all(axis=1)
+            else:
+                per_block = votes.any(axis=1)
+            put(f, np.repeat(per_block, b.block_threads), mask)
+
+        return Op(BAR, reduce, guard, ins.line, ins.text)
 
     def _call(self, ins: Instruction, guard: Getter | None) -> Op:
         ops = list(ins.operands)

@@ -24,7 +24,8 @@ SUPPORTED: dict[str, str] = {
     "and": "b16 b32 b64 pred",
     "atom": "global, shared, generic; add (u32 s32 u64 f32 f64), min max (u32 s32 u64 s64), "
     "and or xor (b32 b64), exch (b32 b64), cas (b32 b64), inc dec (u32); any .sem/.scope",
-    "bar": "bar.sync / bar.sync.aligned / barrier.sync with a barrier id and no thread count; bar.warp.sync",
+    "bar": "bar.sync / bar.sync.aligned / barrier.sync with a barrier id and no thread count; "
+    "bar.red.popc.u32, bar.red.and.pred, bar.red.or.pred; bar.warp.sync",
     "barrier": "as bar",
     "bfe": "u32 s32 u64 s64",
     "bfi": "b32 b64",
@@ -54,6 +55,7 @@ SUPPORTED: dict[str, str] = {
     "ldu": "as ld.global",
     "lg2": "approx.f32 (.ftz)",
     "lop3": "b32 with an immediate LUT",
+    "match": "any.sync all.sync, b32 b64",
     "mad": "lo hi wide for u/s 16 32 64; f32 f64 as fma",
     "max": "u/s 16 32 64; f32 (.ftz, .NaN), f64",
     "membar": "every form (a no-op: the engine is sequentially consistent)",
@@ -67,6 +69,7 @@ SUPPORTED: dict[str, str] = {
     "prmt": "b32 (default mode)",
     "rcp": "approx.f32 (.ftz), rn.f32, rn.f64, approx.ftz.f64",
     "red": "as atom, without a result",
+    "redux": "sync: add min max (s32 u32), and or xor (b32)",
     "rem": "u/s 16 32 64",
     "ret": "",
     "rsqrt": "approx.f32 (.ftz), approx.f64",

@@ -82,6 +82,14 @@ def _c_shfl(c: Compiler, ins: Instruction) -> Runner:
     return shfl
 
 
+def warp_groups(f: Frame) -> tuple[npt.NDArray[np.intp], int]:
+    """Each thread's warp as a dense index over the batch (warps never straddle blocks), and how many."""
+    b = f.batch
+    per_block = -(-b.block_threads // 32)
+    group = b.block_index * per_block + (b.linear_tid >> np.uint32(5)).astype(np.intp)
+    return group, per_block * (b.n // b.block_threads)
+
+
 def _ballot(f: Frame, pred: Value, m: Mask | None) -> npt.NDArray[np.uint32]:
     """Per thread: the bits of its warp's lanes whose ``pred`` holds among the active threads."""
     b = f.batch
@@ -91,14 +99,101 @@ def _ballot(f: Frame, pred: Value, m: Mask | None) -> npt.NDArray[np.uint32]:
     )
     lane = (b.linear_tid & np.uint32(31)).astype(np.uint64)
     bits = np.where(votes, np.left_shift(np.uint64(1), lane), np.uint64(0))
-    warp_key = (np.arange(n, dtype=np.int64) - b.linear_tid.astype(np.int64)) * 64 + (
-        b.linear_tid >> np.uint32(5)
-    ).astype(np.int64)
-    _, inverse = np.unique(warp_key, return_inverse=True)
-    sums = np.zeros(int(inverse.max()) + 1, dtype=np.uint64)
-    np.add.at(sums, inverse, bits)
-    out: npt.NDArray[np.uint32] = sums[inverse].astype(np.uint32)
+    group, count = warp_groups(f)
+    sums = np.zeros(count, dtype=np.uint64)
+    np.add.at(sums, group, bits)
+    out: npt.NDArray[np.uint32] = sums[group].astype(np.uint32)
     return out
+
+
+def _c_match(c: Compiler, ins: Instruction) -> Runner:
+    """``match.any.sync``: the lanes of the warp (active ones) holding the same value; ``match.all.sync``:
+    the active lanes when all hold the same value, else 0 (and the predicate says which)."""
+    mods = [m for m in ins.mods if m != "sync"]
+    if (
+        "sync" not in ins.mods
+        or len(mods) != 2
+        or mods[0] not in ("any", "all")
+        or mods[1] not in ("b32", "b64")
+    ):
+        raise UnsupportedError("match.{any,all}.sync.{b32,b64}")
+    mode, t = mods
+    if len(ins.operands) != 3:
+        raise UnsupportedError("operands")
+    dest, a, _member = ins.operands
+    if mode == "any" and isinstance(dest, Pair):
+        raise UnsupportedError("match.any has no predicate destination")
+    get = c.read(a, DTYPES[t])
+    if isinstance(dest, Pair):
+        put, put_p = c.write(dest.first, DTYPES["u32"]), c.write(dest.second, DTYPES["pred"])
+    else:
+        put, put_p = c.write(dest, DTYPES["u32"]), None
+
+    def match(f: Frame, m: Mask | None) -> None:
+        n = f.batch.n
+        active = np.ones(n, dtype=np.bool_) if m is None else m
+        group, _ = warp_groups(f)
+        values = broadcast_full(np.asarray(get(f)), n).astype(np.uint64)
+        pairs = np.stack([np.where(active, group, -1).astype(np.uint64), values], axis=1)
+        _, same = np.unique(pairs, axis=0, return_inverse=True)
+        same = same.reshape(-1)
+        lane = (f.batch.linear_tid & np.uint32(31)).astype(np.uint64)
+        bits = np.where(active, np.left_shift(np.uint64(1), lane), np.uint64(0))
+        sums = np.zeros(int(same.max()) + 1, dtype=np.uint64)
+        np.add.at(sums, same, bits)
+        equal = sums[same].astype(np.uint32)
+        if mode == "any":
+            put(f, equal, m)
+            return
+        everyone = _ballot(f, np.True_, m)
+        all_same = equal == everyone
+        put(f, np.where(all_same, everyone, np.uint32(0)), m)
+        if put_p is not None:
+            put_p(f, all_same, m)
+
+    return match
+
+
+def _c_redux(c: Compiler, ins: Instruction) -> Runner:
+    """``redux.sync.op.type d, a, membermask``: the warp's active lanes' values reduced, to every lane."""
+    mods = [m for m in ins.mods if m != "sync"]
+    forms = {
+        ("add", "s32"),
+        ("add", "u32"),
+        ("min", "s32"),
+        ("min", "u32"),
+        ("max", "s32"),
+        ("max", "u32"),
+        ("and", "b32"),
+        ("or", "b32"),
+        ("xor", "b32"),
+    }
+    if "sync" not in ins.mods or tuple(mods) not in forms or len(ins.operands) != 3:
+        raise UnsupportedError("redux.sync.{add,min,max}.{s32,u32} / .{and,or,xor}.b32")
+    op, t = mods
+    dt = DTYPES[t]
+    d, a, _member = ins.operands
+    get, put = c.read(a, dt), c.write(d, dt)
+    ufunc, identity = {
+        "add": (np.add, 0),
+        "min": (np.minimum, np.iinfo(dt).max),
+        "max": (np.maximum, np.iinfo(dt).min),
+        "and": (np.bitwise_and, np.iinfo(dt).max),
+        "or": (np.bitwise_or, 0),
+        "xor": (np.bitwise_xor, 0),
+    }[op]
+
+    def redux(f: Frame, m: Mask | None) -> None:
+        n = f.batch.n
+        group, count = warp_groups(f)
+        values = broadcast_full(np.asarray(get(f), dtype=dt), n)
+        if m is not None:
+            values = np.where(m, values, dt.type(identity))
+        acc = np.full(count, identity, dtype=dt)
+        ufunc.at(acc, group, values)  # integer add wraps at the type's width, as the hardware's
+        put(f, acc[group], m)
+
+    return redux
 
 
 def _c_vote(c: Compiler, ins: Instruction) -> Runner:
@@ -148,4 +243,6 @@ WARP: dict[str, InstructionCompiler] = {
     "shfl": _c_shfl,
     "vote": _c_vote,
     "activemask": _c_activemask,
+    "match": _c_match,
+    "redux": _c_redux,
 }

@@ -381,6 +381,8 @@ def _run(frame: Frame, kernel: Kernel, fn: str, mask: Mask, deadline: float) -> 
             elif kind == BAR:
                 top[0] = pc + 1
                 _barrier(frame, stack, ops, eff, op)
+                if op.run is not None:  # bar.red: the reduction once every thread is there
+                    op.run(frame, None if full and op.guard is None else eff)
             elif kind == TRAP:
                 if op.guard is None or eff.any():
                     raise KernelFaultError(CUresult.CUDA_ERROR_LAUNCH_FAILED, "the kernel executed trap")

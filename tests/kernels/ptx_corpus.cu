@@ -494,3 +494,27 @@ extern "C" __global__ void more_atomics(const int* in, int* g, unsigned long lon
     if (t < 8) atomicAdd(&g[2 + t], s[t]);
     if (t == 8) { atomicAdd(&g[10], (int)su[0]); atomicAdd(&g[11], (int)su[1]); }
 }
+
+// block and warp collectives: barrier reductions, match, and (sm_80+) redux
+extern "C" __global__ void collectives(const int* in, int* out, int n) {
+    ELEMENT();
+    int v = in[i];
+    unsigned full = 0xffffffffu;
+    int k = 0;
+    out[k++ * n + i] = __syncthreads_count(v & 1);
+    out[k++ * n + i] = __syncthreads_and(v > -1500);
+    out[k++ * n + i] = __syncthreads_or(v > 1500);
+    out[k++ * n + i] = (int)__match_any_sync(full, v & 7);
+    int pred = 0;
+    out[k++ * n + i] = (int)__match_all_sync(full, v >> 20, &pred);
+    out[k++ * n + i] = pred;
+#if __CUDA_ARCH__ >= 800
+    out[k++ * n + i] = __reduce_add_sync(full, v);
+    out[k++ * n + i] = __reduce_min_sync(full, v);
+    out[k++ * n + i] = __reduce_max_sync(full, v);
+    out[k++ * n + i] = (int)__reduce_and_sync(full, (unsigned)v);
+    out[k++ * n + i] = (int)__reduce_or_sync(full, (unsigned)v);
+    out[k++ * n + i] = (int)__reduce_xor_sync(full, (unsigned)v);
+    out[k++ * n + i] = (int)__reduce_min_sync(full, (unsigned)v);
+#endif
+}

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pytest
 
 from .conftest import Device, rounded, ulps
 
@@ -697,3 +698,49 @@ def test_more_atomics_reductions_shared_operations_and_64_bit(corpus: Device) ->
     np.testing.assert_array_equal(corpus.get(p64, 2, np.uint64), np.array(g64, dtype=np.uint64))
     assert corpus.get(pd, 1, np.float64)[0] == gd
     np.testing.assert_array_equal(corpus.get(out, N, np.int32), ranks)
+
+
+def test_barrier_reductions_match_and_redux(corpus: Device, request: pytest.FixtureRequest) -> None:
+    v = np.random.default_rng(26).integers(-2000, 2000, N).astype(np.int32)
+    v[:32] = np.abs(v[:32])  # one warp whose values all share their top bits
+    has_redux = "compute_75" not in request.node.name  # __reduce_*_sync needs sm_80
+    results = 13 if has_redux else 6
+    pv, out = corpus.put(v), corpus.zeros(13 * N, np.int32)
+    corpus.run("collectives", GRID, BLOCK, pv, out, N)
+    got = corpus.get(out, 13 * N, np.int32).reshape(13, N)
+    t = np.arange(N)
+    block, warp = t // BLOCK, t // 32
+    lane = t % 32
+
+    def per(groups: npt.NDArray[np.int64], fn: Any) -> npt.NDArray[Any]:
+        return np.array([fn(v[groups == g]) for g in groups])
+
+    def match_any(values: npt.NDArray[np.int32]) -> npt.NDArray[np.int64]:
+        out_ = np.zeros(N, dtype=np.int64)
+        for i in range(N):
+            same = (warp == warp[i]) & (values == values[i])
+            out_[i] = sum(1 << int(k) for k in lane[same])
+        return out_
+
+    uniform = per(warp, lambda w: int((w >> 20 == w[0] >> 20).all()))
+    want: list[Any] = [
+        per(block, lambda b: int((b & 1).sum())),
+        per(block, lambda b: int((b > -1500).all())),
+        per(block, lambda b: int((b > 1500).any())),
+        _wrap32(match_any(v & 7)),
+        np.where(uniform == 1, -1, 0),
+        uniform,
+    ]
+    if has_redux:
+        u = v.view(np.uint32)
+        want += [
+            _wrap32(per(warp, lambda w: int(w.astype(np.int64).sum()))),
+            per(warp, lambda w: int(w.min())),
+            per(warp, lambda w: int(w.max())),
+            per(warp, lambda w: int(np.bitwise_and.reduce(w))),
+            per(warp, lambda w: int(np.bitwise_or.reduce(w))),
+            per(warp, lambda w: int(np.bitwise_xor.reduce(w))),
+            _wrap32([int(u[warp == warp[i]].min()) for i in range(N)]),
+        ]
+    for k in range(results):
+        np.testing.assert_array_equal(got[k], np.asarray(want[k]).astype(np.int32), err_msg=f"result {k}")
