@@ -28,7 +28,7 @@ import structlog
 
 from executor import resolve_backend
 
-from ._config import ConfigError, MediatorConfig, load_config
+from ._config import ConfigError, MediatorConfig, VmConfig, load_config
 from ._control import (
     MAX_REQUEST_BYTES,
     ControlRefusedError,
@@ -43,6 +43,7 @@ from ._control import (
     greeting,
     parse_request,
 )
+from ._events import EVENTS
 from ._notify import notify, watchdog_interval
 from ._ratelimit import RateLimitedLog
 from ._sockets import (
@@ -88,6 +89,7 @@ class Daemon:
         self.mqtt: MqttLink | None = None
         self.metrics: MetricsServer | None = None
         self._extras: list[asyncio.Task[None]] = []
+        self._retirements: set[asyncio.Task[None]] = set()  # removed VMs waiting for their guest
 
     # -- run ------------------------------------------------------------------------------------
 
@@ -169,6 +171,8 @@ class Daemon:
         notify("STOPPING=1")
         log.info("mediator stopping: draining sessions")
         watchdog.cancel()
+        for task in self._retirements:
+            task.cancel()
         await asyncio.gather(*(e.stop() for e in self.endpoints.values()), return_exceptions=True)
         await self._stop_extras()
         self._close_control()
@@ -242,13 +246,13 @@ class Daemon:
         for vm_id, endpoint in list(self.endpoints.items()):
             if vm_id not in wanted:
                 if endpoint.session is None:
-                    await endpoint.stop("removed from configuration")
-                    del self.endpoints[vm_id]
-                    log.info("vm removed", vm=endpoint.vm.name)
-                else:
+                    await self._remove(endpoint, "removed from configuration")
+                elif not endpoint.retiring:
                     endpoint.retiring = True
-                    log.warning("vm removed from configuration but connected; it stays until detached",
+                    log.warning("vm removed from configuration but connected; it goes when detached",
                                 vm=endpoint.vm.name)
+                    self._retirements.add(asyncio.create_task(self._retire(endpoint),
+                                                              name=f"{endpoint.vm.name}:retire"))
         for vm_id, vm in wanted.items():
             existing = self.endpoints.get(vm_id)
             if existing is None:
@@ -261,18 +265,53 @@ class Daemon:
                 self.endpoints[vm_id] = added
                 log.info("vm added", vm=vm.name)
                 continue
-            endpoint = existing
-            if endpoint.vm.memory_quota != vm.memory_quota:
-                await endpoint.set_quota(vm.memory_quota)
-            try:
-                endpoint.set_access(accesses[vm_id])
-            except OSError as exc:
-                log.error("vm socket access not changed", vm=vm.name, error=exc.strerror)
-            endpoint.vm = vm
-            endpoint.config = new
+            await self._update(existing, vm, new, accesses[vm_id])
         notify("READY=1")
         self._notify_status()
         log.info("configuration reloaded", vms=len(self.endpoints))
+
+    async def _update(self, endpoint: VmEndpoint, vm: VmConfig, config: MediatorConfig,
+                      access: SocketAccess) -> None:
+        """A VM still (or again) in the file: its name, quota and owner from the file."""
+        if endpoint.retiring:  # removed and re-added while its guest stayed attached: it stays
+            endpoint.retiring = False
+            log.info("vm re-added before its guest detached; it stays", vm=vm.name)
+        if vm.name != endpoint.vm.name:
+            old_name = endpoint.vm.name
+            try:
+                endpoint.rename(vm, config.vm_socket(vm))
+            except OSError as exc:
+                log.error("vm not renamed; it keeps its old name until the next reload", vm=old_name,
+                          new_name=vm.name, error=str(exc))
+                vm = vm.model_copy(update={"name": old_name})
+            else:
+                EVENTS.publish("vm_renamed", vm=vm.name, vm_id=vm.id, old_name=old_name)
+        if endpoint.vm.memory_quota != vm.memory_quota:  # the file's change wins over an operator's
+            await endpoint.set_quota(vm.memory_quota)
+        try:
+            endpoint.set_access(access)
+        except OSError as exc:
+            log.error("vm socket access not changed", vm=vm.name, error=exc.strerror)
+        endpoint.vm = vm
+        endpoint.config = config
+
+    async def _remove(self, endpoint: VmEndpoint, reason: str) -> None:
+        if self.endpoints.get(endpoint.vm.id) is not endpoint:
+            return  # already gone (removed, re-added and removed again while attached)
+        await endpoint.stop(reason)  # first: its socket file is unlinked before the id is free again
+        del self.endpoints[endpoint.vm.id]
+        log.info("vm removed", vm=endpoint.vm.name)
+        EVENTS.publish("vm_removed", vm=endpoint.vm.name, vm_id=endpoint.vm.id)
+
+    async def _retire(self, endpoint: VmEndpoint) -> None:
+        """A VM removed while attached goes once its guest detaches (unless re-added meanwhile)."""
+        try:
+            if endpoint.session_task is not None:
+                await asyncio.wait({endpoint.session_task})  # its outcome is the session's to log
+            if endpoint.retiring and not self._stop.is_set():
+                await self._remove(endpoint, "removed from configuration")
+        finally:
+            self._retirements.discard(asyncio.current_task())
 
     # -- control socket ---------------------------------------------------------------------------
 
@@ -375,7 +414,7 @@ class Daemon:
         if isinstance(request, SetQuotaRequest):
             if endpoint is None:
                 return {"ok": False, "error": f"no VM {request.vm!r}"}
-            await endpoint.set_quota(request.bytes)
+            await endpoint.set_quota(request.bytes, by_operator=True)
             log.info("quota set by operator", vm=endpoint.vm.name, bytes=request.bytes)
             return {"ok": True}
         if isinstance(request, TraceRequest):

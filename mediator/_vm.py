@@ -4,6 +4,12 @@ The asyncio shell around a worker process. The endpoint accepts one peer at a ti
 connection while one is served is refused: accepted and closed at once, and logged). A session
 owns its region memfd, its eventfds, its stats block and its worker; all of them are released
 when it ends, whichever way it ends. The session's state lives in :mod:`._session`.
+
+A session also outlives its supervisor: its fds are kept by name in :data:`._fdstore.FDS` (and in
+systemd's fd store), its bookkeeping in a memfd beside them (:class:`._adopt.SessionRecord`). A
+supervisor that is about to be replaced *parks* its sessions (they stop watching and close nothing);
+the next one *adopts* them from the fds it inherits (:meth:`VmSession.adopt`), the worker serving the
+guest all along.
 """
 
 from __future__ import annotations
@@ -26,8 +32,10 @@ import structlog
 
 from protocol import DeviceState, HeaderField, Region, lay_out_region
 
+from ._adopt import AdoptedWorker, SessionRecord, WorkerProcess
 from ._config import MediatorConfig, VmConfig
 from ._events import EVENTS
+from ._fdstore import FDS, close_quietly
 from ._ivshmem import HOST_PEER_ID, send_handshake
 from ._ratelimit import RateLimitedLog
 from ._session import SessionState, SessionStateMachine
@@ -73,7 +81,9 @@ class VmSession:
         self.doorbell_fd = -1
         self.guest_irq_fd = -1
         self.stats: StatsBlock | None = None
-        self.process: asyncio.subprocess.Process | None = None
+        self.process: WorkerProcess | None = None
+        self.state_fd = -1  # the memfd with this session's SessionRecord
+        self.parked = False  # handed over to the next supervisor: nothing is closed or stopped
         self.control: socket.socket | None = None
         self._control_reader: asyncio.StreamReader | None = None
         self._control_writer: asyncio.StreamWriter | None = None
@@ -140,6 +150,96 @@ class VmSession:
             theirs.close()
         self._control_reader, self._control_writer = await asyncio.open_unix_connection(sock=ours)
 
+    # -- surviving the supervisor -----------------------------------------------------------------
+
+    def _fd_name(self, kind: str) -> str:
+        return f"vm{self.vm.id}.{kind}"
+
+    def _keep_fds(self) -> None:
+        """Everything the VM needs kept by name: from now on a new supervisor can adopt it."""
+        assert self.stats is not None and self.control is not None
+        if self.state_fd < 0:
+            self.state_fd = os.memfd_create(f"vgpu-session-{self.vm.name}", os.MFD_CLOEXEC)
+        self._save_record()
+        for kind, fd in (("peer", self.peer.fileno()), ("region", self.region_fd),
+                         ("doorbell", self.doorbell_fd), ("irq", self.guest_irq_fd), ("stats", self.stats.fd),
+                         ("trace", self.trace_ring.fd), ("control", self.control.fileno()),
+                         ("state", self.state_fd)):
+            FDS.keep(self._fd_name(kind), fd)
+
+    def _forget_fds(self) -> None:
+        for kind in ("peer", "region", "doorbell", "irq", "stats", "trace", "control", "state"):
+            FDS.forget(self._fd_name(kind))
+
+    def _save_record(self) -> None:
+        if self.state_fd < 0 or self.process is None:
+            return
+        SessionRecord(vm_id=self.vm.id, client_id=self.client_id, region_size=self.region_size,
+                      worker_pid=self.process.pid, started=self.started, restarts=self.restarts,
+                      calls_before_restart=self.calls_before_restart,
+                      errors_before_restart=self.errors_before_restart, va_floor=self.va_floor,
+                      tracing=self.tracing, memory_quota=self.memory_quota).write(self.state_fd)
+
+    def park(self) -> None:
+        """Stop watching this session and leave everything open and running for the next supervisor."""
+        self.parked = True
+        self.stop("parked for the next supervisor")
+
+    @classmethod
+    def adopt(cls, vm: VmConfig, config: MediatorConfig, fds: dict[str, int]) -> VmSession:
+        """A session a previous supervisor parked (or left by crashing), from the fds it kept."""
+        record = SessionRecord.read(fds["state"])
+        peer = socket.socket(fileno=fds["peer"])
+        peer.setblocking(False)
+        session = cls(vm, config, peer, record.client_id, tracing=record.tracing,
+                      memory_quota=record.memory_quota)
+        session.region_size = record.region_size
+        session.started = record.started
+        session.region_fd, session.doorbell_fd, session.guest_irq_fd = (fds["region"], fds["doorbell"],
+                                                                       fds["irq"])
+        session._map = mmap.mmap(session.region_fd, session.region_size)
+        session._region = Region(memoryview(session._map))
+        session.stats = StatsBlock(fds["stats"])
+        session.trace_ring.close()
+        session.trace_ring = TraceRing(fds["trace"])
+        session.control = socket.socket(fileno=fds["control"])
+        session.state_fd = fds["state"]
+        session.restarts = record.restarts
+        session.calls_before_restart = record.calls_before_restart
+        session.errors_before_restart = record.errors_before_restart
+        session.va_floor = record.va_floor
+        if _is_worker(record.worker_pid):
+            with contextlib.suppress(ProcessLookupError):
+                session.process = AdoptedWorker(record.worker_pid)
+        session.memory = worker_memory(record.memory_quota, config.device.total_memory,
+                                       config.mediator.worker_memory_overhead)
+        return session
+
+    async def run_adopted(self) -> None:
+        """Watch an adopted session as :meth:`run` watches a new one (a worker found gone is replaced:
+        the guest sees a reset, as after a crash)."""
+        self.fsm.transition(SessionState.HANDSHAKING)
+        try:
+            assert self.control is not None
+            self._control_reader, self._control_writer = await asyncio.open_unix_connection(sock=self.control)
+            for kind, fd in (("peer", self.peer.fileno()), ("control", self.control.fileno())):
+                FDS.keep(self._fd_name(kind), fd)  # the same fds under new numbers, if they moved
+            self.fsm.transition(SessionState.SERVING)
+            if self.process is None:
+                await self._restart_worker("worker ended while no supervisor watched it")
+            assert self.process is not None
+            self.log.info("vm adopted", pid=self.process.pid, epoch=self._region.epoch if self._region else None,
+                          restarts=self.restarts)
+            EVENTS.publish("vm_adopted", vm=self.vm.name, vm_id=self.vm.id, client=self.client_id)
+            await self._serve()
+        except (OSError, RuntimeError, TimeoutError, ValueError) as exc:
+            self.log.error("adopted session failed", error=str(exc))
+            if self.fsm.state in (SessionState.HANDSHAKING, SessionState.SERVING):
+                self.fsm.transition(SessionState.BROKEN, str(exc))
+        finally:
+            if not self.parked:
+                await asyncio.shield(self._teardown())
+
     async def _read_control(self) -> dict[str, Any] | None:
         assert self._control_reader is not None
         line = await self._control_reader.readline()
@@ -171,6 +271,7 @@ class VmSession:
                            host_vector_fds=[self.doorbell_fd], guest_vector_fds=[self.guest_irq_fd])
             self.peer.setblocking(False)
             self.fsm.transition(SessionState.SERVING)
+            self._keep_fds()
             self.log.info("vm attached", pid=ready.get("pid"), backend=ready.get("backend"),
                           region_size=self.region_size)
             EVENTS.publish("vm_attached", vm=self.vm.name, vm_id=self.vm.id, client=self.client_id,
@@ -181,12 +282,15 @@ class VmSession:
             if self.fsm.state in (SessionState.HANDSHAKING, SessionState.SERVING):
                 self.fsm.transition(SessionState.BROKEN, str(exc))
         finally:
-            await asyncio.shield(self._teardown())
+            if not self.parked:
+                await asyncio.shield(self._teardown())
 
     async def _serve(self) -> None:
         """Serve until the session ends; a worker that dies or hangs is replaced (epoch bumped)."""
         while True:
             reason = await self._serve_one_worker()
+            if self.parked:
+                return
             if not reason.startswith(("worker exited", "worker hung", "worker control")):
                 break
             if self._reset_requested is not None:  # the operator's reset, not a failure
@@ -214,8 +318,8 @@ class VmSession:
 
     async def _restart_worker(self, reason: str) -> None:
         """A fresh worker behind a fresh ring: RESETTING, new epoch, READY once it serves."""
-        assert self._region is not None and self._map is not None and self.process is not None
-        if self.process.returncode is None:
+        assert self._region is not None and self._map is not None
+        if self.process is not None and self.process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 self.process.send_signal(signal.SIGKILL)
             await self.process.wait()
@@ -236,6 +340,10 @@ class VmSession:
         if not ready or ready.get("event") != "ready":
             raise RuntimeError(f"restarted worker did not start: {ready}")
         self.restarts += 1
+        if self.state_fd >= 0:  # kept: the new worker's control socket replaces the old one's
+            assert self.control is not None
+            FDS.keep(self._fd_name("control"), self.control.fileno())
+            self._save_record()
         self._region.set_device_state(DeviceState.READY)
         os.eventfd_write(self.guest_irq_fd, 1)  # wake a guest that sleeps waiting for us
         self.log.warning("vm reset: worker restarted", epoch=epoch, pid=ready.get("pid"),
@@ -318,6 +426,7 @@ class VmSession:
         end = message.get("end")
         if isinstance(end, int) and not isinstance(end, bool) and end > self.va_floor:
             self.va_floor = end
+            self._save_record()
 
     async def _drain_control(self) -> None:
         """The lost worker's last words: the VA leases it reported before it died (its control
@@ -332,6 +441,7 @@ class VmSession:
 
     async def _teardown(self) -> None:
         """Stop the worker (it releases the VM's GPU resources), then close everything we hold."""
+        self._forget_fds()
         if self.process is not None and self.process.returncode is None:
             await self.send_control(op="stop")
             try:
@@ -361,6 +471,9 @@ class VmSession:
             if fd >= 0:
                 os.close(fd)
         self.region_fd = self.doorbell_fd = self.guest_irq_fd = -1
+        if self.state_fd >= 0:
+            close_quietly(self.state_fd)
+            self.state_fd = -1
         with contextlib.suppress(OSError):
             self.peer.close()
         if self.fsm.state in (SessionState.DRAINING, SessionState.BROKEN):
@@ -392,10 +505,12 @@ class VmSession:
 
     async def set_tracing(self, enable: bool) -> None:
         self.tracing = enable
+        self._save_record()
         await self.send_control(op="trace", enable=enable)
 
     async def set_quota(self, quota: int | None) -> None:
         self.memory_quota = quota
+        self._save_record()
         await self.send_control(op="set_quota", bytes=quota)
         self._follow_quota(quota)
 
@@ -410,6 +525,15 @@ class VmSession:
             _, hard = resource.prlimit(self.process.pid, resource.RLIMIT_DATA)
             if hard != resource.RLIM_INFINITY:
                 resource.prlimit(self.process.pid, resource.RLIMIT_DATA, (min(memory.data_limit, hard), hard))
+
+
+def _is_worker(pid: int) -> bool:
+    """Whether ``pid`` is still a worker (and not a process that got its number since)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            return b"mediator._worker" in cmdline.read()
+    except OSError:
+        return False
 
 
 class VmEndpoint:
@@ -437,6 +561,7 @@ class VmEndpoint:
         self.retiring = False
         self.tracing = vm.trace
         self.memory_quota = vm.memory_quota  # the configured quota, or the operator's since
+        self.quota_set_by_operator = False  # set_quota at run time overrides the file until it changes
         self.last_trace: TraceRing | None = None
         # what the last session's worker still held after releasing everything (both must be 0)
         self.last_session: dict[str, Any] | None = None
@@ -515,9 +640,10 @@ class VmEndpoint:
             self.session.stop(reason)
             await asyncio.shield(self.session_task)
 
-    async def set_quota(self, quota: int | None) -> None:
+    async def set_quota(self, quota: int | None, *, by_operator: bool = False) -> None:
         """The VM's quota from now on: for the attached session at once, and for later ones."""
         self.memory_quota = quota
+        self.quota_set_by_operator = by_operator
         if self.session is not None:
             await self.session.set_quota(quota)
 
@@ -525,6 +651,19 @@ class VmEndpoint:
         self.tracing = enable
         if self.session is not None:
             await self.session.set_tracing(enable)
+
+    def rename(self, vm: VmConfig, path: Path) -> None:
+        """A reload gave this VM (same id) a new name: its socket file moves, the listener stays.
+
+        A Unix socket is reached through its file's inode, so renaming the file keeps the bound socket
+        (and an attached guest) serving; OSError (the new name is taken) leaves everything as it was."""
+        if path.exists():
+            raise FileExistsError(f"{path} exists")
+        os.rename(self.path, path)
+        self.log.info("vm renamed", new_name=vm.name, path=str(path))
+        self.path = path
+        self.log = structlog.get_logger("endpoint").bind(vm=vm.name)
+        self._log_refused = RateLimitedLog(self.log.warning)
 
     @property
     def trace_ring(self) -> TraceRing | None:
@@ -552,6 +691,11 @@ class VmEndpoint:
             "live_handles": counters.live_handles,
             "last_session": self.last_session,
             "memory_quota": quota,
+            # where the quota comes from: "operator" (set_quota at run time, until the file's changes)
+            # or "config"; config_memory_quota is the file's
+            "memory_quota_source": "operator" if self.quota_set_by_operator else "config",
+            "config_memory_quota": self.vm.memory_quota,
+            "retiring": self.retiring,
             "calls_per_s_limit": self.vm.calls_per_s,
             "sessions": self.sessions_served,
             "restarts": session.restarts if session else 0,
