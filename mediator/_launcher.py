@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import sys
 import time
@@ -51,15 +52,20 @@ def write_config(path: Path, sockets: Path, *, backend: str, vm_ids: list[int], 
 
 
 @contextlib.contextmanager
-def running_mediator(workdir: Path, *, backend: str = "sim", vms: int = 1,
-                     extra: str = "") -> Iterator[MediatorProcess]:
+def running_mediator(workdir: Path, *, backend: str = "sim", vms: int = 1, extra: str = "",
+                     journal: bool = False) -> Iterator[MediatorProcess]:
+    """``journal``: tell the daemon its stdout is the journal (as systemd's ``JOURNAL_STREAM`` does)."""
     sockets = workdir / "sockets"
     config = workdir / "config.toml"
     log_path = workdir / "mediator.log"
     write_config(config, sockets, backend=backend, vm_ids=list(range(1, vms + 1)), extra=extra)
+    env = {k: v for k, v in os.environ.items() if k != "JOURNAL_STREAM"}
     with open(log_path, "wb") as log:
+        if journal:
+            stat = os.fstat(log.fileno())
+            env["JOURNAL_STREAM"] = f"{stat.st_dev}:{stat.st_ino}"
         proc = subprocess.Popen([sys.executable, "-m", "mediator.cli", "run", "-c", str(config)],
-                                stdout=log, stderr=subprocess.STDOUT)
+                                stdout=log, stderr=subprocess.STDOUT, env=env)
     mediator = MediatorProcess(config, sockets, workdir, proc, log_path)
     try:
         mediator.wait_for(mediator.control, *(mediator.vm_socket(i) for i in range(1, vms + 1)))
