@@ -228,8 +228,8 @@ class VmSession:
             if self.process is None:
                 await self._restart_worker("worker ended while no supervisor watched it")
             assert self.process is not None
-            self.log.info("vm adopted", pid=self.process.pid, epoch=self._region.epoch if self._region else None,
-                          restarts=self.restarts)
+            epoch = self._region.epoch if self._region else None
+            self.log.info("vm adopted", pid=self.process.pid, epoch=epoch, restarts=self.restarts)
             EVENTS.publish("vm_adopted", vm=self.vm.name, vm_id=self.vm.id, client=self.client_id)
             await self._serve()
         except (OSError, RuntimeError, TimeoutError, ValueError) as exc:
