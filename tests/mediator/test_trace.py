@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import time
+from datetime import datetime
 
 import pytest
 
@@ -73,3 +74,27 @@ def test_trace_of_an_unknown_vm_is_refused(mediator: MediatorProcess) -> None:
                              "--vm", "nope"], capture_output=True, text=True, check=False)
     assert result.returncode == 1
     assert "no VM 'nope'" in result.stderr
+
+
+def test_n_counts_the_calls_printed_after_the_filters(mediator: MediatorProcess) -> None:
+    cli(mediator, "--vm", "vm1", "--on")
+    with GuestClient.connect(mediator.vm_socket(1)) as gpu:
+        gpu.init()
+        ptrs = [gpu.mem_alloc(4096) for _ in range(3)]
+        for _ in range(20):
+            gpu.nop()
+        last_two = cli(mediator, "--vm", "vm1", "--call", "mem_alloc", "-n", "2", "--json").stdout.splitlines()
+        assert [json.loads(line)["call"] for line in last_two] == ["mem_alloc", "mem_alloc"]
+        assert json.loads(last_two[-1])["args"] == "bytesize=4096" and len(ptrs) == 3
+        assert len(cli(mediator, "--vm", "vm1", "--call", "init", "-n", "5").stdout.splitlines()) == 1
+        assert len(cli(mediator, "--vm", "vm1", "-n", "4").stdout.splitlines()) == 4
+
+
+def test_trace_times_carry_their_zone(mediator: MediatorProcess) -> None:
+    cli(mediator, "--vm", "vm1", "--on")
+    with GuestClient.connect(mediator.vm_socket(1)) as gpu:
+        gpu.nop()
+        stamp = cli(mediator, "--vm", "vm1", "-n", "1").stdout.split()[0]
+    parsed = datetime.fromisoformat(stamp)
+    assert parsed.tzinfo is not None
+    assert abs(parsed.timestamp() - time.time()) < 120
