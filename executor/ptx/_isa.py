@@ -18,9 +18,10 @@ __all__ = ["COMPILERS", "SUPPORTED"]
 
 #: what the engine implements: opcode -> the forms (types and modifiers), for the docs
 SUPPORTED: dict[str, str] = {
-    "abs": "s16 s32 s64; f32 (.ftz), f64",
+    "abs": "s16 s32 s64; f32 (.ftz), f64; f16 f16x2",
     "activemask": "b32",
-    "add": "u/s 16 32 64 (.sat s32); f32 (.rn .rz .rm .rp .ftz .sat), f64 (.rn .rz .rm .rp)",
+    "add": "u/s 16 32 64 (.sat s32); f32 (.rn .rz .rm .rp .ftz .sat), f64 (.rn .rz .rm .rp); "
+    "f16 f16x2 (.rn .ftz .sat)",
     "and": "b16 b32 b64 pred",
     "atom": "global, shared, generic; add (u32 s32 u64 f32 f64), min max (u32 s32 u64 s64), "
     "and or xor (b32 b64), exch (b32 b64), cas (b32 b64), inc dec (u32); any .sem/.scope",
@@ -49,7 +50,7 @@ SUPPORTED: dict[str, str] = {
     "ex2": "approx.f32 (.ftz)",
     "exit": "",
     "fence": "every form (a no-op: the engine is sequentially consistent)",
-    "fma": "f32 (.rn .rz .rm .rp, .ftz .sat), f64 (.rn)",
+    "fma": "f32 (.rn .rz .rm .rp, .ftz .sat), f64 (.rn); f16 f16x2 (.rn .ftz .sat)",
     "ld": "global, shared, local, const, param, generic; .v2 .v4; u/s/b 8-64, f32 f64; "
     "cache and ordering hints ignored",
     "ldu": "as ld.global",
@@ -57,12 +58,13 @@ SUPPORTED: dict[str, str] = {
     "lop3": "b32 with an immediate LUT",
     "match": "any.sync all.sync, b32 b64",
     "mad": "lo hi wide for u/s 16 32 64; f32 f64 as fma",
-    "max": "u/s 16 32 64; f32 (.ftz, .NaN), f64",
+    "max": "u/s 16 32 64; f32 (.ftz, .NaN), f64; f16 f16x2 (.ftz .NaN)",
     "membar": "every form (a no-op: the engine is sequentially consistent)",
-    "min": "u/s 16 32 64; f32 (.ftz, .NaN), f64",
+    "min": "u/s 16 32 64; f32 (.ftz, .NaN), f64; f16 f16x2 (.ftz .NaN)",
     "mov": "every scalar type, special registers, addresses of variables, vector pack/unpack",
-    "mul": "lo hi wide for u/s 16 32 64; f32 (.rn .rz .rm .rp .ftz .sat), f64 (.rn .rz .rm .rp)",
-    "neg": "s16 s32 s64; f32 (.ftz), f64",
+    "mul": "lo hi wide for u/s 16 32 64; f32 (.rn .rz .rm .rp .ftz .sat), f64 (.rn .rz .rm .rp); "
+    "f16 f16x2 (.rn .ftz .sat)",
+    "neg": "s16 s32 s64; f32 (.ftz), f64; f16 f16x2",
     "not": "b16 b32 b64 pred",
     "or": "b16 b32 b64 pred",
     "popc": "b32 b64",
@@ -74,8 +76,8 @@ SUPPORTED: dict[str, str] = {
     "ret": "",
     "rsqrt": "approx.f32 (.ftz), approx.f64",
     "selp": "every scalar type",
-    "setp": "eq ne lt le gt ge lo ls hi hs (integers), and equ neu ltu leu gtu geu num nan (floats); "
-    ".and .or .xor with a predicate; two destinations",
+    "setp": "eq ne lt le gt ge lo ls hi hs (integers), and equ neu ltu leu gtu geu num nan (floats, f16 and "
+    "bf16 too); .and .or .xor with a predicate; two destinations",
     "shfl": "sync: up down bfly idx, b32, with the optional predicate destination",
     "shf": "l r, wrap clamp, b32",
     "shl": "b16 b32 b64",

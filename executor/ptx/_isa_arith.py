@@ -327,23 +327,28 @@ def _c_setp(c: Compiler, ins: Instruction) -> Runner:
         "nan",
     }
     bool_ops = {"and", "or", "xor"}
-    t, rest = instr_type(ins, INT_TYPES | FLOAT_TYPES, extra=cmp_ops | bool_ops | {"ftz"})
+    t, rest = instr_type(ins, INT_TYPES | FLOAT_TYPES | _HALVES, extra=cmp_ops | bool_ops | {"ftz"})
     cmp = [m for m in ins.mods if m in cmp_ops]
     combine = [m for m in ins.mods if m in bool_ops]
     if len(cmp) != 1 or len(combine) > 1:
         raise UnsupportedError("comparison")
     op = cmp[0]
-    dt = DTYPES[t]
+    half = t in _HALVES  # compared as the float32 values they are exactly
+    dt = np.dtype(np.float32) if half else DTYPES[t]
     if op in ("lo", "ls", "hi", "hs") and dt.kind == "f":
         raise UnsupportedError(f"{op} on floats")
     if op in ("equ", "neu", "ltu", "leu", "gtu", "geu", "num", "nan") and dt.kind != "f":
         raise UnsupportedError(f"{op} on integers")
-    pre = float_pre(t, rest)
+    pre = _half_ftz(t, rest) if half else float_pre(t, rest)
     ops = ins.operands
     if len(ops) != (4 if combine else 3):
         raise UnsupportedError("operands")
     dest = ops[0]
-    ga, gb = c.read(ops[1], dt), c.read(ops[2], dt)
+    ga, gb = c.read(ops[1], DTYPES[t]), c.read(ops[2], DTYPES[t])
+    if half:
+        widen = _from_half(t)
+        ga0, gb0 = ga, gb
+        ga, gb = (lambda f: widen(ga0(f))), (lambda f: widen(gb0(f)))
     gc = c.pred(ops[3]) if combine and isinstance(ops[3], Reg) else None
     if combine and gc is None:
         raise UnsupportedError("a combining operand that is not a predicate")
@@ -589,6 +594,95 @@ def _c_bfi(c: Compiler, ins: Instruction) -> Runner:
         put(f, ((gb(f) & ~keep) | ((ga(f) << shift) & keep)).astype(dt), m)
 
     return bfi
+
+
+_HALF_TINY = 2.0**-14  # the smallest normal f16
+
+
+def _half_ftz(t: str, rest: set[str]) -> Callable[[Value], Value]:
+    """``.ftz`` on f16 values (as floats): subnormals become zeros of their sign."""
+    if "ftz" not in rest or t != "f16":
+        return lambda v: v
+    return lambda v: np.where(np.abs(v) < _HALF_TINY, np.copysign(0.0, v), v)
+
+
+def _round_to_f16(s: Value, e: Value) -> Value:
+    """The exact value ``s + e`` (float64 pair) rounded to f16 (nearest even), as bits; NaN canonical."""
+    s = np.asarray(s, dtype=np.float64)
+    inexact = (np.asarray(e) != 0) & ((s.view(np.uint64) & np.uint64(1)) == 0)
+    odd = np.where(inexact, np.nextafter(s, np.where(np.asarray(e) > 0, np.inf, -np.inf)), s)
+    bits = odd.astype(np.float16).view(np.uint16)  # round-to-odd then once to f16: correctly rounded
+    return np.where(np.isnan(s), HALF_NAN, bits)
+
+
+def _c_half_arith(op: str, base: InstructionCompiler) -> InstructionCompiler:
+    """``add sub mul fma neg abs min max`` on ``.f16`` and ``.f16x2`` (lane by lane): computed exactly in
+    float64 and rounded once to f16 (``.rn``, the only rounding PTX has for them); other types go to
+    ``base``."""
+    arity = {"add": 2, "sub": 2, "mul": 2, "fma": 3, "neg": 1, "abs": 1, "min": 2, "max": 2}[op]
+
+    def compile_(c: Compiler, ins: Instruction) -> Runner:
+        types = [m for m in ins.mods if m in DTYPES]
+        if not types or types[-1] not in ("f16", "f16x2"):
+            if types and types[-1] in ("bf16", "bf16x2"):
+                raise UnsupportedError(f"{op} on .{types[-1]}")
+            return base(c, ins)
+        t = types[-1]
+        rest = {m for m in ins.mods if m not in DTYPES}
+        if rest - {"rn", "ftz", "sat", "NaN"} or ("NaN" in rest and op not in ("min", "max")):
+            raise UnsupportedError("modifier " + " ".join(sorted(rest)))
+        operands = operands_of(ins, arity + 1)
+        reg = DTYPES["u32" if t == "f16x2" else "u16"]
+        gets = [c.read(x, reg) for x in operands[1:]]
+        put = c.write(operands[0], reg)
+        lanes = 2 if t == "f16x2" else 1
+        ftz = _half_ftz("f16", rest)
+        sat = "sat" in rest
+        propagate = "NaN" in rest
+
+        def one_lane(bits: list[Value]) -> Value:
+            if op == "neg":
+                return bits[0] ^ np.uint16(0x8000)
+            if op == "abs":
+                return bits[0] & np.uint16(0x7FFF)
+            x = [ftz(np.asarray(b, dtype=np.uint16).view(np.float16).astype(np.float64)) for b in bits]
+            if op in ("min", "max"):
+                pick = (
+                    (np.minimum if propagate else np.fmin)
+                    if op == "min"
+                    else (np.maximum if propagate else np.fmax)
+                )
+                value = pick(x[0], x[1])
+                return np.where(np.isnan(value), HALF_NAN, value.astype(np.float16).view(np.uint16))
+            if op == "mul":
+                s, e = x[0] * x[1], np.zeros_like(x[0])  # an f16 product is exact in float64
+            elif op == "fma":
+                s, e = two_sum(x[0] * x[1], x[2])
+            else:
+                s, e = two_sum(x[0], x[1] if op == "add" else -x[1])
+            out = _round_to_f16(s, e)
+            if "ftz" in rest or sat:
+                value = out.view(np.float16).astype(np.float64)
+                value = ftz(value)
+                if sat:
+                    value = np.where(np.isnan(value), 0.0, np.clip(value, 0.0, 1.0))
+                out = value.astype(np.float16).view(np.uint16)
+            return out
+
+        def run(f: Frame, m: Mask | None) -> None:
+            values = [np.asarray(g(f)) for g in gets]
+            if lanes == 1:
+                result = one_lane([v.astype(np.uint16) for v in values])
+                put(f, result if result.ndim else result[()], m)
+                return
+            low = one_lane([(v & np.uint32(0xFFFF)).astype(np.uint16) for v in values])
+            high = one_lane([(v >> np.uint32(16)).astype(np.uint16) for v in values])
+            packed = low.astype(np.uint32) | (high.astype(np.uint32) << np.uint32(16))
+            put(f, packed if packed.ndim else packed[()], m)
+
+        return run
+
+    return compile_
 
 
 def _c_shf(c: Compiler, ins: Instruction) -> Runner:
@@ -837,17 +931,17 @@ def _satf(v: Value, sat: bool) -> Value:
 
 
 ARITHMETIC: dict[str, InstructionCompiler] = {
-    "add": _c_addsubmul("add"),
-    "sub": _c_addsubmul("sub"),
-    "mul": _c_addsubmul("mul"),
+    "add": _c_half_arith("add", _c_addsubmul("add")),
+    "sub": _c_half_arith("sub", _c_addsubmul("sub")),
+    "mul": _c_half_arith("mul", _c_addsubmul("mul")),
     "mad": _c_mad,
-    "fma": _c_fma,
+    "fma": _c_half_arith("fma", _c_fma),
     "div": _c_div,
     "rem": _c_rem,
-    "min": _c_minmax("min"),
-    "max": _c_minmax("max"),
-    "neg": _c_neg,
-    "abs": _c_abs,
+    "min": _c_half_arith("min", _c_minmax("min")),
+    "max": _c_half_arith("max", _c_minmax("max")),
+    "neg": _c_half_arith("neg", _c_neg),
+    "abs": _c_half_arith("abs", _c_abs),
     "copysign": _c_copysign,
     "ex2": _approx(np.exp2, {("approx", "f32"), ("approx", "ftz", "f32")}),
     "lg2": _approx(np.log2, {("approx", "f32"), ("approx", "ftz", "f32")}),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 __all__ = [
     "Addr",
@@ -304,6 +304,7 @@ class _Parser:
     def __init__(self, text: str) -> None:
         self.toks = _tokens(text)
         self.i = 0
+        self.scoped = 0  # names given to declarations of nested blocks
 
     # token helpers
     def peek(self, ahead: int = 0) -> _Tok | None:
@@ -547,25 +548,41 @@ class _Parser:
             self.next()
         self.expect("{")
         fn.body = []
-        self._block(fn, 1)
+        self._block(fn, 1, [])
         return fn
 
-    def _block(self, fn: Function, depth: int) -> None:
+    def _block(self, fn: Function, depth: int, outer: list[_Scope]) -> None:
+        """A ``{ … }`` block: its declarations are scoped to it. Registers and ``.param`` variables
+        declared in a nested block (inline assembly, call sequences) get names of their own in the
+        function (``name#k``), and every use inside the block is renamed, so two blocks may declare
+        the same name with different types; names declared without ``%`` become registers."""
         assert fn.body is not None
         if depth > 64:
             raise PtxSyntaxError("blocks nest too deeply", self.line())
+        scope: _Scope = {}
+        scopes = [*outer, scope]
         while True:
             tok = self.next()
             t = tok.text
             if t == "}":
                 return
             if t == "{":
-                self._block(fn, depth + 1)
+                self._block(fn, depth + 1, scopes)
             elif t == ".reg":
-                self._registers(fn, tok.line)
+                for declared, vtype in self._registers(tok.line):
+                    name = self._scoped(declared) if depth > 1 else declared
+                    if len(fn.registers) >= 4 * MAX_DECLARED:
+                        raise PtxSyntaxError("too many registers", tok.line)
+                    fn.registers[name] = vtype
+                    scope[declared] = (name, True)
             elif t in (".local", ".shared", ".param", ".global", ".const"):
                 self.i -= 1
-                fn.variables.extend(self._variables(False))
+                for variable in self._variables(False):
+                    var = variable
+                    if depth > 1 and variable.space == "param":
+                        scope[variable.name] = (self._scoped(variable.name), False)
+                        var = replace(variable, name=scope[variable.name][0])
+                    fn.variables.append(var)
             elif t in _SKIPPED_DIRECTIVES:
                 if t == ".file":
                     self.i -= 1
@@ -579,13 +596,18 @@ class _Parser:
                 fn.body.append(Label(t, tok.line))
             else:
                 self.i -= 1
-                fn.body.append(self._instruction())
+                fn.body.append(_resolve(self._instruction(), scopes))
+
+    def _scoped(self, name: str) -> str:
+        self.scoped += 1
+        return f"{name}#{self.scoped}"
 
     def _skip_line(self, line: int) -> None:
         while self.peek() is not None and self.line() == line:
             self.next()
 
-    def _registers(self, fn: Function, line: int) -> None:
+    def _registers(self, line: int) -> list[tuple[str, str]]:
+        """The registers a ``.reg`` statement declares, with their type."""
         vtype = ""
         while True:
             tok = self.next()
@@ -595,21 +617,19 @@ class _Parser:
                 vtype = tok.text[1:]
                 break
             raise PtxSyntaxError(f"expected a register type, found {tok.text!r}", tok.line)
+        names: list[tuple[str, str]] = []
         while True:
             name = self.word()
             if self.accept("<"):
                 count = self.integer()
                 self.expect(">")
-                if not 0 <= count <= MAX_DECLARED or len(fn.registers) + count > 4 * MAX_DECLARED:
+                if not 0 <= count <= MAX_DECLARED or len(names) + count > 4 * MAX_DECLARED:
                     raise PtxSyntaxError(f"too many registers {name}<{count}>", line)
-                for k in range(count):
-                    fn.registers[f"{name}{k}"] = vtype
+                names += [(f"{name}{k}", vtype) for k in range(count)]
             else:
-                if len(fn.registers) >= 4 * MAX_DECLARED:
-                    raise PtxSyntaxError("too many registers", line)
-                fn.registers[name] = vtype
+                names.append((name, vtype))
             if self.accept(";"):
-                return
+                return names
             self.expect(",")
 
     def _instruction(self) -> Instruction:
@@ -694,6 +714,55 @@ class _Parser:
         if isinstance(first, Sym) and self.accept("+"):  # symbol+offset as a value (mov %rd, sym+4)
             return Addr(first, self.integer())
         return first
+
+
+#: a block's declarations: the name as written -> (its name in the function, whether a register)
+_Scope = dict[str, tuple[str, bool]]
+
+
+def _lookup(name: str, scopes: list[_Scope]) -> tuple[str, bool] | None:
+    for scope in reversed(scopes):
+        found = scope.get(name)
+        if found is not None:
+            return found
+    return None
+
+
+def _resolve_name(operand: Reg | Sym, scopes: list[_Scope]) -> Reg | Sym:
+    found = _lookup(operand.name, scopes)
+    if found is None:
+        return operand
+    name, is_register = found
+    negated = operand.negated if isinstance(operand, Reg) else False
+    return Reg(name, negated) if is_register else Sym(name)
+
+
+def _resolve_operand(operand: Operand, scopes: list[_Scope]) -> Operand:
+    if isinstance(operand, Reg | Sym):
+        return _resolve_name(operand, scopes)
+    if isinstance(operand, Addr):
+        base = operand.base
+        return Addr(None if base is None else _resolve_name(base, scopes), operand.offset)
+    if isinstance(operand, Vec):
+        return Vec(tuple(x if isinstance(x, Imm) else _resolve_name(x, scopes) for x in operand.items))
+    if isinstance(operand, Args):
+        return Args(tuple(x if isinstance(x, Imm) else _resolve_name(x, scopes) for x in operand.items))
+    if isinstance(operand, Pair):
+        first, second = _resolve_name(operand.first, scopes), _resolve_name(operand.second, scopes)
+        if not isinstance(first, Reg) or not isinstance(second, Reg):
+            raise PtxSyntaxError("'|' joins two predicates")
+        return Pair(first, second)
+    return operand
+
+
+def _resolve(ins: Instruction, scopes: list[_Scope]) -> Instruction:
+    """``ins`` with the names declared in its blocks as the function knows them."""
+    guard = ins.guard
+    if guard is not None:
+        resolved = _resolve_name(guard, scopes)
+        guard = resolved if isinstance(resolved, Reg) else guard
+    operands = tuple(_resolve_operand(op, scopes) for op in ins.operands)
+    return Instruction(ins.opcode, ins.mods, operands, guard, ins.line)
 
 
 def parse_ptx(text: str) -> Module:

@@ -518,3 +518,29 @@ extern "C" __global__ void collectives(const int* in, int* out, int n) {
     out[k++ * n + i] = (int)__reduce_min_sync(full, (unsigned)v);
 #endif
 }
+
+// half-precision arithmetic, scalar and packed pairs (results as bits)
+extern "C" __global__ void half_arith(const unsigned short* a, const unsigned short* b, const unsigned short* c,
+                                      unsigned short* out, int n) {
+    ELEMENT();
+    __half x = __ushort_as_half(a[i]), y = __ushort_as_half(b[i]), z = __ushort_as_half(c[i]);
+    __half2 xy = __halves2half2(x, y), yz = __halves2half2(y, z), zx = __halves2half2(z, x);
+    int k = 0;
+    out[k++ * n + i] = __half_as_ushort(__hadd(x, y));
+    out[k++ * n + i] = __half_as_ushort(__hsub(x, y));
+    out[k++ * n + i] = __half_as_ushort(__hmul(x, y));
+    out[k++ * n + i] = __half_as_ushort(__hfma(x, y, z));
+    out[k++ * n + i] = __half_as_ushort(__hneg(x));
+    out[k++ * n + i] = __half_as_ushort(__habs(x));
+    out[k++ * n + i] = __half_as_ushort(__hmin(x, y));
+    out[k++ * n + i] = __half_as_ushort(__hmax(x, y));
+    __half2 s = __hadd2(xy, yz), p = __hmul2(xy, zx), f = __hfma2(xy, yz, zx);
+    out[k++ * n + i] = __half_as_ushort(__low2half(s));
+    out[k++ * n + i] = __half_as_ushort(__high2half(s));
+    out[k++ * n + i] = __half_as_ushort(__low2half(p));
+    out[k++ * n + i] = __half_as_ushort(__high2half(p));
+    out[k++ * n + i] = __half_as_ushort(__low2half(f));
+    out[k++ * n + i] = __half_as_ushort(__high2half(f));
+    out[k++ * n + i] = __hlt(x, y) ? 1 : 0;
+    out[k++ * n + i] = __hge(x, y) ? 1 : 0;
+}

@@ -744,3 +744,54 @@ def test_barrier_reductions_match_and_redux(corpus: Device, request: pytest.Fixt
         ]
     for k in range(results):
         np.testing.assert_array_equal(got[k], np.asarray(want[k]).astype(np.int32), err_msg=f"result {k}")
+
+
+def test_half_precision_arithmetic_rounds_once(corpus: Device) -> None:
+    rng = np.random.default_rng(27)
+    a, b, c = (
+        (rng.standard_normal(N) * np.exp2(rng.integers(-12, 7, N))).astype(np.float16) for _ in range(3)
+    )
+    a[:4], b[:4] = [0.0, -0.0, 1.0, 6e-8], [0.0, -0.0, -1.0, 3.0]  # min/max of +0 and -0: not pinned
+    pa, pb, pc = (corpus.put(v.view(np.uint16)) for v in (a, b, c))
+    out = corpus.zeros(16 * N, np.uint16)
+    corpus.run("half_arith", GRID, BLOCK, pa, pb, pc, out, N)
+    got = corpus.get(out, 16 * N, np.uint16).reshape(16, N)
+    fa, fb, fc = ([Fraction(float(v)) for v in arr] for arr in (a, b, c))
+    f16 = np.float16
+
+    def exact(values: list[Fraction], signs: npt.NDArray[np.float16]) -> npt.NDArray[np.uint16]:
+        # the sign of an exact zero result follows IEEE: -0 only when both addends are -0 (or a product is)
+        bits: npt.NDArray[np.uint16] = rounded(values, "rn", f16).astype(f16).view(np.uint16)
+        return np.where(np.array([v == 0 for v in values]), signs.view(np.uint16), bits)
+
+    def zero_sign(*parts: npt.NDArray[np.float16]) -> npt.NDArray[np.float16]:
+        with np.errstate(all="ignore"):
+            total = parts[0].astype(np.float64)
+            for p in parts[1:]:
+                total = total + p.astype(np.float64)
+        return np.where(total == 0, np.copysign(f16(0), total), f16(0)).astype(f16)
+
+    prod = (a.astype(np.float64) * b.astype(np.float64)).astype(f16)
+    want = [
+        exact([x + y for x, y in zip(fa, fb, strict=True)], zero_sign(a, b)),
+        exact([x - y for x, y in zip(fa, fb, strict=True)], zero_sign(a, -b)),
+        exact([x * y for x, y in zip(fa, fb, strict=True)], prod),
+        exact([x * y + z for x, y, z in zip(fa, fb, fc, strict=True)], zero_sign(prod, c)),
+        (-a).view(np.uint16),
+        np.abs(a).view(np.uint16),
+        np.fmin(a, b).view(np.uint16),
+        np.fmax(a, b).view(np.uint16),
+        exact([x + y for x, y in zip(fa, fb, strict=True)], zero_sign(a, b)),
+        exact([y + z for y, z in zip(fb, fc, strict=True)], zero_sign(b, c)),
+        exact([x * z for x, z in zip(fa, fc, strict=True)], (a.astype(np.float64) * c).astype(f16)),
+        exact([y * x for x, y in zip(fa, fb, strict=True)], prod),
+        exact([x * y + z for x, y, z in zip(fa, fb, fc, strict=True)], zero_sign(prod, c)),
+        exact(
+            [y * z + x for x, y, z in zip(fa, fb, fc, strict=True)],
+            zero_sign((b.astype(np.float64) * c).astype(f16), a),
+        ),
+        (a < b).astype(np.uint16),
+        (a >= b).astype(np.uint16),
+    ]
+    for k, expected in enumerate(want):
+        np.testing.assert_array_equal(got[k], np.asarray(expected, dtype=np.uint16), err_msg=f"result {k}")
