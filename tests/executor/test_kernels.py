@@ -1,4 +1,6 @@
-"""The simulator's reference kernels against straightforward NumPy, launch geometry and faults."""
+"""The NumPy twins of the test kernels (executor/_kernels.py) against straightforward NumPy, launch
+geometry and faults. ``sim`` runs kernels on the PTX engine; tests/ptx/test_twins.py holds the engine
+to these twins."""
 
 from __future__ import annotations
 
