@@ -187,9 +187,10 @@ class Daemon:
             self.mqtt = MqttLink(self.config.mqtt, self.status, self.handle)
             self._extras.append(asyncio.create_task(self.mqtt.run(), name="mqtt"))
         if self.config.metrics.enabled:
-            from ._metrics import MetricsServer
+            from ._metrics import MetricsServer, gpu_uuid
 
-            self.metrics = MetricsServer(self.config.metrics, self.status)
+            self.metrics = MetricsServer(self.config.metrics, self.status, backend=self.backend,
+                                         gpu=gpu_uuid(self.backend, self.config.device.uuid))
             try:
                 await self.metrics.start()
             except OSError as exc:

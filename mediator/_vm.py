@@ -37,6 +37,7 @@ from ._config import MediatorConfig, VmConfig
 from ._events import EVENTS
 from ._fdstore import FDS, close_quietly
 from ._ivshmem import HOST_PEER_ID, send_handshake
+from ._lifetime import LifetimeCounters
 from ._ratelimit import RateLimitedLog
 from ._session import SessionState, SessionStateMachine
 from ._sockets import SocketAccess, bind_unix, peer_credentials, socket_access
@@ -565,6 +566,8 @@ class VmEndpoint:
         self.last_trace: TraceRing | None = None
         # what the last session's worker still held after releasing everything (both must be 0)
         self.last_session: dict[str, Any] | None = None
+        self.lifetime = LifetimeCounters()  # bytes, latency, …: over every session and worker
+        self.restarts_before = 0  # worker restarts in ended sessions
 
     async def start(self) -> None:
         """Listen on the VM's socket (the daemon has checked its directory: see :mod:`._sockets`)."""
@@ -618,6 +621,8 @@ class VmEndpoint:
             self.last_session = {"memory_used": counters.memory_used, "live_handles": counters.live_handles,
                                  "calls": counters.calls, "reason": session.fsm.reason}
             self.calls_before += counters.calls
+            self.lifetime.session_ended(id(session), counters)
+            self.restarts_before += session.restarts
             self.errors_before += counters.errors
             self.sessions_served += 1
             self.session = None
@@ -674,6 +679,7 @@ class VmEndpoint:
         counters = session.counters() if session else WorkerCounters()
         if session:
             session.rate.sample(counters.calls)
+        life = self.lifetime.observe(id(session), counters) if session else self.lifetime.total()
         quota = session.memory_quota if session else self.memory_quota
         return {
             "id": self.vm.id,
@@ -684,7 +690,7 @@ class VmEndpoint:
             "worker_pid": counters.pid or None,
             "calls": self.calls_before + counters.calls,
             "errors": self.errors_before + counters.errors,
-            "protocol_errors": counters.protocol_errors,
+            "protocol_errors": life.protocol_errors,  # this and the counts below: the VM's lifetime
             "session_calls": counters.calls,
             "calls_per_s": round(session.rate.per_second, 1) if session else 0.0,
             "memory_used": counters.memory_used,
@@ -698,17 +704,18 @@ class VmEndpoint:
             "retiring": self.retiring,
             "calls_per_s_limit": self.vm.calls_per_s,
             "sessions": self.sessions_served,
-            "restarts": session.restarts if session else 0,
+            "restarts": session.restarts if session else 0,  # in this session
+            "worker_restarts": self.restarts_before + (session.restarts if session else 0),
             "epoch": session._region.epoch if session and session._region else None,
             "refused": self.refused,
             "refused_peers": self.refused_peers,
             "tracing": self.tracing,
-            "wakeups": counters.wakeups,
-            "sleeps": counters.sleeps,
-            "bytes_htod": counters.bytes_htod,
-            "bytes_dtoh": counters.bytes_dtoh,
-            "throttles": counters.throttles,
-            "cq_full_waits": counters.cq_full_waits,
-            "latency_sum_ns": counters.latency_sum_ns,
-            "latency": counters.latency,
+            "wakeups": life.wakeups,
+            "sleeps": life.sleeps,
+            "bytes_htod": life.bytes_htod,
+            "bytes_dtoh": life.bytes_dtoh,
+            "throttles": life.throttles,
+            "cq_full_waits": life.cq_full_waits,
+            "latency_sum_ns": life.latency_sum_ns,
+            "latency": life.latency,
         }
