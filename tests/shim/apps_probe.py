@@ -106,5 +106,67 @@ report("set_get_invalid", refused == [7, 7, 7], f"status={refused}")  # CUBLAS_S
 cudart.cudaFree(dev)
 cudart.cudaFree(dv)
 
+
+# -- the typed GEMM family on the protocol's GEMMs: C[m,n] = A[m,k] B[k,n], column-major, two batches
+m, k, n_cols, batch = 2, 3, 2, 2
+mats_a = [[float(1 + i + 6 * b) for i in range(m * k)] for b in range(batch)]
+mats_b = [[float((i % 4) - 1 + b) for i in range(k * n_cols)] for b in range(batch)]
+
+
+def matmul(a: list[float], b: list[float]) -> list[float]:
+    return [sum(a[r + m * p] * b[p + k * c] for p in range(k)) for c in range(n_cols) for r in range(m)]
+
+
+def flat(rows: list[list[float]]) -> list[float]:
+    return [v for row in rows for v in row]
+
+
+want = [matmul(mats_a[b], mats_b[b]) for b in range(batch)]
+handle = ct.c_void_p()
+cublas.cublasCreate_v2(ct.byref(handle))
+
+
+def device(data: bytes) -> ct.c_void_p:
+    ptr = ct.c_void_p()
+    cudart.cudaMalloc(ct.byref(ptr), ct.c_size_t(max(len(data), 1)))
+    cudart.cudaMemcpy(ptr, data, ct.c_size_t(len(data)), 1)
+    return ptr
+
+
+def fetch(ptr: ct.c_void_p, size: int) -> bytes:
+    buf = ct.create_string_buffer(size)
+    cudart.cudaMemcpy(buf, ptr, ct.c_size_t(size), 2)
+    return buf.raw
+
+
+one, zero = ct.c_float(1.0), ct.c_float(0.0)
+d_a = device(struct.pack(f"<{batch * m * k}f", *flat(mats_a)))
+d_b = device(struct.pack(f"<{batch * k * n_cols}f", *flat(mats_b)))
+d_c = device(bytes(4 * batch * m * n_cols))
+rc = cublas.cublasSgemmStridedBatched(handle, 0, 0, m, n_cols, k, ct.byref(one), d_a, m, ct.c_longlong(m * k), d_b,
+                                      k, ct.c_longlong(k * n_cols), ct.byref(zero), d_c, m, ct.c_longlong(m * n_cols),
+                                      batch)
+product = list(struct.unpack(f"<{batch * m * n_cols}f", fetch(d_c, 4 * batch * m * n_cols)))
+report("sgemm_strided_batched", rc == 0 and product == flat(want), f"status={rc} got={product}")
+
+pointers = [[(d.value or 0) + b * 4 * size for b in range(batch)] for d, size in ((d_a, m * k), (d_b, k * n_cols),
+                                                                         (d_c, m * n_cols))]
+arrays = [device(struct.pack(f"<{batch}Q", *p)) for p in pointers]
+cudart.cudaMemset(d_c, 0, ct.c_size_t(4 * batch * m * n_cols))
+two = ct.c_float(2.0)
+rc = cublas.cublasSgemmBatched(handle, 0, 0, m, n_cols, k, ct.byref(two), arrays[0], m, arrays[1], k, ct.byref(zero),
+                               arrays[2], m, batch)
+product = list(struct.unpack(f"<{batch * m * n_cols}f", fetch(d_c, 4 * batch * m * n_cols)))
+report("sgemm_batched", rc == 0 and product == [2 * v for v in flat(want)], f"status={rc} got={product}")
+
+h_a = device(struct.pack(f"<{m * k}e", *mats_a[0]))
+h_b = device(struct.pack(f"<{k * n_cols}e", *mats_b[0]))
+h_c = device(bytes(2 * m * n_cols))
+h_one, h_zero = struct.pack("<e", 1.0), struct.pack("<e", 0.0)
+rc = cublas.cublasHgemm(handle, 0, 0, m, n_cols, k, h_one, h_a, m, h_b, k, h_zero, h_c, m)
+product = list(struct.unpack(f"<{m * n_cols}e", fetch(h_c, 2 * m * n_cols)))
+report("hgemm", rc == 0 and product == want[0], f"status={rc} got={product} want={want[0]}")
+cublas.cublasDestroy_v2(handle)
+
 print("SELFTEST PASS" if failures == 0 else f"SELFTEST FAIL ({failures})", flush=True)
 sys.exit(1 if failures else 0)

@@ -1,7 +1,8 @@
 """What real applications do before their first kernel, through the shim against a mediator on sim:
 every CUDA 13 device attribute, device properties without a hole, a driver version a CUDA 13 runtime
 accepts, device flags, profiler start/stop and the limits the shim honours succeed, and cuBLAS's
-Set/Get Vector/Matrix move the elements they name and nothing else. The program is
+Set/Get Vector/Matrix move the elements they name and nothing else, and the typed GEMM family
+(SgemmStridedBatched, SgemmBatched, Hgemm) computes on the protocol's GEMMs. The program is
 ``apps_probe.py`` in its own process."""
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from ._support import ShimBuild
 
 PROBE = Path(__file__).resolve().parent / "apps_probe.py"
 CHECKS = ("versions", "every_attribute", "device_properties", "device_flags", "profiler", "limits",
-          "set_get_matrix", "set_get_vector", "set_get_invalid")
+          "set_get_matrix", "set_get_vector", "set_get_invalid", "sgemm_strided_batched", "sgemm_batched", "hgemm")
 
 
 @pytest.mark.timeout(180)
