@@ -5,12 +5,19 @@ supervisor's status and queues messages in a bounded :class:`OutgoingQueue`. A b
 goes away is retried with exponential backoff (1 s doubling to 30 s); while it is away, events queue
 (the oldest are dropped, and counted, past ``queue_limit``) and the retained status is sent afresh on
 every connect. The last-will marks the host offline if the daemon dies without saying goodbye.
+
+A VM's retained status says ``host_state``: ``online`` while the daemon publishes it, ``offline`` in
+the last one a clean stop publishes. One connection has one will, so a daemon that dies cannot mark
+each VM: their retained statuses carry an MQTT 5 message expiry (three status intervals) and vanish
+from the broker soon after the host's will has marked it offline; a VM removed from the configuration
+has its retained status cleared (an empty retained message), a renamed one its old name's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import socket
 import ssl
 import time
@@ -57,6 +64,8 @@ class MqttLink:
         self.requests = 0
         self._unsubscribe: Callable[[], None] | None = None
         self._active: Any = None  # the connected aiomqtt client, while there is one
+        self._closing = False
+        self._sent = asyncio.Event()  # set while the queue is empty (all handed to the broker)
 
     # -- what the daemon sees ----------------------------------------------------------------------
 
@@ -67,11 +76,22 @@ class MqttLink:
                 "topic": self.topics.base}
 
     def _enqueue(self, item: Outgoing) -> None:
+        if self._closing:  # after goodbye's offline statuses nothing may overwrite them
+            return
         self.queue.put(item)
+        self._sent.clear()
         self._wake.set()
 
     def _on_event(self, event: Event) -> None:
         self._enqueue(Outgoing(self.topics.events, encode({"host": self.topics.host, **event})))
+        gone = {"vm_removed": event.get("vm"), "vm_renamed": event.get("old_name")}.get(event["event"])
+        if gone:  # an empty retained message clears the broker's retained status for that topic
+            self._enqueue(Outgoing(self.topics.vm_status(str(gone)), b"", retain=True))
+
+    @property
+    def vm_status_expiry_s(self) -> int:
+        """How long the broker keeps a VM's retained status unless it is published again."""
+        return max(math.ceil(3 * self.config.status_interval_s), 1)
 
     # -- the task ----------------------------------------------------------------------------------
 
@@ -137,12 +157,20 @@ class MqttLink:
                 await asyncio.gather(*tasks, return_exceptions=True)
 
     async def goodbye(self, timeout: float = 2.0) -> None:
-        """On a clean stop: say offline ourselves (the will is only for when we cannot)."""
+        """On a clean stop: say offline ourselves, the host and each VM (the will is only for when we
+        cannot)."""
         client = self._active
         if client is None:
             return
+        self._closing = True
         with contextlib.suppress(Exception):
             async with asyncio.timeout(timeout):
+                with contextlib.suppress(TimeoutError):  # what is queued (the last events) goes first
+                    async with asyncio.timeout(timeout / 2):
+                        await self._sent.wait()
+                for vm in self._status()["vms"]:
+                    await client.publish(self.topics.vm_status(vm["name"]),
+                                         encode({**vm, "host_state": "offline"}), qos=1, retain=True)
                 await client.publish(self.topics.status, encode(self._host_status("offline")), qos=1,
                                      retain=True)
 
@@ -150,16 +178,20 @@ class MqttLink:
         while True:
             item = self.queue.peek()
             if item is None:
+                self._sent.set()
                 self._wake.clear()
                 await self._wake.wait()
                 continue
             properties = None
-            if item.correlation is not None:
+            if item.correlation is not None or item.expiry_s is not None:
                 from paho.mqtt.packettypes import PacketTypes
                 from paho.mqtt.properties import Properties
 
                 properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-                properties.CorrelationData = item.correlation
+                if item.correlation is not None:
+                    properties.CorrelationData = item.correlation
+                if item.expiry_s is not None:
+                    properties.MessageExpiryInterval = item.expiry_s
             await client.publish(item.topic, item.payload, qos=item.qos, retain=item.retain,
                                  properties=properties)
             self.queue.pop()  # only once the broker has it: a failed publish is retried on reconnect
@@ -178,9 +210,14 @@ class MqttLink:
                 reply: dict[str, Any] = {"id": refused.request_id, "ok": False, "error": refused.reason}
                 log.warning("mqtt control request refused", reason=refused.reason)
             else:
-                reply = {"id": request_id, **await self._handle(request)}
-                log.info("mqtt control request", cmd=request.cmd, vm=getattr(request, "vm", None),
-                         ok=reply.get("ok"), id=request_id)
+                try:
+                    reply = {"id": request_id, **await self._handle(request)}
+                except Exception as exc:  # a bug of ours: the sender still gets an answer saying so
+                    log.exception("mqtt control request failed", cmd=request.cmd, id=request_id)
+                    reply = {"id": request_id, "ok": False, "error": f"internal error: {exc!r}"}
+                (log.info if reply.get("ok") else log.warning)(
+                    "mqtt control request", cmd=request.cmd, vm=getattr(request, "vm", None),
+                    ok=reply.get("ok"), error=reply.get("error"), id=request_id)
             reply.pop("records", None)
             self._enqueue(Outgoing(response_topic or self.topics.response, encode(reply),
                                    correlation=correlation))
@@ -200,7 +237,8 @@ class MqttLink:
         host = {**self._host_status("online"), **status["host"], "mqtt": self.describe()}
         self._enqueue(Outgoing(self.topics.status, encode(host), retain=True))
         for vm in status["vms"]:
-            self._enqueue(Outgoing(self.topics.vm_status(vm["name"]), encode(vm), retain=True))
+            self._enqueue(Outgoing(self.topics.vm_status(vm["name"]), encode({**vm, "host_state": "online"}),
+                                   retain=True, expiry_s=self.vm_status_expiry_s))
             burst = self._bursts.update(vm["name"], vm["errors"])
             if burst is not None:
                 EVENTS.publish("error_burst", vm=vm["name"], vm_id=vm["id"], errors=burst,

@@ -5,8 +5,11 @@ Topics, under ``<prefix>/<host>/``:
 ============================  =========  =====================================================
 ``status``                    retained   the host: ``state`` online/offline (the last-will), backend,
                                          VMs attached, MQTT connection figures
-``vm/<name>/status``          retained   one VM: connected, state, calls, errors, memory, quota
-``events``                    —          ``vm_attached``, ``vm_detached``, ``vm_reset``, ``error_burst``
+``vm/<name>/status``          retained   one VM: connected, state, calls, errors, memory, quota,
+                                         ``host_state``; expires after three status intervals, is
+                                         cleared when the VM is removed (or renamed)
+``events``                    —          ``vm_attached``, ``vm_detached``, ``vm_reset``, ``vm_removed``,
+                                         ``vm_renamed``, ``error_burst``
 ``control``                   (in)       JSON requests: ``{"id": …, "cmd": …, "vm": …, …}``
 ``control/response``          —          ``{"id": …, "ok": …, …}``; an MQTT 5 request's
                                          ``ResponseTopic``/``CorrelationData`` are honoured
@@ -87,6 +90,7 @@ class Outgoing:
     retain: bool = False
     qos: int = 1
     correlation: bytes | None = None
+    expiry_s: int | None = None  # MQTT 5 message expiry: the broker drops it (retained too) after this
 
 
 class OutgoingQueue:

@@ -3,6 +3,7 @@ subscriber that collects what the mediator publishes."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -24,7 +25,7 @@ from paho.mqtt.properties import Properties
 
 from guest import GuestClient
 from mediator._control_client import request
-from mediator._launcher import MediatorProcess, running_mediator
+from mediator._launcher import MediatorProcess, running_mediator, write_config
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.timeout(120)]
 PREFIX, HOST = "vgpu-test", "host-a"
@@ -230,18 +231,65 @@ def test_control_round_trips_carry_the_correlation_id_and_refusals_say_why(
         watcher.wait_for(lambda t, p: t == f"{BASE}/events" and p["event"] == "vm_detached")
 
 
-def test_the_last_will_marks_the_host_offline_when_the_daemon_dies(mediator: MediatorProcess,
+def retained_vm_statuses(broker: Broker) -> dict[str, Any]:
+    """What a subscriber arriving now is given for the VMs: the broker sends the retained messages at
+    once, so the first quiet half second ends them."""
+    late = Watcher(broker.port, f"{BASE}/vm/+/status")
+    try:
+        with contextlib.suppress(queue.Empty):
+            while True:
+                late.messages.get(timeout=0.5)
+        return dict(late.retained)
+    finally:
+        late.close()
+
+
+def test_the_last_will_marks_the_host_offline_when_the_daemon_dies(mediator: MediatorProcess, broker: Broker,
                                                                    watcher: Watcher) -> None:
-    watcher.wait_for(lambda t, p: t == f"{BASE}/status" and p["state"] == "online")
-    os.kill(mediator.proc.pid, signal.SIGKILL)
-    watcher.wait_for(lambda t, p: t == f"{BASE}/status" and p["state"] == "offline", timeout=30)
+    watcher.wait_for(lambda t, p: t == f"{BASE}/vm/vm1/status" and p["host_state"] == "online")
+    with GuestClient.connect(mediator.vm_socket(1)) as gpu:
+        gpu.nop()
+        watcher.wait_for(lambda t, p: t == f"{BASE}/vm/vm1/status" and p["connected"] is True)
+        os.kill(mediator.proc.pid, signal.SIGKILL)
+        watcher.wait_for(lambda t, p: t == f"{BASE}/status" and p["state"] == "offline", timeout=30)
+        # no VM is left "connected" on the broker: their retained statuses expire (3 status intervals)
+        deadline = time.monotonic() + 30
+        while retained_vm_statuses(broker):
+            assert time.monotonic() < deadline, "the VMs' retained statuses outlived their host"
 
 
-def test_a_clean_stop_says_offline(mediator: MediatorProcess, watcher: Watcher) -> None:
+def test_a_clean_stop_says_offline_for_the_host_and_each_vm(mediator: MediatorProcess, broker: Broker,
+                                                            watcher: Watcher) -> None:
     wait_state(mediator, "connected")
+    watcher.wait_for(lambda t, p: t == f"{BASE}/vm/vm2/status")
     mediator.proc.terminate()
     assert mediator.proc.wait(20) == 0
     watcher.wait_for(lambda t, p: t == f"{BASE}/status" and p["state"] == "offline")
+    retained = retained_vm_statuses(broker)
+    assert set(retained) == {f"{BASE}/vm/vm1/status", f"{BASE}/vm/vm2/status"}
+    assert all(vm["host_state"] == "offline" and vm["connected"] is False for vm in retained.values())
+
+
+def test_a_removed_vm_has_its_retained_status_cleared(mediator: MediatorProcess, broker: Broker,
+                                                      watcher: Watcher) -> None:
+    watcher.wait_for(lambda t, p: t == f"{BASE}/vm/vm2/status")
+    write_config(mediator.config, mediator.sockets, backend="sim", vm_ids=[1], extra=mqtt_section(broker))
+    mediator.proc.send_signal(signal.SIGHUP)
+    watcher.wait_for(lambda t, p: t == f"{BASE}/events" and p["event"] == "vm_removed" and p["vm"] == "vm2")
+    watcher.wait_for(lambda t, p: t == f"{BASE}/vm/vm2/status" and p == b"")  # the clearing message
+    assert set(retained_vm_statuses(broker)) == {f"{BASE}/vm/vm1/status"}
+
+
+def test_a_refused_request_says_why_in_its_reply_and_the_log(mediator: MediatorProcess,
+                                                             watcher: Watcher) -> None:
+    wait_state(mediator, "connected")
+    watcher.publish(f"{BASE}/control", {"id": "s1", "cmd": "set_quota", "vm": "nope", "bytes": 1})
+    _, reply, _ = watcher.wait_for(lambda t, p: t == f"{BASE}/control/response" and p.get("id") == "s1")
+    assert reply == {"id": "s1", "ok": False, "error": "no VM 'nope'"}
+    deadline = time.monotonic() + 10
+    while '"error": "no VM \'nope\'"' not in mediator.log:
+        assert time.monotonic() < deadline, mediator.log[-2000:]
+        time.sleep(0.02)
 
 
 @pytest.mark.slow
