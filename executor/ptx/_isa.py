@@ -38,6 +38,8 @@ SUPPORTED: dict[str, str] = {
     "cnot": "b16 b32 b64",
     "copysign": "f32 f64",
     "cos": "approx.f32 (.ftz)",
+    "cp": "cp.async.{ca,cg}.shared.global with cp-size and src-size (executed at once), commit_group, "
+    "wait_group, wait_all",
     "cvt": "integer to integer (.sat from up to 32-bit sources); float to float (f32<->f64 with .rn .rz .rm "
     ".rp, .rni .rzi .rmi .rpi to an integral value, .ftz, .sat); integer to float (.rn .rz .rm .rp; 64-bit "
     "integers .rn only); float to integer (.rni .rzi .rmi .rpi, saturating, NaN to 0); f16 from f32, f64 "

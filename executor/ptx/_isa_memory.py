@@ -28,9 +28,10 @@ from ._memory import (
     LOCAL_WINDOW,
     SHARED_WINDOW,
     check_aligned,
+    gather_device,
 )
 from ._numeric import DTYPES, fit, uint_of
-from ._parse import Instruction, Operand, Reg, Vec
+from ._parse import Imm, Instruction, Operand, Reg, Vec
 from ._state import Frame, KernelFaultError, Value
 
 # -- data movement ----------------------------------------------------------------------------
@@ -167,6 +168,47 @@ def _c_nop(c: Compiler, ins: Instruction) -> Runner:
     return lambda f, m: None
 
 
+def _c_cp_async(c: Compiler, ins: Instruction) -> Runner:
+    """``cp.async`` runs synchronously: the copy happens at the instruction (checked like any load and
+    store), so ``commit_group``/``wait_group``/``wait_all`` have nothing left to wait for.
+    ``cp.async.{ca,cg}.shared.global [dst], [src], cp-size{, src-size}``: the first ``src-size`` bytes
+    are copied, the rest of the ``cp-size`` bytes are zeros (and their source is not read)."""
+    mods = [m for m in ins.mods if m in ("ca", "cg") or not is_hint(m)]  # ca/cg name the variant here
+    if mods[:1] != ["async"]:
+        raise UnsupportedError("cp.async only")
+    mods = mods[1:]
+    if mods in (["commit_group"], ["wait_all"]) or (mods == ["wait_group"] and len(ins.operands) == 1):
+        return lambda f, m: None
+    if len(mods) != 3 or mods[0] not in ("ca", "cg") or mods[1:] != ["shared", "global"]:
+        raise UnsupportedError("cp.async.{ca,cg}.shared.global, commit_group, wait_group, wait_all")
+    if len(ins.operands) not in (3, 4) or not isinstance(ins.operands[2], Imm):
+        raise UnsupportedError("cp.async [dst], [src], cp-size{, src-size}")
+    size = int(ins.operands[2].value)
+    if size not in (4, 8, 16) or (mods[0] == "cg" and size != 16):
+        raise UnsupportedError(f"a cp-size of {size}")
+    dst, _ = c.address(ins.operands[0], "shared")
+    src, _ = c.address(ins.operands[1], "global")
+    count = c.read(ins.operands[3], DTYPES["u32"]) if len(ins.operands) == 4 else None
+
+    def cp_async(f: Frame, m: Mask | None) -> None:
+        n = f.batch.n
+        rows = active_rows(m, n)
+        sources = select_rows(src(f), rows, n).astype(np.uint64)
+        check_aligned(sources, size, "global")
+        data = np.zeros((rows.size, size), dtype=np.uint8)
+        wanted = (
+            np.full(rows.size, size) if count is None else np.minimum(select_rows(count(f), rows, n), size)
+        )
+        for part in np.unique(wanted):
+            if part == 0:
+                continue
+            pick = wanted == part
+            data[pick, :part] = gather_device(f.batch.memory, sources[pick], int(part))
+        access(f, "shared", rows, select_rows(dst(f), rows, n).astype(np.uint64), size, data)
+
+    return cp_async
+
+
 # -- atomics ----------------------------------------------------------------------------------
 
 _ATOM_OPS = {"add", "min", "max", "and", "or", "xor", "exch", "cas", "inc", "dec"}
@@ -275,4 +317,5 @@ MEMORY: dict[str, InstructionCompiler] = {
     "fence": _c_nop,
     "atom": _c_atom,
     "red": _c_atom,
+    "cp": _c_cp_async,
 }

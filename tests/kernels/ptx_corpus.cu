@@ -544,3 +544,23 @@ extern "C" __global__ void half_arith(const unsigned short* a, const unsigned sh
     out[k++ * n + i] = __hlt(x, y) ? 1 : 0;
     out[k++ * n + i] = __hge(x, y) ? 1 : 0;
 }
+
+// asynchronous copies to shared memory (sm_80+; executed synchronously by the engine), with a
+// partial last chunk: its source bytes past `valid_bytes` are not read and land as zeros
+extern "C" __global__ void async_copy(const float4* in, float4* out, int valid_bytes) {
+    __shared__ float4 tile[64];
+    int t = threadIdx.x;
+    int bytes = t == 63 ? valid_bytes : 16;
+#if __CUDA_ARCH__ >= 800
+    unsigned dst = (unsigned)__cvta_generic_to_shared(&tile[t]);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(dst), "l"(in + t), "r"(bytes));
+    asm volatile("cp.async.commit_group;");
+    asm volatile("cp.async.wait_group 0;");
+#else
+    const char* src = reinterpret_cast<const char*>(in + t);
+    char* to = reinterpret_cast<char*>(&tile[t]);
+    for (int b = 0; b < 16; b++) to[b] = b < bytes ? src[b] : 0;
+#endif
+    __syncthreads();
+    out[t] = tile[63 - t];
+}

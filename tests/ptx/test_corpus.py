@@ -795,3 +795,15 @@ def test_half_precision_arithmetic_rounds_once(corpus: Device) -> None:
     ]
     for k, expected in enumerate(want):
         np.testing.assert_array_equal(got[k], np.asarray(expected, dtype=np.uint16), err_msg=f"result {k}")
+
+
+@pytest.mark.parametrize("valid", [16, 12, 4, 0])
+def test_async_copies_zero_fill_past_the_source_size_without_reading_it(corpus: Device, valid: int) -> None:
+    data = np.random.default_rng(28).standard_normal(64 * 4).astype(np.float32)
+    raw = data.view(np.uint8)[: 63 * 16 + valid]  # the allocation ends where the copied bytes do
+    pin, out = corpus.put(raw.copy()), corpus.zeros(64 * 4, np.float32)
+    corpus.run("async_copy", 1, 64, pin, out, valid)
+    tile = np.zeros(64 * 16, dtype=np.uint8)
+    tile[: raw.size] = raw
+    want = tile.view(np.float32).reshape(64, 4)[::-1]
+    np.testing.assert_array_equal(corpus.get(out, 64 * 4, np.float32).reshape(64, 4), want)
