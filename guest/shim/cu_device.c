@@ -107,7 +107,7 @@ static int guest_capability(int attrib, int *value)
     case 92: case 93: case 94: case 122: case 123: /* stream memory operations */
     case 95: case 96:                              /* COOPERATIVE_LAUNCH, COOPERATIVE_MULTI_DEVICE_LAUNCH */
     case 103: case 104: case 105: case 128:        /* shareable allocation handles */
-    case 115: case 119: case 142: case 144:        /* memory pools */
+    case 119: case 142: case 144:                  /* shareable and host memory pools */
     case 120:                                      /* CLUSTER_LAUNCH */
     case 124: case 146:                            /* dma-buf */
     case 125:                                      /* IPC_EVENT_SUPPORTED */
@@ -123,6 +123,9 @@ static int guest_capability(int attrib, int *value)
     case 100: /* PAGEABLE_MEMORY_ACCESS_USES_HOST_PAGE_TABLES */
     case 101: /* DIRECT_MANAGED_MEM_ACCESS_FROM_HOST */
         *value = 0;
+        return 1;
+    case 115: /* MEMORY_POOLS_SUPPORTED: the shim serves the default pool itself (cu_mempool.c) */
+        *value = 1;
         return 1;
     default:
         return 0;

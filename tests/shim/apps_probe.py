@@ -38,8 +38,9 @@ for attrib in range(1, ATTRIBUTE_COUNT):
     values[attrib] = v.value
     if rc:
         bad.append((attrib, rc))
-unserved = [a for a in (95, 96, 19, 83, 115, 120, 125) if values.get(a)]
-report("every_attribute", not bad and not unserved, f"failed={bad} claimed_unserved={unserved}")
+unserved = [a for a in (95, 96, 19, 83, 120, 125) if values.get(a)]
+report("every_attribute", not bad and not unserved and values[115] == 1,  # the shim serves the default pool
+       f"failed={bad} claimed_unserved={unserved} memory_pools={values[115]}")
 
 # -- cudaGetDeviceProperties: the struct, 1,032 bytes in CUDA 13; a texture limit and the SM count
 prop = ct.create_string_buffer(4096)
@@ -167,6 +168,29 @@ rc = cublas.cublasHgemm(handle, 0, 0, m, n_cols, k, h_one, h_a, m, h_b, k, h_zer
 product = list(struct.unpack(f"<{m * n_cols}e", fetch(h_c, 2 * m * n_cols)))
 report("hgemm", rc == 0 and product == want[0], f"status={rc} got={product} want={want[0]}")
 cublas.cublasDestroy_v2(handle)
+
+
+# -- the stream-ordered allocator: the default pool, counted, freed in the stream's order
+pool, again = ct.c_void_p(), ct.c_void_p()
+mem_stream = ct.c_void_p()
+cudart.cudaStreamCreate(ct.byref(mem_stream))
+free0, total0 = ct.c_size_t(), ct.c_size_t()
+cudart.cudaMemGetInfo(ct.byref(free0), ct.byref(total0))
+block = ct.c_void_p()
+rcs = [cudart.cudaDeviceGetDefaultMemPool(ct.byref(pool), 0), cudart.cudaDeviceGetMemPool(ct.byref(again), 0),
+       cudart.cudaMallocAsync(ct.byref(block), ct.c_size_t(32 << 20), mem_stream),
+       cudart.cudaMemsetAsync(block, 7, ct.c_size_t(32 << 20), mem_stream)]
+free1 = ct.c_size_t()
+cudart.cudaMemGetInfo(ct.byref(free1), ct.byref(total0))
+used, threshold = ct.c_uint64(), ct.c_uint64(1 << 30)
+rcs += [cudart.cudaMemPoolGetAttribute(pool, 7, ct.byref(used)),  # cudaMemPoolAttrUsedMemCurrent
+        cudart.cudaMemPoolSetAttribute(pool, 4, ct.byref(threshold)),  # cudaMemPoolAttrReleaseThreshold
+        cudart.cudaFreeAsync(block, mem_stream), cudart.cudaStreamSynchronize(mem_stream)]
+after, kept = ct.c_uint64(), ct.c_uint64()
+rcs += [cudart.cudaMemPoolGetAttribute(pool, 7, ct.byref(after)), cudart.cudaMemPoolGetAttribute(pool, 4, ct.byref(kept))]
+report("stream_ordered_allocator", rcs == [0] * len(rcs) and pool.value == again.value and used.value == 32 << 20
+       and after.value == 0 and kept.value == 1 << 30 and free0.value - free1.value == 32 << 20,
+       f"status={rcs} used={used.value} after={after.value} quota_charged={free0.value - free1.value}")
 
 print("SELFTEST PASS" if failures == 0 else f"SELFTEST FAIL ({failures})", flush=True)
 sys.exit(1 if failures else 0)
