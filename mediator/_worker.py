@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from time import perf_counter_ns
 from typing import Any, Final
 
+import setproctitle
 import structlog
 
 from executor import DeviceConfig, Executor, create_executor
@@ -365,6 +366,7 @@ class Worker:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     spec = WorkerSpec.from_json(args[0])
+    setproctitle.setproctitle(f"vgpu-worker {spec.vm_name}")  # in ps, top and nvidia-smi
     configure_logging(spec.log_level)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides when we stop
     try:

@@ -79,3 +79,14 @@ def test_an_unknown_call_filter_is_an_error(tmp_path: Path) -> None:
     result = cli("trace", "--vm", "vm1", "--call", "mem_aloc", "-s", str(tmp_path / "none.sock"))
     assert result.returncode == 2 and "unknown call 'mem_aloc'" in result.stderr
     assert "mem_alloc" in result.stderr  # a suggestion
+
+
+def test_workers_are_named_after_their_vm_in_ps(mediator: MediatorProcess) -> None:
+    with GuestClient.connect(mediator.vm_socket(2)) as gpu:
+        gpu.nop()
+        pid = vm_status(mediator, 2)["worker_pid"]
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").replace(b"\0", b" ")
+        assert cmdline == b"vgpu-worker vm2"  # ps, top and nvidia-smi show this
+        assert Path(f"/proc/{pid}/comm").read_text().strip() == "vgpu-worker vm2"  # the kernel's 15 bytes
+        ps = subprocess.run(["ps", "-o", "args=", "-p", str(pid)], capture_output=True, text=True, check=True)
+        assert ps.stdout.strip() == "vgpu-worker vm2"
