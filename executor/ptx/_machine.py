@@ -31,8 +31,10 @@ __all__ = ["CACHED_MODULES", "CACHED_TEXT_BYTES", "Kernel", "LoadedModule", "lau
 
 Mask = npt.NDArray[np.bool_]
 
-#: bytes of registers one batch may hold (threads x declared registers x 8), bounding engine memory
-REGISTER_BYTES = 256 << 20
+#: bytes of registers one batch may hold (threads x declared registers x 8); with the shared and local
+#: bounds of :class:`Limits` this keeps a launch's memory well inside a sim worker's own limit
+#: (``worker_memory_overhead``, 512 MiB by default)
+REGISTER_BYTES = 64 << 20
 #: check the clock every this many batch-instructions
 _CLOCK_EVERY = 256
 
@@ -207,12 +209,15 @@ def launch(
             f"kernel {name}: {kernel.registers} registers for {bt} threads per block and "
             f"{shared_size} bytes of shared memory exceed what the engine holds for one block",
         )
+    # local memory: the frames of every function the kernel may call, once (recursion grows past it)
+    local = sum(kernel.layout.frame_bytes.values())
     per_batch = max(
         1,
         min(
             limits.batch_threads // bt,
             REGISTER_BYTES // (bt * max(kernel.registers, 1) * 8),
             limits.shared_bytes_total // max(shared_size, 1),
+            limits.local_bytes_total // max(bt * local, 1),
         ),
     )
     deadline = time.monotonic() + limits.seconds

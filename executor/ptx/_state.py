@@ -51,8 +51,8 @@ class Limits:
     instructions: int = 50_000_000
     batch_threads: int = 8192
     local_bytes_per_thread: int = 64 << 10
-    local_bytes_total: int = 256 << 20
-    shared_bytes_total: int = 64 << 20
+    local_bytes_total: int = 64 << 20
+    shared_bytes_total: int = 32 << 20
     call_depth: int = 64
 
 
