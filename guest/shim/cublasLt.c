@@ -1,8 +1,6 @@
 /*
- * libcublasLt.so.13: cuBLASLt's version and status queries. Its matmul API (handles, descriptors,
- * layouts, heuristics, cublasLtMatmul) is not served yet: those functions answer
- * CUBLAS_STATUS_NOT_SUPPORTED and log once (the generated stubs), so a program that only looks for
- * the library, or asks its version, finds it.
+ * libcublasLt.so.13: cuBLASLt's version and status queries (its matmul API is cublasLt_matmul.c;
+ * what neither serves answers CUBLAS_STATUS_NOT_SUPPORTED and logs once, the generated stubs).
  */
 #include <stddef.h>
 

@@ -14,6 +14,7 @@ shim = Path(sys.argv[1])
 cuda = ct.CDLL(str(shim / "libcuda.so.1"))
 cudart = ct.CDLL(str(shim / "libcudart.so.13"))
 cublas = ct.CDLL(str(shim / "libcublas.so.13"))
+cublaslt = ct.CDLL(str(shim / "libcublasLt.so.13"))
 failures = 0
 ATTRIBUTE_COUNT = 148  # CU_DEVICE_ATTRIBUTE_MAX in CUDA 13.0
 
@@ -168,6 +169,36 @@ rc = cublas.cublasHgemm(handle, 0, 0, m, n_cols, k, h_one, h_a, m, h_b, k, h_zer
 product = list(struct.unpack(f"<{m * n_cols}e", fetch(h_c, 2 * m * n_cols)))
 report("hgemm", rc == 0 and product == want[0], f"status={rc} got={product} want={want[0]}")
 cublas.cublasDestroy_v2(handle)
+
+# -- cuBLASLt: D = alpha A B + beta C as GemmEx expresses it; an epilogue it cannot is refused
+lt, op_desc, pref = ct.c_void_p(), ct.c_void_p(), ct.c_void_p()
+layouts = [ct.c_void_p() for _ in range(3)]
+rcs = [cublaslt.cublasLtCreate(ct.byref(lt)), cublaslt.cublasLtMatmulDescCreate(ct.byref(op_desc), 68, 0),
+       cublaslt.cublasLtMatmulPreferenceCreate(ct.byref(pref))]
+for layout, (rows, cols) in zip(layouts, ((m, k), (k, n_cols), (m, n_cols)), strict=True):
+    rcs.append(cublaslt.cublasLtMatrixLayoutCreate(ct.byref(layout), 0, ct.c_uint64(rows), ct.c_uint64(cols),
+                                                   ct.c_int64(rows)))
+workspace = ct.c_uint64(1 << 20)
+rcs.append(cublaslt.cublasLtMatmulPreferenceSetAttribute(pref, 1, ct.byref(workspace), ct.c_size_t(8)))
+results = ct.create_string_buffer(128 * 4)  # room for four cublasLtMatmulHeuristicResult_t
+found = ct.c_int()
+rcs.append(cublaslt.cublasLtMatmulAlgoGetHeuristic(lt, op_desc, layouts[0], layouts[1], layouts[2], layouts[2], pref,
+                                                   4, results, ct.byref(found)))
+lt_a, lt_b = d_a, d_b  # the first matrices of the batched GEMM above
+lt_c = device(struct.pack(f"<{m * n_cols}f", *[1.0] * (m * n_cols)))
+lt_d = device(bytes(4 * m * n_cols))
+rcs.append(cublaslt.cublasLtMatmul(lt, op_desc, ct.byref(one), lt_a, layouts[0], lt_b, layouts[1], ct.byref(one),
+                                   lt_c, layouts[2], lt_d, layouts[2], results, None, ct.c_size_t(0), None))
+in_place = list(struct.unpack(f"<{m * n_cols}f", fetch(lt_d, 4 * m * n_cols)))
+relu = ct.c_uint32(2)  # CUBLASLT_EPILOGUE_RELU
+rcs.append(cublaslt.cublasLtMatmulDescSetAttribute(op_desc, 7, ct.byref(relu), ct.c_size_t(4)))
+refused = cublaslt.cublasLtMatmulAlgoGetHeuristic(lt, op_desc, layouts[0], layouts[1], layouts[2], layouts[2], pref,
+                                                  4, results, ct.byref(found))
+rcs += [cublaslt.cublasLtMatmulDescDestroy(op_desc), cublaslt.cublasLtMatmulPreferenceDestroy(pref)]
+rcs += [cublaslt.cublasLtMatrixLayoutDestroy(layout) for layout in layouts]
+rcs.append(cublaslt.cublasLtDestroy(lt))
+report("cublaslt_matmul", rcs == [0] * len(rcs) and in_place == [v + 1.0 for v in want[0]] and refused == 15,
+       f"status={rcs} got={in_place} want={[v + 1.0 for v in want[0]]} relu={refused}")
 
 
 # -- the stream-ordered allocator: the default pool, counted, freed in the stream's order
