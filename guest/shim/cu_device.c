@@ -280,6 +280,29 @@ CUresult cuDeviceComputeCapability(int *major, int *minor, CUdevice dev)
     return rc ? rc : cuDeviceGetAttribute(minor, 76, dev);
 }
 
+/* The legacy device properties (CUdevprop, deprecated but still exported), from the attributes. */
+typedef struct CUdevprop_st {
+    int maxThreadsPerBlock, maxThreadsDim[3], maxGridSize[3], sharedMemPerBlock, totalConstantMemory, SIMDWidth,
+        memPitch, regsPerBlock, clockRate, textureAlign;
+} CUdevprop;
+CUresult cuDeviceGetProperties(CUdevprop *prop, CUdevice dev);
+_Static_assert(sizeof(CUdevprop) == 14 * sizeof(int), "CUdevprop is 14 ints");
+
+CUresult cuDeviceGetProperties(CUdevprop *prop, CUdevice dev)
+{
+    if (!prop)
+        return CUDA_ERROR_INVALID_VALUE;
+    static const int attrs[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14}; /* in CUdevprop's order */
+    int values[14];
+    for (int i = 0; i < 14; i++) {
+        CUresult rc = cuDeviceGetAttribute(&values[i], attrs[i], dev);
+        if (rc)
+            return rc;
+    }
+    memcpy(prop, values, sizeof *prop);
+    return CUDA_SUCCESS;
+}
+
 CUresult cuMemGetInfo_v2(size_t *free_bytes, size_t *total_bytes)
 {
     struct vgpu_result_mem_get_info r;

@@ -43,6 +43,11 @@ unserved = [a for a in (95, 96, 19, 83, 120, 125) if values.get(a)]
 report("every_attribute", not bad and not unserved and values[115] == 1,  # the shim serves the default pool
        f"failed={bad} claimed_unserved={unserved} memory_pools={values[115]}")
 
+# -- the legacy cuDeviceGetProperties (programs still look it up): 14 ints, attributes 1 to 14 in order
+legacy = (ct.c_int * 14)()
+rc = cuda.cuDeviceGetProperties(legacy, 0)
+report("legacy_properties", rc == 0 and list(legacy) == [values[a] for a in range(1, 15)], f"status={rc}")
+
 # -- cudaGetDeviceProperties: the struct, 1,032 bytes in CUDA 13; a texture limit and the SM count
 prop = ct.create_string_buffer(4096)
 rc = cudart.cudaGetDeviceProperties(prop, 0)

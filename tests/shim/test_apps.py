@@ -21,7 +21,7 @@ from tests.qemu._support import SelftestReport
 from ._support import ShimBuild
 
 PROBE = Path(__file__).resolve().parent / "apps_probe.py"
-CHECKS = ("versions", "every_attribute", "device_properties", "device_flags", "profiler", "limits",
+CHECKS = ("versions", "every_attribute", "legacy_properties", "device_properties", "device_flags", "profiler", "limits",
           "set_get_matrix", "set_get_vector", "set_get_invalid", "sgemm_strided_batched", "sgemm_batched", "hgemm",
           "stream_ordered_allocator", "cublaslt_matmul")
 
