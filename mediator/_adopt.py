@@ -98,6 +98,7 @@ class SessionRecord:
     region_size: int
     worker_pid: int
     started: float
+    worker_start: int = 0  # the worker's start time (mediator._vm.process_start): pid reuse is told apart
     restarts: int = 0
     calls_before_restart: int = 0
     errors_before_restart: int = 0

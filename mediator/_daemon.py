@@ -7,7 +7,13 @@ any failure is one line on stderr and exit status 2 (:class:`HostSetupError`). T
 against the peer's credentials (:mod:`._control` has the roles).
 
 SIGTERM/SIGINT drain every session (queued calls are answered, regions marked STOPPED, GPU resources
-released) and the daemon exits 0. SIGHUP re-reads the configuration file: new VMs get an endpoint,
+released) and the daemon exits 0. Two ways to replace the supervisor under running VMs
+(docs/operations.md, "Upgrading and restarting"): SIGUSR2 re-executes it (the code on disk now)
+handing every VM's fds to the new image; and under systemd with an fd store (``$FDSTORE``), SIGTERM
+*parks* the sessions and exits 0 — systemd keeps their fds and gives them to the next start (a
+restart), or closes them (a stop: the workers, seeing their control sockets end, drain and exit).
+The workers keep serving throughout; the next supervisor adopts them (:mod:`._fdstore`, :mod:`._adopt`).
+SIGHUP re-reads the configuration file: new VMs get an endpoint,
 removed VMs lose theirs once idle (a connected one keeps serving until its peer leaves), changed
 quotas reach the running workers.
 """
@@ -44,6 +50,7 @@ from ._control import (
     parse_request,
 )
 from ._events import EVENTS
+from ._fdstore import FDS, inherited, reexec, store_enabled
 from ._notify import notify, watchdog_interval
 from ._ratelimit import RateLimitedLog
 from ._sockets import (
@@ -77,6 +84,7 @@ class Daemon:
         self.endpoints: dict[int, VmEndpoint] = {}
         self.started = time.time()
         self._stop = asyncio.Event()
+        self._handover: str | None = None  # "reexec" or "exit": leave the VMs serving (see run)
         self._control: list[asyncio.Server] = []
         self._locks: list[DirectoryLock] = []
         self.operators = PeerPolicy()  # set from control_group by _prepare_host
@@ -137,16 +145,47 @@ class Daemon:
         return PeerPolicy(gids=ops), PeerPolicy(gids=ops | readers)
 
     async def run(self) -> int:
-        accesses = self._prepare_host()
+        FDS.adopt(inherited())  # what the previous supervisor handed over (none at a first start)
         try:
-            return await self._run(accesses)
+            accesses = self._prepare_host()
+        except HostSetupError:
+            self._close_unclaimed()
+            raise
+        try:
+            code = await self._run(accesses)
         finally:
             self._release_locks()
+        if self._handover == "reexec":
+            log.info("re-executing the supervisor", fds=len(FDS.snapshot()))
+            reexec(FDS.snapshot())
+        return code
+
+    def request_handover(self, why: str, how: str) -> None:
+        """Leave the VMs serving for the next supervisor: ``reexec`` now, or ``exit`` (systemd's store
+        keeps the fds)."""
+        log.info("handover requested", signal=why, how=how)
+        self._handover = how
+        self._stop.set()
+
+    def _on_sigterm(self) -> None:
+        if store_enabled():
+            self.request_handover("SIGTERM", "exit")
+        else:
+            self.request_stop("SIGTERM")
+
+    def _close_unclaimed(self) -> None:
+        """Fds handed over for no configured VM: closed (a worker among them drains and exits)."""
+        leftover = FDS.unclaimed()
+        if leftover:
+            log.warning("handed-over fds for no configured VM closed", names=leftover)
+        for name in leftover:
+            FDS.forget(name)
 
     async def _run(self, accesses: dict[int, SocketAccess]) -> int:
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.request_stop, sig.name)
+        loop.add_signal_handler(signal.SIGINT, self.request_stop, "SIGINT")
+        loop.add_signal_handler(signal.SIGTERM, self._on_sigterm)
+        loop.add_signal_handler(signal.SIGUSR2, self.request_handover, "SIGUSR2", "reexec")
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
         log.info("mediator starting", backend=self.backend, backend_reason=self.backend_reason,
                  vms=len(self.config.vm), socket_dir=str(self.config.mediator.socket_dir))
@@ -157,6 +196,7 @@ class Daemon:
                 endpoint = VmEndpoint(vm, self.config, accesses[vm.id])
                 self.endpoints[vm.id] = endpoint
                 await endpoint.start()
+            self._close_unclaimed()
             await self._start_extras()  # before the control socket: a status request sees them running
             await self._start_control()
         except HostSetupError:
@@ -168,15 +208,22 @@ class Daemon:
         self._notify_status()
         watchdog = asyncio.create_task(self._watchdog(), name="watchdog")
         await self._stop.wait()
-        notify("STOPPING=1")
-        log.info("mediator stopping: draining sessions")
         watchdog.cancel()
         for task in self._retirements:
             task.cancel()
-        await asyncio.gather(*(e.stop() for e in self.endpoints.values()), return_exceptions=True)
+        if self._handover is not None:
+            if self._handover == "exit":
+                notify("STOPPING=1")
+            log.info("mediator handing over: VMs keep serving", attached=sum(
+                1 for e in self.endpoints.values() if e.session is not None))
+            await asyncio.gather(*(e.park() for e in self.endpoints.values()), return_exceptions=True)
+        else:
+            notify("STOPPING=1")
+            log.info("mediator stopping: draining sessions")
+            await asyncio.gather(*(e.stop() for e in self.endpoints.values()), return_exceptions=True)
         await self._stop_extras()
         self._close_control()
-        log.info("mediator stopped")
+        log.info("mediator stopped" if self._handover is None else "mediator handed over")
         return 0
 
     async def _start_extras(self) -> None:

@@ -32,7 +32,7 @@ import structlog
 
 from protocol import DeviceState, HeaderField, Region, lay_out_region
 
-from ._adopt import AdoptedWorker, SessionRecord, WorkerProcess
+from ._adopt import UNKNOWN_EXIT, AdoptedWorker, SessionRecord, WorkerProcess
 from ._config import MediatorConfig, VmConfig
 from ._events import EVENTS
 from ._fdstore import FDS, close_quietly
@@ -84,6 +84,7 @@ class VmSession:
         self.stats: StatsBlock | None = None
         self.process: WorkerProcess | None = None
         self.state_fd = -1  # the memfd with this session's SessionRecord
+        self.worker_start = 0  # process_start() of the worker: a later supervisor checks it is the same
         self.parked = False  # handed over to the next supervisor: nothing is closed or stopped
         self.control: socket.socket | None = None
         self._control_reader: asyncio.StreamReader | None = None
@@ -144,11 +145,19 @@ class VmSession:
         )
         fds = (self.region_fd, self.doorbell_fd, self.guest_irq_fd, self.stats.fd, theirs.fileno(),
                self.trace_ring.fd)
+        # posix_spawn, not asyncio's subprocess: asyncio kills a child whose transport it closes, and a
+        # worker must outlive this supervisor (a pidfd watches it, _adopt.AdoptedWorker)
+        for fd in fds:
+            os.set_inheritable(fd, True)
         try:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "mediator._worker", spec.to_json(), pass_fds=fds)
+            pid = os.posix_spawn(sys.executable, [sys.executable, "-m", "mediator._worker", spec.to_json()],
+                                 os.environ)
         finally:
+            for fd in fds:
+                os.set_inheritable(fd, False)
             theirs.close()
+        self.process = AdoptedWorker(pid)
+        self.worker_start = process_start(pid) or 0
         self._control_reader, self._control_writer = await asyncio.open_unix_connection(sock=ours)
 
     # -- surviving the supervisor -----------------------------------------------------------------
@@ -176,7 +185,8 @@ class VmSession:
         if self.state_fd < 0 or self.process is None:
             return
         SessionRecord(vm_id=self.vm.id, client_id=self.client_id, region_size=self.region_size,
-                      worker_pid=self.process.pid, started=self.started, restarts=self.restarts,
+                      worker_pid=self.process.pid, worker_start=self.worker_start, started=self.started,
+                      restarts=self.restarts,
                       calls_before_restart=self.calls_before_restart,
                       errors_before_restart=self.errors_before_restart, va_floor=self.va_floor,
                       tracing=self.tracing, memory_quota=self.memory_quota).write(self.state_fd)
@@ -209,9 +219,10 @@ class VmSession:
         session.calls_before_restart = record.calls_before_restart
         session.errors_before_restart = record.errors_before_restart
         session.va_floor = record.va_floor
-        if _is_worker(record.worker_pid):
+        if process_start(record.worker_pid) == record.worker_start:  # still that worker, not a namesake
             with contextlib.suppress(ProcessLookupError):
                 session.process = AdoptedWorker(record.worker_pid)
+                session.worker_start = record.worker_start
         session.memory = worker_memory(record.memory_quota, config.device.total_memory,
                                        config.mediator.worker_memory_overhead)
         return session
@@ -223,8 +234,6 @@ class VmSession:
         try:
             assert self.control is not None
             self._control_reader, self._control_writer = await asyncio.open_unix_connection(sock=self.control)
-            for kind, fd in (("peer", self.peer.fileno()), ("control", self.control.fileno())):
-                FDS.keep(self._fd_name(kind), fd)  # the same fds under new numbers, if they moved
             self.fsm.transition(SessionState.SERVING)
             if self.process is None:
                 await self._restart_worker("worker ended while no supervisor watched it")
@@ -364,6 +373,8 @@ class VmSession:
         async def worker_exit() -> str:
             assert self.process is not None
             code = await self.process.wait()
+            if code == UNKNOWN_EXIT:
+                return "worker exited (its status went to whoever reaps orphans: it outlived a supervisor)"
             killed = self._oom_kills is not None and (oom_kills() or 0) > self._oom_kills
             return exit_reason(code, oom_killed=killed,
                                data_limit=self.memory.data_limit if self.memory else None)
@@ -528,13 +539,14 @@ class VmSession:
                 resource.prlimit(self.process.pid, resource.RLIMIT_DATA, (min(memory.data_limit, hard), hard))
 
 
-def _is_worker(pid: int) -> bool:
-    """Whether ``pid`` is still a worker (and not a process that got its number since)."""
+def process_start(pid: int) -> int | None:
+    """When ``pid`` started (clock ticks since boot, /proc/PID/stat): with the pid, it names one
+    process for good (a pid may be given to another process once the first has ended)."""
     try:
-        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-            return b"mediator._worker" in cmdline.read()
-    except OSError:
-        return False
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return int(stat.read().rsplit(b") ", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 class VmEndpoint:
@@ -570,13 +582,41 @@ class VmEndpoint:
         self.restarts_before = 0  # worker restarts in ended sessions
 
     async def start(self) -> None:
-        """Listen on the VM's socket (the daemon has checked its directory: see :mod:`._sockets`)."""
+        """Listen on the VM's socket (the daemon has checked its directory: see :mod:`._sockets`); a
+        listener and session handed over by the previous supervisor are taken up where they are."""
         access = self.access
-        self._listener = bind_unix(self.path, mode=access.mode, uid=access.uid, gid=access.gid)
+        inherited = FDS.take(f"vm{self.vm.id}.listen")
+        if inherited is not None and self.path.exists():  # (the file gone: bind a fresh one)
+            self._listener = socket.socket(fileno=inherited)
+            self._listener.setblocking(False)
+        else:
+            if inherited is not None:
+                close_quietly(inherited)
+            self._listener = bind_unix(self.path, mode=access.mode, uid=access.uid, gid=access.gid)
+        FDS.keep(f"vm{self.vm.id}.listen", self._listener.fileno())
         self._accept_task = asyncio.create_task(self._accept_loop(), name=f"{self.vm.name}:accept")
         self.log.info("vm endpoint listening", path=str(self.path), mode=f"{access.mode:04o}",
                       uid=access.uid if access.uid != -1 else None,
-                      gid=access.gid if access.gid != -1 else None)
+                      gid=access.gid if access.gid != -1 else None, inherited=inherited is not None)
+        handed_over = FDS.take_group(f"vm{self.vm.id}.")
+        if handed_over:
+            self._adopt(handed_over)
+
+    def _adopt(self, fds: dict[str, int]) -> None:
+        """Take up the session the previous supervisor left serving; one that cannot be taken up is
+        closed (its worker sees its control socket end, drains and exits; QEMU sees the device stop)."""
+        try:
+            session = VmSession.adopt(self.vm, self.config, fds)
+        except (KeyError, OSError, ValueError, TypeError) as exc:
+            self.log.error("handed-over session not adopted; closing it", error=repr(exc), fds=sorted(fds))
+            for kind, fd in fds.items():
+                FDS.forget(f"vm{self.vm.id}.{kind}")
+                close_quietly(fd)
+            return
+        self.session = session
+        self._next_client = session.client_id % 0xFFFF + 1
+        self.session_task = asyncio.create_task(self._run_session(session, adopted=True),
+                                                name=f"{self.vm.name}:session")
 
     def set_access(self, access: SocketAccess) -> None:
         """New owner/group from a reload: the socket file's, and the check of later peers."""
@@ -613,9 +653,9 @@ class VmEndpoint:
             self.session_task = asyncio.create_task(self._run_session(self.session),
                                                     name=f"{self.vm.name}:session")
 
-    async def _run_session(self, session: VmSession) -> None:
+    async def _run_session(self, session: VmSession, *, adopted: bool = False) -> None:
         try:
-            await session.run()
+            await (session.run_adopted() if adopted else session.run())
         finally:
             counters = session.counters()
             self.last_session = {"memory_used": counters.memory_used, "live_handles": counters.live_handles,
@@ -637,12 +677,24 @@ class VmEndpoint:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._accept_task
         if self._listener is not None:
+            FDS.forget(f"vm{self.vm.id}.listen")
             self._listener.close()
             self._listener = None
             with contextlib.suppress(FileNotFoundError):
                 self.path.unlink()
         if self.session is not None and self.session_task is not None:
             self.session.stop(reason)
+            await asyncio.shield(self.session_task)
+
+    async def park(self) -> None:
+        """Hand over to the next supervisor: stop accepting and watching, keep everything open (the
+        socket file stays; connections wait in the listen backlog)."""
+        if self._accept_task is not None:
+            self._accept_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._accept_task
+        if self.session is not None and self.session_task is not None:
+            self.session.park()
             await asyncio.shield(self.session_task)
 
     async def set_quota(self, quota: int | None, *, by_operator: bool = False) -> None:

@@ -15,8 +15,12 @@ at least every ``HEARTBEAT_NS`` (a drain returns after ``BATCH_NS`` of calls, se
 A guest that leaves its completion ring full while the next entry needs a completion gets
 back-pressure, not a reset: the worker sleeps on its doorbell and control socket, looking for room
 after 1 ms and then backing off to ``max_sleep_ms``, its heartbeat kept (``wait_for_room``). The
-control socket (JSON lines) carries ``stop``, ``set_quota`` and ``trace`` from the supervisor; its EOF
-means the supervisor is gone, and the worker releases everything and exits.
+control socket (JSON lines) carries ``stop``, ``set_quota`` and ``trace`` from the supervisor. The
+supervisor may go away and come back (a restart or a crash: the supervisor's end of this socket is
+kept in systemd's fd store or handed to its re-executed image, ``mediator/_fdstore.py``): the worker
+goes on serving, queues what it has to say (``send`` never blocks), and a new supervisor picks the
+socket up. Its EOF means the last copy of the other end is closed — no supervisor and no store hold
+it, so nobody can adopt this worker: it drains, releases everything and exits.
 """
 
 from __future__ import annotations
@@ -68,6 +72,8 @@ SPIN_YIELD_NS: Final = 10_000
 #: a busy worker publishes its stats (the supervisor's watchdog reads the heartbeat in them) and
 #: looks at its control socket at least this often, whatever its guest keeps it doing
 HEARTBEAT_NS: Final = 50_000_000
+#: events queued for a supervisor that is not reading (being restarted), at most
+OUTBOX_LIMIT: Final = 1 << 20
 
 
 @dataclass
@@ -127,6 +133,8 @@ class Worker:
         self.control = socket.socket(fileno=spec.control_fd)
         self.control.setblocking(False)
         self._control_buf = b""
+        self._outbox = b""  # what the supervisor has not taken yet (it may be restarting)
+        self._outbox_dropped = 0
         self.stopping = False
         self.executor: Executor = create_executor(
             spec.backend,  # type: ignore[arg-type]
@@ -160,15 +168,32 @@ class Worker:
     # -- control channel --------------------------------------------------------------------
 
     def send(self, **message: Any) -> None:
-        try:
-            self.control.setblocking(True)
-            self.control.sendall(json.dumps(message).encode() + b"\n")
-        except OSError:
-            self.stopping = True
-        finally:
-            self.control.setblocking(False)
+        """Queue ``message`` for the supervisor and send what the socket takes now, without waiting: a
+        supervisor being replaced reads it later. Past ``OUTBOX_LIMIT`` unread bytes the newest is
+        dropped and counted (only advisory events are sent while serving)."""
+        line = json.dumps(message).encode() + b"\n"
+        if len(self._outbox) + len(line) > OUTBOX_LIMIT:
+            self._outbox_dropped += 1
+            if self._outbox_dropped == 1:
+                self.log.warning("supervisor not reading its control socket; dropping events",
+                                 event=message.get("event"))
+            return
+        self._outbox += line
+        self._flush_outbox()
+
+    def _flush_outbox(self) -> None:
+        while self._outbox:
+            try:
+                sent = self.control.send(self._outbox)
+            except BlockingIOError:
+                return
+            except OSError:  # the other end is closed for good: the EOF in poll_control ends us
+                self._outbox = b""
+                return
+            self._outbox = self._outbox[sent:]
 
     def poll_control(self) -> None:
+        self._flush_outbox()
         try:
             data = self.control.recv(65536)
         except BlockingIOError:
@@ -176,7 +201,8 @@ class Worker:
         except OSError:
             data = b""
         if not data:
-            self.log.warning("supervisor went away; releasing everything")
+            self.log.warning("supervisor gone and no fd store holds its end: nobody can adopt this "
+                             "worker; draining and releasing everything")
             self.stopping = True
             return
         self._control_buf += data
@@ -360,6 +386,12 @@ class Worker:
     def close(self) -> None:
         self.executor.close()
         self.publish_stats()
+        if self._outbox:  # the last words (``broken``, a lease) are worth a short wait
+            try:
+                self.control.settimeout(2.0)
+                self.control.sendall(self._outbox)
+            except OSError:
+                pass
         self.log.info("worker released its resources", memory_used=self.executor.memory_used())
 
 

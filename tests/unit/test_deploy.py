@@ -31,6 +31,23 @@ def test_unit_keeps_the_contract_options() -> None:
     assert "DynamicUser" not in options and "RemoveIPC" not in options
 
 
+def test_the_unit_keeps_vms_serving_through_a_restart_and_ends_them_at_a_stop() -> None:
+    """The fd store holds every VM's fds (9 each) and is released at a stop; only the daemon is
+    signalled, so the workers outlive it; the daemon knows it has a store; the comments tell the
+    truth about RemoveIPC= (the regions are memfds)."""
+    unit = (DEPLOY / "vgpu-mediator.service").read_text()
+    options = dict(line.split("=", 1) for line in unit.splitlines() if "=" in line and not line.startswith("#"))
+    assert options["KillMode"] == "process"
+    store = int(options["FileDescriptorStoreMax"])
+    config = load_config(DEPLOY / "config.example.toml")
+    assert store >= 9 * len(config.vm) and store <= int(options["LimitNOFILE"]) // 2
+    assert options["Environment"] == f"FDSTORE={store}"
+    assert options.get("FileDescriptorStorePreserve", "restart") == "restart"  # a stop releases it
+    assert options["Restart"] == "on-failure" and options["RuntimeDirectoryPreserve"] == "restart"
+    comments = " ".join(line for line in unit.splitlines() if line.startswith("#"))
+    assert "would tear down shared memory" not in comments and "memfds" in comments
+
+
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
 def test_systemd_analyze_verifies_the_unit(tmp_path: Path) -> None:
     # verify checks that ExecStart exists; point it at a stand-in of the installed path.
