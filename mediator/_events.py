@@ -1,4 +1,5 @@
-"""Operator-facing events of the supervisor (VM attached, detached, reset, error bursts).
+"""Operator-facing events of the supervisor (VM attached, detached, reset, removed, renamed, error
+bursts).
 
 A small in-process hub: the places that log these moments also publish them here, and whoever wants
 them (the MQTT publisher) subscribes. Subscribers are called synchronously on the event loop and must

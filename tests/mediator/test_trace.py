@@ -11,7 +11,6 @@ from datetime import datetime
 import pytest
 
 from guest import CudaCallError, GuestClient
-from mediator._control_client import request
 from mediator._launcher import MediatorProcess
 
 pytestmark = pytest.mark.timeout(120)
@@ -53,11 +52,12 @@ def test_trace_records_decoded_calls_and_the_cli_reads_them(mediator: MediatorPr
 
 
 def test_follow_prints_calls_as_they_happen(mediator: MediatorProcess) -> None:
-    request(mediator.control, {"cmd": "trace", "vm": "vm2", "enable": True})
     follower = subprocess.Popen([sys.executable, "-m", "mediator.cli", "trace", "-c", str(mediator.config),
-                                 "--vm", "vm2", "--follow"], stdout=subprocess.PIPE, text=True)
+                                 "--vm", "vm2", "--on", "--follow"], stdout=subprocess.PIPE, text=True)
     try:
-        time.sleep(0.5)  # the follower has printed the (empty) history and is polling
+        assert follower.stdout is not None
+        # tracing is on once it says so; a call from then on is in its history or what it follows
+        assert follower.stdout.readline().strip() == "tracing on for vm2"
         with GuestClient.connect(mediator.vm_socket(2)) as gpu:
             gpu.mem_alloc(4096)
         assert follower.stdout is not None
