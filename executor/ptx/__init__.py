@@ -29,8 +29,8 @@ thread's stack), nested at most :attr:`Limits.call_depth` deep.
 
 *Memory.* Global and constant memory are the VM's device memory, reached only through its checked
 ``read``/``write`` (``executor._kernels.DeviceMemory``): an address outside the VM's allocations is
-``CUDA_ERROR_ILLEGAL_ADDRESS``, sticky, as a fault is on a GPU; a misaligned one too (the protocol
-has no ``CUDA_ERROR_MISALIGNED_ADDRESS``; the message says "misaligned"). Shared memory is a byte
+``CUDA_ERROR_ILLEGAL_ADDRESS``, sticky, as a fault is on a GPU; a misaligned one is
+``CUDA_ERROR_MISALIGNED_ADDRESS``, sticky too (in every state space). Shared memory is a byte
 array per block (static variables, then the dynamic ``extern`` window of the launch's size); local
 memory a stack per thread; param space the launch's parameter block (kernel) or per-thread frames
 (``.func``). Generic addresses map shared and local memory into windows above the 47-bit device

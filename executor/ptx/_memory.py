@@ -8,8 +8,8 @@ is read (or read, patched and written back) with one call; otherwise the sorted 
 into clusters at gaps wider than :data:`CLUSTER_GAP`, one call each. When a span is refused — it
 may straddle memory the VM does not own although no thread touches that — each thread's bytes are
 read or written on their own, so only a thread's own range can fault, with its own address in the
-message. A fault is ``CUDA_ERROR_ILLEGAL_ADDRESS``, sticky, as on a GPU; so is a misaligned access
-(the remoting protocol carries no ``CUDA_ERROR_MISALIGNED_ADDRESS``; the message says "misaligned").
+message. A fault is ``CUDA_ERROR_ILLEGAL_ADDRESS``, sticky, as on a GPU; a misaligned access is
+``CUDA_ERROR_MISALIGNED_ADDRESS``, sticky too, as a GPU answers it.
 
 Shared memory (one byte array per block) and local memory (one per thread) belong to the engine;
 their accesses are bounds-checked against the block's window and the thread's stack the same way.
@@ -62,7 +62,10 @@ def check_aligned(addrs: Addresses, size: int, space: str) -> None:
         low = addrs.astype(np.uint64, copy=False) & np.uint64(size - 1)
         if low.any():
             bad = int(addrs[np.flatnonzero(low)[0]])
-            raise illegal(f"misaligned {space} address {bad:#x} for a {size}-byte access")
+            raise KernelFaultError(
+                CUresult.CUDA_ERROR_MISALIGNED_ADDRESS,
+                f"misaligned {space} address {bad:#x} for a {size}-byte access",
+            )
 
 
 def _row_index(offsets: Addresses, size: int) -> Index | None:

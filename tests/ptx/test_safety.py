@@ -83,10 +83,65 @@ def test_threads_inside_the_allocation_are_served_when_others_stray() -> None:
     np.testing.assert_array_equal(dev.get(dst, 4, np.int32), np.arange(4))
 
 
-def test_a_misaligned_access_is_a_sticky_fault_that_says_so(corpus90: Device) -> None:
+def test_a_misaligned_access_is_a_sticky_misaligned_address(corpus90: Device) -> None:
     base = corpus90.zeros(64, np.int32)
     err = corpus90.fails("store_at", 1, 1, base + 2, 0)
-    assert err.status == CUresult.CUDA_ERROR_ILLEGAL_ADDRESS and err.sticky and "misaligned" in err.message
+    assert err.status == CUresult.CUDA_ERROR_MISALIGNED_ADDRESS and err.sticky and "misaligned" in err.message
+    np.testing.assert_array_equal(corpus90.get(base, 64, np.int32), 0)  # nothing was stored
+    corpus90.run("store_at", 1, 1, base + 4, 0)  # the same kernel, aligned: it stores
+    assert corpus90.get(base, 2, np.int32).tolist() == [0, 7]
+
+
+MISALIGNED = (
+    HEADER
+    + """
+.visible .entry shared_at(.param .u32 at) {
+    .reg .b32 %r<3>;
+    .shared .align 8 .b8 tile[64];
+    ld.param.u32 %r1, [at];
+    mov.u32 %r2, tile;
+    add.s32 %r2, %r2, %r1;
+    st.shared.u32 [%r2], %r1;
+    ret;
+}
+.visible .entry local_at(.param .u32 at) {
+    .local .align 8 .b8 depot[16];
+    .reg .b64 %rd<3>; .reg .b32 %r<2>;
+    ld.param.u32 %r1, [at];
+    mov.u64 %rd1, depot;
+    cvt.u64.u32 %rd2, %r1;
+    add.s64 %rd1, %rd1, %rd2;
+    ld.local.u64 %rd2, [%rd1];
+    ret;
+}
+.visible .entry atom_at(.param .u64 p) {
+    .reg .b64 %rd<2>; .reg .b32 %r<2>;
+    ld.param.u64 %rd1, [p];
+    atom.global.add.u32 %r1, [%rd1], 1;
+    ret;
+}
+.visible .entry generic_v2_at(.param .u64 p) {
+    .reg .b64 %rd<2>; .reg .b32 %r<3>;
+    ld.param.u64 %rd1, [p];
+    ld.v2.u32 {%r1, %r2}, [%rd1];
+    ret;
+}
+"""
+)
+
+
+@pytest.mark.parametrize(
+    ("kernel", "good", "bad"),
+    [("shared_at", 4, 2), ("local_at", 8, 4), ("atom_at", 0, 2), ("generic_v2_at", 8, 4)],
+)
+def test_misaligned_accesses_in_every_space_are_sticky_misaligned_addresses(kernel: str, good: int, bad: int) -> None:
+    dev = ptx_device(MISALIGNED)
+    base = dev.zeros(16, np.uint32)
+    offset = 0 if kernel in ("shared_at", "local_at") else base  # an offset, or a device address
+    dev.run(kernel, 1, 32, offset + good)
+    err = dev.fails(kernel, 1, 32, offset + bad)
+    assert err.status == CUresult.CUDA_ERROR_MISALIGNED_ADDRESS and err.sticky
+    assert "misaligned" in err.message and f"{offset + bad:#x}" in err.message
 
 
 def test_shared_and_local_accesses_outside_their_windows_fault() -> None:
