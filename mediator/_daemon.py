@@ -197,6 +197,8 @@ class Daemon:
                 self.endpoints[vm.id] = endpoint
                 await endpoint.start()
             self._close_unclaimed()
+            # READY=1 says every VM handed over is watched again (a restart is over for systemd)
+            await asyncio.gather(*(e.adopted() for e in self.endpoints.values()))
             await self._start_extras()  # before the control socket: a status request sees them running
             await self._start_control()
         except HostSetupError:

@@ -86,6 +86,7 @@ class VmSession:
         self.state_fd = -1  # the memfd with this session's SessionRecord
         self.worker_start = 0  # process_start() of the worker: a later supervisor checks it is the same
         self.parked = False  # handed over to the next supervisor: nothing is closed or stopped
+        self.watched = asyncio.Event()  # an adopted session is watched again (or has ended)
         self.control: socket.socket | None = None
         self._control_reader: asyncio.StreamReader | None = None
         self._control_writer: asyncio.StreamWriter | None = None
@@ -238,6 +239,7 @@ class VmSession:
             if self.process is None:
                 await self._restart_worker("worker ended while no supervisor watched it")
             assert self.process is not None
+            self.watched.set()
             epoch = self._region.epoch if self._region else None
             self.log.info("vm adopted", pid=self.process.pid, epoch=epoch, restarts=self.restarts)
             EVENTS.publish("vm_adopted", vm=self.vm.name, vm_id=self.vm.id, client=self.client_id)
@@ -247,6 +249,7 @@ class VmSession:
             if self.fsm.state in (SessionState.HANDSHAKING, SessionState.SERVING):
                 self.fsm.transition(SessionState.BROKEN, str(exc))
         finally:
+            self.watched.set()
             if not self.parked:
                 await asyncio.shield(self._teardown())
 
@@ -566,6 +569,8 @@ class VmEndpoint:
         self.session_task: asyncio.Task[None] | None = None
         self._listener: socket.socket | None = None
         self._accept_task: asyncio.Task[None] | None = None
+        self._adopting: VmSession | None = None  # handed over at start(), until adopted() has waited
+        self._adopting_task: asyncio.Task[None] | None = None
         self._next_client = 1
         self.sessions_served = 0
         self.refused = 0
@@ -602,6 +607,14 @@ class VmEndpoint:
         if handed_over:
             self._adopt(handed_over)
 
+    async def adopted(self) -> None:
+        """Until a session handed over at :meth:`start` is watched again (at once if there is none)."""
+        session, task, self._adopting = self._adopting, self._adopting_task, None
+        if session is not None and task is not None:
+            waiter = asyncio.ensure_future(session.watched.wait())
+            await asyncio.wait([waiter, task], return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+
     def _adopt(self, fds: dict[str, int]) -> None:
         """Take up the session the previous supervisor left serving; one that cannot be taken up is
         closed (its worker sees its control socket end, drains and exits; QEMU sees the device stop)."""
@@ -617,6 +630,7 @@ class VmEndpoint:
         self._next_client = session.client_id % 0xFFFF + 1
         self.session_task = asyncio.create_task(self._run_session(session, adopted=True),
                                                 name=f"{self.vm.name}:session")
+        self._adopting, self._adopting_task = session, self.session_task
 
     def set_access(self, access: SocketAccess) -> None:
         """New owner/group from a reload: the socket file's, and the check of later peers."""

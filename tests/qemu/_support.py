@@ -198,8 +198,10 @@ class ConsoleRun:
         return "\n".join(line for _, line in self.lines)
 
 
-def run_vm(command: list[str], on_waiting: Callable[[], None], deadline_s: float) -> ConsoleRun:
-    """Boot, stream the console, call ``on_waiting()`` once the guest waits, then let it power off."""
+def run_vm(command: list[str], on_waiting: Callable[[], None], deadline_s: float,
+           on_line: Callable[[str], None] | None = None) -> ConsoleRun:
+    """Boot, stream the console, call ``on_waiting()`` once the guest waits, then let it power off
+    (``on_line``: called with every console line as it comes)."""
     run = ConsoleRun()
     started = time.monotonic()
     proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -226,6 +228,8 @@ def run_vm(command: list[str], on_waiting: Callable[[], None], deadline_s: float
                 line = raw.decode(errors="replace").rstrip("\r")
                 line = line[line.find("VGPU-"):] if "VGPU-" in line else line  # after escape codes
                 run.lines.append((time.monotonic() - started, line))
+                if on_line is not None:
+                    on_line(line)
                 if line.startswith("VGPU-SELFTEST-EXIT") and not released:
                     released = True
                     try:
@@ -300,3 +304,43 @@ class SelftestReport:
 
     def stat(self, key: str) -> int:
         return int(self["transport_stats"].fields()[key])
+
+
+# -- the command lines the documentation gives --------------------------------------------------
+
+#: every file that tells an operator how to attach a VM
+ATTACH_DOCS = (REPO / "README.md", REPO / "docs" / "qemu.md", REPO / "docs" / "operations.md",
+               REPO / "docs" / "guest.md", REPO / "deploy" / "qemu" / "run-vm.sh")
+_CHARDEV = re.compile(r"-chardev\s+([^\s`\\]+)")
+_DEVICE = re.compile(r"-device\s+(ivshmem[^\s`\\]*)")
+
+
+@dataclass(frozen=True)
+class AttachLine:
+    """One ``-chardev``/``-device`` pair as a document gives it."""
+
+    where: str
+    chardev: str
+    device: str
+
+    def at(self, vm_socket: Path) -> tuple[str, str]:
+        """The pair with its ``path=`` pointed at ``vm_socket`` (the only change made to it)."""
+        options = [f"path={vm_socket}" if option.startswith("path=") else option
+                   for option in self.chardev.split(",")]
+        return ",".join(options), self.device
+
+
+def documented_attach_lines() -> list[AttachLine]:
+    """Every ``-chardev … -device ivshmem…`` pair in :data:`ATTACH_DOCS`, verbatim (a device is paired
+    with the chardev its ``chardev=`` names, searching back from it)."""
+    found: list[AttachLine] = []
+    for path in ATTACH_DOCS:
+        text = path.read_text()
+        for device in _DEVICE.finditer(text):
+            wanted = dict(o.split("=", 1) for o in device[1].split(",") if "=" in o).get("chardev")
+            chardevs = [c for c in _CHARDEV.finditer(text, 0, device.start())
+                        if f"id={wanted}" in c[1].split(",")]
+            assert chardevs, f"{path.name}: -device {device[1]} names chardev {wanted!r}, which is not given"
+            found.append(AttachLine(f"{path.relative_to(REPO)}:{text.count(chr(10), 0, device.start()) + 1}",
+                                    chardevs[-1][1], device[1]))
+    return found
