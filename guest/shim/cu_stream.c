@@ -333,3 +333,22 @@ CUresult cuGraphDestroy(CUgraph graph)
         return CUDA_ERROR_INVALID_HANDLE;
     return vgpu_cu_release(VGPU_CALL_GRAPH_DESTROY, graph->id, &graph->magic, graph);
 }
+
+/* Updating an instantiated graph in place is not in the protocol. CUDA's contract lets an update
+ * fail (CUDA_ERROR_GRAPH_EXEC_UPDATE_FAILURE, with the reason in the result info), after which the
+ * caller instantiates the graph anew, as CUDA graph users (GGML among them) do: so the shim answers
+ * that, never success, and the executable graph is left as it was. */
+struct vgpu_exec_update_info { int result; CUgraphNode error_node, error_from_node; };
+CUresult cuGraphExecUpdate_v2(CUgraphExec exec, CUgraph graph, struct vgpu_exec_update_info *info);
+
+CUresult cuGraphExecUpdate_v2(CUgraphExec exec, CUgraph graph, struct vgpu_exec_update_info *info)
+{
+    if (!VGPU_CHECK_HANDLE(exec, VGPU_MAGIC_EXEC) || !VGPU_CHECK_HANDLE(graph, VGPU_MAGIC_GRAPH) || !info)
+        return CUDA_ERROR_INVALID_VALUE;
+    static int once;
+    if (!__atomic_exchange_n(&once, 1, __ATOMIC_RELAXED))
+        vgpu_shim_log("cuGraphExecUpdate: updating a graph in place is not served; the update fails and the "
+                      "caller instantiates the graph again");
+    *info = (struct vgpu_exec_update_info){6, NULL, NULL}; /* CU_GRAPH_EXEC_UPDATE_ERROR_NOT_SUPPORTED */
+    return 910; /* CUDA_ERROR_GRAPH_EXEC_UPDATE_FAILURE */
+}

@@ -63,3 +63,13 @@ cudaError_t cudaGraphInstantiateWithFlags(cudaGraphExec_t *exec, cudaGraph_t gra
 cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t s) { RT_CALL(cuGraphLaunch(exec, s)); }
 cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) { RT_CALL(cuGraphExecDestroy(exec)); }
 cudaError_t cudaGraphDestroy(cudaGraph_t graph) { RT_CALL(cuGraphDestroy(graph)); }
+
+/* cuGraphExecUpdate's answer (cu_stream.c): the update fails, the caller instantiates again. The
+ * result info has the driver's layout. */
+struct vgpu_exec_update_info;
+CUresult cuGraphExecUpdate_v2(CUgraphExec exec, CUgraph graph, struct vgpu_exec_update_info *info);
+cudaError_t cudaGraphExecUpdate(cudaGraphExec_t exec, cudaGraph_t graph, struct vgpu_exec_update_info *info);
+cudaError_t cudaGraphExecUpdate(cudaGraphExec_t exec, cudaGraph_t graph, struct vgpu_exec_update_info *info)
+{
+    RT_CALL(cuGraphExecUpdate_v2(exec, graph, info));
+}

@@ -228,5 +228,23 @@ report("stream_ordered_allocator", rcs == [0] * len(rcs) and pool.value == again
        and after.value == 0 and kept.value == 1 << 30 and free0.value - free1.value == 32 << 20,
        f"status={rcs} used={used.value} after={after.value} quota_charged={free0.value - free1.value}")
 
+
+# -- cudaGraphExecUpdate fails as CUDA lets it (the caller instantiates again); the exec still runs
+cap_stream, graph, graph_exec = ct.c_void_p(), ct.c_void_p(), ct.c_void_p()
+target = ct.c_void_p()
+cudart.cudaStreamCreate(ct.byref(cap_stream))
+cudart.cudaMalloc(ct.byref(target), ct.c_size_t(256))
+rcs = [cudart.cudaStreamBeginCapture(cap_stream, 2), cudart.cudaMemsetAsync(target, 9, ct.c_size_t(256), cap_stream),
+       cudart.cudaStreamEndCapture(cap_stream, ct.byref(graph)),
+       cudart.cudaGraphInstantiate(ct.byref(graph_exec), graph, ct.c_ulonglong(0))]
+info = (ct.c_int * 6)(-1)  # cudaGraphExecUpdateResultInfo: result, then two node pointers
+update = cudart.cudaGraphExecUpdate(graph_exec, graph, info)
+cudart.cudaGetLastError()
+rcs += [cudart.cudaGraphLaunch(graph_exec, cap_stream), cudart.cudaStreamSynchronize(cap_stream)]
+filled = fetch(target, 256)
+rcs += [cudart.cudaGraphExecDestroy(graph_exec), cudart.cudaGraphDestroy(graph), cudart.cudaFree(target)]
+report("graph_exec_update", rcs == [0] * len(rcs) and update == 910 and info[0] == 6 and filled == b"\x09" * 256,
+       f"status={rcs} update={update} reason={info[0]}")
+
 print("SELFTEST PASS" if failures == 0 else f"SELFTEST FAIL ({failures})", flush=True)
 sys.exit(1 if failures else 0)

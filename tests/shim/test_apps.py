@@ -4,7 +4,8 @@ accepts, device flags, profiler start/stop and the limits the shim honours succe
 Set/Get Vector/Matrix move the elements they name and nothing else, and the typed GEMM family
 (SgemmStridedBatched, SgemmBatched, Hgemm) computes on the protocol's GEMMs, and the stream-ordered
 allocator's default pool allocates against the VM's quota and frees in the stream's order, and
-cuBLASLt's matmul computes what GemmEx expresses (and refuses an epilogue it cannot). The program is
+cuBLASLt's matmul computes what GemmEx expresses (and refuses an epilogue it cannot), and a graph
+update fails the way CUDA lets it, leaving the executable graph to run. The program is
 ``apps_probe.py`` in its own process."""
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from ._support import ShimBuild
 PROBE = Path(__file__).resolve().parent / "apps_probe.py"
 CHECKS = ("versions", "every_attribute", "legacy_properties", "device_properties", "device_flags", "profiler", "limits",
           "set_get_matrix", "set_get_vector", "set_get_invalid", "sgemm_strided_batched", "sgemm_batched", "hgemm",
-          "stream_ordered_allocator", "cublaslt_matmul")
+          "stream_ordered_allocator", "cublaslt_matmul",
+          "graph_exec_update")
 
 
 @pytest.mark.timeout(180)
