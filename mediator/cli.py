@@ -176,10 +176,13 @@ def cmd_trace(args: argparse.Namespace) -> int:
         _print_record(args, record, reply["vm"])
     if not args.follow:
         return 0
+    from ._control_client import request_first
+
+    paths = _control_paths(args, _load(args.config)[0])  # once: the loop asks five times a second
     after = reply["next"]
     while True:
         time.sleep(0.2)
-        reply = _ask(args, {"cmd": "trace", "vm": args.vm, "after": after})
+        reply = request_first(paths, {"cmd": "trace", "vm": args.vm, "after": after})
         records = reply["records"]
         lost = lost_records(reply, after)
         if lost:
