@@ -70,3 +70,36 @@ CUresult cuCtxGetLimit(size_t *value, int limit)
     VGPU_UNSUPPORTED_USE(CUDA_ERROR_NOT_SUPPORTED,
                          "cuCtxGetLimit: limit %d is not known to the guest (the host's context holds it)", limit);
 }
+
+/* Peers: a VM has one device, which is no peer of itself (CUDA answers 0 for a device and itself,
+ * and refuses enabling access to itself); any other ordinal does not exist. */
+CUresult cuDeviceCanAccessPeer(int *can, CUdevice dev, CUdevice peer);
+CUresult cuCtxEnablePeerAccess(CUcontext peer, unsigned int flags);
+CUresult cuCtxDisablePeerAccess(CUcontext peer);
+
+CUresult cuDeviceCanAccessPeer(int *can, CUdevice dev, CUdevice peer)
+{
+    if (!can)
+        return CUDA_ERROR_INVALID_VALUE;
+    int count;
+    CUresult rc = cuDeviceGetCount(&count);
+    if (rc)
+        return rc;
+    if (dev < 0 || dev >= count || peer < 0 || peer >= count)
+        return CUDA_ERROR_INVALID_DEVICE;
+    *can = 0; /* one device: the only candidate is the device itself */
+    return CUDA_SUCCESS;
+}
+
+/* Every context of a VM is on its one device: none is another device's peer. */
+CUresult cuCtxEnablePeerAccess(CUcontext peer, unsigned int flags)
+{
+    if (flags || !peer)
+        return CUDA_ERROR_INVALID_VALUE;
+    return CUDA_ERROR_PEER_ACCESS_UNSUPPORTED;
+}
+
+CUresult cuCtxDisablePeerAccess(CUcontext peer)
+{
+    return peer ? CUDA_ERROR_PEER_ACCESS_NOT_ENABLED : CUDA_ERROR_INVALID_VALUE;
+}

@@ -350,5 +350,5 @@ CUresult cuGraphExecUpdate_v2(CUgraphExec exec, CUgraph graph, struct vgpu_exec_
         vgpu_shim_log("cuGraphExecUpdate: updating a graph in place is not served; the update fails and the "
                       "caller instantiates the graph again");
     *info = (struct vgpu_exec_update_info){6, NULL, NULL}; /* CU_GRAPH_EXEC_UPDATE_ERROR_NOT_SUPPORTED */
-    return 910; /* CUDA_ERROR_GRAPH_EXEC_UPDATE_FAILURE */
+    return CUDA_ERROR_GRAPH_EXEC_UPDATE_FAILURE;
 }

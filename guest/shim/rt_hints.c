@@ -52,3 +52,27 @@ cudaError_t cudaDeviceGetLimit(size_t *value, int limit)
         return rt_ret(err);
     RT_CALL(cuCtxGetLimit(value, limit));
 }
+
+/* Peers (cu_hints.c): a VM's one device is no peer of itself, and no other device exists. */
+CUresult cuDeviceCanAccessPeer(int *can, CUdevice dev, CUdevice peer);
+cudaError_t cudaDeviceCanAccessPeer(int *can, int device, int peer);
+cudaError_t cudaDeviceEnablePeerAccess(int peer, unsigned int flags);
+cudaError_t cudaDeviceDisablePeerAccess(int peer);
+
+cudaError_t cudaDeviceCanAccessPeer(int *can, int device, int peer) { RT_CALL(cuDeviceCanAccessPeer(can, device, peer)); }
+
+cudaError_t cudaDeviceEnablePeerAccess(int peer, unsigned int flags)
+{
+    (void)peer; /* none is valid: 0 is the device itself */
+    cudaError_t err = rt_init();
+    if (err)
+        return rt_ret(err);
+    return rt_ret(flags ? cudaErrorInvalidValue : cudaErrorInvalidDevice);
+}
+
+cudaError_t cudaDeviceDisablePeerAccess(int peer)
+{
+    (void)peer;
+    cudaError_t err = rt_init();
+    return rt_ret(err ? err : cudaErrorInvalidDevice);
+}

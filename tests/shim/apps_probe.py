@@ -246,5 +246,13 @@ rcs += [cudart.cudaGraphExecDestroy(graph_exec), cudart.cudaGraphDestroy(graph),
 report("graph_exec_update", rcs == [0] * len(rcs) and update == 910 and info[0] == 6 and filled == b"\x09" * 256,
        f"status={rcs} update={update} reason={info[0]}")
 
+
+# -- peers: a VM's one device is no peer of itself, and there is no other
+can = ct.c_int(7)
+rcs = [cudart.cudaDeviceCanAccessPeer(ct.byref(can), 0, 0), cudart.cudaDeviceCanAccessPeer(ct.byref(can), 0, 1),
+       cudart.cudaDeviceEnablePeerAccess(0, 0), cudart.cudaDeviceEnablePeerAccess(0, 1)]
+cudart.cudaGetLastError()
+report("peers", rcs == [0, 101, 101, 1] and can.value == 0, f"status={rcs} can={can.value}")
+
 print("SELFTEST PASS" if failures == 0 else f"SELFTEST FAIL ({failures})", flush=True)
 sys.exit(1 if failures else 0)
