@@ -832,10 +832,14 @@ class SimExecutor(SimNvmlCalls, Executor):
                             f"cuLaunchKernel: the parameter block has {len(io.inp)} bytes, {kernel.name} "
                             f"takes {kernel.param_bytes}")
         # the PTX engine runs the kernel; preparing it here answers NOT_SUPPORTED (naming the
-        # instruction) for a kernel it cannot run before anything is enqueued or executed
-        program = load_ptx_module(self.modules.ptx_source(function))
-        program.kernel(kernel.name)
+        # instruction) for a kernel it cannot run before anything is enqueued or executed. The
+        # parsed module and the prepared kernel are charged to the VM's host budget first.
+        program = load_ptx_module(self.modules.ptx_source(function), self.host)
+        program.kernel(kernel.name, self.host)
         self._stream_work(args.stream, io, "cuLaunchKernel")
+        # the parameter block's copy: held by a captured launch's node (charged with it by enqueue),
+        # only checked for one that runs now
+        self.host.check(kernel.param_bytes, "cuLaunchKernel: a copy of the parameter block")
         params = bytes(io.inp[:kernel.param_bytes])  # the payload is the guest's again once we return
         symbols = self.modules.symbols(function)
         memory = self.memory
@@ -843,7 +847,7 @@ class SimExecutor(SimNvmlCalls, Executor):
         def run() -> None:
             run_ptx_kernel(program, kernel.name, memory, dims, params, symbols)
 
-        self.enqueue(args.stream, run, "cuLaunchKernel")
+        self.enqueue(args.stream, run, "cuLaunchKernel", host_bytes=len(params))
         return _NO_RESULT
 
     # -- cuBLAS --------------------------------------------------------------------------------------

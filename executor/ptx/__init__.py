@@ -40,7 +40,10 @@ come with the launch).
 *Bounds.* Every launch has an instruction budget and a wall-clock budget (:class:`Limits`); past
 either it ends with ``CUDA_ERROR_LAUNCH_TIMEOUT`` (sticky, as a GPU's watchdog). Local memory,
 registers and shared memory per batch are bounded; what does not fit one block is
-``CUDA_ERROR_NOT_SUPPORTED``.
+``CUDA_ERROR_NOT_SUPPORTED``. What the engine keeps across launches is charged to the launching VM's
+host budget before it is spent (``load_module(text, budget)``, ``kernel(name, budget)``): a parsed
+module by its text's size, a prepared kernel by its instructions; past the budget the launch answers
+``CUDA_ERROR_OUT_OF_MEMORY`` after the VM's own older cached modules have been let go.
 
 *Numerics.* Integer arithmetic is exact (wrapping) at every width. Float32/64 ``add``/``sub``/``mul``/
 ``fma``/``div``/``cvt`` honour ``.rn/.rz/.rm/.rp`` exactly (from error-free transformations in

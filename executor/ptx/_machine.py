@@ -11,7 +11,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -22,12 +22,22 @@ from .._errors import CudaError
 from .._kernels import DeviceMemory, LaunchDims
 from ._compiler import BAR, BRA, CALL, EXIT, PLAIN, RET, TRAP, Compiler, Layout, Op, UnsupportedError
 from ._isa import COMPILERS
-from ._parse import PtxSyntaxError, Sym, Variable
+from ._parse import Instruction, PtxSyntaxError, Sym, Variable
 from ._program import EXIT as NEVER
 from ._program import FunctionCode, Program, build_program
 from ._state import Batch, Frame, KernelFaultError, Limits
 
-__all__ = ["CACHED_MODULES", "CACHED_TEXT_BYTES", "Kernel", "LoadedModule", "launch", "load_module"]
+__all__ = [
+    "CACHED_MODULES",
+    "CACHED_TEXT_BYTES",
+    "PARSED_BYTES_PER_TEXT_BYTE",
+    "PREPARED_BYTES_PER_INSTRUCTION",
+    "Budget",
+    "Kernel",
+    "LoadedModule",
+    "launch",
+    "load_module",
+]
 
 Mask = npt.NDArray[np.bool_]
 
@@ -37,6 +47,23 @@ Mask = npt.NDArray[np.bool_]
 REGISTER_BYTES = 64 << 20
 #: check the clock every this many batch-instructions
 _CLOCK_EVERY = 256
+#: host bytes a parsed module holds per byte of its PTX text (measured: about 17 on nvcc's output)
+PARSED_BYTES_PER_TEXT_BYTE = 24
+#: host bytes a prepared kernel holds per instruction of its functions (compiled closures and the
+#: control-flow analysis; measured: about 1,700 on nvcc's output)
+PREPARED_BYTES_PER_INSTRUCTION = 2048
+
+
+class Budget(Protocol):
+    """The VM's host budget (``executor._base.HostBudget``): charged before host memory is spent;
+    ``charge`` raises ``CUDA_ERROR_OUT_OF_MEMORY`` (a :class:`CudaError`) past it."""
+
+    @property
+    def available(self) -> int: ...
+
+    def charge(self, nbytes: int, what: str) -> None: ...
+
+    def release(self, nbytes: int) -> None: ...
 
 
 @dataclass(slots=True)
@@ -53,7 +80,11 @@ class Kernel:
 
 
 class LoadedModule:
-    """One module's PTX, parsed once; kernels are prepared at their first launch and kept."""
+    """One module's PTX, parsed once; kernels are prepared at their first launch and kept.
+
+    What it holds is charged to the budgets of the VMs that use it (:attr:`charges`): the parse to
+    each VM that loads it (as each would hold its own copy in a worker of its own), a kernel's
+    preparation to the VM whose launch prepares it; all released when the cache lets it go."""
 
     def __init__(self, text: str) -> None:
         try:
@@ -62,11 +93,24 @@ class LoadedModule:
         except PtxSyntaxError as exc:
             self.program, self.error = None, f"the engine cannot read the module's PTX: {exc}"
         self._kernels: dict[str, Kernel | str] = {}
+        self.charges: list[tuple[Budget, int]] = []
 
-    def kernel(self, name: str) -> Kernel:
-        """The prepared kernel, or CUDA_ERROR_NOT_SUPPORTED saying which instruction stops it."""
+    def charged(self, budget: Budget) -> bool:
+        return any(b is budget for b, _ in self.charges)
+
+    def release(self) -> None:
+        """Give every charge back (the module leaves the cache)."""
+        for budget, nbytes in self.charges:
+            budget.release(nbytes)
+        self.charges.clear()
+
+    def kernel(self, name: str, budget: Budget | None = None) -> Kernel:
+        """The prepared kernel, or CUDA_ERROR_NOT_SUPPORTED saying which instruction stops it;
+        ``budget`` pays for a preparation before it starts (OUT_OF_MEMORY past it)."""
         known = self._kernels.get(name)
         if known is None:
+            if budget is not None:
+                self._charge_preparation(name, budget)
             try:
                 known = self._prepare(name)
             except (UnsupportedError, PtxSyntaxError) as exc:
@@ -78,6 +122,32 @@ class LoadedModule:
         if isinstance(known, str):
             raise CudaError(CUresult.CUDA_ERROR_NOT_SUPPORTED, known)
         return known
+
+    def _charge_preparation(self, name: str, budget: Budget) -> None:
+        """Charge what preparing ``name`` will hold: its reachable functions' instructions (the
+        instruction count comes from the parse; no analysis is built for it)."""
+        program = self.program
+        fn = program.module.functions.get(name) if program is not None else None
+        if program is None or fn is None or fn.kind != "entry" or fn.body is None:
+            return  # nothing is prepared: the launch answers NOT_SUPPORTED
+        seen = {name}
+        todo = [fn]
+        count = 0
+        while todo:
+            body = todo.pop().body or []
+            for item in body:
+                if isinstance(item, Instruction):
+                    count += 1
+                    if item.opcode == "call":
+                        callee = next((o.name for o in item.operands if isinstance(o, Sym)), "")
+                        target = program.module.functions.get(callee)
+                        if target is not None and callee not in seen:
+                            seen.add(callee)
+                            todo.append(target)
+        nbytes = count * PREPARED_BYTES_PER_INSTRUCTION
+        _make_room(budget, nbytes, self)
+        budget.charge(nbytes, f"preparing kernel {name} ({count} PTX instructions) for the PTX engine")
+        self.charges.append((budget, nbytes))
 
     def _prepare(self, name: str) -> Kernel:
         if self.program is None:
@@ -161,22 +231,57 @@ def _layout(program: Program, reachable: list[FunctionCode]) -> Layout:
 CACHED_MODULES = 16
 CACHED_TEXT_BYTES = 64 << 20
 _cache: OrderedDict[str, LoadedModule] = OrderedDict()
-_cache_lock = threading.Lock()
+_cache_lock = threading.RLock()
 
 
-def load_module(text: str) -> LoadedModule:
-    """The module for this PTX, parsed at most once while it stays among the recently used."""
+def _make_room(budget: Budget, nbytes: int, keep: LoadedModule | None) -> None:
+    """Let cached modules charged to ``budget`` go, least recently used first, until ``nbytes``
+    more fit in it (or none is left but ``keep``): a VM's own cache never refuses its launch."""
+    with _cache_lock:
+        for text, module in list(_cache.items()):
+            if budget.available >= nbytes:
+                return
+            if module is not keep and module.charged(budget):
+                del _cache[text]
+                module.release()
+
+
+def load_module(text: str, budget: Budget | None = None) -> LoadedModule:
+    """The module for this PTX, parsed at most once while it stays among the recently used.
+
+    ``budget`` (the launching VM's host budget) is charged for the parsed module before the parse,
+    once per VM while the module stays cached; past it the call raises ``CUDA_ERROR_OUT_OF_MEMORY``."""
+    cost = len(text) * PARSED_BYTES_PER_TEXT_BYTE
+    what = f"parsing a module's PTX ({len(text)} bytes) for the PTX engine"
     with _cache_lock:
         module = _cache.get(text)
         if module is not None:
             _cache.move_to_end(text)
+            if budget is not None and not module.charged(budget):
+                _make_room(budget, cost, module)
+                budget.charge(cost, what)
+                module.charges.append((budget, cost))
             return module
-    module = LoadedModule(text)
+        if budget is not None:
+            _make_room(budget, cost, None)
+            budget.charge(cost, what)
+    try:
+        module = LoadedModule(text)
+    except BaseException:
+        if budget is not None:
+            budget.release(cost)
+        raise
+    if budget is not None:
+        module.charges.append((budget, cost))
     with _cache_lock:
+        previous = _cache.pop(text, None)  # another thread parsed it meanwhile: keep this one
+        if previous is not None:
+            previous.release()
         _cache[text] = module
         held = sum(len(key) for key in _cache)
         while len(_cache) > 1 and (len(_cache) > CACHED_MODULES or held > CACHED_TEXT_BYTES):
-            evicted, _ = _cache.popitem(last=False)
+            evicted, gone = _cache.popitem(last=False)
+            gone.release()
             held -= len(evicted)
     return module
 
