@@ -278,10 +278,17 @@ CUresult cuStreamIsCapturing(CUstream s, int *status) { return capture_info(s, s
 
 /* -- graphs ------------------------------------------------------------------------------------ */
 
+/* graphs built node by node live in the guest until instantiated (cu_graph_build.c) */
+VGPU_HIDDEN int vgpu_xgraph_is(CUgraph graph);
+VGPU_HIDDEN CUresult vgpu_xgraph_instantiate(CUgraphExec *exec, CUgraph graph, unsigned long long flags);
+VGPU_HIDDEN CUresult vgpu_xgraph_destroy(CUgraph graph);
+
 CUresult cuGraphInstantiateWithFlags(CUgraphExec *exec, CUgraph graph, unsigned long long flags)
 {
     if (!exec)
         return CUDA_ERROR_INVALID_VALUE;
+    if (vgpu_xgraph_is(graph))
+        return vgpu_xgraph_instantiate(exec, graph, flags);
     if (!VGPU_CHECK_HANDLE(graph, VGPU_MAGIC_GRAPH))
         return CUDA_ERROR_INVALID_HANDLE;
     struct vgpu_args_graph_instantiate a = {.graph = graph->id, .flags = flags};
@@ -329,6 +336,8 @@ CUresult cuGraphExecDestroy(CUgraphExec exec)
 
 CUresult cuGraphDestroy(CUgraph graph)
 {
+    if (vgpu_xgraph_is(graph))
+        return vgpu_xgraph_destroy(graph);
     if (!VGPU_CHECK_HANDLE(graph, VGPU_MAGIC_GRAPH))
         return CUDA_ERROR_INVALID_HANDLE;
     return vgpu_cu_release(VGPU_CALL_GRAPH_DESTROY, graph->id, &graph->magic, graph);

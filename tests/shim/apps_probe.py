@@ -254,5 +254,73 @@ rcs = [cudart.cudaDeviceCanAccessPeer(ct.byref(can), 0, 0), cudart.cudaDeviceCan
 cudart.cudaGetLastError()
 report("peers", rcs == [0, 101, 101, 1] and can.value == 0, f"status={rcs} can={can.value}")
 
+
+# -- a graph built node by node: memset -> kernel -> child graph (another kernel), cloned, run twice
+class KernelNodeParams(ct.Structure):
+    _fields_ = [("func", ct.c_void_p), ("grid", ct.c_uint * 3), ("block", ct.c_uint * 3), ("shared", ct.c_uint),
+                ("kernelParams", ct.c_void_p), ("extra", ct.c_void_p), ("kern", ct.c_void_p), ("ctx", ct.c_void_p)]
+
+
+class MemsetNodeParams(ct.Structure):
+    _fields_ = [("dst", ct.c_uint64), ("pitch", ct.c_size_t), ("value", ct.c_uint), ("elementSize", ct.c_uint),
+                ("width", ct.c_size_t), ("height", ct.c_size_t)]
+
+
+kernels = Path(__file__).resolve().parents[1] / "kernels" / "test_kernels.fatbin"
+module, scale = ct.c_void_p(), ct.c_void_p()
+count_n = 256
+vec = ct.c_void_p()
+rcs = [cuda.cuModuleLoadData(ct.byref(module), kernels.read_bytes()),
+       cuda.cuModuleGetFunction(ct.byref(scale), module, b"_Z9scale_f32Pffi"),
+       cudart.cudaMalloc(ct.byref(vec), ct.c_size_t(4 * count_n))]
+
+
+def kernel_params(factor: float) -> tuple[KernelNodeParams, tuple[object, ...]]:
+    """The node's parameters, and the argument values they point at (kept alive by the caller)."""
+    ptr, fac, cnt = ct.c_uint64(vec.value or 0), ct.c_float(factor), ct.c_int(count_n)
+    pointers = (ct.c_void_p * 3)(ct.addressof(ptr), ct.addressof(fac), ct.addressof(cnt))
+    return KernelNodeParams(scale.value, (ct.c_uint * 3)(1, 1, 1), (ct.c_uint * 3)(count_n, 1, 1), 0,
+                            ct.addressof(pointers), None, None, None), (ptr, fac, cnt, pointers)
+
+
+graph, child, clone = ct.c_void_p(), ct.c_void_p(), ct.c_void_p()
+fill, times3, inner, nested = ct.c_void_p(), ct.c_void_p(), ct.c_void_p(), ct.c_void_p()
+ones = MemsetNodeParams(vec.value or 0, 0, 0x3F800000, 4, count_n, 1)  # 1.0f
+p3, keep3 = kernel_params(3.0)
+p2, keep2 = kernel_params(2.0)
+rcs += [cuda.cuGraphCreate(ct.byref(graph), 0), cuda.cuGraphCreate(ct.byref(child), 0),
+        cuda.cuGraphAddMemsetNode(ct.byref(fill), graph, None, ct.c_size_t(0), ct.byref(ones), None),
+        cuda.cuGraphAddKernelNode_v2(ct.byref(times3), graph, ct.byref(fill), ct.c_size_t(1), ct.byref(p3)),
+        cuda.cuGraphAddKernelNode_v2(ct.byref(inner), child, None, ct.c_size_t(0), ct.byref(p2)),
+        cuda.cuGraphAddChildGraphNode(ct.byref(nested), graph, ct.byref(times3), ct.c_size_t(1), child),
+        cuda.cuGraphClone(ct.byref(clone), graph)]
+results_seen = []
+for built in (graph, clone):
+    graph_exec = ct.c_void_p()
+    cudart.cudaMemset(vec, 0, ct.c_size_t(4 * count_n))
+    rcs += [cuda.cuGraphInstantiateWithFlags(ct.byref(graph_exec), built, ct.c_ulonglong(0)),
+            cuda.cuGraphLaunch(graph_exec, None), cuda.cuCtxSynchronize(), cuda.cuGraphExecDestroy(graph_exec)]
+    results_seen.append(set(struct.unpack(f"<{count_n}f", fetch(vec, 4 * count_n))))
+rcs += [cuda.cuGraphDestroy(graph), cuda.cuGraphDestroy(child), cuda.cuGraphDestroy(clone),
+        cudart.cudaFree(vec), cuda.cuModuleUnload(module)]
+report("graph_built", rcs == [0] * len(rcs) and results_seen == [{6.0}, {6.0}],
+       f"status={rcs} values={results_seen}")
+
+
+# -- the runtime's graph building on the driver's: memset after an empty node, cloned, instantiated
+rt_graph, rt_clone, first, second, rt_exec = (ct.c_void_p() for _ in range(5))
+area = ct.c_void_p()
+cudart.cudaMalloc(ct.byref(area), ct.c_size_t(4 * 64))
+sevens = MemsetNodeParams(area.value or 0, 0, 7, 4, 64, 1)
+rcs = [cudart.cudaGraphCreate(ct.byref(rt_graph), 0), cudart.cudaGraphAddEmptyNode(ct.byref(first), rt_graph, None,
+                                                                                     ct.c_size_t(0)),
+       cudart.cudaGraphAddMemsetNode(ct.byref(second), rt_graph, ct.byref(first), ct.c_size_t(1), ct.byref(sevens)),
+       cudart.cudaGraphClone(ct.byref(rt_clone), rt_graph), cudart.cudaGraphDestroy(rt_graph),
+       cudart.cudaGraphInstantiate(ct.byref(rt_exec), rt_clone, ct.c_ulonglong(0)),
+       cudart.cudaGraphLaunch(rt_exec, None), cudart.cudaDeviceSynchronize()]
+sevens_seen = set(struct.unpack("<64I", fetch(area, 4 * 64)))
+rcs += [cudart.cudaGraphExecDestroy(rt_exec), cudart.cudaGraphDestroy(rt_clone), cudart.cudaFree(area)]
+report("graph_built_runtime", rcs == [0] * len(rcs) and sevens_seen == {7}, f"status={rcs} values={sevens_seen}")
+
 print("SELFTEST PASS" if failures == 0 else f"SELFTEST FAIL ({failures})", flush=True)
 sys.exit(1 if failures else 0)

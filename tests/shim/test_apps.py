@@ -5,7 +5,8 @@ Set/Get Vector/Matrix move the elements they name and nothing else, and the type
 (SgemmStridedBatched, SgemmBatched, Hgemm) computes on the protocol's GEMMs, and the stream-ordered
 allocator's default pool allocates against the VM's quota and frees in the stream's order, and
 cuBLASLt's matmul computes what GemmEx expresses (and refuses an epilogue it cannot), and a graph
-update fails the way CUDA lets it, leaving the executable graph to run. The program is
+update fails the way CUDA lets it, leaving the executable graph to run, and a graph built node by
+node (memset, kernel, child graph; cloned) runs. The program is
 ``apps_probe.py`` in its own process."""
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ PROBE = Path(__file__).resolve().parent / "apps_probe.py"
 CHECKS = ("versions", "every_attribute", "legacy_properties", "device_properties", "device_flags", "profiler", "limits",
           "set_get_matrix", "set_get_vector", "set_get_invalid", "sgemm_strided_batched", "sgemm_batched", "hgemm",
           "stream_ordered_allocator", "cublaslt_matmul",
-          "graph_exec_update", "peers")
+          "graph_exec_update", "peers", "graph_built",
+          "graph_built_runtime")
 
 
 @pytest.mark.timeout(180)
