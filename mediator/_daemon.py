@@ -145,12 +145,10 @@ class Daemon:
         return PeerPolicy(gids=ops), PeerPolicy(gids=ops | readers)
 
     async def run(self) -> int:
-        FDS.adopt(inherited())  # what the previous supervisor handed over (none at a first start)
-        try:
-            accesses = self._prepare_host()
-        except HostSetupError:
-            self._close_unclaimed()
-            raise
+        # What the previous supervisor handed over (none at a first start). A start that fails (a
+        # configuration mistake) leaves it in systemd's store for the next try: only a stop ends VMs.
+        FDS.adopt(inherited())
+        accesses = self._prepare_host()
         try:
             code = await self._run(accesses)
         finally:
@@ -202,7 +200,10 @@ class Daemon:
             await self._start_extras()  # before the control socket: a status request sees them running
             await self._start_control()
         except HostSetupError:
-            await asyncio.gather(*(e.stop() for e in self.endpoints.values()), return_exceptions=True)
+            # with a store, adopted VMs are left to it (parked) for a start that succeeds
+            keep = store_enabled()
+            await asyncio.gather(*((e.park() if keep else e.stop()) for e in self.endpoints.values()),
+                                 return_exceptions=True)
             await self._stop_extras()
             self._close_control()
             raise

@@ -114,6 +114,19 @@ def test_a_guest_notices_nothing_across_three_restarts_and_a_crash_of_the_superv
         assert len(supervisors) == 4  # three new processes (the re-exec keeps its pid), same worker
         assert systemd.log.count('"vm adopted"') == 4
 
+        # a restart into a configuration mistake fails (exit 2) and leaves the VM to the store; the
+        # start after the fix adopts it
+        good = config.read_text()
+        config.write_text(good + '\n[[vm]]\nid = 9\nname = "vm9"\nowner = "no-such-user-here"\n')
+        with pytest.raises(RuntimeError, match="exited with 2"):
+            systemd.restart()
+        _progress(loop, 3)  # served all the while
+        config.write_text(good)
+        systemd.start()
+        row = _vm(control)
+        assert row["state"] == "serving" and row["worker_pid"] == worker and row["epoch"] == first["epoch"]
+        _progress(loop, 3)
+
         loop.halt.set()
         loop.join(60)
         assert not loop.failures and loop.wrong == 0, (loop.failures, loop.wrong)
