@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from ._compiler import InstructionCompiler
 from ._isa_arith import ARITHMETIC
 from ._isa_memory import MEMORY
+from ._isa_tensor import TENSOR
 from ._isa_warp import WARP
 
 __all__ = ["COMPILERS", "SUPPORTED"]
@@ -63,6 +64,8 @@ SUPPORTED: dict[str, str] = {
     "max": "u/s 16 32 64; f32 (.ftz, .NaN), f64; f16 f16x2 (.ftz .NaN)",
     "membar": "every form (a no-op: the engine is sequentially consistent)",
     "min": "u/s 16 32 64; f32 (.ftz, .NaN), f64; f16 f16x2 (.ftz .NaN)",
+    "mma": "sync.aligned.row.col: m16n8k8 and m16n8k16 f16 (f32.f16.f16.f32, f16.f16.f16.f16), m16n8k16 "
+    "bf16 (f32), m16n8k8 tf32 (f32), m8n8k4 f64, m16n8k32 s8 (s32, .satfinite)",
     "mov": "every scalar type, special registers, addresses of variables, vector pack/unpack",
     "mul": "lo hi wide for u/s 16 32 64; f32 (.rn .rz .rm .rp .ftz .sat), f64 (.rn .rz .rm .rp); "
     "f16 f16x2 (.rn .ftz .sat)",
@@ -96,4 +99,4 @@ SUPPORTED: dict[str, str] = {
 }
 
 
-COMPILERS: Mapping[str, InstructionCompiler] = {**ARITHMETIC, **MEMORY, **WARP}
+COMPILERS: Mapping[str, InstructionCompiler] = {**ARITHMETIC, **MEMORY, **WARP, **TENSOR}

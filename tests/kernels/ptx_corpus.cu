@@ -399,16 +399,19 @@ extern "C" __global__ void store_at(int* base, long long offset) {
     base[offset + threadIdx.x] = 7;
 }
 
-// an instruction the engine does not implement yet (tensor cores): its launch is not supported
+// an instruction the engine does not implement (the sm_70 quad-pair tensor-core shape m8n8k4 with
+// f16 inputs): its launch is not supported
 extern "C" __global__ void uses_mma(const unsigned* a, const unsigned* b, float* d) {
-    unsigned a0 = a[0], a1 = a[1], b0 = b[0];
-    float c0 = 0.f, c1 = 0.f, c2 = 0.f, c3 = 0.f;
-    asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%0,%1,%2,%3};"
-                 : "+f"(c0), "+f"(c1), "+f"(c2), "+f"(c3) : "r"(a0), "r"(a1), "r"(b0));
+    unsigned a0 = a[0], a1 = a[1], b0 = b[0], b1 = b[0];
+    float c0 = 0.f, c1 = 0.f, c2 = 0.f, c3 = 0.f, c4 = 0.f, c5 = 0.f, c6 = 0.f, c7 = 0.f;
+    asm volatile("mma.sync.aligned.m8n8k4.row.col.f32.f16.f16.f32 {%0,%1,%2,%3,%4,%5,%6,%7}, {%8,%9}, {%10,%11}, "
+                 "{%0,%1,%2,%3,%4,%5,%6,%7};"
+                 : "+f"(c0), "+f"(c1), "+f"(c2), "+f"(c3), "+f"(c4), "+f"(c5), "+f"(c6), "+f"(c7)
+                 : "r"(a0), "r"(a1), "r"(b0), "r"(b1));
     d[threadIdx.x * 4 + 0] = c0;
     d[threadIdx.x * 4 + 1] = c1;
     d[threadIdx.x * 4 + 2] = c2;
-    d[threadIdx.x * 4 + 3] = c3;
+    d[threadIdx.x * 4 + 3] = c3 + c4 + c5 + c6 + c7;
 }
 
 // more integer instructions: funnel shifts, dot products, three-input logic, a byte permute with
@@ -563,4 +566,88 @@ extern "C" __global__ void async_copy(const float4* in, float4* out, int valid_b
 #endif
     __syncthreads();
     out[t] = tile[63 - t];
+}
+
+// tensor cores: each warp's mma.sync, every lane's fragment registers given raw (thread t's at
+// t * count), so the tests place matrix elements by the PTX ISA's fragment layouts; sm_75 has only
+// m16n8k8 with f16 inputs, the others need sm_80
+#define MMA_LOAD(T, P, N) T P##_[N]; for (int r = 0; r < N; r++) P##_[r] = P[threadIdx.x * N + r]
+#define MMA_STORE(P, N) for (int r = 0; r < N; r++) P[threadIdx.x * N + r] = P##_[r]
+
+extern "C" __global__ void mma_f16_k8_f32(const unsigned* a, const unsigned* b, const float* c, float* d) {
+    MMA_LOAD(unsigned, a, 2); MMA_LOAD(unsigned, b, 1); MMA_LOAD(float, c, 4); float d_[4];
+    asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%7,%8,%9,%10};"
+                 : "=f"(d_[0]), "=f"(d_[1]), "=f"(d_[2]), "=f"(d_[3])
+                 : "r"(a_[0]), "r"(a_[1]), "r"(b_[0]), "f"(c_[0]), "f"(c_[1]), "f"(c_[2]), "f"(c_[3]));
+    MMA_STORE(d, 4);
+}
+
+extern "C" __global__ void mma_f16_k16(const unsigned* a, const unsigned* b, const float* c, float* d,
+                                       const unsigned* ch, unsigned* dh) {
+#if __CUDA_ARCH__ >= 800
+    MMA_LOAD(unsigned, a, 4); MMA_LOAD(unsigned, b, 2); MMA_LOAD(float, c, 4); MMA_LOAD(unsigned, ch, 2);
+    float d_[4];
+    unsigned dh_[2];
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%10,%11,%12,%13};"
+                 : "=f"(d_[0]), "=f"(d_[1]), "=f"(d_[2]), "=f"(d_[3])
+                 : "r"(a_[0]), "r"(a_[1]), "r"(a_[2]), "r"(a_[3]), "r"(b_[0]), "r"(b_[1]),
+                   "f"(c_[0]), "f"(c_[1]), "f"(c_[2]), "f"(c_[3]));
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f16.f16.f16.f16 {%0,%1}, {%2,%3,%4,%5}, {%6,%7}, {%8,%9};"
+                 : "=r"(dh_[0]), "=r"(dh_[1])
+                 : "r"(a_[0]), "r"(a_[1]), "r"(a_[2]), "r"(a_[3]), "r"(b_[0]), "r"(b_[1]), "r"(ch_[0]), "r"(ch_[1]));
+    MMA_STORE(d, 4);
+    MMA_STORE(dh, 2);
+#endif
+}
+
+extern "C" __global__ void mma_bf16_k16(const unsigned* a, const unsigned* b, const float* c, float* d) {
+#if __CUDA_ARCH__ >= 800
+    MMA_LOAD(unsigned, a, 4); MMA_LOAD(unsigned, b, 2); MMA_LOAD(float, c, 4); float d_[4];
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%10,%11,%12,%13};"
+                 : "=f"(d_[0]), "=f"(d_[1]), "=f"(d_[2]), "=f"(d_[3])
+                 : "r"(a_[0]), "r"(a_[1]), "r"(a_[2]), "r"(a_[3]), "r"(b_[0]), "r"(b_[1]),
+                   "f"(c_[0]), "f"(c_[1]), "f"(c_[2]), "f"(c_[3]));
+    MMA_STORE(d, 4);
+#endif
+}
+
+extern "C" __global__ void mma_tf32_k8(const unsigned* a, const unsigned* b, const float* c, float* d) {
+#if __CUDA_ARCH__ >= 800
+    MMA_LOAD(unsigned, a, 4); MMA_LOAD(unsigned, b, 2); MMA_LOAD(float, c, 4); float d_[4];
+    asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%10,%11,%12,%13};"
+                 : "=f"(d_[0]), "=f"(d_[1]), "=f"(d_[2]), "=f"(d_[3])
+                 : "r"(a_[0]), "r"(a_[1]), "r"(a_[2]), "r"(a_[3]), "r"(b_[0]), "r"(b_[1]),
+                   "f"(c_[0]), "f"(c_[1]), "f"(c_[2]), "f"(c_[3]));
+    MMA_STORE(d, 4);
+#endif
+}
+
+extern "C" __global__ void mma_f64_k4(const double* a, const double* b, const double* c, double* d) {
+#if __CUDA_ARCH__ >= 800
+    MMA_LOAD(double, a, 1); MMA_LOAD(double, b, 1); MMA_LOAD(double, c, 2); double d_[2];
+    asm volatile("mma.sync.aligned.m8n8k4.row.col.f64.f64.f64.f64 {%0,%1}, {%2}, {%3}, {%4,%5};"
+                 : "=d"(d_[0]), "=d"(d_[1]) : "d"(a_[0]), "d"(b_[0]), "d"(c_[0]), "d"(c_[1]));
+    MMA_STORE(d, 2);
+#endif
+}
+
+extern "C" __global__ void mma_s8_k32(const unsigned* a, const unsigned* b, const int* c, int* d, int* dsat) {
+#if __CUDA_ARCH__ >= 800
+    MMA_LOAD(unsigned, a, 4); MMA_LOAD(unsigned, b, 2); MMA_LOAD(int, c, 4); int d_[4], dsat_[4];
+    asm volatile("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%10,%11,%12,%13};"
+                 : "=r"(d_[0]), "=r"(d_[1]), "=r"(d_[2]), "=r"(d_[3])
+                 : "r"(a_[0]), "r"(a_[1]), "r"(a_[2]), "r"(a_[3]), "r"(b_[0]), "r"(b_[1]),
+                   "r"(c_[0]), "r"(c_[1]), "r"(c_[2]), "r"(c_[3]));
+    asm volatile("mma.sync.aligned.m16n8k32.row.col.satfinite.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+                 "{%8,%9}, {%10,%11,%12,%13};"
+                 : "=r"(dsat_[0]), "=r"(dsat_[1]), "=r"(dsat_[2]), "=r"(dsat_[3])
+                 : "r"(a_[0]), "r"(a_[1]), "r"(a_[2]), "r"(a_[3]), "r"(b_[0]), "r"(b_[1]),
+                   "r"(c_[0]), "r"(c_[1]), "r"(c_[2]), "r"(c_[3]));
+    MMA_STORE(d, 4);
+    MMA_STORE(dsat, 4);
+#endif
 }

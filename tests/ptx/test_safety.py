@@ -25,7 +25,7 @@ def test_an_unimplemented_instruction_is_not_supported_before_anything_runs(corp
     )
     err = corpus90.fails("uses_mma", 1, 32, pa, pb, pd)
     assert err.status == CUresult.CUDA_ERROR_NOT_SUPPORTED and not err.sticky
-    assert "mma.sync.aligned.m16n8k8.row.col.f32.f16.f16.f32" in err.message
+    assert "mma.sync.aligned.m8n8k4.row.col.f32.f16.f16.f32" in err.message
     np.testing.assert_array_equal(corpus90.get(pd, 128, np.float32), d)
     corpus90.run("geometry", 1, 1, corpus90.zeros(8, np.int32))  # the module's other kernels still run
 

@@ -1,0 +1,226 @@
+"""Tensor cores: ``mma.sync.aligned`` — a warp's matrix multiply-accumulate ``D = A x B + C``.
+
+Each of a warp's 32 lanes holds a *fragment* of every matrix: a few elements in its registers, at the
+places the PTX ISA's fragment layouts give as functions of the lane's ``groupID`` (``lane >> 2``) and
+``threadID_in_group`` (``lane % 4``) and of the element's index ``i`` in the lane's registers (lowest
+half of a packed register first). The op gathers the fragments of every warp of the batch into whole
+matrices, multiplies in float64 (int64 for integers) and scatters ``D`` back into the lanes' registers.
+
+Numerics: f16, bf16 and tf32 products are exact in float64; they are summed with C in float64 and
+rounded once to the accumulator's type (a GPU's tensor core rounds its partial sums in an order of
+its own, so results can differ from one in the last bit when they are not exact); tf32 operands
+keep the upper 19 bits of their register (the low 13 are ignored, as the ISA allows); f64 ``mma`` is
+``A x B`` then ``+ C``, each rounded; integer (s8) ``mma`` wraps at 32 bits, or saturates with ``.satfinite``.
+
+``mma.sync`` must be executed by every lane of a warp together (``.aligned``); a warp whose lanes are
+not all active, or a block whose last warp is partial, ends the launch with
+``CUDA_ERROR_LAUNCH_FAILED``, which is how this undefined case is answered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from protocol import CUresult
+
+from ._compiler import Compiler, InstructionCompiler, Mask, Runner, UnsupportedError, broadcast_full
+from ._numeric import DTYPES
+from ._parse import Instruction, Vec
+from ._state import Frame, KernelFaultError
+
+__all__ = ["TENSOR"]
+
+#: (groupID, threadID_in_group, element index) -> (row, column) in the operand's matrix
+Place = Callable[[int, int, int], tuple[int, int]]
+
+
+def _acc(g: int, t: int, i: int) -> tuple[int, int]:
+    """C and D of every m16n8 shape: c0 c1 on row g, c2 c3 on row g + 8, columns 2t and 2t + 1."""
+    return g + 8 * (i >> 1), 2 * t + (i & 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    m: int
+    n: int
+    k: int
+    a: Place
+    b: Place
+    c: Place
+    a_count: int  # elements per lane
+    b_count: int
+    c_count: int
+
+
+# the fragment layouts of the PTX ISA ("Matrix fragments for mma.m16n8k*"), by input type and shape
+SHAPES: dict[tuple[str, str], Shape] = {
+    ("f16", "m16n8k8"): Shape(
+        16, 8, 8,
+        lambda g, t, i: (g + 8 * (i >> 1), 2 * t + (i & 1)),
+        lambda g, t, i: (2 * t + (i & 1), g),
+        _acc, 4, 2, 4,
+    ),
+    ("f16", "m16n8k16"): Shape(
+        16, 8, 16,
+        lambda g, t, i: (g + 8 * ((i >> 1) & 1), 2 * t + (i & 1) + 8 * (i >> 2)),
+        lambda g, t, i: (2 * t + (i & 1) + 8 * (i >> 1), g),
+        _acc, 8, 4, 4,
+    ),
+    ("tf32", "m16n8k8"): Shape(
+        16, 8, 8,
+        lambda g, t, i: (g + 8 * (i & 1), t + 4 * (i >> 1)),
+        lambda g, t, i: (t + 4 * i, g),
+        _acc, 4, 2, 4,
+    ),
+    ("f64", "m8n8k4"): Shape(
+        8, 8, 4,
+        lambda g, t, i: (g, t),
+        lambda g, t, i: (t, g),
+        lambda g, t, i: (g, 2 * t + i),
+        1, 1, 2,
+    ),
+    ("s8", "m16n8k32"): Shape(
+        16, 8, 32,
+        lambda g, t, i: (g + 8 * ((i >> 2) & 1), 4 * t + (i & 3) + 16 * (i >> 3)),
+        lambda g, t, i: (4 * t + (i & 3) + 16 * (i >> 2), g),
+        _acc, 16, 8, 4,
+    ),
+}
+SHAPES[("bf16", "m16n8k8")] = SHAPES[("f16", "m16n8k8")]
+SHAPES[("bf16", "m16n8k16")] = SHAPES[("f16", "m16n8k16")]
+
+#: (D type, A/B type, C type) the engine implements
+TYPES = {
+    ("f32", "f16", "f32"), ("f16", "f16", "f16"), ("f32", "bf16", "f32"), ("f32", "tf32", "f32"),
+    ("f64", "f64", "f64"), ("s32", "s8", "s32"),
+}
+
+#: element width in bits of each input type (packed that many to a 32-bit register, except f64)
+_BITS = {"f16": 16, "bf16": 16, "tf32": 32, "f64": 64, "s8": 8}
+
+
+def _tables(shape: Shape) -> dict[str, tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]]:
+    """Per operand: (32, count) arrays of rows and columns, lane by element."""
+    out = {}
+    for name, place, count in (("a", shape.a, shape.a_count), ("b", shape.b, shape.b_count),
+                               ("c", shape.c, shape.c_count)):
+        rows = np.empty((32, count), dtype=np.intp)
+        cols = np.empty((32, count), dtype=np.intp)
+        for lane in range(32):
+            for i in range(count):
+                rows[lane, i], cols[lane, i] = place(lane >> 2, lane & 3, i)
+        out[name] = (rows, cols)
+    return out
+
+
+def _unpack(words: list[npt.NDArray[Any]], kind: str) -> npt.NDArray[Any]:
+    """A lane's registers (each ``(warps, 32)``) as its elements ``(warps, 32, count)``, as float64 or
+    int64, lowest bits first."""
+    if kind == "f64":
+        return np.stack([w.astype(np.float64) for w in words], axis=-1)
+    bits = _BITS[kind]
+    parts = []
+    for word in words:
+        w = word.astype(np.uint32)
+        for j in range(32 // bits):
+            parts.append((w >> np.uint32(j * bits)) & np.uint32((1 << bits) - 1))
+    raw = np.stack(parts, axis=-1)
+    if kind == "f16":
+        return raw.astype(np.uint16).view(np.float16).astype(np.float64)
+    if kind == "bf16":
+        return (raw << np.uint32(16)).astype(np.uint32).view(np.float32).astype(np.float64)
+    if kind == "tf32":
+        return (raw & np.uint32(0xFFFFE000)).view(np.float32).astype(np.float64)
+    return raw.astype(np.uint8).view(np.int8).astype(np.int64)  # s8
+
+
+def _c_mma(c: Compiler, ins: Instruction) -> Runner:
+    mods = list(ins.mods)
+    satfinite = "satfinite" in mods
+    mods = [m for m in mods if m not in ("sync", "aligned", "satfinite")]
+    if "sync" not in ins.mods or "aligned" not in ins.mods or len(mods) != 7 or mods[1:3] != ["row", "col"]:
+        raise UnsupportedError("mma.sync.aligned.<shape>.row.col.<d>.<a>.<b>.<c>")
+    shape_name, _, _, dt, at, bt, ct = mods
+    if at != bt or (dt, at, ct) not in TYPES or (at, shape_name) not in SHAPES:
+        raise UnsupportedError(f"mma of shape {shape_name} with types .{dt}.{at}.{bt}.{ct}")
+    if satfinite and dt != "s32":
+        raise UnsupportedError("mma .satfinite on floating-point types")
+    shape = SHAPES[(at, shape_name)]
+    tables = _tables(shape)
+    if len(ins.operands) != 4 or not all(isinstance(o, Vec) for o in ins.operands):
+        raise UnsupportedError("mma operands: four vectors {d}, {a}, {b}, {c}")
+    d_op, a_op, b_op, c_op = ins.operands
+    assert isinstance(d_op, Vec) and isinstance(a_op, Vec) and isinstance(b_op, Vec) and isinstance(c_op, Vec)
+    per_word = 1 if at in ("f64", "tf32") else 32 // _BITS[at]
+    acc_per_word = 2 if ct == "f16" else 1
+    if (
+        len(a_op.items) * per_word != shape.a_count
+        or len(b_op.items) * per_word != shape.b_count
+        or len(c_op.items) * acc_per_word != shape.c_count
+        or len(d_op.items) * (2 if dt == "f16" else 1) != shape.c_count
+    ):
+        raise UnsupportedError(f"mma.{shape_name} with these fragment sizes")
+    in_dt = DTYPES["f64"] if at == "f64" else DTYPES["u32"]
+    acc_dt = {"f32": DTYPES["f32"], "f16": DTYPES["u32"], "f64": DTYPES["f64"], "s32": DTYPES["s32"]}
+    ga = [c.read(o, in_dt) for o in a_op.items]
+    gb = [c.read(o, in_dt) for o in b_op.items]
+    gc = [c.read(o, acc_dt[ct]) for o in c_op.items]
+    puts = [c.write(o, acc_dt[dt]) for o in d_op.items]
+    m_, n_, k_ = shape.m, shape.n, shape.k
+    (ar, ac), (br, bc), (cr, cc) = tables["a"], tables["b"], tables["c"]
+
+    def mma(f: Frame, m: Mask | None) -> None:
+        batch = f.batch
+        n = batch.n
+        lanes = None if m is None or batch.block_threads % 32 else m.reshape(-1, 32)
+        if batch.block_threads % 32 or (lanes is not None and (lanes.any(axis=1) & ~lanes.all(axis=1)).any()):
+            raise KernelFaultError(
+                CUresult.CUDA_ERROR_LAUNCH_FAILED,
+                "mma.sync executed by only some lanes of a warp (every lane must execute it together)",
+            )
+        warps = n // 32
+
+        def regs(getters: list[Any]) -> list[npt.NDArray[Any]]:
+            return [broadcast_full(g(f), n).reshape(warps, 32) for g in getters]
+
+        a_el = _unpack(regs(ga), at)
+        b_el = _unpack(regs(gb), at)
+        c_words = regs(gc)
+        if ct == "f16":
+            c_el = _unpack(c_words, "f16")
+        else:
+            c_el = np.stack([w.astype(np.float64 if ct != "s32" else np.int64) for w in c_words], axis=-1)
+        integer = dt == "s32"
+        work = np.int64 if integer else np.float64
+        a_mat = np.zeros((warps, m_, k_), dtype=work)
+        b_mat = np.zeros((warps, k_, n_), dtype=work)
+        c_mat = np.zeros((warps, m_, n_), dtype=work)
+        a_mat[:, ar, ac] = a_el
+        b_mat[:, br, bc] = b_el
+        c_mat[:, cr, cc] = c_el
+        d_mat = np.matmul(a_mat, b_mat) + c_mat  # f16/bf16/tf32 products: exact in float64
+        d_el = d_mat[:, cr, cc]  # (warps, 32, count)
+        if integer:
+            if satfinite:
+                d_el = np.clip(d_el, -(1 << 31), (1 << 31) - 1)
+            out = d_el.astype(np.int64).astype(np.uint32).view(np.int32)
+            words = [out[..., i] for i in range(shape.c_count)]
+        elif dt == "f16":
+            h = d_el.astype(np.float16).view(np.uint16).astype(np.uint32)
+            words = [h[..., 2 * j] | (h[..., 2 * j + 1] << np.uint32(16)) for j in range(shape.c_count // 2)]
+        elif dt == "f32":
+            words = [d_el[..., i].astype(np.float32) for i in range(shape.c_count)]
+        else:
+            words = [d_el[..., i] for i in range(shape.c_count)]
+        for put, word in zip(puts, words, strict=True):
+            put(f, word.reshape(n), m)
+
+    return mma
+
+
+TENSOR: dict[str, InstructionCompiler] = {"mma": _c_mma}
