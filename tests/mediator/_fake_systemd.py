@@ -32,6 +32,9 @@ fds = [int(f) for f in sys.argv[1].split(",") if f]
 moved = [fcntl.fcntl(f, fcntl.F_DUPFD_CLOEXEC, 3 + len(fds)) for f in fds]
 for i, f in enumerate(moved):
     os.dup2(f, 3 + i, inheritable=True)
+for f in fds:  # the service gets 3..3+n-1 and nothing else (an fd left at its old number would leak)
+    if f >= 3 + len(fds):
+        os.close(f)
 if fds:
     os.environ["LISTEN_PID"] = str(os.getpid())
     os.environ["LISTEN_FDS"] = str(len(fds))

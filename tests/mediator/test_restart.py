@@ -165,3 +165,29 @@ def _alive(pid: int) -> bool:
             return stat.read().split(") ", 1)[1][0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_a_vm_the_new_configuration_drops_is_not_adopted_and_ends_cleanly(tmp_path: Path) -> None:
+    sockets, config = tmp_path / "sockets", tmp_path / "config.toml"
+    write_config(config, sockets, backend="sim", vm_ids=[1, 2])
+    systemd = FakeSystemd(tmp_path, [sys.executable, "-m", "mediator.cli", "run", "-c", str(config)])
+    try:
+        systemd.start()
+        gpu = GuestClient.connect(sockets / "vm2.sock")
+        gpu.init()
+        ptr = gpu.mem_alloc(4096)
+        status = request(sockets / "control.sock", {"cmd": "status"})["vms"]
+        worker = next(v["worker_pid"] for v in status if v["name"] == "vm2")
+        write_config(config, sockets, backend="sim", vm_ids=[1])
+        systemd.restart()
+        assert [v["name"] for v in request(sockets / "control.sock", {"cmd": "status"})["vms"]] == ["vm1"]
+        wait_for("vm2's worker drained and exited", lambda: not _alive(worker))
+        assert gpu.region.device_state == DeviceState.STOPPED
+        with pytest.raises(DeviceGoneError):
+            gpu.memcpy_dtoh(ptr, 16)
+        assert not [name for name in systemd.stored_names() if name.startswith("vm2.")]
+        assert "handed-over fds for no configured VM closed" in systemd.log
+        gpu.close()
+    finally:
+        systemd.stop()
+        systemd.close()
