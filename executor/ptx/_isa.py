@@ -57,6 +57,7 @@ SUPPORTED: dict[str, str] = {
     "ld": "global, shared, local, const, param, generic; .v2 .v4; u/s/b 8-64, f32 f64; "
     "cache and ordering hints ignored",
     "ldu": "as ld.global",
+    "ldmatrix": "sync.aligned.m8n8 .x1 .x2 .x4 (.trans) .shared.b16",
     "lg2": "approx.f32 (.ftz)",
     "lop3": "b32 with an immediate LUT",
     "match": "any.sync all.sync, b32 b64",

@@ -1,4 +1,5 @@
-"""Tensor cores: ``mma.sync.aligned`` — a warp's matrix multiply-accumulate ``D = A x B + C``.
+"""Tensor cores: ``mma.sync.aligned`` — a warp's matrix multiply-accumulate ``D = A x B + C`` — and
+``ldmatrix``, which loads 8x8 matrices of 16-bit elements from shared memory into mma fragments.
 
 Each of a warp's 32 lanes holds a *fragment* of every matrix: a few elements in its registers, at the
 places the PTX ISA's fragment layouts give as functions of the lane's ``groupID`` (``lane >> 2``) and
@@ -28,7 +29,16 @@ import numpy.typing as npt
 
 from protocol import CUresult
 
-from ._compiler import Compiler, InstructionCompiler, Mask, Runner, UnsupportedError, broadcast_full
+from ._compiler import (
+    Compiler,
+    InstructionCompiler,
+    Mask,
+    Runner,
+    UnsupportedError,
+    access,
+    broadcast_full,
+    is_hint,
+)
 from ._numeric import DTYPES
 from ._parse import Instruction, Vec
 from ._state import Frame, KernelFaultError
@@ -175,14 +185,8 @@ def _c_mma(c: Compiler, ins: Instruction) -> Runner:
     (ar, ac), (br, bc), (cr, cc) = tables["a"], tables["b"], tables["c"]
 
     def mma(f: Frame, m: Mask | None) -> None:
-        batch = f.batch
-        n = batch.n
-        lanes = None if m is None or batch.block_threads % 32 else m.reshape(-1, 32)
-        if batch.block_threads % 32 or (lanes is not None and (lanes.any(axis=1) & ~lanes.all(axis=1)).any()):
-            raise KernelFaultError(
-                CUresult.CUDA_ERROR_LAUNCH_FAILED,
-                "mma.sync executed by only some lanes of a warp (every lane must execute it together)",
-            )
+        _whole_warps(f, m, "mma.sync")
+        n = f.batch.n
         warps = n // 32
 
         def regs(getters: list[Any]) -> list[npt.NDArray[Any]]:
@@ -223,4 +227,56 @@ def _c_mma(c: Compiler, ins: Instruction) -> Runner:
     return mma
 
 
-TENSOR: dict[str, InstructionCompiler] = {"mma": _c_mma}
+def _whole_warps(f: Frame, m: Mask | None, what: str) -> None:
+    """A ``.sync.aligned`` warp instruction: every lane of each warp that runs it runs it together."""
+    batch = f.batch
+    lanes = None if m is None or batch.block_threads % 32 else m.reshape(-1, 32)
+    if batch.block_threads % 32 or (lanes is not None and (lanes.any(axis=1) & ~lanes.all(axis=1)).any()):
+        raise KernelFaultError(
+            CUresult.CUDA_ERROR_LAUNCH_FAILED,
+            f"{what} executed by only some lanes of a warp (every lane must execute it together)",
+        )
+
+
+def _c_ldmatrix(c: Compiler, ins: Instruction) -> Runner:
+    """``ldmatrix.sync.aligned.m8n8.x{1,2,4}{.trans}.shared.b16``: lanes ``8j .. 8j + 7`` give the
+    addresses of the eight 16-byte rows of matrix ``j``; each lane receives, in register ``j``, the
+    elements ``(lane / 4, 2 (lane % 4))`` and ``(lane / 4, 2 (lane % 4) + 1)`` of matrix ``j`` (of its
+    transpose with ``.trans``), the first in the lower half."""
+    mods = [x for x in ins.mods if not is_hint(x)]
+    trans = "trans" in mods
+    mods = [x for x in mods if x != "trans"]
+    space = "shared" if "shared" in mods or "shared::cta" in ins.mods else "generic"
+    mods = [x for x in mods if x != "shared"]
+    if "sync" not in ins.mods or "aligned" not in ins.mods or len(mods) != 3 or mods[0] != "m8n8" \
+            or mods[1] not in ("x1", "x2", "x4") or mods[2] != "b16":
+        raise UnsupportedError("ldmatrix.sync.aligned.m8n8.{x1,x2,x4}{.trans}.shared.b16")
+    count = int(mods[1][1])
+    if len(ins.operands) != 2 or not isinstance(ins.operands[0], Vec) or len(ins.operands[0].items) != count:
+        raise UnsupportedError(f"ldmatrix .x{count} with {count} destination registers")
+    puts = [c.write(o, DTYPES["u32"]) for o in ins.operands[0].items]
+    addr, _ = c.address(ins.operands[1], space)
+    lane = np.arange(32)
+    g, t = lane >> 2, lane & 3
+    rows_of = (2 * t, 2 * t + 1) if trans else (g, g)
+    cols_of = (g, g) if trans else (2 * t, 2 * t + 1)
+
+    def ldmatrix(f: Frame, m: Mask | None) -> None:
+        _whole_warps(f, m, "ldmatrix")
+        n = f.batch.n
+        warps = n // 32
+        addrs = broadcast_full(addr(f), n).astype(np.uint64).reshape(warps, 32)
+        active = np.ones(warps, dtype=np.bool_) if m is None else m.reshape(warps, 32)[:, 0]
+        sources = (np.flatnonzero(active)[:, None] * 32 + np.arange(8 * count)).reshape(-1)
+        data = access(f, space, sources.astype(np.intp), addrs[active, : 8 * count].reshape(-1), 16, None)
+        mats = np.zeros((warps, count, 8, 8), dtype=np.uint16)
+        mats[active] = data.view(np.uint16).reshape(-1, count, 8, 8)
+        for j, put in enumerate(puts):
+            low = mats[:, j, rows_of[0], cols_of[0]].astype(np.uint32)
+            high = mats[:, j, rows_of[1], cols_of[1]].astype(np.uint32)
+            put(f, (low | (high << np.uint32(16))).reshape(n), m)
+
+    return ldmatrix
+
+
+TENSOR: dict[str, InstructionCompiler] = {"ldmatrix": _c_ldmatrix, "mma": _c_mma}

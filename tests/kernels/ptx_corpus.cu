@@ -651,3 +651,21 @@ extern "C" __global__ void mma_s8_k32(const unsigned* a, const unsigned* b, cons
     MMA_STORE(dsat, 4);
 #endif
 }
+
+// ldmatrix: a 32x8 tile of 16-bit values in shared memory as four 8x8 matrices, lane l giving the
+// address of row l; every form's registers stored (x4, x4.trans, x2, x1: 11 words per thread)
+extern "C" __global__ void load_matrices(const unsigned short* in, unsigned* out) {
+    __shared__ __align__(16) unsigned short tile[32 * 8];
+    int l = threadIdx.x;
+    for (int k = 0; k < 8; k++) tile[l * 8 + k] = in[l * 8 + k];
+    __syncwarp();
+    unsigned row = (unsigned)__cvta_generic_to_shared(&tile[l * 8]);
+    unsigned r[11];
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(row));
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r[4]), "=r"(r[5]), "=r"(r[6]), "=r"(r[7]) : "r"(row));
+    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(r[8]), "=r"(r[9]) : "r"(row));
+    asm volatile("ldmatrix.sync.aligned.m8n8.x1.trans.shared.b16 {%0}, [%1];" : "=r"(r[10]) : "r"(row));
+    for (int k = 0; k < 11; k++) out[l * 11 + k] = r[k];
+}

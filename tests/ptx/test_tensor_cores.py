@@ -160,3 +160,28 @@ def test_an_mma_by_part_of_a_warp_fails_the_launch() -> None:
     zeros = dev.zeros(64 * 4, np.uint32)
     err = dev.fails("mma_f16_k8_f32", 1, 48, zeros, zeros, zeros, dev.zeros(64 * 4, np.float32))
     assert err.status == CUresult.CUDA_ERROR_LAUNCH_FAILED and "mma.sync" in err.message
+
+
+def ldmatrix_reference(mat: npt.NDArray[np.uint16], trans: bool) -> npt.NDArray[np.uint32]:
+    """Each lane's register for one 8x8 matrix (the PTX ISA's ldmatrix fragment): row lane / 4,
+    columns 2 (lane % 4) and 2 (lane % 4) + 1 — of the transpose with ``.trans`` — lower first."""
+    m = mat.T if trans else mat
+    out = np.zeros(32, dtype=np.uint32)
+    for lane in range(32):
+        g, t = lane // 4, lane % 4
+        out[lane] = int(m[g, 2 * t]) | (int(m[g, 2 * t + 1]) << 16)
+    return out
+
+
+def test_ldmatrix_loads_each_form_as_mma_fragments(corpus: Device) -> None:
+    tile = rng.integers(0, 1 << 16, size=(32, 8)).astype(np.uint16)  # four 8x8 matrices, row by row
+    out = corpus.zeros(32 * 11, np.uint32)
+    corpus.run("load_matrices", 1, 32, corpus.put(tile), out)
+    got = corpus.get(out, 32 * 11, np.uint32).reshape(32, 11)
+    mats = tile.reshape(4, 8, 8)
+    for j in range(4):
+        np.testing.assert_array_equal(got[:, j], ldmatrix_reference(mats[j], False))
+        np.testing.assert_array_equal(got[:, 4 + j], ldmatrix_reference(mats[j], True))
+    for j in range(2):
+        np.testing.assert_array_equal(got[:, 8 + j], ldmatrix_reference(mats[j], False))
+    np.testing.assert_array_equal(got[:, 10], ldmatrix_reference(mats[0], True))
