@@ -31,10 +31,13 @@ cross-stream order hold trivially — or, on a capturing stream, records it into
   with ``CUDA_ERROR_NOT_SUPPORTED`` and invalidate the capture (the graph would miss them).
 
 *Kernels*: modules load, and their kernels, parameter layouts, globals and function attributes
-are found, for any real image (``_sim_modules``); a launch runs only a kernel with a NumPy reference
-(``_kernels``, matched by mangled name) and is ``CUDA_ERROR_NOT_SUPPORTED`` for any other, logged. A
-bad pointer inside a reference kernel is a sticky ``CUDA_ERROR_ILLEGAL_ADDRESS``, as a fault is on a
-GPU.
+are found, for any real image (``_sim_modules``); every launch runs on the PTX engine
+(``executor.ptx``) from the image's PTX for the simulated compute capability (a cubin-only image is
+``CUDA_ERROR_NOT_SUPPORTED``, saying which entries it had). A kernel using an instruction the engine
+does not implement is ``CUDA_ERROR_NOT_SUPPORTED`` naming it, before anything runs; a fault inside a
+kernel is sticky (``CUDA_ERROR_ILLEGAL_ADDRESS``, ``CUDA_ERROR_MISALIGNED_ADDRESS``), as on a GPU.
+The parsed module, prepared kernels and a captured launch's parameters are charged to the VM's host
+budget.
 
 *Deliberate simplifications*: every resource belongs to the VM rather than to a context (contexts are
 bookkeeping; no call needs a current one, and releasing or destroying a context frees nothing).
