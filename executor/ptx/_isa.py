@@ -19,10 +19,10 @@ __all__ = ["COMPILERS", "SUPPORTED"]
 
 #: what the engine implements: opcode -> the forms (types and modifiers), for the docs
 SUPPORTED: dict[str, str] = {
-    "abs": "s16 s32 s64; f32 (.ftz), f64; f16 f16x2",
+    "abs": "s16 s32 s64; f32 (.ftz), f64; f16 f16x2; bf16 bf16x2",
     "activemask": "b32",
     "add": "u/s 16 32 64 (.sat s32); f32 (.rn .rz .rm .rp .ftz .sat), f64 (.rn .rz .rm .rp); "
-    "f16 f16x2 (.rn .ftz .sat)",
+    "f16 f16x2 (.rn .ftz .sat); bf16 bf16x2 (.rn)",
     "and": "b16 b32 b64 pred",
     "atom": "global, shared, generic; add (u32 s32 u64 f32 f64), min max (u32 s32 u64 s64), "
     "and or xor (b32 b64), exch (b32 b64), cas (b32 b64), inc dec (u32); any .sem/.scope",
@@ -53,7 +53,7 @@ SUPPORTED: dict[str, str] = {
     "ex2": "approx.f32 (.ftz)",
     "exit": "",
     "fence": "every form (a no-op: the engine is sequentially consistent)",
-    "fma": "f32 (.rn .rz .rm .rp, .ftz .sat), f64 (.rn); f16 f16x2 (.rn .ftz .sat)",
+    "fma": "f32 (.rn .rz .rm .rp, .ftz .sat), f64 (.rn); f16 f16x2 (.rn .ftz .sat); bf16 bf16x2 (.rn)",
     "ld": "global, shared, local, const, param, generic; .v2 .v4; u/s/b 8-64, f32 f64; "
     "cache and ordering hints ignored",
     "ldu": "as ld.global",
@@ -62,15 +62,15 @@ SUPPORTED: dict[str, str] = {
     "lop3": "b32 with an immediate LUT",
     "match": "any.sync all.sync, b32 b64",
     "mad": "lo hi wide for u/s 16 32 64; f32 f64 as fma",
-    "max": "u/s 16 32 64; f32 (.ftz, .NaN), f64; f16 f16x2 (.ftz .NaN)",
+    "max": "u/s 16 32 64; f32 (.ftz, .NaN), f64; f16 f16x2 (.ftz .NaN); bf16 bf16x2 (.NaN)",
     "membar": "every form (a no-op: the engine is sequentially consistent)",
-    "min": "u/s 16 32 64; f32 (.ftz, .NaN), f64; f16 f16x2 (.ftz .NaN)",
+    "min": "u/s 16 32 64; f32 (.ftz, .NaN), f64; f16 f16x2 (.ftz .NaN); bf16 bf16x2 (.NaN)",
     "mma": "sync.aligned.row.col: m16n8k8 and m16n8k16 f16 (f32.f16.f16.f32, f16.f16.f16.f16), m16n8k16 "
     "bf16 (f32), m16n8k8 tf32 (f32), m8n8k4 f64, m16n8k32 s8 (s32, .satfinite)",
     "mov": "every scalar type, special registers, addresses of variables, vector pack/unpack",
     "mul": "lo hi wide for u/s 16 32 64; f32 (.rn .rz .rm .rp .ftz .sat), f64 (.rn .rz .rm .rp); "
-    "f16 f16x2 (.rn .ftz .sat)",
-    "neg": "s16 s32 s64; f32 (.ftz), f64; f16 f16x2",
+    "f16 f16x2 (.rn .ftz .sat); bf16 bf16x2 (.rn)",
+    "neg": "s16 s32 s64; f32 (.ftz), f64; f16 f16x2; bf16 bf16x2",
     "not": "b16 b32 b64 pred",
     "or": "b16 b32 b64 pred",
     "popc": "b32 b64",

@@ -615,27 +615,51 @@ def _round_to_f16(s: Value, e: Value) -> Value:
     return np.where(np.isnan(s), HALF_NAN, bits)
 
 
+def _round_to_bf16(s: Value, e: Value) -> Value:
+    """The exact value ``s + e`` (float64 pair) rounded to bf16 (nearest even), as bits; NaN canonical.
+    Rounded to odd twice (float64, then float32: each keeps at least two bits more than bf16), then
+    once to nearest even, which is correct rounding."""
+    s = np.asarray(s, dtype=np.float64)
+    inexact = (np.asarray(e) != 0) & ((s.view(np.uint64) & np.uint64(1)) == 0)
+    odd = np.where(inexact, np.nextafter(s, np.where(np.asarray(e) > 0, np.inf, -np.inf)), s)
+    near = odd.astype(np.float32)
+    rest = odd - near.astype(np.float64)  # exact
+    bump = (rest != 0) & ((near.view(np.uint32) & np.uint32(1)) == 0) & np.isfinite(near)
+    toward = np.where(rest > 0, np.float32(np.inf), np.float32(-np.inf))
+    f32 = np.where(bump, np.nextafter(near, toward), near)
+    bits = np.asarray(f32, dtype=np.float32).view(np.uint32)
+    top = (bits + np.uint32(0x7FFF) + ((bits >> np.uint32(16)) & np.uint32(1))) >> np.uint32(16)
+    return np.where(np.isnan(s), HALF_NAN, top.astype(np.uint16))
+
+
+def _bf16_value(bits: Value) -> Value:
+    return (np.asarray(bits, dtype=np.uint32) << np.uint32(16)).view(np.float32).astype(np.float64)
+
+
 def _c_half_arith(op: str, base: InstructionCompiler) -> InstructionCompiler:
-    """``add sub mul fma neg abs min max`` on ``.f16`` and ``.f16x2`` (lane by lane): computed exactly in
-    float64 and rounded once to f16 (``.rn``, the only rounding PTX has for them); other types go to
-    ``base``."""
+    """``add sub mul fma neg abs min max`` on ``.f16``/``.f16x2`` and ``.bf16``/``.bf16x2`` (lane by
+    lane): computed exactly in float64 and rounded once to the type (``.rn``, the only rounding PTX
+    has for them; bf16 takes no ``.ftz``/``.sat``); other types go to ``base``."""
     arity = {"add": 2, "sub": 2, "mul": 2, "fma": 3, "neg": 1, "abs": 1, "min": 2, "max": 2}[op]
 
     def compile_(c: Compiler, ins: Instruction) -> Runner:
         types = [m for m in ins.mods if m in DTYPES]
-        if not types or types[-1] not in ("f16", "f16x2"):
-            if types and types[-1] in ("bf16", "bf16x2"):
-                raise UnsupportedError(f"{op} on .{types[-1]}")
+        if not types or types[-1] not in ("f16", "f16x2", "bf16", "bf16x2"):
             return base(c, ins)
         t = types[-1]
+        brain = t.startswith("bf16")
         rest = {m for m in ins.mods if m not in DTYPES}
-        if rest - {"rn", "ftz", "sat", "NaN"} or ("NaN" in rest and op not in ("min", "max")):
+        allowed = {"rn", "NaN"} if brain else {"rn", "ftz", "sat", "NaN"}
+        if rest - allowed or ("NaN" in rest and op not in ("min", "max")):
             raise UnsupportedError("modifier " + " ".join(sorted(rest)))
         operands = operands_of(ins, arity + 1)
-        reg = DTYPES["u32" if t == "f16x2" else "u16"]
+        reg = DTYPES["u32" if t.endswith("x2") else "u16"]
         gets = [c.read(x, reg) for x in operands[1:]]
         put = c.write(operands[0], reg)
-        lanes = 2 if t == "f16x2" else 1
+        lanes = 2 if t.endswith("x2") else 1
+        value_of = _bf16_value if brain else (
+            lambda b: np.asarray(b, dtype=np.uint16).view(np.float16).astype(np.float64))
+        round_to = _round_to_bf16 if brain else _round_to_f16
         ftz = _half_ftz("f16", rest)
         sat = "sat" in rest
         propagate = "NaN" in rest
@@ -645,22 +669,22 @@ def _c_half_arith(op: str, base: InstructionCompiler) -> InstructionCompiler:
                 return bits[0] ^ np.uint16(0x8000)
             if op == "abs":
                 return bits[0] & np.uint16(0x7FFF)
-            x = [ftz(np.asarray(b, dtype=np.uint16).view(np.float16).astype(np.float64)) for b in bits]
+            x = [ftz(value_of(b)) for b in bits]
             if op in ("min", "max"):
                 pick = (
                     (np.minimum if propagate else np.fmin)
                     if op == "min"
                     else (np.maximum if propagate else np.fmax)
                 )
-                value = pick(x[0], x[1])
-                return np.where(np.isnan(value), HALF_NAN, value.astype(np.float16).view(np.uint16))
+                value = pick(x[0], x[1])  # one of the operands: exact in the type
+                return round_to(value, np.zeros_like(value))
             if op == "mul":
-                s, e = x[0] * x[1], np.zeros_like(x[0])  # an f16 product is exact in float64
+                s, e = x[0] * x[1], np.zeros_like(x[0])  # an f16 or bf16 product is exact in float64
             elif op == "fma":
                 s, e = two_sum(x[0] * x[1], x[2])
             else:
                 s, e = two_sum(x[0], x[1] if op == "add" else -x[1])
-            out = _round_to_f16(s, e)
+            out = round_to(s, e)
             if "ftz" in rest or sat:
                 value = out.view(np.float16).astype(np.float64)
                 value = ftz(value)

@@ -669,3 +669,28 @@ extern "C" __global__ void load_matrices(const unsigned short* in, unsigned* out
     asm volatile("ldmatrix.sync.aligned.m8n8.x1.trans.shared.b16 {%0}, [%1];" : "=r"(r[10]) : "r"(row));
     for (int k = 0; k < 11; k++) out[l * 11 + k] = r[k];
 }
+
+// bfloat16 arithmetic, scalar and packed pairs (results as bits; sm_80 has bf16 fma/min/max/neg/abs,
+// sm_90 add/sub/mul too; empty for compute_75)
+extern "C" __global__ void bf16_arith(const unsigned short* a, const unsigned short* b, const unsigned short* c,
+                                      unsigned short* out, int n) {
+#if __CUDA_ARCH__ >= 800
+    ELEMENT();
+    __nv_bfloat16 x = __ushort_as_bfloat16(a[i]), y = __ushort_as_bfloat16(b[i]), z = __ushort_as_bfloat16(c[i]);
+    __nv_bfloat162 xy = __halves2bfloat162(x, y), yz = __halves2bfloat162(y, z);
+    int k = 0;
+    out[k++ * n + i] = __bfloat16_as_ushort(__hadd(x, y));
+    out[k++ * n + i] = __bfloat16_as_ushort(__hsub(x, y));
+    out[k++ * n + i] = __bfloat16_as_ushort(__hmul(x, y));
+    out[k++ * n + i] = __bfloat16_as_ushort(__hfma(x, y, z));
+    out[k++ * n + i] = __bfloat16_as_ushort(__hneg(x));
+    out[k++ * n + i] = __bfloat16_as_ushort(__habs(x));
+    out[k++ * n + i] = __bfloat16_as_ushort(__hmin(x, y));
+    out[k++ * n + i] = __bfloat16_as_ushort(__hmax(x, y));
+    __nv_bfloat162 s = __hadd2(xy, yz), f = __hfma2(xy, yz, xy);
+    out[k++ * n + i] = __bfloat16_as_ushort(__low2bfloat16(s));
+    out[k++ * n + i] = __bfloat16_as_ushort(__high2bfloat16(s));
+    out[k++ * n + i] = __bfloat16_as_ushort(__low2bfloat16(f));
+    out[k++ * n + i] = __bfloat16_as_ushort(__high2bfloat16(f));
+#endif
+}

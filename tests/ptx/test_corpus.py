@@ -11,7 +11,9 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from .conftest import Device, rounded, ulps
+from executor.ptx import LoadedModule
+
+from .conftest import CORPUS, Device, rounded, ulps
 
 N = 320  # ten warps: two blocks of 128 and a partial third
 BLOCK = 128
@@ -807,3 +809,59 @@ def test_async_copies_zero_fill_past_the_source_size_without_reading_it(corpus: 
     tile[: raw.size] = raw
     want = tile.view(np.float32).reshape(64, 4)[::-1]
     np.testing.assert_array_equal(corpus.get(out, 64 * 4, np.float32).reshape(64, 4), want)
+
+
+def bf16_round(value: Fraction) -> int:
+    """``value`` rounded to bf16 (nearest, ties to even), as bits; ``value`` within bf16's range."""
+    if value == 0:
+        return 0
+    sign = 0x8000 if value < 0 else 0
+    mag = abs(value)
+    exp = max(mag.numerator.bit_length() - mag.denominator.bit_length(), -126)
+    while Fraction(2) ** exp > mag and exp > -126:
+        exp -= 1
+    while Fraction(2) ** (exp + 1) <= mag:
+        exp += 1
+    ulp = Fraction(2) ** (exp - 7)  # 8 significant bits
+    q, r = divmod(mag, ulp)
+    q = int(q) + (1 if r > ulp / 2 or (r == ulp / 2 and int(q) % 2) else 0)
+    bits = int(np.array([float(q * ulp)], dtype=np.float32).view(np.uint32)[0]) >> 16
+    return sign | bits
+
+
+@pytest.mark.parametrize("arch", [80, 90])
+def test_bfloat16_arithmetic_rounds_once(arch: int) -> None:
+    dev = Device(LoadedModule(CORPUS[arch].read_text()))
+    rng = np.random.default_rng(28)
+    vals = [
+        (rng.standard_normal(N).astype(np.float32) * np.exp2(rng.integers(-20, 20, N)).astype(np.float32))
+        .view(np.uint32) >> 16
+        for _ in range(3)
+    ]
+    a, b, c = (v.astype(np.uint16) for v in vals)
+    out = dev.zeros(12 * N, np.uint16)
+    dev.run("bf16_arith", GRID, BLOCK, dev.put(a), dev.put(b), dev.put(c), out, N)
+    got = dev.get(out, 12 * N, np.uint16).reshape(12, N)
+    fa, fb, fc = ([Fraction(float(x)) for x in (v.astype(np.uint32) << 16).view(np.float32)] for v in (a, b, c))
+
+    def want(values: list[Fraction]) -> npt.NDArray[np.uint16]:
+        return np.array([bf16_round(v) for v in values], dtype=np.uint16)
+
+    nonzero = np.array([x + y != 0 and x * y + z != 0 for x, y, z in zip(fa, fb, fc, strict=True)])
+    checks = {
+        0: want([x + y for x, y in zip(fa, fb, strict=True)]),
+        1: want([x - y for x, y in zip(fa, fb, strict=True)]),
+        2: want([x * y for x, y in zip(fa, fb, strict=True)]),
+        3: want([x * y + z for x, y, z in zip(fa, fb, fc, strict=True)]),
+        4: a ^ np.uint16(0x8000),
+        5: a & np.uint16(0x7FFF),
+        6: np.where(np.array(fa) <= np.array(fb), a, b),
+        7: np.where(np.array(fa) >= np.array(fb), a, b),
+        8: want([x + y for x, y in zip(fa, fb, strict=True)]),
+        9: want([y + z for y, z in zip(fb, fc, strict=True)]),
+        10: want([x * y + x for x, y in zip(fa, fb, strict=True)]),
+        11: want([y * z + y for y, z in zip(fb, fc, strict=True)]),
+    }
+    for row, expected in checks.items():
+        sel = nonzero & (a != b) if row in (6, 7) else nonzero  # signs of exact zeros: not pinned here
+        np.testing.assert_array_equal(got[row][sel], expected[sel], err_msg=f"row {row}")
