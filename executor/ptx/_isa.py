@@ -67,6 +67,7 @@ SUPPORTED: dict[str, str] = {
     "min": "u/s 16 32 64; f32 (.ftz, .NaN), f64; f16 f16x2 (.ftz .NaN); bf16 bf16x2 (.NaN)",
     "mma": "sync.aligned.row.col: m16n8k8 and m16n8k16 f16 (f32.f16.f16.f32, f16.f16.f16.f16), m16n8k16 "
     "bf16 (f32), m16n8k8 tf32 (f32), m8n8k4 f64, m16n8k32 s8 (s32, .satfinite)",
+    "movmatrix": "sync.aligned.m8n8.trans.b16",
     "mov": "every scalar type, special registers, addresses of variables, vector pack/unpack",
     "mul": "lo hi wide for u/s 16 32 64; f32 (.rn .rz .rm .rp .ftz .sat), f64 (.rn .rz .rm .rp); "
     "f16 f16x2 (.rn .ftz .sat); bf16 bf16x2 (.rn)",

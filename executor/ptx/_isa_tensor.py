@@ -279,4 +279,29 @@ def _c_ldmatrix(c: Compiler, ins: Instruction) -> Runner:
     return ldmatrix
 
 
-TENSOR: dict[str, InstructionCompiler] = {"ldmatrix": _c_ldmatrix, "mma": _c_mma}
+def _c_movmatrix(c: Compiler, ins: Instruction) -> Runner:
+    """``movmatrix.sync.aligned.m8n8.trans.b16 d, a``: the warp's 8x8 matrix, held in ldmatrix's
+    fragment layout (lane ``l``: row ``l / 4``, columns ``2 (l % 4)`` and ``+ 1``), transposed."""
+    mods = [x for x in ins.mods if x not in ("sync", "aligned")]
+    if "sync" not in ins.mods or "aligned" not in ins.mods or mods != ["m8n8", "trans", "b16"]:
+        raise UnsupportedError("movmatrix.sync.aligned.m8n8.trans.b16")
+    if len(ins.operands) != 2:
+        raise UnsupportedError("movmatrix d, a")
+    get, put = c.read(ins.operands[1], DTYPES["u32"]), c.write(ins.operands[0], DTYPES["u32"])
+    lane = np.arange(32)
+    g, t = lane >> 2, lane & 3
+
+    def movmatrix(f: Frame, m: Mask | None) -> None:
+        _whole_warps(f, m, "movmatrix")
+        n = f.batch.n
+        words = broadcast_full(get(f), n).astype(np.uint32).reshape(n // 32, 32)
+        mats = np.zeros((n // 32, 8, 8), dtype=np.uint32)
+        mats[:, g, 2 * t] = words & np.uint32(0xFFFF)
+        mats[:, g, 2 * t + 1] = words >> np.uint32(16)
+        out = mats[:, 2 * t, g] | (mats[:, 2 * t + 1, g] << np.uint32(16))
+        put(f, out.reshape(n), m)
+
+    return movmatrix
+
+
+TENSOR: dict[str, InstructionCompiler] = {"ldmatrix": _c_ldmatrix, "mma": _c_mma, "movmatrix": _c_movmatrix}

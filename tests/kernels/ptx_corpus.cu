@@ -694,3 +694,11 @@ extern "C" __global__ void bf16_arith(const unsigned short* a, const unsigned sh
     out[k++ * n + i] = __bfloat16_as_ushort(__high2bfloat16(f));
 #endif
 }
+
+// movmatrix: an 8x8 matrix of 16-bit values in ldmatrix's fragment layout (lane l's word holds row
+// l / 4, columns 2 (l % 4) and + 1), transposed in registers
+extern "C" __global__ void transpose_fragment(const unsigned* in, unsigned* out) {
+    unsigned d, a = in[threadIdx.x];
+    asm volatile("movmatrix.sync.aligned.m8n8.trans.b16 %0, %1;" : "=r"(d) : "r"(a));
+    out[threadIdx.x] = d;
+}

@@ -185,3 +185,10 @@ def test_ldmatrix_loads_each_form_as_mma_fragments(corpus: Device) -> None:
     for j in range(2):
         np.testing.assert_array_equal(got[:, 8 + j], ldmatrix_reference(mats[j], False))
     np.testing.assert_array_equal(got[:, 10], ldmatrix_reference(mats[0], True))
+
+
+def test_movmatrix_transposes_a_fragment(corpus: Device) -> None:
+    mat = rng.integers(0, 1 << 16, size=(8, 8)).astype(np.uint16)
+    out = corpus.zeros(32, np.uint32)
+    corpus.run("transpose_fragment", 1, 32, corpus.put(ldmatrix_reference(mat, False)), out)
+    np.testing.assert_array_equal(corpus.get(out, 32, np.uint32), ldmatrix_reference(mat, True))
