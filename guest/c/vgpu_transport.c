@@ -281,13 +281,37 @@ int vt_attach_region(struct cuda_transport *t)
 
 /* -- rings and arena --------------------------------------------------------------------------- */
 
+/*
+ * A reset (protocol.md 1.3) re-lays the rings out: RESETTING, then READY with epoch + 1 and zeroed
+ * indices. The call that notices fails with E_GONE (every call in flight and every handle from
+ * before is lost); once the new epoch is READY we start over on the fresh rings, so later calls
+ * are served again.
+ */
+static void start_over(struct cuda_transport *t, uint32_t epoch)
+{
+    t->epoch = epoch;
+    t->sq_tail = t->cq_head = 0;
+    t->arena_tail = t->arena_freed = 0;
+    t->inflight_head = t->inflight_count = 0;
+    t->have_async_error = 0; /* it named a call of the old epoch */
+}
+
 static int check_alive(struct cuda_transport *t)
 {
     uint32_t state = ld32(t, VR_OFF_DEVICE_STATE), epoch = ld32(t, VR_OFF_EPOCH);
-    if (state != VR_STATE_READY || epoch != t->epoch)
-        return vt_fail(CUDA_TRANSPORT_E_GONE, "device state %u epoch %u (attached in epoch %u)",
-                       state, epoch, t->epoch);
-    return 0;
+    if (state == VR_STATE_READY && epoch == t->epoch)
+        return 0;
+    if (state == VR_STATE_RESETTING)
+        return vt_fail(CUDA_TRANSPORT_E_GONE, "the host is resetting the device (epoch %u): every call "
+                       "in flight is lost", t->epoch);
+    if (state == VR_STATE_READY) {
+        uint32_t old = t->epoch;
+        start_over(t, epoch);
+        return vt_fail(CUDA_TRANSPORT_E_GONE, "the host reset the device (epoch %u -> %u): every call "
+                       "in flight and every handle from before is lost; starting over", old, epoch);
+    }
+    return vt_fail(CUDA_TRANSPORT_E_GONE, "device state %u epoch %u (attached in epoch %u)",
+                   state, epoch, t->epoch);
 }
 
 static void kick(struct cuda_transport *t)
@@ -307,9 +331,13 @@ static int pop_completion(struct cuda_transport *t, struct vr_cqe *cqe)
 {
     uint32_t tail = ld32(t, VR_OFF_CQ_TAIL);
     uint32_t pending = tail - t->cq_head;
-    if (pending > t->cq_entries)
+    if (pending > t->cq_entries) {
+        int rc = check_alive(t); /* a reset zeroed the host's indices: not a ring error */
+        if (rc)
+            return rc;
         return vt_fail(CUDA_TRANSPORT_E_PROTOCOL, "completion tail %u jumped past head %u", tail,
                        t->cq_head);
+    }
     if (!pending)
         return 0;
     const uint8_t *slot = t->region + t->cq_offset + (uint64_t)(t->cq_head & (t->cq_entries - 1)) * VR_CQE_SIZE;
@@ -403,9 +431,13 @@ static int push(struct cuda_transport *t, uint16_t call_id, uint16_t flags, cons
     for (;;) {
         uint32_t head = ld32(t, VR_OFF_SQ_HEAD);
         uint32_t used = t->sq_tail - head;
-        if (used > t->sq_entries)
+        if (used > t->sq_entries) {
+            int rc = check_alive(t); /* a reset zeroed the host's indices: not a ring error */
+            if (rc)
+                return rc;
             return vt_fail(CUDA_TRANSPORT_E_PROTOCOL, "submission head %u is %u behind tail %u",
                            head, used, t->sq_tail);
+        }
         if (used < t->sq_entries)
             break;
         int rc = check_alive(t);
