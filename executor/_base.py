@@ -225,6 +225,9 @@ class Executor(ABC):
         #: injected faults for the next calls; while it is empty a caller may run the handler that
         #: :meth:`handler_for` gave it directly, which is what :meth:`execute` would do
         self.pending_faults: list[tuple[CUresult | CublasStatus, bool]] = []
+        #: called between the stream-ordered operations one call runs back to back (a graph's
+        #: nodes), so that a long queue of legitimate work keeps the worker's heartbeat; must be cheap
+        self.between_ops: Callable[[], None] | None = None
 
     def handler_for(self, spec: CallSpec) -> Handler | None:
         cached = self._handlers.get(spec.call_id)

@@ -278,7 +278,19 @@ class SimExecutor(SimNvmlCalls, Executor):
             return
         if state.capture.invalid_reason is None:
             self._hold_nodes(1, what, state.capture, host_bytes)
-        state.capture.record(state, op, what)
+        state.capture.record(state, self._paced(op), what)
+
+    def _paced(self, op: Callable[[], None]) -> Callable[[], None]:
+        """``op`` as a graph node: a graph launch replays its nodes in one call, each bounded (a
+        kernel by the PTX engine's limits) but not their sum, so :attr:`between_ops` runs before each."""
+
+        def node() -> None:
+            hook = self.between_ops
+            if hook is not None:
+                hook()
+            op()
+
+        return node
 
     def _hold_nodes(self, count: int, what: str, capture: Capture | None = None, host_bytes: int = 0) -> int:
         """Refuse graph nodes past :data:`MAX_GRAPH_NODES` or the VM's host budget (a capture that

@@ -141,6 +141,7 @@ class Worker:
             device=_device_config(spec.device), memory_quota=spec.memory_quota,
             host_budget=spec.host_budget, va_floor=spec.va_floor,
             on_va_lease=lambda end: self.send(event="va_lease", end=end))
+        self.executor.between_ops = self.beat_between_ops
         attach = getattr(self.executor, "attach_arena", None)
         if callable(attach):
             attach(self.region.arena)
@@ -249,6 +250,12 @@ class Worker:
         counters.heartbeat_ns = time.monotonic_ns()
         self.stats.write(counters)
         self._beat_at = perf_counter_ns()
+
+    def beat_between_ops(self) -> None:
+        """Inside one long call (a graph's nodes, one after another): the heartbeat, at most
+        ``HEARTBEAT_NS`` apart, so that only a worker that is truly stuck looks hung."""
+        if perf_counter_ns() - self._beat_at >= HEARTBEAT_NS:
+            self.publish_stats()
 
     def beat_if_due(self, now_ns: int) -> None:
         """While busy: the heartbeat and a look at control, at most ``HEARTBEAT_NS`` apart."""

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import os
 import signal
+import struct
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from guest import DeviceGoneError, GuestClient
 from mediator._control_client import request
 from mediator._launcher import MediatorProcess, running_mediator
-from protocol import DeviceState
+from protocol import CALLS_BY_NAME, DeviceState, StreamCaptureMode
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -91,3 +93,67 @@ def test_repeated_crashes_end_in_a_broken_session_not_a_loop(impatient_mediator:
         wait_until(lambda: vm_status(mediator, "vm1")["state"] == "listening")
         assert gpu.region.device_state == DeviceState.BROKEN
     assert "restart limit reached" in mediator.log
+
+
+#: one thread that spins on the wall clock (``%globaltimer``) for its parameter's nanoseconds
+SPIN_PTX = b""".version 8.0
+.target sm_90
+.address_size 64
+.visible .entry spin(.param .u64 ns)
+{
+    .reg .u64 %rd<4>;
+    .reg .pred %p;
+    ld.param.u64 %rd1, [ns];
+    mov.u64 %rd2, %globaltimer;
+    add.u64 %rd1, %rd1, %rd2;
+LOOP:
+    mov.u64 %rd3, %globaltimer;
+    setp.lt.u64 %p, %rd3, %rd1;
+    @%p bra LOOP;
+    ret;
+}
+"""
+#: each launch outlasts half the worker timeout and stays well inside the engine's 5 s budget
+WORKER_TIMEOUT_S = 2.0
+SPIN_NS = 1_200_000_000
+LAUNCHES = 4
+
+
+def _call(gpu: GuestClient, name: str, **kwargs: Any) -> Any:
+    data = kwargs.pop("data", None)
+    asynchronous = kwargs.pop("asynchronous", False)
+    spec = CALLS_BY_NAME[name]
+    return gpu.checked(name, spec.args(**kwargs), data=data, asynchronous=asynchronous).result
+
+
+def _launch_spin(gpu: GuestClient, function: int, stream: int) -> None:
+    """Posted, as a launch is: a captured one is recorded, not waited for."""
+    _call(gpu, "launch_kernel", function=function, grid_x=1, grid_y=1, grid_z=1, block_x=1, block_y=1, block_z=1,
+          shared_mem_bytes=0, stream=stream, data=struct.pack("<Q", SPIN_NS), asynchronous=True)
+
+
+def test_a_long_queue_of_legitimate_work_keeps_the_heartbeat(tmp_path: Path) -> None:
+    """Posted launches, then a graph replaying the same launches in one call: each launch takes more
+    than half the worker timeout and all of them several timeouts, yet the worker beats between them
+    and nobody kills it."""
+    extra = f"worker_timeout_s = {WORKER_TIMEOUT_S}\nmax_sleep_ms = 50"
+    with running_mediator(tmp_path, backend="sim", vms=1, extra=extra) as mediator, \
+            GuestClient.connect(mediator.vm_socket(1)) as gpu:
+        module = _call(gpu, "module_load_data", data=SPIN_PTX).module
+        function = _call(gpu, "module_get_function", module=module, data=b"spin").function
+        stream = _call(gpu, "stream_create", flags=0).stream
+        for _ in range(LAUNCHES):
+            _launch_spin(gpu, function, stream)
+        _call(gpu, "stream_synchronize", stream=stream)
+
+        _call(gpu, "stream_begin_capture", stream=stream, mode=StreamCaptureMode.CU_STREAM_CAPTURE_MODE_RELAXED)
+        for _ in range(LAUNCHES):
+            _launch_spin(gpu, function, stream)
+        graph = _call(gpu, "stream_end_capture", stream=stream).graph
+        graph_exec = _call(gpu, "graph_instantiate", graph=graph, flags=0).graph_exec
+        started = time.monotonic()
+        _call(gpu, "graph_launch", graph_exec=graph_exec, stream=stream)
+        assert time.monotonic() - started > LAUNCHES * SPIN_NS / 1e9  # one call ran them all
+        gpu.nop()
+        assert vm_status(mediator, "vm1")["restarts"] == 0
+    assert "worker stopped answering" not in mediator.log
