@@ -25,7 +25,9 @@ reached by only some of a block's running threads is a barrier in divergent code
 CUDA; the engine ends the launch with ``CUDA_ERROR_LAUNCH_FAILED`` (threads that exited, or that
 only wait to exit, count as arrived). ``call`` runs a ``.func`` for the active threads in a fresh
 frame (registers, ``.param`` variables shared with the caller's, a local-memory frame on each
-thread's stack), nested at most :attr:`Limits.call_depth` deep.
+thread's stack), nested at most :attr:`Limits.call_depth` deep. A call to the extern ``vprintf`` (device
+``printf``) is an intrinsic (``_printf``): formatted per thread from checked reads, bounded per
+launch, logged.
 
 *Memory.* Global and constant memory are the VM's device memory, reached only through its checked
 ``read``/``write`` (``executor._kernels.DeviceMemory``): an address outside the VM's allocations is

@@ -35,6 +35,7 @@ from ._memory import (
 )
 from ._numeric import DTYPES, fit, ftz32, uint_of
 from ._parse import Addr, Args, Imm, Instruction, Operand, PtxSyntaxError, Reg, Sym, Variable
+from ._printf import format_printf, read_string
 from ._program import FunctionCode
 from ._state import Frame, KernelFaultError, Value
 
@@ -309,11 +310,43 @@ class Compiler:
                 raise UnsupportedError("call with a prototype or an indirect target")
             args = tuple(self._param_name(a) for a in ops[1].items)
         target = self.functions.get(callee)
+        if target is None and callee == "vprintf":
+            return Op(PLAIN, self._vprintf(args, rets), guard, ins.line, ins.text)
         if target is None:
             raise UnsupportedError(f"call to {callee}, which the module does not define")
         if len(args) != len(target.function.params) or len(rets) != len(target.function.returns):
             raise UnsupportedError(f"call to {callee} with a different number of parameters")
         return Op(CALL, None, guard, ins.line, ins.text, callee=callee, call_args=args, call_rets=rets)
+
+    def _vprintf(self, args: tuple[str, ...], rets: tuple[str, ...]) -> Runner:
+        """CUDA's device printf, an engine intrinsic: each active thread in order formats its
+        arguments (read through the checked generic path) into the launch's bounded output."""
+        if len(args) != 2 or len(rets) > 1 or any(self.local_params[a].size < 8 for a in args):
+            raise UnsupportedError("vprintf with other than (format, args) pointers")
+        fmt_name, args_name = args
+        ret = rets[0] if rets else None
+
+        def run(f: Frame, m: Mask | None) -> None:
+            rows = active_rows(m, f.batch.n)
+            fmts = _frame_param(f, fmt_name, self.local_params[fmt_name].size)
+            bufs = _frame_param(f, args_name, self.local_params[args_name].size)
+            results = np.zeros(rows.size, dtype=np.int32)
+            for k, t in enumerate(rows):
+                if time.monotonic() > f.batch.deadline:  # thousands of threads' printf is slow
+                    raise KernelFaultError(
+                        CUresult.CUDA_ERROR_LAUNCH_TIMEOUT,
+                        f"the launch ran past its bound of {f.batch.limits.seconds} s in printf",
+                    )
+                fmt_addr = int.from_bytes(fmts[t, :8].tobytes(), "little")
+                args_addr = int.from_bytes(bufs[t, :8].tobytes(), "little")
+                text, results[k] = _printf_thread(f, int(t), fmt_addr, args_addr)
+                if f.batch.printf is not None:
+                    f.batch.printf.write(text)
+            if ret is not None:
+                out = _frame_param(f, ret, self.local_params[ret].size)
+                out[rows, :4] = results.view(np.uint8).reshape(-1, 4)
+
+        return run
 
     def _param_name(self, item: Operand) -> str:
         if not isinstance(item, Sym) or item.name not in self.local_params:
@@ -581,6 +614,25 @@ class Compiler:
             access(f, space, rows, addrs, data.shape[1], data)
 
         return store
+
+
+def _printf_thread(f: Frame, t: int, fmt_addr: int, args_addr: int) -> tuple[bytes, int]:
+    """Thread ``t``'s printf: its format string and packed arguments, each byte read checked."""
+    row = np.array([t], dtype=np.intp)
+    offset = 0
+
+    def read(address: int, size: int) -> bytes:
+        addrs = (np.uint64(address) + np.arange(size, dtype=np.uint64)) & np.uint64(2**64 - 1)
+        return access(f, "generic", np.repeat(row, size), addrs, 1, None).tobytes()
+
+    def arg(size: int) -> bytes:  # the next argument, at its natural alignment in the buffer
+        nonlocal offset
+        offset = -(-offset // size) * size
+        addrs = np.array([(args_addr + offset) & (2**64 - 1)], dtype=np.uint64)
+        offset += size
+        return access(f, "generic", row, addrs, size, None).tobytes()
+
+    return format_printf(read_string(read, fmt_addr), arg, lambda a, n: read_string(read, a, n))
 
 
 def _symbol(f: Frame, name: str) -> int:

@@ -34,7 +34,9 @@ SUPPORTED: dict[str, str] = {
     "bfind": "u32 s32 u64 s64 (.shiftamt)",
     "bra": "bra, bra.uni, with a predicate",
     "brev": "b32 b64",
-    "call": "call / call.uni to a .func defined in the module, arguments and results through .param",
+    "call": "call / call.uni to a .func defined in the module, arguments and results through .param; "
+    "to the extern vprintf (device printf: C's conversions d i o u x X c s f F e E g G a A p %, flags, "
+    "width, precision, h hh l ll z; bounded output logged per launch)",
     "clz": "b32 b64",
     "cnot": "b16 b32 b64",
     "copysign": "f32 f64",

@@ -23,6 +23,8 @@ from .._kernels import DeviceMemory, LaunchDims
 from ._compiler import BAR, BRA, CALL, EXIT, PLAIN, RET, TRAP, Compiler, Layout, Op, UnsupportedError
 from ._isa import COMPILERS
 from ._parse import Instruction, PtxSyntaxError, Sym, Variable
+from ._printf import PrintfSink
+from ._printf import emit as emit_printf
 from ._program import EXIT as NEVER
 from ._program import FunctionCode, Program, build_program
 from ._state import Batch, Frame, KernelFaultError, Limits
@@ -326,6 +328,7 @@ def launch(
         ),
     )
     deadline = time.monotonic() + limits.seconds
+    printed = PrintfSink(limits.printf_bytes, limits.printf_lines)
     steps = 0
     first = 0
     try:
@@ -334,6 +337,7 @@ def launch(
                 count = min(per_batch, blocks - first)
                 batch = _batch(kernel, memory, symbols, params, dims, first, count, shared_size, limits)
                 batch.steps = steps
+                batch.printf, batch.deadline = printed, deadline
                 _run_entry(batch, kernel, deadline)
                 steps = batch.steps
                 first += count
@@ -347,6 +351,8 @@ def launch(
             f"kernel {name}: the PTX engine failed ({type(exc).__name__}: {exc})",
             sticky=True,
         ) from exc
+    finally:
+        emit_printf(name, printed)  # what the kernel printed before it ended, as a GPU flushes it
     return steps
 
 

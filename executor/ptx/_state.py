@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -19,6 +19,9 @@ import numpy.typing as npt
 from protocol import CUresult
 
 from .._kernels import DeviceMemory
+
+if TYPE_CHECKING:
+    from ._printf import PrintfSink
 
 __all__ = ["Batch", "KernelFaultError", "Frame", "Limits", "Value"]
 
@@ -54,6 +57,8 @@ class Limits:
     local_bytes_total: int = 64 << 20
     shared_bytes_total: int = 32 << 20
     call_depth: int = 64
+    printf_bytes: int = 64 << 10  # printf output kept per launch; the rest is counted as dropped
+    printf_lines: int = 1024
 
 
 @dataclass(eq=False, slots=True)
@@ -77,6 +82,8 @@ class Batch:
     limits: Limits
     local: npt.NDArray[np.uint8] = field(default_factory=lambda: np.zeros((0, 0), dtype=np.uint8))
     exited: Mask = field(default_factory=lambda: np.zeros(0, dtype=np.bool_))
+    printf: PrintfSink | None = None  # the launch's printf output
+    deadline: float = float("inf")  # the launch's wall-clock bound (time.monotonic), for long ops
     steps: int = 0  # batch-instructions executed, shared across the launch through Launch
     depth: int = 0
 

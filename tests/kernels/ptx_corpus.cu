@@ -702,3 +702,18 @@ extern "C" __global__ void transpose_fragment(const unsigned* in, unsigned* out)
     asm volatile("movmatrix.sync.aligned.m8n8.trans.b16 %0, %1;" : "=r"(d) : "r"(a));
     out[threadIdx.x] = d;
 }
+
+// device printf (vprintf): several conversions with flags, width, precision and length modifiers;
+// the format string is chosen by `which` so a test can also pass a bad string pointer through %s
+extern "C" __global__ void printf_formats(const char* name, int which) {
+    int t = threadIdx.x;
+    if (which == 0) {
+        printf("t%d: %5d|%-4x|%08.3f|%+e|%s|%c%%\n", t, -t * 7, t * 255, t * 1.5f, t * 0.25, name, 'a' + t);
+    } else if (which == 1) {
+        printf("%lld %llu %#o %#X %hd %hhu %.0d| %g %G %a %.2a %5.1s %p\n", -1234567890123LL,
+               18446744073709551615ULL, 8u, 255u, 70000, 300, 0, 1e-5, 1e20, 1.0, 1.0 / 3.0, name,
+               (void*)0x1234);
+    } else {
+        printf("%s\n", name + (size_t)which);
+    }
+}
