@@ -202,7 +202,10 @@ class PrintfSink:
         self.dropped += len(text) - len(kept)
 
     def text_lines(self) -> list[str]:
-        out = self.data.decode("utf-8", errors="replace").splitlines()
+        text = self.data.decode("utf-8", errors="replace")
+        out = text.split("\n")  # only newline ends a line (not str.splitlines' \f, \x1c, ...)
+        if out[-1] == "":
+            out.pop()
         if self.dropped:
             out.append(f"… {self.dropped} bytes of printf output dropped")
         return out

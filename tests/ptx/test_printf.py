@@ -122,3 +122,9 @@ def test_huge_widths_and_precisions_are_clamped() -> None:
     out, used = _printf.format_printf(b"%999999999d|%.999999999f", lambda size: next(args), lambda a, n: b"")
     assert used == 2
     assert out == b" " * (_printf.MAX_FIELD - 1) + b"1|2." + b"0" * _printf.MAX_FIELD
+
+
+def test_only_newline_ends_a_line() -> None:
+    sink = _printf.PrintfSink()
+    sink.write(b"a\x0cb\x1c\rc\nd")
+    assert sink.text_lines() == ["a\x0cb\x1c\rc", "d"]
