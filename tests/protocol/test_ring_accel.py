@@ -13,6 +13,7 @@ import os
 import struct
 import subprocess
 import sys
+import time
 from typing import Any
 
 import pytest
@@ -179,11 +180,12 @@ def test_spin_returns_when_the_other_process_publishes() -> None:
         "region = Region(memoryview(mmap.mmap(int(sys.argv[1]), 0)))\n"
         "SubmissionProducer(region).push(seq=5, call_id=1)\n"), str(fd)], pass_fds=(fd,))
     try:
+        # Each spin lasts at most 50 ms and returns at once when it sees the CPU contended, so bound
+        # the wait by time: the child needs a moment (seconds on a loaded machine) to start.
         pending = 0
-        for _ in range(600):  # each spin is bounded (50 ms); the child needs a moment to start
+        deadline = time.monotonic() + 60
+        while not pending and time.monotonic() < deadline:
             pending = host.spin(50_000_000, 1_000_000)
-            if pending:
-                break
         assert pending == 1 and host.read().seq == 5
     finally:
         guest.wait(30)
