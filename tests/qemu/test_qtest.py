@@ -88,10 +88,17 @@ class Qtest:
         bar2 = self.config_read(devfn, 0x18)
         assert bar2 & 0x1 == 0 and bar2 & 0x6 == 0x4 and bar2 & 0x8, (
             f"BAR2 is not 64-bit prefetchable memory: {bar2:#x}")
-        self.config_write(devfn, 0x10, BAR0_ADDR)
-        self.config_write(devfn, 0x18, BAR2_ADDR & 0xFFFF_FFFF)
-        self.config_write(devfn, 0x1C, BAR2_ADDR >> 32)
-        self.config_write(devfn, 0x04, 0x0002)  # command: memory space enable
+        # The same quirk as find_ivshmem's (a config access landing on a stale 0xcf8 address) can
+        # drop a write: program the BARs until they read back as written, at most three times.
+        wanted = {0x10: BAR0_ADDR, 0x18: BAR2_ADDR & 0xFFFF_FFFF | (bar2 & 0xF), 0x1C: BAR2_ADDR >> 32}
+        for _ in range(3):
+            for offset, value in wanted.items():
+                self.config_write(devfn, offset, value & ~0xF)
+            self.config_write(devfn, 0x04, 0x0002)  # command: memory space enable
+            got = {offset: self.config_read(devfn, offset) for offset in wanted}
+            if got == wanted and self.config_read(devfn, 0x04) & 0x0002:
+                return
+        raise AssertionError(f"BARs did not take: wanted {wanted}, read {got}; log: {self.log.read_text()}")
 
     def close(self) -> None:
         if self.proc.poll() is None:
