@@ -7,7 +7,10 @@ from ._catalog import CALLS, CALLS_BY_NAME, CallSpec, spec_for
 from ._codec import Codec, codec_for, decode_args, decode_call, decode_result, encode_args, encode_result
 from ._enums import (
     CublasComputeType,
+    CublasDiagType,
+    CublasFillMode,
     CublasOperation,
+    CublasSideMode,
     CudaDataType,
     FunctionAttribute,
     GranularityOption,
@@ -81,7 +84,10 @@ __all__ = [
     "CompletionConsumer",
     "CompletionProducer",
     "CublasComputeType",
+    "CublasDiagType",
+    "CublasFillMode",
     "CublasOperation",
+    "CublasSideMode",
     "CublasStatus",
     "CudaDataType",
     "DeviceState",

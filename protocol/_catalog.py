@@ -24,7 +24,10 @@ from pydantic import model_validator
 
 from ._enums import (
     CublasComputeType,
+    CublasDiagType,
+    CublasFillMode,
     CublasOperation,
+    CublasSideMode,
     CudaDataType,
     FunctionAttribute,
     GranularityOption,
@@ -304,6 +307,12 @@ class EventRecordArgs(WireModel):
     stream: StreamH
 
 
+class EventRecordFlagsArgs(WireModel):
+    event: EventH
+    stream: StreamH
+    flags: U32
+
+
 class EventElapsedArgs(WireModel):
     start: EventH
     end: EventH
@@ -448,7 +457,9 @@ class SgemmArgs(WireModel):
 
 
 class GemmExArgs(WireModel):
-    """``alpha``/``beta`` travel as doubles; with f32 compute they hold float values exactly."""
+    """``alpha``/``beta`` travel as doubles, whatever the scale type (f16, f32, f64 and i32 values
+    are all exact as doubles); ``alpha_imag``/``beta_imag`` are their imaginary parts for complex
+    scale types, 0 otherwise."""
 
     handle: CublasH
     transa: _OpField  # type: ignore[valid-type]
@@ -469,6 +480,8 @@ class GemmExArgs(WireModel):
     ldc: I32
     compute_type: _ComputeField  # type: ignore[valid-type]
     algo: I32
+    alpha_imag: F64 = 0.0
+    beta_imag: F64 = 0.0
 
     @model_validator(mode="after")
     def _shape(self) -> Self:
@@ -477,6 +490,8 @@ class GemmExArgs(WireModel):
 
 
 class GemmStridedBatchedExArgs(WireModel):
+    """Scalars as in :class:`GemmExArgs`; strides in elements."""
+
     handle: CublasH
     transa: _OpField  # type: ignore[valid-type]
     transb: _OpField  # type: ignore[valid-type]
@@ -500,6 +515,8 @@ class GemmStridedBatchedExArgs(WireModel):
     batch_count: I32
     compute_type: _ComputeField  # type: ignore[valid-type]
     algo: I32
+    alpha_imag: F64 = 0.0
+    beta_imag: F64 = 0.0
 
     @model_validator(mode="after")
     def _shape(self) -> Self:
@@ -532,6 +549,8 @@ class GemmBatchedExArgs(WireModel):
     batch_count: I32
     compute_type: _ComputeField  # type: ignore[valid-type]
     algo: I32
+    alpha_imag: F64 = 0.0
+    beta_imag: F64 = 0.0
 
     @model_validator(mode="after")
     def _shape(self) -> Self:
@@ -539,6 +558,69 @@ class GemmBatchedExArgs(WireModel):
         if self.batch_count < 0:
             raise ValueError("batch_count must not be negative")
         return self
+
+
+_SideField = enum_field(CublasSideMode)
+_FillField = enum_field(CublasFillMode)
+_DiagField = enum_field(CublasDiagType)
+
+
+class StrsmArgs(WireModel):
+    """``op(A) X = alpha B`` (left) or ``X op(A) = alpha B`` (right), X overwriting B (``m x n``)."""
+
+    handle: CublasH
+    side: _SideField  # type: ignore[valid-type]
+    uplo: _FillField  # type: ignore[valid-type]
+    trans: _OpField  # type: ignore[valid-type]
+    diag: _DiagField  # type: ignore[valid-type]
+    m: I32
+    n: I32
+    alpha: F32
+    a: DevPtr
+    lda: I32
+    b: DevPtr
+    ldb: I32
+
+    @model_validator(mode="after")
+    def _shape(self) -> Self:
+        _check_trsm_shape(self.side, self.m, self.n, self.lda, self.ldb)
+        return self
+
+
+class StrsmBatchedArgs(WireModel):
+    """:class:`StrsmArgs` for ``batch_count`` systems; ``a`` and ``b`` are device arrays of device
+    pointers."""
+
+    handle: CublasH
+    side: _SideField  # type: ignore[valid-type]
+    uplo: _FillField  # type: ignore[valid-type]
+    trans: _OpField  # type: ignore[valid-type]
+    diag: _DiagField  # type: ignore[valid-type]
+    m: I32
+    n: I32
+    alpha: F32
+    a: DevPtr
+    lda: I32
+    b: DevPtr
+    ldb: I32
+    batch_count: I32
+
+    @model_validator(mode="after")
+    def _shape(self) -> Self:
+        _check_trsm_shape(self.side, self.m, self.n, self.lda, self.ldb)
+        if self.batch_count < 0:
+            raise ValueError("batch_count must not be negative")
+        return self
+
+
+def _check_trsm_shape(side: CublasSideMode, m: int, n: int, lda: int, ldb: int) -> None:
+    if min(m, n) < 0:
+        raise ValueError("m and n must not be negative")
+    order = m if side == CublasSideMode.CUBLAS_SIDE_LEFT else n
+    if lda < max(1, order):
+        raise ValueError(f"lda={lda} < max(1, {order})")
+    if ldb < max(1, m):
+        raise ValueError(f"ldb={ldb} < max(1, {m})")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -591,6 +673,13 @@ class NvmlMemoryResult(WireModel):
 
     total: U64
     used: U64
+
+
+class NvmlProcessesResult(WireModel):
+    """``count`` processes of the VM use the device; the output payload holds as many as fit of
+    (u32 pid, u32 zero, u64 bytes of device memory)."""
+
+    count: U32
 
 
 # ---------------------------------------------------------------------------------------------
@@ -678,6 +767,9 @@ def _specs() -> list[CallSpec]:
         cs(0x0064, "event_query", "cuEventQuery", EventArgs, nr,
            doc="CUDA_ERROR_NOT_READY until the event has completed"),
         cs(0x0065, "event_elapsed_time", "cuEventElapsedTime", EventElapsedArgs, EventElapsedResult),
+        cs(0x0066, "event_record_with_flags", "cuEventRecordWithFlags", EventRecordFlagsArgs, nr,
+           is_async=True, doc="CU_EVENT_RECORD_EXTERNAL (1) on a capturing stream adds an event record "
+           "node (the event is recorded when the graph runs)"),
         # modules and launch
         cs(0x0070, "module_load_data", "cuModuleLoadData", ns, ModuleLoadResult,
            in_payload="the module image: PTX text, a cubin or a fatbin"),
@@ -712,6 +804,10 @@ def _specs() -> list[CallSpec]:
            GemmStridedBatchedExArgs, nr, is_async=True, status_domain="cublasStatus_t"),
         cs(0x0087, "cublas_gemm_batched_ex", "cublasGemmBatchedEx", GemmBatchedExArgs, nr,
            is_async=True, status_domain="cublasStatus_t"),
+        cs(0x0088, "cublas_strsm", "cublasStrsm_v2", StrsmArgs, nr, is_async=True,
+           status_domain="cublasStatus_t"),
+        cs(0x0089, "cublas_strsm_batched", "cublasStrsmBatched", StrsmBatchedArgs, nr, is_async=True,
+           status_domain="cublasStatus_t"),
         # stream capture and graphs
         cs(0x0090, "stream_begin_capture", "cuStreamBeginCapture_v2", BeginCaptureArgs, nr),
         cs(0x0091, "stream_end_capture", "cuStreamEndCapture", StreamArgs, GraphResult),
@@ -726,6 +822,9 @@ def _specs() -> list[CallSpec]:
            doc="The VM's memory: its quota as the total, its allocations as used."),
         cs(0x00A1, "nvml_driver_version", "nvmlSystemGetDriverVersion", ns, nr,
            out_payload="the host driver's version string, NUL-terminated, truncated to out_cap"),
+        cs(0x00A2, "nvml_compute_processes", "nvmlDeviceGetComputeRunningProcesses_v3", DeviceArgs,
+           NvmlProcessesResult, out_payload="count entries of (u32 pid, u32 0, u64 bytes), as many as fit",
+           doc="The VM's own processes that hold a context, with the device memory each uses."),
     ]
 
 

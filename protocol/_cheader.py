@@ -21,7 +21,10 @@ from typing import Final, Literal
 from ._catalog import CALLS, CallSpec
 from ._enums import (
     CublasComputeType,
+    CublasDiagType,
+    CublasFillMode,
     CublasOperation,
+    CublasSideMode,
     CudaDataType,
     FunctionAttribute,
     GranularityOption,
@@ -213,6 +216,9 @@ C_ENUMS: Final[tuple[CEnum, ...]] = (
     _c_enum(CublasOperation, "vgpu_cublas_operation"),
     _c_enum(CudaDataType, "vgpu_cuda_data_type"),
     _c_enum(CublasComputeType, "vgpu_cublas_compute_type"),
+    _c_enum(CublasSideMode, "vgpu_cublas_side_mode"),
+    _c_enum(CublasFillMode, "vgpu_cublas_fill_mode"),
+    _c_enum(CublasDiagType, "vgpu_cublas_diag_type"),
 )
 
 _ENUM_TAGS: Final[dict[type[IntEnum], CEnum]] = {e.enum: e for e in C_ENUMS}

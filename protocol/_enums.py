@@ -6,7 +6,10 @@ from enum import IntEnum
 
 __all__ = [
     "CublasComputeType",
+    "CublasDiagType",
+    "CublasFillMode",
     "CublasOperation",
+    "CublasSideMode",
     "CudaDataType",
     "FunctionAttribute",
     "GranularityOption",
@@ -77,18 +80,51 @@ class CublasOperation(IntEnum):
 
 
 class CudaDataType(IntEnum):
-    """``cudaDataType_t`` members accepted as GEMM matrix types."""
+    """``cudaDataType_t`` members some cuBLAS GEMM takes as a matrix type."""
 
     CUDA_R_32F = 0
+    CUDA_R_64F = 1
     CUDA_R_16F = 2
+    CUDA_R_8I = 3
+    CUDA_C_32F = 4
+    CUDA_C_64F = 5
+    CUDA_C_8I = 7
+    CUDA_R_32I = 10
     CUDA_R_16BF = 14
 
 
 class CublasComputeType(IntEnum):
-    """``cublasComputeType_t`` members with f32 accumulation."""
+    """``cublasComputeType_t``."""
 
+    CUBLAS_COMPUTE_16F = 64
+    CUBLAS_COMPUTE_16F_PEDANTIC = 65
     CUBLAS_COMPUTE_32F = 68
     CUBLAS_COMPUTE_32F_PEDANTIC = 69
+    CUBLAS_COMPUTE_64F = 70
+    CUBLAS_COMPUTE_64F_PEDANTIC = 71
+    CUBLAS_COMPUTE_32I = 72
+    CUBLAS_COMPUTE_32I_PEDANTIC = 73
     CUBLAS_COMPUTE_32F_FAST_16F = 74
     CUBLAS_COMPUTE_32F_FAST_16BF = 75
     CUBLAS_COMPUTE_32F_FAST_TF32 = 77
+
+
+class CublasSideMode(IntEnum):
+    """``cublasSideMode_t``: on which side of B the triangular matrix stands."""
+
+    CUBLAS_SIDE_LEFT = 0
+    CUBLAS_SIDE_RIGHT = 1
+
+
+class CublasFillMode(IntEnum):
+    """``cublasFillMode_t`` members a triangular matrix may have."""
+
+    CUBLAS_FILL_MODE_LOWER = 0
+    CUBLAS_FILL_MODE_UPPER = 1
+
+
+class CublasDiagType(IntEnum):
+    """``cublasDiagType_t``."""
+
+    CUBLAS_DIAG_NON_UNIT = 0
+    CUBLAS_DIAG_UNIT = 1

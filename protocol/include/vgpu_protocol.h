@@ -318,17 +318,47 @@ enum vgpu_cublas_operation {
 /* cudaDataType_t */
 enum vgpu_cuda_data_type {
     VGPU_CUDA_R_32F = 0,
+    VGPU_CUDA_R_64F = 1,
     VGPU_CUDA_R_16F = 2,
+    VGPU_CUDA_R_8I = 3,
+    VGPU_CUDA_C_32F = 4,
+    VGPU_CUDA_C_64F = 5,
+    VGPU_CUDA_C_8I = 7,
+    VGPU_CUDA_R_32I = 10,
     VGPU_CUDA_R_16BF = 14,
 };
 
 /* cublasComputeType_t */
 enum vgpu_cublas_compute_type {
+    VGPU_CUBLAS_COMPUTE_16F = 64,
+    VGPU_CUBLAS_COMPUTE_16F_PEDANTIC = 65,
     VGPU_CUBLAS_COMPUTE_32F = 68,
     VGPU_CUBLAS_COMPUTE_32F_PEDANTIC = 69,
+    VGPU_CUBLAS_COMPUTE_64F = 70,
+    VGPU_CUBLAS_COMPUTE_64F_PEDANTIC = 71,
+    VGPU_CUBLAS_COMPUTE_32I = 72,
+    VGPU_CUBLAS_COMPUTE_32I_PEDANTIC = 73,
     VGPU_CUBLAS_COMPUTE_32F_FAST_16F = 74,
     VGPU_CUBLAS_COMPUTE_32F_FAST_16BF = 75,
     VGPU_CUBLAS_COMPUTE_32F_FAST_TF32 = 77,
+};
+
+/* cublasSideMode_t */
+enum vgpu_cublas_side_mode {
+    VGPU_CUBLAS_SIDE_LEFT = 0,
+    VGPU_CUBLAS_SIDE_RIGHT = 1,
+};
+
+/* cublasFillMode_t */
+enum vgpu_cublas_fill_mode {
+    VGPU_CUBLAS_FILL_MODE_LOWER = 0,
+    VGPU_CUBLAS_FILL_MODE_UPPER = 1,
+};
+
+/* cublasDiagType_t */
+enum vgpu_cublas_diag_type {
+    VGPU_CUBLAS_DIAG_NON_UNIT = 0,
+    VGPU_CUBLAS_DIAG_UNIT = 1,
 };
 
 /* ---- call ids ------------------------------------------------------------------------- */
@@ -378,6 +408,7 @@ enum vgpu_cublas_compute_type {
 #define VGPU_CALL_EVENT_SYNCHRONIZE 0x0063 /* cuEventSynchronize, synchronizing */
 #define VGPU_CALL_EVENT_QUERY 0x0064 /* cuEventQuery */
 #define VGPU_CALL_EVENT_ELAPSED_TIME 0x0065 /* cuEventElapsedTime */
+#define VGPU_CALL_EVENT_RECORD_WITH_FLAGS 0x0066 /* cuEventRecordWithFlags, async-capable */
 #define VGPU_CALL_MODULE_LOAD_DATA 0x0070 /* cuModuleLoadData */
 #define VGPU_CALL_MODULE_UNLOAD 0x0071 /* cuModuleUnload */
 #define VGPU_CALL_MODULE_GET_FUNCTION 0x0072 /* cuModuleGetFunction */
@@ -395,6 +426,8 @@ enum vgpu_cublas_compute_type {
 #define VGPU_CALL_CUBLAS_GEMM_EX 0x0085 /* cublasGemmEx, async-capable, status is cublasStatus_t */
 #define VGPU_CALL_CUBLAS_GEMM_STRIDED_BATCHED_EX 0x0086 /* cublasGemmStridedBatchedEx, async-capable, status is cublasStatus_t */
 #define VGPU_CALL_CUBLAS_GEMM_BATCHED_EX 0x0087 /* cublasGemmBatchedEx, async-capable, status is cublasStatus_t */
+#define VGPU_CALL_CUBLAS_STRSM 0x0088 /* cublasStrsm_v2, async-capable, status is cublasStatus_t */
+#define VGPU_CALL_CUBLAS_STRSM_BATCHED 0x0089 /* cublasStrsmBatched, async-capable, status is cublasStatus_t */
 #define VGPU_CALL_STREAM_BEGIN_CAPTURE 0x0090 /* cuStreamBeginCapture_v2 */
 #define VGPU_CALL_STREAM_END_CAPTURE 0x0091 /* cuStreamEndCapture */
 #define VGPU_CALL_STREAM_GET_CAPTURE_INFO 0x0092 /* cuStreamGetCaptureInfo */
@@ -404,6 +437,7 @@ enum vgpu_cublas_compute_type {
 #define VGPU_CALL_GRAPH_DESTROY 0x0096 /* cuGraphDestroy */
 #define VGPU_CALL_NVML_MEMORY_INFO 0x00a0 /* nvmlDeviceGetMemoryInfo */
 #define VGPU_CALL_NVML_DRIVER_VERSION 0x00a1 /* nvmlSystemGetDriverVersion */
+#define VGPU_CALL_NVML_COMPUTE_PROCESSES 0x00a2 /* nvmlDeviceGetComputeRunningProcesses_v3 */
 
 /* ---- argument and result structs (SQE `args`, CQE `results`) -------------------------- */
 
@@ -921,6 +955,19 @@ struct vgpu_result_event_elapsed_time {
 static_assert(sizeof(struct vgpu_result_event_elapsed_time) == 8, "struct vgpu_result_event_elapsed_time is 8 bytes");
 static_assert(offsetof(struct vgpu_result_event_elapsed_time, milliseconds) == 0, "vgpu_result_event_elapsed_time.milliseconds offset");
 
+struct vgpu_args_event_record_with_flags {
+    uint32_t event;                     /* event handle: per-VM id, 0 = null */
+    uint32_t stream;                    /* stream handle: per-VM id, 0 = null (the default stream) */
+    uint32_t flags;
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_args_event_record_with_flags) == 16, "struct vgpu_args_event_record_with_flags is 16 bytes");
+static_assert(offsetof(struct vgpu_args_event_record_with_flags, event) == 0, "vgpu_args_event_record_with_flags.event offset");
+static_assert(offsetof(struct vgpu_args_event_record_with_flags, stream) == 4, "vgpu_args_event_record_with_flags.stream offset");
+static_assert(offsetof(struct vgpu_args_event_record_with_flags, flags) == 8, "vgpu_args_event_record_with_flags.flags offset");
+
+/* event_record_with_flags: no results (status only) */
+
 /* module_load_data: no arguments (args_len = 0) */
 
 struct vgpu_result_module_load_data {
@@ -1147,8 +1194,10 @@ struct vgpu_args_cublas_gemm_ex {
     int32_t ldc;
     uint32_t compute_type;              /* enum vgpu_cublas_compute_type */
     int32_t algo;
+    double alpha_imag;
+    double beta_imag;
 };
-static_assert(sizeof(struct vgpu_args_cublas_gemm_ex) == 96, "struct vgpu_args_cublas_gemm_ex is 96 bytes");
+static_assert(sizeof(struct vgpu_args_cublas_gemm_ex) == 112, "struct vgpu_args_cublas_gemm_ex is 112 bytes");
 static_assert(offsetof(struct vgpu_args_cublas_gemm_ex, handle) == 0, "vgpu_args_cublas_gemm_ex.handle offset");
 static_assert(offsetof(struct vgpu_args_cublas_gemm_ex, transa) == 4, "vgpu_args_cublas_gemm_ex.transa offset");
 static_assert(offsetof(struct vgpu_args_cublas_gemm_ex, transb) == 8, "vgpu_args_cublas_gemm_ex.transb offset");
@@ -1168,6 +1217,8 @@ static_assert(offsetof(struct vgpu_args_cublas_gemm_ex, c_type) == 80, "vgpu_arg
 static_assert(offsetof(struct vgpu_args_cublas_gemm_ex, ldc) == 84, "vgpu_args_cublas_gemm_ex.ldc offset");
 static_assert(offsetof(struct vgpu_args_cublas_gemm_ex, compute_type) == 88, "vgpu_args_cublas_gemm_ex.compute_type offset");
 static_assert(offsetof(struct vgpu_args_cublas_gemm_ex, algo) == 92, "vgpu_args_cublas_gemm_ex.algo offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_ex, alpha_imag) == 96, "vgpu_args_cublas_gemm_ex.alpha_imag offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_ex, beta_imag) == 104, "vgpu_args_cublas_gemm_ex.beta_imag offset");
 
 /* cublas_gemm_ex: no results (status only) */
 
@@ -1196,8 +1247,10 @@ struct vgpu_args_cublas_gemm_strided_batched_ex {
     uint32_t compute_type;              /* enum vgpu_cublas_compute_type */
     int32_t algo;
     uint8_t pad0_[4];
+    double alpha_imag;
+    double beta_imag;
 };
-static_assert(sizeof(struct vgpu_args_cublas_gemm_strided_batched_ex) == 128, "struct vgpu_args_cublas_gemm_strided_batched_ex is 128 bytes");
+static_assert(sizeof(struct vgpu_args_cublas_gemm_strided_batched_ex) == 144, "struct vgpu_args_cublas_gemm_strided_batched_ex is 144 bytes");
 static_assert(offsetof(struct vgpu_args_cublas_gemm_strided_batched_ex, handle) == 0, "vgpu_args_cublas_gemm_strided_batched_ex.handle offset");
 static_assert(offsetof(struct vgpu_args_cublas_gemm_strided_batched_ex, transa) == 4, "vgpu_args_cublas_gemm_strided_batched_ex.transa offset");
 static_assert(offsetof(struct vgpu_args_cublas_gemm_strided_batched_ex, transb) == 8, "vgpu_args_cublas_gemm_strided_batched_ex.transb offset");
@@ -1221,6 +1274,8 @@ static_assert(offsetof(struct vgpu_args_cublas_gemm_strided_batched_ex, stride_c
 static_assert(offsetof(struct vgpu_args_cublas_gemm_strided_batched_ex, batch_count) == 112, "vgpu_args_cublas_gemm_strided_batched_ex.batch_count offset");
 static_assert(offsetof(struct vgpu_args_cublas_gemm_strided_batched_ex, compute_type) == 116, "vgpu_args_cublas_gemm_strided_batched_ex.compute_type offset");
 static_assert(offsetof(struct vgpu_args_cublas_gemm_strided_batched_ex, algo) == 120, "vgpu_args_cublas_gemm_strided_batched_ex.algo offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_strided_batched_ex, alpha_imag) == 128, "vgpu_args_cublas_gemm_strided_batched_ex.alpha_imag offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_strided_batched_ex, beta_imag) == 136, "vgpu_args_cublas_gemm_strided_batched_ex.beta_imag offset");
 
 /* cublas_gemm_strided_batched_ex: no results (status only) */
 
@@ -1246,8 +1301,10 @@ struct vgpu_args_cublas_gemm_batched_ex {
     uint32_t compute_type;              /* enum vgpu_cublas_compute_type */
     int32_t algo;
     uint8_t pad0_[4];
+    double alpha_imag;
+    double beta_imag;
 };
-static_assert(sizeof(struct vgpu_args_cublas_gemm_batched_ex) == 104, "struct vgpu_args_cublas_gemm_batched_ex is 104 bytes");
+static_assert(sizeof(struct vgpu_args_cublas_gemm_batched_ex) == 120, "struct vgpu_args_cublas_gemm_batched_ex is 120 bytes");
 static_assert(offsetof(struct vgpu_args_cublas_gemm_batched_ex, handle) == 0, "vgpu_args_cublas_gemm_batched_ex.handle offset");
 static_assert(offsetof(struct vgpu_args_cublas_gemm_batched_ex, transa) == 4, "vgpu_args_cublas_gemm_batched_ex.transa offset");
 static_assert(offsetof(struct vgpu_args_cublas_gemm_batched_ex, transb) == 8, "vgpu_args_cublas_gemm_batched_ex.transb offset");
@@ -1268,8 +1325,75 @@ static_assert(offsetof(struct vgpu_args_cublas_gemm_batched_ex, ldc) == 84, "vgp
 static_assert(offsetof(struct vgpu_args_cublas_gemm_batched_ex, batch_count) == 88, "vgpu_args_cublas_gemm_batched_ex.batch_count offset");
 static_assert(offsetof(struct vgpu_args_cublas_gemm_batched_ex, compute_type) == 92, "vgpu_args_cublas_gemm_batched_ex.compute_type offset");
 static_assert(offsetof(struct vgpu_args_cublas_gemm_batched_ex, algo) == 96, "vgpu_args_cublas_gemm_batched_ex.algo offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_batched_ex, alpha_imag) == 104, "vgpu_args_cublas_gemm_batched_ex.alpha_imag offset");
+static_assert(offsetof(struct vgpu_args_cublas_gemm_batched_ex, beta_imag) == 112, "vgpu_args_cublas_gemm_batched_ex.beta_imag offset");
 
 /* cublas_gemm_batched_ex: no results (status only) */
+
+struct vgpu_args_cublas_strsm {
+    uint32_t handle;                    /* cublas handle: per-VM id, 0 = null */
+    uint32_t side;                      /* enum vgpu_cublas_side_mode */
+    uint32_t uplo;                      /* enum vgpu_cublas_fill_mode */
+    uint32_t trans;                     /* enum vgpu_cublas_operation */
+    uint32_t diag;                      /* enum vgpu_cublas_diag_type */
+    int32_t m;
+    int32_t n;
+    float alpha;
+    uint64_t a;                         /* device pointer */
+    int32_t lda;
+    uint8_t pad0_[4];
+    uint64_t b;                         /* device pointer */
+    int32_t ldb;
+    uint8_t pad1_[4];
+};
+static_assert(sizeof(struct vgpu_args_cublas_strsm) == 64, "struct vgpu_args_cublas_strsm is 64 bytes");
+static_assert(offsetof(struct vgpu_args_cublas_strsm, handle) == 0, "vgpu_args_cublas_strsm.handle offset");
+static_assert(offsetof(struct vgpu_args_cublas_strsm, side) == 4, "vgpu_args_cublas_strsm.side offset");
+static_assert(offsetof(struct vgpu_args_cublas_strsm, uplo) == 8, "vgpu_args_cublas_strsm.uplo offset");
+static_assert(offsetof(struct vgpu_args_cublas_strsm, trans) == 12, "vgpu_args_cublas_strsm.trans offset");
+static_assert(offsetof(struct vgpu_args_cublas_strsm, diag) == 16, "vgpu_args_cublas_strsm.diag offset");
+static_assert(offsetof(struct vgpu_args_cublas_strsm, m) == 20, "vgpu_args_cublas_strsm.m offset");
+static_assert(offsetof(struct vgpu_args_cublas_strsm, n) == 24, "vgpu_args_cublas_strsm.n offset");
+static_assert(offsetof(struct vgpu_args_cublas_strsm, alpha) == 28, "vgpu_args_cublas_strsm.alpha offset");
+static_assert(offsetof(struct vgpu_args_cublas_strsm, a) == 32, "vgpu_args_cublas_strsm.a offset");
+static_assert(offsetof(struct vgpu_args_cublas_strsm, lda) == 40, "vgpu_args_cublas_strsm.lda offset");
+static_assert(offsetof(struct vgpu_args_cublas_strsm, b) == 48, "vgpu_args_cublas_strsm.b offset");
+static_assert(offsetof(struct vgpu_args_cublas_strsm, ldb) == 56, "vgpu_args_cublas_strsm.ldb offset");
+
+/* cublas_strsm: no results (status only) */
+
+struct vgpu_args_cublas_strsm_batched {
+    uint32_t handle;                    /* cublas handle: per-VM id, 0 = null */
+    uint32_t side;                      /* enum vgpu_cublas_side_mode */
+    uint32_t uplo;                      /* enum vgpu_cublas_fill_mode */
+    uint32_t trans;                     /* enum vgpu_cublas_operation */
+    uint32_t diag;                      /* enum vgpu_cublas_diag_type */
+    int32_t m;
+    int32_t n;
+    float alpha;
+    uint64_t a;                         /* device pointer */
+    int32_t lda;
+    uint8_t pad0_[4];
+    uint64_t b;                         /* device pointer */
+    int32_t ldb;
+    int32_t batch_count;
+};
+static_assert(sizeof(struct vgpu_args_cublas_strsm_batched) == 64, "struct vgpu_args_cublas_strsm_batched is 64 bytes");
+static_assert(offsetof(struct vgpu_args_cublas_strsm_batched, handle) == 0, "vgpu_args_cublas_strsm_batched.handle offset");
+static_assert(offsetof(struct vgpu_args_cublas_strsm_batched, side) == 4, "vgpu_args_cublas_strsm_batched.side offset");
+static_assert(offsetof(struct vgpu_args_cublas_strsm_batched, uplo) == 8, "vgpu_args_cublas_strsm_batched.uplo offset");
+static_assert(offsetof(struct vgpu_args_cublas_strsm_batched, trans) == 12, "vgpu_args_cublas_strsm_batched.trans offset");
+static_assert(offsetof(struct vgpu_args_cublas_strsm_batched, diag) == 16, "vgpu_args_cublas_strsm_batched.diag offset");
+static_assert(offsetof(struct vgpu_args_cublas_strsm_batched, m) == 20, "vgpu_args_cublas_strsm_batched.m offset");
+static_assert(offsetof(struct vgpu_args_cublas_strsm_batched, n) == 24, "vgpu_args_cublas_strsm_batched.n offset");
+static_assert(offsetof(struct vgpu_args_cublas_strsm_batched, alpha) == 28, "vgpu_args_cublas_strsm_batched.alpha offset");
+static_assert(offsetof(struct vgpu_args_cublas_strsm_batched, a) == 32, "vgpu_args_cublas_strsm_batched.a offset");
+static_assert(offsetof(struct vgpu_args_cublas_strsm_batched, lda) == 40, "vgpu_args_cublas_strsm_batched.lda offset");
+static_assert(offsetof(struct vgpu_args_cublas_strsm_batched, b) == 48, "vgpu_args_cublas_strsm_batched.b offset");
+static_assert(offsetof(struct vgpu_args_cublas_strsm_batched, ldb) == 56, "vgpu_args_cublas_strsm_batched.ldb offset");
+static_assert(offsetof(struct vgpu_args_cublas_strsm_batched, batch_count) == 60, "vgpu_args_cublas_strsm_batched.batch_count offset");
+
+/* cublas_strsm_batched: no results (status only) */
 
 struct vgpu_args_stream_begin_capture {
     uint32_t stream;                    /* stream handle: per-VM id, 0 = null (the default stream) */
@@ -1373,5 +1497,19 @@ static_assert(offsetof(struct vgpu_result_nvml_memory_info, used) == 8, "vgpu_re
 /* nvml_driver_version: no arguments (args_len = 0) */
 
 /* nvml_driver_version: no results (status only) */
+
+struct vgpu_args_nvml_compute_processes {
+    int32_t device;                     /* device ordinal (CUdevice) */
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_args_nvml_compute_processes) == 8, "struct vgpu_args_nvml_compute_processes is 8 bytes");
+static_assert(offsetof(struct vgpu_args_nvml_compute_processes, device) == 0, "vgpu_args_nvml_compute_processes.device offset");
+
+struct vgpu_result_nvml_compute_processes {
+    uint32_t count;
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_result_nvml_compute_processes) == 8, "struct vgpu_result_nvml_compute_processes is 8 bytes");
+static_assert(offsetof(struct vgpu_result_nvml_compute_processes, count) == 0, "vgpu_result_nvml_compute_processes.count offset");
 
 #endif /* VGPU_PROTOCOL_H */
