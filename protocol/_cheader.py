@@ -36,27 +36,35 @@ from ._frames import MAX_INLINE_ARGS, MAX_INLINE_RESULTS, CompleteFlags, SubmitF
 from ._layout import (
     ALL_FEATURES,
     ARENA_ALIGN,
+    CHANNEL_MAGIC,
     CQE_SIZE,
+    DEFAULT_LEASE_MS,
     HEADER_SIZE,
     MAGIC,
+    MAX_CHANNELS,
     MAX_REGION,
     MAX_RING_ENTRIES,
     MIN_ARENA,
+    MIN_LEASE_MS,
     MIN_REGION,
     SQE_SIZE,
     VERSION_MAJOR,
     VERSION_MINOR,
+    ChannelField,
+    ChannelState,
+    CloseReason,
     DeviceState,
     Features,
-    HeaderField,
+    RegionField,
 )
 from ._status import CublasStatus, CUresult
 from ._wire import FieldLayout, WireModel, layout_of
 
 __all__ = [
+    "CHANNEL_FIELDS",
     "CQE_FIELDS",
     "C_ENUMS",
-    "HEADER_FIELDS",
+    "REGION_FIELDS",
     "SQE_FIELDS",
     "CEnum",
     "FrameField",
@@ -84,9 +92,10 @@ _C_KEYWORDS: Final = frozenset((
 
 @dataclass(frozen=True, slots=True)
 class HeaderFieldInfo:
-    """One word of the region header: where it lies, its C type, who writes it, what it means."""
+    """One word of a header (the region's or a channel's): where it lies, its C type, who writes it,
+    what it means."""
 
-    field: HeaderField
+    field: RegionField | ChannelField
     ctype: str
     writer: Writer
     meaning: str
@@ -105,42 +114,73 @@ class HeaderFieldInfo:
 
 
 _H = HeaderFieldInfo
-_F = HeaderField
+_R = RegionField
+_C = ChannelField
 
-#: Every header field in offset order. Lay-out fields are written once, before ``device_state``
-#: becomes READY; afterwards each side writes only its own fields.
-HEADER_FIELDS: Final[tuple[HeaderFieldInfo, ...]] = (
-    _H(_F.MAGIC, "uint64_t", "host (lay-out)", '`VGPU_MAGIC`, the bytes "VGPUMED\\0"'),
-    _H(_F.VERSION_MAJOR, "uint16_t", "host (lay-out)", "protocol major version; must equal the guest's"),
-    _H(_F.VERSION_MINOR, "uint16_t", "host (lay-out)", "protocol minor version; additions only"),
-    _H(_F.HEADER_SIZE, "uint32_t", "host (lay-out)", "bytes of header (4096)"),
-    _H(_F.REGION_SIZE, "uint64_t", "host (lay-out)", "bytes of the whole region, a power of two"),
-    _H(_F.FEATURES, "uint64_t", "host (lay-out)", "`VGPU_FEATURE_*` bits the host offers"),
-    _H(_F.VM_ID, "uint32_t", "host (lay-out)", "the VM's id in the mediator's configuration"),
-    _H(_F.SQ_ENTRIES, "uint32_t", "host (lay-out)", "submission ring entries, a power of two ≤ 65536"),
-    _H(_F.CQ_ENTRIES, "uint32_t", "host (lay-out)", "completion ring entries, a power of two ≤ 65536"),
-    _H(_F.SQE_SIZE, "uint32_t", "host (lay-out)", "bytes per submission entry (192)"),
-    _H(_F.CQE_SIZE, "uint32_t", "host (lay-out)", "bytes per completion entry (64)"),
-    _H(_F.MAX_INLINE_ARGS, "uint32_t", "host (lay-out)", "bytes of inline arguments in an SQE (160)"),
-    _H(_F.SQ_OFFSET, "uint64_t", "host (lay-out)", "region offset of the submission ring (4096-aligned)"),
-    _H(_F.CQ_OFFSET, "uint64_t", "host (lay-out)", "region offset of the completion ring (4096-aligned)"),
-    _H(_F.ARENA_OFFSET, "uint64_t", "host (lay-out)", "region offset of the data arena (4096-aligned)"),
-    _H(_F.ARENA_SIZE, "uint64_t", "host (lay-out)", "data arena bytes; payload offsets are arena-relative"),
-    _H(_F.DEVICE_STATE, "uint32_t", "host", "`enum vgpu_device_state`; written last when laying out"),
-    _H(_F.EPOCH, "uint32_t", "host", "incremented by every reset; a new epoch means fresh rings"),
-    _H(_F.HOST_NEED_WAKEUP, "uint32_t", "host", "1 while the host is (about to be) asleep: kick it"),
-    _H(_F.HOST_PEER_ID, "uint32_t", "host", "the host's ivshmem peer id (doorbell value = id << 16 | 0)"),
-    _H(_F.CALLS_COMPLETED, "uint64_t", "host", "diagnostic counter (may stay 0); never trusted"),
-    _H(_F.CALLS_FAILED, "uint64_t", "host", "diagnostic counter (may stay 0); never trusted"),
-    _H(_F.LATCHED_ERROR, "uint32_t", "host",
+#: The region header (page 0) in offset order. Written by the host once when it lays the region out
+#: (``device_state`` last), then only ``device_state`` and ``epoch`` change.
+REGION_FIELDS: Final[tuple[HeaderFieldInfo, ...]] = (
+    _H(_R.MAGIC, "uint64_t", "host (lay-out)", '`VGPU_MAGIC`, the bytes "VGPUMED\\0"'),
+    _H(_R.VERSION_MAJOR, "uint16_t", "host (lay-out)", "protocol major version; must equal the guest's (2)"),
+    _H(_R.VERSION_MINOR, "uint16_t", "host (lay-out)", "protocol minor version; additions only"),
+    _H(_R.HEADER_SIZE, "uint32_t", "host (lay-out)", "bytes of header (4096)"),
+    _H(_R.REGION_SIZE, "uint64_t", "host (lay-out)", "bytes of the whole region, a power of two"),
+    _H(_R.FEATURES, "uint64_t", "host (lay-out)", "`VGPU_FEATURE_*` bits the host offers"),
+    _H(_R.VM_ID, "uint32_t", "host (lay-out)", "the VM's id in the mediator's configuration"),
+    _H(_R.CHANNEL_COUNT, "uint32_t", "host (lay-out)", "channels in the region, 1..256"),
+    _H(_R.CHANNEL_SIZE, "uint64_t", "host (lay-out)", "bytes per channel block, a multiple of 4096"),
+    _H(_R.CHANNELS_OFFSET, "uint64_t", "host (lay-out)",
+       "region offset of channel 0; channel c starts at channels_offset + c × channel_size"),
+    _H(_R.LEASE_MS, "uint32_t", "host (lay-out)",
+       "an open channel whose `heartbeat` stands still this long is closed by the host"),
+    _H(_R.VECTORS, "uint32_t", "host (lay-out)",
+       "doorbell vectors the host listens on; channel c kicks vector c mod vectors"),
+    _H(_R.DEVICE_STATE, "uint32_t", "host", "`enum vgpu_device_state`; written last when laying out"),
+    _H(_R.EPOCH, "uint32_t", "host", "+1 at every re-layout (reset): every channel's context is gone"),
+    _H(_R.HOST_PEER_ID, "uint32_t", "host", "the host's ivshmem peer id (doorbell = id << 16 | vector)"),
+)
+
+#: A channel header (the first 4096 bytes of a channel block; offsets relative to the block) in
+#: offset order. The ring words sit where a version-1 region had them.
+CHANNEL_FIELDS: Final[tuple[HeaderFieldInfo, ...]] = (
+    _H(_C.MAGIC, "uint64_t", "host (lay-out)", '`VGPU_CHANNEL_MAGIC`, the bytes "VGPUCHN\\0"'),
+    _H(_C.VERSION_MAJOR, "uint16_t", "host (lay-out)", "= the region header's"),
+    _H(_C.VERSION_MINOR, "uint16_t", "host (lay-out)", "= the region header's"),
+    _H(_C.HEADER_SIZE, "uint32_t", "host (lay-out)", "bytes of channel header (4096)"),
+    _H(_C.REGION_SIZE, "uint64_t", "host (lay-out)", "bytes of this channel block (= `channel_size`)"),
+    _H(_C.FEATURES, "uint64_t", "host (lay-out)", "= the region header's"),
+    _H(_C.VM_ID, "uint32_t", "host (lay-out)", "the VM's id"),
+    _H(_C.SQ_ENTRIES, "uint32_t", "host (lay-out)", "submission ring entries, a power of two ≤ 65536"),
+    _H(_C.CQ_ENTRIES, "uint32_t", "host (lay-out)", "completion ring entries, a power of two ≤ 65536"),
+    _H(_C.SQE_SIZE, "uint32_t", "host (lay-out)", "bytes per submission entry (192)"),
+    _H(_C.CQE_SIZE, "uint32_t", "host (lay-out)", "bytes per completion entry (64)"),
+    _H(_C.MAX_INLINE_ARGS, "uint32_t", "host (lay-out)", "bytes of inline arguments in an SQE (160)"),
+    _H(_C.SQ_OFFSET, "uint64_t", "host (lay-out)", "block offset of the submission ring (4096-aligned)"),
+    _H(_C.CQ_OFFSET, "uint64_t", "host (lay-out)", "block offset of the completion ring (4096-aligned)"),
+    _H(_C.ARENA_OFFSET, "uint64_t", "host (lay-out)", "block offset of the data arena (4096-aligned)"),
+    _H(_C.ARENA_SIZE, "uint64_t", "host (lay-out)", "arena bytes; payload offsets are arena-relative"),
+    _H(_C.CHANNEL_INDEX, "uint32_t", "host (lay-out)", "this channel's index c"),
+    _H(_C.CHANNEL_STATE, "uint32_t", "host", "`enum vgpu_channel_state`"),
+    _H(_C.GENERATION, "uint32_t", "host", "+1 at every open the host serves"),
+    _H(_C.HOST_NEED_WAKEUP, "uint32_t", "host", "1 while the host is (about to be) asleep: kick it"),
+    _H(_C.CALLS_COMPLETED, "uint64_t", "host", "diagnostic counter (may stay 0); never trusted"),
+    _H(_C.CALLS_FAILED, "uint64_t", "host", "diagnostic counter (may stay 0); never trusted"),
+    _H(_C.LATCHED_ERROR, "uint32_t", "host",
        "the first asynchronous error not yet reported (status value), 0 when none"),
-    _H(_F.GUEST_NEED_IRQ, "uint32_t", "guest", "1 while the guest sleeps on its vector 0: interrupt it"),
-    _H(_F.GUEST_FEATURES, "uint64_t", "guest", "the offered feature bits the guest uses (informational)"),
-    _H(_F.CALLS_SUBMITTED, "uint64_t", "guest", "diagnostic counter (may stay 0); never trusted"),
-    _H(_F.SQ_TAIL, "uint32_t", "guest", "submission ring tail: free-running count of entries published"),
-    _H(_F.SQ_HEAD, "uint32_t", "host", "submission ring head: free-running count of entries consumed"),
-    _H(_F.CQ_TAIL, "uint32_t", "host", "completion ring tail: free-running count of entries published"),
-    _H(_F.CQ_HEAD, "uint32_t", "guest", "completion ring head: free-running count of entries consumed"),
+    _H(_C.OPEN_ACK, "uint32_t", "host", "the `open_request` nonce the host has served; written last on open"),
+    _H(_C.CLOSE_REASON, "uint32_t", "host", "`enum vgpu_close_reason`: why the host last closed the channel"),
+    _H(_C.GUEST_NEED_IRQ, "uint32_t", "guest", "1 while the owner sleeps on its vector: interrupt it"),
+    _H(_C.GUEST_FEATURES, "uint64_t", "guest", "the offered feature bits the guest uses (informational)"),
+    _H(_C.CALLS_SUBMITTED, "uint64_t", "guest", "diagnostic counter (may stay 0); never trusted"),
+    _H(_C.OPEN_REQUEST, "uint32_t", "guest", "a new non-zero nonce asks the host to (re)open the channel"),
+    _H(_C.OWNER_PID, "uint32_t", "guest", "the owning process's id (shown in status, trace, metrics)"),
+    _H(_C.OWNER_PEER, "uint32_t", "guest", "the ivshmem peer id the owner rings the doorbell through"),
+    _H(_C.CLOSE_REQUEST, "uint32_t", "guest", "= the open nonce: asks the host to close, free the channel"),
+    _H(_C.HEARTBEAT, "uint64_t", "guest", "bumped at least every `lease_ms` / 4 while the channel is open"),
+    _H(_C.SQ_TAIL, "uint32_t", "guest", "submission ring tail: free-running count of entries published"),
+    _H(_C.SQ_HEAD, "uint32_t", "host", "submission ring head: free-running count of entries consumed"),
+    _H(_C.CQ_TAIL, "uint32_t", "host", "completion ring tail: free-running count of entries published"),
+    _H(_C.CQ_HEAD, "uint32_t", "guest", "completion ring head: free-running count of entries consumed"),
 )
 
 
@@ -240,7 +280,7 @@ def _field_comment(field: FieldLayout) -> str:
         return ""
     if kind == "device":
         return "device ordinal (CUdevice)"
-    return f"{kind} handle: per-VM id, 0 = null" + (" (the default stream)" if kind == "stream" else "")
+    return f"{kind} handle: per-channel id, 0 = null" + (" (the default stream)" if kind == "stream" else "")
 
 
 class _Writer:
@@ -339,6 +379,7 @@ def render_c_header() -> str:
         "/* ---- constants ------------------------------------------------------------------------- */",
         "",
         f"#define VGPU_MAGIC UINT64_C({MAGIC:#018x}) /* \"VGPUMED\\0\" little-endian */",
+        f"#define VGPU_CHANNEL_MAGIC UINT64_C({CHANNEL_MAGIC:#018x}) /* \"VGPUCHN\\0\" little-endian */",
         f"#define VGPU_VERSION_MAJOR {VERSION_MAJOR}u",
         f"#define VGPU_VERSION_MINOR {VERSION_MINOR}u",
         f"#define VGPU_HEADER_SIZE {HEADER_SIZE}u",
@@ -351,6 +392,9 @@ def render_c_header() -> str:
         f"#define VGPU_MAX_RING_ENTRIES {MAX_RING_ENTRIES}u",
         f"#define VGPU_MIN_REGION_SIZE UINT64_C({MIN_REGION})",
         f"#define VGPU_MAX_REGION_SIZE UINT64_C({MAX_REGION})",
+        f"#define VGPU_MAX_CHANNELS {MAX_CHANNELS}u",
+        f"#define VGPU_DEFAULT_LEASE_MS {DEFAULT_LEASE_MS}u",
+        f"#define VGPU_MIN_LEASE_MS {MIN_LEASE_MS}u",
         "",
         "/* feature bits (header `features`, `guest_features`) */",
     )
@@ -366,18 +410,36 @@ def render_c_header() -> str:
     out("", "/* the host-owned `device_state` word */", "enum vgpu_device_state {")
     for state in DeviceState:
         out(f"    VGPU_DEVICE_STATE_{state.name} = {int(state)},")
+    out("};", "", "/* the host-owned `channel_state` word of a channel header */",
+        "enum vgpu_channel_state {")
+    for channel_state in ChannelState:
+        out(f"    VGPU_CHANNEL_{channel_state.name} = {int(channel_state)},")
+    out("};", "", "/* the host-owned `close_reason` word of a channel header */", "enum vgpu_close_reason {")
+    for reason in CloseReason:
+        out(f"    VGPU_CLOSE_{reason.name} = {int(reason)},")
     out("};", "")
 
     out(
         "/* ---- the region header (first VGPU_HEADER_SIZE bytes of the region) ------------------- */",
         "",
-        "/* byte offsets of the header's fields */",
+        "/* byte offsets of the region header's fields */",
     )
-    for info in HEADER_FIELDS:
-        out(f"#define VGPU_HDR_{info.field.name} {info.offset}u /* {info.ctype}, {info.writer} */")
+    for info in REGION_FIELDS:
+        out(f"#define VGPU_REG_{info.field.name} {info.offset}u /* {info.ctype}, {info.writer} */")
     out("")
     _struct(out, "vgpu_region_header",
-            ((i.ctype, i.name, i.offset, 1, f"{i.writer}") for i in HEADER_FIELDS), HEADER_SIZE)
+            ((i.ctype, i.name, i.offset, 1, f"{i.writer}") for i in REGION_FIELDS), HEADER_SIZE)
+    out(
+        "/* ---- a channel header (first VGPU_HEADER_SIZE bytes of channel c's block, which starts at",
+        " * region offset channels_offset + c * channel_size; offsets below are block-relative) ---- */",
+        "",
+        "/* byte offsets of the channel header's fields */",
+    )
+    for info in CHANNEL_FIELDS:
+        out(f"#define VGPU_CHN_{info.field.name} {info.offset}u /* {info.ctype}, {info.writer} */")
+    out("")
+    _struct(out, "vgpu_channel_header",
+            ((i.ctype, i.name, i.offset, 1, f"{i.writer}") for i in CHANNEL_FIELDS), HEADER_SIZE)
     out("/* ---- ring entries ---------------------------------------------------------------------- */", "")
     _struct(out, "vgpu_sqe", ((f.ctype, f.name, f.offset, f.count, "") for f in SQE_FIELDS), SQE_SIZE)
     _struct(out, "vgpu_cqe", ((f.ctype, f.name, f.offset, f.count, "") for f in CQE_FIELDS), CQE_SIZE)

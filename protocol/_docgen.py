@@ -17,7 +17,16 @@ from collections.abc import Callable, Mapping
 from typing import Final
 
 from ._catalog import CALLS, CallSpec
-from ._cheader import C_ENUMS, CQE_FIELDS, HEADER_FIELDS, SQE_FIELDS, FrameField
+from ._cheader import (
+    C_ENUMS,
+    CHANNEL_FIELDS,
+    CQE_FIELDS,
+    REGION_FIELDS,
+    SQE_FIELDS,
+    FrameField,
+    HeaderFieldInfo,
+)
+from ._layout import ChannelState, CloseReason, DeviceState
 from ._wire import FieldLayout, WireModel, layout_of
 
 __all__ = [
@@ -25,8 +34,10 @@ __all__ = [
     "render_call_table",
     "render_cqe_table",
     "render_enum_tables",
-    "render_header_table",
+    "render_channel_header_table",
+    "render_region_header_table",
     "render_sqe_table",
+    "render_state_tables",
     "render_status_tables",
     "rewrite_generated",
 ]
@@ -88,14 +99,33 @@ def render_call_table() -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_header_table() -> str:
+def _header_table(fields: tuple[HeaderFieldInfo, ...]) -> str:
     lines = [
         "| offset | field | C type | written by | meaning |",
         "| --- | --- | --- | --- | --- |",
     ]
-    lines += [
-        f"| {f.offset} | `{f.name}` | `{f.ctype}` | {f.writer} | {_cell(f.meaning)} |" for f in HEADER_FIELDS
-    ]
+    lines += [f"| {f.offset} | `{f.name}` | `{f.ctype}` | {f.writer} | {_cell(f.meaning)} |" for f in fields]
+    return "\n".join(lines) + "\n"
+
+
+def render_region_header_table() -> str:
+    return _header_table(REGION_FIELDS)
+
+
+def render_channel_header_table() -> str:
+    return _header_table(CHANNEL_FIELDS)
+
+
+def render_state_tables() -> str:
+    """The values of ``device_state``, ``channel_state`` and ``close_reason``."""
+    lines = ["| word | C header | values |", "| --- | --- | --- |"]
+    for word, tag, prefix, enum in (
+        ("device_state", "vgpu_device_state", "VGPU_DEVICE_STATE_", DeviceState),
+        ("channel_state", "vgpu_channel_state", "VGPU_CHANNEL_", ChannelState),
+        ("close_reason", "vgpu_close_reason", "VGPU_CLOSE_", CloseReason),
+    ):
+        values = ", ".join(f"`{prefix}{m.name}` = {int(m)}" for m in enum)
+        lines.append(f"| `{word}` | `enum {tag}` | {values} |")
     return "\n".join(lines) + "\n"
 
 
@@ -135,7 +165,9 @@ def render_enum_tables() -> str:
 
 #: Every generated section of docs/protocol.md, by marker name.
 GENERATED_SECTIONS: Final[Mapping[str, Callable[[], str]]] = {
-    "header-fields": render_header_table,
+    "region-fields": render_region_header_table,
+    "channel-fields": render_channel_header_table,
+    "states": render_state_tables,
     "sqe-fields": render_sqe_table,
     "cqe-fields": render_cqe_table,
     "status-codes": render_status_tables,

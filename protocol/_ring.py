@@ -29,7 +29,18 @@ from ._frames import (
     encode_completion,
     encode_submission,
 )
-from ._layout import CQE_SIZE, SQE_SIZE, DeviceState, HeaderField, RegionLayout, validate_region
+from ._layout import (
+    CQE_SIZE,
+    SQE_SIZE,
+    ChannelField,
+    ChannelLayout,
+    ChannelState,
+    DeviceState,
+    RegionField,
+    RegionLayout,
+    validate_channel,
+    validate_region,
+)
 from ._status import CUresult
 
 __all__ = [
@@ -41,6 +52,7 @@ __all__ = [
     "PySubmissionConsumer",
     "PySubmissionProducer",
     "Region",
+    "RegionHeader",
     "SubmissionConsumer",
     "SubmissionProducer",
 ]
@@ -48,15 +60,52 @@ __all__ = [
 _MASK32: Final = 0xFFFF_FFFF
 
 
-class Region:
-    """A validated region: the layout plus typed access to the header's live words."""
+class RegionHeader:
+    """A validated region header (page 0): the geometry plus the host's live words, and a view of
+    each channel block."""
 
     def __init__(self, buf: memoryview, layout: RegionLayout | None = None) -> None:
         self.buf = buf if buf.format == "B" else buf.cast("B")
         self.layout = layout if layout is not None else validate_region(self.buf)
         self._u32 = self.buf[:4096].cast("I")
+
+    def u32(self, field: RegionField) -> int:
+        return int(self._u32[field >> 2])
+
+    def set_u32(self, field: RegionField, value: int) -> None:
+        self._u32[field >> 2] = value & _MASK32
+
+    @property
+    def device_state(self) -> int:
+        return self.u32(RegionField.DEVICE_STATE)
+
+    def set_device_state(self, state: DeviceState) -> None:
+        self.set_u32(RegionField.DEVICE_STATE, state)
+
+    @property
+    def epoch(self) -> int:
+        return self.u32(RegionField.EPOCH)
+
+    def channel_block(self, index: int) -> memoryview:
+        """Channel ``index``'s block (a slice of the region; its header is not validated here)."""
+        start = self.layout.channel_offset(index)
+        return self.buf[start:start + self.layout.channel_size]
+
+    def release(self) -> None:
+        for view in (self._u32, self.buf):
+            view.release()
+
+
+class Region:
+    """A validated channel block — the region of one ring pair: the layout plus typed access to its
+    header's live words. (In protocol 1 the whole shared region was one such block.)"""
+
+    def __init__(self, buf: memoryview, layout: ChannelLayout | None = None) -> None:
+        self.buf = buf if buf.format == "B" else buf.cast("B")
+        self.layout = layout if layout is not None else validate_channel(self.buf)
+        self._u32 = self.buf[:4096].cast("I")
         self._u64 = self.buf[:4096].cast("Q")
-        #: the header as u32 and u64 words, for hot paths that index them by ``HeaderField >> 2``
+        #: the header as u32 and u64 words, for hot paths that index them by ``ChannelField >> 2``
         #: (or ``>> 3``) precomputed, rather than through :meth:`u32` and an enum per access
         self.u32_view = self._u32
         self.u64_view = self._u64
@@ -64,28 +113,28 @@ class Region:
         self.arena = self.buf[start:start + self.layout.arena_size]
         self._sides: list[Any] = []  # C ring sides holding an export of ``buf``, released with it
 
-    def u32(self, field: HeaderField) -> int:
+    def u32(self, field: ChannelField) -> int:
         return int(self._u32[field >> 2])
 
-    def set_u32(self, field: HeaderField, value: int) -> None:
+    def set_u32(self, field: ChannelField, value: int) -> None:
         self._u32[field >> 2] = value & _MASK32
 
-    def u64(self, field: HeaderField) -> int:
+    def u64(self, field: ChannelField) -> int:
         return int(self._u64[field >> 3])
 
-    def set_u64(self, field: HeaderField, value: int) -> None:
+    def set_u64(self, field: ChannelField, value: int) -> None:
         self._u64[field >> 3] = value & 0xFFFF_FFFF_FFFF_FFFF
 
     @property
-    def device_state(self) -> int:
-        return self.u32(HeaderField.DEVICE_STATE)
+    def channel_state(self) -> int:
+        return self.u32(ChannelField.CHANNEL_STATE)
 
-    def set_device_state(self, state: DeviceState) -> None:
-        self.set_u32(HeaderField.DEVICE_STATE, state)
+    def set_channel_state(self, state: ChannelState) -> None:
+        self.set_u32(ChannelField.CHANNEL_STATE, state)
 
     @property
-    def epoch(self) -> int:
-        return self.u32(HeaderField.EPOCH)
+    def generation(self) -> int:
+        return self.u32(ChannelField.GENERATION)
 
     def release(self) -> None:
         """Drop the exported views so the underlying mapping can be closed."""
@@ -98,7 +147,7 @@ class Region:
 
 class _RingSide:
     def __init__(self, region: Region, *, ring_offset: int, entries: int, entry_size: int,
-                 mine: HeaderField, theirs: HeaderField) -> None:
+                 mine: ChannelField, theirs: ChannelField) -> None:
         self._u32 = region._u32
         self._buf = region.buf
         self._ring_offset = ring_offset
@@ -123,7 +172,7 @@ class PySubmissionProducer(_RingSide):
     def __init__(self, region: Region) -> None:
         lay = region.layout
         super().__init__(region, ring_offset=lay.sq_offset, entries=lay.sq_entries,
-                         entry_size=SQE_SIZE, mine=HeaderField.SQ_TAIL, theirs=HeaderField.SQ_HEAD)
+                         entry_size=SQE_SIZE, mine=ChannelField.SQ_TAIL, theirs=ChannelField.SQ_HEAD)
 
     @property
     def consumed(self) -> int:
@@ -151,7 +200,7 @@ class PySubmissionConsumer(_RingSide):
     def __init__(self, region: Region) -> None:
         lay = region.layout
         super().__init__(region, ring_offset=lay.sq_offset, entries=lay.sq_entries,
-                         entry_size=SQE_SIZE, mine=HeaderField.SQ_HEAD, theirs=HeaderField.SQ_TAIL)
+                         entry_size=SQE_SIZE, mine=ChannelField.SQ_HEAD, theirs=ChannelField.SQ_TAIL)
 
     def pending(self) -> int:
         """Entries published and not yet consumed; raises if the guest's tail is impossible."""
@@ -183,7 +232,7 @@ class PyCompletionProducer(_RingSide):
     def __init__(self, region: Region) -> None:
         lay = region.layout
         super().__init__(region, ring_offset=lay.cq_offset, entries=lay.cq_entries,
-                         entry_size=CQE_SIZE, mine=HeaderField.CQ_TAIL, theirs=HeaderField.CQ_HEAD)
+                         entry_size=CQE_SIZE, mine=ChannelField.CQ_TAIL, theirs=ChannelField.CQ_HEAD)
 
     def space(self) -> int:
         head = int(self._u32[self._theirs])
@@ -208,7 +257,7 @@ class PyCompletionConsumer(_RingSide):
     def __init__(self, region: Region) -> None:
         lay = region.layout
         super().__init__(region, ring_offset=lay.cq_offset, entries=lay.cq_entries,
-                         entry_size=CQE_SIZE, mine=HeaderField.CQ_HEAD, theirs=HeaderField.CQ_TAIL)
+                         entry_size=CQE_SIZE, mine=ChannelField.CQ_HEAD, theirs=ChannelField.CQ_TAIL)
 
     def pending(self) -> int:
         tail = int(self._u32[self._theirs])
@@ -293,8 +342,8 @@ else:
 
         def __init__(self, region: Region) -> None:
             lay = region.layout
-            super().__init__(region.buf, lay.sq_offset, lay.sq_entries, SQE_SIZE, HeaderField.SQ_TAIL,
-                             HeaderField.SQ_HEAD)
+            super().__init__(region.buf, lay.sq_offset, lay.sq_entries, SQE_SIZE, ChannelField.SQ_TAIL,
+                             ChannelField.SQ_HEAD)
             region._sides.append(self)
 
     class SubmissionConsumer(_cring.SubmissionConsumer):
@@ -304,8 +353,8 @@ else:
 
         def __init__(self, region: Region) -> None:
             lay = region.layout
-            super().__init__(region.buf, lay.sq_offset, lay.sq_entries, SQE_SIZE, HeaderField.SQ_HEAD,
-                             HeaderField.SQ_TAIL)
+            super().__init__(region.buf, lay.sq_offset, lay.sq_entries, SQE_SIZE, ChannelField.SQ_HEAD,
+                             ChannelField.SQ_TAIL)
             region._sides.append(self)
 
     class CompletionProducer(_cring.CompletionProducer):
@@ -315,8 +364,8 @@ else:
 
         def __init__(self, region: Region) -> None:
             lay = region.layout
-            super().__init__(region.buf, lay.cq_offset, lay.cq_entries, CQE_SIZE, HeaderField.CQ_TAIL,
-                             HeaderField.CQ_HEAD)
+            super().__init__(region.buf, lay.cq_offset, lay.cq_entries, CQE_SIZE, ChannelField.CQ_TAIL,
+                             ChannelField.CQ_HEAD)
             region._sides.append(self)
 
     class CompletionConsumer(_cring.CompletionConsumer):
@@ -326,6 +375,6 @@ else:
 
         def __init__(self, region: Region) -> None:
             lay = region.layout
-            super().__init__(region.buf, lay.cq_offset, lay.cq_entries, CQE_SIZE, HeaderField.CQ_HEAD,
-                             HeaderField.CQ_TAIL)
+            super().__init__(region.buf, lay.cq_offset, lay.cq_entries, CQE_SIZE, ChannelField.CQ_HEAD,
+                             ChannelField.CQ_TAIL)
             region._sides.append(self)

@@ -18,7 +18,8 @@
 /* ---- constants ------------------------------------------------------------------------- */
 
 #define VGPU_MAGIC UINT64_C(0x0044454d55504756) /* "VGPUMED\0" little-endian */
-#define VGPU_VERSION_MAJOR 1u
+#define VGPU_CHANNEL_MAGIC UINT64_C(0x004e484355504756) /* "VGPUCHN\0" little-endian */
+#define VGPU_VERSION_MAJOR 2u
 #define VGPU_VERSION_MINOR 0u
 #define VGPU_HEADER_SIZE 4096u
 #define VGPU_SQE_SIZE 192u
@@ -30,13 +31,17 @@
 #define VGPU_MAX_RING_ENTRIES 65536u
 #define VGPU_MIN_REGION_SIZE UINT64_C(131072)
 #define VGPU_MAX_REGION_SIZE UINT64_C(1099511627776)
+#define VGPU_MAX_CHANNELS 256u
+#define VGPU_DEFAULT_LEASE_MS 800u
+#define VGPU_MIN_LEASE_MS 40u
 
 /* feature bits (header `features`, `guest_features`) */
 #define VGPU_FEATURE_NEED_WAKEUP UINT64_C(0x1)
 #define VGPU_FEATURE_ASYNC_CALLS UINT64_C(0x2)
 #define VGPU_FEATURE_CHUNKED_COPY UINT64_C(0x4)
 #define VGPU_FEATURE_GUEST_IRQ UINT64_C(0x8)
-#define VGPU_ALL_FEATURES UINT64_C(0xf)
+#define VGPU_FEATURE_CHANNELS UINT64_C(0x10)
+#define VGPU_ALL_FEATURES UINT64_C(0x1f)
 
 /* submission flags (SQE `flags`) */
 #define VGPU_SUBMIT_ASYNC 0x0001u
@@ -56,41 +61,122 @@ enum vgpu_device_state {
     VGPU_DEVICE_STATE_RESETTING = 5,
 };
 
+/* the host-owned `channel_state` word of a channel header */
+enum vgpu_channel_state {
+    VGPU_CHANNEL_FREE = 0,
+    VGPU_CHANNEL_OPEN = 1,
+    VGPU_CHANNEL_CLOSED_BY_HOST = 2,
+};
+
+/* the host-owned `close_reason` word of a channel header */
+enum vgpu_close_reason {
+    VGPU_CLOSE_NONE = 0,
+    VGPU_CLOSE_GUEST_CLOSE = 1,
+    VGPU_CLOSE_LEASE_EXPIRED = 2,
+    VGPU_CLOSE_PEER_GONE = 3,
+    VGPU_CLOSE_RESET = 4,
+    VGPU_CLOSE_PROTOCOL_VIOLATION = 5,
+};
+
 /* ---- the region header (first VGPU_HEADER_SIZE bytes of the region) ------------------- */
 
-/* byte offsets of the header's fields */
-#define VGPU_HDR_MAGIC 0u /* uint64_t, host (lay-out) */
-#define VGPU_HDR_VERSION_MAJOR 8u /* uint16_t, host (lay-out) */
-#define VGPU_HDR_VERSION_MINOR 10u /* uint16_t, host (lay-out) */
-#define VGPU_HDR_HEADER_SIZE 12u /* uint32_t, host (lay-out) */
-#define VGPU_HDR_REGION_SIZE 16u /* uint64_t, host (lay-out) */
-#define VGPU_HDR_FEATURES 24u /* uint64_t, host (lay-out) */
-#define VGPU_HDR_VM_ID 32u /* uint32_t, host (lay-out) */
-#define VGPU_HDR_SQ_ENTRIES 36u /* uint32_t, host (lay-out) */
-#define VGPU_HDR_CQ_ENTRIES 40u /* uint32_t, host (lay-out) */
-#define VGPU_HDR_SQE_SIZE 44u /* uint32_t, host (lay-out) */
-#define VGPU_HDR_CQE_SIZE 48u /* uint32_t, host (lay-out) */
-#define VGPU_HDR_MAX_INLINE_ARGS 52u /* uint32_t, host (lay-out) */
-#define VGPU_HDR_SQ_OFFSET 56u /* uint64_t, host (lay-out) */
-#define VGPU_HDR_CQ_OFFSET 64u /* uint64_t, host (lay-out) */
-#define VGPU_HDR_ARENA_OFFSET 72u /* uint64_t, host (lay-out) */
-#define VGPU_HDR_ARENA_SIZE 80u /* uint64_t, host (lay-out) */
-#define VGPU_HDR_DEVICE_STATE 128u /* uint32_t, host */
-#define VGPU_HDR_EPOCH 132u /* uint32_t, host */
-#define VGPU_HDR_HOST_NEED_WAKEUP 136u /* uint32_t, host */
-#define VGPU_HDR_HOST_PEER_ID 140u /* uint32_t, host */
-#define VGPU_HDR_CALLS_COMPLETED 144u /* uint64_t, host */
-#define VGPU_HDR_CALLS_FAILED 152u /* uint64_t, host */
-#define VGPU_HDR_LATCHED_ERROR 160u /* uint32_t, host */
-#define VGPU_HDR_GUEST_NEED_IRQ 192u /* uint32_t, guest */
-#define VGPU_HDR_GUEST_FEATURES 200u /* uint64_t, guest */
-#define VGPU_HDR_CALLS_SUBMITTED 208u /* uint64_t, guest */
-#define VGPU_HDR_SQ_TAIL 256u /* uint32_t, guest */
-#define VGPU_HDR_SQ_HEAD 320u /* uint32_t, host */
-#define VGPU_HDR_CQ_TAIL 384u /* uint32_t, host */
-#define VGPU_HDR_CQ_HEAD 448u /* uint32_t, guest */
+/* byte offsets of the region header's fields */
+#define VGPU_REG_MAGIC 0u /* uint64_t, host (lay-out) */
+#define VGPU_REG_VERSION_MAJOR 8u /* uint16_t, host (lay-out) */
+#define VGPU_REG_VERSION_MINOR 10u /* uint16_t, host (lay-out) */
+#define VGPU_REG_HEADER_SIZE 12u /* uint32_t, host (lay-out) */
+#define VGPU_REG_REGION_SIZE 16u /* uint64_t, host (lay-out) */
+#define VGPU_REG_FEATURES 24u /* uint64_t, host (lay-out) */
+#define VGPU_REG_VM_ID 32u /* uint32_t, host (lay-out) */
+#define VGPU_REG_CHANNEL_COUNT 36u /* uint32_t, host (lay-out) */
+#define VGPU_REG_CHANNEL_SIZE 40u /* uint64_t, host (lay-out) */
+#define VGPU_REG_CHANNELS_OFFSET 48u /* uint64_t, host (lay-out) */
+#define VGPU_REG_LEASE_MS 56u /* uint32_t, host (lay-out) */
+#define VGPU_REG_VECTORS 60u /* uint32_t, host (lay-out) */
+#define VGPU_REG_DEVICE_STATE 128u /* uint32_t, host */
+#define VGPU_REG_EPOCH 132u /* uint32_t, host */
+#define VGPU_REG_HOST_PEER_ID 140u /* uint32_t, host */
 
 struct vgpu_region_header {
+    uint64_t magic;                     /* host (lay-out) */
+    uint16_t version_major;             /* host (lay-out) */
+    uint16_t version_minor;             /* host (lay-out) */
+    uint32_t header_size;               /* host (lay-out) */
+    uint64_t region_size;               /* host (lay-out) */
+    uint64_t features;                  /* host (lay-out) */
+    uint32_t vm_id;                     /* host (lay-out) */
+    uint32_t channel_count;             /* host (lay-out) */
+    uint64_t channel_size;              /* host (lay-out) */
+    uint64_t channels_offset;           /* host (lay-out) */
+    uint32_t lease_ms;                  /* host (lay-out) */
+    uint32_t vectors;                   /* host (lay-out) */
+    uint8_t pad0_[64];
+    uint32_t device_state;              /* host */
+    uint32_t epoch;                     /* host */
+    uint8_t pad1_[4];
+    uint32_t host_peer_id;              /* host */
+    uint8_t pad2_[3952];
+};
+static_assert(sizeof(struct vgpu_region_header) == 4096, "struct vgpu_region_header is 4096 bytes");
+static_assert(offsetof(struct vgpu_region_header, magic) == 0, "vgpu_region_header.magic offset");
+static_assert(offsetof(struct vgpu_region_header, version_major) == 8, "vgpu_region_header.version_major offset");
+static_assert(offsetof(struct vgpu_region_header, version_minor) == 10, "vgpu_region_header.version_minor offset");
+static_assert(offsetof(struct vgpu_region_header, header_size) == 12, "vgpu_region_header.header_size offset");
+static_assert(offsetof(struct vgpu_region_header, region_size) == 16, "vgpu_region_header.region_size offset");
+static_assert(offsetof(struct vgpu_region_header, features) == 24, "vgpu_region_header.features offset");
+static_assert(offsetof(struct vgpu_region_header, vm_id) == 32, "vgpu_region_header.vm_id offset");
+static_assert(offsetof(struct vgpu_region_header, channel_count) == 36, "vgpu_region_header.channel_count offset");
+static_assert(offsetof(struct vgpu_region_header, channel_size) == 40, "vgpu_region_header.channel_size offset");
+static_assert(offsetof(struct vgpu_region_header, channels_offset) == 48, "vgpu_region_header.channels_offset offset");
+static_assert(offsetof(struct vgpu_region_header, lease_ms) == 56, "vgpu_region_header.lease_ms offset");
+static_assert(offsetof(struct vgpu_region_header, vectors) == 60, "vgpu_region_header.vectors offset");
+static_assert(offsetof(struct vgpu_region_header, device_state) == 128, "vgpu_region_header.device_state offset");
+static_assert(offsetof(struct vgpu_region_header, epoch) == 132, "vgpu_region_header.epoch offset");
+static_assert(offsetof(struct vgpu_region_header, host_peer_id) == 140, "vgpu_region_header.host_peer_id offset");
+
+/* ---- a channel header (first VGPU_HEADER_SIZE bytes of channel c's block, which starts at
+ * region offset channels_offset + c * channel_size; offsets below are block-relative) ---- */
+
+/* byte offsets of the channel header's fields */
+#define VGPU_CHN_MAGIC 0u /* uint64_t, host (lay-out) */
+#define VGPU_CHN_VERSION_MAJOR 8u /* uint16_t, host (lay-out) */
+#define VGPU_CHN_VERSION_MINOR 10u /* uint16_t, host (lay-out) */
+#define VGPU_CHN_HEADER_SIZE 12u /* uint32_t, host (lay-out) */
+#define VGPU_CHN_REGION_SIZE 16u /* uint64_t, host (lay-out) */
+#define VGPU_CHN_FEATURES 24u /* uint64_t, host (lay-out) */
+#define VGPU_CHN_VM_ID 32u /* uint32_t, host (lay-out) */
+#define VGPU_CHN_SQ_ENTRIES 36u /* uint32_t, host (lay-out) */
+#define VGPU_CHN_CQ_ENTRIES 40u /* uint32_t, host (lay-out) */
+#define VGPU_CHN_SQE_SIZE 44u /* uint32_t, host (lay-out) */
+#define VGPU_CHN_CQE_SIZE 48u /* uint32_t, host (lay-out) */
+#define VGPU_CHN_MAX_INLINE_ARGS 52u /* uint32_t, host (lay-out) */
+#define VGPU_CHN_SQ_OFFSET 56u /* uint64_t, host (lay-out) */
+#define VGPU_CHN_CQ_OFFSET 64u /* uint64_t, host (lay-out) */
+#define VGPU_CHN_ARENA_OFFSET 72u /* uint64_t, host (lay-out) */
+#define VGPU_CHN_ARENA_SIZE 80u /* uint64_t, host (lay-out) */
+#define VGPU_CHN_CHANNEL_INDEX 88u /* uint32_t, host (lay-out) */
+#define VGPU_CHN_CHANNEL_STATE 128u /* uint32_t, host */
+#define VGPU_CHN_GENERATION 132u /* uint32_t, host */
+#define VGPU_CHN_HOST_NEED_WAKEUP 136u /* uint32_t, host */
+#define VGPU_CHN_CALLS_COMPLETED 144u /* uint64_t, host */
+#define VGPU_CHN_CALLS_FAILED 152u /* uint64_t, host */
+#define VGPU_CHN_LATCHED_ERROR 160u /* uint32_t, host */
+#define VGPU_CHN_OPEN_ACK 164u /* uint32_t, host */
+#define VGPU_CHN_CLOSE_REASON 168u /* uint32_t, host */
+#define VGPU_CHN_GUEST_NEED_IRQ 192u /* uint32_t, guest */
+#define VGPU_CHN_GUEST_FEATURES 200u /* uint64_t, guest */
+#define VGPU_CHN_CALLS_SUBMITTED 208u /* uint64_t, guest */
+#define VGPU_CHN_OPEN_REQUEST 216u /* uint32_t, guest */
+#define VGPU_CHN_OWNER_PID 220u /* uint32_t, guest */
+#define VGPU_CHN_OWNER_PEER 224u /* uint32_t, guest */
+#define VGPU_CHN_CLOSE_REQUEST 228u /* uint32_t, guest */
+#define VGPU_CHN_HEARTBEAT 232u /* uint64_t, guest */
+#define VGPU_CHN_SQ_TAIL 256u /* uint32_t, guest */
+#define VGPU_CHN_SQ_HEAD 320u /* uint32_t, host */
+#define VGPU_CHN_CQ_TAIL 384u /* uint32_t, host */
+#define VGPU_CHN_CQ_HEAD 448u /* uint32_t, guest */
+
+struct vgpu_channel_header {
     uint64_t magic;                     /* host (lay-out) */
     uint16_t version_major;             /* host (lay-out) */
     uint16_t version_minor;             /* host (lay-out) */
@@ -107,60 +193,75 @@ struct vgpu_region_header {
     uint64_t cq_offset;                 /* host (lay-out) */
     uint64_t arena_offset;              /* host (lay-out) */
     uint64_t arena_size;                /* host (lay-out) */
-    uint8_t pad0_[40];
-    uint32_t device_state;              /* host */
-    uint32_t epoch;                     /* host */
+    uint32_t channel_index;             /* host (lay-out) */
+    uint8_t pad0_[36];
+    uint32_t channel_state;             /* host */
+    uint32_t generation;                /* host */
     uint32_t host_need_wakeup;          /* host */
-    uint32_t host_peer_id;              /* host */
+    uint8_t pad1_[4];
     uint64_t calls_completed;           /* host */
     uint64_t calls_failed;              /* host */
     uint32_t latched_error;             /* host */
-    uint8_t pad1_[28];
+    uint32_t open_ack;                  /* host */
+    uint32_t close_reason;              /* host */
+    uint8_t pad2_[20];
     uint32_t guest_need_irq;            /* guest */
-    uint8_t pad2_[4];
+    uint8_t pad3_[4];
     uint64_t guest_features;            /* guest */
     uint64_t calls_submitted;           /* guest */
-    uint8_t pad3_[40];
+    uint32_t open_request;              /* guest */
+    uint32_t owner_pid;                 /* guest */
+    uint32_t owner_peer;                /* guest */
+    uint32_t close_request;             /* guest */
+    uint64_t heartbeat;                 /* guest */
+    uint8_t pad4_[16];
     uint32_t sq_tail;                   /* guest */
-    uint8_t pad4_[60];
-    uint32_t sq_head;                   /* host */
     uint8_t pad5_[60];
-    uint32_t cq_tail;                   /* host */
+    uint32_t sq_head;                   /* host */
     uint8_t pad6_[60];
+    uint32_t cq_tail;                   /* host */
+    uint8_t pad7_[60];
     uint32_t cq_head;                   /* guest */
-    uint8_t pad7_[3644];
+    uint8_t pad8_[3644];
 };
-static_assert(sizeof(struct vgpu_region_header) == 4096, "struct vgpu_region_header is 4096 bytes");
-static_assert(offsetof(struct vgpu_region_header, magic) == 0, "vgpu_region_header.magic offset");
-static_assert(offsetof(struct vgpu_region_header, version_major) == 8, "vgpu_region_header.version_major offset");
-static_assert(offsetof(struct vgpu_region_header, version_minor) == 10, "vgpu_region_header.version_minor offset");
-static_assert(offsetof(struct vgpu_region_header, header_size) == 12, "vgpu_region_header.header_size offset");
-static_assert(offsetof(struct vgpu_region_header, region_size) == 16, "vgpu_region_header.region_size offset");
-static_assert(offsetof(struct vgpu_region_header, features) == 24, "vgpu_region_header.features offset");
-static_assert(offsetof(struct vgpu_region_header, vm_id) == 32, "vgpu_region_header.vm_id offset");
-static_assert(offsetof(struct vgpu_region_header, sq_entries) == 36, "vgpu_region_header.sq_entries offset");
-static_assert(offsetof(struct vgpu_region_header, cq_entries) == 40, "vgpu_region_header.cq_entries offset");
-static_assert(offsetof(struct vgpu_region_header, sqe_size) == 44, "vgpu_region_header.sqe_size offset");
-static_assert(offsetof(struct vgpu_region_header, cqe_size) == 48, "vgpu_region_header.cqe_size offset");
-static_assert(offsetof(struct vgpu_region_header, max_inline_args) == 52, "vgpu_region_header.max_inline_args offset");
-static_assert(offsetof(struct vgpu_region_header, sq_offset) == 56, "vgpu_region_header.sq_offset offset");
-static_assert(offsetof(struct vgpu_region_header, cq_offset) == 64, "vgpu_region_header.cq_offset offset");
-static_assert(offsetof(struct vgpu_region_header, arena_offset) == 72, "vgpu_region_header.arena_offset offset");
-static_assert(offsetof(struct vgpu_region_header, arena_size) == 80, "vgpu_region_header.arena_size offset");
-static_assert(offsetof(struct vgpu_region_header, device_state) == 128, "vgpu_region_header.device_state offset");
-static_assert(offsetof(struct vgpu_region_header, epoch) == 132, "vgpu_region_header.epoch offset");
-static_assert(offsetof(struct vgpu_region_header, host_need_wakeup) == 136, "vgpu_region_header.host_need_wakeup offset");
-static_assert(offsetof(struct vgpu_region_header, host_peer_id) == 140, "vgpu_region_header.host_peer_id offset");
-static_assert(offsetof(struct vgpu_region_header, calls_completed) == 144, "vgpu_region_header.calls_completed offset");
-static_assert(offsetof(struct vgpu_region_header, calls_failed) == 152, "vgpu_region_header.calls_failed offset");
-static_assert(offsetof(struct vgpu_region_header, latched_error) == 160, "vgpu_region_header.latched_error offset");
-static_assert(offsetof(struct vgpu_region_header, guest_need_irq) == 192, "vgpu_region_header.guest_need_irq offset");
-static_assert(offsetof(struct vgpu_region_header, guest_features) == 200, "vgpu_region_header.guest_features offset");
-static_assert(offsetof(struct vgpu_region_header, calls_submitted) == 208, "vgpu_region_header.calls_submitted offset");
-static_assert(offsetof(struct vgpu_region_header, sq_tail) == 256, "vgpu_region_header.sq_tail offset");
-static_assert(offsetof(struct vgpu_region_header, sq_head) == 320, "vgpu_region_header.sq_head offset");
-static_assert(offsetof(struct vgpu_region_header, cq_tail) == 384, "vgpu_region_header.cq_tail offset");
-static_assert(offsetof(struct vgpu_region_header, cq_head) == 448, "vgpu_region_header.cq_head offset");
+static_assert(sizeof(struct vgpu_channel_header) == 4096, "struct vgpu_channel_header is 4096 bytes");
+static_assert(offsetof(struct vgpu_channel_header, magic) == 0, "vgpu_channel_header.magic offset");
+static_assert(offsetof(struct vgpu_channel_header, version_major) == 8, "vgpu_channel_header.version_major offset");
+static_assert(offsetof(struct vgpu_channel_header, version_minor) == 10, "vgpu_channel_header.version_minor offset");
+static_assert(offsetof(struct vgpu_channel_header, header_size) == 12, "vgpu_channel_header.header_size offset");
+static_assert(offsetof(struct vgpu_channel_header, region_size) == 16, "vgpu_channel_header.region_size offset");
+static_assert(offsetof(struct vgpu_channel_header, features) == 24, "vgpu_channel_header.features offset");
+static_assert(offsetof(struct vgpu_channel_header, vm_id) == 32, "vgpu_channel_header.vm_id offset");
+static_assert(offsetof(struct vgpu_channel_header, sq_entries) == 36, "vgpu_channel_header.sq_entries offset");
+static_assert(offsetof(struct vgpu_channel_header, cq_entries) == 40, "vgpu_channel_header.cq_entries offset");
+static_assert(offsetof(struct vgpu_channel_header, sqe_size) == 44, "vgpu_channel_header.sqe_size offset");
+static_assert(offsetof(struct vgpu_channel_header, cqe_size) == 48, "vgpu_channel_header.cqe_size offset");
+static_assert(offsetof(struct vgpu_channel_header, max_inline_args) == 52, "vgpu_channel_header.max_inline_args offset");
+static_assert(offsetof(struct vgpu_channel_header, sq_offset) == 56, "vgpu_channel_header.sq_offset offset");
+static_assert(offsetof(struct vgpu_channel_header, cq_offset) == 64, "vgpu_channel_header.cq_offset offset");
+static_assert(offsetof(struct vgpu_channel_header, arena_offset) == 72, "vgpu_channel_header.arena_offset offset");
+static_assert(offsetof(struct vgpu_channel_header, arena_size) == 80, "vgpu_channel_header.arena_size offset");
+static_assert(offsetof(struct vgpu_channel_header, channel_index) == 88, "vgpu_channel_header.channel_index offset");
+static_assert(offsetof(struct vgpu_channel_header, channel_state) == 128, "vgpu_channel_header.channel_state offset");
+static_assert(offsetof(struct vgpu_channel_header, generation) == 132, "vgpu_channel_header.generation offset");
+static_assert(offsetof(struct vgpu_channel_header, host_need_wakeup) == 136, "vgpu_channel_header.host_need_wakeup offset");
+static_assert(offsetof(struct vgpu_channel_header, calls_completed) == 144, "vgpu_channel_header.calls_completed offset");
+static_assert(offsetof(struct vgpu_channel_header, calls_failed) == 152, "vgpu_channel_header.calls_failed offset");
+static_assert(offsetof(struct vgpu_channel_header, latched_error) == 160, "vgpu_channel_header.latched_error offset");
+static_assert(offsetof(struct vgpu_channel_header, open_ack) == 164, "vgpu_channel_header.open_ack offset");
+static_assert(offsetof(struct vgpu_channel_header, close_reason) == 168, "vgpu_channel_header.close_reason offset");
+static_assert(offsetof(struct vgpu_channel_header, guest_need_irq) == 192, "vgpu_channel_header.guest_need_irq offset");
+static_assert(offsetof(struct vgpu_channel_header, guest_features) == 200, "vgpu_channel_header.guest_features offset");
+static_assert(offsetof(struct vgpu_channel_header, calls_submitted) == 208, "vgpu_channel_header.calls_submitted offset");
+static_assert(offsetof(struct vgpu_channel_header, open_request) == 216, "vgpu_channel_header.open_request offset");
+static_assert(offsetof(struct vgpu_channel_header, owner_pid) == 220, "vgpu_channel_header.owner_pid offset");
+static_assert(offsetof(struct vgpu_channel_header, owner_peer) == 224, "vgpu_channel_header.owner_peer offset");
+static_assert(offsetof(struct vgpu_channel_header, close_request) == 228, "vgpu_channel_header.close_request offset");
+static_assert(offsetof(struct vgpu_channel_header, heartbeat) == 232, "vgpu_channel_header.heartbeat offset");
+static_assert(offsetof(struct vgpu_channel_header, sq_tail) == 256, "vgpu_channel_header.sq_tail offset");
+static_assert(offsetof(struct vgpu_channel_header, sq_head) == 320, "vgpu_channel_header.sq_head offset");
+static_assert(offsetof(struct vgpu_channel_header, cq_tail) == 384, "vgpu_channel_header.cq_tail offset");
+static_assert(offsetof(struct vgpu_channel_header, cq_head) == 448, "vgpu_channel_header.cq_head offset");
 
 /* ---- ring entries ---------------------------------------------------------------------- */
 
@@ -553,7 +654,7 @@ static_assert(sizeof(struct vgpu_args_primary_ctx_retain) == 8, "struct vgpu_arg
 static_assert(offsetof(struct vgpu_args_primary_ctx_retain, device) == 0, "vgpu_args_primary_ctx_retain.device offset");
 
 struct vgpu_result_primary_ctx_retain {
-    uint32_t ctx;                       /* context handle: per-VM id, 0 = null */
+    uint32_t ctx;                       /* context handle: per-channel id, 0 = null */
     uint8_t pad0_[4];
 };
 static_assert(sizeof(struct vgpu_result_primary_ctx_retain) == 8, "struct vgpu_result_primary_ctx_retain is 8 bytes");
@@ -577,14 +678,14 @@ static_assert(offsetof(struct vgpu_args_ctx_create, flags) == 0, "vgpu_args_ctx_
 static_assert(offsetof(struct vgpu_args_ctx_create, device) == 4, "vgpu_args_ctx_create.device offset");
 
 struct vgpu_result_ctx_create {
-    uint32_t ctx;                       /* context handle: per-VM id, 0 = null */
+    uint32_t ctx;                       /* context handle: per-channel id, 0 = null */
     uint8_t pad0_[4];
 };
 static_assert(sizeof(struct vgpu_result_ctx_create) == 8, "struct vgpu_result_ctx_create is 8 bytes");
 static_assert(offsetof(struct vgpu_result_ctx_create, ctx) == 0, "vgpu_result_ctx_create.ctx offset");
 
 struct vgpu_args_ctx_destroy {
-    uint32_t ctx;                       /* context handle: per-VM id, 0 = null */
+    uint32_t ctx;                       /* context handle: per-channel id, 0 = null */
     uint8_t pad0_[4];
 };
 static_assert(sizeof(struct vgpu_args_ctx_destroy) == 8, "struct vgpu_args_ctx_destroy is 8 bytes");
@@ -593,7 +694,7 @@ static_assert(offsetof(struct vgpu_args_ctx_destroy, ctx) == 0, "vgpu_args_ctx_d
 /* ctx_destroy: no results (status only) */
 
 struct vgpu_args_ctx_set_current {
-    uint32_t ctx;                       /* context handle: per-VM id, 0 = null */
+    uint32_t ctx;                       /* context handle: per-channel id, 0 = null */
     uint8_t pad0_[4];
 };
 static_assert(sizeof(struct vgpu_args_ctx_set_current) == 8, "struct vgpu_args_ctx_set_current is 8 bytes");
@@ -604,7 +705,7 @@ static_assert(offsetof(struct vgpu_args_ctx_set_current, ctx) == 0, "vgpu_args_c
 /* ctx_get_current: no arguments (args_len = 0) */
 
 struct vgpu_result_ctx_get_current {
-    uint32_t ctx;                       /* context handle: per-VM id, 0 = null */
+    uint32_t ctx;                       /* context handle: per-channel id, 0 = null */
     uint8_t pad0_[4];
 };
 static_assert(sizeof(struct vgpu_result_ctx_get_current) == 8, "struct vgpu_result_ctx_get_current is 8 bytes");
@@ -649,7 +750,7 @@ struct vgpu_args_memset_d8 {
     uint64_t count;
     uint8_t value;
     uint8_t pad0_[3];
-    uint32_t stream;                    /* stream handle: per-VM id, 0 = null (the default stream) */
+    uint32_t stream;                    /* stream handle: per-channel id, 0 = null (the default stream) */
 };
 static_assert(sizeof(struct vgpu_args_memset_d8) == 24, "struct vgpu_args_memset_d8 is 24 bytes");
 static_assert(offsetof(struct vgpu_args_memset_d8, dst) == 0, "vgpu_args_memset_d8.dst offset");
@@ -664,7 +765,7 @@ struct vgpu_args_memset_d16 {
     uint64_t count;
     uint16_t value;
     uint8_t pad0_[2];
-    uint32_t stream;                    /* stream handle: per-VM id, 0 = null (the default stream) */
+    uint32_t stream;                    /* stream handle: per-channel id, 0 = null (the default stream) */
 };
 static_assert(sizeof(struct vgpu_args_memset_d16) == 24, "struct vgpu_args_memset_d16 is 24 bytes");
 static_assert(offsetof(struct vgpu_args_memset_d16, dst) == 0, "vgpu_args_memset_d16.dst offset");
@@ -678,7 +779,7 @@ struct vgpu_args_memset_d32 {
     uint64_t dst;                       /* device pointer */
     uint64_t count;
     uint32_t value;
-    uint32_t stream;                    /* stream handle: per-VM id, 0 = null (the default stream) */
+    uint32_t stream;                    /* stream handle: per-channel id, 0 = null (the default stream) */
 };
 static_assert(sizeof(struct vgpu_args_memset_d32) == 24, "struct vgpu_args_memset_d32 is 24 bytes");
 static_assert(offsetof(struct vgpu_args_memset_d32, dst) == 0, "vgpu_args_memset_d32.dst offset");
@@ -690,7 +791,7 @@ static_assert(offsetof(struct vgpu_args_memset_d32, stream) == 20, "vgpu_args_me
 
 struct vgpu_args_memcpy_htod {
     uint64_t dst;                       /* device pointer */
-    uint32_t stream;                    /* stream handle: per-VM id, 0 = null (the default stream) */
+    uint32_t stream;                    /* stream handle: per-channel id, 0 = null (the default stream) */
     uint8_t pad0_[4];
 };
 static_assert(sizeof(struct vgpu_args_memcpy_htod) == 16, "struct vgpu_args_memcpy_htod is 16 bytes");
@@ -702,7 +803,7 @@ static_assert(offsetof(struct vgpu_args_memcpy_htod, stream) == 8, "vgpu_args_me
 struct vgpu_args_memcpy_dtoh {
     uint64_t src;                       /* device pointer */
     uint64_t count;
-    uint32_t stream;                    /* stream handle: per-VM id, 0 = null (the default stream) */
+    uint32_t stream;                    /* stream handle: per-channel id, 0 = null (the default stream) */
     uint8_t pad0_[4];
 };
 static_assert(sizeof(struct vgpu_args_memcpy_dtoh) == 24, "struct vgpu_args_memcpy_dtoh is 24 bytes");
@@ -716,7 +817,7 @@ struct vgpu_args_memcpy_dtod {
     uint64_t dst;                       /* device pointer */
     uint64_t src;                       /* device pointer */
     uint64_t count;
-    uint32_t stream;                    /* stream handle: per-VM id, 0 = null (the default stream) */
+    uint32_t stream;                    /* stream handle: per-channel id, 0 = null (the default stream) */
     uint8_t pad0_[4];
 };
 static_assert(sizeof(struct vgpu_args_memcpy_dtod) == 32, "struct vgpu_args_memcpy_dtod is 32 bytes");
@@ -752,14 +853,14 @@ static_assert(offsetof(struct vgpu_args_mem_create, device) == 8, "vgpu_args_mem
 static_assert(offsetof(struct vgpu_args_mem_create, flags) == 12, "vgpu_args_mem_create.flags offset");
 
 struct vgpu_result_mem_create {
-    uint32_t handle;                    /* memhandle handle: per-VM id, 0 = null */
+    uint32_t handle;                    /* memhandle handle: per-channel id, 0 = null */
     uint8_t pad0_[4];
 };
 static_assert(sizeof(struct vgpu_result_mem_create) == 8, "struct vgpu_result_mem_create is 8 bytes");
 static_assert(offsetof(struct vgpu_result_mem_create, handle) == 0, "vgpu_result_mem_create.handle offset");
 
 struct vgpu_args_mem_release {
-    uint32_t handle;                    /* memhandle handle: per-VM id, 0 = null */
+    uint32_t handle;                    /* memhandle handle: per-channel id, 0 = null */
     uint8_t pad0_[4];
 };
 static_assert(sizeof(struct vgpu_args_mem_release) == 8, "struct vgpu_args_mem_release is 8 bytes");
@@ -799,7 +900,7 @@ struct vgpu_args_mem_map {
     uint64_t ptr;                       /* device pointer */
     uint64_t size;
     uint64_t offset;
-    uint32_t handle;                    /* memhandle handle: per-VM id, 0 = null */
+    uint32_t handle;                    /* memhandle handle: per-channel id, 0 = null */
     uint32_t flags;
 };
 static_assert(sizeof(struct vgpu_args_mem_map) == 32, "struct vgpu_args_mem_map is 32 bytes");
@@ -843,14 +944,14 @@ static_assert(sizeof(struct vgpu_args_stream_create) == 8, "struct vgpu_args_str
 static_assert(offsetof(struct vgpu_args_stream_create, flags) == 0, "vgpu_args_stream_create.flags offset");
 
 struct vgpu_result_stream_create {
-    uint32_t stream;                    /* stream handle: per-VM id, 0 = null (the default stream) */
+    uint32_t stream;                    /* stream handle: per-channel id, 0 = null (the default stream) */
     uint8_t pad0_[4];
 };
 static_assert(sizeof(struct vgpu_result_stream_create) == 8, "struct vgpu_result_stream_create is 8 bytes");
 static_assert(offsetof(struct vgpu_result_stream_create, stream) == 0, "vgpu_result_stream_create.stream offset");
 
 struct vgpu_args_stream_destroy {
-    uint32_t stream;                    /* stream handle: per-VM id, 0 = null (the default stream) */
+    uint32_t stream;                    /* stream handle: per-channel id, 0 = null (the default stream) */
     uint8_t pad0_[4];
 };
 static_assert(sizeof(struct vgpu_args_stream_destroy) == 8, "struct vgpu_args_stream_destroy is 8 bytes");
@@ -859,7 +960,7 @@ static_assert(offsetof(struct vgpu_args_stream_destroy, stream) == 0, "vgpu_args
 /* stream_destroy: no results (status only) */
 
 struct vgpu_args_stream_synchronize {
-    uint32_t stream;                    /* stream handle: per-VM id, 0 = null (the default stream) */
+    uint32_t stream;                    /* stream handle: per-channel id, 0 = null (the default stream) */
     uint8_t pad0_[4];
 };
 static_assert(sizeof(struct vgpu_args_stream_synchronize) == 8, "struct vgpu_args_stream_synchronize is 8 bytes");
@@ -868,7 +969,7 @@ static_assert(offsetof(struct vgpu_args_stream_synchronize, stream) == 0, "vgpu_
 /* stream_synchronize: no results (status only) */
 
 struct vgpu_args_stream_query {
-    uint32_t stream;                    /* stream handle: per-VM id, 0 = null (the default stream) */
+    uint32_t stream;                    /* stream handle: per-channel id, 0 = null (the default stream) */
     uint8_t pad0_[4];
 };
 static_assert(sizeof(struct vgpu_args_stream_query) == 8, "struct vgpu_args_stream_query is 8 bytes");
@@ -877,8 +978,8 @@ static_assert(offsetof(struct vgpu_args_stream_query, stream) == 0, "vgpu_args_s
 /* stream_query: no results (status only) */
 
 struct vgpu_args_stream_wait_event {
-    uint32_t stream;                    /* stream handle: per-VM id, 0 = null (the default stream) */
-    uint32_t event;                     /* event handle: per-VM id, 0 = null */
+    uint32_t stream;                    /* stream handle: per-channel id, 0 = null (the default stream) */
+    uint32_t event;                     /* event handle: per-channel id, 0 = null */
     uint32_t flags;
     uint8_t pad0_[4];
 };
@@ -897,14 +998,14 @@ static_assert(sizeof(struct vgpu_args_event_create) == 8, "struct vgpu_args_even
 static_assert(offsetof(struct vgpu_args_event_create, flags) == 0, "vgpu_args_event_create.flags offset");
 
 struct vgpu_result_event_create {
-    uint32_t event;                     /* event handle: per-VM id, 0 = null */
+    uint32_t event;                     /* event handle: per-channel id, 0 = null */
     uint8_t pad0_[4];
 };
 static_assert(sizeof(struct vgpu_result_event_create) == 8, "struct vgpu_result_event_create is 8 bytes");
 static_assert(offsetof(struct vgpu_result_event_create, event) == 0, "vgpu_result_event_create.event offset");
 
 struct vgpu_args_event_destroy {
-    uint32_t event;                     /* event handle: per-VM id, 0 = null */
+    uint32_t event;                     /* event handle: per-channel id, 0 = null */
     uint8_t pad0_[4];
 };
 static_assert(sizeof(struct vgpu_args_event_destroy) == 8, "struct vgpu_args_event_destroy is 8 bytes");
@@ -913,8 +1014,8 @@ static_assert(offsetof(struct vgpu_args_event_destroy, event) == 0, "vgpu_args_e
 /* event_destroy: no results (status only) */
 
 struct vgpu_args_event_record {
-    uint32_t event;                     /* event handle: per-VM id, 0 = null */
-    uint32_t stream;                    /* stream handle: per-VM id, 0 = null (the default stream) */
+    uint32_t event;                     /* event handle: per-channel id, 0 = null */
+    uint32_t stream;                    /* stream handle: per-channel id, 0 = null (the default stream) */
 };
 static_assert(sizeof(struct vgpu_args_event_record) == 8, "struct vgpu_args_event_record is 8 bytes");
 static_assert(offsetof(struct vgpu_args_event_record, event) == 0, "vgpu_args_event_record.event offset");
@@ -923,7 +1024,7 @@ static_assert(offsetof(struct vgpu_args_event_record, stream) == 4, "vgpu_args_e
 /* event_record: no results (status only) */
 
 struct vgpu_args_event_synchronize {
-    uint32_t event;                     /* event handle: per-VM id, 0 = null */
+    uint32_t event;                     /* event handle: per-channel id, 0 = null */
     uint8_t pad0_[4];
 };
 static_assert(sizeof(struct vgpu_args_event_synchronize) == 8, "struct vgpu_args_event_synchronize is 8 bytes");
@@ -932,7 +1033,7 @@ static_assert(offsetof(struct vgpu_args_event_synchronize, event) == 0, "vgpu_ar
 /* event_synchronize: no results (status only) */
 
 struct vgpu_args_event_query {
-    uint32_t event;                     /* event handle: per-VM id, 0 = null */
+    uint32_t event;                     /* event handle: per-channel id, 0 = null */
     uint8_t pad0_[4];
 };
 static_assert(sizeof(struct vgpu_args_event_query) == 8, "struct vgpu_args_event_query is 8 bytes");
@@ -941,8 +1042,8 @@ static_assert(offsetof(struct vgpu_args_event_query, event) == 0, "vgpu_args_eve
 /* event_query: no results (status only) */
 
 struct vgpu_args_event_elapsed_time {
-    uint32_t start;                     /* event handle: per-VM id, 0 = null */
-    uint32_t end;                       /* event handle: per-VM id, 0 = null */
+    uint32_t start;                     /* event handle: per-channel id, 0 = null */
+    uint32_t end;                       /* event handle: per-channel id, 0 = null */
 };
 static_assert(sizeof(struct vgpu_args_event_elapsed_time) == 8, "struct vgpu_args_event_elapsed_time is 8 bytes");
 static_assert(offsetof(struct vgpu_args_event_elapsed_time, start) == 0, "vgpu_args_event_elapsed_time.start offset");
@@ -956,8 +1057,8 @@ static_assert(sizeof(struct vgpu_result_event_elapsed_time) == 8, "struct vgpu_r
 static_assert(offsetof(struct vgpu_result_event_elapsed_time, milliseconds) == 0, "vgpu_result_event_elapsed_time.milliseconds offset");
 
 struct vgpu_args_event_record_with_flags {
-    uint32_t event;                     /* event handle: per-VM id, 0 = null */
-    uint32_t stream;                    /* stream handle: per-VM id, 0 = null (the default stream) */
+    uint32_t event;                     /* event handle: per-channel id, 0 = null */
+    uint32_t stream;                    /* stream handle: per-channel id, 0 = null (the default stream) */
     uint32_t flags;
     uint8_t pad0_[4];
 };
@@ -971,14 +1072,14 @@ static_assert(offsetof(struct vgpu_args_event_record_with_flags, flags) == 8, "v
 /* module_load_data: no arguments (args_len = 0) */
 
 struct vgpu_result_module_load_data {
-    uint32_t module;                    /* module handle: per-VM id, 0 = null */
+    uint32_t module;                    /* module handle: per-channel id, 0 = null */
     uint8_t pad0_[4];
 };
 static_assert(sizeof(struct vgpu_result_module_load_data) == 8, "struct vgpu_result_module_load_data is 8 bytes");
 static_assert(offsetof(struct vgpu_result_module_load_data, module) == 0, "vgpu_result_module_load_data.module offset");
 
 struct vgpu_args_module_unload {
-    uint32_t module;                    /* module handle: per-VM id, 0 = null */
+    uint32_t module;                    /* module handle: per-channel id, 0 = null */
     uint8_t pad0_[4];
 };
 static_assert(sizeof(struct vgpu_args_module_unload) == 8, "struct vgpu_args_module_unload is 8 bytes");
@@ -987,21 +1088,21 @@ static_assert(offsetof(struct vgpu_args_module_unload, module) == 0, "vgpu_args_
 /* module_unload: no results (status only) */
 
 struct vgpu_args_module_get_function {
-    uint32_t module;                    /* module handle: per-VM id, 0 = null */
+    uint32_t module;                    /* module handle: per-channel id, 0 = null */
     uint8_t pad0_[4];
 };
 static_assert(sizeof(struct vgpu_args_module_get_function) == 8, "struct vgpu_args_module_get_function is 8 bytes");
 static_assert(offsetof(struct vgpu_args_module_get_function, module) == 0, "vgpu_args_module_get_function.module offset");
 
 struct vgpu_result_module_get_function {
-    uint32_t function;                  /* function handle: per-VM id, 0 = null */
+    uint32_t function;                  /* function handle: per-channel id, 0 = null */
     uint8_t pad0_[4];
 };
 static_assert(sizeof(struct vgpu_result_module_get_function) == 8, "struct vgpu_result_module_get_function is 8 bytes");
 static_assert(offsetof(struct vgpu_result_module_get_function, function) == 0, "vgpu_result_module_get_function.function offset");
 
 struct vgpu_args_module_get_global {
-    uint32_t module;                    /* module handle: per-VM id, 0 = null */
+    uint32_t module;                    /* module handle: per-channel id, 0 = null */
     uint8_t pad0_[4];
 };
 static_assert(sizeof(struct vgpu_args_module_get_global) == 8, "struct vgpu_args_module_get_global is 8 bytes");
@@ -1016,7 +1117,7 @@ static_assert(offsetof(struct vgpu_result_module_get_global, dptr) == 0, "vgpu_r
 static_assert(offsetof(struct vgpu_result_module_get_global, bytes) == 8, "vgpu_result_module_get_global.bytes offset");
 
 struct vgpu_args_func_get_param_info {
-    uint32_t function;                  /* function handle: per-VM id, 0 = null */
+    uint32_t function;                  /* function handle: per-channel id, 0 = null */
     uint32_t index;
 };
 static_assert(sizeof(struct vgpu_args_func_get_param_info) == 8, "struct vgpu_args_func_get_param_info is 8 bytes");
@@ -1032,7 +1133,7 @@ static_assert(offsetof(struct vgpu_result_func_get_param_info, offset) == 0, "vg
 static_assert(offsetof(struct vgpu_result_func_get_param_info, size) == 8, "vgpu_result_func_get_param_info.size offset");
 
 struct vgpu_args_func_get_param_layout {
-    uint32_t function;                  /* function handle: per-VM id, 0 = null */
+    uint32_t function;                  /* function handle: per-channel id, 0 = null */
     uint8_t pad0_[4];
 };
 static_assert(sizeof(struct vgpu_args_func_get_param_layout) == 8, "struct vgpu_args_func_get_param_layout is 8 bytes");
@@ -1047,7 +1148,7 @@ static_assert(offsetof(struct vgpu_result_func_get_param_layout, count) == 0, "v
 static_assert(offsetof(struct vgpu_result_func_get_param_layout, param_bytes) == 4, "vgpu_result_func_get_param_layout.param_bytes offset");
 
 struct vgpu_args_launch_kernel {
-    uint32_t function;                  /* function handle: per-VM id, 0 = null */
+    uint32_t function;                  /* function handle: per-channel id, 0 = null */
     uint32_t grid_x;
     uint32_t grid_y;
     uint32_t grid_z;
@@ -1055,7 +1156,7 @@ struct vgpu_args_launch_kernel {
     uint32_t block_y;
     uint32_t block_z;
     uint32_t shared_mem_bytes;
-    uint32_t stream;                    /* stream handle: per-VM id, 0 = null (the default stream) */
+    uint32_t stream;                    /* stream handle: per-channel id, 0 = null (the default stream) */
     uint8_t pad0_[4];
 };
 static_assert(sizeof(struct vgpu_args_launch_kernel) == 40, "struct vgpu_args_launch_kernel is 40 bytes");
@@ -1073,7 +1174,7 @@ static_assert(offsetof(struct vgpu_args_launch_kernel, stream) == 32, "vgpu_args
 
 struct vgpu_args_func_get_attribute {
     uint32_t attrib;                    /* enum vgpu_function_attribute */
-    uint32_t function;                  /* function handle: per-VM id, 0 = null */
+    uint32_t function;                  /* function handle: per-channel id, 0 = null */
 };
 static_assert(sizeof(struct vgpu_args_func_get_attribute) == 8, "struct vgpu_args_func_get_attribute is 8 bytes");
 static_assert(offsetof(struct vgpu_args_func_get_attribute, attrib) == 0, "vgpu_args_func_get_attribute.attrib offset");
@@ -1087,7 +1188,7 @@ static_assert(sizeof(struct vgpu_result_func_get_attribute) == 8, "struct vgpu_r
 static_assert(offsetof(struct vgpu_result_func_get_attribute, value) == 0, "vgpu_result_func_get_attribute.value offset");
 
 struct vgpu_args_func_set_attribute {
-    uint32_t function;                  /* function handle: per-VM id, 0 = null */
+    uint32_t function;                  /* function handle: per-channel id, 0 = null */
     uint32_t attrib;                    /* enum vgpu_function_attribute */
     int32_t value;
     uint8_t pad0_[4];
@@ -1102,14 +1203,14 @@ static_assert(offsetof(struct vgpu_args_func_set_attribute, value) == 8, "vgpu_a
 /* cublas_create: no arguments (args_len = 0) */
 
 struct vgpu_result_cublas_create {
-    uint32_t handle;                    /* cublas handle: per-VM id, 0 = null */
+    uint32_t handle;                    /* cublas handle: per-channel id, 0 = null */
     uint8_t pad0_[4];
 };
 static_assert(sizeof(struct vgpu_result_cublas_create) == 8, "struct vgpu_result_cublas_create is 8 bytes");
 static_assert(offsetof(struct vgpu_result_cublas_create, handle) == 0, "vgpu_result_cublas_create.handle offset");
 
 struct vgpu_args_cublas_destroy {
-    uint32_t handle;                    /* cublas handle: per-VM id, 0 = null */
+    uint32_t handle;                    /* cublas handle: per-channel id, 0 = null */
     uint8_t pad0_[4];
 };
 static_assert(sizeof(struct vgpu_args_cublas_destroy) == 8, "struct vgpu_args_cublas_destroy is 8 bytes");
@@ -1118,8 +1219,8 @@ static_assert(offsetof(struct vgpu_args_cublas_destroy, handle) == 0, "vgpu_args
 /* cublas_destroy: no results (status only) */
 
 struct vgpu_args_cublas_set_stream {
-    uint32_t handle;                    /* cublas handle: per-VM id, 0 = null */
-    uint32_t stream;                    /* stream handle: per-VM id, 0 = null (the default stream) */
+    uint32_t handle;                    /* cublas handle: per-channel id, 0 = null */
+    uint32_t stream;                    /* stream handle: per-channel id, 0 = null (the default stream) */
 };
 static_assert(sizeof(struct vgpu_args_cublas_set_stream) == 8, "struct vgpu_args_cublas_set_stream is 8 bytes");
 static_assert(offsetof(struct vgpu_args_cublas_set_stream, handle) == 0, "vgpu_args_cublas_set_stream.handle offset");
@@ -1128,7 +1229,7 @@ static_assert(offsetof(struct vgpu_args_cublas_set_stream, stream) == 4, "vgpu_a
 /* cublas_set_stream: no results (status only) */
 
 struct vgpu_args_cublas_set_math_mode {
-    uint32_t handle;                    /* cublas handle: per-VM id, 0 = null */
+    uint32_t handle;                    /* cublas handle: per-channel id, 0 = null */
     uint32_t mode;
 };
 static_assert(sizeof(struct vgpu_args_cublas_set_math_mode) == 8, "struct vgpu_args_cublas_set_math_mode is 8 bytes");
@@ -1138,7 +1239,7 @@ static_assert(offsetof(struct vgpu_args_cublas_set_math_mode, mode) == 4, "vgpu_
 /* cublas_set_math_mode: no results (status only) */
 
 struct vgpu_args_cublas_sgemm {
-    uint32_t handle;                    /* cublas handle: per-VM id, 0 = null */
+    uint32_t handle;                    /* cublas handle: per-channel id, 0 = null */
     uint32_t transa;                    /* enum vgpu_cublas_operation */
     uint32_t transb;                    /* enum vgpu_cublas_operation */
     int32_t m;
@@ -1175,7 +1276,7 @@ static_assert(offsetof(struct vgpu_args_cublas_sgemm, ldc) == 72, "vgpu_args_cub
 /* cublas_sgemm: no results (status only) */
 
 struct vgpu_args_cublas_gemm_ex {
-    uint32_t handle;                    /* cublas handle: per-VM id, 0 = null */
+    uint32_t handle;                    /* cublas handle: per-channel id, 0 = null */
     uint32_t transa;                    /* enum vgpu_cublas_operation */
     uint32_t transb;                    /* enum vgpu_cublas_operation */
     int32_t m;
@@ -1223,7 +1324,7 @@ static_assert(offsetof(struct vgpu_args_cublas_gemm_ex, beta_imag) == 104, "vgpu
 /* cublas_gemm_ex: no results (status only) */
 
 struct vgpu_args_cublas_gemm_strided_batched_ex {
-    uint32_t handle;                    /* cublas handle: per-VM id, 0 = null */
+    uint32_t handle;                    /* cublas handle: per-channel id, 0 = null */
     uint32_t transa;                    /* enum vgpu_cublas_operation */
     uint32_t transb;                    /* enum vgpu_cublas_operation */
     int32_t m;
@@ -1280,7 +1381,7 @@ static_assert(offsetof(struct vgpu_args_cublas_gemm_strided_batched_ex, beta_ima
 /* cublas_gemm_strided_batched_ex: no results (status only) */
 
 struct vgpu_args_cublas_gemm_batched_ex {
-    uint32_t handle;                    /* cublas handle: per-VM id, 0 = null */
+    uint32_t handle;                    /* cublas handle: per-channel id, 0 = null */
     uint32_t transa;                    /* enum vgpu_cublas_operation */
     uint32_t transb;                    /* enum vgpu_cublas_operation */
     int32_t m;
@@ -1331,7 +1432,7 @@ static_assert(offsetof(struct vgpu_args_cublas_gemm_batched_ex, beta_imag) == 11
 /* cublas_gemm_batched_ex: no results (status only) */
 
 struct vgpu_args_cublas_strsm {
-    uint32_t handle;                    /* cublas handle: per-VM id, 0 = null */
+    uint32_t handle;                    /* cublas handle: per-channel id, 0 = null */
     uint32_t side;                      /* enum vgpu_cublas_side_mode */
     uint32_t uplo;                      /* enum vgpu_cublas_fill_mode */
     uint32_t trans;                     /* enum vgpu_cublas_operation */
@@ -1363,7 +1464,7 @@ static_assert(offsetof(struct vgpu_args_cublas_strsm, ldb) == 56, "vgpu_args_cub
 /* cublas_strsm: no results (status only) */
 
 struct vgpu_args_cublas_strsm_batched {
-    uint32_t handle;                    /* cublas handle: per-VM id, 0 = null */
+    uint32_t handle;                    /* cublas handle: per-channel id, 0 = null */
     uint32_t side;                      /* enum vgpu_cublas_side_mode */
     uint32_t uplo;                      /* enum vgpu_cublas_fill_mode */
     uint32_t trans;                     /* enum vgpu_cublas_operation */
@@ -1396,7 +1497,7 @@ static_assert(offsetof(struct vgpu_args_cublas_strsm_batched, batch_count) == 60
 /* cublas_strsm_batched: no results (status only) */
 
 struct vgpu_args_stream_begin_capture {
-    uint32_t stream;                    /* stream handle: per-VM id, 0 = null (the default stream) */
+    uint32_t stream;                    /* stream handle: per-channel id, 0 = null (the default stream) */
     uint32_t mode;                      /* enum vgpu_stream_capture_mode */
 };
 static_assert(sizeof(struct vgpu_args_stream_begin_capture) == 8, "struct vgpu_args_stream_begin_capture is 8 bytes");
@@ -1406,21 +1507,21 @@ static_assert(offsetof(struct vgpu_args_stream_begin_capture, mode) == 4, "vgpu_
 /* stream_begin_capture: no results (status only) */
 
 struct vgpu_args_stream_end_capture {
-    uint32_t stream;                    /* stream handle: per-VM id, 0 = null (the default stream) */
+    uint32_t stream;                    /* stream handle: per-channel id, 0 = null (the default stream) */
     uint8_t pad0_[4];
 };
 static_assert(sizeof(struct vgpu_args_stream_end_capture) == 8, "struct vgpu_args_stream_end_capture is 8 bytes");
 static_assert(offsetof(struct vgpu_args_stream_end_capture, stream) == 0, "vgpu_args_stream_end_capture.stream offset");
 
 struct vgpu_result_stream_end_capture {
-    uint32_t graph;                     /* graph handle: per-VM id, 0 = null */
+    uint32_t graph;                     /* graph handle: per-channel id, 0 = null */
     uint8_t pad0_[4];
 };
 static_assert(sizeof(struct vgpu_result_stream_end_capture) == 8, "struct vgpu_result_stream_end_capture is 8 bytes");
 static_assert(offsetof(struct vgpu_result_stream_end_capture, graph) == 0, "vgpu_result_stream_end_capture.graph offset");
 
 struct vgpu_args_stream_get_capture_info {
-    uint32_t stream;                    /* stream handle: per-VM id, 0 = null (the default stream) */
+    uint32_t stream;                    /* stream handle: per-channel id, 0 = null (the default stream) */
     uint8_t pad0_[4];
 };
 static_assert(sizeof(struct vgpu_args_stream_get_capture_info) == 8, "struct vgpu_args_stream_get_capture_info is 8 bytes");
@@ -1436,7 +1537,7 @@ static_assert(offsetof(struct vgpu_result_stream_get_capture_info, status) == 0,
 static_assert(offsetof(struct vgpu_result_stream_get_capture_info, capture_id) == 8, "vgpu_result_stream_get_capture_info.capture_id offset");
 
 struct vgpu_args_graph_instantiate {
-    uint32_t graph;                     /* graph handle: per-VM id, 0 = null */
+    uint32_t graph;                     /* graph handle: per-channel id, 0 = null */
     uint8_t pad0_[4];
     uint64_t flags;
 };
@@ -1445,15 +1546,15 @@ static_assert(offsetof(struct vgpu_args_graph_instantiate, graph) == 0, "vgpu_ar
 static_assert(offsetof(struct vgpu_args_graph_instantiate, flags) == 8, "vgpu_args_graph_instantiate.flags offset");
 
 struct vgpu_result_graph_instantiate {
-    uint32_t graph_exec;                /* graphexec handle: per-VM id, 0 = null */
+    uint32_t graph_exec;                /* graphexec handle: per-channel id, 0 = null */
     uint8_t pad0_[4];
 };
 static_assert(sizeof(struct vgpu_result_graph_instantiate) == 8, "struct vgpu_result_graph_instantiate is 8 bytes");
 static_assert(offsetof(struct vgpu_result_graph_instantiate, graph_exec) == 0, "vgpu_result_graph_instantiate.graph_exec offset");
 
 struct vgpu_args_graph_launch {
-    uint32_t graph_exec;                /* graphexec handle: per-VM id, 0 = null */
-    uint32_t stream;                    /* stream handle: per-VM id, 0 = null (the default stream) */
+    uint32_t graph_exec;                /* graphexec handle: per-channel id, 0 = null */
+    uint32_t stream;                    /* stream handle: per-channel id, 0 = null (the default stream) */
 };
 static_assert(sizeof(struct vgpu_args_graph_launch) == 8, "struct vgpu_args_graph_launch is 8 bytes");
 static_assert(offsetof(struct vgpu_args_graph_launch, graph_exec) == 0, "vgpu_args_graph_launch.graph_exec offset");
@@ -1462,7 +1563,7 @@ static_assert(offsetof(struct vgpu_args_graph_launch, stream) == 4, "vgpu_args_g
 /* graph_launch: no results (status only) */
 
 struct vgpu_args_graph_exec_destroy {
-    uint32_t graph_exec;                /* graphexec handle: per-VM id, 0 = null */
+    uint32_t graph_exec;                /* graphexec handle: per-channel id, 0 = null */
     uint8_t pad0_[4];
 };
 static_assert(sizeof(struct vgpu_args_graph_exec_destroy) == 8, "struct vgpu_args_graph_exec_destroy is 8 bytes");
@@ -1471,7 +1572,7 @@ static_assert(offsetof(struct vgpu_args_graph_exec_destroy, graph_exec) == 0, "v
 /* graph_exec_destroy: no results (status only) */
 
 struct vgpu_args_graph_destroy {
-    uint32_t graph;                     /* graph handle: per-VM id, 0 = null */
+    uint32_t graph;                     /* graph handle: per-channel id, 0 = null */
     uint8_t pad0_[4];
 };
 static_assert(sizeof(struct vgpu_args_graph_destroy) == 8, "struct vgpu_args_graph_destroy is 8 bytes");
