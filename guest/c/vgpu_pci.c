@@ -4,7 +4,9 @@
  * No kernel driver is needed: writing 1 to the device's `enable` file turns on memory decoding,
  * `resource2` (BAR2, the region) and `resource0` (BAR0, the registers) are mmap()ed MAP_SHARED.
  * BAR0 offset 8 is IVPosition (our peer id), offset 12 the doorbell: writing
- * `peer << 16 | vector` fires that peer's eventfd on the host, here the mediator's vector 0.
+ * `peer << 16 | vector` fires that peer's eventfd on the host, here the mediator's vector for our
+ * channel (channel % vectors). The process's own open of resource2 is also what its channel claim
+ * (an OFD lock, vgpu_channel.c) is taken on.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -14,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -74,7 +75,8 @@ static int find_device(const char *bdf, char *dir, size_t dir_len)
     return 0;
 }
 
-static int map_resource(const char *dir, const char *name, uint8_t **base, size_t *size)
+/* mmap a resource file, opened by this process (`keep_fd`: the descriptor stays open there) */
+static int map_resource(const char *dir, const char *name, uint8_t **base, size_t *size, int *keep_fd)
 {
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/%s", dir, name);
@@ -88,26 +90,17 @@ static int map_resource(const char *dir, const char *name, uint8_t **base, size_
     }
     void *p = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     int saved = errno;
-    close(fd);
-    if (p == MAP_FAILED)
+    if (p == MAP_FAILED) {
+        close(fd);
         return vt_fail(CUDA_TRANSPORT_E_SYS, "mmap %s (%lld bytes): %s", path, (long long)st.st_size,
                        strerror(saved));
+    }
+    if (keep_fd)
+        *keep_fd = fd;
+    else
+        close(fd);
     *base = p;
     *size = (size_t)st.st_size;
-    return 0;
-}
-
-/* One producer per ring: a second process of the guest must not submit into the same region. */
-static int lock_device(struct cuda_transport *t, const char *dir)
-{
-    char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/resource2", dir);
-    t->pci_lock_fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (t->pci_lock_fd < 0)
-        return vt_fail(CUDA_TRANSPORT_E_SYS, "open %s: %s", path, strerror(errno));
-    if (flock(t->pci_lock_fd, LOCK_EX | LOCK_NB) < 0)
-        return vt_fail(errno == EWOULDBLOCK ? CUDA_TRANSPORT_E_BUSY : CUDA_TRANSPORT_E_SYS,
-                       "%s is in use by another process of this guest (flock: %s)", path, strerror(errno));
     return 0;
 }
 
@@ -126,18 +119,16 @@ int vt_pci_open(struct cuda_transport *t, const char *bdf)
         }
         close(fd);
     }
-    if ((rc = lock_device(t, dir)))
-        return rc;
-    if ((rc = map_resource(dir, "resource0", &t->bar0, &t->bar0_size)))
+    if ((rc = map_resource(dir, "resource0", &t->bar0, &t->bar0_size, NULL)))
         return rc;
     if (t->bar0_size < VR_BAR0_DOORBELL + 4)
         return vt_fail(CUDA_TRANSPORT_E_LAYOUT, "BAR0 of %zu bytes has no doorbell register", t->bar0_size);
     size_t region_size;
-    if ((rc = map_resource(dir, "resource2", &t->region, &region_size)))
+    if ((rc = map_resource(dir, "resource2", &t->region, &region_size, &t->claim_fd)))
         return rc;
     t->region_size = region_size;
     t->peer_id = *(volatile uint32_t *)(void *)(t->bar0 + VR_BAR0_IVPOSITION);
-    return 0;
+    return vt_attach_region(t);
 }
 
 void vt_pci_close(struct cuda_transport *t)
@@ -147,12 +138,13 @@ void vt_pci_close(struct cuda_transport *t)
     if (t->bar0)
         munmap(t->bar0, t->bar0_size);
     t->region = t->bar0 = NULL;
-    if (t->pci_lock_fd >= 0)
-        close(t->pci_lock_fd); /* releases the flock */
-    t->pci_lock_fd = -1;
+    if (t->claim_fd >= 0)
+        close(t->claim_fd); /* its lock went with the claim already; closing drops any left */
+    t->claim_fd = -1;
 }
 
 void vt_pci_kick(struct cuda_transport *t)
 {
-    *(volatile uint32_t *)(void *)(t->bar0 + VR_BAR0_DOORBELL) = (t->host_peer_id & 0xffffu) << 16 | 0u;
+    *(volatile uint32_t *)(void *)(t->bar0 + VR_BAR0_DOORBELL) =
+        (t->host_peer_id & 0xffffu) << 16 | (t->vector & 0xffffu);
 }

@@ -323,9 +323,10 @@ int main(int argc, char **argv)
     }
     if (chunk && cuda_transport_set_chunk_size(T, chunk))
         report("set_chunk", 0, "%s", cuda_transport_last_error());
-    report("transport_init", 1, "backend=%s vm_id=%u peer_id=%u region=%zu arena=%zu chunk=%zu init_ms=%.2f",
-           cuda_transport_backend(T), cuda_transport_vm_id(T), cuda_transport_peer_id(T),
-           cuda_transport_region_size(T), cuda_transport_arena_size(T), cuda_transport_chunk_size(T), t1 - t0);
+    report("transport_init", 1, "backend=%s vm_id=%u peer_id=%u channel=%d channels=%u region=%zu arena=%zu "
+           "chunk=%zu init_ms=%.2f", cuda_transport_backend(T), cuda_transport_vm_id(T), cuda_transport_peer_id(T),
+           cuda_transport_channel(T), cuda_transport_channel_count(T), cuda_transport_region_size(T),
+           cuda_transport_arena_size(T), cuda_transport_chunk_size(T), t1 - t0);
 
     test_device();
     test_copies();

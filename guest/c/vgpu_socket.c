@@ -6,7 +6,13 @@
  * the protocol version (0); our peer id; -1 with the region's fd; then for each other peer its id
  * once per vector with that vector's eventfd; then our own id once per vector with our eventfds.
  * A peer id without an fd later means that peer went away. We map the region as soon as its fd
- * arrives, so the host's peer id is read from the header (HOST_PEER_ID) rather than assumed.
+ * arrives, so the host's peer id and its number of vectors are read from the header (HOST_PEER_ID,
+ * VECTORS) rather than assumed. Our channel c rings the host's vector c % vectors.
+ *
+ * Every peer received the server's one open file description of the region, so the channel claim
+ * (an OFD lock, vgpu_channel.c) is taken on a description of our own: /proc/self/fd/<memfd>
+ * opened again. After the handshake the server may announce further peers (other programs on this
+ * VM's socket) with their eventfds: the heartbeat thread takes those messages off (vt_socket_drain).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -113,25 +119,31 @@ int vt_socket_open(struct cuda_transport *t, const char *path)
                        (long long)value);
     if ((rc = map_region(t)))
         return rc;
-    while (t->irq_fd < 0 || t->doorbell_fd < 0) {
+    /* the host's vectors and ours, in order: `vectors` of each (the region header says how many) */
+    while (t->n_host_fds < t->vectors || t->n_own_fds < t->vectors) {
         if ((rc = recv_message(t->sock, &value, &fd)))
             return rc;
         if (fd < 0) { /* a peer went away */
-            if ((uint64_t)value == t->host_peer_id && t->doorbell_fd >= 0) {
-                close(t->doorbell_fd);
-                t->doorbell_fd = -1;
-            }
+            if ((uint64_t)value == t->host_peer_id)
+                return vt_fail(CUDA_TRANSPORT_E_HANDSHAKE, "the host (peer %lld) went away during the handshake",
+                               (long long)value);
             continue;
         }
-        if ((uint64_t)value == t->peer_id && t->irq_fd < 0)
-            t->irq_fd = fd;
-        else if ((uint64_t)value == t->host_peer_id && t->doorbell_fd < 0)
-            t->doorbell_fd = fd;
+        if ((uint64_t)value == t->peer_id && t->n_own_fds < t->vectors)
+            t->own_fds[t->n_own_fds++] = fd;
+        else if ((uint64_t)value == t->host_peer_id && t->n_host_fds < t->vectors)
+            t->host_fds[t->n_host_fds++] = fd;
         else
-            close(fd); /* further vectors or other peers: not used */
+            close(fd); /* another peer's vectors: not used */
     }
     tv.tv_sec = 0;
     setsockopt(t->sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char self[64];
+    snprintf(self, sizeof self, "/proc/self/fd/%d", t->region_fd);
+    t->claim_fd = open(self, O_RDWR | O_CLOEXEC);
+    if (t->claim_fd < 0)
+        return vt_fail(CUDA_TRANSPORT_E_SYS, "open %s (our own description of the region, to claim a channel "
+                       "on): %s", self, strerror(errno));
     return 0;
 }
 
@@ -140,29 +152,73 @@ void vt_socket_close(struct cuda_transport *t)
     if (t->region)
         munmap(t->region, t->region_size);
     t->region = NULL;
-    int *fds[] = {&t->region_fd, &t->doorbell_fd, &t->irq_fd, &t->sock};
+    int *fds[] = {&t->region_fd, &t->claim_fd, &t->sock};
     for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++) {
         if (*fds[i] >= 0)
             close(*fds[i]);
         *fds[i] = -1;
+    }
+    for (uint32_t i = 0; i < VR_MAX_CHANNELS; i++) {
+        if (t->host_fds[i] >= 0)
+            close(t->host_fds[i]);
+        if (t->own_fds[i] >= 0)
+            close(t->own_fds[i]);
+        t->host_fds[i] = t->own_fds[i] = -1;
     }
 }
 
 void vt_socket_kick(struct cuda_transport *t)
 {
     uint64_t one = 1;
-    if (write(t->doorbell_fd, &one, sizeof one) < 0) {
+    if (write(t->host_fds[t->vector], &one, sizeof one) < 0) {
         /* EAGAIN: the counter is saturated, the host is being woken anyway */
     }
 }
 
+/* The host signals one of our vectors (which one is its choice): wait on all of them. */
 void vt_socket_wait_irq(struct cuda_transport *t, uint64_t ns)
 {
-    struct pollfd p = {.fd = t->irq_fd, .events = POLLIN};
+    struct pollfd p[VR_MAX_CHANNELS];
+    for (uint32_t i = 0; i < t->n_own_fds; i++)
+        p[i] = (struct pollfd){.fd = t->own_fds[i], .events = POLLIN};
     int ms = (int)(ns / 1000000ull);
-    if (poll(&p, 1, ms > 0 ? ms : 1) > 0 && (p.revents & POLLIN)) {
-        uint64_t count;
-        if (read(t->irq_fd, &count, sizeof count) < 0) {
+    if (poll(p, t->n_own_fds, ms > 0 ? ms : 1) <= 0)
+        return;
+    for (uint32_t i = 0; i < t->n_own_fds; i++)
+        if (p[i].revents & POLLIN) {
+            uint64_t count;
+            if (read(p[i].fd, &count, sizeof count) < 0) {
+            }
         }
+}
+
+int vt_socket_drain(struct cuda_transport *t)
+{
+    for (;;) {
+        uint8_t buf[256];
+        union {
+            struct cmsghdr align;
+            char space[CMSG_SPACE(sizeof(int) * MAX_FDS_PER_MESSAGE)];
+        } control;
+        struct iovec iov = {.iov_base = buf, .iov_len = sizeof buf};
+        struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.space,
+                             .msg_controllen = sizeof control.space};
+        ssize_t n = recvmsg(t->sock, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+            if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+                continue;
+            size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            for (size_t i = 0; i < count; i++) {
+                int got;
+                memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof got);
+                close(got);
+            }
+        }
+        if (n == 0)
+            return -1; /* the server ended the connection */
     }
 }

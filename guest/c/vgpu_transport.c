@@ -1,7 +1,12 @@
 /*
- * The transport core: region validation, the two rings, the payload arena, calls and posts.
+ * The transport core: region validation, the two rings of our channel, the payload arena, calls
+ * and posts. How a channel is claimed, opened, kept and closed is vgpu_channel.c's.
  *
  * Theory of operation (the guest side of protocol/_ring.py and guest/_client.py):
+ *  - The region (protocol 2.x) is a header page and `channel_count` channel blocks. A process
+ *    claims one channel and works on its block only: every ring field below is relative to the
+ *    block (t->chan), which is laid out as a whole 1.x region was. The region header holds what
+ *    is global: the device state and the epoch of its layout.
  *  - The submission ring and the completion ring are single-producer/single-consumer rings with
  *    free-running u32 indices. We keep our own indices privately (sq_tail, cq_head) and only ever
  *    write them to the region; the host's indices (sq_head, cq_tail) are read with acquire loads
@@ -13,7 +18,9 @@
  *    (HOST_NEED_WAKEUP): a busy host costs the guest no VM exit.
  *  - Waiting: spin for spin_ns, then (PCI) sleep 50 µs between looks, or (socket) set
  *    GUEST_NEED_IRQ and sleep on our vector's eventfd; each slow look checks that the device is
- *    still READY in the epoch we attached to.
+ *    still READY in the epoch we attached to and that our channel is still ours (OPEN, the
+ *    generation our open got): a channel the host closed (lease expired, peer gone) is lost for
+ *    good and every later call answers E_CLOSED; a reset of the region re-opens it.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -52,26 +59,34 @@ const char *cuda_transport_strerror(int err)
     case CUDA_TRANSPORT_E_TIMEOUT: return "timed out";
     case CUDA_TRANSPORT_E_INVAL: return "invalid argument";
     case CUDA_TRANSPORT_E_PROTOCOL: return "the host broke the ring protocol";
-    case CUDA_TRANSPORT_E_BUSY: return "the device is in use by another process";
+    case CUDA_TRANSPORT_E_BUSY: return "every channel of the device is held by other processes";
+    case CUDA_TRANSPORT_E_CLOSED: return "this process's channel is closed";
     default: return err > 0 ? "the call failed (status)" : "unknown transport error";
     }
 }
 
 /* -- region access ----------------------------------------------------------------------------- */
 
-static inline uint32_t ld32(const struct cuda_transport *t, size_t off)
+/* a field of the region header (page 0) */
+static inline uint32_t rld32(const struct cuda_transport *t, size_t off)
 {
     return __atomic_load_n((const uint32_t *)(const void *)(t->region + off), __ATOMIC_ACQUIRE);
 }
 
+/* a field of our channel's block */
+static inline uint32_t ld32(const struct cuda_transport *t, size_t off)
+{
+    return __atomic_load_n((const uint32_t *)(const void *)(t->chan + off), __ATOMIC_ACQUIRE);
+}
+
 static inline void st32(struct cuda_transport *t, size_t off, uint32_t value)
 {
-    __atomic_store_n((uint32_t *)(void *)(t->region + off), value, __ATOMIC_RELEASE);
+    __atomic_store_n((uint32_t *)(void *)(t->chan + off), value, __ATOMIC_RELEASE);
 }
 
 static inline void st64(struct cuda_transport *t, size_t off, uint64_t value)
 {
-    __atomic_store_n((uint64_t *)(void *)(t->region + off), value, __ATOMIC_RELEASE);
+    __atomic_store_n((uint64_t *)(void *)(t->chan + off), value, __ATOMIC_RELEASE);
 }
 
 static uint64_t rd64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
@@ -97,14 +112,41 @@ static int is_pow2(uint64_t v) { return v && !(v & (v - 1)); }
 /* The generated header and this library must agree; a mismatch fails the build, not a guest. */
 _Static_assert(sizeof(struct vgpu_sqe) == VR_SQE_SIZE, "SQE size differs from vgpu_protocol.h");
 _Static_assert(sizeof(struct vgpu_cqe) == VR_CQE_SIZE, "CQE size differs from vgpu_protocol.h");
-_Static_assert(VGPU_MAGIC == VR_MAGIC && VGPU_VERSION_MAJOR == VR_VERSION_MAJOR, "magic/version");
-_Static_assert(VGPU_HDR_DEVICE_STATE == VR_OFF_DEVICE_STATE && VGPU_HDR_EPOCH == VR_OFF_EPOCH &&
-               VGPU_HDR_HOST_NEED_WAKEUP == VR_OFF_HOST_NEED_WAKEUP &&
-               VGPU_HDR_HOST_PEER_ID == VR_OFF_HOST_PEER_ID && VGPU_HDR_GUEST_NEED_IRQ == VR_OFF_GUEST_NEED_IRQ &&
-               VGPU_HDR_SQ_TAIL == VR_OFF_SQ_TAIL && VGPU_HDR_SQ_HEAD == VR_OFF_SQ_HEAD &&
-               VGPU_HDR_CQ_TAIL == VR_OFF_CQ_TAIL && VGPU_HDR_CQ_HEAD == VR_OFF_CQ_HEAD &&
-               VGPU_HDR_ARENA_SIZE == VR_OFF_ARENA_SIZE && VGPU_HDR_CALLS_SUBMITTED == VR_OFF_CALLS_SUBMITTED,
-               "header offsets differ from vgpu_protocol.h");
+_Static_assert(VGPU_MAGIC == VR_MAGIC && VGPU_CHANNEL_MAGIC == VR_CHANNEL_MAGIC &&
+               VGPU_VERSION_MAJOR == VR_VERSION_MAJOR && VGPU_HEADER_SIZE == VR_HEADER_SIZE &&
+               VGPU_MAX_CHANNELS == VR_MAX_CHANNELS && VGPU_ALL_FEATURES == VR_ALL_FEATURES, "constants");
+_Static_assert(VGPU_REG_MAGIC == VR_OFF_MAGIC && VGPU_REG_VERSION_MAJOR == VR_OFF_VERSION_MAJOR &&
+               VGPU_REG_HEADER_SIZE == VR_OFF_HEADER_SIZE && VGPU_REG_REGION_SIZE == VR_OFF_REGION_SIZE &&
+               VGPU_REG_FEATURES == VR_OFF_FEATURES && VGPU_REG_VM_ID == VR_OFF_VM_ID &&
+               VGPU_REG_CHANNEL_COUNT == VR_OFF_CHANNEL_COUNT && VGPU_REG_CHANNEL_SIZE == VR_OFF_CHANNEL_SIZE &&
+               VGPU_REG_CHANNELS_OFFSET == VR_OFF_CHANNELS_OFFSET && VGPU_REG_LEASE_MS == VR_OFF_LEASE_MS &&
+               VGPU_REG_VECTORS == VR_OFF_VECTORS && VGPU_REG_DEVICE_STATE == VR_OFF_DEVICE_STATE &&
+               VGPU_REG_EPOCH == VR_OFF_EPOCH && VGPU_REG_HOST_PEER_ID == VR_OFF_HOST_PEER_ID,
+               "region header offsets differ from vgpu_protocol.h");
+_Static_assert(VGPU_CHN_MAGIC == VC_OFF_MAGIC && VGPU_CHN_VERSION_MAJOR == VC_OFF_VERSION_MAJOR &&
+               VGPU_CHN_HEADER_SIZE == VC_OFF_HEADER_SIZE && VGPU_CHN_REGION_SIZE == VC_OFF_REGION_SIZE &&
+               VGPU_CHN_FEATURES == VC_OFF_FEATURES && VGPU_CHN_SQ_ENTRIES == VC_OFF_SQ_ENTRIES &&
+               VGPU_CHN_CQ_ENTRIES == VC_OFF_CQ_ENTRIES && VGPU_CHN_SQE_SIZE == VC_OFF_SQE_SIZE &&
+               VGPU_CHN_CQE_SIZE == VC_OFF_CQE_SIZE && VGPU_CHN_MAX_INLINE_ARGS == VC_OFF_MAX_INLINE_ARGS &&
+               VGPU_CHN_SQ_OFFSET == VC_OFF_SQ_OFFSET && VGPU_CHN_CQ_OFFSET == VC_OFF_CQ_OFFSET &&
+               VGPU_CHN_ARENA_OFFSET == VC_OFF_ARENA_OFFSET && VGPU_CHN_ARENA_SIZE == VC_OFF_ARENA_SIZE &&
+               VGPU_CHN_CHANNEL_INDEX == VC_OFF_CHANNEL_INDEX && VGPU_CHN_CHANNEL_STATE == VC_OFF_CHANNEL_STATE &&
+               VGPU_CHN_GENERATION == VC_OFF_GENERATION && VGPU_CHN_HOST_NEED_WAKEUP == VC_OFF_HOST_NEED_WAKEUP &&
+               VGPU_CHN_LATCHED_ERROR == VC_OFF_LATCHED_ERROR && VGPU_CHN_OPEN_ACK == VC_OFF_OPEN_ACK &&
+               VGPU_CHN_CLOSE_REASON == VC_OFF_CLOSE_REASON && VGPU_CHN_GUEST_NEED_IRQ == VC_OFF_GUEST_NEED_IRQ &&
+               VGPU_CHN_GUEST_FEATURES == VC_OFF_GUEST_FEATURES &&
+               VGPU_CHN_CALLS_SUBMITTED == VC_OFF_CALLS_SUBMITTED && VGPU_CHN_OPEN_REQUEST == VC_OFF_OPEN_REQUEST &&
+               VGPU_CHN_OWNER_PID == VC_OFF_OWNER_PID && VGPU_CHN_OWNER_PEER == VC_OFF_OWNER_PEER &&
+               VGPU_CHN_CLOSE_REQUEST == VC_OFF_CLOSE_REQUEST && VGPU_CHN_HEARTBEAT == VC_OFF_HEARTBEAT &&
+               VGPU_CHN_SQ_TAIL == VC_OFF_SQ_TAIL && VGPU_CHN_SQ_HEAD == VC_OFF_SQ_HEAD &&
+               VGPU_CHN_CQ_TAIL == VC_OFF_CQ_TAIL && VGPU_CHN_CQ_HEAD == VC_OFF_CQ_HEAD,
+               "channel header offsets differ from vgpu_protocol.h");
+_Static_assert((int)VGPU_DEVICE_STATE_READY == (int)VR_STATE_READY && (int)VGPU_DEVICE_STATE_RESETTING == (int)VR_STATE_RESETTING &&
+               (int)VGPU_DEVICE_STATE_UNINITIALIZED == (int)VR_STATE_UNINITIALIZED && (int)VGPU_CHANNEL_FREE == (int)VC_STATE_FREE &&
+               (int)VGPU_CHANNEL_OPEN == (int)VC_STATE_OPEN && (int)VGPU_CHANNEL_CLOSED_BY_HOST == (int)VC_STATE_CLOSED_BY_HOST &&
+               (int)VGPU_CLOSE_GUEST_CLOSE == (int)VC_CLOSE_GUEST && (int)VGPU_CLOSE_LEASE_EXPIRED == (int)VC_CLOSE_LEASE_EXPIRED &&
+               (int)VGPU_CLOSE_PEER_GONE == (int)VC_CLOSE_PEER_GONE && (int)VGPU_CLOSE_RESET == (int)VC_CLOSE_RESET &&
+               (int)VGPU_CLOSE_PROTOCOL_VIOLATION == (int)VC_CLOSE_PROTOCOL_VIOLATION, "states differ from vgpu_protocol.h");
 _Static_assert(VGPU_CALL_MEMCPY_HTOD == VR_CALL_MEMCPY_HTOD && VGPU_CALL_MEMCPY_DTOH == VR_CALL_MEMCPY_DTOH,
                "memcpy call ids differ from vgpu_protocol.h");
 _Static_assert(sizeof(struct vgpu_args_memcpy_htod) == sizeof(struct vr_args_memcpy_htod) &&
@@ -130,7 +172,10 @@ struct cuda_transport *vt_alloc(enum vt_backend backend)
         return NULL;
     t->backend = backend;
     pthread_mutex_init(&t->lock, NULL);
-    t->sock = t->region_fd = t->doorbell_fd = t->irq_fd = t->pci_lock_fd = -1;
+    t->sock = t->region_fd = t->claim_fd = t->stop_fd = -1;
+    t->channel = -1;
+    for (size_t i = 0; i < VR_MAX_CHANNELS; i++)
+        t->host_fds[i] = t->own_fds[i] = -1;
     t->timeout_ns = env_u64("VGPU_TRANSPORT_TIMEOUT_MS", 30000) * 1000000ull;
     t->spin_ns = env_u64("VGPU_TRANSPORT_SPIN_US", 50) * 1000ull;
     return t;
@@ -140,12 +185,15 @@ void vt_free(struct cuda_transport *t)
 {
     if (!t)
         return;
+    int child = t->channel >= 0 && t->owner_pid != vt_current_pid();
+    vt_channel_disconnect(t); /* close_request, a short wait for FREE, the claim dropped */
     if (t->backend == VT_PCI)
         vt_pci_close(t);
     else
         vt_socket_close(t);
     free(t->inflight);
-    pthread_mutex_destroy(&t->lock);
+    if (!child) /* in a forked child a thread that is gone may have held it */
+        pthread_mutex_destroy(&t->lock);
     free(t);
 }
 
@@ -160,47 +208,44 @@ int cuda_transport_init(struct cuda_transport **out)
     return cuda_transport_init_pci(bdf && *bdf ? bdf : NULL, out);
 }
 
-int cuda_transport_init_pci(const char *bdf, struct cuda_transport **out)
+static int init_backend(enum vt_backend backend, const char *where, struct cuda_transport **out)
 {
     *out = NULL;
-    struct cuda_transport *t = vt_alloc(VT_PCI);
+    struct cuda_transport *t = vt_alloc(backend);
     if (!t)
         return vt_fail(CUDA_TRANSPORT_E_SYS, "out of memory");
-    int rc = vt_pci_open(t, bdf);
+    /* the backend maps the region and validates its header (the socket one during the handshake) */
+    int rc = backend == VT_PCI ? vt_pci_open(t, where) : vt_socket_open(t, where);
     if (rc == 0)
-        rc = vt_attach_region(t);
+        rc = vt_channel_connect(t);
     if (rc) {
         vt_free(t);
         return rc;
     }
     *out = t;
     return 0;
+}
+
+int cuda_transport_init_pci(const char *bdf, struct cuda_transport **out)
+{
+    return init_backend(VT_PCI, bdf, out);
 }
 
 int cuda_transport_init_socket(const char *path, struct cuda_transport **out)
 {
-    *out = NULL;
-    struct cuda_transport *t = vt_alloc(VT_SOCKET);
-    if (!t)
-        return vt_fail(CUDA_TRANSPORT_E_SYS, "out of memory");
-    int rc = vt_socket_open(t, path); /* maps and attaches the region during the handshake */
-    if (rc) {
-        vt_free(t);
-        return rc;
-    }
-    *out = t;
-    return 0;
+    return init_backend(VT_SOCKET, path, out);
 }
 
-/* -- the header -------------------------------------------------------------------------------- */
+/* -- the headers ------------------------------------------------------------------------------- */
 
+/* The region header (page 0): what is global to the VM. Waits for a region being laid out. */
 int vt_attach_region(struct cuda_transport *t)
 {
     const uint8_t *h = t->region;
     uint64_t size = t->region_size;
     /* A region being laid out (UNINITIALIZED) or reset (RESETTING) becomes READY shortly. */
     uint64_t deadline = now_ns() + t->timeout_ns;
-    for (uint32_t state; size >= VR_HEADER_SIZE && (state = ld32(t, VR_OFF_DEVICE_STATE)) != VR_STATE_READY;) {
+    for (uint32_t state; size >= VR_HEADER_SIZE && (state = rld32(t, VR_OFF_DEVICE_STATE)) != VR_STATE_READY;) {
         if ((state != VR_STATE_UNINITIALIZED && state != VR_STATE_RESETTING) || now_ns() > deadline)
             return vt_fail(CUDA_TRANSPORT_E_GONE, "device state is %u, not READY", state);
         struct timespec ts = {0, 1000000};
@@ -224,100 +269,174 @@ int vt_attach_region(struct cuda_transport *t)
     if (region_size != size || !is_pow2(region_size))
         return vt_fail(CUDA_TRANSPORT_E_LAYOUT, "region_size says %llu, the mapping has %llu",
                        (unsigned long long)region_size, (unsigned long long)size);
-    if (rd32(h + VR_OFF_SQE_SIZE) != VR_SQE_SIZE || rd32(h + VR_OFF_CQE_SIZE) != VR_CQE_SIZE)
-        return vt_fail(CUDA_TRANSPORT_E_LAYOUT, "entry sizes %u/%u, expected %u/%u",
-                       rd32(h + VR_OFF_SQE_SIZE), rd32(h + VR_OFF_CQE_SIZE), VR_SQE_SIZE, VR_CQE_SIZE);
-    if (rd32(h + VR_OFF_MAX_INLINE_ARGS) != VR_MAX_INLINE_ARGS)
-        return vt_fail(CUDA_TRANSPORT_E_LAYOUT, "max_inline_args is %u, expected %u",
-                       rd32(h + VR_OFF_MAX_INLINE_ARGS), VR_MAX_INLINE_ARGS);
     uint64_t features = rd64(h + VR_OFF_FEATURES);
     if (features & ~VR_ALL_FEATURES)
         return vt_fail(CUDA_TRANSPORT_E_LAYOUT, "unknown feature bits %#llx",
                        (unsigned long long)(features & ~VR_ALL_FEATURES));
-    uint32_t sq_entries = rd32(h + VR_OFF_SQ_ENTRIES), cq_entries = rd32(h + VR_OFF_CQ_ENTRIES);
+    uint32_t count = rd32(h + VR_OFF_CHANNEL_COUNT);
+    uint64_t channel_size = rd64(h + VR_OFF_CHANNEL_SIZE), first = rd64(h + VR_OFF_CHANNELS_OFFSET);
+    if (count == 0 || count > VR_MAX_CHANNELS)
+        return vt_fail(CUDA_TRANSPORT_E_LAYOUT, "channel_count is %u, expected 1..%u", count, VR_MAX_CHANNELS);
+    if (channel_size < 2 * VR_HEADER_SIZE || channel_size % VR_SECTION_ALIGN || first < VR_HEADER_SIZE ||
+        first % VR_SECTION_ALIGN || first > size || (size - first) / channel_size < count)
+        return vt_fail(CUDA_TRANSPORT_E_LAYOUT, "%u channels of %llu bytes from offset %llu do not fit the "
+                       "%llu-byte region", count, (unsigned long long)channel_size, (unsigned long long)first,
+                       (unsigned long long)size);
+    uint32_t lease_ms = rd32(h + VR_OFF_LEASE_MS), vectors = rd32(h + VR_OFF_VECTORS);
+    if (lease_ms == 0)
+        return vt_fail(CUDA_TRANSPORT_E_LAYOUT, "lease_ms is 0");
+    if (vectors == 0 || vectors > VR_MAX_CHANNELS)
+        return vt_fail(CUDA_TRANSPORT_E_LAYOUT, "vectors is %u, expected 1..%u", vectors, VR_MAX_CHANNELS);
+    t->vm_id = rd32(h + VR_OFF_VM_ID);
+    t->features = features;
+    t->channel_count = count;
+    t->channel_size = channel_size;
+    t->channels_offset = first;
+    t->lease_ms = lease_ms;
+    t->vectors = vectors;
+    t->host_peer_id = rld32(t, VR_OFF_HOST_PEER_ID);
+    t->epoch = rld32(t, VR_OFF_EPOCH);
+    return 0;
+}
+
+/* Private indices, arena and async error back to a freshly opened channel's. */
+static void start_over(struct cuda_transport *t)
+{
+    t->sq_tail = t->cq_head = 0;
+    t->seq = 0;
+    t->arena_tail = t->arena_freed = 0;
+    t->inflight_head = t->inflight_count = 0;
+    t->have_async_error = 0; /* it named a call of the context that is gone */
+}
+
+/* The header of our channel's block, as the host laid it out when it served our open. */
+int vt_attach_channel(struct cuda_transport *t)
+{
+    const uint8_t *h = t->chan;
+    uint64_t size = t->channel_size;
+    uint64_t magic = rd64(h + VC_OFF_MAGIC);
+    if (magic != VR_CHANNEL_MAGIC)
+        return vt_fail(CUDA_TRANSPORT_E_LAYOUT, "channel %d: magic is %#018llx, expected %#018llx", t->channel,
+                       (unsigned long long)magic, (unsigned long long)VR_CHANNEL_MAGIC);
+    if (rd16(h + VC_OFF_VERSION_MAJOR) != VR_VERSION_MAJOR || rd32(h + VC_OFF_HEADER_SIZE) != VR_HEADER_SIZE ||
+        rd64(h + VC_OFF_REGION_SIZE) != size || rd32(h + VC_OFF_CHANNEL_INDEX) != (uint32_t)t->channel)
+        return vt_fail(CUDA_TRANSPORT_E_LAYOUT, "channel %d: header says version %u, header_size %u, size %llu, "
+                       "index %u; the region header says %llu bytes", t->channel, rd16(h + VC_OFF_VERSION_MAJOR),
+                       rd32(h + VC_OFF_HEADER_SIZE), (unsigned long long)rd64(h + VC_OFF_REGION_SIZE),
+                       rd32(h + VC_OFF_CHANNEL_INDEX), (unsigned long long)size);
+    if (rd32(h + VC_OFF_SQE_SIZE) != VR_SQE_SIZE || rd32(h + VC_OFF_CQE_SIZE) != VR_CQE_SIZE)
+        return vt_fail(CUDA_TRANSPORT_E_LAYOUT, "entry sizes %u/%u, expected %u/%u",
+                       rd32(h + VC_OFF_SQE_SIZE), rd32(h + VC_OFF_CQE_SIZE), VR_SQE_SIZE, VR_CQE_SIZE);
+    if (rd32(h + VC_OFF_MAX_INLINE_ARGS) != VR_MAX_INLINE_ARGS)
+        return vt_fail(CUDA_TRANSPORT_E_LAYOUT, "max_inline_args is %u, expected %u",
+                       rd32(h + VC_OFF_MAX_INLINE_ARGS), VR_MAX_INLINE_ARGS);
+    uint32_t sq_entries = rd32(h + VC_OFF_SQ_ENTRIES), cq_entries = rd32(h + VC_OFF_CQ_ENTRIES);
     if (!is_pow2(sq_entries) || sq_entries > VR_MAX_RING_ENTRIES || !is_pow2(cq_entries) ||
         cq_entries > VR_MAX_RING_ENTRIES)
         return vt_fail(CUDA_TRANSPORT_E_LAYOUT, "ring sizes %u/%u are not powers of two <= %u",
                        sq_entries, cq_entries, VR_MAX_RING_ENTRIES);
     struct { const char *name; uint64_t off, len; } sections[3] = {
-        {"submission ring", rd64(h + VR_OFF_SQ_OFFSET), (uint64_t)sq_entries * VR_SQE_SIZE},
-        {"completion ring", rd64(h + VR_OFF_CQ_OFFSET), (uint64_t)cq_entries * VR_CQE_SIZE},
-        {"arena", rd64(h + VR_OFF_ARENA_OFFSET), rd64(h + VR_OFF_ARENA_SIZE)},
+        {"submission ring", rd64(h + VC_OFF_SQ_OFFSET), (uint64_t)sq_entries * VR_SQE_SIZE},
+        {"completion ring", rd64(h + VC_OFF_CQ_OFFSET), (uint64_t)cq_entries * VR_CQE_SIZE},
+        {"arena", rd64(h + VC_OFF_ARENA_OFFSET), rd64(h + VC_OFF_ARENA_SIZE)},
     };
     uint64_t end_of_previous = VR_HEADER_SIZE;
     for (int i = 0; i < 3; i++) {
         if (sections[i].off % VR_SECTION_ALIGN || sections[i].off < end_of_previous ||
             sections[i].len == 0 || sections[i].off > size || sections[i].len > size - sections[i].off)
-            return vt_fail(CUDA_TRANSPORT_E_LAYOUT, "%s [%llu, +%llu) is misplaced in the %llu-byte region",
+            return vt_fail(CUDA_TRANSPORT_E_LAYOUT, "%s [%llu, +%llu) is misplaced in the %llu-byte channel",
                            sections[i].name, (unsigned long long)sections[i].off,
                            (unsigned long long)sections[i].len, (unsigned long long)size);
         end_of_previous = sections[i].off + sections[i].len;
     }
-    t->vm_id = rd32(h + VR_OFF_VM_ID);
-    t->host_peer_id = ld32(t, VR_OFF_HOST_PEER_ID);
-    t->epoch = ld32(t, VR_OFF_EPOCH);
     t->sq_entries = sq_entries;
     t->cq_entries = cq_entries;
     t->sq_offset = sections[0].off;
     t->cq_offset = sections[1].off;
-    t->arena = t->region + sections[2].off;
+    t->arena = t->chan + sections[2].off;
     /* Payload offsets are u32: a larger arena is used up to 4 GiB. */
-    t->arena_size = sections[2].len > 0xFFFFF000ull ? 0xFFFFF000ull : sections[2].len;
-    t->sq_tail = ld32(t, VR_OFF_SQ_TAIL); /* resume where the region says (fresh: 0) */
-    t->cq_head = ld32(t, VR_OFF_CQ_HEAD);
-    /* Sequence numbers continue from the entries ever published, so a process that resumes a
-     * region left by another never waits on a seq of its predecessor's unanswered entries. */
-    t->seq = t->sq_tail;
-    t->chunk = t->arena_size / 4 > 65536 ? (size_t)(t->arena_size / 4) : 65536;
-    if (t->chunk > t->arena_size)
-        t->chunk = (size_t)t->arena_size;
+    uint64_t arena_size = sections[2].len > 0xFFFFF000ull ? 0xFFFFF000ull : sections[2].len;
+    if (!t->inflight || arena_size != t->arena_size) {
+        t->chunk = arena_size / 4 > 65536 ? (size_t)(arena_size / 4) : 65536;
+        if (t->chunk > arena_size)
+            t->chunk = (size_t)arena_size;
+    }
+    t->arena_size = arena_size;
     free(t->inflight);
     t->inflight = calloc((size_t)sq_entries + 1, sizeof *t->inflight);
     if (!t->inflight)
         return vt_fail(CUDA_TRANSPORT_E_SYS, "out of memory");
-    st64(t, VR_OFF_GUEST_FEATURES, features);
+    start_over(t); /* the host re-laid the rings out: every index is 0 */
+    st64(t, VC_OFF_GUEST_FEATURES, t->features);
     return 0;
 }
 
 /* -- rings and arena --------------------------------------------------------------------------- */
 
-/*
- * A reset (protocol.md 1.3) re-lays the rings out: RESETTING, then READY with epoch + 1 and zeroed
- * indices. The call that notices fails with E_GONE (every call in flight and every handle from
- * before is lost); once the new epoch is READY we start over on the fresh rings, so later calls
- * are served again.
- */
-static void start_over(struct cuda_transport *t, uint32_t epoch)
+static const char *close_reason_text(uint32_t reason)
 {
-    t->epoch = epoch;
-    t->sq_tail = t->cq_head = 0;
-    t->arena_tail = t->arena_freed = 0;
-    t->inflight_head = t->inflight_count = 0;
-    t->have_async_error = 0; /* it named a call of the old epoch */
+    switch (reason) {
+    case VC_CLOSE_GUEST: return "closed at this process's request";
+    case VC_CLOSE_LEASE_EXPIRED: return "its lease expired: the heartbeat did not move for the lease "
+                                        "(was the process stopped, e.g. SIGSTOP or a debugger?)";
+    case VC_CLOSE_PEER_GONE: return "the connection it was opened through is gone";
+    case VC_CLOSE_RESET: return "the host reset it";
+    case VC_CLOSE_PROTOCOL_VIOLATION: return "the host found its rings malformed";
+    default: return "no reason given";
+    }
 }
 
+/*
+ * Is our channel still ours and the device serving? The channel is read before the region
+ * header: a reset (protocol.md) makes the region RESETTING before it frees the channels and
+ * READY in a new epoch after, so a channel found FREE with the region READY in our epoch was
+ * closed by the host for this process alone.
+ *
+ * A reset of the region (new epoch) fails the call that notices it with E_GONE (every call in
+ * flight and every handle from before is lost); we still hold our claim, so the next call opens
+ * the channel again and is served. A channel the host closed on its own (lease expired, peer gone,
+ * a malformed ring) is lost for good: E_CLOSED now and for every later call.
+ */
 static int check_alive(struct cuda_transport *t)
 {
-    uint32_t state = ld32(t, VR_OFF_DEVICE_STATE), epoch = ld32(t, VR_OFF_EPOCH);
-    if (state == VR_STATE_READY && epoch == t->epoch)
+    if (t->lost || t->closed)
+        return vt_fail(CUDA_TRANSPORT_E_CLOSED, "%s", t->lost_why);
+    uint32_t cstate = ld32(t, VC_OFF_CHANNEL_STATE), generation = ld32(t, VC_OFF_GENERATION);
+    uint32_t state = rld32(t, VR_OFF_DEVICE_STATE), epoch = rld32(t, VR_OFF_EPOCH);
+    int hung_up = __atomic_load_n(&t->host_hung_up, __ATOMIC_ACQUIRE);
+    if (state == VR_STATE_READY && epoch == t->epoch && cstate == VC_STATE_OPEN && generation == t->generation &&
+        !hung_up)
         return 0;
     if (state == VR_STATE_RESETTING)
         return vt_fail(CUDA_TRANSPORT_E_GONE, "the host is resetting the device (epoch %u): every call "
                        "in flight is lost", t->epoch);
-    if (state == VR_STATE_READY) {
+    if (state == VR_STATE_READY && epoch != t->epoch) {
         uint32_t old = t->epoch;
-        start_over(t, epoch);
+        t->epoch = epoch;
+        t->reopen = 1;
+        start_over(t);
         return vt_fail(CUDA_TRANSPORT_E_GONE, "the host reset the device (epoch %u -> %u): every call "
-                       "in flight and every handle from before is lost; starting over", old, epoch);
+                       "in flight and every handle from before is lost; starting over on channel %d", old, epoch,
+                       t->channel);
     }
-    return vt_fail(CUDA_TRANSPORT_E_GONE, "device state %u epoch %u (attached in epoch %u)",
-                   state, epoch, t->epoch);
+    if (state != VR_STATE_READY)
+        return vt_fail(CUDA_TRANSPORT_E_GONE, "device state %u epoch %u (attached in epoch %u)",
+                       state, epoch, t->epoch);
+    if (hung_up)
+        return vt_channel_lost(t, "the mediator ended this process's connection: channel %d is gone with it",
+                               t->channel);
+    if (cstate == VC_STATE_OPEN)
+        return vt_channel_lost(t, "channel %d was opened again by someone else (generation %u, ours was %u)",
+                               t->channel, generation, t->generation);
+    return vt_channel_lost(t, "the host closed channel %d (%s, close reason %u): every handle of this process "
+                           "is gone", t->channel, close_reason_text(ld32(t, VC_OFF_CLOSE_REASON)),
+                           ld32(t, VC_OFF_CLOSE_REASON));
 }
 
 static void kick(struct cuda_transport *t)
 {
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    if (!ld32(t, VR_OFF_HOST_NEED_WAKEUP))
+    if (!ld32(t, VC_OFF_HOST_NEED_WAKEUP))
         return;
     t->stats.kicks++;
     if (t->backend == VT_PCI)
@@ -329,7 +448,7 @@ static void kick(struct cuda_transport *t)
 /* Take one pending completion, if any: 1 taken, 0 none, <0 protocol error. */
 static int pop_completion(struct cuda_transport *t, struct vr_cqe *cqe)
 {
-    uint32_t tail = ld32(t, VR_OFF_CQ_TAIL);
+    uint32_t tail = ld32(t, VC_OFF_CQ_TAIL);
     uint32_t pending = tail - t->cq_head;
     if (pending > t->cq_entries) {
         int rc = check_alive(t); /* a reset zeroed the host's indices: not a ring error */
@@ -340,10 +459,10 @@ static int pop_completion(struct cuda_transport *t, struct vr_cqe *cqe)
     }
     if (!pending)
         return 0;
-    const uint8_t *slot = t->region + t->cq_offset + (uint64_t)(t->cq_head & (t->cq_entries - 1)) * VR_CQE_SIZE;
+    const uint8_t *slot = t->chan + t->cq_offset + (uint64_t)(t->cq_head & (t->cq_entries - 1)) * VR_CQE_SIZE;
     memcpy(cqe, slot, sizeof *cqe);
     t->cq_head++;
-    st32(t, VR_OFF_CQ_HEAD, t->cq_head);
+    st32(t, VC_OFF_CQ_HEAD, t->cq_head);
     return 1;
 }
 
@@ -384,7 +503,7 @@ static void pause_slow(struct cuda_transport *t)
 
 static void arena_reclaim(struct cuda_transport *t)
 {
-    uint32_t consumed = ld32(t, VR_OFF_SQ_HEAD);
+    uint32_t consumed = ld32(t, VC_OFF_SQ_HEAD);
     uint32_t cap = t->sq_entries + 1;
     while (t->inflight_count) {
         struct vt_inflight *first = &t->inflight[t->inflight_head];
@@ -429,7 +548,7 @@ static int push(struct cuda_transport *t, uint16_t call_id, uint16_t flags, cons
 {
     uint64_t deadline = now_ns() + t->timeout_ns;
     for (;;) {
-        uint32_t head = ld32(t, VR_OFF_SQ_HEAD);
+        uint32_t head = ld32(t, VC_OFF_SQ_HEAD);
         uint32_t used = t->sq_tail - head;
         if (used > t->sq_entries) {
             int rc = check_alive(t); /* a reset zeroed the host's indices: not a ring error */
@@ -462,12 +581,12 @@ static int push(struct cuda_transport *t, uint16_t call_id, uint16_t flags, cons
     sqe.args_len = nargs;
     if (nargs)
         memcpy(sqe.args, args, nargs);
-    uint8_t *slot = t->region + t->sq_offset + (uint64_t)(t->sq_tail & (t->sq_entries - 1)) * VR_SQE_SIZE;
+    uint8_t *slot = t->chan + t->sq_offset + (uint64_t)(t->sq_tail & (t->sq_entries - 1)) * VR_SQE_SIZE;
     memcpy(slot, &sqe, sizeof sqe);
     t->sq_tail++;
-    st32(t, VR_OFF_SQ_TAIL, t->sq_tail); /* release: the entry and its payload are visible first */
+    st32(t, VC_OFF_SQ_TAIL, t->sq_tail); /* release: the entry and its payload are visible first */
     t->stats.submitted++;
-    st64(t, VR_OFF_CALLS_SUBMITTED, t->stats.submitted);
+    st64(t, VC_OFF_CALLS_SUBMITTED, t->stats.submitted);
     if (in_len || out_cap) {
         uint32_t cap = t->sq_entries + 1;
         struct vt_inflight *slot_if = &t->inflight[(t->inflight_head + t->inflight_count) % cap];
@@ -506,11 +625,11 @@ static int wait_for(struct cuda_transport *t, uint32_t seq, struct vr_cqe *cqe)
             return vt_fail(CUDA_TRANSPORT_E_TIMEOUT, "no completion for seq %u within %llu ms", seq,
                            (unsigned long long)(t->timeout_ns / 1000000ull));
         if (t->backend == VT_SOCKET) {
-            st32(t, VR_OFF_GUEST_NEED_IRQ, 1);
+            st32(t, VC_OFF_GUEST_NEED_IRQ, 1);
             __atomic_thread_fence(__ATOMIC_SEQ_CST);
-            if (ld32(t, VR_OFF_CQ_TAIL) == t->cq_head)
+            if (ld32(t, VC_OFF_CQ_TAIL) == t->cq_head)
                 pause_slow(t);
-            st32(t, VR_OFF_GUEST_NEED_IRQ, 0);
+            st32(t, VC_OFF_GUEST_NEED_IRQ, 0);
         } else {
             pause_slow(t);
         }
@@ -520,6 +639,30 @@ static int wait_for(struct cuda_transport *t, uint32_t seq, struct vr_cqe *cqe)
 
 /* -- calls ------------------------------------------------------------------------------------- */
 
+/*
+ * Before anything touches the channel: a lost or closed channel is never touched again (its claim
+ * is dropped, another process may own it now); after a reset it is opened again first.
+ */
+static int usable_locked(struct cuda_transport *t)
+{
+    if (t->lost || t->closed)
+        return vt_fail(CUDA_TRANSPORT_E_CLOSED, "%s", t->lost_why);
+    if (t->reopen)
+        return vt_channel_open(t);
+    return 0;
+}
+
+/* A forked child shares the parent's mappings but owns no channel: it must not touch it. */
+static int forked(const struct cuda_transport *t)
+{
+    if (t->owner_pid == vt_current_pid())
+        return 0;
+    vt_fail(CUDA_TRANSPORT_E_CLOSED, "this process was forked from process %d, which opened channel %d: a "
+            "forked child cannot use its parent's CUDA (as on a GPU); exec or open a transport of its own",
+            (int)t->owner_pid, t->channel);
+    return 1;
+}
+
 static int submit_locked(struct cuda_transport *t, uint16_t call_id, uint16_t flags, const void *args,
                          uint32_t nargs, const void *send_data, size_t send_len, size_t recv_cap,
                          uint32_t *seq, uint32_t *out_off)
@@ -527,10 +670,13 @@ static int submit_locked(struct cuda_transport *t, uint16_t call_id, uint16_t fl
     if (nargs > VR_MAX_INLINE_ARGS || (nargs && !args))
         return vt_fail(CUDA_TRANSPORT_E_INVAL, "%u bytes of arguments (at most %u)", nargs,
                        VR_MAX_INLINE_ARGS);
+    int rc = usable_locked(t);
+    if (rc)
+        return rc;
     if ((send_len && !send_data) || (uint64_t)send_len + recv_cap > t->arena_size)
         return vt_fail(CUDA_TRANSPORT_E_INVAL, "payloads of %zu + %zu bytes exceed the %llu-byte arena",
                        send_len, recv_cap, (unsigned long long)t->arena_size);
-    int rc = check_alive(t);
+    rc = check_alive(t);
     if (rc)
         return rc;
     uint32_t in_off = 0;
@@ -581,6 +727,8 @@ int cuda_transport_call(struct cuda_transport *t, uint16_t call_id, const void *
                         const void *send_data, size_t send_len, struct cuda_call_result *result,
                         void *recv_data, size_t recv_cap, size_t *recv_len)
 {
+    if (forked(t))
+        return CUDA_TRANSPORT_E_CLOSED;
     pthread_mutex_lock(&t->lock);
     int rc = call_locked(t, call_id, 0, args, nargs, send_data, send_len, result, recv_data,
                          recv_cap, recv_len);
@@ -592,8 +740,10 @@ static int post_locked(struct cuda_transport *t, uint16_t call_id, uint16_t flag
                        uint32_t nargs, const void *send_data, size_t send_len)
 {
     uint32_t seq, out_off;
-    int rc = drain_completions(t);
-    if (rc < 0)
+    int rc = usable_locked(t);
+    if (rc)
+        return rc;
+    if ((rc = drain_completions(t)) < 0)
         return rc;
     rc = submit_locked(t, call_id, (uint16_t)(flags | VR_SUBMIT_ASYNC), args, nargs, send_data,
                        send_len, 0, &seq, &out_off);
@@ -605,6 +755,8 @@ static int post_locked(struct cuda_transport *t, uint16_t call_id, uint16_t flag
 int cuda_transport_post(struct cuda_transport *t, uint16_t call_id, const void *args, uint32_t nargs,
                         const void *send_data, size_t send_len)
 {
+    if (forked(t))
+        return CUDA_TRANSPORT_E_CLOSED;
     pthread_mutex_lock(&t->lock);
     int rc = post_locked(t, call_id, 0, args, nargs, send_data, send_len);
     pthread_mutex_unlock(&t->lock);
@@ -617,6 +769,8 @@ int cuda_transport_memcpy_htod(struct cuda_transport *t, uint64_t dst, uint32_t 
 {
     const uint8_t *bytes = src;
     int rc = 0;
+    if (forked(t))
+        return CUDA_TRANSPORT_E_CLOSED;
     pthread_mutex_lock(&t->lock);
     size_t off = 0;
     do {
@@ -646,6 +800,8 @@ int cuda_transport_memcpy_dtoh(struct cuda_transport *t, void *dst, uint64_t src
 {
     uint8_t *bytes = dst;
     int rc = 0;
+    if (forked(t))
+        return CUDA_TRANSPORT_E_CLOSED;
     pthread_mutex_lock(&t->lock);
     size_t off = 0;
     do {
@@ -666,8 +822,11 @@ int cuda_transport_memcpy_dtoh(struct cuda_transport *t, void *dst, uint64_t src
 
 int cuda_transport_take_async_error(struct cuda_transport *t, struct cuda_call_result *result)
 {
+    if (forked(t))
+        return 0;
     pthread_mutex_lock(&t->lock);
-    drain_completions(t);
+    if (usable_locked(t) == 0)
+        drain_completions(t);
     int have = t->have_async_error;
     if (have) {
         if (result)
@@ -687,6 +846,8 @@ int cuda_transport_set_chunk_size(struct cuda_transport *t, size_t bytes)
     if (bytes == 0 || bytes > t->arena_size)
         return vt_fail(CUDA_TRANSPORT_E_INVAL, "chunk of %zu bytes (arena is %llu)", bytes,
                        (unsigned long long)t->arena_size);
+    if (forked(t))
+        return CUDA_TRANSPORT_E_CLOSED;
     pthread_mutex_lock(&t->lock);
     t->chunk = bytes;
     pthread_mutex_unlock(&t->lock);
@@ -701,9 +862,15 @@ const char *cuda_transport_backend(const struct cuda_transport *t)
 }
 uint32_t cuda_transport_vm_id(const struct cuda_transport *t) { return t->vm_id; }
 uint32_t cuda_transport_peer_id(const struct cuda_transport *t) { return t->peer_id; }
+int cuda_transport_channel(const struct cuda_transport *t) { return t->channel; }
+uint32_t cuda_transport_channel_count(const struct cuda_transport *t) { return t->channel_count; }
 
 void cuda_transport_get_stats(const struct cuda_transport *t, struct cuda_transport_stats *stats)
 {
+    if (forked(t)) {
+        memset(stats, 0, sizeof *stats);
+        return;
+    }
     pthread_mutex_lock((pthread_mutex_t *)&t->lock);
     *stats = t->stats;
     pthread_mutex_unlock((pthread_mutex_t *)&t->lock);

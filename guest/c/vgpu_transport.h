@@ -6,6 +6,14 @@
  * optionally an input payload (bytes to copy, a module image) and an output area (bytes copied
  * back). This library moves those through the shared region and waits for the answer.
  *
+ * The region (protocol 2.x) has several channels, each an independent pair of rings with its share
+ * of the payload arena: one per process. Opening the transport claims a free channel with an
+ * open-file-description lock on one byte of the region file (the kernel drops it however the
+ * process ends), opens it on the host (a fresh CUDA context there), and starts a heartbeat thread;
+ * closing it asks the host to free everything the channel held. A process stopped for longer than
+ * the host's lease (SIGSTOP, a debugger) finds its channel closed: every later call answers
+ * CUDA_TRANSPORT_E_CLOSED. A forked child does not inherit the channel (its calls answer E_CLOSED).
+ *
  * Two backends share everything but how the region is reached:
  *   - PCI (inside a VM): the QEMU ivshmem-doorbell device 1af4:1110, found under
  *     /sys/bus/pci/devices; BAR2 (resource2) is the region, BAR0 (resource0) holds the doorbell
@@ -46,7 +54,8 @@ enum cuda_transport_error {
     CUDA_TRANSPORT_E_TIMEOUT = -6,   /* no completion / no space within the timeout */
     CUDA_TRANSPORT_E_INVAL = -7,     /* bad argument (args too long, payload larger than arena) */
     CUDA_TRANSPORT_E_PROTOCOL = -8,  /* the host's ring indices are impossible */
-    CUDA_TRANSPORT_E_BUSY = -9,      /* another process of this guest has the PCI device open */
+    CUDA_TRANSPORT_E_BUSY = -9,      /* every channel of the device is held by other processes */
+    CUDA_TRANSPORT_E_CLOSED = -10,   /* the host closed our channel (lease expired, peer gone), or we did */
 };
 
 #define CUDA_TRANSPORT_MAX_ARGS 160u
@@ -82,14 +91,22 @@ struct cuda_transport_stats {
  */
 CUDA_TRANSPORT_API int cuda_transport_init(struct cuda_transport **out);
 /*
- * The PCI backend; `bdf` NULL picks the first 1af4:1110 device. The rings have one producer: the
- * transport holds an exclusive flock on the device's resource2 file while it is open, and a second
- * opener gets CUDA_TRANSPORT_E_BUSY.
+ * The PCI backend; `bdf` NULL picks the first 1af4:1110 device. The claim is an OFD lock on the
+ * process's own open file description of the device's resource2 file; when every channel is held
+ * by other processes of the guest the open fails with CUDA_TRANSPORT_E_BUSY.
  */
 CUDA_TRANSPORT_API int cuda_transport_init_pci(const char *bdf, struct cuda_transport **out);
-/* The socket backend: connect to a mediator VM socket and do QEMU's ivshmem handshake. */
+/* The socket backend: connect to a mediator VM socket and do QEMU's ivshmem handshake; the claim
+ * is an OFD lock on the process's own open of the region's memfd (/proc/self/fd/N). */
 CUDA_TRANSPORT_API int cuda_transport_init_socket(const char *path, struct cuda_transport **out);
+/* Close the channel (the host frees everything it held), stop the heartbeat, drop the claim, free. */
 CUDA_TRANSPORT_API void cuda_transport_close(struct cuda_transport *t);
+/*
+ * The same without freeing anything, for exit time while other threads may still hold `t`: waits at
+ * most about a second for a call in progress, then every later call answers E_CLOSED. Safe to call
+ * more than once, and in a forked child (which leaves its parent's channel alone).
+ */
+CUDA_TRANSPORT_API void cuda_transport_shutdown(struct cuda_transport *t);
 
 /*
  * One synchronous call. `args`/`nargs` is the packed argument struct (nargs bytes, at most 160);
@@ -128,6 +145,8 @@ CUDA_TRANSPORT_API size_t cuda_transport_region_size(const struct cuda_transport
 CUDA_TRANSPORT_API const char *cuda_transport_backend(const struct cuda_transport *t); /* "pci" or "socket" */
 CUDA_TRANSPORT_API uint32_t cuda_transport_vm_id(const struct cuda_transport *t);
 CUDA_TRANSPORT_API uint32_t cuda_transport_peer_id(const struct cuda_transport *t); /* our ivshmem peer id */
+CUDA_TRANSPORT_API int cuda_transport_channel(const struct cuda_transport *t); /* the channel we hold */
+CUDA_TRANSPORT_API uint32_t cuda_transport_channel_count(const struct cuda_transport *t); /* the VM's */
 CUDA_TRANSPORT_API void cuda_transport_get_stats(const struct cuda_transport *t, struct cuda_transport_stats *stats);
 
 /* Why the last failing function of this thread failed (never NULL). */

@@ -7,12 +7,14 @@ ivshmem-doorbell would, so everything but the PCI discovery runs exactly as in t
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import mmap
 import os
 import socket
+import struct
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -20,11 +22,13 @@ import pytest
 from mediator._control_client import request
 from mediator._ivshmem import send_handshake
 from mediator._launcher import running_mediator
-from protocol import HeaderField, lay_out_region
+from protocol import ChannelField, RegionField, lay_out_channel, lay_out_region
 
 from ._support import CBuild, SelftestReport
 
 pytestmark = pytest.mark.timeout(180)
+
+F_OFD_SETLK = 37  # <fcntl.h>; Python's fcntl module names it only from 3.12
 
 API = {
     "cuda_transport_init", "cuda_transport_init_pci", "cuda_transport_init_socket",
@@ -33,7 +37,8 @@ API = {
     "cuda_transport_chunk_size", "cuda_transport_set_chunk_size", "cuda_transport_arena_size",
     "cuda_transport_region_size", "cuda_transport_backend", "cuda_transport_vm_id",
     "cuda_transport_peer_id", "cuda_transport_get_stats", "cuda_transport_last_error",
-    "cuda_transport_strerror",
+    "cuda_transport_strerror", "cuda_transport_shutdown", "cuda_transport_channel",
+    "cuda_transport_channel_count",
 }
 
 
@@ -97,21 +102,42 @@ def test_copies_through_more_than_the_arena_reuse_its_space_and_stay_byte_exact(
 
 
 class FakeIvshmemServer:
-    """One ivshmem-server connection over a region the test controls (laid out, then spoiled)."""
+    """One ivshmem-server connection over a region the test controls (laid out, then spoiled): two
+    channels, one vector. It serves channel opens as the host does (a fresh channel header, then
+    open_ack), through ``on_open`` so a test can spoil the header the guest is about to read."""
 
     def __init__(self, path: Path, size: int = 1 << 20) -> None:
         self.fd = os.memfd_create("fake-region")
         os.ftruncate(self.fd, size)
         self.map = mmap.mmap(self.fd, size)
-        lay_out_region(memoryview(self.map), vm_id=9)
+        self.layout = lay_out_region(memoryview(self.map), vm_id=9, channels=2, vectors=1)
+        self.on_open: Callable[[memoryview], None] = lambda block: None
         self.host_fd = os.eventfd(0, os.EFD_NONBLOCK)
         self.guest_fd = os.eventfd(0, os.EFD_NONBLOCK)
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.listener.bind(str(path))
         self.listener.listen(1)
         self.listener.settimeout(30)
+        self.done = threading.Event()
         self.thread = threading.Thread(target=self._serve_one, daemon=True)
         self.thread.start()
+
+    def channel(self, index: int) -> memoryview:
+        start = self.layout.channel_offset(index)
+        return memoryview(self.map)[start:start + self.layout.channel_size]
+
+    def word(self, index: int, field: ChannelField) -> int:
+        return int.from_bytes(self.channel(index)[field:field + 4], "little")
+
+    def _serve_opens(self) -> None:
+        for index in range(self.layout.channel_count):
+            request = self.word(index, ChannelField.OPEN_REQUEST)
+            if request and request != self.word(index, ChannelField.OPEN_ACK):
+                block = self.channel(index)
+                lay_out_channel(block, vm_id=9, index=index, keep_guest_words=True,
+                                generation=self.word(index, ChannelField.GENERATION) + 1)
+                self.on_open(block)
+                block[ChannelField.OPEN_ACK:ChannelField.OPEN_ACK + 4] = request.to_bytes(4, "little")
 
     def _serve_one(self) -> None:
         conn, _ = self.listener.accept()
@@ -119,10 +145,16 @@ class FakeIvshmemServer:
         with conn, contextlib.suppress(OSError):
             send_handshake(conn, client_id=3, region_fd=self.fd, host_vector_fds=[self.host_fd],
                            guest_vector_fds=[self.guest_fd])
-            conn.settimeout(30)
-            conn.recv(1)  # hold the connection until the client goes
+            conn.setblocking(False)
+            while not self.done.is_set():  # until the client goes
+                self._serve_opens()
+                with contextlib.suppress(BlockingIOError):
+                    if conn.recv(1) == b"":
+                        return
+                self.done.wait(0.001)
 
     def close(self) -> None:
+        self.done.set()
         self.thread.join(30)
         self.listener.close()
         self.map.close()
@@ -137,36 +169,90 @@ def fake_server(tmp_path: Path) -> Iterator[FakeIvshmemServer]:
     server.close()
 
 
-@pytest.mark.parametrize(("field", "value", "complaint"), [
-    (HeaderField.MAGIC, 0x1234, "magic is 0x0000000000001234"),
-    (HeaderField.VERSION_MAJOR, 2, "protocol major version 2"),
-    (HeaderField.SQ_ENTRIES, 100, "ring sizes 100/256 are not powers of two"),
-    (HeaderField.ARENA_SIZE, 1 << 30, "arena ["),
-    (HeaderField.REGION_SIZE, 1 << 21, "region_size says 2097152, the mapping has 1048576"),
+def _put(buf: memoryview | mmap.mmap, offset: int, width: int, value: int) -> None:
+    buf[offset:offset + width] = value.to_bytes(width, "little")
+
+
+@pytest.mark.parametrize(("field", "width", "value", "complaint"), [
+    (RegionField.MAGIC, 8, 0x1234, "magic is 0x0000000000001234"),
+    (RegionField.VERSION_MAJOR, 2, 1, "protocol major version 1, this library speaks 2"),
+    (RegionField.CHANNEL_COUNT, 4, 0, "channel_count is 0"),
+    (RegionField.CHANNEL_SIZE, 8, 1 << 20, "2 channels of 1048576 bytes"),
+    (RegionField.REGION_SIZE, 8, 1 << 21, "region_size says 2097152, the mapping has 1048576"),
 ])
 def test_selftest_refuses_a_region_it_does_not_understand(
     c_build: CBuild, fake_server: FakeIvshmemServer, tmp_path: Path,
-    field: HeaderField, value: int, complaint: str,
+    field: RegionField, width: int, value: int, complaint: str,
 ) -> None:
-    width = 2 if field == HeaderField.VERSION_MAJOR else 8 if field in (
-        HeaderField.MAGIC, HeaderField.ARENA_SIZE, HeaderField.REGION_SIZE) else 4
-    fake_server.map[field:field + width] = value.to_bytes(width, "little")
+    _put(fake_server.map, field, width, value)
     code, report, output = run_selftest(c_build, "--socket", str(tmp_path / "fake.sock"))
     assert code == 1, output
     init = report["transport_init"]
     assert not init.ok
     assert "region layout not understood" in init.value and complaint in init.value, init.value
     assert report.verdict == "SELFTEST FAIL 1"
+    assert fake_server.word(0, ChannelField.OPEN_REQUEST) == 0  # nothing was claimed or opened
+
+
+@pytest.mark.parametrize(("field", "width", "value", "complaint"), [
+    (ChannelField.SQ_ENTRIES, 4, 100, "ring sizes 100/256 are not powers of two"),
+    (ChannelField.ARENA_SIZE, 8, 1 << 30, "arena ["),
+    (ChannelField.CHANNEL_INDEX, 4, 1, "index 1"),
+])
+def test_selftest_refuses_a_channel_the_host_opened_wrong(
+    c_build: CBuild, fake_server: FakeIvshmemServer, tmp_path: Path,
+    field: ChannelField, width: int, value: int, complaint: str,
+) -> None:
+    fake_server.on_open = lambda block: _put(block, field, width, value)
+    code, report, output = run_selftest(c_build, "--socket", str(tmp_path / "fake.sock"))
+    assert code == 1, output
+    assert complaint in report["transport_init"].value, report["transport_init"].value
+    # it asked the host to close the channel it could not use
+    assert fake_server.word(0, ChannelField.CLOSE_REQUEST) == fake_server.word(0, ChannelField.OPEN_REQUEST) != 0
+
+
+def test_selftest_claims_a_channel_opens_it_and_beats(c_build: CBuild, fake_server: FakeIvshmemServer,
+                                                      tmp_path: Path) -> None:
+    """Against the fake (which answers no calls) the open succeeds and the first call times out:
+    by then the channel carries the owner's pid and peer and a heartbeat that moved."""
+    code, report, output = run_selftest(c_build, "--socket", str(tmp_path / "fake.sock"),
+                                        env={"VGPU_TRANSPORT_TIMEOUT_MS": "600"})
+    assert code == 1
+    init = report["transport_init"].fields()
+    assert init["channel"] == "0" and init["channels"] == "2", report["transport_init"].value
+    assert "timed out" in output
+    assert fake_server.word(0, ChannelField.OWNER_PEER) == 3
+    assert fake_server.word(0, ChannelField.OWNER_PID) > 0
+    # lease_ms 800: a beat every 200 ms, so more than one within the 600 ms the call waited
+    assert int.from_bytes(fake_server.channel(0)[ChannelField.HEARTBEAT:ChannelField.HEARTBEAT + 8], "little") >= 2
+
+
+def test_selftest_says_every_channel_is_held(c_build: CBuild, fake_server: FakeIvshmemServer,
+                                             tmp_path: Path) -> None:
+    """Both channels claimed by this process (OFD locks on its own description of the memfd, as the
+    transport takes them): the selftest is refused, saying why, and touches no channel."""
+    holder = os.open(f"/proc/self/fd/{fake_server.fd}", os.O_RDWR)
+    try:
+        fcntl.fcntl(holder, F_OFD_SETLK, struct.pack("hhqqi", fcntl.F_WRLCK, os.SEEK_SET, 0, 2, 0))
+        code, report, _ = run_selftest(c_build, "--socket", str(tmp_path / "fake.sock"))
+    finally:
+        os.close(holder)
+    assert code == 1
+    value = report["transport_init"].value
+    assert "every channel of the device is held by other processes" in value
+    assert "all 2 channels of VM 9 are held by other processes" in value
+    assert fake_server.word(0, ChannelField.OPEN_REQUEST) == fake_server.word(1, ChannelField.OPEN_REQUEST) == 0
 
 
 def test_selftest_posts_nothing_to_a_device_that_is_not_ready(
     c_build: CBuild, fake_server: FakeIvshmemServer, tmp_path: Path,
 ) -> None:
-    fake_server.map[HeaderField.DEVICE_STATE:HeaderField.DEVICE_STATE + 4] = (3).to_bytes(4, "little")
+    _put(fake_server.map, RegionField.DEVICE_STATE, 4, 3)
     code, report, _ = run_selftest(c_build, "--socket", str(tmp_path / "fake.sock"))
     assert code == 1
     assert "device state is 3, not READY" in report["transport_init"].value
-    assert int.from_bytes(fake_server.map[HeaderField.SQ_TAIL:HeaderField.SQ_TAIL + 4], "little") == 0
+    assert fake_server.word(0, ChannelField.SQ_TAIL) == 0
+    assert fake_server.word(0, ChannelField.OPEN_REQUEST) == 0
 
 
 def test_pci_backend_names_the_device_it_could_not_find(c_build: CBuild) -> None:
