@@ -9,9 +9,15 @@
  *    (a host, for tests), `device = dddd:bb:dd.f` picks one of several PCI devices, `log = stderr |
  *    off | PATH`, `trace = 1` logs every call. VGPU_GUEST_CONF names another file (tests only).
  *  - The connection opens on the first call that needs the host, once (pthread_once); a failure
- *    is remembered and every later call answers the same CUresult. The rings have one producer: the
- *    PCI transport flocks the device, and a second process of the same guest gets
- *    CUDA_ERROR_DEVICE_UNAVAILABLE instead of corrupting them.
+ *    is remembered and every later call answers the same CUresult. Each process claims a channel of
+ *    its own (its own rings, and its own context on the host, as a process has on a GPU); when
+ *    every channel of the VM is held by other processes the connection fails with
+ *    CUDA_ERROR_DEVICE_UNAVAILABLE (cudaErrorDevicesUnavailable) and the log says so.
+ *  - At exit (a destructor, after the program's atexit handlers and the runtime's module unloads)
+ *    the channel is closed, so the host frees what the process still held at once; a process that
+ *    dies without exiting gives it back when its heartbeat stops (the host's lease). A channel the
+ *    host closed (the lease expired while the process was stopped, or its connection ended) makes
+ *    every later call answer CUDA_ERROR_DEVICE_UNAVAILABLE, logged once with the reason.
  *  - Errors of posted calls come back from the host as the LATCHED status of the next call that
  *    waits. The host latches raw statuses; when the failed call was a cuBLAS one (its ASYNC_ERROR
  *    completion, kept by the transport, names it) its cublasStatus_t becomes the CUresult that
@@ -175,8 +181,17 @@ static void connect_host(void)
         return;
     }
     if (conf.trace)
-        vgpu_shim_log("connected: backend=%s vm_id=%u region=%zu", cuda_transport_backend(transport),
-                      cuda_transport_vm_id(transport), cuda_transport_region_size(transport));
+        vgpu_shim_log("connected: backend=%s vm_id=%u region=%zu channel=%d of %u", cuda_transport_backend(transport),
+                      cuda_transport_vm_id(transport), cuda_transport_region_size(transport),
+                      cuda_transport_channel(transport), cuda_transport_channel_count(transport));
+}
+
+/* Close the channel at exit: the host frees what the process still holds now, not a lease later. */
+__attribute__((destructor)) static void disconnect_host(void)
+{
+    struct cuda_transport *t = __atomic_load_n(&transport, __ATOMIC_ACQUIRE);
+    if (t)
+        cuda_transport_shutdown(t); /* not freed: another thread may still be inside a call */
 }
 
 static struct cuda_transport *connection(int *err)
@@ -191,6 +206,8 @@ CUresult vgpu_shim_cu_status(int rc)
     switch (rc) {
     case CUDA_TRANSPORT_E_NODEV: return CUDA_ERROR_NO_DEVICE;
     case CUDA_TRANSPORT_E_GONE: return CUDA_ERROR_DEVICE_UNAVAILABLE;
+    case CUDA_TRANSPORT_E_CLOSED: return CUDA_ERROR_DEVICE_UNAVAILABLE;
+    case CUDA_TRANSPORT_E_BUSY: return CUDA_ERROR_DEVICE_UNAVAILABLE;
     case CUDA_TRANSPORT_E_TIMEOUT: return CUDA_ERROR_TIMEOUT;
     case CUDA_TRANSPORT_E_INVAL: return CUDA_ERROR_INVALID_VALUE;
     default: return rc < 0 ? CUDA_ERROR_UNKNOWN : rc;
@@ -199,6 +216,13 @@ CUresult vgpu_shim_cu_status(int rc)
 
 static void log_transport_failure(uint16_t call_id, int rc)
 {
+    static int closed_once;
+    if (rc == CUDA_TRANSPORT_E_CLOSED) { /* for good: said once, every later call answers the same */
+        if (!__atomic_exchange_n(&closed_once, 1, __ATOMIC_RELAXED))
+            vgpu_shim_log("call %#06x: %s; this and every later call answer CUDA_ERROR_DEVICE_UNAVAILABLE",
+                          call_id, cuda_transport_last_error());
+        return;
+    }
     vgpu_shim_log("call %#06x failed in the transport (%s): %s", call_id, cuda_transport_strerror(rc),
                   cuda_transport_last_error());
 }

@@ -3,8 +3,8 @@
  * (the `vgpu_shim_*` functions, exported from libcuda.so.1 with status "internal" in exports.tsv),
  * and the records behind the CUDA handle types.
  *
- * One process has one connection to the mediator (one transport, opened on first use from the
- * configuration, see shim_config.c), owned by libcuda.so.1. The runtime is built on the driver
+ * One process has one connection to the mediator (one transport on a channel of its own, opened on
+ * first use from the configuration, see cu_core.c), owned by libcuda.so.1. The runtime is built on the driver
  * API, as NVIDIA's is; cuBLAS calls go through vgpu_shim_call/vgpu_shim_post directly.
  */
 #ifndef VGPU_SHIM_H
