@@ -56,6 +56,7 @@ SUPPORTED: dict[str, str] = {
     "exit": "",
     "fence": "every form (a no-op: the engine is sequentially consistent)",
     "fma": "f32 (.rn .rz .rm .rp, .ftz .sat), f64 (.rn); f16 f16x2 (.rn .ftz .sat); bf16 bf16x2 (.rn)",
+    "griddepcontrol": "launch_dependents, wait (no-ops: launches run in stream order, each to completion)",
     "ld": "global, shared, local, const, param, generic; .v2 .v4; u/s/b 8-64, f32 f64; "
     "cache and ordering hints ignored",
     "ldu": "as ld.global",

@@ -168,6 +168,15 @@ def _c_nop(c: Compiler, ins: Instruction) -> Runner:
     return lambda f, m: None
 
 
+def _c_griddepcontrol(c: Compiler, ins: Instruction) -> Runner:
+    """``griddepcontrol.launch_dependents``/``.wait`` (programmatic dependent launch): launches run
+    one after another in stream order, each to completion, so a dependent grid never starts early
+    and every prerequisite grid's memory is visible before it starts: nothing to signal or wait for."""
+    if ins.mods not in (("launch_dependents",), ("wait",)) or ins.operands:
+        raise UnsupportedError("griddepcontrol.launch_dependents or griddepcontrol.wait only")
+    return _c_nop(c, ins)
+
+
 def _c_cp_async(c: Compiler, ins: Instruction) -> Runner:
     """``cp.async`` runs synchronously: the copy happens at the instruction (checked like any load and
     store), so ``commit_group``/``wait_group``/``wait_all`` have nothing left to wait for.
@@ -315,6 +324,7 @@ MEMORY: dict[str, InstructionCompiler] = {
     "st": _c_st,
     "membar": _c_nop,
     "fence": _c_nop,
+    "griddepcontrol": _c_griddepcontrol,
     "atom": _c_atom,
     "red": _c_atom,
     "cp": _c_cp_async,

@@ -36,6 +36,7 @@ __all__ = [
     "PREPARED_BYTES_PER_INSTRUCTION",
     "Budget",
     "Kernel",
+    "KernelResources",
     "LoadedModule",
     "launch",
     "load_module",
@@ -81,6 +82,22 @@ class Kernel:
     registers: int  # declared registers over the reachable functions
 
 
+@dataclass(frozen=True, slots=True)
+class KernelResources:
+    """What the engine — ``sim``'s JIT compiler — lays out for a kernel, in ``cuFuncGetAttribute``'s
+    terms: static shared bytes per block, the module's ``.const`` bytes, local bytes per thread (the
+    frames of the kernel and every function it may call), registers per thread (those declared in
+    the kernel and its callees, at most 255 as a GPU's compiler allocates, spilling the rest) and the
+    largest block the engine runs (the device's limit or the engine's register bound; the caller
+    applies the kernel's launch bound)."""
+
+    static_shared: int
+    const_bytes: int
+    local_bytes: int
+    registers: int
+    max_threads: int
+
+
 class LoadedModule:
     """One module's PTX, parsed once; kernels are prepared at their first launch and kept.
 
@@ -124,6 +141,22 @@ class LoadedModule:
         if isinstance(known, str):
             raise CudaError(CUresult.CUDA_ERROR_NOT_SUPPORTED, known)
         return known
+
+    def resources(self, name: str, device_max_threads: int) -> KernelResources:
+        """The kernel's layout without preparing it (no instruction is compiled), or
+        CUDA_ERROR_NOT_SUPPORTED when the module cannot be read or has no such entry."""
+        program = self.program
+        entry = program.entry(name) if program is not None else None
+        if program is None or entry is None:
+            raise CudaError(CUresult.CUDA_ERROR_NOT_SUPPORTED,
+                            self.error or f"no .entry {name} in the module's PTX")
+        reachable = _reachable(program, entry)
+        layout = _layout(program, reachable)
+        registers = sum(len(code.function.registers) for code in reachable)
+        most = min(device_max_threads, REGISTER_BYTES // (max(registers, 1) * 8))
+        const = sum(v.size for v in program.variables if v.space == "const")
+        return KernelResources(layout.static_shared, const, sum(layout.frame_bytes.values()),
+                               min(registers, 255), most)
 
     def _charge_preparation(self, name: str, budget: Budget) -> None:
         """Charge what preparing ``name`` will hold: its reachable functions' instructions (the

@@ -1,12 +1,16 @@
 """Instructions and forms nvcc emits that the corpus does not happen to reach, in hand-written PTX,
 against exact references: mad.wide/mad.hi, 16-bit arithmetic, red, ldu, cnot, fences and warp syncs,
-predicated stores, vector parameter loads, mov with vector pack/unpack."""
+predicated stores, vector parameter loads, mov with vector pack/unpack, griddepcontrol; and the
+resources the engine lays out for a kernel (what sim answers for its attributes)."""
 
 from __future__ import annotations
 
 import struct
 
 import numpy as np
+
+from executor.ptx import LoadedModule
+from protocol import CUresult
 
 from .conftest import ptx_device
 
@@ -97,3 +101,46 @@ def test_misc_instructions_against_exact_references() -> None:
     sums = dev.get(total, 2, np.int32)
     assert sums[0] == ((5 + int(a.astype(np.int64).sum()) + (1 << 31)) % (1 << 32)) - (1 << 31)
     assert sums[1] == int(a.max())
+
+
+DEPENDENT = (
+    HEADER.replace("sm_80", "sm_90")
+    + """
+.visible .entry dependent(.param .u64 out_ptr) {
+    .reg .b32 %r<3>; .reg .b64 %rd<4>;
+    .shared .align 4 .b8 tile[64];
+    griddepcontrol.wait;
+    ld.param.u64 %rd1, [out_ptr];
+    mov.u32 %r1, %tid.x;
+    mul.wide.u32 %rd2, %r1, 4;
+    add.s64 %rd3, %rd1, %rd2;
+    st.global.u32 [%rd3], %r1;
+    griddepcontrol.launch_dependents;
+    ret;
+}
+"""
+)
+
+
+def test_programmatic_dependent_launch_controls_run_in_stream_order() -> None:
+    """griddepcontrol: launches run one after another, each to completion, so there is nothing to
+    wait for or signal; the kernel around them runs."""
+    dev = ptx_device(DEPENDENT)
+    out = dev.zeros(32, np.uint32)
+    dev.run("dependent", 1, 32, out)
+    np.testing.assert_array_equal(dev.get(out, 32, np.uint32), np.arange(32, dtype=np.uint32))
+
+
+def test_an_unknown_griddepcontrol_form_is_refused_before_anything_runs() -> None:
+    dev = ptx_device(DEPENDENT.replace("griddepcontrol.wait;", "griddepcontrol.signal;"))
+    out = dev.zeros(32, np.uint32)
+    err = dev.fails("dependent", 1, 32, out)
+    assert err.status == CUresult.CUDA_ERROR_NOT_SUPPORTED and "griddepcontrol.signal" in str(err)
+    assert not dev.get(out, 32, np.uint32).any()
+
+
+def test_resources_are_the_engines_layout() -> None:
+    """What sim answers for a PTX kernel's attributes: static shared bytes, registers, the block bound."""
+    res = LoadedModule(DEPENDENT).resources("dependent", 1024)
+    assert (res.static_shared, res.const_bytes, res.local_bytes, res.registers, res.max_threads) == (
+        64, 0, 0, 7, 1024)
