@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from dataclasses import replace
 from collections.abc import Callable
 from typing import Final
 
@@ -128,6 +129,7 @@ from protocol.models import (
 from ._base import AllocationMap, CallIO, DeviceConfig, Executor, HandleTable, HostBudget
 from ._errors import CudaError
 from ._kernels import LaunchDims
+from ._modules import KernelAttributes
 from ._sim_blas import ITEMSIZE, GemmShape, check_gemm_types, gemm, gemm_ranges
 from ._sim_device import device_attributes as every_device_attribute
 from ._sim_graph import Capture, EventState, Graph, GraphExec, StreamState
@@ -225,7 +227,7 @@ class SimExecutor(SimNvmlCalls, Executor):
         limits = FunctionLimits(  # from the device attributes: threads, registers, shared memory per block
             major * 10 + minor, self._attributes[1], self._attributes[12], self._attributes[8],
             self._attributes[97], self._attributes[10])
-        self.modules = SimModules(self.memory, limits, ids=ids, host=self.host)
+        self.modules = SimModules(self.memory, limits, ids=ids, host=self.host, jit=self._jit_layout)
         self._legacy = StreamState(0, 0)
         self._streams: HandleTable[StreamState] = HandleTable("stream", ids=ids)
         self._events: HandleTable[EventState] = HandleTable("event", ids=ids)
@@ -814,6 +816,17 @@ class SimExecutor(SimNvmlCalls, Executor):
 
     def func_get_attribute(self, args: FuncGetAttributeArgs, io: CallIO) -> I32Result:
         return I32Result(value=self.modules.attribute(args.function, args.attrib))
+
+    def _jit_layout(self, function: SimFunction) -> KernelAttributes:
+        """The PTX engine is this device's JIT compiler: a PTX entry's registers, shared, const and
+        local sizes are what it lays out (from the parse alone; charged to the VM's host budget)."""
+        program = load_ptx_module(self.modules.ptx_source(function), self.host)
+        r = program.resources(function.kernel.name, self.modules.limits.max_threads_per_block)
+        v = function.variant
+        assert v is not None
+        bound = min(r.max_threads, v.max_threads or r.max_threads)
+        return replace(v, num_regs=r.registers, static_shared=r.static_shared, const_bytes=r.const_bytes,
+                       local_bytes=r.local_bytes, max_threads=bound)
 
     def func_set_attribute(self, args: FuncSetAttributeArgs, io: CallIO) -> NoResult:
         self.modules.set_attribute(args.function, args.attrib, args.value)

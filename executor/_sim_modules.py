@@ -13,10 +13,12 @@ device would run, picked when the function is looked up as the driver picks it: 
 major architecture and no newer minor one (the highest such), else PTX for the highest virtual
 architecture not above the device's (which the driver would compile). A value is answered only when
 that entry records it (see ``_modules``) or it follows from the device's limits; anything else is
-``CUDA_ERROR_NOT_SUPPORTED`` with the reason. ``MAX_THREADS_PER_BLOCK`` is the least of the device's
-limit, the launch bound, and what the register file holds: registers are allocated per warp in units
-of 256 and, by the hardware's check (as ``cuda_occupancy.h`` states it), to warps in groups of four
-sub-partitions. ``MAX_DYNAMIC_SHARED_SIZE_BYTES`` defaults to the device's 48 KiB per block less the
+``CUDA_ERROR_NOT_SUPPORTED`` with the reason. For a PTX entry the simulator's JIT compiler is its
+PTX engine: what a driver's compilation decides (registers, static shared, const and local sizes,
+the largest block) is what the engine lays out for it (``jit``, from the parse alone).
+``MAX_THREADS_PER_BLOCK`` is the least of the device's limit, the launch bound, and what the register
+file holds: registers are allocated per warp in units of 256 and, by the hardware's check (as
+``cuda_occupancy.h`` states it), to warps in groups of four sub-partitions. ``MAX_DYNAMIC_SHARED_SIZE_BYTES`` defaults to the device's 48 KiB per block less the
 static shared memory (0 when that is more) and may be raised to the opt-in limit less the static
 size; a launch asking more dynamic shared memory than it is ``CUDA_ERROR_INVALID_VALUE``. Settings
 live with the function and end with its module.
@@ -24,7 +26,7 @@ live with the function and end with its module.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -149,8 +151,12 @@ class SimModules:
     """One VM's loaded modules and the functions looked up in them."""
 
     def __init__(self, memory: DeviceMemory, limits: FunctionLimits, *,
-                 ids: Iterator[int] | None = None, host: HostBudget | None = None) -> None:
+                 ids: Iterator[int] | None = None, host: HostBudget | None = None,
+                 jit: Callable[[SimFunction], KernelAttributes] | None = None) -> None:
+        """``jit``: what the simulator's JIT compiler (the PTX engine) lays out for a function whose
+        entry is PTX — its variant with registers, shared, const and local sizes filled in."""
         self._memory = memory
+        self._jit = jit
         self.limits = limits
         self._host = host if host is not None else HostBudget(None)
         self.modules: HandleTable[SimModule] = HandleTable("module", ids=ids)
@@ -220,7 +226,7 @@ class SimModules:
 
     def attribute(self, handle: int, attrib: FunctionAttribute) -> int:
         """``cuFuncGetAttribute``: the value, or CUDA_ERROR_NOT_SUPPORTED when the image does not say."""
-        function = self.functions.get(handle)
+        function = self._compiled(self.functions.get(handle))
         value = self._value(function, attrib)
         if value is None:
             raise CudaError(CUresult.CUDA_ERROR_NOT_SUPPORTED,
@@ -230,7 +236,7 @@ class SimModules:
 
     def set_attribute(self, handle: int, attrib: FunctionAttribute, value: int) -> None:
         """``cuFuncSetAttribute``, validated as CUDA validates it."""
-        function = self.functions.get(handle)
+        function = self._compiled(self.functions.get(handle))
         what = f"cuFuncSetAttribute({attrib.name}, {value}) of {function.kernel.name}"
         if attrib not in _SETTABLE:
             raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE, f"{what}: the attribute is read-only")
@@ -267,8 +273,16 @@ class SimModules:
         chosen = function.settings.get(A.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES)
         if chosen is not None:
             return chosen
+        function = self._compiled(function)
         static = function.variant.static_shared if function.variant is not None else None
         return self._default_dynamic(static or 0)
+
+    def _compiled(self, function: SimFunction) -> SimFunction:
+        """``function`` with its PTX entry's layout filled in by the JIT compiler, once."""
+        v = function.variant
+        if v is not None and v.source == "ptx" and v.num_regs is None and self._jit is not None:
+            function.variant = self._jit(function)
+        return function
 
     def _default_dynamic(self, static: int) -> int:
         return max(self.limits.shared_per_block - static, 0)

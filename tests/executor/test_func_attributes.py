@@ -208,14 +208,23 @@ def test_sim_answers_a_fatbin_kernel_from_its_sm90_cubin() -> None:
     }
 
 
-def test_what_the_image_does_not_record_is_not_supported_and_says_why() -> None:
+def test_ptx_attributes_are_what_the_engine_lays_out() -> None:
+    """sim's JIT compiler is the PTX engine: what a driver's compilation decides, it answers."""
     gpu = Gpu()
     ptx = gpu.function(KERNELS / "test_kernels.ptx", SOFTMAX)
     assert gpu.get(ptx, A.CU_FUNC_ATTRIBUTE_PTX_VERSION) == 80  # .target sm_80
     assert gpu.get(ptx, A.CU_FUNC_ATTRIBUTE_BINARY_VERSION) == 90  # compiled for the device it loads on
-    why = gpu.fails(CUresult.CUDA_ERROR_NOT_SUPPORTED, "func_get_attribute",
-                    attrib=A.CU_FUNC_ATTRIBUTE_NUM_REGS, function=ptx)
-    assert "PTX" in why and "JIT compiler" in why
+    assert gpu.get(ptx, A.CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES) == 8192  # as ptxas: two 1024-float arrays
+    assert gpu.get(ptx, A.CU_FUNC_ATTRIBUTE_LOCAL_SIZE_BYTES) == 0
+    assert gpu.get(ptx, A.CU_FUNC_ATTRIBUTE_CONST_SIZE_BYTES) == 16  # the module's .const g_lut[16]
+    assert 1 <= gpu.get(ptx, A.CU_FUNC_ATTRIBUTE_NUM_REGS) <= 255
+    assert gpu.get(ptx, A.CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK) == 1024
+    assert gpu.get(ptx, A.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES) == 48 * 1024 - 8192
+    bounded = gpu.function(ATTR_KERNELS / "attr_kernels.ptx", "bounded")
+    assert gpu.get(bounded, A.CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK) == 256  # its launch bound
+
+
+def test_what_no_image_entry_runs_is_not_supported_and_says_why() -> None:
     turing = Gpu()  # the image's sm_80 cubin and compute_90 PTX: neither runs on compute capability 7.5
     turing.ex = SimExecutor(DeviceConfig(compute_capability=(7, 5)))
     none = turing.function(KERNELS / "test_kernels.default.fatbin", SOFTMAX)
@@ -256,12 +265,14 @@ def test_a_kernel_with_48_kib_static_shared_memory_gets_no_dynamic_by_default() 
               attrib=A.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, value=179 * 1024 + 1)
 
 
-def test_ptx_static_shared_unknown_means_its_limit_cannot_be_set() -> None:
+def test_ptx_dynamic_shared_limit_is_set_within_the_opt_in_limit_less_the_engines_static_layout() -> None:
     gpu = Gpu()
     ptx = gpu.function(KERNELS / "test_kernels.ptx", SOFTMAX)
-    why = gpu.fails(CUresult.CUDA_ERROR_NOT_SUPPORTED, "func_set_attribute", function=ptx,
-                    attrib=A.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, value=64 * 1024)
-    assert "static .shared" in why
+    limit = A.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
+    gpu.set(ptx, limit, 219 * 1024)  # 227 KiB opt-in less 8 KiB static
+    assert gpu.get(ptx, limit) == 219 * 1024
+    gpu.fails(CUresult.CUDA_ERROR_INVALID_VALUE, "func_set_attribute", function=ptx, attrib=limit,
+              value=219 * 1024 + 1)
 
 
 @pytest.mark.parametrize("attrib", [a for a in A if a < A.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES]
