@@ -18,10 +18,11 @@ PTX engine: what a driver's compilation decides (registers, static shared, const
 the largest block) is what the engine lays out for it (``jit``, from the parse alone).
 ``MAX_THREADS_PER_BLOCK`` is the least of the device's limit, the launch bound, and what the register
 file holds: registers are allocated per warp in units of 256 and, by the hardware's check (as
-``cuda_occupancy.h`` states it), to warps in groups of four sub-partitions. ``MAX_DYNAMIC_SHARED_SIZE_BYTES`` defaults to the device's 48 KiB per block less the
-static shared memory (0 when that is more) and may be raised to the opt-in limit less the static
-size; a launch asking more dynamic shared memory than it is ``CUDA_ERROR_INVALID_VALUE``. Settings
-live with the function and end with its module.
+``cuda_occupancy.h`` states it), to warps in groups of four sub-partitions.
+``MAX_DYNAMIC_SHARED_SIZE_BYTES`` defaults to the device's 48 KiB per block less the static shared
+memory (0 when that is more) and may be raised to the opt-in limit less the static size; a launch
+asking more dynamic shared memory than it is ``CUDA_ERROR_INVALID_VALUE``. Settings live with the
+function and end with its module.
 """
 
 from __future__ import annotations
