@@ -6,8 +6,10 @@
  * asynchronous in cuBLAS, so they are posted; their arguments are checked here first, by the
  * same rules as the host's (dimensions, leading dimensions, operations, types), so that a call
  * that cannot succeed fails at once with its cuBLAS status instead of later as a latched error.
- * Scalars are read from host memory (CUBLAS_POINTER_MODE_HOST); device-resident scalars are not
- * served.
+ * Scalars are read from host memory (CUBLAS_POINTER_MODE_HOST) in the GEMM's scale type (f16, f32,
+ * f64, int32, complex f32/f64) and travel as doubles, exactly; device-resident scalars are not
+ * served. Every type combination cublasGemmEx's table offers is served; the triangular solves
+ * (cublasStrsm_v2, cublasStrsmBatched) are posted like the GEMMs.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +22,8 @@
 #define CUBLAS_VERSION_SERVED 130000 /* the cuBLAS 13 API */
 #define CUBLAS_POINTER_MODE_HOST 0
 #define CUBLAS_COMPUTE_32F 68
+
+VGPU_HIDDEN float vgpu_half_to_float(uint16_t h); /* cublas_gemm_family.c */
 
 struct cublasContext {
     uint32_t magic, id;
@@ -87,6 +91,16 @@ cublasStatus_t cublasSetStream_v2(cublasHandle_t h, cudaStream_t stream)
     if (st == CUBLAS_STATUS_SUCCESS)
         h->stream = stream;
     return st;
+}
+
+/* The host's cuBLAS needs no scratch memory: a workspace is checked as cuBLAS checks it (256-byte
+ * aligned, present when sized) and left unused, which cuBLAS allows. */
+cublasStatus_t cublasSetWorkspace_v2(cublasHandle_t h, void *workspace, size_t size)
+{
+    CHECK(h);
+    if ((size && !workspace) || ((uintptr_t)workspace & 255))
+        return CUBLAS_STATUS_INVALID_VALUE;
+    return CUBLAS_STATUS_SUCCESS;
 }
 
 cublasStatus_t cublasGetStream_v2(cublasHandle_t h, cudaStream_t *stream)
@@ -168,24 +182,88 @@ static cublasStatus_t check_shape(int transa, int transb, int m, int n, int k, i
     return CUBLAS_STATUS_SUCCESS;
 }
 
-static int known_type(int t) { return t == VGPU_CUDA_R_32F || t == VGPU_CUDA_R_16F || t == VGPU_CUDA_R_16BF; }
+/* cublasGemmEx's type table: per compute type, the (A and B type, C type) pairs it offers. */
+static const struct gemm_types { int compute, ab, c; } gemm_types[] = {
+    {VGPU_CUBLAS_COMPUTE_16F, VGPU_CUDA_R_16F, VGPU_CUDA_R_16F},
+    {VGPU_CUBLAS_COMPUTE_32I, VGPU_CUDA_R_8I, VGPU_CUDA_R_32I},
+    {VGPU_CUBLAS_COMPUTE_32F, VGPU_CUDA_R_16BF, VGPU_CUDA_R_16BF},
+    {VGPU_CUBLAS_COMPUTE_32F, VGPU_CUDA_R_16F, VGPU_CUDA_R_16F},
+    {VGPU_CUBLAS_COMPUTE_32F, VGPU_CUDA_R_8I, VGPU_CUDA_R_32F},
+    {VGPU_CUBLAS_COMPUTE_32F, VGPU_CUDA_R_16BF, VGPU_CUDA_R_32F},
+    {VGPU_CUBLAS_COMPUTE_32F, VGPU_CUDA_R_16F, VGPU_CUDA_R_32F},
+    {VGPU_CUBLAS_COMPUTE_32F, VGPU_CUDA_R_32F, VGPU_CUDA_R_32F},
+    {VGPU_CUBLAS_COMPUTE_32F, VGPU_CUDA_C_8I, VGPU_CUDA_C_32F},
+    {VGPU_CUBLAS_COMPUTE_32F, VGPU_CUDA_C_32F, VGPU_CUDA_C_32F},
+    {VGPU_CUBLAS_COMPUTE_32F_FAST_16F, VGPU_CUDA_R_32F, VGPU_CUDA_R_32F},
+    {VGPU_CUBLAS_COMPUTE_32F_FAST_16F, VGPU_CUDA_C_32F, VGPU_CUDA_C_32F},
+    {VGPU_CUBLAS_COMPUTE_64F, VGPU_CUDA_R_64F, VGPU_CUDA_R_64F},
+    {VGPU_CUBLAS_COMPUTE_64F, VGPU_CUDA_C_64F, VGPU_CUDA_C_64F},
+};
 
-/* The compute types the host serves (cuBLAS still takes CUDA_R_32F for CUBLAS_COMPUTE_32F). */
+/* The table's row group of a compute type: pedantic forms as theirs, the fast 32F forms alike. */
+static int compute_class(int compute)
+{
+    switch (compute) {
+    case VGPU_CUBLAS_COMPUTE_16F_PEDANTIC: return VGPU_CUBLAS_COMPUTE_16F;
+    case VGPU_CUBLAS_COMPUTE_32I_PEDANTIC: return VGPU_CUBLAS_COMPUTE_32I;
+    case VGPU_CUBLAS_COMPUTE_32F_PEDANTIC: return VGPU_CUBLAS_COMPUTE_32F;
+    case VGPU_CUBLAS_COMPUTE_64F_PEDANTIC: return VGPU_CUBLAS_COMPUTE_64F;
+    case VGPU_CUBLAS_COMPUTE_32F_FAST_16BF:
+    case VGPU_CUBLAS_COMPUTE_32F_FAST_TF32: return VGPU_CUBLAS_COMPUTE_32F_FAST_16F;
+    default: return compute;
+    }
+}
+
+/* The compute type cuBLAS means (it still takes the cudaDataType_t of the older API). */
 static cublasStatus_t compute_type(int requested, uint32_t *out)
 {
-    if (requested == VGPU_CUDA_R_32F)
-        requested = CUBLAS_COMPUTE_32F;
     switch (requested) {
-    case VGPU_CUBLAS_COMPUTE_32F:
-    case VGPU_CUBLAS_COMPUTE_32F_PEDANTIC:
-    case VGPU_CUBLAS_COMPUTE_32F_FAST_16F:
-    case VGPU_CUBLAS_COMPUTE_32F_FAST_16BF:
+    case VGPU_CUDA_R_16F: requested = VGPU_CUBLAS_COMPUTE_16F; break;
+    case VGPU_CUDA_R_32F: case VGPU_CUDA_C_32F: requested = VGPU_CUBLAS_COMPUTE_32F; break;
+    case VGPU_CUDA_R_64F: case VGPU_CUDA_C_64F: requested = VGPU_CUBLAS_COMPUTE_64F; break;
+    case VGPU_CUDA_R_32I: requested = VGPU_CUBLAS_COMPUTE_32I; break;
+    default: break;
+    }
+    switch (requested) {
+    case VGPU_CUBLAS_COMPUTE_16F: case VGPU_CUBLAS_COMPUTE_16F_PEDANTIC:
+    case VGPU_CUBLAS_COMPUTE_32F: case VGPU_CUBLAS_COMPUTE_32F_PEDANTIC:
+    case VGPU_CUBLAS_COMPUTE_64F: case VGPU_CUBLAS_COMPUTE_64F_PEDANTIC:
+    case VGPU_CUBLAS_COMPUTE_32I: case VGPU_CUBLAS_COMPUTE_32I_PEDANTIC:
+    case VGPU_CUBLAS_COMPUTE_32F_FAST_16F: case VGPU_CUBLAS_COMPUTE_32F_FAST_16BF:
     case VGPU_CUBLAS_COMPUTE_32F_FAST_TF32:
         *out = (uint32_t)requested;
         return CUBLAS_STATUS_SUCCESS;
     default:
-        VGPU_UNSUPPORTED_USE(CUBLAS_STATUS_NOT_SUPPORTED,
-                             "cuBLAS compute type %d is not served (only the CUBLAS_COMPUTE_32F family)", requested);
+        return CUBLAS_STATUS_INVALID_VALUE;
+    }
+}
+
+/* alpha and beta as the wire carries them: doubles, real and imaginary parts, read in the scale
+ * type (cuBLAS's scaleType) the compute type and C's type imply. */
+struct scalars { double alpha, alpha_imag, beta, beta_imag; };
+
+static void read_scalar(int compute_cls, int ctype, const void *p, double *re, double *im)
+{
+    int cplx = ctype == VGPU_CUDA_C_32F || ctype == VGPU_CUDA_C_64F;
+    *im = 0;
+    if (compute_cls == VGPU_CUBLAS_COMPUTE_16F) {
+        uint16_t bits;
+        memcpy(&bits, p, sizeof bits);
+        *re = vgpu_half_to_float(bits);
+    } else if (compute_cls == VGPU_CUBLAS_COMPUTE_32I) {
+        int32_t v;
+        memcpy(&v, p, sizeof v);
+        *re = v;
+    } else if (compute_cls == VGPU_CUBLAS_COMPUTE_64F) {
+        double v[2];
+        memcpy(v, p, (cplx ? 2 : 1) * sizeof(double));
+        *re = v[0];
+        *im = cplx ? v[1] : 0;
+    } else {
+        float v[2];
+        memcpy(v, p, (cplx ? 2 : 1) * sizeof(float));
+        *re = v[0];
+        *im = cplx ? v[1] : 0;
     }
 }
 
@@ -212,21 +290,27 @@ cublasStatus_t cublasSgemm_v2(cublasHandle_t h, int transa, int transb, int m, i
     return post(VGPU_CALL_CUBLAS_SGEMM, &a, sizeof a);
 }
 
-/* The Ex GEMMs' common checks: shape, types, compute type and its (float) scalars. */
+/* The Ex GEMMs' common checks: shape, compute type, the type table, and the scalars in their type. */
 static cublasStatus_t check_ex(cublasHandle_t h, int transa, int transb, int m, int n, int k, int lda, int ldb,
                                int ldc, int atype, int btype, int ctype, int compute, const void *alpha,
-                               const void *beta, uint32_t *compute_out)
+                               const void *beta, uint32_t *compute_out, struct scalars *sc)
 {
     CHECK(h);
     cublasStatus_t st = check_shape(transa, transb, m, n, k, lda, ldb, ldc);
     if (st)
         return st;
-    if (!known_type(atype) || !known_type(btype) || !known_type(ctype))
-        VGPU_UNSUPPORTED_USE(CUBLAS_STATUS_NOT_SUPPORTED,
-                             "cuBLAS data types %d/%d/%d: only 32F, 16F and 16BF are served", atype, btype, ctype);
+    if ((st = compute_type(compute, compute_out)))
+        return st;
+    int cls = compute_class((int)*compute_out), offered = 0;
+    for (size_t i = 0; i < sizeof gemm_types / sizeof gemm_types[0]; i++)
+        offered |= gemm_types[i].compute == cls && gemm_types[i].ab == atype && gemm_types[i].c == ctype;
+    if (!offered || atype != btype)
+        return CUBLAS_STATUS_NOT_SUPPORTED; /* as cuBLAS answers a combination its table lacks */
     if (!alpha || !beta)
         return CUBLAS_STATUS_INVALID_VALUE;
-    return compute_type(compute, compute_out);
+    read_scalar(cls, ctype, alpha, &sc->alpha, &sc->alpha_imag);
+    read_scalar(cls, ctype, beta, &sc->beta, &sc->beta_imag);
+    return CUBLAS_STATUS_SUCCESS;
 }
 
 cublasStatus_t cublasGemmEx(cublasHandle_t h, int transa, int transb, int m, int n, int k, const void *alpha,
@@ -234,15 +318,17 @@ cublasStatus_t cublasGemmEx(cublasHandle_t h, int transa, int transb, int m, int
                             void *C, int ctype, int ldc, int compute, int algo)
 {
     uint32_t ct;
+    struct scalars sc;
     cublasStatus_t st = check_ex(h, transa, transb, m, n, k, lda, ldb, ldc, atype, btype, ctype, compute, alpha,
-                                 beta, &ct);
+                                 beta, &ct, &sc);
     if (st)
         return st;
     struct vgpu_args_cublas_gemm_ex a = {
         .handle = h->id, .transa = (uint32_t)transa, .transb = (uint32_t)transb, .m = m, .n = n, .k = k,
-        .alpha = *(const float *)alpha, .a = (uint64_t)(uintptr_t)A, .a_type = (uint32_t)atype, .lda = lda,
-        .b = (uint64_t)(uintptr_t)B, .b_type = (uint32_t)btype, .ldb = ldb, .beta = *(const float *)beta,
-        .c = (uint64_t)(uintptr_t)C, .c_type = (uint32_t)ctype, .ldc = ldc, .compute_type = ct, .algo = algo};
+        .alpha = sc.alpha, .a = (uint64_t)(uintptr_t)A, .a_type = (uint32_t)atype, .lda = lda,
+        .b = (uint64_t)(uintptr_t)B, .b_type = (uint32_t)btype, .ldb = ldb, .beta = sc.beta,
+        .c = (uint64_t)(uintptr_t)C, .c_type = (uint32_t)ctype, .ldc = ldc, .compute_type = ct, .algo = algo,
+        .alpha_imag = sc.alpha_imag, .beta_imag = sc.beta_imag};
     return post(VGPU_CALL_CUBLAS_GEMM_EX, &a, sizeof a);
 }
 
@@ -253,18 +339,20 @@ cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t h, int transa, int tran
                                           int algo)
 {
     uint32_t ct;
+    struct scalars sc;
     cublasStatus_t st = check_ex(h, transa, transb, m, n, k, lda, ldb, ldc, atype, btype, ctype, compute, alpha,
-                                 beta, &ct);
+                                 beta, &ct, &sc);
     if (st)
         return st;
     if (batch < 0)
         return CUBLAS_STATUS_INVALID_VALUE;
     struct vgpu_args_cublas_gemm_strided_batched_ex a = {
         .handle = h->id, .transa = (uint32_t)transa, .transb = (uint32_t)transb, .m = m, .n = n, .k = k,
-        .alpha = *(const float *)alpha, .a = (uint64_t)(uintptr_t)A, .a_type = (uint32_t)atype, .lda = lda,
+        .alpha = sc.alpha, .a = (uint64_t)(uintptr_t)A, .a_type = (uint32_t)atype, .lda = lda,
         .stride_a = stride_a, .b = (uint64_t)(uintptr_t)B, .b_type = (uint32_t)btype, .ldb = ldb,
-        .stride_b = stride_b, .beta = *(const float *)beta, .c = (uint64_t)(uintptr_t)C, .c_type = (uint32_t)ctype,
-        .ldc = ldc, .stride_c = stride_c, .batch_count = batch, .compute_type = ct, .algo = algo};
+        .stride_b = stride_b, .beta = sc.beta, .c = (uint64_t)(uintptr_t)C, .c_type = (uint32_t)ctype,
+        .ldc = ldc, .stride_c = stride_c, .batch_count = batch, .compute_type = ct, .algo = algo,
+        .alpha_imag = sc.alpha_imag, .beta_imag = sc.beta_imag};
     return post(VGPU_CALL_CUBLAS_GEMM_STRIDED_BATCHED_EX, &a, sizeof a);
 }
 
@@ -275,17 +363,65 @@ cublasStatus_t cublasGemmBatchedEx(cublasHandle_t h, int transa, int transb, int
                                    void *const Carray[], int ctype, int ldc, int batch, int compute, int algo)
 {
     uint32_t ct;
+    struct scalars sc;
     cublasStatus_t st = check_ex(h, transa, transb, m, n, k, lda, ldb, ldc, atype, btype, ctype, compute, alpha,
-                                 beta, &ct);
+                                 beta, &ct, &sc);
     if (st)
         return st;
     if (batch < 0)
         return CUBLAS_STATUS_INVALID_VALUE;
     struct vgpu_args_cublas_gemm_batched_ex a = {
         .handle = h->id, .transa = (uint32_t)transa, .transb = (uint32_t)transb, .m = m, .n = n, .k = k,
-        .alpha = *(const float *)alpha, .a = (uint64_t)(uintptr_t)Aarray, .a_type = (uint32_t)atype, .lda = lda,
-        .b = (uint64_t)(uintptr_t)Barray, .b_type = (uint32_t)btype, .ldb = ldb, .beta = *(const float *)beta,
+        .alpha = sc.alpha, .a = (uint64_t)(uintptr_t)Aarray, .a_type = (uint32_t)atype, .lda = lda,
+        .b = (uint64_t)(uintptr_t)Barray, .b_type = (uint32_t)btype, .ldb = ldb, .beta = sc.beta,
         .c = (uint64_t)(uintptr_t)Carray, .c_type = (uint32_t)ctype, .ldc = ldc, .batch_count = batch,
-        .compute_type = ct, .algo = algo};
+        .compute_type = ct, .algo = algo, .alpha_imag = sc.alpha_imag, .beta_imag = sc.beta_imag};
     return post(VGPU_CALL_CUBLAS_GEMM_BATCHED_EX, &a, sizeof a);
+}
+
+/* -- triangular solves -------------------------------------------------------------------------- */
+
+/* The host's rules for op(A) X = alpha B or X op(A) = alpha B, B m x n. */
+static cublasStatus_t check_trsm(int side, int uplo, int trans, int diag, int m, int n, int lda, int ldb,
+                                 const float *alpha)
+{
+    if ((side != VGPU_CUBLAS_SIDE_LEFT && side != VGPU_CUBLAS_SIDE_RIGHT) ||
+        (uplo != VGPU_CUBLAS_FILL_MODE_LOWER && uplo != VGPU_CUBLAS_FILL_MODE_UPPER) || !valid_op(trans) ||
+        (diag != VGPU_CUBLAS_DIAG_NON_UNIT && diag != VGPU_CUBLAS_DIAG_UNIT) || m < 0 || n < 0 || !alpha)
+        return CUBLAS_STATUS_INVALID_VALUE;
+    if (lda < max1(side == VGPU_CUBLAS_SIDE_LEFT ? m : n) || ldb < max1(m))
+        return CUBLAS_STATUS_INVALID_VALUE;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasStrsm_v2(cublasHandle_t h, int side, int uplo, int trans, int diag, int m, int n,
+                              const float *alpha, const float *A, int lda, float *B, int ldb)
+{
+    CHECK(h);
+    cublasStatus_t st = check_trsm(side, uplo, trans, diag, m, n, lda, ldb, alpha);
+    if (st)
+        return st;
+    struct vgpu_args_cublas_strsm a = {
+        .handle = h->id, .side = (uint32_t)side, .uplo = (uint32_t)uplo, .trans = (uint32_t)trans,
+        .diag = (uint32_t)diag, .m = m, .n = n, .alpha = *alpha, .a = (uint64_t)(uintptr_t)A, .lda = lda,
+        .b = (uint64_t)(uintptr_t)B, .ldb = ldb};
+    return post(VGPU_CALL_CUBLAS_STRSM, &a, sizeof a);
+}
+
+/* Aarray and Barray are device arrays of device pointers: they travel as device pointers. */
+cublasStatus_t cublasStrsmBatched(cublasHandle_t h, int side, int uplo, int trans, int diag, int m, int n,
+                                  const float *alpha, const float *const A[], int lda, float *const B[], int ldb,
+                                  int batch)
+{
+    CHECK(h);
+    cublasStatus_t st = check_trsm(side, uplo, trans, diag, m, n, lda, ldb, alpha);
+    if (st)
+        return st;
+    if (batch < 0)
+        return CUBLAS_STATUS_INVALID_VALUE;
+    struct vgpu_args_cublas_strsm_batched a = {
+        .handle = h->id, .side = (uint32_t)side, .uplo = (uint32_t)uplo, .trans = (uint32_t)trans,
+        .diag = (uint32_t)diag, .m = m, .n = n, .alpha = *alpha, .a = (uint64_t)(uintptr_t)A, .lda = lda,
+        .b = (uint64_t)(uintptr_t)B, .ldb = ldb, .batch_count = batch};
+    return post(VGPU_CALL_CUBLAS_STRSM_BATCHED, &a, sizeof a);
 }
