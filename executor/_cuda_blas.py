@@ -9,9 +9,11 @@ mode. Before a GEMM reaches cuBLAS every matrix it reads or writes is checked ag
 takes its matrices from pointer arrays in device memory: outside a capture they are read back after
 the handle's stream has drained and every matrix they name is checked; during a capture they are not
 final yet, so only the arrays themselves are checked and the per-process address space bounds the
-kernel (see ``_cuda_memory``). The scalars are f32 for every type combination served (checked by
-``check_gemm_types``), passed by host pointer. A GEMM submitted without ``ASYNC`` waits for the
-handle's stream; a failure there is the GEMM's ``CUBLAS_STATUS_EXECUTION_FAILED``.
+kernel (see ``_cuda_memory``). Every type combination cuBLAS offers is passed on (checked first by
+``check_gemm_types``); the scalars are passed by host pointer in the GEMM's scale type (f16, f32,
+f64, int32 or complex, ``scale_type``). A GEMM submitted without ``ASYNC`` waits for the
+handle's stream; a failure there is the GEMM's ``CUBLAS_STATUS_EXECUTION_FAILED``. The triangular
+solves (``cublasStrsm``, ``cublasStrsmBatched``) are checked and run the same way.
 """
 
 from __future__ import annotations
@@ -33,16 +35,32 @@ from protocol.models import (
     NoArgs,
     NoResult,
     SgemmArgs,
+    StrsmArgs,
+    StrsmBatchedArgs,
 )
 
 from ._base import CallIO
 from ._cuda_base import BlasHandle, CudaBase
 from ._errors import CudaError
-from ._sim_blas import ITEMSIZE, GemmShape, check_gemm_types, gemm_ranges
+from ._sim_blas import ITEMSIZE, GemmShape, ex_gemm_shape, gemm_ranges, scale_type
+from ._sim_blas_trsm import TrsmShape, trsm_ranges, trsm_shape
 
 __all__ = ["BlasCalls"]
 
 _CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION: Final = 0x10
+_SCALE_DTYPES: Final = {CudaDataType.CUDA_R_16F: np.float16, CudaDataType.CUDA_R_32F: np.float32,
+                        CudaDataType.CUDA_R_64F: np.float64, CudaDataType.CUDA_R_32I: np.int32,
+                        CudaDataType.CUDA_C_32F: np.complex64, CudaDataType.CUDA_C_64F: np.complex128}
+
+
+def scalars(shape: GemmShape) -> np.ndarray[tuple[int], np.dtype[np.generic]]:
+    """alpha and beta side by side in the GEMM's scale type (``ex_gemm_shape`` checked they fit)."""
+    dtype = np.dtype(_SCALE_DTYPES[scale_type(shape.compute, shape.c_type)])
+    if dtype.kind == "c":
+        return np.array([shape.alpha_value, shape.beta_value], dtype=dtype)
+    if dtype.kind == "i":
+        return np.array([int(shape.alpha), int(shape.beta)], dtype=dtype)
+    return np.array([shape.alpha, shape.beta], dtype=dtype)
 
 
 class BlasCalls(CudaBase):
@@ -112,16 +130,14 @@ class BlasCalls(CudaBase):
     def _ex_shape(self, args: GemmExArgs | GemmStridedBatchedExArgs | GemmBatchedExArgs,
                   ) -> tuple[BlasHandle, GemmShape]:
         blas = self._blas.get(args.handle)
-        check_gemm_types(args.a_type, args.b_type, args.c_type, args.compute_type, args.algo)
-        return blas, GemmShape(args.transa, args.transb, args.m, args.n, args.k, args.alpha, args.beta,
-                               args.a_type, args.lda, args.b_type, args.ldb, args.c_type, args.ldc)
+        return blas, ex_gemm_shape(args)
 
     def cublas_gemm_ex(self, args: GemmExArgs, io: CallIO) -> NoResult:
         blas, shape = self._ex_shape(args)
         self._check_gemm(shape, [(args.a, args.b, args.c)], "cublasGemmEx")
         cublas = self._cublas()
-        scalars = np.array([args.alpha, args.beta], dtype=np.float32)  # every compute type here is f32
-        alpha, beta = scalars.ctypes.data, scalars.ctypes.data + 4
+        held = scalars(shape)
+        alpha, beta = held.ctypes.data, held.ctypes.data + held.itemsize
         return self._run_gemm(blas, io, "cublasGemmEx", lambda: cublas.gemm_ex(
             blas.handle, int(args.transa), int(args.transb), args.m, args.n, args.k, alpha,
             args.a, int(args.a_type), args.lda, args.b, int(args.b_type), args.ldb, beta,
@@ -134,8 +150,8 @@ class BlasCalls(CudaBase):
                     args.c + i * args.stride_c * sc) for i in range(args.batch_count)]
         self._check_gemm(shape, batches, "cublasGemmStridedBatchedEx")
         cublas = self._cublas()
-        scalars = np.array([args.alpha, args.beta], dtype=np.float32)
-        alpha, beta = scalars.ctypes.data, scalars.ctypes.data + 4
+        held = scalars(shape)
+        alpha, beta = held.ctypes.data, held.ctypes.data + held.itemsize
         return self._run_gemm(blas, io, "cublasGemmStridedBatchedEx", lambda: cublas.gemm_strided_batched_ex(
             blas.handle, int(args.transa), int(args.transb), args.m, args.n, args.k, alpha,
             args.a, int(args.a_type), args.lda, args.stride_a, args.b, int(args.b_type), args.ldb,
@@ -165,9 +181,55 @@ class BlasCalls(CudaBase):
             self._check_gemm(shape, [(int(arrays[0][i]), int(arrays[1][i]), int(arrays[2][i]))
                                      for i in range(count)], what)
         cublas = self._cublas()
-        scalars = np.array([args.alpha, args.beta], dtype=np.float32)
-        alpha, beta = scalars.ctypes.data, scalars.ctypes.data + 4
+        held = scalars(shape)
+        alpha, beta = held.ctypes.data, held.ctypes.data + held.itemsize
         return self._run_gemm(blas, io, what, lambda: cublas.gemm_batched_ex(
             blas.handle, int(args.transa), int(args.transb), args.m, args.n, args.k, alpha,
             args.a, int(args.a_type), args.lda, args.b, int(args.b_type), args.ldb, beta,
             args.c, int(args.c_type), args.ldc, count, int(args.compute_type), args.algo))
+
+    def _check_trsm(self, shape: TrsmShape, systems: list[tuple[int, int]], what: str) -> None:
+        try:
+            for a, b in systems:
+                for ptr, size, written, name in trsm_ranges(shape, a, b):
+                    self._check_range(ptr, size, write=written, what=name)
+        except CudaError as exc:
+            raise CudaError(CublasStatus.CUBLAS_STATUS_EXECUTION_FAILED,
+                            f"{what}: {exc.message} (the kernel would fault)") from exc
+
+    def cublas_strsm(self, args: StrsmArgs, io: CallIO) -> NoResult:
+        blas = self._blas.get(args.handle)
+        shape = trsm_shape(args)
+        self._check_trsm(shape, [(args.a, args.b)], "cublasStrsm")
+        cublas = self._cublas()
+        alpha = np.array([args.alpha], dtype=np.float32)
+        return self._run_gemm(blas, io, "cublasStrsm", lambda: cublas.strsm(
+            blas.handle, int(args.side), int(args.uplo), int(args.trans), int(args.diag), args.m, args.n,
+            alpha.ctypes.data, args.a, args.lda, args.b, args.ldb))
+
+    def cublas_strsm_batched(self, args: StrsmBatchedArgs, io: CallIO) -> NoResult:
+        """The pointer arrays live in device memory, read back and checked as GemmBatchedEx's are."""
+        blas = self._blas.get(args.handle)
+        shape = trsm_shape(args)
+        what = "cublasStrsmBatched"
+        count = args.batch_count
+        stream = self._stream(blas.stream)
+        try:
+            for ptr, name in ((args.a, "Aarray"), (args.b, "Barray")):
+                if count:
+                    self._check_range(ptr, 8 * count, write=False, what=f"pointer array {name}")
+        except CudaError as exc:
+            raise CudaError(CublasStatus.CUBLAS_STATUS_EXECUTION_FAILED, f"{what}: {exc.message}") from exc
+        if count and self._drv.stream_is_capturing(stream) == 0:
+            self._sync(stream, what)
+            arrays = []
+            for ptr in (args.a, args.b):
+                host = np.empty(count, dtype="<u8")
+                self._drv.memcpy_dtoh(host.ctypes.data, ptr, 8 * count, f"{what}: reading pointers")
+                arrays.append(host)
+            self._check_trsm(shape, [(int(arrays[0][i]), int(arrays[1][i])) for i in range(count)], what)
+        cublas = self._cublas()
+        alpha = np.array([args.alpha], dtype=np.float32)
+        return self._run_gemm(blas, io, what, lambda: cublas.strsm_batched(
+            blas.handle, int(args.side), int(args.uplo), int(args.trans), int(args.diag), args.m, args.n,
+            alpha.ctypes.data, args.a, args.lda, args.b, args.ldb, count))

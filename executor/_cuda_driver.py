@@ -495,6 +495,16 @@ class Cublas:
                    m, n, k, alpha, a, a_type, lda, stride_a, b, b_type, ldb, stride_b, beta, c, c_type, ldc,
                    stride_c, batch_count, compute_type, algo)
 
+    def strsm(self, handle: int, side: int, uplo: int, trans: int, diag: int, m: int, n: int, alpha: int,
+              a: int, lda: int, b: int, ldb: int) -> None:
+        self._call("cublasStrsm", self.module.strsm, handle, side, uplo, trans, diag, m, n, alpha, a, lda, b,
+                   ldb)
+
+    def strsm_batched(self, handle: int, side: int, uplo: int, trans: int, diag: int, m: int, n: int,
+                      alpha: int, a: int, lda: int, b: int, ldb: int, batch_count: int) -> None:
+        self._call("cublasStrsmBatched", self.module.strsm_batched, handle, side, uplo, trans, diag, m, n,
+                   alpha, a, lda, b, ldb, batch_count)
+
     def gemm_batched_ex(self, handle: int, transa: int, transb: int, m: int, n: int, k: int, alpha: int,
                         a: int, a_type: int, lda: int, b: int, b_type: int, ldb: int, beta: int,
                         c: int, c_type: int, ldc: int, batch_count: int, compute_type: int,

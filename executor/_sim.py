@@ -130,7 +130,8 @@ from ._base import AllocationMap, CallIO, DeviceConfig, Executor, HandleTable, H
 from ._errors import CudaError
 from ._kernels import LaunchDims
 from ._modules import KernelAttributes
-from ._sim_blas import ITEMSIZE, GemmShape, check_gemm_types, gemm, gemm_ranges
+from ._sim_blas import ITEMSIZE, GemmShape, ex_gemm_shape, gemm, gemm_ranges
+from ._sim_blas_trsm import SimTrsmCalls
 from ._sim_device import device_attributes as every_device_attribute
 from ._sim_graph import Capture, EventState, Graph, GraphExec, StreamState
 from ._sim_memory import Bytes, DeviceMemory, fill_views
@@ -201,10 +202,11 @@ def device_attributes(config: DeviceConfig) -> dict[int, int]:
     }
 
 
-class SimExecutor(SimNvmlCalls, Executor):
+class SimExecutor(SimNvmlCalls, SimTrsmCalls, Executor):
     """One VM's simulated GPU. See the module's theory of operation."""
 
     backend_name = "sim"
+    max_batch = MAX_SIM_GEMM_BATCH  # the same bound for batched triangular solves
 
     def __init__(self, config: DeviceConfig | None = None, memory_quota: int | None = None, *,
                  clock: Callable[[], int] = time.perf_counter_ns, host_budget: int | None = None,
@@ -949,9 +951,7 @@ class SimExecutor(SimNvmlCalls, Executor):
 
     def _ex_shape(self, args: GemmExArgs | GemmStridedBatchedExArgs | GemmBatchedExArgs) -> GemmShape:
         self._blas.get(args.handle)
-        check_gemm_types(args.a_type, args.b_type, args.c_type, args.compute_type, args.algo)
-        return GemmShape(args.transa, args.transb, args.m, args.n, args.k, args.alpha, args.beta,
-                         args.a_type, args.lda, args.b_type, args.ldb, args.c_type, args.ldc)
+        return ex_gemm_shape(args)
 
     def cublas_gemm_ex(self, args: GemmExArgs, io: CallIO) -> NoResult:
         shape = self._ex_shape(args)

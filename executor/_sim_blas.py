@@ -2,37 +2,84 @@
 
 cuBLAS's conventions, exactly: matrices are column-major with a leading dimension (``lda >= rows``;
 the elements between ``rows`` and ``lda`` of each column are neither read nor written), ``op(X)`` is
-``X`` or its transpose (``CUBLAS_OP_C`` is ``CUBLAS_OP_T`` for real types), and
-``C = alpha * op(A) @ op(B) + beta * C`` with ``op(A)`` ``m x k`` and ``op(B)`` ``k x n``. Arithmetic
-is f32 (every compute type here accumulates in f32). f16 and bf16 inputs are widened exactly;
-results are rounded to C's type to nearest-even. When ``beta == 0`` C is not read (NaNs in it are
+``X``, its transpose, or (``CUBLAS_OP_C``) its conjugate transpose (the transpose for real types),
+and ``C = alpha * op(A) @ op(B) + beta * C`` with ``op(A)`` ``m x k`` and ``op(B)`` ``k x n``.
+
+Every type combination ``cublasGemmEx`` and its batched forms offer (:data:`GEMM_TYPES`) is served.
+The arithmetic follows the compute type: f32 for the ``CUBLAS_COMPUTE_32F`` family (f16, bf16 and
+int8 inputs widened exactly, complex in complex64), f64 for ``CUBLAS_COMPUTE_64F`` (complex128),
+two's-complement int32 for ``CUBLAS_COMPUTE_32I`` (int8 products summed exactly, then wrapped as
+32-bit arithmetic would), and f32 rounded once to f16 for ``CUBLAS_COMPUTE_16F`` (NVIDIA's may round
+partial sums to f16: results may differ from its in the last bits, and are not less accurate).
+Results are rounded to C's type to nearest-even. When ``beta == 0`` C is not read (NaNs in it are
 ignored); when ``alpha == 0`` or ``k == 0``, A and B are not read; when ``m == 0`` or ``n == 0``
 nothing happens.
 
 A matrix that is not inside the VM's memory fails the GEMM with ``CUBLAS_STATUS_EXECUTION_FAILED`` (on
-a GPU the kernel would fault); a type combination cuBLAS does not offer with f32 compute answers
+a GPU the kernel would fault); a type combination cuBLAS does not offer answers
 ``CUBLAS_STATUS_NOT_SUPPORTED``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
 
 from protocol import CublasComputeType, CublasOperation, CublasStatus, CudaDataType, CUresult
+from protocol.models import GemmBatchedExArgs, GemmExArgs, GemmStridedBatchedExArgs
 
 from ._errors import CudaError
 from ._sim_memory import DeviceMemory
 
-__all__ = ["ITEMSIZE", "GemmShape", "bf16_to_f32", "check_gemm_types", "f32_to_bf16", "gemm", "gemm_ranges"]
+__all__ = ["GEMM_TYPES", "ITEMSIZE", "GemmShape", "bf16_to_f32", "check_gemm_scalars", "check_gemm_types",
+           "ex_gemm_shape", "f32_to_bf16", "gemm", "gemm_ranges", "scale_type"]
 
 F32 = npt.NDArray[np.float32]
 Bytes = npt.NDArray[np.uint8]
+Array = npt.NDArray[Any]
 
-ITEMSIZE = {CudaDataType.CUDA_R_32F: 4, CudaDataType.CUDA_R_16F: 2, CudaDataType.CUDA_R_16BF: 2}
+_T = CudaDataType
+_C = CublasComputeType
+ITEMSIZE: Final = {_T.CUDA_R_32F: 4, _T.CUDA_R_16F: 2, _T.CUDA_R_16BF: 2, _T.CUDA_R_64F: 8, _T.CUDA_R_8I: 1,
+                   _T.CUDA_R_32I: 4, _T.CUDA_C_32F: 8, _T.CUDA_C_64F: 16, _T.CUDA_C_8I: 2}
 _ALGOS = frozenset(range(-1, 24)) | frozenset(range(99, 116))  # CUBLAS_GEMM_DEFAULT … ALGO15_TENSOR_OP
+
+_F32_ONLY: Final = frozenset({(_T.CUDA_R_32F, _T.CUDA_R_32F), (_T.CUDA_C_32F, _T.CUDA_C_32F)})
+_F32_ALL: Final = frozenset({
+    (_T.CUDA_R_16BF, _T.CUDA_R_16BF), (_T.CUDA_R_16F, _T.CUDA_R_16F), (_T.CUDA_R_8I, _T.CUDA_R_32F),
+    (_T.CUDA_R_16BF, _T.CUDA_R_32F), (_T.CUDA_R_16F, _T.CUDA_R_32F), (_T.CUDA_R_32F, _T.CUDA_R_32F),
+    (_T.CUDA_C_8I, _T.CUDA_C_32F), (_T.CUDA_C_32F, _T.CUDA_C_32F)})
+_F64: Final = frozenset({(_T.CUDA_R_64F, _T.CUDA_R_64F), (_T.CUDA_C_64F, _T.CUDA_C_64F)})
+#: cuBLAS's table for cublasGemmEx, cublasGemmBatchedEx and cublasGemmStridedBatchedEx: per compute
+#: type, the (A and B type, C type) pairs it offers
+GEMM_TYPES: Final[dict[CublasComputeType, frozenset[tuple[CudaDataType, CudaDataType]]]] = {
+    _C.CUBLAS_COMPUTE_16F: frozenset({(_T.CUDA_R_16F, _T.CUDA_R_16F)}),
+    _C.CUBLAS_COMPUTE_16F_PEDANTIC: frozenset({(_T.CUDA_R_16F, _T.CUDA_R_16F)}),
+    _C.CUBLAS_COMPUTE_32I: frozenset({(_T.CUDA_R_8I, _T.CUDA_R_32I)}),
+    _C.CUBLAS_COMPUTE_32I_PEDANTIC: frozenset({(_T.CUDA_R_8I, _T.CUDA_R_32I)}),
+    _C.CUBLAS_COMPUTE_32F: _F32_ALL,
+    _C.CUBLAS_COMPUTE_32F_PEDANTIC: _F32_ALL,
+    _C.CUBLAS_COMPUTE_32F_FAST_16F: _F32_ONLY,
+    _C.CUBLAS_COMPUTE_32F_FAST_16BF: _F32_ONLY,
+    _C.CUBLAS_COMPUTE_32F_FAST_TF32: _F32_ONLY,
+    _C.CUBLAS_COMPUTE_64F: _F64,
+    _C.CUBLAS_COMPUTE_64F_PEDANTIC: _F64,
+}
+_COMPLEX: Final = frozenset({_T.CUDA_C_32F, _T.CUDA_C_64F, _T.CUDA_C_8I})
+
+
+def scale_type(compute: CublasComputeType, c_type: CudaDataType) -> CudaDataType:
+    """The type of alpha and beta (cuBLAS's ``scaleType``) for a compute type and C's type."""
+    if compute in (_C.CUBLAS_COMPUTE_16F, _C.CUBLAS_COMPUTE_16F_PEDANTIC):
+        return _T.CUDA_R_16F
+    if compute in (_C.CUBLAS_COMPUTE_32I, _C.CUBLAS_COMPUTE_32I_PEDANTIC):
+        return _T.CUDA_R_32I
+    if compute in (_C.CUBLAS_COMPUTE_64F, _C.CUBLAS_COMPUTE_64F_PEDANTIC):
+        return _T.CUDA_C_64F if c_type in _COMPLEX else _T.CUDA_R_64F
+    return _T.CUDA_C_32F if c_type in _COMPLEX else _T.CUDA_R_32F
 
 
 def bf16_to_f32(bits: npt.NDArray[np.uint16]) -> F32:
@@ -50,30 +97,37 @@ def f32_to_bf16(values: F32) -> npt.NDArray[np.uint16]:
     return rounded
 
 
-def _decode(raw: Bytes, dtype: CudaDataType) -> F32:
-    if dtype == CudaDataType.CUDA_R_32F:
-        return raw.view("<f4").astype(np.float32)
-    if dtype == CudaDataType.CUDA_R_16F:
-        return raw.view("<f2").astype(np.float32)
-    return bf16_to_f32(raw.view("<u2"))
+_STORED: Final = {_T.CUDA_R_32F: "<f4", _T.CUDA_R_16F: "<f2", _T.CUDA_R_64F: "<f8", _T.CUDA_R_8I: "i1",
+                  _T.CUDA_R_32I: "<i4", _T.CUDA_C_32F: "<c8", _T.CUDA_C_64F: "<c16"}
 
 
-def _encode(values: F32, dtype: CudaDataType) -> Bytes:
-    if dtype == CudaDataType.CUDA_R_32F:
-        return np.ascontiguousarray(values, dtype="<f4").view(np.uint8)
-    if dtype == CudaDataType.CUDA_R_16F:
-        return np.ascontiguousarray(values.astype("<f2")).view(np.uint8)
-    return np.ascontiguousarray(f32_to_bf16(values)).view(np.uint8)
+def _decode(raw: Bytes, dtype: CudaDataType, compute: np.dtype[Any]) -> Array:
+    """Stored elements as the compute dtype (every widening here is exact)."""
+    if dtype == _T.CUDA_R_16BF:
+        return bf16_to_f32(raw.view("<u2")).astype(compute)
+    if dtype == _T.CUDA_C_8I:
+        pairs = raw.view("i1").astype(np.float32)
+        return (pairs[0::2] + 1j * pairs[1::2]).astype(compute)
+    return raw.view(_STORED[dtype]).astype(compute)
+
+
+def _encode(values: Array, dtype: CudaDataType) -> Bytes:
+    """Computed values as C's type: rounded to nearest-even, or wrapped to 32 bits for integers."""
+    if dtype == _T.CUDA_R_16BF:
+        return np.ascontiguousarray(f32_to_bf16(values.astype(np.float32))).view(np.uint8)
+    if dtype == _T.CUDA_R_32I:
+        wrapped = values.astype(np.int64) & 0xFFFF_FFFF
+        return np.ascontiguousarray(wrapped.astype(np.uint32).view("<i4")).view(np.uint8)
+    return np.ascontiguousarray(values.astype(_STORED[dtype])).view(np.uint8)
 
 
 def check_gemm_types(a_type: CudaDataType, b_type: CudaDataType, c_type: CudaDataType,
                      compute: CublasComputeType, algo: int) -> None:
-    """cublasGemmEx's type table for f32 compute: A and B alike, C of their type or f32."""
-    del compute  # every accepted compute type accumulates in f32
-    if a_type != b_type or c_type not in (a_type, CudaDataType.CUDA_R_32F):
+    """cublasGemmEx's type table (:data:`GEMM_TYPES`): A and B alike, C as the compute type allows."""
+    if a_type != b_type or (a_type, c_type) not in GEMM_TYPES[compute]:
         raise CudaError(CublasStatus.CUBLAS_STATUS_NOT_SUPPORTED,
                         f"cuBLAS offers no GEMM with A {a_type.name}, B {b_type.name}, C {c_type.name} "
-                        "and f32 compute")
+                        f"and {compute.name}")
     if algo not in _ALGOS:
         raise CudaError(CublasStatus.CUBLAS_STATUS_INVALID_VALUE, f"unknown cublasGemmAlgo_t {algo}")
 
@@ -93,6 +147,17 @@ class GemmShape:
     ldb: int
     c_type: CudaDataType
     ldc: int
+    compute: CublasComputeType = CublasComputeType.CUBLAS_COMPUTE_32F
+    alpha_imag: float = 0.0  # complex scale types only
+    beta_imag: float = 0.0
+
+    @property
+    def alpha_value(self) -> complex:
+        return complex(self.alpha, self.alpha_imag)
+
+    @property
+    def beta_value(self) -> complex:
+        return complex(self.beta, self.beta_imag)
 
     @property
     def a_dims(self) -> tuple[int, int]:
@@ -105,11 +170,21 @@ class GemmShape:
 
     @property
     def reads_ab(self) -> bool:
-        return self.m > 0 and self.n > 0 and self.k > 0 and self.alpha != 0.0
+        return self.m > 0 and self.n > 0 and self.k > 0 and self.alpha_value != 0
 
     @property
     def touches_c(self) -> bool:
         return self.m > 0 and self.n > 0
+
+
+def ex_gemm_shape(args: GemmExArgs | GemmStridedBatchedExArgs | GemmBatchedExArgs) -> GemmShape:
+    """An Ex GEMM's shape once its types, algorithm and scalars are known to be served."""
+    check_gemm_types(args.a_type, args.b_type, args.c_type, args.compute_type, args.algo)
+    shape = GemmShape(args.transa, args.transb, args.m, args.n, args.k, args.alpha, args.beta,
+                      args.a_type, args.lda, args.b_type, args.ldb, args.c_type, args.ldc,
+                      args.compute_type, args.alpha_imag, args.beta_imag)
+    check_gemm_scalars(shape)
+    return shape
 
 
 def _span(rows: int, cols: int, ld: int, itemsize: int) -> int:
@@ -133,13 +208,49 @@ def _columns(raw: Bytes, rows: int, cols: int, ld: int, itemsize: int) -> Bytes:
     return np.lib.stride_tricks.as_strided(raw, shape=(cols, rows * itemsize), strides=(ld * itemsize, 1))
 
 
+def _compute_dtype(shape: GemmShape) -> np.dtype[Any]:
+    scale = scale_type(shape.compute, shape.c_type)
+    return np.dtype({_T.CUDA_R_16F: np.float32, _T.CUDA_R_32F: np.float32, _T.CUDA_C_32F: np.complex64,
+                     _T.CUDA_R_64F: np.float64, _T.CUDA_C_64F: np.complex128, _T.CUDA_R_32I: np.int64}[scale])
+
+
+def _scalar(value: complex, dtype: np.dtype[Any]) -> Any:
+    """alpha or beta in the compute dtype; a value its scale type cannot hold is INVALID_VALUE."""
+    if dtype.kind == "c":
+        return dtype.type(value)
+    if value.imag != 0:
+        raise CudaError(CublasStatus.CUBLAS_STATUS_INVALID_VALUE,
+                        f"scalar {value}: an imaginary part for a real scale type")
+    if dtype.kind == "i" and not (value.real.is_integer() and -(1 << 31) <= value.real < (1 << 31)):
+        raise CudaError(CublasStatus.CUBLAS_STATUS_INVALID_VALUE, f"scalar {value.real} is not an int32")
+    return dtype.type(int(value.real) if dtype.kind == "i" else value.real)
+
+
+def check_gemm_scalars(shape: GemmShape) -> None:
+    """alpha and beta representable in the GEMM's scale type, or INVALID_VALUE (at submission)."""
+    compute = _compute_dtype(shape)
+    _scalar(shape.alpha_value, compute)
+    _scalar(shape.beta_value, compute)
+
+
 def _load(memory: DeviceMemory, ptr: int, rows: int, cols: int, ld: int, dtype: CudaDataType,
-          what: str) -> F32:
-    """The stored ``rows x cols`` matrix as f32 (row-major NumPy array)."""
+          compute: np.dtype[Any], what: str) -> Array:
+    """The stored ``rows x cols`` matrix in the compute dtype (row-major NumPy array)."""
     itemsize = ITEMSIZE[dtype]
     raw = memory.read(ptr, _span(rows, cols, ld, itemsize), what)
     packed = np.ascontiguousarray(_columns(raw, rows, cols, ld, itemsize))  # (cols, rows*itemsize)
-    return _decode(packed.reshape(-1), dtype).reshape(cols, rows).T
+    return _decode(packed.reshape(-1), dtype, compute).reshape(cols, rows).T
+
+
+def _op(matrix: Array, op: CublasOperation) -> Array:
+    if op == CublasOperation.CUBLAS_OP_N:
+        return matrix
+    return matrix.conj().T if op == CublasOperation.CUBLAS_OP_C else matrix.T
+
+
+def _wrap32(values: Array) -> Array:
+    """int64 values as 32-bit two's-complement arithmetic leaves them."""
+    return ((values + (1 << 31)) & 0xFFFF_FFFF) - (1 << 31)
 
 
 def gemm(memory: DeviceMemory, shape: GemmShape, a: int, b: int, c: int) -> None:
@@ -157,22 +268,23 @@ def _gemm(memory: DeviceMemory, shape: GemmShape, a: int, b: int, c: int) -> Non
     m, n = shape.m, shape.n
     if not shape.touches_c:
         return
+    compute = _compute_dtype(shape)
+    integer = compute.kind == "i"
+    alpha, beta = _scalar(shape.alpha_value, compute), _scalar(shape.beta_value, compute)
     if shape.reads_ab:
-        mat_a = _load(memory, a, *shape.a_dims, shape.lda, shape.a_type, "matrix A")
-        mat_b = _load(memory, b, *shape.b_dims, shape.ldb, shape.b_type, "matrix B")
-        if shape.transa != CublasOperation.CUBLAS_OP_N:
-            mat_a = mat_a.T
-        if shape.transb != CublasOperation.CUBLAS_OP_N:
-            mat_b = mat_b.T
-        result: F32 = np.matmul(mat_a, mat_b, dtype=np.float32) * np.float32(shape.alpha)
+        stored_a = _load(memory, a, *shape.a_dims, shape.lda, shape.a_type, compute, "matrix A")
+        stored_b = _load(memory, b, *shape.b_dims, shape.ldb, shape.b_type, compute, "matrix B")
+        mat_a, mat_b = _op(stored_a, shape.transa), _op(stored_b, shape.transb)
+        product = np.matmul(mat_a, mat_b, dtype=compute)
+        result: Array = _wrap32(_wrap32(product) * alpha) if integer else product * alpha
     else:
-        result = np.zeros((m, n), dtype=np.float32)
+        result = np.zeros((m, n), dtype=compute)
     itemsize = ITEMSIZE[shape.c_type]
     raw = memory.read(c, _span(m, n, shape.ldc, itemsize), "matrix C")
-    if shape.beta != 0.0:
+    if shape.beta_value != 0:
         old = _decode(np.ascontiguousarray(_columns(raw, m, n, shape.ldc, itemsize)).reshape(-1),
-                      shape.c_type).reshape(n, m).T
-        result = result + np.float32(shape.beta) * old
+                      shape.c_type, compute).reshape(n, m).T
+        result = _wrap32(result + _wrap32(old * beta)) if integer else result + beta * old
     columns = _columns(raw, m, n, shape.ldc, itemsize)
     columns[...] = _encode(np.ascontiguousarray(result.T), shape.c_type).reshape(n, m * itemsize)
     memory.write(c, raw, "matrix C")

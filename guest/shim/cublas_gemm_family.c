@@ -28,8 +28,9 @@ cublasStatus_t cublasGemmBatchedEx(cublasHandle_t h, int transa, int transb, int
                                    const void *const Barray[], int btype, int ldb, const void *beta,
                                    void *const Carray[], int ctype, int ldc, int batch, int compute, int algo);
 
-/* IEEE binary16 -> float (every value exact). */
-static float half_to_float(uint16_t h)
+/* IEEE binary16 -> float (every value exact); cublas.c reads f16 scalars with it too. */
+VGPU_HIDDEN float vgpu_half_to_float(uint16_t h);
+float vgpu_half_to_float(uint16_t h)
 {
     int sign = h >> 15, exponent = (h >> 10) & 0x1f, mantissa = h & 0x3ff;
     float value;
@@ -49,7 +50,7 @@ static const float *widen(const void *h, float *out)
         return NULL;
     uint16_t bits;
     memcpy(&bits, h, sizeof bits);
-    *out = half_to_float(bits);
+    *out = vgpu_half_to_float(bits);
     return out;
 }
 

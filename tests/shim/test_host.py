@@ -37,10 +37,13 @@ EXPECTED_CALLS = {
                        "stream_destroy", "event_destroy"},
     "graph": {"stream_begin_capture", "stream_get_capture_info", "stream_end_capture", "graph_instantiate",
               "graph_launch", "graph_exec_destroy", "graph_destroy", "memcpy_dtod", "memset_d8"},
+    "blas3": {"cublas_create", "cublas_strsm", "cublas_strsm_batched", "cublas_gemm_strided_batched_ex",
+              "cublas_destroy"},
 }
 #: calls that must only ever have been posted (never waited for)
 POSTED = {"launch_kernel", "cublas_sgemm", "cublas_gemm_ex", "cublas_gemm_strided_batched_ex",
-          "cublas_gemm_batched_ex", "event_record", "stream_wait_event", "graph_launch"}
+          "cublas_gemm_batched_ex", "event_record", "stream_wait_event", "graph_launch", "cublas_strsm",
+          "cublas_strsm_batched"}
 
 
 def run_on_mediator(name: str, shim: ShimBuild, tmp_path: Path) -> tuple[SelftestReport, list[dict[str, Any]],
@@ -58,7 +61,7 @@ def run_on_mediator(name: str, shim: ShimBuild, tmp_path: Path) -> tuple[Selftes
 
 @pytest.mark.slow
 @pytest.mark.timeout(240)
-@pytest.mark.parametrize("name", ["vector_add", "gemm", "streams_events", "graph"])
+@pytest.mark.parametrize("name", ["vector_add", "gemm", "streams_events", "graph", "blas3"])
 def test_program_passes_through_the_socket_transport_and_the_mediator_saw_its_calls(
     name: str, shim: ShimBuild, tmp_path: Path, artifacts: Path,
 ) -> None:
@@ -105,7 +108,7 @@ def test_without_any_configuration_the_shim_looks_for_the_pci_device(shim: ShimB
 
 
 def test_the_programs_are_nvcc_binaries_that_link_nvidias_sonames() -> None:
-    for name in ("vector_add", "gemm", "streams_events", "graph"):
+    for name in ("vector_add", "gemm", "streams_events", "graph", "blas3"):
         dynamic = subprocess.run(["readelf", "-dW", str(PROGRAMS / name)], capture_output=True, text=True,
                                  check=True).stdout
         assert "Shared library: [libcudart.so.13]" in dynamic, name

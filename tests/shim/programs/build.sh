@@ -34,8 +34,10 @@ for program in vector_add streams_events graph; do
     "$NVCC" -cudart shared "${ARCH[@]}" -O2 -o "bin/$program" "$program.cu"
 done
 # libcublas.so.13 needs libcublasLt.so.13, which is not extracted: the link does not look into it
-"$NVCC" -cudart shared "${ARCH[@]}" -O2 -I "$CUBLAS/include" -o bin/gemm gemm.cu \
-    -L "$CUBLAS/lib" -l:libcublas.so.13 -Xlinker --allow-shlib-undefined
+for program in gemm blas3; do
+    "$NVCC" -cudart shared "${ARCH[@]}" -O2 -I "$CUBLAS/include" -o "bin/$program" "$program.cu" \
+        -L "$CUBLAS/lib" -l:libcublas.so.13 -Xlinker --allow-shlib-undefined
+done
 
 {
     "$NVCC" --version | tail -n 2
