@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ._compiler import InstructionCompiler
+from ._compiler import Compiler, InstructionCompiler, Runner
 from ._isa_arith import ARITHMETIC
 from ._isa_memory import MEMORY
 from ._isa_tensor import TENSOR
 from ._isa_warp import WARP
+from ._isa_wmma import WMMA, cvt_tf32
+from ._parse import Instruction
 
 __all__ = ["COMPILERS", "SUPPORTED"]
 
@@ -47,7 +49,7 @@ SUPPORTED: dict[str, str] = {
     ".rp, .rni .rzi .rmi .rpi to an integral value, .ftz, .sat); integer to float (.rn .rz .rm .rp; 64-bit "
     "integers .rn only); float to integer (.rni .rzi .rmi .rpi, saturating, NaN to 0); f16 from f32, f64 "
     "and 32-bit integers (.rn .rz .rm .rp), bf16 from f32 (.rn .rz .rm .rp), f16 and bf16 to f32, f64 and "
-    "integers",
+    "integers; tf32 from f32 (.rna .rn .rz, .satfinite)",
     "cvta": "global shared local const param, to and from generic, u64",
     "dp2a": "lo hi, u32/s32 operands",
     "dp4a": "u32/s32 operands",
@@ -68,8 +70,10 @@ SUPPORTED: dict[str, str] = {
     "max": "u/s 16 32 64; f32 (.ftz, .NaN), f64; f16 f16x2 (.ftz .NaN); bf16 bf16x2 (.NaN)",
     "membar": "every form (a no-op: the engine is sequentially consistent)",
     "min": "u/s 16 32 64; f32 (.ftz, .NaN), f64; f16 f16x2 (.ftz .NaN); bf16 bf16x2 (.NaN)",
-    "mma": "sync.aligned.row.col: m16n8k8 and m16n8k16 f16 (f32.f16.f16.f32, f16.f16.f16.f16), m16n8k16 "
-    "bf16 (f32), m16n8k8 tf32 (f32), m8n8k4 f64, m16n8k32 s8 (s32, .satfinite)",
+    "mma": "sync.aligned.row.col: f16 m16n8k8 m16n8k16 (f32.f16.f16.f32, f16.f16.f16.f16); bf16 m16n8k8 "
+    "m16n8k16 (f32); tf32 m16n8k4 m16n8k8 (f32); f64 m8n8k4 m16n8k4 m16n8k8 m16n8k16; s8/u8 (mixed too) "
+    "m8n8k16 m16n8k16 m16n8k32 and s4/u4 m8n8k32 m16n8k32 m16n8k64 (s32, .satfinite); e4m3/e5m2 m16n8k32 "
+    "(f32). Not m8n8k4 f16 (sm_70's quad-pair shape) nor b1",
     "movmatrix": "sync.aligned.m8n8.trans.b16",
     "mov": "every scalar type, special registers, addresses of variables, vector pack/unpack",
     "mul": "lo hi wide for u/s 16 32 64; f32 (.rn .rz .rm .rp .ftz .sat), f64 (.rn .rz .rm .rp); "
@@ -100,8 +104,19 @@ SUPPORTED: dict[str, str] = {
     "tanh": "approx.f32",
     "trap": "ends the launch: CUDA_ERROR_LAUNCH_FAILED, sticky",
     "vote": "sync: all any uni ballot",
+    "wmma": "load.{a,b,c} store.d mma, .sync.aligned, row/col, global shared generic, with a stride: f16 "
+    "m16n16k16 m32n8k16 m8n32k16 (f16/f32 accumulators, any pair), bf16 and s8/u8 on those shapes (f32, s32 "
+    "with .satfinite), tf32 m16n16k8, f64 m8n8k4 (.rn), s4/u4 m8n8k32, b1 m8n8k128 (.xor.popc .and.popc); "
+    "the fragment layout is the engine's own (the ISA leaves it unspecified)",
     "xor": "b16 b32 b64 pred",
 }
 
 
-COMPILERS: Mapping[str, InstructionCompiler] = {**ARITHMETIC, **MEMORY, **WARP, **TENSOR}
+def _cvt(c: Compiler, ins: Instruction) -> Runner:
+    """``cvt``: conversions to tf32 (a tensor-core type, ``_isa_wmma``), the rest ``_isa_arith``."""
+    if "tf32" in ins.mods:
+        return cvt_tf32(c, ins)
+    return ARITHMETIC["cvt"](c, ins)
+
+
+COMPILERS: Mapping[str, InstructionCompiler] = {**ARITHMETIC, **MEMORY, **WARP, **TENSOR, **WMMA, "cvt": _cvt}

@@ -43,7 +43,7 @@ from ._numeric import DTYPES
 from ._parse import Instruction, Vec
 from ._state import Frame, KernelFaultError
 
-__all__ = ["TENSOR"]
+__all__ = ["ACCUMULATORS", "INPUTS", "SHAPES", "TENSOR", "decode", "whole_warps"]
 
 #: (groupID, threadID_in_group, element index) -> (row, column) in the operand's matrix
 Place = Callable[[int, int, int], tuple[int, int]]
@@ -67,7 +67,23 @@ class Shape:
     c_count: int
 
 
-# the fragment layouts of the PTX ISA ("Matrix fragments for mma.m16n8k*"), by input type and shape
+def _k4(g: int, t: int, i: int) -> tuple[int, int]:
+    """A of the m16n8k4/k8/k16 shapes of one-element-per-register types (tf32, f64): a_i at row
+    ``g + 8 (i % 2)``, column ``t + 4 (i / 2)``."""
+    return g + 8 * (i & 1), t + 4 * (i >> 1)
+
+
+def _k4_b(g: int, t: int, i: int) -> tuple[int, int]:
+    return t + 4 * i, g
+
+
+def _pair_acc(g: int, t: int, i: int) -> tuple[int, int]:
+    """C and D of the m8n8 shapes: row g, columns 2t and 2t + 1."""
+    return g, 2 * t + i
+
+
+# the fragment layouts of the PTX ISA ("Matrix fragments for mma.m*n*k*"), by input family and shape;
+# the families: f16 (f16, bf16), tf32, f64, i8 (s8, u8, and the fp8 types e4m3, e5m2), i4 (s4, u4)
 SHAPES: dict[tuple[str, str], Shape] = {
     ("f16", "m16n8k8"): Shape(
         16, 8, 8,
@@ -81,37 +97,107 @@ SHAPES: dict[tuple[str, str], Shape] = {
         lambda g, t, i: (2 * t + (i & 1) + 8 * (i >> 1), g),
         _acc, 8, 4, 4,
     ),
-    ("tf32", "m16n8k8"): Shape(
-        16, 8, 8,
-        lambda g, t, i: (g + 8 * (i & 1), t + 4 * (i >> 1)),
-        lambda g, t, i: (t + 4 * i, g),
-        _acc, 4, 2, 4,
-    ),
+    ("tf32", "m16n8k4"): Shape(16, 8, 4, _k4, _k4_b, _acc, 2, 1, 4),
+    ("tf32", "m16n8k8"): Shape(16, 8, 8, _k4, _k4_b, _acc, 4, 2, 4),
     ("f64", "m8n8k4"): Shape(
         8, 8, 4,
         lambda g, t, i: (g, t),
         lambda g, t, i: (t, g),
-        lambda g, t, i: (g, 2 * t + i),
-        1, 1, 2,
+        _pair_acc, 1, 1, 2,
     ),
-    ("s8", "m16n8k32"): Shape(
+    ("f64", "m16n8k4"): Shape(16, 8, 4, _k4, _k4_b, _acc, 2, 1, 4),
+    ("f64", "m16n8k8"): Shape(16, 8, 8, _k4, _k4_b, _acc, 4, 2, 4),
+    ("f64", "m16n8k16"): Shape(16, 8, 16, _k4, _k4_b, _acc, 8, 4, 4),
+    ("i8", "m8n8k16"): Shape(
+        8, 8, 16,
+        lambda g, t, i: (g, 4 * t + i),
+        lambda g, t, i: (4 * t + i, g),
+        _pair_acc, 4, 4, 2,
+    ),
+    ("i8", "m16n8k16"): Shape(
+        16, 8, 16,
+        lambda g, t, i: (g + 8 * (i >> 2), 4 * t + (i & 3)),
+        lambda g, t, i: (4 * t + i, g),
+        _acc, 8, 4, 4,
+    ),
+    ("i8", "m16n8k32"): Shape(
         16, 8, 32,
         lambda g, t, i: (g + 8 * ((i >> 2) & 1), 4 * t + (i & 3) + 16 * (i >> 3)),
         lambda g, t, i: (4 * t + (i & 3) + 16 * (i >> 2), g),
         _acc, 16, 8, 4,
     ),
+    ("i4", "m8n8k32"): Shape(
+        8, 8, 32,
+        lambda g, t, i: (g, 8 * t + i),
+        lambda g, t, i: (8 * t + i, g),
+        _pair_acc, 8, 8, 2,
+    ),
+    ("i4", "m16n8k32"): Shape(
+        16, 8, 32,
+        lambda g, t, i: (g + 8 * (i >> 3), 8 * t + (i & 7)),
+        lambda g, t, i: (8 * t + i, g),
+        _acc, 16, 8, 4,
+    ),
+    ("i4", "m16n8k64"): Shape(
+        16, 8, 64,
+        lambda g, t, i: (g + 8 * ((i >> 3) & 1), 8 * t + (i & 7) + 32 * (i >> 4)),
+        lambda g, t, i: (8 * t + (i & 7) + 32 * (i >> 3), g),
+        _acc, 32, 16, 4,
+    ),
 }
-SHAPES[("bf16", "m16n8k8")] = SHAPES[("f16", "m16n8k8")]
-SHAPES[("bf16", "m16n8k16")] = SHAPES[("f16", "m16n8k16")]
 
-#: (D type, A/B type, C type) the engine implements
-TYPES = {
-    ("f32", "f16", "f32"), ("f16", "f16", "f16"), ("f32", "bf16", "f32"), ("f32", "tf32", "f32"),
-    ("f64", "f64", "f64"), ("s32", "s8", "s32"),
+#: input type -> (fragment family, element width in bits; packed 32 / bits to a register, f64 one)
+INPUTS: dict[str, tuple[str, int]] = {
+    "f16": ("f16", 16), "bf16": ("f16", 16), "tf32": ("tf32", 32), "f64": ("f64", 64),
+    "s8": ("i8", 8), "u8": ("i8", 8), "e4m3": ("i8", 8), "e5m2": ("i8", 8), "s4": ("i4", 4), "u4": ("i4", 4),
 }
 
-#: element width in bits of each input type (packed that many to a 32-bit register, except f64)
-_BITS = {"f16": 16, "bf16": 16, "tf32": 32, "f64": 64, "s8": 8}
+#: (D type, C type) for each input type the engine implements
+ACCUMULATORS: dict[str, set[tuple[str, str]]] = {
+    "f16": {("f32", "f32"), ("f16", "f16")},  # mixed only for m8n8k4, which the engine does not implement
+    "bf16": {("f32", "f32")}, "tf32": {("f32", "f32")}, "f64": {("f64", "f64")},
+    "s8": {("s32", "s32")}, "u8": {("s32", "s32")}, "s4": {("s32", "s32")}, "u4": {("s32", "s32")},
+    "e4m3": {("f32", "f32")}, "e5m2": {("f32", "f32")},
+}
+
+
+def _e4m3_table() -> npt.NDArray[np.float64]:
+    """Every e4m3 byte's value: sign, 4 exponent bits (bias 7), 3 mantissa bits, subnormals below
+    exponent 1; no infinities, S.1111.111 is NaN (the FP8 format the PTX ISA names e4m3)."""
+    out = np.empty(256, dtype=np.float64)
+    for byte in range(256):
+        sign = -1.0 if byte & 0x80 else 1.0
+        exp, man = (byte >> 3) & 0xF, byte & 7
+        if exp == 0xF and man == 7:
+            out[byte] = np.nan
+        elif exp == 0:
+            out[byte] = sign * man * 2.0**-9
+        else:
+            out[byte] = sign * (1 + man / 8) * 2.0 ** (exp - 7)
+    return out
+
+
+_E4M3 = _e4m3_table()
+
+
+def decode(raw: npt.NDArray[Any], kind: str) -> npt.NDArray[Any]:
+    """Raw elements of ``kind`` (unsigned, as unpacked from registers) as float64 or int64 values."""
+    if kind == "f16":
+        return raw.astype(np.uint16).view(np.float16).astype(np.float64)
+    if kind == "bf16":
+        return (raw.astype(np.uint32) << np.uint32(16)).view(np.float32).astype(np.float64)
+    if kind == "tf32":  # the low 13 bits are ignored, as the ISA allows
+        return (raw.astype(np.uint32) & np.uint32(0xFFFFE000)).view(np.float32).astype(np.float64)
+    if kind == "s8":
+        return raw.astype(np.uint8).view(np.int8).astype(np.int64)
+    if kind == "s4":
+        wide = raw.astype(np.int64)
+        return wide - ((wide & 8) << 1)
+    if kind == "e5m2":  # the upper byte of an f16
+        return (raw.astype(np.uint16) << np.uint16(8)).view(np.float16).astype(np.float64)
+    if kind == "e4m3":
+        return _E4M3[raw.astype(np.intp)]
+    return raw.astype(np.int64)  # u8 u4
 
 
 def _tables(shape: Shape) -> dict[str, tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]]:
@@ -133,40 +219,43 @@ def _unpack(words: list[npt.NDArray[Any]], kind: str) -> npt.NDArray[Any]:
     int64, lowest bits first."""
     if kind == "f64":
         return np.stack([w.astype(np.float64) for w in words], axis=-1)
-    bits = _BITS[kind]
+    bits = INPUTS[kind][1]
     parts = []
     for word in words:
         w = word.astype(np.uint32)
         for j in range(32 // bits):
             parts.append((w >> np.uint32(j * bits)) & np.uint32((1 << bits) - 1))
-    raw = np.stack(parts, axis=-1)
-    if kind == "f16":
-        return raw.astype(np.uint16).view(np.float16).astype(np.float64)
-    if kind == "bf16":
-        return (raw << np.uint32(16)).astype(np.uint32).view(np.float32).astype(np.float64)
-    if kind == "tf32":
-        return (raw & np.uint32(0xFFFFE000)).view(np.float32).astype(np.float64)
-    return raw.astype(np.uint8).view(np.int8).astype(np.int64)  # s8
+    return decode(np.stack(parts, axis=-1), kind)
 
 
 def _c_mma(c: Compiler, ins: Instruction) -> Runner:
     mods = list(ins.mods)
     satfinite = "satfinite" in mods
-    mods = [m for m in mods if m not in ("sync", "aligned", "satfinite")]
+    mods = [m for m in mods if m not in ("sync", "aligned", "satfinite", "rn")]
     if "sync" not in ins.mods or "aligned" not in ins.mods or len(mods) != 7 or mods[1:3] != ["row", "col"]:
         raise UnsupportedError("mma.sync.aligned.<shape>.row.col.<d>.<a>.<b>.<c>")
     shape_name, _, _, dt, at, bt, ct = mods
-    if at != bt or (dt, at, ct) not in TYPES or (at, shape_name) not in SHAPES:
+    family = INPUTS.get(at, ("", 0))[0]
+    if (
+        at not in INPUTS
+        or bt not in INPUTS
+        or INPUTS[bt][0] != family
+        or (at in ("f16", "bf16") and at != bt)
+        or (dt, ct) not in ACCUMULATORS[at]
+        or (family, shape_name) not in SHAPES
+    ):
         raise UnsupportedError(f"mma of shape {shape_name} with types .{dt}.{at}.{bt}.{ct}")
+    if "rn" in ins.mods and at != "f64":
+        raise UnsupportedError("mma .rn on other than f64")
     if satfinite and dt != "s32":
         raise UnsupportedError("mma .satfinite on floating-point types")
-    shape = SHAPES[(at, shape_name)]
+    shape = SHAPES[(family, shape_name)]
     tables = _tables(shape)
     if len(ins.operands) != 4 or not all(isinstance(o, Vec) for o in ins.operands):
         raise UnsupportedError("mma operands: four vectors {d}, {a}, {b}, {c}")
     d_op, a_op, b_op, c_op = ins.operands
     assert isinstance(d_op, Vec) and isinstance(a_op, Vec) and isinstance(b_op, Vec) and isinstance(c_op, Vec)
-    per_word = 1 if at in ("f64", "tf32") else 32 // _BITS[at]
+    per_word = 1 if family in ("f64", "tf32") else 32 // INPUTS[at][1]
     acc_per_word = 2 if ct == "f16" else 1
     if (
         len(a_op.items) * per_word != shape.a_count
@@ -185,7 +274,7 @@ def _c_mma(c: Compiler, ins: Instruction) -> Runner:
     (ar, ac), (br, bc), (cr, cc) = tables["a"], tables["b"], tables["c"]
 
     def mma(f: Frame, m: Mask | None) -> None:
-        _whole_warps(f, m, "mma.sync")
+        whole_warps(f, m, "mma.sync")
         n = f.batch.n
         warps = n // 32
 
@@ -193,7 +282,7 @@ def _c_mma(c: Compiler, ins: Instruction) -> Runner:
             return [broadcast_full(g(f), n).reshape(warps, 32) for g in getters]
 
         a_el = _unpack(regs(ga), at)
-        b_el = _unpack(regs(gb), at)
+        b_el = _unpack(regs(gb), bt)
         c_words = regs(gc)
         if ct == "f16":
             c_el = _unpack(c_words, "f16")
@@ -227,7 +316,7 @@ def _c_mma(c: Compiler, ins: Instruction) -> Runner:
     return mma
 
 
-def _whole_warps(f: Frame, m: Mask | None, what: str) -> None:
+def whole_warps(f: Frame, m: Mask | None, what: str) -> None:
     """A ``.sync.aligned`` warp instruction: every lane of each warp that runs it runs it together."""
     batch = f.batch
     lanes = None if m is None or batch.block_threads % 32 else m.reshape(-1, 32)
@@ -262,7 +351,7 @@ def _c_ldmatrix(c: Compiler, ins: Instruction) -> Runner:
     cols_of = (g, g) if trans else (2 * t, 2 * t + 1)
 
     def ldmatrix(f: Frame, m: Mask | None) -> None:
-        _whole_warps(f, m, "ldmatrix")
+        whole_warps(f, m, "ldmatrix")
         n = f.batch.n
         warps = n // 32
         addrs = broadcast_full(addr(f), n).astype(np.uint64).reshape(warps, 32)
@@ -292,7 +381,7 @@ def _c_movmatrix(c: Compiler, ins: Instruction) -> Runner:
     g, t = lane >> 2, lane & 3
 
     def movmatrix(f: Frame, m: Mask | None) -> None:
-        _whole_warps(f, m, "movmatrix")
+        whole_warps(f, m, "movmatrix")
         n = f.batch.n
         words = broadcast_full(get(f), n).astype(np.uint32).reshape(n // 32, 32)
         mats = np.zeros((n // 32, 8, 8), dtype=np.uint32)

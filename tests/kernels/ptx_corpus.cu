@@ -717,3 +717,221 @@ extern "C" __global__ void printf_formats(const char* name, int which) {
         printf("%s\n", name + (size_t)which);
     }
 }
+
+// more mma.sync shapes and types, fragments given raw as above (tests/ptx/test_tensor_cores.py places
+// them by the PTX ISA's tables): the sm_75 integer shapes run on every architecture; bf16 m16n8k8,
+// tf32 m16n8k4, s8/u8 m16n8k16, s4/u4 m16n8k32/k64 need sm_80; f64 m16n8k4/k8/k16 and the FP8 types
+// (e4m3, e5m2) need sm_90
+#define R1(x) "r"(x##_[0])
+#define R2(x) "r"(x##_[0]), "r"(x##_[1])
+#define R4(x) "r"(x##_[0]), "r"(x##_[1]), "r"(x##_[2]), "r"(x##_[3])
+#define F4(x) "f"(x##_[0]), "f"(x##_[1]), "f"(x##_[2]), "f"(x##_[3])
+#define OUT_F4(x) "=f"(x##_[0]), "=f"(x##_[1]), "=f"(x##_[2]), "=f"(x##_[3])
+#define OUT_R4(x) "=r"(x##_[0]), "=r"(x##_[1]), "=r"(x##_[2]), "=r"(x##_[3])
+#define OUT_R2(x) "=r"(x##_[0]), "=r"(x##_[1])
+
+extern "C" __global__ void mma_m8n8_int(const unsigned* a, const unsigned* b, const int* c, int* d8, int* d4) {
+    MMA_LOAD(unsigned, a, 1); MMA_LOAD(unsigned, b, 1); MMA_LOAD(int, c, 2); int d8_[2], d4_[2];
+    asm volatile("mma.sync.aligned.m8n8k16.row.col.s32.u8.s8.s32 {%0,%1}, {%2}, {%3}, {%4,%5};"
+                 : OUT_R2(d8) : R1(a), R1(b), R2(c));
+    asm volatile("mma.sync.aligned.m8n8k32.row.col.satfinite.s32.s4.u4.s32 {%0,%1}, {%2}, {%3}, {%4,%5};"
+                 : OUT_R2(d4) : R1(a), R1(b), R2(c));
+    MMA_STORE(d8, 2);
+    MMA_STORE(d4, 2);
+}
+
+extern "C" __global__ void mma_sm80_forms(const unsigned* a, const unsigned* b, const float* c, const int* ci,
+                                          float* dbf, float* dtf, int* d8, int* d4, int* d4k64) {
+#if __CUDA_ARCH__ >= 800
+    MMA_LOAD(unsigned, a, 4); MMA_LOAD(unsigned, b, 2); MMA_LOAD(float, c, 4); MMA_LOAD(int, ci, 4);
+    float dbf_[4], dtf_[4];
+    int d8_[4], d4_[4], d4k64_[4];
+    asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%7,%8,%9,%10};"
+                 : OUT_F4(dbf) : R2(a), R1(b), F4(c));
+    asm volatile("mma.sync.aligned.m16n8k4.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%7,%8,%9,%10};"
+                 : OUT_F4(dtf) : R2(a), R1(b), F4(c));
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.s32.s8.u8.s32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%7,%8,%9,%10};"
+                 : OUT_R4(d8) : R2(a), R1(b), R4(ci));
+    asm volatile("mma.sync.aligned.m16n8k32.row.col.s32.u4.s4.s32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%7,%8,%9,%10};"
+                 : OUT_R4(d4) : R2(a), R1(b), R4(ci));
+    asm volatile("mma.sync.aligned.m16n8k64.row.col.s32.s4.s4.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%10,%11,%12,%13};"
+                 : OUT_R4(d4k64) : R4(a), R2(b), R4(ci));
+    MMA_STORE(dbf, 4);
+    MMA_STORE(dtf, 4);
+    MMA_STORE(d8, 4);
+    MMA_STORE(d4, 4);
+    MMA_STORE(d4k64, 4);
+#endif
+}
+
+extern "C" __global__ void mma_sm90_forms(const double* a, const double* b, const double* c, const unsigned* a8,
+                                          const unsigned* b8, const float* c8, double* d4, double* dk8,
+                                          double* dk16, float* df8) {
+#if __CUDA_ARCH__ >= 900
+    MMA_LOAD(double, a, 8); MMA_LOAD(double, b, 4); MMA_LOAD(double, c, 4);
+    MMA_LOAD(unsigned, a8, 4); MMA_LOAD(unsigned, b8, 2); MMA_LOAD(float, c8, 4);
+    double d4_[4], dk8_[4], dk16_[4];
+    float df8_[4];
+    asm volatile("mma.sync.aligned.m16n8k4.row.col.f64.f64.f64.f64 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%7,%8,%9,%10};"
+                 : "=d"(d4_[0]), "=d"(d4_[1]), "=d"(d4_[2]), "=d"(d4_[3])
+                 : "d"(a_[0]), "d"(a_[1]), "d"(b_[0]), "d"(c_[0]), "d"(c_[1]), "d"(c_[2]), "d"(c_[3]));
+    asm volatile("mma.sync.aligned.m16n8k8.row.col.f64.f64.f64.f64 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%10,%11,%12,%13};"
+                 : "=d"(dk8_[0]), "=d"(dk8_[1]), "=d"(dk8_[2]), "=d"(dk8_[3])
+                 : "d"(a_[0]), "d"(a_[1]), "d"(a_[2]), "d"(a_[3]), "d"(b_[0]), "d"(b_[1]),
+                   "d"(c_[0]), "d"(c_[1]), "d"(c_[2]), "d"(c_[3]));
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f64.f64.f64.f64 {%0,%1,%2,%3}, {%4,%5,%6,%7,%8,%9,%10,%11}, "
+                 "{%12,%13,%14,%15}, {%16,%17,%18,%19};"
+                 : "=d"(dk16_[0]), "=d"(dk16_[1]), "=d"(dk16_[2]), "=d"(dk16_[3])
+                 : "d"(a_[0]), "d"(a_[1]), "d"(a_[2]), "d"(a_[3]), "d"(a_[4]), "d"(a_[5]), "d"(a_[6]), "d"(a_[7]),
+                   "d"(b_[0]), "d"(b_[1]), "d"(b_[2]), "d"(b_[3]), "d"(c_[0]), "d"(c_[1]), "d"(c_[2]), "d"(c_[3]));
+    asm volatile("mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e5m2.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%10,%11,%12,%13};"
+                 : OUT_F4(df8) : R4(a8), R2(b8), F4(c8));
+    MMA_STORE(d4, 4);
+    MMA_STORE(dk8, 4);
+    MMA_STORE(dk16, 4);
+    MMA_STORE(df8, 4);
+#endif
+}
+
+// wmma (nvcuda::wmma, as nvcc lowers it): warp w of the grid multiplies tile w of each input; the
+// fragment layout is the implementation's, so the tests check only what load -> mma -> store gives
+#include <mma.h>
+#define WARP_TILE() int w = (blockIdx.x * blockDim.x + threadIdx.x) / 32
+
+// f16 16x16x16: A row-major staged through shared memory with a padded stride of 24 (as
+// cudaTensorCoreGemm skews its tiles), B column-major, C loaded column-major, D row-major (f32); the
+// f16 accumulator filled with 0.5, scaled by 2 element by element, stored column-major
+extern "C" __global__ void wmma_f16(const __half* a, const __half* b, const float* c, float* d, __half* dh) {
+    using namespace nvcuda;
+    __shared__ __align__(32) __half tile[2][16 * 24];
+    WARP_TILE();
+    int lw = threadIdx.x / 32, lane = threadIdx.x % 32;
+    for (int k = lane; k < 256; k += 32) tile[lw][(k / 16) * 24 + k % 16] = a[w * 256 + k];
+    __syncwarp();
+    wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> fa;
+    wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, wmma::col_major> fb;
+    wmma::fragment<wmma::accumulator, 16, 16, 16, float> fc;
+    wmma::fragment<wmma::accumulator, 16, 16, 16, __half> fh;
+    wmma::load_matrix_sync(fa, tile[lw], 24);
+    wmma::load_matrix_sync(fb, b + w * 256, 16);
+    wmma::load_matrix_sync(fc, c + w * 256, 16, wmma::mem_col_major);
+    wmma::fill_fragment(fh, __float2half(0.5f));
+    for (int e = 0; e < fh.num_elements; e++) fh.x[e] = __hmul(fh.x[e], __float2half(2.0f));
+    wmma::mma_sync(fc, fa, fb, fc);
+    wmma::mma_sync(fh, fa, fb, fh);
+    wmma::store_matrix_sync(d + w * 256, fc, 16, wmma::mem_row_major);
+    wmma::store_matrix_sync(dh + w * 256, fh, 16, wmma::mem_col_major);
+}
+
+// f16 32x8x16 and 8x32x16: A column-major, B row-major; C f32 (row-major), D f16 and D f32
+extern "C" __global__ void wmma_f16_tall_wide(const __half* a, const __half* b, const float* c, __half* dh,
+                                              float* d) {
+    using namespace nvcuda;
+    WARP_TILE();
+    wmma::fragment<wmma::matrix_a, 32, 8, 16, __half, wmma::col_major> ta;
+    wmma::fragment<wmma::matrix_b, 32, 8, 16, __half, wmma::row_major> tb;
+    wmma::fragment<wmma::accumulator, 32, 8, 16, float> tc;
+    wmma::fragment<wmma::accumulator, 32, 8, 16, __half> td;
+    wmma::load_matrix_sync(ta, a + w * 512, 32);
+    wmma::load_matrix_sync(tb, b + w * 512, 8);
+    wmma::load_matrix_sync(tc, c + w * 512, 8, wmma::mem_row_major);
+    wmma::mma_sync(td, ta, tb, tc);
+    wmma::store_matrix_sync(dh + w * 512, td, 8, wmma::mem_row_major);
+    wmma::fragment<wmma::matrix_a, 8, 32, 16, __half, wmma::col_major> wa;
+    wmma::fragment<wmma::matrix_b, 8, 32, 16, __half, wmma::row_major> wb;
+    wmma::fragment<wmma::accumulator, 8, 32, 16, float> wc;
+    wmma::load_matrix_sync(wa, a + w * 512, 8);
+    wmma::load_matrix_sync(wb, b + w * 512, 32);
+    wmma::load_matrix_sync(wc, c + w * 512, 8, wmma::mem_col_major);
+    wmma::mma_sync(wc, wa, wb, wc);
+    wmma::store_matrix_sync(d + w * 512, wc, 32, wmma::mem_row_major);
+}
+
+// s8 and u8 16x16x16 (A row-major, B column-major), the u8 product with satfinite, added to C
+extern "C" __global__ void wmma_int8(const signed char* a, const unsigned char* b, const int* c, int* d, int* dsat) {
+    using namespace nvcuda;
+    WARP_TILE();
+    wmma::fragment<wmma::matrix_a, 16, 16, 16, signed char, wmma::row_major> sa;
+    wmma::fragment<wmma::matrix_b, 16, 16, 16, signed char, wmma::col_major> sb;
+    wmma::fragment<wmma::matrix_a, 16, 16, 16, unsigned char, wmma::row_major> ua;
+    wmma::fragment<wmma::matrix_b, 16, 16, 16, unsigned char, wmma::col_major> ub;
+    wmma::fragment<wmma::accumulator, 16, 16, 16, int> acc, sat;
+    wmma::load_matrix_sync(sa, a + w * 256, 16);
+    wmma::load_matrix_sync(sb, reinterpret_cast<const signed char*>(b) + w * 256, 16);
+    wmma::load_matrix_sync(ua, reinterpret_cast<const unsigned char*>(a) + w * 256, 16);
+    wmma::load_matrix_sync(ub, b + w * 256, 16);
+    wmma::load_matrix_sync(acc, c + w * 256, 16, wmma::mem_row_major);
+    wmma::mma_sync(sat, ua, ub, acc, true);
+    wmma::mma_sync(acc, sa, sb, acc);
+    wmma::store_matrix_sync(d + w * 256, acc, 16, wmma::mem_row_major);
+    wmma::store_matrix_sync(dsat + w * 256, sat, 16, wmma::mem_col_major);
+}
+
+// sub-byte (nvcuda::wmma::experimental): s4 8x8x32 and b1 8x8x128 with XOR and AND popcounts; A
+// row-major, B column-major, as the ISA requires
+extern "C" __global__ void wmma_sub_byte(const unsigned* a, const unsigned* b, const int* c, int* d4, int* dx,
+                                         int* dand) {
+    using namespace nvcuda;
+    WARP_TILE();
+    wmma::fragment<wmma::matrix_a, 8, 8, 32, wmma::experimental::precision::s4, wmma::row_major> fa4;
+    wmma::fragment<wmma::matrix_b, 8, 8, 32, wmma::experimental::precision::s4, wmma::col_major> fb4;
+    wmma::fragment<wmma::accumulator, 8, 8, 32, int> acc4;
+    wmma::load_matrix_sync(fa4, a + w * 32, 32);
+    wmma::load_matrix_sync(fb4, b + w * 32, 32);
+    wmma::load_matrix_sync(acc4, c + w * 64, 8, wmma::mem_row_major);
+    wmma::mma_sync(acc4, fa4, fb4, acc4);
+    wmma::store_matrix_sync(d4 + w * 64, acc4, 8, wmma::mem_row_major);
+    wmma::fragment<wmma::matrix_a, 8, 8, 128, wmma::experimental::precision::b1, wmma::row_major> fa1;
+    wmma::fragment<wmma::matrix_b, 8, 8, 128, wmma::experimental::precision::b1, wmma::col_major> fb1;
+    wmma::fragment<wmma::accumulator, 8, 8, 128, int> acc1;
+    wmma::load_matrix_sync(fa1, a + w * 32, 128);
+    wmma::load_matrix_sync(fb1, b + w * 32, 128);
+    wmma::fill_fragment(acc1, 0);
+    wmma::bmma_sync(acc1, fa1, fb1, acc1, wmma::experimental::bmmaBitOpXOR);
+    wmma::store_matrix_sync(dx + w * 64, acc1, 8, wmma::mem_row_major);
+#if __CUDA_ARCH__ >= 800
+    wmma::fill_fragment(acc1, 0);
+    wmma::bmma_sync(acc1, fa1, fb1, acc1, wmma::experimental::bmmaBitOpAND);
+    wmma::store_matrix_sync(dand + w * 64, acc1, 8, wmma::mem_col_major);
+#endif
+}
+
+#if __CUDA_ARCH__ >= 800
+// bf16 16x16x16 (both row-major), tf32 16x16x8 (inputs rounded by __float_to_tf32 element by
+// element, B column-major), f64 8x8x4 (A row-major, B column-major); every C is loaded row-major
+extern "C" __global__ void wmma_sm80(const __nv_bfloat16* abf, const __nv_bfloat16* bbf, const float* a32,
+                                     const float* b32, const double* a64, const double* b64, const float* c,
+                                     const double* c64, float* dbf, float* dtf, double* d64) {
+    using namespace nvcuda;
+    WARP_TILE();
+    wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> ba;
+    wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::row_major> bb;
+    wmma::fragment<wmma::accumulator, 16, 16, 16, float> bc;
+    wmma::load_matrix_sync(ba, abf + w * 256, 16);
+    wmma::load_matrix_sync(bb, bbf + w * 256, 16);
+    wmma::load_matrix_sync(bc, c + w * 256, 16, wmma::mem_row_major);
+    wmma::mma_sync(bc, ba, bb, bc);
+    wmma::store_matrix_sync(dbf + w * 256, bc, 16, wmma::mem_row_major);
+    wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> ta;
+    wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::col_major> tb;
+    wmma::fragment<wmma::accumulator, 16, 16, 8, float> tc;
+    wmma::load_matrix_sync(ta, a32 + w * 128, 8);
+    wmma::load_matrix_sync(tb, b32 + w * 128, 8);
+    for (int e = 0; e < ta.num_elements; e++) ta.x[e] = wmma::__float_to_tf32(ta.x[e]);
+    for (int e = 0; e < tb.num_elements; e++) tb.x[e] = wmma::__float_to_tf32(tb.x[e]);
+    wmma::load_matrix_sync(tc, c + w * 256, 16, wmma::mem_row_major);
+    wmma::mma_sync(tc, ta, tb, tc);
+    wmma::store_matrix_sync(dtf + w * 256, tc, 16, wmma::mem_row_major);
+    wmma::fragment<wmma::matrix_a, 8, 8, 4, double, wmma::row_major> da;
+    wmma::fragment<wmma::matrix_b, 8, 8, 4, double, wmma::col_major> db;
+    wmma::fragment<wmma::accumulator, 8, 8, 4, double> dc;
+    wmma::load_matrix_sync(da, a64 + w * 32, 4);
+    wmma::load_matrix_sync(db, b64 + w * 32, 4);
+    wmma::load_matrix_sync(dc, c64 + w * 64, 8, wmma::mem_row_major);
+    wmma::mma_sync(dc, da, db, dc);
+    wmma::store_matrix_sync(d64 + w * 64, dc, 8, wmma::mem_row_major);
+}
+#endif

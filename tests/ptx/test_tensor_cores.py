@@ -15,7 +15,7 @@ import pytest
 from executor.ptx import LoadedModule
 from protocol import CUresult
 
-from .conftest import CORPUS, Device
+from .conftest import CORPUS, Device, ptx_device
 
 WARPS = 2
 rng = np.random.default_rng(13)
@@ -192,3 +192,317 @@ def test_movmatrix_transposes_a_fragment(corpus: Device) -> None:
     out = corpus.zeros(32, np.uint32)
     corpus.run("transpose_fragment", 1, 32, corpus.put(ldmatrix_reference(mat, False)), out)
     np.testing.assert_array_equal(corpus.get(out, 32, np.uint32), ldmatrix_reference(mat, True))
+
+
+# -- more mma.sync shapes: the fragment tables of the PTX ISA for each, written out here ------------
+
+PAIR: Place = lambda g, t, i: (g, 2 * t + i)  # noqa: E731  (C and D of the m8n8 shapes)
+A_I8_M8K16: Place = lambda g, t, i: (g, 4 * t + i)  # noqa: E731
+B_I8_M8K16: Place = lambda g, t, i: (4 * t + i, g)  # noqa: E731
+A_I4_M8K32: Place = lambda g, t, i: (g, 8 * t + i)  # noqa: E731
+B_I4_M8K32: Place = lambda g, t, i: (8 * t + i, g)  # noqa: E731
+A_TF32_K4: Place = lambda g, t, i: (g + 8 * i, t)  # noqa: E731
+B_TF32_K4: Place = lambda g, t, i: (t, g)  # noqa: E731
+A_I8_K16: Place = lambda g, t, i: (g + 8 * (i // 4), 4 * t + i % 4)  # noqa: E731
+B_I8_K16: Place = lambda g, t, i: (4 * t + i, g)  # noqa: E731
+A_I4_K32: Place = lambda g, t, i: (g + 8 * (i // 8), 8 * t + i % 8)  # noqa: E731
+B_I4_K32: Place = lambda g, t, i: (8 * t + i, g)  # noqa: E731
+A_I4_K64: Place = lambda g, t, i: (g + 8 * (i // 8 % 2), 8 * t + i % 8 + 32 * (i // 16))  # noqa: E731
+B_I4_K64: Place = lambda g, t, i: (8 * t + i % 8 + 32 * (i // 8), g)  # noqa: E731
+A_F64_K: Place = lambda g, t, i: (g + 8 * (i % 2), t + 4 * (i // 2))  # noqa: E731  (m16n8k4/8/16)
+B_F64_K: Place = lambda g, t, i: (t + 4 * i, g)  # noqa: E731
+
+
+def elements(words: npt.NDArray[np.uint32], place: Place, count: int, bits: int, signed: bool,
+             shape: tuple[int, int]) -> npt.NDArray[np.int64]:
+    """Each warp's matrix from raw fragment words (``(WARPS * 32, count * bits / 32)``, lane-major),
+    elements of ``bits`` packed lowest first, read as signed or unsigned integers."""
+    per_lane = words.reshape(WARPS, 32, -1).astype(np.uint64)
+    out = np.zeros((WARPS, *shape), dtype=np.int64)
+    for w in range(WARPS):
+        for lane in range(32):
+            for i in range(count):
+                word = int(per_lane[w, lane, i * bits // 32])
+                value = (word >> (i * bits % 32)) & ((1 << bits) - 1)
+                if signed and value >> (bits - 1):
+                    value -= 1 << bits
+                out[(w, *place(lane // 4, lane % 4, i))] = value
+    return out
+
+
+def words(count: int) -> npt.NDArray[np.uint32]:
+    return rng.integers(0, 1 << 32, size=WARPS * 32 * count, dtype=np.uint64).astype(np.uint32)
+
+
+def wrap32(values: npt.NDArray[np.int64]) -> npt.NDArray[np.int32]:
+    return values.astype(np.uint64).astype(np.uint32).view(np.int32)
+
+
+@pytest.mark.parametrize("arch", [75, 80, 90])
+def test_m8n8k16_u8_s8_wraps_and_m8n8k32_s4_u4_saturates(arch: int) -> None:
+    dev = Device(LoadedModule(CORPUS[arch].read_text()))
+    a, b = words(1), words(1)
+    c = rng.integers(-(2**31), 2**31, size=(WARPS, 8, 8))
+    c[:, 0, :4], c[:, 1, :4] = 2**31 - 1, -(2**31)  # overflow up and down
+    d8, d4 = dev.zeros(WARPS * 64, np.int32), dev.zeros(WARPS * 64, np.int32)
+    dev.run("mma_m8n8_int", 1, WARPS * 32, dev.put(a), dev.put(b), dev.put(frag(c.astype(np.int32), PAIR, 2, 1)), d8, d4)
+    exact8 = elements(a, A_I8_M8K16, 4, 8, False, (8, 16)) @ elements(b, B_I8_M8K16, 4, 8, True, (16, 8)) + c
+    got8 = unfrag(dev.get(d8, WARPS * 64, np.int32), PAIR, 2, (8, 8))
+    np.testing.assert_array_equal(got8, wrap32(exact8))
+    exact4 = elements(a, A_I4_M8K32, 8, 4, True, (8, 32)) @ elements(b, B_I4_M8K32, 8, 4, False, (32, 8)) + c
+    got4 = unfrag(dev.get(d4, WARPS * 64, np.int32), PAIR, 2, (8, 8))
+    np.testing.assert_array_equal(got4, np.clip(exact4, -(2**31), 2**31 - 1))
+
+
+def sm80_forms(dev: Device, a: Any, b: Any, c: Any, ci: Any) -> dict[str, npt.NDArray[Any]]:
+    outs = {name: dev.zeros(WARPS * 128, np.float32 if name in ("dbf", "dtf") else np.int32)
+            for name in ("dbf", "dtf", "d8", "d4", "d4k64")}
+    dev.run("mma_sm80_forms", 1, WARPS * 32, dev.put(a), dev.put(b), dev.put(c), dev.put(ci), *outs.values())
+    return {name: unfrag(dev.get(ptr, WARPS * 128, np.float32 if name in ("dbf", "dtf") else np.int32), acc, 4,
+                         (16, 8)) for name, ptr in outs.items()}
+
+
+@pytest.mark.parametrize("arch", [80, 90])
+def test_sm80_integer_shapes_s8_u8_k16_u4_s4_k32_s4_k64(arch: int) -> None:
+    dev = Device(LoadedModule(CORPUS[arch].read_text()))
+    a, b = words(4), words(2)
+    ci = rng.integers(-(2**31), 2**31, size=(WARPS, 16, 8))
+    got = sm80_forms(dev, a, b, np.zeros(WARPS * 128, np.float32), frag(ci.astype(np.int32), acc, 4, 1))
+    a2, b1 = a.reshape(-1, 4)[:, :2].reshape(-1), b.reshape(-1, 2)[:, :1].reshape(-1)
+    exact8 = elements(a2, A_I8_K16, 8, 8, True, (16, 16)) @ elements(b1, B_I8_K16, 4, 8, False, (16, 8)) + ci
+    np.testing.assert_array_equal(got["d8"], wrap32(exact8))
+    exact4 = elements(a2, A_I4_K32, 16, 4, False, (16, 32)) @ elements(b1, B_I4_K32, 8, 4, True, (32, 8)) + ci
+    np.testing.assert_array_equal(got["d4"], wrap32(exact4))
+    exact64 = elements(a, A_I4_K64, 32, 4, True, (16, 64)) @ elements(b, B_I4_K64, 16, 4, True, (64, 8)) + ci
+    np.testing.assert_array_equal(got["d4k64"], wrap32(exact64))
+
+
+@pytest.mark.parametrize("arch", [80, 90])
+def test_sm80_float_shapes_bf16_k8_and_tf32_k4(arch: int) -> None:
+    dev = Device(LoadedModule(CORPUS[arch].read_text()))
+    c, zi = ints((16, 8), -99, 99, np.float32), np.zeros(WARPS * 128, np.int32)
+    a, b = ints((16, 8), -8, 8, np.float32), ints((8, 8), -8, 8, np.float32)
+
+    def bf(m: npt.NDArray[np.float32]) -> npt.NDArray[np.uint16]:  # exact: small integers
+        return (m.view(np.uint32) >> 16).astype(np.uint16)
+
+    a_words = frag(bf(a), A_F16_K8, 4, 2).reshape(-1, 2)
+    a4 = np.concatenate([a_words, np.zeros_like(a_words)], axis=1).reshape(-1)
+    b2 = np.stack([frag(bf(b), B_F16_K8, 2, 2), np.zeros(WARPS * 32, np.uint32)], axis=1).reshape(-1)
+    got = sm80_forms(dev, a4, b2, frag(c, acc, 4, 1), zi)
+    np.testing.assert_array_equal(got["dbf"], a @ b + c)
+    at, bt = ints((16, 4), -64, 64, np.float32), ints((4, 8), -64, 64, np.float32)
+    ta = frag(at, A_TF32_K4, 2, 1).view(np.uint32).reshape(-1, 2)
+    ta4 = np.concatenate([ta, np.zeros_like(ta)], axis=1).reshape(-1)
+    tb2 = np.stack([frag(bt, B_TF32_K4, 1, 1).view(np.uint32), np.zeros(WARPS * 32, np.uint32)], axis=1).reshape(-1)
+    got = sm80_forms(dev, ta4, tb2, frag(c, acc, 4, 1), zi)
+    np.testing.assert_array_equal(got["dtf"], at @ bt + c)
+
+
+def e4m3(values: npt.NDArray[np.float64]) -> npt.NDArray[np.uint8]:
+    """Encodings of e4m3 values that are small integers (1..15 and their negatives, and 0)."""
+    out = np.zeros(values.shape, dtype=np.uint8)
+    for idx, v in np.ndenumerate(values):
+        if v:
+            exp = int(np.floor(np.log2(abs(v))))
+            man = round((abs(v) / 2.0**exp - 1) * 8)
+            out[idx] = (0x80 if v < 0 else 0) | ((exp + 7) << 3) | man
+    return out
+
+
+def test_sm90_f64_shapes_and_fp8() -> None:
+    dev = Device(LoadedModule(CORPUS[90].read_text()))
+    a, b = ints((16, 16), -1000, 1000, np.float64), ints((16, 8), -1000, 1000, np.float64)
+    c = ints((16, 8), -9, 9, np.float64)
+    a8 = rng.choice([-15.0, -6, -3, -1, 0, 1, 2, 5, 7, 12], size=(WARPS, 16, 32))
+    b8 = rng.choice([-8.0, -2, -1, 0, 1, 3, 4, 6], size=(WARPS, 32, 8))
+    b8_raw = (np.abs(b8).astype(np.float16).view(np.uint16) >> 8).astype(np.uint8) | np.where(b8 < 0, 0x80, 0).astype(np.uint8)
+    c8 = ints((16, 8), -99, 99, np.float32)
+    outs = [dev.zeros(WARPS * 128, np.float64) for _ in range(3)] + [dev.zeros(WARPS * 128, np.float32)]
+    dev.run("mma_sm90_forms", 1, WARPS * 32, dev.put(frag(a, A_F64_K, 8, 1)), dev.put(frag(b, B_F64_K, 4, 1)),
+            dev.put(frag(c, acc, 4, 1)), dev.put(frag(e4m3(a8), A_S8_K32, 16, 4)),
+            dev.put(frag(b8_raw, B_S8_K32, 8, 4)), dev.put(frag(c8, acc, 4, 1)), *outs)
+    for ptr, k in zip(outs[:3], (4, 8, 16), strict=True):
+        got = unfrag(dev.get(ptr, WARPS * 128, np.float64), acc, 4, (16, 8))
+        np.testing.assert_array_equal(got, a[:, :, :k] @ b[:, :k, :] + c, err_msg=f"m16n8k{k}")
+    got8 = unfrag(dev.get(outs[3], WARPS * 128, np.float32), acc, 4, (16, 8))
+    np.testing.assert_array_equal(got8, a8 @ b8 + c8)
+
+
+# -- wmma: the fragment layout is the implementation's (the ISA leaves it open), so each kernel is
+# checked end to end, load -> mma -> store, for four warps (two blocks of two) on different tiles ------
+
+TILES = 4
+
+
+def tiles(shape: tuple[int, ...], lo: int, hi: int, dtype: Any) -> npt.NDArray[Any]:
+    return rng.integers(lo, hi, size=(TILES, *shape)).astype(dtype)
+
+
+def col_major(m: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """Each tile stored column by column."""
+    return np.ascontiguousarray(m.transpose(0, 2, 1))
+
+
+def wmma_run(corpus: Device, kernel: str, *inputs: npt.NDArray[Any], outs: list[tuple[int, Any]]) -> list[Any]:
+    ptrs = [corpus.zeros(count, dtype) for count, dtype in outs]
+    corpus.run(kernel, 2, 64, *(corpus.put(x) for x in inputs), *ptrs)
+    return [corpus.get(p, count, dtype) for p, (count, dtype) in zip(ptrs, outs, strict=True)]
+
+
+def test_wmma_f16_16x16x16_from_shared_and_global_f32_and_f16_accumulators(corpus: Device) -> None:
+    a, b = tiles((16, 16), -8, 8, np.float16), tiles((16, 16), -8, 8, np.float16)
+    c = tiles((16, 16), -99, 99, np.float32)
+    d, dh = wmma_run(corpus, "wmma_f16", a, col_major(b), col_major(c),
+                     outs=[(TILES * 256, np.float32), (TILES * 256, np.float16)])
+    product = a.astype(np.float32) @ b.astype(np.float32)
+    np.testing.assert_array_equal(d.reshape(TILES, 16, 16), product + c)
+    # the f16 accumulator: filled with 0.5, each element doubled, then A x B added; stored column-major
+    np.testing.assert_array_equal(dh.reshape(TILES, 16, 16).transpose(0, 2, 1), (product + 1).astype(np.float16))
+
+
+def test_wmma_f16_32x8x16_and_8x32x16(corpus: Device) -> None:
+    """Warp w reads 512 elements of each input at w * 512: A column-major (32x16, then 8x16 with a
+    stride of 8), B row-major (16x8, then 16x32), C 32x8 row-major then 8x32 column-major."""
+    a, b = tiles((512,), -8, 8, np.float16), tiles((512,), -8, 8, np.float16)
+    c = tiles((512,), -99, 99, np.float32)
+    dh, d = wmma_run(corpus, "wmma_f16_tall_wide", a, b, c, outs=[(TILES * 512, np.float16), (TILES * 512, np.float32)])
+    a32, b32 = a.astype(np.float32), b.astype(np.float32)
+    tall = a32.reshape(TILES, 16, 32).transpose(0, 2, 1) @ b32[:, :128].reshape(TILES, 16, 8)
+    tall += c[:, :256].reshape(TILES, 32, 8)
+    np.testing.assert_array_equal(dh.reshape(TILES, 512)[:, :256].reshape(TILES, 32, 8), tall.astype(np.float16))
+    wide = a32[:, :128].reshape(TILES, 16, 8).transpose(0, 2, 1) @ b32.reshape(TILES, 16, 32)
+    wide += c[:, :256].reshape(TILES, 32, 8).transpose(0, 2, 1)
+    np.testing.assert_array_equal(d.reshape(TILES, 512)[:, :256].reshape(TILES, 8, 32), wide)
+
+
+def test_wmma_s8_wraps_and_u8_satfinite_saturates(corpus: Device) -> None:
+    a, b = tiles((16, 16), 0, 256, np.uint8), tiles((16, 16), 0, 256, np.uint8)  # b: column-major bytes
+    c = tiles((16, 16), -(2**31), 2**31, np.int64)
+    c[:, 0, :], c[:, 1, :] = 2**31 - 1, -(2**31)
+    d, dsat = wmma_run(corpus, "wmma_int8", a, b, c.astype(np.int32),
+                       outs=[(TILES * 256, np.int32), (TILES * 256, np.int32)])
+    bm = b.transpose(0, 2, 1)
+    signed = a.view(np.int8).astype(np.int64) @ bm.view(np.int8).astype(np.int64) + c
+    np.testing.assert_array_equal(d.reshape(TILES, 16, 16), wrap32(signed))
+    unsigned = a.astype(np.int64) @ bm.astype(np.int64) + c
+    np.testing.assert_array_equal(dsat.reshape(TILES, 16, 16).transpose(0, 2, 1),
+                                  np.clip(unsigned, -(2**31), 2**31 - 1))
+
+
+def nibbles(raw: npt.NDArray[np.uint8]) -> npt.NDArray[np.int64]:
+    """Signed 4-bit elements, the low nibble of each byte first."""
+    low, high = (raw & 15).astype(np.int64), (raw >> 4).astype(np.int64)
+    both = np.stack([low, high], axis=-1).reshape(*raw.shape[:-1], -1)
+    return np.where(both >= 8, both - 16, both)
+
+
+def bits(raw: npt.NDArray[np.uint8]) -> npt.NDArray[np.int64]:
+    """Single-bit elements, the lowest bit of each byte first."""
+    return np.unpackbits(raw, axis=-1, bitorder="little").astype(np.int64)
+
+
+@pytest.mark.parametrize("arch", [75, 80, 90])
+def test_wmma_sub_byte_s4_and_b1_xor_and_popc(arch: int) -> None:
+    corpus = Device(LoadedModule(CORPUS[arch].read_text()))
+    a, b = tiles((128,), 0, 256, np.uint8), tiles((128,), 0, 256, np.uint8)
+    c = tiles((8, 8), -1000, 1000, np.int32)
+    d4, dx, dand = wmma_run(corpus, "wmma_sub_byte", a, b, c,
+                            outs=[(TILES * 64, np.int32), (TILES * 64, np.int32), (TILES * 64, np.int32)])
+    a4, b4 = nibbles(a.reshape(TILES, 8, 16)), nibbles(b.reshape(TILES, 8, 16)).transpose(0, 2, 1)
+    np.testing.assert_array_equal(d4.reshape(TILES, 8, 8), a4 @ b4 + c)
+    a1, b1 = bits(a.reshape(TILES, 8, 16)), bits(b.reshape(TILES, 8, 16)).transpose(0, 2, 1)
+    xor = (a1[:, :, :, None] ^ b1[:, None, :, :]).sum(axis=2)
+    np.testing.assert_array_equal(dx.reshape(TILES, 8, 8), xor)
+    if arch >= 80:  # .and.popc is sm_80's
+        np.testing.assert_array_equal(dand.reshape(TILES, 8, 8).transpose(0, 2, 1), a1 @ b1)
+
+
+def tf32_rna(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """Round to tf32 (10 fraction bits), to nearest with ties away from zero (finite values)."""
+    raw = x.view(np.uint32)
+    sign, mag = raw & np.uint32(0x80000000), raw & np.uint32(0x7FFFFFFF)
+    out: npt.NDArray[np.float32] = (sign | ((mag + np.uint32(0x1000)) & np.uint32(0xFFFFE000))).view(np.float32)
+    return out
+
+
+@pytest.mark.parametrize("arch", [80, 90])
+def test_wmma_bf16_tf32_rounded_by_float_to_tf32_and_f64(arch: int) -> None:
+    dev = Device(LoadedModule(CORPUS[arch].read_text()))
+    abf, bbf = tiles((16, 16), -8, 8, np.float32), tiles((16, 16), -8, 8, np.float32)
+
+    def to_bf16(m: npt.NDArray[np.float32]) -> npt.NDArray[np.uint16]:  # exact: small integers
+        return (m.view(np.uint32) >> 16).astype(np.uint16)
+
+    def noisy(shape: tuple[int, int]) -> npt.NDArray[np.float32]:  # multiples of 2^-8 with low bits set
+        exact = (tiles(shape, -1024, 1024, np.float64) / 256).astype(np.float32)
+        noise = rng.integers(0, 0x2000, size=exact.shape).astype(np.uint32)
+        return (exact.view(np.uint32) | np.where(exact != 0, noise, 0).astype(np.uint32)).view(np.float32)
+
+    a32, b32 = noisy((16, 8)), noisy((8, 16))
+    a64, b64 = tiles((8, 4), -1000, 1000, np.float64), tiles((4, 8), -1000, 1000, np.float64)
+    c, c64 = tiles((16, 16), -99, 99, np.float32), tiles((8, 8), -9, 9, np.float64)
+    dbf, dtf, d64 = wmma_run(dev, "wmma_sm80", to_bf16(abf), to_bf16(bbf), a32, col_major(b32), a64, col_major(b64),
+                             c, c64, outs=[(TILES * 256, np.float32), (TILES * 256, np.float32), (TILES * 64, np.float64)])
+    np.testing.assert_array_equal(dbf.reshape(TILES, 16, 16), abf @ bbf + c)
+    exact = tf32_rna(a32).astype(np.float64) @ tf32_rna(b32).astype(np.float64) + c  # exact in float64
+    np.testing.assert_array_equal(dtf.reshape(TILES, 16, 16), exact.astype(np.float32))
+    np.testing.assert_array_equal(d64.reshape(TILES, 8, 8), a64 @ b64 + c64)
+
+
+def test_wmma_by_part_of_a_warp_and_out_of_bounds_fail_the_launch(corpus90: Device) -> None:
+    half = np.zeros(TILES * 256, np.float16)
+    ptrs = [corpus90.put(half), corpus90.put(half), corpus90.put(np.zeros(TILES * 256, np.float32)),
+            corpus90.zeros(TILES * 256, np.float32), corpus90.zeros(TILES * 256, np.float16)]
+    err = corpus90.fails("wmma_f16", 1, 48, *ptrs)
+    assert err.status == CUresult.CUDA_ERROR_LAUNCH_FAILED and "wmma" in err.message
+    small = corpus90.put(np.zeros(64, np.float16))  # B of warp 0 runs past its allocation
+    err = corpus90.fails("wmma_f16", 1, 32, ptrs[0], small, *ptrs[2:])
+    assert err.status == CUresult.CUDA_ERROR_ILLEGAL_ADDRESS
+
+
+TF32_CVT = """
+.version 8.0
+.target sm_90
+.address_size 64
+.visible .entry to_tf32(.param .u64 in, .param .u64 out)
+{
+    .reg .b32 %r<8>;
+    .reg .f32 %f<2>;
+    .reg .b64 %rd<6>;
+    ld.param.u64 %rd1, [in];
+    ld.param.u64 %rd2, [out];
+    mov.u32 %r1, %tid.x;
+    mul.wide.u32 %rd3, %r1, 4;
+    add.s64 %rd4, %rd1, %rd3;
+    ld.global.f32 %f1, [%rd4];
+    cvt.rna.tf32.f32 %r2, %f1;
+    cvt.rn.tf32.f32 %r3, %f1;
+    cvt.rz.tf32.f32 %r4, %f1;
+    cvt.rna.satfinite.tf32.f32 %r5, %f1;
+    mul.wide.u32 %rd3, %r1, 16;
+    add.s64 %rd5, %rd2, %rd3;
+    st.global.v4.u32 [%rd5], {%r2, %r3, %r4, %r5};
+    ret;
+}
+"""
+
+
+def test_cvt_to_tf32_rounds_by_each_mode() -> None:
+    dev = ptx_device(TF32_CVT)
+    one = 0x3F800000
+    cases = [  # input bits -> rna, rn, rz, rna.satfinite
+        (one | 0x1000, one | 0x2000, one, one, one | 0x2000),  # a tie: away from zero / to even
+        (one | 0x3000, one | 0x4000, one | 0x4000, one | 0x2000, one | 0x4000),  # a tie, odd below
+        (one | 0x0FFF, one, one, one, one),
+        (0x80000000 | one | 0x1001, 0x80000000 | one | 0x2000, 0x80000000 | one | 0x2000, 0x80000000 | one,
+         0x80000000 | one | 0x2000),
+        (0x7F7FFFFF, 0x7F800000, 0x7F800000, 0x7F7FE000, 0x7F7FE000),  # overflow: inf, or the largest tf32
+        (0x7F800000, 0x7F800000, 0x7F800000, 0x7F800000, 0x7F7FE000),
+        (0x7FC00001, 0x7FFFFFFF, 0x7FFFFFFF, 0x7FFFFFFF, 0x7FFFFFFF),  # NaN: the canonical NaN
+    ]
+    values = np.array([c[0] for c in cases], dtype=np.uint32)
+    out = dev.zeros(4 * len(cases), np.uint32)
+    dev.run("to_tf32", 1, len(cases), dev.put(values), out)
+    got = dev.get(out, 4 * len(cases), np.uint32).reshape(-1, 4)
+    np.testing.assert_array_equal(got, np.array([c[1:] for c in cases], dtype=np.uint32))
