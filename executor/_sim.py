@@ -132,7 +132,7 @@ from ._kernels import LaunchDims
 from ._modules import KernelAttributes
 from ._sim_blas import ITEMSIZE, GemmShape, ex_gemm_shape, gemm, gemm_ranges
 from ._sim_blas_trsm import SimTrsmCalls
-from ._sim_device import device_attributes as every_device_attribute
+from ._sim_device import device_attributes
 from ._sim_graph import Capture, EventState, Graph, GraphExec, StreamState
 from ._sim_memory import Bytes, DeviceMemory, fill_views
 from ._sim_modules import FunctionLimits, SimFunction, SimModules, symbol_name
@@ -140,7 +140,7 @@ from ._sim_nvml import SimNvmlCalls
 from .ptx import launch as run_ptx_kernel
 from .ptx import load_module as load_ptx_module
 
-__all__ = ["SimExecutor", "device_attributes"]
+__all__ = ["SimExecutor"]
 
 log = structlog.get_logger("executor.sim")
 
@@ -175,33 +175,6 @@ MAX_GRAPH_NODES: Final = 1 << 18
 GRAPH_NODE_BYTES: Final = 1024
 
 
-def _parse_pci(bus_id: str) -> tuple[int, int, int]:
-    """(domain, bus, device) from ``dddd:bb:dd.f``."""
-    domain, bus, rest = bus_id.split(":")
-    return int(domain, 16), int(bus, 16), int(rest.split(".")[0], 16)
-
-
-def device_attributes(config: DeviceConfig) -> dict[int, int]:
-    """``CUdevice_attribute`` values the simulated device reports (an H100-like part by default)."""
-    major, minor = config.compute_capability
-    domain, bus, device = _parse_pci(config.pci_bus_id)
-    return {
-        1: 1024, 2: 1024, 3: 1024, 4: 64,  # max threads per block, max block dims
-        5: 2**31 - 1, 6: 65535, 7: 65535,  # max grid dims
-        8: 48 * 1024, 9: 64 * 1024, 10: 32, 11: 2**31 - 1, 12: 65536,  # smem/block, const, warp, pitch, regs
-        13: 1_980_000, 14: 512, 15: 1, 16: config.multiprocessor_count,  # clock kHz, tex align, overlap, SMs
-        17: 0, 18: 0, 19: 1, 20: 0,  # exec timeout, integrated, can map host memory, compute mode default
-        31: 1, 32: 1, 33: bus, 34: device, 35: 0,  # concurrent kernels, ECC, PCI bus/device, TCC
-        36: 2_619_000, 37: 5120, 38: 50 * 2**20, 39: 2048, 40: 3, 41: 1,  # mem clock, bus width, L2, …
-        50: domain, 75: major, 76: minor, 78: 1, 79: 1, 80: 1,  # PCI domain, compute capability, L1 caches
-        81: 228 * 1024, 82: 65536, 83: 1, 84: 0, 85: 0, 86: 0, 87: 2,  # smem/SM, regs/SM, managed, …
-        88: 0, 89: 1, 90: 1, 91: 0, 95: 1, 96: 0, 97: 227 * 1024, 98: 0, 99: 1, 100: 0, 101: 0,
-        102: 1,  # virtual memory management supported
-        103: 0, 104: 0, 105: 0, 106: 32, 107: 0, 110: 0, 111: 1024,
-        115: 0,  # memory pools: the catalog has no stream-ordered allocator
-    }
-
-
 class SimExecutor(SimNvmlCalls, SimTrsmCalls, Executor):
     """One VM's simulated GPU. See the module's theory of operation."""
 
@@ -224,7 +197,7 @@ class SimExecutor(SimNvmlCalls, SimTrsmCalls, Executor):
         ids = itertools.count(1)
         self.memory = DeviceMemory(config.total_memory, memory_quota, ids=ids, va_floor=va_floor,
                                    on_lease=on_va_lease)
-        self._attributes = every_device_attribute(config)  # _sim_device: all of CUDA 13's
+        self._attributes = device_attributes(config)  # _sim_device: all of CUDA 13's
         major, minor = config.compute_capability
         limits = FunctionLimits(  # from the device attributes: threads, registers, shared memory per block
             major * 10 + minor, self._attributes[1], self._attributes[12], self._attributes[8],

@@ -155,11 +155,16 @@ class DeviceSection(_Section):
     uuid: str = "5647505553494d000000000000000001"
     pci_bus_id: str = "0000:00:05.0"
     multiprocessor_count: int = Field(default=132, ge=1)
+    # the CUDA driver version sim reports (cuDriverGetVersion, NVML), 1000 * major + 10 * minor: at
+    # least 13000, since the guest's CUDA 13 runtime refuses a driver older than itself
+    driver_version: int = Field(default=13000, ge=13000, lt=100_000)
 
     @model_validator(mode="after")
     def _uuid_hex(self) -> Self:
         if not re.fullmatch(r"[0-9a-fA-F]{32}", self.uuid):
             raise ValueError("uuid must be 32 hex digits")
+        if self.driver_version % 10:
+            raise ValueError(f"driver_version {self.driver_version} is not 1000 * major + 10 * minor")
         return self
 
 

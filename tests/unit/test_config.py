@@ -6,8 +6,13 @@ from pathlib import Path
 
 import pytest
 
+from executor import CallIO
+from executor._sim import SimExecutor
+from executor._sim_nvml import sim_driver_version
 from mediator import ConfigError, load_config, parse_config
 from mediator._config import host_memory, max_region_size
+from mediator._worker import _device_config
+from protocol.models import NoArgs
 
 
 def test_defaults_need_no_file_content() -> None:
@@ -76,6 +81,8 @@ def test_unreadable_and_invalid_files_are_config_errors(tmp_path: Path) -> None:
         ({"mediator": {"socket_dir": "/" + "d" * 100}}, "a Unix socket path has at most 107"),
         ({"vm": [{"id": 1, "name": "a", "owner": 1.5}]}, "vm[0].owner"),
         ({"mediator": {"allow_fault_injection": "maybe"}}, "mediator.allow_fault_injection"),
+        ({"device": {"driver_version": 12080}}, "device.driver_version"),  # older than the CUDA 13 runtime
+        ({"device": {"driver_version": 13005}}, "driver_version 13005 is not 1000 * major + 10 * minor"),
     ],
 )
 def test_configurations_that_cannot_work_are_refused(data: dict[str, object], message: str) -> None:
@@ -105,3 +112,13 @@ def test_access_settings_and_the_read_only_socket() -> None:
     assert (config.vm[0].owner, config.vm[0].group, config.vm[1].owner) == ("qemu-vm1", "kvm", 107)
     assert config.mediator.allow_fault_injection is False
     assert config.vm_socket(config.vm[1]) == Path("/run/v/vm2.sock")
+
+
+def test_the_configured_driver_version_is_what_sim_reports() -> None:
+    """The [device] section travels to the worker as a dict (mediator/_vm.py) and becomes the sim
+    backend's DeviceConfig (mediator/_worker.py): cuDriverGetVersion and NVML report the key."""
+    config = parse_config({"device": {"driver_version": 13020}})
+    sim = SimExecutor(_device_config(config.device.model_dump()))
+    assert sim.driver_get_version(NoArgs(), CallIO(memoryview(b""), memoryview(bytearray()), False)).value == 13020
+    assert sim_driver_version(sim.config).startswith("13.2 ")
+    assert parse_config({}).device.driver_version == 13000
