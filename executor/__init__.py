@@ -3,7 +3,7 @@
 from ._base import Allocation, AllocationMap, CallIO, DeviceConfig, Executor, HandleTable
 from ._cuda import CudaExecutor, cuda_available
 from ._errors import BackendUnavailableError, CudaError, ExecutorError
-from ._factory import BackendName, create_executor, resolve_backend
+from ._factory import BackendName, VmShare, create_executor, resolve_backend
 from ._kernels import KernelImpl, LaunchDims, reference_kernel
 from ._modules import GlobalInfo, KernelInfo, ModuleImage, ParamInfo, parse_module_image
 from ._sim import SimExecutor
@@ -27,6 +27,7 @@ __all__ = [
     "ModuleImage",
     "ParamInfo",
     "SimExecutor",
+    "VmShare",
     "create_executor",
     "cuda_available",
     "parse_module_image",

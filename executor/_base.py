@@ -63,6 +63,12 @@ class DeviceConfig:
     pci_bus_id: str = "0000:00:05.0"
     multiprocessor_count: int = 132
     driver_version: int = 13000  # CUDA 13.0: a runtime refuses a driver older than itself
+    # sim's PTX engine, per launch (executor.ptx.Limits, whose defaults these are): the bounds past which
+    # a launch ends with CUDA_ERROR_LAUNCH_TIMEOUT, and the printf output it keeps
+    launch_timeout_s: float = 5.0
+    launch_instructions: int = 50_000_000
+    printf_bytes: int = 64 << 10
+    printf_lines: int = 1024
 
 
 class HandleTable(Generic[T]):
@@ -120,15 +126,19 @@ class HostBudget:
     object goes. ``limit`` None is unbounded (tests, tools); a worker gets the bound from its VM's
     settings (``mediator._limits``). Past it a call fails with ``CUDA_ERROR_OUT_OF_MEMORY``."""
 
-    __slots__ = ("limit", "used")
+    __slots__ = ("limit", "parent", "used")
 
-    def __init__(self, limit: int | None) -> None:
+    def __init__(self, limit: int | None, parent: HostBudget | None = None) -> None:
         self.limit = limit
         self.used = 0
+        #: the VM's budget when this one is a context's (a channel's): every charge counts there too,
+        #: so the VM's contexts share one bound
+        self.parent = parent
 
     @property
     def available(self) -> int:
-        return (1 << 62) if self.limit is None else max(self.limit - self.used, 0)
+        own = (1 << 62) if self.limit is None else max(self.limit - self.used, 0)
+        return own if self.parent is None else min(own, self.parent.available)
 
     def check(self, nbytes: int, what: str) -> None:
         """OUT_OF_MEMORY unless ``nbytes`` more would fit (charges nothing)."""
@@ -136,13 +146,20 @@ class HostBudget:
             raise CudaError(CUresult.CUDA_ERROR_OUT_OF_MEMORY,
                             f"{what}: {nbytes} bytes of host memory would exceed the VM's host budget of "
                             f"{self.limit} bytes ({self.used} in use)")
+        if self.parent is not None:
+            self.parent.check(nbytes, what)
 
     def charge(self, nbytes: int, what: str) -> None:
         self.check(nbytes, what)
         self.used += nbytes
+        if self.parent is not None:
+            self.parent.used += nbytes
 
     def release(self, nbytes: int) -> None:
-        self.used = max(self.used - nbytes, 0)
+        released = min(nbytes, self.used)
+        self.used -= released
+        if self.parent is not None:
+            self.parent.release(released)
 
 
 @dataclass(slots=True)
@@ -228,6 +245,8 @@ class Executor(ABC):
         #: called between the stream-ordered operations one call runs back to back (a graph's
         #: nodes), so that a long queue of legitimate work keeps the worker's heartbeat; must be cheap
         self.between_ops: Callable[[], None] | None = None
+        #: ``(kernel, lines)``: a launch's device printf output, bounded (sim); the worker traces it
+        self.kernel_output: Callable[[str, list[str]], None] | None = None
 
     def handler_for(self, spec: CallSpec) -> Handler | None:
         cached = self._handlers.get(spec.call_id)

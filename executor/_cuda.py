@@ -99,6 +99,10 @@ def _write_string(text: bytes, io: CallIO, what: str) -> None:
     io.out_len = len(data)
 
 
+def _nothing() -> int:
+    return 0
+
+
 class CudaExecutor(MemoryCalls, ModuleCalls, StreamCalls, BlasCalls, NvmlCalls):
     """One VM's GPU: a CUDA context of its own on device ``device_ordinal``. See the module's theory of
     operation."""
@@ -115,6 +119,7 @@ class CudaExecutor(MemoryCalls, ModuleCalls, StreamCalls, BlasCalls, NvmlCalls):
         self._drv = Driver(driver)
         self.device_ordinal = device_ordinal
         self.memory_quota = memory_quota
+        self.memory_others = _nothing  # the worker points it at the VM's other channels
         try:
             self._dev = self._drv.device_get(device_ordinal)
         except CudaError as exc:

@@ -14,6 +14,7 @@ events, capture, graphs) and ``_cuda_blas`` (cuBLAS).
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -103,6 +104,7 @@ class CudaBase(Executor):
     _drv: Driver
     device_ordinal: int
     memory_quota: int | None
+    memory_others: Callable[[], int]  # device memory the VM's other contexts (channels) hold
     _dev: Device
     _ctx: Context
     _null: Stream

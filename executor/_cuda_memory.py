@@ -70,16 +70,17 @@ class MemoryCalls(CudaBase):
 
     def _charge(self, size: int, what: str) -> None:
         quota = self.memory_quota
-        if quota is not None and self.memory_used() + size > quota:
+        used = self.memory_used() + self.memory_others()  # the VM's other contexts share the quota
+        if quota is not None and used + size > quota:
             raise CudaError(CUresult.CUDA_ERROR_OUT_OF_MEMORY,
-                            f"{what} of {size} bytes exceeds the VM's quota ({self.memory_used()} of "
+                            f"{what} of {size} bytes exceeds the VM's quota ({used} of "
                             f"{quota} bytes in use)")
 
     def mem_get_info(self, args: NoArgs, io: CallIO) -> MemGetInfoResult:
         free, total = self._drv.mem_get_info()
         if self.memory_quota is not None:
             total = min(total, self.memory_quota)
-            free = min(free, max(0, total - self.memory_used()))
+            free = min(free, max(0, total - self.memory_used() - self.memory_others()))
         return MemGetInfoResult(free=free, total=total)
 
     # -- blocks, memsets and copies ---------------------------------------------------------------

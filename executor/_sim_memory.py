@@ -11,7 +11,11 @@ Theory of operation
   from this allocator's leases: before it hands out an address past the last lease it takes a new
   one (:data:`VA_LEASE` at a time, at least what is asked for) and reports its end through
   ``on_lease`` — the worker sends it to the supervisor before the address reaches the guest, so
-  even a worker killed the next instant has told where its addresses end.
+  even a worker killed the next instant has told where its addresses end. *Across contexts*: the
+  contexts of one VM (one per channel, one per guest process) share one :class:`AddressSpace`
+  (:meth:`DeviceMemory.join`): one bump pointer, one lease, one set of claimed ranges, so no two
+  contexts ever hold the same address and a new context starts above every address handed out
+  before it (a dead process's pointers never name a new process's memory).
 * **Blocks** (``cuMemAlloc``) are zero-filled NumPy byte arrays, registered in the
   :class:`AllocationMap` as kind ``"alloc"``.
 * **The virtual memory API.** ``cuMemCreate`` makes a :class:`Physical` allocation (a byte array, its
@@ -54,6 +58,7 @@ __all__ = [
     "GRANULARITY",
     "VA_BASE",
     "VA_LEASE",
+    "AddressSpace",
     "DeviceMemory",
     "Mapping",
     "Physical",
@@ -92,6 +97,10 @@ def fill_views(views: list[Bytes], value: int, width: int) -> None:
     dtype = _FILL_DTYPES[width]
     for view in views:
         view.view(dtype).fill(value)
+
+
+def _nothing() -> int:
+    return 0
 
 
 def _align_up(value: int, alignment: int) -> int:
@@ -142,6 +151,18 @@ class Mapping:
         return self.physical.data[self.offset:self.offset + self.size]
 
 
+class AddressSpace:
+    """The device addresses of one VM: a bump pointer, the lease reported to the supervisor, and every
+    range claimed by any of the VM's contexts (sorted starts and their ends)."""
+
+    def __init__(self, va_floor: int = 0, on_lease: Callable[[int], None] | None = None) -> None:
+        self.next_va = max(VA_BASE, _align_up(va_floor, ALLOC_ALIGNMENT))
+        self.lease_end = va_floor  # addresses below it may be handed out without a new report
+        self.on_lease = on_lease
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+
+
 class DeviceMemory:
     """One VM's device memory. Every method raises :class:`CudaError` with CUDA's status on misuse."""
 
@@ -155,11 +176,10 @@ class DeviceMemory:
         self._physical_bytes = 0
         self._global_bytes = 0
         self.va_floor = va_floor  # earlier workers of the VM handed out addresses below it: never again
-        self._next_va = max(VA_BASE, _align_up(va_floor, ALLOC_ALIGNMENT))
-        self._lease_end = va_floor  # addresses below it may be handed out without a new report
-        self._on_lease = on_lease
-        self._claimed_starts: list[int] = []
-        self._claimed_ends: list[int] = []
+        self.space = AddressSpace(va_floor, on_lease)
+        self._own_claims: set[int] = set()  # starts of the ranges this context claimed in the space
+        #: device memory the VM's other contexts hold: they share its quota (set by the worker)
+        self.others: Callable[[], int] = _nothing
         self._reservations: dict[int, Reservation] = {}
         self._reservation_starts: list[int] = []
         self._live_physical: set[Physical] = set()
@@ -173,11 +193,21 @@ class DeviceMemory:
     @property
     def va_high(self) -> int:
         """The end of the addresses this allocator may have handed out (its last lease)."""
-        return self._lease_end
+        return self.space.lease_end
+
+    def join(self, space: AddressSpace) -> None:
+        """Take addresses from the VM's shared ``space`` from now on, above everything it handed out
+        so far (called on a fresh context, before it claims anything)."""
+        if self._own_claims:
+            raise RuntimeError("a context joins its VM's address space before it claims addresses")
+        self.space = space
+        self.va_floor = space.next_va
 
     @property
     def limit(self) -> int:
-        return self.total if self.quota is None else min(self.total, self.quota)
+        """What this context may hold: the VM's quota (or the device) less what its other contexts hold."""
+        base = self.total if self.quota is None else min(self.total, self.quota)
+        return max(base - self.others(), 0)
 
     def _charge(self, size: int, what: str) -> None:
         if self.used + size > self.limit:
@@ -193,37 +223,45 @@ class DeviceMemory:
     # -- the address space ---------------------------------------------------------------------
 
     def _is_free(self, start: int, size: int) -> bool:
-        i = bisect.bisect_right(self._claimed_starts, start)
-        if i > 0 and self._claimed_ends[i - 1] > start:
+        starts, ends = self.space.starts, self.space.ends
+        i = bisect.bisect_right(starts, start)
+        if i > 0 and ends[i - 1] > start:
             return False
-        return not (i < len(self._claimed_starts) and self._claimed_starts[i] < start + size)
+        return not (i < len(starts) and starts[i] < start + size)
 
     def _claim(self, size: int, alignment: int, hint: int = 0) -> int:
         if (hint >= self.va_floor and hint % alignment == 0 and hint + size <= VA_LIMIT
                 and self._is_free(hint, size)) and hint:
             start = hint
         else:
-            start = _align_up(self._next_va, alignment)
+            space = self.space
+            start = _align_up(space.next_va, alignment)
             while not self._is_free(start, size):  # only a hinted range can be in the way
-                i = bisect.bisect_right(self._claimed_starts, start + size) - 1
-                start = _align_up(self._claimed_ends[i], alignment)
+                i = bisect.bisect_right(space.starts, start + size) - 1
+                start = _align_up(space.ends[i], alignment)
             if start + size > VA_LIMIT:
                 raise CudaError(CUresult.CUDA_ERROR_OUT_OF_MEMORY, "the device address space is exhausted")
-            self._next_va = start + size
-        if start + size > self._lease_end:
-            self._lease_end = min(_align_up(start + size, VA_LEASE), VA_LIMIT)
-            if self._on_lease is not None:
-                self._on_lease(self._lease_end)  # told before the address is handed out
-        i = bisect.bisect_right(self._claimed_starts, start)
-        self._claimed_starts.insert(i, start)
-        self._claimed_ends.insert(i, start + size)
+            space.next_va = start + size
+        space = self.space
+        if start + size > space.lease_end:
+            space.lease_end = min(_align_up(start + size, VA_LEASE), VA_LIMIT)
+            if space.on_lease is not None:
+                space.on_lease(space.lease_end)  # told before the address is handed out
+        i = bisect.bisect_right(space.starts, start)
+        space.starts.insert(i, start)
+        space.ends.insert(i, start + size)
+        self._own_claims.add(start)
         return start
 
     def _unclaim(self, start: int) -> None:
-        i = bisect.bisect_left(self._claimed_starts, start)
-        if i < len(self._claimed_starts) and self._claimed_starts[i] == start:
-            del self._claimed_starts[i]
-            del self._claimed_ends[i]
+        if start not in self._own_claims:
+            return
+        self._own_claims.discard(start)
+        starts = self.space.starts
+        i = bisect.bisect_left(starts, start)
+        if i < len(starts) and starts[i] == start:
+            del starts[i]
+            del self.space.ends[i]
 
     # -- cuMemAlloc blocks ---------------------------------------------------------------------
 
@@ -509,8 +547,8 @@ class DeviceMemory:
         self.handles.clear()
         self._reservations.clear()
         self._reservation_starts.clear()
-        self._claimed_starts.clear()
-        self._claimed_ends.clear()
+        for start in list(self._own_claims):  # this context's ranges only: the others' stay claimed
+            self._unclaim(start)
         self._live_physical.clear()
         self._block_bytes = 0
         self._physical_bytes = 0

@@ -1,8 +1,11 @@
 """A Python guest: the QEMU-side handshake, the mapped region, and a driver-API-shaped interface.
 
 ``GuestClient.connect(path)`` does what QEMU's ivshmem-doorbell does on connect, maps the region and
-validates it. ``call()`` is raw access to any catalog call; the typed helpers (``mem_alloc``,
-``memcpy_htod``, ``stream_create``, …) raise :class:`CudaCallError` on failure, like a driver
+validates it, then does what a guest process does (docs/protocol.md §1.5-1.8): claims a channel with an
+open-file-description lock on its own description of the region (``/proc/self/fd/<memfd>``), opens it,
+keeps it alive with a heartbeat thread, and closes it in :meth:`GuestClient.close`; the kernel drops
+the claim however the process ends. ``call()`` is raw access to any catalog call; the typed helpers
+(``mem_alloc``, ``memcpy_htod``, ``stream_create``, …) raise :class:`CudaCallError` on failure, like a driver
 binding would. Payloads go through the data arena, which this side owns: space is reused once the
 host's submission head has passed the entry that used it. Copies larger than a chunk are split
 (``protocol.plan_chunks``); all but the last chunk go ASYNC with ``CHUNK_MORE``.
@@ -11,10 +14,14 @@ host's submission head has passed the entry that used it. Copies larger than a c
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import mmap
 import os
+import secrets
 import select
 import socket
+import struct
+import threading
 import time
 from collections import deque
 from typing import Any, Final, NamedTuple, Self
@@ -22,14 +29,17 @@ from typing import Any, Final, NamedTuple, Self
 from protocol import (
     CALLS_BY_NAME,
     CallSpec,
+    ChannelField,
+    ChannelState,
     Codec,
     CompleteFlags,
     Completion,
     CompletionConsumer,
     CUresult,
     DeviceState,
-    HeaderField,
     Region,
+    RegionField,
+    RegionHeader,
     RemoteProtocolError,
     SubmissionProducer,
     SubmitFlags,
@@ -41,17 +51,24 @@ from protocol import (
 
 from ._handshake import receive_handshake
 
-__all__ = ["CallResult", "CudaCallError", "DeviceGoneError", "GuestClient"]
+__all__ = ["CallResult", "ChannelsBusyError", "CudaCallError", "DeviceGoneError", "GuestClient"]
 
 _ASYNC_ERROR: Final = int(CompleteFlags.ASYNC_ERROR)
 _ASYNC: Final = int(SubmitFlags.ASYNC)
 _CHUNK_MORE: Final = int(SubmitFlags.CHUNK_MORE)
 _MASK32: Final = 0xFFFF_FFFF
-# the host's device state and epoch are adjacent u32s: one u64 read says whether it still serves us
-_STATE_WORD: Final = HeaderField.DEVICE_STATE >> 3
-assert HeaderField.EPOCH == HeaderField.DEVICE_STATE + 4 and HeaderField.DEVICE_STATE % 8 == 0
-_NEED_WAKEUP: Final = HeaderField.HOST_NEED_WAKEUP >> 2
-_NEED_IRQ: Final = HeaderField.GUEST_NEED_IRQ >> 2
+# the host's device state and epoch are adjacent u32s, and so are a channel's state and generation:
+# one u64 read of each says whether the host still serves us
+_STATE_WORD: Final = RegionField.DEVICE_STATE >> 3
+assert RegionField.EPOCH == RegionField.DEVICE_STATE + 4 and RegionField.DEVICE_STATE % 8 == 0
+_CHANNEL_WORD: Final = ChannelField.CHANNEL_STATE >> 3
+assert ChannelField.GENERATION == ChannelField.CHANNEL_STATE + 4 and ChannelField.CHANNEL_STATE % 8 == 0
+_NEED_WAKEUP: Final = ChannelField.HOST_NEED_WAKEUP >> 2
+_NEED_IRQ: Final = ChannelField.GUEST_NEED_IRQ >> 2
+_FLOCK: Final = struct.Struct("hhqqi4x")  # struct flock on Linux x86-64/arm64: type, whence, start, len, pid
+#: how long an open waits for the host's acknowledgement, and a close for the channel to be FREE
+OPEN_TIMEOUT_S: Final = 5.0
+CLOSE_TIMEOUT_S: Final = 1.0
 #: after this long spinning for a completion, yield the CPU between looks (an overcommitted host:
 #: the worker we wait for may need this core)
 YIELD_AFTER_NS: Final = 10_000
@@ -77,7 +94,14 @@ class CudaCallError(Exception):
 
 
 class DeviceGoneError(Exception):
-    """The host stopped serving this region (daemon stopped, VM detached, region broken, reset)."""
+    """The host stopped serving this region or our channel (daemon stopped, VM detached, reset, the
+    channel's lease expired while this process was stopped)."""
+
+
+class ChannelsBusyError(Exception):
+    """Every channel of the VM is claimed by a live process (CUDA_ERROR_DEVICES_UNAVAILABLE)."""
+
+    status = 46  # CUDA_ERROR_DEVICES_UNAVAILABLE (cudaErrorDevicesUnavailable)
 
 
 class CallResult(NamedTuple):
@@ -134,7 +158,7 @@ class GuestClient:
         peers = receive_handshake(sock, timeout=timeout)  # a loaded host may take seconds to spawn a worker
         self.sock: socket.socket | None = sock
         self.peer_id = peers.my_id
-        self._attach(peers.region_fd, peers.peers[0][0], peers.peers[self.peer_id][0], spin_us, timeout)
+        self._attach(peers.region_fd, peers.peers[0], peers.peers[self.peer_id], spin_us, timeout)
 
     @classmethod
     def from_fds(cls, region_fd: int, doorbell_fd: int, irq_fd: int, *, spin_us: int = 50,
@@ -144,23 +168,20 @@ class GuestClient:
         client = cls.__new__(cls)
         client.sock = None
         client.peer_id = 1
-        client._attach(region_fd, doorbell_fd, irq_fd, spin_us, timeout)
+        client._attach(region_fd, [doorbell_fd], [irq_fd], spin_us, timeout)
         return client
 
-    def _attach(self, region_fd: int, doorbell_fd: int, irq_fd: int, spin_us: int, timeout: float) -> None:
+    def _attach(self, region_fd: int, doorbell_fds: list[int], irq_fds: list[int], spin_us: int,
+                timeout: float) -> None:
         self.region_fd = region_fd
-        self.doorbell_fd = doorbell_fd
-        self.irq_fd = irq_fd
+        self._vector_fds = [*doorbell_fds, *irq_fds]
         size = os.fstat(self.region_fd).st_size
         # populated up front: otherwise every first touch of an arena page is a fault, and copies
         # through a fresh arena run at a tenth of memory speed
         self._map = mmap.mmap(self.region_fd, size, flags=mmap.MAP_SHARED | mmap.MAP_POPULATE)
-        self.region = Region(memoryview(self._map))
-        self.epoch = self.region.epoch
-        self.sq = SubmissionProducer(self.region)
-        self.cq = CompletionConsumer(self.region)
-        self.arena = _Arena(self.region.layout.arena_size)
-        self.chunk = max(self.region.layout.arena_size // 4, 64 * 1024)
+        self.header = RegionHeader(memoryview(self._map))
+        self._device_words = self.header.buf[:4096].cast("Q")
+        self.epoch = self.header.epoch
         self.spin_s = spin_us / 1e6
         self._spin_ns = spin_us * 1000
         self.timeout = timeout
@@ -168,9 +189,106 @@ class GuestClient:
         self.kicks = 0
         self.async_errors: list[Completion] = []
         self._early: dict[int, Completion] = {}
+        self._claim_fd = -1
+        self._closed = False
+        self._beating: threading.Event | None = None
+        self._beater: threading.Thread | None = None
+        self.nonce = 0
+        self.generation = 0
+        try:
+            self.channel = self._claim()
+            self.doorbell_fd = doorbell_fds[self.channel % len(doorbell_fds)]
+            self.irq_fd = irq_fds[self.channel % len(irq_fds)]
+            self._open_channel()
+        except BaseException:
+            self._release_all()
+            raise
+
+    # -- the channel (docs/protocol.md §1.5-1.8) -------------------------------------------------
+
+    def _claim(self) -> int:
+        """Lock one byte per channel on our own open file description of the region: the first free
+        one is ours until this process ends (the kernel drops the lock however it ends)."""
+        self._claim_fd = os.open(f"/proc/self/fd/{self.region_fd}", os.O_RDWR | os.O_CLOEXEC)
+        count = self.header.layout.channel_count
+        for index in range(count):
+            try:
+                fcntl.fcntl(self._claim_fd, fcntl.F_OFD_SETLK,
+                            _FLOCK.pack(fcntl.F_WRLCK, os.SEEK_SET, index, 1, 0))
+            except OSError:
+                continue
+            return index
+        raise ChannelsBusyError(f"all {count} channels of the VM are held by live processes "
+                                "(cudaErrorDevicesUnavailable)")
+
+    def _open_channel(self) -> None:
+        """Ask the host for a fresh context on our channel and wait until it acknowledges."""
+        block = self.header.channel_block(self.channel)
+        self.region = Region(block)
         self._words = self.region.u32_view
         self._states = self.region.u64_view
+        self.region.set_u32(ChannelField.OWNER_PID, os.getpid())
+        self.region.set_u32(ChannelField.OWNER_PEER, self.peer_id)
+        self.region.set_u64(ChannelField.HEARTBEAT, self.region.u64(ChannelField.HEARTBEAT) + 1)
+        nonce = 0
+        taken = (0, self.region.u32(ChannelField.OPEN_ACK), self.region.u32(ChannelField.OPEN_REQUEST))
+        while nonce in taken:
+            nonce = secrets.randbits(32)
+        fence()
+        self.region.set_u32(ChannelField.OPEN_REQUEST, nonce)
+        fence()
+        os.eventfd_write(self.doorbell_fd, 1)
+        deadline = time.monotonic() + OPEN_TIMEOUT_S
+        while not (self.region.u32(ChannelField.OPEN_ACK) == nonce
+                   and self.region.channel_state == ChannelState.OPEN):
+            if self.header.device_state != DeviceState.READY or time.monotonic() > deadline:
+                raise DeviceGoneError(f"the host did not open channel {self.channel} (device state "
+                                      f"{DeviceState(self.header.device_state).name})")
+            time.sleep(0.002)
+        self.nonce = nonce
+        self.generation = self.region.generation
+        self.epoch = self.header.epoch
         self._serving = self._serving_word()
+        self._channel_serving = int(ChannelState.OPEN) | (self.generation << 32)
+        self.sq = SubmissionProducer(self.region)
+        self.cq = CompletionConsumer(self.region)
+        self.arena = _Arena(self.region.layout.arena_size)
+        self.chunk = max(self.region.layout.arena_size // 4, 64 * 1024)
+        self._start_heartbeat()
+
+    def _start_heartbeat(self) -> None:
+        """A thread of our own bumps the heartbeat every lease_ms / 4: a process busy or blocked keeps
+        its channel, a dead one loses it within the lease."""
+        self._stop_heartbeat()
+        period = max(self.header.layout.lease_ms / 4000, 0.01)
+        stop = self._beating = threading.Event()
+        words = self.region.u64_view
+        index = ChannelField.HEARTBEAT >> 3
+
+        def beat() -> None:
+            while not stop.wait(period):
+                words[index] = (words[index] + 1) & 0xFFFF_FFFF_FFFF_FFFF
+
+        self._beater = threading.Thread(target=beat, name=f"vgpu-heartbeat-{self.channel}", daemon=True)
+        self._beater.start()
+
+    def _stop_heartbeat(self) -> None:
+        if self._beating is not None and self._beater is not None:
+            self._beating.set()
+            self._beater.join()
+        self._beating = self._beater = None
+
+    def _close_channel(self) -> None:
+        """Ask the host to free our context, and wait (briefly) until it has."""
+        self._stop_heartbeat()
+        if not self.nonce or self.header.device_state != DeviceState.READY:
+            return
+        self.region.set_u32(ChannelField.CLOSE_REQUEST, self.nonce)
+        fence()
+        os.eventfd_write(self.doorbell_fd, 1)
+        deadline = time.monotonic() + CLOSE_TIMEOUT_S
+        while self.region.channel_state == ChannelState.OPEN and time.monotonic() < deadline:
+            time.sleep(0.002)
 
     @classmethod
     def connect(cls, path: str | os.PathLike[str], **kwargs: Any) -> Self:
@@ -179,10 +297,26 @@ class GuestClient:
         return cls(sock, **kwargs)
 
     def close(self) -> None:
-        self.region.release()
+        if self._closed:
+            return
+        with contextlib.suppress(OSError, ValueError):
+            self._close_channel()
+        self._release_all()
+
+    def _release_all(self) -> None:
+        self._closed = True
+        self._stop_heartbeat()
+        region = getattr(self, "region", None)
+        if region is not None:
+            region.release()
+        self._device_words.release()
+        self.header.release()
         self._map.close()
-        for fd in (self.region_fd, self.doorbell_fd, self.irq_fd):
+        for fd in (self.region_fd, *self._vector_fds):
             os.close(fd)
+        if self._claim_fd >= 0:
+            os.close(self._claim_fd)  # drops the claim
+            self._claim_fd = -1
         if self.sock is not None:
             self.sock.close()
 
@@ -196,21 +330,22 @@ class GuestClient:
         """After a reset (DeviceGoneError with RESETTING or a new epoch): wait until the host serves
         again, then start over on the fresh rings. Every handle and pointer from before is gone."""
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
-        while not (self.region.device_state == DeviceState.READY and self.region.epoch != self.epoch):
-            if self.region.device_state in (DeviceState.STOPPED, DeviceState.BROKEN):
-                raise DeviceGoneError(f"device is {DeviceState(self.region.device_state).name}")
+        header = self.header
+        while not (header.device_state == DeviceState.READY and (
+                header.epoch != self.epoch or self.region.channel_state != ChannelState.OPEN
+                or self.region.generation != self.generation)):
+            if header.device_state in (DeviceState.STOPPED, DeviceState.BROKEN):
+                raise DeviceGoneError(f"device is {DeviceState(header.device_state).name}")
             if time.monotonic() > deadline:
                 raise TimeoutError("the host did not finish resetting the device")
             select.select([self.irq_fd], [], [], 0.01)
             with contextlib.suppress(BlockingIOError):
                 os.eventfd_read(self.irq_fd)
-        self.epoch = self.region.epoch
-        self._serving = self._serving_word()
-        self.sq = SubmissionProducer(self.region)
-        self.cq = CompletionConsumer(self.region)
-        self.arena = _Arena(self.region.layout.arena_size)
+        self._stop_heartbeat()
+        self.region.release()
         self.async_errors.clear()
         self._early.clear()
+        self._open_channel()  # our claim still holds: a fresh context on the same channel
 
     # -- the transport --------------------------------------------------------------------------
 
@@ -219,9 +354,15 @@ class GuestClient:
         return int(DeviceState.READY) | (self.epoch << 32)
 
     def _check_alive(self) -> None:
-        if self._states[_STATE_WORD] != self._serving:
-            state = self.region.device_state
-            raise DeviceGoneError(f"device state {DeviceState(state).name}, epoch {self.region.epoch}")
+        if self._device_words[_STATE_WORD] != self._serving:
+            state = self.header.device_state
+            raise DeviceGoneError(f"device state {DeviceState(state).name}, epoch {self.header.epoch}")
+        if self._states[_CHANNEL_WORD] != self._channel_serving:
+            state = self.region.channel_state
+            name = ChannelState(state).name if state in ChannelState._value2member_map_ else str(state)
+            reason = self.region.u32(ChannelField.CLOSE_REASON)
+            raise DeviceGoneError(f"channel {self.channel} is {name} (close reason {reason}), generation "
+                                  f"{self.region.generation}: its context is gone")
 
     def _kick(self) -> None:
         fence()
@@ -256,7 +397,8 @@ class GuestClient:
 
     def _submit(self, call_id: int, raw: bytes, data: bytes | memoryview | None, out_cap: int,
                 flags: int) -> tuple[int, int]:
-        if self._states[_STATE_WORD] != self._serving:
+        if (self._device_words[_STATE_WORD] != self._serving
+                or self._states[_CHANNEL_WORD] != self._channel_serving):
             self._check_alive()
         in_off = in_len = out_off = 0
         if data is not None and len(data):

@@ -7,13 +7,17 @@ import struct
 import time
 from dataclasses import dataclass, field
 
-__all__ = ["HandshakeError", "IvshmemPeers", "receive_handshake"]
+__all__ = ["HandshakeError", "IvshmemPeers", "RefusedError", "receive_handshake"]
 
 _MSG = struct.Struct("<q")
 
 
 class HandshakeError(Exception):
     """The server's messages do not follow the ivshmem-server protocol."""
+
+
+class RefusedError(HandshakeError):
+    """The mediator refused the connection and said why (in place of the version: -2, a length, text)."""
 
 
 @dataclass
@@ -45,11 +49,21 @@ def _recv(sock: socket.socket, deadline: float) -> tuple[int, int | None]:
     return _MSG.unpack(data)[0], (fds[0] if fds else None)
 
 
-def receive_handshake(sock: socket.socket, *, host_vectors: int = 1, my_vectors: int = 1,
+def receive_handshake(sock: socket.socket, *, host_vectors: int = 1, my_vectors: int | None = None,
                       timeout: float = 5.0) -> IvshmemPeers:
-    """Read version, id, region fd and eventfds until our own vectors have all arrived."""
+    """Read version, id, region fd and eventfds until our own vectors have all arrived (as many as
+    the host's, unless ``my_vectors`` says; the host sends all of its own first)."""
     deadline = time.monotonic() + timeout
     version, _ = _recv(sock, deadline)
+    if version == -2:
+        length, _ = _recv(sock, deadline)
+        text = b""
+        while len(text) < min(max(length, 0), 4096):
+            chunk = sock.recv(min(length, 4096) - len(text))
+            if not chunk:
+                break
+            text += chunk
+        raise RefusedError(text.decode(errors="replace") or "the mediator refused the connection")
     if version != 0:
         raise HandshakeError(f"ivshmem protocol version {version}, expected 0")
     my_id, _ = _recv(sock, deadline)
@@ -59,7 +73,10 @@ def receive_handshake(sock: socket.socket, *, host_vectors: int = 1, my_vectors:
     if marker != -1 or region_fd is None:
         raise HandshakeError("expected -1 with the shared memory fd")
     result = IvshmemPeers(my_id, region_fd)
-    while len(result.peers.get(my_id, [])) < my_vectors or any(
+    def mine() -> int:
+        return my_vectors if my_vectors is not None else max(len(result.peers.get(0, [])), 1)
+
+    while len(result.peers.get(my_id, [])) < mine() or any(
         len(v) < host_vectors for k, v in result.peers.items() if k != my_id
     ) or len(result.peers) < 2:
         peer, fd = _recv(sock, deadline)

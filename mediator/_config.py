@@ -158,6 +158,13 @@ class DeviceSection(_Section):
     # the CUDA driver version sim reports (cuDriverGetVersion, NVML), 1000 * major + 10 * minor: at
     # least 13000, since the guest's CUDA 13 runtime refuses a driver older than itself
     driver_version: int = Field(default=13000, ge=13000, lt=100_000)
+    # sim's PTX engine, per launch: past either bound CUDA_ERROR_LAUNCH_TIMEOUT (sticky); the device
+    # printf output kept (log and trace), the rest counted as dropped. A launch runs on the worker's
+    # thread, so launch_timeout_s must stay under [mediator] worker_timeout_s (checked below).
+    launch_timeout_s: float = Field(default=5.0, gt=0, le=3600)
+    launch_instructions: int = Field(default=50_000_000, ge=1000)
+    printf_bytes: Size = Field(default=64 * 1024, ge=0, le=16 * 1024**2)
+    printf_lines: int = Field(default=1024, ge=0, le=1_000_000)
 
     @model_validator(mode="after")
     def _uuid_hex(self) -> Self:
@@ -180,6 +187,16 @@ class VmConfig(_Section):
     # owner a member of group (root and the daemon's own user always may). Neither: root only.
     owner: Principal | None = None
     group: Principal | None = None
+    # Channels (docs/protocol.md §1): how many guest processes may hold a CUDA context at once, the
+    # doorbell vectors the host listens on (QEMU's ivshmem-doorbell needs vectors >= this), and how long
+    # a channel whose process stopped beating keeps its context
+    channels: int = Field(default=16, ge=1, le=256)
+    vectors: int | None = Field(default=None, ge=1, le=256)  # None: one per channel
+    channel_lease_ms: int = Field(default=800, ge=40, le=3_600_000)
+
+    @property
+    def doorbell_vectors(self) -> int:
+        return self.vectors if self.vectors is not None else self.channels
 
     @field_validator("name")
     @classmethod
@@ -232,6 +249,16 @@ class MediatorConfig(_Section):
     mqtt: MqttSection = MqttSection()
     metrics: MetricsSection = MetricsSection()
     vm: list[VmConfig] = []
+
+    @model_validator(mode="after")
+    def _launch_inside_watchdog(self) -> Self:
+        # checked when set: the default stands beside a short watchdog kept for tests and drills
+        if "launch_timeout_s" in self.device.model_fields_set and \
+                self.device.launch_timeout_s >= self.mediator.worker_timeout_s:
+            raise ValueError(f"[device] launch_timeout_s ({self.device.launch_timeout_s}) must be less than "
+                             f"[mediator] worker_timeout_s ({self.mediator.worker_timeout_s}): a launch runs on "
+                             "the worker's thread, which beats no heartbeat meanwhile")
+        return self
 
     @model_validator(mode="after")
     def _unique_vms(self) -> Self:

@@ -42,11 +42,11 @@ from protocol import (
     CALLS,
     CALLS_BY_NAME,
     CallSpec,
+    ChannelField,
     CompleteFlags,
     CompletionProducer,
     CublasStatus,
     CUresult,
-    HeaderField,
     MalformedSubmissionError,
     Region,
     RemoteProtocolError,
@@ -220,7 +220,7 @@ class RingServer:
                 counters.bytes_dtoh += out_len
             if self.latched and not is_async and call.waits:
                 status, flags, self.latched = self.latched, _LATCHED, 0
-                self.region.set_u32(HeaderField.LATCHED_ERROR, 0)
+                self.region.set_u32(ChannelField.LATCHED_ERROR, 0)
         except RemoteProtocolError as exc:
             counters.protocol_errors += 1
             status = _status_for(call.spec.status_domain if call else "CUresult", exc.status)
@@ -246,7 +246,7 @@ class RingServer:
             if status:
                 if not self.latched:
                     self.latched = status
-                    self.region.set_u32(HeaderField.LATCHED_ERROR, status)
+                    self.region.set_u32(ChannelField.LATCHED_ERROR, status)
                     counters.latched_errors += 1
                 if self.cq.space():
                     self.cq.push(seq=seq, call_id=call_id, status=status, flags=_ASYNC_ERROR)
@@ -274,7 +274,7 @@ class RingServer:
         except CudaError as exc:
             if not self.latched:
                 self.latched = int(exc.status)
-                self.region.set_u32(HeaderField.LATCHED_ERROR, self.latched)
+                self.region.set_u32(ChannelField.LATCHED_ERROR, self.latched)
                 self.counters.latched_errors += 1
             if exc.sticky and self.sticky is None:
                 self.sticky = exc

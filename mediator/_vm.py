@@ -1,9 +1,15 @@
 """One VM's endpoint and session: the listening socket, the handshake, the worker, the teardown.
 
-The asyncio shell around a worker process. The endpoint accepts one peer at a time (a second
-connection while one is served is refused: accepted and closed at once, and logged). A session
-owns its region memfd, its eventfds, its stats block and its worker; all of them are released
-when it ends, whichever way it ends. The session's state lives in :mod:`._session`.
+The asyncio shell around a worker process. A session is the VM's region and worker with a set of
+socket peers: QEMU is one, host programs on the Unix socket are peers too, several at once, each
+with its own peer id; the guest processes behind them claim channels of the one region (docs/protocol.md
+§1). A peer that disconnects has every channel it used closed at once (the worker frees them); the
+session ends when its last peer has gone. A connection that arrives while a session is starting or
+ending waits for it (it is then added, or starts the next session) instead of being refused; a
+refusal that is still right (not the VM's owner, the VM being removed, too many peers) is sent to the
+program with its reason (:func:`._ivshmem.send_refusal`). A session owns its region memfd, its
+eventfds, its stats block and its worker; all of them are released when it ends, whichever way it
+ends. The session's state lives in :mod:`._session`.
 
 A session also outlives its supervisor: its fds are kept by name in :data:`._fdstore.FDS` (and in
 systemd's fd store), its bookkeeping in a memfd beside them (:class:`._adopt.SessionRecord`). A
@@ -30,23 +36,26 @@ from typing import Any
 
 import structlog
 
-from protocol import DeviceState, HeaderField, Region, lay_out_region
+from protocol import ChannelState, CloseReason, DeviceState, RegionHeader, lay_out_region
 
 from ._adopt import UNKNOWN_EXIT, AdoptedWorker, SessionRecord, WorkerProcess
 from ._config import MediatorConfig, VmConfig
 from ._events import EVENTS
 from ._fdstore import FDS, close_quietly
-from ._ivshmem import HOST_PEER_ID, send_handshake
+from ._ivshmem import HOST_PEER_ID, send_handshake, send_refusal
 from ._lifetime import LifetimeCounters
 from ._ratelimit import RateLimitedLog
 from ._session import SessionState, SessionStateMachine
 from ._sockets import SocketAccess, bind_unix, peer_credentials, socket_access
-from ._stats import StatsBlock, WorkerCounters
+from ._stats import ChannelStats, StatsBlock, WorkerCounters
 from ._trace import TraceRing
 from ._worker import WorkerSpec
 from ._worker_memory import WorkerMemory, exit_reason, oom_kills, worker_memory
 
-__all__ = ["VmEndpoint", "VmSession"]
+__all__ = ["MAX_PEERS", "VmEndpoint", "VmSession"]
+
+#: socket peers one VM's session serves at once (QEMU and host programs); more are refused, saying why
+MAX_PEERS = 64
 
 
 @dataclass
@@ -65,22 +74,24 @@ class _Rate:
 
 
 class VmSession:
-    """One connected peer: region, eventfds, worker process."""
+    """One VM's region, eventfds and worker, and the socket peers it serves."""
 
     def __init__(self, vm: VmConfig, config: MediatorConfig, peer: socket.socket, client_id: int,
                  *, tracing: bool = False, memory_quota: int | None = None) -> None:
         self.vm = vm
         self.config = config
-        self.peer = peer
-        self.client_id = client_id
+        self.client_id = client_id  # the first peer's id
+        self.peers: dict[int, socket.socket] = {client_id: peer}
+        self._peers_changed = asyncio.Event()
+        self.serving = asyncio.Event()  # set once peers can be added (or the session has ended)
         self.fsm = SessionStateMachine()
         self.log = structlog.get_logger("session").bind(vm=vm.name, client=client_id)
         self.region_size = vm.region_size or config.mediator.region_size
         self.memory_quota = memory_quota
         self.started = time.time()
         self.region_fd = -1
-        self.doorbell_fd = -1
-        self.guest_irq_fd = -1
+        self.doorbell_fds: list[int] = []  # one per vector
+        self.guest_irq_fds: list[int] = []
         self.stats: StatsBlock | None = None
         self.process: WorkerProcess | None = None
         self.state_fd = -1  # the memfd with this session's SessionRecord
@@ -91,7 +102,7 @@ class VmSession:
         self._control_reader: asyncio.StreamReader | None = None
         self._control_writer: asyncio.StreamWriter | None = None
         self._map: mmap.mmap | None = None
-        self._region: Region | None = None
+        self._region: RegionHeader | None = None
         self.final_counters = WorkerCounters()
         self.rate = _Rate()
         self._stop = asyncio.Event()
@@ -115,12 +126,19 @@ class VmSession:
         self.region_fd = os.memfd_create(f"vgpu-{self.vm.name}", os.MFD_CLOEXEC)
         os.ftruncate(self.region_fd, self.region_size)
         self._map = mmap.mmap(self.region_fd, self.region_size)
-        lay_out_region(memoryview(self._map), vm_id=self.vm.id)
-        self._region = Region(memoryview(self._map))
-        self._region.set_u32(HeaderField.HOST_PEER_ID, HOST_PEER_ID)
-        self.doorbell_fd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
-        self.guest_irq_fd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+        self._lay_out()
+        self._region = RegionHeader(memoryview(self._map))
+        vectors = self.vm.doorbell_vectors
+        self.doorbell_fds = [os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK) for _ in range(vectors)]
+        self.guest_irq_fds = [os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK) for _ in range(vectors)]
         self.stats = StatsBlock.create(self.vm.name)
+
+    def _lay_out(self, *, epoch: int = 0, state: DeviceState = DeviceState.READY,
+                 close_reason: CloseReason = CloseReason.NONE) -> None:
+        assert self._map is not None
+        lay_out_region(memoryview(self._map), vm_id=self.vm.id, channels=self.vm.channels,
+                       vectors=self.vm.doorbell_vectors, lease_ms=self.vm.channel_lease_ms, epoch=epoch,
+                       state=state, host_peer_id=HOST_PEER_ID, close_reason=close_reason)
 
     async def _spawn_worker(self) -> None:
         assert self.stats is not None
@@ -134,8 +152,8 @@ class VmSession:
         self._oom_kills = oom_kills()
         spec = WorkerSpec(
             vm_id=self.vm.id, vm_name=self.vm.name, region_fd=self.region_fd,
-            region_size=self.region_size, doorbell_fd=self.doorbell_fd,
-            guest_irq_fd=self.guest_irq_fd, stats_fd=self.stats.fd, control_fd=theirs.fileno(),
+            region_size=self.region_size, doorbell_fds=self.doorbell_fds,
+            guest_irq_fds=self.guest_irq_fds, stats_fd=self.stats.fd, control_fd=theirs.fileno(),
             trace_fd=self.trace_ring.fd, trace=self.tracing,
             backend=self.config.mediator.backend, memory_quota=self.memory_quota, device=device,
             poll_us=self.config.mediator.poll_us, max_sleep_ms=self.config.mediator.max_sleep_ms,
@@ -144,7 +162,7 @@ class VmSession:
             host_budget=memory.host_budget, memory_limit=memory.data_limit,
             memory_limit_max=memory.data_limit_max, va_floor=self.va_floor,
         )
-        fds = (self.region_fd, self.doorbell_fd, self.guest_irq_fd, self.stats.fd, theirs.fileno(),
+        fds = (self.region_fd, *self.doorbell_fds, *self.guest_irq_fds, self.stats.fd, theirs.fileno(),
                self.trace_ring.fd)
         # posix_spawn, not asyncio's subprocess: asyncio kills a child whose transport it closes, and a
         # worker must outlive this supervisor (a pidfd watches it, _adopt.AdoptedWorker)
@@ -172,14 +190,20 @@ class VmSession:
         if self.state_fd < 0:
             self.state_fd = os.memfd_create(f"vgpu-session-{self.vm.name}", os.MFD_CLOEXEC)
         self._save_record()
-        for kind, fd in (("peer", self.peer.fileno()), ("region", self.region_fd),
-                         ("doorbell", self.doorbell_fd), ("irq", self.guest_irq_fd), ("stats", self.stats.fd),
-                         ("trace", self.trace_ring.fd), ("control", self.control.fileno()),
-                         ("state", self.state_fd)):
+        kept = [("region", self.region_fd), ("stats", self.stats.fd), ("trace", self.trace_ring.fd),
+                ("control", self.control.fileno()), ("state", self.state_fd)]
+        kept += [(f"peer.{peer_id}", peer.fileno()) for peer_id, peer in self.peers.items()]
+        kept += [(f"doorbell.{v}", fd) for v, fd in enumerate(self.doorbell_fds)]
+        kept += [(f"irq.{v}", fd) for v, fd in enumerate(self.guest_irq_fds)]
+        for kind, fd in kept:
             FDS.keep(self._fd_name(kind), fd)
 
     def _forget_fds(self) -> None:
-        for kind in ("peer", "region", "doorbell", "irq", "stats", "trace", "control", "state"):
+        kinds = ["region", "stats", "trace", "control", "state"]
+        kinds += [f"peer.{peer_id}" for peer_id in self.peers]
+        kinds += [f"doorbell.{v}" for v in range(len(self.doorbell_fds))]
+        kinds += [f"irq.{v}" for v in range(len(self.guest_irq_fds))]
+        for kind in kinds:
             FDS.forget(self._fd_name(kind))
 
     def _save_record(self) -> None:
@@ -201,16 +225,24 @@ class VmSession:
     def adopt(cls, vm: VmConfig, config: MediatorConfig, fds: dict[str, int]) -> VmSession:
         """A session a previous supervisor parked (or left by crashing), from the fds it kept."""
         record = SessionRecord.read(fds["state"])
-        peer = socket.socket(fileno=fds["peer"])
-        peer.setblocking(False)
-        session = cls(vm, config, peer, record.client_id, tracing=record.tracing,
+        peers = {int(kind.split(".", 1)[1]): fd for kind, fd in fds.items() if kind.startswith("peer.")}
+        if not peers:
+            raise KeyError("peer")
+        sockets = {peer_id: socket.socket(fileno=fd) for peer_id, fd in peers.items()}
+        for sock in sockets.values():
+            sock.setblocking(False)
+        first = record.client_id if record.client_id in sockets else min(sockets)
+        session = cls(vm, config, sockets[first], first, tracing=record.tracing,
                       memory_quota=record.memory_quota)
+        session.peers = sockets
         session.region_size = record.region_size
         session.started = record.started
-        session.region_fd, session.doorbell_fd, session.guest_irq_fd = (fds["region"], fds["doorbell"],
-                                                                       fds["irq"])
+        session.region_fd = fds["region"]
         session._map = mmap.mmap(session.region_fd, session.region_size)
-        session._region = Region(memoryview(session._map))
+        session._region = RegionHeader(memoryview(session._map))
+        vectors = session._region.layout.vectors
+        session.doorbell_fds = [fds[f"doorbell.{v}"] for v in range(vectors)]
+        session.guest_irq_fds = [fds[f"irq.{v}"] for v in range(vectors)]
         session.stats = StatsBlock(fds["stats"])
         session.trace_ring.close()
         session.trace_ring = TraceRing(fds["trace"])
@@ -236,6 +268,7 @@ class VmSession:
             assert self.control is not None
             self._control_reader, self._control_writer = await asyncio.open_unix_connection(sock=self.control)
             self.fsm.transition(SessionState.SERVING)
+            self.serving.set()
             if self.process is None:
                 await self._restart_worker("worker ended while no supervisor watched it")
             assert self.process is not None
@@ -250,6 +283,7 @@ class VmSession:
                 self.fsm.transition(SessionState.BROKEN, str(exc))
         finally:
             self.watched.set()
+            self.serving.set()
             if not self.parked:
                 await asyncio.shield(self._teardown())
 
@@ -279,11 +313,9 @@ class VmSession:
             ready = await asyncio.wait_for(self._read_control(), timeout=60)
             if not ready or ready.get("event") != "ready":
                 raise RuntimeError(f"worker did not start: {ready}")
-            self.peer.setblocking(True)
-            send_handshake(self.peer, client_id=self.client_id, region_fd=self.region_fd,
-                           host_vector_fds=[self.doorbell_fd], guest_vector_fds=[self.guest_irq_fd])
-            self.peer.setblocking(False)
+            self._handshake(self.peers[self.client_id], self.client_id)
             self.fsm.transition(SessionState.SERVING)
+            self.serving.set()
             self._keep_fds()
             self.log.info("vm attached", pid=ready.get("pid"), backend=ready.get("backend"),
                           region_size=self.region_size)
@@ -295,8 +327,72 @@ class VmSession:
             if self.fsm.state in (SessionState.HANDSHAKING, SessionState.SERVING):
                 self.fsm.transition(SessionState.BROKEN, str(exc))
         finally:
+            self.serving.set()
             if not self.parked:
                 await asyncio.shield(self._teardown())
+
+    def _handshake(self, peer: socket.socket, peer_id: int) -> None:
+        peer.setblocking(True)
+        peer.settimeout(5.0)  # a peer that does not read its handshake is not waited for long
+        try:
+            send_handshake(peer, client_id=peer_id, region_fd=self.region_fd,
+                           host_vector_fds=self.doorbell_fds, guest_vector_fds=self.guest_irq_fds)
+        finally:
+            peer.setblocking(False)
+
+    def add_peer(self, peer: socket.socket, peer_id: int) -> None:
+        """Serve one more peer (a second program, QEMU beside host programs) from the same region."""
+        if self.fsm.state is not SessionState.SERVING:
+            raise RuntimeError(f"session is {self.fsm.state.value}")
+        self._handshake(peer, peer_id)
+        self.peers[peer_id] = peer
+        if self.state_fd >= 0:
+            FDS.keep(self._fd_name(f"peer.{peer_id}"), peer.fileno())
+        self._peers_changed.set()
+        self.log.info("peer attached", peer=peer_id, peers=len(self.peers))
+        EVENTS.publish("peer_attached", vm=self.vm.name, vm_id=self.vm.id, client=peer_id)
+
+    async def _drop_peer(self, peer_id: int) -> None:
+        """A peer disconnected: every channel its processes used is closed by the worker at once."""
+        peer = self.peers.pop(peer_id, None)
+        if peer is None:
+            return
+        FDS.forget(self._fd_name(f"peer.{peer_id}"))
+        with contextlib.suppress(OSError):
+            peer.close()
+        await self.send_control(op="peer_gone", peer=peer_id)
+        self.log.info("peer detached", peer=peer_id, peers=len(self.peers))
+
+    async def _watch_peers(self) -> str:
+        """Until the last peer has disconnected (each one that goes has its channels closed)."""
+        loop = asyncio.get_running_loop()
+
+        async def eof(sock: socket.socket) -> None:
+            with contextlib.suppress(OSError):
+                while await loop.sock_recv(sock, 4096):
+                    pass
+
+        readers: dict[int, asyncio.Task[None]] = {}
+        try:
+            while True:
+                for peer_id, sock in self.peers.items():
+                    if peer_id not in readers:
+                        readers[peer_id] = asyncio.create_task(eof(sock),
+                                                               name=f"{self.vm.name}:peer{peer_id}")
+                self._peers_changed.clear()
+                changed = asyncio.create_task(self._peers_changed.wait())
+                await asyncio.wait([*readers.values(), changed], return_when=asyncio.FIRST_COMPLETED)
+                changed.cancel()
+                for peer_id, task in list(readers.items()):
+                    if task.done():
+                        del readers[peer_id]
+                        await self._drop_peer(peer_id)
+                if not self.peers:
+                    return "peer disconnected"
+        finally:
+            for task in readers.values():
+                task.cancel()
+            await asyncio.gather(*readers.values(), return_exceptions=True)
 
     async def _serve(self) -> None:
         """Serve until the session ends; a worker that dies or hangs is replaced (epoch bumped)."""
@@ -341,9 +437,7 @@ class VmSession:
             self._control_writer.close()
         epoch = self._region.epoch + 1
         self._region.set_device_state(DeviceState.RESETTING)
-        lay_out_region(memoryview(self._map), vm_id=self.vm.id, epoch=epoch,
-                       state=DeviceState.RESETTING)
-        self._region.set_u32(HeaderField.HOST_PEER_ID, HOST_PEER_ID)
+        self._lay_out(epoch=epoch, state=DeviceState.RESETTING, close_reason=CloseReason.RESET)
         assert self.stats is not None
         lost = self.stats.read()  # the dead worker's own counts
         self.calls_before_restart += lost.calls
@@ -358,20 +452,17 @@ class VmSession:
             FDS.keep(self._fd_name("control"), self.control.fileno())
             self._save_record()
         self._region.set_device_state(DeviceState.READY)
-        os.eventfd_write(self.guest_irq_fd, 1)  # wake a guest that sleeps waiting for us
+        for fd in self.guest_irq_fds:  # wake the guests that sleep waiting for us
+            os.eventfd_write(fd, 1)
         self.log.warning("vm reset: worker restarted", epoch=epoch, pid=ready.get("pid"),
                          restarts=self.restarts, reason=reason)
         EVENTS.publish("vm_reset", vm=self.vm.name, vm_id=self.vm.id, epoch=epoch, reason=reason)
 
     async def _serve_one_worker(self) -> str:
-        loop = asyncio.get_running_loop()
         assert self.process is not None
 
         async def peer_gone() -> str:
-            while True:
-                data = await loop.sock_recv(self.peer, 4096)
-                if not data:
-                    return "peer disconnected"
+            return await self._watch_peers()
 
         async def worker_exit() -> str:
             assert self.process is not None
@@ -395,10 +486,9 @@ class VmSession:
                 if message.get("event") == "va_lease":
                     self._note_va_lease(message)
                     continue
-                if message.get("event") == "sticky":
-                    self.log.warning("sticky CUDA error: rebuilding the VM's context",
-                                     status=message.get("status"), reason=message.get("reason"))
-                    self.reset(f"sticky CUDA error {message.get('status')}: {message.get('reason')}")
+                if message.get("event") == "sticky":  # that channel's context only (the worker logged it)
+                    EVENTS.publish("channel_sticky", vm=self.vm.name, vm_id=self.vm.id,
+                                   channel=message.get("channel"), status=message.get("status"))
                     continue
                 details = {k: v for k, v in message.items() if k != "event"}
                 self.log.info("worker event", worker_event=message.get("event"), **details)
@@ -482,20 +572,31 @@ class VmSession:
             self._map = None
         if self._control_writer is not None:
             self._control_writer.close()
-        for fd in (self.region_fd, self.doorbell_fd, self.guest_irq_fd):
+        for fd in (self.region_fd, *self.doorbell_fds, *self.guest_irq_fds):
             if fd >= 0:
                 os.close(fd)
-        self.region_fd = self.doorbell_fd = self.guest_irq_fd = -1
+        self.region_fd = -1
+        self.doorbell_fds, self.guest_irq_fds = [], []
         if self.state_fd >= 0:
             close_quietly(self.state_fd)
             self.state_fd = -1
-        with contextlib.suppress(OSError):
-            self.peer.close()
+        for peer in self.peers.values():
+            with contextlib.suppress(OSError):
+                peer.close()
+        self.peers.clear()
         if self.fsm.state in (SessionState.DRAINING, SessionState.BROKEN):
             self.fsm.transition(SessionState.CLOSED)
         self.log.info("vm detached", state=self.fsm.state.value, reason=self.fsm.reason)
         EVENTS.publish("vm_detached", vm=self.vm.name, vm_id=self.vm.id, state=self.fsm.state.value,
                        reason=self.fsm.reason)
+
+    def channels(self) -> list[dict[str, Any]]:
+        """The channels in use or used since the worker started (status, metrics, MQTT): index, state,
+        owner's pid and peer, generation, calls, errors, memory used, live handles, opened at."""
+        if self.stats is None or self._region is None:
+            return []
+        return [channel_status(c) for c in self.stats.read_channels(self._region.layout.channel_count)
+                if c.state != ChannelState.FREE or c.generation]
 
     def counters(self) -> WorkerCounters:
         """This worker's counters; calls and errors include the workers it replaced."""
@@ -542,6 +643,15 @@ class VmSession:
                 resource.prlimit(self.process.pid, resource.RLIMIT_DATA, (min(memory.data_limit, hard), hard))
 
 
+def channel_status(stat: ChannelStats) -> dict[str, Any]:
+    return {"index": stat.index, "state": ChannelState(stat.state).name.lower()
+            if stat.state in ChannelState._value2member_map_ else str(stat.state),
+            "owner_pid": stat.owner_pid, "owner_peer": stat.owner_peer, "generation": stat.generation,
+            "calls": stat.calls, "errors": stat.errors, "memory_used": stat.memory_used,
+            "live_handles": stat.live_handles,
+            "opened_at": stat.opened_at_ns / 1e9 if stat.opened_at_ns else None}
+
+
 def process_start(pid: int) -> int | None:
     """When ``pid`` started (clock ticks since boot, /proc/PID/stat): with the pid, it names one
     process for good (a pid may be given to another process once the first has ended)."""
@@ -564,7 +674,7 @@ class VmEndpoint:
         self.log = structlog.get_logger("endpoint").bind(vm=vm.name)
         # a peer can connect at any rate: one line a second at most, the counters hold the totals
         self._log_refused = RateLimitedLog(self.log.warning)
-        self.refused_peers = 0  # connections from a process that is not this VM's QEMU
+        self.refused_peers = 0  # connections from a process that is not this VM's owner
         self.session: VmSession | None = None
         self.session_task: asyncio.Task[None] | None = None
         self._listener: socket.socket | None = None
@@ -641,31 +751,69 @@ class VmEndpoint:
         self.access = access
         self.log.info("vm socket access changed", mode=f"{access.mode:04o}", uid=access.uid, gid=access.gid)
 
+    def _refuse(self, conn: socket.socket, reason: str, **details: Any) -> None:
+        """Refuse a connection, telling the program why (it logs it) and logging it here, rate-limited."""
+        self._log_refused(f"connection refused: {reason}", **details)
+        send_refusal(conn, f"vgpu-mediator: vm {self.vm.name}: {reason}")
+        conn.close()
+
     async def _accept_loop(self) -> None:
         loop = asyncio.get_running_loop()
         assert self._listener is not None
         while True:
             conn, _ = await loop.sock_accept(self._listener)
             peer = peer_credentials(conn)
+            described = peer.describe() if peer else None
             if not self.access.policy.allows(peer):
                 self.refused_peers += 1
-                self._log_refused("connection refused: peer is not this VM's owner",
-                                  peer=peer.describe() if peer else None, refused_peers=self.refused_peers)
-                conn.close()
+                self._refuse(conn, "the connecting process is not this VM's owner", peer=described,
+                             refused_peers=self.refused_peers)
                 continue
-            if self.session is not None or self.retiring:
+            await self._attach(conn, described)
+
+    async def _attach(self, conn: socket.socket, described: str | None) -> None:
+        """Add the connection to the session being served, or start one. A session still starting is
+        waited for, and one ending is waited out: back-to-back programs are all served."""
+        while True:
+            if self.retiring:
                 self.refused += 1
-                self._log_refused("connection refused: vm already has a peer"
-                                  if not self.retiring else "connection refused: vm is being removed",
-                                  peer=peer.describe() if peer else None, refused=self.refused)
-                conn.close()
+                self._refuse(conn, "the VM is being removed", peer=described, refused=self.refused)
+                return
+            session, task = self.session, self.session_task
+            if session is None or task is None:
+                break
+            if session.fsm.state is SessionState.HANDSHAKING:
+                waiter = asyncio.ensure_future(session.serving.wait())
+                await asyncio.wait([waiter, task], return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
                 continue
+            if session.fsm.state is SessionState.SERVING:
+                if len(session.peers) >= MAX_PEERS:
+                    self.refused += 1
+                    self._refuse(conn, f"it already serves {MAX_PEERS} peers", peer=described,
+                                 refused=self.refused)
+                    return
+                client_id = self._take_client_id()
+                try:
+                    session.add_peer(conn, client_id)
+                except (OSError, RuntimeError) as exc:
+                    self.log.warning("peer not attached", peer=described, error=str(exc))
+                    conn.close()
+                return
+            await asyncio.shield(task)  # draining or closed: the next session starts once it has ended
+        client_id = self._take_client_id()
+        self.session = VmSession(self.vm, self.config, conn, client_id, tracing=self.tracing,
+                                 memory_quota=self.memory_quota)
+        self.session_task = asyncio.create_task(self._run_session(self.session),
+                                                name=f"{self.vm.name}:session")
+
+    def _take_client_id(self) -> int:
+        in_use = set(self.session.peers) if self.session is not None else set()
+        while True:
             client_id = self._next_client
             self._next_client = self._next_client % 0xFFFF + 1
-            self.session = VmSession(self.vm, self.config, conn, client_id, tracing=self.tracing,
-                                     memory_quota=self.memory_quota)
-            self.session_task = asyncio.create_task(self._run_session(self.session),
-                                                    name=f"{self.vm.name}:session")
+            if client_id not in in_use and client_id != HOST_PEER_ID:
+                return client_id
 
     async def _run_session(self, session: VmSession, *, adopted: bool = False) -> None:
         try:
@@ -679,7 +827,8 @@ class VmEndpoint:
             self.restarts_before += session.restarts
             self.errors_before += counters.errors
             self.sessions_served += 1
-            self.session = None
+            if self.session is session:
+                self.session = None
             if self.last_trace is not None:
                 self.last_trace.close()
             self.last_trace = session.trace_ring  # kept for the operator until the next session ends
@@ -761,6 +910,13 @@ class VmEndpoint:
             "calls_per_s": round(session.rate.per_second, 1) if session else 0.0,
             "memory_used": counters.memory_used,
             "live_handles": counters.live_handles,
+            "peers": len(session.peers) if session else 0,
+            "channel_count": self.vm.channels,
+            "channels_open": counters.channels_open,
+            "channels_opened": counters.channels_opened,
+            "channels_expired": counters.channels_expired,
+            "channels_broken": counters.channels_broken,
+            "channels": session.channels() if session else [],
             "last_session": self.last_session,
             "memory_quota": quota,
             # where the quota comes from: "operator" (set_quota at run time, until the file's changes)

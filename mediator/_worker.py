@@ -1,4 +1,12 @@
-"""A VM's worker process: map the region, build the executor, serve the ring, sleep when idle.
+"""A VM's worker process: map the region, serve every open channel with its own context, sleep when idle.
+
+Channels (protocol 2.0): the region holds several ring pairs, one per guest process; the
+:class:`~mediator._channels.ChannelTable` opens, closes and expires them and gives each open one its own
+context (executor and ring server), all sharing the VM's quota, host budget and address space
+(:class:`executor.VmShare`). The loop serves the open channels in turn, at most ``DRAIN_BUDGET`` entries
+from each per pass (starting one further each pass), so a channel flooding asynchronous work delays
+another by one batch at most. What follows describes one channel's rings; with several open the
+loop spins only while exactly one is open, and otherwise polls them all.
 
 Spawned by the supervisor as ``python -m mediator._worker '<json>'`` with its file descriptors
 passed (never forked: CUDA may be loaded). The loop polls the submission ring while work arrives —
@@ -25,6 +33,7 @@ it, so nobody can adopt this worker: it drains, releases everything and exits.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import mmap
 import os
@@ -33,6 +42,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from time import perf_counter_ns
 from typing import Any, Final
@@ -40,28 +50,29 @@ from typing import Any, Final
 import setproctitle
 import structlog
 
-from executor import DeviceConfig, Executor, create_executor
+from executor import DeviceConfig, VmShare
 from protocol import (
+    ChannelField,
     CublasStatus,
     CUresult,
     DeviceState,
-    HeaderField,
-    Region,
+    RegionHeader,
     RemoteProtocolError,
     Submission,
     fence,
 )
 
+from ._channels import Channel, ChannelContext, ChannelTable
 from ._limits import TokenBucket
 from ._logging import configure_logging
-from ._server import RingServer
-from ._stats import StatsBlock, WorkerCounters
+from ._stats import ChannelStats, StatsBlock, WorkerCounters
 from ._trace import TraceRing, summarize
 from ._worker_memory import EXIT_OUT_OF_MEMORY, apply_worker_limits
 
 __all__ = ["DRAIN_BUDGET", "HEARTBEAT_NS", "IDLE_SLICE_NS", "SPIN_YIELD_NS", "WorkerSpec", "main"]
 
-_NEED_IRQ: Final = HeaderField.GUEST_NEED_IRQ >> 2
+_NEED_IRQ: Final = ChannelField.GUEST_NEED_IRQ >> 2
+_NEED_WAKEUP: Final = ChannelField.HOST_NEED_WAKEUP >> 2
 #: submissions served per pass of the loop; a full pass yields the CPU before the next (a flooding
 #: VM takes turns: with 256, its neighbours' Jain's index was 0.66-0.79 here, with 32 0.85-0.99)
 DRAIN_BUDGET: Final = 32
@@ -84,8 +95,8 @@ class WorkerSpec:
     vm_name: str
     region_fd: int
     region_size: int
-    doorbell_fd: int
-    guest_irq_fd: int
+    doorbell_fds: list[int]  # one per vector: the guest kicks vector channel % vectors
+    guest_irq_fds: list[int]  # one per vector: the host interrupts the channel's owner on them
     stats_fd: int
     control_fd: int
     trace_fd: int = -1
@@ -112,6 +123,14 @@ class WorkerSpec:
         return cls(**json.loads(text))
 
 
+def _channel_stats(channel: Channel) -> ChannelStats:
+    ctx = channel.ctx
+    return ChannelStats(
+        channel.index, int(channel.state), channel.generation, channel.owner_pid, channel.owner_peer,
+        channel.calls, channel.errors, ctx.executor.memory_used() if ctx else 0,
+        ctx.executor.live_handles() if ctx else 0, int(channel.opened_at * 1e9))
+
+
 def _device_config(raw: dict[str, Any]) -> DeviceConfig:
     values = dict(raw)
     if "uuid" in values:
@@ -127,7 +146,6 @@ class Worker:
         self.log = structlog.get_logger("worker").bind(vm=spec.vm_name, pid=os.getpid())
         # populated up front: a first touch per arena page would fault on every new payload offset
         self._map = mmap.mmap(spec.region_fd, spec.region_size, flags=mmap.MAP_SHARED | mmap.MAP_POPULATE)
-        self.region = Region(memoryview(self._map))
         self.stats = StatsBlock(spec.stats_fd)
         self.counters = WorkerCounters(pid=os.getpid())
         self.control = socket.socket(fileno=spec.control_fd)
@@ -136,35 +154,45 @@ class Worker:
         self._outbox = b""  # what the supervisor has not taken yet (it may be restarting)
         self._outbox_dropped = 0
         self.stopping = False
-        self.executor: Executor = create_executor(
+        self._doorbells: set[int] = set()
+        self.header = RegionHeader(memoryview(self._map))
+        self.share = VmShare(
             spec.backend,  # type: ignore[arg-type]
             device=_device_config(spec.device), memory_quota=spec.memory_quota,
             host_budget=spec.host_budget, va_floor=spec.va_floor,
             on_va_lease=lambda end: self.send(event="va_lease", end=end))
-        self.executor.between_ops = self.beat_between_ops
-        attach = getattr(self.executor, "attach_arena", None)
-        if callable(attach):
-            attach(self.region.arena)
-        self.server = RingServer(self.region, self.executor, self.counters, vm=spec.vm_name)
-        if spec.calls_per_s:
-            self.server.limiter = TokenBucket(spec.calls_per_s, now=time.monotonic())
-        self.server.max_async_inflight = spec.max_async_inflight
-        self._sticky_reported = False
+        self.backend_name = self.share.backend
+        self.limiter = TokenBucket(spec.calls_per_s, now=time.monotonic()) if spec.calls_per_s else None
+        self._trace_hook: Callable[[Submission, str, int, int], None] | None = None
+        self.table = ChannelTable(self.header, self.share, self.counters, vm=spec.vm_name,
+                                  setup=self._set_up_context)
+        self._sticky_reported: set[tuple[int, int]] = set()  # (channel, generation) already logged
         self._beat_at = 0  # perf_counter_ns of the last publish_stats
-        self._words = self.region.u32_view
         self.trace_ring = TraceRing(spec.trace_fd) if spec.trace_fd >= 0 else None
         self.set_tracing(spec.trace)
+
+    def _set_up_context(self, ctx: ChannelContext) -> None:
+        """What every fresh context gets: the worker's heartbeat hook, the pinned arena, the VM's limits."""
+        ctx.executor.between_ops = self.beat_between_ops
+        attach = getattr(ctx.executor, "attach_arena", None)
+        if callable(attach):
+            attach(ctx.region.arena)
+        ctx.server.limiter = self.limiter
+        ctx.server.max_async_inflight = self.spec.max_async_inflight
+        ctx.server.trace = self._trace_hook
 
     def set_tracing(self, enable: bool) -> None:
         ring = self.trace_ring
         if not enable or ring is None:
-            self.server.trace = None
-            return
+            self._trace_hook = None
+        else:
+            def record(sub: Submission, _name: str, status: int, duration_ns: int) -> None:
+                ring.append(time.time_ns(), duration_ns, sub, status, summarize(sub))
 
-        def record(sub: Submission, _name: str, status: int, duration_ns: int) -> None:
-            ring.append(time.time_ns(), duration_ns, sub, status, summarize(sub))
-
-        self.server.trace = record
+            self._trace_hook = record
+        for channel in self.table.open:
+            if channel.ctx is not None:
+                channel.ctx.server.trace = self._trace_hook
 
     # -- control channel --------------------------------------------------------------------
 
@@ -224,31 +252,44 @@ class Worker:
                 if status in domain._value2member_map_:
                     code = domain(status)
                     break
-            self.executor.inject_fault(code, sticky=bool(message.get("sticky", True)))
-            self.log.warning("fault injected", status=int(code), sticky=bool(message.get("sticky", True)))
+            wanted = message.get("channel")
+            targets = [c for c in self.table.open if wanted is None or c.index == wanted]
+            for channel in targets:
+                assert channel.ctx is not None
+                channel.ctx.executor.inject_fault(code, sticky=bool(message.get("sticky", True)))
+            self.log.warning("fault injected", status=int(code), sticky=bool(message.get("sticky", True)),
+                             channels=[c.index for c in targets])
         elif op == "set_quota":
-            setter = getattr(self.executor, "set_memory_quota", None)
-            if callable(setter):
-                setter(message.get("bytes"))
-                self.send(event="quota_set", bytes=message.get("bytes"), id=message.get("id"))
-            else:
-                self.send(event="error", reason="backend has no quota control", id=message.get("id"))
+            self.share.set_memory_quota(message.get("bytes"))
+            self.send(event="quota_set", bytes=message.get("bytes"), id=message.get("id"))
+        elif op == "peer_gone":
+            peer = message.get("peer")
+            if isinstance(peer, int) and not isinstance(peer, bool):
+                closed = self.table.peer_gone(peer)
+                self.log.info("socket peer gone; its channels closed", peer=peer, channels=closed)
+                self.publish_stats()
         else:
             self.log.warning("unknown control message", message=message)
 
     # -- the loop -----------------------------------------------------------------------------
 
-    def kick_guest(self) -> None:
+    def kick_guest(self, channel: Channel) -> None:
+        ctx = channel.ctx
         fence()
-        if self._words[_NEED_IRQ]:
-            os.eventfd_write(self.spec.guest_irq_fd, 1)
+        if ctx is not None and ctx.region.u32_view[_NEED_IRQ]:
+            fds = self.spec.guest_irq_fds
+            os.eventfd_write(fds[channel.index % len(fds)], 1)
 
     def publish_stats(self) -> None:
-        counters = self.counters
-        counters.memory_used = self.executor.memory_used()
-        counters.live_handles = self.executor.live_handles()
+        counters, table = self.counters, self.table
+        counters.memory_used = self.share.memory_used()
+        counters.live_handles = self.share.live_handles()
         counters.heartbeat_ns = time.monotonic_ns()
+        counters.channels_open = len(table.open)
+        counters.channels_opened, counters.channels_closed = table.opened, table.closed
+        counters.channels_expired, counters.channels_broken = table.expired, table.broken
         self.stats.write(counters)
+        self.stats.write_channels([_channel_stats(c) for c in table])
         self._beat_at = perf_counter_ns()
 
     def beat_between_ops(self) -> None:
@@ -264,134 +305,161 @@ class Worker:
             self.poll_control()
 
     def sleep(self, poller: select.poll, timeout_ms: int) -> None:
-        """Sleep on the doorbell and the control socket, then take what woke us."""
+        """Sleep on the doorbells and the control socket, then take what woke us."""
+        doorbells = self._doorbells
         for fd, _ in poller.poll(timeout_ms):
-            if fd == self.spec.doorbell_fd:
-                os.eventfd_read(fd)
+            if fd in doorbells:
+                with contextlib.suppress(BlockingIOError):
+                    os.eventfd_read(fd)
                 self.counters.wakeups += 1
             else:
                 self.poll_control()
 
-    def wait_for_room(self, poller: select.poll) -> None:
-        """Back-pressure: the guest's completion ring is full and its next entry needs a completion.
+    def _set_need_wakeup(self, value: int) -> None:
+        for channel in self.table.open:
+            if channel.ctx is not None:
+                channel.ctx.region.u32_view[_NEED_WAKEUP] = value
 
-        A guest kicks after it submits, not after it consumes completions, so no doorbell says that
-        room appeared: the worker looks again after 1 ms, then after twice as long each time, up to
-        ``max_sleep_ms`` (a guest that consumes while ``host_need_wakeup`` is 1 may kick to end the
-        wait at once). The heartbeat is published at least every ``HEARTBEAT_NS`` and the control
-        socket is served while it sleeps: a guest that never reads its completions costs a wakeup per
-        ``max_sleep_ms`` and is never mistaken for a hung worker. An impossible completion head
-        raises, as in ``drain``.
-        """
-        region, cq = self.region, self.server.cq
-        self.counters.cq_full_waits += 1
-        timeout_ms = 1
-        region.set_u32(HeaderField.HOST_NEED_WAKEUP, 1)
-        fence()
-        try:
-            self.publish_stats()  # status shows the wait at once
-            while not self.stopping and not cq.space():
-                self.sleep(poller, timeout_ms)
-                timeout_ms = min(timeout_ms * 2, self.spec.max_sleep_ms)
-                self.beat_if_due(perf_counter_ns())  # (a doorbell storm wakes it at every kick)
-        finally:
-            region.set_u32(HeaderField.HOST_NEED_WAKEUP, 0)
+    def _pending(self) -> bool:
+        return any(c.ctx is not None and c.ctx.server.sq.pending() for c in self.table.open)
+
+    def serve_pass(self, start: int) -> tuple[int, bool, bool]:
+        """One pass over the open channels from the ``start``-th on, ``DRAIN_BUDGET`` entries from each
+        at most; returns (served, some channel waits for completion room, some waits for tokens)."""
+        counters, table = self.counters, self.table
+        channels = table.open
+        count = len(channels)
+        served_all = 0
+        blocked = limited = False
+        for k in range(count):
+            channel = channels[(start + k) % count]
+            ctx = channel.ctx
+            if ctx is None:
+                continue
+            server = ctx.server
+            calls, errors = counters.calls, counters.errors
+            try:
+                served = server.drain(DRAIN_BUDGET)
+            except RemoteProtocolError as exc:  # impossible indices: only this channel is closed
+                table.broke(channel, exc)
+                continue
+            channel.calls += counters.calls - calls
+            channel.errors += counters.errors - errors
+            if served:
+                served_all += served
+                self.kick_guest(channel)
+            blocked = blocked or server.cq_blocked
+            limited = limited or server.rate_limited
+            if server.sticky is not None and (channel.index, channel.generation) not in self._sticky_reported:
+                # the context is poisoned: every later call of this channel fails with it, as a process's
+                # context on a GPU; the channel's next open (the process's successor) starts clean
+                self._sticky_reported.add((channel.index, channel.generation))
+                self.kick_guest(channel)
+                self.log.warning("sticky CUDA error: the channel's context fails every later call until "
+                                 "it is reopened", channel=channel.index, owner_pid=channel.owner_pid,
+                                 status=int(server.sticky.status), reason=server.sticky.message)
+                self.send(event="sticky", channel=channel.index, status=int(server.sticky.status),
+                          reason=server.sticky.message)
+        return served_all, blocked, limited
 
     def run(self) -> int:
         spec = self.spec
-        region = self.region
-        server = self.server
+        table = self.table
         poller = select.poll()
-        poller.register(spec.doorbell_fd, select.POLLIN)
+        self._doorbells = set(spec.doorbell_fds)
+        for fd in spec.doorbell_fds:
+            poller.register(fd, select.POLLIN)
         poller.register(self.control.fileno(), select.POLLIN)
+        table.scan()
         self.publish_stats()
-        self.send(event="ready", pid=os.getpid(), backend=self.executor.backend_name)
-        self.log.info("worker serving", backend=self.executor.backend_name)
+        self.send(event="ready", pid=os.getpid(), backend=self.backend_name)
+        self.log.info("worker serving", backend=self.backend_name, channels=len(table.channels))
         since_yield = 0  # calls served since this worker last yielded the CPU
         poll_ns = spec.poll_us * 1000
         idle_since = perf_counter_ns()
-        try:
-            while not self.stopping:
-                served = server.drain(DRAIN_BUDGET)
-                if server.sticky is not None and not self._sticky_reported:
-                    # the context is poisoned: the supervisor rebuilds it (a reset, new epoch)
-                    self._sticky_reported = True
-                    self.kick_guest()
-                    self.send(event="sticky", status=int(server.sticky.status),
-                              reason=server.sticky.message)
-                if server.rate_limited and not served:
-                    assert server.limiter is not None
-                    self.beat_if_due(perf_counter_ns())
-                    time.sleep(min(server.limiter.wait_s(time.monotonic()), spec.max_sleep_ms / 1000))
-                    continue
-                if server.cq_blocked and not served:
-                    self.wait_for_room(poller)
-                    idle_since = perf_counter_ns()
-                    continue
-                if served:
-                    if self.executor.memory_used() != self.counters.memory_used:
-                        self.publish_stats()  # memory moved: status shows it now, not at the next idle
-                    self.kick_guest()
-                    now = perf_counter_ns()
-                    if now - self._beat_at >= HEARTBEAT_NS:  # beat_if_due, inlined: once per batch
-                        self.publish_stats()
-                        self.poll_control()
-                    since_yield += served
-                    if since_yield >= DRAIN_BUDGET:
-                        # this VM keeps the worker busy (a flood, or a guest in a tight loop of calls):
-                        # let any other runnable worker or guest have the CPU before the next batch
-                        # (returns at once when none is waiting), so busy VMs take turns instead of
-                        # whole scheduler slices.
-                        since_yield = 0
-                        os.sched_yield()
-                        now = perf_counter_ns()
-                    idle_since = now
-                    continue
-                idle = perf_counter_ns() - idle_since
-                if idle < poll_ns:
-                    # Wait for the guest's next entry in C, without the GIL; after SPIN_YIELD_NS of
-                    # nothing, yield the CPU between looks. The spin gives up early when it sees the
-                    # CPU contended (more runnable workers and guests than cores): then this worker
-                    # sleeps at once, and its guest's kick wakes it, instead of spinning in the way
-                    # of the very guest it waits for.
-                    window = min(poll_ns - idle, IDLE_SLICE_NS)
-                    if server.sq.spin(window, max(0, SPIN_YIELD_NS - idle)):
-                        continue
-                    spent = perf_counter_ns() - idle_since - idle
-                    if spent >= window and idle + spent < poll_ns:
-                        self.poll_control()  # a slice of a longer poll: look at the control socket
-                        continue
-                    # the poll is over (or the CPU is contended): publish, then sleep, as below
-                # Going to sleep: announce it, then look once more (see the module docstring).
-                region.set_u32(HeaderField.HOST_NEED_WAKEUP, 1)
-                fence()
-                if server.sq.pending():
-                    region.set_u32(HeaderField.HOST_NEED_WAKEUP, 0)
-                    continue
-                self.publish_stats()
-                self.counters.sleeps += 1
-                self.sleep(poller, spec.max_sleep_ms)
-                region.set_u32(HeaderField.HOST_NEED_WAKEUP, 0)
+        room_wait_ms = 0  # back-pressure: how long the last look for completion room waited
+        turn = 0
+        while not self.stopping:
+            now = perf_counter_ns()
+            if table.scan_due(time.monotonic_ns()) and table.scan():
+                self.publish_stats()  # a channel opened or closed: status shows it now
+            served, blocked, limited = self.serve_pass(turn)
+            turn += 1
+            if served:
+                room_wait_ms = 0
+                if self.share.memory_used() != self.counters.memory_used:
+                    self.publish_stats()  # memory moved: status shows it now, not at the next idle
+                now = perf_counter_ns()
+                if now - self._beat_at >= HEARTBEAT_NS:
+                    self.publish_stats()
+                    self.poll_control()
+                since_yield += served
+                if since_yield >= DRAIN_BUDGET:
+                    # the VM keeps the worker busy: let any other runnable worker or guest have the
+                    # CPU before the next batch (returns at once when none is waiting)
+                    since_yield = 0
+                    os.sched_yield()
                 idle_since = perf_counter_ns()
-        except RemoteProtocolError as exc:
-            self.log.error("region broken by the guest; no longer served", reason=exc.message)
-            region.set_device_state(DeviceState.BROKEN)
+                continue
+            if limited and self.limiter is not None:
+                self.beat_if_due(now)
+                time.sleep(min(self.limiter.wait_s(time.monotonic()), spec.max_sleep_ms / 1000))
+                continue
+            if blocked:
+                # Back-pressure: a channel's completion ring is full and its next entry needs a
+                # completion. A guest kicks after it submits, not after it consumes, so the worker looks
+                # again after 1 ms, then twice as long each time, up to max_sleep_ms (the others'
+                # kicks wake it sooner); the heartbeat and control are kept.
+                if room_wait_ms == 0:
+                    self.counters.cq_full_waits += 1
+                    self.publish_stats()
+                room_wait_ms = min(max(room_wait_ms * 2, 1), spec.max_sleep_ms)
+                self.sleep(poller, room_wait_ms)
+                self.beat_if_due(perf_counter_ns())
+                idle_since = perf_counter_ns()
+                continue
+            idle = now - idle_since
+            if idle < poll_ns and table.open:
+                window = min(poll_ns - idle, IDLE_SLICE_NS)
+                only = table.open[0].ctx if len(table.open) == 1 else None
+                if only is not None:
+                    # one process: wait for its next entry in C, without the GIL (see the docstring)
+                    if only.server.sq.spin(window, max(0, SPIN_YIELD_NS - idle)):
+                        continue
+                else:
+                    os.sched_yield()
+                    if self._pending():
+                        continue
+                spent = perf_counter_ns() - idle_since - idle
+                if spent >= window and idle + spent < poll_ns:
+                    self.poll_control()
+                    continue
+            # Going to sleep: announce it in every open channel, then look once more.
+            self._set_need_wakeup(1)
+            fence()
+            if self._pending():
+                self._set_need_wakeup(0)
+                continue
             self.publish_stats()
-            self.send(event="broken", reason=exc.message)
-            self.close()
-            return 3
-        # Stopping: answer what is already queued, then tell the guest nobody serves it now.
-        region.set_device_state(DeviceState.DRAINING)
+            self.counters.sleeps += 1
+            until_ms = (table.next_deadline_ns() - time.monotonic_ns()) // 1_000_000
+            self.sleep(poller, max(1, min(spec.max_sleep_ms, until_ms + 1)))
+            self._set_need_wakeup(0)
+            table.scan()  # a kick is often an open or a close: see it at once
+            idle_since = perf_counter_ns()
+        # Stopping: answer what is already queued, then tell the guests nobody serves them now.
+        self.header.set_device_state(DeviceState.DRAINING)
         deadline = time.monotonic() + 2.0
-        while time.monotonic() < deadline and server.drain():
-            self.kick_guest()
-        region.set_device_state(DeviceState.STOPPED)
-        self.kick_guest()
+        while time.monotonic() < deadline and self.serve_pass(0)[0]:
+            pass
+        self.header.set_device_state(DeviceState.STOPPED)
+        for channel in table.open:
+            self.kick_guest(channel)
         self.close()
         return 0
 
     def close(self) -> None:
-        self.executor.close()
+        self.table.release()
         self.publish_stats()
         if self._outbox:  # the last words (``broken``, a lease) are worth a short wait
             try:
@@ -399,7 +467,7 @@ class Worker:
                 self.control.sendall(self._outbox)
             except OSError:
                 pass
-        self.log.info("worker released its resources", memory_used=self.executor.memory_used())
+        self.log.info("worker released its resources", memory_used=self.share.memory_used())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -410,7 +478,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides when we stop
     try:
         worker = Worker(spec)
-        apply_worker_limits(worker.executor.backend_name, spec.memory_limit, spec.memory_limit_max)
+        apply_worker_limits(worker.backend_name, spec.memory_limit, spec.memory_limit_max)
         signal.signal(signal.SIGTERM, lambda *_: setattr(worker, "stopping", True))
         return worker.run()
     except MemoryError:  # past the hard limit: what it left half done cannot be trusted, so end here

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -105,15 +106,30 @@ def test_two_vms_cannot_reach_each_others_pointers_or_handles(mediator: Mediator
         vm1.stream_synchronize(stream)
 
 
-def test_a_second_connection_to_a_busy_vm_is_refused_cleanly(mediator: MediatorProcess) -> None:
-    with GuestClient.connect(mediator.vm_socket(1)) as gpu:
-        intruder = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        intruder.connect(str(mediator.vm_socket(1)))
-        intruder.settimeout(10)
-        assert intruder.recv(8) == b""  # closed without a handshake
-        intruder.close()
-        gpu.nop()
-        assert status(mediator)["vm1"]["refused"] == 1
+def test_two_programs_on_one_vm_each_get_their_own_channel_and_context(mediator: MediatorProcess) -> None:
+    with GuestClient.connect(mediator.vm_socket(1)) as one, GuestClient.connect(mediator.vm_socket(1)) as two:
+        assert one.channel != two.channel
+        mine = one.mem_alloc(4096)
+        theirs = two.mem_alloc(4096)
+        one.memset_d8(mine, 0x11, 4096)
+        two.memset_d8(theirs, 0x22, 4096)
+        stream = one.stream_create()
+        with pytest.raises(CudaCallError) as foreign:  # a handle of the other process's context
+            two.stream_synchronize(stream)
+        assert foreign.value.status == CUresult.CUDA_ERROR_INVALID_HANDLE
+        with pytest.raises(CudaCallError) as reach:  # and its memory
+            two.memcpy_dtoh(mine, 16)
+        assert reach.value.status == CUresult.CUDA_ERROR_INVALID_VALUE
+        assert one.memcpy_dtoh(mine, 4096) == b"\x11" * 4096
+        assert two.memcpy_dtoh(theirs, 4096) == b"\x22" * 4096
+        vm = status(mediator)["vm1"]
+        assert vm["refused"] == 0 and vm["peers"] == 2
+        channels = {c["index"]: c for c in vm["channels"]}  # type: ignore[attr-defined]
+        assert channels[one.channel]["state"] == "open" and channels[two.channel]["state"] == "open"
+        assert {channels[one.channel]["owner_pid"], channels[two.channel]["owner_pid"]} == {os.getpid()}
+        two.close()
+        wait_until(lambda: status(mediator)["vm1"]["channels_open"] == 1)
+        assert one.memcpy_dtoh(mine, 4096) == b"\x11" * 4096  # the other's close disturbed nothing
 
 
 def test_async_failure_is_latched_and_reported_by_the_next_synchronizing_call(
@@ -190,7 +206,7 @@ def test_sigterm_drains_marks_regions_stopped_and_exits_zero(mediator: MediatorP
     gpu.mem_alloc(1 << 20)
     mediator.proc.send_signal(signal.SIGTERM)
     assert mediator.proc.wait(20) == 0
-    assert gpu.region.device_state == DeviceState.STOPPED
+    assert gpu.header.device_state == DeviceState.STOPPED
     with pytest.raises(DeviceGoneError):
         gpu.nop()
     gpu.close()

@@ -1,0 +1,247 @@
+"""A worker's channels: who may open, close and lose which channel of the VM's region, and when.
+
+Theory of operation: the region holds ``channel_count`` channel blocks (protocol 2.0, docs/protocol.md
+§1). A guest process claims one with a lock the host never sees, writes its owner words and a new
+``open_request`` nonce, and kicks; :meth:`ChannelTable.scan` (run on every doorbell and at least every
+``SCAN_NS``) then opens it: frees any context it still has, lays its header out afresh, creates a
+context (its own executor and :class:`RingServer`), bumps the generation and stores ``open_ack`` last.
+An open channel is closed when its owner asks (``close_request`` = its nonce: FREE), when its
+heartbeat stands still for ``lease_ms`` (the owner died: CLOSED_BY_HOST, LEASE_EXPIRED), when the
+socket peer it names goes away (PEER_GONE), or when its ring indices are impossible
+(PROTOCOL_VIOLATION). Every close frees everything the context held. The table keeps each channel's
+state, nonce and generation privately: the guest can scribble on the shared words, which the table
+only ever writes, never trusts.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Final
+
+import structlog
+
+from executor import Executor, VmShare
+from protocol import (
+    ChannelField,
+    ChannelState,
+    CloseReason,
+    Region,
+    RegionHeader,
+    RemoteProtocolError,
+    lay_out_channel,
+    validate_channel,
+)
+
+from ._server import RingServer
+from ._stats import WorkerCounters
+
+__all__ = ["SCAN_NS", "Channel", "ChannelContext", "ChannelTable"]
+
+#: how often the host looks at every channel's requests and heartbeat, at least
+SCAN_NS: Final = 50_000_000
+_MASK32: Final = 0xFFFF_FFFF
+_W_OPEN_REQUEST: Final = ChannelField.OPEN_REQUEST >> 2
+_W_CLOSE_REQUEST: Final = ChannelField.CLOSE_REQUEST >> 2
+_W_OWNER_PID: Final = ChannelField.OWNER_PID >> 2
+_W_OWNER_PEER: Final = ChannelField.OWNER_PEER >> 2
+_Q_HEARTBEAT: Final = ChannelField.HEARTBEAT >> 3
+
+
+@dataclass(slots=True)
+class ChannelContext:
+    """One open channel's context: its rings, its executor, its server."""
+
+    region: Region
+    executor: Executor
+    server: RingServer
+
+
+class Channel:
+    """One channel of the region, as the host keeps it (its own copy of every word it relies on)."""
+
+    def __init__(self, index: int, block: memoryview) -> None:
+        self.index = index
+        self.block = block
+        self._u32 = block[:4096].cast("I")
+        self._u64 = block[:4096].cast("Q")
+        self.state = ChannelState.FREE
+        self.close_reason = CloseReason.NONE
+        self.nonce = 0  # the open_request served last
+        self.generation = 0
+        self.owner_pid = 0
+        self.owner_peer = 0
+        self.opened_at = 0.0  # wall clock, for status
+        self.beat = 0
+        self.beat_ns = 0  # monotonic time the heartbeat last moved
+        self.calls = 0
+        self.errors = 0
+        self.ctx: ChannelContext | None = None
+
+    def word(self, index: int) -> int:
+        return int(self._u32[index])
+
+    def publish(self, field: ChannelField, value: int) -> None:
+        self._u32[field >> 2] = value & _MASK32
+
+    @property
+    def heartbeat(self) -> int:
+        return int(self._u64[_Q_HEARTBEAT])
+
+    def release(self) -> None:
+        for view in (self._u32, self._u64):
+            view.release()
+
+
+class ChannelTable:
+    """The channels of one region and their contexts (see the module's theory of operation)."""
+
+    def __init__(self, header: RegionHeader, share: VmShare, counters: WorkerCounters, *,
+                 vm: str, setup: Callable[[ChannelContext], None] | None = None) -> None:
+        self.header = header
+        self.share = share
+        self.counters = counters
+        self.lease_ns = header.layout.lease_ms * 1_000_000
+        self.vm_id = header.layout.vm_id
+        self.setup = setup  # what the worker adds to a fresh context (tracing, limits, hooks)
+        self.vm = vm
+        self.log = structlog.get_logger("worker").bind(vm=vm)
+        self.channels = [Channel(i, header.channel_block(i)) for i in range(header.layout.channel_count)]
+        self.open: list[Channel] = []  # in index order
+        self.opened = self.closed = self.expired = self.broken = 0
+        self._last_scan = 0
+
+    # -- scanning the guests' requests -------------------------------------------------------------
+
+    def scan_due(self, now_ns: int) -> bool:
+        return now_ns - self._last_scan >= SCAN_NS
+
+    def scan(self, now_ns: int | None = None) -> int:
+        """Serve every open and close request and expire the channels whose heartbeat stood still;
+        returns how many channels changed state."""
+        now = time.monotonic_ns() if now_ns is None else now_ns
+        self._last_scan = now
+        changed = 0
+        for channel in self.channels:
+            request = channel.word(_W_OPEN_REQUEST)
+            if request and request != channel.nonce:
+                self._open(channel, request, now)
+                changed += 1
+            elif channel.state is ChannelState.OPEN:
+                if channel.word(_W_CLOSE_REQUEST) == channel.nonce:
+                    self.close(channel, CloseReason.GUEST_CLOSE)
+                    changed += 1
+                    continue
+                beat = channel.heartbeat
+                if beat != channel.beat:
+                    channel.beat, channel.beat_ns = beat, now
+                elif now - channel.beat_ns >= self.lease_ns:
+                    self.expired += 1
+                    self.log.warning("channel lease expired: its process stopped beating; freeing its "
+                                     "context", channel=channel.index, owner_pid=channel.owner_pid,
+                                     silent_ms=(now - channel.beat_ns) // 1_000_000)
+                    self.close(channel, CloseReason.LEASE_EXPIRED)
+                    changed += 1
+        return changed
+
+    def next_deadline_ns(self) -> int:
+        """When the next lease may run out (monotonic ns), for the worker's sleep."""
+        if not self.open:
+            return self._last_scan + SCAN_NS
+        return min(*(c.beat_ns + self.lease_ns for c in self.open), self._last_scan + SCAN_NS)
+
+    def _open(self, channel: Channel, nonce: int, now: int) -> None:
+        if channel.ctx is not None:  # the previous owner's context: gone before the new one starts
+            self._free(channel)
+        channel.nonce = nonce
+        try:
+            lay_out_channel(channel.block, vm_id=self.vm_id, index=channel.index,
+                            generation=channel.generation, state=ChannelState.FREE,
+                            close_reason=CloseReason.NONE, keep_guest_words=True)
+            # a view of its own: releasing the context's region must not release the channel's block
+            region = Region(channel.block[:], validate_channel(channel.block, index=channel.index))
+            executor = self.share.create_context()
+        except Exception as exc:  # a context that cannot be made: the open is not acknowledged
+            channel.state = ChannelState.FREE
+            channel.publish(ChannelField.CHANNEL_STATE, ChannelState.FREE)
+            self.log.error("channel not opened: its context could not be created", channel=channel.index,
+                           error=repr(exc))
+            return
+        server = RingServer(region, executor, self.counters, vm=self.vm)
+        ctx = ChannelContext(region, executor, server)
+        if self.setup is not None:
+            self.setup(ctx)
+        channel.ctx = ctx
+        channel.generation = (channel.generation + 1) & _MASK32
+        channel.owner_pid = channel.word(_W_OWNER_PID)
+        channel.owner_peer = channel.word(_W_OWNER_PEER)
+        channel.beat, channel.beat_ns = channel.heartbeat, now
+        channel.opened_at = time.time()
+        channel.calls = channel.errors = 0
+        channel.state = ChannelState.OPEN
+        channel.close_reason = CloseReason.NONE
+        self.open = [c for c in self.channels if c.state is ChannelState.OPEN]
+        self.opened += 1
+        channel.publish(ChannelField.GENERATION, channel.generation)
+        channel.publish(ChannelField.CHANNEL_STATE, ChannelState.OPEN)
+        channel.publish(ChannelField.OPEN_ACK, nonce)  # last: the guest may submit once it sees it
+        self.log.info("channel opened", channel=channel.index, owner_pid=channel.owner_pid,
+                      owner_peer=channel.owner_peer, generation=channel.generation)
+
+    # -- closing ----------------------------------------------------------------------------------
+
+    def close(self, channel: Channel, reason: CloseReason) -> None:
+        """Free everything the channel's context holds; FREE after a guest close, else CLOSED_BY_HOST."""
+        if channel.ctx is not None:
+            try:  # what is already queued in a channel its owner closes is answered first
+                if reason is CloseReason.GUEST_CLOSE:
+                    channel.ctx.server.drain(channel.ctx.server.sq.entries)
+            except RemoteProtocolError:
+                pass
+            self._free(channel)
+        state = ChannelState.FREE if reason is CloseReason.GUEST_CLOSE else ChannelState.CLOSED_BY_HOST
+        channel.state = state
+        channel.close_reason = reason
+        channel.publish(ChannelField.CLOSE_REASON, reason)
+        channel.publish(ChannelField.CHANNEL_STATE, state)
+        self.open = [c for c in self.channels if c.state is ChannelState.OPEN]
+        self.closed += 1
+        self.log.info("channel closed", channel=channel.index, owner_pid=channel.owner_pid,
+                      reason=reason.name.lower(), calls=channel.calls)
+
+    def broke(self, channel: Channel, exc: RemoteProtocolError) -> None:
+        """Impossible ring indices in one channel: that channel is closed, nothing else."""
+        self.broken += 1
+        self.counters.protocol_errors += 1
+        self.log.error("channel broken by its guest; closed", channel=channel.index,
+                       owner_pid=channel.owner_pid, reason=exc.message)
+        self.close(channel, CloseReason.PROTOCOL_VIOLATION)
+
+    def peer_gone(self, peer: int) -> int:
+        """Close every channel whose owner used socket peer ``peer``; returns how many."""
+        gone = [c for c in self.open if c.owner_peer == peer]
+        for channel in gone:
+            self.close(channel, CloseReason.PEER_GONE)
+        return len(gone)
+
+    def _free(self, channel: Channel) -> None:
+        ctx, channel.ctx = channel.ctx, None
+        if ctx is None:
+            return
+        try:
+            self.share.close_context(ctx.executor)
+        finally:
+            ctx.region.release()
+
+    def close_all(self, reason: CloseReason) -> None:
+        for channel in list(self.open):
+            self.close(channel, reason)
+
+    def release(self) -> None:
+        for channel in self.channels:
+            self._free(channel)
+            channel.release()
+
+    def __iter__(self) -> Iterator[Channel]:
+        return iter(self.channels)
