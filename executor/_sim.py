@@ -137,6 +137,7 @@ from ._sim_graph import Capture, EventState, Graph, GraphExec, StreamState
 from ._sim_memory import Bytes, DeviceMemory, fill_views
 from ._sim_modules import FunctionLimits, SimFunction, SimModules, symbol_name
 from ._sim_nvml import SimNvmlCalls
+from .ptx import Limits, printf_listening
 from .ptx import launch as run_ptx_kernel
 from .ptx import load_module as load_ptx_module
 
@@ -190,6 +191,8 @@ class SimExecutor(SimNvmlCalls, SimTrsmCalls, Executor):
         super().__init__()
         config = config or DeviceConfig()
         self.config = config
+        self.launch_limits = Limits(seconds=config.launch_timeout_s, instructions=config.launch_instructions,
+                                    printf_bytes=config.printf_bytes, printf_lines=config.printf_lines)
         self._clock = clock  # nanoseconds, for event timestamps
         self.host = HostBudget(host_budget)
         # one id space for every kind of handle: an id names at most one object, so a handle passed
@@ -848,7 +851,8 @@ class SimExecutor(SimNvmlCalls, SimTrsmCalls, Executor):
         memory = self.memory
 
         def run() -> None:
-            run_ptx_kernel(program, kernel.name, memory, dims, params, symbols)
+            with printf_listening(self.kernel_output):
+                run_ptx_kernel(program, kernel.name, memory, dims, params, symbols, self.launch_limits)
 
         self.enqueue(args.stream, run, "cuLaunchKernel", host_bytes=len(params))
         return _NO_RESULT

@@ -255,9 +255,9 @@ class MediatorConfig(_Section):
         # checked when set: the default stands beside a short watchdog kept for tests and drills
         if "launch_timeout_s" in self.device.model_fields_set and \
                 self.device.launch_timeout_s >= self.mediator.worker_timeout_s:
-            raise ValueError(f"[device] launch_timeout_s ({self.device.launch_timeout_s}) must be less than "
-                             f"[mediator] worker_timeout_s ({self.mediator.worker_timeout_s}): a launch runs on "
-                             "the worker's thread, which beats no heartbeat meanwhile")
+            raise ValueError(f"[device] launch_timeout_s ({self.device.launch_timeout_s}) must be less "
+                             f"than [mediator] worker_timeout_s ({self.mediator.worker_timeout_s}): a launch "
+                             "runs on the worker's thread, which beats no heartbeat meanwhile")
         return self
 
     @model_validator(mode="after")

@@ -6,8 +6,10 @@ afterwards, discarding any record the writer may have lapped meanwhile. Nothing 
 journal: a traced VM can make a million calls a second, and journald would drop them.
 
 Record (160 bytes): u64 wall time ns, u64 duration ns, u32 seq, u16 call id, u16 flags,
-u32 status, u32 reserved, 128 bytes of UTF-8 argument summary (sizes, pointers, handles — never
-payload bytes), NUL padded.
+u32 status, u32 kind, 128 bytes of UTF-8 argument summary (sizes, pointers, handles — never
+payload bytes), NUL padded. Kind 0 is a call; kind 1 (:data:`PRINTF`) a line a kernel printed
+(``sim``'s device ``printf``, already bounded per launch by the engine), its text in place of the
+arguments, read back as call ``printf``.
 
 Host memory: one ring per session, sized when the supervisor creates it (8,192 records, 1.25 MiB,
 at most :data:`MAX_RECORDS`) and never grown; a record's text is cut to 128 bytes before it is
@@ -20,18 +22,22 @@ from __future__ import annotations
 import mmap
 import os
 import struct
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Final
 
 from protocol import CALLS, CublasStatus, CUresult, Submission, WireModel, decode_args, layout_of
 
-__all__ = ["MAX_RECORDS", "TraceRecord", "TraceRing", "summarize"]
+__all__ = ["MAX_RECORDS", "PRINTF", "TraceRecord", "TraceRing", "printf_recorder", "summarize"]
 
 _HEADER: Final = struct.Struct("<QI")  # write index, capacity
 _RECORD: Final = struct.Struct("<QQIHHII128s")
 _HEADER_SIZE: Final = 64
 #: the most records a ring may have (10 MiB); the supervisor makes 8,192
 MAX_RECORDS: Final = 1 << 16
+#: the kind of a record that holds a line of device printf output rather than a call
+PRINTF: Final = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +122,14 @@ class TraceRing:
         self._next = n + 1
         struct.pack_into("<Q", self._map, 0, self._next)
 
+    def note_printf(self, time_ns: int, kernel: str, line: str) -> None:
+        """A line kernel ``kernel`` printed, as a :data:`PRINTF` record (cut to 128 bytes)."""
+        n = self._next
+        _RECORD.pack_into(self._map, _HEADER_SIZE + (n % self.capacity) * _RECORD.size, time_ns, 0, 0, 0, 0,
+                          0, PRINTF, f"{kernel}: {line}".encode()[:128])
+        self._next = n + 1
+        struct.pack_into("<Q", self._map, 0, self._next)
+
     # -- readers --------------------------------------------------------------------------------
 
     @property
@@ -135,14 +149,28 @@ class TraceRing:
         for fields, index in raw:
             if index < oldest_valid:
                 continue
-            time_ns, duration, seq, call_id, flags, status, _, args = fields
+            time_ns, duration, seq, call_id, flags, status, kind, args = fields
             spec = CALLS.get(call_id)
+            call = "printf" if kind == PRINTF else spec.name if spec else f"call_{call_id:#06x}"
             records.append(TraceRecord(
-                index, time_ns, duration, seq, call_id,
-                spec.name if spec else f"call_{call_id:#06x}", flags, status,
+                index, time_ns, duration, seq, call_id, call, flags, status,
                 _status_name(call_id, status), args.rstrip(b"\0").decode(errors="replace")))
         return records, end
 
     def close(self) -> None:
         self._map.close()
         os.close(self.fd)
+
+
+def printf_recorder(ring: TraceRing | None, tracing: Callable[[], bool]) -> Callable[[str, list[str]], None]:
+    """The executor's ``kernel_output`` hook: while ``tracing()``, each line a kernel printed becomes
+    a :data:`PRINTF` record of ``ring`` (the engine bounds a launch's lines; the ring its records)."""
+
+    def record(kernel: str, lines: list[str]) -> None:
+        if ring is None or not tracing():
+            return
+        now = time.time_ns()
+        for line in lines:
+            ring.note_printf(now, kernel, line)
+
+    return record

@@ -66,7 +66,7 @@ from ._channels import Channel, ChannelContext, ChannelTable
 from ._limits import TokenBucket
 from ._logging import configure_logging
 from ._stats import ChannelStats, StatsBlock, WorkerCounters
-from ._trace import TraceRing, summarize
+from ._trace import TraceRing, printf_recorder, summarize
 from ._worker_memory import EXIT_OUT_OF_MEMORY, apply_worker_limits
 
 __all__ = ["DRAIN_BUDGET", "HEARTBEAT_NS", "IDLE_SLICE_NS", "SPIN_YIELD_NS", "WorkerSpec", "main"]
@@ -174,6 +174,7 @@ class Worker:
     def _set_up_context(self, ctx: ChannelContext) -> None:
         """What every fresh context gets: the worker's heartbeat hook, the pinned arena, the VM's limits."""
         ctx.executor.between_ops = self.beat_between_ops
+        ctx.executor.kernel_output = printf_recorder(self.trace_ring, lambda: self._trace_hook is not None)
         attach = getattr(ctx.executor, "attach_arena", None)
         if callable(attach):
             attach(ctx.region.arena)

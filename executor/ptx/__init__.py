@@ -27,7 +27,8 @@ only wait to exit, count as arrived). ``call`` runs a ``.func`` for the active t
 frame (registers, ``.param`` variables shared with the caller's, a local-memory frame on each
 thread's stack), nested at most :attr:`Limits.call_depth` deep. A call to the extern ``vprintf`` (device
 ``printf``) is an intrinsic (``_printf``): formatted per thread from checked reads, bounded per
-launch, logged.
+launch, logged, and handed to the listener the backend runs the launch under (:func:`printf_listening`;
+``sim`` passes it to the worker's trace).
 
 *Memory.* Global and constant memory are the VM's device memory, reached only through its checked
 ``read``/``write`` (``executor._kernels.DeviceMemory``): an address outside the VM's allocations is
@@ -58,6 +59,7 @@ exact except in rare double-rounding cases (within 1 ulp).
 from ._isa import SUPPORTED
 from ._machine import CACHED_MODULES, Kernel, LoadedModule, launch, load_module
 from ._parse import PtxSyntaxError, parse_ptx
+from ._printf import listening as printf_listening
 from ._program import build_program
 from ._state import Limits
 
@@ -72,4 +74,5 @@ __all__ = [
     "launch",
     "load_module",
     "parse_ptx",
+    "printf_listening",
 ]

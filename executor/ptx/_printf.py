@@ -5,7 +5,8 @@ the arguments packed with natural alignment (integers as 4 or 8 bytes, ``float``
 ``double``, pointers as 8). Every byte is read through the engine's checked memory paths (the
 ``read`` callback), so a bad pointer faults like any other access. Formatting follows C for the
 conversions CUDA supports; nothing is evaluated. A launch's output is bounded (:class:`PrintfSink`)
-and logged as one rate-limited ``kernel printf`` event.
+and logged as one rate-limited ``kernel printf`` event; a backend that runs the launch inside
+:func:`listening` also hands the same bounded lines to its callback (``sim``: the worker's trace).
 """
 
 from __future__ import annotations
@@ -13,14 +14,26 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 import structlog
 
 from ._state import KernelFaultError
 
-__all__ = ["MAX_ARGS", "MAX_FIELD", "MAX_FORMAT", "PrintfSink", "emit", "format_printf", "read_string"]
+__all__ = [
+    "MAX_ARGS",
+    "MAX_FIELD",
+    "MAX_FORMAT",
+    "Listener",
+    "PrintfSink",
+    "emit",
+    "format_printf",
+    "listening",
+    "read_string",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -239,8 +252,27 @@ class _RateLimit:
 _limit = _RateLimit()
 
 
+#: ``listener(kernel, lines)``: a launch's bounded printf output, once per launch that printed
+Listener = Callable[[str, list[str]], None]
+_listener: ContextVar[Listener | None] = ContextVar("printf_listener", default=None)
+
+
+@contextmanager
+def listening(listener: Listener | None) -> Iterator[None]:
+    """Launches run inside this hand their output to ``listener`` as well as to the log."""
+    token = _listener.set(listener)
+    try:
+        yield
+    finally:
+        _listener.reset(token)
+
+
 def emit(kernel: str, sink: PrintfSink) -> bool:
-    """Log a launch's output (if it printed anything) as one rate-limited event."""
+    """Hand a launch's output (if it printed anything) to the current listener, unthrottled (it is
+    bounded per launch), and log it as one rate-limited event."""
     if not sink.data and not sink.dropped:
         return False
+    listener = _listener.get()
+    if listener is not None:
+        listener(kernel, sink.text_lines())
     return _limit.emit(kernel, sink)
