@@ -5,6 +5,9 @@ trace ring as ``printf`` records, bounded as the log's."""
 from __future__ import annotations
 
 import struct
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,11 +16,14 @@ import pytest
 
 from executor import CallIO, CudaError
 from executor._sim import SimExecutor
+from guest import GuestClient
 from mediator._config import MediatorConfig
+from mediator._launcher import running_mediator
 from mediator._trace import TraceRing, printf_recorder
 from mediator._worker import _device_config
 from protocol import CALLS_BY_NAME, CUresult
 
+from ..conformance._util import get_function, launch, load_module
 from .conftest import CORPUS
 
 SPIN = """
@@ -101,3 +107,23 @@ def test_a_printf_record_is_a_kind_of_its_own_cut_to_the_record() -> None:
         assert (record.call, record.args, record.time_ns) == ("printf", "k: " + "x" * 125, 123)
     finally:
         ring.close()
+
+
+@pytest.mark.slow
+def test_a_kernels_printf_is_in_the_vms_trace_through_a_real_worker(tmp_path: Path) -> None:
+    with running_mediator(tmp_path, backend="sim", vms=1) as mediator:
+        trace = [sys.executable, "-m", "mediator.cli", "trace", "-c", str(mediator.config), "--vm", "vm1"]
+        subprocess.run([*trace, "--on"], check=True, capture_output=True, timeout=60)
+        with GuestClient.connect(mediator.vm_socket(1)) as gpu:
+            module = load_module(gpu, CORPUS[80].read_bytes())
+            function = get_function(gpu, module, "printf_formats")
+            name = gpu.mem_alloc(16)
+            gpu.memcpy_htod(name, b"gpu\0")
+            launch(gpu, function, 1, 2, struct.pack("<Qi", name, 0) + bytes(4))
+            gpu.ctx_synchronize()
+            lines = subprocess.run([*trace, "--call", "launch_kernel"], check=True, capture_output=True, text=True,
+                                   timeout=60).stdout
+            out = subprocess.run(trace, check=True, capture_output=True, text=True, timeout=60).stdout
+    printed = [line.split(" printf(", 1)[1] for line in out.splitlines() if " printf(" in line]
+    assert lines and printed == ["printf_formats: t0:     0|0   |0000.000|+0.000000e+00|gpu|a%) -> CUDA_SUCCESS 0.0µs",
+                                 "printf_formats: t1:    -7|ff  |0001.500|+2.500000e-01|gpu|b%) -> CUDA_SUCCESS 0.0µs"]
