@@ -322,7 +322,10 @@ class Worker:
                 channel.ctx.region.u32_view[_NEED_WAKEUP] = value
 
     def _pending(self) -> bool:
-        return any(c.ctx is not None and c.ctx.server.sq.pending() for c in self.table.open)
+        try:
+            return any(c.ctx is not None and c.ctx.server.sq.pending() for c in self.table.open)
+        except RemoteProtocolError:  # an impossible tail: the next pass closes that channel
+            return True
 
     def serve_pass(self, start: int) -> tuple[int, bool, bool]:
         """One pass over the open channels from the ``start``-th on, ``DRAIN_BUDGET`` entries from each
@@ -425,8 +428,11 @@ class Worker:
                 only = table.open[0].ctx if len(table.open) == 1 else None
                 if only is not None:
                     # one process: wait for its next entry in C, without the GIL (see the docstring)
-                    if only.server.sq.spin(window, max(0, SPIN_YIELD_NS - idle)):
-                        continue
+                    try:
+                        if only.server.sq.spin(window, max(0, SPIN_YIELD_NS - idle)):
+                            continue
+                    except RemoteProtocolError:
+                        continue  # the next pass closes that channel
                 else:
                     os.sched_yield()
                     if self._pending():

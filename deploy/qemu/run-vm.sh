@@ -7,7 +7,7 @@
 #   KERNEL=/boot/vmlinuz-... INITRD=/boot/initrd.img-... DISK=guest.qcow2 ./run-vm.sh
 #
 # The three lines that matter are the -chardev and the -device: stock QEMU (7.2 and later),
-# no patch. vectors=1 gives the guest one MSI-X vector the mediator can kick.
+# no patch. vectors=16: one doorbell vector per channel (the VM config's `vectors`, 16 by default; docs/protocol.md §1.9).
 set -eu
 SOCKET=${SOCKET:-/run/vgpu-mediator/vm1.sock}
 ACCEL=${ACCEL:-kvm}
@@ -19,4 +19,4 @@ exec qemu-system-x86_64 \
     ${KERNEL:+-append "console=ttyS0 ${APPEND:-root=/dev/vda1}"} \
     ${DISK:+-drive file="$DISK",if=virtio} \
     -chardev socket,path="$SOCKET",id=vgpu0 \
-    -device ivshmem-doorbell,chardev=vgpu0,vectors=1
+    -device ivshmem-doorbell,chardev=vgpu0,vectors=16
