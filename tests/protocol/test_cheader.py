@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from protocol import CALLS_BY_NAME, CQE_SIZE, MAGIC, SQE_SIZE, HeaderField
+from protocol import CALLS_BY_NAME, CQE_SIZE, MAGIC, SQE_SIZE, ChannelField
 from protocol.__main__ import DOCS_PATH, HEADER_PATH
 from protocol._cheader import render_c_header
 from protocol._docgen import rewrite_generated
@@ -34,7 +34,7 @@ static_assert(VGPU_SQE_SIZE == {SQE_SIZE}, "sqe size");
 static_assert(sizeof(struct vgpu_sqe) == {SQE_SIZE}, "sqe struct");
 static_assert(sizeof(struct vgpu_cqe) == {CQE_SIZE}, "cqe struct");
 static_assert(VGPU_MAGIC == {MAGIC:#x}ull, "magic");
-static_assert(offsetof(struct vgpu_region_header, sq_tail) == {int(HeaderField.SQ_TAIL)}, "sq_tail");
+static_assert(offsetof(struct vgpu_channel_header, sq_tail) == {int(ChannelField.SQ_TAIL)}, "sq_tail");
 static_assert(VGPU_CALL_MEM_ALLOC == {alloc.call_id:#x}, "mem_alloc id");
 int vgpu_probe(void) {{ struct vgpu_sqe sqe; memset(&sqe, 0, sizeof sqe); return (int)sqe.call_id; }}
 """
