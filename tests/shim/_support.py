@@ -9,6 +9,7 @@ verdict, the format of the C selftest (``tests/qemu/_support.SelftestReport`` pa
 from __future__ import annotations
 
 import os
+import selectors
 import subprocess
 import time
 from dataclasses import dataclass
@@ -92,15 +93,109 @@ def check_program(name: str, report: SelftestReport) -> None:
     assert report.verdict == "SELFTEST PASS", report.verdict
 
 
-def run_program(name: str, shim: ShimBuild, conf: Path | None, timeout: float = 120) -> tuple[int, str]:
-    """Run a checked-in program with the shim's libraries first on the loader's path."""
+def shim_env(shim: ShimBuild, conf: Path | None) -> dict[str, str]:
+    """The environment of a program on the shim: its libraries first, ``conf`` as guest.conf."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("VGPU_")}
     env["LD_LIBRARY_PATH"] = str(shim.directory)
     if conf is not None:
         env["VGPU_GUEST_CONF"] = str(conf)
-    proc = subprocess.run([str(PROGRAMS / name)], capture_output=True, text=True, timeout=timeout, env=env,
-                          check=False)
+    return env
+
+
+def run_program(name: str, shim: ShimBuild, conf: Path | None, timeout: float = 120) -> tuple[int, str]:
+    """Run a checked-in program with the shim's libraries first on the loader's path."""
+    proc = subprocess.run([str(PROGRAMS / name)], capture_output=True, text=True, timeout=timeout,
+                          env=shim_env(shim, conf), check=False)
     return proc.returncode, proc.stdout + proc.stderr
+
+
+# -- several CUDA processes at once (mp_worker.c) ------------------------------------------------------
+
+MP_WORKER = Path(__file__).resolve().parent / "mp_worker.c"
+
+
+def build_mp_worker(shim: ShimBuild, dest: Path) -> Path:
+    """``mp_worker`` built with cc against the shim's libraries (no CUDA toolkit needed)."""
+    out = dest / "mp_worker"
+    result = subprocess.run(["cc", "-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(out), str(MP_WORKER),
+                             f"-L{shim.directory}", "-lcudart", "-lcublas", "-lcuda", "-lm"],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, f"mp_worker.c does not build:\n{result.stderr}"
+    return out
+
+
+class Worker:
+    """One mp_worker process: orders go to its stdin, its stdout is read line by line with deadlines."""
+
+    def __init__(self, binary: Path, env: dict[str, str], *args: str) -> None:
+        self.proc = subprocess.Popen([str(binary), *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, env=env)
+        assert self.proc.stdout is not None
+        os.set_blocking(self.proc.stdout.fileno(), False)
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self.proc.stdout, selectors.EVENT_READ)
+        self._pending = b""
+        self.lines: list[str] = []
+        self.stderr = ""
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def expect(self, prefix: str, timeout: float = 60) -> str:
+        """The next line (after those already read) that starts with ``prefix``."""
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        seen = len(self.lines)
+        while True:
+            for line in self.lines[seen:]:
+                seen += 1
+                if line.startswith(prefix):
+                    return line
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"pid {self.pid} never printed {prefix!r}:\n{self.text}")
+            if not self._selector.select(min(remaining, 1.0)):
+                continue
+            chunk = self.proc.stdout.read()
+            if not chunk:
+                raise AssertionError(f"pid {self.pid} exited ({self.proc.wait()}) before {prefix!r}:\n{self.text}"
+                                     f"\n{self.proc.stderr.read().decode() if self.proc.stderr else ''}")
+            self._pending += chunk
+            *complete, self._pending = self._pending.split(b"\n")
+            self.lines += [raw.decode(errors="replace") for raw in complete]
+
+    def send(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line.encode() + b"\n")
+        self.proc.stdin.flush()
+
+    def finish(self, timeout: float = 120) -> int:
+        """Close stdin, wait for the exit; the rest of stdout joins ``lines``, stderr ``stderr``."""
+        out, err = self.proc.communicate(timeout=timeout)
+        self._selector.close()
+        rest = (self._pending + (out or b"")).decode(errors="replace")
+        self.lines += rest.splitlines()
+        self.stderr = (err or b"").decode(errors="replace")
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        """Gone for sure, its pipes closed (a test that failed half-way leaves none running)."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self._selector.close()
+        for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                pipe.close()
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+    @property
+    def report(self) -> SelftestReport:
+        return SelftestReport.parse(self.text)
 
 
 def wait_until_listening(mediator: MediatorProcess, vm: int = 1, timeout: float = 60) -> None:
