@@ -5,6 +5,8 @@
  * The server sends little-endian int64 messages, file descriptors attached with SCM_RIGHTS:
  * the protocol version (0); our peer id; -1 with the region's fd; then for each other peer its id
  * once per vector with that vector's eventfd; then our own id once per vector with our eventfds.
+ * The mediator refuses a connection by sending -2 in place of the version, then the length of a
+ * reason and the reason: we return it (E_REFUSED) for the program's log.
  * A peer id without an fd later means that peer went away. We map the region as soon as its fd
  * arrives, so the host's peer id and its number of vectors are read from the header (HOST_PEER_ID,
  * VECTORS) rather than assumed. Our channel c rings the host's vector c % vectors.
@@ -29,6 +31,8 @@
 #include "transport_internal.h"
 
 #define MAX_FDS_PER_MESSAGE 4
+#define REFUSED (-2)     /* in place of the protocol version: a reason follows */
+#define MAX_REASON 1024
 
 /* One 8-byte message and the first fd that came with it (-1 if none). */
 static int recv_message(int sock, int64_t *value, int *fd)
@@ -83,6 +87,31 @@ static int map_region(struct cuda_transport *t)
     return vt_attach_region(t);
 }
 
+/* The mediator refused the connection: -2 in place of the version, a length, then why (UTF-8). */
+static int refusal(struct cuda_transport *t)
+{
+    int64_t len;
+    int fd, rc = recv_message(t->sock, &len, &fd);
+    if (fd >= 0)
+        close(fd);
+    char why[MAX_REASON + 1] = "";
+    size_t have = 0;
+    if (rc == 0 && len > 0) {
+        size_t want = len < MAX_REASON ? (size_t)len : MAX_REASON;
+        while (have < want) {
+            ssize_t n = recv(t->sock, why + have, want - have, 0);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                break;
+            have += (size_t)n;
+        }
+    }
+    why[have] = '\0';
+    return vt_fail(CUDA_TRANSPORT_E_REFUSED, "the mediator refused this connection: %s",
+                   have ? why : "(no reason given)");
+}
+
 int vt_socket_open(struct cuda_transport *t, const char *path)
 {
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
@@ -103,6 +132,8 @@ int vt_socket_open(struct cuda_transport *t, const char *path)
         return rc;
     if (fd >= 0)
         close(fd);
+    if (value == REFUSED)
+        return refusal(t);
     if (value != 0)
         return vt_fail(CUDA_TRANSPORT_E_HANDSHAKE, "ivshmem protocol version %lld, expected 0", (long long)value);
     if ((rc = recv_message(t->sock, &value, &fd)))

@@ -61,6 +61,7 @@ const char *cuda_transport_strerror(int err)
     case CUDA_TRANSPORT_E_PROTOCOL: return "the host broke the ring protocol";
     case CUDA_TRANSPORT_E_BUSY: return "every channel of the device is held by other processes";
     case CUDA_TRANSPORT_E_CLOSED: return "this process's channel is closed";
+    case CUDA_TRANSPORT_E_REFUSED: return "the mediator refused the connection";
     default: return err > 0 ? "the call failed (status)" : "unknown transport error";
     }
 }

@@ -56,6 +56,7 @@ enum cuda_transport_error {
     CUDA_TRANSPORT_E_PROTOCOL = -8,  /* the host's ring indices are impossible */
     CUDA_TRANSPORT_E_BUSY = -9,      /* every channel of the device is held by other processes */
     CUDA_TRANSPORT_E_CLOSED = -10,   /* the host closed our channel (lease expired, peer gone), or we did */
+    CUDA_TRANSPORT_E_REFUSED = -11,  /* the mediator refused the connection (the reason is in last_error) */
 };
 
 #define CUDA_TRANSPORT_MAX_ARGS 160u

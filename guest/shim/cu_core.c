@@ -175,8 +175,8 @@ static void connect_host(void)
         vgpu_shim_log("cannot reach the mediator (%s): %s", cuda_transport_strerror(rc),
                       cuda_transport_last_error());
         connect_error = rc == CUDA_TRANSPORT_E_NODEV ? CUDA_ERROR_NO_DEVICE
-                        : rc == CUDA_TRANSPORT_E_BUSY ? CUDA_ERROR_DEVICE_UNAVAILABLE
-                                                      : CUDA_ERROR_NOT_INITIALIZED;
+                        : rc == CUDA_TRANSPORT_E_BUSY || rc == CUDA_TRANSPORT_E_REFUSED ? CUDA_ERROR_DEVICE_UNAVAILABLE
+                                                                                        : CUDA_ERROR_NOT_INITIALIZED;
         transport = NULL;
         return;
     }
@@ -208,6 +208,7 @@ CUresult vgpu_shim_cu_status(int rc)
     case CUDA_TRANSPORT_E_GONE: return CUDA_ERROR_DEVICE_UNAVAILABLE;
     case CUDA_TRANSPORT_E_CLOSED: return CUDA_ERROR_DEVICE_UNAVAILABLE;
     case CUDA_TRANSPORT_E_BUSY: return CUDA_ERROR_DEVICE_UNAVAILABLE;
+    case CUDA_TRANSPORT_E_REFUSED: return CUDA_ERROR_DEVICE_UNAVAILABLE;
     case CUDA_TRANSPORT_E_TIMEOUT: return CUDA_ERROR_TIMEOUT;
     case CUDA_TRANSPORT_E_INVAL: return CUDA_ERROR_INVALID_VALUE;
     default: return rc < 0 ? CUDA_ERROR_UNKNOWN : rc;
