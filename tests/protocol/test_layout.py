@@ -1,4 +1,5 @@
-"""The region layout: laying out, validating (with exact complaints), and the header's field table."""
+"""The region layout (protocol 2.0): a region header and its channel blocks — laying out, validating
+(with exact complaints), and the field tables the C header and the docs are generated from."""
 
 from __future__ import annotations
 
@@ -11,65 +12,98 @@ import pytest
 from protocol import (
     ALL_FEATURES,
     HEADER_SIZE,
+    ChannelField,
+    ChannelState,
+    CloseReason,
     DeviceState,
     Features,
-    HeaderField,
     LocalProtocolError,
     Region,
+    RegionField,
+    RegionHeader,
     RegionLayoutError,
+    lay_out_channel,
     lay_out_region,
-    plan_layout,
+    plan_channel,
+    plan_region,
+    validate_channel,
     validate_region,
 )
-from protocol._cheader import HEADER_FIELDS
-from protocol._layout import _STATIC
+from protocol._cheader import CHANNEL_FIELDS, REGION_FIELDS, HeaderFieldInfo
+from protocol._layout import _CHANNEL_STATIC, _REGION_STATIC
 
 MIB = 1 << 20
 
 
-def fresh(size: int = MIB, **kwargs: int) -> bytearray:
+def fresh(size: int = 4 * MIB, **kwargs: int) -> bytearray:
     buf = bytearray(size)
-    lay_out_region(buf, vm_id=kwargs.pop("vm_id", 1), **kwargs)  # type: ignore[arg-type]
+    lay_out_region(buf, vm_id=kwargs.pop("vm_id", 1), channels=kwargs.pop("channels", 4),
+                   **kwargs)  # type: ignore[arg-type]
     return buf
 
 
-def put(buf: bytearray, field: HeaderField, fmt: str, value: int) -> None:
-    struct.pack_into("<" + fmt, buf, field, value)
+def put(buf: bytearray, offset: int, fmt: str, value: int) -> None:
+    struct.pack_into("<" + fmt, buf, offset, value)
 
 
-def test_fresh_region_validates_to_the_layout_it_was_laid_out_with() -> None:
-    buf = bytearray(4 * MIB)
-    laid = lay_out_region(buf, vm_id=9, sq_entries=128, cq_entries=512, epoch=5)
+def test_a_fresh_region_validates_to_the_layout_it_was_laid_out_with() -> None:
+    buf = bytearray(16 * MIB)
+    laid = lay_out_region(buf, vm_id=9, channels=3, vectors=2, lease_ms=500, epoch=5)
     assert validate_region(buf) == laid
-    assert laid.sq_offset == HEADER_SIZE
-    for offset in (laid.sq_offset, laid.cq_offset, laid.arena_offset):
-        assert offset % 4096 == 0
-    assert laid.cq_offset >= laid.sq_offset + 128 * 192
-    assert laid.arena_offset >= laid.cq_offset + 512 * 64
-    assert laid.arena_offset + laid.arena_size == len(buf)
-    region = Region(memoryview(buf))
-    assert (region.device_state, region.epoch) == (DeviceState.READY, 5)
-    assert len(region.arena) == laid.arena_size
+    assert (laid.channel_count, laid.vectors, laid.lease_ms, laid.channels_offset) == (3, 2, 500, HEADER_SIZE)
+    assert laid.channel_size % 4096 == 0
+    assert laid.channels_offset + 3 * laid.channel_size <= len(buf)
+    header = RegionHeader(memoryview(buf))
+    assert (header.device_state, header.epoch) == (DeviceState.READY, 5)
+    for index in range(3):
+        block = header.channel_block(index)
+        channel = validate_channel(block, index=index)
+        assert channel.region_size == laid.channel_size and channel.channel_index == index
+        assert channel.arena_offset + channel.arena_size == laid.channel_size
+        region = Region(block[:])
+        assert (region.channel_state, region.generation) == (ChannelState.FREE, 0)
+        region.release()
+    header.release()
 
 
-def test_lay_out_can_leave_the_device_resetting() -> None:
-    buf = bytearray(MIB)
-    lay_out_region(buf, vm_id=1, state=DeviceState.RESETTING, epoch=0xFFFF_FFFF + 2)
-    region = Region(memoryview(buf))
-    assert region.device_state == DeviceState.RESETTING
-    assert region.epoch == 1, "the epoch is a u32 and wraps"
+def test_vectors_default_to_one_per_channel_and_the_lease_to_800_ms() -> None:
+    laid = plan_region(4 * MIB, vm_id=1, channels=16)
+    assert (laid.vectors, laid.lease_ms) == (16, 800)
 
 
-def test_lay_out_clears_a_previous_header_but_not_the_arena() -> None:
+def test_relaying_out_a_region_frees_every_channel_and_says_why() -> None:
     buf = fresh()
-    layout = validate_region(buf)
-    put(buf, HeaderField.SQ_TAIL, "I", 77)
-    put(buf, HeaderField.HOST_NEED_WAKEUP, "I", 1)
-    buf[layout.arena_offset] = 0xAB
-    lay_out_region(buf, vm_id=1)
-    assert Region(memoryview(buf)).u32(HeaderField.SQ_TAIL) == 0
-    assert Region(memoryview(buf)).u32(HeaderField.HOST_NEED_WAKEUP) == 0
-    assert buf[layout.arena_offset] == 0xAB
+    header = RegionHeader(memoryview(buf))
+    block = header.channel_block(1)
+    lay_out_channel(block, vm_id=1, index=1, generation=7)
+    put(buf, header.layout.channel_offset(1) + ChannelField.OWNER_PID, "I", 1234)
+    header.release()
+    del block
+    lay_out_region(buf, vm_id=1, channels=4, epoch=1, close_reason=CloseReason.RESET)
+    start = validate_region(buf).channel_offset(1)
+    assert struct.unpack_from("<III", buf, start + ChannelField.CHANNEL_STATE) == (ChannelState.FREE, 0, 0)
+    assert struct.unpack_from("<I", buf, start + ChannelField.CLOSE_REASON) == (CloseReason.RESET,)
+    assert struct.unpack_from("<I", buf, start + ChannelField.OWNER_PID) == (0,)
+
+
+def test_opening_a_channel_keeps_the_owner_words_and_zeroes_the_rings() -> None:
+    block = bytearray(MIB)
+    lay_out_channel(block, vm_id=1, index=0, state=ChannelState.FREE)
+    layout = validate_channel(block)
+    for field, value in ((ChannelField.OPEN_REQUEST, 77), (ChannelField.OWNER_PID, 42),
+                         (ChannelField.OWNER_PEER, 3), (ChannelField.SQ_TAIL, 9), (ChannelField.CQ_HEAD, 4)):
+        put(block, field, "I", value)
+    put(block, ChannelField.HEARTBEAT, "Q", 1 << 40)
+    block[layout.arena_offset] = 0xAB
+    lay_out_channel(block, vm_id=1, index=0, generation=1, keep_guest_words=True)
+    region = Region(memoryview(block))
+    assert [region.u32(f) for f in (ChannelField.OPEN_REQUEST, ChannelField.OWNER_PID,
+                                    ChannelField.OWNER_PEER)] == [77, 42, 3]
+    assert region.u64(ChannelField.HEARTBEAT) == 1 << 40
+    assert region.u32(ChannelField.SQ_TAIL) == region.u32(ChannelField.CQ_HEAD) == 0
+    assert (region.channel_state, region.generation) == (ChannelState.OPEN, 1)
+    assert block[layout.arena_offset] == 0xAB, "the arena is left as it is"
+    region.release()
 
 
 @pytest.mark.parametrize(
@@ -77,109 +111,152 @@ def test_lay_out_clears_a_previous_header_but_not_the_arena() -> None:
     [
         (3 * MIB, {}, "not a power of two"),
         (1 << 16, {}, "not a power of two in [128 KiB, 1 TiB]"),
-        (MIB, {"sq_entries": 100}, "sq_entries=100 is not a power of two"),
-        (MIB, {"cq_entries": 1 << 17}, "cq_entries=131072 is not a power of two ≤ 65536"),
-        (1 << 17, {"sq_entries": 256, "cq_entries": 256}, "leaves 61440 for the arena"),
+        (MIB, {"channels": 0}, "channels=0 is not in 1..256"),
+        (MIB, {"channels": 257}, "channels=257 is not in 1..256"),
+        (MIB, {"vectors": 0}, "vectors=0 is not in 1..256"),
+        (MIB, {"lease_ms": 39}, "lease_ms=39 is not in 40..3600000"),
+        (MIB, {"channels": 16}, "split into 16 channels: channel of 61440 bytes leaves"),
+        (MIB, {"channels": 1, "sq_entries": 100}, "sq_entries=100 is not a power of two"),
     ],
 )
-def test_plan_layout_refuses_what_cannot_fit(size: int, kwargs: dict[str, int], complaint: str) -> None:
+def test_plan_region_refuses_what_cannot_fit(size: int, kwargs: dict[str, int], complaint: str) -> None:
     with pytest.raises(LocalProtocolError) as info:
-        plan_layout(size, vm_id=1, **kwargs)  # type: ignore[arg-type]
+        plan_region(size, vm_id=1, **kwargs)  # type: ignore[arg-type]
     assert complaint in info.value.message
 
 
-def _breakers() -> list[tuple[str, Callable[[bytearray], bytearray], str]]:
-    def poke(field: HeaderField, fmt: str, value: int) -> Callable[[bytearray], bytearray]:
-        def apply(buf: bytearray) -> bytearray:
-            put(buf, field, fmt, value)
-            return buf
-        return apply
-
-    return [
-        ("truncated", lambda buf: buf[:100], "region is 100 bytes, smaller than the 4096-byte header"),
-        ("magic", poke(HeaderField.MAGIC, "Q", 0x1234), "magic is 0x0000000000001234, expected 0x0044454d55504756"),
-        ("zeroed", lambda buf: bytearray(len(buf)), "magic is 0x0000000000000000"),
-        ("major", poke(HeaderField.VERSION_MAJOR, "H", 2), "protocol major version 2, this side speaks 1"),
-        ("header_size", poke(HeaderField.HEADER_SIZE, "I", 8192), "header_size is 8192, expected 4096"),
-        ("region_size", poke(HeaderField.REGION_SIZE, "Q", 2 * MIB), "region_size says 2097152 bytes, the mapping has 1048576"),
-        ("mapping", lambda buf: buf[:MIB - 4096], "region_size says 1048576 bytes, the mapping has 1044480"),
-        ("sqe_size", poke(HeaderField.SQE_SIZE, "I", 128), "entry sizes 128/64, expected 192/64"),
-        ("cqe_size", poke(HeaderField.CQE_SIZE, "I", 32), "entry sizes 192/32, expected 192/64"),
-        ("max_inline_args", poke(HeaderField.MAX_INLINE_ARGS, "I", 200), "max_inline_args is 200, expected 160"),
-        ("sq_entries", poke(HeaderField.SQ_ENTRIES, "I", 100), "sq_entries is 100, not a power of two ≤ 65536"),
-        ("sq_entries zero", poke(HeaderField.SQ_ENTRIES, "I", 0), "sq_entries is 0, not a power of two"),
-        ("cq_entries", poke(HeaderField.CQ_ENTRIES, "I", 1 << 17), "cq_entries is 131072, not a power of two ≤ 65536"),
-        ("sq_offset misaligned", poke(HeaderField.SQ_OFFSET, "Q", 4100), "submission ring offset 4100 is not 4096-byte aligned"),
-        ("sq_offset in header", poke(HeaderField.SQ_OFFSET, "Q", 0), "submission ring at 0 overlaps what precedes it (ends at 4096)"),
-        ("cq overlaps sq", poke(HeaderField.CQ_OFFSET, "Q", 4096), "completion ring at 4096 overlaps what precedes it (ends at 53248)"),
-        ("cq outside", poke(HeaderField.CQ_OFFSET, "Q", 1 << 40), "completion ring [1099511627776, +16384) does not lie inside the 1048576-byte region"),
-        ("arena misaligned", poke(HeaderField.ARENA_OFFSET, "Q", 69632 + 64), "arena offset 69696 is not 4096-byte aligned"),
-        ("arena too long", poke(HeaderField.ARENA_SIZE, "Q", MIB), "arena [69632, +1048576) does not lie inside the 1048576-byte region"),
-        ("arena empty", poke(HeaderField.ARENA_SIZE, "Q", 0), "arena [69632, +0) does not lie inside"),
-        ("features", poke(HeaderField.FEATURES, "Q", 0x30), "unknown feature bits 0x30"),
-    ]
+def test_plan_channel_refuses_a_block_that_is_not_whole_pages() -> None:
+    with pytest.raises(LocalProtocolError, match="not a positive multiple of 4096"):
+        plan_channel(MIB + 100, vm_id=1)
 
 
-@pytest.mark.parametrize(("what", "breaker", "complaint"), _breakers(), ids=[b[0] for b in _breakers()])
-def test_validate_region_names_exactly_what_is_wrong(
-    what: str, breaker: Callable[[bytearray], bytearray], complaint: str,
-) -> None:
-    buf = breaker(fresh())
+Breaker = Callable[[bytearray], bytearray]
+
+
+def _poke(offset: int, fmt: str, value: int) -> Breaker:
+    def apply(buf: bytearray) -> bytearray:
+        put(buf, offset, fmt, value)
+        return buf
+    return apply
+
+
+_R = RegionField
+REGION_BREAKERS: list[tuple[str, Breaker, str]] = [
+    ("truncated", lambda buf: buf[:100], "region is 100 bytes, smaller than the 4096-byte header"),
+    ("magic", _poke(_R.MAGIC, "Q", 0x1234), "magic is 0x0000000000001234, expected 0x0044454d55504756"),
+    ("zeroed", lambda buf: bytearray(len(buf)), "magic is 0x0000000000000000"),
+    ("major", _poke(_R.VERSION_MAJOR, "H", 1), "protocol major version 1, this side speaks 2"),
+    ("header_size", _poke(_R.HEADER_SIZE, "I", 8192), "header_size is 8192, expected 4096"),
+    ("region_size", _poke(_R.REGION_SIZE, "Q", 2 * MIB), "region_size says 2097152 bytes, the mapping has"),
+    ("features", _poke(_R.FEATURES, "Q", 0x40), "unknown feature bits 0x40"),
+    ("no channels", _poke(_R.CHANNEL_COUNT, "I", 0), "channel_count is 0, not in 1..256"),
+    ("channel size", _poke(_R.CHANNEL_SIZE, "Q", 4097), "channel_size 4097 is not a multiple of 4096"),
+    ("channels offset", _poke(_R.CHANNELS_OFFSET, "Q", 0), "channels_offset 0 is not 4096-aligned past"),
+    ("channels outside", _poke(_R.CHANNEL_COUNT, "I", 200), "200 channels of"),
+    ("vectors", _poke(_R.VECTORS, "I", 0), "vectors is 0, not in 1..256"),
+    ("lease", _poke(_R.LEASE_MS, "I", 5), "lease_ms is 5, shorter than 40"),
+]
+
+
+@pytest.mark.parametrize(("what", "breaker", "complaint"), REGION_BREAKERS, ids=[b[0] for b in REGION_BREAKERS])
+def test_validate_region_names_exactly_what_is_wrong(what: str, breaker: Breaker, complaint: str) -> None:
     with pytest.raises(RegionLayoutError) as info:
-        validate_region(buf)
+        validate_region(breaker(fresh()))
+    assert complaint in info.value.message, f"{what}: {info.value.message}"
+
+
+_C = ChannelField
+CHANNEL_BREAKERS: list[tuple[str, Breaker, str]] = [
+    ("truncated", lambda buf: buf[:100], "channel block is 100 bytes"),
+    ("magic", _poke(_C.MAGIC, "Q", 0x1234), "channel magic is 0x0000000000001234, expected 0x004e484355504756"),
+    ("major", _poke(_C.VERSION_MAJOR, "H", 1), "channel protocol major version 1"),
+    ("size", _poke(_C.REGION_SIZE, "Q", 2 * MIB), "channel region_size says 2097152 bytes, the block has"),
+    ("index", _poke(_C.CHANNEL_INDEX, "I", 5), "channel_index is 5, expected 0"),
+    ("sqe_size", _poke(_C.SQE_SIZE, "I", 128), "entry sizes 128/64, expected 192/64"),
+    ("max_inline_args", _poke(_C.MAX_INLINE_ARGS, "I", 200), "max_inline_args is 200, expected 160"),
+    ("sq_entries", _poke(_C.SQ_ENTRIES, "I", 100), "sq_entries is 100, not a power of two ≤ 65536"),
+    ("sq_offset in header", _poke(_C.SQ_OFFSET, "Q", 0), "submission ring at 0 overlaps what precedes it"),
+    ("cq outside", _poke(_C.CQ_OFFSET, "Q", 1 << 40), "completion ring [1099511627776, +16384) does not lie"),
+    ("arena misaligned", _poke(_C.ARENA_OFFSET, "Q", 69632 + 64), "arena offset 69696 is not 4096-byte aligned"),
+    ("arena empty", _poke(_C.ARENA_SIZE, "Q", 0), "arena [69632, +0) does not lie inside"),
+    ("features", _poke(_C.FEATURES, "Q", 0x40), "unknown feature bits 0x40"),
+]
+
+
+@pytest.mark.parametrize(("what", "breaker", "complaint"), CHANNEL_BREAKERS, ids=[b[0] for b in CHANNEL_BREAKERS])
+def test_validate_channel_names_exactly_what_is_wrong(what: str, breaker: Breaker, complaint: str) -> None:
+    block = bytearray(MIB)
+    lay_out_channel(block, vm_id=1, index=0)
+    with pytest.raises(RegionLayoutError) as info:
+        validate_channel(breaker(block), index=0)
     assert complaint in info.value.message, f"{what}: {info.value.message}"
 
 
 def test_validate_region_accepts_any_minor_version_and_a_subset_of_features() -> None:
     buf = fresh(features=Features.NEED_WAKEUP)
-    put(buf, HeaderField.VERSION_MINOR, "H", 7)
+    put(buf, RegionField.VERSION_MINOR, "H", 7)
     layout = validate_region(buf)
     assert layout.version_minor == 7
     assert layout.features == Features.NEED_WAKEUP
 
 
-def test_header_field_table_covers_every_field_once_in_offset_order() -> None:
-    assert [f.field for f in HEADER_FIELDS] == sorted(HeaderField, key=int)
-    for before, after in itertools.pairwise(HEADER_FIELDS):
+@pytest.mark.parametrize(("table", "enum"), [(REGION_FIELDS, RegionField), (CHANNEL_FIELDS, ChannelField)],
+                         ids=["region", "channel"])
+def test_field_tables_cover_every_field_once_in_offset_order(
+    table: tuple[HeaderFieldInfo, ...], enum: type[RegionField] | type[ChannelField],
+) -> None:
+    assert [f.field for f in table] == sorted(enum, key=int)
+    for before, after in itertools.pairwise(table):
         assert before.offset + before.size <= after.offset, f"{before.name} overlaps {after.name}"
-    for info in HEADER_FIELDS:
+    for info in table:
         assert info.offset % info.size == 0, f"{info.name} is not naturally aligned"
-    assert HEADER_FIELDS[-1].offset + HEADER_FIELDS[-1].size <= HEADER_SIZE
+    assert table[-1].offset + table[-1].size <= HEADER_SIZE
 
 
-def test_header_field_table_matches_the_struct_the_layout_packs() -> None:
-    """The lay-out fields are packed with ``_STATIC``; its format must agree with the table."""
+@pytest.mark.parametrize(("table", "packed"), [(REGION_FIELDS, _REGION_STATIC), (CHANNEL_FIELDS, _CHANNEL_STATIC)],
+                         ids=["region", "channel"])
+def test_field_tables_match_the_structs_the_layout_packs(
+    table: tuple[HeaderFieldInfo, ...], packed: struct.Struct,
+) -> None:
     codes = {"uint16_t": "H", "uint32_t": "I", "uint64_t": "Q"}
-    static = [f for f in HEADER_FIELDS if f.writer == "host (lay-out)"]
-    assert "<" + "".join(codes[f.ctype] for f in static) == _STATIC.format
+    static = [f for f in table if f.writer == "host (lay-out)"]
+    assert "<" + "".join(codes[f.ctype] for f in static) == packed.format
     offset = 0
     for info in static:
         assert info.offset == offset
         offset += info.size
 
 
-def test_each_ring_index_has_its_own_cache_line_and_the_right_writer() -> None:
-    indices = {HeaderField.SQ_TAIL: "guest", HeaderField.SQ_HEAD: "host",
-               HeaderField.CQ_TAIL: "host", HeaderField.CQ_HEAD: "guest"}
+def test_in_a_channel_each_ring_index_has_its_own_line_and_host_and_guest_never_share_one() -> None:
+    indices = {ChannelField.SQ_TAIL: "guest", ChannelField.SQ_HEAD: "host",
+               ChannelField.CQ_TAIL: "host", ChannelField.CQ_HEAD: "guest"}
     lines = {int(f) // 64 for f in indices}
     assert len(lines) == 4
-    for info in HEADER_FIELDS:
+    for info in CHANNEL_FIELDS:
         if info.field in indices:
             assert info.writer == indices[info.field]
         else:
             assert info.offset // 64 not in lines, f"{info.name} shares a line with a ring index"
-    host_lines = {i.offset // 64 for i in HEADER_FIELDS if i.writer == "host"}
-    guest_lines = {i.offset // 64 for i in HEADER_FIELDS if i.writer == "guest"}
+    host_lines = {i.offset // 64 for i in CHANNEL_FIELDS if i.writer == "host"}
+    guest_lines = {i.offset // 64 for i in CHANNEL_FIELDS if i.writer == "guest"}
     assert not host_lines & guest_lines, "the host and the guest never write the same cache line"
 
 
-def test_region_accessors_read_and_write_the_documented_offsets() -> None:
-    buf = fresh()
-    region = Region(memoryview(buf))
-    region.set_u32(HeaderField.LATCHED_ERROR, 0x1_0000_02BC)
-    region.set_u64(HeaderField.GUEST_FEATURES, int(ALL_FEATURES))
-    region.set_device_state(DeviceState.DRAINING)
-    assert struct.unpack_from("<I", buf, 160) == (0x2BC,), "values are masked to 32 bits"
-    assert struct.unpack_from("<Q", buf, 200) == (0xF,)
-    assert struct.unpack_from("<I", buf, 128) == (DeviceState.DRAINING,)
+def test_the_ring_words_sit_at_their_protocol_1_offsets() -> None:
+    """What lets ring code written for a version-1 region serve a channel block unchanged."""
+    assert [int(f) for f in (ChannelField.HOST_NEED_WAKEUP, ChannelField.LATCHED_ERROR,
+                             ChannelField.GUEST_NEED_IRQ, ChannelField.SQ_TAIL, ChannelField.SQ_HEAD,
+                             ChannelField.CQ_TAIL, ChannelField.CQ_HEAD)] == [136, 160, 192, 256, 320, 384, 448]
+
+
+def test_channel_accessors_read_and_write_the_documented_offsets() -> None:
+    block = bytearray(MIB)
+    lay_out_channel(block, vm_id=1)
+    region = Region(memoryview(block))
+    region.set_u32(ChannelField.LATCHED_ERROR, 0x1_0000_02BC)
+    region.set_u64(ChannelField.GUEST_FEATURES, int(ALL_FEATURES))
+    region.set_channel_state(ChannelState.CLOSED_BY_HOST)
+    assert struct.unpack_from("<I", block, 160) == (0x2BC,), "values are masked to 32 bits"
+    assert struct.unpack_from("<Q", block, 200) == (0x1F,)
+    assert struct.unpack_from("<I", block, 128) == (ChannelState.CLOSED_BY_HOST,)
     region.release()
