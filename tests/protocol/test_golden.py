@@ -30,7 +30,9 @@ from protocol import (
     encode_completion,
     encode_result,
     encode_submission,
+    lay_out_channel,
     lay_out_region,
+    validate_channel,
     validate_region,
 )
 from protocol.models import DevPtrResult, MemAllocArgs, SgemmArgs
@@ -42,13 +44,33 @@ def h(*fields: str) -> bytes:
     return bytes.fromhex("".join(fields))
 
 
-# A 1 MiB region for VM 3 with 64-entry rings, laid out in epoch 2.
-HEADER_GOLDEN = h(
+# A 4 MiB region for VM 3 split into 3 channels, 2 doorbell vectors, a 500 ms lease, in epoch 2.
+REGION_GOLDEN = h(
     "564750554d454400",  # 0   magic "VGPUMED\0"
-    "0100", "0000",  # 8   version 1.0
+    "0200", "0000",  # 8   version 2.0
     "00100000",  # 12  header_size 4096
-    "0000100000000000",  # 16  region_size 1 MiB
-    "0f00000000000000",  # 24  features: NEED_WAKEUP | ASYNC_CALLS | CHUNKED_COPY | GUEST_IRQ
+    "0000400000000000",  # 16  region_size 4 MiB
+    "1f00000000000000",  # 24  features: NEED_WAKEUP | ASYNC_CALLS | CHUNKED_COPY | GUEST_IRQ | CHANNELS
+    "03000000",  # 32  vm_id 3
+    "03000000",  # 36  channel_count 3
+    "0050150000000000",  # 40  channel_size 1396736 ((4 MiB − 4096) / 3, rounded down to 4096)
+    "0010000000000000",  # 48  channels_offset 4096
+    "f4010000",  # 56  lease_ms 500
+    "02000000",  # 60  vectors 2
+    "00" * 64,  # 64  reserved up to the host state line
+    "01000000",  # 128 device_state READY
+    "02000000",  # 132 epoch 2
+    "00000000",  # 136 reserved
+    "00000000",  # 140 host_peer_id 0
+)
+
+# Channel 2 of a 1 MiB block for VM 3 with 64-entry rings, opened once (generation 1).
+HEADER_GOLDEN = h(
+    "5647505543484e00",  # 0   magic "VGPUCHN\0"
+    "0200", "0000",  # 8   version 2.0
+    "00100000",  # 12  header_size 4096
+    "0000100000000000",  # 16  region_size: the block, 1 MiB
+    "1f00000000000000",  # 24  features
     "03000000",  # 32  vm_id 3
     "40000000", "40000000",  # 36  sq_entries 64, cq_entries 64
     "c0000000", "40000000",  # 44  sqe_size 192, cqe_size 64
@@ -56,10 +78,11 @@ HEADER_GOLDEN = h(
     "0010000000000000",  # 56  sq_offset 4096
     "0040000000000000",  # 64  cq_offset 16384 (4096 + 64 × 192, rounded up to 4096)
     "0050000000000000",  # 72  arena_offset 20480 (16384 + 64 × 64, rounded up to 4096)
-    "00b00f0000000000",  # 80  arena_size 1028096 (the rest of the region)
-    "00" * 40,  # 88  reserved up to the host state line
-    "01000000",  # 128 device_state READY
-    "02000000",  # 132 epoch 2
+    "00b00f0000000000",  # 80  arena_size 1028096 (the rest of the block)
+    "02000000",  # 88  channel_index 2
+    "00" * 36,  # 92  reserved up to the host state line
+    "01000000",  # 128 channel_state OPEN
+    "01000000",  # 132 generation 1
 )
 
 MEM_ALLOC_SQE = h(
@@ -127,9 +150,18 @@ SGEMM_MODEL = SgemmArgs(
 )
 
 
+def test_laid_out_region_header_matches_golden_bytes() -> None:
+    region = bytearray(4 << 20)
+    lay_out_region(region, vm_id=3, channels=3, vectors=2, lease_ms=500, epoch=2)
+    assert bytes(region[:len(REGION_GOLDEN)]) == REGION_GOLDEN
+    assert bytes(region[len(REGION_GOLDEN):HEADER_SIZE]) == bytes(HEADER_SIZE - len(REGION_GOLDEN))
+    layout = validate_region(region)
+    assert (layout.channel_count, layout.channel_size, layout.vectors, layout.lease_ms) == (3, 1396736, 2, 500)
+
+
 def test_laid_out_header_matches_golden_bytes() -> None:
     region = bytearray(1 << 20)
-    lay_out_region(region, vm_id=3, sq_entries=64, cq_entries=64, epoch=2)
+    lay_out_channel(region, vm_id=3, index=2, sq_entries=64, cq_entries=64, generation=1)
     assert bytes(region[:len(HEADER_GOLDEN)]) == HEADER_GOLDEN
     assert bytes(region[len(HEADER_GOLDEN):HEADER_SIZE]) == bytes(HEADER_SIZE - len(HEADER_GOLDEN)), (
         "need-wakeup flags, counters and every ring index start at zero")
@@ -138,12 +170,12 @@ def test_laid_out_header_matches_golden_bytes() -> None:
 def test_golden_header_validates_to_its_layout() -> None:
     region = bytearray(1 << 20)
     region[:len(HEADER_GOLDEN)] = HEADER_GOLDEN
-    layout = validate_region(region)
-    assert (layout.vm_id, layout.sq_entries, layout.cq_entries) == (3, 64, 64)
+    layout = validate_channel(region, index=2)
+    assert (layout.vm_id, layout.sq_entries, layout.cq_entries, layout.channel_index) == (3, 64, 64, 2)
     assert (layout.sq_offset, layout.cq_offset, layout.arena_offset, layout.arena_size) == (
         4096, 16384, 20480, 1028096)
     assert layout.features == Features.NEED_WAKEUP | Features.ASYNC_CALLS | Features.CHUNKED_COPY | (
-        Features.GUEST_IRQ)
+        Features.GUEST_IRQ | Features.CHANNELS)
 
 
 def test_mem_alloc_submission_golden_both_ways() -> None:

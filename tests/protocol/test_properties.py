@@ -27,9 +27,9 @@ from protocol import (
     decode_submission,
     encode_args,
     encode_result,
-    lay_out_region,
+    lay_out_channel,
     layout_of,
-    validate_region,
+    validate_channel,
 )
 
 _RANGES = {"B": (0, 2**8 - 1), "H": (0, 2**16 - 1), "I": (0, 2**32 - 1), "Q": (0, 2**64 - 1),
@@ -103,7 +103,7 @@ def test_any_completion_bytes_decode_or_raise_the_protocol_error(raw: bytes) -> 
 
 _REGION = 1 << 20
 _FRESH = bytearray(_REGION)
-lay_out_region(_FRESH, vm_id=3)
+lay_out_channel(_FRESH, vm_id=3)
 
 
 @PROPERTIES
@@ -117,4 +117,4 @@ def test_any_header_bytes_validate_or_raise_the_layout_error(pokes: list[tuple[i
         size = struct.calcsize(fmt)
         struct.pack_into(fmt, buf, min(offset, 4096 - size), value & ((1 << (8 * size)) - 1))
     with contextlib.suppress(ProtocolError):
-        validate_region(buf[:truncate] if truncate is not None else buf)
+        validate_channel(buf[:truncate] if truncate is not None else buf)

@@ -7,15 +7,15 @@ import struct
 import pytest
 
 from protocol import (
+    ChannelField,
     CompletionConsumer,
     CompletionProducer,
     CUresult,
-    HeaderField,
     Region,
     RemoteProtocolError,
     SubmissionConsumer,
     SubmissionProducer,
-    lay_out_region,
+    lay_out_channel,
 )
 
 ENTRIES = 16
@@ -24,9 +24,9 @@ ENTRIES = 16
 def region(**indices: int) -> Region:
     """A fresh region with 16-entry rings; ``indices`` (e.g. SQ_TAIL=…) preset in the header."""
     buf = bytearray(1 << 20)
-    lay_out_region(buf, vm_id=1, sq_entries=ENTRIES, cq_entries=ENTRIES)
+    lay_out_channel(buf, vm_id=1, sq_entries=ENTRIES, cq_entries=ENTRIES)
     for name, value in indices.items():
-        struct.pack_into("<I", buf, HeaderField[name], value)
+        struct.pack_into("<I", buf, ChannelField[name], value)
     return Region(memoryview(buf))
 
 
@@ -57,11 +57,11 @@ def test_indices_are_published_to_their_header_words() -> None:
     guest.push(seq=2, call_id=1)
     host.advance()
     cq_host.push(seq=1, call_id=1, status=0)
-    assert reg.u32(HeaderField.SQ_TAIL) == 2
-    assert reg.u32(HeaderField.SQ_HEAD) == 1
-    assert reg.u32(HeaderField.CQ_TAIL) == 1
+    assert reg.u32(ChannelField.SQ_TAIL) == 2
+    assert reg.u32(ChannelField.SQ_HEAD) == 1
+    assert reg.u32(ChannelField.CQ_TAIL) == 1
     cq_guest.pop()
-    assert reg.u32(HeaderField.CQ_HEAD) == 1
+    assert reg.u32(ChannelField.CQ_HEAD) == 1
 
 
 def test_completions_round_trip_and_a_full_completion_ring_refuses_more() -> None:
@@ -99,8 +99,8 @@ def test_free_running_indices_wrap_through_two_to_the_32(start: int) -> None:
         cq_host.push(seq=sub.seq, call_id=1, status=0)
     seen += [cq_guest.pop().seq for _ in range(cq_guest.pending())]
     assert seen == list(range(5 * ENTRIES))
-    assert reg.u32(HeaderField.SQ_TAIL) == (start + 5 * ENTRIES) & 0xFFFF_FFFF
-    assert reg.u32(HeaderField.CQ_HEAD) == (start + 5 * ENTRIES) & 0xFFFF_FFFF
+    assert reg.u32(ChannelField.SQ_TAIL) == (start + 5 * ENTRIES) & 0xFFFF_FFFF
+    assert reg.u32(ChannelField.CQ_HEAD) == (start + 5 * ENTRIES) & 0xFFFF_FFFF
 
 
 def test_a_full_ring_across_the_wrap_is_full_not_empty() -> None:
@@ -108,7 +108,7 @@ def test_a_full_ring_across_the_wrap_is_full_not_empty() -> None:
     guest, host = SubmissionProducer(reg), SubmissionConsumer(reg)
     for seq in range(ENTRIES):
         assert guest.push(seq=seq, call_id=1)
-    assert reg.u32(HeaderField.SQ_TAIL) == 8
+    assert reg.u32(ChannelField.SQ_TAIL) == 8
     assert host.pending() == ENTRIES
     assert guest.space() == 0
 
@@ -125,7 +125,7 @@ def test_a_full_ring_across_the_wrap_is_full_not_empty() -> None:
 def test_an_impossible_submission_tail_is_a_protocol_error(tail: int, why: str) -> None:
     reg = region()
     host = SubmissionConsumer(reg)
-    reg.set_u32(HeaderField.SQ_TAIL, tail)
+    reg.set_u32(ChannelField.SQ_TAIL, tail)
     with pytest.raises(RemoteProtocolError) as info:
         host.pending()
     assert f"submission tail {tail}" in info.value.message, why
@@ -139,7 +139,7 @@ def test_a_submission_tail_going_backwards_after_progress_is_a_protocol_error() 
     for seq in range(4):
         guest.push(seq=seq, call_id=1)
     host.advance(4)
-    reg.set_u32(HeaderField.SQ_TAIL, 2)  # a guest rewinding its tail below the host's head
+    reg.set_u32(ChannelField.SQ_TAIL, 2)  # a guest rewinding its tail below the host's head
     with pytest.raises(RemoteProtocolError, match="submission tail 2 is 4294967294 entries past head 4"):
         host.pending()
 
@@ -148,7 +148,7 @@ def test_an_impossible_completion_head_is_a_protocol_error_for_the_host() -> Non
     reg = region()
     host = CompletionProducer(reg)
     host.push(seq=1, call_id=1, status=0)
-    reg.set_u32(HeaderField.CQ_HEAD, 5)  # the guest claims to have consumed entries never posted
+    reg.set_u32(ChannelField.CQ_HEAD, 5)  # the guest claims to have consumed entries never posted
     with pytest.raises(RemoteProtocolError, match="completion head 5 is 4294967292 entries behind tail 1"):
         host.space()
 
@@ -156,7 +156,7 @@ def test_an_impossible_completion_head_is_a_protocol_error_for_the_host() -> Non
 def test_an_impossible_completion_tail_is_a_protocol_error_for_the_guest() -> None:
     reg = region()
     guest = CompletionConsumer(reg)
-    reg.set_u32(HeaderField.CQ_TAIL, ENTRIES + 1)
+    reg.set_u32(ChannelField.CQ_TAIL, ENTRIES + 1)
     with pytest.raises(RemoteProtocolError, match="completion tail 17 jumped past head 0"):
         guest.pending()
 
@@ -167,11 +167,11 @@ def test_the_host_never_trusts_the_guest_copy_of_its_own_head() -> None:
     guest, host = SubmissionProducer(reg), SubmissionConsumer(reg)
     guest.push(seq=1, call_id=1)
     guest.push(seq=2, call_id=1)
-    reg.set_u32(HeaderField.SQ_HEAD, 2)  # the guest pretends the host consumed both
+    reg.set_u32(ChannelField.SQ_HEAD, 2)  # the guest pretends the host consumed both
     assert host.pending() == 2
     assert host.read().seq == 1
     host.advance()
-    assert reg.u32(HeaderField.SQ_HEAD) == 1, "the host rewrites its real head"
+    assert reg.u32(ChannelField.SQ_HEAD) == 1, "the host rewrites its real head"
 
 
 def test_sides_resume_from_the_indices_in_the_header() -> None:

@@ -23,13 +23,13 @@ from hypothesis import strategies as st
 from protocol import (
     CQE_SIZE,
     SQE_SIZE,
-    HeaderField,
+    ChannelField,
     LocalProtocolError,
     MalformedSubmissionError,
     Region,
     RemoteProtocolError,
     _ring,
-    lay_out_region,
+    lay_out_channel,
 )
 
 pytestmark = pytest.mark.skipif(not _ring.ACCELERATED, reason="protocol._cring is not built here")
@@ -48,7 +48,7 @@ class Pair:
 
     def __init__(self, sides: tuple[type[Any], ...]) -> None:
         self.buf = bytearray(SIZE)
-        lay_out_region(self.buf, vm_id=1, sq_entries=ENTRIES, cq_entries=ENTRIES)
+        lay_out_channel(self.buf, vm_id=1, sq_entries=ENTRIES, cq_entries=ENTRIES)
         self.region = Region(memoryview(self.buf))
         self.sqp, self.sqc, self.cqp, self.cqc = (side(self.region) for side in sides)
 
@@ -91,8 +91,8 @@ sq_fields = st.fixed_dictionaries(
 cq_fields = st.fixed_dictionaries(
     {"seq": field, "call_id": st.integers(0, 0xFFFF), "status": field},
     optional={"results": st.binary(max_size=50), "out_len": u32, "flags": st.integers(0, 0xFFFF)})
-index_words = st.sampled_from([HeaderField.SQ_TAIL, HeaderField.SQ_HEAD, HeaderField.CQ_TAIL,
-                               HeaderField.CQ_HEAD])
+index_words = st.sampled_from([ChannelField.SQ_TAIL, ChannelField.SQ_HEAD, ChannelField.CQ_TAIL,
+                               ChannelField.CQ_HEAD])
 scribble_index = st.tuples(st.just("scribble"), index_words, u32.map(lambda v: struct.pack("<I", v)))
 scribble_slot = st.tuples(st.just("scribble"), st.integers(4096, 8192 + ENTRIES * CQE_SIZE - 8),  # both rings
                           st.binary(min_size=1, max_size=8))
@@ -149,7 +149,7 @@ def test_a_released_region_leaves_c_sides_unusable_not_dangling() -> None:
     fd = os.memfd_create("released")
     os.ftruncate(fd, SIZE)
     mapping = mmap.mmap(fd, SIZE)
-    lay_out_region(memoryview(mapping), vm_id=1)
+    lay_out_channel(memoryview(mapping), vm_id=1)
     region = Region(memoryview(mapping))
     sq = _ring.SubmissionProducer(region)
     region.release()
@@ -171,7 +171,7 @@ def test_spin_returns_when_the_other_process_publishes() -> None:
     fd = os.memfd_create("spin")
     os.ftruncate(fd, SIZE)
     mapping = mmap.mmap(fd, SIZE)
-    lay_out_region(memoryview(mapping), vm_id=1)
+    lay_out_channel(memoryview(mapping), vm_id=1)
     region = Region(memoryview(mapping))
     host = _ring.SubmissionConsumer(region)
     guest = subprocess.Popen([sys.executable, "-c", (

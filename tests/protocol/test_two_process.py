@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from protocol import CompletionProducer, Region, SubmissionConsumer, lay_out_region
+from protocol import CompletionProducer, Region, SubmissionConsumer, lay_out_channel
 
 FRAMES = 1_000_000
 SIZE = 1 << 20
@@ -48,7 +48,7 @@ def test_a_million_frames_each_way_nothing_lost_or_reordered() -> None:
     fd = os.memfd_create("two-process-ring")
     os.ftruncate(fd, SIZE)
     mapping = mmap.mmap(fd, SIZE)
-    lay_out_region(memoryview(mapping), vm_id=1, sq_entries=64, cq_entries=64)
+    lay_out_channel(memoryview(mapping), vm_id=1, sq_entries=64, cq_entries=64)
     region = Region(memoryview(mapping))
     sq, cq = SubmissionConsumer(region), CompletionProducer(region)
     guest = subprocess.Popen([sys.executable, "-c", GUEST, str(fd), str(FRAMES)], pass_fds=(fd,),

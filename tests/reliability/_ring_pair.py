@@ -25,7 +25,7 @@ from protocol import (
     WireModel,
     decode_result,
     encode_args,
-    lay_out_region,
+    lay_out_channel,
 )
 
 __all__ = ["Answer", "RingPair"]
@@ -43,7 +43,7 @@ class RingPair:
         self._fd = os.memfd_create("vgpu-test-region", os.MFD_CLOEXEC)
         os.ftruncate(self._fd, region_size)
         self._map = mmap.mmap(self._fd, region_size, flags=mmap.MAP_SHARED)
-        lay_out_region(memoryview(self._map), vm_id=1, sq_entries=16, cq_entries=16)
+        lay_out_channel(memoryview(self._map), vm_id=1, sq_entries=16, cq_entries=16)
         self.region = Region(memoryview(self._map))
         self.executor = SimExecutor(memory_quota=quota)
         self.counters = WorkerCounters()
