@@ -228,7 +228,7 @@ def test_field_tables_match_the_structs_the_layout_packs(
 
 
 def test_in_a_channel_each_ring_index_has_its_own_line_and_host_and_guest_never_share_one() -> None:
-    indices = {ChannelField.SQ_TAIL: "guest", ChannelField.SQ_HEAD: "host",
+    indices: dict[RegionField | ChannelField, str] = {ChannelField.SQ_TAIL: "guest", ChannelField.SQ_HEAD: "host",
                ChannelField.CQ_TAIL: "host", ChannelField.CQ_HEAD: "guest"}
     lines = {int(f) // 64 for f in indices}
     assert len(lines) == 4
