@@ -130,7 +130,7 @@ def one_input(data: bytes) -> None:
     module = LoadedModule(text)
     if module.program is None:
         return
-    entries = [n for n, fn in module.program.module.functions.items() if fn.kind == "entry" and fn.body]
+    entries = [n for n, fn in module.program.module.functions.items() if fn.kind == "entry"]
     memory = DeviceMemory(1 << 22)
     buffer = memory.alloc(BUFFER)
     memory.write(buffer, np.frombuffer(fdp.ConsumeBytes(BUFFER).ljust(BUFFER, b"\1"), dtype=np.uint8))
