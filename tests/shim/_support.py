@@ -15,8 +15,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from mediator._control_client import request
-from mediator._launcher import MediatorProcess
 from tests.qemu._support import REPO, SelftestReport
 
 SHIM = REPO / "guest" / "shim"
@@ -197,11 +195,3 @@ class Worker:
     def report(self) -> SelftestReport:
         return SelftestReport.parse(self.text)
 
-
-def wait_until_listening(mediator: MediatorProcess, vm: int = 1, timeout: float = 60) -> None:
-    """Until the VM's previous guest session is torn down (one guest process at a time per VM)."""
-    deadline = time.monotonic() + timeout
-    while request(mediator.control, {"cmd": "status"})["vms"][vm - 1]["state"] != "listening":
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"VM {vm}'s previous guest session did not end")
-        time.sleep(0.01)

@@ -1,6 +1,6 @@
 """NVML and nvidia-smi in the guest, against a mediator on sim: what Ollama, llama.cpp, PyTorch and
 monitoring tools read (``nvml_probe.py``, through ctypes), and nvidia-smi's table, ``-L`` and
-``--query-gpu`` CSV, each process a guest session of its own."""
+``--query-gpu`` CSV, each process on a channel of its own, one right after the other."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from mediator._launcher import MediatorProcess, running_mediator
 from tests.qemu._support import SelftestReport
 
-from ._support import ShimBuild, wait_until_listening
+from ._support import ShimBuild
 
 PROBE = Path(__file__).resolve().parent / "nvml_probe.py"
 CHECKS = ("init", "error_string", "versions", "identity", "handles", "memory", "memory_version", "capabilities",
@@ -31,8 +31,7 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[MediatorProc
 
 
 def run(sim: tuple[MediatorProcess, Path], *argv: str) -> subprocess.CompletedProcess[str]:
-    mediator, conf = sim
-    wait_until_listening(mediator)
+    _, conf = sim  # back to back, as a monitoring tool runs: each is served on a channel of its own
     return subprocess.run(list(argv), capture_output=True, text=True, timeout=60, check=False,
                           env={"VGPU_GUEST_CONF": str(conf), "PATH": "/usr/bin:/bin"})
 
