@@ -21,9 +21,10 @@ from pathlib import Path
 
 import pytest
 
+from mediator._control_client import request
 from mediator._ivshmem import send_handshake
 from mediator._launcher import running_mediator
-from protocol import CQE_SIZE, MAGIC, SQE_SIZE, HeaderField, lay_out_region
+from protocol import CHANNEL_MAGIC, CQE_SIZE, MAGIC, SQE_SIZE, ChannelField, RegionField, lay_out_region
 
 from ._support import SETUP_HINT
 
@@ -38,14 +39,14 @@ GUEST_ID = 7
 class Qtest:
     """QEMU started with ``-qtest stdio``: one command line in, one ``OK …`` line out."""
 
-    def __init__(self, vm_socket: Path, log: Path) -> None:
+    def __init__(self, vm_socket: Path, log: Path, vectors: int = 1) -> None:
         qemu = _qemu()
         self.log = log
         self._log_file = open(log, "wb")  # noqa: SIM115 (closed in close())
         self.proc = subprocess.Popen(
             [qemu, "-machine", "q35", "-qtest", "stdio", "-qtest-log", "/dev/null", "-display", "none",
              "-nodefaults", "-m", "64", "-chardev", f"socket,path={vm_socket},id=ivsh",
-             "-device", "ivshmem-doorbell,chardev=ivsh,vectors=1"],
+             "-device", f"ivshmem-doorbell,chardev=ivsh,vectors={vectors}"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log_file)
 
     def cmd(self, line: str) -> str:
@@ -120,14 +121,15 @@ def _qemu() -> str:
 
 
 class Server:
-    """The test as the ivshmem server: a 1 MiB region, our vector eventfd, QEMU's vector eventfd."""
+    """The test as the ivshmem server: a 1 MiB region of two channels, our vector eventfd, QEMU's vector
+    eventfd."""
 
     def __init__(self, path: Path) -> None:
         self.size = 1 << 20
         self.fd = os.memfd_create("qtest-region")
         os.ftruncate(self.fd, self.size)
         self.map = mmap.mmap(self.fd, self.size)
-        lay_out_region(memoryview(self.map), vm_id=5)
+        self.layout = lay_out_region(memoryview(self.map), vm_id=5, channels=2, vectors=1)
         self.host_fd = os.eventfd(0, os.EFD_NONBLOCK)
         self.guest_fd = os.eventfd(0, os.EFD_NONBLOCK)
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -177,13 +179,17 @@ def test_qemu_maps_our_region_as_bar2_and_rings_our_eventfd_from_bar0(
     devfn = qtest.find_ivshmem()
     qtest.map_bars(devfn)
 
-    # BAR2 is our memfd, both ways
-    assert qtest.read("readq", BAR2_ADDR + HeaderField.MAGIC) == MAGIC
-    assert qtest.read("readl", BAR2_ADDR + HeaderField.VM_ID) == 5
-    qtest.cmd(f"writel {BAR2_ADDR + HeaderField.SQ_TAIL:#x} 0x2a")
-    assert int.from_bytes(server.map[HeaderField.SQ_TAIL:HeaderField.SQ_TAIL + 4], "little") == 0x2A
-    server.map[HeaderField.CQ_TAIL:HeaderField.CQ_TAIL + 4] = (0x1234).to_bytes(4, "little")
-    assert qtest.read("readl", BAR2_ADDR + HeaderField.CQ_TAIL) == 0x1234
+    # BAR2 is our memfd, both ways: the region header, and a channel's ring words in its block
+    assert qtest.read("readq", BAR2_ADDR + RegionField.MAGIC) == MAGIC
+    assert qtest.read("readl", BAR2_ADDR + RegionField.VM_ID) == 5
+    channel = server.layout.channel_offset(1)
+    assert qtest.read("readq", BAR2_ADDR + channel + ChannelField.MAGIC) == CHANNEL_MAGIC
+    qtest.cmd(f"writel {BAR2_ADDR + channel + ChannelField.SQ_TAIL:#x} 0x2a")
+    tail = channel + ChannelField.SQ_TAIL
+    assert int.from_bytes(server.map[tail:tail + 4], "little") == 0x2A
+    cq_tail = channel + ChannelField.CQ_TAIL
+    server.map[cq_tail:cq_tail + 4] = (0x1234).to_bytes(4, "little")
+    assert qtest.read("readl", BAR2_ADDR + cq_tail) == 0x1234
     # the region's last byte is there too: BAR2 is the whole power-of-two region
     server.map[server.size - 1] = 0x5A
     assert qtest.read("readb", BAR2_ADDR + server.size - 1) == 0x5A
@@ -199,34 +205,50 @@ def test_qemu_maps_our_region_as_bar2_and_rings_our_eventfd_from_bar0(
     assert server.doorbell_count(0.2) == 0
 
 
-def test_a_doorbell_through_qemu_wakes_the_sleeping_mediator_which_answers_in_bar2(tmp_path: Path) -> None:
+def test_a_doorbell_through_qemu_wakes_the_sleeping_mediator_which_opens_a_channel_and_answers_in_it(
+    tmp_path: Path,
+) -> None:
     # The worker sleeps up to 10 s when idle; only the doorbell gets it to answer within 3 s.
     with running_mediator(tmp_path, backend="sim", vms=1, extra="max_sleep_ms = 10000") as mediator:
-        qtest = Qtest(mediator.vm_socket(1), tmp_path / "qemu.log")
+        qtest = Qtest(mediator.vm_socket(1), tmp_path / "qemu.log", vectors=16)
         try:
             qtest.map_bars(qtest.find_ivshmem())
-            base = BAR2_ADDR
-            assert qtest.read("readq", base + HeaderField.MAGIC) == MAGIC
+            assert qtest.read("readq", BAR2_ADDR + RegionField.MAGIC) == MAGIC
+            host_peer = qtest.read("readl", BAR2_ADDR + RegionField.HOST_PEER_ID)
+            first = qtest.read("readq", BAR2_ADDR + RegionField.CHANNELS_OFFSET)
+            size = qtest.read("readq", BAR2_ADDR + RegionField.CHANNEL_SIZE)
+            base = BAR2_ADDR + first + 3 * size  # channel 3, which rings vector 3
+            # open it, as a guest process does once it holds the channel's claim
+            qtest.cmd(f"writel {base + ChannelField.OWNER_PID:#x} 4242")
+            qtest.cmd(f"writel {base + ChannelField.OWNER_PEER:#x} {qtest.read('readl', BAR0_ADDR + IVPOSITION)}")
+            qtest.cmd(f"writel {base + ChannelField.OPEN_REQUEST:#x} 0x5eed")
+            qtest.cmd(f"writel {BAR0_ADDR + DOORBELL:#x} {host_peer << 16 | 3:#x}")
+            rung = time.monotonic()
+            while qtest.read("readl", base + ChannelField.OPEN_ACK) != 0x5EED:
+                assert time.monotonic() - rung < 3.0, "the doorbell did not get the channel opened"
+            assert qtest.read("readl", base + ChannelField.CHANNEL_STATE) == 1  # OPEN
             deadline = time.monotonic() + 10
-            while qtest.read("readl", base + HeaderField.HOST_NEED_WAKEUP) != 1:
+            while qtest.read("readl", base + ChannelField.HOST_NEED_WAKEUP) != 1:
                 assert time.monotonic() < deadline, "the mediator never went to sleep"
-            sq_offset = qtest.read("readq", base + HeaderField.SQ_OFFSET)
-            cq_offset = qtest.read("readq", base + HeaderField.CQ_OFFSET)
-            host_peer = qtest.read("readl", base + HeaderField.HOST_PEER_ID)
+                qtest.cmd(f"writeq {base + ChannelField.HEARTBEAT:#x} {int(time.monotonic() * 1000)}")
+            sq_offset = qtest.read("readq", base + ChannelField.SQ_OFFSET)
+            cq_offset = qtest.read("readq", base + ChannelField.CQ_OFFSET)
             # one nop: seq 77, call 0x0001, no flags, no payloads, no arguments
             sqe = (77).to_bytes(4, "little") + (1).to_bytes(2, "little") + bytes(SQE_SIZE - 6)
             qtest.cmd(f"write {base + sq_offset:#x} {SQE_SIZE} 0x{sqe.hex()}")
-            qtest.cmd(f"writel {base + HeaderField.SQ_TAIL:#x} 0x1")
+            qtest.cmd(f"writel {base + ChannelField.SQ_TAIL:#x} 0x1")
             rung = time.monotonic()
-            qtest.cmd(f"writel {BAR0_ADDR + DOORBELL:#x} {host_peer << 16 | 0:#x}")
-            while qtest.read("readl", base + HeaderField.CQ_TAIL) != 1:
+            qtest.cmd(f"writel {BAR0_ADDR + DOORBELL:#x} {host_peer << 16 | 3:#x}")
+            while qtest.read("readl", base + ChannelField.CQ_TAIL) != 1:
                 assert time.monotonic() - rung < 3.0, "the doorbell did not wake the mediator"
             answered = time.monotonic() - rung
             cqe = bytes.fromhex(qtest.cmd(f"read {base + cq_offset:#x} {CQE_SIZE}")[2:])
             assert int.from_bytes(cqe[0:4], "little") == 77  # seq echoed
             assert int.from_bytes(cqe[4:6], "little") == 1  # call id
             assert int.from_bytes(cqe[8:12], "little") == 0  # CUDA_SUCCESS
-            assert qtest.read("readl", base + HeaderField.SQ_HEAD) == 1
+            assert qtest.read("readl", base + ChannelField.SQ_HEAD) == 1
             assert answered < 3.0
+            channels = next(v for v in request(mediator.control, {"cmd": "status"})["vms"])["channels"]
+            assert [(c["index"], c["owner_pid"]) for c in channels if c["state"] == "open"] == [(3, 4242)]
         finally:
             qtest.close()
