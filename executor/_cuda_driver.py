@@ -359,6 +359,9 @@ class Driver:
     def event_record(self, event: Event, stream: Stream) -> None:
         check(self.module.cuEventRecord(event, stream), "cuEventRecord")
 
+    def event_record_with_flags(self, event: Event, stream: Stream, flags: int) -> None:
+        check(self.module.cuEventRecordWithFlags(event, stream, flags), "cuEventRecordWithFlags")
+
     def event_synchronize(self, event: Event) -> None:
         check(self.module.cuEventSynchronize(event), "cuEventSynchronize")
 

@@ -30,6 +30,7 @@ from protocol.models import (
     EventElapsedArgs,
     EventElapsedResult,
     EventRecordArgs,
+    EventRecordFlagsArgs,
     FlagsArgs,
     GraphArgs,
     GraphExecArgs,
@@ -105,6 +106,17 @@ class StreamCalls(CudaBase):
         self._drv.event_record(event, stream)
         if io.blocking:
             self._sync(stream, "cuEventRecord")
+        return NoResult()
+
+    def event_record_with_flags(self, args: EventRecordFlagsArgs, io: CallIO) -> NoResult:
+        """CU_EVENT_RECORD_EXTERNAL (1) on a capturing stream: an event record node (the driver's)."""
+        if args.flags & ~1:
+            raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE,
+                            f"cuEventRecordWithFlags flags {args.flags:#x}")
+        event, stream = self._events.get(args.event), self._stream(args.stream)
+        self._drv.event_record_with_flags(event, stream, args.flags)
+        if io.blocking:
+            self._sync(stream, "cuEventRecordWithFlags")
         return NoResult()
 
     def event_synchronize(self, args: EventArgs, io: CallIO) -> NoResult:

@@ -47,8 +47,8 @@ from __future__ import annotations
 
 import itertools
 import time
-from dataclasses import replace
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Final
 
 import numpy as np
@@ -79,6 +79,7 @@ from protocol.models import (
     EventElapsedArgs,
     EventElapsedResult,
     EventRecordArgs,
+    EventRecordFlagsArgs,
     FlagsArgs,
     FuncArgs,
     FuncGetAttributeArgs,
@@ -150,6 +151,7 @@ CU_EVENT_BLOCKING_SYNC: Final = 0x1
 CU_EVENT_DISABLE_TIMING: Final = 0x2
 CU_EVENT_INTERPROCESS: Final = 0x4
 CU_EVENT_WAIT_EXTERNAL: Final = 0x1
+CU_EVENT_RECORD_EXTERNAL: Final = 0x1
 #: scheduling (0x07), MAP_HOST, LMEM_RESIZE_TO_MAX, COREDUMP, USER_COREDUMP, SYNC_MEMOPS
 _CTX_FLAGS: Final = 0xFF
 _GRAPH_INSTANTIATE_FLAGS: Final = 0x1 | 0x2 | 0x8  # AUTO_FREE_ON_LAUNCH, UPLOAD, USE_NODE_PRIORITY
@@ -723,6 +725,31 @@ class SimExecutor(SimNvmlCalls, SimTrsmCalls, Executor):
             event.frontier = frozenset()
 
         self.enqueue(args.stream, record, "cuEventRecord")
+        return _NO_RESULT
+
+    def event_record_with_flags(self, args: EventRecordFlagsArgs, io: CallIO) -> NoResult:
+        """``CU_EVENT_RECORD_EXTERNAL`` on a capturing stream is an event record node: the event is
+        recorded when the graph runs (not a fork/join marker); otherwise this is ``cuEventRecord``."""
+        if args.flags & ~CU_EVENT_RECORD_EXTERNAL:
+            raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE,
+                            f"cuEventRecordWithFlags flags {args.flags:#x}")
+        state = self._stream(args.stream)
+        capture = state.capture
+        if not args.flags or capture is None:
+            return self.event_record(EventRecordArgs(event=args.event, stream=args.stream), io)
+        if capture.invalid_reason is not None:
+            raise CudaError(CUresult.CUDA_ERROR_STREAM_CAPTURE_INVALIDATED,
+                            f"cuEventRecordWithFlags: capture {capture.capture_id} was invalidated "
+                            f"({capture.invalid_reason})")
+        event = self._event(args.event)
+
+        def record() -> None:
+            event.time_ns = self._clock()
+            event.recorded = True
+            event.capture = None
+            event.frontier = frozenset()
+
+        self.enqueue(args.stream, record, "cuEventRecordWithFlags")
         return _NO_RESULT
 
     def event_synchronize(self, args: EventArgs, io: CallIO) -> NoResult:

@@ -8,24 +8,70 @@
  * only depend on nodes added before them, so that order respects every dependency; the graph runs
  * its nodes one after another (correct, without the concurrency independent branches could have).
  * Served nodes: kernels (their arguments copied when the node is added, by the kernel's parameter
- * layout), memsets (1, 2 or 4-byte elements, 2D by rows), empty nodes, and child graphs (copied when
- * added). Other node kinds (copies, events, host callbacks, memory nodes) and edges added
- * afterwards (cuGraphAddDependencies) are not served.
+ * layout), memsets (1, 2 or 4-byte elements, 2D by rows), device-to-device copies (1D to 3D, by rows
+ * when pitched), event record and wait nodes (recorded and waited for when the graph runs), memory
+ * allocation and free nodes, empty nodes, and child graphs (copied when added).
+ *
+ * Memory nodes: the allocation is made (and counted against the VM's quota) when the node is added,
+ * at the address the node reports, and kept for as long as a graph or executable graph holding the
+ * node lives when the graph also frees it; without a free node the program owns it after a launch,
+ * as in CUDA (cuMemFree / cudaFree). So the address is fixed, as CUDA promises, and the memory is
+ * held for the graph's lifetime rather than only between the two nodes. A child graph with memory
+ * nodes is refused, as CUDA refuses it.
+ *
+ * Not served, answered CUDA_ERROR_NOT_SUPPORTED and logged once: copies that read or write guest
+ * host memory or CUDA arrays, and host nodes (the graph runs on the host in one call: neither the
+ * guest's memory nor a guest function can be reached in the middle of it), and edges added
+ * afterwards (cuGraphAddDependencies).
+ *
+ * Executable graphs made from these graphs keep a copy of their graph: cuGraphExecUpdate and the
+ * cuGraphExec*NodeSetParams calls change that copy and instantiate it again on the host, the
+ * executable graph's handle staying the same (the host's previous one is destroyed).
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cu_api.h"
 #include "shim.h"
+#include "vgpu_protocol.h"
 
 #define VGPU_MAGIC_XGRAPH 0x68705856u /* "VXph" */
 #define VGPU_MAGIC_XNODE 0x646e5856u  /* "VXnd" */
 #define CU_STREAM_NON_BLOCKING 0x1
 #define CU_STREAM_CAPTURE_MODE_RELAXED 2
 
-enum node_kind { NODE_EMPTY, NODE_KERNEL, NODE_MEMSET, NODE_CHILD };
+/* CUgraphNodeType's values, for cuGraphNodeGetType */
+enum node_kind {
+    NODE_KERNEL = 0,
+    NODE_MEMCPY = 1,
+    NODE_MEMSET = 2,
+    NODE_CHILD = 4,
+    NODE_EMPTY = 5,
+    NODE_EVENT_WAIT = 6,
+    NODE_EVENT_RECORD = 7,
+    NODE_MEM_ALLOC = 10,
+    NODE_MEM_FREE = 11,
+};
+
+#define CU_MEMORYTYPE_HOST 1
+#define CU_MEMORYTYPE_DEVICE 2
+#define CU_MEMORYTYPE_ARRAY 3
+#define CU_MEMORYTYPE_UNIFIED 4
+#define CU_EVENT_RECORD_EXTERNAL 1
+#define CU_EVENT_WAIT_EXTERNAL 1
 
 struct vgpu_xgraph;
+
+/* A memory node's allocation, shared by the alloc node, the free node and their copies. */
+struct graph_alloc {
+    size_t refs;
+    CUdeviceptr dptr;
+    int freed_in_graph; /* a free node names it: freed when the last holder goes */
+};
+
+/* A device-to-device copy of width bytes x height rows x depth slices. */
+struct memcpy_node { CUdeviceptr dst, src; size_t dpitch, spitch, dheight, sheight, width, height, depth; };
 
 struct CUgraphNode_st {
     uint32_t magic;
@@ -40,6 +86,9 @@ struct CUgraphNode_st {
             unsigned char *blob;   /* the arguments' bytes, at their layout's offsets */
         } kernel;
         struct { CUdeviceptr dst; size_t pitch; unsigned int value, element; size_t width, height; } memset;
+        struct memcpy_node memcpy;
+        CUevent event;
+        struct graph_alloc *alloc;
         struct vgpu_xgraph *child;
     } u;
 };
@@ -99,6 +148,15 @@ CUresult cuGraphCreate(CUgraph *graph, unsigned int flags)
     return CUDA_SUCCESS;
 }
 
+static void alloc_release(struct graph_alloc *a)
+{
+    if (--a->refs)
+        return;
+    if (a->freed_in_graph)
+        cuMemFree_v2(a->dptr);
+    free(a);
+}
+
 static void free_node(struct CUgraphNode_st *n)
 {
     if (n->kind == NODE_KERNEL) {
@@ -106,10 +164,14 @@ static void free_node(struct CUgraphNode_st *n)
         free(n->u.kernel.blob);
     } else if (n->kind == NODE_CHILD) {
         vgpu_xgraph_destroy((CUgraph)(void *)n->u.child);
+    } else if (n->kind == NODE_MEM_ALLOC || n->kind == NODE_MEM_FREE) {
+        alloc_release(n->u.alloc);
     }
     n->magic = VGPU_MAGIC_DEAD;
     free(n);
 }
+
+static void forget_origin(struct vgpu_xgraph *x);
 
 CUresult vgpu_xgraph_destroy(CUgraph graph)
 {
@@ -119,6 +181,7 @@ CUresult vgpu_xgraph_destroy(CUgraph graph)
     for (size_t i = 0; i < x->count; i++)
         free_node(x->nodes[i]);
     free(x->nodes);
+    forget_origin(x);
     x->magic = VGPU_MAGIC_DEAD;
     free(x);
     return CUDA_SUCCESS;
@@ -176,10 +239,10 @@ CUresult cuGraphAddEmptyNode(CUgraphNode *node, CUgraph graph, const CUgraphNode
     return rc ? rc : commit_node(n, node);
 }
 
-CUresult cuGraphAddKernelNode_v2(CUgraphNode *node, CUgraph graph, const CUgraphNode *deps, size_t ndeps,
-                                 const vgpu_kernel_node_params *p)
+/* A kernel node's parameters checked, and its arguments' total size by the kernel's layout. */
+static CUresult check_kernel(const vgpu_kernel_node_params *p, size_t *count_out, size_t *total_out)
 {
-    if (!node || !p || !VGPU_CHECK_HANDLE(p->func, VGPU_MAGIC_FUNC))
+    if (!p || !VGPU_CHECK_HANDLE(p->func, VGPU_MAGIC_FUNC))
         return CUDA_ERROR_INVALID_VALUE;
     if (p->extra || (!p->kernelParams && p->func->param_count))
         VGPU_UNSUPPORTED_USE(CUDA_ERROR_NOT_SUPPORTED, "cuGraphAddKernelNode: only kernelParams are served");
@@ -187,7 +250,6 @@ CUresult cuGraphAddKernelNode_v2(CUgraphNode *node, CUgraph graph, const CUgraph
     CUresult rc = vgpu_shim_check_dims(grid, block);
     if (rc)
         return rc;
-    /* the arguments are read now, as CUDA reads them when the node is added */
     size_t count = 0, total = 0;
     for (;; count++) {
         size_t offset, size;
@@ -199,9 +261,16 @@ CUresult cuGraphAddKernelNode_v2(CUgraphNode *node, CUgraph graph, const CUgraph
         if (offset + size > total)
             total = offset + size;
     }
-    struct CUgraphNode_st *n;
-    if ((rc = add_node(graph, deps, ndeps, NODE_KERNEL, &n)))
-        return rc;
+    *count_out = count;
+    *total_out = total;
+    return CUDA_SUCCESS;
+}
+
+/* A kernel node's contents from checked parameters: the arguments are read now, as CUDA reads them
+ * when the node is added (or its parameters set). On failure the node's kernel fields are empty. */
+static CUresult fill_kernel(struct CUgraphNode_st *n, const vgpu_kernel_node_params *p, size_t count, size_t total)
+{
+    unsigned int grid[3] = {p->gridDimX, p->gridDimY, p->gridDimZ}, block[3] = {p->blockDimX, p->blockDimY, p->blockDimZ};
     n->u.kernel.f = p->func;
     memcpy(n->u.kernel.grid, grid, sizeof grid);
     memcpy(n->u.kernel.block, block, sizeof block);
@@ -210,7 +279,10 @@ CUresult cuGraphAddKernelNode_v2(CUgraphNode *node, CUgraph graph, const CUgraph
     n->u.kernel.args = calloc(count ? count : 1, sizeof(void *));
     n->u.kernel.blob = calloc(total ? total : 1, 1);
     if (!n->u.kernel.args || !n->u.kernel.blob) {
-        free_node(n);
+        free(n->u.kernel.args);
+        free(n->u.kernel.blob);
+        n->u.kernel.args = NULL;
+        n->u.kernel.blob = NULL;
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
     for (size_t i = 0; i < count; i++) {
@@ -219,26 +291,51 @@ CUresult cuGraphAddKernelNode_v2(CUgraphNode *node, CUgraph graph, const CUgraph
         memcpy(n->u.kernel.blob + offset, p->kernelParams[i], size);
         n->u.kernel.args[i] = n->u.kernel.blob + offset;
     }
+    return CUDA_SUCCESS;
+}
+
+CUresult cuGraphAddKernelNode_v2(CUgraphNode *node, CUgraph graph, const CUgraphNode *deps, size_t ndeps,
+                                 const vgpu_kernel_node_params *p)
+{
+    size_t count, total;
+    struct CUgraphNode_st *n;
+    CUresult rc = node ? check_kernel(p, &count, &total) : CUDA_ERROR_INVALID_VALUE;
+    if (rc || (rc = add_node(graph, deps, ndeps, NODE_KERNEL, &n)))
+        return rc;
+    if ((rc = fill_kernel(n, p, count, total))) {
+        free_node(n);
+        return rc;
+    }
     return commit_node(n, node);
 }
 
-CUresult cuGraphAddMemsetNode(CUgraphNode *node, CUgraph graph, const CUgraphNode *deps, size_t ndeps,
-                              const vgpu_memset_node_params *p, CUcontext ctx)
+static int memset_valid(const vgpu_memset_node_params *p)
 {
-    (void)ctx; /* one device, one context */
-    if (!node || !p || (p->elementSize != 1 && p->elementSize != 2 && p->elementSize != 4) || !p->width ||
-        !p->height || (p->height > 1 && p->pitch < p->width * p->elementSize))
-        return CUDA_ERROR_INVALID_VALUE;
-    struct CUgraphNode_st *n;
-    CUresult rc = add_node(graph, deps, ndeps, NODE_MEMSET, &n);
-    if (rc)
-        return rc;
+    return p && (p->elementSize == 1 || p->elementSize == 2 || p->elementSize == 4) && p->width && p->height &&
+           (p->height == 1 || p->pitch >= p->width * p->elementSize);
+}
+
+static void fill_memset(struct CUgraphNode_st *n, const vgpu_memset_node_params *p)
+{
     n->u.memset.dst = p->dst;
     n->u.memset.pitch = p->pitch;
     n->u.memset.value = p->value;
     n->u.memset.element = p->elementSize;
     n->u.memset.width = p->width;
     n->u.memset.height = p->height;
+}
+
+CUresult cuGraphAddMemsetNode(CUgraphNode *node, CUgraph graph, const CUgraphNode *deps, size_t ndeps,
+                              const vgpu_memset_node_params *p, CUcontext ctx)
+{
+    (void)ctx; /* one device, one context */
+    if (!node || !memset_valid(p))
+        return CUDA_ERROR_INVALID_VALUE;
+    struct CUgraphNode_st *n;
+    CUresult rc = add_node(graph, deps, ndeps, NODE_MEMSET, &n);
+    if (rc)
+        return rc;
+    fill_memset(n, p);
     return commit_node(n, node);
 }
 
@@ -280,6 +377,8 @@ static CUresult copy_graph(struct vgpu_xgraph *from, struct vgpu_xgraph **to)
             n->kind = NODE_EMPTY;
             free_node(n);
             break;
+        } else if (src->kind == NODE_MEM_ALLOC || src->kind == NODE_MEM_FREE) {
+            n->u.alloc->refs++;
         }
         commit_node(n, NULL);
     }
@@ -297,6 +396,9 @@ CUresult cuGraphAddChildGraphNode(CUgraphNode *node, CUgraph graph, const CUgrap
     struct vgpu_xgraph *c = xgraph(child);
     if (!node || !c)
         return VGPU_CHECK_HANDLE(child, VGPU_MAGIC_GRAPH) ? CUDA_ERROR_NOT_SUPPORTED : CUDA_ERROR_INVALID_VALUE;
+    for (size_t i = 0; i < c->count; i++)
+        if (c->nodes[i]->kind == NODE_MEM_ALLOC || c->nodes[i]->kind == NODE_MEM_FREE)
+            return CUDA_ERROR_NOT_SUPPORTED; /* CUDA refuses memory nodes in a child graph */
     struct CUgraphNode_st *n;
     CUresult rc = add_node(graph, deps, ndeps, NODE_CHILD, &n);
     if (rc)
@@ -320,6 +422,35 @@ CUresult cuGraphClone(CUgraph *clone, CUgraph original)
     return rc;
 }
 
+/* A row-by-row copy on `s` (one copy when both sides are dense); the sizes were checked when added. */
+static CUresult replay_memcpy(const struct memcpy_node *c, CUstream s)
+{
+    if (!c->width || !c->height || !c->depth)
+        return CUDA_SUCCESS;
+    int dense = c->spitch == c->width && c->dpitch == c->width &&
+                (c->depth == 1 || (c->sheight == c->height && c->dheight == c->height));
+    if ((c->height == 1 && c->depth == 1) || dense)
+        return cuMemcpyDtoDAsync_v2(c->dst, c->src, c->width * c->height * c->depth, s);
+    for (size_t z = 0; z < c->depth; z++)
+        for (size_t y = 0; y < c->height; y++) {
+            CUresult rc = cuMemcpyDtoDAsync_v2(c->dst + (z * c->dheight + y) * c->dpitch,
+                                               c->src + (z * c->sheight + y) * c->spitch, c->width, s);
+            if (rc)
+                return rc;
+        }
+    return CUDA_SUCCESS;
+}
+
+/* An event record node: recorded when the graph runs (CU_EVENT_RECORD_EXTERNAL under capture). */
+static CUresult record_event(CUevent e, CUstream s)
+{
+    if (!VGPU_CHECK_HANDLE(e, VGPU_MAGIC_EVENT))
+        return CUDA_ERROR_INVALID_HANDLE; /* destroyed since the node was added */
+    struct vgpu_args_event_record_with_flags a = {.event = e->id, .flags = CU_EVENT_RECORD_EXTERNAL};
+    CUresult rc = vgpu_shim_stream_id(s, &a.stream);
+    return rc ? rc : vgpu_cu_post(VGPU_CALL_EVENT_RECORD_WITH_FLAGS, &a, sizeof a, NULL, 0);
+}
+
 /* Issue every node, in the order they were added, on `s` (which is capturing). */
 static CUresult replay(struct vgpu_xgraph *x, CUstream s)
 {
@@ -338,20 +469,24 @@ static CUresult replay(struct vgpu_xgraph *x, CUstream s)
                      : n->u.memset.element == 2 ? cuMemsetD16Async(d, (unsigned short)v, n->u.memset.width, s)
                                                 : cuMemsetD32Async(d, v, n->u.memset.width, s);
             }
+        } else if (n->kind == NODE_MEMCPY) {
+            rc = replay_memcpy(&n->u.memcpy, s);
+        } else if (n->kind == NODE_EVENT_RECORD) {
+            rc = record_event(n->u.event, s);
+        } else if (n->kind == NODE_EVENT_WAIT) {
+            rc = cuStreamWaitEvent(s, n->u.event, CU_EVENT_WAIT_EXTERNAL);
         } else if (n->kind == NODE_CHILD) {
             rc = replay(n->u.child, s);
-        }
+        } /* memory nodes: the allocation exists for the graph's life (see the top of the file) */
         if (rc)
             return rc;
     }
     return CUDA_SUCCESS;
 }
 
-CUresult vgpu_xgraph_instantiate(CUgraphExec *exec, CUgraph graph, unsigned long long flags)
+/* The graph captured on the host and instantiated there: a new executable graph. */
+static CUresult capture_instantiate(struct vgpu_xgraph *x, CUgraphExec *exec, unsigned long long flags)
 {
-    struct vgpu_xgraph *x = xgraph(graph);
-    if (!exec || !x)
-        return CUDA_ERROR_INVALID_VALUE;
     CUstream s;
     CUresult rc = cuStreamCreate(&s, CU_STREAM_NON_BLOCKING);
     if (rc)
@@ -369,5 +504,465 @@ CUresult vgpu_xgraph_instantiate(CUgraphExec *exec, CUgraph graph, unsigned long
     if (captured)
         cuGraphDestroy(captured);
     cuStreamDestroy_v2(s);
+    return rc;
+}
+
+
+/* -- copies, events, host and memory nodes -------------------------------------------------------- */
+
+typedef struct {
+    size_t srcXInBytes, srcY, srcZ, srcLOD;
+    int srcMemoryType;
+    const void *srcHost;
+    CUdeviceptr srcDevice;
+    void *srcArray, *reserved0;
+    size_t srcPitch, srcHeight;
+    size_t dstXInBytes, dstY, dstZ, dstLOD;
+    int dstMemoryType;
+    void *dstHost;
+    CUdeviceptr dstDevice;
+    void *dstArray, *reserved1;
+    size_t dstPitch, dstHeight;
+    size_t WidthInBytes, Height, Depth;
+} vgpu_memcpy3d;
+_Static_assert(sizeof(vgpu_memcpy3d) == 200, "CUDA_MEMCPY3D");
+
+CUresult cuGraphAddMemcpyNode(CUgraphNode *node, CUgraph graph, const CUgraphNode *deps, size_t ndeps,
+                              const vgpu_memcpy3d *p, CUcontext ctx);
+CUresult cuGraphAddEventRecordNode(CUgraphNode *node, CUgraph graph, const CUgraphNode *deps, size_t ndeps, CUevent e);
+CUresult cuGraphAddEventWaitNode(CUgraphNode *node, CUgraph graph, const CUgraphNode *deps, size_t ndeps, CUevent e);
+
+/* Where one side of a copy is, as a device address, or why it cannot be served. */
+static CUresult device_side(int type, const void *host, CUdeviceptr device, CUdeviceptr *out)
+{
+    uint64_t base, size;
+    if (type == CU_MEMORYTYPE_UNIFIED)
+        type = vgpu_shim_ptr_kind(device, &base, &size) >= VGPU_PTR_HOST ? CU_MEMORYTYPE_HOST : CU_MEMORYTYPE_DEVICE;
+    if (type == CU_MEMORYTYPE_HOST || (type == CU_MEMORYTYPE_DEVICE && host && !device))
+        VGPU_UNSUPPORTED_USE(CUDA_ERROR_NOT_SUPPORTED,
+                             "graph memcpy node on guest host memory: a graph runs on the host in one call and "
+                             "cannot reach the guest's memory; only device-to-device copies are served");
+    if (type == CU_MEMORYTYPE_ARRAY)
+        VGPU_UNSUPPORTED_USE(CUDA_ERROR_NOT_SUPPORTED, "graph memcpy node on a CUDA array: arrays are not served");
+    if (type != CU_MEMORYTYPE_DEVICE)
+        return CUDA_ERROR_INVALID_VALUE;
+    *out = device;
+    return CUDA_SUCCESS;
+}
+
+/* The last byte a pitched side reaches, without overflow: off + ((depth-1)*height + height-1)*pitch + width. */
+static int side_fits(CUdeviceptr base, size_t pitch, size_t height, const vgpu_memcpy3d *p)
+{
+    size_t rows, bytes, end;
+    return !__builtin_mul_overflow(p->Depth - 1, height, &rows) && !__builtin_add_overflow(rows, p->Height - 1, &rows) &&
+           !__builtin_mul_overflow(rows, pitch, &bytes) && !__builtin_add_overflow(bytes, p->WidthInBytes, &bytes) &&
+           !__builtin_add_overflow(base, bytes, &end);
+}
+
+static CUresult fill_memcpy(struct memcpy_node *c, const vgpu_memcpy3d *p)
+{
+    CUdeviceptr src, dst;
+    CUresult rc;
+    if (!p || p->srcLOD || p->dstLOD || p->reserved0 || p->reserved1)
+        return CUDA_ERROR_INVALID_VALUE;
+    if ((rc = device_side(p->srcMemoryType, p->srcHost, p->srcDevice, &src)) ||
+        (rc = device_side(p->dstMemoryType, p->dstHost, p->dstDevice, &dst)))
+        return rc;
+    if (!p->WidthInBytes || !p->Height || !p->Depth) {
+        *c = (struct memcpy_node){0};
+        return CUDA_SUCCESS;
+    }
+    size_t spitch = p->Height * p->Depth > 1 ? p->srcPitch : p->WidthInBytes;
+    size_t dpitch = p->Height * p->Depth > 1 ? p->dstPitch : p->WidthInBytes;
+    size_t sheight = p->Depth > 1 ? p->srcHeight : p->Height, dheight = p->Depth > 1 ? p->dstHeight : p->Height;
+    if (spitch < p->WidthInBytes || dpitch < p->WidthInBytes || sheight < p->Height || dheight < p->Height)
+        return CUDA_ERROR_INVALID_VALUE;
+    size_t soff, doff, total;
+    /* the starting element: (x, y, z) within each side's pitched layout */
+    if (__builtin_mul_overflow(p->srcZ * sheight + p->srcY, spitch, &soff) ||
+        __builtin_add_overflow(soff, p->srcXInBytes, &soff) ||
+        __builtin_mul_overflow(p->dstZ * dheight + p->dstY, dpitch, &doff) ||
+        __builtin_add_overflow(doff, p->dstXInBytes, &doff) ||
+        __builtin_mul_overflow(p->WidthInBytes * p->Height, p->Depth, &total) ||
+        !side_fits(src + soff, spitch, sheight, p) || !side_fits(dst + doff, dpitch, dheight, p))
+        return CUDA_ERROR_INVALID_VALUE;
+    *c = (struct memcpy_node){.dst = dst + doff, .src = src + soff, .dpitch = dpitch, .spitch = spitch,
+                              .dheight = dheight, .sheight = sheight, .width = p->WidthInBytes,
+                              .height = p->Height, .depth = p->Depth};
+    return CUDA_SUCCESS;
+}
+
+CUresult cuGraphAddMemcpyNode(CUgraphNode *node, CUgraph graph, const CUgraphNode *deps, size_t ndeps,
+                              const vgpu_memcpy3d *p, CUcontext ctx)
+{
+    (void)ctx; /* one device, one context */
+    struct memcpy_node c;
+    CUresult rc = node ? fill_memcpy(&c, p) : CUDA_ERROR_INVALID_VALUE;
+    struct CUgraphNode_st *n;
+    if (rc || (rc = add_node(graph, deps, ndeps, NODE_MEMCPY, &n)))
+        return rc;
+    n->u.memcpy = c;
+    return commit_node(n, node);
+}
+
+static CUresult add_event_node(CUgraphNode *node, CUgraph graph, const CUgraphNode *deps, size_t ndeps, CUevent e,
+                               enum node_kind kind)
+{
+    if (!node || !VGPU_CHECK_HANDLE(e, VGPU_MAGIC_EVENT))
+        return CUDA_ERROR_INVALID_VALUE;
+    struct CUgraphNode_st *n;
+    CUresult rc = add_node(graph, deps, ndeps, kind, &n);
+    if (rc)
+        return rc;
+    n->u.event = e;
+    return commit_node(n, node);
+}
+
+CUresult cuGraphAddEventRecordNode(CUgraphNode *node, CUgraph graph, const CUgraphNode *deps, size_t ndeps, CUevent e)
+{
+    return add_event_node(node, graph, deps, ndeps, e, NODE_EVENT_RECORD);
+}
+
+CUresult cuGraphAddEventWaitNode(CUgraphNode *node, CUgraph graph, const CUgraphNode *deps, size_t ndeps, CUevent e)
+{
+    return add_event_node(node, graph, deps, ndeps, e, NODE_EVENT_WAIT);
+}
+
+typedef struct {
+    int allocType, handleTypes;
+    CUmemLocation location;
+    void *win32SecurityAttributes;
+    size_t maxSize;
+    unsigned short usage;
+    unsigned char reserved[54];
+} vgpu_mem_pool_props;
+typedef struct {
+    vgpu_mem_pool_props poolProps;
+    const CUmemAccessDesc *accessDescs;
+    size_t accessDescCount;
+    size_t bytesize;
+    CUdeviceptr dptr;
+} vgpu_mem_alloc_node_params;
+_Static_assert(sizeof(vgpu_mem_pool_props) == 88, "CUmemPoolProps");
+_Static_assert(sizeof(vgpu_mem_alloc_node_params) == 120, "CUDA_MEM_ALLOC_NODE_PARAMS");
+
+CUresult cuGraphAddMemAllocNode(CUgraphNode *node, CUgraph graph, const CUgraphNode *deps, size_t ndeps,
+                                vgpu_mem_alloc_node_params *p);
+CUresult cuGraphAddMemFreeNode(CUgraphNode *node, CUgraph graph, const CUgraphNode *deps, size_t ndeps,
+                               CUdeviceptr dptr);
+
+/* The allocation is made now, against the VM's quota, at the address the node reports. */
+CUresult cuGraphAddMemAllocNode(CUgraphNode *node, CUgraph graph, const CUgraphNode *deps, size_t ndeps,
+                                vgpu_mem_alloc_node_params *p)
+{
+    if (!node || !p || !p->bytesize || p->poolProps.allocType != 1 /* pinned */ || p->poolProps.handleTypes ||
+        p->poolProps.location.type != 1 /* device */ || p->poolProps.location.id != 0 || p->accessDescCount > 1 ||
+        (p->accessDescCount && (!p->accessDescs || p->accessDescs[0].location.type != 1 ||
+                                p->accessDescs[0].location.id != 0)))
+        return CUDA_ERROR_INVALID_VALUE;
+    struct graph_alloc *a = calloc(1, sizeof *a);
+    if (!a)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    struct CUgraphNode_st *n;
+    CUresult rc = add_node(graph, deps, ndeps, NODE_MEM_ALLOC, &n);
+    if (rc == CUDA_SUCCESS && (rc = cuMemAlloc_v2(&a->dptr, p->bytesize)))
+        free(n);
+    if (rc) {
+        free(a);
+        return rc;
+    }
+    a->refs = 1;
+    n->u.alloc = a;
+    p->dptr = a->dptr;
+    return commit_node(n, node);
+}
+
+/* Only an allocation of this graph's own alloc nodes, not yet freed by it, can be freed here. */
+CUresult cuGraphAddMemFreeNode(CUgraphNode *node, CUgraph graph, const CUgraphNode *deps, size_t ndeps,
+                               CUdeviceptr dptr)
+{
+    struct vgpu_xgraph *x = xgraph(graph);
+    struct graph_alloc *a = NULL;
+    if (!node || !x)
+        return CUDA_ERROR_INVALID_VALUE;
+    for (size_t i = 0; i < x->count && !a; i++)
+        if (x->nodes[i]->kind == NODE_MEM_ALLOC && x->nodes[i]->u.alloc->dptr == dptr)
+            a = x->nodes[i]->u.alloc;
+    if (!a)
+        VGPU_UNSUPPORTED_USE(CUDA_ERROR_NOT_SUPPORTED,
+                             "cuGraphAddMemFreeNode: only memory allocated by an alloc node of the same graph is "
+                             "freed by a free node");
+    if (a->freed_in_graph)
+        return CUDA_ERROR_INVALID_VALUE;
+    struct CUgraphNode_st *n;
+    CUresult rc = add_node(graph, deps, ndeps, NODE_MEM_FREE, &n);
+    if (rc)
+        return rc;
+    a->freed_in_graph = 1;
+    a->refs++;
+    n->u.alloc = a;
+    return commit_node(n, node);
+}
+
+/* -- nodes and their types -------------------------------------------------------------------------- */
+
+CUresult cuGraphGetNodes(CUgraph graph, CUgraphNode *nodes, size_t *count);
+CUresult cuGraphNodeGetType(CUgraphNode node, int *type);
+
+CUresult cuGraphGetNodes(CUgraph graph, CUgraphNode *nodes, size_t *count)
+{
+    struct vgpu_xgraph *x = xgraph(graph);
+    if (!count || !x)
+        return !count || !VGPU_CHECK_HANDLE(graph, VGPU_MAGIC_GRAPH) ? CUDA_ERROR_INVALID_VALUE
+                                                                      : CUDA_ERROR_NOT_SUPPORTED;
+    if (nodes) {
+        size_t want = *count;
+        for (size_t i = 0; i < want; i++)
+            nodes[i] = i < x->count ? x->nodes[i] : NULL;
+        *count = want < x->count ? want : x->count;
+    } else {
+        *count = x->count;
+    }
+    return CUDA_SUCCESS;
+}
+
+CUresult cuGraphNodeGetType(CUgraphNode node, int *type)
+{
+    if (!node || node->magic != VGPU_MAGIC_XNODE || !type)
+        return CUDA_ERROR_INVALID_VALUE;
+    *type = (int)node->kind;
+    return CUDA_SUCCESS;
+}
+
+/* -- executable graphs: their graph kept, updated and instantiated again ---------------------------- */
+
+/* cuGraphExecUpdate's result (CUgraphExecUpdateResultInfo), as cu_stream.c declares it */
+struct vgpu_exec_update_info { int result; CUgraphNode error_node, error_from_node; };
+
+struct exec_entry {
+    CUgraphExec exec;
+    struct vgpu_xgraph *source; /* the exec's own copy of the graph */
+    struct vgpu_xgraph *origin; /* the graph it was made from, NULL once destroyed: its nodes name ours */
+    unsigned long long flags;
+    struct exec_entry *next;
+};
+static struct exec_entry *execs;
+static pthread_mutex_t execs_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* for cu_stream.c */
+VGPU_HIDDEN void vgpu_xgraph_exec_forget(CUgraphExec exec);
+VGPU_HIDDEN CUresult vgpu_xgraph_exec_update(CUgraphExec exec, CUgraph graph,
+                                             struct vgpu_exec_update_info *info);
+
+static void forget_origin(struct vgpu_xgraph *x)
+{
+    pthread_mutex_lock(&execs_lock);
+    for (struct exec_entry *e = execs; e; e = e->next)
+        if (e->origin == x)
+            e->origin = NULL;
+    pthread_mutex_unlock(&execs_lock);
+}
+
+CUresult vgpu_xgraph_instantiate(CUgraphExec *exec, CUgraph graph, unsigned long long flags)
+{
+    struct vgpu_xgraph *x = xgraph(graph), *copy;
+    if (!exec || !x)
+        return CUDA_ERROR_INVALID_VALUE;
+    struct exec_entry *e = calloc(1, sizeof *e);
+    if (!e)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    CUresult rc = copy_graph(x, &copy);
+    if (rc) {
+        free(e);
+        return rc;
+    }
+    if ((rc = capture_instantiate(x, exec, flags))) {
+        vgpu_xgraph_destroy((CUgraph)(void *)copy);
+        free(e);
+        return rc;
+    }
+    *e = (struct exec_entry){*exec, copy, x, flags, NULL};
+    pthread_mutex_lock(&execs_lock);
+    e->next = execs;
+    execs = e;
+    pthread_mutex_unlock(&execs_lock);
+    return CUDA_SUCCESS;
+}
+
+void vgpu_xgraph_exec_forget(CUgraphExec exec)
+{
+    struct exec_entry *found = NULL;
+    pthread_mutex_lock(&execs_lock);
+    for (struct exec_entry **link = &execs; *link; link = &(*link)->next)
+        if ((*link)->exec == exec) {
+            found = *link;
+            *link = found->next;
+            break;
+        }
+    pthread_mutex_unlock(&execs_lock);
+    if (found) {
+        vgpu_xgraph_destroy((CUgraph)(void *)found->source);
+        free(found);
+    }
+}
+
+static struct exec_entry *entry_of(CUgraphExec exec)
+{
+    struct exec_entry *e;
+    pthread_mutex_lock(&execs_lock);
+    for (e = execs; e && e->exec != exec; e = e->next)
+        ;
+    pthread_mutex_unlock(&execs_lock);
+    return e;
+}
+
+/* `source` instantiated anew under the same handle: the host's previous executable graph destroyed. */
+static CUresult reinstantiate(struct exec_entry *e, struct vgpu_xgraph *source)
+{
+    CUgraphExec fresh;
+    CUresult rc = capture_instantiate(source, &fresh, e->flags);
+    if (rc)
+        return rc;
+    uint32_t id = fresh->id;
+    fresh->id = e->exec->id;
+    e->exec->id = id;
+    cuGraphExecDestroy(fresh); /* the previous host executable graph, under the temporary handle */
+    return CUDA_SUCCESS;
+}
+
+/* The exec's copy of `node` (a node of the graph the exec was made from), or NULL. */
+static struct CUgraphNode_st *exec_node(CUgraphExec exec, CUgraphNode node, struct exec_entry **entry)
+{
+    struct exec_entry *e = VGPU_CHECK_HANDLE(exec, VGPU_MAGIC_EXEC) ? entry_of(exec) : NULL;
+    if (!e || !node || node->magic != VGPU_MAGIC_XNODE || node->graph != e->origin)
+        return NULL;
+    for (size_t i = 0; i < e->origin->count; i++)
+        if (e->origin->nodes[i] == node) {
+            *entry = e;
+            return e->source->nodes[i];
+        }
+    return NULL;
+}
+
+CUresult cuGraphExecKernelNodeSetParams_v2(CUgraphExec exec, CUgraphNode node, const vgpu_kernel_node_params *p);
+CUresult cuGraphExecKernelNodeSetParams(CUgraphExec exec, CUgraphNode node, const vgpu_kernel_node_params *p);
+CUresult cuGraphExecMemsetNodeSetParams(CUgraphExec exec, CUgraphNode node, const vgpu_memset_node_params *p,
+                                        CUcontext ctx);
+CUresult cuGraphExecMemcpyNodeSetParams(CUgraphExec exec, CUgraphNode node, const vgpu_memcpy3d *p, CUcontext ctx);
+
+CUresult cuGraphExecKernelNodeSetParams_v2(CUgraphExec exec, CUgraphNode node, const vgpu_kernel_node_params *p)
+{
+    struct exec_entry *e;
+    struct CUgraphNode_st *n = exec_node(exec, node, &e);
+    size_t count, total;
+    if (!n || n->kind != NODE_KERNEL)
+        return CUDA_ERROR_INVALID_VALUE;
+    CUresult rc = check_kernel(p, &count, &total);
+    if (rc)
+        return rc;
+    struct CUgraphNode_st was = *n;
+    if ((rc = fill_kernel(n, p, count, total)) || (rc = reinstantiate(e, e->source))) {
+        if (n->u.kernel.args != was.u.kernel.args) {
+            free(n->u.kernel.args);
+            free(n->u.kernel.blob);
+        }
+        *n = was; /* the exec runs what it ran before */
+        return rc;
+    }
+    free(was.u.kernel.args);
+    free(was.u.kernel.blob);
+    return CUDA_SUCCESS;
+}
+
+/* CUDA_KERNEL_NODE_PARAMS_v1 is v2 without its last two fields, which are not read here. */
+CUresult cuGraphExecKernelNodeSetParams(CUgraphExec exec, CUgraphNode node, const vgpu_kernel_node_params *p)
+{
+    if (!p)
+        return CUDA_ERROR_INVALID_VALUE;
+    vgpu_kernel_node_params v2 = {0};
+    memcpy(&v2, p, offsetof(vgpu_kernel_node_params, kern));
+    return cuGraphExecKernelNodeSetParams_v2(exec, node, &v2);
+}
+
+CUresult cuGraphExecMemsetNodeSetParams(CUgraphExec exec, CUgraphNode node, const vgpu_memset_node_params *p,
+                                        CUcontext ctx)
+{
+    (void)ctx;
+    struct exec_entry *e;
+    struct CUgraphNode_st *n = exec_node(exec, node, &e);
+    if (!n || n->kind != NODE_MEMSET || !memset_valid(p))
+        return CUDA_ERROR_INVALID_VALUE;
+    struct CUgraphNode_st was = *n;
+    fill_memset(n, p);
+    CUresult rc = reinstantiate(e, e->source);
+    if (rc)
+        *n = was;
+    return rc;
+}
+
+CUresult cuGraphExecMemcpyNodeSetParams(CUgraphExec exec, CUgraphNode node, const vgpu_memcpy3d *p, CUcontext ctx)
+{
+    (void)ctx;
+    struct exec_entry *e;
+    struct CUgraphNode_st *n = exec_node(exec, node, &e);
+    if (!n || n->kind != NODE_MEMCPY)
+        return CUDA_ERROR_INVALID_VALUE;
+    struct memcpy_node c;
+    CUresult rc = fill_memcpy(&c, p);
+    if (rc)
+        return rc;
+    struct memcpy_node was = n->u.memcpy;
+    n->u.memcpy = c;
+    if ((rc = reinstantiate(e, e->source)))
+        n->u.memcpy = was;
+    return rc;
+}
+
+/* Same node kinds in the same order (child graphs alike), or the update result saying where not. */
+static int same_shape(const struct vgpu_xgraph *a, const struct vgpu_xgraph *b, CUgraphNode *where)
+{
+    if (a->count != b->count)
+        return 2; /* CU_GRAPH_EXEC_UPDATE_ERROR_TOPOLOGY_CHANGED */
+    for (size_t i = 0; i < a->count; i++) {
+        if (a->nodes[i]->kind != b->nodes[i]->kind) {
+            *where = b->nodes[i];
+            return 3; /* CU_GRAPH_EXEC_UPDATE_ERROR_NODE_TYPE_CHANGED */
+        }
+        if (a->nodes[i]->kind == NODE_CHILD && same_shape(a->nodes[i]->u.child, b->nodes[i]->u.child, where)) {
+            *where = b->nodes[i];
+            return 2;
+        }
+        if (a->nodes[i]->kind == NODE_MEM_ALLOC || a->nodes[i]->kind == NODE_MEM_FREE) {
+            *where = b->nodes[i];
+            return 6; /* CU_GRAPH_EXEC_UPDATE_ERROR_NOT_SUPPORTED: CUDA does not update memory nodes */
+        }
+    }
+    return 0;
+}
+
+/* cuGraphExecUpdate of an exec made from a graph built here, with such a graph: the exec takes the
+ * graph's parameters when its shape is the same (CUDA's rule), by instantiating it anew. */
+CUresult vgpu_xgraph_exec_update(CUgraphExec exec, CUgraph graph, struct vgpu_exec_update_info *info)
+{
+    struct vgpu_xgraph *x = xgraph(graph), *copy;
+    struct exec_entry *e = VGPU_CHECK_HANDLE(exec, VGPU_MAGIC_EXEC) ? entry_of(exec) : NULL;
+    if (!x || !info || !VGPU_CHECK_HANDLE(exec, VGPU_MAGIC_EXEC))
+        return CUDA_ERROR_INVALID_VALUE;
+    *info = (struct vgpu_exec_update_info){0, NULL, NULL};
+    int why = e ? same_shape(e->source, x, &info->error_node) : 6; /* an exec of a captured graph */
+    if (why) {
+        info->result = why;
+        return CUDA_ERROR_GRAPH_EXEC_UPDATE_FAILURE;
+    }
+    CUresult rc = copy_graph(x, &copy);
+    if (rc == CUDA_SUCCESS && (rc = reinstantiate(e, copy))) {
+        vgpu_xgraph_destroy((CUgraph)(void *)copy);
+    } else if (rc == CUDA_SUCCESS) {
+        vgpu_xgraph_destroy((CUgraph)(void *)e->source);
+        e->source = copy;
+        e->origin = x;
+    }
+    if (rc)
+        info->result = 1; /* CU_GRAPH_EXEC_UPDATE_ERROR */
     return rc;
 }

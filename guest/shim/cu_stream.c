@@ -282,6 +282,9 @@ CUresult cuStreamIsCapturing(CUstream s, int *status) { return capture_info(s, s
 VGPU_HIDDEN int vgpu_xgraph_is(CUgraph graph);
 VGPU_HIDDEN CUresult vgpu_xgraph_instantiate(CUgraphExec *exec, CUgraph graph, unsigned long long flags);
 VGPU_HIDDEN CUresult vgpu_xgraph_destroy(CUgraph graph);
+struct vgpu_exec_update_info;
+VGPU_HIDDEN void vgpu_xgraph_exec_forget(CUgraphExec exec);
+VGPU_HIDDEN CUresult vgpu_xgraph_exec_update(CUgraphExec exec, CUgraph graph, struct vgpu_exec_update_info *info);
 
 CUresult cuGraphInstantiateWithFlags(CUgraphExec *exec, CUgraph graph, unsigned long long flags)
 {
@@ -331,6 +334,7 @@ CUresult cuGraphExecDestroy(CUgraphExec exec)
 {
     if (!VGPU_CHECK_HANDLE(exec, VGPU_MAGIC_EXEC))
         return CUDA_ERROR_INVALID_HANDLE;
+    vgpu_xgraph_exec_forget(exec); /* the copy of its graph an exec of a built graph keeps */
     return vgpu_cu_release(VGPU_CALL_GRAPH_EXEC_DESTROY, exec->id, &exec->magic, exec);
 }
 
@@ -352,6 +356,8 @@ CUresult cuGraphExecUpdate_v2(CUgraphExec exec, CUgraph graph, struct vgpu_exec_
 
 CUresult cuGraphExecUpdate_v2(CUgraphExec exec, CUgraph graph, struct vgpu_exec_update_info *info)
 {
+    if (vgpu_xgraph_is(graph)) /* a graph built node by node: served (cu_graph_build.c) */
+        return vgpu_xgraph_exec_update(exec, graph, info);
     if (!VGPU_CHECK_HANDLE(exec, VGPU_MAGIC_EXEC) || !VGPU_CHECK_HANDLE(graph, VGPU_MAGIC_GRAPH) || !info)
         return CUDA_ERROR_INVALID_VALUE;
     static int once;

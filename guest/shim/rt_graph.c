@@ -71,3 +71,200 @@ cudaError_t cudaGraphAddChildGraphNode(cudaGraphNode_t *node, cudaGraph_t graph,
 }
 
 cudaError_t cudaGraphClone(cudaGraph_t *clone, cudaGraph_t original) { RT_CALL(cuGraphClone(clone, original)); }
+
+/* -- copies, events, memory nodes, nodes, executable graphs ----------------------------------------- */
+
+typedef struct {
+    size_t srcXInBytes, srcY, srcZ, srcLOD;
+    int srcMemoryType;
+    const void *srcHost;
+    CUdeviceptr srcDevice;
+    void *srcArray, *reserved0;
+    size_t srcPitch, srcHeight;
+    size_t dstXInBytes, dstY, dstZ, dstLOD;
+    int dstMemoryType;
+    void *dstHost;
+    CUdeviceptr dstDevice;
+    void *dstArray, *reserved1;
+    size_t dstPitch, dstHeight;
+    size_t WidthInBytes, Height, Depth;
+} vgpu_memcpy3d;
+struct cudaPos { size_t x, y, z; };
+struct cudaPitchedPtr { void *ptr; size_t pitch, xsize, ysize; };
+struct cudaExtent { size_t width, height, depth; };
+struct cudaMemcpy3DParms {
+    void *srcArray;
+    struct cudaPos srcPos;
+    struct cudaPitchedPtr srcPtr;
+    void *dstArray;
+    struct cudaPos dstPos;
+    struct cudaPitchedPtr dstPtr;
+    struct cudaExtent extent;
+    int kind;
+};
+struct vgpu_exec_update_info;
+
+CUresult cuGraphAddMemcpyNode(CUgraphNode *node, CUgraph graph, const CUgraphNode *deps, size_t ndeps,
+                              const vgpu_memcpy3d *p, CUcontext ctx);
+CUresult cuGraphAddEventRecordNode(CUgraphNode *node, CUgraph graph, const CUgraphNode *deps, size_t ndeps, CUevent e);
+CUresult cuGraphAddEventWaitNode(CUgraphNode *node, CUgraph graph, const CUgraphNode *deps, size_t ndeps, CUevent e);
+CUresult cuGraphAddMemAllocNode(CUgraphNode *node, CUgraph graph, const CUgraphNode *deps, size_t ndeps, void *p);
+CUresult cuGraphAddMemFreeNode(CUgraphNode *node, CUgraph graph, const CUgraphNode *deps, size_t ndeps,
+                               CUdeviceptr dptr);
+CUresult cuGraphGetNodes(CUgraph graph, CUgraphNode *nodes, size_t *count);
+CUresult cuGraphNodeGetType(CUgraphNode node, int *type);
+CUresult cuGraphExecKernelNodeSetParams_v2(CUgraphExec exec, CUgraphNode node, const vgpu_kernel_node_params *p);
+CUresult cuGraphExecMemsetNodeSetParams(CUgraphExec exec, CUgraphNode node, const struct cudaMemsetParams *p,
+                                        CUcontext ctx);
+CUresult cuGraphExecMemcpyNodeSetParams(CUgraphExec exec, CUgraphNode node, const vgpu_memcpy3d *p, CUcontext ctx);
+
+cudaError_t cudaGraphAddMemcpyNode(cudaGraphNode_t *node, cudaGraph_t graph, const cudaGraphNode_t *deps, size_t n,
+                                   const struct cudaMemcpy3DParms *p);
+cudaError_t cudaGraphAddMemcpyNode1D(cudaGraphNode_t *node, cudaGraph_t graph, const cudaGraphNode_t *deps, size_t n,
+                                     void *dst, const void *src, size_t count, int kind);
+cudaError_t cudaGraphAddEventRecordNode(cudaGraphNode_t *node, cudaGraph_t graph, const cudaGraphNode_t *deps,
+                                        size_t n, cudaEvent_t event);
+cudaError_t cudaGraphAddEventWaitNode(cudaGraphNode_t *node, cudaGraph_t graph, const cudaGraphNode_t *deps,
+                                      size_t n, cudaEvent_t event);
+cudaError_t cudaGraphAddMemAllocNode(cudaGraphNode_t *node, cudaGraph_t graph, const cudaGraphNode_t *deps,
+                                     size_t n, void *params);
+cudaError_t cudaGraphAddMemFreeNode(cudaGraphNode_t *node, cudaGraph_t graph, const cudaGraphNode_t *deps, size_t n,
+                                    void *dptr);
+cudaError_t cudaGraphGetNodes(cudaGraph_t graph, cudaGraphNode_t *nodes, size_t *count);
+cudaError_t cudaGraphNodeGetType(cudaGraphNode_t node, int *type);
+cudaError_t cudaGraphExecKernelNodeSetParams(cudaGraphExec_t exec, cudaGraphNode_t node,
+                                             const struct cudaKernelNodeParams *p);
+cudaError_t cudaGraphExecMemsetNodeSetParams(cudaGraphExec_t exec, cudaGraphNode_t node,
+                                             const struct cudaMemsetParams *p);
+cudaError_t cudaGraphExecMemcpyNodeSetParams(cudaGraphExec_t exec, cudaGraphNode_t node,
+                                             const struct cudaMemcpy3DParms *p);
+cudaError_t cudaGraphExecMemcpyNodeSetParams1D(cudaGraphExec_t exec, cudaGraphNode_t node, void *dst,
+                                               const void *src, size_t count, int kind);
+
+/* cudaMemcpyKind -> CUmemorytype of each side (cudaMemcpyDefault: unified, told apart by the address) */
+static int side_type(int kind, int source)
+{
+    switch (kind) {
+    case 0: return 1;                     /* host to host */
+    case 1: return source ? 1 : 2;        /* host to device */
+    case 2: return source ? 2 : 1;        /* device to host */
+    case 3: return 2;                     /* device to device */
+    case 4: return 4;                     /* default: unified addressing */
+    default: return -1;
+    }
+}
+
+/* The runtime's 3D copy as the driver's: bytes for x on linear memory; arrays are refused there. */
+static cudaError_t to_driver_copy(const struct cudaMemcpy3DParms *p, vgpu_memcpy3d *c)
+{
+    if (!p || side_type(p->kind, 1) < 0 || (p->srcArray && p->srcPtr.ptr) || (p->dstArray && p->dstPtr.ptr))
+        return cudaErrorInvalidValue;
+    int st = side_type(p->kind, 1), dt = side_type(p->kind, 0);
+    *c = (vgpu_memcpy3d){
+        .srcXInBytes = p->srcPos.x, .srcY = p->srcPos.y, .srcZ = p->srcPos.z,
+        .srcMemoryType = p->srcArray ? 3 : st, .srcHost = st == 1 ? p->srcPtr.ptr : NULL,
+        .srcDevice = st == 1 ? 0 : (CUdeviceptr)(uintptr_t)p->srcPtr.ptr, .srcArray = p->srcArray,
+        .srcPitch = p->srcPtr.pitch, .srcHeight = p->srcPtr.ysize,
+        .dstXInBytes = p->dstPos.x, .dstY = p->dstPos.y, .dstZ = p->dstPos.z,
+        .dstMemoryType = p->dstArray ? 3 : dt, .dstHost = dt == 1 ? p->dstPtr.ptr : NULL,
+        .dstDevice = dt == 1 ? 0 : (CUdeviceptr)(uintptr_t)p->dstPtr.ptr, .dstArray = p->dstArray,
+        .dstPitch = p->dstPtr.pitch, .dstHeight = p->dstPtr.ysize,
+        .WidthInBytes = p->extent.width, .Height = p->extent.height, .Depth = p->extent.depth};
+    return cudaSuccess;
+}
+
+static struct cudaMemcpy3DParms linear(void *dst, const void *src, size_t count, int kind)
+{
+    return (struct cudaMemcpy3DParms){.srcPtr = {(void *)(uintptr_t)src, count, count, 1},
+                                      .dstPtr = {dst, count, count, 1}, .extent = {count, 1, 1}, .kind = kind};
+}
+
+cudaError_t cudaGraphAddMemcpyNode(cudaGraphNode_t *node, cudaGraph_t graph, const cudaGraphNode_t *deps, size_t n,
+                                   const struct cudaMemcpy3DParms *p)
+{
+    vgpu_memcpy3d c;
+    cudaError_t err = to_driver_copy(p, &c);
+    if (err)
+        return rt_ret(err);
+    RT_CALL(cuGraphAddMemcpyNode(node, graph, deps, n, &c, NULL));
+}
+
+cudaError_t cudaGraphAddMemcpyNode1D(cudaGraphNode_t *node, cudaGraph_t graph, const cudaGraphNode_t *deps, size_t n,
+                                     void *dst, const void *src, size_t count, int kind)
+{
+    struct cudaMemcpy3DParms p = linear(dst, src, count, kind);
+    return cudaGraphAddMemcpyNode(node, graph, deps, n, &p);
+}
+
+cudaError_t cudaGraphAddEventRecordNode(cudaGraphNode_t *node, cudaGraph_t graph, const cudaGraphNode_t *deps,
+                                        size_t n, cudaEvent_t event)
+{
+    RT_CALL(cuGraphAddEventRecordNode(node, graph, deps, n, event));
+}
+
+cudaError_t cudaGraphAddEventWaitNode(cudaGraphNode_t *node, cudaGraph_t graph, const cudaGraphNode_t *deps,
+                                      size_t n, cudaEvent_t event)
+{
+    RT_CALL(cuGraphAddEventWaitNode(node, graph, deps, n, event));
+}
+
+/* cudaMemAllocNodeParams and CUDA_MEM_ALLOC_NODE_PARAMS have one layout (a pointer for a CUdeviceptr). */
+cudaError_t cudaGraphAddMemAllocNode(cudaGraphNode_t *node, cudaGraph_t graph, const cudaGraphNode_t *deps,
+                                     size_t n, void *params)
+{
+    RT_CALL(cuGraphAddMemAllocNode(node, graph, deps, n, params));
+}
+
+cudaError_t cudaGraphAddMemFreeNode(cudaGraphNode_t *node, cudaGraph_t graph, const cudaGraphNode_t *deps, size_t n,
+                                    void *dptr)
+{
+    RT_CALL(cuGraphAddMemFreeNode(node, graph, deps, n, (CUdeviceptr)(uintptr_t)dptr));
+}
+
+cudaError_t cudaGraphGetNodes(cudaGraph_t graph, cudaGraphNode_t *nodes, size_t *count)
+{
+    RT_CALL(cuGraphGetNodes(graph, nodes, count));
+}
+
+/* cudaGraphNodeType and CUgraphNodeType have the same values. */
+cudaError_t cudaGraphNodeGetType(cudaGraphNode_t node, int *type) { RT_CALL(cuGraphNodeGetType(node, type)); }
+
+cudaError_t cudaGraphExecKernelNodeSetParams(cudaGraphExec_t exec, cudaGraphNode_t node,
+                                             const struct cudaKernelNodeParams *p)
+{
+    if (!p)
+        return rt_ret(cudaErrorInvalidValue);
+    struct CUkern_st *k;
+    CUfunction f = NULL;
+    cudaError_t err = rt_kernel_of(p->func, &k);
+    if (!err)
+        err = rt_kernel_function(k, &f);
+    if (err)
+        return rt_ret(err);
+    vgpu_kernel_node_params d = {f, p->gridDim.x, p->gridDim.y, p->gridDim.z, p->blockDim.x, p->blockDim.y,
+                                 p->blockDim.z, p->sharedMemBytes, p->kernelParams, p->extra, NULL, NULL};
+    RT_CALL(cuGraphExecKernelNodeSetParams_v2(exec, node, &d));
+}
+
+cudaError_t cudaGraphExecMemsetNodeSetParams(cudaGraphExec_t exec, cudaGraphNode_t node,
+                                             const struct cudaMemsetParams *p)
+{
+    RT_CALL(cuGraphExecMemsetNodeSetParams(exec, node, p, NULL));
+}
+
+cudaError_t cudaGraphExecMemcpyNodeSetParams(cudaGraphExec_t exec, cudaGraphNode_t node,
+                                             const struct cudaMemcpy3DParms *p)
+{
+    vgpu_memcpy3d c;
+    cudaError_t err = to_driver_copy(p, &c);
+    if (err)
+        return rt_ret(err);
+    RT_CALL(cuGraphExecMemcpyNodeSetParams(exec, node, &c, NULL));
+}
+
+cudaError_t cudaGraphExecMemcpyNodeSetParams1D(cudaGraphExec_t exec, cudaGraphNode_t node, void *dst,
+                                               const void *src, size_t count, int kind)
+{
+    struct cudaMemcpy3DParms p = linear(dst, src, count, kind);
+    return cudaGraphExecMemcpyNodeSetParams(exec, node, &p);
+}

@@ -333,3 +333,16 @@ def test_a_captured_batched_gemm_reads_its_pointer_arrays_at_replay(gpu: Gpu) ->
         gpu.put(array, np.array([ptr], dtype="<u8").tobytes())
     gpu("graph_launch", graph_exec=graph_exec, stream=stream)
     assert np.frombuffer(gpu.get(out, 4), dtype="<f4")[0] == 15.0
+
+
+def test_an_external_event_record_is_a_node_that_records_when_the_graph_runs(gpu: Gpu) -> None:
+    stream, event = gpu.stream(), gpu.event()
+    gpu.begin(stream)
+    gpu("event_record_with_flags", event=event, stream=stream, flags=1)  # CU_EVENT_RECORD_EXTERNAL
+    graph = gpu.end(stream)  # not a fork marker: the capture ends without a join
+    gpu.fails(CUresult.CUDA_ERROR_INVALID_HANDLE, "event_elapsed_time", start=event, end=event)  # never recorded
+    graph_exec = gpu.instantiate(graph)
+    gpu("graph_launch", graph_exec=graph_exec, stream=stream)
+    assert gpu("event_elapsed_time", start=event, end=event).milliseconds == 0.0  # recorded by the launch
+    gpu.fails(CUresult.CUDA_ERROR_INVALID_VALUE, "event_record_with_flags", event=event, stream=stream, flags=2)
+    gpu("event_record_with_flags", event=event, stream=stream, flags=0)  # outside a capture: cuEventRecord

@@ -39,6 +39,8 @@ PROGRAM_CHECKS: dict[str, tuple[str, ...]] = {
     "blas3": ("handle", "strsm_left_lower", "strsm_left_upper_trans", "strsm_right_upper",
               "strsm_right_lower_unit_trans", "strsm_batched", "gemm_strided_batched_f64", "gemm_int8_int32",
               "gemm_f16_compute", "gemm_complex_f32", "gemm_type_not_offered", "destroy"),
+    "graph_nodes": ("mem_alloc_node", "add_nodes", "nodes_and_types", "launch", "exec_set_params", "exec_update",
+                    "not_supported", "cleanup"),
 }
 
 
