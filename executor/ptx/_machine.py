@@ -146,11 +146,15 @@ class LoadedModule:
         """The kernel's layout without preparing it (no instruction is compiled), or
         CUDA_ERROR_NOT_SUPPORTED when the module cannot be read or has no such entry."""
         program = self.program
-        entry = program.entry(name) if program is not None else None
-        if program is None or entry is None:
+        try:
+            entry = program.entry(name) if program is not None else None
+            if program is None or entry is None:
+                raise CudaError(CUresult.CUDA_ERROR_NOT_SUPPORTED,
+                                self.error or f"no .entry {name} in the module's PTX")
+            reachable = _reachable(program, entry)
+        except PtxSyntaxError as exc:
             raise CudaError(CUresult.CUDA_ERROR_NOT_SUPPORTED,
-                            self.error or f"no .entry {name} in the module's PTX")
-        reachable = _reachable(program, entry)
+                            f"the engine cannot read kernel {name}'s PTX: {exc}") from exc
         layout = _layout(program, reachable)
         registers = sum(len(code.function.registers) for code in reachable)
         most = min(device_max_threads, REGISTER_BYTES // (max(registers, 1) * 8))
@@ -163,13 +167,16 @@ class LoadedModule:
         instruction count comes from the parse; no analysis is built for it)."""
         program = self.program
         fn = program.module.functions.get(name) if program is not None else None
-        if program is None or fn is None or fn.kind != "entry" or fn.body is None:
+        if program is None or fn is None or fn.kind != "entry" or not fn.defined:
             return  # nothing is prepared: the launch answers NOT_SUPPORTED
         seen = {name}
         todo = [fn]
         count = 0
         while todo:
-            body = todo.pop().body or []
+            try:
+                body = todo.pop().body or []
+            except PtxSyntaxError:
+                return  # the preparation fails on it too, before holding anything: NOT_SUPPORTED
             for item in body:
                 if isinstance(item, Instruction):
                     count += 1

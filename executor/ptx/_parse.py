@@ -139,16 +139,52 @@ class Variable:
 
 @dataclass(slots=True)
 class Function:
-    """An ``.entry`` (kernel) or ``.func``; ``body`` is ``None`` for a prototype."""
+    """An ``.entry`` (kernel) or ``.func``; ``body`` is ``None`` for a prototype.
+
+    A body is parsed at its first use (``body``): a module of many kernels (a real library's PTX runs
+    to megabytes) costs the parse of the kernels it launches and the functions they call. Its
+    registers and variables are known from then on; a body the parser cannot read raises
+    :class:`PtxSyntaxError` at that use, each time."""
 
     name: str
     kind: str  # "entry" | "func"
     params: list[Variable]
     returns: list[Variable]
-    body: list[Instruction | Label] | None
+    parsed: list[Instruction | Label] | None
     registers: dict[str, str] = field(default_factory=dict)  # register -> type
     variables: list[Variable] = field(default_factory=list)  # .local/.shared/.param declared inside
     line: int = 0
+    source: tuple[int, str] | None = None  # the body's first line and text, until it is parsed
+
+    @property
+    def defined(self) -> bool:
+        """Whether the function has a body (parsed or not yet): not a prototype."""
+        return self.parsed is not None or self.source is not None
+
+    @property
+    def body(self) -> list[Instruction | Label] | None:
+        if self.parsed is None and self.source is not None:
+            line, text = self.source
+            parser = _Parser(text, line - 1)
+            self.parsed = []
+            try:
+                parser.expect("{")
+                parser._block(self, 1, [])
+                if parser.peek() is not None:
+                    raise PtxSyntaxError("text after the function's body", parser.line())
+            except RecursionError:
+                self._unparsed()
+                raise PtxSyntaxError("the function nests too deeply", parser.line()) from None
+            except PtxSyntaxError:
+                self._unparsed()
+                raise
+            self.source = None
+        return self.parsed
+
+    def _unparsed(self) -> None:
+        self.parsed = None
+        self.registers.clear()
+        self.variables.clear()
 
 
 @dataclass(slots=True)
@@ -258,15 +294,54 @@ class _Tok:
     line: int
 
 
-def _tokens(text: str) -> list[_Tok]:
-    """The tokens of ``text``, line by line (block comments become the newlines they spanned)."""
+#: what :func:`_split_bodies` puts where a function's body was (never in text it splits)
+_LAZY = "$$lazy_body"
+_BRACES = re.compile(r"//[^\n]*|/\*.*?\*/|\"[^\"\n]*\"|[{}]", re.DOTALL)
+
+
+def _split_bodies(text: str) -> tuple[str, list[tuple[int, str]]]:
+    """``text`` with each top-level ``{ … }`` block that is not an initializer replaced by a
+    placeholder spanning as many lines, and those blocks with their first line: the module's
+    skeleton is parsed at once, each function's body at its first use. Text that already holds
+    the placeholder, or whose braces do not balance, is returned whole (the parser reports it)."""
+    if _LAZY in text:
+        return text, []
+    parts: list[str] = []
+    bodies: list[tuple[int, str]] = []
+    depth = start = last = 0
+    line = 1  # the line at ``last``
+    for m in _BRACES.finditer(text):
+        tok = m.group()
+        if tok == "{":
+            if depth == 0:
+                start = m.start()
+            depth += 1
+        elif tok == "}":
+            depth -= 1
+            if depth < 0:
+                return text, []
+            if depth == 0 and not text[last:start].rstrip().endswith("="):
+                body = text[start : m.end()]
+                first = line + text.count("\n", last, start)
+                parts += [text[last:start], "{", f"{_LAZY}{len(bodies)}", "\n" * body.count("\n"), "}"]
+                bodies.append((first, body))
+                line, last = first + body.count("\n"), m.end()
+    if depth:
+        return text, []
+    parts.append(text[last:])
+    return "".join(parts), bodies
+
+
+def _tokens(text: str, first_line: int = 0) -> list[_Tok]:
+    """The tokens of ``text``, line by line (block comments become the newlines they spanned);
+    ``first_line`` is added to every line number (a body parsed apart from its module)."""
     if "/*" in text:
         text = _BLOCK_COMMENT.sub(lambda m: "\n" * m.group().count("\n"), text)
         if "/*" in text:
             raise PtxSyntaxError("an unterminated /* comment")
     out: list[_Tok] = []
     append = out.append
-    for line, source in enumerate(text.split("\n"), 1):
+    for line, source in enumerate(text.split("\n"), 1 + first_line):
         for m in _TOKEN.finditer(source):
             kind = m.lastgroup
             if kind in ("ws", "comment"):
@@ -301,8 +376,9 @@ def _float_value(text: str) -> float:
 
 
 class _Parser:
-    def __init__(self, text: str) -> None:
-        self.toks = _tokens(text)
+    def __init__(self, text: str, first_line: int = 0, bodies: list[tuple[int, str]] | None = None) -> None:
+        self.toks = _tokens(text, first_line)
+        self.bodies = bodies or []  # the function bodies :func:`_split_bodies` took out
         self.i = 0
         self.scoped = 0  # names given to declarations of nested blocks
 
@@ -409,9 +485,9 @@ class _Parser:
         if tok.text in (".entry", ".func"):
             fn = self._function()
             known = mod.functions.get(fn.name)
-            if known is None or known.body is None:
+            if known is None or not known.defined:
                 mod.functions[fn.name] = fn
-            elif fn.body is not None:
+            elif fn.defined:
                 raise PtxSyntaxError(f"function {fn.name} is defined twice", fn.line)
             return
         if tok.text in (".global", ".const", ".shared", ".local"):
@@ -547,7 +623,15 @@ class _Parser:
                 break
             self.next()
         self.expect("{")
-        fn.body = []
+        tok = self.peek()
+        if tok is not None and tok.text.startswith(_LAZY) and self.peek_text(1) == "}":
+            index = tok.text[len(_LAZY) :]
+            if not index.isdigit() or int(index) >= len(self.bodies):
+                raise PtxSyntaxError(f"unexpected {tok.text!r}", tok.line)
+            self.i += 2
+            fn.source = self.bodies[int(index)]
+            return fn
+        fn.parsed = []
         self._block(fn, 1, [])
         return fn
 
@@ -556,7 +640,8 @@ class _Parser:
         declared in a nested block (inline assembly, call sequences) get names of their own in the
         function (``name#k``), and every use inside the block is renamed, so two blocks may declare
         the same name with different types; names declared without ``%`` become registers."""
-        assert fn.body is not None
+        body = fn.parsed
+        assert body is not None
         if depth > 64:
             raise PtxSyntaxError("blocks nest too deeply", self.line())
         scope: _Scope = {}
@@ -593,10 +678,10 @@ class _Parser:
                     self.skip_statement()
             elif tok.kind == "word" and self.peek_text() == ":" and not t.startswith("."):
                 self.next()
-                fn.body.append(Label(t, tok.line))
+                body.append(Label(t, tok.line))
             else:
                 self.i -= 1
-                fn.body.append(_resolve(self._instruction(), scopes))
+                body.append(_resolve(self._instruction(), scopes))
 
     def _scoped(self, name: str) -> str:
         self.scoped += 1
@@ -767,7 +852,8 @@ def _resolve(ins: Instruction, scopes: list[_Scope]) -> Instruction:
 
 def parse_ptx(text: str) -> Module:
     """Parse a PTX module; raises :class:`PtxSyntaxError` (a ``ValueError``) only."""
-    parser = _Parser(text.split("\0", 1)[0])
+    skeleton, bodies = _split_bodies(text.split("\0", 1)[0])
+    parser = _Parser(skeleton, 0, bodies)
     try:
         return parser.module()
     except RecursionError:

@@ -169,7 +169,7 @@ class FunctionCodes(Mapping[str, FunctionCode]):
     whose body cannot be built raises :class:`PtxSyntaxError` at that use."""
 
     def __init__(self, module: Module) -> None:
-        self._functions = {name: fn for name, fn in module.functions.items() if fn.body is not None}
+        self._functions = {name: fn for name, fn in module.functions.items() if fn.defined}
         self._built: dict[str, FunctionCode] = {}
 
     def __getitem__(self, name: str) -> FunctionCode:
@@ -201,7 +201,7 @@ class Program:
 
     def entry(self, name: str) -> FunctionCode | None:
         fn = self.module.functions.get(name)
-        if fn is None or fn.kind != "entry" or fn.body is None:
+        if fn is None or fn.kind != "entry" or not fn.defined:
             return None
         return self.functions[name]
 

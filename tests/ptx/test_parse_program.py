@@ -44,6 +44,7 @@ def test_functions_declare_registers_locals_and_return_parameters() -> None:
     module = parse_ptx(ATTR_KERNELS.read_text())
     pick = module.functions["_Z4pickPKfi"]
     assert pick.kind == "func" and [r.name for r in pick.returns] == ["func_retval0"]
+    assert pick.body and not pick.source  # its declarations are known once the body is parsed
     assert pick.registers["%f42"] == "f32" and pick.registers["%SP"] == "b64" and "%f43" not in pick.registers
     assert [(v.space, v.name, v.size, v.align) for v in pick.variables] == [
         ("local", "__local_depot0", 160, 16)
@@ -82,8 +83,33 @@ def test_operands_are_typed() -> None:
 )
 def test_what_the_parser_refuses_says_where(text: str, line: int) -> None:
     with pytest.raises(PtxSyntaxError) as err:
-        parse_ptx(text)
+        module = parse_ptx(text)
+        module.functions["k"].body  # noqa: B018 - a body is parsed at its first use
     assert err.value.line == line
+
+
+def test_a_body_is_parsed_at_its_first_use_and_refused_there_each_time() -> None:
+    text = HEADER + ".visible .entry good() {\n ret;\n}\n.visible .entry bad() {\n add.s32 %r1, ;\n}\n"
+    module = parse_ptx(text)  # the module's skeleton reads: bad's body is not looked at yet
+    good, bad = module.functions["good"], module.functions["bad"]
+    assert good.defined and bad.defined and good.parsed is None
+    assert [ins.opcode for ins in good.body or [] if isinstance(ins, Instruction)] == ["ret"]
+    for _ in range(2):
+        with pytest.raises(PtxSyntaxError) as err:
+            bad.body  # noqa: B018
+        assert err.value.line == 8
+    assert bad.parsed is None and not bad.registers
+
+
+def test_braces_in_comments_strings_and_initializers_do_not_split_a_body() -> None:
+    text = (HEADER + '.file 1 "a{b}.cu"\n.global .align 4 .b8 init[8] = {1, 2, 3, 4, 5, 6, 7, 8};\n'
+            ".visible .entry k() {\n // } not the end\n /* { */\n { .reg .b32 %r<2>; mov.u32 %r1, 1; }\n"
+            " ret;\n}\n")
+    module = parse_ptx(text)
+    assert module.variables[0].name == "init" and module.variables[0].size == 8
+    body = module.functions["k"].body or []
+    assert [ins.opcode for ins in body if isinstance(ins, Instruction)] == ["mov", "ret"]
+    assert body[-1].line == 10  # ret, on the line it was written
 
 
 def test_every_corpus_kernel_parses() -> None:
