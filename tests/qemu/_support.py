@@ -178,7 +178,7 @@ def qemu_command(kit: QemuKit, initrd: Path, vm_socket: Path) -> list[str]:
         "-kernel", str(kit.kernel), "-initrd", str(initrd),
         "-append", "console=ttyS0 panic=-1 edd=off",
         "-chardev", f"socket,path={vm_socket},id=ivsh",
-        "-device", "ivshmem-doorbell,chardev=ivsh,vectors=1",
+        "-device", "ivshmem-doorbell,chardev=ivsh,vectors=16",
     ]
 
 
@@ -199,9 +199,10 @@ class ConsoleRun:
 
 
 def run_vm(command: list[str], on_waiting: Callable[[], None], deadline_s: float,
-           on_line: Callable[[str], None] | None = None) -> ConsoleRun:
+           on_line: Callable[[str], str | None] | None = None) -> ConsoleRun:
     """Boot, stream the console, call ``on_waiting()`` once the guest waits, then let it power off
-    (``on_line``: called with every console line as it comes)."""
+    (``on_line``: called with every console line as it comes; what it returns, if anything, is typed
+    on the console as a line, for a guest that waits for the host with ``read``)."""
     run = ConsoleRun()
     started = time.monotonic()
     proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -228,8 +229,10 @@ def run_vm(command: list[str], on_waiting: Callable[[], None], deadline_s: float
                 line = raw.decode(errors="replace").rstrip("\r")
                 line = line[line.find("VGPU-"):] if "VGPU-" in line else line  # after escape codes
                 run.lines.append((time.monotonic() - started, line))
-                if on_line is not None:
-                    on_line(line)
+                reply = on_line(line) if on_line is not None else None
+                if reply is not None:
+                    proc.stdin.write(reply.encode() + b"\n")
+                    proc.stdin.flush()
                 if line.startswith("VGPU-SELFTEST-EXIT") and not released:
                     released = True
                     try:

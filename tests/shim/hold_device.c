@@ -1,15 +1,16 @@
 /*
- * hold_device PROGRAM [ARGS...]: take the flock a vgpu transport takes on the guest's ivshmem
- * device (the first 1af4:1110 under /sys/bus/pci/devices), keep it, and exec PROGRAM. The program
- * then finds the device held by another process, as a second CUDA process of the guest would.
- * Built statically by tests/shim/test_vm.py for the VM's initramfs.
+ * hold_device PROGRAM [ARGS...]: claim every channel of the guest's ivshmem device (the first 1af4:1110
+ * under /sys/bus/pci/devices) as the vgpu transport claims one, with an open-file-description write
+ * lock, here on bytes 0..255 of resource2 (one byte per channel, every channel a VM can have), keep it,
+ * and exec PROGRAM. The program then finds every channel held by another process, as the 17th CUDA
+ * process of a guest with 16 channels would. Built statically by tests/shim/test_vm.py for the VM's
+ * initramfs.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/file.h>
 #include <unistd.h>
 
 static int has(const char *dir, const char *file, const char *want)
@@ -36,8 +37,9 @@ int main(int argc, char **argv)
         if (has(dir, "vendor", "0x1af4") && has(dir, "device", "0x1110")) {
             char path[600];
             snprintf(path, sizeof path, "%s/resource2", dir);
-            int fd = open(path, O_RDONLY); /* inherited by PROGRAM: the lock stays held */
-            if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0) {
+            int fd = open(path, O_RDWR); /* inherited by PROGRAM: the locks stay held */
+            struct flock every = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 256};
+            if (fd < 0 || fcntl(fd, F_OFD_SETLK, &every) < 0) {
                 perror(path);
                 return 2;
             }

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 from collections import Counter
 from pathlib import Path
@@ -21,22 +20,14 @@ import pytest
 
 from mediator._control_client import request
 from mediator._launcher import running_mediator
-from tests.qemu._support import (
-    QemuKit,
-    SelftestReport,
-    build_initramfs_tree,
-    qemu_command,
-    run_vm,
-    shared_library_closure,
-)
+from tests.qemu._support import QemuKit, SelftestReport, build_initramfs_tree, qemu_command, run_vm
 
-from ._support import LIBRARIES, PROGRAMS, ShimBuild, check_program
+from ._support import PROGRAMS, ShimBuild, check_program, guest_tree, sections
 
 pytestmark = [pytest.mark.qemu, pytest.mark.slow, pytest.mark.timeout(600)]
 
 NAMES = ("vector_add", "gemm", "streams_events", "graph")
 BOOT_DEADLINE_S = float(os.environ.get("VGPU_QEMU_DEADLINE_S", "480"))
-SHIM_DIR = "/usr/local/lib/vgpu"
 HERE = Path(__file__).resolve().parent
 
 INIT_SCRIPT = """#!/bin/busybox sh
@@ -61,35 +52,13 @@ poweroff -f
 """
 
 
-def guest_tree(shim: ShimBuild, hold_device: Path) -> tuple[dict[str, Path], dict[str, str]]:
-    """The initramfs's files: the programs, the shim where an install puts it, what they load."""
-    files: dict[str, Path] = {f"/programs/{name}": PROGRAMS / name for name in NAMES}
-    files["/hold_device"] = hold_device
-    for guest_path, host_path in shared_library_closure([PROGRAMS / n for n in NAMES], shim.directory).items():
-        if host_path.parent == shim.directory:
-            continue  # the shim goes to its install directory below, found through ld.so.cache
-        files[guest_path] = host_path
-    for soname in LIBRARIES.values():
-        files[f"{SHIM_DIR}/{soname}"] = shim.directory / soname
-    texts = {"/etc/ld.so.conf": "include /etc/ld.so.conf.d/*.conf\n",
-             "/etc/ld.so.conf.d/000-vgpu.conf": f"{SHIM_DIR}\n"}
-    return files, texts
-
-
-def sections(text: str) -> dict[str, tuple[str, int | None]]:
-    """Each program's console output and exit status (None if it never finished)."""
-    out: dict[str, tuple[str, int | None]] = {}
-    for match in re.finditer(r"^VGPU-PROGRAM (\w+)\n(.*?)(?:^VGPU-PROGRAM-EXIT \1 (\d+)|\Z)", text, re.M | re.S):
-        out[match[1]] = (match[2], int(match[3]) if match[3] is not None else None)
-    return out
-
-
 def test_the_programs_run_unchanged_in_a_vm_on_the_shim(
     qemu_kit: QemuKit, shim: ShimBuild, tmp_path: Path, artifacts: Path,
 ) -> None:
     hold_device = tmp_path / "hold_device"
     subprocess.run(["cc", "-static", "-O2", "-o", str(hold_device), str(HERE / "hold_device.c")], check=True)
-    files, texts = guest_tree(shim, hold_device)
+    files, texts = guest_tree(shim, {"/hold_device": hold_device,
+                                     **{f"/programs/{name}": PROGRAMS / name for name in NAMES}})
     initrd = build_initramfs_tree(tmp_path / "initramfs", files, INIT_SCRIPT % {"names": " ".join(NAMES)}, texts)
     with running_mediator(tmp_path, backend="sim", vms=1) as mediator:
         request(mediator.control, {"cmd": "trace", "vm": "vm1", "enable": True})
@@ -118,11 +87,11 @@ def test_the_programs_run_unchanged_in_a_vm_on_the_shim(
         output, code = found[name]
         assert code == 0, f"{name} exited {code}:\n{output}"
         check_program(name, SelftestReport.parse(output))
-    # a second process of the guest finds the device held, and says so instead of sharing the rings
+    # every channel held by another process of the guest: refused, saying so, not sharing their rings
     held_output, held_code = found["held"]
     assert held_code != 0
     assert SelftestReport.parse(held_output)["device_count"].fields()["status"] == "46"  # DevicesUnavailable
-    assert "is in use by another process of this guest" in held_output
+    assert "all 16 channels of VM 1 are held by other processes" in held_output
     assert "is not supported by the vgpu shim" not in run.text
     assert run.exit_code == 0 and "VGPU-POWEROFF" in run.text
 
