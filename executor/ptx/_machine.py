@@ -50,11 +50,12 @@ Mask = npt.NDArray[np.bool_]
 REGISTER_BYTES = 64 << 20
 #: check the clock every this many batch-instructions
 _CLOCK_EVERY = 256
-#: host bytes a parsed module holds per byte of its PTX text (measured: about 17 on nvcc's output)
-PARSED_BYTES_PER_TEXT_BYTE = 24
-#: host bytes a prepared kernel holds per instruction of its functions (compiled closures and the
-#: control-flow analysis; measured: about 1,700 on nvcc's output)
-PREPARED_BYTES_PER_INSTRUCTION = 2048
+#: host bytes a parsed module holds per byte of its PTX text: its skeleton and the unparsed bodies
+#: (measured on ggml-cuda's modules: 1.2-1.3 held, 2.7-4.5 at the parse's peak)
+PARSED_BYTES_PER_TEXT_BYTE = 5
+#: host bytes a prepared kernel holds per instruction of its functions (the parsed bodies, compiled
+#: closures and the control-flow analysis; measured on ggml-cuda's kernels: about 2,400)
+PREPARED_BYTES_PER_INSTRUCTION = 3072
 
 
 class Budget(Protocol):

@@ -300,9 +300,10 @@ _BRACES = re.compile(r"//[^\n]*|/\*.*?\*/|\"[^\"\n]*\"|[{}]", re.DOTALL)
 
 
 def _split_bodies(text: str) -> tuple[str, list[tuple[int, str]]]:
-    """``text`` with each top-level ``{ … }`` block that is not an initializer replaced by a
-    placeholder spanning as many lines, and those blocks with their first line: the module's
-    skeleton is parsed at once, each function's body at its first use. Text that already holds
+    """``text`` with each top-level ``{ … }`` block replaced by a placeholder spanning as many
+    lines, and those blocks that are not initializers with their first line: the module's skeleton
+    is parsed at once, each function's body at its first use (an initializer's values are not the
+    engine's business: ``sim`` places module globals with them). Text that already holds
     the placeholder, or whose braces do not balance, is returned whole (the parser reports it)."""
     if _LAZY in text:
         return text, []
@@ -320,11 +321,14 @@ def _split_bodies(text: str) -> tuple[str, list[tuple[int, str]]]:
             depth -= 1
             if depth < 0:
                 return text, []
-            if depth == 0 and not text[last:start].rstrip().endswith("="):
+            if depth == 0:
                 body = text[start : m.end()]
                 first = line + text.count("\n", last, start)
-                parts += [text[last:start], "{", f"{_LAZY}{len(bodies)}", "\n" * body.count("\n"), "}"]
-                bodies.append((first, body))
+                if text[last:start].rstrip().endswith("="):  # an initializer: the parser skips it
+                    parts += [text[last:start], "{", "\n" * body.count("\n"), "}"]
+                else:
+                    parts += [text[last:start], "{", f"{_LAZY}{len(bodies)}", "\n" * body.count("\n"), "}"]
+                    bodies.append((first, body))
                 line, last = first + body.count("\n"), m.end()
     if depth:
         return text, []
@@ -342,6 +346,8 @@ def _tokens(text: str, first_line: int = 0) -> list[_Tok]:
     out: list[_Tok] = []
     append = out.append
     for line, source in enumerate(text.split("\n"), 1 + first_line):
+        if not source:  # the lines a skeleton's placeholders keep (and blank ones): nothing to scan
+            continue
         for m in _TOKEN.finditer(source):
             kind = m.lastgroup
             if kind in ("ws", "comment"):
