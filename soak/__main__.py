@@ -1,7 +1,8 @@
 """The soak: N guest processes for M minutes against a real daemon, and what it cost the host.
 
-``python -m soak --guests 4 --minutes 10`` (or ``scripts/soak``) starts ``vgpu-mediator run`` on the
-sim backend with one VM per guest, gives every VM a quota, spawns the guests (``soak._guest``: random
+``python -m soak --guests 4 --processes 3 --minutes 10`` (or ``scripts/soak``) starts ``vgpu-mediator
+run`` on the sim backend with one VM per guest, gives every VM a quota, spawns each guest's processes
+(``soak._guest``, several per VM at once, each on a channel of its own, sharing the VM's quota: random
 valid and invalid traffic, every answer predicted, sessions that end cleanly, abandoned or broken),
 and samples the daemon and every worker process once a second: resident memory (VmRSS), the daemon's
 open file descriptors, the daemon's per-VM counters. At the end it reports calls served, errors by
@@ -116,15 +117,16 @@ class Watch:
         return status
 
 
-def _guest_report(workdir: Path, vm: int) -> dict[str, Any]:
-    path = workdir / f"guest{vm}.json"
+def _guest_report(workdir: Path, vm: int, process: int) -> dict[str, Any]:
+    path = workdir / f"guest{vm}-{process}.json"
     if not path.exists():
-        return {"vm": vm, "crash": "the guest wrote no report", "calls": 0}
+        return {"vm": vm, "process": process, "crash": "the guest process wrote no report", "calls": 0}
     report: dict[str, Any] = json.loads(path.read_text())
     return report
 
 
-def run(guests: int, minutes: float, quota: int, seed: int, workdir: Path) -> dict[str, Any]:
+def run(guests: int, minutes: float, quota: int, seed: int, workdir: Path,
+        processes: int = 1) -> dict[str, Any]:
     watch = Watch()
     with running_mediator(workdir, backend="sim", vms=guests, extra="restart_limit = 100") as mediator:
         time.sleep(0.5)  # let the daemon finish starting before its "start" figures are taken
@@ -134,10 +136,13 @@ def run(guests: int, minutes: float, quota: int, seed: int, workdir: Path) -> di
             request(mediator.control, {"cmd": "set_quota", "vm": vm, "bytes": quota})
         procs = []
         for vm in range(1, guests + 1):
-            spec = GuestSpec(vm=vm, socket=str(mediator.vm_socket(vm)), control=str(mediator.control),
-                             seconds=minutes * 60, seed=seed + vm, out=str(workdir / f"guest{vm}.json"))
-            procs.append(subprocess.Popen([sys.executable, "-m", "soak._guest", json.dumps(spec.__dict__)],
-                                          cwd=Path(__file__).resolve().parent.parent))
+            for process in range(1, processes + 1):
+                spec = GuestSpec(vm=vm, socket=str(mediator.vm_socket(vm)), control=str(mediator.control),
+                                 seconds=minutes * 60, seed=seed + 1000 * vm + process,
+                                 out=str(workdir / f"guest{vm}-{process}.json"), process=process,
+                                 processes=processes, quota=quota)
+                argv = [sys.executable, "-m", "soak._guest", json.dumps(spec.__dict__)]
+                procs.append(subprocess.Popen(argv, cwd=Path(__file__).resolve().parent.parent))
         started = time.monotonic()
         while any(p.poll() is None for p in procs):
             watch.sample(mediator)
@@ -148,7 +153,8 @@ def run(guests: int, minutes: float, quota: int, seed: int, workdir: Path) -> di
         leftover_workers = children(mediator.proc.pid)
         fds_at_end = fd_kinds(mediator.proc.pid)
         daemon_alive = mediator.proc.poll() is None
-    results = [_guest_report(workdir, vm) for vm in range(1, guests + 1)]
+    results = [_guest_report(workdir, vm, process) for vm in range(1, guests + 1)
+               for process in range(1, processes + 1)]
     statuses: Counter[str] = Counter()
     sessions: Counter[str] = Counter()
     checks: Counter[str] = Counter()
@@ -157,15 +163,17 @@ def run(guests: int, minutes: float, quota: int, seed: int, workdir: Path) -> di
         sessions.update(result.get("sessions", {}))
         checks.update(result.get("checks", {}))
     vms = final["vms"]
-    kept = ("calls", "errors", "sessions", "state", "memory_used", "live_handles", "last_session")
-    per_vm = {vm["name"]: {key: vm[key] for key in kept} for vm in vms}
+    kept = ("calls", "errors", "sessions", "state", "memory_used", "live_handles", "channels_opened",
+            "channels_expired", "channels_broken")
+    per_vm = {vm["name"]: {key: vm.get(key) for key in kept} for vm in vms}
     worker_rss = {str(pid): {"vm": vm, **series.as_dict()} for pid, (vm, series) in watch.workers.items()}
     leaks = [leak | {"vm": r["vm"]} for r in results for leak in r.get("leaks", [])]
     leaks += [{"vm": name, "when": "after the run", "memory_used": row["memory_used"],
                "live_handles": row["live_handles"]}
               for name, row in per_vm.items() if row["memory_used"] or row["live_handles"]]
     return {
-        "guests": guests, "minutes": round(elapsed / 60, 2), "quota": quota, "seed": seed,
+        "guests": guests, "processes_per_guest": processes, "minutes": round(elapsed / 60, 2), "quota": quota,
+        "seed": seed,
         "calls_served": sum(vm["calls"] for vm in vms),
         "calls_by_guests": sum(r.get("calls", 0) for r in results),
         "errors_by_kind": dict(statuses.most_common()),
@@ -179,7 +187,8 @@ def run(guests: int, minutes: float, quota: int, seed: int, workdir: Path) -> di
         "leaks": leaks, "corruption": sum(r.get("corruption", 0) for r in results),
         "surprises": [s for r in results for s in r.get("surprises", [])],
         "surprise_count": sum(r.get("surprise_count", 0) for r in results),
-        "crashes": [f"vm{r['vm']}: {r['crash']}" for r in results if r.get("crash")],
+        "crashes": [f"vm{r['vm']} process {r.get('process')}: {r['crash']}"
+                    for r in results if r.get("crash")],
         "leftover_workers": leftover_workers, "daemon_alive_at_end": daemon_alive,
         "vms": per_vm,
     }
@@ -201,8 +210,9 @@ def describe(report: dict[str, Any]) -> str:
     rss, fds = report["daemon_rss_kib"], report["daemon_fds"]
     workers = sorted(report["worker_rss_kib"]["by_worker"].values(), key=lambda w: -int(w["peak"]))
     lines = [
-        f"soak: {report['guests']} guests x {report['minutes']} min on the sim backend, quota "
-        f"{report['quota'] // MIB} MiB per VM",
+        f"soak: {report['guests']} guests x {report['processes_per_guest']} processes x "
+        f"{report['minutes']} min on the sim backend, quota {report['quota'] // MIB} MiB per VM "
+        "(shared by its processes)",
         f"calls served: {report['calls_served']} ({report['calls_by_guests']} submitted by the guests), "
         f"daemon-counted errors: {report['daemon_errors']}",
         f"sessions: {report['sessions']}",
@@ -223,6 +233,8 @@ def describe(report: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="soak", description=__doc__.splitlines()[0])
     parser.add_argument("--guests", type=int, default=4)
+    parser.add_argument("--processes", type=int, default=3,
+                        help="processes per guest at once, each on a channel of its own")
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--quota-mib", type=int, default=64, help="each VM's memory quota")
     parser.add_argument("--seed", type=int, default=1)
@@ -232,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="vgpu-soak-") as tmp:
         workdir = args.workdir or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
-        report = run(args.guests, args.minutes, args.quota_mib * MIB, args.seed, workdir)
+        report = run(args.guests, args.minutes, args.quota_mib * MIB, args.seed, workdir, args.processes)
     print(describe(report))
     problems = failed(report)
     report["problems"] = problems

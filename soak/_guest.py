@@ -1,11 +1,13 @@
-"""One soak guest: sessions of random valid and invalid calls against one VM, each answer checked.
+"""One soak guest process: sessions of random valid and invalid calls on a channel of one VM, each
+answer checked. Several such processes share a VM at once, as a guest's processes do.
 
 Run by ``python -m soak`` as ``python -m soak._guest '<json>'``; writes its tally as JSON to the path
-it is given. A session ends one of three ways, chosen at random: *clean* (the guest frees everything
-it holds, then the daemon's status for its VM must show no memory and no handles), *abandoned* (the
-guest disconnects holding everything: the worker must release it all), or *broken* (the guest writes
-an impossible ring index: the region is marked broken for this VM only). After each session the
-daemon's ``last_session`` figures for the VM (what the worker still held after releasing) must be zero.
+it is given. Each session claims and opens a channel of its own and ends one of three ways, chosen at
+random: *clean* (the process frees everything it holds, then the daemon's status for its channel must
+show no memory and no handles), *abandoned* (the process drops its connection holding everything,
+without closing the channel: the worker must release it all), or *broken* (the process writes an
+impossible ring index: its channel alone is closed, the VM and its other processes go on). After each
+session the daemon's figures for the channel (what its context still held after the close) must be zero.
 
 Every call's status is predicted; a prediction that fails is a *surprise* (none are expected), bytes
 read back that differ from those written are *corruption* (none are expected).
@@ -14,6 +16,7 @@ read back that differ from those written are *corruption* (none are expected).
 from __future__ import annotations
 
 import json
+import os
 import random
 import struct
 import sys
@@ -30,10 +33,12 @@ from guest import DeviceGoneError, GuestClient
 from mediator._control_client import request
 from protocol import (
     CALLS_BY_NAME,
+    ChannelField,
+    ChannelState,
+    CloseReason,
     CublasStatus,
     CUresult,
     DeviceState,
-    HeaderField,
     MemAccessFlags,
     StreamCaptureMode,
     SubmitFlags,
@@ -57,6 +62,9 @@ class GuestSpec:
     seconds: float
     seed: int
     out: str
+    process: int = 1  # which of the VM's soak processes this is
+    processes: int = 1  # how many share the VM (and its memory quota)
+    quota: int = 0  # the VM's memory quota, as the soak set it
 
 
 @dataclass
@@ -87,7 +95,8 @@ def _name(status: int, cublas: bool = False) -> str:
 class Session:
     """One connection's worth of traffic, with the model of what the guest holds."""
 
-    def __init__(self, gpu: GuestClient, rng: random.Random, tally: Tally) -> None:
+    def __init__(self, gpu: GuestClient, rng: random.Random, tally: Tally, processes: int = 1,
+                 vm_quota: int = 0) -> None:
         self.gpu = gpu
         self.rng = rng
         self.tally = tally
@@ -98,7 +107,12 @@ class Session:
         self.dead: list[int] = []  # destroyed handles of any kind
         self.vmm: list[tuple[int, int, int]] = []  # (handle, reservation, size) mapped and accessible
         self.blas: int | None = None
-        self.quota = self.gpu.mem_get_info()[0]
+        # Alone on the VM, a process owns its quota and every out-of-memory answer is predicted. Sharing it,
+        # each keeps to its share (a little under an equal part, so that what one allocates for a moment
+        # never runs another out) and only what no share can satisfy is predicted to fail.
+        self.alone = processes == 1
+        self.vm_quota = vm_quota or self.gpu.mem_get_info()[1]
+        self.quota = self.gpu.mem_get_info()[0] if self.alone else self.vm_quota * 7 // (8 * processes)
         self.used = 0
 
     # -- calls and their predictions ------------------------------------------------------------------
@@ -152,7 +166,8 @@ class Session:
     def alloc(self) -> None:
         size = self.rng.choice([256, 4096, 65536, 1 << 20, 3 << 20])
         if self.used + size > self.quota:
-            self.expect(OOM, "mem_alloc", bytesize=size)
+            if self.alone:
+                self.expect(OOM, "mem_alloc", bytesize=size)
             return
         ptr = self.make("mem_alloc", "dptr", bytesize=size)
         if ptr is not None:
@@ -239,7 +254,8 @@ class Session:
     def vmm_cycle(self) -> None:
         """Create, reserve, map, grant access, copy through it; sometimes keep it, usually tear it down."""
         if self.used + GRANULE > self.quota:
-            self.expect(OOM, "mem_create", size=GRANULE, device=0, flags=0)
+            if self.alone:
+                self.expect(OOM, "mem_create", size=GRANULE, device=0, flags=0)
             return
         handle = self.make("mem_create", "handle", size=GRANULE, device=0, flags=0)
         base = self.make("mem_address_reserve", "dptr", size=2 * GRANULE, alignment=0, addr=0, flags=0)
@@ -334,7 +350,7 @@ class Session:
         free, _ = self.gpu.mem_get_info()
         self.tally.calls += 1
         self.tally.checks["memory free as the guest counts it"] += 1
-        if free != self.quota - self.used:
+        if (free != self.quota - self.used) if self.alone else not 0 <= free <= self.vm_quota - self.used:
             self.tally.surprise(f"mem_get_info free {free}, the guest holds {self.used} of {self.quota}")
 
     # -- invalid traffic ---------------------------------------------------------------------------
@@ -361,8 +377,9 @@ class Session:
             self.expect(INVALID_HANDLE, "stream_destroy", stream=rng.randint(1 << 20, 2**32 - 1))
             self.expect(int(CublasStatus.CUBLAS_STATUS_NOT_INITIALIZED), "cublas_destroy",
                         handle=rng.randint(1 << 20, 2**32 - 1))
-        elif choice == 5:  # over the quota
-            self.expect(OOM, "mem_alloc", bytesize=self.quota - self.used + 1)
+        elif choice == 5:  # over the quota (the VM's whole quota when processes share it)
+            beyond = self.quota - self.used if self.alone else self.vm_quota
+            self.expect(OOM, "mem_alloc", bytesize=beyond + 1)
         elif choice == 6:  # malformed frames
             spec = CALLS_BY_NAME["memcpy_htod"]
             args = encode_args(gpu.args("memcpy_htod", dst=0, stream=0))
@@ -421,13 +438,25 @@ def _vm_row(spec: GuestSpec) -> dict[str, Any]:
     return row
 
 
-def _sessions_past(spec: GuestSpec, count: int) -> bool:
-    return int(_vm_row(spec)["sessions"]) > count
+def _channel_row(spec: GuestSpec, index: int) -> dict[str, Any]:
+    row: dict[str, Any] = next(c for c in _vm_row(spec)["channels"] if c["index"] == index)
+    return row
 
 
-def _held(spec: GuestSpec) -> tuple[int, int]:
-    row = _vm_row(spec)
+def _held_by_me(spec: GuestSpec, index: int) -> tuple[int, int] | None:
+    """What this process's open channel holds, or None once the channel is no longer open and ours."""
+    row = _channel_row(spec, index)
+    if row["state"] != "open" or row["owner_pid"] != os.getpid():
+        return None
     return int(row["memory_used"]), int(row["live_handles"])
+
+
+def _released(spec: GuestSpec, index: int) -> bool:
+    """Our channel closed and its context freed (or already someone else's: nothing left to look at)."""
+    row = _channel_row(spec, index)
+    if row["owner_pid"] != os.getpid():
+        return True
+    return bool(row["state"] != "open" and row["memory_used"] == 0 and row["live_handles"] == 0)
 
 
 def _wait(what: str, check: Callable[[], bool], timeout: float = 20.0) -> bool:
@@ -439,44 +468,64 @@ def _wait(what: str, check: Callable[[], bool], timeout: float = 20.0) -> bool:
     return False
 
 
+def _end_broken(gpu: GuestClient, tally: Tally) -> None:
+    """An impossible submission tail: the host closes this channel alone, the VM serves on."""
+    tail = gpu.region.u32(ChannelField.SQ_TAIL)
+    gpu.region.set_u32(ChannelField.SQ_TAIL, tail + gpu.region.layout.sq_entries + 7)
+    gpu._kick()
+    if not _wait("broken", lambda: gpu.region.channel_state == ChannelState.CLOSED_BY_HOST):
+        tally.surprise("an impossible submission tail did not close the channel")
+    elif (reason := gpu.region.u32(ChannelField.CLOSE_REASON)) != CloseReason.PROTOCOL_VIOLATION:
+        tally.surprise(f"a broken channel was closed for reason {reason}")
+    if gpu.header.device_state != DeviceState.READY:
+        tally.surprise("one process's broken channel took the VM's device down")
+    tally.checks["broken channels, the VM serving on"] += 1
+
+
+def _session(spec: GuestSpec, tally: Tally, rng: random.Random, ending: str, deadline: float) -> int:
+    """One connection's worth of traffic on a channel of our own; returns the channel's index."""
+    gpu = GuestClient.connect(spec.socket, timeout=60)
+    index = gpu.channel
+    try:
+        gpu.init()
+        session = Session(gpu, rng, tally, spec.processes, spec.quota)
+        until = min(deadline, time.monotonic() + rng.uniform(5, 30))
+        while time.monotonic() < until:
+            session.step()
+        if ending == "clean":
+            session.release_everything()
+            gpu.ctx_synchronize()
+            tally.checks["clean session ends"] += 1
+            if not _wait("nothing held", lambda: _held_by_me(spec, index) in ((0, 0), None)):
+                row = _channel_row(spec, index)
+                tally.leaks.append({"when": "clean end", "channel": index, "memory_used": row["memory_used"],
+                                    "live_handles": row["live_handles"]})
+        elif ending == "broken":
+            _end_broken(gpu, tally)
+    except DeviceGoneError as exc:
+        tally.surprise(f"the device went away mid-session: {exc}")
+    finally:
+        if ending == "abandoned":
+            gpu._release_all()  # gone without closing the channel, holding everything
+        else:
+            gpu.close()
+    return index
+
+
 def run(spec: GuestSpec, tally: Tally) -> None:
     rng = random.Random(spec.seed)
     deadline = time.monotonic() + spec.seconds
     while time.monotonic() < deadline:
         ending = rng.choices(["clean", "abandoned", "broken"], weights=[75, 20, 5])[0]
-        before = int(_vm_row(spec)["sessions"])
-        with GuestClient.connect(spec.socket, timeout=60) as gpu:
-            gpu.init()
-            session = Session(gpu, rng, tally)
-            until = min(deadline, time.monotonic() + rng.uniform(5, 30))
-            try:
-                while time.monotonic() < until:
-                    session.step()
-                if ending == "clean":
-                    session.release_everything()
-                    gpu.ctx_synchronize()
-                    tally.checks["clean session ends"] += 1
-                    if not _wait("nothing held", lambda: _held(spec) == (0, 0)):
-                        row = _vm_row(spec)
-                        tally.leaks.append({"when": "clean end", "memory_used": row["memory_used"],
-                                            "live_handles": row["live_handles"]})
-                elif ending == "broken":
-                    tail = gpu.region.u32(HeaderField.SQ_TAIL)
-                    gpu.region.set_u32(HeaderField.SQ_TAIL, tail + gpu.region.layout.sq_entries + 7)
-                    gpu._kick()
-                    if not _wait("broken", lambda: gpu.region.device_state == DeviceState.BROKEN):
-                        tally.surprise("an impossible submission tail did not break the region")
-            except DeviceGoneError as exc:
-                tally.surprise(f"the device went away mid-session: {exc}")
-            tally.sessions[ending] += 1
-        # the session is over: its worker must have released everything it held
-        if not _wait("session over", partial(_sessions_past, spec, before), 60):
-            tally.surprise("the daemon did not end the session after the guest left")
+        index = _session(spec, tally, rng, ending, deadline)
+        tally.sessions[ending] += 1
+        # the session is over: the worker must have freed everything its channel held
+        if not _wait("session over", partial(_released, spec, index), 60):
+            row = _channel_row(spec, index)
+            tally.leaks.append({"when": f"after a {ending} session", "channel": index, "state": row["state"],
+                                "memory_used": row["memory_used"], "live_handles": row["live_handles"]})
             continue
-        last = _vm_row(spec)["last_session"] or {}
-        tally.checks["sessions released by their worker"] += 1
-        if last.get("memory_used") or last.get("live_handles"):
-            tally.leaks.append({"when": f"after a {ending} session", **last})
+        tally.checks["channels released by the worker"] += 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -487,7 +536,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # the report says what went wrong; the soak fails on it
         crash = f"{type(exc).__name__}: {exc}"
     with open(spec.out, "w") as out:
-        json.dump({"vm": spec.vm, "calls": tally.calls, "sessions": dict(tally.sessions),
+        json.dump({"vm": spec.vm, "process": spec.process, "calls": tally.calls,
+                   "sessions": dict(tally.sessions),
                    "statuses": dict(tally.statuses), "surprises": tally.surprises,
                    "surprise_count": tally.surprise_count, "corruption": tally.corruption,
                    "leaks": tally.leaks, "checks": dict(tally.checks), "crash": crash}, out)
