@@ -396,6 +396,9 @@ class Compiler:
             if rdt == dt:
                 return lambda f: f.regs.get(name, zero)
             return lambda f: fit(f.regs.get(name, zero), dt)
+        if isinstance(operand, Sym) and operand.name == "WARP_SZ":  # PTX's predefined constant
+            warp = constant(dt, 32)
+            return lambda f: warp
         if isinstance(operand, Sym | Addr):
             address = self.address_of(operand)
             if dt.kind not in "ui":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -308,6 +309,9 @@ def _c_atom(c: Compiler, ins: Instruction) -> Runner:
             old_all[now] = old
             pending = np.setdiff1d(pending, now, assume_unique=True)
             f.batch.steps += 1
+            if time.monotonic() > f.batch.deadline:  # thousands of threads on one address take long
+                raise KernelFaultError(CUresult.CUDA_ERROR_LAUNCH_TIMEOUT,
+                                       f"the launch ran past its bound of {f.batch.limits.seconds} s")
         if put is not None:
             full = np.zeros(n, dtype=dt)
             full[rows] = old_all
