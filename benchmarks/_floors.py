@@ -24,7 +24,7 @@ from protocol import (
     Region,
     SubmissionConsumer,
     SubmissionProducer,
-    lay_out_region,
+    lay_out_channel,
 )
 
 __all__ = ["eventfd_pingpong", "memcpy_bandwidth", "native_copy_bandwidth", "ring_pingpong",
@@ -98,7 +98,7 @@ def ring_pingpong(n: int, host_cpus: set[int] | None = None) -> list[int]:
     fd = os.memfd_create("bench-ring")
     os.ftruncate(fd, 1 << 20)
     buf = mmap.mmap(fd, 1 << 20)
-    lay_out_region(memoryview(buf), vm_id=1)
+    lay_out_channel(memoryview(buf), vm_id=1)
     region = Region(memoryview(buf))
     sq, cq = SubmissionProducer(region), CompletionConsumer(region)
     host = subprocess.Popen([sys.executable, "-c", _RING_HOST, str(fd), str(n + WARMUP)], pass_fds=(fd,))
@@ -149,7 +149,7 @@ def ring_throughput(n: int) -> float:
     """Frames per second through one ring in one process (push, read, advance): no cross-core traffic
     and no decode, the floor of an asynchronous stream."""
     buf = mmap.mmap(-1, 1 << 20)
-    lay_out_region(memoryview(buf), vm_id=1)
+    lay_out_channel(memoryview(buf), vm_id=1)
     region = Region(memoryview(buf))
     sq, consumer = SubmissionProducer(region), SubmissionConsumer(region)
     args = bytes(24)

@@ -49,8 +49,8 @@ with atheris.instrument_imports(include=["protocol", "fuzz"]):
         encode_args,
         encode_result,
         encode_submission,
-        lay_out_region,
-        validate_region,
+        lay_out_channel,
+        validate_channel,
     )
     from protocol._frames import SQE_HEADER
     from protocol._layout import MIN_REGION
@@ -124,7 +124,7 @@ def _round_trip(encoded: bytes, decode: Decoder, encode: Callable[[WireModel], b
 def _header(fdp: atheris.FuzzedDataProvider) -> None:
     size = fdp.PickValueInList(list(_REGION_SIZES))
     region = bytearray(size)
-    lay_out_region(region, vm_id=1, sq_entries=1 << fdp.ConsumeIntInRange(0, 4),
+    lay_out_channel(region, vm_id=1, sq_entries=1 << fdp.ConsumeIntInRange(0, 4),
                    cq_entries=1 << fdp.ConsumeIntInRange(0, 4))
     for _ in range(fdp.ConsumeIntInRange(0, 8)):
         offset = fdp.ConsumeIntInRange(0, 255)
@@ -133,7 +133,7 @@ def _header(fdp: atheris.FuzzedDataProvider) -> None:
     if fdp.ConsumeBool():
         region = region[:fdp.ConsumeIntInRange(0, size)]
     try:
-        layout = validate_region(region)
+        layout = validate_channel(region)
     except Exception as exc:
         if allowed(exc):
             return

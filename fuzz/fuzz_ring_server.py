@@ -48,16 +48,16 @@ with atheris.instrument_imports(include=["protocol", "executor", "mediator", "fu
         CALLS_BY_NAME,
         CQE_SIZE,
         SQE_SIZE,
+        ChannelField,
         CublasStatus,
         CUresult,
-        HeaderField,
         MalformedSubmissionError,
         Region,
         SubmitFlags,
         decode_completion,
         decode_result,
         decode_submission,
-        lay_out_region,
+        lay_out_channel,
         layout_of,
     )
     from protocol._layout import MIN_REGION
@@ -67,7 +67,7 @@ QUOTA = 8 << 20  # four VMM granules; small enough that no GEMM it can hold take
 SPECS = sorted(CALLS.values(), key=lambda spec: spec.call_id)
 STATUSES = {int(s) for s in CUresult} | {int(s) for s in CublasStatus}
 #: header words the host may write while it serves (the rest is the guest's, or written at layout)
-HOST_WORDS = {HeaderField.SQ_HEAD, HeaderField.CQ_TAIL, HeaderField.LATCHED_ERROR}
+HOST_WORDS = {ChannelField.SQ_HEAD, ChannelField.CQ_TAIL, ChannelField.LATCHED_ERROR}
 _KERNELS = Path(__file__).resolve().parent.parent / "tests" / "kernels"
 IMAGES = [p.read_bytes() for p in sorted(_KERNELS.glob("test_kernels.*")) if p.suffix != ".txt"
           and p.stat().st_size <= 96 * 1024]
@@ -90,7 +90,7 @@ class Guest:
     def __init__(self, fdp: atheris.FuzzedDataProvider) -> None:
         self.fdp = fdp
         _buf[:] = bytes(REGION_SIZE)
-        self.layout = lay_out_region(_buf, vm_id=1, sq_entries=1 << fdp.ConsumeIntInRange(0, 4),
+        self.layout = lay_out_channel(_buf, vm_id=1, sq_entries=1 << fdp.ConsumeIntInRange(0, 4),
                                      cq_entries=1 << fdp.ConsumeIntInRange(0, 4))
         self.region = Region(memoryview(_map), self.layout)
         self.executor = SimExecutor(memory_quota=QUOTA)
@@ -177,7 +177,7 @@ class Guest:
 
     def publish(self, tail: int) -> None:
         self.tail = tail & 0xFFFF_FFFF
-        self.region.set_u32(HeaderField.SQ_TAIL, self.tail)
+        self.region.set_u32(ChannelField.SQ_TAIL, self.tail)
 
     def scribble_arena(self) -> None:
         fdp = self.fdp
@@ -208,8 +208,8 @@ class Guest:
     def consume_completions(self) -> None:
         """Read what the host answered (harvesting pointers and handles), then move the head."""
         region, lay = self.region, self.layout
-        head = region.u32(HeaderField.CQ_HEAD)
-        tail = region.u32(HeaderField.CQ_TAIL)
+        head = region.u32(ChannelField.CQ_HEAD)
+        tail = region.u32(ChannelField.CQ_TAIL)
         for index in range(head, head + min((tail - head) & 0xFFFF_FFFF, lay.cq_entries)):
             completion = decode_completion(_buf, lay.cq_offset + (index & (lay.cq_entries - 1)) * CQE_SIZE)
             spec = CALLS.get(completion.call_id)
@@ -218,7 +218,7 @@ class Guest:
                 self.values.extend(v for v in result.model_dump().values() if isinstance(v, int) and v)
         if self.fdp.ConsumeIntInRange(0, 7) == 0:
             tail = self.fdp.ConsumeInt(4) & 0xFFFF_FFFF
-        region.set_u32(HeaderField.CQ_HEAD, tail)
+        region.set_u32(ChannelField.CQ_HEAD, tail)
         del self.values[:-64]
 
     def inject(self) -> None:
@@ -235,7 +235,7 @@ class Guest:
         server, lay = self.server, self.layout
         head = server.sq.index
         cq_tail = server.cq.index
-        pending = min((self.region.u32(HeaderField.SQ_TAIL) - head) & 0xFFFF_FFFF, lay.sq_entries)
+        pending = min((self.region.u32(ChannelField.SQ_TAIL) - head) & 0xFFFF_FFFF, lay.sq_entries)
         expected: list[tuple[int, int, bool]] = []  # (seq, call id, answered) of each entry served
         spans: list[tuple[int, int] | None] = []  # each entry's output area, where it has one
         for ahead in range(pending):
@@ -259,7 +259,7 @@ class Guest:
             raise
         raise_swallowed()
         assert served == (server.sq.index - head) & 0xFFFF_FFFF == self.counters.calls - calls
-        assert self.region.u32(HeaderField.SQ_HEAD) == server.sq.index
+        assert self.region.u32(ChannelField.SQ_HEAD) == server.sq.index
         if server.cq_blocked:  # stopped at an entry that needs a completion, for want of room
             assert served < len(expected) and expected[served][2] and server.cq.space() == 0
         elif served < min(pending, budget):
@@ -268,7 +268,7 @@ class Guest:
         self._check_completions(expected[:served], cq_tail)
         assert self.executor.memory_used() <= QUOTA, self.executor.memory_used()
         if server.latched != latched:  # published where the guest reads it (which it may scribble on)
-            assert self.region.u32(HeaderField.LATCHED_ERROR) == server.latched
+            assert self.region.u32(ChannelField.LATCHED_ERROR) == server.latched
         return True
 
     def _check_writes(self, before: bytes, spans: list[tuple[int, int]], cq_tail: int) -> None:

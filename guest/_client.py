@@ -176,9 +176,10 @@ class GuestClient:
         self.region_fd = region_fd
         self._vector_fds = [*doorbell_fds, *irq_fds]
         size = os.fstat(self.region_fd).st_size
-        # populated up front: otherwise every first touch of an arena page is a fault, and copies
-        # through a fresh arena run at a tenth of memory speed
-        self._map = mmap.mmap(self.region_fd, size, flags=mmap.MAP_SHARED | mmap.MAP_POPULATE)
+        # our channel is populated once claimed (_open_channel): otherwise every first touch of an
+        # arena page is a fault, and copies through a fresh arena run at a tenth of memory speed; the
+        # other processes' channels are none of our business
+        self._map = mmap.mmap(self.region_fd, size, flags=mmap.MAP_SHARED)
         self.header = RegionHeader(memoryview(self._map))
         self._device_words = self.header.buf[:4096].cast("Q")
         self.epoch = self.header.epoch
@@ -224,6 +225,9 @@ class GuestClient:
     def _open_channel(self) -> None:
         """Ask the host for a fresh context on our channel and wait until it acknowledges."""
         block = self.header.channel_block(self.channel)
+        with contextlib.suppress(OSError, ValueError):  # MADV_POPULATE_WRITE: Linux 5.14
+            self._map.madvise(getattr(mmap, "MADV_POPULATE_WRITE", 23),
+                              self.header.layout.channel_offset(self.channel), len(block))
         self.region = Region(block)
         self._words = self.region.u32_view
         self._states = self.region.u64_view

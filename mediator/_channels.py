@@ -15,10 +15,11 @@ only ever writes, never trusts.
 
 from __future__ import annotations
 
+import mmap
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import structlog
 
@@ -37,7 +38,7 @@ from protocol import (
 from ._server import RingServer
 from ._stats import WorkerCounters
 
-__all__ = ["SCAN_NS", "Channel", "ChannelContext", "ChannelTable"]
+__all__ = ["SCAN_NS", "Channel", "ChannelContext", "ChannelTable", "populate"]
 
 #: how often the host looks at every channel's requests and heartbeat, at least
 SCAN_NS: Final = 50_000_000
@@ -47,6 +48,23 @@ _W_CLOSE_REQUEST: Final = ChannelField.CLOSE_REQUEST >> 2
 _W_OWNER_PID: Final = ChannelField.OWNER_PID >> 2
 _W_OWNER_PEER: Final = ChannelField.OWNER_PEER >> 2
 _Q_HEARTBEAT: Final = ChannelField.HEARTBEAT >> 3
+#: madvise(MADV_POPULATE_WRITE) (Linux 5.14): fault a range in at once (the mmap module may not name it)
+MADV_POPULATE_WRITE: Final = getattr(mmap, "MADV_POPULATE_WRITE", 23)
+
+
+def populate(mapping: mmap.mmap, start: int, length: int) -> None:
+    """Fault ``[start, start + length)`` of a shared mapping in now: the region is mapped without
+    populating (a VM's untouched channels cost no memory), and a channel being opened has its pages
+    made present up front, as a first touch per arena page would fault on every new payload offset."""
+    try:
+        mapping.madvise(MADV_POPULATE_WRITE, start, length)
+    except (OSError, ValueError):  # an older kernel: touch a byte per page instead
+        view = memoryview(mapping)[start:start + length]
+        try:
+            for offset in range(0, length, mmap.PAGESIZE):
+                view[offset] = view[offset]
+        finally:
+            view.release()
 
 
 @dataclass(slots=True)
@@ -90,7 +108,7 @@ class Channel:
         return int(self._u64[_Q_HEARTBEAT])
 
     def release(self) -> None:
-        for view in (self._u32, self._u64):
+        for view in (self._u32, self._u64, self.block):
             view.release()
 
 
@@ -98,7 +116,8 @@ class ChannelTable:
     """The channels of one region and their contexts (see the module's theory of operation)."""
 
     def __init__(self, header: RegionHeader, share: VmShare, counters: WorkerCounters, *,
-                 vm: str, setup: Callable[[ChannelContext], None] | None = None) -> None:
+                 vm: str, setup: Callable[[ChannelContext], None] | None = None,
+                 log: Any = None) -> None:
         self.header = header
         self.share = share
         self.counters = counters
@@ -106,7 +125,7 @@ class ChannelTable:
         self.vm_id = header.layout.vm_id
         self.setup = setup  # what the worker adds to a fresh context (tracing, limits, hooks)
         self.vm = vm
-        self.log = structlog.get_logger("worker").bind(vm=vm)
+        self.log = (log if log is not None else structlog.get_logger("worker")).bind(vm=vm)
         self.channels = [Channel(i, header.channel_block(i)) for i in range(header.layout.channel_count)]
         self.open: list[Channel] = []  # in index order
         self.opened = self.closed = self.expired = self.broken = 0

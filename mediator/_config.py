@@ -7,7 +7,7 @@
     control_socket = "/run/vgpu-mediator/control.sock"
     backend = "auto"                        # sim | cuda | auto
     log_level = "info"
-    region_size = "64MiB"                   # power of two
+    region_size = "256MiB"                  # power of two: split into the VM's channels
     poll_us = 50                            # how long a worker spins before sleeping
     control_group = "vgpu-operators"        # may change things on control.sock
     control_readers = "vgpu-monitoring"     # may read status and traces on control-ro.sock
@@ -50,6 +50,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from protocol import LocalProtocolError, plan_region
 
 __all__ = [
     "ConfigError", "DeviceSection", "MediatorConfig", "MediatorSection", "MetricsSection", "MqttSection",
@@ -115,7 +117,7 @@ class MediatorSection(_Section):
     control_socket: Path | None = None
     backend: Literal["sim", "cuda", "auto"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    region_size: Size = 64 * 1024**2
+    region_size: Size = 256 * 1024**2  # 16 channels of 16 MiB; pages cost nothing until a channel is used
     poll_us: int = Field(default=50, ge=0, le=1_000_000)
     max_sleep_ms: int = Field(default=100, ge=1, le=10_000)
     drain_timeout_s: float = Field(default=5.0, gt=0)
@@ -286,6 +288,12 @@ class MediatorConfig(_Section):
             if len(os.fsencode(path)) > AF_UNIX_PATH_MAX:
                 raise ValueError(f"socket path {path} is {len(os.fsencode(path))} bytes; a Unix socket path "
                                  f"has at most {AF_UNIX_PATH_MAX}: choose a shorter socket_dir")
+        for vm in self.vm:  # every channel must keep rings and an arena
+            try:
+                plan_region(vm.region_size or section.region_size, vm_id=vm.id, channels=vm.channels,
+                            vectors=vm.doorbell_vectors, lease_ms=vm.channel_lease_ms)
+            except LocalProtocolError as exc:
+                raise ValueError(f"vm {vm.name}: {exc.message}") from None
         regions = sum(vm.region_size or section.region_size for vm in self.vm)
         if regions > host_memory() // 2:
             raise ValueError(f"the VMs' regions take {regions} bytes together, more than half of this "

@@ -139,6 +139,7 @@ class InjectFaultRequest(_Request):
     vm: VmKey
     status: StrictInt = Field(default=700, gt=0, lt=1 << 31)
     sticky: StrictBool = True
+    channel: StrictInt | None = Field(default=None, ge=0, lt=256)  # None: every open channel of the VM
 
 
 ControlRequest = Annotated[

@@ -485,7 +485,7 @@ class Daemon:
             return {"ok": False, "error": f"VM {request.vm!r} is not attached"}
         session = endpoint.session
         if isinstance(request, InjectFaultRequest):  # the VM's next call fails with this status
-            await session.inject_fault(request.status, request.sticky)
+            await session.inject_fault(request.status, request.sticky, request.channel)
             log.warning("fault injected by operator", vm=endpoint.vm.name, status=request.status)
             return {"ok": True}
         if isinstance(request, ResetRequest):

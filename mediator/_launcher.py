@@ -48,7 +48,7 @@ def write_config(path: Path, sockets: Path, *, backend: str, vm_ids: list[int], 
     vm_tables = "".join(f'\n[[vm]]\nid = {i}\nname = "vm{i}"\nmemory_quota = "{quota}"\n'
                         for i in vm_ids)
     path.write_text(f'[mediator]\nsocket_dir = "{sockets}"\nbackend = "{backend}"\n'
-                    f'region_size = "64MiB"\n{extra}\n{vm_tables}')
+                    f'region_size = "256MiB"\n{extra}\n{vm_tables}')
 
 
 @contextlib.contextmanager

@@ -83,6 +83,7 @@ class VmSession:
         self.client_id = client_id  # the first peer's id
         self.peers: dict[int, socket.socket] = {client_id: peer}
         self._peers_changed = asyncio.Event()
+        self._log_peers: RateLimitedLog | None = None  # made in the loop (it schedules its flushes)
         self.serving = asyncio.Event()  # set once peers can be added (or the session has ended)
         self.fsm = SessionStateMachine()
         self.log = structlog.get_logger("session").bind(vm=vm.name, client=client_id)
@@ -340,6 +341,11 @@ class VmSession:
         finally:
             peer.setblocking(False)
 
+    def _peer_log(self) -> RateLimitedLog:
+        if self._log_peers is None:  # a program may connect at any rate: a line a second at most
+            self._log_peers = RateLimitedLog(self.log.info)
+        return self._log_peers
+
     def add_peer(self, peer: socket.socket, peer_id: int) -> None:
         """Serve one more peer (a second program, QEMU beside host programs) from the same region."""
         if self.fsm.state is not SessionState.SERVING:
@@ -349,7 +355,7 @@ class VmSession:
         if self.state_fd >= 0:
             FDS.keep(self._fd_name(f"peer.{peer_id}"), peer.fileno())
         self._peers_changed.set()
-        self.log.info("peer attached", peer=peer_id, peers=len(self.peers))
+        self._peer_log()("peer attached", peer=peer_id, peers=len(self.peers))
         EVENTS.publish("peer_attached", vm=self.vm.name, vm_id=self.vm.id, client=peer_id)
 
     async def _drop_peer(self, peer_id: int) -> None:
@@ -361,7 +367,7 @@ class VmSession:
         with contextlib.suppress(OSError):
             peer.close()
         await self.send_control(op="peer_gone", peer=peer_id)
-        self.log.info("peer detached", peer=peer_id, peers=len(self.peers))
+        self._peer_log()("peer detached", peer=peer_id, peers=len(self.peers))
 
     async def _watch_peers(self) -> str:
         """Until the last peer has disconnected (each one that goes has its channels closed)."""
@@ -616,8 +622,8 @@ class VmSession:
         with contextlib.suppress(ProcessLookupError):
             self.process.send_signal(signal.SIGKILL)
 
-    async def inject_fault(self, status: int, sticky: bool) -> None:
-        await self.send_control(op="inject", status=status, sticky=sticky)
+    async def inject_fault(self, status: int, sticky: bool, channel: int | None = None) -> None:
+        await self.send_control(op="inject", status=status, sticky=sticky, channel=channel)
 
     async def set_tracing(self, enable: bool) -> None:
         self.tracing = enable
@@ -766,7 +772,7 @@ class VmEndpoint:
             described = peer.describe() if peer else None
             if not self.access.policy.allows(peer):
                 self.refused_peers += 1
-                self._refuse(conn, "the connecting process is not this VM's owner", peer=described,
+                self._refuse(conn, "peer is not this VM's owner", peer=described,
                              refused_peers=self.refused_peers)
                 continue
             await self._attach(conn, described)

@@ -62,7 +62,7 @@ from protocol import (
     fence,
 )
 
-from ._channels import Channel, ChannelContext, ChannelTable
+from ._channels import Channel, ChannelContext, ChannelTable, populate
 from ._limits import TokenBucket
 from ._logging import configure_logging
 from ._stats import ChannelStats, StatsBlock, WorkerCounters
@@ -144,8 +144,8 @@ class Worker:
     def __init__(self, spec: WorkerSpec) -> None:
         self.spec = spec
         self.log = structlog.get_logger("worker").bind(vm=spec.vm_name, pid=os.getpid())
-        # populated up front: a first touch per arena page would fault on every new payload offset
-        self._map = mmap.mmap(spec.region_fd, spec.region_size, flags=mmap.MAP_SHARED | mmap.MAP_POPULATE)
+        # not populated: each channel's pages are made present when it is opened (_set_up_context)
+        self._map = mmap.mmap(spec.region_fd, spec.region_size, flags=mmap.MAP_SHARED)
         self.stats = StatsBlock(spec.stats_fd)
         self.counters = WorkerCounters(pid=os.getpid())
         self.control = socket.socket(fileno=spec.control_fd)
@@ -172,15 +172,25 @@ class Worker:
         self.set_tracing(spec.trace)
 
     def _set_up_context(self, ctx: ChannelContext) -> None:
-        """What every fresh context gets: the worker's heartbeat hook, the pinned arena, the VM's limits."""
+        """What every fresh context gets: its pages present, the worker's heartbeat hook, the pinned
+        arena, the VM's limits."""
+        layout = self.header.layout
+        populate(self._map, layout.channel_offset(ctx.region.layout.channel_index), layout.channel_size)
         ctx.executor.between_ops = self.beat_between_ops
         ctx.executor.kernel_output = printf_recorder(self.trace_ring, lambda: self._trace_hook is not None)
+        ctx.executor.vm_processes = self.vm_processes
         attach = getattr(ctx.executor, "attach_arena", None)
         if callable(attach):
             attach(ctx.region.arena)
         ctx.server.limiter = self.limiter
         ctx.server.max_async_inflight = self.spec.max_async_inflight
         ctx.server.trace = self._trace_hook
+
+    def vm_processes(self) -> list[tuple[int, int]]:
+        """The owning process and device memory of every open channel whose process made a CUDA
+        context (NVML's running compute processes)."""
+        return [(channel.owner_pid, channel.ctx.executor.memory_used()) for channel in self.table.open
+                if channel.ctx is not None and channel.ctx.executor.holds_context()]
 
     def set_tracing(self, enable: bool) -> None:
         ring = self.trace_ring

@@ -29,7 +29,7 @@ from protocol import (
     decode_submission,
     encode_args,
     encode_submission,
-    lay_out_region,
+    lay_out_channel,
 )
 
 ARENA = 1 << 20
@@ -85,7 +85,7 @@ def main() -> None:
         print(f"{name:<16} {cost:>13.0f} ns {base:>11.0f} ns {cost / base:>6.1f}×")
 
     buf = mmap.mmap(-1, 1 << 20)
-    lay_out_region(memoryview(buf), vm_id=1)
+    lay_out_channel(memoryview(buf), vm_id=1)
     region = Region(memoryview(buf))
     producer, consumer = SubmissionProducer(region), SubmissionConsumer(region)
     args = encode_args(CALLS_BY_NAME["mem_alloc"].args(bytesize=1 << 20))

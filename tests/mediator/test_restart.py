@@ -130,7 +130,7 @@ def test_a_guest_notices_nothing_across_three_restarts_and_a_crash_of_the_superv
         loop.halt.set()
         loop.join(60)
         assert not loop.failures and loop.wrong == 0, (loop.failures, loop.wrong)
-        assert gpu.region.device_state == DeviceState.READY
+        assert gpu.header.device_state == DeviceState.READY
         # every call counted once, across the supervisors: init, cublas_create, 4 allocations, 6 a round
         wait_for("the worker's counters published", lambda: _vm(control)["calls"] == 6 + 6 * loop.rounds)
 
@@ -150,7 +150,7 @@ def test_a_guest_notices_nothing_across_three_restarts_and_a_crash_of_the_superv
         new_worker = _vm(control)["worker_pid"]
         assert isinstance(new_worker, int) and new_worker != worker
         assert systemd.stop() == 0
-        wait_for("the region stopped", lambda: gpu.region.device_state == DeviceState.STOPPED)
+        wait_for("the region stopped", lambda: gpu.header.device_state == DeviceState.STOPPED)
         wait_for("the worker exited", lambda: not _alive(new_worker))
         with pytest.raises(DeviceGoneError):
             gpu.nop()
@@ -182,7 +182,7 @@ def test_a_vm_the_new_configuration_drops_is_not_adopted_and_ends_cleanly(tmp_pa
         systemd.restart()
         assert [v["name"] for v in request(sockets / "control.sock", {"cmd": "status"})["vms"]] == ["vm1"]
         wait_for("vm2's worker drained and exited", lambda: not _alive(worker))
-        assert gpu.region.device_state == DeviceState.STOPPED
+        assert gpu.header.device_state == DeviceState.STOPPED
         with pytest.raises(DeviceGoneError):
             gpu.memcpy_dtoh(ptr, 16)
         assert not [name for name in systemd.stored_names() if name.startswith("vm2.")]

@@ -52,7 +52,7 @@ def test_a_killed_worker_is_restarted_and_the_guest_starts_over(impatient_mediat
         os.kill(old_pid, signal.SIGKILL)
 
         wait_until(lambda: vm_status(mediator, "vm1")["restarts"] == 1
-                   and gpu.region.device_state == DeviceState.READY)
+                   and gpu.header.device_state == DeviceState.READY)
         with pytest.raises(DeviceGoneError):
             gpu.nop()
         gpu.recover()
@@ -91,7 +91,7 @@ def test_repeated_crashes_end_in_a_broken_session_not_a_loop(impatient_mediator:
             if expected <= 3:
                 wait_until(lambda n=expected: vm_status(mediator, "vm1")["restarts"] == n)
         wait_until(lambda: vm_status(mediator, "vm1")["state"] == "listening")
-        assert gpu.region.device_state == DeviceState.BROKEN
+        assert gpu.header.device_state == DeviceState.BROKEN
     assert "restart limit reached" in mediator.log
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from guest import GuestClient
 from mediator._launcher import MediatorProcess, running_mediator
-from protocol import CALLS_BY_NAME, HeaderField
+from protocol import CALLS_BY_NAME, ChannelField
 
 from ._support import applied, cpu_seconds, holds, queue_nops, take, vm_status, wait_for
 
@@ -58,7 +58,7 @@ def test_a_full_completion_ring_is_back_pressure_not_a_reset(impatient: Mediator
         blocked_s = time.monotonic() - blocked_at
         cpu = cpu_seconds(pid) - cpu_before
         assert cpu < 0.25 * blocked_s, f"the blocked worker used {cpu:.2f} s of CPU in {blocked_s:.2f} s"
-        assert gpu.region.u32(HeaderField.SQ_TAIL) - gpu.region.u32(HeaderField.SQ_HEAD) == entries // 2
+        assert gpu.region.u32(ChannelField.SQ_TAIL) - gpu.region.u32(ChannelField.SQ_HEAD) == entries // 2
         # the guest reads its completions: every call is answered, in order, nothing lost
         answered = take(gpu, entries)
         room_at = time.monotonic()
@@ -70,7 +70,7 @@ def test_a_full_completion_ring_is_back_pressure_not_a_reset(impatient: Mediator
         after = vm_status(mediator, 1)
         assert (after["restarts"], after["epoch"], after["worker_pid"]) == (0, before["epoch"], pid)
         assert after["cq_full_waits"] >= 1
-        assert gpu.region.epoch == gpu.epoch
+        assert gpu.header.epoch == gpu.epoch
     assert "worker stopped answering" not in mediator.log
     # the worker looks for room at most max_sleep_ms (100 ms) apart; a loaded 2-core box adds to it
     assert recovery_s < 5.0, recovery_s

@@ -69,9 +69,13 @@ CLIENT = textwrap.dedent("""
             f.flush()
             reply = f.readline()
             result["replies"].append(json.loads(reply) if reply else None)
-        if not lines and repeat == 1:  # a VM socket: the first ivshmem message, or nothing if refused
+        if not lines and repeat == 1:  # a VM socket: the ivshmem version (0), or a refusal (-2) and why
             msg, fds, _, _ = socket.recv_fds(s, 8, 4)
-            result["handshake"] = len(msg) == 8
+            version = int.from_bytes(msg, "little", signed=True) if len(msg) == 8 else None
+            result["handshake"] = version == 0
+            if version == -2:
+                length = int.from_bytes(s.recv(8), "little", signed=True)
+                result["refused"] = s.recv(length).decode()
             for fd in fds:
                 import os; os.close(fd)
         s.close()
@@ -164,6 +168,7 @@ def test_each_vm_socket_admits_only_that_vms_qemu(hardened: MediatorProcess, cli
     # vm2's socket is open to the shared group, but the daemon admits only qemu2's processes
     refused = clients["vgpu-test-qemu1"].run(hardened.vm_socket(2))
     assert refused["connected"] == 1 and refused["handshake"] is False, refused
+    assert refused["refused"] == "vgpu-mediator: vm vm2: peer is not this VM's owner", refused
     wait_for("vm2 counted the refused peer", lambda: vm_status(hardened, 2)["refused_peers"] == 1)
     assert vm_status(hardened, 2)["connected"] is False and vm_status(hardened, 2)["sessions"] == 0
     assert logged(hardened, event="connection refused: peer is not this VM's owner", vm="vm2") == 1
@@ -290,23 +295,19 @@ def _refusal_lines(mediator: MediatorProcess, event: str) -> list[dict[str, Any]
     return [e for e in events if e.get("event") == event]
 
 
-def test_a_flood_of_refused_connections_writes_a_line_a_second(mediator: MediatorProcess) -> None:
-    event = "connection refused: vm already has a peer"
+def test_a_flood_of_connections_that_come_and_go_is_served_and_leaves_nothing(mediator: MediatorProcess) -> None:
     with GuestClient.connect(mediator.vm_socket(1)) as gpu:
-        gpu.init()  # vm1 has its peer: every further connection is refused
+        gpu.init()
         started = time.monotonic()
-        for _ in range(2000):
+        for _ in range(300):  # each is a peer of vm1's session for a moment: attached, then dropped
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
                 sock.connect(str(mediator.vm_socket(1)))
-        wait_for("2000 refusals counted", lambda: vm_status(mediator, 1)["refused"] == 2000)
+        wait_for("every short peer detached", lambda: vm_status(mediator, 1)["peers"] == 1)
         elapsed = time.monotonic() - started
-        # the lines (less the summary, which repeats the last event) and what they left out: every refusal
-        wait_for("the burst summed up", lambda: sum(int(not e.get("summary")) + e.get("suppressed_since_last", 0)
-                                                    for e in _refusal_lines(mediator, event)) == 2000)
-        lines = len(_refusal_lines(mediator, event))
-        print(f"2000 refused connections in {elapsed:.2f} s: {lines} log lines")
-        assert 2 <= lines <= int(elapsed) + 3
-        gpu.nop()  # the VM's own session never noticed
+        print(f"300 connections that came and went in {elapsed:.2f} s")
+        row = vm_status(mediator, 1)
+        assert row["refused"] == 0 and row["sessions"] == 0 and row["channels_open"] == 1
+        gpu.nop()  # the VM's own process never noticed
 
 
 def test_a_reload_gives_a_vm_to_another_owner(hardened: MediatorProcess, clients: dict[str, Client]) -> None:

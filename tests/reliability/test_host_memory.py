@@ -79,7 +79,7 @@ def test_a_worker_past_its_hard_limit_dies_alone_and_is_restarted(mediator: Medi
         # holds now (plus room for small objects), so the next large allocation fails in the kernel.
         hard = resource.prlimit(runaway, resource.RLIMIT_DATA)[1]
         resource.prlimit(runaway, resource.RLIMIT_DATA, (proc_status(runaway)["VmData"] * 1024 + 2 * MIB, hard))
-        big_ptx = b".version 8.0\n.target sm_90\n.address_size 64\n// " + b"x" * (16 * MIB) + b"\n"
+        big_ptx = b".version 8.0\n.target sm_90\n.address_size 64\n// " + b"x" * (12 * MIB) + b"\n"
         with contextlib.suppress(DeviceGoneError):  # the device goes away under the call: the point
             one.call("module_load_data", data=big_ptx)
         wait_for("vm1's worker restarted", lambda: vm_status(mediator, 1)["restarts"] == 1)

@@ -11,17 +11,19 @@ from typing import Any
 
 import pytest
 
-from guest import GuestClient
+from guest import DeviceGoneError, GuestClient
 from mediator._launcher import MediatorProcess
 from protocol import (
     CALLS_BY_NAME,
     SQE_SIZE,
+    ChannelField,
+    ChannelState,
+    CloseReason,
     CompleteFlags,
     Completion,
     CublasStatus,
     CUresult,
     DeviceState,
-    HeaderField,
     SubmissionProducer,
     SubmitFlags,
     encode_args,
@@ -49,7 +51,7 @@ def raw_header(gpu: GuestClient, call_id: int, *, flags: int = 0, args_len: int 
     layout = gpu.region.layout
     slot = layout.sq_offset + (gpu.sq.index & (layout.sq_entries - 1)) * SQE_SIZE
     SQE_HEADER.pack_into(gpu.region.buf, slot, gpu.seq, call_id, flags, 0, 0, 0, 0, args_len, reserved)
-    gpu.region.set_u32(HeaderField.SQ_TAIL, gpu.sq.index + 1)
+    gpu.region.set_u32(ChannelField.SQ_TAIL, gpu.sq.index + 1)
     gpu.sq = SubmissionProducer(gpu.region)  # resumes at the tail the region holds
     gpu._kick()
     return gpu.seq
@@ -152,46 +154,53 @@ def test_device_pointers_are_checked_against_the_vms_own_allocations(mediator: M
         assert two.memcpy_dtoh(theirs, 6) == b"secret"
 
 
+def _closed_for_violation(client: GuestClient) -> bool:
+    return (client.region.channel_state == ChannelState.CLOSED_BY_HOST
+            and client.region.u32(ChannelField.CLOSE_REASON) == CloseReason.PROTOCOL_VIOLATION)
+
+
 @pytest.mark.parametrize("damage", ["tail jumps past the ring", "tail goes backwards"])
-def test_impossible_ring_indices_break_that_vms_region_only(mediator: MediatorProcess, damage: str) -> None:
-    with GuestClient.connect(mediator.vm_socket(1)) as one, GuestClient.connect(mediator.vm_socket(2)) as two:
-        one.init()
-        two.init()
+def test_impossible_ring_indices_close_that_channel_only(mediator: MediatorProcess, damage: str) -> None:
+    with GuestClient.connect(mediator.vm_socket(1)) as one, GuestClient.connect(mediator.vm_socket(1)) as same_vm, \
+            GuestClient.connect(mediator.vm_socket(2)) as two:
+        for client in (one, same_vm, two):
+            client.init()
         for _ in range(5):
             one.nop()
-        tail = one.region.u32(HeaderField.SQ_TAIL)
+        tail = one.region.u32(ChannelField.SQ_TAIL)
         entries = one.region.layout.sq_entries
-        one.region.set_u32(HeaderField.SQ_TAIL, tail + entries + 5 if damage.startswith("tail jumps") else tail - 3)
+        one.region.set_u32(ChannelField.SQ_TAIL, tail + entries + 5 if damage.startswith("tail jumps") else tail - 3)
         one._kick()
-        wait_for("the region marked broken", lambda: one.region.device_state == DeviceState.BROKEN, 20)
-        # the worker marks the region first, then tells the supervisor, which ends the session
-        wait_for("vm1's session ended", lambda: vm_status(mediator, 1)["state"] in ("broken", "closed", "listening"))
-        for _ in range(20):
+        wait_for("the channel closed for its violation", lambda: _closed_for_violation(one), 20)
+        assert one.header.device_state == DeviceState.READY, "the region is not broken"
+        with pytest.raises(DeviceGoneError):
+            one.nop()
+        for _ in range(20):  # the VM's other process and the other VM are served on
+            same_vm.nop()
             two.nop()
-        assert vm_status(mediator, 2)["state"] == "serving"
+        assert vm_status(mediator, 1)["channels_broken"] == 1
+        one.recover()  # the process may open its channel again: a fresh context
+        one.init()
+        one.nop()
 
 
 @pytest.mark.parametrize("damage", ["completion head runs ahead of the tail", "completion head goes backwards"])
-def test_impossible_completion_indices_break_that_vms_region_only(mediator: MediatorProcess, damage: str) -> None:
-    with GuestClient.connect(mediator.vm_socket(1)) as one, GuestClient.connect(mediator.vm_socket(2)) as two:
+def test_impossible_completion_indices_close_that_channel_only(mediator: MediatorProcess, damage: str) -> None:
+    with GuestClient.connect(mediator.vm_socket(1)) as one, GuestClient.connect(mediator.vm_socket(1)) as same_vm:
         one.init()
-        two.init()
+        same_vm.init()
         for _ in range(5):
             one.nop()
-        head = one.region.u32(HeaderField.CQ_HEAD)
+        head = one.region.u32(ChannelField.CQ_HEAD)
         entries = one.region.layout.cq_entries
-        one.region.set_u32(HeaderField.CQ_HEAD, head + 9 if damage.endswith("tail") else head - entries - 1)
+        one.region.set_u32(ChannelField.CQ_HEAD, head + 9 if damage.endswith("tail") else head - entries - 1)
         one.seq += 1
         assert one.sq.push(seq=one.seq, call_id=CALLS_BY_NAME["nop"].call_id)  # the host must answer it
         one._kick()
-        wait_for("the region marked broken", lambda: one.region.device_state == DeviceState.BROKEN, 20)
-        wait_for("vm1's session over", lambda: vm_status(mediator, 1)["state"] == "listening")
+        wait_for("the channel closed for its violation", lambda: _closed_for_violation(one), 20)
         for _ in range(20):
-            two.nop()
-        assert vm_status(mediator, 2)["state"] == "serving"
-    with GuestClient.connect(mediator.vm_socket(1)) as again:  # a new session starts clean
-        again.init()
-        again.nop()
+            same_vm.nop()
+        assert vm_status(mediator, 1)["state"] == "serving"
 
 
 def test_the_guest_rewriting_the_header_and_the_hosts_indices_changes_nothing_the_host_uses(
@@ -201,25 +210,25 @@ def test_the_guest_rewriting_the_header_and_the_hosts_indices_changes_nothing_th
         ptr = gpu.mem_alloc(4096)
         gpu.memcpy_htod(ptr, b"kept")
         # everything the host wrote at layout, and the host's own ring indices: the host kept its copies
-        for field in (HeaderField.MAGIC, HeaderField.SQ_OFFSET, HeaderField.ARENA_OFFSET):
+        for field in (ChannelField.MAGIC, ChannelField.SQ_OFFSET, ChannelField.ARENA_OFFSET):
             gpu.region.set_u64(field, 12)
-        gpu.region.set_u64(HeaderField.ARENA_SIZE, 1 << 40)
-        gpu.region.set_u32(HeaderField.SQ_ENTRIES, 1 << 20)
-        gpu.region.set_u32(HeaderField.CQ_ENTRIES, 3)
-        gpu.region.set_u32(HeaderField.LATCHED_ERROR, 700)
+        gpu.region.set_u64(ChannelField.ARENA_SIZE, 1 << 40)
+        gpu.region.set_u32(ChannelField.SQ_ENTRIES, 1 << 20)
+        gpu.region.set_u32(ChannelField.CQ_ENTRIES, 3)
+        gpu.region.set_u32(ChannelField.LATCHED_ERROR, 700)
         # the host's own indices, scribbled on: it never reads them back, it republishes its own
-        sq_head, cq_tail = gpu.region.u32(HeaderField.SQ_HEAD), gpu.region.u32(HeaderField.CQ_TAIL)
-        gpu.region.set_u32(HeaderField.SQ_HEAD, sq_head + 12345)
-        gpu.region.set_u32(HeaderField.CQ_TAIL, cq_tail + 999)
+        sq_head, cq_tail = gpu.region.u32(ChannelField.SQ_HEAD), gpu.region.u32(ChannelField.CQ_TAIL)
+        gpu.region.set_u32(ChannelField.SQ_HEAD, sq_head + 12345)
+        gpu.region.set_u32(ChannelField.CQ_TAIL, cq_tail + 999)
         gpu.seq += 1  # (pushed by hand: the guest's own space check reads the scribbled head)
         layout = gpu.region.layout  # the guest's copy, validated when it connected
         slot = layout.sq_offset + (gpu.sq.index & (layout.sq_entries - 1)) * SQE_SIZE
         encode_submission(gpu.region.buf, slot, seq=gpu.seq, call_id=CALLS_BY_NAME["nop"].call_id)
-        gpu.region.set_u32(HeaderField.SQ_TAIL, gpu.sq.index + 1)
+        gpu.region.set_u32(ChannelField.SQ_TAIL, gpu.sq.index + 1)
         gpu.sq = SubmissionProducer(gpu.region)  # resumes at the tail the region holds
         gpu._kick()
-        wait_for("the host's indices republished", lambda: (gpu.region.u32(HeaderField.SQ_HEAD),
-                                                            gpu.region.u32(HeaderField.CQ_TAIL))
+        wait_for("the host's indices republished", lambda: (gpu.region.u32(ChannelField.SQ_HEAD),
+                                                            gpu.region.u32(ChannelField.CQ_TAIL))
                  == (sq_head + 1, cq_tail + 1))
         assert gpu.wait(gpu.seq).status == 0
         for _ in range(3 * gpu.region.layout.sq_entries):  # wraps both rings: the host's indices hold
@@ -338,7 +347,7 @@ def test_a_malformed_entry_header_fails_that_entry_alone(mediator: MediatorProce
         big = gpu.mem_alloc(len(data))
         gpu.memcpy_htod(big, data)
         assert gpu.memcpy_dtoh(big, len(data)) == data
-        assert gpu.region.device_state == DeviceState.READY
+        assert gpu.header.device_state == DeviceState.READY
         refusals = len(cases) + 3
         wait_for("each refusal counted once", lambda: counts(mediator, 1) == (refusals + 1, refusals))
         assert vm_status(mediator, 1)["state"] == "serving"

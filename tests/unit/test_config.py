@@ -18,7 +18,7 @@ from protocol.models import NoArgs
 def test_defaults_need_no_file_content() -> None:
     config = parse_config({})
     assert config.mediator.backend == "auto"
-    assert config.mediator.region_size == 64 * 2**20
+    assert config.mediator.region_size == 256 * 2**20
     assert config.mediator.control_path == Path("/run/vgpu-mediator/control.sock")
     assert config.vm == []
 
