@@ -247,6 +247,9 @@ class Executor(ABC):
         self.between_ops: Callable[[], None] | None = None
         #: ``(kernel, lines)``: a launch's device printf output, bounded (sim); the worker traces it
         self.kernel_output: Callable[[str, list[str]], None] | None = None
+        #: the VM's guest processes that hold a context, ``(pid, device bytes)`` per open channel: the
+        #: worker knows them (NVML's running compute processes); None outside a worker
+        self.vm_processes: Callable[[], list[tuple[int, int]]] | None = None
 
     def handler_for(self, spec: CallSpec) -> Handler | None:
         cached = self._handlers.get(spec.call_id)
@@ -282,6 +285,11 @@ class Executor(ABC):
     @abstractmethod
     def live_handles(self) -> int:
         """Handles of every kind the VM holds (for status: zero once everything is released)."""
+
+    def holds_context(self) -> bool:
+        """Whether the guest process made a CUDA context here (NVML lists only those processes); a
+        backend that keeps no contexts counts every channel."""
+        return True
 
     @abstractmethod
     def close(self) -> None:

@@ -169,6 +169,9 @@ class CudaExecutor(MemoryCalls, ModuleCalls, StreamCalls, BlasCalls, NvmlCalls):
             self._thread = thread
         return super().execute(spec, args, io)
 
+    def holds_context(self) -> bool:
+        return len(self._contexts) > 0
+
     def live_handles(self) -> int:
         tables = (self._physicals, self._streams, self._events, self._modules, self._functions, self._graphs,
                   self._graph_execs, self._blas, self._contexts)

@@ -12,11 +12,12 @@ import importlib
 from typing import Any
 
 from protocol import CUresult
-from protocol.models import DeviceArgs, NoArgs, NoResult, NvmlMemoryResult
+from protocol.models import DeviceArgs, NoArgs, NoResult, NvmlMemoryResult, NvmlProcessesResult
 
 from ._base import CallIO
 from ._cuda_base import CudaBase
 from ._errors import CudaError
+from ._nvml_processes import compute_processes
 
 __all__ = ["NvmlCalls"]
 
@@ -60,3 +61,7 @@ class NvmlCalls(CudaBase):
         io.out[:len(data)] = data
         io.out_len = len(data)
         return NoResult()
+
+    def nvml_compute_processes(self, args: DeviceArgs, io: CallIO) -> NvmlProcessesResult:
+        """The VM's own processes with a context (the worker's channels), see ``_nvml_processes``."""
+        return compute_processes(args, io, self.vm_processes)

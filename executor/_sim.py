@@ -311,6 +311,9 @@ class SimExecutor(SimNvmlCalls, SimTrsmCalls, Executor):
     def memory_used(self) -> int:
         return self.memory.used
 
+    def holds_context(self) -> bool:
+        return len(self._contexts) > 0
+
     def live_handles(self) -> int:
         """Handles of every kind the VM holds now (streams, events, …, memory handles, modules)."""
         tables = (self._streams, self._events, self._graphs, self._graph_execs, self._blas, self._contexts,

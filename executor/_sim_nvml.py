@@ -7,11 +7,14 @@ describes itself (its CUDA driver version; there is no kernel-mode driver to nam
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from protocol import CUresult
-from protocol.models import DeviceArgs, NoArgs, NoResult, NvmlMemoryResult
+from protocol.models import DeviceArgs, NoArgs, NoResult, NvmlMemoryResult, NvmlProcessesResult
 
 from ._base import CallIO, DeviceConfig
 from ._errors import CudaError
+from ._nvml_processes import compute_processes
 from ._sim_memory import DeviceMemory
 
 __all__ = ["SimNvmlCalls", "sim_driver_version"]
@@ -28,6 +31,7 @@ class SimNvmlCalls:
 
     config: DeviceConfig
     memory: DeviceMemory
+    vm_processes: Callable[[], list[tuple[int, int]]] | None
 
     def nvml_memory_info(self, args: DeviceArgs, io: CallIO) -> NvmlMemoryResult:
         if args.device != 0:
@@ -43,3 +47,7 @@ class SimNvmlCalls:
         io.out[:len(data)] = data
         io.out_len = len(data)
         return NoResult()
+
+    def nvml_compute_processes(self, args: DeviceArgs, io: CallIO) -> NvmlProcessesResult:
+        """The VM's own processes with a context (the worker's channels), see ``_nvml_processes``."""
+        return compute_processes(args, io, self.vm_processes)

@@ -288,8 +288,33 @@ static int table(unsigned int count)
         printf("|      %-35s | %22s | %20s |\n", cc, usage_text, "");
         printf("%s\n", rule);
     }
+    /* the VM's own processes with a CUDA context (the host's nvidia-smi lists every VM's) */
     printf("\n+------------------------------------------------------------------------------------------+\n");
-    printf("| %-88s |\n", "Processes: not known to a virtual GPU's guest (the host's nvidia-smi lists them)");
+    printf("| %-88s |\n", "Processes:");
+    printf("|  GPU        PID   Type   Process name                                        GPU Memory |\n");
+    printf("|==========================================================================================|\n");
+    int listed = 0;
+    for (unsigned int d = 0; d < count; d++) {
+        nvmlDevice_t dev;
+        nvmlProcessInfo_t procs[256];
+        unsigned int n = 256;
+        if (nvmlDeviceGetHandleByIndex_v2(d, &dev) || nvmlDeviceGetComputeRunningProcesses_v3(dev, &n, procs))
+            continue;
+        for (unsigned int i = 0; i < n; i++, listed++) {
+            char comm[64] = "", path[64];
+            snprintf(path, sizeof path, "/proc/%u/comm", procs[i].pid);
+            FILE *f = fopen(path, "r");
+            if (f) {
+                if (fgets(comm, sizeof comm, f))
+                    comm[strcspn(comm, "\n")] = '\0';
+                fclose(f);
+            }
+            printf("| %4u %10u      C   %-45.45s %12lluMiB |\n", d, procs[i].pid, comm[0] ? comm : "[N/A]",
+                   procs[i].usedGpuMemory / MiB);
+        }
+    }
+    if (!listed)
+        printf("| %-88s |\n", " No running processes found");
     printf("+------------------------------------------------------------------------------------------+\n");
     return 0;
 }

@@ -5,8 +5,9 @@
  * handles (by index, UUID or PCI bus id), name, UUID, PCI information, memory (the VM's view: its
  * quota as total, its own allocations as used, through the nvml_memory_info call), compute
  * capability and architecture, maximum clocks and compute mode (from the device's attributes), the
- * host driver's version (nvml_driver_version). What a virtual GPU's guest cannot know (current
- * clocks, utilization, temperature, power, fans, other processes, ECC counters, …) answers
+ * host driver's version (nvml_driver_version), and the running compute processes: the VM's own, one
+ * per channel, with the device memory each holds (nvml_compute_processes; no graphics processes). What a virtual GPU's guest cannot know (current
+ * clocks, utilization, temperature, power, fans, ECC counters, …) answers
  * NVML_ERROR_NOT_SUPPORTED and logs once: every public NVML function is exported (public.tsv), and
  * those this file does not define are the generated stubs.
  *
@@ -465,4 +466,88 @@ nvmlReturn_t nvmlDeviceGetMemoryBusWidth(nvmlDevice_t device, unsigned int *bits
     if (st == NVML_SUCCESS)
         *bits = (unsigned int)width;
     return st;
+}
+
+/* -- running processes: the VM's own ---------------------------------------------------------------- */
+
+#define VGPU_MAX_PROCESSES 256 /* a VM's channels: one process per channel */
+#define NVML_NO_INSTANCE 0xffffffffu /* no MIG: the instance ids are not available */
+
+/* The VM's processes that hold a context (each has a channel of the VM), as the host lists them. NVML's
+ * contract: *count in is the room in infos; too little room is NVML_ERROR_INSUFFICIENT_SIZE with *count
+ * the number needed. */
+static nvmlReturn_t compute_processes(nvmlDevice_t device, unsigned int *count, void *infos, int v1)
+{
+    DEVICE(device, dev);
+    if (!count || (*count && !infos))
+        return NVML_ERROR_INVALID_ARGUMENT;
+    struct vgpu_args_nvml_compute_processes a = {.device = dev};
+    struct vgpu_result_nvml_compute_processes r;
+    static struct { uint32_t pid, zero; uint64_t used; } got[VGPU_MAX_PROCESSES];
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&lock);
+    size_t len = 0;
+    int rc = vgpu_shim_call(VGPU_CALL_NVML_COMPUTE_PROCESSES, &a, sizeof a, NULL, 0, &r, sizeof r, got, sizeof got,
+                            &len);
+    nvmlReturn_t st = rc ? nvml_status(vgpu_shim_cu_status(rc)) : NVML_SUCCESS;
+    unsigned int n = (unsigned int)(len / sizeof got[0]);
+    if (!st && r.count > n)
+        st = NVML_ERROR_UNKNOWN; /* more channels than a VM can have: the host answered wrongly */
+    if (!st && *count < n)
+        st = NVML_ERROR_INSUFFICIENT_SIZE;
+    for (unsigned int i = 0; !st && i < n; i++) {
+        if (v1)
+            ((nvmlProcessInfo_v1_t *)infos)[i] = (nvmlProcessInfo_v1_t){got[i].pid, got[i].used};
+        else
+            ((nvmlProcessInfo_t *)infos)[i] = (nvmlProcessInfo_t){got[i].pid, got[i].used, NVML_NO_INSTANCE,
+                                                              NVML_NO_INSTANCE};
+    }
+    if (!st || st == NVML_ERROR_INSUFFICIENT_SIZE)
+        *count = n;
+    pthread_mutex_unlock(&lock);
+    return st;
+}
+
+nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t device, unsigned int *count, nvmlProcessInfo_t *infos)
+{
+    return compute_processes(device, count, infos, 0);
+}
+
+nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v2(nvmlDevice_t device, unsigned int *count, nvmlProcessInfo_t *infos)
+{
+    return compute_processes(device, count, infos, 0);
+}
+
+nvmlReturn_t nvmlDeviceGetComputeRunningProcesses(nvmlDevice_t device, unsigned int *count, nvmlProcessInfo_v1_t *infos)
+{
+    return compute_processes(device, count, infos, 1);
+}
+
+/* A virtual GPU serves compute only: no process uses it for graphics. */
+static nvmlReturn_t no_graphics(nvmlDevice_t device, unsigned int *count)
+{
+    DEVICE(device, dev);
+    (void)dev;
+    if (!count)
+        return NVML_ERROR_INVALID_ARGUMENT;
+    *count = 0;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetGraphicsRunningProcesses_v3(nvmlDevice_t device, unsigned int *count, nvmlProcessInfo_t *infos)
+{
+    (void)infos;
+    return no_graphics(device, count);
+}
+
+nvmlReturn_t nvmlDeviceGetGraphicsRunningProcesses_v2(nvmlDevice_t device, unsigned int *count, nvmlProcessInfo_t *infos)
+{
+    (void)infos;
+    return no_graphics(device, count);
+}
+
+nvmlReturn_t nvmlDeviceGetGraphicsRunningProcesses(nvmlDevice_t device, unsigned int *count, nvmlProcessInfo_v1_t *infos)
+{
+    (void)infos;
+    return no_graphics(device, count);
 }

@@ -6,6 +6,7 @@ Usage: nvml_probe.py SHIM_DIRECTORY"""
 from __future__ import annotations
 
 import ctypes as ct
+import os
 import sys
 from pathlib import Path
 
@@ -89,11 +90,30 @@ report("capabilities", rcs == [0] * 5 and major.value >= 7 and arch.value != 0xF
        and mem_clock.value > 0 and mode.value == 0,
        f"status={rcs} cc={major.value}.{minor.value} arch={arch.value} sm={sm.value} mem={mem_clock.value}")
 
+
+
+class ProcessInfo(ct.Structure):  # nvmlProcessInfo_t (_v2, _v3)
+    _fields_ = [("pid", ct.c_uint), ("usedGpuMemory", ct.c_ulonglong), ("gpuInstanceId", ct.c_uint),
+                ("computeInstanceId", ct.c_uint)]
+
+
+# -- running compute processes: this one (it holds a context, so a channel of the VM) and its memory
+procs, none, n_procs = (ProcessInfo * 4)(), ct.c_uint(0), ct.c_uint(4)
+graphics = ct.c_uint(4)
+rcs = [cudart.cudaMalloc(ct.byref(dptr), ct.c_size_t(32 << 20)),
+       nvml.nvmlDeviceGetComputeRunningProcesses_v3(dev, ct.byref(none), None),
+       nvml.nvmlDeviceGetComputeRunningProcesses_v3(dev, ct.byref(n_procs), procs),
+       nvml.nvmlDeviceGetGraphicsRunningProcesses_v3(dev, ct.byref(graphics), (ProcessInfo * 4)()),
+       cudart.cudaFree(dptr)]
+report("processes", rcs == [0, INSUFFICIENT_SIZE, 0, 0, 0] and none.value == n_procs.value == 1
+       and procs[0].pid == os.getpid() and procs[0].usedGpuMemory >= 32 << 20
+       and procs[0].gpuInstanceId == 0xFFFFFFFF and graphics.value == 0,
+       f"status={rcs} count={n_procs.value} pid={procs[0].pid} (self {os.getpid()}) "
+       f"used={procs[0].usedGpuMemory} graphics={graphics.value}")
+
 util = (ct.c_uint * 2)()
-infos = (ct.c_char * 64)()
-n_procs = ct.c_uint(1)
 rcs = [nvml.nvmlDeviceGetUtilizationRates(dev, util), nvml.nvmlDeviceGetClockInfo(dev, 1, ct.byref(sm)),
-       nvml.nvmlDeviceGetComputeRunningProcesses_v3(dev, ct.byref(n_procs), infos),
+       nvml.nvmlDeviceGetFanSpeed(dev, ct.byref(sm)),
        nvml.nvmlDeviceGetTemperature(dev, 0, ct.byref(sm))]
 report("not_supported", rcs == [NOT_SUPPORTED] * 4, f"status={rcs}")
 

@@ -18,7 +18,7 @@ from ._support import ShimBuild
 
 PROBE = Path(__file__).resolve().parent / "nvml_probe.py"
 CHECKS = ("init", "error_string", "versions", "identity", "handles", "memory", "memory_version", "capabilities",
-          "not_supported", "shutdown")
+          "processes", "not_supported", "shutdown")
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +54,7 @@ def test_nvidia_smi_table_list_and_csv_queries(shim: ShimBuild, sim: tuple[Media
     assert "vGPU Simulated H100" in table.stdout and "00000000:00:05.0" in table.stdout
     assert "0MiB / 2048MiB" in table.stdout  # the VM's quota, nothing allocated
     assert "CUDA Version: 13.0" in table.stdout
+    assert "No running processes found" in table.stdout  # nvidia-smi holds no context: no channel of its own
 
     listed = run(sim, smi, "-L")
     assert listed.returncode == 0
