@@ -211,9 +211,12 @@ class DeviceMemory:
 
     def _charge(self, size: int, what: str) -> None:
         if self.used + size > self.limit:
+            others = self.others()
+            bound = self.total if self.quota is None else min(self.total, self.quota)
             raise CudaError(CUresult.CUDA_ERROR_OUT_OF_MEMORY,
-                            f"{what} of {size} bytes: {self.used} of {self.limit} bytes already in use"
-                            + (" (the VM's quota)" if self.limit != self.total else ""))
+                            f"{what} of {size} bytes: {self.used + others} of {bound} bytes already in use"
+                            + (" (the VM's quota)" if bound != self.total else "")
+                            + (f", {others} of them by the VM's other processes" if others else ""))
 
     def check_room(self, size: int, what: str) -> None:
         """OUT_OF_MEMORY unless ``size`` more bytes fit the quota (charges nothing): for a request

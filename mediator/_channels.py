@@ -164,6 +164,30 @@ class ChannelTable:
                     changed += 1
         return changed
 
+    def serve_pass(self, start: int, budget: int) -> list[tuple[Channel, int]]:
+        """One turn of every open channel, from the ``start``-th (mod their number) on, at most
+        ``budget`` entries each: a channel flooding work delays another by one batch at most. Returns
+        each channel served and how many entries; one with impossible indices is closed instead."""
+        channels = self.open
+        count = len(channels)
+        counters = self.counters
+        turns: list[tuple[Channel, int]] = []
+        for k in range(count):
+            channel = channels[(start + k) % count]
+            ctx = channel.ctx
+            if ctx is None:
+                continue
+            calls, errors = counters.calls, counters.errors
+            try:
+                served = ctx.server.drain(budget)
+            except RemoteProtocolError as exc:  # impossible indices: only this channel is closed
+                self.broke(channel, exc)
+                continue
+            channel.calls += counters.calls - calls
+            channel.errors += counters.errors - errors
+            turns.append((channel, served))
+        return turns
+
     def next_deadline_ns(self) -> int:
         """When the next lease may run out (monotonic ns), for the worker's sleep."""
         if not self.open:

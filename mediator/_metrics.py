@@ -24,6 +24,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector, generate_late
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from ._channel_status import ChannelStatus
 from ._config import MetricsSection
 from ._stats import latency_bounds_s
 
@@ -107,6 +108,17 @@ class MediatorCollector(Collector):
                                   "(user and system; a new worker starts from 0)", labels=labels)
         rss = GaugeMetricFamily("vgpu_worker_resident_memory_bytes", "the VM's current worker's resident "
                                 "memory", labels=labels)
+        open_channels = GaugeMetricFamily("vgpu_channels_open", "channels with a live context (guest "
+                                          "processes using the GPU)", labels=labels)
+        expired = CounterMetricFamily("vgpu_channels_expired", "channels closed because their process "
+                                      "stopped beating (it died without a word)", labels=labels)
+        channel_labels = ["vm", "gpu_uuid", "channel", "owner_pid"]
+        channel_calls = CounterMetricFamily("vgpu_channel_calls", "calls served on an open channel (its "
+                                            "current context)", labels=channel_labels)
+        channel_used = GaugeMetricFamily("vgpu_channel_memory_used_bytes", "device memory an open "
+                                         "channel's context holds", labels=channel_labels)
+        channel_handles = GaugeMetricFamily("vgpu_channel_live_handles", "handles an open channel's "
+                                            "context holds", labels=channel_labels)
         bounds = latency_bounds_s()
         for vm in status["vms"]:
             name = [vm["name"], self._gpu]
@@ -120,6 +132,16 @@ class MediatorCollector(Collector):
                 quota.add_metric(name, vm["memory_quota"])
             connected.add_metric(name, 1 if vm["connected"] else 0)
             restarts.add_metric(name, vm["worker_restarts"])
+            open_channels.add_metric(name, vm["channels_open"])
+            expired.add_metric(name, vm["channels_expired"])
+            for raw in vm["channels"]:
+                channel = ChannelStatus.model_validate(raw)
+                if channel.state != "open":
+                    continue
+                who = [*name, str(channel.index), str(channel.owner_pid)]
+                channel_calls.add_metric(who, channel.calls)
+                channel_used.add_metric(who, channel.memory_used)
+                channel_handles.add_metric(who, channel.live_handles)
             sessions.add_metric(name, vm["sessions"])
             cumulative, buckets = 0, []
             for bound, count in zip(bounds, vm["latency"], strict=True):
@@ -138,7 +160,8 @@ class MediatorCollector(Collector):
                                  labels=info_labels)
         info.add_metric(info_values, 1)
         yield from (calls, errors, protocol, htod, dtoh, used, quota, connected, restarts, sessions, latency,
-                    cpu, rss, attached, info)
+                    cpu, rss, open_channels, expired, channel_calls, channel_used, channel_handles, attached,
+                    info)
 
 
 class MetricsServer:

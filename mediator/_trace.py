@@ -52,6 +52,8 @@ class TraceRecord:
     status: int
     status_name: str
     args: str
+    channel: int | None = None  # the channel (guest process) that made the call; None: unknown
+
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -114,10 +116,13 @@ class TraceRing:
 
     # -- writer (the worker) -------------------------------------------------------------------
 
-    def append(self, time_ns: int, duration_ns: int, sub: Submission, status: int, args: str) -> None:
+    def append(self, time_ns: int, duration_ns: int, sub: Submission, status: int, args: str,
+               channel: int | None = None) -> None:
         n = self._next
+        # the kind word's high half holds the channel + 1 (0: unknown)
+        kind = 0 if channel is None else (channel + 1) << 16
         _RECORD.pack_into(self._map, _HEADER_SIZE + (n % self.capacity) * _RECORD.size, time_ns,
-                          duration_ns, sub.seq, sub.call_id, int(sub.flags), status, 0,
+                          duration_ns, sub.seq, sub.call_id, int(sub.flags), status, kind,
                           args.encode()[:128])
         self._next = n + 1
         struct.pack_into("<Q", self._map, 0, self._next)
@@ -149,12 +154,14 @@ class TraceRing:
         for fields, index in raw:
             if index < oldest_valid:
                 continue
-            time_ns, duration, seq, call_id, flags, status, kind, args = fields
+            time_ns, duration, seq, call_id, flags, status, word, args = fields
+            kind, channel = word & 0xFFFF, (word >> 16) - 1
             spec = CALLS.get(call_id)
             call = "printf" if kind == PRINTF else spec.name if spec else f"call_{call_id:#06x}"
             records.append(TraceRecord(
                 index, time_ns, duration, seq, call_id, call, flags, status,
-                _status_name(call_id, status), args.rstrip(b"\0").decode(errors="replace")))
+                _status_name(call_id, status), args.rstrip(b"\0").decode(errors="replace"),
+                channel if channel >= 0 else None))
         return records, end
 
     def close(self) -> None:

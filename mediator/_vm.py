@@ -39,6 +39,7 @@ import structlog
 from protocol import ChannelState, CloseReason, DeviceState, RegionHeader, lay_out_region
 
 from ._adopt import UNKNOWN_EXIT, AdoptedWorker, SessionRecord, WorkerProcess
+from ._channel_status import channel_status
 from ._config import MediatorConfig, VmConfig
 from ._events import EVENTS
 from ._fdstore import FDS, close_quietly
@@ -47,7 +48,7 @@ from ._lifetime import LifetimeCounters
 from ._ratelimit import RateLimitedLog
 from ._session import SessionState, SessionStateMachine
 from ._sockets import SocketAccess, bind_unix, peer_credentials, socket_access
-from ._stats import ChannelStats, StatsBlock, WorkerCounters
+from ._stats import StatsBlock, WorkerCounters
 from ._trace import TraceRing
 from ._worker import WorkerSpec
 from ._worker_memory import WorkerMemory, exit_reason, oom_kills, worker_memory
@@ -601,8 +602,8 @@ class VmSession:
         owner's pid and peer, generation, calls, errors, memory used, live handles, opened at."""
         if self.stats is None or self._region is None:
             return []
-        return [channel_status(c) for c in self.stats.read_channels(self._region.layout.channel_count)
-                if c.state != ChannelState.FREE or c.generation]
+        stats = self.stats.read_channels(self._region.layout.channel_count)
+        return [channel_status(c).model_dump() for c in stats if c.state != ChannelState.FREE or c.generation]
 
     def counters(self) -> WorkerCounters:
         """This worker's counters; calls and errors include the workers it replaced."""
@@ -647,15 +648,6 @@ class VmSession:
             _, hard = resource.prlimit(self.process.pid, resource.RLIMIT_DATA)
             if hard != resource.RLIM_INFINITY:
                 resource.prlimit(self.process.pid, resource.RLIMIT_DATA, (min(memory.data_limit, hard), hard))
-
-
-def channel_status(stat: ChannelStats) -> dict[str, Any]:
-    return {"index": stat.index, "state": ChannelState(stat.state).name.lower()
-            if stat.state in ChannelState._value2member_map_ else str(stat.state),
-            "owner_pid": stat.owner_pid, "owner_peer": stat.owner_peer, "generation": stat.generation,
-            "calls": stat.calls, "errors": stat.errors, "memory_used": stat.memory_used,
-            "live_handles": stat.live_handles,
-            "opened_at": stat.opened_at_ns / 1e9 if stat.opened_at_ns else None}
 
 
 def process_start(pid: int) -> int | None:

@@ -184,7 +184,7 @@ class Worker:
             attach(ctx.region.arena)
         ctx.server.limiter = self.limiter
         ctx.server.max_async_inflight = self.spec.max_async_inflight
-        ctx.server.trace = self._trace_hook
+        ctx.server.trace = self._channel_trace(ctx.region.layout.channel_index)
 
     def vm_processes(self) -> list[tuple[int, int]]:
         """The owning process and device memory of every open channel whose process made a CUDA
@@ -203,7 +203,18 @@ class Worker:
             self._trace_hook = record
         for channel in self.table.open:
             if channel.ctx is not None:
-                channel.ctx.server.trace = self._trace_hook
+                channel.ctx.server.trace = self._channel_trace(channel.index)
+
+    def _channel_trace(self, index: int) -> Callable[[Submission, str, int, int], None] | None:
+        """The trace hook of channel ``index``'s server: its records say which channel made the call."""
+        ring = self.trace_ring
+        if self._trace_hook is None or ring is None:
+            return None
+
+        def record(sub: Submission, _name: str, status: int, duration_ns: int) -> None:
+            ring.append(time.time_ns(), duration_ns, sub, status, summarize(sub), channel=index)
+
+        return record
 
     # -- control channel --------------------------------------------------------------------
 
@@ -340,25 +351,13 @@ class Worker:
     def serve_pass(self, start: int) -> tuple[int, bool, bool]:
         """One pass over the open channels from the ``start``-th on, ``DRAIN_BUDGET`` entries from each
         at most; returns (served, some channel waits for completion room, some waits for tokens)."""
-        counters, table = self.counters, self.table
-        channels = table.open
-        count = len(channels)
         served_all = 0
         blocked = limited = False
-        for k in range(count):
-            channel = channels[(start + k) % count]
+        for channel, served in self.table.serve_pass(start, DRAIN_BUDGET):
             ctx = channel.ctx
-            if ctx is None:
+            if ctx is None:  # closed by its own garbage during the pass
                 continue
             server = ctx.server
-            calls, errors = counters.calls, counters.errors
-            try:
-                served = server.drain(DRAIN_BUDGET)
-            except RemoteProtocolError as exc:  # impossible indices: only this channel is closed
-                table.broke(channel, exc)
-                continue
-            channel.calls += counters.calls - calls
-            channel.errors += counters.errors - errors
             if served:
                 served_all += served
                 self.kick_guest(channel)

@@ -140,8 +140,10 @@ def _stamp(time_ns: int) -> str:
 
 def format_trace(record: dict[str, Any], vm: str) -> str:
     flags = " async" if record["flags"] & 1 else ""
-    return (f"{_stamp(record['time_ns'])} {vm} #{record['seq']} {record['call']}({record['args']}){flags} -> "
-            f"{record['status_name']} {record['duration_ns'] / 1000:.1f}µs")
+    channel = record.get("channel")
+    where = f"{vm}/ch{channel}" if channel is not None else vm
+    return (f"{_stamp(record['time_ns'])} {where} #{record['seq']} {record['call']}({record['args']}){flags}"
+            f" -> {record['status_name']} {record['duration_ns'] / 1000:.1f}µs")
 
 
 def _wanted(args: argparse.Namespace, record: dict[str, Any]) -> bool:
