@@ -86,6 +86,7 @@ class VmSession:
         self._peers_changed = asyncio.Event()
         self._log_peers: RateLimitedLog | None = None  # made in the loop (it schedules its flushes)
         self.serving = asyncio.Event()  # set once peers can be added (or the session has ended)
+        self.ending = False  # the last peer has gone (or a stop was asked): no peer is added now
         self.fsm = SessionStateMachine()
         self.log = structlog.get_logger("session").bind(vm=vm.name, client=client_id)
         self.region_size = vm.region_size or config.mediator.region_size
@@ -349,8 +350,8 @@ class VmSession:
 
     def add_peer(self, peer: socket.socket, peer_id: int) -> None:
         """Serve one more peer (a second program, QEMU beside host programs) from the same region."""
-        if self.fsm.state is not SessionState.SERVING:
-            raise RuntimeError(f"session is {self.fsm.state.value}")
+        if self.fsm.state is not SessionState.SERVING or self.ending:
+            raise RuntimeError(f"session is {'ending' if self.ending else self.fsm.state.value}")
         self._handshake(peer, peer_id)
         self.peers[peer_id] = peer
         if self.state_fd >= 0:
@@ -395,6 +396,7 @@ class VmSession:
                         del readers[peer_id]
                         await self._drop_peer(peer_id)
                 if not self.peers:
+                    self.ending = True  # at once: a connection arriving now waits for the next session
                     return "peer disconnected"
         finally:
             for task in readers.values():
@@ -531,6 +533,7 @@ class VmSession:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     def stop(self, reason: str) -> None:
+        self.ending = True
         self.exit_reason = reason
         self._stop.set()
 
@@ -785,7 +788,7 @@ class VmEndpoint:
                 await asyncio.wait([waiter, task], return_when=asyncio.FIRST_COMPLETED)
                 waiter.cancel()
                 continue
-            if session.fsm.state is SessionState.SERVING:
+            if session.fsm.state is SessionState.SERVING and not session.ending:
                 if len(session.peers) >= MAX_PEERS:
                     self.refused += 1
                     self._refuse(conn, f"it already serves {MAX_PEERS} peers", peer=described,

@@ -22,7 +22,7 @@ from mediator._control_client import request
 from mediator._launcher import MediatorProcess
 from protocol import CALLS_BY_NAME, Completion
 
-__all__ = ["applied", "cpu_seconds", "holds", "logged", "queue_nops", "take", "vm_status", "wait_for"]
+__all__ = ["applied", "churn", "cpu_seconds", "holds", "logged", "queue_nops", "take", "vm_status", "wait_for"]
 
 _NOP = CALLS_BY_NAME["nop"].call_id
 
@@ -93,3 +93,59 @@ def take(gpu: GuestClient, count: int, timeout: float = 30.0) -> list[Completion
             taken.append(gpu.cq.pop())
         assert time.monotonic() < deadline, f"{len(taken)} of {count} completions arrived"
     return taken
+
+
+def churn(path: str, count: int, mode: str, at_once: int = 1) -> None:
+    """Run ``count`` short-lived guest processes against the VM socket ``path``, ``at_once`` at a
+    time, and print one JSON line of figures. Forked from this driver (which has loaded no CUDA and
+    holds no client: the guest is pure Python), each is a whole process that connects, claims and
+    opens a channel, and exits:
+
+    * ``compute``: allocates 1 MiB, memsets, copies back and checks it; the even ones close their
+      client (close request: the host frees the channel), the odd ones exit without freeing or
+      closing anything (``os._exit``: their socket closes, the host closes their channel);
+    * ``discovery``: what a GPU-discovery child does (init, device queries, cuMemGetInfo) and exits.
+
+    A child that fails exits non-zero with its reason on stderr; the driver counts them."""
+    started = time.monotonic()
+    failed = 0
+    done = 0
+    while done < count:
+        wave = []
+        for i in range(done, min(done + at_once, count)):
+            pid = os.fork()
+            if pid == 0:  # the child: never returns
+                code = 1
+                try:
+                    code = _short_life(path, i, mode)
+                except BaseException as exc:  # reported by the driver, whatever it was
+                    os.write(2, f"child {i}: {exc!r}\n".encode())
+                os._exit(code)
+            wave.append(pid)
+        for pid in wave:
+            _, status = os.waitpid(pid, 0)
+            failed += status != 0
+        done += len(wave)
+    elapsed = time.monotonic() - started
+    print(json.dumps({"count": count, "failed": failed, "seconds": round(elapsed, 2),
+                      "per_process_ms": round(elapsed / count * 1000, 1)}), flush=True)
+
+
+def _short_life(path: str, i: int, mode: str) -> int:
+    gpu = GuestClient.connect(path)
+    gpu.init()
+    if mode == "discovery":
+        free, total = gpu.mem_get_info()
+        if gpu.device_count() != 1 or not gpu.device_name() or not 0 < free <= total:
+            return 2
+        gpu.device_total_mem()
+        gpu.close()
+        return 0
+    ptr = gpu.mem_alloc(1 << 20)
+    gpu.memset_d8(ptr, i % 251, 1 << 20)
+    if gpu.memcpy_dtoh(ptr, 4096) != bytes([i % 251]) * 4096:
+        return 3
+    if i % 2:
+        os._exit(0)  # no free, no close: the process just ends
+    gpu.close()
+    return 0

@@ -7,12 +7,16 @@ stopped one loses its channel to the lease, and garbage in one channel closes on
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
+
+import pytest
 
 from guest import DeviceGoneError, GuestClient
 from mediator._launcher import MediatorProcess
@@ -113,3 +117,81 @@ def test_garbage_in_one_channel_closes_only_that_channel(mediator: MediatorProce
         row = vm_status(mediator, 1)
         assert row["channels_broken"] == 1 and row["state"] == "serving"
         wait_for("the broken channel's memory is freed", lambda: vm_status(mediator, 1)["memory_used"] == MIB)
+
+
+def _run_churn(mediator: MediatorProcess, count: int, mode: str, at_once: int = 1) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, "-c", "import sys\nfrom tests.reliability._support import churn\n"
+         f"churn({str(mediator.vm_socket(1))!r}, {count}, {mode!r}, {at_once})"],
+        capture_output=True, text=True, timeout=1800, check=False, cwd=os.getcwd())
+    assert out.returncode == 0, out.stderr
+    figures: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    assert figures["failed"] == 0, out.stderr
+    return figures
+
+
+def test_back_to_back_programs_are_all_served(mediator: MediatorProcess) -> None:
+    """Programs one after the other, each alone on the VM: one that connects before the previous
+    one's socket is seen gone joins its session; one that connects while that session tears down
+    waits for it and starts the next; none is refused."""
+    for i in range(5):
+        with GuestClient.connect(mediator.vm_socket(1)) as gpu:
+            gpu.init()
+            assert gpu.memcpy_dtoh(gpu.mem_alloc(64), 64) == bytes(64), i
+    wait_for("the last session ended", lambda: vm_status(mediator, 1)["state"] == "listening", timeout=20)
+    row = vm_status(mediator, 1)
+    assert row["refused"] == 0 and 1 <= row["sessions"] <= 5
+    assert row["last_session"]["memory_used"] == 0 and row["last_session"]["live_handles"] == 0
+
+
+@pytest.mark.slow
+def test_a_thousand_short_lived_processes_leave_nothing_behind(mediator: MediatorProcess) -> None:
+    with GuestClient.connect(mediator.vm_socket(1)) as holder:  # the VM's session stays, as QEMU keeps it
+        holder.init()
+        figures = _run_churn(mediator, 1000, "compute")
+        wait_for("every short-lived process's channel closed",
+                 lambda: vm_status(mediator, 1)["channels_open"] == 1, timeout=10.0)
+        row = vm_status(mediator, 1)
+        print(f"1000 processes (half exiting without freeing): {figures['seconds']} s, "
+              f"{figures['per_process_ms']} ms each; left: {row['memory_used']} bytes, "
+              f"{row['live_handles']} handles; channels opened {row['channels_opened']}")
+        assert row["memory_used"] == 0 and row["live_handles"] == 0
+        assert row["channels_opened"] >= 1001 and row["refused"] == 0
+        holder.nop()
+
+
+@pytest.mark.slow
+def test_discovery_processes_come_and_go_while_a_holder_computes(mediator: MediatorProcess) -> None:
+    """Ollama's pattern: a runner holds 1 GiB and computes while GPU-discovery children (init,
+    device queries, cuMemGetInfo, exit) come and go, a few at a time; none is refused."""
+    with GuestClient.connect(mediator.vm_socket(1)) as holder:
+        holder.init()
+        held = holder.mem_alloc(1 << 30)
+        stop = threading.Event()
+        rounds = [0]
+        failures: list[BaseException] = []
+
+        def compute() -> None:
+            try:
+                while not stop.is_set():
+                    value = rounds[0] % 256
+                    holder.memset_d8(held + (rounds[0] % 64) * MIB, value, MIB)
+                    assert holder.memcpy_dtoh(held + (rounds[0] % 64) * MIB, 256) == bytes([value]) * 256
+                    rounds[0] += 1
+            except BaseException as exc:
+                failures.append(exc)
+
+        worker = threading.Thread(target=compute, name="holder")
+        worker.start()
+        try:
+            figures = _run_churn(mediator, 50, "discovery", at_once=5)
+        finally:
+            stop.set()
+            worker.join()
+        assert not failures, failures
+        row = vm_status(mediator, 1)
+        print(f"50 discovery processes (5 at a time) beside a 1 GiB holder: {figures['seconds']} s; "
+              f"holder rounds {rounds[0]}")
+        assert rounds[0] > 0 and row["refused"] == 0
+        wait_for("the discovery channels closed", lambda: vm_status(mediator, 1)["channels_open"] == 1)
+        assert vm_status(mediator, 1)["memory_used"] == 1 << 30
