@@ -92,18 +92,27 @@ def format_status(reply: dict[str, Any]) -> str:
         lines.append(f"metrics on http://{metrics['bind']}:{metrics['port']}/metrics  "
                      f"scrapes {metrics['scrapes']}")
     lines.append("")
-    header = ("ID", "NAME", "STATE", "PID", "CALLS", "ERRORS", "CALLS/S", "MEMORY", "QUOTA")
+    header = ("ID", "NAME", "STATE", "PID", "PROCS", "CALLS", "ERRORS", "CALLS/S", "MEMORY", "QUOTA")
     rows = [header]
     overridden = False
     for vm in reply["vms"]:
         operator = vm.get("memory_quota_source") == "operator"
         overridden |= operator
         rows.append((str(vm["id"]), vm["name"], vm["state"] + (" (removed)" if vm.get("retiring") else ""),
-                     str(vm["worker_pid"] or "-"), str(vm["calls"]), str(vm["errors"]),
+                     str(vm["worker_pid"] or "-"),
+                     f"{vm.get('channels_open', 0)}/{vm.get('channel_count', '-')}",
+                     str(vm["calls"]), str(vm["errors"]),
                      f"{vm['calls_per_s']:.0f}", _human(vm["memory_used"]),
                      _human(vm["memory_quota"]) + ("*" if operator else "")))
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    channels = [(vm["name"], c) for vm in reply["vms"] for c in vm.get("channels", [])
+                if c["state"] == "open"]
+    if channels:  # one line per guest process holding a context
+        lines.append("")
+        lines += [f"{name} ch{c['index']}  pid {c['owner_pid']}  peer {c['owner_peer']}  "
+                  f"gen {c['generation']}  calls {c['calls']}  errors {c['errors']}  "
+                  f"memory {_human(c['memory_used'])}  handles {c['live_handles']}" for name, c in channels]
     if overridden:
         lines += ["", "* set at run time (set-quota), overriding the configuration file's until it changes"]
     return "\n".join(lines)
