@@ -65,7 +65,7 @@ struct vgpu_xgraph;
 
 /* A memory node's allocation, shared by the alloc node, the free node and their copies. */
 struct graph_alloc {
-    size_t refs;
+    size_t refs, size;
     CUdeviceptr dptr;
     int freed_in_graph; /* a free node names it: freed when the last holder goes */
 };
@@ -148,12 +148,28 @@ CUresult cuGraphCreate(CUgraph *graph, unsigned int flags)
     return CUDA_SUCCESS;
 }
 
+/* Device memory graphs' alloc nodes hold now, and the most they held (cuDeviceGetGraphMemAttribute). */
+static uint64_t graph_mem_current, graph_mem_high;
+static pthread_mutex_t graph_mem_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void graph_mem_add(int64_t delta)
+{
+    pthread_mutex_lock(&graph_mem_lock);
+    graph_mem_current += (uint64_t)delta;
+    if (graph_mem_current > graph_mem_high)
+        graph_mem_high = graph_mem_current;
+    pthread_mutex_unlock(&graph_mem_lock);
+}
+
+/* The last holder of an allocation gone: freed when a free node named it, else it is the program's
+ * (CUDA's rule for an allocation a graph does not free); either way graphs no longer hold it. */
 static void alloc_release(struct graph_alloc *a)
 {
     if (--a->refs)
         return;
     if (a->freed_in_graph)
         cuMemFree_v2(a->dptr);
+    graph_mem_add(-(int64_t)a->size);
     free(a);
 }
 
@@ -672,6 +688,8 @@ CUresult cuGraphAddMemAllocNode(CUgraphNode *node, CUgraph graph, const CUgraphN
         return rc;
     }
     a->refs = 1;
+    a->size = p->bytesize;
+    graph_mem_add((int64_t)p->bytesize);
     n->u.alloc = a;
     p->dptr = a->dptr;
     return commit_node(n, node);
@@ -703,6 +721,39 @@ CUresult cuGraphAddMemFreeNode(CUgraphNode *node, CUgraph graph, const CUgraphNo
     n->u.alloc = a;
     return commit_node(n, node);
 }
+
+CUresult cuDeviceGetGraphMemAttribute(CUdevice device, int attr, void *value);
+CUresult cuDeviceSetGraphMemAttribute(CUdevice device, int attr, void *value);
+CUresult cuDeviceGraphMemTrim(CUdevice device);
+
+/* Used and reserved memory are the same here: an allocation is made for its node, and none is kept
+ * in a pool after it is freed (so trimming has nothing to give back). */
+CUresult cuDeviceGetGraphMemAttribute(CUdevice device, int attr, void *value)
+{
+    if (device != 0 || !value || attr < 0 || attr > 3)
+        return device != 0 ? CUDA_ERROR_INVALID_DEVICE : CUDA_ERROR_INVALID_VALUE;
+    pthread_mutex_lock(&graph_mem_lock);
+    uint64_t v = attr % 2 ? graph_mem_high : graph_mem_current; /* USED/RESERVED _CURRENT 0, 2; _HIGH 1, 3 */
+    pthread_mutex_unlock(&graph_mem_lock);
+    memcpy(value, &v, sizeof v);
+    return CUDA_SUCCESS;
+}
+
+/* Only the high watermarks can be set, and only to 0: they restart from what is held now. */
+CUresult cuDeviceSetGraphMemAttribute(CUdevice device, int attr, void *value)
+{
+    uint64_t v;
+    if (device != 0)
+        return CUDA_ERROR_INVALID_DEVICE;
+    if (!value || (attr != 1 && attr != 3) || (memcpy(&v, value, sizeof v), v != 0))
+        return CUDA_ERROR_INVALID_VALUE;
+    pthread_mutex_lock(&graph_mem_lock);
+    graph_mem_high = graph_mem_current;
+    pthread_mutex_unlock(&graph_mem_lock);
+    return CUDA_SUCCESS;
+}
+
+CUresult cuDeviceGraphMemTrim(CUdevice device) { return device != 0 ? CUDA_ERROR_INVALID_DEVICE : CUDA_SUCCESS; }
 
 /* -- nodes and their types -------------------------------------------------------------------------- */
 

@@ -3,7 +3,8 @@
  * in FP32; cublasSgemmBatched/StridedBatched are GemmBatchedEx/GemmStridedBatchedEx on FP32
  * matrices; the half-precision cublasHgemm family is the same on FP16 matrices with its FP16 scalars
  * widened, computed in FP32 and rounded to FP16 once (NVIDIA's may round partial sums to FP16: the
- * results may differ from its in the last bits, and are not less accurate).
+ * results may differ from its in the last bits, and are not less accurate). The D, C and Z families
+ * are the same GEMMs on FP64, complex FP32 and complex FP64 matrices.
  */
 #include <math.h>
 #include <stdint.h>
@@ -109,3 +110,49 @@ cublasStatus_t cublasHgemmBatched(cublasHandle_t h, int transa, int transb, int 
                                VGPU_CUDA_R_16F, ldb, widen(beta, &b), Carray, VGPU_CUDA_R_16F, ldc, batch,
                                CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
 }
+
+/* Double and complex precision: the same GEMMs on FP64, complex FP32 and complex FP64 matrices with
+ * CUBLAS_COMPUTE_64F / CUBLAS_COMPUTE_32F (cuBLAS's own type table for them). */
+#define GEMM_FAMILY(X, T, TYPE, COMPUTE)                                                                           \
+    cublasStatus_t cublas##X##gemm_v2(cublasHandle_t h, int transa, int transb, int m, int n, int k,              \
+                                      const T *alpha, const T *A, int lda, const T *B, int ldb, const T *beta,    \
+                                      T *C, int ldc);                                                              \
+    cublasStatus_t cublas##X##gemm_v2(cublasHandle_t h, int transa, int transb, int m, int n, int k,              \
+                                      const T *alpha, const T *A, int lda, const T *B, int ldb, const T *beta,    \
+                                      T *C, int ldc)                                                               \
+    {                                                                                                              \
+        return cublasGemmEx(h, transa, transb, m, n, k, alpha, A, TYPE, lda, B, TYPE, ldb, beta, C, TYPE, ldc,    \
+                            COMPUTE, CUBLAS_GEMM_DEFAULT);                                                         \
+    }                                                                                                              \
+    cublasStatus_t cublas##X##gemmStridedBatched(cublasHandle_t h, int transa, int transb, int m, int n, int k,   \
+                                                 const T *alpha, const T *A, int lda, long long stride_a,          \
+                                                 const T *B, int ldb, long long stride_b, const T *beta, T *C,     \
+                                                 int ldc, long long stride_c, int batch);                          \
+    cublasStatus_t cublas##X##gemmStridedBatched(cublasHandle_t h, int transa, int transb, int m, int n, int k,   \
+                                                 const T *alpha, const T *A, int lda, long long stride_a,          \
+                                                 const T *B, int ldb, long long stride_b, const T *beta, T *C,     \
+                                                 int ldc, long long stride_c, int batch)                           \
+    {                                                                                                              \
+        return cublasGemmStridedBatchedEx(h, transa, transb, m, n, k, alpha, A, TYPE, lda, stride_a, B, TYPE,     \
+                                          ldb, stride_b, beta, C, TYPE, ldc, stride_c, batch, COMPUTE,             \
+                                          CUBLAS_GEMM_DEFAULT);                                                    \
+    }                                                                                                              \
+    cublasStatus_t cublas##X##gemmBatched(cublasHandle_t h, int transa, int transb, int m, int n, int k,          \
+                                          const T *alpha, const T *const Aarray[], int lda,                        \
+                                          const T *const Barray[], int ldb, const T *beta, T *const Carray[],      \
+                                          int ldc, int batch);                                                     \
+    cublasStatus_t cublas##X##gemmBatched(cublasHandle_t h, int transa, int transb, int m, int n, int k,          \
+                                          const T *alpha, const T *const Aarray[], int lda,                        \
+                                          const T *const Barray[], int ldb, const T *beta, T *const Carray[],      \
+                                          int ldc, int batch)                                                      \
+    {                                                                                                              \
+        return cublasGemmBatchedEx(h, transa, transb, m, n, k, alpha, (const void *const *)Aarray, TYPE, lda,     \
+                                   (const void *const *)Barray, TYPE, ldb, beta, (void *const *)Carray, TYPE, ldc, \
+                                   batch, COMPUTE, CUBLAS_GEMM_DEFAULT);                                           \
+    }
+
+typedef struct { float re, im; } vgpu_complex_f32;
+typedef struct { double re, im; } vgpu_complex_f64;
+GEMM_FAMILY(D, double, VGPU_CUDA_R_64F, VGPU_CUBLAS_COMPUTE_64F)
+GEMM_FAMILY(C, vgpu_complex_f32, VGPU_CUDA_C_32F, VGPU_CUBLAS_COMPUTE_32F)
+GEMM_FAMILY(Z, vgpu_complex_f64, VGPU_CUDA_C_64F, VGPU_CUBLAS_COMPUTE_64F)

@@ -268,3 +268,23 @@ cudaError_t cudaGraphExecMemcpyNodeSetParams1D(cudaGraphExec_t exec, cudaGraphNo
     struct cudaMemcpy3DParms p = linear(dst, src, count, kind);
     return cudaGraphExecMemcpyNodeSetParams(exec, node, &p);
 }
+
+CUresult cuDeviceGetGraphMemAttribute(CUdevice device, int attr, void *value);
+CUresult cuDeviceSetGraphMemAttribute(CUdevice device, int attr, void *value);
+CUresult cuDeviceGraphMemTrim(CUdevice device);
+cudaError_t cudaDeviceGetGraphMemAttribute(int device, int attr, void *value);
+cudaError_t cudaDeviceSetGraphMemAttribute(int device, int attr, void *value);
+cudaError_t cudaDeviceGraphMemTrim(int device);
+
+/* cudaGraphMemAttributeType and CUgraphMem_attribute have the same values. */
+cudaError_t cudaDeviceGetGraphMemAttribute(int device, int attr, void *value)
+{
+    RT_CALL(cuDeviceGetGraphMemAttribute(device, attr, value));
+}
+
+cudaError_t cudaDeviceSetGraphMemAttribute(int device, int attr, void *value)
+{
+    RT_CALL(cuDeviceSetGraphMemAttribute(device, attr, value));
+}
+
+cudaError_t cudaDeviceGraphMemTrim(int device) { RT_CALL(cuDeviceGraphMemTrim(device)); }

@@ -3,7 +3,7 @@
 // cublasStrsmBatched (the llama.cpp CUDA backend links it) solve systems whose solutions are exact,
 // reading only A's triangle (the other holds NaNs); cublasGemmStridedBatchedEx in FP64, int8 -> int32,
 // FP16 compute and complex FP32 (A^H) against exact host references; a combination outside cuBLAS's
-// table is CUBLAS_STATUS_NOT_SUPPORTED at once.
+// table is CUBLAS_STATUS_NOT_SUPPORTED at once; cublasDgemm and cublasZgemmStridedBatched on the same GEMMs.
 #include <cmath>
 #include <complex>
 #include <cstdint>
@@ -249,6 +249,51 @@ int main() {
         cudaFree(dA);
         cudaFree(dB);
         cudaFree(dC);
+    }
+
+    // the typed double and complex GEMMs: cublasDgemm and cublasZgemmStridedBatched (A^T, conjugated B)
+    {
+        const int m = 3, n = 2, k = 2;
+        unsigned seed = 66;
+        std::vector<double> A(k * m), B(k * n), C(m * n, 1.0);
+        for (auto& v : A) v = small(seed, 3);
+        for (auto& v : B) v = small(seed, 3);
+        double *dA = to_device(A), *dB = to_device(B), *dC = to_device(C);
+        double alpha = 2.0, beta = 0.5;
+        cublasStatus_t sd = cublasDgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &alpha, dA, k, dB, k, &beta, dC, m);
+        std::vector<double> got = from_device(dC, C.size());
+        int wrong = 0;
+        for (int j = 0; j < n; j++)
+            for (int i = 0; i < m; i++) {
+                double sum = 0;
+                for (int p = 0; p < k; p++) sum += A[p + i * k] * B[p + j * k];
+                wrong += got[i + j * m] != alpha * sum + beta * C[i + j * m];
+            }
+        typedef std::complex<double> cd;
+        std::vector<cd> Z(2 * 2), W(2 * 2), V(2 * 2, cd(0, 0));
+        for (auto& v : Z) v = cd(small(seed, 3), small(seed, 3));
+        for (auto& v : W) v = cd(small(seed, 3), small(seed, 3));
+        cd *dZ = to_device(Z), *dW = to_device(W), *dV = to_device(V);
+        cd one(1, 0), zero(0, 0);
+        cublasStatus_t sz = cublasZgemmStridedBatched(
+            h, CUBLAS_OP_N, CUBLAS_OP_C, 2, 2, 2, reinterpret_cast<cuDoubleComplex*>(&one),
+            reinterpret_cast<cuDoubleComplex*>(dZ), 2, 0, reinterpret_cast<cuDoubleComplex*>(dW), 2, 0,
+            reinterpret_cast<cuDoubleComplex*>(&zero), reinterpret_cast<cuDoubleComplex*>(dV), 2, 0, 1);
+        std::vector<cd> gz = from_device(dV, V.size());
+        for (int j = 0; j < 2; j++)
+            for (int i = 0; i < 2; i++) {
+                cd sum = 0;
+                for (int p = 0; p < 2; p++) sum += Z[i + p * 2] * std::conj(W[j + p * 2]);
+                wrong += gz[i + j * 2] != sum;
+            }
+        report("dgemm_zgemm", sd == CUBLAS_STATUS_SUCCESS && sz == CUBLAS_STATUS_SUCCESS && wrong == 0,
+               "status=%d/%d wrong=%d", sd, sz, wrong);
+        cudaFree(dA);
+        cudaFree(dB);
+        cudaFree(dC);
+        cudaFree(dZ);
+        cudaFree(dW);
+        cudaFree(dV);
     }
 
     // a combination cuBLAS's table lacks: FP64 matrices with FP32 compute

@@ -46,8 +46,10 @@ int main() {
     cudaError_t ea = cudaGraphAddMemAllocNode(&alloc, g, nullptr, 0, &ap);
     float* tmp = static_cast<float*>(ap.dptr);
     cudaMemGetInfo(&free_after, &total);
-    report("mem_alloc_node", !e && !ea && tmp && free_before - free_after >= bytes,
-           "status=%d/%d dptr=%p counted=%zu", e, ea, ap.dptr, free_before - free_after);
+    size_t held = 0;
+    cudaError_t eh = cudaDeviceGetGraphMemAttribute(0, cudaGraphMemAttrUsedMemCurrent, &held);
+    report("mem_alloc_node", !e && !ea && !eh && tmp && free_before - free_after >= bytes && held == bytes,
+           "status=%d/%d/%d dptr=%p counted=%zu graph_mem=%zu", e, ea, eh, ap.dptr, free_before - free_after, held);
 
     cudaMemsetParams mp = {};
     mp.dst = tmp;
@@ -167,8 +169,9 @@ int main() {
     cudaGraphDestroy(g);
     cudaGraphDestroy(g2);
     cudaGraphDestroy(g3);
-    size_t free_end = 0;
+    size_t free_end = 0, held_end = 1;
     cudaMemGetInfo(&free_end, &total);
+    cudaDeviceGetGraphMemAttribute(0, cudaGraphMemAttrUsedMemCurrent, &held_end);
     cudaEventDestroy(ev);
     cudaStreamDestroy(s);
     cudaFree(src);
@@ -176,7 +179,8 @@ int main() {
     cudaFree(pitched);
     size_t free_final = 0;
     cudaMemGetInfo(&free_final, &total);
-    report("cleanup", free_end == free_before && free_final >= free_end && cudaDeviceSynchronize() == cudaSuccess,
-           "free before=%zu after destroy=%zu final=%zu", free_before, free_end, free_final);
+    report("cleanup", free_end == free_before && free_final >= free_end && held_end == 0 &&
+               cudaDeviceSynchronize() == cudaSuccess,
+           "free before=%zu after destroy=%zu final=%zu graph_mem=%zu", free_before, free_end, free_final, held_end);
     return finish();
 }
