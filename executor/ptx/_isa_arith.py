@@ -457,6 +457,14 @@ def _c_shift(op: str) -> Callable[[Compiler, Instruction], Runner]:
                 return np.right_shift(a, amount).astype(dt)  # arithmetic; >= width saturates to the sign
             return np.where(b >= bits, dt.type(0), np.right_shift(a, amount)).astype(dt)
 
+        amount_op = operands_of(ins, 3)[2]
+        if isinstance(amount_op, Imm) and isinstance(amount_op.value, int) and 0 <= amount_op.value < bits:
+            # an immediate amount inside the width (nvcc's usual form): one NumPy shift, nothing to clamp
+            d, a, _ = operands_of(ins, 3)
+            get, put = c.read(a, dt), c.write(d, dt)
+            k = dt.type(amount_op.value)
+            fn = np.left_shift if op == "shl" else np.right_shift
+            return lambda f, m: put(f, fn(get(f), k), m)
         return binary(c, ins, shift, t, b_type="u32")
 
     return compile_

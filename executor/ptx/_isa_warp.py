@@ -52,11 +52,11 @@ def _c_shfl(c: Compiler, ins: Instruction) -> Runner:
     else:
         put, put_p = c.write(dest, u32), None
 
-    def shfl(f: Frame, m: Mask | None) -> None:
+    def sources(f: Frame, b: Value, c: Value) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.bool_]]:
         n = f.batch.n
         lane = (f.batch.linear_tid & np.uint32(31)).astype(np.int64)
-        bval = (np.asarray(gb(f)).astype(np.int64) & 31) + np.zeros(n, dtype=np.int64)
-        cval = np.asarray(gc(f)).astype(np.int64) + np.zeros(n, dtype=np.int64)
+        bval = (np.asarray(b).astype(np.int64) & 31) + np.zeros(n, dtype=np.int64)
+        cval = np.asarray(c).astype(np.int64) + np.zeros(n, dtype=np.int64)
         clamp, segmask = cval & 31, (cval >> 8) & 31
         max_lane = (lane & segmask) | (clamp & ~segmask)
         min_lane = lane & segmask
@@ -73,8 +73,19 @@ def _c_shfl(c: Compiler, ins: Instruction) -> Runner:
             j = min_lane | (bval & ~segmask)
             ok = j <= max_lane
         j = np.where(ok, j, lane)
-        src = _warp_source(f, j)
-        value = broadcast_full(ga(f), n)[src]
+        return _warp_source(f, j), ok
+
+    def shfl(f: Frame, m: Mask | None) -> None:
+        b, c = gb(f), gc(f)
+        if np.ndim(b) == 0 and np.ndim(c) == 0:  # uniform lane operands (the usual immediates): once a batch
+            key = ("shfl", mode, int(b), int(c))
+            found = f.batch.derived.get(key)
+            if found is None:
+                found = f.batch.derived[key] = sources(f, b, c)
+            src, ok = found
+        else:
+            src, ok = sources(f, b, c)
+        value = broadcast_full(ga(f), f.batch.n)[src]
         put(f, value, m)
         if put_p is not None:
             put_p(f, ok, m)

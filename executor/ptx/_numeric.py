@@ -88,7 +88,11 @@ _TINY32 = np.float32(np.finfo(np.float32).tiny)
 
 def ftz32(x: Value) -> Value:
     """Flush float32 subnormals to a zero of the same sign (``.ftz``)."""
-    flushed: Any = np.where(np.abs(x) < _TINY32, np.copysign(np.float32(0), x), x)
+    x = np.asarray(x, dtype=np.float32)
+    small = np.abs(x) < _TINY32
+    if not small.any():  # the common case: nothing to flush, and no copy
+        return x if x.ndim else np.float32(x)
+    flushed: Any = np.where(small, np.copysign(np.float32(0), x), x)
     return flushed.astype(np.float32)
 
 
@@ -125,9 +129,15 @@ def round_pair(s: F64, e: F64, mode: str, dt: np.dtype[Any]) -> Value:
         res = e
     else:
         if mode == "rn":
-            inexact = (e != 0) & ((s.view(np.uint64) & np.uint64(1)) == 0)
-            towards = np.where(e > 0, np.inf, -np.inf)
-            odd = np.where(inexact, np.nextafter(s, towards), s)
+            # round to odd in float64, then to nearest float32: one correct rounding. An inexact s with
+            # an even significand steps one ulp towards e (its bits +1 away from zero, -1 towards it;
+            # s is finite and non-zero wherever e is not 0), which makes it odd
+            bits = s.view(np.int64)
+            inexact = (e != 0) & ((bits & 1) == 0)
+            if not inexact.any():
+                return s.astype(np.float32)
+            away = (e > 0) == (s > 0)
+            odd = (bits + np.where(away, inexact, -inexact.astype(np.int64))).view(np.float64)
             return odd.astype(np.float32)
         r32 = s.astype(np.float32)
         r = r32.astype(np.float64)

@@ -86,6 +86,9 @@ class Batch:
     deadline: float = float("inf")  # the launch's wall-clock bound (time.monotonic), for long ops
     steps: int = 0  # batch-instructions executed, shared across the launch through Launch
     depth: int = 0
+    #: what depends only on the batch's shape (lane numbers, shuffle sources for uniform operands),
+    #: computed once per batch by the instructions that use it
+    derived: dict[Any, Any] = field(default_factory=dict)
 
     def ensure_local(self, top: int) -> None:
         """Grow every thread's local stack to ``top`` bytes, within the limits."""
