@@ -140,6 +140,12 @@ class ChannelTable:
         """Serve every open and close request and expire the channels whose heartbeat stood still;
         returns how many channels changed state."""
         now = time.monotonic_ns() if now_ns is None else now_ns
+        gap = now - self._last_scan
+        if self._last_scan and gap > 2 * SCAN_NS:
+            # the host did not look for a while (one long call, or a host starved of CPU, which starves
+            # the owners' heartbeat threads too): that time is not held against the owners' leases
+            for channel in self.open:
+                channel.beat_ns += gap - SCAN_NS
         self._last_scan = now
         changed = 0
         for channel in self.channels:

@@ -95,8 +95,8 @@ def test_a_guest_notices_nothing_across_three_restarts_and_a_crash_of_the_superv
         first = _vm(control)
         worker = first["worker_pid"]
         assert isinstance(worker, int)
-        assert {f"vm1.{kind}" for kind in ("listen", "peer", "region", "doorbell", "irq", "stats", "trace",
-                                            "control", "state")} <= set(systemd.stored_names())
+        assert {f"vm1.{kind}" for kind in ("listen", f"peer.{gpu.peer_id}", "region", "doorbell.0", "irq.0",
+                                            "stats", "trace", "control", "state")} <= set(systemd.stored_names())
         supervisors = {systemd.main_pid}
 
         def reexec() -> None:
