@@ -116,3 +116,47 @@ def test_handle_stream_math_mode_and_errors(gpu: GuestClient, blas: int) -> None
     gpu.checked("cublas_destroy", gpu.args("cublas_destroy", handle=blas))
     status = gpu.call("cublas_set_stream", gpu.args("cublas_set_stream", handle=blas, stream=0)).status
     assert status == CublasStatus.CUBLAS_STATUS_NOT_INITIALIZED
+
+
+def test_strsm_and_strsm_batched_solve_exactly(gpu: GuestClient, blas: int) -> None:
+    """L X = 2 B with L lower triangular (powers of two on its diagonal): exact in f32 on any backend."""
+    m, n = 4, 3
+    rng = np.random.default_rng(11)
+    lower = (np.tril(rng.integers(-2, 3, (m, m)), -1) + np.diag([1.0, 2.0, 0.5, -1.0])).astype(np.float32)
+    x = rng.integers(-4, 5, (m, n)).astype(np.float32)
+    pa, pb = put(gpu, lower), put(gpu, (lower @ x) / 2)
+    common = dict(handle=blas, side=0, uplo=0, trans=0, diag=0, m=m, n=n, alpha=2.0, lda=m, ldb=m)
+    gpu.checked("cublas_strsm", gpu.args("cublas_strsm", a=pa, b=pb, **common))
+    np.testing.assert_array_equal(get(gpu, pb, m, n), x)
+    pb2 = put(gpu, (lower @ x) / 2)
+    arrays = [put(gpu, np.array([p], dtype=np.uint64)) for p in (pa, pb2)]
+    gpu.checked("cublas_strsm_batched", gpu.args("cublas_strsm_batched", a=arrays[0], b=arrays[1], batch_count=1,
+                                                 **common))
+    gpu.checked("stream_synchronize", gpu.args("stream_synchronize", stream=0))
+    np.testing.assert_array_equal(get(gpu, pb2, m, n), x)
+
+
+def test_strided_batched_gemm_in_f64_and_int8(gpu: GuestClient, blas: int) -> None:
+    """Two entries of cuBLAS's type table beyond f32: FP64 (CUBLAS_COMPUTE_64F) and int8 -> int32."""
+    m, n, k = 3, 2, 4
+    rng = np.random.default_rng(12)
+    a, b = rng.integers(-3, 4, (m, k)).astype(np.float64), rng.integers(-3, 4, (k, n)).astype(np.float64)
+    pc = gpu.mem_alloc(8 * m * n)
+    args = gpu.args("cublas_gemm_strided_batched_ex", handle=blas, transa=0, transb=0, m=m, n=n, k=k, alpha=0.5,
+                    a=put(gpu, a), a_type=CudaDataType.CUDA_R_64F, lda=m, stride_a=0, b=put(gpu, b),
+                    b_type=CudaDataType.CUDA_R_64F, ldb=k, stride_b=0, beta=0.0, c=pc,
+                    c_type=CudaDataType.CUDA_R_64F, ldc=m, stride_c=0, batch_count=1,
+                    compute_type=CublasComputeType.CUBLAS_COMPUTE_64F, algo=-1)
+    gpu.checked("cublas_gemm_strided_batched_ex", args)
+    got = np.frombuffer(gpu.memcpy_dtoh(pc, 8 * m * n), dtype=np.float64).reshape((m, n), order="F")
+    np.testing.assert_array_equal(got, 0.5 * (a @ b))
+    i8a, i8b = rng.integers(-100, 100, (k, m)).astype(np.int8), rng.integers(-100, 100, (k, n)).astype(np.int8)
+    pi = gpu.mem_alloc(4 * m * n)
+    args = gpu.args("cublas_gemm_strided_batched_ex", handle=blas, transa=1, transb=0, m=m, n=n, k=k, alpha=3.0,
+                    a=put(gpu, i8a), a_type=CudaDataType.CUDA_R_8I, lda=k, stride_a=0, b=put(gpu, i8b),
+                    b_type=CudaDataType.CUDA_R_8I, ldb=k, stride_b=0, beta=0.0, c=pi,
+                    c_type=CudaDataType.CUDA_R_32I, ldc=m, stride_c=0, batch_count=1,
+                    compute_type=CublasComputeType.CUBLAS_COMPUTE_32I, algo=-1)
+    gpu.checked("cublas_gemm_strided_batched_ex", args)
+    got_i = np.frombuffer(gpu.memcpy_dtoh(pi, 4 * m * n), dtype=np.int32).reshape((m, n), order="F")
+    np.testing.assert_array_equal(got_i, 3 * (i8a.T.astype(np.int32) @ i8b.astype(np.int32)))

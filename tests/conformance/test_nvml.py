@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import struct
+
 from guest import GuestClient
 from protocol import CUresult
 from protocol.models import DeviceArgs
@@ -29,3 +32,16 @@ def test_driver_version_is_a_string(gpu: GuestClient) -> None:
     text = out.split(b"\0")[0].decode()
     assert text and text.isprintable() and out.endswith(b"\0")
     assert gpu.checked("nvml_driver_version", out_cap=3).out == out[:2] + b"\0"  # truncated, still terminated
+
+
+def test_compute_processes_are_the_vms_own_with_a_context(gpu: GuestClient) -> None:
+    """This guest's channel (owner pid: this process) once it holds a context, with its memory."""
+    gpu.checked("primary_ctx_retain", DeviceArgs(device=0))
+    dptr = gpu.mem_alloc(4 * MiB)
+    call = gpu.checked("nvml_compute_processes", DeviceArgs(device=0), out_cap=256)
+    gpu.mem_free(dptr)
+    entries = [struct.unpack_from("<IIQ", call.out, i) for i in range(0, len(call.out), 16)]
+    assert call.result.count == len(entries) >= 1  # type: ignore[union-attr]
+    mine = [e for e in entries if e[0] == os.getpid()]
+    assert len(mine) == 1 and mine[0][2] >= 4 * MiB
+    assert status_of(gpu, "nvml_compute_processes", DeviceArgs(device=1)) == CUresult.CUDA_ERROR_INVALID_DEVICE
