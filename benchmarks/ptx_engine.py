@@ -1,13 +1,18 @@
-"""Thread-instructions per second of the PTX engine on a wide elementwise kernel, beside a NumPy floor.
+"""Thread-instructions per second of the PTX engine on three kinds of kernel, each beside a NumPy floor.
 
-    python -m benchmarks.ptx_engine                     # vector_add over 1 Mi elements, 256 per block
-    python -m benchmarks.ptx_engine --elements 4194304 --block 128 --repeat 5
+    python -m benchmarks.ptx_engine                     # all three, best of 3 each
+    python -m benchmarks.ptx_engine --kernel elementwise --elements 4194304 --repeat 5
 
-The kernel is ``vector_add`` of ``tests/kernels/test_kernels.ptx`` (nvcc 13): every thread runs the
-same straight path, so thread-instructions are that path's length (a one-thread launch counts it)
-times the threads. The floor is the same arithmetic as NumPy does it with no engine at all: the two
-loads, the add and the store (``np.add(a, b, out=c)`` on arrays already in memory), per element.
-Best of ``--repeat`` runs each.
+* ``elementwise``: ``vector_add`` of ``tests/kernels/test_kernels.ptx`` (nvcc 13) over ``--elements``
+  floats in blocks of 256; the floor is ``np.add`` on the same arrays.
+* ``reduction``: a warp-shuffle sum (``shfl.sync.bfly`` five times, lane 0 stores its warp's sum) over
+  the same number of floats; the floor is ``reshape(-1, 32).sum(axis=1)``.
+* ``gemm``: a tensor-core GEMM, one warp per 16x8 tile of C looping ``mma.sync.m16n8k8`` (f16 inputs,
+  f32 accumulators) over K, ``--gemm M N K``; the floor is NumPy's float32 ``A @ B.T``.
+
+The reduction and the GEMM are hand-written PTX in the form nvcc emits. No kernel diverges, so its
+thread-instructions are the path of one thread (a launch of one block counts it) times the threads.
+Results are checked against the floor's.
 """
 
 from __future__ import annotations
@@ -16,16 +21,138 @@ import argparse
 import struct
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from executor._kernels import LaunchDims
 from executor._sim_memory import DeviceMemory
 from executor.ptx import LoadedModule, launch
 
-KERNEL = "_Z10vector_addPKfS0_Pfi"
 PTX = Path(__file__).resolve().parents[1] / "tests" / "kernels" / "test_kernels.ptx"
+VECTOR_ADD = "_Z10vector_addPKfS0_Pfi"
+
+HEADER = ".version 8.0\n.target sm_80\n.address_size 64\n"
+REDUCTION = HEADER + """
+.visible .entry warp_sum(.param .u64 in_ptr, .param .u64 out_ptr) {
+    .reg .pred %p<2>; .reg .b32 %r<20>; .reg .f32 %f<12>; .reg .b64 %rd<8>;
+    ld.param.u64 %rd1, [in_ptr];
+    ld.param.u64 %rd2, [out_ptr];
+    cvta.to.global.u64 %rd1, %rd1;
+    cvta.to.global.u64 %rd2, %rd2;
+    mov.u32 %r1, %ctaid.x;
+    mov.u32 %r2, %ntid.x;
+    mov.u32 %r3, %tid.x;
+    mad.lo.s32 %r4, %r1, %r2, %r3;
+    mul.wide.u32 %rd3, %r4, 4;
+    add.s64 %rd4, %rd1, %rd3;
+    ld.global.f32 %f1, [%rd4];
+    mov.b32 %r5, %f1;
+    shfl.sync.bfly.b32 %r6, %r5, 16, 31, -1;
+    mov.b32 %f2, %r6;
+    add.f32 %f3, %f1, %f2;
+    mov.b32 %r7, %f3;
+    shfl.sync.bfly.b32 %r8, %r7, 8, 31, -1;
+    mov.b32 %f4, %r8;
+    add.f32 %f5, %f3, %f4;
+    mov.b32 %r9, %f5;
+    shfl.sync.bfly.b32 %r10, %r9, 4, 31, -1;
+    mov.b32 %f6, %r10;
+    add.f32 %f7, %f5, %f6;
+    mov.b32 %r11, %f7;
+    shfl.sync.bfly.b32 %r12, %r11, 2, 31, -1;
+    mov.b32 %f8, %r12;
+    add.f32 %f9, %f7, %f8;
+    mov.b32 %r13, %f9;
+    shfl.sync.bfly.b32 %r14, %r13, 1, 31, -1;
+    mov.b32 %f10, %r14;
+    add.f32 %f11, %f9, %f10;
+    and.b32 %r15, %r3, 31;
+    setp.eq.u32 %p1, %r15, 0;
+    shr.u32 %r16, %r4, 5;
+    mul.wide.u32 %rd5, %r16, 4;
+    add.s64 %rd6, %rd2, %rd5;
+    @%p1 st.global.f32 [%rd6], %f11;
+    ret;
+}
+"""
+GEMM = HEADER + """
+.visible .entry mma_gemm(.param .u64 a_ptr, .param .u64 b_ptr, .param .u64 c_ptr, .param .u32 k_dim,
+                         .param .u32 n_dim) {
+    .reg .pred %p<2>; .reg .b32 %r<24>; .reg .f32 %f<4>; .reg .b64 %rd<14>;
+    ld.param.u64 %rd1, [a_ptr];
+    ld.param.u64 %rd2, [b_ptr];
+    ld.param.u64 %rd3, [c_ptr];
+    ld.param.u32 %r1, [k_dim];
+    ld.param.u32 %r2, [n_dim];
+    mov.u32 %r3, %tid.x;
+    shr.u32 %r4, %r3, 2;
+    and.b32 %r5, %r3, 3;
+    mov.u32 %r6, %ctaid.y;
+    shl.b32 %r7, %r6, 4;
+    add.s32 %r8, %r7, %r4;
+    add.s32 %r9, %r8, 8;
+    mov.u32 %r10, %ctaid.x;
+    shl.b32 %r11, %r10, 3;
+    add.s32 %r12, %r11, %r4;
+    shl.b32 %r13, %r5, 1;
+    mad.lo.s32 %r14, %r8, %r1, %r13;
+    mul.wide.u32 %rd4, %r14, 2;
+    add.s64 %rd5, %rd1, %rd4;
+    mad.lo.s32 %r15, %r9, %r1, %r13;
+    mul.wide.u32 %rd6, %r15, 2;
+    add.s64 %rd7, %rd1, %rd6;
+    mad.lo.s32 %r16, %r12, %r1, %r13;
+    mul.wide.u32 %rd8, %r16, 2;
+    add.s64 %rd9, %rd2, %rd8;
+    mov.f32 %f0, 0f00000000;
+    mov.f32 %f1, 0f00000000;
+    mov.f32 %f2, 0f00000000;
+    mov.f32 %f3, 0f00000000;
+    mov.u32 %r17, 0;
+$L_loop:
+    ld.global.b32 %r18, [%rd5];
+    ld.global.b32 %r19, [%rd7];
+    ld.global.b32 %r20, [%rd9];
+    mma.sync.aligned.m16n8k8.row.col.f32.f16.f16.f32 {%f0, %f1, %f2, %f3}, {%r18, %r19}, {%r20},
+        {%f0, %f1, %f2, %f3};
+    add.s64 %rd5, %rd5, 16;
+    add.s64 %rd7, %rd7, 16;
+    add.s64 %rd9, %rd9, 16;
+    add.s32 %r17, %r17, 8;
+    setp.lt.u32 %p1, %r17, %r1;
+    @%p1 bra $L_loop;
+    add.s32 %r21, %r11, %r13;
+    mad.lo.s32 %r22, %r8, %r2, %r21;
+    mul.wide.u32 %rd10, %r22, 4;
+    add.s64 %rd11, %rd3, %rd10;
+    st.global.v2.f32 [%rd11], {%f0, %f1};
+    mad.lo.s32 %r23, %r9, %r2, %r21;
+    mul.wide.u32 %rd12, %r23, 4;
+    add.s64 %rd13, %rd3, %rd12;
+    st.global.v2.f32 [%rd13], {%f2, %f3};
+    ret;
+}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    name: str
+    what: str
+    path: int  # instructions per thread
+    threads: int
+    seconds: float
+    floor: float
+
+    def line(self) -> str:
+        rate = self.path * self.threads / self.seconds / 1e6
+        times = self.seconds / self.floor
+        return (f"{self.name:12s} {self.what}: {self.path} instructions x {self.threads} threads\n"
+                f"  engine      {self.seconds * 1e3:9.1f} ms  {rate:9.1f} M thread-instructions/s\n"
+                f"  NumPy floor {self.floor * 1e3:9.1f} ms  (the engine takes {times:.0f}x)")
 
 
 def _best(repeat: int, fn: Callable[[], object]) -> float:
@@ -37,36 +164,79 @@ def _best(repeat: int, fn: Callable[[], object]) -> float:
     return best
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--elements", type=int, default=1 << 20)
-    parser.add_argument("--block", type=int, default=256)
-    parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args(argv)
-    n, block = args.elements, args.block
+def _put(mem: DeviceMemory, values: npt.NDArray[np.generic]) -> int:
+    ptr = mem.alloc(values.nbytes)
+    mem.write(ptr, np.ascontiguousarray(values).view(np.uint8).reshape(-1))
+    return ptr
+
+
+def elementwise(n: int, repeat: int) -> Result:
     module = LoadedModule(PTX.read_text())
     mem = DeviceMemory(1 << 32)
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal(n, dtype=np.float32), rng.standard_normal(n, dtype=np.float32)
-    pa, pb, pc = mem.alloc(4 * n), mem.alloc(4 * n), mem.alloc(4 * n)
-    mem.write(pa, a.view(np.uint8))
-    mem.write(pb, b.view(np.uint8))
+    pa, pb, pc = _put(mem, a), _put(mem, b), mem.alloc(4 * n)
     params = struct.pack("<QQQi4x", pa, pb, pc, n)
-    path = launch(module, KERNEL, mem, LaunchDims((1, 1, 1), (1, 1, 1)), params, {})
-    grid = (n + block - 1) // block
-    seconds = _best(
-        args.repeat, lambda: launch(module, KERNEL, mem, LaunchDims((grid, 1, 1), (block, 1, 1)), params, {})
-    )
+    path = launch(module, VECTOR_ADD, mem, LaunchDims((1, 1, 1), (1, 1, 1)), params, {})
+    dims = LaunchDims(((n + 255) // 256, 1, 1), (256, 1, 1))
+    seconds = _best(repeat, lambda: launch(module, VECTOR_ADD, mem, dims, params, {}))
     assert np.array_equal(mem.read(pc, 4 * n).view(np.float32), a + b)
     out = np.empty_like(a)
-    floor = _best(args.repeat, lambda: np.add(a, b, out=out))
-    thread_instructions = path * n
-    print(f"vector_add, {n} elements, blocks of {block}: {path} instructions per thread")
-    rate = thread_instructions / seconds / 1e6
-    print(f"  engine      {seconds * 1e3:9.1f} ms  {rate:9.1f} M thread-instructions/s"
-          f"  {n / seconds / 1e6:8.2f} M elements/s")
-    print(f"  NumPy floor {floor * 1e3:9.1f} ms  {n / floor / 1e6:8.2f} M elements/s"
-          f"  (the engine takes {seconds / floor:.0f}x the floor's time)")
+    floor = _best(repeat, lambda: np.add(a, b, out=out))
+    return Result("elementwise", f"vector_add, {n} floats", path, n, seconds, floor)
+
+
+def reduction(n: int, repeat: int) -> Result:
+    module = LoadedModule(REDUCTION)
+    mem = DeviceMemory(1 << 32)
+    x = np.random.default_rng(1).standard_normal(n, dtype=np.float32)
+    px, po = _put(mem, x), mem.alloc(n // 32 * 4)
+    params = struct.pack("<QQ", px, po)
+    path = launch(module, "warp_sum", mem, LaunchDims((1, 1, 1), (32, 1, 1)), params, {})
+    dims = LaunchDims((n // 256, 1, 1), (256, 1, 1))
+    seconds = _best(repeat, lambda: launch(module, "warp_sum", mem, dims, params, {}))
+    got = mem.read(po, n // 32 * 4).view(np.float32)
+    floor = _best(repeat, lambda: x.reshape(-1, 32).sum(axis=1))
+    assert np.allclose(got, x.reshape(-1, 32).sum(axis=1), rtol=1e-5, atol=1e-5)
+    return Result("reduction", f"warp shuffle sum, {n} floats", path, n, seconds, floor)
+
+
+def gemm(m: int, n: int, k: int, repeat: int) -> Result:
+    module = LoadedModule(GEMM)
+    mem = DeviceMemory(1 << 32)
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal((m, k)).astype(np.float16)
+    b = rng.standard_normal((n, k)).astype(np.float16)  # B's columns, each contiguous in k
+    pa, pb, pc = _put(mem, a), _put(mem, b), mem.alloc(4 * m * n)
+    params = struct.pack("<QQQII", pa, pb, pc, k, n)
+    path = launch(module, "mma_gemm", mem, LaunchDims((1, 1, 1), (32, 1, 1)), params, {})
+    dims = LaunchDims((n // 8, m // 16, 1), (32, 1, 1))
+    seconds = _best(repeat, lambda: launch(module, "mma_gemm", mem, dims, params, {}))
+    got = mem.read(pc, 4 * m * n).view(np.float32).reshape(m, n)
+    a32, b32 = a.astype(np.float32), b.astype(np.float32)
+    floor = _best(repeat, lambda: a32 @ b32.T)
+    assert np.allclose(got, a32 @ b32.T, rtol=1e-3, atol=1e-3)
+    threads = (n // 8) * (m // 16) * 32
+    return Result("gemm", f"mma.m16n8k8 f16->f32, {m}x{n}x{k}", path, threads, seconds, floor)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kernel", choices=("all", "elementwise", "reduction", "gemm"), default="all")
+    parser.add_argument("--elements", type=int, default=1 << 20)
+    parser.add_argument("--gemm", type=int, nargs=3, default=(256, 256, 256), metavar=("M", "N", "K"))
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args(argv)
+    runs: list[Callable[[], Result]] = []
+    if args.kernel in ("all", "elementwise"):
+        runs.append(lambda: elementwise(args.elements, args.repeat))
+    if args.kernel in ("all", "reduction"):
+        runs.append(lambda: reduction(args.elements, args.repeat))
+    if args.kernel in ("all", "gemm"):
+        m, n, k = args.gemm
+        runs.append(lambda: gemm(m, n, k, args.repeat))
+    for run in runs:
+        print(run().line(), flush=True)
     return 0
 
 

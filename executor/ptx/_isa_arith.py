@@ -767,7 +767,18 @@ def _c_dot(c: Compiler, ins: Instruction) -> Runner:
     u32 = DTYPES["u32"]
     ga, gb, gc, put = c.read(a, u32), c.read(b, u32), c.read(cc, u32), c.write(d, u32)
 
+    a_bytes, b_bytes = np.int8 if a_signed else np.uint8, np.int8 if b_signed else np.uint8
+
     def dot(f: Frame, m: Mask | None) -> None:
+        x, y, z = ga(f), gb(f), gc(f)
+        if not half and np.ndim(x) == 1 and np.ndim(y) == 1:
+            # dp4a over arrays: each 32-bit value's four bytes (lane k is byte k, little-endian) as a
+            # row; the products of bytes fit in int32, and so do four of them plus c modulo 2**32
+            xb = np.ascontiguousarray(x, dtype=np.uint32).view(a_bytes).reshape(-1, 4).astype(np.int32)
+            yb = np.ascontiguousarray(y, dtype=np.uint32).view(b_bytes).reshape(-1, 4).astype(np.int32)
+            acc = (xb * yb).sum(axis=1, dtype=np.int64) + np.asarray(z, dtype=np.uint32)
+            put(f, acc.astype(np.uint32), m)
+            return
         bs = _lanes(gb(f), 1, b_signed)
         if half:
             xs = _lanes(ga(f), 2, a_signed)

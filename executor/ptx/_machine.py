@@ -502,8 +502,22 @@ def _run(frame: Frame, kernel: Kernel, fn: str, mask: Mask, deadline: float) -> 
         try:
             if kind == PLAIN:
                 if op.guard is None:
-                    op.run(frame, None if full else m)
-                elif eff.any():
+                    active = None if full else m
+                    op.run(frame, active)
+                    pc += 1
+                    # the straight-line run that follows, without going back through the stack
+                    while pc < nops and pc != rpc:
+                        op = ops[pc]
+                        if op.kind != PLAIN or op.guard is not None:
+                            break
+                        batch.steps += 1
+                        if batch.steps % _CLOCK_EVERY == 0:
+                            _check_budget(batch, deadline, limit, op, fn)
+                        op.run(frame, active)
+                        pc += 1
+                    top[0] = pc
+                    continue
+                if eff.any():
                     op.run(frame, eff)
                 top[0] = pc + 1
             elif kind == BRA:

@@ -89,8 +89,10 @@ _TINY32 = np.float32(np.finfo(np.float32).tiny)
 def ftz32(x: Value) -> Value:
     """Flush float32 subnormals to a zero of the same sign (``.ftz``)."""
     x = np.asarray(x, dtype=np.float32)
-    small = np.abs(x) < _TINY32
-    if not small.any():  # the common case: nothing to flush, and no copy
+    small = np.abs(x) < _TINY32  # zeros and subnormals
+    if small.any():
+        small &= x != 0
+    if not small.any():  # the common case: nothing to flush (a zero keeps its sign), and no copy
         return x if x.ndim else np.float32(x)
     flushed: Any = np.where(small, np.copysign(np.float32(0), x), x)
     return flushed.astype(np.float32)
