@@ -684,6 +684,9 @@ class VmEndpoint:
         self._adopting_task: asyncio.Task[None] | None = None
         self._next_client = 1
         self.sessions_served = 0
+        self.peers_served = 0  # connections served (each a peer of a session), over the VM's life
+        self.peers_lost = 0  # connections that ended before their handshake was through
+        self._log_lost = RateLimitedLog(self.log.info)
         self.refused = 0
         self.calls_before = 0
         self.errors_before = 0
@@ -798,11 +801,16 @@ class VmEndpoint:
                 try:
                     session.add_peer(conn, client_id)
                 except (OSError, RuntimeError) as exc:
-                    self.log.warning("peer not attached", peer=described, error=str(exc))
+                    self.peers_lost += 1
+                    self._log_lost("peer not attached", peer=described, error=str(exc),
+                                   peers_lost=self.peers_lost)
                     conn.close()
+                else:
+                    self.peers_served += 1
                 return
             await asyncio.shield(task)  # draining or closed: the next session starts once it has ended
         client_id = self._take_client_id()
+        self.peers_served += 1
         self.session = VmSession(self.vm, self.config, conn, client_id, tracing=self.tracing,
                                  memory_quota=self.memory_quota)
         self.session_task = asyncio.create_task(self._run_session(self.session),
@@ -912,6 +920,8 @@ class VmEndpoint:
             "memory_used": counters.memory_used,
             "live_handles": counters.live_handles,
             "peers": len(session.peers) if session else 0,
+            "peers_served": self.peers_served,
+            "peers_lost": self.peers_lost,
             "channel_count": self.vm.channels,
             "channels_open": counters.channels_open,
             "channels_opened": counters.channels_opened,
