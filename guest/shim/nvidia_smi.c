@@ -4,6 +4,7 @@
  *   nvidia-smi                       the summary table
  *   nvidia-smi -L                    one line per GPU: index, name, UUID
  *   nvidia-smi --query-gpu=F[,F…] --format=csv[,noheader][,nounits]   [-i INDEX]
+ *   nvidia-smi --query-compute-apps=F[,F…] --format=csv[,noheader][,nounits]   the VM's CUDA processes
  *
  * The field names, headers, units and value formats are nvidia-smi's; a value the library answers
  * NVML_ERROR_NOT_SUPPORTED (utilization, temperature, power: what a virtual GPU's guest cannot know)
@@ -19,7 +20,7 @@
 
 struct opts {
     int list, header, units, index;
-    const char *query;
+    const char *query, *apps;
 };
 
 /* One field's header, unit and how its value is written for one device. */
@@ -173,8 +174,102 @@ static const struct field *find_field(const char *name)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: nvidia-smi [-L] [-i INDEX] [--query-gpu=FIELD,... --format=csv[,noheader][,nounits]]\n");
+    fprintf(stderr, "usage: nvidia-smi [-L] [-i INDEX] [--query-gpu=FIELD,... | --query-compute-apps=FIELD,... "
+                    "--format=csv[,noheader][,nounits]]\n");
     return 2;
+}
+
+/* --query-compute-apps: one line per process of the VM with a CUDA context, nvidia-smi's fields. */
+enum app_field { APP_PID, APP_NAME, APP_MEMORY, APP_UUID, APP_BUS_ID, APP_GPU_NAME };
+static const struct { const char *name, *header; enum app_field field; } app_fields[] = {
+    {"pid", "pid", APP_PID},
+    {"process_name", "process_name", APP_NAME},
+    {"name", "process_name", APP_NAME},
+    {"used_memory", "used_gpu_memory [MiB]", APP_MEMORY},
+    {"used_gpu_memory", "used_gpu_memory [MiB]", APP_MEMORY},
+    {"gpu_uuid", "gpu_uuid", APP_UUID},
+    {"gpu_bus_id", "gpu_bus_id", APP_BUS_ID},
+    {"gpu_name", "gpu_name", APP_GPU_NAME},
+};
+
+static void process_name(unsigned int pid, char *out, size_t cap)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%u/comm", pid);
+    FILE *f = fopen(path, "r");
+    snprintf(out, cap, "[N/A]");
+    if (f) {
+        if (fgets(out, (int)cap, f))
+            out[strcspn(out, "\n")] = '\0';
+        fclose(f);
+    }
+}
+
+static int query_apps(const struct opts *o, unsigned int count)
+{
+    char spec[4096];
+    snprintf(spec, sizeof spec, "%s", o->apps);
+    int chosen[32], n = 0;
+    for (char *save = NULL, *name = strtok_r(spec, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
+        while (*name == ' ')
+            name++;
+        int found = -1;
+        for (int i = 0; i < (int)(sizeof app_fields / sizeof app_fields[0]) && found < 0; i++)
+            if (!strcmp(app_fields[i].name, name))
+                found = i;
+        if (found < 0) {
+            printf("Field \"%s\" is not a valid field to query.\n", name);
+            return 2;
+        }
+        if (n == 32)
+            return usage();
+        chosen[n++] = found;
+    }
+    if (o->header) {
+        for (int i = 0; i < n; i++) {
+            const char *h = app_fields[chosen[i]].header;
+            printf("%s%.*s", i ? ", " : "", o->units ? (int)strlen(h) : (int)strcspn(h, " "), h);
+        }
+        printf("\n");
+    }
+    for (unsigned int d = 0; d < count; d++) {
+        nvmlDevice_t dev;
+        nvmlProcessInfo_t procs[256];
+        unsigned int np = 256;
+        char uuid[96] = "", bus[32] = "", gpu[96] = "";
+        nvmlPciInfo_t pci;
+        nvmlReturn_t st = nvmlDeviceGetHandleByIndex_v2(d, &dev);
+        if (!st)
+            st = nvmlDeviceGetComputeRunningProcesses_v3(dev, &np, procs);
+        if (!st)
+            st = nvmlDeviceGetUUID(dev, uuid, sizeof uuid);
+        if (!st)
+            st = nvmlDeviceGetName(dev, gpu, sizeof gpu);
+        if (!st && !(st = nvmlDeviceGetPciInfo_v3(dev, &pci)))
+            snprintf(bus, sizeof bus, "%s", pci.busId);
+        if (st) {
+            fprintf(stderr, "GPU %u: %s\n", d, nvmlErrorString(st));
+            return 15;
+        }
+        for (unsigned int p = 0; p < np; p++) {
+            for (int i = 0; i < n; i++) {
+                char value[96];
+                switch (app_fields[chosen[i]].field) {
+                case APP_PID: snprintf(value, sizeof value, "%u", procs[p].pid); break;
+                case APP_NAME: process_name(procs[p].pid, value, sizeof value); break;
+                case APP_MEMORY:
+                    snprintf(value, sizeof value, o->units ? "%llu MiB" : "%llu", procs[p].usedGpuMemory / MiB);
+                    break;
+                case APP_UUID: snprintf(value, sizeof value, "%s", uuid); break;
+                case APP_BUS_ID: snprintf(value, sizeof value, "%s", bus); break;
+                case APP_GPU_NAME: snprintf(value, sizeof value, "%s", gpu); break;
+                }
+                printf("%s%s", i ? ", " : "", value);
+            }
+            printf("\n");
+        }
+    }
+    return 0;
 }
 
 static int query(const struct opts *o, unsigned int count)
@@ -331,6 +426,10 @@ int main(int argc, char **argv)
             o.query = a + 12;
         else if (!strcmp(a, "--query-gpu") && i + 1 < argc)
             o.query = argv[++i];
+        else if (!strncmp(a, "--query-compute-apps=", 21))
+            o.apps = a + 21;
+        else if (!strcmp(a, "--query-compute-apps") && i + 1 < argc)
+            o.apps = argv[++i];
         else if (!strncmp(a, "--id=", 5))
             o.index = atoi(a + 5);
         else if (!strcmp(a, "-i") && i + 1 < argc)
@@ -351,7 +450,7 @@ int main(int argc, char **argv)
         } else
             return usage();
     }
-    if (o.query && !csv)
+    if ((o.query || o.apps) && !csv)
         return usage(); /* nvidia-smi: a query needs --format=csv */
     nvmlReturn_t st = nvmlInit_v2();
     if (st) {
@@ -361,7 +460,8 @@ int main(int argc, char **argv)
     }
     unsigned int count = 0;
     st = nvmlDeviceGetCount_v2(&count);
-    int rc = st ? 15 : o.query ? query(&o, count) : o.list ? list(count) : table(count);
+    int rc = st ? 15 : o.query ? query(&o, count) : o.apps ? query_apps(&o, count) : o.list ? list(count)
+                                                                                       : table(count);
     if (st)
         fprintf(stderr, "nvmlDeviceGetCount: %s\n", nvmlErrorString(st));
     nvmlShutdown();

@@ -72,3 +72,35 @@ def test_nvidia_smi_table_list_and_csv_queries(shim: ShimBuild, sim: tuple[Media
 
     bad = run(sim, smi, "--query-gpu=name,bogus", "--format=csv")
     assert bad.returncode == 2 and 'Field "bogus" is not a valid field to query.' in bad.stdout
+
+
+HOLDER = """
+import ctypes as ct, sys
+ct.CDLL(sys.argv[1] + "/libcuda.so.1")  # what libcudart.so.13 needs, by its soname
+cudart = ct.CDLL(sys.argv[1] + "/libcudart.so.13")
+dptr = ct.c_void_p()
+assert cudart.cudaMalloc(ct.byref(dptr), ct.c_size_t(16 << 20)) == 0
+print("ready", flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.mark.timeout(180)
+def test_nvidia_smi_lists_the_vms_cuda_processes(shim: ShimBuild, sim: tuple[MediatorProcess, Path]) -> None:
+    """A process holding a context and 16 MiB, seen by nvidia-smi from another process of the guest."""
+    _, conf = sim
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(shim.directory)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True,
+                              env={"VGPU_GUEST_CONF": str(conf), "PATH": "/usr/bin:/bin"})
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        smi = str(shim.directory / "nvidia-smi")
+        apps = run(sim, smi, "--query-compute-apps=pid,used_memory", "--format=csv")
+        assert apps.returncode == 0, apps.stdout + apps.stderr
+        assert apps.stdout.splitlines() == ["pid, used_gpu_memory [MiB]", f"{holder.pid}, 16 MiB"]
+        bare = run(sim, smi, "--query-compute-apps=pid,process_name", "--format=csv,noheader,nounits")
+        assert len(bare.stdout.splitlines()) == 1 and bare.stdout.startswith(f"{holder.pid}, python")
+        table = run(sim, smi)
+        assert f"{holder.pid}" in table.stdout and "16MiB" in table.stdout
+    finally:
+        holder.communicate(timeout=60)
