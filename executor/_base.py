@@ -278,6 +278,11 @@ class Executor(ABC):
                 f"the {self.backend_name} backend does not serve {spec.cuda_name}")
         return handler(args, io)
 
+    def activate(self) -> None:  # noqa: B027 (no-op by default: only a driver has contexts to switch)
+        """Make this context the calling thread's current one before its calls are served: a worker
+        serves several contexts (one per channel) on one thread. Backends without a driver context
+        (``sim``) have nothing to switch."""
+
     @abstractmethod
     def memory_used(self) -> int:
         """Device memory this VM holds (allocations, VMM physical memory), for status and quotas."""

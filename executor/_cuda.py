@@ -103,6 +103,10 @@ def _nothing() -> int:
     return 0
 
 
+#: the executor whose context is current on each thread (a worker's channels share its thread)
+_CURRENT = threading.local()
+
+
 class CudaExecutor(MemoryCalls, ModuleCalls, StreamCalls, BlasCalls, NvmlCalls):
     """One VM's GPU: a CUDA context of its own on device ``device_ordinal``. See the module's theory of
     operation."""
@@ -124,9 +128,9 @@ class CudaExecutor(MemoryCalls, ModuleCalls, StreamCalls, BlasCalls, NvmlCalls):
             self._dev = self._drv.device_get(device_ordinal)
         except CudaError as exc:
             raise BackendUnavailableError(f"CUDA device {device_ordinal} is not usable: {exc}") from exc
-        self._ctx = self._drv.ctx_create(self._dev)
+        self._ctx = self._drv.ctx_create(self._dev)  # current on this thread from now on
+        _CURRENT.executor = self
         self._closed = False
-        self._thread = threading.get_ident()
         self.log = log.bind(device=device_ordinal)
         self._null = self._drv.null_stream()
         self.allocations = AllocationMap()
@@ -163,11 +167,13 @@ class CudaExecutor(MemoryCalls, ModuleCalls, StreamCalls, BlasCalls, NvmlCalls):
     def execute(self, spec: CallSpec, args: WireModel, io: CallIO) -> WireModel:
         if self._closed:
             raise CudaError(CUresult.CUDA_ERROR_CONTEXT_IS_DESTROYED, "the VM's CUDA context is closed")
-        thread = threading.get_ident()
-        if thread != self._thread:
-            self._drv.ctx_set_current(self._ctx)
-            self._thread = thread
+        self.activate()
         return super().execute(spec, args, io)
+
+    def activate(self) -> None:
+        if getattr(_CURRENT, "executor", None) is not self and not self._closed:
+            self._drv.ctx_set_current(self._ctx)
+            _CURRENT.executor = self
 
     def holds_context(self) -> bool:
         return len(self._contexts) > 0
@@ -204,8 +210,14 @@ class CudaExecutor(MemoryCalls, ModuleCalls, StreamCalls, BlasCalls, NvmlCalls):
     def close(self) -> None:
         if self._closed:
             return
-        self._closed = True
         d = self._drv
+        try:  # another channel's context may be current on this thread: everything below is ours
+            self.activate()
+        except CudaError as exc:
+            self.log.warning("cleanup step failed", step="cuCtxSetCurrent", reason=exc.message)
+        self._closed = True
+        if getattr(_CURRENT, "executor", None) is self:
+            _CURRENT.executor = None
         steps: list[tuple[str, Callable[[], None]]] = [("cuCtxSynchronize", d.ctx_synchronize)]
         steps += [("cuGraphExecDestroy", partial(d.graph_exec_destroy, g)) for g in self._graph_execs.clear()]
         steps += [("cuGraphDestroy", partial(d.graph_destroy, g)) for g in self._graphs.clear()]

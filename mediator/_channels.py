@@ -185,6 +185,8 @@ class ChannelTable:
                 continue
             calls, errors = counters.calls, counters.errors
             try:
+                if ctx.server.sq.pending():  # (raises for an impossible tail, as drain would)
+                    ctx.executor.activate()  # its calls run in its own context (cuda: cuCtxSetCurrent)
                 served = ctx.server.drain(budget)
             except RemoteProtocolError as exc:  # impossible indices: only this channel is closed
                 self.broke(channel, exc)
