@@ -163,11 +163,19 @@ CUresult cuEventRecord(CUevent e, CUstream s)
     return rc ? rc : vgpu_cu_post(VGPU_CALL_EVENT_RECORD, &a, sizeof a, NULL, 0);
 }
 
+/* CU_EVENT_RECORD_EXTERNAL (1): under capture an event record node (recorded when the graph runs),
+ * otherwise cuEventRecord; the host's event_record_with_flags decides which. */
 CUresult cuEventRecordWithFlags(CUevent e, CUstream s, unsigned int flags)
 {
-    if (flags != 0) /* CU_EVENT_RECORD_EXTERNAL: graph-external events are not served */
-        VGPU_UNSUPPORTED_USE(CUDA_ERROR_NOT_SUPPORTED, "cuEventRecordWithFlags flags %#x are not served", flags);
-    return cuEventRecord(e, s);
+    if (flags == 0)
+        return cuEventRecord(e, s);
+    if (flags != 1)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (!VGPU_CHECK_HANDLE(e, VGPU_MAGIC_EVENT))
+        return CUDA_ERROR_INVALID_HANDLE;
+    struct vgpu_args_event_record_with_flags a = {.event = e->id, .flags = flags};
+    CUresult rc = vgpu_shim_stream_id(s, &a.stream);
+    return rc ? rc : vgpu_cu_post(VGPU_CALL_EVENT_RECORD_WITH_FLAGS, &a, sizeof a, NULL, 0);
 }
 
 static CUresult event_call(uint16_t call_id, CUevent e)

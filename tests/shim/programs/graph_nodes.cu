@@ -154,6 +154,36 @@ int main() {
            "status=%d/%d/%d mismatches=%d different_shape=%d result=%d", e, e1, e2, bad, e3, refused.result);
     cudaGetLastError();
 
+    // stream capture: cudaEventRecordWithFlags(cudaEventRecordExternal) is a node recorded when the graph runs
+    {
+        cudaEvent_t before, inside;
+        cudaEventCreate(&before);
+        cudaEventCreate(&inside);
+        cudaEventRecord(before, s);
+        cudaStreamSynchronize(s);
+        cudaGraph_t cg = nullptr;
+        cudaGraphExec_t ce = nullptr;
+        float ms = -1.0f;
+        e = cudaStreamBeginCapture(s, cudaStreamCaptureModeRelaxed);
+        e1 = cudaMemsetAsync(dst, 0, bytes, s);
+        e2 = cudaEventRecordWithFlags(inside, s, cudaEventRecordExternal);
+        e3 = cudaStreamEndCapture(s, &cg);
+        cudaError_t unrecorded = cudaEventElapsedTime(&ms, before, inside);  // not recorded yet
+        cudaGetLastError();
+        e4 = cudaGraphInstantiate(&ce, cg, 0);
+        e5 = cudaGraphLaunch(ce, s);
+        e6 = cudaStreamSynchronize(s);
+        cudaError_t recorded = cudaEventElapsedTime(&ms, before, inside);
+        report("external_event_record", !e && !e1 && !e2 && !e3 && !e4 && !e5 && !e6 && unrecorded != cudaSuccess &&
+                   recorded == cudaSuccess && ms >= 0.0f,
+               "status=%d/%d/%d/%d/%d/%d/%d before_launch=%d after=%d ms=%f", e, e1, e2, e3, e4, e5, e6, unrecorded,
+               recorded, ms);
+        cudaGraphExecDestroy(ce);
+        cudaGraphDestroy(cg);
+        cudaEventDestroy(before);
+        cudaEventDestroy(inside);
+    }
+
     // not served: a host node, a copy from host memory
     cudaHostNodeParams hp = {};
     cudaGraphNode_t h;
