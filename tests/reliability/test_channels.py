@@ -16,11 +16,12 @@ import textwrap
 import threading
 import time
 
+import numpy as np
 import pytest
 
-from guest import DeviceGoneError, GuestClient
+from guest import CudaCallError, DeviceGoneError, GuestClient
 from mediator._launcher import MediatorProcess
-from protocol import ChannelField, ChannelState, CloseReason
+from protocol import ChannelField, ChannelState, CloseReason, StreamCaptureMode
 
 from ._support import vm_status, wait_for
 
@@ -195,3 +196,70 @@ def test_discovery_processes_come_and_go_while_a_holder_computes(mediator: Media
         assert rounds[0] > 0 and row["refused"] == 0
         wait_for("the discovery channels closed", lambda: vm_status(mediator, 1)["channels_open"] == 1)
         assert vm_status(mediator, 1)["memory_used"] == 1 << 30
+
+
+def _compute(gpu: GuestClient, seed: int, rounds: int) -> dict[str, int]:
+    """Copies, memsets, an SGEMM and a captured graph, every result checked; returns its handles."""
+    rng, n = np.random.default_rng(seed), 16
+    blas = int(gpu.value("cublas_create", "handle"))
+    stream = gpu.stream_create()
+    buf = gpu.mem_alloc(MIB)
+    pa, pb, pc = (gpu.mem_alloc(4 * n * n) for _ in range(3))
+    gpu.checked("stream_begin_capture", gpu.args("stream_begin_capture", stream=stream,
+                                                  mode=StreamCaptureMode.CU_STREAM_CAPTURE_MODE_RELAXED))
+    gpu.memset_d8(buf, seed, 4096, stream=stream, asynchronous=True)
+    graph = int(gpu.value("stream_end_capture", "graph", gpu.args("stream_end_capture", stream=stream)))
+    graph_exec = int(gpu.value("graph_instantiate", "graph_exec",
+                               gpu.args("graph_instantiate", graph=graph, flags=0)))
+    for _ in range(rounds):
+        data = rng.bytes(int(rng.integers(1, MIB)))
+        gpu.memcpy_htod(buf, data)
+        assert gpu.memcpy_dtoh(buf, len(data)) == data
+        gpu.checked("graph_launch", gpu.args("graph_launch", graph_exec=graph_exec, stream=stream))
+        gpu.stream_synchronize(stream)
+        assert gpu.memcpy_dtoh(buf, 4096) == bytes([seed]) * 4096
+        a = rng.standard_normal((n, n), dtype=np.float32)
+        b = rng.standard_normal((n, n), dtype=np.float32)
+        gpu.memcpy_htod(pa, a.tobytes(order="F"))
+        gpu.memcpy_htod(pb, b.tobytes(order="F"))
+        gpu.checked("cublas_sgemm", gpu.args("cublas_sgemm", handle=blas, transa=0, transb=0, m=n, n=n, k=n,
+                                             alpha=1.0, a=pa, lda=n, b=pb, ldb=n, beta=0.0, c=pc, ldc=n))
+        c = np.frombuffer(gpu.memcpy_dtoh(pc, 4 * n * n), dtype=np.float32).reshape((n, n), order="F")
+        assert np.allclose(c, a @ b, rtol=1e-4, atol=1e-4)
+    return {"blas": blas, "stream": stream, "graph_exec": graph_exec, "buf": buf}
+
+
+def test_two_processes_compute_at_once_each_with_only_its_own_handles(mediator: MediatorProcess) -> None:
+    with GuestClient.connect(mediator.vm_socket(1)) as one, GuestClient.connect(mediator.vm_socket(1)) as two:
+        one.init()
+        two.init()
+        results: dict[int, dict[str, int]] = {}
+        errors: list[BaseException] = []
+
+        def run(gpu: GuestClient, seed: int) -> None:
+            try:
+                results[seed] = _compute(gpu, seed, rounds=20)
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=run, args=(gpu, seed)) for gpu, seed in ((one, 7), (two, 9))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert not errors, errors
+        mine, theirs = results[7], results[9]
+        # each context has its own objects: the same handle numbers name each process's own
+        assert mine.keys() == theirs.keys()
+        for gpu, own, seed in ((one, mine, 7), (two, theirs, 9)):
+            gpu.checked("graph_launch", gpu.args("graph_launch", graph_exec=own["graph_exec"], stream=own["stream"]))
+            gpu.stream_synchronize(own["stream"])
+            assert gpu.memcpy_dtoh(own["buf"], 4096) == bytes([seed]) * 4096
+        with pytest.raises(CudaCallError):  # and another's memory is out of reach
+            one.memcpy_dtoh(theirs["buf"], 16)
+        two.checked("cublas_destroy", two.args("cublas_destroy", handle=theirs["blas"]))
+        one.checked("cublas_sgemm", one.args("cublas_sgemm", handle=mine["blas"], transa=0, transb=0, m=1, n=1,
+                                             k=1, alpha=1.0, a=mine["buf"], lda=1, b=mine["buf"], ldb=1,
+                                             beta=0.0, c=mine["buf"], ldc=1))  # its own handle lives on
+        rows = {c["index"]: c for c in vm_status(mediator, 1)["channels"]}
+        assert rows[one.channel]["calls"] > 100 and rows[two.channel]["calls"] > 100
