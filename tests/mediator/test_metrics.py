@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import urllib.error
 import urllib.request
@@ -72,6 +73,13 @@ def test_metrics_are_scraped_during_a_run(tmp_path: Path) -> None:
         assert value(samples, "vgpu_vm_connected", **vm("vm1")) == 1
         assert value(samples, "vgpu_vm_connected", **vm("vm2")) == 0
         assert value(samples, "vgpu_vms_attached") == 1
+        # the guest process holding the context: its channel, its pid, what it did and holds
+        assert value(samples, "vgpu_channels_open", **vm("vm1")) == 1
+        assert value(samples, "vgpu_channels_expired_total", **vm("vm1")) == 0
+        process = {**vm("vm1"), "channel": str(gpu.channel), "owner_pid": str(os.getpid())}
+        assert value(samples, "vgpu_channel_calls_total", **process) >= 104
+        assert value(samples, "vgpu_channel_memory_used_bytes", **process) == 3 << 20
+        assert value(samples, "vgpu_channel_live_handles", **process) >= 0  # present (KeyError if not)
         assert not any(name.startswith("vgpu_bytes_") for name, _ in samples)  # the old names are gone
         buckets = sorted((float(dict(labels)["le"]), v) for (name, labels), v in samples.items()
                          if name == "vgpu_call_latency_seconds_bucket" and dict(labels)["vm"] == "vm1")
