@@ -83,16 +83,16 @@ def fit(v: Value, dt: np.dtype[Any]) -> Value:
     return v.view(_UINT[vd.itemsize]).astype(_UINT[dt.itemsize]).view(dt)
 
 
-_TINY32 = np.float32(np.finfo(np.float32).tiny)
+_MAGNITUDE, _ONE, _SUBNORMALS = np.uint32(0x7FFFFFFF), np.uint32(1), np.uint32(0x7FFFFF)
 
 
 def ftz32(x: Value) -> Value:
     """Flush float32 subnormals to a zero of the same sign (``.ftz``)."""
     x = np.asarray(x, dtype=np.float32)
-    small = np.abs(x) < _TINY32  # zeros and subnormals
-    if small.any():
-        small &= x != 0
-    if not small.any():  # the common case: nothing to flush (a zero keeps its sign), and no copy
+    # a subnormal's magnitude bits are 1 .. 0x7FFFFF: one unsigned compare finds them (zero wraps above)
+    magnitude = x.view(np.uint32) & _MAGNITUDE
+    small = (magnitude - _ONE) < _SUBNORMALS
+    if not np.count_nonzero(small):  # the common case: nothing to flush, and no copy
         return x if x.ndim else np.float32(x)
     flushed: Any = np.where(small, np.copysign(np.float32(0), x), x)
     return flushed.astype(np.float32)
