@@ -100,6 +100,7 @@ SUPPORTED: dict[str, str] = {
     "sin": "approx.f32 (.ftz)",
     "sqrt": "approx.f32 (.ftz), rn.f32, rn.f64",
     "st": "global, shared, local, param, generic; .v2 .v4; u/s/b 8-64, f32 f64; hints ignored",
+    "stmatrix": "sync.aligned.m8n8 .x1 .x2 .x4 (.trans) .shared.b16",
     "sub": "as add",
     "tanh": "approx.f32",
     "trap": "ends the launch: CUDA_ERROR_LAUNCH_FAILED, sticky",

@@ -393,4 +393,48 @@ def _c_movmatrix(c: Compiler, ins: Instruction) -> Runner:
     return movmatrix
 
 
-TENSOR: dict[str, InstructionCompiler] = {"ldmatrix": _c_ldmatrix, "mma": _c_mma, "movmatrix": _c_movmatrix}
+def _c_stmatrix(c: Compiler, ins: Instruction) -> Runner:
+    """``stmatrix.sync.aligned.m8n8.x{1,2,4}{.trans}.shared.b16 [p], {r...}``: ldmatrix's inverse —
+    register ``j`` of lane ``l`` holds the elements ``(l / 4, 2 (l % 4))`` and ``+ 1`` of matrix ``j``
+    (of its transpose with ``.trans``), lower half first; lanes ``8j .. 8j + 7`` give the addresses of
+    the eight 16-byte rows matrix ``j`` is stored to."""
+    mods = [x for x in ins.mods if not is_hint(x)]
+    trans = "trans" in mods
+    mods = [x for x in mods if x not in ("trans", "shared")]
+    if "sync" not in ins.mods or "aligned" not in ins.mods or len(mods) != 3 or mods[0] != "m8n8" \
+            or mods[1] not in ("x1", "x2", "x4") or mods[2] != "b16":
+        raise UnsupportedError("stmatrix.sync.aligned.m8n8.{x1,x2,x4}{.trans}.shared.b16")
+    count = int(mods[1][1])
+    if len(ins.operands) != 2 or not isinstance(ins.operands[1], Vec) or len(ins.operands[1].items) != count:
+        raise UnsupportedError(f"stmatrix .x{count} from {count} registers")
+    gets = [c.read(o, DTYPES["u32"]) for o in ins.operands[1].items]
+    addr, _ = c.address(ins.operands[0], "shared")
+    lane = np.arange(32)
+    g, t = lane >> 2, lane & 3
+    rows_of = (2 * t, 2 * t + 1) if trans else (g, g)
+    cols_of = (g, g) if trans else (2 * t, 2 * t + 1)
+
+    def stmatrix(f: Frame, m: Mask | None) -> None:
+        whole_warps(f, m, "stmatrix")
+        n = f.batch.n
+        warps = n // 32
+        addrs = broadcast_full(addr(f), n).astype(np.uint64).reshape(warps, 32)
+        active = np.ones(warps, dtype=np.bool_) if m is None else m.reshape(warps, 32)[:, 0]
+        mats = np.zeros((warps, count, 8, 8), dtype=np.uint16)
+        for j, get in enumerate(gets):
+            words = broadcast_full(get(f), n).astype(np.uint32).reshape(warps, 32)
+            mats[:, j, rows_of[0], cols_of[0]] = (words & np.uint32(0xFFFF)).astype(np.uint16)
+            mats[:, j, rows_of[1], cols_of[1]] = (words >> np.uint32(16)).astype(np.uint16)
+        sources = (np.flatnonzero(active)[:, None] * 32 + np.arange(8 * count)).reshape(-1)
+        data = np.ascontiguousarray(mats[active]).view(np.uint8).reshape(-1, 16)
+        access(f, "shared", sources.astype(np.intp), addrs[active, : 8 * count].reshape(-1), 16, data)
+
+    return stmatrix
+
+
+TENSOR: dict[str, InstructionCompiler] = {
+    "ldmatrix": _c_ldmatrix,
+    "mma": _c_mma,
+    "movmatrix": _c_movmatrix,
+    "stmatrix": _c_stmatrix,
+}

@@ -935,3 +935,28 @@ extern "C" __global__ void wmma_sm80(const __nv_bfloat16* abf, const __nv_bfloat
     wmma::store_matrix_sync(d64 + w * 64, dc, 8, wmma::mem_row_major);
 }
 #endif
+
+#if __CUDA_ARCH__ >= 900
+// stmatrix (sm_90): four 8x8 matrices held in ldmatrix's fragment layout (lane l's word j: row l / 4,
+// columns 2 (l % 4) and + 1 of matrix j) stored as x4, x4.trans and x2 into three tiles of shared
+// memory whose rows lane l addresses (row l of each 32x8 tile), then copied out tile after tile
+extern "C" __global__ void store_matrices(const unsigned* in, unsigned short* out) {
+    __shared__ __align__(16) unsigned short tile[3][32 * 8];
+    int l = threadIdx.x;
+    for (int m = 0; m < 3; m++)
+        for (int k = 0; k < 8; k++) tile[m][l * 8 + k] = 0;
+    __syncwarp();
+    unsigned r0 = in[l * 4], r1 = in[l * 4 + 1], r2 = in[l * 4 + 2], r3 = in[l * 4 + 3];
+    unsigned row0 = (unsigned)__cvta_generic_to_shared(&tile[0][l * 8]);
+    unsigned row1 = (unsigned)__cvta_generic_to_shared(&tile[1][l * 8]);
+    unsigned row2 = (unsigned)__cvta_generic_to_shared(&tile[2][l * 8]);
+    asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1,%2,%3,%4};"
+                 :: "r"(row0), "r"(r0), "r"(r1), "r"(r2), "r"(r3) : "memory");
+    asm volatile("stmatrix.sync.aligned.m8n8.x4.trans.shared.b16 [%0], {%1,%2,%3,%4};"
+                 :: "r"(row1), "r"(r0), "r"(r1), "r"(r2), "r"(r3) : "memory");
+    asm volatile("stmatrix.sync.aligned.m8n8.x2.shared.b16 [%0], {%1,%2};" :: "r"(row2), "r"(r0), "r"(r1) : "memory");
+    __syncwarp();
+    for (int m = 0; m < 3; m++)
+        for (int k = 0; k < 8; k++) out[(m * 32 + l) * 8 + k] = tile[m][l * 8 + k];
+}
+#endif

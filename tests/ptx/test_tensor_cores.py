@@ -506,3 +506,15 @@ def test_cvt_to_tf32_rounds_by_each_mode() -> None:
     dev.run("to_tf32", 1, len(cases), dev.put(values), out)
     got = dev.get(out, 4 * len(cases), np.uint32).reshape(-1, 4)
     np.testing.assert_array_equal(got, np.array([c[1:] for c in cases], dtype=np.uint32))
+
+
+def test_stmatrix_stores_each_form_from_mma_fragments(corpus90: Device) -> None:
+    mats = rng.integers(0, 1 << 16, size=(4, 8, 8)).astype(np.uint16)
+    regs = np.stack([ldmatrix_reference(mats[j], False) for j in range(4)], axis=1)  # lane-major words
+    out = corpus90.zeros(3 * 32 * 8, np.uint16)
+    corpus90.run("store_matrices", 1, 32, corpus90.put(regs), out)
+    tiles = corpus90.get(out, 3 * 32 * 8, np.uint16).reshape(3, 4, 8, 8)  # rows of lanes 8j..8j+7: matrix j
+    np.testing.assert_array_equal(tiles[0], mats)
+    np.testing.assert_array_equal(tiles[1], mats.transpose(0, 2, 1))
+    np.testing.assert_array_equal(tiles[2, :2], mats[:2])
+    np.testing.assert_array_equal(tiles[2, 2:], 0)  # x2 stores through lanes 0-15 only
