@@ -184,19 +184,31 @@ def test_when_every_channel_is_held_the_next_process_is_refused_saying_so(vm: Vm
 
 
 def short_lived(vm: Vm, count: int) -> float:
-    """``count`` processes one after the other, every other one exiting without freeing anything."""
+    """``count`` processes one after the other, every other one exiting without freeing anything, while
+    another process of the guest stays connected (as QEMU stays attached for a VM's guest: the VM's
+    session and worker live on, each process only opens and closes a channel)."""
+    anchor = vm.start("wait")
+    anchor.expect("READY")
     started = time.monotonic()
     for i in range(count):
         worker = vm.start("short", "leak" if i % 2 else "free")
         passed(worker, timeout=60)
         vm.workers.remove(worker)
-    return time.monotonic() - started
+    seconds = time.monotonic() - started
+    held = vm.channel_of(anchor.pid)
+    assert held is not None and held["memory_used"] == MIB, held  # the anchor's own megabyte, nothing more
+    assert vm.status()["memory_used"] == MIB
+    anchor.send("go")
+    assert anchor.expect("AFTER") == "AFTER status=0"
+    assert anchor.finish() == 0
+    return seconds
 
 
 @pytest.mark.timeout(240)
 def test_short_lived_processes_in_sequence_leave_nothing_behind(vm: Vm) -> None:
     short_lived(vm, 20)
     vm.wait("nothing left", vm.empty)
+    assert vm.status()["channels_opened"] == 21  # one session: the anchor and the twenty
 
 
 @pytest.mark.slow
@@ -206,8 +218,9 @@ def test_a_thousand_short_lived_processes_leave_nothing_behind(vm: Vm, artifacts
     vm.wait("nothing left", vm.empty)
     row = vm.status()
     (artifacts / "short-lived-host.json").write_text(json.dumps(
-        {"processes": 1000, "seconds": round(seconds, 1),
-         "memory_used": row["memory_used"], "live_handles": row["live_handles"]}) + "\n")
+        {"processes": 1000, "seconds": round(seconds, 1), "memory_used": row["memory_used"],
+         "live_handles": row["live_handles"], "channels_opened": row["channels_opened"]}) + "\n")
+    assert row["channels_opened"] == 1001
 
 
 @pytest.mark.timeout(600)
