@@ -196,10 +196,11 @@ class ChannelTable:
             turns.append((channel, served))
         return turns
 
-    def next_deadline_ns(self) -> int:
-        """When the next lease may run out (monotonic ns), for the worker's sleep."""
+    def next_deadline_ns(self) -> int | None:
+        """When the worker must look again (monotonic ns): the next scan while a channel is open (its
+        lease may run out), None while none is (an open request comes with a kick)."""
         if not self.open:
-            return self._last_scan + SCAN_NS
+            return None
         return min(*(c.beat_ns + self.lease_ns for c in self.open), self._last_scan + SCAN_NS)
 
     def _open(self, channel: Channel, nonce: int, now: int) -> None:

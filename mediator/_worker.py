@@ -458,8 +458,11 @@ class Worker:
                 continue
             self.publish_stats()
             self.counters.sleeps += 1
-            until_ms = (table.next_deadline_ns() - time.monotonic_ns()) // 1_000_000
-            self.sleep(poller, max(1, min(spec.max_sleep_ms, until_ms + 1)))
+            until_ms = spec.max_sleep_ms
+            look_at = table.next_deadline_ns()
+            if look_at is not None:  # a channel is open: look again before its lease may run out
+                until_ms = (look_at - time.monotonic_ns()) // 1_000_000 + 1
+            self.sleep(poller, max(1, min(spec.max_sleep_ms, until_ms)))
             self._set_need_wakeup(0)
             table.scan()  # a kick is often an open or a close: see it at once
             idle_since = perf_counter_ns()
