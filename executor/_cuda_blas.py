@@ -13,7 +13,8 @@ kernel (see ``_cuda_memory``). Every type combination cuBLAS offers is passed on
 ``check_gemm_types``); the scalars are passed by host pointer in the GEMM's scale type (f16, f32,
 f64, int32 or complex, ``scale_type``). A GEMM submitted without ``ASYNC`` waits for the
 handle's stream; a failure there is the GEMM's ``CUBLAS_STATUS_EXECUTION_FAILED``. The triangular
-solves (``cublasStrsm``, ``cublasStrsmBatched``) are checked and run the same way.
+solves (``cublasStrsm``, ``cublasStrsmBatched``) and the batched LU factorizations
+(``cublas<S,D,C,Z>getrfBatched``) are checked and run the same way.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from protocol.models import (
     GemmBatchedExArgs,
     GemmExArgs,
     GemmStridedBatchedExArgs,
+    GetrfBatchedArgs,
     NoArgs,
     NoResult,
     SgemmArgs,
@@ -43,6 +45,7 @@ from ._base import CallIO
 from ._cuda_base import BlasHandle, CudaBase
 from ._errors import CudaError
 from ._sim_blas import ITEMSIZE, GemmShape, ex_gemm_shape, gemm_ranges, scale_type
+from ._sim_blas_getrf import getrf_ranges
 from ._sim_blas_trsm import TrsmShape, trsm_ranges, trsm_shape
 
 __all__ = ["BlasCalls"]
@@ -233,3 +236,31 @@ class BlasCalls(CudaBase):
         return self._run_gemm(blas, io, what, lambda: cublas.strsm_batched(
             blas.handle, int(args.side), int(args.uplo), int(args.trans), int(args.diag), args.m, args.n,
             alpha.ctypes.data, args.a, args.lda, args.b, args.ldb, count))
+
+    def cublas_getrf_batched(self, args: GetrfBatchedArgs, io: CallIO) -> NoResult:
+        """The pointer array lives in device memory, read back and checked as GemmBatchedEx's is."""
+        blas = self._blas.get(args.handle)
+        prefix = {CudaDataType.CUDA_R_32F: "s", CudaDataType.CUDA_R_64F: "d", CudaDataType.CUDA_C_32F: "c",
+                  CudaDataType.CUDA_C_64F: "z"}[args.data_type]
+        what = f"cublas{prefix.upper()}getrfBatched"
+        count = args.batch_count
+        stream = self._stream(blas.stream)
+        try:
+            if count:
+                self._check_range(args.a, 8 * count, write=False, what="pointer array Aarray")
+                self._check_range(args.info, 4 * count, write=True, what="info array")
+                if args.pivots and args.n:
+                    self._check_range(args.pivots, 4 * args.n * count, write=True, what="pivot array")
+            if count and self._drv.stream_is_capturing(stream) == 0:
+                self._sync(stream, what)
+                host = np.empty(count, dtype="<u8")
+                self._drv.memcpy_dtoh(host.ctypes.data, args.a, 8 * count, f"{what}: reading pointers")
+                for ptr, size, written, name in getrf_ranges(args.n, args.lda, args.data_type,
+                                                             [int(p) for p in host], 0, args.info):
+                    self._check_range(ptr, size, write=written, what=name)
+        except CudaError as exc:
+            raise CudaError(CublasStatus.CUBLAS_STATUS_EXECUTION_FAILED,
+                            f"{what}: {exc.message} (the kernel would fault)") from exc
+        cublas = self._cublas()
+        return self._run_gemm(blas, io, what, lambda: cublas.getrf_batched(
+            prefix, blas.handle, args.n, args.a, args.lda, args.pivots, args.info, count))

@@ -508,6 +508,13 @@ class Cublas:
         self._call("cublasStrsmBatched", self.module.strsm_batched, handle, side, uplo, trans, diag, m, n,
                    alpha, a, lda, b, ldb, batch_count)
 
+    def getrf_batched(self, prefix: str, handle: int, n: int, a: int, lda: int, pivots: int, info: int,
+                      batch_count: int) -> None:
+        """``cublas<prefix>getrfBatched``, ``prefix`` one of s, d, c, z."""
+        function = getattr(self.module, f"{prefix}getrf_batched")
+        self._call(f"cublas{prefix.upper()}getrfBatched", function, handle, n, a, lda, pivots, info,
+                   batch_count)
+
     def gemm_batched_ex(self, handle: int, transa: int, transb: int, m: int, n: int, k: int, alpha: int,
                         a: int, a_type: int, lda: int, b: int, b_type: int, ldb: int, beta: int,
                         c: int, c_type: int, ldc: int, batch_count: int, compute_type: int,

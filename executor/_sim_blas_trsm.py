@@ -23,10 +23,11 @@ import numpy as np
 import numpy.typing as npt
 
 from protocol import CublasDiagType, CublasFillMode, CublasOperation, CublasSideMode, CublasStatus, CUresult
-from protocol.models import NoResult, StrsmArgs, StrsmBatchedArgs
+from protocol.models import GetrfBatchedArgs, NoResult, StrsmArgs, StrsmBatchedArgs
 
 from ._base import CallIO, HandleTable
 from ._errors import CudaError
+from ._sim_blas_getrf import getrf_batched
 from ._sim_memory import DeviceMemory
 
 __all__ = ["SimTrsmCalls", "TrsmShape", "trsm", "trsm_ranges", "trsm_shape"]
@@ -143,8 +144,9 @@ def _trsm(memory: DeviceMemory, shape: TrsmShape, a: int, b: int) -> None:
 
 
 class SimTrsmCalls:
-    """``cublas_strsm`` and ``cublas_strsm_batched`` over the simulator's state, mixed into
-    :class:`SimExecutor`: solves run on the handle's stream (recorded when it captures)."""
+    """``cublas_strsm``, ``cublas_strsm_batched`` and the batched LU factorization
+    (``cublas_getrf_batched``, ``_sim_blas_getrf``) over the simulator's state, mixed into
+    :class:`SimExecutor`: they run on the handle's stream (recorded when it captures)."""
 
     memory: DeviceMemory
     _blas: HandleTable[Any]
@@ -214,6 +216,39 @@ class SimTrsmCalls:
             return [(int(a[i]), int(b[i])) for i in range(count)]
 
         return self._trsms(args.handle, shape, systems, what)
+
+
+    def cublas_getrf_batched(self, args: GetrfBatchedArgs, io: CallIO) -> NoResult:
+        """The pointer array is device memory, read when the factorization runs."""
+        what = "cublas getrfBatched"
+        handle = self._blas.get(args.handle)
+        count, memory = args.batch_count, self.memory
+        if count > self.max_batch:
+            raise CudaError(CublasStatus.CUBLAS_STATUS_NOT_SUPPORTED,
+                            f"{what}: batch_count {count}; the sim backend factors at most {self.max_batch} "
+                            "matrices per call")
+        try:
+            memory.check(args.a, 8 * count, write=False, what="pointer array Aarray")
+        except CudaError as exc:
+            raise CudaError(CublasStatus.CUBLAS_STATUS_EXECUTION_FAILED, f"{what}: {exc.message}") from exc
+
+        def run() -> None:
+            try:
+                pointers = memory.read(args.a, 8 * count, "pointer array Aarray").view("<u8")
+            except CudaError as exc:
+                raise CudaError(CublasStatus.CUBLAS_STATUS_EXECUTION_FAILED,
+                                f"{what}: {exc.message}") from exc
+            getrf_batched(memory, args.n, args.lda, args.data_type, [int(p) for p in pointers], args.pivots,
+                          args.info)
+
+        try:
+            self.enqueue(handle.stream, run, what)
+        except CudaError as exc:
+            if isinstance(exc.status, CublasStatus):
+                raise
+            raise CudaError(CublasStatus.CUBLAS_STATUS_EXECUTION_FAILED,
+                            f"{what}: {exc.status.name}: {exc.message}") from exc
+        return NoResult()
 
 
 def trsm_shape(args: StrsmArgs | StrsmBatchedArgs) -> TrsmShape:

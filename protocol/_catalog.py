@@ -613,6 +613,33 @@ class StrsmBatchedArgs(WireModel):
         return self
 
 
+class GetrfBatchedArgs(WireModel):
+    """LU factorization with partial pivoting of ``batch_count`` ``n x n`` matrices in place: ``a`` is a
+    device array of device pointers; ``pivots`` (``n`` ints per matrix, 1-based rows; 0: no pivoting)
+    and ``info`` (one int per matrix) are device arrays. ``data_type`` is R_32F, R_64F, C_32F or C_64F
+    (cublasSgetrfBatched, D, C, Z)."""
+
+    handle: CublasH
+    n: I32
+    a: DevPtr
+    lda: I32
+    pivots: DevPtr
+    info: DevPtr
+    batch_count: I32
+    data_type: _TypeField  # type: ignore[valid-type]
+
+    @model_validator(mode="after")
+    def _shape(self) -> Self:
+        if self.n < 0 or self.batch_count < 0:
+            raise ValueError("n and batch_count must not be negative")
+        if self.lda < max(1, self.n):
+            raise ValueError(f"lda={self.lda} < max(1, {self.n})")
+        if self.data_type not in (CudaDataType.CUDA_R_32F, CudaDataType.CUDA_R_64F, CudaDataType.CUDA_C_32F,
+                                  CudaDataType.CUDA_C_64F):
+            raise ValueError(f"getrfBatched has no {self.data_type.name} form")
+        return self
+
+
 def _check_trsm_shape(side: CublasSideMode, m: int, n: int, lda: int, ldb: int) -> None:
     if min(m, n) < 0:
         raise ValueError("m and n must not be negative")
@@ -808,6 +835,8 @@ def _specs() -> list[CallSpec]:
            status_domain="cublasStatus_t"),
         cs(0x0089, "cublas_strsm_batched", "cublasStrsmBatched", StrsmBatchedArgs, nr, is_async=True,
            status_domain="cublasStatus_t"),
+        cs(0x008A, "cublas_getrf_batched", "cublasSgetrfBatched", GetrfBatchedArgs, nr, is_async=True,
+           status_domain="cublasStatus_t", doc="cublas<S,D,C,Z>getrfBatched by data_type"),
         # stream capture and graphs
         cs(0x0090, "stream_begin_capture", "cuStreamBeginCapture_v2", BeginCaptureArgs, nr),
         cs(0x0091, "stream_end_capture", "cuStreamEndCapture", StreamArgs, GraphResult),

@@ -9,7 +9,8 @@
  * Scalars are read from host memory (CUBLAS_POINTER_MODE_HOST) in the GEMM's scale type (f16, f32,
  * f64, int32, complex f32/f64) and travel as doubles, exactly; device-resident scalars are not
  * served. Every type combination cublasGemmEx's table offers is served; the triangular solves
- * (cublasStrsm_v2, cublasStrsmBatched) are posted like the GEMMs.
+ * (cublasStrsm_v2, cublasStrsmBatched) and the batched LU factorizations (cublas<S,D,C,Z>getrfBatched)
+ * are posted like the GEMMs.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -424,4 +425,40 @@ cublasStatus_t cublasStrsmBatched(cublasHandle_t h, int side, int uplo, int tran
         .diag = (uint32_t)diag, .m = m, .n = n, .alpha = *alpha, .a = (uint64_t)(uintptr_t)A, .lda = lda,
         .b = (uint64_t)(uintptr_t)B, .ldb = ldb, .batch_count = batch};
     return post(VGPU_CALL_CUBLAS_STRSM_BATCHED, &a, sizeof a);
+}
+
+/* -- batched LU factorization ------------------------------------------------------------------- */
+
+/* Aarray is a device array of device pointers, P (n ints per matrix, NULL: no pivoting) and info
+ * (one int per matrix) device arrays: they all travel as device pointers. */
+static cublasStatus_t getrf_batched(cublasHandle_t h, int n, const void *A, int lda, int *P, int *info, int batch,
+                                    uint32_t type)
+{
+    CHECK(h);
+    if (n < 0 || lda < max1(n) || batch < 0 || !info)
+        return CUBLAS_STATUS_INVALID_VALUE;
+    struct vgpu_args_cublas_getrf_batched a = {
+        .handle = h->id, .n = n, .a = (uint64_t)(uintptr_t)A, .lda = lda, .pivots = (uint64_t)(uintptr_t)P,
+        .info = (uint64_t)(uintptr_t)info, .batch_count = batch, .data_type = type};
+    return post(VGPU_CALL_CUBLAS_GETRF_BATCHED, &a, sizeof a);
+}
+
+cublasStatus_t cublasSgetrfBatched(cublasHandle_t h, int n, float *const A[], int lda, int *P, int *info, int batch)
+{
+    return getrf_batched(h, n, A, lda, P, info, batch, VGPU_CUDA_R_32F);
+}
+
+cublasStatus_t cublasDgetrfBatched(cublasHandle_t h, int n, double *const A[], int lda, int *P, int *info, int batch)
+{
+    return getrf_batched(h, n, A, lda, P, info, batch, VGPU_CUDA_R_64F);
+}
+
+cublasStatus_t cublasCgetrfBatched(cublasHandle_t h, int n, void *const A[], int lda, int *P, int *info, int batch)
+{
+    return getrf_batched(h, n, A, lda, P, info, batch, VGPU_CUDA_C_32F);
+}
+
+cublasStatus_t cublasZgetrfBatched(cublasHandle_t h, int n, void *const A[], int lda, int *P, int *info, int batch)
+{
+    return getrf_batched(h, n, A, lda, P, info, batch, VGPU_CUDA_C_64F);
 }

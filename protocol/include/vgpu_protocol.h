@@ -529,6 +529,7 @@ enum vgpu_cublas_diag_type {
 #define VGPU_CALL_CUBLAS_GEMM_BATCHED_EX 0x0087 /* cublasGemmBatchedEx, async-capable, status is cublasStatus_t */
 #define VGPU_CALL_CUBLAS_STRSM 0x0088 /* cublasStrsm_v2, async-capable, status is cublasStatus_t */
 #define VGPU_CALL_CUBLAS_STRSM_BATCHED 0x0089 /* cublasStrsmBatched, async-capable, status is cublasStatus_t */
+#define VGPU_CALL_CUBLAS_GETRF_BATCHED 0x008a /* cublasSgetrfBatched, async-capable, status is cublasStatus_t */
 #define VGPU_CALL_STREAM_BEGIN_CAPTURE 0x0090 /* cuStreamBeginCapture_v2 */
 #define VGPU_CALL_STREAM_END_CAPTURE 0x0091 /* cuStreamEndCapture */
 #define VGPU_CALL_STREAM_GET_CAPTURE_INFO 0x0092 /* cuStreamGetCaptureInfo */
@@ -1495,6 +1496,29 @@ static_assert(offsetof(struct vgpu_args_cublas_strsm_batched, ldb) == 56, "vgpu_
 static_assert(offsetof(struct vgpu_args_cublas_strsm_batched, batch_count) == 60, "vgpu_args_cublas_strsm_batched.batch_count offset");
 
 /* cublas_strsm_batched: no results (status only) */
+
+struct vgpu_args_cublas_getrf_batched {
+    uint32_t handle;                    /* cublas handle: per-channel id, 0 = null */
+    int32_t n;
+    uint64_t a;                         /* device pointer */
+    int32_t lda;
+    uint8_t pad0_[4];
+    uint64_t pivots;                    /* device pointer */
+    uint64_t info;                      /* device pointer */
+    int32_t batch_count;
+    uint32_t data_type;                 /* enum vgpu_cuda_data_type */
+};
+static_assert(sizeof(struct vgpu_args_cublas_getrf_batched) == 48, "struct vgpu_args_cublas_getrf_batched is 48 bytes");
+static_assert(offsetof(struct vgpu_args_cublas_getrf_batched, handle) == 0, "vgpu_args_cublas_getrf_batched.handle offset");
+static_assert(offsetof(struct vgpu_args_cublas_getrf_batched, n) == 4, "vgpu_args_cublas_getrf_batched.n offset");
+static_assert(offsetof(struct vgpu_args_cublas_getrf_batched, a) == 8, "vgpu_args_cublas_getrf_batched.a offset");
+static_assert(offsetof(struct vgpu_args_cublas_getrf_batched, lda) == 16, "vgpu_args_cublas_getrf_batched.lda offset");
+static_assert(offsetof(struct vgpu_args_cublas_getrf_batched, pivots) == 24, "vgpu_args_cublas_getrf_batched.pivots offset");
+static_assert(offsetof(struct vgpu_args_cublas_getrf_batched, info) == 32, "vgpu_args_cublas_getrf_batched.info offset");
+static_assert(offsetof(struct vgpu_args_cublas_getrf_batched, batch_count) == 40, "vgpu_args_cublas_getrf_batched.batch_count offset");
+static_assert(offsetof(struct vgpu_args_cublas_getrf_batched, data_type) == 44, "vgpu_args_cublas_getrf_batched.data_type offset");
+
+/* cublas_getrf_batched: no results (status only) */
 
 struct vgpu_args_stream_begin_capture {
     uint32_t stream;                    /* stream handle: per-channel id, 0 = null (the default stream) */

@@ -215,3 +215,63 @@ def test_strsm_outside_the_vms_memory_fails_and_writes_nothing(gpu: Gpu, blas: i
     gpu.fails(CublasStatus.CUBLAS_STATUS_NOT_SUPPORTED, "cublas_strsm_batched", handle=blas, side=LEFT,
               uplo=LOWER, trans=N, diag=NON_UNIT, m=2, n=2, alpha=1.0, a=bad, lda=2, b=bad, ldb=2,
               batch_count=1 << 20)
+
+
+# -- batched LU factorization --------------------------------------------------------------------------
+
+
+def unpack_lu(lu: npt.NDArray[Any]) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
+    n = lu.shape[0]
+    return np.tril(lu, -1) + np.eye(n), np.triu(lu)
+
+
+def swapped(a: npt.NDArray[Any], ipiv: npt.NDArray[np.int32]) -> npt.NDArray[Any]:
+    """P A from LAPACK's 1-based pivots, applied in order."""
+    out = a.copy()
+    for k, p in enumerate(ipiv):
+        out[[k, p - 1]] = out[[p - 1, k]]
+    return out
+
+
+@pytest.mark.parametrize(("data_type", "dtype", "tol"), [(_T.CUDA_R_64F, "<f8", 1e-12), (_T.CUDA_R_32F, "<f4", 1e-5),
+                                                          (_T.CUDA_C_64F, "<c16", 1e-12)])
+def test_getrf_batched_factors_with_partial_pivoting(gpu: Gpu, blas: int, data_type: CudaDataType, dtype: str,
+                                                     tol: float) -> None:
+    rng = np.random.default_rng(21)
+    n, lda, batch = 5, 7, 3
+    mats = [rng.standard_normal((n, n)) + (1j * rng.standard_normal((n, n)) if dtype == "<c16" else 0)
+            for _ in range(batch)]
+    stores = []
+    for m in mats:
+        store = np.full((n, lda), 99, dtype=dtype)
+        store[:, :n] = m.T  # column j is row j of the store
+        stores.append(gpu.upload(store.tobytes()))
+    array = gpu.upload(np.array(stores, dtype="<u8").tobytes())
+    pivots, info = gpu.upload(bytes(4 * n * batch)), gpu.upload(b"\xff" * 4 * batch)
+    gpu("cublas_getrf_batched", handle=blas, n=n, a=array, lda=lda, pivots=pivots, info=info, batch_count=batch,
+        data_type=data_type)
+    ipiv = np.frombuffer(gpu.download(pivots, 4 * n * batch), "<i4").reshape(batch, n)
+    assert (np.frombuffer(gpu.download(info, 4 * batch), "<i4") == 0).all()
+    size = np.dtype(dtype).itemsize
+    for m, ptr, piv in zip(mats, stores, ipiv, strict=True):
+        raw = np.frombuffer(gpu.download(ptr, n * lda * size), dtype).reshape(n, lda)
+        lower, upper = unpack_lu(raw[:, :n].T.astype(np.complex128))
+        np.testing.assert_allclose(lower @ upper, swapped(m, piv), rtol=tol, atol=tol)
+        # partial pivoting by |re| + |im| (i?amax): multipliers at most 1, sqrt(2) in magnitude for complex
+        bound = np.sqrt(2) if dtype == "<c16" else 1.0
+        assert (np.abs(np.tril(lower, -1)) <= bound + tol).all()
+        assert (raw[:, n:] == 99).all()  # rows between n and lda are neither read nor written
+
+
+def test_getrf_batched_reports_a_zero_pivot_and_factors_without_pivoting(gpu: Gpu, blas: int) -> None:
+    singular = np.array([[1.0, 2.0], [2.0, 4.0]])
+    ptr = gpu.upload(np.asfortranarray(singular).tobytes(order="F"))
+    array, info = gpu.upload(np.array([ptr], dtype="<u8").tobytes()), gpu.upload(bytes(4))
+    gpu("cublas_getrf_batched", handle=blas, n=2, a=array, lda=2, pivots=0, info=info, batch_count=1,
+        data_type=_T.CUDA_R_64F)
+    assert np.frombuffer(gpu.download(info, 4), "<i4")[0] == 2  # U(2,2) is exactly zero
+    lu = np.frombuffer(gpu.download(ptr, 32), "<f8").reshape(2, 2).T
+    np.testing.assert_array_equal(lu, [[1.0, 2.0], [2.0, 0.0]])  # no row swapped without a pivot array
+    gpu.fails(CublasStatus.CUBLAS_STATUS_EXECUTION_FAILED, "cublas_getrf_batched", handle=blas, n=2,
+              a=gpu.upload(np.array([0xDEAD0000], dtype="<u8").tobytes()), lda=2, pivots=0, info=info,
+              batch_count=1, data_type=_T.CUDA_R_64F)
