@@ -312,6 +312,8 @@ class Compiler:
         target = self.functions.get(callee)
         if target is None and callee == "vprintf":
             return Op(PLAIN, self._vprintf(args, rets), guard, ins.line, ins.text)
+        if target is None and callee == "__assertfail":
+            return Op(PLAIN, self._assertfail(args), guard, ins.line, ins.text)
         if target is None:
             raise UnsupportedError(f"call to {callee}, which the module does not define")
         if len(args) != len(target.function.params) or len(rets) != len(target.function.returns):
@@ -345,6 +347,45 @@ class Compiler:
             if ret is not None:
                 out = _frame_param(f, ret, self.local_params[ret].size)
                 out[rows, :4] = results.view(np.uint8).reshape(-1, 4)
+
+        return run
+
+    def _assertfail(self, args: tuple[str, ...]) -> Runner:
+        """Device ``assert`` (``__assertfail(message, file, line, function, char size)``): the active
+        threads (the first eight) print CUDA's line into the launch's printf output, then the launch
+        ends with ``CUDA_ERROR_ASSERT``, sticky, as on a GPU. Strings are read through the checked path."""
+        sizes = (8, 8, 4, 8, 8)
+        if len(args) != 5 or any(self.local_params[a].size < n for a, n in zip(args, sizes, strict=True)):
+            raise UnsupportedError("__assertfail with other than (message, file, line, function, size)")
+
+        def run(f: Frame, m: Mask | None) -> None:
+            rows = active_rows(m, f.batch.n)
+            if not rows.size:
+                return
+            ptrs = [_frame_param(f, a, self.local_params[a].size) for a in args]
+            first = ""
+            for t in rows[:8]:  # the first few threads' lines: one is what the message needs
+                row = np.array([t], dtype=np.intp)
+
+                def read(address: int, size: int, row: npt.NDArray[np.intp] = row) -> bytes:
+                    addrs = (np.uint64(address) + np.arange(size, dtype=np.uint64)) & np.uint64(2**64 - 1)
+                    return access(f, "generic", np.repeat(row, size), addrs, 1, None).tobytes()
+
+                message, file, function = (
+                    read_string(read, int.from_bytes(ptrs[k][t, :8].tobytes(), "little"), 512).decode(
+                        errors="replace")
+                    for k in (0, 1, 3)
+                )
+                line = int.from_bytes(ptrs[2][t, :4].tobytes(), "little")
+                b = f.batch
+                block = [int(b.ctaid[axis][t]) for axis in range(3)]
+                thread = [int(b.tid[axis][t]) for axis in range(3)]
+                text = (f"{file}:{line}: {function}: block: [{block[0]},{block[1]},{block[2]}], thread: "
+                        f"[{thread[0]},{thread[1]},{thread[2]}] Assertion `{message}` failed.")
+                first = first or text
+                if f.batch.printf is not None:
+                    f.batch.printf.write(text.encode() + b"\n")
+            raise KernelFaultError(CUresult.CUDA_ERROR_ASSERT, first)
 
         return run
 

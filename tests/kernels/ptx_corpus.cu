@@ -960,3 +960,9 @@ extern "C" __global__ void store_matrices(const unsigned* in, unsigned short* ou
         for (int k = 0; k < 8; k++) out[(m * 32 + l) * 8 + k] = tile[m][l * 8 + k];
 }
 #endif
+
+// device assert: threads at or past n fail it (each prints CUDA's line; the launch fails, sticky)
+#include <cassert>
+extern "C" __global__ void asserts(int n) {
+    assert(threadIdx.x < n);
+}

@@ -1,5 +1,6 @@
 """Device printf (``vprintf``): the corpus kernel's exact output for several threads and formats, the
-per-launch bound, and a bad string pointer, which faults like any access."""
+per-launch bound, and a bad string pointer, which faults like any access; device ``assert``
+(``__assertfail``), which prints CUDA's line and ends the launch with ``CUDA_ERROR_ASSERT``."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from executor._modules import parse_module_image
 from executor.ptx import Limits, LoadedModule, _printf
 from protocol import CUresult
 
-from .conftest import CORPUS, Device
+from .conftest import CORPUS, KERNELS, Device
 
 
 class PrintingDevice(Device):
@@ -33,7 +34,7 @@ def printing(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
     dev.symbols = {
         name: dev.put(np.frombuffer(info.initial_bytes(), dtype=np.uint8))
         for name, info in image.globals.items()
-        if name.startswith("$str")
+        if name.startswith(("$str", "__unnamed"))  # printf's formats, assert's strings
     }
     yield dev
 
@@ -128,3 +129,17 @@ def test_only_newline_ends_a_line() -> None:
     sink = _printf.PrintfSink()
     sink.write(b"a\x0cb\x1c\rc\nd")
     assert sink.text_lines() == ["a\x0cb\x1c\rc", "d"]
+
+
+def test_a_failed_assert_prints_cudas_line_and_ends_the_launch_sticky(printing: PrintingDevice) -> None:
+    line = next(k for k, text in enumerate((KERNELS / "ptx_corpus.cu").read_text().splitlines(), 1)
+                if "assert(threadIdx.x < n);" in text)
+    with capture_logs() as logs, pytest.raises(CudaError) as err:
+        printing.run("asserts", 1, 4, 2, symbols=printing.symbols)
+    expected = [f"ptx_corpus.cu:{line}: void asserts(int): block: [0,0,0], thread: [{t},0,0] Assertion "
+                f"`threadIdx.x < n` failed." for t in (2, 3)]
+    assert err.value.status == CUresult.CUDA_ERROR_ASSERT and err.value.sticky
+    assert expected[0] in err.value.message
+    (event,) = [e for e in logs if e["event"] == "kernel printf"]
+    assert event["lines"] == expected
+    printing.run("asserts", 1, 4, 4, symbols=printing.symbols)  # an assert that holds costs nothing
