@@ -39,7 +39,8 @@ PROGRAM_CHECKS: dict[str, tuple[str, ...]] = {
     "graph": ("capture", "capture_deferred", "instantiate_launch", "graph_result", "graph_destroy"),
     "blas3": ("handle", "strsm_left_lower", "strsm_left_upper_trans", "strsm_right_upper",
               "strsm_right_lower_unit_trans", "strsm_batched", "gemm_strided_batched_f64", "gemm_int8_int32",
-              "gemm_f16_compute", "gemm_complex_f32", "dgemm_zgemm", "gemm_type_not_offered", "destroy"),
+              "gemm_f16_compute", "gemm_complex_f32", "dgemm_zgemm", "getrf_batched",
+              "gemm_type_not_offered", "destroy"),
     "graph_nodes": ("mem_alloc_node", "add_nodes", "nodes_and_types", "launch", "exec_set_params", "exec_update",
                     "external_event_record", "not_supported", "cleanup"),
 }

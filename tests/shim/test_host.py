@@ -38,7 +38,7 @@ EXPECTED_CALLS = {
     "graph": {"stream_begin_capture", "stream_get_capture_info", "stream_end_capture", "graph_instantiate",
               "graph_launch", "graph_exec_destroy", "graph_destroy", "memcpy_dtod", "memset_d8"},
     "blas3": {"cublas_create", "cublas_strsm", "cublas_strsm_batched", "cublas_gemm_strided_batched_ex",
-              "cublas_destroy"},
+              "cublas_getrf_batched", "cublas_destroy"},
     "graph_nodes": {"mem_alloc", "stream_begin_capture", "memset_d32", "memcpy_dtod", "launch_kernel",
                     "event_record_with_flags", "stream_wait_event", "stream_end_capture", "graph_instantiate",
                     "graph_launch", "graph_exec_destroy", "mem_free"},
@@ -46,7 +46,7 @@ EXPECTED_CALLS = {
 #: calls that must only ever have been posted (never waited for)
 POSTED = {"launch_kernel", "cublas_sgemm", "cublas_gemm_ex", "cublas_gemm_strided_batched_ex",
           "cublas_gemm_batched_ex", "event_record", "stream_wait_event", "graph_launch", "cublas_strsm",
-          "cublas_strsm_batched"}
+          "cublas_strsm_batched", "cublas_getrf_batched"}
 
 
 def run_on_mediator(name: str, shim: ShimBuild, tmp_path: Path) -> tuple[SelftestReport, list[dict[str, Any]],

@@ -3,7 +3,8 @@
 // cublasStrsmBatched (the llama.cpp CUDA backend links it) solve systems whose solutions are exact,
 // reading only A's triangle (the other holds NaNs); cublasGemmStridedBatchedEx in FP64, int8 -> int32,
 // FP16 compute and complex FP32 (A^H) against exact host references; a combination outside cuBLAS's
-// table is CUBLAS_STATUS_NOT_SUPPORTED at once; cublasDgemm and cublasZgemmStridedBatched on the same GEMMs.
+// table is CUBLAS_STATUS_NOT_SUPPORTED at once; cublasDgemm and cublasZgemmStridedBatched on the same GEMMs;
+// cublasDgetrfBatched (P A = L U, a singular matrix's info).
 #include <cmath>
 #include <complex>
 #include <cstdint>
@@ -294,6 +295,41 @@ int main() {
         cudaFree(dZ);
         cudaFree(dW);
         cudaFree(dV);
+    }
+
+    // cublasDgetrfBatched: P A = L U with partial pivoting, and a singular matrix's info
+    {
+        const int n = 3;
+        std::vector<double> A = {2, 4, -2, 1, -1, 3, 3, 0, 1};  // column-major; pivots rows 2, 2, 3
+        std::vector<double> S = {1, 2, 0, 2, 4, 0, 0, 0, 1};     // second column twice the first: U(2,2) = 0
+        double *dA = to_device(A), *dS = to_device(S);
+        std::vector<double*> ptrs = {dA, dS};
+        double** dptrs = to_device(ptrs);
+        int *dpiv = nullptr, *dinfo = nullptr;
+        cudaMalloc(&dpiv, 2 * n * sizeof(int));
+        cudaMalloc(&dinfo, 2 * sizeof(int));
+        cublasStatus_t sg = cublasDgetrfBatched(h, n, dptrs, n, dpiv, dinfo, 2);
+        std::vector<double> lu = from_device(dA, A.size());
+        std::vector<int> piv = from_device(dpiv, 2 * n), info = from_device(dinfo, 2);
+        // rebuild L U and compare with the rows of A swapped as the pivots say
+        std::vector<double> pa = A;
+        for (int k = 0; k < n; k++)
+            for (int j = 0; j < n; j++) std::swap(pa[k + j * n], pa[piv[k] - 1 + j * n]);
+        double worst = 0;
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < n; j++) {
+                double sum = 0;
+                for (int p = 0; p <= (i < j ? i : j); p++) sum += (p == i ? 1.0 : lu[i + p * n]) * lu[p + j * n];
+                worst = std::fmax(worst, std::fabs(sum - pa[i + j * n]));
+            }
+        report("getrf_batched", sg == CUBLAS_STATUS_SUCCESS && worst < 1e-12 && piv[0] == 2 && info[0] == 0 &&
+                   info[1] == 2, "status=%d pivots=%d,%d,%d info=%d,%d error=%g", sg, piv[0], piv[1], piv[2],
+               info[0], info[1], worst);
+        cudaFree(dA);
+        cudaFree(dS);
+        cudaFree(dptrs);
+        cudaFree(dpiv);
+        cudaFree(dinfo);
     }
 
     // a combination cuBLAS's table lacks: FP64 matrices with FP32 compute
