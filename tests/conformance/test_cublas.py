@@ -160,3 +160,22 @@ def test_strided_batched_gemm_in_f64_and_int8(gpu: GuestClient, blas: int) -> No
     gpu.checked("cublas_gemm_strided_batched_ex", args)
     got_i = np.frombuffer(gpu.memcpy_dtoh(pi, 4 * m * n), dtype=np.int32).reshape((m, n), order="F")
     np.testing.assert_array_equal(got_i, 3 * (i8a.T.astype(np.int32) @ i8b.astype(np.int32)))
+
+
+def test_getrf_batched_factors_in_place(gpu: GuestClient, blas: int) -> None:
+    """P A = L U for an FP64 matrix whose pivots are known (4 first, then 3), on any backend."""
+    a = np.array([[2.0, 1.0, 3.0], [4.0, -1.0, 0.0], [-2.0, 3.0, 1.0]])
+    pa = put(gpu, a)
+    array = put(gpu, np.array([pa], dtype=np.uint64))
+    pivots, info = gpu.mem_alloc(12), gpu.mem_alloc(4)
+    gpu.checked("cublas_getrf_batched", gpu.args("cublas_getrf_batched", handle=blas, n=3, a=array, lda=3,
+                                                 pivots=pivots, info=info, batch_count=1,
+                                                 data_type=CudaDataType.CUDA_R_64F))
+    gpu.checked("stream_synchronize", gpu.args("stream_synchronize", stream=0))
+    lu = np.frombuffer(gpu.memcpy_dtoh(pa, 72), dtype=np.float64).reshape((3, 3), order="F")
+    ipiv = np.frombuffer(gpu.memcpy_dtoh(pivots, 12), dtype=np.int32)
+    assert list(ipiv) == [2, 3, 3] and np.frombuffer(gpu.memcpy_dtoh(info, 4), dtype=np.int32)[0] == 0
+    swapped = a.copy()
+    for k, p in enumerate(ipiv):
+        swapped[[k, p - 1]] = swapped[[p - 1, k]]
+    np.testing.assert_allclose((np.tril(lu, -1) + np.eye(3)) @ np.triu(lu), swapped, rtol=1e-12, atol=1e-12)
