@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from mediator._control_client import request
-from mediator._ivshmem import send_handshake
+from mediator._ivshmem import send_handshake, send_refusal
 from mediator._launcher import running_mediator
 from protocol import ChannelField, RegionField, lay_out_channel, lay_out_region
 
@@ -66,7 +66,9 @@ def test_selftest_through_the_mediator_socket_passes_and_the_mediator_saw_every_
         assert code == 0, output
         report.check_all_passed()
         init = report["transport_init"].fields()
-        assert init["backend"] == "socket" and init["vm_id"] == "1" and init["region"] == str(64 << 20)
+        assert init["backend"] == "socket" and init["vm_id"] == "1" and init["channels"] == "16"
+        region = int(init["region"])
+        assert region & (region - 1) == 0 and int(init["arena"]) >= 1 << 20  # a channel's share of the region
         copy = report["copy_16mib"].fields()
         assert copy["mismatches"] == "0" and int(copy["chunks"]) >= 2  # 16 MiB > a quarter arena
 
@@ -253,6 +255,29 @@ def test_selftest_posts_nothing_to_a_device_that_is_not_ready(
     assert "device state is 3, not READY" in report["transport_init"].value
     assert fake_server.word(0, ChannelField.SQ_TAIL) == 0
     assert fake_server.word(0, ChannelField.OPEN_REQUEST) == 0
+
+
+def test_a_refused_connection_says_why(c_build: CBuild, tmp_path: Path) -> None:
+    """The mediator refuses with -2, a length and a reason in place of the version: the program's own
+    log line carries the reason."""
+    path = tmp_path / "refusing.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(str(path))
+        listener.listen(1)
+
+        def refuse() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                send_refusal(conn, "vgpu-mediator: vm vm1: it already serves 64 peers")
+
+        thread = threading.Thread(target=refuse, daemon=True)
+        thread.start()
+        code, report, _ = run_selftest(c_build, "--socket", str(path))
+        thread.join(30)
+    assert code == 1
+    value = report["transport_init"].value
+    assert "the mediator refused the connection" in value
+    assert "the mediator refused this connection: vgpu-mediator: vm vm1: it already serves 64 peers" in value
 
 
 def test_pci_backend_names_the_device_it_could_not_find(c_build: CBuild) -> None:
