@@ -351,6 +351,15 @@ class GuestClient:
         self._early.clear()
         self._open_channel()  # our claim still holds: a fresh context on the same channel
 
+    def reopen(self) -> None:
+        """Close our channel and open it again: a fresh context, as a process that starts over (after
+        a sticky error its context fails every call until then). Every handle and pointer is gone."""
+        self._close_channel()
+        self.region.release()
+        self.async_errors.clear()
+        self._early.clear()
+        self._open_channel()
+
     # -- the transport --------------------------------------------------------------------------
 
     def _serving_word(self) -> int:
