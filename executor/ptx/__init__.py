@@ -28,7 +28,11 @@ frame (registers, ``.param`` variables shared with the caller's, a local-memory 
 thread's stack), nested at most :attr:`Limits.call_depth` deep. A call to the extern ``vprintf`` (device
 ``printf``) is an intrinsic (``_printf``): formatted per thread from checked reads, bounded per
 launch, logged, and handed to the listener the backend runs the launch under (:func:`printf_listening`;
-``sim`` passes it to the worker's trace).
+``sim`` passes it to the worker's trace); a call to ``__assertfail`` (device ``assert``) prints CUDA's
+line the same way and ends the launch with ``CUDA_ERROR_ASSERT``, sticky. Tensor cores: ``mma.sync``,
+``ldmatrix``, ``stmatrix`` and ``movmatrix`` follow the ISA's fragment layouts (``_isa_tensor``);
+``wmma.*``, whose layout the ISA leaves open, uses one of the engine's own (``_isa_wmma``); both
+multiply exactly in float64 (int64) and round once, and need every lane of the warp.
 
 *Memory.* Global and constant memory are the VM's device memory, reached only through its checked
 ``read``/``write`` (``executor._kernels.DeviceMemory``): an address outside the VM's allocations is
