@@ -322,5 +322,27 @@ sevens_seen = set(struct.unpack("<64I", fetch(area, 4 * 64)))
 rcs += [cudart.cudaGraphExecDestroy(rt_exec), cudart.cudaGraphDestroy(rt_clone), cudart.cudaFree(area)]
 report("graph_built_runtime", rcs == [0] * len(rcs) and sevens_seen == {7}, f"status={rcs} values={sevens_seen}")
 
+
+# -- cuBLASXt on the VM's one GPU: host matrices in and out, a device matrix used in place
+xt = ct.c_void_p()
+one_device, other_device = (ct.c_int * 1)(0), (ct.c_int * 1)(1)
+xa = (ct.c_float * 6)(1, 2, 3, 4, 5, 6)  # 2x3 column-major
+xb = (ct.c_float * 3)(1, 0, -1)  # 3x1
+xc = (ct.c_float * 2)(10, 20)
+x_alpha, x_beta = ct.c_float(2.0), ct.c_float(0.5)
+xb_dev = ct.c_void_p()
+cudart.cudaMalloc(ct.byref(xb_dev), ct.c_size_t(12))
+cudart.cudaMemcpy(xb_dev, xb, ct.c_size_t(12), 1)
+size = ct.c_size_t
+rcs = [cublas.cublasXtCreate(ct.byref(xt)), cublas.cublasXtDeviceSelect(xt, 1, one_device),
+       cublas.cublasXtSetBlockDim(xt, 64),
+       cublas.cublasXtSgemm(xt, 0, 0, size(2), size(1), size(3), ct.byref(x_alpha), xa, size(2), xb_dev, size(3),
+                            ct.byref(x_beta), xc, size(2))]
+refused = cublas.cublasXtDeviceSelect(xt, 1, other_device)
+rcs += [cublas.cublasXtDestroy(xt), cudart.cudaFree(xb_dev)]
+# C = 2 * [1 3 5; 2 4 6] [1 0 -1]^T + 0.5 C = 2 * [-4, -4] + [5, 10]
+report("cublasxt_sgemm", rcs == [0] * len(rcs) and list(xc) == [-3.0, 2.0] and refused == 7,
+       f"status={rcs} c={list(xc)} other_device={refused}")
+
 print("SELFTEST PASS" if failures == 0 else f"SELFTEST FAIL ({failures})", flush=True)
 sys.exit(1 if failures else 0)

@@ -27,7 +27,7 @@ CHECKS = ("versions", "every_attribute", "legacy_properties", "device_properties
           "set_get_matrix", "set_get_vector", "set_get_invalid", "sgemm_strided_batched", "sgemm_batched", "hgemm",
           "stream_ordered_allocator", "cublaslt_matmul",
           "graph_exec_update", "peers", "graph_built",
-          "graph_built_runtime")
+          "graph_built_runtime", "cublasxt_sgemm")
 
 
 @pytest.mark.timeout(180)
