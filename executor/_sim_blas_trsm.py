@@ -30,7 +30,13 @@ from ._errors import CudaError
 from ._sim_blas_getrf import getrf_batched
 from ._sim_memory import DeviceMemory
 
-__all__ = ["SimTrsmCalls", "TrsmShape", "trsm", "trsm_ranges", "trsm_shape"]
+__all__ = ["MAX_SIM_SOLVE_WORK", "SimTrsmCalls", "TrsmShape", "trsm", "trsm_ranges", "trsm_shape"]
+
+#: the multiply-adds one call may ask the simulator for (a solve's ``order * m * n`` over its batch, a
+#: factorization's ``n**3`` over its batch): each step is a NumPy call of its own, and a call
+#: of many times this would hold the worker for minutes (a GPU does it in milliseconds); past it the
+#: simulator answers CUBLAS_STATUS_NOT_SUPPORTED
+MAX_SIM_SOLVE_WORK = 1 << 32
 
 F64 = npt.NDArray[np.float64]
 
@@ -183,8 +189,15 @@ class SimTrsmCalls:
                             f"{what}: {exc.status.name}: {exc.message}") from exc
         return NoResult()
 
+    def _bound(self, work: int, what: str) -> None:
+        if work > MAX_SIM_SOLVE_WORK:
+            raise CudaError(CublasStatus.CUBLAS_STATUS_NOT_SUPPORTED,
+                            f"{what}: {work} multiply-adds; the sim backend does at most "
+                            f"{MAX_SIM_SOLVE_WORK} per call")
+
     def cublas_strsm(self, args: StrsmArgs, io: CallIO) -> NoResult:
         shape = trsm_shape(args)
+        self._bound(shape.order * shape.m * shape.n, "cublasStrsm")
         self._blas.get(args.handle)
         systems = [(args.a, args.b)]
         self._check_trsms(shape, systems, "cublasStrsm")  # at submission too, so a capture reports it
@@ -195,6 +208,7 @@ class SimTrsmCalls:
         shape = trsm_shape(args)
         what = "cublasStrsmBatched"
         count, memory = args.batch_count, self.memory
+        self._bound(count * shape.order * shape.m * shape.n, what)
         if count > self.max_batch:
             raise CudaError(CublasStatus.CUBLAS_STATUS_NOT_SUPPORTED,
                             f"{what}: batch_count {count}; the sim backend simulates at most "
@@ -223,6 +237,7 @@ class SimTrsmCalls:
         what = "cublas getrfBatched"
         handle = self._blas.get(args.handle)
         count, memory = args.batch_count, self.memory
+        self._bound(count * args.n ** 3, what)
         if count > self.max_batch:
             raise CudaError(CublasStatus.CUBLAS_STATUS_NOT_SUPPORTED,
                             f"{what}: batch_count {count}; the sim backend factors at most {self.max_batch} "

@@ -275,3 +275,12 @@ def test_getrf_batched_reports_a_zero_pivot_and_factors_without_pivoting(gpu: Gp
     gpu.fails(CublasStatus.CUBLAS_STATUS_EXECUTION_FAILED, "cublas_getrf_batched", handle=blas, n=2,
               a=gpu.upload(np.array([0xDEAD0000], dtype="<u8").tobytes()), lda=2, pivots=0, info=info,
               batch_count=1, data_type=_T.CUDA_R_64F)
+
+
+def test_solves_and_factorizations_past_the_simulators_work_bound_are_refused(gpu: Gpu, blas: int) -> None:
+    """A call that would hold the worker for minutes answers NOT_SUPPORTED before reading anything."""
+    big = 1 << 11  # 2**33 multiply-adds for a square solve of 2048 columns
+    gpu.fails(CublasStatus.CUBLAS_STATUS_NOT_SUPPORTED, "cublas_strsm", handle=blas, side=LEFT, uplo=LOWER,
+              trans=N, diag=NON_UNIT, m=big, n=big, alpha=1.0, a=0xDEAD0000, lda=big, b=0xDEAD0000, ldb=big)
+    gpu.fails(CublasStatus.CUBLAS_STATUS_NOT_SUPPORTED, "cublas_getrf_batched", handle=blas, n=big, a=0xDEAD0000,
+              lda=big, pivots=0, info=0xDEAD0000, batch_count=1, data_type=_T.CUDA_R_64F)
