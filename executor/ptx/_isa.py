@@ -73,7 +73,8 @@ SUPPORTED: dict[str, str] = {
     "mma": "sync.aligned.row.col: f16 m16n8k8 m16n8k16 (f32.f16.f16.f32, f16.f16.f16.f16); bf16 m16n8k8 "
     "m16n8k16 (f32); tf32 m16n8k4 m16n8k8 (f32); f64 m8n8k4 m16n8k4 m16n8k8 m16n8k16; s8/u8 (mixed too) "
     "m8n8k16 m16n8k16 m16n8k32 and s4/u4 m8n8k32 m16n8k32 m16n8k64 (s32, .satfinite); e4m3/e5m2 m16n8k32 "
-    "(f32). Not m8n8k4 f16 (sm_70's quad-pair shape) nor b1",
+    "(f32); b1 m8n8k128 m16n8k128 m16n8k256 (.xor.popc .and.popc). Not m8n8k4 f16 (sm_70's quad-pair "
+    "shape)",
     "movmatrix": "sync.aligned.m8n8.trans.b16",
     "mov": "every scalar type, special registers, addresses of variables, vector pack/unpack",
     "mul": "lo hi wide for u/s 16 32 64; f32 (.rn .rz .rm .rp .ftz .sat), f64 (.rn .rz .rm .rp); "

@@ -138,6 +138,24 @@ SHAPES: dict[tuple[str, str], Shape] = {
         lambda g, t, i: (8 * t + i, g),
         _acc, 16, 8, 4,
     ),
+    ("b1", "m8n8k128"): Shape(
+        8, 8, 128,
+        lambda g, t, i: (g, 32 * t + i),
+        lambda g, t, i: (32 * t + i, g),
+        _pair_acc, 32, 32, 2,
+    ),
+    ("b1", "m16n8k128"): Shape(
+        16, 8, 128,
+        lambda g, t, i: (g + 8 * (i >> 5), 32 * t + (i & 31)),
+        lambda g, t, i: (32 * t + i, g),
+        _acc, 64, 32, 4,
+    ),
+    ("b1", "m16n8k256"): Shape(
+        16, 8, 256,
+        lambda g, t, i: (g + 8 * ((i >> 5) & 1), 32 * t + (i & 31) + 128 * (i >> 6)),
+        lambda g, t, i: (32 * t + (i & 31) + 128 * (i >> 5), g),
+        _acc, 128, 64, 4,
+    ),
     ("i4", "m16n8k64"): Shape(
         16, 8, 64,
         lambda g, t, i: (g + 8 * ((i >> 3) & 1), 8 * t + (i & 7) + 32 * (i >> 4)),
@@ -150,6 +168,7 @@ SHAPES: dict[tuple[str, str], Shape] = {
 INPUTS: dict[str, tuple[str, int]] = {
     "f16": ("f16", 16), "bf16": ("f16", 16), "tf32": ("tf32", 32), "f64": ("f64", 64),
     "s8": ("i8", 8), "u8": ("i8", 8), "e4m3": ("i8", 8), "e5m2": ("i8", 8), "s4": ("i4", 4), "u4": ("i4", 4),
+    "b1": ("b1", 1),
 }
 
 #: (D type, C type) for each input type the engine implements
@@ -157,7 +176,7 @@ ACCUMULATORS: dict[str, set[tuple[str, str]]] = {
     "f16": {("f32", "f32"), ("f16", "f16")},  # mixed only for m8n8k4, which the engine does not implement
     "bf16": {("f32", "f32")}, "tf32": {("f32", "f32")}, "f64": {("f64", "f64")},
     "s8": {("s32", "s32")}, "u8": {("s32", "s32")}, "s4": {("s32", "s32")}, "u4": {("s32", "s32")},
-    "e4m3": {("f32", "f32")}, "e5m2": {("f32", "f32")},
+    "e4m3": {("f32", "f32")}, "e5m2": {("f32", "f32")}, "b1": {("s32", "s32")},
 }
 
 
@@ -197,7 +216,7 @@ def decode(raw: npt.NDArray[Any], kind: str) -> npt.NDArray[Any]:
         return (raw.astype(np.uint16) << np.uint16(8)).view(np.float16).astype(np.float64)
     if kind == "e4m3":
         return _E4M3[raw.astype(np.intp)]
-    return raw.astype(np.int64)  # u8 u4
+    return raw.astype(np.int64)  # u8 u4 b1
 
 
 def _tables(shape: Shape) -> dict[str, tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]]:
@@ -232,6 +251,9 @@ def _c_mma(c: Compiler, ins: Instruction) -> Runner:
     mods = list(ins.mods)
     satfinite = "satfinite" in mods
     mods = [m for m in mods if m not in ("sync", "aligned", "satfinite", "rn")]
+    bitop = ""
+    if mods[-2:] in (["xor", "popc"], ["and", "popc"]):  # .b1: C + popc(a op b) over k
+        bitop, mods = mods[-2], mods[:-2]
     if "sync" not in ins.mods or "aligned" not in ins.mods or len(mods) != 7 or mods[1:3] != ["row", "col"]:
         raise UnsupportedError("mma.sync.aligned.<shape>.row.col.<d>.<a>.<b>.<c>")
     shape_name, _, _, dt, at, bt, ct = mods
@@ -247,6 +269,8 @@ def _c_mma(c: Compiler, ins: Instruction) -> Runner:
         raise UnsupportedError(f"mma of shape {shape_name} with types .{dt}.{at}.{bt}.{ct}")
     if "rn" in ins.mods and at != "f64":
         raise UnsupportedError("mma .rn on other than f64")
+    if (at == "b1") != bool(bitop):
+        raise UnsupportedError("mma .xor.popc / .and.popc for .b1 only")
     if satfinite and dt != "s32":
         raise UnsupportedError("mma .satfinite on floating-point types")
     shape = SHAPES[(family, shape_name)]
@@ -296,7 +320,11 @@ def _c_mma(c: Compiler, ins: Instruction) -> Runner:
         a_mat[:, ar, ac] = a_el
         b_mat[:, br, bc] = b_el
         c_mat[:, cr, cc] = c_el
-        d_mat = np.matmul(a_mat, b_mat) + c_mat  # f16/bf16/tf32 products: exact in float64
+        if bitop == "xor":  # popc(a ^ b) = popc(a) + popc(b) - 2 popc(a & b), row by column
+            ones = a_mat.sum(axis=2)[:, :, None] + b_mat.sum(axis=1)[:, None, :]
+            d_mat = ones - 2 * np.matmul(a_mat, b_mat) + c_mat
+        else:  # .and.popc is the 0/1 product; f16/bf16/tf32 products are exact in float64
+            d_mat = np.matmul(a_mat, b_mat) + c_mat
         d_el = d_mat[:, cr, cc]  # (warps, 32, count)
         if integer:
             if satfinite:

@@ -966,3 +966,22 @@ extern "C" __global__ void store_matrices(const unsigned* in, unsigned short* ou
 extern "C" __global__ void asserts(int n) {
     assert(threadIdx.x < n);
 }
+
+// single-bit mma.sync: C + popc(a op b) along k; m8n8k128 .xor (sm_75), m16n8k128 .and and
+// m16n8k256 .xor (sm_80); fragments given raw as for the other mma kernels
+extern "C" __global__ void mma_b1(const unsigned* a, const unsigned* b, const int* c, int* d8, int* d128,
+                                  int* d256) {
+    MMA_LOAD(unsigned, a, 4); MMA_LOAD(unsigned, b, 2); MMA_LOAD(int, c, 4); int d8_[2];
+    asm volatile("mma.sync.aligned.m8n8k128.row.col.s32.b1.b1.s32.xor.popc {%0,%1}, {%2}, {%3}, {%4,%5};"
+                 : OUT_R2(d8) : R1(a), R1(b), R2(c));
+    MMA_STORE(d8, 2);
+#if __CUDA_ARCH__ >= 800
+    int d128_[4], d256_[4];
+    asm volatile("mma.sync.aligned.m16n8k128.row.col.s32.b1.b1.s32.and.popc {%0,%1,%2,%3}, {%4,%5}, {%6}, "
+                 "{%7,%8,%9,%10};" : OUT_R4(d128) : R2(a), R1(b), R4(c));
+    asm volatile("mma.sync.aligned.m16n8k256.row.col.s32.b1.b1.s32.xor.popc {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+                 "{%8,%9}, {%10,%11,%12,%13};" : OUT_R4(d256) : R4(a), R2(b), R4(c));
+    MMA_STORE(d128, 4);
+    MMA_STORE(d256, 4);
+#endif
+}

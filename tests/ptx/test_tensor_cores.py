@@ -518,3 +518,38 @@ def test_stmatrix_stores_each_form_from_mma_fragments(corpus90: Device) -> None:
     np.testing.assert_array_equal(tiles[1], mats.transpose(0, 2, 1))
     np.testing.assert_array_equal(tiles[2, :2], mats[:2])
     np.testing.assert_array_equal(tiles[2, 2:], 0)  # x2 stores through lanes 0-15 only
+
+
+# single-bit mma.sync: the PTX ISA's .b1 fragment tables (32 elements to a register, lowest bit first)
+A_B1_M8K128: Place = lambda g, t, i: (g, 32 * t + i)  # noqa: E731
+B_B1_M8K128: Place = lambda g, t, i: (32 * t + i, g)  # noqa: E731
+A_B1_K128: Place = lambda g, t, i: (g + 8 * (i // 32), 32 * t + i % 32)  # noqa: E731
+B_B1_K128: Place = lambda g, t, i: (32 * t + i, g)  # noqa: E731
+A_B1_K256: Place = lambda g, t, i: (g + 8 * (i // 32 % 2), 32 * t + i % 32 + 128 * (i // 64))  # noqa: E731
+B_B1_K256: Place = lambda g, t, i: (32 * t + i % 32 + 128 * (i // 32), g)  # noqa: E731
+
+
+@pytest.mark.parametrize("arch", [75, 80, 90])
+def test_b1_popc_xor_and_and(arch: int) -> None:
+    dev = Device(LoadedModule(CORPUS[arch].read_text()))
+    a, b = words(4), words(2)
+    c = rng.integers(-1000, 1000, size=(WARPS, 16, 8))
+    outs = [dev.zeros(WARPS * 64, np.int32), dev.zeros(WARPS * 128, np.int32), dev.zeros(WARPS * 128, np.int32)]
+    dev.run("mma_b1", 1, WARPS * 32, dev.put(a), dev.put(b), dev.put(frag(c.astype(np.int32), acc, 4, 1)), *outs)
+    first_a, first_b = a.reshape(-1, 4)[:, :1].reshape(-1), b.reshape(-1, 2)[:, :1].reshape(-1)
+    c8 = unfrag(frag(c.astype(np.int32), acc, 4, 1).reshape(-1, 4)[:, :2].reshape(-1), PAIR, 2, (8, 8))
+
+    def popc(x: npt.NDArray[np.int64], y: npt.NDArray[np.int64], op: str) -> npt.NDArray[np.int64]:
+        pairs = x[:, :, :, None] ^ y[:, None, :, :] if op == "xor" else x[:, :, :, None] & y[:, None, :, :]
+        out: npt.NDArray[np.int64] = pairs.sum(axis=2)
+        return out
+
+    xa, xb = elements(first_a, A_B1_M8K128, 32, 1, False, (8, 128)), elements(first_b, B_B1_M8K128, 32, 1, False, (128, 8))
+    np.testing.assert_array_equal(unfrag(dev.get(outs[0], WARPS * 64, np.int32), PAIR, 2, (8, 8)), popc(xa, xb, "xor") + c8)
+    if arch < 80:
+        return
+    two_a = a.reshape(-1, 4)[:, :2].reshape(-1)
+    ya, yb = elements(two_a, A_B1_K128, 64, 1, False, (16, 128)), elements(first_b, B_B1_K128, 32, 1, False, (128, 8))
+    np.testing.assert_array_equal(unfrag(dev.get(outs[1], WARPS * 128, np.int32), acc, 4, (16, 8)), popc(ya, yb, "and") + c)
+    za, zb = elements(a, A_B1_K256, 128, 1, False, (16, 256)), elements(b, B_B1_K256, 64, 1, False, (256, 8))
+    np.testing.assert_array_equal(unfrag(dev.get(outs[2], WARPS * 128, np.int32), acc, 4, (16, 8)), popc(za, zb, "xor") + c)
