@@ -1,6 +1,6 @@
-"""What NVIDIA's CUDA samples showed the engine lacked (docs/ptx-engine.md, "CUDA samples"): PTX's
-predefined ``WARP_SZ`` (the cooperative-groups and wmma samples read it), and a launch whose threads
-all update one address, which must still end at the launch's time bound."""
+"""What NVIDIA's CUDA samples and llama.cpp showed the engine lacked (docs/ptx-engine.md): PTX's
+predefined ``WARP_SZ`` (the cooperative-groups and wmma samples read it), a launch whose threads
+all update one address, which must still end at the launch's time bound, and qualifiers with ``::``."""
 
 from __future__ import annotations
 
@@ -66,3 +66,30 @@ def test_thousands_of_threads_on_one_address_end_at_the_time_bound() -> None:
     err = dev.fails("count", 64, 256, out, limits=Limits(seconds=0.3))
     assert err.status == CUresult.CUDA_ERROR_LAUNCH_TIMEOUT and err.sticky
     assert time.monotonic() - started < 4  # one round past the bound, not the 16,384 rounds it needs
+
+QUALIFIED = HEADER + """
+.visible .entry qualified(.param .u64 in, .param .u64 out)
+{
+    .reg .b32 %r<4>;
+    .reg .b64 %rd<3>;
+    .shared .align 16 .b8 tile[16];
+    ld.param.u64 %rd1, [in];
+    ld.param.u64 %rd2, [out];
+    mov.u32 %r1, tile;
+    cp.async.cg.shared.global.L2::128B [%r1], [%rd1], 16;
+    cp.async.wait_all;
+    ld.shared::cta.u32 %r2, [%r1+4];
+    ld.global.L1::no_allocate.u32 %r3, [%rd1+8];
+    st.global.v2.u32 [%rd2], {%r2, %r3};
+    ret;
+}
+"""
+
+
+def test_qualifiers_with_a_double_colon_are_read() -> None:
+    """``.L2::128B``, ``.shared::cta``, ``.L1::no_allocate`` (llama.cpp's flash attention copies with
+    the first; the parser read ``::`` as two colons before)."""
+    dev = ptx_device(QUALIFIED)
+    out = dev.zeros(2, np.uint32)
+    dev.run("qualified", 1, 32, dev.put(np.arange(4, dtype=np.uint32) + 7), out)
+    assert dev.get(out, 2, np.uint32).tolist() == [8, 9]
