@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ._compiler import Compiler, InstructionCompiler, Runner
+from ._compiler import Compiler, InstructionCompiler, Runner, UnsupportedError
 from ._isa_arith import ARITHMETIC
 from ._isa_memory import MEMORY
 from ._isa_tensor import TENSOR
 from ._isa_warp import WARP
 from ._isa_wmma import WMMA, cvt_tf32
+from ._numeric import DTYPES
 from ._parse import Instruction
 
 __all__ = ["COMPILERS", "SUPPORTED"]
@@ -79,11 +80,14 @@ SUPPORTED: dict[str, str] = {
     "mov": "every scalar type, special registers, addresses of variables, vector pack/unpack",
     "mul": "lo hi wide for u/s 16 32 64; f32 (.rn .rz .rm .rp .ftz .sat), f64 (.rn .rz .rm .rp); "
     "f16 f16x2 (.rn .ftz .sat); bf16 bf16x2 (.rn)",
+    "nanosleep": "u32 (sleeps 0 ns: within the ISA's [0, 2t])",
     "neg": "s16 s32 s64; f32 (.ftz), f64; f16 f16x2; bf16 bf16x2",
     "not": "b16 b32 b64 pred",
     "or": "b16 b32 b64 pred",
     "popc": "b32 b64",
     "prmt": "b32 (default mode)",
+    "prefetch": ".global .local (or generic) .L1 .L2, and prefetchu.L1: no effect, no fault (a hint)",
+    "prefetchu": "as prefetch",
     "rcp": "approx.f32 (.ftz), rn.f32, rn.f64, approx.ftz.f64",
     "red": "as atom, without a result",
     "redux": "sync: add min max (s32 u32), and or xor (b32)",
@@ -114,6 +118,25 @@ SUPPORTED: dict[str, str] = {
 }
 
 
+def _nanosleep(c: Compiler, ins: Instruction) -> Runner:
+    """``nanosleep.u32 t``: the ISA promises a sleep in [0, 2t] ns; the engine's is 0."""
+    if ins.mods != ("u32",) or len(ins.operands) != 1:
+        raise UnsupportedError("nanosleep.u32 t")
+    c.read(ins.operands[0], DTYPES["u32"])  # a register of the right type, or an immediate
+    return lambda f, m: None
+
+
+def _prefetch(c: Compiler, ins: Instruction) -> Runner:
+    """``prefetch{.global,.local}.{L1,L2}`` / ``prefetchu.L1``: a cache hint, no effect on memory and
+    no fault for any address (as on a GPU); only the address operand is checked for form."""
+    space = next((m for m in ins.mods if m in ("global", "local")), "generic")
+    levels = [m for m in ins.mods if m not in ("global", "local")]
+    if len(levels) != 1 or not levels[0].startswith(("L1", "L2")) or len(ins.operands) != 1:
+        raise UnsupportedError("prefetch{.global,.local}.{L1,L2} [a]")
+    c.address(ins.operands[0], space)
+    return lambda f, m: None
+
+
 def _cvt(c: Compiler, ins: Instruction) -> Runner:
     """``cvt``: conversions to tf32 (a tensor-core type, ``_isa_wmma``), the rest ``_isa_arith``."""
     if "tf32" in ins.mods:
@@ -121,4 +144,14 @@ def _cvt(c: Compiler, ins: Instruction) -> Runner:
     return ARITHMETIC["cvt"](c, ins)
 
 
-COMPILERS: Mapping[str, InstructionCompiler] = {**ARITHMETIC, **MEMORY, **WARP, **TENSOR, **WMMA, "cvt": _cvt}
+COMPILERS: Mapping[str, InstructionCompiler] = {
+    **ARITHMETIC,
+    **MEMORY,
+    **WARP,
+    **TENSOR,
+    **WMMA,
+    "cvt": _cvt,
+    "nanosleep": _nanosleep,
+    "prefetch": _prefetch,
+    "prefetchu": _prefetch,
+}

@@ -1,6 +1,7 @@
 """What NVIDIA's CUDA samples and llama.cpp showed the engine lacked (docs/ptx-engine.md): PTX's
 predefined ``WARP_SZ`` (the cooperative-groups and wmma samples read it), a launch whose threads
-all update one address, which must still end at the launch's time bound, and qualifiers with ``::``."""
+all update one address, which must still end at the launch's time bound, qualifiers with ``::``, and
+the hints ``nanosleep`` and ``prefetch``."""
 
 from __future__ import annotations
 
@@ -93,3 +94,29 @@ def test_qualifiers_with_a_double_colon_are_read() -> None:
     out = dev.zeros(2, np.uint32)
     dev.run("qualified", 1, 32, dev.put(np.arange(4, dtype=np.uint32) + 7), out)
     assert dev.get(out, 2, np.uint32).tolist() == [8, 9]
+
+HINTS = HEADER + """
+.visible .entry hints(.param .u64 out, .param .u32 t)
+{
+    .reg .b32 %r<2>;
+    .reg .b64 %rd<3>;
+    ld.param.u64 %rd1, [out];
+    ld.param.u32 %r1, [t];
+    nanosleep.u32 %r1;
+    nanosleep.u32 1000;
+    prefetch.global.L2 [%rd1];
+    prefetch.L1 [%rd1+64];
+    mov.u64 %rd2, 0xdead0000;
+    prefetch.global.L2 [%rd2];
+    prefetchu.L1 [%rd2];
+    st.global.u32 [%rd1], %r1;
+    ret;
+}
+"""
+
+
+def test_nanosleep_and_prefetch_are_hints_that_never_fault() -> None:
+    dev = ptx_device(HINTS)
+    out = dev.zeros(1, np.uint32)
+    dev.run("hints", 1, 32, out, 500)  # a prefetch of an address the VM does not own is no fault
+    assert dev.get(out, 1, np.uint32).tolist() == [500]
