@@ -520,14 +520,20 @@ class Compiler:
         if (rdt.kind == "b") != (dt.kind == "b"):
             raise UnsupportedError(f"{operand.name} written as {dt}")
         name = operand.name
-        zero = rdt.type(0)
 
         def set_(f: Frame, v: Value, mask: Mask | None) -> None:
             v = fit(v, rdt)
             if mask is None:
                 f.regs[name] = v
+                return
+            old = f.regs.get(name)
+            if old is None or (np.ndim(v) == 0 and np.ndim(old) == 0 and old == v):
+                # the inactive threads never wrote the register (PTX leaves what they would read
+                # undefined), or it already holds this uniform value: it stays as it is written, a
+                # scalar when uniform (a constant set in divergent code stays cheap to read)
+                f.regs[name] = v
             else:
-                f.regs[name] = np.where(mask, v, f.regs.get(name, zero))
+                f.regs[name] = np.where(mask, v, old)
 
         return set_
 
