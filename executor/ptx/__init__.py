@@ -9,7 +9,11 @@ block's immediate post-dominator — where threads that diverge at a branch meet
 compiles each instruction once into a closure over NumPy arrays; an instruction or modifier it does
 not implement stops that at *prepare* time, so a kernel that uses one answers
 ``CUDA_ERROR_NOT_SUPPORTED`` naming it before anything runs (the module still loads, and its other
-kernels run). :class:`LoadedModule` parses once and prepares each kernel at its first launch.
+kernels run). :class:`LoadedModule` parses the module's skeleton once (directives, variables,
+signatures) and each function's body when a kernel that reaches it is first prepared, so a library's
+module of hundreds of kernels costs the parse of those it launches; a kernel is prepared at its first
+launch. For ``sim``'s function attributes the engine is the JIT compiler: ``resources`` lays a kernel
+out (shared, const and local bytes, registers) from the parse alone.
 
 *Execution model.* A launch runs the grid block by block in *batches*: as many whole blocks as fit
 :attr:`Limits.batch_threads` (and the register and shared-memory bounds) execute together, one
