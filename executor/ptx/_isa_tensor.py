@@ -1,17 +1,21 @@
-"""Tensor cores: ``mma.sync.aligned`` — a warp's matrix multiply-accumulate ``D = A x B + C`` — and
-``ldmatrix``, which loads 8x8 matrices of 16-bit elements from shared memory into mma fragments.
+"""Tensor cores: ``mma.sync.aligned`` — a warp's matrix multiply-accumulate ``D = A x B + C`` —,
+``ldmatrix``/``stmatrix``, which move 8x8 matrices of 16-bit elements between shared memory and mma
+fragments, and ``movmatrix``, which transposes one held in fragments.
 
 Each of a warp's 32 lanes holds a *fragment* of every matrix: a few elements in its registers, at the
 places the PTX ISA's fragment layouts give as functions of the lane's ``groupID`` (``lane >> 2``) and
 ``threadID_in_group`` (``lane % 4``) and of the element's index ``i`` in the lane's registers (lowest
-half of a packed register first). The op gathers the fragments of every warp of the batch into whole
+bits of a packed register first). The op gathers the fragments of every warp of the batch into whole
 matrices, multiplies in float64 (int64 for integers) and scatters ``D`` back into the lanes' registers.
+The shapes and types (:data:`SHAPES`, :data:`INPUTS`, :data:`ACCUMULATORS`): f16/bf16, tf32, f64,
+s8/u8 and the FP8 types e4m3/e5m2, s4/u4 and b1 (``.xor.popc``/``.and.popc``), every shape nvcc
+accepts for them on sm_75-sm_90 except sm_70's m8n8k4 f16.
 
-Numerics: f16, bf16 and tf32 products are exact in float64; they are summed with C in float64 and
+Numerics: f16, bf16, tf32 and FP8 products are exact in float64; they are summed with C in float64 and
 rounded once to the accumulator's type (a GPU's tensor core rounds its partial sums in an order of
 its own, so results can differ from one in the last bit when they are not exact); tf32 operands
 keep the upper 19 bits of their register (the low 13 are ignored, as the ISA allows); f64 ``mma`` is
-``A x B`` then ``+ C``, each rounded; integer (s8) ``mma`` wraps at 32 bits, or saturates with ``.satfinite``.
+``A x B`` then ``+ C``, each rounded; integer ``mma`` wraps at 32 bits, or saturates with ``.satfinite``.
 
 ``mma.sync`` must be executed by every lane of a warp together (``.aligned``); a warp whose lanes are
 not all active, or a block whose last warp is partial, ends the launch with
