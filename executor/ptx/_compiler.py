@@ -740,6 +740,20 @@ def access(
             return gather_device(batch.memory, addrs, size)
         scatter_device(batch.memory, addrs, data)
         return data
+    if space in ("shared", "local") and size in (1, 2, 4, 8):
+        # aligned (checked above): one typed gather or scatter over the flat window, no byte columns
+        space_bytes: npt.NDArray[np.uint8] = batch.shared if space == "shared" else batch.local
+        width = space_bytes.shape[1]
+        if width % size == 0 and space_bytes.flags.c_contiguous:
+            check_window(addrs, size, width, space)
+            owner = batch.block_index[rows] if space == "shared" else rows
+            index = owner * (width // size) + (addrs // np.uint64(size)).astype(np.intp)
+            typed = space_bytes.reshape(-1).view(uint_of(size))
+            if data is None:
+                got: npt.NDArray[np.uint8] = typed[index].view(np.uint8).reshape(-1, size)
+                return got
+            typed[index] = np.ascontiguousarray(data).view(uint_of(size)).reshape(-1)
+            return data
     if space == "shared":
         check_window(addrs, size, batch.shared.shape[1], "shared")
         blocks = batch.block_index[rows][:, None]
