@@ -13,6 +13,7 @@ instruction can never produce a wrong result.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -169,8 +170,15 @@ def broadcast_full(v: Value, n: int) -> npt.NDArray[Any]:
     return np.broadcast_to(v, (n,)).copy()
 
 
+@functools.lru_cache(maxsize=64)
+def _all_rows(n: int) -> npt.NDArray[np.intp]:
+    rows = np.arange(n, dtype=np.intp)
+    rows.flags.writeable = False  # shared by every access of a batch this size
+    return rows
+
+
 def active_rows(mask: Mask | None, n: int) -> npt.NDArray[np.intp]:
-    return np.arange(n, dtype=np.intp) if mask is None else np.flatnonzero(mask)
+    return _all_rows(n) if mask is None else np.flatnonzero(mask)
 
 
 def select_rows(v: Value, rows: npt.NDArray[np.intp], n: int) -> npt.NDArray[Any]:

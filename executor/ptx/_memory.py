@@ -60,7 +60,7 @@ def check_aligned(addrs: Addresses, size: int, space: str) -> None:
     """Every address a multiple of ``size`` (a power of two), as a GPU requires."""
     if size > 1 and addrs.size:
         low = addrs.astype(np.uint64, copy=False) & np.uint64(size - 1)
-        if low.any():
+        if np.count_nonzero(low):
             bad = int(addrs[np.flatnonzero(low)[0]])
             raise KernelFaultError(
                 CUresult.CUDA_ERROR_MISALIGNED_ADDRESS,
