@@ -15,7 +15,6 @@ import os
 import select
 import socket
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,7 +42,6 @@ class Qtest:
     def __init__(self, vm_socket: Path, log: Path, vectors: int = 1) -> None:
         qemu = _qemu()
         self.log = log
-        self._lock = threading.Lock()
         self._log_file = open(log, "wb")  # noqa: SIM115 (closed in close())
         self.proc = subprocess.Popen(
             [qemu, "-machine", "q35", "-qtest", "stdio", "-qtest-log", "/dev/null", "-display", "none",
@@ -53,12 +51,11 @@ class Qtest:
 
     def cmd(self, line: str) -> str:
         assert self.proc.stdin is not None and self.proc.stdout is not None
-        with self._lock:  # one command, one answer: a heartbeat thread may send commands too
-            self.proc.stdin.write(line.encode() + b"\n")
-            self.proc.stdin.flush()
-            ready, _, _ = select.select([self.proc.stdout], [], [], 30)
-            assert ready, f"qtest did not answer {line!r}: {self.log.read_text()}"
-            reply = self.proc.stdout.readline().decode().strip()
+        self.proc.stdin.write(line.encode() + b"\n")
+        self.proc.stdin.flush()
+        ready, _, _ = select.select([self.proc.stdout], [], [], 30)
+        assert ready, f"qtest did not answer {line!r}: {self.log.read_text()}"
+        reply = self.proc.stdout.readline().decode().strip()
         assert reply.startswith("OK"), f"{line!r} -> {reply!r}: {self.log.read_text()}"
         return reply[2:].strip()
 
@@ -214,14 +211,6 @@ def test_a_doorbell_through_qemu_wakes_the_sleeping_mediator_which_opens_a_chann
     # The worker sleeps up to 10 s when idle; only the doorbell gets it to answer within 3 s.
     with running_mediator(tmp_path, backend="sim", vms=1, extra="max_sleep_ms = 10000") as mediator:
         qtest = Qtest(mediator.vm_socket(1), tmp_path / "qemu.log", vectors=16)
-        stop = threading.Event()
-        beats = iter(range(1, 1 << 62))
-
-        def beat() -> None:
-            while not stop.wait(0.1):
-                qtest.cmd(f"writeq {base + ChannelField.HEARTBEAT:#x} {next(beats)}")
-
-        beating = threading.Thread(target=beat, daemon=True)
         try:
             qtest.map_bars(qtest.find_ivshmem())
             assert qtest.read("readq", BAR2_ADDR + RegionField.MAGIC) == MAGIC
@@ -232,26 +221,41 @@ def test_a_doorbell_through_qemu_wakes_the_sleeping_mediator_which_opens_a_chann
             # open it, as a guest process does once it holds the channel's claim
             qtest.cmd(f"writel {base + ChannelField.OWNER_PID:#x} 4242")
             qtest.cmd(f"writel {base + ChannelField.OWNER_PEER:#x} {qtest.read('readl', BAR0_ADDR + IVPOSITION)}")
+            beats = [0, 0.0]  # count, when
+
+            def beat() -> None:
+                """As the shim's heartbeat thread does (every lease / 4): an open channel that does
+                not beat expires. Called between the steps below, which each take a few ms."""
+                if time.monotonic() - beats[1] >= 0.1:
+                    beats[0] += 1
+                    beats[1] = time.monotonic()
+                    qtest.cmd(f"writeq {base + ChannelField.HEARTBEAT:#x} {beats[0]}")
+
+            assert qtest.read("readq", base + ChannelField.MAGIC) == CHANNEL_MAGIC, "QEMU does not show channel 3"
             qtest.cmd(f"writel {base + ChannelField.OPEN_REQUEST:#x} 0x5eed")
-            beating.start()  # as the shim's heartbeat thread does: a channel that does not beat expires
             qtest.cmd(f"writel {BAR0_ADDR + DOORBELL:#x} {host_peer << 16 | 3:#x}")
             rung = time.monotonic()
             while qtest.read("readl", base + ChannelField.OPEN_ACK) != 0x5EED:
                 assert time.monotonic() - rung < 10.0, "the channel was not opened"
+                beat()
             assert qtest.read("readl", base + ChannelField.CHANNEL_STATE) == 1  # OPEN
             deadline = time.monotonic() + 10
             while qtest.read("readl", base + ChannelField.HOST_NEED_WAKEUP) != 1:
                 assert time.monotonic() < deadline, "the mediator never went to sleep"
+                beat()
+            beat()
             sq_offset = qtest.read("readq", base + ChannelField.SQ_OFFSET)
             cq_offset = qtest.read("readq", base + ChannelField.CQ_OFFSET)
             # one nop: seq 77, call 0x0001, no flags, no payloads, no arguments
             sqe = (77).to_bytes(4, "little") + (1).to_bytes(2, "little") + bytes(SQE_SIZE - 6)
             qtest.cmd(f"write {base + sq_offset:#x} {SQE_SIZE} 0x{sqe.hex()}")
+            beat()
             qtest.cmd(f"writel {base + ChannelField.SQ_TAIL:#x} 0x1")
             rung = time.monotonic()
             qtest.cmd(f"writel {BAR0_ADDR + DOORBELL:#x} {host_peer << 16 | 3:#x}")
             while qtest.read("readl", base + ChannelField.CQ_TAIL) != 1:
                 assert time.monotonic() - rung < 3.0, "the doorbell did not wake the mediator"
+                beat()
             answered = time.monotonic() - rung
             cqe = bytes.fromhex(qtest.cmd(f"read {base + cq_offset:#x} {CQE_SIZE}")[2:])
             assert int.from_bytes(cqe[0:4], "little") == 77  # seq echoed
@@ -262,7 +266,4 @@ def test_a_doorbell_through_qemu_wakes_the_sleeping_mediator_which_opens_a_chann
             channels = next(v for v in request(mediator.control, {"cmd": "status"})["vms"])["channels"]
             assert [(c["index"], c["owner_pid"]) for c in channels if c["state"] == "open"] == [(3, 4242)]
         finally:
-            stop.set()
-            if beating.is_alive():
-                beating.join()
             qtest.close()
