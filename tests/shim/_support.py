@@ -86,6 +86,37 @@ def all_exports() -> list[Export]:
                    if (lib, symbol) not in listed]
 
 
+#: NVIDIA's CUDA samples checked in by ``samples/build.sh`` (``scripts/cuda-samples --install``): those
+#: that need no kernel, and quick kernel samples the PTX engine runs in seconds
+SAMPLES_BIN = Path(__file__).resolve().parent / "samples" / "bin"
+SAMPLES = {
+    "1_Utilities/deviceQuery": "deviceQuery", "1_Utilities/deviceQueryDrv": "deviceQueryDrv",
+    "1_Utilities/topologyQuery": "topologyQuery",
+    "4_CUDA_Libraries/simpleCUBLAS": "simpleCUBLAS", "4_CUDA_Libraries/matrixMulCUBLAS": "matrixMulCUBLAS",
+    "4_CUDA_Libraries/batchCUBLAS": "batchCUBLAS", "4_CUDA_Libraries/simpleCUBLAS_LU": "simpleCUBLAS_LU",
+    "4_CUDA_Libraries/simpleCUBLASXT": "simpleCUBLASXT",
+    "2_Concepts_and_Techniques/streamOrderedAllocation": "streamOrderedAllocation",
+    "0_Introduction/vectorAdd": "vectorAdd", "0_Introduction/simpleVoteIntrinsics": "simpleVoteIntrinsics",
+    "0_Introduction/simplePrintf": "simplePrintf", "2_Concepts_and_Techniques/shfl_scan": "shfl_scan",
+    "0_Introduction/simpleAssert": "simpleAssert",
+}
+#: those of them that launch kernels of their own (the PTX engine runs them on ``sim``)
+KERNEL_SAMPLES = frozenset({"streamOrderedAllocation", "vectorAdd", "simpleVoteIntrinsics", "simplePrintf",
+                            "shfl_scan", "simpleAssert"})
+
+
+def sample_verdict(code: int, output: str) -> str:
+    """How ``scripts/cuda-samples`` judges a sample: PASS is exit status 0 and no failure printed;
+    "waived" (the samples' exit status 2) says why; otherwise the exit status and last line."""
+    failed = any(word in output for word in ("Result = FAIL", "FAILED", "Test failed"))
+    last = next((line.strip() for line in reversed(output.splitlines()) if line.strip()), "")
+    if code == 0 and not failed:
+        return "PASS"
+    if code == 2:
+        return f"waived: {last[:100]}"
+    return f"exit {code}: {last[:100]}"
+
+
 def check_program(name: str, report: SelftestReport) -> None:
     """Every check of the program reported, and passed."""
     missing = [check for check in PROGRAM_CHECKS[name] if check not in report.results]
