@@ -776,8 +776,9 @@ def _c_dot(c: Compiler, ins: Instruction) -> Runner:
             # row; the products of bytes fit in int32, and so do four of them plus c modulo 2**32
             xb = np.ascontiguousarray(x, dtype=np.uint32).view(a_bytes).reshape(-1, 4).astype(np.int32)
             yb = np.ascontiguousarray(y, dtype=np.uint32).view(b_bytes).reshape(-1, 4).astype(np.int32)
-            acc = (xb * yb).sum(axis=1, dtype=np.int64) + np.asarray(z, dtype=np.uint32)
-            put(f, acc.astype(np.uint32), m)
+            p = xb * yb  # int32 sums wrap as the hardware's do (modulo 2**32, read back as u32)
+            acc = p[:, 0] + p[:, 1] + p[:, 2] + p[:, 3] + np.asarray(z, dtype=np.uint32).view(np.int32)
+            put(f, acc.view(np.uint32), m)
             return
         bs = _lanes(gb(f), 1, b_signed)
         if half:
