@@ -925,7 +925,6 @@ class SimExecutor(SimNvmlCalls, SimTrsmCalls, Executor):
     def _gemms(self, handle_id: int, shape: GemmShape, batches: Callable[[], list[tuple[int, int, int]]],
                what: str) -> NoResult:
         """Enqueue GEMMs on the handle's stream; ``batches`` gives the (A, B, C) pointers when they run."""
-        handle = self._blas.get(handle_id)
         memory = self.memory
 
         def run() -> None:
@@ -934,6 +933,12 @@ class SimExecutor(SimNvmlCalls, SimTrsmCalls, Executor):
             for a, b, c in todo:
                 gemm(memory, shape, a, b, c)
 
+        return self._enqueue_blas(handle_id, run, what)
+
+    def _enqueue_blas(self, handle_id: int, run: Callable[[], None], what: str) -> NoResult:
+        """Enqueue a cuBLAS call's work on its handle's stream; a CUDA error on the way (the stream's,
+        a capture's) answers EXECUTION_FAILED, as cuBLAS reports it."""
+        handle = self._blas.get(handle_id)
         try:
             self.enqueue(handle.stream, run, what)
         except CudaError as exc:

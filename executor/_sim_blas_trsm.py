@@ -156,7 +156,7 @@ class SimTrsmCalls:
 
     memory: DeviceMemory
     _blas: HandleTable[Any]
-    enqueue: Callable[..., None]
+    _enqueue_blas: Callable[[int, Callable[[], None], str], NoResult]
     max_batch: int
 
     def _check_trsms(self, shape: TrsmShape, systems: list[tuple[int, int]], what: str) -> None:
@@ -171,7 +171,6 @@ class SimTrsmCalls:
 
     def _trsms(self, handle_id: int, shape: TrsmShape, systems: Callable[[], list[tuple[int, int]]],
                what: str) -> NoResult:
-        handle = self._blas.get(handle_id)
         memory = self.memory
 
         def run() -> None:
@@ -180,14 +179,7 @@ class SimTrsmCalls:
             for a, b in todo:
                 trsm(memory, shape, a, b)
 
-        try:
-            self.enqueue(handle.stream, run, what)
-        except CudaError as exc:
-            if isinstance(exc.status, CublasStatus):
-                raise
-            raise CudaError(CublasStatus.CUBLAS_STATUS_EXECUTION_FAILED,
-                            f"{what}: {exc.status.name}: {exc.message}") from exc
-        return NoResult()
+        return self._enqueue_blas(handle_id, run, what)
 
     def _bound(self, work: int, what: str) -> None:
         if work > MAX_SIM_SOLVE_WORK:
@@ -235,7 +227,7 @@ class SimTrsmCalls:
     def cublas_getrf_batched(self, args: GetrfBatchedArgs, io: CallIO) -> NoResult:
         """The pointer array is device memory, read when the factorization runs."""
         what = "cublas getrfBatched"
-        handle = self._blas.get(args.handle)
+        self._blas.get(args.handle)
         count, memory = args.batch_count, self.memory
         self._bound(count * args.n ** 3, what)
         if count > self.max_batch:
@@ -256,14 +248,7 @@ class SimTrsmCalls:
             getrf_batched(memory, args.n, args.lda, args.data_type, [int(p) for p in pointers], args.pivots,
                           args.info)
 
-        try:
-            self.enqueue(handle.stream, run, what)
-        except CudaError as exc:
-            if isinstance(exc.status, CublasStatus):
-                raise
-            raise CudaError(CublasStatus.CUBLAS_STATUS_EXECUTION_FAILED,
-                            f"{what}: {exc.status.name}: {exc.message}") from exc
-        return NoResult()
+        return self._enqueue_blas(args.handle, run, what)
 
 
 def trsm_shape(args: StrsmArgs | StrsmBatchedArgs) -> TrsmShape:
