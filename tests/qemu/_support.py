@@ -28,25 +28,30 @@ REPO = Path(__file__).resolve().parents[2]
 GUEST_C = REPO / "guest" / "c"
 SETUP_HINT = "run scripts/setup_qemu (apt qemu-system-x86 busybox-static cpio + the Debian kernel)"
 
-#: The guest's /init: mount what the selftest needs, run it on the serial console, wait for the
-#: host's go-ahead (one line on the console) so it can read the mediator's status while the VM is
-#: still attached, then power off. ``VGPU-*`` lines are what the tests look for.
-INIT_SCRIPT = """#!/bin/busybox sh
+#: How every guest /init starts: devtmpfs, the serial console as its stdio, busybox's applets, /proc
+#: and /sys, then the boot line (``VGPU-*`` lines are what the tests look for).
+INIT_PREAMBLE = """#!/bin/busybox sh
 /bin/busybox mount -t devtmpfs devtmpfs /dev
 exec </dev/console >/dev/console 2>&1
 /bin/busybox --install -s /bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 echo "VGPU-BOOTED uptime=$(cut -d' ' -f1 /proc/uptime)"
-for dev in /sys/bus/pci/devices/*; do
+"""
+#: How an /init that waits for the host ends: the host's go-ahead (one line on the console) lets it
+#: read the mediator's status while the VM is still attached, then the VM powers off.
+INIT_POWEROFF = """read -t 60 go
+echo "VGPU-POWEROFF"
+poweroff -f
+"""
+
+#: The guest's /init: the selftest on the serial console, then the go-ahead and power off.
+INIT_SCRIPT = INIT_PREAMBLE + """for dev in /sys/bus/pci/devices/*; do
     echo "VGPU-PCI $(basename $dev) $(cat $dev/vendor):$(cat $dev/device)"
 done
 /vgpu_selftest
 echo "VGPU-SELFTEST-EXIT $? uptime=$(cut -d' ' -f1 /proc/uptime)"
-read -t 60 go
-echo "VGPU-POWEROFF"
-poweroff -f
-"""
+""" + INIT_POWEROFF
 
 
 @dataclass(frozen=True)

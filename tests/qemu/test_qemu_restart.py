@@ -22,20 +22,13 @@ from mediator._control_client import request
 from mediator._launcher import write_config
 
 from ..mediator._fake_systemd import FakeSystemd
-from ._support import CBuild, QemuKit, build_initramfs_tree, qemu_command, run_vm
+from ._support import INIT_PREAMBLE, CBuild, QemuKit, build_initramfs_tree, qemu_command, run_vm
 
 pytestmark = [pytest.mark.qemu, pytest.mark.slow, pytest.mark.timeout(600)]
 
 ROUNDS = 6
 
-LOOP_INIT = f"""#!/bin/busybox sh
-/bin/busybox mount -t devtmpfs devtmpfs /dev
-exec </dev/console >/dev/console 2>&1
-/bin/busybox --install -s /bin
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-echo "VGPU-BOOTED uptime=$(cut -d' ' -f1 /proc/uptime)"
-i=1
+LOOP_INIT = INIT_PREAMBLE + f"""i=1
 while [ $i -le {ROUNDS} ]; do
     echo "VGPU-ROUND-START $i"
     /vgpu_selftest > /round.log 2>&1

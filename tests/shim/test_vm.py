@@ -20,7 +20,15 @@ import pytest
 
 from mediator._control_client import request
 from mediator._launcher import running_mediator
-from tests.qemu._support import QemuKit, SelftestReport, build_initramfs_tree, qemu_command, run_vm
+from tests.qemu._support import (
+    INIT_POWEROFF,
+    INIT_PREAMBLE,
+    QemuKit,
+    SelftestReport,
+    build_initramfs_tree,
+    qemu_command,
+    run_vm,
+)
 
 from ._support import PROGRAMS, ShimBuild, check_program, guest_tree, sections
 
@@ -30,14 +38,7 @@ NAMES = ("vector_add", "gemm", "streams_events", "graph")
 BOOT_DEADLINE_S = float(os.environ.get("VGPU_QEMU_DEADLINE_S", "480"))
 HERE = Path(__file__).resolve().parent
 
-INIT_SCRIPT = """#!/bin/busybox sh
-/bin/busybox mount -t devtmpfs devtmpfs /dev
-exec </dev/console >/dev/console 2>&1
-/bin/busybox --install -s /bin
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-echo "VGPU-BOOTED uptime=$(cut -d' ' -f1 /proc/uptime)"
-echo "VGPU-PROGRAM held"
+INIT_SCRIPT = INIT_PREAMBLE + """echo "VGPU-PROGRAM held"
 /hold_device /programs/vector_add
 echo "VGPU-PROGRAM-EXIT held $? uptime=$(cut -d' ' -f1 /proc/uptime)"
 for program in %(names)s; do
@@ -46,10 +47,7 @@ for program in %(names)s; do
     echo "VGPU-PROGRAM-EXIT $program $? uptime=$(cut -d' ' -f1 /proc/uptime)"
 done
 echo "VGPU-SELFTEST-EXIT 0 uptime=$(cut -d' ' -f1 /proc/uptime)"
-read -t 60 go
-echo "VGPU-POWEROFF"
-poweroff -f
-"""
+""" + INIT_POWEROFF
 
 
 def test_the_programs_run_unchanged_in_a_vm_on_the_shim(

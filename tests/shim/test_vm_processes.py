@@ -26,7 +26,15 @@ import pytest
 
 from mediator._control_client import request
 from mediator._launcher import running_mediator
-from tests.qemu._support import QemuKit, SelftestReport, build_initramfs_tree, qemu_command, run_vm
+from tests.qemu._support import (
+    INIT_POWEROFF,
+    INIT_PREAMBLE,
+    QemuKit,
+    SelftestReport,
+    build_initramfs_tree,
+    qemu_command,
+    run_vm,
+)
 
 from ._support import ShimBuild, build_mp_worker, guest_tree, sections
 
@@ -37,14 +45,7 @@ SHORT_LIVED = 1000
 DISCOVERIES = 50
 MIB = 1 << 20
 
-INIT_SCRIPT = """#!/bin/busybox sh
-/bin/busybox mount -t devtmpfs devtmpfs /dev
-exec </dev/console >/dev/console 2>&1
-/bin/busybox --install -s /bin
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-echo "VGPU-BOOTED uptime=$(cut -d' ' -f1 /proc/uptime)"
-W=/mp_worker
+INIT_SCRIPT = INIT_PREAMBLE + """W=/mp_worker
 mkdir -p /t
 # until FILE has a line starting with WORD (the workers print them as they get there)
 until_line() { until grep -q "^$2" "$1"; do sleep 0.05; done; }
@@ -122,10 +123,7 @@ exec 6>&-
 show runner /t/o.out $CO
 
 echo "VGPU-SELFTEST-EXIT 0 uptime=$(cut -d' ' -f1 /proc/uptime)"
-read -t 60 go
-echo "VGPU-POWEROFF"
-poweroff -f
-"""
+""" + INIT_POWEROFF
 
 
 def test_many_processes_of_one_vm_share_its_gpu_and_a_killed_one_gives_its_memory_back(

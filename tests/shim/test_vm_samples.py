@@ -16,7 +16,14 @@ import pytest
 
 from mediator._control_client import request
 from mediator._launcher import running_mediator
-from tests.qemu._support import QemuKit, build_initramfs_tree, qemu_command, run_vm
+from tests.qemu._support import (
+    INIT_POWEROFF,
+    INIT_PREAMBLE,
+    QemuKit,
+    build_initramfs_tree,
+    qemu_command,
+    run_vm,
+)
 
 from ._support import SAMPLES, SAMPLES_BIN, ShimBuild, guest_tree, sample_verdict, sections
 
@@ -25,24 +32,14 @@ pytestmark = [pytest.mark.qemu, pytest.mark.slow, pytest.mark.timeout(1200)]
 NAMES = tuple(sorted(SAMPLES.values()))
 DEADLINE_S = float(os.environ.get("VGPU_QEMU_DEADLINE_S", "900"))
 
-INIT_SCRIPT = """#!/bin/busybox sh
-/bin/busybox mount -t devtmpfs devtmpfs /dev
-exec </dev/console >/dev/console 2>&1
-/bin/busybox --install -s /bin
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-echo "VGPU-BOOTED uptime=$(cut -d' ' -f1 /proc/uptime)"
-cd /tmp
+INIT_SCRIPT = INIT_PREAMBLE + """cd /tmp
 for sample in %(names)s; do
     echo "VGPU-PROGRAM $sample"
     LD_BIND_NOW=1 /samples/$sample </dev/null
     echo "VGPU-PROGRAM-EXIT $sample $? uptime=$(cut -d' ' -f1 /proc/uptime)"
 done
 echo "VGPU-SELFTEST-EXIT 0 uptime=$(cut -d' ' -f1 /proc/uptime)"
-read -t 60 go
-echo "VGPU-POWEROFF"
-poweroff -f
-"""
+""" + INIT_POWEROFF
 
 
 def test_the_samples_pass_in_a_vm_on_the_installed_shim(
