@@ -7,6 +7,32 @@
 
 #include "shim_abi.h"
 
+/* The graph API's parameter blocks, one layout for the driver (cu_graph_build.c) and the runtime
+ * (rt_graph.c): CUDA_KERNEL_NODE_PARAMS_v2 and CUDA_MEMCPY3D. */
+typedef struct {
+    CUfunction func;
+    unsigned int gridDimX, gridDimY, gridDimZ, blockDimX, blockDimY, blockDimZ, sharedMemBytes;
+    void **kernelParams, **extra;
+    void *kern;
+    CUcontext ctx;
+} vgpu_kernel_node_params;
+typedef struct {
+    size_t srcXInBytes, srcY, srcZ, srcLOD;
+    int srcMemoryType;
+    const void *srcHost;
+    CUdeviceptr srcDevice;
+    void *srcArray, *reserved0;
+    size_t srcPitch, srcHeight;
+    size_t dstXInBytes, dstY, dstZ, dstLOD;
+    int dstMemoryType;
+    void *dstHost;
+    CUdeviceptr dstDevice;
+    void *dstArray, *reserved1;
+    size_t dstPitch, dstHeight;
+    size_t WidthInBytes, Height, Depth;
+} vgpu_memcpy3d;
+_Static_assert(sizeof(vgpu_memcpy3d) == 200, "CUDA_MEMCPY3D");
+
 CUresult cuInit(unsigned int flags);
 CUresult cuDriverGetVersion(int *version);
 CUresult cuDeviceGetCount(int *count);

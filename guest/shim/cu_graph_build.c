@@ -100,14 +100,6 @@ struct vgpu_xgraph {
 };
 
 typedef struct {
-    CUfunction func;
-    unsigned int gridDimX, gridDimY, gridDimZ, blockDimX, blockDimY, blockDimZ, sharedMemBytes;
-    void **kernelParams, **extra;
-    void *kern;
-    CUcontext ctx;
-} vgpu_kernel_node_params;
-
-typedef struct {
     CUdeviceptr dst;
     size_t pitch;
     unsigned int value, elementSize;
@@ -526,22 +518,6 @@ static CUresult capture_instantiate(struct vgpu_xgraph *x, CUgraphExec *exec, un
 
 /* -- copies, events, host and memory nodes -------------------------------------------------------- */
 
-typedef struct {
-    size_t srcXInBytes, srcY, srcZ, srcLOD;
-    int srcMemoryType;
-    const void *srcHost;
-    CUdeviceptr srcDevice;
-    void *srcArray, *reserved0;
-    size_t srcPitch, srcHeight;
-    size_t dstXInBytes, dstY, dstZ, dstLOD;
-    int dstMemoryType;
-    void *dstHost;
-    CUdeviceptr dstDevice;
-    void *dstArray, *reserved1;
-    size_t dstPitch, dstHeight;
-    size_t WidthInBytes, Height, Depth;
-} vgpu_memcpy3d;
-_Static_assert(sizeof(vgpu_memcpy3d) == 200, "CUDA_MEMCPY3D");
 
 CUresult cuGraphAddMemcpyNode(CUgraphNode *node, CUgraph graph, const CUgraphNode *deps, size_t ndeps,
                               const vgpu_memcpy3d *p, CUcontext ctx);
