@@ -33,20 +33,29 @@ cudaError_t cudaGraphAddEmptyNode(cudaGraphNode_t *node, cudaGraph_t graph, cons
 }
 
 /* The kernel is named by its host function, as for cudaLaunchKernel. */
-cudaError_t cudaGraphAddKernelNode(cudaGraphNode_t *node, cudaGraph_t graph, const cudaGraphNode_t *deps, size_t n,
-                                   const struct cudaKernelNodeParams *p)
+static cudaError_t to_driver_kernel(const struct cudaKernelNodeParams *p, vgpu_kernel_node_params *d)
 {
     if (!p)
-        return rt_ret(cudaErrorInvalidValue);
+        return cudaErrorInvalidValue;
     struct CUkern_st *k;
     CUfunction f = NULL;
     cudaError_t err = rt_kernel_of(p->func, &k);
     if (!err)
         err = rt_kernel_function(k, &f);
     if (err)
+        return err;
+    *d = (vgpu_kernel_node_params){f, p->gridDim.x, p->gridDim.y, p->gridDim.z, p->blockDim.x, p->blockDim.y,
+                                   p->blockDim.z, p->sharedMemBytes, p->kernelParams, p->extra, NULL, NULL};
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphAddKernelNode(cudaGraphNode_t *node, cudaGraph_t graph, const cudaGraphNode_t *deps, size_t n,
+                                   const struct cudaKernelNodeParams *p)
+{
+    vgpu_kernel_node_params d;
+    cudaError_t err = to_driver_kernel(p, &d);
+    if (err)
         return rt_ret(err);
-    vgpu_kernel_node_params d = {f, p->gridDim.x, p->gridDim.y, p->gridDim.z, p->blockDim.x, p->blockDim.y,
-                                 p->blockDim.z, p->sharedMemBytes, p->kernelParams, p->extra, NULL, NULL};
     RT_CALL(cuGraphAddKernelNode_v2(node, graph, deps, n, &d));
 }
 
@@ -210,17 +219,10 @@ cudaError_t cudaGraphNodeGetType(cudaGraphNode_t node, int *type) { RT_CALL(cuGr
 cudaError_t cudaGraphExecKernelNodeSetParams(cudaGraphExec_t exec, cudaGraphNode_t node,
                                              const struct cudaKernelNodeParams *p)
 {
-    if (!p)
-        return rt_ret(cudaErrorInvalidValue);
-    struct CUkern_st *k;
-    CUfunction f = NULL;
-    cudaError_t err = rt_kernel_of(p->func, &k);
-    if (!err)
-        err = rt_kernel_function(k, &f);
+    vgpu_kernel_node_params d;
+    cudaError_t err = to_driver_kernel(p, &d);
     if (err)
         return rt_ret(err);
-    vgpu_kernel_node_params d = {f, p->gridDim.x, p->gridDim.y, p->gridDim.z, p->blockDim.x, p->blockDim.y,
-                                 p->blockDim.z, p->sharedMemBytes, p->kernelParams, p->extra, NULL, NULL};
     RT_CALL(cuGraphExecKernelNodeSetParams_v2(exec, node, &d));
 }
 
