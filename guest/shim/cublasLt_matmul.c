@@ -11,11 +11,13 @@
  * pointers, device-resident scalars, row-major or planar layouts, a transposed C. The heuristic
  * offers one algorithm, needing no workspace, for every problem the matmul serves.
  */
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cu_api.h"
+#include "cublas_wrap.h"
 #include "shim.h"
 
 #define VGPU_MAGIC_LT 0x744c6c56u        /* "VlLt" */
@@ -60,7 +62,6 @@ typedef struct vgpu_lt_layout *cublasLtMatrixLayout_t;
 typedef struct vgpu_lt_pref *cublasLtMatmulPreference_t;
 
 /* libcublas.so.13's (this library links it) */
-cublasStatus_t cublasCreate_v2(cublasHandle_t *handle);
 cublasStatus_t cublasDestroy_v2(cublasHandle_t h);
 cublasStatus_t cublasSetStream_v2(cublasHandle_t h, cudaStream_t stream);
 cublasStatus_t cublasGemmEx(cublasHandle_t h, int transa, int transb, int m, int n, int k, const void *alpha,
@@ -109,14 +110,10 @@ cublasStatus_t cublasLtCreate(cublasLtHandle_t *handle)
 {
     if (!handle)
         return CUBLAS_STATUS_INVALID_VALUE;
-    cublasLtHandle_t h = calloc(1, sizeof *h);
+    cublasStatus_t st;
+    cublasLtHandle_t h = vgpu_blas_wrapper_new(sizeof *h, offsetof(struct cublasLtContext, blas), &st);
     if (!h)
-        return CUBLAS_STATUS_ALLOC_FAILED;
-    cublasStatus_t st = cublasCreate_v2(&h->blas);
-    if (st) {
-        free(h);
         return st;
-    }
     h->magic = VGPU_MAGIC_LT;
     *handle = h;
     return CUBLAS_STATUS_SUCCESS;

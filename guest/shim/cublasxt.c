@@ -10,9 +10,11 @@
  * (CUBLAS_STATUS_NOT_SUPPORTED), as the protocol's GEMMs take ints.
  */
 #include <limits.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "cublas_wrap.h"
 #include "shim.h"
 #include "vgpu_protocol.h"
 
@@ -27,7 +29,6 @@ struct vgpu_cublasxt {
 };
 typedef struct vgpu_cublasxt *cublasXtHandle_t;
 
-cublasStatus_t cublasCreate_v2(cublasHandle_t *handle);
 cublasStatus_t cublasDestroy_v2(cublasHandle_t handle);
 cublasStatus_t cublasSetMatrix(int rows, int cols, int elem, const void *A, int lda, void *B, int ldb);
 cublasStatus_t cublasGetMatrix(int rows, int cols, int elem, const void *A, int lda, void *B, int ldb);
@@ -49,14 +50,10 @@ cublasStatus_t cublasXtCreate(cublasXtHandle_t *handle)
 {
     if (!handle)
         return CUBLAS_STATUS_INVALID_VALUE;
-    cublasXtHandle_t h = calloc(1, sizeof *h);
+    cublasStatus_t st;
+    cublasXtHandle_t h = vgpu_blas_wrapper_new(sizeof *h, offsetof(struct vgpu_cublasxt, blas), &st);
     if (!h)
-        return CUBLAS_STATUS_ALLOC_FAILED;
-    cublasStatus_t st = cublasCreate_v2(&h->blas);
-    if (st) {
-        free(h);
         return st;
-    }
     h->magic = VGPU_MAGIC_CUBLASXT;
     h->block_dim = XT_DEFAULT_BLOCK_DIM;
     *handle = h;
