@@ -131,7 +131,15 @@ from ._base import AllocationMap, CallIO, DeviceConfig, Executor, HandleTable, H
 from ._errors import CudaError
 from ._kernels import LaunchDims
 from ._modules import KernelAttributes
-from ._sim_blas import ITEMSIZE, GemmShape, ex_gemm_shape, gemm, gemm_ranges
+from ._sim_blas import (
+    ITEMSIZE,
+    GemmShape,
+    check_pointer_arrays,
+    ex_gemm_shape,
+    gemm,
+    gemm_ranges,
+    read_pointer_arrays,
+)
 from ._sim_blas_trsm import SimTrsmCalls
 from ._sim_device import device_attributes
 from ._sim_graph import Capture, EventState, Graph, GraphExec, StreamState
@@ -992,20 +1000,11 @@ class SimExecutor(SimNvmlCalls, SimTrsmCalls, Executor):
         what = "cublasGemmBatchedEx"
         count, memory = self._batch_count(args.batch_count, what), self.memory
         arrays = ((args.a, "Aarray"), (args.b, "Barray"), (args.c, "Carray"))
-        try:
-            for ptr, name in arrays:
-                memory.check(ptr, 8 * count, write=False, what=f"pointer array {name}")
-        except CudaError as exc:
-            raise CudaError(CublasStatus.CUBLAS_STATUS_EXECUTION_FAILED, f"{what}: {exc.message}") from exc
+        check_pointer_arrays(memory, arrays, count, what)
 
         def batches() -> list[tuple[int, int, int]]:
-            try:
-                a, b, c = (memory.read(ptr, 8 * count, f"pointer array {name}").view("<u8")
-                           for ptr, name in arrays)
-            except CudaError as exc:
-                raise CudaError(CublasStatus.CUBLAS_STATUS_EXECUTION_FAILED,
-                                f"{what}: {exc.message}") from exc
-            return [(int(a[i]), int(b[i]), int(c[i])) for i in range(count)]
+            a, b, c = read_pointer_arrays(memory, arrays, count, what)
+            return list(zip(a, b, c, strict=True))
 
         return self._gemms(args.handle, shape, batches, what)
 

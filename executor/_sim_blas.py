@@ -22,6 +22,7 @@ a GPU the kernel would fault); a type combination cuBLAS does not offer answers
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -35,7 +36,8 @@ from ._errors import CudaError
 from ._sim_memory import DeviceMemory
 
 __all__ = ["GEMM_TYPES", "ITEMSIZE", "GemmShape", "bf16_to_f32", "check_gemm_scalars", "check_gemm_types",
-           "ex_gemm_shape", "f32_to_bf16", "gemm", "gemm_ranges", "scale_type"]
+           "check_pointer_arrays", "ex_gemm_shape", "f32_to_bf16", "gemm", "gemm_ranges",
+           "read_pointer_arrays", "scale_type"]
 
 F32 = npt.NDArray[np.float32]
 Bytes = npt.NDArray[np.uint8]
@@ -288,3 +290,24 @@ def _gemm(memory: DeviceMemory, shape: GemmShape, a: int, b: int, c: int) -> Non
     columns = _columns(raw, m, n, shape.ldc, itemsize)
     columns[...] = _encode(np.ascontiguousarray(result.T), shape.c_type).reshape(n, m * itemsize)
     memory.write(c, raw, "matrix C")
+
+
+def check_pointer_arrays(memory: DeviceMemory, arrays: Sequence[tuple[int, str]], count: int,
+                         what: str) -> None:
+    """A batched call's device arrays of ``count`` matrix pointers, ``(address, name)``, inside the VM's
+    memory, or EXECUTION_FAILED (on a GPU the kernel would fault)."""
+    try:
+        for ptr, name in arrays:
+            memory.check(ptr, 8 * count, write=False, what=f"pointer array {name}")
+    except CudaError as exc:
+        raise CudaError(CublasStatus.CUBLAS_STATUS_EXECUTION_FAILED, f"{what}: {exc.message}") from exc
+
+
+def read_pointer_arrays(memory: DeviceMemory, arrays: Sequence[tuple[int, str]], count: int,
+                        what: str) -> list[list[int]]:
+    """The pointers of each array, read when the batch runs (a kernel may have written them just before)."""
+    try:
+        raws = [memory.read(ptr, 8 * count, f"pointer array {name}") for ptr, name in arrays]
+    except CudaError as exc:
+        raise CudaError(CublasStatus.CUBLAS_STATUS_EXECUTION_FAILED, f"{what}: {exc.message}") from exc
+    return [[int(p) for p in raw.view("<u8")] for raw in raws]

@@ -27,6 +27,7 @@ from protocol.models import GetrfBatchedArgs, NoResult, StrsmArgs, StrsmBatchedA
 
 from ._base import CallIO, HandleTable
 from ._errors import CudaError
+from ._sim_blas import check_pointer_arrays, read_pointer_arrays
 from ._sim_blas_getrf import getrf_batched
 from ._sim_memory import DeviceMemory
 
@@ -206,20 +207,11 @@ class SimTrsmCalls:
                             f"{what}: batch_count {count}; the sim backend simulates at most "
                             f"{self.max_batch} solves per call")
         arrays = ((args.a, "Aarray"), (args.b, "Barray"))
-        try:
-            for ptr, name in arrays:
-                memory.check(ptr, 8 * count, write=False, what=f"pointer array {name}")
-        except CudaError as exc:
-            raise CudaError(CublasStatus.CUBLAS_STATUS_EXECUTION_FAILED, f"{what}: {exc.message}") from exc
+        check_pointer_arrays(memory, arrays, count, what)
 
         def systems() -> list[tuple[int, int]]:
-            try:
-                a, b = (memory.read(ptr, 8 * count, f"pointer array {name}").view("<u8")
-                        for ptr, name in arrays)
-            except CudaError as exc:
-                raise CudaError(CublasStatus.CUBLAS_STATUS_EXECUTION_FAILED,
-                                f"{what}: {exc.message}") from exc
-            return [(int(a[i]), int(b[i])) for i in range(count)]
+            a, b = read_pointer_arrays(memory, arrays, count, what)
+            return list(zip(a, b, strict=True))
 
         return self._trsms(args.handle, shape, systems, what)
 
@@ -234,19 +226,12 @@ class SimTrsmCalls:
             raise CudaError(CublasStatus.CUBLAS_STATUS_NOT_SUPPORTED,
                             f"{what}: batch_count {count}; the sim backend factors at most {self.max_batch} "
                             "matrices per call")
-        try:
-            memory.check(args.a, 8 * count, write=False, what="pointer array Aarray")
-        except CudaError as exc:
-            raise CudaError(CublasStatus.CUBLAS_STATUS_EXECUTION_FAILED, f"{what}: {exc.message}") from exc
+        arrays = ((args.a, "Aarray"),)
+        check_pointer_arrays(memory, arrays, count, what)
 
         def run() -> None:
-            try:
-                pointers = memory.read(args.a, 8 * count, "pointer array Aarray").view("<u8")
-            except CudaError as exc:
-                raise CudaError(CublasStatus.CUBLAS_STATUS_EXECUTION_FAILED,
-                                f"{what}: {exc.message}") from exc
-            getrf_batched(memory, args.n, args.lda, args.data_type, [int(p) for p in pointers], args.pivots,
-                          args.info)
+            [pointers] = read_pointer_arrays(memory, arrays, count, what)
+            getrf_batched(memory, args.n, args.lda, args.data_type, pointers, args.pivots, args.info)
 
         return self._enqueue_blas(args.handle, run, what)
 
