@@ -1,9 +1,12 @@
 """The ivshmem-doorbell device as QEMU implements it, driven through qtest: no guest kernel at all.
 
-``-qtest stdio`` (which selects the qtest accelerator) runs no CPU; the test is the guest. It finds
-the device in PCI configuration space (ports 0xcf8/0xcfc), programs BAR0 and BAR2, enables memory
-decoding, and then reads and writes the region and the doorbell register with qtest's
-``readq``/``writel``. A mismatch between our ivshmem server side and QEMU's client (message order,
+``-qtest stdio`` answers commands on stdio, but it does not stop the CPU: a QEMU built without the
+qtest accelerator (Debian's) runs the machine under TCG, and SeaBIOS's PCI setup, about 0.1 s in, would
+scan configuration space between our 0xcf8 and 0xcfc accesses and move BAR0 and BAR2 to addresses of its
+choosing (0xfebfd000, 0xe0000000), so our BAR2 address would read zeros and drop writes. ``-S`` keeps the
+CPU stopped for good: no firmware runs and the test is the only guest. It finds the device in PCI
+configuration space (ports 0xcf8/0xcfc), programs BAR0 and BAR2, enables memory decoding, and then
+reads and writes the region and the doorbell register with qtest's ``readq``/``writel``. A mismatch between our ivshmem server side and QEMU's client (message order,
 fds, peer ids, BAR layout) shows up here in seconds.
 """
 
@@ -44,7 +47,7 @@ class Qtest:
         self.log = log
         self._log_file = open(log, "wb")  # noqa: SIM115 (closed in close())
         self.proc = subprocess.Popen(
-            [qemu, "-machine", "q35", "-qtest", "stdio", "-qtest-log", "/dev/null", "-display", "none",
+            [qemu, "-machine", "q35", "-S", "-qtest", "stdio", "-qtest-log", "/dev/null", "-display", "none",
              "-nodefaults", "-m", "64", "-chardev", f"socket,path={vm_socket},id=ivsh",
              "-device", f"ivshmem-doorbell,chardev=ivsh,vectors={vectors}"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log_file)
@@ -71,35 +74,26 @@ class Qtest:
         self.cmd(f"outl 0xcfc {value:#x}")
 
     def find_ivshmem(self) -> int:
-        # Rarely (about 1 run in 15 here) one config read answers the previous slot's id, as if the
-        # 0xcf8 write were late; a second full scan has always found the device, so scan up to three
-        # times and report every scan if none finds it.
-        scans = []
-        for _ in range(3):
-            seen = {}
-            for device in range(32):
-                devfn = device << 3
-                seen[device] = self.config_read(devfn, 0)
-                if seen[device] == 0x1110_1AF4:
-                    return devfn
-            scans.append({slot: f"{value:#010x}" for slot, value in seen.items() if value != 0xFFFF_FFFF})
-        raise AssertionError(f"no 1af4:1110 device on bus 0; scans: {scans}; log: {self.log.read_text()}")
+        seen = {}
+        for device in range(32):
+            devfn = device << 3
+            seen[device] = self.config_read(devfn, 0)
+            if seen[device] == 0x1110_1AF4:
+                return devfn
+        found = {slot: f"{value:#010x}" for slot, value in seen.items() if value != 0xFFFF_FFFF}
+        raise AssertionError(f"no 1af4:1110 device on bus 0: {found}; log: {self.log.read_text()}")
 
     def map_bars(self, devfn: int) -> None:
         bar2 = self.config_read(devfn, 0x18)
         assert bar2 & 0x1 == 0 and bar2 & 0x6 == 0x4 and bar2 & 0x8, (
             f"BAR2 is not 64-bit prefetchable memory: {bar2:#x}")
-        # The same quirk as find_ivshmem's (a config access landing on a stale 0xcf8 address) can
-        # drop a write: program the BARs until they read back as written, at most three times.
         wanted = {0x10: BAR0_ADDR, 0x18: BAR2_ADDR & 0xFFFF_FFFF | (bar2 & 0xF), 0x1C: BAR2_ADDR >> 32}
-        for _ in range(3):
-            for offset, value in wanted.items():
-                self.config_write(devfn, offset, value & ~0xF)
-            self.config_write(devfn, 0x04, 0x0002)  # command: memory space enable
-            got = {offset: self.config_read(devfn, offset) for offset in wanted}
-            if got == wanted and self.config_read(devfn, 0x04) & 0x0002:
-                return
-        raise AssertionError(f"BARs did not take: wanted {wanted}, read {got}; log: {self.log.read_text()}")
+        for offset, value in wanted.items():
+            self.config_write(devfn, offset, value & ~0xF)
+        self.config_write(devfn, 0x04, 0x0002)  # command: memory space enable
+        got = {offset: self.config_read(devfn, offset) for offset in wanted}
+        assert got == wanted and self.config_read(devfn, 0x04) & 0x0002, (
+            f"BARs did not take: wanted {wanted}, read {got}; log: {self.log.read_text()}")
 
     def close(self) -> None:
         if self.proc.poll() is None:
