@@ -35,6 +35,7 @@ from protocol import (
     validate_channel,
 )
 
+from ._ratelimit import RateLimitedLog
 from ._server import RingServer
 from ._stats import WorkerCounters
 
@@ -129,6 +130,13 @@ class ChannelTable:
         self.channels = [Channel(i, header.channel_block(i)) for i in range(header.layout.channel_count)]
         self.open: list[Channel] = []  # in index order
         self.opened = self.closed = self.expired = self.broken = 0
+        # a guest can open, break and abandon channels at any rate: the counters above hold the
+        # totals, the log at most a line a second per kind of event (with how many it left out)
+        self._log_opened = RateLimitedLog(self.log.info)
+        self._log_not_opened = RateLimitedLog(self.log.error)
+        self._log_closed = RateLimitedLog(self.log.info)
+        self._log_expired = RateLimitedLog(self.log.warning)
+        self._log_broken = RateLimitedLog(self.log.error)
         self._last_scan = 0
 
     # -- scanning the guests' requests -------------------------------------------------------------
@@ -163,7 +171,7 @@ class ChannelTable:
                     channel.beat, channel.beat_ns = beat, now
                 elif now - channel.beat_ns >= self.lease_ns:
                     self.expired += 1
-                    self.log.warning("channel lease expired: its process stopped beating; freeing its "
+                    self._log_expired("channel lease expired: its process stopped beating; freeing its "
                                      "context", channel=channel.index, owner_pid=channel.owner_pid,
                                      silent_ms=(now - channel.beat_ns) // 1_000_000)
                     self.close(channel, CloseReason.LEASE_EXPIRED)
@@ -217,8 +225,8 @@ class ChannelTable:
         except Exception as exc:  # a context that cannot be made: the open is not acknowledged
             channel.state = ChannelState.FREE
             channel.publish(ChannelField.CHANNEL_STATE, ChannelState.FREE)
-            self.log.error("channel not opened: its context could not be created", channel=channel.index,
-                           error=repr(exc))
+            self._log_not_opened("channel not opened: its context could not be created",
+                                 channel=channel.index, error=repr(exc))
             return
         server = RingServer(region, executor, self.counters, vm=self.vm)
         ctx = ChannelContext(region, executor, server)
@@ -238,7 +246,7 @@ class ChannelTable:
         channel.publish(ChannelField.GENERATION, channel.generation)
         channel.publish(ChannelField.CHANNEL_STATE, ChannelState.OPEN)
         channel.publish(ChannelField.OPEN_ACK, nonce)  # last: the guest may submit once it sees it
-        self.log.info("channel opened", channel=channel.index, owner_pid=channel.owner_pid,
+        self._log_opened("channel opened", channel=channel.index, owner_pid=channel.owner_pid,
                       owner_peer=channel.owner_peer, generation=channel.generation)
 
     # -- closing ----------------------------------------------------------------------------------
@@ -247,7 +255,8 @@ class ChannelTable:
         """Free everything the channel's context holds; FREE after a guest close, else CLOSED_BY_HOST."""
         if channel.ctx is not None:
             try:  # what is already queued in a channel its owner closes is answered first
-                if reason is CloseReason.GUEST_CLOSE:
+                if reason is CloseReason.GUEST_CLOSE and channel.ctx.server.sq.pending():
+                    channel.ctx.executor.activate()  # in its own context, as serve_pass runs it
                     channel.ctx.server.drain(channel.ctx.server.sq.entries)
             except RemoteProtocolError:
                 pass
@@ -259,14 +268,14 @@ class ChannelTable:
         channel.publish(ChannelField.CHANNEL_STATE, state)
         self.open = [c for c in self.channels if c.state is ChannelState.OPEN]
         self.closed += 1
-        self.log.info("channel closed", channel=channel.index, owner_pid=channel.owner_pid,
+        self._log_closed("channel closed", channel=channel.index, owner_pid=channel.owner_pid,
                       reason=reason.name.lower(), calls=channel.calls)
 
     def broke(self, channel: Channel, exc: RemoteProtocolError) -> None:
         """Impossible ring indices in one channel: that channel is closed, nothing else."""
         self.broken += 1
         self.counters.protocol_errors += 1
-        self.log.error("channel broken by its guest; closed", channel=channel.index,
+        self._log_broken("channel broken by its guest; closed", channel=channel.index,
                        owner_pid=channel.owner_pid, reason=exc.message)
         self.close(channel, CloseReason.PROTOCOL_VIOLATION)
 

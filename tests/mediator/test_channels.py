@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import struct
+import time
 from typing import Any
 
 import pytest
@@ -258,3 +259,23 @@ def test_the_host_never_trusts_what_a_guest_wrote_over_its_words(word: str) -> N
     host.scan()
     assert host.table.channels[0].state is ChannelState.OPEN and host.table.channels[0].generation == 1
     assert host.call(proc, "nop") is not None
+
+
+def test_a_guest_churning_its_channel_writes_the_log_at_most_once_a_second_per_kind() -> None:
+    lines = structlog.testing.LogCapture()
+    host = Host()
+    host.table = ChannelTable(host.header, host.share, host.counters, vm="test",
+                              log=structlog.wrap_logger(None, processors=[lines]))
+    churner = Process(host.header, 0, pid=66)
+    started = time.monotonic()
+    for _ in range(200):  # an open and garbage indices every scan
+        churner.ask_open()
+        host.scan()
+        churner.region.set_u32(ChannelField.SQ_TAIL, 5000)
+        host.serve()
+    allowed = int(time.monotonic() - started) + 1  # the limiter runs on the wall clock: a line a second
+    assert host.table.opened == 200 and host.table.broken == 200, "the counters keep the totals"
+    events = [line["event"] for line in lines.entries]
+    assert events.count("channel opened") <= allowed
+    assert events.count("channel broken by its guest; closed") <= allowed
+    assert events.count("channel closed") <= allowed
