@@ -514,6 +514,9 @@ class Compiler:
             get = lambda f: np.uint32(1)  # noqa: E731
         elif name == "%dynamic_smem_size":
             get = lambda f: np.uint32(f.batch.dynamic_shared)  # noqa: E731
+        elif name in ("%envreg1", "%envreg2"):  # the grid-sync workspace (cooperative launches)
+            shift = 32 if name == "%envreg1" else 0
+            get = lambda f: np.uint32((f.batch.grid_workspace >> shift) & 0xFFFFFFFF)  # noqa: E731
         else:
             raise UnsupportedError(f"special register {name}")
         return lambda f: fit(get(f), dt)

@@ -32,6 +32,7 @@ from ._state import Batch, Frame, KernelFaultError, Limits
 __all__ = [
     "CACHED_MODULES",
     "CACHED_TEXT_BYTES",
+    "GRID_WORKSPACE_BYTES",
     "PARSED_BYTES_PER_TEXT_BYTE",
     "PREPARED_BYTES_PER_INSTRUCTION",
     "Budget",
@@ -48,6 +49,8 @@ Mask = npt.NDArray[np.bool_]
 #: bounds of :class:`Limits` this keeps a launch's memory well inside a sim worker's own limit
 #: (``worker_memory_overhead``, 512 MiB by default)
 REGISTER_BYTES = 64 << 20
+#: device bytes a cooperative launch's grid-sync workspace holds (cooperative_groups uses a word at 4)
+GRID_WORKSPACE_BYTES = 16
 #: check the clock every this many batch-instructions
 _CLOCK_EVERY = 256
 #: how many threads of a mask are set (NumPy's fastest test of a small mask: no ufunc reduction)
@@ -339,9 +342,17 @@ def launch(
     params: bytes,
     symbols: Mapping[str, int],
     limits: Limits | None = None,
+    *,
+    grid_workspace: int = 0,
 ) -> int:
     """Run kernel ``name`` for a whole grid; returns the batch-instructions executed (one per
-    instruction issued for a batch of threads). Raises only :class:`CudaError`."""
+    instruction issued for a batch of threads). Raises only :class:`CudaError`.
+
+    ``grid_workspace`` (a cooperative launch: 0 for an ordinary one) is device memory of at least
+    :data:`GRID_WORKSPACE_BYTES` zeroed bytes, which cooperative_groups' ``grid.sync()`` uses as its
+    barrier word; the whole grid then runs as one batch in lockstep, so that every block is resident
+    while any waits on the others (CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE when the engine cannot hold
+    it as one batch)."""
     kernel = module.kernel(name)
     limits = limits or Limits()
     if len(params) < kernel.param_bytes:
@@ -370,6 +381,16 @@ def launch(
             limits.local_bytes_total // max(bt * local, 1),
         ),
     )
+    if grid_workspace:
+        most = _cooperative_blocks(kernel, bt, shared_size, local, limits)
+        if most < blocks:
+            raise CudaError(
+                CUresult.CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE,
+                f"kernel {name}: a cooperative grid of {blocks} blocks of {bt} threads runs as one batch; "
+                f"the engine holds at most {most} such blocks at once ({kernel.registers} registers, "
+                f"{shared_size} bytes of shared and {local} of local memory per thread)",
+            )
+        per_batch = blocks
     deadline = time.monotonic() + limits.seconds
     printed = PrintfSink(limits.printf_bytes, limits.printf_lines)
     steps = 0
@@ -381,6 +402,7 @@ def launch(
                 batch = _batch(kernel, memory, symbols, params, dims, first, count, shared_size, limits)
                 batch.steps = steps
                 batch.printf, batch.deadline = printed, deadline
+                batch.grid_workspace = grid_workspace
                 _run_entry(batch, kernel, deadline)
                 steps = batch.steps
                 first += count
@@ -397,6 +419,17 @@ def launch(
     finally:
         emit_printf(name, printed)  # what the kernel printed before it ended, as a GPU flushes it
     return steps
+
+
+def _cooperative_blocks(kernel: Kernel, bt: int, shared_size: int, local: int, limits: Limits) -> int:
+    """How many blocks of ``bt`` threads one batch may hold for a cooperative launch: the memory bounds
+    of an ordinary batch (registers, shared and local memory), without its thread count (which only
+    trades speed for memory)."""
+    return min(
+        REGISTER_BYTES // (bt * max(kernel.registers, 1) * 8),
+        limits.shared_bytes_total // max(shared_size, 1),
+        limits.local_bytes_total // max(bt * local, 1),
+    )
 
 
 def _batch(

@@ -84,6 +84,9 @@ class Batch:
     exited: Mask = field(default_factory=lambda: np.zeros(0, dtype=np.bool_))
     printf: PrintfSink | None = None  # the launch's printf output
     deadline: float = float("inf")  # the launch's wall-clock bound (time.monotonic), for long ops
+    #: a cooperative launch's grid-sync workspace (device memory; 0 otherwise), read by
+    #: cooperative_groups through %envreg1 (high word) and %envreg2 (low word), as a driver provides it
+    grid_workspace: int = 0
     steps: int = 0  # batch-instructions executed, shared across the launch through Launch
     depth: int = 0
     #: what depends only on the batch's shape (lane numbers, shuffle sources for uniform operands),
