@@ -6,6 +6,7 @@ from ._errors import BackendUnavailableError, CudaError, ExecutorError
 from ._factory import BackendName, VmShare, create_executor, resolve_backend
 from ._kernels import KernelImpl, LaunchDims, reference_kernel
 from ._modules import GlobalInfo, KernelInfo, ModuleImage, ParamInfo, parse_module_image
+from ._pinned import PinnedAllocator, PinnedArea, PinnedClient
 from ._sim import SimExecutor
 
 __all__ = [
@@ -26,6 +27,9 @@ __all__ = [
     "LaunchDims",
     "ModuleImage",
     "ParamInfo",
+    "PinnedAllocator",
+    "PinnedArea",
+    "PinnedClient",
     "SimExecutor",
     "VmShare",
     "create_executor",

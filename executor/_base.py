@@ -25,6 +25,7 @@ import structlog
 from protocol import CallSpec, CublasStatus, CUresult, WireModel
 
 from ._errors import CudaError
+from ._pinned import PinnedClient
 
 __all__ = [
     "Allocation",
@@ -250,6 +251,9 @@ class Executor(ABC):
         #: the VM's guest processes that hold a context, ``(pid, device bytes)`` per open channel: the
         #: worker knows them (NVML's running compute processes); None outside a worker
         self.vm_processes: Callable[[], list[tuple[int, int]]] | None = None
+        #: this context's handle on the VM's pinned area (``_pinned``), given by :class:`VmShare` when the
+        #: region has one; None: no pinned memory is served
+        self.pinned: PinnedClient | None = None
 
     def handler_for(self, spec: CallSpec) -> Handler | None:
         cached = self._handlers.get(spec.call_id)
@@ -277,6 +281,17 @@ class Executor(ABC):
                 else CUresult.CUDA_ERROR_NOT_SUPPORTED,
                 f"the {self.backend_name} backend does not serve {spec.cuda_name}")
         return handler(args, io)
+
+    def pinned_view(self, offset: int, length: int, what: str = "pinned range") -> memoryview:
+        """A writable view of ``[offset, offset + length)`` of the VM's pinned area (``offset``
+        relative to the area's start), once the whole range is checked to lie inside one live pinned
+        allocation of this context. ``CUDA_ERROR_INVALID_VALUE`` otherwise (another process's range,
+        a freed one, outside the area); ``CUDA_ERROR_NOT_SUPPORTED`` when the VM has no pinned area.
+        Check again when the work runs (a graph node): the guest may free the range meanwhile."""
+        if self.pinned is None:
+            raise CudaError(CUresult.CUDA_ERROR_NOT_SUPPORTED,
+                            f"{what}: this VM's region has no pinned area (pinned_size 0)")
+        return self.pinned.view(offset, length, what)
 
     def activate(self) -> None:  # noqa: B027 (no-op by default: only a driver has contexts to switch)
         """Make this context the calling thread's current one before its calls are served: a worker

@@ -10,6 +10,7 @@ import structlog
 
 from ._base import DeviceConfig, Executor, HostBudget
 from ._errors import BackendUnavailableError
+from ._pinned import PinnedArea
 
 __all__ = ["BackendName", "VmShare", "create_executor", "resolve_backend"]
 
@@ -68,6 +69,9 @@ class VmShare:
         self.va_floor = va_floor
         self.on_va_lease = on_va_lease
         self.contexts: list[Executor] = []
+        #: the region's pinned area (the worker sets it): each context gets a handle of its own, and its
+        #: ranges come back when the context closes
+        self.pinned: PinnedArea | None = None
         self._space: object | None = None  # the sim AddressSpace, made with the first sim context
 
     def create_context(self) -> Executor:
@@ -89,6 +93,8 @@ class VmShare:
             executor.host.parent = self.host
         else:
             executor.memory_others = others  # type: ignore[attr-defined]
+        if self.pinned is not None:
+            executor.pinned = self.pinned.client()
         self.contexts.append(executor)
         return executor
 
@@ -97,11 +103,21 @@ class VmShare:
         try:
             executor.close()
         finally:
+            if executor.pinned is not None:  # a dead process's pinned memory comes back with its context
+                executor.pinned.close()
             if executor in self.contexts:
                 self.contexts.remove(executor)
             # a closing backend may zero its own count without releasing charge by charge: the VM's
             # budget is what its live contexts hold
             self.host.used = sum(_host_used(e) for e in self.contexts)
+
+    def close_pinned(self) -> None:
+        """The worker is going: undo what backends set up for the pinned area (cuda: its registration)."""
+        if self.pinned is not None:
+            self.pinned.close()
+
+    def pinned_used(self) -> int:
+        return self.pinned.allocator.used if self.pinned is not None else 0
 
     def _others_of(self, executor: Executor) -> Callable[[], int]:
         def others() -> int:

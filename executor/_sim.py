@@ -131,6 +131,7 @@ from ._base import AllocationMap, CallIO, DeviceConfig, Executor, HandleTable, H
 from ._errors import CudaError
 from ._kernels import LaunchDims
 from ._modules import KernelAttributes
+from ._pinned_calls import PinnedHostCalls
 from ._sim_blas import (
     ITEMSIZE,
     GemmShape,
@@ -146,6 +147,7 @@ from ._sim_graph import Capture, EventState, Graph, GraphExec, StreamState
 from ._sim_memory import Bytes, DeviceMemory, fill_views
 from ._sim_modules import FunctionLimits, SimFunction, SimModules, symbol_name
 from ._sim_nvml import SimNvmlCalls
+from ._sim_pinned import SimPinnedCalls
 from .ptx import Limits, printf_listening
 from .ptx import launch as run_ptx_kernel
 from .ptx import load_module as load_ptx_module
@@ -186,7 +188,7 @@ MAX_GRAPH_NODES: Final = 1 << 18
 GRAPH_NODE_BYTES: Final = 1024
 
 
-class SimExecutor(SimNvmlCalls, SimTrsmCalls, Executor):
+class SimExecutor(SimNvmlCalls, SimTrsmCalls, SimPinnedCalls, PinnedHostCalls, Executor):
     """One VM's simulated GPU. See the module's theory of operation."""
 
     backend_name = "sim"

@@ -8,6 +8,7 @@
     backend = "auto"                        # sim | cuda | auto
     log_level = "info"
     region_size = "256MiB"                  # power of two: split into the VM's channels
+    pinned_size = "256MiB"                  # the guest's pinned host memory (cudaMallocHost); 0: none
     poll_us = 50                            # how long a worker spins before sleeping
     control_group = "vgpu-operators"        # may change things on control.sock
     control_readers = "vgpu-monitoring"     # may read status and traces on control-ro.sock
@@ -55,7 +56,7 @@ from protocol import LocalProtocolError, plan_region
 
 __all__ = [
     "ConfigError", "DeviceSection", "MediatorConfig", "MediatorSection", "MetricsSection", "MqttSection",
-    "VmConfig", "host_memory", "load_config", "max_region_size", "parse_config", "parse_size",
+    "VmConfig", "host_memory", "load_config", "max_region_size", "parse_config", "parse_size", "region_bytes",
 ]
 
 _UNITS = {"": 1, "b": 1, "k": 1024, "kib": 1024, "m": 1024**2, "mib": 1024**2, "g": 1024**3,
@@ -104,6 +105,19 @@ def check_region_size(size: int) -> int:
     return size
 
 
+def check_pinned_size(size: int) -> int:
+    if size % (1 << 20):
+        raise ValueError(f"{size} must be a whole number of MiB (0: no pinned memory)")
+    return size
+
+
+def region_bytes(channels_size: int, pinned_size: int) -> int:
+    """The VM's region: the smallest power of two that holds ``channels_size`` for its channels and
+    ``pinned_size`` for its pinned area (the region's last bytes; docs/protocol.md §1)."""
+    need = channels_size + pinned_size
+    return 1 << (need - 1).bit_length()
+
+
 class ConfigError(Exception):
     """The configuration file cannot be used; the message names the key."""
 
@@ -118,6 +132,9 @@ class MediatorSection(_Section):
     backend: Literal["sim", "cuda", "auto"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     region_size: Size = 256 * 1024**2  # 16 channels of 16 MiB; pages cost nothing until a channel is used
+    # the guest's pinned host memory (cudaMallocHost & co.), the region's last bytes: the region grows
+    # to the power of two that holds both; pages cost nothing until the guest touches them
+    pinned_size: Size = 256 * 1024**2
     poll_us: int = Field(default=50, ge=0, le=1_000_000)
     max_sleep_ms: int = Field(default=100, ge=1, le=10_000)
     drain_timeout_s: float = Field(default=5.0, gt=0)
@@ -138,6 +155,11 @@ class MediatorSection(_Section):
     @classmethod
     def _region(cls, size: int) -> int:
         return check_region_size(size)
+
+    @field_validator("pinned_size")
+    @classmethod
+    def _pinned(cls, size: int) -> int:
+        return check_pinned_size(size)
 
     @property
     def control_path(self) -> Path:
@@ -182,6 +204,7 @@ class VmConfig(_Section):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
     memory_quota: Size | None = None
     region_size: Size | None = None
+    pinned_size: Size | None = None  # None: [mediator] pinned_size
     trace: bool = False  # trace this VM's calls from the start
     calls_per_s: float | None = Field(default=None, gt=0)  # served no faster than this (None: no limit)
     # Who may attach (docs/operations.md, "Who may do what"): the socket is given to owner (mode
@@ -211,6 +234,11 @@ class VmConfig(_Section):
     @classmethod
     def _region(cls, size: int | None) -> int | None:
         return None if size is None else check_region_size(size)
+
+    @field_validator("pinned_size")
+    @classmethod
+    def _pinned(cls, size: int | None) -> int | None:
+        return None if size is None else check_pinned_size(size)
 
 
 class MqttSection(_Section):
@@ -288,17 +316,28 @@ class MediatorConfig(_Section):
             if len(os.fsencode(path)) > AF_UNIX_PATH_MAX:
                 raise ValueError(f"socket path {path} is {len(os.fsencode(path))} bytes; a Unix socket path "
                                  f"has at most {AF_UNIX_PATH_MAX}: choose a shorter socket_dir")
-        for vm in self.vm:  # every channel must keep rings and an arena
+        for vm in self.vm:  # every channel must keep rings and an arena; the pinned area counts too
+            size, pinned = self.region_of(vm)
+            if size > max_region_size():
+                raise ValueError(f"vm {vm.name}: its region of {size} bytes (channels and a pinned_size of "
+                                 f"{pinned}) is more than this host can give one VM (at most "
+                                 f"{max_region_size()} bytes, an eighth of its memory)")
             try:
-                plan_region(vm.region_size or section.region_size, vm_id=vm.id, channels=vm.channels,
-                            vectors=vm.doorbell_vectors, lease_ms=vm.channel_lease_ms)
+                plan_region(size, vm_id=vm.id, channels=vm.channels, vectors=vm.doorbell_vectors,
+                            lease_ms=vm.channel_lease_ms, pinned_size=pinned)
             except LocalProtocolError as exc:
                 raise ValueError(f"vm {vm.name}: {exc.message}") from None
-        regions = sum(vm.region_size or section.region_size for vm in self.vm)
+        regions = sum(self.region_of(vm)[0] for vm in self.vm)
         if regions > host_memory() // 2:
             raise ValueError(f"the VMs' regions take {regions} bytes together, more than half of this "
                              f"host's {host_memory()} bytes of memory")
         return self
+
+    def region_of(self, vm: VmConfig) -> tuple[int, int]:
+        """The VM's region size and its pinned area's size (:func:`region_bytes`)."""
+        channels = vm.region_size or self.mediator.region_size
+        pinned = self.mediator.pinned_size if vm.pinned_size is None else vm.pinned_size
+        return region_bytes(channels, pinned), pinned
 
     def vm_socket(self, vm: VmConfig) -> Path:
         return self.mediator.socket_dir / f"{vm.name}.sock"

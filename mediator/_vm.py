@@ -89,7 +89,8 @@ class VmSession:
         self.ending = False  # the last peer has gone (or a stop was asked): no peer is added now
         self.fsm = SessionStateMachine()
         self.log = structlog.get_logger("session").bind(vm=vm.name, client=client_id)
-        self.region_size = vm.region_size or config.mediator.region_size
+        # the channels' share and the pinned area, in the smallest power of two holding both
+        self.region_size, self.pinned_size = config.region_of(vm)
         self.memory_quota = memory_quota
         self.started = time.time()
         self.region_fd = -1
@@ -141,7 +142,8 @@ class VmSession:
         assert self._map is not None
         lay_out_region(memoryview(self._map), vm_id=self.vm.id, channels=self.vm.channels,
                        vectors=self.vm.doorbell_vectors, lease_ms=self.vm.channel_lease_ms, epoch=epoch,
-                       state=state, host_peer_id=HOST_PEER_ID, close_reason=close_reason)
+                       state=state, host_peer_id=HOST_PEER_ID, close_reason=close_reason,
+                       pinned_size=self.pinned_size)
 
     async def _spawn_worker(self) -> None:
         assert self.stats is not None
@@ -243,6 +245,7 @@ class VmSession:
         session.region_fd = fds["region"]
         session._map = mmap.mmap(session.region_fd, session.region_size)
         session._region = RegionHeader(memoryview(session._map))
+        session.pinned_size = session._region.layout.pinned_size  # as laid out, whatever the config says now
         vectors = session._region.layout.vectors
         session.doorbell_fds = [fds[f"doorbell.{v}"] for v in range(vectors)]
         session.guest_irq_fds = [fds[f"irq.{v}"] for v in range(vectors)]

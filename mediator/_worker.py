@@ -65,6 +65,7 @@ from protocol import (
 from ._channels import Channel, ChannelContext, ChannelTable, populate
 from ._limits import TokenBucket
 from ._logging import configure_logging
+from ._pinned_region import pinned_area
 from ._stats import ChannelStats, StatsBlock, WorkerCounters
 from ._trace import TraceRing, printf_recorder, summarize
 from ._worker_memory import EXIT_OUT_OF_MEMORY, apply_worker_limits
@@ -162,6 +163,7 @@ class Worker:
             host_budget=spec.host_budget, va_floor=spec.va_floor,
             on_va_lease=lambda end: self.send(event="va_lease", end=end))
         self.backend_name = self.share.backend
+        self.share.pinned = pinned_area(self._map, self.header.buf, self.header.layout)
         self.limiter = TokenBucket(spec.calls_per_s, now=time.monotonic()) if spec.calls_per_s else None
         self._trace_hook: Callable[[Submission, str, int, int], None] | None = None
         self.table = ChannelTable(self.header, self.share, self.counters, vm=spec.vm_name,
@@ -479,6 +481,7 @@ class Worker:
 
     def close(self) -> None:
         self.table.release()
+        self.share.close_pinned()
         self.publish_stats()
         if self._outbox:  # the last words (``broken``, a lease) are worth a short wait
             try:

@@ -207,6 +207,41 @@ class MemcpyDtoDArgs(WireModel):
     stream: StreamH
 
 
+class MemHostAllocArgs(WireModel):
+    """A range of the VM's pinned area (region header ``pinned_offset``/``pinned_size``), owned by
+    the calling channel until freed or closed. Flags: CU_MEMHOSTALLOC_PORTABLE (1) and
+    WRITECOMBINED (4) are accepted (every range is both); DEVICEMAP (2) is not served."""
+
+    bytesize: U64
+    flags: U32
+
+
+class MemHostAllocResult(WireModel):
+    offset: U64  # pinned offset: relative to the pinned area's start, a multiple of 4096
+
+
+class MemFreeHostArgs(WireModel):
+    offset: U64  # the pinned offset mem_host_alloc answered
+
+
+class MemcpyHtoDPinnedArgs(WireModel):
+    """Copy ``count`` bytes from the caller's pinned range at ``offset`` (no payload)."""
+
+    dst: DevPtr
+    offset: U64
+    count: U64
+    stream: StreamH
+
+
+class MemcpyDtoHPinnedArgs(WireModel):
+    """Copy ``count`` bytes into the caller's pinned range at ``offset`` (no payload)."""
+
+    src: DevPtr
+    offset: U64
+    count: U64
+    stream: StreamH
+
+
 # ---------------------------------------------------------------------------------------------
 # Virtual memory management
 
@@ -769,6 +804,17 @@ def _specs() -> list[CallSpec]:
            out_payload="the bytes copied (count bytes); after an ASYNC submission they are valid "
            "once the stream has been synchronized"),
         cs(0x0037, "memcpy_dtod", "cuMemcpyDtoDAsync_v2", MemcpyDtoDArgs, nr, is_async=True),
+        cs(0x0038, "mem_host_alloc", "cuMemHostAlloc", MemHostAllocArgs, MemHostAllocResult,
+           doc="CUDA_ERROR_OUT_OF_MEMORY when the pinned area has no free run that long (the guest falls "
+           "back to pageable memory); CUDA_ERROR_NOT_SUPPORTED when the region has no pinned area"),
+        cs(0x0039, "mem_free_host", "cuMemFreeHost", MemFreeHostArgs, nr,
+           doc="the range's pages are discarded: the next owner reads zeros"),
+        cs(0x003A, "memcpy_htod_pinned", "cuMemcpyHtoDAsync_v2", MemcpyHtoDPinnedArgs, nr, is_async=True,
+           doc="from pinned memory: the host reads the range when the stream runs the copy, so after "
+           "an ASYNC submission the guest may not change it until the stream is synchronized"),
+        cs(0x003B, "memcpy_dtoh_pinned", "cuMemcpyDtoHAsync_v2", MemcpyDtoHPinnedArgs, nr, is_async=True,
+           doc="into pinned memory: after an ASYNC submission the bytes are there once the stream "
+           "has been synchronized"),
         # virtual memory management
         cs(0x0040, "mem_get_allocation_granularity", "cuMemGetAllocationGranularity",
            GranularityArgs, GranularityResult),

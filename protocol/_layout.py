@@ -1,12 +1,15 @@
-"""The shared region (BAR2): a region header, then ``channel_count`` channel blocks (protocol 2.0).
+"""The shared region (BAR2): a region header, ``channel_count`` channel blocks, the pinned area
+(protocol 2.1).
 
 Layout of a region of ``region_size`` bytes (a power of two)::
 
     0                  region header (4 KiB): what is global — version, channel geometry, lease,
-                       vectors, device state, epoch, the host's peer id
+                       vectors, pinned area, device state, epoch, the host's peer id
     channels_offset    channel 0: channel header (4 KiB), submission ring, completion ring, arena
     + channel_size     channel 1: …
-    …                  channel channel_count − 1; what is left at the end of the region is unused
+    …                  channel channel_count − 1
+    pinned_offset      the pinned area (``pinned_size`` bytes, the region's last; 0: none): the
+                       guest's pinned host memory (cuMemHostAlloc), ranges handed out by the host
 
 A channel block is laid out exactly like a version-1 region was (its own header page with the ring
 words at the v1 offsets, its rings and its arena, every section on a 4 KiB boundary), so ring code
@@ -61,7 +64,7 @@ __all__ = [
 MAGIC: Final = int.from_bytes(b"VGPUMED\0", "little")
 CHANNEL_MAGIC: Final = int.from_bytes(b"VGPUCHN\0", "little")
 VERSION_MAJOR: Final = 2
-VERSION_MINOR: Final = 0
+VERSION_MINOR: Final = 1  # 2.1: the pinned area (a 2.0 guest ignores it; a 2.0 host's reads as none)
 HEADER_SIZE: Final = 4096  # the region header, and every channel header
 SQE_SIZE: Final = 192
 CQE_SIZE: Final = 64
@@ -137,6 +140,8 @@ class RegionField(IntEnum):
     CHANNELS_OFFSET = 48  # u64
     LEASE_MS = 56  # u32
     VECTORS = 60  # u32
+    PINNED_OFFSET = 64  # u64: the pinned area's region offset (4 KiB aligned, after the channels)
+    PINNED_SIZE = 72  # u64: its size (a multiple of 4 KiB); 0: the VM has no pinned area
     # host state line
     DEVICE_STATE = 128  # u32
     EPOCH = 132  # u32
@@ -189,9 +194,9 @@ class ChannelField(IntEnum):
     CQ_HEAD = 448  # u32, guest writes
 
 
-# region header: magic … vectors (64 bytes)
-_REGION_STATIC: Final = struct.Struct("<QHHIQQIIQQII")
-assert _REGION_STATIC.size == 64
+# region header: magic … pinned_size (80 bytes)
+_REGION_STATIC: Final = struct.Struct("<QHHIQQIIQQIIQQ")
+assert _REGION_STATIC.size == 80
 # channel header: magic … arena_size, channel_index (92 bytes)
 _CHANNEL_STATIC: Final = struct.Struct("<QHHIQQIIIIIIQQQQI")
 assert _CHANNEL_STATIC.size == 92
@@ -229,6 +234,8 @@ class RegionLayout:
     lease_ms: int
     vectors: int
     version_minor: int = VERSION_MINOR
+    pinned_offset: int = 0
+    pinned_size: int = 0
 
     def channel_offset(self, index: int) -> int:
         """Region offset of channel ``index``'s block."""
@@ -365,10 +372,11 @@ def validate_channel(block: memoryview | bytes | bytearray, *, index: int | None
 def plan_region(
     region_size: int, *, vm_id: int, channels: int = 16, vectors: int | None = None,
     lease_ms: int = DEFAULT_LEASE_MS, sq_entries: int = 256, cq_entries: int = 256,
-    features: Features = ALL_FEATURES,
+    features: Features = ALL_FEATURES, pinned_size: int = 0,
 ) -> RegionLayout:
-    """The geometry of a fresh region: ``channels`` equal blocks after the region header, each a
-    multiple of 4096 bytes; raises :class:`LocalProtocolError` if a channel cannot fit."""
+    """The geometry of a fresh region: the pinned area is its last ``pinned_size`` bytes, and
+    ``channels`` equal blocks, each a multiple of 4096 bytes, share what lies between the region
+    header and it; raises :class:`LocalProtocolError` if a channel cannot fit."""
     if not _is_pow2(region_size) or not MIN_REGION <= region_size <= MAX_REGION:
         raise LocalProtocolError(f"region size {region_size} is not a power of two in [128 KiB, 1 TiB]")
     if not 1 <= channels <= MAX_CHANNELS:
@@ -378,7 +386,11 @@ def plan_region(
         raise LocalProtocolError(f"vectors={vectors} is not in 1..{MAX_CHANNELS}")
     if not MIN_LEASE_MS <= lease_ms <= MAX_LEASE_MS:
         raise LocalProtocolError(f"lease_ms={lease_ms} is not in {MIN_LEASE_MS}..{MAX_LEASE_MS}")
-    channel_size = (region_size - HEADER_SIZE) // channels // ARENA_ALIGN * ARENA_ALIGN
+    if pinned_size < 0 or pinned_size % ARENA_ALIGN or pinned_size >= region_size - HEADER_SIZE:
+        raise LocalProtocolError(f"pinned_size {pinned_size} is not a multiple of {ARENA_ALIGN} that leaves "
+                                 f"room for channels in a region of {region_size} bytes")
+    pinned_offset = region_size - pinned_size if pinned_size else 0
+    channel_size = (region_size - pinned_size - HEADER_SIZE) // channels // ARENA_ALIGN * ARENA_ALIGN
     try:
         plan_channel(channel_size, vm_id=vm_id, sq_entries=sq_entries, cq_entries=cq_entries,
                      features=features)
@@ -386,24 +398,25 @@ def plan_region(
         raise LocalProtocolError(f"a region of {region_size} bytes split into {channels} channels: "
                                  f"{exc}") from None
     return RegionLayout(region_size, vm_id, Features(features), channels, channel_size, HEADER_SIZE,
-                        lease_ms, vectors)
+                        lease_ms, vectors, VERSION_MINOR, pinned_offset, pinned_size)
 
 
 def lay_out_region(
     buf: memoryview | bytearray, *, vm_id: int, channels: int = 16, vectors: int | None = None,
     lease_ms: int = DEFAULT_LEASE_MS, sq_entries: int = 256, cq_entries: int = 256,
     features: Features = ALL_FEATURES, epoch: int = 0, state: DeviceState = DeviceState.READY,
-    host_peer_id: int = 0, close_reason: CloseReason = CloseReason.NONE,
+    host_peer_id: int = 0, close_reason: CloseReason = CloseReason.NONE, pinned_size: int = 0,
 ) -> RegionLayout:
     """Write a fresh region header and every channel header (FREE, generation 0) into ``buf`` (the
     whole region) and return the region's layout.
 
     ``close_reason`` is what every channel header says (RESET when a worker is rebuilt behind live
     guests). The device state goes last: a guest that sees READY sees complete headers. The arenas
-    are left as they are.
+    and the pinned area are left as they are.
     """
     layout = plan_region(len(buf), vm_id=vm_id, channels=channels, vectors=vectors, lease_ms=lease_ms,
-                         sq_entries=sq_entries, cq_entries=cq_entries, features=features)
+                         sq_entries=sq_entries, cq_entries=cq_entries, features=features,
+                         pinned_size=pinned_size)
     view = memoryview(buf)
     view[:HEADER_SIZE] = bytes(HEADER_SIZE)
     struct.pack_into("<I", view, RegionField.DEVICE_STATE, DeviceState.UNINITIALIZED)
@@ -415,7 +428,7 @@ def lay_out_region(
     _REGION_STATIC.pack_into(
         view, 0, MAGIC, VERSION_MAJOR, VERSION_MINOR, HEADER_SIZE, layout.region_size,
         int(layout.features), vm_id, channels, layout.channel_size, layout.channels_offset,
-        lease_ms, layout.vectors,
+        lease_ms, layout.vectors, layout.pinned_offset, layout.pinned_size,
     )
     struct.pack_into("<I", view, RegionField.EPOCH, epoch & 0xFFFF_FFFF)
     struct.pack_into("<I", view, RegionField.HOST_PEER_ID, host_peer_id & 0xFFFF_FFFF)
@@ -431,7 +444,7 @@ def validate_region(buf: memoryview | bytes | bytearray) -> RegionLayout:
     if size < HEADER_SIZE:
         raise _bad(f"region is {size} bytes, smaller than the {HEADER_SIZE}-byte header")
     (magic, major, minor, header_size, region_size, features, vm_id, channel_count, channel_size,
-     channels_offset, lease_ms, vectors) = _REGION_STATIC.unpack_from(buf, 0)
+     channels_offset, lease_ms, vectors, pinned_offset, pinned_size) = _REGION_STATIC.unpack_from(buf, 0)
     if magic != MAGIC:
         raise _bad(f"magic is {magic:#018x}, expected {MAGIC:#018x}")
     if major != VERSION_MAJOR:
@@ -457,5 +470,14 @@ def validate_region(buf: memoryview | bytes | bytearray) -> RegionLayout:
         raise _bad(f"vectors is {vectors}, not in 1..{MAX_CHANNELS}")
     if lease_ms < MIN_LEASE_MS:
         raise _bad(f"lease_ms is {lease_ms}, shorter than {MIN_LEASE_MS}")
+    if pinned_size:
+        channels_end = channels_offset + channel_count * channel_size
+        if pinned_offset % ARENA_ALIGN or pinned_size % ARENA_ALIGN:
+            raise _bad(f"pinned area [{pinned_offset}, +{pinned_size}) is not {ARENA_ALIGN}-byte aligned")
+        if pinned_offset < channels_end or pinned_offset + pinned_size > region_size:
+            raise _bad(f"pinned area [{pinned_offset}, +{pinned_size}) does not lie between the channels' end "
+                       f"({channels_end}) and the region's ({region_size})")
+    else:
+        pinned_offset = 0
     return RegionLayout(region_size, vm_id, Features(features), channel_count, channel_size,
-                        channels_offset, lease_ms, vectors, minor)
+                        channels_offset, lease_ms, vectors, minor, pinned_offset, pinned_size)

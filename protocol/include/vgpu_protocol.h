@@ -20,7 +20,7 @@
 #define VGPU_MAGIC UINT64_C(0x0044454d55504756) /* "VGPUMED\0" little-endian */
 #define VGPU_CHANNEL_MAGIC UINT64_C(0x004e484355504756) /* "VGPUCHN\0" little-endian */
 #define VGPU_VERSION_MAJOR 2u
-#define VGPU_VERSION_MINOR 0u
+#define VGPU_VERSION_MINOR 1u
 #define VGPU_HEADER_SIZE 4096u
 #define VGPU_SQE_SIZE 192u
 #define VGPU_CQE_SIZE 64u
@@ -93,6 +93,8 @@ enum vgpu_close_reason {
 #define VGPU_REG_CHANNELS_OFFSET 48u /* uint64_t, host (lay-out) */
 #define VGPU_REG_LEASE_MS 56u /* uint32_t, host (lay-out) */
 #define VGPU_REG_VECTORS 60u /* uint32_t, host (lay-out) */
+#define VGPU_REG_PINNED_OFFSET 64u /* uint64_t, host (lay-out) */
+#define VGPU_REG_PINNED_SIZE 72u /* uint64_t, host (lay-out) */
 #define VGPU_REG_DEVICE_STATE 128u /* uint32_t, host */
 #define VGPU_REG_EPOCH 132u /* uint32_t, host */
 #define VGPU_REG_HOST_PEER_ID 140u /* uint32_t, host */
@@ -110,7 +112,9 @@ struct vgpu_region_header {
     uint64_t channels_offset;           /* host (lay-out) */
     uint32_t lease_ms;                  /* host (lay-out) */
     uint32_t vectors;                   /* host (lay-out) */
-    uint8_t pad0_[64];
+    uint64_t pinned_offset;             /* host (lay-out) */
+    uint64_t pinned_size;               /* host (lay-out) */
+    uint8_t pad0_[48];
     uint32_t device_state;              /* host */
     uint32_t epoch;                     /* host */
     uint8_t pad1_[4];
@@ -130,6 +134,8 @@ static_assert(offsetof(struct vgpu_region_header, channel_size) == 40, "vgpu_reg
 static_assert(offsetof(struct vgpu_region_header, channels_offset) == 48, "vgpu_region_header.channels_offset offset");
 static_assert(offsetof(struct vgpu_region_header, lease_ms) == 56, "vgpu_region_header.lease_ms offset");
 static_assert(offsetof(struct vgpu_region_header, vectors) == 60, "vgpu_region_header.vectors offset");
+static_assert(offsetof(struct vgpu_region_header, pinned_offset) == 64, "vgpu_region_header.pinned_offset offset");
+static_assert(offsetof(struct vgpu_region_header, pinned_size) == 72, "vgpu_region_header.pinned_size offset");
 static_assert(offsetof(struct vgpu_region_header, device_state) == 128, "vgpu_region_header.device_state offset");
 static_assert(offsetof(struct vgpu_region_header, epoch) == 132, "vgpu_region_header.epoch offset");
 static_assert(offsetof(struct vgpu_region_header, host_peer_id) == 140, "vgpu_region_header.host_peer_id offset");
@@ -491,6 +497,10 @@ enum vgpu_cublas_diag_type {
 #define VGPU_CALL_MEMCPY_HTOD 0x0035 /* cuMemcpyHtoDAsync_v2, async-capable */
 #define VGPU_CALL_MEMCPY_DTOH 0x0036 /* cuMemcpyDtoHAsync_v2, async-capable */
 #define VGPU_CALL_MEMCPY_DTOD 0x0037 /* cuMemcpyDtoDAsync_v2, async-capable */
+#define VGPU_CALL_MEM_HOST_ALLOC 0x0038 /* cuMemHostAlloc */
+#define VGPU_CALL_MEM_FREE_HOST 0x0039 /* cuMemFreeHost */
+#define VGPU_CALL_MEMCPY_HTOD_PINNED 0x003a /* cuMemcpyHtoDAsync_v2, async-capable */
+#define VGPU_CALL_MEMCPY_DTOH_PINNED 0x003b /* cuMemcpyDtoHAsync_v2, async-capable */
 #define VGPU_CALL_MEM_GET_ALLOCATION_GRANULARITY 0x0040 /* cuMemGetAllocationGranularity */
 #define VGPU_CALL_MEM_CREATE 0x0041 /* cuMemCreate */
 #define VGPU_CALL_MEM_RELEASE 0x0042 /* cuMemRelease */
@@ -829,6 +839,59 @@ static_assert(offsetof(struct vgpu_args_memcpy_dtod, count) == 16, "vgpu_args_me
 static_assert(offsetof(struct vgpu_args_memcpy_dtod, stream) == 24, "vgpu_args_memcpy_dtod.stream offset");
 
 /* memcpy_dtod: no results (status only) */
+
+struct vgpu_args_mem_host_alloc {
+    uint64_t bytesize;
+    uint32_t flags;
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_args_mem_host_alloc) == 16, "struct vgpu_args_mem_host_alloc is 16 bytes");
+static_assert(offsetof(struct vgpu_args_mem_host_alloc, bytesize) == 0, "vgpu_args_mem_host_alloc.bytesize offset");
+static_assert(offsetof(struct vgpu_args_mem_host_alloc, flags) == 8, "vgpu_args_mem_host_alloc.flags offset");
+
+struct vgpu_result_mem_host_alloc {
+    uint64_t offset;
+};
+static_assert(sizeof(struct vgpu_result_mem_host_alloc) == 8, "struct vgpu_result_mem_host_alloc is 8 bytes");
+static_assert(offsetof(struct vgpu_result_mem_host_alloc, offset) == 0, "vgpu_result_mem_host_alloc.offset offset");
+
+struct vgpu_args_mem_free_host {
+    uint64_t offset;
+};
+static_assert(sizeof(struct vgpu_args_mem_free_host) == 8, "struct vgpu_args_mem_free_host is 8 bytes");
+static_assert(offsetof(struct vgpu_args_mem_free_host, offset) == 0, "vgpu_args_mem_free_host.offset offset");
+
+/* mem_free_host: no results (status only) */
+
+struct vgpu_args_memcpy_htod_pinned {
+    uint64_t dst;                       /* device pointer */
+    uint64_t offset;
+    uint64_t count;
+    uint32_t stream;                    /* stream handle: per-channel id, 0 = null (the default stream) */
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_args_memcpy_htod_pinned) == 32, "struct vgpu_args_memcpy_htod_pinned is 32 bytes");
+static_assert(offsetof(struct vgpu_args_memcpy_htod_pinned, dst) == 0, "vgpu_args_memcpy_htod_pinned.dst offset");
+static_assert(offsetof(struct vgpu_args_memcpy_htod_pinned, offset) == 8, "vgpu_args_memcpy_htod_pinned.offset offset");
+static_assert(offsetof(struct vgpu_args_memcpy_htod_pinned, count) == 16, "vgpu_args_memcpy_htod_pinned.count offset");
+static_assert(offsetof(struct vgpu_args_memcpy_htod_pinned, stream) == 24, "vgpu_args_memcpy_htod_pinned.stream offset");
+
+/* memcpy_htod_pinned: no results (status only) */
+
+struct vgpu_args_memcpy_dtoh_pinned {
+    uint64_t src;                       /* device pointer */
+    uint64_t offset;
+    uint64_t count;
+    uint32_t stream;                    /* stream handle: per-channel id, 0 = null (the default stream) */
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_args_memcpy_dtoh_pinned) == 32, "struct vgpu_args_memcpy_dtoh_pinned is 32 bytes");
+static_assert(offsetof(struct vgpu_args_memcpy_dtoh_pinned, src) == 0, "vgpu_args_memcpy_dtoh_pinned.src offset");
+static_assert(offsetof(struct vgpu_args_memcpy_dtoh_pinned, offset) == 8, "vgpu_args_memcpy_dtoh_pinned.offset offset");
+static_assert(offsetof(struct vgpu_args_memcpy_dtoh_pinned, count) == 16, "vgpu_args_memcpy_dtoh_pinned.count offset");
+static_assert(offsetof(struct vgpu_args_memcpy_dtoh_pinned, stream) == 24, "vgpu_args_memcpy_dtoh_pinned.stream offset");
+
+/* memcpy_dtoh_pinned: no results (status only) */
 
 struct vgpu_args_mem_get_allocation_granularity {
     int32_t device;                     /* device ordinal (CUdevice) */

@@ -47,7 +47,7 @@ def h(*fields: str) -> bytes:
 # A 4 MiB region for VM 3 split into 3 channels, 2 doorbell vectors, a 500 ms lease, in epoch 2.
 REGION_GOLDEN = h(
     "564750554d454400",  # 0   magic "VGPUMED\0"
-    "0200", "0000",  # 8   version 2.0
+    "0200", "0100",  # 8   version 2.1
     "00100000",  # 12  header_size 4096
     "0000400000000000",  # 16  region_size 4 MiB
     "1f00000000000000",  # 24  features: NEED_WAKEUP | ASYNC_CALLS | CHUNKED_COPY | GUEST_IRQ | CHANNELS
@@ -57,7 +57,9 @@ REGION_GOLDEN = h(
     "0010000000000000",  # 48  channels_offset 4096
     "f4010000",  # 56  lease_ms 500
     "02000000",  # 60  vectors 2
-    "00" * 64,  # 64  reserved up to the host state line
+    "0000000000000000",  # 64  pinned_offset 0: no pinned area
+    "0000000000000000",  # 72  pinned_size 0
+    "00" * 48,  # 80  reserved up to the host state line
     "01000000",  # 128 device_state READY
     "02000000",  # 132 epoch 2
     "00000000",  # 136 reserved
@@ -67,7 +69,7 @@ REGION_GOLDEN = h(
 # Channel 2 of a 1 MiB block for VM 3 with 64-entry rings, opened once (generation 1).
 HEADER_GOLDEN = h(
     "5647505543484e00",  # 0   magic "VGPUCHN\0"
-    "0200", "0000",  # 8   version 2.0
+    "0200", "0100",  # 8   version 2.1
     "00100000",  # 12  header_size 4096
     "0000100000000000",  # 16  region_size: the block, 1 MiB
     "1f00000000000000",  # 24  features
@@ -157,6 +159,19 @@ def test_laid_out_region_header_matches_golden_bytes() -> None:
     assert bytes(region[len(REGION_GOLDEN):HEADER_SIZE]) == bytes(HEADER_SIZE - len(REGION_GOLDEN))
     layout = validate_region(region)
     assert (layout.channel_count, layout.channel_size, layout.vectors, layout.lease_ms) == (3, 1396736, 2, 500)
+
+
+def test_laid_out_region_with_a_pinned_area_matches_golden_bytes() -> None:
+    """The pinned area is the region's last pinned_size bytes; the channels share what lies before it."""
+    region = bytearray(4 << 20)
+    lay_out_region(region, vm_id=3, channels=3, vectors=2, lease_ms=500, epoch=2, pinned_size=1 << 20)
+    assert bytes(region[40:48]) == h("00f00f0000000000")  # channel_size 1044480 ((3 MiB − 4096) / 3, by 4096)
+    assert bytes(region[64:80]) == h(
+        "0000300000000000",  # 64  pinned_offset 3 MiB
+        "0000100000000000",  # 72  pinned_size 1 MiB
+    )
+    layout = validate_region(region)
+    assert (layout.pinned_offset, layout.pinned_size, layout.channel_size) == (3 << 20, 1 << 20, 1044480)
 
 
 def test_laid_out_header_matches_golden_bytes() -> None:

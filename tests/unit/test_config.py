@@ -94,11 +94,25 @@ def test_configurations_that_cannot_work_are_refused(data: dict[str, object], me
 def test_regions_are_bounded_by_the_hosts_memory_together() -> None:
     largest = max_region_size()
     assert largest & (largest - 1) == 0 and largest <= host_memory() // 8
-    assert parse_config({"vm": [{"id": 1, "name": "a", "region_size": largest}]}).vm[0].region_size == largest
+    alone = {"id": 1, "name": "a", "region_size": largest, "pinned_size": 0}
+    assert parse_config({"vm": [alone]}).vm[0].region_size == largest
     count = host_memory() // 2 // largest + 1  # just past half of the host
-    many = [{"id": i, "name": f"vm{i}", "region_size": largest} for i in range(1, count + 1)]
+    many = [{"id": i, "name": f"vm{i}", "region_size": largest // 2} for i in range(1, count + 1)]
     with pytest.raises(ConfigError, match="more than half of this host's"):
-        parse_config({"vm": many})
+        parse_config({"vm": many})  # each region: largest // 2 of channels and 256 MiB pinned = largest
+    with pytest.raises(ConfigError, match="vm a: its region of .* pinned_size of 268435456.* is more than"):
+        parse_config({"vm": [{**alone, "pinned_size": "256MiB"}]})
+
+
+def test_the_region_grows_to_the_power_of_two_that_holds_the_pinned_area() -> None:
+    config = parse_config({"mediator": {"pinned_size": "64MiB"}, "vm": [
+        {"id": 1, "name": "a"}, {"id": 2, "name": "b", "pinned_size": 0},
+        {"id": 3, "name": "c", "region_size": "128MiB", "pinned_size": "128MiB"}]})
+    assert [config.region_of(vm) for vm in config.vm] == [
+        (512 << 20, 64 << 20), (256 << 20, 0), (256 << 20, 128 << 20)]
+    assert parse_config({}).mediator.pinned_size == 256 << 20  # the default doubles a 256 MiB region
+    with pytest.raises(ConfigError, match=r"vm\[0\].pinned_size: 4096 must be a whole number of MiB"):
+        parse_config({"vm": [{"id": 1, "name": "a", "pinned_size": 4096}]})
 
 
 def test_access_settings_and_the_read_only_socket() -> None:
