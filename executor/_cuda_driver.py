@@ -42,8 +42,8 @@ __all__ = [
 #: ``CUresult`` values after which the context is unusable (cuda.h: "the process must be terminated
 #: and relaunched"): illegal address, launch timeout, assert, hardware stack error, illegal
 #: instruction, misaligned address, invalid address space, invalid PC, launch failed, and the
-#: cooperative launch / tensor memory leak faults.
-STICKY: Final = frozenset({700, 702, 710, 714, 715, 716, 717, 718, 719, 720, 721, 722})
+#: tensor memory leak faults (720, a cooperative grid too large, is refused before it runs).
+STICKY: Final = frozenset({700, 702, 710, 714, 715, 716, 717, 718, 719, 721, 722})
 
 _driver: Any = None
 _cublas: Cublas | None = None
@@ -449,6 +449,14 @@ class Driver:
         ``CU_LAUNCH_PARAM_*`` array naming the parameter block (0 for none)."""
         check(self.module.cuLaunchKernel(function, *grid, *block, shared_mem_bytes, stream, 0, extra),
               "cuLaunchKernel")
+
+    def launch_cooperative_kernel(self, function: Function, grid: tuple[int, int, int],
+                                  block: tuple[int, int, int], shared_mem_bytes: int, stream: Stream,
+                                  kernel_params: int) -> None:
+        """``cuLaunchCooperativeKernel``; ``kernel_params`` is the address of an array of pointers,
+        one to each parameter's value (0 for a kernel without parameters): it takes no ``extra``."""
+        check(self.module.cuLaunchCooperativeKernel(function, *grid, *block, shared_mem_bytes, stream,
+                                                    kernel_params), "cuLaunchCooperativeKernel")
 
 
 class Cublas:

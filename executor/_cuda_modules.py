@@ -13,11 +13,14 @@ describes (asked once per function and kept). The block goes to ``cuLaunchKernel
 ``extra`` argument (``CU_LAUNCH_PARAM_BUFFER_POINTER``/``_SIZE``, one array reused for every launch);
 the driver copies it during the call, so the guest's payload is free again when the call returns. A
 block shorter than the kernel's parameters is ``CUDA_ERROR_INVALID_VALUE``; what the parameters point
-to cannot be checked (see ``_cuda_memory``).
+to cannot be checked (see ``_cuda_memory``). ``cuLaunchCooperativeKernel`` takes no ``extra``: its
+``kernelParams`` are built as pointers into the same block, one per parameter at its offset; the
+driver checks the grid against the occupancy (``CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE``).
 """
 
 from __future__ import annotations
 
+import ctypes
 from typing import Final
 
 import numpy as np
@@ -164,4 +167,22 @@ class ModuleCalls(CudaBase):
                                 extra)
         if io.blocking:
             self._sync(stream, "cuLaunchKernel")
+        return NoResult()
+
+    def launch_cooperative_kernel(self, args: LaunchKernelArgs, io: CallIO) -> NoResult:
+        record = self._functions.get(args.function)
+        stream = self._stream(args.stream)
+        layout = self._layout(record)
+        if len(io.inp) < record.param_bytes:
+            raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE,
+                            f"cuLaunchCooperativeKernel: the parameter block has {len(io.inp)} bytes, the "
+                            f"kernel takes {record.param_bytes}")
+        base = host_address(io.inp) if layout else 0
+        pointers = (ctypes.c_void_p * max(len(layout), 1))(*(base + offset for offset, _ in layout))
+        # the driver copies each parameter during the call: the payload and the array are free after it
+        self._drv.launch_cooperative_kernel(record.function, (args.grid_x, args.grid_y, args.grid_z),
+                                            (args.block_x, args.block_y, args.block_z), args.shared_mem_bytes,
+                                            stream, ctypes.addressof(pointers) if layout else 0)
+        if io.blocking:
+            self._sync(stream, "cuLaunchCooperativeKernel")
         return NoResult()

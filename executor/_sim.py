@@ -142,13 +142,13 @@ from ._sim_blas import (
     read_pointer_arrays,
 )
 from ._sim_blas_trsm import SimTrsmCalls
-from ._sim_device import device_attributes
+from ._sim_device import co_resident_blocks, device_attributes
 from ._sim_graph import Capture, EventState, Graph, GraphExec, StreamState
 from ._sim_memory import Bytes, DeviceMemory, fill_views
 from ._sim_modules import FunctionLimits, SimFunction, SimModules, symbol_name
 from ._sim_nvml import SimNvmlCalls
 from ._sim_pinned import SimPinnedCalls
-from .ptx import Limits, printf_listening
+from .ptx import GRID_WORKSPACE_BYTES, Limits, printf_listening
 from .ptx import launch as run_ptx_kernel
 from .ptx import load_module as load_ptx_module
 
@@ -870,6 +870,23 @@ class SimExecutor(SimNvmlCalls, SimTrsmCalls, SimPinnedCalls, PinnedHostCalls, E
         return LaunchDims(grid, block, args.shared_mem_bytes)
 
     def launch_kernel(self, args: LaunchKernelArgs, io: CallIO) -> NoResult:
+        return self._launch(args, io, cooperative=False)
+
+    def launch_cooperative_kernel(self, args: LaunchKernelArgs, io: CallIO) -> NoResult:
+        """Every block resident at once, as CUDA requires of a cooperative grid; the engine runs it
+        as one batch with a grid-sync workspace of its own (device memory of the VM, for the launch)."""
+        threads = args.block_x * args.block_y * args.block_z
+        blocks = args.grid_x * args.grid_y * args.grid_z
+        most = co_resident_blocks(self._attributes, threads, args.shared_mem_bytes)
+        if blocks > most:
+            raise CudaError(CUresult.CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE,
+                            f"cuLaunchCooperativeKernel: {blocks} blocks of {threads} threads with "
+                            f"{args.shared_mem_bytes} bytes of dynamic shared memory; at most {most} are "
+                            "resident at once (the occupancy calculator's blocks per multiprocessor times "
+                            f"{self._attributes[16]} multiprocessors)")
+        return self._launch(args, io, cooperative=True)
+
+    def _launch(self, args: LaunchKernelArgs, io: CallIO, *, cooperative: bool) -> NoResult:
         function = self.modules.functions.get(args.function)
         kernel = function.kernel
         dims = self._check_launch(args, function)
@@ -891,8 +908,15 @@ class SimExecutor(SimNvmlCalls, SimTrsmCalls, SimPinnedCalls, PinnedHostCalls, E
         memory = self.memory
 
         def run() -> None:
-            with printf_listening(self.kernel_output):
-                run_ptx_kernel(program, kernel.name, memory, dims, params, symbols, self.launch_limits)
+            # a cooperative grid's barrier word: zeroed device memory of the VM for this launch
+            workspace = memory.alloc(GRID_WORKSPACE_BYTES) if cooperative else 0
+            try:
+                with printf_listening(self.kernel_output):
+                    run_ptx_kernel(program, kernel.name, memory, dims, params, symbols, self.launch_limits,
+                                   grid_workspace=workspace)
+            finally:
+                if workspace:
+                    memory.free(workspace)
 
         self.enqueue(args.stream, run, "cuLaunchKernel", host_bytes=len(params))
         return _NO_RESULT

@@ -6,10 +6,11 @@ capability, multiprocessor count, PCI address). Every attribute CUDA 13's ``cuda
 attribute and ``cudaGetDeviceProperties`` fills every field.
 
 Hardware limits (threads, grid, shared memory, texture and surface sizes, clocks, caches) are those
-of the part. A capability is reported only where the mediator serves what it promises: cooperative
-and cluster launches, managed memory, mapped host memory, stream priorities, stream memory
-operations, IPC, memory pools, tensor maps, exportable handles and the host-NUMA features are not
-served, so they are 0 (and must be raised here when they are).
+of the part. A capability is reported only where the mediator serves what it promises. Cooperative
+launches are served (the PTX engine runs a cooperative grid as one batch); cluster launches, managed
+memory, mapped host memory, stream priorities, stream memory operations, IPC, memory pools, tensor
+maps, exportable handles and the host-NUMA features are not served, so they are 0 (and must be
+raised here when they are).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Final
 
 from ._base import DeviceConfig
 
-__all__ = ["ATTRIBUTE_COUNT", "device_attributes"]
+__all__ = ["ATTRIBUTE_COUNT", "co_resident_blocks", "device_attributes"]
 
 #: CU_DEVICE_ATTRIBUTE_MAX in CUDA 13.0's cuda.h: attributes are 1 .. ATTRIBUTE_COUNT - 1
 ATTRIBUTE_COUNT: Final = 148
@@ -69,7 +70,8 @@ def device_attributes(config: DeviceConfig) -> dict[int, int]:
         88: 0, 89: 0,  # pageable memory access, concurrent managed access: not served
         90: 1, 91: 0,  # compute preemption; registered host memory is not GPU-addressable
         92: 0, 93: 0, 94: 0,  # stream memory operations: not served
-        95: 0, 96: 0,  # cooperative launches: not served
+        95: 1,  # cooperative launches (cuLaunchCooperativeKernel, grid.sync())
+        96: 0,  # cooperative multi-device launches: one device, not served
         97: 227 * 1024, 98: 0, 99: 1,  # opt-in shared memory per block, no remote flush, host register
         100: 0, 101: 0,
         102: 1,  # virtual memory management: served
@@ -92,3 +94,18 @@ def device_attributes(config: DeviceConfig) -> dict[int, int]:
     }
     assert set(attributes) == set(range(1, ATTRIBUTE_COUNT)), "every CUDA 13 attribute has a value"
     return attributes
+
+
+def co_resident_blocks(attributes: dict[int, int], block_threads: int, dynamic_shared: int) -> int:
+    """The most blocks of a cooperative launch, all resident at once: the blocks per multiprocessor
+    the guest's occupancy calculator (``cudaOccupancyMaxActiveBlocksPerMultiprocessor``, the shim's
+    rt_launch.c) reports from the same limits — threads in whole warps, blocks, and the dynamic
+    shared memory with the per-block reservation — times the multiprocessors."""
+    warp = attributes[10]
+    if block_threads > attributes[1]:
+        return 0
+    per_sm = min(attributes[39] // (-(-block_threads // warp) * warp), attributes[106])
+    per_block = dynamic_shared + attributes[111]
+    if per_block and per_sm * per_block > attributes[81]:
+        per_sm = attributes[81] // per_block
+    return per_sm * attributes[16]

@@ -861,6 +861,11 @@ def _specs() -> list[CallSpec]:
            "answers only what the module image declares)"),
         cs(0x0078, "func_set_attribute", "cuFuncSetAttribute", FuncSetAttributeArgs, nr,
            doc="CUDA_ERROR_INVALID_VALUE for a read-only attribute or a value out of range"),
+        cs(0x0079, "launch_cooperative_kernel", "cuLaunchCooperativeKernel", LaunchKernelArgs, nr,
+           is_async=True, in_payload="the packed parameter block: each parameter at its offset",
+           doc="every block co-resident (at most the occupancy calculator's blocks per multiprocessor "
+           "times the multiprocessors, else CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE), so that "
+           "cooperative_groups' grid.sync() works"),
         # cuBLAS
         cs(0x0080, "cublas_create", "cublasCreate_v2", ns, CublasCreateResult,
            status_domain="cublasStatus_t"),

@@ -65,7 +65,7 @@ exact except in rare double-rounding cases (within 1 ulp).
 """
 
 from ._isa import SUPPORTED
-from ._machine import CACHED_MODULES, Kernel, LoadedModule, launch, load_module
+from ._machine import CACHED_MODULES, GRID_WORKSPACE_BYTES, Kernel, LoadedModule, launch, load_module
 from ._parse import PtxSyntaxError, parse_ptx
 from ._printf import listening as printf_listening
 from ._program import build_program
@@ -73,6 +73,7 @@ from ._state import Limits
 
 __all__ = [
     "CACHED_MODULES",
+    "GRID_WORKSPACE_BYTES",
     "SUPPORTED",
     "Kernel",
     "Limits",

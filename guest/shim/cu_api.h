@@ -32,6 +32,20 @@ typedef struct {
     size_t WidthInBytes, Height, Depth;
 } vgpu_memcpy3d;
 _Static_assert(sizeof(vgpu_memcpy3d) == 200, "CUDA_MEMCPY3D");
+/* CUlaunchAttribute (= cudaLaunchAttribute) and CUlaunchConfig as CUDA 13's cuda.h lays them out: the
+ * driver's cuLaunchKernelEx and, converted from cudaLaunchConfig_t, the runtime's launches. */
+typedef struct {
+    int id;
+    char pad[4];
+    union { char bytes[64]; int value; } val;
+} vgpu_launch_attribute;
+typedef struct {
+    unsigned int gridDimX, gridDimY, gridDimZ, blockDimX, blockDimY, blockDimZ, sharedMemBytes;
+    CUstream hStream;
+    const vgpu_launch_attribute *attrs;
+    unsigned int numAttrs;
+} vgpu_launch_config;
+_Static_assert(sizeof(vgpu_launch_attribute) == 72 && sizeof(vgpu_launch_config) == 56, "CUlaunchConfig");
 
 CUresult cuInit(unsigned int flags);
 CUresult cuDriverGetVersion(int *version);
@@ -140,6 +154,10 @@ CUresult cuFuncSetAttribute(CUfunction f, int attrib, int value);
 CUresult cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx,
                         unsigned int by, unsigned int bz, unsigned int shared, CUstream s, void **params,
                         void **extra);
+CUresult cuLaunchCooperativeKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx,
+                                   unsigned int by, unsigned int bz, unsigned int shared, CUstream s, void **params);
+CUresult cuLaunchKernelEx(const vgpu_launch_config *config, CUfunction f, void **params, void **extra);
+
 
 CUresult cuGetErrorName(CUresult error, const char **name);
 CUresult cuGetErrorString(CUresult error, const char **text);

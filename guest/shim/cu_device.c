@@ -98,14 +98,14 @@ CUresult cuDeviceGet(CUdevice *device, int ordinal)
 
 /* Capabilities the shim does not provide, whatever the GPU can do: mapping guest memory into the
  * GPU, managed memory, stream priorities (guest-side), and those whose calls it does not serve
- * (cooperative and cluster launches, stream memory operations, memory pools, exportable handles,
- * IPC, tensor maps, multicast, host-NUMA allocations), so that a program that checks before it
- * calls never takes a path that cannot work. */
+ * (multi-device cooperative and cluster launches, stream memory operations, memory pools, exportable
+ * handles, IPC, tensor maps, multicast, host-NUMA allocations), so that a program that checks before
+ * it calls never takes a path that cannot work. Cooperative launches (95) are the host's answer. */
 static int guest_capability(int attrib, int *value)
 {
     switch (attrib) {
     case 92: case 93: case 94: case 122: case 123: /* stream memory operations */
-    case 95: case 96:                              /* COOPERATIVE_LAUNCH, COOPERATIVE_MULTI_DEVICE_LAUNCH */
+    case 96:                                       /* COOPERATIVE_MULTI_DEVICE_LAUNCH (95: the host's) */
     case 103: case 104: case 105: case 128:        /* shareable allocation handles */
     case 119: case 142: case 144:                  /* shareable and host memory pools */
     case 120:                                      /* CLUSTER_LAUNCH */

@@ -295,9 +295,11 @@ CUresult vgpu_shim_check_dims(const unsigned int grid[3], const unsigned int blo
     return CUDA_SUCCESS;
 }
 
-CUresult cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx,
-                        unsigned int by, unsigned int bz, unsigned int shared, CUstream s, void **params,
-                        void **extra)
+/* cuLaunchKernel and cuLaunchCooperativeKernel (call): the parameter block packed from `params` by the
+ * host's layout, or given whole in `extra`. */
+static CUresult launch(uint32_t call, CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz,
+                       unsigned int bx, unsigned int by, unsigned int bz, unsigned int shared, CUstream s,
+                       void **params, void **extra)
 {
     if (!VGPU_CHECK_HANDLE(f, VGPU_MAGIC_FUNC))
         return CUDA_ERROR_INVALID_HANDLE;
@@ -322,7 +324,7 @@ CUresult cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned
         }
         if (params || (size && !buffer))
             return CUDA_ERROR_INVALID_VALUE;
-        return vgpu_cu_post(VGPU_CALL_LAUNCH_KERNEL, &a, sizeof a, buffer, size);
+        return vgpu_cu_post(call, &a, sizeof a, buffer, size);
     }
     if ((rc = layout_of(f)))
         return rc;
@@ -341,8 +343,60 @@ CUresult cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned
         memcpy(block_bytes + f->params[i][0], params[i], f->params[i][1]);
     }
     if (rc == CUDA_SUCCESS)
-        rc = vgpu_cu_post(VGPU_CALL_LAUNCH_KERNEL, &a, sizeof a, block_bytes, f->param_bytes);
+        rc = vgpu_cu_post(call, &a, sizeof a, block_bytes, f->param_bytes);
     if (block_bytes != stack_block)
         free(block_bytes);
     return rc;
+}
+
+CUresult cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx,
+                        unsigned int by, unsigned int bz, unsigned int shared, CUstream s, void **params,
+                        void **extra)
+{
+    return launch(VGPU_CALL_LAUNCH_KERNEL, f, gx, gy, gz, bx, by, bz, shared, s, params, extra);
+}
+
+/* Every block resident at once (the host checks the grid against the occupancy: 720 past it), so that
+ * cooperative_groups' grid.sync() works; parameters only through `params`, as CUDA requires. */
+CUresult cuLaunchCooperativeKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx,
+                                   unsigned int by, unsigned int bz, unsigned int shared, CUstream s, void **params)
+{
+    return launch(VGPU_CALL_LAUNCH_COOPERATIVE_KERNEL, f, gx, gy, gz, bx, by, bz, shared, s, params, NULL);
+}
+
+/* Launch attributes: those that leave a launch's meaning alone (ignored entries, cache and priority
+ * hints, and programmatic stream serialization, which lets the next kernel start early: running
+ * kernels in stream order is one schedule it allows) and the cooperative one (*cooperative set).
+ * Anything else (clusters, programmatic events, sync domains, completion events) is not served. */
+static int launch_attribute_served(const vgpu_launch_attribute *a, int *cooperative)
+{
+    switch (a->id) {
+    case 0: case 1: case 6: case 8: case 14: /* ignore, access policy, serialization, priority, carveout */
+        return 1;
+    case 2: /* cooperative */
+        *cooperative = a->val.value != 0;
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+CUresult cuLaunchKernelEx(const vgpu_launch_config *config, CUfunction f, void **params, void **extra)
+{
+    if (!config || (config->numAttrs && !config->attrs))
+        return CUDA_ERROR_INVALID_VALUE;
+    int cooperative = 0;
+    for (unsigned int i = 0; i < config->numAttrs; i++)
+        if (!launch_attribute_served(&config->attrs[i], &cooperative)) {
+            static int once;
+            if (!__atomic_exchange_n(&once, 1, __ATOMIC_RELAXED))
+                vgpu_shim_log("cuLaunchKernelEx: launch attribute %d (value %d) is not supported by the vgpu "
+                              "shim (returns 801)", config->attrs[i].id, config->attrs[i].val.value);
+            return CUDA_ERROR_NOT_SUPPORTED;
+        }
+    if (cooperative && extra)
+        return CUDA_ERROR_INVALID_VALUE;
+    return launch(cooperative ? VGPU_CALL_LAUNCH_COOPERATIVE_KERNEL : VGPU_CALL_LAUNCH_KERNEL, f, config->gridDimX,
+                  config->gridDimY, config->gridDimZ, config->blockDimX, config->blockDimY, config->blockDimZ,
+                  config->sharedMemBytes, config->hStream, params, extra);
 }

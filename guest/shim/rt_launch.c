@@ -267,8 +267,10 @@ cudaError_t __cudaPopCallConfiguration(dim3 *grid, dim3 *block, size_t *shared, 
 
 /* -- launches ---------------------------------------------------------------------------------- */
 
-static cudaError_t launch(struct CUkern_st *k, dim3 grid, dim3 block, void **args, size_t shared,
-                          cudaStream_t stream)
+/* Every runtime launch goes through cuLaunchKernelEx with the caller's launch attributes (none for
+ * <<<>>>), which serves or refuses them. */
+static cudaError_t launch_with(struct CUkern_st *k, dim3 grid, dim3 block, void **args, size_t shared,
+                               cudaStream_t stream, const vgpu_launch_attribute *attrs, unsigned int count)
 {
     cudaError_t err = rt_init();
     if (err)
@@ -282,8 +284,15 @@ static cudaError_t launch(struct CUkern_st *k, dim3 grid, dim3 block, void **arg
     CUfunction f;
     if ((err = rt_kernel_function(k, &f)))
         return err;
-    return rt_err(cuLaunchKernel(f, grid.x, grid.y, grid.z, block.x, block.y, block.z, (unsigned int)shared,
-                                 stream, args, NULL));
+    vgpu_launch_config config = {grid.x, grid.y, grid.z, block.x, block.y, block.z, (unsigned int)shared,
+                                 stream, attrs, count};
+    return rt_err(cuLaunchKernelEx(&config, f, args, NULL));
+}
+
+static cudaError_t launch(struct CUkern_st *k, dim3 grid, dim3 block, void **args, size_t shared,
+                          cudaStream_t stream)
+{
+    return launch_with(k, grid, block, args, shared, stream, NULL, 0);
 }
 
 cudaError_t __cudaGetKernel(cudaKernel_t *kernel, const void *host_fun)
@@ -316,53 +325,25 @@ cudaError_t cudaLaunchKernel(const void *func, dim3 grid, dim3 block, void **arg
     return rt_ret(err ? err : launch(k, grid, block, args, shared, stream));
 }
 
-/* cudaLaunchConfig_t and cudaLaunchAttribute as CUDA 13's driver_types.h lays them out. */
-struct launch_attribute {
-    int id; /* cudaLaunchAttributeID */
-    char pad[4];
-    union { char bytes[64]; int value; } val;
-};
+/* cudaLaunchConfig_t as CUDA 13's driver_types.h lays it out (its attributes are CUlaunchAttribute's). */
 struct launch_config {
     dim3 grid, block;
     size_t shared;
     cudaStream_t stream;
-    const struct launch_attribute *attrs;
+    const vgpu_launch_attribute *attrs;
     unsigned int count;
 };
-
-/* Attributes that leave a launch's meaning alone: ignored entries, cache and priority hints, and
- * programmatic stream serialization (it lets the next kernel start early; running kernels in
- * stream order is one schedule it allows). Cooperative launches only when off. Anything else
- * (clusters, programmatic events, sync domains, completion events) is not served. */
-static int launch_attribute_served(const struct launch_attribute *a)
-{
-    switch (a->id) {
-    case 0: case 1: case 6: case 8: case 14: /* ignore, access policy, serialization, priority, carveout */
-        return 1;
-    case 2: /* cooperative */
-        return a->val.value == 0;
-    default:
-        return 0;
-    }
-}
 
 static cudaError_t launch_ex(const struct launch_config *config, const void *func, void **args,
                              cudaStream_t per_thread)
 {
     if (!config || (config->count && !config->attrs))
         return cudaErrorInvalidValue;
-    for (unsigned int i = 0; i < config->count; i++)
-        if (!launch_attribute_served(&config->attrs[i])) {
-            static int once;
-            if (!__atomic_exchange_n(&once, 1, __ATOMIC_RELAXED))
-                vgpu_shim_log("cudaLaunchKernelExC: launch attribute %d (value %d) is not supported by the "
-                              "vgpu shim (returns 801)", config->attrs[i].id, config->attrs[i].val.value);
-            return cudaErrorNotSupported;
-        }
     struct CUkern_st *k;
     cudaError_t err = rt_kernel_of(func, &k);
     cudaStream_t stream = config->stream ? config->stream : per_thread;
-    return err ? err : launch(k, config->grid, config->block, args, config->shared, stream);
+    return err ? err : launch_with(k, config->grid, config->block, args, config->shared, stream, config->attrs,
+                                   config->count);
 }
 
 cudaError_t cudaLaunchKernelExC(const void *config, const void *func, void **args)
@@ -373,6 +354,22 @@ cudaError_t cudaLaunchKernelExC(const void *config, const void *func, void **arg
 cudaError_t cudaLaunchKernelExC_ptsz(const void *config, const void *func, void **args)
 {
     return rt_ret(launch_ex(config, func, args, CU_STREAM_PER_THREAD));
+}
+
+/* cuLaunchKernelEx with the cooperative attribute: every block resident at once, for grid.sync(). */
+cudaError_t cudaLaunchCooperativeKernel(const void *func, dim3 grid, dim3 block, void **args, size_t shared,
+                                        cudaStream_t stream)
+{
+    static const vgpu_launch_attribute cooperative = {.id = 2, .val.value = 1};
+    struct CUkern_st *k;
+    cudaError_t err = rt_kernel_of(func, &k);
+    return rt_ret(err ? err : launch_with(k, grid, block, args, shared, stream, &cooperative, 1));
+}
+
+cudaError_t cudaLaunchCooperativeKernel_ptsz(const void *func, dim3 grid, dim3 block, void **args, size_t shared,
+                                             cudaStream_t stream)
+{
+    return cudaLaunchCooperativeKernel(func, grid, block, args, shared, stream ? stream : CU_STREAM_PER_THREAD);
 }
 
 /* -- function queries -------------------------------------------------------------------------- */

@@ -342,6 +342,7 @@ enum vgpu_curesult {
     VGPU_CUDA_ERROR_ASSERT = 710,
     VGPU_CUDA_ERROR_MISALIGNED_ADDRESS = 716,
     VGPU_CUDA_ERROR_LAUNCH_FAILED = 719,
+    VGPU_CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE = 720,
     VGPU_CUDA_ERROR_NOT_PERMITTED = 800,
     VGPU_CUDA_ERROR_NOT_SUPPORTED = 801,
     VGPU_CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED = 900,
@@ -530,6 +531,7 @@ enum vgpu_cublas_diag_type {
 #define VGPU_CALL_LAUNCH_KERNEL 0x0076 /* cuLaunchKernel, async-capable */
 #define VGPU_CALL_FUNC_GET_ATTRIBUTE 0x0077 /* cuFuncGetAttribute */
 #define VGPU_CALL_FUNC_SET_ATTRIBUTE 0x0078 /* cuFuncSetAttribute */
+#define VGPU_CALL_LAUNCH_COOPERATIVE_KERNEL 0x0079 /* cuLaunchCooperativeKernel, async-capable */
 #define VGPU_CALL_CUBLAS_CREATE 0x0080 /* cublasCreate_v2, status is cublasStatus_t */
 #define VGPU_CALL_CUBLAS_DESTROY 0x0081 /* cublasDestroy_v2, status is cublasStatus_t */
 #define VGPU_CALL_CUBLAS_SET_STREAM 0x0082 /* cublasSetStream_v2, status is cublasStatus_t */
@@ -1264,6 +1266,31 @@ static_assert(offsetof(struct vgpu_args_func_set_attribute, attrib) == 4, "vgpu_
 static_assert(offsetof(struct vgpu_args_func_set_attribute, value) == 8, "vgpu_args_func_set_attribute.value offset");
 
 /* func_set_attribute: no results (status only) */
+
+struct vgpu_args_launch_cooperative_kernel {
+    uint32_t function;                  /* function handle: per-channel id, 0 = null */
+    uint32_t grid_x;
+    uint32_t grid_y;
+    uint32_t grid_z;
+    uint32_t block_x;
+    uint32_t block_y;
+    uint32_t block_z;
+    uint32_t shared_mem_bytes;
+    uint32_t stream;                    /* stream handle: per-channel id, 0 = null (the default stream) */
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_args_launch_cooperative_kernel) == 40, "struct vgpu_args_launch_cooperative_kernel is 40 bytes");
+static_assert(offsetof(struct vgpu_args_launch_cooperative_kernel, function) == 0, "vgpu_args_launch_cooperative_kernel.function offset");
+static_assert(offsetof(struct vgpu_args_launch_cooperative_kernel, grid_x) == 4, "vgpu_args_launch_cooperative_kernel.grid_x offset");
+static_assert(offsetof(struct vgpu_args_launch_cooperative_kernel, grid_y) == 8, "vgpu_args_launch_cooperative_kernel.grid_y offset");
+static_assert(offsetof(struct vgpu_args_launch_cooperative_kernel, grid_z) == 12, "vgpu_args_launch_cooperative_kernel.grid_z offset");
+static_assert(offsetof(struct vgpu_args_launch_cooperative_kernel, block_x) == 16, "vgpu_args_launch_cooperative_kernel.block_x offset");
+static_assert(offsetof(struct vgpu_args_launch_cooperative_kernel, block_y) == 20, "vgpu_args_launch_cooperative_kernel.block_y offset");
+static_assert(offsetof(struct vgpu_args_launch_cooperative_kernel, block_z) == 24, "vgpu_args_launch_cooperative_kernel.block_z offset");
+static_assert(offsetof(struct vgpu_args_launch_cooperative_kernel, shared_mem_bytes) == 28, "vgpu_args_launch_cooperative_kernel.shared_mem_bytes offset");
+static_assert(offsetof(struct vgpu_args_launch_cooperative_kernel, stream) == 32, "vgpu_args_launch_cooperative_kernel.stream offset");
+
+/* launch_cooperative_kernel: no results (status only) */
 
 /* cublas_create: no arguments (args_len = 0) */
 

@@ -14,6 +14,8 @@
 #   test_kernels.host.o        an x86-64 host object; its .nv_fatbin section wraps an sm_90 fatbin
 #   ptx_corpus.compute_{75,80,90}.ptx  the PTX engine's kernel corpus (tests/ptx), one per virtual
 #                              architecture the engine is held to
+#   ptx_sync.compute_{80,90}.ptx  the corpus of grid-wide and asynchronous synchronization (cooperative
+#                              launches, mbarrier, cp.async.bulk) and mma.m8n8k4 (tests/ptx)
 set -euo pipefail
 cd "$(dirname "$0")"
 NVCC=${NVCC:-nvcc}
@@ -39,6 +41,9 @@ SRC=test_kernels.cu
 
 for arch in 75 80 90; do
     "$NVCC" -ptx -arch=compute_$arch -o ptx_corpus.compute_$arch.ptx ptx_corpus.cu
+done
+for arch in 80 90; do
+    "$NVCC" -ptx -arch=compute_$arch -o ptx_sync.compute_$arch.ptx ptx_sync.cu
 done
 
 "$NVCC" --version > NVCC_VERSION.txt
