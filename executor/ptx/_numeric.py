@@ -83,19 +83,29 @@ def fit(v: Value, dt: np.dtype[Any]) -> Value:
     return v.view(_UINT[vd.itemsize]).astype(_UINT[dt.itemsize]).view(dt)
 
 
-_MAGNITUDE, _ONE, _SUBNORMALS = np.uint32(0x7FFFFFFF), np.uint32(1), np.uint32(0x7FFFFF)
+_EXPONENT, _SIGN = np.uint32(0x7F800000), np.uint32(0x80000000)
+_TINY32 = np.float32(np.finfo(np.float32).tiny)  # the smallest normal float32
+_ZERO32 = np.float32(0)
 
 
 def ftz32(x: Value) -> Value:
-    """Flush float32 subnormals to a zero of the same sign (``.ftz``)."""
-    x = np.asarray(x, dtype=np.float32)
-    # a subnormal's magnitude bits are 1 .. 0x7FFFFF: one unsigned compare finds them (zero wraps above)
-    magnitude = x.view(np.uint32) & _MAGNITUDE
-    small = (magnitude - _ONE) < _SUBNORMALS
-    if not np.count_nonzero(small):  # the common case: nothing to flush, and no copy
-        return x if x.ndim else np.float32(x)
-    flushed: Any = np.where(small, np.copysign(np.float32(0), x), x)
-    return flushed.astype(np.float32)
+    """Flush float32 subnormals to a zero of the same sign (``.ftz``).
+
+    The common cases cost little: a float32 scalar is two comparisons; an array one magnitude test
+    and a count of zeros when some element is below the smallest normal, nothing more when those are
+    all zeros. Every ``.ftz`` operand and result goes through here."""
+    if type(x) is np.float32:
+        if -_TINY32 < x < _TINY32 and x != _ZERO32:
+            return np.copysign(_ZERO32, x)
+        return x
+    if not isinstance(x, np.ndarray) or x.dtype != np.float32:
+        x = np.asarray(x, dtype=np.float32)
+    small = np.count_nonzero(np.abs(x) < _TINY32)
+    if not small or small == x.size - np.count_nonzero(x):  # none, or only zeros: nothing to flush
+        return x if x.ndim else x[()]
+    bits = x.view(np.uint32)  # a zero exponent is a zero or a subnormal: keep only its sign
+    flushed: Any = np.where((bits & _EXPONENT) == 0, bits & _SIGN, bits).view(np.float32)
+    return flushed
 
 
 def two_sum(a: F64, b: F64) -> tuple[F64, F64]:
