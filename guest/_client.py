@@ -26,6 +26,8 @@ import time
 from collections import deque
 from typing import Any, Final, NamedTuple, Self
 
+import numpy as np
+
 from protocol import (
     CALLS_BY_NAME,
     CallSpec,
@@ -77,6 +79,11 @@ YIELD_AFTER_NS: Final = 10_000
 #: PIPELINE_CHUNK: measured best here, since a chunk costs both sides ~6 µs of calls besides its bytes
 PIPELINE_MIN: Final = 256 << 10
 PIPELINE_CHUNK: Final = 1 << 20
+#: payloads from this size up start in the arena at the same offset within a page as the application's
+#: buffer: glibc's memcpy (``rep movsb`` from 4 KiB to the L2 size) is 10-15x slower on AMD Zen 3 when
+#: the destination is 1-31 bytes past the source modulo 4 KiB (docs/benchmarks.md, pageable copies)
+PHASE_MIN: Final = 16 << 10
+_PAGE: Final = 4096
 
 
 class CudaCallError(Exception):
@@ -139,15 +146,18 @@ class _Arena:
                 hold is None or 0 < ((hold - inflight[0][0]) & _MASK32) < 0x8000_0000):
             self.freed = inflight.popleft()[1]  # consumed, and pushed before the held output
 
-    def place(self, length: int) -> int | None:
-        """The free-running start of ``length`` bytes, or None if they do not fit yet."""
+    def place(self, length: int, phase: int | None = None) -> int | None:
+        """The free-running start of ``length`` bytes, or None if they do not fit yet; ``phase``: the
+        start's offset within a page (else 64-byte aligned). The arena starts on a page."""
         if not self.inflight and self.tail % self.size:
             # nothing in flight: start over at the arena's first byte, which a copy just before
             # this one left in the cache, instead of walking cold memory around the ring
             self.tail = self.freed = self.tail + self.size - self.tail % self.size
-        start = (self.tail + 63) & ~63
+        start = (self.tail + 63) & ~63 if phase is None else self.tail + ((phase - self.tail) & (_PAGE - 1))
         if start % self.size + length > self.size:
             start += self.size - start % self.size  # do not wrap inside a payload
+            if phase is not None and phase + length <= self.size:
+                start += phase
         if start + length - self.freed > self.size:
             return None
         return start
@@ -383,15 +393,16 @@ class GuestClient:
             os.eventfd_write(self.doorbell_fd, 1)
             self.kicks += 1
 
-    def _reserve(self, length: int) -> int:
-        """Arena offset for a payload of ``length`` bytes, waiting for the host if it is full."""
+    def _reserve(self, length: int, phase: int | None = None) -> int:
+        """Arena offset for a payload of ``length`` bytes (at ``phase`` within a page, see
+        ``_Arena.place``), waiting for the host if it is full."""
         arena = self.arena
         if length > arena.size:
             raise ValueError(f"payload of {length} bytes exceeds the {arena.size}-byte arena")
         deadline = None
         while True:
             arena.reclaim(self.sq.consumed)
-            start = arena.place(length)
+            start = arena.place(length, phase)
             if start is not None:
                 arena.tail = start + length
                 return start % arena.size
@@ -409,17 +420,18 @@ class GuestClient:
         return self._submit(spec.call_id, codec_for(type(args)).encode(args), data, out_cap, flags)
 
     def _submit(self, call_id: int, raw: bytes, data: bytes | memoryview | None, out_cap: int,
-                flags: int) -> tuple[int, int]:
+                flags: int, out_phase: int | None = None) -> tuple[int, int]:
+        """``out_phase``: where the output area starts within a page (``_Arena.place``)."""
         if (self._device_words[_STATE_WORD] != self._serving
                 or self._states[_CHANNEL_WORD] != self._channel_serving):
             self._check_alive()
         in_off = in_len = out_off = 0
         if data is not None and len(data):
             in_len = len(data)
-            in_off = self._reserve(in_len)
+            in_off = self._reserve(in_len, page_phase(data) if in_len >= PHASE_MIN else None)
             self.region.arena[in_off:in_off + in_len] = data
         if out_cap:
-            out_off = self._reserve(out_cap)
+            out_off = self._reserve(out_cap, out_phase)
         seq = self.seq = (self.seq + 1) & _MASK32
         if not self.sq.push(seq=seq, call_id=call_id, args=raw, flags=flags, in_off=in_off,
                             in_len=in_len, out_off=out_off, out_cap=out_cap):
@@ -597,13 +609,15 @@ class GuestClient:
         stays held (``_Arena.hold``) until it has been copied."""
         dest = dest.cast("B")
         arena = self.region.arena
+        base = page_phase(dest) if len(dest) >= PHASE_MIN else 0
         chunks = plan_chunks(len(dest), self._copy_chunk(len(dest)))
         flying: deque[tuple[int, int, int, int, int]] = deque()  # seq, out_off, off, length, sq index
         try:
             for i, (off, length) in enumerate(chunks):
                 more = _CHUNK_MORE if i < len(chunks) - 1 else 0
                 raw = _DTOH_ARGS.pack(src + off, length, stream)
-                seq, out_off = self._submit(_DTOH, raw, None, length, more)
+                phase = (base + off) & (_PAGE - 1) if length >= PHASE_MIN else None
+                seq, out_off = self._submit(_DTOH, raw, None, length, more, phase)
                 flying.append((seq, out_off, off, length, self.sq.index))
                 if self.arena.hold is None:
                     self.arena.hold = self.sq.index
@@ -668,6 +682,11 @@ class GuestClient:
 
     def nop(self) -> None:
         self.checked("nop")
+
+
+def page_phase(buffer: bytes | bytearray | memoryview) -> int:
+    """Where ``buffer`` starts within a page."""
+    return int(np.frombuffer(buffer, dtype=np.uint8).ctypes.data) & (_PAGE - 1)
 
 
 _Plan = tuple[CallSpec, Any, Codec]

@@ -50,7 +50,7 @@ from ._session import SessionState, SessionStateMachine
 from ._sockets import SocketAccess, bind_unix, peer_credentials, socket_access
 from ._stats import StatsBlock, WorkerCounters
 from ._trace import TraceRing
-from ._worker import WorkerSpec
+from ._worker import WorkerSpec, worker_environment
 from ._worker_memory import WorkerMemory, exit_reason, oom_kills, worker_memory
 
 __all__ = ["MAX_PEERS", "VmEndpoint", "VmSession"]
@@ -175,7 +175,7 @@ class VmSession:
             os.set_inheritable(fd, True)
         try:
             pid = os.posix_spawn(sys.executable, [sys.executable, "-m", "mediator._worker", spec.to_json()],
-                                 os.environ)
+                                 worker_environment())
         finally:
             for fd in fds:
                 os.set_inheritable(fd, False)

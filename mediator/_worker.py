@@ -70,7 +70,8 @@ from ._stats import ChannelStats, StatsBlock, WorkerCounters
 from ._trace import TraceRing, printf_recorder, summarize
 from ._worker_memory import EXIT_OUT_OF_MEMORY, apply_worker_limits
 
-__all__ = ["DRAIN_BUDGET", "HEARTBEAT_NS", "IDLE_SLICE_NS", "SPIN_YIELD_NS", "WorkerSpec", "main"]
+__all__ = ["DRAIN_BUDGET", "HEARTBEAT_NS", "IDLE_SLICE_NS", "SPIN_YIELD_NS", "WorkerSpec", "main",
+           "worker_environment"]
 
 _NEED_IRQ: Final = ChannelField.GUEST_NEED_IRQ >> 2
 _NEED_WAKEUP: Final = ChannelField.HOST_NEED_WAKEUP >> 2
@@ -86,6 +87,24 @@ SPIN_YIELD_NS: Final = 10_000
 HEARTBEAT_NS: Final = 50_000_000
 #: events queued for a supervisor that is not reading (being restarted), at most
 OUTBOX_LIMIT: Final = 1 << 20
+
+
+#: glibc's memcpy uses ``rep movsb`` from 4 KiB up to the L2 size; on AMD Zen 3 (this host) that is 10-15x
+#: slower (1.7 against 17-27 GiB/s for 256 KiB) when the destination is 1-31 bytes past the source modulo
+#: 4 KiB, which a staged copy between the arena and device memory hits whenever their page offsets differ
+#: so. With the threshold above any copy size glibc takes its vector loop, as fast or faster at every
+#: offset (docs/benchmarks.md, pageable copies). Workers are spawned with it (``worker_environment``).
+MEMCPY_TUNABLE: Final = "glibc.cpu.x86_rep_movsb_threshold=4294967295"
+
+
+def worker_environment(base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment a worker is spawned with: ``base`` (default ``os.environ``) with
+    ``MEMCPY_TUNABLE`` added to ``GLIBC_TUNABLES`` unless the operator already set that tunable."""
+    env = dict(os.environ if base is None else base)
+    tunables = env.get("GLIBC_TUNABLES", "")
+    if "x86_rep_movsb_threshold" not in tunables:
+        env["GLIBC_TUNABLES"] = f"{tunables}:{MEMCPY_TUNABLE}" if tunables else MEMCPY_TUNABLE
+    return env
 
 
 @dataclass

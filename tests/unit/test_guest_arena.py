@@ -58,3 +58,17 @@ def test_reclaiming_follows_the_ring_index_through_its_wrap() -> None:
     arena.hold = 0
     arena.reclaim(consumed=0)
     assert [index for index, _ in arena.inflight] == [0]
+
+
+def test_a_phased_payload_starts_at_the_application_buffers_offset_within_a_page() -> None:
+    arena = _Arena(SIZE)
+    reserve(arena, 100, sq_index=1)
+    start = arena.place(64 << 10, phase=0x30)
+    assert start is not None and start % 4096 == 0x30 and start >= 100
+    arena.tail = start + (64 << 10)
+    arena.inflight.append((2, arena.tail))
+    wrapped = arena.place(SIZE - 4096, phase=0x7C0)
+    assert wrapped is None, "no room until the host consumed the first two"
+    arena.reclaim(consumed=2)
+    again = arena.place(SIZE - 4096, phase=0x7C0)
+    assert again is not None and again % SIZE == 0x7C0, "after the wrap, the same offset within a page"

@@ -1,0 +1,178 @@
+"""Where a pageable copy's time goes, per phase, through a real mediator (issue 19, item 2).
+
+    python -m benchmarks.copy_phases                       # 64 KiB .. 64 MiB, both ways
+    python -m benchmarks.copy_phases --size 1048576 --way htod --repeats 400
+
+The guest is this process (a :class:`GuestClient` whose submit, wait and copy-out are timed); the
+host's share comes from the worker's own counters (``latency_sum_ns``: decode, copy and completion of
+every call it served). For each size and direction it prints, per copy in microseconds:
+
+* ``wall``: the whole copy, as the application sees it (median over the repeats; ``mean``, ``best``);
+  the guest's phases are those of that median copy:
+* ``guest in``: the guest's submits (htod: its copy into the arena; both: the entry), ``reserve``:
+  waiting in them for arena room, ``wait``: waiting for completions, ``guest out``: dtoh's copies out
+  of the arena into the application's buffer;
+* ``host``: the worker's serve time, a mean over the repeats (htod: its copy out of the arena into
+  device memory; dtoh: into the arena);
+* ``floor``: the same-run in-process memcpy of the whole size (one copy, one core);
+* ``staged``: the same copy staged through shared memory in the client's chunks by two processes on
+  two cores with nothing of ours in between (``_floors.staged_copy_bandwidth``): what the second copy
+  costs on this machine. ``wall`` minus ``staged`` is ours.
+
+Phases are measured where they run, so they survive a loaded machine better than ratios do. The
+guest is pinned to one CPU and the mediator to the others, as ``vgpu-bench --pin`` does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from guest import GuestClient
+from mediator._control_client import request
+from mediator._launcher import MediatorProcess, running_mediator
+from protocol import Completion
+
+from ._floors import memcpy_bandwidth, staged_copy_bandwidth
+
+__all__ = ["TimedGuest", "measure"]
+
+KIB, MIB = 1 << 10, 1 << 20
+SIZES = [64 * KIB, 256 * KIB, MIB, 4 * MIB, 16 * MIB, 64 * MIB]
+
+
+class TimedGuest(GuestClient):
+    """A guest that adds the nanoseconds of its submits, reserves, waits and copies-out to ``spent``."""
+
+    spent: dict[str, int]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.clear()
+        super().__init__(*args, **kwargs)
+
+    def clear(self) -> None:
+        self.spent = {"submit": 0, "reserve": 0, "wait": 0, "finish": 0}
+
+    def _reserve(self, length: int, phase: int | None = None) -> int:
+        started = time.perf_counter_ns()
+        try:
+            return super()._reserve(length, phase)
+        finally:
+            self.spent["reserve"] += time.perf_counter_ns() - started
+
+    def _submit(self, call_id: int, raw: bytes, data: bytes | memoryview | None, out_cap: int,
+                flags: int, out_phase: int | None = None) -> tuple[int, int]:
+        started = time.perf_counter_ns()
+        try:
+            return super()._submit(call_id, raw, data, out_cap, flags, out_phase)
+        finally:
+            self.spent["submit"] += time.perf_counter_ns() - started
+
+    def wait(self, seq: int) -> Completion:
+        started = time.perf_counter_ns()
+        try:
+            return super().wait(seq)
+        finally:
+            self.spent["wait"] += time.perf_counter_ns() - started
+
+    def _finish_dtoh(self, *args: Any) -> None:
+        started = time.perf_counter_ns()
+        try:
+            super()._finish_dtoh(*args)
+        finally:
+            self.spent["finish"] += time.perf_counter_ns() - started
+
+
+def _host_serve_ns(mediator: MediatorProcess) -> int:
+    """The worker's total serve time so far (published at least every 50 ms while it serves)."""
+    vm = request(mediator.control, {"cmd": "status"})["vms"][0]
+    return int(vm["latency_sum_ns"])
+
+
+def _settle(gpu: GuestClient) -> None:
+    """Make the worker publish its counters: one call more than 50 ms after the last publish."""
+    time.sleep(0.06)
+    gpu.nop()
+
+
+def measure(gpu: TimedGuest, mediator: MediatorProcess, size: int, way: str, repeats: int,
+            host_cpus: set[int] | None = None) -> dict[str, float]:
+    """Per-copy phases (µs) of ``repeats`` copies of ``size`` bytes in direction ``way``."""
+    ptr = gpu.mem_alloc(size)
+    data = memoryview(bytes(size))
+    back = memoryview(bytearray(size))
+
+    def once() -> None:
+        if way == "htod":
+            gpu.memcpy_htod(ptr, data)
+        else:
+            gpu.memcpy_dtoh_into(ptr, back)
+
+    for _ in range(3):
+        once()
+    _settle(gpu)
+    host_before = _host_serve_ns(mediator)
+    rows: list[dict[str, int]] = []
+    for _ in range(repeats):
+        gpu.clear()
+        started = time.perf_counter_ns()
+        once()
+        rows.append({"wall": time.perf_counter_ns() - started, **gpu.spent})
+    _settle(gpu)
+    host = _host_serve_ns(mediator) - host_before
+    gpu.mem_free(ptr)
+    floor = size / memcpy_bandwidth(size, repeats=20) * 1e6
+    staged = size / staged_copy_bandwidth(size, gpu._copy_chunk(size), host_cpus) * 1e6
+    # the copy of median wall time, phase by phase (means would be the outliers': a preempted side)
+    row = sorted(rows, key=lambda r: r["wall"])[len(rows) // 2]
+    finish = row["finish"] - (row["wait"] if way == "dtoh" else 0)  # dtoh waits inside _finish_dtoh
+    return {"wall": row["wall"] / 1000, "best": min(r["wall"] for r in rows) / 1000,
+            "mean": statistics.fmean(r["wall"] for r in rows) / 1000,
+            "guest_in": (row["submit"] - row["reserve"]) / 1000, "reserve": row["reserve"] / 1000,
+            "wait": row["wait"] / 1000, "guest_out": max(finish, 0) / 1000, "host": host / repeats / 1000,
+            "floor": floor, "staged": staged}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.copy_phases", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=int, action="append", help="bytes (repeatable); default 64 KiB-64 MiB")
+    parser.add_argument("--way", choices=["htod", "dtoh"], action="append")
+    parser.add_argument("--repeats", type=int, default=0, help="copies per size (default: about 0.3 s)")
+    parser.add_argument("--no-pin", action="store_true", help="let the scheduler place both sides")
+    opts = parser.parse_args(argv)
+    cpus = sorted(os.sched_getaffinity(0))
+    pin = not opts.no_pin and len(cpus) >= 2
+    print(f"load average {os.getloadavg()[0]:.2f}; {len(cpus)} CPUs; {'pinned' if pin else 'not pinned'}")
+    columns = ("wall", "mean", "best", "guest_in", "reserve", "wait", "guest_out", "host", "floor", "staged")
+    print(f"{'copy':>12} " + " ".join(f"{c.replace('_', ' '):>9}" for c in columns)
+          + "  MiB/s (best; vs floor, vs staged)")
+    with tempfile.TemporaryDirectory(prefix="vgpu-phases-") as tmp, \
+            running_mediator(Path(tmp), vms=1, extra="poll_us = 1000000") as mediator:
+        if pin:
+            os.sched_setaffinity(0, {cpus[0]})
+            os.sched_setaffinity(mediator.proc.pid, set(cpus[1:]))
+        with TimedGuest.connect(mediator.vm_socket(1)) as gpu:
+            gpu.init()
+            for size in opts.size or SIZES:
+                for way in opts.way or ["htod", "dtoh"]:
+                    repeats = opts.repeats or max(5, min(2000, int(0.3 / max(size / 4e9, 20e-6))))
+                    p = measure(gpu, mediator, size, way, repeats, set(cpus[1:]) if pin else None)
+                    label = f"{way} {size // MIB} MiB" if size >= MIB else f"{way} {size // KIB} KiB"
+                    rate = size / p["best"] * 1e6 / MIB
+                    print(f"{label:>12} " + " ".join(f"{p[c]:9.1f}" for c in columns)
+                          + f"  {rate:,.0f}; {p['floor'] / p['best']:.0%}, {p['staged'] / p['best']:.0%}",
+                          flush=True)
+    print(f"load average {os.getloadavg()[0]:.2f} at the end")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

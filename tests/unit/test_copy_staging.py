@@ -1,0 +1,53 @@
+"""Staged (pageable) copies: the worker's memcpy setting, the staged floor and the phase profile."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks._floors import page_aligned, staged_copy_bandwidth
+from mediator._worker import MEMCPY_TUNABLE, worker_environment
+
+LD_SO = Path("/lib64/ld-linux-x86-64.so.2")
+
+
+def test_workers_get_the_memcpy_tunable_and_keep_the_operators_others() -> None:
+    assert worker_environment({"PATH": "/bin"})["GLIBC_TUNABLES"] == MEMCPY_TUNABLE
+    env = worker_environment({"GLIBC_TUNABLES": "glibc.malloc.arena_max=2"})
+    assert env["GLIBC_TUNABLES"] == f"glibc.malloc.arena_max=2:{MEMCPY_TUNABLE}"
+    own = "glibc.cpu.x86_rep_movsb_threshold=8192"
+    assert worker_environment({"GLIBC_TUNABLES": own})["GLIBC_TUNABLES"] == own, "the operator's value stands"
+
+
+@pytest.mark.skipif(not LD_SO.exists(), reason="no x86-64 glibc loader")
+def test_this_glibc_takes_the_tunable() -> None:
+    """A misspelt tunable is ignored silently: the loader must list ours with its new value."""
+    listed = subprocess.run([str(LD_SO), "--list-tunables"], env=worker_environment({}), capture_output=True,
+                            text=True, check=True).stdout
+    assert "glibc.cpu.x86_rep_movsb_threshold: 0xffffffff" in listed
+
+
+def test_page_aligned_buffers_start_on_a_page_and_hold_their_fill() -> None:
+    buf = page_aligned(10_000, 7)
+    assert buf.ctypes.data % 4096 == 0 and buf.nbytes == 10_000 and int(buf.min()) == int(buf.max()) == 7
+
+
+def test_the_staged_floor_copies_through_a_second_process() -> None:
+    cpus = sorted(os.sched_getaffinity(0))
+    rate = staged_copy_bandwidth(1 << 20, 256 << 10, set(cpus[1:]) or None, repeats=2)
+    assert rate > 0
+
+
+@pytest.mark.slow
+def test_the_phase_profile_runs_against_a_real_mediator() -> None:
+    run = subprocess.run([sys.executable, "-m", "benchmarks.copy_phases", "--size", "65536", "--size", "1048576",
+                          "--repeats", "5"], capture_output=True, text=True, timeout=300, check=False)
+    assert run.returncode == 0, run.stderr
+    rows = [line.split() for line in run.stdout.splitlines() if line.strip().startswith(("htod", "dtoh"))]
+    assert [(r[0], r[1], r[2]) for r in rows] == [("htod", "64", "KiB"), ("dtoh", "64", "KiB"),
+                                                  ("htod", "1", "MiB"), ("dtoh", "1", "MiB")]
+    assert all(float(r[3]) > 0 and float(r[-5]) > 0 for r in rows), run.stdout
