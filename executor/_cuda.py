@@ -73,6 +73,7 @@ from ._cuda_driver import (
     load_cublas,
     load_driver,
 )
+from ._cuda_guest_nodes import GuestMarks
 from ._cuda_memory import MemoryCalls
 from ._cuda_modules import (
     CU_LAUNCH_PARAM_BUFFER_POINTER,
@@ -152,6 +153,7 @@ class CudaExecutor(MemoryCalls, ModuleCalls, StreamCalls, BlasCalls, NvmlCalls):
         self._primary_refs = 0
         self._ctx_stack: list[int] = []
         self._invalidated = {}
+        self._guest = GuestMarks()  # guest nodes' marks and phased execs (_cuda_guest_nodes)
         self._arena: tuple[int, int] | None = None  # registered (address, size)
         self._param_size = ctypes.c_size_t(0)
         self._extra = (ctypes.c_void_p * 5)(

@@ -180,6 +180,7 @@ Module: TypeAlias = DriverHandle
 Function: TypeAlias = DriverHandle
 Graph: TypeAlias = DriverHandle
 GraphExec: TypeAlias = DriverHandle
+GraphNode: TypeAlias = DriverHandle
 PhysicalHandle: TypeAlias = DriverHandle
 
 
@@ -401,6 +402,46 @@ class Driver:
 
     def graph_destroy(self, graph: Graph) -> None:
         check(self.module.cuGraphDestroy(graph), "cuGraphDestroy")
+
+    # guest nodes (executor/_cuda_guest_nodes.py): marks in a capture, and a graph cut into phases
+
+    def stream_capture_frontier(self, stream: Stream) -> tuple[Graph, list[GraphNode]]:
+        """The graph a capturing stream records into and the nodes its next node will depend on."""
+        info = check(self.module.cuStreamGetCaptureInfo(stream), "cuStreamGetCaptureInfo")
+        # (status, id, graph, dependencies, edge data, number of dependencies)
+        return info[2], list(info[3] or ())[:int(info[5])]
+
+    def graph_add_empty_node(self, graph: Graph, deps: list[GraphNode]) -> GraphNode:
+        return _handle(self.module.cuGraphAddEmptyNode(graph, deps, len(deps)), "cuGraphAddEmptyNode")
+
+    def stream_set_capture_dependencies(self, stream: Stream, nodes: list[GraphNode]) -> None:
+        """CU_STREAM_SET_CAPTURE_DEPENDENCIES (1): the stream's next node depends on ``nodes`` only."""
+        check(self.module.cuStreamUpdateCaptureDependencies(stream, nodes, None, len(nodes), 1),
+              "cuStreamUpdateCaptureDependencies")
+
+    def graph_nodes(self, graph: Graph) -> list[GraphNode]:
+        _, count = check(self.module.cuGraphGetNodes(graph, 0), "cuGraphGetNodes")
+        if not int(count):
+            return []
+        nodes, count = check(self.module.cuGraphGetNodes(graph, int(count)), "cuGraphGetNodes")
+        return list(nodes)[:int(count)]
+
+    def graph_node_dependencies(self, node: GraphNode) -> list[GraphNode]:
+        _, _, count = check(self.module.cuGraphNodeGetDependencies(node, 0), "cuGraphNodeGetDependencies")
+        if not int(count):
+            return []
+        deps, _, count = check(self.module.cuGraphNodeGetDependencies(node, int(count)),
+                               "cuGraphNodeGetDependencies")
+        return list(deps)[:int(count)]
+
+    def graph_clone(self, graph: Graph) -> Graph:
+        return _handle(self.module.cuGraphClone(graph), "cuGraphClone")
+
+    def graph_node_find_in_clone(self, node: GraphNode, clone: Graph) -> GraphNode:
+        return _handle(self.module.cuGraphNodeFindInClone(node, clone), "cuGraphNodeFindInClone")
+
+    def graph_destroy_node(self, node: GraphNode) -> None:
+        check(self.module.cuGraphDestroyNode(node), "cuGraphDestroyNode")
 
     # -- modules and launch -----------------------------------------------------------------------
 

@@ -59,7 +59,9 @@ from protocol.models import (
     AddressFreeArgs,
     AddressReserveArgs,
     BeginCaptureArgs,
+    CapturedResult,
     CaptureInfoResult,
+    CountResult,
     CtxArgs,
     CtxCreateArgs,
     CtxResult,
@@ -96,10 +98,14 @@ from protocol.models import (
     GranularityResult,
     GraphArgs,
     GraphExecArgs,
+    GraphExecNodeArgs,
     GraphExecResult,
     GraphInstantiateArgs,
     GraphLaunchArgs,
+    GraphLaunchPhaseArgs,
     GraphResult,
+    GuestNodeArgs,
+    GuestNodeResult,
     I32Result,
     LaunchKernelArgs,
     MemAllocArgs,
@@ -143,7 +149,7 @@ from ._sim_blas import (
 )
 from ._sim_blas_trsm import SimTrsmCalls
 from ._sim_device import co_resident_blocks, device_attributes
-from ._sim_graph import Capture, EventState, Graph, GraphExec, StreamState
+from ._sim_graph import Capture, EventState, Graph, GraphBody, GraphExec, StreamState
 from ._sim_memory import Bytes, DeviceMemory, fill_views
 from ._sim_modules import FunctionLimits, SimFunction, SimModules, symbol_name
 from ._sim_nvml import SimNvmlCalls
@@ -1102,22 +1108,78 @@ class SimExecutor(SimNvmlCalls, SimTrsmCalls, SimPinnedCalls, PinnedHostCalls, E
 
     def graph_launch(self, args: GraphLaunchArgs, io: CallIO) -> NoResult:
         graph_exec = self._graph_execs.get(args.graph_exec)
-        state = self._stream_work(args.stream, io, "cuGraphLaunch")
+        if graph_exec.body.guest_nodes:
+            raise CudaError(CUresult.CUDA_ERROR_NOT_SUPPORTED,
+                            f"cuGraphLaunch: graph exec {args.graph_exec} holds "
+                            f"{graph_exec.body.guest_nodes} guest node(s) (host functions, host memory "
+                            "copies): it is launched phase by phase (graph_launch_phase), the guest "
+                            "performing those nodes between the phases")
+        self._launch_body(args.stream, io, "cuGraphLaunch", graph_exec.body, graph_exec.replay)
+        return _NO_RESULT
+
+    def _launch_body(self, stream: int, io: CallIO, what: str, body: GraphBody,
+                     run: Callable[[], None]) -> None:
+        """``run`` on ``stream``, or captured: a child graph node holding ``body`` (bounded depth and
+        size)."""
+        state = self._stream_work(stream, io, what)
         capture = state.capture
         if capture is None:
-            self.enqueue(args.stream, graph_exec.replay, "cuGraphLaunch")
-            return _NO_RESULT
-        # captured: a child graph node holding the launched graph's body (bounded depth and size)
-        what = "cuGraphLaunch"
+            self.enqueue(stream, run, what)
+            return
         if capture.invalid_reason is None:
             try:
-                capture.check_child(graph_exec.body, what)
+                capture.check_child(body, what)
             except CudaError as exc:
                 self._invalidate(capture, exc.message)
                 raise
             self._hold_nodes(1, what, capture)
-        capture.record(state, None, what, child=graph_exec.body)
+        capture.record(state, None, what, child=body)
+
+    def graph_launch_phase(self, args: GraphLaunchPhaseArgs, io: CallIO) -> NoResult:
+        """One phase of an exec with guest nodes (``_sim_graph``'s theory of operation)."""
+        graph_exec = self._graph_execs.get(args.graph_exec)
+        if args.phase > graph_exec.body.guest_nodes:
+            raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE,
+                            f"graph exec {args.graph_exec} runs in {graph_exec.body.guest_nodes + 1} "
+                            f"phase(s); there is no phase {args.phase}")
+        what = f"cuGraphLaunch (phase {args.phase})"
+        state = self._stream(args.stream)
+        body = graph_exec.body if state.capture is None else graph_exec.phase_body(args.phase)
+        self._launch_body(args.stream, io, what, body, lambda: graph_exec.replay(args.phase))
         return _NO_RESULT
+
+    def stream_add_guest_node(self, args: GuestNodeArgs, io: CallIO) -> CapturedResult:
+        """A guest node on a capturing stream; on any other stream nothing: the guest performs it now."""
+        state = self._stream(args.stream)
+        capture = state.capture
+        if capture is None:
+            if state is self._legacy:
+                self._touch_legacy("cuLaunchHostFunc")
+            return CapturedResult(captured=0)
+        what = "guest node (host function or host memory copy)"
+        if capture.invalid_reason is None:
+            self._hold_nodes(1, what, capture)
+        capture.record(state, None, what, guest=args.tag)
+        return CapturedResult(captured=1)
+
+    def graph_exec_guest_node(self, args: GraphExecNodeArgs, io: CallIO) -> GuestNodeResult:
+        graph_exec = self._graph_execs.get(args.graph_exec)
+        count = graph_exec.body.guest_nodes
+        if args.index >= count:
+            return GuestNodeResult(count=count, tag=0)
+        return GuestNodeResult(count=count, tag=graph_exec.guest_tags()[args.index])
+
+    def graph_node_count(self, args: GraphArgs, io: CallIO) -> CountResult:
+        return CountResult(count=len(self._graphs.get(args.graph).nodes))
+
+    def graph_clone(self, args: GraphArgs, io: CallIO) -> GraphResult:
+        """A clone shares the original's (immutable) nodes, charged as a graph of its own."""
+        body = self._graphs.get(args.graph).body
+        self._hold_nodes(len(body.nodes), "cuGraphClone",
+                         host_bytes=body.host_bytes - len(body.nodes) * GRAPH_NODE_BYTES)
+        handle = self._graphs.add(Graph(body))
+        self._graph_nodes += len(body.nodes)
+        return GraphResult(graph=handle)
 
     def graph_exec_destroy(self, args: GraphExecArgs, io: CallIO) -> NoResult:
         body = self._graph_execs.pop(args.graph_exec).body

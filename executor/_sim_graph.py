@@ -27,11 +27,19 @@ launching the one before, or one that doubles at every level — past :data:`MAX
 or :data:`MAX_EXPANDED_NODES` leaves: the capture refuses the launch that would (and is
 invalidated, since the graph would miss it). Replay walks the bodies with an explicit stack, never
 recursion, so depth costs no Python frames.
+
+*Guest nodes.* A host function (``cuLaunchHostFunc``) or a copy of the guest's host memory captured
+into a graph is work only the guest can do: the host cannot call into the guest, nor read its memory
+in the middle of a launch. Such a node (:attr:`Node.guest`, a tag the guest gives meaning to) splits
+the graph's leaf order into phases: an exec with ``n`` guest nodes runs in ``n + 1`` phases that the
+guest launches one by one (:meth:`GraphExec.replay` with ``phase``), performing guest node ``i`` itself
+between phases ``i`` and ``i + 1``. The leaf order is a topological order, so running the phases one
+after another keeps every dependency (concurrent branches are serialized, as replay always does).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from protocol import CUresult, StreamCaptureMode
@@ -53,23 +61,26 @@ MAX_EXPANDED_NODES = 1 << 18
 
 @dataclass(frozen=True, slots=True)
 class Node:
-    """One piece of captured work: ``op`` runs it; a child graph node has ``child`` instead."""
+    """One piece of captured work: ``op`` runs it; a child graph node has ``child`` instead, a guest
+    node (see the module's theory of operation) ``guest``, its tag."""
 
     op: Op | None
     what: str
     deps: frozenset[int]
     child: GraphBody | None = None
+    guest: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class GraphBody:
-    """A graph's nodes in capture order, its nesting depth (1: no child graphs) and the leaf nodes
-    a launch runs with every child expanded."""
+    """A graph's nodes in capture order, its nesting depth (1: no child graphs), the leaf nodes
+    a launch runs with every child expanded, and the guest nodes among them."""
 
     nodes: tuple[Node, ...]
     depth: int = 1
     expanded: int = 0
     host_bytes: int = 0  # charged to the VM's host budget for these nodes
+    guest_nodes: int = 0
 
 
 @dataclass(eq=False, slots=True)
@@ -105,18 +116,22 @@ class Capture:
     depth: int = 1  # the graph's nesting depth so far
     expanded: int = 0  # leaf nodes so far, child graphs expanded
     host_bytes: int = 0  # charged to the VM's host budget for the nodes so far
+    guest_nodes: int = 0  # guest nodes so far, child graphs expanded
 
-    def record(self, stream: StreamState, op: Op | None, what: str, child: GraphBody | None = None) -> None:
+    def record(self, stream: StreamState, op: Op | None, what: str, child: GraphBody | None = None,
+               guest: int | None = None) -> None:
         if self.invalid_reason is not None:
             raise CudaError(CUresult.CUDA_ERROR_STREAM_CAPTURE_INVALIDATED,
                             f"{what}: capture {self.capture_id} was invalidated ({self.invalid_reason})")
         index = len(self.nodes)
-        self.nodes.append(Node(op, what, stream.frontier, child))
+        self.nodes.append(Node(op, what, stream.frontier, child, guest))
         stream.frontier = frozenset((index,))
         if child is None:
             self.expanded += 1
+            self.guest_nodes += guest is not None
         else:
             self.expanded += child.expanded
+            self.guest_nodes += child.guest_nodes
             self.depth = max(self.depth, child.depth + 1)
 
     def check_child(self, child: GraphBody, what: str) -> None:
@@ -135,7 +150,7 @@ class Capture:
                             "per launch")
 
     def body(self) -> GraphBody:
-        return GraphBody(tuple(self.nodes), self.depth, self.expanded, self.host_bytes)
+        return GraphBody(tuple(self.nodes), self.depth, self.expanded, self.host_bytes, self.guest_nodes)
 
     def join(self, stream: StreamState, frontier: frozenset[int]) -> None:
         if stream.capture is None:
@@ -184,10 +199,28 @@ class GraphExec:
     def nodes(self) -> tuple[Node, ...]:
         return self.body.nodes
 
-    def replay(self) -> None:
-        """Run every leaf node in order, child graphs in place: iteratively, an explicit stack of
-        (nodes, next index, path) instead of recursion. A failing node is named by its path
-        (``2.0``: node 0 of the child graph that is node 2)."""
+    def guest_tags(self) -> list[int]:
+        """The guest nodes' tags in launch order (child graphs expanded)."""
+        tags: list[int] = []
+        stack: list[tuple[tuple[Node, ...], int]] = [(self.body.nodes, 0)]
+        while stack and len(tags) < self.body.guest_nodes:
+            nodes, index = stack.pop()
+            if index == len(nodes):
+                continue
+            stack.append((nodes, index + 1))
+            node = nodes[index]
+            if node.child is not None and node.child.guest_nodes:
+                stack.append((node.child.nodes, 0))
+            elif node.guest is not None:
+                tags.append(node.guest)
+        return tags
+
+    def leaves(self, phase: int = 0) -> Iterator[tuple[str, Node]]:
+        """The leaf nodes of ``phase`` (those after guest node ``phase - 1`` and before guest node
+        ``phase``; without guest nodes, all of them) in order, with their paths (``2.0``: node 0 of
+        the child graph that is node 2): iteratively, an explicit stack of (nodes, next index, path)
+        instead of recursion. Children wholly before the phase are skipped by their guest node count."""
+        skip = phase  # guest nodes still to pass before the phase starts
         stack: list[tuple[tuple[Node, ...], int, str]] = [(self.body.nodes, 0, "")]
         while stack:
             nodes, index, path = stack.pop()
@@ -196,12 +229,30 @@ class GraphExec:
             stack.append((nodes, index + 1, path))
             node = nodes[index]
             if node.child is not None:
-                stack.append((node.child.nodes, 0, f"{path}{index}."))
+                if node.child.guest_nodes < skip:
+                    skip -= node.child.guest_nodes  # the whole child runs in earlier phases
+                else:
+                    stack.append((node.child.nodes, 0, f"{path}{index}."))
                 continue
+            if node.guest is not None:
+                if not skip:
+                    return  # the phase ends here: the guest performs this node
+                skip -= 1
+            elif not skip:
+                yield f"{path}{index}", node
+
+    def phase_body(self, phase: int) -> GraphBody:
+        """``phase`` alone, as a body of its leaves (what a phase launched into a capture becomes)."""
+        nodes = tuple(node for _, node in self.leaves(phase))
+        return GraphBody(nodes, 1, len(nodes))
+
+    def replay(self, phase: int = 0) -> None:
+        """Run the leaf nodes of ``phase`` (:meth:`leaves`); a failing node is named by its path."""
+        for path, node in self.leaves(phase):
             assert node.op is not None
             try:
                 node.op()
             except CudaError as exc:
                 status = exc.status if isinstance(exc.status, CUresult) else CUresult.CUDA_ERROR_LAUNCH_FAILED
-                raise CudaError(status, f"graph node {path}{index} ({node.what}) failed: {exc.status.name}: "
+                raise CudaError(status, f"graph node {path} ({node.what}) failed: {exc.status.name}: "
                                 f"{exc.message}", sticky=exc.sticky) from exc

@@ -725,6 +725,38 @@ class GraphLaunchArgs(WireModel):
     stream: StreamH
 
 
+class GuestNodeArgs(WireModel):
+    """A node the guest performs itself (a host function, a copy of host memory), named by a tag
+    that only the guest gives meaning to."""
+
+    stream: StreamH
+    tag: U32
+
+
+class CapturedResult(WireModel):
+    captured: U32  # 1: recorded into the stream's capture; 0: the stream does not capture
+
+
+class GraphExecNodeArgs(WireModel):
+    graph_exec: GraphExecH
+    index: U32
+
+
+class GuestNodeResult(WireModel):
+    count: U32  # the exec's guest nodes: it launches in count + 1 phases
+    tag: U32  # guest node ``index``'s tag (0 when index >= count)
+
+
+class GraphLaunchPhaseArgs(WireModel):
+    graph_exec: GraphExecH
+    stream: StreamH
+    phase: U32
+
+
+class CountResult(WireModel):
+    count: U32
+
+
 # ---------------------------------------------------------------------------------------------
 # NVML: what the guest's libnvidia-ml.so.1 needs that no CUDA call says
 
@@ -897,6 +929,19 @@ def _specs() -> list[CallSpec]:
         cs(0x0094, "graph_launch", "cuGraphLaunch", GraphLaunchArgs, nr, is_async=True),
         cs(0x0095, "graph_exec_destroy", "cuGraphExecDestroy", GraphExecArgs, nr),
         cs(0x0096, "graph_destroy", "cuGraphDestroy", GraphArgs, nr),
+        cs(0x0097, "stream_add_guest_node", "cuLaunchHostFunc", GuestNodeArgs, CapturedResult,
+           doc="On a capturing stream, a guest node (its tag kept for the guest) after the stream's "
+           "work; on any other stream nothing (captured 0): the guest runs the node itself"),
+        cs(0x0098, "graph_exec_guest_node", "vgpuGraphExecGetGuestNode", GraphExecNodeArgs, GuestNodeResult,
+           doc="How many guest nodes the exec holds (child graphs expanded, in launch order) and the "
+           "tag of one"),
+        cs(0x0099, "graph_launch_phase", "vgpuGraphLaunchPhase", GraphLaunchPhaseArgs, nr, is_async=True,
+           doc="The exec's nodes between guest nodes phase - 1 and phase; the guest launches an exec with "
+           "guest nodes phase by phase and performs guest node i after phase i (cuGraphLaunch refuses it)"),
+        cs(0x009A, "graph_node_count", "cuGraphGetNodes", GraphArgs, CountResult,
+           doc="The nodes of a captured graph (a child graph is one node)"),
+        cs(0x009B, "graph_clone", "cuGraphClone", GraphArgs, GraphResult,
+           doc="A copy of a captured graph, guest nodes included"),
         # NVML
         cs(0x00A0, "nvml_memory_info", "nvmlDeviceGetMemoryInfo", DeviceArgs, NvmlMemoryResult,
            doc="The VM's memory: its quota as the total, its allocations as used."),

@@ -8,9 +8,12 @@
  * only depend on nodes added before them, so that order respects every dependency; the graph runs
  * its nodes one after another (correct, without the concurrency independent branches could have).
  * Served nodes: kernels (their arguments copied when the node is added, by the kernel's parameter
- * layout), memsets (1, 2 or 4-byte elements, 2D by rows), device-to-device copies (1D to 3D, by rows
- * when pitched), event record and wait nodes (recorded and waited for when the graph runs), memory
- * allocation and free nodes, empty nodes, and child graphs (copied when added).
+ * layout), memsets (1, 2 or 4-byte elements, 2D by rows), copies between device memory and device or
+ * guest host memory (1D to 3D, by rows when pitched), event record and wait nodes (recorded and waited
+ * for when the graph runs), memory allocation and free nodes, empty nodes, child graphs (copied when
+ * added) and host nodes. Host nodes and copies of host memory are issued as guest nodes
+ * (cu_guest_nodes.c): the guest performs them between the phases of the launch, one per row of a
+ * pitched host copy.
  *
  * Memory nodes: the allocation is made (and counted against the VM's quota) when the node is added,
  * at the address the node reports, and kept for as long as a graph or executable graph holding the
@@ -19,10 +22,8 @@
  * held for the graph's lifetime rather than only between the two nodes. A child graph with memory
  * nodes is refused, as CUDA refuses it.
  *
- * Not served, answered CUDA_ERROR_NOT_SUPPORTED and logged once: copies that read or write guest
- * host memory or CUDA arrays, and host nodes (the graph runs on the host in one call: neither the
- * guest's memory nor a guest function can be reached in the middle of it), and edges added
- * afterwards (cuGraphAddDependencies).
+ * Not served, answered CUDA_ERROR_NOT_SUPPORTED and logged once: copies of CUDA arrays, host-to-host
+ * copies, and edges added afterwards (cuGraphAddDependencies).
  *
  * Executable graphs made from these graphs keep a copy of their graph: cuGraphExecUpdate and the
  * cuGraphExec*NodeSetParams calls change that copy and instantiate it again on the host, the
@@ -46,6 +47,7 @@ enum node_kind {
     NODE_KERNEL = 0,
     NODE_MEMCPY = 1,
     NODE_MEMSET = 2,
+    NODE_HOST = 3,
     NODE_CHILD = 4,
     NODE_EMPTY = 5,
     NODE_EVENT_WAIT = 6,
@@ -70,8 +72,12 @@ struct graph_alloc {
     int freed_in_graph; /* a free node names it: freed when the last holder goes */
 };
 
-/* A device-to-device copy of width bytes x height rows x depth slices. */
-struct memcpy_node { CUdeviceptr dst, src; size_t dpitch, spitch, dheight, sheight, width, height, depth; };
+/* A copy of width bytes x height rows x depth slices; a side in guest host memory is a host address. */
+struct memcpy_node {
+    CUdeviceptr dst, src;
+    size_t dpitch, spitch, dheight, sheight, width, height, depth;
+    int dst_host, src_host;
+};
 
 struct CUgraphNode_st {
     uint32_t magic;
@@ -90,6 +96,7 @@ struct CUgraphNode_st {
         CUevent event;
         struct graph_alloc *alloc;
         struct vgpu_xgraph *child;
+        struct { void (*fn)(void *); void *data; } host;
     } u;
 };
 
@@ -119,6 +126,7 @@ CUresult cuGraphClone(CUgraph *clone, CUgraph original);
 VGPU_HIDDEN int vgpu_xgraph_is(CUgraph graph);
 VGPU_HIDDEN CUresult vgpu_xgraph_instantiate(CUgraphExec *exec, CUgraph graph, unsigned long long flags);
 VGPU_HIDDEN CUresult vgpu_xgraph_destroy(CUgraph graph);
+CUresult cuLaunchHostFunc(CUstream s, void (*fn)(void *), void *data); /* cu_guest_nodes.c */
 
 static struct vgpu_xgraph *xgraph(CUgraph g)
 {
@@ -419,15 +427,30 @@ CUresult cuGraphAddChildGraphNode(CUgraphNode *node, CUgraph graph, const CUgrap
     return commit_node(n, node);
 }
 
+/* A captured graph is cloned on the host (for cu_stream.c's record of it) */
+VGPU_HIDDEN CUresult vgpu_graph_clone_captured(CUgraph *clone, CUgraph original);
+
 CUresult cuGraphClone(CUgraph *clone, CUgraph original)
 {
     struct vgpu_xgraph *x = xgraph(original), *copy;
+    if (clone && !x && VGPU_CHECK_HANDLE(original, VGPU_MAGIC_GRAPH))
+        return vgpu_graph_clone_captured(clone, original);
     if (!clone || !x)
-        return VGPU_CHECK_HANDLE(original, VGPU_MAGIC_GRAPH) ? CUDA_ERROR_NOT_SUPPORTED : CUDA_ERROR_INVALID_VALUE;
+        return CUDA_ERROR_INVALID_VALUE;
     CUresult rc = copy_graph(x, &copy);
     if (rc == CUDA_SUCCESS)
         *clone = (CUgraph)(void *)copy;
     return rc;
+}
+
+/* One span of a copy, by where its sides are (a host side: a guest node under capture). */
+static CUresult copy_span(const struct memcpy_node *c, CUdeviceptr dst, CUdeviceptr src, size_t bytes, CUstream s)
+{
+    if (c->src_host)
+        return cuMemcpyHtoDAsync_v2(dst, (const void *)(uintptr_t)src, bytes, s);
+    if (c->dst_host)
+        return cuMemcpyDtoHAsync_v2((void *)(uintptr_t)dst, src, bytes, s);
+    return cuMemcpyDtoDAsync_v2(dst, src, bytes, s);
 }
 
 /* A row-by-row copy on `s` (one copy when both sides are dense); the sizes were checked when added. */
@@ -438,11 +461,11 @@ static CUresult replay_memcpy(const struct memcpy_node *c, CUstream s)
     int dense = c->spitch == c->width && c->dpitch == c->width &&
                 (c->depth == 1 || (c->sheight == c->height && c->dheight == c->height));
     if ((c->height == 1 && c->depth == 1) || dense)
-        return cuMemcpyDtoDAsync_v2(c->dst, c->src, c->width * c->height * c->depth, s);
+        return copy_span(c, c->dst, c->src, c->width * c->height * c->depth, s);
     for (size_t z = 0; z < c->depth; z++)
         for (size_t y = 0; y < c->height; y++) {
-            CUresult rc = cuMemcpyDtoDAsync_v2(c->dst + (z * c->dheight + y) * c->dpitch,
-                                               c->src + (z * c->sheight + y) * c->spitch, c->width, s);
+            CUresult rc = copy_span(c, c->dst + (z * c->dheight + y) * c->dpitch,
+                                    c->src + (z * c->sheight + y) * c->spitch, c->width, s);
             if (rc)
                 return rc;
         }
@@ -485,6 +508,8 @@ static CUresult replay(struct vgpu_xgraph *x, CUstream s)
             rc = cuStreamWaitEvent(s, n->u.event, CU_EVENT_WAIT_EXTERNAL);
         } else if (n->kind == NODE_CHILD) {
             rc = replay(n->u.child, s);
+        } else if (n->kind == NODE_HOST) {
+            rc = cuLaunchHostFunc(s, n->u.host.fn, n->u.host.data); /* a guest node: s captures */
         } /* memory nodes: the allocation exists for the graph's life (see the top of the file) */
         if (rc)
             return rc;
@@ -524,21 +549,33 @@ CUresult cuGraphAddMemcpyNode(CUgraphNode *node, CUgraph graph, const CUgraphNod
 CUresult cuGraphAddEventRecordNode(CUgraphNode *node, CUgraph graph, const CUgraphNode *deps, size_t ndeps, CUevent e);
 CUresult cuGraphAddEventWaitNode(CUgraphNode *node, CUgraph graph, const CUgraphNode *deps, size_t ndeps, CUevent e);
 
-/* Where one side of a copy is, as a device address, or why it cannot be served. */
-static CUresult device_side(int type, const void *host, CUdeviceptr device, CUdeviceptr *out)
+/* Where one side of a copy is: a device address, or (*is_host) an address of the guest's host memory. */
+static CUresult device_side(int type, const void *host, CUdeviceptr device, CUdeviceptr *out, int *is_host)
 {
     uint64_t base, size;
-    if (type == CU_MEMORYTYPE_UNIFIED)
-        type = vgpu_shim_ptr_kind(device, &base, &size) >= VGPU_PTR_HOST ? CU_MEMORYTYPE_HOST : CU_MEMORYTYPE_DEVICE;
-    if (type == CU_MEMORYTYPE_HOST || (type == CU_MEMORYTYPE_DEVICE && host && !device))
-        VGPU_UNSUPPORTED_USE(CUDA_ERROR_NOT_SUPPORTED,
-                             "graph memcpy node on guest host memory: a graph runs on the host in one call and "
-                             "cannot reach the guest's memory; only device-to-device copies are served");
+    if (type == CU_MEMORYTYPE_UNIFIED) {
+        if (vgpu_shim_ptr_kind(device, &base, &size) == VGPU_PTR_DEVICE) {
+            type = CU_MEMORYTYPE_DEVICE;
+        } else {
+            type = CU_MEMORYTYPE_HOST;
+            host = (const void *)(uintptr_t)device;
+        }
+    }
+    if (type == CU_MEMORYTYPE_DEVICE && host && !device) /* the runtime's kind named it a host pointer */
+        type = CU_MEMORYTYPE_HOST;
     if (type == CU_MEMORYTYPE_ARRAY)
         VGPU_UNSUPPORTED_USE(CUDA_ERROR_NOT_SUPPORTED, "graph memcpy node on a CUDA array: arrays are not served");
+    if (type == CU_MEMORYTYPE_HOST) {
+        if (!host)
+            return CUDA_ERROR_INVALID_VALUE;
+        *out = (CUdeviceptr)(uintptr_t)host;
+        *is_host = 1;
+        return CUDA_SUCCESS;
+    }
     if (type != CU_MEMORYTYPE_DEVICE)
         return CUDA_ERROR_INVALID_VALUE;
     *out = device;
+    *is_host = 0;
     return CUDA_SUCCESS;
 }
 
@@ -554,12 +591,16 @@ static int side_fits(CUdeviceptr base, size_t pitch, size_t height, const vgpu_m
 static CUresult fill_memcpy(struct memcpy_node *c, const vgpu_memcpy3d *p)
 {
     CUdeviceptr src, dst;
+    int src_host, dst_host;
     CUresult rc;
     if (!p || p->srcLOD || p->dstLOD || p->reserved0 || p->reserved1)
         return CUDA_ERROR_INVALID_VALUE;
-    if ((rc = device_side(p->srcMemoryType, p->srcHost, p->srcDevice, &src)) ||
-        (rc = device_side(p->dstMemoryType, p->dstHost, p->dstDevice, &dst)))
+    if ((rc = device_side(p->srcMemoryType, p->srcHost, p->srcDevice, &src, &src_host)) ||
+        (rc = device_side(p->dstMemoryType, p->dstHost, p->dstDevice, &dst, &dst_host)))
         return rc;
+    if (src_host && dst_host)
+        VGPU_UNSUPPORTED_USE(CUDA_ERROR_NOT_SUPPORTED,
+                             "graph memcpy node from host memory to host memory: not served");
     if (!p->WidthInBytes || !p->Height || !p->Depth) {
         *c = (struct memcpy_node){0};
         return CUDA_SUCCESS;
@@ -580,7 +621,7 @@ static CUresult fill_memcpy(struct memcpy_node *c, const vgpu_memcpy3d *p)
         return CUDA_ERROR_INVALID_VALUE;
     *c = (struct memcpy_node){.dst = dst + doff, .src = src + soff, .dpitch = dpitch, .spitch = spitch,
                               .dheight = dheight, .sheight = sheight, .width = p->WidthInBytes,
-                              .height = p->Height, .depth = p->Depth};
+                              .height = p->Height, .depth = p->Depth, .dst_host = dst_host, .src_host = src_host};
     return CUDA_SUCCESS;
 }
 
@@ -618,6 +659,26 @@ CUresult cuGraphAddEventRecordNode(CUgraphNode *node, CUgraph graph, const CUgra
 CUresult cuGraphAddEventWaitNode(CUgraphNode *node, CUgraph graph, const CUgraphNode *deps, size_t ndeps, CUevent e)
 {
     return add_event_node(node, graph, deps, ndeps, e, NODE_EVENT_WAIT);
+}
+
+/* CUDA_HOST_NODE_PARAMS (cudaHostNodeParams has the same layout) */
+typedef struct { void (*fn)(void *); void *userData; } vgpu_host_node_params;
+CUresult cuGraphAddHostNode(CUgraphNode *node, CUgraph graph, const CUgraphNode *deps, size_t ndeps,
+                            const vgpu_host_node_params *p);
+
+/* The function runs in the guest when the graph reaches it (cu_guest_nodes.c). */
+CUresult cuGraphAddHostNode(CUgraphNode *node, CUgraph graph, const CUgraphNode *deps, size_t ndeps,
+                            const vgpu_host_node_params *p)
+{
+    if (!node || !p || !p->fn)
+        return CUDA_ERROR_INVALID_VALUE;
+    struct CUgraphNode_st *n;
+    CUresult rc = add_node(graph, deps, ndeps, NODE_HOST, &n);
+    if (rc)
+        return rc;
+    n->u.host.fn = p->fn;
+    n->u.host.data = p->userData;
+    return commit_node(n, node);
 }
 
 typedef struct {
@@ -736,12 +797,27 @@ CUresult cuDeviceGraphMemTrim(CUdevice device) { return device != 0 ? CUDA_ERROR
 CUresult cuGraphGetNodes(CUgraph graph, CUgraphNode *nodes, size_t *count);
 CUresult cuGraphNodeGetType(CUgraphNode node, int *type);
 
+/* A captured graph's node count, from the host; its nodes themselves are not served. */
+static CUresult captured_nodes(CUgraph graph, CUgraphNode *nodes, size_t *count)
+{
+    if (nodes)
+        VGPU_UNSUPPORTED_USE(CUDA_ERROR_NOT_SUPPORTED,
+                             "cuGraphGetNodes: the nodes of a captured graph are not served (their count is)");
+    struct vgpu_args_graph_node_count a = {.graph = graph->id};
+    struct vgpu_result_graph_node_count r;
+    CUresult rc = vgpu_cu_call(VGPU_CALL_GRAPH_NODE_COUNT, &a, sizeof a, &r, sizeof r);
+    if (rc == CUDA_SUCCESS)
+        *count = r.count;
+    return rc;
+}
+
 CUresult cuGraphGetNodes(CUgraph graph, CUgraphNode *nodes, size_t *count)
 {
     struct vgpu_xgraph *x = xgraph(graph);
+    if (count && !x && VGPU_CHECK_HANDLE(graph, VGPU_MAGIC_GRAPH))
+        return captured_nodes(graph, nodes, count);
     if (!count || !x)
-        return !count || !VGPU_CHECK_HANDLE(graph, VGPU_MAGIC_GRAPH) ? CUDA_ERROR_INVALID_VALUE
-                                                                      : CUDA_ERROR_NOT_SUPPORTED;
+        return CUDA_ERROR_INVALID_VALUE;
     if (nodes) {
         size_t want = *count;
         for (size_t i = 0; i < want; i++)

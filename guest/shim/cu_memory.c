@@ -93,12 +93,19 @@ CUresult cuMemsetD32Async(CUdeviceptr dst, unsigned int ui, size_t n, CUstream s
 
 /* -- copies ------------------------------------------------------------------------------------ */
 
+/* a copy of host memory on a capturing stream becomes a guest node (cu_guest_nodes.c) */
+VGPU_HIDDEN int vgpu_guest_copy_captured(CUstream s, CUdeviceptr device, void *host, size_t bytes, int to_device,
+                                         CUresult *rc);
+
 static CUresult htod(CUdeviceptr dst, const void *src, size_t n, CUstream stream, int asynchronous)
 {
     if (n && !src)
         return CUDA_ERROR_INVALID_VALUE;
     uint32_t sid;
-    CUresult rc = vgpu_shim_stream_id(stream, &sid);
+    CUresult rc;
+    if (asynchronous && vgpu_guest_copy_captured(stream, dst, (void *)(uintptr_t)src, n, 1, &rc))
+        return rc;
+    rc = vgpu_shim_stream_id(stream, &sid);
     return rc ? rc : vgpu_shim_htod(dst, sid, src, n, asynchronous);
 }
 
@@ -107,7 +114,10 @@ static CUresult dtoh(void *dst, CUdeviceptr src, size_t n, CUstream stream)
     if (n && !dst)
         return CUDA_ERROR_INVALID_VALUE;
     uint32_t sid;
-    CUresult rc = vgpu_shim_stream_id(stream, &sid);
+    CUresult rc;
+    if (vgpu_guest_copy_captured(stream, src, dst, n, 0, &rc))
+        return rc;
+    rc = vgpu_shim_stream_id(stream, &sid);
     return rc ? rc : vgpu_shim_dtoh(dst, src, sid, n);
 }
 

@@ -207,11 +207,17 @@ CUresult cuEventElapsedTime(float *ms, CUevent start, CUevent end) { return cuEv
 
 /* -- stream capture ---------------------------------------------------------------------------- */
 
+/* captures this process began, for the guest nodes (cu_guest_nodes.c) */
+VGPU_HIDDEN void vgpu_capture_begun(void);
+VGPU_HIDDEN void vgpu_capture_ended(void);
+
 CUresult cuStreamBeginCapture_v2(CUstream s, int mode)
 {
     struct vgpu_args_stream_begin_capture a = {.mode = (uint32_t)mode};
     CUresult rc = vgpu_shim_stream_id(s, &a.stream);
-    return rc ? rc : vgpu_cu_call(VGPU_CALL_STREAM_BEGIN_CAPTURE, &a, sizeof a, NULL, 0);
+    if (rc == CUDA_SUCCESS && (rc = vgpu_cu_call(VGPU_CALL_STREAM_BEGIN_CAPTURE, &a, sizeof a, NULL, 0)) == CUDA_SUCCESS)
+        vgpu_capture_begun();
+    return rc;
 }
 
 static CUresult graph_record(uint32_t id, CUgraph *out)
@@ -227,6 +233,17 @@ static CUresult graph_record(uint32_t id, CUgraph *out)
     return CUDA_SUCCESS;
 }
 
+VGPU_HIDDEN CUresult vgpu_graph_clone_captured(CUgraph *clone, CUgraph original);
+
+/* cuGraphClone of a captured graph (cu_graph_build.c clones built ones): a copy made on the host. */
+CUresult vgpu_graph_clone_captured(CUgraph *clone, CUgraph original)
+{
+    struct vgpu_args_graph_clone a = {.graph = original->id};
+    struct vgpu_result_graph_clone r;
+    CUresult rc = vgpu_cu_call(VGPU_CALL_GRAPH_CLONE, &a, sizeof a, &r, sizeof r);
+    return rc ? rc : graph_record(r.graph, clone);
+}
+
 CUresult cuStreamEndCapture(CUstream s, CUgraph *graph)
 {
     if (!graph)
@@ -237,7 +254,11 @@ CUresult cuStreamEndCapture(CUstream s, CUgraph *graph)
     if (rc)
         return rc;
     struct vgpu_result_stream_end_capture r;
-    if ((rc = vgpu_cu_call(VGPU_CALL_STREAM_END_CAPTURE, &a, sizeof a, &r, sizeof r)))
+    rc = vgpu_cu_call(VGPU_CALL_STREAM_END_CAPTURE, &a, sizeof a, &r, sizeof r);
+    if (rc == CUDA_SUCCESS || rc == (CUresult)VGPU_CUDA_ERROR_STREAM_CAPTURE_INVALIDATED ||
+        rc == (CUresult)VGPU_CUDA_ERROR_STREAM_CAPTURE_UNJOINED)
+        vgpu_capture_ended(); /* these end the capture */
+    if (rc)
         return rc;
     return graph_record(r.graph, graph);
 }
@@ -293,6 +314,10 @@ VGPU_HIDDEN CUresult vgpu_xgraph_destroy(CUgraph graph);
 struct vgpu_exec_update_info;
 VGPU_HIDDEN void vgpu_xgraph_exec_forget(CUgraphExec exec);
 VGPU_HIDDEN CUresult vgpu_xgraph_exec_update(CUgraphExec exec, CUgraph graph, struct vgpu_exec_update_info *info);
+/* executable graphs with guest nodes launch in phases (cu_guest_nodes.c) */
+VGPU_HIDDEN CUresult vgpu_guest_exec_register(CUgraphExec exec);
+VGPU_HIDDEN void vgpu_guest_exec_forget(uint32_t id);
+VGPU_HIDDEN int vgpu_guest_exec_launch(CUgraphExec exec, CUstream s, CUresult *rc);
 
 CUresult cuGraphInstantiateWithFlags(CUgraphExec *exec, CUgraph graph, unsigned long long flags)
 {
@@ -314,6 +339,10 @@ CUresult cuGraphInstantiateWithFlags(CUgraphExec *exec, CUgraph graph, unsigned 
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
     *x = (struct CUgraphExec_st){VGPU_MAGIC_EXEC, r.graph_exec};
+    if ((rc = vgpu_guest_exec_register(x))) {
+        cuGraphExecDestroy(x);
+        return rc;
+    }
     *exec = x;
     return CUDA_SUCCESS;
 }
@@ -333,8 +362,11 @@ CUresult cuGraphLaunch(CUgraphExec exec, CUstream s)
 {
     if (!VGPU_CHECK_HANDLE(exec, VGPU_MAGIC_EXEC))
         return CUDA_ERROR_INVALID_HANDLE;
+    CUresult rc;
+    if (vgpu_guest_exec_launch(exec, s, &rc))
+        return rc; /* it has guest nodes: launched phase by phase */
     struct vgpu_args_graph_launch a = {.graph_exec = exec->id};
-    CUresult rc = vgpu_shim_stream_id(s, &a.stream);
+    rc = vgpu_shim_stream_id(s, &a.stream);
     return rc ? rc : vgpu_cu_post(VGPU_CALL_GRAPH_LAUNCH, &a, sizeof a, NULL, 0);
 }
 
@@ -343,6 +375,7 @@ CUresult cuGraphExecDestroy(CUgraphExec exec)
     if (!VGPU_CHECK_HANDLE(exec, VGPU_MAGIC_EXEC))
         return CUDA_ERROR_INVALID_HANDLE;
     vgpu_xgraph_exec_forget(exec); /* the copy of its graph an exec of a built graph keeps */
+    vgpu_guest_exec_forget(exec->id);
     return vgpu_cu_release(VGPU_CALL_GRAPH_EXEC_DESTROY, exec->id, &exec->magic, exec);
 }
 

@@ -74,6 +74,18 @@ cudaError_t cudaGraphAddChildGraphNode(cudaGraphNode_t *node, cudaGraph_t graph,
 
 cudaError_t cudaGraphClone(cudaGraph_t *clone, cudaGraph_t original) { RT_CALL(cuGraphClone(clone, original)); }
 
+/* cudaHostNodeParams and CUDA_HOST_NODE_PARAMS have one layout; the function runs in the guest. */
+struct cudaHostNodeParams;
+CUresult cuGraphAddHostNode(CUgraphNode *node, CUgraph graph, const CUgraphNode *deps, size_t ndeps,
+                            const struct cudaHostNodeParams *p);
+cudaError_t cudaGraphAddHostNode(cudaGraphNode_t *node, cudaGraph_t graph, const cudaGraphNode_t *deps, size_t n,
+                                 const struct cudaHostNodeParams *p);
+cudaError_t cudaGraphAddHostNode(cudaGraphNode_t *node, cudaGraph_t graph, const cudaGraphNode_t *deps, size_t n,
+                                 const struct cudaHostNodeParams *p)
+{
+    RT_CALL(cuGraphAddHostNode(node, graph, deps, n, p));
+}
+
 /* -- copies, events, memory nodes, nodes, executable graphs ----------------------------------------- */
 
 struct cudaPos { size_t x, y, z; };

@@ -73,3 +73,28 @@ cudaError_t cudaGraphExecUpdate(cudaGraphExec_t exec, cudaGraph_t graph, struct 
 {
     RT_CALL(cuGraphExecUpdate_v2(exec, graph, info));
 }
+
+/* Host functions run in the guest (cu_guest_nodes.c). A stream callback gets the runtime's status:
+ * the driver's callback is wrapped, which the synchronous driver call lets live on the stack. */
+CUresult cuLaunchHostFunc(CUstream s, void (*fn)(void *), void *data);
+CUresult cuStreamAddCallback(CUstream s, void (*cb)(CUstream, CUresult, void *), void *data, unsigned int flags);
+typedef void (*rt_stream_callback)(cudaStream_t, cudaError_t, void *);
+cudaError_t cudaLaunchHostFunc(cudaStream_t s, void (*fn)(void *), void *data);
+cudaError_t cudaStreamAddCallback(cudaStream_t s, rt_stream_callback cb, void *data, unsigned int flags);
+
+cudaError_t cudaLaunchHostFunc(cudaStream_t s, void (*fn)(void *), void *data) { RT_CALL(cuLaunchHostFunc(s, fn, data)); }
+
+struct rt_callback { rt_stream_callback cb; void *data; };
+static void rt_callback_trampoline(CUstream s, CUresult status, void *p)
+{
+    struct rt_callback *c = p;
+    c->cb(s, rt_err(status), c->data);
+}
+
+cudaError_t cudaStreamAddCallback(cudaStream_t s, rt_stream_callback cb, void *data, unsigned int flags)
+{
+    if (!cb)
+        return rt_ret(cudaErrorInvalidValue);
+    struct rt_callback c = {cb, data};
+    RT_CALL(cuStreamAddCallback(s, rt_callback_trampoline, &c, flags));
+}

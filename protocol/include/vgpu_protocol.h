@@ -550,6 +550,11 @@ enum vgpu_cublas_diag_type {
 #define VGPU_CALL_GRAPH_LAUNCH 0x0094 /* cuGraphLaunch, async-capable */
 #define VGPU_CALL_GRAPH_EXEC_DESTROY 0x0095 /* cuGraphExecDestroy */
 #define VGPU_CALL_GRAPH_DESTROY 0x0096 /* cuGraphDestroy */
+#define VGPU_CALL_STREAM_ADD_GUEST_NODE 0x0097 /* cuLaunchHostFunc */
+#define VGPU_CALL_GRAPH_EXEC_GUEST_NODE 0x0098 /* vgpuGraphExecGetGuestNode */
+#define VGPU_CALL_GRAPH_LAUNCH_PHASE 0x0099 /* vgpuGraphLaunchPhase, async-capable */
+#define VGPU_CALL_GRAPH_NODE_COUNT 0x009a /* cuGraphGetNodes */
+#define VGPU_CALL_GRAPH_CLONE 0x009b /* cuGraphClone */
 #define VGPU_CALL_NVML_MEMORY_INFO 0x00a0 /* nvmlDeviceGetMemoryInfo */
 #define VGPU_CALL_NVML_DRIVER_VERSION 0x00a1 /* nvmlSystemGetDriverVersion */
 #define VGPU_CALL_NVML_COMPUTE_PROCESSES 0x00a2 /* nvmlDeviceGetComputeRunningProcesses_v3 */
@@ -1694,6 +1699,78 @@ static_assert(sizeof(struct vgpu_args_graph_destroy) == 8, "struct vgpu_args_gra
 static_assert(offsetof(struct vgpu_args_graph_destroy, graph) == 0, "vgpu_args_graph_destroy.graph offset");
 
 /* graph_destroy: no results (status only) */
+
+struct vgpu_args_stream_add_guest_node {
+    uint32_t stream;                    /* stream handle: per-channel id, 0 = null (the default stream) */
+    uint32_t tag;
+};
+static_assert(sizeof(struct vgpu_args_stream_add_guest_node) == 8, "struct vgpu_args_stream_add_guest_node is 8 bytes");
+static_assert(offsetof(struct vgpu_args_stream_add_guest_node, stream) == 0, "vgpu_args_stream_add_guest_node.stream offset");
+static_assert(offsetof(struct vgpu_args_stream_add_guest_node, tag) == 4, "vgpu_args_stream_add_guest_node.tag offset");
+
+struct vgpu_result_stream_add_guest_node {
+    uint32_t captured;
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_result_stream_add_guest_node) == 8, "struct vgpu_result_stream_add_guest_node is 8 bytes");
+static_assert(offsetof(struct vgpu_result_stream_add_guest_node, captured) == 0, "vgpu_result_stream_add_guest_node.captured offset");
+
+struct vgpu_args_graph_exec_guest_node {
+    uint32_t graph_exec;                /* graphexec handle: per-channel id, 0 = null */
+    uint32_t index;
+};
+static_assert(sizeof(struct vgpu_args_graph_exec_guest_node) == 8, "struct vgpu_args_graph_exec_guest_node is 8 bytes");
+static_assert(offsetof(struct vgpu_args_graph_exec_guest_node, graph_exec) == 0, "vgpu_args_graph_exec_guest_node.graph_exec offset");
+static_assert(offsetof(struct vgpu_args_graph_exec_guest_node, index) == 4, "vgpu_args_graph_exec_guest_node.index offset");
+
+struct vgpu_result_graph_exec_guest_node {
+    uint32_t count;
+    uint32_t tag;
+};
+static_assert(sizeof(struct vgpu_result_graph_exec_guest_node) == 8, "struct vgpu_result_graph_exec_guest_node is 8 bytes");
+static_assert(offsetof(struct vgpu_result_graph_exec_guest_node, count) == 0, "vgpu_result_graph_exec_guest_node.count offset");
+static_assert(offsetof(struct vgpu_result_graph_exec_guest_node, tag) == 4, "vgpu_result_graph_exec_guest_node.tag offset");
+
+struct vgpu_args_graph_launch_phase {
+    uint32_t graph_exec;                /* graphexec handle: per-channel id, 0 = null */
+    uint32_t stream;                    /* stream handle: per-channel id, 0 = null (the default stream) */
+    uint32_t phase;
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_args_graph_launch_phase) == 16, "struct vgpu_args_graph_launch_phase is 16 bytes");
+static_assert(offsetof(struct vgpu_args_graph_launch_phase, graph_exec) == 0, "vgpu_args_graph_launch_phase.graph_exec offset");
+static_assert(offsetof(struct vgpu_args_graph_launch_phase, stream) == 4, "vgpu_args_graph_launch_phase.stream offset");
+static_assert(offsetof(struct vgpu_args_graph_launch_phase, phase) == 8, "vgpu_args_graph_launch_phase.phase offset");
+
+/* graph_launch_phase: no results (status only) */
+
+struct vgpu_args_graph_node_count {
+    uint32_t graph;                     /* graph handle: per-channel id, 0 = null */
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_args_graph_node_count) == 8, "struct vgpu_args_graph_node_count is 8 bytes");
+static_assert(offsetof(struct vgpu_args_graph_node_count, graph) == 0, "vgpu_args_graph_node_count.graph offset");
+
+struct vgpu_result_graph_node_count {
+    uint32_t count;
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_result_graph_node_count) == 8, "struct vgpu_result_graph_node_count is 8 bytes");
+static_assert(offsetof(struct vgpu_result_graph_node_count, count) == 0, "vgpu_result_graph_node_count.count offset");
+
+struct vgpu_args_graph_clone {
+    uint32_t graph;                     /* graph handle: per-channel id, 0 = null */
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_args_graph_clone) == 8, "struct vgpu_args_graph_clone is 8 bytes");
+static_assert(offsetof(struct vgpu_args_graph_clone, graph) == 0, "vgpu_args_graph_clone.graph offset");
+
+struct vgpu_result_graph_clone {
+    uint32_t graph;                     /* graph handle: per-channel id, 0 = null */
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_result_graph_clone) == 8, "struct vgpu_result_graph_clone is 8 bytes");
+static_assert(offsetof(struct vgpu_result_graph_clone, graph) == 0, "vgpu_result_graph_clone.graph offset");
 
 struct vgpu_args_nvml_memory_info {
     int32_t device;                     /* device ordinal (CUdevice) */
