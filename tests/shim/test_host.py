@@ -42,9 +42,11 @@ EXPECTED_CALLS = {
     "graph_nodes": {"mem_alloc", "stream_begin_capture", "memset_d32", "memcpy_dtod", "launch_kernel",
                     "event_record_with_flags", "stream_wait_event", "stream_end_capture", "graph_instantiate",
                     "graph_launch", "graph_exec_destroy", "mem_free"},
+    "host_funcs": {"stream_add_guest_node", "graph_exec_guest_node", "graph_launch_phase", "graph_node_count",
+                   "graph_clone", "stream_synchronize", "memcpy_htod", "memcpy_dtoh", "launch_kernel"},
 }
 #: calls that must only ever have been posted (never waited for)
-POSTED = {"launch_kernel", "cublas_sgemm", "cublas_gemm_ex", "cublas_gemm_strided_batched_ex",
+POSTED = {"graph_launch_phase", "launch_kernel", "cublas_sgemm", "cublas_gemm_ex", "cublas_gemm_strided_batched_ex",
           "cublas_gemm_batched_ex", "event_record", "stream_wait_event", "graph_launch", "cublas_strsm",
           "cublas_strsm_batched", "cublas_getrf_batched"}
 
@@ -64,7 +66,8 @@ def run_on_mediator(name: str, shim: ShimBuild, tmp_path: Path) -> tuple[Selftes
 
 @pytest.mark.slow
 @pytest.mark.timeout(240)
-@pytest.mark.parametrize("name", ["vector_add", "gemm", "streams_events", "graph", "blas3", "graph_nodes"])
+@pytest.mark.parametrize("name", ["vector_add", "gemm", "streams_events", "graph", "blas3", "graph_nodes",
+                                  "host_funcs"])
 def test_program_passes_through_the_socket_transport_and_the_mediator_saw_its_calls(
     name: str, shim: ShimBuild, tmp_path: Path, artifacts: Path,
 ) -> None:
@@ -112,7 +115,7 @@ def test_without_any_configuration_the_shim_looks_for_the_pci_device(shim: ShimB
 
 
 def test_the_programs_are_nvcc_binaries_that_link_nvidias_sonames() -> None:
-    for name in ("vector_add", "gemm", "streams_events", "graph", "blas3", "graph_nodes"):
+    for name in ("vector_add", "gemm", "streams_events", "graph", "blas3", "graph_nodes", "host_funcs"):
         dynamic = subprocess.run(["readelf", "-dW", str(PROGRAMS / name)], capture_output=True, text=True,
                                  check=True).stdout
         assert "Shared library: [libcudart.so.13]" in dynamic, name

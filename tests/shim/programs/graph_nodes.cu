@@ -2,7 +2,7 @@
 // allocation node, memset, 1D and pitched 2D device-to-device copies, a kernel, event record and wait
 // nodes and a free node; its nodes listed with their types; launched twice; an executable graph's
 // kernel and memset parameters changed, and updated from a graph of the same shape (a different shape
-// refused); host nodes and copies from host memory refused as not supported.
+// refused); a copy node between two host buffers and one with a host function left out refused.
 #include <cstring>
 #include <vector>
 
@@ -184,15 +184,16 @@ int main() {
         cudaEventDestroy(inside);
     }
 
-    // not served: a host node, a copy from host memory
+    // refused: a host node without its function (invalid), a copy from host memory to host memory (not served)
     cudaHostNodeParams hp = {};
     cudaGraphNode_t h;
     e = cudaGraphAddHostNode(&h, g3, nullptr, 0, &hp);
     cudaGetLastError();
-    e1 = cudaGraphAddMemcpyNode1D(&h, g3, nullptr, 0, dst, x.data(), bytes, cudaMemcpyHostToDevice);
+    std::vector<float> y(n);
+    e1 = cudaGraphAddMemcpyNode1D(&h, g3, nullptr, 0, y.data(), x.data(), bytes, cudaMemcpyHostToHost);
     cudaGetLastError();
-    report("not_supported", e == cudaErrorNotSupported && e1 == cudaErrorNotSupported, "host_node=%d host_copy=%d", e,
-           e1);
+    report("not_supported", e == cudaErrorInvalidValue && e1 == cudaErrorNotSupported, "host_node=%d host_to_host=%d",
+           e, e1);
 
     cudaGraphExecDestroy(exec);
     cudaGraphExecDestroy(exec2);
