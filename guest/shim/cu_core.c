@@ -26,6 +26,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -201,6 +202,8 @@ static struct cuda_transport *connection(int *err)
     return transport;
 }
 
+struct cuda_transport *vgpu_shim_transport(int *err) { return connection(err); }
+
 CUresult vgpu_shim_cu_status(int rc)
 {
     switch (rc) {
@@ -324,8 +327,28 @@ CUresult vgpu_cu_release(uint16_t call_id, uint32_t id, uint32_t *magic, void *r
     return rc;
 }
 
+/*
+ * A copy from or to pinned memory names its range by pinned offset: the host moves the bytes itself,
+ * when the stream runs the copy. Posted (asynchronous), the guest may not touch the range until it has
+ * synchronized the stream, as CUDA's own asynchronous copies of pinned memory require.
+ */
+static CUresult pinned_copy(uint16_t call_id, uint64_t device, uint64_t offset, uint32_t stream, size_t len,
+                            int asynchronous)
+{
+    struct vgpu_args_memcpy_htod_pinned a = {.dst = device, .offset = offset, .count = len, .stream = stream};
+    _Static_assert(sizeof a == sizeof(struct vgpu_args_memcpy_dtoh_pinned) &&
+                       offsetof(struct vgpu_args_memcpy_dtoh_pinned, src) == offsetof(struct vgpu_args_memcpy_htod_pinned, dst) &&
+                       offsetof(struct vgpu_args_memcpy_dtoh_pinned, offset) ==
+                           offsetof(struct vgpu_args_memcpy_htod_pinned, offset),
+                   "the two pinned copies share one layout");
+    return vgpu_cu_async(call_id, &a, sizeof a, NULL, 0, !asynchronous);
+}
+
 CUresult vgpu_shim_htod(uint64_t dst, uint32_t stream, const void *src, size_t len, int asynchronous)
 {
+    uint64_t offset;
+    if (len && vgpu_shim_pinned_lookup(src, len, &offset))
+        return pinned_copy(VGPU_CALL_MEMCPY_HTOD_PINNED, dst, offset, stream, len, asynchronous);
     int err;
     struct cuda_transport *t = connection(&err);
     if (!t)
@@ -341,6 +364,14 @@ CUresult vgpu_shim_htod(uint64_t dst, uint32_t stream, const void *src, size_t l
 
 CUresult vgpu_shim_dtoh(void *dst, uint64_t src, uint32_t stream, size_t len)
 {
+    return vgpu_shim_dtoh_on(dst, src, stream, len, 0);
+}
+
+CUresult vgpu_shim_dtoh_on(void *dst, uint64_t src, uint32_t stream, size_t len, int asynchronous)
+{
+    uint64_t offset;
+    if (len && vgpu_shim_pinned_lookup(dst, len, &offset))
+        return pinned_copy(VGPU_CALL_MEMCPY_DTOH_PINNED, src, offset, stream, len, asynchronous);
     int err;
     struct cuda_transport *t = connection(&err);
     if (!t)

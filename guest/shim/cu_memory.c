@@ -1,12 +1,16 @@
 /*
  * Driver API: device memory, copies, memsets, the virtual memory management API and host memory.
  *
- * Device pointers are the host's real GPU addresses. Copies go through the transport's chunking;
- * the *Async variants post (host-to-device bytes are in the arena when the call returns, so the
- * caller may reuse its buffer at once). Device-to-host copies always wait: their bytes must be in
- * the caller's buffer before it looks, and the stream ordering the host keeps makes that safe.
- * Host memory (cuMemAllocHost, cuMemHostAlloc) is ordinary memory of this process, 256-byte
- * aligned; cuMemHostRegister records a range (copies from any memory work, nothing is pinned).
+ * Device pointers are the host's real GPU addresses. Copies of pageable memory go through the
+ * transport's chunking; the *Async variants post (host-to-device bytes are in the arena when the call
+ * returns, so the caller may reuse its buffer at once), and device-to-host copies into pageable memory
+ * always wait: their bytes must be in the caller's buffer before it looks.
+ * Pinned host memory (cuMemAllocHost, cuMemHostAlloc) lives in the region's pinned area (cu_pinned.c):
+ * copies from and to it name the range and the host moves the bytes itself, and their *Async variants
+ * are truly asynchronous, both ways (the buffer is the stream's until it is synchronized, as in CUDA).
+ * When the area has no room the memory is ordinary memory of this process, 256-byte aligned, and its
+ * copies are staged. cuMemHostRegister records a range of ordinary memory: the host cannot see it, so
+ * its copies stay staged (nothing is pinned).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +20,9 @@
 #include "vgpu_protocol.h"
 
 #define HOST_ALIGN 256
+#define CU_MEMHOSTALLOC_PORTABLE 0x01u
 #define CU_MEMHOSTALLOC_DEVICEMAP 0x02u
+#define CU_MEMHOSTALLOC_WRITECOMBINED 0x04u
 #define CU_MEMHOSTREGISTER_DEVICEMAP 0x02u
 #define CU_MEMHOSTREGISTER_IOMEMORY 0x04u
 
@@ -109,7 +115,7 @@ static CUresult htod(CUdeviceptr dst, const void *src, size_t n, CUstream stream
     return rc ? rc : vgpu_shim_htod(dst, sid, src, n, asynchronous);
 }
 
-static CUresult dtoh(void *dst, CUdeviceptr src, size_t n, CUstream stream)
+static CUresult dtoh(void *dst, CUdeviceptr src, size_t n, CUstream stream, int asynchronous)
 {
     if (n && !dst)
         return CUDA_ERROR_INVALID_VALUE;
@@ -118,7 +124,7 @@ static CUresult dtoh(void *dst, CUdeviceptr src, size_t n, CUstream stream)
     if (vgpu_guest_copy_captured(stream, src, dst, n, 0, &rc))
         return rc;
     rc = vgpu_shim_stream_id(stream, &sid);
-    return rc ? rc : vgpu_shim_dtoh(dst, src, sid, n);
+    return rc ? rc : vgpu_shim_dtoh_on(dst, src, sid, n, asynchronous);
 }
 
 static CUresult dtod(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream stream, int wait)
@@ -132,13 +138,13 @@ static CUresult dtod(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream stream
 }
 
 CUresult cuMemcpyHtoD_v2(CUdeviceptr dst, const void *src, size_t n) { return htod(dst, src, n, NULL, 0); }
-CUresult cuMemcpyDtoH_v2(void *dst, CUdeviceptr src, size_t n) { return dtoh(dst, src, n, NULL); }
+CUresult cuMemcpyDtoH_v2(void *dst, CUdeviceptr src, size_t n) { return dtoh(dst, src, n, NULL, 0); }
 CUresult cuMemcpyDtoD_v2(CUdeviceptr dst, CUdeviceptr src, size_t n) { return dtod(dst, src, n, NULL, 1); }
 CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dst, const void *src, size_t n, CUstream s)
 {
     return htod(dst, src, n, s, 1);
 }
-CUresult cuMemcpyDtoHAsync_v2(void *dst, CUdeviceptr src, size_t n, CUstream s) { return dtoh(dst, src, n, s); }
+CUresult cuMemcpyDtoHAsync_v2(void *dst, CUdeviceptr src, size_t n, CUstream s) { return dtoh(dst, src, n, s, 1); }
 CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s)
 {
     return dtod(dst, src, n, s, 0);
@@ -154,7 +160,7 @@ static CUresult unified_copy(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstrea
     if (dst_dev)
         return htod(dst, (const void *)(uintptr_t)src, n, s, asynchronous);
     if (src_dev)
-        return dtoh((void *)(uintptr_t)dst, src, n, s);
+        return dtoh((void *)(uintptr_t)dst, src, n, s, asynchronous);
     if (n)
         memmove((void *)(uintptr_t)dst, (const void *)(uintptr_t)src, n); /* host to host */
     return CUDA_SUCCESS;
@@ -282,7 +288,7 @@ CUresult cuMemSetAccess(CUdeviceptr ptr, size_t size, const CUmemAccessDesc *des
     return CUDA_SUCCESS;
 }
 
-/* -- host memory: this process's own, aligned as pinned memory is ------------------------------ */
+/* -- host memory: the region's pinned area, else this process's own ---------------------------- */
 
 CUresult cuMemHostAlloc(void **pp, size_t bytesize, unsigned int flags)
 {
@@ -291,9 +297,22 @@ CUresult cuMemHostAlloc(void **pp, size_t bytesize, unsigned int flags)
     if (flags & CU_MEMHOSTALLOC_DEVICEMAP)
         VGPU_UNSUPPORTED_USE(CUDA_ERROR_NOT_SUPPORTED,
                              "cuMemHostAlloc(DEVICEMAP): guest memory cannot be mapped into the GPU");
+    if (flags & ~(CU_MEMHOSTALLOC_PORTABLE | CU_MEMHOSTALLOC_DEVICEMAP | CU_MEMHOSTALLOC_WRITECOMBINED))
+        return CUDA_ERROR_INVALID_VALUE;
     void *p = NULL;
-    if (posix_memalign(&p, HOST_ALIGN, bytesize ? bytesize : 1))
-        return CUDA_ERROR_OUT_OF_MEMORY;
+    CUresult rc = bytesize ? vgpu_pinned_alloc(&p, bytesize, flags) : CUDA_ERROR_NOT_SUPPORTED;
+    if (rc == CUDA_ERROR_OUT_OF_MEMORY || rc == CUDA_ERROR_NOT_SUPPORTED) {
+        static int once;
+        if (bytesize && !__atomic_exchange_n(&once, 1, __ATOMIC_RELAXED))
+            vgpu_shim_log("cuMemHostAlloc(%zu): %s; pinned host memory falls back to ordinary memory, whose "
+                          "copies are staged (logged once)", bytesize,
+                          rc == CUDA_ERROR_OUT_OF_MEMORY ? "the region's pinned area is full"
+                                                         : "the region has no pinned area");
+        if (posix_memalign(&p, HOST_ALIGN, bytesize ? bytesize : 1))
+            return CUDA_ERROR_OUT_OF_MEMORY;
+    } else if (rc) {
+        return rc;
+    }
     *pp = p;
     vgpu_track_range((uint64_t)(uintptr_t)p, bytesize, VGPU_PTR_HOST);
     return CUDA_SUCCESS;
@@ -310,6 +329,9 @@ CUresult cuMemFreeHost(void *p)
         return CUDA_ERROR_INVALID_VALUE;
     if (p) {
         vgpu_untrack_range((uint64_t)(uintptr_t)p);
+        CUresult rc;
+        if (vgpu_pinned_free(p, &rc))
+            return rc;
         free(p);
     }
     return CUDA_SUCCESS;

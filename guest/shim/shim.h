@@ -69,6 +69,18 @@ VGPU_SHIM_API CUresult vgpu_shim_cu_status(int rc);
 VGPU_SHIM_API CUresult vgpu_shim_htod(uint64_t dst, uint32_t stream, const void *src, size_t len,
                                       int asynchronous);
 VGPU_SHIM_API CUresult vgpu_shim_dtoh(void *dst, uint64_t src, uint32_t stream, size_t len);
+/* The same, posted when `asynchronous` and `dst` is pinned memory (the bytes are there once the stream
+ * is synchronized, as in CUDA); into pageable memory it always waits. */
+VGPU_SHIM_API CUresult vgpu_shim_dtoh_on(void *dst, uint64_t src, uint32_t stream, size_t len, int asynchronous);
+
+/* ---- pinned host memory (cu_pinned.c) -------------------------------------------------------- */
+
+/* 1 when [ptr, ptr + len) lies wholly inside one live pinned allocation of this process (memory the
+ * host placed in the region's pinned area); *offset (may be NULL) is then ptr's pinned offset
+ * (relative to the pinned area's start: what the host's pinned calls take). 0 otherwise: pageable
+ * memory, a fallback allocation, a range that runs past its allocation's end, NULL. len 0 asks only
+ * whether ptr itself is inside. */
+VGPU_SHIM_API int vgpu_shim_pinned_lookup(const void *ptr, size_t len, uint64_t *offset);
 
 /* ---- handles --------------------------------------------------------------------------------- */
 
@@ -120,6 +132,15 @@ VGPU_HIDDEN CUresult vgpu_cu_async(uint16_t call_id, const void *args, uint32_t 
 /* Destroy host object `id` with `call_id` (an 8-byte {u32 id} argument), then retire its record:
  * marked dead (a stale handle is refused) and freed. */
 VGPU_HIDDEN CUresult vgpu_cu_release(uint16_t call_id, uint32_t id, uint32_t *magic, void *record);
+
+/* The process's connection (NULL and *err the CUresult when it could not be made). */
+struct cuda_transport;
+VGPU_HIDDEN struct cuda_transport *vgpu_shim_transport(int *err);
+/* A range of the region's pinned area: CUDA_ERROR_OUT_OF_MEMORY when it has no room and
+ * CUDA_ERROR_NOT_SUPPORTED when there is none (the caller falls back to ordinary memory). */
+VGPU_HIDDEN CUresult vgpu_pinned_alloc(void **pp, size_t bytesize, unsigned int flags);
+/* 1 and *rc when `ptr` is the start of a pinned allocation of ours (now given back), else 0. */
+VGPU_HIDDEN int vgpu_pinned_free(void *ptr, CUresult *rc);
 
 #define VGPU_CHECK_HANDLE(h, kind) ((h) != NULL && (h)->magic == (kind))
 

@@ -151,11 +151,16 @@ MP_WORKER = Path(__file__).resolve().parent / "mp_worker.c"
 
 def build_mp_worker(shim: ShimBuild, dest: Path) -> Path:
     """``mp_worker`` built with cc against the shim's libraries (no CUDA toolkit needed)."""
-    out = dest / "mp_worker"
-    result = subprocess.run(["cc", "-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(out), str(MP_WORKER),
+    return build_program(shim, MP_WORKER, dest)
+
+
+def build_program(shim: ShimBuild, source: Path, dest: Path) -> Path:
+    """A C test program (``source``, beside this file) built with cc against the shim's libraries."""
+    out = dest / source.stem
+    result = subprocess.run(["cc", "-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(out), str(source),
                              f"-L{shim.directory}", "-lcudart", "-lcublas", "-lcuda", "-lm"],
                             capture_output=True, text=True, check=False)
-    assert result.returncode == 0, f"mp_worker.c does not build:\n{result.stderr}"
+    assert result.returncode == 0, f"{source.name} does not build:\n{result.stderr}"
     return out
 
 

@@ -1,0 +1,106 @@
+/*
+ * Pinned host memory in the region (#19): cuMemHostAlloc & co. take a range of the region's pinned
+ * area from the host, so a copy from or to it needs no staging — the host reads and writes the range
+ * itself (one copy on sim, DMA from the registered region on a GPU).
+ *
+ * Theory of operation:
+ *  - The host owns the area's bookkeeping (mem_host_alloc answers a pinned offset, relative to the
+ *    area's start); this file keeps the process's own table of what it was given, to answer
+ *    "is this pointer pinned, and where" for every copy (vgpu_shim_pinned_lookup).
+ *  - The ranges are this process's channel's: the host frees them when the channel closes (exit,
+ *    death, a lost lease), so they are never handed back from here after that.
+ *  - When the area has no room (or the host has none), the caller falls back to ordinary memory,
+ *    whose copies are staged through the arena as before.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "shim.h"
+#include "vgpu_pinned.h"
+#include "vgpu_protocol.h"
+
+struct pinned { uintptr_t base; size_t size; uint64_t offset; };
+static struct pinned *table;
+static size_t count, cap;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+/* the area in our mapping, once known: a pointer outside it is not pinned, without taking the lock */
+static uintptr_t area_lo, area_hi;
+
+CUresult vgpu_pinned_alloc(void **pp, size_t bytesize, unsigned int flags)
+{
+    int err;
+    struct cuda_transport *t = vgpu_shim_transport(&err);
+    if (!t)
+        return (CUresult)err;
+    uint8_t *area;
+    size_t area_size;
+    if (cuda_transport_pinned_area(t, &area, &area_size))
+        return CUDA_ERROR_NOT_SUPPORTED; /* no pinned area: the caller falls back */
+    struct vgpu_args_mem_host_alloc a = {.bytesize = bytesize, .flags = flags};
+    struct vgpu_result_mem_host_alloc r;
+    CUresult rc = vgpu_cu_call(VGPU_CALL_MEM_HOST_ALLOC, &a, sizeof a, &r, sizeof r);
+    if (rc)
+        return rc;
+    if (r.offset > area_size || bytesize > area_size - r.offset) { /* never from a sound host */
+        vgpu_shim_log("mem_host_alloc answered offset %#llx for %zu bytes of a %zu-byte pinned area",
+                      (unsigned long long)r.offset, bytesize, area_size);
+        return CUDA_ERROR_UNKNOWN;
+    }
+    pthread_mutex_lock(&lock);
+    if (count == cap) {
+        size_t grown_cap = cap ? cap * 2 : 32;
+        struct pinned *grown = realloc(table, grown_cap * sizeof *grown);
+        if (!grown) {
+            pthread_mutex_unlock(&lock);
+            struct vgpu_args_mem_free_host f = {.offset = r.offset};
+            (void)vgpu_cu_call(VGPU_CALL_MEM_FREE_HOST, &f, sizeof f, NULL, 0);
+            return CUDA_ERROR_OUT_OF_MEMORY;
+        }
+        table = grown;
+        cap = grown_cap;
+    }
+    uintptr_t p = (uintptr_t)(area + r.offset);
+    table[count++] = (struct pinned){p, bytesize, r.offset};
+    __atomic_store_n(&area_lo, (uintptr_t)area, __ATOMIC_RELAXED);
+    __atomic_store_n(&area_hi, (uintptr_t)area + area_size, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&lock);
+    *pp = (void *)p;
+    return CUDA_SUCCESS;
+}
+
+int vgpu_pinned_free(void *ptr, CUresult *rc)
+{
+    uintptr_t p = (uintptr_t)ptr;
+    pthread_mutex_lock(&lock);
+    size_t i = 0;
+    while (i < count && table[i].base != p)
+        i++;
+    if (i == count) {
+        pthread_mutex_unlock(&lock);
+        return 0;
+    }
+    uint64_t offset = table[i].offset;
+    table[i] = table[--count]; /* forgotten first: no copy takes the pinned path into a freed range */
+    pthread_mutex_unlock(&lock);
+    struct vgpu_args_mem_free_host a = {.offset = offset};
+    *rc = vgpu_cu_call(VGPU_CALL_MEM_FREE_HOST, &a, sizeof a, NULL, 0);
+    return 1;
+}
+
+int vgpu_shim_pinned_lookup(const void *ptr, size_t len, uint64_t *offset)
+{
+    uintptr_t p = (uintptr_t)ptr;
+    if (!ptr || p < __atomic_load_n(&area_lo, __ATOMIC_RELAXED) || p >= __atomic_load_n(&area_hi, __ATOMIC_ACQUIRE))
+        return 0;
+    int found = 0;
+    pthread_mutex_lock(&lock);
+    for (size_t i = 0; i < count && !found; i++)
+        if (p >= table[i].base && p - table[i].base < table[i].size) {
+            found = len <= table[i].size - (p - table[i].base);
+            if (found && offset)
+                *offset = table[i].offset + (p - table[i].base);
+            break;
+        }
+    pthread_mutex_unlock(&lock);
+    return found;
+}

@@ -1,0 +1,254 @@
+/*
+ * pinned_probe MODE [ARGS]: pinned host memory in the region (#19) through the shim, on the host
+ * (tests/shim/test_pinned.py) and in a VM (tests/shim/test_vm_pinned.py). Built by the tests with cc
+ * against the shim's libraries (no CUDA toolkit): the runtime API and a few driver calls, declared
+ * below as NVIDIA's headers declare them.
+ *
+ * Every check prints `RESULT name=<name> ok=<0|1> value=<text>`, the last line is `SELFTEST PASS` or
+ * `SELFTEST FAIL <n>` (tests/qemu/_support.SelftestReport). "In the region" means the pointer lies in
+ * this process's mapping of the vgpu region (the memfd `vgpu-*` on a host, BAR2 `resource2` in a VM),
+ * read from /proc/self/maps. Modes:
+ *
+ *   copies          cudaMallocHost / cudaHostAlloc memory in the region; synchronous, asynchronous
+ *                   (at unaligned offsets inside an allocation), 2D, cudaMemcpyDefault and driver API
+ *                   copies through it, each checked; flags; free and double free; cudaHostRegister'd
+ *                   ordinary memory (staged, not in the region).
+ *   exhaust MIB     two pinned allocations of MIB each: the first in the region, the second (the area
+ *                   is smaller than 2 x MIB) falls back to ordinary memory; copies through both.
+ *   hold MIB        one pinned allocation of MIB in the region, filled; prints READY and waits for a
+ *                   line on stdin (the test may kill it meanwhile), then frees it.
+ */
+#define _GNU_SOURCE
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* -- the part of NVIDIA's API used here ---------------------------------------------------------- */
+typedef int cudaError_t;
+typedef struct CUstream_st *cudaStream_t;
+typedef unsigned long long CUdeviceptr;
+enum { cudaMemcpyHostToDevice = 1, cudaMemcpyDeviceToHost = 2, cudaMemcpyDefault = 4 };
+enum { cudaHostAllocPortable = 1, cudaHostAllocMapped = 2, cudaMemoryTypeHost = 1 };
+struct cudaPointerAttributes { int type; int device; void *devicePointer; void *hostPointer; };
+
+cudaError_t cudaMalloc(void **ptr, size_t size);
+cudaError_t cudaFree(void *ptr);
+cudaError_t cudaMallocHost(void **ptr, size_t size);
+cudaError_t cudaHostAlloc(void **ptr, size_t size, unsigned int flags);
+cudaError_t cudaFreeHost(void *ptr);
+cudaError_t cudaHostRegister(void *ptr, size_t size, unsigned int flags);
+cudaError_t cudaHostUnregister(void *ptr);
+cudaError_t cudaMemcpy(void *dst, const void *src, size_t n, int kind);
+cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, int kind, cudaStream_t s);
+cudaError_t cudaMemcpy2D(void *dst, size_t dpitch, const void *src, size_t spitch, size_t width, size_t height,
+                         int kind);
+cudaError_t cudaMemset(void *dst, int value, size_t n);
+cudaError_t cudaStreamCreate(cudaStream_t *s);
+cudaError_t cudaStreamSynchronize(cudaStream_t s);
+cudaError_t cudaStreamDestroy(cudaStream_t s);
+cudaError_t cudaPointerGetAttributes(struct cudaPointerAttributes *attr, const void *ptr);
+int cuMemAllocHost_v2(void **pp, size_t bytesize);
+int cuMemFreeHost(void *p);
+int cuMemcpyHtoD_v2(CUdeviceptr dst, const void *src, size_t n);
+int cuMemcpyDtoH_v2(void *dst, CUdeviceptr src, size_t n);
+
+/* -- reporting ------------------------------------------------------------------------------------ */
+static int failures;
+
+static void result(const char *name, int ok, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void result(const char *name, int ok, const char *fmt, ...)
+{
+    char value[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(value, sizeof value, fmt, ap);
+    va_end(ap);
+    for (char *c = value; *c; c++)
+        if (*c == ' ')
+            *c = '_';
+    printf("RESULT name=%s ok=%d value=%s\n", name, ok, value);
+    fflush(stdout);
+    failures += !ok;
+}
+
+static int finish(void)
+{
+    if (failures)
+        printf("SELFTEST FAIL %d\n", failures);
+    else
+        printf("SELFTEST PASS\n");
+    return failures ? 1 : 0;
+}
+
+/* Whether `p` lies in this process's mapping of the vgpu region. */
+static int in_region(const void *p)
+{
+    FILE *maps = fopen("/proc/self/maps", "re");
+    if (!maps)
+        return 0;
+    char line[512];
+    int found = 0;
+    uintptr_t addr = (uintptr_t)p;
+    while (!found && fgets(line, sizeof line, maps)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && addr >= lo && addr < hi)
+            found = strstr(line, "vgpu-") != NULL || strstr(line, "resource2") != NULL;
+    }
+    fclose(maps);
+    return found;
+}
+
+static void fill(unsigned char *p, size_t n, unsigned seed)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (unsigned char)(i * 31u + seed + (i >> 12));
+}
+
+/* A round trip host -> device -> host through `src` and `dst` (either pinned or not), checked. */
+static int round_trip(unsigned char *src, unsigned char *dst, size_t n, void *dev, unsigned seed)
+{
+    fill(src, n, seed);
+    memset(dst, 0, n);
+    int rc = cudaMemcpy(dev, src, n, cudaMemcpyHostToDevice);
+    if (!rc)
+        rc = cudaMemcpy(dst, dev, n, cudaMemcpyDeviceToHost);
+    return rc ? rc : memcmp(src, dst, n) ? -1 : 0;
+}
+
+static int mode_copies(void)
+{
+    const size_t n = 4u << 20;
+    unsigned char *a = NULL, *b = NULL, *c = NULL;
+    void *dev = NULL;
+    int rc = cudaMallocHost((void **)&a, n);
+    int rc2 = cudaMallocHost((void **)&b, n);
+    result("pinned_in_region", !rc && !rc2 && in_region(a) && in_region(b) && a != b, "rc=%d/%d a=%p b=%p", rc, rc2,
+           (void *)a, (void *)b);
+    if (rc || rc2)
+        return finish();
+    rc = cudaMalloc(&dev, n);
+    rc = rc ? rc : round_trip(a, b, n, dev, 1);
+    result("copy_sync", rc == 0, "rc=%d", rc);
+
+    /* asynchronous both ways at unaligned offsets inside the allocations, then a synchronize */
+    cudaStream_t s;
+    fill(a, n, 2);
+    memset(b, 0, n);
+    const size_t part = (1u << 20) + 333;
+    rc = cudaStreamCreate(&s);
+    rc = rc ? rc : cudaMemcpyAsync((char *)dev + 4096, a + 4103, part, cudaMemcpyHostToDevice, s);
+    rc = rc ? rc : cudaMemcpyAsync(b + 13, (char *)dev + 4096, part, cudaMemcpyDeviceToHost, s);
+    rc = rc ? rc : cudaStreamSynchronize(s);
+    result("copy_async_offsets", rc == 0 && !memcmp(a + 4103, b + 13, part), "rc=%d", rc);
+    cudaStreamDestroy(s);
+
+    /* 2D: one copy per row between pitched pinned rows and a dense device matrix */
+    fill(a, n, 3);
+    memset(b, 0, n);
+    rc = cudaMemcpy2D(dev, 1000, a, 4096, 1000, 300, cudaMemcpyHostToDevice);
+    rc = rc ? rc : cudaMemcpy2D(b, 2048, dev, 1000, 1000, 300, cudaMemcpyDeviceToHost);
+    int rows_ok = rc == 0;
+    for (int row = 0; rows_ok && row < 300; row++)
+        rows_ok = !memcmp(a + row * 4096, b + row * 2048, 1000);
+    result("copy_2d", rows_ok, "rc=%d", rc);
+
+    /* cudaMemcpyDefault infers the direction; the driver API takes the same path */
+    fill(a, n, 4);
+    memset(b, 0, n);
+    rc = cudaMemcpy(dev, a, n, cudaMemcpyDefault);
+    rc = rc ? rc : cudaMemcpy(b, dev, n, cudaMemcpyDefault);
+    result("copy_default", rc == 0 && !memcmp(a, b, n), "rc=%d", rc);
+    rc = cuMemAllocHost_v2((void **)&c, 1u << 20);
+    if (!rc) {
+        fill(c, 1u << 20, 5);
+        rc = cuMemcpyHtoD_v2((CUdeviceptr)(uintptr_t)dev, c, 1u << 20);
+        memset(c, 0, 1u << 20);
+        rc = rc ? rc : cuMemcpyDtoH_v2(c, (CUdeviceptr)(uintptr_t)dev, 1u << 20);
+        unsigned char want[64];
+        fill(want, sizeof want, 5);
+        rc = rc ? rc : memcmp(c, want, sizeof want) ? -1 : 0;
+    }
+    result("driver_api", rc == 0 && in_region(c), "rc=%d", rc);
+    rc = cuMemFreeHost(c);
+    result("driver_free", rc == 0, "rc=%d", rc);
+
+    struct cudaPointerAttributes attr;
+    rc = cudaPointerGetAttributes(&attr, a + 100);
+    result("pointer_attributes", rc == 0 && attr.type == cudaMemoryTypeHost && attr.devicePointer == NULL,
+           "rc=%d type=%d", rc, attr.type);
+
+    void *portable = NULL, *mapped = NULL;
+    rc = cudaHostAlloc(&portable, 8192, cudaHostAllocPortable);
+    rc2 = cudaHostAlloc(&mapped, 8192, cudaHostAllocMapped);
+    result("host_alloc_flags", rc == 0 && in_region(portable) && rc2 == 801 && mapped == NULL,
+           "portable=%d mapped=%d", rc, rc2);
+    cudaFreeHost(portable);
+
+    /* cudaHostRegister'd ordinary memory: the host cannot see it; its copies are staged */
+    unsigned char *plain = malloc(n), *back = malloc(n);
+    rc = plain && back ? cudaHostRegister(plain, n, 0) : -1;
+    rc = rc ? rc : round_trip(plain, back, n, dev, 6);
+    result("registered_staged", rc == 0 && !in_region(plain), "rc=%d", rc);
+    cudaHostUnregister(plain);
+    free(plain);
+    free(back);
+
+    rc = cudaFreeHost(a);
+    rc2 = cudaFreeHost(b);
+    int again = cudaFreeHost(a);
+    result("free", rc == 0 && rc2 == 0 && again != 0, "rc=%d/%d again=%d", rc, rc2, again);
+    cudaFree(dev);
+    return finish();
+}
+
+static int mode_exhaust(size_t mib)
+{
+    const size_t n = mib << 20;
+    unsigned char *first = NULL, *second = NULL;
+    void *dev = NULL;
+    int rc = cudaMallocHost((void **)&first, n);
+    int rc2 = cudaMallocHost((void **)&second, n);
+    result("fallback", rc == 0 && rc2 == 0 && in_region(first) && !in_region(second), "rc=%d/%d", rc, rc2);
+    if (rc || rc2)
+        return finish();
+    rc = cudaMalloc(&dev, n);
+    rc = rc ? rc : round_trip(first, second, n, dev, 7);
+    int back = rc ? rc : round_trip(second, first, n, dev, 8);
+    result("copies_through_both", rc == 0 && back == 0, "rc=%d/%d", rc, back);
+    rc = cudaFreeHost(first);
+    rc2 = cudaFreeHost(second);
+    result("free", rc == 0 && rc2 == 0, "rc=%d/%d", rc, rc2);
+    cudaFree(dev);
+    return finish();
+}
+
+static int mode_hold(size_t mib)
+{
+    unsigned char *p = NULL;
+    int rc = cudaMallocHost((void **)&p, mib << 20);
+    if (rc == 0)
+        fill(p, mib << 20, 9);
+    result("hold", rc == 0 && in_region(p), "rc=%d", rc);
+    printf("READY in_region=%d\n", rc == 0 && in_region(p));
+    fflush(stdout);
+    char line[64];
+    if (fgets(line, sizeof line, stdin) == NULL)
+        line[0] = '\0';
+    rc = cudaFreeHost(p);
+    result("free", rc == 0, "rc=%d", rc);
+    return finish();
+}
+
+int main(int argc, char **argv)
+{
+    if (argc >= 2 && !strcmp(argv[1], "copies"))
+        return mode_copies();
+    if (argc >= 3 && !strcmp(argv[1], "exhaust"))
+        return mode_exhaust(strtoul(argv[2], NULL, 10));
+    if (argc >= 3 && !strcmp(argv[1], "hold"))
+        return mode_hold(strtoul(argv[2], NULL, 10));
+    fprintf(stderr, "usage: pinned_probe copies | exhaust MIB | hold MIB\n");
+    return 2;
+}

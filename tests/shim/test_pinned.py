@@ -1,0 +1,107 @@
+"""Pinned host memory in the region (#19) through the shim, against a real mediator (sim) on the
+Unix-socket transport: ``cudaMallocHost`` memory lies in the region's pinned area and copies through it
+are correct both ways, synchronous and asynchronous; an exhausted area falls back to ordinary memory;
+a process that dies gives its pinned memory back (``pinned_probe.c``)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mediator._control_client import request
+from mediator._launcher import MediatorProcess, running_mediator
+
+from ._support import ShimBuild, Worker, build_program, shim_env
+
+PROBE = Path(__file__).resolve().parent / "pinned_probe.c"
+
+
+@pytest.fixture(scope="module")
+def probe(shim: ShimBuild, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_program(shim, PROBE, tmp_path_factory.mktemp("pinned-probe"))
+
+
+class Guest:
+    """Processes of one VM's guest on the shim, against a mediator whose pinned area is ``pinned``."""
+
+    def __init__(self, mediator: MediatorProcess, probe: Path, env: dict[str, str]) -> None:
+        self.mediator = mediator
+        self.probe = probe
+        self.env = env
+        self.workers: list[Worker] = []
+
+    def start(self, *args: str) -> Worker:
+        worker = Worker(self.probe, self.env, *args)
+        self.workers.append(worker)
+        return worker
+
+    def run(self, *args: str) -> Worker:
+        worker = self.start(*args)
+        code = worker.finish(120)
+        failed = [f"{r.name}: {r.value}" for r in worker.report.results.values() if not r.ok]
+        assert code == 0 and not failed and worker.report.verdict == "SELFTEST PASS", (
+            f"pinned_probe {' '.join(args)} exited {code}: {failed}\n{worker.text}\n{worker.stderr}")
+        return worker
+
+    def wait_closed(self, pid: int, timeout: float = 10) -> None:
+        """Until the mediator holds no open channel of process ``pid``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            vm = next(v for v in request(self.mediator.control, {"cmd": "status"})["vms"] if v["name"] == "vm1")
+            if not any(c["owner_pid"] == pid and c["state"] == "open" for c in vm["channels"]):
+                return
+            assert time.monotonic() < deadline, f"process {pid}'s channel still open: {vm['channels']}"
+            time.sleep(0.01)
+
+
+@pytest.fixture
+def guest(request: pytest.FixtureRequest, probe: Path, shim: ShimBuild, tmp_path: Path) -> Iterator[Guest]:
+    pinned = getattr(request, "param", "64MiB")
+    with running_mediator(tmp_path, backend="sim", vms=1, extra=f'pinned_size = "{pinned}"') as mediator:
+        conf = tmp_path / "guest.conf"
+        conf.write_text(f"socket = {mediator.vm_socket(1)}\nlog = stderr\ntrace = 1\n")
+        machine = Guest(mediator, probe, shim_env(shim, conf))
+        try:
+            yield machine
+        finally:
+            for worker in machine.workers:
+                worker.kill()
+
+
+@pytest.mark.timeout(180)
+def test_pinned_memory_lies_in_the_region_and_copies_through_it_are_correct(guest: Guest) -> None:
+    worker = guest.run("copies")
+    expected = ["pinned_in_region", "copy_sync", "copy_async_offsets", "copy_2d", "copy_default", "driver_api",
+                "driver_free", "pointer_attributes", "host_alloc_flags", "registered_staged", "free"]
+    assert list(worker.report.results) == expected
+    # the shim's trace: pinned copies name their range (0x003a/0x003b), posted when asynchronous
+    trace = worker.stderr
+    for line in ("call 0x0038 -> 0", "call 0x003a -> 0", "call 0x003b -> 0", "post 0x003a -> 0", "post 0x003b -> 0",
+                 "call 0x0039 -> 0"):
+        assert line in trace, line
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("guest", ["4MiB"], indirect=True)
+def test_an_exhausted_pinned_area_falls_back_to_ordinary_memory_once_logged(guest: Guest) -> None:
+    worker = guest.run("exhaust", "3")
+    assert worker.stderr.count("pinned host memory falls back to ordinary memory") == 1, worker.stderr
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("guest", ["8MiB"], indirect=True)
+def test_a_killed_processs_pinned_memory_comes_back_for_the_next(guest: Guest) -> None:
+    victim = guest.start("hold", "6")
+    assert victim.expect("READY") == "READY in_region=1"
+    os.kill(victim.pid, signal.SIGKILL)  # its channel closes with its connection: the range is free again
+    victim.proc.wait()
+    guest.wait_closed(victim.pid)
+    heir = guest.start("hold", "6")  # would fall back (in_region=0) if the dead process's 6 MiB were held
+    assert heir.expect("READY") == "READY in_region=1"
+    heir.send("done")
+    assert heir.finish(60) == 0, heir.text
