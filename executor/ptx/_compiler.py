@@ -414,6 +414,10 @@ class Compiler:
             return lambda f: ~f.regs.get(name, false)
         return lambda f: f.regs.get(name, false)
 
+    def reg_type(self, name: str) -> np.dtype[Any]:
+        """The storage dtype of a declared register (``PtxSyntaxError`` when it is not declared)."""
+        return self._reg_type(name)
+
     def _reg_type(self, name: str) -> np.dtype[Any]:
         t = self.fn.registers.get(name)
         if t is None:

@@ -21,6 +21,7 @@ from protocol import CUresult
 from .._errors import CudaError
 from .._kernels import DeviceMemory, LaunchDims
 from ._compiler import BAR, BRA, CALL, EXIT, PLAIN, RET, TRAP, Compiler, Layout, Op, UnsupportedError
+from ._fuse import Run, fuse
 from ._isa import COMPILERS
 from ._parse import Instruction, PtxSyntaxError, Sym, Variable
 from ._printf import PrintfSink
@@ -81,6 +82,7 @@ class Kernel:
 
     name: str
     ops: dict[str, list[Op]]
+    fused: dict[str, list[Run | None]]  # function -> pc -> the fused run starting there
     codes: dict[str, FunctionCode]
     reconvergence: dict[str, list[int]]
     layout: Layout
@@ -208,15 +210,20 @@ class LoadedModule:
         globals_ = {v.name: v for v in program.variables if v.space in ("global", "const")}
         layout = _layout(program, reachable)
         ops: dict[str, list[Op]] = {}
+        fused: dict[str, list[Run | None]] = {}
         reconv: dict[str, list[int]] = {}
         for code in reachable:
-            ops[code.name] = Compiler(code, layout, program.functions, globals_, COMPILERS).compile()
+            compiler = Compiler(code, layout, program.functions, globals_, COMPILERS)
+            ops[code.name] = compiled = compiler.compile()
+            runs = fuse(compiler, compiled, code.code, set(code.block_start))
+            fused[code.name] = [runs.get(pc) for pc in range(len(compiled))]
             reconv[code.name] = [code.reconvergence(pc) for pc in range(len(code.code))]
         param_bytes = 0
         for p in entry.function.params:
             param_bytes = -(-param_bytes // p.align) * p.align + p.size
         registers = sum(len(code.function.registers) for code in reachable)
-        return Kernel(name, ops, {c.name: c for c in reachable}, reconv, layout, param_bytes, registers)
+        codes = {c.name: c for c in reachable}
+        return Kernel(name, ops, fused, codes, reconv, layout, param_bytes, registers)
 
 
 def _reachable(program: Program, entry: FunctionCode) -> list[FunctionCode]:
@@ -501,6 +508,7 @@ def _run(frame: Frame, kernel: Kernel, fn: str, mask: Mask, deadline: float) -> 
     """
     batch = frame.batch
     ops = kernel.ops[fn]
+    fused = kernel.fused[fn]
     reconv = kernel.reconvergence[fn]
     nops = len(ops)
     limit = batch.limits.instructions
@@ -526,6 +534,21 @@ def _run(frame: Frame, kernel: Kernel, fn: str, mask: Mask, deadline: float) -> 
             dirty = True
             continue
         op = ops[pc]
+        run = fused[pc]
+        if run is not None:  # a straight line of plain instructions, as one generated function
+            before = batch.steps
+            batch.steps = before + run.length
+            if batch.steps // _CLOCK_EVERY != before // _CLOCK_EVERY:
+                _check_budget(batch, deadline, limit, op, fn)
+            try:
+                if full:
+                    run.full(frame, None, m)
+                else:
+                    run.masked(frame, m, m)
+            except KernelFaultError as fault:
+                raise _fault_at(ops[pc + run.op_index(fault.__traceback__)], fn, fault) from fault
+            top[0] = pc + run.length
+            continue
         batch.steps += 1
         if batch.steps % _CLOCK_EVERY == 0:
             _check_budget(batch, deadline, limit, op, fn)

@@ -1,0 +1,583 @@
+"""Fused runs: each straight line of plain instructions compiled into one generated Python function.
+
+The SIMT loop (``_machine``) pays for every instruction it issues: the stack, the guard, the op's
+closure, each operand's getter and the destination's setter, whose type conversions cost a NumPy call
+each — more than the arithmetic on a narrow batch, and far more on the NumPy scalars that hold uniform
+values (a NumPy scalar's ``view`` or ufunc call costs 20-40 times its operator). So each maximal run
+of plain instructions (no branch, call, barrier, return or trap) inside one basic block becomes one
+function, generated as Python source when the kernel is prepared; the loop issues the run as one step
+and counts its instructions.
+
+Inside a run each instruction is one of:
+
+* **inline**: the common instructions whose semantics are an operator over registers (integer
+  ``add``/``sub``/``mul.lo``/``mad.lo``/``mul.wide``, logic, shifts by an immediate, ``mov``,
+  ``cvta``, ``ld.param`` of a kernel parameter, integer widening ``cvt``, ``setp``, ``selp``, and
+  ``add``/``sub``/``mul`` of f32/f64 with round-to-nearest, ``.ftz`` included) read the register
+  dictionary and write it directly. Integer instructions whose result bits do not depend on
+  signedness (add, sub, the low half of a product, logic, left shifts, moves) are computed on the
+  registers' own unsigned storage, so no conversion is made; signed comparisons compare with the sign
+  bit flipped; the result is the bits the instruction's compiled closure produces;
+* **called**: every other instruction runs its compiled closure (``Op.run``), unchanged — so an
+  instruction added to the table is fused too, as a call.
+
+Masks keep the loop's semantics: a run is generated twice, for a full batch (``m`` is ``None``) and
+for an active mask; a guarded instruction runs for ``mask & guard`` and is skipped when no thread
+has it; a write under a mask keeps the other threads' values (``put_masked``, the setter's rule). A
+fault raised inside a run names its instruction: the generated source has its own lines per
+instruction, and :meth:`Run.op_index` maps a traceback's line back to it.
+
+The generated source contains only names the engine chose (register names are passed as string
+literals through ``repr`` after the parser's validation, constants through the namespace), never
+text of the guest's module, so nothing a guest writes is executed as Python.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import CodeType, TracebackType
+from typing import Any
+
+import numpy as np
+
+from protocol import CUresult
+
+from ._compiler import (
+    BIT_TYPES,
+    PLAIN,
+    Compiler,
+    Mask,
+    Op,
+    UnsupportedError,
+    constant,
+)
+from ._numeric import DTYPES, ftz32, uint_of
+from ._parse import Imm, Instruction, Operand, Pair, PtxSyntaxError, Reg, Sym, Vec
+from ._state import Frame, KernelFaultError, Value
+
+__all__ = ["Run", "fuse", "put_masked"]
+
+#: a fused run: ``(frame, active mask or None, the stack entry's mask)``
+RunFn = Callable[[Frame, Mask | None, Mask], None]
+
+_count = np.count_nonzero
+_U64 = np.dtype(np.uint64)
+_ZERO64 = np.uint64(0)
+_SIGN32 = np.uint32(1 << 31)
+_SIGN64_OF_32 = np.uint64(1 << 31)
+_INTEGERS = frozenset(f"{k}{n}" for k in "bus" for n in (8, 16, 32, 64))
+_NAME = re.compile(r"^%?[A-Za-z_$][A-Za-z0-9_$]*$")
+
+
+def put_masked(regs: dict[str, Value], name: str, value: Value, mask: Mask) -> None:
+    """A register write for the threads in ``mask`` only (the compiler's setter's rule: a register
+    no thread wrote, or one holding this same uniform value, takes the value as it is)."""
+    old = regs.get(name)
+    if old is None or (np.ndim(value) == 0 and np.ndim(old) == 0 and old == value):
+        regs[name] = value
+    else:
+        regs[name] = np.where(mask, value, old)
+
+
+def _sign_extend_32(v: Value) -> Value:
+    """32-bit unsigned storage sign-extended to 64-bit unsigned storage (``cvt.s64.s32``)."""
+    if type(v) is np.ndarray:
+        return v.view(np.int32).astype(np.uint64)
+    return ((v ^ _SIGN32) + _ZERO64) - _SIGN64_OF_32  # operators only: a NumPy scalar's view is slow
+
+
+def _truncate_32(v: Value) -> Value:
+    if type(v) is np.ndarray:
+        return v.astype(np.uint32)
+    return np.uint32(int(v) & 0xFFFFFFFF)
+
+
+def _select(p: Value, a: Value, b: Value) -> Value:
+    if type(p) is np.bool_:
+        return a if p else b
+    return np.where(p, a, b)
+
+
+def _kernel_param(f: Frame, key: str, at: int, dt: np.dtype[Any]) -> Value:
+    """A kernel parameter's value, read once per batch (every thread's is the same)."""
+    derived = f.batch.derived
+    value = derived.get(key)
+    if value is None:
+        params = f.batch.params
+        if len(params) < at + dt.itemsize:
+            raise KernelFaultError(
+                CUresult.CUDA_ERROR_INVALID_VALUE, "the parameter block is too short", sticky=False
+            )
+        value = derived[key] = np.frombuffer(params, dtype=dt, count=1, offset=at)[0]
+    return value
+
+
+_HELPERS: dict[str, Any] = {
+    "np": np,
+    "_count": _count,
+    "_put": put_masked,
+    "_ftz": ftz32,
+    "_sx32": _sign_extend_32,
+    "_tr32": _truncate_32,
+    "_sel": _select,
+    "_param": _kernel_param,
+    "_Z64": _ZERO64,
+}
+
+
+@dataclass(slots=True)
+class Run:
+    """A fused run of ``length`` plain instructions starting at ``start``."""
+
+    start: int
+    length: int
+    full: RunFn
+    masked: RunFn
+    codes: tuple[CodeType, CodeType]
+    first_lines: tuple[list[int], list[int]]  # per variant: the first source line of each instruction
+    inline: tuple[bool, ...]  # per instruction: inline (True) or a call of its closure
+
+    def op_index(self, tb: TracebackType | None) -> int:
+        """The instruction (its index in the run) a fault raised in this run came from."""
+        line = -1
+        variant = 0
+        while tb is not None:
+            code = tb.tb_frame.f_code
+            if code is self.codes[0] or code is self.codes[1]:
+                variant = 0 if code is self.codes[0] else 1
+                line = tb.tb_lineno
+            tb = tb.tb_next
+        if line < 0:
+            return 0
+        return max(0, bisect.bisect_right(self.first_lines[variant], line) - 1)
+
+
+class _Source:
+    """The generated module: its lines and the namespace its names refer to."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.names: dict[str, Any] = dict(_HELPERS)
+
+    def const(self, value: Any) -> str:
+        name = f"k{len(self.names)}"
+        self.names[name] = value
+        return name
+
+
+class _Emitter:
+    """Inline source for one instruction, or ``None`` when it is left to its closure."""
+
+    def __init__(self, c: Compiler, src: _Source) -> None:
+        self.c = c
+        self.src = src
+
+    # -- operands -----------------------------------------------------------------------------
+
+    def storage(self, operand: Operand) -> np.dtype[Any] | None:
+        """The storage dtype of a declared register operand, else ``None``."""
+        if isinstance(operand, Reg) and operand.name in self.c.fn.registers and _NAME.match(operand.name):
+            return self.c.reg_type(operand.name)
+        return None
+
+    def read(self, operand: Operand, dt: np.dtype[Any]) -> str:
+        """An expression of the operand's value as ``dt`` (the compiler's getter when not plain)."""
+        rdt = self.storage(operand)
+        if rdt is not None and rdt == dt and isinstance(operand, Reg):
+            zero = self.src.const(np.bool_(False) if dt.kind == "b" else dt.type(0))
+            got = f"R.get({operand.name!r}, {zero})"
+            if operand.negated:
+                if dt.kind != "b":
+                    raise UnsupportedError("a negated operand that is not a predicate")
+                return f"(~{got})"
+            return got
+        if isinstance(operand, Imm):
+            value = np.bool_(bool(operand.value)) if dt.kind == "b" else constant(dt, operand.value)
+            return self.src.const(value)
+        return f"{self.src.const(self.c.read(operand, dt))}(f)"
+
+    def write(self, dest: Operand, dt: np.dtype[Any], expr: str, mask: str) -> str:
+        """A statement storing ``expr`` (of dtype ``dt``) in ``dest`` for the threads of ``mask``."""
+        if isinstance(dest, Sym) and dest.name == "_":
+            return f"_ = {expr}"
+        rdt = self.storage(dest)
+        if rdt is not None and rdt == dt and isinstance(dest, Reg) and not dest.negated:
+            if mask == "None":
+                return f"R[{dest.name!r}] = {expr}"
+            return f"_put(R, {dest.name!r}, {expr}, {mask})"
+        setter = self.src.const(self.c.write(dest, dt))
+        return f"{setter}(f, {expr}, {mask})"
+
+    def canonical(self, t: str, operands: tuple[Operand, ...]) -> np.dtype[Any] | None:
+        """The unsigned storage dtype to compute a sign-agnostic integer instruction of type ``t``
+        in: when every register operand is stored at that width (else ``None``: the closure runs)."""
+        if t not in _INTEGERS:
+            return None  # f16, bf16 and their pairs are stored as unsigned bits but are not integers
+        dt = DTYPES[t]
+        canon = uint_of(dt.itemsize)
+        for operand in operands:
+            rdt = self.storage(operand)
+            if rdt is not None and rdt.itemsize != dt.itemsize:
+                return None
+            if isinstance(operand, Reg) and rdt is None and operand.name in self.c.fn.registers:
+                return None
+        return canon
+
+    # -- instructions -------------------------------------------------------------------------
+
+    def emit(self, ins: Instruction, mask: str) -> list[str] | None:
+        handler = _TEMPLATES.get(ins.opcode)
+        if handler is None or any(isinstance(o, Vec | Pair) for o in ins.operands[1:]):
+            return None
+        return handler(self, ins, mask)
+
+
+def _types(ins: Instruction) -> tuple[list[str], set[str]]:
+    return [m for m in ins.mods if m in DTYPES], {m for m in ins.mods if m not in DTYPES}
+
+
+def _t_mov(e: _Emitter, ins: Instruction, mask: str) -> list[str] | None:
+    types, rest = _types(ins)
+    if len(types) != 1 or rest or len(ins.operands) != 2 or isinstance(ins.operands[0], Vec):
+        return None
+    t = types[0]
+    d, a = ins.operands
+    dt = DTYPES[t]
+    if dt.kind in "ui":
+        canon = e.canonical(t, (d, a))
+        if canon is None:
+            return None
+        dt = canon
+    return [e.write(d, dt, e.read(a, dt), mask)]
+
+
+_INT_OPERATORS = {"add": "+", "sub": "-", "and": "&", "or": "|", "xor": "^"}
+
+
+def _t_arith(e: _Emitter, ins: Instruction, mask: str) -> list[str] | None:
+    """``add``/``sub`` (integers, f32/f64 round-to-nearest with ``.ftz``), ``and``/``or``/``xor``
+    (bits and predicates), ``mul.lo`` and ``mul.wide.{u32,s32}``, and the f32/f64 ``mul``."""
+    types, rest = _types(ins)
+    if len(types) != 1 or len(ins.operands) != 3:
+        return None
+    t = types[0]
+    d, a, b = ins.operands
+    op = ins.opcode
+    dt = DTYPES[t]
+    if dt.kind == "f" and t in ("f32", "f64") and op in ("add", "sub", "mul"):
+        if rest - {"rn", "ftz"} or ("ftz" in rest and t != "f32"):
+            return None
+        symbol = {"add": "+", "sub": "-", "mul": "*"}[op]
+        x, y = e.read(a, dt), e.read(b, dt)
+        if "ftz" in rest:
+            return [e.write(d, dt, f"_ftz(_ftz({x}) {symbol} _ftz({y}))", mask)]
+        return [e.write(d, dt, f"{x} {symbol} {y}", mask)]
+    if t == "pred" and op in ("and", "or", "xor") and not rest:
+        return [e.write(d, dt, f"{e.read(a, dt)} {_INT_OPERATORS[op]} {e.read(b, dt)}", mask)]
+    if dt.kind not in "ui":
+        return None
+    if op == "mul":
+        if rest == {"lo"}:
+            canon = e.canonical(t, (d, a, b))
+            if canon is None:
+                return None
+            return [e.write(d, canon, f"{e.read(a, canon)} * {e.read(b, canon)}", mask)]
+        if rest == {"wide"} and t in ("u32", "s32") and e.canonical(t, (a, b)) is not None:
+            x, y = e.read(a, np.dtype(np.uint32)), e.read(b, np.dtype(np.uint32))
+            if t == "u32":
+                return [e.write(d, _U64, f"({x} + _Z64) * ({y} + _Z64)", mask)]
+            return [e.write(d, _U64, f"_sx32({x}) * _sx32({y})", mask)]
+        return None
+    if rest or (op in ("and", "or", "xor") and t not in BIT_TYPES):
+        return None
+    canon = e.canonical(t, (d, a, b))
+    if canon is None:
+        return None
+    return [e.write(d, canon, f"{e.read(a, canon)} {_INT_OPERATORS[op]} {e.read(b, canon)}", mask)]
+
+
+def _t_not(e: _Emitter, ins: Instruction, mask: str) -> list[str] | None:
+    types, rest = _types(ins)
+    if len(types) != 1 or rest or len(ins.operands) != 2 or types[0] not in BIT_TYPES | {"pred"}:
+        return None
+    d, a = ins.operands
+    dt = DTYPES[types[0]] if types[0] == "pred" else e.canonical(types[0], (d, a))
+    if dt is None:
+        return None
+    return [e.write(d, dt, f"~{e.read(a, dt)}", mask)]
+
+
+def _t_mad(e: _Emitter, ins: Instruction, mask: str) -> list[str] | None:
+    types, rest = _types(ins)
+    if len(types) != 1 or len(ins.operands) != 4 or DTYPES[types[0]].kind not in "ui":
+        return None
+    t = types[0]
+    d, a, b, c = ins.operands
+    if rest == {"lo"}:
+        canon = e.canonical(t, (d, a, b, c))
+        if canon is None:
+            return None
+        return [e.write(d, canon, f"{e.read(a, canon)} * {e.read(b, canon)} + {e.read(c, canon)}", mask)]
+    if rest == {"wide"} and t in ("u32", "s32") and e.canonical(t, (a, b)) is not None:
+        if e.canonical("u64", (d, c)) is None:
+            return None
+        x, y, z = e.read(a, np.dtype(np.uint32)), e.read(b, np.dtype(np.uint32)), e.read(c, _U64)
+        if t == "u32":
+            return [e.write(d, _U64, f"({x} + _Z64) * ({y} + _Z64) + {z}", mask)]
+        return [e.write(d, _U64, f"_sx32({x}) * _sx32({y}) + {z}", mask)]
+    return None
+
+
+def _t_shift(e: _Emitter, ins: Instruction, mask: str) -> list[str] | None:
+    """``shl.bN`` and ``shr.{bN,uN}`` by an immediate inside the width (nvcc's usual form)."""
+    types, rest = _types(ins)
+    if len(types) != 1 or rest or len(ins.operands) != 3:
+        return None
+    t = types[0]
+    d, a, k = ins.operands
+    dt = DTYPES[t]
+    if dt.kind != "u" or (ins.opcode == "shl" and t not in BIT_TYPES):
+        return None
+    if not isinstance(k, Imm) or not isinstance(k.value, int) or not 0 <= k.value < 8 * dt.itemsize:
+        return None
+    canon = e.canonical(t, (d, a))
+    if canon is None:
+        return None
+    amount = e.src.const(constant(canon, k.value))
+    symbol = "<<" if ins.opcode == "shl" else ">>"
+    return [e.write(d, canon, f"{e.read(a, canon)} {symbol} {amount}", mask)]
+
+
+def _t_cvta(e: _Emitter, ins: Instruction, mask: str) -> list[str] | None:
+    mods = list(ins.mods)
+    to = mods[:1] == ["to"]
+    mods = mods[1:] if to else mods
+    if mods not in (["global", "u64"], ["const", "u64"], ["param", "u64"]) or len(ins.operands) != 2:
+        return None  # shared and local move by a window: the closure's
+    d, a = ins.operands
+    if e.canonical("u64", (d, a)) is None:
+        return None
+    return [e.write(d, _U64, e.read(a, _U64), mask)]
+
+
+def _t_ld(e: _Emitter, ins: Instruction, mask: str) -> list[str] | None:
+    """``ld.param`` of the kernel's own parameters: the same value for every thread."""
+    try:
+        space, vec, t = e.c.space_and_type(ins)
+    except UnsupportedError:
+        return None
+    d, a = ins.operands
+    items = d.items if isinstance(d, Vec) else (d,)
+    dt = DTYPES[t]
+    at = e.c.kernel_param_offset(space, a, dt.itemsize * vec) if space == "param" else None
+    if at is None or len(items) != vec:
+        return None
+    key = f"param {at} {dt.str} "
+    if dt.kind in "ui":
+        canon = e.canonical(t, tuple(items))
+        if canon is None:
+            return None
+        dt = canon
+    return [
+        e.write(item, dt, f"_param(f, {key + str(k)!r}, {at + k * dt.itemsize}, {e.src.const(dt)})", mask)
+        for k, item in enumerate(items)
+    ]
+
+
+def _t_cvt(e: _Emitter, ins: Instruction, mask: str) -> list[str] | None:
+    """Integer to integer between 32 and 64 bits, without ``.sat``."""
+    types, rest = _types(ins)
+    if len(types) != 2 or rest or len(ins.operands) != 2:
+        return None
+    dname, sname = types
+    if dname not in ("u32", "s32", "u64", "s64") or sname not in ("u32", "s32", "u64", "s64"):
+        return None
+    d, a = ins.operands
+    if e.canonical(dname, (d,)) is None or e.canonical(sname, (a,)) is None:
+        return None
+    wide_d, wide_s = dname.endswith("64"), sname.endswith("64")
+    if wide_d == wide_s:
+        canon = uint_of(8 if wide_d else 4)
+        return [e.write(d, canon, e.read(a, canon), mask)]
+    if wide_d:
+        x = e.read(a, np.dtype(np.uint32))
+        value = f"_sx32({x})" if sname == "s32" else f"({x} + _Z64)"
+        return [e.write(d, _U64, value, mask)]
+    return [e.write(d, np.dtype(np.uint32), f"_tr32({e.read(a, _U64)})", mask)]
+
+
+_COMPARE = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">=",
+            "lo": "<", "ls": "<=", "hi": ">", "hs": ">="}
+_JOIN = {"and": "&", "or": "|", "xor": "^"}
+
+
+def _t_setp(e: _Emitter, ins: Instruction, mask: str) -> list[str] | None:
+    """Integer comparisons (signed ones with the sign bit flipped), ordered f32/f64 comparisons
+    other than ``ne`` (false for a NaN, as IEEE's are); ``.and``/``.or``/``.xor`` with a predicate."""
+    types, rest = _types(ins)
+    if len(types) != 1:
+        return None
+    t = types[0]
+    cmp = [m for m in rest if m in _COMPARE]
+    join = [m for m in rest if m in _JOIN]
+    if len(cmp) != 1 or len(join) > 1 or rest - set(cmp) - set(join) - {"ftz"}:
+        return None
+    op = cmp[0]
+    operands = ins.operands
+    if len(operands) != (4 if join else 3):
+        return None
+    dest, a, b = operands[:3]
+    dt = DTYPES[t]
+    if dt.kind == "f":
+        if t not in ("f32", "f64") or op in ("ne", "lo", "ls", "hi", "hs") or ("ftz" in rest and t != "f32"):
+            return None
+        x, y = e.read(a, dt), e.read(b, dt)
+        if "ftz" in rest:
+            x, y = f"_ftz({x})", f"_ftz({y})"
+    elif dt.kind in "ui" and "ftz" not in rest:
+        canon = e.canonical(t, (a, b))
+        if canon is None:
+            return None
+        x, y = e.read(a, canon), e.read(b, canon)
+        if dt.kind == "i" and op in ("lt", "le", "gt", "ge"):
+            sign = e.src.const(canon.type(1 << (8 * canon.itemsize - 1)))
+            x, y = f"({x} ^ {sign})", f"({y} ^ {sign})"
+    else:
+        return None
+    pred = DTYPES["pred"]
+    lines = [f"r = {x} {_COMPARE[op]} {y}"]
+    p, q = "r", "~r"
+    if join:
+        c = operands[3]
+        if not isinstance(c, Reg):
+            return None
+        lines.append(f"c = {e.read(c, pred)}")
+        p, q = f"r {_JOIN[join[0]]} c", f"~r {_JOIN[join[0]]} c"
+    if isinstance(dest, Pair):
+        lines += [e.write(dest.first, pred, p, mask), e.write(dest.second, pred, q, mask)]
+    else:
+        lines.append(e.write(dest, pred, p, mask))
+    return lines
+
+
+def _t_selp(e: _Emitter, ins: Instruction, mask: str) -> list[str] | None:
+    types, rest = _types(ins)
+    if len(types) != 1 or rest or len(ins.operands) != 4 or not isinstance(ins.operands[3], Reg):
+        return None
+    t = types[0]
+    d, a, b, p = ins.operands
+    dt = DTYPES[t]
+    if dt.kind in "ui":
+        canon = e.canonical(t, (d, a, b))
+        if canon is None:
+            return None
+        dt = canon
+    elif t not in ("f32", "f64"):
+        return None
+    return [e.write(d, dt, f"_sel({e.read(p, DTYPES['pred'])}, {e.read(a, dt)}, {e.read(b, dt)})", mask)]
+
+
+_TEMPLATES: dict[str, Callable[[_Emitter, Instruction, str], list[str] | None]] = {
+    "mov": _t_mov,
+    "add": _t_arith,
+    "sub": _t_arith,
+    "mul": _t_arith,
+    "and": _t_arith,
+    "or": _t_arith,
+    "xor": _t_arith,
+    "not": _t_not,
+    "mad": _t_mad,
+    "shl": _t_shift,
+    "shr": _t_shift,
+    "cvta": _t_cvta,
+    "ld": _t_ld,
+    "cvt": _t_cvt,
+    "setp": _t_setp,
+    "selp": _t_selp,
+}
+
+
+def _runs(ops: list[Op], leaders: set[int]) -> list[tuple[int, int]]:
+    """Maximal runs of plain instructions that never cross a basic block's start."""
+    out: list[tuple[int, int]] = []
+    pc = 0
+    while pc < len(ops):
+        if ops[pc].kind != PLAIN:
+            pc += 1
+            continue
+        end = pc + 1
+        while end < len(ops) and ops[end].kind == PLAIN and end not in leaders:
+            end += 1
+        out.append((pc, end))
+        pc = end
+    return out
+
+
+def _variant(
+    c: Compiler, src: _Source, ops: list[Op], code: list[Instruction], start: int, end: int, masked: bool
+) -> tuple[list[str], list[int], list[bool]]:
+    """One variant's function body, the index in it of each instruction's first line, and which of
+    its instructions are inline."""
+    body = ["    R = f.regs"]
+    firsts: list[int] = []
+    inline: list[bool] = []
+    emitter = _Emitter(c, src)
+    active = "m" if masked else "None"
+
+    def statements(pc: int, mask: str) -> tuple[list[str], bool]:
+        try:
+            lines = emitter.emit(code[pc], mask)
+        except (UnsupportedError, PtxSyntaxError, KeyError, ValueError, TypeError):
+            lines = None
+        if lines is None:
+            return [f"{src.const(ops[pc].run)}(f, {mask})"], False
+        return lines, True
+
+    for pc in range(start, end):
+        op = ops[pc]
+        firsts.append(len(body))
+        if op.guard is None:
+            lines, fast = statements(pc, active)
+            body += ["    " + ln for ln in lines]
+        else:
+            # a uniform guard: every active thread runs the instruction (or none does), under the run's
+            # own mask; a per-thread one: the active threads that have it, when there are any
+            body.append(f"    g = {src.const(op.guard)}(f)")
+            body.append("    if type(g) is np.bool_:")
+            body.append("        if g:")
+            lines, fast = statements(pc, active)
+            body += ["            " + ln for ln in lines]
+            body.append("    else:")
+            body.append("        e = sm & g")
+            body.append("        if _count(e):")
+            lines, _ = statements(pc, "e")
+            body += ["            " + ln for ln in lines]
+        inline.append(fast)
+    return body, firsts, inline
+
+
+def fuse(c: Compiler, ops: list[Op], code: list[Instruction], leaders: set[int]) -> dict[int, Run]:
+    """The fused runs of one function's ops, by their first pc; each op stays runnable on its own."""
+    out: dict[int, Run] = {}
+    for start, end in _runs(ops, leaders):
+        src = _Source()
+        firsts: list[list[int]] = []
+        inline: list[bool] = []
+        for masked in (False, True):
+            body, lines, inline = _variant(c, src, ops, code, start, end, masked)
+            first = len(src.lines) + 2  # the 1-based line of the body's first line, after the def
+            src.lines.append(f"def run_{'m' if masked else 'f'}(f, m, sm):")
+            src.lines += body
+            firsts.append([first + k for k in lines])
+        if end - start == 1 and not inline[0]:
+            continue  # one called instruction: the loop issues it as cheaply
+        compiled = compile("\n".join(src.lines) + "\n", f"<fused {c.fn.name}:{start}>", "exec")
+        namespace = dict(src.names)
+        exec(compiled, namespace)  # engine-generated source only (see the module docstring)
+        full, masked_fn = namespace["run_f"], namespace["run_m"]
+        out[start] = Run(start, end - start, full, masked_fn, (full.__code__, masked_fn.__code__),
+                         (firsts[0], firsts[1]), tuple(inline))
+    return out
