@@ -82,6 +82,9 @@ struct cuda_transport {
     uint64_t arena_freed;
     struct vt_inflight *inflight; /* ring of sq_entries + 1 */
     uint32_t inflight_head, inflight_count;
+    /* a dtoh output area not yet copied out: spans pushed from hold_index on stay in use */
+    int holding;
+    uint32_t hold_index;
 
     size_t chunk;
     uint64_t timeout_ns;

@@ -145,12 +145,17 @@ static void test_copies(void)
     size_t mismatches = 0, first = (size_t)-1;
     int htod = 0, dtoh = 0;
     struct cuda_call_result r;
+    struct cuda_transport_stats before, after;
+    size_t chunks = 0; /* the submissions of one htod copy: the transport picks its chunks */
     for (int round = 0; round < copy_rounds && !htod && !dtoh; round++) {
         fill_pattern(out, COPY_BYTES, 0x9e3779b97f4a7c15ull + (uint64_t)round);
         memset(back, 0, COPY_BYTES);
+        cuda_transport_get_stats(T, &before);
         double t0 = now_ms();
         htod = cuda_transport_memcpy_htod(T, dptr, 0, out, COPY_BYTES, 0, &r);
         double t1 = now_ms();
+        cuda_transport_get_stats(T, &after);
+        chunks = (size_t)(after.submitted - before.submitted);
         dtoh = cuda_transport_memcpy_dtoh(T, back, dptr, 0, COPY_BYTES, &r);
         double t2 = now_ms();
         htod_ms += t1 - t0;
@@ -162,7 +167,6 @@ static void test_copies(void)
                 mismatches++;
             }
     }
-    size_t chunks = (COPY_BYTES + cuda_transport_chunk_size(T) - 1) / cuda_transport_chunk_size(T);
     report("copy_16mib", htod == 0 && dtoh == 0 && mismatches == 0,
            "bytes=%u rounds=%d mismatches=%zu first_mismatch=%lld chunks=%zu htod_ms=%.2f dtoh_ms=%.2f "
            "htod_status=%d dtoh_status=%d", COPY_BYTES, copy_rounds, mismatches,
