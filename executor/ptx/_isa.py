@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from ._compiler import Compiler, InstructionCompiler, Runner, UnsupportedError
 from ._isa_arith import ARITHMETIC
 from ._isa_memory import MEMORY
+from ._isa_mma884 import compile_mma884, is_mma884
 from ._isa_tensor import TENSOR
 from ._isa_warp import WARP
 from ._isa_wmma import WMMA, cvt_tf32
@@ -74,8 +75,8 @@ SUPPORTED: dict[str, str] = {
     "mma": "sync.aligned.row.col: f16 m16n8k8 m16n8k16 (f32.f16.f16.f32, f16.f16.f16.f16); bf16 m16n8k8 "
     "m16n8k16 (f32); tf32 m16n8k4 m16n8k8 (f32); f64 m8n8k4 m16n8k4 m16n8k8 m16n8k16; s8/u8 (mixed too) "
     "m8n8k16 m16n8k16 m16n8k32 and s4/u4 m8n8k32 m16n8k32 m16n8k64 (s32, .satfinite); e4m3/e5m2 m16n8k32 "
-    "(f32); b1 m8n8k128 m16n8k128 m16n8k256 (.xor.popc .and.popc). Not m8n8k4 f16 (sm_70's quad-pair "
-    "shape)",
+    "(f32); b1 m8n8k128 m16n8k128 m16n8k256 (.xor.popc .and.popc); f16 m8n8k4 (sm_70's quad-pair shape: "
+    "row/col A and B, f16.f16.f16.f16, f32.f16.f16.f32, f32.f16.f16.f16). Not mma.sp (sparse)",
     "movmatrix": "sync.aligned.m8n8.trans.b16",
     "mov": "every scalar type, special registers, addresses of variables, vector pack/unpack",
     "mul": "lo hi wide for u/s 16 32 64; f32 (.rn .rz .rm .rp .ftz .sat), f64 (.rn .rz .rm .rp); "
@@ -137,6 +138,13 @@ def _prefetch(c: Compiler, ins: Instruction) -> Runner:
     return lambda f, m: None
 
 
+def _mma(c: Compiler, ins: Instruction) -> Runner:
+    """``mma``: sm_70's quad-pair shape m8n8k4 with f16 inputs (``_isa_mma884``), the rest ``_isa_tensor``."""
+    if is_mma884(ins):
+        return compile_mma884(c, ins)
+    return TENSOR["mma"](c, ins)
+
+
 def _cvt(c: Compiler, ins: Instruction) -> Runner:
     """``cvt``: conversions to tf32 (a tensor-core type, ``_isa_wmma``), the rest ``_isa_arith``."""
     if "tf32" in ins.mods:
@@ -151,6 +159,7 @@ COMPILERS: Mapping[str, InstructionCompiler] = {
     **TENSOR,
     **WMMA,
     "cvt": _cvt,
+    "mma": _mma,
     "nanosleep": _nanosleep,
     "prefetch": _prefetch,
     "prefetchu": _prefetch,

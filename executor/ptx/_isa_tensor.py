@@ -9,7 +9,7 @@ bits of a packed register first). The op gathers the fragments of every warp of 
 matrices, multiplies in float64 (int64 for integers) and scatters ``D`` back into the lanes' registers.
 The shapes and types (:data:`SHAPES`, :data:`INPUTS`, :data:`ACCUMULATORS`): f16/bf16, tf32, f64,
 s8/u8 and the FP8 types e4m3/e5m2, s4/u4 and b1 (``.xor.popc``/``.and.popc``), every shape nvcc
-accepts for them on sm_75-sm_90 except sm_70's m8n8k4 f16.
+accepts for them on sm_75-sm_90; sm_70's quad-pair m8n8k4 f16 shape is ``_isa_mma884``'s.
 
 Numerics: f16, bf16, tf32 and FP8 products are exact in float64; they are summed with C in float64 and
 rounded once to the accumulator's type (a GPU's tensor core rounds its partial sums in an order of
@@ -177,7 +177,7 @@ INPUTS: dict[str, tuple[str, int]] = {
 
 #: (D type, C type) for each input type the engine implements
 ACCUMULATORS: dict[str, set[tuple[str, str]]] = {
-    "f16": {("f32", "f32"), ("f16", "f16")},  # mixed only for m8n8k4, which the engine does not implement
+    "f16": {("f32", "f32"), ("f16", "f16")},  # mixed only for m8n8k4 (``_isa_mma884``)
     "bf16": {("f32", "f32")}, "tf32": {("f32", "f32")}, "f64": {("f64", "f64")},
     "s8": {("s32", "s32")}, "u8": {("s32", "s32")}, "s4": {("s32", "s32")}, "u4": {("s32", "s32")},
     "e4m3": {("f32", "f32")}, "e5m2": {("f32", "f32")}, "b1": {("s32", "s32")},

@@ -67,11 +67,11 @@ def test_a_kernel_with_an_instruction_sim_does_not_implement_is_not_supported(gp
                                                                                backend: str) -> None:
     if backend != "sim":
         pytest.skip("a GPU implements every instruction")
-    module = load_module(gpu, (KERNELS / "ptx_corpus.compute_90.ptx").read_bytes())
-    uses_mma = get_function(gpu, module, "uses_mma")
-    a, d = gpu.mem_alloc(8), gpu.mem_alloc(512)
-    params = struct.pack("<QQQ", a, a, d)
-    assert launch(gpu, uses_mma, 1, 32, params, asynchronous=False) == CUresult.CUDA_ERROR_NOT_SUPPORTED
+    module = load_module(gpu, (KERNELS / "ptx_sync.compute_90.ptx").read_bytes())
+    uses_mma_sp = get_function(gpu, module, "uses_mma_sp")  # the sparse tensor-core mma.sp
+    a, d = gpu.mem_alloc(32), gpu.mem_alloc(128)
+    params = struct.pack("<QQ", a, d)
+    assert launch(gpu, uses_mma_sp, 1, 32, params, asynchronous=False) == CUresult.CUDA_ERROR_NOT_SUPPORTED
     gpu.ctx_synchronize()  # not sticky: the context carries on
 
 

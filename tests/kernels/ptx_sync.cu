@@ -36,3 +36,75 @@ extern "C" __global__ void coop_ring(unsigned *a, unsigned *b, int rounds)
         g.sync();
     }
 }
+
+// mma.m8n8k4 with f16 inputs, sm_70's shape: a warp computes four independent 8x8x4 products, one
+// per quad-pair (lanes 0-3 with 16-19, 4-7 with 20-23, ...). Each lane's fragments come in and go
+// out as they sit in its registers: a[lane*2 + j], b[lane*2 + j] (f16x2 words), c and d as eight
+// f32 or four f16x2 words per lane.
+#define MMA884_F32(NAME, AL, BL, CT)                                                                         \
+    extern "C" __global__ void NAME(const unsigned *a, const unsigned *b, const unsigned *c, unsigned *d) \
+    {                                                                                                        \
+        unsigned l = threadIdx.x, a0 = a[l * 2], a1 = a[l * 2 + 1], b0 = b[l * 2], b1 = b[l * 2 + 1];       \
+        float r[8];                                                                                          \
+        MMA884_C_##CT(AL, BL)                                                                                \
+        for (int i = 0; i < 8; ++i)                                                                          \
+            d[l * 8 + i] = __float_as_uint(r[i]);                                                            \
+    }
+#define MMA884_C_f32(AL, BL)                                                                                         \
+    float c0 = __uint_as_float(c[l * 8]), c1 = __uint_as_float(c[l * 8 + 1]), c2 = __uint_as_float(c[l * 8 + 2]),  \
+          c3 = __uint_as_float(c[l * 8 + 3]), c4 = __uint_as_float(c[l * 8 + 4]),                             \
+          c5 = __uint_as_float(c[l * 8 + 5]), c6 = __uint_as_float(c[l * 8 + 6]),                             \
+          c7 = __uint_as_float(c[l * 8 + 7]);                                                                 \
+    asm volatile("mma.sync.aligned.m8n8k4." AL "." BL ".f32.f16.f16.f32 {%0,%1,%2,%3,%4,%5,%6,%7}, {%8,%9}, "    \
+                 "{%10,%11}, {%12,%13,%14,%15,%16,%17,%18,%19};"                                             \
+                 : "=f"(r[0]), "=f"(r[1]), "=f"(r[2]), "=f"(r[3]), "=f"(r[4]), "=f"(r[5]), "=f"(r[6]), "=f"(r[7]) \
+                 : "r"(a0), "r"(a1), "r"(b0), "r"(b1), "f"(c0), "f"(c1), "f"(c2), "f"(c3), "f"(c4), "f"(c5),     \
+                   "f"(c6), "f"(c7));
+#define MMA884_C_f16(AL, BL)                                                                                      \
+    unsigned c0 = c[l * 4], c1 = c[l * 4 + 1], c2 = c[l * 4 + 2], c3 = c[l * 4 + 3];                          \
+    asm volatile("mma.sync.aligned.m8n8k4." AL "." BL ".f32.f16.f16.f16 {%0,%1,%2,%3,%4,%5,%6,%7}, {%8,%9}, "    \
+                 "{%10,%11}, {%12,%13,%14,%15};"                                                             \
+                 : "=f"(r[0]), "=f"(r[1]), "=f"(r[2]), "=f"(r[3]), "=f"(r[4]), "=f"(r[5]), "=f"(r[6]), "=f"(r[7]) \
+                 : "r"(a0), "r"(a1), "r"(b0), "r"(b1), "r"(c0), "r"(c1), "r"(c2), "r"(c3));
+MMA884_F32(mma884_row_col_f32_f32, "row", "col", f32)
+MMA884_F32(mma884_row_row_f32_f32, "row", "row", f32)
+MMA884_F32(mma884_col_col_f32_f32, "col", "col", f32)
+MMA884_F32(mma884_col_row_f32_f32, "col", "row", f32)
+MMA884_F32(mma884_row_col_f32_f16, "row", "col", f16)
+
+// an f16 accumulator D: four f16x2 words per lane
+extern "C" __global__ void mma884_row_col_f16_f16(const unsigned *a, const unsigned *b, const unsigned *c,
+                                                  unsigned *d)
+{
+    unsigned l = threadIdx.x, a0 = a[l * 2], a1 = a[l * 2 + 1], b0 = b[l * 2], b1 = b[l * 2 + 1];
+    unsigned r0, r1, r2, r3, c0 = c[l * 4], c1 = c[l * 4 + 1], c2 = c[l * 4 + 2], c3 = c[l * 4 + 3];
+    asm volatile("mma.sync.aligned.m8n8k4.row.col.f16.f16.f16.f16 {%0,%1,%2,%3}, {%4,%5}, {%6,%7}, {%8,%9,%10,%11};"
+                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
+                 : "r"(a0), "r"(a1), "r"(b0), "r"(b1), "r"(c0), "r"(c1), "r"(c2), "r"(c3));
+    d[l * 4] = r0, d[l * 4 + 1] = r1, d[l * 4 + 2] = r2, d[l * 4 + 3] = r3;
+}
+
+extern "C" __global__ void mma884_col_row_f16_f16(const unsigned *a, const unsigned *b, const unsigned *c,
+                                                  unsigned *d)
+{
+    unsigned l = threadIdx.x, a0 = a[l * 2], a1 = a[l * 2 + 1], b0 = b[l * 2], b1 = b[l * 2 + 1];
+    unsigned r0, r1, r2, r3, c0 = c[l * 4], c1 = c[l * 4 + 1], c2 = c[l * 4 + 2], c3 = c[l * 4 + 3];
+    asm volatile("mma.sync.aligned.m8n8k4.col.row.f16.f16.f16.f16 {%0,%1,%2,%3}, {%4,%5}, {%6,%7}, {%8,%9,%10,%11};"
+                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
+                 : "r"(a0), "r"(a1), "r"(b0), "r"(b1), "r"(c0), "r"(c1), "r"(c2), "r"(c3));
+    d[l * 4] = r0, d[l * 4 + 1] = r1, d[l * 4 + 2] = r2, d[l * 4 + 3] = r3;
+}
+
+// an instruction the engine does not implement — the sparse tensor-core mma (mma.sp, with its
+// metadata operand): a launch that reaches it is refused naming it, and nothing of it runs
+extern "C" __global__ void uses_mma_sp(const unsigned *a, unsigned *d)
+{
+    unsigned a0 = a[0], a1 = a[1], b0 = a[2], b1 = a[3], e = a[4];
+    float c[4] = {0.f, 0.f, 0.f, 0.f};
+    d[threadIdx.x] = 1u;  // a store before it: must not happen either
+    asm volatile("mma.sp.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5}, {%6,%7}, "
+                 "{%0,%1,%2,%3}, %8, 0x0;"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a0), "r"(a1), "r"(b0), "r"(b1), "r"(e));
+    d[threadIdx.x] = __float_as_uint(c[0] + c[1] + c[2] + c[3]);
+}

@@ -11,23 +11,20 @@ import pytest
 from executor.ptx import Limits
 from protocol import CUresult
 
-from .conftest import Device, ptx_device
+from .conftest import KERNELS, Device, ptx_device
 
 HEADER = ".version 8.0\n.target sm_80\n.address_size 64\n"
 
 
-def test_an_unimplemented_instruction_is_not_supported_before_anything_runs(corpus90: Device) -> None:
-    d = np.zeros(128, dtype=np.float32)
-    pa, pb, pd = (
-        corpus90.put(np.arange(2, dtype=np.uint32)),
-        corpus90.put(np.ones(1, np.uint32)),
-        corpus90.put(d),
-    )
-    err = corpus90.fails("uses_mma", 1, 32, pa, pb, pd)
+def test_an_unimplemented_instruction_is_not_supported_before_anything_runs() -> None:
+    sync = ptx_device((KERNELS / "ptx_sync.compute_90.ptx").read_text())  # nvcc 13's mma.sp (sparse)
+    d = np.zeros(32, dtype=np.uint32)
+    pa, pd = sync.put(np.arange(8, dtype=np.uint32)), sync.put(d)
+    err = sync.fails("uses_mma_sp", 1, 32, pa, pd)
     assert err.status == CUresult.CUDA_ERROR_NOT_SUPPORTED and not err.sticky
-    assert "mma.sync.aligned.m8n8k4.row.col.f32.f16.f16.f32" in err.message
-    np.testing.assert_array_equal(corpus90.get(pd, 128, np.float32), d)
-    corpus90.run("geometry", 1, 1, corpus90.zeros(8, np.int32))  # the module's other kernels still run
+    assert "mma.sp.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32" in err.message
+    np.testing.assert_array_equal(sync.get(pd, 32, np.uint32), d)  # not even the store before it ran
+    sync.run("coop_ring", 1, 32, sync.zeros(32, np.uint32), sync.zeros(32, np.uint32), 0)  # the others run
 
 
 def test_stores_before_an_unimplemented_instruction_do_not_happen() -> None:

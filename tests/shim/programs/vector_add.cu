@@ -11,16 +11,16 @@
 #include "check.h"
 #include "../../kernels/test_kernels.cu"
 
-// a tensor-core shape (sm_70's m8n8k4 f16 mma) that the sim backend's PTX engine does not implement:
-// the launch is refused naming it, never run wrong
+// an instruction the sim backend's PTX engine does not implement (the sparse tensor-core mma.sp, with
+// its metadata operand): the launch is refused naming it, never run wrong
 __global__ void uses_mma(float* d) {
-    float c[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
-    unsigned a0 = threadIdx.x, a1 = 0, b0 = 0, b1 = 0;
-    asm volatile("mma.sync.aligned.m8n8k4.row.col.f32.f16.f16.f32 {%0,%1,%2,%3,%4,%5,%6,%7}, {%8,%9}, {%10,%11}, "
-                 "{%0,%1,%2,%3,%4,%5,%6,%7};"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3]), "+f"(c[4]), "+f"(c[5]), "+f"(c[6]), "+f"(c[7])
-                 : "r"(a0), "r"(a1), "r"(b0), "r"(b1));
-    d[threadIdx.x] = c[0] + c[1] + c[2] + c[3] + c[4] + c[5] + c[6] + c[7];
+    float c[4] = {0.f, 0.f, 0.f, 0.f};
+    unsigned a0 = threadIdx.x, a1 = 0, b0 = 0, b1 = 0, e = 0;
+    asm volatile("mma.sp.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5}, {%6,%7}, "
+                 "{%0,%1,%2,%3}, %8, 0x0;"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a0), "r"(a1), "r"(b0), "r"(b1), "r"(e));
+    d[threadIdx.x] = c[0] + c[1] + c[2] + c[3];
 }
 
 int main() {
