@@ -82,6 +82,7 @@ from ._cuda_modules import (
     ModuleCalls,
 )
 from ._cuda_nvml import NvmlCalls
+from ._cuda_pinned import CudaPinnedCalls
 from ._cuda_streams import StreamCalls
 from ._errors import BackendUnavailableError, CudaError
 
@@ -108,7 +109,7 @@ def _nothing() -> int:
 _CURRENT = threading.local()
 
 
-class CudaExecutor(MemoryCalls, ModuleCalls, StreamCalls, BlasCalls, NvmlCalls):
+class CudaExecutor(MemoryCalls, ModuleCalls, StreamCalls, BlasCalls, NvmlCalls, CudaPinnedCalls):
     """One VM's GPU: a CUDA context of its own on device ``device_ordinal``. See the module's theory of
     operation."""
 
@@ -155,6 +156,7 @@ class CudaExecutor(MemoryCalls, ModuleCalls, StreamCalls, BlasCalls, NvmlCalls):
         self._invalidated = {}
         self._guest = GuestMarks()  # guest nodes' marks and phased execs (_cuda_guest_nodes)
         self._arena: tuple[int, int] | None = None  # registered (address, size)
+        self._pinned_registered = {}  # _cuda_pinned: our ranges of the VM's pinned area the driver registered
         self._param_size = ctypes.c_size_t(0)
         self._extra = (ctypes.c_void_p * 5)(
             CU_LAUNCH_PARAM_BUFFER_POINTER, None, CU_LAUNCH_PARAM_BUFFER_SIZE,
@@ -240,6 +242,9 @@ class CudaExecutor(MemoryCalls, ModuleCalls, StreamCalls, BlasCalls, NvmlCalls):
                   for start, size in self._reservations.items()]
         if self._arena is not None:
             steps.append(("cuMemHostUnregister", partial(d.mem_host_unregister, self._arena[0])))
+        # our pinned ranges: unregistered before they are discarded, which the VM's share does next
+        steps += [("cuMemHostUnregister", partial(d.mem_host_unregister, address))
+                  for address, _ in self.unregister_pinned()]
         steps.append(("cuCtxDestroy", partial(d.ctx_destroy, self._ctx)))
         for what, step in steps:
             try:
