@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import numpy.typing as npt
 
@@ -21,14 +23,56 @@ from ._state import Frame, Value
 # -- warp-level -------------------------------------------------------------------------------
 
 
-def _warp_source(f: Frame, lane_src: npt.NDArray[np.int64]) -> npt.NDArray[np.intp]:
+def _warp_source(
+    linear_tid: npt.NDArray[np.int64], bt: int, lane_src: npt.NDArray[np.int64]
+) -> npt.NDArray[np.intp]:
     """The batch index of lane ``lane_src`` of each thread's warp (itself when that lane is absent)."""
-    b = f.batch
-    tid = b.linear_tid.astype(np.int64)
-    block_start = np.arange(b.n, dtype=np.int64) - tid
-    src_tid = (tid & ~np.int64(31)) + lane_src
-    exists = src_tid < b.block_threads
-    return np.where(exists, block_start + src_tid, np.arange(b.n)).astype(np.intp)
+    n = linear_tid.size
+    block_start = np.arange(n, dtype=np.int64) - linear_tid
+    src_tid = (linear_tid & ~np.int64(31)) + lane_src
+    exists = src_tid < bt
+    return np.where(exists, block_start + src_tid, np.arange(n)).astype(np.intp)
+
+
+def _sources(
+    mode: str, linear_tid: npt.NDArray[np.int64], bt: int, b: Value, c: Value
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.bool_]]:
+    """Each thread's source thread in the batch for ``shfl.sync.mode`` with lane operand ``b`` and
+    clamp/segment operand ``c``, and whether the source lane is in range."""
+    n = linear_tid.size
+    lane = linear_tid & 31
+    bval = (np.asarray(b).astype(np.int64) & 31) + np.zeros(n, dtype=np.int64)
+    cval = np.asarray(c).astype(np.int64) + np.zeros(n, dtype=np.int64)
+    clamp, segmask = cval & 31, (cval >> 8) & 31
+    max_lane = (lane & segmask) | (clamp & ~segmask)
+    min_lane = lane & segmask
+    if mode == "up":
+        j = lane - bval
+        ok = j >= max_lane
+    elif mode == "down":
+        j = lane + bval
+        ok = j <= max_lane
+    elif mode == "bfly":
+        j = lane ^ bval
+        ok = j <= max_lane
+    else:
+        j = min_lane | (bval & ~segmask)
+        ok = j <= max_lane
+    j = np.where(ok, j, lane)
+    return _warp_source(linear_tid, bt, j), ok
+
+
+@functools.lru_cache(maxsize=64)
+def _uniform_sources(
+    mode: str, b: int, c: int, n: int, bt: int
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.bool_]]:
+    """:func:`_sources` for uniform lane operands: a function of the batch's shape only, so computed
+    once for every batch and launch of that shape (read-only, as they are shared; at most 64 shapes,
+    9 bytes a thread each)."""
+    src, ok = _sources(mode, np.arange(n, dtype=np.int64) % bt, bt, np.int64(b), np.int64(c))
+    src.flags.writeable = False
+    ok.flags.writeable = False
+    return src, ok
 
 
 def _c_shfl(c: Compiler, ins: Instruction) -> Runner:
@@ -52,39 +96,13 @@ def _c_shfl(c: Compiler, ins: Instruction) -> Runner:
     else:
         put, put_p = c.write(dest, u32), None
 
-    def sources(f: Frame, b: Value, c: Value) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.bool_]]:
-        n = f.batch.n
-        lane = (f.batch.linear_tid & np.uint32(31)).astype(np.int64)
-        bval = (np.asarray(b).astype(np.int64) & 31) + np.zeros(n, dtype=np.int64)
-        cval = np.asarray(c).astype(np.int64) + np.zeros(n, dtype=np.int64)
-        clamp, segmask = cval & 31, (cval >> 8) & 31
-        max_lane = (lane & segmask) | (clamp & ~segmask)
-        min_lane = lane & segmask
-        if mode == "up":
-            j = lane - bval
-            ok = j >= max_lane
-        elif mode == "down":
-            j = lane + bval
-            ok = j <= max_lane
-        elif mode == "bfly":
-            j = lane ^ bval
-            ok = j <= max_lane
-        else:
-            j = min_lane | (bval & ~segmask)
-            ok = j <= max_lane
-        j = np.where(ok, j, lane)
-        return _warp_source(f, j), ok
-
     def shfl(f: Frame, m: Mask | None) -> None:
         b, c = gb(f), gc(f)
-        if np.ndim(b) == 0 and np.ndim(c) == 0:  # uniform lane operands (the usual immediates): once a batch
-            key = ("shfl", mode, int(b), int(c))
-            found = f.batch.derived.get(key)
-            if found is None:
-                found = f.batch.derived[key] = sources(f, b, c)
-            src, ok = found
+        batch = f.batch
+        if np.ndim(b) == 0 and np.ndim(c) == 0:  # uniform lane operands (the usual immediates)
+            src, ok = _uniform_sources(mode, int(b), int(c), batch.n, batch.block_threads)
         else:
-            src, ok = sources(f, b, c)
+            src, ok = _sources(mode, batch.linear_tid.astype(np.int64), batch.block_threads, b, c)
         value = broadcast_full(ga(f), f.batch.n)[src]
         put(f, value, m)
         if put_p is not None:
