@@ -580,7 +580,10 @@ class Compiler:
         if base is None:
             return (lambda f: off), False
         if isinstance(base, Reg):
-            get = self.read(Reg(base.name), DTYPES["u64"] if self._is_64(base.name) else DTYPES["u32"])
+            wide = self._is_64(base.name)
+            get = self.read(Reg(base.name), DTYPES["u64"] if wide else DTYPES["u32"])
+            if wide:  # already u64: no copy, and no addition of a zero offset
+                return (lambda f: get(f) + off) if off else get, False
             return (lambda f: get(f).astype(np.uint64) + off), False
         if space == "param" and (
             base.name in self.params or base.name in self.rets or base.name in self.local_params
@@ -606,7 +609,7 @@ class Compiler:
             raise UnsupportedError("a param load from a computed address")
 
         def load(f: Frame, rows: npt.NDArray[np.intp]) -> npt.NDArray[np.uint8]:
-            addrs = select_rows(addr(f), rows, f.batch.n).astype(np.uint64)
+            addrs = select_rows(addr(f), rows, f.batch.n).astype(np.uint64, copy=False)
             return access(f, space, rows, addrs, size, None)
 
         return load
@@ -675,7 +678,7 @@ class Compiler:
             raise UnsupportedError(f"a store to {space} space")
 
         def store(f: Frame, rows: npt.NDArray[np.intp], data: npt.NDArray[np.uint8]) -> None:
-            addrs = select_rows(addr(f), rows, f.batch.n).astype(np.uint64)
+            addrs = select_rows(addr(f), rows, f.batch.n).astype(np.uint64, copy=False)
             access(f, space, rows, addrs, data.shape[1], data)
 
         return store
@@ -752,7 +755,7 @@ def access(
         return out
     if space in ("global", "const"):
         if data is None:
-            return gather_device(batch.memory, addrs, size)
+            return gather_device(batch.memory, addrs, size, aligned=True)
         scatter_device(batch.memory, addrs, data)
         return data
     if space in ("shared", "local") and size in (1, 2, 4, 8):

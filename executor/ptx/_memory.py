@@ -28,6 +28,7 @@ from protocol import CUresult
 
 from .._errors import CudaError
 from .._kernels import DeviceMemory
+from ._numeric import uint_of
 from ._state import KernelFaultError
 
 __all__ = [
@@ -124,9 +125,30 @@ def _clusters(addrs: Addresses, size: int) -> list[Index]:
     return out
 
 
-def gather_device(mem: DeviceMemory, addrs: Addresses, size: int) -> U8:
-    """``(len(addrs), size)`` bytes: each thread's ``[addr, addr + size)`` from device memory."""
+def _gather_span(span: U8, offsets: Addresses, size: int) -> U8:
+    """Each thread's ``size`` bytes of ``span`` at its offset (each a multiple of ``size``, a power of
+    two up to 8): one typed gather, a copy."""
+    typed = span.view(uint_of(size)) if size > 1 else span
+    got: U8 = typed[offsets >> np.uint64(size.bit_length() - 1)].view(np.uint8).reshape(-1, size)
+    return got
+
+
+def gather_device(mem: DeviceMemory, addrs: Addresses, size: int, *, aligned: bool = False) -> U8:
+    """``(len(addrs), size)`` bytes: each thread's ``[addr, addr + size)`` from device memory.
+
+    ``aligned`` says every address is a multiple of ``size`` (checked by the caller): then threads
+    whose bytes lie within one span take the fast path, one read and one typed gather."""
     k = int(addrs.size)
+    if k and aligned and size in (1, 2, 4, 8):
+        lo = int(addrs.min())
+        hi = int(addrs.max()) + size
+        if hi - lo <= SPAN_LIMIT:
+            try:
+                span = mem.read(lo, hi - lo, "kernel load")
+            except CudaError:
+                span = None  # memory between the threads' own bytes may not be the VM's: per thread below
+            if span is not None and span.size == hi - lo and lo % size == 0:
+                return _gather_span(span, addrs.astype(np.uint64, copy=False) - np.uint64(lo), size)
     out = np.empty((k, size), dtype=np.uint8)
     if k == 0:
         return out
