@@ -135,10 +135,13 @@ class PinnedAllocator:
 @dataclass(eq=False)
 class PinnedArea:
     """One VM's pinned area: ``view`` is the area's bytes in the worker's mapping of the region,
-    ``discard(start, size)`` gives a freed range's pages back (their contents become zeros)."""
+    ``discard(start, size)`` gives a freed range's pages back (their contents become zeros), and
+    ``populate(start, size)`` makes a fresh range's pages present in the worker's mapping (pinned
+    memory is resident, as CUDA's is; a first copy would otherwise fault on every page)."""
 
     view: memoryview
     discard: Callable[[int, int], None] | None = None
+    populate: Callable[[int, int], None] | None = None
     allocator: PinnedAllocator = field(init=False)
     #: what the backend set up for the area once per VM (cuda: the registration), closed with it
     closers: list[Callable[[], None]] = field(default_factory=list)
@@ -201,6 +204,11 @@ class PinnedClient:
             raise CudaError(CUresult.CUDA_ERROR_OUT_OF_MEMORY,
                             f"{what} of {nbytes} bytes: the VM's pinned area ({area.size} bytes, "
                             f"{area.allocator.used} in use) has no free run that long")
+        if area.populate is not None:
+            try:
+                area.populate(start, -(-nbytes // PAGE) * PAGE)
+            except OSError as exc:  # only slower: its first copies fault its pages in
+                log.info("pinned range not populated", start=start, size=nbytes, reason=str(exc))
         return start
 
     def free(self, offset: int, what: str) -> None:

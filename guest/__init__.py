@@ -2,6 +2,7 @@
 
 from ._client import CallResult, CudaCallError, DeviceGoneError, GuestClient
 from ._handshake import HandshakeError, IvshmemPeers, receive_handshake
+from ._pinned import PinnedBuffer, host_alloc, host_free, memcpy_dtoh_pinned, memcpy_htod_pinned
 
 __all__ = [
     "CallResult",
@@ -10,5 +11,10 @@ __all__ = [
     "GuestClient",
     "HandshakeError",
     "IvshmemPeers",
+    "PinnedBuffer",
+    "host_alloc",
+    "host_free",
+    "memcpy_dtoh_pinned",
+    "memcpy_htod_pinned",
     "receive_handshake",
 ]

@@ -9,6 +9,8 @@ from typing import Final
 from executor import PinnedArea
 from protocol import RegionLayout
 
+from ._channels import populate
+
 __all__ = ["MADV_REMOVE", "pinned_area"]
 
 #: madvise(MADV_REMOVE): free a shared mapping's pages in its file (a memfd: a hole that reads zeros)
@@ -17,8 +19,9 @@ MADV_REMOVE: Final = getattr(mmap, "MADV_REMOVE", 9)
 
 def pinned_area(mapping: mmap.mmap, view: memoryview, layout: RegionLayout) -> PinnedArea | None:
     """The VM's pinned area (None when its region has none): ``view`` is the whole region as the
-    worker maps it (``mapping``). A freed range is punched out of the memfd, so its memory returns
-    to the host at once and the next owner reads zeros, never the last owner's bytes."""
+    worker maps it (``mapping``). A fresh range's pages are made present (pinned memory is resident);
+    a freed range is punched out of the memfd, so its memory returns to the host at once and the next
+    owner reads zeros, never the last owner's bytes."""
     if not layout.pinned_size:
         return None
     base = layout.pinned_offset
@@ -26,4 +29,7 @@ def pinned_area(mapping: mmap.mmap, view: memoryview, layout: RegionLayout) -> P
     def discard(start: int, size: int) -> None:
         mapping.madvise(MADV_REMOVE, base + start, size)
 
-    return PinnedArea(view[base:base + layout.pinned_size], discard)
+    def fault_in(start: int, size: int) -> None:
+        populate(mapping, base + start, size)
+
+    return PinnedArea(view[base:base + layout.pinned_size], discard, fault_in)

@@ -17,6 +17,10 @@
  *                   is smaller than 2 x MIB) falls back to ordinary memory; copies through both.
  *   hold MIB        one pinned allocation of MIB in the region, filled; prints READY and waits for a
  *                   line on stdin (the test may kill it meanwhile), then frees it.
+ *   bandwidth MIB   bandwidthTest-style figures, 4 KiB to MIB by 4x: per size one line
+ *                   `BANDWIDTH bytes=N memcpy=.. pinned_htod=.. pinned_dtoh=.. pageable_htod=.. pageable_dtoh=..`
+ *                   (MiB/s, best of 3; each copy synchronous, timed with CLOCK_MONOTONIC; memcpy is this
+ *                   process copying between two of its own buffers: the guest's floor).
  */
 #define _GNU_SOURCE
 #include <stdarg.h>
@@ -24,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* -- the part of NVIDIA's API used here ---------------------------------------------------------- */
 typedef int cudaError_t;
@@ -241,6 +246,72 @@ static int mode_hold(size_t mib)
     return finish();
 }
 
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* MiB/s of the best of three runs of `copy(dst, src, n)` */
+static double rate(int (*copy)(void *, const void *, size_t, void *), void *dst, const void *src, size_t n,
+                   void *ctx, int *rc)
+{
+    double best = 1e30;
+    for (int i = 0; i < 3 && !*rc; i++) {
+        double t = now_s();
+        *rc = copy(dst, src, n, ctx);
+        t = now_s() - t;
+        best = t < best ? t : best;
+    }
+    return (double)n / best / (1 << 20);
+}
+
+static int host_copy(void *dst, const void *src, size_t n, void *ctx)
+{
+    (void)ctx;
+    memcpy(dst, src, n);
+    return 0;
+}
+static int up(void *dev, const void *src, size_t n, void *ctx)
+{
+    (void)ctx;
+    return cudaMemcpy(dev, src, n, cudaMemcpyHostToDevice);
+}
+static int down(void *dst, const void *dev, size_t n, void *ctx)
+{
+    (void)ctx;
+    return cudaMemcpy(dst, dev, n, cudaMemcpyDeviceToHost);
+}
+
+static int mode_bandwidth(size_t mib)
+{
+    const size_t top = mib << 20;
+    unsigned char *pinned = NULL, *plain = malloc(top), *other = malloc(top);
+    void *dev = NULL;
+    int rc = cudaMallocHost((void **)&pinned, top);
+    rc = rc ? rc : cudaMalloc(&dev, top);
+    result("bandwidth_setup", rc == 0 && plain && other && in_region(pinned), "rc=%d", rc);
+    if (rc || !plain || !other)
+        return finish();
+    fill(pinned, top, 10);
+    fill(plain, top, 10);
+    memset(other, 0, top);
+    for (size_t n = 4096; n <= top && !rc; n *= 4) {
+        double floor = rate(host_copy, other, plain, n, NULL, &rc);
+        double ph = rate(up, dev, pinned, n, NULL, &rc), pd = rate(down, pinned, dev, n, NULL, &rc);
+        double gh = rate(up, dev, plain, n, NULL, &rc), gd = rate(down, plain, dev, n, NULL, &rc);
+        printf("BANDWIDTH bytes=%zu memcpy=%.0f pinned_htod=%.0f pinned_dtoh=%.0f pageable_htod=%.0f "
+               "pageable_dtoh=%.0f\n", n, floor, ph, pd, gh, gd);
+    }
+    result("bandwidth", rc == 0, "rc=%d", rc);
+    cudaFree(dev);
+    cudaFreeHost(pinned);
+    free(plain);
+    free(other);
+    return finish();
+}
+
 int main(int argc, char **argv)
 {
     if (argc >= 2 && !strcmp(argv[1], "copies"))
@@ -249,6 +320,8 @@ int main(int argc, char **argv)
         return mode_exhaust(strtoul(argv[2], NULL, 10));
     if (argc >= 3 && !strcmp(argv[1], "hold"))
         return mode_hold(strtoul(argv[2], NULL, 10));
-    fprintf(stderr, "usage: pinned_probe copies | exhaust MIB | hold MIB\n");
+    if (argc >= 3 && !strcmp(argv[1], "bandwidth"))
+        return mode_bandwidth(strtoul(argv[2], NULL, 10));
+    fprintf(stderr, "usage: pinned_probe copies | exhaust MIB | hold MIB | bandwidth MIB\n");
     return 2;
 }

@@ -1,0 +1,108 @@
+"""Pinned copies (#19): ``cudaMemcpy`` from and to ``cudaMallocHost`` memory, which lives in the region's
+pinned area, so the host copies straight between it and device memory — one copy — beside the same
+run's in-process memcpy floor.
+
+``python -m benchmarks.pinned [--quick] [--json PATH]`` starts a mediator (sim) and a Python guest and
+prints, per size (4 KiB–256 MiB), host-to-device and device-to-host bandwidth two ways: one synchronous
+copy (a call that waits), and bandwidthTest-style (``--batch`` asynchronous copies on a stream, then one
+synchronize, as NVIDIA's bandwidthTest times its pinned mode). ``vgpu-bench --only pinned`` runs the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from guest import GuestClient, host_alloc, host_free, memcpy_dtoh_pinned, memcpy_htod_pinned
+from mediator._launcher import running_mediator
+
+from ._floors import memcpy_bandwidth
+
+KIB, MIB = 1 << 10, 1 << 20
+SIZES = [4 * KIB << (2 * i) for i in range(9)]  # 4 KiB .. 256 MiB
+QUICK_SIZES = [4 * KIB, 64 * KIB, MIB, 16 * MIB]
+#: bytes each bandwidthTest-style measurement moves at least (NVIDIA's sample copies its buffer
+#: many times and divides); never fewer than 4 copies
+BATCH_BYTES = 64 * MIB
+
+
+def pinned_bandwidth(gpu: GuestClient, sizes: list[int], repeats: int = 3) -> list[dict[str, Any]]:
+    """Per size: bytes per second of synchronous pinned copies each way (best of ``repeats``), and of
+    batches of asynchronous ones with one synchronize, beside the same run's memcpy floor."""
+    largest = max(sizes)
+    buf = host_alloc(gpu, largest)
+    buf.view[:] = os.urandom(1) * largest  # written by the application, as a real one fills its buffer
+    dev = gpu.mem_alloc(largest)
+    stream = gpu.stream_create(1)
+    rows = []
+    try:
+        for size in sizes:
+            batch = max(4, BATCH_BYTES // size)
+            best: dict[str, float] = {}
+            for _ in range(repeats):
+                for way, copy in (("htod", memcpy_htod_pinned), ("dtoh", memcpy_dtoh_pinned)):
+                    started = time.perf_counter()
+                    copy(gpu, dev, buf, size)
+                    best[way] = min(best.get(way, float("inf")), time.perf_counter() - started)
+                    started = time.perf_counter()
+                    for _ in range(batch):
+                        copy(gpu, dev, buf, size, stream=stream, asynchronous=True)
+                    gpu.stream_synchronize(stream)
+                    key = way + "_batch"
+                    best[key] = min(best.get(key, float("inf")), (time.perf_counter() - started) / batch)
+            rows.append({"bytes": size, "batch": batch, "memcpy_Bps": memcpy_bandwidth(size),
+                         **{f"{key}_Bps": size / seconds for key, seconds in best.items()}})
+    finally:
+        gpu.stream_destroy(stream)
+        gpu.mem_free(dev)
+        host_free(gpu, buf)
+    return rows
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    lines = [f"{'size':>9} {'floor MiB/s':>12} " + " ".join(
+        f"{label:>16}" for label in ("htod sync", "dtoh sync", "htod batch", "dtoh batch"))]
+    for row in rows:
+        size = row["bytes"]
+        label = f"{size // MIB} MiB" if size >= MIB else f"{size // KIB} KiB"
+        cells = [f"{row[k] / MIB:9,.0f} {row[k] / row['memcpy_Bps']:5.0%}"
+                 for k in ("htod_Bps", "dtoh_Bps", "htod_batch_Bps", "dtoh_batch_Bps")]
+        lines.append(f"{label:>9} {row['memcpy_Bps'] / MIB:12,.0f} " + " ".join(f"{c:>16}" for c in cells))
+    return "\n".join(lines)
+
+
+def run(sizes: list[int], workdir: Path, backend: str = "sim") -> dict[str, Any]:
+    pinned = 1 << (max(sizes) - 1).bit_length()
+    extra = f'poll_us = 1000000\npinned_size = "{max(pinned, MIB) // MIB}MiB"'
+    with running_mediator(workdir, backend=backend, vms=1, extra=extra) as mediator, \
+            GuestClient.connect(mediator.vm_socket(1)) as gpu:
+        gpu.init()
+        rows = pinned_bandwidth(gpu, sizes)
+    return {"backend": backend, "loadavg": os.getloadavg(), "cpus": os.cpu_count(), "pinned": rows}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.pinned", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help=f"sizes {QUICK_SIZES} only")
+    parser.add_argument("--json", type=Path, help="write the figures as JSON here")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="vgpu-pinned-") as tmp:
+        result = run(QUICK_SIZES if args.quick else SIZES, Path(tmp))
+    print(table(result["pinned"]))
+    print(f"(load average {result['loadavg'][0]:.1f} on {result['cpus']} CPUs; sim; "
+          "each cell: MiB/s and its share of the memcpy floor)")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
