@@ -101,10 +101,12 @@ SAMPLES = {
     "0_Introduction/vectorAdd": "vectorAdd", "0_Introduction/simpleVoteIntrinsics": "simpleVoteIntrinsics",
     "0_Introduction/simplePrintf": "simplePrintf", "2_Concepts_and_Techniques/shfl_scan": "shfl_scan",
     "0_Introduction/simpleAssert": "simpleAssert",
+    "0_Introduction/simpleCallback": "simpleCallback", "3_CUDA_Features/simpleCudaGraphs": "simpleCudaGraphs",
+    "0_Introduction/asyncAPI": "asyncAPI",
 }
 #: those of them that launch kernels of their own (the PTX engine runs them on ``sim``)
 KERNEL_SAMPLES = frozenset({"streamOrderedAllocation", "vectorAdd", "simpleVoteIntrinsics", "simplePrintf",
-                            "shfl_scan", "simpleAssert"})
+                            "shfl_scan", "simpleAssert", "simpleCallback", "simpleCudaGraphs", "asyncAPI"})
 
 
 def sample_verdict(code: int, output: str) -> str:
