@@ -11,6 +11,7 @@ from collections.abc import Mapping
 
 from ._compiler import Compiler, InstructionCompiler, Runner, UnsupportedError
 from ._isa_arith import ARITHMETIC
+from ._isa_mbarrier import MBARRIER, compile_cp
 from ._isa_memory import MEMORY
 from ._isa_mma884 import compile_mma884, is_mma884
 from ._isa_tensor import TENSOR
@@ -46,7 +47,9 @@ SUPPORTED: dict[str, str] = {
     "copysign": "f32 f64",
     "cos": "approx.f32 (.ftz)",
     "cp": "cp.async.{ca,cg}.shared.global with cp-size and src-size (executed at once), commit_group, "
-    "wait_group, wait_all",
+    "wait_group, wait_all; cp.async.mbarrier.arrive (.noinc); cp.async.bulk global to shared::cta/cluster "
+    "with .mbarrier::complete_tx::bytes and shared::cta to global with .bulk_group (executed at once, "
+    ".L2::cache_hint), cp.async.bulk.commit_group / wait_group (.read), cp.async.bulk.prefetch.L2",
     "cvt": "integer to integer (.sat from up to 32-bit sources); float to float (f32<->f64 with .rn .rz .rm "
     ".rp, .rni .rzi .rmi .rpi to an integral value, .ftz, .sat); integer to float (.rn .rz .rm .rp; 64-bit "
     "integers .rn only); float to integer (.rni .rzi .rmi .rpi, saturating, NaN to 0); f16 from f32, f64 "
@@ -70,6 +73,9 @@ SUPPORTED: dict[str, str] = {
     "match": "any.sync all.sync, b32 b64",
     "mad": "lo hi wide for u/s 16 32 64; f32 f64 as fma",
     "max": "u/s 16 32 64; f32 (.ftz, .NaN), f64; f16 f16x2 (.ftz .NaN); bf16 bf16x2 (.NaN)",
+    "mbarrier": "init inval arrive (count, .expect_tx, .noComplete) arrive_drop expect_tx complete_tx "
+    "test_wait try_wait (.parity; answered at once) pending_count, .b64 in shared memory (.shared, "
+    "::cta, ::cluster of the block itself, or generic); .release .acquire .relaxed .cta .cluster",
     "membar": "every form (a no-op: the engine is sequentially consistent)",
     "min": "u/s 16 32 64; f32 (.ftz, .NaN), f64; f16 f16x2 (.ftz .NaN); bf16 bf16x2 (.NaN)",
     "mma": "sync.aligned.row.col: f16 m16n8k8 m16n8k16 (f32.f16.f16.f32, f16.f16.f16.f16); bf16 m16n8k8 "
@@ -145,6 +151,11 @@ def _mma(c: Compiler, ins: Instruction) -> Runner:
     return TENSOR["mma"](c, ins)
 
 
+def _cp(c: Compiler, ins: Instruction) -> Runner:
+    """``cp``: bulk copies and ``cp.async.mbarrier.arrive`` (``_isa_mbarrier``), the rest ``_isa_memory``."""
+    return compile_cp(c, ins, MEMORY["cp"])
+
+
 def _cvt(c: Compiler, ins: Instruction) -> Runner:
     """``cvt``: conversions to tf32 (a tensor-core type, ``_isa_wmma``), the rest ``_isa_arith``."""
     if "tf32" in ins.mods:
@@ -158,6 +169,8 @@ COMPILERS: Mapping[str, InstructionCompiler] = {
     **WARP,
     **TENSOR,
     **WMMA,
+    **MBARRIER,
+    "cp": _cp,
     "cvt": _cvt,
     "mma": _mma,
     "nanosleep": _nanosleep,

@@ -4,8 +4,10 @@
 // copies and the transaction-count barrier need sm_90; those kernels are compiled only there).
 #include <cooperative_groups.h>
 #include <cuda/barrier>
+#include <cuda/pipeline>
 #include <cuda_fp16.h>
 namespace cg = cooperative_groups;
+#pragma nv_diag_suppress static_var_with_dynamic_init  // a cuda::barrier in __shared__, initialized by init()
 
 // Every block adds its slice to partial[blockIdx.x]; after grid.sync() thread 0 sums the blocks.
 extern "C" __global__ void coop_grid_sum(const int *in, int *partial, int *out, int n)
@@ -108,3 +110,132 @@ extern "C" __global__ void uses_mma_sp(const unsigned *a, unsigned *d)
                  : "r"(a0), "r"(a1), "r"(b0), "r"(b1), "r"(e));
     d[threadIdx.x] = __float_as_uint(c[0] + c[1] + c[2] + c[3]);
 }
+
+// -- mbarrier: cuda::barrier, cuda::memcpy_async, cuda::pipeline, and the raw operations ----------
+
+using block_barrier = cuda::barrier<cuda::thread_scope_block>;
+
+// each block copies its 256-int tile into shared memory with memcpy_async completing on a block
+// barrier (compute_80: cp.async and cp.async.mbarrier.arrive; compute_90: cp.async.bulk with the
+// barrier's transaction count), then adds tile[i] * (i + 1) into out[block]
+extern "C" __global__ void mb_tile_sum(const int *in, int *out)
+{
+    __shared__ alignas(16) int tile[256];
+    __shared__ block_barrier bar;
+    auto block = cg::this_thread_block();
+    if (block.thread_rank() == 0)
+        init(&bar, block.size());
+    block.sync();
+    cuda::memcpy_async(block, tile, in + blockIdx.x * 256, cuda::aligned_size_t<16>(sizeof(tile)), bar);
+    bar.arrive_and_wait();
+    int s = 0;
+    for (int i = threadIdx.x; i < 256; i += blockDim.x)
+        s += tile[i] * (i + 1);
+    atomicAdd(out + blockIdx.x, s);
+}
+
+// `rounds` times: every thread writes, the barrier completes a phase, every thread reads its
+// neighbour's value, another phase (the parity flips twice a round)
+extern "C" __global__ void mb_rounds(int *data, int rounds)
+{
+    __shared__ int buf[256];
+    __shared__ block_barrier bar;
+    if (threadIdx.x == 0)
+        init(&bar, blockDim.x);
+    __syncthreads();
+    int mine = data[blockIdx.x * blockDim.x + threadIdx.x];
+    for (int r = 0; r < rounds; ++r) {
+        buf[threadIdx.x] = mine + r;
+        bar.arrive_and_wait();
+        mine = buf[(threadIdx.x + 1) % blockDim.x];
+        bar.arrive_and_wait();
+    }
+    data[blockIdx.x * blockDim.x + threadIdx.x] = mine;
+}
+
+// a two-stage cuda::pipeline of cp.async copies (producer_acquire/commit, consumer_wait/release):
+// out[t] = the sum over the chunks of in[c * blockDim.x + t]
+extern "C" __global__ void mb_pipeline(const float *in, float *out, int chunks)
+{
+    __shared__ alignas(16) float stage[2][256];
+    auto pipe = cuda::make_pipeline();
+    float acc = 0.f;
+    for (int c = 0; c < chunks; ++c) {
+        pipe.producer_acquire();
+        cuda::memcpy_async(&stage[c & 1][threadIdx.x], &in[c * blockDim.x + threadIdx.x], sizeof(float), pipe);
+        pipe.producer_commit();
+        pipe.consumer_wait();
+        acc += stage[c & 1][threadIdx.x];
+        pipe.consumer_release();
+    }
+    out[threadIdx.x] = acc;
+}
+
+__device__ unsigned mb_done(unsigned addr, unsigned parity)
+{
+    unsigned done;
+    asm volatile("{ .reg .pred p; mbarrier.test_wait.parity.shared.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }"
+                 : "=r"(done) : "r"(addr), "r"(parity) : "memory");
+    return done;
+}
+
+// the raw operations, each step after a __syncthreads so that the answers do not depend on the
+// order of arrivals: out[t * 8 + k] holds thread t's k-th observation
+extern "C" __global__ void mb_ops(unsigned *out)
+{
+    __shared__ unsigned long long bar;
+    unsigned addr = (unsigned)__cvta_generic_to_shared(&bar), t = threadIdx.x, *o = out + t * 8;
+    if (t == 0)
+        asm volatile("mbarrier.init.shared.b64 [%0], %1;" ::"r"(addr), "r"(blockDim.x) : "memory");
+    __syncthreads();
+    unsigned long long state;  // phase 0: everyone arrives; each state holds what was pending before it
+    asm volatile("mbarrier.arrive.shared.b64 %0, [%1];" : "=l"(state) : "r"(addr) : "memory");
+    asm volatile("mbarrier.pending_count.b64 %0, %1;" : "=r"(o[0]) : "l"(state));
+    __syncthreads();
+    o[1] = mb_done(addr, 0), o[2] = mb_done(addr, 1);  // phase 0 done, phase 1 not
+    // phase 1: the lower half drops out of later phases
+    if (t < blockDim.x / 2)
+        asm volatile("mbarrier.arrive_drop.shared.b64 %0, [%1];" : "=l"(state) : "r"(addr) : "memory");
+    else
+        asm volatile("mbarrier.arrive.shared.b64 %0, [%1];" : "=l"(state) : "r"(addr) : "memory");
+    __syncthreads();
+    o[3] = mb_done(addr, 1);
+    if (t >= blockDim.x / 2)  // phase 2 expects only the upper half
+        asm volatile("mbarrier.arrive.shared.b64 %0, [%1];" : "=l"(state) : "r"(addr) : "memory");
+    __syncthreads();
+    o[4] = mb_done(addr, 0), o[5] = mb_done(addr, 1);  // phase 2 (parity 0) done, phase 3 not
+#if __CUDA_ARCH__ >= 900
+    // phase 3 waits for 256 bytes of transactions besides its arrivals
+    if (t == 0)
+        asm volatile("mbarrier.expect_tx.relaxed.cta.shared::cta.b64 [%0], 256;" ::"r"(addr) : "memory");
+    __syncthreads();
+    if (t >= blockDim.x / 2)
+        asm volatile("mbarrier.arrive.shared.b64 %0, [%1];" : "=l"(state) : "r"(addr) : "memory");
+    __syncthreads();
+    o[6] = mb_done(addr, 1);  // arrivals done, transactions not: still pending
+    if (t == 0)
+        asm volatile("mbarrier.complete_tx.relaxed.cta.shared::cta.b64 [%0], 256;" ::"r"(addr) : "memory");
+    __syncthreads();
+    o[7] = mb_done(addr, 1);
+#endif
+    __syncthreads();
+    if (t == 0)
+        asm volatile("mbarrier.inval.shared.b64 [%0];" ::"r"(addr) : "memory");
+}
+
+#if __CUDA_ARCH__ >= 900
+// a bulk copy from shared to global memory (bulk async-group completion): out[block][i] = i * block
+extern "C" __global__ void mb_bulk_store(int *out)
+{
+    __shared__ alignas(16) int buf[128];
+    buf[threadIdx.x] = threadIdx.x * blockIdx.x;
+    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        asm volatile("cp.async.bulk.global.shared::cta.bulk_group [%0], [%1], 512;"
+                     ::"l"(out + blockIdx.x * 128), "r"((unsigned)__cvta_generic_to_shared(buf)) : "memory");
+        asm volatile("cp.async.bulk.commit_group;" ::: "memory");
+        asm volatile("cp.async.bulk.wait_group 0;" ::: "memory");
+    }
+}
+#endif
