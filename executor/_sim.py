@@ -141,6 +141,7 @@ from ._pinned_calls import PinnedHostCalls
 from ._sim_blas import (
     ITEMSIZE,
     GemmShape,
+    check_gemm_work,
     check_pointer_arrays,
     ex_gemm_shape,
     gemm,
@@ -963,8 +964,10 @@ class SimExecutor(SimNvmlCalls, SimTrsmCalls, SimPinnedCalls, PinnedHostCalls, E
                             f"{what}: {exc.message} (the kernel would fault)") from exc
 
     def _gemms(self, handle_id: int, shape: GemmShape, batches: Callable[[], list[tuple[int, int, int]]],
-               what: str) -> NoResult:
-        """Enqueue GEMMs on the handle's stream; ``batches`` gives the (A, B, C) pointers when they run."""
+               what: str, count: int = 1) -> NoResult:
+        """Enqueue ``count`` GEMMs on the handle's stream (refused past the simulator's work bound);
+        ``batches`` gives the (A, B, C) pointers when they run."""
+        check_gemm_work(shape, count, what)
         memory = self.memory
 
         def run() -> None:
@@ -992,8 +995,9 @@ class SimExecutor(SimNvmlCalls, SimTrsmCalls, SimPinnedCalls, PinnedHostCalls, E
                       what: str) -> NoResult:
         """GEMMs whose pointers are known now: checked at submission too, so a capture reports them."""
         self._blas.get(handle_id)
+        check_gemm_work(shape, len(batches), what)
         self._check_gemms(shape, batches, what)
-        return self._gemms(handle_id, shape, lambda: batches, what)
+        return self._gemms(handle_id, shape, lambda: batches, what, len(batches))
 
     def cublas_sgemm(self, args: SgemmArgs, io: CallIO) -> NoResult:
         f32 = CudaDataType.CUDA_R_32F
@@ -1038,7 +1042,7 @@ class SimExecutor(SimNvmlCalls, SimTrsmCalls, SimPinnedCalls, PinnedHostCalls, E
             a, b, c = read_pointer_arrays(memory, arrays, count, what)
             return list(zip(a, b, c, strict=True))
 
-        return self._gemms(args.handle, shape, batches, what)
+        return self._gemms(args.handle, shape, batches, what, count)
 
     # -- stream capture and graphs -----------------------------------------------------------------------
 

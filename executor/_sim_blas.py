@@ -35,7 +35,8 @@ from protocol.models import GemmBatchedExArgs, GemmExArgs, GemmStridedBatchedExA
 from ._errors import CudaError
 from ._sim_memory import DeviceMemory
 
-__all__ = ["GEMM_TYPES", "ITEMSIZE", "GemmShape", "bf16_to_f32", "check_gemm_scalars", "check_gemm_types",
+__all__ = ["GEMM_TYPES", "ITEMSIZE", "MAX_SIM_GEMM_WORK", "GemmShape", "bf16_to_f32", "check_gemm_scalars",
+           "check_gemm_types", "check_gemm_work",
            "check_pointer_arrays", "ex_gemm_shape", "f32_to_bf16", "gemm", "gemm_ranges",
            "read_pointer_arrays", "scale_type"]
 
@@ -187,6 +188,26 @@ def ex_gemm_shape(args: GemmExArgs | GemmStridedBatchedExArgs | GemmBatchedExArg
                       args.compute_type, args.alpha_imag, args.beta_imag)
     check_gemm_scalars(shape)
     return shape
+
+
+#: the work one GEMM call may ask the simulator for, in float32 multiply-adds: ``m * n * k`` over its
+#: batch, weighted by what a multiply-add costs NumPy in the GEMM's compute type next to float32
+#: (:data:`WORK_WEIGHT`, measured on the 2-core development machine: float32 10, float64 5, complex128
+#: 1.8 and int64 0.13 GMAC/s, which has no BLAS). 2**34 is about 2 s of float32 there; a GPU does such
+#: a call in milliseconds, the simulator answers CUBLAS_STATUS_NOT_SUPPORTED (logged) past it
+MAX_SIM_GEMM_WORK = 1 << 34
+WORK_WEIGHT: dict[str, int] = {"float32": 1, "float64": 2, "complex64": 4, "complex128": 8, "int64": 64}
+
+
+def check_gemm_work(shape: GemmShape, count: int, what: str) -> None:
+    """Refuse a call of ``count`` GEMMs of ``shape`` past :data:`MAX_SIM_GEMM_WORK`."""
+    compute = _compute_dtype(shape)
+    work = shape.m * shape.n * (shape.k if shape.reads_ab else 1) * count * WORK_WEIGHT[compute.name]
+    if work > MAX_SIM_GEMM_WORK:
+        raise CudaError(CublasStatus.CUBLAS_STATUS_NOT_SUPPORTED,
+                        f"{what}: {count} GEMM(s) of {shape.m}x{shape.n}x{shape.k} in {compute} are {work} "
+                        f"float32-equivalent multiply-adds; the sim backend does at most {MAX_SIM_GEMM_WORK} "
+                        "per call")
 
 
 def _span(rows: int, cols: int, ld: int, itemsize: int) -> int:

@@ -10,7 +10,7 @@ import pytest
 
 from executor import CallIO, CudaError
 from executor._sim import SimExecutor
-from executor._sim_blas import bf16_to_f32, f32_to_bf16
+from executor._sim_blas import MAX_SIM_GEMM_WORK, bf16_to_f32, f32_to_bf16
 from protocol import CALLS_BY_NAME, CublasStatus, CUresult
 
 N, T, C = 0, 1, 2
@@ -269,3 +269,22 @@ def test_unknown_algorithm_is_an_invalid_value(gpu: Gpu, blas: int) -> None:
     gpu.fails(CublasStatus.CUBLAS_STATUS_INVALID_VALUE, "cublas_gemm_ex", handle=blas, transa=N, transb=N,
               m=2, n=2, k=2, alpha=1.0, a=buf, a_type=R32F, lda=2, b=buf, b_type=R32F, ldb=2, beta=0.0,
               c=buf, c_type=R32F, ldc=2, compute_type=COMPUTE_32F, algo=50)
+
+
+def test_a_call_past_the_simulators_work_bound_is_not_supported_and_writes_nothing(gpu: Gpu, blas: int) -> None:
+    """m*n*k over the batch, weighted by the compute type's cost: int8 GEMMs (no BLAS) count 64x."""
+    r8i, r32i, compute_32i, n = 3, 10, 72, 1024
+    a, b, c = gpu.upload(bytes(n * n)), gpu.upload(bytes(n * n)), gpu.upload(b"\x01" * (n * n * 4))
+    error = gpu.fails(CublasStatus.CUBLAS_STATUS_NOT_SUPPORTED, "cublas_gemm_ex", handle=blas, transa=N,
+                      transb=N, m=n, n=n, k=n, alpha=1.0, a=a, a_type=r8i, lda=n, b=b, b_type=r8i, ldb=n,
+                      beta=0.0, c=c, c_type=r32i, ldc=n, compute_type=compute_32i, algo=DEFAULT_ALGO)
+    assert f"at most {MAX_SIM_GEMM_WORK}" in error.message
+    assert gpu.download(c, 16) == b"\x01" * 16
+    small = gpu.upload(bytes(256 * 256 * 4))  # 2**24 multiply-adds a GEMM: 2**11 of them are too many
+    strided = {"transa": N, "transb": N, "m": 256, "n": 256, "k": 256, "alpha": 1.0, "a": small, "a_type": R32F,
+               "lda": 256, "stride_a": 0, "b": small, "b_type": R32F, "ldb": 256, "stride_b": 0, "beta": 0.0,
+               "c": small, "c_type": R32F, "ldc": 256, "stride_c": 0, "compute_type": COMPUTE_32F,
+               "algo": DEFAULT_ALGO}
+    gpu.fails(CublasStatus.CUBLAS_STATUS_NOT_SUPPORTED, "cublas_gemm_strided_batched_ex", handle=blas,
+              batch_count=1 << 11, **strided)
+    gpu("cublas_gemm_strided_batched_ex", handle=blas, batch_count=4, **strided)  # within the bound: runs
