@@ -756,7 +756,7 @@ def access(
     if space in ("global", "const"):
         if data is None:
             return gather_device(batch.memory, addrs, size, aligned=True)
-        scatter_device(batch.memory, addrs, data)
+        scatter_device(batch.memory, addrs, data, aligned=True)
         return data
     if space in ("shared", "local") and size in (1, 2, 4, 8):
         # aligned (checked above): one typed gather or scatter over the flat window, no byte columns

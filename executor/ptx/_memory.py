@@ -176,11 +176,31 @@ def gather_device(mem: DeviceMemory, addrs: Addresses, size: int, *, aligned: bo
     return out
 
 
-def scatter_device(mem: DeviceMemory, addrs: Addresses, data: U8) -> None:
-    """Store row ``j`` of ``data`` at ``addrs[j]``; threads storing to one address: the last wins."""
+def scatter_device(mem: DeviceMemory, addrs: Addresses, data: U8, *, aligned: bool = False) -> None:
+    """Store row ``j`` of ``data`` at ``addrs[j]``; threads storing to one address: the last wins.
+
+    ``aligned`` says every address is a multiple of ``size`` (checked by the caller): threads within
+    one span then store with one write (after one read and a typed scatter unless they cover it)."""
     k, size = data.shape
     if k == 0:
         return
+    if aligned and size in (1, 2, 4, 8):
+        lo = int(addrs.min())
+        hi = int(addrs.max()) + size
+        if hi - lo <= SPAN_LIMIT and lo % size == 0:
+            offsets = addrs.astype(np.uint64, copy=False) - np.uint64(lo)
+            values = np.ascontiguousarray(data)
+            try:
+                if _in_order(offsets, size, hi - lo):  # the threads cover the span: nothing to read
+                    mem.write(lo, values.reshape(-1), "kernel store")
+                    return
+                span = mem.read(lo, hi - lo, "kernel store")
+                typed = span.view(uint_of(size)) if size > 1 else span
+                typed[offsets >> np.uint64(size.bit_length() - 1)] = values.view(uint_of(size)).reshape(-1)
+                mem.write(lo, span, "kernel store")
+                return
+            except CudaError:
+                pass  # memory between the threads' own bytes may not be the VM's: per thread below
     for part in _clusters(addrs, size):
         sub = addrs[part]
         lo = int(sub.min())
