@@ -183,11 +183,14 @@ class PinnedArea:
 class PinnedClient:
     """One context's (one channel's) handle on its VM's pinned area."""
 
-    __slots__ = ("area", "owner")
+    __slots__ = ("_last", "area", "owner")
 
     def __init__(self, area: PinnedArea, owner: int) -> None:
         self.area = area
         self.owner = owner
+        #: the (start, end) of the range the last check found, forgotten whenever a range of ours goes:
+        #: a program copies through the same buffer over and over, and this skips the search
+        self._last = (0, 0)
 
     def alloc(self, nbytes: int, what: str) -> int:
         """A fresh range's pinned offset, or CUDA_ERROR_OUT_OF_MEMORY when the area has no run that
@@ -212,6 +215,7 @@ class PinnedClient:
         return start
 
     def free(self, offset: int, what: str) -> None:
+        self._last = (0, 0)
         size = self.area.allocator.free(self.owner, offset)
         if size is None:
             raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE,
@@ -221,10 +225,14 @@ class PinnedClient:
 
     def view(self, offset: int, length: int, what: str) -> memoryview:
         """The checked view of ``[offset, offset + length)`` (see :meth:`Executor.pinned_view`)."""
-        if self.area.allocator.find(self.owner, offset, length) is None:
-            raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE,
-                            f"{what}: pinned range [{offset:#x}, +{length}) is not inside one live pinned "
-                            "allocation of this process")
+        start, end = self._last
+        if not (start <= offset < end and 0 <= length <= end - offset):
+            found = self.area.allocator.find(self.owner, offset, length)
+            if found is None:
+                raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE,
+                                f"{what}: pinned range [{offset:#x}, +{length}) is not inside one live "
+                                "pinned allocation of this process")
+            self._last = (found[0], found[0] + found[1])
         return self.area.view[offset:offset + length]
 
     def used(self) -> int:
@@ -232,5 +240,6 @@ class PinnedClient:
 
     def close(self) -> None:
         """The context is going: every range it held comes back (discarded)."""
+        self._last = (0, 0)
         for start, size in self.area.allocator.free_owner(self.owner):
             self.area._discard(start, size)
