@@ -443,6 +443,15 @@ class Driver:
     def graph_destroy_node(self, node: GraphNode) -> None:
         check(self.module.cuGraphDestroyNode(node), "cuGraphDestroyNode")
 
+    def graph_exec_update(self, graph_exec: GraphExec, graph: Graph) -> int:
+        """0 when the exec took the graph's parameters, else the ``CUgraphExecUpdateResult`` saying why
+        (the driver's CUDA_ERROR_GRAPH_EXEC_UPDATE_FAILURE is that answer, not a failure of the call)."""
+        result = self.module.cuGraphExecUpdate(graph_exec, graph)
+        code = status_code(result[0])
+        if code and code != 910:  # CUDA_ERROR_GRAPH_EXEC_UPDATE_FAILURE
+            raise driver_error(code, "cuGraphExecUpdate")
+        return status_code(result[1].result) if code else 0
+
     # -- modules and launch -----------------------------------------------------------------------
 
     def module_load_data(self, image_address: int) -> Module:

@@ -41,6 +41,8 @@ from protocol.models import (
     GraphExecArgs,
     GraphExecNodeArgs,
     GraphExecResult,
+    GraphExecUpdateArgs,
+    GraphExecUpdateResult,
     GraphInstantiateArgs,
     GraphLaunchArgs,
     GraphLaunchPhaseArgs,
@@ -253,6 +255,13 @@ class StreamCalls(CudaBase):
 
     def graph_node_count(self, args: GraphArgs, io: CallIO) -> CountResult:
         return CountResult(count=len(self._drv.graph_nodes(self._graphs.get(args.graph))))
+
+    def graph_exec_update(self, args: GraphExecUpdateArgs, io: CallIO) -> GraphExecUpdateResult:
+        """The driver's update; an exec run in phases (guest nodes) is not updated (NOT_SUPPORTED, 6)."""
+        graph_exec, graph = self._graph_execs.get(args.graph_exec), self._graphs.get(args.graph)
+        if args.graph_exec in self._guest.execs or args.graph in self._guest.graphs:
+            return GraphExecUpdateResult(result=6)
+        return GraphExecUpdateResult(result=self._drv.graph_exec_update(graph_exec, graph))
 
     def graph_clone(self, args: GraphArgs, io: CallIO) -> GraphResult:
         """The driver's clone, with the marks of guest nodes found in it."""

@@ -100,6 +100,8 @@ from protocol.models import (
     GraphExecArgs,
     GraphExecNodeArgs,
     GraphExecResult,
+    GraphExecUpdateArgs,
+    GraphExecUpdateResult,
     GraphInstantiateArgs,
     GraphLaunchArgs,
     GraphLaunchPhaseArgs,
@@ -150,7 +152,7 @@ from ._sim_blas import (
 )
 from ._sim_blas_trsm import SimTrsmCalls
 from ._sim_device import co_resident_blocks, device_attributes
-from ._sim_graph import Capture, EventState, Graph, GraphBody, GraphExec, StreamState
+from ._sim_graph import Capture, EventState, Graph, GraphBody, GraphExec, StreamState, update_mismatch
 from ._sim_memory import Bytes, DeviceMemory, fill_views
 from ._sim_modules import FunctionLimits, SimFunction, SimModules, symbol_name
 from ._sim_nvml import SimNvmlCalls
@@ -1175,6 +1177,20 @@ class SimExecutor(SimNvmlCalls, SimTrsmCalls, SimPinnedCalls, PinnedHostCalls, E
 
     def graph_node_count(self, args: GraphArgs, io: CallIO) -> CountResult:
         return CountResult(count=len(self._graphs.get(args.graph).nodes))
+
+    def graph_exec_update(self, args: GraphExecUpdateArgs, io: CallIO) -> GraphExecUpdateResult:
+        """The exec takes the graph's nodes when their topology and kinds match (``update_mismatch``)."""
+        graph_exec, new = self._graph_execs.get(args.graph_exec), self._graphs.get(args.graph).body
+        why = update_mismatch(graph_exec.body, new)
+        if why:
+            return GraphExecUpdateResult(result=why)
+        old = graph_exec.body
+        self._hold_nodes(len(new.nodes), "cuGraphExecUpdate",
+                         host_bytes=new.host_bytes - len(new.nodes) * GRAPH_NODE_BYTES)
+        self._graph_nodes += len(new.nodes) - len(old.nodes)
+        self.host.release(old.host_bytes)
+        graph_exec.body = new
+        return GraphExecUpdateResult(result=0)
 
     def graph_clone(self, args: GraphArgs, io: CallIO) -> GraphResult:
         """A clone shares the original's (immutable) nodes, charged as a graph of its own."""

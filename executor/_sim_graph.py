@@ -47,7 +47,7 @@ from protocol import CUresult, StreamCaptureMode
 from ._errors import CudaError
 
 __all__ = ["MAX_EXPANDED_NODES", "MAX_GRAPH_DEPTH", "Capture", "EventState", "Graph", "GraphBody",
-           "GraphExec", "Node", "StreamState"]
+           "GraphExec", "Node", "StreamState", "update_mismatch"]
 
 Op = Callable[[], None]
 
@@ -191,9 +191,9 @@ class Graph:
         return self.body.nodes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(eq=False, slots=True)
 class GraphExec:
-    body: GraphBody
+    body: GraphBody  # replaced by a successful cuGraphExecUpdate
 
     @property
     def nodes(self) -> tuple[Node, ...]:
@@ -256,3 +256,30 @@ class GraphExec:
                 status = exc.status if isinstance(exc.status, CUresult) else CUresult.CUDA_ERROR_LAUNCH_FAILED
                 raise CudaError(status, f"graph node {path} ({node.what}) failed: {exc.status.name}: "
                                 f"{exc.message}", sticky=exc.sticky) from exc
+
+
+#: CUgraphExecUpdateResult values (cuda.h)
+UPDATE_TOPOLOGY_CHANGED, UPDATE_NODE_TYPE_CHANGED, UPDATE_PARAMETERS_CHANGED = 2, 3, 5
+
+
+def update_mismatch(old: GraphBody, new: GraphBody) -> int:
+    """0 when an exec of ``old`` can take ``new``'s parameters (cuGraphExecUpdate), else the
+    ``CUgraphExecUpdateResult`` saying why not: the same nodes in the same order with the same
+    dependencies (child graphs alike), each of the same kind — a kernel for a kernel, a memset of the
+    same element size, a copy in the same direction, a guest node for a guest node."""
+    pairs = [(old, new)]
+    while pairs:
+        a, b = pairs.pop()
+        if len(a.nodes) != len(b.nodes):
+            return UPDATE_TOPOLOGY_CHANGED
+        for x, y in zip(a.nodes, b.nodes, strict=True):
+            if x.deps != y.deps:
+                return UPDATE_TOPOLOGY_CHANGED
+            if (x.child is None) != (y.child is None) or (x.guest is None) != (y.guest is None):
+                return UPDATE_NODE_TYPE_CHANGED
+            if x.child is not None and y.child is not None:
+                pairs.append((x.child, y.child))
+            elif x.what != y.what:
+                same_family = x.what[:8] == y.what[:8]  # cuMemset…, cuMemcpy…: another size or direction
+                return UPDATE_PARAMETERS_CHANGED if same_family else UPDATE_NODE_TYPE_CHANGED
+    return 0

@@ -757,6 +757,15 @@ class CountResult(WireModel):
     count: U32
 
 
+class GraphExecUpdateArgs(WireModel):
+    graph_exec: GraphExecH
+    graph: GraphH
+
+
+class GraphExecUpdateResult(WireModel):
+    result: U32  # CUgraphExecUpdateResult: 0 when the exec took the graph's parameters
+
+
 # ---------------------------------------------------------------------------------------------
 # NVML: what the guest's libnvidia-ml.so.1 needs that no CUDA call says
 
@@ -942,6 +951,9 @@ def _specs() -> list[CallSpec]:
            doc="The nodes of a captured graph (a child graph is one node)"),
         cs(0x009B, "graph_clone", "cuGraphClone", GraphArgs, GraphResult,
            doc="A copy of a captured graph, guest nodes included"),
+        cs(0x009C, "graph_exec_update", "cuGraphExecUpdate_v2", GraphExecUpdateArgs, GraphExecUpdateResult,
+           doc="The exec takes a captured graph's parameters when the graph has its topology; otherwise "
+           "result says why (the call itself succeeds) and the exec is unchanged"),
         # NVML
         cs(0x00A0, "nvml_memory_info", "nvmlDeviceGetMemoryInfo", DeviceArgs, NvmlMemoryResult,
            doc="The VM's memory: its quota as the total, its allocations as used."),

@@ -919,6 +919,10 @@ static struct exec_entry *entry_of(CUgraphExec exec)
     return e;
 }
 
+/* for cu_stream.c: is this an exec of a graph built here (which keeps its graph's copy) */
+VGPU_HIDDEN int vgpu_xgraph_exec_is(CUgraphExec exec);
+int vgpu_xgraph_exec_is(CUgraphExec exec) { return entry_of(exec) != NULL; }
+
 /* `source` instantiated anew under the same handle: the host's previous executable graph destroyed. */
 static CUresult reinstantiate(struct exec_entry *e, struct vgpu_xgraph *source)
 {

@@ -388,12 +388,13 @@ CUresult cuGraphDestroy(CUgraph graph)
     return vgpu_cu_release(VGPU_CALL_GRAPH_DESTROY, graph->id, &graph->magic, graph);
 }
 
-/* Updating an instantiated graph in place is not in the protocol. CUDA's contract lets an update
- * fail (CUDA_ERROR_GRAPH_EXEC_UPDATE_FAILURE, with the reason in the result info), after which the
- * caller instantiates the graph anew, as CUDA graph users (GGML among them) do: so the shim answers
- * that, never success, and the executable graph is left as it was. */
+/* A captured graph updates an exec of a captured graph on the host (graph_exec_update): CUDA's rules
+ * of a same topology, the reason in the result info when it fails (its error nodes are NULL: a
+ * captured graph's nodes are not handles here) and the exec left as it was. An exec of a graph built
+ * here keeps its own copy of that graph, so a captured graph does not update it (NOT_SUPPORTED). */
 struct vgpu_exec_update_info { int result; CUgraphNode error_node, error_from_node; };
 CUresult cuGraphExecUpdate_v2(CUgraphExec exec, CUgraph graph, struct vgpu_exec_update_info *info);
+VGPU_HIDDEN int vgpu_xgraph_exec_is(CUgraphExec exec);
 
 CUresult cuGraphExecUpdate_v2(CUgraphExec exec, CUgraph graph, struct vgpu_exec_update_info *info)
 {
@@ -401,10 +402,17 @@ CUresult cuGraphExecUpdate_v2(CUgraphExec exec, CUgraph graph, struct vgpu_exec_
         return vgpu_xgraph_exec_update(exec, graph, info);
     if (!VGPU_CHECK_HANDLE(exec, VGPU_MAGIC_EXEC) || !VGPU_CHECK_HANDLE(graph, VGPU_MAGIC_GRAPH) || !info)
         return CUDA_ERROR_INVALID_VALUE;
-    static int once;
-    if (!__atomic_exchange_n(&once, 1, __ATOMIC_RELAXED))
-        vgpu_shim_log("cuGraphExecUpdate: updating a graph in place is not served; the update fails and the "
-                      "caller instantiates the graph again");
     *info = (struct vgpu_exec_update_info){6, NULL, NULL}; /* CU_GRAPH_EXEC_UPDATE_ERROR_NOT_SUPPORTED */
-    return CUDA_ERROR_GRAPH_EXEC_UPDATE_FAILURE;
+    if (vgpu_xgraph_exec_is(exec))
+        return CUDA_ERROR_GRAPH_EXEC_UPDATE_FAILURE;
+    struct vgpu_args_graph_exec_update a = {.graph_exec = exec->id, .graph = graph->id};
+    struct vgpu_result_graph_exec_update r;
+    CUresult rc = vgpu_cu_call(VGPU_CALL_GRAPH_EXEC_UPDATE, &a, sizeof a, &r, sizeof r);
+    if (rc)
+        return rc;
+    info->result = (int)r.result;
+    if (r.result)
+        return CUDA_ERROR_GRAPH_EXEC_UPDATE_FAILURE;
+    vgpu_guest_exec_forget(exec->id); /* the guest nodes' tags are the new graph's */
+    return vgpu_guest_exec_register(exec);
 }

@@ -555,6 +555,7 @@ enum vgpu_cublas_diag_type {
 #define VGPU_CALL_GRAPH_LAUNCH_PHASE 0x0099 /* vgpuGraphLaunchPhase, async-capable */
 #define VGPU_CALL_GRAPH_NODE_COUNT 0x009a /* cuGraphGetNodes */
 #define VGPU_CALL_GRAPH_CLONE 0x009b /* cuGraphClone */
+#define VGPU_CALL_GRAPH_EXEC_UPDATE 0x009c /* cuGraphExecUpdate_v2 */
 #define VGPU_CALL_NVML_MEMORY_INFO 0x00a0 /* nvmlDeviceGetMemoryInfo */
 #define VGPU_CALL_NVML_DRIVER_VERSION 0x00a1 /* nvmlSystemGetDriverVersion */
 #define VGPU_CALL_NVML_COMPUTE_PROCESSES 0x00a2 /* nvmlDeviceGetComputeRunningProcesses_v3 */
@@ -1771,6 +1772,21 @@ struct vgpu_result_graph_clone {
 };
 static_assert(sizeof(struct vgpu_result_graph_clone) == 8, "struct vgpu_result_graph_clone is 8 bytes");
 static_assert(offsetof(struct vgpu_result_graph_clone, graph) == 0, "vgpu_result_graph_clone.graph offset");
+
+struct vgpu_args_graph_exec_update {
+    uint32_t graph_exec;                /* graphexec handle: per-channel id, 0 = null */
+    uint32_t graph;                     /* graph handle: per-channel id, 0 = null */
+};
+static_assert(sizeof(struct vgpu_args_graph_exec_update) == 8, "struct vgpu_args_graph_exec_update is 8 bytes");
+static_assert(offsetof(struct vgpu_args_graph_exec_update, graph_exec) == 0, "vgpu_args_graph_exec_update.graph_exec offset");
+static_assert(offsetof(struct vgpu_args_graph_exec_update, graph) == 4, "vgpu_args_graph_exec_update.graph offset");
+
+struct vgpu_result_graph_exec_update {
+    uint32_t result;
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_result_graph_exec_update) == 8, "struct vgpu_result_graph_exec_update is 8 bytes");
+static_assert(offsetof(struct vgpu_result_graph_exec_update, result) == 0, "vgpu_result_graph_exec_update.result offset");
 
 struct vgpu_args_nvml_memory_info {
     int32_t device;                     /* device ordinal (CUdevice) */

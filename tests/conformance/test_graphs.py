@@ -77,3 +77,42 @@ def test_capture_rules_for_the_legacy_stream_and_allocation(gpu: GuestClient) ->
     graph = gpu.value("stream_end_capture", "graph", gpu.args("stream_end_capture", stream=stream))
     gpu.checked("graph_destroy", gpu.args("graph_destroy", graph=graph))
     gpu.mem_free(ptr)
+
+
+def test_an_exec_takes_a_captured_graph_of_the_same_topology_and_refuses_another(gpu: GuestClient) -> None:
+    """cuGraphExecUpdate: the call succeeds either way; ``result`` is CUgraphExecUpdateResult."""
+    stream = gpu.stream_create()
+    x = np.zeros(64, np.uint32)
+    ptr = upload(gpu, x)
+
+    def capture(*values: int) -> int:
+        begin(gpu, stream)
+        for i, value in enumerate(values):
+            if i % 2:
+                gpu.memset_d8(ptr, value, 64, stream=stream, asynchronous=True)
+            else:
+                gpu.memset_d32(ptr, value, 64, stream=stream, asynchronous=True)
+        return int(gpu.value("stream_end_capture", "graph", gpu.args("stream_end_capture", stream=stream)))
+
+    def update(exec_: int, graph: int) -> int:
+        return int(gpu.value("graph_exec_update", "result", gpu.args("graph_exec_update", graph_exec=exec_,
+                                                                      graph=graph)))
+
+    def run(exec_: int) -> int:
+        gpu.checked("graph_launch", gpu.args("graph_launch", graph_exec=exec_, stream=stream))
+        gpu.stream_synchronize(stream)
+        return int(download(gpu, ptr, x)[0])
+
+    exec_ = int(gpu.value("graph_instantiate", "graph_exec",
+                          gpu.args("graph_instantiate", graph=capture(7), flags=0)))
+    assert run(exec_) == 7
+    assert update(exec_, capture(9)) == 0  # same topology: the exec now sets 9
+    assert run(exec_) == 9
+    assert update(exec_, capture(1, 2)) == 2  # CU_GRAPH_EXEC_UPDATE_ERROR_TOPOLOGY_CHANGED
+    assert update(exec_, capture(3)) == 0
+    assert run(exec_) == 3
+    begin(gpu, stream)
+    gpu.memset_d8(ptr, 4, 64, stream=stream, asynchronous=True)  # another element size
+    other_size = int(gpu.value("stream_end_capture", "graph", gpu.args("stream_end_capture", stream=stream)))
+    assert update(exec_, other_size) == 5  # CU_GRAPH_EXEC_UPDATE_ERROR_PARAMETERS_CHANGED
+    assert run(exec_) == 3  # a refused update leaves the exec as it was

@@ -117,3 +117,21 @@ def test_on_a_stream_that_does_not_capture_nothing_is_recorded() -> None:
     ex = _executor(bindings)
     assert _call(ex, "stream_add_guest_node", stream=ex._streams.add(stream), tag=1).captured == 0
     assert [name for name, _ in bindings.calls] == ["cuStreamGetCaptureInfo"]
+
+
+class _UpdateInfo:
+    def __init__(self, result: int) -> None:
+        self.result = result
+
+
+def test_a_refused_driver_update_is_its_reason_and_a_phased_exec_is_not_updated() -> None:
+    exec_, graph = Handle(), Handle()
+    bindings = Bindings(cuGraphExecUpdate=[(910, _UpdateInfo(2)), (0, _UpdateInfo(0))])
+    ex = _executor(bindings)
+    eid, gid = ex._graph_execs.add(exec_), ex._graphs.add(graph)
+    assert _call(ex, "graph_exec_update", graph_exec=eid, graph=gid).result == 2  # topology changed
+    assert _call(ex, "graph_exec_update", graph_exec=eid, graph=gid).result == 0
+    assert bindings.calls == [("cuGraphExecUpdate", (exec_, graph))] * 2
+    ex._guest.graphs[gid] = {1: 5}  # the graph holds a guest node: its exec would run in phases
+    assert _call(ex, "graph_exec_update", graph_exec=eid, graph=gid).result == 6
+    assert len(bindings.calls) == 2

@@ -44,7 +44,7 @@ PROGRAM_CHECKS: dict[str, tuple[str, ...]] = {
     "graph_nodes": ("mem_alloc_node", "add_nodes", "nodes_and_types", "launch", "exec_set_params", "exec_update",
                     "external_event_record", "not_supported", "cleanup"),
     "host_funcs": ("launch_host_func_order", "stream_callback", "after_an_error", "capture", "graph_launches",
-                   "nested_capture", "built_graph", "failing_phase", "cleanup"),
+                   "nested_capture", "built_graph", "failing_phase", "exec_update", "cleanup"),
 }
 
 

@@ -2,7 +2,8 @@
 // (after the stream's earlier work, before its later work), their behaviour after an error, a
 // captured graph with a host function and copies of host memory (pageable and pinned) between
 // kernels, launched many times, cloned, and launched into another capture; a graph built node by
-// node with host nodes and host memory copies; a failing phase that keeps its host node from running.
+// node with host nodes and host memory copies; a failing phase that keeps its host node from running;
+// an exec updated from a captured graph of the same topology, and refused one of another.
 #include <cstring>
 #include <vector>
 
@@ -247,6 +248,51 @@ int main() {
         cudaGraphDestroy(f);
         cudaGraphExecDestroy(be);
         cudaGraphDestroy(b);
+    }
+
+    // cudaGraphExecUpdate from a captured graph of the same topology: another factor, another host function
+    // (its guest node follows); a graph of another topology is refused and the exec runs as before
+    {
+        int first = 0, second = 0;
+        float three = 3.0f;
+        auto capture = [&](float* factor, int* calls, bool short_graph) {
+            cudaGraph_t graph = nullptr;
+            cudaStreamBeginCapture(s, cudaStreamCaptureModeRelaxed);
+            cudaMemsetAsync(d2, 0, bytes, s);
+            if (!short_graph) {
+                cudaMemcpyAsync(d2, ones.data(), bytes, cudaMemcpyHostToDevice, s);
+                scale_f32<<<grid, block, 0, s>>>(d2, *factor, n);
+                cudaLaunchHostFunc(s, count_call, calls);
+            }
+            cudaStreamEndCapture(s, &graph);
+            return graph;
+        };
+        cudaGraph_t g1 = capture(&two, &first, false), g2 = capture(&three, &second, false), g3 = capture(&two, &first, true);
+        cudaGraphExec_t ue = nullptr;
+        cudaError_t e = cudaGraphInstantiate(&ue, g1, 0);
+        cudaError_t e1 = cudaGraphLaunch(ue, s);
+        cudaStreamSynchronize(s);
+        int bad1 = mismatches(fetch(d2), 2.0f);
+        cudaGraphExecUpdateResultInfo info = {};
+        cudaError_t e2 = cudaGraphExecUpdate(ue, g2, &info);
+        cudaError_t e3 = cudaGraphLaunch(ue, s);
+        cudaStreamSynchronize(s);
+        int bad2 = mismatches(fetch(d2), 3.0f);
+        cudaGraphExecUpdateResultInfo refused = {};
+        cudaError_t e4 = cudaGraphExecUpdate(ue, g3, &refused);
+        cudaGetLastError();
+        cudaError_t e5 = cudaGraphLaunch(ue, s);
+        cudaStreamSynchronize(s);
+        int bad3 = mismatches(fetch(d2), 3.0f);
+        report("exec_update", !e && !e1 && !e2 && info.result == cudaGraphExecUpdateSuccess && !e3 &&
+                   e4 == cudaErrorGraphExecUpdateFailure && refused.result == cudaGraphExecUpdateErrorTopologyChanged &&
+                   !e5 && first == 1 && second == 2 && bad1 == 0 && bad2 == 0 && bad3 == 0,
+               "status=%d/%d/%d/%d/%d/%d result=%d refused=%d calls=%d/%d mismatches=%d/%d/%d", e, e1, e2, e3, e4, e5,
+               info.result, refused.result, first, second, bad1, bad2, bad3);
+        cudaGraphExecDestroy(ue);
+        cudaGraphDestroy(g1);
+        cudaGraphDestroy(g2);
+        cudaGraphDestroy(g3);
     }
 
     cudaError_t e = cudaGraphExecDestroy(exec);
