@@ -54,7 +54,7 @@ from ._compiler import (
     UnsupportedError,
     constant,
 )
-from ._numeric import DTYPES, ftz32, uint_of
+from ._numeric import DTYPES, ftz32, round_pair, two_sum, uint_of
 from ._parse import Imm, Instruction, Operand, Pair, PtxSyntaxError, Reg, Sym, Vec
 from ._state import Frame, KernelFaultError, Value
 
@@ -95,6 +95,24 @@ def _truncate_32(v: Value) -> Value:
     return np.uint32(int(v) & 0xFFFFFFFF)
 
 
+#: float64 bits: the low 29 of a float32 midpoint's significand, and where float32's normal range starts
+_LOW29, _MIDPOINT = np.uint64((1 << 29) - 1), np.uint64(1 << 28)
+_MAGNITUDE64, _NORMAL32 = np.uint64((1 << 63) - 1), np.uint64((1023 - 126) << 52)
+
+
+def _fma32(x: Value, y: Value, z: Value) -> Value:
+    """``fma.rn.f32``: ``x * y + z`` rounded once. The product is exact in float64, and so is the
+    float32 rounding of the float64 sum unless that sum lies exactly on a float32 midpoint (where the
+    sum's own rounding error decides) or below float32's normal range: only then (rarely) is the exact
+    error-free sum rounded to odd first, as the compiled instruction always does."""
+    p = np.multiply(x, y, dtype=np.float64)
+    s = np.add(p, z, dtype=np.float64)
+    bits = np.asarray(s).view(np.uint64)
+    if not np.count_nonzero(((bits & _LOW29) == _MIDPOINT) | ((bits & _MAGNITUDE64) < _NORMAL32)):
+        return s.astype(np.float32)
+    return round_pair(*two_sum(p, np.asarray(z, dtype=np.float64)), "rn", np.dtype(np.float32))
+
+
 def _select(p: Value, a: Value, b: Value) -> Value:
     if type(p) is np.bool_:
         return a if p else b
@@ -123,6 +141,8 @@ _HELPERS: dict[str, Any] = {
     "_sx32": _sign_extend_32,
     "_tr32": _truncate_32,
     "_sel": _select,
+    "_fma32": _fma32,
+    "_S32": np.uint64(32),
     "_param": _kernel_param,
     "_Z64": _ZERO64,
 }
@@ -480,16 +500,69 @@ def _t_selp(e: _Emitter, ins: Instruction, mask: str) -> list[str] | None:
     return [e.write(d, dt, f"_sel({e.read(p, DTYPES['pred'])}, {e.read(a, dt)}, {e.read(b, dt)})", mask)]
 
 
+def _t_fma(e: _Emitter, ins: Instruction, mask: str) -> list[str] | None:
+    """``fma.rn.f32`` and ``mad.rn.f32`` (``.ftz``, no ``.sat``): :func:`_fma32`."""
+    types, rest = _types(ins)
+    if types != ["f32"] or len(ins.operands) != 4 or rest - {"rn", "ftz"} or "rn" not in rest:
+        return None
+    d, a, b, c = ins.operands
+    dt = DTYPES["f32"]
+    x, y, z = e.read(a, dt), e.read(b, dt), e.read(c, dt)
+    if "ftz" in rest:
+        return [e.write(d, dt, f"_ftz(_fma32(_ftz({x}), _ftz({y}), _ftz({z})))", mask)]
+    return [e.write(d, dt, f"_fma32({x}, {y}, {z})", mask)]
+
+
+def _t_minmax(e: _Emitter, ins: Instruction, mask: str) -> list[str] | None:
+    """``min``/``max`` of f32/f64 (``.ftz``; without ``.NaN`` a NaN operand gives the other, as
+    ``np.fmin``/``np.fmax``), and of unsigned integers."""
+    types, rest = _types(ins)
+    if len(types) != 1 or len(ins.operands) != 3:
+        return None
+    t = types[0]
+    d, a, b = ins.operands
+    fn = {"min": "np.fmin", "max": "np.fmax"}[ins.opcode]
+    if t in ("f32", "f64") and not rest - {"ftz"} and ("ftz" not in rest or t == "f32"):
+        dt = DTYPES[t]
+        x, y = e.read(a, dt), e.read(b, dt)
+        if "ftz" in rest:
+            return [e.write(d, dt, f"_ftz({fn}(_ftz({x}), _ftz({y})))", mask)]
+        return [e.write(d, dt, f"{fn}({x}, {y})", mask)]
+    if t in ("u16", "u32", "u64") and not rest:
+        canon = e.canonical(t, (d, a, b))
+        if canon is None:
+            return None
+        fn = {"min": "np.minimum", "max": "np.maximum"}[ins.opcode]
+        return [e.write(d, canon, f"{fn}({e.read(a, canon)}, {e.read(b, canon)})", mask)]
+    return None
+
+
+def _t_mul(e: _Emitter, ins: Instruction, mask: str) -> list[str] | None:
+    """``mul.hi.u32`` (the product in 64 bits, its high word), else as :func:`_t_arith`."""
+    types, rest = _types(ins)
+    if types == ["u32"] and rest == {"hi"} and len(ins.operands) == 3:
+        d, a, b = ins.operands
+        canon = e.canonical("u32", (d, a, b))
+        if canon is None:
+            return None
+        x, y = e.read(a, canon), e.read(b, canon)
+        return [e.write(d, canon, f"_tr32((({x} + _Z64) * ({y} + _Z64)) >> _S32)", mask)]
+    return _t_arith(e, ins, mask)
+
+
 _TEMPLATES: dict[str, Callable[[_Emitter, Instruction, str], list[str] | None]] = {
+    "fma": _t_fma,
+    "min": _t_minmax,
+    "max": _t_minmax,
     "mov": _t_mov,
     "add": _t_arith,
     "sub": _t_arith,
-    "mul": _t_arith,
+    "mul": _t_mul,
     "and": _t_arith,
     "or": _t_arith,
     "xor": _t_arith,
     "not": _t_not,
-    "mad": _t_mad,
+    "mad": lambda e, ins, mask: _t_mad(e, ins, mask) or _t_fma(e, ins, mask),
     "shl": _t_shift,
     "shr": _t_shift,
     "cvta": _t_cvta,
@@ -517,7 +590,8 @@ def _runs(ops: list[Op], leaders: set[int]) -> list[tuple[int, int]]:
 
 
 def _variant(
-    c: Compiler, src: _Source, ops: list[Op], code: list[Instruction], start: int, end: int, masked: bool
+    c: Compiler, src: _Source, ops: list[Op], code: list[Instruction], start: int, end: int, masked: bool,
+    after: After | None = None,
 ) -> tuple[list[str], list[int], list[bool]]:
     """One variant's function body, the index in it of each instruction's first line, and which of
     its instructions are inline."""
@@ -555,19 +629,29 @@ def _variant(
             body.append("        if _count(e):")
             lines, _ = statements(pc, "e")
             body += ["            " + ln for ln in lines]
+        then = after(pc) if after is not None else None
+        if then is not None:  # e.g. dropping the registers that die here (_liveness)
+            body.append(f"    {src.const(then)}(f)")
         inline.append(fast)
     return body, firsts, inline
 
 
-def fuse(c: Compiler, ops: list[Op], code: list[Instruction], leaders: set[int]) -> dict[int, Run]:
-    """The fused runs of one function's ops, by their first pc; each op stays runnable on its own."""
+#: what a run does after instruction ``pc``, if anything: ``after(pc)(frame)``
+After = Callable[[int], Callable[[Frame], None] | None]
+
+
+def fuse(
+    c: Compiler, ops: list[Op], code: list[Instruction], leaders: set[int], after: After | None = None
+) -> dict[int, Run]:
+    """The fused runs of one function's ops, by their first pc; each op stays runnable on its own.
+    ``after``: a call to make after an instruction (inline or called) of a run."""
     out: dict[int, Run] = {}
     for start, end in _runs(ops, leaders):
         src = _Source()
         firsts: list[list[int]] = []
         inline: list[bool] = []
         for masked in (False, True):
-            body, lines, inline = _variant(c, src, ops, code, start, end, masked)
+            body, lines, inline = _variant(c, src, ops, code, start, end, masked, after)
             first = len(src.lines) + 2  # the 1-based line of the body's first line, after the def
             src.lines.append(f"def run_{'m' if masked else 'f'}(f, m, sm):")
             src.lines += body

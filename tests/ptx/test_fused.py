@@ -78,6 +78,15 @@ BODY: list[tuple[str, str, int]] = [
     ("@%p11 sub.s32 %r24, %r4, %r2;", "%r24", 4),
     ("@!%p11 mov.b32 %r25, %r4;", "%r25", 4),
     ("cvta.to.global.u64 %rd17, %rd2;", "%rd17", 8),
+    ("mov.f32 %f11, 0f33800000;", "%f11", 4),
+    ("fma.rn.f32 %f10, %f2, %f2, %f11;", "%f10", 4),
+    ("fma.rn.ftz.f32 %f12, %f2, %f1, %f2;", "%f12", 4),
+    ("mad.rn.f32 %f13, %f1, %f1, %f2;", "%f13", 4),
+    ("fma.rn.f32 %f16, %f1, %f1, %f11;", "%f16", 4),
+    ("max.ftz.f32 %f14, %f2, %f1;", "%f14", 4),
+    ("min.f32 %f15, %f2, %f1;", "%f15", 4),
+    ("min.u32 %r26, %r4, %r2;", "%r26", 4),
+    ("mul.hi.u32 %r27, %r4, %r2;", "%r27", 4),
 ]
 
 
@@ -97,7 +106,7 @@ def _kernel() -> str:
     return HEADER + f"""
 .visible .entry mix(.param .u64 out, .param .u64 in, .param .u32 n, .param .s32 k, .param .f32 x,
                     .param .f64 y) {{
-    .reg .pred %p<16>; .reg .pred %q<2>; .reg .b32 %r<32>; .reg .f32 %f<12>; .reg .b64 %rd<24>;
+    .reg .pred %p<16>; .reg .pred %q<2>; .reg .b32 %r<32>; .reg .f32 %f<20>; .reg .b64 %rd<24>;
     .reg .f64 %fd<4>;
     ld.param.u64 %rd1, [out];
     ld.param.u64 %rd2, [in];
