@@ -79,6 +79,7 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def run(sizes: list[int], workdir: Path, backend: str = "sim") -> dict[str, Any]:
+    workdir.mkdir(parents=True, exist_ok=True)
     pinned = 1 << (max(sizes) - 1).bit_length()
     extra = f'poll_us = 1000000\npinned_size = "{max(pinned, MIB) // MIB}MiB"'
     with running_mediator(workdir, backend=backend, vms=1, extra=extra) as mediator, \

@@ -24,6 +24,8 @@ def test_the_quick_benchmark_reports_every_figure_with_its_floor(tmp_path: Path)
     assert results["async_calls_per_s"] > 0 and results["floor_ring_calls_per_s"] > 0
     assert [b["bytes"] for b in results["bandwidth"]] == [4096, 65536, 1 << 20, 4 << 20]
     assert all(b["htod_Bps"] > 0 and b["dtoh_Bps"] > 0 and b["memcpy_Bps"] > 0 for b in results["bandwidth"])
+    assert [b["bytes"] for b in results["pinned_copies"]] == [4096, 65536, 1 << 20, 4 << 20]
+    assert all(b[k] > 0 for b in results["pinned_copies"] for k in ("htod_Bps", "dtoh_batch_Bps", "memcpy_Bps"))
     runs = {(m["vms"], m["flood"]) for m in results["multi_vm"]}
     assert runs == {(1, False), (2, False), (2, True)}
     assert all(0 < m["jain"] <= 1.0 for m in results["multi_vm"])
