@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import mmap
 import os
+import struct
 import subprocess
 import sys
 import textwrap
@@ -25,12 +26,11 @@ from protocol import (
     Region,
     SubmissionConsumer,
     SubmissionProducer,
-    fence,
     lay_out_channel,
 )
 
-__all__ = ["eventfd_pingpong", "memcpy_bandwidth", "native_copy_bandwidth", "page_aligned", "ring_pingpong",
-           "ring_throughput", "staged_copy_bandwidth"]
+__all__ = ["eventfd_pingpong", "fairness_floor", "memcpy_bandwidth", "native_copy_bandwidth", "page_aligned",
+           "ring_pingpong", "ring_throughput", "staged_copy_bandwidth"]
 
 _SPIN_NS = 1_000_000_000  # a floor's spin never gives up: the other side answers within microseconds
 
@@ -55,32 +55,53 @@ _EVENTFD_HOST = textwrap.dedent("""
         os.eventfd_write(pong, 1)
 """)
 
-# The other side of a staged copy with nothing of ours in it: wait (spinning) for each chunk the
-# producer publishes in the shared staging ring, copy it out into a buffer of its own, publish that
-# it is done. argv: memfd, bytes per copy, chunk, slots, copies.
-_STAGED_HOST = textwrap.dedent("""
-    import mmap, os, sys
+# The other side of a staged copy with nothing of ours in it: wait for each chunk's entry on the real
+# submission ring (the C spin, as the worker waits), copy the chunk out of the arena into a buffer of
+# its own, consume the entry and answer on the completion ring. argv: memfd, bytes per copy, chunks.
+_STAGED_HOST = textwrap.dedent(f"""
+    import mmap, sys
     import numpy as np
     from benchmarks._floors import page_aligned
-    from protocol import fence
-    fd, size, chunk, slots, copies = map(int, sys.argv[1:6])
-    buf = mmap.mmap(fd, 0)
-    words = memoryview(buf)[:128].cast("Q")
-    stage = np.frombuffer(buf, dtype=np.uint8, offset=4096)
+    from protocol import CompletionProducer, Region, SubmissionConsumer
+    fd, size, chunks = map(int, sys.argv[1:4])
+    region = Region(memoryview(mmap.mmap(fd, 0)))
+    sq, cq = SubmissionConsumer(region), CompletionProducer(region)
+    arena = np.frombuffer(region.arena, dtype=np.uint8)
     dst = page_aligned(size)
-    n = -(-size // chunk)
-    for taken in range(n * copies):
-        spins = 0
-        while words[0] == taken:
-            spins += 1
-            if spins > 1000:  # past ~20 us: on a loaded machine the producer may need this core
-                os.sched_yield()
-        off = taken % n * chunk
-        length = min(chunk, size - off)
-        at = taken % slots * chunk
-        dst[off:off + length] = stage[at:at + length]
-        fence()
-        words[8] = taken + 1
+    for _ in range(chunks):
+        while not sq.spin({_SPIN_NS}, 10_000):
+            pass
+        sub = sq.read()
+        off = int.from_bytes(sub.args[:8], "little")
+        dst[off:off + sub.in_len] = arena[sub.in_off:sub.in_off + sub.in_len]
+        sq.advance()
+        while not cq.push(seq=sub.seq, call_id=sub.call_id, status=0):
+            pass
+""")
+
+# One side of a fairness floor's pair: ``ping`` round trips through two eventfds until a deadline,
+# counting them (``pong`` answers; both block in eventfd_read), or ``burn``: a busy loop, the flood.
+# argv: role, fd in, fd out, start (time.time()), seconds.
+_FAIR_SIDE = textwrap.dedent("""
+    import os, sys, time
+    role, fd_in, fd_out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    start, seconds = float(sys.argv[4]), float(sys.argv[5])
+    while time.time() < start:
+        time.sleep(0.001)
+    deadline, count = time.perf_counter() + seconds, 0
+    if role == "ping":
+        while time.perf_counter() < deadline:
+            os.eventfd_write(fd_out, 1)
+            os.eventfd_read(fd_in)
+            count += 1
+        os.eventfd_write(fd_out, 1 << 40)  # tells the pong side to stop
+        print(count)
+    elif role == "pong":
+        while os.eventfd_read(fd_in) < 1 << 40:
+            os.eventfd_write(fd_out, 1)
+    else:
+        while time.perf_counter() < deadline:
+            count += 1
 """)
 
 # cuMemcpyHtoD/DtoH from cuMemHostAlloc memory: the driver path of a pinned cudaMemcpy. In a process of
@@ -216,61 +237,102 @@ def memcpy_bandwidth(size: int, repeats: int = 5) -> float:
     return size / best
 
 
-def _pause(other: subprocess.Popen[bytes]) -> None:
-    """A look at the other side while waiting for it: yield the CPU (it may need this core)."""
-    os.sched_yield()
-    if other.poll() is not None:
-        raise RuntimeError(f"the staged floor's other side exited with {other.returncode}")
-
-
 def staged_copy_bandwidth(size: int, chunk: int, host_cpus: set[int] | None = None, repeats: int = 5,
-                          stage_bytes: int = 12 << 20) -> float:
-    """Bytes per second of a copy staged as ours are, with none of our code in the way: this process
-    copies ``size`` bytes in chunks of ``chunk`` into a shared staging ring of ``stage_bytes``, another
-    process (on ``host_cpus``) copies each chunk out as soon as it is published, both spinning on two
-    counters (best of ``repeats``). Two copies on two cores, overlapped: the floor of any staged
-    (pageable) copy on this machine, beside the one-copy ``memcpy_bandwidth``."""
+                          region_bytes: int = 16 << 20) -> float:
+    """Bytes per second of a copy staged as ours are, with none of our code in the way (best of
+    ``repeats``): this process copies ``size`` bytes in chunks of ``chunk`` into the arena of a real
+    channel of ``region_bytes`` and pushes an entry for each; another process (on ``host_cpus``)
+    waits for each with the same C spin the worker uses, copies the chunk out and answers on the
+    completion ring, which frees its arena span. Two copies on two cores, overlapped, with the real
+    rings: the floor of any staged (pageable) copy on this machine, beside ``memcpy_bandwidth``."""
     chunk = max(_PAGE, min(chunk, size) + -min(chunk, size) % _PAGE)
-    slots = max(2, stage_bytes // chunk)
     fd = os.memfd_create("bench-staged")
-    os.ftruncate(fd, _PAGE + slots * chunk)
-    buf = mmap.mmap(fd, _PAGE + slots * chunk)
-    words = memoryview(buf)[:128].cast("Q")
-    stage = np.frombuffer(buf, dtype=np.uint8, offset=_PAGE)
-    stage[:] = 0  # touched: no first-use faults in a timed copy
+    os.ftruncate(fd, region_bytes)
+    buf = mmap.mmap(fd, region_bytes)
+    lay_out_channel(memoryview(buf), vm_id=1)
+    region = Region(memoryview(buf))
+    sq, cq = SubmissionProducer(region), CompletionConsumer(region)
+    arena = np.frombuffer(region.arena, dtype=np.uint8)
+    arena[:] = 0  # touched: no first-use faults in a timed copy
+    slots = min(max(2, len(arena) // chunk), 128)
     src = page_aligned(size, 1)
     n = -(-size // chunk)
-    host = subprocess.Popen([sys.executable, "-c", _STAGED_HOST, str(fd), str(size), str(chunk), str(slots),
-                             str(repeats + 1)], pass_fds=(fd,))
+    host = subprocess.Popen([sys.executable, "-c", _STAGED_HOST, str(fd), str(size), str(n * (repeats + 1))],
+                            pass_fds=(fd,))
     if host_cpus:
         os.sched_setaffinity(host.pid, host_cpus)
     best = float("inf")
+    done = pushed = 0
     try:
         for copy in range(repeats + 1):  # the first warms both sides up, not counted
             started = time.perf_counter()
             for i in range(n):
-                k = copy * n + i
-                while k - words[8] >= slots:
-                    _pause(host)
-                off, at = i * chunk, k % slots * chunk
+                while pushed - done >= slots:  # every slot in flight: wait for the oldest's answer
+                    done += _answered(cq, host)
+                off, at = i * chunk, pushed % slots * chunk
                 length = min(chunk, size - off)
-                stage[at:at + length] = src[off:off + length]
-                fence()
-                words[0] = k + 1
-            spins = 0
-            while words[8] < (copy + 1) * n:
-                spins += 1
-                if spins > 1000:
-                    _pause(host)
+                arena[at:at + length] = src[off:off + length]
+                sq.push(seq=pushed, call_id=1, args=struct.pack("<Q", off), in_off=at, in_len=length)
+                pushed += 1
+            while done < pushed:
+                done += _answered(cq, host)
             if copy:
                 best = min(best, time.perf_counter() - started)
     finally:
         host.wait(30)
-        del stage
-        words.release()
+        del arena
+        region.release()
         buf.close()
         os.close(fd)
     return size / best
+
+
+def _answered(cq: CompletionConsumer, other: subprocess.Popen[bytes]) -> int:
+    """Wait (the guest's C spin) for one completion and take it."""
+    while not cq.spin(_SPIN_NS, 10_000):
+        if other.poll() is not None:
+            raise RuntimeError(f"the staged floor's other side exited with {other.returncode}")
+    cq.pop()
+    return 1
+
+
+def fairness_floor(pairs: int, seconds: float, flood: bool = True) -> list[float]:
+    """Round trips per second of each of ``pairs`` eventfd ping-pong pairs (two processes each, both
+    asleep in a blocking read between turns) run at once for ``seconds``, beside ``flood``: two busy
+    processes, as a flooding VM's guest and worker are. The scheduler's own fairness for the many-VM
+    benchmark's shape with nothing of ours in it: Jain's index over these is the machine's part."""
+    start = time.time() + 1.0
+    procs: list[subprocess.Popen[bytes]] = []
+    pings: list[subprocess.Popen[bytes]] = []
+    fds: list[int] = []
+    try:
+        for _ in range(pairs):
+            a, b = os.eventfd(0), os.eventfd(0)
+            fds += [a, b]
+            common = [str(start), str(seconds)]
+            pong = subprocess.Popen([sys.executable, "-c", _FAIR_SIDE, "pong", str(a), str(b), *common],
+                                    pass_fds=(a, b))
+            ping = subprocess.Popen([sys.executable, "-c", _FAIR_SIDE, "ping", str(b), str(a), *common],
+                                    pass_fds=(a, b), stdout=subprocess.PIPE)
+            procs += [pong, ping]
+            pings.append(ping)
+        if flood:
+            procs += [subprocess.Popen([sys.executable, "-c", _FAIR_SIDE, "burn", "0", "0", str(start),
+                                        str(seconds)]) for _ in range(2)]
+        rates = []
+        for ping in pings:
+            out, _ = ping.communicate(timeout=seconds + 60)
+            rates.append(int(out) / seconds)
+        return rates
+    finally:
+        for proc in procs:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for fd in fds:
+            os.close(fd)
 
 
 def native_copy_bandwidth(sizes: list[int], repeats: int = 5) -> dict[int, tuple[float, float]]:

@@ -44,16 +44,19 @@ def async_throughput(gpu: GuestClient, n: int) -> float:
     return n / elapsed
 
 
-def bandwidth(gpu: GuestClient, sizes: list[int], repeats: int = 3) -> dict[int, tuple[float, float]]:
+def bandwidth(gpu: GuestClient, sizes: list[int], repeats: int = 3,
+              seconds: float = 0.2) -> dict[int, tuple[float, float]]:
     """Bytes per second host-to-device and device-to-host through the region, per size (best of
-    ``repeats``); copies over 256 KiB travel in pipelined chunks (``GuestClient._copy_chunk``)."""
+    ``repeats``, or of as many as fit in about ``seconds`` each way when that is more: a best of
+    three is a lottery on a loaded machine); copies over 256 KiB travel in pipelined chunks
+    (``GuestClient._copy_chunk``)."""
     results = {}
     ptr = gpu.mem_alloc(max(sizes))
     back = memoryview(bytearray(max(sizes)))  # the application's buffer, as cudaMemcpy's destination
     for size in sizes:
         data = memoryview(bytes(size))
         up = down = float("inf")
-        for _ in range(repeats):
+        for _ in range(max(repeats, min(2000, int(seconds * 4e9 / size)))):
             started = time.perf_counter()
             gpu.memcpy_htod(ptr, data)
             up = min(up, time.perf_counter() - started)
@@ -65,9 +68,9 @@ def bandwidth(gpu: GuestClient, sizes: list[int], repeats: int = 3) -> dict[int,
     return results
 
 
-def _vm_load(socket: str, mode: str, seconds: float, start_at: float, out: Any) -> None:
+def _vm_load(socket: str, mode: str, seconds: float, start_at: float, out: Any, spin_us: int = 50) -> None:
     """One guest process: ``sync`` nops, or a ``flood`` of asynchronous memsets; counts calls."""
-    with GuestClient.connect(socket) as gpu:
+    with GuestClient.connect(socket, spin_us=spin_us) as gpu:
         gpu.init()
         ptr = gpu.mem_alloc(256)
         spec = CALLS_BY_NAME["memset_d8"]
@@ -94,7 +97,8 @@ def jain(values: list[float]) -> float:
     return total * total / (len(values) * squares) if squares else 1.0
 
 
-def multi_vm(mediator: MediatorProcess, vms: int, seconds: float, *, flood: bool) -> dict[str, Any]:
+def multi_vm(mediator: MediatorProcess, vms: int, seconds: float, *, flood: bool,
+             spin_us: int = 50) -> dict[str, Any]:
     """``vms`` guests at once for ``seconds``: calls per second each, aggregate, Jain's index (over the
     well-behaved VMs when VM 1 floods)."""
     ctx = multiprocessing.get_context("spawn")
@@ -102,7 +106,7 @@ def multi_vm(mediator: MediatorProcess, vms: int, seconds: float, *, flood: bool
     start_at = time.time() + 1.5  # after every guest process has started and connected
     procs = [ctx.Process(target=_vm_load, args=(str(mediator.vm_socket(i)),
                                                 "flood" if flood and i == 1 else "sync", seconds,
-                                                start_at, out))
+                                                start_at, out, spin_us))
              for i in range(1, vms + 1)]
     for proc in procs:
         proc.start()
