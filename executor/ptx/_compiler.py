@@ -42,6 +42,7 @@ from ._state import Frame, KernelFaultError, Value
 
 __all__ = [
     "BAR",
+    "CLOCK_KHZ",
     "BIT_TYPES",
     "BRA",
     "CALL",
@@ -188,6 +189,8 @@ def select_rows(v: Value, rows: npt.NDArray[np.intp], n: int) -> npt.NDArray[Any
 
 
 _SPECIAL_AXES = {"x": 0, "y": 1, "z": 2}
+#: the SM clock %clock and %clock64 count at: sim's cudaDevAttrClockRate (executor/_sim_device.py)
+CLOCK_KHZ = 1_980_000
 #: how many distinct unimplemented instructions an error names
 MAX_NAMED = 8
 
@@ -509,7 +512,9 @@ class Compiler:
                 out = {"eq": bit, "lt": below, "le": below | bit, "gt": ~(below | bit), "ge": ~below}[kind]
                 return out.astype(np.uint32)
         elif name in ("%clock", "%clock64"):
-            get = lambda f: np.uint64(f.batch.steps)  # noqa: E731
+            # cycles at the clock rate sim reports: a kernel that waits N cycles (N from
+            # cudaDevAttrClockRate, as simpleHyperQ's spin does) waits the time a GPU would
+            get = lambda f: np.uint64(time.monotonic_ns() * CLOCK_KHZ // 1_000_000)  # noqa: E731
         elif name == "%globaltimer":
             get = lambda f: np.uint64(time.monotonic_ns())  # noqa: E731
         elif name in ("%smid", "%gridid"):
