@@ -281,10 +281,10 @@ def test_a_call_past_the_simulators_work_bound_is_not_supported_and_writes_nothi
     assert f"at most {MAX_SIM_GEMM_WORK}" in error.message
     assert gpu.download(c, 16) == b"\x01" * 16
     small = gpu.upload(bytes(256 * 256 * 4))  # 2**24 multiply-adds a GEMM: 2**11 of them are too many
-    strided = {"transa": N, "transb": N, "m": 256, "n": 256, "k": 256, "alpha": 1.0, "a": small, "a_type": R32F,
-               "lda": 256, "stride_a": 0, "b": small, "b_type": R32F, "ldb": 256, "stride_b": 0, "beta": 0.0,
-               "c": small, "c_type": R32F, "ldc": 256, "stride_c": 0, "compute_type": COMPUTE_32F,
-               "algo": DEFAULT_ALGO}
+    strided: dict[str, Any] = {
+        "transa": N, "transb": N, "m": 256, "n": 256, "k": 256, "alpha": 1.0, "a": small, "a_type": R32F,
+        "lda": 256, "stride_a": 0, "b": small, "b_type": R32F, "ldb": 256, "stride_b": 0, "beta": 0.0, "c": small,
+        "c_type": R32F, "ldc": 256, "stride_c": 0, "compute_type": COMPUTE_32F, "algo": DEFAULT_ALGO}
     gpu.fails(CublasStatus.CUBLAS_STATUS_NOT_SUPPORTED, "cublas_gemm_strided_batched_ex", handle=blas,
               batch_count=1 << 11, **strided)
     gpu("cublas_gemm_strided_batched_ex", handle=blas, batch_count=4, **strided)  # within the bound: runs
