@@ -20,10 +20,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from guest import GuestClient, host_alloc, host_free, memcpy_dtoh_pinned, memcpy_htod_pinned
 from mediator._launcher import running_mediator
 
-from ._floors import memcpy_bandwidth
+from ._floors import page_aligned
 
 KIB, MIB = 1 << 10, 1 << 20
 SIZES = [4 * KIB << (2 * i) for i in range(9)]  # 4 KiB .. 256 MiB
@@ -33,9 +35,12 @@ QUICK_SIZES = [4 * KIB, 64 * KIB, MIB, 16 * MIB]
 BATCH_BYTES = 64 * MIB
 
 
-def pinned_bandwidth(gpu: GuestClient, sizes: list[int], repeats: int = 3) -> list[dict[str, Any]]:
-    """Per size: bytes per second of synchronous pinned copies each way (best of ``repeats``), and of
-    batches of asynchronous ones with one synchronize, beside the same run's memcpy floor."""
+def pinned_bandwidth(gpu: GuestClient, sizes: list[int], repeats: int = 5) -> list[dict[str, Any]]:
+    """Per size: bytes per second of synchronous pinned copies each way, and of batches of
+    asynchronous ones with one synchronize, beside the memcpy floor (an in-process copy between two
+    page-aligned buffers); each the best of ``repeats`` rounds, every round measuring the floor and
+    every copy in turn (the floor warm: the best of three back to back), so that a loaded machine
+    weighs on the floor and the copies alike."""
     largest = max(sizes)
     buf = host_alloc(gpu, largest)
     buf.view[:] = os.urandom(1) * largest  # written by the application, as a real one fills its buffer
@@ -46,7 +51,12 @@ def pinned_bandwidth(gpu: GuestClient, sizes: list[int], repeats: int = 3) -> li
         for size in sizes:
             batch = max(4, BATCH_BYTES // size)
             best: dict[str, float] = {}
+            floor_src, floor_dst = page_aligned(size, 1), page_aligned(size)
             for _ in range(repeats):
+                for _ in range(3):  # warm, as the copies' buffers are: the best of three back to back
+                    started = time.perf_counter()
+                    np.copyto(floor_dst, floor_src)
+                    best["memcpy"] = min(best.get("memcpy", float("inf")), time.perf_counter() - started)
                 for way, copy in (("htod", memcpy_htod_pinned), ("dtoh", memcpy_dtoh_pinned)):
                     started = time.perf_counter()
                     copy(gpu, dev, buf, size)
@@ -57,7 +67,8 @@ def pinned_bandwidth(gpu: GuestClient, sizes: list[int], repeats: int = 3) -> li
                     gpu.stream_synchronize(stream)
                     key = way + "_batch"
                     best[key] = min(best.get(key, float("inf")), (time.perf_counter() - started) / batch)
-            rows.append({"bytes": size, "batch": batch, "memcpy_Bps": memcpy_bandwidth(size),
+            del floor_src, floor_dst
+            rows.append({"bytes": size, "batch": batch,
                          **{f"{key}_Bps": size / seconds for key, seconds in best.items()}})
     finally:
         gpu.stream_destroy(stream)
