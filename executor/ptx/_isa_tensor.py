@@ -237,6 +237,30 @@ def _tables(shape: Shape) -> dict[str, tuple[npt.NDArray[np.intp], npt.NDArray[n
     return out
 
 
+def _placer(
+    rows: npt.NDArray[np.intp], cols: npt.NDArray[np.intp], height: int, width: int, work: type[np.generic]
+) -> Callable[[npt.NDArray[Any]], npt.NDArray[Any]]:
+    """Lanes' elements ``(warps, 32, count)`` as each warp's ``height x width`` matrix: one gather when
+    the fragment holds every element once (the ISA's mma layouts), else a scatter into zeros."""
+    flat = (rows * width + cols).reshape(-1)
+    if flat.size == height * width and np.array_equal(np.sort(flat), np.arange(height * width)):
+        inverse = np.argsort(flat)
+
+        def gather(el: npt.NDArray[Any]) -> npt.NDArray[Any]:
+            warps = el.shape[0]
+            out: npt.NDArray[Any] = el.reshape(warps, -1)[:, inverse].astype(work, copy=False)
+            return out.reshape(warps, height, width)
+
+        return gather
+
+    def scatter(el: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        mat = np.zeros((el.shape[0], height, width), dtype=work)
+        mat[:, rows, cols] = el
+        return mat
+
+    return scatter
+
+
 def _unpack(words: list[npt.NDArray[Any]], kind: str) -> npt.NDArray[Any]:
     """A lane's registers (each ``(warps, 32)``) as its elements ``(warps, 32, count)``, as float64 or
     int64, lowest bits first."""
@@ -300,6 +324,9 @@ def _c_mma(c: Compiler, ins: Instruction) -> Runner:
     puts = [c.write(o, acc_dt[dt]) for o in d_op.items]
     m_, n_, k_ = shape.m, shape.n, shape.k
     (ar, ac), (br, bc), (cr, cc) = tables["a"], tables["b"], tables["c"]
+    work = np.int64 if dt == "s32" else np.float64
+    place_a, place_b, place_c = _placer(ar, ac, m_, k_, work), _placer(br, bc, k_, n_, work), _placer(
+        cr, cc, m_, n_, work)
 
     def mma(f: Frame, m: Mask | None) -> None:
         whole_warps(f, m, "mma.sync")
@@ -317,13 +344,7 @@ def _c_mma(c: Compiler, ins: Instruction) -> Runner:
         else:
             c_el = np.stack([w.astype(np.float64 if ct != "s32" else np.int64) for w in c_words], axis=-1)
         integer = dt == "s32"
-        work = np.int64 if integer else np.float64
-        a_mat = np.zeros((warps, m_, k_), dtype=work)
-        b_mat = np.zeros((warps, k_, n_), dtype=work)
-        c_mat = np.zeros((warps, m_, n_), dtype=work)
-        a_mat[:, ar, ac] = a_el
-        b_mat[:, br, bc] = b_el
-        c_mat[:, cr, cc] = c_el
+        a_mat, b_mat, c_mat = place_a(a_el), place_b(b_el), place_c(c_el)
         if bitop == "xor":  # popc(a ^ b) = popc(a) + popc(b) - 2 popc(a & b), row by column
             ones = a_mat.sum(axis=2)[:, :, None] + b_mat.sum(axis=1)[:, None, :]
             d_mat = ones - 2 * np.matmul(a_mat, b_mat) + c_mat
