@@ -102,7 +102,7 @@ SAMPLES = {
     "0_Introduction/simplePrintf": "simplePrintf", "2_Concepts_and_Techniques/shfl_scan": "shfl_scan",
     "0_Introduction/simpleAssert": "simpleAssert",
     "0_Introduction/simpleCallback": "simpleCallback", "3_CUDA_Features/simpleCudaGraphs": "simpleCudaGraphs",
-    "0_Introduction/asyncAPI": "asyncAPI",
+    "0_Introduction/asyncAPI": "asyncAPI", "1_Utilities/bandwidthTest": "bandwidthTest",
 }
 #: those of them that launch kernels of their own (the PTX engine runs them on ``sim``)
 KERNEL_SAMPLES = frozenset({"streamOrderedAllocation", "vectorAdd", "simpleVoteIntrinsics", "simplePrintf",
