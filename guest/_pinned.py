@@ -41,6 +41,8 @@ def host_alloc(gpu: GuestClient, size: int, flags: int = 0) -> PinnedBuffer:
 
 
 def host_free(gpu: GuestClient, buf: PinnedBuffer) -> None:
+    """``cuMemFreeHost``; the view is released first, whatever the host answers (the client's mapping
+    cannot close while a view of it is alive)."""
     buf.view.release()
     gpu.checked("mem_free_host", gpu.args("mem_free_host", offset=buf.offset))
 
