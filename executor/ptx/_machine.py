@@ -23,6 +23,7 @@ from .._kernels import DeviceMemory, LaunchDims
 from ._compiler import BAR, BRA, CALL, EXIT, PLAIN, RET, TRAP, Compiler, Layout, Op, UnsupportedError
 from ._fuse import Run, fuse
 from ._isa import COMPILERS
+from ._liveness import freeing_ops, frees, liveness, register_count
 from ._parse import Instruction, PtxSyntaxError, Sym, Variable
 from ._printf import PrintfSink
 from ._printf import emit as emit_printf
@@ -46,10 +47,17 @@ __all__ = [
 
 Mask = npt.NDArray[np.bool_]
 
-#: bytes of registers one batch may hold (threads x declared registers x 8); with the shared and local
-#: bounds of :class:`Limits` this keeps a launch's memory well inside a sim worker's own limit
-#: (``worker_memory_overhead``, 512 MiB by default)
+#: bytes of registers one batch may hold (threads x registers held, ``_liveness``, x 8); with the
+#: shared and local bounds of :class:`Limits` this keeps a launch's memory well inside a sim worker's
+#: own limit (``worker_memory_overhead``, 512 MiB by default)
 REGISTER_BYTES = 64 << 20
+#: bytes of registers the one batch of a cooperative grid may hold: every block must be resident at
+#: once, so the whole grid is one batch (the device's co-resident limit: up to 2,048 threads per SM);
+#: still well inside a sim worker's own limit
+COOPERATIVE_REGISTER_BYTES = 3 * REGISTER_BYTES
+#: a function declaring more registers than this lets its dead ones go as it runs (``_liveness``), so a
+#: batch holds only the live ones; one declaring fewer holds them all (no cost per instruction)
+FREE_REGISTERS_ABOVE = 64
 #: device bytes a cooperative launch's grid-sync workspace holds (cooperative_groups uses a word at 4)
 GRID_WORKSPACE_BYTES = 16
 #: check the clock every this many batch-instructions
@@ -87,15 +95,16 @@ class Kernel:
     reconvergence: dict[str, list[int]]
     layout: Layout
     param_bytes: int
-    registers: int  # declared registers over the reachable functions
+    registers: int  # registers per thread a batch holds, over the reachable functions (_liveness)
 
 
 @dataclass(frozen=True, slots=True)
 class KernelResources:
     """What the engine — ``sim``'s JIT compiler — lays out for a kernel, in ``cuFuncGetAttribute``'s
     terms: static shared bytes per block, the module's ``.const`` bytes, local bytes per thread (the
-    frames of the kernel and every function it may call), registers per thread (those declared in
-    the kernel and its callees, at most 255 as a GPU's compiler allocates, spilling the rest) and the
+    frames of the kernel and every function it may call), registers per thread (those a batch holds
+    at once for the kernel and its callees, ``_liveness``; at most 255 as a GPU's compiler allocates,
+    spilling the rest) and the
     largest block the engine runs (the device's limit or the engine's register bound; the caller
     applies the kernel's launch bound)."""
 
@@ -164,7 +173,7 @@ class LoadedModule:
             raise CudaError(CUresult.CUDA_ERROR_NOT_SUPPORTED,
                             f"the engine cannot read kernel {name}'s PTX: {exc}") from exc
         layout = _layout(program, reachable)
-        registers = sum(len(code.function.registers) for code in reachable)
+        registers = sum(_registers_held(code) for code in reachable)
         most = min(device_max_threads, REGISTER_BYTES // (max(registers, 1) * 8))
         const = sum(v.size for v in program.variables if v.space == "const")
         return KernelResources(layout.static_shared, const, sum(layout.frame_bytes.values()),
@@ -212,18 +221,31 @@ class LoadedModule:
         ops: dict[str, list[Op]] = {}
         fused: dict[str, list[Run | None]] = {}
         reconv: dict[str, list[int]] = {}
+        registers = 0
         for code in reachable:
             compiler = Compiler(code, layout, program.functions, globals_, COMPILERS)
-            ops[code.name] = compiled = compiler.compile()
-            runs = fuse(compiler, compiled, code.code, set(code.block_start))
+            compiled = compiler.compile()
+            facts = liveness(code)
+            free = facts.declared > FREE_REGISTERS_ABOVE  # let dead registers go: hold only the live
+            if free:
+                compiled = freeing_ops(compiled, code, facts)
+            ops[code.name] = compiled
+            after = frees(code, facts) if free else None
+            runs = fuse(compiler, compiled, code.code, set(code.block_start), after)
+            registers += register_count(code, facts) if free else facts.declared
             fused[code.name] = [runs.get(pc) for pc in range(len(compiled))]
             reconv[code.name] = [code.reconvergence(pc) for pc in range(len(code.code))]
         param_bytes = 0
         for p in entry.function.params:
             param_bytes = -(-param_bytes // p.align) * p.align + p.size
-        registers = sum(len(code.function.registers) for code in reachable)
         codes = {c.name: c for c in reachable}
         return Kernel(name, ops, fused, codes, reconv, layout, param_bytes, registers)
+
+
+def _registers_held(code: FunctionCode) -> int:
+    """Registers per thread a batch holds for ``code``: the live ones where it lets dead ones go."""
+    declared = len(code.function.registers)
+    return register_count(code) if declared > FREE_REGISTERS_ABOVE else declared
 
 
 def _reachable(program: Program, entry: FunctionCode) -> list[FunctionCode]:
@@ -430,10 +452,10 @@ def launch(
 
 def _cooperative_blocks(kernel: Kernel, bt: int, shared_size: int, local: int, limits: Limits) -> int:
     """How many blocks of ``bt`` threads one batch may hold for a cooperative launch: the memory bounds
-    of an ordinary batch (registers, shared and local memory), without its thread count (which only
-    trades speed for memory)."""
+    of an ordinary batch (shared and local memory; registers within :data:`COOPERATIVE_REGISTER_BYTES`),
+    without its thread count (which only trades speed for memory)."""
     return min(
-        REGISTER_BYTES // (bt * max(kernel.registers, 1) * 8),
+        COOPERATIVE_REGISTER_BYTES // (bt * max(kernel.registers, 1) * 8),
         limits.shared_bytes_total // max(shared_size, 1),
         limits.local_bytes_total // max(bt * local, 1),
     )
@@ -513,6 +535,7 @@ def _run(frame: Frame, kernel: Kernel, fn: str, mask: Mask, deadline: float) -> 
     nops = len(ops)
     limit = batch.limits.instructions
     stack: list[list[Any]] = [[0, NEVER, mask]]
+    frame.stack = stack  # which registers its waiting threads still need (_liveness)
     full = _count(mask) == mask.size
     dirty = False
     while stack:

@@ -121,3 +121,6 @@ class Frame:
     local_base: int
     entry: bool  # the kernel's own frame (its params are the launch's parameter block)
     function: str
+    #: the SIMT stack of the frame's run (``_machine._run``): which registers threads waiting on it
+    #: still need (``_liveness``)
+    stack: list[Any] | None = None
