@@ -52,13 +52,14 @@ come with the launch).
 either it ends with ``CUDA_ERROR_LAUNCH_TIMEOUT`` (sticky, as a GPU's watchdog). Local memory,
 registers and shared memory per batch are bounded; what does not fit one block is
 ``CUDA_ERROR_NOT_SUPPORTED``. Registers count as held at once, not as declared: a function declaring
-many lets each register go where it dies (``_liveness``: backward dataflow over the CFG; a register a
-thread waiting elsewhere on the SIMT stack still needs stays). A cooperative launch runs its whole
-grid as one batch, so that ``grid.sync()``'s barrier word sees every block; one the engine cannot hold
-as one batch is ``CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE``. What the engine keeps across launches
-is charged to the launching VM's host budget before it is spent (``load_module(text, budget)``, ``kernel(name, budget)``): a parsed
-module by its text's size, a prepared kernel by its instructions; past the budget the launch answers
-``CUDA_ERROR_OUT_OF_MEMORY`` after the VM's own older cached modules have been let go.
+many lets each register go where it dies (``_liveness``: backward dataflow over the CFG; a register
+a thread waiting elsewhere on the SIMT stack still needs stays). A cooperative launch runs its whole
+grid as one batch, so that ``grid.sync()``'s barrier word sees every block; one the engine cannot
+hold as one batch is ``CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE``. What the engine keeps across
+launches is charged to the launching VM's host budget before it is spent (``load_module(text,
+budget)``, ``kernel(name, budget)``): a parsed module by its text's size, a prepared kernel by its
+instructions; past the budget the launch answers ``CUDA_ERROR_OUT_OF_MEMORY`` after the VM's own
+older cached modules have been let go.
 
 *Numerics.* Integer arithmetic is exact (wrapping) at every width. Float32/64 ``add``/``sub``/``mul``/
 ``fma``/``div``/``cvt`` honour ``.rn/.rz/.rm/.rp`` exactly (from error-free transformations in
