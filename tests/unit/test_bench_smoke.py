@@ -23,7 +23,10 @@ def test_the_quick_benchmark_reports_every_figure_with_its_floor(tmp_path: Path)
         assert 0 < results[key]["p50_us"] <= results[key]["p99_us"] <= results[key]["p999_us"], key
     assert results["async_calls_per_s"] > 0 and results["floor_ring_calls_per_s"] > 0
     assert [b["bytes"] for b in results["bandwidth"]] == [4096, 65536, 1 << 20, 4 << 20]
-    assert all(b["htod_Bps"] > 0 and b["dtoh_Bps"] > 0 and b["memcpy_Bps"] > 0 for b in results["bandwidth"])
+    assert all(b["htod_Bps"] > 0 and b["dtoh_Bps"] > 0 and b["memcpy_Bps"] > 0 and b["staged_Bps"] > 0
+               for b in results["bandwidth"])
+    assert [f["pairs"] for f in results["fairness_floor"]] == [1]  # beside the one flood run (2 VMs)
+    assert all(0 < f["jain"] <= 1.0 and len(f["per_pair_per_s"]) == f["pairs"] for f in results["fairness_floor"])
     assert [b["bytes"] for b in results["pinned_copies"]] == [4096, 65536, 1 << 20, 4 << 20]
     assert all(b[k] > 0 for b in results["pinned_copies"] for k in ("htod_Bps", "dtoh_batch_Bps", "memcpy_Bps"))
     runs = {(m["vms"], m["flood"]) for m in results["multi_vm"]}
