@@ -60,7 +60,10 @@ def illegal(message: str) -> KernelFaultError:
 def check_aligned(addrs: Addresses, size: int, space: str) -> None:
     """Every address a multiple of ``size`` (a power of two), as a GPU requires."""
     if size > 1 and addrs.size:
-        low = addrs.astype(np.uint64, copy=False) & np.uint64(size - 1)
+        wide = addrs.astype(np.uint64, copy=False)
+        if not int(np.bitwise_or.reduce(wide, axis=None)) & (size - 1):
+            return  # one reduction: no address has a low bit set
+        low = wide & np.uint64(size - 1)
         if np.count_nonzero(low):
             bad = int(addrs[np.flatnonzero(low)[0]])
             raise KernelFaultError(
@@ -129,7 +132,8 @@ def _gather_span(span: U8, offsets: Addresses, size: int) -> U8:
     """Each thread's ``size`` bytes of ``span`` at its offset (each a multiple of ``size``, a power of
     two up to 8): one typed gather, a copy."""
     typed = span.view(uint_of(size)) if size > 1 else span
-    got: U8 = typed[offsets >> np.uint64(size.bit_length() - 1)].view(np.uint8).reshape(-1, size)
+    index = (offsets >> np.uint64(size.bit_length() - 1)).view(np.int64)  # < 2^24: an index NumPy takes as is
+    got: U8 = typed[index].view(np.uint8).reshape(-1, size)
     return got
 
 
@@ -196,7 +200,8 @@ def scatter_device(mem: DeviceMemory, addrs: Addresses, data: U8, *, aligned: bo
                     return
                 span = mem.read(lo, hi - lo, "kernel store")
                 typed = span.view(uint_of(size)) if size > 1 else span
-                typed[offsets >> np.uint64(size.bit_length() - 1)] = values.view(uint_of(size)).reshape(-1)
+                index = (offsets >> np.uint64(size.bit_length() - 1)).view(np.int64)
+                typed[index] = values.view(uint_of(size)).reshape(-1)
                 mem.write(lo, span, "kernel store")
                 return
             except CudaError:
