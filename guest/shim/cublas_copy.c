@@ -47,8 +47,9 @@ static cublasStatus_t transfer(int to_device, int64_t rows, int64_t cols, int64_
     unsigned char *h = host;
     if (dld == rows || cols == 1) { /* the device side is one contiguous range */
         if (hld == rows || cols == 1) {
+            /* into pinned memory a Get*Async is posted too (vgpu_shim_dtoh_on); into pageable it waits */
             return copy_status(to_device ? vgpu_shim_htod(dev, sid, h, (size_t)total, asynchronous)
-                                         : vgpu_shim_dtoh(h, dev, sid, (size_t)total));
+                                         : vgpu_shim_dtoh_on(h, dev, sid, (size_t)total, asynchronous));
         }
         unsigned char *packed = malloc((size_t)total);
         if (!packed)
@@ -68,7 +69,7 @@ static cublasStatus_t transfer(int to_device, int64_t rows, int64_t cols, int64_
     for (int64_t c = 0; c < cols; c++) { /* gaps on the device: each column alone */
         uint64_t d = dev + (uint64_t)(c * dpitch);
         CUresult rc = to_device ? vgpu_shim_htod(d, sid, h + c * hpitch, (size_t)row_bytes, asynchronous)
-                                : vgpu_shim_dtoh(h + c * hpitch, d, sid, (size_t)row_bytes);
+                                : vgpu_shim_dtoh_on(h + c * hpitch, d, sid, (size_t)row_bytes, asynchronous);
         if (rc)
             return copy_status(rc);
     }

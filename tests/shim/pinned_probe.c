@@ -54,6 +54,8 @@ cudaError_t cudaStreamCreate(cudaStream_t *s);
 cudaError_t cudaStreamSynchronize(cudaStream_t s);
 cudaError_t cudaStreamDestroy(cudaStream_t s);
 cudaError_t cudaPointerGetAttributes(struct cudaPointerAttributes *attr, const void *ptr);
+int cublasSetMatrix(int rows, int cols, int elem, const void *a, int lda, void *b, int ldb);
+int cublasGetMatrixAsync(int rows, int cols, int elem, const void *a, int lda, void *b, int ldb, cudaStream_t s);
 int cuMemAllocHost_v2(void **pp, size_t bytesize);
 int cuMemFreeHost(void *p);
 int cuMemcpyHtoD_v2(CUdeviceptr dst, const void *src, size_t n);
@@ -178,6 +180,21 @@ static int mode_copies(void)
     result("driver_api", rc == 0 && in_region(c), "rc=%d", rc);
     rc = cuMemFreeHost(c);
     result("driver_free", rc == 0, "rc=%d", rc);
+
+    /* cuBLAS's matrix copies take the same path: contiguous, and column by column into a padded device
+     * matrix (leading dimension 80 for 64 rows); the Async get into pinned memory is posted */
+    fill(a, n, 6);
+    memset(b, 0, n);
+    rc = cudaStreamCreate(&s);
+    int matrix_ok = rc == 0;
+    for (int ld = 64; matrix_ok && ld <= 80; ld += 16) {
+        rc = cublasSetMatrix(64, 32, 4, a, 64, dev, ld);
+        rc = rc ? rc : cublasGetMatrixAsync(64, 32, 4, dev, ld, b, 64, s);
+        rc = rc ? rc : cudaStreamSynchronize(s);
+        matrix_ok = rc == 0 && !memcmp(a, b, 64 * 32 * 4);
+    }
+    result("cublas_matrix", matrix_ok, "rc=%d", rc);
+    cudaStreamDestroy(s);
 
     struct cudaPointerAttributes attr;
     rc = cudaPointerGetAttributes(&attr, a + 100);

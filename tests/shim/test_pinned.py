@@ -77,7 +77,7 @@ def guest(request: pytest.FixtureRequest, probe: Path, shim: ShimBuild, tmp_path
 def test_pinned_memory_lies_in_the_region_and_copies_through_it_are_correct(guest: Guest) -> None:
     worker = guest.run("copies")
     expected = ["pinned_in_region", "copy_sync", "copy_async_offsets", "copy_2d", "copy_default", "driver_api",
-                "driver_free", "pointer_attributes", "host_alloc_flags", "registered_staged", "free"]
+                "driver_free", "cublas_matrix", "pointer_attributes", "host_alloc_flags", "registered_staged", "free"]
     assert list(worker.report.results) == expected
     # the shim's trace: pinned copies name their range (0x003a/0x003b), posted when asynchronous
     trace = worker.stderr

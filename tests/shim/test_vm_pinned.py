@@ -61,7 +61,7 @@ def test_pinned_memory_in_a_vm_is_bar2_and_copies_through_it_are_correct(
     (artifacts / "console-pinned.log").write_text(run.text + "\n")
     found = sections(run.text)
     for name, checks in (("copies", ["pinned_in_region", "copy_sync", "copy_async_offsets", "copy_2d",
-                                     "copy_default", "driver_api", "driver_free", "pointer_attributes",
+                                     "copy_default", "driver_api", "driver_free", "cublas_matrix", "pointer_attributes",
                                      "host_alloc_flags", "registered_staged", "free"]),
                          ("exhaust", ["fallback", "copies_through_both", "free"]),
                          ("bandwidth", ["bandwidth_setup", "bandwidth"])):
