@@ -122,7 +122,7 @@ static int add_if_capturing(CUstream s, const struct guest_record *r, CUresult *
     }
     struct vgpu_result_stream_add_guest_node res;
     if ((*rc = vgpu_cu_call(VGPU_CALL_STREAM_ADD_GUEST_NODE, &a, sizeof a, &res, sizeof res)))
-        return 1;
+        return *rc != CUDA_ERROR_NOT_SUPPORTED; /* a host before 2.2: run it now (a capture then refuses) */
     return res.captured != 0;
 }
 
@@ -217,6 +217,8 @@ CUresult vgpu_guest_exec_register(CUgraphExec exec)
     struct vgpu_args_graph_exec_guest_node a = {.graph_exec = exec->id, .index = 0};
     struct vgpu_result_graph_exec_guest_node r;
     CUresult rc = vgpu_cu_call(VGPU_CALL_GRAPH_EXEC_GUEST_NODE, &a, sizeof a, &r, sizeof r);
+    if (rc == CUDA_ERROR_NOT_SUPPORTED)
+        return CUDA_SUCCESS; /* a host before protocol 2.2 makes no guest nodes */
     if (rc || !r.count)
         return rc;
     struct phased_exec *p = calloc(1, sizeof *p);

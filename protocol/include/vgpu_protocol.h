@@ -20,7 +20,7 @@
 #define VGPU_MAGIC UINT64_C(0x0044454d55504756) /* "VGPUMED\0" little-endian */
 #define VGPU_CHANNEL_MAGIC UINT64_C(0x004e484355504756) /* "VGPUCHN\0" little-endian */
 #define VGPU_VERSION_MAJOR 2u
-#define VGPU_VERSION_MINOR 1u
+#define VGPU_VERSION_MINOR 2u
 #define VGPU_HEADER_SIZE 4096u
 #define VGPU_SQE_SIZE 192u
 #define VGPU_CQE_SIZE 64u
@@ -532,6 +532,9 @@ enum vgpu_cublas_diag_type {
 #define VGPU_CALL_FUNC_GET_ATTRIBUTE 0x0077 /* cuFuncGetAttribute */
 #define VGPU_CALL_FUNC_SET_ATTRIBUTE 0x0078 /* cuFuncSetAttribute */
 #define VGPU_CALL_LAUNCH_COOPERATIVE_KERNEL 0x0079 /* cuLaunchCooperativeKernel, async-capable */
+#define VGPU_CALL_MODULE_UPLOAD_BEGIN 0x007a /* vgpuModuleUploadBegin */
+#define VGPU_CALL_MODULE_UPLOAD_CHUNK 0x007b /* vgpuModuleUploadChunk */
+#define VGPU_CALL_MODULE_LOAD_UPLOAD 0x007c /* vgpuModuleLoadUpload */
 #define VGPU_CALL_CUBLAS_CREATE 0x0080 /* cublasCreate_v2, status is cublasStatus_t */
 #define VGPU_CALL_CUBLAS_DESTROY 0x0081 /* cublasDestroy_v2, status is cublasStatus_t */
 #define VGPU_CALL_CUBLAS_SET_STREAM 0x0082 /* cublasSetStream_v2, status is cublasStatus_t */
@@ -1297,6 +1300,44 @@ static_assert(offsetof(struct vgpu_args_launch_cooperative_kernel, shared_mem_by
 static_assert(offsetof(struct vgpu_args_launch_cooperative_kernel, stream) == 32, "vgpu_args_launch_cooperative_kernel.stream offset");
 
 /* launch_cooperative_kernel: no results (status only) */
+
+struct vgpu_args_module_upload_begin {
+    uint64_t bytes;
+};
+static_assert(sizeof(struct vgpu_args_module_upload_begin) == 8, "struct vgpu_args_module_upload_begin is 8 bytes");
+static_assert(offsetof(struct vgpu_args_module_upload_begin, bytes) == 0, "vgpu_args_module_upload_begin.bytes offset");
+
+struct vgpu_result_module_upload_begin {
+    uint32_t upload;
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_result_module_upload_begin) == 8, "struct vgpu_result_module_upload_begin is 8 bytes");
+static_assert(offsetof(struct vgpu_result_module_upload_begin, upload) == 0, "vgpu_result_module_upload_begin.upload offset");
+
+struct vgpu_args_module_upload_chunk {
+    uint32_t upload;
+    uint8_t pad0_[4];
+    uint64_t offset;
+};
+static_assert(sizeof(struct vgpu_args_module_upload_chunk) == 16, "struct vgpu_args_module_upload_chunk is 16 bytes");
+static_assert(offsetof(struct vgpu_args_module_upload_chunk, upload) == 0, "vgpu_args_module_upload_chunk.upload offset");
+static_assert(offsetof(struct vgpu_args_module_upload_chunk, offset) == 8, "vgpu_args_module_upload_chunk.offset offset");
+
+/* module_upload_chunk: no results (status only) */
+
+struct vgpu_args_module_load_upload {
+    uint32_t upload;
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_args_module_load_upload) == 8, "struct vgpu_args_module_load_upload is 8 bytes");
+static_assert(offsetof(struct vgpu_args_module_load_upload, upload) == 0, "vgpu_args_module_load_upload.upload offset");
+
+struct vgpu_result_module_load_upload {
+    uint32_t module;                    /* module handle: per-channel id, 0 = null */
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_result_module_load_upload) == 8, "struct vgpu_result_module_load_upload is 8 bytes");
+static_assert(offsetof(struct vgpu_result_module_load_upload, module) == 0, "vgpu_result_module_load_upload.module offset");
 
 /* cublas_create: no arguments (args_len = 0) */
 

@@ -47,7 +47,7 @@ def h(*fields: str) -> bytes:
 # A 4 MiB region for VM 3 split into 3 channels, 2 doorbell vectors, a 500 ms lease, in epoch 2.
 REGION_GOLDEN = h(
     "564750554d454400",  # 0   magic "VGPUMED\0"
-    "0200", "0100",  # 8   version 2.1
+    "0200", "0200",  # 8   version 2.2
     "00100000",  # 12  header_size 4096
     "0000400000000000",  # 16  region_size 4 MiB
     "1f00000000000000",  # 24  features: NEED_WAKEUP | ASYNC_CALLS | CHUNKED_COPY | GUEST_IRQ | CHANNELS
@@ -69,7 +69,7 @@ REGION_GOLDEN = h(
 # Channel 2 of a 1 MiB block for VM 3 with 64-entry rings, opened once (generation 1).
 HEADER_GOLDEN = h(
     "5647505543484e00",  # 0   magic "VGPUCHN\0"
-    "0200", "0100",  # 8   version 2.1
+    "0200", "0200",  # 8   version 2.2
     "00100000",  # 12  header_size 4096
     "0000100000000000",  # 16  region_size: the block, 1 MiB
     "1f00000000000000",  # 24  features
