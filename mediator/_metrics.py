@@ -96,6 +96,8 @@ class MediatorCollector(Collector):
         htod = CounterMetricFamily("vgpu_htod_bytes", "bytes copied host to device", labels=labels)
         dtoh = CounterMetricFamily("vgpu_dtoh_bytes", "bytes copied device to host", labels=labels)
         used = GaugeMetricFamily("vgpu_memory_used_bytes", "device memory the VM holds", labels=labels)
+        pinned = GaugeMetricFamily("vgpu_pinned_used_bytes", "bytes of the VM's pinned area its processes "
+                                   "hold (cudaMallocHost)", labels=labels)
         quota = GaugeMetricFamily("vgpu_memory_quota_bytes", "the VM's memory quota (absent: none)",
                                   labels=labels)
         connected = GaugeMetricFamily("vgpu_vm_connected", "1 while a guest is attached", labels=labels)
@@ -128,6 +130,7 @@ class MediatorCollector(Collector):
             htod.add_metric(name, vm["bytes_htod"])
             dtoh.add_metric(name, vm["bytes_dtoh"])
             used.add_metric(name, vm["memory_used"])
+            pinned.add_metric(name, vm.get("pinned_used", 0))
             if vm["memory_quota"] is not None:
                 quota.add_metric(name, vm["memory_quota"])
             connected.add_metric(name, 1 if vm["connected"] else 0)
@@ -159,9 +162,9 @@ class MediatorCollector(Collector):
         info = GaugeMetricFamily("vgpu_build_info", "the mediator's version, Python and backend (always 1)",
                                  labels=info_labels)
         info.add_metric(info_values, 1)
-        yield from (calls, errors, protocol, htod, dtoh, used, quota, connected, restarts, sessions, latency,
-                    cpu, rss, open_channels, expired, channel_calls, channel_used, channel_handles, attached,
-                    info)
+        yield from (calls, errors, protocol, htod, dtoh, used, pinned, quota, connected, restarts, sessions,
+                    latency, cpu, rss, open_channels, expired, channel_calls, channel_used, channel_handles,
+                    attached, info)
 
 
 class MetricsServer:

@@ -72,6 +72,9 @@ _LATCHED: Final = int(CompleteFlags.LATCHED)
 _HTOD: Final = CALLS_BY_NAME["memcpy_htod"].call_id
 _LAST_BUCKET: Final = LATENCY_BUCKETS - 1
 _DTOH: Final = CALLS_BY_NAME["memcpy_dtoh"].call_id
+#: pinned copies (protocol 2.1) move their bytes with no payload: counted from their ``count``
+_HTOD_PINNED: Final = CALLS_BY_NAME["memcpy_htod_pinned"].call_id
+_DTOH_PINNED: Final = CALLS_BY_NAME["memcpy_dtoh_pinned"].call_id
 _EMPTY: Final = memoryview(b"")
 _CTX_SYNC: Final = CALLS_BY_NAME["ctx_synchronize"]
 _NO_ARGS: Final = _CTX_SYNC.args()
@@ -218,6 +221,10 @@ class RingServer:
                 counters.bytes_htod += in_len
             elif call_id == _DTOH:
                 counters.bytes_dtoh += out_len
+            elif call_id == _HTOD_PINNED:
+                counters.bytes_htod += args.count  # type: ignore[attr-defined]
+            elif call_id == _DTOH_PINNED:
+                counters.bytes_dtoh += args.count  # type: ignore[attr-defined]
             if self.latched and not is_async and call.waits:
                 status, flags, self.latched = self.latched, _LATCHED, 0
                 self.region.set_u32(ChannelField.LATCHED_ERROR, 0)

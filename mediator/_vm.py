@@ -921,6 +921,8 @@ class VmEndpoint:
             "session_calls": counters.calls,
             "calls_per_s": round(session.rate.per_second, 1) if session else 0.0,
             "memory_used": counters.memory_used,
+            "pinned_used": counters.pinned_used,  # of the region's pinned area (cudaMallocHost)
+            "pinned_size": session.pinned_size if session else self.config.region_of(self.vm)[1],
             "live_handles": counters.live_handles,
             "peers": len(session.peers) if session else 0,
             "peers_served": self.peers_served,

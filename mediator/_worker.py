@@ -326,6 +326,7 @@ class Worker:
     def publish_stats(self) -> None:
         counters, table = self.counters, self.table
         counters.memory_used = self.share.memory_used()
+        counters.pinned_used = self.share.pinned_used()
         counters.live_handles = self.share.live_handles()
         counters.heartbeat_ns = time.monotonic_ns()
         counters.channels_open = len(table.open)

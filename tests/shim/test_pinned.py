@@ -10,6 +10,7 @@ import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -48,11 +49,16 @@ class Guest:
             f"pinned_probe {' '.join(args)} exited {code}: {failed}\n{worker.text}\n{worker.stderr}")
         return worker
 
+    def status(self) -> dict[str, Any]:
+        row: dict[str, Any] = next(v for v in request(self.mediator.control, {"cmd": "status"})["vms"]
+                                   if v["name"] == "vm1")
+        return row
+
     def wait_closed(self, pid: int, timeout: float = 10) -> None:
         """Until the mediator holds no open channel of process ``pid``."""
         deadline = time.monotonic() + timeout
         while True:
-            vm = next(v for v in request(self.mediator.control, {"cmd": "status"})["vms"] if v["name"] == "vm1")
+            vm = self.status()
             if not any(c["owner_pid"] == pid and c["state"] == "open" for c in vm["channels"]):
                 return
             assert time.monotonic() < deadline, f"process {pid}'s channel still open: {vm['channels']}"
@@ -80,6 +86,8 @@ def test_pinned_memory_lies_in_the_region_and_copies_through_it_are_correct(gues
                 "driver_free", "cublas_matrix", "pointer_attributes", "host_alloc_flags", "registered_staged", "free"]
     assert list(worker.report.results) == expected
     # the shim's trace: pinned copies name their range (0x003a/0x003b), posted when asynchronous
+    row = guest.status()  # pinned copies (over 10 MiB each way) count in the VM's bytes, as staged ones (4 MiB) do
+    assert row["bytes_htod"] >= 14 << 20 and row["bytes_dtoh"] >= 14 << 20, row
     trace = worker.stderr
     for line in ("call 0x0038 -> 0", "call 0x003a -> 0", "call 0x003b -> 0", "post 0x003a -> 0", "post 0x003b -> 0",
                  "call 0x0039 -> 0"):
@@ -98,6 +106,8 @@ def test_an_exhausted_pinned_area_falls_back_to_ordinary_memory_once_logged(gues
 def test_a_killed_processs_pinned_memory_comes_back_for_the_next(guest: Guest) -> None:
     victim = guest.start("hold", "6")
     assert victim.expect("READY") == "READY in_region=1"
+    held = guest.status()  # the operator sees it (status, and the vgpu_pinned_used_bytes metric)
+    assert (held["pinned_used"], held["pinned_size"]) == (6 << 20, 8 << 20), held
     os.kill(victim.pid, signal.SIGKILL)  # its channel closes with its connection: the range is free again
     victim.proc.wait()
     guest.wait_closed(victim.pid)
@@ -105,3 +115,5 @@ def test_a_killed_processs_pinned_memory_comes_back_for_the_next(guest: Guest) -
     assert heir.expect("READY") == "READY in_region=1"
     heir.send("done")
     assert heir.finish(60) == 0, heir.text
+    guest.wait_closed(heir.pid)
+    assert guest.status()["pinned_used"] == 0
