@@ -14,6 +14,9 @@ every call it served). For each size and direction it prints, per copy in micros
   of the arena into the application's buffer;
 * ``host``: the worker's serve time, a mean over the repeats (htod: its copy out of the arena into
   device memory; dtoh: into the arena);
+* ``guest cpu``, ``host cpu``: the CPU time each process had per copy, a mean (``/proc/<pid>/schedstat``;
+  the guest's includes its spinning waits, the worker's its polling): unlike wall times these do not
+  grow when other work on the machine takes the cores;
 * ``floor``: the same-run in-process memcpy of the whole size (one copy, one core);
 * ``staged``: the same copy staged through shared memory in the client's chunks by two processes on
   two cores with nothing of ours in between (``_floors.staged_copy_bandwidth``): what the second copy
@@ -60,18 +63,18 @@ class TimedGuest(GuestClient):
     def clear(self) -> None:
         self.spent = {"submit": 0, "reserve": 0, "wait": 0, "finish": 0}
 
-    def _reserve(self, length: int, phase: int | None = None) -> int:
+    # (*args: these run against older clients too, for before/after comparisons)
+    def _reserve(self, *args: Any) -> int:
         started = time.perf_counter_ns()
         try:
-            return super()._reserve(length, phase)
+            return super()._reserve(*args)
         finally:
             self.spent["reserve"] += time.perf_counter_ns() - started
 
-    def _submit(self, call_id: int, raw: bytes, data: bytes | memoryview | None, out_cap: int,
-                flags: int, out_phase: int | None = None) -> tuple[int, int]:
+    def _submit(self, *args: Any) -> tuple[int, int]:
         started = time.perf_counter_ns()
         try:
-            return super()._submit(call_id, raw, data, out_cap, flags, out_phase)
+            return super()._submit(*args)
         finally:
             self.spent["submit"] += time.perf_counter_ns() - started
 
@@ -90,10 +93,18 @@ class TimedGuest(GuestClient):
             self.spent["finish"] += time.perf_counter_ns() - started
 
 
-def _host_serve_ns(mediator: MediatorProcess) -> int:
-    """The worker's total serve time so far (published at least every 50 ms while it serves)."""
+def _host_serve_ns(mediator: MediatorProcess) -> tuple[int, int]:
+    """The worker's total serve time so far (published at least every 50 ms while it serves), and the
+    CPU time it has had (``/proc/<pid>/schedstat``: on a loaded machine, wall times count the time a
+    process waited for a core; CPU times do not)."""
     vm = request(mediator.control, {"cmd": "status"})["vms"][0]
-    return int(vm["latency_sum_ns"])
+    return int(vm["latency_sum_ns"]), _cpu_ns(int(vm["worker_pid"]))
+
+
+def _cpu_ns(pid: int) -> int:
+    """Nanoseconds process ``pid`` has run on a CPU (its threads' too)."""
+    tasks = Path(f"/proc/{pid}/task").iterdir()
+    return sum(int(Path(task, "schedstat").read_text().split()[0]) for task in tasks)
 
 
 def _settle(gpu: GuestClient) -> None:
@@ -118,15 +129,19 @@ def measure(gpu: TimedGuest, mediator: MediatorProcess, size: int, way: str, rep
     for _ in range(3):
         once()
     _settle(gpu)
-    host_before = _host_serve_ns(mediator)
+    host_before, host_cpu_before = _host_serve_ns(mediator)
+    guest_cpu_before = _cpu_ns(os.getpid())
     rows: list[dict[str, int]] = []
     for _ in range(repeats):
         gpu.clear()
         started = time.perf_counter_ns()
         once()
         rows.append({"wall": time.perf_counter_ns() - started, **gpu.spent})
+    guest_cpu = _cpu_ns(os.getpid()) - guest_cpu_before
     _settle(gpu)
-    host = _host_serve_ns(mediator) - host_before
+    host_after, host_cpu_after = _host_serve_ns(mediator)
+    host = host_after - host_before
+    host_cpu = host_cpu_after - host_cpu_before  # includes the settling nop: a few microseconds
     gpu.mem_free(ptr)
     floor = size / memcpy_bandwidth(size, repeats=20) * 1e6
     staged = size / staged_copy_bandwidth(size, gpu._copy_chunk(size), host_cpus) * 1e6
@@ -137,6 +152,7 @@ def measure(gpu: TimedGuest, mediator: MediatorProcess, size: int, way: str, rep
             "mean": statistics.fmean(r["wall"] for r in rows) / 1000,
             "guest_in": (row["submit"] - row["reserve"]) / 1000, "reserve": row["reserve"] / 1000,
             "wait": row["wait"] / 1000, "guest_out": max(finish, 0) / 1000, "host": host / repeats / 1000,
+            "guest_cpu": guest_cpu / repeats / 1000, "host_cpu": host_cpu / repeats / 1000,
             "floor": floor, "staged": staged}
 
 
@@ -151,7 +167,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     cpus = sorted(os.sched_getaffinity(0))
     pin = not opts.no_pin and len(cpus) >= 2
     print(f"load average {os.getloadavg()[0]:.2f}; {len(cpus)} CPUs; {'pinned' if pin else 'not pinned'}")
-    columns = ("wall", "mean", "best", "guest_in", "reserve", "wait", "guest_out", "host", "floor", "staged")
+    columns = ("wall", "mean", "best", "guest_in", "reserve", "wait", "guest_out", "host", "guest_cpu",
+               "host_cpu", "floor", "staged")
     print(f"{'copy':>12} " + " ".join(f"{c.replace('_', ' '):>9}" for c in columns)
           + "  MiB/s (best; vs floor, vs staged)")
     with tempfile.TemporaryDirectory(prefix="vgpu-phases-") as tmp, \
