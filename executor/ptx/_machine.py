@@ -6,6 +6,7 @@ prepared kernels), :func:`launch` and the SIMT loop.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections import OrderedDict
@@ -472,20 +473,16 @@ def _batch(
     shared_size: int,
     limits: Limits,
 ) -> Batch:
-    bx, by, bz = dims.block
     gx, gy, _ = dims.grid
-    bt = bx * by * bz
+    bt = dims.block[0] * dims.block[1] * dims.block[2]
     n = bt * count
-    t = np.arange(n, dtype=np.int64)
-    local_block = t // bt
-    lt = t % bt
-    linear_block = local_block + first
+    tid, linear_tid, block_index = _batch_shape(dims.block, count)
+    blocks = np.arange(first, first + count, dtype=np.int64)  # the blocks in the grid, then per thread
     u32 = np.uint32
-    tid = ((lt % bx).astype(u32), ((lt // bx) % by).astype(u32), (lt // (bx * by)).astype(u32))
     ctaid = (
-        (linear_block % gx).astype(u32),
-        ((linear_block // gx) % gy).astype(u32),
-        (linear_block // (gx * gy)).astype(u32),
+        np.repeat((blocks % gx).astype(u32), bt),
+        np.repeat(((blocks // gx) % gy).astype(u32), bt),
+        np.repeat((blocks // (gx * gy)).astype(u32), bt),
     )
     return Batch(
         kernel=kernel.name,
@@ -496,16 +493,56 @@ def _batch(
         block_threads=bt,
         block_dim=dims.block,
         grid_dim=dims.grid,
-        block_index=local_block.astype(np.intp),
+        block_index=block_index,
         ctaid=ctaid,
         tid=tid,
-        linear_tid=lt.astype(u32),
+        linear_tid=linear_tid,
         shared=np.zeros((count, shared_size), dtype=np.uint8),
         dynamic_shared=dims.shared_bytes,
         limits=limits,
         local=np.zeros((n, 0), dtype=np.uint8),
         exited=np.zeros(n, dtype=np.bool_),
     )
+
+
+#: batches of at most this many threads share their shape's arrays (:func:`_batch_shape`)
+_SHAPE_CACHE_THREADS = 16384
+
+
+def _batch_shape(
+    block: tuple[int, int, int], count: int
+) -> tuple[tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32], npt.NDArray[np.uint32]],
+           npt.NDArray[np.uint32], npt.NDArray[np.intp]]:
+    """Each thread's ``%tid``, index within its block and block within the batch: a function of the
+    block's shape and the batch's block count only, so computed once for every batch of that shape
+    (read-only, shared) when the batch is an ordinary one."""
+    if block[0] * block[1] * block[2] * count <= _SHAPE_CACHE_THREADS:
+        return _cached_shape(block, count)
+    return _shape_arrays(block, count)
+
+
+def _shape_arrays(
+    block: tuple[int, int, int], count: int
+) -> tuple[tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32], npt.NDArray[np.uint32]],
+           npt.NDArray[np.uint32], npt.NDArray[np.intp]]:
+    bx, by, bz = block
+    bt = bx * by * bz
+    t = np.arange(bt * count, dtype=np.int64)
+    lt = t % bt
+    u32 = np.uint32
+    tid = ((lt % bx).astype(u32), ((lt // bx) % by).astype(u32), (lt // (bx * by)).astype(u32))
+    return tid, lt.astype(u32), (t // bt).astype(np.intp)
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_shape(
+    block: tuple[int, int, int], count: int
+) -> tuple[tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32], npt.NDArray[np.uint32]],
+           npt.NDArray[np.uint32], npt.NDArray[np.intp]]:
+    tid, linear_tid, block_index = _shape_arrays(block, count)
+    for array in (*tid, linear_tid, block_index):
+        array.flags.writeable = False
+    return tid, linear_tid, block_index
 
 
 def _run_entry(batch: Batch, kernel: Kernel, deadline: float) -> None:
