@@ -70,6 +70,9 @@ class DeviceConfig:
     launch_instructions: int = 50_000_000
     printf_bytes: int = 64 << 10
     printf_lines: int = 1024
+    # the largest module image a context loads (one larger than the arena comes in chunks), and what
+    # its uploads under way may hold together (executor._module_upload)
+    module_bytes: int = 64 << 20
 
 
 class HandleTable(Generic[T]):

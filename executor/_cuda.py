@@ -59,7 +59,7 @@ from protocol.models import (
     NoResult,
 )
 
-from ._base import AllocationMap, CallIO, HandleTable
+from ._base import AllocationMap, CallIO, DeviceConfig, HandleTable
 from ._cuda_base import BlasHandle, FunctionRecord, ModuleRecord, Physical, host_address
 from ._cuda_blas import BlasCalls
 from ._cuda_driver import (
@@ -85,6 +85,7 @@ from ._cuda_nvml import NvmlCalls
 from ._cuda_pinned import CudaPinnedCalls
 from ._cuda_streams import StreamCalls
 from ._errors import BackendUnavailableError, CudaError
+from ._module_upload import ModuleUploads
 
 __all__ = ["CudaExecutor", "cuda_available"]
 
@@ -115,9 +116,11 @@ class CudaExecutor(MemoryCalls, ModuleCalls, StreamCalls, BlasCalls, NvmlCalls, 
 
     backend_name = "cuda"
 
-    def __init__(self, device_ordinal: int = 0, memory_quota: int | None = None) -> None:
+    def __init__(self, device_ordinal: int = 0, memory_quota: int | None = None, *,
+                 module_bytes: int = DeviceConfig().module_bytes) -> None:
         super().__init__()
         self._closed = True  # until the context exists: close() then has nothing to undo
+        self.module_uploads = ModuleUploads(module_bytes)  # no host budget here: bounded by module_bytes
         driver = load_driver()
         usable, why = cuda_available()
         if not usable:
@@ -220,6 +223,7 @@ class CudaExecutor(MemoryCalls, ModuleCalls, StreamCalls, BlasCalls, NvmlCalls, 
         except CudaError as exc:
             self.log.warning("cleanup step failed", step="cuCtxSetCurrent", reason=exc.message)
         self._closed = True
+        self.module_uploads.close()
         if getattr(_CURRENT, "executor", None) is self:
             _CURRENT.executor = None
         steps: list[tuple[str, Callable[[], None]]] = [("cuCtxSynchronize", d.ctx_synchronize)]

@@ -46,6 +46,7 @@ from protocol.models import (
 from ._base import Allocation, CallIO
 from ._cuda_base import CudaBase, FunctionRecord, ModuleRecord, host_address
 from ._errors import CudaError
+from ._module_upload import ModuleUploadCalls
 
 __all__ = ["CU_LAUNCH_PARAM_BUFFER_POINTER", "CU_LAUNCH_PARAM_BUFFER_SIZE", "CU_LAUNCH_PARAM_END",
            "ModuleCalls"]
@@ -68,11 +69,21 @@ def _cstring(data: memoryview, what: str) -> bytes:
     return raw
 
 
-class ModuleCalls(CudaBase):
+class ModuleCalls(ModuleUploadCalls, CudaBase):
     """The module, function and launch calls (see the module's theory of operation)."""
 
+    # chunked uploads of images past the arena: the buffer is the host's, the load the driver's
+    # (_load_module_image); the same handlers as sim's, served by this backend
+    module_upload_begin = ModuleUploadCalls.module_upload_begin
+    module_upload_chunk = ModuleUploadCalls.module_upload_chunk
+    module_load_upload = ModuleUploadCalls.module_load_upload
+
     def module_load_data(self, args: NoArgs, io: CallIO) -> ModuleLoadResult:
-        image = bytes(io.inp)
+        return self._load_module_image(io.inp)
+
+    def _load_module_image(self, data: memoryview | bytes) -> ModuleLoadResult:
+        """An image from the payload, or a chunked upload (``_module_upload``)."""
+        image = bytes(data)
         if not image:
             raise CudaError(CUresult.CUDA_ERROR_INVALID_IMAGE, "cuModuleLoadData: the image is empty")
         if not image.startswith((_ELF_MAGIC, _FATBIN_MAGIC)) and not image.endswith(b"\0"):

@@ -49,7 +49,8 @@ def create_executor(name: BackendName, *, device: DeviceConfig | None = None,
         from ._cuda import CudaExecutor
     except ImportError as exc:
         raise BackendUnavailableError(f"the cuda backend cannot be imported: {exc}") from exc
-    return CudaExecutor(device_ordinal, memory_quota=memory_quota)
+    return CudaExecutor(device_ordinal, memory_quota=memory_quota,
+                        module_bytes=(device or DeviceConfig()).module_bytes)
 
 
 class VmShare:

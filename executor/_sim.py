@@ -138,6 +138,7 @@ from protocol.models import (
 from ._base import AllocationMap, CallIO, DeviceConfig, Executor, HandleTable, HostBudget
 from ._errors import CudaError
 from ._kernels import LaunchDims
+from ._module_upload import ModuleUploadCalls, ModuleUploads
 from ._modules import KernelAttributes
 from ._pinned_calls import PinnedHostCalls
 from ._sim_blas import (
@@ -197,7 +198,7 @@ MAX_GRAPH_NODES: Final = 1 << 18
 GRAPH_NODE_BYTES: Final = 1024
 
 
-class SimExecutor(SimNvmlCalls, SimTrsmCalls, SimPinnedCalls, PinnedHostCalls, Executor):
+class SimExecutor(SimNvmlCalls, SimTrsmCalls, SimPinnedCalls, PinnedHostCalls, ModuleUploadCalls, Executor):
     """One VM's simulated GPU. See the module's theory of operation."""
 
     backend_name = "sim"
@@ -216,6 +217,7 @@ class SimExecutor(SimNvmlCalls, SimTrsmCalls, SimPinnedCalls, PinnedHostCalls, E
                                     printf_bytes=config.printf_bytes, printf_lines=config.printf_lines)
         self._clock = clock  # nanoseconds, for event timestamps
         self.host = HostBudget(host_budget)
+        self.module_uploads = ModuleUploads(config.module_bytes, self.host)  # images past the arena
         # one id space for every kind of handle: an id names at most one object, so a handle passed
         # where another kind is expected is always refused, never mistaken for one of that kind
         ids = itertools.count(1)
@@ -344,6 +346,7 @@ class SimExecutor(SimNvmlCalls, SimTrsmCalls, SimPinnedCalls, PinnedHostCalls, E
             capture.finish()
         self._captures.clear()
         self._graph_nodes = 0
+        self.module_uploads.close()
         self.host.used = 0  # every graph and module goes below
         for table in (self._streams, self._events, self._graphs, self._graph_execs, self._blas,
                       self._contexts):
@@ -800,7 +803,11 @@ class SimExecutor(SimNvmlCalls, SimTrsmCalls, SimPinnedCalls, PinnedHostCalls, E
     # -- modules and launch ----------------------------------------------------------------------
 
     def module_load_data(self, args: NoArgs, io: CallIO) -> ModuleLoadResult:
-        handle, module = self.modules.load(io.inp)
+        return self._load_module_image(io.inp)
+
+    def _load_module_image(self, data: memoryview | bytes) -> ModuleLoadResult:
+        """An image from the payload, or a chunked upload (``_module_upload``)."""
+        handle, module = self.modules.load(data)
         image = module.image
         log.debug("module loaded", module=handle, kind=image.kind, parts=image.parts,
                   kernels=len(image.kernels), globals=len(image.globals), ptx_target=image.ptx_target)

@@ -189,6 +189,9 @@ class DeviceSection(_Section):
     launch_instructions: int = Field(default=50_000_000, ge=1000)
     printf_bytes: Size = Field(default=64 * 1024, ge=0, le=16 * 1024**2)
     printf_lines: int = Field(default=1024, ge=0, le=1_000_000)
+    # the largest module image a guest process loads: one larger than its channel's arena is uploaded
+    # in chunks into a buffer of the VM's host memory (charged to its host budget on sim)
+    module_bytes: Size = Field(default=64 * 1024**2, ge=1024**2, le=1024**3)
 
     @model_validator(mode="after")
     def _uuid_hex(self) -> Self:

@@ -374,6 +374,25 @@ class GlobalResult(WireModel):
     bytes: U64
 
 
+class ModuleUploadBeginArgs(WireModel):
+    bytes: U64  # the whole image's size
+
+
+class ModuleUploadResult(WireModel):
+    upload: U32
+
+
+class ModuleUploadChunkArgs(WireModel):
+    """The input payload holds the image's bytes from ``offset``: where the previous chunk ended."""
+
+    upload: U32
+    offset: U64
+
+
+class ModuleUploadArgs(WireModel):
+    upload: U32
+
+
 class FuncParamInfoArgs(WireModel):
     function: FunctionH
     index: U32
@@ -907,6 +926,17 @@ def _specs() -> list[CallSpec]:
            doc="every block co-resident (at most the occupancy calculator's blocks per multiprocessor "
            "times the multiprocessors, else CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE), so that "
            "cooperative_groups' grid.sync() works"),
+        cs(0x007A, "module_upload_begin", "vgpuModuleUploadBegin", ModuleUploadBeginArgs, ModuleUploadResult,
+           doc="an image larger than the arena, in chunks: at most device.module_bytes (all of a context's "
+           "uploads together too), charged to the VM's host budget; CUDA_ERROR_INVALID_VALUE past the "
+           "bound, CUDA_ERROR_OUT_OF_MEMORY past the budget or with 4 uploads under way"),
+        cs(0x007B, "module_upload_chunk", "vgpuModuleUploadChunk", ModuleUploadChunkArgs, nr,
+           in_payload="the image's next bytes, from offset (where the previous chunk ended)",
+           doc="CUDA_ERROR_INVALID_VALUE for a chunk that does not start where the last ended or ends "
+           "past the image"),
+        cs(0x007C, "module_load_upload", "vgpuModuleLoadUpload", ModuleUploadArgs, ModuleLoadResult,
+           doc="loads a complete upload as cuModuleLoadData would; the upload is let go whatever it "
+           "answers (an incomplete one: CUDA_ERROR_INVALID_VALUE)"),
         # cuBLAS
         cs(0x0080, "cublas_create", "cublasCreate_v2", ns, CublasCreateResult,
            status_domain="cublasStatus_t"),

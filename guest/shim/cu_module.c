@@ -77,6 +77,39 @@ static size_t image_extent(const void *image, const void **start)
     return strnlen((const char *)p, MAX_IMAGE) + 1; /* PTX, with its NUL */
 }
 
+/* The image in one call when it fits the transport's data arena; otherwise in chunks of the
+ * transport's copy size (vgpuModuleUploadBegin, vgpuModuleUploadChunk, vgpuModuleLoadUpload: the host
+ * bounds it by device.module_bytes). The upload is always finished, so the host lets it go even when a
+ * chunk was refused. */
+static int load_image(const void *start, size_t size, uint32_t *module)
+{
+    int err;
+    struct cuda_transport *t = vgpu_shim_transport(&err);
+    if (!t || size <= cuda_transport_arena_size(t)) {
+        struct vgpu_result_module_load_data r;
+        int rc = vgpu_shim_call(VGPU_CALL_MODULE_LOAD_DATA, NULL, 0, start, size, &r, sizeof r, NULL, 0, NULL);
+        *module = r.module;
+        return rc;
+    }
+    size_t chunk = cuda_transport_chunk_size(t);
+    struct vgpu_args_module_upload_begin b = {.bytes = size};
+    struct vgpu_result_module_upload_begin u;
+    int rc = vgpu_shim_call(VGPU_CALL_MODULE_UPLOAD_BEGIN, &b, sizeof b, NULL, 0, &u, sizeof u, NULL, 0, NULL);
+    if (rc)
+        return rc;
+    for (size_t off = 0; rc == 0 && off < size; off += chunk) {
+        struct vgpu_args_module_upload_chunk c = {.upload = u.upload, .offset = off};
+        size_t n = size - off < chunk ? size - off : chunk;
+        rc = vgpu_shim_call(VGPU_CALL_MODULE_UPLOAD_CHUNK, &c, sizeof c, (const unsigned char *)start + off, n, NULL,
+                            0, NULL, 0, NULL);
+    }
+    struct vgpu_args_module_load_upload f = {.upload = u.upload};
+    struct vgpu_result_module_load_upload r;
+    int done = vgpu_shim_call(VGPU_CALL_MODULE_LOAD_UPLOAD, &f, sizeof f, NULL, 0, &r, sizeof r, NULL, 0, NULL);
+    *module = r.module;
+    return rc ? rc : done;
+}
+
 CUresult cuModuleLoadData(CUmodule *module, const void *image)
 {
     if (!module || !image)
@@ -87,19 +120,17 @@ CUresult cuModuleLoadData(CUmodule *module, const void *image)
         vgpu_shim_log("cuModuleLoadData: the image at %p has no size this shim can read", image);
         return CUDA_ERROR_INVALID_IMAGE;
     }
-    struct vgpu_result_module_load_data r;
-    int rc = vgpu_shim_call(VGPU_CALL_MODULE_LOAD_DATA, NULL, 0, start, size, &r, sizeof r, NULL, 0, NULL);
-    if (rc == CUDA_TRANSPORT_E_INVAL)
-        vgpu_shim_log("cuModuleLoadData: a %zu-byte image does not fit the transport's data arena", size);
+    uint32_t id = 0;
+    int rc = load_image(start, size, &id);
     if (rc)
         return vgpu_shim_cu_status(rc);
     CUmodule m = malloc(sizeof *m);
     if (!m) {
-        struct vgpu_args_module_unload d = {.module = r.module};
+        struct vgpu_args_module_unload d = {.module = id};
         vgpu_cu_call(VGPU_CALL_MODULE_UNLOAD, &d, sizeof d, NULL, 0);
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
-    *m = (struct CUmod_st){VGPU_MAGIC_MODULE, r.module};
+    *m = (struct CUmod_st){VGPU_MAGIC_MODULE, id};
     *module = m;
     return CUDA_SUCCESS;
 }
