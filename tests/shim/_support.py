@@ -103,10 +103,12 @@ SAMPLES = {
     "0_Introduction/simpleAssert": "simpleAssert",
     "0_Introduction/simpleCallback": "simpleCallback", "3_CUDA_Features/simpleCudaGraphs": "simpleCudaGraphs",
     "0_Introduction/asyncAPI": "asyncAPI", "1_Utilities/bandwidthTest": "bandwidthTest",
+    "0_Introduction/simpleHyperQ": "simpleHyperQ",
 }
 #: those of them that launch kernels of their own (the PTX engine runs them on ``sim``)
 KERNEL_SAMPLES = frozenset({"streamOrderedAllocation", "vectorAdd", "simpleVoteIntrinsics", "simplePrintf",
-                            "shfl_scan", "simpleAssert", "simpleCallback", "simpleCudaGraphs", "asyncAPI"})
+                            "shfl_scan", "simpleAssert", "simpleCallback", "simpleCudaGraphs", "asyncAPI",
+                            "simpleHyperQ"})
 
 
 def sample_verdict(code: int, output: str) -> str:
