@@ -303,3 +303,14 @@ int vgpu_guest_exec_launch(CUgraphExec exec, CUstream s, CUresult *rc)
     free(tags);
     return 1;
 }
+
+/* The per-thread default stream forms: that stream is served as the legacy one (cu_stream.c). */
+CUresult cuLaunchHostFunc_ptsz(CUstream s, void (*fn)(void *), void *data);
+CUresult cuStreamAddCallback_ptsz(CUstream s, void (*cb)(CUstream, CUresult, void *), void *data,
+                                  unsigned int flags);
+CUresult cuLaunchHostFunc_ptsz(CUstream s, void (*fn)(void *), void *data) { return cuLaunchHostFunc(s, fn, data); }
+CUresult cuStreamAddCallback_ptsz(CUstream s, void (*cb)(CUstream, CUresult, void *), void *data,
+                                  unsigned int flags)
+{
+    return cuStreamAddCallback(s, cb, data, flags);
+}

@@ -370,6 +370,10 @@ CUresult cuGraphLaunch(CUgraphExec exec, CUstream s)
     return rc ? rc : vgpu_cu_post(VGPU_CALL_GRAPH_LAUNCH, &a, sizeof a, NULL, 0);
 }
 
+/* the per-thread default stream is served as the legacy one */
+CUresult cuGraphLaunch_ptsz(CUgraphExec exec, CUstream s);
+CUresult cuGraphLaunch_ptsz(CUgraphExec exec, CUstream s) { return cuGraphLaunch(exec, s); }
+
 CUresult cuGraphExecDestroy(CUgraphExec exec)
 {
     if (!VGPU_CHECK_HANDLE(exec, VGPU_MAGIC_EXEC))

@@ -98,3 +98,17 @@ cudaError_t cudaStreamAddCallback(cudaStream_t s, rt_stream_callback cb, void *d
     struct rt_callback c = {cb, data};
     RT_CALL(cuStreamAddCallback(s, rt_callback_trampoline, &c, flags));
 }
+
+/* The per-thread default stream forms: that stream is served as the legacy one. */
+cudaError_t cudaLaunchHostFunc_ptsz(cudaStream_t s, void (*fn)(void *), void *data);
+cudaError_t cudaStreamAddCallback_ptsz(cudaStream_t s, rt_stream_callback cb, void *data, unsigned int flags);
+cudaError_t cudaGraphLaunch_ptsz(cudaGraphExec_t exec, cudaStream_t s);
+cudaError_t cudaLaunchHostFunc_ptsz(cudaStream_t s, void (*fn)(void *), void *data)
+{
+    return cudaLaunchHostFunc(s, fn, data);
+}
+cudaError_t cudaStreamAddCallback_ptsz(cudaStream_t s, rt_stream_callback cb, void *data, unsigned int flags)
+{
+    return cudaStreamAddCallback(s, cb, data, flags);
+}
+cudaError_t cudaGraphLaunch_ptsz(cudaGraphExec_t exec, cudaStream_t s) { return cudaGraphLaunch(exec, s); }
