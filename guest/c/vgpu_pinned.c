@@ -14,6 +14,11 @@ static uint64_t header_u64(const struct cuda_transport *t, size_t off)
     return v;
 }
 
+uint32_t cuda_transport_epoch(const struct cuda_transport *t)
+{
+    return __atomic_load_n(&t->epoch, __ATOMIC_ACQUIRE);
+}
+
 int cuda_transport_pinned_area(const struct cuda_transport *t, uint8_t **base, size_t *size)
 {
     if (!t || !t->region)

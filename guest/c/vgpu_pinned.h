@@ -22,6 +22,12 @@ extern "C" {
  * and the region's (the reason is in cuda_transport_last_error).
  */
 CUDA_TRANSPORT_API int cuda_transport_pinned_area(const struct cuda_transport *t, uint8_t **base, size_t *size);
+/*
+ * The region's epoch as this transport last saw it (it moves when a call notices a reset). Every pinned
+ * range handed out in an earlier epoch went with the contexts of that epoch: its memory is still mapped
+ * but no longer the process's on the host.
+ */
+CUDA_TRANSPORT_API uint32_t cuda_transport_epoch(const struct cuda_transport *t);
 
 #ifdef __cplusplus
 }

@@ -11,6 +11,11 @@
  *    death, a lost lease), so they are never handed back from here after that.
  *  - When the area has no room (or the host has none), the caller falls back to ordinary memory,
  *    whose copies are staged through the arena as before.
+ *  - A reset of the device (new epoch) takes every range with the contexts of the old epoch. The
+ *    memory stays mapped, so a range from before is kept as ordinary memory: its copies are staged,
+ *    and freeing it only forgets it (the host already has it back). The host may hand the same range
+ *    to another process after the reset: a program that keeps using pinned memory across a reset
+ *    shares it (CUDA's cudaDeviceReset frees pinned memory outright).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -19,12 +24,19 @@
 #include "vgpu_pinned.h"
 #include "vgpu_protocol.h"
 
-struct pinned { uintptr_t base; size_t size; uint64_t offset; };
+struct pinned { uintptr_t base; size_t size; uint64_t offset; uint32_t epoch; };
 static struct pinned *table;
 static size_t count, cap;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 /* the area in our mapping, once known: a pointer outside it is not pinned, without taking the lock */
 static uintptr_t area_lo, area_hi;
+
+static uint32_t current_epoch(void)
+{
+    int err;
+    struct cuda_transport *t = vgpu_shim_transport(&err);
+    return t ? cuda_transport_epoch(t) : 0;
+}
 
 CUresult vgpu_pinned_alloc(void **pp, size_t bytesize, unsigned int flags)
 {
@@ -60,7 +72,7 @@ CUresult vgpu_pinned_alloc(void **pp, size_t bytesize, unsigned int flags)
         cap = grown_cap;
     }
     uintptr_t p = (uintptr_t)(area + r.offset);
-    table[count++] = (struct pinned){p, bytesize, r.offset};
+    table[count++] = (struct pinned){p, bytesize, r.offset, cuda_transport_epoch(t)};
     __atomic_store_n(&area_lo, (uintptr_t)area, __ATOMIC_RELAXED);
     __atomic_store_n(&area_hi, (uintptr_t)area + area_size, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&lock);
@@ -80,8 +92,13 @@ int vgpu_pinned_free(void *ptr, CUresult *rc)
         return 0;
     }
     uint64_t offset = table[i].offset;
+    uint32_t epoch = table[i].epoch;
     table[i] = table[--count]; /* forgotten first: no copy takes the pinned path into a freed range */
     pthread_mutex_unlock(&lock);
+    if (epoch != current_epoch()) { /* the reset gave it back to the host already */
+        *rc = CUDA_SUCCESS;
+        return 1;
+    }
     struct vgpu_args_mem_free_host a = {.offset = offset};
     *rc = vgpu_cu_call(VGPU_CALL_MEM_FREE_HOST, &a, sizeof a, NULL, 0);
     return 1;
@@ -93,10 +110,11 @@ int vgpu_shim_pinned_lookup(const void *ptr, size_t len, uint64_t *offset)
     if (!ptr || p < __atomic_load_n(&area_lo, __ATOMIC_RELAXED) || p >= __atomic_load_n(&area_hi, __ATOMIC_ACQUIRE))
         return 0;
     int found = 0;
+    uint32_t epoch = current_epoch();
     pthread_mutex_lock(&lock);
     for (size_t i = 0; i < count && !found; i++)
         if (p >= table[i].base && p - table[i].base < table[i].size) {
-            found = len <= table[i].size - (p - table[i].base);
+            found = len <= table[i].size - (p - table[i].base) && table[i].epoch == epoch;
             if (found && offset)
                 *offset = table[i].offset + (p - table[i].base);
             break;

@@ -1,0 +1,29 @@
+"""Pinned memory across a reset of the VM's worker (run by test_pinned.py in its own process, on the
+shim's libcuda.so.1): allocates pinned memory and copies through it, prints ``ready``, waits for a line
+on stdin (the test resets the worker meanwhile), then prints ``after`` and, in order: the status of the
+first call (it notices the reset), of a copy from the pinned buffer of before (now ordinary memory:
+staged), whether the bytes came back right, of freeing it (only forgotten: the host has it back), and
+of a fresh pinned allocation with a copy through it."""
+
+from __future__ import annotations
+
+import ctypes as ct
+import sys
+
+cuda = ct.CDLL(sys.argv[1])
+N = 1 << 20
+host, fresh, dev = ct.c_void_p(), ct.c_void_p(), ct.c_uint64()
+before = [cuda.cuInit(0), cuda.cuMemAllocHost_v2(ct.byref(host), N), cuda.cuMemAlloc_v2(ct.byref(dev), N)]
+ct.memset(host, 0x5A, N)
+before.append(cuda.cuMemcpyHtoD_v2(dev, host, N))
+print("ready", *before, flush=True)
+sys.stdin.readline()
+noticed = cuda.cuMemAlloc_v2(ct.byref(dev), N)  # the first call after the reset fails: device unavailable
+status = [noticed, cuda.cuMemAlloc_v2(ct.byref(dev), N), cuda.cuMemcpyHtoD_v2(dev, host, N)]
+ct.memset(host, 0, N)
+status.append(cuda.cuMemcpyDtoH_v2(host, dev, N))
+status.append(int(ct.string_at(host, N) == b"\x5a" * N))
+status += [cuda.cuMemFreeHost(host), cuda.cuMemAllocHost_v2(ct.byref(fresh), N)]
+ct.memset(fresh, 0x33, N)
+status.append(cuda.cuMemcpyHtoD_v2(dev, fresh, N))
+print("after", *status, flush=True)
