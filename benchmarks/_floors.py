@@ -9,9 +9,11 @@ backend copies also get the GPU's own floor: a native copy between pinned host m
 
 from __future__ import annotations
 
+import contextlib
 import json
 import mmap
 import os
+import select
 import struct
 import subprocess
 import sys
@@ -22,10 +24,12 @@ from typing import Any
 import numpy as np
 
 from protocol import (
+    ChannelField,
     CompletionConsumer,
     Region,
     SubmissionConsumer,
     SubmissionProducer,
+    fence,
     lay_out_channel,
 )
 
@@ -33,6 +37,7 @@ __all__ = ["eventfd_pingpong", "fairness_floor", "memcpy_bandwidth", "native_cop
            "ring_pingpong", "ring_throughput", "staged_copy_bandwidth"]
 
 _SPIN_NS = 1_000_000_000  # a floor's spin never gives up: the other side answers within microseconds
+_POLL_NS = 1_000_000  # the staged floor spins this long (the worker's default idle slice), then sleeps
 
 _RING_HOST = textwrap.dedent(f"""
     import mmap, sys
@@ -56,27 +61,39 @@ _EVENTFD_HOST = textwrap.dedent("""
 """)
 
 # The other side of a staged copy with nothing of ours in it: wait for each chunk's entry on the real
-# submission ring (the C spin, as the worker waits), copy the chunk out of the arena into a buffer of
-# its own, consume the entry and answer on the completion ring. argv: memfd, bytes per copy, chunks.
+# submission ring as the worker waits (the C spin, then asleep on an eventfd behind the need-wakeup
+# flag), copy the chunk out of the arena into a buffer of its own, consume the entry and answer on the
+# completion ring (waking the producer if it sleeps). argv: memfd, bytes per copy, chunks, doorbell
+# eventfd, the producer's eventfd.
 _STAGED_HOST = textwrap.dedent(f"""
-    import mmap, sys
+    import mmap, os, sys
     import numpy as np
     from benchmarks._floors import page_aligned
-    from protocol import CompletionProducer, Region, SubmissionConsumer
-    fd, size, chunks = map(int, sys.argv[1:4])
-    region = Region(memoryview(mmap.mmap(fd, 0)))
+    from protocol import ChannelField, CompletionProducer, Region, SubmissionConsumer, fence
+    fd, size, chunks, doorbell, irq = map(int, sys.argv[1:6])
+    # populated, as the worker populates a channel when it opens: no page faults in a timed copy
+    region = Region(memoryview(mmap.mmap(fd, 0, flags=mmap.MAP_SHARED | mmap.MAP_POPULATE)))
     sq, cq = SubmissionConsumer(region), CompletionProducer(region)
     arena = np.frombuffer(region.arena, dtype=np.uint8)
     dst = page_aligned(size)
+    words = region.u32_view
+    asleep, wake = ChannelField.HOST_NEED_WAKEUP >> 2, ChannelField.GUEST_NEED_IRQ >> 2
     for _ in range(chunks):
-        while not sq.spin({_SPIN_NS}, 10_000):
-            pass
+        while not (sq.pending() or sq.spin({_POLL_NS}, 10_000)):
+            words[asleep] = 1
+            fence()
+            if not sq.pending():
+                os.eventfd_read(doorbell)
+            words[asleep] = 0
         sub = sq.read()
         off = int.from_bytes(sub.args[:8], "little")
         dst[off:off + sub.in_len] = arena[sub.in_off:sub.in_off + sub.in_len]
         sq.advance()
         while not cq.push(seq=sub.seq, call_id=sub.call_id, status=0):
             pass
+        fence()
+        if words[wake]:
+            os.eventfd_write(irq, 1)
 """)
 
 # One side of a fairness floor's pair: ``ping`` round trips through two eventfds until a deadline,
@@ -257,8 +274,10 @@ def staged_copy_bandwidth(size: int, chunk: int, host_cpus: set[int] | None = No
     slots = min(max(2, len(arena) // chunk), 128)
     src = page_aligned(size, 1)
     n = -(-size // chunk)
-    host = subprocess.Popen([sys.executable, "-c", _STAGED_HOST, str(fd), str(size), str(n * (repeats + 1))],
-                            pass_fds=(fd,))
+    doorbell, irq = os.eventfd(0), os.eventfd(0, os.EFD_NONBLOCK)  # the other side sleeps in a blocking read
+    words, asleep = region.u32_view, ChannelField.HOST_NEED_WAKEUP >> 2
+    host = subprocess.Popen([sys.executable, "-c", _STAGED_HOST, str(fd), str(size), str(n * (repeats + 1)),
+                             str(doorbell), str(irq)], pass_fds=(fd, doorbell, irq))
     if host_cpus:
         os.sched_setaffinity(host.pid, host_cpus)
     best = float("inf")
@@ -268,30 +287,45 @@ def staged_copy_bandwidth(size: int, chunk: int, host_cpus: set[int] | None = No
             started = time.perf_counter()
             for i in range(n):
                 while pushed - done >= slots:  # every slot in flight: wait for the oldest's answer
-                    done += _answered(cq, host)
-                off, at = i * chunk, pushed % slots * chunk
+                    done += _answered(cq, host, region, irq)
+                # each copy starts at the arena's first byte, as the guest's does (warm in the cache)
+                off, at = i * chunk, i % slots * chunk
                 length = min(chunk, size - off)
                 arena[at:at + length] = src[off:off + length]
                 sq.push(seq=pushed, call_id=1, args=struct.pack("<Q", off), in_off=at, in_len=length)
                 pushed += 1
+                fence()
+                if words[asleep]:
+                    os.eventfd_write(doorbell, 1)
             while done < pushed:
-                done += _answered(cq, host)
+                done += _answered(cq, host, region, irq)
             if copy:
                 best = min(best, time.perf_counter() - started)
     finally:
         host.wait(30)
         del arena
+        words.release()
         region.release()
         buf.close()
-        os.close(fd)
+        for each in (fd, doorbell, irq):
+            os.close(each)
     return size / best
 
 
-def _answered(cq: CompletionConsumer, other: subprocess.Popen[bytes]) -> int:
-    """Wait (the guest's C spin) for one completion and take it."""
-    while not cq.spin(_SPIN_NS, 10_000):
+def _answered(cq: CompletionConsumer, other: subprocess.Popen[bytes], region: Region, irq: int) -> int:
+    """Wait for one completion as the guest waits (the C spin, then asleep on ``irq`` behind the
+    need-interrupt flag) and take it."""
+    words, asleep = region.u32_view, ChannelField.GUEST_NEED_IRQ >> 2
+    while not (cq.pending() or cq.spin(_POLL_NS, 10_000)):
         if other.poll() is not None:
             raise RuntimeError(f"the staged floor's other side exited with {other.returncode}")
+        words[asleep] = 1
+        fence()
+        if not cq.pending():
+            select.select([irq], [], [], 0.05)  # bounded: a look at the other side now and then
+            with contextlib.suppress(BlockingIOError):
+                os.eventfd_read(irq)
+        words[asleep] = 0
     cq.pop()
     return 1
 
