@@ -44,7 +44,13 @@ struct guest_record {
     size_t bytes;
 };
 
-static struct guest_record *records;
+/* A record, with the calls asking the host about it now and whether a capture took it. */
+struct slot {
+    struct guest_record r;
+    uint32_t asking;
+    int kept;
+};
+static struct slot *records;
 static uint32_t nrecords, records_cap;
 static pthread_mutex_t records_lock = PTHREAD_MUTEX_INITIALIZER;
 static int captures; /* captures this process began that may still be in progress (never too few) */
@@ -68,13 +74,14 @@ void vgpu_capture_ended(void)
         ;
 }
 
-/* The tag (index + 1) of a record equal to `r`, added when there is none. 0: the table is full. */
+/* The tag (index + 1) of a record equal to `r`, added when there is none, marked as being asked
+ * about (settle() ends that). 0: the table is full. */
 static uint32_t intern(const struct guest_record *r)
 {
     uint32_t tag = 0;
     pthread_mutex_lock(&records_lock);
     for (uint32_t i = nrecords; i-- > 0 && !tag;)
-        if (!memcmp(&records[i], r, sizeof *r))
+        if (!memcmp(&records[i].r, r, sizeof *r))
             tag = i + 1;
     if (!tag && nrecords < MAX_GUEST_RECORDS) {
         if (nrecords == records_cap) {
@@ -86,12 +93,28 @@ static uint32_t intern(const struct guest_record *r)
             }
         }
         if (nrecords < records_cap) {
-            records[nrecords++] = *r;
+            records[nrecords++] = (struct slot){*r, 0, 0};
             tag = nrecords;
         }
     }
+    if (tag)
+        records[tag - 1].asking++;
     pthread_mutex_unlock(&records_lock);
     return tag;
+}
+
+/* The host's answer about record `tag`: kept for good once a capture took it; the last record, which
+ * no capture took and no call is asking about, is dropped again, so copies on streams that do not
+ * capture (made while another stream captures) do not fill the table. */
+static void settle(uint32_t tag, int captured)
+{
+    pthread_mutex_lock(&records_lock);
+    struct slot *slot = &records[tag - 1];
+    slot->asking--;
+    slot->kept |= captured;
+    if (tag == nrecords && !slot->kept && !slot->asking)
+        nrecords--;
+    pthread_mutex_unlock(&records_lock);
 }
 
 static int lookup(uint32_t tag, struct guest_record *out)
@@ -99,7 +122,7 @@ static int lookup(uint32_t tag, struct guest_record *out)
     pthread_mutex_lock(&records_lock);
     int ok = tag >= 1 && tag <= nrecords;
     if (ok)
-        *out = records[tag - 1];
+        *out = records[tag - 1].r;
     pthread_mutex_unlock(&records_lock);
     return ok;
 }
@@ -120,8 +143,10 @@ static int add_if_capturing(CUstream s, const struct guest_record *r, CUresult *
         *rc = CUDA_ERROR_OUT_OF_MEMORY;
         return 1;
     }
-    struct vgpu_result_stream_add_guest_node res;
-    if ((*rc = vgpu_cu_call(VGPU_CALL_STREAM_ADD_GUEST_NODE, &a, sizeof a, &res, sizeof res)))
+    struct vgpu_result_stream_add_guest_node res = {0};
+    *rc = vgpu_cu_call(VGPU_CALL_STREAM_ADD_GUEST_NODE, &a, sizeof a, &res, sizeof res);
+    settle(a.tag, !*rc && res.captured);
+    if (*rc)
         return *rc != CUDA_ERROR_NOT_SUPPORTED; /* a host before 2.2: run it now (a capture then refuses) */
     return res.captured != 0;
 }
