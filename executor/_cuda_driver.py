@@ -450,7 +450,11 @@ class Driver:
         code = status_code(result[0])
         if code and code != 910:  # CUDA_ERROR_GRAPH_EXEC_UPDATE_FAILURE
             raise driver_error(code, "cuGraphExecUpdate")
-        return status_code(result[1].result) if code else 0
+        if not code:
+            return 0
+        info = result[1] if len(result) > 1 else None  # the bindings may leave the outputs None on failure
+        reason = status_code(info.result) if info is not None else 0
+        return reason or 1  # CU_GRAPH_EXEC_UPDATE_ERROR when the driver gave no reason
 
     # -- modules and launch -----------------------------------------------------------------------
 

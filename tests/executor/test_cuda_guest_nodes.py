@@ -126,12 +126,13 @@ class _UpdateInfo:
 
 def test_a_refused_driver_update_is_its_reason_and_a_phased_exec_is_not_updated() -> None:
     exec_, graph = Handle(), Handle()
-    bindings = Bindings(cuGraphExecUpdate=[(910, _UpdateInfo(2)), (0, _UpdateInfo(0))])
+    bindings = Bindings(cuGraphExecUpdate=[(910, _UpdateInfo(2)), (0, _UpdateInfo(0)), (910, None)])
     ex = _executor(bindings)
     eid, gid = ex._graph_execs.add(exec_), ex._graphs.add(graph)
     assert _call(ex, "graph_exec_update", graph_exec=eid, graph=gid).result == 2  # topology changed
     assert _call(ex, "graph_exec_update", graph_exec=eid, graph=gid).result == 0
-    assert bindings.calls == [("cuGraphExecUpdate", (exec_, graph))] * 2
+    assert _call(ex, "graph_exec_update", graph_exec=eid, graph=gid).result == 1  # failed, no reason given
+    assert bindings.calls == [("cuGraphExecUpdate", (exec_, graph))] * 3
     ex._guest.graphs[gid] = {1: 5}  # the graph holds a guest node: its exec would run in phases
     assert _call(ex, "graph_exec_update", graph_exec=eid, graph=gid).result == 6
-    assert len(bindings.calls) == 2
+    assert len(bindings.calls) == 3
