@@ -162,6 +162,7 @@ class PinnedArea:
         return PinnedClient(self, self._next_owner)
 
     def _discard(self, start: int, size: int) -> None:
+        """Give ``[start, start + size)``'s pages back; they read as zeros afterwards."""
         if self.discard is not None:
             try:
                 self.discard(start, size)

@@ -21,7 +21,7 @@ def pinned_area(mapping: mmap.mmap, view: memoryview, layout: RegionLayout) -> P
     """The VM's pinned area (None when its region has none): ``view`` is the whole region as the
     worker maps it (``mapping``). A fresh range's pages are made present (pinned memory is resident);
     a freed range is punched out of the memfd, so its memory returns to the host at once and the next
-    owner reads zeros, never the last owner's bytes."""
+    owner reads zeros, never the last owner's bytes — and so is the whole area when a worker starts."""
     if not layout.pinned_size:
         return None
     base = layout.pinned_offset
@@ -32,4 +32,8 @@ def pinned_area(mapping: mmap.mmap, view: memoryview, layout: RegionLayout) -> P
     def fault_in(start: int, size: int) -> None:
         populate(mapping, base + start, size)
 
-    return PinnedArea(view[base:base + layout.pinned_size], discard, fault_in)
+    area = PinnedArea(view[base:base + layout.pinned_size], discard, fault_in)
+    # a new worker starts with no range handed out: whatever an earlier worker's processes left there
+    # (a reset or a crash frees their ranges with their contexts) is punched out before anyone is served
+    area._discard(0, area.size)
+    return area

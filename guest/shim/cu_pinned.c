@@ -12,7 +12,8 @@
  *  - When the area has no room (or the host has none), the caller falls back to ordinary memory,
  *    whose copies are staged through the arena as before.
  *  - A reset of the device (new epoch) takes every range with the contexts of the old epoch. The
- *    memory stays mapped, so a range from before is kept as ordinary memory: its copies are staged,
+ *    memory stays mapped (zeroed: the new worker punches the area out), so a range from before is
+ *    kept as ordinary memory: its copies are staged,
  *    and freeing it only forgets it (the host already has it back). The host may hand the same range
  *    to another process after the reset: a program that keeps using pinned memory across a reset
  *    shares it (CUDA's cudaDeviceReset frees pinned memory outright).

@@ -1,8 +1,8 @@
 """Pinned memory across a reset of the VM's worker (run by test_pinned.py in its own process, on the
 shim's libcuda.so.1): allocates pinned memory and copies through it, prints ``ready``, waits for a line
 on stdin (the test resets the worker meanwhile), then prints ``after`` and, in order: the status of the
-first call (it notices the reset), of a copy from the pinned buffer of before (now ordinary memory:
-staged), whether the bytes came back right, of freeing it (only forgotten: the host has it back), and
+first call (it notices the reset), whether the buffer of before now reads zeros (the new worker punched
+the area out), the status of an allocation and of a copy from that buffer (now ordinary memory: staged), whether the bytes came back right, of freeing it (only forgotten: the host has it back), and
 of a fresh pinned allocation with a copy through it."""
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ before.append(cuda.cuMemcpyHtoD_v2(dev, host, N))
 print("ready", *before, flush=True)
 sys.stdin.readline()
 noticed = cuda.cuMemAlloc_v2(ct.byref(dev), N)  # the first call after the reset fails: device unavailable
-status = [noticed, cuda.cuMemAlloc_v2(ct.byref(dev), N), cuda.cuMemcpyHtoD_v2(dev, host, N)]
+wiped = int(ct.string_at(host, N) == bytes(N))  # the new worker punched the area out: zeros, not our bytes
+ct.memset(host, 0x5A, N)
+status = [noticed, wiped, cuda.cuMemAlloc_v2(ct.byref(dev), N), cuda.cuMemcpyHtoD_v2(dev, host, N)]
 ct.memset(host, 0, N)
 status.append(cuda.cuMemcpyDtoH_v2(host, dev, N))
 status.append(int(ct.string_at(host, N) == b"\x5a" * N))

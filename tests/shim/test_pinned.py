@@ -145,9 +145,10 @@ def test_pinned_memory_from_before_a_reset_is_ordinary_memory_after_it(shim: Shi
             after = proc.stdout.readline().split()
         finally:
             _, stderr = proc.communicate(timeout=60)
-        # noticed (device unavailable), then: alloc, staged copies both ways right, the free only forgets
-        # it, a fresh pinned allocation and a copy through it
-        assert after == ["after", str(DEVICE_UNAVAILABLE), "0", "0", "0", "1", "0", "0", "0"], stderr
+        # noticed (device unavailable); the old buffer reads zeros (the area was punched out, no process's
+        # bytes survive a reset); then: alloc, staged copies both ways right, the free only forgets it, a
+        # fresh pinned allocation and a copy through it
+        assert after == ["after", str(DEVICE_UNAVAILABLE), "1", "0", "0", "0", "1", "0", "0", "0"], stderr
         deadline = time.monotonic() + 10  # the fresh range goes with the process's channel
         while next(v for v in request(mediator.control, {"cmd": "status"})["vms"])["pinned_used"]:
             assert time.monotonic() < deadline, "the exited process's pinned range was not freed"
