@@ -34,7 +34,7 @@ from ._support import PROGRAMS, ShimBuild, check_program, guest_tree, sections
 
 pytestmark = [pytest.mark.qemu, pytest.mark.slow, pytest.mark.timeout(600)]
 
-NAMES = ("vector_add", "gemm", "streams_events", "graph")
+NAMES = ("vector_add", "gemm", "streams_events", "graph", "host_funcs")
 BOOT_DEADLINE_S = float(os.environ.get("VGPU_QEMU_DEADLINE_S", "480"))
 HERE = Path(__file__).resolve().parent
 
@@ -97,6 +97,6 @@ def test_the_programs_run_unchanged_in_a_vm_on_the_shim(
     calls = Counter(record["call"] for record in trace)
     assert calls["init"] == len(NAMES)  # one runtime initialization per program
     assert {"module_load_data", "launch_kernel", "cublas_sgemm", "cublas_gemm_batched_ex", "graph_launch",
-            "event_elapsed_time", "stream_wait_event"} <= set(calls)
+            "event_elapsed_time", "stream_wait_event", "stream_add_guest_node", "graph_launch_phase"} <= set(calls)
     assert status["calls"] == len(trace)
     assert status["memory_used"] == 0  # every program freed what it allocated
