@@ -15,6 +15,9 @@ completion slots, and the output areas of the calls it served; never the submiss
 words or anything else in the arena. Every executed submission without ``ASYNC`` has its completion,
 in order (malformed ones too); a drain that stops short says why (the completion ring is full before
 an entry that needs room); memory held never exceeds the quota; closing the executor releases everything.
+The executor has a small pinned area (protocol 2.1) beside the region: the guest never writes it, so
+every byte of it outside the ranges the host has handed out must read zero after every drain (the host
+writes only into live ranges, and zeroes a range it takes back), and closing gives every range back.
 
 Run (see docs/reliability.md)::
 
@@ -38,7 +41,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 with atheris.instrument_imports(include=["protocol", "executor", "mediator", "fuzz"]):
-    from executor import SimExecutor
+    from executor import PinnedArea, SimExecutor
     from executor._sim_memory import VA_BASE
     from fuzz._harness import allowed, quiet_logs, raise_swallowed
     from mediator._server import BATCH_NS, RingServer
@@ -64,6 +67,7 @@ with atheris.instrument_imports(include=["protocol", "executor", "mediator", "fu
 
 REGION_SIZE = MIN_REGION * 2  # 256 KiB: a ~200 KiB arena, room for a module image and its copies
 QUOTA = 8 << 20  # four VMM granules; small enough that no GEMM it can hold takes long
+PINNED_SIZE = 64 << 10  # the pinned area: sixteen pages, so that it fills up too
 SPECS = sorted(CALLS.values(), key=lambda spec: spec.call_id)
 STATUSES = {int(s) for s in CUresult} | {int(s) for s in CublasStatus}
 #: header words the host may write while it serves (the rest is the guest's, or written at layout)
@@ -81,6 +85,7 @@ os.ftruncate(_fd, REGION_SIZE)
 _map = mmap.mmap(_fd, REGION_SIZE, flags=mmap.MAP_SHARED)
 _buf = memoryview(_map)
 _words = np.frombuffer(_map, dtype="<u4", count=1024)
+_pinned = bytearray(PINNED_SIZE)
 quiet_logs()
 
 
@@ -94,6 +99,9 @@ class Guest:
                                      cq_entries=1 << fdp.ConsumeIntInRange(0, 4))
         self.region = Region(memoryview(_map), self.layout)
         self.executor = SimExecutor(memory_quota=QUOTA)
+        _pinned[:] = bytes(PINNED_SIZE)
+        self.pinned = PinnedArea(memoryview(_pinned))  # no discard: a freed range is zeroed
+        self.client = self.executor.pinned = self.pinned.client()
         self.counters = WorkerCounters()
         self.server = RingServer(self.region, self.executor, self.counters, vm="fuzz")
         self.server.max_async_inflight = fdp.PickValueInList([0, 1, 3, 64])
@@ -105,6 +113,8 @@ class Guest:
     def close(self) -> None:
         self.executor.close()
         assert self.executor.memory_used() == 0, "closing the executor left memory charged"
+        self.client.close()
+        assert self.pinned.allocator.used == 0 and not any(_pinned), "a closed context left pinned memory"
         self.region.release()
 
     # -- what the guest writes ----------------------------------------------------------------------
@@ -265,6 +275,7 @@ class Guest:
         elif served < min(pending, budget):
             assert self.counters.latency_sum_ns - spent >= BATCH_NS, "a drain stopped short for no reason"
         self._check_writes(before, [s for s in spans[:served] if s is not None], cq_tail)
+        self._check_pinned()
         self._check_completions(expected[:served], cq_tail)
         assert self.executor.memory_used() <= QUOTA, self.executor.memory_used()
         if server.latched != latched:  # published where the guest reads it (which it may scribble on)
@@ -291,6 +302,17 @@ class Guest:
                 assert any(a <= rel < b for a, b in spans), f"the host wrote arena byte {rel} outside {spans}"
             else:
                 raise AssertionError(f"the host wrote byte {pos} of the submission ring")
+
+    def _check_pinned(self) -> None:
+        """Outside the ranges handed out, the pinned area is as it started: zeros."""
+        live = np.zeros(PINNED_SIZE, dtype=bool)
+        allocator = self.pinned.allocator
+        for start in range(0, PINNED_SIZE, 4096):
+            found = allocator.find(self.client.owner, start, 0)
+            if found is not None:
+                live[found[0]:found[0] + found[1]] = True
+        touched = np.frombuffer(_pinned, dtype=np.uint8) != 0
+        assert not (touched & ~live).any(), "the host wrote the pinned area outside a live range"
 
     def _check_completions(self, served: list[tuple[int, int, bool]], cq_tail: int) -> None:
         lay = self.layout
