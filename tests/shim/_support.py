@@ -44,7 +44,8 @@ PROGRAM_CHECKS: dict[str, tuple[str, ...]] = {
     "graph_nodes": ("mem_alloc_node", "add_nodes", "nodes_and_types", "launch", "exec_set_params", "exec_update",
                     "external_event_record", "not_supported", "cleanup"),
     "host_funcs": ("launch_host_func_order", "stream_callback", "after_an_error", "capture", "graph_launches",
-                   "nested_capture", "built_graph", "failing_phase", "exec_update", "cleanup"),
+                   "nested_capture", "built_graph", "host_node_params", "failing_phase", "exec_update",
+                   "cleanup"),
 }
 
 
@@ -103,12 +104,12 @@ SAMPLES = {
     "0_Introduction/simpleAssert": "simpleAssert",
     "0_Introduction/simpleCallback": "simpleCallback", "3_CUDA_Features/simpleCudaGraphs": "simpleCudaGraphs",
     "0_Introduction/asyncAPI": "asyncAPI", "1_Utilities/bandwidthTest": "bandwidthTest",
-    "0_Introduction/simpleHyperQ": "simpleHyperQ",
+    "0_Introduction/simpleHyperQ": "simpleHyperQ", "0_Introduction/simpleAWBarrier": "simpleAWBarrier",
 }
 #: those of them that launch kernels of their own (the PTX engine runs them on ``sim``)
 KERNEL_SAMPLES = frozenset({"streamOrderedAllocation", "vectorAdd", "simpleVoteIntrinsics", "simplePrintf",
                             "shfl_scan", "simpleAssert", "simpleCallback", "simpleCudaGraphs", "asyncAPI",
-                            "simpleHyperQ"})
+                            "simpleHyperQ", "simpleAWBarrier"})
 
 
 def sample_verdict(code: int, output: str) -> str:
