@@ -1073,3 +1073,44 @@ CUresult vgpu_xgraph_exec_update(CUgraphExec exec, CUgraph graph, struct vgpu_ex
         info->result = 1; /* CU_GRAPH_EXEC_UPDATE_ERROR */
     return rc;
 }
+
+/* -- host nodes' parameters ------------------------------------------------------------------------ */
+
+CUresult cuGraphHostNodeGetParams(CUgraphNode node, vgpu_host_node_params *p);
+CUresult cuGraphHostNodeSetParams(CUgraphNode node, const vgpu_host_node_params *p);
+CUresult cuGraphExecHostNodeSetParams(CUgraphExec exec, CUgraphNode node, const vgpu_host_node_params *p);
+
+static int host_node(CUgraphNode node) { return node && node->magic == VGPU_MAGIC_XNODE && node->kind == NODE_HOST; }
+
+CUresult cuGraphHostNodeGetParams(CUgraphNode node, vgpu_host_node_params *p)
+{
+    if (!host_node(node) || !p)
+        return CUDA_ERROR_INVALID_VALUE;
+    *p = (vgpu_host_node_params){node->u.host.fn, node->u.host.data};
+    return CUDA_SUCCESS;
+}
+
+/* The graph's node changes; executable graphs made from it earlier keep what they were made with. */
+CUresult cuGraphHostNodeSetParams(CUgraphNode node, const vgpu_host_node_params *p)
+{
+    if (!host_node(node) || !p || !p->fn)
+        return CUDA_ERROR_INVALID_VALUE;
+    node->u.host.fn = p->fn;
+    node->u.host.data = p->userData;
+    return CUDA_SUCCESS;
+}
+
+CUresult cuGraphExecHostNodeSetParams(CUgraphExec exec, CUgraphNode node, const vgpu_host_node_params *p)
+{
+    struct exec_entry *e;
+    struct CUgraphNode_st *n = exec_node(exec, node, &e);
+    if (!n || n->kind != NODE_HOST || !p || !p->fn)
+        return CUDA_ERROR_INVALID_VALUE;
+    struct CUgraphNode_st was = *n;
+    n->u.host.fn = p->fn;
+    n->u.host.data = p->userData;
+    CUresult rc = reinstantiate(e, e->source); /* its guest node's tag is the new function's */
+    if (rc)
+        *n = was;
+    return rc;
+}

@@ -86,6 +86,27 @@ cudaError_t cudaGraphAddHostNode(cudaGraphNode_t *node, cudaGraph_t graph, const
     RT_CALL(cuGraphAddHostNode(node, graph, deps, n, p));
 }
 
+CUresult cuGraphHostNodeGetParams(CUgraphNode node, struct cudaHostNodeParams *p);
+CUresult cuGraphHostNodeSetParams(CUgraphNode node, const struct cudaHostNodeParams *p);
+CUresult cuGraphExecHostNodeSetParams(CUgraphExec exec, CUgraphNode node, const struct cudaHostNodeParams *p);
+cudaError_t cudaGraphHostNodeGetParams(cudaGraphNode_t node, struct cudaHostNodeParams *p);
+cudaError_t cudaGraphHostNodeSetParams(cudaGraphNode_t node, const struct cudaHostNodeParams *p);
+cudaError_t cudaGraphExecHostNodeSetParams(cudaGraphExec_t exec, cudaGraphNode_t node,
+                                           const struct cudaHostNodeParams *p);
+cudaError_t cudaGraphHostNodeGetParams(cudaGraphNode_t node, struct cudaHostNodeParams *p)
+{
+    RT_CALL(cuGraphHostNodeGetParams(node, p));
+}
+cudaError_t cudaGraphHostNodeSetParams(cudaGraphNode_t node, const struct cudaHostNodeParams *p)
+{
+    RT_CALL(cuGraphHostNodeSetParams(node, p));
+}
+cudaError_t cudaGraphExecHostNodeSetParams(cudaGraphExec_t exec, cudaGraphNode_t node,
+                                           const struct cudaHostNodeParams *p)
+{
+    RT_CALL(cuGraphExecHostNodeSetParams(exec, node, p));
+}
+
 /* -- copies, events, memory nodes, nodes, executable graphs ----------------------------------------- */
 
 struct cudaPos { size_t x, y, z; };

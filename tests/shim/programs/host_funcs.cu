@@ -2,7 +2,8 @@
 // (after the stream's earlier work, before its later work), their behaviour after an error, a
 // captured graph with a host function and copies of host memory (pageable and pinned) between
 // kernels, launched many times, cloned, and launched into another capture; a graph built node by
-// node with host nodes and host memory copies; a failing phase that keeps its host node from running;
+// node with host nodes and host memory copies (a host node's parameters read and changed in its exec); a
+// failing phase that keeps its host node from running;
 // an exec updated from a captured graph of the same topology, and refused one of another.
 #include <cstring>
 #include <vector>
@@ -225,6 +226,20 @@ int main() {
                    type == cudaGraphNodeTypeHost && built.calls == launches && built.bad == 0 && bad == 0,
                "status=%d/%d/%d/%d/%d/%d/%d/%d/%d/%d type=%d calls=%d saw_wrong=%d mismatches=%d", e, e1, e2, e3, e4, e5,
                e6, e7, e8, e9, type, built.calls, built.bad, bad);
+
+        // the host node's parameters read back, and changed in the executable graph: the new function runs
+        cudaHostNodeParams got = {};
+        cudaError_t g0 = cudaGraphHostNodeGetParams(h, &got);
+        int switched = 0;
+        cudaHostNodeParams other = {count_call, &switched};
+        cudaError_t g1 = cudaGraphExecHostNodeSetParams(be, h, &other);
+        cudaError_t g2 = cudaGraphLaunch(be, s);
+        cudaError_t g3 = cudaStreamSynchronize(s);
+        cudaError_t g4 = cudaGraphExecHostNodeSetParams(be, k1, &other);  // not a host node
+        cudaGetLastError();
+        report("host_node_params", !g0 && got.fn == check_and_bump && got.userData == &built && !g1 && !g2 && !g3 &&
+                   switched == 1 && built.calls == launches && g4 == cudaErrorInvalidValue,
+               "status=%d/%d/%d/%d not_host=%d switched=%d calls=%d", g0, g1, g2, g3, g4, switched, built.calls);
 
         float* gone;
         cudaMalloc(&gone, bytes);
