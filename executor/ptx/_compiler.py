@@ -769,8 +769,13 @@ def access(
         width = space_bytes.shape[1]
         if width % size == 0 and space_bytes.flags.c_contiguous:
             check_window(addrs, size, width, space)
-            owner = batch.block_index[rows] if space == "shared" else rows
-            index = owner * (width // size) + (addrs // np.uint64(size)).astype(np.intp)
+            if space == "local":
+                owner = rows
+            else:  # every thread of the batch (active_rows of no mask): its block index, no gather
+                owner = batch.block_index if rows is _all_rows(batch.n) else batch.block_index[rows]
+            # the offset in elements: a shift (size is a power of two; a uint64 floor division is slow)
+            shift = np.uint64(size.bit_length() - 1)
+            index = owner * (width // size) + (addrs.astype(np.uint64, copy=False) >> shift).view(np.int64)
             typed = space_bytes.reshape(-1).view(uint_of(size))
             if data is None:
                 got: npt.NDArray[np.uint8] = typed[index].view(np.uint8).reshape(-1, size)
