@@ -61,11 +61,12 @@ def get_function(gpu: GuestClient, module: int, name: str) -> int:
 
 
 def launch(gpu: GuestClient, function: int, grid: int, block: int, params: bytes, *, stream: int = 0,
-           asynchronous: bool = True) -> int:
+           asynchronous: bool = True, cooperative: bool = False) -> int:
     """Launch with a 1-D geometry; returns the submission's status (0 for an asynchronous post)."""
-    args = gpu.args("launch_kernel", function=function, grid_x=grid, grid_y=1, grid_z=1, block_x=block,
+    call = "launch_cooperative_kernel" if cooperative else "launch_kernel"
+    args = gpu.args(call, function=function, grid_x=grid, grid_y=1, grid_z=1, block_x=block,
                     block_y=1, block_z=1, shared_mem_bytes=0, stream=stream)
-    return gpu.call("launch_kernel", args, data=params, asynchronous=asynchronous).status
+    return gpu.call(call, args, data=params, asynchronous=asynchronous).status
 
 
 def gemm_ex(gpu: GuestClient, handle: int, m: int, n: int, k: int, a: int, b: int, c: int, *,

@@ -120,6 +120,16 @@ def test_a_launch_passes_grid_block_and_the_extra_array_in_the_drivers_order() -
     assert bindings.calls == [("cuLaunchKernel", (hfunc, 2, 3, 4, 32, 1, 1, 128, stream, 0, 0xABC))]
 
 
+def test_a_cooperative_launch_passes_kernel_params_and_no_extra() -> None:
+    bindings = Bindings(cuLaunchCooperativeKernel=[(0,), (720,)])
+    hfunc, stream = Handle(), Handle()
+    Driver(bindings).launch_cooperative_kernel(hfunc, (4, 1, 1), (256, 1, 1), 0, stream, 0xBEEF)
+    assert bindings.calls == [("cuLaunchCooperativeKernel", (hfunc, 4, 1, 1, 256, 1, 1, 0, stream, 0xBEEF))]
+    with pytest.raises(CudaError) as caught:  # too large a grid: refused, and the context carries on
+        Driver(bindings).launch_cooperative_kernel(hfunc, (999, 1, 1), (1024, 1, 1), 0, stream, 0xBEEF)
+    assert caught.value.status == CUresult.CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE and not caught.value.sticky
+
+
 def test_failures_carry_the_drivers_status_and_poisoning_ones_are_sticky() -> None:
     with pytest.raises(CudaError) as caught:
         check((int(CUresult.CUDA_ERROR_ILLEGAL_ADDRESS),), "cuStreamSynchronize")
