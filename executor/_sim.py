@@ -1196,7 +1196,7 @@ class SimExecutor(SimNvmlCalls, SimTrsmCalls, SimPinnedCalls, PinnedHostCalls, M
                          host_bytes=new.host_bytes - len(new.nodes) * GRAPH_NODE_BYTES)
         self._graph_nodes += len(new.nodes) - len(old.nodes)
         self.host.release(old.host_bytes)
-        graph_exec.body = new
+        graph_exec.take(new)
         return GraphExecUpdateResult(result=0)
 
     def graph_clone(self, args: GraphArgs, io: CallIO) -> GraphResult:

@@ -193,14 +193,24 @@ class Graph:
 
 @dataclass(eq=False, slots=True)
 class GraphExec:
-    body: GraphBody  # replaced by a successful cuGraphExecUpdate
+    body: GraphBody  # replaced by a successful cuGraphExecUpdate (which sets _tags back to None)
+    _tags: list[int] | None = None  # guest_tags(), walked once
 
     @property
     def nodes(self) -> tuple[Node, ...]:
         return self.body.nodes
 
+    def take(self, body: GraphBody) -> None:
+        """A successful cuGraphExecUpdate: the exec runs ``body`` from now on."""
+        self.body, self._tags = body, None
+
     def guest_tags(self) -> list[int]:
-        """The guest nodes' tags in launch order (child graphs expanded)."""
+        """The guest nodes' tags in launch order (child graphs expanded), found once per body."""
+        if self._tags is None:
+            self._tags = self._walk_tags()
+        return self._tags
+
+    def _walk_tags(self) -> list[int]:
         tags: list[int] = []
         stack: list[tuple[tuple[Node, ...], int]] = [(self.body.nodes, 0)]
         while stack and len(tags) < self.body.guest_nodes:
