@@ -290,6 +290,56 @@ CUresult cuMemSetAccess(CUdeviceptr ptr, size_t size, const CUmemAccessDesc *des
 
 /* -- host memory: the region's pinned area, else this process's own ---------------------------- */
 
+/* The flags each host allocation was made with (cuMemHostGetFlags), pinned or fallen back. */
+struct host_flags { uintptr_t base; size_t size; unsigned int flags; };
+static struct host_flags *host_flags;
+static size_t n_host_flags, host_flags_cap;
+static pthread_mutex_t host_flags_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void remember_flags(void *p, size_t size, unsigned int flags)
+{
+    pthread_mutex_lock(&host_flags_lock);
+    if (n_host_flags == host_flags_cap) {
+        size_t cap = host_flags_cap ? host_flags_cap * 2 : 32;
+        struct host_flags *grown = realloc(host_flags, cap * sizeof *grown);
+        if (!grown) { /* only cuMemHostGetFlags loses it: it answers INVALID_VALUE for this one */
+            pthread_mutex_unlock(&host_flags_lock);
+            return;
+        }
+        host_flags = grown;
+        host_flags_cap = cap;
+    }
+    host_flags[n_host_flags++] = (struct host_flags){(uintptr_t)p, size ? size : 1, flags};
+    pthread_mutex_unlock(&host_flags_lock);
+}
+
+static void forget_flags(void *p)
+{
+    pthread_mutex_lock(&host_flags_lock);
+    for (size_t i = 0; i < n_host_flags; i++)
+        if (host_flags[i].base == (uintptr_t)p) {
+            host_flags[i] = host_flags[--n_host_flags];
+            break;
+        }
+    pthread_mutex_unlock(&host_flags_lock);
+}
+
+CUresult cuMemHostGetFlags(unsigned int *flags, void *p)
+{
+    if (!flags || !p)
+        return CUDA_ERROR_INVALID_VALUE;
+    CUresult rc = CUDA_ERROR_INVALID_VALUE; /* not memory of cuMemHostAlloc & co. (as CUDA answers) */
+    pthread_mutex_lock(&host_flags_lock);
+    for (size_t i = 0; i < n_host_flags; i++)
+        if ((uintptr_t)p - host_flags[i].base < host_flags[i].size) {
+            *flags = host_flags[i].flags;
+            rc = CUDA_SUCCESS;
+            break;
+        }
+    pthread_mutex_unlock(&host_flags_lock);
+    return rc;
+}
+
 CUresult cuMemHostAlloc(void **pp, size_t bytesize, unsigned int flags)
 {
     if (!pp)
@@ -315,6 +365,7 @@ CUresult cuMemHostAlloc(void **pp, size_t bytesize, unsigned int flags)
     }
     *pp = p;
     vgpu_track_range((uint64_t)(uintptr_t)p, bytesize, VGPU_PTR_HOST);
+    remember_flags(p, bytesize, flags);
     return CUDA_SUCCESS;
 }
 
@@ -329,6 +380,7 @@ CUresult cuMemFreeHost(void *p)
         return CUDA_ERROR_INVALID_VALUE;
     if (p) {
         vgpu_untrack_range((uint64_t)(uintptr_t)p);
+        forget_flags(p);
         CUresult rc;
         if (vgpu_pinned_free(p, &rc))
             return rc;

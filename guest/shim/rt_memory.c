@@ -41,6 +41,7 @@ cudaError_t cudaHostAlloc(void **ptr, size_t size, unsigned int flags)
 }
 
 cudaError_t cudaMallocHost(void **ptr, size_t size) { RT_CALL(cuMemAllocHost_v2(ptr, size)); }
+cudaError_t cudaHostGetFlags(unsigned int *flags, void *ptr) { RT_CALL(cuMemHostGetFlags(flags, ptr)); }
 cudaError_t cudaFreeHost(void *ptr) { RT_CALL(cuMemFreeHost(ptr)); }
 
 cudaError_t cudaHostRegister(void *ptr, size_t size, unsigned int flags)

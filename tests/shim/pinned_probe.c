@@ -44,6 +44,7 @@ cudaError_t cudaMallocHost(void **ptr, size_t size);
 cudaError_t cudaHostAlloc(void **ptr, size_t size, unsigned int flags);
 cudaError_t cudaFreeHost(void *ptr);
 cudaError_t cudaHostRegister(void *ptr, size_t size, unsigned int flags);
+cudaError_t cudaHostGetFlags(unsigned int *flags, void *ptr);
 cudaError_t cudaHostUnregister(void *ptr);
 cudaError_t cudaMemcpy(void *dst, const void *src, size_t n, int kind);
 cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, int kind, cudaStream_t s);
@@ -204,8 +205,11 @@ static int mode_copies(void)
     void *portable = NULL, *mapped = NULL;
     rc = cudaHostAlloc(&portable, 8192, cudaHostAllocPortable);
     rc2 = cudaHostAlloc(&mapped, 8192, cudaHostAllocMapped);
-    result("host_alloc_flags", rc == 0 && in_region(portable) && rc2 == 801 && mapped == NULL,
-           "portable=%d mapped=%d", rc, rc2);
+    unsigned int got = 99, plain_flags = 99;
+    int got_rc = cudaHostGetFlags(&got, (char *)portable + 100), plain_rc = cudaHostGetFlags(&plain_flags, &got);
+    result("host_alloc_flags", rc == 0 && in_region(portable) && rc2 == 801 && mapped == NULL && got_rc == 0 &&
+                                   got == cudaHostAllocPortable && plain_rc != 0,
+           "portable=%d mapped=%d get=%d/%u plain=%d", rc, rc2, got_rc, got, plain_rc);
     cudaFreeHost(portable);
 
     /* cudaHostRegister'd ordinary memory: the host cannot see it; its copies are staged */
