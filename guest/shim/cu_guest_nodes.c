@@ -174,8 +174,11 @@ CUresult cuLaunchHostFunc(CUstream s, void (*fn)(void *), void *data)
 /* Not capturable (CUDA's rule); runs after the stream's work with that work's status. */
 CUresult cuStreamAddCallback(CUstream s, void (*cb)(CUstream, CUresult, void *), void *data, unsigned int flags)
 {
+    uint32_t sid;
     if (!cb || flags)
         return CUDA_ERROR_INVALID_VALUE;
+    if (vgpu_shim_stream_id(s, &sid))
+        return CUDA_ERROR_INVALID_HANDLE; /* no callback for a stream that does not exist */
     if (__atomic_load_n(&captures, __ATOMIC_RELAXED) && named_stream(s)) {
         int status = 0;
         CUresult rc = cuStreamIsCapturing(s, &status);
