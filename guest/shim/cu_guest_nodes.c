@@ -129,6 +129,10 @@ static int lookup(uint32_t tag, struct guest_record *out)
 
 static int named_stream(CUstream s) { return s && s != CU_STREAM_LEGACY && s != CU_STREAM_PER_THREAD; }
 
+/* The stream's earlier work done. Work on the legacy stream follows the earlier work of every blocking
+ * stream, so for it the whole context is waited for. */
+static CUresult wait_for(CUstream s) { return named_stream(s) ? cuStreamSynchronize(s) : cuCtxSynchronize(); }
+
 /* Record `r` as a guest node when `s` captures: 1 and *rc when it was asked, 0 when `s` does not capture. */
 static int add_if_capturing(CUstream s, const struct guest_record *r, CUresult *rc)
 {
@@ -165,7 +169,7 @@ CUresult cuLaunchHostFunc(CUstream s, void (*fn)(void *), void *data)
     CUresult rc;
     if (add_if_capturing(s, &r, &rc))
         return rc;
-    if ((rc = cuStreamSynchronize(s)))
+    if ((rc = wait_for(s)))
         return rc; /* CUDA does not call a host function after an error in the context */
     fn(data);
     return CUDA_SUCCESS;
@@ -187,7 +191,7 @@ CUresult cuStreamAddCallback(CUstream s, void (*cb)(CUstream, CUresult, void *),
         if (status)
             return (CUresult)VGPU_CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
     }
-    CUresult rc = cuStreamSynchronize(s);
+    CUresult rc = wait_for(s);
     cb(s, rc, data);
     return rc;
 }
