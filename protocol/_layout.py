@@ -475,8 +475,8 @@ def validate_region(buf: memoryview | bytes | bytearray) -> RegionLayout:
         if pinned_offset % ARENA_ALIGN or pinned_size % ARENA_ALIGN:
             raise _bad(f"pinned area [{pinned_offset}, +{pinned_size}) is not {ARENA_ALIGN}-byte aligned")
         if pinned_offset < channels_end or pinned_offset + pinned_size > region_size:
-            raise _bad(f"pinned area [{pinned_offset}, +{pinned_size}) does not lie between the channels' end "
-                       f"({channels_end}) and the region's ({region_size})")
+            raise _bad(f"pinned area [{pinned_offset}, +{pinned_size}) does not lie between the channels' "
+                       f"end ({channels_end}) and the region's ({region_size})")
     else:
         pinned_offset = 0
     return RegionLayout(region_size, vm_id, Features(features), channel_count, channel_size,

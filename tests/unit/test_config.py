@@ -100,7 +100,7 @@ def test_regions_are_bounded_by_the_hosts_memory_together() -> None:
     many = [{"id": i, "name": f"vm{i}", "region_size": largest // 2} for i in range(1, count + 1)]
     with pytest.raises(ConfigError, match="more than half of this host's"):
         parse_config({"vm": many})  # each region: largest // 2 of channels and 256 MiB pinned = largest
-    with pytest.raises(ConfigError, match="vm a: its region of .* pinned_size of 268435456.* is more than"):
+    with pytest.raises(ConfigError, match=r"vm a: its region of .* pinned_size of 268435456.* is more than"):
         parse_config({"vm": [{**alone, "pinned_size": "256MiB"}]})
 
 
