@@ -92,24 +92,6 @@ class Liveness:
     peak: int  # most registers live at once (an instruction's own operands included)
     declared: int
 
-    def live_after(self, pc: int, block_of: Sequence[int]) -> set[str]:
-        """Registers live just after instruction ``pc`` (a walk back from its block's end)."""
-        b = block_of[pc]
-        end = self.block_start[b + 1] if b + 1 < len(self.block_start) else len(block_of)
-        live = set(self.block_live_out[b])
-        for q in range(end - 1, pc, -1):
-            uses, kills = self.facts[q]
-            live -= kills
-            live |= uses
-        return live
-
-    def live_at(self, pc: int, block_of: Sequence[int]) -> frozenset[str]:
-        """Registers live where a waiting stack entry resumes (a block's first instruction); a pc that
-        starts no block (the exit, -1) needs nothing."""
-        if 0 <= pc < len(block_of) and self.block_start[block_of[pc]] == pc:
-            return self.block_live_in[block_of[pc]]
-        return frozenset() if not 0 <= pc < len(block_of) else _ALL
-
 
 #: what a waiting entry at the middle of a block keeps: everything (never the case for the SIMT
 #: stack's waiting entries, which resume at branch targets and reconvergence points)
@@ -173,6 +155,22 @@ def liveness(code: FunctionCode) -> Liveness:
                     len(declared))
 
 
+@dataclass(frozen=True, slots=True)
+class _Keeps:
+    """Registers live where a waiting stack entry resumes (a block's first instruction); a pc that
+    starts no block inside the function (the exit, -1) needs nothing, one inside a block everything."""
+
+    block_live_in: tuple[frozenset[str], ...]
+    block_start: tuple[int, ...]
+    block_of: Sequence[int]
+
+    def at(self, pc: int) -> frozenset[str]:
+        if not 0 <= pc < len(self.block_of):
+            return frozenset()
+        block = self.block_of[pc]
+        return self.block_live_in[block] if self.block_start[block] == pc else _ALL
+
+
 #: opcodes the SIMT loop runs itself (``_compiler``'s kinds other than PLAIN): they free nothing
 _CONTROL = frozenset({"bra", "brx", "call", "ret", "exit", "trap", "bar", "barrier"})
 
@@ -224,6 +222,9 @@ def frees(code: FunctionCode, facts: Liveness) -> Callable[[int], Callable[[Fram
 
 
 def _dropper(dead: tuple[str, ...], facts: Liveness, block_of: Sequence[int]) -> Callable[[Frame], None]:
+    # what a prepared kernel keeps: the blocks' live-in sets (not the per-instruction facts)
+    waiting_keeps = _Keeps(facts.block_live_in, facts.block_start, block_of)
+
     def drop(f: Frame) -> None:
         regs = f.regs
         waiting = f.stack
@@ -231,7 +232,7 @@ def _dropper(dead: tuple[str, ...], facts: Liveness, block_of: Sequence[int]) ->
             for name in dead:
                 regs.pop(name, None)
             return
-        keep = [facts.live_at(entry[0], block_of) for entry in waiting[:-1]]
+        keep = [waiting_keeps.at(entry[0]) for entry in waiting[:-1]]
         for name in dead:
             if not any(name in k or _ALL is k for k in keep):
                 regs.pop(name, None)
