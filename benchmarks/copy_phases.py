@@ -44,6 +44,7 @@ from mediator._launcher import MediatorProcess, running_mediator
 from protocol import Completion
 
 from ._floors import memcpy_bandwidth, staged_copy_bandwidth
+from ._mediator import written
 
 __all__ = ["TimedGuest", "measure"]
 
@@ -117,8 +118,7 @@ def measure(gpu: TimedGuest, mediator: MediatorProcess, size: int, way: str, rep
             host_cpus: set[int] | None = None) -> dict[str, float]:
     """Per-copy phases (µs) of ``repeats`` copies of ``size`` bytes in direction ``way``."""
     ptr = gpu.mem_alloc(size)
-    data = memoryview(bytes(size))
-    back = memoryview(bytearray(size))
+    data, back = written(size, 1), written(size, 0)  # not calloc's zero pages (see written)
 
     def once() -> None:
         if way == "htod":

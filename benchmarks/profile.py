@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from protocol import CALLS_BY_NAME, SubmitFlags
 
 from ._loopback import Loopback
+from ._mediator import written
 
 _ASYNC = int(SubmitFlags.ASYNC)
 
@@ -58,8 +59,7 @@ def workload(loop: Loopback, what: str, size: int, worker_only: bool) -> Callabl
             total = time.perf_counter() - started
             return spent if worker_only else total
         return memsets
-    data = memoryview(bytes(size))
-    back = memoryview(bytearray(size))
+    data, back = written(size, 1), written(size, 0)  # not calloc's zero pages (_mediator.written)
 
     def copies(n: int) -> float:
         started = time.perf_counter()
