@@ -67,6 +67,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
 
 
+def _pinned(vm: dict[str, Any]) -> str:
+    """The VM's pinned area: what its processes hold of it (``cudaMallocHost``), of its size."""
+    size = vm.get("pinned_size") or 0
+    return f"{_human(vm.get('pinned_used', 0))}/{_human(size)}" if size else "-"
+
+
 def _human(n: int | None) -> str:
     if n is None:
         return "-"
@@ -92,7 +98,8 @@ def format_status(reply: dict[str, Any]) -> str:
         lines.append(f"metrics on http://{metrics['bind']}:{metrics['port']}/metrics  "
                      f"scrapes {metrics['scrapes']}")
     lines.append("")
-    header = ("ID", "NAME", "STATE", "PID", "PROCS", "CALLS", "ERRORS", "CALLS/S", "MEMORY", "QUOTA")
+    header = ("ID", "NAME", "STATE", "PID", "PROCS", "CALLS", "ERRORS", "CALLS/S", "MEMORY", "QUOTA",
+              "PINNED")
     rows = [header]
     overridden = False
     for vm in reply["vms"]:
@@ -103,7 +110,7 @@ def format_status(reply: dict[str, Any]) -> str:
                      f"{vm.get('channels_open', 0)}/{vm.get('channel_count', '-')}",
                      str(vm["calls"]), str(vm["errors"]),
                      f"{vm['calls_per_s']:.0f}", _human(vm["memory_used"]),
-                     _human(vm["memory_quota"]) + ("*" if operator else "")))
+                     _human(vm["memory_quota"]) + ("*" if operator else ""), _pinned(vm)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     channels = [(vm["name"], c) for vm in reply["vms"] for c in vm.get("channels", [])
