@@ -33,7 +33,7 @@ from ._parse import Addr, Args, Instruction, Operand, Pair, Reg, Vec
 from ._program import EXIT, FunctionCode
 from ._state import Frame
 
-__all__ = ["Liveness", "freeing_ops", "frees", "liveness", "register_count"]
+__all__ = ["MAX_TRACKED", "Liveness", "freeing_ops", "frees", "liveness", "register_count", "tracked"]
 
 #: opcodes whose first operand, when it is a register, is one they read (stores and reductions take an
 #: address first; control flow, synchronization and hints write no register)
@@ -169,6 +169,18 @@ class _Keeps:
             return frozenset()
         block = self.block_of[pc]
         return self.block_live_in[block] if self.block_start[block] == pc else _ALL
+
+
+#: the most (basic block x declared register) pairs a function's analysis may track: past it the
+#: function keeps every declared register (its live sets, one per block, could hold that many names)
+MAX_TRACKED = 1 << 20
+
+
+def tracked(code: FunctionCode, above: int) -> bool:
+    """Whether ``code`` lets its dead registers go: it declares more than ``above`` (fewer cost
+    nothing worth the analysis) and its analysis stays within :data:`MAX_TRACKED`."""
+    declared = len(code.function.registers)
+    return declared > above and len(code.block_start) * declared <= MAX_TRACKED
 
 
 #: opcodes the SIMT loop runs itself (``_compiler``'s kinds other than PLAIN): they free nothing

@@ -24,7 +24,7 @@ from .._kernels import DeviceMemory, LaunchDims
 from ._compiler import BAR, BRA, CALL, EXIT, PLAIN, RET, TRAP, Compiler, Layout, Op, UnsupportedError
 from ._fuse import Run, fuse
 from ._isa import COMPILERS
-from ._liveness import freeing_ops, frees, liveness, register_count
+from ._liveness import freeing_ops, frees, liveness, register_count, tracked
 from ._parse import Instruction, PtxSyntaxError, Sym, Variable
 from ._printf import PrintfSink
 from ._printf import emit as emit_printf
@@ -226,14 +226,13 @@ class LoadedModule:
         for code in reachable:
             compiler = Compiler(code, layout, program.functions, globals_, COMPILERS)
             compiled = compiler.compile()
-            facts = liveness(code)
-            free = facts.declared > FREE_REGISTERS_ABOVE  # let dead registers go: hold only the live
-            if free:
+            facts = liveness(code) if tracked(code, FREE_REGISTERS_ABOVE) else None
+            if facts is not None:  # let dead registers go: a batch holds only the live ones
                 compiled = freeing_ops(compiled, code, facts)
             ops[code.name] = compiled
-            after = frees(code, facts) if free else None
+            after = frees(code, facts) if facts is not None else None
             runs = fuse(compiler, compiled, code.code, set(code.block_start), after)
-            registers += register_count(code, facts) if free else facts.declared
+            registers += register_count(code, facts) if facts is not None else len(code.function.registers)
             fused[code.name] = [runs.get(pc) for pc in range(len(compiled))]
             reconv[code.name] = [code.reconvergence(pc) for pc in range(len(code.code))]
         param_bytes = 0
@@ -245,8 +244,7 @@ class LoadedModule:
 
 def _registers_held(code: FunctionCode) -> int:
     """Registers per thread a batch holds for ``code``: the live ones where it lets dead ones go."""
-    declared = len(code.function.registers)
-    return register_count(code) if declared > FREE_REGISTERS_ABOVE else declared
+    return register_count(code) if tracked(code, FREE_REGISTERS_ABOVE) else len(code.function.registers)
 
 
 def _reachable(program: Program, entry: FunctionCode) -> list[FunctionCode]:

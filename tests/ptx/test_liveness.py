@@ -7,8 +7,9 @@ from __future__ import annotations
 import tracemalloc
 
 import numpy as np
+import pytest
 
-from executor.ptx import LoadedModule
+from executor.ptx import LoadedModule, _liveness
 from executor.ptx._liveness import liveness, register_count
 from executor.ptx._machine import REGISTER_BYTES
 
@@ -94,3 +95,11 @@ def test_the_function_attribute_and_the_launch_bound_count_the_same_registers() 
     module = LoadedModule(_chain(300))
     held = module.resources("chain", 1024).registers
     assert held == module.kernel("chain").registers < 300
+
+
+def test_a_function_whose_analysis_would_be_too_large_keeps_every_declared_register(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_liveness, "MAX_TRACKED", 100)  # one block x 305 declared registers is past it
+    module = LoadedModule(_chain(300))
+    assert module.kernel("chain").registers == 305
