@@ -56,6 +56,24 @@ for _ in range(rounds):
 got = list(struct.unpack(f"<{n}I", out.raw))
 report("cooperative_launch", rcs == [0] * 6 and got == want, f"statuses={rcs} first={got[:4]} want={want[:4]}")
 
+# the same through cuLaunchKernelEx with the cooperative launch attribute (CUlaunchConfig, CUDA 13)
+class LaunchAttribute(ct.Structure):
+    _fields_ = [("id", ct.c_int), ("pad", ct.c_char * 4), ("value", ct.c_int), ("rest", ct.c_char * 60)]
+
+
+class LaunchConfig(ct.Structure):
+    _fields_ = [("dims", ct.c_uint * 7), ("stream", ct.c_void_p), ("attrs", ct.POINTER(LaunchAttribute)),
+                ("count", ct.c_uint)]
+
+
+cooperative = LaunchAttribute(id=2, value=1)
+config = LaunchConfig((ct.c_uint * 7)(grid, 1, 1, block, 1, 1, 0), None, ct.pointer(cooperative), 1)
+rcs = [cuda.cuMemcpyHtoD_v2(a, struct.pack(f"<{n}I", *values), ct.c_size_t(4 * n)),
+       cuda.cuLaunchKernelEx(ct.byref(config), function, params, None), cuda.cuCtxSynchronize(),
+       cuda.cuMemcpyDtoH_v2(out, b if rounds % 2 else a, ct.c_size_t(4 * n))]
+got = list(struct.unpack(f"<{n}I", out.raw))
+report("launch_kernel_ex_cooperative", rcs == [0] * 4 and got == want, f"statuses={rcs} first={got[:4]}")
+
 # too large a grid: more blocks than are resident at once (two 1,024-thread blocks per SM)
 sms = ct.c_int()
 cuda.cuDeviceGetAttribute(ct.byref(sms), 16, dev)
