@@ -27,8 +27,16 @@ from mediator._control_client import request
 from mediator._launcher import running_mediator
 from protocol import ACCELERATED
 
-from ._floors import eventfd_pingpong, memcpy_bandwidth, native_copy_bandwidth, ring_pingpong, ring_throughput
-from ._mediator import async_throughput, bandwidth, multi_vm, sync_round_trips
+from ._floors import (
+    eventfd_pingpong,
+    fairness_floor,
+    memcpy_bandwidth,
+    native_copy_bandwidth,
+    ring_pingpong,
+    ring_throughput,
+    staged_copy_bandwidth,
+)
+from ._mediator import async_throughput, bandwidth, jain, multi_vm, sync_round_trips
 from .pinned import run as pinned_run
 
 KIB, MIB = 1 << 10, 1 << 20
@@ -94,9 +102,12 @@ def run(plan: dict[str, Any], workdir: Path, parts: Sequence[str] = PARTS,
                     results["async_calls_per_s"] = async_throughput(gpu, plan["async"])
                 if "copies" in parts:
                     copies = bandwidth(gpu, plan["sizes"])
+                    chunks = {size: gpu._copy_chunk(size) for size in copies}
         if "copies" in parts:
+            # two floors: one copy in one process, and the two copies of any staged design on two cores
             results["bandwidth"] = [{"bytes": size, "htod_Bps": up, "dtoh_Bps": down,
-                                     "memcpy_Bps": memcpy_bandwidth(size)}
+                                     "memcpy_Bps": memcpy_bandwidth(size, 20),
+                                     "staged_Bps": staged_copy_bandwidth(size, chunks[size], host_cpus)}
                                     for size, (up, down) in copies.items()]
             if backend == "cuda":  # the GPU's own floor: a pinned copy with no mediator in the way
                 native = native_copy_bandwidth(list(copies))
@@ -120,6 +131,11 @@ def run(plan: dict[str, Any], workdir: Path, parts: Sequence[str] = PARTS,
                 results["multi_vm"].append(multi_vm(mediator, vms, plan["seconds"], flood=False))
             for vms in [v for v in plan["vms"] if v > 1]:
                 results["multi_vm"].append(multi_vm(mediator, vms, plan["seconds"], flood=True))
+        # the scheduler's own fairness for the same shape, nothing of ours in it: the machine's part
+        results["fairness_floor"] = []
+        for vms in [v for v in plan["vms"] if v > 1]:
+            rates = fairness_floor(vms - 1, plan["seconds"])
+            results["fairness_floor"].append({"pairs": vms - 1, "per_pair_per_s": rates, "jain": jain(rates)})
     if "pinned" in parts:  # cudaMallocHost memory: the region's pinned area, one copy (benchmarks/pinned.py)
         results["pinned_copies"] = pinned_run(plan["sizes"], workdir / "pinned", backend)["pinned"]
     results["loadavg_end"] = os.getloadavg()
@@ -148,6 +164,10 @@ def table(r: dict[str, Any]) -> str:
             rate, floor = b[way + "_Bps"], b["memcpy_Bps"]
             rows.append((f"{way} {size} (MiB/s)", f"{rate / MIB:,.0f}", f"{floor / MIB:,.0f}",
                          f"{rate / floor:.0%}"))
+            if "staged_Bps" in b:
+                staged = b["staged_Bps"]
+                rows.append((f"{way} {size} vs staged floor", f"{rate / MIB:,.0f}", f"{staged / MIB:,.0f}",
+                             f"{rate / staged:.0%}"))
             if f"native_{way}_Bps" in b:
                 native = b[f"native_{way}_Bps"]
                 rows.append((f"{way} {size} vs native pinned copy", f"{rate / MIB:,.0f}",
@@ -164,7 +184,10 @@ def table(r: dict[str, Any]) -> str:
         rates = m["per_vm_calls_per_s"][1:] if m["flood"] else m["per_vm_calls_per_s"]
         rows.append((f"{label}: aggregate calls/s", f"{m['aggregate_calls_per_s']:,.0f}", "",
                      f"{min(rates):,.0f}-{max(rates):,.0f} per VM" if len(rates) > 1 else ""))
-        rows.append((f"{label}: Jain's index", f"{m['jain']:.3f}", "1.000", ""))
+        floors = [f["jain"] for f in r.get("fairness_floor", []) if m["flood"] and f["pairs"] == m["vms"] - 1]
+        floor = f"{floors[0]:.3f}" if floors else "1.000"
+        rows.append((f"{label}: Jain's index", f"{m['jain']:.3f}", floor,
+                     "floor: eventfd pairs beside 2 busy processes" if floors else ""))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     lines.append(f"(load average {r['loadavg_start'][0]:.2f} at start, {r['loadavg_end'][0]:.2f} at end; "
