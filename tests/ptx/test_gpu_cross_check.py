@@ -10,7 +10,8 @@ implementation's own). Skips where no GPU is usable.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -126,8 +127,9 @@ class Device:
         result = self.ex.execute(spec, spec.args(**args), CallIO(memoryview(inp), memoryview(out), True))
         return result, bytes(out)
 
-    def run(self, arch: int, kernel: str, grid: int, block: int, inputs: list[Any], params: list[Param]) -> list[Any]:
-        module = self("module_load_data", inp=CORPUS[arch].read_bytes() + b"\0")[0].module
+    def run(self, arch: int, kernel: str, grid: int, block: int, inputs: list[Any], params: list[Param],
+            corpus: Mapping[int, Path] = CORPUS) -> list[Any]:
+        module = self("module_load_data", inp=corpus[arch].read_bytes() + b"\0")[0].module
         function = int(self("module_get_function", module=module, inp=kernel.encode())[0].function)
         ptrs, outs = [], []
         for (direction, kind, count), values in zip(params, inputs, strict=True):
