@@ -92,7 +92,7 @@ OUTBOX_LIMIT: Final = 1 << 20
 #: glibc's memcpy uses ``rep movsb`` from 4 KiB up to the L2 size; on AMD Zen 3 (this host) that is 10-15x
 #: slower (1.7 against 17-27 GiB/s for 256 KiB) when the destination is 1-31 bytes past the source modulo
 #: 4 KiB, which a staged copy between the arena and device memory hits whenever their page offsets differ
-#: so. With the threshold above any copy size glibc takes its vector loop, as fast or faster at every
+#: so. With the threshold above any copy size glibc takes its vector loop, here as fast or faster at every
 #: offset (docs/benchmarks.md, pageable copies). Workers are spawned with it (``worker_environment``).
 MEMCPY_TUNABLE: Final = "glibc.cpu.x86_rep_movsb_threshold=4294967295"
 
