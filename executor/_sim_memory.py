@@ -41,6 +41,7 @@ Theory of operation
 from __future__ import annotations
 
 import bisect
+import mmap
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -107,10 +108,20 @@ def _align_up(value: int, alignment: int) -> int:
     return -(-value // alignment) * alignment
 
 
+#: blocks of at least this size are private anonymous mappings of their own: page-aligned, where NumPy's
+#: large arrays start 16 bytes into a page; a copy into one from the page-aligned region (a pinned or
+#: staged copy) ran 2-4x slower on this host than into a page-aligned one (docs/benchmarks.md). Private
+#: mappings count in RLIMIT_DATA as malloc's do (mediator/_worker_memory.py); zero-filled, lazily.
+MAPPED_FROM: Final = 1 << 20
+
+
 def _zeros(size: int, what: str) -> Bytes:
     try:
+        if size >= MAPPED_FROM:
+            mapping = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+            return np.frombuffer(mapping, dtype=np.uint8)  # unmapped when the last view of it goes
         return np.zeros(size, dtype=np.uint8)
-    except (MemoryError, ValueError) as exc:
+    except (MemoryError, ValueError, OSError) as exc:
         raise CudaError(CUresult.CUDA_ERROR_OUT_OF_MEMORY,
                         f"the host cannot back a {size}-byte {what}: {exc}") from None
 
