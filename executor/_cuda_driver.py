@@ -493,6 +493,12 @@ class Driver:
         attribute = self.module.CUfunction_attribute(attrib)
         return int(check(self.module.cuFuncGetAttribute(attribute, function), what))
 
+    def occupancy(self, function: Function, block_size: int, dynamic_smem: int, flags: int) -> int:
+        """``cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags``: resident blocks per SM."""
+        what = "cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags"
+        return int(check(self.module.cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags(
+            function, block_size, dynamic_smem, flags), what))
+
     def func_set_attribute(self, function: Function, attrib: int, value: int, what: str) -> None:
         attribute = self.module.CUfunction_attribute(attrib)
         check(self.module.cuFuncSetAttribute(function, attribute, value), what)

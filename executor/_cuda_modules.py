@@ -41,6 +41,7 @@ from protocol.models import (
     ModuleLoadResult,
     NoArgs,
     NoResult,
+    OccupancyArgs,
 )
 
 from ._base import Allocation, CallIO
@@ -179,6 +180,11 @@ class ModuleCalls(ModuleUploadCalls, CudaBase):
         if io.blocking:
             self._sync(stream, "cuLaunchKernel")
         return NoResult()
+
+    def func_occupancy(self, args: OccupancyArgs, io: CallIO) -> I32Result:
+        record = self._functions.get(args.function)
+        blocks = self._drv.occupancy(record.function, args.block_size, args.dynamic_smem, args.flags)
+        return I32Result(value=blocks)
 
     def launch_cooperative_kernel(self, args: LaunchKernelArgs, io: CallIO) -> NoResult:
         record = self._functions.get(args.function)

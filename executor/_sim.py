@@ -54,7 +54,14 @@ from typing import Final
 import numpy as np
 import structlog
 
-from protocol import CublasStatus, CudaDataType, CUresult, StreamCaptureMode, StreamCaptureStatus
+from protocol import (
+    CublasStatus,
+    CudaDataType,
+    CUresult,
+    FunctionAttribute,
+    StreamCaptureMode,
+    StreamCaptureStatus,
+)
 from protocol.models import (
     AddressFreeArgs,
     AddressReserveArgs,
@@ -129,6 +136,7 @@ from protocol.models import (
     ModuleLoadResult,
     NoArgs,
     NoResult,
+    OccupancyArgs,
     SgemmArgs,
     StreamArgs,
     StreamCreateResult,
@@ -152,7 +160,7 @@ from ._sim_blas import (
     read_pointer_arrays,
 )
 from ._sim_blas_trsm import SimTrsmCalls
-from ._sim_device import co_resident_blocks, device_attributes
+from ._sim_device import blocks_per_sm, device_attributes
 from ._sim_graph import Capture, EventState, Graph, GraphBody, GraphExec, StreamState, update_mismatch
 from ._sim_memory import Bytes, DeviceMemory, fill_views
 from ._sim_modules import FunctionLimits, SimFunction, SimModules, symbol_name
@@ -893,14 +901,28 @@ class SimExecutor(SimNvmlCalls, SimTrsmCalls, SimPinnedCalls, PinnedHostCalls, M
         as one batch with a grid-sync workspace of its own (device memory of the VM, for the launch)."""
         threads = args.block_x * args.block_y * args.block_z
         blocks = args.grid_x * args.grid_y * args.grid_z
-        most = co_resident_blocks(self._attributes, threads, args.shared_mem_bytes)
+        per_sm = self._blocks_per_sm(args.function, threads, args.shared_mem_bytes)
+        most = per_sm * self._attributes[16]
         if blocks > most:
             raise CudaError(CUresult.CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE,
                             f"cuLaunchCooperativeKernel: {blocks} blocks of {threads} threads with "
                             f"{args.shared_mem_bytes} bytes of dynamic shared memory; at most {most} are "
-                            "resident at once (the occupancy calculator's blocks per multiprocessor times "
-                            f"{self._attributes[16]} multiprocessors)")
+                            f"resident at once ({per_sm} per multiprocessor, as cuOccupancyMaxActiveBlocks"
+                            f"PerMultiprocessor answers, times {self._attributes[16]} multiprocessors)")
         return self._launch(args, io, cooperative=True)
+
+    def func_occupancy(self, args: OccupancyArgs, io: CallIO) -> I32Result:
+        if args.flags > 1:  # CU_OCCUPANCY_DEFAULT, CU_OCCUPANCY_DISABLE_CACHING_OVERRIDE
+            raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE, f"cuOccupancy: flags {args.flags:#x}")
+        return I32Result(value=self._blocks_per_sm(args.function, args.block_size, args.dynamic_smem))
+
+    def _blocks_per_sm(self, handle: int, threads: int, dynamic_smem: int) -> int:
+        """The function's resident blocks per multiprocessor (``_sim_device.blocks_per_sm``) from its
+        static shared memory and the registers the engine holds for it (its NUM_REGS)."""
+        attrib = FunctionAttribute
+        static = self.modules.attribute(handle, attrib.CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES)
+        registers = self.modules.attribute(handle, attrib.CU_FUNC_ATTRIBUTE_NUM_REGS)
+        return blocks_per_sm(self._attributes, threads, static + dynamic_smem, registers)
 
     def _launch(self, args: LaunchKernelArgs, io: CallIO, *, cooperative: bool) -> NoResult:
         function = self.modules.functions.get(args.function)

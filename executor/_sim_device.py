@@ -19,7 +19,7 @@ from typing import Final
 
 from ._base import DeviceConfig
 
-__all__ = ["ATTRIBUTE_COUNT", "co_resident_blocks", "device_attributes"]
+__all__ = ["ATTRIBUTE_COUNT", "blocks_per_sm", "device_attributes"]
 
 #: CU_DEVICE_ATTRIBUTE_MAX in CUDA 13.0's cuda.h: attributes are 1 .. ATTRIBUTE_COUNT - 1
 ATTRIBUTE_COUNT: Final = 148
@@ -96,16 +96,20 @@ def device_attributes(config: DeviceConfig) -> dict[int, int]:
     return attributes
 
 
-def co_resident_blocks(attributes: dict[int, int], block_threads: int, dynamic_shared: int) -> int:
-    """The most blocks of a cooperative launch, all resident at once: the blocks per multiprocessor
-    the guest's occupancy calculator (``cudaOccupancyMaxActiveBlocksPerMultiprocessor``, the shim's
-    rt_launch.c) reports from the same limits — threads in whole warps, blocks, and the dynamic
-    shared memory with the per-block reservation — times the multiprocessors."""
+def blocks_per_sm(attributes: dict[int, int], block_threads: int, shared: int, registers: int) -> int:
+    """How many blocks of ``block_threads`` threads one multiprocessor holds at once, as CUDA's
+    occupancy calculator reckons it from the device's limits: threads in whole warps (at most
+    2,048), blocks (32), shared memory (the block's static and dynamic bytes with the 1 KiB reserved
+    per block, of 228 KiB) and registers (65,536, allocated per warp in units of 256)."""
     warp = attributes[10]
-    if block_threads > attributes[1]:
+    if block_threads > attributes[1] or block_threads < 1:
         return 0
-    per_sm = min(attributes[39] // (-(-block_threads // warp) * warp), attributes[106])
-    per_block = dynamic_shared + attributes[111]
-    if per_block and per_sm * per_block > attributes[81]:
-        per_sm = attributes[81] // per_block
-    return per_sm * attributes[16]
+    warps = -(-block_threads // warp)
+    n = min(attributes[39] // (warps * warp), attributes[106])
+    per_block = shared + attributes[111]
+    if per_block:
+        n = min(n, attributes[81] // per_block)
+    if registers:
+        per_warp = -(-registers * warp // 256) * 256
+        n = min(n, (attributes[82] // per_warp) // warps)
+    return max(n, 0)

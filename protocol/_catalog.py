@@ -374,6 +374,13 @@ class GlobalResult(WireModel):
     bytes: U64
 
 
+class OccupancyArgs(WireModel):
+    function: FunctionH
+    block_size: U32
+    dynamic_smem: U64
+    flags: U32
+
+
 class ModuleUploadBeginArgs(WireModel):
     bytes: U64  # the whole image's size
 
@@ -937,6 +944,10 @@ def _specs() -> list[CallSpec]:
         cs(0x007C, "module_load_upload", "vgpuModuleLoadUpload", ModuleUploadArgs, ModuleLoadResult,
            doc="loads a complete upload as cuModuleLoadData would; the upload is let go whatever it "
            "answers (an incomplete one: CUDA_ERROR_INVALID_VALUE)"),
+        cs(0x007D, "func_occupancy", "cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags", OccupancyArgs,
+           I32Result, doc="blocks of the function resident per multiprocessor: the bound cooperative "
+           "launches are checked against (sim: threads, blocks, shared memory and registers held; cuda: "
+           "the driver's answer)"),
         # cuBLAS
         cs(0x0080, "cublas_create", "cublasCreate_v2", ns, CublasCreateResult,
            status_domain="cublasStatus_t"),

@@ -395,6 +395,28 @@ CUresult cuLaunchCooperativeKernel(CUfunction f, unsigned int gx, unsigned int g
     return launch(VGPU_CALL_LAUNCH_COOPERATIVE_KERNEL, f, gx, gy, gz, bx, by, bz, shared, s, params, NULL);
 }
 
+/* Resident blocks of f per multiprocessor, the host's answer (the bound of a cooperative launch). */
+CUresult cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags(int *blocks, CUfunction f, int block_size,
+                                                              size_t dynamic_smem, unsigned int flags)
+{
+    if (!blocks || block_size <= 0)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (!VGPU_CHECK_HANDLE(f, VGPU_MAGIC_FUNC))
+        return CUDA_ERROR_INVALID_HANDLE;
+    struct vgpu_args_func_occupancy a = {.function = f->id, .block_size = (uint32_t)block_size,
+                                         .dynamic_smem = dynamic_smem, .flags = flags};
+    struct vgpu_result_func_occupancy r;
+    CUresult rc = vgpu_cu_call(VGPU_CALL_FUNC_OCCUPANCY, &a, sizeof a, &r, sizeof r);
+    if (rc == CUDA_SUCCESS)
+        *blocks = r.value;
+    return rc;
+}
+
+CUresult cuOccupancyMaxActiveBlocksPerMultiprocessor(int *blocks, CUfunction f, int block_size, size_t dynamic_smem)
+{
+    return cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags(blocks, f, block_size, dynamic_smem, 0);
+}
+
 /* Launch attributes: those that leave a launch's meaning alone (ignored entries, cache and priority
  * hints, and programmatic stream serialization, which lets the next kernel start early: running
  * kernels in stream order is one schedule it allows) and the cooperative one (*cooperative set).

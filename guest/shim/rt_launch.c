@@ -467,47 +467,25 @@ cudaError_t cudaFuncGetAttributes(struct cudaFuncAttributes *attr, const void *f
     return cudaSuccess;
 }
 
-/*
- * Resident blocks per multiprocessor from the device's limits: threads (in whole warps), blocks
- * and shared memory per multiprocessor. Register pressure is not counted (a kernel's register
- * count is a round trip away, and the sim backend knows it only for cubins): the answer is an
- * upper bound (exact for kernels not limited by it).
- */
-static cudaError_t occupancy(int *blocks, const void *func, int block_size, size_t dynamic_smem)
+/* Resident blocks per multiprocessor: the host's answer (cuOccupancyMaxActiveBlocksPerMultiprocessor:
+ * sim from the device's limits and the registers its engine holds, cuda the driver's), the bound the
+ * host checks cooperative launches against. */
+static cudaError_t occupancy(int *blocks, const void *func, int block_size, size_t dynamic_smem, unsigned int flags)
 {
     if (!blocks || block_size <= 0)
         return cudaErrorInvalidValue;
     struct CUkern_st *k;
+    CUfunction f;
     cudaError_t err = rt_init();
-    if (err || (err = rt_kernel_of(func, &k)))
+    if (err || (err = rt_kernel_of(func, &k)) || (err = rt_kernel_function(k, &f)))
         return err;
-    int warp, max_threads_sm, max_blocks_sm, smem_sm, max_threads_block, reserved;
-    int attrs[] = {10, 39, 106, 81, 1, 111};
-    int *values[] = {&warp, &max_threads_sm, &max_blocks_sm, &smem_sm, &max_threads_block, &reserved};
-    for (int i = 0; i < 6; i++)
-        if ((err = rt_err(cuDeviceGetAttribute(values[i], attrs[i], 0))))
-            return err;
-    if (block_size > max_threads_block) {
-        *blocks = 0;
-        return cudaSuccess;
-    }
-    int warps = (block_size + warp - 1) / warp;
-    int by_threads = max_threads_sm / (warps * warp);
-    int n = by_threads < max_blocks_sm ? by_threads : max_blocks_sm;
-    size_t per_block = dynamic_smem + (size_t)reserved;
-    if (per_block && (size_t)n * per_block > (size_t)smem_sm)
-        n = (int)((size_t)smem_sm / per_block);
-    *blocks = n;
-    static int once;
-    if (!__atomic_exchange_n(&once, 1, __ATOMIC_RELAXED))
-        vgpu_shim_log("occupancy is computed from the device's limits without the kernels' register use");
-    return cudaSuccess;
+    return rt_err(cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags(blocks, f, block_size, dynamic_smem, flags));
 }
 
 cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessor(int *blocks, const void *func, int block_size,
                                                           size_t dynamic_smem)
 {
-    return rt_ret(occupancy(blocks, func, block_size, dynamic_smem));
+    return rt_ret(occupancy(blocks, func, block_size, dynamic_smem, 0));
 }
 
 cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessorWithFlags(int *blocks, const void *func, int block_size,
@@ -515,5 +493,5 @@ cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessorWithFlags(int *blocks, 
 {
     if (flags > 1) /* cudaOccupancyDefault 0, cudaOccupancyDisableCachingOverride 1 */
         return rt_ret(cudaErrorInvalidValue);
-    return rt_ret(occupancy(blocks, func, block_size, dynamic_smem));
+    return rt_ret(occupancy(blocks, func, block_size, dynamic_smem, flags));
 }

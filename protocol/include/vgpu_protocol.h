@@ -535,6 +535,7 @@ enum vgpu_cublas_diag_type {
 #define VGPU_CALL_MODULE_UPLOAD_BEGIN 0x007a /* vgpuModuleUploadBegin */
 #define VGPU_CALL_MODULE_UPLOAD_CHUNK 0x007b /* vgpuModuleUploadChunk */
 #define VGPU_CALL_MODULE_LOAD_UPLOAD 0x007c /* vgpuModuleLoadUpload */
+#define VGPU_CALL_FUNC_OCCUPANCY 0x007d /* cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags */
 #define VGPU_CALL_CUBLAS_CREATE 0x0080 /* cublasCreate_v2, status is cublasStatus_t */
 #define VGPU_CALL_CUBLAS_DESTROY 0x0081 /* cublasDestroy_v2, status is cublasStatus_t */
 #define VGPU_CALL_CUBLAS_SET_STREAM 0x0082 /* cublasSetStream_v2, status is cublasStatus_t */
@@ -1338,6 +1339,26 @@ struct vgpu_result_module_load_upload {
 };
 static_assert(sizeof(struct vgpu_result_module_load_upload) == 8, "struct vgpu_result_module_load_upload is 8 bytes");
 static_assert(offsetof(struct vgpu_result_module_load_upload, module) == 0, "vgpu_result_module_load_upload.module offset");
+
+struct vgpu_args_func_occupancy {
+    uint32_t function;                  /* function handle: per-channel id, 0 = null */
+    uint32_t block_size;
+    uint64_t dynamic_smem;
+    uint32_t flags;
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_args_func_occupancy) == 24, "struct vgpu_args_func_occupancy is 24 bytes");
+static_assert(offsetof(struct vgpu_args_func_occupancy, function) == 0, "vgpu_args_func_occupancy.function offset");
+static_assert(offsetof(struct vgpu_args_func_occupancy, block_size) == 4, "vgpu_args_func_occupancy.block_size offset");
+static_assert(offsetof(struct vgpu_args_func_occupancy, dynamic_smem) == 8, "vgpu_args_func_occupancy.dynamic_smem offset");
+static_assert(offsetof(struct vgpu_args_func_occupancy, flags) == 16, "vgpu_args_func_occupancy.flags offset");
+
+struct vgpu_result_func_occupancy {
+    int32_t value;
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_result_func_occupancy) == 8, "struct vgpu_result_func_occupancy is 8 bytes");
+static_assert(offsetof(struct vgpu_result_func_occupancy, value) == 0, "vgpu_result_func_occupancy.value offset");
 
 /* cublas_create: no arguments (args_len = 0) */
 

@@ -97,3 +97,42 @@ def test_the_device_reports_cooperative_launch() -> None:
     gpu = Gpu(80)
     assert gpu("device_get_attribute", attrib=95, device=0).value == 1
     assert gpu("device_get_attribute", attrib=96, device=0).value == 0
+
+
+HEAVY = """.version 8.0
+.target sm_80
+.address_size 64
+.visible .entry heavy(.param .u64 out) {
+    .reg .b32 %r<55>; .reg .b64 %rd<4>;
+    ld.param.u64 %rd1, [out];
+    mov.u32 %r1, %tid.x;
+    mul.wide.u32 %rd2, %r1, 4;
+    add.s64 %rd3, %rd1, %rd2;
+    st.global.u32 [%rd3], %r1;
+    ret;
+}
+"""
+
+
+def test_the_occupancy_counts_registers_and_bounds_cooperative_grids() -> None:
+    gpu = Gpu(80)
+    sms = gpu.ex._attributes[16]
+    light = int(gpu("module_get_function", module=gpu.module, inp=b"coop_ring").function)
+    module = gpu("module_load_data", inp=HEAVY.encode()).module
+    heavy = int(gpu("module_get_function", module=module, inp=b"heavy").function)
+    per_sm = {f: gpu("func_occupancy", function=f, block_size=1024, dynamic_smem=0, flags=0).value
+              for f in (light, heavy)}
+    # 59 registers (few enough to be held as declared), 64 a thread as a warp allocates them, x 1,024
+    # threads are 65,536: one block per SM; a light kernel has two
+    assert per_sm == {light: 2, heavy: 1}
+    assert gpu("func_occupancy", function=heavy, block_size=1024, dynamic_smem=200 << 10, flags=0).value == 1
+    assert gpu("func_occupancy", function=light, block_size=64, dynamic_smem=120 << 10, flags=0).value == 1
+    out = gpu.put(np.zeros(1024 * (sms + 1), np.uint32))
+    args: dict[str, Any] = {"function": heavy, "grid_y": 1, "grid_z": 1, "block_x": 1024, "block_y": 1,
+                            "block_z": 1, "shared_mem_bytes": 0, "stream": 0}
+    params = struct.pack("<Q", out)
+    gpu("launch_cooperative_kernel", grid_x=sms, inp=params, **args)
+    with pytest.raises(CudaError) as err:
+        gpu("launch_cooperative_kernel", grid_x=sms + 1, inp=params, **args)
+    assert err.value.status == CUresult.CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE
+    assert f"at most {sms} are resident at once (1 per multiprocessor" in err.value.message
