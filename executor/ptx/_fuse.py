@@ -58,7 +58,7 @@ from ._numeric import DTYPES, ftz32, round_pair, two_sum, uint_of
 from ._parse import Imm, Instruction, Operand, Pair, PtxSyntaxError, Reg, Sym, Vec
 from ._state import Frame, KernelFaultError, Value
 
-__all__ = ["Run", "fuse", "put_masked"]
+__all__ = ["MAX_RUN", "Run", "fuse", "put_masked"]
 
 #: a fused run: ``(frame, active mask or None, the stack entry's mask)``
 RunFn = Callable[[Frame, Mask | None, Mask], None]
@@ -573,8 +573,14 @@ _TEMPLATES: dict[str, Callable[[_Emitter, Instruction, str], list[str] | None]] 
 }
 
 
+#: the most instructions one generated function holds: compiling Python source peaks at about 15 KB
+#: per instruction, so a straight line of thousands is cut into runs of this many
+MAX_RUN = 256
+
+
 def _runs(ops: list[Op], leaders: set[int]) -> list[tuple[int, int]]:
-    """Maximal runs of plain instructions that never cross a basic block's start."""
+    """Maximal runs of plain instructions that never cross a basic block's start (nor hold more than
+    :data:`MAX_RUN`)."""
     out: list[tuple[int, int]] = []
     pc = 0
     while pc < len(ops):
@@ -582,7 +588,7 @@ def _runs(ops: list[Op], leaders: set[int]) -> list[tuple[int, int]]:
             pc += 1
             continue
         end = pc + 1
-        while end < len(ops) and ops[end].kind == PLAIN and end not in leaders:
+        while end < len(ops) and ops[end].kind == PLAIN and end not in leaders and end - pc < MAX_RUN:
             end += 1
         out.append((pc, end))
         pc = end

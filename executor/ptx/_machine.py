@@ -69,8 +69,9 @@ _count = np.count_nonzero
 #: (measured on ggml-cuda's modules: 1.2-1.3 held, 2.7-4.5 at the parse's peak)
 PARSED_BYTES_PER_TEXT_BYTE = 5
 #: host bytes a prepared kernel holds per instruction of its functions (the parsed bodies, compiled
-#: closures and the control-flow analysis; measured on ggml-cuda's kernels: about 2,400)
-PREPARED_BYTES_PER_INSTRUCTION = 3072
+#: closures, the fused runs' two generated variants and the control-flow and liveness analyses;
+#: measured on ggml-cuda's decode kernels: 3,700-4,100, of which the fused runs about 1,300)
+PREPARED_BYTES_PER_INSTRUCTION = 5120
 
 
 class Budget(Protocol):
