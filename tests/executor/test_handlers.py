@@ -120,6 +120,13 @@ def test_a_launch_passes_grid_block_and_the_extra_array_in_the_drivers_order() -
     assert bindings.calls == [("cuLaunchKernel", (hfunc, 2, 3, 4, 32, 1, 1, 128, stream, 0, 0xABC))]
 
 
+def test_the_occupancy_is_the_drivers() -> None:
+    bindings = Bindings(cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags=[(0, 3)])
+    hfunc = Handle()
+    assert Driver(bindings).occupancy(hfunc, 256, 4096, 1) == 3
+    assert bindings.calls == [("cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags", (hfunc, 256, 4096, 1))]
+
+
 def test_a_cooperative_launch_passes_kernel_params_and_no_extra() -> None:
     bindings = Bindings(cuLaunchCooperativeKernel=[(0,), (720,)])
     hfunc, stream = Handle(), Handle()
