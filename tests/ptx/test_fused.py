@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from executor.ptx import LoadedModule, _machine
+from executor.ptx._fuse import MAX_RUN
 from protocol import CUresult
 
 from .conftest import Device
@@ -205,3 +206,31 @@ def test_a_fault_inside_a_run_names_its_instruction() -> None:
     err = dev.fails("bad", 1, 32, 0x10)
     assert err.status == CUresult.CUDA_ERROR_ILLEGAL_ADDRESS
     assert err.message.endswith("(at ld.global.u32, line 10 of bad)")
+
+
+def test_a_straight_line_longer_than_a_run_is_cut_into_runs() -> None:
+    """A straight line of more than MAX_RUN instructions runs as several runs, and a fault in a later
+    one still names its own line."""
+    count = 2 * MAX_RUN + 50
+    chain = "\n".join("    add.s32 %r2, %r2, 3;" for _ in range(count))
+    text = HEADER + f"""
+.visible .entry chain(.param .u64 p, .param .u64 bad) {{
+    .reg .b32 %r<4>; .reg .b64 %rd<4>;
+    ld.param.u64 %rd1, [p];
+    ld.param.u64 %rd2, [bad];
+    cvta.to.global.u64 %rd1, %rd1;
+    mov.u32 %r2, %tid.x;
+{chain}
+    st.global.u32 [%rd1], %r2;
+    ld.global.u32 %r3, [%rd2];
+    ret;
+}}
+"""
+    module = LoadedModule(text)
+    runs = [run for run in module.kernel("chain").fused["chain"] if run is not None]
+    assert len(runs) >= 3 and max(run.length for run in runs) <= MAX_RUN
+    dev = Device(module)
+    out = dev.zeros(1, np.uint32)
+    err = dev.fails("chain", 1, 1, out, 0x10)
+    assert dev.get(out, 1, np.uint32)[0] == 3 * count  # every add ran before the faulting load
+    assert err.message.endswith(f"(at ld.global.u32, line {count + 12} of chain)")
