@@ -58,7 +58,7 @@ from ._numeric import DTYPES, ftz32, round_pair, two_sum, uint_of
 from ._parse import Imm, Instruction, Operand, Pair, PtxSyntaxError, Reg, Sym, Vec
 from ._state import Frame, KernelFaultError, Value
 
-__all__ = ["MAX_RUN", "Run", "fuse", "put_masked"]
+__all__ = ["MAX_RUN", "After", "Drop", "Run", "fuse", "put_masked"]
 
 #: a fused run: ``(frame, active mask or None, the stack entry's mask)``
 RunFn = Callable[[Frame, Mask | None, Mask], None]
@@ -606,6 +606,7 @@ def _variant(
     inline: list[bool] = []
     emitter = _Emitter(c, src)
     active = "m" if masked else "None"
+    quiet = False  # whether the run has read its frame's stack (for the registers it drops)
 
     def statements(pc: int, mask: str) -> tuple[list[str], bool]:
         try:
@@ -636,14 +637,37 @@ def _variant(
             lines, _ = statements(pc, "e")
             body += ["            " + ln for ln in lines]
         then = after(pc) if after is not None else None
-        if then is not None:  # e.g. dropping the registers that die here (_liveness)
+        if isinstance(then, Drop) and all(_NAME.match(name) for name in then.names):
+            # registers dying here (_liveness): popped inline while nothing waits on the frame's stack
+            # (read once per run: a run has no control flow), else the slow path decides
+            if not quiet:
+                body.insert(1, "    S = f.stack")
+                body.insert(2, "    quiet = S is None or len(S) <= 1")
+                firsts = [k + 2 for k in firsts]
+                quiet = True
+            body.append("    if quiet:")
+            body.append("        " + "; ".join(f"R.pop({name!r}, None)" for name in then.names))
+            body.append("    else:")
+            body.append(f"        {src.const(then.slow)}(f)")
+        elif isinstance(then, Drop):
+            body.append(f"    {src.const(then.slow)}(f)")
+        elif then is not None:  # anything else to do after the instruction
             body.append(f"    {src.const(then)}(f)")
         inline.append(fast)
     return body, firsts, inline
 
 
-#: what a run does after instruction ``pc``, if anything: ``after(pc)(frame)``
-After = Callable[[int], Callable[[Frame], None] | None]
+@dataclass(frozen=True, slots=True)
+class Drop:
+    """What dies after an instruction (``_liveness``): ``names`` may simply go when no thread of the
+    frame waits elsewhere on its SIMT stack; otherwise ``slow(frame)`` decides which may."""
+
+    names: tuple[str, ...]
+    slow: Callable[[Frame], None]
+
+
+#: what a run does after instruction ``pc``, if anything: ``after(pc)(frame)``, or a :class:`Drop`
+After = Callable[[int], Callable[[Frame], None] | Drop | None]
 
 
 def fuse(

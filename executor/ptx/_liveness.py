@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ._compiler import PLAIN, Op
+from ._fuse import Drop
 from ._parse import Addr, Args, Instruction, Operand, Pair, Reg, Vec
 from ._program import EXIT, FunctionCode
 from ._state import Frame
@@ -227,9 +228,12 @@ def freeing_ops(ops: list[Op], code: FunctionCode, facts: Liveness) -> list[Op]:
     return out
 
 
-def frees(code: FunctionCode, facts: Liveness) -> Callable[[int], Callable[[Frame], None] | None]:
-    """For ``_fuse``: what a fused run calls after instruction ``pc`` — dropping its dying registers."""
-    droppers = {pc: _dropper(dead, facts, code.block_of) for pc, dead in enumerate(facts.dying) if dead}
+def frees(code: FunctionCode, facts: Liveness) -> Callable[[int], Drop | None]:
+    """For ``_fuse``: what a fused run does after instruction ``pc`` — dropping its dying registers
+    (inline while nothing waits on the frame's stack, else through the dropper)."""
+    droppers = {
+        pc: Drop(dead, _dropper(dead, facts, code.block_of)) for pc, dead in enumerate(facts.dying) if dead
+    }
     return droppers.get
 
 
