@@ -636,7 +636,9 @@ def _variant(
             body.append("        if _count(e):")
             lines, _ = statements(pc, "e")
             body += ["            " + ln for ln in lines]
-        then = after(pc) if after is not None else None
+        # only for inline instructions: a called op does what it must after itself (its run), as
+        # _liveness.freeing_ops has every plain op's run drop what dies there
+        then = after(pc) if after is not None and fast else None
         if isinstance(then, Drop) and all(_NAME.match(name) for name in then.names):
             # registers dying here (_liveness): popped inline while nothing waits on the frame's stack
             # (read once per run: a run has no control flow), else the slow path decides
@@ -674,7 +676,7 @@ def fuse(
     c: Compiler, ops: list[Op], code: list[Instruction], leaders: set[int], after: After | None = None
 ) -> dict[int, Run]:
     """The fused runs of one function's ops, by their first pc; each op stays runnable on its own.
-    ``after``: a call to make after an instruction (inline or called) of a run."""
+    ``after``: what to do after an inline instruction of a run (a called op's run does it itself)."""
     out: dict[int, Run] = {}
     for start, end in _runs(ops, leaders):
         src = _Source()
