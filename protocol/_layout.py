@@ -64,7 +64,8 @@ __all__ = [
 MAGIC: Final = int.from_bytes(b"VGPUMED\0", "little")
 CHANNEL_MAGIC: Final = int.from_bytes(b"VGPUCHN\0", "little")
 VERSION_MAJOR: Final = 2
-VERSION_MINOR: Final = 2  # 2.1: the pinned area (a 2.0 guest ignores it; a 2.0 host's reads as none); 2.2: guest nodes
+# 2.1: the pinned area (a 2.0 guest ignores it; a 2.0 host's reads as none); 2.2: guest nodes
+VERSION_MINOR: Final = 2
 HEADER_SIZE: Final = 4096  # the region header, and every channel header
 SQE_SIZE: Final = 192
 CQE_SIZE: Final = 64
