@@ -204,6 +204,8 @@ MAX_GRAPH_NODES: Final = 1 << 18
 #: dependencies and the closure with the arguments it replays: 300-700 bytes measured, rounded up);
 #: a node that keeps a payload (a launch's parameters) is charged that on top
 GRAPH_NODE_BYTES: Final = 1024
+#: a phase launched into a capture holds its leaves in a tuple of its own: a reference each
+PHASE_NODE_BYTES: Final = 8
 
 
 class SimExecutor(SimNvmlCalls, SimTrsmCalls, SimPinnedCalls, PinnedHostCalls, ModuleUploadCalls, Executor):
@@ -1153,9 +1155,9 @@ class SimExecutor(SimNvmlCalls, SimTrsmCalls, SimPinnedCalls, PinnedHostCalls, M
         return _NO_RESULT
 
     def _launch_body(self, stream: int, io: CallIO, what: str, body: GraphBody,
-                     run: Callable[[], None]) -> None:
+                     run: Callable[[], None], host_bytes: int = 0) -> None:
         """``run`` on ``stream``, or captured: a child graph node holding ``body`` (bounded depth and
-        size)."""
+        size; ``host_bytes`` more charged when ``body`` is made for the capture)."""
         state = self._stream_work(stream, io, what)
         capture = state.capture
         if capture is None:
@@ -1167,7 +1169,7 @@ class SimExecutor(SimNvmlCalls, SimTrsmCalls, SimPinnedCalls, PinnedHostCalls, M
             except CudaError as exc:
                 self._invalidate(capture, exc.message)
                 raise
-            self._hold_nodes(1, what, capture)
+            self._hold_nodes(1, what, capture, host_bytes)
         capture.record(state, None, what, child=body)
 
     def graph_launch_phase(self, args: GraphLaunchPhaseArgs, io: CallIO) -> NoResult:
@@ -1179,8 +1181,11 @@ class SimExecutor(SimNvmlCalls, SimTrsmCalls, SimPinnedCalls, PinnedHostCalls, M
                             f"phase(s); there is no phase {args.phase}")
         what = f"cuGraphLaunch (phase {args.phase})"
         state = self._stream(args.stream)
-        body = graph_exec.body if state.capture is None else graph_exec.phase_body(args.phase)
-        self._launch_body(args.stream, io, what, body, lambda: graph_exec.replay(args.phase))
+        body, held = graph_exec.body, 0
+        if state.capture is not None:  # a body of its own (up to 2**18 leaves): charged as it holds them
+            body = graph_exec.phase_body(args.phase)
+            held = len(body.nodes) * PHASE_NODE_BYTES
+        self._launch_body(args.stream, io, what, body, lambda: graph_exec.replay(args.phase), held)
         return _NO_RESULT
 
     def stream_add_guest_node(self, args: GuestNodeArgs, io: CallIO) -> CapturedResult:

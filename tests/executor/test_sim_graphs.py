@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from executor import CallIO, CudaError
-from executor._sim import SimExecutor
+from executor._sim import GRAPH_NODE_BYTES, PHASE_NODE_BYTES, SimExecutor
 from protocol import CALLS_BY_NAME, CUresult
 
 GLOBAL, THREAD_LOCAL, RELAXED = 0, 1, 2
@@ -346,3 +346,24 @@ def test_an_external_event_record_is_a_node_that_records_when_the_graph_runs(gpu
     assert gpu("event_elapsed_time", start=event, end=event).milliseconds == 0.0  # recorded by the launch
     gpu.fails(CUresult.CUDA_ERROR_INVALID_VALUE, "event_record_with_flags", event=event, stream=stream, flags=2)
     gpu("event_record_with_flags", event=event, stream=stream, flags=0)  # outside a capture: cuEventRecord
+
+
+def test_a_phase_launched_into_a_capture_is_charged_for_the_leaves_it_holds(gpu: Gpu) -> None:
+    """A phase captured is a body of its own, a reference per leaf: an exec whose few nodes expand to
+    many leaves (child graphs) must not make a one-node capture hold them for one node's charge."""
+    stream, ptr = gpu.stream(), gpu.alloc(4)
+    gpu.begin(stream)
+    for value in range(256):
+        gpu("memset_d8", dst=ptr, count=4, value=value, stream=stream)
+    wide = gpu.instantiate(gpu.end(stream))
+    gpu.begin(stream)
+    for _ in range(64):
+        gpu("graph_launch", graph_exec=wide, stream=stream)  # 64 nodes, 16,384 leaves
+    gpu("stream_add_guest_node", stream=stream, tag=1)
+    phased = gpu.instantiate(gpu.end(stream))
+    leaves = 64 * 256
+    before = gpu.ex.host.used
+    gpu.begin(stream)
+    gpu("graph_launch_phase", graph_exec=phased, stream=stream, phase=0)
+    assert gpu.ex.host.used - before >= GRAPH_NODE_BYTES + leaves * PHASE_NODE_BYTES
+    gpu.end(stream)
