@@ -31,7 +31,9 @@ Undefined uses — a barrier used before ``init`` (or after ``inval``), more arr
 word outside shared memory, counts out of the ISA's range — end the launch with
 ``CUDA_ERROR_LAUNCH_FAILED``, sticky as a GPU's fault. A launch is a cluster of one block (cluster
 launches are not served), so ``.shared::cluster`` addresses are the block's own shared memory;
-``.multicast::cluster`` copies are not implemented.
+``.multicast::cluster`` copies are not implemented. A bulk copy larger than the block's shared memory
+is a fault too, and so (refused, not undefined) are one instruction's copies moving more bytes in all
+than every block of the batch holds: the engine's temporaries are as large as the copy.
 """
 
 from __future__ import annotations
@@ -359,6 +361,13 @@ def _c_bulk(c: Compiler, ins: Instruction) -> Runner:
         sizes = select_rows(size(f), rows, n).astype(np.int64)
         if np.any(sizes % 16) or np.any(sizes <= 0):
             raise _fault(f"{what}: a bulk copy's size must be a positive multiple of 16")
+        # a copy cannot fit a block's shared memory past its size, nor move more than the batch's in
+        # all (threads would overlap); checked first: the byte columns are as large as the copy
+        width, total = f.batch.shared.shape[1], int(sizes.sum())
+        if int(sizes.max()) > width or total > f.batch.shared.size:
+            raise _fault(f"{what}: bulk copies of {total} bytes ({int(sizes.max())} at most per thread) "
+                         f"past the block's {width} bytes of shared memory or the "
+                         f"{f.batch.shared.size} of every block of the batch")
         dsts = select_rows(dst(f), rows, n).astype(np.uint64)
         srcs = select_rows(src(f), rows, n).astype(np.uint64)
         check_aligned(dsts, 16, "shared" if to_shared else "global")

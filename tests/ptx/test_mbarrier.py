@@ -97,3 +97,12 @@ def test_more_arrivals_than_pending_is_a_fault() -> None:
 
 def test_an_mbarrier_outside_shared_memory_is_a_fault() -> None:
     assert "outside shared memory" in _faults("mov.u64 %rd2, 4096;\n mbarrier.arrive.b64 %rd1, [%rd2];")
+
+
+def test_a_bulk_copy_past_the_blocks_shared_memory_is_a_fault_before_anything_is_moved() -> None:
+    """Its size is the guest's (a u32): checked before the engine builds temporaries that large."""
+    store = (" .shared .align 16 .b8 buf[256];\n mov.u32 %r2, buf;\n mov.u64 %rd2, 4096;\n mov.u32 %r3, {};\n"
+             " cp.async.bulk.global.shared::cta.bulk_group [%rd2], [%r2], %r3;")
+    assert "past the block's 272 bytes of shared memory" in _faults(store.format(0x100000))
+    # each within the block, but 32 threads move 8 KiB out of 272 bytes
+    assert "8192 bytes (256 at most per thread)" in _faults(store.format(256))
