@@ -21,10 +21,11 @@ dependencies were all captured before it — and a :class:`GraphExec` replays th
 
 *Child graphs.* A graph launched on a capturing stream becomes one node that holds the launched
 graph's body (:class:`GraphBody`, shared, not copied), as CUDA makes it a child graph node. Each body
-knows its nesting ``depth`` and how many leaf nodes a launch of it runs once every child is expanded
-(``expanded``), so a guest cannot build work that grows with each level — a chain of graphs each
-launching the one before, or one that doubles at every level — past :data:`MAX_GRAPH_DEPTH` levels
-or :data:`MAX_EXPANDED_NODES` leaves: the capture refuses the launch that would (and is
+knows its nesting ``depth`` and how many nodes a launch of it walks once every child is expanded
+(``expanded``: the leaves and the child nodes, so that children of empty graphs count too), so a
+guest cannot build work that grows with each level — a chain of graphs each launching the one
+before, or one that doubles at every level — past :data:`MAX_GRAPH_DEPTH` levels or
+:data:`MAX_EXPANDED_NODES` nodes: the capture refuses the launch that would (and is
 invalidated, since the graph would miss it). Replay walks the bodies with an explicit stack, never
 recursion, so depth costs no Python frames.
 
@@ -73,8 +74,8 @@ class Node:
 
 @dataclass(frozen=True, slots=True)
 class GraphBody:
-    """A graph's nodes in capture order, its nesting depth (1: no child graphs), the leaf nodes
-    a launch runs with every child expanded, and the guest nodes among them."""
+    """A graph's nodes in capture order, its nesting depth (1: no child graphs), the nodes a launch
+    walks with every child expanded (leaves and child nodes), and the guest nodes among them."""
 
     nodes: tuple[Node, ...]
     depth: int = 1
@@ -130,7 +131,7 @@ class Capture:
             self.expanded += 1
             self.guest_nodes += guest is not None
         else:
-            self.expanded += child.expanded
+            self.expanded += child.expanded + 1  # the child node itself is walked too
             self.guest_nodes += child.guest_nodes
             self.depth = max(self.depth, child.depth + 1)
 
@@ -142,11 +143,11 @@ class Capture:
                             f"{what}: the launched graph nests {child.depth} levels deep; as a child of "
                             f"capture {self.capture_id} it would nest {child.depth + 1}, past the limit "
                             f"of {MAX_GRAPH_DEPTH}")
-        if self.expanded + child.expanded > MAX_EXPANDED_NODES:
+        if self.expanded + child.expanded + 1 > MAX_EXPANDED_NODES:
             raise CudaError(CUresult.CUDA_ERROR_OUT_OF_MEMORY,
                             f"{what}: the launched graph runs {child.expanded} nodes with its child "
                             f"graphs expanded; capture {self.capture_id} would run "
-                            f"{self.expanded + child.expanded}, past the limit of {MAX_EXPANDED_NODES} "
+                            f"{self.expanded + child.expanded + 1}, past the limit of {MAX_EXPANDED_NODES} "
                             "per launch")
 
     def body(self) -> GraphBody:

@@ -9,6 +9,7 @@ import pytest
 
 from executor import CallIO, CudaError
 from executor._sim import GRAPH_NODE_BYTES, PHASE_NODE_BYTES, SimExecutor
+from executor._sim_graph import MAX_EXPANDED_NODES
 from protocol import CALLS_BY_NAME, CUresult
 
 GLOBAL, THREAD_LOCAL, RELAXED = 0, 1, 2
@@ -367,3 +368,21 @@ def test_a_phase_launched_into_a_capture_is_charged_for_the_leaves_it_holds(gpu:
     gpu("graph_launch_phase", graph_exec=phased, stream=stream, phase=0)
     assert gpu.ex.host.used - before >= GRAPH_NODE_BYTES + leaves * PHASE_NODE_BYTES
     gpu.end(stream)
+
+
+def test_child_graphs_of_empty_graphs_count_towards_the_nodes_a_launch_walks(gpu: Gpu) -> None:
+    """A child node runs no leaf but is walked on every launch: 600 launches of a graph of 600 empty
+    children would walk 360,000 nodes (and nesting such graphs multiplies it), past the bound."""
+    stream = gpu.stream()
+    gpu.begin(stream)
+    empty = gpu.instantiate(gpu.end(stream))
+    gpu.begin(stream)
+    for _ in range(600):
+        gpu("graph_launch", graph_exec=empty, stream=stream)
+    wide = gpu.instantiate(gpu.end(stream))
+    gpu.begin(stream)
+    allowed = MAX_EXPANDED_NODES // 601  # each launch walks its child node and the 600 in it
+    for _ in range(allowed):
+        gpu("graph_launch", graph_exec=wide, stream=stream)
+    gpu.fails(CUresult.CUDA_ERROR_OUT_OF_MEMORY, "graph_launch", graph_exec=wide, stream=stream)
+    assert gpu.info(stream)[0] == INVALIDATED
