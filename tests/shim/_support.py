@@ -12,10 +12,13 @@ import os
 import re
 import selectors
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from mediator._control_client import request
+from mediator._launcher import MediatorProcess
 from tests.qemu._support import REPO, SelftestReport, is_static_elf, shared_library_closure
 
 SHIM = REPO / "guest" / "shim"
@@ -147,6 +150,31 @@ def run_program(name: str, shim: ShimBuild, conf: Path | None, timeout: float = 
     proc = subprocess.run([str(PROGRAMS / name)], capture_output=True, text=True, timeout=timeout,
                           env=shim_env(shim, conf), check=False)
     return proc.returncode, proc.stdout + proc.stderr
+
+
+def across_reset(mediator: MediatorProcess, probe: Path, shim: ShimBuild, conf: Path, ready: list[str]) -> tuple[
+        list[str], str]:
+    """Run ``probe`` (a Python script given the shim's libcuda) on VM 1; once its first line is
+    ``ready`` (checked), reset the VM's worker and, when it serves again, tell the probe ``go``: the
+    probe's next line (split) and its stderr."""
+    proc = subprocess.Popen([sys.executable, str(probe), str(shim.library("cuda"))], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={"VGPU_GUEST_CONF": str(conf), "PATH": "/usr/bin:/bin"})
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        assert proc.stdout.readline().split() == ready
+        request(mediator.control, {"cmd": "reset", "vm": 1})
+        deadline = time.monotonic() + 60
+        while not any(vm["restarts"] == 1 and vm["state"] == "serving"
+                      for vm in request(mediator.control, {"cmd": "status"})["vms"]):
+            assert time.monotonic() < deadline, "the worker was not reset"
+            time.sleep(0.05)
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        after = proc.stdout.readline().split()
+    finally:
+        _, stderr = proc.communicate(timeout=60)
+    return after, stderr
 
 
 # -- several CUDA processes at once (mp_worker.c) ------------------------------------------------------

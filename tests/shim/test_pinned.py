@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +17,7 @@ import pytest
 from mediator._control_client import request
 from mediator._launcher import MediatorProcess, running_mediator
 
-from ._support import ShimBuild, Worker, build_program, shim_env
+from ._support import ShimBuild, Worker, across_reset, build_program, shim_env
 
 PROBE = Path(__file__).resolve().parent / "pinned_probe.c"
 RESET_PROBE = Path(__file__).resolve().parent / "pinned_reset_probe.py"
@@ -128,23 +126,8 @@ def test_pinned_memory_from_before_a_reset_is_ordinary_memory_after_it(shim: Shi
     with running_mediator(tmp_path, backend="sim", vms=1, extra='pinned_size = "8MiB"') as mediator:
         conf = tmp_path / "guest.conf"
         conf.write_text(f"socket = {mediator.vm_socket(1)}\n")
-        proc = subprocess.Popen([sys.executable, str(RESET_PROBE), str(shim.library("cuda"))], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env={"VGPU_GUEST_CONF": str(conf), "PATH": "/usr/bin:/bin"})
-        assert proc.stdin is not None and proc.stdout is not None
-        try:
-            assert proc.stdout.readline().split() == ["ready", "0", "0", "0", "0"]
-            request(mediator.control, {"cmd": "reset", "vm": 1})
-            deadline = time.monotonic() + 60
-            while not any(vm["restarts"] == 1 and vm["state"] == "serving"
-                          for vm in request(mediator.control, {"cmd": "status"})["vms"]):
-                assert time.monotonic() < deadline, "the worker was not reset"
-                time.sleep(0.05)
-            proc.stdin.write("go\n")
-            proc.stdin.flush()
-            after = proc.stdout.readline().split()
-        finally:
-            _, stderr = proc.communicate(timeout=60)
+        after, stderr = across_reset(mediator, RESET_PROBE, shim, conf,
+                                    ["ready", "0", "0", "0", "0"])
         # noticed (device unavailable); the old buffer reads zeros (the area was punched out, no process's
         # bytes survive a reset); then: alloc, staged copies both ways right, the free only forgets it, a
         # fresh pinned allocation and a copy through it
