@@ -738,6 +738,25 @@ static int submit_locked(struct cuda_transport *t, uint16_t call_id, uint16_t fl
                 (uint32_t)recv_cap, seq);
 }
 
+/* A completion as the caller's result (when it asked for one). */
+static void completion_result(const struct vr_cqe *cqe, struct cuda_call_result *result)
+{
+    if (!result)
+        return;
+    result->status = cqe->status;
+    result->flags = cqe->flags;
+    result->seq = cqe->seq;
+    result->out_len = cqe->out_len;
+    result->call_id = cqe->call_id;
+    memcpy(result->results, cqe->results, sizeof result->results);
+}
+
+/* Statuses are CUresult / cublasStatus_t values: small and non-negative. */
+static int status_code(uint32_t status)
+{
+    return status > 0x7fffffffu ? 0x7fffffff : (int)status;
+}
+
 static int call_locked(struct cuda_transport *t, uint16_t call_id, uint16_t flags, const void *args,
                        uint32_t nargs, const void *send_data, size_t send_len,
                        struct cuda_call_result *result, void *recv_data, size_t recv_cap,
@@ -758,16 +777,8 @@ static int call_locked(struct cuda_transport *t, uint16_t call_id, uint16_t flag
         memcpy(recv_data, t->arena + out_off, got);
     if (recv_len)
         *recv_len = got;
-    if (result) {
-        result->status = cqe.status;
-        result->flags = cqe.flags;
-        result->seq = cqe.seq;
-        result->out_len = cqe.out_len;
-        result->call_id = cqe.call_id;
-        memcpy(result->results, cqe.results, sizeof result->results);
-    }
-    /* Statuses are CUresult / cublasStatus_t values: small and non-negative. */
-    return cqe.status > 0x7fffffffu ? 0x7fffffff : (int)cqe.status;
+    completion_result(&cqe, result);
+    return status_code(cqe.status);
 }
 
 int cuda_transport_call(struct cuda_transport *t, uint16_t call_id, const void *args, uint32_t nargs,
@@ -859,16 +870,9 @@ static int finish_dtoh(struct cuda_transport *t, struct dtoh_chunk *fly, int *nf
     int rc = wait_for(t, c.seq, &cqe);
     if (rc)
         return rc;
-    if (result) {
-        result->status = cqe.status;
-        result->flags = cqe.flags;
-        result->seq = cqe.seq;
-        result->out_len = cqe.out_len;
-        result->call_id = cqe.call_id;
-        memcpy(result->results, cqe.results, sizeof result->results);
-    }
+    completion_result(&cqe, result);
     if (cqe.status)
-        return cqe.status > 0x7fffffffu ? 0x7fffffff : (int)cqe.status;
+        return status_code(cqe.status);
     if (cqe.out_len != c.n)
         return vt_fail(CUDA_TRANSPORT_E_PROTOCOL, "memcpy_dtoh of %zu bytes returned %u", c.n, cqe.out_len);
     memcpy(dst + c.off, t->arena + c.out_off, c.n);
