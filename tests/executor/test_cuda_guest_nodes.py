@@ -4,6 +4,7 @@ calls against a stand-in for cuda.bindings.driver (the calls and their order are
 from __future__ import annotations
 
 import itertools
+import time
 from typing import Any
 
 import pytest
@@ -37,6 +38,17 @@ def test_without_marks_there_is_one_phase_and_a_node_waits_for_all_its_dependenc
 def test_a_mark_first_or_last_leaves_an_empty_phase() -> None:
     phases, tags = split_phases(["m", "a", "n"], {"a": ["m"], "n": ["a"]}, {"m": 1, "n": 2})
     assert tags == [1, 2] and phases == [[], ["a"], []]
+
+
+def test_a_wide_graph_is_split_in_n_log_n() -> None:
+    """The guest sizes the graph: 20,000 branches of two nodes took 15 s with a sorted ready list."""
+    n = 20_000
+    firsts, seconds = [f"a{i}" for i in range(n)], [f"b{i}" for i in range(n)]
+    deps = {a: ["root"] for a in firsts} | {b: [a] for a, b in zip(firsts, seconds, strict=True)}
+    started = time.monotonic()
+    phases, _ = split_phases(["root", *firsts, *seconds], deps, {})
+    assert time.monotonic() - started < 2
+    assert phases == [["root", *firsts, *seconds]]  # ready nodes still taken in the order listed
 
 
 @pytest.mark.parametrize(("nodes", "deps"), [(["a", "b"], {"a": ["b"], "b": ["a"]}), (["a"], {"a": ["ghost"]})])
