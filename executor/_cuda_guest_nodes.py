@@ -26,7 +26,11 @@ from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-__all__ = ["GuestMarks", "PhasedExec", "split_phases"]
+__all__ = ["MAX_PHASE_NODES", "GuestMarks", "PhasedExec", "split_phases"]
+
+#: phases times nodes a graph with guest nodes may have: each phase is a clone of the whole graph
+#: with every other node removed, a driver call per node, so the guest's marks multiply the work
+MAX_PHASE_NODES = 1 << 20
 
 N = TypeVar("N", bound=Hashable)
 

@@ -58,7 +58,7 @@ from protocol.models import (
 from ._base import CallIO
 from ._cuda_base import CudaBase
 from ._cuda_driver import Graph, GraphExec
-from ._cuda_guest_nodes import GuestMarks, PhasedExec, split_phases
+from ._cuda_guest_nodes import MAX_PHASE_NODES, GuestMarks, PhasedExec, split_phases
 from ._errors import CudaError
 
 __all__ = ["StreamCalls"]
@@ -191,6 +191,11 @@ class StreamCalls(CudaBase):
     def _instantiate_phases(self, graph: Graph, marks: dict[int, int], flags: int) -> GraphExecResult:
         """One driver exec per phase, each a clone of the graph with every other node removed."""
         nodes = {int(node): node for node in self._drv.graph_nodes(graph)}
+        if (len(marks) + 1) * len(nodes) > MAX_PHASE_NODES:
+            raise CudaError(CUresult.CUDA_ERROR_NOT_SUPPORTED,
+                            f"cuGraphInstantiate: a graph of {len(nodes)} nodes with {len(marks)} guest "
+                            f"nodes (host functions, host memory copies) runs in {len(marks) + 1} phases, "
+                            f"each instantiated from the whole graph: at most {MAX_PHASE_NODES} in all")
         deps = {address: [int(dep) for dep in self._drv.graph_node_dependencies(node)]
                 for address, node in nodes.items()}
         try:

@@ -13,7 +13,7 @@ from executor import CallIO, CudaError, Executor
 from executor._base import HandleTable
 from executor._cuda import CudaExecutor
 from executor._cuda_driver import Driver
-from executor._cuda_guest_nodes import GuestMarks, split_phases
+from executor._cuda_guest_nodes import MAX_PHASE_NODES, GuestMarks, split_phases
 from protocol import CALLS_BY_NAME, CUresult
 
 from .test_handlers import Bindings, Handle
@@ -121,6 +121,21 @@ def test_a_captured_guest_node_is_an_empty_node_and_its_graph_is_instantiated_pe
     _call(ex, "graph_exec_destroy", graph_exec=exec_id)
     assert [args for name, args in bindings.calls if name == "cuGraphExecDestroy"] == [(execs[0],), (execs[1],)]
     assert len(ex._graph_execs) == 0 and not ex._guest.execs
+
+
+def test_a_graph_whose_phases_times_nodes_pass_the_bound_is_refused_before_any_clone() -> None:
+    """Every phase is cloned from the whole graph and pruned node by node: 1,100 marks in 1,100 nodes
+    would be 1.2 million driver calls in one instantiate."""
+    nodes = [Handle() for _ in range(1100)]
+    bindings = Bindings(cuGraphGetNodes=[(0, [], len(nodes)), (0, nodes, len(nodes))])
+    ex = _executor(bindings)
+    gid = ex._graphs.add(Handle())
+    ex._guest.graphs[gid] = {int(node): tag for tag, node in enumerate(nodes)}
+    assert (len(nodes) + 1) * len(nodes) > MAX_PHASE_NODES
+    with pytest.raises(CudaError) as refused:
+        _call(ex, "graph_instantiate", graph=gid, flags=0)
+    assert refused.value.status == CUresult.CUDA_ERROR_NOT_SUPPORTED
+    assert [name for name, _ in bindings.calls] == ["cuGraphGetNodes", "cuGraphGetNodes"]
 
 
 def test_on_a_stream_that_does_not_capture_nothing_is_recorded() -> None:
