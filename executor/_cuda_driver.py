@@ -496,6 +496,8 @@ class Driver:
     def occupancy(self, function: Function, block_size: int, dynamic_smem: int, flags: int) -> int:
         """``cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags``: resident blocks per SM."""
         what = "cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags"
+        if block_size > 0x7FFFFFFF:  # the driver's blockSize is an int: the bindings raise OverflowError
+            raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE, f"{what}: blockSize {block_size} past an int")
         return int(check(self.module.cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags(
             function, block_size, dynamic_smem, flags), what))
 

@@ -127,6 +127,14 @@ def test_the_occupancy_is_the_drivers() -> None:
     assert bindings.calls == [("cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags", (hfunc, 256, 4096, 1))]
 
 
+def test_an_occupancy_for_a_block_size_past_an_int_is_invalid_without_asking_the_driver() -> None:
+    bindings = Bindings()
+    with pytest.raises(CudaError) as caught:
+        Driver(bindings).occupancy(Handle(), 1 << 31, 0, 0)
+    assert caught.value.status == CUresult.CUDA_ERROR_INVALID_VALUE
+    assert bindings.calls == []
+
+
 def test_a_cooperative_launch_passes_kernel_params_and_no_extra() -> None:
     bindings = Bindings(cuLaunchCooperativeKernel=[(0,), (720,)])
     hfunc, stream = Handle(), Handle()
