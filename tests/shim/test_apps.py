@@ -4,8 +4,8 @@ accepts, device flags, profiler start/stop and the limits the shim honours succe
 Set/Get Vector/Matrix move the elements they name and nothing else, and the typed GEMM family
 (SgemmStridedBatched, SgemmBatched, Hgemm) computes on the protocol's GEMMs, and the stream-ordered
 allocator's default pool allocates against the VM's quota and frees in the stream's order, and
-cuBLASLt's matmul computes what GemmEx expresses (and refuses an epilogue it cannot), and a graph
-update fails the way CUDA lets it, leaving the executable graph to run, and a graph built node by
+cuBLASLt's matmul computes what GemmEx expresses (and refuses an epilogue it cannot), and a captured
+graph updates its executable graph, which then runs, and a graph built node by
 node (memset, kernel, child graph; cloned) runs. The program is
 ``apps_probe.py`` in its own process."""
 
