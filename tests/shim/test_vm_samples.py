@@ -32,7 +32,10 @@ pytestmark = [pytest.mark.qemu, pytest.mark.slow, pytest.mark.timeout(1200)]
 NAMES = tuple(sorted(SAMPLES.values()))
 DEADLINE_S = float(os.environ.get("VGPU_QEMU_DEADLINE_S", "900"))
 
+# The ticker switches processes 50 times a second: TCG grows its soft TLB only on a guest TLB flush, and
+# without one simpleCUBLASXT's strided CPU reference ran 200-373 s instead of 48 (shared/notes/qemu.md).
 INIT_SCRIPT = INIT_PREAMBLE + """cd /tmp
+(while :; do usleep 20000; done) &
 for sample in %(names)s; do
     echo "VGPU-PROGRAM $sample"
     LD_BIND_NOW=1 /samples/$sample </dev/null
