@@ -14,6 +14,7 @@ what it started. A context that closes lets its uploads go (``close``).
 from __future__ import annotations
 
 import itertools
+from abc import abstractmethod
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -128,8 +129,8 @@ class ModuleUploadCalls:
 
     module_uploads: ModuleUploads
 
-    def _load_module_image(self, image: memoryview | bytes) -> ModuleLoadResult:
-        raise NotImplementedError
+    @abstractmethod  # enforced: the backends' Executor is an ABC
+    def _load_module_image(self, image: memoryview | bytes) -> ModuleLoadResult: ...
 
     def module_upload_begin(self, args: ModuleUploadBeginArgs, io: CallIO) -> ModuleUploadResult:
         return ModuleUploadResult(upload=self.module_uploads.begin(args.bytes))
