@@ -11,6 +11,7 @@ from collections.abc import Mapping
 
 from ._compiler import Compiler, InstructionCompiler, Runner, UnsupportedError
 from ._isa_arith import ARITHMETIC
+from ._isa_atomic import ATOMIC
 from ._isa_mbarrier import MBARRIER, compile_cp
 from ._isa_memory import MEMORY
 from ._isa_mma884 import compile_mma884, is_mma884
@@ -166,6 +167,7 @@ def _cvt(c: Compiler, ins: Instruction) -> Runner:
 COMPILERS: Mapping[str, InstructionCompiler] = {
     **ARITHMETIC,
     **MEMORY,
+    **ATOMIC,
     **WARP,
     **TENSOR,
     **WMMA,
