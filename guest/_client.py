@@ -8,7 +8,10 @@ the claim however the process ends. ``call()`` is raw access to any catalog call
 (``mem_alloc``, ``memcpy_htod``, ``stream_create``, …) raise :class:`CudaCallError` on failure, like a driver
 binding would. Payloads go through the data arena, which this side owns: space is reused once the
 host's submission head has passed the entry that used it. Copies larger than a chunk are split
-(``protocol.plan_chunks``); all but the last chunk go ASYNC with ``CHUNK_MORE``.
+(``protocol.plan_chunks``); all but the last chunk go ASYNC with ``CHUNK_MORE``; a module image
+larger than the arena is uploaded in chunks (:meth:`GuestClient.module_load`). A wait gives up
+(``TimeoutError``) only when the host made no progress on our channel for ``timeout`` seconds
+(:class:`_Progress`), however long the queued work takes in all.
 """
 
 from __future__ import annotations
@@ -67,6 +70,8 @@ _CHANNEL_WORD: Final = ChannelField.CHANNEL_STATE >> 3
 assert ChannelField.GENERATION == ChannelField.CHANNEL_STATE + 4 and ChannelField.CHANNEL_STATE % 8 == 0
 _NEED_WAKEUP: Final = ChannelField.HOST_NEED_WAKEUP >> 2
 _NEED_IRQ: Final = ChannelField.GUEST_NEED_IRQ >> 2
+_SQ_HEAD: Final = ChannelField.SQ_HEAD >> 2
+_CQ_TAIL: Final = ChannelField.CQ_TAIL >> 2
 _FLOCK: Final = struct.Struct("hhqqi4x")  # struct flock on Linux x86-64/arm64: type, whence, start, len, pid
 #: how long an open waits for the host's acknowledgement, and a close for the channel to be FREE
 OPEN_TIMEOUT_S: Final = 5.0
@@ -161,6 +166,32 @@ class _Arena:
         if start + length - self.freed > self.size:
             return None
         return start
+
+
+class _Progress:
+    """The host's progress on our channel while we wait: it consumed a submission (``sq_head``) or
+    posted a completion (``cq_tail``). A wait gives up only after ``timeout`` seconds in which neither
+    moved, not after ``timeout`` in all: a GPU's synchronize waits as long as the queued work takes,
+    and the host advances ``sq_head`` once it has served an entry (a launch on ``sim`` has run by
+    then), so a long queue of launches keeps counting as progress (as the C transport's wait does)."""
+
+    __slots__ = ("_deadline", "_mark", "_timeout", "_words")
+
+    def __init__(self, words: memoryview, timeout: float) -> None:
+        self._words = words
+        self._timeout = timeout
+        self._mark = (words[_SQ_HEAD], words[_CQ_TAIL])
+        self._deadline = time.monotonic() + timeout
+
+    def stalled(self) -> bool:
+        """True once the host has made no progress for the timeout."""
+        now = time.monotonic()
+        mark = (self._words[_SQ_HEAD], self._words[_CQ_TAIL])
+        if mark != self._mark:
+            self._mark = mark
+            self._deadline = now + self._timeout
+            return False
+        return now > self._deadline
 
 
 class GuestClient:
@@ -399,7 +430,7 @@ class GuestClient:
         arena = self.arena
         if length > arena.size:
             raise ValueError(f"payload of {length} bytes exceeds the {arena.size}-byte arena")
-        deadline = None
+        progress = None
         while True:
             arena.reclaim(self.sq.consumed)
             start = arena.place(length, phase)
@@ -409,10 +440,10 @@ class GuestClient:
             self._check_alive()
             self._kick()
             os.sched_yield()  # the worker that frees the arena may need this CPU
-            if deadline is None:
-                deadline = time.monotonic() + self.timeout
-            elif time.monotonic() > deadline:
-                raise TimeoutError("the host consumed no submissions: arena stays full")
+            if progress is None:
+                progress = _Progress(self._words, self.timeout)
+            elif progress.stalled():
+                raise TimeoutError(f"the host consumed no submissions for {self.timeout} s: arena stays full")
 
     def submit(self, spec: CallSpec, args: WireModel, *, data: bytes | memoryview | None = None,
                out_cap: int = 0, flags: int = 0) -> tuple[int, int]:
@@ -435,15 +466,16 @@ class GuestClient:
         seq = self.seq = (self.seq + 1) & _MASK32
         if not self.sq.push(seq=seq, call_id=call_id, args=raw, flags=flags, in_off=in_off,
                             in_len=in_len, out_off=out_off, out_cap=out_cap):
-            deadline = time.monotonic() + self.timeout
+            progress = _Progress(self._words, self.timeout)
             while not self.sq.push(seq=seq, call_id=call_id, args=raw, flags=flags, in_off=in_off,
                                    in_len=in_len, out_off=out_off, out_cap=out_cap):
                 self._check_alive()
                 self._kick()
                 self._drain_async_errors()
                 os.sched_yield()  # a full ring: the worker that empties it may need this CPU
-                if time.monotonic() > deadline:
-                    raise TimeoutError("submission ring stays full")
+                if progress.stalled():
+                    raise TimeoutError(f"submission ring stays full: the host consumed nothing for "
+                                       f"{self.timeout} s")
         if in_len or out_cap:
             self.arena.inflight.append((self.sq.index, self.arena.tail))
         fence()  # publish the tail, then look at the host's flag (the need-wakeup handshake)
@@ -470,7 +502,7 @@ class GuestClient:
             if early is not None:
                 return early
         cq = self.cq
-        deadline = None
+        progress = None
         while True:
             try:
                 pending = cq.pending() or cq.spin(self._spin_ns, YIELD_AFTER_NS)
@@ -485,8 +517,8 @@ class GuestClient:
                 continue
             # nothing within the spin: sleep on our vector until the host kicks it
             self._check_alive()
-            if deadline is None:
-                deadline = time.monotonic() + self.timeout
+            if progress is None:
+                progress = _Progress(self._words, self.timeout)
             self._words[_NEED_IRQ] = 1
             fence()
             if not cq.pending():
@@ -494,8 +526,9 @@ class GuestClient:
                 with contextlib.suppress(BlockingIOError):
                     os.eventfd_read(self.irq_fd)
             self._words[_NEED_IRQ] = 0
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"no completion for seq {seq} within {self.timeout} s")
+            if progress.stalled():
+                raise TimeoutError(f"no completion for seq {seq}: the host made no progress on channel "
+                                   f"{self.channel} for {self.timeout} s")
 
     def call(self, name: str, args: WireModel | None = None, *, data: bytes | memoryview | None = None,
              out_cap: int = 0, asynchronous: bool = False, chunk_more: bool = False) -> CallResult:
@@ -639,6 +672,33 @@ class GuestClient:
             raise CudaCallError("memcpy_dtoh", completion.status, completion.flags)
         dest[off:off + length] = arena[out_off:out_off + length]
         self.arena.hold = flying[0][4] if flying else None
+
+    def module_load(self, image: bytes | bytearray | memoryview) -> int:
+        """``cuModuleLoadData``: the image in one call when it fits the arena, otherwise in chunks of
+        the copy size (``module_upload_begin``, ``module_upload_chunk``, ``module_load_upload``; the
+        host bounds it by ``device.module_bytes``), as the C shim does. The upload is always
+        finished, so the host lets it go even when a chunk was refused; the first failure raises."""
+        view = memoryview(image).cast("B")
+        if len(view) <= self.arena.size:
+            return int(self.value("module_load_data", "module", data=view))
+        begin = self.args("module_upload_begin", bytes=len(view))
+        upload = int(self.value("module_upload_begin", "upload", begin))
+        refused: CudaCallError | None = None
+        for off, length in plan_chunks(len(view), self.chunk):
+            args = self.args("module_upload_chunk", upload=upload, offset=off)
+            chunk = self.call("module_upload_chunk", args, data=view[off:off + length])
+            if chunk.status:
+                refused = CudaCallError("module_upload_chunk", chunk.status, chunk.flags)
+                break
+        loaded = self.call("module_load_upload", self.args("module_load_upload", upload=upload))
+        if refused is not None:
+            raise refused
+        if loaded.status:
+            raise CudaCallError("module_load_upload", loaded.status, loaded.flags)
+        return int(loaded.result.module)  # type: ignore[union-attr]
+
+    def module_unload(self, module: int) -> None:
+        self.checked("module_unload", self.args("module_unload", module=module))
 
     def memcpy_dtod(self, dst: int, src: int, count: int, stream: int = 0,
                     asynchronous: bool = False) -> None:

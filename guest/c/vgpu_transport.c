@@ -23,7 +23,11 @@
  *  - After publishing, a seq_cst fence, then the doorbell is rung only if the host said it sleeps
  *    (HOST_NEED_WAKEUP): a busy host costs the guest no VM exit.
  *  - Waiting: spin for spin_ns, then (PCI) sleep 50 µs between looks, or (socket) set
- *    GUEST_NEED_IRQ and sleep on our vector's eventfd; each slow look checks that the device is
+ *    GUEST_NEED_IRQ and sleep on our vector's eventfd. A wait gives up (E_TIMEOUT) only when the
+ *    host made no progress on our channel for timeout_ns (struct progress): a GPU's synchronize
+ *    waits as long as the queued work takes, and the host advances sq_head after it has served an
+ *    entry (a launch on sim has run by then), so a long queue of launches keeps moving it. Each
+ *    slow look checks that the device is
  *    still READY in the epoch we attached to and that our channel is still ours (OPEN, the
  *    generation our open got): a channel the host closed (lease expired, peer gone) is lost for
  *    good and every later call answers E_CLOSED; a reset of the region re-opens it.
@@ -537,6 +541,38 @@ static void pause_slow(struct cuda_transport *t)
     }
 }
 
+/*
+ * The host's progress on our channel while we wait: it consumed a submission (sq_head) or posted a
+ * completion (cq_tail). A wait gives up only after timeout_ns in which neither moved, not after
+ * timeout_ns in all: a queue of long launches keeps a synchronize waiting as long as the host works
+ * through it, and a host that stops serving us is still noticed within the timeout. (A single call
+ * that takes longer than the timeout by itself, such as one launch past it, still times out.)
+ */
+struct progress {
+    uint32_t sq_head, cq_tail;
+    uint64_t deadline;
+};
+
+static void progress_start(const struct cuda_transport *t, struct progress *p, uint64_t now)
+{
+    p->sq_head = ld32(t, VC_OFF_SQ_HEAD);
+    p->cq_tail = ld32(t, VC_OFF_CQ_TAIL);
+    p->deadline = now + t->timeout_ns;
+}
+
+/* 1 when the host has made no progress on our channel for the timeout */
+static int progress_stalled(const struct cuda_transport *t, struct progress *p, uint64_t now)
+{
+    uint32_t head = ld32(t, VC_OFF_SQ_HEAD), tail = ld32(t, VC_OFF_CQ_TAIL);
+    if (head != p->sq_head || tail != p->cq_tail) {
+        p->sq_head = head;
+        p->cq_tail = tail;
+        p->deadline = now + t->timeout_ns;
+        return 0;
+    }
+    return now > p->deadline;
+}
+
 static void arena_reclaim(struct cuda_transport *t)
 {
     uint32_t consumed = ld32(t, VC_OFF_SQ_HEAD);
@@ -559,7 +595,8 @@ static void arena_reclaim(struct cuda_transport *t)
 static int arena_reserve(struct cuda_transport *t, uint64_t len, int phase, uint32_t *off)
 {
     uint64_t size = t->arena_size;
-    uint64_t deadline = now_ns() + t->timeout_ns;
+    struct progress progress;
+    progress_start(t, &progress, now_ns());
     for (;;) {
         arena_reclaim(t);
         if (!t->inflight_count && t->arena_tail % size) /* idle: back to the first, warm, byte */
@@ -582,8 +619,9 @@ static int arena_reserve(struct cuda_transport *t, uint64_t len, int phase, uint
         kick(t);
         if ((rc = drain_completions(t)) < 0)
             return rc;
-        if (now_ns() > deadline)
-            return vt_fail(CUDA_TRANSPORT_E_TIMEOUT, "the host consumed no submissions: arena stays full");
+        if (progress_stalled(t, &progress, now_ns()))
+            return vt_fail(CUDA_TRANSPORT_E_TIMEOUT, "the host consumed no submissions for %llu ms: arena stays "
+                           "full", (unsigned long long)(t->timeout_ns / 1000000ull));
         cpu_relax();
     }
 }
@@ -592,7 +630,8 @@ static int push(struct cuda_transport *t, uint16_t call_id, uint16_t flags, cons
                 uint32_t nargs, uint32_t in_off, uint32_t in_len, uint32_t out_off, uint32_t out_cap,
                 uint32_t *seq_out)
 {
-    uint64_t deadline = now_ns() + t->timeout_ns;
+    struct progress progress;
+    progress_start(t, &progress, now_ns());
     for (;;) {
         uint32_t head = ld32(t, VC_OFF_SQ_HEAD);
         uint32_t used = t->sq_tail - head;
@@ -611,8 +650,9 @@ static int push(struct cuda_transport *t, uint16_t call_id, uint16_t flags, cons
         kick(t);
         if ((rc = drain_completions(t)) < 0)
             return rc;
-        if (now_ns() > deadline)
-            return vt_fail(CUDA_TRANSPORT_E_TIMEOUT, "submission ring stays full");
+        if (progress_stalled(t, &progress, now_ns()))
+            return vt_fail(CUDA_TRANSPORT_E_TIMEOUT, "submission ring stays full: the host consumed nothing for "
+                           "%llu ms", (unsigned long long)(t->timeout_ns / 1000000ull));
         cpu_relax();
     }
     struct vr_sqe sqe;
@@ -647,8 +687,9 @@ static int push(struct cuda_transport *t, uint16_t call_id, uint16_t flags, cons
 
 static int wait_for(struct cuda_transport *t, uint32_t seq, struct vr_cqe *cqe)
 {
-    uint64_t start = now_ns();
-    uint64_t deadline = start + t->timeout_ns, spin_until = start + t->spin_ns;
+    uint64_t start = now_ns(), spin_until = start + t->spin_ns;
+    struct progress progress;
+    progress_start(t, &progress, start);
     for (;;) {
         int rc = pop_completion(t, cqe);
         if (rc < 0)
@@ -667,9 +708,9 @@ static int wait_for(struct cuda_transport *t, uint32_t seq, struct vr_cqe *cqe)
         }
         if ((rc = check_alive(t)))
             return rc;
-        if (now > deadline)
-            return vt_fail(CUDA_TRANSPORT_E_TIMEOUT, "no completion for seq %u within %llu ms", seq,
-                           (unsigned long long)(t->timeout_ns / 1000000ull));
+        if (progress_stalled(t, &progress, now))
+            return vt_fail(CUDA_TRANSPORT_E_TIMEOUT, "no completion for seq %u: the host made no progress on "
+                           "channel %d for %llu ms", seq, t->channel, (unsigned long long)(t->timeout_ns / 1000000ull));
         if (t->backend == VT_SOCKET) {
             st32(t, VC_OFF_GUEST_NEED_IRQ, 1);
             __atomic_thread_fence(__ATOMIC_SEQ_CST);

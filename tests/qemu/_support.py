@@ -11,18 +11,34 @@ A test that needs QEMU skips, saying which of these is missing, only where QEMU 
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import mmap
 import os
 import re
 import selectors
 import shutil
+import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from mediator._ivshmem import send_handshake
+from protocol import (
+    ChannelField,
+    ChannelState,
+    CompletionProducer,
+    Region,
+    SubmissionConsumer,
+    SubmitFlags,
+    lay_out_channel,
+    lay_out_region,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 GUEST_C = REPO / "guest" / "c"
@@ -352,3 +368,109 @@ def documented_attach_lines() -> list[AttachLine]:
             found.append(AttachLine(f"{path.relative_to(REPO)}:{text.count(chr(10), 0, device.start()) + 1}",
                                     chardevs[-1][1], device[1]))
     return found
+
+
+class FakeIvshmemServer:
+    """One ivshmem-server connection over a region the test controls (laid out, then spoiled): two
+    channels, one vector. It serves channel opens as the host does (a fresh channel header, then
+    open_ack), through ``on_open`` so a test can spoil the header the guest is about to read."""
+
+    def __init__(self, path: Path, size: int = 1 << 20) -> None:
+        self.fd = os.memfd_create("fake-region")
+        os.ftruncate(self.fd, size)
+        self.map = mmap.mmap(self.fd, size)
+        self.layout = lay_out_region(memoryview(self.map), vm_id=9, channels=2, vectors=1)
+        self.on_open: Callable[[memoryview], None] = lambda block: None
+        self.host_fd = os.eventfd(0, os.EFD_NONBLOCK)
+        self.guest_fd = os.eventfd(0, os.EFD_NONBLOCK)
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(str(path))
+        self.listener.listen(1)
+        self.listener.settimeout(30)
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._serve_one, daemon=True)
+        self.thread.start()
+
+    def channel(self, index: int) -> memoryview:
+        start = self.layout.channel_offset(index)
+        return memoryview(self.map)[start:start + self.layout.channel_size]
+
+    def word(self, index: int, field: ChannelField) -> int:
+        return int.from_bytes(self.channel(index)[field:field + 4], "little")
+
+    def _serve_opens(self) -> None:
+        for index in range(self.layout.channel_count):
+            request = self.word(index, ChannelField.OPEN_REQUEST)
+            if request and request != self.word(index, ChannelField.OPEN_ACK):
+                block = self.channel(index)
+                lay_out_channel(block, vm_id=9, index=index, keep_guest_words=True,
+                                generation=self.word(index, ChannelField.GENERATION) + 1)
+                self.on_open(block)
+                block[ChannelField.OPEN_ACK:ChannelField.OPEN_ACK + 4] = request.to_bytes(4, "little")
+
+    def _serve_one(self) -> None:
+        conn, _ = self.listener.accept()
+        # A client that refuses the region hangs up before the eventfds are all sent: EPIPE.
+        with conn, contextlib.suppress(OSError):
+            send_handshake(conn, client_id=3, region_fd=self.fd, host_vector_fds=[self.host_fd],
+                           guest_vector_fds=[self.guest_fd])
+            conn.setblocking(False)
+            while not self.done.is_set():  # until the client goes
+                self._serve_opens()
+                with contextlib.suppress(BlockingIOError):
+                    if conn.recv(1) == b"":
+                        return
+                self.done.wait(0.001)
+
+    def close(self) -> None:
+        self.done.set()
+        self.thread.join(30)
+        self.listener.close()
+        self.map.close()
+        for fd in (self.fd, self.host_fd, self.guest_fd):
+            os.close(fd)
+
+
+class SlowHost:
+    """Serves channel 0 of a :class:`FakeIvshmemServer` as the worker does, slowly: each entry takes
+    ``step`` seconds, then ``sq_head`` moves past it and a synchronous one is answered (status 0).
+    After ``serve`` entries (None: never) it stops making progress, as a hung host would, while the
+    channel stays open and the device READY. Stop it (``close``) before the server."""
+
+    def __init__(self, server: FakeIvshmemServer, step: float, serve: int | None = None) -> None:
+        self.server = server
+        self.step = step
+        self.serve = serve
+        self.served = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="slow-host", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not (self.server.word(0, ChannelField.OPEN_ACK)
+                   and self.server.word(0, ChannelField.CHANNEL_STATE) == ChannelState.OPEN):
+            if self._stop.wait(0.001):
+                return
+        region = Region(self.server.channel(0))
+        sq, cq = SubmissionConsumer(region), CompletionProducer(region)
+        try:
+            while not self._stop.is_set():
+                if self.served == self.serve or not sq.pending():
+                    self._stop.wait(0.001)
+                    continue
+                seq, call_id, flags, *_ = sq.read()
+                if self._stop.wait(self.step):  # the entry's work
+                    return
+                sq.advance()
+                self.served += 1
+                if not flags & SubmitFlags.ASYNC:
+                    cq.push(seq=seq, call_id=call_id, status=0)
+                    if region.u32(ChannelField.GUEST_NEED_IRQ):
+                        os.eventfd_write(self.server.guest_fd, 1)
+        finally:
+            del sq, cq
+            region.release()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(30)

@@ -6,7 +6,6 @@ ivshmem-doorbell would, so everything but the PCI discovery runs exactly as in t
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import mmap
 import os
@@ -14,17 +13,17 @@ import socket
 import struct
 import subprocess
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from mediator._control_client import request
-from mediator._ivshmem import send_handshake, send_refusal
+from mediator._ivshmem import send_refusal
 from mediator._launcher import running_mediator
-from protocol import ChannelField, RegionField, lay_out_channel, lay_out_region
+from protocol import ChannelField, RegionField
 
-from ._support import CBuild, SelftestReport
+from ._support import CBuild, FakeIvshmemServer, SelftestReport
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -101,67 +100,6 @@ def test_copies_through_more_than_the_arena_reuse_its_space_and_stay_byte_exact(
         copy = report["copy_16mib"].fields()
         assert copy == {**copy, "rounds": "6", "chunks": "16", "mismatches": "0"}
         assert report.stat("bytes_htod") > 6 * (16 << 20) > int(report["transport_init"].fields()["arena"])
-
-
-class FakeIvshmemServer:
-    """One ivshmem-server connection over a region the test controls (laid out, then spoiled): two
-    channels, one vector. It serves channel opens as the host does (a fresh channel header, then
-    open_ack), through ``on_open`` so a test can spoil the header the guest is about to read."""
-
-    def __init__(self, path: Path, size: int = 1 << 20) -> None:
-        self.fd = os.memfd_create("fake-region")
-        os.ftruncate(self.fd, size)
-        self.map = mmap.mmap(self.fd, size)
-        self.layout = lay_out_region(memoryview(self.map), vm_id=9, channels=2, vectors=1)
-        self.on_open: Callable[[memoryview], None] = lambda block: None
-        self.host_fd = os.eventfd(0, os.EFD_NONBLOCK)
-        self.guest_fd = os.eventfd(0, os.EFD_NONBLOCK)
-        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.listener.bind(str(path))
-        self.listener.listen(1)
-        self.listener.settimeout(30)
-        self.done = threading.Event()
-        self.thread = threading.Thread(target=self._serve_one, daemon=True)
-        self.thread.start()
-
-    def channel(self, index: int) -> memoryview:
-        start = self.layout.channel_offset(index)
-        return memoryview(self.map)[start:start + self.layout.channel_size]
-
-    def word(self, index: int, field: ChannelField) -> int:
-        return int.from_bytes(self.channel(index)[field:field + 4], "little")
-
-    def _serve_opens(self) -> None:
-        for index in range(self.layout.channel_count):
-            request = self.word(index, ChannelField.OPEN_REQUEST)
-            if request and request != self.word(index, ChannelField.OPEN_ACK):
-                block = self.channel(index)
-                lay_out_channel(block, vm_id=9, index=index, keep_guest_words=True,
-                                generation=self.word(index, ChannelField.GENERATION) + 1)
-                self.on_open(block)
-                block[ChannelField.OPEN_ACK:ChannelField.OPEN_ACK + 4] = request.to_bytes(4, "little")
-
-    def _serve_one(self) -> None:
-        conn, _ = self.listener.accept()
-        # A client that refuses the region hangs up before the eventfds are all sent: EPIPE.
-        with conn, contextlib.suppress(OSError):
-            send_handshake(conn, client_id=3, region_fd=self.fd, host_vector_fds=[self.host_fd],
-                           guest_vector_fds=[self.guest_fd])
-            conn.setblocking(False)
-            while not self.done.is_set():  # until the client goes
-                self._serve_opens()
-                with contextlib.suppress(BlockingIOError):
-                    if conn.recv(1) == b"":
-                        return
-                self.done.wait(0.001)
-
-    def close(self) -> None:
-        self.done.set()
-        self.thread.join(30)
-        self.listener.close()
-        self.map.close()
-        for fd in (self.fd, self.host_fd, self.guest_fd):
-            os.close(fd)
 
 
 @pytest.fixture

@@ -1,0 +1,124 @@
+"""Both guests' waits give up only when the host makes no progress on their channel for the timeout,
+as a GPU's synchronize waits as long as the queued work takes: a queue whose work in all is longer than
+the timeout, served one short step at a time, completes; a host that stops serving times out.
+
+The host is :class:`SlowHost` over the fake ivshmem server (no mediator: each step's length is the
+test's). The C transport runs in this process through ctypes (``VGPU_TRANSPORT_TIMEOUT_MS``), the Python
+client with its ``timeout``.
+"""
+
+from __future__ import annotations
+
+import ctypes as ct
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from guest import GuestClient
+from protocol import CALLS_BY_NAME
+
+from ._support import CBuild, FakeIvshmemServer, SlowHost
+
+pytestmark = pytest.mark.timeout(120)
+
+TIMEOUT_S = 0.4
+STEP_S = 0.1
+QUEUED = 12  # 11 posted entries and the synchronous call behind them: 1.2 s of the host's work in all
+E_TIMEOUT = -6  # CUDA_TRANSPORT_E_TIMEOUT
+_NOP = CALLS_BY_NAME["nop"].call_id
+_LAUNCH = CALLS_BY_NAME["launch_kernel"].call_id
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[FakeIvshmemServer]:
+    server = FakeIvshmemServer(tmp_path / "fake.sock")
+    yield server
+    server.close()
+
+
+def c_queue(c_build: CBuild, path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[int, float, str]:
+    """Post QUEUED - 1 entries and wait for a synchronous call behind them, through the C transport;
+    returns its status, how long the call waited and the transport's last error."""
+    monkeypatch.setenv("VGPU_TRANSPORT_TIMEOUT_MS", str(int(TIMEOUT_S * 1000)))
+    lib = ct.CDLL(str(c_build.shared_lib))
+    lib.cuda_transport_last_error.restype = ct.c_char_p
+    transport = ct.c_void_p()
+    assert lib.cuda_transport_init_socket(str(path).encode(), ct.byref(transport)) == 0, \
+        lib.cuda_transport_last_error()
+    try:
+        for _ in range(QUEUED - 1):
+            assert lib.cuda_transport_post(transport, _LAUNCH, None, 0, None, 0) == 0
+        start = time.monotonic()
+        rc = lib.cuda_transport_call(transport, _NOP, None, 0, None, 0, None, None, 0, None)
+        waited = time.monotonic() - start
+        return rc, waited, lib.cuda_transport_last_error().decode()
+    finally:
+        lib.cuda_transport_close(transport)
+
+
+def py_queue(path: Path) -> float:
+    """The same through the Python client; returns how long the synchronous call waited."""
+    with GuestClient.connect(path, timeout=TIMEOUT_S) as gpu:
+        args = gpu.args("memset_d8", dst=0, value=0, count=1, stream=0)
+        for _ in range(QUEUED - 1):
+            gpu.call("memset_d8", args, asynchronous=True)
+        start = time.monotonic()
+        try:
+            gpu.checked("nop")
+        finally:
+            waited = time.monotonic() - start
+    return waited
+
+
+def test_the_c_transport_waits_while_the_host_works_through_a_long_queue(
+    c_build: CBuild, server: FakeIvshmemServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    host = SlowHost(server, STEP_S)
+    try:
+        rc, waited, error = c_queue(c_build, tmp_path / "fake.sock", monkeypatch)
+    finally:
+        host.close()
+    assert rc == 0, error
+    assert host.served == QUEUED
+    assert waited > 2 * TIMEOUT_S  # longer than the timeout in all: only progress kept it waiting
+
+
+def test_the_c_transport_times_out_when_the_host_stops_making_progress(
+    c_build: CBuild, server: FakeIvshmemServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    host = SlowHost(server, STEP_S, serve=3)
+    try:
+        rc, waited, error = c_queue(c_build, tmp_path / "fake.sock", monkeypatch)
+    finally:
+        host.close()
+    assert rc == E_TIMEOUT
+    assert "made no progress on channel 0 for 400 ms" in error, error
+    # three steps of progress, then the timeout counted from the last one
+    assert 3 * STEP_S + TIMEOUT_S <= waited < 3 * STEP_S + TIMEOUT_S + 5
+
+
+def test_the_python_client_waits_while_the_host_works_through_a_long_queue(
+    server: FakeIvshmemServer, tmp_path: Path,
+) -> None:
+    host = SlowHost(server, STEP_S)
+    try:
+        waited = py_queue(tmp_path / "fake.sock")
+    finally:
+        host.close()
+    assert host.served == QUEUED
+    assert waited > 2 * TIMEOUT_S
+
+
+def test_the_python_client_times_out_when_the_host_stops_making_progress(
+    server: FakeIvshmemServer, tmp_path: Path,
+) -> None:
+    host = SlowHost(server, STEP_S, serve=3)
+    start = time.monotonic()
+    try:
+        with pytest.raises(TimeoutError, match=f"made no progress on channel 0 for {TIMEOUT_S} s"):
+            py_queue(tmp_path / "fake.sock")
+    finally:
+        host.close()
+    assert 3 * STEP_S + TIMEOUT_S <= time.monotonic() - start < 3 * STEP_S + TIMEOUT_S + 5
