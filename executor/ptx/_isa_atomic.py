@@ -1,10 +1,36 @@
-"""Atomics: ``atom`` and ``red`` on global, shared and generic addresses."""
+"""Atomics: ``atom`` and ``red`` on global, shared and generic addresses.
+
+Theory of operation. The engine realises one legal order of a batch's atomics: its threads one
+after another, in row order. Threads on different locations are independent, so the order matters
+only among the threads of one location, and there are two ways to compute the same results bit for
+bit:
+
+* **Rounds** (:func:`_rounds`, the reference): each round serves the next thread of every location —
+  read, combine, write — so a location with k threads takes k rounds of NumPy calls.
+* **Scans** (:func:`_scan`): the threads are grouped by location with a stable sort (a group keeps
+  the row order), each location is read once, every thread's old value and the location's final
+  value are computed from the group's values, and each location is written once. ``add`` ``min``
+  ``max`` ``and`` ``or`` ``xor`` are a ``ufunc.accumulate`` seeded with the memory's value — sequential
+  by definition, so a float sum rounds exactly as the serial order does, and integer sums wrap as
+  they do; ``exch`` hands each thread its predecessor's value; ``inc``/``dec`` with one bound per
+  location follow a closed form; ``cas`` and ``inc``/``dec`` with differing bounds are stepped
+  thread by thread on Python integers (a batch holds at most ``Limits.batch_threads`` threads).
+
+A location is an address and, for shared memory, the thread's block (for a generic address into the
+local window, the thread itself). Every address is checked for alignment, and each location's bounds
+once, before anything is written, as the first round does. Both ways count one batch-instruction
+per round the serial order has, so ``%clock`` and the instruction bound see the same work; the time
+bound is checked after each round and after a scan.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from protocol import CUresult
 
@@ -20,12 +46,228 @@ from ._compiler import (
     is_hint,
     select_rows,
 )
-from ._memory import check_aligned
+from ._memory import WINDOW_BITS, check_aligned
 from ._numeric import DTYPES
 from ._parse import Instruction
 from ._state import Frame, KernelFaultError, Value
 
+__all__ = ["ATOMIC"]
+
+Array = npt.NDArray[Any]
+Index = npt.NDArray[np.intp]
+#: (old memory value, b, c) -> the new value, on Python integers: the serial step of cas, inc, dec
+Step = Callable[[int, int, int], int]
+
 _ATOM_OPS = {"add", "min", "max", "and", "or", "xor", "exch", "cas", "inc", "dec"}
+_ALLOWED = {
+    "add": {"u32", "s32", "u64", "f32", "f64"},
+    "min": {"u32", "s32", "u64", "s64"},
+    "max": {"u32", "s32", "u64", "s64"},
+    "inc": {"u32"},
+    "dec": {"u32"},
+    "and": {"b32", "b64"},
+    "or": {"b32", "b64"},
+    "xor": {"b32", "b64"},
+    "exch": {"b32", "b64"},
+    "cas": {"b32", "b64"},
+}
+_UFUNCS: dict[str, np.ufunc] = {
+    "add": np.add,
+    "min": np.minimum,
+    "max": np.maximum,
+    "and": np.bitwise_and,
+    "or": np.bitwise_or,
+    "xor": np.bitwise_xor,
+}
+_STEPS: dict[str, Step] = {
+    "cas": lambda old, b, c: c if old == b else old,
+    "inc": lambda old, b, c: 0 if old >= b else old + 1,
+    "dec": lambda old, b, c: b if old == 0 or old > b else old - 1,
+}
+#: the scans are used unless this is false (the tests turn it off to run the reference rounds)
+SCANS = True
+#: a thread stepped on Python integers costs about this fraction of one round of NumPy calls: the
+#: stepped ops take the rounds instead when their locations have few threads each
+_STEP_PER_ROUND = 1 / 200
+
+
+def _combine(op: str, dt: np.dtype[Any], old: Value, b: Value, cv: Value | None) -> Value:
+    """One round's new values (the reference semantics of every operation)."""
+    if op in _UFUNCS:
+        return _UFUNCS[op](old, b)
+    if op == "exch":
+        return b
+    if op == "cas":
+        return np.where(old == b, cv, old)
+    if op == "inc":
+        return np.where(old >= b, dt.type(0), old + dt.type(1))
+    return np.where((old == 0) | (old > b), b, old - dt.type(1))  # dec
+
+
+def _check_time(f: Frame) -> None:
+    if time.monotonic() > f.batch.deadline:  # thousands of threads on one address take long
+        raise KernelFaultError(
+            CUresult.CUDA_ERROR_LAUNCH_TIMEOUT,
+            f"the launch ran past its bound of {f.batch.limits.seconds} s",
+        )
+
+
+def _rounds(
+    f: Frame, space: str, op: str, rows: Index, addrs: Array, b: Array, cv: Array | None, dt: np.dtype[Any]
+) -> Array:
+    """The reference: each round serves the next thread of every address, in row order."""
+    size = dt.itemsize
+    old_all = np.zeros(rows.size, dtype=dt)
+    pending = np.arange(rows.size)
+    while pending.size:
+        _, first = np.unique(addrs[pending], return_index=True)
+        now = pending[np.sort(first)]
+        at = addrs[now]
+        old = np.ascontiguousarray(access(f, space, rows[now], at, size, None)).view(dt).reshape(-1)
+        new = np.asarray(_combine(op, dt, old, b[now], None if cv is None else cv[now])).astype(dt)
+        access(f, space, rows[now], at, size, np.ascontiguousarray(new).view(np.uint8).reshape(-1, size))
+        old_all[now] = old
+        pending = np.setdiff1d(pending, now, assume_unique=True)
+        f.batch.steps += 1
+        _check_time(f)
+    return old_all
+
+
+class _Groups:
+    """The active threads grouped by location: ``order`` sorts them (stably) so that each location's
+    threads are consecutive, in row order; the rest describes the sorted sequence."""
+
+    def __init__(self, f: Frame, space: str, rows: Index, addrs: Array) -> None:
+        owner = _owners(f, space, rows, addrs)
+        if owner is None:
+            self.order: Index = np.argsort(addrs, kind="stable")
+            sa = addrs[self.order]
+            new = np.empty(rows.size, dtype=np.bool_)
+            new[0] = True
+            np.not_equal(sa[1:], sa[:-1], out=new[1:])
+        else:
+            self.order = np.lexsort((addrs, owner))  # stable: row order within a location
+            sa, so = addrs[self.order], owner[self.order]
+            new = np.empty(rows.size, dtype=np.bool_)
+            new[0] = True
+            new[1:] = (sa[1:] != sa[:-1]) | (so[1:] != so[:-1])
+        self.starts: Index = np.flatnonzero(new)
+        self.lengths: Index = np.diff(np.append(self.starts, rows.size))
+        self.group: Index = np.cumsum(new) - 1  # sorted thread -> its location
+        self.pos: Index = np.arange(rows.size) - self.starts[self.group]  # its place in the location's order
+        self.firsts: Index = self.order[self.starts]  # one thread per location
+        self.most = int(self.lengths.max())  # the rounds the serial order has
+
+
+def _owners(f: Frame, space: str, rows: Index, addrs: Array) -> Array | None:
+    """What else than the address tells locations apart: the block for shared memory, the thread for
+    local memory; ``None`` for global memory (the address alone)."""
+    blocks = f.batch.block_index[rows].astype(np.int64)
+    if space == "shared":
+        return blocks
+    if space != "generic":
+        return None
+    window = addrs >> np.uint64(WINDOW_BITS)
+    # the windows' codes as access() reads them: 1 shared, 2 local, the rest device memory
+    local = rows.astype(np.int64) + np.int64(f.batch.n)  # above every block index
+    return np.where(window == 1, blocks, np.where(window == 2, local, np.int64(-1)))
+
+
+def _accumulate(ufunc: np.ufunc, base: Array, vals: Array, g: _Groups) -> tuple[Array, Array]:
+    """Each thread's old value and each location's final value for an operation with a ufunc: per
+    location the row [memory value, b of its threads in order] accumulated. Locations are bucketed
+    by their thread count rounded up to a power of two, one matrix each (at most twice the threads
+    plus one column per location), so a batch costs a few calls per bucket whatever its locations."""
+    olds = np.empty(vals.size, dtype=base.dtype)
+    finals = np.empty(base.size, dtype=base.dtype)
+    bucket = np.frexp((g.lengths - 1).astype(np.float64))[1]  # ceil(log2(length)) for length >= 1
+    thread_bucket = bucket[g.group]
+    for k in np.unique(bucket).tolist():
+        locs = np.flatnonzero(bucket == k)
+        threads = np.flatnonzero(thread_bucket == k)
+        row_of = np.empty(base.size, dtype=np.intp)
+        row_of[locs] = np.arange(locs.size)
+        rows, cols = row_of[g.group[threads]], g.pos[threads]
+        matrix = np.zeros((locs.size, (1 << int(k)) + 1), dtype=base.dtype)
+        matrix[:, 0] = base[locs]
+        matrix[rows, cols + 1] = vals[threads]
+        acc = ufunc.accumulate(matrix, axis=1)  # sequential along a row: the serial order
+        olds[threads] = acc[rows, cols]
+        finals[locs] = acc[np.arange(locs.size), g.lengths[locs]]
+    return olds, finals
+
+
+def _exchange(base: Array, vals: Array, g: _Groups) -> tuple[Array, Array]:
+    """``exch``: a thread gets its predecessor's value (the first, memory's); memory keeps the last."""
+    olds = np.empty_like(vals)
+    olds[1:] = vals[:-1]
+    olds[g.starts] = base
+    return olds, vals[g.starts + g.lengths - 1]
+
+
+def _wrapping(op: str, base: Array, bound: Array, k: Array) -> Array:
+    """The value ``inc``/``dec`` leave after ``k`` threads with one bound: it counts modulo
+    bound + 1 from the memory's value, or, from a value above the bound, from 0 (inc) or the bound
+    (dec) after the first thread."""
+    period = bound + 1
+    within = base <= bound
+    if op == "inc":
+        seq = np.where(within, (base + k) % period, (k - 1) % period)
+    else:
+        seq = np.where(within, (base - k) % period, (bound - (k - 1)) % period)
+    return np.where(k == 0, base, seq)
+
+
+def _step(step: Step, base: Array, vals: Array, cvs: Array | None, g: _Groups) -> tuple[Array, Array]:
+    """The operations without a closed form, one thread after another on Python integers."""
+    olds: list[int] = []
+    finals: list[int] = []
+    bl, vl = base.tolist(), vals.tolist()
+    cl = vl if cvs is None else cvs.tolist()
+    ends = (g.starts + g.lengths).tolist()
+    i = 0
+    for loc, end in enumerate(ends):
+        value = bl[loc]
+        while i < end:
+            olds.append(value)
+            value = step(value, vl[i], cl[i])
+            i += 1
+        finals.append(value)
+    return np.array(olds, dtype=base.dtype), np.array(finals, dtype=base.dtype)
+
+
+def _scan(
+    f: Frame, space: str, op: str, rows: Index, addrs: Array, b: Array, cv: Array | None, dt: np.dtype[Any]
+) -> Array | None:
+    """Every thread's old value by the scans (module docstring), memory written; ``None`` (nothing
+    read or written) where the rounds are cheaper."""
+    g = _Groups(f, space, rows, addrs)
+    vals = b[g.order]
+    bounded = op in ("inc", "dec")
+    if bounded and not np.array_equal(vals, np.repeat(vals[g.starts], g.lengths)):
+        bounded = False  # differing bounds on a location: no closed form
+    stepped = op == "cas" or (op in ("inc", "dec") and not bounded)
+    if stepped and rows.size * _STEP_PER_ROUND > g.most:
+        return None
+    size = dt.itemsize
+    at, owners = addrs[g.firsts], rows[g.firsts]
+    base = np.ascontiguousarray(access(f, space, owners, at, size, None)).view(dt).reshape(-1)
+    if op in _UFUNCS:
+        olds, finals = _accumulate(_UFUNCS[op], base, vals, g)
+    elif op == "exch":
+        olds, finals = _exchange(base, vals, g)
+    elif bounded:
+        wide_base, bound = base.astype(np.int64), vals[g.starts].astype(np.int64)
+        olds = _wrapping(op, wide_base[g.group], bound[g.group], g.pos.astype(np.int64)).astype(dt)
+        finals = _wrapping(op, wide_base, bound, g.lengths.astype(np.int64)).astype(dt)
+    else:
+        olds, finals = _step(_STEPS[op], base, vals, None if cv is None else cv[g.order], g)
+    access(f, space, owners, at, size, np.ascontiguousarray(finals).view(np.uint8).reshape(-1, size))
+    f.batch.steps += g.most
+    _check_time(f)
+    out = np.empty(rows.size, dtype=dt)
+    out[g.order] = olds
+    return out
 
 
 def _c_atom(c: Compiler, ins: Instruction) -> Runner:
@@ -44,19 +286,7 @@ def _c_atom(c: Compiler, ins: Instruction) -> Runner:
             raise UnsupportedError(f"modifier .{m}")
     if not op or not t:
         raise UnsupportedError("atom needs an operation and a type")
-    allowed = {
-        "add": {"u32", "s32", "u64", "f32", "f64"},
-        "min": {"u32", "s32", "u64", "s64"},
-        "max": {"u32", "s32", "u64", "s64"},
-        "inc": {"u32"},
-        "dec": {"u32"},
-        "and": {"b32", "b64"},
-        "or": {"b32", "b64"},
-        "xor": {"b32", "b64"},
-        "exch": {"b32", "b64"},
-        "cas": {"b32", "b64"},
-    }[op]
-    if t not in allowed:
+    if t not in _ALLOWED[op]:
         raise UnsupportedError(f"atom.{op}.{t}")
     dt = DTYPES[t]
     ops = list(ins.operands)
@@ -68,28 +298,6 @@ def _c_atom(c: Compiler, ins: Instruction) -> Runner:
     addr, _ = c.address(ops[0], space)
     gb = c.read(ops[1], dt)
     gc = c.read(ops[2], dt) if op == "cas" else None
-    size = dt.itemsize
-
-    def combine(old: Value, b: Value, cv: Value | None) -> Value:
-        if op == "add":
-            return old + b
-        if op == "min":
-            return np.minimum(old, b)
-        if op == "max":
-            return np.maximum(old, b)
-        if op == "and":
-            return old & b
-        if op == "or":
-            return old | b
-        if op == "xor":
-            return old ^ b
-        if op == "exch":
-            return b
-        if op == "cas":
-            return np.where(old == b, cv, old)
-        if op == "inc":
-            return np.where(old >= b, dt.type(0), old + dt.type(1))
-        return np.where((old == 0) | (old > b), b, old - dt.type(1))  # dec
 
     def atom(f: Frame, m: Mask | None) -> None:
         n = f.batch.n
@@ -97,30 +305,13 @@ def _c_atom(c: Compiler, ins: Instruction) -> Runner:
         addrs = select_rows(addr(f), rows, n).astype(np.uint64)
         b = select_rows(gb(f), rows, n).astype(dt, copy=False)
         cv = select_rows(gc(f), rows, n).astype(dt, copy=False) if gc is not None else None
-        check_aligned(addrs, size, space)
-        old_all = np.zeros(rows.size, dtype=dt)
-        # one legal order: the threads of the batch one after another; threads on distinct
-        # addresses are independent, so each round serves every address's next thread at once
-        keys = addrs.copy()
-        pending = np.arange(rows.size)
-        while pending.size:
-            _, first = np.unique(keys[pending], return_index=True)
-            now = pending[np.sort(first)]
-            at = addrs[now]
-            old = np.ascontiguousarray(access(f, space, rows[now], at, size, None)).view(dt).reshape(-1)
-            new = np.asarray(combine(old, b[now], None if cv is None else cv[now])).astype(dt)
-            access(f, space, rows[now], at, size, np.ascontiguousarray(new).view(np.uint8).reshape(-1, size))
-            old_all[now] = old
-            pending = np.setdiff1d(pending, now, assume_unique=True)
-            f.batch.steps += 1
-            if time.monotonic() > f.batch.deadline:  # thousands of threads on one address take long
-                raise KernelFaultError(
-                    CUresult.CUDA_ERROR_LAUNCH_TIMEOUT,
-                    f"the launch ran past its bound of {f.batch.limits.seconds} s",
-                )
+        check_aligned(addrs, dt.itemsize, space)
+        old = _scan(f, space, op, rows, addrs, b, cv, dt) if SCANS and rows.size else None
+        if old is None:
+            old = _rounds(f, space, op, rows, addrs, b, cv, dt)
         if put is not None:
             full = np.zeros(n, dtype=dt)
-            full[rows] = old_all
+            full[rows] = old
             put(f, full, m)
 
     return atom

@@ -1,16 +1,10 @@
 """What NVIDIA's CUDA samples and llama.cpp showed the engine lacked (docs/ptx-engine.md): PTX's
-predefined ``WARP_SZ`` (the cooperative-groups and wmma samples read it), a launch whose threads
-all update one address, which must still end at the launch's time bound, qualifiers with ``::``, and
-the hints ``nanosleep`` and ``prefetch``."""
+predefined ``WARP_SZ`` (the cooperative-groups and wmma samples read it), qualifiers with ``::``,
+and the hints ``nanosleep`` and ``prefetch`` (atomics on one address: ``test_atomics.py``)."""
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
-
-from executor.ptx import Limits
-from protocol import CUresult
 
 from .conftest import ptx_device
 
@@ -33,18 +27,6 @@ WARP_SIZE = HEADER + """
 }
 """
 
-ONE_ADDRESS = HEADER + """
-.visible .entry count(.param .u64 out)
-{
-    .reg .b32 %r<3>;
-    .reg .b64 %rd<2>;
-    ld.param.u64 %rd1, [out];
-    atom.global.add.u32 %r1, [%rd1], 1;
-    atom.global.exch.b32 %r2, [%rd1+4], %r1;
-    ret;
-}
-"""
-
 
 def test_warp_sz_is_32() -> None:
     dev = ptx_device(WARP_SIZE)
@@ -52,21 +34,6 @@ def test_warp_sz_is_32() -> None:
     dev.run("warp_size", 1, 1, out)
     assert dev.get(out, 2, np.uint32).tolist() == [32, 64]
 
-
-def test_atomics_on_one_address_count_every_thread() -> None:
-    dev = ptx_device(ONE_ADDRESS)
-    out = dev.zeros(2, np.uint32)
-    dev.run("count", 4, 64, out)
-    assert dev.get(out, 2, np.uint32).tolist() == [256, 255]  # served in thread order: the last saw 255
-
-
-def test_thousands_of_threads_on_one_address_end_at_the_time_bound() -> None:
-    dev = ptx_device(ONE_ADDRESS)
-    out = dev.zeros(2, np.uint32)
-    started = time.monotonic()
-    err = dev.fails("count", 64, 256, out, limits=Limits(seconds=0.3))
-    assert err.status == CUresult.CUDA_ERROR_LAUNCH_TIMEOUT and err.sticky
-    assert time.monotonic() - started < 4  # one round past the bound, not the 16,384 rounds it needs
 
 QUALIFIED = HEADER + """
 .visible .entry qualified(.param .u64 in, .param .u64 out)
