@@ -54,6 +54,8 @@ from ._compiler import (
     UnsupportedError,
     constant,
 )
+from ._isa_memory import window_operand
+from ._memory import window_index, window_load
 from ._numeric import DTYPES, ftz32, round_pair, two_sum, uint_of
 from ._parse import Imm, Instruction, Operand, Pair, PtxSyntaxError, Reg, Sym, Vec
 from ._state import Frame, KernelFaultError, Value
@@ -133,6 +135,15 @@ def _kernel_param(f: Frame, key: str, at: int, dt: np.dtype[Any]) -> Value:
     return value
 
 
+def _window_load(f: Frame, base: Value, space: str, size: int, offset: int) -> Value:
+    """A full batch's shared or local load through the address register's window index
+    (``_memory.window_index``), or ``None`` where the checked path must decide."""
+    if base is None:
+        return None
+    win = window_index(f.batch, space, base, size)
+    return None if win is None else window_load(win, offset, size, None)
+
+
 _HELPERS: dict[str, Any] = {
     "np": np,
     "_count": _count,
@@ -145,6 +156,7 @@ _HELPERS: dict[str, Any] = {
     "_S32": np.uint64(32),
     "_param": _kernel_param,
     "_Z64": _ZERO64,
+    "_wld": _window_load,
 }
 
 
@@ -384,7 +396,9 @@ def _t_cvta(e: _Emitter, ins: Instruction, mask: str) -> list[str] | None:
 
 
 def _t_ld(e: _Emitter, ins: Instruction, mask: str) -> list[str] | None:
-    """``ld.param`` of the kernel's own parameters: the same value for every thread."""
+    """``ld.param`` of the kernel's own parameters: the same value for every thread; a full batch's
+    ``ld.shared``/``ld.local`` of one register through its window index, the instruction's own
+    (checked) closure deciding where that does not serve."""
     try:
         space, vec, t = e.c.space_and_type(ins)
     except UnsupportedError:
@@ -392,6 +406,17 @@ def _t_ld(e: _Emitter, ins: Instruction, mask: str) -> list[str] | None:
     d, a = ins.operands
     items = d.items if isinstance(d, Vec) else (d,)
     dt = DTYPES[t]
+    window = window_operand(e.c, space, a, dt.itemsize) if vec == 1 and ins.opcode == "ld" else None
+    if window is not None and mask == "None" and e.storage(d) == dt and isinstance(d, Reg) and not d.negated:
+        name, offset = window
+        checked = e.src.const(e.c.table["ld"](e.c, ins))  # its own closure: the op's may drop registers
+        return [
+            f"v = _wld(f, R.get({name!r}), {space!r}, {dt.itemsize}, {offset})",
+            "if v is None:",
+            f"    {checked}(f, None)",
+            "else:",
+            f"    R[{d.name!r}] = v.view({e.src.const(dt)})",
+        ]
     at = e.c.kernel_param_offset(space, a, dt.itemsize * vec) if space == "param" else None
     if at is None or len(items) != vec:
         return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from protocol import CUresult
 
@@ -28,9 +29,12 @@ from ._memory import (
     SHARED_WINDOW,
     check_aligned,
     gather_device,
+    window_index,
+    window_load,
+    window_store,
 )
 from ._numeric import DTYPES, fit, uint_of
-from ._parse import Imm, Instruction, Operand, Reg, Vec
+from ._parse import Addr, Imm, Instruction, Operand, Reg, Vec
 from ._state import Frame, KernelFaultError
 
 # -- data movement ----------------------------------------------------------------------------
@@ -98,6 +102,22 @@ def _c_cvta(c: Compiler, ins: Instruction) -> Runner:
     return unary(c, ins, lambda a: a + offset, "u64")
 
 
+def window_operand(c: Compiler, space: str, addr_op: Operand, size: int) -> tuple[str, int] | None:
+    """For ``[reg+imm]`` in shared or local space with an integer register of 4 or 8 bytes and an
+    access of 1, 2, 4 or 8 bytes: the register's name and the offset (signed, as the address
+    arithmetic wraps it), for the window index path (``_memory.window_index``); else ``None``."""
+    if space not in ("shared", "local") or size not in (1, 2, 4, 8) or not isinstance(addr_op, Addr):
+        return None
+    base = addr_op.base
+    if not isinstance(base, Reg) or base.negated or base.name not in c.fn.registers:
+        return None
+    dt = c.reg_type(base.name)
+    if dt.kind not in "ui" or dt.itemsize not in (4, 8):
+        return None
+    offset = ((addr_op.offset + (1 << 63)) & ((1 << 64) - 1)) - (1 << 63)
+    return base.name, offset
+
+
 def _c_ld(c: Compiler, ins: Instruction) -> Runner:
     space, vec, t = c.space_and_type(ins)
     if ins.opcode == "ldu" and space not in ("global", "generic"):
@@ -125,11 +145,9 @@ def _c_ld(c: Compiler, ins: Instruction) -> Runner:
         return ld_param
     load = c.load_bytes(space, a, dt.itemsize * vec)
 
-    def ld(f: Frame, m: Mask | None) -> None:
+    def loaded(f: Frame, m: Mask | None, rows: npt.NDArray[np.intp], values: npt.NDArray[Any]) -> None:
+        """Write the active threads' values (``(rows, vec)`` of ``dt``) to the destinations."""
         n = f.batch.n
-        rows = active_rows(m, n)
-        raw = np.ascontiguousarray(load(f, rows))
-        values = raw.view(dt).reshape(rows.size, vec)
         for k, put in enumerate(puts):
             if m is None:
                 put(f, values[:, k].copy(), None)
@@ -138,7 +156,32 @@ def _c_ld(c: Compiler, ins: Instruction) -> Runner:
                 full[rows] = values[:, k]
                 put(f, full, m)
 
-    return ld
+    def ld(f: Frame, m: Mask | None) -> None:
+        rows = active_rows(m, f.batch.n)
+        raw = np.ascontiguousarray(load(f, rows))
+        loaded(f, m, rows, raw.view(dt).reshape(rows.size, vec))
+
+    window = window_operand(c, space, a, dt.itemsize * vec)
+    if window is None:
+        return ld
+    name, offset = window
+    size = dt.itemsize * vec
+
+    def ld_window(f: Frame, m: Mask | None) -> None:
+        """Through the address register's cached window index: one gather (see ``_memory``)."""
+        batch = f.batch
+        base = f.regs.get(name)
+        win = window_index(batch, space, base, size) if base is not None else None
+        rows = None if m is None else np.flatnonzero(m)
+        got = window_load(win, offset, size, rows) if win is not None else None
+        if got is None:
+            ld(f, m)  # the checked path decides, and names any fault
+        elif vec == 1 and m is None:
+            puts[0](f, got.view(dt), None)
+        else:
+            loaded(f, m, active_rows(m, batch.n), got.view(dt).reshape(-1, vec))
+
+    return ld_window
 
 
 def _c_st(c: Compiler, ins: Instruction) -> Runner:
@@ -160,7 +203,32 @@ def _c_st(c: Compiler, ins: Instruction) -> Runner:
         )
         store(f, rows, data)
 
-    return st
+    window = window_operand(c, space, a, dt.itemsize * vec)
+    if window is None:
+        return st
+    name, offset = window
+    size = dt.itemsize * vec
+    elem = uint_of(size)
+
+    def st_window(f: Frame, m: Mask | None) -> None:
+        """Through the address register's cached window index: one scatter (see ``_memory``)."""
+        batch = f.batch
+        base = f.regs.get(name)
+        win = window_index(batch, space, base, size) if base is not None else None
+        if win is None:
+            st(f, m)
+            return
+        n = batch.n
+        rows = active_rows(m, n)
+        if vec == 1:
+            values = np.ascontiguousarray(select_rows(gets[0](f), rows, n), dtype=dt).view(elem)
+        else:
+            cols = [select_rows(g(f), rows, n).astype(dt, copy=False) for g in gets]
+            values = np.ascontiguousarray(np.stack(cols, axis=1)).view(elem).reshape(-1)
+        if not window_store(win, offset, values, None if m is None else rows):
+            st(f, m)  # the checked path decides, and names any fault
+
+    return st_window
 
 
 def _c_nop(c: Compiler, ins: Instruction) -> Runner:

@@ -19,6 +19,7 @@ Generic addresses put shared memory at :data:`SHARED_WINDOW` and local memory at
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -29,15 +30,20 @@ from protocol import CUresult
 from .._errors import CudaError
 from .._kernels import DeviceMemory
 from ._numeric import uint_of
-from ._state import KernelFaultError
+from ._state import Batch, KernelFaultError, Value
 
 __all__ = [
     "CLUSTER_GAP",
     "LOCAL_WINDOW",
     "SHARED_WINDOW",
     "SPAN_LIMIT",
+    "WINDOW_CACHE_BYTES",
+    "WindowIndex",
     "gather_device",
     "scatter_device",
+    "window_index",
+    "window_load",
+    "window_store",
 ]
 
 U8 = npt.NDArray[np.uint8]
@@ -238,3 +244,102 @@ def check_window(offsets: Addresses, size: int, limit: int, space: str) -> None:
         raise illegal(
             f"{space} access of {size} bytes at offset {top:#x} is outside the {limit}-byte {space} window"
         )
+
+
+# -- shared and local accesses through a register's cached index ---------------------------------
+
+#: bytes of window indexes one batch keeps (:func:`window_index`); the cache is emptied past it, so it
+#: stays small however many threads the batch holds
+WINDOW_CACHE_BYTES = 4 << 20
+#: the batch's ``derived`` entry that holds them
+_WINDOWS = "window indexes"
+
+
+@dataclass(frozen=True, slots=True)
+class WindowIndex:
+    """Where each thread's address register points in the flat shared (or local) memory of a batch.
+
+    ``index`` is, per thread, the first element (of ``esize`` bytes) of its block's window (of its
+    own, for local memory) plus the register's value in elements; ``lo``/``hi`` are the register's
+    least and greatest value as an unsigned address; ``typed`` is the space's memory as one flat array
+    of those elements, ``width`` the bytes of one window. ``base`` is the register value it was
+    computed from, held so that its identity keys the cache while the entry lives (registers are
+    never changed in place)."""
+
+    base: Value
+    index: npt.NDArray[np.int64]
+    lo: int
+    hi: int
+    typed: npt.NDArray[Any]
+    width: int
+
+
+def window_index(batch: Batch, space: str, base: Value, esize: int) -> WindowIndex | None:
+    """The index of address register value ``base`` (an integer register of 4 or 8 bytes, array or
+    scalar) into the batch's ``space`` window in elements of ``esize`` bytes, or ``None`` when some
+    thread's register is not a multiple of ``esize`` (then the checked path decides).
+
+    Computed once per register value and batch: an unrolled loop reads one register at many offsets
+    (``[%r10+128]``, ``[%r10+256]``, …), and each of them then costs one gather."""
+    space_bytes = batch.shared if space == "shared" else batch.local
+    width = space_bytes.shape[1]
+    key = (id(base), space, esize, width)  # local memory grows (a new array) only to a new width
+    cache = batch.derived.get(_WINDOWS)
+    if cache is None:
+        cache = batch.derived[_WINDOWS] = {}
+    hit = cache.get(key)
+    if hit is not None and hit[0] is base:
+        known: WindowIndex | None = hit[1]
+        return known
+    a = np.asarray(base)
+    if a.dtype.kind == "i":
+        a = a.view(uint_of(a.dtype.itemsize))  # an address is the register's bits, unsigned
+    wide = a.astype(np.uint64, copy=False)
+    made: WindowIndex | None = None
+    if (
+        width % esize == 0
+        and space_bytes.flags.c_contiguous
+        and (esize == 1 or not int(np.bitwise_or.reduce(wide, axis=None)) & (esize - 1))
+    ):
+        owner = batch.block_index if space == "shared" else np.arange(batch.n, dtype=np.intp)
+        shift = np.uint64(esize.bit_length() - 1)
+        index = owner * (width // esize) + (wide >> shift).view(np.int64)
+        typed = space_bytes.reshape(-1).view(uint_of(esize))
+        made = WindowIndex(base, index, int(wide.min()), int(wide.max()), typed, width)
+    cost = 8 * batch.n
+    if (len(cache) + 1) * cost > WINDOW_CACHE_BYTES:
+        cache.clear()
+    cache[key] = (base, made)
+    return made
+
+
+def window_load(
+    win: WindowIndex, offset: int, size: int, rows: npt.NDArray[np.intp] | None
+) -> npt.NDArray[Any] | None:
+    """Each thread's (of ``rows``, ``None`` for all) element of ``size`` bytes (the index's) at its
+    register plus ``offset``, typed as the unsigned integer of that size; ``None`` when not every
+    thread's access — inactive threads' too — is inside its window: the checked path then decides."""
+    k, rest = divmod(offset, size)
+    if rest or win.lo + offset < 0 or win.hi + offset + size > win.width:
+        return None
+    index = win.index if rows is None else win.index[rows]
+    got: npt.NDArray[Any] = win.typed[k:][index] if k >= 0 else win.typed[index + k]
+    return got
+
+
+def window_store(
+    win: WindowIndex, offset: int, values: npt.NDArray[Any], rows: npt.NDArray[np.intp] | None
+) -> bool:
+    """Store ``values`` (the index's unsigned elements, one per thread of ``rows``) as
+    :func:`window_load` loads; threads storing to one address: the last wins. ``False``, nothing
+    stored, where it would not load."""
+    size = values.dtype.itemsize
+    k, rest = divmod(offset, size)
+    if rest or win.lo + offset < 0 or win.hi + offset + size > win.width:
+        return False
+    index = win.index if rows is None else win.index[rows]
+    if k >= 0:
+        win.typed[k:][index] = values
+    else:
+        win.typed[index + k] = values
+    return True
