@@ -2,7 +2,8 @@
 
 ``protocol._cring`` (native/cring.c) is the ring hot path. It is optional: where it cannot be built
 (no compiler, no Python headers) the install carries on and protocol/_ring.py's pure-Python rings
-serve instead.
+serve instead. ``mediator._copyfast`` (native/copyfast.c) serves pinned copies on ``sim`` in C; where it
+is not built the server's Python path serves them (mediator/_pinned_fast.py).
 """
 
 from setuptools import Extension, setup
@@ -10,6 +11,10 @@ from setuptools import Extension, setup
 setup(
     ext_modules=[
         Extension("protocol._cring", ["native/cring.c"], optional=True,
+                  extra_compile_args=["-O2", "-std=c11", "-Wall", "-Wextra",
+                                      "-Wno-missing-field-initializers",
+                                      "-Wno-cast-function-type"]),
+        Extension("mediator._copyfast", ["native/copyfast.c"], optional=True,
                   extra_compile_args=["-O2", "-std=c11", "-Wall", "-Wextra",
                                       "-Wno-missing-field-initializers",
                                       "-Wno-cast-function-type"]),

@@ -58,6 +58,9 @@ class PinnedAllocator:
         self.size = size
         self.align = align
         self.used = 0
+        #: bumped whenever a range goes: what was learned about live ranges (the C copy path's cache,
+        #: ``mediator._pinned_fast``) holds only while it is unchanged
+        self.version = 0
         self._free: list[tuple[int, int]] = [(0, size)] if size else []  # (start, size), sorted, coalesced
         self._starts: list[int] = []  # live ranges, sorted by start
         self._ranges: dict[int, _Range] = {}
@@ -117,6 +120,7 @@ class PinnedAllocator:
         return len(self._ranges)
 
     def _release(self, found: _Range) -> None:
+        self.version += 1
         del self._ranges[found.start]
         del self._starts[bisect.bisect_left(self._starts, found.start)]
         self.used -= found.size

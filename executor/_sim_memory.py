@@ -194,6 +194,9 @@ class DeviceMemory:
         self._reservations: dict[int, Reservation] = {}
         self._reservation_starts: list[int] = []
         self._live_physical: set[Physical] = set()
+        #: bumped whenever an allocation goes: what was learned about live blocks (the C copy path's
+        #: cache, ``mediator._pinned_fast``) holds only while it is unchanged
+        self.version = 0
 
     # -- accounting ----------------------------------------------------------------------------
 
@@ -300,6 +303,7 @@ class DeviceMemory:
                 why = f"points inside the allocation at {alloc.start:#x}, not at its start"
             raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE, f"cuMemFree({ptr:#x}): the pointer {why}")
         self.allocations.remove(ptr, "alloc")
+        self.version += 1
         self._unclaim(ptr)
         self._block_bytes -= alloc.size
 
@@ -314,6 +318,7 @@ class DeviceMemory:
 
     def remove_global(self, ptr: int) -> None:
         alloc = self.allocations.remove(ptr, "global")
+        self.version += 1
         self._unclaim(ptr)
         self._global_bytes -= alloc.size
 
@@ -431,6 +436,7 @@ class DeviceMemory:
             raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE, "cuMemUnmap of 0 bytes")
         for alloc in self._walk_mapped(ptr, size, "cuMemUnmap", whole=True):
             self.allocations.remove(alloc.start, "vmm")
+            self.version += 1
             mapping: Mapping = alloc.obj
             mapping.physical.mappings -= 1
             self._drop_physical(mapping.physical)
@@ -557,6 +563,7 @@ class DeviceMemory:
     # -- teardown ------------------------------------------------------------------------------
 
     def close(self) -> None:
+        self.version += 1
         self.allocations = AllocationMap()
         self.handles.clear()
         self._reservations.clear()

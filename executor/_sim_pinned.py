@@ -7,23 +7,46 @@ the guest may have freed it since."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Final
 
+from protocol import CublasStatus, CUresult
 from protocol.models import MemcpyDtoHPinnedArgs, MemcpyHtoDPinnedArgs, NoResult
 
-from ._base import CallIO
-from ._sim_graph import StreamState
+from ._base import CallIO, HandleTable
+from ._pinned import PinnedAllocator, PinnedClient
+from ._sim_graph import Capture, StreamState
 from ._sim_memory import DeviceMemory
 
-__all__ = ["SimPinnedCalls"]
+__all__ = ["FastCopyTables", "SimPinnedCalls"]
 
 _NO_RESULT: Final = NoResult()
+
+
+@dataclass(frozen=True, slots=True)
+class FastCopyTables:
+    """What a pinned copy served in C (``mediator._pinned_fast``) is checked against, all of them this
+    context's live objects, never copies: ``streams`` maps live stream handles (0 is not in it),
+    ``captures`` and ``faults`` must be empty for the copy to run at once, and the versions of
+    ``memory`` and ``allocator`` say whether a block or range learned earlier can still be live."""
+
+    client: PinnedClient
+    view: memoryview
+    memory: DeviceMemory
+    allocator: PinnedAllocator
+    streams: dict[int, StreamState]
+    captures: dict[int, Capture]
+    faults: list[tuple[CUresult | CublasStatus, bool]]
 
 
 class SimPinnedCalls:
     """Mixed into :class:`SimExecutor`."""
 
     memory: DeviceMemory
+    pinned: PinnedClient | None
+    pending_faults: list[tuple[CUresult | CublasStatus, bool]]
+    _streams: HandleTable[StreamState]
+    _captures: dict[int, Capture]
     _legacy: StreamState
     pinned_view: Callable[..., memoryview]
     enqueue: Callable[..., None]
@@ -77,6 +100,37 @@ class SimPinnedCalls:
 
         self.enqueue(args.stream, copy, what)
         return _NO_RESULT
+
+
+    # -- the C fast path's tables (mediator._pinned_fast) --------------------------------------------
+
+    def fast_copy_tables(self) -> FastCopyTables | None:
+        """This context's tables for pinned copies served in C; None without a pinned area."""
+        client = self.pinned
+        if client is None:
+            return None
+        area = client.area
+        # the handle table's own dict: a stream destroyed is gone from it at once (one lookup per copy)
+        return FastCopyTables(client, area.view, self.memory, area.allocator, self._streams._objects,
+                              self._captures, self.pending_faults)
+
+    def fast_copy_facts(self, device: int, offset: int, count: int
+                        ) -> tuple[tuple[int, int, Any] | None, tuple[int, int] | None]:
+        """For a copy of ``count`` bytes that just succeeded: the device block holding
+        ``[device, +count)`` as ``(start, size, buffer)`` when it is a plain block (a VMM mapping has
+        access bits and may span chunks: never served in C), and this context's pinned range holding
+        ``[offset, +count)`` as ``(start, end)``."""
+        block = None
+        alloc = self.memory.allocations.find(device)
+        if alloc is not None and alloc.kind != "vmm" and count <= alloc.end - device:
+            block = (alloc.start, alloc.size, alloc.obj)
+        found = None
+        client = self.pinned
+        if client is not None:
+            held = client.area.allocator.find(client.owner, offset, count)
+            if held is not None:
+                found = (held[0], held[0] + held[1])
+        return block, found
 
 
 def _scatter(source: memoryview, targets: list[Any]) -> None:

@@ -21,6 +21,12 @@ sleep. Theory of operation:
   the worker then sleeps (heartbeat and control kept) until the guest makes room. Nothing is lost.
 * A drain returns after ``BATCH_NS`` of served calls even within its budget, so that slow calls in
   a row never keep the worker from its heartbeat and its control socket for long.
+* Pinned copies (``memcpy_htod_pinned``/``memcpy_dtoh_pinned`` on ``sim``) at the head are served in C
+  (``_pinned_fast``) while no trace is attached, no error is latched and the context is not sticky: a
+  run of them costs a C loop, not a Python call each. The C path serves only what it can check against
+  what this Python path has checked before (the blocks and ranges of earlier copies, forgotten when
+  anything is freed), counts them as this path would, and stops at anything else, which is then served
+  here exactly as ever; a pinned copy served here teaches it the block and range it used.
 * Anything the guest wrote wrong becomes an error status, counted; nothing here raises for it,
   except a ring whose indices are impossible, which raises :class:`RemoteProtocolError` because the
   region can no longer be served. A malformed entry header (unknown flag bits, a non-zero reserved
@@ -59,6 +65,7 @@ from protocol import (
 )
 
 from ._limits import TokenBucket
+from ._pinned_fast import PINNED_COPIES, pinned_fast_path
 from ._stats import LATENCY_BUCKETS, WorkerCounters
 
 __all__ = ["BATCH_NS", "RingServer", "TraceHook"]
@@ -134,6 +141,8 @@ class RingServer:
         # calls without payloads share these (handlers never keep their CallIO; out_len is reset)
         self._io_sync = CallIO(_EMPTY, _EMPTY, True)
         self._io_async = CallIO(_EMPTY, _EMPTY, False)
+        #: pinned copies served in C (None: no extension, or not ``sim``)
+        self.pinned_fast = pinned_fast_path(region, executor, counters, self.cq)
 
     # -- the hot path -------------------------------------------------------------------------
 
@@ -155,6 +164,7 @@ class RingServer:
         spent = counters.latency_sum_ns + BATCH_NS
         served = 0
         refused: MalformedSubmissionError | None
+        fast = self.pinned_fast.c if self.pinned_fast is not None else None
         while served < count:
             try:
                 sub = sq.read()
@@ -162,6 +172,17 @@ class RingServer:
                 sub, refused = exc.entry, exc
             else:
                 refused = None
+                if (fast is not None and sub[1] in PINNED_COPIES and self.trace is None
+                        and self.sticky is None and not self.latched):
+                    done = fast.serve(sq.index, count - served, self._async_run, self.max_async_inflight,
+                                      spent - counters.latency_sum_ns)
+                    if done:  # counted in C; the entry it stopped at (if any) is read again
+                        self._async_run = fast.async_run
+                        sq.advance(done)
+                        served += done
+                        if counters.latency_sum_ns > spent:
+                            break
+                        continue
             if not sub[2] & _ASYNC and cq.space() == 0:
                 self.cq_blocked = True  # the guest has not consumed completions: wait for room
                 break
@@ -223,8 +244,12 @@ class RingServer:
                 counters.bytes_dtoh += out_len
             elif call_id == _HTOD_PINNED:
                 counters.bytes_htod += args.count  # type: ignore[attr-defined]
+                if self.pinned_fast is not None and self.trace is None:
+                    self.pinned_fast.learn(args.dst, args.offset, args.count)  # type: ignore[attr-defined]
             elif call_id == _DTOH_PINNED:
                 counters.bytes_dtoh += args.count  # type: ignore[attr-defined]
+                if self.pinned_fast is not None and self.trace is None:
+                    self.pinned_fast.learn(args.src, args.offset, args.count)  # type: ignore[attr-defined]
             if self.latched and not is_async and call.waits:
                 status, flags, self.latched = self.latched, _LATCHED, 0
                 self.region.set_u32(ChannelField.LATCHED_ERROR, 0)

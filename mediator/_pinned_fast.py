@@ -1,0 +1,86 @@
+"""Pinned copies served in C (#19): the Python side of ``mediator._copyfast`` (native/copyfast.c).
+
+A pinned copy's work is one ``memcpy``; in Python its call costs more than the copy itself below a
+few hundred KiB. So :class:`~mediator._server.RingServer` hands every run of pinned copies at its
+submission head to :meth:`FastCopy.serve`, which serves in C the ones it can check against what it
+knows and returns at the first it cannot; the server serves that one in Python as always, and then
+:meth:`PinnedFastPath.learn` tells the C side the device block and pinned range that copy used, so
+the next copies through the same buffers stay in C. Nothing is learned that Python has not just
+checked, and everything learned is forgotten as soon as anything is freed (the versions of
+``DeviceMemory`` and ``PinnedAllocator``).
+
+Only ``sim`` serves copies here (a context whose executor offers ``fast_copy_tables``); where the
+extension is not built, or with ``VGPU_PURE_PYTHON=1`` (as for the rings), every copy takes the Python
+path, which gives the same answers.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Final
+
+from executor import Executor
+from executor._sim_pinned import SimPinnedCalls
+from protocol import CALLS_BY_NAME, CompletionProducer, Region
+
+from ._stats import WorkerCounters
+
+if TYPE_CHECKING:
+    from ._copyfast import FastCopy
+
+__all__ = ["ACCELERATED", "PINNED_COPIES", "PinnedFastPath", "pinned_fast_path"]
+
+_HTOD: Final = CALLS_BY_NAME["memcpy_htod_pinned"].call_id
+_DTOH: Final = CALLS_BY_NAME["memcpy_dtoh_pinned"].call_id
+#: the calls served in C when they can be
+PINNED_COPIES: Final = frozenset({_HTOD, _DTOH})
+
+try:
+    if os.environ.get("VGPU_PURE_PYTHON") == "1":
+        raise ImportError("VGPU_PURE_PYTHON=1")
+    from . import _copyfast
+except ImportError:
+    _copyfast = None  # type: ignore[assignment]
+
+ACCELERATED: Final = _copyfast is not None
+
+
+class PinnedFastPath:
+    """One channel's C copy path: ``c`` serves, :meth:`learn` feeds it."""
+
+    __slots__ = ("_client", "c", "executor")
+
+    def __init__(self, c: FastCopy, executor: SimPinnedCalls) -> None:
+        self.c = c
+        self.executor = executor
+        self._client: object = None  # the pinned client ``c`` is bound to
+
+    def learn(self, device: int, offset: int, count: int) -> None:
+        """A pinned copy of ``count`` bytes between device ``device`` and pinned ``offset`` has just
+        succeeded in Python: remember the block and range it used (see the module's docstring)."""
+        executor = self.executor
+        if executor.pinned is not self._client:  # a fresh client (tests set one after the server)
+            tables = executor.fast_copy_tables()
+            if tables is None:
+                return
+            self.c.bind(executor, tables.client, tables.view, tables.memory, tables.allocator,
+                        tables.streams, tables.captures, tables.faults)
+            self._client = tables.client
+        block, found = executor.fast_copy_facts(device, offset, count)
+        pinned = executor.pinned
+        if block is not None:
+            self.c.learn_block(block[0], block[1], block[2], executor.memory.version)
+        if found is not None and pinned is not None:
+            self.c.learn_range(found[0], found[1], pinned.area.allocator.version)
+
+
+def pinned_fast_path(region: Region, executor: Executor, counters: WorkerCounters,
+                     cq: CompletionProducer) -> PinnedFastPath | None:
+    """The C copy path for one channel's server, or None (no extension, not ``sim``). Its buffers are
+    released with the region's (``Region.release``)."""
+    if _copyfast is None or not isinstance(executor, SimPinnedCalls):
+        return None
+    layout = region.layout
+    c = _copyfast.FastCopy(region.buf, layout.sq_offset, layout.sq_entries, _HTOD, _DTOH, counters, cq)
+    region._sides.append(c)
+    return PinnedFastPath(c, executor)

@@ -1,0 +1,627 @@
+/*
+ * mediator._copyfast: pinned copies (memcpy_htod_pinned, memcpy_dtoh_pinned) served in C on `sim`
+ * (issue 19). The Python path (mediator/_server.py's _serve and executor/_sim_pinned.py) is the
+ * reference, and the fallback for everything this code does not take.
+ *
+ * Theory of operation. One FastCopy object serves one channel. The server calls serve() when the
+ * entry at the submission head is a pinned copy; serve() reads that entry and the ones after it
+ * straight from the ring and serves every one that is plainly fine, stopping at the first that is
+ * anything else: another call, a malformed header, a payload, a zero count, an unknown stream, a
+ * pinned range or device pointer it has not been told about, a synchronous copy with no completion
+ * room, the async cap about to throttle, a capture or an injected fault pending in the executor. It
+ * returns how many it served; the server advances the head by that many and serves the entry it
+ * stopped at in Python, which answers it exactly as before (its error, log line and counters).
+ *
+ * What a copy may touch is known from two small caches that Python fills (learn_block, learn_range)
+ * with what the Python path has just checked for a copy it served: a device block (a cuMemAlloc or
+ * module global of this context: its address range and the buffer behind it, which the cache holds
+ * exported, so the bytes stay valid however stale the entry) and a pinned range of this context.
+ * Both stay true until something is freed, so each cache is stamped with a version that the Python
+ * side bumps on every removal (DeviceMemory.version, PinnedAllocator.version) and is emptied as soon
+ * as serve() sees a newer one. VMM mappings (access bits, chunk walks) are never cached. Every entry
+ * is read once into locals; every offset, pointer and count is checked against a cached range, in
+ * 64-bit arithmetic that cannot wrap, before any byte moves.
+ *
+ * Visibility: each copy served here counts in the worker's counters as the Python path counts it
+ * (calls, async calls, bytes, latency and its histogram); the server leaves this path off while a
+ * trace is attached, an error is latched or the context is sticky, so those stay the Python path's.
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+
+#define SQE_HEADER 32
+#define SQE_SIZE 192
+#define COPY_ARGS 32         /* "<QQQI4x": device pointer, pinned offset, count, stream */
+#define FLAG_ASYNC 0x1u
+#define KNOWN_FLAGS 0x3u     /* ASYNC | CHUNK_MORE: CHUNK_MORE on a pinned copy is the Python path's error */
+#define NBLOCKS 16
+#define NRANGES 16
+#define LATENCY_BUCKETS 24   /* mediator/_stats.py */
+
+typedef struct {
+    uint64_t start, size;
+    uint8_t *host;
+    Py_buffer view;
+} Block;
+
+typedef struct {
+    uint64_t start, end;
+} Range;
+
+typedef struct {
+    PyObject_HEAD
+    Py_buffer region;
+    int region_held;
+    uint32_t sq_offset, sq_mask;
+    uint16_t htod_id, dtoh_id;
+    PyObject *counters, *latency, *cq_space, *cq_push;
+    /* bound to one executor context by bind() */
+    Py_buffer pinned;
+    int pinned_held;
+    PyObject *executor, *client, *memory, *allocator, *streams, *captures, *faults;
+    long long mem_version, pin_version;
+    Block blocks[NBLOCKS];
+    int nblocks, next_block;
+    Range ranges[NRANGES];
+    int nranges, next_range;
+    long long async_run;
+} FastCopy;
+
+static PyObject *str_version, *str_pinned, *str_calls, *str_async_calls, *str_bytes_htod, *str_bytes_dtoh,
+    *str_latency_sum_ns, *str_latency, *str_space, *str_push, *kw_completion;
+
+static inline uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void forget_blocks(FastCopy *self) {
+    for (int i = 0; i < self->nblocks; i++)
+        PyBuffer_Release(&self->blocks[i].view);
+    self->nblocks = self->next_block = 0;
+}
+
+static void forget_ranges(FastCopy *self) { self->nranges = self->next_range = 0; }
+
+static void unbind(FastCopy *self) {
+    forget_blocks(self);
+    forget_ranges(self);
+    if (self->pinned_held) {
+        PyBuffer_Release(&self->pinned);
+        self->pinned_held = 0;
+    }
+    Py_CLEAR(self->executor);
+    Py_CLEAR(self->client);
+    Py_CLEAR(self->memory);
+    Py_CLEAR(self->allocator);
+    Py_CLEAR(self->streams);
+    Py_CLEAR(self->captures);
+    Py_CLEAR(self->faults);
+    self->mem_version = self->pin_version = -1;
+}
+
+static void release_all(FastCopy *self) {
+    unbind(self);
+    if (self->region_held) {
+        PyBuffer_Release(&self->region);
+        self->region_held = 0;
+    }
+    Py_CLEAR(self->counters);
+    Py_CLEAR(self->latency);
+    Py_CLEAR(self->cq_space);
+    Py_CLEAR(self->cq_push);
+}
+
+static int fc_init(FastCopy *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"region", "sq_offset", "sq_entries", "htod_id", "dtoh_id", "counters", "cq",
+                             NULL};
+    PyObject *region, *counters, *cq;
+    unsigned long sq_offset, sq_entries, htod_id, dtoh_id;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OkkkkOO", kwlist, &region, &sq_offset, &sq_entries,
+                                     &htod_id, &dtoh_id, &counters, &cq))
+        return -1;
+    release_all(self);
+    if (PyObject_GetBuffer(region, &self->region, PyBUF_SIMPLE) < 0)
+        return -1;
+    self->region_held = 1;
+    if (sq_entries == 0 || (sq_entries & (sq_entries - 1)) || sq_entries > (1u << 16) || htod_id > 0xFFFF ||
+        dtoh_id > 0xFFFF ||
+        (unsigned long long)sq_offset + (unsigned long long)sq_entries * SQE_SIZE >
+            (unsigned long long)self->region.len) {
+        release_all(self);
+        PyErr_SetString(PyExc_ValueError, "submission ring geometry does not fit the region");
+        return -1;
+    }
+    self->sq_offset = (uint32_t)sq_offset;
+    self->sq_mask = (uint32_t)sq_entries - 1;
+    self->htod_id = (uint16_t)htod_id;
+    self->dtoh_id = (uint16_t)dtoh_id;
+    self->latency = PyObject_GetAttr(counters, str_latency);
+    self->cq_space = PyObject_GetAttr(cq, str_space);
+    self->cq_push = PyObject_GetAttr(cq, str_push);
+    if (!self->latency || !self->cq_space || !self->cq_push) {
+        release_all(self);
+        return -1;
+    }
+    if (!PyList_CheckExact(self->latency) || PyList_GET_SIZE(self->latency) != LATENCY_BUCKETS) {
+        release_all(self);
+        PyErr_SetString(PyExc_TypeError, "counters.latency must be a list of the latency buckets");
+        return -1;
+    }
+    self->counters = Py_NewRef(counters);
+    self->mem_version = self->pin_version = -1;
+    return 0;
+}
+
+static int fc_traverse(FastCopy *self, visitproc visit, void *arg) {
+    Py_VISIT(self->counters);
+    Py_VISIT(self->latency);
+    Py_VISIT(self->cq_space);
+    Py_VISIT(self->cq_push);
+    Py_VISIT(self->executor);
+    Py_VISIT(self->client);
+    Py_VISIT(self->memory);
+    Py_VISIT(self->allocator);
+    Py_VISIT(self->streams);
+    Py_VISIT(self->captures);
+    Py_VISIT(self->faults);
+    return 0;
+}
+
+static int fc_clear(FastCopy *self) {
+    release_all(self);
+    return 0;
+}
+
+static void fc_dealloc(FastCopy *self) {
+    PyObject_GC_UnTrack(self);
+    release_all(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* bind(executor, client, pinned_view, memory, allocator, streams, captures, faults): the context
+ * whose copies this object serves; forgets every cached fact. */
+static PyObject *fc_bind(FastCopy *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 8) {
+        PyErr_SetString(PyExc_TypeError,
+                        "bind(executor, client, pinned_view, memory, allocator, streams, captures, faults)");
+        return NULL;
+    }
+    if (!self->region_held) {
+        PyErr_SetString(PyExc_ValueError, "FastCopy used after release()");
+        return NULL;
+    }
+    if (!PyDict_CheckExact(args[5]) || !PyDict_CheckExact(args[6]) || !PyList_CheckExact(args[7])) {
+        PyErr_SetString(PyExc_TypeError, "streams and captures must be dicts, faults a list");
+        return NULL;
+    }
+    unbind(self);
+    if (PyObject_GetBuffer(args[2], &self->pinned, PyBUF_WRITABLE) < 0)
+        return NULL;
+    self->pinned_held = 1;
+    self->executor = Py_NewRef(args[0]);
+    self->client = Py_NewRef(args[1]);
+    self->memory = Py_NewRef(args[3]);
+    self->allocator = Py_NewRef(args[4]);
+    self->streams = Py_NewRef(args[5]);
+    self->captures = Py_NewRef(args[6]);
+    self->faults = Py_NewRef(args[7]);
+    Py_RETURN_NONE;
+}
+
+/* a non-negative int attribute of obj that fits a long long; -1 (and no exception) on anything else */
+static long long version_of(PyObject *obj) {
+    PyObject *v = PyObject_GetAttr(obj, str_version);
+    if (!v) {
+        PyErr_Clear();
+        return -1;
+    }
+    long long x = PyLong_Check(v) ? PyLong_AsLongLong(v) : -1;
+    Py_DECREF(v);
+    if (x == -1 && PyErr_Occurred())
+        PyErr_Clear();
+    return x < 0 ? -1 : x;
+}
+
+/* the caches hold only while nothing was freed since they were filled */
+static int caches_current(FastCopy *self) {
+    long long mv = version_of(self->memory), pv = version_of(self->allocator);
+    if (mv < 0 || pv < 0)
+        return 0;
+    if (mv != self->mem_version) {
+        forget_blocks(self);
+        self->mem_version = mv;
+    }
+    if (pv != self->pin_version) {
+        forget_ranges(self);
+        self->pin_version = pv;
+    }
+    return 1;
+}
+
+static PyObject *fc_learn_block(FastCopy *self, PyObject *const *args, Py_ssize_t nargs) {
+    unsigned long long start, size;
+    long long version;
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "learn_block(start, size, buffer, version)");
+        return NULL;
+    }
+    start = PyLong_AsUnsignedLongLong(args[0]);
+    if (PyErr_Occurred())
+        return NULL;
+    size = PyLong_AsUnsignedLongLong(args[1]);
+    if (PyErr_Occurred())
+        return NULL;
+    version = PyLong_AsLongLong(args[3]);
+    if (version == -1 && PyErr_Occurred())
+        return NULL;
+    if (!self->memory)
+        Py_RETURN_FALSE;
+    if (version != self->mem_version) {
+        forget_blocks(self);
+        self->mem_version = version;
+    }
+    Block fresh;
+    if (PyObject_GetBuffer(args[2], &fresh.view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0)
+        return NULL;
+    if (size == 0 || size > (unsigned long long)fresh.view.len || start + size < start) {
+        PyBuffer_Release(&fresh.view);
+        Py_RETURN_FALSE;
+    }
+    fresh.start = start;
+    fresh.size = size;
+    fresh.host = (uint8_t *)fresh.view.buf;
+    for (int i = 0; i < self->nblocks; i++)
+        if (self->blocks[i].start == start) { /* the same block again: replace its entry */
+            PyBuffer_Release(&self->blocks[i].view);
+            self->blocks[i] = fresh;
+            Py_RETURN_TRUE;
+        }
+    int slot;
+    if (self->nblocks < NBLOCKS) {
+        slot = self->nblocks++;
+    } else {
+        slot = self->next_block;
+        self->next_block = (self->next_block + 1) % NBLOCKS;
+        PyBuffer_Release(&self->blocks[slot].view);
+    }
+    self->blocks[slot] = fresh;
+    Py_RETURN_TRUE;
+}
+
+static PyObject *fc_learn_range(FastCopy *self, PyObject *const *args, Py_ssize_t nargs) {
+    unsigned long long start, end;
+    long long version;
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "learn_range(start, end, version)");
+        return NULL;
+    }
+    start = PyLong_AsUnsignedLongLong(args[0]);
+    if (PyErr_Occurred())
+        return NULL;
+    end = PyLong_AsUnsignedLongLong(args[1]);
+    if (PyErr_Occurred())
+        return NULL;
+    version = PyLong_AsLongLong(args[2]);
+    if (version == -1 && PyErr_Occurred())
+        return NULL;
+    if (!self->pinned_held || start >= end || end > (unsigned long long)self->pinned.len)
+        Py_RETURN_FALSE;
+    if (version != self->pin_version) {
+        forget_ranges(self);
+        self->pin_version = version;
+    }
+    for (int i = 0; i < self->nranges; i++)
+        if (self->ranges[i].start == start) {
+            self->ranges[i].end = end;
+            Py_RETURN_TRUE;
+        }
+    int slot;
+    if (self->nranges < NRANGES) {
+        slot = self->nranges++;
+    } else {
+        slot = self->next_range;
+        self->next_range = (self->next_range + 1) % NRANGES;
+    }
+    self->ranges[slot].start = start;
+    self->ranges[slot].end = end;
+    Py_RETURN_TRUE;
+}
+
+static inline const Block *find_block(const FastCopy *self, uint64_t ptr, uint64_t count) {
+    for (int i = 0; i < self->nblocks; i++) {
+        const Block *b = &self->blocks[i];
+        if (ptr >= b->start && ptr - b->start < b->size && count <= b->size - (ptr - b->start))
+            return b;
+    }
+    return NULL;
+}
+
+static inline int range_known(const FastCopy *self, uint64_t offset, uint64_t count) {
+    for (int i = 0; i < self->nranges; i++) {
+        const Range *r = &self->ranges[i];
+        if (offset >= r->start && offset < r->end && count <= r->end - offset)
+            return 1;
+    }
+    return 0;
+}
+
+/* whether stream handle h names a live stream of the context (0, the legacy stream, always does) */
+static int stream_live(FastCopy *self, uint32_t h) {
+    if (h == 0)
+        return 1;
+    PyObject *key = PyLong_FromUnsignedLong(h);
+    if (!key)
+        return -1;
+    int found = PyDict_Contains(self->streams, key);
+    Py_DECREF(key);
+    return found;
+}
+
+/* completion room for one more entry: 1, 0 (none), -1 (the Python path should look: it raises) */
+static int cq_room(FastCopy *self) {
+    PyObject *r = PyObject_CallNoArgs(self->cq_space);
+    if (!r) {
+        PyErr_Clear();
+        return -1;
+    }
+    long space = PyLong_AsLong(r);
+    Py_DECREF(r);
+    if (space == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return -1;
+    }
+    return space > 0;
+}
+
+static int push_done(FastCopy *self, uint32_t seq, uint16_t call_id) {
+    PyObject *s = PyLong_FromUnsignedLong(seq), *c = PyLong_FromUnsignedLong(call_id);
+    PyObject *zero = PyLong_FromLong(0);
+    PyObject *r = NULL;
+    if (s && c && zero) {
+        PyObject *argv[3] = {s, c, zero};
+        r = PyObject_Vectorcall(self->cq_push, argv, 0, kw_completion);
+    }
+    Py_XDECREF(s);
+    Py_XDECREF(c);
+    Py_XDECREF(zero);
+    if (!r)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+static int add_to(PyObject *obj, PyObject *name, unsigned long long amount) {
+    if (!amount)
+        return 0;
+    PyObject *old = PyObject_GetAttr(obj, name);
+    if (!old)
+        return -1;
+    PyObject *delta = PyLong_FromUnsignedLongLong(amount);
+    PyObject *sum = delta ? PyNumber_Add(old, delta) : NULL;
+    Py_DECREF(old);
+    Py_XDECREF(delta);
+    if (!sum)
+        return -1;
+    int rc = PyObject_SetAttr(obj, name, sum);
+    Py_DECREF(sum);
+    return rc;
+}
+
+static int add_latency(PyObject *list, const unsigned long long *hist) {
+    for (int i = 0; i < LATENCY_BUCKETS; i++) {
+        if (!hist[i])
+            continue;
+        PyObject *delta = PyLong_FromUnsignedLongLong(hist[i]);
+        PyObject *sum = delta ? PyNumber_Add(PyList_GET_ITEM(list, i), delta) : NULL;
+        Py_XDECREF(delta);
+        if (!sum)
+            return -1;
+        PyList_SetItem(list, i, sum); /* steals sum, drops the old item */
+    }
+    return 0;
+}
+
+/* serve(head, limit, async_run, async_cap, ns_left) -> served; see the theory at the top */
+static PyObject *fc_serve(FastCopy *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "serve(head, limit, async_run, async_cap, ns_left)");
+        return NULL;
+    }
+    unsigned long head = PyLong_AsUnsignedLongMask(args[0]);
+    long long limit = PyLong_AsLongLong(args[1]);
+    long long async_run = PyLong_AsLongLong(args[2]);
+    long long async_cap = PyLong_AsLongLong(args[3]);
+    long long ns_left = PyLong_AsLongLong(args[4]);
+    if (PyErr_Occurred())
+        return NULL;
+    self->async_run = async_run;
+    if (!self->region_held || !self->pinned_held || limit <= 0 || PyDict_GET_SIZE(self->captures) ||
+        PyList_GET_SIZE(self->faults))
+        return PyLong_FromLong(0);
+    PyObject *client = PyObject_GetAttr(self->executor, str_pinned);
+    if (!client)
+        return NULL;
+    Py_DECREF(client); /* only its identity matters: the executor still holds it */
+    if (client != self->client || !caches_current(self))
+        return PyLong_FromLong(0);
+    __atomic_thread_fence(__ATOMIC_ACQUIRE); /* the entries up to the tail the caller saw are published */
+    const uint8_t *ring = (const uint8_t *)self->region.buf + self->sq_offset;
+    uint8_t *pinned = (uint8_t *)self->pinned.buf;
+    unsigned long long hist[LATENCY_BUCKETS] = {0}, htod = 0, dtoh = 0, asyncs = 0, spent = 0;
+    long long served = 0;
+    int failed = 0;
+    uint64_t t = now_ns();
+    while (served < limit) {
+        const uint8_t *slot = ring + (size_t)(((uint32_t)head + (uint32_t)served) & self->sq_mask) * SQE_SIZE;
+        uint32_t h[8];
+        uint64_t a[4];
+        memcpy(h, slot, sizeof h); /* once: the guest may rewrite the slot while we look */
+        memcpy(a, slot + SQE_HEADER, sizeof a);
+        uint16_t call_id = (uint16_t)(h[1] & 0xFFFF);
+        uint32_t flags = h[1] >> 16;
+        if ((call_id != self->htod_id && call_id != self->dtoh_id) || h[7] != 0 || (flags & ~FLAG_ASYNC) ||
+            h[6] != COPY_ARGS || h[3] != 0 || h[5] != 0)
+            break;
+        int is_async = (flags & FLAG_ASYNC) != 0;
+        uint64_t device = a[0], offset = a[1], count = a[2];
+        uint32_t stream = (uint32_t)a[3];
+        if (count == 0 || (is_async && async_cap > 0 && self->async_run + 1 >= async_cap))
+            break;
+        int live = stream_live(self, stream);
+        if (live < 0) {
+            failed = 1;
+            break;
+        }
+        if (!live || !range_known(self, offset, count))
+            break;
+        const Block *block = find_block(self, device, count);
+        if (!block)
+            break;
+        if (!is_async && cq_room(self) != 1)
+            break; /* no room: the Python path sets cq_blocked (or raises for an impossible head) */
+        uint8_t *dev = block->host + (device - block->start);
+        if (call_id == self->htod_id) {
+            memcpy(dev, pinned + offset, (size_t)count);
+            htod += count;
+        } else {
+            memcpy(pinned + offset, dev, (size_t)count);
+            dtoh += count;
+        }
+        if (is_async) {
+            asyncs++;
+            self->async_run++;
+        } else {
+            self->async_run = 0;
+            if (push_done(self, h[0], call_id) < 0) {
+                /* only a guest that moved its completion head under us: the next look at the ring
+                 * in Python raises for it; this entry was served */
+                PyErr_Clear();
+            }
+        }
+        served++;
+        uint64_t after = now_ns(), duration = after - t;
+        t = after;
+        spent += duration;
+        unsigned long long bucket = duration >> 10;
+        int b = 0;
+        while (bucket) {
+            b++;
+            bucket >>= 1;
+        }
+        hist[b < LATENCY_BUCKETS - 1 ? b : LATENCY_BUCKETS - 1]++;
+        if ((long long)spent > ns_left)
+            break; /* slow copies: the worker beats and looks at its control socket first */
+    }
+    if (served && (add_to(self->counters, str_calls, (unsigned long long)served) < 0 ||
+                   add_to(self->counters, str_async_calls, asyncs) < 0 ||
+                   add_to(self->counters, str_bytes_htod, htod) < 0 ||
+                   add_to(self->counters, str_bytes_dtoh, dtoh) < 0 ||
+                   add_to(self->counters, str_latency_sum_ns, spent) < 0 || add_latency(self->latency, hist) < 0))
+        failed = 1;
+    if (failed) {
+        if (served) /* what was served stays served: the caller advances past it, then sees the error */
+            PyErr_Clear();
+        else
+            return NULL;
+    }
+    return PyLong_FromLongLong(served);
+}
+
+static PyObject *fc_forget(FastCopy *self, PyObject *Py_UNUSED(ignored)) {
+    forget_blocks(self);
+    forget_ranges(self);
+    Py_RETURN_NONE;
+}
+
+static PyObject *fc_release(FastCopy *self, PyObject *Py_UNUSED(ignored)) {
+    release_all(self);
+    Py_RETURN_NONE;
+}
+
+static PyObject *fc_get_async_run(FastCopy *self, void *Py_UNUSED(c)) {
+    return PyLong_FromLongLong(self->async_run);
+}
+
+static PyObject *fc_get_cached(FastCopy *self, void *Py_UNUSED(c)) {
+    return Py_BuildValue("(ii)", self->nblocks, self->nranges);
+}
+
+static PyGetSetDef fc_getset[] = {
+    {"async_run", (getter)fc_get_async_run, NULL, "asynchronous calls since the last that waited", NULL},
+    {"cached", (getter)fc_get_cached, NULL, "(device blocks, pinned ranges) known now", NULL},
+    {NULL},
+};
+
+static PyMethodDef fc_methods[] = {
+    {"bind", (PyCFunction)(void (*)(void))fc_bind, METH_FASTCALL, "the context whose copies are served"},
+    {"serve", (PyCFunction)(void (*)(void))fc_serve, METH_FASTCALL, "serve pinned copies at the head"},
+    {"learn_block", (PyCFunction)(void (*)(void))fc_learn_block, METH_FASTCALL, "a live device block"},
+    {"learn_range", (PyCFunction)(void (*)(void))fc_learn_range, METH_FASTCALL, "a live pinned range"},
+    {"forget", (PyCFunction)fc_forget, METH_NOARGS, "drop every cached fact"},
+    {"release", (PyCFunction)fc_release, METH_NOARGS, "drop every buffer and reference held"},
+    {NULL},
+};
+
+static PyTypeObject FastCopyType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "mediator._copyfast.FastCopy",
+    .tp_basicsize = sizeof(FastCopy),
+    .tp_dealloc = (destructor)fc_dealloc,
+    .tp_traverse = (traverseproc)fc_traverse,
+    .tp_clear = (inquiry)fc_clear,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "pinned copies of one channel served in C (see native/copyfast.c)",
+    .tp_methods = fc_methods,
+    .tp_getset = fc_getset,
+    .tp_init = (initproc)fc_init,
+    .tp_new = PyType_GenericNew,
+};
+
+static struct PyModuleDef copyfast_module = {
+    PyModuleDef_HEAD_INIT, "mediator._copyfast", "Pinned copies served in C (see native/copyfast.c).", -1,
+    NULL,
+};
+
+PyMODINIT_FUNC PyInit__copyfast(void) {
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+    PyErr_SetString(PyExc_ImportError, "mediator._copyfast supports little-endian hosts only");
+    return NULL;
+#endif
+#define INTERN(var, s)                                                                                \
+    if (!(var = PyUnicode_InternFromString(s)))                                                       \
+        return NULL;
+    INTERN(str_version, "version")
+    INTERN(str_pinned, "pinned")
+    INTERN(str_calls, "calls")
+    INTERN(str_async_calls, "async_calls")
+    INTERN(str_bytes_htod, "bytes_htod")
+    INTERN(str_bytes_dtoh, "bytes_dtoh")
+    INTERN(str_latency_sum_ns, "latency_sum_ns")
+    INTERN(str_latency, "latency")
+    INTERN(str_space, "space")
+    INTERN(str_push, "push")
+    PyObject *seq = PyUnicode_InternFromString("seq"), *call_id = PyUnicode_InternFromString("call_id"),
+             *status = PyUnicode_InternFromString("status");
+    if (!seq || !call_id || !status)
+        return NULL;
+    kw_completion = PyTuple_Pack(3, seq, call_id, status);
+    Py_DECREF(seq);
+    Py_DECREF(call_id);
+    Py_DECREF(status);
+    if (!kw_completion || PyType_Ready(&FastCopyType) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&copyfast_module);
+    if (!m)
+        return NULL;
+    if (PyModule_AddObjectRef(m, "FastCopy", (PyObject *)&FastCopyType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -1,0 +1,330 @@
+"""Pinned copies served in C (#19, ``mediator._pinned_fast``, native/copyfast.c): the bytes are bitwise
+right, the C path really serves them, and everything it must not serve falls back to the Python path
+and is answered exactly as before. Each case runs twice over real rings, once with the C path and
+once without it, and everything the guest and the operator can see must agree: completions, what the
+drains served, the counters, the log, device memory and the pinned area."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pytest
+import structlog
+
+from executor import PinnedArea, PinnedClient
+from mediator import _pinned_fast, _server
+from mediator._server import RingServer
+from protocol import CALLS_BY_NAME, CUresult, SubmitFlags, encode_args
+from tests.reliability._ring_pair import RingPair
+
+pytestmark = pytest.mark.skipif(not _pinned_fast.ACCELERATED, reason="mediator._copyfast is not built")
+
+PAGE = 4096
+AREA = 64 * PAGE
+BLOCK = 16 * PAGE
+ASYNC = int(SubmitFlags.ASYNC)
+HTOD = CALLS_BY_NAME["memcpy_htod_pinned"].call_id
+DTOH = CALLS_BY_NAME["memcpy_dtoh_pinned"].call_id
+COPY_ARGS = struct.Struct("<QQQI4x")
+#: counters that must agree between the two paths (latency differs by nature: only its total count)
+COUNTED = ("calls", "errors", "protocol_errors", "async_calls", "bytes_htod", "bytes_dtoh", "latched_errors",
+           "throttles")
+
+Entry = dict[str, Any]
+
+
+@dataclass
+class Side:
+    """One ring pair with a pinned area, a pinned range, a device block and a stream, and what its
+    guest has seen so far."""
+
+    fast: bool
+    pair: RingPair = field(init=False)
+    area: PinnedArea = field(init=False)
+    client: PinnedClient = field(init=False)
+    host: int = 0  # pinned offset of the guest's range (8 pages)
+    dev: int = 0  # device block (BLOCK bytes)
+    stream: int = 0
+    seen: list[tuple[Any, ...]] = field(default_factory=list)
+    python_copies: int = 0  # pinned copies the Python handler ran
+    orig: bytes = b""  # what the guest's range held at first
+
+    def __post_init__(self) -> None:
+        self.pair = RingPair()
+        self.area = PinnedArea(memoryview(bytearray(AREA)))
+        self.client = self.pair.executor.pinned = self.area.client()
+        server = self.pair.server
+        if not self.fast:
+            server.pinned_fast = None
+        for call_id in (HTOD, DTOH):
+            self._count_python(server, call_id)
+        self.host = self.value("mem_host_alloc", "offset", bytesize=8 * PAGE, flags=0)
+        self.dev = self.value("mem_alloc", "dptr", bytesize=BLOCK)
+        self.stream = self.value("stream_create", "stream", flags=1)
+        self.orig = np.random.default_rng(19).integers(0, 256, 8 * PAGE, dtype=np.uint8).tobytes()
+        self.area.view[self.host:self.host + 8 * PAGE] = self.orig
+        self.seen.clear()
+
+    def _count_python(self, server: RingServer, call_id: int) -> None:
+        call = server._calls[call_id]
+        handler = call.handler
+        assert handler is not None
+
+        def counted(args: Any, io: Any) -> Any:
+            self.python_copies += 1
+            return handler(args, io)
+
+        call.handler = counted
+
+    def value(self, name: str, field_name: str, **args: Any) -> int:
+        answer = self.pair.call(name, **args)
+        assert answer.status == 0, (name, answer)
+        return int(getattr(answer.result, field_name))
+
+    def submit(self, entries: list[Entry], budget: int = 256, *, pop: bool = True) -> None:
+        """Push ``entries`` (a call name and its arguments; ``flags``, ``raw`` arguments, ``in_len``
+        optional), drain once, and record the drain and (``pop``) every completion."""
+        pair = self.pair
+        for entry in entries:
+            spec = CALLS_BY_NAME[entry["name"]]
+            raw = entry.get("raw")
+            if raw is None:
+                raw = encode_args(spec.args(**entry["args"]))
+            pair.seq += 1
+            assert pair.sq.push(seq=pair.seq, call_id=spec.call_id, args=raw, flags=entry.get("flags", 0),
+                                in_off=entry.get("in_off", 0), in_len=entry.get("in_len", 0))
+        server = pair.server
+        self.seen.append(("drain", server.drain(budget), server.cq_blocked))
+        while pop and pair.cq.pending():
+            c = pair.cq.pop()
+            self.seen.append((c.seq, c.call_id, c.status, c.flags, c.out_len))
+
+    def copy(self, way: int, *, count: int = 8 * PAGE, offset: int = 0, dev_offset: int = 0,
+             stream: int | None = None, flags: int = 0) -> Entry:
+        name = "memcpy_htod_pinned" if way == HTOD else "memcpy_dtoh_pinned"
+        device = "dst" if way == HTOD else "src"
+        return {"name": name, "flags": flags,
+                "args": {device: self.dev + dev_offset, "offset": self.host + offset, "count": count,
+                         "stream": self.stream if stream is None else stream}}
+
+    def state(self) -> dict[str, Any]:
+        counters = self.pair.counters
+        return {"seen": self.seen, **{name: getattr(counters, name) for name in COUNTED},
+                "latency_count": sum(counters.latency), "latched": self.pair.server.latched,
+                "device": bytes(self.pair.executor.memory.read(self.dev, BLOCK)) if self._dev_live() else None,
+                "area": bytes(self.area.view)}
+
+    def _dev_live(self) -> bool:
+        return self.pair.executor.memory.allocations.find(self.dev) is not None
+
+    def close(self) -> None:
+        self.pair.close()
+
+
+@pytest.fixture
+def sides() -> Iterator[tuple[Side, Side]]:
+    fast, slow = Side(fast=True), Side(fast=False)
+    try:
+        yield fast, slow
+    finally:
+        fast.close()
+        slow.close()
+
+
+def both(sides: tuple[Side, Side], script: Callable[[Side], None]) -> tuple[Side, Side]:
+    """Run ``script`` on both sides, logs captured, and require that everything seen agrees."""
+    fast, slow = sides
+    logged = []
+    for side in sides:
+        with structlog.testing.capture_logs() as logs:
+            script(side)
+        logged.append([(e["event"], e.get("call"), e.get("status")) for e in logs])
+    assert fast.state() == slow.state()
+    assert logged[0] == logged[1]
+    return fast, slow
+
+
+# -- served in C, bitwise right ---------------------------------------------------------------------
+
+def test_copies_are_served_in_c_after_the_first_and_move_exactly_the_bytes(
+        sides: tuple[Side, Side]) -> None:
+    def script(side: Side) -> None:
+        side.submit([side.copy(HTOD)])  # served in Python: it teaches the C path block and range
+        side.submit([side.copy(HTOD, count=3 * PAGE + 5, offset=PAGE + 3, dev_offset=7 * PAGE + 1,
+                               flags=ASYNC)] * 4
+                    + [side.copy(DTOH, count=PAGE - 1, offset=5 * PAGE, dev_offset=11, flags=ASYNC),
+                       side.copy(DTOH, count=2 * PAGE, offset=6 * PAGE, dev_offset=8 * PAGE, stream=0)])
+
+    fast, slow = both(sides, script)
+    assert fast.python_copies == 1 and slow.python_copies == 7
+    assert fast.pair.server.pinned_fast is not None and fast.pair.server.pinned_fast.c.cached == (1, 1)
+    orig, host = fast.orig, bytes(fast.area.view[fast.host:fast.host + 8 * PAGE])
+    device = bytes(fast.pair.executor.memory.read(fast.dev, BLOCK))
+    assert device[:7 * PAGE] == orig[:7 * PAGE]  # the first copy, where the later ones did not land
+    assert device[7 * PAGE + 1:10 * PAGE + 6] == orig[PAGE + 3:4 * PAGE + 8]
+    assert host[5 * PAGE:6 * PAGE - 1] == orig[11:PAGE + 10]
+    assert host[6 * PAGE:8 * PAGE] == orig[2 * PAGE + 2:4 * PAGE + 2]
+    assert fast.pair.counters.bytes_htod == 8 * PAGE + 4 * (3 * PAGE + 5)
+
+
+# -- everything else falls back and is answered as before ------------------------------------------
+
+def _warm(side: Side) -> None:
+    side.submit([side.copy(HTOD)])
+
+
+def _other_process_range(side: Side) -> None:
+    other = side.area.client().alloc(PAGE, "test")
+    side.submit([side.copy(HTOD, offset=other - side.host, count=PAGE)])
+
+
+def _freed_range(side: Side) -> None:
+    side.pair.call("mem_free_host", offset=side.host)
+    side.submit([side.copy(HTOD), side.copy(DTOH, flags=ASYNC)])
+
+
+def _past_the_range(side: Side) -> None:
+    side.submit([side.copy(HTOD, offset=PAGE, count=8 * PAGE), side.copy(DTOH, offset=8 * PAGE, count=1)])
+
+
+def _freed_block(side: Side) -> None:
+    side.pair.call("mem_free", dptr=side.dev)
+    side.submit([side.copy(DTOH), side.copy(HTOD, flags=ASYNC)])
+
+
+def _past_the_block(side: Side) -> None:
+    side.submit([side.copy(HTOD, dev_offset=BLOCK - PAGE, count=2 * PAGE),
+                 side.copy(DTOH, dev_offset=BLOCK, count=1), side.copy(HTOD, dev_offset=-1, count=1)])
+
+
+def _vmm_memory(side: Side) -> None:
+    granule = 2 << 20
+    handle = side.value("mem_create", "handle", size=granule, device=0, flags=0)
+    ptr = side.value("mem_address_reserve", "dptr", size=granule, alignment=0, addr=0, flags=0)
+    assert side.pair.call("mem_map", ptr=ptr, size=granule, offset=0, handle=handle, flags=0).status == 0
+    assert side.pair.call("mem_set_access", ptr=ptr, size=granule, device=0, flags=3).status == 0
+    side.submit([side.copy(HTOD, dev_offset=ptr - side.dev)] * 2 + [side.copy(DTOH, dev_offset=ptr - side.dev)])
+
+
+def _destroyed_stream(side: Side) -> None:
+    side.pair.call("stream_destroy", stream=side.stream)
+    side.submit([side.copy(HTOD), side.copy(HTOD, stream=0), side.copy(DTOH, stream=side.stream + 99)])
+
+
+def _capture(side: Side) -> None:
+    assert side.pair.call("stream_begin_capture", stream=side.stream, mode=2).status == 0
+    side.submit([side.copy(HTOD, flags=ASYNC), side.copy(DTOH, stream=0), side.copy(HTOD)])
+    side.submit([{"name": "stream_end_capture", "args": {"stream": side.stream}}])
+
+
+def _injected_fault(side: Side) -> None:
+    side.pair.executor.inject_fault(CUresult.CUDA_ERROR_LAUNCH_FAILED, sticky=False)
+    side.submit([side.copy(HTOD, flags=ASYNC), side.copy(HTOD), side.copy(DTOH)])
+
+
+def _sticky(side: Side) -> None:
+    side.pair.executor.inject_fault(CUresult.CUDA_ERROR_ILLEGAL_ADDRESS, sticky=True)
+    side.submit([side.copy(HTOD)] * 3)
+
+
+def _latched(side: Side) -> None:
+    side.submit([side.copy(HTOD, flags=ASYNC, count=BLOCK + PAGE), side.copy(HTOD, flags=ASYNC),
+                 side.copy(DTOH)])
+    side.submit([side.copy(DTOH)])
+
+
+def _traced(side: Side) -> None:
+    traced: list[tuple[int, str, int]] = []
+    side.pair.server.trace = lambda sub, name, status, _ns: traced.append((sub.seq, name, status))
+    side.submit([side.copy(HTOD, flags=ASYNC), side.copy(DTOH)])
+    side.pair.server.trace = None
+    side.seen.append(tuple(traced))
+
+
+def _malformed(side: Side) -> None:
+    good = side.copy(HTOD)
+    side.submit([{**good, "flags": int(SubmitFlags.CHUNK_MORE)},
+                 {**good, "raw": encode_args(CALLS_BY_NAME["memcpy_htod_pinned"].args(**good["args"]))[:24]},
+                 {**good, "in_len": 16}, {**good, "in_off": side.pair.region.layout.arena_size, "in_len": 1},
+                 side.copy(HTOD, count=0), side.copy(DTOH, count=0, offset=AREA),
+                 {**good, "raw": COPY_ARGS.pack(side.dev, side.host, 1 << 63, 0)}])
+
+
+def _completion_ring_full(side: Side) -> None:
+    entries = side.pair.region.layout.cq_entries
+    side.submit([side.copy(HTOD)] * (entries - 1), pop=False)  # one completion's room left
+    side.submit([side.copy(DTOH, flags=ASYNC)] * 2 + [side.copy(DTOH)] * 3, pop=False)
+    side.submit([])  # still full: nothing served, then every completion popped
+    side.submit([side.copy(HTOD)])
+
+
+def _async_cap(side: Side) -> None:
+    side.pair.server.max_async_inflight = 3
+    side.submit([side.copy(HTOD, flags=ASYNC)] * 7 + [side.copy(DTOH)] + [side.copy(HTOD, flags=ASYNC)] * 4)
+
+
+def _budget(side: Side) -> None:
+    side.submit([side.copy(HTOD, flags=ASYNC)] * 6, budget=4)
+    side.submit([], budget=4)
+
+
+def _batch_time(side: Side) -> None:
+    with pytest.MonkeyPatch.context() as patch:  # every call takes longer than a drain may
+        patch.setattr(_server, "BATCH_NS", 0)
+        side.submit([side.copy(HTOD, flags=ASYNC)] * 3 + [side.copy(DTOH)])
+        side.submit([])
+
+
+@pytest.mark.parametrize("case", [
+    _other_process_range, _freed_range, _past_the_range, _freed_block, _past_the_block, _vmm_memory,
+    _destroyed_stream, _capture, _injected_fault, _sticky, _latched, _traced, _malformed,
+    _completion_ring_full, _async_cap, _budget, _batch_time,
+], ids=lambda case: case.__name__.strip("_"))
+def test_what_c_must_not_serve_is_answered_as_the_python_path_answers_it(
+        sides: tuple[Side, Side], case: Callable[[Side], None]) -> None:
+    def script(side: Side) -> None:
+        _warm(side)  # the C path knows the block, the range and the stream before the case starts
+        case(side)
+        side.submit([side.copy(HTOD), side.copy(DTOH, flags=ASYNC)])  # and serves again afterwards
+
+    both(sides, script)
+
+
+def test_a_fresh_pinned_client_is_learned_afresh_and_the_old_ones_ranges_are_not_trusted(
+        sides: tuple[Side, Side]) -> None:
+    def script(side: Side) -> None:
+        _warm(side)
+        old = side.host
+        side.client = side.pair.executor.pinned = side.area.client()  # a new context's handle
+        side.submit([side.copy(HTOD)])  # the old client's range: refused
+        side.host = side.client.alloc(8 * PAGE, "test")
+        side.submit([side.copy(HTOD), side.copy(HTOD, flags=ASYNC)])
+        side.seen.append((old, side.host))
+
+    fast, _ = both(sides, script)
+    assert fast.python_copies == 3  # the warm-up, the refusal, the new client's first copy
+
+
+def test_without_the_extension_the_python_path_serves(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_pinned_fast, "_copyfast", None)
+    side = Side(fast=True)
+    try:
+        assert side.pair.server.pinned_fast is None
+        side.submit([side.copy(HTOD), side.copy(DTOH, flags=ASYNC)])
+        assert side.python_copies == 2 and side.seen[-1][2] == 0
+    finally:
+        side.close()
+
+
+def test_released_with_its_region() -> None:
+    side = Side(fast=True)
+    _warm(side)
+    fast = side.pair.server.pinned_fast
+    assert fast is not None and fast.c.cached == (1, 1)
+    side.close()  # releases the region, then closes the mapping: no buffer may still be exported
+    assert fast.c.cached == (0, 0)
+    assert fast.c.serve(0, 1, 0, 0, 1 << 40) == 0
