@@ -138,62 +138,82 @@ class _Groups:
     threads are consecutive, in row order; the rest describes the sorted sequence."""
 
     def __init__(self, f: Frame, space: str, rows: Index, addrs: Array) -> None:
+        n = rows.size
         owner = _owners(f, space, rows, addrs)
-        if owner is None:
-            self.order: Index = np.argsort(addrs, kind="stable")
-            sa = addrs[self.order]
-            new = np.empty(rows.size, dtype=np.bool_)
-            new[0] = True
-            np.not_equal(sa[1:], sa[:-1], out=new[1:])
+        index_bits = max(n - 1, 1).bit_length()
+        addr_bits = int(addrs.max()).bit_length()
+        owner_bits = 0 if owner is None else int(owner.max()).bit_length()
+        new = np.empty(n, dtype=np.bool_)
+        new[0] = True
+        if owner_bits + addr_bits + index_bits <= 64:
+            # one key (owner, address, row) per thread: a plain sort of distinct keys is stable
+            key = (addrs << np.uint64(index_bits)) | np.arange(n, dtype=np.uint64)
+            if owner is not None:
+                key |= owner << np.uint64(addr_bits + index_bits)
+            key.sort()
+            self.order: Index = (key & np.uint64((1 << index_bits) - 1)).astype(np.intp)
+            location = key >> np.uint64(index_bits)
+            np.not_equal(location[1:], location[:-1], out=new[1:])
+        else:  # addresses too wide to pack (generic ones into shared or local memory)
+            keys = (addrs,) if owner is None else (addrs, owner)
+            self.order = np.lexsort(keys)  # stable: row order within a location
+            new[1:] = False
+            for k in keys:
+                sk = k[self.order]
+                new[1:] |= sk[1:] != sk[:-1]
+        if new.all():  # a location per thread (common: no sequences to describe)
+            self.starts: Index = np.arange(rows.size)
+            self.lengths: Index = np.ones(rows.size, dtype=np.intp)
+            self.group: Index = self.starts
+            self.pos: Index = np.zeros(rows.size, dtype=np.intp)
         else:
-            self.order = np.lexsort((addrs, owner))  # stable: row order within a location
-            sa, so = addrs[self.order], owner[self.order]
-            new = np.empty(rows.size, dtype=np.bool_)
-            new[0] = True
-            new[1:] = (sa[1:] != sa[:-1]) | (so[1:] != so[:-1])
-        self.starts: Index = np.flatnonzero(new)
-        self.lengths: Index = np.diff(np.append(self.starts, rows.size))
-        self.group: Index = np.cumsum(new) - 1  # sorted thread -> its location
-        self.pos: Index = np.arange(rows.size) - self.starts[self.group]  # its place in the location's order
+            self.starts = np.flatnonzero(new)
+            self.lengths = np.diff(np.append(self.starts, rows.size))
+            self.group = np.cumsum(new) - 1  # sorted thread -> its location
+            self.pos = np.arange(rows.size) - self.starts[self.group]  # its place in the location's order
         self.firsts: Index = self.order[self.starts]  # one thread per location
         self.most = int(self.lengths.max())  # the rounds the serial order has
 
 
 def _owners(f: Frame, space: str, rows: Index, addrs: Array) -> Array | None:
-    """What else than the address tells locations apart: the block for shared memory, the thread for
-    local memory; ``None`` for global memory (the address alone)."""
-    blocks = f.batch.block_index[rows].astype(np.int64)
+    """What else than the address tells locations apart (as a number >= 0): the block for shared
+    memory, the thread for local memory; ``None`` for global memory (the address alone)."""
+    blocks = f.batch.block_index[rows].astype(np.uint64) + np.uint64(1)
     if space == "shared":
         return blocks
     if space != "generic":
         return None
     window = addrs >> np.uint64(WINDOW_BITS)
-    # the windows' codes as access() reads them: 1 shared, 2 local, the rest device memory
-    local = rows.astype(np.int64) + np.int64(f.batch.n)  # above every block index
-    return np.where(window == 1, blocks, np.where(window == 2, local, np.int64(-1)))
+    # the windows' codes as access() reads them: 1 shared, 2 local, the rest device memory (0)
+    local = rows.astype(np.uint64) + np.uint64(f.batch.n + 1)  # above every block's number
+    return np.where(window == 1, blocks, np.where(window == 2, local, np.uint64(0)))
 
 
 def _accumulate(ufunc: np.ufunc, base: Array, vals: Array, g: _Groups) -> tuple[Array, Array]:
     """Each thread's old value and each location's final value for an operation with a ufunc: per
-    location the row [memory value, b of its threads in order] accumulated. Locations are bucketed
-    by their thread count rounded up to a power of two, one matrix each (at most twice the threads
-    plus one column per location), so a batch costs a few calls per bucket whatever its locations."""
+    location the sequence [memory value, b of its threads in order] accumulated. Locations are
+    bucketed by their thread count rounded up to a power of two, one matrix each (a column per
+    location: at most twice the threads plus one row), so a batch costs a few calls per bucket."""
     olds = np.empty(vals.size, dtype=base.dtype)
     finals = np.empty(base.size, dtype=base.dtype)
     bucket = np.frexp((g.lengths - 1).astype(np.float64))[1]  # ceil(log2(length)) for length >= 1
     thread_bucket = bucket[g.group]
-    for k in np.unique(bucket).tolist():
+    column = np.empty(base.size, dtype=np.intp)
+    for k in np.flatnonzero(np.bincount(bucket)).tolist():
         locs = np.flatnonzero(bucket == k)
         threads = np.flatnonzero(thread_bucket == k)
-        row_of = np.empty(base.size, dtype=np.intp)
-        row_of[locs] = np.arange(locs.size)
-        rows, cols = row_of[g.group[threads]], g.pos[threads]
-        matrix = np.zeros((locs.size, (1 << int(k)) + 1), dtype=base.dtype)
-        matrix[:, 0] = base[locs]
-        matrix[rows, cols + 1] = vals[threads]
-        acc = ufunc.accumulate(matrix, axis=1)  # sequential along a row: the serial order
-        olds[threads] = acc[rows, cols]
-        finals[locs] = acc[np.arange(locs.size), g.lengths[locs]]
+        if k == 0:  # one thread on each: no sequence
+            olds[threads] = base[locs]
+            finals[locs] = ufunc(base[locs], vals[threads])
+            continue
+        column[locs] = np.arange(locs.size)
+        cols, pos = column[g.group[threads]], g.pos[threads]
+        matrix = np.zeros(((1 << int(k)) + 1, locs.size), dtype=base.dtype)
+        matrix[0] = base[locs]
+        matrix[pos + 1, cols] = vals[threads]
+        acc = ufunc.accumulate(matrix, axis=0)  # row after row: each column in the serial order
+        olds[threads] = acc[pos, cols]
+        finals[locs] = acc[g.lengths[locs], np.arange(locs.size)]
     return olds, finals
 
 
@@ -247,12 +267,15 @@ def _scan(
     if bounded and not np.array_equal(vals, np.repeat(vals[g.starts], g.lengths)):
         bounded = False  # differing bounds on a location: no closed form
     stepped = op == "cas" or (op in ("inc", "dec") and not bounded)
-    if stepped and rows.size * _STEP_PER_ROUND > g.most:
+    if stepped and 1 < g.most < rows.size * _STEP_PER_ROUND:
         return None
     size = dt.itemsize
     at, owners = addrs[g.firsts], rows[g.firsts]
     base = np.ascontiguousarray(access(f, space, owners, at, size, None)).view(dt).reshape(-1)
-    if op in _UFUNCS:
+    if g.most == 1:  # a thread on each location: one round
+        olds = base
+        finals = np.asarray(_combine(op, dt, base, vals, None if cv is None else cv[g.order])).astype(dt)
+    elif op in _UFUNCS:
         olds, finals = _accumulate(_UFUNCS[op], base, vals, g)
     elif op == "exch":
         olds, finals = _exchange(base, vals, g)
