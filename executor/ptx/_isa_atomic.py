@@ -5,15 +5,17 @@ after another, in row order. Threads on different locations are independent, so 
 only among the threads of one location, and there are two ways to compute the same results bit for
 bit:
 
-* **Rounds** (:func:`_rounds`, the reference): each round serves the next thread of every location —
-  read, combine, write — so a location with k threads takes k rounds of NumPy calls.
-* **Scans** (:func:`_scan`): the threads are grouped by location with a stable sort (a group keeps
-  the row order), each location is read once, every thread's old value and the location's final
-  value are computed from the group's values, and each location is written once. ``add`` ``min``
-  ``max`` ``and`` ``or`` ``xor`` are a ``ufunc.accumulate`` seeded with the memory's value — sequential
-  by definition, so a float sum rounds exactly as the serial order does, and integer sums wrap as
-  they do; ``exch`` hands each thread its predecessor's value; ``inc``/``dec`` with one bound per
-  location follow a closed form; ``cas`` and ``inc``/``dec`` with differing bounds are stepped
+* **Rounds** (:func:`_rounds`, the reference, used when :data:`SCANS` is off): each round serves
+  the next thread of every location — read, combine, write — so a location with k threads takes k
+  rounds of NumPy calls and memory accesses.
+* **Scans** (:func:`_scan`, the default): the threads are grouped by location with one sort (a group
+  keeps the row order), each location is read once and written once, and every thread's old value
+  and the location's final value come from the group's values. Locations with few threads each are
+  replayed round by round on those values (:func:`_replay`); busier ones take a closed form:
+  ``add`` ``min`` ``max`` ``and`` ``or`` ``xor`` a ``ufunc.accumulate`` seeded with the memory's value
+  (sequential by definition, so a float sum rounds exactly as the serial order does, and integer sums
+  wrap as they do); ``exch`` hands each thread its predecessor's value; ``inc``/``dec`` with one bound
+  per location count modulo bound + 1; ``cas`` and ``inc``/``dec`` with differing bounds are stepped
   thread by thread on Python integers (a batch holds at most ``Limits.batch_threads`` threads).
 
 A location is an address and, for shared memory, the thread's block (for a generic address into the
@@ -86,9 +88,12 @@ _STEPS: dict[str, Step] = {
 }
 #: the scans are used unless this is false (the tests turn it off to run the reference rounds)
 SCANS = True
-#: a thread stepped on Python integers costs about this fraction of one round of NumPy calls: the
-#: stepped ops take the rounds instead when their locations have few threads each
-_STEP_PER_ROUND = 1 / 200
+#: locations with at most this many threads each are replayed round by round (a few NumPy calls a
+#: round) rather than scanned (a dozen calls per power of two of the busiest location's threads)
+_REPLAY_MOST = 8
+#: a thread stepped on Python integers costs about this fraction of a replayed round: cas and
+#: inc/dec with differing bounds are replayed while their busiest location has fewer threads
+_STEP_PER_ROUND = 1 / 80
 
 
 def _combine(op: str, dt: np.dtype[Any], old: Value, b: Value, cv: Value | None) -> Value:
@@ -256,25 +261,41 @@ def _step(step: Step, base: Array, vals: Array, cvs: Array | None, g: _Groups) -
     return np.array(olds, dtype=base.dtype), np.array(finals, dtype=base.dtype)
 
 
+def _replay(
+    op: str, dt: np.dtype[Any], base: Array, vals: Array, cvs: Array | None, g: _Groups
+) -> tuple[Array, Array]:
+    """The rounds on the grouped values, without memory: round r serves each location's r-th thread
+    (cheapest when locations have few threads each)."""
+    olds = np.empty_like(vals)
+    current = base.copy()
+    by_place = np.argsort(g.pos, kind="stable")
+    start = 0
+    for end in np.cumsum(np.bincount(g.pos)).tolist():
+        threads = by_place[start:end]
+        locs = g.group[threads]
+        old = current[locs]
+        olds[threads] = old
+        current[locs] = _combine(op, dt, old, vals[threads], None if cvs is None else cvs[threads])
+        start = end
+    return olds, current
+
+
 def _scan(
     f: Frame, space: str, op: str, rows: Index, addrs: Array, b: Array, cv: Array | None, dt: np.dtype[Any]
-) -> Array | None:
-    """Every thread's old value by the scans (module docstring), memory written; ``None`` (nothing
-    read or written) where the rounds are cheaper."""
+) -> Array:
+    """Every thread's old value by the scans (module docstring), memory written."""
     g = _Groups(f, space, rows, addrs)
     vals = b[g.order]
-    bounded = op in ("inc", "dec")
-    if bounded and not np.array_equal(vals, np.repeat(vals[g.starts], g.lengths)):
-        bounded = False  # differing bounds on a location: no closed form
-    stepped = op == "cas" or (op in ("inc", "dec") and not bounded)
-    if stepped and 1 < g.most < rows.size * _STEP_PER_ROUND:
-        return None
+    cvs = None if cv is None else cv[g.order]
+    bounded = op in ("inc", "dec") and np.array_equal(vals, np.repeat(vals[g.starts], g.lengths))
+    closed = op in _UFUNCS or op == "exch" or bounded
     size = dt.itemsize
     at, owners = addrs[g.firsts], rows[g.firsts]
     base = np.ascontiguousarray(access(f, space, owners, at, size, None)).view(dt).reshape(-1)
     if g.most == 1:  # a thread on each location: one round
-        olds = base
-        finals = np.asarray(_combine(op, dt, base, vals, None if cv is None else cv[g.order])).astype(dt)
+        olds, finals = base, np.asarray(_combine(op, dt, base, vals, cvs)).astype(dt)
+    elif g.most <= (_REPLAY_MOST if closed else rows.size * _STEP_PER_ROUND):
+        olds, finals = _replay(op, dt, base, vals, cvs, g)
     elif op in _UFUNCS:
         olds, finals = _accumulate(_UFUNCS[op], base, vals, g)
     elif op == "exch":
@@ -283,8 +304,8 @@ def _scan(
         wide_base, bound = base.astype(np.int64), vals[g.starts].astype(np.int64)
         olds = _wrapping(op, wide_base[g.group], bound[g.group], g.pos.astype(np.int64)).astype(dt)
         finals = _wrapping(op, wide_base, bound, g.lengths.astype(np.int64)).astype(dt)
-    else:
-        olds, finals = _step(_STEPS[op], base, vals, None if cv is None else cv[g.order], g)
+    else:  # cas, inc/dec with differing bounds
+        olds, finals = _step(_STEPS[op], base, vals, cvs, g)
     access(f, space, owners, at, size, np.ascontiguousarray(finals).view(np.uint8).reshape(-1, size))
     f.batch.steps += g.most
     _check_time(f)
@@ -329,8 +350,9 @@ def _c_atom(c: Compiler, ins: Instruction) -> Runner:
         b = select_rows(gb(f), rows, n).astype(dt, copy=False)
         cv = select_rows(gc(f), rows, n).astype(dt, copy=False) if gc is not None else None
         check_aligned(addrs, dt.itemsize, space)
-        old = _scan(f, space, op, rows, addrs, b, cv, dt) if SCANS and rows.size else None
-        if old is None:
+        if SCANS and rows.size:
+            old = _scan(f, space, op, rows, addrs, b, cv, dt)
+        else:
             old = _rounds(f, space, op, rows, addrs, b, cv, dt)
         if put is not None:
             full = np.zeros(n, dtype=dt)

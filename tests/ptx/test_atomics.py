@@ -48,7 +48,7 @@ SPACES = {
     "shared": ("atom.shared", ""),
     "generic_shared": ("atom", "cvta.shared.u64 %rd9, %rd9;"),
 }
-MULTIPLICITIES = ("one", "few", "zipf", "distinct", "chain")
+MULTIPLICITIES = ("one", "few", "zipf", "small", "distinct", "chain")
 
 
 def _kernel(op: str, t: str, space: str) -> str:
@@ -126,13 +126,16 @@ def _module(op: str, t: str) -> LoadedModule:
 
 def _indices(kind: str, rng: np.random.Generator) -> npt.NDArray[np.uint32]:
     """Which table entry each thread updates: every thread one entry, a few entries, a skewed spread
-    (a few crowded entries and many with one or two threads), one thread an entry, a chain."""
+    (a few crowded entries and many with one or two threads), a few threads an entry at most, one
+    thread an entry, a chain."""
     if kind in ("one", "chain"):
         idx = np.zeros(THREADS, dtype=np.uint32)
     elif kind == "few":
         idx = rng.integers(0, 3, THREADS).astype(np.uint32)
     elif kind == "zipf":
         idx = (np.minimum(rng.zipf(1.6, THREADS), TABLE) - 1).astype(np.uint32)
+    elif kind == "small":  # a handful of threads on each location at most
+        idx = rng.integers(0, TABLE, THREADS).astype(np.uint32)
     else:  # distinct: each block's threads on entries of their own
         idx = np.concatenate([rng.permutation(TABLE) for _ in range(GRID)]).astype(np.uint32)
     skipped = rng.random(THREADS) < 0.1
