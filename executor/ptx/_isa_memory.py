@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,7 @@ from ._compiler import (
     InstructionCompiler,
     Mask,
     Runner,
+    Setter,
     UnsupportedError,
     access,
     active_rows,
@@ -161,6 +163,8 @@ def _c_ld(c: Compiler, ins: Instruction) -> Runner:
         raw = np.ascontiguousarray(load(f, rows))
         loaded(f, m, rows, raw.view(dt).reshape(rows.size, vec))
 
+    if space in ("global", "const"):
+        return _device_load(c, space, a, dt, vec, puts, loaded)
     window = window_operand(c, space, a, dt.itemsize * vec)
     if window is None:
         return ld
@@ -182,6 +186,47 @@ def _c_ld(c: Compiler, ins: Instruction) -> Runner:
             loaded(f, m, active_rows(m, batch.n), got.view(dt).reshape(-1, vec))
 
     return ld_window
+
+
+def _device_load(
+    c: Compiler,
+    space: str,
+    a: Operand,
+    dt: np.dtype[Any],
+    vec: int,
+    puts: list[Setter],
+    loaded: Callable[[Frame, Mask | None, npt.NDArray[np.intp], npt.NDArray[Any]], None],
+) -> Runner:
+    """A global or constant load. One whose address every thread shares (a scalar: a parameter, or
+    derived from parameters only) reads its bytes once, checked as any thread's access, and (for a
+    full batch) its registers stay uniform scalars."""
+    addr, _ = c.address(a, space)
+    size = dt.itemsize * vec
+
+    def ld_device(f: Frame, m: Mask | None) -> None:
+        at = addr(f)
+        if type(at) is np.ndarray:
+            n = f.batch.n
+            rows = active_rows(m, n)
+            addrs = select_rows(at, rows, n).astype(np.uint64, copy=False)
+            raw = np.ascontiguousarray(access(f, space, rows, addrs, size, None))
+            loaded(f, m, rows, raw.view(dt).reshape(rows.size, vec))
+            return
+        one = np.array([at], dtype=np.uint64)
+        values = np.ascontiguousarray(access(f, space, _FIRST_ROW, one, size, None)).view(dt).reshape(vec)
+        if m is None:
+            for k, put in enumerate(puts):
+                put(f, values[k], None)
+        else:  # as the per-thread path writes it (zeros where a register had no value)
+            rows = np.flatnonzero(m)
+            loaded(f, m, rows, np.broadcast_to(values, (rows.size, vec)))
+
+    return ld_device
+
+
+#: the rows argument of a one-address device access (device memory has no per-thread window)
+_FIRST_ROW = np.zeros(1, dtype=np.intp)
+_FIRST_ROW.flags.writeable = False
 
 
 def _c_st(c: Compiler, ins: Instruction) -> Runner:

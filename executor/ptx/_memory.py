@@ -143,6 +143,18 @@ def _gather_span(span: U8, offsets: Addresses, size: int) -> U8:
     return got
 
 
+def _span(mem: DeviceMemory, lo: int, size: int, write: bool) -> U8 | None:
+    """``[lo, lo + size)`` of device memory as one view of the memory itself (checked for reading,
+    or reading and writing, as ``read``/``write`` check it), where the memory offers one (the
+    simulator's ``segments``) and the range is one piece; else ``None``. Raises ``CudaError`` as
+    ``read``/``write`` would."""
+    segments = getattr(mem, "segments", None)
+    if segments is None:
+        return None
+    views: list[U8] = segments(lo, size, write=write, what="kernel store" if write else "kernel load")
+    return views[0] if len(views) == 1 else None
+
+
 def gather_device(mem: DeviceMemory, addrs: Addresses, size: int, *, aligned: bool = False) -> U8:
     """``(len(addrs), size)`` bytes: each thread's ``[addr, addr + size)`` from device memory.
 
@@ -154,7 +166,9 @@ def gather_device(mem: DeviceMemory, addrs: Addresses, size: int, *, aligned: bo
         hi = int(addrs.max()) + size
         if hi - lo <= SPAN_LIMIT:
             try:
-                span = mem.read(lo, hi - lo, "kernel load")
+                span = _span(mem, lo, hi - lo, False)
+                if span is None:
+                    span = mem.read(lo, hi - lo, "kernel load")
             except CudaError:
                 span = None  # memory between the threads' own bytes may not be the VM's: per thread below
             if span is not None and span.size == hi - lo and lo % size == 0:
@@ -201,14 +215,16 @@ def scatter_device(mem: DeviceMemory, addrs: Addresses, data: U8, *, aligned: bo
             offsets = addrs.astype(np.uint64, copy=False) - np.uint64(lo)
             values = np.ascontiguousarray(data)
             try:
-                if _in_order(offsets, size, hi - lo):  # the threads cover the span: nothing to read
+                view = _span(mem, lo, hi - lo, True)  # the memory itself: stored into, nothing copied
+                if view is None and _in_order(offsets, size, hi - lo):  # covered: nothing to read
                     mem.write(lo, values.reshape(-1), "kernel store")
                     return
-                span = mem.read(lo, hi - lo, "kernel store")
+                span = mem.read(lo, hi - lo, "kernel store") if view is None else view
                 typed = span.view(uint_of(size)) if size > 1 else span
                 index = (offsets >> np.uint64(size.bit_length() - 1)).view(np.int64)
                 typed[index] = values.view(uint_of(size)).reshape(-1)
-                mem.write(lo, span, "kernel store")
+                if view is None:
+                    mem.write(lo, span, "kernel store")
                 return
             except CudaError:
                 pass  # memory between the threads' own bytes may not be the VM's: per thread below

@@ -1,0 +1,162 @@
+"""Device loads and stores on their fast paths do what the general ones do: a load whose address every
+thread shares (a scalar) reads once and stays uniform, and a span of the simulator's memory is
+gathered from and scattered into in place (``segments``) rather than copied out and back; the results
+and faults are those of per-thread addresses and of a memory that offers only ``read``/``write``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from executor._errors import CudaError
+from executor._kernels import LaunchDims
+from executor._sim_memory import DeviceMemory
+from executor.ptx import LoadedModule, _isa_memory, launch
+from executor.ptx._compiler import access
+from executor.ptx._state import Frame
+
+from .conftest import ptx_device
+
+HEADER = ".version 8.0\n.target sm_80\n.address_size 64\n"
+
+
+def _uniform_kernel(name: str, per_thread: bool) -> str:
+    """``out[gtid] = in[off] + in[off + 1]`` for threads below ``k``, the address of ``in[off]``
+    uniform (a scalar) or, with ``per_thread``, the same value made per thread (``tid * 0``)."""
+    spread = "mul.lo.s32 %r9, %r3, 0;" if per_thread else "mov.u32 %r9, 0;"
+    return f"""
+.visible .entry {name}(.param .u64 out, .param .u64 in, .param .u32 off, .param .u32 k)
+{{
+    .reg .pred %p<2>; .reg .b32 %r<12>; .reg .b64 %rd<12>;
+    ld.param.u64 %rd1, [out];
+    ld.param.u64 %rd2, [in];
+    ld.param.u32 %r1, [off];
+    ld.param.u32 %r2, [k];
+    cvta.to.global.u64 %rd1, %rd1;
+    cvta.to.global.u64 %rd2, %rd2;
+    mov.u32 %r3, %tid.x;
+    mov.u32 %r4, %ctaid.x;
+    mov.u32 %r5, %ntid.x;
+    mad.lo.s32 %r6, %r4, %r5, %r3;
+    {spread}
+    add.s32 %r10, %r1, %r9;
+    mul.wide.u32 %rd3, %r10, 4;
+    add.s64 %rd4, %rd2, %rd3;
+    setp.lt.u32 %p1, %r3, %r2;
+    @%p1 ld.global.v2.u32 {{%r7, %r8}}, [%rd4];
+    add.s32 %r11, %r7, %r8;
+    mul.wide.u32 %rd5, %r6, 4;
+    add.s64 %rd6, %rd1, %rd5;
+    st.global.u32 [%rd6], %r11;
+    ret;
+}}
+"""
+
+
+UNIFORM = HEADER + _uniform_kernel("uniform", False) + _uniform_kernel("spread", True)
+
+
+def _loads(kernel: str, off: int, k: int, misalign: int) -> tuple[list[int], str]:
+    dev = ptx_device(UNIFORM)
+    src = dev.put(np.arange(100, 164, dtype=np.uint32)) + misalign
+    out = dev.zeros(256, np.uint32)
+    try:
+        dev.run(kernel, 2, 128, out, src, off, k)
+    except CudaError as err:
+        return [], f"{err.status.name}: {err.message.split(' (at ')[0].replace(kernel, 'K')}"
+    return dev.get(out, 256, np.uint32).tolist(), ""
+
+
+@pytest.mark.parametrize(
+    ("off", "k", "misalign"),
+    [(6, 128, 0), (6, 40, 0), (62, 128, 0), (63, 128, 0), (1 << 20, 128, 0), (6, 128, 4), (6, 0, 0)],
+    ids=["even", "masked", "last", "past-the-end", "far", "misaligned", "no-thread"],
+)
+def test_a_uniform_address_loads_what_per_thread_addresses_load(off: int, k: int, misalign: int) -> None:
+    assert _loads("uniform", off, k, misalign) == _loads("spread", off, k, misalign)
+
+
+def test_a_uniform_load_leaves_a_uniform_register() -> None:
+    seen: list[Any] = []
+
+    def spy(f: Frame, space: str, rows: Any, addrs: Any, size: int, data: Any) -> Any:
+        seen.append(addrs.size)
+        return access(f, space, rows, addrs, size, data)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_isa_memory, "access", spy)
+        got, error = _loads("uniform", 6, 128, 0)
+    assert not error and got == [106 + 107] * 256
+    assert seen == [1], "one address read once for the batch"
+
+
+class ReadWriteOnly:
+    """The engine's device-memory protocol and nothing more: no in-place ``segments``."""
+
+    def __init__(self, memory: DeviceMemory) -> None:
+        self._memory = memory
+
+    def read(self, ptr: int, size: int, what: str = "pointer") -> Any:
+        return self._memory.read(ptr, size, what)
+
+    def write(self, ptr: int, data: Any, what: str = "pointer") -> None:
+        self._memory.write(ptr, data, what)
+
+
+#: a transposing copy (gather rows, scatter columns: a sparse span) and a gather of strided columns,
+#: over two allocations; ``gap`` moves the second's threads into the first's
+TRANSPOSE = (
+    HEADER
+    + """
+.visible .entry t(.param .u64 out, .param .u64 in, .param .u32 n, .param .u32 gap)
+{
+    .reg .b32 %r<12>; .reg .b64 %rd<12>; .reg .f32 %f<3>;
+    ld.param.u64 %rd1, [out];
+    ld.param.u64 %rd2, [in];
+    ld.param.u32 %r1, [n];
+    ld.param.u32 %r11, [gap];
+    mov.u32 %r2, %tid.x;
+    mov.u32 %r3, %ctaid.x;
+    mad.lo.s32 %r4, %r2, %r1, %r3;
+    mad.lo.s32 %r5, %r3, %r1, %r2;
+    mul.wide.u32 %rd3, %r5, 4;
+    add.s64 %rd4, %rd2, %rd3;
+    ld.global.f32 %f1, [%rd4];
+    mul.wide.u32 %rd5, %r4, 4;
+    add.s64 %rd6, %rd1, %rd5;
+    st.global.f32 [%rd6], %f1;
+    mul.lo.s32 %r6, %r2, %r11;
+    mul.wide.u32 %rd7, %r6, 4;
+    add.s64 %rd8, %rd4, %rd7;
+    ld.global.f32 %f2, [%rd8];
+    add.s64 %rd9, %rd6, %rd7;
+    st.global.f32 [%rd9], %f2;
+    ret;
+}
+"""
+)
+
+
+@pytest.mark.parametrize("gap", [0, 1, 4096, 1 << 22], ids=["dense", "shifted", "far", "outside"])
+def test_device_spans_in_place_match_read_and_write(gap: int) -> None:
+    n = 64
+    results = []
+    for wrap in (False, True):
+        memory = DeviceMemory(1 << 30)
+        data = np.random.default_rng(3).standard_normal(n * n).astype(np.float32)
+        src = memory.alloc(4 * n * n)
+        memory.write(src, data.view(np.uint8))
+        dst = memory.alloc(4 * n * n * 2)
+        module = LoadedModule(TRANSPOSE)
+        params = np.array([dst, src], dtype=np.uint64).tobytes() + np.array([n, gap], np.uint32).tobytes()
+        mem: Any = ReadWriteOnly(memory) if wrap else memory
+        try:
+            launch(module, "t", mem, LaunchDims((n, 1, 1), (n, 1, 1)), params, {})
+            results.append(memory.read(dst, 4 * n * n * 2).tobytes())
+        except CudaError as err:
+            results.append(f"{err.status.name}: {err.message}".encode())
+    assert results[0] == results[1]
+    if gap < n * n:
+        assert not results[0].startswith(b"CUDA_ERROR")
