@@ -24,6 +24,7 @@ import numpy.typing as npt
 
 from protocol import CUresult
 
+from ._cluster import cluster_shared
 from ._memory import (
     LOCAL_WINDOW,
     SHARED_WINDOW,
@@ -272,6 +273,10 @@ class Compiler:
             return Op(PLAIN, lambda f, m: None, guard, ins.line, ins.text)
         if mods[:1] == ["red"]:
             return self._barrier_reduction(ins, mods[1:], guard)
+        if mods[:1] == ["cluster"]:
+            from ._isa_cluster import cluster_barrier  # imports this module: at compile time only
+
+            return cluster_barrier(self, ins, guard)
         if mods not in (["sync"], []) or len(ins.operands) != 1 or not isinstance(ins.operands[0], Imm | Reg):
             raise UnsupportedError("only bar.sync / barrier.sync with a barrier id and no thread count")
         return Op(BAR, None, guard, ins.line, ins.text)
@@ -527,7 +532,12 @@ class Compiler:
             shift = 32 if name == "%envreg1" else 0
             get = lambda f: np.uint32((f.batch.grid_workspace >> shift) & 0xFFFFFFFF)  # noqa: E731
         else:
-            raise UnsupportedError(f"special register {name}")
+            from ._isa_cluster import special_register  # imports this module: at compile time only
+
+            extra = special_register(self, name)  # clusters, the reserved shared memory
+            if extra is None:
+                raise UnsupportedError(f"special register {name}")
+            get = extra
         return lambda f: fit(get(f), dt)
 
     def write(self, operand: Operand, dt: np.dtype[Any]) -> Setter:
@@ -564,7 +574,7 @@ class Compiler:
         for m in ins.mods:
             if m in SPACES:
                 space = m
-            elif m == "shared::cta":
+            elif m in ("shared::cta", "shared::cluster"):  # a cluster's: another block's when mapa made it
                 space = "shared"
             elif m in ("v2", "v4"):
                 vec = int(m[1])
@@ -758,6 +768,8 @@ def access(
             if data is None:
                 out[pick] = sub
         return out
+    if batch.cluster is not None and space == "shared":  # addresses may name another block (mapa)
+        return cluster_shared(batch, rows, addrs, size, data)
     if space in ("global", "const"):
         if data is None:
             return gather_device(batch.memory, addrs, size, aligned=True)

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from ._compiler import Compiler, InstructionCompiler, Runner, UnsupportedError
 from ._isa_arith import ARITHMETIC
 from ._isa_atomic import ATOMIC
+from ._isa_cluster import CLUSTER
 from ._isa_mbarrier import MBARRIER, compile_cp
 from ._isa_memory import MEMORY
 from ._isa_mma884 import compile_mma884, is_mma884
@@ -33,7 +34,8 @@ SUPPORTED: dict[str, str] = {
     "atom": "global, shared, generic; add (u32 s32 u64 f32 f64), min max (u32 s32 u64 s64), "
     "and or xor (b32 b64), exch (b32 b64), cas (b32 b64), inc dec (u32); any .sem/.scope",
     "bar": "bar.sync / bar.sync.aligned / barrier.sync with a barrier id and no thread count; "
-    "bar.red.popc.u32, bar.red.and.pred, bar.red.or.pred; bar.warp.sync",
+    "bar.red.popc.u32, bar.red.and.pred, bar.red.or.pred; bar.warp.sync; barrier.cluster.arrive (.release "
+    ".relaxed) and barrier.cluster.wait (.acquire), .aligned: every non-exited thread of the cluster",
     "barrier": "as bar",
     "bfe": "u32 s32 u64 s64",
     "bfi": "b32 b64",
@@ -60,6 +62,7 @@ SUPPORTED: dict[str, str] = {
     "dp2a": "lo hi, u32/s32 operands",
     "dp4a": "u32/s32 operands",
     "div": "u/s 16 32 64; f32 (.rn .rz .rm .rp .approx .full, .ftz), f64 (.rn)",
+    "elect": "sync, with the optional predicate destination: the lowest active lane in the member mask",
     "ex2": "approx.f32 (.ftz)",
     "exit": "",
     "fence": "every form (a no-op: the engine is sequentially consistent)",
@@ -69,8 +72,12 @@ SUPPORTED: dict[str, str] = {
     "cache and ordering hints ignored",
     "ldu": "as ld.global",
     "ldmatrix": "sync.aligned.m8n8 .x1 .x2 .x4 (.trans) .shared.b16",
+    "getctarank": "u32 u64, generic or .shared::cluster: the rank of the block whose shared memory an "
+    "address names",
     "lg2": "approx.f32 (.ftz)",
     "lop3": "b32 with an immediate LUT",
+    "mapa": "u32 u64, generic or .shared::cluster: another block's address in the cluster (distributed "
+    "shared memory, reached by ld/st/atom through generic or .shared::cluster addresses)",
     "match": "any.sync all.sync, b32 b64",
     "mad": "lo hi wide for u/s 16 32 64; f32 f64 as fma",
     "max": "u/s 16 32 64; f32 (.ftz, .NaN), f64; f16 f16x2 (.ftz .NaN); bf16 bf16x2 (.NaN)",
@@ -172,6 +179,7 @@ COMPILERS: Mapping[str, InstructionCompiler] = {
     **TENSOR,
     **WMMA,
     **MBARRIER,
+    **CLUSTER,
     "cp": _cp,
     "cvt": _cvt,
     "mma": _mma,

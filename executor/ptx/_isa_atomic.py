@@ -36,6 +36,7 @@ import numpy.typing as npt
 
 from protocol import CUresult
 
+from ._cluster import shared_owners
 from ._compiler import (
     Compiler,
     InstructionCompiler,
@@ -48,7 +49,7 @@ from ._compiler import (
     is_hint,
     select_rows,
 )
-from ._memory import WINDOW_BITS, check_aligned
+from ._memory import SHARED_WINDOW, WINDOW_BITS, check_aligned
 from ._numeric import DTYPES
 from ._parse import Instruction
 from ._state import Frame, KernelFaultError, Value
@@ -184,6 +185,9 @@ def _owners(f: Frame, space: str, rows: Index, addrs: Array) -> Array | None:
     """What else than the address tells locations apart (as a number >= 0): the block for shared
     memory, the thread for local memory; ``None`` for global memory (the address alone)."""
     blocks = f.batch.block_index[rows].astype(np.uint64) + np.uint64(1)
+    if f.batch.cluster is not None and space in ("shared", "generic"):  # mapa: another block's (_cluster)
+        named = shared_owners(f.batch, rows, addrs, SHARED_WINDOW if space == "generic" else 0)
+        blocks = named.astype(np.uint64) + np.uint64(1)
     if space == "shared":
         return blocks
     if space != "generic":

@@ -21,9 +21,11 @@ from protocol import CUresult
 
 from .._errors import CudaError
 from .._kernels import DeviceMemory, LaunchDims
+from ._cluster import ClusterShape, cluster_shape
 from ._compiler import BAR, BRA, CALL, EXIT, PLAIN, RET, TRAP, Compiler, Layout, Op, UnsupportedError
 from ._fuse import Run, fuse
 from ._isa import COMPILERS
+from ._isa_cluster import RESERVED_SMEM, RESERVED_SMEM_BYTES, reads_reserved_smem
 from ._liveness import freeing_ops, frees, liveness, register_count, tracked
 from ._parse import Instruction, PtxSyntaxError, Sym, Variable
 from ._printf import PrintfSink
@@ -284,6 +286,10 @@ def _layout(program: Program, reachable: list[FunctionCode]) -> Layout:
         layout.shared[var.name] = offset
         offset += var.size
     layout.static_shared = offset
+    if any(reads_reserved_smem(code) for code in reachable):  # the block's reserved region, after them
+        offset = _align(offset, 16)
+        layout.shared[RESERVED_SMEM] = offset
+        offset += RESERVED_SMEM_BYTES
     layout.dynamic_base = _align(offset, max([16] + [v.align for v in dynamic]))
     for var in dynamic:
         layout.shared[var.name] = layout.dynamic_base
@@ -373,6 +379,7 @@ def launch(
     limits: Limits | None = None,
     *,
     grid_workspace: int = 0,
+    cluster: tuple[int, int, int] | None = None,
 ) -> int:
     """Run kernel ``name`` for a whole grid; returns the batch-instructions executed (one per
     instruction issued for a batch of threads). Raises only :class:`CudaError`.
@@ -381,7 +388,10 @@ def launch(
     :data:`GRID_WORKSPACE_BYTES` zeroed bytes, which cooperative_groups' ``grid.sync()`` uses as its
     barrier word; the whole grid then runs as one batch in lockstep, so that every block is resident
     while any waits on the others (CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE when the engine cannot hold
-    it as one batch)."""
+    it as one batch).
+
+    ``cluster`` (the launch's cluster-dimension attribute) or the kernel's ``.reqnctapercluster`` makes
+    it a cluster launch (``_cluster``): each batch holds whole clusters."""
     kernel = module.kernel(name)
     limits = limits or Limits()
     if len(params) < kernel.param_bytes:
@@ -420,6 +430,17 @@ def launch(
                 f"{shared_size} bytes of shared and {local} of local memory per thread)",
             )
         per_batch = blocks
+    clustered = cluster_shape(name, dims.grid, kernel.codes[name].function.cluster_dims, cluster, shared_size)
+    if clustered is not None and not grid_workspace:  # whole clusters in each batch
+        most = _cooperative_blocks(kernel, bt, shared_size, local, limits)
+        if most < clustered.size:
+            raise CudaError(
+                CUresult.CUDA_ERROR_NOT_SUPPORTED,
+                f"kernel {name}: a cluster of {clustered.size} blocks of {bt} threads runs as one batch; "
+                f"the engine holds at most {most} such blocks at once",
+            )
+        per_batch = min(most, max(per_batch // clustered.size, 1) * clustered.size)
+        per_batch -= per_batch % clustered.size
     deadline = time.monotonic() + limits.seconds
     printed = PrintfSink(limits.printf_bytes, limits.printf_lines)
     steps = 0
@@ -428,7 +449,8 @@ def launch(
         with np.errstate(all="ignore"):
             while first < blocks:
                 count = min(per_batch, blocks - first)
-                batch = _batch(kernel, memory, symbols, params, dims, first, count, shared_size, limits)
+                batch = _batch(kernel, memory, symbols, params, dims, first, count, shared_size, limits,
+                               clustered)
                 batch.steps = steps
                 batch.printf, batch.deadline = printed, deadline
                 batch.grid_workspace = grid_workspace
@@ -471,12 +493,15 @@ def _batch(
     count: int,
     shared_size: int,
     limits: Limits,
+    cluster: ClusterShape | None = None,
 ) -> Batch:
     gx, gy, _ = dims.grid
     bt = dims.block[0] * dims.block[1] * dims.block[2]
     n = bt * count
     tid, linear_tid, block_index = _batch_shape(dims.block, count)
     blocks = np.arange(first, first + count, dtype=np.int64)  # the blocks in the grid, then per thread
+    if cluster is not None:  # positions in the cluster-major order
+        blocks = cluster.grid_blocks(blocks)
     u32 = np.uint32
     ctaid = (
         np.repeat((blocks % gx).astype(u32), bt),
@@ -501,6 +526,7 @@ def _batch(
         limits=limits,
         local=np.zeros((n, 0), dtype=np.uint8),
         exited=np.zeros(n, dtype=np.bool_),
+        cluster=cluster,
     )
 
 
@@ -640,12 +666,16 @@ def _run(frame: Frame, kernel: Kernel, fn: str, mask: Mask, deadline: float) -> 
             elif kind == BRA:
                 if op.guard is None:
                     top[0] = op.target
+                    if op.target <= pc and len(stack) > 1:  # a loop's back edge: maybe a spin
+                        dirty |= _yield_to_sibling(stack)
                 elif not _count(eff):
                     top[0] = pc + 1
                 else:
                     rest = m & ~eff
                     if not _count(rest):
                         top[0] = op.target
+                        if op.target <= pc and len(stack) > 1:
+                            dirty |= _yield_to_sibling(stack)
                     else:
                         r = reconv[pc]
                         top[0] = r if r != NEVER else -1
@@ -677,6 +707,19 @@ def _run(frame: Frame, kernel: Kernel, fn: str, mask: Mask, deadline: float) -> 
                 top[0] = pc + 1
         except KernelFaultError as fault:
             raise _fault_at(op, fn, fault) from fault
+
+
+def _yield_to_sibling(stack: list[list[Any]]) -> bool:
+    """At a loop's back edge the running path lets its sibling — the other path of the branch that
+    split them, which reconverges at the same pc — run first. Under independent thread scheduling a
+    path may spin until threads on the other path write what it waits for (cooperative_groups'
+    multi-warp tiles, an mbarrier's consumer waiting on its producer warp); in lockstep it would spin
+    forever. Either order is one a GPU may choose, so taking turns at back edges changes nothing else."""
+    top, below = stack[-1], stack[-2]
+    if below[1] != top[1] or below[0] == below[1] or below[0] < 0:
+        return False
+    stack[-1], stack[-2] = below, top
+    return True
 
 
 def _leave(batch: Batch, stack: list[list[Any]], gone: Mask, entry: bool) -> None:

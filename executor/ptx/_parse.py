@@ -155,6 +155,8 @@ class Function:
     variables: list[Variable] = field(default_factory=list)  # .local/.shared/.param declared inside
     line: int = 0
     source: tuple[int, str] | None = None  # the body's first line and text, until it is parsed
+    #: an entry's ``.reqnctapercluster`` (``__cluster_dims__``): the cluster shape its launches run in
+    cluster_dims: tuple[int, int, int] | None = None
 
     @property
     def defined(self) -> bool:
@@ -628,6 +630,8 @@ class _Parser:
             if tok.text == "{":
                 break
             self.next()
+            if tok.text == ".reqnctapercluster":
+                fn.cluster_dims = self._cluster_dims(tok.line)
         self.expect("{")
         tok = self.peek()
         if tok is not None and tok.text.startswith(_LAZY) and self.peek_text(1) == "}":
@@ -640,6 +644,16 @@ class _Parser:
         fn.parsed = []
         self._block(fn, 1, [])
         return fn
+
+    def _cluster_dims(self, line: int) -> tuple[int, int, int]:
+        """``.reqnctapercluster nx{, ny{, nz}}``'s operands, each in [1, 2^16)."""
+        dims = [self.integer()]
+        while len(dims) < 3 and self.accept(","):
+            dims.append(self.integer())
+        if not all(0 < d < 1 << 16 for d in dims):
+            raise PtxSyntaxError(f".reqnctapercluster {dims} is out of range", line)
+        x, y, z = (*dims, 1, 1)[:3]
+        return x, y, z
 
     def _block(self, fn: Function, depth: int, outer: list[_Scope]) -> None:
         """A ``{ … }`` block: its declarations are scoped to it. Registers and ``.param`` variables
@@ -797,11 +811,14 @@ class _Parser:
                     break
             return Args(tuple(args))
         first = self._scalar()
-        if isinstance(first, Reg) and self.accept("|"):
+        if isinstance(first, Reg | Sym) and self.accept("|"):
             second = self._scalar()
-            if not isinstance(second, Reg):
-                raise PtxSyntaxError("'|' joins two predicates", line)
-            return Pair(first, second)
+            if not isinstance(second, Reg | Sym):
+                raise PtxSyntaxError("'|' joins two registers", line)
+            # a name without % is a register of an inline-assembly block (``elect.sync %r1|p``); the
+            # block's scope resolves it, and an undeclared one is refused when the kernel is prepared
+            return Pair(Reg(first.name) if isinstance(first, Sym) else first,
+                        Reg(second.name) if isinstance(second, Sym) else second)
         if isinstance(first, Sym) and self.accept("+"):  # symbol+offset as a value (mov %rd, sym+4)
             return Addr(first, self.integer())
         return first

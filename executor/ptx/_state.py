@@ -21,6 +21,7 @@ from protocol import CUresult
 from .._kernels import DeviceMemory
 
 if TYPE_CHECKING:
+    from ._cluster import ClusterShape
     from ._printf import PrintfSink
 
 __all__ = ["Batch", "KernelFaultError", "Frame", "Limits", "Value"]
@@ -87,6 +88,8 @@ class Batch:
     #: a cooperative launch's grid-sync workspace (device memory; 0 otherwise), read by
     #: cooperative_groups through %envreg1 (high word) and %envreg2 (low word), as a driver provides it
     grid_workspace: int = 0
+    #: an explicit cluster launch's shape (``_cluster``): its blocks are in the batch cluster by cluster
+    cluster: ClusterShape | None = None
     steps: int = 0  # batch-instructions executed, shared across the launch through Launch
     depth: int = 0
     #: what depends only on the batch's shape (lane numbers, shuffle sources for uniform operands),

@@ -16,6 +16,8 @@
 #                              architecture the engine is held to
 #   ptx_sync.compute_{80,90}.ptx  the corpus of grid-wide and asynchronous synchronization (cooperative
 #                              launches, mbarrier, cp.async.bulk) and mma.m8n8k4 (tests/ptx)
+#   ptx_cluster.compute_{75,80,90}.ptx  multi-warp tiles, invoke_one, an mbarrier hand-off between
+#                              warps and (compute_90) thread-block clusters (tests/ptx/test_clusters.py)
 set -euo pipefail
 cd "$(dirname "$0")"
 NVCC=${NVCC:-nvcc}
@@ -44,6 +46,9 @@ for arch in 75 80 90; do
 done
 for arch in 80 90; do
     "$NVCC" -ptx -arch=compute_$arch -o ptx_sync.compute_$arch.ptx ptx_sync.cu
+done
+for arch in 75 80 90; do
+    "$NVCC" -ptx -arch=compute_$arch -o ptx_cluster.compute_$arch.ptx ptx_cluster.cu
 done
 
 "$NVCC" --version > NVCC_VERSION.txt

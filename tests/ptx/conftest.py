@@ -91,6 +91,7 @@ class Device:
         shared: int = 0,
         limits: Limits | None = None,
         symbols: dict[str, int] | None = None,
+        cluster: tuple[int, int, int] | None = None,
     ) -> None:
         launch(
             self.module,
@@ -100,6 +101,7 @@ class Device:
             self.params(kernel, *values),
             symbols or {},
             limits,
+            cluster=cluster,
         )
 
     def fails(
@@ -110,9 +112,10 @@ class Device:
         *values: int | float | bytes,
         shared: int = 0,
         limits: Limits | None = None,
+        cluster: tuple[int, int, int] | None = None,
     ) -> CudaError:
         with pytest.raises(CudaError) as err:
-            self.run(kernel, grid, block, *values, shared=shared, limits=limits)
+            self.run(kernel, grid, block, *values, shared=shared, limits=limits, cluster=cluster)
         return err.value
 
 
