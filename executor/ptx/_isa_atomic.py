@@ -269,18 +269,21 @@ def _replay(
     op: str, dt: np.dtype[Any], base: Array, vals: Array, cvs: Array | None, g: _Groups
 ) -> tuple[Array, Array]:
     """The rounds on the grouped values, without memory: round r serves each location's r-th thread
-    (cheapest when locations have few threads each)."""
-    olds = np.empty_like(vals)
-    current = base.copy()
-    by_place = np.argsort(g.pos, kind="stable")
-    start = 0
-    for end in np.cumsum(np.bincount(g.pos)).tolist():
-        threads = by_place[start:end]
-        locs = g.group[threads]
+    (cheapest when locations have few threads each). Round 0 is every location's first thread."""
+
+    def serve(threads: Index, locs: Index | slice) -> None:
         old = current[locs]
         olds[threads] = old
         current[locs] = _combine(op, dt, old, vals[threads], None if cvs is None else cvs[threads])
-        start = end
+
+    olds = np.empty_like(vals)
+    current = base.copy()
+    serve(g.starts, slice(None))
+    later = np.flatnonzero(g.pos)  # the threads of rounds 1, 2, ...: few where replay is chosen
+    place = g.pos[later]
+    for r in range(1, g.most):
+        threads = later[place == r]
+        serve(threads, g.group[threads])
     return olds, current
 
 
