@@ -29,9 +29,10 @@ complete at once, so ``cp.async.bulk.commit_group``/``wait_group`` wait for noth
 
 Undefined uses — a barrier used before ``init`` (or after ``inval``), more arrivals than pending, a
 word outside shared memory, counts out of the ISA's range — end the launch with
-``CUDA_ERROR_LAUNCH_FAILED``, sticky as a GPU's fault. A launch is a cluster of one block (cluster
-launches are not served), so ``.shared::cluster`` addresses are the block's own shared memory;
-``.multicast::cluster`` copies are not implemented. A bulk copy larger than the block's shared memory
+``CUDA_ERROR_LAUNCH_FAILED``, sticky as a GPU's fault. A ``.shared::cluster`` address (or a generic one
+``mapa`` made) may name a barrier or a copy's destination in another block of the cluster: each word
+is that block's (``_cluster``), and threads of different blocks on one barrier arrive on the same
+word; ``.multicast::cluster`` copies are not implemented. A bulk copy larger than the block's shared memory
 is a fault too, and so (refused, not undefined) are one instruction's copies moving more bytes in all
 than every block of the batch holds: the engine's temporaries are as large as the copy.
 """
@@ -46,6 +47,7 @@ import numpy.typing as npt
 
 from protocol import CUresult
 
+from ._cluster import resolve_shared
 from ._compiler import (
     Compiler,
     Getter,
@@ -95,8 +97,13 @@ class _Word:
 
     def pack(self) -> int:
         tx = self.tx & ((1 << _TX_BITS) - 1)
-        return (_VALID | (_PHASE if self.phase else 0) | (tx << _TX_SHIFT) | (self.expected << _PENDING_BITS)
-                | self.pending)
+        return (
+            _VALID
+            | (_PHASE if self.phase else 0)
+            | (tx << _TX_SHIFT)
+            | (self.expected << _PENDING_BITS)
+            | self.pending
+        )
 
     def transact(self, delta: int, what: str) -> None:
         self.tx += delta
@@ -126,8 +133,7 @@ Step = Callable[[_Word, int], int | None]
 def _barrier_address(c: Compiler, ins: Instruction, operand: Any) -> Getter:
     """The barrier's shared-memory offset: a ``.shared``/``.shared::cta`` address, or a generic one that
     must lie in the shared window."""
-    # a launch is never a cluster of more than one block (cluster launches are not served), so a
-    # .shared::cluster address names the block's own shared memory, as a .shared::cta one does
+    # a .shared::cluster address is a shared one whose rank bits may name another block (_cluster)
     space = "shared" if any(m.startswith("shared") for m in ins.mods) else "generic"
     get, _ = c.address(operand, space)
     if space == "shared":
@@ -142,8 +148,9 @@ def _barrier_address(c: Compiler, ins: Instruction, operand: Any) -> Getter:
     return shared_offset
 
 
-def _on_barriers(f: Frame, m: Mask | None, addr: Getter, arg: Getter | None, step: Step,
-                 what: str) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.uint64]] | None:
+def _on_barriers(
+    f: Frame, m: Mask | None, addr: Getter, arg: Getter | None, step: Step, what: str
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.uint64]] | None:
     """Run ``step`` for each active thread in thread order on its block's barrier word; returns the
     rows and the results (None when no thread is active)."""
     n = f.batch.n
@@ -153,7 +160,11 @@ def _on_barriers(f: Frame, m: Mask | None, addr: Getter, arg: Getter | None, ste
     offsets = select_rows(addr(f), rows, n).astype(np.uint64)
     check_aligned(offsets, 8, "shared")
     args = select_rows(arg(f), rows, n).astype(np.int64) if arg is not None else np.zeros(rows.size, np.int64)
-    keys = f.batch.block_index[rows].astype(np.uint64) << np.uint64(32) | offsets
+    if f.batch.cluster is None:
+        keys = f.batch.block_index[rows].astype(np.uint64) << np.uint64(32) | offsets
+    else:  # the block each address names (mapa: maybe another one of the cluster) and its offset there
+        owners, plain = resolve_shared(f.batch, rows, offsets)  # a rank outside the cluster faults
+        keys = owners.astype(np.uint64) << np.uint64(32) | plain
     _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
     words = access(f, "shared", rows[first], offsets[first], 8, None).view(np.uint64).reshape(-1)
     unpacked: dict[int, _Word] = {}
@@ -198,8 +209,9 @@ def _c_mbarrier(c: Compiler, ins: Instruction) -> Runner:
         if rest or len(ops) != 2:
             raise UnsupportedError("mbarrier.pending_count.b64 count, state")
         put32, state = c.write(ops[0], u32), c.read(ops[1], u64)
-        return lambda f, m: put32(f, (np.asarray(state(f), dtype=np.uint64) & np.uint64(_MAX_COUNT)).astype(
-            np.uint32), m)
+        return lambda f, m: put32(
+            f, (np.asarray(state(f), dtype=np.uint64) & np.uint64(_MAX_COUNT)).astype(np.uint32), m
+        )
     if op == "inval":
         if rest or len(ops) != 1:
             raise UnsupportedError("mbarrier.inval [addr]")
@@ -317,6 +329,7 @@ def _c_mbarrier_arrive_after_cp(c: Compiler, ins: Instruction) -> Runner:
     addr = _barrier_address(c, ins, ins.operands[0])
     what = ins.text
     if not mods:
+
         def check(word: _Word, _: int) -> None:
             return None  # reads the word: a barrier never initialized still faults
 
@@ -339,12 +352,16 @@ def _c_bulk(c: Compiler, ins: Instruction) -> Runner:
         if mods != ["prefetch", "global"] or len(ops) not in (2, 3):
             raise UnsupportedError("cp.async.bulk.prefetch.L2.global [src], size")
         return lambda f, m: None  # a hint: no effect, no fault
-    to_shared = mods in (["shared::cluster", "global", "mbarrier::complete_tx::bytes"],
-                         ["shared::cta", "global", "mbarrier::complete_tx::bytes"])
+    to_shared = mods in (
+        ["shared::cluster", "global", "mbarrier::complete_tx::bytes"],
+        ["shared::cta", "global", "mbarrier::complete_tx::bytes"],
+    )
     to_global = mods == ["global", "shared::cta", "bulk_group"]
     if not (to_shared or to_global) or len(ops) != (4 if to_shared else 3) + hint:
-        raise UnsupportedError("cp.async.bulk.shared::cta.global.mbarrier::complete_tx::bytes [dst], [src], "
-                               "size, [mbar]; cp.async.bulk.global.shared::cta.bulk_group [dst], [src], size")
+        raise UnsupportedError(
+            "cp.async.bulk.shared::cta.global.mbarrier::complete_tx::bytes [dst], [src], "
+            "size, [mbar]; cp.async.bulk.global.shared::cta.bulk_group [dst], [src], size"
+        )
     dst, _ = c.address(ops[0], "shared" if to_shared else "global")
     src, _ = c.address(ops[1], "global" if to_shared else "shared")
     size = c.read(ops[2], DTYPES["u32"])
@@ -365,9 +382,11 @@ def _c_bulk(c: Compiler, ins: Instruction) -> Runner:
         # all (threads would overlap); checked first: the byte columns are as large as the copy
         width, total = f.batch.shared.shape[1], int(sizes.sum())
         if int(sizes.max()) > width or total > f.batch.shared.size:
-            raise _fault(f"{what}: bulk copies of {total} bytes ({int(sizes.max())} at most per thread) "
-                         f"past the block's {width} bytes of shared memory or the "
-                         f"{f.batch.shared.size} of every block of the batch")
+            raise _fault(
+                f"{what}: bulk copies of {total} bytes ({int(sizes.max())} at most per thread) "
+                f"past the block's {width} bytes of shared memory or the "
+                f"{f.batch.shared.size} of every block of the batch"
+            )
         dsts = select_rows(dst(f), rows, n).astype(np.uint64)
         srcs = select_rows(src(f), rows, n).astype(np.uint64)
         check_aligned(dsts, 16, "shared" if to_shared else "global")
@@ -381,6 +400,7 @@ def _c_bulk(c: Compiler, ins: Instruction) -> Runner:
                 loaded = _shared_bytes(f, rows[pick], srcs[pick], part, None)
                 scatter_device(f.batch.memory, dsts[pick], loaded)
         if mbar is not None:
+
             def step(word: _Word, tx: int) -> None:
                 word.transact(-tx, what)
                 word.settle()
@@ -390,8 +410,13 @@ def _c_bulk(c: Compiler, ins: Instruction) -> Runner:
     return bulk
 
 
-def _shared_bytes(f: Frame, rows: npt.NDArray[np.intp], offsets: npt.NDArray[np.uint64], size: int,
-                  data: npt.NDArray[np.uint8] | None) -> npt.NDArray[np.uint8]:
+def _shared_bytes(
+    f: Frame,
+    rows: npt.NDArray[np.intp],
+    offsets: npt.NDArray[np.uint64],
+    size: int,
+    data: npt.NDArray[np.uint8] | None,
+) -> npt.NDArray[np.uint8]:
     """Load or store ``size`` bytes per thread of its block's shared memory, in 8-byte words (checked)."""
     words = size // 8
     cols = (offsets[:, None] + np.arange(words, dtype=np.uint64) * np.uint64(8)).reshape(-1)
@@ -412,4 +437,3 @@ def compile_cp(c: Compiler, ins: Instruction, plain: InstructionCompiler) -> Run
 
 
 MBARRIER: dict[str, InstructionCompiler] = {"mbarrier": _c_mbarrier}
-

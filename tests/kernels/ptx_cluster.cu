@@ -155,4 +155,45 @@ extern "C" __global__ void __cluster_dims__(2, 1, 1) cluster_reach(const unsigne
     out[blockIdx.x * blockDim.x + threadIdx.x] = next[at[blockIdx.x * blockDim.x + threadIdx.x]];
     cluster.sync();
 }
+
+// Both blocks write into rank 0's shared memory and arrive on rank 0's mbarrier through shared::cluster
+// addresses (mapa.shared::cluster, mbarrier.arrive.release.cluster.shared::cluster); rank 0 waits for
+// the phase, then reads what rank 1 wrote and, with ld.shared::cluster, rank 1's own word.
+extern "C" __global__ void __cluster_dims__(2, 1, 1) cluster_mbarrier(const int *in, int *out) {
+    cg::cluster_group cluster = cg::this_cluster();
+    __shared__ unsigned long long bar;
+    __shared__ int data[2][64];
+    __shared__ int own;
+    unsigned rank = cluster.block_rank();
+    unsigned t = threadIdx.x;
+    unsigned bar_at = (unsigned)__cvta_generic_to_shared(&bar);
+    if (t == 0) {
+        asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar_at), "r"(2 * blockDim.x) : "memory");
+        own = 1000 * (int)(rank + 1);
+    }
+    cluster.sync();
+    cluster.map_shared_rank(&data[0][0], 0)[rank * 64 + t] = in[blockIdx.x * 64 + t] * 5;
+    unsigned remote;
+    asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(bar_at), "r"(0));
+    asm volatile("mbarrier.arrive.release.cluster.shared::cluster.b64 _, [%0];" ::"r"(remote) : "memory");
+    if (rank == 0) {
+        unsigned done = 0;
+        while (!done) {
+            asm volatile("{\n\t.reg .pred p;\n\t"
+                         "mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 p, [%1], %2;\n\t"
+                         "selp.u32 %0, 1, 0, p;\n\t}"
+                         : "=r"(done)
+                         : "r"(bar_at), "r"(0)
+                         : "memory");
+        }
+        unsigned their_own;
+        asm volatile("mapa.shared::cluster.u32 %0, %1, %2;"
+                     : "=r"(their_own)
+                     : "r"((unsigned)__cvta_generic_to_shared(&own)), "r"(1));
+        int theirs;
+        asm volatile("ld.shared::cluster.u32 %0, [%1];" : "=r"(theirs) : "r"(their_own) : "memory");
+        out[(blockIdx.x / 2) * 64 + t] = data[1][t] + data[0][t] + theirs;
+    }
+    cluster.sync();
+}
 #endif

@@ -211,6 +211,18 @@ def test_distributed_shared_memory_is_checked_against_the_target_blocks_window(c
     assert err.status == CUresult.CUDA_ERROR_ILLEGAL_ADDRESS and err.sticky
 
 
+def test_mbarrier_and_loads_through_shared_cluster_addresses(corpus90: Device) -> None:
+    """Rank 1 stores into rank 0's shared memory and arrives on rank 0's mbarrier; rank 0 waits for
+    the phase both blocks complete and reads rank 1's own word with ld.shared::cluster."""
+    blocks, bt = 6, 64
+    x = _ints(blocks * bt, 5, -1000, 1000)
+    pin, pout = corpus90.put(x), corpus90.zeros(blocks // 2 * bt, np.int32)
+    corpus90.run("cluster_mbarrier", blocks, bt, pin, pout)
+    pairs = x.reshape(blocks // 2, 2, bt)
+    want = 5 * pairs[:, 0] + 5 * pairs[:, 1] + 2000
+    assert (corpus90.get(pout, blocks // 2 * bt, np.int32) == want.reshape(-1)).all()
+
+
 @pytest.mark.parametrize(
     ("kernel", "grid", "cluster"),
     [
