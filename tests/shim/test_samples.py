@@ -15,7 +15,7 @@ import pytest
 from mediator._control_client import request
 from mediator._launcher import MediatorProcess, running_mediator
 
-from ._support import KERNEL_SAMPLES, SAMPLES, SAMPLES_BIN, ShimBuild, sample_verdict, shim_env
+from ._support import KERNEL_SAMPLES, SAMPLE_ARGS, SAMPLES, SAMPLES_BIN, ShimBuild, sample_verdict, shim_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -40,8 +40,8 @@ def test_the_checked_in_samples_are_the_list_with_their_provenance() -> None:
 def test_the_sample_passes_on_the_shim(name: str, shim: ShimBuild, mediator: MediatorProcess, tmp_path: Path) -> None:
     conf = tmp_path / "guest.conf"
     conf.write_text(f"socket = {mediator.vm_socket(1)}\nlog = stderr\n")
-    proc = subprocess.run([str(SAMPLES_BIN / name)], capture_output=True, text=True, timeout=300,
-                          env={**shim_env(shim, conf), "LD_BIND_NOW": "1"}, cwd=tmp_path,
+    proc = subprocess.run([str(SAMPLES_BIN / name), *SAMPLE_ARGS.get(name, ())], capture_output=True, text=True,
+                          timeout=300, env={**shim_env(shim, conf), "LD_BIND_NOW": "1"}, cwd=tmp_path,
                           stdin=subprocess.DEVNULL, check=False)
     output = proc.stdout + proc.stderr
     assert sample_verdict(proc.returncode, output) == "PASS", output[-4000:]

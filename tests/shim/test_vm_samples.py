@@ -25,7 +25,7 @@ from tests.qemu._support import (
     run_vm,
 )
 
-from ._support import SAMPLES, SAMPLES_BIN, ShimBuild, guest_tree, sample_verdict, sections
+from ._support import SAMPLE_ARGS, SAMPLES, SAMPLES_BIN, ShimBuild, guest_tree, sample_verdict, sections
 
 pytestmark = [pytest.mark.qemu, pytest.mark.slow, pytest.mark.timeout(1200)]
 
@@ -36,13 +36,18 @@ DEADLINE_S = float(os.environ.get("VGPU_QEMU_DEADLINE_S", "900"))
 # without one simpleCUBLASXT's strided CPU reference ran 200-373 s instead of 48 (shared/notes/qemu.md).
 INIT_SCRIPT = INIT_PREAMBLE + """cd /tmp
 (while :; do usleep 20000; done) &
-for sample in %(names)s; do
+run() {
+    sample=$1
+    shift
     echo "VGPU-PROGRAM $sample"
-    LD_BIND_NOW=1 /samples/$sample </dev/null
+    LD_BIND_NOW=1 /samples/$sample "$@" </dev/null
     echo "VGPU-PROGRAM-EXIT $sample $? uptime=$(cut -d' ' -f1 /proc/uptime)"
-done
+}
+%(runs)s
 echo "VGPU-SELFTEST-EXIT 0 uptime=$(cut -d' ' -f1 /proc/uptime)"
 """ + INIT_POWEROFF
+#: one line of /init per sample: its name and its options (SAMPLE_ARGS: plain words, no quoting needed)
+RUNS = "\n".join(" ".join(("run", name, *SAMPLE_ARGS.get(name, ()))) for name in NAMES)
 
 
 def test_the_samples_pass_in_a_vm_on_the_installed_shim(
@@ -50,7 +55,7 @@ def test_the_samples_pass_in_a_vm_on_the_installed_shim(
 ) -> None:
     files, texts = guest_tree(shim, {f"/samples/{name}": SAMPLES_BIN / name for name in NAMES})
     texts["/tmp/.keep"] = ""
-    initrd = build_initramfs_tree(tmp_path / "initramfs", files, INIT_SCRIPT % {"names": " ".join(NAMES)}, texts)
+    initrd = build_initramfs_tree(tmp_path / "initramfs", files, INIT_SCRIPT % {"runs": RUNS}, texts)
     with running_mediator(tmp_path, backend="sim", vms=1) as mediator:
         seen: dict[str, Any] = {}
 
