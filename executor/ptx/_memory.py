@@ -19,8 +19,7 @@ Generic addresses put shared memory at :data:`SHARED_WINDOW` and local memory at
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -271,11 +270,10 @@ WINDOW_CACHE_BYTES = 4 << 20
 _WINDOWS = "window indexes"
 
 
-@dataclass(frozen=True, slots=True)
-class WindowIndex:
+class WindowIndex(NamedTuple):
     """Where each thread's address register points in the flat shared (or local) memory of a batch.
 
-    ``index`` is, per thread, the first element (of ``esize`` bytes) of its block's window (of its
+    ``at`` is, per thread, the first element (of ``esize`` bytes) of its block's window (of its
     own, for local memory) plus the register's value in elements; ``lo``/``hi`` are the register's
     least and greatest value as an unsigned address; ``typed`` is the space's memory as one flat array
     of those elements, ``width`` the bytes of one window. ``base`` is the register value it was
@@ -283,7 +281,7 @@ class WindowIndex:
     never changed in place)."""
 
     base: Value
-    index: npt.NDArray[np.int64]
+    at: npt.NDArray[np.int64]
     lo: int
     hi: int
     typed: npt.NDArray[Any]
@@ -300,9 +298,10 @@ def window_index(batch: Batch, space: str, base: Value, esize: int) -> WindowInd
     space_bytes = batch.shared if space == "shared" else batch.local
     width = space_bytes.shape[1]
     key = (id(base), space, esize, width)  # local memory grows (a new array) only to a new width
-    cache = batch.derived.get(_WINDOWS)
+    derived = batch.derived
+    cache = derived.get(_WINDOWS)
     if cache is None:
-        cache = batch.derived[_WINDOWS] = {}
+        cache = derived[_WINDOWS] = {}
     hit = cache.get(key)
     if hit is not None and hit[0] is base:
         known: WindowIndex | None = hit[1]
@@ -310,23 +309,36 @@ def window_index(batch: Batch, space: str, base: Value, esize: int) -> WindowInd
     a = np.asarray(base)
     if a.dtype.kind == "i":
         a = a.view(uint_of(a.dtype.itemsize))  # an address is the register's bits, unsigned
-    wide = a.astype(np.uint64, copy=False)
     made: WindowIndex | None = None
     if (
         width % esize == 0
         and space_bytes.flags.c_contiguous
-        and (esize == 1 or not int(np.bitwise_or.reduce(wide, axis=None)) & (esize - 1))
+        and (esize == 1 or not int(np.bitwise_or.reduce(a, axis=None)) & (esize - 1))
     ):
-        owner = batch.block_index if space == "shared" else np.arange(batch.n, dtype=np.intp)
-        shift = np.uint64(esize.bit_length() - 1)
-        index = owner * (width // esize) + (wide >> shift).view(np.int64)
-        typed = space_bytes.reshape(-1).view(uint_of(esize))
-        made = WindowIndex(base, index, int(wide.min()), int(wide.max()), typed, width)
-    cost = 8 * batch.n
-    if (len(cache) + 1) * cost > WINDOW_CACHE_BYTES:
+        lo, hi = int(a.min()), int(a.max())
+        if hi < 1 << 62:  # else past every window: the checked path faults it
+            starts = _window_starts(batch, space, esize, width)
+            index = a.astype(np.int64)
+            if esize > 1:
+                index >>= esize.bit_length() - 1
+            index = index + starts if index.ndim == 0 else np.add(index, starts, out=index)
+            typed = space_bytes.reshape(-1).view(uint_of(esize))
+            made = WindowIndex(base, index, lo, hi, typed, width)
+    if (len(cache) + 1) * 8 * batch.n > WINDOW_CACHE_BYTES:
         cache.clear()
     cache[key] = (base, made)
     return made
+
+
+def _window_starts(batch: Batch, space: str, esize: int, width: int) -> npt.NDArray[np.int64]:
+    """Each thread's first element of its window (its block's, or its own for local memory), once per
+    batch for each element size (shared memory's width is the batch's; local memory's grows)."""
+    key = (_WINDOWS, space, esize, width)
+    starts: npt.NDArray[np.int64] | None = batch.derived.get(key)
+    if starts is None:
+        owner = batch.block_index if space == "shared" else np.arange(batch.n, dtype=np.int64)
+        starts = batch.derived[key] = owner.astype(np.int64) * (width // esize)
+    return starts
 
 
 def window_load(
@@ -338,7 +350,7 @@ def window_load(
     k, rest = divmod(offset, size)
     if rest or win.lo + offset < 0 or win.hi + offset + size > win.width:
         return None
-    index = win.index if rows is None else win.index[rows]
+    index = win.at if rows is None else win.at[rows]
     got: npt.NDArray[Any] = win.typed[k:][index] if k >= 0 else win.typed[index + k]
     return got
 
@@ -353,7 +365,7 @@ def window_store(
     k, rest = divmod(offset, size)
     if rest or win.lo + offset < 0 or win.hi + offset + size > win.width:
         return False
-    index = win.index if rows is None else win.index[rows]
+    index = win.at if rows is None else win.at[rows]
     if k >= 0:
         win.typed[k:][index] = values
     else:
