@@ -51,7 +51,7 @@ enum cuda_transport_error {
     CUDA_TRANSPORT_E_LAYOUT = -3,    /* the region's header is not one this library speaks */
     CUDA_TRANSPORT_E_HANDSHAKE = -4, /* the ivshmem-server handshake went wrong */
     CUDA_TRANSPORT_E_GONE = -5,      /* the host stopped serving (state not READY, new epoch) */
-    CUDA_TRANSPORT_E_TIMEOUT = -6,   /* no completion / no space within the timeout */
+    CUDA_TRANSPORT_E_TIMEOUT = -6,   /* no completion / no space: the host made no progress for the timeout */
     CUDA_TRANSPORT_E_INVAL = -7,     /* bad argument (args too long, payload larger than arena) */
     CUDA_TRANSPORT_E_PROTOCOL = -8,  /* the host's ring indices are impossible */
     CUDA_TRANSPORT_E_BUSY = -9,      /* every channel of the device is held by other processes */
@@ -88,7 +88,9 @@ struct cuda_transport_stats {
 /*
  * Open the transport. Backend selection: VGPU_TRANSPORT_SOCKET=<path> uses the socket backend,
  * otherwise the PCI device (VGPU_PCI_DEVICE=<dddd:bb:dd.f> picks one of several). Environment:
- * VGPU_TRANSPORT_TIMEOUT_MS (default 30000), VGPU_TRANSPORT_SPIN_US (default 50).
+ * VGPU_TRANSPORT_TIMEOUT_MS (default 30000): a wait gives up (E_TIMEOUT) once the host has made no
+ * progress on our channel (consumed no submission, posted no completion) for this long, however long
+ * the queued work takes in all; VGPU_TRANSPORT_SPIN_US (default 50).
  */
 CUDA_TRANSPORT_API int cuda_transport_init(struct cuda_transport **out);
 /*
