@@ -49,7 +49,7 @@ from ._compiler import (
     is_hint,
     select_rows,
 )
-from ._memory import SHARED_WINDOW, WINDOW_BITS, check_aligned
+from ._memory import SHARED_WINDOW, WINDOW_BITS, check_aligned, check_window
 from ._numeric import DTYPES
 from ._parse import Instruction
 from ._state import Frame, KernelFaultError, Value
@@ -89,6 +89,8 @@ _STEPS: dict[str, Step] = {
 }
 #: the scans are used unless this is false (the tests turn it off to run the reference rounds)
 SCANS = True
+#: rounds served in place in shared memory before the scans take the rest (:func:`_in_place`)
+_IN_PLACE_ROUNDS = 4
 #: locations with at most this many threads each are replayed round by round (a few NumPy calls a
 #: round) rather than scanned (a dozen calls per power of two of the busiest location's threads)
 _REPLAY_MOST = 8
@@ -321,6 +323,45 @@ def _scan(
     return out
 
 
+def _in_place(
+    f: Frame, space: str, op: str, rows: Index, addrs: Array, b: Array, cv: Array | None, dt: np.dtype[Any]
+) -> tuple[Array, Index] | None:
+    """Shared memory (each thread's own block's, no cluster): the first :data:`_IN_PLACE_ROUNDS`
+    rounds served on the window itself, each location's earliest remaining thread found with one
+    ``minimum.at`` over the locations' element indexes (a histogram's locations see a few threads
+    each); returns every served thread's old value and the rows still to serve. ``None`` where the
+    window is not one flat typed array."""
+    batch = f.batch
+    size = dt.itemsize
+    window = batch.shared
+    if space != "shared" or batch.cluster is not None or not window.flags.c_contiguous:
+        return None
+    width = window.shape[1]
+    if width % size:
+        return None
+    check_window(addrs, size, width, "shared")  # every address, as the first round's access does
+    elements = window.reshape(-1).view(dt)
+    shift = np.uint64(size.bit_length() - 1)
+    slots = batch.block_index[rows] * (width // size) + (addrs >> shift).view(np.int64)
+    olds = np.empty(rows.size, dtype=dt)
+    earliest = np.empty(elements.size, dtype=np.intp)
+    remaining = np.arange(rows.size)
+    for _ in range(_IN_PLACE_ROUNDS):
+        earliest[slots] = rows.size
+        np.minimum.at(earliest, slots, remaining)
+        now = earliest[slots] == remaining
+        served, at = remaining[now], slots[now]  # one thread per location
+        old = elements[at]
+        olds[served] = old
+        elements[at] = _combine(op, dt, old, b[served], None if cv is None else cv[served])
+        batch.steps += 1
+        remaining, slots = remaining[~now], slots[~now]
+        if not remaining.size:
+            break
+    _check_time(f)
+    return olds, remaining
+
+
 def _c_atom(c: Compiler, ins: Instruction) -> Runner:
     red = ins.opcode == "red"
     space = "generic"
@@ -358,7 +399,14 @@ def _c_atom(c: Compiler, ins: Instruction) -> Runner:
         cv = select_rows(gc(f), rows, n).astype(dt, copy=False) if gc is not None else None
         check_aligned(addrs, dt.itemsize, space)
         if SCANS and rows.size:
-            old = _scan(f, space, op, rows, addrs, b, cv, dt)
+            served = _in_place(f, space, op, rows, addrs, b, cv, dt)
+            if served is None:
+                old = _scan(f, space, op, rows, addrs, b, cv, dt)
+            else:
+                old, rest = served
+                if rest.size:  # busier locations: the scans continue from what the rounds left
+                    cv_rest = None if cv is None else cv[rest]
+                    old[rest] = _scan(f, space, op, rows[rest], addrs[rest], b[rest], cv_rest, dt)
         else:
             old = _rounds(f, space, op, rows, addrs, b, cv, dt)
         if put is not None:
