@@ -63,9 +63,12 @@ class PinnedFastPath:
             tables = executor.fast_copy_tables()
             if tables is None:
                 return
-            self.c.bind(executor, tables.client, tables.view, tables.memory, tables.allocator,
-                        tables.streams, tables.captures, tables.faults)
             self._client = tables.client
+            try:
+                self.c.bind(executor, tables.client, tables.view, tables.memory, tables.allocator,
+                            tables.streams, tables.captures, tables.faults)
+            except BufferError:  # an area we may not write (never a worker's): Python serves them all
+                return
         block, found = executor.fast_copy_facts(device, offset, count)
         pinned = executor.pinned
         if block is not None:

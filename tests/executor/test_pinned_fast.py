@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import pytest
 import structlog
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from executor import PinnedArea, PinnedClient
 from mediator import _pinned_fast, _server
@@ -292,6 +294,80 @@ def test_what_c_must_not_serve_is_answered_as_the_python_path_answers_it(
         side.submit([side.copy(HTOD), side.copy(DTOH, flags=ASYNC)])  # and serves again afterwards
 
     both(sides, script)
+
+
+# -- random programs: the two paths agree on everything ----------------------------------------------
+
+#: mostly copies that can succeed, some that cannot (a repeated value is drawn more often)
+_COPY = st.tuples(st.sampled_from([HTOD, DTOH]), st.booleans(),  # way, asynchronous
+                  st.sampled_from([0, 0, PAGE + 3, PAGE + 3, 8 * PAGE - 1, 8 * PAGE, 60 * PAGE]),  # pinned offset
+                  st.sampled_from([1, PAGE, PAGE, 2 * PAGE + 7, 8 * PAGE, 8 * PAGE + 1, 0]),  # count
+                  st.sampled_from([0, 5, 5, BLOCK - 4 * PAGE, BLOCK - PAGE, BLOCK]),  # device offset
+                  st.sampled_from(["mine", "mine", "legacy", "other"]))  # stream
+_EVENTS = ["free_block", "new_block", "free_range", "new_range", "destroy_stream", "new_stream",
+           "begin_capture", "end_capture", "fault", "cap", "trace", "untrace"]
+#: an event (or none), then a batch of copies
+_STEP = st.tuples(st.none() | st.sampled_from(_EVENTS), st.lists(_COPY, min_size=1, max_size=12))
+
+
+def _run(side: Side, program: list[Any]) -> None:
+    for i, (step, copies) in enumerate(program):
+        _event(side, step)
+        if side.client.area.allocator.find(side.client.owner, side.host, PAGE) is not None:
+            side.area.view[side.host:side.host + PAGE] = bytes([i + 1]) * PAGE  # the application's new data
+        entries = []
+        for way, asynchronous, offset, count, dev_offset, stream in copies:
+            chosen = {"mine": side.stream, "legacy": 0, "other": side.stream + 1000}[stream]
+            entries.append(side.copy(way, count=count, offset=offset, dev_offset=dev_offset, stream=chosen,
+                                     flags=ASYNC if asynchronous else 0))
+        side.submit(entries)
+
+
+def _event(side: Side, step: str | None) -> None:
+    pair = side.pair
+    if step is None:
+        return
+    if step == "free_block":
+        side.seen.append((step, pair.call("mem_free", dptr=side.dev).status))
+    elif step == "new_block":
+        answer = pair.call("mem_alloc", bytesize=BLOCK)
+        side.dev = answer.result.dptr if answer.status == 0 else side.dev  # type: ignore[union-attr]
+    elif step == "free_range":
+        side.seen.append((step, pair.call("mem_free_host", offset=side.host).status))
+    elif step == "new_range":
+        answer = pair.call("mem_host_alloc", bytesize=8 * PAGE, flags=0)
+        side.host = answer.result.offset if answer.status == 0 else side.host  # type: ignore[union-attr]
+    elif step == "destroy_stream":
+        side.seen.append((step, pair.call("stream_destroy", stream=side.stream).status))
+    elif step == "new_stream":
+        side.stream = side.value("stream_create", "stream", flags=1)
+    elif step == "begin_capture":
+        side.seen.append((step, pair.call("stream_begin_capture", stream=side.stream, mode=2).status))
+    elif step == "end_capture":
+        side.seen.append((step, pair.call("stream_end_capture", stream=side.stream).status))
+    elif step == "fault":
+        pair.executor.inject_fault(CUresult.CUDA_ERROR_LAUNCH_FAILED, sticky=False)
+    elif step == "cap":
+        pair.server.max_async_inflight = 3
+    elif step == "trace":
+        pair.server.trace = lambda sub, name, status, _ns: side.seen.append(("traced", sub.seq, status))
+    else:
+        pair.server.trace = None
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_STEP, min_size=4, max_size=16))
+def test_random_programs_see_the_same_answers_with_and_without_the_c_path(program: list[Any]) -> None:
+    def script(side: Side) -> None:
+        _warm(side)
+        _run(side, program)
+
+    fast, slow = Side(fast=True), Side(fast=False)
+    try:
+        both((fast, slow), script)
+    finally:
+        fast.close()
+        slow.close()
 
 
 def test_a_fresh_pinned_client_is_learned_afresh_and_the_old_ones_ranges_are_not_trusted(
