@@ -512,6 +512,25 @@ class Driver:
         check(self.module.cuLaunchKernel(function, *grid, *block, shared_mem_bytes, stream, 0, extra),
               "cuLaunchKernel")
 
+    def launch_cluster_kernel(self, function: Function, grid: tuple[int, int, int],
+                              block: tuple[int, int, int], shared_mem_bytes: int, stream: Stream, extra: int,
+                              cluster: tuple[int, int, int]) -> None:
+        """``cuLaunchKernelEx`` with one attribute, ``CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION``; ``extra`` as
+        for :meth:`launch_kernel`."""
+        m = self.module
+        attribute = m.CUlaunchAttribute()
+        attribute.id = m.CUlaunchAttributeID(4)  # CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION
+        dim = attribute.value.clusterDim
+        dim.x, dim.y, dim.z = cluster
+        config = m.CUlaunchConfig()
+        config.gridDimX, config.gridDimY, config.gridDimZ = grid
+        config.blockDimX, config.blockDimY, config.blockDimZ = block
+        config.sharedMemBytes = shared_mem_bytes
+        config.hStream = stream
+        config.attrs = [attribute]
+        config.numAttrs = 1
+        check(m.cuLaunchKernelEx(config, function, 0, extra), "cuLaunchKernelEx")
+
     def launch_cooperative_kernel(self, function: Function, grid: tuple[int, int, int],
                                   block: tuple[int, int, int], shared_mem_bytes: int, stream: Stream,
                                   kernel_params: int) -> None:

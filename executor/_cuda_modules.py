@@ -36,6 +36,7 @@ from protocol.models import (
     FunctionResult,
     GlobalResult,
     I32Result,
+    LaunchClusterArgs,
     LaunchKernelArgs,
     ModuleArgs,
     ModuleLoadResult,
@@ -160,25 +161,36 @@ class ModuleCalls(ModuleUploadCalls, CudaBase):
         return NoResult()
 
     def launch_kernel(self, args: LaunchKernelArgs, io: CallIO) -> NoResult:
+        return self._launch_with_extra(args, io, None)
+
+    def launch_cluster_kernel(self, args: LaunchClusterArgs, io: CallIO) -> NoResult:
+        return self._launch_with_extra(args, io, (args.cluster_x, args.cluster_y, args.cluster_z))
+
+    def _launch_with_extra(self, args: LaunchKernelArgs, io: CallIO, cluster: tuple[int, int, int] | None
+                           ) -> NoResult:
+        """cuLaunchKernel, or cuLaunchKernelEx in clusters, with the parameter block through ``extra``."""
+        what = "cuLaunchKernel" if cluster is None else "cuLaunchKernelEx"
         record = self._functions.get(args.function)
         stream = self._stream(args.stream)
         self._layout(record)
         need = record.param_bytes
         if len(io.inp) < need:
             raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE,
-                            f"cuLaunchKernel: the parameter block has {len(io.inp)} bytes, the kernel takes "
-                            f"{need}")
+                            f"{what}: the parameter block has {len(io.inp)} bytes, the kernel takes {need}")
         extra = 0
         if need:
             self._extra[1] = host_address(io.inp)
             self._param_size.value = need
             extra = self._extra_address
+        grid, block = (args.grid_x, args.grid_y, args.grid_z), (args.block_x, args.block_y, args.block_z)
         # the driver copies the parameter block during the call: the payload is free when it returns
-        self._drv.launch_kernel(record.function, (args.grid_x, args.grid_y, args.grid_z),
-                                (args.block_x, args.block_y, args.block_z), args.shared_mem_bytes, stream,
-                                extra)
+        if cluster is None:
+            self._drv.launch_kernel(record.function, grid, block, args.shared_mem_bytes, stream, extra)
+        else:
+            self._drv.launch_cluster_kernel(record.function, grid, block, args.shared_mem_bytes, stream,
+                                            extra, cluster)
         if io.blocking:
-            self._sync(stream, "cuLaunchKernel")
+            self._sync(stream, what)
         return NoResult()
 
     def func_occupancy(self, args: OccupancyArgs, io: CallIO) -> I32Result:

@@ -116,6 +116,7 @@ from protocol.models import (
     GuestNodeArgs,
     GuestNodeResult,
     I32Result,
+    LaunchClusterArgs,
     LaunchKernelArgs,
     MemAllocArgs,
     MemcpyDtoDArgs,
@@ -166,7 +167,7 @@ from ._sim_memory import Bytes, DeviceMemory, fill_views
 from ._sim_modules import FunctionLimits, SimFunction, SimModules, symbol_name
 from ._sim_nvml import SimNvmlCalls
 from ._sim_pinned import SimPinnedCalls
-from .ptx import GRID_WORKSPACE_BYTES, Limits, printf_listening
+from .ptx import GRID_WORKSPACE_BYTES, Limits, cluster_shape, printf_listening
 from .ptx import launch as run_ptx_kernel
 from .ptx import load_module as load_ptx_module
 
@@ -898,6 +899,12 @@ class SimExecutor(SimNvmlCalls, SimTrsmCalls, SimPinnedCalls, PinnedHostCalls, M
     def launch_kernel(self, args: LaunchKernelArgs, io: CallIO) -> NoResult:
         return self._launch(args, io, cooperative=False)
 
+    def launch_cluster_kernel(self, args: LaunchClusterArgs, io: CallIO) -> NoResult:
+        """In clusters of the launch's shape (cuLaunchKernelEx's cluster-dimension attribute): the
+        engine runs each cluster's blocks in one batch (``executor/ptx/_cluster.py``)."""
+        cluster = (args.cluster_x, args.cluster_y, args.cluster_z)
+        return self._launch(args, io, cooperative=False, cluster=cluster)
+
     def launch_cooperative_kernel(self, args: LaunchKernelArgs, io: CallIO) -> NoResult:
         """Every block resident at once, as CUDA requires of a cooperative grid; the engine runs it
         as one batch with a grid-sync workspace of its own (device memory of the VM, for the launch)."""
@@ -926,7 +933,8 @@ class SimExecutor(SimNvmlCalls, SimTrsmCalls, SimPinnedCalls, PinnedHostCalls, M
         registers = self.modules.attribute(handle, attrib.CU_FUNC_ATTRIBUTE_NUM_REGS)
         return blocks_per_sm(self._attributes, threads, static + dynamic_smem, registers)
 
-    def _launch(self, args: LaunchKernelArgs, io: CallIO, *, cooperative: bool) -> NoResult:
+    def _launch(self, args: LaunchKernelArgs, io: CallIO, *, cooperative: bool,
+                cluster: tuple[int, int, int] | None = None) -> NoResult:
         function = self.modules.functions.get(args.function)
         kernel = function.kernel
         dims = self._check_launch(args, function)
@@ -938,7 +946,10 @@ class SimExecutor(SimNvmlCalls, SimTrsmCalls, SimPinnedCalls, PinnedHostCalls, M
         # instruction) for a kernel it cannot run before anything is enqueued or executed. The
         # parsed module and the prepared kernel are charged to the VM's host budget first.
         program = load_ptx_module(self.modules.ptx_source(function), self.host)
-        program.kernel(kernel.name, self.host)
+        prepared = program.kernel(kernel.name, self.host)
+        # a cluster shape a GPU refuses (the launch's or the kernel's __cluster_dims__) fails the call
+        cluster_shape(kernel.name, dims.grid, prepared.codes[kernel.name].function.cluster_dims, cluster,
+                      prepared.layout.dynamic_base + dims.shared_bytes)
         self._stream_work(args.stream, io, "cuLaunchKernel")
         # the parameter block's copy: held by a captured launch's node (charged with it by enqueue),
         # only checked for one that runs now
@@ -953,7 +964,7 @@ class SimExecutor(SimNvmlCalls, SimTrsmCalls, SimPinnedCalls, PinnedHostCalls, M
             try:
                 with printf_listening(self.kernel_output):
                     run_ptx_kernel(program, kernel.name, memory, dims, params, symbols, self.launch_limits,
-                                   grid_workspace=workspace)
+                                   grid_workspace=workspace, cluster=cluster)
             finally:
                 if workspace:
                     memory.free(workspace)

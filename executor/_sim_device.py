@@ -7,8 +7,8 @@ attribute and ``cudaGetDeviceProperties`` fills every field.
 
 Hardware limits (threads, grid, shared memory, texture and surface sizes, clocks, caches) are those
 of the part. A capability is reported only where the mediator serves what it promises. Cooperative
-launches are served (the PTX engine runs a cooperative grid as one batch); cluster launches, managed
-memory, mapped host memory, stream priorities, stream memory operations, IPC, memory pools, tensor
+and cluster launches are served (the PTX engine runs a cooperative grid, and each cluster, as one
+batch); managed memory, mapped host memory, stream priorities, stream memory operations, IPC, memory pools, tensor
 maps, exportable handles and the host-NUMA features are not served, so they are 0 (and must be
 raised here when they are).
 """
@@ -82,7 +82,7 @@ def device_attributes(config: DeviceConfig) -> dict[int, int]:
         112: 0, 113: 0, 114: 0,  # sparse arrays, read-only host registration, timeline semaphores
         115: 0,  # memory pools: the stream-ordered allocator is not served
         116: 0, 117: 0, 118: 0, 119: 0,  # GPUDirect RDMA, pool handle types
-        120: 0,  # cluster launch: cuLaunchKernelEx is not served
+        120: 1,  # cluster launch: cuLaunchKernelEx's cluster dimension and __cluster_dims__
         121: 0, 122: 0, 123: 0, 124: 0, 125: 0,  # deferred mapping, stream mem ops, dma-buf, IPC events
         126: 1,  # memory synchronization domains: only the default (launch attributes are not served)
         127: 0, 128: 0, 129: 0,  # tensor maps, fabric handles, unified function pointers

@@ -456,6 +456,14 @@ class LaunchKernelArgs(WireModel):
         return self
 
 
+class LaunchClusterArgs(LaunchKernelArgs):
+    """A launch in thread-block clusters (cuLaunchKernelEx's CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION)."""
+
+    cluster_x: U32
+    cluster_y: U32
+    cluster_z: U32
+
+
 # ---------------------------------------------------------------------------------------------
 # cuBLAS
 
@@ -933,6 +941,11 @@ def _specs() -> list[CallSpec]:
            doc="every block co-resident (at most the occupancy calculator's blocks per multiprocessor "
            "times the multiprocessors, else CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE), so that "
            "cooperative_groups' grid.sync() works"),
+        cs(0x007E, "launch_cluster_kernel", "cuLaunchKernelEx", LaunchClusterArgs, nr, is_async=True,
+           in_payload="the packed parameter block: each parameter at its offset",
+           doc="in clusters of cluster_x * cluster_y * cluster_z blocks (the cluster-dimension launch "
+           "attribute); CUDA_ERROR_INVALID_CLUSTER_SIZE past 8 blocks, for a cluster that does not divide "
+           "the grid or differs from the kernel's compiled-in shape"),
         cs(0x007A, "module_upload_begin", "vgpuModuleUploadBegin", ModuleUploadBeginArgs, ModuleUploadResult,
            doc="an image larger than the arena, in chunks: at most device.module_bytes (all of a context's "
            "uploads together too), charged to the VM's host budget; CUDA_ERROR_INVALID_VALUE past the "

@@ -69,6 +69,7 @@ once: at least as accurate as the ISA documents, so not bitwise equal to a GPU's
 exact except in rare double-rounding cases (within 1 ulp).
 """
 
+from ._cluster import cluster_shape
 from ._isa import SUPPORTED
 from ._machine import CACHED_MODULES, GRID_WORKSPACE_BYTES, Kernel, LoadedModule, launch, load_module
 from ._parse import PtxSyntaxError, parse_ptx
@@ -85,6 +86,7 @@ __all__ = [
     "LoadedModule",
     "PtxSyntaxError",
     "build_program",
+    "cluster_shape",
     "launch",
     "load_module",
     "parse_ptx",

@@ -37,7 +37,7 @@ _Static_assert(sizeof(vgpu_memcpy3d) == 200, "CUDA_MEMCPY3D");
 typedef struct {
     int id;
     char pad[4];
-    union { char bytes[64]; int value; } val;
+    union { char bytes[64]; int value; struct { unsigned int x, y, z; } clusterDim; } val;
 } vgpu_launch_attribute;
 typedef struct {
     unsigned int gridDimX, gridDimY, gridDimZ, blockDimX, blockDimY, blockDimZ, sharedMemBytes;

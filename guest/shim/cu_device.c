@@ -98,9 +98,10 @@ CUresult cuDeviceGet(CUdevice *device, int ordinal)
 
 /* Capabilities the shim does not provide, whatever the GPU can do: mapping guest memory into the
  * GPU, managed memory, stream priorities (guest-side), and those whose calls it does not serve
- * (multi-device cooperative and cluster launches, stream memory operations, memory pools, exportable
- * handles, IPC, tensor maps, multicast, host-NUMA allocations), so that a program that checks before
- * it calls never takes a path that cannot work. Cooperative launches (95) are the host's answer. */
+ * (multi-device cooperative launches, stream memory operations, memory pools, exportable handles,
+ * IPC, tensor maps, multicast, host-NUMA allocations), so that a program that checks before it calls
+ * never takes a path that cannot work. Cooperative (95) and cluster (120) launches are the host's
+ * answer. */
 static int guest_capability(int attrib, int *value)
 {
     switch (attrib) {
@@ -108,7 +109,6 @@ static int guest_capability(int attrib, int *value)
     case 96:                                       /* COOPERATIVE_MULTI_DEVICE_LAUNCH (95: the host's) */
     case 103: case 104: case 105: case 128:        /* shareable allocation handles */
     case 119: case 142: case 144:                  /* shareable and host memory pools */
-    case 120:                                      /* CLUSTER_LAUNCH */
     case 124: case 146:                            /* dma-buf */
     case 125:                                      /* IPC_EVENT_SUPPORTED */
     case 127:                                      /* TENSOR_MAP_ACCESS_SUPPORTED */

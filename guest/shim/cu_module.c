@@ -326,11 +326,12 @@ CUresult vgpu_shim_check_dims(const unsigned int grid[3], const unsigned int blo
     return CUDA_SUCCESS;
 }
 
-/* cuLaunchKernel and cuLaunchCooperativeKernel (call): the parameter block packed from `params` by the
- * host's layout, or given whole in `extra`. */
-static CUresult launch(uint32_t call, CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz,
-                       unsigned int bx, unsigned int by, unsigned int bz, unsigned int shared, CUstream s,
-                       void **params, void **extra)
+/* cuLaunchKernel and cuLaunchCooperativeKernel (call), or a launch in clusters of `cluster` blocks
+ * (non-NULL: VGPU_CALL_LAUNCH_CLUSTER_KERNEL): the parameter block packed from `params` by the host's
+ * layout, or given whole in `extra`. */
+static CUresult launch_in(uint32_t call, CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz,
+                          unsigned int bx, unsigned int by, unsigned int bz, unsigned int shared, CUstream s,
+                          void **params, void **extra, const unsigned int *cluster)
 {
     if (!VGPU_CHECK_HANDLE(f, VGPU_MAGIC_FUNC))
         return CUDA_ERROR_INVALID_HANDLE;
@@ -342,6 +343,19 @@ static CUresult launch(uint32_t call, CUfunction f, unsigned int gx, unsigned in
                                         .block_x = bx, .block_y = by, .block_z = bz, .shared_mem_bytes = shared};
     if ((rc = vgpu_shim_stream_id(s, &a.stream)))
         return rc;
+    /* the cluster call's arguments: the plain launch's and the cluster's shape */
+    struct vgpu_args_launch_cluster_kernel ca = {
+        .function = a.function, .grid_x = gx, .grid_y = gy, .grid_z = gz, .block_x = bx, .block_y = by,
+        .block_z = bz, .shared_mem_bytes = shared, .stream = a.stream};
+    const void *args = &a;
+    size_t args_size = sizeof a;
+    if (cluster) {
+        ca.cluster_x = cluster[0];
+        ca.cluster_y = cluster[1];
+        ca.cluster_z = cluster[2];
+        args = &ca;
+        args_size = sizeof ca;
+    }
     if (extra) { /* a block packed by the caller: CU_LAUNCH_PARAM_BUFFER_POINTER/_SIZE */
         const void *buffer = NULL;
         size_t size = 0;
@@ -355,7 +369,7 @@ static CUresult launch(uint32_t call, CUfunction f, unsigned int gx, unsigned in
         }
         if (params || (size && !buffer))
             return CUDA_ERROR_INVALID_VALUE;
-        return vgpu_cu_post(call, &a, sizeof a, buffer, size);
+        return vgpu_cu_post(call, args, args_size, buffer, size);
     }
     if ((rc = layout_of(f)))
         return rc;
@@ -374,10 +388,17 @@ static CUresult launch(uint32_t call, CUfunction f, unsigned int gx, unsigned in
         memcpy(block_bytes + f->params[i][0], params[i], f->params[i][1]);
     }
     if (rc == CUDA_SUCCESS)
-        rc = vgpu_cu_post(call, &a, sizeof a, block_bytes, f->param_bytes);
+        rc = vgpu_cu_post(call, args, args_size, block_bytes, f->param_bytes);
     if (block_bytes != stack_block)
         free(block_bytes);
     return rc;
+}
+
+static CUresult launch(uint32_t call, CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz,
+                       unsigned int bx, unsigned int by, unsigned int bz, unsigned int shared, CUstream s,
+                       void **params, void **extra)
+{
+    return launch_in(call, f, gx, gy, gz, bx, by, bz, shared, s, params, extra, NULL);
 }
 
 CUresult cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx,
@@ -418,16 +439,23 @@ CUresult cuOccupancyMaxActiveBlocksPerMultiprocessor(int *blocks, CUfunction f, 
 }
 
 /* Launch attributes: those that leave a launch's meaning alone (ignored entries, cache and priority
- * hints, and programmatic stream serialization, which lets the next kernel start early: running
- * kernels in stream order is one schedule it allows) and the cooperative one (*cooperative set).
- * Anything else (clusters, programmatic events, sync domains, completion events) is not served. */
-static int launch_attribute_served(const vgpu_launch_attribute *a, int *cooperative)
+ * hints, the cluster scheduling preference, and programmatic stream serialization, which lets the next
+ * kernel start early: running kernels in stream order is one schedule it allows), the cooperative one
+ * (*cooperative set) and the cluster dimension (cluster[] set; all zero: none). Anything else
+ * (preferred cluster shapes, programmatic events, sync domains, completion events) is not served. */
+static int launch_attribute_served(const vgpu_launch_attribute *a, int *cooperative, unsigned int cluster[3])
 {
     switch (a->id) {
-    case 0: case 1: case 6: case 8: case 14: /* ignore, access policy, serialization, priority, carveout */
+    case 0: case 1: case 5: case 6: case 8: case 14: /* ignore, access policy, cluster scheduling,
+                                                      * serialization, priority, carveout */
         return 1;
     case 2: /* cooperative */
         *cooperative = a->val.value != 0;
+        return 1;
+    case 4: /* cluster dimension: the host checks the shape (912 for one a GPU refuses) */
+        cluster[0] = a->val.clusterDim.x;
+        cluster[1] = a->val.clusterDim.y;
+        cluster[2] = a->val.clusterDim.z;
         return 1;
     default:
         return 0;
@@ -439,8 +467,9 @@ CUresult cuLaunchKernelEx(const vgpu_launch_config *config, CUfunction f, void *
     if (!config || (config->numAttrs && !config->attrs))
         return CUDA_ERROR_INVALID_VALUE;
     int cooperative = 0;
+    unsigned int cluster[3] = {0, 0, 0};
     for (unsigned int i = 0; i < config->numAttrs; i++)
-        if (!launch_attribute_served(&config->attrs[i], &cooperative)) {
+        if (!launch_attribute_served(&config->attrs[i], &cooperative, cluster)) {
             static int once;
             if (!__atomic_exchange_n(&once, 1, __ATOMIC_RELAXED))
                 vgpu_shim_log("cuLaunchKernelEx: launch attribute %d (value %d) is not supported by the vgpu "
@@ -449,6 +478,16 @@ CUresult cuLaunchKernelEx(const vgpu_launch_config *config, CUfunction f, void *
         }
     if (cooperative && extra)
         return CUDA_ERROR_INVALID_VALUE;
+    if (cluster[0] || cluster[1] || cluster[2]) {
+        if (cooperative) { /* a cooperative grid of clusters: not served */
+            vgpu_shim_log("cuLaunchKernelEx: a cooperative launch in clusters is not supported by the vgpu shim "
+                          "(returns 801)");
+            return CUDA_ERROR_NOT_SUPPORTED;
+        }
+        return launch_in(VGPU_CALL_LAUNCH_CLUSTER_KERNEL, f, config->gridDimX, config->gridDimY, config->gridDimZ,
+                         config->blockDimX, config->blockDimY, config->blockDimZ, config->sharedMemBytes,
+                         config->hStream, params, extra, cluster);
+    }
     return launch(cooperative ? VGPU_CALL_LAUNCH_COOPERATIVE_KERNEL : VGPU_CALL_LAUNCH_KERNEL, f, config->gridDimX,
                   config->gridDimY, config->gridDimZ, config->blockDimX, config->blockDimY, config->blockDimZ,
                   config->sharedMemBytes, config->hStream, params, extra);

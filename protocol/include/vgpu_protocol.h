@@ -533,6 +533,7 @@ enum vgpu_cublas_diag_type {
 #define VGPU_CALL_FUNC_GET_ATTRIBUTE 0x0077 /* cuFuncGetAttribute */
 #define VGPU_CALL_FUNC_SET_ATTRIBUTE 0x0078 /* cuFuncSetAttribute */
 #define VGPU_CALL_LAUNCH_COOPERATIVE_KERNEL 0x0079 /* cuLaunchCooperativeKernel, async-capable */
+#define VGPU_CALL_LAUNCH_CLUSTER_KERNEL 0x007e /* cuLaunchKernelEx, async-capable */
 #define VGPU_CALL_MODULE_UPLOAD_BEGIN 0x007a /* vgpuModuleUploadBegin */
 #define VGPU_CALL_MODULE_UPLOAD_CHUNK 0x007b /* vgpuModuleUploadChunk */
 #define VGPU_CALL_MODULE_LOAD_UPLOAD 0x007c /* vgpuModuleLoadUpload */
@@ -1302,6 +1303,36 @@ static_assert(offsetof(struct vgpu_args_launch_cooperative_kernel, shared_mem_by
 static_assert(offsetof(struct vgpu_args_launch_cooperative_kernel, stream) == 32, "vgpu_args_launch_cooperative_kernel.stream offset");
 
 /* launch_cooperative_kernel: no results (status only) */
+
+struct vgpu_args_launch_cluster_kernel {
+    uint32_t function;                  /* function handle: per-channel id, 0 = null */
+    uint32_t grid_x;
+    uint32_t grid_y;
+    uint32_t grid_z;
+    uint32_t block_x;
+    uint32_t block_y;
+    uint32_t block_z;
+    uint32_t shared_mem_bytes;
+    uint32_t stream;                    /* stream handle: per-channel id, 0 = null (the default stream) */
+    uint32_t cluster_x;
+    uint32_t cluster_y;
+    uint32_t cluster_z;
+};
+static_assert(sizeof(struct vgpu_args_launch_cluster_kernel) == 48, "struct vgpu_args_launch_cluster_kernel is 48 bytes");
+static_assert(offsetof(struct vgpu_args_launch_cluster_kernel, function) == 0, "vgpu_args_launch_cluster_kernel.function offset");
+static_assert(offsetof(struct vgpu_args_launch_cluster_kernel, grid_x) == 4, "vgpu_args_launch_cluster_kernel.grid_x offset");
+static_assert(offsetof(struct vgpu_args_launch_cluster_kernel, grid_y) == 8, "vgpu_args_launch_cluster_kernel.grid_y offset");
+static_assert(offsetof(struct vgpu_args_launch_cluster_kernel, grid_z) == 12, "vgpu_args_launch_cluster_kernel.grid_z offset");
+static_assert(offsetof(struct vgpu_args_launch_cluster_kernel, block_x) == 16, "vgpu_args_launch_cluster_kernel.block_x offset");
+static_assert(offsetof(struct vgpu_args_launch_cluster_kernel, block_y) == 20, "vgpu_args_launch_cluster_kernel.block_y offset");
+static_assert(offsetof(struct vgpu_args_launch_cluster_kernel, block_z) == 24, "vgpu_args_launch_cluster_kernel.block_z offset");
+static_assert(offsetof(struct vgpu_args_launch_cluster_kernel, shared_mem_bytes) == 28, "vgpu_args_launch_cluster_kernel.shared_mem_bytes offset");
+static_assert(offsetof(struct vgpu_args_launch_cluster_kernel, stream) == 32, "vgpu_args_launch_cluster_kernel.stream offset");
+static_assert(offsetof(struct vgpu_args_launch_cluster_kernel, cluster_x) == 36, "vgpu_args_launch_cluster_kernel.cluster_x offset");
+static_assert(offsetof(struct vgpu_args_launch_cluster_kernel, cluster_y) == 40, "vgpu_args_launch_cluster_kernel.cluster_y offset");
+static_assert(offsetof(struct vgpu_args_launch_cluster_kernel, cluster_z) == 44, "vgpu_args_launch_cluster_kernel.cluster_z offset");
+
+/* launch_cluster_kernel: no results (status only) */
 
 struct vgpu_args_module_upload_begin {
     uint64_t bytes;

@@ -40,8 +40,9 @@ def test_sim_claims_only_what_is_served(gpu: GuestClient, backend: str) -> None:
     if backend != "sim":
         pytest.skip("the cuda backend reports the driver's own answers (the shim masks what it does not serve)")
     assert gpu.device_attribute(95) == 1  # cooperative launches are served (grid.sync() on the PTX engine)
+    assert gpu.device_attribute(120) == 1  # so are cluster launches (a cluster's blocks in one batch)
     unserved = {96: "cooperative multi-device launch", 83: "managed memory",
-                19: "mapped host memory", 115: "memory pools", 120: "cluster launch", 78: "stream priorities",
+                19: "mapped host memory", 115: "memory pools", 78: "stream priorities",
                 92: "stream memory operations", 125: "IPC events"}
     claimed = {name for attrib, name in unserved.items() if gpu.device_attribute(attrib) != 0}
     assert claimed == set()

@@ -155,3 +155,29 @@ def test_failures_carry_the_drivers_status_and_poisoning_ones_are_sticky() -> No
     assert not caught.value.sticky
     assert check((0, 5), "cuDriverGetVersion") == 5
     assert check((0, 1, 2), "cuMemGetInfo") == (1, 2)
+
+
+def test_a_cluster_launch_is_cu_launch_kernel_ex_with_the_cluster_dimension_attribute() -> None:
+    """cuLaunchKernelEx gets one CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION (4) with the shape, the grid, the
+    block, the stream and the parameter block in ``extra``; the driver's 912 is raised as such."""
+    from types import SimpleNamespace as Ns
+
+    def objects() -> tuple[Ns, Ns]:
+        return Ns(value=Ns(clusterDim=Ns())), Ns()
+
+    (attr, config), (attr2, config2) = objects(), objects()
+    # the binding's classes answer the objects the layer fills in
+    bindings = Bindings(CUlaunchAttribute=[attr, attr2], CUlaunchConfig=[config, config2],  # type: ignore[list-item]
+                        CUlaunchAttributeID=["CLUSTER", "CLUSTER"],  # type: ignore[list-item]
+                        cuLaunchKernelEx=[(0,), (int(CUresult.CUDA_ERROR_INVALID_CLUSTER_SIZE),)])
+    driver, hfunc, stream = Driver(bindings), Handle(), Handle()
+    driver.launch_cluster_kernel(hfunc, (4, 2, 1), (64, 1, 1), 256, stream, 0xBEEF, (2, 2, 1))
+    assert (attr.id, attr.value.clusterDim.x, attr.value.clusterDim.y, attr.value.clusterDim.z) == ("CLUSTER", 2, 2, 1)
+    assert (config.gridDimX, config.gridDimY, config.gridDimZ, config.blockDimX, config.sharedMemBytes) == (4, 2, 1,
+                                                                                                         64, 256)
+    assert config.hStream is stream and config.attrs == [attr] and config.numAttrs == 1
+    assert bindings.calls[-1] == ("cuLaunchKernelEx", (config, hfunc, 0, 0xBEEF))
+    assert ("CUlaunchAttributeID", (4,)) in bindings.calls
+    with pytest.raises(CudaError) as caught:
+        driver.launch_cluster_kernel(hfunc, (3, 1, 1), (64, 1, 1), 0, stream, 0, (2, 1, 1))
+    assert caught.value.status == CUresult.CUDA_ERROR_INVALID_CLUSTER_SIZE
