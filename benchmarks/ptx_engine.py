@@ -9,6 +9,8 @@
   the same number of floats; the floor is ``reshape(-1, 32).sum(axis=1)``.
 * ``gemm``: a tensor-core GEMM, one warp per 16x8 tile of C looping ``mma.sync.m16n8k8`` (f16 inputs,
   f32 accumulators) over K, ``--gemm M N K``; the floor is NumPy's float32 ``A @ B.T``.
+* ``atomics``: every one of ``--elements`` threads ``atom.global.add.u32`` on one counter (the shape of
+  simpleAtomicIntrinsics), storing the old value; the floor is the exclusive prefix sum ``np.cumsum``.
 
 The reduction and the GEMM are hand-written PTX in the form nvcc emits. No kernel diverges, so its
 thread-instructions are the path of one thread (a launch of one block counts it) times the threads.
@@ -220,9 +222,45 @@ def gemm(m: int, n: int, k: int, repeat: int) -> Result:
     return Result("gemm", f"mma.m16n8k8 f16->f32, {m}x{n}x{k}", path, threads, seconds, floor)
 
 
+ATOMICS = HEADER + """
+.visible .entry count(.param .u64 counter, .param .u64 old)
+{
+    .reg .b32 %r<6>;
+    .reg .b64 %rd<5>;
+    ld.param.u64 %rd1, [counter];
+    ld.param.u64 %rd2, [old];
+    mov.u32 %r1, %tid.x;
+    mov.u32 %r2, %ctaid.x;
+    mov.u32 %r3, %ntid.x;
+    mad.lo.s32 %r4, %r2, %r3, %r1;
+    atom.global.add.u32 %r5, [%rd1], 1;
+    mul.wide.u32 %rd3, %r4, 4;
+    add.s64 %rd4, %rd2, %rd3;
+    st.global.u32 [%rd4], %r5;
+    ret;
+}
+"""
+
+
+def atomics(n: int, repeat: int) -> Result:
+    module = LoadedModule(ATOMICS)
+    mem = DeviceMemory(1 << 32)
+    counter, old = _put(mem, np.zeros(1, dtype=np.uint32)), mem.alloc(4 * n)
+    params = struct.pack("<QQ", counter, old)
+    path = launch(module, "count", mem, LaunchDims((1, 1, 1), (1, 1, 1)), params, {})
+    dims = LaunchDims((n // 256, 1, 1), (256, 1, 1))
+    mem.write(counter, np.zeros(4, dtype=np.uint8))
+    seconds = _best(1, lambda: launch(module, "count", mem, dims, params, {}))  # one: the counter grows
+    assert np.array_equal(mem.read(old, 4 * n).view(np.uint32), np.arange(n, dtype=np.uint32))
+    ones = np.ones(n, dtype=np.uint32)
+    floor = _best(repeat, lambda: np.cumsum(ones) - ones)
+    return Result("atomics", f"atom.add on one counter, {n} threads", path, n, seconds, floor)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--kernel", choices=("all", "elementwise", "reduction", "gemm"), default="all")
+    kernels = ("all", "elementwise", "reduction", "gemm", "atomics")
+    parser.add_argument("--kernel", choices=kernels, default="all")
     parser.add_argument("--elements", type=int, default=1 << 20)
     parser.add_argument("--gemm", type=int, nargs=3, default=(256, 256, 256), metavar=("M", "N", "K"))
     parser.add_argument("--repeat", type=int, default=3)
@@ -235,6 +273,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.kernel in ("all", "gemm"):
         m, n, k = args.gemm
         runs.append(lambda: gemm(m, n, k, args.repeat))
+    if args.kernel in ("all", "atomics"):
+        runs.append(lambda: atomics(args.elements, args.repeat))
     for run in runs:
         print(run().line(), flush=True)
     return 0
