@@ -58,14 +58,14 @@ from ._isa_memory import window_operand
 from ._memory import window_index, window_load
 from ._numeric import DTYPES, ftz32, round_pair, two_sum, uint_of
 from ._parse import Imm, Instruction, Operand, Pair, PtxSyntaxError, Reg, Sym, Vec
-from ._state import Frame, KernelFaultError, Value
+from ._state import Frame, KernelFaultError, Value, count_set
 
 __all__ = ["MAX_RUN", "After", "Drop", "Run", "fuse", "put_masked"]
 
 #: a fused run: ``(frame, active mask or None, the stack entry's mask)``
 RunFn = Callable[[Frame, Mask | None, Mask], None]
 
-_count = np.count_nonzero
+_count = count_set
 _U64 = np.dtype(np.uint64)
 _ZERO64 = np.uint64(0)
 _SIGN32 = np.uint32(1 << 31)
@@ -144,11 +144,33 @@ def _window_load(f: Frame, base: Value, space: str, size: int, offset: int) -> V
     return None if win is None else window_load(win, offset, size, None)
 
 
+#: small arrays known to hold no f32 subnormal (``.ftz`` results), by identity: a register's array is
+#: never changed in place, so one flushed stays flushed while it lives, and each ``.ftz`` instruction
+#: that reads it skips the test; an entry holds its array, so its ``id`` is not reused meanwhile
+_FLUSHED: dict[int, Any] = {}
+_FLUSHED_ENTRIES = 64
+_FLUSHED_BYTES = 1 << 16
+
+
+def _ftz(x: Value) -> Value:
+    """``ftz32``, answered at once for an array it flushed before (see :data:`_FLUSHED`)."""
+    if type(x) is not np.ndarray:
+        return ftz32(x)
+    if _FLUSHED.get(id(x)) is x:
+        return x
+    y = ftz32(x)
+    if type(y) is np.ndarray and y.nbytes <= _FLUSHED_BYTES:
+        if len(_FLUSHED) >= _FLUSHED_ENTRIES:
+            _FLUSHED.clear()
+        _FLUSHED[id(y)] = y
+    return y
+
+
 _HELPERS: dict[str, Any] = {
     "np": np,
     "_count": _count,
     "_put": put_masked,
-    "_ftz": ftz32,
+    "_ftz": _ftz,
     "_sx32": _sign_extend_32,
     "_tr32": _truncate_32,
     "_sel": _select,

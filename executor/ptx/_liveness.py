@@ -237,9 +237,16 @@ def frees(code: FunctionCode, facts: Liveness) -> Callable[[int], Drop | None]:
     return droppers.get
 
 
+#: stack shapes a dropper remembers its answer for
+_DECIDED = 64
+
+
 def _dropper(dead: tuple[str, ...], facts: Liveness, block_of: Sequence[int]) -> Callable[[Frame], None]:
     # what a prepared kernel keeps: the blocks' live-in sets (not the per-instruction facts)
     waiting_keeps = _Keeps(facts.block_live_in, facts.block_start, block_of)
+
+    # which of them may go, by the pcs the stack's waiting entries hold (a loop meets few)
+    decided: dict[tuple[int, ...], tuple[str, ...]] = {}
 
     def drop(f: Frame) -> None:
         regs = f.regs
@@ -248,9 +255,15 @@ def _dropper(dead: tuple[str, ...], facts: Liveness, block_of: Sequence[int]) ->
             for name in dead:
                 regs.pop(name, None)
             return
-        keep = [waiting_keeps.at(entry[0]) for entry in waiting[:-1]]
-        for name in dead:
-            if not any(name in k or _ALL is k for k in keep):
-                regs.pop(name, None)
+        pcs = tuple([entry[0] for entry in waiting[:-1]])
+        going = decided.get(pcs)
+        if going is None:
+            keep = [waiting_keeps.at(pc) for pc in pcs]
+            going = tuple(name for name in dead if not any(name in k or _ALL is k for k in keep))
+            if len(decided) >= _DECIDED:
+                decided.clear()
+            decided[pcs] = going
+        for name in going:
+            regs.pop(name, None)
 
     return drop

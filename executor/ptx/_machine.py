@@ -32,7 +32,7 @@ from ._printf import PrintfSink
 from ._printf import emit as emit_printf
 from ._program import EXIT as NEVER
 from ._program import FunctionCode, Program, build_program
-from ._state import Batch, Frame, KernelFaultError, Limits
+from ._state import Batch, Frame, KernelFaultError, Limits, count_set
 
 __all__ = [
     "CACHED_MODULES",
@@ -66,7 +66,7 @@ GRID_WORKSPACE_BYTES = 16
 #: check the clock every this many batch-instructions
 _CLOCK_EVERY = 256
 #: how many threads of a mask are set (NumPy's fastest test of a small mask: no ufunc reduction)
-_count = np.count_nonzero
+_count = count_set
 #: host bytes a parsed module holds per byte of its PTX text: its skeleton and the unparsed bodies
 #: (measured on ggml-cuda's modules: 1.2-1.3 held, 2.7-4.5 at the parse's peak)
 PARSED_BYTES_PER_TEXT_BYTE = 5

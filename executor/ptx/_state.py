@@ -9,7 +9,8 @@ changed in place (a write builds a new array), so two registers may share one ar
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import importlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -24,13 +25,27 @@ if TYPE_CHECKING:
     from ._cluster import ClusterShape
     from ._printf import PrintfSink
 
-__all__ = ["Batch", "KernelFaultError", "Frame", "Limits", "Value"]
+__all__ = ["Batch", "KernelFaultError", "Frame", "Limits", "Value", "count_set"]
 
 #: a register's or an operand's value: an ndarray with one element per thread, or a NumPy scalar
 #: that every thread shares. Typed ``Any``: NumPy's operator stubs cannot type mixed array/scalar
 #: arithmetic across dtypes, which is all the engine does.
 Value = Any
 Mask = npt.NDArray[np.bool_]
+
+
+def _count_nonzero() -> Callable[[Any], int]:
+    """NumPy's C ``count_nonzero``: ``np.count_nonzero`` wraps it in Python, which costs more than
+    counting a small mask (the engine counts masks at every branch and guarded instruction)."""
+    try:
+        count: Callable[[Any], int] = importlib.import_module("numpy._core.multiarray").count_nonzero
+    except (ImportError, AttributeError):
+        return np.count_nonzero
+    return count
+
+
+#: how many elements of an array (a mask) are set
+count_set = _count_nonzero()
 
 
 class KernelFaultError(Exception):

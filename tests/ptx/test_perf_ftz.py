@@ -1,0 +1,39 @@
+"""The fused runs' ``.ftz`` flush (``_fuse._ftz``) answers at once for an array it flushed before, and
+flushes every other array as ``ftz32`` does: the cache is by identity, so equal values in another
+array, or an array it never saw, are tested again."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from executor.ptx import _fuse
+from executor.ptx._numeric import ftz32
+
+TINY = np.float32(1e-40)  # a float32 subnormal
+
+
+def test_a_flushed_array_is_known_and_others_are_flushed() -> None:
+    x = np.array([1.0, TINY, -TINY, 0.0, -2.5], dtype=np.float32)
+    want = ftz32(x.copy())
+    y = _fuse._ftz(x)
+    assert np.array_equal(y.view(np.uint32), want.view(np.uint32))
+    assert _fuse._ftz(y) is y  # known: no test, the same array
+    again = x.copy()  # equal values in another array: flushed again, never taken for the first
+    assert np.array_equal(_fuse._ftz(again).view(np.uint32), want.view(np.uint32))
+    clean = np.array([1.0, 2.0], dtype=np.float32)
+    assert _fuse._ftz(clean) is clean  # nothing to flush: the array itself, now known
+
+
+def test_the_cache_stays_small() -> None:
+    arrays = [np.full(4, k, dtype=np.float32) for k in range(3 * _fuse._FLUSHED_ENTRIES)]
+    for a in arrays:
+        _fuse._ftz(a)
+    assert len(_fuse._FLUSHED) <= _fuse._FLUSHED_ENTRIES
+    big = np.zeros(_fuse._FLUSHED_BYTES, dtype=np.float32)  # past the size it keeps
+    _fuse._ftz(big)
+    assert id(big) not in _fuse._FLUSHED
+
+
+def test_scalars_are_flushed_as_ftz32_does() -> None:
+    assert _fuse._ftz(TINY) == 0 and np.signbit(_fuse._ftz(-TINY))
+    assert _fuse._ftz(np.float32(3.0)) == 3.0
