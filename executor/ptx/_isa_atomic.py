@@ -368,7 +368,7 @@ def _c_atom(c: Compiler, ins: Instruction) -> Runner:
     op = ""
     t = ""
     for m in ins.mods:
-        if m in ("global", "shared", "shared::cta"):
+        if m in ("global", "shared", "shared::cta", "shared::cluster"):  # ::cluster: mapa addresses too
             space = "shared" if m.startswith("shared") else m
         elif m in _ATOM_OPS:
             op = m

@@ -321,3 +321,73 @@ def test_an_illegal_address_among_many_on_one_location_writes_nothing() -> None:
     err = dev.fails("bad", 1, 256, out)
     assert err.status == CUresult.CUDA_ERROR_ILLEGAL_ADDRESS and err.sticky
     assert dev.get(out, 1, np.uint32).tolist() == [0]
+
+
+CLUSTER_ATOMICS = (
+    HEADER
+    + """
+.visible .entry cluster_sum(.param .u64 in, .param .u64 out, .param .u64 olds)
+.explicitcluster
+.reqnctapercluster 4, 1, 1
+{
+    .reg .pred %p<3>;
+    .reg .b32 %r<16>;
+    .reg .b64 %rd<12>;
+    .shared .align 4 .u32 total;
+    ld.param.u64 %rd1, [in];
+    ld.param.u64 %rd2, [out];
+    ld.param.u64 %rd11, [olds];
+    mov.u32 %r1, %tid.x;
+    setp.ne.s32 %p1, %r1, 0;
+    @%p1 bra READY;
+    st.shared.u32 [total], 0;
+READY:
+    barrier.cluster.arrive;
+    barrier.cluster.wait;
+    mov.u32 %r5, total;
+    mapa.shared::cluster.u32 %r6, %r5, 0;
+    mov.u32 %r7, %ntid.x;
+    mov.u32 %r2, %ctaid.x;
+    mad.lo.s32 %r8, %r2, %r7, %r1;
+    mul.wide.u32 %rd6, %r8, 4;
+    add.s64 %rd7, %rd1, %rd6;
+    ld.global.u32 %r9, [%rd7];
+    atom.shared::cluster.add.u32 %r10, [%r6], %r9;
+    add.s64 %rd8, %rd11, %rd6;
+    st.global.u32 [%rd8], %r10;
+    barrier.cluster.arrive;
+    barrier.cluster.wait;
+    mov.u32 %r11, %cluster_ctarank;
+    or.b32 %r12, %r11, %r1;
+    setp.ne.s32 %p2, %r12, 0;
+    @%p2 bra DONE;
+    ld.shared.u32 %r13, [total];
+    shr.u32 %r14, %r2, 2;
+    mul.wide.u32 %rd9, %r14, 4;
+    add.s64 %rd10, %rd2, %rd9;
+    st.global.u32 [%rd10], %r13;
+DONE:
+    ret;
+}
+"""
+)
+
+
+def test_atom_shared_cluster_on_another_blocks_counter(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``atom.shared::cluster`` through a ``mapa`` address: the 4 blocks of a cluster add into rank
+    0's counter, in the batch's thread order, the same with the scans as with the rounds."""
+    blocks, bt = 8, 64
+    x = np.random.default_rng(3).integers(0, 1000, blocks * bt).astype(np.uint32)
+
+    def run() -> tuple[list[int], npt.NDArray[Any]]:
+        dev = ptx_device(CLUSTER_ATOMICS)
+        out, olds = dev.zeros(blocks // 4, np.uint32), dev.zeros(blocks * bt, np.uint32)
+        dev.run("cluster_sum", blocks, bt, dev.put(x), out, olds, cluster=(4, 1, 1))
+        return dev.get(out, blocks // 4, np.uint32).tolist(), dev.get(olds, blocks * bt, np.uint32)
+
+    sums, olds = run()
+    per_cluster = x.reshape(2, -1)
+    assert sums == per_cluster.sum(axis=1).tolist()
+    assert np.array_equal(olds.reshape(2, -1), np.cumsum(per_cluster, axis=1) - per_cluster)
+    monkeypatch.setattr(_isa_atomic, "SCANS", False)
+    assert run()[0] == sums
