@@ -6,13 +6,20 @@ run's in-process memcpy floor.
 prints, per size (4 KiB–256 MiB), host-to-device and device-to-host bandwidth two ways: one synchronous
 copy (a call that waits), and bandwidthTest-style (``--batch`` asynchronous copies on a stream, then one
 synchronize, as NVIDIA's bandwidthTest times its pinned mode). ``vgpu-bench --only pinned`` runs the same.
+
+``--host`` measures the host's side alone, in one process with no guest and no worker loop: a ring server
+over a real region drains ``HOST_BATCH`` queued asynchronous pinned copies, and the time per copy is set
+beside the memcpy floor, with the C copy path (``mediator._pinned_fast``) and with it off (the Python
+path, as where the extension is not built). That is the per-call cost #19 asks to bring under ~0.3 µs.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import mmap
 import os
+import struct
 import sys
 import tempfile
 import time
@@ -22,8 +29,14 @@ from typing import Any
 
 import numpy as np
 
+from executor import CallIO, PinnedArea, SimExecutor
 from guest import GuestClient, host_alloc, host_free, memcpy_dtoh_pinned, memcpy_htod_pinned
 from mediator._launcher import running_mediator
+from mediator._pinned_fast import ACCELERATED
+from mediator._server import RingServer
+from mediator._stats import WorkerCounters
+from protocol import CALLS_BY_NAME, SubmissionProducer, SubmitFlags, encode_args, lay_out_channel
+from protocol import Region as ChannelRegion
 
 from ._floors import page_aligned
 
@@ -83,6 +96,87 @@ def pinned_bandwidth(gpu: GuestClient, sizes: list[int], repeats: int = 5) -> li
     return rows
 
 
+#: copies queued per drain in ``--host`` (the worker drains at most ``DRAIN_BUDGET`` = 32 per pass)
+HOST_BATCH = 32
+_COPY_ARGS = struct.Struct("<QQQI4x")
+_ASYNC = int(SubmitFlags.ASYNC)
+
+
+def host_per_call(sizes: list[int], repeats: int = 50) -> list[dict[str, Any]]:
+    """Per size: the best time per copy of a drain of ``HOST_BATCH`` queued asynchronous pinned copies
+    each way, with the C copy path and without, beside the memcpy floor (ns)."""
+    largest = max(sizes)
+    fd = os.memfd_create("vgpu-bench-region", os.MFD_CLOEXEC)
+    os.ftruncate(fd, 1 << 20)
+    region_map = mmap.mmap(fd, 1 << 20, flags=mmap.MAP_SHARED)
+    lay_out_channel(memoryview(region_map), vm_id=1, sq_entries=64, cq_entries=64)
+    region = ChannelRegion(memoryview(region_map))
+    pinned = page_aligned(largest, 0x5A)  # the region's pinned area stands in: page-aligned, as it is
+    executor = SimExecutor()
+    executor.pinned = PinnedArea(memoryview(pinned.data)).client()
+    server = RingServer(region, executor, WorkerCounters(), vm="bench")
+    fast = server.pinned_fast
+    sq = SubmissionProducer(region)
+    offset = executor.pinned.alloc(largest, "bench")
+    dev = executor.memory.alloc(largest)
+    create = CALLS_BY_NAME["stream_create"]
+    made = executor.execute(create, create.args.model_validate({"flags": 1}),
+                            CallIO(memoryview(b""), memoryview(b"")))
+    stream: int = made.stream  # type: ignore[attr-defined]
+    floor_src, floor_dst = page_aligned(largest, 1), page_aligned(largest)
+    rows = []
+    try:
+        for size in sizes:
+            best: dict[str, float] = {}
+            for way in ("htod", "dtoh"):
+                spec = CALLS_BY_NAME[f"memcpy_{way}_pinned"]
+                raw = _COPY_ARGS.pack(dev, offset, size, stream)
+                device = "dst" if way == "htod" else "src"
+                assert raw == encode_args(spec.args(**{device: dev, "offset": offset, "count": size,
+                                                       "stream": stream}))
+                for path in ("c", "python"):
+                    server.pinned_fast = fast if path == "c" else None
+                    for rep in range(repeats + 1):
+                        for _ in range(HOST_BATCH):
+                            assert sq.push(seq=rep, call_id=spec.call_id, args=raw, flags=_ASYNC)
+                        started = time.perf_counter_ns()
+                        served = last = server.drain(HOST_BATCH)
+                        while last and served < HOST_BATCH:  # a drain returns after BATCH_NS of calls
+                            served += (last := server.drain(HOST_BATCH - served))
+                        took = (time.perf_counter_ns() - started) / HOST_BATCH
+                        if served != HOST_BATCH or server.latched:
+                            raise RuntimeError(f"pinned copies failed: {served} served, {server.latched}")
+                        if rep:  # the first teaches the C path the block and range (in Python)
+                            key = f"{way}_{path}_ns"
+                            best[key] = min(best.get(key, float("inf")), took)
+            for _ in range(repeats):
+                started = time.perf_counter_ns()
+                np.copyto(floor_dst[:size], floor_src[:size])
+                best["memcpy_ns"] = min(best.get("memcpy_ns", float("inf")), time.perf_counter_ns() - started)
+            rows.append({"bytes": size, **best})
+    finally:
+        server.pinned_fast = fast
+        executor.close()
+        region.release()
+        region_map.close()
+        os.close(fd)
+    return rows
+
+
+def host_table(rows: list[dict[str, Any]], accelerated: bool) -> str:
+    lines = [f"{'size':>9} {'floor ns':>9} " + " ".join(
+        f"{label:>15}" for label in ("htod C", "dtoh C", "htod Python", "dtoh Python"))]
+    for row in rows:
+        size = row["bytes"]
+        label = f"{size // MIB} MiB" if size >= MIB else f"{size // KIB} KiB"
+        cells = [f"{row[k]:9,.0f} {row['memcpy_ns'] / row[k]:5.0%}"
+                 for k in ("htod_c_ns", "dtoh_c_ns", "htod_python_ns", "dtoh_python_ns")]
+        lines.append(f"{label:>9} {row['memcpy_ns']:9,.0f} " + " ".join(f"{c:>15}" for c in cells))
+    if not accelerated:
+        lines.append("(mediator._copyfast is not built: both columns are the Python path)")
+    return "\n".join(lines)
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     lines = [f"{'size':>9} {'floor MiB/s':>12} " + " ".join(
         f"{label:>16}" for label in ("htod sync", "dtoh sync", "htod batch", "dtoh batch"))]
@@ -111,7 +205,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help=f"sizes {QUICK_SIZES} only")
     parser.add_argument("--json", type=Path, help="write the figures as JSON here")
+    parser.add_argument("--host", action="store_true",
+                        help="the host's per-copy cost alone, in-process, C copy path against Python")
     args = parser.parse_args(argv)
+    if args.host:
+        rows = host_per_call(QUICK_SIZES if args.quick else SIZES[:7])
+        print(host_table(rows, ACCELERATED))
+        print(f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; sim; per copy: ns, and the "
+              f"floor's share of it; {HOST_BATCH} queued asynchronous copies per drain)")
+        if args.json:
+            args.json.write_text(json.dumps({"loadavg": os.getloadavg(), "host": rows}, indent=1) + "\n")
+        return 0
     with tempfile.TemporaryDirectory(prefix="vgpu-pinned-") as tmp:
         result = run(QUICK_SIZES if args.quick else SIZES, Path(tmp))
     print(table(result["pinned"]))
