@@ -91,11 +91,14 @@ _STEPS: dict[str, Step] = {
 SCANS = True
 #: rounds served in place in shared memory before the scans take the rest (:func:`_in_place`)
 _IN_PLACE_ROUNDS = 4
+#: ... while the batch's shared memory has at most this many elements (one index each, transient)
+_IN_PLACE_SLOTS = 1 << 20
 #: locations with at most this many threads each are replayed round by round (a few NumPy calls a
 #: round) rather than scanned (a dozen calls per power of two of the busiest location's threads)
 _REPLAY_MOST = 8
 #: a thread stepped on Python integers costs about this fraction of a replayed round: cas and
-#: inc/dec with differing bounds are replayed while their busiest location has fewer threads
+#: inc/dec with differing bounds are replayed while their busiest location holds at most this
+#: fraction of the threads, and stepped beyond
 _STEP_PER_ROUND = 1 / 80
 
 
@@ -330,14 +333,14 @@ def _in_place(
     rounds served on the window itself, each location's earliest remaining thread found with one
     ``minimum.at`` over the locations' element indexes (a histogram's locations see a few threads
     each); returns every served thread's old value and the rows still to serve. ``None`` where the
-    window is not one flat typed array."""
+    windows are not one flat typed array or hold more than :data:`_IN_PLACE_SLOTS` elements."""
     batch = f.batch
     size = dt.itemsize
     window = batch.shared
     if space != "shared" or batch.cluster is not None or not window.flags.c_contiguous:
         return None
     width = window.shape[1]
-    if width % size:
+    if width % size or window.size // size > _IN_PLACE_SLOTS:
         return None
     check_window(addrs, size, width, "shared")  # every address, as the first round's access does
     elements = window.reshape(-1).view(dt)
