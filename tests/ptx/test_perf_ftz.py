@@ -37,3 +37,14 @@ def test_the_cache_stays_small() -> None:
 def test_scalars_are_flushed_as_ftz32_does() -> None:
     assert _fuse._ftz(TINY) == 0 and np.signbit(_fuse._ftz(-TINY))
     assert _fuse._ftz(np.float32(3.0)) == 3.0
+
+
+def test_every_mix_of_values_flushes_as_ftz32_does() -> None:
+    rng = np.random.default_rng(5)
+    pool = np.array([0.0, -0.0, 1e-40, -1e-40, 1.5e-45, 1e-38, 1.17549435e-38, 3.0, np.inf, np.nan], np.float32)
+    for size in (1, 2, 7, 64):
+        for _ in range(50):
+            x = rng.choice(pool, size)
+            assert np.array_equal(_fuse._ftz(x.copy()).view(np.uint32), ftz32(x.copy()).view(np.uint32))
+    zero_d = np.array(1e-40, dtype=np.float32)
+    assert type(_fuse._ftz(zero_d)) is type(ftz32(zero_d))
