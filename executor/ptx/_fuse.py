@@ -98,8 +98,10 @@ def _truncate_32(v: Value) -> Value:
 
 
 #: float64 bits: the low 29 of a float32 midpoint's significand, and where float32's normal range starts
-_LOW29, _MIDPOINT = np.uint64((1 << 29) - 1), np.uint64(1 << 28)
-_MAGNITUDE64, _NORMAL32 = np.uint64((1 << 63) - 1), np.uint64((1023 - 126) << 52)
+#: (0-d arrays: an array's operator with a NumPy scalar converts the scalar at every call)
+_LOW29, _MIDPOINT = np.array((1 << 29) - 1, dtype=np.uint64), np.array(1 << 28, dtype=np.uint64)
+_MAGNITUDE64 = np.array((1 << 63) - 1, dtype=np.uint64)
+_NORMAL32 = np.array((1023 - 126) << 52, dtype=np.uint64)
 
 
 def _fma32(x: Value, y: Value, z: Value) -> Value:
@@ -110,7 +112,7 @@ def _fma32(x: Value, y: Value, z: Value) -> Value:
     p = np.multiply(x, y, dtype=np.float64)
     s = np.add(p, z, dtype=np.float64)
     bits = np.asarray(s).view(np.uint64)
-    if not np.count_nonzero(((bits & _LOW29) == _MIDPOINT) | ((bits & _MAGNITUDE64) < _NORMAL32)):
+    if not _count(((bits & _LOW29) == _MIDPOINT) | ((bits & _MAGNITUDE64) < _NORMAL32)):
         return s.astype(np.float32)
     return round_pair(*two_sum(p, np.asarray(z, dtype=np.float64)), "rn", np.dtype(np.float32))
 
