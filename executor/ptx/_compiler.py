@@ -64,6 +64,7 @@ __all__ = [
     "SPACES",
     "Setter",
     "TRAP",
+    "WAIT",
     "UnsupportedError",
     "access",
     "active_rows",
@@ -87,6 +88,8 @@ Setter = Callable[[Frame, Value, Mask | None], None]
 Runner = Callable[[Frame, Mask | None], None]
 
 PLAIN, BRA, RET, EXIT, CALL, BAR, TRAP = range(7)
+#: an instruction that may have to wait for threads on another path (raises MustWaitError)
+WAIT = 7
 
 
 #: compiles one instruction into its runner (raises UnsupportedError)
@@ -277,6 +280,10 @@ class Compiler:
             from ._isa_cluster import cluster_barrier  # imports this module: at compile time only
 
             return cluster_barrier(self, ins, guard)
+        if len(ins.operands) == 2 and mods in ([], ["sync"], ["arrive"]):  # a named barrier with a count
+            from ._isa_barrier import named_barrier  # imports this module: at compile time only
+
+            return named_barrier(self, ins, guard)
         if mods not in (["sync"], []) or len(ins.operands) != 1 or not isinstance(ins.operands[0], Imm | Reg):
             raise UnsupportedError("only bar.sync / barrier.sync with a barrier id and no thread count")
         return Op(BAR, None, guard, ins.line, ins.text)

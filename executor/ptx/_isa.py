@@ -31,9 +31,10 @@ SUPPORTED: dict[str, str] = {
     "add": "u/s 16 32 64 (.sat s32); f32 (.rn .rz .rm .rp .ftz .sat), f64 (.rn .rz .rm .rp); "
     "f16 f16x2 (.rn .ftz .sat); bf16 bf16x2 (.rn)",
     "and": "b16 b32 b64 pred",
-    "atom": "global, shared (::cta, ::cluster), generic; add (u32 s32 u64 f32 f64), min max (u32 s32 u64 s64), "
-    "and or xor (b32 b64), exch (b32 b64), cas (b32 b64), inc dec (u32); any .sem/.scope",
-    "bar": "bar.sync / bar.sync.aligned / barrier.sync with a barrier id and no thread count; "
+    "atom": "global, shared (::cta, ::cluster), generic; add (u32 s32 u64 f32 f64), min max (u32 s32 u64 "
+    "s64), and or xor (b32 b64), exch (b32 b64), cas (b32 b64), inc dec (u32); any .sem/.scope",
+    "bar": "bar.sync / bar.sync.aligned / barrier.sync with a barrier id; with a thread count too, and "
+    "bar.arrive / barrier.arrive with one (named barriers: a waiting path lets its sibling path run); "
     "bar.red.popc.u32, bar.red.and.pred, bar.red.or.pred; bar.warp.sync; barrier.cluster.arrive (.release "
     ".relaxed) and barrier.cluster.wait (.acquire), .aligned: every non-exited thread of the cluster",
     "barrier": "as bar",

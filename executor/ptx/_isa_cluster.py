@@ -32,6 +32,7 @@ from protocol import CUresult
 from ._cluster import RANK_SHIFT, resolve_shared
 from ._compiler import (
     PLAIN,
+    WAIT,
     Compiler,
     Getter,
     InstructionCompiler,
@@ -46,7 +47,7 @@ from ._memory import SHARED_WINDOW, WINDOW_BITS, illegal
 from ._numeric import DTYPES
 from ._parse import Instruction, Pair, Reg
 from ._program import FunctionCode
-from ._state import Batch, Frame, KernelFaultError
+from ._state import Batch, Frame, KernelFaultError, MustWaitError
 
 __all__ = [
     "CLUSTER",
@@ -148,7 +149,7 @@ def cluster_barrier(c: Compiler, ins: Instruction, guard: Getter | None) -> Op:
             if c.fn.kind == "entry"
             else frozenset()
         )
-        return Op(PLAIN, _wait(ins.text, exits), guard, ins.line, ins.text)
+        return Op(WAIT, _wait(ins.text, exits), guard, ins.line, ins.text)
     raise UnsupportedError("barrier.cluster.arrive{.release,.relaxed} / barrier.cluster.wait{.acquire}")
 
 
@@ -188,9 +189,9 @@ def _wait(text: str, exits: frozenset[int]) -> Runner:
                 if pc in exits:
                     done |= mask & ~above
                 above |= mask
-        if not done.all():
+        if not done.all():  # the machine runs the sibling path first, else the launch fails
             t = int(np.flatnonzero(~done)[0])
-            raise _fault(
+            raise MustWaitError(
                 f"{text}: thread {int(batch.linear_tid[t])} of block {int(batch.block_index[t])} of the "
                 "batch has not arrived at the cluster barrier and runs on another path (a cluster barrier "
                 "in divergent code)"

@@ -22,7 +22,7 @@ from protocol import CUresult
 from .._errors import CudaError
 from .._kernels import DeviceMemory, LaunchDims
 from ._cluster import ClusterShape, cluster_shape
-from ._compiler import BAR, BRA, CALL, EXIT, PLAIN, RET, TRAP, Compiler, Layout, Op, UnsupportedError
+from ._compiler import BAR, BRA, CALL, EXIT, PLAIN, RET, TRAP, WAIT, Compiler, Layout, Op, UnsupportedError
 from ._fuse import Run, fuse
 from ._isa import COMPILERS
 from ._isa_cluster import RESERVED_SMEM, RESERVED_SMEM_BYTES, reads_reserved_smem
@@ -32,7 +32,7 @@ from ._printf import PrintfSink
 from ._printf import emit as emit_printf
 from ._program import EXIT as NEVER
 from ._program import FunctionCode, Program, build_program
-from ._state import Batch, Frame, KernelFaultError, Limits, count_set
+from ._state import Batch, Frame, KernelFaultError, Limits, MustWaitError, count_set
 
 __all__ = [
     "CACHED_MODULES",
@@ -600,6 +600,7 @@ def _run(frame: Frame, kernel: Kernel, fn: str, mask: Mask, deadline: float) -> 
     frame.stack = stack  # which registers its waiting threads still need (_liveness)
     full = _count(mask) == mask.size
     dirty = False
+    stalled = -2  # batch.steps when a wait last let its sibling path run
     while stack:
         top = stack[-1]
         pc, rpc, m = top
@@ -701,6 +702,19 @@ def _run(frame: Frame, kernel: Kernel, fn: str, mask: Mask, deadline: float) -> 
                 _barrier(frame, stack, ops, eff, op)
                 if op.run is not None:  # bar.red: the reduction once every thread is there
                     op.run(frame, None if full and op.guard is None else eff)
+            elif kind == WAIT:  # a barrier that may wait for threads on the sibling path
+                if op.guard is None or _count(eff):
+                    try:
+                        op.run(frame, None if full and op.guard is None else eff)
+                    except MustWaitError as wait:
+                        # the sibling runs and this instruction is retried after it, unless the
+                        # sibling itself just failed its wait without doing anything (a deadlock)
+                        if len(stack) > 1 and batch.steps != stalled + 1 and _yield_to_sibling(stack):
+                            stalled = batch.steps
+                            dirty = True
+                            continue
+                        raise KernelFaultError(CUresult.CUDA_ERROR_LAUNCH_FAILED, str(wait)) from wait
+                top[0] = pc + 1
             elif kind == TRAP:
                 if op.guard is None or _count(eff):
                     raise KernelFaultError(CUresult.CUDA_ERROR_LAUNCH_FAILED, "the kernel executed trap")

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from ._cluster import ClusterShape
     from ._printf import PrintfSink
 
-__all__ = ["Batch", "KernelFaultError", "Frame", "Limits", "Value", "count_set"]
+__all__ = ["Batch", "KernelFaultError", "Frame", "Limits", "MustWaitError", "Value", "count_set"]
 
 #: a register's or an operand's value: an ndarray with one element per thread, or a NumPy scalar
 #: that every thread shares. Typed ``Any``: NumPy's operator stubs cannot type mixed array/scalar
@@ -56,6 +56,11 @@ class KernelFaultError(Exception):
         self.status = status
         self.message = message
         self.sticky = sticky
+
+
+class MustWaitError(Exception):
+    """A waiting instruction (a named or cluster barrier) whose threads wait for threads on another
+    path of the SIMT stack: the machine runs that path first and retries the instruction."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,8 @@
 // The PTX engine's corpus of what compute_90 added for cooperation between warps and blocks, and what
 // cooperative_groups builds on it: multi-warp tiles (their barriers and exchange slots live in the
 // block's reserved shared memory from compute_80 on), invoke_one (elect.sync on compute_90), an
-// mbarrier handed from a producer warp to a consumer warp that spins on it, and thread-block clusters
+// mbarrier handed from a producer warp to a consumer warp that spins on it, named barriers with a
+// thread count (bar.sync / bar.arrive, warp specialization), and thread-block clusters
 // (__cluster_dims__, cooperative_groups::this_cluster(), barrier.cluster, distributed shared memory).
 // Built by build.sh for compute_75, compute_80 and compute_90; the cluster kernels exist only in the
 // compute_90 build. tests/ptx/test_clusters.py holds the exact references.
@@ -70,6 +71,29 @@ extern "C" __global__ void mbarrier_handoff(const int *in, int *out, int produce
     } else {
         bar.arrive_and_wait();
         out[blockIdx.x * 32 + lane] = data[lane] + 1;
+    }
+}
+
+// Warp specialization as CUTLASS's NamedBarrier does it: warp 0 produces a tile in shared memory and
+// arrives on barrier 1; warps 1 and 2 sync on it, consume the tile, and arrive on barrier 2, on which
+// the producer syncs before it overwrites the tile in the next round.
+extern "C" __global__ void named_barriers(const int *in, int *out, int rounds) {
+    __shared__ int tile[32];
+    unsigned warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int *src = in + blockIdx.x * rounds * 32;
+    int *dst = out + blockIdx.x * rounds * 64;
+    for (int r = 0; r < rounds; r++) {
+        if (warp == 0) {
+            if (r > 0)
+                asm volatile("bar.sync 2, 96;" ::: "memory");
+            tile[lane] = src[r * 32 + lane];
+            asm volatile("bar.arrive 1, 96;" ::: "memory");
+        } else {
+            asm volatile("bar.sync 1, 96;" ::: "memory");
+            dst[(r * 2 + warp - 1) * 32 + lane] = tile[lane] * (int)warp;
+            if (r + 1 < rounds)
+                asm volatile("bar.arrive 2, 96;" ::: "memory");
+        }
     }
 }
 

@@ -104,6 +104,58 @@ def test_mbarrier_consumer_spins_while_its_producer_is_on_the_other_path(
     assert (corpus.get(pout, 32 * blocks, np.int32) == 2 * x + 1).all()
 
 
+@pytest.mark.parametrize("rounds", [1, 4])
+def test_named_barriers_hand_tiles_from_a_producer_warp_to_consumer_warps(
+    corpus: Device, rounds: int
+) -> None:
+    blocks = 3
+    x = _ints(blocks * rounds * 32, 6)
+    pin, pout = corpus.put(x), corpus.zeros(blocks * rounds * 64, np.int32)
+    corpus.run("named_barriers", blocks, 96, pin, pout, rounds)
+    tiles = x.reshape(blocks, rounds, 1, 32)
+    want = np.concatenate([tiles * 1, tiles * 2], axis=2)  # [block][round][consumer][lane]
+    assert (corpus.get(pout, blocks * rounds * 64, np.int32) == want.reshape(-1)).all()
+
+
+_NAMED = """
+.version 8.0
+.target sm_80
+.address_size 64
+.visible .entry never(.param .u32 count)
+{
+    .reg .b32 %r<2>;
+    ld.param.u32 %r1, [count];
+    bar.sync 1, %r1;
+    ret;
+}
+.visible .entry mixed()
+{
+    .reg .pred %p<2>;
+    .reg .b32 %r<2>;
+    mov.u32 %r1, %tid.x;
+    setp.lt.u32 %p1, %r1, 32;
+    @%p1 bra FIRST;
+    bar.arrive 3, 96;
+    bra.uni END;
+FIRST:
+    bar.arrive 3, 64;
+END:
+    ret;
+}
+"""
+
+
+def test_named_barriers_that_cannot_complete_or_disagree_end_the_launch() -> None:
+    device = ptx_device(_NAMED)
+    device.run("never", 2, 64, 64)  # every thread of the block: completes
+    err = device.fails("never", 2, 64, 96)  # waits for a warp that does not exist: forever on a GPU
+    assert err.status == CUresult.CUDA_ERROR_LAUNCH_FAILED and "bar.sync" in str(err)
+    for count in (0, 48):  # not a positive multiple of the warp size
+        assert device.fails("never", 1, 64, count).status == CUresult.CUDA_ERROR_LAUNCH_FAILED
+    err = device.fails("mixed", 1, 96)
+    assert err.status == CUresult.CUDA_ERROR_LAUNCH_FAILED and "thread counts" in str(err)
+
+
 # -- clusters (compute_90) -----------------------------------------------------------------------
 
 
@@ -275,6 +327,29 @@ OTHER:
 GONE:
     ret;
 }
+.visible .entry nested(.param .u64 out)
+.reqnctapercluster 2, 1, 1
+{
+    .reg .pred %p<3>;
+    .reg .b32 %r<3>;
+    mov.u32 %r1, %tid.x;
+    setp.lt.u32 %p1, %r1, 32;
+    @%p1 bra A;
+    barrier.cluster.arrive;
+    barrier.cluster.wait;
+    bra.uni END;
+A:
+    setp.lt.u32 %p2, %r1, 16;
+    @%p2 bra A2;
+    barrier.cluster.arrive;
+    barrier.cluster.wait;
+    bra.uni END;
+A2:
+    barrier.cluster.arrive;
+    barrier.cluster.wait;
+END:
+    ret;
+}
 .visible .entry twice()
 {
     barrier.cluster.arrive;
@@ -289,13 +364,16 @@ GONE:
 """
 
 
-def test_cluster_barrier_counts_exited_threads_and_refuses_divergence() -> None:
+def test_cluster_barrier_counts_exited_threads_and_waits_across_paths() -> None:
     device = ptx_device(_BARRIER)
     out = device.zeros(128, np.uint32)
     device.run("k", 2, 64, out, 16)  # threads 16-63 return before it: not waited for
     assert (device.get(out, 128, np.uint32) == np.tile(np.arange(64) < 16, 2)).all()
-    err = device.fails("k", 2, 64, out, 64)  # two paths at two barrier.cluster.wait: the engine cannot
-    assert err.status == CUresult.CUDA_ERROR_LAUNCH_FAILED and "divergent" in str(err)
+    device.run("k", 2, 64, out, 64)  # two paths at two barrier.cluster.wait: the first lets the other run
+    assert (device.get(out, 128, np.uint32) == 1).all()
+    # paths nested two deep wait for the outer path, which the engine cannot run before them
+    err = device.fails("nested", 2, 64, out)
+    assert err.status == CUresult.CUDA_ERROR_LAUNCH_FAILED and "cluster barrier" in str(err)
     for kernel, what in (("twice", "twice"), ("unarrived", "without having arrived")):
         err = device.fails(kernel, 1, 32)
         assert err.status == CUresult.CUDA_ERROR_LAUNCH_FAILED and what in str(err)
