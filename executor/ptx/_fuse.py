@@ -107,12 +107,15 @@ _NORMAL32 = np.array((1023 - 126) << 52, dtype=np.uint64)
 def _fma32(x: Value, y: Value, z: Value) -> Value:
     """``fma.rn.f32``: ``x * y + z`` rounded once. The product is exact in float64, and so is the
     float32 rounding of the float64 sum unless that sum lies exactly on a float32 midpoint (where the
-    sum's own rounding error decides) or below float32's normal range: only then (rarely) is the exact
-    error-free sum rounded to odd first, as the compiled instruction always does."""
+    sum's own rounding error decides) or below float32's normal range but not zero: only then (rarely)
+    is the exact error-free sum rounded to odd first, as the compiled instruction always does. (A zero
+    sum is exact — the operands are multiples of 2^-298, which float64 never rounds to zero — and its
+    sign is IEEE's, as float64's addition gives it.)"""
     p = np.multiply(x, y, dtype=np.float64)
     s = np.add(p, z, dtype=np.float64)
     bits = np.asarray(s).view(np.uint64)
-    if not _count(((bits & _LOW29) == _MIDPOINT) | ((bits & _MAGNITUDE64) < _NORMAL32)):
+    flagged = _count(((bits & _LOW29) == _MIDPOINT) | ((bits & _MAGNITUDE64) < _NORMAL32))
+    if not flagged or flagged == s.size - _count(s):  # none, or only zeros (each is flagged)
         return s.astype(np.float32)
     return round_pair(*two_sum(p, np.asarray(z, dtype=np.float64)), "rn", np.dtype(np.float32))
 

@@ -41,10 +41,31 @@ def test_scalars_are_flushed_as_ftz32_does() -> None:
 
 def test_every_mix_of_values_flushes_as_ftz32_does() -> None:
     rng = np.random.default_rng(5)
-    pool = np.array([0.0, -0.0, 1e-40, -1e-40, 1.5e-45, 1e-38, 1.17549435e-38, 3.0, np.inf, np.nan], np.float32)
+    pool = np.array(
+        [0.0, -0.0, 1e-40, -1e-40, 1.5e-45, 1e-38, 1.17549435e-38, 3.0, np.inf, np.nan], np.float32
+    )
     for size in (1, 2, 7, 64):
         for _ in range(50):
             x = rng.choice(pool, size)
             assert np.array_equal(_fuse._ftz(x.copy()).view(np.uint32), ftz32(x.copy()).view(np.uint32))
     zero_d = np.array(1e-40, dtype=np.float32)
     assert type(_fuse._ftz(zero_d)) is type(ftz32(zero_d))
+
+
+def test_fma_with_zero_sums_rounds_as_the_exact_path() -> None:
+    """``_fuse._fma32`` returns float64's sum rounded when the only sums it would send to the exact path
+    are zeros; the exact path (round_pair of TwoSum) agrees bit for bit, signs of zero included."""
+    from executor.ptx._numeric import round_pair, two_sum
+
+    rng = np.random.default_rng(9)
+    pool = np.array([0.0, -0.0, 1.0, -1.0, 3.0, 1e-20, -1e-20, 2.0**-75, 1e-40, np.inf], np.float32)
+    for size in (1, 3, 64):
+        for _ in range(200):
+            x, y, z = (rng.choice(pool, size) for _ in range(3))
+            with np.errstate(all="ignore"):
+                got = _fuse._fma32(x, y, z)
+                p = np.multiply(x, y, dtype=np.float64)
+                want = round_pair(*two_sum(p, z.astype(np.float64)), "rn", np.dtype(np.float32))
+            finite = np.isfinite(want)
+            assert np.array_equal(got[finite].view(np.uint32), want[finite].view(np.uint32))
+            assert np.array_equal(np.isnan(got), np.isnan(want))
