@@ -1,12 +1,12 @@
-"""The workers' board: a small shared table in which each worker publishes the CPU share it uses.
+"""The workers' board: a small shared table in which each worker publishes the rate it serves calls at.
 
 A file in the mediator's socket directory (mode 0600: the mediator's workers only), ``SLOTS`` rows
-of four u64s: the worker's pid, when it last published (``CLOCK_MONOTONIC`` ns), its smoothed CPU
-share in millionths, and its pacing level (for ``status`` readers and tests). A worker claims a row
-when it starts (under ``flock``, taking one whose pid is 0 or dead) and clears it when it closes; a
-file, not an fd the supervisor hands out, so that workers adopted by a restarted supervisor and the
-ones it spawns share one board. Rows are written without a lock: a reader may see one torn row for
-one epoch, which moves a pacing level by one step at most (:mod:`._pacing`). Rows not published for
+of four u64s: the worker's pid, when it last published (``CLOCK_MONOTONIC`` ns), its smoothed rate
+and its cap (0: none; for readers and tests), both in thousandths of a call per second. A worker
+claims a row when it starts (under ``flock``, taking one whose pid is 0 or dead) and clears it when
+it closes; a file, not an fd the supervisor hands out, so that workers adopted by a restarted
+supervisor and the ones it spawns share one board. Rows are written without a lock: a reader may
+see a torn row, which can misplace one cap for one epoch (:mod:`._pacing`). Rows not published for
 ``STALE_NS`` (an idle worker sleeps; a dead one is gone) are not counted.
 """
 
@@ -28,11 +28,15 @@ __all__ = ["BOARD_NAME", "SLOTS", "STALE_NS", "Board"]
 BOARD_NAME: Final = "workers.board"
 
 SLOTS: Final = 256
-_FIELDS: Final = 4  # pid, published_ns, share_ppm, level
+_FIELDS: Final = 4  # pid, published_ns, rate and cap in milli-calls per second
 _SIZE: Final = SLOTS * _FIELDS * 8
 #: a row older than this is an idle or dead worker's (an idle worker wakes at least every
 #: ``max_sleep_ms``, 100 ms by default, and publishes only when it serves)
 STALE_NS: Final = 200_000_000
+
+
+def _milli(rate: float) -> int:
+    return int(min(max(rate, 0.0), 1e12) * 1e3)
 
 
 def _alive(pid: int) -> bool:
@@ -81,19 +85,19 @@ class Board:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
 
-    def publish(self, now_ns: int, share: float, level: int) -> None:
+    def publish(self, now_ns: int, rate: float, cap: float | None) -> None:
         row = self.rows[self.slot]
         row[0] = self.pid  # taken back if a claimer saw us as dead (pid reuse aside, it cannot)
-        row[2] = int(min(max(share, 0.0), 1.0) * 1e6)
-        row[3] = level
+        row[2] = _milli(rate)
+        row[3] = _milli(cap or 0.0)
         row[1] = now_ns
 
     def peers(self, now_ns: int) -> list[float]:
-        """The shares of the other workers that published in the last ``STALE_NS``."""
+        """The rates of the other workers that published in the last ``STALE_NS``."""
         rows = self.rows
         fresh = (rows[:, 0] != 0) & (rows[:, 1] + np.uint64(STALE_NS) >= np.uint64(max(now_ns, 0)))
         fresh[self.slot] = False
-        return [float(v) / 1e6 for v in rows[fresh, 2]]
+        return [float(v) / 1e3 for v in rows[fresh, 2]]
 
     def close(self) -> None:
         if self._map.closed:

@@ -137,6 +137,8 @@ class MediatorSection(_Section):
     pinned_size: Size = 256 * 1024**2
     poll_us: int = Field(default=50, ge=0, le=1_000_000)
     max_sleep_ms: int = Field(default=100, ge=1, le=10_000)
+    # cap a worker serving well ahead of its peers when busy VMs outnumber CPUs (mediator/_pacing.py)
+    pace_workers: bool = True
     drain_timeout_s: float = Field(default=5.0, gt=0)
     worker_timeout_s: float = Field(default=30.0, gt=0)  # no heartbeat for this long: kill, restart
     restart_limit: int = Field(default=5, ge=0)  # worker restarts allowed per VM per minute

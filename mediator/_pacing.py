@@ -1,100 +1,86 @@
-"""Fair shares between VMs' workers on a crowded host: when a worker is paced, and how hard (sans-I/O).
+"""Fair turns between VMs' workers on a crowded host: when a worker is capped, and at what rate (sans-I/O).
 
-Theory of operation. Each worker measures the CPU it used (its process's CPU time over wall time,
-smoothed, ``smooth``) and publishes it on a board all the mediator's workers share
-(:mod:`._board`). Once per ``EPOCH_NS`` a worker reads its peers' shares and moves its pacing level
-one step (``next_level``):
+Theory of operation. Each worker counts the calls it serves, smooths them into a rate (``smooth``)
+and publishes it on a board all the mediator's workers share (:mod:`._board`). Once per
+``EPOCH_NS`` it reads its peers' rates and decides its cap (``next_cap``):
 
-* Nothing happens unless the host is crowded: more *active* workers (share ≥ ``ACTIVE_SHARE``) than
-  CPUs. A lone VM, or as many busy VMs as cores, keep their speed: level 0 at once.
-* Crowded, a worker whose share is above ``AHEAD`` times the median of its active peers' steps up
-  one level; one at or below the median steps down one. Between the two it stays (hysteresis).
+* Nothing happens unless the host is crowded: more *active* workers (rate ≥ ``ACTIVE_RATE``) than
+  CPUs. A lone VM, or as many busy VMs as cores, keep their speed: no cap.
+* Crowded, a worker whose rate is above ``AHEAD`` times the median of its active peers' rates is
+  capped at that: ``AHEAD`` × the median. It stays capped while it is still above the median, and
+  is freed once it is at or below it, or the host is no longer crowded.
 
-What a level means (``Pace``): from level 1 up the worker does not poll the ring between calls (it
-sleeps on its doorbell at once, as the VMs it is ahead of do: a VM whose guest and worker happen to
-poll on two cores at once is the lucky one that the index measured), and for every nanosecond it
-spends serving it owes ``debt_factor`` nanoseconds of sleep, paid in sleeps of at least
-``MIN_SLEEP_NS`` (a flood, which never idles, thus runs at most 1 / (1 + factor) of the time). The
-factors are bounded (``MAX_LEVEL``: 1 in 5), so a paced VM is slowed, never starved, and each step
-is one epoch, so a burst is not punished at once.
+Why: with more busy processes than cores, which VM's guest and worker happen to run on two cores at
+once decides which VM polls its way to many times its neighbours' rate while they wait for
+wake-ups; and a flood takes whatever the scheduler gives it. A capped worker does not poll between
+calls (it sleeps on its doorbell, as the VMs it is ahead of do), and once it has served more than its
+cap allows since the epoch began (``BURST`` calls of slack) it sleeps the difference off
+(``sleep_due``), in sleeps of ``MIN_SLEEP_NS`` to ``MAX_SLEEP_NS``. The cap is never below what the
+median VM gets, so a capped VM is slowed to its peers' pace, never starved. Calls, not CPU time, are
+what is equalised: a worker that sleeps between calls spends more CPU per call than one that polls,
+so CPU time would keep a capped VM looking ahead; the cost is that a VM making few heavy calls (long
+kernels) is not held back by this (its calls are bounded by the launch limits instead).
 """
 
 from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Final
 
 __all__ = [
-    "ACTIVE_SHARE",
+    "ACTIVE_RATE",
     "AHEAD",
+    "BURST",
     "EPOCH_NS",
-    "MAX_LEVEL",
+    "MAX_SLEEP_NS",
     "MIN_SLEEP_NS",
-    "Pace",
-    "next_level",
-    "pace",
+    "next_cap",
     "sleep_due",
     "smooth",
 ]
 
-#: how often a worker publishes its share and reconsiders its level
+#: how often a worker publishes its rate and reconsiders its cap
 EPOCH_NS: Final = 20_000_000
-#: a worker using less of a CPU than this is not competing for one
-ACTIVE_SHARE: Final = 0.02
-#: paced above this multiple of the active peers' median share
+#: a worker serving fewer calls per second than this is not competing for the CPU
+ACTIVE_RATE: Final = 50.0
+#: capped above this multiple of the active peers' median rate, at this multiple of it
 AHEAD: Final = 1.25
-#: the weight of the newest epoch in the smoothed share (about five epochs of memory)
+#: the weight of the newest epoch in the smoothed rate (about five epochs of memory)
 SMOOTHING: Final = 0.2
-#: sleep owed per nanosecond served, by level; the last bounds how hard a VM is ever paced
-DEBT_FACTORS: Final = (0.0, 0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
-MAX_LEVEL: Final = len(DEBT_FACTORS) - 1
-#: debts are paid in sleeps this long at least (a shorter sleep costs more than it gives back)
-MIN_SLEEP_NS: Final = 200_000
+#: calls a capped worker may serve beyond its cap within an epoch before it sleeps
+BURST: Final = 8
+#: a debt is slept off only from this long (a shorter sleep costs about as much as it gives back)
+MIN_SLEEP_NS: Final = 100_000
 #: and at most this long at once, so heartbeats and control messages keep their pace
 MAX_SLEEP_NS: Final = 5_000_000
 
 
-@dataclass(frozen=True)
-class Pace:
-    """What a level asks of the worker."""
-
-    level: int
-    polls: bool  # may spin on the ring between calls
-    debt_factor: float  # sleep owed per nanosecond spent serving
-
-
-def pace(level: int) -> Pace:
-    level = max(0, min(MAX_LEVEL, level))
-    return Pace(level, level == 0, DEBT_FACTORS[level])
-
-
-def smooth(previous: float, cpu_ns: int, wall_ns: int) -> float:
-    """The smoothed CPU share after an epoch in which ``cpu_ns`` of CPU were used in ``wall_ns``."""
+def smooth(previous: float, calls: int, wall_ns: int) -> float:
+    """The smoothed rate (calls per second) after an epoch in which ``calls`` were served in ``wall_ns``."""
     if wall_ns <= 0:
         return previous
-    sample = min(max(cpu_ns / wall_ns, 0.0), 1.0)
-    return previous + SMOOTHING * (sample - previous)
+    return previous + SMOOTHING * (max(calls, 0) * 1e9 / wall_ns - previous)
 
 
-def next_level(level: int, own: float, peers: Sequence[float], cpus: int) -> int:
-    """The next pacing level of a worker at ``level`` using ``own`` of a CPU, beside the shares its
-    live peers published (``peers``, idle ones included), on a host of ``cpus`` CPUs."""
-    active = [share for share in peers if share >= ACTIVE_SHARE]
-    if own < ACTIVE_SHARE or len(active) + 1 <= max(1, cpus):
-        return 0  # not crowded, or we use next to nothing: nobody waits on us
+def next_cap(own: float, peers: Sequence[float], cpus: int, capped: bool) -> float | None:
+    """The cap (calls per second) of a worker serving ``own`` calls per second beside the rates its
+    live peers published (``peers``, idle ones included) on a host of ``cpus`` CPUs; ``capped``: it is
+    capped now. None: not capped."""
+    active = [rate for rate in peers if rate >= ACTIVE_RATE]
+    if own < ACTIVE_RATE or len(active) + 1 <= max(1, cpus):
+        return None  # not crowded, or we serve next to nothing: nobody waits on us
     median = statistics.median(active)
-    if own > AHEAD * median:
-        return min(level + 1, MAX_LEVEL)
-    if own <= median:
-        return max(level - 1, 0)
-    return max(0, min(level, MAX_LEVEL))
+    if own > AHEAD * median or (capped and own > median):
+        return AHEAD * median
+    return None
 
 
-def sleep_due(debt_ns: float) -> int:
-    """How long to sleep now for ``debt_ns`` of debt: 0 until it reaches ``MIN_SLEEP_NS``, never more
-    than ``MAX_SLEEP_NS``."""
-    if debt_ns < MIN_SLEEP_NS:
+def sleep_due(calls: int, elapsed_ns: int, cap: float) -> int:
+    """How long (ns) a worker capped at ``cap`` calls per second sleeps now, having served ``calls`` in
+    the ``elapsed_ns`` since its epoch began: 0 while within the cap and ``BURST``."""
+    allowed = cap * max(elapsed_ns, 0) / 1e9 + BURST
+    if calls <= allowed:
         return 0
-    return int(min(debt_ns, MAX_SLEEP_NS))
+    due = (calls - allowed) / cap * 1e9
+    return 0 if due < MIN_SLEEP_NS else int(min(due, MAX_SLEEP_NS))

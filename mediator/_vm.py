@@ -39,6 +39,7 @@ import structlog
 from protocol import ChannelState, CloseReason, DeviceState, RegionHeader, lay_out_region
 
 from ._adopt import UNKNOWN_EXIT, AdoptedWorker, SessionRecord, WorkerProcess
+from ._board import BOARD_NAME
 from ._channel_status import channel_status
 from ._config import MediatorConfig, VmConfig
 from ._events import EVENTS
@@ -166,6 +167,8 @@ class VmSession:
             max_async_inflight=self.config.mediator.max_async_inflight,
             host_budget=memory.host_budget, memory_limit=memory.data_limit,
             memory_limit_max=memory.data_limit_max, va_floor=self.va_floor,
+            board=str(self.config.mediator.socket_dir / BOARD_NAME) if self.config.mediator.pace_workers
+            else "",
         )
         fds = (self.region_fd, *self.doorbell_fds, *self.guest_irq_fds, self.stats.fd, theirs.fileno(),
                self.trace_ring.fd)

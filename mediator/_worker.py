@@ -44,6 +44,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from time import perf_counter_ns
 from typing import Any, Final
 
@@ -62,9 +63,11 @@ from protocol import (
     fence,
 )
 
+from ._board import Board
 from ._channels import Channel, ChannelContext, ChannelTable, populate
 from ._limits import TokenBucket
 from ._logging import configure_logging
+from ._pacing import EPOCH_NS, next_cap, sleep_due, smooth
 from ._pinned_region import pinned_area
 from ._stats import ChannelStats, StatsBlock, WorkerCounters
 from ._trace import TraceRing, printf_recorder, summarize
@@ -134,6 +137,9 @@ class WorkerSpec:
     memory_limit: int | None = None
     memory_limit_max: int | None = None
     va_floor: int = 0
+    # the workers' board (mediator._board) that paces a worker ahead of its peers on a crowded host;
+    # empty: this worker is never paced
+    board: str = ""
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__)
@@ -191,6 +197,26 @@ class Worker:
         self._beat_at = 0  # perf_counter_ns of the last publish_stats
         self.trace_ring = TraceRing(spec.trace_fd) if spec.trace_fd >= 0 else None
         self.set_tracing(spec.trace)
+        # pacing (mediator._pacing): the rate this worker serves at, measured once an epoch and
+        # published beside its peers'; capped when it is ahead of them on a crowded host
+        self.board = self._claim_board(spec.board)
+        self.cpus = len(os.sched_getaffinity(0))
+        self.cap: float | None = None
+        self._rate = 0.0
+        self._epoch_at = perf_counter_ns()
+        self._epoch_calls = 0
+
+    def _claim_board(self, path: str) -> Board | None:
+        if not path:
+            return None
+        try:
+            board = Board.claim(Path(path))
+        except OSError as exc:
+            self.log.warning("workers' board unusable: this worker is never paced", path=path, error=str(exc))
+            return None
+        if board is None:
+            self.log.warning("workers' board full: this worker is never paced", path=path)
+        return board
 
     def _set_up_context(self, ctx: ChannelContext) -> None:
         """What every fresh context gets: its pages present, the worker's heartbeat hook, the pinned
@@ -359,6 +385,23 @@ class Worker:
             else:
                 self.poll_control()
 
+    def reconsider_pace(self, now_ns: int) -> None:
+        """Once an epoch: this worker's rate, published beside its peers', and its cap."""
+        self._rate = smooth(self._rate, self._epoch_calls, now_ns - self._epoch_at)
+        self._epoch_calls, self._epoch_at = 0, now_ns
+        board = self.board
+        if board is None:
+            return
+        monotonic = time.monotonic_ns()
+        self.cap = next_cap(self._rate, board.peers(monotonic), self.cpus, self.cap is not None)
+        board.publish(monotonic, self._rate, self.cap)
+
+    def keep_to_cap(self, cap: float, now_ns: int) -> None:
+        """Capped: sleep off what was served beyond the cap since the epoch began."""
+        due = sleep_due(self._epoch_calls, now_ns - self._epoch_at, cap)
+        if due:
+            time.sleep(due / 1e9)
+
     def _set_need_wakeup(self, value: int) -> None:
         for channel in self.table.open:
             if channel.ctx is not None:
@@ -416,6 +459,8 @@ class Worker:
         turn = 0
         while not self.stopping:
             now = perf_counter_ns()
+            if now - self._epoch_at >= EPOCH_NS:
+                self.reconsider_pace(now)
             if table.scan_due(time.monotonic_ns()) and table.scan():
                 self.publish_stats()  # a channel opened or closed: status shows it now
             served, blocked, limited = self.serve_pass(turn)
@@ -425,6 +470,9 @@ class Worker:
                 if self.share.memory_used() != self.counters.memory_used:
                     self.publish_stats()  # memory moved: status shows it now, not at the next idle
                 now = perf_counter_ns()
+                self._epoch_calls += served
+                if self.cap is not None:
+                    self.keep_to_cap(self.cap, now)
                 if now - self._beat_at >= HEARTBEAT_NS:
                     self.publish_stats()
                     self.poll_control()
@@ -454,7 +502,7 @@ class Worker:
                 idle_since = perf_counter_ns()
                 continue
             idle = now - idle_since
-            if idle < poll_ns and table.open:
+            if idle < poll_ns and table.open and self.cap is None:
                 window = min(poll_ns - idle, IDLE_SLICE_NS)
                 only = table.open[0].ctx if len(table.open) == 1 else None
                 if only is not None:
@@ -500,6 +548,8 @@ class Worker:
         return 0
 
     def close(self) -> None:
+        if self.board is not None:
+            self.board.close()
         self.table.release()
         self.share.close_pinned()
         self.publish_stats()

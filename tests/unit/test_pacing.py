@@ -1,4 +1,4 @@
-"""Pacing a worker ahead of its peers on a crowded host: the policy (sans-I/O) and the shared board."""
+"""Capping a worker ahead of its peers on a crowded host: the policy (sans-I/O) and the shared board."""
 
 from __future__ import annotations
 
@@ -11,81 +11,84 @@ import pytest
 
 from mediator._board import SLOTS, STALE_NS, Board
 from mediator._pacing import (
-    ACTIVE_SHARE,
+    ACTIVE_RATE,
     AHEAD,
-    MAX_LEVEL,
+    BURST,
     MAX_SLEEP_NS,
     MIN_SLEEP_NS,
-    next_level,
-    pace,
+    next_cap,
     sleep_due,
     smooth,
 )
 
 # -- the policy ------------------------------------------------------------------------------------
 
-# (level, own share, peers' shares, cpus) -> next level
+# (own rate, peers' rates, cpus, capped now) -> cap (calls per second) or None
 CASES = [
-    # a lone VM, or no more busy VMs than cores: never paced, and a paced one is freed at once
-    (0, 0.9, [], 2, 0),
-    (4, 0.9, [], 2, 0),
-    (3, 0.9, [0.1], 2, 0),
-    (3, 0.9, [0.1, 0.1, 0.1], 4, 0),
+    # a lone VM, or no more busy VMs than cores: never capped, and a capped one is freed at once
+    (9000.0, [], 2, False, None),
+    (9000.0, [], 2, True, None),
+    (9000.0, [1000.0], 2, True, None),
+    (9000.0, [1000.0, 1000.0, 1000.0], 4, True, None),
     # idle peers do not count as competing
-    (2, 0.9, [0.001, 0.0, ACTIVE_SHARE / 2], 2, 0),
-    # crowded (4 busy on 2 cores): ahead of the median steps up, one level an epoch
-    (0, 0.5, [0.1, 0.1, 0.1], 2, 1),
-    (1, 0.5, [0.1, 0.1, 0.1], 2, 2),
-    (MAX_LEVEL, 0.5, [0.1, 0.1, 0.1], 2, MAX_LEVEL),
+    (9000.0, [0.0, 10.0, ACTIVE_RATE / 2], 2, False, None),
+    # crowded (4 busy VMs on 2 cores): ahead of the median is capped at AHEAD times it
+    (9000.0, [1000.0, 2000.0, 3000.0], 2, False, AHEAD * 2000.0),
+    (9000.0, [1000.0, 2000.0, 3000.0], 3, False, AHEAD * 2000.0),
     # the median, not the mean: one flooding peer does not make everyone else look behind
-    (0, 0.3, [0.1, 0.1, 0.9], 2, 1),
-    (0, 0.1, [0.1, 0.1, 0.9], 2, 0),
-    # between the median and AHEAD times it: stays where it is
-    (3, 0.11, [0.1, 0.1, 0.1], 2, 3),
-    (0, 0.11, [0.1, 0.1, 0.1], 2, 0),
-    # at or below the median: steps down
-    (3, 0.1, [0.1, 0.1, 0.1], 2, 2),
-    (1, 0.05, [0.1, 0.1, 0.1], 2, 0),
-    # a worker that uses next to nothing is never paced
-    (2, ACTIVE_SHARE / 2, [0.5, 0.5, 0.5], 2, 0),
+    (3000.0, [1000.0, 1000.0, 200_000.0], 2, False, AHEAD * 1000.0),
+    (1000.0, [1000.0, 1000.0, 200_000.0], 2, False, None),
+    # between the median and AHEAD times it: a capped one stays capped, a free one stays free
+    (1100.0, [1000.0, 1000.0, 1000.0], 2, True, AHEAD * 1000.0),
+    (1100.0, [1000.0, 1000.0, 1000.0], 2, False, None),
+    # at or below the median: freed
+    (1000.0, [1000.0, 1000.0, 1000.0], 2, True, None),
+    # a worker that serves next to nothing is never capped
+    (ACTIVE_RATE / 2, [1.0, 1.0, 1.0], 2, False, None),
 ]
 
 
-@pytest.mark.parametrize(("level", "own", "peers", "cpus", "expected"), CASES)
-def test_next_level(level: int, own: float, peers: list[float], cpus: int, expected: int) -> None:
-    assert next_level(level, own, peers, cpus) == expected
+@pytest.mark.parametrize(("own", "peers", "cpus", "capped", "expected"), CASES)
+def test_next_cap(own: float, peers: list[float], cpus: int, capped: bool, expected: float | None) -> None:
+    assert next_cap(own, peers, cpus, capped) == expected
 
 
 def test_ahead_threshold() -> None:
-    peers = [0.2, 0.2, 0.2]
-    assert next_level(0, 0.2 * AHEAD * 1.01, peers, 2) == 1
-    assert next_level(0, 0.2 * AHEAD * 0.99, peers, 2) == 0
+    peers = [2000.0, 2000.0, 2000.0]
+    assert next_cap(2000.0 * AHEAD * 1.01, peers, 2, False) == AHEAD * 2000.0
+    assert next_cap(2000.0 * AHEAD * 0.99, peers, 2, False) is None
 
 
-def test_levels_are_bounded() -> None:
-    """Level 0 polls and owes nothing; every level above stops polling, and no level owes more than
-    four times its serving time (a paced VM runs at least a fifth of the time: slowed, not starved)."""
-    assert pace(0).polls and pace(0).debt_factor == 0
-    factors = [pace(level).debt_factor for level in range(MAX_LEVEL + 1)]
-    assert factors == sorted(factors)
-    assert all(not pace(level).polls for level in range(1, MAX_LEVEL + 1))
-    assert max(factors) <= 4.0
-    assert pace(MAX_LEVEL + 5) == pace(MAX_LEVEL) and pace(-1) == pace(0)
+def test_a_cap_is_never_below_the_median_peer() -> None:
+    """Slowed to its peers' pace, never starved: whatever the rates, a cap is at least the median of
+    the active peers' rates."""
+    for own in (100.0, 5000.0, 1e6):
+        for peers in ([60.0, 80.0, 1e5], [1e4, 1e4, 1e4, 1e4], [70.0, 1e6, 1e6]):
+            cap = next_cap(own, peers, 2, False)
+            if cap is not None:
+                assert cap >= sorted(peers)[len(peers) // 2]
 
 
 def test_smooth() -> None:
-    share = 0.0
-    for _ in range(40):
-        share = smooth(share, 10_000_000, 20_000_000)  # half a CPU, epoch after epoch
-    assert share == pytest.approx(0.5, abs=1e-3)
-    assert smooth(0.5, 0, 0) == 0.5  # no time passed: nothing learned
-    assert smooth(0.0, 10**12, 1) <= 1.0  # several threads' CPU: capped at one CPU's worth
+    rate = 0.0
+    for _ in range(60):
+        rate = smooth(rate, 100, 20_000_000)  # 100 calls an epoch of 20 ms, epoch after epoch
+    assert rate == pytest.approx(5000.0, rel=1e-3)
+    assert smooth(5000.0, 0, 0) == 5000.0  # no time passed: nothing learned
+    assert smooth(5000.0, 0, 20_000_000) < 5000.0  # an idle epoch brings it down
 
 
 def test_sleep_due() -> None:
-    assert sleep_due(MIN_SLEEP_NS - 1) == 0
-    assert sleep_due(MIN_SLEEP_NS) == MIN_SLEEP_NS
-    assert sleep_due(10 * MAX_SLEEP_NS) == MAX_SLEEP_NS
+    cap = 1000.0  # one call a millisecond
+    assert sleep_due(BURST, 0, cap) == 0  # the burst is free
+    assert sleep_due(10 + BURST, 10_000_000, cap) == 0  # on the cap
+    # 20 calls more than 10 ms allow: 20 ms owed, slept at most MAX_SLEEP_NS at once
+    assert sleep_due(30 + BURST, 10_000_000, cap) == MAX_SLEEP_NS
+    assert sleep_due(12 + BURST, 10_000_000, cap) == 2_000_000
+    # a debt shorter than MIN_SLEEP_NS waits until it grows (at 100,000/s a call is 10 us)
+    assert MIN_SLEEP_NS < 20 * 10_000 < MAX_SLEEP_NS
+    assert sleep_due(BURST + 1, 0, 1e5) == 0
+    assert sleep_due(BURST + 20, 0, 1e5) == 200_000
 
 
 # -- the board -------------------------------------------------------------------------------------
@@ -114,13 +117,14 @@ def test_board_rows(tmp_path: Path, other_pid: int) -> None:
     assert mine is not None and other is not None and mine.slot != other.slot
     assert path.stat().st_mode & 0o777 == 0o600
     now = 10 * STALE_NS
-    mine.publish(now, 0.5, 2)
-    other.publish(now, 0.25, 0)
-    assert mine.peers(now) == [0.25]
-    assert other.peers(now + STALE_NS) == [0.5]
+    mine.publish(now, 5000.5, 2000.0)
+    other.publish(now, 250.0, None)
+    assert mine.peers(now) == [250.0]
+    assert other.peers(now + STALE_NS) == [5000.5]
+    assert int(mine.rows[mine.slot, 3]) == 2_000_000  # the cap, in milli-calls per second
     assert other.peers(now + STALE_NS + 1) == []  # not published lately: idle or gone
     other.close()
-    mine.publish(now + 1, 0.5, 2)
+    mine.publish(now + 1, 5000.5, 2000.0)
     again = Board.claim(path, pid=other_pid)
     assert again is not None and again.slot == other.slot  # the row it cleared is free again
     mine.close()
@@ -131,7 +135,7 @@ def test_board_reclaims_dead_workers_rows(tmp_path: Path) -> None:
     path = tmp_path / "board"
     dead = Board.claim(path, pid=_dead_pid())
     assert dead is not None
-    dead.publish(STALE_NS, 0.9, 3)
+    dead.publish(STALE_NS, 9000.0, None)
     fresh = Board.claim(path)
     assert fresh is not None and fresh.slot == dead.slot
 
