@@ -109,11 +109,20 @@ SAMPLES = {
     "0_Introduction/asyncAPI": "asyncAPI", "1_Utilities/bandwidthTest": "bandwidthTest",
     "0_Introduction/simpleHyperQ": "simpleHyperQ", "0_Introduction/simpleAWBarrier": "simpleAWBarrier",
     "6_Performance/transpose": "transpose", "0_Introduction/matrixMul": "matrixMul",
+    "0_Introduction/simpleTemplates": "simpleTemplates", "0_Introduction/clock": "clock",
+    "0_Introduction/fp16ScalarProduct": "fp16ScalarProduct",
+    "0_Introduction/simpleCooperativeGroups": "simpleCooperativeGroups",
+    "0_Introduction/simpleMultiCopy": "simpleMultiCopy", "2_Concepts_and_Techniques/reduction": "reduction",
+    "2_Concepts_and_Techniques/scalarProd": "scalarProd",
+    "2_Concepts_and_Techniques/threadFenceReduction": "threadFenceReduction",
+    "2_Concepts_and_Techniques/inlinePTX": "inlinePTX",
 }
 #: those of them that launch kernels of their own (the PTX engine runs them on ``sim``)
 KERNEL_SAMPLES = frozenset({"streamOrderedAllocation", "vectorAdd", "simpleVoteIntrinsics", "simplePrintf",
                             "shfl_scan", "simpleAssert", "simpleCallback", "simpleCudaGraphs", "asyncAPI",
-                            "simpleHyperQ", "simpleAWBarrier", "transpose", "matrixMul"})
+                            "simpleHyperQ", "simpleAWBarrier", "transpose", "matrixMul", "simpleTemplates",
+                            "clock", "fp16ScalarProduct", "simpleCooperativeGroups", "simpleMultiCopy",
+                            "reduction", "scalarProd", "threadFenceReduction", "inlinePTX"})
 #: the sample's own documented options it runs with, where its defaults are minutes of the engine's work
 SAMPLE_ARGS: dict[str, tuple[str, ...]] = {
     # 301 launches of (96 x 128) x (128 x 160) instead of (320 x 320) x (320 x 640): 7 s, not 6 min
