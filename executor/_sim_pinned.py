@@ -25,15 +25,16 @@ _NO_RESULT: Final = NoResult()
 
 @dataclass(frozen=True, slots=True)
 class FastCopyTables:
-    """What a pinned copy served in C (``mediator._pinned_fast``) is checked against, all of them this
-    context's live objects, never copies: ``streams`` maps live stream handles (0 is not in it),
-    ``captures`` and ``faults`` must be empty for the copy to run at once, and the versions of
-    ``memory`` and ``allocator`` say whether a block or range learned earlier can still be live."""
+    """What a copy served in C (``mediator._pinned_fast``: pinned copies, and staged ones' host side)
+    is checked against, all of them this context's live objects, never copies: ``streams`` maps live
+    stream handles (0 is not in it), ``captures`` and ``faults`` must be empty for the copy to run at
+    once, and the versions of ``memory`` and ``allocator`` say whether a block or range learned
+    earlier can still be live. ``client``, ``view`` and ``allocator`` are None without a pinned area."""
 
-    client: PinnedClient
-    view: memoryview
+    client: PinnedClient | None
+    view: memoryview | None
     memory: DeviceMemory
-    allocator: PinnedAllocator
+    allocator: PinnedAllocator | None
     streams: dict[int, StreamState]
     captures: dict[int, Capture]
     faults: list[tuple[CUresult | CublasStatus, bool]]
@@ -104,29 +105,28 @@ class SimPinnedCalls:
 
     # -- the C fast path's tables (mediator._pinned_fast) --------------------------------------------
 
-    def fast_copy_tables(self) -> FastCopyTables | None:
-        """This context's tables for pinned copies served in C; None without a pinned area."""
+    def fast_copy_tables(self) -> FastCopyTables:
+        """This context's tables for copies served in C."""
         client = self.pinned
-        if client is None:
-            return None
-        area = client.area
+        area = client.area if client is not None else None
         # the handle table's own dict: a stream destroyed is gone from it at once (one lookup per copy)
-        return FastCopyTables(client, area.view, self.memory, area.allocator, self._streams._objects,
-                              self._captures, self.pending_faults)
+        return FastCopyTables(client, area.view if area else None, self.memory,
+                              area.allocator if area else None, self._streams._objects, self._captures,
+                              self.pending_faults)
 
-    def fast_copy_facts(self, device: int, offset: int, count: int
+    def fast_copy_facts(self, device: int, count: int, offset: int | None = None
                         ) -> tuple[tuple[int, int, Any] | None, tuple[int, int] | None]:
         """For a copy of ``count`` bytes that just succeeded: the device block holding
         ``[device, +count)`` as ``(start, size, buffer)`` when it is a plain block (a VMM mapping has
-        access bits and may span chunks: never served in C), and this context's pinned range holding
-        ``[offset, +count)`` as ``(start, end)``."""
+        access bits and may span chunks: never served in C), and, for a pinned copy (``offset``), this
+        context's pinned range holding ``[offset, +count)`` as ``(start, end)``."""
         block = None
         alloc = self.memory.allocations.find(device)
         if alloc is not None and alloc.kind != "vmm" and count <= alloc.end - device:
             block = (alloc.start, alloc.size, alloc.obj)
         found = None
         client = self.pinned
-        if client is not None:
+        if client is not None and offset is not None:
             held = client.area.allocator.find(client.owner, offset, count)
             if held is not None:
                 found = (held[0], held[0] + held[1])

@@ -1,10 +1,11 @@
-"""Pinned copies served in C (#19): the Python side of ``mediator._copyfast`` (native/copyfast.c).
+"""Copies served in C (#19): the Python side of ``mediator._copyfast`` (native/copyfast.c).
 
-A pinned copy's work is one ``memcpy``; in Python its call costs more than the copy itself below a
-few hundred KiB. So :class:`~mediator._server.RingServer` hands every run of pinned copies at its
-submission head to :meth:`FastCopy.serve`, which serves in C the ones it can check against what it
-knows and returns at the first it cannot; the server serves that one in Python as always, and then
-:meth:`PinnedFastPath.learn` tells the C side the device block and pinned range that copy used, so
+A pinned copy's work is one ``memcpy``, and so is the host's side of a staged (pageable) copy, between
+the channel's arena and device memory; in Python the call costs more than the copy itself below a few
+hundred KiB. So :class:`~mediator._server.RingServer` hands every run of such copies at its submission
+head to :meth:`FastCopy.serve`, which serves in C the ones it can check against what it knows and
+returns at the first it cannot; the server serves that one in Python as always, and then
+:meth:`PinnedFastPath.learn` tells the C side the device block (and pinned range) that copy used, so
 the next copies through the same buffers stay in C. Nothing is learned that Python has not just
 checked, and everything learned is forgotten as soon as anything is freed (the versions of
 ``DeviceMemory`` and ``PinnedAllocator``).
@@ -28,12 +29,14 @@ from ._stats import WorkerCounters
 if TYPE_CHECKING:
     from ._copyfast import FastCopy
 
-__all__ = ["ACCELERATED", "PINNED_COPIES", "PinnedFastPath", "pinned_fast_path"]
+__all__ = ["ACCELERATED", "FAST_COPIES", "PinnedFastPath", "pinned_fast_path"]
 
 _HTOD: Final = CALLS_BY_NAME["memcpy_htod_pinned"].call_id
 _DTOH: Final = CALLS_BY_NAME["memcpy_dtoh_pinned"].call_id
+_STAGED_HTOD: Final = CALLS_BY_NAME["memcpy_htod"].call_id
+_STAGED_DTOH: Final = CALLS_BY_NAME["memcpy_dtoh"].call_id
 #: the calls served in C when they can be
-PINNED_COPIES: Final = frozenset({_HTOD, _DTOH})
+FAST_COPIES: Final = frozenset({_HTOD, _DTOH, _STAGED_HTOD, _STAGED_DTOH})
 
 try:
     if os.environ.get("VGPU_PURE_PYTHON") == "1":
@@ -48,28 +51,28 @@ ACCELERATED: Final = _copyfast is not None
 class PinnedFastPath:
     """One channel's C copy path: ``c`` serves, :meth:`learn` feeds it."""
 
-    __slots__ = ("_client", "c", "executor")
+    __slots__ = ("_bound", "_client", "c", "executor")
 
     def __init__(self, c: FastCopy, executor: SimPinnedCalls) -> None:
         self.c = c
         self.executor = executor
+        self._bound = False
         self._client: object = None  # the pinned client ``c`` is bound to
 
-    def learn(self, device: int, offset: int, count: int) -> None:
-        """A pinned copy of ``count`` bytes between device ``device`` and pinned ``offset`` has just
-        succeeded in Python: remember the block and range it used (see the module's docstring)."""
+    def learn(self, device: int, count: int, offset: int | None = None) -> None:
+        """A copy of ``count`` bytes from or to device ``device`` (and pinned ``offset``, for a pinned
+        copy) has just succeeded in Python: remember the block (and range) it used (see the module's
+        docstring)."""
         executor = self.executor
-        if executor.pinned is not self._client:  # a fresh client (tests set one after the server)
+        if not self._bound or executor.pinned is not self._client:  # first, or a fresh pinned client
             tables = executor.fast_copy_tables()
-            if tables is None:
-                return
-            self._client = tables.client
+            self._bound, self._client = True, tables.client
             try:
                 self.c.bind(executor, tables.client, tables.view, tables.memory, tables.allocator,
                             tables.streams, tables.captures, tables.faults)
             except BufferError:  # an area we may not write (never a worker's): Python serves them all
                 return
-        block, found = executor.fast_copy_facts(device, offset, count)
+        block, found = executor.fast_copy_facts(device, count, offset)
         pinned = executor.pinned
         if block is not None:
             self.c.learn_block(block[0], block[1], block[2], executor.memory.version)
@@ -84,6 +87,7 @@ def pinned_fast_path(region: Region, executor: Executor, counters: WorkerCounter
     if _copyfast is None or not isinstance(executor, SimPinnedCalls):
         return None
     layout = region.layout
-    c = _copyfast.FastCopy(region.buf, layout.sq_offset, layout.sq_entries, _HTOD, _DTOH, counters, cq)
+    c = _copyfast.FastCopy(region.buf, layout.sq_offset, layout.sq_entries, layout.arena_offset,
+                           layout.arena_size, (_HTOD, _DTOH, _STAGED_HTOD, _STAGED_DTOH), counters, cq)
     region._sides.append(c)
     return PinnedFastPath(c, executor)

@@ -21,12 +21,12 @@ sleep. Theory of operation:
   the worker then sleeps (heartbeat and control kept) until the guest makes room. Nothing is lost.
 * A drain returns after ``BATCH_NS`` of served calls even within its budget, so that slow calls in
   a row never keep the worker from its heartbeat and its control socket for long.
-* Pinned copies (``memcpy_htod_pinned``/``memcpy_dtoh_pinned`` on ``sim``) at the head are served in C
+* Host-device copies on ``sim`` at the head (pinned, and staged ones' host side) are served in C
   (``_pinned_fast``) while no trace is attached, no error is latched and the context is not sticky: a
   run of them costs a C loop, not a Python call each. The C path serves only what it can check against
   what this Python path has checked before (the blocks and ranges of earlier copies, forgotten when
   anything is freed), counts them as this path would, and stops at anything else, which is then served
-  here exactly as ever; a pinned copy served here teaches it the block and range it used.
+  here exactly as ever; a copy served here teaches it the block (and pinned range) it used.
 * Anything the guest wrote wrong becomes an error status, counted; nothing here raises for it,
   except a ring whose indices are impossible, which raises :class:`RemoteProtocolError` because the
   region can no longer be served. A malformed entry header (unknown flag bits, a non-zero reserved
@@ -65,7 +65,7 @@ from protocol import (
 )
 
 from ._limits import TokenBucket
-from ._pinned_fast import PINNED_COPIES, pinned_fast_path
+from ._pinned_fast import FAST_COPIES, pinned_fast_path
 from ._stats import LATENCY_BUCKETS, WorkerCounters
 
 __all__ = ["BATCH_NS", "RingServer", "TraceHook"]
@@ -172,7 +172,7 @@ class RingServer:
                 sub, refused = exc.entry, exc
             else:
                 refused = None
-                if (fast is not None and sub[1] in PINNED_COPIES and self.trace is None
+                if (fast is not None and sub[1] in FAST_COPIES and self.trace is None
                         and self.sticky is None and not self.latched):
                     done = fast.serve(sq.index, count - served, self._async_run, self.max_async_inflight,
                                       spent - counters.latency_sum_ns)
@@ -238,18 +238,23 @@ class RingServer:
             results = b"" if type(result) is call.no_result else encode_result(result)
             out_len = io.out_len
             status = 0
+            fast = self.pinned_fast if self.trace is None else None  # what a copy here teaches the C path
             if call_id == _HTOD:
                 counters.bytes_htod += in_len
+                if fast is not None and in_len:
+                    fast.learn(args.dst, in_len)  # type: ignore[attr-defined]
             elif call_id == _DTOH:
                 counters.bytes_dtoh += out_len
+                if fast is not None and out_len:
+                    fast.learn(args.src, out_len)  # type: ignore[attr-defined]
             elif call_id == _HTOD_PINNED:
                 counters.bytes_htod += args.count  # type: ignore[attr-defined]
-                if self.pinned_fast is not None and self.trace is None:
-                    self.pinned_fast.learn(args.dst, args.offset, args.count)  # type: ignore[attr-defined]
+                if fast is not None:
+                    fast.learn(args.dst, args.count, args.offset)  # type: ignore[attr-defined]
             elif call_id == _DTOH_PINNED:
                 counters.bytes_dtoh += args.count  # type: ignore[attr-defined]
-                if self.pinned_fast is not None and self.trace is None:
-                    self.pinned_fast.learn(args.src, args.offset, args.count)  # type: ignore[attr-defined]
+                if fast is not None:
+                    fast.learn(args.src, args.count, args.offset)  # type: ignore[attr-defined]
             if self.latched and not is_async and call.waits:
                 status, flags, self.latched = self.latched, _LATCHED, 0
                 self.region.set_u32(ChannelField.LATCHED_ERROR, 0)

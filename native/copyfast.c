@@ -1,16 +1,19 @@
 /*
- * mediator._copyfast: pinned copies (memcpy_htod_pinned, memcpy_dtoh_pinned) served in C on `sim`
- * (issue 19). The Python path (mediator/_server.py's _serve and executor/_sim_pinned.py) is the
- * reference, and the fallback for everything this code does not take.
+ * mediator._copyfast: host-device copies served in C on `sim` (issue 19): pinned copies
+ * (memcpy_htod_pinned, memcpy_dtoh_pinned: between the region's pinned area and device memory) and
+ * the host side of staged ones (memcpy_htod, memcpy_dtoh: between the channel's arena and device
+ * memory). The Python path (mediator/_server.py's _serve, executor/_sim_pinned.py, executor/_sim.py)
+ * is the reference, and the fallback for everything this code does not take.
  *
  * Theory of operation. One FastCopy object serves one channel. The server calls serve() when the
- * entry at the submission head is a pinned copy; serve() reads that entry and the ones after it
- * straight from the ring and serves every one that is plainly fine, stopping at the first that is
- * anything else: another call, a malformed header, a payload, a zero count, an unknown stream, a
- * pinned range or device pointer it has not been told about, a synchronous copy with no completion
- * room, the async cap about to throttle, a capture or an injected fault pending in the executor. It
- * returns how many it served; the server advances the head by that many and serves the entry it
- * stopped at in Python, which answers it exactly as before (its error, log line and counters).
+ * entry at the submission head is one of these copies; serve() reads that entry and the ones after
+ * it straight from the ring and serves every one that is plainly fine, stopping at the first that is
+ * anything else: another call, a malformed header, a payload a pinned copy should not have or a
+ * staged copy's that is not simply inside the arena, a zero count, an unknown stream, a pinned range
+ * or device pointer it has not been told about, a synchronous copy with no completion room, the
+ * async cap about to throttle, a capture or an injected fault pending in the executor. It returns
+ * how many it served; the server advances the head by that many and serves the entry it stopped at
+ * in Python, which answers it exactly as before (its error, log line and counters).
  *
  * What a copy may touch is known from two small caches that Python fills (learn_block, learn_range)
  * with what the Python path has just checked for a copy it served: a device block (a cuMemAlloc or
@@ -36,9 +39,11 @@
 
 #define SQE_HEADER 32
 #define SQE_SIZE 192
-#define COPY_ARGS 32         /* "<QQQI4x": device pointer, pinned offset, count, stream */
+#define PINNED_ARGS 32       /* "<QQQI4x": device pointer, pinned offset, count, stream */
+#define HTOD_ARGS 16         /* "<QI4x": device pointer, stream (the count is the input payload's) */
+#define DTOH_ARGS 24         /* "<QQI4x": device pointer, count, stream (into the output payload) */
 #define FLAG_ASYNC 0x1u
-#define KNOWN_FLAGS 0x3u     /* ASYNC | CHUNK_MORE: CHUNK_MORE on a pinned copy is the Python path's error */
+#define FLAG_CHUNK_MORE 0x2u /* a staged copy's chunks; on a pinned copy the Python path's error */
 #define NBLOCKS 16
 #define NRANGES 16
 #define LATENCY_BUCKETS 24   /* mediator/_stats.py */
@@ -58,9 +63,10 @@ typedef struct {
     Py_buffer region;
     int region_held;
     uint32_t sq_offset, sq_mask;
-    uint16_t htod_id, dtoh_id;
+    uint64_t arena_offset, arena_size;
+    uint16_t htod_id, dtoh_id, staged_htod_id, staged_dtoh_id;
     PyObject *counters, *latency, *cq_space, *cq_push;
-    /* bound to one executor context by bind() */
+    /* bound to one executor context by bind(); the pinned area, client and allocator may be absent */
     Py_buffer pinned;
     int pinned_held;
     PyObject *executor, *client, *memory, *allocator, *streams, *captures, *faults;
@@ -73,7 +79,7 @@ typedef struct {
 } FastCopy;
 
 static PyObject *str_version, *str_pinned, *str_calls, *str_async_calls, *str_bytes_htod, *str_bytes_dtoh,
-    *str_latency_sum_ns, *str_latency, *str_space, *str_push, *kw_completion;
+    *str_latency_sum_ns, *str_latency, *str_space, *str_push, *kw_completion, *kw_completion_out;
 
 static inline uint64_t now_ns(void) {
     struct timespec ts;
@@ -119,29 +125,37 @@ static void release_all(FastCopy *self) {
 }
 
 static int fc_init(FastCopy *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"region", "sq_offset", "sq_entries", "htod_id", "dtoh_id", "counters", "cq",
-                             NULL};
+    static char *kwlist[] = {"region", "sq_offset", "sq_entries", "arena_offset", "arena_size", "call_ids",
+                             "counters", "cq", NULL};
     PyObject *region, *counters, *cq;
-    unsigned long sq_offset, sq_entries, htod_id, dtoh_id;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OkkkkOO", kwlist, &region, &sq_offset, &sq_entries,
-                                     &htod_id, &dtoh_id, &counters, &cq))
+    unsigned long sq_offset, sq_entries;
+    unsigned long long arena_offset, arena_size;
+    unsigned long ids[4];
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OkkKK(kkkk)OO", kwlist, &region, &sq_offset, &sq_entries,
+                                     &arena_offset, &arena_size, &ids[0], &ids[1], &ids[2], &ids[3],
+                                     &counters, &cq))
         return -1;
     release_all(self);
-    if (PyObject_GetBuffer(region, &self->region, PyBUF_SIMPLE) < 0)
+    if (PyObject_GetBuffer(region, &self->region, PyBUF_WRITABLE) < 0)
         return -1;
     self->region_held = 1;
-    if (sq_entries == 0 || (sq_entries & (sq_entries - 1)) || sq_entries > (1u << 16) || htod_id > 0xFFFF ||
-        dtoh_id > 0xFFFF ||
-        (unsigned long long)sq_offset + (unsigned long long)sq_entries * SQE_SIZE >
-            (unsigned long long)self->region.len) {
+    unsigned long long len = (unsigned long long)self->region.len;
+    if (sq_entries == 0 || (sq_entries & (sq_entries - 1)) || sq_entries > (1u << 16) || ids[0] > 0xFFFF ||
+        ids[1] > 0xFFFF || ids[2] > 0xFFFF || ids[3] > 0xFFFF ||
+        (unsigned long long)sq_offset + (unsigned long long)sq_entries * SQE_SIZE > len ||
+        arena_offset > len || arena_size > len - arena_offset) {
         release_all(self);
-        PyErr_SetString(PyExc_ValueError, "submission ring geometry does not fit the region");
+        PyErr_SetString(PyExc_ValueError, "ring or arena geometry does not fit the region");
         return -1;
     }
     self->sq_offset = (uint32_t)sq_offset;
     self->sq_mask = (uint32_t)sq_entries - 1;
-    self->htod_id = (uint16_t)htod_id;
-    self->dtoh_id = (uint16_t)dtoh_id;
+    self->arena_offset = arena_offset;
+    self->arena_size = arena_size;
+    self->htod_id = (uint16_t)ids[0];
+    self->dtoh_id = (uint16_t)ids[1];
+    self->staged_htod_id = (uint16_t)ids[2];
+    self->staged_dtoh_id = (uint16_t)ids[3];
     self->latency = PyObject_GetAttr(counters, str_latency);
     self->cq_space = PyObject_GetAttr(cq, str_space);
     self->cq_push = PyObject_GetAttr(cq, str_push);
@@ -186,7 +200,8 @@ static void fc_dealloc(FastCopy *self) {
 }
 
 /* bind(executor, client, pinned_view, memory, allocator, streams, captures, faults): the context
- * whose copies this object serves; forgets every cached fact. */
+ * whose copies this object serves (client, pinned_view and allocator None where it has no pinned
+ * area); forgets every cached fact. */
 static PyObject *fc_bind(FastCopy *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 8) {
         PyErr_SetString(PyExc_TypeError,
@@ -202,9 +217,11 @@ static PyObject *fc_bind(FastCopy *self, PyObject *const *args, Py_ssize_t nargs
         return NULL;
     }
     unbind(self);
-    if (PyObject_GetBuffer(args[2], &self->pinned, PyBUF_WRITABLE) < 0)
-        return NULL;
-    self->pinned_held = 1;
+    if (args[2] != Py_None) {
+        if (PyObject_GetBuffer(args[2], &self->pinned, PyBUF_WRITABLE) < 0)
+            return NULL;
+        self->pinned_held = 1;
+    }
     self->executor = Py_NewRef(args[0]);
     self->client = Py_NewRef(args[1]);
     self->memory = Py_NewRef(args[3]);
@@ -229,19 +246,34 @@ static long long version_of(PyObject *obj) {
     return x < 0 ? -1 : x;
 }
 
-/* the caches hold only while nothing was freed since they were filled */
-static int caches_current(FastCopy *self) {
-    long long mv = version_of(self->memory), pv = version_of(self->allocator);
-    if (mv < 0 || pv < 0)
+/* the caches hold only while nothing was freed since they were filled: the block cache's answer
+ * (0: unusable), and in *pinned_ok whether pinned ranges may be used (the executor's pinned client
+ * is still the one bound, and its allocator's version is read) */
+static int caches_current(FastCopy *self, int *pinned_ok) {
+    long long mv = version_of(self->memory);
+    if (mv < 0)
         return 0;
     if (mv != self->mem_version) {
         forget_blocks(self);
         self->mem_version = mv;
     }
+    *pinned_ok = 0;
+    if (!self->pinned_held)
+        return 1;
+    PyObject *client = PyObject_GetAttr(self->executor, str_pinned);
+    if (!client) {
+        PyErr_Clear();
+        return 1;
+    }
+    Py_DECREF(client); /* only its identity matters: the executor still holds it */
+    long long pv = client == self->client ? version_of(self->allocator) : -1;
+    if (pv < 0)
+        return 1;
     if (pv != self->pin_version) {
         forget_ranges(self);
         self->pin_version = pv;
     }
+    *pinned_ok = 1;
     return 1;
 }
 
@@ -380,17 +412,19 @@ static int cq_room(FastCopy *self) {
     return space > 0;
 }
 
-static int push_done(FastCopy *self, uint32_t seq, uint16_t call_id) {
+/* the completion of a synchronous copy: status 0, and out_len for a staged DtoH */
+static int push_done(FastCopy *self, uint32_t seq, uint16_t call_id, uint64_t out_len) {
     PyObject *s = PyLong_FromUnsignedLong(seq), *c = PyLong_FromUnsignedLong(call_id);
-    PyObject *zero = PyLong_FromLong(0);
+    PyObject *zero = PyLong_FromLong(0), *n = PyLong_FromUnsignedLongLong(out_len);
     PyObject *r = NULL;
-    if (s && c && zero) {
-        PyObject *argv[3] = {s, c, zero};
-        r = PyObject_Vectorcall(self->cq_push, argv, 0, kw_completion);
+    if (s && c && zero && n) {
+        PyObject *argv[4] = {s, c, zero, n};
+        r = PyObject_Vectorcall(self->cq_push, argv, 0, out_len ? kw_completion_out : kw_completion);
     }
     Py_XDECREF(s);
     Py_XDECREF(c);
     Py_XDECREF(zero);
+    Py_XDECREF(n);
     if (!r)
         return -1;
     Py_DECREF(r);
@@ -442,18 +476,16 @@ static PyObject *fc_serve(FastCopy *self, PyObject *const *args, Py_ssize_t narg
     if (PyErr_Occurred())
         return NULL;
     self->async_run = async_run;
-    if (!self->region_held || !self->pinned_held || limit <= 0 || PyDict_GET_SIZE(self->captures) ||
+    if (!self->region_held || !self->memory || limit <= 0 || PyDict_GET_SIZE(self->captures) ||
         PyList_GET_SIZE(self->faults))
         return PyLong_FromLong(0);
-    PyObject *client = PyObject_GetAttr(self->executor, str_pinned);
-    if (!client)
-        return NULL;
-    Py_DECREF(client); /* only its identity matters: the executor still holds it */
-    if (client != self->client || !caches_current(self))
+    int pinned_ok;
+    if (!caches_current(self, &pinned_ok))
         return PyLong_FromLong(0);
     __atomic_thread_fence(__ATOMIC_ACQUIRE); /* the entries up to the tail the caller saw are published */
     const uint8_t *ring = (const uint8_t *)self->region.buf + self->sq_offset;
-    uint8_t *pinned = (uint8_t *)self->pinned.buf;
+    uint8_t *arena = (uint8_t *)self->region.buf + self->arena_offset;
+    uint8_t *pinned = pinned_ok ? (uint8_t *)self->pinned.buf : NULL;
     unsigned long long hist[LATENCY_BUCKETS] = {0}, htod = 0, dtoh = 0, asyncs = 0, spent = 0;
     long long served = 0;
     int failed = 0;
@@ -465,21 +497,52 @@ static PyObject *fc_serve(FastCopy *self, PyObject *const *args, Py_ssize_t narg
         memcpy(h, slot, sizeof h); /* once: the guest may rewrite the slot while we look */
         memcpy(a, slot + SQE_HEADER, sizeof a);
         uint16_t call_id = (uint16_t)(h[1] & 0xFFFF);
-        uint32_t flags = h[1] >> 16;
-        if ((call_id != self->htod_id && call_id != self->dtoh_id) || h[7] != 0 || (flags & ~FLAG_ASYNC) ||
-            h[6] != COPY_ARGS || h[3] != 0 || h[5] != 0)
+        uint32_t flags = h[1] >> 16, in_off = h[2], in_len = h[3], out_off = h[4], out_cap = h[5];
+        if (h[7] != 0 || (flags & ~(FLAG_ASYNC | FLAG_CHUNK_MORE)))
             break;
-        int is_async = (flags & FLAG_ASYNC) != 0;
-        uint64_t device = a[0], offset = a[1], count = a[2];
-        uint32_t stream = (uint32_t)a[3];
-        if (count == 0 || (is_async && async_cap > 0 && self->async_run + 1 >= async_cap))
+        int is_async = (flags & FLAG_ASYNC) != 0, to_device;
+        uint64_t device, count;
+        uint32_t stream;
+        uint8_t *host;
+        if (call_id == self->htod_id || call_id == self->dtoh_id) { /* pinned */
+            uint64_t offset = a[1];
+            count = a[2];
+            if (!pinned || (flags & FLAG_CHUNK_MORE) || h[6] != PINNED_ARGS || in_len || out_cap || !count ||
+                !range_known(self, offset, count))
+                break;
+            device = a[0];
+            stream = (uint32_t)a[3];
+            host = pinned + offset;
+            to_device = call_id == self->htod_id;
+        } else if (call_id == self->staged_htod_id) { /* from the input payload */
+            if (h[6] != HTOD_ARGS || !in_len || out_cap || in_off >= self->arena_size ||
+                in_len > self->arena_size - in_off)
+                break;
+            device = a[0];
+            stream = (uint32_t)a[1];
+            count = in_len;
+            host = arena + in_off;
+            to_device = 1;
+        } else if (call_id == self->staged_dtoh_id) { /* into the output payload */
+            count = a[1];
+            if (h[6] != DTOH_ARGS || in_len || !count || count > out_cap || out_off >= self->arena_size ||
+                out_cap > self->arena_size - out_off)
+                break;
+            device = a[0];
+            stream = (uint32_t)a[2];
+            host = arena + out_off;
+            to_device = 0;
+        } else {
+            break;
+        }
+        if (is_async && async_cap > 0 && self->async_run + 1 >= async_cap)
             break;
         int live = stream_live(self, stream);
         if (live < 0) {
             failed = 1;
             break;
         }
-        if (!live || !range_known(self, offset, count))
+        if (!live)
             break;
         const Block *block = find_block(self, device, count);
         if (!block)
@@ -487,11 +550,11 @@ static PyObject *fc_serve(FastCopy *self, PyObject *const *args, Py_ssize_t narg
         if (!is_async && cq_room(self) != 1)
             break; /* no room: the Python path sets cq_blocked (or raises for an impossible head) */
         uint8_t *dev = block->host + (device - block->start);
-        if (call_id == self->htod_id) {
-            memcpy(dev, pinned + offset, (size_t)count);
+        if (to_device) {
+            memcpy(dev, host, (size_t)count);
             htod += count;
         } else {
-            memcpy(pinned + offset, dev, (size_t)count);
+            memcpy(host, dev, (size_t)count);
             dtoh += count;
         }
         if (is_async) {
@@ -499,7 +562,7 @@ static PyObject *fc_serve(FastCopy *self, PyObject *const *args, Py_ssize_t narg
             self->async_run++;
         } else {
             self->async_run = 0;
-            if (push_done(self, h[0], call_id) < 0) {
+            if (push_done(self, h[0], call_id, call_id == self->staged_dtoh_id ? count : 0) < 0) {
                 /* only a guest that moved its completion head under us: the next look at the ring
                  * in Python raises for it; this entry was served */
                 PyErr_Clear();
@@ -610,11 +673,16 @@ PyMODINIT_FUNC PyInit__copyfast(void) {
              *status = PyUnicode_InternFromString("status");
     if (!seq || !call_id || !status)
         return NULL;
+    PyObject *out_len = PyUnicode_InternFromString("out_len");
+    if (!out_len)
+        return NULL;
     kw_completion = PyTuple_Pack(3, seq, call_id, status);
+    kw_completion_out = PyTuple_Pack(4, seq, call_id, status, out_len);
     Py_DECREF(seq);
     Py_DECREF(call_id);
     Py_DECREF(status);
-    if (!kw_completion || PyType_Ready(&FastCopyType) < 0)
+    Py_DECREF(out_len);
+    if (!kw_completion || !kw_completion_out || PyType_Ready(&FastCopyType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&copyfast_module);
     if (!m)

@@ -1,6 +1,7 @@
-"""Pinned copies served in C (#19, ``mediator._pinned_fast``, native/copyfast.c): the bytes are bitwise
-right, the C path really serves them, and everything it must not serve falls back to the Python path
-and is answered exactly as before. Each case runs twice over real rings, once with the C path and
+"""Copies served in C (#19, ``mediator._pinned_fast``, native/copyfast.c): pinned copies, and the host
+side of staged ones (between the arena and device memory). The bytes are bitwise right, the C path
+really serves them, and everything it must not serve falls back to the Python path and is answered
+exactly as before. Each case runs twice over real rings, once with the C path and
 once without it, and everything the guest and the operator can see must agree: completions, what the
 drains served, the counters, the log, device memory and the pinned area."""
 
@@ -31,7 +32,10 @@ BLOCK = 16 * PAGE
 ASYNC = int(SubmitFlags.ASYNC)
 HTOD = CALLS_BY_NAME["memcpy_htod_pinned"].call_id
 DTOH = CALLS_BY_NAME["memcpy_dtoh_pinned"].call_id
+STAGED_HTOD = CALLS_BY_NAME["memcpy_htod"].call_id
+STAGED_DTOH = CALLS_BY_NAME["memcpy_dtoh"].call_id
 COPY_ARGS = struct.Struct("<QQQI4x")
+OUT = 1 << 18  # where staged DtoH copies' output areas start in the arena (their inputs start at 0)
 #: counters that must agree between the two paths (latency differs by nature: only its total count)
 COUNTED = ("calls", "errors", "protocol_errors", "async_calls", "bytes_htod", "bytes_dtoh", "latched_errors",
            "throttles")
@@ -52,7 +56,7 @@ class Side:
     dev: int = 0  # device block (BLOCK bytes)
     stream: int = 0
     seen: list[tuple[Any, ...]] = field(default_factory=list)
-    python_copies: int = 0  # pinned copies the Python handler ran
+    python_copies: int = 0  # copies the Python handlers ran
     orig: bytes = b""  # what the guest's range held at first
 
     def __post_init__(self) -> None:
@@ -62,7 +66,7 @@ class Side:
         server = self.pair.server
         if not self.fast:
             server.pinned_fast = None
-        for call_id in (HTOD, DTOH):
+        for call_id in (HTOD, DTOH, STAGED_HTOD, STAGED_DTOH):
             self._count_python(server, call_id)
         self.host = self.value("mem_host_alloc", "offset", bytesize=8 * PAGE, flags=0)
         self.dev = self.value("mem_alloc", "dptr", bytesize=BLOCK)
@@ -97,8 +101,13 @@ class Side:
             if raw is None:
                 raw = encode_args(spec.args(**entry["args"]))
             pair.seq += 1
+            data = entry.get("data")
+            if data is not None:  # a staged HtoD's payload, written as the guest writes it
+                room = pair.region.arena[entry["in_off"]:entry["in_off"] + len(data)]  # what fits of it
+                room[:] = data[:len(room)]
             assert pair.sq.push(seq=pair.seq, call_id=spec.call_id, args=raw, flags=entry.get("flags", 0),
-                                in_off=entry.get("in_off", 0), in_len=entry.get("in_len", 0))
+                                in_off=entry.get("in_off", 0), in_len=entry.get("in_len", 0),
+                                out_off=entry.get("out_off", 0), out_cap=entry.get("out_cap", 0))
         server = pair.server
         self.seen.append(("drain", server.drain(budget), server.cq_blocked))
         while pop and pair.cq.pending():
@@ -113,12 +122,25 @@ class Side:
                 "args": {device: self.dev + dev_offset, "offset": self.host + offset, "count": count,
                          "stream": self.stream if stream is None else stream}}
 
+    def staged(self, way: int, *, count: int = 8 * PAGE, at: int = 0, dev_offset: int = 0,
+               stream: int | None = None, flags: int = 0, out_cap: int | None = None) -> Entry:
+        """A staged copy: HtoD with ``count`` bytes of payload at arena offset ``at`` (bytes that
+        differ for every ``at`` and ``count``), DtoH into an output area at ``OUT + at``."""
+        stream = self.stream if stream is None else stream
+        if way == STAGED_HTOD:
+            data = bytes((at + count + i) & 0xFF for i in range(count))
+            return {"name": "memcpy_htod", "flags": flags, "args": {"dst": self.dev + dev_offset, "stream": stream},
+                    "in_off": at, "in_len": count, "data": data}
+        return {"name": "memcpy_dtoh", "flags": flags,
+                "args": {"src": self.dev + dev_offset, "count": count, "stream": stream},
+                "out_off": OUT + at, "out_cap": count if out_cap is None else out_cap}
+
     def state(self) -> dict[str, Any]:
         counters = self.pair.counters
         return {"seen": self.seen, **{name: getattr(counters, name) for name in COUNTED},
                 "latency_count": sum(counters.latency), "latched": self.pair.server.latched,
                 "device": bytes(self.pair.executor.memory.read(self.dev, BLOCK)) if self._dev_live() else None,
-                "area": bytes(self.area.view)}
+                "area": bytes(self.area.view), "arena": bytes(self.pair.region.arena)}
 
     def _dev_live(self) -> bool:
         return self.pair.executor.memory.allocations.find(self.dev) is not None
@@ -171,6 +193,27 @@ def test_copies_are_served_in_c_after_the_first_and_move_exactly_the_bytes(
     assert host[5 * PAGE:6 * PAGE - 1] == orig[11:PAGE + 10]
     assert host[6 * PAGE:8 * PAGE] == orig[2 * PAGE + 2:4 * PAGE + 2]
     assert fast.pair.counters.bytes_htod == 8 * PAGE + 4 * (3 * PAGE + 5)
+
+
+def test_staged_copies_host_side_is_served_in_c_and_moves_exactly_the_bytes(sides: tuple[Side, Side]) -> None:
+    more = int(SubmitFlags.CHUNK_MORE)
+
+    def script(side: Side) -> None:
+        side.submit([side.staged(STAGED_HTOD)])  # served in Python: it teaches the C path the block
+        side.submit([side.staged(STAGED_HTOD, count=PAGE, at=i * PAGE, dev_offset=i * PAGE, flags=ASYNC | more)
+                     for i in range(3)]
+                    + [side.staged(STAGED_HTOD, count=5, at=3 * PAGE, dev_offset=3 * PAGE),
+                       side.staged(STAGED_DTOH, count=3 * PAGE + 5, dev_offset=0),
+                       side.staged(STAGED_DTOH, count=7, at=4 * PAGE, dev_offset=PAGE + 1, out_cap=PAGE)])
+
+    fast, slow = both(sides, script)
+    assert fast.python_copies == 1 and slow.python_copies == 7
+    arena = bytes(fast.pair.region.arena)
+    device = bytes(fast.pair.executor.memory.read(fast.dev, BLOCK))
+    assert device[:3 * PAGE + 5] == arena[:3 * PAGE + 5]  # the chunks, then the tail of 5 bytes
+    assert arena[OUT:OUT + 3 * PAGE + 5] == device[:3 * PAGE + 5]
+    assert arena[OUT + 4 * PAGE:OUT + 4 * PAGE + 7] == device[PAGE + 1:PAGE + 8]
+    assert [c[4] for c in fast.seen if c[0] != "drain"][-2:] == [3 * PAGE + 5, 7]  # out_len of each DtoH
 
 
 # -- everything else falls back and is answered as before ------------------------------------------
@@ -256,6 +299,33 @@ def _malformed(side: Side) -> None:
                  {**good, "raw": COPY_ARGS.pack(side.dev, side.host, 1 << 63, 0)}])
 
 
+def _staged_refusals(side: Side) -> None:
+    arena = side.pair.region.layout.arena_size
+    side.submit([side.staged(STAGED_HTOD)])  # the C path knows the block for staged copies too
+    good = side.staged(STAGED_HTOD, count=PAGE)
+    side.submit([{**good, "in_off": arena - 8},  # the payload leaves the arena
+                 {**good, "in_off": arena + 8, "data": None},  # starts past it
+                 {**good, "in_off": 0xFFFF_F000, "data": None},
+                 {**good, "in_len": 0, "data": None},  # nothing to copy
+                 {**good, "out_off": OUT, "out_cap": 16},  # an output area too
+                 {**good, "out_off": arena - 8, "out_cap": 16},  # one that leaves the arena
+                 {**good, "raw": COPY_ARGS.pack(side.dev, 0, 0, 0)},  # another call's arguments
+                 side.staged(STAGED_HTOD, count=2 * PAGE, dev_offset=BLOCK - PAGE),  # past the block
+                 side.staged(STAGED_DTOH, count=PAGE, out_cap=PAGE - 1),  # more than the output area
+                 side.staged(STAGED_DTOH, count=0),
+                 {**side.staged(STAGED_DTOH, count=PAGE), "in_off": OUT, "in_len": 8},  # an input too
+                 {**side.staged(STAGED_DTOH, count=PAGE), "out_off": arena - PAGE + 1},  # leaves the arena
+                 side.staged(STAGED_DTOH, count=PAGE, stream=side.stream + 7),
+                 side.staged(STAGED_HTOD, count=PAGE, flags=int(SubmitFlags.CHUNK_MORE) | ASYNC),
+                 side.staged(STAGED_DTOH, count=PAGE, at=PAGE)])
+
+
+def _staged_after_free(side: Side) -> None:
+    side.submit([side.staged(STAGED_DTOH)])
+    side.pair.call("mem_free", dptr=side.dev)
+    side.submit([side.staged(STAGED_DTOH, at=PAGE), side.staged(STAGED_HTOD, flags=ASYNC)])
+
+
 def _completion_ring_full(side: Side) -> None:
     entries = side.pair.region.layout.cq_entries
     side.submit([side.copy(HTOD)] * (entries - 1), pop=False)  # one completion's room left
@@ -284,7 +354,7 @@ def _batch_time(side: Side) -> None:
 @pytest.mark.parametrize("case", [
     _other_process_range, _freed_range, _past_the_range, _freed_block, _past_the_block, _vmm_memory,
     _destroyed_stream, _capture, _injected_fault, _sticky, _latched, _traced, _malformed,
-    _completion_ring_full, _async_cap, _budget, _batch_time,
+    _completion_ring_full, _async_cap, _budget, _batch_time, _staged_refusals, _staged_after_free,
 ], ids=lambda case: case.__name__.strip("_"))
 def test_what_c_must_not_serve_is_answered_as_the_python_path_answers_it(
         sides: tuple[Side, Side], case: Callable[[Side], None]) -> None:
@@ -299,7 +369,7 @@ def test_what_c_must_not_serve_is_answered_as_the_python_path_answers_it(
 # -- random programs: the two paths agree on everything ----------------------------------------------
 
 #: mostly copies that can succeed, some that cannot (a repeated value is drawn more often)
-_COPY = st.tuples(st.sampled_from([HTOD, DTOH]), st.booleans(),  # way, asynchronous
+_COPY = st.tuples(st.sampled_from([HTOD, DTOH, STAGED_HTOD, STAGED_DTOH]), st.booleans(),  # way, async
                   st.sampled_from([0, 0, PAGE + 3, PAGE + 3, 8 * PAGE - 1, 8 * PAGE, 60 * PAGE]),  # pinned offset
                   st.sampled_from([1, PAGE, PAGE, 2 * PAGE + 7, 8 * PAGE, 8 * PAGE + 1, 0]),  # count
                   st.sampled_from([0, 5, 5, BLOCK - 4 * PAGE, BLOCK - PAGE, BLOCK]),  # device offset
@@ -318,8 +388,13 @@ def _run(side: Side, program: list[Any]) -> None:
         entries = []
         for way, asynchronous, offset, count, dev_offset, stream in copies:
             chosen = {"mine": side.stream, "legacy": 0, "other": side.stream + 1000}[stream]
-            entries.append(side.copy(way, count=count, offset=offset, dev_offset=dev_offset, stream=chosen,
-                                     flags=ASYNC if asynchronous else 0))
+            flags = ASYNC if asynchronous else 0
+            if way in (HTOD, DTOH):
+                entries.append(side.copy(way, count=count, offset=offset, dev_offset=dev_offset, stream=chosen,
+                                         flags=flags))
+            else:  # the pinned offset stands for an arena offset (60 pages: past the arena's end)
+                entries.append(side.staged(way, count=count, at=offset, dev_offset=dev_offset, stream=chosen,
+                                           flags=flags))
         side.submit(entries)
 
 
