@@ -13,6 +13,7 @@ from ._compiler import Compiler, InstructionCompiler, Runner, UnsupportedError
 from ._isa_arith import ARITHMETIC
 from ._isa_atomic import ATOMIC
 from ._isa_cluster import CLUSTER
+from ._isa_fp8 import FP8_PAIRS, cvt_fp8
 from ._isa_mbarrier import MBARRIER, compile_cp
 from ._isa_memory import MEMORY
 from ._isa_mma884 import compile_mma884, is_mma884
@@ -58,7 +59,8 @@ SUPPORTED: dict[str, str] = {
     ".rp, .rni .rzi .rmi .rpi to an integral value, .ftz, .sat); integer to float (.rn .rz .rm .rp; 64-bit "
     "integers .rn only); float to integer (.rni .rzi .rmi .rpi, saturating, NaN to 0); f16 from f32, f64 "
     "and 32-bit integers (.rn .rz .rm .rp), bf16 from f32 (.rn .rz .rm .rp), f16 and bf16 to f32, f64 and "
-    "integers; tf32 from f32 (.rna .rn .rz, .satfinite)",
+    "integers; tf32 from f32 (.rna .rn .rz, .satfinite); e4m3x2 e5m2x2 from f32 pairs and f16x2 (.rn "
+    ".satfinite .relu), f16x2 from e4m3x2 e5m2x2 (.rn .relu)",
     "cvta": "global shared local const param, to and from generic, u64",
     "dp2a": "lo hi, u32/s32 operands",
     "dp4a": "u32/s32 operands",
@@ -166,9 +168,12 @@ def _cp(c: Compiler, ins: Instruction) -> Runner:
 
 
 def _cvt(c: Compiler, ins: Instruction) -> Runner:
-    """``cvt``: conversions to tf32 (a tensor-core type, ``_isa_wmma``), the rest ``_isa_arith``."""
+    """``cvt``: conversions to tf32 (a tensor-core type, ``_isa_wmma``), to and from FP8 pairs
+    (``_isa_fp8``), the rest ``_isa_arith``."""
     if "tf32" in ins.mods:
         return cvt_tf32(c, ins)
+    if any(m in FP8_PAIRS for m in ins.mods):  # pairs of FP8 values (_isa_fp8)
+        return cvt_fp8(c, ins)
     return ARITHMETIC["cvt"](c, ins)
 
 

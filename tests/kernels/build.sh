@@ -17,7 +17,10 @@
 #   ptx_sync.compute_{80,90}.ptx  the corpus of grid-wide and asynchronous synchronization (cooperative
 #                              launches, mbarrier, cp.async.bulk) and mma.m8n8k4 (tests/ptx)
 #   ptx_cluster.compute_{75,80,90}.ptx  multi-warp tiles, invoke_one, an mbarrier hand-off between
-#                              warps and (compute_90) thread-block clusters (tests/ptx/test_clusters.py)
+#                              warps, named barriers and (compute_90) thread-block clusters
+#                              (tests/ptx/test_clusters.py)
+#   ptx_fp8.compute_{75,80,90}.ptx  cuda_fp8.h's pairs: cvt to and from e4m3x2/e5m2x2 on compute_90,
+#                              NVIDIA's emulation elsewhere (tests/ptx/test_fp8.py)
 set -euo pipefail
 cd "$(dirname "$0")"
 NVCC=${NVCC:-nvcc}
@@ -49,6 +52,7 @@ for arch in 80 90; do
 done
 for arch in 75 80 90; do
     "$NVCC" -ptx -arch=compute_$arch -o ptx_cluster.compute_$arch.ptx ptx_cluster.cu
+    "$NVCC" -ptx -arch=compute_$arch -o ptx_fp8.compute_$arch.ptx ptx_fp8.cu
 done
 
 "$NVCC" --version > NVCC_VERSION.txt

@@ -1,0 +1,33 @@
+// FP8 conversions as cuda_fp8.h compiles them: on compute_90 the cvt instructions for e4m3x2 and e5m2x2
+// pairs, on compute_75/80 NVIDIA's own integer emulation of the same rounding (round to nearest even,
+// saturating to the largest finite value). Built by build.sh for compute_75, compute_80 and compute_90;
+// tests/ptx/test_fp8.py holds the exact references.
+#include <cuda_fp16.h>
+#include <cuda_fp8.h>
+
+// pairs of floats to e4m3x2 and e5m2x2 (the codes) and back to floats through f16x2
+extern "C" __global__ void fp8_pairs(const float *in, unsigned short *e4, unsigned short *e5, float *back4,
+                                     float *back5, unsigned n) {
+    unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n)
+        return;
+    float2 v = make_float2(in[2 * i], in[2 * i + 1]);
+    __nv_fp8x2_e4m3 a(v);
+    __nv_fp8x2_e5m2 b(v);
+    e4[i] = a.__x;
+    e5[i] = b.__x;
+    float2 fa = float2(a), fb = float2(b);
+    back4[2 * i] = fa.x;
+    back4[2 * i + 1] = fa.y;
+    back5[2 * i] = fb.x;
+    back5[2 * i + 1] = fb.y;
+}
+
+// pairs of halves to e4m3x2 and e5m2x2
+extern "C" __global__ void fp8_from_halves(const __half2 *in, unsigned short *e4, unsigned short *e5, unsigned n) {
+    unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n)
+        return;
+    e4[i] = __nv_fp8x2_e4m3(in[i]).__x;
+    e5[i] = __nv_fp8x2_e5m2(in[i]).__x;
+}
