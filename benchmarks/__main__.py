@@ -68,12 +68,12 @@ def pin_plan(pin: bool) -> tuple[set[int], set[int]] | None:
 
 
 def run(plan: dict[str, Any], workdir: Path, parts: Sequence[str] = PARTS,
-        backend: str = "sim", pin: bool = False) -> dict[str, Any]:
+        backend: str = "sim", pin: bool = False, pace: bool = True) -> dict[str, Any]:
     for name in ("polling", "sleeping", "multi"):
         (workdir / name).mkdir()
     results: dict[str, Any] = {"plan": plan, "parts": list(parts), "loadavg_start": os.getloadavg(),
                                "cpus": os.cpu_count(), "accelerated": ACCELERATED, "backend": backend,
-                               "pinned": pin}
+                               "pinned": pin, "paced": pace}
     everywhere = os.sched_getaffinity(0)
     pins = pin_plan(pin)
     host_cpus = pins[1] if pins else None
@@ -126,7 +126,9 @@ def run(plan: dict[str, Any], workdir: Path, parts: Sequence[str] = PARTS,
 
     if "multi" in parts:
         results["multi_vm"] = []
-        with running_mediator(workdir / "multi", backend=backend, vms=max(plan["vms"])) as mediator:
+        # pace: a worker far ahead of its peers is capped once busy VMs outnumber CPUs (mediator/_pacing.py)
+        with running_mediator(workdir / "multi", backend=backend, vms=max(plan["vms"]),
+                              extra="" if pace else "pace_workers = false") as mediator:
             for vms in plan["vms"]:
                 results["multi_vm"].append(multi_vm(mediator, vms, plan["seconds"], flood=False))
             for vms in [v for v in plan["vms"] if v > 1]:
@@ -192,7 +194,8 @@ def table(r: dict[str, Any]) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     lines.append(f"(load average {r['loadavg_start'][0]:.2f} at start, {r['loadavg_end'][0]:.2f} at end; "
                  f"{r['cpus']} CPUs; C rings {'on' if r.get('accelerated') else 'off'}; "
-                 f"backend {r.get('backend', 'sim')}{'; single-VM parts pinned' if r.get('pinned') else ''})")
+                 f"backend {r.get('backend', 'sim')}{'; single-VM parts pinned' if r.get('pinned') else ''}"
+                 f"{'; workers not paced' if 'multi_vm' in r and not r.get('paced', True) else ''})")
     return "\n".join(lines)
 
 
@@ -274,9 +277,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "other side) on the rest, as a host pins vCPUs and workers")
     parser.add_argument("--only", action="append", choices=PARTS,
                         help="run only this part (repeatable): rtt, async, copies, multi, pinned")
+    parser.add_argument("--no-pace", action="store_true",
+                        help="many VMs: never cap a worker that is ahead of its peers (pace_workers = false)")
     opts = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="vgpu-bench-") as tmp:
-        results = run(QUICK if opts.quick else FULL, Path(tmp), opts.only or PARTS, opts.backend, opts.pin)
+        results = run(QUICK if opts.quick else FULL, Path(tmp), opts.only or PARTS, opts.backend, opts.pin,
+                      not opts.no_pace)
     if opts.json is not None and str(opts.json) == "-":
         json.dump(results, sys.stdout, indent=2)
         print()

@@ -204,7 +204,7 @@ class Worker:
         self.cap: float | None = None
         self._rate = 0.0
         self._epoch_at = perf_counter_ns()
-        self._epoch_calls = 0
+        self._calls_at = 0  # self.counters.calls when the epoch began
 
     def _claim_board(self, path: str) -> Board | None:
         if not path:
@@ -387,8 +387,9 @@ class Worker:
 
     def reconsider_pace(self, now_ns: int) -> None:
         """Once an epoch: this worker's rate, published beside its peers', and its cap."""
-        self._rate = smooth(self._rate, self._epoch_calls, now_ns - self._epoch_at)
-        self._epoch_calls, self._epoch_at = 0, now_ns
+        calls = self.counters.calls
+        self._rate = smooth(self._rate, calls - self._calls_at, now_ns - self._epoch_at)
+        self._calls_at, self._epoch_at = calls, now_ns
         board = self.board
         if board is None:
             return
@@ -398,7 +399,7 @@ class Worker:
 
     def keep_to_cap(self, cap: float, now_ns: int) -> None:
         """Capped: sleep off what was served beyond the cap since the epoch began."""
-        due = sleep_due(self._epoch_calls, now_ns - self._epoch_at, cap)
+        due = sleep_due(self.counters.calls - self._calls_at, now_ns - self._epoch_at, cap)
         if due:
             time.sleep(due / 1e9)
 
@@ -457,10 +458,12 @@ class Worker:
         idle_since = perf_counter_ns()
         room_wait_ms = 0  # back-pressure: how long the last look for completion room waited
         turn = 0
+        epoch_end = self._epoch_at + EPOCH_NS  # when this worker next reconsiders its pace
         while not self.stopping:
             now = perf_counter_ns()
-            if now - self._epoch_at >= EPOCH_NS:
+            if now >= epoch_end:
                 self.reconsider_pace(now)
+                epoch_end = now + EPOCH_NS
             if table.scan_due(time.monotonic_ns()) and table.scan():
                 self.publish_stats()  # a channel opened or closed: status shows it now
             served, blocked, limited = self.serve_pass(turn)
@@ -470,7 +473,6 @@ class Worker:
                 if self.share.memory_used() != self.counters.memory_used:
                     self.publish_stats()  # memory moved: status shows it now, not at the next idle
                 now = perf_counter_ns()
-                self._epoch_calls += served
                 if self.cap is not None:
                     self.keep_to_cap(self.cap, now)
                 if now - self._beat_at >= HEARTBEAT_NS:
