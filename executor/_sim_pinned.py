@@ -114,23 +114,20 @@ class SimPinnedCalls:
                               area.allocator if area else None, self._streams._objects, self._captures,
                               self.pending_faults)
 
-    def fast_copy_facts(self, device: int, count: int, offset: int | None = None
-                        ) -> tuple[tuple[int, int, Any] | None, tuple[int, int] | None]:
-        """For a copy of ``count`` bytes that just succeeded: the device block holding
-        ``[device, +count)`` as ``(start, size, buffer)`` when it is a plain block (a VMM mapping has
-        access bits and may span chunks: never served in C), and, for a pinned copy (``offset``), this
-        context's pinned range holding ``[offset, +count)`` as ``(start, end)``."""
-        block = None
+    def fast_copy_block(self, device: int) -> tuple[int, int, Any | None] | None:
+        """For a copy that just succeeded: the allocation holding ``device`` as ``(start, end,
+        buffer)``, the buffer None for a VMM mapping (access bits, chunk walks: never served in C)."""
         alloc = self.memory.allocations.find(device)
-        if alloc is not None and alloc.kind != "vmm" and count <= alloc.end - device:
-            block = (alloc.start, alloc.size, alloc.obj)
-        found = None
+        if alloc is None:
+            return None
+        return alloc.start, alloc.end, None if alloc.kind == "vmm" else alloc.obj
+
+    def fast_copy_range(self, offset: int, count: int) -> tuple[int, int] | None:
+        """For a pinned copy that just succeeded: this context's range holding ``[offset, +count)``
+        as ``(start, end)``."""
         client = self.pinned
-        if client is not None and offset is not None:
-            held = client.area.allocator.find(client.owner, offset, count)
-            if held is not None:
-                found = (held[0], held[0] + held[1])
-        return block, found
+        held = client.area.allocator.find(client.owner, offset, count) if client is not None else None
+        return (held[0], held[0] + held[1]) if held is not None else None
 
 
 def _scatter(source: memoryview, targets: list[Any]) -> None:

@@ -51,13 +51,16 @@ ACCELERATED: Final = _copyfast is not None
 class PinnedFastPath:
     """One channel's C copy path: ``c`` serves, :meth:`learn` feeds it."""
 
-    __slots__ = ("_bound", "_client", "c", "executor")
+    __slots__ = ("_bound", "_client", "_device", "_range", "c", "executor")
 
     def __init__(self, c: FastCopy, executor: SimPinnedCalls) -> None:
         self.c = c
         self.executor = executor
         self._bound = False
         self._client: object = None  # the pinned client ``c`` is bound to
+        # (start, end, version) of the device range and the pinned range told last (a VMM mapping's
+        # too, which is never served in C): a copy inside them again has nothing new to teach
+        self._device = self._range = (0, 0, -1)
 
     def learn(self, device: int, count: int, offset: int | None = None) -> None:
         """A copy of ``count`` bytes from or to device ``device`` (and pinned ``offset``, for a pinned
@@ -67,17 +70,30 @@ class PinnedFastPath:
         if not self._bound or executor.pinned is not self._client:  # first, or a fresh pinned client
             tables = executor.fast_copy_tables()
             self._bound, self._client = True, tables.client
+            self._device = self._range = (0, 0, -1)
             try:
                 self.c.bind(executor, tables.client, tables.view, tables.memory, tables.allocator,
                             tables.streams, tables.captures, tables.faults)
             except BufferError:  # an area we may not write (never a worker's): Python serves them all
                 return
-        block, found = executor.fast_copy_facts(device, count, offset)
+        version = executor.memory.version
+        start, end, seen = self._device
+        if not (seen == version and start <= device and device + count <= end):
+            block = executor.fast_copy_block(device)
+            if block is not None:
+                self._device = (block[0], block[1], version)
+                if block[2] is not None:
+                    self.c.learn_block(block[0], block[1] - block[0], block[2], version)
         pinned = executor.pinned
-        if block is not None:
-            self.c.learn_block(block[0], block[1], block[2], executor.memory.version)
-        if found is not None and pinned is not None:
-            self.c.learn_range(found[0], found[1], pinned.area.allocator.version)
+        if offset is None or pinned is None:
+            return
+        version = pinned.area.allocator.version
+        start, end, seen = self._range
+        if not (seen == version and start <= offset and offset + count <= end):
+            found = executor.fast_copy_range(offset, count)
+            if found is not None:
+                self._range = (found[0], found[1], version)
+                self.c.learn_range(found[0], found[1], version)
 
 
 def pinned_fast_path(region: Region, executor: Executor, counters: WorkerCounters,

@@ -238,23 +238,23 @@ class RingServer:
             results = b"" if type(result) is call.no_result else encode_result(result)
             out_len = io.out_len
             status = 0
-            fast = self.pinned_fast if self.trace is None else None  # what a copy here teaches the C path
+            # a copy served here teaches the C path its block (and pinned range), unless tracing
             if call_id == _HTOD:
                 counters.bytes_htod += in_len
-                if fast is not None and in_len:
-                    fast.learn(args.dst, in_len)  # type: ignore[attr-defined]
+                if in_len and self.pinned_fast is not None and self.trace is None:
+                    self.pinned_fast.learn(args.dst, in_len)  # type: ignore[attr-defined]
             elif call_id == _DTOH:
                 counters.bytes_dtoh += out_len
-                if fast is not None and out_len:
-                    fast.learn(args.src, out_len)  # type: ignore[attr-defined]
+                if out_len and self.pinned_fast is not None and self.trace is None:
+                    self.pinned_fast.learn(args.src, out_len)  # type: ignore[attr-defined]
             elif call_id == _HTOD_PINNED:
                 counters.bytes_htod += args.count  # type: ignore[attr-defined]
-                if fast is not None:
-                    fast.learn(args.dst, args.count, args.offset)  # type: ignore[attr-defined]
+                if self.pinned_fast is not None and self.trace is None:
+                    self.pinned_fast.learn(args.dst, args.count, args.offset)  # type: ignore[attr-defined]
             elif call_id == _DTOH_PINNED:
                 counters.bytes_dtoh += args.count  # type: ignore[attr-defined]
-                if fast is not None:
-                    fast.learn(args.src, args.count, args.offset)  # type: ignore[attr-defined]
+                if self.pinned_fast is not None and self.trace is None:
+                    self.pinned_fast.learn(args.src, args.count, args.offset)  # type: ignore[attr-defined]
             if self.latched and not is_async and call.waits:
                 status, flags, self.latched = self.latched, _LATCHED, 0
                 self.region.set_u32(ChannelField.LATCHED_ERROR, 0)
