@@ -194,8 +194,8 @@ class DeviceMemory:
         self._reservations: dict[int, Reservation] = {}
         self._reservation_starts: list[int] = []
         self._live_physical: set[Physical] = set()
-        #: bumped whenever an allocation goes: what was learned about live blocks (the C copy path's
-        #: cache, ``mediator._pinned_fast``) holds only while it is unchanged
+        #: bumped whenever an allocation goes or a mapping's access changes: what was learned about
+        #: live blocks (the C copy path's cache, ``mediator._pinned_fast``) holds only while it is unchanged
         self.version = 0
 
     # -- accounting ----------------------------------------------------------------------------
@@ -447,6 +447,7 @@ class DeviceMemory:
                             f"cuMemSetAccess({ptr:#x}, {size}): ptr and size must be multiples of the "
                             f"granularity ({GRANULARITY}) and size positive")
         end = ptr + size
+        self.version += 1
         for alloc in self._walk_mapped(ptr, size, "cuMemSetAccess", whole=False):
             mapping: Mapping = alloc.obj
             first = (max(ptr, alloc.start) - alloc.start) // GRANULARITY

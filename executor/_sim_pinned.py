@@ -10,17 +10,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from protocol import CublasStatus, CUresult
+import numpy as np
+
+from protocol import CublasStatus, CUresult, MemAccessFlags
 from protocol.models import MemcpyDtoHPinnedArgs, MemcpyHtoDPinnedArgs, NoResult
 
 from ._base import CallIO, HandleTable
 from ._pinned import PinnedAllocator, PinnedClient
 from ._sim_graph import Capture, StreamState
-from ._sim_memory import DeviceMemory
+from ._sim_memory import DeviceMemory, Mapping
 
 __all__ = ["FastCopyTables", "SimPinnedCalls"]
 
 _NO_RESULT: Final = NoResult()
+_READWRITE: Final = int(MemAccessFlags.CU_MEM_ACCESS_FLAGS_PROT_READWRITE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,11 +119,17 @@ class SimPinnedCalls:
 
     def fast_copy_block(self, device: int) -> tuple[int, int, Any | None] | None:
         """For a copy that just succeeded: the allocation holding ``device`` as ``(start, end,
-        buffer)``, the buffer None for a VMM mapping (access bits, chunk walks: never served in C)."""
+        buffer)``. A VMM mapping's buffer is its part of the physical allocation when every granule
+        of it grants read-write access (a copy within it needs no other check), else None (never
+        served in C); a copy that runs into the next mapping is not within one block either way."""
         alloc = self.memory.allocations.find(device)
         if alloc is None:
             return None
-        return alloc.start, alloc.end, None if alloc.kind == "vmm" else alloc.obj
+        if alloc.kind != "vmm":
+            return alloc.start, alloc.end, alloc.obj
+        mapping: Mapping = alloc.obj
+        granted = bool(np.all(mapping.access == _READWRITE))
+        return alloc.start, alloc.end, mapping.bytes() if granted else None
 
     def fast_copy_range(self, offset: int, count: int) -> tuple[int, int] | None:
         """For a pinned copy that just succeeded: this context's range holding ``[offset, +count)``

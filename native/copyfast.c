@@ -21,7 +21,9 @@
  * exported, so the bytes stay valid however stale the entry) and a pinned range of this context.
  * Both stay true until something is freed, so each cache is stamped with a version that the Python
  * side bumps on every removal (DeviceMemory.version, PinnedAllocator.version) and is emptied as soon
- * as serve() sees a newer one. VMM mappings (access bits, chunk walks) are never cached. Every entry
+ * as serve() sees a newer one (DeviceMemory's also moves when a mapping's access changes). A VMM
+ * mapping is a block here only while all of it grants read-write access, and a copy that runs from
+ * one mapping into the next is never served here. Every entry
  * is read once into locals; every offset, pointer and count is checked against a cached range, in
  * 64-bit arithmetic that cannot wrap, before any byte moves.
  *

@@ -255,6 +255,30 @@ def _vmm_memory(side: Side) -> None:
     side.submit([side.copy(HTOD, dev_offset=ptr - side.dev)] * 2 + [side.copy(DTOH, dev_offset=ptr - side.dev)])
 
 
+def _vmm_access_changes(side: Side) -> None:
+    granule = 2 << 20
+    handle = side.value("mem_create", "handle", size=2 * granule, device=0, flags=0)
+    ptr = side.value("mem_address_reserve", "dptr", size=2 * granule, alignment=0, addr=0, flags=0)
+    for at in (0, granule):  # two mappings back to back, as GGML's pool grows
+        assert side.pair.call("mem_map", ptr=ptr + at, size=granule, offset=at, handle=handle, flags=0).status == 0
+    assert side.pair.call("mem_set_access", ptr=ptr, size=2 * granule, device=0, flags=3).status == 0
+    to = ptr - side.dev  # device offsets from here on are relative to the mappings
+    side.submit([side.copy(HTOD, dev_offset=to), side.copy(HTOD, dev_offset=to + PAGE, flags=ASYNC),
+                 side.staged(STAGED_DTOH, dev_offset=to + 3),
+                 side.copy(HTOD, dev_offset=to + granule - PAGE, count=2 * PAGE)])  # spans the two
+    assert side.pair.call("mem_set_access", ptr=ptr, size=granule, device=0, flags=1).status == 0  # read
+    side.submit([side.copy(HTOD, dev_offset=to), side.copy(DTOH, dev_offset=to + 5),
+                 side.staged(STAGED_HTOD, dev_offset=to)])
+    assert side.pair.call("mem_unmap", ptr=ptr + granule, size=granule).status == 0
+    side.submit([side.copy(DTOH, dev_offset=to + granule), side.copy(DTOH, dev_offset=to)])
+
+
+def test_a_vmm_mapping_is_served_in_c_only_while_all_of_it_grants_read_write(sides: tuple[Side, Side]) -> None:
+    fast, slow = both(sides, _vmm_access_changes)
+    # in C: the second and third copies, into the first mapping once the first copy taught it
+    assert (fast.python_copies, slow.python_copies) == (7, 9)
+
+
 def _destroyed_stream(side: Side) -> None:
     side.pair.call("stream_destroy", stream=side.stream)
     side.submit([side.copy(HTOD), side.copy(HTOD, stream=0), side.copy(DTOH, stream=side.stream + 99)])
@@ -353,6 +377,7 @@ def _batch_time(side: Side) -> None:
 
 @pytest.mark.parametrize("case", [
     _other_process_range, _freed_range, _past_the_range, _freed_block, _past_the_block, _vmm_memory,
+    _vmm_access_changes,
     _destroyed_stream, _capture, _injected_fault, _sticky, _latched, _traced, _malformed,
     _completion_ring_full, _async_cap, _budget, _batch_time, _staged_refusals, _staged_after_free,
 ], ids=lambda case: case.__name__.strip("_"))
