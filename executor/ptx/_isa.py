@@ -14,7 +14,7 @@ from ._isa_arith import ARITHMETIC
 from ._isa_atomic import ATOMIC
 from ._isa_cluster import CLUSTER
 from ._isa_fp8 import FP8_PAIRS, cvt_fp8
-from ._isa_mbarrier import MBARRIER, compile_cp
+from ._isa_mbarrier import MBARRIER, compile_async, compile_cp
 from ._isa_memory import MEMORY
 from ._isa_mma884 import compile_mma884, is_mma884
 from ._isa_tensor import TENSOR
@@ -107,7 +107,8 @@ SUPPORTED: dict[str, str] = {
     "prefetch": ".global .local (or generic) .L1 .L2, and prefetchu.L1: no effect, no fault (a hint)",
     "prefetchu": "as prefetch",
     "rcp": "approx.f32 (.ftz), rn.f32, rn.f64, approx.ftz.f64",
-    "red": "as atom, without a result",
+    "red": "as atom, without a result; red.async.relaxed.cluster.shared::cluster.mbarrier::complete_tx::"
+    "bytes (the reduction and its completion at once)",
     "redux": "sync: add min max (s32 u32), and or xor (b32)",
     "rem": "u/s 16 32 64",
     "ret": "",
@@ -122,7 +123,8 @@ SUPPORTED: dict[str, str] = {
     "sad": "u/s 16 32 64",
     "sin": "approx.f32 (.ftz)",
     "sqrt": "approx.f32 (.ftz), rn.f32, rn.f64",
-    "st": "global, shared, local, param, generic; .v2 .v4; u/s/b 8-64, f32 f64; hints ignored",
+    "st": "global, shared, local, param, generic; .v2 .v4; u/s/b 8-64, f32 f64; hints ignored; "
+    "st.async{.weak}.shared::cluster.mbarrier::complete_tx::bytes (the store and its completion at once)",
     "stmatrix": "sync.aligned.m8n8 .x1 .x2 .x4 (.trans) .shared.b16",
     "sub": "as add",
     "tanh": "approx.f32",
@@ -167,6 +169,20 @@ def _cp(c: Compiler, ins: Instruction) -> Runner:
     return compile_cp(c, ins, MEMORY["cp"])
 
 
+def _st(c: Compiler, ins: Instruction) -> Runner:
+    """``st``: ``st.async`` into a cluster's shared memory (``_isa_mbarrier``), the rest ``_isa_memory``."""
+    if "async" in ins.mods:
+        return compile_async(c, ins, MEMORY["st"])
+    return MEMORY["st"](c, ins)
+
+
+def _red(c: Compiler, ins: Instruction) -> Runner:
+    """``red``: ``red.async`` (``_isa_mbarrier``), the rest ``_isa_atomic``."""
+    if "async" in ins.mods:
+        return compile_async(c, ins, ATOMIC["red"])
+    return ATOMIC["red"](c, ins)
+
+
 def _cvt(c: Compiler, ins: Instruction) -> Runner:
     """``cvt``: conversions to tf32 (a tensor-core type, ``_isa_wmma``), to and from FP8 pairs
     (``_isa_fp8``), the rest ``_isa_arith``."""
@@ -188,6 +204,8 @@ COMPILERS: Mapping[str, InstructionCompiler] = {
     **CLUSTER,
     "cp": _cp,
     "cvt": _cvt,
+    "red": _red,
+    "st": _st,
     "mma": _mma,
     "nanosleep": _nanosleep,
     "prefetch": _prefetch,

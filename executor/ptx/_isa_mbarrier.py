@@ -65,7 +65,7 @@ from ._numeric import DTYPES
 from ._parse import Instruction, Sym
 from ._state import Frame, KernelFaultError
 
-__all__ = ["MBARRIER", "compile_cp"]
+__all__ = ["MBARRIER", "compile_async", "compile_cp"]
 
 _PENDING_BITS = 20
 _MAX_COUNT = (1 << _PENDING_BITS) - 1
@@ -425,6 +425,45 @@ def _shared_bytes(
         return access(f, "shared", owners, cols, 8, None).reshape(-1, size)
     access(f, "shared", owners, cols, 8, np.ascontiguousarray(data).reshape(-1, 8))
     return data
+
+
+_ASYNC_MODS = {"async", "weak", "relaxed", "cluster", "shared::cluster", "mbarrier::complete_tx::bytes"}
+
+
+def compile_async(c: Compiler, ins: Instruction, plain: InstructionCompiler) -> Runner:
+    """``st.async`` / ``red.async`` (compute_90): a store or a reduction into shared memory of a block
+    of the cluster that signals ``complete_tx`` with its bytes on an mbarrier of that block, both at
+    the instruction. ``st.async{.weak}.shared::cluster.mbarrier::complete_tx::bytes{.v2,.v4}.type [a], b,
+    [mbar]``; ``red.async.relaxed.cluster.shared::cluster.mbarrier::complete_tx::bytes.op.type [a], b,
+    [mbar]``. The access itself is ``plain``'s ``st``/``red`` on ``.shared::cluster``; the threads'
+    completions arrive in thread order, as the engine's other arrivals do."""
+    required = {"async", "shared::cluster", "mbarrier::complete_tx::bytes"}
+    if not required <= set(ins.mods) or len(ins.operands) != 3:
+        raise UnsupportedError(
+            f"{ins.opcode}.async.shared::cluster.mbarrier::complete_tx::bytes [a], b, [mbar]"
+        )
+    rest = tuple(m for m in ins.mods if m not in _ASYNC_MODS)
+    if ins.opcode == "red" and "relaxed" not in ins.mods:
+        raise UnsupportedError("red.async.relaxed.cluster")
+    access_ins = Instruction(ins.opcode, ("shared::cluster", *rest), ins.operands[:2], None, ins.line)
+    run_access = plain(c, access_ins)
+    mbar = _barrier_address(c, ins, ins.operands[2])
+    types = [m for m in rest if m in DTYPES]
+    if len(types) != 1:
+        raise UnsupportedError(f"{ins.opcode}.async with one type")
+    vec = 4 if "v4" in rest else 2 if "v2" in rest else 1
+    nbytes = np.uint32(DTYPES[types[0]].itemsize * vec)
+    what = ins.text
+
+    def step(word: _Word, tx: int) -> None:
+        word.transact(-tx, what)
+        word.settle()
+
+    def run(f: Frame, m: Mask | None) -> None:
+        run_access(f, m)
+        _on_barriers(f, m, mbar, lambda f: nbytes, step, what)
+
+    return run
 
 
 def compile_cp(c: Compiler, ins: Instruction, plain: InstructionCompiler) -> Runner:

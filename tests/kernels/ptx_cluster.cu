@@ -9,6 +9,7 @@
 #include <cooperative_groups.h>
 #include <cooperative_groups/reduce.h>
 #include <cuda/barrier>
+#include <cuda/ptx>
 #include <utility>
 
 #pragma nv_diag_suppress static_var_with_dynamic_init  // a cuda::barrier in __shared__, initialized by init()
@@ -218,6 +219,38 @@ extern "C" __global__ void __cluster_dims__(2, 1, 1) cluster_mbarrier(const int 
         asm volatile("ld.shared::cluster.u32 %0, [%1];" : "=r"(theirs) : "r"(their_own) : "memory");
         out[(blockIdx.x / 2) * 64 + t] = data[1][t] + data[0][t] + theirs;
     }
+    cluster.sync();
+}
+
+// st.async and red.async: each block of a pair stores its inputs (times 3) into the other's shared memory
+// and adds its thread index into the other's counters, both completing on the other block's mbarrier,
+// which expects their bytes; each block waits for its phase and writes what arrived.
+extern "C" __global__ void __cluster_dims__(2, 1, 1) cluster_async_stores(const int *in, int *out) {
+    namespace ptx = cuda::ptx;
+    cg::cluster_group cluster = cg::this_cluster();
+    __shared__ alignas(16) int buf[64];
+    __shared__ int counts[64];
+    __shared__ uint64_t bar;
+    unsigned t = threadIdx.x;
+    buf[t] = -1;
+    counts[t] = 100;
+    if (t == 0) {
+        ptx::mbarrier_init(&bar, 1u);
+        ptx::fence_mbarrier_init(ptx::sem_release, ptx::scope_cluster);
+    }
+    cluster.sync();
+    if (t == 0)
+        (void)ptx::mbarrier_arrive_expect_tx(ptx::sem_release, ptx::scope_cluster, ptx::space_shared, &bar,
+                                             2u * 64u * 4u);
+    cluster.sync();
+    unsigned other = cluster.block_rank() ^ 1;
+    uint64_t *their_bar = cluster.map_shared_rank(&bar, other);
+    ptx::st_async(cluster.map_shared_rank(buf, other) + t, in[blockIdx.x * 64 + t] * 3, their_bar);
+    ptx::red_async(ptx::op_add, cluster.map_shared_rank(counts, other) + (t ^ 1), (int)t, their_bar);
+    while (!ptx::mbarrier_try_wait_parity(&bar, 0)) {
+    }
+    out[blockIdx.x * 128 + t] = buf[t];
+    out[blockIdx.x * 128 + 64 + t] = counts[t];
     cluster.sync();
 }
 #endif

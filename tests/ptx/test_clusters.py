@@ -275,6 +275,17 @@ def test_mbarrier_and_loads_through_shared_cluster_addresses(corpus90: Device) -
     assert (corpus90.get(pout, blocks // 2 * bt, np.int32) == want.reshape(-1)).all()
 
 
+def test_st_async_and_red_async_complete_on_the_other_blocks_mbarrier(corpus90: Device) -> None:
+    blocks, bt = 4, 64
+    x = _ints(blocks * bt, 7, -1000, 1000)
+    pin, pout = corpus90.put(x), corpus90.zeros(blocks * 128, np.int32)
+    corpus90.run("cluster_async_stores", blocks, bt, pin, pout)
+    got = corpus90.get(pout, blocks * 128, np.int32).reshape(blocks, 2, bt)
+    partner = x.reshape(blocks, bt)[np.arange(blocks) ^ 1]
+    assert (got[:, 0] == 3 * partner).all()
+    assert (got[:, 1] == 100 + (np.arange(bt) ^ 1)).all()
+
+
 @pytest.mark.parametrize(
     ("kernel", "grid", "cluster"),
     [
