@@ -6,17 +6,21 @@ and publishes it on a board all the mediator's workers share (:mod:`._board`). O
 
 * Nothing happens unless the host is crowded: more *active* workers (rate ≥ ``ACTIVE_RATE``) than
   CPUs. A lone VM, or as many busy VMs as cores, keep their speed: no cap.
-* Crowded, a worker whose rate is above ``AHEAD`` times the median of its active peers' rates is
-  capped at that: ``AHEAD`` × the median. It stays capped while it is still above the median, and
-  is freed once it is at or below it, or the host is no longer crowded.
+* Crowded, a worker whose rate is above ``AHEAD`` times its active peers' *typical* rate is capped
+  at that. It stays capped while it is still above the typical rate, and is freed once it is at or
+  below it, or the host is no longer crowded. The typical rate is the median of the peers' rates
+  that are not themselves far ahead (at most ``AHEAD`` times the median of them all): with 4 VMs,
+  one flooding, a plain median of a VM's three peers is the faster of its two well-behaved
+  neighbours, and the lucky VM would be held only to that one's pace.
 
 Why: with more busy processes than cores, which VM's guest and worker happen to run on two cores at
 once decides which VM polls its way to many times its neighbours' rate while they wait for
 wake-ups; and a flood takes whatever the scheduler gives it. A capped worker does not poll between
 calls (it sleeps on its doorbell, as the VMs it is ahead of do), and once it has served more than its
 cap allows since the epoch began (``BURST`` calls of slack) it sleeps the difference off
-(``sleep_due``), in sleeps of ``MIN_SLEEP_NS`` to ``MAX_SLEEP_NS``. The cap is never below what the
-median VM gets, so a capped VM is slowed to its peers' pace, never starved. Calls, not CPU time, are
+(``sleep_due``), in sleeps of ``MIN_SLEEP_NS`` to ``MAX_SLEEP_NS``. A cap is always above the slowest
+busy peer's rate (and it takes half the peers slow to bring the typical rate down), so a capped VM
+is slowed to its peers' pace, never starved. Calls, not CPU time, are
 what is equalised: a worker that sleeps between calls spends more CPU per call than one that polls,
 so CPU time would keep a capped VM looking ahead; the cost is that a VM making few heavy calls (long
 kernels) is not held back by this (its calls are bounded by the launch limits instead).
@@ -71,8 +75,10 @@ def next_cap(own: float, peers: Sequence[float], cpus: int, capped: bool) -> flo
     if own < ACTIVE_RATE or len(active) + 1 <= max(1, cpus):
         return None  # not crowded, or we serve next to nothing: nobody waits on us
     median = statistics.median(active)
-    if own > AHEAD * median or (capped and own > median):
-        return AHEAD * median
+    # not empty: every rate at or below the median qualifies
+    typical = statistics.median([rate for rate in active if rate <= AHEAD * median])
+    if own > AHEAD * typical or (capped and own > typical):
+        return AHEAD * typical
     return None
 
 
