@@ -20,10 +20,12 @@ calls (it sleeps on its doorbell, as the VMs it is ahead of do), and once it has
 cap allows since the epoch began (``BURST`` calls of slack) it sleeps the difference off
 (``sleep_due``), in sleeps of ``MIN_SLEEP_NS`` to ``MAX_SLEEP_NS``. A cap is always above the slowest
 busy peer's rate (and it takes half the peers slow to bring the typical rate down), so a capped VM
-is slowed to its peers' pace, never starved. Calls, not CPU time, are
-what is equalised: a worker that sleeps between calls spends more CPU per call than one that polls,
-so CPU time would keep a capped VM looking ahead; the cost is that a VM making few heavy calls (long
-kernels) is not held back by this (its calls are bounded by the launch limits instead).
+is slowed to its peers' pace, never starved; and never below ``MIN_CAP``: a tenant holding half the
+busy VMs and keeping them slow on purpose could otherwise hold everyone else's VMs to its pace.
+
+Calls, not CPU time, are what is equalised: a worker that sleeps between calls spends more CPU per
+call than one that polls, so CPU time would keep a capped VM looking ahead; the cost is that a VM
+making few heavy calls (long kernels) is not held back by this (the launch limits bound those).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ __all__ = [
     "BURST",
     "EPOCH_NS",
     "MAX_SLEEP_NS",
+    "MIN_CAP",
     "MIN_SLEEP_NS",
     "next_cap",
     "sleep_due",
@@ -50,6 +53,8 @@ EPOCH_NS: Final = 20_000_000
 ACTIVE_RATE: Final = 50.0
 #: capped above this multiple of the active peers' median rate, at this multiple of it
 AHEAD: Final = 1.25
+#: no worker is capped below this many calls per second, whatever its peers do
+MIN_CAP: Final = 1000.0
 #: the weight of the newest epoch in the smoothed rate (about five epochs of memory)
 SMOOTHING: Final = 0.2
 #: calls a capped worker may serve beyond its cap within an epoch before it sleeps
@@ -77,8 +82,9 @@ def next_cap(own: float, peers: Sequence[float], cpus: int, capped: bool) -> flo
     median = statistics.median(active)
     # not empty: every rate at or below the median qualifies
     typical = statistics.median([rate for rate in active if rate <= AHEAD * median])
-    if own > AHEAD * typical or (capped and own > typical):
-        return AHEAD * typical
+    cap = max(AHEAD * typical, MIN_CAP)
+    if own > cap or (capped and own > max(typical, MIN_CAP)):
+        return cap
     return None
 
 

@@ -15,6 +15,7 @@ from mediator._pacing import (
     AHEAD,
     BURST,
     MAX_SLEEP_NS,
+    MIN_CAP,
     MIN_SLEEP_NS,
     next_cap,
     sleep_due,
@@ -50,6 +51,11 @@ CASES = [
     (1100.0, [1000.0, 1000.0, 1000.0], 2, False, None),
     # at or below the median: freed
     (1000.0, [1000.0, 1000.0, 1000.0], 2, True, None),
+    # never below MIN_CAP, however slow the peers (a tenant's slow VMs cannot hold the others to it)
+    (5000.0, [60.0, 80.0, 100.0], 2, False, MIN_CAP),
+    (MIN_CAP, [60.0, 80.0, 100.0], 2, False, None),
+    (MIN_CAP + 100, [600.0, 600.0, 600.0], 2, True, MIN_CAP),
+    (MIN_CAP, [600.0, 600.0, 600.0], 2, True, None),
     # a worker that serves next to nothing is never capped
     (ACTIVE_RATE / 2, [1.0, 1.0, 1.0], 2, False, None),
 ]
