@@ -53,7 +53,8 @@ SUPPORTED: dict[str, str] = {
     "cos": "approx.f32 (.ftz)",
     "cp": "cp.async.{ca,cg}.shared.global with cp-size and src-size (executed at once), commit_group, "
     "wait_group, wait_all; cp.async.mbarrier.arrive (.noinc); cp.async.bulk global to shared::cta/cluster "
-    "with .mbarrier::complete_tx::bytes and shared::cta to global with .bulk_group (executed at once, "
+    "with .mbarrier::complete_tx::bytes, shared::cta to shared::cluster (another block's) with it too, and "
+    "shared::cta to global with .bulk_group (executed at once, "
     ".L2::cache_hint), cp.async.bulk.commit_group / wait_group (.read), cp.async.bulk.prefetch.L2",
     "cvt": "integer to integer (.sat from up to 32-bit sources); float to float (f32<->f64 with .rn .rz .rm "
     ".rp, .rni .rzi .rmi .rpi to an integral value, .ftz, .sat); integer to float (.rn .rz .rm .rp; 64-bit "

@@ -342,7 +342,8 @@ def _c_mbarrier_arrive_after_cp(c: Compiler, ins: Instruction) -> Runner:
 
 
 def _c_bulk(c: Compiler, ins: Instruction) -> Runner:
-    """``cp.async.bulk`` between global and shared memory, at the instruction."""
+    """``cp.async.bulk`` between global and shared memory, or from this block's shared memory to another
+    block's of the cluster, at the instruction."""
     mods = [m for m in ins.mods if m not in ("async", "bulk") and not m.startswith("L2::")]
     hint = any(m.startswith("L2::cache_hint") for m in ins.mods)
     ops = list(ins.operands)
@@ -356,14 +357,19 @@ def _c_bulk(c: Compiler, ins: Instruction) -> Runner:
         ["shared::cluster", "global", "mbarrier::complete_tx::bytes"],
         ["shared::cta", "global", "mbarrier::complete_tx::bytes"],
     )
+    # shared memory of this block to another's of the cluster (distributed shared memory, _cluster)
+    within = mods == ["shared::cluster", "shared::cta", "mbarrier::complete_tx::bytes"]
+    to_shared = to_shared or within
     to_global = mods == ["global", "shared::cta", "bulk_group"]
     if not (to_shared or to_global) or len(ops) != (4 if to_shared else 3) + hint:
         raise UnsupportedError(
-            "cp.async.bulk.shared::cta.global.mbarrier::complete_tx::bytes [dst], [src], "
-            "size, [mbar]; cp.async.bulk.global.shared::cta.bulk_group [dst], [src], size"
+            "cp.async.bulk.shared::cta.global.mbarrier::complete_tx::bytes [dst], [src], size, [mbar]; "
+            "cp.async.bulk.shared::cluster.shared::cta.mbarrier::complete_tx::bytes [dst], [src], size, "
+            "[mbar]; cp.async.bulk.global.shared::cta.bulk_group [dst], [src], size"
         )
+    src_space = "shared" if within or not to_shared else "global"
     dst, _ = c.address(ops[0], "shared" if to_shared else "global")
-    src, _ = c.address(ops[1], "global" if to_shared else "shared")
+    src, _ = c.address(ops[1], src_space)
     size = c.read(ops[2], DTYPES["u32"])
     if hint:
         c.read(ops[-1], DTYPES["u64"])  # a cache policy: a hint
@@ -390,10 +396,13 @@ def _c_bulk(c: Compiler, ins: Instruction) -> Runner:
         dsts = select_rows(dst(f), rows, n).astype(np.uint64)
         srcs = select_rows(src(f), rows, n).astype(np.uint64)
         check_aligned(dsts, 16, "shared" if to_shared else "global")
-        check_aligned(srcs, 16, "global" if to_shared else "shared")
+        check_aligned(srcs, 16, src_space)
         for part in np.unique(sizes).tolist():
             pick = sizes == part
-            if to_shared:
+            if within:
+                data = _shared_bytes(f, rows[pick], srcs[pick], part, None)
+                _shared_bytes(f, rows[pick], dsts[pick], part, data)
+            elif to_shared:
                 data = gather_device(f.batch.memory, srcs[pick], part)
                 _shared_bytes(f, rows[pick], dsts[pick], part, data)
             else:

@@ -253,4 +253,35 @@ extern "C" __global__ void __cluster_dims__(2, 1, 1) cluster_async_stores(const 
     out[blockIdx.x * 128 + 64 + t] = counts[t];
     cluster.sync();
 }
+
+// cp.async.bulk from this block's shared memory to the other's of the pair (distributed shared
+// memory), completing on the other block's mbarrier: two copies of 128 bytes per block
+extern "C" __global__ void __cluster_dims__(2, 1, 1) cluster_bulk_copy(const int *in, int *out) {
+    namespace ptx = cuda::ptx;
+    cg::cluster_group cluster = cg::this_cluster();
+    __shared__ alignas(16) int mine[64];
+    __shared__ alignas(16) int theirs[64];
+    __shared__ uint64_t bar;
+    unsigned t = threadIdx.x;
+    mine[t] = in[blockIdx.x * 64 + t] + 7;
+    theirs[t] = 0;
+    if (t == 0) {
+        ptx::mbarrier_init(&bar, 1u);
+        ptx::fence_mbarrier_init(ptx::sem_release, ptx::scope_cluster);
+    }
+    cluster.sync();
+    if (t == 0)
+        (void)ptx::mbarrier_arrive_expect_tx(ptx::sem_release, ptx::scope_cluster, ptx::space_shared, &bar, 256u);
+    cluster.sync();
+    unsigned other = cluster.block_rank() ^ 1;
+    if (t < 2) {
+        ptx::fence_proxy_async(ptx::space_shared);
+        ptx::cp_async_bulk(ptx::space_cluster, ptx::space_shared, cluster.map_shared_rank(theirs, other) + 32 * t,
+                           mine + 32 * t, 128u, cluster.map_shared_rank(&bar, other));
+    }
+    while (!ptx::mbarrier_try_wait_parity(&bar, 0)) {
+    }
+    out[blockIdx.x * 64 + t] = theirs[t];
+    cluster.sync();
+}
 #endif

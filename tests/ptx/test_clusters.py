@@ -286,6 +286,15 @@ def test_st_async_and_red_async_complete_on_the_other_blocks_mbarrier(corpus90: 
     assert (got[:, 1] == 100 + (np.arange(bt) ^ 1)).all()
 
 
+def test_bulk_copies_into_the_other_blocks_shared_memory(corpus90: Device) -> None:
+    blocks, bt = 6, 64
+    x = _ints(blocks * bt, 8, -1000, 1000)
+    pin, pout = corpus90.put(x), corpus90.zeros(blocks * bt, np.int32)
+    corpus90.run("cluster_bulk_copy", blocks, bt, pin, pout)
+    partner = x.reshape(blocks, bt)[np.arange(blocks) ^ 1]
+    assert (corpus90.get(pout, blocks * bt, np.int32).reshape(blocks, bt) == partner + 7).all()
+
+
 @pytest.mark.parametrize(
     ("kernel", "grid", "cluster"),
     [

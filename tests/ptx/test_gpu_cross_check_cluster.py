@@ -23,6 +23,7 @@ CASES: dict[str, tuple[int, int, int, list[Param]]] = {
     "cluster_atomic": (90, 8, 64, [_in("bits", 1, 512), _out(np.int32, 1, 2)]),
     "cluster_mbarrier": (90, 6, 64, [_in("bits", 1, 384), _out(np.int32, 1, 192)]),
     "cluster_async_stores": (90, 4, 64, [_in("bits", 1, 256), _out(np.int32, 2, 256)]),
+    "cluster_bulk_copy": (90, 6, 64, [_in("bits", 1, 384), _out(np.int32, 1, 384)]),
 }
 _ = devices  # the fixture, used by name
 
