@@ -286,6 +286,10 @@ class WindowIndex(NamedTuple):
     hi: int
     typed: npt.NDArray[Any]
     width: int
+    #: shared memory, when in every block of the batch the register is the same function ``c0 + sx*x +
+    #: sy*y + sz*z`` of ``%tid`` (in elements; no stride negative): ``typed``'s strided view of every
+    #: thread's element, as (shape, byte strides, c0); a load is then a strided copy, no gather
+    grid: tuple[tuple[int, ...], tuple[int, ...], int] | None = None
 
 
 def window_index(batch: Batch, space: str, base: Value, esize: int) -> WindowIndex | None:
@@ -305,6 +309,9 @@ def window_index(batch: Batch, space: str, base: Value, esize: int) -> WindowInd
     hit = cache.get(key)
     if hit is not None and hit[0] is base:
         known: WindowIndex | None = hit[1]
+        if hit[2] == _PROBE_AT_USE and known is not None and space == "shared":
+            hit[1] = known = known._replace(grid=_affine(batch, known, esize))
+        hit[2] += 1
         return known
     a = np.asarray(base)
     if a.dtype.kind == "i":
@@ -326,8 +333,34 @@ def window_index(batch: Batch, space: str, base: Value, esize: int) -> WindowInd
             made = WindowIndex(base, index, lo, hi, typed, width)
     if (len(cache) + 1) * 8 * batch.n > WINDOW_CACHE_BYTES:
         cache.clear()
-    cache[key] = (base, made)
+    cache[key] = [base, made, 1]  # the value, its index, how many accesses it served
     return made
+
+
+#: the access at which a register's index is tested for an affine layout (a register read a few
+#: times: an unrolled loop's tile row; not a data-dependent address read once and stored once)
+_PROBE_AT_USE = 2
+
+
+def _affine(
+    batch: Batch, win: WindowIndex, esize: int
+) -> tuple[tuple[int, ...], tuple[int, ...], int] | None:
+    """``win``'s layout as a strided view of the batch's shared memory, when it has one (see
+    :attr:`WindowIndex.grid`)."""
+    bx, by, bz = batch.block_dim
+    count = batch.n // batch.block_threads
+    rel = (win.at - _window_starts(batch, "shared", esize, win.width)).reshape(count, bz, by, bx)
+    c0 = int(rel[0, 0, 0, 0])
+    sx = int(rel[0, 0, 0, 1]) - c0 if bx > 1 else 0
+    sy = int(rel[0, 0, 1, 0]) - c0 if by > 1 else 0
+    sz = int(rel[0, 1, 0, 0]) - c0 if bz > 1 else 0
+    if min(sx, sy, sz) < 0:
+        return None
+    model = c0 + sx * np.arange(bx) + sy * np.arange(by)[:, None] + sz * np.arange(bz)[:, None, None]
+    if not bool((rel == model).all()):
+        return None
+    per_block = win.width // esize * esize
+    return (count, bz, by, bx), (per_block, sz * esize, sy * esize, sx * esize), c0
 
 
 def _window_starts(batch: Batch, space: str, esize: int, width: int) -> npt.NDArray[np.int64]:
@@ -350,6 +383,12 @@ def window_load(
     k, rest = divmod(offset, size)
     if rest or win.lo + offset < 0 or win.hi + offset + size > win.width:
         return None
+    if win.grid is not None and rows is None:  # a strided copy of every thread's element
+        shape, strides, c0 = win.grid
+        typed = win.typed
+        view: npt.NDArray[Any] = np.ndarray(shape, typed.dtype, typed, (c0 + k) * size, strides)
+        copied: npt.NDArray[Any] = view.copy().reshape(-1)
+        return copied
     index = win.at if rows is None else win.at[rows]
     got: npt.NDArray[Any] = np.take(win.typed[k:], index) if k >= 0 else np.take(win.typed, index + k)
     return got

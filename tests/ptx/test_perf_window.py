@@ -186,3 +186,57 @@ def test_a_register_holds_the_index_it_keyed() -> None:
     assert _memory.window_load(signed, 0, 4, None) is None  # outside the window: the checked path decides
     assert _memory.window_load(first, 4, 4, None) is not None
     assert _memory.window_load(first, 52, 4, None) is None  # the last thread's bytes past the 64
+
+
+def _batch_2d(blocks: int, block: tuple[int, int, int], shared: int) -> Batch:
+    bt = block[0] * block[1] * block[2]
+    n = blocks * bt
+    t = np.arange(n)
+    lt = t % bt
+    tid = (
+        (lt % block[0]).astype(np.uint32),
+        ((lt // block[0]) % block[1]).astype(np.uint32),
+        (lt // (block[0] * block[1])).astype(np.uint32),
+    )
+    return Batch(
+        kernel="k", memory=None, symbols={}, params=b"", n=n, block_threads=bt,  # type: ignore[arg-type]
+        block_dim=block, grid_dim=(blocks, 1, 1), block_index=(t // bt).astype(np.intp),
+        ctaid=(np.repeat(np.arange(blocks, dtype=np.uint32), bt),) * 3, tid=tid, linear_tid=lt.astype(np.uint32),
+        shared=np.arange(blocks * shared, dtype=np.uint32).view(np.uint8).reshape(blocks, -1)[:, :shared].copy(),
+        dynamic_shared=0, limits=Limits(),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "layout",
+    ["row", "column-broadcast", "row-broadcast", "uniform", "3d", "reversed", "scattered"],
+)
+def test_an_affine_register_loads_by_a_strided_copy_as_by_its_index(layout: str) -> None:
+    """From its third access a register that is the same affine function of %tid in every block loads
+    through a strided view of shared memory (``WindowIndex.grid``) — what the gather loads."""
+    block = (4, 2, 3) if layout == "3d" else (8, 4, 1)
+    batch = _batch_2d(3, block, 1024)
+    x, y, z = (batch.tid[axis].astype(np.uint32) for axis in range(3))
+    base = {
+        "row": 64 + 4 * x + 32 * y,
+        "column-broadcast": 4 * y + 8,
+        "row-broadcast": 128 + 4 * x,
+        "uniform": np.full(batch.n, 12, np.uint32),
+        "3d": 4 * x + 16 * y + 128 * z,
+        "reversed": 400 - 4 * x,
+        "scattered": (x * 7919 + y * 104729) % 200 * 4,
+    }[layout].astype(np.uint32)
+    wins = [_memory.window_index(batch, "shared", base, 4) for _ in range(4)]
+    assert all(w is not None for w in wins)
+    last = wins[-1]
+    assert last is not None
+    affine = layout not in ("reversed", "scattered")
+    assert (last.grid is not None) == affine
+    for offset in (0, 4, 96, -8 if last.lo >= 8 else 8):
+        got = _memory.window_load(last, offset, 4, None)
+        want = _memory.window_load(last._replace(grid=None), offset, 4, None)
+        assert got is not None and want is not None and np.array_equal(got, want)
+        got[:] = 0  # a copy: shared memory is not changed through it
+        again = _memory.window_load(last, offset, 4, None)
+        assert again is not None and np.array_equal(again, want)
+    assert _memory.window_load(last, 1024, 4, None) is None  # past the window: the checked path decides
