@@ -7,11 +7,11 @@ and publishes it on a board all the mediator's workers share (:mod:`._board`). O
 * Nothing happens unless the host is crowded: more *active* workers (rate ≥ ``ACTIVE_RATE``) than
   CPUs. A lone VM, or as many busy VMs as cores, keep their speed: no cap.
 * Crowded, a worker whose rate is above ``AHEAD`` times its active peers' *typical* rate is capped
-  at that. It stays capped while it is still above the typical rate, and is freed once it is at or
-  below it, or the host is no longer crowded. The typical rate is the median of the peers' rates
-  that are not themselves far ahead (at most ``AHEAD`` times the median of them all): with 4 VMs,
-  one flooding, a plain median of a VM's three peers is the faster of its two well-behaved
-  neighbours, and the lucky VM would be held only to that one's pace.
+  at that. It stays capped while it is still above the typical rate (the cap over ``AHEAD``), and
+  is freed once it is at or below it, or the host is no longer crowded. The typical rate is the
+  median of the peers' rates that are not themselves far ahead (at most ``AHEAD`` times the median
+  of them all): with 4 VMs, one flooding, a plain median of a VM's three peers is the faster of its
+  two well-behaved neighbours, and the lucky VM would be held only to that one's pace.
 
 Why: with more busy processes than cores, which VM's guest and worker happen to run on two cores at
 once decides which VM polls its way to many times its neighbours' rate while they wait for
@@ -57,8 +57,9 @@ AHEAD: Final = 1.25
 MIN_CAP: Final = 1000.0
 #: the weight of the newest epoch in the smoothed rate (about five epochs of memory)
 SMOOTHING: Final = 0.2
-#: calls a capped worker may serve beyond its cap within an epoch before it sleeps
-BURST: Final = 8
+#: calls a capped worker may serve beyond its cap within an epoch before it sleeps (each epoch grants
+#: it anew: BURST / EPOCH_NS, 50 calls/s, is how far past its cap a capped worker can get)
+BURST: Final = 1
 #: a debt is slept off only from this long (a shorter sleep costs about as much as it gives back)
 MIN_SLEEP_NS: Final = 100_000
 #: and at most this long at once, so heartbeats and control messages keep their pace
@@ -83,7 +84,7 @@ def next_cap(own: float, peers: Sequence[float], cpus: int, capped: bool) -> flo
     # not empty: every rate at or below the median qualifies
     typical = statistics.median([rate for rate in active if rate <= AHEAD * median])
     cap = max(AHEAD * typical, MIN_CAP)
-    if own > cap or (capped and own > max(typical, MIN_CAP)):
+    if own > cap or (capped and own > cap / AHEAD):  # a capped worker runs at its cap: it stays
         return cap
     return None
 

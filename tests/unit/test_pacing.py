@@ -55,7 +55,8 @@ CASES = [
     (5000.0, [60.0, 80.0, 100.0], 2, False, MIN_CAP),
     (MIN_CAP, [60.0, 80.0, 100.0], 2, False, None),
     (MIN_CAP + 100, [600.0, 600.0, 600.0], 2, True, MIN_CAP),
-    (MIN_CAP, [600.0, 600.0, 600.0], 2, True, None),
+    (MIN_CAP, [600.0, 600.0, 600.0], 2, True, MIN_CAP),  # running at its cap: stays capped
+    (MIN_CAP / AHEAD, [600.0, 600.0, 600.0], 2, True, None),
     # a worker that serves next to nothing is never capped
     (ACTIVE_RATE / 2, [1.0, 1.0, 1.0], 2, False, None),
 ]
