@@ -1,6 +1,6 @@
-"""Thread-instructions per second of the PTX engine on three kinds of kernel, each beside a NumPy floor.
+"""Thread-instructions per second of the PTX engine on several kinds of kernel, each beside a NumPy floor.
 
-    python -m benchmarks.ptx_engine                     # all three, best of 3 each
+    python -m benchmarks.ptx_engine                     # all of them, best of 3 each
     python -m benchmarks.ptx_engine --kernel elementwise --elements 4194304 --repeat 5
 
 * ``elementwise``: ``vector_add`` of ``tests/kernels/test_kernels.ptx`` (nvcc 13) over ``--elements``
@@ -11,10 +11,14 @@
   f32 accumulators) over K, ``--gemm M N K``; the floor is NumPy's float32 ``A @ B.T``.
 * ``atomics``: every one of ``--elements`` threads ``atom.global.add.u32`` on one counter (the shape of
   simpleAtomicIntrinsics), storing the old value; the floor is the exclusive prefix sum ``np.cumsum``.
+* ``tiled``: a float32 GEMM through 16x16 tiles in shared memory, blocks of 16x16 threads, the inner
+  product unrolled into ``ld.shared``/``fma.rn.f32`` (``benchmarks/tiled_gemm.cu``, nvcc 13's
+  compute_80 PTX beside it: the shape of the CUDA samples' ``matrixMul``), ``--tiled M N K``; the
+  floor is NumPy's float32 ``A @ B``.
 
-The reduction and the GEMM are hand-written PTX in the form nvcc emits. No kernel diverges, so its
-thread-instructions are the path of one thread (a launch of one block counts it) times the threads.
-Results are checked against the floor's.
+The reduction, the tensor-core GEMM and the atomics are hand-written PTX in the form nvcc emits. No
+kernel diverges, so its thread-instructions are the path of one thread (a launch of one block counts
+it) times the threads. Results are checked against the floor's.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from executor._sim_memory import DeviceMemory
 from executor.ptx import LoadedModule, launch
 
 PTX = Path(__file__).resolve().parents[1] / "tests" / "kernels" / "test_kernels.ptx"
+TILED = Path(__file__).resolve().parent / "tiled_gemm.ptx"
 VECTOR_ADD = "_Z10vector_addPKfS0_Pfi"
 
 HEADER = ".version 8.0\n.target sm_80\n.address_size 64\n"
@@ -257,12 +262,30 @@ def atomics(n: int, repeat: int) -> Result:
     return Result("atomics", f"atom.add on one counter, {n} threads", path, n, seconds, floor)
 
 
+def tiled(m: int, n: int, k: int, repeat: int) -> Result:
+    module = LoadedModule(TILED.read_text())
+    mem = DeviceMemory(1 << 32)
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((m, k)).astype(np.float32)
+    b = rng.standard_normal((k, n)).astype(np.float32)
+    pa, pb, pc = _put(mem, a), _put(mem, b), mem.alloc(4 * m * n)
+    params = struct.pack("<QQQii", pc, pa, pb, k, n)
+    path = launch(module, "tiled_gemm", mem, LaunchDims((1, 1, 1), (16, 16, 1)), params, {})
+    dims = LaunchDims((n // 16, m // 16, 1), (16, 16, 1))
+    seconds = _best(repeat, lambda: launch(module, "tiled_gemm", mem, dims, params, {}))
+    got = mem.read(pc, 4 * m * n).view(np.float32).reshape(m, n)
+    floor = _best(repeat, lambda: a @ b)
+    assert np.allclose(got, a @ b, rtol=1e-4, atol=1e-4)
+    return Result("tiled", f"shared-memory tiles, fma.rn.f32, {m}x{n}x{k}", path, m * n, seconds, floor)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    kernels = ("all", "elementwise", "reduction", "gemm", "atomics")
+    kernels = ("all", "elementwise", "reduction", "gemm", "atomics", "tiled")
     parser.add_argument("--kernel", choices=kernels, default="all")
     parser.add_argument("--elements", type=int, default=1 << 20)
     parser.add_argument("--gemm", type=int, nargs=3, default=(256, 256, 256), metavar=("M", "N", "K"))
+    parser.add_argument("--tiled", type=int, nargs=3, default=(256, 256, 256), metavar=("M", "N", "K"))
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
     runs: list[Callable[[], Result]] = []
@@ -275,6 +298,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         runs.append(lambda: gemm(m, n, k, args.repeat))
     if args.kernel in ("all", "atomics"):
         runs.append(lambda: atomics(args.elements, args.repeat))
+    if args.kernel in ("all", "tiled"):
+        tm, tn, tk = args.tiled
+        runs.append(lambda: tiled(tm, tn, tk, args.repeat))
     for run in runs:
         print(run().line(), flush=True)
     return 0
