@@ -42,6 +42,7 @@ __all__ = [
     "MAX_SLEEP_NS",
     "MIN_CAP",
     "MIN_SLEEP_NS",
+    "SMOOTHING",
     "next_cap",
     "sleep_due",
     "smooth",
@@ -67,10 +68,12 @@ MAX_SLEEP_NS: Final = 5_000_000
 
 
 def smooth(previous: float, calls: int, wall_ns: int) -> float:
-    """The smoothed rate (calls per second) after an epoch in which ``calls`` were served in ``wall_ns``."""
+    """The smoothed rate (calls per second) after ``calls`` were served in ``wall_ns``: an epoch's
+    weight is ``SMOOTHING``, a longer stretch (a worker that slept) weighs as much longer."""
     if wall_ns <= 0:
         return previous
-    return previous + SMOOTHING * (max(calls, 0) * 1e9 / wall_ns - previous)
+    weight = min(1.0, SMOOTHING * wall_ns / EPOCH_NS)
+    return previous + weight * (max(calls, 0) * 1e9 / wall_ns - previous)
 
 
 def next_cap(own: float, peers: Sequence[float], cpus: int, capped: bool) -> float | None:

@@ -14,9 +14,11 @@ from mediator._pacing import (
     ACTIVE_RATE,
     AHEAD,
     BURST,
+    EPOCH_NS,
     MAX_SLEEP_NS,
     MIN_CAP,
     MIN_SLEEP_NS,
+    SMOOTHING,
     next_cap,
     sleep_due,
     smooth,
@@ -89,7 +91,8 @@ def test_smooth() -> None:
         rate = smooth(rate, 100, 20_000_000)  # 100 calls an epoch of 20 ms, epoch after epoch
     assert rate == pytest.approx(5000.0, rel=1e-3)
     assert smooth(5000.0, 0, 0) == 5000.0  # no time passed: nothing learned
-    assert smooth(5000.0, 0, 20_000_000) < 5000.0  # an idle epoch brings it down
+    assert smooth(5000.0, 0, EPOCH_NS) == pytest.approx(5000.0 * (1 - SMOOTHING))  # an idle epoch
+    assert smooth(5000.0, 0, 10 * EPOCH_NS) == 0.0  # a worker that slept long starts over
 
 
 def test_sleep_due() -> None:
