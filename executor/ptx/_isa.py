@@ -17,6 +17,7 @@ from ._isa_fp8 import FP8_PAIRS, cvt_fp8
 from ._isa_mbarrier import MBARRIER, compile_async, compile_cp
 from ._isa_memory import MEMORY
 from ._isa_mma884 import compile_mma884, is_mma884
+from ._isa_pack import PACKED_HALVES, cvt_pack
 from ._isa_tensor import TENSOR
 from ._isa_warp import WARP
 from ._isa_wmma import WMMA, cvt_tf32
@@ -61,7 +62,8 @@ SUPPORTED: dict[str, str] = {
     "integers .rn only); float to integer (.rni .rzi .rmi .rpi, saturating, NaN to 0); f16 from f32, f64 "
     "and 32-bit integers (.rn .rz .rm .rp), bf16 from f32 (.rn .rz .rm .rp), f16 and bf16 to f32, f64 and "
     "integers; tf32 from f32 (.rna .rn .rz, .satfinite); e4m3x2 e5m2x2 from f32 pairs and f16x2 (.rn "
-    ".satfinite .relu), f16x2 from e4m3x2 e5m2x2 (.rn .relu)",
+    ".satfinite .relu), f16x2 from e4m3x2 e5m2x2 (.rn .relu); f16x2 and bf16x2 from two f32 (.rn .rz, .relu "
+    ".satfinite)",
     "cvta": "global shared local const param, to and from generic, u64",
     "dp2a": "lo hi, u32/s32 operands",
     "dp4a": "u32/s32 operands",
@@ -186,11 +188,13 @@ def _red(c: Compiler, ins: Instruction) -> Runner:
 
 def _cvt(c: Compiler, ins: Instruction) -> Runner:
     """``cvt``: conversions to tf32 (a tensor-core type, ``_isa_wmma``), to and from FP8 pairs
-    (``_isa_fp8``), the rest ``_isa_arith``."""
+    (``_isa_fp8``), two f32 to f16x2/bf16x2 (``_isa_pack``), the rest ``_isa_arith``."""
     if "tf32" in ins.mods:
         return cvt_tf32(c, ins)
     if any(m in FP8_PAIRS for m in ins.mods):  # pairs of FP8 values (_isa_fp8)
         return cvt_fp8(c, ins)
+    if "f32" in ins.mods and any(m in PACKED_HALVES for m in ins.mods):  # two f32 to a pair (_isa_pack)
+        return cvt_pack(c, ins)
     return ARITHMETIC["cvt"](c, ins)
 
 

@@ -20,7 +20,7 @@
 #                              warps, named barriers and (compute_90) thread-block clusters
 #                              (tests/ptx/test_clusters.py)
 #   ptx_fp8.compute_{75,80,90}.ptx  cuda_fp8.h's pairs: cvt to and from e4m3x2/e5m2x2 on compute_90,
-#                              NVIDIA's emulation elsewhere (tests/ptx/test_fp8.py)
+#                              NVIDIA's emulation elsewhere; floats to half2/bfloat162 (tests/ptx/test_fp8.py)
 set -euo pipefail
 cd "$(dirname "$0")"
 NVCC=${NVCC:-nvcc}

@@ -1,7 +1,9 @@
 // FP8 conversions as cuda_fp8.h compiles them: on compute_90 the cvt instructions for e4m3x2 and e5m2x2
 // pairs, on compute_75/80 NVIDIA's own integer emulation of the same rounding (round to nearest even,
-// saturating to the largest finite value). Built by build.sh for compute_75, compute_80 and compute_90;
+// saturating to the largest finite value); and two floats to half2 / bfloat162 (cvt.rn.f16x2.f32 and
+// cvt.rn.bf16x2.f32 from compute_80 on, one value at a time or emulated on compute_75). Built by build.sh for compute_75, compute_80 and compute_90;
 // tests/ptx/test_fp8.py holds the exact references.
+#include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
 
@@ -30,4 +32,13 @@ extern "C" __global__ void fp8_from_halves(const __half2 *in, unsigned short *e4
         return;
     e4[i] = __nv_fp8x2_e4m3(in[i]).__x;
     e5[i] = __nv_fp8x2_e5m2(in[i]).__x;
+}
+
+// pairs of floats to half2 and to bfloat162 (x in the low half)
+extern "C" __global__ void half_pairs(const float *in, __half2 *h, __nv_bfloat162 *b, unsigned n) {
+    unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n)
+        return;
+    h[i] = __floats2half2_rn(in[2 * i], in[2 * i + 1]);
+    b[i] = __floats2bfloat162_rn(in[2 * i], in[2 * i + 1]);
 }

@@ -172,3 +172,89 @@ def test_relu_makes_negative_results_zero_and_keeps_nan() -> None:
         want8 = [0 if np.signbit(v) and not np.isnan(v) else _encode(v, "e4m3") for v in (a, b)]
         assert int(got[2]) & 0xFFFF == want8[0] << 8 | want8[1]
         assert int(got[5]) == 0x7FFF  # upper: negative to +0; lower: NaN, canonical
+
+
+def _bf16_reference(x: npt.NDArray[np.float32]) -> npt.NDArray[np.uint16]:
+    """f32 to bf16 by exact fractions: the nearer of the two bf16 neighbours (truncation, and one step
+    away from zero — infinity counting as 2^128 there), ties to the even code; NaN canonical."""
+
+    def value(code: int) -> Fraction:
+        if code & 0x7FFF == 0x7F80:
+            return Fraction(2) ** 128 * (-1 if code & 0x8000 else 1)
+        return Fraction(float(np.uint32(code << 16).view(np.float32)))
+
+    out = np.zeros(x.size, dtype=np.uint16)
+    for k, v in enumerate(x.tolist()):
+        bits = int(np.float32(v).view(np.uint32))
+        lo = bits >> 16
+        if np.isnan(v):
+            out[k] = 0x7FFF
+        elif np.isinf(v) or bits & 0xFFFF == 0:
+            out[k] = lo
+        else:
+            below, above = abs(Fraction(v) - value(lo)), abs(value(lo + 1) - Fraction(v))
+            out[k] = lo if below < above or (below == above and lo % 2 == 0) else lo + 1
+    return out
+
+
+@pytest.mark.parametrize("arch", sorted(FP8), ids=lambda a: f"compute_{a}")
+def test_float_pairs_to_half2_and_bfloat162(arch: int) -> None:
+    device = _corpus(arch)
+    x = _inputs()
+    bits = x.view(np.uint32)
+    ties = (bits & np.uint32(0xFFFF0000)) | np.uint32(0x8000)  # exactly between two bf16 values
+    x = np.concatenate([x, ties.view(np.float32), (ties + np.uint32(0x10000)).view(np.float32)])
+    x = x[: x.size // 2 * 2]
+    n = x.size // 2
+    pin, ph, pb = device.put(x), device.zeros(n, np.uint32), device.zeros(n, np.uint32)
+    device.run("half_pairs", (n + 127) // 128, 128, pin, ph, pb, n)
+    with np.errstate(over="ignore"):
+        want_h = x.astype(np.float16).view(np.uint16)  # NumPy rounds f32 to f16 to nearest even
+    want_h = np.where(np.isnan(x), np.uint16(0x7FFF), want_h)
+    got_h = device.get(ph, n, np.uint32)
+    got_h = np.stack([got_h & 0xFFFF, got_h >> 16], axis=1).reshape(-1)
+    assert np.array_equal(got_h, want_h)
+    got_b = device.get(pb, n, np.uint32)
+    got_b = np.stack([got_b & 0xFFFF, got_b >> 16], axis=1).reshape(-1)
+    assert np.array_equal(got_b, _bf16_reference(x))
+
+
+_PACK_MODES = """
+.version 8.0
+.target sm_90
+.address_size 64
+.visible .entry modes(.param .u64 io)
+{
+    .reg .f32 %f<3>;
+    .reg .b32 %r<5>;
+    .reg .b64 %rd<2>;
+    ld.param.u64 %rd1, [io];
+    ld.global.f32 %f1, [%rd1];
+    ld.global.f32 %f2, [%rd1+4];
+    cvt.rz.f16x2.f32 %r1, %f1, %f2;
+    cvt.rn.satfinite.f16x2.f32 %r2, %f1, %f2;
+    cvt.rn.relu.bf16x2.f32 %r3, %f1, %f2;
+    cvt.rz.satfinite.relu.bf16x2.f32 %r4, %f1, %f2;
+    st.global.v4.u32 [%rd1+16], {%r1, %r2, %r3, %r4};
+    ret;
+}
+"""
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "want"),
+    [
+        # a (upper half), b (lower): rz f16x2, rn.satfinite f16x2, rn.relu bf16x2, rz.satfinite.relu bf16x2
+        (1e6, -1e6, (0x7BFF, 0xFBFF, 0x7BFF, 0xFBFF, 0x4974, 0x0000, 0x4974, 0x0000)),
+        (65520.0, -float("inf"), (0x7BFF, 0xFC00, 0x7BFF, 0xFBFF, 0x4780, 0x0000, 0x477F, 0x0000)),
+        (float("nan"), -2.0, (0x7FFF, 0xC000, 0x7FFF, 0xC000, 0x7FFF, 0x0000, 0x7FFF, 0x0000)),
+        (1.0 + 2.0**-11, 3e38, (0x3C00, 0x7BFF, 0x3C00, 0x7BFF, 0x3F80, 0x7F62, 0x3F80, 0x7F61)),
+    ],
+)
+def test_packed_halves_round_toward_zero_saturate_and_relu(a: float, b: float, want: tuple[int, ...]) -> None:
+    device = ptx_device(_PACK_MODES)
+    io = device.put(np.array([a, b, 0, 0, 0, 0, 0, 0], dtype=np.float32))
+    device.run("modes", 1, 1, io)
+    words = device.get(io, 8, np.uint32)[4:]
+    got = tuple(int(h) for w in words for h in (w >> 16, w & 0xFFFF))
+    assert got == want, [hex(v) for v in got]
