@@ -18,6 +18,7 @@ import structlog
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from benchmarks.pinned import host_per_call
 from executor import PinnedArea, PinnedClient
 from mediator import _pinned_fast, _server
 from mediator._server import RingServer
@@ -504,3 +505,9 @@ def test_released_with_its_region() -> None:
     side.close()  # releases the region, then closes the mapping: no buffer may still be exported
     assert fast.c.cached == (0, 0)
     assert fast.c.serve(0, 1, 0, 0, 1 << 40) == 0
+
+
+def test_the_host_benchmark_measures_both_paths_for_both_kinds_of_copy() -> None:
+    (row,) = host_per_call([PAGE], repeats=1)
+    assert set(row) == {"bytes", "memcpy_ns"} | {f"{kind}{way}_{path}_ns" for kind in ("", "staged_")
+                                                 for way in ("htod", "dtoh") for path in ("c", "python")}
