@@ -116,13 +116,20 @@ SAMPLES = {
     "2_Concepts_and_Techniques/scalarProd": "scalarProd",
     "2_Concepts_and_Techniques/threadFenceReduction": "threadFenceReduction",
     "2_Concepts_and_Techniques/inlinePTX": "inlinePTX",
+    "0_Introduction/template": "template", "0_Introduction/simpleOccupancy": "simpleOccupancy",
+    "0_Introduction/simpleMultiGPU": "simpleMultiGPU", "5_Domain_Specific/SobolQRNG": "SobolQRNG",
+    "3_CUDA_Features/StreamPriorities": "StreamPriorities",
+    "5_Domain_Specific/fastWalshTransform": "fastWalshTransform",
+    "5_Domain_Specific/quasirandomGenerator": "quasirandomGenerator",
 }
 #: those of them that launch kernels of their own (the PTX engine runs them on ``sim``)
 KERNEL_SAMPLES = frozenset({"streamOrderedAllocation", "vectorAdd", "simpleVoteIntrinsics", "simplePrintf",
                             "shfl_scan", "simpleAssert", "simpleCallback", "simpleCudaGraphs", "asyncAPI",
                             "simpleHyperQ", "simpleAWBarrier", "transpose", "matrixMul", "simpleTemplates",
                             "clock", "fp16ScalarProduct", "simpleCooperativeGroups", "simpleMultiCopy",
-                            "reduction", "scalarProd", "threadFenceReduction", "inlinePTX"})
+                            "reduction", "scalarProd", "threadFenceReduction", "inlinePTX", "template",
+                            "simpleOccupancy", "simpleMultiGPU", "SobolQRNG", "StreamPriorities",
+                            "fastWalshTransform", "quasirandomGenerator"})
 #: the sample's own documented options it runs with, where its defaults are minutes of the engine's work
 SAMPLE_ARGS: dict[str, tuple[str, ...]] = {
     # 301 launches of (96 x 128) x (128 x 160) instead of (320 x 320) x (320 x 640): 7 s, not 6 min
