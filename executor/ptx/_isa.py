@@ -18,6 +18,7 @@ from ._isa_mbarrier import MBARRIER, compile_async, compile_cp
 from ._isa_memory import MEMORY
 from ._isa_mma884 import compile_mma884, is_mma884
 from ._isa_pack import PACKED_HALVES, cvt_pack
+from ._isa_set import SET
 from ._isa_tensor import TENSOR
 from ._isa_warp import WARP
 from ._isa_wmma import WMMA, cvt_tf32
@@ -117,6 +118,8 @@ SUPPORTED: dict[str, str] = {
     "ret": "",
     "rsqrt": "approx.f32 (.ftz), approx.f64",
     "selp": "every scalar type",
+    "set": "CmpOp (as setp) with .and .or .xor and .ftz: .u32 .s32 .f32 from integers, f32, f64; .u32 .f16x2 "
+    ".bf16x2 from f16x2 and bf16x2, half by half",
     "setp": "eq ne lt le gt ge lo ls hi hs (integers), and equ neu ltu leu gtu geu num nan (floats, f16 and "
     "bf16 too); .and .or .xor with a predicate; two destinations",
     "shfl": "sync: up down bfly idx, b32, with the optional predicate destination",
@@ -207,6 +210,7 @@ COMPILERS: Mapping[str, InstructionCompiler] = {
     **WMMA,
     **MBARRIER,
     **CLUSTER,
+    **SET,
     "cp": _cp,
     "cvt": _cvt,
     "red": _red,

@@ -673,8 +673,8 @@ class _Parser:
                 return
             if t == "{":
                 self._block(fn, depth + 1, scopes)
-            elif t == ".reg":
-                for declared, vtype in self._registers(tok.line):
+            elif t == ".reg" or t.startswith(".reg."):  # ".reg.b16 h;" (cuda_fp16.hpp's inline asm)
+                for declared, vtype in self._registers(tok.line, t[4:]):
                     name = self._scoped(declared) if depth > 1 else declared
                     if len(fn.registers) >= 4 * MAX_DECLARED:
                         raise PtxSyntaxError("too many registers", tok.line)
@@ -711,10 +711,15 @@ class _Parser:
         while self.peek() is not None and self.line() == line:
             self.next()
 
-    def _registers(self, line: int) -> list[tuple[str, str]]:
-        """The registers a ``.reg`` statement declares, with their type."""
+    def _registers(self, line: int, joined: str = "") -> list[tuple[str, str]]:
+        """The registers a ``.reg`` statement declares, with their type (``joined``: the type written
+        against the directive, ``.reg.b16``)."""
         vtype = ""
-        while True:
+        if joined:
+            if joined[1:] not in _TYPES:
+                raise PtxSyntaxError(f"expected a register type, found {joined!r}", line)
+            vtype = joined[1:]
+        while not vtype:
             tok = self.next()
             if tok.text in (".v2", ".v4"):
                 raise PtxSyntaxError("vector registers are not supported", tok.line)

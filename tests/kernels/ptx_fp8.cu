@@ -42,3 +42,19 @@ extern "C" __global__ void half_pairs(const float *in, __half2 *h, __nv_bfloat16
     h[i] = __floats2half2_rn(in[2 * i], in[2 * i + 1]);
     b[i] = __floats2bfloat162_rn(in[2 * i], in[2 * i + 1]);
 }
+
+// cuda_fp16.hpp's half2 functions (their inline assembly declares `.reg.b16` registers and tests special
+// cases with set.eq.f16x2.f16x2)
+extern "C" __global__ void half2_functions(const __half2 *in, __half2 *out, unsigned n) {
+    unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n)
+        return;
+    __half2 v = in[i];
+    __half2 *o = out + 6 * i;
+    o[0] = h2exp(v);
+    o[1] = h2exp2(v);
+    o[2] = h2log(__habs2(v));
+    o[3] = h2sin(v);
+    o[4] = h2cos(v);
+    o[5] = h2sqrt(__habs2(v));
+}

@@ -258,3 +258,100 @@ def test_packed_halves_round_toward_zero_saturate_and_relu(a: float, b: float, w
     words = device.get(io, 8, np.uint32)[4:]
     got = tuple(int(h) for w in words for h in (w >> 16, w & 0xFFFF))
     assert got == want, [hex(v) for v in got]
+
+
+@pytest.mark.parametrize("arch", sorted(FP8), ids=lambda a: f"compute_{a}")
+def test_half2_functions_of_cuda_fp16(arch: int) -> None:
+    """h2exp, h2exp2, h2log, h2sin, h2cos, h2sqrt (their inline assembly: `.reg.b16` declarations and
+    `set.eq.f16x2` special cases) within 2 f16 ulps of the true value, or 2^-10 absolutely near zero."""
+    device = _corpus(arch)
+    rng = np.random.default_rng(5)
+    x = np.concatenate([rng.uniform(-8, 8, 1000), [0.0, -0.0, 1.0, -1.0, 0.5, 7.9921875]]).astype(np.float16)
+    x = x[: x.size // 2 * 2]
+    n = x.size // 2
+    pin, pout = device.put(x), device.zeros(12 * n, np.float16)
+    device.run("half2_functions", (n + 127) // 128, 128, pin, pout, n)
+    got = device.get(pout, 12 * n, np.float16).reshape(n, 6, 2).astype(np.float64)
+    v = x.reshape(n, 2).astype(np.float64)
+    with np.errstate(divide="ignore"):
+        wants = [np.exp(v), np.exp2(v), np.log(np.abs(v)), np.sin(v), np.cos(v), np.sqrt(np.abs(v))]
+    for k, (name, want) in enumerate(zip(("exp", "exp2", "log", "sin", "cos", "sqrt"), wants, strict=True)):
+        have = got[:, k]
+        with np.errstate(over="ignore", invalid="ignore"):  # log(0) is -inf on both sides
+            ulp = np.spacing(np.abs(want).astype(np.float16)).astype(np.float64)
+            close = (np.abs(have - want) <= 2 * ulp) | (np.abs(have - want) <= 2.0**-10) | (have == want)
+        assert close.all(), f"{name}: {v[~close][:4]} -> {have[~close][:4]}, want {want[~close][:4]}"
+
+
+_SET = """
+.version 8.0
+.target sm_80
+.address_size 64
+.visible .entry sets(.param .u64 io)
+{
+    .reg .pred %p<2>;
+    .reg .f32 %f<3>;
+    .reg .b32 %r<12>;
+    .reg .b64 %rd<2>;
+    ld.param.u64 %rd1, [io];
+    ld.global.f32 %f1, [%rd1];
+    ld.global.f32 %f2, [%rd1+4];
+    ld.global.u32 %r1, [%rd1+8];
+    ld.global.u32 %r2, [%rd1+12];
+    setp.ne.u32 %p1, %r1, 0;
+    set.lt.u32.f32 %r3, %f1, %f2;
+    set.ltu.f32.f32 %r4, %f1, %f2;
+    set.ne.and.s32.f32 %r5, %f1, %f2, %p1;
+    set.hi.u32.s32 %r6, %r1, %r2;
+    set.eq.f16x2.f16x2 %r7, %r1, %r2;
+    set.neu.u32.f16x2 %r8, %r1, %r2;
+    set.ge.bf16x2.bf16x2 %r9, %r1, %r2;
+    set.num.or.u32.f32 %r10, %f1, %f2, !%p1;
+    st.global.v4.u32 [%rd1+16], {%r3, %r4, %r5, %r6};
+    st.global.v4.u32 [%rd1+32], {%r7, %r8, %r9, %r10};
+    ret;
+}
+"""
+
+
+@pytest.mark.parametrize(
+    ("f1", "f2", "r1", "r2", "want"),
+    [
+        # halves as f16: 0x3C00 1.0, 0x4000 2.0, 0x7E00 NaN; as bf16: 0x3C00 ~0.0078, 0x4000 2.0
+        (
+            1.0,
+            2.0,
+            0x3C00_4000,
+            0x3C00_3C00,
+            (
+                0xFFFFFFFF,
+                0x3F800000,
+                0xFFFFFFFF,
+                0xFFFFFFFF,
+                0x3C00_0000,
+                0x0000_FFFF,
+                0x3F80_3F80,
+                0xFFFFFFFF,
+            ),
+        ),
+        (
+            float("nan"),
+            2.0,
+            0x7E00_3C00,
+            0x7E00_3C00,
+            (0x0, 0x3F800000, 0x0, 0x0, 0x0000_3C00, 0xFFFF_0000, 0x3F80_3F80, 0x0),
+        ),
+        (3.0, 3.0, 0, 0xFFFFFFFF, (0x0, 0x0, 0x0, 0x0, 0x0, 0xFFFF_FFFF, 0x0000_0000, 0xFFFFFFFF)),
+    ],
+)
+def test_set_writes_comparisons_as_numbers(
+    f1: float, f2: float, r1: int, r2: int, want: tuple[int, ...]
+) -> None:
+    device = ptx_device(_SET)
+    words = np.zeros(12, dtype=np.uint32)
+    words[:2] = np.array([f1, f2], dtype=np.float32).view(np.uint32)
+    words[2:4] = [r1, r2]
+    io = device.put(words)
+    device.run("sets", 1, 1, io)
+    got = tuple(int(w) for w in device.get(io, 12, np.uint32)[4:])
+    assert got == want, [hex(w) for w in got]
