@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from ._compiler import Compiler, InstructionCompiler, Runner, UnsupportedError
 from ._isa_arith import ARITHMETIC
 from ._isa_atomic import ATOMIC
+from ._isa_bits import BITS
 from ._isa_cluster import CLUSTER
 from ._isa_fp8 import FP8_PAIRS, cvt_fp8
 from ._isa_mbarrier import MBARRIER, compile_async, compile_cp
@@ -44,6 +45,7 @@ SUPPORTED: dict[str, str] = {
     "bfe": "u32 s32 u64 s64",
     "bfi": "b32 b64",
     "bfind": "u32 s32 u64 s64 (.shiftamt)",
+    "bmsk": "clamp wrap, b32",
     "bra": "bra, bra.uni, with a predicate",
     "brev": "b32 b64",
     "call": "call / call.uni to a .func defined in the module, arguments and results through .param; "
@@ -211,6 +213,7 @@ COMPILERS: Mapping[str, InstructionCompiler] = {
     **MBARRIER,
     **CLUSTER,
     **SET,
+    **BITS,
     "cp": _cp,
     "cvt": _cvt,
     "red": _red,

@@ -1,0 +1,47 @@
+// Device code of NVIDIA's libraries as real programs use it: CUB's block radix sort (bmsk on compute_80
+// and later), block scan, block reduce and warp reduce. Built by build.sh for compute_75, compute_80 and
+// compute_90; tests/ptx/test_libs.py holds the exact references.
+#include <cub/cub.cuh>
+
+constexpr int THREADS = 128;
+constexpr int ITEMS = 4;
+
+// each block sorts its THREADS * ITEMS keys (blocked: thread t holds keys t * ITEMS ...), writes them,
+// their exclusive prefix sums and the block's total
+extern "C" __global__ void cub_sort_scan(const int *in, int *sorted, int *sums, int *totals) {
+    using Sort = cub::BlockRadixSort<int, THREADS, ITEMS>;
+    using Scan = cub::BlockScan<int, THREADS>;
+    __shared__ union {
+        typename Sort::TempStorage sort;
+        typename Scan::TempStorage scan;
+    } tmp;
+    int keys[ITEMS];
+    const int base = (blockIdx.x * THREADS + threadIdx.x) * ITEMS;
+    for (int k = 0; k < ITEMS; k++)
+        keys[k] = in[base + k];
+    Sort(tmp.sort).Sort(keys);
+    for (int k = 0; k < ITEMS; k++)
+        sorted[base + k] = keys[k];
+    __syncthreads();
+    int total;
+    Scan(tmp.scan).ExclusiveSum(keys, keys, total);
+    for (int k = 0; k < ITEMS; k++)
+        sums[base + k] = keys[k];
+    if (threadIdx.x == 0)
+        totals[blockIdx.x] = total;
+}
+
+// a block's sum of floats (integer-valued: exact in any order) and each warp's largest key
+extern "C" __global__ void cub_reduce(const float *in, const int *keys, float *sums, int *warp_max) {
+    using Reduce = cub::BlockReduce<float, THREADS>;
+    using WarpReduce = cub::WarpReduce<int>;
+    __shared__ typename Reduce::TempStorage block_tmp;
+    __shared__ typename WarpReduce::TempStorage warp_tmp[THREADS / 32];
+    const int i = blockIdx.x * THREADS + threadIdx.x;
+    float sum = Reduce(block_tmp).Sum(in[i]);
+    int most = WarpReduce(warp_tmp[threadIdx.x / 32]).Reduce(keys[i], cuda::maximum<>{});
+    if (threadIdx.x == 0)
+        sums[blockIdx.x] = sum;
+    if (threadIdx.x % 32 == 0)
+        warp_max[i / 32] = most;
+}

@@ -1,0 +1,99 @@
+"""NVIDIA's libraries' device code (tests/kernels/ptx_libs.cu, as nvcc 13 compiles CUB for compute_75/80/
+90): a block radix sort (its digits masked with bmsk), a block exclusive scan, a block reduction and a
+warp reduction against exact references; and bmsk's clamp and wrap forms in hand-written PTX."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from executor.ptx import LoadedModule
+
+from .conftest import KERNELS, Device, ptx_device
+
+LIBS = {arch: KERNELS / f"ptx_libs.compute_{arch}.ptx" for arch in (75, 80, 90)}
+THREADS, ITEMS = 128, 4
+
+
+@pytest.fixture(params=sorted(LIBS), ids=lambda arch: f"compute_{arch}")
+def libs(request: pytest.FixtureRequest) -> Device:
+    return Device(LoadedModule(LIBS[request.param].read_text()))
+
+
+def test_cub_block_radix_sort_and_scan(libs: Device) -> None:
+    blocks = 3
+    per_block = THREADS * ITEMS
+    rng = np.random.default_rng(9)
+    keys = rng.integers(-(1 << 31), 1 << 31, blocks * per_block, dtype=np.int64).astype(np.int32)
+    keys[:50] = keys[50]  # duplicates
+    keys[per_block : 2 * per_block] = rng.integers(-300, 300, per_block)  # small keys: sums stay in range
+    pin = libs.put(keys)
+    psorted, psums, ptotals = (
+        libs.zeros(blocks * per_block, np.int32),
+        libs.zeros(blocks * per_block, np.int32),
+        libs.zeros(blocks, np.int32),
+    )
+    libs.run("cub_sort_scan", blocks, THREADS, pin, psorted, psums, ptotals)
+    want = np.sort(keys.reshape(blocks, per_block), axis=1)
+    assert (libs.get(psorted, blocks * per_block, np.int32).reshape(blocks, per_block) == want).all()
+    wide = want.astype(np.int64)
+    exclusive = np.cumsum(wide, axis=1) - wide
+    wrap = ((exclusive + (1 << 31)) % (1 << 32) - (1 << 31)).astype(np.int32)  # int sums wrap as on a GPU
+    assert (libs.get(psums, blocks * per_block, np.int32).reshape(blocks, per_block) == wrap).all()
+    totals = ((wide.sum(axis=1) + (1 << 31)) % (1 << 32) - (1 << 31)).astype(np.int32)
+    assert (libs.get(ptotals, blocks, np.int32) == totals).all()
+
+
+def test_cub_block_and_warp_reductions(libs: Device) -> None:
+    blocks = 4
+    n = blocks * THREADS
+    rng = np.random.default_rng(10)
+    values = rng.integers(-1000, 1000, n).astype(np.float32)
+    keys = rng.integers(-(1 << 31), 1 << 31, n, dtype=np.int64).astype(np.int32)
+    pv, pk, ps, pm = (
+        libs.put(values),
+        libs.put(keys),
+        libs.zeros(blocks, np.float32),
+        libs.zeros(n // 32, np.int32),
+    )
+    libs.run("cub_reduce", blocks, THREADS, pv, pk, ps, pm)
+    assert (libs.get(ps, blocks, np.float32) == values.reshape(blocks, -1).sum(axis=1)).all()
+    assert (libs.get(pm, n // 32, np.int32) == keys.reshape(-1, 32).max(axis=1)).all()
+
+
+_BMSK = """
+.version 8.0
+.target sm_80
+.address_size 64
+.visible .entry bmsk(.param .u64 io)
+{
+    .reg .b32 %r<5>;
+    .reg .b64 %rd<2>;
+    ld.param.u64 %rd1, [io];
+    ld.global.u32 %r1, [%rd1];
+    ld.global.u32 %r2, [%rd1+4];
+    bmsk.clamp.b32 %r3, %r1, %r2;
+    bmsk.wrap.b32 %r4, %r1, %r2;
+    st.global.v2.u32 [%rd1+8], {%r3, %r4};
+    ret;
+}
+"""
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "clamp", "wrap"),
+    [
+        (0, 8, 0xFF, 0xFF),
+        (4, 4, 0xF0, 0xF0),
+        (28, 8, 0xF0000000, 0xF0000000),  # past bit 31: cut there
+        (0, 32, 0xFFFFFFFF, 0),  # wrap: a width of 32 is 0
+        (32, 4, 0, 0xF),  # clamp: nothing at 32; wrap: position 0
+        (33, 40, 0, 0x1FE),  # wrap: 1 and 8
+        (0, 0, 0, 0),
+    ],
+)
+def test_bmsk_clamp_and_wrap(a: int, b: int, clamp: int, wrap: int) -> None:
+    device = ptx_device(_BMSK)
+    io = device.put(np.array([a, b, 0, 0], dtype=np.uint32))
+    device.run("bmsk", 1, 1, io)
+    assert [int(v) for v in device.get(io, 4, np.uint32)[2:]] == [clamp, wrap]
