@@ -67,7 +67,7 @@ typedef struct {
     uint32_t sq_offset, sq_mask;
     uint64_t arena_offset, arena_size;
     uint16_t htod_id, dtoh_id, staged_htod_id, staged_dtoh_id;
-    PyObject *counters, *latency, *cq_space, *cq_push;
+    PyObject *counters, *cq_space, *cq_push;
     /* bound to one executor context by bind(); the pinned area, client and allocator may be absent */
     Py_buffer pinned;
     int pinned_held;
@@ -121,7 +121,6 @@ static void release_all(FastCopy *self) {
         self->region_held = 0;
     }
     Py_CLEAR(self->counters);
-    Py_CLEAR(self->latency);
     Py_CLEAR(self->cq_space);
     Py_CLEAR(self->cq_push);
 }
@@ -158,16 +157,10 @@ static int fc_init(FastCopy *self, PyObject *args, PyObject *kwds) {
     self->dtoh_id = (uint16_t)ids[1];
     self->staged_htod_id = (uint16_t)ids[2];
     self->staged_dtoh_id = (uint16_t)ids[3];
-    self->latency = PyObject_GetAttr(counters, str_latency);
     self->cq_space = PyObject_GetAttr(cq, str_space);
     self->cq_push = PyObject_GetAttr(cq, str_push);
-    if (!self->latency || !self->cq_space || !self->cq_push) {
+    if (!self->cq_space || !self->cq_push) {
         release_all(self);
-        return -1;
-    }
-    if (!PyList_CheckExact(self->latency) || PyList_GET_SIZE(self->latency) != LATENCY_BUCKETS) {
-        release_all(self);
-        PyErr_SetString(PyExc_TypeError, "counters.latency must be a list of the latency buckets");
         return -1;
     }
     self->counters = Py_NewRef(counters);
@@ -177,7 +170,6 @@ static int fc_init(FastCopy *self, PyObject *args, PyObject *kwds) {
 
 static int fc_traverse(FastCopy *self, visitproc visit, void *arg) {
     Py_VISIT(self->counters);
-    Py_VISIT(self->latency);
     Py_VISIT(self->cq_space);
     Py_VISIT(self->cq_push);
     Py_VISIT(self->executor);
@@ -450,17 +442,29 @@ static int add_to(PyObject *obj, PyObject *name, unsigned long long amount) {
     return rc;
 }
 
-static int add_latency(PyObject *list, const unsigned long long *hist) {
+/* counters.latency[i] += hist[i], on the list the counters hold now */
+static int add_latency(PyObject *counters, const unsigned long long *hist) {
+    PyObject *list = PyObject_GetAttr(counters, str_latency);
+    if (!list)
+        return -1;
+    if (!PyList_CheckExact(list) || PyList_GET_SIZE(list) != LATENCY_BUCKETS) {
+        Py_DECREF(list);
+        PyErr_SetString(PyExc_TypeError, "counters.latency must be a list of the latency buckets");
+        return -1;
+    }
     for (int i = 0; i < LATENCY_BUCKETS; i++) {
         if (!hist[i])
             continue;
         PyObject *delta = PyLong_FromUnsignedLongLong(hist[i]);
         PyObject *sum = delta ? PyNumber_Add(PyList_GET_ITEM(list, i), delta) : NULL;
         Py_XDECREF(delta);
-        if (!sum)
+        if (!sum) {
+            Py_DECREF(list);
             return -1;
+        }
         PyList_SetItem(list, i, sum); /* steals sum, drops the old item */
     }
+    Py_DECREF(list);
     return 0;
 }
 
@@ -588,7 +592,7 @@ static PyObject *fc_serve(FastCopy *self, PyObject *const *args, Py_ssize_t narg
                    add_to(self->counters, str_async_calls, asyncs) < 0 ||
                    add_to(self->counters, str_bytes_htod, htod) < 0 ||
                    add_to(self->counters, str_bytes_dtoh, dtoh) < 0 ||
-                   add_to(self->counters, str_latency_sum_ns, spent) < 0 || add_latency(self->latency, hist) < 0))
+                   add_to(self->counters, str_latency_sum_ns, spent) < 0 || add_latency(self->counters, hist) < 0))
         failed = 1;
     if (failed) {
         if (served) /* what was served stays served: the caller advances past it, then sees the error */
