@@ -495,19 +495,13 @@ def _batch(
     limits: Limits,
     cluster: ClusterShape | None = None,
 ) -> Batch:
-    gx, gy, _ = dims.grid
     bt = dims.block[0] * dims.block[1] * dims.block[2]
     n = bt * count
     tid, linear_tid, block_index = _batch_shape(dims.block, count)
-    blocks = np.arange(first, first + count, dtype=np.int64)  # the blocks in the grid, then per thread
-    if cluster is not None:  # positions in the cluster-major order
-        blocks = cluster.grid_blocks(blocks)
-    u32 = np.uint32
-    ctaid = (
-        np.repeat((blocks % gx).astype(u32), bt),
-        np.repeat(((blocks // gx) % gy).astype(u32), bt),
-        np.repeat((blocks // (gx * gy)).astype(u32), bt),
-    )
+    if cluster is None and n <= _SHAPE_CACHE_THREADS:
+        ctaid = _cached_ctaid(dims.grid, bt, first, count)
+    else:
+        ctaid = _ctaid(dims.grid, bt, first, count, cluster)
     return Batch(
         kernel=kernel.name,
         memory=memory,
@@ -530,8 +524,35 @@ def _batch(
     )
 
 
-#: batches of at most this many threads share their shape's arrays (:func:`_batch_shape`)
+#: batches of at most this many threads share their shape's arrays (:func:`_batch_shape`) and their
+#: blocks' %ctaid (:func:`_cached_ctaid`: a decode step launches many one-batch grids of few threads)
 _SHAPE_CACHE_THREADS = 16384
+
+CtaId = tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32], npt.NDArray[np.uint32]]
+
+
+def _ctaid(
+    grid: tuple[int, int, int], bt: int, first: int, count: int, cluster: ClusterShape | None
+) -> CtaId:
+    """Each thread's ``%ctaid`` for the batch of ``count`` blocks from block ``first``."""
+    gx, gy, _ = grid
+    blocks = np.arange(first, first + count, dtype=np.int64)  # the blocks in the grid, then per thread
+    if cluster is not None:  # positions in the cluster-major order
+        blocks = cluster.grid_blocks(blocks)
+    u32 = np.uint32
+    return (
+        np.repeat((blocks % gx).astype(u32), bt),
+        np.repeat(((blocks // gx) % gy).astype(u32), bt),
+        np.repeat((blocks // (gx * gy)).astype(u32), bt),
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_ctaid(grid: tuple[int, int, int], bt: int, first: int, count: int) -> CtaId:
+    ctaid = _ctaid(grid, bt, first, count, None)
+    for array in ctaid:
+        array.flags.writeable = False  # shared by every batch of this shape and place
+    return ctaid
 
 
 def _batch_shape(
