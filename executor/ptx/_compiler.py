@@ -482,6 +482,9 @@ class Compiler:
             sym, off = operand.base.name, operand.offset
         else:
             sym, off = operand.name, 0
+        if self.fn.kind == "entry" and sym in self.params:  # a kernel parameter: its param-space offset
+            offset = np.uint64(self.param_offsets[sym] + off)
+            return lambda f: offset
         if sym in self.layout.shared:
             value = np.uint64(self.layout.shared[sym] + off)
             return lambda f: value
@@ -628,7 +631,15 @@ class Compiler:
             assert isinstance(addr_op, Addr) and isinstance(addr_op.base, Sym)
             return self._param_loader(addr_op.base.name, addr_op.offset, size)
         if space == "param":
-            raise UnsupportedError("a param load from a computed address")
+            if self.fn.kind != "entry":
+                raise UnsupportedError("a param load from a computed address outside a kernel")
+
+            def param_at(f: Frame, rows: npt.NDArray[np.intp]) -> npt.NDArray[np.uint8]:
+                # ``mov %rd, param`` then ``ld.param [%rd+8]`` (CUB's by-value functors): the launch's block
+                addrs = select_rows(addr(f), rows, f.batch.n).astype(np.uint64, copy=False)
+                return _kernel_params_at(f, addrs, size)
+
+            return param_at
 
         def load(f: Frame, rows: npt.NDArray[np.intp]) -> npt.NDArray[np.uint8]:
             addrs = select_rows(addr(f), rows, f.batch.n).astype(np.uint64, copy=False)
@@ -732,6 +743,17 @@ def _symbol(f: Frame, name: str) -> int:
         raise KernelFaultError(
             CUresult.CUDA_ERROR_NOT_SUPPORTED, f"the module global {name} has no device address", sticky=False
         ) from None
+
+
+def _kernel_params_at(f: Frame, addrs: npt.NDArray[np.uint64], size: int) -> npt.NDArray[np.uint8]:
+    """``size`` bytes of the launch's parameter block at each param-space address, checked."""
+    check_aligned(addrs, size, "param")
+    block = np.frombuffer(f.batch.params, dtype=np.uint8)
+    if addrs.size and int(addrs.max()) + size > block.size:
+        raise illegal(f"a param load of {size} bytes at {int(addrs.max()):#x}, past the {block.size}-byte "
+                      "parameter block")
+    loaded: npt.NDArray[np.uint8] = block[addrs.astype(np.intp)[:, None] + np.arange(size)]
+    return loaded
 
 
 def _frame_param(f: Frame, name: str, size: int) -> npt.NDArray[np.uint8]:

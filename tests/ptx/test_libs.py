@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from executor.ptx import LoadedModule
+from protocol import CUresult
 
 from .conftest import KERNELS, Device, ptx_device
 
@@ -97,3 +98,37 @@ def test_bmsk_clamp_and_wrap(a: int, b: int, clamp: int, wrap: int) -> None:
     io = device.put(np.array([a, b, 0, 0], dtype=np.uint32))
     device.run("bmsk", 1, 1, io)
     assert [int(v) for v in device.get(io, 4, np.uint32)[2:]] == [clamp, wrap]
+
+
+_BYVAL = """
+.version 8.0
+.target sm_90
+.address_size 64
+.visible .entry byval(.param .align 8 .b8 s[24], .param .u64 out, .param .u32 past)
+{
+    .reg .b32 %r<3>;
+    .reg .b64 %rd<6>;
+    mov.b64 %rd1, s;
+    ld.param.u32 %r2, [past];
+    cvt.u64.u32 %rd5, %r2;
+    add.s64 %rd1, %rd1, %rd5;
+    ld.param.u32 %r1, [%rd1+4];
+    ld.param.u64 %rd2, [%rd1+16];
+    ld.param.u64 %rd3, [out];
+    st.global.u32 [%rd3], %r1;
+    st.global.u64 [%rd3+8], %rd2;
+    ret;
+}
+"""
+
+
+def test_a_kernel_parameter_read_through_its_address() -> None:
+    """``mov %rd, param`` and ``ld.param [%rd+k]`` (how CUB's device-wide kernels read by-value
+    functors) read the launch's parameter block; past it is CUDA_ERROR_ILLEGAL_ADDRESS."""
+    device = ptx_device(_BYVAL)
+    struct = np.array([7, 0xC0FFEE, 0, 0, 0xDEADBEEF, 0x12345678], dtype=np.uint32).tobytes()
+    out = device.zeros(4, np.uint32)
+    device.run("byval", 1, 32, struct, out, 0)
+    assert [int(v) for v in device.get(out, 4, np.uint32)] == [0xC0FFEE, 0, 0xDEADBEEF, 0x12345678]
+    err = device.fails("byval", 1, 32, struct, out, 64)  # 64 bytes on: past the 36-byte parameter block
+    assert err.status == CUresult.CUDA_ERROR_ILLEGAL_ADDRESS
