@@ -138,7 +138,7 @@ def _gather_span(span: U8, offsets: Addresses, size: int) -> U8:
     two up to 8): one typed gather, a copy."""
     typed = span.view(uint_of(size)) if size > 1 else span
     index = (offsets >> np.uint64(size.bit_length() - 1)).view(np.int64)  # < 2^24: an index NumPy takes as is
-    got: U8 = np.take(typed, index).view(np.uint8).reshape(-1, size)
+    got: U8 = typed.take(index).view(np.uint8).reshape(-1, size)
     return got
 
 
@@ -390,7 +390,7 @@ def window_load(
         copied: npt.NDArray[Any] = view.copy().reshape(-1)
         return copied
     index = win.at if rows is None else win.at[rows]
-    got: npt.NDArray[Any] = np.take(win.typed[k:], index) if k >= 0 else np.take(win.typed, index + k)
+    got: npt.NDArray[Any] = win.typed[k:].take(index) if k >= 0 else win.typed.take(index + k)
     return got
 
 
