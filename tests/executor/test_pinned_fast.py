@@ -22,7 +22,7 @@ from benchmarks.pinned import host_per_call
 from executor import PinnedArea, PinnedClient
 from mediator import _pinned_fast, _server
 from mediator._server import RingServer
-from protocol import CALLS_BY_NAME, CUresult, SubmitFlags, encode_args
+from protocol import CALLS_BY_NAME, CUresult, Submission, SubmitFlags, encode_args
 from tests.reliability._ring_pair import RingPair
 
 pytestmark = pytest.mark.skipif(not _pinned_fast.ACCELERATED, reason="mediator._copyfast is not built")
@@ -57,6 +57,7 @@ class Side:
     dev: int = 0  # device block (BLOCK bytes)
     stream: int = 0
     seen: list[tuple[Any, ...]] = field(default_factory=list)
+    errors: list[tuple[Any, ...]] = field(default_factory=list)  # every call failure the server logs
     python_copies: int = 0  # copies the Python handlers ran
     orig: bytes = b""  # what the guest's range held at first
 
@@ -67,6 +68,7 @@ class Side:
         server = self.pair.server
         if not self.fast:
             server.pinned_fast = None
+        server._log_error = self._record_error  # type: ignore[method-assign]
         for call_id in (HTOD, DTOH, STAGED_HTOD, STAGED_DTOH):
             self._count_python(server, call_id)
         self.host = self.value("mem_host_alloc", "offset", bytesize=8 * PAGE, flags=0)
@@ -75,6 +77,12 @@ class Side:
         self.orig = np.random.default_rng(19).integers(0, 256, 8 * PAGE, dtype=np.uint8).tobytes()
         self.area.view[self.host:self.host + 8 * PAGE] = self.orig
         self.seen.clear()
+        self.errors.clear()
+
+    def _record_error(self, sub: Submission, name: str, status: int, message: str) -> None:
+        """The server's error log, every failure rather than the first of each second: the two sides
+        run at different speeds, and a rate limit on the clock would log different ones."""
+        self.errors.append((sub.seq, name, status, message))
 
     def _count_python(self, server: RingServer, call_id: int) -> None:
         call = server._calls[call_id]
@@ -138,7 +146,7 @@ class Side:
 
     def state(self) -> dict[str, Any]:
         counters = self.pair.counters
-        return {"seen": self.seen, **{name: getattr(counters, name) for name in COUNTED},
+        return {"seen": self.seen, "errors": self.errors, **{name: getattr(counters, name) for name in COUNTED},
                 "latency_count": sum(counters.latency), "latched": self.pair.server.latched,
                 "device": bytes(self.pair.executor.memory.read(self.dev, BLOCK)) if self._dev_live() else None,
                 "area": bytes(self.area.view), "arena": bytes(self.pair.region.arena)}
