@@ -20,6 +20,7 @@ from ._isa_memory import MEMORY
 from ._isa_mma884 import compile_mma884, is_mma884
 from ._isa_pack import PACKED_HALVES, cvt_pack
 from ._isa_set import SET
+from ._isa_simd import VIDEO, compile_pairs16
 from ._isa_tensor import TENSOR
 from ._isa_warp import WARP
 from ._isa_wmma import WMMA, cvt_tf32
@@ -33,7 +34,7 @@ SUPPORTED: dict[str, str] = {
     "abs": "s16 s32 s64; f32 (.ftz), f64; f16 f16x2; bf16 bf16x2",
     "activemask": "b32",
     "add": "u/s 16 32 64 (.sat s32); f32 (.rn .rz .rm .rp .ftz .sat), f64 (.rn .rz .rm .rp); "
-    "f16 f16x2 (.rn .ftz .sat); bf16 bf16x2 (.rn)",
+    "f16 f16x2 (.rn .ftz .sat); bf16 bf16x2 (.rn); u16x2 s16x2 (lane by lane, wrapping)",
     "and": "b16 b32 b64 pred",
     "atom": "global, shared (::cta, ::cluster), generic; add (u32 s32 u64 f32 f64), min max (u32 s32 u64 "
     "s64), and or xor (b32 b64), exch (b32 b64), cas (b32 b64), inc dec (u32); any .sem/.scope",
@@ -89,12 +90,14 @@ SUPPORTED: dict[str, str] = {
     "shared memory, reached by ld/st/atom through generic or .shared::cluster addresses)",
     "match": "any.sync all.sync, b32 b64",
     "mad": "lo hi wide for u/s 16 32 64; f32 f64 as fma",
-    "max": "u/s 16 32 64; f32 (.ftz, .NaN), f64; f16 f16x2 (.ftz .NaN); bf16 bf16x2 (.NaN)",
+    "max": "u/s 16 32 64; f32 (.ftz, .NaN), f64; f16 f16x2 (.ftz .NaN); bf16 bf16x2 (.NaN); u16x2 s16x2 "
+    "(.relu s16x2)",
     "mbarrier": "init inval arrive (count, .expect_tx, .noComplete) arrive_drop expect_tx complete_tx "
     "test_wait try_wait (.parity; answered at once) pending_count, .b64 in shared memory (.shared, "
     "::cta, ::cluster of the block itself, or generic); .release .acquire .relaxed .cta .cluster",
     "membar": "every form (a no-op: the engine is sequentially consistent)",
-    "min": "u/s 16 32 64; f32 (.ftz, .NaN), f64; f16 f16x2 (.ftz .NaN); bf16 bf16x2 (.NaN)",
+    "min": "u/s 16 32 64; f32 (.ftz, .NaN), f64; f16 f16x2 (.ftz .NaN); bf16 bf16x2 (.NaN); u16x2 s16x2 "
+    "(.relu s16x2)",
     "mma": "sync.aligned.row.col: f16 m16n8k8 m16n8k16 (f32.f16.f16.f32, f16.f16.f16.f16); bf16 m16n8k8 "
     "m16n8k16 (f32); tf32 m16n8k4 m16n8k8 (f32); f64 m8n8k4 m16n8k4 m16n8k8 m16n8k16; s8/u8 (mixed too) "
     "m8n8k16 m16n8k16 m16n8k32 and s4/u4 m8n8k32 m16n8k32 m16n8k64 (s32, .satfinite); e4m3/e5m2 m16n8k32 "
@@ -137,6 +140,8 @@ SUPPORTED: dict[str, str] = {
     "sub": "as add",
     "tanh": "approx.f32",
     "trap": "ends the launch: CUDA_ERROR_LAUNCH_FAILED, sticky",
+    "vabsdiff2": "as vabsdiff4, on 16-bit halves",
+    "vabsdiff4": "u32/s32 operands, with .add (the sum into c) or without; no lane selectors, masks or .sat",
     "vote": "sync: all any uni ballot",
     "wmma": "load.{a,b,c} store.d mma, .sync.aligned, row/col, global shared generic, with a stride: f16 "
     "m16n16k16 m32n8k16 m8n32k16 (f16/f32 accumulators, any pair), bf16 and s8/u8 on those shapes (f32, s32 "
@@ -191,6 +196,15 @@ def _red(c: Compiler, ins: Instruction) -> Runner:
     return ATOMIC["red"](c, ins)
 
 
+def _packed16(opcode: str) -> InstructionCompiler:
+    """``add sub min max``: on ``.u16x2``/``.s16x2`` (``_isa_simd``), the rest ``_isa_arith``."""
+
+    def compile_(c: Compiler, ins: Instruction) -> Runner:
+        return compile_pairs16(c, ins, ARITHMETIC[opcode])
+
+    return compile_
+
+
 def _cvt(c: Compiler, ins: Instruction) -> Runner:
     """``cvt``: conversions to tf32 (a tensor-core type, ``_isa_wmma``), to and from FP8 pairs
     (``_isa_fp8``), two f32 to f16x2/bf16x2 (``_isa_pack``), the rest ``_isa_arith``."""
@@ -214,6 +228,8 @@ COMPILERS: Mapping[str, InstructionCompiler] = {
     **CLUSTER,
     **SET,
     **BITS,
+    **VIDEO,
+    **{opcode: _packed16(opcode) for opcode in ("add", "sub", "min", "max")},
     "cp": _cp,
     "cvt": _cvt,
     "red": _red,

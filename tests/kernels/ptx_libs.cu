@@ -45,3 +45,19 @@ extern "C" __global__ void cub_reduce(const float *in, const int *keys, float *s
     if (threadIdx.x % 32 == 0)
         warp_max[i / 32] = most;
 }
+
+// the SIMD intrinsics of the CUDA Math API, one result each per thread (compute_90: add/min/max on
+// u16x2/s16x2 and the video instruction vabsdiff; earlier targets emulate some of them)
+extern "C" __global__ void simd_intrinsics(const unsigned *a, const unsigned *b, unsigned *out) {
+    const unsigned i = blockIdx.x * blockDim.x + threadIdx.x, x = a[i], y = b[i];
+    const unsigned r[] = {__vabs2(x),         __vabs4(x),        __vabsdiffs2(x, y), __vabsdiffs4(x, y),
+                          __vabsdiffu2(x, y), __vabsdiffu4(x, y), __vabsss2(x),      __vabsss4(x),
+                          __vadd2(x, y),      __vadd4(x, y),     __vaddss2(x, y),    __vaddus4(x, y),
+                          __vavgs2(x, y),     __vavgu4(x, y),    __vcmpeq2(x, y),    __vcmpgts4(x, y),
+                          __vhaddu2(x, y),    __vmaxs2(x, y),    __vmaxu2(x, y),     __vmaxs4(x, y),
+                          __vmins2(x, y),     __vminu2(x, y),    __vminu4(x, y),     __vneg2(x),
+                          __vsads2(x, y),     __vsadu2(x, y),    __vsads4(x, y),     __vsadu4(x, y),
+                          __vsub2(x, y),      __vsubss4(x, y),   __vsetgeu4(x, y),   __vnegss4(x)};
+    for (int k = 0; k < 32; k++)
+        out[i * 32 + k] = r[k];
+}

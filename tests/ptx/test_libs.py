@@ -5,6 +5,7 @@ warp reduction against exact references; and bmsk's clamp and wrap forms in hand
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from executor.ptx import LoadedModule
@@ -132,3 +133,52 @@ def test_a_kernel_parameter_read_through_its_address() -> None:
     assert [int(v) for v in device.get(out, 4, np.uint32)] == [0xC0FFEE, 0, 0xDEADBEEF, 0x12345678]
     err = device.fails("byval", 1, 32, struct, out, 64)  # 64 bytes on: past the 36-byte parameter block
     assert err.status == CUresult.CUDA_ERROR_ILLEGAL_ADDRESS
+
+
+def _lanes(v: npt.NDArray[np.uint32], width: int, signed: bool) -> npt.NDArray[np.int64]:
+    """(n, lanes) of each word's lanes, lowest first."""
+    shifts = np.arange(0, 32, width, dtype=np.int64)
+    lanes = (v.astype(np.int64)[:, None] >> shifts) & ((1 << width) - 1)
+    return np.where(lanes >> (width - 1), lanes - (1 << width), lanes) if signed else lanes
+
+
+def _words(lanes: npt.NDArray[np.int64], width: int) -> npt.NDArray[np.uint32]:
+    shifts = np.arange(0, 32, width, dtype=np.int64)
+    return ((lanes & ((1 << width) - 1)) << shifts).sum(axis=1).astype(np.uint32)
+
+
+def test_simd_intrinsics_agree_across_architectures_and_with_their_definitions() -> None:
+    """The CUDA Math API's __v* intrinsics: compute_90's u16x2/s16x2 instructions against
+    compute_75/80's emulation of them, bit for bit, and the vabsdiff ones (every architecture) against
+    the intrinsics' definitions."""
+    rng = np.random.default_rng(12)
+    n = 256
+    a = rng.integers(0, 1 << 32, n, dtype=np.uint64).astype(np.uint32)
+    b = rng.integers(0, 1 << 32, n, dtype=np.uint64).astype(np.uint32)
+    a[:8] = [0, 0xFFFFFFFF, 0x80808080, 0x7F7F7F7F, 0x80008000, 0x7FFF7FFF, 0x01FF80FE, 0xFFFF0000]
+    results = {}
+    for arch, path in LIBS.items():
+        device = Device(LoadedModule(path.read_text()))
+        pa, pb, po = device.put(a), device.put(b), device.zeros(32 * n, np.uint32)
+        device.run("simd_intrinsics", n // 64, 64, pa, pb, po)
+        results[arch] = device.get(po, 32 * n, np.uint32).reshape(n, 32)
+    assert np.array_equal(results[90], results[80]) and np.array_equal(results[80], results[75])
+    got = results[90]
+    for width in (8, 16):
+        us, ut = _lanes(a, width, False), _lanes(b, width, False)
+        ss, st = _lanes(a, width, True), _lanes(b, width, True)
+        assert np.array_equal(got[:, 2 if width == 16 else 3], _words(np.abs(ss - st), width))  # __vabsdiffs
+        assert np.array_equal(got[:, 4 if width == 16 else 5], _words(np.abs(us - ut), width))  # __vabsdiffu
+        sads, sadu = (24, 25) if width == 16 else (26, 27)
+        assert np.array_equal(got[:, sads], np.abs(ss - st).sum(axis=1).astype(np.uint32))  # __vsads
+        assert np.array_equal(got[:, sadu], np.abs(us - ut).sum(axis=1).astype(np.uint32))  # __vsadu
+    s8 = _lanes(a, 8, True)
+    assert np.array_equal(got[:, 7], _words(np.minimum(np.abs(s8), 127), 8))  # __vabsss4
+    s16, t16 = _lanes(a, 16, True), _lanes(b, 16, True)
+    u16, v16 = _lanes(a, 16, False), _lanes(b, 16, False)
+    assert np.array_equal(got[:, 8], _words(u16 + v16, 16))  # __vadd2
+    assert np.array_equal(got[:, 17], _words(np.maximum(s16, t16), 16))  # __vmaxs2
+    assert np.array_equal(got[:, 18], _words(np.maximum(u16, v16), 16))  # __vmaxu2
+    assert np.array_equal(got[:, 20], _words(np.minimum(s16, t16), 16))  # __vmins2
+    assert np.array_equal(got[:, 21], _words(np.minimum(u16, v16), 16))  # __vminu2
+    assert np.array_equal(got[:, 28], _words(u16 - v16, 16))  # __vsub2
