@@ -121,6 +121,8 @@ SAMPLES = {
     "3_CUDA_Features/StreamPriorities": "StreamPriorities",
     "5_Domain_Specific/fastWalshTransform": "fastWalshTransform",
     "5_Domain_Specific/quasirandomGenerator": "quasirandomGenerator",
+    "0_Introduction/simpleAtomicIntrinsics": "simpleAtomicIntrinsics",
+    "3_CUDA_Features/binaryPartitionCG": "binaryPartitionCG",
 }
 #: those of them that launch kernels of their own (the PTX engine runs them on ``sim``)
 KERNEL_SAMPLES = frozenset({"streamOrderedAllocation", "vectorAdd", "simpleVoteIntrinsics", "simplePrintf",
@@ -129,7 +131,8 @@ KERNEL_SAMPLES = frozenset({"streamOrderedAllocation", "vectorAdd", "simpleVoteI
                             "clock", "fp16ScalarProduct", "simpleCooperativeGroups", "simpleMultiCopy",
                             "reduction", "scalarProd", "threadFenceReduction", "inlinePTX", "template",
                             "simpleOccupancy", "simpleMultiGPU", "SobolQRNG", "StreamPriorities",
-                            "fastWalshTransform", "quasirandomGenerator"})
+                            "fastWalshTransform", "quasirandomGenerator", "simpleAtomicIntrinsics",
+                            "binaryPartitionCG"})
 #: the sample's own documented options it runs with, where its defaults are minutes of the engine's work
 SAMPLE_ARGS: dict[str, tuple[str, ...]] = {
     # 301 launches of (96 x 128) x (128 x 160) instead of (320 x 320) x (320 x 640): 7 s, not 6 min
