@@ -30,6 +30,7 @@ from ._memory import (
     LOCAL_WINDOW,
     SHARED_WINDOW,
     check_aligned,
+    device_elements,
     gather_device,
     window_index,
     window_load,
@@ -206,6 +207,11 @@ def _device_load(
     def ld_device(f: Frame, m: Mask | None) -> None:
         at = addr(f)
         if type(at) is np.ndarray:
+            if m is None and vec == 1 and size <= 8:  # the common load: one span, in place
+                got = device_elements(f.batch.memory, at, size)
+                if got is not None:
+                    puts[0](f, got.view(dt), None)
+                    return
             n = f.batch.n
             rows = active_rows(m, n)
             addrs = select_rows(at, rows, n).astype(np.uint64, copy=False)

@@ -38,6 +38,7 @@ __all__ = [
     "SPAN_LIMIT",
     "WINDOW_CACHE_BYTES",
     "WindowIndex",
+    "device_elements",
     "gather_device",
     "scatter_device",
     "window_index",
@@ -152,6 +153,30 @@ def _span(mem: DeviceMemory, lo: int, size: int, write: bool) -> U8 | None:
         return None
     views: list[U8] = segments(lo, size, write=write, what="kernel store" if write else "kernel load")
     return views[0] if len(views) == 1 else None
+
+
+def device_elements(mem: DeviceMemory, addrs: npt.NDArray[np.uint64], size: int) -> npt.NDArray[Any] | None:
+    """Each thread's element of ``size`` bytes (1, 2, 4 or 8) at ``addrs``, as the unsigned integer of
+    that size, when every address is aligned and all lie in one span the memory offers in place (the
+    common load); else ``None`` and :func:`gather_device`, through the checked ``access``, decides —
+    and names any fault. The same checks as :func:`gather_device`'s fast path, with fewer calls."""
+    if size > 1 and int(np.bitwise_or.reduce(addrs)) & (size - 1):
+        return None
+    lo = int(addrs.min())
+    hi = int(addrs.max()) + size
+    if hi - lo > SPAN_LIMIT or lo % size:
+        return None
+    try:
+        span = _span(mem, lo, hi - lo, False)
+    except CudaError:
+        return None
+    if span is None or span.size != hi - lo:
+        return None
+    typed = span.view(uint_of(size)) if size > 1 else span
+    got: npt.NDArray[Any] = typed.take(
+        ((addrs - np.uint64(lo)) >> np.uint64(size.bit_length() - 1)).view(np.int64)
+    )
+    return got
 
 
 def gather_device(mem: DeviceMemory, addrs: Addresses, size: int, *, aligned: bool = False) -> U8:

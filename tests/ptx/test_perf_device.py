@@ -160,3 +160,41 @@ def test_device_spans_in_place_match_read_and_write(gap: int) -> None:
     assert results[0] == results[1]
     if gap < n * n:
         assert not results[0].startswith(b"CUDA_ERROR")
+
+
+def test_device_elements_is_the_gather_or_defers_to_it() -> None:
+    """``_memory.device_elements`` (ld's full-batch path) answers exactly what ``gather_device`` gathers,
+    or ``None`` — misaligned, outside the VM's memory, across a gap, past the span bound — so the
+    checked path decides and names the fault."""
+    from executor.ptx._memory import SPAN_LIMIT, device_elements, gather_device
+
+    memory = DeviceMemory(1 << 30)
+    first = memory.alloc(1 << 16)
+    memory.write(first, np.arange(1 << 14, dtype=np.uint32).view(np.uint8))
+    second = memory.alloc(1 << 16)
+    rng = np.random.default_rng(4)
+    for size in (1, 2, 4, 8):
+        for kind in ("dense", "sparse", "misaligned", "two", "outside", "far"):
+            offsets = rng.integers(0, (1 << 16) - 8, 64).astype(np.uint64) // size * size
+            addrs = np.uint64(first) + offsets
+            if kind == "dense":
+                addrs = np.uint64(first) + np.arange(64, dtype=np.uint64) * size
+            elif kind == "misaligned" and size > 1:
+                addrs[5] += np.uint64(1)
+            elif kind == "two":
+                addrs[::2] = np.uint64(second) + offsets[::2]
+            elif kind == "outside":
+                addrs[3] = np.uint64(second + (1 << 20))
+            elif kind == "far":
+                addrs[7] = np.uint64(first + SPAN_LIMIT + 64)
+            got = device_elements(memory, addrs, size)
+            if kind in ("misaligned", "outside", "far") and (size > 1 or kind != "misaligned"):
+                assert got is None, (size, kind)
+                continue
+            try:
+                want = gather_device(memory, addrs, size, aligned=True)
+            except Exception:  # the checked path's fault: the fast one must have deferred
+                assert got is None, (size, kind)
+                continue
+            if got is not None:
+                assert np.array_equal(got.view(np.uint8).reshape(-1, size), want), (size, kind)
