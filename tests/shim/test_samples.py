@@ -15,14 +15,23 @@ import pytest
 from mediator._control_client import request
 from mediator._launcher import MediatorProcess, running_mediator
 
-from ._support import KERNEL_SAMPLES, SAMPLE_ARGS, SAMPLES, SAMPLES_BIN, ShimBuild, sample_verdict, shim_env
+from ._support import (
+    KERNEL_SAMPLES,
+    SAMPLE_ARGS,
+    SAMPLES,
+    SAMPLES_BIN,
+    SAMPLES_CONFIG,
+    ShimBuild,
+    sample_verdict,
+    shim_env,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 @pytest.fixture(scope="module")
 def mediator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MediatorProcess]:
-    with running_mediator(tmp_path_factory.mktemp("samples"), backend="sim", vms=1) as running:
+    with running_mediator(tmp_path_factory.mktemp("samples"), backend="sim", vms=1, extra=SAMPLES_CONFIG) as running:
         request(running.control, {"cmd": "trace", "vm": "vm1", "enable": True})
         yield running
 
