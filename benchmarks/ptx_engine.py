@@ -42,7 +42,9 @@ TILED = Path(__file__).resolve().parent / "tiled_gemm.ptx"
 VECTOR_ADD = "_Z10vector_addPKfS0_Pfi"
 
 HEADER = ".version 8.0\n.target sm_80\n.address_size 64\n"
-REDUCTION = HEADER + """
+REDUCTION = (
+    HEADER
+    + """
 .visible .entry warp_sum(.param .u64 in_ptr, .param .u64 out_ptr) {
     .reg .pred %p<2>; .reg .b32 %r<20>; .reg .f32 %f<12>; .reg .b64 %rd<8>;
     ld.param.u64 %rd1, [in_ptr];
@@ -85,7 +87,10 @@ REDUCTION = HEADER + """
     ret;
 }
 """
-GEMM = HEADER + """
+)
+GEMM = (
+    HEADER
+    + """
 .visible .entry mma_gemm(.param .u64 a_ptr, .param .u64 b_ptr, .param .u64 c_ptr, .param .u32 k_dim,
                          .param .u32 n_dim) {
     .reg .pred %p<2>; .reg .b32 %r<24>; .reg .f32 %f<4>; .reg .b64 %rd<14>;
@@ -143,6 +148,7 @@ $L_loop:
     ret;
 }
 """
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,9 +163,11 @@ class Result:
     def line(self) -> str:
         rate = self.path * self.threads / self.seconds / 1e6
         times = self.seconds / self.floor
-        return (f"{self.name:12s} {self.what}: {self.path} instructions x {self.threads} threads\n"
-                f"  engine      {self.seconds * 1e3:9.1f} ms  {rate:9.1f} M thread-instructions/s\n"
-                f"  NumPy floor {self.floor * 1e3:9.1f} ms  (the engine takes {times:.0f}x)")
+        return (
+            f"{self.name:12s} {self.what}: {self.path} instructions x {self.threads} threads\n"
+            f"  engine      {self.seconds * 1e3:9.1f} ms  {rate:9.1f} M thread-instructions/s\n"
+            f"  NumPy floor {self.floor * 1e3:9.1f} ms  (the engine takes {times:.0f}x)"
+        )
 
 
 def _best(repeat: int, fn: Callable[[], object]) -> float:
@@ -227,7 +235,9 @@ def gemm(m: int, n: int, k: int, repeat: int) -> Result:
     return Result("gemm", f"mma.m16n8k8 f16->f32, {m}x{n}x{k}", path, threads, seconds, floor)
 
 
-ATOMICS = HEADER + """
+ATOMICS = (
+    HEADER
+    + """
 .visible .entry count(.param .u64 counter, .param .u64 old)
 {
     .reg .b32 %r<6>;
@@ -245,6 +255,7 @@ ATOMICS = HEADER + """
     ret;
 }
 """
+)
 
 
 def atomics(n: int, repeat: int) -> Result:

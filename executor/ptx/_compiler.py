@@ -396,15 +396,18 @@ class Compiler:
 
                 message, file, function = (
                     read_string(read, int.from_bytes(ptrs[k][t, :8].tobytes(), "little"), 512).decode(
-                        errors="replace")
+                        errors="replace"
+                    )
                     for k in (0, 1, 3)
                 )
                 line = int.from_bytes(ptrs[2][t, :4].tobytes(), "little")
                 b = f.batch
                 block = [int(b.ctaid[axis][t]) for axis in range(3)]
                 thread = [int(b.tid[axis][t]) for axis in range(3)]
-                text = (f"{file}:{line}: {function}: block: [{block[0]},{block[1]},{block[2]}], thread: "
-                        f"[{thread[0]},{thread[1]},{thread[2]}] Assertion `{message}` failed.")
+                text = (
+                    f"{file}:{line}: {function}: block: [{block[0]},{block[1]},{block[2]}], thread: "
+                    f"[{thread[0]},{thread[1]},{thread[2]}] Assertion `{message}` failed."
+                )
                 first = first or text
                 if f.batch.printf is not None:
                     f.batch.printf.write(text.encode() + b"\n")
@@ -750,8 +753,10 @@ def _kernel_params_at(f: Frame, addrs: npt.NDArray[np.uint64], size: int) -> npt
     check_aligned(addrs, size, "param")
     block = np.frombuffer(f.batch.params, dtype=np.uint8)
     if addrs.size and int(addrs.max()) + size > block.size:
-        raise illegal(f"a param load of {size} bytes at {int(addrs.max()):#x}, past the {block.size}-byte "
-                      "parameter block")
+        raise illegal(
+            f"a param load of {size} bytes at {int(addrs.max()):#x}, past the {block.size}-byte "
+            "parameter block"
+        )
     loaded: npt.NDArray[np.uint8] = block[addrs.astype(np.intp)[:, None] + np.arange(size)]
     return loaded
 

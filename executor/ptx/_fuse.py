@@ -488,8 +488,18 @@ def _t_cvt(e: _Emitter, ins: Instruction, mask: str) -> list[str] | None:
     return [e.write(d, np.dtype(np.uint32), f"_tr32({e.read(a, _U64)})", mask)]
 
 
-_COMPARE = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">=",
-            "lo": "<", "ls": "<=", "hi": ">", "hs": ">="}
+_COMPARE = {
+    "eq": "==",
+    "ne": "!=",
+    "lt": "<",
+    "le": "<=",
+    "gt": ">",
+    "ge": ">=",
+    "lo": "<",
+    "ls": "<=",
+    "hi": ">",
+    "hs": ">=",
+}
 _JOIN = {"and": "&", "or": "|", "xor": "^"}
 
 
@@ -655,7 +665,13 @@ def _runs(ops: list[Op], leaders: set[int]) -> list[tuple[int, int]]:
 
 
 def _variant(
-    c: Compiler, src: _Source, ops: list[Op], code: list[Instruction], start: int, end: int, masked: bool,
+    c: Compiler,
+    src: _Source,
+    ops: list[Op],
+    code: list[Instruction],
+    start: int,
+    end: int,
+    masked: bool,
     after: After | None = None,
 ) -> tuple[list[str], list[int], list[bool]]:
     """One variant's function body, the index in it of each instruction's first line, and which of
@@ -753,6 +769,13 @@ def fuse(
         namespace = dict(src.names)
         exec(compiled, namespace)  # engine-generated source only (see the module docstring)
         full, masked_fn = namespace["run_f"], namespace["run_m"]
-        out[start] = Run(start, end - start, full, masked_fn, (full.__code__, masked_fn.__code__),
-                         (firsts[0], firsts[1]), tuple(inline))
+        out[start] = Run(
+            start,
+            end - start,
+            full,
+            masked_fn,
+            (full.__code__, masked_fn.__code__),
+            (firsts[0], firsts[1]),
+            tuple(inline),
+        )
     return out

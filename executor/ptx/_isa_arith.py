@@ -665,8 +665,11 @@ def _c_half_arith(op: str, base: InstructionCompiler) -> InstructionCompiler:
         gets = [c.read(x, reg) for x in operands[1:]]
         put = c.write(operands[0], reg)
         lanes = 2 if t.endswith("x2") else 1
-        value_of = _bf16_value if brain else (
-            lambda b: np.asarray(b, dtype=np.uint16).view(np.float16).astype(np.float64))
+        value_of = (
+            _bf16_value
+            if brain
+            else (lambda b: np.asarray(b, dtype=np.uint16).view(np.float16).astype(np.float64))
+        )
         round_to = _round_to_bf16 if brain else _round_to_f16
         ftz = _half_ftz("f16", rest)
         sat = "sat" in rest

@@ -38,10 +38,30 @@ __all__ = ["MAX_TRACKED", "Liveness", "freeing_ops", "frees", "liveness", "regis
 
 #: opcodes whose first operand, when it is a register, is one they read (stores and reductions take an
 #: address first; control flow, synchronization and hints write no register)
-_NO_DESTINATION = frozenset({
-    "st", "red", "bar", "barrier", "bra", "brx", "call", "ret", "exit", "trap", "brkpt", "membar", "fence",
-    "prefetch", "prefetchu", "cp", "stmatrix", "nanosleep", "griddepcontrol", "pmevent",
-})
+_NO_DESTINATION = frozenset(
+    {
+        "st",
+        "red",
+        "bar",
+        "barrier",
+        "bra",
+        "brx",
+        "call",
+        "ret",
+        "exit",
+        "trap",
+        "brkpt",
+        "membar",
+        "fence",
+        "prefetch",
+        "prefetchu",
+        "cp",
+        "stmatrix",
+        "nanosleep",
+        "griddepcontrol",
+        "pmevent",
+    }
+)
 
 
 def _registers(operand: Operand, declared: frozenset[str]) -> list[str]:
@@ -152,8 +172,9 @@ def liveness(code: FunctionCode) -> Liveness:
             peak = max(peak, len(live | touched))
             live -= kills
             live |= uses
-    return Liveness(tuple(live_in), tuple(live_out), tuple(starts), tuple(facts), tuple(dying), peak,
-                    len(declared))
+    return Liveness(
+        tuple(live_in), tuple(live_out), tuple(starts), tuple(facts), tuple(dying), peak, len(declared)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,7 +223,8 @@ def register_count(code: FunctionCode, facts: Liveness | None = None) -> int:
     n = len(code.code)
     for pc, ins in enumerate(code.code):
         alone = (pc in leaders or code.code[pc - 1].opcode in _CONTROL) and (
-            pc + 1 >= n or pc + 1 in leaders or code.code[pc + 1].opcode in _CONTROL)
+            pc + 1 >= n or pc + 1 in leaders or code.code[pc + 1].opcode in _CONTROL
+        )
         if ins.opcode in _CONTROL or (ins.guard is not None and alone):
             lingering.update(facts.dying[pc])
     return min(facts.declared, facts.peak + len(lingering))

@@ -170,18 +170,21 @@ class LoadedModule:
         try:
             entry = program.entry(name) if program is not None else None
             if program is None or entry is None:
-                raise CudaError(CUresult.CUDA_ERROR_NOT_SUPPORTED,
-                                self.error or f"no .entry {name} in the module's PTX")
+                raise CudaError(
+                    CUresult.CUDA_ERROR_NOT_SUPPORTED, self.error or f"no .entry {name} in the module's PTX"
+                )
             reachable = _reachable(program, entry)
         except PtxSyntaxError as exc:
-            raise CudaError(CUresult.CUDA_ERROR_NOT_SUPPORTED,
-                            f"the engine cannot read kernel {name}'s PTX: {exc}") from exc
+            raise CudaError(
+                CUresult.CUDA_ERROR_NOT_SUPPORTED, f"the engine cannot read kernel {name}'s PTX: {exc}"
+            ) from exc
         layout = _layout(program, reachable)
         registers = sum(_registers_held(code) for code in reachable)
         most = min(device_max_threads, REGISTER_BYTES // (max(registers, 1) * 8))
         const = sum(v.size for v in program.variables if v.space == "const")
-        return KernelResources(layout.static_shared, const, sum(layout.frame_bytes.values()),
-                               min(registers, 255), most)
+        return KernelResources(
+            layout.static_shared, const, sum(layout.frame_bytes.values()), min(registers, 255), most
+        )
 
     def _charge_preparation(self, name: str, budget: Budget) -> None:
         """Charge what preparing ``name`` will hold: its reachable functions' instructions (the
@@ -449,8 +452,9 @@ def launch(
         with np.errstate(all="ignore"):
             while first < blocks:
                 count = min(per_batch, blocks - first)
-                batch = _batch(kernel, memory, symbols, params, dims, first, count, shared_size, limits,
-                               clustered)
+                batch = _batch(
+                    kernel, memory, symbols, params, dims, first, count, shared_size, limits, clustered
+                )
                 batch.steps = steps
                 batch.printf, batch.deadline = printed, deadline
                 batch.grid_workspace = grid_workspace
@@ -557,8 +561,11 @@ def _cached_ctaid(grid: tuple[int, int, int], bt: int, first: int, count: int) -
 
 def _batch_shape(
     block: tuple[int, int, int], count: int
-) -> tuple[tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32], npt.NDArray[np.uint32]],
-           npt.NDArray[np.uint32], npt.NDArray[np.intp]]:
+) -> tuple[
+    tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32], npt.NDArray[np.uint32]],
+    npt.NDArray[np.uint32],
+    npt.NDArray[np.intp],
+]:
     """Each thread's ``%tid``, index within its block and block within the batch: a function of the
     block's shape and the batch's block count only, so computed once for every batch of that shape
     (read-only, shared) when the batch is an ordinary one."""
@@ -569,8 +576,11 @@ def _batch_shape(
 
 def _shape_arrays(
     block: tuple[int, int, int], count: int
-) -> tuple[tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32], npt.NDArray[np.uint32]],
-           npt.NDArray[np.uint32], npt.NDArray[np.intp]]:
+) -> tuple[
+    tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32], npt.NDArray[np.uint32]],
+    npt.NDArray[np.uint32],
+    npt.NDArray[np.intp],
+]:
     bx, by, bz = block
     bt = bx * by * bz
     t = np.arange(bt * count, dtype=np.int64)
@@ -583,8 +593,11 @@ def _shape_arrays(
 @functools.lru_cache(maxsize=32)
 def _cached_shape(
     block: tuple[int, int, int], count: int
-) -> tuple[tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32], npt.NDArray[np.uint32]],
-           npt.NDArray[np.uint32], npt.NDArray[np.intp]]:
+) -> tuple[
+    tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32], npt.NDArray[np.uint32]],
+    npt.NDArray[np.uint32],
+    npt.NDArray[np.intp],
+]:
     tid, linear_tid, block_index = _shape_arrays(block, count)
     for array in (*tid, linear_tid, block_index):
         array.flags.writeable = False
