@@ -13,6 +13,7 @@ from ._compiler import Compiler, InstructionCompiler, Runner, UnsupportedError
 from ._isa_arith import ARITHMETIC
 from ._isa_atomic import ATOMIC
 from ._isa_bits import BITS
+from ._isa_carry import CARRY, compile_with_carry
 from ._isa_cluster import CLUSTER
 from ._isa_fp8 import FP8_PAIRS, cvt_fp8
 from ._isa_mbarrier import MBARRIER, compile_async, compile_cp
@@ -34,7 +35,8 @@ SUPPORTED: dict[str, str] = {
     "abs": "s16 s32 s64; f32 (.ftz), f64; f16 f16x2; bf16 bf16x2",
     "activemask": "b32",
     "add": "u/s 16 32 64 (.sat s32); f32 (.rn .rz .rm .rp .ftz .sat), f64 (.rn .rz .rm .rp); "
-    "f16 f16x2 (.rn .ftz .sat); bf16 bf16x2 (.rn); u16x2 s16x2 (lane by lane, wrapping)",
+    "f16 f16x2 (.rn .ftz .sat); bf16 bf16x2 (.rn); u16x2 s16x2 (lane by lane, wrapping); .cc (carry out) "
+    "on u32 s32 u64 s64",
     "and": "b16 b32 b64 pred",
     "atom": "global, shared (::cta, ::cluster), generic; add (u32 s32 u64 f32 f64), min max (u32 s32 u64 "
     "s64), and or xor (b32 b64), exch (b32 b64), cas (b32 b64), inc dec (u32); any .sem/.scope",
@@ -46,6 +48,7 @@ SUPPORTED: dict[str, str] = {
     "bfe": "u32 s32 u64 s64",
     "bfi": "b32 b64",
     "bfind": "u32 s32 u64 s64 (.shiftamt)",
+    "addc": "u32 s32 u64 s64, with the carry in (.cc: and out)",
     "bmsk": "clamp wrap, b32",
     "bra": "bra, bra.uni, with a predicate",
     "brev": "b32 b64",
@@ -88,8 +91,9 @@ SUPPORTED: dict[str, str] = {
     "lop3": "b32 with an immediate LUT",
     "mapa": "u32 u64, generic or .shared::cluster: another block's address in the cluster (distributed "
     "shared memory, reached by ld/st/atom through generic or .shared::cluster addresses)",
+    "madc": "lo hi, u32 s32 u64 s64, with the carry in (.cc: and out)",
     "match": "any.sync all.sync, b32 b64",
-    "mad": "lo hi wide for u/s 16 32 64; f32 f64 as fma",
+    "mad": "lo hi wide for u/s 16 32 64; f32 f64 as fma; lo hi .cc (carry out) on u32 s32 u64 s64",
     "max": "u/s 16 32 64; f32 (.ftz, .NaN), f64; f16 f16x2 (.ftz .NaN); bf16 bf16x2 (.NaN); u16x2 s16x2 "
     "(.relu s16x2)",
     "mbarrier": "init inval arrive (count, .expect_tx, .noComplete) arrive_drop expect_tx complete_tx "
@@ -137,7 +141,8 @@ SUPPORTED: dict[str, str] = {
     "st": "global, shared, local, param, generic; .v2 .v4; u/s/b 8-64, f32 f64; hints ignored; "
     "st.async{.weak}.shared::cluster.mbarrier::complete_tx::bytes (the store and its completion at once)",
     "stmatrix": "sync.aligned.m8n8 .x1 .x2 .x4 (.trans) .shared.b16",
-    "sub": "as add",
+    "sub": "as add (.cc: the borrow out)",
+    "subc": "u32 s32 u64 s64, with the borrow in (.cc: and out)",
     "tanh": "approx.f32",
     "trap": "ends the launch: CUDA_ERROR_LAUNCH_FAILED, sticky",
     "vabsdiff2": "as vabsdiff4, on 16-bit halves",
@@ -197,9 +202,14 @@ def _red(c: Compiler, ins: Instruction) -> Runner:
 
 
 def _packed16(opcode: str) -> InstructionCompiler:
-    """``add sub min max``: on ``.u16x2``/``.s16x2`` (``_isa_simd``), the rest ``_isa_arith``."""
+    """``add sub min max mad``: with ``.cc`` (carries, ``_isa_carry``), on ``.u16x2``/``.s16x2``
+    (``_isa_simd``), the rest ``_isa_arith``."""
 
     def compile_(c: Compiler, ins: Instruction) -> Runner:
+        if "cc" in ins.mods:
+            return compile_with_carry(c, ins, ARITHMETIC[opcode])
+        if opcode == "mad":
+            return ARITHMETIC[opcode](c, ins)
         return compile_pairs16(c, ins, ARITHMETIC[opcode])
 
     return compile_
@@ -229,7 +239,8 @@ COMPILERS: Mapping[str, InstructionCompiler] = {
     **SET,
     **BITS,
     **VIDEO,
-    **{opcode: _packed16(opcode) for opcode in ("add", "sub", "min", "max")},
+    **CARRY,
+    **{opcode: _packed16(opcode) for opcode in ("add", "sub", "min", "max", "mad")},
     "cp": _cp,
     "cvt": _cvt,
     "red": _red,

@@ -61,3 +61,15 @@ extern "C" __global__ void simd_intrinsics(const unsigned *a, const unsigned *b,
     for (int k = 0; k < 32; k++)
         out[i * 32 + k] = r[k];
 }
+
+// sin, cos and tan of doubles: large arguments take libdevice's Payne-Hanek reduction, a chain of
+// extended-precision multiplies (mad.lo.cc, madc.hi.cc, addc)
+extern "C" __global__ void double_trig(const double *in, double *out, unsigned n) {
+    const unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n)
+        return;
+    const double x = in[i];
+    out[3 * i] = sin(x);
+    out[3 * i + 1] = cos(x);
+    out[3 * i + 2] = tan(x);
+}

@@ -4,12 +4,16 @@ warp reduction against exact references; and bmsk's clamp and wrap forms in hand
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 import pytest
 
+from executor import CallIO
+from executor._sim import SimExecutor
 from executor.ptx import LoadedModule
-from protocol import CUresult
+from protocol import CALLS_BY_NAME, CUresult
 
 from .conftest import KERNELS, Device, ptx_device
 
@@ -144,7 +148,8 @@ def _lanes(v: npt.NDArray[np.uint32], width: int, signed: bool) -> npt.NDArray[n
 
 def _words(lanes: npt.NDArray[np.int64], width: int) -> npt.NDArray[np.uint32]:
     shifts = np.arange(0, 32, width, dtype=np.int64)
-    return ((lanes & ((1 << width) - 1)) << shifts).sum(axis=1).astype(np.uint32)
+    words: npt.NDArray[np.uint32] = ((lanes & ((1 << width) - 1)) << shifts).sum(axis=1).astype(np.uint32)
+    return words
 
 
 def test_simd_intrinsics_agree_across_architectures_and_with_their_definitions() -> None:
@@ -182,3 +187,162 @@ def test_simd_intrinsics_agree_across_architectures_and_with_their_definitions()
     assert np.array_equal(got[:, 20], _words(np.minimum(s16, t16), 16))  # __vmins2
     assert np.array_equal(got[:, 21], _words(np.minimum(u16, v16), 16))  # __vminu2
     assert np.array_equal(got[:, 28], _words(u16 - v16, 16))  # __vsub2
+
+
+def _sim_launch(
+    arch: int,
+    kernel: str,
+    grid: int,
+    block: int,
+    inputs: list[npt.NDArray[Any]],
+    outputs: list[tuple[Any, int]],
+    scalars: bytes,
+) -> list[npt.NDArray[Any]]:
+    """``kernel`` of the corpus through ``sim``'s executor, which places the module's globals (with
+    their initializers) as a guest's module load does; pointer parameters, then ``scalars``."""
+    ex = SimExecutor()
+
+    def call(name: str, inp: bytes = b"", **args: Any) -> Any:
+        spec = CALLS_BY_NAME[name]
+        return ex.execute(spec, spec.args(**args), CallIO(memoryview(inp), memoryview(bytearray(64)), True))
+
+    module = call("module_load_data", inp=LIBS[arch].read_bytes() + b"\0").module
+    function = int(call("module_get_function", module=module, inp=kernel.encode()).function)
+    ptrs = []
+    for values in inputs:
+        ptrs.append(ex.memory.alloc(values.nbytes))
+        ex.memory.write(ptrs[-1], values.view(np.uint8).reshape(-1))
+    for dtype, count in outputs:
+        ptrs.append(ex.memory.alloc(np.dtype(dtype).itemsize * count))
+    params = b"".join(p.to_bytes(8, "little") for p in ptrs) + scalars
+    call(
+        "launch_kernel",
+        function=function,
+        grid_x=grid,
+        grid_y=1,
+        grid_z=1,
+        block_x=block,
+        block_y=1,
+        block_z=1,
+        shared_mem_bytes=0,
+        stream=0,
+        inp=params,
+    )
+    call("ctx_synchronize")
+    got = []
+    for ptr, (dtype, count) in zip(ptrs[len(inputs) :], outputs, strict=True):
+        got.append(ex.memory.read(ptr, np.dtype(dtype).itemsize * count).view(dtype).copy())
+    ex.close()
+    return got
+
+
+@pytest.mark.parametrize("arch", sorted(LIBS), ids=lambda a: f"compute_{a}")
+def test_double_sin_cos_tan_of_large_arguments(arch: int) -> None:
+    """libdevice's sin/cos/tan of doubles (large arguments reduced with carry chains and the module's
+    constant table of 2/pi) within 2 ulps of NumPy's (the CUDA Math API documents 2 ulps)."""
+    rng = np.random.default_rng(13)
+    x = np.concatenate(
+        [rng.uniform(-10, 10, 64), 10.0 ** rng.uniform(5, 300, 128), [1e22, 2.0**1000, -3e200, 0.0]]
+    )
+    n = x.size
+    (out,) = _sim_launch(
+        arch, "double_trig", (n + 63) // 64, 64, [x], [(np.float64, 3 * n)], np.uint32(n).tobytes()
+    )
+    got = out.reshape(n, 3)
+    for k, want in enumerate((np.sin(x), np.cos(x), np.tan(x))):
+        ulps = np.abs(got[:, k] - want) / np.spacing(np.abs(want))
+        assert (ulps <= 2).all(), (k, x[ulps > 2][:3], got[ulps > 2, k][:3], want[ulps > 2][:3])
+
+
+_CARRY = """
+.version 8.0
+.target sm_80
+.address_size 64
+.visible .entry carry(.param .u64 io)
+{
+    .reg .b32 %r<24>;
+    .reg .b64 %rd<12>;
+    ld.param.u64 %rd1, [io];
+    ld.global.v4.u32 {%r1, %r2, %r3, %r4}, [%rd1];
+    ld.global.v4.u32 {%r5, %r6, %r7, %r8}, [%rd1+16];
+    add.cc.u32 %r9, %r8, -1;
+    madc.hi.cc.u32 %r10, %r1, %r2, %r3;
+    addc.u32 %r11, 0, 0;
+    add.cc.u32 %r12, %r1, %r4;
+    addc.cc.u32 %r13, %r2, %r5;
+    addc.u32 %r14, %r3, %r6;
+    sub.cc.u32 %r15, %r1, %r4;
+    subc.cc.u32 %r16, %r2, %r5;
+    subc.u32 %r17, %r3, %r6;
+    mad.lo.cc.u32 %r18, %r1, %r2, %r3;
+    madc.lo.u32 %r19, %r4, %r5, %r6;
+    mad.hi.cc.s32 %r20, %r1, %r2, %r3;
+    addc.u32 %r21, 0, 0;
+    st.global.v4.u32 [%rd1+32], {%r10, %r11, %r12, %r13};
+    st.global.v4.u32 [%rd1+48], {%r14, %r15, %r16, %r17};
+    st.global.v4.u32 [%rd1+64], {%r18, %r19, %r20, %r21};
+    ld.global.v2.u64 {%rd2, %rd3}, [%rd1+80];
+    ld.global.v2.u64 {%rd4, %rd5}, [%rd1+96];
+    add.cc.u64 %rd6, %rd2, %rd4;
+    addc.u64 %rd7, %rd3, %rd5;
+    mad.hi.cc.s64 %rd8, %rd2, %rd4, %rd5;
+    madc.hi.u64 %rd9, %rd3, %rd5, %rd2;
+    sub.cc.s64 %rd10, %rd2, %rd4;
+    subc.u64 %rd11, %rd3, %rd5;
+    st.global.v2.u64 [%rd1+112], {%rd6, %rd7};
+    st.global.v2.u64 [%rd1+128], {%rd8, %rd9};
+    st.global.v2.u64 [%rd1+144], {%rd10, %rd11};
+    ret;
+}
+"""
+
+
+def _carry_reference(w: list[int], q: list[int]) -> list[int]:
+    """What the _CARRY kernel writes, by Python integers (w: eight u32, q: four u64)."""
+    m32, m64 = (1 << 32) - 1, (1 << 64) - 1
+    r1, r2, r3, r4, r5, r6, _r7, r8 = w
+
+    def s(v: int, bits: int) -> int:  # the signed value of ``bits`` bits
+        return v - (1 << bits) if v >> (bits - 1) else v
+
+    cf = int(r8 + m32 > m32)
+    t = ((r1 * r2) >> 32) + r3 + cf
+    out = [t & m32, t >> 32]
+    a96, b96 = r1 | r2 << 32 | r3 << 64, r4 | r5 << 32 | r6 << 64
+    total = (a96 + b96) & ((1 << 96) - 1)
+    out += [total & m32, (total >> 32) & m32, total >> 64]
+    diff = (a96 - b96) & ((1 << 96) - 1)
+    out += [diff & m32, (diff >> 32) & m32, diff >> 64]
+    lo = (r1 * r2 & m32) + r3
+    out += [lo & m32, ((r4 * r5) + r6 + (lo >> 32)) & m32]
+    hi = ((s(r1, 32) * s(r2, 32)) >> 32) & m32
+    out += [(hi + r3) & m32, (hi + r3) >> 32]
+    q2, q3, q4, q5 = q
+    wide = q2 + q4
+    out64 = [wide & m64, (q3 + q5 + (wide >> 64)) & m64]
+    high = ((s(q2, 64) * s(q4, 64)) >> 64) & m64
+    madc = high + q5
+    out64 += [madc & m64, (((q3 * q5) >> 64) + q2 + (madc >> 64)) & m64]
+    borrow = int(q2 < q4)
+    out64 += [(q2 - q4) & m64, (q3 - q5 - borrow) & m64]
+    return out + out64
+
+
+def test_carry_chains_against_python_integers() -> None:
+    device = ptx_device(_CARRY)
+    rng = np.random.default_rng(14)
+    for trial in range(40):
+        w = [int(v) for v in rng.integers(0, 1 << 32, 8, dtype=np.uint64)]
+        q = [int(v) for v in rng.integers(0, 1 << 64, 4, dtype=np.uint64)]
+        if trial % 4 == 0:  # carries and borrows all the way
+            w[:6] = [0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 1, 0, 0]
+            q = [(1 << 64) - 1, (1 << 63), 1, (1 << 64) - 1]
+        w[7] = trial % 2  # the carry flag madc.hi.cc starts with
+        raw = np.zeros(40, dtype=np.uint32)
+        raw[:8] = w
+        raw[20:28] = np.array(q, dtype=np.uint64).view(np.uint32)
+        io = device.put(raw)
+        device.run("carry", 1, 1, io)
+        got = device.get(io, 40, np.uint32)
+        words = [int(v) for v in got[8:20]] + [int(v) for v in got[28:40].view(np.uint64)]
+        assert words == _carry_reference(w, q), trial
