@@ -7,8 +7,8 @@ and publishes it on a board all the mediator's workers share (:mod:`._board`). O
 * Nothing happens unless the host is crowded: more *active* workers (rate ≥ ``ACTIVE_RATE``) than
   CPUs. A lone VM, or as many busy VMs as cores, keep their speed: no cap.
 * Crowded, a worker whose rate is above ``AHEAD`` times its active peers' *typical* rate is capped
-  at that. It stays capped while it is still above the typical rate (the cap over ``AHEAD``), and
-  is freed once it is at or below it, or the host is no longer crowded. The typical rate is the
+  at that. It stays capped while it is still above the typical rate, and is freed once it is at
+  or below it, or the host is no longer crowded. The typical rate is the
   median of the peers' rates that are not themselves far ahead (at most ``AHEAD`` times the median
   of them all): with 4 VMs, one flooding, a plain median of a VM's three peers is the faster of its
   two well-behaved neighbours, and the lucky VM would be held only to that one's pace.
@@ -87,7 +87,7 @@ def next_cap(own: float, peers: Sequence[float], cpus: int, capped: bool) -> flo
     # not empty: every rate at or below the median qualifies
     typical = statistics.median([rate for rate in active if rate <= AHEAD * median])
     cap = max(AHEAD * typical, MIN_CAP)
-    if own > cap or (capped and own > cap / AHEAD):  # a capped worker runs at its cap: it stays
+    if own > cap or (capped and own > typical):  # a capped worker runs at its cap: it stays
         return cap
     return None
 

@@ -105,4 +105,4 @@ def test_a_vm_far_ahead_of_a_crowd_is_capped_and_held_to_its_cap(
         rate = calls / (time.monotonic() - started)
         assert _rows(mediator)[pid][2] == MIN_CAP  # still capped: still ahead
         # held to its cap (each epoch grants BURST calls more), however fast the host could serve it
-        assert rate <= 1.1 * (MIN_CAP + BURST * 1e9 / EPOCH_NS)
+        assert rate <= 1.3 * (MIN_CAP + BURST * 1e9 / EPOCH_NS)

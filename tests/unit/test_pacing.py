@@ -58,7 +58,8 @@ CASES = [
     (MIN_CAP, [60.0, 80.0, 100.0], 2, False, None),
     (MIN_CAP + 100, [600.0, 600.0, 600.0], 2, True, MIN_CAP),
     (MIN_CAP, [600.0, 600.0, 600.0], 2, True, MIN_CAP),  # running at its cap: stays capped
-    (MIN_CAP / AHEAD, [600.0, 600.0, 600.0], 2, True, None),
+    (700.0, [600.0, 600.0, 600.0], 2, True, MIN_CAP),  # a dip below the cap does not free it ...
+    (600.0, [600.0, 600.0, 600.0], 2, True, None),  # ... down at the typical rate does
     # a worker that serves next to nothing is never capped
     (ACTIVE_RATE / 2, [1.0, 1.0, 1.0], 2, False, None),
 ]
