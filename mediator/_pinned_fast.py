@@ -11,8 +11,9 @@ checked, and everything learned is forgotten as soon as anything is freed (the v
 ``DeviceMemory`` and ``PinnedAllocator``).
 
 Only ``sim`` serves copies here (a context whose executor offers ``fast_copy_tables``); where the
-extension is not built, or with ``VGPU_PURE_PYTHON=1`` (as for the rings), every copy takes the Python
-path, which gives the same answers.
+extension is not built, with ``VGPU_PURE_PYTHON=1`` (as for the rings), or with ``VGPU_COPYFAST=0`` (this
+path alone off: a benchmark's before and after on one tree), every copy takes the Python path, which
+gives the same answers.
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ _STAGED_DTOH: Final = CALLS_BY_NAME["memcpy_dtoh"].call_id
 FAST_COPIES: Final = frozenset({_HTOD, _DTOH, _STAGED_HTOD, _STAGED_DTOH})
 
 try:
-    if os.environ.get("VGPU_PURE_PYTHON") == "1":
-        raise ImportError("VGPU_PURE_PYTHON=1")
+    if os.environ.get("VGPU_PURE_PYTHON") == "1" or os.environ.get("VGPU_COPYFAST") == "0":
+        raise ImportError("VGPU_PURE_PYTHON=1 or VGPU_COPYFAST=0")
     from . import _copyfast
 except ImportError:
     _copyfast = None  # type: ignore[assignment]

@@ -7,7 +7,10 @@ drains served, the counters, the log, device memory and the pinned area."""
 
 from __future__ import annotations
 
+import os
 import struct
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -503,6 +506,15 @@ def test_without_the_extension_the_python_path_serves(monkeypatch: pytest.Monkey
         assert side.python_copies == 2 and side.seen[-1][2] == 0
     finally:
         side.close()
+
+
+@pytest.mark.parametrize("env", ["VGPU_COPYFAST=0", "VGPU_PURE_PYTHON=1"])
+def test_the_environment_can_turn_the_c_path_off(env: str) -> None:
+    name, value = env.split("=")
+    probe = "import mediator._pinned_fast as p; print(p.ACCELERATED)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                         env={**os.environ, name: value}).stdout
+    assert out.strip() == "False"
 
 
 def test_released_with_its_region() -> None:
