@@ -2,13 +2,15 @@
 launches it makes.
 
 Each input picks a seed kernel — one ``.entry`` of the checked-in corpus (nvcc 13's PTX of
-``tests/kernels``: arithmetic, memory, warp, tensor-core, printf kernels), with the module's header
+``tests/kernels``: arithmetic, memory, warp, tensor-core, printf, cluster, CUB, FP8 and synchronisation
+kernels), with the module's header
 and every ``.func`` — and mutates its text (lines dropped, duplicated, swapped, numbers, types and
 modifiers changed, a line of fuzzed text inserted), or uses the fuzzed bytes as the whole module.
-The module is loaded and, when the engine reads it, its kernel launched with a fuzzed geometry,
-dynamic shared memory and parameters (pointers in and around a small allocation, other values
-fuzzed) under tight bounds. The engine may answer only with a :class:`executor.CudaError` (or
-refuse the module); anything else it raises is a crash — what would end a worker.
+The module is loaded and, when the engine reads it, its kernel launched with a fuzzed geometry
+(sometimes in clusters of a fuzzed shape), dynamic shared memory and parameters (pointers in and
+around a small allocation, other values fuzzed) under tight bounds. The engine may answer only with
+a :class:`executor.CudaError` (or refuse the module); anything else it raises is a crash — what
+would end a worker.
 
 Run (see docs/reliability.md)::
 
@@ -42,6 +44,10 @@ KERNELS = ROOT / "tests" / "kernels"
 SOURCES = (
     KERNELS / "ptx_corpus.compute_75.ptx",
     KERNELS / "ptx_corpus.compute_90.ptx",
+    KERNELS / "ptx_cluster.compute_90.ptx",  # clusters, distributed shared memory, mbarriers, st.async
+    KERNELS / "ptx_libs.compute_90.ptx",  # CUB's sorts and scans, atomics, SIMD, set, carries
+    KERNELS / "ptx_fp8.compute_90.ptx",
+    KERNELS / "ptx_sync.compute_90.ptx",
     KERNELS / "test_kernels.ptx",
     ROOT / "tests" / "executor" / "attr_kernels" / "attr_kernels.ptx",
 )
@@ -53,7 +59,7 @@ _TYPES = [".u32", ".s32", ".f32", ".b64", ".u64", ".s16", ".f16", ".f16x2", ".bf
           ".b8", ".tf32", ".s8"]
 _MODIFIERS = [".global", ".shared", ".local", ".const", ".param", ".rn", ".rz", ".ftz", ".sat",
               ".approx", ".sync", ".aligned", ".uni", ".wide", ".hi", ".lo", ".x4", ".trans", ".row", ".col",
-              ".satfinite"]
+              ".satfinite", ".shared::cluster", ".shared::cta", ".cc", ".relu"]
 
 
 def _seeds() -> list[tuple[str, list[str]]]:
@@ -140,8 +146,13 @@ def one_input(data: bytes) -> None:
             continue
         block = (fdp.PickValueInList([1, 31, 32, 33, 64, 96, 128]), fdp.PickValueInList([1, 1, 2]), 1)
         dims = LaunchDims((fdp.ConsumeIntInRange(1, 3), 1, 1), block, fdp.PickValueInList([0, 16, 1024]))
+        # a cluster launch now and then (cuLaunchKernelEx's attribute): any shape, the engine judges it
+        cluster = None
+        if fdp.ConsumeProbability() < 0.2:
+            cluster = (fdp.PickValueInList([0, 1, 2, 3, 4, 8]), fdp.PickValueInList([1, 1, 2]), 1)
         with contextlib.suppress(CudaError):  # the only answer allowed
-            launch(module, kernel, memory, dims, _params(module, kernel, buffer, fdp), symbols, LIMITS)
+            launch(module, kernel, memory, dims, _params(module, kernel, buffer, fdp), symbols, LIMITS,
+                   cluster=cluster)
 
 
 def main() -> None:

@@ -269,7 +269,8 @@ class Guest:
             raise
         raise_swallowed()
         assert served == (server.sq.index - head) & 0xFFFF_FFFF == self.counters.calls - calls
-        assert self.region.u32(ChannelField.SQ_HEAD) == server.sq.index
+        if served:  # published as it advances (a guest that scribbled on the word sees that until then)
+            assert self.region.u32(ChannelField.SQ_HEAD) == server.sq.index
         if server.cq_blocked:  # stopped at an entry that needs a completion, for want of room
             assert served < len(expected) and expected[served][2] and server.cq.space() == 0
         elif served < min(pending, budget):
