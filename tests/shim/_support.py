@@ -124,6 +124,7 @@ SAMPLES = {
     "0_Introduction/simpleAtomicIntrinsics": "simpleAtomicIntrinsics",
     "3_CUDA_Features/binaryPartitionCG": "binaryPartitionCG",
     "2_Concepts_and_Techniques/convolutionSeparable": "convolutionSeparable", "0_Introduction/mergeSort": "mergeSort",
+    "2_Concepts_and_Techniques/sortingNetworks": "sortingNetworks",
 }
 #: those of them that launch kernels of their own (the PTX engine runs them on ``sim``)
 KERNEL_SAMPLES = frozenset({"streamOrderedAllocation", "vectorAdd", "simpleVoteIntrinsics", "simplePrintf",
@@ -133,7 +134,7 @@ KERNEL_SAMPLES = frozenset({"streamOrderedAllocation", "vectorAdd", "simpleVoteI
                             "reduction", "scalarProd", "threadFenceReduction", "inlinePTX", "template",
                             "simpleOccupancy", "simpleMultiGPU", "SobolQRNG", "StreamPriorities",
                             "fastWalshTransform", "quasirandomGenerator", "simpleAtomicIntrinsics",
-                            "binaryPartitionCG", "convolutionSeparable", "mergeSort"})
+                            "binaryPartitionCG", "convolutionSeparable", "mergeSort", "sortingNetworks"})
 #: the mediator's configuration for the samples: a launch bound of 20 s instead of 5, since the samples judge
 #: results, not speed, and on a loaded machine (a QEMU guest beside it) launches of SobolQRNG and
 #: fastWalshTransform that take 2-3 s at load 4 ran past 5 s
