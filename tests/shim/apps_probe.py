@@ -39,9 +39,11 @@ for attrib in range(1, ATTRIBUTE_COUNT):
     values[attrib] = v.value
     if rc:
         bad.append((attrib, rc))
-unserved = [a for a in (96, 19, 83, 120, 125) if values.get(a)]  # 95, cooperative launch, is served
-report("every_attribute", not bad and not unserved and values[115] == 1,  # the shim serves the default pool
-       f"failed={bad} claimed_unserved={unserved} memory_pools={values[115]}")
+# 95 (cooperative launch) and 120 (cluster launch) are served; the others here are not
+unserved = [a for a in (96, 19, 83, 125) if values.get(a)]
+report("every_attribute", not bad and not unserved and values[115] == 1 and values[95] == values[120] == 1,
+       f"failed={bad} claimed_unserved={unserved} memory_pools={values[115]} "  # the shim serves the default pool
+       f"cooperative={values[95]} cluster={values[120]}")
 
 # -- the legacy cuDeviceGetProperties (programs still look it up): 14 ints, attributes 1 to 14 in order
 legacy = (ct.c_int * 14)()
