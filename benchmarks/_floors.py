@@ -239,6 +239,21 @@ def page_aligned(size: int, fill: int = 0) -> np.ndarray[Any, np.dtype[np.uint8]
     return raw[start:start + size]
 
 
+def memcpy_each_ns(dst: np.ndarray[Any, np.dtype[np.uint8]], src: np.ndarray[Any, np.dtype[np.uint8]],
+                   size: int, count: int) -> float:
+    """Nanoseconds per copy of ``count`` back-to-back copies of ``size`` bytes: the floor for copies
+    the worker serves in C, so timed in C (``mediator._copyfast.memcpy_floor``) where it is built;
+    around one ``numpy.copyto`` the Python call's microsecond would be half of a 64 KiB copy."""
+    try:
+        from mediator._copyfast import memcpy_floor
+    except ImportError:  # not built: NumPy's copies, timed together
+        started = time.perf_counter_ns()
+        for _ in range(count):
+            np.copyto(dst[:size], src[:size])
+        return (time.perf_counter_ns() - started) / count
+    return memcpy_floor(dst, src, size, count) / count
+
+
 def memcpy_bandwidth(size: int, repeats: int = 5) -> float:
     """Bytes per second of one in-process copy of ``size`` bytes (best of ``repeats``), between two
     page-aligned buffers: the offset at which glibc's copy is fastest on every CPU we know (on AMD Zen 3

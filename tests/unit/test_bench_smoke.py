@@ -42,3 +42,13 @@ def test_the_in_process_profile_runs_each_workload(what: str) -> None:
                          check=False, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert run.stdout.startswith(f"{what}: ") and "µs per call" in run.stdout
+
+
+def test_the_memcpy_floor_copies_the_bytes_it_times_and_refuses_sizes_past_its_buffers() -> None:
+    from benchmarks._floors import memcpy_each_ns, page_aligned
+
+    src, dst = page_aligned(1 << 16, 7), page_aligned(1 << 16)
+    assert memcpy_each_ns(dst, src, 1 << 12, 8) > 0
+    assert (dst[:1 << 12] == 7).all() and (dst[1 << 12:] == 0).all()
+    with pytest.raises(ValueError):
+        memcpy_each_ns(dst, src[:100], 1 << 12, 1)
