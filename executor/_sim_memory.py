@@ -197,6 +197,15 @@ class DeviceMemory:
         #: bumped whenever an allocation goes or a mapping's access changes: what was learned about
         #: live blocks (the C copy path's cache, ``mediator._pinned_fast``) holds only while it is unchanged
         self.version = 0
+        #: called whenever ``version`` moves: the C copy path drops the blocks it holds exported then,
+        #: not at its next copy, so that a freed block's host memory goes with the free
+        self.on_move: Callable[[], None] | None = None
+
+    def _moved(self) -> None:
+        """Something learned about live blocks may no longer hold (see ``version``)."""
+        self.version += 1
+        if self.on_move is not None:
+            self.on_move()
 
     # -- accounting ----------------------------------------------------------------------------
 
@@ -303,7 +312,7 @@ class DeviceMemory:
                 why = f"points inside the allocation at {alloc.start:#x}, not at its start"
             raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE, f"cuMemFree({ptr:#x}): the pointer {why}")
         self.allocations.remove(ptr, "alloc")
-        self.version += 1
+        self._moved()
         self._unclaim(ptr)
         self._block_bytes -= alloc.size
 
@@ -318,7 +327,7 @@ class DeviceMemory:
 
     def remove_global(self, ptr: int) -> None:
         alloc = self.allocations.remove(ptr, "global")
-        self.version += 1
+        self._moved()
         self._unclaim(ptr)
         self._global_bytes -= alloc.size
 
@@ -436,7 +445,7 @@ class DeviceMemory:
             raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE, "cuMemUnmap of 0 bytes")
         for alloc in self._walk_mapped(ptr, size, "cuMemUnmap", whole=True):
             self.allocations.remove(alloc.start, "vmm")
-            self.version += 1
+            self._moved()
             mapping: Mapping = alloc.obj
             mapping.physical.mappings -= 1
             self._drop_physical(mapping.physical)
@@ -447,7 +456,7 @@ class DeviceMemory:
                             f"cuMemSetAccess({ptr:#x}, {size}): ptr and size must be multiples of the "
                             f"granularity ({GRANULARITY}) and size positive")
         end = ptr + size
-        self.version += 1
+        self._moved()
         for alloc in self._walk_mapped(ptr, size, "cuMemSetAccess", whole=False):
             mapping: Mapping = alloc.obj
             first = (max(ptr, alloc.start) - alloc.start) // GRANULARITY
@@ -564,7 +573,7 @@ class DeviceMemory:
     # -- teardown ------------------------------------------------------------------------------
 
     def close(self) -> None:
-        self.version += 1
+        self._moved()
         self.allocations = AllocationMap()
         self.handles.clear()
         self._reservations.clear()

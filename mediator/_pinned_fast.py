@@ -8,7 +8,8 @@ returns at the first it cannot; the server serves that one in Python as always, 
 :meth:`PinnedFastPath.learn` tells the C side the device block (and pinned range) that copy used, so
 the next copies through the same buffers stay in C. Nothing is learned that Python has not just
 checked, and everything learned is forgotten as soon as anything is freed (the versions of
-``DeviceMemory`` and ``PinnedAllocator``).
+``DeviceMemory`` and ``PinnedAllocator``); a device free also drops the blocks the C side holds
+exported right then (``DeviceMemory.on_move``), so that their memory goes with the free.
 
 Only ``sim`` serves copies here (a context whose executor offers ``fast_copy_tables``); where the
 extension is not built, with ``VGPU_PURE_PYTHON=1`` (as for the rings), or with ``VGPU_COPYFAST=0`` (this
@@ -63,6 +64,12 @@ class PinnedFastPath:
         # too, which is never served in C): a copy inside them again has nothing new to teach
         self._device = self._range = (0, 0, -1)
 
+    def _forget(self) -> None:
+        """Something was freed: the C side lets every block go now, and learns afresh from the next copy
+        (the pinned range too: it forgets both)."""
+        self.c.forget()
+        self._device = self._range = (0, 0, -1)
+
     def learn(self, device: int, count: int, offset: int | None = None) -> None:
         """A copy of ``count`` bytes from or to device ``device`` (and pinned ``offset``, for a pinned
         copy) has just succeeded in Python: remember the block (and range) it used (see the module's
@@ -77,6 +84,7 @@ class PinnedFastPath:
                             tables.streams, tables.captures, tables.faults)
             except BufferError:  # an area we may not write (never a worker's): Python serves them all
                 return
+            tables.memory.on_move = self._forget  # a free drops the exported blocks at once
         version = executor.memory.version
         start, end, seen = self._device
         if not (seen == version and start <= device and device + count <= end):
