@@ -131,19 +131,23 @@ def resolve_shared(
 
 def shared_owners(
     batch: Batch, rows: npt.NDArray[np.intp], addrs: npt.NDArray[np.uint64], window: int
-) -> npt.NDArray[np.intp]:
-    """The block each thread's (of ``rows``) shared address names: its own unless the address carries
-    another rank of its cluster. ``window`` is the address's base (0 for shared-space addresses, the
-    generic shared window's for generic ones; others are answered the thread's own block). A rank
-    outside the cluster is answered as the thread's own block: the access itself faults on it."""
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.uint64]]:
+    """The block each thread's (of ``rows``) shared address names — its own unless the address carries
+    another rank of its cluster — and the address without that rank, the location's name in the block
+    (a block's own location is named with no rank, or with its own rank through ``mapa``). ``window``
+    is the address's base (0 for shared-space addresses, the generic shared window's for generic ones;
+    others are answered the thread's own block and the address as it is). A rank outside the cluster
+    is answered as the thread's own block and the address as it is: the access itself faults on it."""
     own = batch.block_index[rows]
     size = batch.cluster.size if batch.cluster is not None else 1
-    offsets = addrs.astype(np.uint64, copy=False) - np.uint64(window)  # wraps below the window: no tag
+    addrs = addrs.astype(np.uint64, copy=False)
+    offsets = addrs - np.uint64(window)  # wraps below the window: no tag
     tags = (offsets >> np.uint64(RANK_SHIFT)).astype(np.intp)
     named = (tags > 0) & (tags <= size)
     if not named.any():
-        return own
-    return np.where(named, own - own % size + tags - 1, own)
+        return own, addrs
+    plain = np.where(named, addrs - (tags.astype(np.uint64) << np.uint64(RANK_SHIFT)), addrs)
+    return np.where(named, own - own % size + tags - 1, own), plain
 
 
 def cluster_shared(

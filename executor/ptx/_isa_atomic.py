@@ -126,12 +126,14 @@ def _check_time(f: Frame) -> None:
 def _rounds(
     f: Frame, space: str, op: str, rows: Index, addrs: Array, b: Array, cv: Array | None, dt: np.dtype[Any]
 ) -> Array:
-    """The reference: each round serves the next thread of every address, in row order."""
+    """The reference: each round serves the next thread of every location, in row order."""
     size = dt.itemsize
     old_all = np.zeros(rows.size, dtype=dt)
+    owner, names = _owners(f, space, rows, addrs)
+    location = names if owner is None else np.unique(np.stack([owner, names]), axis=1, return_inverse=True)[1]
     pending = np.arange(rows.size)
     while pending.size:
-        _, first = np.unique(addrs[pending], return_index=True)
+        _, first = np.unique(location[pending], return_index=True)
         now = pending[np.sort(first)]
         at = addrs[now]
         old = np.ascontiguousarray(access(f, space, rows[now], at, size, None)).view(dt).reshape(-1)
@@ -150,7 +152,7 @@ class _Groups:
 
     def __init__(self, f: Frame, space: str, rows: Index, addrs: Array) -> None:
         n = rows.size
-        owner = _owners(f, space, rows, addrs)
+        owner, addrs = _owners(f, space, rows, addrs)  # the addresses as names of locations
         index_bits = max(n - 1, 1).bit_length()
         addr_bits = int(addrs.max()).bit_length()
         owner_bits = 0 if owner is None else int(owner.max()).bit_length()
@@ -186,21 +188,23 @@ class _Groups:
         self.most = int(self.lengths.max())  # the rounds the serial order has
 
 
-def _owners(f: Frame, space: str, rows: Index, addrs: Array) -> Array | None:
+def _owners(f: Frame, space: str, rows: Index, addrs: Array) -> tuple[Array | None, Array]:
     """What else than the address tells locations apart (as a number >= 0): the block for shared
-    memory, the thread for local memory; ``None`` for global memory (the address alone)."""
+    memory, the thread for local memory; ``None`` for global memory (the address alone). And each
+    thread's address as the location's name: in a cluster launch without the rank ``mapa`` puts in it
+    (a block's own location named with and without its rank is one location)."""
     blocks = f.batch.block_index[rows].astype(np.uint64) + np.uint64(1)
     if f.batch.cluster is not None and space in ("shared", "generic"):  # mapa: another block's (_cluster)
-        named = shared_owners(f.batch, rows, addrs, SHARED_WINDOW if space == "generic" else 0)
+        named, addrs = shared_owners(f.batch, rows, addrs, SHARED_WINDOW if space == "generic" else 0)
         blocks = named.astype(np.uint64) + np.uint64(1)
     if space == "shared":
-        return blocks
+        return blocks, addrs
     if space != "generic":
-        return None
+        return None, addrs
     window = addrs >> np.uint64(WINDOW_BITS)
     # the windows' codes as access() reads them: 1 shared, 2 local, the rest device memory (0)
     local = rows.astype(np.uint64) + np.uint64(f.batch.n + 1)  # above every block's number
-    return np.where(window == 1, blocks, np.where(window == 2, local, np.uint64(0)))
+    return np.where(window == 1, blocks, np.where(window == 2, local, np.uint64(0))), addrs
 
 
 def _accumulate(ufunc: np.ufunc, base: Array, vals: Array, g: _Groups) -> tuple[Array, Array]:
