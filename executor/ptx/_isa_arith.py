@@ -305,27 +305,40 @@ def _c_sqrt_rcp(fn: Callable[[Any], Any]) -> Callable[[Compiler, Instruction], R
     return compile_
 
 
+#: PTX's comparison operators (``setp``'s and ``set``'s): the ordered ones, false when either
+#: float is NaN; the unsigned names of integer ones; and those only floats have (true on a NaN, ``num``,
+#: ``nan``)
+ORDERED: dict[str, Callable[[Value, Value], Value]] = {
+    "eq": np.equal,
+    "ne": np.not_equal,
+    "lt": np.less,
+    "le": np.less_equal,
+    "gt": np.greater,
+    "ge": np.greater_equal,
+}
+UNSIGNED = {"lo": "lt", "ls": "le", "hi": "gt", "hs": "ge"}
+FLOAT_ONLY = {"equ", "neu", "ltu", "leu", "gtu", "geu", "num", "nan"}
+
+
+def comparison(op: str, floats: bool) -> Callable[[Value, Value], Value]:
+    """Comparison ``op`` of two values (of an unsigned type for ``lo ls hi hs``)."""
+    if op in UNSIGNED:
+        return ORDERED[UNSIGNED[op]]
+    if op == "num":
+        return lambda a, b: ~(np.isnan(a) | np.isnan(b))
+    if op == "nan":
+        return lambda a, b: np.isnan(a) | np.isnan(b)
+    if op.endswith("u"):
+        unordered = ORDERED[op[:-1]]
+        return lambda a, b: unordered(a, b) | np.isnan(a) | np.isnan(b)
+    base = ORDERED[op]
+    if floats and op == "ne":  # ordered: false when either is NaN (NumPy's != is true)
+        return lambda a, b: base(a, b) & ~(np.isnan(a) | np.isnan(b))
+    return base
+
+
 def _c_setp(c: Compiler, ins: Instruction) -> Runner:
-    cmp_ops = {
-        "eq",
-        "ne",
-        "lt",
-        "le",
-        "gt",
-        "ge",
-        "lo",
-        "ls",
-        "hi",
-        "hs",
-        "equ",
-        "neu",
-        "ltu",
-        "leu",
-        "gtu",
-        "geu",
-        "num",
-        "nan",
-    }
+    cmp_ops = ORDERED.keys() | UNSIGNED.keys() | FLOAT_ONLY
     bool_ops = {"and", "or", "xor"}
     t, rest = instr_type(ins, INT_TYPES | FLOAT_TYPES | _HALVES, extra=cmp_ops | bool_ops | {"ftz"})
     cmp = [m for m in ins.mods if m in cmp_ops]
@@ -335,9 +348,9 @@ def _c_setp(c: Compiler, ins: Instruction) -> Runner:
     op = cmp[0]
     half = t in _HALVES  # compared as the float32 values they are exactly
     dt = np.dtype(np.float32) if half else DTYPES[t]
-    if op in ("lo", "ls", "hi", "hs") and dt.kind == "f":
+    if op in UNSIGNED and dt.kind == "f":
         raise UnsupportedError(f"{op} on floats")
-    if op in ("equ", "neu", "ltu", "leu", "gtu", "geu", "num", "nan") and dt.kind != "f":
+    if op in FLOAT_ONLY and dt.kind != "f":
         raise UnsupportedError(f"{op} on integers")
     pre = _half_ftz(t, rest) if half else float_pre(t, rest)
     ops = ins.operands
@@ -352,35 +365,16 @@ def _c_setp(c: Compiler, ins: Instruction) -> Runner:
     gc = c.pred(ops[3]) if combine and isinstance(ops[3], Reg) else None
     if combine and gc is None:
         raise UnsupportedError("a combining operand that is not a predicate")
-    base = op.rstrip("u") if op not in ("num", "nan") and dt.kind == "f" else op
-    compare: dict[str, Callable[[Value, Value], Value]] = {
-        "eq": np.equal,
-        "ne": np.not_equal,
-        "lt": np.less,
-        "le": np.less_equal,
-        "gt": np.greater,
-        "ge": np.greater_equal,
-        "lo": np.less,
-        "ls": np.less_equal,
-        "hi": np.greater,
-        "hs": np.greater_equal,
-    }
-    unordered = dt.kind == "f" and op.endswith("u") and op not in ("num",)
+    compare = comparison(op, dt.kind == "f")
+    unsigned = uint_of(dt.itemsize) if op in UNSIGNED else None  # lo ls hi hs: the bits as unsigned
 
     def evaluate(f: Frame) -> Value:
         a, b = ga(f), gb(f)
         if dt.kind == "f":
             a, b = pre(a), pre(b)
-            nan = np.isnan(a) | np.isnan(b)
-            if op == "num":
-                return ~nan
-            if op == "nan":
-                return nan
-            r = compare[base](a, b)
-            return (r | nan) if unordered else (r & ~nan)
-        if op in ("lo", "ls", "hi", "hs"):
-            a, b = fit(a, uint_of(dt.itemsize)), fit(b, uint_of(dt.itemsize))
-        return compare[base](a, b)
+        elif unsigned is not None:
+            a, b = fit(a, unsigned), fit(b, unsigned)
+        return compare(a, b)
 
     join: Callable[[Value, Value], Value] = {
         "and": np.logical_and,

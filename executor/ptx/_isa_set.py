@@ -16,22 +16,13 @@ from typing import Any
 import numpy as np
 
 from ._compiler import Compiler, Getter, Mask, Runner, UnsupportedError
+from ._isa_arith import FLOAT_ONLY, ORDERED, UNSIGNED, comparison
 from ._numeric import DTYPES, ftz32
 from ._parse import Instruction, Reg
 from ._state import Frame, Value
 
 __all__ = ["SET"]
 
-_ORDERED: dict[str, Callable[[Value, Value], Value]] = {
-    "eq": np.equal,
-    "ne": np.not_equal,
-    "lt": np.less,
-    "le": np.less_equal,
-    "gt": np.greater,
-    "ge": np.greater_equal,
-}
-_UNSIGNED = {"lo": "lt", "ls": "le", "hi": "gt", "hs": "ge"}
-_FLOAT_ONLY = {"equ", "neu", "ltu", "leu", "gtu", "geu", "num", "nan"}
 _INTEGERS = {"u16", "u32", "u64", "s16", "s32", "s64", "b16", "b32", "b64"}
 _ONE = {"f16x2": 0x3C00, "bf16x2": 0x3F80, "u32": 0xFFFF}
 
@@ -52,22 +43,6 @@ def _halves(t: str) -> Callable[[Value], tuple[Any, Any]]:
     return split
 
 
-def _comparison(op: str, floats: bool) -> Callable[[Value, Value], Value]:
-    if op in _UNSIGNED:
-        return _ORDERED[_UNSIGNED[op]]
-    if op == "num":
-        return lambda a, b: ~(np.isnan(a) | np.isnan(b))
-    if op == "nan":
-        return lambda a, b: np.isnan(a) | np.isnan(b)
-    if op.endswith("u") and op != "u":
-        base = _ORDERED[op[:-1]]
-        return lambda a, b: base(a, b) | np.isnan(a) | np.isnan(b)
-    base = _ORDERED[op]
-    if floats and op == "ne":  # ordered: false when either is NaN
-        return lambda a, b: base(a, b) & ~(np.isnan(a) | np.isnan(b))
-    return base
-
-
 def _c_set(c: Compiler, ins: Instruction) -> Runner:
     mods = list(ins.mods)
     ftz = "ftz" in mods
@@ -77,11 +52,11 @@ def _c_set(c: Compiler, ins: Instruction) -> Runner:
     if len(mods) != 3:
         raise UnsupportedError("set.CmpOp{.BoolOp}{.ftz}.dtype.stype")
     op, dtype, stype = mods
-    if op not in _ORDERED and op not in _UNSIGNED and op not in _FLOAT_ONLY:
+    if op not in ORDERED and op not in UNSIGNED and op not in FLOAT_ONLY:
         raise UnsupportedError(f"comparison .{op}")
     pair = stype in ("f16x2", "bf16x2")
     floats = pair or stype in ("f32", "f64", "f16", "bf16")
-    if (op in _FLOAT_ONLY and not floats) or (op in _UNSIGNED and floats):
+    if (op in FLOAT_ONLY and not floats) or (op in UNSIGNED and floats):
         raise UnsupportedError(f".{op} on .{stype}")
     if pair and dtype not in ("u32", "f16x2", "bf16x2"):
         raise UnsupportedError(f"set.{dtype}.{stype}")
@@ -97,11 +72,11 @@ def _c_set(c: Compiler, ins: Instruction) -> Runner:
         if not isinstance(ops[3], Reg):
             raise UnsupportedError("a combining operand that is not a predicate")
         gc = c.pred(ops[3])
-    if op in _UNSIGNED and stype[0] == "s":  # lo/ls/hi/hs compare the bits as unsigned
+    if op in UNSIGNED and stype[0] == "s":  # lo/ls/hi/hs compare the bits as unsigned
         unsigned = DTYPES["u" + stype[1:]]
         ga0, gb0 = ga, gb
         ga, gb = (lambda f: np.asarray(ga0(f)).view(unsigned)), (lambda f: np.asarray(gb0(f)).view(unsigned))
-    compare = _comparison(op, floats)
+    compare = comparison(op, floats)
     put = c.write(ops[0], DTYPES["u32"])
     split = _halves(stype) if pair else None
     flush: Callable[[Value], Value] | None = None
