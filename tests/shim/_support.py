@@ -14,11 +14,13 @@ import selectors
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mediator._control_client import request
-from mediator._launcher import MediatorProcess
+from mediator._launcher import MediatorProcess, running_mediator
 from tests.qemu._support import REPO, SelftestReport, is_static_elf, shared_library_closure
 
 SHIM = REPO / "guest" / "shim"
@@ -165,6 +167,34 @@ def check_program(name: str, report: SelftestReport) -> None:
     assert not missing, f"{name}: checks never reported: {missing}"
     assert not failed, f"{name}: checks failed:\n" + "\n".join(failed)
     assert report.verdict == "SELFTEST PASS", report.verdict
+
+
+def probe_trace(
+    shim: ShimBuild, tmp_path: Path, probe: Path, arg: Path, checks: Sequence[str]
+) -> list[dict[str, Any]]:
+    """Run ``probe`` (a Python program that reports its checks as a selftest report, given the shim's
+    libcuda.so.1 and ``arg``) through the shim against a one-VM mediator on ``sim``, traced: every one
+    of ``checks`` is reported and none failed. Returns the mediator's trace records, in order."""
+    with running_mediator(tmp_path, backend="sim", vms=1) as mediator:
+        request(mediator.control, {"cmd": "trace", "vm": "vm1", "enable": True})
+        conf = tmp_path / "guest.conf"
+        conf.write_text(f"socket = {mediator.vm_socket(1)}\n")
+        proc = subprocess.run(
+            [sys.executable, str(probe), str(shim.library("cuda")), str(arg)],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+            env={"VGPU_GUEST_CONF": str(conf), "PATH": "/usr/bin:/bin"},
+        )
+        records = request(mediator.control, {"cmd": "trace", "vm": "vm1", "limit": 100000})["records"]
+    report = SelftestReport.parse(proc.stdout)
+    failed = [f"{r.name}: {r.value}" for r in report.results.values() if not r.ok]
+    assert [name for name in checks if name not in report.results] == [], proc.stdout + proc.stderr
+    assert not failed, "\n".join(failed) + proc.stderr
+    assert proc.returncode == 0 and report.verdict == "SELFTEST PASS"
+    traced: list[dict[str, Any]] = records
+    return traced
 
 
 def shim_env(shim: ShimBuild, conf: Path | None) -> dict[str, str]:
