@@ -28,6 +28,7 @@ from tests.executor.test_pinned_fast import (
     STAGED_HTOD,
     Side,
     both,
+    fresh_sides,
 )
 from tests.reliability._ring_pair import RingPair
 
@@ -119,12 +120,8 @@ def test_wrapping_pointers_offsets_and_counts_are_answered_as_the_python_path_an
         )
         side.submit([side.copy(HTOD), side.copy(DTOH, flags=ASYNC)])  # and it serves again
 
-    fast, slow = Side(fast=True), Side(fast=False)
-    try:
-        both((fast, slow), script)
-    finally:
-        fast.close()
-        slow.close()
+    with fresh_sides() as pair:
+        both(pair, script)
 
 
 def test_after_a_free_the_c_path_learns_from_the_next_copy_and_serves_again() -> None:

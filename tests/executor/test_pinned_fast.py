@@ -7,6 +7,7 @@ drains served, the counters, the log, device memory and the pinned area."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 import subprocess
@@ -161,14 +162,21 @@ class Side:
         self.pair.close()
 
 
-@pytest.fixture
-def sides() -> Iterator[tuple[Side, Side]]:
+@contextlib.contextmanager
+def fresh_sides() -> Iterator[tuple[Side, Side]]:
+    """A side with the C path and one without, closed afterwards."""
     fast, slow = Side(fast=True), Side(fast=False)
     try:
         yield fast, slow
     finally:
         fast.close()
         slow.close()
+
+
+@pytest.fixture
+def sides() -> Iterator[tuple[Side, Side]]:
+    with fresh_sides() as pair:
+        yield pair
 
 
 def both(sides: tuple[Side, Side], script: Callable[[Side], None]) -> tuple[Side, Side]:
@@ -474,12 +482,8 @@ def test_random_programs_see_the_same_answers_with_and_without_the_c_path(progra
         _warm(side)
         _run(side, program)
 
-    fast, slow = Side(fast=True), Side(fast=False)
-    try:
-        both((fast, slow), script)
-    finally:
-        fast.close()
-        slow.close()
+    with fresh_sides() as pair:
+        both(pair, script)
 
 
 def test_a_fresh_pinned_client_is_learned_afresh_and_the_old_ones_ranges_are_not_trusted(
