@@ -33,6 +33,7 @@ from ._printf import emit as emit_printf
 from ._program import EXIT as NEVER
 from ._program import FunctionCode, Program, build_program
 from ._state import Batch, Frame, KernelFaultError, Limits, MustWaitError, count_set
+from ._texture_objects import TextureObjects
 
 __all__ = [
     "CACHED_MODULES",
@@ -383,6 +384,7 @@ def launch(
     *,
     grid_workspace: int = 0,
     cluster: tuple[int, int, int] | None = None,
+    textures: TextureObjects | None = None,
 ) -> int:
     """Run kernel ``name`` for a whole grid; returns the batch-instructions executed (one per
     instruction issued for a batch of threads). Raises only :class:`CudaError`.
@@ -394,7 +396,10 @@ def launch(
     it as one batch).
 
     ``cluster`` (the launch's cluster-dimension attribute) or the kernel's ``.reqnctapercluster`` makes
-    it a cluster launch (``_cluster``): each batch holds whole clusters."""
+    it a cluster launch (``_cluster``): each batch holds whole clusters.
+
+    ``textures`` resolves the texture and surface object handles the kernel's ``tex``/``suld``/``sust``
+    name (``None``: the VM has none, and every handle is unknown)."""
     kernel = module.kernel(name)
     limits = limits or Limits()
     if len(params) < kernel.param_bytes:
@@ -458,6 +463,7 @@ def launch(
                 batch.steps = steps
                 batch.printf, batch.deadline = printed, deadline
                 batch.grid_workspace = grid_workspace
+                batch.textures = textures
                 _run_entry(batch, kernel, deadline)
                 steps = batch.steps
                 first += count

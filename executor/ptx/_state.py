@@ -24,6 +24,7 @@ from .._kernels import DeviceMemory
 if TYPE_CHECKING:
     from ._cluster import ClusterShape
     from ._printf import PrintfSink
+    from ._texture_objects import TextureObjects
 
 __all__ = ["Batch", "KernelFaultError", "Frame", "Limits", "MustWaitError", "Value", "count_set"]
 
@@ -110,6 +111,8 @@ class Batch:
     grid_workspace: int = 0
     #: an explicit cluster launch's shape (``_cluster``): its blocks are in the batch cluster by cluster
     cluster: ClusterShape | None = None
+    #: the launching VM's texture and surface objects, by handle (``tex``, ``suld``, ``sust``, ...)
+    textures: TextureObjects | None = None
     steps: int = 0  # batch-instructions executed, shared across the launch through Launch
     depth: int = 0
     #: what depends only on the batch's shape (lane numbers, shuffle sources for uniform operands),
