@@ -209,8 +209,9 @@ class MemcpyDtoDArgs(WireModel):
 
 class MemHostAllocArgs(WireModel):
     """A range of the VM's pinned area (region header ``pinned_offset``/``pinned_size``), owned by
-    the calling channel until freed or closed. Flags: CU_MEMHOSTALLOC_PORTABLE (1) and
-    WRITECOMBINED (4) are accepted (every range is both); DEVICEMAP (2) is not served."""
+    the calling channel until freed or closed. Flags: CU_MEMHOSTALLOC_PORTABLE (1), DEVICEMAP (2)
+    and WRITECOMBINED (4) are accepted (every range is portable and write-combined-able; a range is
+    mapped into the device's address space by ``mem_host_alias``)."""
 
     bytesize: U64
     flags: U32
@@ -222,6 +223,17 @@ class MemHostAllocResult(WireModel):
 
 class MemFreeHostArgs(WireModel):
     offset: U64  # the pinned offset mem_host_alloc answered
+
+
+class MemHostAliasArgs(WireModel):
+    """Map the caller's pinned range that holds ``offset`` into the device's address space, so a
+    kernel reaches its bytes (mapped pinned and managed memory). The whole range gets one alias:
+    where ``address`` names ``offset`` (the guest's own pointer to it, so that host pointer ==
+    device pointer) when those device addresses are free, else INVALID_VALUE; where the host
+    chooses when ``address`` is 0. A range has one alias, made by the first call, until it is freed."""
+
+    offset: U64  # a pinned offset inside one of the caller's live ranges
+    address: DevPtr  # the device address wanted for offset (0: the host's choice); page-congruent to it
 
 
 class MemcpyHtoDPinnedArgs(WireModel):
@@ -890,6 +902,9 @@ def _specs() -> list[CallSpec]:
         cs(0x003B, "memcpy_dtoh_pinned", "cuMemcpyDtoHAsync_v2", MemcpyDtoHPinnedArgs, nr, is_async=True,
            doc="into pinned memory: after an ASYNC submission the bytes are there once the stream "
            "has been synchronized"),
+        cs(0x003C, "mem_host_alias", "cuMemHostGetDevicePointer_v2", MemHostAliasArgs, DevPtrResult,
+           doc="the device address of offset (its range's alias); NOT_SUPPORTED where the device "
+           "cannot map host memory or the region has no pinned area"),
         # virtual memory management
         cs(0x0040, "mem_get_allocation_granularity", "cuMemGetAllocationGranularity",
            GranularityArgs, GranularityResult),

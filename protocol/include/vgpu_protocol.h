@@ -503,6 +503,7 @@ enum vgpu_cublas_diag_type {
 #define VGPU_CALL_MEM_FREE_HOST 0x0039 /* cuMemFreeHost */
 #define VGPU_CALL_MEMCPY_HTOD_PINNED 0x003a /* cuMemcpyHtoDAsync_v2, async-capable */
 #define VGPU_CALL_MEMCPY_DTOH_PINNED 0x003b /* cuMemcpyDtoHAsync_v2, async-capable */
+#define VGPU_CALL_MEM_HOST_ALIAS 0x003c /* cuMemHostGetDevicePointer_v2 */
 #define VGPU_CALL_MEM_GET_ALLOCATION_GRANULARITY 0x0040 /* cuMemGetAllocationGranularity */
 #define VGPU_CALL_MEM_CREATE 0x0041 /* cuMemCreate */
 #define VGPU_CALL_MEM_RELEASE 0x0042 /* cuMemRelease */
@@ -906,6 +907,20 @@ static_assert(offsetof(struct vgpu_args_memcpy_dtoh_pinned, count) == 16, "vgpu_
 static_assert(offsetof(struct vgpu_args_memcpy_dtoh_pinned, stream) == 24, "vgpu_args_memcpy_dtoh_pinned.stream offset");
 
 /* memcpy_dtoh_pinned: no results (status only) */
+
+struct vgpu_args_mem_host_alias {
+    uint64_t offset;
+    uint64_t address;                   /* device pointer */
+};
+static_assert(sizeof(struct vgpu_args_mem_host_alias) == 16, "struct vgpu_args_mem_host_alias is 16 bytes");
+static_assert(offsetof(struct vgpu_args_mem_host_alias, offset) == 0, "vgpu_args_mem_host_alias.offset offset");
+static_assert(offsetof(struct vgpu_args_mem_host_alias, address) == 8, "vgpu_args_mem_host_alias.address offset");
+
+struct vgpu_result_mem_host_alias {
+    uint64_t dptr;                      /* device pointer */
+};
+static_assert(sizeof(struct vgpu_result_mem_host_alias) == 8, "struct vgpu_result_mem_host_alias is 8 bytes");
+static_assert(offsetof(struct vgpu_result_mem_host_alias, dptr) == 0, "vgpu_result_mem_host_alias.dptr offset");
 
 struct vgpu_args_mem_get_allocation_granularity {
     int32_t device;                     /* device ordinal (CUdevice) */
