@@ -30,7 +30,7 @@ from typing import Any
 
 from ._compiler import PLAIN, Op
 from ._fuse import Drop
-from ._parse import Addr, Args, Instruction, Operand, Pair, Reg, Vec
+from ._parse import Addr, Args, Instruction, Operand, Pair, Reg, TexAddr, Vec
 from ._program import EXIT, FunctionCode
 from ._state import Frame
 
@@ -71,14 +71,21 @@ def _registers(operand: Operand, declared: frozenset[str]) -> list[str]:
         return _registers(operand.base, declared) if isinstance(operand.base, Reg) else []
     if isinstance(operand, Vec | Args):
         return [r for item in operand.items for r in _registers(item, declared)]
+    if isinstance(operand, TexAddr):
+        return _registers(operand.handle, declared) + _registers(operand.coords, declared)
     if isinstance(operand, Pair):
         return [r for item in (operand.first, operand.second) for r in _registers(item, declared)]
     return []
 
 
 def _writes(ins: Instruction) -> bool:
-    """Whether the first operand is a destination (an address first is memory, as for mbarrier.init)."""
-    return ins.opcode not in _NO_DESTINATION and bool(ins.operands) and not isinstance(ins.operands[0], Addr)
+    """Whether the first operand is a destination (an address first is memory, as for mbarrier.init
+    and sust)."""
+    return (
+        ins.opcode not in _NO_DESTINATION
+        and bool(ins.operands)
+        and not isinstance(ins.operands[0], Addr | TexAddr)
+    )
 
 
 def uses_and_kills(ins: Instruction, declared: frozenset[str]) -> tuple[frozenset[str], frozenset[str]]:

@@ -23,6 +23,7 @@ __all__ = [
     "PtxSyntaxError",
     "Reg",
     "Sym",
+    "TexAddr",
     "Variable",
     "Vec",
     "parse_ptx",
@@ -75,6 +76,15 @@ class Addr:
 
 
 @dataclass(frozen=True, slots=True)
+class TexAddr:
+    """``[%rd, {c0, c1, …}]``: a texture or surface object handle and its coordinates (``tex``,
+    ``tld4``, ``suld``, ``sust``)."""
+
+    handle: Reg | Sym
+    coords: Vec
+
+
+@dataclass(frozen=True, slots=True)
 class Vec:
     """``{a, b, …}``: a vector operand."""
 
@@ -96,7 +106,7 @@ class Args:
     items: tuple[Sym | Reg | Imm, ...]
 
 
-Operand = Reg | Imm | Sym | Addr | Vec | Pair | Args
+Operand = Reg | Imm | Sym | Addr | TexAddr | Vec | Pair | Args
 
 
 # -- statements -------------------------------------------------------------------------------
@@ -791,6 +801,12 @@ class _Parser:
             if tok is not None and tok.kind == "word":
                 word = self.word()
                 base = Reg(word) if word.startswith("%") else Sym(word)
+                if self.accept(","):  # a texture or surface handle and its coordinates
+                    coords = self._operand()
+                    self.expect("]")
+                    if not isinstance(coords, Vec):
+                        raise PtxSyntaxError("texture coordinates are a vector operand", line)
+                    return TexAddr(base, coords)
                 if self.accept("+") or (self.peek_text() == "-"):
                     offset = self.integer()
             else:
@@ -858,6 +874,10 @@ def _resolve_operand(operand: Operand, scopes: list[_Scope]) -> Operand:
         return Addr(None if base is None else _resolve_name(base, scopes), operand.offset)
     if isinstance(operand, Vec):
         return Vec(tuple(x if isinstance(x, Imm) else _resolve_name(x, scopes) for x in operand.items))
+    if isinstance(operand, TexAddr):
+        coords = _resolve_operand(operand.coords, scopes)
+        assert isinstance(coords, Vec)
+        return TexAddr(_resolve_name(operand.handle, scopes), coords)
     if isinstance(operand, Args):
         return Args(tuple(x if isinstance(x, Imm) else _resolve_name(x, scopes) for x in operand.items))
     if isinstance(operand, Pair):
