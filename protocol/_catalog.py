@@ -3,7 +3,8 @@
 This is the single source of truth: the codec, ``docs/protocol.md``'s call table and the C header
 are derived from it. Numbers are grouped by area (0x00xx mediator, 0x001x driver and device, 0x002x
 contexts, 0x003x memory, 0x004x virtual memory, 0x005x streams, 0x006x events, 0x007x modules and
-launch, 0x008x cuBLAS, 0x009x capture and graphs, 0x00Ax NVML); a number is never reused.
+launch, 0x008x cuBLAS, 0x009x capture and graphs, 0x00Ax NVML, 0x00Bx arrays, textures and surfaces);
+a number is never reused.
 
 Asynchronous calls (``is_async``) may be submitted two ways: with ``SubmitFlags.ASYNC`` they are
 CUDA's ``*Async`` variant (no completion unless they fail); without it the host completes them only
@@ -34,6 +35,19 @@ from ._enums import (
     MemAccessFlags,
     StreamCaptureMode,
     StreamCaptureStatus,
+)
+from ._textures import (
+    ArrayArgs,
+    ArrayCreateArgs,
+    ArrayResult,
+    Memcpy3DArgs,
+    Memcpy3DHostArgs,
+    SurfObjectArgs,
+    SurfObjectCreateArgs,
+    SurfObjectResult,
+    TexObjectArgs,
+    TexObjectCreateArgs,
+    TexObjectResult,
 )
 from ._wire import (
     F32,
@@ -1031,6 +1045,31 @@ def _specs() -> list[CallSpec]:
         cs(0x00A2, "nvml_compute_processes", "nvmlDeviceGetComputeRunningProcesses_v3", DeviceArgs,
            NvmlProcessesResult, out_payload="count entries of (u32 pid, u32 0, u64 bytes), as many as fit",
            doc="The VM's own processes that hold a context, with the device memory each uses."),
+        # CUDA arrays, texture and surface objects (protocol/_textures.py)
+        cs(0x00B0, "array_create", "cuArray3DCreate_v2", ArrayCreateArgs, ArrayResult,
+           doc="dense device memory of the VM (charged to its quota, never named by address); "
+           "CUDA_ERROR_INVALID_VALUE for a format, channel count, flag or size the device does not take, "
+           "CUDA_ERROR_NOT_SUPPORTED for what sim does not serve (sparse, deferred mapping, video formats)"),
+        cs(0x00B1, "array_destroy", "cuArrayDestroy", ArrayArgs, nr,
+           doc="a texture or surface object still made of the array reads and writes fail with "
+           "CUDA_ERROR_ILLEGAL_ADDRESS at use, as on a GPU"),
+        cs(0x00B2, "memcpy_3d", "cuMemcpy3DAsync_v2", Memcpy3DArgs, nr, is_async=True,
+           doc="between arrays and pitched device memory; CUDA_ERROR_INVALID_VALUE for a box outside "
+           "either side or not a whole number of an array's elements"),
+        cs(0x00B3, "memcpy_3d_htod", "cuMemcpy3DAsync_v2", Memcpy3DHostArgs, nr, is_async=True,
+           in_payload="the box's bytes, packed (width_bytes x height x depth)",
+           doc="host memory to an array or pitched device memory"),
+        cs(0x00B4, "memcpy_3d_dtoh", "cuMemcpy3DAsync_v2", Memcpy3DHostArgs, nr, is_async=True,
+           out_payload="the box's bytes, packed (width_bytes x height x depth); after an ASYNC submission "
+           "valid once the stream has been synchronized",
+           doc="an array or pitched device memory to host memory"),
+        cs(0x00B5, "tex_object_create", "cuTexObjectCreate", TexObjectCreateArgs, TexObjectResult,
+           doc="the handle is what kernels receive as cudaTextureObject_t; linear and pitch-2D resources "
+           "are read through the guest's pointer when a kernel samples them (a bad one is "
+           "CUDA_ERROR_ILLEGAL_ADDRESS then)"),
+        cs(0x00B6, "tex_object_destroy", "cuTexObjectDestroy", TexObjectArgs, nr),
+        cs(0x00B7, "surf_object_create", "cuSurfObjectCreate", SurfObjectCreateArgs, SurfObjectResult),
+        cs(0x00B8, "surf_object_destroy", "cuSurfObjectDestroy", SurfObjectArgs, nr),
     ]
 
 

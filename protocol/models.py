@@ -96,6 +96,19 @@ from ._catalog import (
     StrsmArgs,
     StrsmBatchedArgs,
 )
+from ._textures import (
+    ArrayArgs,
+    ArrayCreateArgs,
+    ArrayResult,
+    Memcpy3DArgs,
+    Memcpy3DHostArgs,
+    SurfObjectArgs,
+    SurfObjectCreateArgs,
+    SurfObjectResult,
+    TexObjectArgs,
+    TexObjectCreateArgs,
+    TexObjectResult,
+)
 
 __all__ = [
     "AddressFreeArgs",
@@ -192,4 +205,15 @@ __all__ = [
     "StreamArgs",
     "StreamCreateResult",
     "StreamWaitEventArgs",
+    "ArrayArgs",
+    "ArrayCreateArgs",
+    "ArrayResult",
+    "Memcpy3DArgs",
+    "Memcpy3DHostArgs",
+    "SurfObjectArgs",
+    "SurfObjectCreateArgs",
+    "SurfObjectResult",
+    "TexObjectArgs",
+    "TexObjectCreateArgs",
+    "TexObjectResult",
 ]

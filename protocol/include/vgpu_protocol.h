@@ -566,6 +566,15 @@ enum vgpu_cublas_diag_type {
 #define VGPU_CALL_NVML_MEMORY_INFO 0x00a0 /* nvmlDeviceGetMemoryInfo */
 #define VGPU_CALL_NVML_DRIVER_VERSION 0x00a1 /* nvmlSystemGetDriverVersion */
 #define VGPU_CALL_NVML_COMPUTE_PROCESSES 0x00a2 /* nvmlDeviceGetComputeRunningProcesses_v3 */
+#define VGPU_CALL_ARRAY_CREATE 0x00b0 /* cuArray3DCreate_v2 */
+#define VGPU_CALL_ARRAY_DESTROY 0x00b1 /* cuArrayDestroy */
+#define VGPU_CALL_MEMCPY_3D 0x00b2 /* cuMemcpy3DAsync_v2, async-capable */
+#define VGPU_CALL_MEMCPY_3D_HTOD 0x00b3 /* cuMemcpy3DAsync_v2, async-capable */
+#define VGPU_CALL_MEMCPY_3D_DTOH 0x00b4 /* cuMemcpy3DAsync_v2, async-capable */
+#define VGPU_CALL_TEX_OBJECT_CREATE 0x00b5 /* cuTexObjectCreate */
+#define VGPU_CALL_TEX_OBJECT_DESTROY 0x00b6 /* cuTexObjectDestroy */
+#define VGPU_CALL_SURF_OBJECT_CREATE 0x00b7 /* cuSurfObjectCreate */
+#define VGPU_CALL_SURF_OBJECT_DESTROY 0x00b8 /* cuSurfObjectDestroy */
 
 /* ---- argument and result structs (SQE `args`, CQE `results`) -------------------------- */
 
@@ -1929,5 +1938,217 @@ struct vgpu_result_nvml_compute_processes {
 };
 static_assert(sizeof(struct vgpu_result_nvml_compute_processes) == 8, "struct vgpu_result_nvml_compute_processes is 8 bytes");
 static_assert(offsetof(struct vgpu_result_nvml_compute_processes, count) == 0, "vgpu_result_nvml_compute_processes.count offset");
+
+struct vgpu_args_array_create {
+    uint64_t width;
+    uint64_t height;
+    uint64_t depth;
+    uint32_t format;
+    uint32_t channels;
+    uint32_t flags;
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_args_array_create) == 40, "struct vgpu_args_array_create is 40 bytes");
+static_assert(offsetof(struct vgpu_args_array_create, width) == 0, "vgpu_args_array_create.width offset");
+static_assert(offsetof(struct vgpu_args_array_create, height) == 8, "vgpu_args_array_create.height offset");
+static_assert(offsetof(struct vgpu_args_array_create, depth) == 16, "vgpu_args_array_create.depth offset");
+static_assert(offsetof(struct vgpu_args_array_create, format) == 24, "vgpu_args_array_create.format offset");
+static_assert(offsetof(struct vgpu_args_array_create, channels) == 28, "vgpu_args_array_create.channels offset");
+static_assert(offsetof(struct vgpu_args_array_create, flags) == 32, "vgpu_args_array_create.flags offset");
+
+struct vgpu_result_array_create {
+    uint32_t array;                     /* array handle: per-channel id, 0 = null */
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_result_array_create) == 8, "struct vgpu_result_array_create is 8 bytes");
+static_assert(offsetof(struct vgpu_result_array_create, array) == 0, "vgpu_result_array_create.array offset");
+
+struct vgpu_args_array_destroy {
+    uint32_t array;                     /* array handle: per-channel id, 0 = null */
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_args_array_destroy) == 8, "struct vgpu_args_array_destroy is 8 bytes");
+static_assert(offsetof(struct vgpu_args_array_destroy, array) == 0, "vgpu_args_array_destroy.array offset");
+
+/* array_destroy: no results (status only) */
+
+struct vgpu_args_memcpy_3d {
+    uint32_t src_array;                 /* array handle: per-channel id, 0 = null */
+    uint32_t dst_array;                 /* array handle: per-channel id, 0 = null */
+    uint32_t stream;                    /* stream handle: per-channel id, 0 = null (the default stream) */
+    uint8_t pad0_[4];
+    uint64_t src_x;
+    uint64_t src_y;
+    uint64_t src_z;
+    uint64_t src_device;                /* device pointer */
+    uint64_t src_pitch;
+    uint64_t src_layout_height;
+    uint64_t dst_x;
+    uint64_t dst_y;
+    uint64_t dst_z;
+    uint64_t dst_device;                /* device pointer */
+    uint64_t dst_pitch;
+    uint64_t dst_layout_height;
+    uint64_t width_bytes;
+    uint64_t height;
+    uint64_t depth;
+};
+static_assert(sizeof(struct vgpu_args_memcpy_3d) == 136, "struct vgpu_args_memcpy_3d is 136 bytes");
+static_assert(offsetof(struct vgpu_args_memcpy_3d, src_array) == 0, "vgpu_args_memcpy_3d.src_array offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d, dst_array) == 4, "vgpu_args_memcpy_3d.dst_array offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d, stream) == 8, "vgpu_args_memcpy_3d.stream offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d, src_x) == 16, "vgpu_args_memcpy_3d.src_x offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d, src_y) == 24, "vgpu_args_memcpy_3d.src_y offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d, src_z) == 32, "vgpu_args_memcpy_3d.src_z offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d, src_device) == 40, "vgpu_args_memcpy_3d.src_device offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d, src_pitch) == 48, "vgpu_args_memcpy_3d.src_pitch offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d, src_layout_height) == 56, "vgpu_args_memcpy_3d.src_layout_height offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d, dst_x) == 64, "vgpu_args_memcpy_3d.dst_x offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d, dst_y) == 72, "vgpu_args_memcpy_3d.dst_y offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d, dst_z) == 80, "vgpu_args_memcpy_3d.dst_z offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d, dst_device) == 88, "vgpu_args_memcpy_3d.dst_device offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d, dst_pitch) == 96, "vgpu_args_memcpy_3d.dst_pitch offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d, dst_layout_height) == 104, "vgpu_args_memcpy_3d.dst_layout_height offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d, width_bytes) == 112, "vgpu_args_memcpy_3d.width_bytes offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d, height) == 120, "vgpu_args_memcpy_3d.height offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d, depth) == 128, "vgpu_args_memcpy_3d.depth offset");
+
+/* memcpy_3d: no results (status only) */
+
+struct vgpu_args_memcpy_3d_htod {
+    uint32_t array;                     /* array handle: per-channel id, 0 = null */
+    uint32_t stream;                    /* stream handle: per-channel id, 0 = null (the default stream) */
+    uint64_t x;
+    uint64_t y;
+    uint64_t z;
+    uint64_t device;                    /* device pointer */
+    uint64_t pitch;
+    uint64_t layout_height;
+    uint64_t width_bytes;
+    uint64_t height;
+    uint64_t depth;
+};
+static_assert(sizeof(struct vgpu_args_memcpy_3d_htod) == 80, "struct vgpu_args_memcpy_3d_htod is 80 bytes");
+static_assert(offsetof(struct vgpu_args_memcpy_3d_htod, array) == 0, "vgpu_args_memcpy_3d_htod.array offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d_htod, stream) == 4, "vgpu_args_memcpy_3d_htod.stream offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d_htod, x) == 8, "vgpu_args_memcpy_3d_htod.x offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d_htod, y) == 16, "vgpu_args_memcpy_3d_htod.y offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d_htod, z) == 24, "vgpu_args_memcpy_3d_htod.z offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d_htod, device) == 32, "vgpu_args_memcpy_3d_htod.device offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d_htod, pitch) == 40, "vgpu_args_memcpy_3d_htod.pitch offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d_htod, layout_height) == 48, "vgpu_args_memcpy_3d_htod.layout_height offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d_htod, width_bytes) == 56, "vgpu_args_memcpy_3d_htod.width_bytes offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d_htod, height) == 64, "vgpu_args_memcpy_3d_htod.height offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d_htod, depth) == 72, "vgpu_args_memcpy_3d_htod.depth offset");
+
+/* memcpy_3d_htod: no results (status only) */
+
+struct vgpu_args_memcpy_3d_dtoh {
+    uint32_t array;                     /* array handle: per-channel id, 0 = null */
+    uint32_t stream;                    /* stream handle: per-channel id, 0 = null (the default stream) */
+    uint64_t x;
+    uint64_t y;
+    uint64_t z;
+    uint64_t device;                    /* device pointer */
+    uint64_t pitch;
+    uint64_t layout_height;
+    uint64_t width_bytes;
+    uint64_t height;
+    uint64_t depth;
+};
+static_assert(sizeof(struct vgpu_args_memcpy_3d_dtoh) == 80, "struct vgpu_args_memcpy_3d_dtoh is 80 bytes");
+static_assert(offsetof(struct vgpu_args_memcpy_3d_dtoh, array) == 0, "vgpu_args_memcpy_3d_dtoh.array offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d_dtoh, stream) == 4, "vgpu_args_memcpy_3d_dtoh.stream offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d_dtoh, x) == 8, "vgpu_args_memcpy_3d_dtoh.x offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d_dtoh, y) == 16, "vgpu_args_memcpy_3d_dtoh.y offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d_dtoh, z) == 24, "vgpu_args_memcpy_3d_dtoh.z offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d_dtoh, device) == 32, "vgpu_args_memcpy_3d_dtoh.device offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d_dtoh, pitch) == 40, "vgpu_args_memcpy_3d_dtoh.pitch offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d_dtoh, layout_height) == 48, "vgpu_args_memcpy_3d_dtoh.layout_height offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d_dtoh, width_bytes) == 56, "vgpu_args_memcpy_3d_dtoh.width_bytes offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d_dtoh, height) == 64, "vgpu_args_memcpy_3d_dtoh.height offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d_dtoh, depth) == 72, "vgpu_args_memcpy_3d_dtoh.depth offset");
+
+/* memcpy_3d_dtoh: no results (status only) */
+
+struct vgpu_args_tex_object_create {
+    uint32_t resource;
+    uint32_t array;                     /* array handle: per-channel id, 0 = null */
+    uint64_t device;                    /* device pointer */
+    uint64_t size_bytes;
+    uint64_t width;
+    uint64_t height;
+    uint64_t pitch;
+    uint32_t format;
+    uint32_t channels;
+    uint32_t address_x;
+    uint32_t address_y;
+    uint32_t address_z;
+    uint32_t filter;
+    uint32_t flags;
+    float border_r;
+    float border_g;
+    float border_b;
+    float border_a;
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_args_tex_object_create) == 96, "struct vgpu_args_tex_object_create is 96 bytes");
+static_assert(offsetof(struct vgpu_args_tex_object_create, resource) == 0, "vgpu_args_tex_object_create.resource offset");
+static_assert(offsetof(struct vgpu_args_tex_object_create, array) == 4, "vgpu_args_tex_object_create.array offset");
+static_assert(offsetof(struct vgpu_args_tex_object_create, device) == 8, "vgpu_args_tex_object_create.device offset");
+static_assert(offsetof(struct vgpu_args_tex_object_create, size_bytes) == 16, "vgpu_args_tex_object_create.size_bytes offset");
+static_assert(offsetof(struct vgpu_args_tex_object_create, width) == 24, "vgpu_args_tex_object_create.width offset");
+static_assert(offsetof(struct vgpu_args_tex_object_create, height) == 32, "vgpu_args_tex_object_create.height offset");
+static_assert(offsetof(struct vgpu_args_tex_object_create, pitch) == 40, "vgpu_args_tex_object_create.pitch offset");
+static_assert(offsetof(struct vgpu_args_tex_object_create, format) == 48, "vgpu_args_tex_object_create.format offset");
+static_assert(offsetof(struct vgpu_args_tex_object_create, channels) == 52, "vgpu_args_tex_object_create.channels offset");
+static_assert(offsetof(struct vgpu_args_tex_object_create, address_x) == 56, "vgpu_args_tex_object_create.address_x offset");
+static_assert(offsetof(struct vgpu_args_tex_object_create, address_y) == 60, "vgpu_args_tex_object_create.address_y offset");
+static_assert(offsetof(struct vgpu_args_tex_object_create, address_z) == 64, "vgpu_args_tex_object_create.address_z offset");
+static_assert(offsetof(struct vgpu_args_tex_object_create, filter) == 68, "vgpu_args_tex_object_create.filter offset");
+static_assert(offsetof(struct vgpu_args_tex_object_create, flags) == 72, "vgpu_args_tex_object_create.flags offset");
+static_assert(offsetof(struct vgpu_args_tex_object_create, border_r) == 76, "vgpu_args_tex_object_create.border_r offset");
+static_assert(offsetof(struct vgpu_args_tex_object_create, border_g) == 80, "vgpu_args_tex_object_create.border_g offset");
+static_assert(offsetof(struct vgpu_args_tex_object_create, border_b) == 84, "vgpu_args_tex_object_create.border_b offset");
+static_assert(offsetof(struct vgpu_args_tex_object_create, border_a) == 88, "vgpu_args_tex_object_create.border_a offset");
+
+struct vgpu_result_tex_object_create {
+    uint32_t texture;                   /* texobject handle: per-channel id, 0 = null */
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_result_tex_object_create) == 8, "struct vgpu_result_tex_object_create is 8 bytes");
+static_assert(offsetof(struct vgpu_result_tex_object_create, texture) == 0, "vgpu_result_tex_object_create.texture offset");
+
+struct vgpu_args_tex_object_destroy {
+    uint32_t texture;                   /* texobject handle: per-channel id, 0 = null */
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_args_tex_object_destroy) == 8, "struct vgpu_args_tex_object_destroy is 8 bytes");
+static_assert(offsetof(struct vgpu_args_tex_object_destroy, texture) == 0, "vgpu_args_tex_object_destroy.texture offset");
+
+/* tex_object_destroy: no results (status only) */
+
+struct vgpu_args_surf_object_create {
+    uint32_t array;                     /* array handle: per-channel id, 0 = null */
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_args_surf_object_create) == 8, "struct vgpu_args_surf_object_create is 8 bytes");
+static_assert(offsetof(struct vgpu_args_surf_object_create, array) == 0, "vgpu_args_surf_object_create.array offset");
+
+struct vgpu_result_surf_object_create {
+    uint32_t surface;                   /* surfobject handle: per-channel id, 0 = null */
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_result_surf_object_create) == 8, "struct vgpu_result_surf_object_create is 8 bytes");
+static_assert(offsetof(struct vgpu_result_surf_object_create, surface) == 0, "vgpu_result_surf_object_create.surface offset");
+
+struct vgpu_args_surf_object_destroy {
+    uint32_t surface;                   /* surfobject handle: per-channel id, 0 = null */
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_args_surf_object_destroy) == 8, "struct vgpu_args_surf_object_destroy is 8 bytes");
+static_assert(offsetof(struct vgpu_args_surf_object_destroy, surface) == 0, "vgpu_args_surf_object_destroy.surface offset");
+
+/* surf_object_destroy: no results (status only) */
 
 #endif /* VGPU_PROTOCOL_H */
