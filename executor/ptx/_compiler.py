@@ -13,7 +13,6 @@ instruction can never produce a wrong result.
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ import numpy.typing as npt
 from protocol import CUresult
 
 from ._cluster import cluster_shared
+from ._held import held
 from ._memory import (
     LOCAL_WINDOW,
     SHARED_WINDOW,
@@ -175,11 +175,9 @@ def broadcast_full(v: Value, n: int) -> npt.NDArray[Any]:
     return np.broadcast_to(v, (n,)).copy()
 
 
-@functools.lru_cache(maxsize=64)
 def _all_rows(n: int) -> npt.NDArray[np.intp]:
-    rows = np.arange(n, dtype=np.intp)
-    rows.flags.writeable = False  # shared by every access of a batch this size
-    return rows
+    # read-only, shared by every access of a batch this size
+    return held(("rows", n), lambda: np.arange(n, dtype=np.intp))
 
 
 def active_rows(mask: Mask | None, n: int) -> npt.NDArray[np.intp]:

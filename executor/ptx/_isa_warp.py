@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import numpy.typing as npt
 
@@ -16,6 +14,7 @@ from ._compiler import (
     broadcast_full,
     operands_of,
 )
+from ._held import held
 from ._numeric import DTYPES
 from ._parse import Instruction, Pair, Reg
 from ._state import Frame, Value
@@ -62,17 +61,15 @@ def _sources(
     return _warp_source(linear_tid, bt, j), ok
 
 
-@functools.lru_cache(maxsize=64)
 def _uniform_sources(
     mode: str, b: int, c: int, n: int, bt: int
 ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.bool_]]:
     """:func:`_sources` for uniform lane operands: a function of the batch's shape only, so computed
-    once for every batch and launch of that shape (read-only, as they are shared; at most 64 shapes,
-    9 bytes a thread each)."""
-    src, ok = _sources(mode, np.arange(n, dtype=np.int64) % bt, bt, np.int64(b), np.int64(c))
-    src.flags.writeable = False
-    ok.flags.writeable = False
-    return src, ok
+    once for every batch and launch of that shape (read-only, as they are shared; ``_held``)."""
+    return held(
+        ("shfl", mode, b, c, n, bt),
+        lambda: _sources(mode, np.arange(n, dtype=np.int64) % bt, bt, np.int64(b), np.int64(c)),
+    )
 
 
 def _c_shfl(c: Compiler, ins: Instruction) -> Runner:

@@ -6,7 +6,6 @@ prepared kernels), :func:`launch` and the SIMT loop.
 
 from __future__ import annotations
 
-import functools
 import threading
 import time
 from collections import OrderedDict
@@ -24,6 +23,7 @@ from .._kernels import DeviceMemory, LaunchDims
 from ._cluster import ClusterShape, cluster_shape
 from ._compiler import BAR, BRA, CALL, EXIT, PLAIN, RET, TRAP, WAIT, Compiler, Layout, Op, UnsupportedError
 from ._fuse import Run, fuse
+from ._held import held
 from ._isa import COMPILERS
 from ._isa_cluster import RESERVED_SMEM, RESERVED_SMEM_BYTES, reads_reserved_smem
 from ._liveness import freeing_ops, frees, liveness, register_count, tracked
@@ -557,12 +557,9 @@ def _ctaid(
     )
 
 
-@functools.lru_cache(maxsize=64)
 def _cached_ctaid(grid: tuple[int, int, int], bt: int, first: int, count: int) -> CtaId:
-    ctaid = _ctaid(grid, bt, first, count, None)
-    for array in ctaid:
-        array.flags.writeable = False  # shared by every batch of this shape and place
-    return ctaid
+    # read-only, shared by every batch of this shape and place (_held)
+    return held(("ctaid", grid, bt, first, count), lambda: _ctaid(grid, bt, first, count, None))
 
 
 def _batch_shape(
@@ -596,7 +593,6 @@ def _shape_arrays(
     return tid, lt.astype(u32), (t // bt).astype(np.intp)
 
 
-@functools.lru_cache(maxsize=32)
 def _cached_shape(
     block: tuple[int, int, int], count: int
 ) -> tuple[
@@ -604,10 +600,7 @@ def _cached_shape(
     npt.NDArray[np.uint32],
     npt.NDArray[np.intp],
 ]:
-    tid, linear_tid, block_index = _shape_arrays(block, count)
-    for array in (*tid, linear_tid, block_index):
-        array.flags.writeable = False
-    return tid, linear_tid, block_index
+    return held(("shape", block, count), lambda: _shape_arrays(block, count))
 
 
 def _run_entry(batch: Batch, kernel: Kernel, deadline: float) -> None:
