@@ -172,7 +172,8 @@ class Allocation:
 
     start: int
     size: int
-    kind: str  # "alloc" (cuMemAlloc), "vmm" (a mapped VMM range), "global" (a module global)
+    kind: str  # "alloc" (cuMemAlloc), "vmm" (a mapped VMM range), "global" (a module global),
+    # "host" (a pinned range mapped into the device's address space: mem_host_alias)
     obj: Any = field(default=None)
     end: int = field(init=False)  # kept, not computed: every bounds check of every copy reads it
 

@@ -160,6 +160,7 @@ class CudaExecutor(MemoryCalls, ModuleCalls, StreamCalls, BlasCalls, NvmlCalls, 
         self._guest = GuestMarks()  # guest nodes' marks and phased execs (_cuda_guest_nodes)
         self._arena: tuple[int, int] | None = None  # registered (address, size)
         self._pinned_registered = {}  # _cuda_pinned: our ranges of the VM's pinned area the driver registered
+        self._pinned_aliases = {}  # _cuda_pinned: their device pointers handed out (mem_host_alias)
         self._param_size = ctypes.c_size_t(0)
         self._extra = (ctypes.c_void_p * 5)(
             CU_LAUNCH_PARAM_BUFFER_POINTER, None, CU_LAUNCH_PARAM_BUFFER_SIZE,

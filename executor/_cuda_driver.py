@@ -279,8 +279,13 @@ class Driver:
     def memcpy_dtoh(self, dst: int, src: int, count: int, what: str = "cuMemcpyDtoH") -> None:
         check(self.module.cuMemcpyDtoH(dst, src, count), what)
 
-    def mem_host_register(self, address: int, size: int) -> None:
-        check(self.module.cuMemHostRegister(address, size, 0), "cuMemHostRegister")
+    def mem_host_register(self, address: int, size: int, flags: int = 0) -> None:
+        check(self.module.cuMemHostRegister(address, size, flags), "cuMemHostRegister")
+
+    def mem_host_get_device_pointer(self, address: int) -> int:
+        err, dptr = self.module.cuMemHostGetDevicePointer(address, 0)
+        check(err, "cuMemHostGetDevicePointer")
+        return int(dptr)
 
     def mem_host_unregister(self, address: int) -> None:
         check(self.module.cuMemHostUnregister(address), "cuMemHostUnregister")

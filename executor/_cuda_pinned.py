@@ -11,6 +11,12 @@ synchronizes — before it is discarded; a closing context unregisters what it s
 ``cuCtxDestroy`` (``CudaExecutor.close``). Where the driver refuses a registration, the range is still
 served, as pageable memory the driver stages (logged once). Not run on a GPU yet (none was lent).
 
+Each range is registered with ``CU_MEMHOSTREGISTER_DEVICEMAP``, so ``mem_host_alias`` (mapped pinned
+and managed memory) answers the driver's device pointer of it (``cuMemHostGetDevicePointer``; with
+unified addressing, the worker's address of it); the alias is recorded as a ``"host"`` allocation so
+that copies naming it pass the bounds checks, and goes with the registration. The driver chooses that
+address: a guest asking for its own pointer gets INVALID_VALUE unless they happen to be equal.
+
 Copies submitted ASYNC are truly asynchronous: the DMA reads or writes the region when the stream
 runs it, and the guest may not touch the range until it has synchronized the stream, as in CUDA.
 Pinned copies on a capturing stream are refused as every host copy is (``_host_copy_allowed``).
@@ -20,16 +26,19 @@ from __future__ import annotations
 
 from typing import Final
 
+from protocol import CUresult
 from protocol.models import (
+    DevPtrResult,
     MemcpyDtoHPinnedArgs,
     MemcpyHtoDPinnedArgs,
     MemFreeHostArgs,
+    MemHostAliasArgs,
     MemHostAllocArgs,
     MemHostAllocResult,
     NoResult,
 )
 
-from ._base import CallIO
+from ._base import Allocation, CallIO
 from ._cuda_base import CudaBase, host_address
 from ._errors import CudaError
 from ._pinned_calls import PinnedHostCalls
@@ -37,6 +46,8 @@ from ._pinned_calls import PinnedHostCalls
 __all__ = ["CudaPinnedCalls"]
 
 _NO_RESULT: Final = NoResult()
+#: cuMemHostRegister's flag that maps the range into the device's address space
+CU_MEMHOSTREGISTER_DEVICEMAP: Final = 0x02
 
 
 class CudaPinnedCalls(PinnedHostCalls, CudaBase):
@@ -44,6 +55,8 @@ class CudaPinnedCalls(PinnedHostCalls, CudaBase):
 
     #: pinned offset -> (host address, size) of each range of ours the driver registered
     _pinned_registered: dict[int, tuple[int, int]]
+    #: pinned offset -> the driver's device pointer of each registered range mapped so far
+    _pinned_aliases: dict[int, int]
     _pinned_unregistered_logged: bool = False
 
     def pinned_address(self, offset: int, length: int, what: str = "pinned range") -> int:
@@ -59,7 +72,7 @@ class CudaPinnedCalls(PinnedHostCalls, CudaBase):
         start, size = client.area.allocator.find(client.owner, result.offset, 0) or (result.offset, 0)
         address = host_address(client.area.view[start:start + size])
         try:
-            self._drv.mem_host_register(address, size)
+            self._drv.mem_host_register(address, size, CU_MEMHOSTREGISTER_DEVICEMAP)
         except CudaError as exc:
             if not self._pinned_unregistered_logged:
                 self._pinned_unregistered_logged = True
@@ -75,14 +88,45 @@ class CudaPinnedCalls(PinnedHostCalls, CudaBase):
             self._drv.ctx_synchronize()  # no copy still running may touch it (cuMemFreeHost synchronizes)
             registered = self._pinned_registered.pop(args.offset, None)
             if registered is not None:
+                alias = self._pinned_aliases.pop(args.offset, None)
+                if alias is not None:
+                    self.allocations.remove(alias, "host")
                 self._drv.mem_host_unregister(registered[0])
         return PinnedHostCalls.mem_free_host(self, args, io)
+
+    def mem_host_alias(self, args: MemHostAliasArgs, io: CallIO) -> DevPtrResult:
+        what = "cuMemHostGetDevicePointer"
+        client = self._pinned_client(what)
+        found = client.area.allocator.find(client.owner, args.offset, 0)
+        if found is None:
+            raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE,
+                            f"{what}: pinned offset {args.offset:#x} is not inside a live pinned allocation "
+                            "of this process")
+        start, size = found
+        registered = self._pinned_registered.get(start)
+        if registered is None:
+            raise CudaError(CUresult.CUDA_ERROR_NOT_SUPPORTED,
+                            f"{what}: the driver did not register this pinned range, so it is not mapped")
+        within = args.offset - start
+        alias = self._pinned_aliases.get(start)
+        if alias is None:
+            alias = self._drv.mem_host_get_device_pointer(registered[0])
+            self.allocations.add(Allocation(alias, size, "host"))
+            self._pinned_aliases[start] = alias
+        if args.address and args.address != alias + within:
+            raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE,
+                            f"{what}: the driver mapped the range at {alias + within:#x}, not at "
+                            f"{args.address:#x} (ask with address 0)")
+        return DevPtrResult(dptr=alias + within)
 
     def unregister_pinned(self) -> list[tuple[int, int]]:
         """Forget every registration of ours (the context is closing): their (address, size), for the
         closing context to unregister before it is destroyed."""
         held = list(self._pinned_registered.values())
         self._pinned_registered.clear()
+        for alias in self._pinned_aliases.values():
+            self.allocations.remove(alias, "host")
+        self._pinned_aliases.clear()
         return held
 
     def memcpy_htod_pinned(self, args: MemcpyHtoDPinnedArgs, io: CallIO) -> NoResult:

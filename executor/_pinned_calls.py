@@ -17,12 +17,15 @@ __all__ = ["PinnedHostCalls"]
 CU_MEMHOSTALLOC_PORTABLE: Final = 0x01
 CU_MEMHOSTALLOC_DEVICEMAP: Final = 0x02
 CU_MEMHOSTALLOC_WRITECOMBINED: Final = 0x04
+_HOST_ALLOC_FLAGS: Final = (CU_MEMHOSTALLOC_PORTABLE | CU_MEMHOSTALLOC_DEVICEMAP
+                             | CU_MEMHOSTALLOC_WRITECOMBINED)
 _NO_RESULT: Final = NoResult()
 
 
 class PinnedHostCalls:
     """Pinned host memory for one context: every range is portable (one VM's contexts share the area)
-    and fit for DMA; mapped memory (DEVICEMAP) is not served — the GPU cannot address the guest."""
+    and fit for DMA; a backend that can map a range into the device's address space (DEVICEMAP,
+    managed memory) does it in ``mem_host_alias``, so the flag itself changes nothing here."""
 
     pinned: PinnedClient | None
 
@@ -33,10 +36,7 @@ class PinnedHostCalls:
         return self.pinned
 
     def mem_host_alloc(self, args: MemHostAllocArgs, io: CallIO) -> MemHostAllocResult:
-        if args.flags & CU_MEMHOSTALLOC_DEVICEMAP:
-            raise CudaError(CUresult.CUDA_ERROR_NOT_SUPPORTED,
-                            "cuMemHostAlloc(DEVICEMAP): guest memory cannot be mapped into the GPU")
-        if args.flags & ~(CU_MEMHOSTALLOC_PORTABLE | CU_MEMHOSTALLOC_WRITECOMBINED):
+        if args.flags & ~_HOST_ALLOC_FLAGS:
             raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE, f"cuMemHostAlloc flags {args.flags:#x}")
         offset = self._pinned_client("cuMemHostAlloc").alloc(args.bytesize, "cuMemHostAlloc")
         return MemHostAllocResult(offset=offset)

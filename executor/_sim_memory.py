@@ -32,6 +32,15 @@ Theory of operation
   ``CUDA_ERROR_INVALID_VALUE`` (the bounds check every copy gets); a mapped range without the access it
   needs fails with ``CUDA_ERROR_ILLEGAL_ADDRESS`` (on a GPU the copy engine faults). The simulator does
   not make that error sticky: it poisons nothing.
+* **Host memory in the device's address space** (mapped pinned and managed memory, ``mem_host_alias``):
+  a pinned range of the VM's region registered as kind ``"host"``, its bytes the region's own (no
+  copy: what a kernel stores, the guest reads in its mapping). Its address is the guest's own pointer
+  to the range when the guest asks for it and those addresses are free (unified addressing: host
+  pointer == device pointer; like a ``cuMemAddressReserve`` hint, it is not honoured among the addresses
+  the VM's allocator handed out before the context began, and it is in no lease: the range dies with
+  its context, a reset included), else one the allocator hands out. Only ranges so registered are
+  reachable, each through the same checked access as every block; the alias goes before its range is
+  freed.
 * **Accounting.** :attr:`DeviceMemory.used` counts block bytes, live physical bytes and module
   globals (device memory on a GPU too: a guest must not get memory past its quota by loading modules
   full of globals); allocation fails with ``CUDA_ERROR_OUT_OF_MEMORY`` beyond the device's memory or
@@ -55,6 +64,7 @@ from ._base import Allocation, AllocationMap, HandleTable
 from ._errors import CudaError
 
 __all__ = [
+    "ALIAS_ALIGNMENT",
     "ALLOC_ALIGNMENT",
     "GRANULARITY",
     "VA_BASE",
@@ -78,6 +88,8 @@ VA_LIMIT = 1 << 47
 VA_LEASE = 1 << 30
 #: cuMemAlloc's guaranteed alignment
 ALLOC_ALIGNMENT = 256
+#: host memory in the device's address space starts on a page, as the pinned range it aliases does
+ALIAS_ALIGNMENT = 4096
 #: the VMM granularity, minimum and recommended alike (2 MiB, as on current GPUs)
 GRANULARITY = 2 << 20
 
@@ -194,6 +206,8 @@ class DeviceMemory:
         self._reservations: dict[int, Reservation] = {}
         self._reservation_starts: list[int] = []
         self._live_physical: set[Physical] = set()
+        #: pinned offset of a range -> the device address of its alias (``alias_host``)
+        self.host_aliases: dict[int, int] = {}
         #: bumped whenever an allocation goes or a mapping's access changes: what was learned about
         #: live blocks (the C copy path's cache, ``mediator._pinned_fast``) holds only while it is unchanged
         self.version = 0
@@ -330,6 +344,42 @@ class DeviceMemory:
         self._moved()
         self._unclaim(ptr)
         self._global_bytes -= alloc.size
+
+    # -- host memory in the device's address space ----------------------------------------------
+
+    def alias_host(self, key: int, data: Bytes, address: int) -> int:
+        """Register ``data`` (the bytes of the pinned range at pinned offset ``key``) as device memory
+        at ``address``, or where the allocator chooses when it is 0; its device address. Not charged:
+        the pinned area is the VM's own share. INVALID_VALUE when ``address`` is not page-aligned, lies
+        below the floor or past the address space, or overlaps anything claimed."""
+        size = int(data.size)
+        if address:
+            if (address % ALIAS_ALIGNMENT or VA_BASE <= address < self.va_floor or address + size > VA_LIMIT
+                    or not self._is_free(address, size)):
+                raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE,
+                                f"cannot map host memory at [{address:#x}, +{size}): not page-aligned, "
+                                "outside the device's address space, among addresses handed out before "
+                                "or overlapping device memory")
+            space = self.space
+            i = bisect.bisect_right(space.starts, address)
+            space.starts.insert(i, address)
+            space.ends.insert(i, address + size)
+            self._own_claims.add(address)
+            start = address
+        else:
+            start = self._claim(size, ALIAS_ALIGNMENT)
+        self.allocations.add(Allocation(start, size, "host", data))
+        self.host_aliases[key] = start
+        return start
+
+    def unalias_host(self, key: int) -> None:
+        """Drop the alias of the pinned range at ``key`` (if any): its addresses fault from now on."""
+        start = self.host_aliases.pop(key, None)
+        if start is None:
+            return
+        self.allocations.remove(start, "host")
+        self._moved()
+        self._unclaim(start)
 
     # -- the virtual memory API ----------------------------------------------------------------
 
@@ -581,6 +631,7 @@ class DeviceMemory:
         for start in list(self._own_claims):  # this context's ranges only: the others' stay claimed
             self._unclaim(start)
         self._live_physical.clear()
+        self.host_aliases.clear()
         self._block_bytes = 0
         self._physical_bytes = 0
         self._global_bytes = 0

@@ -2,7 +2,13 @@
 and device memory, run when the stream runs them — at once on ``sim``, with no closure, NumPy wrapper
 or second check in the way (a plain buffer copy: this is the path copies take at memory speed). On a
 capturing stream the copy is recorded as a node, which checks the range again when the graph runs:
-the guest may have freed it since."""
+the guest may have freed it since.
+
+``mem_host_alias`` maps a pinned range into the device's address space (mapped pinned and managed
+memory): the range's bytes in the region become a ``"host"`` allocation of :class:`DeviceMemory`
+(``alias_host``), reached by kernels and copies through the same checked access as every block, at
+the guest's own pointer when it asks (host pointer == device pointer). Freeing the range drops the
+alias first: a kernel that touches it afterwards faults (ILLEGAL_ADDRESS), never the next owner's bytes."""
 
 from __future__ import annotations
 
@@ -13,10 +19,19 @@ from typing import Any, Final
 import numpy as np
 
 from protocol import CublasStatus, CUresult, MemAccessFlags
-from protocol.models import MemcpyDtoHPinnedArgs, MemcpyHtoDPinnedArgs, NoResult
+from protocol.models import (
+    DevPtrResult,
+    MemcpyDtoHPinnedArgs,
+    MemcpyHtoDPinnedArgs,
+    MemFreeHostArgs,
+    MemHostAliasArgs,
+    NoResult,
+)
 
 from ._base import CallIO, HandleTable
+from ._errors import CudaError
 from ._pinned import PinnedAllocator, PinnedClient
+from ._pinned_calls import PinnedHostCalls
 from ._sim_graph import Capture, StreamState
 from ._sim_memory import DeviceMemory, Mapping
 
@@ -43,7 +58,7 @@ class FastCopyTables:
     faults: list[tuple[CUresult | CublasStatus, bool]]
 
 
-class SimPinnedCalls:
+class SimPinnedCalls(PinnedHostCalls):
     """Mixed into :class:`SimExecutor`."""
 
     memory: DeviceMemory
@@ -105,6 +120,31 @@ class SimPinnedCalls:
         self.enqueue(args.stream, copy, what)
         return _NO_RESULT
 
+    def mem_host_alias(self, args: MemHostAliasArgs, io: CallIO) -> DevPtrResult:
+        what = "cuMemHostGetDevicePointer"
+        client = self._pinned_client(what)
+        found = client.area.allocator.find(client.owner, args.offset, 0)
+        if found is None:
+            raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE,
+                            f"{what}: pinned offset {args.offset:#x} is not inside a live pinned "
+                            "allocation of this process")
+        start, size = found
+        within = args.offset - start
+        alias = self.memory.host_aliases.get(start)
+        if alias is None:
+            if args.address and args.address < within:
+                raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE,
+                                f"{what}: address {args.address:#x} cannot name offset {within:#x} of a "
+                                "range")
+            data = np.frombuffer(client.area.view[start:start + size], dtype=np.uint8)
+            alias = self.memory.alias_host(start, data, args.address - within if args.address else 0)
+        return DevPtrResult(dptr=alias + within)
+
+    def mem_free_host(self, args: MemFreeHostArgs, io: CallIO) -> NoResult:
+        client = self._pinned_client("cuMemFreeHost")
+        if client.area.allocator.find(client.owner, args.offset, 0) is not None:
+            self.memory.unalias_host(args.offset)  # ours: no kernel reaches the range from now on
+        return PinnedHostCalls.mem_free_host(self, args, io)
 
     # -- the C fast path's tables (mediator._pinned_fast) --------------------------------------------
 

@@ -14,7 +14,13 @@ import structlog
 
 from executor import CallIO, CudaError, Executor, PinnedAllocator, PinnedArea, SimExecutor, VmShare
 from protocol import CALLS_BY_NAME, CUresult, WireModel
-from protocol.models import MemcpyDtoHPinnedArgs, MemcpyHtoDPinnedArgs, MemFreeHostArgs, MemHostAllocArgs
+from protocol.models import (
+    MemcpyDtoHPinnedArgs,
+    MemcpyHtoDPinnedArgs,
+    MemFreeHostArgs,
+    MemHostAliasArgs,
+    MemHostAllocArgs,
+)
 from tests.reliability._ring_pair import RingPair
 
 PAGE = 4096
@@ -25,14 +31,14 @@ def io() -> CallIO:
     return CallIO(memoryview(b""), memoryview(bytearray(0)))
 
 
-def call(executor: Executor, name: str, *, blocking: bool = True, **args: Any) -> WireModel:
+def call(executor: Executor, name: str, *, blocking: bool = True, inp: bytes = b"", **args: Any) -> WireModel:
     spec = CALLS_BY_NAME[name]
-    return executor.execute(spec, spec.args(**args), CallIO(memoryview(b""), memoryview(bytearray(0)), blocking))
+    return executor.execute(spec, spec.args(**args), CallIO(memoryview(inp), memoryview(bytearray(0)), blocking))
 
 
-def refused(executor: Executor, name: str, **args: Any) -> CudaError:
+def refused(executor: Executor, name: str, *, inp: bytes = b"", **args: Any) -> CudaError:
     with pytest.raises(CudaError) as caught:
-        call(executor, name, **args)
+        call(executor, name, inp=inp, **args)
     return caught.value
 
 
@@ -151,7 +157,6 @@ def test_what_a_guest_names_in_the_pinned_area_is_checked(vm: tuple[VmShare, byt
     # a device range outside the VM's allocations is refused too, before anything is copied
     assert refused(ex, "memcpy_htod_pinned", dst=dev + 4 * PAGE, offset=mine, count=1,
                    stream=0).status == CUresult.CUDA_ERROR_INVALID_VALUE
-    assert refused(ex, "mem_host_alloc", bytesize=PAGE, flags=2).status == CUresult.CUDA_ERROR_NOT_SUPPORTED
     assert refused(ex, "mem_host_alloc", bytesize=PAGE, flags=8).status == CUresult.CUDA_ERROR_INVALID_VALUE
     assert refused(ex, "mem_host_alloc", bytesize=0, flags=0).status == CUresult.CUDA_ERROR_INVALID_VALUE
     assert refused(ex, "mem_host_alloc", bytesize=8 * MIB, flags=0).status == CUresult.CUDA_ERROR_OUT_OF_MEMORY
@@ -184,6 +189,135 @@ def test_a_captured_pinned_copy_is_checked_again_when_the_graph_runs(vm: tuple[V
     assert "is not inside one live pinned allocation" in error.message
 
 
+# -- sim: mapped pinned memory (mem_host_alias) -------------------------------------------------------
+
+#: each of the first n u32s at p goes up by one: a kernel reaching pinned memory through its alias
+INC_PTX = b"""
+.version 8.0
+.target sm_80
+.address_size 64
+.visible .entry inc(.param .u64 p, .param .u32 n)
+{
+  .reg .pred %p<2>;
+  .reg .b32 %r<4>;
+  .reg .b64 %rd<4>;
+  ld.param.u64 %rd1, [p];
+  ld.param.u32 %r1, [n];
+  mov.u32 %r2, %tid.x;
+  setp.ge.u32 %p1, %r2, %r1;
+  @%p1 bra DONE;
+  cvta.to.global.u64 %rd2, %rd1;
+  mul.wide.u32 %rd3, %r2, 4;
+  add.s64 %rd2, %rd2, %rd3;
+  ld.global.u32 %r3, [%rd2];
+  add.u32 %r3, %r3, 1;
+  st.global.u32 [%rd2], %r3;
+DONE:
+  ret;
+}
+\0"""
+#: where a guest process of the tests maps the pinned area (a 47-bit user address, as a real mmap's)
+GUEST_AREA = 0x7F80_0000_0000
+
+
+def inc_kernel(ex: Executor) -> int:
+    module = call(ex, "module_load_data", inp=INC_PTX).module  # type: ignore[attr-defined]
+    return int(call(ex, "module_get_function", module=module, inp=b"inc").function)  # type: ignore[attr-defined]
+
+
+def launch_inc(ex: Executor, function: int, ptr: int, n: int, stream: int = 0) -> None:
+    call(ex, "launch_kernel", function=function, grid_x=1, grid_y=1, grid_z=1, block_x=32, block_y=1,
+         block_z=1, shared_mem_bytes=0, stream=stream, blocking=False, inp=ptr.to_bytes(8, "little") + n.to_bytes(4, "little"))
+
+
+def alias(ex: Executor, offset: int, address: int) -> int:
+    return int(call(ex, "mem_host_alias", offset=offset, address=address).dptr)  # type: ignore[attr-defined]
+
+
+def test_sim_maps_a_pinned_range_at_the_guests_own_pointer_and_kernels_reach_its_bytes(
+        vm: tuple[VmShare, bytearray]) -> None:
+    share, buf = vm
+    ex = share.create_context()
+    offset = call(ex, "mem_host_alloc", bytesize=2 * PAGE, flags=2).offset  # type: ignore[attr-defined]
+    host = GUEST_AREA + offset  # the guest's pointer to the range
+    assert alias(ex, offset + 8, host + 8) == host + 8  # host pointer == device pointer
+    assert alias(ex, offset, 0) == host and alias(ex, offset + PAGE, 0) == host + PAGE  # one alias a range
+    buf[offset:offset + 16] = np.arange(4, dtype="<u4").tobytes()
+    inc = inc_kernel(ex)
+    launch_inc(ex, inc, host, 4)  # no copy either way: the kernel loads and stores the region's bytes
+    assert np.frombuffer(buf, "<u4", 4, offset).tolist() == [1, 2, 3, 4]
+    dev = call(ex, "mem_alloc", bytesize=16).dptr  # type: ignore[attr-defined]
+    call(ex, "memcpy_dtod", dst=dev, src=host + 4, count=8, stream=0)  # copies name it as device memory too
+    assert isinstance(ex, SimExecutor) and ex.device_read(dev, 8).view("<u4").tolist() == [2, 3]
+    # where the guest names nothing, the host chooses, among addresses it never handed out
+    other = call(ex, "mem_host_alloc", bytesize=PAGE, flags=0).offset  # type: ignore[attr-defined]
+    chosen = alias(ex, other, 0)
+    assert chosen % PAGE == 0 and chosen not in (GUEST_AREA + other, dev)
+    launch_inc(ex, inc, chosen, 1)
+    assert buf[other] == 1
+
+
+def test_a_freed_alias_faults_in_a_kernel_and_in_a_graph_never_reaching_the_next_owner(
+        vm: tuple[VmShare, bytearray]) -> None:
+    share, buf = vm
+    ex, nxt = share.create_context(), share.create_context()
+    offset = call(ex, "mem_host_alloc", bytesize=PAGE, flags=2).offset  # type: ignore[attr-defined]
+    host = alias(ex, offset, GUEST_AREA + offset)
+    inc = inc_kernel(ex)
+    stream = call(ex, "stream_create", flags=1).stream  # type: ignore[attr-defined]
+    call(ex, "stream_begin_capture", stream=stream, mode=0)
+    launch_inc(ex, inc, host, 1, stream)
+    graph = call(ex, "stream_end_capture", stream=stream).graph  # type: ignore[attr-defined]
+    exec_ = call(ex, "graph_instantiate", graph=graph, flags=0).graph_exec  # type: ignore[attr-defined]
+    call(ex, "graph_launch", graph_exec=exec_, stream=stream)
+    assert buf[offset] == 1
+    call(ex, "mem_free_host", offset=offset)
+    assert call(nxt, "mem_host_alloc", bytesize=PAGE, flags=0).offset == offset  # type: ignore[attr-defined]
+    buf[offset] = 7  # the next owner's byte, which the stale alias must not reach
+    assert refused(ex, "graph_launch", graph_exec=exec_, stream=stream).status == \
+        CUresult.CUDA_ERROR_ILLEGAL_ADDRESS
+    assert buf[offset] == 7
+    # another context never reaches a context's alias either
+    theirs = call(nxt, "mem_host_alloc", bytesize=PAGE, flags=2).offset  # type: ignore[attr-defined]
+    mapped = alias(nxt, theirs, GUEST_AREA + theirs)
+    third = share.create_context()
+    assert refused(third, "launch_kernel", function=inc_kernel(third), grid_x=1, grid_y=1, grid_z=1, block_x=1,
+                   block_y=1, block_z=1, shared_mem_bytes=0, stream=0,
+                   inp=mapped.to_bytes(8, "little") + (1).to_bytes(4, "little")).status == \
+        CUresult.CUDA_ERROR_ILLEGAL_ADDRESS
+    # a closed context's aliases go with it: their addresses are free for the next process's
+    share.close_context(nxt)
+    again = call(third, "mem_host_alloc", bytesize=PAGE, flags=2).offset  # type: ignore[attr-defined]
+    assert alias(third, again, mapped) == mapped
+
+
+def test_what_a_guest_asks_of_an_alias_is_checked(vm: tuple[VmShare, bytearray]) -> None:
+    share, _ = vm
+    ex, other = share.create_context(), share.create_context()
+    mine = call(ex, "mem_host_alloc", bytesize=2 * PAGE, flags=2).offset  # type: ignore[attr-defined]
+    theirs = call(other, "mem_host_alloc", bytesize=PAGE, flags=2).offset  # type: ignore[attr-defined]
+    dev = call(ex, "mem_alloc", bytesize=4 * PAGE).dptr  # type: ignore[attr-defined]
+    bad = [{"offset": theirs, "address": GUEST_AREA + theirs},  # another process's range
+           {"offset": mine + 2 * PAGE, "address": GUEST_AREA},  # free memory of the area
+           {"offset": (1 << 64) - 1, "address": 0},  # outside the area
+           {"offset": mine, "address": GUEST_AREA + 8},  # not on a page
+           {"offset": mine + 16, "address": 8},  # the range would start below address 0
+           {"offset": mine, "address": dev},  # the device's own allocation
+           {"offset": mine, "address": dev - PAGE},  # running into it
+           {"offset": mine, "address": (1 << 47) - PAGE},  # past the device's address space
+           {"offset": mine, "address": (1 << 64) - PAGE}]
+    for args in bad:
+        assert refused(ex, "mem_host_alias", **args).status == CUresult.CUDA_ERROR_INVALID_VALUE, args
+    theirs_alias = alias(other, theirs, GUEST_AREA + mine)  # another context holds those addresses now
+    assert refused(ex, "mem_host_alias", offset=mine, address=theirs_alias).status == \
+        CUresult.CUDA_ERROR_INVALID_VALUE
+    assert refused(ex, "mem_free", dptr=theirs_alias).status == CUresult.CUDA_ERROR_INVALID_VALUE
+    assert alias(ex, mine, GUEST_AREA + PAGE * 64) == GUEST_AREA + PAGE * 64  # the refusals claimed nothing
+    assert refused(ex, "mem_free", dptr=GUEST_AREA + PAGE * 64).status == CUresult.CUDA_ERROR_INVALID_VALUE
+    assert refused(SimExecutor(), "mem_host_alias", offset=0, address=0).status == \
+        CUresult.CUDA_ERROR_NOT_SUPPORTED
+
+
 # -- through the rings: refused, counted and logged ---------------------------------------------------
 
 def test_a_bad_pinned_offset_through_the_rings_is_an_error_status_counted_and_logged() -> None:
@@ -207,6 +341,23 @@ def test_a_bad_pinned_offset_through_the_rings_is_an_error_status_counted_and_lo
         pair.close()
 
 
+def test_a_bad_alias_through_the_rings_is_an_error_status_counted_and_logged() -> None:
+    pair = RingPair()
+    try:
+        pair.executor.pinned = PinnedArea(memoryview(bytearray(MIB))).client()
+        offset = pair.call("mem_host_alloc", bytesize=PAGE, flags=2).result.offset  # type: ignore[union-attr]
+        dev = pair.call("mem_alloc", bytesize=PAGE).result.dptr  # type: ignore[union-attr]
+        errors = pair.counters.errors
+        with structlog.testing.capture_logs() as logs:
+            answer = pair.call("mem_host_alias", offset=offset, address=dev)  # a collision
+        assert answer.status == CUresult.CUDA_ERROR_INVALID_VALUE
+        assert pair.counters.errors == errors + 1
+        assert [(e["event"], e["call"]) for e in logs] == [("call failed", "mem_host_alias")]
+        assert pair.call("mem_host_alias", offset=offset, address=0).status == 0
+    finally:
+        pair.close()
+
+
 # -- cuda: against a stand-in for cuda.bindings.driver ------------------------------------------------
 
 class FakeDriver:
@@ -224,6 +375,10 @@ class FakeDriver:
     def cuMemHostUnregister(self, address: int) -> tuple[int]:  # noqa: N802
         self.calls.append(("unregister", address))
         return (0,)
+
+    def cuMemHostGetDevicePointer(self, address: int, flags: int) -> tuple[int, int]:  # noqa: N802
+        self.calls.append(("device_pointer", address, flags))
+        return 0, address + ALIAS_SHIFT  # a driver's address of its own choosing
 
     def cuCtxSynchronize(self) -> tuple[int]:  # noqa: N802
         self.calls.append(("ctx_synchronize",))
@@ -247,6 +402,10 @@ class FakeDriver:
         return (0,)
 
 
+#: how far the stand-in driver puts a range's device pointer from its host address
+ALIAS_SHIFT = 1 << 40
+
+
 def cuda_executor(driver: FakeDriver, area: PinnedArea) -> tuple[Any, ctypes.Array[ctypes.c_char]]:
     from executor import Allocation, AllocationMap, CudaExecutor
     from executor._cuda_driver import Driver
@@ -255,6 +414,7 @@ def cuda_executor(driver: FakeDriver, area: PinnedArea) -> tuple[Any, ctypes.Arr
     ex._drv = Driver(driver)
     ex._null = object()  # type: ignore[assignment]
     ex._pinned_registered = {}
+    ex._pinned_aliases = {}
     ex.log = structlog.get_logger("test")
     ex.pending_faults = []
     ex._handlers = {}
@@ -274,7 +434,7 @@ def test_cuda_registers_each_range_dmas_straight_from_it_and_unregisters_before_
     ex, device = cuda_executor(driver, area)
     base = ctypes.addressof(ctypes.c_char.from_buffer(buf))
     offset = ex.mem_host_alloc(MemHostAllocArgs(bytesize=PAGE + 1, flags=0), io()).offset
-    assert driver.calls == [("register", base + offset, 2 * PAGE, 0)]
+    assert driver.calls == [("register", base + offset, 2 * PAGE, 2)]  # CU_MEMHOSTREGISTER_DEVICEMAP
     buf[offset:offset + 5] = b"hello"
     dev = ctypes.addressof(device)
     ex.memcpy_htod_pinned(MemcpyHtoDPinnedArgs(dst=dev, offset=offset, count=5, stream=0), io())
@@ -292,6 +452,34 @@ def test_cuda_registers_each_range_dmas_straight_from_it_and_unregisters_before_
     ex.mem_free_host(MemFreeHostArgs(offset=offset), io())
     assert driver.calls[-2:] == [("ctx_synchronize",), ("unregister", base + offset)]
     assert discarded == [(offset, 2 * PAGE)]
+
+
+def test_cuda_maps_a_registered_range_where_the_driver_says_and_forgets_it_with_the_range() -> None:
+    buf = bytearray(16 * PAGE)
+    driver = FakeDriver()
+    ex, _ = cuda_executor(driver, PinnedArea(memoryview(buf)))
+    base = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+    offset = ex.mem_host_alloc(MemHostAllocArgs(bytesize=PAGE, flags=2), io()).offset
+    mapped = ex.mem_host_alias(MemHostAliasArgs(offset=offset + 8, address=0), io()).dptr
+    assert mapped == base + offset + 8 + ALIAS_SHIFT
+    assert ex.mem_host_alias(MemHostAliasArgs(offset=offset, address=mapped - 8), io()).dptr == mapped - 8
+    assert driver.calls.count(("device_pointer", base + offset, 0)) == 1  # asked once a range
+    ex._check_range(mapped, PAGE - 8, write=True, what="a copy naming the alias")  # it is device memory now
+    for args, status in [(MemHostAliasArgs(offset=offset, address=base + offset), CUresult.CUDA_ERROR_INVALID_VALUE),
+                         (MemHostAliasArgs(offset=offset + PAGE, address=0), CUresult.CUDA_ERROR_INVALID_VALUE)]:
+        with pytest.raises(CudaError) as caught:  # not where the driver put it; not a live range
+            ex.mem_host_alias(args, io())
+        assert caught.value.status == status
+    ex.mem_free_host(MemFreeHostArgs(offset=offset), io())
+    with pytest.raises(CudaError) as caught:
+        ex._check_range(mapped, 1, write=False, what="a copy naming the freed alias")
+    assert caught.value.status == CUresult.CUDA_ERROR_INVALID_VALUE
+    refusing = FakeDriver(refuse_register=True)
+    ex, _ = cuda_executor(refusing, PinnedArea(memoryview(bytearray(4 * PAGE))))
+    offset = ex.mem_host_alloc(MemHostAllocArgs(bytesize=PAGE, flags=2), io()).offset
+    with pytest.raises(CudaError) as caught:  # the driver did not register it: not mapped either
+        ex.mem_host_alias(MemHostAliasArgs(offset=offset, address=0), io())
+    assert caught.value.status == CUresult.CUDA_ERROR_NOT_SUPPORTED
 
 
 def test_cuda_serves_a_range_the_driver_would_not_register_as_pageable() -> None:
