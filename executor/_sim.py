@@ -167,6 +167,7 @@ from ._sim_memory import Bytes, DeviceMemory, fill_views
 from ._sim_modules import FunctionLimits, SimFunction, SimModules, symbol_name
 from ._sim_nvml import SimNvmlCalls
 from ._sim_pinned import SimPinnedCalls
+from ._sim_textures import SimTextureCalls, SimTextures
 from .ptx import GRID_WORKSPACE_BYTES, Limits, cluster_shape, printf_listening
 from .ptx import launch as run_ptx_kernel
 from .ptx import load_module as load_ptx_module
@@ -209,7 +210,8 @@ GRAPH_NODE_BYTES: Final = 1024
 PHASE_NODE_BYTES: Final = 8
 
 
-class SimExecutor(SimNvmlCalls, SimTrsmCalls, SimPinnedCalls, PinnedHostCalls, ModuleUploadCalls, Executor):
+class SimExecutor(SimNvmlCalls, SimTrsmCalls, SimPinnedCalls, SimTextureCalls, PinnedHostCalls,
+                  ModuleUploadCalls, Executor):
     """One VM's simulated GPU. See the module's theory of operation."""
 
     backend_name = "sim"
@@ -240,6 +242,7 @@ class SimExecutor(SimNvmlCalls, SimTrsmCalls, SimPinnedCalls, PinnedHostCalls, M
             major * 10 + minor, self._attributes[1], self._attributes[12], self._attributes[8],
             self._attributes[97], self._attributes[10])
         self.modules = SimModules(self.memory, limits, ids=ids, host=self.host, jit=self._jit_layout)
+        self.textures = SimTextures(self.memory, self._attributes, ids)  # arrays, texture/surface objects
         self._legacy = StreamState(0, 0)
         self._streams: HandleTable[StreamState] = HandleTable("stream", ids=ids)
         self._events: HandleTable[EventState] = HandleTable("event", ids=ids)
@@ -350,7 +353,7 @@ class SimExecutor(SimNvmlCalls, SimTrsmCalls, SimPinnedCalls, PinnedHostCalls, M
         """Handles of every kind the VM holds now (streams, events, …, memory handles, modules)."""
         tables = (self._streams, self._events, self._graphs, self._graph_execs, self._blas, self._contexts,
                   self.memory.handles, self.modules.modules, self.modules.functions)
-        return sum(len(table) for table in tables)
+        return sum(len(table) for table in tables) + len(self.textures)
 
     def close(self) -> None:
         for capture in list(self._captures.values()):
@@ -366,6 +369,7 @@ class SimExecutor(SimNvmlCalls, SimTrsmCalls, SimPinnedCalls, PinnedHostCalls, M
         self._primary = None
         self._primary_refs = 0
         self.modules.clear()
+        self.textures.clear()
         self.memory.close()
 
     # -- helpers ---------------------------------------------------------------------------------

@@ -43,8 +43,9 @@ def device_attributes(config: DeviceConfig) -> dict[int, int]:
         1: 1024, 2: 1024, 3: 1024, 4: 64, 5: 2**31 - 1, 6: 65535, 7: 65535,
         # shared memory per block, constant memory, warp, pitch, registers per block
         8: 48 * 1024, 9: 64 * 1024, 10: 32, 11: 2**31 - 1, 12: 65536,
-        # clock (kHz), texture alignment, copy/compute overlap, SMs, no run-time limit, discrete
-        13: 1_980_000, 14: 512, 15: 1, 16: config.multiprocessor_count, 17: 0, 18: 0,
+        # clock (kHz), texture alignment (cuMemAlloc's: a linear or pitch-2D texture's pointer needs it),
+        # copy/compute overlap, SMs, no run-time limit, discrete
+        13: 1_980_000, 14: 256, 15: 1, 16: config.multiprocessor_count, 17: 0, 18: 0,
         19: 0,  # mapped host memory: guest memory cannot be mapped into the GPU
         20: 0,  # compute mode: default
         # texture limits: 1D, 2D, 3D, 2D layered
