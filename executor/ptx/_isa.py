@@ -23,6 +23,7 @@ from ._isa_pack import PACKED_HALVES, cvt_pack
 from ._isa_set import SET
 from ._isa_simd import VIDEO, compile_pairs16
 from ._isa_tensor import TENSOR
+from ._isa_texture import TEXTURE
 from ._isa_warp import WARP
 from ._isa_wmma import WMMA, cvt_tf32
 from ._numeric import DTYPES
@@ -144,6 +145,18 @@ SUPPORTED: dict[str, str] = {
     "sub": "as add (.cc: the borrow out)",
     "subc": "u32 s32 u64 s64, with the borrow in (.cc: and out)",
     "tanh": "approx.f32",
+    "istypep": "texref samplerref surfref: whether a handle is one of the VM's texture or surface objects "
+    "(there are no independent samplers: samplerref is false)",
+    "suld": "b, 1d 2d 3d a1d a2d, b8 b16 b32 b64, .v2 .v4, .trap .clamp .zero; x in bytes; object handles",
+    "suq": "width height depth channel_data_type channel_order array_size, b32",
+    "sust": "b (as suld), and p (formatted: f32 or s32/u32 components to the surface's format, integers "
+    "saturated; .b32 elements)",
+    "tex": "1d 2d 3d a1d a2d cube acube, .v4 f32 s32 u32 destinations, f32 coordinates (s32 on 1d: "
+    "tex1Dfetch); .level and .grad (one mip level: level 0); point and linear filtering, wrap clamp "
+    "mirror border, normalized coordinates, normalized-float and sRGB reads; object handles",
+    "tld4": "r g b a, 2d, .v4.f32.f32: the bilinear footprint counter-clockwise from the lower left",
+    "txq": "width height depth channel_data_type channel_order normalized_coords array_size "
+    "num_mipmap_levels num_samples force_unnormalized_coords filter_mode addr_mode_0..2, b32",
     "trap": "ends the launch: CUDA_ERROR_LAUNCH_FAILED, sticky",
     "vabsdiff2": "as vabsdiff4, on 16-bit halves",
     "vabsdiff4": "u32/s32 operands, with .add (the sum into c) or without; no lane selectors, masks or .sat",
@@ -240,6 +253,7 @@ COMPILERS: Mapping[str, InstructionCompiler] = {
     **BITS,
     **VIDEO,
     **CARRY,
+    **TEXTURE,
     **{opcode: _packed16(opcode) for opcode in ("add", "sub", "min", "max", "mad")},
     "cp": _cp,
     "cvt": _cvt,

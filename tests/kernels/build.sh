@@ -22,6 +22,8 @@
 #   ptx_fp8.compute_{75,80,90}.ptx  cuda_fp8.h's pairs: cvt to and from e4m3x2/e5m2x2 on compute_90,
 #                              NVIDIA's emulation elsewhere; floats to half2/bfloat162 (tests/ptx/test_fp8.py)
 #   ptx_libs.compute_{75,80,90}.ptx  CUB's block radix sort, scan and reductions (tests/ptx/test_libs.py)
+#   ptx_texture.compute_{75,80,90}.ptx  texture and surface objects: every tex geometry, tld4, txq/suq,
+#                              istypep, suld/sust (tests/ptx/test_textures.py)
 set -euo pipefail
 cd "$(dirname "$0")"
 NVCC=${NVCC:-nvcc}
@@ -55,6 +57,7 @@ for arch in 75 80 90; do
     "$NVCC" -ptx -arch=compute_$arch -o ptx_cluster.compute_$arch.ptx ptx_cluster.cu
     "$NVCC" -ptx -arch=compute_$arch -o ptx_fp8.compute_$arch.ptx ptx_fp8.cu
     "$NVCC" -ptx -arch=compute_$arch -o ptx_libs.compute_$arch.ptx ptx_libs.cu
+    "$NVCC" -ptx -arch=compute_$arch -o ptx_texture.compute_$arch.ptx ptx_texture.cu
 done
 
 "$NVCC" --version > NVCC_VERSION.txt

@@ -17,6 +17,7 @@ from executor._errors import CudaError
 from executor._kernels import LaunchDims
 from executor._sim_memory import DeviceMemory
 from executor.ptx import Limits, LoadedModule, launch
+from executor.ptx._texture_objects import TextureObjects
 
 KERNELS = Path(__file__).resolve().parents[1] / "kernels"
 CORPUS = {arch: KERNELS / f"ptx_corpus.compute_{arch}.ptx" for arch in (75, 80, 90)}
@@ -92,6 +93,7 @@ class Device:
         limits: Limits | None = None,
         symbols: dict[str, int] | None = None,
         cluster: tuple[int, int, int] | None = None,
+        textures: TextureObjects | None = None,
     ) -> None:
         launch(
             self.module,
@@ -102,6 +104,7 @@ class Device:
             symbols or {},
             limits,
             cluster=cluster,
+            textures=textures,
         )
 
     def fails(
@@ -113,9 +116,12 @@ class Device:
         shared: int = 0,
         limits: Limits | None = None,
         cluster: tuple[int, int, int] | None = None,
+        textures: TextureObjects | None = None,
     ) -> CudaError:
         with pytest.raises(CudaError) as err:
-            self.run(kernel, grid, block, *values, shared=shared, limits=limits, cluster=cluster)
+            self.run(
+                kernel, grid, block, *values, shared=shared, limits=limits, cluster=cluster, textures=textures
+            )
         return err.value
 
 

@@ -1,0 +1,267 @@
+"""Texture sampling as the CUDA programming guide's *Texture Fetching* appendix describes it, over the
+active lanes at once: coordinates to texel indices (normalized coordinates, address modes), point and
+linear filtering with the hardware's 8-bit weight fractions, cube-map face selection, and texels to
+values (read modes, half floats, sRGB). Texels are read through the checked ``gather_device`` of
+``_memory``: a layout pointing outside the VM's allocations faults as any load does.
+
+Nothing here trusts the coordinates: NaN reads as 0, and every index is brought inside the resource
+by the address mode (or marked as the border) before an address is formed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .._kernels import DeviceMemory
+from ._memory import gather_device
+from ._texture_objects import AddressMode, Sampler, TexelLayout
+
+__all__ = ["F64", "I64", "cube_face", "decode", "fetch", "gather4", "sample", "texel_addresses"]
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+Bool = npt.NDArray[np.bool_]
+
+#: coordinates past this magnitude (in texels) are clamped to it before they become integers: every
+#: address mode answers the same for them as for any far coordinate (wrap's period aside)
+_FAR = float(1 << 40)
+#: linear filtering's weights: 9-bit fixed point with 8 fractional bits (the guide's appendix)
+_WEIGHT_ONE = 256.0
+
+
+def _finite(x: F64) -> F64:
+    """``x`` with NaN as 0 and magnitudes bounded (see :data:`_FAR`)."""
+    return np.clip(np.nan_to_num(x, nan=0.0, posinf=_FAR, neginf=-_FAR), -_FAR, _FAR)
+
+
+def _scaled(coord: F64, size: int, normalized: bool) -> F64:
+    """A coordinate in texels: normalized coordinates scale by the size (in float32, as the
+    hardware's coordinate arithmetic is)."""
+    c = coord.astype(np.float32)
+    if normalized:
+        c = c * np.float32(size)
+    return _finite(c.astype(np.float64))
+
+
+def address(index: I64, size: int, mode: AddressMode, normalized: bool) -> tuple[I64, Bool | None]:
+    """Integer texel indices brought inside ``[0, size)`` by ``mode``, and which are the border
+    (``None``: none). Wrap and mirror apply only to normalized coordinates; otherwise they clamp, as
+    the guide says."""
+    if mode == AddressMode.BORDER:
+        outside = (index < 0) | (index >= size)
+        return np.clip(index, 0, size - 1), outside
+    if normalized and mode == AddressMode.WRAP:
+        return np.mod(index, size), None
+    if normalized and mode == AddressMode.MIRROR:
+        period = np.mod(index, 2 * size)
+        return np.where(period < size, period, 2 * size - 1 - period), None
+    return np.clip(index, 0, size - 1), None
+
+
+def cube_face(x: F64, y: F64, z: F64) -> tuple[I64, F64, F64]:
+    """The face (0..5: +x -x +y -y +z -z) a direction selects and the face's normalized coordinates,
+    by the guide's cubemap table; ties go to x, then y."""
+    ax, ay, az = np.abs(x), np.abs(y), np.abs(z)
+    on_x = (ax >= ay) & (ax >= az)
+    on_y = ~on_x & (ay >= az)
+    face = np.where(
+        on_x, np.where(x >= 0, 0, 1), np.where(on_y, np.where(y >= 0, 2, 3), np.where(z >= 0, 4, 5))
+    )
+    major = np.where(on_x, ax, np.where(on_y, ay, az))
+    s = np.where(on_x, np.where(x >= 0, -z, z), np.where(on_y, x, np.where(z >= 0, x, -x)))
+    t = np.where(on_y, np.where(y >= 0, z, -z), -y)
+    with np.errstate(all="ignore"):
+        u = (s / major + 1.0) * 0.5
+        v = (t / major + 1.0) * 0.5
+    return face.astype(np.int64), np.nan_to_num(u, nan=0.5), np.nan_to_num(v, nan=0.5)
+
+
+def texel_addresses(layout: TexelLayout, x: I64, y: I64, z: I64, layer: I64) -> npt.NDArray[np.uint64]:
+    """Each texel's device address (indices already inside the resource)."""
+    at = (
+        layer * layout.layer_pitch + z * layout.slice_pitch + y * layout.row_pitch + x * layout.texel_bytes
+    ).astype(np.uint64)
+    return at + np.uint64(layout.base & ((1 << 64) - 1))
+
+
+def fetch(
+    mem: DeviceMemory, layout: TexelLayout, x: I64, y: I64, z: I64, layer: I64
+) -> npt.NDArray[np.uint8]:
+    """Each texel's bytes, ``(k, texel_bytes)``, through the checked gather (one bulk read where the
+    texels lie in one span)."""
+    addrs = texel_addresses(layout, x, y, z, layer)
+    size = layout.texel_bytes
+    aligned = size in (1, 2, 4, 8) and not (int(np.bitwise_or.reduce(addrs)) if addrs.size else 0) & (
+        size - 1
+    )
+    return gather_device(mem, addrs, size, aligned=aligned)
+
+
+def _channel_dtype(layout: TexelLayout) -> np.dtype[Any]:
+    if layout.kind == "float":
+        return np.dtype(np.float16 if layout.channel_bits == 16 else np.float32)
+    prefix = "i" if layout.kind == "signed" else "u"
+    return np.dtype(f"<{prefix}{layout.channel_bits // 8}")
+
+
+def _srgb_to_linear(c: F64) -> F64:
+    linear: F64 = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    return linear
+
+
+def decode(raw: npt.NDArray[np.uint8], layout: TexelLayout, sampler: Sampler | None, as_float: bool) -> F64:
+    """Texels' bytes as four channel values, ``(k, 4)`` float64 holding either the float a float
+    destination receives (read mode applied: half to float, 8/16-bit integers normalized, sRGB) or
+    the integer an integer destination receives (its bits for float texels); missing channels read
+    as 0, alpha as 1."""
+    k = raw.shape[0]
+    channels = np.ascontiguousarray(raw).view(_channel_dtype(layout)).reshape(k, layout.channels)
+    out = np.zeros((k, 4), dtype=np.float64)
+    out[:, 3] = 1.0
+    if layout.kind == "float":
+        if as_float:
+            out[:, : layout.channels] = channels.astype(np.float64)
+        else:  # a float texel into an integer register: its float32 bits
+            as_bits = channels.astype(np.float32).view(np.int32)
+            out[:, : layout.channels] = as_bits.astype(np.float64)
+        return out
+    values = channels.astype(np.float64)
+    normalize = (
+        as_float and sampler is not None and sampler.normalized_float_read and layout.channel_bits < 32
+    )
+    if normalize:
+        bits = layout.channel_bits
+        if layout.kind == "unsigned":
+            values = values / float((1 << bits) - 1)
+            if sampler is not None and sampler.srgb and bits == 8:
+                rgb = min(layout.channels, 3)
+                values[:, :rgb] = _srgb_to_linear(values[:, :rgb])
+        else:
+            values = np.maximum(values / float((1 << (bits - 1)) - 1), -1.0)
+    out[:, : layout.channels] = values
+    return out
+
+
+def _border(sampler: Sampler, as_float: bool) -> F64:
+    color = np.array(sampler.border_color, dtype=np.float64)
+    if not as_float:  # an integer read of the border: the border color's float32 bits
+        color = np.array(sampler.border_color, dtype=np.float32).view(np.int32).astype(np.float64)
+    return color
+
+
+def _point(coord: F64, size: int, mode: AddressMode, normalized: bool) -> tuple[I64, Bool | None]:
+    index = np.floor(_scaled(coord, size, normalized)).astype(np.int64)
+    return address(index, size, mode, normalized)
+
+
+def _linear(
+    coord: F64, size: int, mode: AddressMode, normalized: bool
+) -> tuple[tuple[I64, I64], tuple[Bool | None, Bool | None], F64]:
+    """The two texels a linear filter blends along one axis, their border masks, and the weight of
+    the second (``frac(x - 0.5)`` rounded to 8 fractional bits)."""
+    xb = _scaled(coord, size, normalized) - 0.5
+    base = np.floor(xb)
+    alpha = np.round((xb - base) * _WEIGHT_ONE) / _WEIGHT_ONE
+    i0 = base.astype(np.int64)
+    a, oa = address(i0, size, mode, normalized)
+    b, ob = address(i0 + 1, size, mode, normalized)
+    return (a, b), (oa, ob), alpha
+
+
+def sample(
+    mem: DeviceMemory,
+    layout: TexelLayout,
+    sampler: Sampler,
+    coords: list[F64],
+    layer: I64,
+    as_float: bool,
+    *,
+    force_normalized: bool = False,
+    force_clamp: bool = False,
+) -> F64:
+    """The filtered value of each lane, ``(k, 4)``; ``coords`` are the spatial coordinates (1 to 3),
+    ``layer`` each lane's layer (or cube face) inside the resource. A cube face's coordinates are
+    normalized and clamp (``force_*``)."""
+    normalized = sampler.normalized_coords or force_normalized
+    sizes = (layout.width, layout.height, layout.depth)
+    k = layer.shape[0]
+    modes = [AddressMode.CLAMP if force_clamp else sampler.address_modes[a] for a in range(len(coords))]
+    border = _border(sampler, as_float)
+    # linear filtering blends floats; integers a register receives as they are come from the nearest
+    if not sampler.linear_filter or not as_float:
+        picks = [_point(c, sizes[a], modes[a], normalized) for a, c in enumerate(coords)]
+        index = [p[0] for p in picks]
+        out = _texels(mem, layout, sampler, index, layer, as_float)
+        outside = _any_outside([p[1] for p in picks])
+        if outside is not None:
+            out[outside] = border
+        return out
+    axes = [_linear(c, sizes[a], modes[a], normalized) for a, c in enumerate(coords)]
+    corners = 1 << len(axes)
+    # every corner of every lane in one gather: corner bit ``a`` picks the second texel on axis ``a``
+    index = [np.concatenate([axes[a][0][(c >> a) & 1] for c in range(corners)]) for a in range(len(axes))]
+    values = _texels(mem, layout, sampler, index, np.tile(layer, corners), as_float).reshape(corners, k, 4)
+    for c in range(corners):
+        outside = _any_outside([axes[a][1][(c >> a) & 1] for a in range(len(axes))])
+        if outside is not None:
+            values[c][outside] = border
+    out = np.zeros((k, 4), dtype=np.float64)
+    for c in range(corners):
+        weight = np.ones(k, dtype=np.float64)
+        for a in range(len(axes)):
+            alpha = axes[a][2]
+            weight = weight * (alpha if (c >> a) & 1 else 1.0 - alpha)
+        out += weight[:, None] * values[c]
+    return out
+
+
+def gather4(
+    mem: DeviceMemory, layout: TexelLayout, sampler: Sampler, coords: list[F64], layer: I64, component: int
+) -> F64:
+    """``tld4``: one component of the four texels a bilinear filter would blend, counter-clockwise
+    from the lower left: (i, j+1), (i+1, j+1), (i+1, j), (i, j)."""
+    normalized = sampler.normalized_coords
+    (xa, xb), (oxa, oxb), _ = _linear(coords[0], layout.width, sampler.address_modes[0], normalized)
+    (ya, yb), (oya, oyb), _ = _linear(coords[1], layout.height, sampler.address_modes[1], normalized)
+    k = layer.shape[0]
+    order = ((xa, yb, oxa, oyb), (xb, yb, oxb, oyb), (xb, ya, oxb, oya), (xa, ya, oxa, oya))
+    xs = np.concatenate([o[0] for o in order])
+    ys = np.concatenate([o[1] for o in order])
+    values = _texels(mem, layout, sampler, [xs, ys], np.tile(layer, 4), True).reshape(4, k, 4)
+    border = _border(sampler, True)
+    out = np.empty((k, 4), dtype=np.float64)
+    for j, (_, _, ox, oy) in enumerate(order):
+        got = values[j][:, component].copy()
+        outside = _any_outside([ox, oy])
+        if outside is not None:
+            got[outside] = border[component]
+        out[:, j] = got
+    return out
+
+
+def _any_outside(masks: list[Bool | None]) -> Bool | None:
+    present = [m for m in masks if m is not None]
+    if not present:
+        return None
+    out = present[0]
+    for m in present[1:]:
+        out = out | m
+    return out
+
+
+def _texels(
+    mem: DeviceMemory,
+    layout: TexelLayout,
+    sampler: Sampler | None,
+    index: list[I64],
+    layer: I64,
+    as_float: bool,
+) -> F64:
+    zero = np.zeros_like(layer)
+    x = index[0]
+    y = index[1] if len(index) > 1 else zero
+    z = index[2] if len(index) > 2 else zero
+    return decode(fetch(mem, layout, x, y, z, layer), layout, sampler, as_float)
