@@ -15,13 +15,16 @@ and publishes it on a board all the mediator's workers share (:mod:`._board`). O
 
 Why: with more busy processes than cores, which VM's guest and worker happen to run on two cores at
 once decides which VM polls its way to many times its neighbours' rate while they wait for
-wake-ups; and a flood takes whatever the scheduler gives it. A capped worker does not poll between
-calls (it sleeps on its doorbell, as the VMs it is ahead of do), and once it has served more than its
-cap allows since the epoch began (``BURST`` calls of slack) it sleeps the difference off
-(``sleep_due``), in sleeps of ``MIN_SLEEP_NS`` to ``MAX_SLEEP_NS``. A cap is always above the slowest
-busy peer's rate (and it takes half the peers slow to bring the typical rate down), so a capped VM
-is slowed to its peers' pace, never starved; and never below ``MIN_CAP``: a tenant holding half the
-busy VMs and keeping them slow on purpose could otherwise hold everyone else's VMs to its pace.
+wake-ups; and a flood takes whatever the scheduler gives it. A capped worker spends an
+``Allowance``: its cap in calls per second, banked up to ``QUANTUM_NS`` worth. It serves as it always
+does (polling, so that its calls cost what they cost uncapped) until the allowance is spent, and then
+sleeps until a whole quantum is banked again, in sleeps of at most ``MAX_SLEEP_NS``: one sleep per
+burst of calls, not one per call, so that the CPU it frees comes in pieces long enough for its peers
+to use (its guest, finding no completion, stops spinning and sleeps too). A cap is always above the
+slowest busy peer's rate (and it takes half the peers slow to bring the typical rate down), so a
+capped VM is slowed to its peers' pace, never starved; and never below ``MIN_CAP``: a tenant holding
+half the busy VMs and keeping them slow on purpose could otherwise hold everyone else's VMs to its
+pace.
 
 Calls, not CPU time, are what is equalised: a worker that sleeps between calls spends more CPU per
 call than one that polls, so CPU time would keep a capped VM looking ahead; the cost is that a VM
@@ -37,14 +40,13 @@ from typing import Final
 __all__ = [
     "ACTIVE_RATE",
     "AHEAD",
-    "BURST",
     "EPOCH_NS",
     "MAX_SLEEP_NS",
     "MIN_CAP",
-    "MIN_SLEEP_NS",
+    "QUANTUM_NS",
     "SMOOTHING",
+    "Allowance",
     "next_cap",
-    "sleep_due",
     "smooth",
 ]
 
@@ -58,13 +60,12 @@ AHEAD: Final = 1.25
 MIN_CAP: Final = 1000.0
 #: the weight of the newest epoch in the smoothed rate (about five epochs of memory)
 SMOOTHING: Final = 0.2
-#: calls a capped worker may serve beyond its cap within an epoch before it sleeps (each epoch grants
-#: it anew: BURST / EPOCH_NS, 50 calls/s, is how far past its cap a capped worker can get)
-BURST: Final = 1
-#: a debt is slept off only from this long (a shorter sleep costs about as much as it gives back)
-MIN_SLEEP_NS: Final = 100_000
-#: and at most this long at once, so heartbeats and control messages keep their pace
-MAX_SLEEP_NS: Final = 5_000_000
+#: a capped worker banks at most this long's worth of its cap: it serves that many calls in a burst,
+#: then sleeps until as many are banked again
+QUANTUM_NS: Final = 5_000_000
+#: the longest single sleep, so that heartbeats and control messages keep their pace (above
+#: QUANTUM_NS, so that a bank emptied by a few calls more than it held fills in one sleep)
+MAX_SLEEP_NS: Final = 10_000_000
 
 
 def smooth(previous: float, calls: int, wall_ns: int) -> float:
@@ -92,11 +93,38 @@ def next_cap(own: float, peers: Sequence[float], cpus: int, capped: bool) -> flo
     return None
 
 
-def sleep_due(calls: int, elapsed_ns: int, cap: float) -> int:
-    """How long (ns) a worker capped at ``cap`` calls per second sleeps now, having served ``calls`` in
-    the ``elapsed_ns`` since its epoch began: 0 while within the cap and ``BURST``."""
-    allowed = cap * max(elapsed_ns, 0) / 1e9 + BURST
-    if calls <= allowed:
-        return 0
-    due = (calls - allowed) / cap * 1e9
-    return 0 if due < MIN_SLEEP_NS else int(min(due, MAX_SLEEP_NS))
+class Allowance:
+    """A capped worker's budget (a token bucket with time from the caller): ``cap`` calls per second,
+    at most ``QUANTUM_NS`` worth banked (one call at least). Calls are paid after they are served;
+    a worker in debt sleeps until the bank is full again."""
+
+    def __init__(self, cap: float, now_ns: int) -> None:
+        self.cap = cap
+        self.tokens = self.depth
+        self._at = now_ns
+        self._owing = False  # overdrawn, and not yet full again
+
+    @property
+    def depth(self) -> float:
+        return max(1.0, self.cap * QUANTUM_NS / 1e9)
+
+    def _refill(self, now_ns: int) -> None:
+        if now_ns > self._at:
+            self.tokens = min(self.depth, self.tokens + self.cap * (now_ns - self._at) / 1e9)
+            self._at = now_ns
+
+    def recap(self, cap: float, now_ns: int) -> None:
+        """A new cap from now on (what was banked at the old one is kept, up to the new depth)."""
+        self._refill(now_ns)
+        self.cap = cap
+        self.tokens = min(self.tokens, self.depth)
+
+    def spend(self, calls: int, now_ns: int) -> int:
+        """Pay for ``calls`` served; how long (ns) to sleep now: 0 until the bank is overdrawn, and
+        from then on until it is full again (``MAX_SLEEP_NS`` at most at once: call again after)."""
+        self._refill(now_ns)
+        self.tokens -= max(calls, 0)
+        self._owing = self.tokens < 0 or (self._owing and self.tokens < self.depth)
+        if not self._owing:
+            return 0
+        return min(int((self.depth - self.tokens) / self.cap * 1e9) + 1, MAX_SLEEP_NS)

@@ -67,7 +67,7 @@ from ._board import Board
 from ._channels import Channel, ChannelContext, ChannelTable, populate
 from ._limits import TokenBucket
 from ._logging import configure_logging
-from ._pacing import EPOCH_NS, next_cap, sleep_due, smooth
+from ._pacing import EPOCH_NS, Allowance, next_cap, smooth
 from ._pinned_region import pinned_area
 from ._stats import ChannelStats, StatsBlock, WorkerCounters
 from ._trace import TraceRing, printf_recorder, summarize
@@ -202,6 +202,8 @@ class Worker:
         self.board = self._claim_board(spec.board)
         self.cpus = len(os.sched_getaffinity(0))
         self.cap: float | None = None
+        self.allowance: Allowance | None = None  # while capped
+        self._paid = 0  # self.counters.calls when the allowance was last paid
         self._rate = 0.0
         self._epoch_at = perf_counter_ns()
         self._calls_at = 0  # self.counters.calls when the epoch began
@@ -396,12 +398,23 @@ class Worker:
         monotonic = time.monotonic_ns()
         self.cap = next_cap(self._rate, board.peers(monotonic), self.cpus, self.cap is not None)
         board.publish(monotonic, self._rate, self.cap)
+        if self.cap is None:
+            self.allowance = None
+        elif self.allowance is None:
+            self.allowance, self._paid = Allowance(self.cap, now_ns), calls
+        else:
+            self.allowance.recap(self.cap, now_ns)
 
-    def keep_to_cap(self, cap: float, now_ns: int) -> None:
-        """Capped: sleep off what was served beyond the cap since the epoch began."""
-        due = sleep_due(self.counters.calls - self._calls_at, now_ns - self._epoch_at, cap)
-        if due:
+    def keep_to_cap(self, allowance: Allowance) -> None:
+        """Capped: pay for the calls served since the last payment; overdrawn, sleep until a whole
+        quantum is banked again (the heartbeat and control kept between sleeps)."""
+        calls = self.counters.calls
+        due = allowance.spend(calls - self._paid, perf_counter_ns())
+        self._paid = calls
+        while due and not self.stopping:
             time.sleep(due / 1e9)
+            self.beat_if_due(perf_counter_ns())
+            due = allowance.spend(0, perf_counter_ns())
 
     def _set_need_wakeup(self, value: int) -> None:
         for channel in self.table.open:
@@ -473,8 +486,9 @@ class Worker:
                 if self.share.memory_used() != self.counters.memory_used:
                     self.publish_stats()  # memory moved: status shows it now, not at the next idle
                 now = perf_counter_ns()
-                if self.cap is not None:
-                    self.keep_to_cap(self.cap, now)
+                if self.allowance is not None:
+                    self.keep_to_cap(self.allowance)
+                    now = perf_counter_ns()
                 if now - self._beat_at >= HEARTBEAT_NS:
                     self.publish_stats()
                     self.poll_control()
@@ -504,7 +518,7 @@ class Worker:
                 idle_since = perf_counter_ns()
                 continue
             idle = now - idle_since
-            if idle < poll_ns and table.open and self.cap is None:
+            if idle < poll_ns and table.open:
                 window = min(poll_ns - idle, IDLE_SLICE_NS)
                 only = table.open[0].ctx if len(table.open) == 1 else None
                 if only is not None:

@@ -13,14 +13,13 @@ from mediator._board import SLOTS, STALE_NS, Board
 from mediator._pacing import (
     ACTIVE_RATE,
     AHEAD,
-    BURST,
     EPOCH_NS,
     MAX_SLEEP_NS,
     MIN_CAP,
-    MIN_SLEEP_NS,
+    QUANTUM_NS,
     SMOOTHING,
+    Allowance,
     next_cap,
-    sleep_due,
     smooth,
 )
 
@@ -96,17 +95,50 @@ def test_smooth() -> None:
     assert smooth(5000.0, 0, 10 * EPOCH_NS) == 0.0  # a worker that slept long starts over
 
 
-def test_sleep_due() -> None:
-    cap = 1000.0  # one call a millisecond
-    assert sleep_due(BURST, 0, cap) == 0  # the burst is free
-    assert sleep_due(10 + BURST, 10_000_000, cap) == 0  # on the cap
-    # 20 calls more than 10 ms allow: 20 ms owed, slept at most MAX_SLEEP_NS at once
-    assert sleep_due(30 + BURST, 10_000_000, cap) == MAX_SLEEP_NS
-    assert sleep_due(12 + BURST, 10_000_000, cap) == 2_000_000
-    # a debt shorter than MIN_SLEEP_NS waits until it grows (at 100,000/s a call is 10 us)
-    assert MIN_SLEEP_NS < 20 * 10_000 < MAX_SLEEP_NS
-    assert sleep_due(BURST + 1, 0, 1e5) == 0
-    assert sleep_due(BURST + 20, 0, 1e5) == 200_000
+def test_allowance_bank() -> None:
+    cap = 10_000.0  # a call every 100 us: a quantum of 5 ms banks 50
+    bank = Allowance(cap, now_ns=0)
+    assert bank.depth == cap * QUANTUM_NS / 1e9 == 50
+    assert bank.spend(50, 0) == 0  # a full bank is served at once, without a sleep
+    # overdrawn by one: sleep until the bank is full again (51 calls at 100 us), not for one call
+    assert bank.spend(1, 0) == 5_100_000 + 1
+    assert bank.spend(0, 2_000_000) == 3_100_000 + 1  # woken early: still owing, sleeps on
+    assert bank.spend(0, 5_100_001) == 0  # full: serve again
+    assert bank.spend(0, 10**12) == 0 and bank.tokens == 50  # idle time banks one quantum at most
+    # overdrawn by a whole drain of calls: one sleep, at most MAX_SLEEP_NS
+    assert bank.spend(90, 10**12) == 9_000_000 + 1
+    assert bank.spend(150, 10**12 + 1) == MAX_SLEEP_NS  # a longer debt: in sleeps of MAX_SLEEP_NS
+    # a lower cap: what is banked is kept up to the new depth
+    bank = Allowance(cap, now_ns=0)
+    bank.recap(2000.0, 0)
+    assert bank.depth == 10 and bank.tokens == 10
+    assert Allowance(MIN_CAP / 100, 0).depth == 1  # at least one call
+
+
+def _serve_flat_out(cap: float, call_ns: int, seconds: float) -> tuple[int, int]:
+    """A capped worker whose guest always has the next call ready (each served in ``call_ns``),
+    sleeping when its allowance says: (calls served, sleeps) over ``seconds``."""
+    bank = Allowance(cap, now_ns=0)
+    now = calls = sleeps = 0
+    while now < seconds * 1e9:
+        now += call_ns
+        calls += 1
+        due = bank.spend(1, now)
+        while due:
+            sleeps += 1
+            now += due
+            due = bank.spend(0, now)
+    return calls, sleeps
+
+
+@pytest.mark.parametrize(("cap", "call_ns"), [(MIN_CAP, 5_000), (10_000.0, 5_000), (50_000.0, 2_000)])
+def test_a_capped_worker_serves_its_cap_in_bursts(cap: float, call_ns: int) -> None:
+    """Held to its cap over a second (a quantum's worth of slack), and one sleep per quantum, not one
+    per call: a worker that slept after every call would spend the CPU it frees on waking up."""
+    calls, sleeps = _serve_flat_out(cap, call_ns, 1.0)
+    depth = max(1.0, cap * QUANTUM_NS / 1e9)
+    assert cap - depth <= calls <= cap + 2 * depth
+    assert sleeps <= 1.1 * calls / depth
 
 
 # -- the board -------------------------------------------------------------------------------------
