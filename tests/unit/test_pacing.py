@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import statistics
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -83,6 +85,37 @@ def test_a_cap_is_above_the_slowest_busy_peer() -> None:
             cap = next_cap(own, peers, 2, False)
             if cap is not None:
                 assert cap >= AHEAD * min(peers)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_equal_workers_with_noisy_epochs_are_never_capped(seed: int) -> None:
+    """Four VMs serving the same rate on two cores, each epoch's count off by up to 25% either way
+    (a loaded host's jitter): the smoothed rates stay within AHEAD of each other, so nobody is capped
+    (a cap there would only cost calls)."""
+    rng = random.Random(seed)
+    rates = [8000.0] * 4
+    caps: list[float | None] = [None] * 4
+    for epoch in range(500):
+        rates = [smooth(r, round(8000 * EPOCH_NS / 1e9 * rng.uniform(0.75, 1.25)), EPOCH_NS) for r in rates]
+        if epoch < 20:
+            continue  # the rates settle from the same start
+        caps = [next_cap(own, rates[:i] + rates[i + 1 :], 2, cap is not None)
+                for i, (own, cap) in enumerate(zip(rates, caps, strict=True))]
+        assert caps == [None] * 4, (epoch, rates)
+
+
+def test_a_flood_among_noisy_workers_is_capped_at_once() -> None:
+    """The same noise beside a flood at twenty times their rate: the flood is capped from its first
+    epoch, at AHEAD times the others' typical rate, and none of the others is."""
+    rng = random.Random(7)
+    served = [8000.0] * 3 + [160_000.0]  # calls per second, each epoch's count about that
+    rates = list(served)
+    for _ in range(500):
+        rates = [smooth(r, round(s * EPOCH_NS / 1e9 * rng.uniform(0.75, 1.25)), EPOCH_NS)
+                 for r, s in zip(rates, served, strict=True)]
+        caps = [next_cap(own, rates[:i] + rates[i + 1 :], 2, False) for i, own in enumerate(rates)]
+        assert caps[:3] == [None] * 3
+        assert caps[3] == pytest.approx(AHEAD * statistics.median(rates[:3]))
 
 
 def test_smooth() -> None:
