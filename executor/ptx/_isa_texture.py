@@ -11,7 +11,7 @@ has no mipmaps), so ``.level``/``.grad`` read level 0, as the hardware does for 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import numpy.typing as npt
@@ -73,18 +73,19 @@ def _groups(handles: U64) -> list[tuple[int, npt.NDArray[np.intp] | None]]:
 
 def _texture(f: Frame, handle: int) -> TextureObject:
     table = _textures(f)
-    obj = table.texture(handle) if table is not None else None
-    if obj is None:
-        raise illegal(f"texture fetch through {handle:#x}, which is no texture object of the VM")
-    return obj
+    found = None if table is None else table.texture(handle)
+    return found if found is not None else _unknown("texture fetch", handle)
 
 
 def _surface(f: Frame, handle: int) -> SurfaceObject:
     table = _textures(f)
-    obj = table.surface(handle) if table is not None else None
-    if obj is None:
-        raise illegal(f"surface access through {handle:#x}, which is no surface object of the VM")
-    return obj
+    found = None if table is None else table.surface(handle)
+    return found if found is not None else _unknown("surface access", handle)
+
+
+def _unknown(what: str, handle: int) -> NoReturn:
+    """An unknown handle: a GPU faults on a descriptor that is none."""
+    raise illegal(f"{what} through {handle:#x}, which is no such object of the VM")
 
 
 def _handle(c: Compiler, operand: Operand) -> Getter:
