@@ -960,7 +960,7 @@ class SimExecutor(SimNvmlCalls, SimTrsmCalls, SimPinnedCalls, SimTextureCalls, P
         self.host.check(kernel.param_bytes, "cuLaunchKernel: a copy of the parameter block")
         params = bytes(io.inp[:kernel.param_bytes])  # the payload is the guest's again once we return
         symbols = self.modules.symbols(function)
-        memory = self.memory
+        memory, textures = self.memory, self.textures
 
         def run() -> None:
             # a cooperative grid's barrier word: zeroed device memory of the VM for this launch
@@ -968,7 +968,7 @@ class SimExecutor(SimNvmlCalls, SimTrsmCalls, SimPinnedCalls, SimTextureCalls, P
             try:
                 with printf_listening(self.kernel_output):
                     run_ptx_kernel(program, kernel.name, memory, dims, params, symbols, self.launch_limits,
-                                   grid_workspace=workspace, cluster=cluster)
+                                   grid_workspace=workspace, cluster=cluster, textures=textures)
             finally:
                 if workspace:
                     memory.free(workspace)
