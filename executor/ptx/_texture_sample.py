@@ -37,19 +37,26 @@ def _finite(x: F64) -> F64:
     return np.clip(np.nan_to_num(x, nan=0.0, posinf=_FAR, neginf=-_FAR), -_FAR, _FAR)
 
 
-def _scaled(coord: F64, size: int, normalized: bool) -> F64:
-    """A coordinate in texels: normalized coordinates scale by the size (in float32, as the
-    hardware's coordinate arithmetic is)."""
+def _scaled(coord: F64, size: int, mode: AddressMode, normalized: bool) -> F64:
+    """A coordinate in texels. Normalized coordinates wrap (``frac(x)``) or mirror (``frac(x)`` where
+    ``floor(x)`` is even, ``1 - frac(x)`` where odd) as the programming guide says, then scale by the
+    size; in float32, as the hardware's coordinate arithmetic is."""
     c = coord.astype(np.float32)
     if normalized:
+        if mode in (AddressMode.WRAP, AddressMode.MIRROR):
+            whole = np.floor(c)
+            c = c - whole
+            if mode == AddressMode.MIRROR:
+                c = np.where(np.fmod(whole, np.float32(2)) == 0, c, np.float32(1) - c)
         c = c * np.float32(size)
     return _finite(c.astype(np.float64))
 
 
 def address(index: I64, size: int, mode: AddressMode, normalized: bool) -> tuple[I64, Bool | None]:
     """Integer texel indices brought inside ``[0, size)`` by ``mode``, and which are the border
-    (``None``: none). Wrap and mirror apply only to normalized coordinates; otherwise they clamp, as
-    the guide says."""
+    (``None``: none). Wrap and mirror apply only to normalized coordinates, otherwise they clamp, as
+    the guide says; after :func:`_scaled` they matter only for a linear filter's texels beyond the
+    edges (wrapped around, or mirrored back)."""
     if mode == AddressMode.BORDER:
         outside = (index < 0) | (index >= size)
         return np.clip(index, 0, size - 1), outside
@@ -159,7 +166,7 @@ def _border(sampler: Sampler, as_float: bool) -> F64:
 
 
 def _point(coord: F64, size: int, mode: AddressMode, normalized: bool) -> tuple[I64, Bool | None]:
-    index = np.floor(_scaled(coord, size, normalized)).astype(np.int64)
+    index = np.floor(_scaled(coord, size, mode, normalized)).astype(np.int64)
     return address(index, size, mode, normalized)
 
 
@@ -168,7 +175,7 @@ def _linear(
 ) -> tuple[tuple[I64, I64], tuple[Bool | None, Bool | None], F64]:
     """The two texels a linear filter blends along one axis, their border masks, and the weight of
     the second (``frac(x - 0.5)`` rounded to 8 fractional bits)."""
-    xb = _scaled(coord, size, normalized) - 0.5
+    xb = _scaled(coord, size, mode, normalized) - 0.5
     base = np.floor(xb)
     alpha = np.round((xb - base) * _WEIGHT_ONE) / _WEIGHT_ONE
     i0 = base.astype(np.int64)

@@ -114,13 +114,22 @@ def _f32(x: float) -> float:
         return float(np.float32(x))
 
 
-def _coord(c: float, size: int, normalized: bool) -> float:
-    x = _f32(c)
+def _coord(c: float, size: int, normalized: bool, mode: AddressMode) -> float:
+    """A coordinate in texels: normalized ones wrapped or mirrored as the guide says, then scaled
+    (float32 arithmetic); NaN as 0, magnitudes bounded."""
+    x = float(np.float32(c))
+    if normalized and mode in (AddressMode.WRAP, AddressMode.MIRROR) and math.isfinite(x):
+        whole = math.floor(x)
+        x = _f32(x - whole)
+        if mode == AddressMode.MIRROR and whole % 2:
+            x = _f32(1 - x)
+    elif normalized and mode in (AddressMode.WRAP, AddressMode.MIRROR):
+        x = math.nan  # frac of an infinity
     if normalized:
         x = _f32(x * size)
     if math.isnan(x):
         return 0.0
-    return max(min(x, 2.0**40), -(2.0**40))
+    return float(max(min(x, 2.0**40), -(2.0**40)))
 
 
 def _index(i: int, size: int, mode: AddressMode, normalized: bool) -> int | None:
@@ -183,13 +192,13 @@ def reference(
     if not s.linear_filter or not as_float:
         return texel(
             [
-                _index(math.floor(_coord(c, sizes[a], normalized)), sizes[a], modes[a], normalized)
+                _index(math.floor(_coord(c, sizes[a], normalized, modes[a])), sizes[a], modes[a], normalized)
                 for a, c in enumerate(coords)
             ]
         )
     lows, alphas = [], []
     for a, c in enumerate(coords):
-        xb = _coord(c, sizes[a], normalized) - 0.5
+        xb = _coord(c, sizes[a], normalized, modes[a]) - 0.5
         lows.append(math.floor(xb))
         alphas.append(round((xb - math.floor(xb)) * 256) / 256)
     total = [0.0] * 4
@@ -259,6 +268,19 @@ def test_tex2d_every_address_mode(dev: Device, linear: bool, normalized: bool) -
         got = _run2d(dev, "tex2d_f", layout, s, coords, np.float32)
         want = _expected([reference(texels, s, [float(x), float(y)], 0, True) for x, y in coords], "f32")
         np.testing.assert_allclose(got, want, rtol=2e-7, atol=2e-6, err_msg=f"{mode.name}")
+
+
+def test_mirror_and_wrap_act_on_the_coordinate(dev90: Device) -> None:
+    """The guide's wrap and mirror replace the normalized coordinate (frac(x), or 1 - frac(x) where
+    floor(x) is odd) before it is scaled: 1.25 mirrored on 4 texels is 0.75, texel 3 (mirroring the
+    texel index 5 instead would give texel 2)."""
+    texels = np.arange(16, dtype=np.float32).reshape(1, 1, 1, 4, 4)
+    layout = _layout(dev90, texels, "2d")
+    coords = np.array([[1.25, 0.5], [-0.25, 0.5], [2.75, 0.5], [-1.0, 0.5]], dtype=np.float32)
+    got = _run2d(dev90, "tex2d_f", layout, _sampler(AddressMode.MIRROR, normalized=True), coords, np.float32)
+    np.testing.assert_array_equal(got[:, 0], [12, 4, 12, 12])  # -1.0 mirrors to 1.0: texel 4, mirrored back
+    got = _run2d(dev90, "tex2d_f", layout, _sampler(AddressMode.WRAP, normalized=True), coords, np.float32)
+    np.testing.assert_array_equal(got[:, 0], [4, 12, 12, 0])
 
 
 @pytest.mark.parametrize("bits", [8, 16])
