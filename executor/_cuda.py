@@ -92,6 +92,8 @@ __all__ = ["CudaExecutor", "cuda_available"]
 log = structlog.get_logger("executor.cuda")
 
 _CTX_FLAGS: Final = 0xFF
+#: CU_DEVICE_ATTRIBUTE_MANAGED_MEMORY
+_MANAGED_MEMORY: Final = 83
 
 
 def _write_string(text: bytes, io: CallIO, what: str) -> None:
@@ -293,6 +295,8 @@ class CudaExecutor(MemoryCalls, ModuleCalls, StreamCalls, BlasCalls, NvmlCalls, 
 
     def device_get_attribute(self, args: DeviceGetAttributeArgs, io: CallIO) -> I32Result:
         dev = self._device(args.device)
+        if args.attrib == _MANAGED_MEMORY:  # the driver maps a range where it likes, never at the guest's
+            return I32Result(value=0)       # pointer: the guest's managed memory cannot be served
         return I32Result(value=self._drv.device_get_attribute(args.attrib, dev))
 
     def device_total_mem(self, args: DeviceArgs, io: CallIO) -> DeviceTotalMemResult:

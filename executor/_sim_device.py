@@ -46,7 +46,7 @@ def device_attributes(config: DeviceConfig) -> dict[int, int]:
         # clock (kHz), texture alignment (cuMemAlloc's: a linear or pitch-2D texture's pointer needs it),
         # copy/compute overlap, SMs, no run-time limit, discrete
         13: 1_980_000, 14: 256, 15: 1, 16: config.multiprocessor_count, 17: 0, 18: 0,
-        19: 0,  # mapped host memory: guest memory cannot be mapped into the GPU
+        19: 1,  # mapped host memory: the region's pinned area (mem_host_alias)
         20: 0,  # compute mode: default
         # texture limits: 1D, 2D, 3D, 2D layered
         21: 131072, 22: 131072, 23: 65536, 24: 16384, 25: 16384, 26: 16384, 27: 32768, 28: 32768, 29: 2048,
@@ -66,7 +66,7 @@ def device_attributes(config: DeviceConfig) -> dict[int, int]:
         75: major, 76: minor, 77: 32768,
         78: 0,  # stream priorities: clamped to [0, 0]
         79: 1, 80: 1, 81: 228 * 1024, 82: 65536,  # L1 caches, shared memory and registers per SM
-        83: 0,  # managed memory: not served
+        83: 1,  # managed memory: pinned ranges at the guest's own addresses (no concurrent access: 89)
         84: 0, 85: 0, 86: 0, 87: 2,  # not a multi-GPU board, no host-native atomics, FP32:FP64 2:1
         88: 0, 89: 0,  # pageable memory access, concurrent managed access: not served
         90: 1, 91: 0,  # compute preemption; registered host memory is not GPU-addressable

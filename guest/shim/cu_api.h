@@ -109,6 +109,14 @@ CUresult cuMemFreeHost(void *p);
 CUresult cuMemHostGetFlags(unsigned int *flags, void *p);
 CUresult cuMemHostRegister_v2(void *p, size_t bytesize, unsigned int flags);
 CUresult cuMemHostUnregister(void *p);
+/* mapped pinned and managed memory (cu_managed.c) */
+CUresult cuMemHostGetDevicePointer_v2(CUdeviceptr *pdptr, void *p, unsigned int flags);
+CUresult cuMemAllocManaged(CUdeviceptr *dptr, size_t bytesize, unsigned int flags);
+CUresult cuStreamAttachMemAsync(CUstream stream, CUdeviceptr dptr, size_t length, unsigned int flags);
+CUresult cuMemPrefetchAsync(CUdeviceptr dptr, size_t count, CUdevice device, CUstream stream);
+CUresult cuMemPrefetchAsync_v2(CUdeviceptr dptr, size_t count, CUmemLocation location, unsigned int flags,
+                               CUstream stream);
+CUresult cuPointerGetAttribute(void *data, int attribute, CUdeviceptr ptr);
 
 CUresult cuStreamCreate(CUstream *out, unsigned int flags);
 CUresult cuStreamCreateWithPriority(CUstream *out, unsigned int flags, int priority);

@@ -96,12 +96,13 @@ CUresult cuDeviceGet(CUdevice *device, int ordinal)
     return rc;
 }
 
-/* Capabilities the shim does not provide, whatever the GPU can do: mapping guest memory into the
- * GPU, managed memory, stream priorities (guest-side), and those whose calls it does not serve
+/* Capabilities the shim does not provide, whatever the GPU can do: mapping the process's own pages
+ * into the GPU (pageable access, registered memory), concurrent managed access, stream priorities
+ * (guest-side), and those whose calls it does not serve
  * (multi-device cooperative launches, stream memory operations, memory pools, exportable handles,
  * IPC, tensor maps, multicast, host-NUMA allocations), so that a program that checks before it calls
- * never takes a path that cannot work. Cooperative (95) and cluster (120) launches are the host's
- * answer. */
+ * never takes a path that cannot work. Cooperative (95) and cluster (120) launches, mapped pinned
+ * memory (19) and managed memory (83) are the host's answer (cu_managed.c serves them). */
 static int guest_capability(int attrib, int *value)
 {
     switch (attrib) {
@@ -114,9 +115,7 @@ static int guest_capability(int attrib, int *value)
     case 127:                                      /* TENSOR_MAP_ACCESS_SUPPORTED */
     case 132:                                      /* MULTICAST_SUPPORTED */
     case 141: case 143: case 145:                  /* host-NUMA and host virtual memory */
-    case 19:  /* CAN_MAP_HOST_MEMORY */
     case 78:  /* STREAM_PRIORITIES_SUPPORTED */
-    case 83:  /* MANAGED_MEMORY */
     case 88:  /* PAGEABLE_MEMORY_ACCESS */
     case 89:  /* CONCURRENT_MANAGED_ACCESS */
     case 91:  /* CAN_USE_HOST_POINTER_FOR_REGISTERED_MEM */

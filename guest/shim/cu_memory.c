@@ -42,6 +42,9 @@ CUresult cuMemAlloc_v2(CUdeviceptr *dptr, size_t bytesize)
 
 CUresult cuMemFree_v2(CUdeviceptr dptr)
 {
+    CUresult managed_rc;
+    if (vgpu_managed_free(dptr, &managed_rc)) /* cuMemAllocManaged's (cu_managed.c) */
+        return managed_rc;
     struct vgpu_args_mem_free a = {.dptr = dptr};
     CUresult rc = vgpu_cu_call(VGPU_CALL_MEM_FREE, &a, sizeof a, NULL, 0);
     if (rc == CUDA_SUCCESS && dptr)
@@ -344,13 +347,15 @@ CUresult cuMemHostAlloc(void **pp, size_t bytesize, unsigned int flags)
 {
     if (!pp)
         return CUDA_ERROR_INVALID_VALUE;
-    if (flags & CU_MEMHOSTALLOC_DEVICEMAP)
-        VGPU_UNSUPPORTED_USE(CUDA_ERROR_NOT_SUPPORTED,
-                             "cuMemHostAlloc(DEVICEMAP): guest memory cannot be mapped into the GPU");
     if (flags & ~(CU_MEMHOSTALLOC_PORTABLE | CU_MEMHOSTALLOC_DEVICEMAP | CU_MEMHOSTALLOC_WRITECOMBINED))
         return CUDA_ERROR_INVALID_VALUE;
     void *p = NULL;
     CUresult rc = bytesize ? vgpu_pinned_alloc(&p, bytesize, flags) : CUDA_ERROR_NOT_SUPPORTED;
+    if (rc && (flags & CU_MEMHOSTALLOC_DEVICEMAP)) /* mapped memory must be the region's: no fallback */
+        VGPU_UNSUPPORTED_USE(bytesize ? rc : CUDA_ERROR_INVALID_VALUE,
+                             "cuMemHostAlloc(%zu, DEVICEMAP): status %d (the pinned area is full, absent or "
+                             "not mapped into the device); mapped memory has no ordinary-memory fallback "
+                             "(logged once)", bytesize, (int)rc);
     if (rc == CUDA_ERROR_OUT_OF_MEMORY || rc == CUDA_ERROR_NOT_SUPPORTED) {
         static int once;
         if (bytesize && !__atomic_exchange_n(&once, 1, __ATOMIC_RELAXED))

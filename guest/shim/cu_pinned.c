@@ -17,6 +17,15 @@
  *    and freeing it only forgets it (the host already has it back). The host may hand the same range
  *    to another process after the reset: a program that keeps using pinned memory across a reset
  *    shares it (CUDA's cudaDeviceReset frees pinned memory outright).
+ *  - Every range is mapped into the device's address space when it is handed out (mem_host_alias), as
+ *    CUDA maps all pinned memory under unified addressing: at our own pointer to it when the host can
+ *    put it there (host pointer == device pointer), else where the host chooses (logged once; then
+ *    cudaHostGetDevicePointer's answer differs from the pointer, as CUDA allows). A host that cannot
+ *    map it (a GPU whose driver refused the range, a host before mem_host_alias) leaves it unmapped:
+ *    mapped allocations (DEVICEMAP) then fail, plain ones are served as before.
+ *  - Managed memory (cuMemAllocManaged) is such a range whose device pointer must be its host pointer;
+ *    when the host cannot place it so, the allocation is refused (NOT_SUPPORTED, logged once) — there
+ *    is no ordinary-memory fallback for memory a kernel must reach.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +34,9 @@
 #include "vgpu_pinned.h"
 #include "vgpu_protocol.h"
 
-struct pinned { uintptr_t base; size_t size; uint64_t offset; uint32_t epoch; };
+#define CU_MEMHOSTALLOC_DEVICEMAP 0x02u
+
+struct pinned { uintptr_t base; size_t size; uint64_t offset; uint32_t epoch; uint64_t alias; int managed; };
 static struct pinned *table;
 static size_t count, cap;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -39,6 +50,37 @@ static uint32_t current_epoch(void)
     return t ? cuda_transport_epoch(t) : 0;
 }
 
+static void give_back(uint64_t offset)
+{
+    struct vgpu_args_mem_free_host f = {.offset = offset};
+    (void)vgpu_cu_call(VGPU_CALL_MEM_FREE_HOST, &f, sizeof f, NULL, 0);
+}
+
+/* The device address of the fresh range at `offset`, which we see at `p`: p itself when the host can
+ * map it there, else the host's choice; 0 when the host cannot map it at all. */
+static uint64_t map_range(uint64_t offset, uintptr_t p)
+{
+    static int elsewhere_logged, unmapped_logged;
+    struct vgpu_args_mem_host_alias a = {.offset = offset, .address = p};
+    struct vgpu_result_mem_host_alias r;
+    CUresult rc = vgpu_cu_call(VGPU_CALL_MEM_HOST_ALIAS, &a, sizeof a, &r, sizeof r);
+    if (rc == CUDA_ERROR_INVALID_VALUE) { /* those device addresses are taken: let the host choose */
+        if (!__atomic_exchange_n(&elsewhere_logged, 1, __ATOMIC_RELAXED))
+            vgpu_shim_log("pinned memory at %#lx cannot have the same device address (in use on the device): "
+                          "its device pointer differs from its host pointer, and managed memory there is "
+                          "refused (logged once)", (unsigned long)p);
+        a.address = 0;
+        rc = vgpu_cu_call(VGPU_CALL_MEM_HOST_ALIAS, &a, sizeof a, &r, sizeof r);
+    }
+    if (rc) {
+        if (!__atomic_exchange_n(&unmapped_logged, 1, __ATOMIC_RELAXED))
+            vgpu_shim_log("the host does not map pinned memory into the device (status %d): mapped and "
+                          "managed memory are not served (logged once)", (int)rc);
+        return 0;
+    }
+    return r.dptr;
+}
+
 CUresult vgpu_pinned_alloc(void **pp, size_t bytesize, unsigned int flags)
 {
     int err;
@@ -49,7 +91,8 @@ CUresult vgpu_pinned_alloc(void **pp, size_t bytesize, unsigned int flags)
     size_t area_size;
     if (cuda_transport_pinned_area(t, &area, &area_size))
         return CUDA_ERROR_NOT_SUPPORTED; /* no pinned area: the caller falls back */
-    struct vgpu_args_mem_host_alloc a = {.bytesize = bytesize, .flags = flags};
+    int managed = (flags & VGPU_PINNED_MANAGED) != 0;
+    struct vgpu_args_mem_host_alloc a = {.bytesize = bytesize, .flags = flags & ~VGPU_PINNED_MANAGED};
     struct vgpu_result_mem_host_alloc r;
     CUresult rc = vgpu_cu_call(VGPU_CALL_MEM_HOST_ALLOC, &a, sizeof a, &r, sizeof r);
     if (rc)
@@ -59,21 +102,31 @@ CUresult vgpu_pinned_alloc(void **pp, size_t bytesize, unsigned int flags)
                       (unsigned long long)r.offset, bytesize, area_size);
         return CUDA_ERROR_UNKNOWN;
     }
+    uintptr_t p = (uintptr_t)(area + r.offset);
+    uint64_t alias = map_range(r.offset, p);
+    if ((managed && alias != p) || (!alias && (flags & CU_MEMHOSTALLOC_DEVICEMAP))) {
+        give_back(r.offset);
+        if (managed && alias) {
+            static int once;
+            if (!__atomic_exchange_n(&once, 1, __ATOMIC_RELAXED))
+                vgpu_shim_log("managed memory of %zu bytes refused: the device cannot address it at its host "
+                              "pointer (logged once)", bytesize);
+        }
+        return CUDA_ERROR_NOT_SUPPORTED;
+    }
     pthread_mutex_lock(&lock);
     if (count == cap) {
         size_t grown_cap = cap ? cap * 2 : 32;
         struct pinned *grown = realloc(table, grown_cap * sizeof *grown);
         if (!grown) {
             pthread_mutex_unlock(&lock);
-            struct vgpu_args_mem_free_host f = {.offset = r.offset};
-            (void)vgpu_cu_call(VGPU_CALL_MEM_FREE_HOST, &f, sizeof f, NULL, 0);
+            give_back(r.offset);
             return CUDA_ERROR_OUT_OF_MEMORY;
         }
         table = grown;
         cap = grown_cap;
     }
-    uintptr_t p = (uintptr_t)(area + r.offset);
-    table[count++] = (struct pinned){p, bytesize, r.offset, cuda_transport_epoch(t)};
+    table[count++] = (struct pinned){p, bytesize, r.offset, cuda_transport_epoch(t), alias, managed};
     __atomic_store_n(&area_lo, (uintptr_t)area, __ATOMIC_RELAXED);
     __atomic_store_n(&area_hi, (uintptr_t)area + area_size, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&lock);
@@ -118,6 +171,29 @@ int vgpu_shim_pinned_lookup(const void *ptr, size_t len, uint64_t *offset)
             found = len <= table[i].size - (p - table[i].base) && table[i].epoch == epoch;
             if (found && offset)
                 *offset = table[i].offset + (p - table[i].base);
+            break;
+        }
+    pthread_mutex_unlock(&lock);
+    return found;
+}
+
+int vgpu_pinned_mapping(const void *ptr, uint64_t *dptr, uint64_t *base, int *managed)
+{
+    uintptr_t p = (uintptr_t)ptr;
+    if (!ptr || p < __atomic_load_n(&area_lo, __ATOMIC_RELAXED) || p >= __atomic_load_n(&area_hi, __ATOMIC_ACQUIRE))
+        return 0;
+    int found = 0;
+    uint32_t epoch = current_epoch();
+    pthread_mutex_lock(&lock);
+    for (size_t i = 0; i < count; i++)
+        if (p >= table[i].base && p - table[i].base < table[i].size) {
+            found = table[i].epoch == epoch; /* after a reset: ordinary memory, mapped nowhere */
+            if (found && dptr)
+                *dptr = table[i].alias ? table[i].alias + (p - table[i].base) : 0;
+            if (found && base)
+                *base = table[i].base;
+            if (found && managed)
+                *managed = table[i].managed;
             break;
         }
     pthread_mutex_unlock(&lock);

@@ -32,12 +32,39 @@ cudaError_t cudaFree(void *ptr)
     RT_CALL(cuMemFree_v2((CUdeviceptr)(uintptr_t)ptr));
 }
 
-cudaError_t cudaHostAlloc(void **ptr, size_t size, unsigned int flags)
+cudaError_t cudaHostAlloc(void **ptr, size_t size, unsigned int flags) { RT_CALL(cuMemHostAlloc(ptr, size, flags)); }
+
+cudaError_t cudaHostGetDevicePointer(void **pDevice, void *pHost, unsigned int flags)
 {
-    if (flags & cudaHostAllocMapped)
-        VGPU_UNSUPPORTED_USE(rt_ret(cudaErrorNotSupported),
-                             "cudaHostAlloc(cudaHostAllocMapped): guest memory cannot be mapped into the GPU");
-    RT_CALL(cuMemHostAlloc(ptr, size, flags));
+    CUdeviceptr d = 0;
+    cudaError_t err = rt_init();
+    if (!err && !pDevice)
+        err = cudaErrorInvalidValue;
+    if (!err && !(err = rt_err(cuMemHostGetDevicePointer_v2(&d, pHost, flags))))
+        *pDevice = (void *)(uintptr_t)d;
+    return rt_ret(err);
+}
+
+cudaError_t cudaMallocManaged(void **ptr, size_t size, unsigned int flags)
+{
+    CUdeviceptr d = 0;
+    cudaError_t err = rt_init();
+    if (!err && !ptr)
+        err = cudaErrorInvalidValue;
+    if (!err && !(err = rt_err(cuMemAllocManaged(&d, size, flags))))
+        *ptr = (void *)(uintptr_t)d;
+    return rt_ret(err);
+}
+
+cudaError_t cudaStreamAttachMemAsync(cudaStream_t stream, void *ptr, size_t length, unsigned int flags)
+{
+    RT_CALL(cuStreamAttachMemAsync(stream, (CUdeviceptr)(uintptr_t)ptr, length, flags));
+}
+
+cudaError_t cudaMemPrefetchAsync(const void *ptr, size_t count, CUmemLocation location, unsigned int flags,
+                                 cudaStream_t stream)
+{
+    RT_CALL(cuMemPrefetchAsync_v2((CUdeviceptr)(uintptr_t)ptr, count, location, flags, stream));
 }
 
 cudaError_t cudaMallocHost(void **ptr, size_t size) { RT_CALL(cuMemAllocHost_v2(ptr, size)); }
@@ -64,10 +91,19 @@ cudaError_t cudaPointerGetAttributes(struct cudaPointerAttributes *attr, const v
         attr->type = cudaMemoryTypeDevice;
         attr->devicePointer = (void *)ptr;
         break;
-    case VGPU_PTR_HOST:
+    case VGPU_PTR_HOST: {
+        CUdeviceptr dptr = 0;
+        int managed = 0; /* both left as they are for memory the device cannot see */
+        (void)cuPointerGetAttribute(&dptr, 3 /* DEVICE_POINTER */, (CUdeviceptr)(uintptr_t)ptr);
+        (void)cuPointerGetAttribute(&managed, 8 /* IS_MANAGED */, (CUdeviceptr)(uintptr_t)ptr);
+        attr->type = managed ? cudaMemoryTypeManaged : cudaMemoryTypeHost;
+        attr->hostPointer = (void *)ptr;
+        attr->devicePointer = (void *)(uintptr_t)dptr; /* NULL: not mapped into the device */
+        break;
+    }
     case VGPU_PTR_HOST_REGISTERED:
         attr->type = cudaMemoryTypeHost;
-        attr->hostPointer = (void *)ptr; /* not mapped into the GPU: no device pointer */
+        attr->hostPointer = (void *)ptr; /* the process's own pages: never mapped into the device */
         break;
     default:
         attr->type = cudaMemoryTypeUnregistered;

@@ -39,11 +39,13 @@ for attrib in range(1, ATTRIBUTE_COUNT):
     values[attrib] = v.value
     if rc:
         bad.append((attrib, rc))
-# 95 (cooperative launch) and 120 (cluster launch) are served; the others here are not
-unserved = [a for a in (96, 19, 83, 125) if values.get(a)]
-report("every_attribute", not bad and not unserved and values[115] == 1 and values[95] == values[120] == 1,
+# 95 (cooperative launch), 120 (cluster launch), 19 (mapped pinned memory) and 83 (managed memory) are
+# served on sim; the others here are not (89: managed memory is not accessed concurrently)
+unserved = [a for a in (96, 89, 125) if values.get(a)]
+served = [values[a] for a in (95, 120, 19, 83)]
+report("every_attribute", not bad and not unserved and values[115] == 1 and served == [1, 1, 1, 1],
        f"failed={bad} claimed_unserved={unserved} memory_pools={values[115]} "  # the shim serves the default pool
-       f"cooperative={values[95]} cluster={values[120]}")
+       f"cooperative, cluster, mapped, managed={served}")
 
 # -- the legacy cuDeviceGetProperties (programs still look it up): 14 ints, attributes 1 to 14 in order
 legacy = (ct.c_int * 14)()

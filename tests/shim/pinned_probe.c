@@ -13,6 +13,10 @@
  *                   (at unaligned offsets inside an allocation), 2D, cudaMemcpyDefault and driver API
  *                   copies through it, each checked; flags; free and double free; cudaHostRegister'd
  *                   ordinary memory (staged, not in the region).
+ *   mapped          mapped pinned and managed memory (#13): a pinned pointer is its own device pointer
+ *                   (unified addressing); device copies and memsets through cudaHostGetDevicePointer's
+ *                   and cudaMallocManaged's pointers reach the very bytes the process sees; prefetch,
+ *                   attach, free and double free answer as CUDA does.
  *   exhaust MIB     two pinned allocations of MIB each: the first in the region, the second (the area
  *                   is smaller than 2 x MIB) falls back to ordinary memory; copies through both.
  *   hold MIB        one pinned allocation of MIB in the region, filled; prints READY and waits for a
@@ -34,8 +38,11 @@
 typedef int cudaError_t;
 typedef struct CUstream_st *cudaStream_t;
 typedef unsigned long long CUdeviceptr;
-enum { cudaMemcpyHostToDevice = 1, cudaMemcpyDeviceToHost = 2, cudaMemcpyDefault = 4 };
-enum { cudaHostAllocPortable = 1, cudaHostAllocMapped = 2, cudaMemoryTypeHost = 1 };
+enum { cudaMemcpyHostToDevice = 1, cudaMemcpyDeviceToHost = 2, cudaMemcpyDeviceToDevice = 3, cudaMemcpyDefault = 4 };
+enum { cudaHostAllocPortable = 1, cudaHostAllocMapped = 2, cudaMemoryTypeHost = 1, cudaMemoryTypeManaged = 3 };
+enum { cudaMemAttachGlobal = 1, cudaMemAttachHost = 2, cudaMemAttachSingle = 4, cudaErrorInvalidValue = 1,
+       cudaErrorInvalidDevice = 101 };
+struct cudaMemLocation { int type; int id; }; /* cudaMemLocationTypeDevice 1, cudaMemLocationTypeHost 2 */
 struct cudaPointerAttributes { int type; int device; void *devicePointer; void *hostPointer; };
 
 cudaError_t cudaMalloc(void **ptr, size_t size);
@@ -55,6 +62,12 @@ cudaError_t cudaStreamCreate(cudaStream_t *s);
 cudaError_t cudaStreamSynchronize(cudaStream_t s);
 cudaError_t cudaStreamDestroy(cudaStream_t s);
 cudaError_t cudaPointerGetAttributes(struct cudaPointerAttributes *attr, const void *ptr);
+cudaError_t cudaHostGetDevicePointer(void **device, void *host, unsigned int flags);
+cudaError_t cudaMallocManaged(void **ptr, size_t size, unsigned int flags);
+cudaError_t cudaMemPrefetchAsync(const void *ptr, size_t count, struct cudaMemLocation location, unsigned int flags,
+                                 cudaStream_t s);
+cudaError_t cudaStreamAttachMemAsync(cudaStream_t s, void *ptr, size_t length, unsigned int flags);
+cudaError_t cudaDeviceSynchronize(void);
 int cublasSetMatrix(int rows, int cols, int elem, const void *a, int lda, void *b, int ldb);
 int cublasGetMatrixAsync(int rows, int cols, int elem, const void *a, int lda, void *b, int ldb, cudaStream_t s);
 int cuMemAllocHost_v2(void **pp, size_t bytesize);
@@ -199,18 +212,21 @@ static int mode_copies(void)
 
     struct cudaPointerAttributes attr;
     rc = cudaPointerGetAttributes(&attr, a + 100);
-    result("pointer_attributes", rc == 0 && attr.type == cudaMemoryTypeHost && attr.devicePointer == NULL,
-           "rc=%d type=%d", rc, attr.type);
+    /* unified addressing: the device reaches pinned memory at the process's own pointer to it */
+    result("pointer_attributes", rc == 0 && attr.type == cudaMemoryTypeHost && attr.devicePointer == a + 100 &&
+                                     attr.hostPointer == a + 100,
+           "rc=%d type=%d device=%p", rc, attr.type, attr.devicePointer);
 
     void *portable = NULL, *mapped = NULL;
     rc = cudaHostAlloc(&portable, 8192, cudaHostAllocPortable);
     rc2 = cudaHostAlloc(&mapped, 8192, cudaHostAllocMapped);
     unsigned int got = 99, plain_flags = 99;
     int got_rc = cudaHostGetFlags(&got, (char *)portable + 100), plain_rc = cudaHostGetFlags(&plain_flags, &got);
-    result("host_alloc_flags", rc == 0 && in_region(portable) && rc2 == 801 && mapped == NULL && got_rc == 0 &&
+    result("host_alloc_flags", rc == 0 && in_region(portable) && rc2 == 0 && in_region(mapped) && got_rc == 0 &&
                                    got == cudaHostAllocPortable && plain_rc != 0,
            "portable=%d mapped=%d get=%d/%u plain=%d", rc, rc2, got_rc, got, plain_rc);
     cudaFreeHost(portable);
+    cudaFreeHost(mapped);
 
     /* cudaHostRegister'd ordinary memory: the host cannot see it; its copies are staged */
     unsigned char *plain = malloc(n), *back = malloc(n);
@@ -226,6 +242,72 @@ static int mode_copies(void)
     int again = cudaFreeHost(a);
     result("free", rc == 0 && rc2 == 0 && again != 0, "rc=%d/%d again=%d", rc, rc2, again);
     cudaFree(dev);
+    return finish();
+}
+
+static int mode_mapped(void)
+{
+    const size_t n = 1u << 20;
+    unsigned char *mapped = NULL, *managed = NULL, *plain = malloc(n);
+    void *dev = NULL, *alias = NULL;
+    int rc = cudaHostAlloc((void **)&mapped, n, cudaHostAllocMapped);
+    int rc2 = rc ? rc : cudaHostGetDevicePointer(&alias, mapped + 5, 0);
+    result("mapped_alloc", rc == 0 && rc2 == 0 && in_region(mapped) && alias == mapped + 5, "rc=%d/%d alias=%p",
+           rc, rc2, alias);
+    if (rc || rc2 || !plain)
+        return finish();
+    /* the device's copies and memsets through the alias are the process's bytes, both ways */
+    rc = cudaMalloc(&dev, n);
+    fill(mapped, n, 11);
+    rc = rc ? rc : cudaMemcpy(dev, mapped, n, cudaMemcpyDeviceToDevice);
+    rc = rc ? rc : cudaMemcpy(plain, dev, n, cudaMemcpyDeviceToHost);
+    int read_ok = rc == 0 && !memcmp(plain, mapped, n);
+    rc = rc ? rc : cudaMemset(mapped + 4096, 0x5a, 100);
+    rc = rc ? rc : cudaDeviceSynchronize();
+    result("mapped_device_access", read_ok && rc == 0 && mapped[4096] == 0x5a && mapped[4195] == 0x5a &&
+                                       mapped[4196] == plain[4196], "rc=%d", rc);
+    unsigned int bad_flags = cudaHostGetDevicePointer(&alias, mapped, 1);
+    int unpinned = cudaHostGetDevicePointer(&alias, plain, 0);
+    result("device_pointer_refusals", bad_flags == cudaErrorInvalidValue && unpinned == cudaErrorInvalidValue,
+           "flags=%u unpinned=%d", bad_flags, unpinned);
+
+    /* managed memory: one pointer for both sides */
+    rc = cudaMallocManaged((void **)&managed, n, cudaMemAttachGlobal);
+    struct cudaPointerAttributes attr = {0};
+    rc2 = rc ? rc : cudaPointerGetAttributes(&attr, managed + 7);
+    result("managed_alloc", rc == 0 && rc2 == 0 && in_region(managed) && attr.type == cudaMemoryTypeManaged &&
+                                attr.devicePointer == managed + 7 && attr.hostPointer == managed + 7,
+           "rc=%d/%d type=%d", rc, rc2, attr.type);
+    if (rc)
+        return finish();
+    fill(managed, n, 12);
+    rc = cudaMemcpy(dev, managed, n, cudaMemcpyDefault);
+    rc = rc ? rc : cudaMemset(managed, 0x33, 64);
+    rc = rc ? rc : cudaDeviceSynchronize();
+    rc = rc ? rc : cudaMemcpy(plain, dev, n, cudaMemcpyDeviceToHost);
+    result("managed_device_access", rc == 0 && managed[0] == 0x33 && managed[63] == 0x33 && managed[64] == plain[64] &&
+                                        plain[0] != 0x33, "rc=%d", rc);
+    cudaStream_t s;
+    rc = cudaStreamCreate(&s);
+    struct cudaMemLocation host = {2, 0}, device = {1, 0};
+    int to_host = cudaMemPrefetchAsync(managed, n, host, 0, s);
+    int to_device = cudaMemPrefetchAsync(managed, n, device, 0, s);
+    int attach = cudaStreamAttachMemAsync(s, managed, 0, cudaMemAttachSingle);
+    int attach_part = cudaStreamAttachMemAsync(s, managed, 4096, cudaMemAttachHost);
+    int attach_plain = cudaStreamAttachMemAsync(s, plain, 0, cudaMemAttachHost);
+    rc = rc ? rc : cudaStreamSynchronize(s);
+    result("managed_prefetch_attach", rc == 0 && to_host == 0 && to_device == cudaErrorInvalidDevice && attach == 0 &&
+                                          attach_part == cudaErrorInvalidValue && attach_plain == cudaErrorInvalidValue,
+           "rc=%d host=%d device=%d attach=%d/%d/%d", rc, to_host, to_device, attach, attach_part, attach_plain);
+    cudaStreamDestroy(s);
+    int inside = cudaFree(managed + 4096);
+    rc = cudaFree(managed);
+    int again = cudaFree(managed);
+    rc2 = cudaFreeHost(mapped);
+    result("free", inside != 0 && rc == 0 && again != 0 && rc2 == 0, "inside=%d rc=%d again=%d host=%d", inside, rc,
+           again, rc2);
+    cudaFree(dev);
+    free(plain);
     return finish();
 }
 
@@ -337,12 +419,14 @@ int main(int argc, char **argv)
 {
     if (argc >= 2 && !strcmp(argv[1], "copies"))
         return mode_copies();
+    if (argc >= 2 && !strcmp(argv[1], "mapped"))
+        return mode_mapped();
     if (argc >= 3 && !strcmp(argv[1], "exhaust"))
         return mode_exhaust(strtoul(argv[2], NULL, 10));
     if (argc >= 3 && !strcmp(argv[1], "hold"))
         return mode_hold(strtoul(argv[2], NULL, 10));
     if (argc >= 3 && !strcmp(argv[1], "bandwidth"))
         return mode_bandwidth(strtoul(argv[2], NULL, 10));
-    fprintf(stderr, "usage: pinned_probe copies | exhaust MIB | hold MIB | bandwidth MIB\n");
+    fprintf(stderr, "usage: pinned_probe copies | mapped | exhaust MIB | hold MIB | bandwidth MIB\n");
     return 2;
 }

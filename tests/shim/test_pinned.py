@@ -97,6 +97,15 @@ def test_pinned_memory_lies_in_the_region_and_copies_through_it_are_correct(gues
 
 
 @pytest.mark.timeout(180)
+def test_mapped_pinned_and_managed_memory_are_the_processs_own_bytes_at_its_own_pointers(guest: Guest) -> None:
+    worker = guest.run("mapped")
+    assert list(worker.report.results) == ["mapped_alloc", "mapped_device_access", "device_pointer_refusals",
+                                           "managed_alloc", "managed_device_access", "managed_prefetch_attach",
+                                           "free"]
+    assert "call 0x003c -> 0" in worker.stderr  # each range was mapped into the device (mem_host_alias)
+
+
+@pytest.mark.timeout(180)
 @pytest.mark.parametrize("guest", ["4MiB"], indirect=True)
 def test_an_exhausted_pinned_area_falls_back_to_ordinary_memory_once_logged(guest: Guest) -> None:
     worker = guest.run("exhaust", "3")
