@@ -127,6 +127,7 @@ SAMPLES = {
     "3_CUDA_Features/binaryPartitionCG": "binaryPartitionCG",
     "2_Concepts_and_Techniques/convolutionSeparable": "convolutionSeparable", "0_Introduction/mergeSort": "mergeSort",
     "2_Concepts_and_Techniques/sortingNetworks": "sortingNetworks",
+    "0_Introduction/simpleZeroCopy": "simpleZeroCopy",
 }
 #: those of them that launch kernels of their own (the PTX engine runs them on ``sim``)
 KERNEL_SAMPLES = frozenset({"streamOrderedAllocation", "vectorAdd", "simpleVoteIntrinsics", "simplePrintf",
@@ -136,7 +137,8 @@ KERNEL_SAMPLES = frozenset({"streamOrderedAllocation", "vectorAdd", "simpleVoteI
                             "reduction", "scalarProd", "threadFenceReduction", "inlinePTX", "template",
                             "simpleOccupancy", "simpleMultiGPU", "SobolQRNG", "StreamPriorities",
                             "fastWalshTransform", "quasirandomGenerator", "simpleAtomicIntrinsics",
-                            "binaryPartitionCG", "convolutionSeparable", "mergeSort", "sortingNetworks"})
+                            "binaryPartitionCG", "convolutionSeparable", "mergeSort", "sortingNetworks",
+                            "simpleZeroCopy"})
 #: the mediator's configuration for the samples: a launch bound of 20 s instead of 5, since the samples judge
 #: results, not speed, and on a loaded machine (a QEMU guest beside it) launches of SobolQRNG and
 #: fastWalshTransform that take 2-3 s at load 4 ran past 5 s
