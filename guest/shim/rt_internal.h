@@ -50,6 +50,23 @@ struct rt_var {
     CUdeviceptr dptr; /* looked up on first use */
 };
 
+/* The runtime's 3D copy (cudaMemcpy3D, graph memcpy nodes): positions and extents count bytes, or
+ * elements of a side that is a CUDA array. */
+struct cudaPos { size_t x, y, z; };
+struct cudaPitchedPtr { void *ptr; size_t pitch, xsize, ysize; };
+struct cudaExtent { size_t width, height, depth; };
+struct cudaMemcpy3DParms {
+    void *srcArray;
+    struct cudaPos srcPos;
+    struct cudaPitchedPtr srcPtr;
+    void *dstArray;
+    struct cudaPos dstPos;
+    struct cudaPitchedPtr dstPtr;
+    struct cudaExtent extent;
+    int kind;
+};
+_Static_assert(sizeof(struct cudaMemcpy3DParms) == 160, "cudaMemcpy3DParms");
+
 RT_HIDDEN cudaError_t rt_kernel_of(const void *host_fun, struct CUkern_st **kernel);
 RT_HIDDEN cudaError_t rt_kernel_function(struct CUkern_st *kernel, CUfunction *function);
 RT_HIDDEN cudaError_t rt_symbol(const void *host_var, CUdeviceptr *dptr, size_t *size);
