@@ -2,13 +2,14 @@
 launches it makes.
 
 Each input picks a seed kernel — one ``.entry`` of the checked-in corpus (nvcc 13's PTX of
-``tests/kernels``: arithmetic, memory, warp, tensor-core, printf, cluster, CUB, FP8 and synchronisation
-kernels), with the module's header
+``tests/kernels``: arithmetic, memory, warp, tensor-core, printf, cluster, CUB, FP8, synchronisation and
+texture kernels), with the module's header
 and every ``.func`` — and mutates its text (lines dropped, duplicated, swapped, numbers, types and
 modifiers changed, a line of fuzzed text inserted), or uses the fuzzed bytes as the whole module.
 The module is loaded and, when the engine reads it, its kernel launched with a fuzzed geometry
 (sometimes in clusters of a fuzzed shape), dynamic shared memory and parameters (pointers in and
-around a small allocation, other values fuzzed) under tight bounds. The engine may answer only with
+around a small allocation, other values fuzzed) and a fuzzed table of texture and surface objects
+under tight bounds. The engine may answer only with
 a :class:`executor.CudaError` (or refuse the module); anything else it raises is a crash — what
 would end a worker.
 
@@ -38,6 +39,13 @@ with atheris.instrument_imports(include=["executor.ptx", "fuzz"]):
     from executor._kernels import LaunchDims
     from executor._sim_memory import DeviceMemory
     from executor.ptx import Limits, LoadedModule, launch
+    from executor.ptx._texture_objects import (
+        AddressMode,
+        Sampler,
+        SurfaceObject,
+        TexelLayout,
+        TextureObject,
+    )
     from fuzz._harness import quiet_logs
 
 KERNELS = ROOT / "tests" / "kernels"
@@ -48,6 +56,7 @@ SOURCES = (
     KERNELS / "ptx_libs.compute_90.ptx",  # CUB's sorts and scans, atomics, SIMD, set, carries
     KERNELS / "ptx_fp8.compute_90.ptx",
     KERNELS / "ptx_sync.compute_90.ptx",
+    KERNELS / "ptx_texture.compute_90.ptx",  # texture and surface objects (a fuzzed table answers)
     KERNELS / "test_kernels.ptx",
     ROOT / "tests" / "executor" / "attr_kernels" / "attr_kernels.ptx",
 )
@@ -125,6 +134,39 @@ def _params(module: LoadedModule, kernel: str, buffer: int, fdp: atheris.FuzzedD
     return out
 
 
+_GEOMETRIES = ["1d", "2d", "3d", "1d_layered", "2d_layered", "cube", "cube_layered"]
+
+
+class _Objects:
+    """A fuzzed table of texture and surface objects: a handle's low bits pick one (or none), each a
+    layout of fuzzed shape and pitches at a fuzzed place in and around the buffer."""
+
+    def __init__(self, buffer: int, fdp: atheris.FuzzedDataProvider) -> None:
+        self.objects: list[TextureObject | None] = []
+        for _ in range(3):
+            channels, bits = fdp.PickValueInList([1, 2, 4]), fdp.PickValueInList([8, 16, 32])
+            kind = fdp.PickValueInList(["signed", "unsigned", "float"])
+            if kind == "float" and bits == 8:
+                bits = 32
+            width, height, depth, layers = (fdp.ConsumeIntInRange(1, 9) for _ in range(4))
+            row = fdp.ConsumeIntInRange(0, 256)
+            base = buffer + fdp.ConsumeIntInRange(-256, BUFFER)
+            layout = TexelLayout(base, fdp.PickValueInList(_GEOMETRIES), width, height, depth, layers, row,
+                                 row * fdp.ConsumeIntInRange(0, 9), row * fdp.ConsumeIntInRange(0, 80),
+                                 channels, bits, kind)
+            modes = tuple(AddressMode(fdp.ConsumeIntInRange(0, 3)) for _ in range(3))
+            sampler = Sampler(modes, fdp.ConsumeBool(), fdp.ConsumeBool(), fdp.ConsumeBool(),  # type: ignore[arg-type]
+                              fdp.ConsumeBool(), (fdp.ConsumeFloat(), 0.0, 1.0, 0.5))
+            self.objects.append(TextureObject(layout, sampler) if fdp.ConsumeBool() else None)
+
+    def texture(self, handle: int) -> TextureObject | None:
+        return self.objects[handle % 4] if handle % 4 < 3 else None
+
+    def surface(self, handle: int) -> SurfaceObject | None:
+        found = self.texture(handle >> 2)
+        return None if found is None else SurfaceObject(found.layout)
+
+
 def one_input(data: bytes) -> None:
     fdp = atheris.FuzzedDataProvider(data)
     if fdp.ConsumeProbability() < 0.1:  # the fuzzed bytes as the whole module
@@ -152,7 +194,7 @@ def one_input(data: bytes) -> None:
             cluster = (fdp.PickValueInList([0, 1, 2, 3, 4, 8]), fdp.PickValueInList([1, 1, 2]), 1)
         with contextlib.suppress(CudaError):  # the only answer allowed
             launch(module, kernel, memory, dims, _params(module, kernel, buffer, fdp), symbols, LIMITS,
-                   cluster=cluster)
+                   cluster=cluster, textures=_Objects(buffer, fdp))
 
 
 def main() -> None:
