@@ -84,6 +84,7 @@ from ._cuda_modules import (
 from ._cuda_nvml import NvmlCalls
 from ._cuda_pinned import CudaPinnedCalls
 from ._cuda_streams import StreamCalls
+from ._cuda_textures import CudaTextureCalls, CudaTextures
 from ._errors import BackendUnavailableError, CudaError
 from ._module_upload import ModuleUploads
 
@@ -112,7 +113,8 @@ def _nothing() -> int:
 _CURRENT = threading.local()
 
 
-class CudaExecutor(MemoryCalls, ModuleCalls, StreamCalls, BlasCalls, NvmlCalls, CudaPinnedCalls):
+class CudaExecutor(MemoryCalls, ModuleCalls, StreamCalls, BlasCalls, NvmlCalls, CudaPinnedCalls,
+                   CudaTextureCalls):
     """One VM's GPU: a CUDA context of its own on device ``device_ordinal``. See the module's theory of
     operation."""
 
@@ -155,6 +157,7 @@ class CudaExecutor(MemoryCalls, ModuleCalls, StreamCalls, BlasCalls, NvmlCalls, 
         self._graph_execs = HandleTable[GraphExec]("graph exec", ids=ids)
         self._blas = HandleTable[BlasHandle]("cuBLAS", CublasStatus.CUBLAS_STATUS_NOT_INITIALIZED, ids=ids)
         self._contexts = HandleTable[int]("context", CUresult.CUDA_ERROR_INVALID_CONTEXT, ids=ids)
+        self._textures = CudaTextures(ids)  # arrays and texture/surface objects (cuCtxDestroy frees them)
         self._primary: int | None = None
         self._primary_refs = 0
         self._ctx_stack: list[int] = []
@@ -191,7 +194,7 @@ class CudaExecutor(MemoryCalls, ModuleCalls, StreamCalls, BlasCalls, NvmlCalls, 
     def live_handles(self) -> int:
         tables = (self._physicals, self._streams, self._events, self._modules, self._functions, self._graphs,
                   self._graph_execs, self._blas, self._contexts)
-        return sum(len(table) for table in tables)
+        return sum(len(table) for table in tables) + len(self._textures)
 
     def set_memory_quota(self, quota: int | None) -> None:
         """Change the VM's quota (the supervisor's ``set_quota``); live allocations stay."""
