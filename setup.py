@@ -18,5 +18,11 @@ setup(
                   extra_compile_args=["-O2", "-std=c11", "-Wall", "-Wextra",
                                       "-Wno-missing-field-initializers",
                                       "-Wno-cast-function-type"]),
+        # the PTX engine's fma.rn (executor/ptx/_fma.py): -ffp-contract=off, so that the NaN case's
+        # x * y + z is the two roundings the Python form's is
+        Extension("executor.ptx._fmafast", ["native/ptxfma.c"], optional=True,
+                  extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wextra", "-ffp-contract=off",
+                                      "-Wno-missing-field-initializers",
+                                      "-Wno-cast-function-type"]),
     ],
 )

@@ -54,6 +54,7 @@ from ._compiler import (
     UnsupportedError,
     constant,
 )
+from ._fma import fma_rn
 from ._isa_memory import window_operand
 from ._memory import window_index, window_load
 from ._numeric import DTYPES, ftz32, round_pair, two_sum, uint_of
@@ -104,13 +105,19 @@ _MAGNITUDE64 = np.array((1 << 63) - 1, dtype=np.uint64)
 _NORMAL32 = np.array((1023 - 126) << 52, dtype=np.uint64)
 
 
+_F32 = np.dtype(np.float32)
+
+
 def _fma32(x: Value, y: Value, z: Value) -> Value:
     """``fma.rn.f32``: ``x * y + z`` rounded once. The product is exact in float64, and so is the
     float32 rounding of the float64 sum unless that sum lies exactly on a float32 midpoint (where the
     sum's own rounding error decides) or below float32's normal range but not zero: only then (rarely)
     is the exact error-free sum rounded to odd first, as the compiled instruction always does. (A zero
     sum is exact — the operands are multiples of 2^-298, which float64 never rounds to zero — and its
-    sign is IEEE's, as float64's addition gives it.)"""
+    sign is IEEE's, as float64's addition gives it.) With ``native/ptxfma.c`` built: C's ``fmaf``."""
+    fused = fma_rn(x, y, z, _F32)
+    if fused is not None:
+        return fused
     p = np.multiply(x, y, dtype=np.float64)
     s = np.add(p, z, dtype=np.float64)
     bits = np.asarray(s).view(np.uint64)

@@ -27,6 +27,7 @@ from ._compiler import (
     round_mode,
     unary,
 )
+from ._fma import fma_rn
 from ._numeric import DTYPES, fit, ftz32, round_pair, step_rounding, two_prod, two_sum, uint_of
 from ._parse import Imm, Instruction, Pair, Reg
 from ._state import Frame, Value
@@ -161,6 +162,10 @@ def _c_fma(c: Compiler, ins: Instruction) -> Runner:
 
     def fma(f: Frame, m: Mask | None) -> None:
         x, y, z = pre(ga(f)), pre(gb(f)), pre(gc(f))
+        fused = fma_rn(x, y, z, dt) if mode == "rn" else None  # in C (_fma), when it is built
+        if fused is not None:
+            put(f, post(fused), m)
+            return
         x64, y64, z64 = (np.asarray(v, dtype=np.float64) for v in (x, y, z))
         if t == "f32":
             s, e = two_sum(x64 * y64, z64)  # the f32 product is exact in f64

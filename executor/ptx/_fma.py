@@ -1,0 +1,45 @@
+"""``fma.rn.f32``/``fma.rn.f64`` over a batch's registers in C (``native/ptxfma.c``, the optional
+``executor.ptx._fmafast``): C's ``fmaf``/``fma`` round once, exactly as the instruction does, in one
+pass; NumPy has no fused multiply-add, so the Python forms (the callers' fallbacks, and the reference
+the tests compare with) take nine passes (f32) or some twenty (f64, Dekker's product). Without the
+extension, or with ``VGPU_PURE_PYTHON=1``, :func:`fma_rn` answers ``None`` and the caller computes
+it in Python."""
+
+from __future__ import annotations
+
+import os
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from ._state import Value
+
+
+def _load() -> ModuleType | None:
+    if os.environ.get("VGPU_PURE_PYTHON") == "1":
+        return None
+    try:
+        from . import _fmafast  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    native: ModuleType = _fmafast
+    return native
+
+
+_native = _load()
+_F32 = np.dtype(np.float32)
+
+
+def fma_rn(x: Value, y: Value, z: Value, dt: np.dtype[Any]) -> Value | None:
+    """``x * y + z`` rounded once to ``dt`` (float32 or float64) for every thread, or ``None`` where
+    the C form does not apply (not built; every operand uniform; not one register's shape)."""
+    if _native is None or not any(isinstance(v, np.ndarray) and v.ndim for v in (x, y, z)):
+        return None
+    xs, ys, zs = (np.ascontiguousarray(v, dtype=dt) for v in (x, y, z))
+    n = max(xs.size, ys.size, zs.size)
+    if max(xs.ndim, ys.ndim, zs.ndim) != 1 or any(v.size not in (1, n) for v in (xs, ys, zs)):
+        return None
+    out = np.empty(n, dtype=dt)
+    (_native.fma32 if dt == _F32 else _native.fma64)(out, xs, ys, zs)
+    return out
