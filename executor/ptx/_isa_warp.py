@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
@@ -116,20 +118,56 @@ def warp_groups(f: Frame) -> tuple[npt.NDArray[np.intp], int]:
     return group, per_block * (b.n // b.block_threads)
 
 
+def _warp_slots(f: Frame) -> tuple[npt.NDArray[np.intp] | None, int]:
+    """Each thread's place in a table of the batch's warps, 32 lanes a row (``None``: the batch's own
+    order, when its blocks are whole warps), and how many warps. Warp-wide instructions work on that
+    table a row at a time: NumPy's ``ufunc.at`` and ``unique`` over thread groups cost hundreds of
+    times more."""
+    b = f.batch
+    per_block = -(-b.block_threads // 32)
+    count = per_block * (b.n // b.block_threads)
+    if b.block_threads % 32 == 0:
+        return None, count
+    slot: npt.NDArray[np.intp] | None = b.derived.get(_SLOTS)
+    if slot is None:
+        group, _ = warp_groups(f)
+        slot = b.derived[_SLOTS] = group * 32 + (b.linear_tid & np.uint32(31)).astype(np.intp)
+    return slot, count
+
+
+_SLOTS = "warp slots"
+
+
+def _table(
+    values: npt.NDArray[Any], slot: npt.NDArray[np.intp] | None, count: int, fill: Any
+) -> npt.NDArray[Any]:
+    """``values`` (one a thread) as the (warps, 32) table, absent lanes ``fill``."""
+    if slot is None:
+        return values.reshape(count, 32)
+    table = np.full(count * 32, fill, dtype=values.dtype)
+    table[slot] = values
+    return table.reshape(count, 32)
+
+
+def _each_thread(per_warp: npt.NDArray[Any], slot: npt.NDArray[np.intp] | None) -> npt.NDArray[Any]:
+    """A value per warp, given to each of its threads."""
+    return np.repeat(per_warp, 32) if slot is None else per_warp[slot >> 5]
+
+
+def _lane_bits(table: npt.NDArray[np.bool_]) -> npt.NDArray[np.uint32]:
+    """The last axis (32 lanes) of a boolean table as one word, lane i in bit i."""
+    packed = np.packbits(table, axis=-1, bitorder="little")
+    return packed.view("<u4").reshape(table.shape[:-1]).astype(np.uint32, copy=False)
+
+
 def _ballot(f: Frame, pred: Value, m: Mask | None) -> npt.NDArray[np.uint32]:
     """Per thread: the bits of its warp's lanes whose ``pred`` holds among the active threads."""
-    b = f.batch
-    n = b.n
-    votes = broadcast_full(np.asarray(pred, dtype=np.bool_), n) & (
-        np.ones(n, dtype=np.bool_) if m is None else m
-    )
-    lane = (b.linear_tid & np.uint32(31)).astype(np.uint64)
-    bits = np.where(votes, np.left_shift(np.uint64(1), lane), np.uint64(0))
-    group, count = warp_groups(f)
-    sums = np.zeros(count, dtype=np.uint64)
-    np.add.at(sums, group, bits)
-    out: npt.NDArray[np.uint32] = sums[group].astype(np.uint32)
-    return out
+    n = f.batch.n
+    votes = broadcast_full(np.asarray(pred, dtype=np.bool_), n)
+    if m is not None:
+        votes = votes & m
+    slot, count = _warp_slots(f)
+    return _each_thread(_lane_bits(_table(votes, slot, count, False)), slot)
 
 
 def _c_match(c: Compiler, ins: Instruction) -> Runner:
@@ -158,16 +196,12 @@ def _c_match(c: Compiler, ins: Instruction) -> Runner:
     def match(f: Frame, m: Mask | None) -> None:
         n = f.batch.n
         active = np.ones(n, dtype=np.bool_) if m is None else m
-        group, _ = warp_groups(f)
-        values = broadcast_full(np.asarray(get(f)), n).astype(np.uint64)
-        pairs = np.stack([np.where(active, group, -1).astype(np.uint64), values], axis=1)
-        _, same = np.unique(pairs, axis=0, return_inverse=True)
-        same = same.reshape(-1)
-        lane = (f.batch.linear_tid & np.uint32(31)).astype(np.uint64)
-        bits = np.where(active, np.left_shift(np.uint64(1), lane), np.uint64(0))
-        sums = np.zeros(int(same.max()) + 1, dtype=np.uint64)
-        np.add.at(sums, same, bits)
-        equal = sums[same].astype(np.uint32)
+        slot, count = _warp_slots(f)
+        values = _table(broadcast_full(np.asarray(get(f)), n), slot, count, 0)
+        # per lane, the active lanes of its warp holding its value: a 32 x 32 comparison a warp
+        same = (values[:, :, None] == values[:, None, :]) & _table(active, slot, count, False)[:, None, :]
+        per_lane = _lane_bits(same).reshape(-1)
+        equal = per_lane if slot is None else per_lane[slot]
         if mode == "any":
             put(f, equal, m)
             return
@@ -211,13 +245,13 @@ def _c_redux(c: Compiler, ins: Instruction) -> Runner:
 
     def redux(f: Frame, m: Mask | None) -> None:
         n = f.batch.n
-        group, count = warp_groups(f)
+        slot, count = _warp_slots(f)
         values = broadcast_full(np.asarray(get(f), dtype=dt), n)
         if m is not None:
             values = np.where(m, values, dt.type(identity))
-        acc = np.full(count, identity, dtype=dt)
-        ufunc.at(acc, group, values)  # integer add wraps at the type's width, as the hardware's
-        put(f, acc[group], m)
+        # integer add wraps at the type's width, as the hardware's
+        acc = ufunc.reduce(_table(values, slot, count, identity), axis=1, dtype=dt)
+        put(f, _each_thread(acc, slot), m)
 
     return redux
 

@@ -1,0 +1,78 @@
+"""Warp-wide instructions (``match``, ``redux``, ``vote.ballot``) over the engine's warp tables
+(``_isa_warp._warp_slots``) in the shapes the corpus does not launch: blocks that end in a partial
+warp, and only some lanes active (divergent code), each against a per-warp reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from .conftest import ptx_device
+
+WARP_OPS = """
+.version 8.0
+.target sm_80
+.address_size 64
+.visible .entry warp_ops(.param .u64 in_ptr, .param .u64 out_ptr)
+{
+    .reg .pred %p<4>;
+    .reg .b32 %r<16>;
+    .reg .b64 %rd<8>;
+    ld.param.u64 %rd1, [in_ptr];
+    ld.param.u64 %rd2, [out_ptr];
+    mov.u32 %r1, %tid.x;
+    mov.u32 %r2, %ctaid.x;
+    mov.u32 %r3, %ntid.x;
+    mad.lo.u32 %r4, %r2, %r3, %r1;
+    mul.wide.u32 %rd3, %r4, 4;
+    add.s64 %rd4, %rd1, %rd3;
+    ld.global.u32 %r5, [%rd4];
+    rem.u32 %r6, %r1, 3;
+    setp.eq.u32 %p1, %r6, 0;
+    @%p1 bra DONE;
+    match.any.sync.b32 %r7, %r5, -1;
+    redux.sync.add.u32 %r8, %r5, -1;
+    setp.gt.u32 %p2, %r5, 3;
+    vote.sync.ballot.b32 %r9, %p2, -1;
+    match.all.sync.b32 %r10|%p3, %r5, -1;
+    selp.u32 %r11, 1, 0, %p3;
+    mul.wide.u32 %rd5, %r4, 20;
+    add.s64 %rd6, %rd2, %rd5;
+    st.global.u32 [%rd6], %r7;
+    st.global.u32 [%rd6+4], %r8;
+    st.global.u32 [%rd6+8], %r9;
+    st.global.u32 [%rd6+12], %r10;
+    st.global.u32 [%rd6+16], %r11;
+DONE:
+    ret;
+}
+"""
+
+
+@pytest.mark.parametrize("block", [48, 64, 100])
+def test_partial_warps_and_inactive_lanes(block: int) -> None:
+    device = ptx_device(WARP_OPS)
+    grid = 3
+    n = grid * block
+    v = np.random.default_rng(block).integers(0, 6, n).astype(np.uint32)
+    v[:block] = 2  # the first block: every warp uniform, so match.all holds there
+    pv, out = device.put(v), device.zeros(5 * n, np.uint32)
+    device.run("warp_ops", grid, block, pv, out)
+    got = device.get(out, 5 * n, np.uint32).reshape(n, 5)
+    tid = np.arange(n) % block
+    warp = (np.arange(n) // block) * 64 + tid // 32  # warps never straddle blocks
+    lane = tid % 32
+    active = tid % 3 != 0
+
+    def bits(sel: npt.NDArray[np.bool_]) -> int:
+        return sum(1 << int(k) for k in lane[sel])
+
+    for i in np.flatnonzero(active):
+        mine = (warp == warp[i]) & active
+        everyone = bits(mine)
+        uniform = bool((v[mine] == v[i]).all())
+        want = [bits(mine & (v == v[i])), int(v[mine].astype(np.uint64).sum()) & 0xFFFFFFFF,
+                bits(mine & (v > 3)), everyone if uniform else 0, int(uniform)]
+        assert got[i].tolist() == want, (block, i)
+    assert (got[~active] == 0).all()
