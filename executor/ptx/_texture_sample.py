@@ -34,7 +34,9 @@ _WEIGHT_ONE = 256.0
 
 def _finite(x: F64) -> F64:
     """``x`` with NaN as 0 and magnitudes bounded (see :data:`_FAR`)."""
-    return np.clip(np.nan_to_num(x, nan=0.0, posinf=_FAR, neginf=-_FAR), -_FAR, _FAR)
+    bounded: F64 = np.clip(x, -_FAR, _FAR)  # infinities too
+    bounded[np.isnan(bounded)] = 0.0
+    return bounded
 
 
 def _scaled(coord: F64, size: int, mode: AddressMode, normalized: bool) -> F64:
