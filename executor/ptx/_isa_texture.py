@@ -125,8 +125,13 @@ def _put_lanes(
     put(f, full, m)
 
 
+#: a surface's cube faces are layers to suld/sust (surfCubemap* compile to ``.a2d``, face = layer)
+_SURFACE_FITS = {**_FITS, "a2d": ("2d_layered", "cube", "cube_layered")}
+
+
 def _check_geometry(layout: TexelLayout, geometry: str, what: str) -> None:
-    if layout.geometry not in _FITS[geometry]:
+    fits = _SURFACE_FITS if what in ("suld", "sust") else _FITS
+    if layout.geometry not in fits[geometry]:
         raise illegal(f"{what}.{geometry} on a {layout.geometry} resource")
 
 

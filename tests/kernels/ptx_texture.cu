@@ -166,3 +166,12 @@ extern "C" __global__ void sustp_2d(cudaSurfaceObject_t s, const float4 *v, int 
                      :: "l"(s), "r"(x * 4), "r"(y), "f"(f.x), "f"(f.y), "f"(f.z), "f"(f.w) : "memory");
     }
 }
+// cube-map surfaces: suld/sust .a2d with the face (and layer * 6) as the layer
+extern "C" __global__ void surfcube_rw_float(cudaSurfaceObject_t s, int side, int cubes) {
+    int x = threadIdx.x, y = threadIdx.y, face = blockIdx.x % 6, cube = blockIdx.x / 6;
+    if (x < side && y < side && cube < cubes) {
+        float v = cubes == 1 ? surfCubemapread<float>(s, x * 4, y, face)
+                             : surfCubemapLayeredread<float>(s, x * 4, y, cube * 6 + face);
+        surfCubemapLayeredwrite(v * 2.f + face, s, x * 4, y, cube * 6 + face);
+    }
+}

@@ -558,6 +558,26 @@ def test_surface_geometries(dev: Device) -> None:
     np.testing.assert_array_equal(_read(dev, s2, f4), want4)
 
 
+def test_cube_surfaces(dev: Device) -> None:
+    """surfCubemap*read/write compile to suld/sust .a2d with the face (layer * 6 + face) as the layer."""
+    rng = np.random.default_rng(47)
+    side = 5
+    for cubes, geometry in ((1, "cube"), (2, "cube_layered")):
+        texels = rng.uniform(-9, 9, (6 * cubes, 1, side, side, 1)).astype(np.float32)
+        surface = _surface(dev, texels, geometry)  # type: ignore[arg-type]
+        dev.run(
+            "surfcube_rw_float",
+            6 * cubes,
+            (side, side, 1),
+            1,
+            side,
+            cubes,
+            textures=Table(surfaces={1: surface}),
+        )
+        face = (np.arange(6 * cubes) % 6).astype(np.float32)[:, None, None, None, None]
+        np.testing.assert_array_equal(_read(dev, surface, texels), texels * 2 + face)
+
+
 def test_formatted_store(dev90: Device) -> None:
     """sust.p converts the 32-bit components to the surface's format: floats to half, integers
     saturated to the channel."""
