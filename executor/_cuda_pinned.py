@@ -96,13 +96,7 @@ class CudaPinnedCalls(PinnedHostCalls, CudaBase):
 
     def mem_host_alias(self, args: MemHostAliasArgs, io: CallIO) -> DevPtrResult:
         what = "cuMemHostGetDevicePointer"
-        client = self._pinned_client(what)
-        found = client.area.allocator.find(client.owner, args.offset, 0)
-        if found is None:
-            raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE,
-                            f"{what}: pinned offset {args.offset:#x} is not inside a live pinned allocation "
-                            "of this process")
-        start, size = found
+        _client, start, size = self._pinned_range(args.offset, what)
         registered = self._pinned_registered.get(start)
         if registered is None:
             raise CudaError(CUresult.CUDA_ERROR_NOT_SUPPORTED,

@@ -35,6 +35,17 @@ class PinnedHostCalls:
                             f"{what}: this VM's region has no pinned area (pinned_size 0)")
         return self.pinned
 
+    def _pinned_range(self, offset: int, what: str) -> tuple[PinnedClient, int, int]:
+        """This context's client and the (start, size) of its live range holding ``offset``
+        (INVALID_VALUE when there is none)."""
+        client = self._pinned_client(what)
+        found = client.area.allocator.find(client.owner, offset, 0)
+        if found is None:
+            raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE,
+                            f"{what}: pinned offset {offset:#x} is not inside a live pinned allocation "
+                            "of this process")
+        return client, found[0], found[1]
+
     def mem_host_alloc(self, args: MemHostAllocArgs, io: CallIO) -> MemHostAllocResult:
         if args.flags & ~_HOST_ALLOC_FLAGS:
             raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE, f"cuMemHostAlloc flags {args.flags:#x}")

@@ -122,13 +122,7 @@ class SimPinnedCalls(PinnedHostCalls):
 
     def mem_host_alias(self, args: MemHostAliasArgs, io: CallIO) -> DevPtrResult:
         what = "cuMemHostGetDevicePointer"
-        client = self._pinned_client(what)
-        found = client.area.allocator.find(client.owner, args.offset, 0)
-        if found is None:
-            raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE,
-                            f"{what}: pinned offset {args.offset:#x} is not inside a live pinned "
-                            "allocation of this process")
-        start, size = found
+        client, start, size = self._pinned_range(args.offset, what)
         within = args.offset - start
         alias = self.memory.host_aliases.get(start)
         if alias is None:
