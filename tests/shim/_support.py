@@ -127,6 +127,8 @@ SAMPLES = {
     "3_CUDA_Features/binaryPartitionCG": "binaryPartitionCG",
     "2_Concepts_and_Techniques/convolutionSeparable": "convolutionSeparable", "0_Introduction/mergeSort": "mergeSort",
     "2_Concepts_and_Techniques/sortingNetworks": "sortingNetworks",
+    "0_Introduction/simpleLayeredTexture": "simpleLayeredTexture",
+    "0_Introduction/simpleCubemapTexture": "simpleCubemapTexture",
     "0_Introduction/simpleZeroCopy": "simpleZeroCopy",
 }
 #: those of them that launch kernels of their own (the PTX engine runs them on ``sim``)
@@ -138,6 +140,7 @@ KERNEL_SAMPLES = frozenset({"streamOrderedAllocation", "vectorAdd", "simpleVoteI
                             "simpleOccupancy", "simpleMultiGPU", "SobolQRNG", "StreamPriorities",
                             "fastWalshTransform", "quasirandomGenerator", "simpleAtomicIntrinsics",
                             "binaryPartitionCG", "convolutionSeparable", "mergeSort", "sortingNetworks",
+                            "simpleLayeredTexture", "simpleCubemapTexture",
                             "simpleZeroCopy"})
 #: the mediator's configuration for the samples: a launch bound of 20 s instead of 5, since the samples judge
 #: results, not speed, and on a loaded machine (a QEMU guest beside it) launches of SobolQRNG and
