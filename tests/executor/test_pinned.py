@@ -490,3 +490,28 @@ def test_cuda_serves_a_range_the_driver_would_not_register_as_pageable() -> None
     assert ex.unregister_pinned() == []  # nothing for a closing context to unregister
     ex.mem_free_host(MemFreeHostArgs(offset=offset), io())
     assert [c[0] for c in driver.calls] == ["register", "ctx_synchronize"]
+
+
+# -- the C copy path (mediator._pinned_fast) and an alias -------------------------------------------
+
+def test_the_c_copy_path_lets_an_alias_go_with_its_range() -> None:
+    """Copies naming a range's alias as device memory are served in C like any block's, and once the
+    range is freed they answer as the Python path does (the alias is gone), never reaching the bytes."""
+    from tests.executor.test_pinned_fast import DTOH, HTOD, STAGED_DTOH, STAGED_HTOD, Side, both, fresh_sides
+
+    def script(side: Side) -> None:
+        mapped = side.value("mem_host_alias", "dptr", offset=side.host, address=0)
+        into, out_of = mapped - side.dev, mapped - side.dev + 4 * PAGE
+        copies = [side.staged(STAGED_HTOD, count=PAGE, dev_offset=into),
+                  side.staged(STAGED_DTOH, count=PAGE, dev_offset=out_of),
+                  side.copy(HTOD, count=PAGE, dev_offset=into + 6 * PAGE),
+                  side.copy(DTOH, count=PAGE, offset=2 * PAGE, dev_offset=into)]
+        side.submit(copies)
+        side.submit(copies)  # served in C now that it knows the block
+        side.pair.call("mem_free_host", offset=side.host)
+        side.submit(copies)  # refused: no alias, no range
+
+    with fresh_sides() as sides:
+        fast, slow = both(sides, script)
+        assert [s[2] for s in fast.seen if s[0] != "drain"][-4:] == [CUresult.CUDA_ERROR_INVALID_VALUE] * 4
+        assert fast.python_copies <= slow.python_copies - 4  # the second batch was served in C
