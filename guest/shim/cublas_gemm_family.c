@@ -156,3 +156,37 @@ typedef struct { double re, im; } vgpu_complex_f64;
 GEMM_FAMILY(D, double, VGPU_CUDA_R_64F, VGPU_CUBLAS_COMPUTE_64F)
 GEMM_FAMILY(C, vgpu_complex_f32, VGPU_CUDA_C_32F, VGPU_CUBLAS_COMPUTE_32F)
 GEMM_FAMILY(Z, vgpu_complex_f64, VGPU_CUDA_C_64F, VGPU_CUBLAS_COMPUTE_64F)
+
+/* Matrix-vector products as GEMMs: y = alpha op(A) x + beta y is y^T = alpha x^T op(A)^T + beta y^T,
+ * x^T a 1 x len(x) matrix whose leading dimension is incx, y^T a 1 x len(y) one whose is incy (what
+ * UnifiedMemoryStreams and other programs that offload a gemv need). Negative increments (a vector
+ * walked backwards) are not served. */
+static cublasStatus_t gemv(cublasHandle_t h, int trans, int m, int n, const void *alpha, const void *A, int lda,
+                           const void *x, int incx, const void *beta, void *y, int incy, int type, int compute)
+{
+    if (trans < 0 || trans > 2 || m < 0 || n < 0 || lda < (m > 1 ? m : 1) || incx == 0 || incy == 0)
+        return CUBLAS_STATUS_INVALID_VALUE;
+    if (incx < 0 || incy < 0)
+        VGPU_UNSUPPORTED_USE(CUBLAS_STATUS_NOT_SUPPORTED, "cublas*gemv: negative increments are not served");
+    if (!m || !n)
+        return CUBLAS_STATUS_SUCCESS; /* BLAS's quick return: y is left as it is */
+    int rows = trans == 0 ? m : n, cols = trans == 0 ? n : m; /* of op(A): y has rows, x cols */
+    return cublasGemmEx(h, 0, trans == 0 ? 1 : 0, 1, rows, cols, alpha, x, type, incx, A, type, lda, beta, y, type,
+                        incy, compute, CUBLAS_GEMM_DEFAULT);
+}
+
+cublasStatus_t cublasSgemv_v2(cublasHandle_t h, int trans, int m, int n, const float *alpha, const float *A, int lda,
+                              const float *x, int incx, const float *beta, float *y, int incy);
+cublasStatus_t cublasSgemv_v2(cublasHandle_t h, int trans, int m, int n, const float *alpha, const float *A, int lda,
+                              const float *x, int incx, const float *beta, float *y, int incy)
+{
+    return gemv(h, trans, m, n, alpha, A, lda, x, incx, beta, y, incy, VGPU_CUDA_R_32F, CUBLAS_COMPUTE_32F);
+}
+
+cublasStatus_t cublasDgemv_v2(cublasHandle_t h, int trans, int m, int n, const double *alpha, const double *A,
+                              int lda, const double *x, int incx, const double *beta, double *y, int incy);
+cublasStatus_t cublasDgemv_v2(cublasHandle_t h, int trans, int m, int n, const double *alpha, const double *A,
+                              int lda, const double *x, int incx, const double *beta, double *y, int incy)
+{
+    return gemv(h, trans, m, n, alpha, A, lda, x, incx, beta, y, incy, VGPU_CUDA_R_64F, VGPU_CUBLAS_COMPUTE_64F);
+}

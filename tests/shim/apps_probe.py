@@ -177,6 +177,26 @@ h_one, h_zero = struct.pack("<e", 1.0), struct.pack("<e", 0.0)
 rc = cublas.cublasHgemm(handle, 0, 0, m, n_cols, k, h_one, h_a, m, h_b, k, h_zero, h_c, m)
 product = list(struct.unpack(f"<{m * n_cols}e", fetch(h_c, 2 * m * n_cols)))
 report("hgemm", rc == 0 and product == want[0], f"status={rc} got={product} want={want[0]}")
+
+# -- gemv as a GEMM: y = alpha op(A) x + beta y with strided vectors, both ways, in FP64 and FP32
+xs = [float(3 - i) for i in range(max(m, k))]
+y0 = [float(10 * i) for i in range(max(m, k))]
+v_a = device(struct.pack(f"<{m * k}d", *mats_a[0]))
+v_x = device(struct.pack(f"<{2 * k}d", *[v for x in xs[:k] for v in (x, -99.0)]))  # incx 2
+v_y = device(struct.pack(f"<{3 * m}d", *[v for y in y0[:m] for v in (y, -7.0, -7.0)]))  # incy 3
+d_two, d_one = ct.c_double(2.0), ct.c_double(1.0)
+rc = cublas.cublasDgemv_v2(handle, 0, m, k, ct.byref(d_two), v_a, m, v_x, 2, ct.byref(d_one), v_y, 3)
+got = list(struct.unpack(f"<{3 * m}d", fetch(v_y, 8 * 3 * m)))
+ax = [sum(mats_a[0][r + m * p] * xs[p] for p in range(k)) for r in range(m)]
+ok = rc == 0 and got == [v for r in range(m) for v in (2 * ax[r] + y0[r], -7.0, -7.0)]
+s_a = device(struct.pack(f"<{m * k}f", *mats_a[0]))
+s_x, s_y = device(struct.pack(f"<{m}f", *xs[:m])), device(bytes(4 * k))
+rc_t = cublas.cublasSgemv_v2(handle, 1, m, k, ct.byref(one), s_a, m, s_x, 1, ct.byref(zero), s_y, 1)
+atx = list(struct.unpack(f"<{k}f", fetch(s_y, 4 * k)))
+ok = ok and rc_t == 0 and atx == [sum(mats_a[0][r + m * c] * xs[r] for r in range(m)) for c in range(k)]
+refused = [cublas.cublasSgemv_v2(handle, 0, m, k, ct.byref(one), s_a, m, s_x, 0, ct.byref(zero), s_y, 1),
+           cublas.cublasSgemv_v2(handle, 0, m, k, ct.byref(one), s_a, m, s_x, -1, ct.byref(zero), s_y, 1)]
+report("gemv", ok and refused == [7, 15], f"status={rc}/{rc_t} got={got} atx={atx} refused={refused}")
 cublas.cublasDestroy_v2(handle)
 
 # -- cuBLASLt: D = alpha A B + beta C as GemmEx expresses it; an epilogue it cannot is refused

@@ -18,7 +18,8 @@
  *                   and cudaMallocManaged's pointers reach the very bytes the process sees; prefetch,
  *                   attach, free and double free answer as CUDA does.
  *   exhaust MIB     two pinned allocations of MIB each: the first in the region, the second (the area
- *                   is smaller than 2 x MIB) falls back to ordinary memory; copies through both.
+ *                   is smaller than 2 x MIB) falls back to ordinary memory; copies through both; mapped
+ *                   and managed memory of MIB then fail (no ordinary fallback for them).
  *   hold MIB        one pinned allocation of MIB in the region, filled; prints READY and waits for a
  *                   line on stdin (the test may kill it meanwhile), then frees it.
  *   bandwidth MIB   bandwidthTest-style figures, 4 KiB to MIB by 4x: per size one line
@@ -321,6 +322,11 @@ static int mode_exhaust(size_t mib)
     result("fallback", rc == 0 && rc2 == 0 && in_region(first) && !in_region(second), "rc=%d/%d", rc, rc2);
     if (rc || rc2)
         return finish();
+    /* memory the device must reach has no ordinary fallback: out of memory (cudaErrorMemoryAllocation) */
+    void *mapped = NULL, *managed = NULL;
+    int mapped_rc = cudaHostAlloc(&mapped, n, cudaHostAllocMapped), managed_rc = cudaMallocManaged(&managed, n, 1);
+    result("mapped_exhausted", mapped_rc == 2 && managed_rc == 2 && !mapped && !managed, "mapped=%d managed=%d",
+           mapped_rc, managed_rc);
     rc = cudaMalloc(&dev, n);
     rc = rc ? rc : round_trip(first, second, n, dev, 7);
     int back = rc ? rc : round_trip(second, first, n, dev, 8);

@@ -25,6 +25,7 @@ from ._support import ShimBuild
 PROBE = Path(__file__).resolve().parent / "apps_probe.py"
 CHECKS = ("versions", "every_attribute", "legacy_properties", "device_properties", "device_flags", "profiler", "limits",
           "set_get_matrix", "set_get_vector", "set_get_invalid", "sgemm_strided_batched", "sgemm_batched", "hgemm",
+          "gemv",
           "stream_ordered_allocator", "cublaslt_matmul",
           "graph_exec_update", "peers", "graph_built",
           "graph_built_runtime", "cublasxt_sgemm")

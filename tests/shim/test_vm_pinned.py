@@ -35,7 +35,7 @@ pytestmark = [pytest.mark.qemu, pytest.mark.slow, pytest.mark.timeout(900)]
 DEADLINE_S = float(os.environ.get("VGPU_QEMU_DEADLINE_S", "600"))
 PROBE = Path(__file__).resolve().parent / "pinned_probe.c"
 
-INIT_SCRIPT = INIT_PREAMBLE + """for mode in "copies" "exhaust 12" "bandwidth 4"; do
+INIT_SCRIPT = INIT_PREAMBLE + """for mode in "copies" "mapped" "exhaust 12" "bandwidth 4"; do
     name=${mode%% *}
     echo "VGPU-PROGRAM $name"
     /pinned_probe $mode 2>&1
@@ -63,7 +63,9 @@ def test_pinned_memory_in_a_vm_is_bar2_and_copies_through_it_are_correct(
     for name, checks in (("copies", ["pinned_in_region", "copy_sync", "copy_async_offsets", "copy_2d",
                                      "copy_default", "driver_api", "driver_free", "cublas_matrix", "pointer_attributes",
                                      "host_alloc_flags", "registered_staged", "free"]),
-                         ("exhaust", ["fallback", "copies_through_both", "free"]),
+                         ("mapped", ["mapped_alloc", "mapped_device_access", "device_pointer_refusals",
+                                     "managed_alloc", "managed_device_access", "managed_prefetch_attach", "free"]),
+                         ("exhaust", ["fallback", "mapped_exhausted", "copies_through_both", "free"]),
                          ("bandwidth", ["bandwidth_setup", "bandwidth"])):
         output, code = found[name]
         report = SelftestReport.parse(output)
