@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -24,29 +24,39 @@ from ._state import Frame, Value
 # -- warp-level -------------------------------------------------------------------------------
 
 
-def _warp_source(
-    linear_tid: npt.NDArray[np.int64], bt: int, lane_src: npt.NDArray[np.int64]
-) -> npt.NDArray[np.intp]:
-    """The batch index of lane ``lane_src`` of each thread's warp (itself when that lane is absent)."""
-    n = linear_tid.size
-    block_start = np.arange(n, dtype=np.int64) - linear_tid
-    src_tid = (linear_tid & ~np.int64(31)) + lane_src
-    exists = src_tid < bt
-    return np.where(exists, block_start + src_tid, np.arange(n)).astype(np.intp)
+class _Lanes(NamedTuple):
+    """A batch's lane geometry for shuffles, per thread: its batch index, its lane, the batch index of
+    lane 0 of its warp, and that thread's index within its block (all int64)."""
+
+    thread: npt.NDArray[np.int64]
+    lane: npt.NDArray[np.int64]
+    first: npt.NDArray[np.int64]
+    warp_tid: npt.NDArray[np.int64]
+
+
+def _lanes(linear_tid: npt.NDArray[Any]) -> _Lanes:
+    tid = linear_tid.astype(np.int64)
+    lane = tid & 31
+    index = np.arange(tid.size, dtype=np.int64)
+    return _Lanes(index, lane, index - lane, tid - lane)
 
 
 def _sources(
-    mode: str, linear_tid: npt.NDArray[np.int64], bt: int, b: Value, c: Value
+    mode: str, lanes: _Lanes, bt: int, b: Value, c: Value
 ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.bool_]]:
     """Each thread's source thread in the batch for ``shfl.sync.mode`` with lane operand ``b`` and
-    clamp/segment operand ``c``, and whether the source lane is in range."""
-    n = linear_tid.size
-    lane = linear_tid & 31
-    bval = (np.asarray(b).astype(np.int64) & 31) + np.zeros(n, dtype=np.int64)
-    cval = np.asarray(c).astype(np.int64) + np.zeros(n, dtype=np.int64)
+    clamp/segment operand ``c``, and whether the source lane is in range (a source lane past the end
+    of a partial warp is the thread itself)."""
+    lane = lanes.lane
+    bval = np.asarray(b).astype(np.int64) & 31
+    cval = np.asarray(c).astype(np.int64)
     clamp, segmask = cval & 31, (cval >> 8) & 31
-    max_lane = (lane & segmask) | (clamp & ~segmask)
-    min_lane = lane & segmask
+    if cval.ndim == 0 and not segmask:  # the usual whole-warp form: lanes 0..clamp
+        max_lane: Value = clamp
+        min_lane: Value = 0
+    else:
+        max_lane = (lane & segmask) | (clamp & ~segmask)
+        min_lane = lane & segmask
     if mode == "up":
         j = lane - bval
         ok = j >= max_lane
@@ -59,8 +69,16 @@ def _sources(
     else:
         j = min_lane | (bval & ~segmask)
         ok = j <= max_lane
+    ok = np.broadcast_to(ok, lane.shape)
     j = np.where(ok, j, lane)
-    return _warp_source(linear_tid, bt, j), ok
+    src = lanes.first + j
+    if bt % 32:  # the last warp of each block is partial
+        src = np.where(lanes.warp_tid + j < bt, src, lanes.thread)
+    return src.astype(np.intp, copy=False), np.ascontiguousarray(ok)
+
+
+#: the batch's ``derived`` entry that holds its :class:`_Lanes`
+_LANES = "shuffle lanes"
 
 
 def _uniform_sources(
@@ -70,7 +88,7 @@ def _uniform_sources(
     once for every batch and launch of that shape (read-only, as they are shared; ``_held``)."""
     return held(
         ("shfl", mode, b, c, n, bt),
-        lambda: _sources(mode, np.arange(n, dtype=np.int64) % bt, bt, np.int64(b), np.int64(c)),
+        lambda: _sources(mode, _lanes(np.arange(n, dtype=np.int64) % bt), bt, np.int64(b), np.int64(c)),
     )
 
 
@@ -101,7 +119,10 @@ def _c_shfl(c: Compiler, ins: Instruction) -> Runner:
         if np.ndim(b) == 0 and np.ndim(c) == 0:  # uniform lane operands (the usual immediates)
             src, ok = _uniform_sources(mode, int(b), int(c), batch.n, batch.block_threads)
         else:
-            src, ok = _sources(mode, batch.linear_tid.astype(np.int64), batch.block_threads, b, c)
+            lanes = batch.derived.get(_LANES)
+            if lanes is None:
+                lanes = batch.derived[_LANES] = _lanes(batch.linear_tid)
+            src, ok = _sources(mode, lanes, batch.block_threads, b, c)
         value = broadcast_full(ga(f), f.batch.n)[src]
         put(f, value, m)
         if put_p is not None:

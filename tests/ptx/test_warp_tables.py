@@ -16,7 +16,7 @@ WARP_OPS = """
 .address_size 64
 .visible .entry warp_ops(.param .u64 in_ptr, .param .u64 out_ptr)
 {
-    .reg .pred %p<4>;
+    .reg .pred %p<6>;
     .reg .b32 %r<16>;
     .reg .b64 %rd<8>;
     ld.param.u64 %rd1, [in_ptr];
@@ -37,13 +37,21 @@ WARP_OPS = """
     vote.sync.ballot.b32 %r9, %p2, -1;
     match.all.sync.b32 %r10|%p3, %r5, -1;
     selp.u32 %r11, 1, 0, %p3;
-    mul.wide.u32 %rd5, %r4, 20;
+    shfl.sync.idx.b32 %r12|%p4, %r4, %r5, 31, -1;
+    selp.u32 %r13, 1, 0, %p4;
+    shfl.sync.up.b32 %r14|%p5, %r4, %r5, 0, -1;
+    selp.u32 %r15, 1, 0, %p5;
+    mul.wide.u32 %rd5, %r4, 36;
     add.s64 %rd6, %rd2, %rd5;
     st.global.u32 [%rd6], %r7;
     st.global.u32 [%rd6+4], %r8;
     st.global.u32 [%rd6+8], %r9;
     st.global.u32 [%rd6+12], %r10;
     st.global.u32 [%rd6+16], %r11;
+    st.global.u32 [%rd6+20], %r12;
+    st.global.u32 [%rd6+24], %r13;
+    st.global.u32 [%rd6+28], %r14;
+    st.global.u32 [%rd6+32], %r15;
 DONE:
     ret;
 }
@@ -57,9 +65,9 @@ def test_partial_warps_and_inactive_lanes(block: int) -> None:
     n = grid * block
     v = np.random.default_rng(block).integers(0, 6, n).astype(np.uint32)
     v[:block] = 2  # the first block: every warp uniform, so match.all holds there
-    pv, out = device.put(v), device.zeros(5 * n, np.uint32)
+    pv, out = device.put(v), device.zeros(9 * n, np.uint32)
     device.run("warp_ops", grid, block, pv, out)
-    got = device.get(out, 5 * n, np.uint32).reshape(n, 5)
+    got = device.get(out, 9 * n, np.uint32).reshape(n, 9)
     tid = np.arange(n) % block
     warp = (np.arange(n) // block) * 64 + tid // 32  # warps never straddle blocks
     lane = tid % 32
@@ -72,7 +80,14 @@ def test_partial_warps_and_inactive_lanes(block: int) -> None:
         mine = (warp == warp[i]) & active
         everyone = bits(mine)
         uniform = bool((v[mine] == v[i]).all())
+        # shuffles with a lane operand of each thread's own (its value): idx reads lane v, up lane - v;
+        # a lane past a partial warp's end, or below 0, is the thread itself
+        start = i - lane[i]
+        size = min(32, block - (tid[i] - lane[i]))
+        idx = start + v[i] if v[i] < size else i
+        up = i - v[i]
         want = [bits(mine & (v == v[i])), int(v[mine].astype(np.uint64).sum()) & 0xFFFFFFFF,
-                bits(mine & (v > 3)), everyone if uniform else 0, int(uniform)]
+                bits(mine & (v > 3)), everyone if uniform else 0, int(uniform),
+                idx, 1, up if lane[i] >= v[i] else i, int(lane[i] >= v[i])]
         assert got[i].tolist() == want, (block, i)
     assert (got[~active] == 0).all()
