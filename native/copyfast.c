@@ -496,8 +496,13 @@ static PyObject *fc_serve(FastCopy *self, PyObject *const *args, Py_ssize_t narg
     long long served = 0;
     int failed = 0;
     uint64_t t = now_ns();
+    /* the last stream found live: only Python creates and destroys streams, and none runs in this loop */
+    uint32_t live_stream = 0;
     while (served < limit) {
-        const uint8_t *slot = ring + (size_t)(((uint32_t)head + (uint32_t)served) & self->sq_mask) * SQE_SIZE;
+        uint32_t at = (uint32_t)head + (uint32_t)served;
+        const uint8_t *slot = ring + (size_t)(at & self->sq_mask) * SQE_SIZE;
+        if (served + 1 < limit) /* the guest wrote the next entry on its CPU: start fetching it now */
+            __builtin_prefetch(ring + (size_t)((at + 1) & self->sq_mask) * SQE_SIZE);
         uint32_t h[8];
         uint64_t a[4];
         memcpy(h, slot, sizeof h); /* once: the guest may rewrite the slot while we look */
@@ -543,13 +548,16 @@ static PyObject *fc_serve(FastCopy *self, PyObject *const *args, Py_ssize_t narg
         }
         if (is_async && async_cap > 0 && self->async_run + 1 >= async_cap)
             break;
-        int live = stream_live(self, stream);
-        if (live < 0) {
-            failed = 1;
-            break;
+        if (stream != live_stream) {
+            int live = stream_live(self, stream);
+            if (live < 0) {
+                failed = 1;
+                break;
+            }
+            if (!live)
+                break;
+            live_stream = stream;
         }
-        if (!live)
-            break;
         const Block *block = find_block(self, device, count);
         if (!block)
             break;
