@@ -129,7 +129,7 @@ SAMPLES = {
     "2_Concepts_and_Techniques/sortingNetworks": "sortingNetworks",
     "0_Introduction/simpleLayeredTexture": "simpleLayeredTexture",
     "0_Introduction/simpleCubemapTexture": "simpleCubemapTexture",
-    "0_Introduction/simpleZeroCopy": "simpleZeroCopy",
+    "0_Introduction/simpleZeroCopy": "simpleZeroCopy", "0_Introduction/UnifiedMemoryStreams": "UnifiedMemoryStreams",
 }
 #: those of them that launch kernels of their own (the PTX engine runs them on ``sim``)
 KERNEL_SAMPLES = frozenset({"streamOrderedAllocation", "vectorAdd", "simpleVoteIntrinsics", "simplePrintf",
