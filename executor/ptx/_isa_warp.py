@@ -77,6 +77,8 @@ def _sources(
     return src.astype(np.intp, copy=False), np.ascontiguousarray(ok)
 
 
+#: each lane's number, to test a lane's bit in 32 membermasks at once
+_LANE_NUMBERS = np.arange(32, dtype=np.uint32)
 #: the batch's ``derived`` entry that holds its :class:`_Lanes`
 _LANES = "shuffle lanes"
 
@@ -205,10 +207,10 @@ def _c_match(c: Compiler, ins: Instruction) -> Runner:
     mode, t = mods
     if len(ins.operands) != 3:
         raise UnsupportedError("operands")
-    dest, a, _member = ins.operands
+    dest, a, member = ins.operands
     if mode == "any" and isinstance(dest, Pair):
         raise UnsupportedError("match.any has no predicate destination")
-    get = c.read(a, DTYPES[t])
+    get, get_member = c.read(a, DTYPES[t]), c.read(member, DTYPES["u32"])
     if isinstance(dest, Pair):
         put, put_p = c.write(dest.first, DTYPES["u32"]), c.write(dest.second, DTYPES["pred"])
     else:
@@ -222,11 +224,12 @@ def _c_match(c: Compiler, ins: Instruction) -> Runner:
         # per lane, the active lanes of its warp holding its value: a 32 x 32 comparison a warp
         same = (values[:, :, None] == values[:, None, :]) & _table(active, slot, count, False)[:, None, :]
         per_lane = _lane_bits(same).reshape(-1)
-        equal = per_lane if slot is None else per_lane[slot]
+        members = get_member(f)  # only the lanes of the thread's own membermask take part
+        equal = (per_lane if slot is None else per_lane[slot]) & members
         if mode == "any":
             put(f, equal, m)
             return
-        everyone = _ballot(f, np.True_, m)
+        everyone = _ballot(f, np.True_, m) & members
         all_same = equal == everyone
         put(f, np.where(all_same, everyone, np.uint32(0)), m)
         if put_p is not None:
@@ -236,7 +239,8 @@ def _c_match(c: Compiler, ins: Instruction) -> Runner:
 
 
 def _c_redux(c: Compiler, ins: Instruction) -> Runner:
-    """``redux.sync.op.type d, a, membermask``: the warp's active lanes' values reduced, to every lane."""
+    """``redux.sync.op.type d, a, membermask``: the values of the warp's active lanes that the thread's
+    membermask names, reduced."""
     mods = [m for m in ins.mods if m != "sync"]
     forms = {
         ("add", "s32"),
@@ -253,8 +257,8 @@ def _c_redux(c: Compiler, ins: Instruction) -> Runner:
         raise UnsupportedError("redux.sync.{add,min,max}.{s32,u32} / .{and,or,xor}.b32")
     op, t = mods
     dt = DTYPES[t]
-    d, a, _member = ins.operands
-    get, put = c.read(a, dt), c.write(d, dt)
+    d, a, member = ins.operands
+    get, put, get_member = c.read(a, dt), c.write(d, dt), c.read(member, DTYPES["u32"])
     ufunc, identity = {
         "add": (np.add, 0),
         "min": (np.minimum, np.iinfo(dt).max),
@@ -268,11 +272,25 @@ def _c_redux(c: Compiler, ins: Instruction) -> Runner:
         n = f.batch.n
         slot, count = _warp_slots(f)
         values = broadcast_full(np.asarray(get(f), dtype=dt), n)
-        if m is not None:
-            values = np.where(m, values, dt.type(identity))
+        members = np.asarray(get_member(f), dtype=np.uint32)
+        taking = m
+        if members.ndim == 0 and members != 0xFFFFFFFF:  # one membermask: the lanes it names
+            named = ((members >> (f.batch.linear_tid & np.uint32(31))) & np.uint32(1)).astype(np.bool_)
+            taking = named if m is None else m & named
+        if taking is not None:
+            values = np.where(taking, values, dt.type(identity))
+        table = _table(values, slot, count, identity)
         # integer add wraps at the type's width, as the hardware's
-        acc = ufunc.reduce(_table(values, slot, count, identity), axis=1, dtype=dt)
-        put(f, _each_thread(acc, slot), m)
+        if members.ndim == 0:
+            put(f, _each_thread(ufunc.reduce(table, axis=1, dtype=dt), slot), m)
+            return
+        # a membermask of each thread's own (cooperative groups' labeled partitions): lane i reduces
+        # the lanes its mask names, a 32 x 32 selection a warp
+        masks = _table(broadcast_full(members, n), slot, count, 0)
+        named_by = ((masks[:, :, None] >> _LANE_NUMBERS) & np.uint32(1)).astype(np.bool_)
+        acc = ufunc.reduce(np.where(named_by, table[:, None, :], dt.type(identity)), axis=2, dtype=dt)
+        per_lane = acc.reshape(-1)
+        put(f, per_lane if slot is None else per_lane[slot], m)
 
     return redux
 
@@ -284,23 +302,23 @@ def _c_vote(c: Compiler, ins: Instruction) -> Runner:
     mode = mods[0]
     if len(ins.operands) != 3:
         raise UnsupportedError("operands")
-    d, p, _member = ins.operands
+    d, p, member = ins.operands
     if not isinstance(p, Reg):
         raise UnsupportedError("a predicate operand")
-    gp = c.pred(p)
+    gp, get_member = c.pred(p), c.read(member, DTYPES["u32"])
     if mode == "ballot":
         if mods[1:] != ["b32"]:
             raise UnsupportedError("vote.sync.ballot.b32")
         put = c.write(d, DTYPES["u32"])
-        return lambda f, m: put(f, _ballot(f, gp(f), m), m)
+        return lambda f, m: put(f, _ballot(f, gp(f), m) & get_member(f), m)
     if mods[1:] != ["pred"]:
         raise UnsupportedError(f"vote.sync.{mode}.pred")
     putp = c.write(d, DTYPES["pred"])
 
     def vote(f: Frame, m: Mask | None) -> None:
-        p_ = gp(f)
-        yes = _ballot(f, p_, m)
-        active = _ballot(f, np.True_, m)
+        members = get_member(f)  # only the lanes of the thread's own membermask take part
+        yes = _ballot(f, gp(f), m) & members
+        active = _ballot(f, np.True_, m) & members
         if mode == "all":
             r = yes == active
         elif mode == "any":

@@ -55,6 +55,41 @@ WARP_OPS = """
 DONE:
     ret;
 }
+.visible .entry partitions(.param .u64 in_ptr, .param .u64 out_ptr)
+{
+    .reg .pred %p<4>;
+    .reg .b32 %r<16>;
+    .reg .b64 %rd<8>;
+    ld.param.u64 %rd1, [in_ptr];
+    ld.param.u64 %rd2, [out_ptr];
+    mov.u32 %r1, %tid.x;
+    mov.u32 %r2, %ctaid.x;
+    mov.u32 %r3, %ntid.x;
+    mad.lo.u32 %r4, %r2, %r3, %r1;
+    mul.wide.u32 %rd3, %r4, 4;
+    add.s64 %rd4, %rd1, %rd3;
+    ld.global.u32 %r5, [%rd4];
+    rem.u32 %r6, %r1, 3;
+    setp.eq.u32 %p1, %r6, 0;
+    @%p1 bra END;
+    match.any.sync.b32 %r7, %r5, -1;
+    redux.sync.max.u32 %r8, %r4, %r7;
+    and.b32 %r9, %r1, 1;
+    setp.eq.u32 %p2, %r9, 1;
+    vote.sync.ballot.b32 %r10, %p2, %r7;
+    vote.sync.all.pred %p3, %p2, %r7;
+    selp.u32 %r11, 1, 0, %p3;
+    redux.sync.add.u32 %r12, %r5, 65535;
+    mul.wide.u32 %rd5, %r4, 20;
+    add.s64 %rd6, %rd2, %rd5;
+    st.global.u32 [%rd6], %r7;
+    st.global.u32 [%rd6+4], %r8;
+    st.global.u32 [%rd6+8], %r10;
+    st.global.u32 [%rd6+12], %r11;
+    st.global.u32 [%rd6+16], %r12;
+END:
+    ret;
+}
 """
 
 
@@ -91,3 +126,29 @@ def test_partial_warps_and_inactive_lanes(block: int) -> None:
                 idx, 1, up if lane[i] >= v[i] else i, int(lane[i] >= v[i])]
         assert got[i].tolist() == want, (block, i)
     assert (got[~active] == 0).all()
+
+
+@pytest.mark.parametrize("block", [48, 64])
+def test_each_thread_takes_part_with_the_lanes_its_membermask_names(block: int) -> None:
+    """Cooperative groups' labeled partitions: every lane passes the mask of its own group (from
+    match.any), and redux, vote.ballot and vote.all see only those lanes; a uniform membermask names
+    the same lanes for everyone."""
+    device = ptx_device(WARP_OPS)
+    grid = 2
+    n = grid * block
+    v = np.random.default_rng(block + 1).integers(0, 4, n).astype(np.uint32)
+    pv, out = device.put(v), device.zeros(5 * n, np.uint32)
+    device.run("partitions", grid, block, pv, out)
+    got = device.get(out, 5 * n, np.uint32).reshape(n, 5)
+    index = np.arange(n)
+    tid = index % block
+    warp = (index // block) * 64 + tid // 32
+    lane = tid % 32
+    active = tid % 3 != 0
+    for i in np.flatnonzero(active):
+        group = (warp == warp[i]) & active & (v == v[i])
+        odd = group & (tid % 2 == 1)
+        low = (warp == warp[i]) & active & (lane < 16)
+        want = [sum(1 << int(k) for k in lane[group]), int(index[group].max()), sum(1 << int(k) for k in lane[odd]),
+                int((odd == group).all()), int(v[low].sum())]
+        assert got[i].tolist() == want, (block, i)
