@@ -77,15 +77,6 @@ def _struct(driver: Any, name: str, **fields: Any) -> Any:
     return obj
 
 
-def _object_handle(handle: DriverHandle, what: str, destroy: Callable[[], None]) -> int:
-    value = int(handle)
-    if not 0 < value <= 0xFFFF_FFFF:
-        destroy()
-        raise CudaError(CUresult.CUDA_ERROR_NOT_SUPPORTED,
-                        f"{what}: the driver's handle {value:#x} does not fit the protocol's 32 bits")
-    return value
-
-
 class CudaTextureCalls(CudaBase):
     """The 0x00Bx calls, mixed into :class:`CudaExecutor`."""
 
@@ -160,15 +151,10 @@ class CudaTextureCalls(CudaBase):
         desc = _struct(d, "CUDA_TEXTURE_DESC", addressMode=modes, filterMode=filter_mode, flags=args.flags,
                        borderColor=[args.border_r, args.border_g, args.border_b, args.border_a])
         obj = check(d.cuTexObjectCreate(resource, desc, None), what)
-        handle = _object_handle(obj, what, lambda: check(d.cuTexObjectDestroy(obj), "cuTexObjectDestroy"))
-        self._textures.textures[handle] = obj
-        return TexObjectResult(texture=handle)
+        return TexObjectResult(texture=self._keep(self._textures.textures, obj, what, "cuTexObjectDestroy"))
 
     def tex_object_destroy(self, args: TexObjectArgs, io: CallIO) -> NoResult:
-        obj = _live(self._textures.textures, args.texture, "texture object")
-        check(self._drv.module.cuTexObjectDestroy(obj), "cuTexObjectDestroy")
-        del self._textures.textures[args.texture]
-        return _NO_RESULT
+        return self._drop(self._textures.textures, args.texture, "texture object", "cuTexObjectDestroy")
 
     def surf_object_create(self, args: SurfObjectCreateArgs, io: CallIO) -> SurfObjectResult:
         what = "cuSurfObjectCreate"
@@ -177,14 +163,28 @@ class CudaTextureCalls(CudaBase):
         resource = _struct(d, "CUDA_RESOURCE_DESC", resType=d.CUresourcetype(RESOURCE_ARRAY),
                            res__array__hArray=array)
         obj = check(d.cuSurfObjectCreate(resource), what)
-        handle = _object_handle(obj, what, lambda: check(d.cuSurfObjectDestroy(obj), "cuSurfObjectDestroy"))
-        self._textures.surfaces[handle] = obj
-        return SurfObjectResult(surface=handle)
+        return SurfObjectResult(surface=self._keep(self._textures.surfaces, obj, what, "cuSurfObjectDestroy"))
 
     def surf_object_destroy(self, args: SurfObjectArgs, io: CallIO) -> NoResult:
-        obj = _live(self._textures.surfaces, args.surface, "surface object")
-        check(self._drv.module.cuSurfObjectDestroy(obj), "cuSurfObjectDestroy")
-        del self._textures.surfaces[args.surface]
+        return self._drop(self._textures.surfaces, args.surface, "surface object", "cuSurfObjectDestroy")
+
+    def _keep(self, objects: dict[int, DriverHandle], obj: DriverHandle, what: str, destroy: str) -> int:
+        """The driver's object under its own value, which must fit the protocol's 32 bits."""
+        value = int(obj)
+        if not 0 < value <= 0xFFFF_FFFF:
+            check(getattr(self._drv.module, destroy)(obj), destroy)
+            raise CudaError(CUresult.CUDA_ERROR_NOT_SUPPORTED,
+                            f"{what}: the driver's handle {value:#x} does not fit the protocol's 32 bits")
+        objects[value] = obj
+        return value
+
+    def _drop(self, objects: dict[int, DriverHandle], handle: int, kind: str, destroy: str) -> NoResult:
+        obj = objects.get(handle)
+        if obj is None:
+            raise CudaError(CUresult.CUDA_ERROR_INVALID_HANDLE,
+                            f"{kind} handle {handle} was never issued to this VM or is already destroyed")
+        check(getattr(self._drv.module, destroy)(obj), destroy)
+        del objects[handle]
         return _NO_RESULT
 
     # -- copies -----------------------------------------------------------------------------------
@@ -261,11 +261,3 @@ class CudaTextureCalls(CudaBase):
             self._host_copy(args, io.out, False, what)
             io.out_len = count
         return _NO_RESULT
-
-
-def _live(objects: dict[int, DriverHandle], handle: int, kind: str) -> DriverHandle:
-    obj = objects.get(handle)
-    if obj is None:
-        raise CudaError(CUresult.CUDA_ERROR_INVALID_HANDLE,
-                        f"{kind} handle {handle} was never issued to this VM or is already destroyed")
-    return obj

@@ -462,14 +462,21 @@ cudaError_t cudaCreateTextureObject(cudaTextureObject_t *tex, const struct cudaR
 
 cudaError_t cudaDestroyTextureObject(cudaTextureObject_t tex) { RT_CALL(cuTexObjectDestroy(tex)); }
 
-cudaError_t cudaGetTextureObjectResourceDesc(struct cudaResourceDesc *res, cudaTextureObject_t tex)
+/* An object's resource description, as the driver's getter `get` keeps it, in the runtime's layout. */
+static cudaError_t resource_of(struct cudaResourceDesc *res, unsigned long long object,
+                               CUresult (*get)(vgpu_resource_desc *, unsigned long long))
 {
     vgpu_resource_desc d;
-    CUresult rc = res ? cuTexObjectGetResourceDesc(&d, tex) : CUDA_ERROR_INVALID_VALUE;
+    CUresult rc = res ? get(&d, object) : CUDA_ERROR_INVALID_VALUE;
     if (rc)
         return rt_ret(rt_err(rc));
     from_driver_resource(&d, res);
     return cudaSuccess;
+}
+
+cudaError_t cudaGetTextureObjectResourceDesc(struct cudaResourceDesc *res, cudaTextureObject_t tex)
+{
+    return resource_of(res, tex, cuTexObjectGetResourceDesc);
 }
 
 cudaError_t cudaGetTextureObjectTextureDesc(struct cudaTextureDesc *desc, cudaTextureObject_t tex)
@@ -502,10 +509,5 @@ cudaError_t cudaDestroySurfaceObject(cudaSurfaceObject_t surf) { RT_CALL(cuSurfO
 
 cudaError_t cudaGetSurfaceObjectResourceDesc(struct cudaResourceDesc *res, cudaSurfaceObject_t surf)
 {
-    vgpu_resource_desc d;
-    CUresult rc = res ? cuSurfObjectGetResourceDesc(&d, surf) : CUDA_ERROR_INVALID_VALUE;
-    if (rc)
-        return rt_ret(rt_err(rc));
-    from_driver_resource(&d, res);
-    return cudaSuccess;
+    return resource_of(res, surf, cuSurfObjectGetResourceDesc);
 }
