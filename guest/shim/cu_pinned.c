@@ -187,12 +187,13 @@ int vgpu_pinned_mapping(const void *ptr, uint64_t *dptr, uint64_t *base, int *ma
     pthread_mutex_lock(&lock);
     for (size_t i = 0; i < count; i++)
         if (p >= table[i].base && p - table[i].base < table[i].size) {
-            found = table[i].epoch == epoch; /* after a reset: ordinary memory, mapped nowhere */
-            if (found && dptr)
-                *dptr = table[i].alias ? table[i].alias + (p - table[i].base) : 0;
-            if (found && base)
+            found = 1;
+            int mapped = table[i].alias && table[i].epoch == epoch; /* after a reset: mapped nowhere */
+            if (dptr)
+                *dptr = mapped ? table[i].alias + (p - table[i].base) : 0;
+            if (base)
                 *base = table[i].base;
-            if (found && managed)
+            if (managed)
                 *managed = table[i].managed;
             break;
         }

@@ -141,8 +141,9 @@ VGPU_HIDDEN struct cuda_transport *vgpu_shim_transport(int *err);
 VGPU_HIDDEN CUresult vgpu_pinned_alloc(void **pp, size_t bytesize, unsigned int flags);
 /* vgpu_pinned_alloc's flag for managed memory: the range's device pointer must be its host pointer */
 #define VGPU_PINNED_MANAGED 0x80000000u
-/* 1 when `ptr` lies in a live pinned range of ours: *dptr its device address (0: the range is not
- * mapped), *base the range's start, *managed whether it is managed memory (each may be NULL). */
+/* 1 when `ptr` lies in a pinned range of ours not yet freed: *dptr its device address (0: the range
+ * is not mapped, or is from before a reset), *base the range's start, *managed whether it is managed
+ * memory (each may be NULL). */
 VGPU_HIDDEN int vgpu_pinned_mapping(const void *ptr, uint64_t *dptr, uint64_t *base, int *managed);
 /* 1 and *rc when `dptr` lies in managed memory of ours (freed when it is the start), else 0. */
 VGPU_HIDDEN int vgpu_managed_free(CUdeviceptr dptr, CUresult *rc);

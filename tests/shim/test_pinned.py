@@ -136,11 +136,13 @@ def test_pinned_memory_from_before_a_reset_is_ordinary_memory_after_it(shim: Shi
         conf = tmp_path / "guest.conf"
         conf.write_text(f"socket = {mediator.vm_socket(1)}\n")
         after, stderr = across_reset(mediator, RESET_PROBE, shim, conf,
-                                    ["ready", "0", "0", "0", "0"])
+                                    ["ready", "0", "0", "0", "0", "0"])
         # noticed (device unavailable); the old buffer reads zeros (the area was punched out, no process's
         # bytes survive a reset); then: alloc, staged copies both ways right, the free only forgets it, a
-        # fresh pinned allocation and a copy through it
-        assert after == ["after", str(DEVICE_UNAVAILABLE), "1", "0", "0", "0", "1", "0", "0", "0"], stderr
+        # fresh pinned allocation and a copy through it; managed memory of before is only forgotten too, and
+        # fresh managed memory is served
+        assert after == ["after", str(DEVICE_UNAVAILABLE), "1", "0", "0", "0", "1", "0", "0", "0", "0", "0", "0"], \
+            stderr
         deadline = time.monotonic() + 10  # the fresh range goes with the process's channel
         while next(v for v in request(mediator.control, {"cmd": "status"})["vms"])["pinned_used"]:
             assert time.monotonic() < deadline, "the exited process's pinned range was not freed"
