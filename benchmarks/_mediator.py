@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import time
 from typing import Any
 
@@ -111,10 +112,37 @@ def jain(values: list[float]) -> float:
     return total * total / (len(values) * squares) if squares else 1.0
 
 
+def _cpu_now(daemon_pid: int) -> tuple[float, float, int]:
+    """(CPU seconds the machine has been busy, CPU seconds of the daemon's workers, their voluntary
+    context switches), from /proc: differences over a window say where the CPU went in it."""
+    with open("/proc/stat") as f:
+        ticks = [int(v) for v in f.readline().split()[1:]]
+    busy = (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
+    workers = switches = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+            with open(f"/proc/{entry}/status") as f:
+                status = f.read()
+        except OSError:  # gone meanwhile
+            continue
+        fields = stat[stat.rfind(")") + 2:].split()
+        if int(fields[1]) != daemon_pid:
+            continue
+        workers += int(fields[11]) + int(fields[12])
+        switches += int(status.split("\nvoluntary_ctxt_switches:")[1].split()[0])
+    return busy, workers / os.sysconf("SC_CLK_TCK"), switches
+
+
 def multi_vm(mediator: MediatorProcess, vms: int, seconds: float, *, flood: bool,
              spin_us: int = 50) -> dict[str, Any]:
     """``vms`` guests at once for ``seconds``: calls per second each, aggregate, Jain's index (over the
-    well-behaved VMs when VM 1 floods)."""
+    well-behaved VMs when VM 1 floods), and where the CPU went meanwhile: the machine's busy CPUs, the
+    workers' share of them and their voluntary context switches per second (a worker that sleeps
+    often makes many)."""
     ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue()
     start_at = time.time() + 1.5  # after every guest process has started and connected
@@ -124,6 +152,12 @@ def multi_vm(mediator: MediatorProcess, vms: int, seconds: float, *, flood: bool
              for i in range(1, vms + 1)]
     for proc in procs:
         proc.start()
+    # the CPU over the middle of the guests' window (they start at start_at, after connecting)
+    margin = min(0.2, seconds / 4)
+    time.sleep(max(0.0, start_at + margin - time.time()))
+    before, window = _cpu_now(mediator.proc.pid), time.perf_counter()
+    time.sleep(seconds - 2 * margin)
+    after, window = _cpu_now(mediator.proc.pid), time.perf_counter() - window
     counts = dict(out.get(timeout=seconds + 120) for _ in procs)
     for proc in procs:
         proc.join(30)
@@ -135,5 +169,7 @@ def multi_vm(mediator: MediatorProcess, vms: int, seconds: float, *, flood: bool
         if time.monotonic() > deadline:
             raise TimeoutError("guest sessions did not end")
         time.sleep(0.05)
+    busy, workers, switches = ((b - a) / window for a, b in zip(before, after, strict=True))
     return {"vms": vms, "flood": flood, "per_vm_calls_per_s": rates, "aggregate_calls_per_s": sum(rates),
-            "jain": jain(fair) if fair else 1.0}
+            "jain": jain(fair) if fair else 1.0, "busy_cpus": busy, "worker_cpus": workers,
+            "worker_voluntary_switches_per_s": switches}

@@ -12,7 +12,9 @@ figures shares its moment. Each round also measures the fairness floor of the ca
 
 Per case it prints each round's figures and their medians: aggregate calls/s, the slowest VM that
 does not flood (with a flood, the flooding VM is left out of it and of Jain's index), Jain's index,
-and the paced figures as a share of the not paced ones.
+the machine's busy CPU time per call served (other work on the machine included: compare within a
+run), the workers' voluntary context switches per second (sleeps, mostly), and the paced figures as
+a share of the not paced ones.
 """
 
 from __future__ import annotations
@@ -39,7 +41,10 @@ MODES = ("paced", "not paced")
 def _summary(run: dict[str, Any]) -> dict[str, float]:
     rates = run["per_vm_calls_per_s"]
     fair = rates[1:] if run["flood"] else rates
-    return {"aggregate": run["aggregate_calls_per_s"], "slowest": min(fair), "jain": run["jain"]}
+    return {"aggregate": run["aggregate_calls_per_s"], "slowest": min(fair), "jain": run["jain"],
+            # the machine's busy CPU time per call served (other work on the machine included)
+            "cpu_us": run["busy_cpus"] / max(run["aggregate_calls_per_s"], 1.0) * 1e6,
+            "switches": run["worker_voluntary_switches_per_s"]}
 
 
 def measure(vms_list: Sequence[int], rounds: int, seconds: float) -> list[dict[str, Any]]:
@@ -62,8 +67,8 @@ def measure(vms_list: Sequence[int], rounds: int, seconds: float) -> list[dict[s
                     s = _summary(run)
                     flood = ", VM 1 floods" if case["flood"] else ""
                     print(f"  round {round_ + 1}, {case['vms']} VMs{flood}, {mode}: {s['aggregate']:,.0f} "
-                          f"calls/s, slowest {s['slowest']:,.0f}, Jain {s['jain']:.3f}",
-                          file=sys.stderr, flush=True)
+                          f"calls/s, slowest {s['slowest']:,.0f}, Jain {s['jain']:.3f}, CPU "
+                          f"{s['cpu_us']:.1f} us a call", file=sys.stderr, flush=True)
                 if case["flood"]:
                     case["floor"].append(jain(fairness_floor(case["vms"] - 1, seconds)))
     return cases
@@ -74,6 +79,10 @@ def report(cases: list[dict[str, Any]]) -> str:
         med = statistics.median(r[key] for r in runs)
         if key == "jain":
             return f"{med:.3f} (" + ", ".join(f"{r[key]:.3f}" for r in runs) + ")"
+        if key == "cpu_us":
+            return f"{med:.1f} (" + ", ".join(f"{r[key]:.1f}" for r in runs) + ")"
+        if key == "switches":
+            return f"{med:,.0f} (" + ", ".join(f"{r[key]:,.0f}" for r in runs) + ")"
         return f"{med:,.0f} (" + ", ".join(f"{r[key] / 1e3:.1f}k" for r in runs) + ")"
 
     lines = []
@@ -82,7 +91,9 @@ def report(cases: list[dict[str, Any]]) -> str:
         runs = {mode: [_summary(r) for r in case[mode]] for mode in MODES}
         for mode in MODES:
             lines.append(f"{label:<19} {mode:<9}  aggregate {figures(runs[mode], 'aggregate')}; slowest "
-                         f"{figures(runs[mode], 'slowest')}; Jain {figures(runs[mode], 'jain')}")
+                         f"{figures(runs[mode], 'slowest')}; Jain {figures(runs[mode], 'jain')}; CPU us a "
+                         f"call {figures(runs[mode], 'cpu_us')}; workers' sleeps/s "
+                         f"{figures(runs[mode], 'switches')}")
         share = {key: statistics.median(r[key] for r in runs["paced"])
                  / statistics.median(r[key] for r in runs["not paced"]) for key in ("aggregate", "slowest")}
         floor = f"; Jain's floor {statistics.median(case['floor']):.3f}" if case["floor"] else ""
