@@ -22,8 +22,10 @@
  *    flight, the host filling the next output area while we copy the last one out.
  *  - After publishing, a seq_cst fence, then the doorbell is rung only if the host said it sleeps
  *    (HOST_NEED_WAKEUP): a busy host costs the guest no VM exit.
- *  - Waiting: spin for spin_ns, then (PCI) sleep 50 µs between looks, or (socket) set
- *    GUEST_NEED_IRQ and sleep on our vector's eventfd. A wait gives up (E_TIMEOUT) only when the
+ *  - Waiting for a completion: spin for spin_ns, then (PCI) sleep 50 µs between looks, or (socket)
+ *    set GUEST_NEED_IRQ and sleep on our vector's eventfd (the host kicks it when it writes a
+ *    completion). Waiting for room (a full ring or arena: the host has that much queued): spin for
+ *    spin_ns, then nap between looks (wait_for_room). A wait gives up (E_TIMEOUT) only when the
  *    host made no progress on our channel for timeout_ns (struct progress): a GPU's synchronize
  *    waits as long as the queued work takes, and the host advances sq_head after it has served an
  *    entry (a launch on sim has run by then), so a long queue of launches keeps moving it. Each
@@ -34,6 +36,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -573,6 +576,45 @@ static int progress_stalled(const struct cuda_transport *t, struct progress *p, 
     return now > p->deadline;
 }
 
+/*
+ * Waiting for the host to consume (a full submission ring, a full arena): it has that much work
+ * queued already. Spin for spin_ns (a host that is running frees room within a pass of its loop), then
+ * nap between looks: a host that freed nothing for that long is likely waiting for a CPU, perhaps this
+ * one. Spinning on cost up to 100 us a posted copy on a loaded host, yielding 3-11 us, napping
+ * 0.6-13 us (docs/benchmarks.md, fifth session).
+ */
+#define ROOM_NAP_NS 20000
+struct room_wait {
+    struct progress progress;
+    uint64_t spin_until; /* 0 until the first look found no room */
+};
+
+/* One look's wait: 0 to look again, or a transport error (`what` says what stays full). */
+static int wait_for_room(struct cuda_transport *t, struct room_wait *w, const char *what)
+{
+    int rc = check_alive(t);
+    if (rc)
+        return rc;
+    kick(t);
+    if ((rc = drain_completions(t)) < 0)
+        return rc;
+    uint64_t now = now_ns();
+    if (!w->spin_until) {
+        progress_start(t, &w->progress, now);
+        w->spin_until = now + t->spin_ns;
+    } else if (progress_stalled(t, &w->progress, now)) {
+        return vt_fail(CUDA_TRANSPORT_E_TIMEOUT, "%s: the host consumed nothing for %llu ms", what,
+                       (unsigned long long)(t->timeout_ns / 1000000ull));
+    }
+    if (now < w->spin_until) {
+        cpu_relax();
+    } else {
+        struct timespec nap = {0, ROOM_NAP_NS};
+        nanosleep(&nap, NULL);
+    }
+    return 0;
+}
+
 static void arena_reclaim(struct cuda_transport *t)
 {
     uint32_t consumed = ld32(t, VC_OFF_SQ_HEAD);
@@ -595,8 +637,7 @@ static void arena_reclaim(struct cuda_transport *t)
 static int arena_reserve(struct cuda_transport *t, uint64_t len, int phase, uint32_t *off)
 {
     uint64_t size = t->arena_size;
-    struct progress progress;
-    progress_start(t, &progress, now_ns());
+    struct room_wait wait = {.spin_until = 0};
     for (;;) {
         arena_reclaim(t);
         if (!t->inflight_count && t->arena_tail % size) /* idle: back to the first, warm, byte */
@@ -613,16 +654,9 @@ static int arena_reserve(struct cuda_transport *t, uint64_t len, int phase, uint
             *off = (uint32_t)(start % size);
             return 0;
         }
-        int rc = check_alive(t);
+        int rc = wait_for_room(t, &wait, "the arena stays full");
         if (rc)
             return rc;
-        kick(t);
-        if ((rc = drain_completions(t)) < 0)
-            return rc;
-        if (progress_stalled(t, &progress, now_ns()))
-            return vt_fail(CUDA_TRANSPORT_E_TIMEOUT, "the host consumed no submissions for %llu ms: arena stays "
-                           "full", (unsigned long long)(t->timeout_ns / 1000000ull));
-        cpu_relax();
     }
 }
 
@@ -630,8 +664,7 @@ static int push(struct cuda_transport *t, uint16_t call_id, uint16_t flags, cons
                 uint32_t nargs, uint32_t in_off, uint32_t in_len, uint32_t out_off, uint32_t out_cap,
                 uint32_t *seq_out)
 {
-    struct progress progress;
-    progress_start(t, &progress, now_ns());
+    struct room_wait wait = {.spin_until = 0};
     for (;;) {
         uint32_t head = ld32(t, VC_OFF_SQ_HEAD);
         uint32_t used = t->sq_tail - head;
@@ -644,19 +677,13 @@ static int push(struct cuda_transport *t, uint16_t call_id, uint16_t flags, cons
         }
         if (used < t->sq_entries)
             break;
-        int rc = check_alive(t);
+        int rc = wait_for_room(t, &wait, "the submission ring stays full");
         if (rc)
             return rc;
-        kick(t);
-        if ((rc = drain_completions(t)) < 0)
-            return rc;
-        if (progress_stalled(t, &progress, now_ns()))
-            return vt_fail(CUDA_TRANSPORT_E_TIMEOUT, "submission ring stays full: the host consumed nothing for "
-                           "%llu ms", (unsigned long long)(t->timeout_ns / 1000000ull));
-        cpu_relax();
     }
+    /* The header and the argument bytes used, nothing past them (protocol.md: the host ignores them;
+     * an earlier entry's stay there): a copy's entry is one cache line written, not three. */
     struct vr_sqe sqe;
-    memset(&sqe, 0, sizeof sqe);
     sqe.seq = ++t->seq;
     sqe.call_id = call_id;
     sqe.flags = flags;
@@ -665,10 +692,11 @@ static int push(struct cuda_transport *t, uint16_t call_id, uint16_t flags, cons
     sqe.out_off = out_off;
     sqe.out_cap = out_cap;
     sqe.args_len = nargs;
+    sqe.reserved = 0;
     if (nargs)
         memcpy(sqe.args, args, nargs);
     uint8_t *slot = t->chan + t->sq_offset + (uint64_t)(t->sq_tail & (t->sq_entries - 1)) * VR_SQE_SIZE;
-    memcpy(slot, &sqe, sizeof sqe);
+    memcpy(slot, &sqe, offsetof(struct vr_sqe, args) + nargs);
     t->sq_tail++;
     st32(t, VC_OFF_SQ_TAIL, t->sq_tail); /* release: the entry and its payload are visible first */
     t->stats.submitted++;
