@@ -54,7 +54,7 @@ def device_attributes(config: DeviceConfig) -> dict[int, int]:
         31: 1, 32: 1, 33: bus, 34: device, 35: 0,  # concurrent kernels, ECC, PCI bus/device, not TCC
         36: 2_619_000, 37: 5120, 38: 50 * 2**20, 39: 2048, 40: 3, 41: 1,  # memory clock (kHz), bus, L2, …
         42: 32768, 43: 2048,  # 1D layered textures
-        44: 0,  # 2D texture gather: textures are not served
+        44: 1,  # 2D texture gather (tld4 on arrays made with CUDA_ARRAY3D_TEXTURE_GATHER)
         45: 32768, 46: 32768, 47: 8192, 48: 8192, 49: 32768,  # gather and alternate 3D sizes
         50: domain, 51: 32,  # PCI domain, texture pitch alignment
         52: 32768, 53: 32768, 54: 2046,  # cubemaps

@@ -98,6 +98,8 @@ _SURFACE_LIMITS: Final[dict[Geometry, tuple[int, int, int]]] = {
     "1d": (55, 0, 0), "2d": (56, 57, 0), "3d": (58, 59, 60), "1d_layered": (61, 0, 62),
     "2d_layered": (63, 64, 65), "cube": (66, 66, 0), "cube_layered": (67, 67, 68),
 }
+#: a 2D array made for texture gather (tld4)
+_GATHER_LIMITS: Final = (45, 46, 0)
 # linear and pitch-2D resources: elements of a 1D linear texture, width, height and pitch of a 2D one,
 # and the alignments of base pointers and pitches
 _LINEAR_WIDTH, _PITCH_WIDTH, _PITCH_HEIGHT, _PITCH_BYTES = 69, 70, 71, 72
@@ -221,8 +223,9 @@ class SimTextures:
         bits, kind = texel_format(args.format, args.channels, what)
         height, depth = max(args.height, 1), max(args.depth, 1)
         limits = _SURFACE_LIMITS if args.flags & SURFACE_LDST else _TEXTURE_LIMITS
-        for size, attribute, name in zip((args.width, height, depth), limits[geometry],
-                                         ("width", "height", "depth"), strict=True):
+        bounds = _GATHER_LIMITS if args.flags & TEXTURE_GATHER else limits[geometry]
+        for size, attribute, name in zip((args.width, height, depth), bounds, ("width", "height", "depth"),
+                                         strict=True):
             bound = self.attributes[attribute] if attribute else 6 if geometry == "cube" else 1
             if size > bound:
                 raise _fail(f"{what}: {name} {size} exceeds the device's {bound} for a {geometry} "

@@ -134,6 +134,7 @@ def test_arrays_are_charged_to_the_quota_and_never_freed_as_memory() -> None:
     (dict(width=131073), INVALID),  # past maxTexture1D
     (dict(width=32769, flags=SURFACE), INVALID),  # past maxSurface1D
     (dict(width=16, height=65537), INVALID),
+    (dict(width=16, height=32769, flags=0x8), INVALID),  # past maxTexture2DGather
     (dict(width=16385, height=1, depth=1), INVALID),
     (dict(width=16, height=16, depth=16385), INVALID),
     (dict(width=16, height=16, depth=2049, flags=LAYERED), INVALID),  # past maxTexture2DLayered layers
