@@ -225,8 +225,7 @@ def _sample(
     if ctype == "s32":  # tex1Dfetch: the element itself; outside the resource reads 0
         x = coords[0].astype(np.int64)
         outside = (x < 0) | (x >= layout.width)
-        zero = np.zeros_like(x)
-        got = decode(fetch(mem, layout, np.where(outside, 0, x), zero, zero, zero), layout, sampler, as_float)
+        got = decode(fetch(mem, layout, np.where(outside, 0, x), None, None, None), layout, sampler, as_float)
         got[outside] = 0.0
         return got
     floats: list[F64] = [np.asarray(cv, dtype=np.float64) for cv in coords]

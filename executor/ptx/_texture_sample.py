@@ -88,16 +88,24 @@ def cube_face(x: F64, y: F64, z: F64) -> tuple[I64, F64, F64]:
     return face.astype(np.int64), np.nan_to_num(u, nan=0.5), np.nan_to_num(v, nan=0.5)
 
 
-def texel_addresses(layout: TexelLayout, x: I64, y: I64, z: I64, layer: I64) -> npt.NDArray[np.uint64]:
-    """Each texel's device address (indices already inside the resource)."""
-    at = (
-        layer * layout.layer_pitch + z * layout.slice_pitch + y * layout.row_pitch + x * layout.texel_bytes
-    ).astype(np.uint64)
-    return at + np.uint64(layout.base & ((1 << 64) - 1))
+def texel_addresses(
+    layout: TexelLayout, x: I64, y: I64 | None, z: I64 | None, layer: I64 | None
+) -> npt.NDArray[np.uint64]:
+    """Each texel's device address (indices already inside the resource: along a dimension of size
+    1 they are 0, and that term is left out; ``None``: 0)."""
+    at = x.astype(np.int64) * layout.texel_bytes
+    for index, size, pitch in (
+        (y, layout.height, layout.row_pitch),
+        (z, layout.depth, layout.slice_pitch),
+        (layer, layout.layers, layout.layer_pitch),
+    ):
+        if size > 1 and index is not None:
+            at += index * pitch
+    return at.astype(np.uint64) + np.uint64(layout.base & ((1 << 64) - 1))
 
 
 def fetch(
-    mem: DeviceMemory, layout: TexelLayout, x: I64, y: I64, z: I64, layer: I64
+    mem: DeviceMemory, layout: TexelLayout, x: I64, y: I64 | None, z: I64 | None, layer: I64 | None
 ) -> npt.NDArray[np.uint8]:
     """Each texel's bytes, ``(k, texel_bytes)``, through the checked gather (one bulk read where the
     texels lie in one span)."""
@@ -127,22 +135,25 @@ def _srgb_to_linear(c: F64) -> F64:
     return linear
 
 
-def decode(raw: npt.NDArray[np.uint8], layout: TexelLayout, sampler: Sampler | None, as_float: bool) -> F64:
-    """Texels' bytes as four channel values, ``(k, 4)`` float64 holding either the float a float
-    destination receives (read mode applied: half to float, 8/16-bit integers normalized, sRGB) or
-    the integer an integer destination receives (its bits for float texels); missing channels read
-    as 0, alpha as 1."""
+def decode(
+    raw: npt.NDArray[np.uint8],
+    layout: TexelLayout,
+    sampler: Sampler | None,
+    as_float: bool,
+    full: bool = True,
+) -> F64:
+    """Texels' bytes as channel values, float64 holding either the float a float destination
+    receives (read mode applied: half to float, 8/16-bit integers normalized, sRGB) or the integer an
+    integer destination receives (its bits for float texels): ``(k, 4)``, missing channels reading as
+    0 and alpha as 1 (:func:`complete`), or without ``full`` only the texture's channels."""
     k = raw.shape[0]
     channels = np.ascontiguousarray(raw).view(_channel_dtype(layout)).reshape(k, layout.channels)
-    out = np.zeros((k, 4), dtype=np.float64)
-    out[:, 3] = 1.0
     if layout.kind == "float":
         if as_float:
-            out[:, : layout.channels] = channels.astype(np.float64)
+            values = channels.astype(np.float64)
         else:  # a float texel into an integer register: its float32 bits
-            as_bits = channels.astype(np.float32).view(np.int32)
-            out[:, : layout.channels] = as_bits.astype(np.float64)
-        return out
+            values = channels.astype(np.float32).view(np.int32).astype(np.float64)
+        return complete(values) if full else values
     values = channels.astype(np.float64)
     normalize = (
         as_float and sampler is not None and sampler.normalized_float_read and layout.channel_bits < 32
@@ -156,7 +167,17 @@ def decode(raw: npt.NDArray[np.uint8], layout: TexelLayout, sampler: Sampler | N
                 values[:, :rgb] = _srgb_to_linear(values[:, :rgb])
         else:
             values = np.maximum(values / float((1 << (bits - 1)) - 1), -1.0)
-    out[:, : layout.channels] = values
+    return complete(values) if full else values
+
+
+def complete(values: F64) -> F64:
+    """Channel values ``(k, c)`` as four: the missing ones 0, alpha 1."""
+    k, c = values.shape
+    if c == 4:
+        return values
+    out = np.zeros((k, 4), dtype=np.float64)
+    out[:, 3] = 1.0
+    out[:, :c] = values
     return out
 
 
@@ -218,19 +239,23 @@ def sample(
     corners = 1 << len(axes)
     # every corner of every lane in one gather: corner bit ``a`` picks the second texel on axis ``a``
     index = [np.concatenate([axes[a][0][(c >> a) & 1] for c in range(corners)]) for a in range(len(axes))]
-    values = _texels(mem, layout, sampler, index, np.tile(layer, corners), as_float).reshape(corners, k, 4)
+    # without a border, only the texture's own channels are blended (the missing ones are constants,
+    # and the weights sum to 1 exactly: 8-bit fractions)
+    bordered = AddressMode.BORDER in modes
+    values = _texels(mem, layout, sampler, index, np.tile(layer, corners), as_float, full=bordered)
+    values = values.reshape(corners, k, -1)
     for c in range(corners):
         outside = _any_outside([axes[a][1][(c >> a) & 1] for a in range(len(axes))])
         if outside is not None:
             values[c][outside] = border
-    out = np.zeros((k, 4), dtype=np.float64)
+    keep = [(a[2], 1.0 - a[2]) for a in axes]  # each axis's weights of its second and first texel
+    out = np.zeros((k, values.shape[2]), dtype=np.float64)
     for c in range(corners):
-        weight = np.ones(k, dtype=np.float64)
-        for a in range(len(axes)):
-            alpha = axes[a][2]
-            weight = weight * (alpha if (c >> a) & 1 else 1.0 - alpha)
+        weight = keep[0][0 if c & 1 else 1]
+        for a in range(1, len(axes)):
+            weight = weight * keep[a][0 if (c >> a) & 1 else 1]
         out += weight[:, None] * values[c]
-    return out
+    return out if bordered else complete(out)
 
 
 def gather4(
@@ -274,9 +299,9 @@ def _texels(
     index: list[I64],
     layer: I64,
     as_float: bool,
+    full: bool = True,
 ) -> F64:
-    zero = np.zeros_like(layer)
     x = index[0]
-    y = index[1] if len(index) > 1 else zero
-    z = index[2] if len(index) > 2 else zero
-    return decode(fetch(mem, layout, x, y, z, layer), layout, sampler, as_float)
+    y = index[1] if len(index) > 1 else None
+    z = index[2] if len(index) > 2 else None
+    return decode(fetch(mem, layout, x, y, z, layer), layout, sampler, as_float, full)
