@@ -27,7 +27,7 @@ from executor.ptx._texture_objects import (
 )
 from protocol import CUresult
 
-from .conftest import KERNELS, Device
+from .conftest import KERNELS, Device, ptx_device
 
 ARCHS = (75, 80, 90)
 N = 96
@@ -596,6 +596,48 @@ def test_formatted_store(dev90: Device) -> None:
     dev90.run("sustp_2d", h, w, 8, dev90.put(ints), w, h, textures=table)
     got8 = _read(dev90, small, np.zeros((1, 1, h, w, 4), dtype=np.int8))
     np.testing.assert_array_equal(got8[0, 0], np.clip(ints, -128, 127).astype(np.int8))
+
+
+_PER_LANE = """
+.version 8.0
+.target sm_90
+.address_size 64
+.visible .entry per_lane(.param .u64 handles, .param .u64 out)
+{
+    .reg .pred %p<2>;
+    .reg .b32 %r<8>;
+    .reg .b64 %rd<8>;
+    ld.param.u64 %rd1, [handles];
+    ld.param.u64 %rd2, [out];
+    mov.u32 %r1, %tid.x;
+    mul.wide.u32 %rd3, %r1, 8;
+    add.s64 %rd4, %rd1, %rd3;
+    ld.global.u64 %rd5, [%rd4];
+    mul.wide.u32 %rd6, %r1, 4;
+    add.s64 %rd7, %rd2, %rd6;
+    and.b32 %r2, %r1, 3;
+    setp.ne.u32 %p1, %r2, 3;
+    @%p1 tex.1d.v4.s32.s32 {%r3, %r4, %r5, %r6}, [%rd5, {%r1}];
+    @%p1 st.global.u32 [%rd7], %r3;
+    ret;
+}
+"""
+
+
+def test_lanes_with_different_handles() -> None:
+    """Each lane names its own texture (three of them, in any order); a quarter of the lanes are
+    inactive and neither fetch nor store."""
+    dev = ptx_device(_PER_LANE)
+    tables = {}
+    for j, width in enumerate((64, 70, 80)):
+        values = (np.arange(width, dtype=np.int32) + 1000 * (j + 1)).reshape(1, 1, 1, width, 1)
+        tables[100 + j] = TextureObject(_layout(dev, values, "1d"), _sampler())
+    handles = np.random.default_rng(53).integers(100, 103, 64).astype(np.uint64)
+    out = dev.put(np.full(64, -1, np.int32))
+    dev.run("per_lane", 1, 64, dev.put(handles), out, textures=Table(tables))
+    lane = np.arange(64)
+    want = np.where(lane % 4 != 3, lane + 1000 * (handles.astype(np.int64) - 99), -1)
+    np.testing.assert_array_equal(dev.get(out, 64, np.int32), want)
 
 
 # -- hostile kernels ---------------------------------------------------------------------------
