@@ -242,7 +242,7 @@ class SimExecutor(SimNvmlCalls, SimTrsmCalls, SimPinnedCalls, SimTextureCalls, P
             major * 10 + minor, self._attributes[1], self._attributes[12], self._attributes[8],
             self._attributes[97], self._attributes[10])
         self.modules = SimModules(self.memory, limits, ids=ids, host=self.host, jit=self._jit_layout)
-        self.textures = SimTextures(self.memory, self._attributes, ids)  # arrays, texture/surface objects
+        self.textures = SimTextures(self.memory, self._attributes, ids, self.host)  # arrays, tex/surf objects
         self._legacy = StreamState(0, 0)
         self._streams: HandleTable[StreamState] = HandleTable("stream", ids=ids)
         self._events: HandleTable[EventState] = HandleTable("event", ids=ids)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeVar
 
 import numpy as np
 
@@ -38,7 +38,7 @@ from protocol.models import (
     TexObjectResult,
 )
 
-from ._base import CallIO, HandleTable
+from ._base import CallIO, HandleTable, HostBudget
 from ._errors import CudaError
 from ._sim_graph import StreamState
 from ._sim_memory import Bytes, DeviceMemory
@@ -55,6 +55,11 @@ from .ptx._texture_objects import (
 __all__ = ["FORMATS", "SimArray", "SimTextureCalls", "SimTextures", "texel_format"]
 
 _NO_RESULT: Final = NoResult()
+_T = TypeVar("_T", TextureObject, SurfaceObject)
+#: host bytes each array, texture or surface object is charged to the VM's host budget: its records in
+#: the worker (448 bytes a texture object, 716 an array with its allocation's entry, measured; rounded
+#: up), which no device-memory quota sees
+OBJECT_BYTES: Final = 1024
 _INVALID: Final = CUresult.CUDA_ERROR_INVALID_VALUE
 
 #: ``CUarray_format`` -> (bits per channel, kind): the formats the engine samples
@@ -199,10 +204,13 @@ class _Side:
 class SimTextures:
     """One VM's arrays, texture objects and surface objects (the engine's ``TextureObjects``)."""
 
-    def __init__(self, memory: DeviceMemory, attributes: dict[int, int], ids: Iterator[int]) -> None:
-        """``ids``: the VM's one id space (a handle of another kind is never mistaken for these)."""
+    def __init__(self, memory: DeviceMemory, attributes: dict[int, int], ids: Iterator[int],
+                 host: HostBudget) -> None:
+        """``ids``: the VM's one id space (a handle of another kind is never mistaken for these);
+        ``host``: the budget each object's records are charged to."""
         self.memory = memory
         self.attributes = attributes
+        self.host = host
         self.arrays: HandleTable[SimArray] = HandleTable("array", ids=ids)
         self.textures: HandleTable[TextureObject] = HandleTable("texture object", ids=ids)
         self.surfaces: HandleTable[SurfaceObject] = HandleTable("surface object", ids=ids)
@@ -231,17 +239,33 @@ class SimTextures:
                 raise _fail(f"{what}: {name} {size} exceeds the device's {bound} for a {geometry} "
                             f"{'surface' if args.flags & SURFACE_LDST else 'texture'} array")
         nbytes = args.width * args.channels * bits // 8 * height * depth
+        self.host.check(OBJECT_BYTES, what)
         ptr, _ = self.memory.add_global(nbytes)  # charged to the quota, zero-filled
         try:
-            return self.arrays.add(SimArray(ptr, geometry, args.width, height, depth, args.channels, bits,
-                                            kind, args.flags))
+            handle = self.arrays.add(SimArray(ptr, geometry, args.width, height, depth, args.channels, bits,
+                                              kind, args.flags))
         except CudaError:
             self.memory.remove_global(ptr)
             raise
+        self.host.charge(OBJECT_BYTES, what)
+        return handle
 
     def destroy_array(self, handle: int) -> None:
         array = self.arrays.pop(handle)
         self.memory.remove_global(array.ptr)
+        self.host.release(OBJECT_BYTES)
+
+    def _add(self, table: HandleTable[_T], obj: _T, what: str) -> int:
+        self.host.charge(OBJECT_BYTES, what)
+        try:
+            return table.add(obj)
+        except CudaError:
+            self.host.release(OBJECT_BYTES)
+            raise
+
+    def destroy(self, table: HandleTable[_T], handle: int) -> None:
+        table.pop(handle)
+        self.host.release(OBJECT_BYTES)
 
     # -- objects ----------------------------------------------------------------------------------
 
@@ -261,7 +285,7 @@ class SimTextures:
         sampler = Sampler(tuple(AddressMode(m) for m in modes), args.filter == 1,  # type: ignore[arg-type]
                           bool(args.flags & NORMALIZED_COORDINATES), normalized_read, bool(args.flags & SRGB),
                           (args.border_r, args.border_g, args.border_b, args.border_a))
-        return self.textures.add(TextureObject(layout, sampler))
+        return self._add(self.textures, TextureObject(layout, sampler), what)
 
     def _resource_layout(self, args: TexObjectCreateArgs, what: str) -> TexelLayout:
         if args.resource == RESOURCE_ARRAY:
@@ -298,9 +322,10 @@ class SimTextures:
         if not array.flags & SURFACE_LDST:
             raise _fail(f"cuSurfObjectCreate: array {args.array} was not created with "
                         "CUDA_ARRAY3D_SURFACE_LDST")
-        return self.surfaces.add(SurfaceObject(array.layout()))
+        return self._add(self.surfaces, SurfaceObject(array.layout()), "cuSurfObjectCreate")
 
     def clear(self) -> None:
+        self.host.release(OBJECT_BYTES * len(self))
         for table in (self.textures, self.surfaces):
             table.clear()
         self.arrays.clear()  # their memory goes with DeviceMemory.close
@@ -382,14 +407,14 @@ class SimTextureCalls:
         return TexObjectResult(texture=self.textures.create_texture(args))
 
     def tex_object_destroy(self, args: TexObjectArgs, io: CallIO) -> NoResult:
-        self.textures.textures.pop(args.texture)
+        self.textures.destroy(self.textures.textures, args.texture)
         return _NO_RESULT
 
     def surf_object_create(self, args: SurfObjectCreateArgs, io: CallIO) -> SurfObjectResult:
         return SurfObjectResult(surface=self.textures.create_surface(args))
 
     def surf_object_destroy(self, args: SurfObjectArgs, io: CallIO) -> NoResult:
-        self.textures.surfaces.pop(args.surface)
+        self.textures.destroy(self.textures.surfaces, args.surface)
         return _NO_RESULT
 
     def memcpy_3d(self, args: Memcpy3DArgs, io: CallIO) -> NoResult:

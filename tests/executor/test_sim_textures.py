@@ -20,8 +20,8 @@ NOT_SUPPORTED = CUresult.CUDA_ERROR_NOT_SUPPORTED
 
 
 class Gpu:
-    def __init__(self, quota: int | None = None) -> None:
-        self.ex = SimExecutor(memory_quota=quota)
+    def __init__(self, quota: int | None = None, host_budget: int | None = None) -> None:
+        self.ex = SimExecutor(memory_quota=quota, host_budget=host_budget)
         self.out = b""
 
     def __call__(self, name: str, *, inp: bytes = b"", out_cap: int = 0, blocking: bool = True, **args: Any) -> Any:
@@ -313,3 +313,22 @@ def test_copies_captured_in_a_graph_resolve_the_array_when_replayed() -> None:
     assert np.array_equal(gpu.get((1, 1, 16), array=arr)[0, 0], np.arange(16))
     gpu("array_destroy", array=arr)
     gpu.fails(HANDLE, "graph_launch", graph_exec=exe, stream=stream)
+
+
+def test_objects_are_charged_to_the_host_budget() -> None:
+    """Each array, texture and surface object is records in the worker that no device quota sees: a guest
+    making them by the million meets the VM's host budget, and destroying them gives it back."""
+    gpu = Gpu(host_budget=8 * 1024)
+    arr = gpu.array(4, 4, flags=SURFACE)
+    made = [gpu.texture(array=arr) for _ in range(6)]
+    surface = int(gpu("surf_object_create", array=arr).surface)
+    assert gpu.ex.host.used == 8 * 1024
+    assert "host budget" in gpu.fails(CUresult.CUDA_ERROR_OUT_OF_MEMORY, "tex_object_create", **_desc() | dict(
+        array=arr))
+    gpu.fails(CUresult.CUDA_ERROR_OUT_OF_MEMORY, "array_create", width=4, height=0, depth=0, format=FLOAT,
+              channels=1, flags=0)
+    assert gpu.ex.memory_used() == 64  # the refused array took no device memory either
+    gpu("tex_object_destroy", texture=made[0])
+    gpu("surf_object_destroy", surface=surface)
+    assert gpu.ex.host.used == 6 * 1024
+    gpu.texture(array=arr)
