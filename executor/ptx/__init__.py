@@ -46,7 +46,10 @@ array per block (static variables, then the dynamic ``extern`` window of the lau
 memory a stack per thread; param space the launch's parameter block (kernel) or per-thread frames
 (``.func``). Generic addresses map shared and local memory into windows above the 47-bit device
 address space (``cvta`` converts). Module globals are where ``sim`` placed them (their addresses
-come with the launch).
+come with the launch). Texture and surface objects (``tex``, ``tld4``, ``suld``, ``sust`` and their
+queries: ``_isa_texture``, sampling in ``_texture_sample``) are handles the launch's
+:class:`~._texture_objects.TextureObjects` resolves to texels in the VM's device memory, read and
+written through the same checked gathers; an unknown handle is ``CUDA_ERROR_ILLEGAL_ADDRESS``, sticky.
 
 *Bounds.* Every launch has an instruction budget and a wall-clock budget (:class:`Limits`); past
 either it ends with ``CUDA_ERROR_LAUNCH_TIMEOUT`` (sticky, as a GPU's watchdog). Local memory,
