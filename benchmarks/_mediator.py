@@ -83,15 +83,17 @@ def bandwidth(gpu: GuestClient, sizes: list[int], repeats: int = 3,
     return results
 
 
-def _vm_load(socket: str, mode: str, seconds: float, start_at: float, out: Any, spin_us: int = 50) -> None:
-    """One guest process: ``sync`` nops, or a ``flood`` of asynchronous memsets; counts calls."""
+def _vm_load(socket: str, mode: str, seconds: float, ready: Any, go: Any, out: Any,
+             spin_us: int = 50) -> None:
+    """One guest process: ``sync`` nops, or a ``flood`` of asynchronous memsets; counts calls. Says
+    ``ready`` once its worker serves it, and starts when ``go`` is set."""
     with GuestClient.connect(socket, spin_us=spin_us) as gpu:
         gpu.init()
         ptr = gpu.mem_alloc(256)
         spec = CALLS_BY_NAME["memset_d8"]
         args = gpu.args("memset_d8", dst=ptr, value=1, count=256, stream=0)
-        while time.time() < start_at:
-            time.sleep(0.001)
+        ready.put(socket)
+        go.wait()
         calls = 0
         deadline = time.perf_counter() + seconds
         while time.perf_counter() < deadline:
@@ -144,17 +146,23 @@ def multi_vm(mediator: MediatorProcess, vms: int, seconds: float, *, flood: bool
     workers' share of them and their voluntary context switches per second (a worker that sleeps
     often makes many)."""
     ctx = multiprocessing.get_context("spawn")
-    out = ctx.Queue()
-    start_at = time.time() + 1.5  # after every guest process has started and connected
+    out, ready, go = ctx.Queue(), ctx.Queue(), ctx.Event()
     procs = [ctx.Process(target=_vm_load, args=(str(mediator.vm_socket(i)),
                                                 "flood" if flood and i == 1 else "sync", seconds,
-                                                start_at, out, spin_us))
+                                                ready, go, out, spin_us))
              for i in range(1, vms + 1)]
     for proc in procs:
         proc.start()
-    # the CPU over the middle of the guests' window (they start at start_at, after connecting)
+    try:
+        # all at once, and only once every worker serves: on a loaded host eight workers take seconds to
+        # start, and a fixed delay let the first guests run beside workers still importing
+        for _ in procs:
+            ready.get(timeout=120)
+    finally:
+        go.set()
+    # the CPU over the middle of the guests' window
     margin = min(0.2, seconds / 4)
-    time.sleep(max(0.0, start_at + margin - time.time()))
+    time.sleep(margin)
     before, window = _cpu_now(mediator.proc.pid), time.perf_counter()
     time.sleep(seconds - 2 * margin)
     after, window = _cpu_now(mediator.proc.pid), time.perf_counter() - window
