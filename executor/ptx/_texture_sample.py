@@ -109,7 +109,10 @@ def fetch(
 ) -> npt.NDArray[np.uint8]:
     """Each texel's bytes, ``(k, texel_bytes)``, through the checked gather (one bulk read where the
     texels lie in one span)."""
-    addrs = texel_addresses(layout, x, y, z, layer)
+    return _gather(mem, layout, texel_addresses(layout, x, y, z, layer))
+
+
+def _gather(mem: DeviceMemory, layout: TexelLayout, addrs: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint8]:
     size = layout.texel_bytes
     if size == 16 and addrs.size and not int(np.bitwise_or.reduce(addrs)) & 7:
         # four 32-bit channels: as two 8-byte halves, the gather's one-span fast path (a 16-byte
@@ -237,13 +240,11 @@ def sample(
         return out
     axes = [_linear(c, sizes[a], modes[a], normalized) for a, c in enumerate(coords)]
     corners = 1 << len(axes)
-    # every corner of every lane in one gather: corner bit ``a`` picks the second texel on axis ``a``
-    index = [np.concatenate([axes[a][0][(c >> a) & 1] for c in range(corners)]) for a in range(len(axes))]
     # without a border, only the texture's own channels are blended (the missing ones are constants,
     # and the weights sum to 1 exactly: 8-bit fractions)
     bordered = AddressMode.BORDER in modes
-    values = _texels(mem, layout, sampler, index, np.tile(layer, corners), as_float, full=bordered)
-    values = values.reshape(corners, k, -1)
+    raw = _gather(mem, layout, _corner_addresses(layout, [a[0] for a in axes], layer))
+    values = decode(raw, layout, sampler, as_float, bordered).reshape(corners, k, -1)
     for c in range(corners):
         outside = _any_outside([axes[a][1][(c >> a) & 1] for a in range(len(axes))])
         if outside is not None:
@@ -256,6 +257,22 @@ def sample(
             weight = weight * keep[a][0 if (c >> a) & 1 else 1]
         out += weight[:, None] * values[c]
     return out if bordered else complete(out)
+
+
+def _corner_addresses(
+    layout: TexelLayout, pairs: list[tuple[I64, I64]], layer: I64
+) -> npt.NDArray[np.uint64]:
+    """The addresses of every corner of every lane's filter footprint, corner by corner (bit ``a`` of
+    the corner picks the second texel on axis ``a``): one broadcast sum of each axis's two offsets."""
+    dims = len(pairs)
+    k = layer.shape[0]
+    total: npt.NDArray[np.int64] = (layer * layout.layer_pitch).reshape((1,) * dims + (k,))
+    for a, (first, second) in enumerate(pairs):
+        pitch = (layout.texel_bytes, layout.row_pitch, layout.slice_pitch)[a]
+        shape = [1] * dims + [k]
+        shape[dims - 1 - a] = 2
+        total = total + (np.stack([first, second]) * pitch).reshape(shape)
+    return total.reshape(-1).astype(np.uint64) + np.uint64(layout.base & ((1 << 64) - 1))
 
 
 def gather4(
