@@ -29,7 +29,7 @@ from ._compiler import (
     unary,
 )
 from ._fma import fma_rn
-from ._numeric import DTYPES, fit, ftz32, round_pair, step_rounding, two_prod, two_sum, uint_of
+from ._numeric import DTYPES, fit, fma64, ftz32, round_pair, step_rounding, two_prod, two_sum, uint_of
 from ._parse import Imm, Instruction, Pair, Reg
 from ._state import Frame, Value
 
@@ -172,9 +172,7 @@ def _c_fma(c: Compiler, ins: Instruction) -> Runner:
             s, e = two_sum(x64 * y64, z64)  # the f32 product is exact in f64
             put(f, post(round_pair(s, e, mode, dt)), m)
             return
-        p, ep = two_prod(x64, y64)
-        s, e = two_sum(p, z64)
-        put(f, post(np.where(np.isfinite(s), s + (e + ep), x64 * y64 + z64)), m)
+        put(f, post(fma64(x64, y64, z64)), m)
 
     return fma
 

@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from ._state import Value
 
-__all__ = ["DTYPES", "fit", "ftz32", "round_pair", "step_rounding", "two_prod", "two_sum", "uint_of"]
+__all__ = ["DTYPES", "fit", "fma64", "ftz32", "round_pair", "step_rounding", "two_prod", "two_sum", "uint_of"]
 
 DTYPES: dict[str, np.dtype[Any]] = {
     "b8": np.dtype(np.uint8),
@@ -128,6 +128,28 @@ def two_prod(a: F64, b: F64) -> tuple[F64, F64]:
     blo = b - bhi
     e = ((ahi * bhi - p) + ahi * blo + alo * bhi) + alo * blo
     return p, np.where(np.isfinite(p), e, 0.0)
+
+
+def fma64(x: F64, y: F64, z: F64) -> F64:
+    """``fma.rn.f64``: ``x * y + z`` rounded once (Boldo and Melquiond's emulation: the error-free
+    product and sum, their low parts added rounded to odd, then the one rounding to nearest). Exact
+    wherever the product's error is representable: operands below 2^996 and a product between
+    2^-969 and 2^1023 (else two roundings); an infinite or NaN operand gives IEEE's answer. The C form
+    (``_fma``) is exact everywhere; this is its fallback."""
+    uh, ul = two_prod(x, y)
+    th, tl = two_sum(z, uh)
+    v, ev = two_sum(tl, ul)
+    bits = v.view(np.int64)
+    inexact = (ev != 0) & ((bits & 1) == 0)  # round to odd: step an even inexact sum towards its error
+    away = (ev > 0) == (v > 0)
+    odd = (bits + np.where(away, inexact, -inexact.astype(np.int64))).view(np.float64)
+    r = th + odd
+    # an infinite or NaN operand: IEEE's x * y + z (z itself past a finite product); a product too
+    # large to split, or its sum past the range: the plain two roundings
+    product_finite = np.isfinite(x) & np.isfinite(y)
+    plain = np.where(product_finite & ~np.isfinite(z), z, x * y + z)
+    result: F64 = np.where(product_finite & np.isfinite(z) & np.isfinite(r) & np.isfinite(odd), r, plain)
+    return result
 
 
 def round_pair(s: F64, e: F64, mode: str, dt: np.dtype[Any]) -> Value:
