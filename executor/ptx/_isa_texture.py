@@ -97,13 +97,6 @@ def _handle(c: Compiler, operand: Operand) -> Getter:
     return c.read(operand, DTYPES["u64"])
 
 
-def _geometry(ins: Instruction, allowed: dict[str, tuple[bool, int, int]]) -> str:
-    found = [m for m in ins.mods if m in allowed]
-    if len(found) != 1:
-        raise UnsupportedError("a geometry " + " ".join(f".{g}" for g in allowed))
-    return found[0]
-
-
 def _rows_of(f: Frame, m: Mask | None) -> npt.NDArray[np.intp]:
     return active_rows(m, f.batch.n)
 
