@@ -564,7 +564,7 @@ static CUresult device_side(int type, const void *host, CUdeviceptr device, CUde
     if (type == CU_MEMORYTYPE_DEVICE && host && !device) /* the runtime's kind named it a host pointer */
         type = CU_MEMORYTYPE_HOST;
     if (type == CU_MEMORYTYPE_ARRAY)
-        VGPU_UNSUPPORTED_USE(CUDA_ERROR_NOT_SUPPORTED, "graph memcpy node on a CUDA array: arrays are not served");
+        VGPU_UNSUPPORTED_USE(CUDA_ERROR_NOT_SUPPORTED, "graph memcpy node on a CUDA array: not served (copies with arrays outside graphs are)");
     if (type == CU_MEMORYTYPE_HOST) {
         if (!host)
             return CUDA_ERROR_INVALID_VALUE;
