@@ -31,6 +31,7 @@
 #include "transport_internal.h"
 
 #define MAX_FDS_PER_MESSAGE 4
+#define HANDSHAKE_MIN_NS 5000000000ull
 #define REFUSED (-2)     /* in place of the protocol version: a reason follows */
 #define MAX_REASON 1024
 
@@ -123,7 +124,11 @@ int vt_socket_open(struct cuda_transport *t, const char *path)
         return vt_fail(CUDA_TRANSPORT_E_SYS, "socket: %s", strerror(errno));
     if (connect(t->sock, (struct sockaddr *)&addr, sizeof addr) < 0)
         return vt_fail(CUDA_TRANSPORT_E_NODEV, "connect %s: %s", path, strerror(errno));
-    struct timeval tv = {.tv_sec = 5, .tv_usec = 0};
+    /* The handshake waits as long as a call would (VGPU_TRANSPORT_TIMEOUT_MS), 5 s at least: the first
+     * peer of a VM waits for its worker to start, seconds on a loaded host (6.4 s at load 21, 2 CPUs). */
+    uint64_t wait_ns = t->timeout_ns > HANDSHAKE_MIN_NS ? t->timeout_ns : HANDSHAKE_MIN_NS;
+    struct timeval tv = {.tv_sec = (time_t)(wait_ns / 1000000000ull),
+                         .tv_usec = (suseconds_t)(wait_ns % 1000000000ull / 1000)};
     setsockopt(t->sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 
     int64_t value;

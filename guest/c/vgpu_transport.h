@@ -90,7 +90,8 @@ struct cuda_transport_stats {
  * otherwise the PCI device (VGPU_PCI_DEVICE=<dddd:bb:dd.f> picks one of several). Environment:
  * VGPU_TRANSPORT_TIMEOUT_MS (default 30000): a wait gives up (E_TIMEOUT) once the host has made no
  * progress on our channel (consumed no submission, posted no completion) for this long, however long
- * the queued work takes in all; VGPU_TRANSPORT_SPIN_US (default 50).
+ * the queued work takes in all, and the socket backend's handshake waits as long (5 s at least: a VM's
+ * first peer waits for its worker to start); VGPU_TRANSPORT_SPIN_US (default 50).
  */
 CUDA_TRANSPORT_API int cuda_transport_init(struct cuda_transport **out);
 /*
