@@ -13,8 +13,7 @@ strides, so the ratio is what the handler's checks, views and Python cost on top
 from __future__ import annotations
 
 import argparse
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -24,16 +23,9 @@ from executor._sim import SimExecutor
 from protocol import CALLS_BY_NAME
 from protocol.models import ArrayCreateArgs
 
+from .ptx_engine import _best
+
 WIDTH, HEIGHT = 1024, 256  # float4 texels: 16 KiB rows, 4 MiB
-
-
-def _best(repeat: int, fn: Callable[[], object]) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def _call(ex: SimExecutor, name: str, inp: memoryview, out: memoryview, **args: Any) -> None:
