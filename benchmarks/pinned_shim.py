@@ -1,0 +1,147 @@
+"""Pinned copies end to end through the C shim (#19), beside a C memcpy floor measured in the same run.
+
+``python -m benchmarks.pinned_shim [--quick] [--rounds N] [--max-batch N] [--json PATH] [--bandwidth-test]``
+builds the shim (``guest/shim``, into a temporary directory) and ``benchmarks/pinned_shim.c`` against it,
+starts a mediator on ``sim`` and runs the program as a guest application runs: ``cudaMallocHost``
+memory, batches of ``cudaMemcpyAsync`` on one stream and one ``cudaStreamSynchronize`` (bandwidthTest's
+pinned mode, which posts 100 at a time; here 64 MiB worth, at most ``--max-batch``, by default 200, which
+the 256-entry submission ring holds), both directions, 4 KiB–64 MiB. Per size it prints the bandwidth
+and its share of the floor (as many back-to-back ``memcpy`` of the size in the same process, in the same
+round), and per copy what the guest's calls alone took (``submit``: the shim, the transport, the ring)
+and what the host took between two events recorded around the batch (``host``). The best of
+``--rounds`` rounds each.
+
+``--bandwidth-test`` also runs NVIDIA's ``bandwidthTest`` (checked in: tests/shim/samples/bin) in its pinned
+range mode, 64 KiB–1 MiB, on the same mediator, and prints its table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from mediator._launcher import running_mediator
+
+REPO = Path(__file__).resolve().parents[1]
+PROGRAM = Path(__file__).with_suffix(".c")
+BANDWIDTH_TEST = REPO / "tests" / "shim" / "samples" / "bin" / "bandwidthTest"
+BANDWIDTH_ARGS = ("--memory=pinned", "--mode=range", "--start=65536", "--end=1048576", "--increment=196608",
+                  "--htod", "--dtoh")
+KIB, MIB = 1 << 10, 1 << 20
+SIZES = [4 * KIB << (2 * i) for i in range(8)]  # 4 KiB .. 64 MiB
+QUICK_SIZES = [4 * KIB, 64 * KIB, 256 * KIB, MIB]
+_ROW = re.compile(r"ROW bytes=(\d+) way=(\w+) batch=(\d+) total=([\d.]+) submit=([\d.]+) events=([\d.]+) "
+                  r"floor=([\d.]+)")
+
+
+def build(workdir: Path, shim: Path | None) -> tuple[Path, Path]:
+    """The shim's libraries (built into ``workdir`` unless ``shim`` names a build) and the program."""
+    if shim is None:
+        shim = workdir / "shim"
+        subprocess.run(["make", "-s", "-C", str(REPO / "guest" / "shim"), f"BUILD={shim}"], check=True,
+                       capture_output=True, timeout=600)
+    program = workdir / "pinned_shim"
+    subprocess.run(["cc", "-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(program), str(PROGRAM),
+                    f"-L{shim}", "-lcudart", "-lcuda"], check=True, capture_output=True, timeout=120)
+    return shim, program
+
+
+def run_guest(argv: list[str], shim: Path, conf: Path, cwd: Path) -> str:
+    """Run one guest program on the shim; a handshake that timed out on a busy host (the VM's worker
+    starting: its first peer waits for it) is retried."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("VGPU_")}
+    env.update(LD_LIBRARY_PATH=str(shim), VGPU_GUEST_CONF=str(conf), LD_BIND_NOW="1")
+    for _ in range(5):
+        proc = subprocess.run(argv, env=env, capture_output=True, text=True, cwd=cwd, timeout=900,
+                              check=False)
+        if "handshake" not in proc.stderr:
+            break
+    if proc.returncode:
+        raise RuntimeError(f"{Path(argv[0]).name} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc.stdout
+
+
+def parse(output: str) -> list[dict[str, Any]]:
+    rows: dict[int, dict[str, Any]] = {}
+    for m in _ROW.finditer(output):
+        size, way = int(m[1]), m[2]
+        row = rows.setdefault(size, {"bytes": size, "batch": int(m[3])})
+        total, submit, events, floor = (float(m[i]) for i in range(4, 8))
+        row[f"{way}_total_ns"], row[f"{way}_submit_ns"], row[f"{way}_host_ns"] = total, submit, events
+        row["memcpy_ns"] = min(row.get("memcpy_ns", floor), floor)
+    if "SELFTEST PASS" not in output:
+        raise RuntimeError(f"pinned_shim did not pass:\n{output}")
+    return list(rows.values())
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    lines = [f"{'size':>9} {'floor GB/s':>10} {'htod GB/s':>15} {'dtoh GB/s':>15} {'submit ns':>13} "
+             f"{'host ns':>17} {'floor ns':>10}"]
+    for row in rows:
+        size = row["bytes"]
+        label = f"{size // MIB} MiB" if size >= MIB else f"{size // KIB} KiB"
+        floor = row["memcpy_ns"]
+        cells = [f"{size / row[f'{way}_total_ns']:7.1f} {floor / row[f'{way}_total_ns']:5.0%}"
+                 for way in ("htod", "dtoh")]
+        submit = f"{row['htod_submit_ns']:,.0f}/{row['dtoh_submit_ns']:,.0f}"
+        host = f"{row['htod_host_ns']:,.0f}/{row['dtoh_host_ns']:,.0f}"
+        lines.append(f"{label:>9} {size / floor:10.1f} {cells[0]:>15} {cells[1]:>15} {submit:>13} {host:>17} "
+                     f"{floor:10,.0f}")
+    return "\n".join(lines)
+
+
+def run(sizes: list[int], rounds: int, workdir: Path, shim: Path | None = None, max_batch: int = 200,
+        bandwidth_test: bool = False) -> dict[str, Any]:
+    shim, program = build(workdir, shim)
+    pinned = 1 << (max(sizes) - 1).bit_length()
+    extra = f'pinned_size = "{max(2 * pinned, 4 * MIB) // MIB}MiB"'
+    (workdir / "mediator").mkdir()
+    with running_mediator(workdir / "mediator", backend="sim", vms=1, extra=extra) as mediator:
+        conf = workdir / "guest.conf"
+        conf.write_text(f"socket = {mediator.vm_socket(1)}\nlog = stderr\n")
+        argv = [str(program), str(rounds), str(max_batch), *map(str, sizes)]
+        rows = parse(run_guest(argv, shim, conf, workdir))
+        result: dict[str, Any] = {"loadavg": os.getloadavg(), "cpus": os.cpu_count(), "max_batch": max_batch,
+                                  "rows": rows}
+        if bandwidth_test:
+            out = run_guest([str(BANDWIDTH_TEST), *BANDWIDTH_ARGS], shim, conf, workdir)
+            result["bandwidthTest"] = [line for line in out.splitlines() if line.strip()]
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.pinned_shim", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="4 KiB, 64 KiB, 256 KiB and 1 MiB only")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds per size; the best is kept (default 5)")
+    parser.add_argument("--max-batch", type=int, default=200,
+                        help="copies per batch at most (default 200; past 256 the guest waits for ring room)")
+    parser.add_argument("--shim", type=Path, help="a guest/shim build directory (default: build one)")
+    parser.add_argument("--bandwidth-test", action="store_true", help="also NVIDIA's bandwidthTest, pinned")
+    parser.add_argument("--json", type=Path, help="write the figures as JSON here")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="vgpu-pinned-shim-") as tmp:
+        sizes = QUICK_SIZES if args.quick else SIZES
+        result = run(sizes, args.rounds, Path(tmp), args.shim, args.max_batch, args.bandwidth_test)
+    print(table(result["rows"]))
+    print(f"(load average {result['loadavg'][0]:.1f} on {result['cpus']} CPUs; sim; GB/s = 1e9 B/s of "
+          "submit-to-synchronized, and its share of the same run's memcpy floor; per copy: the guest's calls "
+          "(htod/dtoh), the host's time between events)")
+    for line in result.get("bandwidthTest", []):
+        if line.lstrip()[:1].isdigit() or "Bandwidth" in line or "Result" in line:
+            print(line)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
