@@ -234,11 +234,11 @@ def _sample(
 
 
 def _to_register(values: F64, dtype: str) -> npt.NDArray[Any]:
-    """A channel's values as the destination type: float32, or the integer (wrapped to 32 bits)."""
+    """A channel's values as the destination type: float32, or the integer (wrapped to 32 bits; an
+    integer destination's values are whole numbers within 64 bits: texels, or float texels' bits)."""
     if dtype == "f32":
         return values.astype(np.float32)
-    wrapped = np.nan_to_num(values).astype(np.int64) & 0xFFFFFFFF
-    return wrapped.astype(np.uint32).view(np.int32 if dtype == "s32" else np.uint32)
+    return values.astype(np.int64).astype(np.uint32).view(np.int32 if dtype == "s32" else np.uint32)
 
 
 # -- txq, suq, istypep ---------------------------------------------------------------------------
