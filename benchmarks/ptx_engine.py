@@ -11,6 +11,9 @@
   f32 accumulators) over K, ``--gemm M N K``; the floor is NumPy's float32 ``A @ B.T``.
 * ``atomics``: every one of ``--elements`` threads ``atom.global.add.u32`` on one counter (the shape of
   simpleAtomicIntrinsics), storing the old value; the floor is the exclusive prefix sum ``np.cumsum``.
+* ``warp``: per thread ``match.any.sync`` on its value's low 3 bits, ``popc`` of the mask,
+  ``vote.sync.ballot``, ``redux.sync.add`` of the ballot (the warp-aggregation shape of cooperative
+  groups); the floor is NumPy's per-warp 32 x 32 comparison, ``packbits`` and sums.
 * ``tiled``: a float32 GEMM through 16x16 tiles in shared memory, blocks of 16x16 threads, the inner
   product unrolled into ``ld.shared``/``fma.rn.f32`` (``benchmarks/tiled_gemm.cu``, nvcc 13's
   compute_80 PTX beside it: the shape of the CUDA samples' ``matrixMul``), ``--tiled M N K``; the
@@ -273,6 +276,60 @@ def atomics(n: int, repeat: int) -> Result:
     return Result("atomics", f"atom.add on one counter, {n} threads", path, n, seconds, floor)
 
 
+WARP = (
+    HEADER
+    + """
+.visible .entry groups(.param .u64 in_ptr, .param .u64 out_ptr)
+{
+    .reg .pred %p<2>;
+    .reg .b32 %r<12>;
+    .reg .b64 %rd<6>;
+    ld.param.u64 %rd1, [in_ptr];
+    ld.param.u64 %rd2, [out_ptr];
+    mov.u32 %r1, %tid.x;
+    mov.u32 %r2, %ctaid.x;
+    mov.u32 %r3, %ntid.x;
+    mad.lo.s32 %r4, %r2, %r3, %r1;
+    mul.wide.u32 %rd3, %r4, 4;
+    add.s64 %rd4, %rd1, %rd3;
+    ld.global.u32 %r5, [%rd4];
+    and.b32 %r6, %r5, 7;
+    match.any.sync.b32 %r7, %r6, -1;
+    popc.b32 %r8, %r7;
+    setp.gt.u32 %p1, %r6, 3;
+    vote.sync.ballot.b32 %r9, %p1, -1;
+    redux.sync.add.u32 %r10, %r9, -1;
+    add.s32 %r11, %r8, %r10;
+    add.s64 %rd5, %rd2, %rd3;
+    st.global.u32 [%rd5], %r11;
+    ret;
+}
+"""
+)
+
+
+def warp(n: int, repeat: int) -> Result:
+    module = LoadedModule(WARP)
+    mem = DeviceMemory(1 << 32)
+    v = np.random.default_rng(4).integers(0, 1 << 16, n).astype(np.uint32)
+    pv, po = _put(mem, v), mem.alloc(4 * n)
+    params = struct.pack("<QQ", pv, po)
+    path = launch(module, "groups", mem, LaunchDims((1, 1, 1), (32, 1, 1)), params, {})
+    dims = LaunchDims((n // 256, 1, 1), (256, 1, 1))
+    seconds = _best(repeat, lambda: launch(module, "groups", mem, dims, params, {}))
+
+    def numpy() -> npt.NDArray[np.uint32]:  # the same per warp: group sizes, ballot, its 32-lane sum
+        key = (v & 7).reshape(-1, 32)
+        sizes = (key[:, :, None] == key[:, None, :]).sum(axis=2, dtype=np.uint32)
+        ballot = np.packbits(key > 3, axis=1, bitorder="little").view("<u4").reshape(-1, 1)
+        out: npt.NDArray[np.uint32] = (sizes + ballot * np.uint32(32)).reshape(-1)
+        return out
+
+    floor = _best(repeat, numpy)
+    assert np.array_equal(mem.read(po, 4 * n).view(np.uint32), numpy())
+    return Result("warp", f"match.any, popc, vote.ballot, redux.add, {n} threads", path, n, seconds, floor)
+
+
 def tiled(m: int, n: int, k: int, repeat: int) -> Result:
     module = LoadedModule(TILED.read_text())
     mem = DeviceMemory(1 << 32)
@@ -292,7 +349,7 @@ def tiled(m: int, n: int, k: int, repeat: int) -> Result:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    kernels = ("all", "elementwise", "reduction", "gemm", "atomics", "tiled")
+    kernels = ("all", "elementwise", "reduction", "gemm", "atomics", "tiled", "warp")
     parser.add_argument("--kernel", choices=kernels, default="all")
     parser.add_argument("--elements", type=int, default=1 << 20)
     parser.add_argument("--gemm", type=int, nargs=3, default=(256, 256, 256), metavar=("M", "N", "K"))
@@ -312,6 +369,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.kernel in ("all", "tiled"):
         tm, tn, tk = args.tiled
         runs.append(lambda: tiled(tm, tn, tk, args.repeat))
+    if args.kernel in ("all", "warp"):
+        runs.append(lambda: warp(args.elements, args.repeat))
     for run in runs:
         print(run().line(), flush=True)
     return 0
