@@ -129,6 +129,7 @@ SAMPLES = {
     "2_Concepts_and_Techniques/sortingNetworks": "sortingNetworks",
     "0_Introduction/simpleLayeredTexture": "simpleLayeredTexture",
     "0_Introduction/simpleCubemapTexture": "simpleCubemapTexture",
+    "0_Introduction/simpleTexture": "simpleTexture", "0_Introduction/simpleSurfaceWrite": "simpleSurfaceWrite",
     "0_Introduction/simpleZeroCopy": "simpleZeroCopy", "0_Introduction/UnifiedMemoryStreams": "UnifiedMemoryStreams",
     "3_CUDA_Features/warpAggregatedAtomicsCG": "warpAggregatedAtomicsCG", "5_Domain_Specific/FDTD3d": "FDTD3d",
 }
@@ -141,8 +142,14 @@ KERNEL_SAMPLES = frozenset({"streamOrderedAllocation", "vectorAdd", "simpleVoteI
                             "simpleOccupancy", "simpleMultiGPU", "SobolQRNG", "StreamPriorities",
                             "fastWalshTransform", "quasirandomGenerator", "simpleAtomicIntrinsics",
                             "binaryPartitionCG", "convolutionSeparable", "mergeSort", "sortingNetworks",
-                            "simpleLayeredTexture", "simpleCubemapTexture",
+                            "simpleLayeredTexture", "simpleCubemapTexture", "simpleTexture",
+                            "simpleSurfaceWrite",
                             "simpleZeroCopy", "warpAggregatedAtomicsCG", "FDTD3d"})
+#: the files of ``samples/data`` each sample reads from ``./data/`` (its input and reference images)
+SAMPLES_DATA = Path(__file__).resolve().parent / "samples" / "data"
+SAMPLE_DATA: dict[str, tuple[str, ...]] = {
+    "simpleTexture": ("teapot512.pgm", "ref_rotated.pgm"), "simpleSurfaceWrite": ("teapot512.pgm", "ref_rotated.pgm"),
+}
 #: the mediator's configuration for the samples: a launch bound of 20 s instead of 5, since the samples judge
 #: results, not speed, and on a loaded machine (a QEMU guest beside it) launches of SobolQRNG and
 #: fastWalshTransform that take 2-3 s at load 4 ran past 5 s
