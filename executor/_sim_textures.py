@@ -103,6 +103,8 @@ _SURFACE_LIMITS: Final[dict[Geometry, tuple[int, int, int]]] = {
     "1d": (55, 0, 0), "2d": (56, 57, 0), "3d": (58, 59, 60), "1d_layered": (61, 0, 62),
     "2d_layered": (63, 64, 65), "cube": (66, 66, 0), "cube_layered": (67, 67, 68),
 }
+#: a 3D texture array may instead be within the alternate limits (thin and deep: 8192 x 8192 x 32768)
+_ALTERNATE_3D: Final = (47, 48, 49)
 #: a 2D array made for texture gather (tld4)
 _GATHER_LIMITS: Final = (45, 46, 0)
 # linear and pitch-2D resources: elements of a 1D linear texture, width, height and pitch of a 2D one,
@@ -232,10 +234,12 @@ class SimTextures:
         height, depth = max(args.height, 1), max(args.depth, 1)
         limits = _SURFACE_LIMITS if args.flags & SURFACE_LDST else _TEXTURE_LIMITS
         bounds = _GATHER_LIMITS if args.flags & TEXTURE_GATHER else limits[geometry]
-        for size, attribute, name in zip((args.width, height, depth), bounds, ("width", "height", "depth"),
-                                         strict=True):
+        sizes = (args.width, height, depth)
+        alternate = geometry == "3d" and not args.flags & SURFACE_LDST and all(
+            size <= self.attributes[attribute] for size, attribute in zip(sizes, _ALTERNATE_3D, strict=True))
+        for size, attribute, name in zip(sizes, bounds, ("width", "height", "depth"), strict=True):
             bound = self.attributes[attribute] if attribute else 6 if geometry == "cube" else 1
-            if size > bound:
+            if size > bound and not alternate:
                 raise _fail(f"{what}: {name} {size} exceeds the device's {bound} for a {geometry} "
                             f"{'surface' if args.flags & SURFACE_LDST else 'texture'} array")
         nbytes = args.width * args.channels * bits // 8 * height * depth

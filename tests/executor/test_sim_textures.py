@@ -136,7 +136,9 @@ def test_arrays_are_charged_to_the_quota_and_never_freed_as_memory() -> None:
     (dict(width=16, height=65537), INVALID),
     (dict(width=16, height=32769, flags=0x8), INVALID),  # past maxTexture2DGather
     (dict(width=16385, height=1, depth=1), INVALID),
-    (dict(width=16, height=16, depth=16385), INVALID),
+    (dict(width=16, height=16, depth=16385, flags=SURFACE), INVALID),  # no alternate limits for surfaces
+    (dict(width=8193, height=16, depth=16385), INVALID),  # within neither the 3D limits nor the alternate
+    (dict(width=16, height=16, depth=32769), INVALID),
     (dict(width=16, height=16, depth=2049, flags=LAYERED), INVALID),  # past maxTexture2DLayered layers
     (dict(width=16, height=8, depth=6, flags=CUBEMAP), INVALID),  # not square
     (dict(width=16, height=16, depth=5, flags=CUBEMAP), INVALID),
@@ -150,6 +152,12 @@ def test_hostile_arrays_are_refused(args: dict[str, int], status: CUresult) -> N
     full = dict(height=0, depth=0, format=FLOAT, channels=1, flags=0) | args
     assert gpu.fails(status, "array_create", **full)
     assert gpu.ex.memory_used() == 0 and gpu.ex.live_handles() == 0
+
+
+def test_a_thin_deep_3d_array_is_within_the_alternate_limits() -> None:
+    gpu = Gpu()
+    layout = gpu.ex.textures.arrays.get(gpu.array(4, 4, 16385, fmt=U8)).layout()
+    assert (layout.geometry, layout.depth) == ("3d", 16385)
 
 
 def test_array_kinds_have_the_layouts_the_engine_reads() -> None:
