@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import structlog
 
+from benchmarks.mapped_memory import PTX
 from executor import CallIO, CudaError, Executor, PinnedAllocator, PinnedArea, SimExecutor, VmShare
 from protocol import CALLS_BY_NAME, CUresult, WireModel
 from protocol.models import (
@@ -191,31 +192,9 @@ def test_a_captured_pinned_copy_is_checked_again_when_the_graph_runs(vm: tuple[V
 
 # -- sim: mapped pinned memory (mem_host_alias) -------------------------------------------------------
 
-#: each of the first n u32s at p goes up by one: a kernel reaching pinned memory through its alias
-INC_PTX = b"""
-.version 8.0
-.target sm_80
-.address_size 64
-.visible .entry inc(.param .u64 p, .param .u32 n)
-{
-  .reg .pred %p<2>;
-  .reg .b32 %r<4>;
-  .reg .b64 %rd<4>;
-  ld.param.u64 %rd1, [p];
-  ld.param.u32 %r1, [n];
-  mov.u32 %r2, %tid.x;
-  setp.ge.u32 %p1, %r2, %r1;
-  @%p1 bra DONE;
-  cvta.to.global.u64 %rd2, %rd1;
-  mul.wide.u32 %rd3, %r2, 4;
-  add.s64 %rd2, %rd2, %rd3;
-  ld.global.u32 %r3, [%rd2];
-  add.u32 %r3, %r3, 1;
-  st.global.u32 [%rd2], %r3;
-DONE:
-  ret;
-}
-\0"""
+#: each of the first n u32s at p goes up by one (benchmarks.mapped_memory's kernel): a kernel reaching
+#: pinned memory through its alias
+INC_PTX = PTX
 #: where a guest process of the tests maps the pinned area (a 47-bit user address, as a real mmap's)
 GUEST_AREA = 0x7F80_0000_0000
 
