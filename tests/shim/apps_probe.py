@@ -186,9 +186,9 @@ v_x = device(struct.pack(f"<{2 * k}d", *[v for x in xs[:k] for v in (x, -99.0)])
 v_y = device(struct.pack(f"<{3 * m}d", *[v for y in y0[:m] for v in (y, -7.0, -7.0)]))  # incy 3
 d_two, d_one = ct.c_double(2.0), ct.c_double(1.0)
 rc = cublas.cublasDgemv_v2(handle, 0, m, k, ct.byref(d_two), v_a, m, v_x, 2, ct.byref(d_one), v_y, 3)
-got = list(struct.unpack(f"<{3 * m}d", fetch(v_y, 8 * 3 * m)))
+got_y = list(struct.unpack(f"<{3 * m}d", fetch(v_y, 8 * 3 * m)))
 ax = [sum(mats_a[0][r + m * p] * xs[p] for p in range(k)) for r in range(m)]
-ok = rc == 0 and got == [v for r in range(m) for v in (2 * ax[r] + y0[r], -7.0, -7.0)]
+ok = rc == 0 and got_y == [v for r in range(m) for v in (2 * ax[r] + y0[r], -7.0, -7.0)]
 s_a = device(struct.pack(f"<{m * k}f", *mats_a[0]))
 s_x, s_y = device(struct.pack(f"<{m}f", *xs[:m])), device(bytes(4 * k))
 rc_t = cublas.cublasSgemv_v2(handle, 1, m, k, ct.byref(one), s_a, m, s_x, 1, ct.byref(zero), s_y, 1)
