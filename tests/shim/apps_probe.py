@@ -196,7 +196,7 @@ atx = list(struct.unpack(f"<{k}f", fetch(s_y, 4 * k)))
 ok = ok and rc_t == 0 and atx == [sum(mats_a[0][r + m * c] * xs[r] for r in range(m)) for c in range(k)]
 refused = [cublas.cublasSgemv_v2(handle, 0, m, k, ct.byref(one), s_a, m, s_x, 0, ct.byref(zero), s_y, 1),
            cublas.cublasSgemv_v2(handle, 0, m, k, ct.byref(one), s_a, m, s_x, -1, ct.byref(zero), s_y, 1)]
-report("gemv", ok and refused == [7, 15], f"status={rc}/{rc_t} got={got} atx={atx} refused={refused}")
+report("gemv", ok and refused == [7, 15], f"status={rc}/{rc_t} got={got_y} atx={atx} refused={refused}")
 cublas.cublasDestroy_v2(handle)
 
 # -- cuBLASLt: D = alpha A B + beta C as GemmEx expresses it; an epilogue it cannot is refused
