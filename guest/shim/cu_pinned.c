@@ -57,18 +57,26 @@ static void give_back(uint64_t offset)
 }
 
 /* The device address of the fresh range at `offset`, which we see at `p`: p itself when the host can
- * map it there, else the host's choice; 0 when the host cannot map it at all. */
-static uint64_t map_range(uint64_t offset, uintptr_t p)
+ * map it there, else the host's choice (managed memory: 0 then, the caller refuses it); 0 when the
+ * host cannot map it at all. A host that refused our pointer twice running (the cuda backend, whose
+ * driver always chooses) is asked for plain pinned memory with 0 from then on: no refused call each. */
+static uint64_t map_range(uint64_t offset, uintptr_t p, int managed)
 {
-    static int elsewhere_logged, unmapped_logged;
-    struct vgpu_args_mem_host_alias a = {.offset = offset, .address = p};
+    static int elsewhere_logged, unmapped_logged, refused_running;
+    int ask = managed || __atomic_load_n(&refused_running, __ATOMIC_RELAXED) < 2;
+    struct vgpu_args_mem_host_alias a = {.offset = offset, .address = ask ? p : 0};
     struct vgpu_result_mem_host_alias r;
     CUresult rc = vgpu_cu_call(VGPU_CALL_MEM_HOST_ALIAS, &a, sizeof a, &r, sizeof r);
-    if (rc == CUDA_ERROR_INVALID_VALUE) { /* those device addresses are taken: let the host choose */
+    if (ask && !rc)
+        __atomic_store_n(&refused_running, 0, __ATOMIC_RELAXED);
+    if (ask && rc == CUDA_ERROR_INVALID_VALUE) { /* those device addresses are taken: let the host choose */
+        __atomic_add_fetch(&refused_running, 1, __ATOMIC_RELAXED);
         if (!__atomic_exchange_n(&elsewhere_logged, 1, __ATOMIC_RELAXED))
             vgpu_shim_log("pinned memory at %#lx cannot have the same device address (in use on the device): "
                           "its device pointer differs from its host pointer, and managed memory there is "
                           "refused (logged once)", (unsigned long)p);
+        if (managed)
+            return 0;
         a.address = 0;
         rc = vgpu_cu_call(VGPU_CALL_MEM_HOST_ALIAS, &a, sizeof a, &r, sizeof r);
     }
@@ -103,10 +111,10 @@ CUresult vgpu_pinned_alloc(void **pp, size_t bytesize, unsigned int flags)
         return CUDA_ERROR_UNKNOWN;
     }
     uintptr_t p = (uintptr_t)(area + r.offset);
-    uint64_t alias = map_range(r.offset, p);
+    uint64_t alias = map_range(r.offset, p, managed);
     if ((managed && alias != p) || (!alias && (flags & CU_MEMHOSTALLOC_DEVICEMAP))) {
         give_back(r.offset);
-        if (managed && alias) {
+        if (managed && alias != p) {
             static int once;
             if (!__atomic_exchange_n(&once, 1, __ATOMIC_RELAXED))
                 vgpu_shim_log("managed memory of %zu bytes refused: the device cannot address it at its host "
