@@ -17,6 +17,9 @@
  *                   (unified addressing); device copies and memsets through cudaHostGetDevicePointer's
  *                   and cudaMallocManaged's pointers reach the very bytes the process sees; prefetch,
  *                   attach, free and double free answer as CUDA does.
+ *   collide         a device address reservation in the way of the next pinned range's own pointers:
+ *                   that range is mapped elsewhere (cudaHostGetDevicePointer answers it, the device
+ *                   reaches the bytes through it), and managed memory there is refused (not supported).
  *   exhaust MIB     two pinned allocations of MIB each: the first in the region, the second (the area
  *                   is smaller than 2 x MIB) falls back to ordinary memory; copies through both; mapped
  *                   and managed memory of MIB then fail (no ordinary fallback for them).
@@ -72,6 +75,8 @@ cudaError_t cudaDeviceSynchronize(void);
 int cublasSetMatrix(int rows, int cols, int elem, const void *a, int lda, void *b, int ldb);
 int cublasGetMatrixAsync(int rows, int cols, int elem, const void *a, int lda, void *b, int ldb, cudaStream_t s);
 int cuMemAllocHost_v2(void **pp, size_t bytesize);
+int cuMemAddressReserve(CUdeviceptr *ptr, size_t size, size_t alignment, CUdeviceptr addr, unsigned long long flags);
+int cuMemAddressFree(CUdeviceptr ptr, size_t size);
 int cuMemFreeHost(void *p);
 int cuMemcpyHtoD_v2(CUdeviceptr dst, const void *src, size_t n);
 int cuMemcpyDtoH_v2(void *dst, CUdeviceptr src, size_t n);
@@ -312,6 +317,40 @@ static int mode_mapped(void)
     return finish();
 }
 
+static int mode_collide(void)
+{
+    const size_t small = 64u << 10, big = 4u << 20, granule = 2u << 20;
+    unsigned char *first = NULL, *second = NULL, *managed = NULL;
+    void *alias = NULL;
+    int rc = cudaMallocHost((void **)&first, small);
+    /* first fit: the next range starts right after the first, and a big one runs over `hint` */
+    CUdeviceptr hint = ((CUdeviceptr)(uintptr_t)first + small + granule - 1) & ~(CUdeviceptr)(granule - 1);
+    CUdeviceptr reserved = 0;
+    int rc2 = rc ? rc : cuMemAddressReserve(&reserved, granule, 0, hint, 0);
+    result("reserve_in_the_way", rc == 0 && rc2 == 0 && reserved == hint, "rc=%d/%d", rc, rc2);
+    if (rc || rc2)
+        return finish();
+    rc = cudaMallocHost((void **)&second, big);
+    rc2 = rc ? rc : cudaHostGetDevicePointer(&alias, second, 0);
+    int over = second && (uintptr_t)second <= hint && hint < (uintptr_t)second + big;
+    result("mapped_elsewhere", rc == 0 && rc2 == 0 && in_region(second) && over && alias && alias != second,
+           "rc=%d/%d second=%p alias=%p", rc, rc2, (void *)second, alias);
+    if (rc || rc2 || !over)
+        return finish();
+    memset(second, 0, 64);
+    rc = cudaMemset((char *)alias + 10, 0x42, 5);
+    rc = rc ? rc : cudaDeviceSynchronize();
+    result("reached_through_it", rc == 0 && second[10] == 0x42 && second[14] == 0x42 && second[15] == 0 &&
+                                     second[9] == 0, "rc=%d", rc);
+    rc = cudaFreeHost(second);
+    rc2 = cudaMallocManaged((void **)&managed, big, 1); /* the same range again: its pointers are taken */
+    result("managed_refused", rc == 0 && rc2 == 801 && !managed, "free=%d managed=%d", rc, rc2);
+    rc = cuMemAddressFree(reserved, granule);
+    rc2 = cudaFreeHost(first);
+    result("free", rc == 0 && rc2 == 0, "rc=%d/%d", rc, rc2);
+    return finish();
+}
+
 static int mode_exhaust(size_t mib)
 {
     const size_t n = mib << 20;
@@ -427,12 +466,14 @@ int main(int argc, char **argv)
         return mode_copies();
     if (argc >= 2 && !strcmp(argv[1], "mapped"))
         return mode_mapped();
+    if (argc >= 2 && !strcmp(argv[1], "collide"))
+        return mode_collide();
     if (argc >= 3 && !strcmp(argv[1], "exhaust"))
         return mode_exhaust(strtoul(argv[2], NULL, 10));
     if (argc >= 3 && !strcmp(argv[1], "hold"))
         return mode_hold(strtoul(argv[2], NULL, 10));
     if (argc >= 3 && !strcmp(argv[1], "bandwidth"))
         return mode_bandwidth(strtoul(argv[2], NULL, 10));
-    fprintf(stderr, "usage: pinned_probe copies | mapped | exhaust MIB | hold MIB | bandwidth MIB\n");
+    fprintf(stderr, "usage: pinned_probe copies | mapped | collide | exhaust MIB | hold MIB | bandwidth MIB\n");
     return 2;
 }

@@ -106,6 +106,15 @@ def test_mapped_pinned_and_managed_memory_are_the_processs_own_bytes_at_its_own_
 
 
 @pytest.mark.timeout(180)
+def test_a_range_whose_own_pointers_are_taken_on_the_device_is_mapped_elsewhere(guest: Guest) -> None:
+    worker = guest.run("collide")
+    assert list(worker.report.results) == ["reserve_in_the_way", "mapped_elsewhere", "reached_through_it",
+                                           "managed_refused", "free"]
+    # the guest asked for its own pointer, was refused (counted), and let the host choose
+    assert "call 0x003c -> 1" in worker.stderr and "cannot have the same device address" in worker.stderr
+
+
+@pytest.mark.timeout(180)
 @pytest.mark.parametrize("guest", ["4MiB"], indirect=True)
 def test_an_exhausted_pinned_area_falls_back_to_ordinary_memory_once_logged(guest: Guest) -> None:
     worker = guest.run("exhaust", "3")
