@@ -379,8 +379,10 @@ class SimTextures:
             def commit() -> None:
                 memory.write(first, flat, what)
 
-        strided = np.lib.stride_tricks.as_strided(flat, (depth, height, width), (slice_, pitch, 1),
-                                                  writeable=write)
+        # a dimension of one step never moves: stride 0, not a guest's pitch or slice past int64 (the
+        # others lie within the span just checked)
+        strides = (slice_ if depth > 1 else 0, pitch if height > 1 else 0, 1)
+        strided = np.lib.stride_tricks.as_strided(flat, (depth, height, width), strides, writeable=write)
         return strided, commit if write else None
 
 
