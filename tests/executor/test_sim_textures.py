@@ -3,6 +3,8 @@ they hold, the layouts the engine gets, and every hostile value refused with CUD
 
 from __future__ import annotations
 
+import struct
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,6 +19,7 @@ FLOAT, U8, HALF, S16 = 0x20, 0x01, 0x10, 0x09
 LAYERED, SURFACE, CUBEMAP = 0x1, 0x2, 0x4
 INVALID, HANDLE = CUresult.CUDA_ERROR_INVALID_VALUE, CUresult.CUDA_ERROR_INVALID_HANDLE
 NOT_SUPPORTED = CUresult.CUDA_ERROR_NOT_SUPPORTED
+KERNELS = Path(__file__).resolve().parents[1] / "kernels"
 
 
 class Gpu:
@@ -340,3 +343,35 @@ def test_objects_are_charged_to_the_host_budget() -> None:
     gpu("surf_object_destroy", surface=surface)
     assert gpu.ex.host.used == 6 * 1024
     gpu.texture(array=arr)
+
+
+def test_kernels_sample_the_objects_through_sim() -> None:
+    """A launch through sim hands the VM's objects to the PTX engine (tex2D of the texture corpus): a
+    bilinear fetch between four texels, and a handle that is no object faults, sticky."""
+    gpu = Gpu()
+    width, height = 8, 4
+    texels = np.arange(width * height, dtype=np.float32).reshape(1, height, width)
+    arr = gpu.array(width, height, fmt=FLOAT)
+    gpu.put(texels.view(np.uint8).reshape(1, height, width * 4), array=arr)
+    tex = gpu.texture(array=arr, filter=1)  # linear, clamp, unnormalized coordinates
+    text = (KERNELS / "ptx_texture.compute_90.ptx").read_bytes() + b"\0"
+    module = gpu("module_load_data", inp=text).module
+    fn = int(gpu("module_get_function", module=module, inp=b"tex2d_f").function)
+    coords = np.array([[0.5, 0.5], [7.5, 3.5], [2.0, 1.5], [3.25, 2.75], [-9.0, 99.0]], dtype=np.float32)
+    c, out = (int(gpu("mem_alloc", bytesize=nbytes).dptr) for nbytes in (coords.nbytes, 16 * len(coords)))
+    gpu.ex.device_write(c, coords.view(np.uint8).reshape(-1))
+
+    def launch(handle: int) -> None:
+        gpu("launch_kernel", function=fn, grid_x=1, grid_y=1, grid_z=1, block_x=32, block_y=1, block_z=1,
+            shared_mem_bytes=0, stream=0, inp=struct.pack("<QQQi4x", handle, c, out, len(coords)))
+        gpu("ctx_synchronize")
+
+    launch(tex)
+    got = np.asarray(gpu.ex.device_read(out, 16 * len(coords))).view(np.float32).reshape(-1, 4)
+    # texel (x, y) holds 8y + x; x + 0.5 and y + 0.5 are texel centres; alpha reads 1 (one channel)
+    want = [0.0, 31.0, 8 * 1 + 1.5, 8 * 2.25 + 2.75, 8 * 3 + 0.0]
+    assert np.array_equal(got[:, 0], np.array(want, dtype=np.float32)) and (got[:, 3] == 1).all()
+    with pytest.raises(CudaError) as caught:
+        launch(tex + 12345)
+        gpu("ctx_synchronize")
+    assert caught.value.status == CUresult.CUDA_ERROR_ILLEGAL_ADDRESS and caught.value.sticky
