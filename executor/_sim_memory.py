@@ -127,12 +127,20 @@ def _align_up(value: int, alignment: int) -> int:
 MAPPED_FROM: Final = 1 << 20
 
 
+#: smaller blocks start on a cache line: NumPy's start wherever calloc puts them (a 64 KiB one 32 bytes
+#: into a line), and a copy into a block whose lines straddle took 6-11% longer at 64-256 KiB here
+#: (docs/benchmarks.md, pinned copies end to end through the C shim)
+LINE: Final = 64
+
+
 def _zeros(size: int, what: str) -> Bytes:
     try:
         if size >= MAPPED_FROM:
             mapping = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
             return np.frombuffer(mapping, dtype=np.uint8)  # unmapped when the last view of it goes
-        return np.zeros(size, dtype=np.uint8)
+        raw = np.zeros(size + LINE - 1, dtype=np.uint8)
+        start = -raw.ctypes.data % LINE
+        return raw[start:start + size]
     except (MemoryError, ValueError, OSError) as exc:
         raise CudaError(CUresult.CUDA_ERROR_OUT_OF_MEMORY,
                         f"the host cannot back a {size}-byte {what}: {exc}") from None
