@@ -54,3 +54,44 @@ def test_host_box_copies_fail_as_cuda_errors_and_stay_in_their_block(box: dict[s
     for ptr in (guard[0], guard[2]):  # the neighbours are never touched
         gpu("memcpy_dtoh", out_cap=4096, src=ptr, count=4096, stream=0)
         assert gpu.out == b"\xa5" * 4096
+
+
+_U32 = st.one_of(st.sampled_from([0, 1, 2, 3, 4, 5, 6, 7, 0x10, 0x20, 0xFF, 2**31, 2**32 - 1]), st.integers(0, 2**32 - 1))
+_SMALL = st.one_of(st.integers(0, 70), st.sampled_from([2046, 2048, 16384, 32768, 65536, 131072]), _U64)
+
+
+@settings(max_examples=300, deadline=None)
+@given(width=_SMALL, height=_SMALL, depth=_SMALL, fmt=st.sampled_from([0x01, 0x02, 0x03, 0x08, 0x0A, 0x10, 0x20]) | _U32,
+       channels=st.sampled_from([1, 2, 4]) | _U32, flags=st.integers(0, 0x1FF) | _U32)
+def test_array_descriptors_are_served_or_refused_with_a_status(width: int, height: int, depth: int, fmt: int,
+                                                               channels: int, flags: int) -> None:
+    """Any descriptor: an array within the quota or a CUDA error — and a refused one holds nothing."""
+    gpu = Gpu(quota=64 << 20)
+    try:
+        gpu("array_create", width=width, height=height, depth=depth, format=fmt, channels=channels, flags=flags)
+    except CudaError:
+        assert gpu.ex.memory.used == 0 and gpu.ex.live_handles() == 0 and gpu.ex.host.used == 0
+    assert gpu.ex.memory.used <= 64 << 20
+
+
+@settings(max_examples=300, deadline=None)
+@given(resource=st.sampled_from([0, 1, 2, 3]) | _U32, offset=st.sampled_from([0, 256, 4096]) | _U64,
+       size_bytes=_SMALL, width=_SMALL, height=_SMALL, pitch=_SMALL, fmt=st.sampled_from([0x01, 0x20]) | _U32,
+       channels=st.sampled_from([1, 2, 4]) | _U32, modes=st.lists(_U32, min_size=3, max_size=3),
+       filter_=st.sampled_from([0, 1]) | _U32, flags=st.integers(0, 0x7F) | _U32,
+       border=st.floats(allow_nan=True, allow_infinity=True, width=32))
+def test_texture_descriptions_are_served_or_refused_with_a_status(
+        resource: int, offset: int, size_bytes: int, width: int, height: int, pitch: int, fmt: int, channels: int,
+        modes: list[int], filter_: int, flags: int, border: float) -> None:
+    gpu = Gpu()
+    block = int(gpu("mem_alloc", bytesize=8192).dptr)
+    arr = gpu.array(4, 4)
+    held = gpu.ex.host.used
+    args = dict(resource=resource, array=arr, device=(block + offset) % 2**64, size_bytes=size_bytes,
+                width=width, height=height, pitch=pitch, format=fmt, channels=channels, address_x=modes[0],
+                address_y=modes[1], address_z=modes[2], filter=filter_, flags=flags, border_r=border,
+                border_g=0.0, border_b=0.0, border_a=border)
+    try:
+        gpu("tex_object_create", **args)
+    except CudaError:
+        assert gpu.ex.host.used == held
