@@ -87,7 +87,7 @@ def test_texture_descriptions_are_served_or_refused_with_a_status(
     block = int(gpu("mem_alloc", bytesize=8192).dptr)
     arr = gpu.array(4, 4)
     held = gpu.ex.host.used
-    args = dict(resource=resource, array=arr, device=(block + offset) % 2**64, size_bytes=size_bytes,
+    args: dict[str, Any] = dict(resource=resource, array=arr, device=(block + offset) % 2**64, size_bytes=size_bytes,
                 width=width, height=height, pitch=pitch, format=fmt, channels=channels, address_x=modes[0],
                 address_y=modes[1], address_z=modes[2], filter=filter_, flags=flags, border_r=border,
                 border_g=0.0, border_b=0.0, border_a=border)
