@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -64,6 +65,19 @@ def _pack(c: Compiler, d: Operand, a: Operand, dt: np.dtype[Any]) -> Runner:
         put = c.write(d, dt)
 
         def pack(f: Frame, m: Mask | None) -> None:
+            parts = [np.asarray(g(f), dtype=part) for g in getters]
+            n = max(p.size for p in parts)
+            if (
+                sys.byteorder == "little"
+                and max(p.ndim for p in parts) == 1
+                and all(p.shape in ((n,), ()) for p in parts)
+            ):
+                # the halves side by side, little-endian: each thread's row is the whole value's bytes
+                rows = np.empty((n, len(parts)), dtype=part)
+                for k, piece in enumerate(parts):
+                    rows[:, k] = piece
+                put(f, rows.view(uint_of(dt.itemsize)).reshape(n).view(dt), m)
+                return
             value = np.asarray(0, dtype=uint_of(dt.itemsize))
             for k, g in enumerate(getters):
                 value = value | (
@@ -83,6 +97,11 @@ def _pack(c: Compiler, d: Operand, a: Operand, dt: np.dtype[Any]) -> Runner:
 
         def unpack(f: Frame, m: Mask | None) -> None:
             v = np.asarray(get(f))
+            if v.ndim == 1 and sys.byteorder == "little":  # each thread's value as its parts, in place
+                rows = np.ascontiguousarray(v).view(part).reshape(v.size, len(puts))
+                for k, p in enumerate(puts):
+                    p(f, rows[:, k].copy(), m)
+                return
             for k, p in enumerate(puts):
                 piece = (v >> whole.type(8 * width * k)).astype(part)
                 p(f, piece if piece.ndim else piece[()], m)
