@@ -68,8 +68,9 @@ older cached modules have been let go.
 ``fma``/``div``/``cvt`` honour ``.rn/.rz/.rm/.rp`` exactly (from error-free transformations in
 float64); ``.ftz`` flushes float32 subnormals; ``.sat`` clamps. The ``.approx`` functions (``ex2``,
 ``lg2``, ``sin``, ``cos``, ``tanh``, ``rsqrt``, ``rcp``, ``sqrt``) are computed in float64 and rounded
-once: at least as accurate as the ISA documents, so not bitwise equal to a GPU's. ``fma.rn.f64`` is
-exact except in rare double-rounding cases (within 1 ulp).
+once: at least as accurate as the ISA documents, so not bitwise equal to a GPU's. ``fma.rn`` is C's
+``fmaf``/``fma`` (``_fma``, built by ``setup.py``); the Python fallback of ``fma.rn.f64`` is exact
+while the product's error is a double (``_numeric.fma64``), within an ulp past that.
 """
 
 from ._cluster import cluster_shape
