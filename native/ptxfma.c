@@ -95,40 +95,36 @@ static int acquire(PyObject *const *objs, Py_ssize_t nargs, Arg *args, Py_ssize_
 FMA_LOOP(loop32, float, fmaf)
 FMA_LOOP(loop64, double, fma)
 
-static PyObject *fma32(PyObject *self, PyObject *const *objs, Py_ssize_t nargs) {
-    (void)self;
+/* fma32/fma64: the same checks and loop at element size 4 (float) or 8 (double) */
+static PyObject *fma_n(PyObject *const *objs, Py_ssize_t nargs, Py_ssize_t size) {
     Arg args[4];
     memset(args, 0, sizeof args);
     Py_ssize_t n;
-    if (acquire(objs, nargs, args, 4, &n) < 0)
+    if (acquire(objs, nargs, args, size, &n) < 0)
         return NULL;
-    float *out = args[0].view.buf;
-    const float *x = args[1].view.buf, *y = args[2].view.buf, *z = args[3].view.buf;
-    Py_ssize_t sx = args[1].view.len == 4 ? 0 : 1, sy = args[2].view.len == 4 ? 0 : 1;
-    Py_ssize_t sz = args[3].view.len == 4 ? 0 : 1;
+    void *out = args[0].view.buf;
+    const void *x = args[1].view.buf, *y = args[2].view.buf, *z = args[3].view.buf;
+    /* an operand of one element is uniform: stride 0 */
+    Py_ssize_t sx = args[1].view.len == size ? 0 : 1, sy = args[2].view.len == size ? 0 : 1;
+    Py_ssize_t sz = args[3].view.len == size ? 0 : 1;
     Py_BEGIN_ALLOW_THREADS
-    loop32(out, x, y, z, sx, sy, sz, n);
+    if (size == 4)
+        loop32(out, x, y, z, sx, sy, sz, n);
+    else
+        loop64(out, x, y, z, sx, sy, sz, n);
     Py_END_ALLOW_THREADS
     release(args, 4);
     Py_RETURN_NONE;
 }
 
+static PyObject *fma32(PyObject *self, PyObject *const *objs, Py_ssize_t nargs) {
+    (void)self;
+    return fma_n(objs, nargs, 4);
+}
+
 static PyObject *fma64(PyObject *self, PyObject *const *objs, Py_ssize_t nargs) {
     (void)self;
-    Arg args[4];
-    memset(args, 0, sizeof args);
-    Py_ssize_t n;
-    if (acquire(objs, nargs, args, 8, &n) < 0)
-        return NULL;
-    double *out = args[0].view.buf;
-    const double *x = args[1].view.buf, *y = args[2].view.buf, *z = args[3].view.buf;
-    Py_ssize_t sx = args[1].view.len == 8 ? 0 : 1, sy = args[2].view.len == 8 ? 0 : 1;
-    Py_ssize_t sz = args[3].view.len == 8 ? 0 : 1;
-    Py_BEGIN_ALLOW_THREADS
-    loop64(out, x, y, z, sx, sy, sz, n);
-    Py_END_ALLOW_THREADS
-    release(args, 4);
-    Py_RETURN_NONE;
+    return fma_n(objs, nargs, 8);
 }
 
 static PyMethodDef methods[] = {
