@@ -1037,6 +1037,11 @@ def _specs() -> list[CallSpec]:
         cs(0x009C, "graph_exec_update", "cuGraphExecUpdate_v2", GraphExecUpdateArgs, GraphExecUpdateResult,
            doc="The exec takes a captured graph's parameters when the graph has its topology; otherwise "
            "result says why (the call itself succeeds) and the exec is unchanged"),
+        cs(0x009D, "graph_mem_alloc", "cuGraphAddMemAllocNode", MemAllocArgs, DevPtrResult,
+           doc="Device memory for a graph's memory alloc node (or a cuMemAllocAsync under capture), "
+           "charged to the VM's quota as cuMemAlloc's; permitted while streams capture in any mode"),
+        cs(0x009E, "graph_mem_free", "cuGraphDestroy", MemFreeArgs, nr,
+           doc="Gives back graph_mem_alloc's memory (its graphs are gone); permitted while streams capture"),
         # NVML
         cs(0x00A0, "nvml_memory_info", "nvmlDeviceGetMemoryInfo", DeviceArgs, NvmlMemoryResult,
            doc="The VM's memory: its quota as the total, its allocations as used."),

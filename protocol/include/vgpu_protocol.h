@@ -563,6 +563,8 @@ enum vgpu_cublas_diag_type {
 #define VGPU_CALL_GRAPH_NODE_COUNT 0x009a /* cuGraphGetNodes */
 #define VGPU_CALL_GRAPH_CLONE 0x009b /* cuGraphClone */
 #define VGPU_CALL_GRAPH_EXEC_UPDATE 0x009c /* cuGraphExecUpdate_v2 */
+#define VGPU_CALL_GRAPH_MEM_ALLOC 0x009d /* cuGraphAddMemAllocNode */
+#define VGPU_CALL_GRAPH_MEM_FREE 0x009e /* cuGraphDestroy */
 #define VGPU_CALL_NVML_MEMORY_INFO 0x00a0 /* nvmlDeviceGetMemoryInfo */
 #define VGPU_CALL_NVML_DRIVER_VERSION 0x00a1 /* nvmlSystemGetDriverVersion */
 #define VGPU_CALL_NVML_COMPUTE_PROCESSES 0x00a2 /* nvmlDeviceGetComputeRunningProcesses_v3 */
@@ -1905,6 +1907,26 @@ struct vgpu_result_graph_exec_update {
 };
 static_assert(sizeof(struct vgpu_result_graph_exec_update) == 8, "struct vgpu_result_graph_exec_update is 8 bytes");
 static_assert(offsetof(struct vgpu_result_graph_exec_update, result) == 0, "vgpu_result_graph_exec_update.result offset");
+
+struct vgpu_args_graph_mem_alloc {
+    uint64_t bytesize;
+};
+static_assert(sizeof(struct vgpu_args_graph_mem_alloc) == 8, "struct vgpu_args_graph_mem_alloc is 8 bytes");
+static_assert(offsetof(struct vgpu_args_graph_mem_alloc, bytesize) == 0, "vgpu_args_graph_mem_alloc.bytesize offset");
+
+struct vgpu_result_graph_mem_alloc {
+    uint64_t dptr;                      /* device pointer */
+};
+static_assert(sizeof(struct vgpu_result_graph_mem_alloc) == 8, "struct vgpu_result_graph_mem_alloc is 8 bytes");
+static_assert(offsetof(struct vgpu_result_graph_mem_alloc, dptr) == 0, "vgpu_result_graph_mem_alloc.dptr offset");
+
+struct vgpu_args_graph_mem_free {
+    uint64_t dptr;                      /* device pointer */
+};
+static_assert(sizeof(struct vgpu_args_graph_mem_free) == 8, "struct vgpu_args_graph_mem_free is 8 bytes");
+static_assert(offsetof(struct vgpu_args_graph_mem_free, dptr) == 0, "vgpu_args_graph_mem_free.dptr offset");
+
+/* graph_mem_free: no results (status only) */
 
 struct vgpu_args_nvml_memory_info {
     int32_t device;                     /* device ordinal (CUdevice) */
