@@ -19,6 +19,8 @@ needs to know of them.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Final, Protocol, TypeAlias, cast
 
 from protocol import CublasStatus, CUresult
@@ -43,6 +45,8 @@ __all__ = [
 #: and relaunched"): illegal address, launch timeout, assert, hardware stack error, illegal
 #: instruction, misaligned address, invalid address space, invalid PC, launch failed, and the
 #: tensor memory leak faults (720, a cooperative grid too large, is refused before it runs).
+#: CU_STREAM_CAPTURE_MODE_RELAXED
+RELAXED_CAPTURE: Final = 2
 STICKY: Final = frozenset({700, 702, 710, 714, 715, 716, 717, 718, 719, 721, 722})
 
 _driver: Any = None
@@ -260,6 +264,19 @@ class Driver:
 
     def mem_free(self, dptr: int) -> None:
         check(self.module.cuMemFree(dptr), "cuMemFree")
+
+    @contextmanager
+    def relaxed_capture(self) -> Iterator[None]:
+        """This thread's capture mode relaxed for a while: graph memory nodes' memory is allocated and
+        given back while streams capture in global mode, where a plain cuMemAlloc or cuMemFree is
+        refused (and invalidates the capture)."""
+        m = self.module
+        relaxed = m.CUstreamCaptureMode(RELAXED_CAPTURE)
+        before = check(m.cuThreadExchangeStreamCaptureMode(relaxed), "cuThreadExchangeStreamCaptureMode")
+        try:
+            yield
+        finally:
+            check(m.cuThreadExchangeStreamCaptureMode(before), "cuThreadExchangeStreamCaptureMode")
 
     def memset_async(self, width: int, dst: int, value: int, count: int, stream: Stream, what: str) -> None:
         """``cuMemsetD8Async``, ``cuMemsetD16Async`` or ``cuMemsetD32Async`` by element ``width``."""

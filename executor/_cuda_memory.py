@@ -30,7 +30,7 @@ addresses cost nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from protocol import CUresult
 from protocol.models import (
@@ -86,26 +86,41 @@ class MemoryCalls(CudaBase):
     # -- blocks, memsets and copies ---------------------------------------------------------------
 
     def mem_alloc(self, args: MemAllocArgs, io: CallIO) -> DevPtrResult:
-        size = args.bytesize
-        if size == 0:
-            raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE, "cuMemAlloc of 0 bytes")
-        self._charge(size, "cuMemAlloc")
-        dptr = self._drv.mem_alloc(size)
-        self.allocations.add(Allocation(dptr, size, "alloc"))
-        self._alloc_bytes += size
-        return DevPtrResult(dptr=dptr)
+        return self._block_alloc(args.bytesize, "cuMemAlloc", self._drv.mem_alloc)
 
     def mem_free(self, args: MemFreeArgs, io: CallIO) -> NoResult:
         if args.dptr == 0:
             return NoResult()  # cuMemFree(0) is CUDA's no-op
-        alloc = self.allocations.find(args.dptr)
-        if alloc is None or alloc.kind != "alloc" or alloc.start != args.dptr:
-            raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE,
-                            f"cuMemFree({args.dptr:#x}): not the start of a live cuMemAlloc block of this VM")
-        self._drv.mem_free(args.dptr)
-        self.allocations.remove(args.dptr, "alloc")
-        self._alloc_bytes -= alloc.size
+        self._block_free(args.dptr, "cuMemFree", self._drv.mem_free)
         return NoResult()
+
+    def graph_mem_alloc(self, args: MemAllocArgs, io: CallIO) -> DevPtrResult:
+        """A graph memory node's block: a cuMemAlloc block, made with the capture mode relaxed."""
+        with self._drv.relaxed_capture():
+            return self._block_alloc(args.bytesize, "graph_mem_alloc", self._drv.mem_alloc)
+
+    def graph_mem_free(self, args: MemFreeArgs, io: CallIO) -> NoResult:
+        with self._drv.relaxed_capture():
+            self._block_free(args.dptr, "graph_mem_free", self._drv.mem_free)
+        return NoResult()
+
+    def _block_alloc(self, size: int, what: str, alloc: Callable[[int], int]) -> DevPtrResult:
+        if size == 0:
+            raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE, f"{what} of 0 bytes")
+        self._charge(size, what)
+        dptr = alloc(size)
+        self.allocations.add(Allocation(dptr, size, "alloc"))
+        self._alloc_bytes += size
+        return DevPtrResult(dptr=dptr)
+
+    def _block_free(self, dptr: int, what: str, free: Callable[[int], None]) -> None:
+        alloc = self.allocations.find(dptr)
+        if alloc is None or alloc.kind != "alloc" or alloc.start != dptr:
+            raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE,
+                            f"{what}({dptr:#x}): not the start of a live cuMemAlloc block of this VM")
+        free(dptr)
+        self.allocations.remove(dptr, "alloc")
+        self._alloc_bytes -= alloc.size
 
     def _memset(self, dst: int, count: int, value: int, width: int, handle: int, io: CallIO) -> NoResult:
         what = f"cuMemsetD{width * 8}"

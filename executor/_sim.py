@@ -570,6 +570,14 @@ class SimExecutor(SimNvmlCalls, SimTrsmCalls, SimPinnedCalls, SimTextureCalls, P
         self.memory.free(args.dptr)
         return _NO_RESULT
 
+    def graph_mem_alloc(self, args: MemAllocArgs, io: CallIO) -> DevPtrResult:
+        """A graph memory node's block (the guest keeps the node): CUDA allows it during any capture."""
+        return DevPtrResult(dptr=self.memory.alloc(args.bytesize))
+
+    def graph_mem_free(self, args: MemFreeArgs, io: CallIO) -> NoResult:
+        self.memory.free(args.dptr)
+        return _NO_RESULT
+
     def _memset(self, dst: int, count: int, value: int, width: int, stream: int, io: CallIO) -> NoResult:
         what = _MEMSET_NAMES[width]
         state = self._legacy if stream == 0 else self._streams.get(stream)
@@ -682,13 +690,15 @@ class SimExecutor(SimNvmlCalls, SimTrsmCalls, SimPinnedCalls, SimTextureCalls, P
             raise CudaError(CUresult.CUDA_ERROR_INVALID_HANDLE, "the NULL stream cannot be destroyed")
         state = self._streams.pop(args.stream)
         capture = state.capture
-        if capture is not None:
+        if capture is not None and capture.origin is state:
             self._invalidate(capture, f"stream {args.stream} was destroyed while capturing")
-            if capture.origin is state:
-                self._end_capture(capture, keep=False)
-            else:
-                capture.streams.remove(state)
-                state.capture = None
+            self._end_capture(capture, keep=False)
+        elif capture is not None:
+            # a stream that joined the capture leaves it, as in CUDA (NVIDIA's graphMemoryNodes
+            # destroys its second stream mid-capture); work of it no stream joined back is still
+            # refused when the capture ends (CUDA_ERROR_STREAM_CAPTURE_UNJOINED)
+            capture.streams.remove(state)
+            state.capture = None
         return _NO_RESULT
 
     def stream_synchronize(self, args: StreamArgs, io: CallIO) -> NoResult:

@@ -303,16 +303,60 @@ def test_a_replay_that_touches_freed_memory_fails_naming_the_node(gpu: Gpu) -> N
     assert "graph node 0 (cuMemsetD8)" in error.message
 
 
-def test_destroying_a_capturing_stream_ends_its_capture(gpu: Gpu) -> None:
+def test_destroying_the_origin_of_a_capture_ends_it(gpu: Gpu) -> None:
     origin, side = gpu.stream(), gpu.stream()
     fork = gpu.event()
     gpu.begin(origin)
     gpu("event_record", event=fork, stream=origin)
     gpu("stream_wait_event", stream=side, event=fork, flags=0)
-    gpu("stream_destroy", stream=side)
-    assert gpu.info(origin)[0] == INVALIDATED
     gpu("stream_destroy", stream=origin)
+    assert gpu.info(side)[0] == NONE  # the side stream left the capture with it
+    gpu("stream_destroy", stream=side)
     gpu("ctx_synchronize")  # no capture is left
+
+
+def test_a_joined_stream_destroyed_mid_capture_leaves_it_and_its_joined_work_stays(gpu: Gpu) -> None:
+    """NVIDIA's graphMemoryNodes destroys its second stream before the capture ends (as CUDA allows)."""
+    origin, side = gpu.stream(), gpu.stream()
+    fork, join = gpu.event(), gpu.event()
+    dst = gpu.alloc(4)
+    gpu.begin(origin)
+    gpu("event_record", event=fork, stream=origin)
+    gpu("stream_wait_event", stream=side, event=fork, flags=0)
+    gpu("memset_d8", dst=dst, count=4, value=9, stream=side)
+    gpu("event_record", event=join, stream=side)
+    gpu("stream_wait_event", stream=origin, event=join, flags=0)
+    gpu("stream_destroy", stream=side)
+    assert gpu.info(origin)[0] == ACTIVE
+    gpu("graph_launch", graph_exec=gpu.instantiate(gpu.end(origin)), stream=0)
+    assert gpu.get(dst, 4) == b"\x09" * 4
+
+
+def test_a_destroyed_streams_unjoined_work_fails_the_capture(gpu: Gpu) -> None:
+    origin, side = gpu.stream(), gpu.stream()
+    fork = gpu.event()
+    dst = gpu.alloc(4)
+    gpu.begin(origin)
+    gpu("event_record", event=fork, stream=origin)
+    gpu("stream_wait_event", stream=side, event=fork, flags=0)
+    gpu("memset_d8", dst=dst, count=4, value=9, stream=side)
+    gpu("stream_destroy", stream=side)
+    gpu.fails(CUresult.CUDA_ERROR_STREAM_CAPTURE_UNJOINED, "stream_end_capture", stream=origin)
+
+
+def test_graph_memory_is_allocated_and_freed_during_a_global_capture(gpu: Gpu) -> None:
+    """graph_mem_alloc/free serve memory nodes: CUDA permits them where cuMemAlloc is refused."""
+    stream = gpu.stream()
+    gpu.begin(stream)
+    used = gpu.ex.memory.used
+    dptr = int(gpu("graph_mem_alloc", bytesize=4096).dptr)
+    assert gpu.ex.memory.used >= used + 4096  # charged as any allocation
+    gpu("memset_d8", dst=dptr, count=4096, value=5, stream=stream)
+    gpu("graph_mem_free", dptr=dptr)
+    assert gpu.info(stream)[0] == ACTIVE
+    gpu.fails(CUresult.CUDA_ERROR_INVALID_VALUE, "graph_mem_free", dptr=dptr)  # twice
+    gpu.fails(CUresult.CUDA_ERROR_INVALID_VALUE, "graph_mem_free", dptr=0)
+    gpu.fails(CUresult.CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED, "mem_alloc", bytesize=4096)
 
 
 def test_a_captured_batched_gemm_reads_its_pointer_arrays_at_replay(gpu: Gpu) -> None:
