@@ -77,6 +77,7 @@ int cublasGetMatrixAsync(int rows, int cols, int elem, const void *a, int lda, v
 int cuMemAllocHost_v2(void **pp, size_t bytesize);
 int cuMemAddressReserve(CUdeviceptr *ptr, size_t size, size_t alignment, CUdeviceptr addr, unsigned long long flags);
 int cuMemAddressFree(CUdeviceptr ptr, size_t size);
+int cuPointerGetAttribute(void *data, int attribute, CUdeviceptr ptr);
 int cuMemFreeHost(void *p);
 int cuMemcpyHtoD_v2(CUdeviceptr dst, const void *src, size_t n);
 int cuMemcpyDtoH_v2(void *dst, CUdeviceptr src, size_t n);
@@ -286,6 +287,34 @@ static int mode_mapped(void)
            "rc=%d/%d type=%d", rc, rc2, attr.type);
     if (rc)
         return finish();
+    /* the driver's view: memory type (1 host, 2 device; managed reads as device), device and host
+     * pointer, managed, the range's start and size; an attribute not served, memory not known */
+    unsigned int types[3] = {9, 9, 9};
+    CUdeviceptr dp[2] = {0, 0}, start = 0;
+    void *hp = NULL;
+    int is_managed[2] = {7, 7}, hp_dev = 0;
+    size_t size = 0;
+    int rcs = cuPointerGetAttribute(&types[0], 2, (CUdeviceptr)(uintptr_t)dev) |
+              cuPointerGetAttribute(&types[1], 2, (CUdeviceptr)(uintptr_t)(mapped + 3)) |
+              cuPointerGetAttribute(&types[2], 2, (CUdeviceptr)(uintptr_t)managed) |
+              cuPointerGetAttribute(&dp[0], 3, (CUdeviceptr)(uintptr_t)(mapped + 3)) |
+              cuPointerGetAttribute(&dp[1], 3, (CUdeviceptr)(uintptr_t)dev) |
+              cuPointerGetAttribute(&hp, 4, (CUdeviceptr)(uintptr_t)(managed + 8)) |
+              cuPointerGetAttribute(&is_managed[0], 8, (CUdeviceptr)(uintptr_t)mapped) |
+              cuPointerGetAttribute(&is_managed[1], 8, (CUdeviceptr)(uintptr_t)(managed + 100)) |
+              cuPointerGetAttribute(&start, 11, (CUdeviceptr)(uintptr_t)(managed + 100)) |
+              cuPointerGetAttribute(&size, 12, (CUdeviceptr)(uintptr_t)(managed + 100));
+    hp_dev = cuPointerGetAttribute(&hp, 4, (CUdeviceptr)(uintptr_t)dev);
+    int not_served = cuPointerGetAttribute(&start, 6, (CUdeviceptr)(uintptr_t)dev);
+    int unknown = cuPointerGetAttribute(&start, 2, (CUdeviceptr)(uintptr_t)plain);
+    result("pointer_attribute", rcs == 0 && types[0] == 2 && types[1] == 1 && types[2] == 2 &&
+                                    dp[0] == (CUdeviceptr)(uintptr_t)(mapped + 3) &&
+                                    dp[1] == (CUdeviceptr)(uintptr_t)dev &&
+                                    hp == managed + 8 && is_managed[0] == 0 && is_managed[1] == 1 &&
+                                    start == (CUdeviceptr)(uintptr_t)managed && size == n && hp_dev == 1 &&
+                                    not_served == 801 && unknown == 1,
+           "rcs=%d types=%u/%u/%u managed=%d/%d size=%zu host_of_device=%d unserved=%d unknown=%d", rcs, types[0],
+           types[1], types[2], is_managed[0], is_managed[1], size, hp_dev, not_served, unknown);
     fill(managed, n, 12);
     rc = cudaMemcpy(dev, managed, n, cudaMemcpyDefault);
     rc = rc ? rc : cudaMemset(managed, 0x33, 64);

@@ -100,8 +100,8 @@ def test_pinned_memory_lies_in_the_region_and_copies_through_it_are_correct(gues
 def test_mapped_pinned_and_managed_memory_are_the_processs_own_bytes_at_its_own_pointers(guest: Guest) -> None:
     worker = guest.run("mapped")
     assert list(worker.report.results) == ["mapped_alloc", "mapped_device_access", "device_pointer_refusals",
-                                           "managed_alloc", "managed_device_access", "managed_prefetch_attach",
-                                           "free"]
+                                           "managed_alloc", "pointer_attribute", "managed_device_access",
+                                           "managed_prefetch_attach", "free"]
     assert "call 0x003c -> 0" in worker.stderr  # each range was mapped into the device (mem_host_alias)
 
 

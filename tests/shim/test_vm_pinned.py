@@ -64,7 +64,8 @@ def test_pinned_memory_in_a_vm_is_bar2_and_copies_through_it_are_correct(
                                      "copy_default", "driver_api", "driver_free", "cublas_matrix", "pointer_attributes",
                                      "host_alloc_flags", "registered_staged", "free"]),
                          ("mapped", ["mapped_alloc", "mapped_device_access", "device_pointer_refusals",
-                                     "managed_alloc", "managed_device_access", "managed_prefetch_attach", "free"]),
+                                     "managed_alloc", "pointer_attribute", "managed_device_access",
+                                     "managed_prefetch_attach", "free"]),
                          ("exhaust", ["fallback", "mapped_exhausted", "copies_through_both", "free"]),
                          ("bandwidth", ["bandwidth_setup", "bandwidth"])):
         output, code = found[name]
