@@ -136,6 +136,29 @@ def corpus90() -> Device:
     return Device(LoadedModule(CORPUS[90].read_text()))
 
 
+#: the header of a hand-written module for sm_80
+SM80 = ".version 8.0\n.target sm_80\n.address_size 64\n"
+
+
+def indexed_entry(name: str, registers: str, body: str) -> str:
+    """A hand-written kernel ``name(in_ptr, out_ptr)`` (after :data:`SM80`): ``%rd1``/``%rd2`` hold
+    the pointers, ``%r1`` ``%tid.x``, ``%r4`` the thread's index in the grid, then ``body``
+    (``registers`` declares at least ``%r<5>`` and ``%rd<3>``)."""
+    return f"""
+.visible .entry {name}(.param .u64 in_ptr, .param .u64 out_ptr)
+{{
+    {registers}
+    ld.param.u64 %rd1, [in_ptr];
+    ld.param.u64 %rd2, [out_ptr];
+    mov.u32 %r1, %tid.x;
+    mov.u32 %r2, %ctaid.x;
+    mov.u32 %r3, %ntid.x;
+    mad.lo.u32 %r4, %r2, %r3, %r1;
+{body}
+}}
+"""
+
+
 def ptx_device(text: str) -> Device:
     """A device running a module written in the test (a ``.entry`` or two of hand-written PTX)."""
     return Device(LoadedModule(text))

@@ -5,22 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .conftest import ptx_device
+from .conftest import SM80, indexed_entry, ptx_device
 
-SCANS = """
-.version 8.0
-.target sm_80
-.address_size 64
-.visible .entry scans(.param .u64 in_ptr, .param .u64 out_ptr)
-{
-    .reg .b32 %r<16>;
-    .reg .b64 %rd<8>;
-    ld.param.u64 %rd1, [in_ptr];
-    ld.param.u64 %rd2, [out_ptr];
-    mov.u32 %r1, %tid.x;
-    mov.u32 %r2, %ctaid.x;
-    mov.u32 %r3, %ntid.x;
-    mad.lo.u32 %r4, %r2, %r3, %r1;
+SCANS = SM80 + indexed_entry(
+    "scans",
+    ".reg .b32 %r<16>; .reg .b64 %rd<8>;",
+    """
     mul.wide.u32 %rd3, %r4, 8;
     add.s64 %rd4, %rd1, %rd3;
     ld.global.u64 %rd5, [%rd4];
@@ -38,8 +28,8 @@ SCANS = """
     st.global.v4.u32 [%rd7], {%r6, %r7, %r8, %r9};
     st.global.v4.u32 [%rd7+16], {%r10, %r11, %r12, %r13};
     ret;
-}
-"""
+""",
+)
 
 
 def highest(x: int, bits: int, signed: bool) -> int:

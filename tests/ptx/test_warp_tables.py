@@ -8,23 +8,12 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from .conftest import ptx_device
+from .conftest import SM80, indexed_entry, ptx_device
 
-WARP_OPS = """
-.version 8.0
-.target sm_80
-.address_size 64
-.visible .entry warp_ops(.param .u64 in_ptr, .param .u64 out_ptr)
-{
-    .reg .pred %p<6>;
-    .reg .b32 %r<16>;
-    .reg .b64 %rd<8>;
-    ld.param.u64 %rd1, [in_ptr];
-    ld.param.u64 %rd2, [out_ptr];
-    mov.u32 %r1, %tid.x;
-    mov.u32 %r2, %ctaid.x;
-    mov.u32 %r3, %ntid.x;
-    mad.lo.u32 %r4, %r2, %r3, %r1;
+WARP_OPS = SM80 + indexed_entry(
+    "warp_ops",
+    ".reg .pred %p<6>; .reg .b32 %r<16>; .reg .b64 %rd<8>;",
+    """
     mul.wide.u32 %rd3, %r4, 4;
     add.s64 %rd4, %rd1, %rd3;
     ld.global.u32 %r5, [%rd4];
@@ -54,18 +43,11 @@ WARP_OPS = """
     st.global.u32 [%rd6+32], %r15;
 DONE:
     ret;
-}
-.visible .entry partitions(.param .u64 in_ptr, .param .u64 out_ptr)
-{
-    .reg .pred %p<4>;
-    .reg .b32 %r<16>;
-    .reg .b64 %rd<8>;
-    ld.param.u64 %rd1, [in_ptr];
-    ld.param.u64 %rd2, [out_ptr];
-    mov.u32 %r1, %tid.x;
-    mov.u32 %r2, %ctaid.x;
-    mov.u32 %r3, %ntid.x;
-    mad.lo.u32 %r4, %r2, %r3, %r1;
+""",
+) + indexed_entry(
+    "partitions",
+    ".reg .pred %p<4>; .reg .b32 %r<16>; .reg .b64 %rd<8>;",
+    """
     mul.wide.u32 %rd3, %r4, 4;
     add.s64 %rd4, %rd1, %rd3;
     ld.global.u32 %r5, [%rd4];
@@ -89,8 +71,8 @@ DONE:
     st.global.u32 [%rd6+16], %r12;
 END:
     ret;
-}
-"""
+""",
+)
 
 
 @pytest.mark.parametrize("block", [48, 64, 100])
