@@ -41,8 +41,10 @@ def test_sim_claims_only_what_is_served(gpu: GuestClient, backend: str) -> None:
         pytest.skip("the cuda backend reports the driver's own answers (the shim masks what it does not serve)")
     assert gpu.device_attribute(95) == 1  # cooperative launches are served (grid.sync() on the PTX engine)
     assert gpu.device_attribute(120) == 1  # so are cluster launches (a cluster's blocks in one batch)
-    unserved = {96: "cooperative multi-device launch", 83: "managed memory",
-                19: "mapped host memory", 115: "memory pools", 78: "stream priorities",
+    assert gpu.device_attribute(19) == 1  # mapped pinned memory (mem_host_alias: the region's pinned ranges)
+    assert gpu.device_attribute(83) == 1  # managed memory (pinned ranges at the guest's own pointers)
+    unserved = {96: "cooperative multi-device launch", 89: "concurrent managed access",
+                88: "pageable memory access", 115: "memory pools", 78: "stream priorities",
                 92: "stream memory operations", 125: "IPC events"}
     claimed = {name for attrib, name in unserved.items() if gpu.device_attribute(attrib) != 0}
     assert claimed == set()
