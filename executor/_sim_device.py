@@ -8,9 +8,10 @@ attribute and ``cudaGetDeviceProperties`` fills every field.
 Hardware limits (threads, grid, shared memory, texture and surface sizes, clocks, caches) are those
 of the part. A capability is reported only where the mediator serves what it promises. Cooperative
 and cluster launches are served (the PTX engine runs a cooperative grid, and each cluster, as one
-batch); managed memory, mapped host memory, stream priorities, stream memory operations, IPC,
-memory pools, tensor maps, exportable handles and the host-NUMA features are not served, so they
-are 0 (and must be raised here when they are).
+batch), and so are mapped pinned memory and managed memory (the region's pinned ranges mapped into
+the device, without concurrent access); stream priorities, stream memory operations, IPC, memory
+pools, tensor maps, exportable handles and the host-NUMA features are not served, so they are 0
+(and must be raised here when they are).
 """
 
 from __future__ import annotations

@@ -371,7 +371,8 @@ CUresult cuDevicePrimaryCtxRelease_v2(CUdevice dev)
 
 /* The primary context's flags as this process set them: they are scheduling hints for how a
  * thread waits (the shim waits on the transport however they are set) and permissions the shim
- * checks where they matter (mapped host memory is not served whatever they say). */
+ * checks where they matter (pinned memory is mapped into the device whatever they say, as under
+ * unified addressing CUDA maps it). */
 static unsigned int primary_flags[MAX_DEVICES];
 
 #define CU_CTX_SCHED_MASK 0x07u
