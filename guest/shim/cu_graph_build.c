@@ -34,6 +34,7 @@
 #include <string.h>
 
 #include "cu_api.h"
+#include "cu_graph_mem.h"
 #include "shim.h"
 #include "vgpu_protocol.h"
 
@@ -64,13 +65,6 @@ enum node_kind {
 #define CU_EVENT_WAIT_EXTERNAL 1
 
 struct vgpu_xgraph;
-
-/* A memory node's allocation, shared by the alloc node, the free node and their copies. */
-struct graph_alloc {
-    size_t refs, size;
-    CUdeviceptr dptr;
-    int freed_in_graph; /* a free node names it: freed when the last holder goes */
-};
 
 /* A copy of width bytes x height rows x depth slices; a side in guest host memory is a host address. */
 struct memcpy_node {
@@ -148,31 +142,6 @@ CUresult cuGraphCreate(CUgraph *graph, unsigned int flags)
     return CUDA_SUCCESS;
 }
 
-/* Device memory graphs' alloc nodes hold now, and the most they held (cuDeviceGetGraphMemAttribute). */
-static uint64_t graph_mem_current, graph_mem_high;
-static pthread_mutex_t graph_mem_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static void graph_mem_add(int64_t delta)
-{
-    pthread_mutex_lock(&graph_mem_lock);
-    graph_mem_current += (uint64_t)delta;
-    if (graph_mem_current > graph_mem_high)
-        graph_mem_high = graph_mem_current;
-    pthread_mutex_unlock(&graph_mem_lock);
-}
-
-/* The last holder of an allocation gone: freed when a free node named it, else it is the program's
- * (CUDA's rule for an allocation a graph does not free); either way graphs no longer hold it. */
-static void alloc_release(struct graph_alloc *a)
-{
-    if (--a->refs)
-        return;
-    if (a->freed_in_graph)
-        cuMemFree_v2(a->dptr);
-    graph_mem_add(-(int64_t)a->size);
-    free(a);
-}
-
 static void free_node(struct CUgraphNode_st *n)
 {
     if (n->kind == NODE_KERNEL) {
@@ -181,7 +150,7 @@ static void free_node(struct CUgraphNode_st *n)
     } else if (n->kind == NODE_CHILD) {
         vgpu_xgraph_destroy((CUgraph)(void *)n->u.child);
     } else if (n->kind == NODE_MEM_ALLOC || n->kind == NODE_MEM_FREE) {
-        alloc_release(n->u.alloc);
+        vgpu_gmem_release(n->u.alloc);
     }
     n->magic = VGPU_MAGIC_DEAD;
     free(n);
@@ -394,7 +363,7 @@ static CUresult copy_graph(struct vgpu_xgraph *from, struct vgpu_xgraph **to)
             free_node(n);
             break;
         } else if (src->kind == NODE_MEM_ALLOC || src->kind == NODE_MEM_FREE) {
-            n->u.alloc->refs++;
+            vgpu_gmem_hold(n->u.alloc);
         }
         commit_node(n, NULL);
     }
@@ -713,26 +682,20 @@ CUresult cuGraphAddMemAllocNode(CUgraphNode *node, CUgraph graph, const CUgraphN
         (p->accessDescCount && (!p->accessDescs || p->accessDescs[0].location.type != 1 ||
                                 p->accessDescs[0].location.id != 0)))
         return CUDA_ERROR_INVALID_VALUE;
-    struct graph_alloc *a = calloc(1, sizeof *a);
-    if (!a)
-        return CUDA_ERROR_OUT_OF_MEMORY;
+    struct graph_alloc *a;
     struct CUgraphNode_st *n;
     CUresult rc = add_node(graph, deps, ndeps, NODE_MEM_ALLOC, &n);
-    if (rc == CUDA_SUCCESS && (rc = cuMemAlloc_v2(&a->dptr, p->bytesize)))
+    if (rc == CUDA_SUCCESS && (rc = vgpu_gmem_alloc(p->bytesize, &a)))
         free(n);
-    if (rc) {
-        free(a);
+    if (rc)
         return rc;
-    }
-    a->refs = 1;
-    a->size = p->bytesize;
-    graph_mem_add((int64_t)p->bytesize);
     n->u.alloc = a;
     p->dptr = a->dptr;
     return commit_node(n, node);
 }
 
-/* Only an allocation of this graph's own alloc nodes, not yet freed by it, can be freed here. */
+/* An allocation of this graph's own alloc nodes, not yet freed by it, or another graph's allocation
+ * (freed when this graph is launched: cu_graph_mem.c's rules). */
 CUresult cuGraphAddMemFreeNode(CUgraphNode *node, CUgraph graph, const CUgraphNode *deps, size_t ndeps,
                                CUdeviceptr dptr)
 {
@@ -740,21 +703,25 @@ CUresult cuGraphAddMemFreeNode(CUgraphNode *node, CUgraph graph, const CUgraphNo
     struct graph_alloc *a = NULL;
     if (!node || !x)
         return CUDA_ERROR_INVALID_VALUE;
+    int own = 0;
     for (size_t i = 0; i < x->count && !a; i++)
         if (x->nodes[i]->kind == NODE_MEM_ALLOC && x->nodes[i]->u.alloc->dptr == dptr)
-            a = x->nodes[i]->u.alloc;
-    if (!a)
+            a = x->nodes[i]->u.alloc, own = 1;
+    for (size_t i = 0; i < x->count && !own && a == NULL; i++)
+        if (x->nodes[i]->kind == NODE_MEM_FREE && x->nodes[i]->u.alloc->dptr == dptr)
+            return CUDA_ERROR_INVALID_VALUE; /* freed twice */
+    if (!a && !(a = vgpu_gmem_find(dptr)))
         VGPU_UNSUPPORTED_USE(CUDA_ERROR_NOT_SUPPORTED,
-                             "cuGraphAddMemFreeNode: only memory allocated by an alloc node of the same graph is "
-                             "freed by a free node");
+                             "cuGraphAddMemFreeNode: only memory a graph's alloc node allocated is freed by a free "
+                             "node");
     if (a->freed_in_graph)
         return CUDA_ERROR_INVALID_VALUE;
     struct CUgraphNode_st *n;
     CUresult rc = add_node(graph, deps, ndeps, NODE_MEM_FREE, &n);
     if (rc)
         return rc;
-    a->freed_in_graph = 1;
-    a->refs++;
+    a->freed_in_graph |= own;
+    vgpu_gmem_hold(a);
     n->u.alloc = a;
     return commit_node(n, node);
 }
@@ -769,9 +736,9 @@ CUresult cuDeviceGetGraphMemAttribute(CUdevice device, int attr, void *value)
 {
     if (device != 0 || !value || attr < 0 || attr > 3)
         return device != 0 ? CUDA_ERROR_INVALID_DEVICE : CUDA_ERROR_INVALID_VALUE;
-    pthread_mutex_lock(&graph_mem_lock);
-    uint64_t v = attr % 2 ? graph_mem_high : graph_mem_current; /* USED/RESERVED _CURRENT 0, 2; _HIGH 1, 3 */
-    pthread_mutex_unlock(&graph_mem_lock);
+    uint64_t now, most;
+    vgpu_gmem_usage(&now, &most);
+    uint64_t v = attr % 2 ? most : now; /* USED/RESERVED _CURRENT 0, 2; _HIGH 1, 3 */
     memcpy(value, &v, sizeof v);
     return CUDA_SUCCESS;
 }
@@ -784,9 +751,7 @@ CUresult cuDeviceSetGraphMemAttribute(CUdevice device, int attr, void *value)
         return CUDA_ERROR_INVALID_DEVICE;
     if (!value || (attr != 1 && attr != 3) || (memcpy(&v, value, sizeof v), v != 0))
         return CUDA_ERROR_INVALID_VALUE;
-    pthread_mutex_lock(&graph_mem_lock);
-    graph_mem_high = graph_mem_current;
-    pthread_mutex_unlock(&graph_mem_lock);
+    vgpu_gmem_reset_high();
     return CUDA_SUCCESS;
 }
 
@@ -866,6 +831,30 @@ static void forget_origin(struct vgpu_xgraph *x)
     pthread_mutex_unlock(&execs_lock);
 }
 
+/* What the exec's launches allocate and free (cu_graph_mem.c keeps CUDA's per-launch rules). */
+static CUresult register_memory(const struct vgpu_xgraph *x, CUgraphExec exec, unsigned long long flags)
+{
+    size_t count = 0;
+    struct graph_alloc **list = calloc(x->count ? x->count : 1, sizeof *list);
+    unsigned char *roles = malloc(x->count ? x->count : 1);
+    CUresult rc = list && roles ? CUDA_SUCCESS : CUDA_ERROR_OUT_OF_MEMORY;
+    for (size_t i = 0; !rc && i < x->count; i++) {
+        struct CUgraphNode_st *n = x->nodes[i];
+        if (n->kind == NODE_MEM_ALLOC)
+            roles[count] = (unsigned char)(ROLE_ALLOCATES | (n->u.alloc->freed_in_graph ? ROLE_FREES : 0));
+        else if (n->kind == NODE_MEM_FREE && !n->u.alloc->freed_in_graph) /* another graph's allocation */
+            roles[count] = ROLE_FREES;
+        else
+            continue;
+        list[count++] = n->u.alloc;
+    }
+    if (!rc)
+        rc = vgpu_gmem_register(VGPU_GMEM_EXEC, exec, flags, count, list, roles);
+    free(list);
+    free(roles);
+    return rc;
+}
+
 CUresult vgpu_xgraph_instantiate(CUgraphExec *exec, CUgraph graph, unsigned long long flags)
 {
     struct vgpu_xgraph *x = xgraph(graph), *copy;
@@ -880,6 +869,12 @@ CUresult vgpu_xgraph_instantiate(CUgraphExec *exec, CUgraph graph, unsigned long
         return rc;
     }
     if ((rc = capture_instantiate(x, exec, flags))) {
+        vgpu_xgraph_destroy((CUgraph)(void *)copy);
+        free(e);
+        return rc;
+    }
+    if ((rc = register_memory(copy, *exec, flags))) {
+        cuGraphExecDestroy(*exec);
         vgpu_xgraph_destroy((CUgraph)(void *)copy);
         free(e);
         return rc;

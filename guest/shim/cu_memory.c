@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "cu_api.h"
+#include "cu_graph_mem.h"
 #include "shim.h"
 #include "vgpu_protocol.h"
 
@@ -44,6 +45,8 @@ CUresult cuMemFree_v2(CUdeviceptr dptr)
 {
     CUresult managed_rc;
     if (vgpu_managed_free(dptr, &managed_rc)) /* cuMemAllocManaged's (cu_managed.c) */
+        return managed_rc;
+    if (vgpu_gmem_free_outside(dptr, NULL, &managed_rc)) /* a graph's allocation (cu_graph_mem.c) */
         return managed_rc;
     struct vgpu_args_mem_free a = {.dptr = dptr};
     CUresult rc = vgpu_cu_call(VGPU_CALL_MEM_FREE, &a, sizeof a, NULL, 0);

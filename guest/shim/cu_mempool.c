@@ -7,13 +7,14 @@
  * for the stream, then frees (so a free is a synchronization point, where NVIDIA's returns at
  * once). The pool keeps no memory: its attributes are recorded (the release threshold, the reuse
  * policies) and its reserved and used figures are what its live allocations hold. Only the default
- * pool exists (cuMemPoolCreate is not served), and an allocation or free on a capturing stream is
- * not served (graph memory nodes are not in the protocol).
+ * pool exists (cuMemPoolCreate is not served). On a capturing stream an allocation or free is a
+ * graph memory node (cu_graph_mem.c), and freeing a graph's allocation follows its rules.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "cu_api.h"
+#include "cu_graph_mem.h"
 #include "shim.h"
 
 #define CU_MEMPOOL_ATTR_REUSE_FOLLOW_EVENT_DEPENDENCIES 1
@@ -77,26 +78,22 @@ CUresult cuDeviceSetMemPool(CUdevice dev, CUmemoryPool p)
     return CUDA_SUCCESS;
 }
 
-/* Stream-ordered calls on a capturing stream would be graph memory nodes: not served. */
-static CUresult check_stream(CUstream s)
+/* Stream-ordered calls on a capturing stream are graph memory nodes of that capture (*capture). */
+static CUresult check_stream(CUstream s, int *capturing, unsigned long long *capture)
 {
-    int status = 0;
-    CUresult rc = cuStreamIsCapturing(s, &status);
-    if (rc)
-        return rc;
-    if (status)
-        VGPU_UNSUPPORTED_USE(CUDA_ERROR_NOT_SUPPORTED,
-                             "stream-ordered allocation during stream capture is not served (no graph memory nodes)");
-    return CUDA_SUCCESS;
+    CUresult rc = cuStreamGetCaptureInfo(s, capturing, capture);
+    return rc ? rc : *capturing == 2 ? 901 /* CUDA_ERROR_STREAM_CAPTURE_INVALIDATED */ : CUDA_SUCCESS;
 }
 
 CUresult cuMemAllocFromPoolAsync(CUdeviceptr *dptr, size_t size, CUmemoryPool p, CUstream s)
 {
     if (!dptr || p != &pool)
         return CUDA_ERROR_INVALID_VALUE;
-    CUresult rc = check_stream(s);
-    if (rc)
-        return rc;
+    int capturing = 0;
+    unsigned long long capture = 0;
+    CUresult rc = check_stream(s, &capturing, &capture);
+    if (rc || capturing)
+        return rc ? rc : vgpu_gmem_capture_alloc(dptr, size, capture);
     pthread_mutex_lock(&pool.lock);
     if (pool.count == pool.cap) {
         size_t cap = pool.cap ? 2 * pool.cap : 64;
@@ -128,8 +125,12 @@ CUresult cuMemAllocAsync(CUdeviceptr *dptr, size_t size, CUstream s)
 
 CUresult cuMemFreeAsync(CUdeviceptr dptr, CUstream s)
 {
-    CUresult rc = check_stream(s);
-    if (rc)
+    int capturing = 0;
+    unsigned long long capture = 0;
+    CUresult rc = check_stream(s, &capturing, &capture);
+    if (rc || capturing)
+        return rc ? rc : vgpu_gmem_capture_free(dptr, capture);
+    if (vgpu_gmem_free_outside(dptr, &s, &rc))
         return rc;
     if ((rc = cuStreamSynchronize(s))) /* the stream's earlier work may still use the memory */
         return rc;

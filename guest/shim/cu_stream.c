@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cu_api.h"
+#include "cu_graph_mem.h"
 #include "shim.h"
 #include "vgpu_protocol.h"
 
@@ -241,7 +242,11 @@ CUresult vgpu_graph_clone_captured(CUgraph *clone, CUgraph original)
     struct vgpu_args_graph_clone a = {.graph = original->id};
     struct vgpu_result_graph_clone r;
     CUresult rc = vgpu_cu_call(VGPU_CALL_GRAPH_CLONE, &a, sizeof a, &r, sizeof r);
-    return rc ? rc : graph_record(r.graph, clone);
+    if (rc || (rc = graph_record(r.graph, clone)))
+        return rc;
+    if ((rc = vgpu_gmem_copy(VGPU_GMEM_GRAPH, original, VGPU_GMEM_GRAPH, *clone, 0)))
+        cuGraphDestroy(*clone);
+    return rc;
 }
 
 CUresult cuStreamEndCapture(CUstream s, CUgraph *graph)
@@ -253,14 +258,20 @@ CUresult cuStreamEndCapture(CUstream s, CUgraph *graph)
     CUresult rc = vgpu_shim_stream_id(s, &a.stream);
     if (rc)
         return rc;
+    int status = 0, ended; /* the capture's memory nodes' allocations pass to its graph (cu_graph_mem.c) */
+    unsigned long long capture = 0;
+    int memory = vgpu_gmem_capture_pending() && !cuStreamGetCaptureInfo(s, &status, &capture) && status;
     struct vgpu_result_stream_end_capture r;
     rc = vgpu_cu_call(VGPU_CALL_STREAM_END_CAPTURE, &a, sizeof a, &r, sizeof r);
-    if (rc == CUDA_SUCCESS || rc == (CUresult)VGPU_CUDA_ERROR_STREAM_CAPTURE_INVALIDATED ||
-        rc == (CUresult)VGPU_CUDA_ERROR_STREAM_CAPTURE_UNJOINED)
+    ended = rc == CUDA_SUCCESS || rc == (CUresult)VGPU_CUDA_ERROR_STREAM_CAPTURE_INVALIDATED ||
+            rc == (CUresult)VGPU_CUDA_ERROR_STREAM_CAPTURE_UNJOINED;
+    if (ended)
         vgpu_capture_ended(); /* these end the capture */
-    if (rc)
-        return rc;
-    return graph_record(r.graph, graph);
+    if (rc == CUDA_SUCCESS)
+        rc = graph_record(r.graph, graph);
+    if (memory && ended)
+        vgpu_gmem_capture_ended(capture, rc == CUDA_SUCCESS, rc == CUDA_SUCCESS ? *graph : NULL);
+    return rc;
 }
 
 /* The status and id of a stream's capture. The graph and dependency outputs of the v2/v3 entry
@@ -339,7 +350,7 @@ CUresult cuGraphInstantiateWithFlags(CUgraphExec *exec, CUgraph graph, unsigned 
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
     *x = (struct CUgraphExec_st){VGPU_MAGIC_EXEC, r.graph_exec};
-    if ((rc = vgpu_guest_exec_register(x))) {
+    if ((rc = vgpu_guest_exec_register(x)) || (rc = vgpu_gmem_copy(VGPU_GMEM_GRAPH, graph, VGPU_GMEM_EXEC, x, flags))) {
         cuGraphExecDestroy(x);
         return rc;
     }
@@ -362,7 +373,9 @@ CUresult cuGraphLaunch(CUgraphExec exec, CUstream s)
 {
     if (!VGPU_CHECK_HANDLE(exec, VGPU_MAGIC_EXEC))
         return CUDA_ERROR_INVALID_HANDLE;
-    CUresult rc;
+    CUresult rc = vgpu_gmem_launch(exec); /* CUDA's rules for graph allocations (cu_graph_mem.c) */
+    if (rc)
+        return rc;
     if (vgpu_guest_exec_launch(exec, s, &rc))
         return rc; /* it has guest nodes: launched phase by phase */
     struct vgpu_args_graph_launch a = {.graph_exec = exec->id};
@@ -380,6 +393,7 @@ CUresult cuGraphExecDestroy(CUgraphExec exec)
         return CUDA_ERROR_INVALID_HANDLE;
     vgpu_xgraph_exec_forget(exec); /* the copy of its graph an exec of a built graph keeps */
     vgpu_guest_exec_forget(exec->id);
+    vgpu_gmem_forget(VGPU_GMEM_EXEC, exec);
     return vgpu_cu_release(VGPU_CALL_GRAPH_EXEC_DESTROY, exec->id, &exec->magic, exec);
 }
 
@@ -389,6 +403,7 @@ CUresult cuGraphDestroy(CUgraph graph)
         return vgpu_xgraph_destroy(graph);
     if (!VGPU_CHECK_HANDLE(graph, VGPU_MAGIC_GRAPH))
         return CUDA_ERROR_INVALID_HANDLE;
+    vgpu_gmem_forget(VGPU_GMEM_GRAPH, graph);
     return vgpu_cu_release(VGPU_CALL_GRAPH_DESTROY, graph->id, &graph->magic, graph);
 }
 
