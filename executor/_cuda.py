@@ -157,7 +157,7 @@ class CudaExecutor(MemoryCalls, ModuleCalls, StreamCalls, BlasCalls, NvmlCalls, 
         self._graph_execs = HandleTable[GraphExec]("graph exec", ids=ids)
         self._blas = HandleTable[BlasHandle]("cuBLAS", CublasStatus.CUBLAS_STATUS_NOT_INITIALIZED, ids=ids)
         self._contexts = HandleTable[int]("context", CUresult.CUDA_ERROR_INVALID_CONTEXT, ids=ids)
-        self._textures = CudaTextures(ids)  # arrays and texture/surface objects (cuCtxDestroy frees them)
+        self._textures = CudaTextures(ids)  # arrays and texture/surface objects (close destroys them)
         self._primary: int | None = None
         self._primary_refs = 0
         self._ctx_stack: list[int] = []
@@ -240,6 +240,7 @@ class CudaExecutor(MemoryCalls, ModuleCalls, StreamCalls, BlasCalls, NvmlCalls, 
             steps += [("cublasDestroy", partial(cublas.destroy, h.handle)) for h in self._blas.clear()]
         steps += [("cuEventDestroy", partial(d.event_destroy, e)) for e in self._events.clear()]
         steps += [("cuStreamDestroy", partial(d.stream_destroy, s)) for s in self._streams.clear()]
+        steps += self.release_textures()  # objects, then their arrays
         self._functions.clear()
         steps += [("cuModuleUnload", partial(d.module_unload, m.module)) for m in self._modules.clear()]
         for alloc in self.allocations:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Final
 
 from protocol import CUresult
@@ -65,6 +66,10 @@ class CudaTextures:
         return len(self.arrays) + len(self.textures) + len(self.surfaces)
 
 
+def _destroy(call: Callable[[Any], Any], obj: DriverHandle, what: str) -> None:
+    check(call(obj), what)
+
+
 def _struct(driver: Any, name: str, **fields: Any) -> Any:
     """A cuda-bindings struct with ``fields`` set (nested ones by ``a__b`` names)."""
     obj = getattr(driver, name)()
@@ -109,6 +114,21 @@ class CudaTextureCalls(CudaBase):
         self._textures.arrays.pop(args.array)
         self._alloc_bytes -= record.nbytes
         return _NO_RESULT
+
+    def release_textures(self) -> list[tuple[str, Callable[[], None]]]:
+        """The context is closing: the steps that destroy its texture and surface objects, then its
+        arrays (the objects name them), each raising a ``CudaError`` naming its call; the records are
+        forgotten now (nothing of them may count as held once the context is gone)."""
+        d, tex = self._drv.module, self._textures
+        kinds = (("cuTexObjectDestroy", tex.textures), ("cuSurfObjectDestroy", tex.surfaces))
+        steps: list[tuple[str, Callable[[], None]]] = [
+            (what, partial(_destroy, getattr(d, what), obj, what)) for what, objects in kinds
+            for obj in objects.values()]
+        steps += [("cuArrayDestroy", partial(_destroy, d.cuArrayDestroy, record.array, "cuArrayDestroy"))
+                  for record in tex.arrays.clear()]
+        tex.textures.clear()
+        tex.surfaces.clear()
+        return steps
 
     # -- objects ----------------------------------------------------------------------------------
 

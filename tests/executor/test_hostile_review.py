@@ -6,10 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from executor import CudaError
+from executor import CudaError, _cuda
+from tests.executor.test_cuda_textures import TEXTURE, FakeDriver, _call
+from tests.executor.test_handlers import Handle
 from tests.executor.test_sim_textures import Gpu
 
 #: values where arithmetic on u64 fields goes wrong: 0, 1, small, page, int64 and uint64 edges
@@ -111,3 +114,38 @@ def test_texture_descriptions_are_served_or_refused_with_a_status(
         gpu("tex_object_create", **args)
     except CudaError:
         assert gpu.ex.host.used == held
+
+
+class _ContextDriver(FakeDriver):
+    """The texture stand-in driver, able to make and destroy a context too."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("cuDeviceGet", "cuCtxCreate"):
+            def made(*args: Any) -> tuple[int, Any]:
+                self.calls.append((name, args))
+                return (0, Handle())
+            return made
+        if name == "cuDeviceGetName":
+            return lambda size, device: (0, b"stand-in".ljust(size, b"\0"))
+        if name == "CUstream":
+            return lambda value: Handle()
+        return super().__getattr__(name)
+
+
+def test_a_closed_cuda_context_holds_no_arrays_textures_or_surfaces(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``CudaExecutor.close`` destroys the VM's arrays and texture/surface objects (before the context)
+    and forgets them: it kept them, so a closed context still counted them in ``live_handles`` (what
+    a session must release to zero) and in the quota's bytes."""
+    driver = _ContextDriver()
+    monkeypatch.setattr(_cuda, "load_driver", lambda: driver)
+    monkeypatch.setattr(_cuda, "cuda_available", lambda: (True, ""))
+    ex = _cuda.CudaExecutor()
+    array = _call(ex, "array_create", width=64, height=64, depth=0, format=0x20, channels=4, flags=2)
+    _call(ex, "tex_object_create", **(TEXTURE | dict(array=int(array.array))))
+    _call(ex, "surf_object_create", array=int(array.array))
+    assert ex.live_handles() == 3 and ex.memory_used() == 64 * 64 * 16
+    ex.close()
+    assert ex.live_handles() == 0 and ex.memory_used() == 0
+    destroyed = [name for name, _ in driver.calls if name.endswith("Destroy")]
+    assert destroyed[:3] == ["cuTexObjectDestroy", "cuSurfObjectDestroy", "cuArrayDestroy"]
+    assert destroyed[-1] == "cuCtxDestroy"
