@@ -757,6 +757,21 @@ CUresult cuDeviceSetGraphMemAttribute(CUdevice device, int attr, void *value)
 
 CUresult cuDeviceGraphMemTrim(CUdevice device) { return device != 0 ? CUDA_ERROR_INVALID_DEVICE : CUDA_SUCCESS; }
 
+CUresult cuGraphUpload(CUgraphExec exec, CUstream s);
+CUresult cuGraphUpload_ptsz(CUgraphExec exec, CUstream s);
+
+/* An exec is instantiated whole on the host when it is made, and its graph's memory allocated with
+ * its nodes: nothing is left to upload. The exec and the stream are checked, as CUDA checks them. */
+CUresult cuGraphUpload(CUgraphExec exec, CUstream s)
+{
+    uint32_t stream;
+    if (!VGPU_CHECK_HANDLE(exec, VGPU_MAGIC_EXEC))
+        return CUDA_ERROR_INVALID_HANDLE;
+    return vgpu_shim_stream_id(s, &stream);
+}
+
+CUresult cuGraphUpload_ptsz(CUgraphExec exec, CUstream s) { return cuGraphUpload(exec, s); }
+
 /* -- nodes and their types -------------------------------------------------------------------------- */
 
 CUresult cuGraphGetNodes(CUgraph graph, CUgraphNode *nodes, size_t *count);

@@ -288,3 +288,9 @@ cudaError_t cudaDeviceSetGraphMemAttribute(int device, int attr, void *value)
 }
 
 cudaError_t cudaDeviceGraphMemTrim(int device) { RT_CALL(cuDeviceGraphMemTrim(device)); }
+
+CUresult cuGraphUpload(CUgraphExec exec, CUstream s);
+cudaError_t cudaGraphUpload(cudaGraphExec_t exec, cudaStream_t s);
+cudaError_t cudaGraphUpload_ptsz(cudaGraphExec_t exec, cudaStream_t s);
+cudaError_t cudaGraphUpload(cudaGraphExec_t exec, cudaStream_t s) { RT_CALL(cuGraphUpload(exec, s)); }
+cudaError_t cudaGraphUpload_ptsz(cudaGraphExec_t exec, cudaStream_t s) { RT_CALL(cuGraphUpload(exec, s)); }
