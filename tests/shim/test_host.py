@@ -42,6 +42,8 @@ EXPECTED_CALLS = {
     "graph_nodes": {"mem_alloc", "stream_begin_capture", "memset_d32", "memcpy_dtod", "launch_kernel",
                     "event_record_with_flags", "stream_wait_event", "stream_end_capture", "graph_instantiate",
                     "graph_launch", "graph_exec_destroy", "mem_free"},
+    "graph_memory": {"graph_mem_alloc", "graph_mem_free", "stream_begin_capture", "stream_end_capture",
+                     "graph_instantiate", "graph_launch", "memset_d8", "memcpy_dtod"},
     "host_funcs": {"stream_add_guest_node", "graph_exec_guest_node", "graph_launch_phase", "graph_node_count",
                    "graph_clone", "graph_exec_update", "stream_synchronize", "memcpy_htod", "memcpy_dtoh",
                    "launch_kernel"},
@@ -68,7 +70,7 @@ def run_on_mediator(name: str, shim: ShimBuild, tmp_path: Path) -> tuple[Selftes
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("name", ["vector_add", "gemm", "streams_events", "graph", "blas3", "graph_nodes",
-                                  "host_funcs"])
+                                  "host_funcs", "graph_memory"])
 def test_program_passes_through_the_socket_transport_and_the_mediator_saw_its_calls(
     name: str, shim: ShimBuild, tmp_path: Path, artifacts: Path,
 ) -> None:
@@ -116,7 +118,8 @@ def test_without_any_configuration_the_shim_looks_for_the_pci_device(shim: ShimB
 
 
 def test_the_programs_are_nvcc_binaries_that_link_nvidias_sonames() -> None:
-    for name in ("vector_add", "gemm", "streams_events", "graph", "blas3", "graph_nodes", "host_funcs"):
+    for name in ("vector_add", "gemm", "streams_events", "graph", "blas3", "graph_nodes", "host_funcs",
+                 "graph_memory"):
         dynamic = subprocess.run(["readelf", "-dW", str(PROGRAMS / name)], capture_output=True, text=True,
                                  check=True).stdout
         assert "Shared library: [libcudart.so.13]" in dynamic, name
