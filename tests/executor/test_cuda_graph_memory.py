@@ -6,17 +6,18 @@ kept as cuMemAlloc's."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import pytest
 
-from executor import CallIO, CudaError, Executor
+from executor import CudaError, Executor
 from executor._base import AllocationMap
 from executor._cuda import CudaExecutor
 from executor._cuda_driver import Driver
-from protocol import CALLS_BY_NAME, CUresult
+from protocol import CUresult
 
-from .test_handlers import Bindings
+from .test_handlers import Bindings, call_handler
 
 RELAXED, GLOBAL = 2, 0
 OK = 0
@@ -33,11 +34,7 @@ def _executor(bindings: Bindings, quota: int = 1 << 20) -> CudaExecutor:
     return ex
 
 
-def _call(ex: CudaExecutor, name: str, **args: Any) -> Any:
-    spec = CALLS_BY_NAME[name]
-    handler = ex.handler_for(spec)
-    assert handler is not None
-    return handler(spec.args(**args), CallIO(memoryview(b""), memoryview(bytearray(0)), False))
+_call = partial(call_handler, blocking=False)
 
 
 def _modes(n: int) -> dict[str, list[tuple[Any, ...]]]:
@@ -76,7 +73,7 @@ def test_a_failing_allocation_still_puts_the_capture_mode_back() -> None:
     ("graph_mem_free", {"dptr": 0}, CUresult.CUDA_ERROR_INVALID_VALUE),
 ])
 def test_a_guests_bad_size_or_pointer_is_refused_before_the_driver_allocates_or_frees(
-        name: str, args: dict[str, int], status: CUresult) -> None:
+        name: str, args: dict[str, Any], status: CUresult) -> None:
     bindings = Bindings(**_modes(1))
     with pytest.raises(CudaError) as caught:
         _call(_executor(bindings), name, **args)

@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import itertools
 import time
-from typing import Any
+from functools import partial
 
 import pytest
 
-from executor import CallIO, CudaError, Executor
+from executor import CudaError, Executor
 from executor._base import HandleTable
 from executor._cuda import CudaExecutor
 from executor._cuda_driver import Driver
 from executor._cuda_guest_nodes import MAX_PHASE_NODES, GuestMarks, split_phases
-from protocol import CALLS_BY_NAME, CUresult
+from protocol import CUresult
 
-from .test_handlers import Bindings, Handle
+from .test_handlers import Bindings, Handle, call_handler
 
 ACTIVE = 1
 
@@ -71,12 +71,7 @@ def _executor(bindings: Bindings) -> CudaExecutor:
     return ex
 
 
-def _call(ex: CudaExecutor, name: str, **args: Any) -> Any:
-    """The handler itself (``execute`` would make the context current first, and there is none)."""
-    spec = CALLS_BY_NAME[name]
-    handler = ex.handler_for(spec)
-    assert handler is not None
-    return handler(spec.args(**args), CallIO(memoryview(b""), memoryview(bytearray(0)), False))
+_call = partial(call_handler, blocking=False)
 
 
 def test_a_captured_guest_node_is_an_empty_node_and_its_graph_is_instantiated_per_phase() -> None:

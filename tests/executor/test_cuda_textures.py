@@ -11,14 +11,15 @@ from typing import Any
 
 import pytest
 
-from executor import CallIO, CudaError, Executor
+from executor import CudaError, Executor
 from executor._base import Allocation, AllocationMap, HandleTable
 from executor._cuda import CudaExecutor
 from executor._cuda_driver import Driver
 from executor._cuda_textures import CudaTextures
-from protocol import CALLS_BY_NAME, CUresult
+from protocol import CUresult
 
 from .test_handlers import Handle
+from .test_handlers import call_handler as _call
 
 
 class AddressMode(IntEnum):
@@ -93,13 +94,6 @@ def _executor(driver: FakeDriver, quota: int | None = None) -> CudaExecutor:
     ex._null = Handle()
     ex._invalidated = {}
     return ex
-
-
-def _call(ex: CudaExecutor, name: str, *, inp: bytes = b"", out_cap: int = 0, **args: Any) -> Any:
-    spec = CALLS_BY_NAME[name]
-    handler = ex.handler_for(spec)
-    assert handler is not None
-    return handler(spec.args(**args), CallIO(memoryview(inp), memoryview(bytearray(out_cap)), True))
 
 
 def _fails(status: CUresult, ex: CudaExecutor, name: str, **args: Any) -> None:

@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from executor import CudaError, Executor
+from executor import CallIO, CudaError, Executor
 from executor._cuda import CudaExecutor
 from executor._cuda_driver import Driver, check
 from executor._sim import SimExecutor
-from protocol import CALLS, CallSpec, CUresult
+from protocol import CALLS, CALLS_BY_NAME, CallSpec, CUresult
 
 
 def _cuda_without_a_device() -> CudaExecutor:
@@ -79,6 +79,16 @@ class Bindings:
             self.calls.append((name, args))
             return self.answers[name].pop(0)
         return call
+
+
+def call_handler(ex: Executor, name: str, *, inp: bytes = b"", out_cap: int = 0, blocking: bool = True,
+                 **args: Any) -> Any:
+    """``name``'s handler itself, called with ``args`` (``execute`` would make the cuda context current
+    first, and a stand-in executor has none)."""
+    spec = CALLS_BY_NAME[name]
+    handler = ex.handler_for(spec)
+    assert handler is not None
+    return handler(spec.args(**args), CallIO(memoryview(inp), memoryview(bytearray(out_cap)), blocking))
 
 
 def test_a_parameter_layout_ends_at_the_drivers_invalid_value_and_other_failures_raise() -> None:

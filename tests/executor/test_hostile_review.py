@@ -11,8 +11,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from executor import CudaError, _cuda
-from tests.executor.test_cuda_textures import TEXTURE, FakeDriver, _call
+from tests.executor.test_cuda_textures import TEXTURE, FakeDriver
 from tests.executor.test_handlers import Handle
+from tests.executor.test_handlers import call_handler as _call
 from tests.executor.test_sim_textures import Gpu
 
 #: values where arithmetic on u64 fields goes wrong: 0, 1, small, page, int64 and uint64 edges
