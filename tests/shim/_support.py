@@ -134,6 +134,8 @@ SAMPLES = {
     "0_Introduction/simpleTexture": "simpleTexture", "0_Introduction/simpleSurfaceWrite": "simpleSurfaceWrite",
     "0_Introduction/simpleZeroCopy": "simpleZeroCopy", "0_Introduction/UnifiedMemoryStreams": "UnifiedMemoryStreams",
     "3_CUDA_Features/warpAggregatedAtomicsCG": "warpAggregatedAtomicsCG", "5_Domain_Specific/FDTD3d": "FDTD3d",
+    "3_CUDA_Features/graphMemoryNodes": "graphMemoryNodes", "3_CUDA_Features/graphMemoryFootprint": "graphMemoryFootprint",
+    "6_Performance/cudaGraphsPerfScaling": "cudaGraphsPerfScaling",
 }
 #: those of them that launch kernels of their own (the PTX engine runs them on ``sim``)
 KERNEL_SAMPLES = frozenset({"streamOrderedAllocation", "vectorAdd", "simpleVoteIntrinsics", "simplePrintf",
@@ -146,7 +148,8 @@ KERNEL_SAMPLES = frozenset({"streamOrderedAllocation", "vectorAdd", "simpleVoteI
                             "binaryPartitionCG", "convolutionSeparable", "mergeSort", "sortingNetworks",
                             "simpleLayeredTexture", "simpleCubemapTexture", "simpleTexture",
                             "simpleSurfaceWrite",
-                            "simpleZeroCopy", "warpAggregatedAtomicsCG", "FDTD3d"})
+                            "simpleZeroCopy", "warpAggregatedAtomicsCG", "FDTD3d", "graphMemoryNodes",
+                            "graphMemoryFootprint", "cudaGraphsPerfScaling"})
 #: the files of ``samples/data`` each sample reads from ``./data/`` (its input and reference images)
 SAMPLES_DATA = Path(__file__).resolve().parent / "samples" / "data"
 SAMPLE_DATA: dict[str, tuple[str, ...]] = {
