@@ -772,6 +772,22 @@ CUresult cuGraphUpload(CUgraphExec exec, CUstream s)
 
 CUresult cuGraphUpload_ptsz(CUgraphExec exec, CUstream s) { return cuGraphUpload(exec, s); }
 
+CUresult cuGraphConditionalHandleCreate(unsigned long long *handle, CUgraph graph, CUcontext ctx, unsigned int value,
+                                        unsigned int flags);
+
+/* Conditional nodes need their condition set on the device: nvcc compiles cudaGraphSetConditional
+ * in a kernel to a call of an .extern .func of the device runtime, which a graph on the host (sim's
+ * replay, or one driver graph per phase on cuda) cannot honour between its nodes. */
+CUresult cuGraphConditionalHandleCreate(unsigned long long *handle, CUgraph graph, CUcontext ctx, unsigned int value,
+                                        unsigned int flags)
+{
+    (void)handle, (void)graph, (void)ctx, (void)value, (void)flags;
+    VGPU_UNSUPPORTED_USE(CUDA_ERROR_NOT_SUPPORTED,
+                         "cuGraphConditionalHandleCreate: conditional graph nodes are not served -- kernels set their "
+                         "condition with the device runtime's cudaGraphSetConditional (an .extern .func call in "
+                         "their PTX), which the host's graphs cannot evaluate between nodes");
+}
+
 /* -- nodes and their types -------------------------------------------------------------------------- */
 
 CUresult cuGraphGetNodes(CUgraph graph, CUgraphNode *nodes, size_t *count);

@@ -294,3 +294,13 @@ cudaError_t cudaGraphUpload(cudaGraphExec_t exec, cudaStream_t s);
 cudaError_t cudaGraphUpload_ptsz(cudaGraphExec_t exec, cudaStream_t s);
 cudaError_t cudaGraphUpload(cudaGraphExec_t exec, cudaStream_t s) { RT_CALL(cuGraphUpload(exec, s)); }
 cudaError_t cudaGraphUpload_ptsz(cudaGraphExec_t exec, cudaStream_t s) { RT_CALL(cuGraphUpload(exec, s)); }
+
+CUresult cuGraphConditionalHandleCreate(unsigned long long *handle, CUgraph graph, CUcontext ctx, unsigned int value,
+                                        unsigned int flags);
+cudaError_t cudaGraphConditionalHandleCreate(unsigned long long *handle, cudaGraph_t graph, unsigned int value,
+                                             unsigned int flags);
+cudaError_t cudaGraphConditionalHandleCreate(unsigned long long *handle, cudaGraph_t graph, unsigned int value,
+                                             unsigned int flags)
+{
+    RT_CALL(cuGraphConditionalHandleCreate(handle, graph, NULL, value, flags));
+}

@@ -5,7 +5,7 @@
 // frees it (cudaFreeAsync outside the graph, or a launch of a graph whose free node names it) unless
 // the exec auto-frees on launch; freeing it when it is not allocated is an error; a graph destroyed
 // with its allocation outstanding leaves it to the program (cudaFree); a captured free of memory no
-// capture allocated is refused; cudaGraphUpload checks its exec.
+// capture allocated is refused; cudaGraphUpload checks its exec; conditional nodes are refused.
 #include <cstring>
 #include <vector>
 
@@ -126,6 +126,14 @@ int main() {
     cudaError_t trim = cudaDeviceGraphMemTrim(0);
     report("attributes", high >= base + kBytes && !reset && after == used_now() && !trim,
            "high=%llu reset=%d after=%llu trim=%d", high, reset, after, trim);
+
+    // conditional nodes are refused where their handle is made (their condition is set on the device)
+    cudaGraph_t cg;
+    cudaGraphCreate(&cg, 0);
+    cudaGraphConditionalHandle handle = 0;
+    cudaError_t cond = cudaGraphConditionalHandleCreate(&handle, cg, 0, 0);
+    cudaGraphDestroy(cg);
+    report("conditional_refused", cond == cudaErrorNotSupported, "status=%d", cond);
 
     cudaFree(out);
     cudaStreamDestroy(s);
