@@ -6,15 +6,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from executor import CudaError, _cuda
 from tests.executor.test_cuda_textures import TEXTURE, FakeDriver
 from tests.executor.test_handlers import Handle
 from tests.executor.test_handlers import call_handler as _call
-from tests.executor.test_sim_textures import Gpu
+from tests.executor.test_sim_textures import LAYERED, Gpu
 
 #: values where arithmetic on u64 fields goes wrong: 0, 1, small, page, int64 and uint64 edges
 _EDGES = [0, 1, 2, 3, 4, 15, 16, 64, 4095, 4096, 2**31, 2**32 - 1, 2**32, 2**62, 2**63 - 1, 2**63,
@@ -150,3 +151,48 @@ def test_a_closed_cuda_context_holds_no_arrays_textures_or_surfaces(monkeypatch:
     destroyed = [name for name, _ in driver.calls if name.endswith("Destroy")]
     assert destroyed[:3] == ["cuTexObjectDestroy", "cuSurfObjectDestroy", "cuArrayDestroy"]
     assert destroyed[-1] == "cuCtxDestroy"
+
+
+@st.composite
+def _array_box(draw: Any) -> tuple[int, int, int, int, int, int]:
+    """(x, y, z, w, h, d) for a 64 x 4 x 3-byte array of 4-byte texels: half of them inside, the rest
+    anything (partial texels, past an edge, u64 edges)."""
+    if draw(st.booleans()):
+        x, y, z = 4 * draw(st.integers(0, 15)), draw(st.integers(0, 3)), draw(st.integers(0, 2))
+        return (x, y, z, 4 * draw(st.integers(1, 16 - x // 4)), draw(st.integers(1, 4 - y)),
+                draw(st.integers(1, 3 - z)))
+    return (draw(_SMALL), draw(_SMALL), draw(_SMALL), draw(st.integers(1, 80)), draw(st.integers(1, 6)),
+            draw(st.integers(1, 5)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(box=_array_box(), layered=st.booleans(), to_array=st.booleans())
+def test_array_boxes_fail_as_cuda_errors_or_touch_just_their_box(box: tuple[int, int, int, int, int, int],
+                                                                layered: bool, to_array: bool) -> None:
+    """An array side with any box: refused, or exactly the box of the array's texels (rows of 16
+    texels of 4 bytes, 4 rows, 3 slices or layers), the other arrays untouched."""
+    x, y, z, w, h, d = box
+    gpu = Gpu()
+    arrays = [gpu.array(16, 4, 3, flags=LAYERED if layered else 0) for _ in range(3)]
+    model = {a: np.arange(3 * 4 * 64, dtype=np.uint32).astype(np.uint8).reshape(3, 4, 64) + i
+             for i, a in enumerate(arrays)}
+    for a, data in model.items():
+        gpu.put(data, array=a)
+    payload = (np.arange(w * h * d, dtype=np.uint32) * 7).astype(np.uint8).reshape(d, h, w)
+    try:
+        if to_array:
+            gpu.put(payload, array=arrays[1], x=x, y=y, z=z)
+        else:
+            got = gpu.get((d, h, w), array=arrays[1], x=x, y=y, z=z)
+    except CudaError:
+        event("refused")
+    else:
+        event("served")
+        inside = model[arrays[1]][z:z + d, y:y + h, x:x + w]
+        assert inside.shape == (d, h, w) and x % 4 == 0 and w % 4 == 0  # served only inside, whole texels
+        if to_array:
+            inside[...] = payload
+        else:
+            assert np.array_equal(got, inside)
+    for a, data in model.items():
+        assert np.array_equal(gpu.get((3, 4, 64), array=a), data)
