@@ -16,11 +16,9 @@
  * pitched host copy.
  *
  * Memory nodes: the allocation is made (and counted against the VM's quota) when the node is added,
- * at the address the node reports, and kept for as long as a graph or executable graph holding the
- * node lives when the graph also frees it; without a free node the program owns it after a launch,
- * as in CUDA (cuMemFree / cudaFree). So the address is fixed, as CUDA promises, and the memory is
- * held for the graph's lifetime rather than only between the two nodes. A child graph with memory
- * nodes is refused, as CUDA refuses it.
+ * at the address the node reports, and held while a graph or executable graph names it;
+ * cu_graph_mem.c keeps the allocations and CUDA's per-launch rules for those a graph does not free.
+ * A child graph with memory nodes is refused, as CUDA refuses it.
  *
  * Not served, answered CUDA_ERROR_NOT_SUPPORTED and logged once: copies of CUDA arrays, host-to-host
  * copies, and edges added afterwards (cuGraphAddDependencies).
