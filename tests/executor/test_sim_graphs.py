@@ -230,7 +230,9 @@ def test_forked_and_joined_streams_are_captured_into_one_graph(gpu: Gpu) -> None
     assert gpu.get(buf, 8) == b"ccaabbbb"
 
 
-def test_a_fork_that_is_not_joined_back_fails_the_capture(gpu: Gpu) -> None:
+@pytest.mark.parametrize("destroyed", [False, True])
+def test_a_fork_that_is_not_joined_back_fails_the_capture(gpu: Gpu, destroyed: bool) -> None:
+    """Also when the forked stream was destroyed before the end (it left the capture, its work stays)."""
     origin, side = gpu.stream(), gpu.stream()
     fork = gpu.event()
     buf = gpu.alloc(4)
@@ -238,9 +240,11 @@ def test_a_fork_that_is_not_joined_back_fails_the_capture(gpu: Gpu) -> None:
     gpu("event_record", event=fork, stream=origin)
     gpu("stream_wait_event", stream=side, event=fork, flags=0)
     gpu("memset_d8", dst=buf, count=4, value=1, stream=side)
+    if destroyed:
+        gpu("stream_destroy", stream=side)
     error = gpu.fails(CUresult.CUDA_ERROR_STREAM_CAPTURE_UNJOINED, "stream_end_capture", stream=origin)
     assert "cuMemsetD8" in error.message
-    assert gpu.info(side) == (NONE, 0)
+    assert destroyed or gpu.info(side) == (NONE, 0)
     assert gpu.get(buf, 4) == bytes(4)
 
 
@@ -332,18 +336,6 @@ def test_a_joined_stream_destroyed_mid_capture_leaves_it_and_its_joined_work_sta
     assert gpu.get(dst, 4) == b"\x09" * 4
 
 
-def test_a_destroyed_streams_unjoined_work_fails_the_capture(gpu: Gpu) -> None:
-    origin, side = gpu.stream(), gpu.stream()
-    fork = gpu.event()
-    dst = gpu.alloc(4)
-    gpu.begin(origin)
-    gpu("event_record", event=fork, stream=origin)
-    gpu("stream_wait_event", stream=side, event=fork, flags=0)
-    gpu("memset_d8", dst=dst, count=4, value=9, stream=side)
-    gpu("stream_destroy", stream=side)
-    gpu.fails(CUresult.CUDA_ERROR_STREAM_CAPTURE_UNJOINED, "stream_end_capture", stream=origin)
-
-
 def test_graph_memory_is_allocated_and_freed_during_a_global_capture(gpu: Gpu) -> None:
     """graph_mem_alloc/free serve memory nodes: CUDA permits them where cuMemAlloc is refused."""
     stream = gpu.stream()
@@ -357,6 +349,14 @@ def test_graph_memory_is_allocated_and_freed_during_a_global_capture(gpu: Gpu) -
     gpu.fails(CUresult.CUDA_ERROR_INVALID_VALUE, "graph_mem_free", dptr=dptr)  # twice
     gpu.fails(CUresult.CUDA_ERROR_INVALID_VALUE, "graph_mem_free", dptr=0)
     gpu.fails(CUresult.CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED, "mem_alloc", bytesize=4096)
+
+
+@pytest.mark.parametrize("size", [0, 1 << 62])
+def test_a_graph_block_of_no_bytes_or_past_the_quota_is_refused(gpu: Gpu, size: int) -> None:
+    used = gpu.ex.memory.used
+    status = CUresult.CUDA_ERROR_INVALID_VALUE if size == 0 else CUresult.CUDA_ERROR_OUT_OF_MEMORY
+    gpu.fails(status, "graph_mem_alloc", bytesize=size)
+    assert gpu.ex.memory.used == used
 
 
 def test_a_captured_batched_gemm_reads_its_pointer_arrays_at_replay(gpu: Gpu) -> None:
