@@ -6,6 +6,7 @@ own live ranges, refused with a CUDA error, counted and logged."""
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -299,42 +300,45 @@ def test_what_a_guest_asks_of_an_alias_is_checked(vm: tuple[VmShare, bytearray])
 
 # -- through the rings: refused, counted and logged ---------------------------------------------------
 
-def test_a_bad_pinned_offset_through_the_rings_is_an_error_status_counted_and_logged() -> None:
+@pytest.fixture
+def ring_pair() -> Iterator[RingPair]:
+    """A sim executor behind real rings, with a pinned area of 1 MiB."""
     pair = RingPair()
     try:
         pair.executor.pinned = PinnedArea(memoryview(bytearray(MIB))).client()
-        offset = pair.call("mem_host_alloc", bytesize=PAGE, flags=0).result.offset  # type: ignore[union-attr]
-        dev = pair.call("mem_alloc", bytesize=PAGE).result.dptr  # type: ignore[union-attr]
-        errors = pair.counters.errors
-        with structlog.testing.capture_logs() as logs:
-            answer = pair.call("memcpy_dtoh_pinned", src=dev, offset=offset + PAGE, count=8, stream=0)
-        assert answer.status == CUresult.CUDA_ERROR_INVALID_VALUE
-        assert pair.counters.errors == errors + 1
-        assert [(e["event"], e["call"]) for e in logs] == [("call failed", "memcpy_dtoh_pinned")]
-        # posted, the failure is latched and reported by the next call that waits, as CUDA does
-        pair.call("memcpy_htod_pinned", dst=dev, offset=offset, count=PAGE + 1, stream=0, asynchronous=True)
-        assert pair.async_errors == [CUresult.CUDA_ERROR_INVALID_VALUE]
-        assert pair.call("ctx_synchronize").status == CUresult.CUDA_ERROR_INVALID_VALUE
-        assert pair.call("memcpy_htod_pinned", dst=dev, offset=offset, count=PAGE, stream=0).status == 0
+        yield pair
     finally:
         pair.close()
 
 
-def test_a_bad_alias_through_the_rings_is_an_error_status_counted_and_logged() -> None:
-    pair = RingPair()
-    try:
-        pair.executor.pinned = PinnedArea(memoryview(bytearray(MIB))).client()
-        offset = pair.call("mem_host_alloc", bytesize=PAGE, flags=2).result.offset  # type: ignore[union-attr]
-        dev = pair.call("mem_alloc", bytesize=PAGE).result.dptr  # type: ignore[union-attr]
-        errors = pair.counters.errors
-        with structlog.testing.capture_logs() as logs:
-            answer = pair.call("mem_host_alias", offset=offset, address=dev)  # a collision
-        assert answer.status == CUresult.CUDA_ERROR_INVALID_VALUE
-        assert pair.counters.errors == errors + 1
-        assert [(e["event"], e["call"]) for e in logs] == [("call failed", "mem_host_alias")]
-        assert pair.call("mem_host_alias", offset=offset, address=0).status == 0
-    finally:
-        pair.close()
+def refused_once(pair: RingPair, name: str, **args: Any) -> None:
+    """``name`` through the rings: CUDA_ERROR_INVALID_VALUE, one error counted and one line logged."""
+    errors = pair.counters.errors
+    with structlog.testing.capture_logs() as logs:
+        answer = pair.call(name, **args)
+    assert answer.status == CUresult.CUDA_ERROR_INVALID_VALUE
+    assert pair.counters.errors == errors + 1
+    assert [(e["event"], e["call"]) for e in logs] == [("call failed", name)]
+
+
+def test_a_bad_pinned_offset_through_the_rings_is_an_error_status_counted_and_logged(ring_pair: RingPair) -> None:
+    pair = ring_pair
+    offset = pair.call("mem_host_alloc", bytesize=PAGE, flags=0).result.offset  # type: ignore[union-attr]
+    dev = pair.call("mem_alloc", bytesize=PAGE).result.dptr  # type: ignore[union-attr]
+    refused_once(pair, "memcpy_dtoh_pinned", src=dev, offset=offset + PAGE, count=8, stream=0)
+    # posted, the failure is latched and reported by the next call that waits, as CUDA does
+    pair.call("memcpy_htod_pinned", dst=dev, offset=offset, count=PAGE + 1, stream=0, asynchronous=True)
+    assert pair.async_errors == [CUresult.CUDA_ERROR_INVALID_VALUE]
+    assert pair.call("ctx_synchronize").status == CUresult.CUDA_ERROR_INVALID_VALUE
+    assert pair.call("memcpy_htod_pinned", dst=dev, offset=offset, count=PAGE, stream=0).status == 0
+
+
+def test_a_bad_alias_through_the_rings_is_an_error_status_counted_and_logged(ring_pair: RingPair) -> None:
+    pair = ring_pair
+    offset = pair.call("mem_host_alloc", bytesize=PAGE, flags=2).result.offset  # type: ignore[union-attr]
+    dev = pair.call("mem_alloc", bytesize=PAGE).result.dptr  # type: ignore[union-attr]
+    refused_once(pair, "mem_host_alias", offset=offset, address=dev)  # a collision
+    assert pair.call("mem_host_alias", offset=offset, address=0).status == 0
 
 
 # -- cuda: against a stand-in for cuda.bindings.driver ------------------------------------------------
