@@ -14,9 +14,12 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from numpy._core import umath as _umath
 
+from .._errors import CudaError
 from .._kernels import DeviceMemory
-from ._memory import gather_device
+from ._memory import _span, gather_device
+from ._numeric import uint_of
 from ._texture_objects import AddressMode, Sampler, TexelLayout
 
 __all__ = ["F64", "I64", "cube_face", "decode", "fetch", "gather4", "sample", "texel_addresses"]
@@ -24,6 +27,10 @@ __all__ = ["F64", "I64", "cube_face", "decode", "fetch", "gather4", "sample", "t
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 Bool = npt.NDArray[np.bool_]
+#: coordinates: a float32 register's values, or float64 ones (a cube face's), rounded to float32 here
+Floats = npt.NDArray[np.float32] | F64
+#: np.clip's ufunc itself: the same values without the Python wrapper's checks (a tenth of a fetch)
+_clip: np.ufunc = getattr(_umath, "clip")  # noqa: B009 -- no stub names it
 
 #: coordinates past this magnitude (in texels) are clamped to it before they become integers: every
 #: address mode answers the same for them as for any far coordinate (wrap's period aside)
@@ -32,18 +39,20 @@ _FAR = float(1 << 40)
 _WEIGHT_ONE = 256.0
 
 
-def _finite(x: F64) -> F64:
-    """``x`` with NaN as 0 and magnitudes bounded (see :data:`_FAR`)."""
-    bounded: F64 = np.clip(x, -_FAR, _FAR)  # infinities too
-    bounded[np.isnan(bounded)] = 0.0
+def _finite(x: npt.NDArray[np.float32]) -> F64:
+    """``x`` with NaN as 0 and magnitudes bounded (see :data:`_FAR`; exact in float32), as float64."""
+    bounded: F64 = _clip(x, -_FAR, _FAR).astype(np.float64)  # infinities too
+    nan = np.isnan(bounded)
+    if nan.any():
+        bounded[nan] = 0.0
     return bounded
 
 
-def _scaled(coord: F64, size: int, mode: AddressMode, normalized: bool) -> F64:
+def _scaled(coord: Floats, size: int, mode: AddressMode, normalized: bool) -> F64:
     """A coordinate in texels. Normalized coordinates wrap (``frac(x)``) or mirror (``frac(x)`` where
     ``floor(x)`` is even, ``1 - frac(x)`` where odd) as the programming guide says, then scale by the
     size; in float32, as the hardware's coordinate arithmetic is."""
-    c = coord.astype(np.float32)
+    c = coord.astype(np.float32, copy=False)
     if normalized:
         if mode in (AddressMode.WRAP, AddressMode.MIRROR):
             whole = np.floor(c)
@@ -51,7 +60,7 @@ def _scaled(coord: F64, size: int, mode: AddressMode, normalized: bool) -> F64:
             if mode == AddressMode.MIRROR:
                 c = np.where(np.fmod(whole, np.float32(2)) == 0, c, np.float32(1) - c)
         c = c * np.float32(size)
-    return _finite(c.astype(np.float64))
+    return _finite(c)
 
 
 def address(index: I64, size: int, mode: AddressMode, normalized: bool) -> tuple[I64, Bool | None]:
@@ -61,13 +70,13 @@ def address(index: I64, size: int, mode: AddressMode, normalized: bool) -> tuple
     edges (wrapped around, or mirrored back)."""
     if mode == AddressMode.BORDER:
         outside = (index < 0) | (index >= size)
-        return np.clip(index, 0, size - 1), outside
+        return _clip(index, 0, size - 1), outside
     if normalized and mode == AddressMode.WRAP:
         return np.mod(index, size), None
     if normalized and mode == AddressMode.MIRROR:
         period = np.mod(index, 2 * size)
         return np.where(period < size, period, 2 * size - 1 - period), None
-    return np.clip(index, 0, size - 1), None
+    return _clip(index, 0, size - 1), None
 
 
 def cube_face(x: F64, y: F64, z: F64) -> tuple[I64, F64, F64]:
@@ -107,13 +116,68 @@ def texel_addresses(
 def fetch(
     mem: DeviceMemory, layout: TexelLayout, x: I64, y: I64 | None, z: I64 | None, layer: I64 | None
 ) -> npt.NDArray[np.uint8]:
-    """Each texel's bytes, ``(k, texel_bytes)``, through the checked gather (one bulk read where the
-    texels lie in one span)."""
+    """Each texel's bytes, ``(k, texel_bytes)``: from the resource's own view of device memory where
+    there is one (:func:`_resource`), else through the checked gather (one bulk read where the texels
+    lie in one span)."""
+    view = _resource(mem, layout)
+    if view is not None:
+        index = x
+        for i, size, pitch in (
+            (y, layout.height, layout.row_pitch),
+            (z, layout.depth, layout.slice_pitch),
+            (layer, layout.layers, layout.layer_pitch),
+        ):
+            if size > 1 and i is not None:
+                index = index + i * (pitch // layout.texel_bytes)
+        got = _take(view, index)
+        if got is not None:
+            return got
     return _gather(mem, layout, texel_addresses(layout, x, y, z, layer))
+
+
+def _resource(mem: DeviceMemory, layout: TexelLayout) -> npt.NDArray[Any] | None:
+    """The whole resource as one array of texels -- a view of device memory, checked for reading as
+    any load is -- when the memory offers its extent in one piece and every pitch is a whole number
+    of texels (indices are inside the resource, so every texel read lies in it); else ``None``."""
+    tb = layout.texel_bytes
+    pitches = (layout.row_pitch, layout.slice_pitch, layout.layer_pitch)
+    if any(p < 0 or p % tb for p in pitches):
+        return None
+    extent = tb * layout.width + sum(
+        (n - 1) * p for n, p in zip((layout.height, layout.depth, layout.layers), pitches, strict=True)
+    )
+    try:
+        span = _span(mem, layout.base, extent, False)
+    except CudaError:
+        return None  # a part is not the VM's: the gather below names the texel that faults
+    if span is None or span.size != extent:
+        return None
+    if tb <= 8:
+        return span.view(uint_of(tb))
+    return span.view(np.uint64).reshape(-1, tb // 8)  # 16 bytes: rows of two words
+
+
+def _take(view: npt.NDArray[Any], index: I64) -> npt.NDArray[np.uint8] | None:
+    """The texels at ``index`` of :func:`_resource`'s view, as bytes ``(k, texel_bytes)``; ``None``
+    where an index is past the view (no layout makes one: the checked gather then decides)."""
+    try:
+        got = view.take(index, axis=0)
+    except IndexError:
+        return None
+    out: npt.NDArray[np.uint8] = got.view(np.uint8).reshape(index.size, -1)
+    return out
+
+
+def _strides_aligned(layout: TexelLayout, size: int) -> bool:
+    """Whether every texel address is a multiple of ``size`` because the base and every pitch are."""
+    steps = (layout.base, layout.texel_bytes, layout.row_pitch, layout.slice_pitch, layout.layer_pitch)
+    return not any(step % size for step in steps)
 
 
 def _gather(mem: DeviceMemory, layout: TexelLayout, addrs: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint8]:
     size = layout.texel_bytes
+    if size in (1, 2, 4, 8) and _strides_aligned(layout, size):
+        return gather_device(mem, addrs, size, aligned=True)
     if size == 16 and addrs.size and not int(np.bitwise_or.reduce(addrs)) & 7:
         # four 32-bit channels: as two 8-byte halves, the gather's one-span fast path (a 16-byte
         # element takes its per-cluster path, several times slower)
@@ -243,36 +307,53 @@ def sample(
     # without a border, only the texture's own channels are blended (the missing ones are constants,
     # and the weights sum to 1 exactly: 8-bit fractions)
     bordered = AddressMode.BORDER in modes
-    raw = _gather(mem, layout, _corner_addresses(layout, [a[0] for a in axes], layer))
-    values = decode(raw, layout, sampler, as_float, bordered).reshape(corners, k, -1)
+    view = _resource(mem, layout)
+    pairs = [a[0] for a in axes]
+    raw = None if view is None else _take(view, _corner_offsets(layout, pairs, layer, layout.texel_bytes))
+    if raw is None:
+        start = np.uint64(layout.base & ((1 << 64) - 1))
+        raw = _gather(mem, layout, _corner_offsets(layout, pairs, layer, 1).view(np.uint64) + start)
+    if not bordered and as_float and layout.kind == "float" and layout.channel_bits == 32:
+        # float32 texels as they are: each product below widens them to float64, as decode would
+        values: npt.NDArray[Any] = raw.view(np.float32).reshape(corners, k, -1)
+    else:
+        values = decode(raw, layout, sampler, as_float, bordered).reshape(corners, k, -1)
     for c in range(corners):
         outside = _any_outside([axes[a][1][(c >> a) & 1] for a in range(len(axes))])
         if outside is not None:
             values[c][outside] = border
-    keep = [(a[2], 1.0 - a[2]) for a in axes]  # each axis's weights of its second and first texel
+    keep = [(1.0 - a[2], a[2]) for a in axes]  # each axis's weights of its first and second texel
     out = np.zeros((k, values.shape[2]), dtype=np.float64)
-    for c in range(corners):
-        weight = keep[0][0 if c & 1 else 1]
+    for c in range(corners):  # bit a of the corner: axis a's second texel
+        weight = keep[0][c & 1]
         for a in range(1, len(axes)):
-            weight = weight * keep[a][0 if (c >> a) & 1 else 1]
+            weight = weight * keep[a][(c >> a) & 1]
         out += weight[:, None] * values[c]
     return out if bordered else complete(out)
 
 
-def _corner_addresses(
-    layout: TexelLayout, pairs: list[tuple[I64, I64]], layer: I64
-) -> npt.NDArray[np.uint64]:
-    """The addresses of every corner of every lane's filter footprint, corner by corner (bit ``a`` of
-    the corner picks the second texel on axis ``a``): one broadcast sum of each axis's two offsets."""
+def _corner_offsets(layout: TexelLayout, pairs: list[tuple[I64, I64]], layer: I64, unit: int) -> I64:
+    """The offsets from the base, in ``unit`` bytes (a divisor of every pitch), of every corner of
+    every lane's filter footprint, corner by corner (bit ``a`` of the corner picks the second texel
+    on axis ``a``): one broadcast sum of each axis's two offsets (and the layer's, where there are
+    layers: else it is 0)."""
     dims = len(pairs)
     k = layer.shape[0]
-    total: npt.NDArray[np.int64] = (layer * layout.layer_pitch).reshape((1,) * dims + (k,))
+    shape = (1,) * dims + (k,)
+    total: I64 = (
+        (layer * (layout.layer_pitch // unit)).reshape(shape)
+        if layout.layers > 1
+        else np.zeros(shape, np.int64)
+    )
     for a, (first, second) in enumerate(pairs):
-        pitch = (layout.texel_bytes, layout.row_pitch, layout.slice_pitch)[a]
-        shape = [1] * dims + [k]
-        shape[dims - 1 - a] = 2
-        total = total + (np.stack([first, second]) * pitch).reshape(shape)
-    return total.reshape(-1).astype(np.uint64) + np.uint64(layout.base & ((1 << 64) - 1))
+        pitch = (layout.texel_bytes, layout.row_pitch, layout.slice_pitch)[a] // unit
+        axis = [1] * dims + [k]
+        axis[dims - 1 - a] = 2
+        offsets = np.empty((2, k), dtype=np.int64)
+        np.multiply(first, pitch, out=offsets[0])
+        np.multiply(second, pitch, out=offsets[1])
+        total = total + offsets.reshape(axis)
+    return total.reshape(-1)
 
 
 def gather4(
