@@ -45,6 +45,9 @@ __all__ = ["CudaTextureCalls", "CudaTextures"]
 
 _NO_RESULT: Final = NoResult()
 _ARRAY, _DEVICE, _HOST = 3, 2, 1  # CUmemorytype
+#: live texture objects, and live surface objects, a VM may hold: the bound every handle kind has
+#: (``HandleTable``), so that the records no quota sees stay bounded
+MAX_OBJECTS: Final = 1 << 20
 
 
 @dataclass(eq=False, slots=True)
@@ -68,6 +71,13 @@ class CudaTextures:
 
 def _destroy(call: Callable[[Any], Any], obj: DriverHandle, what: str) -> None:
     check(call(obj), what)
+
+
+def _room(objects: dict[int, DriverHandle], what: str) -> None:
+    """Refuse a new object, before the driver makes it, when ``objects`` holds :data:`MAX_OBJECTS`."""
+    if len(objects) >= MAX_OBJECTS:
+        raise CudaError(CUresult.CUDA_ERROR_OUT_OF_MEMORY,
+                        f"{what}: {MAX_OBJECTS} objects of this kind are live")
 
 
 def _struct(driver: Any, name: str, **fields: Any) -> Any:
@@ -162,6 +172,7 @@ class CudaTextureCalls(CudaBase):
     def tex_object_create(self, args: TexObjectCreateArgs, io: CallIO) -> TexObjectResult:
         what = "cuTexObjectCreate"
         d = self._drv.module
+        _room(self._textures.textures, what)
         resource = self._resource(args, what)
         try:
             modes = [d.CUaddress_mode(m) for m in (args.address_x, args.address_y, args.address_z)]
@@ -179,6 +190,7 @@ class CudaTextureCalls(CudaBase):
     def surf_object_create(self, args: SurfObjectCreateArgs, io: CallIO) -> SurfObjectResult:
         what = "cuSurfObjectCreate"
         d = self._drv.module
+        _room(self._textures.surfaces, what)
         array = self._textures.arrays.get(args.array).array
         resource = _struct(d, "CUDA_RESOURCE_DESC", resType=d.CUresourcetype(RESOURCE_ARRAY),
                            res__array__hArray=array)

@@ -11,8 +11,10 @@ import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from executor import CudaError, _cuda
+from executor import CudaError, _cuda, _cuda_textures
+from protocol import CUresult
 from tests.executor.test_cuda_textures import TEXTURE, FakeDriver
+from tests.executor.test_cuda_textures import _executor as _stand_in
 from tests.executor.test_handlers import Handle
 from tests.executor.test_handlers import call_handler as _call
 from tests.executor.test_sim_textures import LAYERED, Gpu
@@ -196,3 +198,25 @@ def test_array_boxes_fail_as_cuda_errors_or_touch_just_their_box(box: tuple[int,
             assert np.array_equal(got, inside)
     for a, data in model.items():
         assert np.array_equal(gpu.get((3, 4, 64), array=a), data)
+
+
+def test_cuda_bounds_the_texture_and_surface_objects_a_vm_holds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the bound every handle kind has, a new texture or surface object is OUT_OF_MEMORY before
+    the driver makes one (the cuda backend kept them in dicts without any bound or charge: a guest
+    could grow its worker's records, and the driver's, without limit); destroying one makes room."""
+    monkeypatch.setattr(_cuda_textures, "MAX_OBJECTS", 2)
+    driver = FakeDriver(object_values=list(range(10, 20)))
+    ex = _stand_in(driver)
+    array = int(_call(ex, "array_create", width=4, height=4, depth=0, format=0x20, channels=1, flags=2).array)
+    cases: list[tuple[str, dict[str, Any]]] = [("tex", TEXTURE | dict(array=array)), ("surf", dict(array=array))]
+    for kind, args in cases:
+        made = [int(getattr(_call(ex, f"{kind}_object_create", **args), "texture" if kind == "tex" else "surface"))
+                for _ in range(2)]
+        creates = len(driver.called(f"cu{kind.capitalize()}ObjectCreate"))
+        with pytest.raises(CudaError) as caught:
+            _call(ex, f"{kind}_object_create", **args)
+        assert caught.value.status == CUresult.CUDA_ERROR_OUT_OF_MEMORY
+        assert len(driver.called(f"cu{kind.capitalize()}ObjectCreate")) == creates  # the driver was not asked
+        handle: dict[str, Any] = {"texture" if kind == "tex" else "surface": made[0]}
+        _call(ex, f"{kind}_object_destroy", **handle)
+        _call(ex, f"{kind}_object_create", **args)
