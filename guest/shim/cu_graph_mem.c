@@ -203,37 +203,35 @@ static CUresult add_holder(int kind, const void *id, unsigned long long flags, s
 /* The capture's allocations pass to its graph (ok), or are released with it (invalidated). */
 void vgpu_gmem_capture_ended(unsigned long long capture, int ok, const void *graph)
 {
-    size_t count = 0, cap = 0;
-    struct graph_alloc **list = NULL;
-    unsigned char *roles = NULL;
-    int short_of_memory = 0;
+    size_t count = 0, n = 0;
+    pthread_mutex_lock(&lock);
+    for (struct graph_alloc *a = allocs; a; a = a->next)
+        count += a->capturing && a->capture == capture;
+    pthread_mutex_unlock(&lock);
+    struct graph_alloc **list = calloc(count ? count : 1, sizeof *list);
+    unsigned char *roles = malloc(count ? count : 1);
     pthread_mutex_lock(&lock);
     for (struct graph_alloc *a = allocs; a; a = a->next) {
         if (!a->capturing || a->capture != capture)
             continue;
         a->capturing = 0;
         pending--;
-        if (count == cap) {
-            cap = cap ? 2 * cap : 8;
-            struct graph_alloc **l = realloc(list, cap * sizeof *l);
-            unsigned char *r = l ? realloc(roles, cap) : NULL;
-            list = l ? l : list;
-            roles = r ? r : roles;
-            if (!l || !r) {
-                short_of_memory = 1;
-                break;
-            }
+        if (list && roles && n < count) {
+            list[n] = a;
+            roles[n++] = (unsigned char)(ROLE_ALLOCATES | (a->freed_in_graph ? ROLE_FREES : 0));
+        } else {
+            a->refs--;           /* out of guest memory for the list: the capture's reference dropped, */
+            a->outstanding = 1; /* and the block left to the program (cuMemFree), as an unfreed one */
+            ok = 0;
         }
-        list[count] = a;
-        roles[count++] = (unsigned char)(ROLE_ALLOCATES | (a->freed_in_graph ? ROLE_FREES : 0));
     }
     pthread_mutex_unlock(&lock);
-    if (ok && !short_of_memory && add_holder(VGPU_GMEM_GRAPH, graph, 0, count, list, roles))
-        short_of_memory = 1;
-    if (short_of_memory)
-        vgpu_shim_log("graph memory: out of guest memory recording a captured graph's allocations; they are "
-                      "released and its launches will fault");
-    for (size_t i = 0; i < count; i++)
+    if (ok && add_holder(VGPU_GMEM_GRAPH, graph, 0, n, list, roles))
+        ok = 0;
+    if (!ok && graph)
+        vgpu_shim_log("graph memory: out of guest memory recording a captured graph's allocations; its "
+                      "launches may fault");
+    for (size_t i = 0; i < n; i++)
         vgpu_gmem_release(list[i]); /* the capture's own reference */
     free(list);
     free(roles);
@@ -299,10 +297,21 @@ void vgpu_gmem_forget(int kind, const void *id)
     free(h);
 }
 
-/* CUDA's per-launch rules (see the top): checked for every allocation first, then applied. */
-CUresult vgpu_gmem_launch(const void *exec)
+/* CUDA's per-launch rules (see the top): checked for every allocation first, then applied. Launched
+ * into a capture it would be a child graph with memory nodes, which CUDA refuses. */
+CUresult vgpu_gmem_launch(const void *exec, CUstream s)
 {
     CUresult rc = CUDA_SUCCESS;
+    pthread_mutex_lock(&lock);
+    int has_memory = holder_locked(VGPU_GMEM_EXEC, exec) != NULL;
+    pthread_mutex_unlock(&lock);
+    int capturing = 0;
+    if (has_memory && (rc = cuStreamIsCapturing(s, &capturing)))
+        return rc;
+    if (capturing)
+        VGPU_UNSUPPORTED_USE(CUDA_ERROR_NOT_SUPPORTED, "cuGraphLaunch: an executable graph with memory nodes "
+                                                       "launched into a stream capture would be a child graph with "
+                                                       "memory nodes, which CUDA does not allow");
     pthread_mutex_lock(&lock);
     struct holder *h = holder_locked(VGPU_GMEM_EXEC, exec);
     int auto_free = h && (h->flags & CUDA_GRAPH_INSTANTIATE_FLAG_AUTO_FREE_ON_LAUNCH);

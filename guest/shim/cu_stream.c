@@ -373,7 +373,7 @@ CUresult cuGraphLaunch(CUgraphExec exec, CUstream s)
 {
     if (!VGPU_CHECK_HANDLE(exec, VGPU_MAGIC_EXEC))
         return CUDA_ERROR_INVALID_HANDLE;
-    CUresult rc = vgpu_gmem_launch(exec); /* CUDA's rules for graph allocations (cu_graph_mem.c) */
+    CUresult rc = vgpu_gmem_launch(exec, s); /* CUDA's rules for graph allocations (cu_graph_mem.c) */
     if (rc)
         return rc;
     if (vgpu_guest_exec_launch(exec, s, &rc))

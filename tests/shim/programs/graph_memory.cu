@@ -5,7 +5,8 @@
 // frees it (cudaFreeAsync outside the graph, or a launch of a graph whose free node names it) unless
 // the exec auto-frees on launch; freeing it when it is not allocated is an error; a graph destroyed
 // with its allocation outstanding leaves it to the program (cudaFree); a captured free of memory no
-// capture allocated is refused; cudaGraphUpload checks its exec; conditional nodes are refused.
+// capture allocated is refused, and so is such a graph launched into a capture; cudaGraphUpload checks its
+// exec; conditional nodes are refused.
 #include <cstring>
 #include <vector>
 
@@ -103,6 +104,17 @@ int main() {
     x = captured(s, out, 3, true, &p, cudaGraphInstantiateFlagAutoFreeOnLaunch);
     cudaError_t a1 = cudaGraphLaunch(x, s), a2 = cudaGraphLaunch(x, s);
     cudaStreamSynchronize(s);
+
+    // launched into a capture it would be a child graph with memory nodes: refused, the capture intact
+    cudaStream_t s2;
+    cudaStreamCreateWithFlags(&s2, cudaStreamNonBlocking);
+    cudaGraph_t child = nullptr;
+    cudaStreamBeginCapture(s2, cudaStreamCaptureModeGlobal);
+    cudaError_t nested = cudaGraphLaunch(x, s2), closed = cudaStreamEndCapture(s2, &child);
+    if (child) cudaGraphDestroy(child);
+    cudaStreamDestroy(s2);
+    report("launch_into_capture_refused", nested == cudaErrorNotSupported && !closed, "launch=%d end=%d", nested,
+           closed);
     cudaFreeAsync(p, s);
     cudaStreamSynchronize(s);
     cudaGraphExecDestroy(x);
