@@ -220,3 +220,30 @@ def test_cuda_bounds_the_texture_and_surface_objects_a_vm_holds(monkeypatch: pyt
         handle: dict[str, Any] = {"texture" if kind == "tex" else "surface": made[0]}
         _call(ex, f"{kind}_object_destroy", **handle)
         _call(ex, f"{kind}_object_create", **args)
+
+
+def test_the_c_copy_path_lets_an_array_go_with_its_destruction() -> None:
+    """A guest that names a CUDA array's memory as device memory (its address is never handed out,
+    but it is the VM's own and can be guessed) is served in C like any block, and once the array is
+    destroyed its copies are refused as the Python path refuses them, never reaching freed bytes."""
+    from tests.executor.test_pinned_fast import DTOH, HTOD, STAGED_DTOH, STAGED_HTOD, Side, both, fresh_sides
+
+    page = 4096
+
+    def script(side: Side) -> None:
+        handle = side.value("array_create", "array", width=8 * page // 16, height=1, depth=0, format=0x20,
+                            channels=4, flags=0)
+        into = side.pair.executor.textures.arrays.get(handle).ptr - side.dev
+        copies = [side.staged(STAGED_HTOD, count=page, dev_offset=into),
+                  side.staged(STAGED_DTOH, count=page, dev_offset=into + page),
+                  side.copy(HTOD, count=page, dev_offset=into + 2 * page),
+                  side.copy(DTOH, count=page, dev_offset=into + 3 * page)]
+        side.submit(copies)
+        side.submit(copies)  # served in C now that it knows the block
+        side.pair.call("array_destroy", array=handle)
+        side.submit(copies)  # refused: the array's memory is gone
+
+    with fresh_sides() as sides:
+        fast, slow = both(sides, script)
+        assert [s[2] for s in fast.seen if s[0] != "drain"][-4:] == [CUresult.CUDA_ERROR_INVALID_VALUE] * 4
+        assert fast.python_copies <= slow.python_copies - 4  # the second batch was served in C
