@@ -277,6 +277,14 @@ CUresult vgpu_gmem_copy(int kind, const void *from, int to_kind, const void *to,
     return rc;
 }
 
+int vgpu_gmem_holds(int kind, const void *id)
+{
+    pthread_mutex_lock(&lock);
+    int holds = holder_locked(kind, id) != NULL;
+    pthread_mutex_unlock(&lock);
+    return holds;
+}
+
 void vgpu_gmem_forget(int kind, const void *id)
 {
     struct holder *h = NULL;

@@ -38,6 +38,7 @@ VGPU_HIDDEN CUresult vgpu_gmem_register(int kind, const void *id, unsigned long 
                                         struct graph_alloc *const *allocs, const unsigned char *frees);
 VGPU_HIDDEN CUresult vgpu_gmem_copy(int kind, const void *from, int to_kind, const void *to, unsigned long long flags);
 VGPU_HIDDEN void vgpu_gmem_forget(int kind, const void *id);
+VGPU_HIDDEN int vgpu_gmem_holds(int kind, const void *id);
 VGPU_HIDDEN CUresult vgpu_gmem_launch(const void *exec, CUstream s);
 
 /* cuMemFree / cuMemFreeAsync (on *s) of a graph's allocation: 1 when it is one (the answer in *rc) */

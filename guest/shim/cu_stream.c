@@ -424,6 +424,8 @@ CUresult cuGraphExecUpdate_v2(CUgraphExec exec, CUgraph graph, struct vgpu_exec_
     *info = (struct vgpu_exec_update_info){6, NULL, NULL}; /* CU_GRAPH_EXEC_UPDATE_ERROR_NOT_SUPPORTED */
     if (vgpu_xgraph_exec_is(exec))
         return CUDA_ERROR_GRAPH_EXEC_UPDATE_FAILURE;
+    if (vgpu_gmem_holds(VGPU_GMEM_EXEC, exec) || vgpu_gmem_holds(VGPU_GMEM_GRAPH, graph))
+        return CUDA_ERROR_GRAPH_EXEC_UPDATE_FAILURE; /* CUDA does not update memory nodes (cu_graph_mem.c) */
     struct vgpu_args_graph_exec_update a = {.graph_exec = exec->id, .graph = graph->id};
     struct vgpu_result_graph_exec_update r;
     CUresult rc = vgpu_cu_call(VGPU_CALL_GRAPH_EXEC_UPDATE, &a, sizeof a, &r, sizeof r);

@@ -48,7 +48,7 @@ PROGRAM_CHECKS: dict[str, tuple[str, ...]] = {
               "gemm_type_not_offered", "destroy"),
     "graph_nodes": ("mem_alloc_node", "add_nodes", "nodes_and_types", "launch", "exec_set_params", "exec_update",
                     "external_event_record", "not_supported", "cleanup"),
-    "graph_memory": ("capture_alloc_free", "upload", "graph_memory_released", "unfreed_relaunch", "free_node_of_another_graph",
+    "graph_memory": ("capture_alloc_free", "upload", "exec_update_refused", "graph_memory_released", "unfreed_relaunch", "free_node_of_another_graph",
                      "outstanding_is_the_programs", "launch_into_capture_refused", "auto_free_on_launch",
                      "foreign_free_refused", "attributes", "conditional_refused"),
     "host_funcs": ("launch_host_func_order", "stream_callback", "after_an_error", "capture", "graph_launches",

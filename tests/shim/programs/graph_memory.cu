@@ -63,6 +63,20 @@ int main() {
     // nothing is left to upload (instantiated whole on the host), but the handles are checked
     cudaError_t up = cudaGraphUpload(x, s), bad = cudaGraphUpload(nullptr, s);
     report("upload", !up && bad == cudaErrorInvalidResourceHandle, "upload=%d null=%d", up, bad);
+
+    // CUDA does not update memory nodes: an update from a captured graph with them is refused
+    cudaGraph_t g2 = nullptr;
+    void* p2 = nullptr;
+    cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal);
+    cudaMallocAsync(&p2, kBytes, s);
+    cudaFreeAsync(p2, s);
+    cudaStreamEndCapture(s, &g2);
+    cudaGraphExecUpdateResultInfo info = {};
+    cudaError_t upd = cudaGraphExecUpdate(x, g2, &info);
+    cudaGraphDestroy(g2);
+    report("exec_update_refused",
+           upd == cudaErrorGraphExecUpdateFailure && info.result == cudaGraphExecUpdateErrorNotSupported,
+           "update=%d result=%d", upd, info.result);
     cudaError_t twice = cudaFree(p);  // the graph frees it: not the program's to free
     cudaGraphExecDestroy(x);
     report("graph_memory_released", twice == cudaErrorInvalidValue && used_now() == base,
