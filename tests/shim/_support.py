@@ -133,6 +133,7 @@ SAMPLES = {
     "0_Introduction/simpleLayeredTexture": "simpleLayeredTexture",
     "0_Introduction/simpleCubemapTexture": "simpleCubemapTexture",
     "0_Introduction/simpleTexture": "simpleTexture", "0_Introduction/simpleSurfaceWrite": "simpleSurfaceWrite",
+    "0_Introduction/simpleTextureDrv": "simpleTextureDrv",
     "0_Introduction/simpleZeroCopy": "simpleZeroCopy", "0_Introduction/UnifiedMemoryStreams": "UnifiedMemoryStreams",
     "3_CUDA_Features/warpAggregatedAtomicsCG": "warpAggregatedAtomicsCG", "5_Domain_Specific/FDTD3d": "FDTD3d",
     "3_CUDA_Features/graphMemoryNodes": "graphMemoryNodes", "3_CUDA_Features/graphMemoryFootprint": "graphMemoryFootprint",
@@ -147,7 +148,7 @@ KERNEL_SAMPLES = frozenset({"streamOrderedAllocation", "vectorAdd", "simpleVoteI
                             "simpleOccupancy", "simpleMultiGPU", "SobolQRNG", "StreamPriorities",
                             "fastWalshTransform", "quasirandomGenerator", "simpleAtomicIntrinsics",
                             "binaryPartitionCG", "convolutionSeparable", "mergeSort", "sortingNetworks",
-                            "simpleLayeredTexture", "simpleCubemapTexture", "simpleTexture",
+                            "simpleLayeredTexture", "simpleCubemapTexture", "simpleTexture", "simpleTextureDrv",
                             "simpleSurfaceWrite",
                             "simpleZeroCopy", "warpAggregatedAtomicsCG", "FDTD3d", "graphMemoryNodes",
                             "graphMemoryFootprint", "cudaGraphsPerfScaling"})
@@ -155,6 +156,8 @@ KERNEL_SAMPLES = frozenset({"streamOrderedAllocation", "vectorAdd", "simpleVoteI
 SAMPLES_DATA = Path(__file__).resolve().parent / "samples" / "data"
 SAMPLE_DATA: dict[str, tuple[str, ...]] = {
     "simpleTexture": ("teapot512.pgm", "ref_rotated.pgm"), "simpleSurfaceWrite": ("teapot512.pgm", "ref_rotated.pgm"),
+    # the fatbin its CMake file builds from simpleTexture_kernel.cu (scripts/cuda-samples --install puts it here)
+    "simpleTextureDrv": ("teapot512.pgm", "ref_rotated.pgm", "simpleTexture_kernel64.fatbin"),
 }
 #: the mediator's configuration for the samples: a launch bound of 60 s instead of 5, since the samples judge
 #: results, not speed, and on a loaded machine (a QEMU guest beside it) launches of SobolQRNG and
