@@ -314,7 +314,7 @@ CUresult vgpu_gmem_launch(const void *exec, CUstream s)
     int has_memory = holder_locked(VGPU_GMEM_EXEC, exec) != NULL;
     pthread_mutex_unlock(&lock);
     int capturing = 0;
-    if (has_memory && (rc = cuStreamIsCapturing(s, &capturing)))
+    if (has_memory && vgpu_capture_possible() && (rc = cuStreamIsCapturing(s, &capturing)))
         return rc;
     if (capturing)
         VGPU_UNSUPPORTED_USE(CUDA_ERROR_NOT_SUPPORTED, "cuGraphLaunch: an executable graph with memory nodes "

@@ -44,6 +44,9 @@ VGPU_HIDDEN CUresult vgpu_gmem_launch(const void *exec, CUstream s);
 /* cuMemFree / cuMemFreeAsync (on *s) of a graph's allocation: 1 when it is one (the answer in *rc) */
 VGPU_HIDDEN int vgpu_gmem_free_outside(CUdeviceptr dptr, const CUstream *s, CUresult *rc);
 
+/* whether a capture this process began may be in progress (cu_guest_nodes.c) */
+VGPU_HIDDEN int vgpu_capture_possible(void);
+
 /* cuDeviceGetGraphMemAttribute's figures */
 VGPU_HIDDEN void vgpu_gmem_usage(uint64_t *current, uint64_t *high);
 VGPU_HIDDEN void vgpu_gmem_reset_high(void);

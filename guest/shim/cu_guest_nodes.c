@@ -67,6 +67,10 @@ CUresult cuStreamAddCallback(CUstream s, void (*cb)(CUstream, CUresult, void *),
 
 void vgpu_capture_begun(void) { __atomic_add_fetch(&captures, 1, __ATOMIC_RELAXED); }
 
+/* for cu_graph_mem.c and cu_mempool.c: whether any stream may capture (else none is asked about) */
+VGPU_HIDDEN int vgpu_capture_possible(void);
+int vgpu_capture_possible(void) { return __atomic_load_n(&captures, __ATOMIC_RELAXED) > 0; }
+
 void vgpu_capture_ended(void)
 {
     int now = __atomic_load_n(&captures, __ATOMIC_RELAXED);

@@ -81,6 +81,9 @@ CUresult cuDeviceSetMemPool(CUdevice dev, CUmemoryPool p)
 /* Stream-ordered calls on a capturing stream are graph memory nodes of that capture (*capture). */
 static CUresult check_stream(CUstream s, int *capturing, unsigned long long *capture)
 {
+    uint32_t id;
+    if (!vgpu_capture_possible()) /* no capture is in progress: the handle checked here, the host not asked */
+        return vgpu_shim_stream_id(s, &id);
     CUresult rc = cuStreamGetCaptureInfo(s, capturing, capture);
     return rc ? rc : *capturing == 2 ? 901 /* CUDA_ERROR_STREAM_CAPTURE_INVALIDATED */ : CUDA_SUCCESS;
 }
