@@ -32,7 +32,7 @@ from ._numeric import DTYPES
 from ._parse import Addr, Instruction, Operand, Reg, Sym, TexAddr, Vec
 from ._state import Frame
 from ._texture_objects import AddressMode, SurfaceObject, TexelLayout, TextureObject, TextureObjects
-from ._texture_sample import F64, I64, cube_face, decode, fetch, gather4, sample, texel_addresses
+from ._texture_sample import F64, I64, Floats, cube_face, decode, fetch, gather4, sample, texel_addresses
 
 __all__ = ["TEXTURE"]
 
@@ -193,13 +193,18 @@ def _compile_tex(c: Compiler, ins: Instruction) -> Runner:
                 if layer is not None
                 else np.zeros(len(sub[0]), np.int64)
             )
-            got = _sample(f, obj, geometry, ctype, sub, lay, as_float, component if gather else None)
+            got = _sample(
+                f, obj, geometry, ctype, sub, lay, as_float, component if gather else None, lanes is None
+            )
             if lanes is None:
                 out = got
             else:
                 out[lanes] = got
         for j, put in enumerate(puts):
-            _put_lanes(f, put, _to_register(out[:, j], dtype), rows, m)
+            if j < out.shape[1]:
+                _put_lanes(f, put, _to_register(out[:, j], dtype), rows, m)
+            else:  # a channel the texture lacks: the same constant in every lane (0, alpha 1)
+                _put_lanes(f, put, _to_register(np.array(float(j == 3)), dtype)[()], rows, m)
 
     return run
 
@@ -213,7 +218,9 @@ def _sample(
     layer: I64,
     as_float: bool,
     component: int | None,
+    full: bool,
 ) -> F64:
+    """Each lane's four channels, or without ``full`` maybe only the texture's (the rest constants)."""
     layout, sampler, mem = obj.layout, obj.sampler, f.batch.memory
     if ctype == "s32":  # tex1Dfetch: the element itself; outside the resource reads 0
         x = coords[0].astype(np.int64)
@@ -221,16 +228,18 @@ def _sample(
         got = decode(fetch(mem, layout, np.where(outside, 0, x), None, None, None), layout, sampler, as_float)
         got[outside] = 0.0
         return got
-    floats: list[F64] = [np.asarray(cv, dtype=np.float64) for cv in coords]
     if geometry in ("cube", "acube"):
+        floats: list[F64] = [np.asarray(cv, dtype=np.float64) for cv in coords]
         face, u, v = cube_face(floats[0], floats[1], floats[2])
         cubes = max(layout.layers // 6, 1)
         layer = np.clip(layer, 0, cubes - 1) * 6 + face
         return sample(mem, layout, sampler, [u, v], layer, as_float, force_normalized=True, force_clamp=True)
-    layer = np.clip(layer, 0, max(layout.layers, 1) - 1)
+    # float32 registers as they are: sampling works on their float32 values
+    singles: list[Floats] = [np.asarray(cv, dtype=np.float32) for cv in coords]
+    layer = np.zeros_like(layer) if layout.layers <= 1 else np.clip(layer, 0, layout.layers - 1)
     if component is not None:
-        return gather4(mem, layout, sampler, floats, layer, component)
-    return sample(mem, layout, sampler, floats, layer, as_float)
+        return gather4(mem, layout, sampler, singles, layer, component)
+    return sample(mem, layout, sampler, singles, layer, as_float, full=full)
 
 
 def _to_register(values: F64, dtype: str) -> npt.NDArray[Any]:

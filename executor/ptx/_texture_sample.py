@@ -255,13 +255,13 @@ def _border(sampler: Sampler, as_float: bool) -> F64:
     return color
 
 
-def _point(coord: F64, size: int, mode: AddressMode, normalized: bool) -> tuple[I64, Bool | None]:
+def _point(coord: Floats, size: int, mode: AddressMode, normalized: bool) -> tuple[I64, Bool | None]:
     index = np.floor(_scaled(coord, size, mode, normalized)).astype(np.int64)
     return address(index, size, mode, normalized)
 
 
 def _linear(
-    coord: F64, size: int, mode: AddressMode, normalized: bool
+    coord: Floats, size: int, mode: AddressMode, normalized: bool
 ) -> tuple[tuple[I64, I64], tuple[Bool | None, Bool | None], F64]:
     """The two texels a linear filter blends along one axis, their border masks, and the weight of
     the second (``frac(x - 0.5)`` rounded to 8 fractional bits)."""
@@ -278,16 +278,18 @@ def sample(
     mem: DeviceMemory,
     layout: TexelLayout,
     sampler: Sampler,
-    coords: list[F64],
+    coords: list[Floats],
     layer: I64,
     as_float: bool,
     *,
     force_normalized: bool = False,
     force_clamp: bool = False,
+    full: bool = True,
 ) -> F64:
     """The filtered value of each lane, ``(k, 4)``; ``coords`` are the spatial coordinates (1 to 3),
     ``layer`` each lane's layer (or cube face) inside the resource. A cube face's coordinates are
-    normalized and clamp (``force_*``)."""
+    normalized and clamp (``force_*``). Without ``full``, where no lane can read the border, only
+    the texture's channels ``(k, channels)``: the missing ones read 0 and alpha 1 (:func:`complete`)."""
     normalized = sampler.normalized_coords or force_normalized
     sizes = (layout.width, layout.height, layout.depth)
     k = layer.shape[0]
@@ -297,8 +299,8 @@ def sample(
     if not sampler.linear_filter or not as_float:
         picks = [_point(c, sizes[a], modes[a], normalized) for a, c in enumerate(coords)]
         index = [p[0] for p in picks]
-        out = _texels(mem, layout, sampler, index, layer, as_float)
         outside = _any_outside([p[1] for p in picks])
+        out = _texels(mem, layout, sampler, index, layer, as_float, full or outside is not None)
         if outside is not None:
             out[outside] = border
         return out
@@ -329,7 +331,7 @@ def sample(
         for a in range(1, len(axes)):
             weight = weight * keep[a][(c >> a) & 1]
         out += weight[:, None] * values[c]
-    return out if bordered else complete(out)
+    return out if bordered or not full else complete(out)
 
 
 def _corner_offsets(layout: TexelLayout, pairs: list[tuple[I64, I64]], layer: I64, unit: int) -> I64:
@@ -357,7 +359,7 @@ def _corner_offsets(layout: TexelLayout, pairs: list[tuple[I64, I64]], layer: I6
 
 
 def gather4(
-    mem: DeviceMemory, layout: TexelLayout, sampler: Sampler, coords: list[F64], layer: I64, component: int
+    mem: DeviceMemory, layout: TexelLayout, sampler: Sampler, coords: list[Floats], layer: I64, component: int
 ) -> F64:
     """``tld4``: one component of the four texels a bilinear filter would blend, counter-clockwise
     from the lower left: (i, j+1), (i+1, j+1), (i+1, j), (i, j)."""
