@@ -770,6 +770,36 @@ CUresult cuGraphUpload(CUgraphExec exec, CUstream s)
 
 CUresult cuGraphUpload_ptsz(CUgraphExec exec, CUstream s) { return cuGraphUpload(exec, s); }
 
+/* CUDA_GRAPH_INSTANTIATE_PARAMS (cudaGraphInstantiateParams has its layout) */
+typedef struct {
+    unsigned long long flags;
+    CUstream upload_stream;
+    CUgraphNode err_node_out;
+    int result_out; /* CUgraphInstantiateResult */
+} vgpu_instantiate_params;
+_Static_assert(sizeof(vgpu_instantiate_params) == 32, "CUDA_GRAPH_INSTANTIATE_PARAMS");
+
+CUresult cuGraphInstantiateWithParams(CUgraphExec *exec, CUgraph graph, vgpu_instantiate_params *p);
+CUresult cuGraphInstantiateWithParams_ptsz(CUgraphExec *exec, CUgraph graph, vgpu_instantiate_params *p);
+
+/* cuGraphInstantiateWithFlags, then the upload CUDA_GRAPH_INSTANTIATE_FLAG_UPLOAD (2) asks for. */
+CUresult cuGraphInstantiateWithParams(CUgraphExec *exec, CUgraph graph, vgpu_instantiate_params *p)
+{
+    if (!p)
+        return CUDA_ERROR_INVALID_VALUE;
+    p->err_node_out = NULL;
+    CUresult rc = cuGraphInstantiateWithFlags(exec, graph, p->flags);
+    if (rc == CUDA_SUCCESS && (p->flags & 2) && (rc = cuGraphUpload(*exec, p->upload_stream)))
+        cuGraphExecDestroy(*exec);
+    p->result_out = rc ? 1 /* CUDA_GRAPH_INSTANTIATE_ERROR */ : 0;
+    return rc;
+}
+
+CUresult cuGraphInstantiateWithParams_ptsz(CUgraphExec *exec, CUgraph graph, vgpu_instantiate_params *p)
+{
+    return cuGraphInstantiateWithParams(exec, graph, p);
+}
+
 CUresult cuGraphConditionalHandleCreate(unsigned long long *handle, CUgraph graph, CUcontext ctx, unsigned int value,
                                         unsigned int flags);
 

@@ -295,6 +295,24 @@ cudaError_t cudaGraphUpload_ptsz(cudaGraphExec_t exec, cudaStream_t s);
 cudaError_t cudaGraphUpload(cudaGraphExec_t exec, cudaStream_t s) { RT_CALL(cuGraphUpload(exec, s)); }
 cudaError_t cudaGraphUpload_ptsz(cudaGraphExec_t exec, cudaStream_t s) { RT_CALL(cuGraphUpload(exec, s)); }
 
+/* cudaGraphInstantiateParams and CUDA_GRAPH_INSTANTIATE_PARAMS have one layout. */
+struct cudaGraphInstantiateParams;
+CUresult cuGraphInstantiateWithParams(CUgraphExec *exec, CUgraph graph, struct cudaGraphInstantiateParams *p);
+cudaError_t cudaGraphInstantiateWithParams(cudaGraphExec_t *exec, cudaGraph_t graph,
+                                           struct cudaGraphInstantiateParams *p);
+cudaError_t cudaGraphInstantiateWithParams_ptsz(cudaGraphExec_t *exec, cudaGraph_t graph,
+                                                struct cudaGraphInstantiateParams *p);
+cudaError_t cudaGraphInstantiateWithParams(cudaGraphExec_t *exec, cudaGraph_t graph,
+                                           struct cudaGraphInstantiateParams *p)
+{
+    RT_CALL(cuGraphInstantiateWithParams(exec, graph, p));
+}
+cudaError_t cudaGraphInstantiateWithParams_ptsz(cudaGraphExec_t *exec, cudaGraph_t graph,
+                                                struct cudaGraphInstantiateParams *p)
+{
+    RT_CALL(cuGraphInstantiateWithParams(exec, graph, p));
+}
+
 CUresult cuGraphConditionalHandleCreate(unsigned long long *handle, CUgraph graph, CUcontext ctx, unsigned int value,
                                         unsigned int flags);
 cudaError_t cudaGraphConditionalHandleCreate(unsigned long long *handle, cudaGraph_t graph, unsigned int value,

@@ -50,7 +50,7 @@ PROGRAM_CHECKS: dict[str, tuple[str, ...]] = {
                     "external_event_record", "not_supported", "cleanup"),
     "graph_memory": ("capture_alloc_free", "upload", "exec_update_refused", "graph_memory_released", "unfreed_relaunch", "free_node_of_another_graph",
                      "outstanding_is_the_programs", "launch_into_capture_refused", "auto_free_on_launch",
-                     "foreign_free_refused", "attributes", "conditional_refused"),
+                     "foreign_free_refused", "attributes", "instantiate_with_params", "conditional_refused"),
     "host_funcs": ("launch_host_func_order", "stream_callback", "after_an_error", "capture", "graph_launches",
                    "nested_capture", "built_graph", "host_node_params", "failing_phase", "exec_update",
                    "cleanup"),
@@ -133,7 +133,7 @@ SAMPLES = {
     "0_Introduction/simpleLayeredTexture": "simpleLayeredTexture",
     "0_Introduction/simpleCubemapTexture": "simpleCubemapTexture",
     "0_Introduction/simpleTexture": "simpleTexture", "0_Introduction/simpleSurfaceWrite": "simpleSurfaceWrite",
-    "0_Introduction/simpleTextureDrv": "simpleTextureDrv",
+    "0_Introduction/simpleTextureDrv": "simpleTextureDrv", "2_Concepts_and_Techniques/dct8x8": "dct8x8",
     "0_Introduction/simpleZeroCopy": "simpleZeroCopy", "0_Introduction/UnifiedMemoryStreams": "UnifiedMemoryStreams",
     "3_CUDA_Features/warpAggregatedAtomicsCG": "warpAggregatedAtomicsCG", "5_Domain_Specific/FDTD3d": "FDTD3d",
     "3_CUDA_Features/graphMemoryNodes": "graphMemoryNodes", "3_CUDA_Features/graphMemoryFootprint": "graphMemoryFootprint",
@@ -149,6 +149,7 @@ KERNEL_SAMPLES = frozenset({"streamOrderedAllocation", "vectorAdd", "simpleVoteI
                             "fastWalshTransform", "quasirandomGenerator", "simpleAtomicIntrinsics",
                             "binaryPartitionCG", "convolutionSeparable", "mergeSort", "sortingNetworks",
                             "simpleLayeredTexture", "simpleCubemapTexture", "simpleTexture", "simpleTextureDrv",
+                            "dct8x8",
                             "simpleSurfaceWrite",
                             "simpleZeroCopy", "warpAggregatedAtomicsCG", "FDTD3d", "graphMemoryNodes",
                             "graphMemoryFootprint", "cudaGraphsPerfScaling"})
@@ -158,6 +159,7 @@ SAMPLE_DATA: dict[str, tuple[str, ...]] = {
     "simpleTexture": ("teapot512.pgm", "ref_rotated.pgm"), "simpleSurfaceWrite": ("teapot512.pgm", "ref_rotated.pgm"),
     # the fatbin its CMake file builds from simpleTexture_kernel.cu (scripts/cuda-samples --install puts it here)
     "simpleTextureDrv": ("teapot512.pgm", "ref_rotated.pgm", "simpleTexture_kernel64.fatbin"),
+    "dct8x8": ("teapot512.bmp",),
 }
 #: the mediator's configuration for the samples: a launch bound of 60 s instead of 5, since the samples judge
 #: results, not speed, and on a loaded machine (a QEMU guest beside it) launches of SobolQRNG and

@@ -153,6 +153,27 @@ int main() {
     report("attributes", high >= base + kBytes && !reset && after == used_now() && !trim,
            "high=%llu reset=%d after=%llu trim=%d", high, reset, after, trim);
 
+    // cudaGraphInstantiateWithParams: the flags (upload on a stream), the result reported
+    cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal);
+    cudaMemsetAsync(out, 0x21, kBytes, s);
+    cudaStreamEndCapture(s, &g);
+    cudaGraphInstantiateParams ip = {};
+    ip.flags = cudaGraphInstantiateFlagUpload;
+    ip.uploadStream = s;
+    ip.result_out = cudaGraphInstantiateError;
+    cudaError_t wp = cudaGraphInstantiateWithParams(&x, g, &ip);
+    cudaError_t wl = wp ? wp : cudaGraphLaunch(x, s);
+    cudaStreamSynchronize(s);
+    int result = ip.result_out;
+    if (!wp) cudaGraphExecDestroy(x);
+    cudaGraphDestroy(g);
+    cudaGraphInstantiateParams none = {};
+    cudaError_t wb = cudaGraphInstantiateWithParams(&x, nullptr, &none);
+    report("instantiate_with_params",
+           !wp && !wl && result == cudaGraphInstantiateSuccess && filled(out, 0x21) && wb &&
+               none.result_out == cudaGraphInstantiateError,
+           "status=%d launch=%d result=%d null_graph=%d/%d", wp, wl, result, wb, none.result_out);
+
     // conditional nodes are refused where their handle is made (their condition is set on the device)
     cudaGraph_t cg;
     cudaGraphCreate(&cg, 0);
