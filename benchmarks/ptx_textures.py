@@ -2,18 +2,26 @@
 
     python -m benchmarks.ptx_textures                 # 64 Ki lanes on a 512x512 float4 texture, best of 3
     python -m benchmarks.ptx_textures --lanes 262144 --repeat 5
+    python -m benchmarks.ptx_textures --convolution /tmp/cuda-samples --rows 192   # also NVIDIA's kernel
 
 The kernel is ``tex2d_f`` of ``tests/kernels/ptx_texture.cu`` (nvcc 13, compute_90): each thread loads
 its coordinates, fetches ``tex2D<float4>`` and stores the texel — a texture instruction among 16 others.
 The floor is the same fetch written as one vectorized NumPy expression over a host array (point: one
 fancy-index gather; linear: four gathers blended with the 8-bit weights). Times are the least CPU time of
 the repeats; results are checked against the floor's.
+
+``--convolution CHECKOUT`` also runs ``convolutionRowsKernel`` of NVIDIA's convolutionTexture sample
+(compiled from the checkout with nvcc 13 to compute_90 PTX) over a 3072-texel-wide float texture of
+``--rows`` rows (the sample's is 1,536: 17 bilinear fetches per thread, wrap addressing), beside a NumPy
+floor doing its arithmetic (17 shifted multiply-adds over the edge-clamped rows).
 """
 
 from __future__ import annotations
 
 import argparse
 import struct
+import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -109,13 +117,69 @@ def run(lanes: int, repeat: int) -> list[str]:
     return lines
 
 
+NVCC = "/usr/local/bin/nvcc"
+CONV_WIDTH = 3072
+CONV_RADIUS = 8
+
+
+def convolution(checkout: Path, rows: int, repeat: int) -> str:
+    """convolutionTexture's row kernel on the engine beside a NumPy floor (see the module's doc)."""
+    source = (
+        checkout / "Samples" / "2_Concepts_and_Techniques" / "convolutionTexture" / "convolutionTexture.cu"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        ptx = Path(tmp) / "convolutionTexture.ptx"
+        command = [NVCC, "-ptx", "-arch=compute_90", f"-I{checkout / 'Common'}", str(source), "-o", str(ptx)]
+        subprocess.run(command, check=True)
+        module = LoadedModule(ptx.read_text())
+    width, mem = CONV_WIDTH, DeviceMemory(1 << 32)
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 16, (rows, width)).astype(np.float32)  # the sample's: whole numbers below 16
+    weights = rng.random(2 * CONV_RADIUS + 1).astype(np.float32)
+    base, kernel, out = mem.alloc(image.nbytes), mem.alloc(weights.nbytes), mem.alloc(image.nbytes)
+    mem.write(base, image.view(np.uint8).reshape(-1))
+    mem.write(kernel, weights.view(np.uint8))
+    row = width * 4
+    layout = TexelLayout(base, "2d", width, rows, 1, 1, row, row * rows, row * rows, 1, 32, "float")
+    sampler = Sampler((AddressMode.WRAP,) * 3, True, False, False, False, (0.0,) * 4)
+    table = _One(TextureObject(layout, sampler))
+    params = struct.pack("<QiiQ", out, width, rows, HANDLE)
+    dims = LaunchDims(((width + 15) // 16, (rows + 11) // 12, 1), (16, 12, 1))  # the sample's blocks
+    name = "_Z21convolutionRowsKernelPfiiy"
+    seconds = _best(
+        repeat, partial(launch, module, name, mem, dims, params, {"c_Kernel": kernel}, textures=table)
+    )
+
+    def floor() -> F32:
+        # texel centres: each fetch is one texel (weight 0), edges clamped (wrap needs normalized coordinates)
+        padded = np.pad(image, ((0, 0), (CONV_RADIUS, CONV_RADIUS)), mode="edge")
+        total = np.zeros_like(image)
+        for k in range(-CONV_RADIUS, CONV_RADIUS + 1):
+            total += padded[:, CONV_RADIUS + k : CONV_RADIUS + k + width] * weights[CONV_RADIUS - k]
+        return total
+
+    floor_s = _best(repeat, floor)
+    got = mem.read(out, image.nbytes).view(np.float32).reshape(rows, width)
+    assert np.allclose(got, floor(), rtol=1e-5, atol=1e-4)
+    threads = width * rows
+    return (
+        f"convolutionRowsKernel: 3072 x {rows} ({threads} threads, 17 fetches each)  engine {seconds:6.2f} s "
+        f"({seconds / threads * 1e6 * 1e3:6.0f} ns a thread)  NumPy floor {floor_s * 1e3:6.1f} ms: "
+        f"the engine takes {seconds / floor_s:.0f}x"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lanes", type=int, default=1 << 16)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--convolution", type=Path, default=None, metavar="CHECKOUT")
+    parser.add_argument("--rows", type=int, default=192)
     args = parser.parse_args(argv)
     for line in run(args.lanes, args.repeat):
         print(line)
+    if args.convolution is not None:
+        print(convolution(args.convolution, args.rows, args.repeat))
     return 0
 
 
