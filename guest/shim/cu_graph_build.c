@@ -165,6 +165,7 @@ CUresult vgpu_xgraph_destroy(CUgraph graph)
         free_node(x->nodes[i]);
     free(x->nodes);
     forget_origin(x);
+    vgpu_gmem_graph_gone(x);
     x->magic = VGPU_MAGIC_DEAD;
     free(x);
     return CUDA_SUCCESS;
@@ -891,7 +892,8 @@ static void forget_origin(struct vgpu_xgraph *x)
 }
 
 /* What the exec's launches allocate and free (cu_graph_mem.c keeps CUDA's per-launch rules). */
-static CUresult register_memory(const struct vgpu_xgraph *x, CUgraphExec exec, unsigned long long flags)
+static CUresult register_memory(const struct vgpu_xgraph *x, const struct vgpu_xgraph *origin, CUgraphExec exec,
+                                unsigned long long flags)
 {
     size_t count = 0;
     struct graph_alloc **list = calloc(x->count ? x->count : 1, sizeof *list);
@@ -908,7 +910,7 @@ static CUresult register_memory(const struct vgpu_xgraph *x, CUgraphExec exec, u
         list[count++] = n->u.alloc;
     }
     if (!rc)
-        rc = vgpu_gmem_register(VGPU_GMEM_EXEC, exec, flags, count, list, roles);
+        rc = vgpu_gmem_register(exec, origin, flags, count, list, roles);
     free(list);
     free(roles);
     return rc;
@@ -932,7 +934,7 @@ CUresult vgpu_xgraph_instantiate(CUgraphExec *exec, CUgraph graph, unsigned long
         free(e);
         return rc;
     }
-    if ((rc = register_memory(copy, *exec, flags))) {
+    if ((rc = register_memory(copy, x, *exec, flags))) {
         cuGraphExecDestroy(*exec);
         vgpu_xgraph_destroy((CUgraph)(void *)copy);
         free(e);

@@ -29,6 +29,7 @@
 struct holder {
     int kind;
     const void *id;
+    const void *origin; /* an exec's graph, while it lives: one exec per graph with memory nodes */
     unsigned long long flags;
     size_t count;
     struct graph_alloc **allocs;
@@ -174,7 +175,7 @@ CUresult vgpu_gmem_capture_free(CUdeviceptr dptr, unsigned long long capture)
 
 int vgpu_gmem_capture_pending(void) { return __atomic_load_n(&pending, __ATOMIC_RELAXED) > 0; }
 
-static CUresult add_holder(int kind, const void *id, unsigned long long flags, size_t count,
+static CUresult add_holder(int kind, const void *id, const void *origin, unsigned long long flags, size_t count,
                            struct graph_alloc *const *list, const unsigned char *roles)
 {
     if (!count)
@@ -190,13 +191,28 @@ static CUresult add_holder(int kind, const void *id, unsigned long long flags, s
     }
     memcpy(copy, list, count * sizeof *copy);
     memcpy(r, roles, count);
-    *h = (struct holder){kind, id, flags, count, copy, r, NULL};
+    *h = (struct holder){kind, id, origin, flags, count, copy, r, NULL};
     pthread_mutex_lock(&lock);
-    for (size_t i = 0; i < count; i++)
-        copy[i]->refs++;
-    h->next = holders;
-    holders = h;
+    int second = 0;
+    for (struct holder *o = holders; o && origin && !second; o = o->next)
+        second = o->kind == VGPU_GMEM_EXEC && o->origin == origin;
+    if (!second) {
+        for (size_t i = 0; i < count; i++)
+            copy[i]->refs++;
+        h->next = holders;
+        holders = h;
+    }
     pthread_mutex_unlock(&lock);
+    if (second) {
+        free(h);
+        free(copy);
+        free(r);
+        static int once;
+        if (!__atomic_exchange_n(&once, 1, __ATOMIC_RELAXED))
+            vgpu_shim_log("cuGraphInstantiate: a graph with memory nodes has an executable graph already; CUDA "
+                          "allows one at a time (CUDA_ERROR_INVALID_VALUE)");
+        return CUDA_ERROR_INVALID_VALUE;
+    }
     return CUDA_SUCCESS;
 }
 
@@ -226,7 +242,7 @@ void vgpu_gmem_capture_ended(unsigned long long capture, int ok, const void *gra
         }
     }
     pthread_mutex_unlock(&lock);
-    if (ok && add_holder(VGPU_GMEM_GRAPH, graph, 0, n, list, roles))
+    if (ok && add_holder(VGPU_GMEM_GRAPH, graph, NULL, 0, n, list, roles))
         ok = 0;
     if (!ok && graph)
         vgpu_shim_log("graph memory: out of guest memory recording a captured graph's allocations; its "
@@ -239,10 +255,20 @@ void vgpu_gmem_capture_ended(unsigned long long capture, int ok, const void *gra
 
 /* -- holders: graphs and executable graphs ------------------------------------------------------- */
 
-CUresult vgpu_gmem_register(int kind, const void *id, unsigned long long flags, size_t count,
+CUresult vgpu_gmem_register(const void *exec, const void *graph, unsigned long long flags, size_t count,
                             struct graph_alloc *const *list, const unsigned char *roles)
 {
-    return add_holder(kind, id, flags, count, list, roles);
+    return add_holder(VGPU_GMEM_EXEC, exec, graph, flags, count, list, roles);
+}
+
+/* The graph is gone: its execs may outlive it, and another graph may come at its address. */
+void vgpu_gmem_graph_gone(const void *graph)
+{
+    pthread_mutex_lock(&lock);
+    for (struct holder *h = holders; h; h = h->next)
+        if (h->origin == graph)
+            h->origin = NULL;
+    pthread_mutex_unlock(&lock);
 }
 
 static struct holder *holder_locked(int kind, const void *id)
@@ -269,7 +295,8 @@ CUresult vgpu_gmem_copy(int kind, const void *from, int to_kind, const void *to,
     }
     pthread_mutex_unlock(&lock);
     CUresult rc = count && (!list || !roles) ? CUDA_ERROR_OUT_OF_MEMORY
-                                            : add_holder(to_kind, to, flags, count, list, roles);
+                                            : add_holder(to_kind, to, to_kind == VGPU_GMEM_EXEC ? from : NULL,
+                                                         flags, count, list, roles);
     for (size_t i = 0; list && roles && i < count; i++)
         vgpu_gmem_release(list[i]);
     free(list);
@@ -287,6 +314,8 @@ int vgpu_gmem_holds(int kind, const void *id)
 
 void vgpu_gmem_forget(int kind, const void *id)
 {
+    if (kind == VGPU_GMEM_GRAPH)
+        vgpu_gmem_graph_gone(id);
     struct holder *h = NULL;
     pthread_mutex_lock(&lock);
     for (struct holder **link = &holders; *link; link = &(*link)->next)

@@ -34,7 +34,8 @@ VGPU_HIDDEN void vgpu_gmem_capture_ended(unsigned long long capture, int ok, con
 /* holders: a built graph's executable graph registers what its nodes allocate and free (roles) */
 #define ROLE_ALLOCATES 1u
 #define ROLE_FREES 2u
-VGPU_HIDDEN CUresult vgpu_gmem_register(int kind, const void *id, unsigned long long flags, size_t count,
+VGPU_HIDDEN void vgpu_gmem_graph_gone(const void *graph);
+VGPU_HIDDEN CUresult vgpu_gmem_register(const void *exec, const void *graph, unsigned long long flags, size_t count,
                                         struct graph_alloc *const *allocs, const unsigned char *frees);
 VGPU_HIDDEN CUresult vgpu_gmem_copy(int kind, const void *from, int to_kind, const void *to, unsigned long long flags);
 VGPU_HIDDEN void vgpu_gmem_forget(int kind, const void *id);

@@ -153,6 +153,39 @@ int main() {
     report("attributes", high >= base + kBytes && !reset && after == used_now() && !trim,
            "high=%llu reset=%d after=%llu trim=%d", high, reset, after, trim);
 
+    // a graph with memory nodes has one executable graph at a time, captured or built
+    void* q = nullptr;
+    cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal);
+    cudaMallocAsync(&q, kBytes, s);
+    cudaFreeAsync(q, s);
+    cudaStreamEndCapture(s, &g);
+    cudaGraph_t built;
+    cudaGraphCreate(&built, 0);
+    cudaMemAllocNodeParams ap = {};
+    ap.poolProps.allocType = cudaMemAllocationTypePinned;
+    ap.poolProps.location.type = cudaMemLocationTypeDevice;
+    ap.bytesize = kBytes;
+    cudaGraphNode_t an, fn2;
+    cudaGraphAddMemAllocNode(&an, built, nullptr, 0, &ap);
+    cudaGraphAddMemFreeNode(&fn2, built, &an, 1, ap.dptr);
+    cudaError_t once[2][3];
+    cudaGraph_t both[2] = {g, built};
+    for (int i = 0; i < 2; i++) {
+        cudaGraphExec_t e1 = nullptr, e2 = nullptr;
+        once[i][0] = cudaGraphInstantiate(&e1, both[i], 0);
+        once[i][1] = cudaGraphInstantiate(&e2, both[i], 0);
+        if (!once[i][1]) cudaGraphExecDestroy(e2);
+        cudaGraphExecDestroy(e1);
+        once[i][2] = cudaGraphInstantiate(&e2, both[i], 0);
+        if (!once[i][2]) cudaGraphExecDestroy(e2);
+        cudaGraphDestroy(both[i]);
+    }
+    report("one_exec_per_graph",
+           !once[0][0] && once[0][1] == cudaErrorInvalidValue && !once[0][2] && !once[1][0] &&
+               once[1][1] == cudaErrorInvalidValue && !once[1][2] && used_now() == base,
+           "captured=%d/%d/%d built=%d/%d/%d used=%llu", once[0][0], once[0][1], once[0][2], once[1][0],
+           once[1][1], once[1][2], used_now() - base);
+
     // cudaGraphInstantiateWithParams: the flags (upload on a stream), the result reported
     cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal);
     cudaMemsetAsync(out, 0x21, kBytes, s);
