@@ -194,7 +194,7 @@ def _compile_tex(c: Compiler, ins: Instruction) -> Runner:
                 else np.zeros(len(sub[0]), np.int64)
             )
             got = _sample(
-                f, obj, geometry, ctype, sub, lay, as_float, component if gather else None, lanes is None
+                f, obj, geometry, ctype, sub, lay, as_float, component if gather else None, lanes is not None
             )
             if lanes is None:
                 out = got
