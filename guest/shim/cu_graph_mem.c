@@ -149,7 +149,7 @@ CUresult vgpu_gmem_capture_alloc(CUdeviceptr *dptr, size_t size, unsigned long l
     pthread_mutex_lock(&lock);
     a->capture = capture;
     a->capturing = 1;
-    pending++;
+    __atomic_add_fetch(&pending, 1, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&lock);
     *dptr = a->dptr;
     return CUDA_SUCCESS;
@@ -231,7 +231,7 @@ void vgpu_gmem_capture_ended(unsigned long long capture, int ok, const void *gra
         if (!a->capturing || a->capture != capture)
             continue;
         a->capturing = 0;
-        pending--;
+        __atomic_sub_fetch(&pending, 1, __ATOMIC_RELAXED);
         if (list && roles && n < count) {
             list[n] = a;
             roles[n++] = (unsigned char)(ROLE_ALLOCATES | (a->freed_in_graph ? ROLE_FREES : 0));
