@@ -4,6 +4,7 @@ touching only the bytes it names — never another exception, never bytes beside
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from executor import CudaError, _cuda, _cuda_textures
+from executor import CudaError, PinnedArea, VmShare, _cuda, _cuda_textures
 from protocol import CUresult
 from tests.executor.test_cuda_textures import TEXTURE, FakeDriver
 from tests.executor.test_cuda_textures import _executor as _stand_in
@@ -247,3 +248,59 @@ def test_the_c_copy_path_lets_an_array_go_with_its_destruction() -> None:
         fast, slow = both(sides, script)
         assert [s[2] for s in fast.seen if s[0] != "drain"][-4:] == [CUresult.CUDA_ERROR_INVALID_VALUE] * 4
         assert fast.python_copies <= slow.python_copies - 4  # the second batch was served in C
+
+
+_ALIAS_OPS = st.lists(st.tuples(st.sampled_from(["alloc", "alloc", "alias", "alias", "alias", "free", "block", "close"]),
+                                st.integers(0, 1),
+                                st.integers(0, 7), st.sampled_from([0, 1, 2, 3, 63, 64, 4096]) | _U64),
+                      min_size=4, max_size=30)
+
+
+@settings(max_examples=300, deadline=None)
+@given(ops=_ALIAS_OPS)
+def test_aliases_across_two_contexts_never_overlap_and_reach_only_their_own_range(
+        ops: list[tuple[str, int, int, int]]) -> None:
+    """Two processes of one VM allocating pinned ranges, aliasing them at addresses of their choosing
+    (their guest pointers: near others', on device blocks, anywhere), allocating device blocks, freeing
+    and closing, in any order: the VM's claimed addresses never overlap, and every live alias is its
+    own range's bytes in its own context's map alone."""
+    from tests.executor.test_pinned import GUEST_AREA, PAGE, call
+
+    buf = bytearray(64 * PAGE)
+    share = VmShare("sim")
+    share.pinned = PinnedArea(memoryview(buf))
+    contexts = [share.create_context(), share.create_context()]
+    ranges: list[list[int]] = [[], []]
+    for op, who, pick, value in ops:
+        ex = contexts[who]
+        mine = ranges[who]
+        try:
+            if op == "alloc":
+                made = call(ex, "mem_host_alloc", bytesize=(pick % 3 + 1) * PAGE, flags=2)
+                mine.append(int(made.offset))  # type: ignore[attr-defined]
+            elif op == "alias" and mine:
+                address = value if value > 64 * PAGE else GUEST_AREA + value * PAGE if value < 64 else 0
+                call(ex, "mem_host_alias", offset=mine[pick % len(mine)], address=address)
+            elif op == "free" and mine:
+                call(ex, "mem_free_host", offset=mine.pop(pick % len(mine)))
+            elif op == "block":
+                call(ex, "mem_alloc", bytesize=(pick + 1) * PAGE)
+            elif op == "close":
+                share.close_context(ex)
+                contexts[who], ranges[who] = share.create_context(), []
+        except CudaError:
+            pass
+        space = contexts[0].memory.space  # type: ignore[attr-defined]
+        claims = list(zip(space.starts, space.ends, strict=True))
+        assert claims == sorted(claims) and all(a[1] <= b[0] for a, b in itertools.pairwise(claims))
+        for me, other in ((0, 1), (1, 0)):
+            memory = contexts[me].memory  # type: ignore[attr-defined]
+            for offset, start in memory.host_aliases.items():
+                alloc = memory.allocations.find(start)
+                assert alloc is not None and alloc.kind == "host" and offset in ranges[me]
+                assert np.shares_memory(alloc.obj, np.frombuffer(buf, np.uint8)[offset:offset + alloc.size])
+                assert contexts[other].memory.allocations.find(start) is None  # type: ignore[attr-defined]
+                event("a live alias checked")
+    for ex in contexts:
+        share.close_context(ex)
+    assert share.pinned.allocator.used == 0
