@@ -135,13 +135,14 @@ SAMPLES = {
     "0_Introduction/simpleCubemapTexture": "simpleCubemapTexture",
     "0_Introduction/simpleTexture": "simpleTexture", "0_Introduction/simpleSurfaceWrite": "simpleSurfaceWrite",
     "0_Introduction/simpleTextureDrv": "simpleTextureDrv", "2_Concepts_and_Techniques/dct8x8": "dct8x8",
+    "0_Introduction/vectorAddDrv": "vectorAddDrv",
     "0_Introduction/simpleZeroCopy": "simpleZeroCopy", "0_Introduction/UnifiedMemoryStreams": "UnifiedMemoryStreams",
     "3_CUDA_Features/warpAggregatedAtomicsCG": "warpAggregatedAtomicsCG", "5_Domain_Specific/FDTD3d": "FDTD3d",
     "3_CUDA_Features/graphMemoryNodes": "graphMemoryNodes", "3_CUDA_Features/graphMemoryFootprint": "graphMemoryFootprint",
     "6_Performance/cudaGraphsPerfScaling": "cudaGraphsPerfScaling",
 }
 #: those of them that launch kernels of their own (the PTX engine runs them on ``sim``)
-KERNEL_SAMPLES = frozenset({"streamOrderedAllocation", "vectorAdd", "simpleVoteIntrinsics", "simplePrintf",
+KERNEL_SAMPLES = frozenset({"streamOrderedAllocation", "vectorAdd", "vectorAddDrv", "simpleVoteIntrinsics", "simplePrintf",
                             "shfl_scan", "simpleAssert", "simpleCallback", "simpleCudaGraphs", "asyncAPI",
                             "simpleHyperQ", "simpleAWBarrier", "transpose", "matrixMul", "simpleTemplates",
                             "clock", "fp16ScalarProduct", "simpleCooperativeGroups", "simpleMultiCopy",
@@ -161,6 +162,7 @@ SAMPLE_DATA: dict[str, tuple[str, ...]] = {
     # the fatbin its CMake file builds from simpleTexture_kernel.cu (scripts/cuda-samples --install puts it here)
     "simpleTextureDrv": ("teapot512.pgm", "ref_rotated.pgm", "simpleTexture_kernel64.fatbin"),
     "dct8x8": ("teapot512.bmp",),
+    "vectorAddDrv": ("vectorAdd_kernel64.fatbin",),  # built from its vectorAdd_kernel.cu, as simpleTextureDrv's
 }
 #: the mediator's configuration for the samples: a launch bound of 60 s instead of 5, since the samples judge
 #: results, not speed, and on a loaded machine (a QEMU guest beside it) launches of SobolQRNG and

@@ -47,6 +47,7 @@ NOT_IN_VM = {"StreamPriorities": "two 256 MiB host buffers of its own",
              "simpleSurfaceWrite": "its data/ images (SAMPLE_DATA) are not put into the guest's tree yet",
              "simpleTextureDrv": "its data/ images and fatbin (SAMPLE_DATA) are not put into the guest's tree yet",
              "dct8x8": "its data/ image (SAMPLE_DATA) is not put into the guest's tree yet",
+             "vectorAddDrv": "its fatbin (SAMPLE_DATA) is not put into the guest's tree yet",
              "graphMemoryNodes": "not yet run in a QEMU guest (graph memory nodes pass on the host)",
              "graphMemoryFootprint": "not yet run in a QEMU guest (graph memory nodes pass on the host)",
              "cudaGraphsPerfScaling": "not yet run in a QEMU guest (graph memory nodes pass on the host)"}
