@@ -141,8 +141,11 @@ def _resource(mem: DeviceMemory, layout: TexelLayout) -> npt.NDArray[Any] | None
     of texels (indices are inside the resource, so every texel read lies in it); else ``None``."""
     tb = layout.texel_bytes
     pitches = (layout.row_pitch, layout.slice_pitch, layout.layer_pitch)
-    if any(p < 0 or p % tb for p in pitches):
-        return None
+    if (
+        any(p < 0 or p % tb for p in pitches)
+        or min(layout.width, layout.height, layout.depth, layout.layers) < 1
+    ):
+        return None  # (an empty dimension would clamp indices to -1, which take reads from the end)
     extent = tb * layout.width + sum(
         (n - 1) * p for n, p in zip((layout.height, layout.depth, layout.layers), pitches, strict=True)
     )
