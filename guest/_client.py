@@ -71,6 +71,7 @@ assert ChannelField.GENERATION == ChannelField.CHANNEL_STATE + 4 and ChannelFiel
 _NEED_WAKEUP: Final = ChannelField.HOST_NEED_WAKEUP >> 2
 _NEED_IRQ: Final = ChannelField.GUEST_NEED_IRQ >> 2
 _SQ_HEAD: Final = ChannelField.SQ_HEAD >> 2
+_HOST_BUSY: Final = ChannelField.HOST_BUSY >> 2
 _CQ_TAIL: Final = ChannelField.CQ_TAIL >> 2
 _FLOCK: Final = struct.Struct("hhqqi4x")  # struct flock on Linux x86-64/arm64: type, whence, start, len, pid
 #: how long an open waits for the host's acknowledgement, and a close for the channel to be FREE
@@ -169,24 +170,24 @@ class _Arena:
 
 
 class _Progress:
-    """The host's progress on our channel while we wait: it consumed a submission (``sq_head``) or
-    posted a completion (``cq_tail``). A wait gives up only after ``timeout`` seconds in which neither
-    moved, not after ``timeout`` in all: a GPU's synchronize waits as long as the queued work takes,
-    and the host advances ``sq_head`` once it has served an entry (a launch on ``sim`` has run by
-    then), so a long queue of launches keeps counting as progress (as the C transport's wait does)."""
+    """The host's progress on our channel while we wait: it consumed a submission (``sq_head``),
+    posted a completion (``cq_tail``) or is serving one of our calls now (``host_busy``, +1 every
+    0.5 s while it does). A wait gives up only after ``timeout`` seconds in which none moved, not after
+    ``timeout`` in all: a GPU's synchronize waits as long as the queued work takes, and one long launch
+    or a long queue of them keeps counting as progress (as the C transport's wait does)."""
 
     __slots__ = ("_deadline", "_mark", "_timeout", "_words")
 
     def __init__(self, words: memoryview, timeout: float) -> None:
         self._words = words
         self._timeout = timeout
-        self._mark = (words[_SQ_HEAD], words[_CQ_TAIL])
+        self._mark = (words[_SQ_HEAD], words[_CQ_TAIL], words[_HOST_BUSY])
         self._deadline = time.monotonic() + timeout
 
     def stalled(self) -> bool:
         """True once the host has made no progress for the timeout."""
         now = time.monotonic()
-        mark = (self._words[_SQ_HEAD], self._words[_CQ_TAIL])
+        mark = (self._words[_SQ_HEAD], self._words[_CQ_TAIL], self._words[_HOST_BUSY])
         if mark != self._mark:
             self._mark = mark
             self._deadline = now + self._timeout

@@ -35,6 +35,7 @@ from protocol import (
     validate_channel,
 )
 
+from ._busy import BusyBeacon
 from ._ratelimit import RateLimitedLog
 from ._server import RingServer
 from ._stats import WorkerCounters
@@ -49,6 +50,7 @@ _W_CLOSE_REQUEST: Final = ChannelField.CLOSE_REQUEST >> 2
 _W_OWNER_PID: Final = ChannelField.OWNER_PID >> 2
 _W_OWNER_PEER: Final = ChannelField.OWNER_PEER >> 2
 _Q_HEARTBEAT: Final = ChannelField.HEARTBEAT >> 3
+_W_HOST_BUSY: Final = ChannelField.HOST_BUSY >> 2
 #: madvise(MADV_POPULATE_WRITE) (Linux 5.14): fault a range in at once (the mmap module may not name it)
 MADV_POPULATE_WRITE: Final = getattr(mmap, "MADV_POPULATE_WRITE", 23)
 
@@ -108,6 +110,10 @@ class Channel:
     def heartbeat(self) -> int:
         return int(self._u64[_Q_HEARTBEAT])
 
+    def bump_busy(self) -> None:
+        """``host_busy`` + 1 (``mediator._busy``: the host is serving this channel's entries now)."""
+        self._u32[_W_HOST_BUSY] = (self._u32[_W_HOST_BUSY] + 1) & _MASK32
+
     def release(self) -> None:
         for view in (self._u32, self._u64, self.block):
             view.release()
@@ -138,6 +144,7 @@ class ChannelTable:
         self._log_expired = RateLimitedLog(self.log.warning)
         self._log_broken = RateLimitedLog(self.log.error)
         self._last_scan = 0
+        self.busy = BusyBeacon()  # host_busy of the channel being served (stopped by release)
 
     # -- scanning the guests' requests -------------------------------------------------------------
 
@@ -184,7 +191,7 @@ class ChannelTable:
         each channel served and how many entries; one with impossible indices is closed instead."""
         channels = self.open
         count = len(channels)
-        counters = self.counters
+        counters, busy = self.counters, self.busy
         turns: list[tuple[Channel, int]] = []
         for k in range(count):
             channel = channels[(start + k) % count]
@@ -195,7 +202,11 @@ class ChannelTable:
             try:
                 if ctx.server.sq.pending():  # (raises for an impossible tail, as drain would)
                     ctx.executor.activate()  # its calls run in its own context (cuda: cuCtxSetCurrent)
-                served = ctx.server.drain(budget)
+                busy.serving(channel)  # one call may outlast a guest's timeout: show we work on it
+                try:
+                    served = ctx.server.drain(budget)
+                finally:
+                    busy.idle()
             except RemoteProtocolError as exc:  # impossible indices: only this channel is closed
                 self.broke(channel, exc)
                 continue
@@ -300,6 +311,7 @@ class ChannelTable:
             self.close(channel, reason)
 
     def release(self) -> None:
+        self.busy.stop()
         for channel in self.channels:
             self._free(channel)
             channel.release()

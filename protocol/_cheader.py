@@ -173,6 +173,9 @@ CHANNEL_FIELDS: Final[tuple[HeaderFieldInfo, ...]] = (
        "the first asynchronous error not yet reported (status value), 0 when none"),
     _H(_C.OPEN_ACK, "uint32_t", "host", "the `open_request` nonce the host has served; written last on open"),
     _H(_C.CLOSE_REASON, "uint32_t", "host", "`enum vgpu_close_reason`: why the host last closed the channel"),
+    _H(_C.HOST_BUSY, "uint32_t", "host",
+       "+1 every 0.5 s while the host serves this channel's entries: one long call (a launch, a synchronize) "
+       "counts as progress for the guest's timeout"),
     _H(_C.GUEST_NEED_IRQ, "uint32_t", "guest", "1 while the owner sleeps on its vector: interrupt it"),
     _H(_C.GUEST_FEATURES, "uint64_t", "guest", "the offered feature bits the guest uses (informational)"),
     _H(_C.CALLS_SUBMITTED, "uint64_t", "guest", "diagnostic counter (may stay 0); never trusted"),

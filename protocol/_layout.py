@@ -179,6 +179,7 @@ class ChannelField(IntEnum):
     LATCHED_ERROR = 160  # u32: first asynchronous error not yet reported, CUresult
     OPEN_ACK = 164  # u32: the open_request nonce the host has served (written last when opening)
     CLOSE_REASON = 168  # u32 CloseReason
+    HOST_BUSY = 172  # u32: +1 every 0.5 s while the host serves this channel's entries (guests: progress)
     # guest state line (guest writes)
     GUEST_NEED_IRQ = 192  # u32
     GUEST_FEATURES = 200  # u64

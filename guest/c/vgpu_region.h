@@ -66,6 +66,7 @@ enum {
     VC_OFF_LATCHED_ERROR = 160,    /* u32, host */
     VC_OFF_OPEN_ACK = 164,         /* u32, host */
     VC_OFF_CLOSE_REASON = 168,     /* u32, host */
+    VC_OFF_HOST_BUSY = 172,        /* u32, host: +1 every 0.5 s while it serves us */
     VC_OFF_GUEST_NEED_IRQ = 192,   /* u32, guest */
     VC_OFF_GUEST_FEATURES = 200,   /* u64, guest */
     VC_OFF_CALLS_SUBMITTED = 208,  /* u64, guest */

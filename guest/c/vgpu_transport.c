@@ -175,7 +175,8 @@ _Static_assert(VGPU_CHN_MAGIC == VC_OFF_MAGIC && VGPU_CHN_VERSION_MAJOR == VC_OF
                VGPU_CHN_CHANNEL_INDEX == VC_OFF_CHANNEL_INDEX && VGPU_CHN_CHANNEL_STATE == VC_OFF_CHANNEL_STATE &&
                VGPU_CHN_GENERATION == VC_OFF_GENERATION && VGPU_CHN_HOST_NEED_WAKEUP == VC_OFF_HOST_NEED_WAKEUP &&
                VGPU_CHN_LATCHED_ERROR == VC_OFF_LATCHED_ERROR && VGPU_CHN_OPEN_ACK == VC_OFF_OPEN_ACK &&
-               VGPU_CHN_CLOSE_REASON == VC_OFF_CLOSE_REASON && VGPU_CHN_GUEST_NEED_IRQ == VC_OFF_GUEST_NEED_IRQ &&
+               VGPU_CHN_CLOSE_REASON == VC_OFF_CLOSE_REASON && VGPU_CHN_HOST_BUSY == VC_OFF_HOST_BUSY &&
+               VGPU_CHN_GUEST_NEED_IRQ == VC_OFF_GUEST_NEED_IRQ &&
                VGPU_CHN_GUEST_FEATURES == VC_OFF_GUEST_FEATURES &&
                VGPU_CHN_CALLS_SUBMITTED == VC_OFF_CALLS_SUBMITTED && VGPU_CHN_OPEN_REQUEST == VC_OFF_OPEN_REQUEST &&
                VGPU_CHN_OWNER_PID == VC_OFF_OWNER_PID && VGPU_CHN_OWNER_PEER == VC_OFF_OWNER_PEER &&
@@ -545,14 +546,15 @@ static void pause_slow(struct cuda_transport *t)
 }
 
 /*
- * The host's progress on our channel while we wait: it consumed a submission (sq_head) or posted a
- * completion (cq_tail). A wait gives up only after timeout_ns in which neither moved, not after
- * timeout_ns in all: a queue of long launches keeps a synchronize waiting as long as the host works
- * through it, and a host that stops serving us is still noticed within the timeout. (A single call
- * that takes longer than the timeout by itself, such as one launch past it, still times out.)
+ * The host's progress on our channel while we wait: it consumed a submission (sq_head), posted a
+ * completion (cq_tail) or is serving one of our calls now (host_busy, +1 every 0.5 s while it does).
+ * A wait gives up only after timeout_ns in which none moved, not after timeout_ns in all: a queue of
+ * long launches, or one launch or synchronize longer than the timeout, keeps us waiting as long as
+ * the host works on it, and a host that stops serving us is still noticed within the timeout. (A host
+ * from before host_busy leaves it 0: there one call past the timeout by itself still times out.)
  */
 struct progress {
-    uint32_t sq_head, cq_tail;
+    uint32_t sq_head, cq_tail, busy;
     uint64_t deadline;
 };
 
@@ -560,16 +562,18 @@ static void progress_start(const struct cuda_transport *t, struct progress *p, u
 {
     p->sq_head = ld32(t, VC_OFF_SQ_HEAD);
     p->cq_tail = ld32(t, VC_OFF_CQ_TAIL);
+    p->busy = ld32(t, VC_OFF_HOST_BUSY);
     p->deadline = now + t->timeout_ns;
 }
 
 /* 1 when the host has made no progress on our channel for the timeout */
 static int progress_stalled(const struct cuda_transport *t, struct progress *p, uint64_t now)
 {
-    uint32_t head = ld32(t, VC_OFF_SQ_HEAD), tail = ld32(t, VC_OFF_CQ_TAIL);
-    if (head != p->sq_head || tail != p->cq_tail) {
+    uint32_t head = ld32(t, VC_OFF_SQ_HEAD), tail = ld32(t, VC_OFF_CQ_TAIL), busy = ld32(t, VC_OFF_HOST_BUSY);
+    if (head != p->sq_head || tail != p->cq_tail || busy != p->busy) {
         p->sq_head = head;
         p->cq_tail = tail;
+        p->busy = busy;
         p->deadline = now + t->timeout_ns;
         return 0;
     }

@@ -169,6 +169,7 @@ static_assert(offsetof(struct vgpu_region_header, host_peer_id) == 140, "vgpu_re
 #define VGPU_CHN_LATCHED_ERROR 160u /* uint32_t, host */
 #define VGPU_CHN_OPEN_ACK 164u /* uint32_t, host */
 #define VGPU_CHN_CLOSE_REASON 168u /* uint32_t, host */
+#define VGPU_CHN_HOST_BUSY 172u /* uint32_t, host */
 #define VGPU_CHN_GUEST_NEED_IRQ 192u /* uint32_t, guest */
 #define VGPU_CHN_GUEST_FEATURES 200u /* uint64_t, guest */
 #define VGPU_CHN_CALLS_SUBMITTED 208u /* uint64_t, guest */
@@ -210,7 +211,8 @@ struct vgpu_channel_header {
     uint32_t latched_error;             /* host */
     uint32_t open_ack;                  /* host */
     uint32_t close_reason;              /* host */
-    uint8_t pad2_[20];
+    uint32_t host_busy;                 /* host */
+    uint8_t pad2_[16];
     uint32_t guest_need_irq;            /* guest */
     uint8_t pad3_[4];
     uint64_t guest_features;            /* guest */
@@ -256,6 +258,7 @@ static_assert(offsetof(struct vgpu_channel_header, calls_failed) == 152, "vgpu_c
 static_assert(offsetof(struct vgpu_channel_header, latched_error) == 160, "vgpu_channel_header.latched_error offset");
 static_assert(offsetof(struct vgpu_channel_header, open_ack) == 164, "vgpu_channel_header.open_ack offset");
 static_assert(offsetof(struct vgpu_channel_header, close_reason) == 168, "vgpu_channel_header.close_reason offset");
+static_assert(offsetof(struct vgpu_channel_header, host_busy) == 172, "vgpu_channel_header.host_busy offset");
 static_assert(offsetof(struct vgpu_channel_header, guest_need_irq) == 192, "vgpu_channel_header.guest_need_irq offset");
 static_assert(offsetof(struct vgpu_channel_header, guest_features) == 200, "vgpu_channel_header.guest_features offset");
 static_assert(offsetof(struct vgpu_channel_header, calls_submitted) == 208, "vgpu_channel_header.calls_submitted offset");

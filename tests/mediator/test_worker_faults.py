@@ -15,7 +15,7 @@ import pytest
 from guest import DeviceGoneError, GuestClient
 from mediator._control_client import request
 from mediator._launcher import MediatorProcess, running_mediator
-from protocol import CALLS_BY_NAME, DeviceState, StreamCaptureMode
+from protocol import CALLS_BY_NAME, ChannelField, DeviceState, StreamCaptureMode
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -157,3 +157,24 @@ def test_a_long_queue_of_legitimate_work_keeps_the_heartbeat(tmp_path: Path) -> 
         gpu.nop()
         assert vm_status(mediator, "vm1")["restarts"] == 0
     assert "worker stopped answering" not in mediator.log
+
+
+def test_one_call_longer_than_the_guests_timeout_completes(tmp_path: Path) -> None:
+    """A launch of 2.4 s behind a guest whose transport gives up after 1 s without progress: the
+    host's ``host_busy`` word moves while it serves the launch (mediator._busy), so the guest's
+    synchronize waits it out, as a GPU's would."""
+    with running_mediator(tmp_path, backend="sim", vms=1) as mediator, \
+            GuestClient.connect(mediator.vm_socket(1), timeout=1.0) as gpu:
+        busy_word = ChannelField.HOST_BUSY >> 2
+        module = _call(gpu, "module_load_data", data=SPIN_PTX).module
+        function = _call(gpu, "module_get_function", module=module, data=b"spin").function
+        stream = _call(gpu, "stream_create", flags=0).stream
+        before = gpu.region.u32_view[busy_word]
+        started = time.monotonic()
+        _call(gpu, "launch_kernel", function=function, grid_x=1, grid_y=1, grid_z=1, block_x=1, block_y=1,
+              block_z=1, shared_mem_bytes=0, stream=stream, data=struct.pack("<Q", 2 * SPIN_NS),
+              asynchronous=True)
+        _call(gpu, "stream_synchronize", stream=stream)
+        assert time.monotonic() - started > 2 * SPIN_NS / 1e9
+        assert (gpu.region.u32_view[busy_word] - before) & 0xFFFF_FFFF >= 2  # bumped every 0.5 s of it
+        gpu.nop()

@@ -435,12 +435,15 @@ class SlowHost:
     """Serves channel 0 of a :class:`FakeIvshmemServer` as the worker does, slowly: each entry takes
     ``step`` seconds, then ``sq_head`` moves past it and a synchronous one is answered (status 0).
     After ``serve`` entries (None: never) it stops making progress, as a hung host would, while the
-    channel stays open and the device READY. Stop it (``close``) before the server."""
+    channel stays open and the device READY. With ``busy`` it bumps ``host_busy`` that often during
+    each entry, as the worker's beacon does (``mediator._busy``). Stop it (``close``) before the server."""
 
-    def __init__(self, server: FakeIvshmemServer, step: float, serve: int | None = None) -> None:
+    def __init__(self, server: FakeIvshmemServer, step: float, serve: int | None = None,
+                 busy: float | None = None) -> None:
         self.server = server
         self.step = step
         self.serve = serve
+        self.busy = busy
         self.served = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="slow-host", daemon=True)
@@ -459,7 +462,7 @@ class SlowHost:
                     self._stop.wait(0.001)
                     continue
                 seq, call_id, flags, *_ = sq.read()
-                if self._stop.wait(self.step):  # the entry's work
+                if self._work(region):
                     return
                 sq.advance()
                 self.served += 1
@@ -470,6 +473,18 @@ class SlowHost:
         finally:
             del sq, cq
             region.release()
+
+    def _work(self, region: Region) -> bool:
+        """The entry's work (``step`` seconds, ``host_busy`` bumped every ``busy``); True when stopped."""
+        if self.busy is None:
+            return self._stop.wait(self.step)
+        end = time.monotonic() + self.step
+        words = region.u32_view
+        while (left := end - time.monotonic()) > 0:
+            if self._stop.wait(min(self.busy, left)):
+                return True
+            words[ChannelField.HOST_BUSY >> 2] = (words[ChannelField.HOST_BUSY >> 2] + 1) & 0xFFFF_FFFF
+        return False
 
     def close(self) -> None:
         self._stop.set()

@@ -38,8 +38,9 @@ def server(tmp_path: Path) -> Iterator[FakeIvshmemServer]:
     server.close()
 
 
-def c_queue(c_build: CBuild, path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[int, float, str]:
-    """Post QUEUED - 1 entries and wait for a synchronous call behind them, through the C transport;
+def c_queue(c_build: CBuild, path: Path, monkeypatch: pytest.MonkeyPatch,
+            posted: int = QUEUED - 1) -> tuple[int, float, str]:
+    """Post ``posted`` entries and wait for a synchronous call behind them, through the C transport;
     returns its status, how long the call waited and the transport's last error."""
     monkeypatch.setenv("VGPU_TRANSPORT_TIMEOUT_MS", str(int(TIMEOUT_S * 1000)))
     lib = ct.CDLL(str(c_build.shared_lib))
@@ -48,7 +49,7 @@ def c_queue(c_build: CBuild, path: Path, monkeypatch: pytest.MonkeyPatch) -> tup
     assert lib.cuda_transport_init_socket(str(path).encode(), ct.byref(transport)) == 0, \
         lib.cuda_transport_last_error()
     try:
-        for _ in range(QUEUED - 1):
+        for _ in range(posted):
             assert lib.cuda_transport_post(transport, _LAUNCH, None, 0, None, 0) == 0
         start = time.monotonic()
         rc = lib.cuda_transport_call(transport, _NOP, None, 0, None, 0, None, None, 0, None)
@@ -97,6 +98,18 @@ def test_the_c_transport_times_out_when_the_host_stops_making_progress(
     assert "made no progress on channel 0 for 400 ms" in error, error
     # three steps of progress, then the timeout counted from the last one
     assert 3 * STEP_S + TIMEOUT_S <= waited < 3 * STEP_S + TIMEOUT_S + 5
+
+
+def test_the_c_transport_waits_out_one_call_longer_than_the_timeout_while_the_host_shows_it_works(
+    c_build: CBuild, server: FakeIvshmemServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    host = SlowHost(server, 3 * TIMEOUT_S, busy=STEP_S)  # one entry of 1.2 s, host_busy every 0.1 s
+    try:
+        rc, waited, error = c_queue(c_build, tmp_path / "fake.sock", monkeypatch, posted=0)
+    finally:
+        host.close()
+    assert rc == 0, error
+    assert waited > 2 * TIMEOUT_S
 
 
 def test_the_python_client_waits_while_the_host_works_through_a_long_queue(
