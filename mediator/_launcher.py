@@ -44,8 +44,9 @@ class MediatorProcess:
 
 
 def write_config(path: Path, sockets: Path, *, backend: str, vm_ids: list[int], extra: str = "",
-                 quota: str = "2GiB") -> None:
-    vm_tables = "".join(f'\n[[vm]]\nid = {i}\nname = "vm{i}"\nmemory_quota = "{quota}"\n'
+                 quota: str = "2GiB", vm_extra: str = "") -> None:
+    """``extra``: lines of ``[mediator]`` (and tables after it); ``vm_extra``: lines of every ``[[vm]]``."""
+    vm_tables = "".join(f'\n[[vm]]\nid = {i}\nname = "vm{i}"\nmemory_quota = "{quota}"\n{vm_extra}'
                         for i in vm_ids)
     path.write_text(f'[mediator]\nsocket_dir = "{sockets}"\nbackend = "{backend}"\n'
                     f'region_size = "256MiB"\n{extra}\n{vm_tables}')
@@ -53,12 +54,13 @@ def write_config(path: Path, sockets: Path, *, backend: str, vm_ids: list[int], 
 
 @contextlib.contextmanager
 def running_mediator(workdir: Path, *, backend: str = "sim", vms: int = 1, extra: str = "",
-                     journal: bool = False) -> Iterator[MediatorProcess]:
+                     journal: bool = False, vm_extra: str = "") -> Iterator[MediatorProcess]:
     """``journal``: tell the daemon its stdout is the journal (as systemd's ``JOURNAL_STREAM`` does)."""
     sockets = workdir / "sockets"
     config = workdir / "config.toml"
     log_path = workdir / "mediator.log"
-    write_config(config, sockets, backend=backend, vm_ids=list(range(1, vms + 1)), extra=extra)
+    write_config(config, sockets, backend=backend, vm_ids=list(range(1, vms + 1)), extra=extra,
+                 vm_extra=vm_extra)
     env = {k: v for k, v in os.environ.items() if k != "JOURNAL_STREAM"}
     with open(log_path, "wb") as log:
         if journal:
