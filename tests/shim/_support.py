@@ -155,15 +155,21 @@ KERNEL_SAMPLES = frozenset({"streamOrderedAllocation", "vectorAdd", "vectorAddDr
                             "simpleSurfaceWrite",
                             "simpleZeroCopy", "warpAggregatedAtomicsCG", "FDTD3d", "graphMemoryNodes",
                             "graphMemoryFootprint", "cudaGraphsPerfScaling"})
-#: the files of ``samples/data`` each sample reads from ``./data/`` (its input and reference images)
+#: the files of ``samples/data`` each sample reads from ``./data/`` (its input and reference images), by path
+#: under it: a fatbin a sample's CMake file builds is in the sample's own directory (two samples build the
+#: same name from different sources; scripts/cuda-samples --install puts it there)
 SAMPLES_DATA = Path(__file__).resolve().parent / "samples" / "data"
 SAMPLE_DATA: dict[str, tuple[str, ...]] = {
     "simpleTexture": ("teapot512.pgm", "ref_rotated.pgm"), "simpleSurfaceWrite": ("teapot512.pgm", "ref_rotated.pgm"),
-    # the fatbin its CMake file builds from simpleTexture_kernel.cu (scripts/cuda-samples --install puts it here)
-    "simpleTextureDrv": ("teapot512.pgm", "ref_rotated.pgm", "simpleTexture_kernel64.fatbin"),
+    "simpleTextureDrv": ("teapot512.pgm", "ref_rotated.pgm", "simpleTextureDrv/simpleTexture_kernel64.fatbin"),
     "dct8x8": ("teapot512.bmp",),
-    "vectorAddDrv": ("vectorAdd_kernel64.fatbin",),  # built from its vectorAdd_kernel.cu, as simpleTextureDrv's
+    "vectorAddDrv": ("vectorAddDrv/vectorAdd_kernel64.fatbin",),
 }
+
+
+def sample_data(name: str) -> dict[str, Path]:
+    """What the sample ``name`` finds in ``./data/`` (SAMPLE_DATA): each file's name there -> the file here."""
+    return {Path(file).name: SAMPLES_DATA / file for file in SAMPLE_DATA.get(name, ())}
 #: the mediator's configuration for the samples: a launch bound of 60 s instead of 5, since the samples judge
 #: results, not speed, and on a loaded machine (a QEMU guest beside it) launches of SobolQRNG and
 #: fastWalshTransform that take 2-3 s at load 4 ran past 5 s, and mergeSort's past 20 s at load ~9

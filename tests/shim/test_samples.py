@@ -19,12 +19,11 @@ from mediator._launcher import MediatorProcess, running_mediator
 from ._support import (
     KERNEL_SAMPLES,
     SAMPLE_ARGS,
-    SAMPLE_DATA,
     SAMPLES,
     SAMPLES_BIN,
     SAMPLES_CONFIG,
-    SAMPLES_DATA,
     ShimBuild,
+    sample_data,
     sample_verdict,
     shim_env,
 )
@@ -52,10 +51,9 @@ def test_the_checked_in_samples_are_the_list_with_their_provenance() -> None:
 def test_the_sample_passes_on_the_shim(name: str, shim: ShimBuild, mediator: MediatorProcess, tmp_path: Path) -> None:
     conf = tmp_path / "guest.conf"
     conf.write_text(f"socket = {mediator.vm_socket(1)}\nlog = stderr\n")
-    if SAMPLE_DATA.get(name):
-        (tmp_path / "data").mkdir()
-        for file in SAMPLE_DATA[name]:
-            shutil.copyfile(SAMPLES_DATA / file, tmp_path / "data" / file)
+    for file, source in sample_data(name).items():
+        (tmp_path / "data").mkdir(exist_ok=True)
+        shutil.copyfile(source, tmp_path / "data" / file)
     proc = subprocess.run([str(SAMPLES_BIN / name), *SAMPLE_ARGS.get(name, ())], capture_output=True, text=True,
                           timeout=300, env={**shim_env(shim, conf), "LD_BIND_NOW": "1"}, cwd=tmp_path,
                           stdin=subprocess.DEVNULL, check=False)
