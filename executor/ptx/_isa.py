@@ -11,7 +11,8 @@ from collections.abc import Mapping
 
 from ._compiler import Compiler, InstructionCompiler, Runner, UnsupportedError
 from ._isa_arith import ARITHMETIC
-from ._isa_atomic import ATOMIC
+from ._isa_atomic import ATOMIC as SCALAR_ATOMIC
+from ._isa_atomic_vec import with_vector_atomics
 from ._isa_bits import BITS
 from ._isa_carry import CARRY, compile_with_carry
 from ._isa_cluster import CLUSTER
@@ -31,6 +32,9 @@ from ._parse import Instruction
 
 __all__ = ["COMPILERS", "SUPPORTED"]
 
+#: atom and red: the vector and packed-half forms (_isa_atomic_vec), the rest _isa_atomic
+ATOMIC = with_vector_atomics(SCALAR_ATOMIC)
+
 #: what the engine implements: opcode -> the forms (types and modifiers), for the docs
 SUPPORTED: dict[str, str] = {
     "abs": "s16 s32 s64; f32 (.ftz), f64; f16 f16x2; bf16 bf16x2",
@@ -40,7 +44,10 @@ SUPPORTED: dict[str, str] = {
     "on u32 s32 u64 s64",
     "and": "b16 b32 b64 pred",
     "atom": "global, shared (::cta, ::cluster), generic; add (u32 s32 u64 f32 f64), min max (u32 s32 u64 "
-    "s64), and or xor (b32 b64), exch (b32 b64), cas (b32 b64), inc dec (u32); any .sem/.scope",
+    "s64), and or xor (b32 b64), exch (b32 b64), cas (b16 b32 b64), inc dec (u32); any .sem/.scope; "
+    "add.noftz f16 f16x2 bf16 bf16x2 (rounded once to nearest even); global (or generic) vectors, each "
+    "element its own atomic: add .v2 .v4 f32, add min max .noftz .v2 .v4 .v8 f16 bf16 and .v2 .v4 f16x2 "
+    "bf16x2",
     "bar": "bar.sync / bar.sync.aligned / barrier.sync with a barrier id; with a thread count too, and "
     "bar.arrive / barrier.arrive with one (named barriers: a waiting path lets its sibling path run); "
     "bar.red.popc.u32, bar.red.and.pred, bar.red.or.pred; bar.warp.sync; barrier.cluster.arrive (.release "

@@ -22,6 +22,8 @@
 #   ptx_fp8.compute_{75,80,90}.ptx  cuda_fp8.h's pairs: cvt to and from e4m3x2/e5m2x2 on compute_90,
 #                              NVIDIA's emulation elsewhere; floats to half2/bfloat162 (tests/ptx/test_fp8.py)
 #   ptx_libs.compute_{75,80,90}.ptx  CUB's block radix sort, scan and reductions (tests/ptx/test_libs.py)
+#   ptx_atomic_vec.compute_{75,80,90}.ptx  atomicAdd on __half/__half2/__nv_bfloat16(2), float2/float4,
+#                              sm_90's vector atomics with min/max (tests/ptx/test_atomic_vec.py)
 #   ptx_texture.compute_{75,80,90}.ptx  texture and surface objects: every tex geometry, tld4, txq/suq,
 #                              istypep, suld/sust (tests/ptx/test_textures.py)
 set -euo pipefail
@@ -58,6 +60,7 @@ for arch in 75 80 90; do
     "$NVCC" -ptx -arch=compute_$arch -o ptx_fp8.compute_$arch.ptx ptx_fp8.cu
     "$NVCC" -ptx -arch=compute_$arch -o ptx_libs.compute_$arch.ptx ptx_libs.cu
     "$NVCC" -ptx -arch=compute_$arch -o ptx_texture.compute_$arch.ptx ptx_texture.cu
+    "$NVCC" -ptx -arch=compute_$arch -o ptx_atomic_vec.compute_$arch.ptx ptx_atomic_vec.cu
 done
 
 "$NVCC" --version > NVCC_VERSION.txt
