@@ -24,5 +24,11 @@ setup(
                   extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wextra", "-ffp-contract=off",
                                       "-Wno-missing-field-initializers",
                                       "-Wno-cast-function-type"]),
+        # the PTX engine's texture sampling (executor/ptx/_texture_sample.py): -ffp-contract=off, so
+        # that a linear filter's blend rounds each product and sum as the NumPy form's does
+        Extension("executor.ptx._texfast", ["native/ptxtex.c"], optional=True,
+                  extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wextra", "-ffp-contract=off",
+                                      "-Wno-missing-field-initializers",
+                                      "-Wno-cast-function-type"]),
     ],
 )

@@ -20,6 +20,8 @@ from .._errors import CudaError
 from .._kernels import DeviceMemory
 from ._memory import _span, gather_device
 from ._numeric import uint_of
+from ._texture_fast import border_color
+from ._texture_fast import sample as sample_native
 from ._texture_objects import AddressMode, Sampler, TexelLayout
 
 __all__ = ["F64", "I64", "cube_face", "decode", "fetch", "gather4", "sample", "texel_addresses"]
@@ -136,9 +138,20 @@ def fetch(
 
 
 def _resource(mem: DeviceMemory, layout: TexelLayout) -> npt.NDArray[Any] | None:
-    """The whole resource as one array of texels -- a view of device memory, checked for reading as
-    any load is -- when the memory offers its extent in one piece and every pitch is a whole number
-    of texels (indices are inside the resource, so every texel read lies in it); else ``None``."""
+    """The whole resource as one array of texels (:func:`_extent`'s span, typed); else ``None``."""
+    span = _extent(mem, layout)
+    if span is None:
+        return None
+    tb = layout.texel_bytes
+    if tb <= 8:
+        return span.view(uint_of(tb))
+    return span.view(np.uint64).reshape(-1, tb // 8)  # 16 bytes: rows of two words
+
+
+def _extent(mem: DeviceMemory, layout: TexelLayout) -> npt.NDArray[np.uint8] | None:
+    """The resource's bytes -- a view of device memory, checked for reading as any load is -- when
+    the memory offers its extent in one piece and every pitch is a whole number of texels (indices
+    are inside the resource, so every texel read lies in it); else ``None``."""
     tb = layout.texel_bytes
     pitches = (layout.row_pitch, layout.slice_pitch, layout.layer_pitch)
     if (
@@ -155,9 +168,7 @@ def _resource(mem: DeviceMemory, layout: TexelLayout) -> npt.NDArray[Any] | None
         return None  # a part is not the VM's: the gather below names the texel that faults
     if span is None or span.size != extent:
         return None
-    if tb <= 8:
-        return span.view(uint_of(tb))
-    return span.view(np.uint64).reshape(-1, tb // 8)  # 16 bytes: rows of two words
+    return span
 
 
 def _take(view: npt.NDArray[Any], index: I64) -> npt.NDArray[np.uint8] | None:
@@ -251,13 +262,6 @@ def complete(values: F64) -> F64:
     return out
 
 
-def _border(sampler: Sampler, as_float: bool) -> F64:
-    color = np.array(sampler.border_color, dtype=np.float64)
-    if not as_float:  # an integer read of the border: the border color's float32 bits
-        color = np.array(sampler.border_color, dtype=np.float32).view(np.int32).astype(np.float64)
-    return color
-
-
 def _point(coord: Floats, size: int, mode: AddressMode, normalized: bool) -> tuple[I64, Bool | None]:
     index = np.floor(_scaled(coord, size, mode, normalized)).astype(np.int64)
     return address(index, size, mode, normalized)
@@ -297,7 +301,12 @@ def sample(
     sizes = (layout.width, layout.height, layout.depth)
     k = layer.shape[0]
     modes = [AddressMode.CLAMP if force_clamp else sampler.address_modes[a] for a in range(len(coords))]
-    border = _border(sampler, as_float)
+    span = _extent(mem, layout)
+    if span is not None:  # the C form, where it serves the texture
+        got = sample_native(span, layout, sampler, coords, layer, as_float, normalized, modes)
+        if got is not None:
+            return complete(got) if full else got
+    border = border_color(sampler, as_float)
     # linear filtering blends floats; integers a register receives as they are come from the nearest
     if not sampler.linear_filter or not as_float:
         picks = [_point(c, sizes[a], modes[a], normalized) for a, c in enumerate(coords)]
@@ -374,7 +383,7 @@ def gather4(
     xs = np.concatenate([o[0] for o in order])
     ys = np.concatenate([o[1] for o in order])
     values = _texels(mem, layout, sampler, [xs, ys], np.tile(layer, 4), True).reshape(4, k, 4)
-    border = _border(sampler, True)
+    border = border_color(sampler, True)
     out = np.empty((k, 4), dtype=np.float64)
     for j, (_, _, ox, oy) in enumerate(order):
         got = values[j][:, component].copy()

@@ -15,7 +15,8 @@ import numpy.typing as npt
 import pytest
 
 from executor._errors import CudaError
-from executor.ptx import LoadedModule
+from executor._sim_memory import DeviceMemory
+from executor.ptx import LoadedModule, _texture_fast
 from executor.ptx._texture_objects import (
     AddressMode,
     ChannelKind,
@@ -25,6 +26,7 @@ from executor.ptx._texture_objects import (
     TexelLayout,
     TextureObject,
 )
+from executor.ptx._texture_sample import sample
 from protocol import CUresult
 
 from .conftest import KERNELS, Device, ptx_device
@@ -51,6 +53,16 @@ class Table:
 
 def _module(arch: int) -> Device:
     return Device(LoadedModule((KERNELS / f"ptx_texture.compute_{arch}.ptx").read_text()))
+
+
+@pytest.fixture(autouse=True, params=["c", "numpy"])
+def sampler_form(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test once with the C sampler (native/ptxtex.c) and once with the NumPy form alone."""
+    if request.param == "numpy":
+        monkeypatch.setattr(_texture_fast, "_native", None)
+    elif _texture_fast._native is None:
+        pytest.skip("executor.ptx._texfast is not built (setup.py build_ext)")
+    return str(request.param)
 
 
 @pytest.fixture(params=ARCHS, ids=lambda a: f"compute_{a}")
@@ -702,6 +714,100 @@ def test_huge_and_nan_coordinates(dev90: Device, linear: bool) -> None:
             got = _run2d(dev90, "tex2d_f", layout, s, coords, np.float32)
             want = _expected([reference(texels, s, [float(x), float(y)], 0, True) for x, y in coords], "f32")
             np.testing.assert_allclose(got, want, rtol=2e-7, atol=1e-6, err_msg=f"{mode.name} {normalized}")
+
+
+_SPECIALS = np.array([np.nan, np.inf, -np.inf, 3e38, -3e38, 1e10, -1e10, 2.0**31, -0.0, 0.5], np.float32)
+_FORMATS = [("float", 32), ("signed", 8), ("signed", 16), ("signed", 32), ("unsigned", 8), ("unsigned", 16),
+            ("unsigned", 32)]  # fmt: skip
+
+
+def _random_texture(
+    rng: np.random.Generator, mem: DeviceMemory
+) -> tuple[TexelLayout, npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+    """A random resource (1 to 3 dimensions, maybe layered, any format, padded rows), random bytes
+    in it, and lanes' coordinates (some special) and layers (some outside)."""
+    dims = int(rng.integers(1, 4))
+    kind, bits = _FORMATS[int(rng.integers(len(_FORMATS)))]
+    channels = int(rng.choice([1, 2, 4]))
+    sizes = [int(rng.integers(1, 9)) if a < dims else 1 for a in range(3)]
+    layers = int(rng.integers(1, 4)) if dims < 3 else 1
+    tb = channels * bits // 8
+    row = tb * (sizes[0] + int(rng.integers(0, 3)))
+    slice_, layer_pitch = row * sizes[1], row * sizes[1] * sizes[2]
+    nbytes = layer_pitch * layers
+    base = mem.alloc(nbytes)
+    raw = rng.integers(0, 256, nbytes, dtype=np.uint8)
+    if kind == "float":  # finite floats, a few NaN and infinite texels
+        floats = raw.view(np.float32)
+        floats[:] = rng.uniform(-4, 4, floats.size)
+        floats[rng.random(floats.size) < 0.05] = rng.choice([np.nan, np.inf, -np.inf])
+    mem.write(base, raw)
+    geometry: Geometry = (("1d", "2d", "3d") if layers == 1 else ("1d_layered", "2d_layered", "3d"))[dims - 1]
+    w, h, d = sizes
+    layout = TexelLayout(base, geometry, w, h, d, layers, row, slice_, layer_pitch, channels, bits, kind)  # type: ignore[arg-type]
+    k = 512
+    scale = max(sizes) * 1.5
+    coords = rng.uniform(-scale, scale, (dims, k)).astype(np.float32)
+    coords[:, : k // 2] /= np.float32(max(sizes))  # normalized-sized ones too
+    special = rng.random((dims, k)) < 0.1
+    coords[special] = rng.choice(_SPECIALS, int(special.sum()))
+    return layout, coords, rng.integers(-1, layers + 1, k).astype(np.int64)
+
+
+def _c_form_only(sampler_form: str) -> None:
+    if sampler_form != "c":
+        pytest.skip("the test sets the forms itself")
+
+
+def test_c_sampler_is_the_numpy_form_bitwise(sampler_form: str) -> None:
+    """native/ptxtex.c against _texture_sample's NumPy form, result bit for bit, over random
+    resources, formats, samplers (every mode, point/linear, normalized or not, read modes, border)
+    and lanes (NaN, infinite and far coordinates, layers outside)."""
+    _c_form_only(sampler_form)
+    rng = np.random.default_rng(7)
+    mem = DeviceMemory(1 << 26)
+    served = 0
+    for _ in range(300):
+        layout, coords, layer = _random_texture(rng, mem)
+        modes = tuple(MODES[int(i)] for i in rng.integers(0, 4, 3))
+        border = tuple(float(v) for v in rng.uniform(-2, 2, 4))
+        s = Sampler(modes, bool(rng.integers(2)), bool(rng.integers(2)), bool(rng.integers(2)), False, border)  # type: ignore[arg-type]
+        layer = np.clip(layer, 0, layout.layers - 1)  # as _isa_texture does before sampling
+        for as_float in (True, False):
+            args = (mem, layout, s, list(coords), layer, as_float)
+            got = sample(*args)
+            native = _texture_fast._native
+            try:
+                _texture_fast._native = None
+                with np.errstate(all="ignore"):  # as a batch runs: far coordinates overflow to inf
+                    want = sample(*args)
+            finally:
+                _texture_fast._native = native
+            same = got.shape == want.shape and got.view(np.uint64).tobytes() == want.view(np.uint64).tobytes()
+            assert same, (layout, s, as_float)
+            served += 1
+    assert served == 600
+
+
+def test_c_sampler_refuses_a_span_short_of_the_resource(sampler_form: str) -> None:
+    """The C form checks the resource's extent against the span it is given: a span one byte short
+    is refused before anything is read, whatever the caller passed."""
+    _c_form_only(sampler_form)
+    mem = DeviceMemory(1 << 20)
+    layout = TexelLayout(mem.alloc(64), "2d", 4, 4, 1, 1, 16, 64, 64, 1, 32, "float")
+    config = _texture_fast._config(layout, _sampler(), True, False, (AddressMode.CLAMP,) * 2)
+    native = _texture_fast._native
+    assert config is not None and native is not None
+    x = np.zeros(4, np.float32)
+    out = np.empty((4, 1))
+    with pytest.raises(ValueError, match="smaller than the resource"):
+        native.sample(np.zeros(63, np.uint8), out, x, x, None, None, config)
+    tall = (*config[:2], 1 << 40, *config[3:])  # 2^40 rows of 16 bytes: far past the span
+    far = (*config[:6], 1 << 62, *config[7:])  # rows 2^62 bytes apart: the extent overflows
+    for bad in (tall, far):
+        with pytest.raises(ValueError, match="smaller than the resource"):
+            native.sample(np.zeros(64, np.uint8), out, x, x, None, None, bad)
+    assert native.sample(np.zeros(64, np.uint8), out, x, x, None, None, config) is None
 
 
 @pytest.mark.parametrize(
