@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cu_api.h"
+#include "cu_array.h"
 #include "rt_internal.h"
 
 #define cudaHostAllocMapped 0x02u
@@ -146,7 +147,26 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, enum cudaMemcp
     RT_CALL(copy(dst, src, n, kind, s, 1));
 }
 
-/* A 2D copy is one copy when both pitches equal the width, else one copy per row. */
+/*
+ * The side a pointer of a pitched copy is for cuMemcpy2D (cu_array.c), whose box calls move every row
+ * of it at once: VGPU_MEMORYTYPE_DEVICE for our device memory, _HOST for the process's own memory; 0 to
+ * copy row by row as before, for what the box calls would treat otherwise than cuMemcpy does — pinned
+ * and managed ranges (whose copies name the range: the host moves the bytes itself, asynchronously),
+ * and a pointer that is not what the kind says (its rows fail as they did). `device`: whether the kind
+ * says the side is device memory, -1 for cudaMemcpyDefault (the address says).
+ */
+static int box_side(const void *ptr, int device)
+{
+    int found = vgpu_shim_ptr_kind((uint64_t)(uintptr_t)ptr, NULL, NULL);
+    if (device < 0)
+        device = found == VGPU_PTR_DEVICE;
+    if (device)
+        return found == VGPU_PTR_DEVICE ? VGPU_MEMORYTYPE_DEVICE : 0;
+    return found == VGPU_PTR_NONE || found == VGPU_PTR_HOST_REGISTERED ? VGPU_MEMORYTYPE_HOST : 0;
+}
+
+/* A 2D copy is one copy when both pitches equal the width; between device memory and either side one
+ * box copy (a call per transport chunk, not per row); else one copy per row. */
 static CUresult copy_2d(void *dst, size_t dpitch, const void *src, size_t spitch, size_t width, size_t height,
                         enum cudaMemcpyKind kind, CUstream s, int async)
 {
@@ -154,6 +174,27 @@ static CUresult copy_2d(void *dst, size_t dpitch, const void *src, size_t spitch
         return (CUresult)12; /* cudaErrorInvalidPitchValue */
     if (dpitch == width && spitch == width)
         return copy(dst, src, width * height, kind, s, async);
+    if (height > 1 && kind >= cudaMemcpyHostToDevice && kind <= cudaMemcpyDefault) {
+        int defaults = kind == cudaMemcpyDefault ? -1 : 0;
+        int st = box_side(src, defaults ? -1 : kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice);
+        int dt = box_side(dst, defaults ? -1 : kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice);
+        /* host to host stays a memmove per row */
+        int boxed = st && dt && (st == VGPU_MEMORYTYPE_DEVICE || dt == VGPU_MEMORYTYPE_DEVICE), capturing = 0;
+        /* so does an asynchronous copy with a host side on a capturing stream: its rows become the graph's
+         * guest nodes (cu_guest_nodes.c), where a box call would end the capture */
+        if (boxed && async && (st == VGPU_MEMORYTYPE_HOST || dt == VGPU_MEMORYTYPE_HOST) &&
+            cuStreamIsCapturing(s, &capturing) != CUDA_SUCCESS)
+            capturing = 1; /* the rows' own copies answer */
+        if (boxed && !capturing) {
+            vgpu_memcpy2d p = {
+                .srcMemoryType = st, .srcHost = st == VGPU_MEMORYTYPE_HOST ? src : NULL,
+                .srcDevice = st == VGPU_MEMORYTYPE_DEVICE ? (CUdeviceptr)(uintptr_t)src : 0, .srcPitch = spitch,
+                .dstMemoryType = dt, .dstHost = dt == VGPU_MEMORYTYPE_HOST ? dst : NULL,
+                .dstDevice = dt == VGPU_MEMORYTYPE_DEVICE ? (CUdeviceptr)(uintptr_t)dst : 0, .dstPitch = dpitch,
+                .WidthInBytes = width, .Height = height};
+            return async ? cuMemcpy2DAsync_v2(&p, s) : cuMemcpy2D_v2(&p);
+        }
+    }
     for (size_t row = 0; row < height; row++) {
         CUresult rc = copy((char *)dst + row * dpitch, (const char *)src + row * spitch, width, kind, s, async);
         if (rc)
