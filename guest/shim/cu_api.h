@@ -169,6 +169,11 @@ CUresult cuLaunchKernelEx(const vgpu_launch_config *config, CUfunction f, void *
 CUresult cuOccupancyMaxActiveBlocksPerMultiprocessor(int *blocks, CUfunction f, int block_size, size_t dynamic_smem);
 CUresult cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags(int *blocks, CUfunction f, int block_size,
                                                               size_t dynamic_smem, unsigned int flags);
+CUresult cuOccupancyMaxPotentialBlockSize(int *min_grid, int *block_size, CUfunction f,
+                                          size_t (*smem_of)(int block_size), size_t dynamic_smem, int limit);
+CUresult cuOccupancyMaxPotentialBlockSizeWithFlags(int *min_grid, int *block_size, CUfunction f,
+                                                   size_t (*smem_of)(int block_size), size_t dynamic_smem, int limit,
+                                                   unsigned int flags);
 
 
 CUresult cuGetErrorName(CUresult error, const char **name);

@@ -136,13 +136,14 @@ SAMPLES = {
     "0_Introduction/simpleTexture": "simpleTexture", "0_Introduction/simpleSurfaceWrite": "simpleSurfaceWrite",
     "0_Introduction/simpleTextureDrv": "simpleTextureDrv", "2_Concepts_and_Techniques/dct8x8": "dct8x8",
     "0_Introduction/vectorAddDrv": "vectorAddDrv", "0_Introduction/simpleDrvRuntime": "simpleDrvRuntime",
+    "0_Introduction/matrixMulDrv": "matrixMulDrv",
     "0_Introduction/simpleZeroCopy": "simpleZeroCopy", "0_Introduction/UnifiedMemoryStreams": "UnifiedMemoryStreams",
     "3_CUDA_Features/warpAggregatedAtomicsCG": "warpAggregatedAtomicsCG", "5_Domain_Specific/FDTD3d": "FDTD3d",
     "3_CUDA_Features/graphMemoryNodes": "graphMemoryNodes", "3_CUDA_Features/graphMemoryFootprint": "graphMemoryFootprint",
     "6_Performance/cudaGraphsPerfScaling": "cudaGraphsPerfScaling",
 }
 #: those of them that launch kernels of their own (the PTX engine runs them on ``sim``)
-KERNEL_SAMPLES = frozenset({"streamOrderedAllocation", "vectorAdd", "vectorAddDrv", "simpleDrvRuntime",
+KERNEL_SAMPLES = frozenset({"streamOrderedAllocation", "vectorAdd", "vectorAddDrv", "simpleDrvRuntime", "matrixMulDrv",
                             "simpleVoteIntrinsics", "simplePrintf",
                             "shfl_scan", "simpleAssert", "simpleCallback", "simpleCudaGraphs", "asyncAPI",
                             "simpleHyperQ", "simpleAWBarrier", "transpose", "matrixMul", "simpleTemplates",
@@ -166,6 +167,7 @@ SAMPLE_DATA: dict[str, tuple[str, ...]] = {
     "dct8x8": ("teapot512.bmp",),
     "vectorAddDrv": ("vectorAddDrv/vectorAdd_kernel64.fatbin",),
     "simpleDrvRuntime": ("simpleDrvRuntime/vectorAdd_kernel64.fatbin",),  # the same name, from its own source
+    "matrixMulDrv": ("matrixMulDrv/matrixMul_kernel64.fatbin",),
 }
 
 
