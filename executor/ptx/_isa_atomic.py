@@ -18,6 +18,11 @@ bit:
   per location count modulo bound + 1; ``cas`` and ``inc``/``dec`` with differing bounds are stepped
   thread by thread on Python integers (a batch holds at most ``Limits.batch_threads`` threads).
 
+Where nobody reads the old values (``red``, or ``atom`` into a register no other instruction of
+the function reads: a histogram's ``atomicAdd``) and the operation has a ufunc, shared memory is
+updated by one ``ufunc.at`` (:func:`_accumulate_at`), which applies the threads in row order: the
+serial order's memory, floats included.
+
 A location is an address and, for shared memory, the thread's block (for a generic address into the
 local window, the thread itself). Every address is checked for alignment, and each location's bounds
 once, before anything is written, as the first round does. Both ways count one batch-instruction
@@ -28,7 +33,9 @@ bound is checked after each round and after a scan.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -49,9 +56,10 @@ from ._compiler import (
     is_hint,
     select_rows,
 )
+from ._liveness import uses_and_kills
 from ._memory import SHARED_WINDOW, WINDOW_BITS, check_aligned, check_window
 from ._numeric import DTYPES
-from ._parse import Instruction
+from ._parse import Instruction, Reg
 from ._state import Frame, KernelFaultError, Value
 
 __all__ = ["ATOMIC"]
@@ -330,6 +338,27 @@ def _scan(
     return out
 
 
+def _flat_shared(
+    f: Frame, space: str, rows: Index, addrs: Array, dt: np.dtype[Any]
+) -> tuple[Array, Index] | None:
+    """The batch's shared memory as one flat array of ``dt`` and each thread's element in it (its
+    own block's window; every address checked against the window, as the first round's access
+    does); ``None`` where the windows are not one flat typed array or hold more than
+    :data:`_IN_PLACE_SLOTS` elements (the index arrays stay small), or in a cluster launch."""
+    batch = f.batch
+    size = dt.itemsize
+    window = batch.shared
+    if space != "shared" or batch.cluster is not None or not window.flags.c_contiguous:
+        return None
+    width = window.shape[1]
+    if width % size or window.size // size > _IN_PLACE_SLOTS:
+        return None
+    check_window(addrs, size, width, "shared")
+    shift = np.uint64(size.bit_length() - 1)
+    slots: Index = batch.block_index[rows] * (width // size) + (addrs >> shift).view(np.int64)
+    return window.reshape(-1).view(dt), slots
+
+
 def _in_place(
     f: Frame, space: str, op: str, rows: Index, addrs: Array, b: Array, cv: Array | None, dt: np.dtype[Any]
 ) -> tuple[Array, Index] | None:
@@ -339,17 +368,10 @@ def _in_place(
     each); returns every served thread's old value and the rows still to serve. ``None`` where the
     windows are not one flat typed array or hold more than :data:`_IN_PLACE_SLOTS` elements."""
     batch = f.batch
-    size = dt.itemsize
-    window = batch.shared
-    if space != "shared" or batch.cluster is not None or not window.flags.c_contiguous:
+    flat = _flat_shared(f, space, rows, addrs, dt)
+    if flat is None:
         return None
-    width = window.shape[1]
-    if width % size or window.size // size > _IN_PLACE_SLOTS:
-        return None
-    check_window(addrs, size, width, "shared")  # every address, as the first round's access does
-    elements = window.reshape(-1).view(dt)
-    shift = np.uint64(size.bit_length() - 1)
-    slots = batch.block_index[rows] * (width // size) + (addrs >> shift).view(np.int64)
+    elements, slots = flat
     olds = np.empty(rows.size, dtype=dt)
     earliest = np.empty(elements.size, dtype=np.intp)
     remaining = np.arange(rows.size)
@@ -367,6 +389,54 @@ def _in_place(
             break
     _check_time(f)
     return olds, remaining
+
+
+def _accumulate_at(
+    f: Frame, space: str, op: str, rows: Index, addrs: Array, b: Array, dt: np.dtype[Any]
+) -> bool:
+    """An operation with a ufunc whose old values nobody reads (``red``, or ``atom`` into a register
+    the function never reads: a histogram's ``atomicAdd``), on shared memory: one ``ufunc.at`` on the
+    window applies the threads one after another in row order — the serial order's memory, bit for
+    bit, floats too — with the same checks as the rounds. ``False`` where :func:`_in_place` could not
+    serve the batch (then the scans do)."""
+    flat = _flat_shared(f, space, rows, addrs, dt)
+    if flat is None:
+        return False
+    elements, slots = flat
+    _UFUNCS[op].at(elements, slots, np.ascontiguousarray(b))  # ufunc.at's fast loop needs it contiguous
+    threads = np.zeros(elements.size, dtype=np.int32)
+    np.add.at(threads, slots, _ONE)
+    f.batch.steps += int(threads.max())  # the rounds the serial order has (the busiest location's threads)
+    _check_time(f)
+    return True
+
+
+_ONE = np.int32(1)
+#: per function compiled (its code, held so that the id stays its own): how many instructions read
+#: each register
+_READERS: dict[int, tuple[object, Counter[str]]] = {}
+
+
+def _never_read(c: Compiler, ins: Instruction, reg: object) -> bool:
+    """Whether no instruction of the function but ``ins`` itself reads register ``reg`` (so its old
+    values need not be formed)."""
+    if not isinstance(reg, Reg):
+        return False
+    declared = frozenset(c.fn.registers)
+    held = _READERS.get(id(c.code))
+    if held is None or held[0] is not c.code:
+        readers: Counter[str] = Counter()
+        for other in c.code.code:
+            readers.update(uses_and_kills(other, declared)[0])
+        if len(_READERS) >= 64:
+            _READERS.clear()
+        held = _READERS[id(c.code)] = (c.code, readers)
+    # a guarded instruction counts as reading its destination (threads it skips keep the old
+    # value); one that reads it as a source (in a loop, the next iteration's) does read it
+    sources = uses_and_kills(replace(ins, guard=None), declared)[0]
+    if reg.name in sources:
+        return False
+    return held[1][reg.name] == (1 if ins.guard is not None else 0)
 
 
 def _c_atom(c: Compiler, ins: Instruction) -> Runner:
@@ -391,12 +461,15 @@ def _c_atom(c: Compiler, ins: Instruction) -> Runner:
     ops = list(ins.operands)
     put: Setter | None = None
     if not red:
-        put = c.write(ops.pop(0), dt)
+        dest = ops.pop(0)
+        if not _never_read(c, ins, dest):  # a result nobody reads is not formed
+            put = c.write(dest, dt)
     if len(ops) != (3 if op == "cas" else 2):
         raise UnsupportedError("operands")
     addr, _ = c.address(ops[0], space)
     gb = c.read(ops[1], dt)
     gc = c.read(ops[2], dt) if op == "cas" else None
+    unread = put is None and op in _UFUNCS
 
     def atom(f: Frame, m: Mask | None) -> None:
         n = f.batch.n
@@ -405,6 +478,8 @@ def _c_atom(c: Compiler, ins: Instruction) -> Runner:
         b = select_rows(gb(f), rows, n).astype(dt, copy=False)
         cv = select_rows(gc(f), rows, n).astype(dt, copy=False) if gc is not None else None
         check_aligned(addrs, dt.itemsize, space)
+        if unread and SCANS and rows.size and _accumulate_at(f, space, op, rows, addrs, b, dt):
+            return
         if SCANS and rows.size:
             served = _in_place(f, space, op, rows, addrs, b, cv, dt)
             if served is None:
