@@ -98,7 +98,9 @@ INLINE double scaled(float c, long long size, int mode, int normalized) {
 
 /* address(): an index brought inside [0, size) by the mode; *outside set for the border */
 INLINE long long wrap_index(long long i, long long size, int mode, int normalized, int *outside) {
-    if (mode == BORDER && (i < 0 || i >= size))
+    if (i >= 0 && i < size)
+        return i; /* inside already: every mode leaves it (and no division) */
+    if (mode == BORDER)
         *outside = 1;
     if (normalized && mode == WRAP) {
         long long r = i % size;

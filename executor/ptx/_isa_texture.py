@@ -66,7 +66,7 @@ def _textures(f: Frame) -> TextureObjects | None:
 def _groups(handles: U64) -> list[tuple[int, npt.NDArray[np.intp] | None]]:
     """The distinct handles of the lanes and which lanes hold each (``None``: all of them)."""
     first = int(handles[0]) if handles.size else 0
-    if not handles.size or bool((handles == np.uint64(first)).all()):
+    if not handles.size or handles.strides == (0,) or bool((handles == np.uint64(first)).all()):
         return [(first, None)]
     return [(int(h), np.flatnonzero(handles == h)) for h in np.unique(handles)]
 
@@ -182,17 +182,14 @@ def _compile_tex(c: Compiler, ins: Instruction) -> Runner:
         handles = _lanes(f, get_handle, rows).astype(np.uint64, copy=False)
         coords = [_lanes(f, g, rows) for g in gets]
         layer = _lanes(f, get_layer, rows).astype(np.int64) if get_layer is not None else None
-        out = np.empty((rows.size, 4), dtype=np.float64)
-        for handle, lanes in _groups(handles):
+        groups = _groups(handles)
+        out = np.empty((rows.size, 4), dtype=np.float64) if len(groups) > 1 else np.empty((0, 0))
+        for handle, lanes in groups:
             obj = _texture(f, handle)
             _check_geometry(obj.layout, geometry, ins.opcode)
             sel = slice(None) if lanes is None else lanes
             sub = [np.broadcast_to(cv, (rows.size,))[sel] for cv in coords]
-            lay = (
-                np.broadcast_to(layer, (rows.size,))[sel]
-                if layer is not None
-                else np.zeros(len(sub[0]), np.int64)
-            )
+            lay = np.broadcast_to(layer if layer is not None else np.int64(0), (rows.size,))[sel]
             got = _sample(
                 f, obj, geometry, ctype, sub, lay, as_float, component if gather else None, lanes is not None
             )
@@ -236,7 +233,10 @@ def _sample(
         return sample(mem, layout, sampler, [u, v], layer, as_float, force_normalized=True, force_clamp=True)
     # float32 registers as they are: sampling works on their float32 values
     singles: list[Floats] = [np.asarray(cv, dtype=np.float32) for cv in coords]
-    layer = np.zeros_like(layer) if layout.layers <= 1 else np.clip(layer, 0, layout.layers - 1)
+    if layout.layers > 1:
+        layer = np.clip(layer, 0, layout.layers - 1)
+    else:  # layer 0 for every lane: a view of one zero
+        layer = np.broadcast_to(np.int64(0), layer.shape)
     if component is not None:
         return gather4(mem, layout, sampler, singles, layer, component)
     return sample(mem, layout, sampler, singles, layer, as_float, full=full)

@@ -56,6 +56,8 @@ def _config(
 ) -> Config | None:
     """The C sampler's constants for one texture read one way (see ``CONFIG_FORMAT`` in the C), or
     ``None`` where the NumPy form serves it."""
+    if layout.channels not in (1, 2, 4) or layout.channel_bits not in (8, 16, 32) or layout.kind not in _KIND:
+        return None  # no such format: NumPy's form decides what it is
     if layout.kind == "float" and layout.channel_bits != 32:
         return None  # half floats: NumPy's conversion is the reference (NaN payloads)
     norm_read = sampler.normalized_float_read
@@ -104,7 +106,10 @@ def sample(
         return None
     k = layer.shape[0]
     out = np.empty((k, 4 if config[19] else layout.channels), dtype=np.float64)
-    xs: list[npt.NDArray[np.float32] | None] = [np.ascontiguousarray(c, dtype=np.float32) for c in coords]
+    # a uniform coordinate (a broadcast view) as its one value: the C reads it for every lane
+    xs: list[npt.NDArray[np.float32] | None] = [
+        np.ascontiguousarray(c[:1] if c.strides == (0,) else c, dtype=np.float32) for c in coords
+    ]
     xs += [None] * (3 - len(xs))
     layers = np.ascontiguousarray(layer, dtype=np.int64) if layout.layers > 1 else None
     if _native.sample(span, out, xs[0], xs[1], xs[2], layers, config) is not None:

@@ -773,8 +773,11 @@ def test_c_sampler_is_the_numpy_form_bitwise(sampler_form: str) -> None:
         border = tuple(float(v) for v in rng.uniform(-2, 2, 4))
         s = Sampler(modes, bool(rng.integers(2)), bool(rng.integers(2)), bool(rng.integers(2)), False, border)  # type: ignore[arg-type]
         layer = np.clip(layer, 0, layout.layers - 1)  # as _isa_texture does before sampling
+        lanes = list(coords)
+        if rng.random() < 0.25:  # a uniform coordinate: a broadcast view of one value
+            lanes[0] = np.broadcast_to(lanes[0][0], lanes[0].shape)
         for as_float in (True, False):
-            args = (mem, layout, s, list(coords), layer, as_float)
+            args = (mem, layout, s, lanes, layer, as_float)
             got = sample(*args)
             native = _texture_fast._native
             try:
