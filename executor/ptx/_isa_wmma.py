@@ -36,11 +36,13 @@ from ._compiler import (
     InstructionCompiler,
     Mask,
     Runner,
+    Setter,
     UnsupportedError,
     access,
     broadcast_full,
 )
 from ._isa_tensor import decode, whole_warps
+from ._memory import SHARED_WINDOW, WINDOW_BITS, check_aligned, check_window, device_elements
 from ._numeric import DTYPES
 from ._parse import Addr, Instruction, Vec
 from ._state import Frame
@@ -101,6 +103,10 @@ class Fragment:
         return self.rows * self.cols
 
     @property
+    def width(self) -> int:
+        return BITS[self.kind]
+
+    @property
     def per_word(self) -> int:
         return 1 if self.kind == "f64" else 32 // BITS[self.kind]
 
@@ -108,11 +114,18 @@ class Fragment:
     def words(self) -> int:
         return self.count // self.per_word
 
-    def places(self) -> npt.NDArray[np.intp]:
-        """``(32, count)``: the row-major matrix index of each lane's elements."""
-        lane = np.arange(32)[:, None]
-        element = np.arange(self.count)[None, :]
-        out: npt.NDArray[np.intp] = ((element * 32 + lane) % self.size).astype(np.intp)
+    @property
+    def held(self) -> int:
+        """The registers that hold the first copy of the matrix (all but for ``.f16`` A and B)."""
+        return self.size // (32 * self.per_word)
+
+    def order(self) -> npt.NDArray[np.intp]:
+        """``(words, 32, per_word)``: the row-major matrix index of each register's elements, lane by
+        lane (element ``e = per_word * j + h`` of lane ``l`` is ``(32 e + l) mod size``)."""
+        j = np.arange(self.words)[:, None, None]
+        lane = np.arange(32)[None, :, None]
+        h = np.arange(self.per_word)[None, None, :]
+        out: npt.NDArray[np.intp] = ((32 * (self.per_word * j + h) + lane) % self.size).astype(np.intp)
         return out
 
 
@@ -129,6 +142,18 @@ def _register_dtype(kind: str) -> np.dtype[Any]:
     return DTYPES[{"f64": "f64", "f32": "f32", "s32": "s32"}.get(kind, "u32")]
 
 
+def _word_type(kind: str) -> type[np.unsignedinteger[Any]]:
+    return np.uint64 if kind == "f64" else np.uint32
+
+
+_ELEMENT: dict[int, type[np.unsignedinteger[Any]]] = {16: np.uint16, 32: np.uint32, 64: np.uint64}
+
+
+def _element_type(kind: str) -> type[np.unsignedinteger[Any]]:
+    """How a raw element is held: the unsigned integer of its width (a byte below 16 bits)."""
+    return _ELEMENT.get(BITS[kind], np.uint8)
+
+
 def _split(ins: Instruction) -> tuple[str, list[str]]:
     """``wmma.<op>`` and the other modifiers, without ``.sync``/``.aligned`` (which must be there)."""
     if len(ins.mods) < 3 or "sync" not in ins.mods or "aligned" not in ins.mods:
@@ -136,16 +161,70 @@ def _split(ins: Instruction) -> tuple[str, list[str]]:
     return ins.mods[0], [m for m in ins.mods[1:] if m not in ("sync", "aligned")]
 
 
-def _warp_leads(f: Frame, m: Mask | None) -> npt.NDArray[np.intp]:
-    """The first thread of every warp that executes the instruction (every lane does, or none)."""
-    warps = f.batch.n // 32
-    active = np.ones(warps, dtype=np.bool_) if m is None else m.reshape(warps, 32)[:, 0]
-    out: npt.NDArray[np.intp] = (np.flatnonzero(active) * 32).astype(np.intp)
+def _warps(f: Frame, m: Mask | None) -> npt.NDArray[np.intp] | None:
+    """The warps that execute the instruction (every lane does, or none): ``None`` for all."""
+    if m is None:
+        return None
+    return np.flatnonzero(m.reshape(-1, 32)[:, 0])
+
+
+# -- registers <-> fragments: (words, warps, 32, per_word) raw elements, lane by lane -------------
+
+
+def _read_words(f: Frame, getters: list[Getter], kind: str) -> npt.NDArray[Any]:
+    """The registers as raw words, ``(len(getters), threads)`` (a uniform register broadcast)."""
+    out = np.empty((len(getters), f.batch.n), dtype=_register_dtype(kind))
+    for j, get in enumerate(getters):
+        out[j] = get(f)
+    return out.view(_word_type(kind))
+
+
+def _write_words(f: Frame, puts: list[Setter], words: npt.NDArray[Any], kind: str, m: Mask | None) -> None:
+    typed = words.view(_register_dtype(kind))
+    for j, put in enumerate(puts):
+        put(f, typed[j], m)
+
+
+def _pack(elements: npt.NDArray[Any], kind: str) -> npt.NDArray[Any]:
+    """``(words, warps, 32, per_word)`` raw elements as ``(words, warps * 32)`` register words,
+    the lowest element in the lowest bits."""
+    count = elements.shape[0]
+    width = BITS[kind]
+    if width >= 8:
+        whole = np.ascontiguousarray(elements, dtype=_element_type(kind))
+        return whole.view(_word_type(kind)).reshape(count, -1)
+    shifts = np.arange(elements.shape[-1], dtype=np.uint32) * np.uint32(width)
+    packed: npt.NDArray[Any] = np.bitwise_or.reduce(elements.astype(np.uint32) << shifts, axis=-1)
+    out: npt.NDArray[Any] = packed.reshape(count, -1)
     return out
 
 
+def _unpack(words: npt.NDArray[Any], frag: Fragment) -> npt.NDArray[Any]:
+    """The inverse of :func:`_pack`."""
+    count, n = words.shape
+    if frag.width >= 8:
+        return words.view(_element_type(frag.kind)).reshape(count, n // 32, 32, frag.per_word)
+    shifts = np.arange(frag.per_word, dtype=np.uint32) * np.uint32(frag.width)
+    parts: npt.NDArray[Any] = (words[..., None] >> shifts) & np.uint32((1 << frag.width) - 1)
+    return parts.astype(np.uint8).reshape(count, n // 32, 32, frag.per_word)
+
+
+def _spread(words: npt.NDArray[Any], warps: npt.NDArray[np.intp] | None, n: int) -> npt.NDArray[Any]:
+    """Words computed for some warps as words for the whole batch (the others 0)."""
+    if warps is None:
+        return words
+    full = np.zeros((words.shape[0], n // 32, 32), dtype=words.dtype)
+    full[:, warps] = words.reshape(words.shape[0], -1, 32)
+    return full.reshape(words.shape[0], n)
+
+
+# -- fragments <-> memory --------------------------------------------------------------------------
+
+
 class _Matrix:
-    """Where a ``wmma.load``/``wmma.store`` finds a fragment's matrix in memory, per warp."""
+    """Where a ``wmma.load``/``wmma.store`` finds a fragment's matrix in memory, per warp: the element
+    of each register, lane and position (:meth:`Fragment.order`) at ``base + (stride * major + minor)``
+    elements."""
 
     def __init__(
         self, c: Compiler, frag: Fragment, layout: str, space: str, addr_op: Any, stride: Any
@@ -156,40 +235,130 @@ class _Matrix:
         self.addr, _ = c.address(addr_op, space)
         default = np.uint32(frag.cols if layout == "row" else frag.rows)
         self.stride: Getter = c.read(stride, DTYPES["u32"]) if stride is not None else (lambda f: default)
-        r, col = np.divmod(np.arange(frag.size, dtype=np.uint64), np.uint64(frag.cols))
+        r, col = np.divmod(frag.order().reshape(frag.words, 1, -1).astype(np.int64), frag.cols)
         self.major, self.minor = (r, col) if layout == "row" else (col, r)
+        self.reach = (int(self.major.max()), int(self.minor.max()))
+        self.esize = max(frag.width // 8, 1)
+        self.uniform: dict[int, npt.NDArray[np.int64]] = {}  # stride -> element offsets
 
-    def bits(
-        self, f: Frame, leads: npt.NDArray[np.intp]
-    ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64]]:
-        """Per warp and element: the byte address, and the bit offset within that byte."""
-        base = broadcast_full(self.addr(f), f.batch.n).astype(np.uint64)[leads]
-        stride = broadcast_full(self.stride(f), f.batch.n).astype(np.uint64)[leads]
-        index = stride[:, None] * self.major[None, :] + self.minor[None, :]  # in elements
-        width = BITS[self.frag.kind]
+    def offsets(self, stride: Any) -> npt.NDArray[np.int64]:
+        """``(words, warps or 1, 32 * per_word)`` element offsets from each warp's matrix."""
+        if isinstance(stride, np.ndarray) and stride.ndim:
+            wide = stride.astype(np.int64)[None, :, None]
+            out: npt.NDArray[np.int64] = wide * self.major + self.minor
+            return out
+        key = int(stride)
+        got = self.uniform.get(key)
+        if got is None:
+            if len(self.uniform) > 8:
+                self.uniform.clear()
+            got = self.uniform[key] = key * self.major + self.minor
+        return got
+
+    def locate(self, f: Frame, warps: npt.NDArray[np.intp] | None) -> tuple[str, npt.NDArray[np.uint64], Any]:
+        """The state space, each warp's matrix address (its first lane's) and stride."""
+        n = f.batch.n
+        lead = slice(None, None, 32) if warps is None else warps * 32
+        base = broadcast_full(self.addr(f), n).astype(np.uint64)[lead]
+        stride = self.stride(f)
+        if isinstance(stride, np.ndarray) and stride.ndim:
+            stride = stride[lead]
+            if stride.size and bool((stride == stride[0]).all()):
+                stride = stride[0]
+        space = self.space
+        if space == "generic" and base.size:
+            top = int(base.max()) + self._extent(stride)
+            window = int(base.min()) >> WINDOW_BITS
+            if window == 1 and top <= SHARED_WINDOW + (1 << WINDOW_BITS):
+                space, base = "shared", base - np.uint64(SHARED_WINDOW)
+            elif top <= SHARED_WINDOW:
+                space = "global"
+        return space, base, stride
+
+    def _extent(self, stride: Any) -> int:
+        """Bytes from a matrix's address past its last element (the largest stride of any warp)."""
+        big = int(np.max(stride))
+        last = big * self.reach[0] + self.reach[1]
+        return (last * self.frag.width) // 8 + self.esize
+
+    def addresses(
+        self, f: Frame, warps: npt.NDArray[np.intp] | None
+    ) -> tuple[str, npt.NDArray[np.uint64], npt.NDArray[np.uint64]]:
+        """The space, and every element's byte address and bit within the byte, ``(words, warps, k)``."""
+        space, base, stride = self.locate(f, warps)
+        index = self.offsets(stride).astype(np.uint64)
+        width = self.frag.width
         if width >= 8:
-            return base[:, None] + index * np.uint64(width // 8), np.zeros_like(index)
+            addrs = base[None, :, None] + index * np.uint64(self.esize)
+            return space, addrs, np.zeros(1, dtype=np.uint64)
         bit = index * np.uint64(width)
-        return base[:, None] + (bit >> np.uint64(3)), bit & np.uint64(7)
+        return space, base[None, :, None] + (bit >> np.uint64(3)), bit & np.uint64(7)
 
-    def load(self, f: Frame, leads: npt.NDArray[np.intp]) -> npt.NDArray[np.uint64]:
-        """Every warp's matrix as raw elements, ``(warps, size)``."""
-        addrs, shift = self.bits(f, leads)
-        width = BITS[self.frag.kind]
-        rows = np.repeat(leads, self.frag.size)
-        data = access(f, self.space, rows, addrs.reshape(-1), max(width // 8, 1), None)
-        raw = data.view({1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}[max(width // 8, 1)])
-        values = raw.reshape(leads.size, self.frag.size).astype(np.uint64)
-        if width < 8:
-            values = (values >> shift) & np.uint64((1 << width) - 1)
+    def _shared_index(
+        self, f: Frame, warps: npt.NDArray[np.intp] | None, base: npt.NDArray[np.uint64], stride: Any
+    ) -> npt.NDArray[np.int64] | None:
+        """Element indexes into the batch's shared memory (as one flat typed array), checked per warp
+        (a matrix's elements lie between its address and its extent); ``None`` when this fast path
+        does not apply."""
+        batch = f.batch
+        width, esize = batch.shared.shape[1], self.esize
+        if (
+            batch.cluster is not None
+            or self.frag.width < 8
+            or width % esize
+            or not batch.shared.flags.c_contiguous
+        ):
+            return None
+        check_aligned(base, esize, "shared")
+        check_window(base + np.uint64(self._extent(stride) - esize), esize, width, "shared")
+        lead = np.arange(0, batch.n, 32) if warps is None else warps * 32
+        first = (base >> np.uint64(esize.bit_length() - 1)).view(np.int64)
+        start = batch.block_index[lead] * (width // esize) + first
+        out: npt.NDArray[np.int64] = start[None, :, None] + self.offsets(stride)
+        return out
+
+    def load(self, f: Frame, warps: npt.NDArray[np.intp] | None) -> npt.NDArray[Any]:
+        """Every warp's fragment as raw elements, ``(words, warps, 32, per_word)``."""
+        frag = self.frag
+        space, base, stride = self.locate(f, warps)
+        count = base.size
+        shape = (frag.words, count, 32, frag.per_word)
+        if space == "shared":
+            index = self._shared_index(f, warps, base, stride)
+            if index is not None:
+                typed = f.batch.shared.reshape(-1).view(_element_type(frag.kind))
+                return typed.take(index).reshape(shape)
+        space, addrs, shift = self.addresses(f, warps)
+        flat = addrs.reshape(-1)
+        got = device_elements(f.batch.memory, flat, self.esize) if space == "global" else None
+        if got is None:
+            data = access(f, space, self._rows(warps, f.batch.n, addrs.shape), flat, self.esize, None)
+            got = data.view(_element_type(frag.kind) if frag.width >= 8 else np.uint8).reshape(-1)
+        values = got.reshape(shape) if frag.width >= 8 else got.reshape(addrs.shape)
+        if frag.width < 8:
+            values = ((values >> shift.astype(np.uint8)) & np.uint8((1 << frag.width) - 1)).reshape(shape)
         return values
 
-    def store(self, f: Frame, leads: npt.NDArray[np.intp], values: npt.NDArray[np.uint64]) -> None:
-        addrs, _ = self.bits(f, leads)
-        size = BITS[self.frag.kind] // 8
-        data = values.astype({2: np.uint16, 4: np.uint32, 8: np.uint64}[size])
-        rows = np.repeat(leads, self.frag.size)
-        access(f, self.space, rows, addrs.reshape(-1), size, data.reshape(-1, 1).view(np.uint8))
+    def store(self, f: Frame, warps: npt.NDArray[np.intp] | None, elements: npt.NDArray[Any]) -> None:
+        """Store ``(words, warps, 32, per_word)`` raw elements (8 bits wide or more)."""
+        frag = self.frag
+        space, base, stride = self.locate(f, warps)
+        values = np.ascontiguousarray(elements, dtype=_element_type(frag.kind)).reshape(-1)
+        if space == "shared":
+            index = self._shared_index(f, warps, base, stride)
+            if index is not None:
+                typed = f.batch.shared.reshape(-1).view(_element_type(frag.kind))
+                typed[index.reshape(-1)] = values
+                return
+        space, addrs, _ = self.addresses(f, warps)
+        rows = self._rows(warps, f.batch.n, addrs.shape)
+        access(f, space, rows, addrs.reshape(-1), self.esize, values.view(np.uint8).reshape(-1, self.esize))
+
+    @staticmethod
+    def _rows(warps: npt.NDArray[np.intp] | None, n: int, shape: tuple[int, ...]) -> npt.NDArray[np.intp]:
+        """The thread (each warp's first lane) of every element address."""
+        lead = np.arange(0, n, 32, dtype=np.intp) if warps is None else warps * 32
+        return np.broadcast_to(lead[None, :, None], shape).reshape(-1)
 
 
 def _space(mods: list[str]) -> tuple[str, list[str]]:
@@ -231,25 +400,15 @@ def _c_load(c: Compiler, ins: Instruction, mods: list[str]) -> Runner:
     matrix = _Matrix(
         c, frag, layout, space, ins.operands[1], ins.operands[2] if len(ins.operands) == 3 else None
     )
-    rdt = _register_dtype(kind)
-    puts = [c.write(o, rdt) for o in regs]
-    places = frag.places()
-    width = BITS[kind]
+    puts = [c.write(o, _register_dtype(kind)) for o in regs]
 
     def load(f: Frame, m: Mask | None) -> None:
         whole_warps(f, m, "wmma.load")
-        n = f.batch.n
-        leads = _warp_leads(f, m)
-        elements = matrix.load(f, leads)[:, places]  # (warps, 32, count)
-        words = np.zeros((n // 32, 32, frag.words), dtype=np.uint64)
-        packed = elements.reshape(leads.size, 32, frag.words, frag.per_word)
-        shifts = (np.arange(frag.per_word, dtype=np.uint64) * np.uint64(width)) if width < 64 else None
-        words[leads // 32] = (
-            (packed << shifts).sum(axis=-1, dtype=np.uint64) if shifts is not None else packed[..., 0]
-        )
-        for j, put in enumerate(puts):
-            word = words[:, :, j].reshape(n)
-            put(f, word.view(np.float64) if kind == "f64" else word.astype(np.uint32).view(rdt), m)
+        warps = _warps(f, m)
+        if warps is not None and not warps.size:
+            return
+        words = _pack(matrix.load(f, warps), kind)
+        _write_words(f, puts, _spread(words, warps, f.batch.n), kind, m)
 
     return load
 
@@ -270,43 +429,33 @@ def _c_store(c: Compiler, ins: Instruction, mods: list[str]) -> Runner:
     matrix = _Matrix(
         c, frag, layout, space, ins.operands[0], ins.operands[2] if len(ins.operands) == 3 else None
     )
-    rdt = _register_dtype(kind)
-    gets = [c.read(o, rdt) for o in regs]
-    places = frag.places()
+    gets = [c.read(o, _register_dtype(kind)) for o in regs]
 
     def store(f: Frame, m: Mask | None) -> None:
         whole_warps(f, m, "wmma.store")
-        n = f.batch.n
-        leads = _warp_leads(f, m)
-        words = np.stack([broadcast_full(g(f), n).reshape(n // 32, 32)[leads // 32] for g in gets], axis=-1)
-        words = words.view(np.uint64) if kind == "f64" else words.view(np.uint32).astype(np.uint64)
-        elements = _unpack_raw(words, BITS[kind], frag.per_word)  # (warps, 32, count)
-        values = np.zeros((leads.size, frag.size), dtype=np.uint64)
-        values[:, places] = elements
-        matrix.store(f, leads, values)
+        warps = _warps(f, m)
+        if warps is not None and not warps.size:
+            return
+        elements = _unpack(_read_words(f, gets, kind), frag)
+        matrix.store(f, warps, elements if warps is None else elements[:, warps])
 
     return store
 
 
-def _unpack_raw(words: npt.NDArray[np.uint64], width: int, per_word: int) -> npt.NDArray[np.uint64]:
-    """``(..., words)`` registers as ``(..., words * per_word)`` raw elements, lowest bits first."""
-    if per_word == 1:
-        return words
-    shifts = np.arange(per_word, dtype=np.uint64) * np.uint64(width)
-    parts = (words[..., None] >> shifts) & np.uint64((1 << width) - 1)
-    return parts.reshape(*words.shape[:-1], words.shape[-1] * per_word)
-
-
-def _values(raw: npt.NDArray[np.uint64], kind: str) -> npt.NDArray[Any]:
+def _values(raw: npt.NDArray[Any], kind: str) -> npt.NDArray[Any]:
     """Raw elements as float64 or int64 values."""
     if kind == "f64":
         return raw.view(np.float64)
     if kind == "f32":
-        return raw.astype(np.uint32).view(np.float32).astype(np.float64)
+        return raw.view(np.float32).astype(np.float64)
     if kind == "s32":
-        return raw.astype(np.uint32).view(np.int32).astype(np.int64)
-    if kind == "b1":
-        return raw.astype(np.int64)
+        return raw.view(np.int32).astype(np.int64)
+    if kind == "f16":
+        return raw.view(np.float16).astype(np.float64)
+    if kind == "u8":
+        return raw.astype(np.float64)  # exact: every sum of products stays below 2^53
+    if kind == "s8":
+        return raw.view(np.int8).astype(np.float64)
     return decode(raw, kind)
 
 
@@ -354,59 +503,47 @@ def _c_mma(c: Compiler, ins: Instruction, mods: list[str]) -> Runner:
             raise UnsupportedError(
                 f"wmma.mma.{shape} with {len(regs)} registers for {name}, not {frag.words}"
             )
-    ga = [c.read(o, _register_dtype(at)) for o in a_op]
-    gb = [c.read(o, _register_dtype(bt)) for o in b_op]
+    # only the registers holding the first copy of the matrix are read (the rest repeat it)
+    ga = [c.read(o, _register_dtype(at)) for o in a_op[: fa.held]]
+    gb = [c.read(o, _register_dtype(bt)) for o in b_op[: fb.held]]
     gc = [c.read(o, _register_dtype(ct)) for o in c_op]
     puts = [c.write(o, _register_dtype(dt)) for o in d_op]
-    (m_, n_, _k), _ = SHAPES[shape]
+    integer = dt == "s32"
 
     def operand(
-        f: Frame, getters: list[Getter], frag: Fragment, leads: npt.NDArray[np.intp]
+        f: Frame, getters: list[Getter], frag: Fragment, warps: npt.NDArray[np.intp] | None
     ) -> npt.NDArray[Any]:
-        """Every warp's matrix ``(warps, rows, cols)`` from its lanes' registers (the first copy)."""
-        n = f.batch.n
-        words = np.stack(
-            [broadcast_full(g(f), n).reshape(n // 32, 32)[leads // 32] for g in getters], axis=-1
-        )
-        words = words.view(np.uint64) if frag.kind == "f64" else words.view(np.uint32).astype(np.uint64)
-        elements = _values(_unpack_raw(words, BITS[frag.kind], frag.per_word), frag.kind)
-        u = np.arange(frag.size)
-        return elements[:, u % 32, u // 32].reshape(leads.size, frag.rows, frag.cols)
-
-    integer = dt == "s32"
+        """Every warp's matrix ``(warps, rows, cols)`` from its lanes' registers, as values."""
+        elements = _unpack(_read_words(f, getters, frag.kind), frag)
+        if warps is not None:
+            elements = elements[:, warps]
+        raw = elements.transpose(1, 0, 3, 2).reshape(-1, frag.rows, frag.cols)
+        return _values(raw, frag.kind)
 
     def mma(f: Frame, m: Mask | None) -> None:
         whole_warps(f, m, "wmma.mma")
-        n = f.batch.n
-        leads = _warp_leads(f, m)
-        a = operand(f, ga, fa, leads)
-        b = operand(f, gb, fb, leads)
-        acc = operand(f, gc, fc, leads)
-        if bitop == "xor":
-            d = acc + (a[:, :, :, None] ^ b[:, None, :, :]).sum(axis=2)
-        elif bitop == "and":
-            d = acc + (a[:, :, :, None] & b[:, None, :, :]).sum(axis=2)
+        warps = _warps(f, m)
+        if warps is not None and not warps.size:
+            return
+        a = operand(f, ga, fa, warps)
+        b = operand(f, gb, fb, warps)
+        acc = operand(f, gc, fc, warps)
+        if bitop:
+            wide_a, wide_b = a[:, :, :, None], b[:, None, :, :]
+            d = acc + (wide_a ^ wide_b if bitop == "xor" else wide_a & wide_b).sum(axis=2)
+        elif integer:  # the float64 product of 8- and 4-bit integers is exact
+            d = np.matmul(a, b).astype(np.int64) + acc
         else:
-            d = np.matmul(a, b) + acc  # f16/bf16/tf32 products exact in float64; int64 exact
-        flat = d.reshape(leads.size, m_ * n_)
+            d = np.matmul(a, b) + acc  # f16/bf16/tf32 products exact in float64
+        flat = d.reshape(d.shape[0], fd.size)
         if integer:
             if satfinite:
                 flat = np.clip(flat, -(1 << 31), (1 << 31) - 1)
-            raw = flat.astype(np.int64).astype(np.uint64) & np.uint64(0xFFFFFFFF)
+            raw = flat.astype(np.uint32)  # wraps at 32 bits
         else:
             raw = _round(flat, dt, satfinite)
-        elements = raw[:, fd.places()]  # (warps, 32, count)
-        packed = elements.reshape(leads.size, 32, fd.words, fd.per_word)
-        shifts = np.arange(fd.per_word, dtype=np.uint64) * np.uint64(BITS[dt] if dt != "f64" else 0)
-        words = np.zeros((n // 32, 32, fd.words), dtype=np.uint64)
-        words[leads // 32] = (packed << shifts).sum(axis=-1, dtype=np.uint64)
-        for j, put in enumerate(puts):
-            word = words[:, :, j].reshape(n)
-            put(
-                f,
-                word.view(np.float64) if dt == "f64" else word.astype(np.uint32).view(_register_dtype(dt)),
-                m,
-            )
+        elements = raw.reshape(raw.shape[0], fd.words, fd.per_word, 32).transpose(1, 0, 3, 2)
+        _write_words(f, puts, _spread(_pack(elements, dt), warps, f.batch.n), dt, m)
 
     return mma
 
@@ -418,7 +555,7 @@ _FLOATS: dict[str, tuple[type[np.floating[Any]], type[np.unsignedinteger[Any]]]]
 }
 
 
-def _round(values: npt.NDArray[np.float64], dt: str, satfinite: bool) -> npt.NDArray[np.uint64]:
+def _round(values: npt.NDArray[np.float64], dt: str, satfinite: bool) -> npt.NDArray[Any]:
     """float64 results rounded once to ``dt`` (nearest even), as raw bits; with ``.satfinite``
     infinities clamp to the largest finite value and NaN becomes +0."""
     target, raw_type = _FLOATS[dt]
@@ -427,7 +564,7 @@ def _round(values: npt.NDArray[np.float64], dt: str, satfinite: bool) -> npt.NDA
     if satfinite:
         big = float(np.finfo(target).max)
         out = np.where(np.isnan(out), 0.0, np.clip(out, -big, big)).astype(target)
-    raw: npt.NDArray[np.uint64] = out.view(raw_type).astype(np.uint64)
+    raw: npt.NDArray[Any] = out.view(raw_type)
     return raw
 
 

@@ -553,3 +553,104 @@ def test_b1_popc_xor_and_and(arch: int) -> None:
     np.testing.assert_array_equal(unfrag(dev.get(outs[1], WARPS * 128, np.int32), acc, 4, (16, 8)), popc(ya, yb, "and") + c)
     za, zb = elements(a, A_B1_K256, 128, 1, False, (16, 256)), elements(b, B_B1_K256, 64, 1, False, (256, 8))
     np.testing.assert_array_equal(unfrag(dev.get(outs[2], WARPS * 128, np.int32), acc, 4, (16, 8)), popc(za, zb, "xor") + c)
+
+
+def _regs(prefix: str, first: int, count: int) -> str:
+    return "{" + ", ".join(f"%{prefix}{first + i}" for i in range(count)) + "}"
+
+
+# odd warps branch around the wmma; even warp w reads A at a + 1024 w with a stride of 16 (1 + w / 2)
+# halves, B at b + 512 w, C at c + 1024 w, and passes D through shared memory by generic addresses
+WMMA_SOME_WARPS = f"""
+.version 8.0
+.target sm_80
+.address_size 64
+.visible .entry some_warps(.param .u64 pa, .param .u64 pb, .param .u64 pc, .param .u64 pd)
+{{
+    .reg .pred %p<2>;
+    .reg .b32 %r<40>;
+    .reg .f32 %f<40>;
+    .reg .b64 %rd<20>;
+    .shared .align 16 .b8 stage[4096];
+    mov.u32 %r1, %tid.x;
+    shr.u32 %r2, %r1, 5;
+    and.b32 %r3, %r2, 1;
+    setp.eq.u32 %p1, %r3, 1;
+    @%p1 bra DONE;
+    ld.param.u64 %rd1, [pa];
+    ld.param.u64 %rd2, [pb];
+    ld.param.u64 %rd3, [pc];
+    ld.param.u64 %rd4, [pd];
+    shr.u32 %r4, %r2, 1;
+    add.u32 %r5, %r4, 1;
+    shl.b32 %r6, %r5, 4;
+    mul.wide.u32 %rd5, %r2, 1024;
+    add.s64 %rd6, %rd1, %rd5;
+    wmma.load.a.sync.aligned.row.m16n16k16.global.f16 {_regs("r", 10, 8)}, [%rd6], %r6;
+    mul.wide.u32 %rd7, %r2, 512;
+    add.s64 %rd8, %rd2, %rd7;
+    wmma.load.b.sync.aligned.col.m16n16k16.global.f16 {_regs("r", 20, 8)}, [%rd8];
+    add.s64 %rd9, %rd3, %rd5;
+    wmma.load.c.sync.aligned.row.m16n16k16.global.f32 {_regs("f", 1, 8)}, [%rd9], 16;
+    wmma.mma.sync.aligned.row.col.m16n16k16.f32.f32 {_regs("f", 10, 8)}, {_regs("r", 10, 8)}, \
+{_regs("r", 20, 8)}, {_regs("f", 1, 8)};
+    mov.u64 %rd10, stage;
+    cvta.shared.u64 %rd11, %rd10;
+    shr.u32 %r7, %r2, 1;
+    mul.wide.u32 %rd12, %r7, 1024;
+    add.s64 %rd13, %rd11, %rd12;
+    wmma.store.d.sync.aligned.col.m16n16k16.f32 [%rd13], {_regs("f", 10, 8)}, 16;
+    wmma.load.c.sync.aligned.col.m16n16k16.f32 {_regs("f", 20, 8)}, [%rd13], 16;
+    add.s64 %rd14, %rd4, %rd5;
+    wmma.store.d.sync.aligned.row.m16n16k16.global.f32 [%rd14], {_regs("f", 20, 8)}, 16;
+DONE:
+    ret;
+}}
+"""
+
+
+def test_wmma_by_some_warps_with_strides_of_their_own_through_generic_shared_addresses() -> None:
+    dev = ptx_device(WMMA_SOME_WARPS)
+    warps = 4
+    a = rng.integers(-8, 8, size=(warps, 512)).astype(np.float16)
+    b = rng.integers(-8, 8, size=(warps, 16, 16)).astype(np.float16)  # column-major: row j is column j
+    c = rng.integers(-99, 99, size=(warps, 16, 16)).astype(np.float32)
+    out = dev.put(np.full((warps, 16, 16), -1, np.float32))
+    dev.run("some_warps", 1, 32 * warps, dev.put(a), dev.put(b), dev.put(c), out)
+    d = dev.get(out, warps * 256, np.float32).reshape(warps, 16, 16)
+    for w in range(warps):
+        if w % 2:
+            np.testing.assert_array_equal(d[w], -1)  # a warp that branched around: nothing stored
+            continue
+        stride = 16 * (1 + w // 2)
+        rows = a[w, : 16 * stride].reshape(16, stride)[:, :16].astype(np.float32)
+        np.testing.assert_array_equal(d[w], rows @ b[w].T.astype(np.float32) + c[w])
+
+
+WMMA_SHARED_AT = f"""
+.version 8.0
+.target sm_80
+.address_size 64
+.visible .entry shared_at(.param .u32 off, .param .u64 out)
+{{
+    .reg .b32 %r<20>;
+    .reg .b64 %rd<4>;
+    .shared .align 16 .b8 buf[512];
+    ld.param.u32 %r1, [off];
+    mov.u32 %r2, buf;
+    add.u32 %r3, %r2, %r1;
+    wmma.load.a.sync.aligned.row.m16n16k16.shared.f16 {_regs("r", 10, 8)}, [%r3];
+    ld.param.u64 %rd1, [out];
+    st.global.u32 [%rd1], %r17;
+    ret;
+}}
+"""
+
+
+def test_wmma_load_from_shared_memory_is_checked_against_the_window() -> None:
+    dev = ptx_device(WMMA_SHARED_AT)
+    out = dev.zeros(1, np.uint32)
+    dev.run("shared_at", 1, 64, 0, out)  # the 512 bytes of buf exactly
+    assert dev.fails("shared_at", 1, 64, 16, out).status == CUresult.CUDA_ERROR_ILLEGAL_ADDRESS
+    assert dev.fails("shared_at", 1, 64, 2, out).status == CUresult.CUDA_ERROR_ILLEGAL_ADDRESS
+    assert dev.fails("shared_at", 1, 64, 1, out).status == CUresult.CUDA_ERROR_MISALIGNED_ADDRESS
