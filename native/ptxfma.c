@@ -15,6 +15,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 typedef struct {
@@ -127,9 +128,211 @@ static PyObject *fma64(PyObject *self, PyObject *const *objs, Py_ssize_t nargs) 
     return fma_n(objs, nargs, 8);
 }
 
+/* run_f32(code, slots, n, scratch): a straight line of f32 (and predicate) instructions over n lanes in one
+   call (executor/ptx/_native_run.py builds it from a fused run): lanes in chunks of CHUNK, every
+   instruction over a chunk before the next chunk, so operands stay in cache and no array is made per
+   instruction. `code` is int32 records (op, d, a, b, c) naming slots; `slots` a tuple of buffers, each
+   of 1 element (uniform: broadcast) or n (an element per lane); the first `scratch` slot numbers past
+   len(slots) are per-chunk temporaries (registers that die inside the run). Every index, element size,
+   length and writability is checked before anything is computed: ValueError otherwise. Float results
+   are IEEE single operations (correctly rounded, as NumPy's float32 operators), the special functions
+   double's rounded once to float (as the engine's Python forms compute them), fma C's fmaf with the
+   Python form's NaN. */
+
+enum {
+    R_MOV, R_ADD, R_SUB, R_MUL, R_DIV, R_FMA, R_NEG, R_ABS, R_EX2, R_LG2, R_RSQRT, R_RCP, R_SQRT,
+    R_EQ, R_LT, R_LE, R_GT, R_GE, R_SELP, R_OPS
+};
+#define CHUNK 512
+#define MAX_SLOTS 4096
+
+/* element sizes of (d, a, b, c) per op; 0: unused */
+static const signed char SIZES[R_OPS][4] = {
+    [R_MOV] = {4, 4, 0, 0}, [R_ADD] = {4, 4, 4, 0}, [R_SUB] = {4, 4, 4, 0}, [R_MUL] = {4, 4, 4, 0},
+    [R_DIV] = {4, 4, 4, 0}, [R_FMA] = {4, 4, 4, 4}, [R_NEG] = {4, 4, 0, 0}, [R_ABS] = {4, 4, 0, 0},
+    [R_EX2] = {4, 4, 0, 0}, [R_LG2] = {4, 4, 0, 0}, [R_RSQRT] = {4, 4, 0, 0}, [R_RCP] = {4, 4, 0, 0},
+    [R_SQRT] = {4, 4, 0, 0}, [R_EQ] = {1, 4, 4, 0}, [R_LT] = {1, 4, 4, 0}, [R_LE] = {1, 4, 4, 0},
+    [R_GT] = {1, 4, 4, 0}, [R_GE] = {1, 4, 4, 0}, [R_SELP] = {4, 4, 4, 1},
+};
+
+typedef struct {
+    char *base;       /* the buffer, or the chunk-sized broadcast/scratch buffer */
+    Py_ssize_t step;  /* bytes to advance per lane of the chunk's start (0: the same chunk every time) */
+    Py_ssize_t size;  /* element size, once known (0: not yet) */
+} Slot;
+
+/* one clone per CPU (AVX-512, AVX2 with FMA, baseline): with an FMA unit fmaf is one instruction;
+   without errno (nothing here reads it) sqrt is one instruction too, and the loops vectorize */
+__attribute__((target_clones("avx512f", "arch=haswell", "default"), optimize("no-math-errno")))
+static void run_chunk(const int32_t *code, Py_ssize_t count, const Slot *slots, Py_ssize_t c0, Py_ssize_t len) {
+    for (Py_ssize_t k = 0; k < count; k++) {
+        const int32_t *r = code + 5 * k;
+        char *pd = slots[r[1]].base + c0 * slots[r[1]].step;
+        const char *pa = slots[r[2]].base + c0 * slots[r[2]].step;
+        const char *pb = r[0] < R_OPS && SIZES[r[0]][2] ? slots[r[3]].base + c0 * slots[r[3]].step : NULL;
+        const char *pc = r[0] < R_OPS && SIZES[r[0]][3] ? slots[r[4]].base + c0 * slots[r[4]].step : NULL;
+        float *d = (float *)pd;
+        const float *a = (const float *)pa, *b = (const float *)pb, *c = (const float *)pc;
+        unsigned char *p = (unsigned char *)pd;
+        Py_ssize_t i;
+        switch (r[0]) {
+        case R_MOV: for (i = 0; i < len; i++) d[i] = a[i]; break;
+        case R_ADD: for (i = 0; i < len; i++) d[i] = a[i] + b[i]; break;
+        case R_SUB: for (i = 0; i < len; i++) d[i] = a[i] - b[i]; break;
+        case R_MUL: for (i = 0; i < len; i++) d[i] = a[i] * b[i]; break;
+        case R_DIV: for (i = 0; i < len; i++) d[i] = a[i] / b[i]; break;
+        case R_FMA:
+            for (i = 0; i < len; i++) {
+                float v = fmaf(a[i], b[i], c[i]);
+                d[i] = v == v ? v : (float)((double)a[i] * (double)b[i] + (double)c[i]);
+            }
+            break;
+        case R_NEG: for (i = 0; i < len; i++) d[i] = -a[i]; break;
+        case R_ABS: for (i = 0; i < len; i++) d[i] = fabsf(a[i]); break;
+        case R_EX2: for (i = 0; i < len; i++) d[i] = (float)exp2((double)a[i]); break;
+        case R_LG2: for (i = 0; i < len; i++) d[i] = (float)log2((double)a[i]); break;
+        case R_RSQRT: for (i = 0; i < len; i++) d[i] = (float)(1.0 / sqrt((double)a[i])); break;
+        case R_RCP: for (i = 0; i < len; i++) d[i] = (float)(1.0 / (double)a[i]); break;
+        case R_SQRT: for (i = 0; i < len; i++) d[i] = (float)sqrt((double)a[i]); break;
+        case R_EQ: for (i = 0; i < len; i++) p[i] = a[i] == b[i]; break;
+        case R_LT: for (i = 0; i < len; i++) p[i] = a[i] < b[i]; break;
+        case R_LE: for (i = 0; i < len; i++) p[i] = a[i] <= b[i]; break;
+        case R_GT: for (i = 0; i < len; i++) p[i] = a[i] > b[i]; break;
+        case R_GE: for (i = 0; i < len; i++) p[i] = a[i] >= b[i]; break;
+        case R_SELP: {
+            const unsigned char *q = (const unsigned char *)pc;
+            for (i = 0; i < len; i++) d[i] = q[i] ? a[i] : b[i];
+            break;
+        }
+        default: break; /* unreachable: checked before */
+        }
+    }
+}
+
+static PyObject *run_f32(PyObject *self, PyObject *const *objs, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 4 || !PyTuple_Check(objs[1])) {
+        PyErr_SetString(PyExc_TypeError, "takes code, slots (a tuple), n, scratch");
+        return NULL;
+    }
+    Py_ssize_t n = PyLong_AsSsize_t(objs[2]), scratch = PyLong_AsSsize_t(objs[3]);
+    if ((n == -1 || scratch == -1) && PyErr_Occurred())
+        return NULL;
+    Py_ssize_t given = PyTuple_GET_SIZE(objs[1]), total = given + scratch;
+    if (n < 1 || scratch < 0 || total > MAX_SLOTS) {
+        PyErr_SetString(PyExc_ValueError, "bad lane or slot count");
+        return NULL;
+    }
+    Py_buffer code;
+    if (PyObject_GetBuffer(objs[0], &code, PyBUF_C_CONTIGUOUS) < 0)
+        return NULL;
+    Py_ssize_t count = code.len / (5 * (Py_ssize_t)sizeof(int32_t));
+    const int32_t *ins = (const int32_t *)code.buf;
+    Py_buffer *views = PyMem_Calloc((size_t)(given ? given : 1), sizeof(Py_buffer));
+    Slot *slots = PyMem_Calloc((size_t)(total ? total : 1), sizeof(Slot));
+    char *written = PyMem_Calloc((size_t)(total ? total : 1), 1);
+    char *pool = NULL;
+    Py_ssize_t held = 0;
+    PyObject *result = NULL;
+    if (!views || !slots || !written) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (code.len % (5 * (Py_ssize_t)sizeof(int32_t))) {
+        PyErr_SetString(PyExc_ValueError, "code is not whole records");
+        goto done;
+    }
+    /* the roles: element sizes and which slots are written */
+    for (Py_ssize_t k = 0; k < count; k++) {
+        const int32_t *r = ins + 5 * k;
+        if (r[0] < 0 || r[0] >= R_OPS) {
+            PyErr_Format(PyExc_ValueError, "record %zd: unknown op %d", k, (int)r[0]);
+            goto done;
+        }
+        for (int j = 0; j < 4; j++) {
+            if (!SIZES[r[0]][j])
+                continue;
+            if (r[1 + j] < 0 || r[1 + j] >= total) {
+                PyErr_Format(PyExc_ValueError, "record %zd: slot %d out of range", k, (int)r[1 + j]);
+                goto done;
+            }
+            Slot *s = &slots[r[1 + j]];
+            if (s->size && s->size != SIZES[r[0]][j]) {
+                PyErr_Format(PyExc_ValueError, "record %zd: slot %d used at two element sizes", k, (int)r[1 + j]);
+                goto done;
+            }
+            s->size = SIZES[r[0]][j];
+        }
+        written[r[1]] = 1;
+    }
+    Py_ssize_t pooled = 0; /* chunk buffers: scratch slots and broadcast uniform ones */
+    for (Py_ssize_t i = 0; i < given; i++) {
+        int flags = written[i] ? (PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) : PyBUF_C_CONTIGUOUS;
+        if (PyObject_GetBuffer(PyTuple_GET_ITEM(objs[1], i), &views[i], flags) < 0)
+            goto done;
+        held = i + 1;
+        Py_ssize_t size = slots[i].size ? slots[i].size : views[i].itemsize;
+        if (views[i].itemsize != size || views[i].len % size) {
+            PyErr_Format(PyExc_ValueError, "slot %zd has %zd-byte elements, not %zd", i, views[i].itemsize, size);
+            goto done;
+        }
+        Py_ssize_t len = views[i].len / size;
+        if (len != n && (len != 1 || written[i])) {
+            PyErr_Format(PyExc_ValueError, "slot %zd has %zd elements for %zd lanes", i, len, n);
+            goto done;
+        }
+        slots[i].size = size;
+        if (len == n) {
+            slots[i].base = views[i].buf;
+            slots[i].step = size;
+        } else {
+            pooled++;
+        }
+    }
+    for (Py_ssize_t i = given; i < total; i++) {
+        if (!slots[i].size)
+            slots[i].size = 4;
+        pooled++;
+    }
+    pool = PyMem_Malloc((size_t)(pooled ? pooled : 1) * CHUNK * 4);
+    if (!pool) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_ssize_t next = 0;
+    for (Py_ssize_t i = 0; i < total; i++) {
+        if (slots[i].base)
+            continue;
+        char *buf = pool + next++ * CHUNK * 4;
+        if (i < given) { /* a uniform operand, the same in every chunk */
+            for (Py_ssize_t j = 0; j < CHUNK; j++)
+                memcpy(buf + j * slots[i].size, views[i].buf, (size_t)slots[i].size);
+        }
+        slots[i].base = buf;
+        slots[i].step = 0;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t c0 = 0; c0 < n; c0 += CHUNK)
+        run_chunk(ins, count, slots, c0, n - c0 < CHUNK ? n - c0 : CHUNK);
+    Py_END_ALLOW_THREADS
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    for (Py_ssize_t i = 0; i < held; i++)
+        PyBuffer_Release(&views[i]);
+    PyBuffer_Release(&code);
+    PyMem_Free(views);
+    PyMem_Free(slots);
+    PyMem_Free(written);
+    PyMem_Free(pool);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"fma32", (PyCFunction)(void (*)(void))fma32, METH_FASTCALL, "fma32(out, x, y, z): fma.rn.f32 elementwise"},
     {"fma64", (PyCFunction)(void (*)(void))fma64, METH_FASTCALL, "fma64(out, x, y, z): fma.rn.f64 elementwise"},
+    {"run_f32", (PyCFunction)(void (*)(void))run_f32, METH_FASTCALL,
+     "run_f32(code, slots, n, scratch): a straight line of f32 instructions over n lanes"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -28,18 +28,35 @@ def _load() -> ModuleType | None:
 
 
 _native = _load()
+#: the extension itself (``None`` when not built or not wanted), for the other native forms
+#: (``_native_run``)
+native = _native
 _F32 = np.dtype(np.float32)
 
 
 def fma_rn(x: Value, y: Value, z: Value, dt: np.dtype[Any]) -> Value | None:
     """``x * y + z`` rounded once to ``dt`` (float32 or float64) for every thread, or ``None`` where
     the C form does not apply (not built; every operand uniform; not one register's shape)."""
-    if _native is None or not any(isinstance(v, np.ndarray) and v.ndim for v in (x, y, z)):
+    if _native is None:
         return None
-    xs, ys, zs = (np.ascontiguousarray(v, dtype=dt) for v in (x, y, z))
-    n = max(xs.size, ys.size, zs.size)
-    if max(xs.ndim, ys.ndim, zs.ndim) != 1 or any(v.size not in (1, n) for v in (xs, ys, zs)):
+    n = 0
+    for v in (x, y, z):
+        if type(v) is np.ndarray and v.ndim:
+            if v.ndim != 1:
+                return None
+            n = n or v.size
+    if not n:
         return None
     out = np.empty(n, dtype=dt)
-    (_native.fma32 if dt == _F32 else _native.fma64)(out, xs, ys, zs)
+    fn = _native.fma32 if dt == _F32 else _native.fma64
+    if x.dtype == dt and y.dtype == dt and z.dtype == dt:  # the common case: the C side checks the rest
+        try:
+            fn(out, x, y, z)
+            return out
+        except ValueError:
+            pass  # not contiguous, or not one register's length: as below
+    xs, ys, zs = (np.ascontiguousarray(v, dtype=dt) for v in (x, y, z))
+    if max(xs.ndim, ys.ndim, zs.ndim) != 1 or any(v.size not in (1, n) for v in (xs, ys, zs)):
+        return None
+    fn(out, xs, ys, zs)
     return out

@@ -57,6 +57,7 @@ from ._compiler import (
 from ._fma import fma_rn
 from ._isa_memory import window_operand
 from ._memory import window_index, window_load
+from ._native_run import Form, native_form, run_segment, segment
 from ._numeric import DTYPES, ftz32, round_pair, two_sum, uint_of
 from ._parse import Imm, Instruction, Operand, Pair, PtxSyntaxError, Reg, Sym, Vec
 from ._state import Frame, KernelFaultError, Value, count_set
@@ -198,6 +199,7 @@ _HELPERS: dict[str, Any] = {
     "_param": _kernel_param,
     "_Z64": _ZERO64,
     "_wld": _window_load,
+    "_nseg": run_segment,
 }
 
 
@@ -699,7 +701,38 @@ def _variant(
             return [f"{src.const(ops[pc].run)}(f, {mask})"], False
         return lines, True
 
-    for pc in range(start, end):
+    groups = {} if masked else _native_groups(emitter, code, ops, start, end, after)
+    pc = start
+    while pc < end:
+        group = groups.get(pc)
+        if group is not None:  # a native segment (_native_run), the lines below where a thread waits
+            forms, stop = group
+            drops = [_dropped(after, k) for k in range(pc, stop)]
+            if any(drops) and not quiet:
+                body.insert(1, "    S = f.stack")
+                body.insert(2, "    quiet = S is None or len(S) <= 1")
+                firsts = [k + 2 for k in firsts]
+                quiet = True
+            seg = src.const(segment(forms, drops))
+            if not any(drops):
+                firsts += [len(body)] * (stop - pc)
+                body.append(f"    _nseg(R, {seg})")
+            else:
+                body.append("    if quiet:")
+                firsts.append(len(body) - 1)
+                body.append(f"        _nseg(R, {seg})")
+                body.append("    else:")
+                for k in range(pc, stop):
+                    if k > pc:
+                        firsts.append(len(body))
+                    lines, fast = statements(k, active)
+                    body += ["        " + ln for ln in lines]
+                    then = after(k) if after is not None and fast else None
+                    if isinstance(then, Drop):  # a called op drops its own
+                        body.append(f"        {src.const(then.slow)}(f)")
+            inline += [True] * (stop - pc)
+            pc = stop
+            continue
         op = ops[pc]
         firsts.append(len(body))
         if op.guard is None:
@@ -738,7 +771,42 @@ def _variant(
         elif then is not None:  # anything else to do after the instruction
             body.append(f"    {src.const(then)}(f)")
         inline.append(fast)
+        pc += 1
     return body, firsts, inline
+
+
+#: the fewest instructions worth a native segment (its call costs about what two NumPy calls do)
+MIN_SEGMENT = 3
+
+
+def _native_groups(
+    e: _Emitter, code: list[Instruction], ops: list[Op], start: int, end: int, after: After | None
+) -> dict[int, tuple[list[Form], int]]:
+    """The native segments of a full batch's run: maximal lines of unguarded instructions
+    :func:`native_form` serves after which nothing is to be done but dropping registers by name."""
+    groups: dict[int, tuple[list[Form], int]] = {}
+    pc = start
+    while pc < end:
+        first = pc
+        forms: list[Form] = []
+        while pc < end and ops[pc].guard is None:
+            then = after(pc) if after is not None else None
+            if then is not None and not (isinstance(then, Drop) and all(_NAME.match(x) for x in then.names)):
+                break
+            form = native_form(code[pc], e.storage)
+            if form is None:
+                break
+            forms.append(form)
+            pc += 1
+        if len(forms) >= MIN_SEGMENT:
+            groups[first] = (forms, pc)
+        pc = max(pc, first + 1)
+    return groups
+
+
+def _dropped(after: After | None, pc: int) -> tuple[str, ...]:
+    then = after(pc) if after is not None else None
+    return then.names if isinstance(then, Drop) else ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,221 @@
+"""Native segments (executor/ptx/_native_run.py, run_f32 in native/ptxfma.c) compute exactly what the
+NumPy forms compute.
+
+Every served form runs over per-thread values and uniform ones (parameters), with registers that die
+inside the segment (the chunk's scratch) and one defined twice, on inputs that hit signed zeros,
+subnormals, NaN and infinities; the body runs again under a divergent mask (no segment there), and the
+registers it leaves are compared bit for bit with the same kernel prepared without segments (a NaN's
+payload aside). The C side refuses malformed records, slots and lengths before it computes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from executor.ptx import LoadedModule, _native_run
+from executor.ptx._fma import native
+from executor.ptx._parse import Operand
+
+from .conftest import SM80, Device
+
+pytestmark = pytest.mark.skipif(native is None, reason="native/ptxfma.c not built")
+
+#: (instruction, destination stored); %f2 and %f3 hold per-thread values, %f1 the uniform parameter
+BODY: list[tuple[str, str | None]] = [
+    ("add.f32 %f10, %f2, %f1;", "%f10"),
+    ("sub.rn.f32 %f11, %f2, %f3;", "%f11"),
+    ("mul.f32 %f12, %f10, %f11;", "%f12"),
+    ("div.rn.f32 %f13, %f2, %f3;", "%f13"),
+    ("div.approx.f32 %f14, %f1, %f2;", "%f14"),
+    ("div.full.f32 %f15, %f3, %f2;", "%f15"),
+    ("fma.rn.f32 %f16, %f2, %f3, %f1;", "%f16"),
+    ("mad.rn.f32 %f17, %f12, %f2, 0f3F800000;", "%f17"),
+    ("neg.f32 %f18, %f2;", "%f18"),
+    ("abs.f32 %f19, %f3;", "%f19"),
+    ("mov.f32 %f20, %f2;", "%f20"),
+    ("mov.b32 %f21, %f3;", "%f21"),
+    ("rsqrt.approx.f32 %f22, %f2;", "%f22"),
+    ("rcp.rn.f32 %f23, %f3;", "%f23"),
+    ("rcp.approx.f32 %f24, %f2;", "%f24"),
+    ("sqrt.rn.f32 %f25, %f3;", "%f25"),
+    ("sqrt.approx.f32 %f26, %f2;", "%f26"),
+    ("setp.eq.f32 %p1, %f2, %f3;", "%p1"),
+    ("setp.lt.f32 %p2, %f2, %f1;", "%p2"),
+    ("setp.le.f32 %p3, %f2, %f3;", "%p3"),
+    ("setp.gt.f32 %p4, %f1, %f3;", "%p4"),
+    ("setp.ge.f32 %p5, %f2, %f3;", "%p5"),
+    ("selp.f32 %f27, %f2, %f3, %p2;", "%f27"),
+    ("add.f32 %f28, %f1, %f1;", "%f28"),
+    ("mul.f32 %f29, %f28, 0f40000000;", "%f29"),
+    ("fma.rn.f32 %f30, %f2, %f2, %f2;", None),
+    ("add.f32 %f30, %f30, %f1;", "%f30"),  # defined twice: the segment keeps the second
+    ("add.f32 %f40, %f2, %f3;", None),  # %f40, %f41 die inside the segment: scratch, never arrays
+    ("mul.f32 %f41, %f40, %f40;", None),
+    ("sub.f32 %f42, %f41, %f2;", "%f42"),
+]
+STORED = [reg for _, reg in BODY if reg is not None]
+
+
+def _kernel() -> str:
+    """The body for every thread, then again for the threads of a divergent branch (tid % 3 != 0) on
+    changed inputs, so masked writes merge with the first pass's values. More than 64 registers are
+    declared, so registers are dropped where they die (``_liveness``)."""
+    body = "\n".join(f"    {line}" for line, _ in BODY)
+    stores = []
+    for k, reg in enumerate(STORED):
+        if reg.startswith("%p"):
+            stores.append(f"    selp.u32 %r30, 1, 0, {reg};\n    st.global.u32 [%rd20+{4 * k}], %r30;")
+        else:
+            stores.append(f"    st.global.f32 [%rd20+{4 * k}], {reg};")
+    return SM80 + f"""
+.visible .entry body(.param .u64 out, .param .u64 in, .param .f32 x) {{
+    .reg .pred %p<8>; .reg .pred %q<2>; .reg .b32 %r<32>; .reg .f32 %f<100>; .reg .b64 %rd<24>;
+    ld.param.u64 %rd1, [out];
+    ld.param.u64 %rd2, [in];
+    ld.param.f32 %f1, [x];
+    cvta.to.global.u64 %rd1, %rd1;
+    cvta.to.global.u64 %rd2, %rd2;
+    mov.u32 %r3, %tid.x;
+    mul.wide.u32 %rd3, %r3, 8;
+    add.s64 %rd4, %rd2, %rd3;
+    ld.global.f32 %f2, [%rd4];
+    ld.global.f32 %f3, [%rd4+4];
+{body}
+    rem.u32 %r29, %r3, 3;
+    setp.eq.u32 %q1, %r29, 0;
+    @%q1 bra $L_join;
+    neg.f32 %f2, %f2;
+    mul.f32 %f3, %f3, 0fC0000000;
+    mul.f32 %f1, %f1, 0f3F000000;
+{body}
+$L_join:
+    mul.wide.u32 %rd19, %r3, {4 * len(STORED)};
+    add.s64 %rd20, %rd1, %rd19;
+{chr(10).join(stores)}
+    ret;
+}}
+"""
+
+
+def _inputs(threads: int) -> np.ndarray:
+    special = np.array(
+        [0, 0x80000000, 1, 0x807FFFFF, 0x00800000, 0x7F800000, 0xFF800000, 0x7FC00000, 0xFFC00001,
+         0x7FFFFFFF, 0x3F800000, 0xBF800000, 0x0000FFFF, 0x80000001, 0x00400000, 0x7F7FFFFF],
+        dtype=np.uint32,
+    )
+    pairs = np.stack(np.meshgrid(special, special), axis=-1).reshape(-1, 2)  # every special with every other
+    rng = np.random.default_rng(7)
+    normal = rng.standard_normal((threads - pairs.shape[0], 2)).astype(np.float32).view(np.uint32)
+    return np.concatenate([pairs, normal]).reshape(-1)
+
+
+def _run(monkeypatch: pytest.MonkeyPatch, segments: bool, threads: int, x: float) -> np.ndarray:
+    with monkeypatch.context() as patch:
+        if not segments:
+            patch.setattr(_native_run, "native", None)
+        module = LoadedModule(_kernel())
+        module.kernel("body")  # prepared (and fused) now, under the patch
+    dev = Device(module)
+    inp = dev.put(_inputs(threads))
+    out = dev.zeros(threads * len(STORED), np.uint32)
+    dev.run("body", 1, threads, out, inp, x)
+    return dev.get(out, threads * len(STORED), np.uint32).reshape(threads, len(STORED))
+
+
+def _segments(module: LoadedModule, kernel: str) -> int:
+    """How many native segments the kernel's fused runs call (by the helper in their namespace)."""
+    count = 0
+    for run in module.kernel(kernel).fused[kernel]:
+        if run is not None:
+            count += run.full.__code__.co_names.count("_nseg")
+    return count
+
+
+@pytest.mark.parametrize("x", [1.5, -0.0, 1e-40, float("inf"), float("nan")])
+def test_segments_compute_what_numpy_computes(monkeypatch: pytest.MonkeyPatch, x: float) -> None:
+    native_out = _run(monkeypatch, True, 320, x)
+    numpy_out = _run(monkeypatch, False, 320, x)
+    for j, reg in enumerate(STORED):
+        got, want = native_out[:, j], numpy_out[:, j]
+        # which NaN an operation of two NaNs passes on is the compiler's operand order, in NumPy's
+        # loops as in C's (a GPU's NaN is canonical): its payload is not promised, its NaN-ness is
+        both_nan = np.isnan(got.view(np.float32)) & np.isnan(want.view(np.float32))
+        assert np.array_equal(np.where(both_nan, 0, got), np.where(both_nan, 0, want)), f"{reg} differs"
+
+
+def test_the_body_runs_as_one_segment_and_its_dying_registers_as_scratch() -> None:
+    assert _segments(LoadedModule(_kernel()), "body") == 2  # one per copy of the body
+    text = "\n".join(f"    {line}" for line, _ in BODY[-4:])
+    code = LoadedModule(SM80 + f".visible .entry t() {{\n    .reg .f32 %f<100>;\n{text}\n    ret;\n}}\n")
+    forms = [_native_run.native_form(ins, _f32) for ins in code.kernel("t").codes["t"].code[:4]]
+    assert all(form is not None for form in forms)
+    seg = _native_run.segment([f for f in forms if f is not None], [(), (), ("%f40",), ("%f41",)])
+    assert seg.scratch == 2 and [name for name, _ in seg.outputs] == ["%f30", "%f42"]
+    assert set(seg.pops) == {"%f40", "%f41"}
+
+
+def _f32(operand: Operand) -> np.dtype[Any]:
+    return np.dtype(np.float32)
+
+
+def test_a_segment_of_uniform_values_leaves_uniform_values() -> None:
+    module = LoadedModule(SM80 + """
+.visible .entry uniform(.param .u64 out, .param .f32 x) {
+    .reg .b32 %r<4>; .reg .f32 %f<8>; .reg .b64 %rd<4>; .reg .pred %p<2>;
+    ld.param.u64 %rd1, [out];
+    ld.param.f32 %f1, [x];
+    mul.f32 %f2, %f1, %f1;
+    fma.rn.f32 %f3, %f2, %f1, 0f3F800000;
+    setp.gt.f32 %p1, %f3, %f1;
+    selp.f32 %f4, %f3, %f2, %p1;
+    sqrt.rn.f32 %f5, %f4;
+    mov.u32 %r1, %tid.x;
+    mul.wide.u32 %rd2, %r1, 4;
+    add.s64 %rd3, %rd1, %rd2;
+    st.global.f32 [%rd3], %f5;
+    ret;
+}
+""")
+    assert _segments(module, "uniform") == 1
+    dev = Device(module)
+    out = dev.zeros(64, np.float32)
+    dev.run("uniform", 1, 64, out, 3.0)
+    x = np.float32(3.0)
+    f2 = x * x
+    want = np.sqrt(np.float64(f2 * x + np.float32(1)))  # fma exact here
+    assert np.array_equal(dev.get(out, 64, np.float32), np.full(64, np.float32(want)))
+
+
+@pytest.mark.parametrize(
+    ("records", "slots", "n", "scratch"),
+    [
+        ([[99, 0, 1, 1, 0]], 2, 4, 0),  # an unknown op
+        ([[1, 7, 0, 0, 0]], 2, 4, 0),  # a slot past the slots and scratch
+        ([[1, -1, 0, 0, 0]], 2, 4, 0),  # a negative slot
+        ([[13, 0, 1, 1, 0]], 2, 4, 0),  # a 4-byte slot written as a predicate
+        ([[1, 1, 0, 0, 0]], 2, 8, 0),  # arrays shorter than the lanes
+        ([[1, 1, 0, 0, 0]], 2, 0, 0),  # no lanes
+        ([[1, 1, 0, 0]], 2, 4, 0),  # not whole records
+    ],
+)
+def test_run_f32_refuses_what_it_cannot_serve(records: list[list[int]], slots: int, n: int, scratch: int) -> None:
+    assert native is not None
+    arrays = tuple(np.zeros(4, dtype=np.float32) for _ in range(slots))
+    code = np.array(records, dtype=np.int32).tobytes()
+    with pytest.raises(ValueError):
+        native.run_f32(code, arrays, n, scratch)
+    assert all(not a.any() for a in arrays)  # nothing written
+
+
+def test_run_f32_never_writes_a_read_only_or_uniform_slot() -> None:
+    assert native is not None
+    a = np.ones(4, dtype=np.float32)
+    read_only = np.zeros(4, dtype=np.float32)
+    read_only.flags.writeable = False
+    code = np.array([[1, 1, 0, 0, 0]], dtype=np.int32).tobytes()
+    with pytest.raises(ValueError):  # NumPy refuses a writable buffer of a read-only array
+        native.run_f32(code, (a, read_only), 4, 0)
+    with pytest.raises(ValueError):  # a one-element (uniform) destination for four lanes
+        native.run_f32(code, (a, np.zeros(1, dtype=np.float32)), 4, 0)
