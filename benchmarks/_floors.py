@@ -33,8 +33,10 @@ from protocol import (
     lay_out_channel,
 )
 
+from . import _two_copy
+
 __all__ = ["eventfd_pingpong", "fairness_floor", "memcpy_bandwidth", "native_copy_bandwidth", "page_aligned",
-           "ring_pingpong", "ring_throughput", "staged_copy_bandwidth"]
+           "ring_pingpong", "ring_throughput", "staged_copy_bandwidth", "staged_copy_python"]
 
 _SPIN_NS = 1_000_000_000  # a floor's spin never gives up: the other side answers within microseconds
 _POLL_NS = 1_000_000  # the staged floor spins this long (the worker's default idle slice), then sleeps
@@ -270,13 +272,26 @@ def memcpy_bandwidth(size: int, repeats: int = 5) -> float:
 
 
 def staged_copy_bandwidth(size: int, chunk: int, host_cpus: set[int] | None = None, repeats: int = 5,
-                          region_bytes: int = 16 << 20) -> float:
-    """Bytes per second of a copy staged as ours are, with none of our code in the way (best of
-    ``repeats``): this process copies ``size`` bytes in chunks of ``chunk`` into the arena of a real
-    channel of ``region_bytes`` and pushes an entry for each; another process (on ``host_cpus``)
-    waits for each with the same C spin the worker uses, copies the chunk out and answers on the
-    completion ring, which frees its arena span. Two copies on two cores, overlapped, with the real
-    rings: the floor of any staged (pageable) copy on this machine, beside ``memcpy_bandwidth``."""
+                          region_bytes: int = 16 << 20, way: str = "htod") -> float:
+    """Bytes per second of the best staged copy of ``size`` bytes on this machine, the floor of any
+    staged (pageable) design beside ``memcpy_bandwidth``: two processes on two CPUs (this one's and
+    ``host_cpus``) copying through shared memory chunk by chunk in C, spinning on each other's counter,
+    at the best of ``_two_copy.CHUNKS`` and ``chunk`` (``_two_copy.pipeline_ns``). Where that cannot
+    run (no C compiler, one CPU), the same in Python through a real channel's rings
+    (:func:`staged_copy_python`, htod only)."""
+    if _two_copy.available():
+        best = _two_copy.pipeline_ns(size, way, host_cpus, (*_two_copy.CHUNKS, chunk)).best_ns
+        return size / best * 1e9
+    return staged_copy_python(size, chunk, host_cpus, repeats, region_bytes)
+
+
+def staged_copy_python(size: int, chunk: int, host_cpus: set[int] | None = None, repeats: int = 5,
+                       region_bytes: int = 16 << 20) -> float:
+    """Bytes per second of a copy staged as ours are, in Python (best of ``repeats``): this process
+    copies ``size`` bytes in chunks of ``chunk`` into the arena of a real channel of ``region_bytes``
+    and pushes an entry for each; another process (on ``host_cpus``) waits for each with the same C
+    spin the worker uses, then asleep, copies the chunk out and answers on the completion ring, which
+    frees its arena span. Slower than the C floor by its Python calls per chunk."""
     chunk = max(_PAGE, min(chunk, size) + -min(chunk, size) % _PAGE)
     fd = os.memfd_create("bench-staged")
     os.ftruncate(fd, region_bytes)

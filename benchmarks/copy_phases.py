@@ -18,9 +18,12 @@ every call it served). For each size and direction it prints, per copy in micros
   the guest's includes its spinning waits, the worker's its polling): unlike wall times these do not
   grow when other work on the machine takes the cores;
 * ``floor``: the same-run in-process memcpy of the whole size (one copy, one core);
-* ``staged``: the same copy staged through shared memory in the client's chunks by two processes on
-  two cores with nothing of ours in between (``_floors.staged_copy_bandwidth``): what the second copy
-  costs on this machine. ``wall`` minus ``staged`` is ours.
+* ``staged``: the best staged copy of the size on this machine: two processes on two cores copying
+  through shared memory chunk by chunk in C, spinning on each other's counter, at the best chunk size
+  (``_floors.staged_copy_bandwidth``, ``benchmarks/staged_floor.c``): ``staged`` over ``floor`` is what
+  the second copy costs here, ``wall`` over ``staged`` is ours;
+* ``2 copies``: two processes each doing one memcpy of the size at the same time (in C): what the
+  memory system gives two copies at once, the bound of any overlap of the two halves.
 
 Phases are measured where they run, so they survive a loaded machine better than ratios do. The
 guest is pinned to one CPU and the mediator to the others, as ``vgpu-bench --pin`` does.
@@ -39,14 +42,16 @@ from pathlib import Path
 from typing import Any
 
 from guest import GuestClient
+from guest._client import copy_chunk
 from mediator._control_client import request
 from mediator._launcher import MediatorProcess, running_mediator
 from protocol import Completion
 
+from . import _two_copy
 from ._floors import memcpy_bandwidth, staged_copy_bandwidth
 from ._mediator import written
 
-__all__ = ["TimedGuest", "measure"]
+__all__ = ["TimedGuest", "floors", "measure"]
 
 KIB, MIB = 1 << 10, 1 << 20
 SIZES = [64 * KIB, 256 * KIB, MIB, 4 * MIB, 16 * MIB, 64 * MIB]
@@ -114,8 +119,8 @@ def _settle(gpu: GuestClient) -> None:
     gpu.nop()
 
 
-def measure(gpu: TimedGuest, mediator: MediatorProcess, size: int, way: str, repeats: int,
-            host_cpus: set[int] | None = None) -> dict[str, float]:
+def measure(gpu: TimedGuest, mediator: MediatorProcess, size: int, way: str, repeats: int
+            ) -> dict[str, float]:
     """Per-copy phases (µs) of ``repeats`` copies of ``size`` bytes in direction ``way``."""
     ptr = gpu.mem_alloc(size)
     data, back = written(size, 1), written(size, 0)  # not calloc's zero pages (see written)
@@ -143,8 +148,6 @@ def measure(gpu: TimedGuest, mediator: MediatorProcess, size: int, way: str, rep
     host = host_after - host_before
     host_cpu = host_cpu_after - host_cpu_before  # includes the settling nop: a few microseconds
     gpu.mem_free(ptr)
-    floor = size / memcpy_bandwidth(size, repeats=20) * 1e6
-    staged = size / staged_copy_bandwidth(size, gpu._copy_chunk(size), host_cpus) * 1e6
     # the copy of median wall time, phase by phase (means would be the outliers': a preempted side)
     row = sorted(rows, key=lambda r: r["wall"])[len(rows) // 2]
     finish = row["finish"] - (row["wait"] if way == "dtoh" else 0)  # dtoh waits inside _finish_dtoh
@@ -152,8 +155,16 @@ def measure(gpu: TimedGuest, mediator: MediatorProcess, size: int, way: str, rep
             "mean": statistics.fmean(r["wall"] for r in rows) / 1000,
             "guest_in": (row["submit"] - row["reserve"]) / 1000, "reserve": row["reserve"] / 1000,
             "wait": row["wait"] / 1000, "guest_out": max(finish, 0) / 1000, "host": host / repeats / 1000,
-            "guest_cpu": guest_cpu / repeats / 1000, "host_cpu": host_cpu / repeats / 1000,
-            "floor": floor, "staged": staged}
+            "guest_cpu": guest_cpu / repeats / 1000, "host_cpu": host_cpu / repeats / 1000}
+
+
+def floors(size: int, way: str, host_cpus: set[int] | None) -> dict[str, float]:
+    """The same-run floors (µs) of a copy of ``size`` bytes: ``floor``, ``staged`` and ``two`` (see the
+    module's doc). Measured with no guest connected: the C floors spin on both CPUs for a while, which
+    on a loaded machine can starve a connected guest's heartbeat past its channel's lease."""
+    return {"floor": size / memcpy_bandwidth(size, repeats=20) * 1e6,
+            "staged": size / staged_copy_bandwidth(size, copy_chunk(size, size), host_cpus, way=way) * 1e6,
+            "two": _two_copy.concurrent_ns(size, host_cpus) / 1000 if _two_copy.available() else float("nan")}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -168,25 +179,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     pin = not opts.no_pin and len(cpus) >= 2
     print(f"load average {os.getloadavg()[0]:.2f}; {len(cpus)} CPUs; {'pinned' if pin else 'not pinned'}")
     columns = ("wall", "mean", "best", "guest_in", "reserve", "wait", "guest_out", "host", "guest_cpu",
-               "host_cpu", "floor", "staged")
-    print(f"{'copy':>12} " + " ".join(f"{c.replace('_', ' '):>9}" for c in columns)
+               "host_cpu", "floor", "staged", "two")
+    names = {"two": "2 copies"}
+    print(f"{'copy':>12} " + " ".join(f"{names.get(c, c.replace('_', ' ')):>9}" for c in columns)
           + "  MiB/s (best; vs floor, vs staged)")
+    copies = [(size, way) for size in opts.size or SIZES for way in opts.way or ["htod", "dtoh"]]
+    host_cpus = set(cpus[1:]) if pin else None
+    if pin:
+        os.sched_setaffinity(0, {cpus[0]})
+    floor = {copy: floors(*copy, host_cpus) for copy in copies}
     with tempfile.TemporaryDirectory(prefix="vgpu-phases-") as tmp, \
             running_mediator(Path(tmp), vms=1, extra="poll_us = 1000000") as mediator:
-        if pin:
-            os.sched_setaffinity(0, {cpus[0]})
-            os.sched_setaffinity(mediator.proc.pid, set(cpus[1:]))
+        if host_cpus:
+            os.sched_setaffinity(mediator.proc.pid, host_cpus)
         with TimedGuest.connect(mediator.vm_socket(1)) as gpu:
             gpu.init()
-            for size in opts.size or SIZES:
-                for way in opts.way or ["htod", "dtoh"]:
-                    repeats = opts.repeats or max(5, min(2000, int(0.3 / max(size / 4e9, 20e-6))))
-                    p = measure(gpu, mediator, size, way, repeats, set(cpus[1:]) if pin else None)
-                    label = f"{way} {size // MIB} MiB" if size >= MIB else f"{way} {size // KIB} KiB"
-                    rate = size / p["best"] * 1e6 / MIB
-                    print(f"{label:>12} " + " ".join(f"{p[c]:9.1f}" for c in columns)
-                          + f"  {rate:,.0f}; {p['floor'] / p['best']:.0%}, {p['staged'] / p['best']:.0%}",
-                          flush=True)
+            for size, way in copies:
+                repeats = opts.repeats or max(5, min(2000, int(0.3 / max(size / 4e9, 20e-6))))
+                p = measure(gpu, mediator, size, way, repeats) | floor[size, way]
+                label = f"{way} {size // MIB} MiB" if size >= MIB else f"{way} {size // KIB} KiB"
+                rate = size / p["best"] * 1e6 / MIB
+                print(f"{label:>12} " + " ".join(f"{p[c]:9.1f}" for c in columns)
+                      + f"  {rate:,.0f}; {p['floor'] / p['best']:.0%}, {p['staged'] / p['best']:.0%}",
+                      flush=True)
     print(f"load average {os.getloadavg()[0]:.2f} at the end")
     return 0
 

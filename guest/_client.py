@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import math
 import mmap
 import os
 import secrets
@@ -81,15 +82,28 @@ CLOSE_TIMEOUT_S: Final = 1.0
 #: the worker we wait for may need this core)
 YIELD_AFTER_NS: Final = 10_000
 #: htod/dtoh copies larger than PIPELINE_MIN are pipelined: the worker copies one chunk out of the
-#: arena while the guest fills (or drains) the next. A quarter of the copy, between PIPELINE_MIN and
-#: PIPELINE_CHUNK: measured best here, since a chunk costs both sides ~6 µs of calls besides its bytes
+#: arena while the guest fills (or drains) the next. A copy of S bytes in N chunks takes about
+#: S/rate + N * (a chunk's calls) + S/N/rate (the first chunk's fill, or the last one's drain), least at
+#: N = sqrt(S / (rate * per-chunk cost)): chunks of sqrt(S * PIPELINE_GRAIN), between PIPELINE_MIN and
+#: PIPELINE_CHUNK (1 MiB: 4 of 256 KiB; 4 MiB: 8 of 512 KiB; 16 MiB up: 1 MiB), as measured best here
+#: (docs/benchmarks.md, pageable copies, sixth session); as guest/c/vgpu_transport.c does
 PIPELINE_MIN: Final = 256 << 10
 PIPELINE_CHUNK: Final = 1 << 20
+PIPELINE_GRAIN: Final = 64 << 10
 #: payloads from this size up start in the arena at the same offset within a page as the application's
 #: buffer: glibc's memcpy (``rep movsb`` from 4 KiB to the L2 size) is 10-15x slower on AMD Zen 3 when
 #: the destination is 1-31 bytes past the source modulo 4 KiB (docs/benchmarks.md, pageable copies)
 PHASE_MIN: Final = 16 << 10
 _PAGE: Final = 4096
+
+
+def copy_chunk(total: int, cap: int) -> int:
+    """Chunk size of a pipelined copy of ``total`` bytes (``PIPELINE_GRAIN``), at most ``cap`` (the
+    channel's chunk); ``cap`` itself for a copy of ``PIPELINE_MIN`` or less, which goes whole."""
+    if total <= PIPELINE_MIN:
+        return cap
+    chunk = -(-math.isqrt(total * PIPELINE_GRAIN) // PIPELINE_GRAIN) * PIPELINE_GRAIN  # in 64 KiB steps
+    return min(cap, max(PIPELINE_MIN, min(PIPELINE_CHUNK, chunk)))
 
 
 class CudaCallError(Exception):
@@ -612,9 +626,7 @@ class GuestClient:
     def _copy_chunk(self, total: int) -> int:
         """Chunk size of a copy of ``total`` bytes: small enough that chunks pipeline (the worker
         copies one while the guest copies the next), never more than ``self.chunk``."""
-        if total <= PIPELINE_MIN:
-            return self.chunk
-        return min(self.chunk, max(PIPELINE_MIN, min(PIPELINE_CHUNK, total // 4)))
+        return copy_chunk(total, self.chunk)
 
     def memcpy_htod(self, dst: int, data: bytes | bytearray | memoryview, stream: int = 0,
                     asynchronous: bool = False) -> None:

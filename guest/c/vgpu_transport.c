@@ -131,24 +131,40 @@ static int is_pow2(uint64_t v) { return v && !(v & (v - 1)); }
 #define PHASE_MIN (16u << 10)
 #define PAGE_BYTES 4096u
 #define NO_PHASE (-1)
-/* Copies above PIPELINE_MIN go in chunks of a quarter of the copy, from PIPELINE_MIN to
- * PIPELINE_CHUNK (never above t->chunk): small enough to overlap, large enough that a chunk's
- * calls (a few microseconds each side) stay small beside its bytes; as guest/_client.py does. */
+/* Copies above PIPELINE_MIN go in chunks of sqrt(len * PIPELINE_GRAIN) rounded up to the grain, from
+ * PIPELINE_MIN to PIPELINE_CHUNK (never above t->chunk): S bytes in N chunks take about S/rate + N *
+ * (a chunk's calls, a few microseconds each side) + S/N/rate (the first chunk's fill or the last one's
+ * drain), least at N = sqrt(S / (rate * per-chunk cost)). 1 MiB: 4 of 256 KiB; 4 MiB: 8 of 512 KiB;
+ * 16 MiB up: 1 MiB. As guest/_client.py does (docs/benchmarks.md, pageable copies, sixth session). */
 #define PIPELINE_MIN (256u << 10)
 #define PIPELINE_CHUNK (1u << 20)
+#define PIPELINE_GRAIN (64u << 10)
 
 static int phase_of(const void *p, size_t len)
 {
     return p && len >= PHASE_MIN ? (int)((uintptr_t)p & (PAGE_BYTES - 1)) : NO_PHASE;
 }
 
+static uint64_t isqrt(uint64_t x)
+{
+    uint64_t r = x, y = (x + 1) / 2;
+    while (y < r) { /* Newton's iteration, from above: r ends at floor(sqrt(x)) */
+        r = y;
+        y = (r + x / r) / 2;
+    }
+    return r;
+}
+
 static size_t copy_chunk(const struct cuda_transport *t, size_t len)
 {
     if (len <= PIPELINE_MIN)
         return t->chunk;
-    size_t c = len / 4;
+    uint64_t c = (uint64_t)len >= (uint64_t)PIPELINE_CHUNK * PIPELINE_CHUNK / PIPELINE_GRAIN
+                     ? PIPELINE_CHUNK
+                     : isqrt((uint64_t)len * PIPELINE_GRAIN);
+    c = (c + PIPELINE_GRAIN - 1) / PIPELINE_GRAIN * PIPELINE_GRAIN;
     c = c < PIPELINE_MIN ? PIPELINE_MIN : c > PIPELINE_CHUNK ? PIPELINE_CHUNK : c;
-    return c < t->chunk ? c : t->chunk;
+    return c < t->chunk ? (size_t)c : t->chunk;
 }
 
 /* The generated header and this library must agree; a mismatch fails the build, not a guest. */

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks import _two_copy
 from benchmarks._floors import page_aligned, staged_copy_bandwidth
+from guest import GuestClient
 from mediator._worker import MEMCPY_TUNABLE, worker_environment
 
 LD_SO = Path("/lib64/ld-linux-x86-64.so.2")
@@ -40,6 +42,26 @@ def test_the_staged_floor_copies_through_a_second_process() -> None:
     cpus = sorted(os.sched_getaffinity(0))
     rate = staged_copy_bandwidth(1 << 20, 256 << 10, set(cpus[1:]) or None, repeats=2)
     assert rate > 0
+
+
+@pytest.mark.skipif(not _two_copy.available(), reason="no C compiler or one CPU")
+@pytest.mark.parametrize("way", ["htod", "dtoh"])
+def test_the_c_staged_floor_moves_every_byte(way: str) -> None:
+    """The C pipeline checks what came through (a pattern, so a chunk in the wrong place shows); a size
+    that is no multiple of the chunk ends on a short one."""
+    floor = _two_copy.pipeline_ns(3 * 65536 + 4097, way, chunks=(65536, 131072), repeats=2)
+    assert floor.chunk in (65536, 131072) and 0 < floor.best_ns <= floor.median_ns
+    assert _two_copy.concurrent_ns(65536, repeats=2) > 0 and _two_copy.one_copy_ns(65536, repeats=2) > 0
+
+
+def test_copies_go_in_chunks_of_the_square_root_rule() -> None:
+    """sqrt(size * 64 KiB) in 64 KiB steps, 256 KiB to 1 MiB, never above the channel's chunk."""
+    gpu = GuestClient.__new__(GuestClient)
+    gpu.chunk = 4 << 20
+    sizes = [256 << 10, (256 << 10) + 1, 1 << 20, 4 << 20, 8 << 20, 16 << 20, 256 << 20]
+    assert [gpu._copy_chunk(size) >> 10 for size in sizes] == [4096, 256, 256, 512, 768, 1024, 1024]
+    gpu.chunk = 384 << 10
+    assert gpu._copy_chunk(4 << 20) == 384 << 10
 
 
 @pytest.mark.slow
