@@ -121,6 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.pinned_shim", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="4 KiB, 64 KiB, 256 KiB and 1 MiB only")
+    parser.add_argument("--size", type=int, action="append", metavar="BYTES",
+                        help="this size only (repeat for more; default: 4 KiB-64 MiB, or --quick's)")
     parser.add_argument("--rounds", type=int, default=5, help="rounds per size; the best is kept (default 5)")
     parser.add_argument("--max-batch", type=int, default=200,
                         help="copies per batch at most (default 200; past 256 the guest waits for ring room)")
@@ -129,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the figures as JSON here")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="vgpu-pinned-shim-") as tmp:
-        sizes = QUICK_SIZES if args.quick else SIZES
+        sizes = args.size or (QUICK_SIZES if args.quick else SIZES)
         result = run(sizes, args.rounds, Path(tmp), args.shim, args.max_batch, args.bandwidth_test)
     print(table(result["rows"]))
     print(f"(load average {result['loadavg'][0]:.1f} on {result['cpus']} CPUs; sim; GB/s = 1e9 B/s of "

@@ -1,6 +1,9 @@
 # Stub of the C extension native/copyfast.c (built as mediator._copyfast); see mediator/_pinned_fast.py.
 from typing import Any
 
+#: 1 where co-aligned copies from 4 KiB to 4 MiB take rep movsb (Intel, ERMS), else 0
+MOVSB: int
+
 class FastCopy:
     async_run: int
     cached: tuple[int, int]
@@ -9,7 +12,8 @@ class FastCopy:
     def bind(self, executor: Any, client: Any | None, pinned_view: Any | None, memory: Any,
              allocator: Any | None, streams: dict[int, Any], captures: dict[int, Any],
              faults: list[Any]) -> None: ...
-    def serve(self, head: int, limit: int, async_run: int, async_cap: int, ns_left: int) -> int: ...
+    def serve(self, head: int, limit: int, async_run: int, async_cap: int, ns_left: int, budget: int = ...,
+              slice_ns: int = ...) -> int: ...
     def learn_block(self, start: int, size: int, buffer: Any, version: int) -> bool: ...
     def learn_range(self, start: int, end: int, version: int) -> bool: ...
     def forget(self) -> None: ...

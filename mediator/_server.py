@@ -68,10 +68,13 @@ from ._limits import TokenBucket
 from ._pinned_fast import FAST_COPIES, pinned_fast_path
 from ._stats import LATENCY_BUCKETS, WorkerCounters
 
-__all__ = ["BATCH_NS", "RingServer", "TraceHook"]
+__all__ = ["BATCH_NS", "FAST_SLICE_NS", "RingServer", "TraceHook"]
 
 #: a drain returns once the calls it served took this long, whatever its budget (see above)
 BATCH_NS: Final = 50_000_000
+#: a run of copies served in C goes on past the drain's budget while it has taken less than this: about
+#: what a budget's worth of calls served in Python takes, so a pass holds the worker no longer (#19)
+FAST_SLICE_NS: Final = 200_000
 _ASYNC: Final = int(SubmitFlags.ASYNC)
 _CHUNK_MORE: Final = int(SubmitFlags.CHUNK_MORE)
 _ASYNC_ERROR: Final = int(CompleteFlags.ASYNC_ERROR)
@@ -160,6 +163,10 @@ class RingServer:
                 self.rate_limited = True
                 budget = allowed
         count = min(pending, budget)
+        # a run of copies in C may go past the budget, up to what is queued, for FAST_SLICE_NS: the
+        # budget bounds a pass's time, and such a copy costs a fraction of a Python call's (#19);
+        # never past what the token bucket allows
+        fast_limit = count if limiter is not None else pending
         cq, serve, counters = self.cq, self._serve, self.counters
         spent = counters.latency_sum_ns + BATCH_NS
         served = 0
@@ -174,8 +181,8 @@ class RingServer:
                 refused = None
                 if (fast is not None and sub[1] in FAST_COPIES and self.trace is None
                         and self.sticky is None and not self.latched):
-                    done = fast.serve(sq.index, count - served, self._async_run, self.max_async_inflight,
-                                      spent - counters.latency_sum_ns)
+                    done = fast.serve(sq.index, fast_limit - served, self._async_run, self.max_async_inflight,
+                                      spent - counters.latency_sum_ns, count - served, FAST_SLICE_NS)
                     if done:  # counted in C; the entry it stopped at (if any) is read again
                         self._async_run = fast.async_run
                         sq.advance(done)

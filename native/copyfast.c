@@ -36,6 +36,7 @@
 #include <Python.h>
 
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -82,6 +83,41 @@ typedef struct {
 
 static PyObject *str_version, *str_pinned, *str_calls, *str_async_calls, *str_bytes_htod, *str_bytes_dtoh,
     *str_latency_sum_ns, *str_latency, *str_space, *str_push, *kw_completion, *kw_completion_out;
+
+/* Whether rep movsb moves a co-aligned copy here at least as fast as memcpy does in a worker: Intel with
+ * ERMS. Workers run with glibc's rep-movsb threshold past any size (MEMCPY_TUNABLE, mediator/_worker.py:
+ * on AMD Zen 3 rep movsb crawls when the destination sits 1-31 bytes past the source modulo 4 KiB), so
+ * their memcpy takes its vector loop; on an Intel core rep movsb is what glibc would have chosen, and
+ * between buffers at the same offset in a cache line it is 5-9% faster from 64 KiB to 1 MiB (a region
+ * page and a device block: docs/benchmarks.md, sixth session). Set once at import. */
+static int fast_strings;
+
+#define MOVSB_MIN 4096u          /* below this memcpy is as fast */
+#define MOVSB_MAX (4u << 20)     /* from here both are bound by memory; glibc goes non-temporal */
+
+static void detect_fast_strings(void) {
+#if defined(__x86_64__)
+    unsigned a, b, c, d;
+    __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(0), "c"(0));
+    int intel = b == 0x756e6547u && d == 0x49656e69u && c == 0x6c65746eu; /* "GenuineIntel" */
+    const char *off = getenv("VGPU_COPYFAST_MOVSB"); /* "0": memcpy only (a before and after on one tree) */
+    if (!intel || a < 7 || (off && off[0] == '0'))
+        return;
+    __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(7), "c"(0));
+    fast_strings = (b >> 9) & 1; /* ERMS */
+#endif
+}
+
+/* one host-device copy: rep movsb where it is the faster (see fast_strings), memcpy elsewhere */
+static inline void copy_bytes(uint8_t *dst, const uint8_t *src, size_t n) {
+#if defined(__x86_64__)
+    if (fast_strings && n >= MOVSB_MIN && n < MOVSB_MAX && !(((uintptr_t)dst ^ (uintptr_t)src) & 63)) {
+        __asm__ volatile("rep movsb" : "+D"(dst), "+S"(src), "+c"(n) : : "memory");
+        return;
+    }
+#endif
+    memcpy(dst, src, n);
+}
 
 static inline uint64_t now_ns(void) {
     struct timespec ts;
@@ -468,10 +504,13 @@ static int add_latency(PyObject *counters, const unsigned long long *hist) {
     return 0;
 }
 
-/* serve(head, limit, async_run, async_cap, ns_left) -> served; see the theory at the top */
+/* serve(head, limit, async_run, async_cap, ns_left[, budget, slice_ns]) -> served; see the theory at
+ * the top. At most `limit` entries; past `budget` of them (default: limit) only while the run has taken
+ * less than `slice_ns`: a pass's budget counts calls, and copies served here cost a fraction of a call
+ * in Python, so a run may go on for the time a pass of Python calls would take. */
 static PyObject *fc_serve(FastCopy *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 5) {
-        PyErr_SetString(PyExc_TypeError, "serve(head, limit, async_run, async_cap, ns_left)");
+    if (nargs != 5 && nargs != 7) {
+        PyErr_SetString(PyExc_TypeError, "serve(head, limit, async_run, async_cap, ns_left[, budget, slice_ns])");
         return NULL;
     }
     unsigned long head = PyLong_AsUnsignedLongMask(args[0]);
@@ -479,6 +518,8 @@ static PyObject *fc_serve(FastCopy *self, PyObject *const *args, Py_ssize_t narg
     long long async_run = PyLong_AsLongLong(args[2]);
     long long async_cap = PyLong_AsLongLong(args[3]);
     long long ns_left = PyLong_AsLongLong(args[4]);
+    long long budget = nargs == 7 ? PyLong_AsLongLong(args[5]) : limit;
+    long long slice_ns = nargs == 7 ? PyLong_AsLongLong(args[6]) : 0;
     if (PyErr_Occurred())
         return NULL;
     self->async_run = async_run;
@@ -565,10 +606,10 @@ static PyObject *fc_serve(FastCopy *self, PyObject *const *args, Py_ssize_t narg
             break; /* no room: the Python path sets cq_blocked (or raises for an impossible head) */
         uint8_t *dev = block->host + (device - block->start);
         if (to_device) {
-            memcpy(dev, host, (size_t)count);
+            copy_bytes(dev, host, (size_t)count);
             htod += count;
         } else {
-            memcpy(host, dev, (size_t)count);
+            copy_bytes(host, dev, (size_t)count);
             dtoh += count;
         }
         if (is_async) {
@@ -595,6 +636,8 @@ static PyObject *fc_serve(FastCopy *self, PyObject *const *args, Py_ssize_t narg
         hist[b < LATENCY_BUCKETS - 1 ? b : LATENCY_BUCKETS - 1]++;
         if ((long long)spent > ns_left)
             break; /* slow copies: the worker beats and looks at its control socket first */
+        if (served >= budget && (long long)spent >= slice_ns)
+            break; /* the pass's share: the worker takes its turn round the other channels */
     }
     if (served && (add_to(self->counters, str_calls, (unsigned long long)served) < 0 ||
                    add_to(self->counters, str_async_calls, asyncs) < 0 ||
@@ -741,10 +784,12 @@ PyMODINIT_FUNC PyInit__copyfast(void) {
     Py_DECREF(out_len);
     if (!kw_completion || !kw_completion_out || PyType_Ready(&FastCopyType) < 0)
         return NULL;
+    detect_fast_strings();
     PyObject *m = PyModule_Create(&copyfast_module);
     if (!m)
         return NULL;
-    if (PyModule_AddObjectRef(m, "FastCopy", (PyObject *)&FastCopyType) < 0) {
+    if (PyModule_AddObjectRef(m, "FastCopy", (PyObject *)&FastCopyType) < 0 ||
+        PyModule_AddIntConstant(m, "MOVSB", fast_strings) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -8,6 +8,7 @@ drains served, the counters, the log, device memory and the pinned area."""
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import struct
 import subprocess
@@ -25,6 +26,7 @@ from hypothesis import strategies as st
 from benchmarks.pinned import host_per_call
 from executor import PinnedArea, PinnedClient
 from mediator import _pinned_fast, _server
+from mediator._limits import TokenBucket
 from mediator._server import RingServer
 from protocol import CALLS_BY_NAME, CUresult, Submission, SubmitFlags, encode_args
 from tests.reliability._ring_pair import RingPair
@@ -215,6 +217,49 @@ def test_copies_are_served_in_c_after_the_first_and_move_exactly_the_bytes(
     assert fast.pair.counters.bytes_htod == 8 * PAGE + 4 * (3 * PAGE + 5)
 
 
+def test_copies_at_every_relative_alignment_move_exactly_the_bytes(sides: tuple[Side, Side]) -> None:
+    """Where ``MOVSB`` is set, copies from 4 KiB whose two ends share their offset in a cache line take
+    rep movsb, the others memcpy: each of the 64 relative alignments, sizes either side of 4 KiB."""
+    def script(side: Side) -> None:
+        _warm(side)
+        for shift in range(64):
+            side.submit([side.copy(HTOD, count=count, offset=shift, dev_offset=64 * k,
+                                   flags=ASYNC) for k, count in enumerate((PAGE - 1, PAGE, 5 * PAGE + 3))]
+                        + [side.copy(DTOH, count=count, offset=PAGE + shift, dev_offset=8 * PAGE + k,
+                                     flags=ASYNC) for k, count in enumerate((PAGE, 2 * PAGE + 1, 6 * PAGE))])
+
+    fast, slow = both(sides, script)
+    assert fast.python_copies == 1 and slow.python_copies == 1 + 64 * 6
+    assert importlib.import_module("mediator._copyfast").MOVSB in (0, 1)
+
+
+def test_a_run_in_c_goes_past_the_budget_for_its_time_slice_and_no_further() -> None:
+    """A drain's budget counts calls; copies served in C go on past it, up to what is queued, while the
+    run has taken less than ``FAST_SLICE_NS`` — never past the token bucket's allowance."""
+    side = Side(fast=True)
+    try:
+        _warm(side)
+        server = side.pair.server
+        side.submit([side.copy(HTOD, flags=ASYNC)] * 6, budget=4)
+        assert side.seen[-1] == ("drain", 6, False), "past the budget within the slice"
+        side.submit([side.copy(HTOD, flags=ASYNC)] * 4 + [{"name": "nop", "args": {}}]
+                    + [side.copy(HTOD, flags=ASYNC)] * 2, budget=2)
+        assert side.seen[-1] == ("drain", 4, False), "a run stops at the first entry it cannot serve"
+        side.submit([], budget=2)  # the nop in Python, then the two copies in C
+        assert side.seen[-2] == ("drain", 3, False) and side.seen[-1][1:3] == (CALLS_BY_NAME["nop"].call_id, 0)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(_server, "FAST_SLICE_NS", 0)
+            side.submit([side.copy(HTOD, flags=ASYNC)] * 6, budget=4)
+            assert side.seen[-1] == ("drain", 4, False), "the slice spent: the budget holds"
+            side.submit([], budget=4)
+        server.limiter = TokenBucket(1.0, burst=3.0)
+        side.submit([side.copy(HTOD, flags=ASYNC)] * 5, budget=4)
+        assert side.seen[-1] == ("drain", 3, False) and server.rate_limited, "the bucket's allowance holds"
+        assert side.python_copies == 1 and side.errors == []
+    finally:
+        side.close()
+
+
 def test_staged_copies_host_side_is_served_in_c_and_moves_exactly_the_bytes(sides: tuple[Side, Side]) -> None:
     more = int(SubmitFlags.CHUNK_MORE)
 
@@ -384,8 +429,10 @@ def _async_cap(side: Side) -> None:
 
 
 def _budget(side: Side) -> None:
-    side.submit([side.copy(HTOD, flags=ASYNC)] * 6, budget=4)
-    side.submit([], budget=4)
+    with pytest.MonkeyPatch.context() as patch:  # no time past the budget: the budget holds in C too
+        patch.setattr(_server, "FAST_SLICE_NS", 0)
+        side.submit([side.copy(HTOD, flags=ASYNC)] * 6, budget=4)
+        side.submit([], budget=4)
 
 
 def _batch_time(side: Side) -> None:
