@@ -74,7 +74,7 @@ class Limits:
 
     seconds: float = 5.0
     instructions: int = 50_000_000
-    batch_threads: int = 8192
+    batch_threads: int = 16384
     local_bytes_per_thread: int = 64 << 10
     local_bytes_total: int = 64 << 20
     shared_bytes_total: int = 32 << 20
