@@ -3,8 +3,8 @@
 This is the single source of truth: the codec, ``docs/protocol.md``'s call table and the C header
 are derived from it. Numbers are grouped by area (0x00xx mediator, 0x001x driver and device, 0x002x
 contexts, 0x003x memory, 0x004x virtual memory, 0x005x streams, 0x006x events, 0x007x modules and
-launch, 0x008x cuBLAS, 0x009x capture and graphs, 0x00Ax NVML, 0x00Bx arrays, textures and surfaces);
-a number is never reused.
+launch, 0x008x cuBLAS, 0x009x capture and graphs, 0x00Ax NVML, 0x00Bx arrays, textures and surfaces,
+0x00Cx tensor maps); a number is never reused.
 
 Asynchronous calls (``is_async``) may be submitted two ways: with ``SubmitFlags.ASYNC`` they are
 CUDA's ``*Async`` variant (no completion unless they fail); without it the host completes them only
@@ -36,6 +36,7 @@ from ._enums import (
     StreamCaptureMode,
     StreamCaptureStatus,
 )
+from ._tensor_maps import TensorMapEncodeTiledArgs
 from ._textures import (
     ArrayArgs,
     ArrayCreateArgs,
@@ -1075,6 +1076,14 @@ def _specs() -> list[CallSpec]:
         cs(0x00B6, "tex_object_destroy", "cuTexObjectDestroy", TexObjectArgs, nr),
         cs(0x00B7, "surf_object_create", "cuSurfObjectCreate", SurfObjectCreateArgs, SurfObjectResult),
         cs(0x00B8, "surf_object_destroy", "cuSurfObjectDestroy", SurfObjectArgs, nr),
+        # tensor maps (protocol/_tensor_maps.py)
+        cs(0x00C0, "tensor_map_encode_tiled", "cuTensorMapEncodeTiled", TensorMapEncodeTiledArgs, nr,
+           out_payload="the 128-byte CUtensorMap (out_cap at least 128)",
+           doc="cuda: the driver's map for the VM's device pointer, whose whole extent must lie in the VM's "
+           "memory; sim: the simulator's own encoding in those 128 bytes, which the PTX engine decodes "
+           "and checks again at every TMA instruction (a guest may forge them). CUDA_ERROR_INVALID_VALUE "
+           "for what CUDA refuses, CUDA_ERROR_NOT_SUPPORTED for interleaved layouts and types sim does "
+           "not serve"),
     ]
 
 

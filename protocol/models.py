@@ -96,6 +96,7 @@ from ._catalog import (
     StrsmArgs,
     StrsmBatchedArgs,
 )
+from ._tensor_maps import TENSOR_MAP_BYTES, TensorMapEncodeTiledArgs
 from ._textures import (
     ArrayArgs,
     ArrayCreateArgs,
@@ -216,4 +217,6 @@ __all__ = [
     "TexObjectArgs",
     "TexObjectCreateArgs",
     "TexObjectResult",
+    "TENSOR_MAP_BYTES",
+    "TensorMapEncodeTiledArgs",
 ]

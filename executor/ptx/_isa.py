@@ -25,6 +25,7 @@ from ._isa_set import SET
 from ._isa_simd import VIDEO, compile_pairs16
 from ._isa_tensor import TENSOR
 from ._isa_texture import TEXTURE
+from ._isa_tma import with_tensor_copies
 from ._isa_warp import WARP
 from ._isa_wmma import WMMA, cvt_tf32
 from ._numeric import DTYPES
@@ -71,7 +72,12 @@ SUPPORTED: dict[str, str] = {
     "wait_group, wait_all; cp.async.mbarrier.arrive (.noinc); cp.async.bulk global to shared::cta/cluster "
     "with .mbarrier::complete_tx::bytes, shared::cta to shared::cluster (another block's) with it too, and "
     "shared::cta to global with .bulk_group (executed at once, "
-    ".L2::cache_hint), cp.async.bulk.commit_group / wait_group (.read), cp.async.bulk.prefetch.L2",
+    ".L2::cache_hint), cp.async.bulk.commit_group / wait_group (.read), cp.async.bulk.prefetch.L2; "
+    "TMA: cp.async.bulk.tensor.1d-5d .tile global to shared::cluster/::cta with "
+    ".mbarrier::complete_tx::bytes and shared::cta to global with .bulk_group (a tensor map of "
+    "cuTensorMapEncodeTiled, checked at each instruction: out-of-tensor elements zero or NaN, element "
+    "strides, 32B/64B/128B swizzle), cp.async.bulk.prefetch.tensor.L2 (a hint); not im2col, "
+    ".multicast::cluster, cp.reduce.async.bulk.tensor",
     "cvt": "integer to integer (.sat from up to 32-bit sources); float to float (f32<->f64 with .rn .rz .rm "
     ".rp, .rni .rzi .rmi .rpi to an integral value, .ftz, .sat); integer to float (.rn .rz .rm .rp; 64-bit "
     "integers .rn only); float to integer (.rni .rzi .rmi .rpi, saturating, NaN to 0); f16 from f32, f64 "
@@ -125,7 +131,8 @@ SUPPORTED: dict[str, str] = {
     "or": "b16 b32 b64 pred",
     "popc": "b32 b64",
     "prmt": "b32 (default mode)",
-    "prefetch": ".global .local (or generic) .L1 .L2, and prefetchu.L1: no effect, no fault (a hint)",
+    "prefetch": ".global .local (or generic) .L1 .L2, and prefetchu.L1: no effect, no fault (a hint); "
+    ".tensormap (.const .param .global or generic): a hint",
     "prefetchu": "as prefetch",
     "rcp": "approx.f32 (.ftz), rn.f32, rn.f64, approx.ftz.f64",
     "red": "as atom, without a result; red.async.relaxed.cluster.shared::cluster.mbarrier::complete_tx::"
@@ -262,12 +269,11 @@ COMPILERS: Mapping[str, InstructionCompiler] = {
     **CARRY,
     **TEXTURE,
     **{opcode: _packed16(opcode) for opcode in ("add", "sub", "min", "max", "mad")},
-    "cp": _cp,
     "cvt": _cvt,
     "red": _red,
     "st": _st,
     "mma": _mma,
     "nanosleep": _nanosleep,
-    "prefetch": _prefetch,
     "prefetchu": _prefetch,
+    **with_tensor_copies(_cp, _prefetch),  # TMA's tensor copies and tensormap prefetches (_isa_tma)
 }

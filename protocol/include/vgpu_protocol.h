@@ -580,6 +580,7 @@ enum vgpu_cublas_diag_type {
 #define VGPU_CALL_TEX_OBJECT_DESTROY 0x00b6 /* cuTexObjectDestroy */
 #define VGPU_CALL_SURF_OBJECT_CREATE 0x00b7 /* cuSurfObjectCreate */
 #define VGPU_CALL_SURF_OBJECT_DESTROY 0x00b8 /* cuSurfObjectDestroy */
+#define VGPU_CALL_TENSOR_MAP_ENCODE_TILED 0x00c0 /* cuTensorMapEncodeTiled */
 
 /* ---- argument and result structs (SQE `args`, CQE `results`) -------------------------- */
 
@@ -2175,5 +2176,63 @@ static_assert(sizeof(struct vgpu_args_surf_object_destroy) == 8, "struct vgpu_ar
 static_assert(offsetof(struct vgpu_args_surf_object_destroy, surface) == 0, "vgpu_args_surf_object_destroy.surface offset");
 
 /* surf_object_destroy: no results (status only) */
+
+struct vgpu_args_tensor_map_encode_tiled {
+    uint64_t global_address;            /* device pointer */
+    uint64_t dim0;
+    uint64_t dim1;
+    uint64_t dim2;
+    uint64_t dim3;
+    uint64_t dim4;
+    uint64_t stride1;
+    uint64_t stride2;
+    uint64_t stride3;
+    uint64_t stride4;
+    uint32_t data_type;
+    uint32_t rank;
+    uint32_t box0;
+    uint32_t box1;
+    uint32_t box2;
+    uint32_t box3;
+    uint32_t box4;
+    uint32_t elem_stride0;
+    uint32_t elem_stride1;
+    uint32_t elem_stride2;
+    uint32_t elem_stride3;
+    uint32_t elem_stride4;
+    uint32_t interleave;
+    uint32_t swizzle;
+    uint32_t l2_promotion;
+    uint32_t oob_fill;
+};
+static_assert(sizeof(struct vgpu_args_tensor_map_encode_tiled) == 144, "struct vgpu_args_tensor_map_encode_tiled is 144 bytes");
+static_assert(offsetof(struct vgpu_args_tensor_map_encode_tiled, global_address) == 0, "vgpu_args_tensor_map_encode_tiled.global_address offset");
+static_assert(offsetof(struct vgpu_args_tensor_map_encode_tiled, dim0) == 8, "vgpu_args_tensor_map_encode_tiled.dim0 offset");
+static_assert(offsetof(struct vgpu_args_tensor_map_encode_tiled, dim1) == 16, "vgpu_args_tensor_map_encode_tiled.dim1 offset");
+static_assert(offsetof(struct vgpu_args_tensor_map_encode_tiled, dim2) == 24, "vgpu_args_tensor_map_encode_tiled.dim2 offset");
+static_assert(offsetof(struct vgpu_args_tensor_map_encode_tiled, dim3) == 32, "vgpu_args_tensor_map_encode_tiled.dim3 offset");
+static_assert(offsetof(struct vgpu_args_tensor_map_encode_tiled, dim4) == 40, "vgpu_args_tensor_map_encode_tiled.dim4 offset");
+static_assert(offsetof(struct vgpu_args_tensor_map_encode_tiled, stride1) == 48, "vgpu_args_tensor_map_encode_tiled.stride1 offset");
+static_assert(offsetof(struct vgpu_args_tensor_map_encode_tiled, stride2) == 56, "vgpu_args_tensor_map_encode_tiled.stride2 offset");
+static_assert(offsetof(struct vgpu_args_tensor_map_encode_tiled, stride3) == 64, "vgpu_args_tensor_map_encode_tiled.stride3 offset");
+static_assert(offsetof(struct vgpu_args_tensor_map_encode_tiled, stride4) == 72, "vgpu_args_tensor_map_encode_tiled.stride4 offset");
+static_assert(offsetof(struct vgpu_args_tensor_map_encode_tiled, data_type) == 80, "vgpu_args_tensor_map_encode_tiled.data_type offset");
+static_assert(offsetof(struct vgpu_args_tensor_map_encode_tiled, rank) == 84, "vgpu_args_tensor_map_encode_tiled.rank offset");
+static_assert(offsetof(struct vgpu_args_tensor_map_encode_tiled, box0) == 88, "vgpu_args_tensor_map_encode_tiled.box0 offset");
+static_assert(offsetof(struct vgpu_args_tensor_map_encode_tiled, box1) == 92, "vgpu_args_tensor_map_encode_tiled.box1 offset");
+static_assert(offsetof(struct vgpu_args_tensor_map_encode_tiled, box2) == 96, "vgpu_args_tensor_map_encode_tiled.box2 offset");
+static_assert(offsetof(struct vgpu_args_tensor_map_encode_tiled, box3) == 100, "vgpu_args_tensor_map_encode_tiled.box3 offset");
+static_assert(offsetof(struct vgpu_args_tensor_map_encode_tiled, box4) == 104, "vgpu_args_tensor_map_encode_tiled.box4 offset");
+static_assert(offsetof(struct vgpu_args_tensor_map_encode_tiled, elem_stride0) == 108, "vgpu_args_tensor_map_encode_tiled.elem_stride0 offset");
+static_assert(offsetof(struct vgpu_args_tensor_map_encode_tiled, elem_stride1) == 112, "vgpu_args_tensor_map_encode_tiled.elem_stride1 offset");
+static_assert(offsetof(struct vgpu_args_tensor_map_encode_tiled, elem_stride2) == 116, "vgpu_args_tensor_map_encode_tiled.elem_stride2 offset");
+static_assert(offsetof(struct vgpu_args_tensor_map_encode_tiled, elem_stride3) == 120, "vgpu_args_tensor_map_encode_tiled.elem_stride3 offset");
+static_assert(offsetof(struct vgpu_args_tensor_map_encode_tiled, elem_stride4) == 124, "vgpu_args_tensor_map_encode_tiled.elem_stride4 offset");
+static_assert(offsetof(struct vgpu_args_tensor_map_encode_tiled, interleave) == 128, "vgpu_args_tensor_map_encode_tiled.interleave offset");
+static_assert(offsetof(struct vgpu_args_tensor_map_encode_tiled, swizzle) == 132, "vgpu_args_tensor_map_encode_tiled.swizzle offset");
+static_assert(offsetof(struct vgpu_args_tensor_map_encode_tiled, l2_promotion) == 136, "vgpu_args_tensor_map_encode_tiled.l2_promotion offset");
+static_assert(offsetof(struct vgpu_args_tensor_map_encode_tiled, oob_fill) == 140, "vgpu_args_tensor_map_encode_tiled.oob_fill offset");
+
+/* tensor_map_encode_tiled: no results (status only) */
 
 #endif /* VGPU_PROTOCOL_H */

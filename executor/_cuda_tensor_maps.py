@@ -1,0 +1,48 @@
+"""The ``cuda`` backend's ``tensor_map_encode_tiled``: the driver's ``cuTensorMapEncodeTiled`` for the
+VM's device pointer, after CUDA's rules are checked here too and the tensor's whole extent (every
+element any box can reach) is found to lie in the VM's memory, read and write (a store may target it):
+the GPU's copy engine does not ask the mediator. The map's bytes are the driver's opaque format; a guest
+that forges them reaches no further than its own context, as on a GPU. Not run on a GPU yet (none was
+lent)."""
+
+from __future__ import annotations
+
+from protocol.models import NoResult, TensorMapEncodeTiledArgs
+
+from ._base import CallIO
+from ._cuda_base import CudaBase
+from ._cuda_driver import check
+from ._tensor_map_args import WHAT, checked_map, write_map
+
+__all__ = ["CudaTensorMapCalls"]
+
+
+class CudaTensorMapCalls(CudaBase):
+    """The 0x00Cx calls, mixed into :class:`~executor._cuda.CudaExecutor`."""
+
+    def tensor_map_encode_tiled(self, args: TensorMapEncodeTiledArgs, io: CallIO) -> NoResult:
+        m = checked_map(args, io, sim=False)
+        strides = (m.element_bytes, *m.strides)
+        extent = sum((d - 1) * s for d, s in zip(m.dims, strides, strict=True)) + m.element_bytes
+        self._check_range(m.address, extent, write=True, what=f"{WHAT} tensor")
+        d = self._drv.module
+        u64 = d.cuuint64_t
+        u32 = d.cuuint32_t
+        tensor_map = check(
+            d.cuTensorMapEncodeTiled(
+                d.CUtensorMapDataType(m.data_type),
+                m.rank,
+                m.address,
+                [u64(x) for x in m.dims],
+                [u64(x) for x in m.strides],
+                [u32(x) for x in m.box],
+                [u32(x) for x in m.element_strides],
+                d.CUtensorMapInterleave(m.interleave),
+                d.CUtensorMapSwizzle(m.swizzle),
+                d.CUtensorMapL2promotion(m.l2_promotion),
+                d.CUtensorMapFloatOOBfill(m.oob_fill),
+            ),
+            WHAT,
+        )
+        write_map(io, b"".join(int(word).to_bytes(8, "little") for word in tensor_map.opaque))
+        return NoResult()

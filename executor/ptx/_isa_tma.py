@@ -1,0 +1,328 @@
+"""TMA: ``cp.async.bulk.tensor`` — boxes of a tensor between global and shared memory, described by a
+tensor map (``CUtensorMap``) — and the tensor-map prefetches: what CUTLASS-style sm_90 kernels and
+libcu++'s ``cp_async_bulk_tensor_*`` emit.
+
+* ``cp.async.bulk.tensor.{1d..5d}.shared::cluster.global.tile.mbarrier::complete_tx::bytes [dst],
+  [map, {c0, …}], [mbar]`` (``.shared::cta`` destinations too): the box at coordinates ``c`` (signed)
+  into shared memory, then the barrier's ``complete_tx`` with the box's bytes, at the instruction
+  (as ``_isa_mbarrier``'s bulk copies);
+* ``cp.async.bulk.tensor.{1d..5d}.global.shared::cta.tile.bulk_group [map, {c0, …}], [src]``: the
+  box from shared memory into the tensor, complete at the instruction (``commit_group``/``wait_group``
+  wait for nothing);
+* ``cp.async.bulk.prefetch.tensor.{1d..5d}.L2.global.tile [map, {c0, …}]`` and ``prefetch{.space}
+  .tensormap [a]``: hints, no effect on memory (the prefetched map is still decoded and checked).
+
+*The map* is 128 bytes at a 64-byte aligned address: a ``__grid_constant__`` kernel parameter (its
+address taken with ``mov`` and maybe ``cvta.param``: found when the kernel is compiled, read from the
+launch's parameter block) or global/constant memory (read through the checked generic path). It is
+sim's own encoding (``_tensor_map``): decoded and every field checked again at each instruction — a
+guest may forge it — and a map that is not valid ends the launch with ``CUDA_ERROR_LAUNCH_FAILED``
+(sticky, as the engine's other undefined uses: a GPU faults on a malformed descriptor).
+
+*The box*: along dimension ``i`` the elements ``c_i + k * elementStrides[i]`` for ``k <
+ceil(box[i] / elementStrides[i])``, laid out densely in shared memory, dimension 0 innermost. Elements
+outside the tensor (``< 0`` or ``>= dim``) read as zero, or as NaN with the map's NaN fill, and are not
+written by a store; every element inside it is read or written through the checked device gathers
+(``CUDA_ERROR_ILLEGAL_ADDRESS`` outside the VM's memory). The shared side must be 128-byte aligned and
+inside the block's shared memory. With a swizzle mode the 16-byte chunks of each shared address are
+permuted as the hardware does (CUTLASS's ``Swizzle<b, 4, 3>``: address bits 4.. XOR bits 7.., ``b`` = 1,
+2, 3 for 32B, 64B, 128B); a box whose inner dimension is not the swizzle span, or with an element
+stride on dimension 0, is refused at the instruction (``CUDA_ERROR_NOT_SUPPORTED``). Not implemented
+(refused when the kernel is compiled): im2col modes, ``.multicast::cluster``, ``cp.reduce.async.bulk
+.tensor``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from protocol import CUresult
+
+from ._compiler import (
+    Compiler,
+    Getter,
+    InstructionCompiler,
+    Mask,
+    Runner,
+    UnsupportedError,
+    access,
+    active_rows,
+)
+from ._isa_mbarrier import _barrier_address, _on_barriers, _Word
+from ._memory import check_aligned, gather_device, scatter_device
+from ._numeric import DTYPES
+from ._parse import Addr, Instruction, Operand, Reg, Sym, TexAddr
+from ._state import Frame, KernelFaultError
+from ._tensor_map import MAP_BYTES, SWIZZLE_BYTES, TensorMap, TensorMapError, decode
+
+__all__ = ["compile_prefetch_tensormap", "compile_tensor_copy", "is_tensor_copy"]
+
+Rows = npt.NDArray[np.intp]
+#: (frame, active rows) -> each row's 128 map bytes
+MapReader = Callable[[Frame, Rows], list[bytes]]
+
+_MAP_ALIGN = 64
+_SHARED_ALIGN = 128
+_DIMS = {f"{n}d": n for n in range(1, 6)}
+#: the NaN a NaN fill writes, by element size (f16/bf16, f32, f64: the canonical quiet NaNs)
+_NAN_BYTES = {
+    2: (0x7FFF).to_bytes(2, "little"),
+    4: (0x7FFFFFFF).to_bytes(4, "little"),
+    8: (0x7FFFFFFFFFFFFFFF).to_bytes(8, "little"),
+}
+
+
+def is_tensor_copy(ins: Instruction) -> bool:
+    """``cp.async.bulk.tensor``, ``cp.async.bulk.prefetch.tensor`` and ``cp.reduce.async.bulk.tensor``."""
+    mods = ins.mods
+    return "tensor" in mods and mods[:2] in (("async", "bulk"), ("reduce", "async"))
+
+
+def _bad_map(what: str, why: str) -> KernelFaultError:
+    return KernelFaultError(CUresult.CUDA_ERROR_LAUNCH_FAILED, f"{what}: the tensor map {why}")
+
+
+def _definitions(c: Compiler, name: str) -> list[Instruction]:
+    body = c.fn.body or []
+    return [
+        ins for ins in body if isinstance(ins, Instruction) and ins.operands and ins.operands[0] == Reg(name)
+    ]
+
+
+def _param_offset(c: Compiler, operand: Operand, depth: int = 0) -> int | None:
+    """The kernel-parameter offset ``operand`` holds when it is a kernel parameter's address: the
+    parameter itself, or a register defined once by ``mov`` of it (through ``cvta.param``); else None."""
+    if c.fn.kind != "entry" or depth > 4:
+        return None
+    if isinstance(operand, Sym):
+        return c.param_offsets[operand.name] if operand.name in c.params else None
+    if isinstance(operand, Addr) and isinstance(operand.base, Sym) and operand.base.name in c.params:
+        return c.param_offsets[operand.base.name] + operand.offset
+    if not isinstance(operand, Reg) or operand.negated or operand.name not in c.fn.registers:
+        return None
+    defs = _definitions(c, operand.name)
+    if len(defs) != 1 or len(defs[0].operands) != 2:
+        return None
+    ins = defs[0]
+    if ins.opcode == "mov" or (ins.opcode == "cvta" and ins.mods[:1] == ("param",)):
+        return _param_offset(c, ins.operands[1], depth + 1)
+    return None
+
+
+def _map_reader(c: Compiler, handle: Operand, what: str) -> MapReader:
+    """Each active thread's 128 map bytes: from the parameter block when the map is a kernel parameter,
+    else through the checked generic path at the address the operand holds."""
+    at = _param_offset(c, handle)
+    if at is not None:
+        if at % _MAP_ALIGN:
+            raise UnsupportedError("a tensor map parameter that is not 64-byte aligned")
+        end = at + MAP_BYTES
+
+        def from_params(f: Frame, rows: Rows) -> list[bytes]:
+            raw = f.batch.params[at:end]
+            if len(raw) < MAP_BYTES:
+                raise _bad_map(what, "lies past the end of the parameter block")
+            return [bytes(raw)] * rows.size
+
+        return from_params
+    address = c.address_of(handle) if isinstance(handle, Sym) else c.read(handle, DTYPES["u64"])
+
+    def from_memory(f: Frame, rows: Rows) -> list[bytes]:
+        addrs = np.broadcast_to(np.asarray(address(f), dtype=np.uint64), (f.batch.n,))[rows]
+        check_aligned(addrs, _MAP_ALIGN, "generic")
+        words = MAP_BYTES // 8
+        cols = (addrs[:, None] + np.arange(words, dtype=np.uint64) * np.uint64(8)).reshape(-1)
+        raw = access(f, "generic", np.repeat(rows, words), cols, 8, None).reshape(rows.size, MAP_BYTES)
+        return [row.tobytes() for row in raw]
+
+    return from_memory
+
+
+def _decoded(raw: bytes, rank: int, what: str, cache: dict[bytes, TensorMap]) -> TensorMap:
+    m = cache.get(raw)
+    if m is None:
+        try:
+            m = decode(raw)
+        except TensorMapError as exc:
+            raise _bad_map(what, f"is not valid: {exc}") from None
+        cache[raw] = m
+    if m.rank != rank:
+        raise _bad_map(what, f"has rank {m.rank}, the instruction {rank}")
+    return m
+
+
+class _Box:
+    """Where a box's elements are: per element (dimension 0 fastest) its global address and whether it
+    lies inside the tensor."""
+
+    def __init__(self, m: TensorMap, coords: list[int]) -> None:
+        strides = (m.element_bytes, *m.strides)
+        offset = np.zeros((), dtype=np.uint64)
+        inside = np.ones((), dtype=np.bool_)
+        for i in reversed(range(m.rank)):  # the outermost dimension first: C order, dimension 0 fastest
+            at = coords[i] + np.arange(m.loaded[i], dtype=np.int64) * m.element_strides[i]
+            ok = (at >= 0) & (at < m.dims[i])
+            part = np.where(ok, at, 0).astype(np.uint64) * np.uint64(strides[i])  # in range: no overflow
+            offset = offset[..., None] + part
+            inside = inside[..., None] & ok
+        self.addresses = (offset.reshape(-1) + np.uint64(m.address)).astype(np.uint64)
+        self.inside = inside.reshape(-1)
+
+
+def _shared_words(m: TensorMap, base: int, what: str) -> npt.NDArray[np.uint64]:
+    """The shared offsets of the box's 8-byte words, in box order (swizzled as the map says)."""
+    span = SWIZZLE_BYTES[m.swizzle]
+    if span and (m.box[0] * m.element_bytes != span or m.element_strides[0] != 1):
+        raise KernelFaultError(
+            CUresult.CUDA_ERROR_NOT_SUPPORTED,
+            f"{what}: a swizzled box whose inner dimension is not the {span}-byte span (or is strided)",
+            sticky=False,
+        )
+    if m.element_strides[0] != 1:
+        raise KernelFaultError(
+            CUresult.CUDA_ERROR_NOT_SUPPORTED, f"{what}: an element stride along dimension 0", sticky=False
+        )
+    words = np.uint64(base) + np.arange(m.box_bytes // 8, dtype=np.uint64) * np.uint64(8)
+    if span:
+        mask = np.uint64(span // 16 - 1)
+        words ^= ((words >> np.uint64(7)) & mask) << np.uint64(4)
+    return words
+
+
+def _shared(f: Frame, row: int, words: npt.NDArray[np.uint64], data: npt.NDArray[np.uint8] | None) -> Any:
+    owners = np.full(words.size, row, dtype=np.intp)
+    if data is None:
+        return access(f, "shared", owners, words, 8, None).reshape(-1)
+    access(f, "shared", owners, words, 8, np.ascontiguousarray(data).reshape(-1, 8))
+    return data
+
+
+def _load(f: Frame, m: TensorMap, coords: list[int]) -> npt.NDArray[np.uint8]:
+    """The box's bytes, out-of-tensor elements filled."""
+    box = _Box(m, coords)
+    size = m.element_bytes
+    fill = _NAN_BYTES[size] if m.oob_fill else bytes(size)
+    out = np.tile(np.frombuffer(fill, dtype=np.uint8), (box.inside.size, 1))
+    if box.inside.any():
+        out[box.inside] = gather_device(f.batch.memory, box.addresses[box.inside], size, aligned=True)
+    return out.reshape(-1)
+
+
+def _store(f: Frame, m: TensorMap, coords: list[int], data: npt.NDArray[np.uint8]) -> None:
+    box = _Box(m, coords)
+    if box.inside.any():
+        elements = data.reshape(-1, m.element_bytes)[box.inside]
+        scatter_device(f.batch.memory, box.addresses[box.inside], elements, aligned=True)
+
+
+def compile_tensor_copy(c: Compiler, ins: Instruction) -> Runner:
+    what = ins.text
+    mods = [m for m in ins.mods if not m.startswith("L2::cache_hint")]
+    hint = len(mods) != len(ins.mods)
+    if mods[0] == "reduce":
+        raise UnsupportedError("cp.reduce.async.bulk.tensor")
+    if any(m.startswith(("im2col", "multicast", "cta_group")) for m in mods):
+        raise UnsupportedError(f"{what} (im2col, multicast and CTA-group forms)")
+    prefetch = mods[2] == "prefetch"
+    rest = mods[4:] if prefetch else mods[3:]
+    rank = _DIMS.get(rest[0], 0) if rest else 0
+    forms = {
+        "load": (["shared::cluster", "global", "tile", "mbarrier::complete_tx::bytes"], 3),
+        "load_cta": (["shared::cta", "global", "tile", "mbarrier::complete_tx::bytes"], 3),
+        "store": (["global", "shared::cta", "tile", "bulk_group"], 2),
+        "prefetch": (["L2", "global", "tile"], 1),
+    }
+    kind = next(
+        (k for k, (tail, _) in forms.items() if rest[1:] == tail and (k == "prefetch") == prefetch), None
+    )
+    ops = list(ins.operands)
+    if hint and ops:
+        c.read(ops.pop(), DTYPES["u64"])  # the cache policy: a hint
+    if not rank or kind is None or len(ops) != forms[kind][1]:
+        raise UnsupportedError(
+            "cp.async.bulk.tensor.Nd.shared::cluster.global.tile.mbarrier::complete_tx::bytes [dst], "
+            "[map, {c}], [mbar]; cp.async.bulk.tensor.Nd.global.shared::cta.tile.bulk_group [map, {c}], "
+            "[src]; cp.async.bulk.prefetch.tensor.Nd.L2.global.tile [map, {c}]"
+        )
+    tensor = ops[0] if kind in ("store", "prefetch") else ops[1]
+    if not isinstance(tensor, TexAddr) or len(tensor.coords.items) != rank:
+        raise UnsupportedError(f"[map, {{{rank} coordinates}}]")
+    read_map = _map_reader(c, tensor.handle, what)
+    coord_getters: list[Getter] = [c.read(x, DTYPES["s32"]) for x in tensor.coords.items]
+    shared_at: Getter | None = None
+    mbar: Getter | None = None
+    if kind in ("load", "load_cta"):
+        shared_at = c.address(ops[0], "shared")[0]
+        mbar = _barrier_address(c, ins, ops[2])
+    elif kind == "store":
+        shared_at = c.address(ops[1], "shared")[0]
+    cache: dict[bytes, TensorMap] = {}
+
+    def per_row(f: Frame, rows: Rows, values: list[Getter]) -> list[npt.NDArray[Any]]:
+        n = f.batch.n
+        return [np.broadcast_to(np.asarray(g(f)), (n,))[rows] for g in values]
+
+    def run(f: Frame, m: Mask | None) -> None:
+        rows = active_rows(m, f.batch.n)
+        if not rows.size:
+            return
+        maps = [_decoded(raw, rank, what, cache) for raw in read_map(f, rows)]
+        coords = np.stack(per_row(f, rows, coord_getters), axis=1).astype(np.int64)
+        if shared_at is None:
+            return  # a prefetch: the maps are checked, memory is not touched
+        bases = per_row(f, rows, [shared_at])[0].astype(np.uint64)
+        check_aligned(bases, _SHARED_ALIGN, "shared")
+        width = f.batch.shared.shape[1]
+        sizes = np.zeros(f.batch.n, dtype=np.int64)
+        for j, row in enumerate(rows.tolist()):
+            tm = maps[j]
+            if tm.box_bytes > width:
+                raise KernelFaultError(
+                    CUresult.CUDA_ERROR_ILLEGAL_ADDRESS,
+                    f"{what}: a box of {tm.box_bytes} bytes, past the block's {width} bytes of shared memory",
+                )
+            words = _shared_words(tm, int(bases[j]), what)
+            box = coords[j].tolist()
+            if kind == "store":
+                _store(f, tm, box, _shared(f, row, words, None))
+            else:
+                _shared(f, row, words, _load(f, tm, box))
+            sizes[row] = tm.box_bytes
+            f.batch.steps += 1
+        if mbar is not None:
+
+            def step(word: _Word, tx: int) -> None:
+                word.transact(-tx, what)
+                word.settle()
+
+            _on_barriers(f, m, mbar, lambda f: sizes, step, what)
+
+    return run
+
+
+def compile_prefetch_tensormap(c: Compiler, ins: Instruction) -> Runner:
+    """``prefetch{.const,.param,.global}.tensormap [a]``: a hint; the operand is checked for form only."""
+    space = next((m for m in ins.mods if m in ("const", "param", "global")), "generic")
+    if [m for m in ins.mods if m != space] != ["tensormap"] or len(ins.operands) != 1:
+        raise UnsupportedError("prefetch{.const,.param,.global}.tensormap [a]")
+    if _param_offset(c, ins.operands[0]) is None and not isinstance(ins.operands[0], Addr):
+        raise UnsupportedError("prefetch.tensormap [a]")
+    return lambda f, m: None
+
+
+def with_tensor_copies(
+    cp: InstructionCompiler, prefetch: InstructionCompiler
+) -> dict[str, InstructionCompiler]:
+    """``cp`` and ``prefetch`` that serve this module's forms and hand the rest on."""
+
+    def cp_(c: Compiler, ins: Instruction) -> Runner:
+        return compile_tensor_copy(c, ins) if is_tensor_copy(ins) else cp(c, ins)
+
+    def prefetch_(c: Compiler, ins: Instruction) -> Runner:
+        return compile_prefetch_tensormap(c, ins) if "tensormap" in ins.mods else prefetch(c, ins)
+
+    return {"cp": cp_, "prefetch": prefetch_}

@@ -1,0 +1,48 @@
+"""Argument model of the 0x00Cx area: tensor maps (``CUtensorMap``, what TMA copies read).
+
+``tensor_map_encode_tiled`` carries ``cuTensorMapEncodeTiled``'s arguments with CUDA's meanings:
+``data_type`` a ``CUtensorMapDataType``, ``interleave``/``swizzle``/``l2_promotion``/``oob_fill`` the
+``CUtensorMap*`` enums; of the arrays the first ``rank`` entries count (``stride1..4`` are
+``globalStrides[0..3]``, in bytes, for dimensions 1 to 4), the rest are 0. The host validates every
+one of them and answers the 128-byte map in the output payload.
+"""
+
+from __future__ import annotations
+
+from ._wire import U32, U64, DevPtr, WireModel
+
+__all__ = ["TENSOR_MAP_BYTES", "TensorMapEncodeTiledArgs"]
+
+#: sizeof(CUtensorMap): 128 bytes, 64-byte aligned in the guest
+TENSOR_MAP_BYTES = 128
+
+
+class TensorMapEncodeTiledArgs(WireModel):
+    """``cuTensorMapEncodeTiled``: the tensor in global memory and the box a copy moves."""
+
+    global_address: DevPtr
+    dim0: U64
+    dim1: U64
+    dim2: U64
+    dim3: U64
+    dim4: U64
+    stride1: U64
+    stride2: U64
+    stride3: U64
+    stride4: U64
+    data_type: U32
+    rank: U32
+    box0: U32
+    box1: U32
+    box2: U32
+    box3: U32
+    box4: U32
+    elem_stride0: U32
+    elem_stride1: U32
+    elem_stride2: U32
+    elem_stride3: U32
+    elem_stride4: U32
+    interleave: U32
+    swizzle: U32
+    l2_promotion: U32
+    oob_fill: U32

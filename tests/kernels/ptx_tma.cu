@@ -1,0 +1,94 @@
+// TMA (tests/ptx/test_tma.py): boxes of a tensor moved by cp.async.bulk.tensor with a CUtensorMap, as
+// libcu++'s cuda::device::experimental API emits it for compute_90 (what CUTLASS's sm_90 kernels use):
+// loads of 1 to 5 dimensions into shared memory completing an mbarrier's transaction count, the map a
+// __grid_constant__ parameter or in global memory, stores back from shared memory with a bulk group,
+// and the prefetches (inline PTX). Each kernel copies the shared bytes out raw, so the test sees the
+// layout (and the swizzle) exactly.
+#include <cuda.h>
+#include <cuda/barrier>
+
+using barrier = cuda::barrier<cuda::thread_scope_block>;
+namespace cde = cuda::device::experimental;
+
+constexpr int TILE_BYTES = 16384;
+
+// the box into shared memory (thread 0 issues the copy, every thread waits), then shared -> out
+template <typename Issue>
+__device__ void load_and_dump(Issue issue, unsigned* out, int bytes) {
+    __shared__ alignas(1024) unsigned char tile[TILE_BYTES];
+#pragma nv_diag_suppress static_var_with_dynamic_init
+    __shared__ barrier bar;
+    if (threadIdx.x == 0) {
+        init(&bar, blockDim.x);
+        cde::fence_proxy_async_shared_cta();
+    }
+    __syncthreads();
+    barrier::arrival_token token;
+    if (threadIdx.x == 0) {
+        issue(tile, bar);
+        token = cuda::device::barrier_arrive_tx(bar, 1, bytes);
+    } else {
+        token = bar.arrive();
+    }
+    bar.wait(std::move(token));
+    for (int i = threadIdx.x; i < bytes / 4; i += blockDim.x) out[i] = reinterpret_cast<unsigned*>(tile)[i];
+}
+
+extern "C" __global__ void tma_load_1d(const __grid_constant__ CUtensorMap map, unsigned* out, int bytes, int c0) {
+    load_and_dump([&](void* t, barrier& b) { cde::cp_async_bulk_tensor_1d_global_to_shared(t, &map, c0, b); },
+                  out, bytes);
+}
+
+extern "C" __global__ void tma_load_2d(const __grid_constant__ CUtensorMap map, unsigned* out, int bytes, int c0,
+                                       int c1) {
+    load_and_dump([&](void* t, barrier& b) { cde::cp_async_bulk_tensor_2d_global_to_shared(t, &map, c0, c1, b); },
+                  out, bytes);
+}
+
+extern "C" __global__ void tma_load_3d(const __grid_constant__ CUtensorMap map, unsigned* out, int bytes, int c0,
+                                       int c1, int c2) {
+    load_and_dump(
+        [&](void* t, barrier& b) { cde::cp_async_bulk_tensor_3d_global_to_shared(t, &map, c0, c1, c2, b); }, out,
+        bytes);
+}
+
+extern "C" __global__ void tma_load_5d(const __grid_constant__ CUtensorMap map, unsigned* out, int bytes, int c0,
+                                       int c1, int c2, int c3, int c4) {
+    load_and_dump(
+        [&](void* t, barrier& b) {
+            cde::cp_async_bulk_tensor_5d_global_to_shared(t, &map, c0, c1, c2, c3, c4, b);
+        },
+        out, bytes);
+}
+
+// the map in global memory (a pointer), as a kernel that takes it by reference does
+extern "C" __global__ void tma_load_2d_global(const CUtensorMap* map, unsigned* out, int bytes, int c0, int c1) {
+    load_and_dump([&](void* t, barrier& b) { cde::cp_async_bulk_tensor_2d_global_to_shared(t, map, c0, c1, b); },
+                  out, bytes);
+}
+
+// in -> shared memory -> the box at (c0, c1) of the tensor (elements outside it are not written)
+extern "C" __global__ void tma_store_2d(const __grid_constant__ CUtensorMap map, const unsigned* in, int bytes,
+                                        int c0, int c1) {
+    __shared__ alignas(1024) unsigned char tile[TILE_BYTES];
+    for (int i = threadIdx.x; i < bytes / 4; i += blockDim.x) reinterpret_cast<unsigned*>(tile)[i] = in[i];
+    cde::fence_proxy_async_shared_cta();
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        cde::cp_async_bulk_tensor_2d_shared_to_global(&map, c0, c1, tile);
+        cde::cp_async_bulk_commit_group();
+        cde::cp_async_bulk_wait_group_read<0>();
+    }
+}
+
+// the prefetches (hints), then a 2d load
+extern "C" __global__ void tma_prefetch_2d(const __grid_constant__ CUtensorMap map, unsigned* out, int bytes, int c0,
+                                           int c1) {
+    if (threadIdx.x == 0) {
+        asm volatile("prefetch.tensormap [%0];" ::"l"(&map) : "memory");
+        asm volatile("cp.async.bulk.prefetch.tensor.2d.L2.global.tile [%0, {%1, %2}];" ::"l"(&map), "r"(c0), "r"(c1)
+                     : "memory");
+    }
+    load_and_dump([&](void* t, barrier& b) { cde::cp_async_bulk_tensor_2d_global_to_shared(t, &map, c0, c1, b); },
+                  out, bytes);
+}
