@@ -38,6 +38,7 @@ __all__ = [
     "SPAN_LIMIT",
     "WINDOW_CACHE_BYTES",
     "WindowIndex",
+    "contiguous",
     "device_elements",
     "gather_device",
     "scatter_device",
@@ -134,6 +135,38 @@ def _clusters(addrs: Addresses, size: int) -> list[Index]:
     return out
 
 
+#: ``arange(k) * size`` by (k, size): the offsets of threads that access one run of memory in order
+_RAMPS: dict[tuple[int, int], npt.NDArray[np.uint64]] = {}
+
+
+def contiguous(addrs: Addresses, size: int) -> int | None:
+    """``lo`` when thread ``j``'s address is ``lo + j * size`` for every ``j`` and ``lo`` is a multiple
+    of ``size`` (a power of two): the threads' bytes are the run ``[lo, lo + k * size)`` in order, so an
+    access is one copy of the run; else ``None``. Two elements decide most other layouts at once."""
+    k = int(addrs.size)
+    if not k:
+        return None
+    lo = int(addrs[0])
+    if int(addrs[-1]) - lo != (k - 1) * size or lo & (size - 1):
+        return None
+    ramp = _RAMPS.get((k, size))
+    if ramp is None:
+        if len(_RAMPS) >= 16:
+            _RAMPS.clear()
+        ramp = _RAMPS[(k, size)] = np.arange(0, k * size, size, dtype=np.uint64)
+    return lo if bool(np.array_equal(addrs.astype(np.uint64, copy=False) - np.uint64(lo), ramp)) else None
+
+
+def _run_view(mem: DeviceMemory, lo: int, size: int, write: bool) -> U8 | None:
+    """:func:`_span`, or ``None`` where the memory refuses the range (a thread's own access then
+    decides, and names any fault) or offers no single view."""
+    try:
+        span = _span(mem, lo, size, write)
+    except CudaError:
+        return None
+    return span if span is not None and span.size == size else None
+
+
 def _gather_span(span: U8, offsets: Addresses, size: int) -> U8:
     """Each thread's ``size`` bytes of ``span`` at its offset (each a multiple of ``size``, a power of
     two up to 8): one typed gather, a copy."""
@@ -160,6 +193,10 @@ def device_elements(mem: DeviceMemory, addrs: npt.NDArray[np.uint64], size: int)
     that size, when every address is aligned and all lie in one span the memory offers in place (the
     common load); else ``None`` and :func:`gather_device`, through the checked ``access``, decides —
     and names any fault. The same checks as :func:`gather_device`'s fast path, with fewer calls."""
+    lo_run = contiguous(addrs, size)
+    if lo_run is not None:  # a coalesced load: one copy of the run
+        run = _run_view(mem, lo_run, int(addrs.size) * size, False)
+        return None if run is None else (run.view(uint_of(size)) if size > 1 else run).copy()
     if size > 1 and int(np.bitwise_or.reduce(addrs)) & (size - 1):
         return None
     lo = int(addrs.min())
@@ -185,6 +222,12 @@ def gather_device(mem: DeviceMemory, addrs: Addresses, size: int, *, aligned: bo
     ``aligned`` says every address is a multiple of ``size`` (checked by the caller): then threads
     whose bytes lie within one span take the fast path, one read and one typed gather."""
     k = int(addrs.size)
+    if k and aligned and not size & (size - 1):
+        lo_run = contiguous(addrs, size)
+        if lo_run is not None:  # coalesced (vectors too): one copy of the run
+            run = _run_view(mem, lo_run, k * size, False)
+            if run is not None:
+                return run.reshape(k, size).copy()
     if k and aligned and size in (1, 2, 4, 8):
         lo = int(addrs.min())
         hi = int(addrs.max()) + size
@@ -232,6 +275,13 @@ def scatter_device(mem: DeviceMemory, addrs: Addresses, data: U8, *, aligned: bo
     k, size = data.shape
     if k == 0:
         return
+    if aligned and not size & (size - 1):
+        lo_run = contiguous(addrs, size)
+        if lo_run is not None:  # coalesced (vectors too): the threads cover the run, in order
+            run = _run_view(mem, lo_run, k * size, True)
+            if run is not None:
+                run[:] = data.reshape(-1)
+                return
     if aligned and size in (1, 2, 4, 8):
         lo = int(addrs.min())
         hi = int(addrs.max()) + size

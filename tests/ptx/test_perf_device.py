@@ -198,3 +198,73 @@ def test_device_elements_is_the_gather_or_defers_to_it() -> None:
                 continue
             if got is not None:
                 assert np.array_equal(got.view(np.uint8).reshape(-1, size), want), (size, kind)
+
+
+def _coalesced_kernel(vec: int) -> str:
+    """``out[gtid + shift] = in[gtid + shift]``, one element of ``vec`` u32 a thread: the threads'
+    addresses one run in order (a coalesced copy), moved by ``shift`` elements."""
+    regs = ", ".join(f"%r{10 + j}" for j in range(vec))
+    kind, value = (f".v{vec}.u32", f"{{{regs}}}") if vec > 1 else (".u32", regs)
+    return f"""
+.visible .entry copy{vec}(.param .u64 out, .param .u64 in, .param .u32 shift)
+{{
+    .reg .b32 %r<16>; .reg .b64 %rd<8>;
+    ld.param.u64 %rd1, [out];
+    ld.param.u64 %rd2, [in];
+    ld.param.u32 %r1, [shift];
+    mov.u32 %r2, %tid.x;
+    mov.u32 %r3, %ctaid.x;
+    mov.u32 %r4, %ntid.x;
+    mad.lo.s32 %r5, %r3, %r4, %r2;
+    add.s32 %r6, %r5, %r1;
+    mul.wide.u32 %rd3, %r6, {4 * vec};
+    add.s64 %rd4, %rd2, %rd3;
+    add.s64 %rd5, %rd1, %rd3;
+    ld.global{kind} {value}, [%rd4];
+    st.global{kind} [%rd5], {value};
+    ret;
+}}
+"""
+
+
+COALESCED = HEADER + "".join(_coalesced_kernel(vec) for vec in (1, 2, 4))
+
+
+@pytest.mark.parametrize("vec", [1, 2, 4])
+@pytest.mark.parametrize("shift", [0, 1, -1], ids=["inside", "past-the-end", "before-the-start"])
+def test_a_coalesced_run_is_one_copy_and_faults_as_each_thread(vec: int, shift: int) -> None:
+    """Threads whose addresses are one run in order load and store it with one copy (``contiguous``);
+    a run that ends past its allocation (the load from the last one) or starts before it (the store
+    into the first) faults as the per-thread path does — the same error naming the same thread's
+    address — and with a memory that offers no in-place views the results and faults are the same."""
+    block, grid = 64, 4
+    count = block * grid
+    results = []
+    for wrap in (False, True):
+        memory = DeviceMemory(1 << 30)
+        dst = memory.alloc(4 * vec * count)  # the first allocation: nothing below it
+        src = memory.alloc(4 * vec * count)  # the last: nothing above it
+        data = np.random.default_rng(vec).integers(0, 1 << 32, vec * count, dtype=np.uint32)
+        memory.write(src, data.view(np.uint8))
+        params = (
+            np.array([dst, src], dtype=np.uint64).tobytes()
+            + np.array([shift & 0xFFFFFFFF], np.uint32).tobytes()
+        )
+        mem: Any = ReadWriteOnly(memory) if wrap else memory
+        try:
+            launch(
+                LoadedModule(COALESCED),
+                f"copy{vec}",
+                mem,
+                LaunchDims((grid, 1, 1), (block, 1, 1)),
+                params,
+                {},
+            )
+            results.append(memory.read(dst, 4 * vec * count).tobytes())
+        except CudaError as err:
+            results.append(f"{err.status.name}: {err.message}".encode())
+    assert results[0] == results[1]
+    if shift == 0:
+        assert results[0] == data.tobytes()
+    else:
+        assert results[0].startswith(b"CUDA_ERROR_ILLEGAL_ADDRESS"), results[0][:80]
