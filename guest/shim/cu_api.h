@@ -174,6 +174,10 @@ CUresult cuOccupancyMaxPotentialBlockSize(int *min_grid, int *block_size, CUfunc
 CUresult cuOccupancyMaxPotentialBlockSizeWithFlags(int *min_grid, int *block_size, CUfunction f,
                                                    size_t (*smem_of)(int block_size), size_t dynamic_smem, int limit,
                                                    unsigned int flags);
+CUresult cuTensorMapEncodeTiled(void *tensor_map, int data_type, unsigned int rank, void *global_address,
+                                const uint64_t *global_dim, const uint64_t *global_strides,
+                                const unsigned int *box_dim, const unsigned int *element_strides, int interleave,
+                                int swizzle, int l2_promotion, int oob_fill);
 
 
 CUresult cuGetErrorName(CUresult error, const char **name);

@@ -1,22 +1,26 @@
 """Driver-API launch helpers on the shim's libcuda.so.1, through ctypes (run by test_launch_helpers.py
 in its own process: the shim connects once per process): cuOccupancyMaxPotentialBlockSize{,WithFlags}
 against CUDA's search written here over the host's per-size answers, with a dynamic shared memory
-callback (a guest function: the sizes it is called with are recorded) and a block size limit.
-Prints the selftest's RESULT lines and verdict.
+callback (a guest function: the sizes it is called with are recorded) and a block size limit; and
+cuTensorMapEncodeTiled (directly and through cuGetProcAddress, as cudaGetDriverEntryPoint finds it)
+with a TMA load of the corpus (tests/kernels/ptx_tma.cu) launched on its map, against the tensor's
+slice. Prints the selftest's RESULT lines and verdict.
 
 Arguments: the shim's libcuda and the kernels directory."""
 
 from __future__ import annotations
 
 import ctypes as ct
+import struct
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 cuda = ct.CDLL(sys.argv[1])
 kernels = Path(sys.argv[2])
 failures = 0
-INVALID_VALUE, INVALID_HANDLE = 1, 400
+INVALID_VALUE, INVALID_HANDLE, NOT_SUPPORTED = 1, 400, 801
 
 
 def report(name: str, ok: bool, value: str) -> None:
@@ -119,6 +123,53 @@ refused = [potential(0, 0, None, flags=2)[0],
            potential(0, -1)[0]]
 report("potential_refused", refused == [INVALID_VALUE, INVALID_VALUE, INVALID_HANDLE, INVALID_VALUE],
        f"refused={refused}")
+
+# -- TMA: a 40 x 100 float tensor (rows 512 bytes apart), its map, a 16 x 32 box at (x, y) = (80, 30)
+ROWS, COLS, PITCH, BOX_ROWS, BOX_COLS = 40, 100, 128, 16, 32
+u64 = ct.c_uint64
+tensor, out = u64(), u64()
+host = [float(r * 1000 + c) for r in range(ROWS) for c in range(PITCH)]
+rcs = [cuda.cuMemAlloc_v2(ct.byref(tensor), ct.c_size_t(4 * ROWS * PITCH)),
+       cuda.cuMemAlloc_v2(ct.byref(out), ct.c_size_t(4 * BOX_ROWS * BOX_COLS)),
+       cuda.cuMemcpyHtoD_v2(tensor, struct.pack(f"<{len(host)}f", *host), ct.c_size_t(4 * len(host)))]
+room = ct.create_string_buffer(128 + 64)
+aligned = ct.addressof(room) + (-ct.addressof(room) % 64)
+dims, strides = (u64 * 2)(COLS, ROWS), (u64 * 1)(4 * PITCH)
+box, steps = (ct.c_uint32 * 2)(BOX_COLS, BOX_ROWS), (ct.c_uint32 * 2)(1, 1)
+FLOAT32 = 7
+
+
+def encode(fn: Any, where: int, **changes: int) -> int:
+    args = dict(data_type=FLOAT32, interleave=0, swizzle=0, l2=0, oob=0) | changes
+    return int(fn(ct.c_void_p(where), args["data_type"], 2, ct.c_void_p(tensor.value), dims, strides, box, steps,
+                  args["interleave"], args["swizzle"], args["l2"], args["oob"]))
+
+
+rcs.append(encode(cuda.cuTensorMapEncodeTiled, aligned))
+direct = ct.string_at(aligned, 128)
+entry, status = ct.c_void_p(), ct.c_int()
+rcs.append(cuda.cuGetProcAddress_v2(b"cuTensorMapEncodeTiled", ct.byref(entry), 12000, u64(0), ct.byref(status)))
+looked_up = ct.CFUNCTYPE(ct.c_int, ct.c_void_p, ct.c_int, ct.c_uint32, ct.c_void_p, ct.c_void_p, ct.c_void_p,
+                         ct.c_void_p, ct.c_void_p, ct.c_int, ct.c_int, ct.c_int, ct.c_int)(entry.value or 0)
+rcs.append(encode(looked_up, aligned))
+same = ct.string_at(aligned, 128) == direct
+module, tma = ct.c_void_p(), ct.c_void_p()
+ptx = kernels.joinpath("ptx_tma.compute_90.ptx").read_bytes() + b"\0"
+rcs += [cuda.cuModuleLoadData(ct.byref(module), ptx), cuda.cuModuleGetFunction(ct.byref(tma), module, b"tma_load_2d")]
+nbytes, x, y = ct.c_int(4 * BOX_ROWS * BOX_COLS), ct.c_int(80), ct.c_int(30)
+params = (ct.c_void_p * 5)(aligned, ct.addressof(out), ct.addressof(nbytes), ct.addressof(x), ct.addressof(y))
+rcs += [cuda.cuLaunchKernel(tma, 1, 1, 1, 128, 1, 1, 0, None, params, None), cuda.cuCtxSynchronize()]
+got = ct.create_string_buffer(nbytes.value)
+rcs.append(cuda.cuMemcpyDtoH_v2(got, out, ct.c_size_t(nbytes.value)))
+values = struct.unpack(f"<{BOX_ROWS * BOX_COLS}f", got.raw)
+want = [float((30 + r) * 1000 + 80 + c) if 30 + r < ROWS and 80 + c < COLS else 0.0
+        for r in range(BOX_ROWS) for c in range(BOX_COLS)]
+report("tensor_map_tma", rcs == [0] * len(rcs) and same and list(values) == want,
+       f"status={rcs} same={same} first={values[:2]} last={values[-2:]}")
+refused = [encode(cuda.cuTensorMapEncodeTiled, aligned + 32), encode(cuda.cuTensorMapEncodeTiled, aligned, oob=1,
+                                                                      data_type=2),
+           encode(cuda.cuTensorMapEncodeTiled, aligned, data_type=10)]
+report("tensor_map_refused", refused == [INVALID_VALUE, INVALID_VALUE, NOT_SUPPORTED], f"refused={refused}")
 
 print("SELFTEST PASS" if not failures else f"SELFTEST FAIL {failures}", flush=True)
 sys.exit(1 if failures else 0)

@@ -1,6 +1,7 @@
 """Driver-API launch helpers of libcuda.so.1 (``launch_helpers_probe.py`` in its own process, against a
 mediator on sim): cuOccupancyMaxPotentialBlockSize{,WithFlags} as CUDA computes it, its dynamic
-shared memory callback called in the guest."""
+shared memory callback called in the guest; cuTensorMapEncodeTiled (also through cuGetProcAddress) and a
+TMA load of the corpus on the map it made."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from tests.qemu._support import REPO, SelftestReport
 from ._support import ShimBuild
 
 PROBE = Path(__file__).resolve().parent / "launch_helpers_probe.py"
-CHECKS = ("setup", "potential_fixed", "potential_none", "potential_callback", "potential_limit", "potential_refused")
+CHECKS = ("setup", "potential_fixed", "potential_none", "potential_callback", "potential_limit", "potential_refused",
+          "tensor_map_tma", "tensor_map_refused")
 
 
 @pytest.mark.slow
