@@ -141,6 +141,10 @@ SAMPLES = {
     "3_CUDA_Features/warpAggregatedAtomicsCG": "warpAggregatedAtomicsCG", "5_Domain_Specific/FDTD3d": "FDTD3d",
     "3_CUDA_Features/graphMemoryNodes": "graphMemoryNodes", "3_CUDA_Features/graphMemoryFootprint": "graphMemoryFootprint",
     "6_Performance/cudaGraphsPerfScaling": "cudaGraphsPerfScaling",
+    # texture fetches in C (native/ptxtex.c): 1-2 min each on a loaded machine
+    "0_Introduction/simplePitchLinearTexture": "simplePitchLinearTexture",
+    "2_Concepts_and_Techniques/convolutionTexture": "convolutionTexture",
+    "5_Domain_Specific/stereoDisparity": "stereoDisparity",
 }
 #: those of them that launch kernels of their own (the PTX engine runs them on ``sim``)
 KERNEL_SAMPLES = frozenset({"streamOrderedAllocation", "vectorAdd", "vectorAddDrv", "simpleDrvRuntime", "matrixMulDrv",
@@ -156,7 +160,8 @@ KERNEL_SAMPLES = frozenset({"streamOrderedAllocation", "vectorAdd", "vectorAddDr
                             "dct8x8",
                             "simpleSurfaceWrite",
                             "simpleZeroCopy", "warpAggregatedAtomicsCG", "FDTD3d", "graphMemoryNodes",
-                            "graphMemoryFootprint", "cudaGraphsPerfScaling"})
+                            "graphMemoryFootprint", "cudaGraphsPerfScaling",
+                            "simplePitchLinearTexture", "convolutionTexture", "stereoDisparity"})
 #: the files of ``samples/data`` each sample reads from ``./data/`` (its input and reference images), by path
 #: under it: a fatbin a sample's CMake file builds is in the sample's own directory (two samples build the
 #: same name from different sources; scripts/cuda-samples --install puts it there)
@@ -165,6 +170,7 @@ SAMPLE_DATA: dict[str, tuple[str, ...]] = {
     "simpleTexture": ("teapot512.pgm", "ref_rotated.pgm"), "simpleSurfaceWrite": ("teapot512.pgm", "ref_rotated.pgm"),
     "simpleTextureDrv": ("teapot512.pgm", "ref_rotated.pgm", "simpleTextureDrv/simpleTexture_kernel64.fatbin"),
     "dct8x8": ("teapot512.bmp",),
+    "stereoDisparity": ("stereo.im0.640x533.ppm", "stereo.im1.640x533.ppm"),
     "vectorAddDrv": ("vectorAddDrv/vectorAdd_kernel64.fatbin",),
     "simpleDrvRuntime": ("simpleDrvRuntime/vectorAdd_kernel64.fatbin",),  # the same name, from its own source
     "matrixMulDrv": ("matrixMulDrv/matrixMul_kernel64.fatbin",),
