@@ -32,12 +32,15 @@ guest is pinned to one CPU and the mediator to the others, as ``vgpu-bench --pin
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
+import functools
 import os
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +51,7 @@ from mediator._launcher import MediatorProcess, running_mediator
 from protocol import Completion
 
 from . import _two_copy
+from ._c_transport import Transport, build
 from ._floors import memcpy_bandwidth, staged_copy_bandwidth
 from ._mediator import written
 
@@ -55,6 +59,9 @@ __all__ = ["TimedGuest", "floors", "measure"]
 
 KIB, MIB = 1 << 10, 1 << 20
 SIZES = [64 * KIB, 256 * KIB, MIB, 4 * MIB, 16 * MIB, 64 * MIB]
+#: the guest's heartbeat is a Python thread on the guest's one CPU: at load 8-9 it missed the default
+#: 800 ms lease in some runs, and the channel closed under the benchmark
+LEASE = "channel_lease_ms = 5000\n"
 
 
 class TimedGuest(GuestClient):
@@ -158,6 +165,45 @@ def measure(gpu: TimedGuest, mediator: MediatorProcess, size: int, way: str, rep
             "guest_cpu": guest_cpu / repeats / 1000, "host_cpu": host_cpu / repeats / 1000}
 
 
+def measure_c(transport: Transport, mediator: MediatorProcess, size: int, way: str, repeats: int
+              ) -> dict[str, float]:
+    """``measure`` through the C transport (``--c-transport``): wall times, the host's serve time and
+    both sides' CPU; the guest's phases are inside the library (nan here)."""
+    status, result = transport.call("mem_alloc", bytesize=size)
+    if status:
+        raise RuntimeError(f"mem_alloc of {size} bytes failed: {status}")
+    ptr = int(result.dptr)  # type: ignore[attr-defined]
+    buffer = ctypes.create_string_buffer(bytes(written(size, 1)), size)  # page-aligned: malloc's mmap
+
+    def once() -> None:
+        rc = transport.htod(ptr, buffer, 0, size) if way == "htod" else transport.dtoh(buffer, 0, ptr, size)
+        if rc:
+            raise RuntimeError(f"{way} of {size} bytes failed: {rc}")
+
+    for _ in range(3):
+        once()
+    time.sleep(0.06)
+    transport.call("nop")
+    host_before, host_cpu_before = _host_serve_ns(mediator)
+    guest_cpu_before = _cpu_ns(os.getpid())
+    walls = []
+    for _ in range(repeats):
+        started = time.perf_counter_ns()
+        once()
+        walls.append(time.perf_counter_ns() - started)
+    guest_cpu = _cpu_ns(os.getpid()) - guest_cpu_before
+    time.sleep(0.06)
+    transport.call("nop")
+    host_after, host_cpu_after = _host_serve_ns(mediator)
+    transport.call("mem_free", dptr=ptr)
+    nan = float("nan")
+    return {"wall": statistics.median(walls) / 1000, "best": min(walls) / 1000,
+            "mean": statistics.fmean(walls) / 1000, "guest_in": nan, "reserve": nan, "wait": nan,
+            "guest_out": nan,
+            "host": (host_after - host_before) / repeats / 1000, "guest_cpu": guest_cpu / repeats / 1000,
+            "host_cpu": (host_cpu_after - host_cpu_before) / repeats / 1000}
+
+
 def floors(size: int, way: str, host_cpus: set[int] | None) -> dict[str, float]:
     """The same-run floors (µs) of a copy of ``size`` bytes: ``floor``, ``staged`` and ``two`` (see the
     module's doc). Measured with no guest connected: the C floors spin on both CPUs for a while, which
@@ -174,6 +220,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--way", choices=["htod", "dtoh"], action="append")
     parser.add_argument("--repeats", type=int, default=0, help="copies per size (default: about 0.3 s)")
     parser.add_argument("--no-pin", action="store_true", help="let the scheduler place both sides")
+    parser.add_argument("--c-transport", action="store_true",
+                        help="copy through the C transport (guest/c, as the shim does) instead of the Python "
+                             "guest: wall times and the host's share only")
     opts = parser.parse_args(argv)
     cpus = sorted(os.sched_getaffinity(0))
     pin = not opts.no_pin and len(cpus) >= 2
@@ -189,14 +238,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.sched_setaffinity(0, {cpus[0]})
     floor = {copy: floors(*copy, host_cpus) for copy in copies}
     with tempfile.TemporaryDirectory(prefix="vgpu-phases-") as tmp, \
-            running_mediator(Path(tmp), vms=1, extra="poll_us = 1000000") as mediator:
+            running_mediator(Path(tmp), vms=1, extra="poll_us = 1000000", vm_extra=LEASE) as mediator:
         if host_cpus:
             os.sched_setaffinity(mediator.proc.pid, host_cpus)
-        with TimedGuest.connect(mediator.vm_socket(1)) as gpu:
-            gpu.init()
+        with contextlib.ExitStack() as stack:
+            copy: Callable[[int, str, int], dict[str, float]]
+            if opts.c_transport:
+                transport = Transport(build(Path(tmp) / "guest-c"), mediator.vm_socket(1))
+                stack.callback(transport.close)
+                if transport.call("init", flags=0)[0]:
+                    raise RuntimeError("init through the C transport failed")
+                copy = functools.partial(measure_c, transport, mediator)
+            else:
+                gpu = stack.enter_context(TimedGuest.connect(mediator.vm_socket(1)))
+                gpu.init()
+                copy = functools.partial(measure, gpu, mediator)
             for size, way in copies:
                 repeats = opts.repeats or max(5, min(2000, int(0.3 / max(size / 4e9, 20e-6))))
-                p = measure(gpu, mediator, size, way, repeats) | floor[size, way]
+                p = copy(size, way, repeats) | floor[size, way]
                 label = f"{way} {size // MIB} MiB" if size >= MIB else f"{way} {size // KIB} KiB"
                 rate = size / p["best"] * 1e6 / MIB
                 print(f"{label:>12} " + " ".join(f"{p[c]:9.1f}" for c in columns)
