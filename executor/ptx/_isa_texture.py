@@ -11,6 +11,7 @@ has no mipmaps), so ``.level``/``.grad`` read level 0, as the hardware does for 
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, NoReturn
 
 import numpy as np
@@ -187,9 +188,9 @@ def _compile_tex(c: Compiler, ins: Instruction) -> Runner:
         for handle, lanes in groups:
             obj = _texture(f, handle)
             _check_geometry(obj.layout, geometry, ins.opcode)
-            sel = slice(None) if lanes is None else lanes
-            sub = [np.broadcast_to(cv, (rows.size,))[sel] for cv in coords]
-            lay = np.broadcast_to(layer if layer is not None else np.int64(0), (rows.size,))[sel]
+            lay = layer if layer is not None else _no_layers(rows.size)  # every operand is (rows,)
+            sub = coords if lanes is None else [cv[lanes] for cv in coords]
+            lay = lay if lanes is None else lay[lanes]
             got = _sample(
                 f, obj, geometry, ctype, sub, lay, as_float, component if gather else None, lanes is not None
             )
@@ -233,13 +234,16 @@ def _sample(
         return sample(mem, layout, sampler, [u, v], layer, as_float, force_normalized=True, force_clamp=True)
     # float32 registers as they are: sampling works on their float32 values
     singles: list[Floats] = [np.asarray(cv, dtype=np.float32) for cv in coords]
-    if layout.layers > 1:
-        layer = np.clip(layer, 0, layout.layers - 1)
-    else:  # layer 0 for every lane: a view of one zero
-        layer = np.broadcast_to(np.int64(0), layer.shape)
+    layer = np.clip(layer, 0, layout.layers - 1) if layout.layers > 1 else _no_layers(layer.shape[0])
     if component is not None:
         return gather4(mem, layout, sampler, singles, layer, component)
     return sample(mem, layout, sampler, singles, layer, as_float, full=full)
+
+
+@lru_cache(maxsize=16)
+def _no_layers(k: int) -> I64:
+    """Layer 0 for ``k`` lanes: a read-only view of one zero (no array a fetch)."""
+    return np.broadcast_to(np.int64(0), (k,))
 
 
 def _to_register(values: F64, dtype: str) -> npt.NDArray[Any]:
