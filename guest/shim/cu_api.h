@@ -116,6 +116,8 @@ CUresult cuStreamAttachMemAsync(CUstream stream, CUdeviceptr dptr, size_t length
 CUresult cuMemPrefetchAsync(CUdeviceptr dptr, size_t count, CUdevice device, CUstream stream);
 CUresult cuMemPrefetchAsync_v2(CUdeviceptr dptr, size_t count, CUmemLocation location, unsigned int flags,
                                CUstream stream);
+CUresult cuMemAdvise(CUdeviceptr dptr, size_t count, int advice, CUdevice device);
+CUresult cuMemAdvise_v2(CUdeviceptr dptr, size_t count, int advice, CUmemLocation location);
 CUresult cuPointerGetAttribute(void *data, int attribute, CUdeviceptr ptr);
 
 CUresult cuStreamCreate(CUstream *out, unsigned int flags);

@@ -25,6 +25,9 @@
 #define CU_MEM_LOCATION_TYPE_HOST 2
 #define CU_MEM_LOCATION_TYPE_HOST_NUMA 3
 #define CU_MEM_LOCATION_TYPE_HOST_NUMA_CURRENT 4
+#define CU_MEM_ADVISE_SET_READ_MOSTLY 1
+#define CU_MEM_ADVISE_UNSET_READ_MOSTLY 2
+#define CU_MEM_ADVISE_UNSET_ACCESSED_BY 6
 
 enum { ATTR_MEMORY_TYPE = 2, ATTR_DEVICE_POINTER = 3, ATTR_HOST_POINTER = 4, ATTR_IS_MANAGED = 8,
        ATTR_DEVICE_ORDINAL = 9, ATTR_RANGE_START = 11, ATTR_RANGE_SIZE = 12, ATTR_MAPPED = 13 };
@@ -141,6 +144,42 @@ CUresult cuMemPrefetchAsync_v2(CUdeviceptr dptr, size_t count, CUmemLocation loc
     default:
         return CUDA_ERROR_INVALID_VALUE;
     }
+}
+
+/* Advice on a managed range (#13): checked as CUDA checks it — the range inside one managed allocation,
+ * a known advice, and for the preferred location and accessed-by advice a location that exists (device
+ * 0, or the host) — and otherwise a hint with nothing to act on: managed memory is host memory the
+ * device reads in place, never migrated or duplicated, so every advice leaves it where it is. */
+static CUresult advise(CUdeviceptr dptr, size_t count, int advice, int type, int id)
+{
+    if (!count || advice < CU_MEM_ADVISE_SET_READ_MOSTLY || advice > CU_MEM_ADVISE_UNSET_ACCESSED_BY)
+        return CUDA_ERROR_INVALID_VALUE;
+    CUresult rc = managed_range(dptr, count, NULL, NULL);
+    if (rc || advice <= CU_MEM_ADVISE_UNSET_READ_MOSTLY) /* read-mostly advice ignores the location */
+        return rc;
+    switch (type) {
+    case CU_MEM_LOCATION_TYPE_DEVICE:
+        return id == 0 ? CUDA_SUCCESS : CUDA_ERROR_INVALID_DEVICE;
+    case CU_MEM_LOCATION_TYPE_HOST:
+    case CU_MEM_LOCATION_TYPE_HOST_NUMA:
+    case CU_MEM_LOCATION_TYPE_HOST_NUMA_CURRENT:
+        return CUDA_SUCCESS;
+    default:
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+}
+
+CUresult cuMemAdvise_v2(CUdeviceptr dptr, size_t count, int advice, CUmemLocation location)
+{
+    return advise(dptr, count, advice, location.type, location.id);
+}
+
+/* CUDA 12's form: a device ordinal, CU_DEVICE_CPU for the host. */
+CUresult cuMemAdvise(CUdeviceptr dptr, size_t count, int advice, CUdevice device)
+{
+    if (device == CU_DEVICE_CPU)
+        return advise(dptr, count, advice, CU_MEM_LOCATION_TYPE_HOST, 0);
+    return advise(dptr, count, advice, CU_MEM_LOCATION_TYPE_DEVICE, device);
 }
 
 /* The attributes of memory the guest knows of; others are not supported (logged once). */

@@ -4,7 +4,8 @@ against CUDA's search written here over the host's per-size answers, with a dyna
 callback (a guest function: the sizes it is called with are recorded) and a block size limit; and
 cuTensorMapEncodeTiled (directly and through cuGetProcAddress, as cudaGetDriverEntryPoint finds it)
 with a TMA load of the corpus (tests/kernels/ptx_tma.cu) launched on its map, against the tensor's
-slice. Prints the selftest's RESULT lines and verdict.
+slice; and advice on managed memory (cuMemAdvise{,_v2}, and libcudart's cudaMemAdvise over it).
+Prints the selftest's RESULT lines and verdict.
 
 Arguments: the shim's libcuda and the kernels directory."""
 
@@ -170,6 +171,37 @@ refused = [encode(cuda.cuTensorMapEncodeTiled, aligned + 32), encode(cuda.cuTens
                                                                       data_type=2),
            encode(cuda.cuTensorMapEncodeTiled, aligned, data_type=10)]
 report("tensor_map_refused", refused == [INVALID_VALUE, INVALID_VALUE, NOT_SUPPORTED], f"refused={refused}")
+
+# -- advice on managed memory: checked, then a hint
+class Location(ct.Structure):
+    _fields_ = [("type", ct.c_int), ("id", ct.c_int)]
+
+
+DEVICE, HOST, READ_MOSTLY, PREFERRED, ACCESSED_BY, INVALID_DEVICE = 1, 2, 1, 3, 5, 101
+managed, plain, size = u64(), u64(), 1 << 16
+rcs = [cuda.cuMemAllocManaged(ct.byref(managed), ct.c_size_t(size), 1), cuda.cuMemAlloc_v2(ct.byref(plain),
+                                                                                           ct.c_size_t(size))]
+cudart = ct.CDLL(str(Path(sys.argv[1]).with_name("libcudart.so.13")))
+
+
+def advise(ptr: int, count: int, advice: int, kind: int, ordinal: int, fn: Any = cuda.cuMemAdvise_v2) -> int:
+    return int(fn(u64(ptr), ct.c_size_t(count), advice, Location(kind, ordinal)))
+
+
+served = [advise(managed.value, size, READ_MOSTLY, 0, 0), advise(managed.value + 4096, 4096, PREFERRED, DEVICE, 0),
+          advise(managed.value, size, PREFERRED, HOST, 0), advise(managed.value, size, ACCESSED_BY, DEVICE, 0),
+          int(cuda.cuMemAdvise(u64(managed.value), ct.c_size_t(size), ACCESSED_BY, -1)),
+          advise(managed.value, size, 4, DEVICE, 0, cudart.cudaMemAdvise)]
+refused = [advise(managed.value, size, ACCESSED_BY, DEVICE, 1), advise(managed.value, size, 7, DEVICE, 0),
+           advise(managed.value, 0, READ_MOSTLY, DEVICE, 0), advise(managed.value, size + 1, READ_MOSTLY, DEVICE, 0),
+           advise(plain.value, size, READ_MOSTLY, DEVICE, 0), advise(managed.value, size, PREFERRED, 9, 0),
+           int(cuda.cuMemAdvise(u64(managed.value), ct.c_size_t(size), PREFERRED, 3)),
+           advise(plain.value, size, READ_MOSTLY, DEVICE, 0, cudart.cudaMemAdvise)]
+report("mem_advise", rcs == [0, 0] and served == [0] * 6 and refused == [INVALID_DEVICE, INVALID_VALUE, INVALID_VALUE,
+                                                                           INVALID_VALUE, INVALID_VALUE,
+                                                                           INVALID_VALUE, INVALID_DEVICE,
+                                                                           INVALID_VALUE],
+       f"status={rcs} served={served} refused={refused}")
 
 print("SELFTEST PASS" if not failures else f"SELFTEST FAIL {failures}", flush=True)
 sys.exit(1 if failures else 0)

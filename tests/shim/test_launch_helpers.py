@@ -1,7 +1,7 @@
 """Driver-API launch helpers of libcuda.so.1 (``launch_helpers_probe.py`` in its own process, against a
 mediator on sim): cuOccupancyMaxPotentialBlockSize{,WithFlags} as CUDA computes it, its dynamic
 shared memory callback called in the guest; cuTensorMapEncodeTiled (also through cuGetProcAddress) and a
-TMA load of the corpus on the map it made."""
+TMA load of the corpus on the map it made; cuMemAdvise{,_v2} and cudaMemAdvise on managed memory."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from ._support import ShimBuild
 
 PROBE = Path(__file__).resolve().parent / "launch_helpers_probe.py"
 CHECKS = ("setup", "potential_fixed", "potential_none", "potential_callback", "potential_limit", "potential_refused",
-          "tensor_map_tma", "tensor_map_refused")
+          "tensor_map_tma", "tensor_map_refused", "mem_advise")
 
 
 @pytest.mark.slow
