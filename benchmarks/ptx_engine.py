@@ -9,6 +9,10 @@
   the same number of floats; the floor is ``reshape(-1, 32).sum(axis=1)``.
 * ``gemm``: a tensor-core GEMM, one warp per 16x8 tile of C looping ``mma.sync.m16n8k8`` (f16 inputs,
   f32 accumulators) over K, ``--gemm M N K``; the floor is NumPy's float32 ``A @ B.T``.
+* ``wmma``: the same GEMM through ``nvcuda::wmma`` as nvcc lowers it, one warp per 16x16 tile of C looping
+  ``wmma.load.a``/``wmma.load.b`` (from global memory) and ``wmma.mma.m16n16k16`` (f16 inputs, f32
+  accumulators) over K, then ``wmma.store.d``, ``--wmma M N K`` (CUDA's ``simple_wmma_gemm`` shape);
+  the floor is NumPy's float32 ``A @ B.T``.
 * ``atomics``: every one of ``--elements`` threads ``atom.global.add.u32`` on one counter (the shape of
   simpleAtomicIntrinsics), storing the old value; the floor is the exclusive prefix sum ``np.cumsum``.
 * ``warp``: per thread ``match.any.sync`` on its value's low 3 bits, ``popc`` of the mask,
@@ -19,7 +23,7 @@
   compute_80 PTX beside it: the shape of the CUDA samples' ``matrixMul``), ``--tiled M N K``; the
   floor is NumPy's float32 ``A @ B``.
 
-The reduction, the tensor-core GEMM and the atomics are hand-written PTX in the form nvcc emits. No
+The reduction, the tensor-core GEMMs and the atomics are hand-written PTX in the form nvcc emits. No
 kernel diverges, so its thread-instructions are the path of one thread (a launch of one block counts
 it) times the threads. Results are checked against the floor's.
 """
@@ -153,6 +157,59 @@ $L_loop:
 """
 )
 
+WMMA_GEMM = (
+    HEADER
+    + """
+.visible .entry wmma_gemm(.param .u64 a_ptr, .param .u64 b_ptr, .param .u64 c_ptr, .param .u32 k_dim,
+                          .param .u32 n_dim) {
+    .reg .pred %p<2>; .reg .b32 %r<40>; .reg .f32 %f<8>; .reg .b64 %rd<10>;
+    ld.param.u64 %rd1, [a_ptr];
+    ld.param.u64 %rd2, [b_ptr];
+    ld.param.u64 %rd3, [c_ptr];
+    ld.param.u32 %r1, [k_dim];
+    ld.param.u32 %r2, [n_dim];
+    mov.u32 %r3, %ctaid.x;
+    mov.u32 %r4, %ctaid.y;
+    shl.b32 %r5, %r4, 4;
+    mul.lo.u32 %r6, %r5, %r1;
+    mul.wide.u32 %rd4, %r6, 2;
+    add.s64 %rd5, %rd1, %rd4;
+    shl.b32 %r7, %r3, 4;
+    mul.lo.u32 %r8, %r7, %r1;
+    mul.wide.u32 %rd6, %r8, 2;
+    add.s64 %rd7, %rd2, %rd6;
+    mov.f32 %f0, 0f00000000;
+    mov.f32 %f1, 0f00000000;
+    mov.f32 %f2, 0f00000000;
+    mov.f32 %f3, 0f00000000;
+    mov.f32 %f4, 0f00000000;
+    mov.f32 %f5, 0f00000000;
+    mov.f32 %f6, 0f00000000;
+    mov.f32 %f7, 0f00000000;
+    mov.u32 %r9, 0;
+$L_loop:
+    wmma.load.a.sync.aligned.row.m16n16k16.global.f16
+        {%r10, %r11, %r12, %r13, %r14, %r15, %r16, %r17}, [%rd5], %r1;
+    wmma.load.b.sync.aligned.col.m16n16k16.global.f16
+        {%r20, %r21, %r22, %r23, %r24, %r25, %r26, %r27}, [%rd7], %r1;
+    wmma.mma.sync.aligned.row.col.m16n16k16.f32.f32 {%f0, %f1, %f2, %f3, %f4, %f5, %f6, %f7},
+        {%r10, %r11, %r12, %r13, %r14, %r15, %r16, %r17},
+        {%r20, %r21, %r22, %r23, %r24, %r25, %r26, %r27}, {%f0, %f1, %f2, %f3, %f4, %f5, %f6, %f7};
+    add.s64 %rd5, %rd5, 32;
+    add.s64 %rd7, %rd7, 32;
+    add.s32 %r9, %r9, 16;
+    setp.lt.u32 %p1, %r9, %r1;
+    @%p1 bra $L_loop;
+    mul.lo.u32 %r30, %r5, %r2;
+    add.u32 %r31, %r30, %r7;
+    mul.wide.u32 %rd8, %r31, 4;
+    add.s64 %rd9, %rd3, %rd8;
+    wmma.store.d.sync.aligned.row.m16n16k16.global.f32 [%rd9], {%f0, %f1, %f2, %f3, %f4, %f5, %f6, %f7}, %r2;
+    ret;
+}
+"""
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Result:
@@ -236,6 +293,25 @@ def gemm(m: int, n: int, k: int, repeat: int) -> Result:
     assert np.allclose(got, a32 @ b32.T, rtol=1e-3, atol=1e-3)
     threads = (n // 8) * (m // 16) * 32
     return Result("gemm", f"mma.m16n8k8 f16->f32, {m}x{n}x{k}", path, threads, seconds, floor)
+
+
+def wmma_gemm(m: int, n: int, k: int, repeat: int) -> Result:
+    module = LoadedModule(WMMA_GEMM)
+    mem = DeviceMemory(1 << 32)
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((m, k)).astype(np.float16)
+    b = rng.standard_normal((n, k)).astype(np.float16)  # B's columns, each contiguous in k
+    pa, pb, pc = _put(mem, a), _put(mem, b), mem.alloc(4 * m * n)
+    params = struct.pack("<QQQII", pa, pb, pc, k, n)
+    path = launch(module, "wmma_gemm", mem, LaunchDims((1, 1, 1), (32, 1, 1)), params, {})
+    dims = LaunchDims((n // 16, m // 16, 1), (32, 1, 1))
+    seconds = _best(repeat, lambda: launch(module, "wmma_gemm", mem, dims, params, {}))
+    got = mem.read(pc, 4 * m * n).view(np.float32).reshape(m, n)
+    a32, b32 = a.astype(np.float32), b.astype(np.float32)
+    floor = _best(repeat, lambda: a32 @ b32.T)
+    assert np.allclose(got, a32 @ b32.T, rtol=1e-3, atol=1e-3)
+    threads = (n // 16) * (m // 16) * 32
+    return Result("wmma", f"wmma.m16n16k16 f16->f32, {m}x{n}x{k}", path, threads, seconds, floor)
 
 
 ATOMICS = (
@@ -349,10 +425,11 @@ def tiled(m: int, n: int, k: int, repeat: int) -> Result:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    kernels = ("all", "elementwise", "reduction", "gemm", "atomics", "tiled", "warp")
+    kernels = ("all", "elementwise", "reduction", "gemm", "wmma", "atomics", "tiled", "warp")
     parser.add_argument("--kernel", choices=kernels, default="all")
     parser.add_argument("--elements", type=int, default=1 << 20)
     parser.add_argument("--gemm", type=int, nargs=3, default=(256, 256, 256), metavar=("M", "N", "K"))
+    parser.add_argument("--wmma", type=int, nargs=3, default=(256, 256, 256), metavar=("M", "N", "K"))
     parser.add_argument("--tiled", type=int, nargs=3, default=(256, 256, 256), metavar=("M", "N", "K"))
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
@@ -364,6 +441,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.kernel in ("all", "gemm"):
         m, n, k = args.gemm
         runs.append(lambda: gemm(m, n, k, args.repeat))
+    if args.kernel in ("all", "wmma"):
+        wm, wn, wk = args.wmma
+        runs.append(lambda: wmma_gemm(wm, wn, wk, args.repeat))
     if args.kernel in ("all", "atomics"):
         runs.append(lambda: atomics(args.elements, args.repeat))
     if args.kernel in ("all", "tiled"):

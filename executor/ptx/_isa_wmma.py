@@ -179,10 +179,14 @@ def _read_words(f: Frame, getters: list[Getter], kind: str) -> npt.NDArray[Any]:
     return out.view(_word_type(kind))
 
 
-def _write_words(f: Frame, puts: list[Setter], words: npt.NDArray[Any], kind: str, m: Mask | None) -> None:
-    typed = words.view(_register_dtype(kind))
-    for j, put in enumerate(puts):
-        put(f, typed[j], m)
+def _write_words(
+    f: Frame, puts: list[Setter], words: npt.NDArray[Any], kind: str, m: Mask | None
+) -> list[npt.NDArray[Any]]:
+    """Write each register's row of ``words``; returns the arrays written."""
+    rows = list(words.view(_register_dtype(kind)))
+    for put, row in zip(puts, rows, strict=True):
+        put(f, row, m)
+    return rows
 
 
 def _pack(elements: npt.NDArray[Any], kind: str) -> npt.NDArray[Any]:
@@ -216,6 +220,51 @@ def _spread(words: npt.NDArray[Any], warps: npt.NDArray[np.intp] | None, n: int)
     full = np.zeros((words.shape[0], n // 32, 32), dtype=words.dtype)
     full[:, warps] = words.reshape(words.shape[0], -1, 32)
     return full.reshape(words.shape[0], n)
+
+
+# -- matrices of fragments already seen ------------------------------------------------------------
+
+#: the batch's ``derived`` entry that holds its :class:`_Seen`
+_SEEN = "wmma matrices"
+#: bytes of matrices one batch keeps
+SEEN_BYTES = 24 << 20
+
+
+class _Seen:
+    """The value matrices of recent ``wmma.mma`` operands and results, by the identity of the register
+    arrays that hold them. Registers are never changed in place, so the same arrays (held here, so
+    their identities cannot be reused) hold the same fragments: an A fragment multiplied against four
+    B fragments, or an accumulator that the next ``wmma.mma`` reads back, is decoded once."""
+
+    def __init__(self) -> None:
+        self.entries: dict[tuple[Any, ...], tuple[tuple[Any, ...], npt.NDArray[Any]]] = {}
+        self.bytes = 0
+
+    def get(self, tag: Fragment, regs: list[Any]) -> npt.NDArray[Any] | None:
+        key = (tag, *map(id, regs))
+        hit = self.entries.pop(key, None)
+        if hit is None:
+            return None
+        self.entries[key] = hit  # the most recently used last
+        return hit[1]
+
+    def put(self, tag: Fragment, regs: list[Any], values: npt.NDArray[Any]) -> None:
+        key = (tag, *map(id, regs))
+        old = self.entries.pop(key, None)
+        if old is not None:
+            self.bytes -= old[1].nbytes
+        while self.entries and self.bytes + values.nbytes > SEEN_BYTES:
+            self.bytes -= self.entries.pop(next(iter(self.entries)))[1].nbytes
+        self.entries[key] = (tuple(regs), values)
+        self.bytes += values.nbytes
+
+
+def _seen(f: Frame) -> _Seen:
+    seen = f.batch.derived.get(_SEEN)
+    if seen is None:
+        seen = f.batch.derived[_SEEN] = _Seen()
+    assert isinstance(seen, _Seen)
+    return seen
 
 
 # -- fragments <-> memory --------------------------------------------------------------------------
@@ -442,6 +491,10 @@ def _c_store(c: Compiler, ins: Instruction, mods: list[str]) -> Runner:
     return store
 
 
+#: every f16 value by its bits, as float64
+_F16: npt.NDArray[np.float64] = np.arange(1 << 16, dtype=np.uint16).view(np.float16).astype(np.float64)
+
+
 def _values(raw: npt.NDArray[Any], kind: str) -> npt.NDArray[Any]:
     """Raw elements as float64 or int64 values."""
     if kind == "f64":
@@ -451,7 +504,7 @@ def _values(raw: npt.NDArray[Any], kind: str) -> npt.NDArray[Any]:
     if kind == "s32":
         return raw.view(np.int32).astype(np.int64)
     if kind == "f16":
-        return raw.view(np.float16).astype(np.float64)
+        return _F16.take(raw)  # NumPy converts float16 in software: a table is 3-4x faster
     if kind == "u8":
         return raw.astype(np.float64)  # exact: every sum of products stays below 2^53
     if kind == "s8":
@@ -514,11 +567,23 @@ def _c_mma(c: Compiler, ins: Instruction, mods: list[str]) -> Runner:
         f: Frame, getters: list[Getter], frag: Fragment, warps: npt.NDArray[np.intp] | None
     ) -> npt.NDArray[Any]:
         """Every warp's matrix ``(warps, rows, cols)`` from its lanes' registers, as values."""
-        elements = _unpack(_read_words(f, getters, frag.kind), frag)
+        regs = [get(f) for get in getters]
+        seen = _seen(f) if warps is None else None
+        if seen is not None:
+            hit = seen.get(frag, regs)
+            if hit is not None:
+                return hit
+        words = np.empty((len(regs), f.batch.n), dtype=_register_dtype(frag.kind))
+        for j, reg in enumerate(regs):
+            words[j] = reg
+        elements = _unpack(words.view(_word_type(frag.kind)), frag)
         if warps is not None:
             elements = elements[:, warps]
         raw = elements.transpose(1, 0, 3, 2).reshape(-1, frag.rows, frag.cols)
-        return _values(raw, frag.kind)
+        values = _values(raw, frag.kind)
+        if seen is not None:
+            seen.put(frag, regs, values)
+        return values
 
     def mma(f: Frame, m: Mask | None) -> None:
         whole_warps(f, m, "wmma.mma")
@@ -543,7 +608,9 @@ def _c_mma(c: Compiler, ins: Instruction, mods: list[str]) -> Runner:
         else:
             raw = _round(flat, dt, satfinite)
         elements = raw.reshape(raw.shape[0], fd.words, fd.per_word, 32).transpose(1, 0, 3, 2)
-        _write_words(f, puts, _spread(_pack(elements, dt), warps, f.batch.n), dt, m)
+        written = _write_words(f, puts, _spread(_pack(elements, dt), warps, f.batch.n), dt, m)
+        if warps is None:  # the next wmma.mma may read D back as its C (the registers as written)
+            _seen(f).put(fd, written, _values(raw, dt).reshape(-1, fd.rows, fd.cols))
 
     return mma
 

@@ -654,3 +654,57 @@ def test_wmma_load_from_shared_memory_is_checked_against_the_window() -> None:
     assert dev.fails("shared_at", 1, 64, 16, out).status == CUresult.CUDA_ERROR_ILLEGAL_ADDRESS
     assert dev.fails("shared_at", 1, 64, 2, out).status == CUresult.CUDA_ERROR_ILLEGAL_ADDRESS
     assert dev.fails("shared_at", 1, 64, 1, out).status == CUresult.CUDA_ERROR_MISALIGNED_ADDRESS
+
+
+# warp w: D1 = A B1 + C; one element of every lane's D1 (register %f10) plus 1; D2 = A B2 + D1'
+WMMA_CHAIN = f"""
+.version 8.0
+.target sm_80
+.address_size 64
+.visible .entry chain(.param .u64 pa, .param .u64 pb, .param .u64 pc, .param .u64 pd)
+{{
+    .reg .b32 %r<50>;
+    .reg .f32 %f<40>;
+    .reg .b64 %rd<20>;
+    ld.param.u64 %rd1, [pa];
+    ld.param.u64 %rd2, [pb];
+    ld.param.u64 %rd3, [pc];
+    ld.param.u64 %rd4, [pd];
+    mov.u32 %r1, %tid.x;
+    shr.u32 %r2, %r1, 5;
+    mul.wide.u32 %rd5, %r2, 512;
+    add.s64 %rd6, %rd1, %rd5;
+    wmma.load.a.sync.aligned.row.m16n16k16.global.f16 {_regs("r", 10, 8)}, [%rd6];
+    mul.wide.u32 %rd7, %r2, 1024;
+    add.s64 %rd8, %rd2, %rd7;
+    wmma.load.b.sync.aligned.col.m16n16k16.global.f16 {_regs("r", 20, 8)}, [%rd8];
+    add.s64 %rd9, %rd8, 512;
+    wmma.load.b.sync.aligned.col.m16n16k16.global.f16 {_regs("r", 30, 8)}, [%rd9];
+    mul.wide.u32 %rd10, %r2, 1024;
+    add.s64 %rd11, %rd3, %rd10;
+    wmma.load.c.sync.aligned.row.m16n16k16.global.f32 {_regs("f", 1, 8)}, [%rd11], 16;
+    wmma.mma.sync.aligned.row.col.m16n16k16.f32.f32 {_regs("f", 10, 8)}, {_regs("r", 10, 8)}, \
+{_regs("r", 20, 8)}, {_regs("f", 1, 8)};
+    add.f32 %f10, %f10, 0f3F800000;
+    wmma.mma.sync.aligned.row.col.m16n16k16.f32.f32 {_regs("f", 20, 8)}, {_regs("r", 10, 8)}, \
+{_regs("r", 30, 8)}, {_regs("f", 10, 8)};
+    add.s64 %rd12, %rd4, %rd10;
+    wmma.store.d.sync.aligned.row.m16n16k16.global.f32 [%rd12], {_regs("f", 20, 8)}, 16;
+    ret;
+}}
+"""
+
+
+def test_wmma_accumulator_changed_between_two_mma_is_read_as_changed() -> None:
+    """The second wmma.mma reads A and the first's D again; D changed in one register in between."""
+    dev = ptx_device(WMMA_CHAIN)
+    warps = 3
+    a = rng.integers(-8, 8, size=(warps, 16, 16)).astype(np.float16)
+    b = rng.integers(-8, 8, size=(warps, 2, 16, 16)).astype(np.float16)  # two column-major tiles
+    c = rng.integers(-99, 99, size=(warps, 16, 16)).astype(np.float32)
+    out = dev.zeros(warps * 256, np.float32)
+    dev.run("chain", 1, 32 * warps, dev.put(a), dev.put(b), dev.put(c), out)
+    a32, b32 = a.astype(np.float32), b.astype(np.float32).transpose(0, 1, 3, 2)
+    d1 = a32 @ b32[:, 0] + c
+    d1.reshape(warps, 256)[:, :32] += 1  # register 0 of every lane: elements 0-31 in the engine's layout
+    np.testing.assert_array_equal(dev.get(out, warps * 256, np.float32).reshape(warps, 16, 16), a32 @ b32[:, 1] + d1)
