@@ -45,6 +45,7 @@ import numpy as np
 
 from protocol import CUresult
 
+from .._errors import CudaError
 from ._compiler import (
     BIT_TYPES,
     PLAIN,
@@ -56,10 +57,11 @@ from ._compiler import (
 )
 from ._fma import fma_rn
 from ._isa_memory import window_operand
+from ._memory import _span as device_span
 from ._memory import window_index, window_load
 from ._native_run import Form, native_form, run_segment, segment
 from ._numeric import DTYPES, ftz32, round_pair, two_sum, uint_of
-from ._parse import Imm, Instruction, Operand, Pair, PtxSyntaxError, Reg, Sym, Vec
+from ._parse import Addr, Imm, Instruction, Operand, Pair, PtxSyntaxError, Reg, Sym, Vec
 from ._state import Frame, KernelFaultError, Value, count_set
 
 __all__ = ["MAX_RUN", "After", "Drop", "Run", "fuse", "put_masked"]
@@ -157,6 +159,45 @@ def _window_load(f: Frame, base: Value, space: str, size: int, offset: int) -> V
     return None if win is None else window_load(win, offset, size, None)
 
 
+def _param_at(f: Frame, base: Value, offset: int, dt: np.dtype[Any]) -> Value:
+    """The kernel parameter bytes at uniform param-space address ``base + offset`` as ``dt``, read once
+    per batch; ``None`` where ``base`` differs by thread or the address is misaligned or past the
+    parameter block (the closure then faults, naming it)."""
+    if base is None or type(base) is np.ndarray:
+        return None
+    at = int(base) + offset
+    size = dt.itemsize
+    params = f.batch.params
+    if at < 0 or at % size or at + size > len(params):
+        return None
+    key = ("param at", at, dt.str)
+    derived = f.batch.derived
+    value = derived.get(key)
+    if value is None:
+        value = derived[key] = np.frombuffer(params, dtype=dt, count=1, offset=at)[0]
+    return value
+
+
+_ADDRESS = (1 << 64) - 1
+
+
+def _device_at(f: Frame, base: Value, offset: int, dt: np.dtype[Any]) -> Value:
+    """The element of device memory at uniform address ``base + offset`` as ``dt`` (checked as every
+    load is: ``_memory.device_elements``); ``None`` where ``base`` differs by thread or the fast check
+    refuses (the closure then decides)."""
+    if base is None or type(base) is np.ndarray:
+        return None
+    at = (int(base) + offset) & _ADDRESS
+    size = dt.itemsize
+    if at % size:
+        return None
+    try:
+        got = device_span(f.batch.memory, at, size, False)  # the simulator's checked view, in place
+    except CudaError:
+        return None
+    return None if got is None or got.size != size else got.view(dt)[0]
+
+
 #: small arrays known to hold no f32 subnormal (``.ftz`` results), by identity: a register's array is
 #: never changed in place, so one flushed stays flushed while it lives, and each ``.ftz`` instruction
 #: that reads it skips the test; an entry holds its array, so its ``id`` is not reused meanwhile
@@ -200,6 +241,8 @@ _HELPERS: dict[str, Any] = {
     "_Z64": _ZERO64,
     "_wld": _window_load,
     "_nseg": run_segment,
+    "_pat": _param_at,
+    "_uld": _device_at,
 }
 
 
@@ -460,6 +503,9 @@ def _t_ld(e: _Emitter, ins: Instruction, mask: str) -> list[str] | None:
             "else:",
             f"    R[{d.name!r}] = v.view({e.src.const(dt)})",
         ]
+    uniform = _uniform_load(e, ins, space, vec, mask)
+    if uniform is not None:
+        return uniform
     at = e.c.kernel_param_offset(space, a, dt.itemsize * vec) if space == "param" else None
     if at is None or len(items) != vec:
         return None
@@ -472,6 +518,45 @@ def _t_ld(e: _Emitter, ins: Instruction, mask: str) -> list[str] | None:
     return [
         e.write(item, dt, f"_param(f, {key + str(k)!r}, {at + k * dt.itemsize}, {e.src.const(dt)})", mask)
         for k, item in enumerate(items)
+    ]
+
+
+def _uniform_load(e: _Emitter, ins: Instruction, space: str, vec: int, mask: str) -> list[str] | None:
+    """A full batch's load of one element through a 64-bit address register that may be uniform (a
+    scalar): ``ld.param [%rd+k]`` in a kernel (``mov %rd, param``: a by-value struct whose address is
+    taken, LargeKernelParameter's 32,000-byte one), ``ld.const``/``ld.global [%rd+k]`` (a module
+    global's address): read once, checked as the closure checks it; an address that differs by thread,
+    or one the fast check refuses, goes to the instruction's own closure, which decides and names any
+    fault."""
+    d, a = ins.operands
+    if (
+        mask != "None"
+        or vec != 1
+        or ins.opcode not in ("ld", "ldu")
+        or space not in ("param", "const", "global")
+        or (space == "param" and e.c.fn.kind != "entry")
+        or not isinstance(a, Addr)
+        or not isinstance(a.base, Reg)
+        or e.storage(a.base) != _U64
+        or not isinstance(d, Reg)
+        or d.negated
+    ):
+        return None
+    t = [m for m in ins.mods if m in DTYPES][-1]
+    dt = DTYPES[t]
+    if dt.kind in "ui":
+        canon = e.canonical(t, (d,))
+        if canon is None:
+            return None
+        dt = canon
+    checked = e.src.const(e.c.table["ld"](e.c, ins))  # its own closure: the op's may drop registers
+    loader = "_pat" if space == "param" else "_uld"
+    return [
+        f"v = {loader}(f, R.get({a.base.name!r}), {a.offset}, {e.src.const(dt)})",
+        "if v is None:",
+        f"    {checked}(f, None)",
+        "else:",
+        "    " + e.write(d, dt, "v", "None"),
     ]
 
 

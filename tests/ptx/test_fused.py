@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from executor._errors import CudaError
 from executor.ptx import LoadedModule, _machine
 from executor.ptx._fuse import MAX_RUN
 from protocol import CUresult
@@ -234,3 +235,61 @@ def test_a_straight_line_longer_than_a_run_is_cut_into_runs() -> None:
     err = dev.fails("chain", 1, 1, out, 0x10)
     assert dev.get(out, 1, np.uint32)[0] == 3 * count  # every add ran before the faulting load
     assert err.message.endswith(f"(at ld.global.u32, line {count + 12} of chain)")
+
+
+_UNIFORM = HEADER + """
+.const .align 4 .b8 table[64];
+.visible .entry uniform(.param .align 4 .b8 block[32], .param .u64 out, .param .u64 p, .param .u32 k) {
+    .reg .b32 %r<12>; .reg .b64 %rd<12>;
+    mov.b64 %rd1, block;
+    ld.param.u64 %rd2, [out];
+    ld.param.u64 %rd3, [p];
+    ld.param.u32 %r1, [k];
+    cvt.u64.u32 %rd4, %r1;
+    add.s64 %rd5, %rd1, %rd4;
+    ld.param.u32 %r2, [%rd5+4];
+    mov.u64 %rd6, table;
+    add.s64 %rd7, %rd6, %rd4;
+    ld.const.u32 %r3, [%rd7+8];
+    add.s64 %rd8, %rd3, %rd4;
+    ld.global.u32 %r4, [%rd8];
+    mov.u32 %r5, %tid.x;
+    mul.wide.u32 %rd9, %r5, 4;
+    add.s64 %rd10, %rd3, %rd9;
+    ld.global.u32 %r6, [%rd10];
+    add.s32 %r7, %r2, %r3;
+    add.s32 %r8, %r7, %r4;
+    add.s32 %r9, %r8, %r6;
+    add.s64 %rd11, %rd2, %rd9;
+    st.global.u32 [%rd11], %r9;
+    ret;
+}
+"""
+
+
+def test_uniform_loads_through_an_address_register_read_once_and_fault_as_the_closures_do() -> None:
+    """``ld.param [%rd+k]`` (a by-value struct's address), ``ld.const``/``ld.global [%rd+k]`` with a
+    uniform address are inline (read once, checked); a per-thread address, a misaligned one and one past
+    the parameter block or the VM's memory go to the closure, which names the fault."""
+    module = LoadedModule(_UNIFORM)
+    runs = [run for run in module.kernel("uniform").fused["uniform"] if run is not None]
+    assert {"_pat", "_uld"} <= {name for run in runs for name in run.full.__code__.co_names}
+    dev = Device(module)
+    table = dev.put(np.arange(16, dtype=np.uint32) * 10)
+    block = (np.arange(8, dtype=np.uint32) + 100).tobytes()
+    src = dev.put(np.arange(64, dtype=np.uint32) * 1000)
+    out = dev.zeros(64, np.uint32)
+    dev.run("uniform", 1, 64, block, out, src, 8, symbols={"table": table})
+    want = 103 + 40 + 2000 + np.arange(64, dtype=np.uint32) * 1000  # k = 8 bytes: block[3], table[4], src[2]
+    assert np.array_equal(dev.get(out, 64, np.uint32), want)
+    lines = _UNIFORM.splitlines()
+    param = next(k for k, line in enumerate(lines) if "[%rd5+4]" in line) + 1
+    const = next(k for k, line in enumerate(lines) if "[%rd7+8]" in line) + 1
+    for k, status, at in (
+        (2, CUresult.CUDA_ERROR_MISALIGNED_ADDRESS, f"ld.param.u32, line {param} "),
+        (48, CUresult.CUDA_ERROR_ILLEGAL_ADDRESS, f"ld.param.u32, line {param} "),  # past the 52-byte block
+        (16, CUresult.CUDA_ERROR_ILLEGAL_ADDRESS, f"ld.const.u32, line {const} "),  # past the table's 64 bytes
+    ):
+        with pytest.raises(CudaError) as err:
+            dev.run("uniform", 1, 64, block, out, src, k, symbols={"table": table + 48})
+        assert err.value.status == status and at in err.value.message, err.value.message
