@@ -9,6 +9,11 @@ libcu++'s ``cp_async_bulk_tensor_*`` emit.
 * ``cp.async.bulk.tensor.{1d..5d}.global.shared::cta.tile.bulk_group [map, {c0, …}], [src]``: the
   box from shared memory into the tensor, complete at the instruction (``commit_group``/``wait_group``
   wait for nothing);
+* ``cp.reduce.async.bulk.tensor.{1d..5d}.global.shared::cta.{op}.tile.bulk_group [map, {c0, …}], [src]``:
+  each element of the box inside the tensor combined into it (``add`` on u32 s32 u64 f32 f16 bf16;
+  ``min``/``max`` on u32 s32 u64 s64 f16 bf16; ``and``/``or``/``xor`` on 32- and 64-bit integers;
+  ``inc``/``dec`` on u32; the element type is the map's, so another pairing is refused at the
+  instruction, NOT_SUPPORTED), half floats rounded as ``_isa_atomic_vec``'s adds;
 * ``cp.async.bulk.prefetch.tensor.{1d..5d}.L2.global.tile [map, {c0, …}]`` and ``prefetch{.space}
   .tensormap [a]``: hints, no effect on memory (the prefetched map is still decoded and checked).
 
@@ -28,8 +33,8 @@ inside the block's shared memory. With a swizzle mode the 16-byte chunks of each
 permuted as the hardware does (CUTLASS's ``Swizzle<b, 4, 3>``: address bits 4.. XOR bits 7.., ``b`` = 1,
 2, 3 for 32B, 64B, 128B); a box whose inner dimension is not the swizzle span, or with an element
 stride on dimension 0, is refused at the instruction (``CUDA_ERROR_NOT_SUPPORTED``). Not implemented
-(refused when the kernel is compiled): im2col modes, ``.multicast::cluster``, ``cp.reduce.async.bulk
-.tensor``.
+(refused when the kernel is compiled): im2col modes, ``.multicast::cluster``; a reduction whose box
+holds one address twice (a layout whose strides overlap) is refused at the instruction.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ from ._compiler import (
     access,
     active_rows,
 )
+from ._isa_atomic_vec import _half_combine
 from ._isa_mbarrier import _barrier_address, _on_barriers, _Word
 from ._memory import check_aligned, gather_device, scatter_device
 from ._numeric import DTYPES
@@ -219,12 +225,80 @@ def _store(f: Frame, m: TensorMap, coords: list[int], data: npt.NDArray[np.uint8
         scatter_device(f.batch.memory, box.addresses[box.inside], elements, aligned=True)
 
 
+#: CUtensorMapDataType -> the NumPy type a reduction computes on (integers and f32; halves as bits)
+_REDUCE_TYPES: dict[int, Any] = {
+    2: np.uint32,
+    3: np.int32,
+    4: np.uint64,
+    5: np.int64,
+    6: np.uint16,
+    7: np.float32,
+    9: np.uint16,
+}
+_REDUCE_OPS: dict[str, frozenset[int]] = {
+    "add": frozenset({2, 3, 4, 6, 7, 9}),
+    "min": frozenset({2, 3, 4, 5, 6, 9}),
+    "max": frozenset({2, 3, 4, 5, 6, 9}),
+    "inc": frozenset({2}),
+    "dec": frozenset({2}),
+    "and": frozenset({2, 3, 4, 5}),
+    "or": frozenset({2, 3, 4, 5}),
+    "xor": frozenset({2, 3, 4, 5}),
+}
+
+
+def _combine(op: str, data_type: int, old: npt.NDArray[Any], b: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """``op`` of the tensor's elements ``old`` and the box's ``b`` (``data_type``'s NumPy type)."""
+    if data_type in (6, 9):
+        return _half_combine(op, data_type == 9)(old, b, None)
+    if op == "add":
+        return np.asarray(np.add(old, b))
+    if op in ("min", "max"):
+        return np.asarray(np.minimum(old, b) if op == "min" else np.maximum(old, b))
+    if op == "inc":
+        return np.where(old >= b, 0, old + 1).astype(old.dtype)
+    if op == "dec":
+        return np.where((old == 0) | (old > b), b, old - 1).astype(old.dtype)
+    return np.asarray({"and": np.bitwise_and, "or": np.bitwise_or, "xor": np.bitwise_xor}[op](old, b))
+
+
+def _reduce(
+    f: Frame, m: TensorMap, coords: list[int], data: npt.NDArray[np.uint8], op: str, what: str
+) -> None:
+    if m.data_type not in _REDUCE_OPS[op]:
+        raise KernelFaultError(
+            CUresult.CUDA_ERROR_NOT_SUPPORTED, f"{what} on a tensor of data type {m.data_type}", sticky=False
+        )
+    box = _Box(m, coords)
+    addrs = box.addresses[box.inside]
+    if not addrs.size:
+        return
+    if np.unique(addrs).size != addrs.size:
+        raise KernelFaultError(
+            CUresult.CUDA_ERROR_NOT_SUPPORTED, f"{what}: a box that holds one address twice", sticky=False
+        )
+    dt = np.dtype(_REDUCE_TYPES[m.data_type])
+    size = m.element_bytes
+    b = np.ascontiguousarray(data.reshape(-1, size)[box.inside]).view(dt).reshape(-1)
+    old = np.ascontiguousarray(gather_device(f.batch.memory, addrs, size, aligned=True)).view(dt).reshape(-1)
+    with np.errstate(over="ignore"):
+        new = np.asarray(_combine(op, m.data_type, old, b), dtype=dt)
+    scatter_device(
+        f.batch.memory, addrs, np.ascontiguousarray(new).view(np.uint8).reshape(-1, size), aligned=True
+    )
+
+
 def compile_tensor_copy(c: Compiler, ins: Instruction) -> Runner:
     what = ins.text
     mods = [m for m in ins.mods if not m.startswith("L2::cache_hint")]
     hint = len(mods) != len(ins.mods)
-    if mods[0] == "reduce":
-        raise UnsupportedError("cp.reduce.async.bulk.tensor")
+    reduce_op = ""
+    if mods[0] == "reduce":  # cp.reduce.async.bulk.tensor: the operation, then as a store
+        found = [x for x in mods if x in _REDUCE_OPS]
+        if len(found) != 1:
+            raise UnsupportedError("cp.reduce.async.bulk.tensor needs one operation")
+        reduce_op = found[0]
+        mods = [x for x in mods[1:] if x != reduce_op]  # as cp.async.bulk.tensor's store
     if any(m.startswith(("im2col", "multicast", "cta_group")) for m in mods):
         raise UnsupportedError(f"{what} (im2col, multicast and CTA-group forms)")
     prefetch = mods[2] == "prefetch"
@@ -287,7 +361,9 @@ def compile_tensor_copy(c: Compiler, ins: Instruction) -> Runner:
                 )
             words = _shared_words(tm, int(bases[j]), what)
             box = coords[j].tolist()
-            if kind == "store":
+            if reduce_op:
+                _reduce(f, tm, box, _shared(f, row, words, None), reduce_op, what)
+            elif kind == "store":
                 _store(f, tm, box, _shared(f, row, words, None))
             else:
                 _shared(f, row, words, _load(f, tm, box))

@@ -92,3 +92,26 @@ extern "C" __global__ void tma_prefetch_2d(const __grid_constant__ CUtensorMap m
     load_and_dump([&](void* t, barrier& b) { cde::cp_async_bulk_tensor_2d_global_to_shared(t, &map, c0, c1, b); },
                   out, bytes);
 }
+
+// in -> shared memory -> combined into the box of the tensor (cp.reduce.async.bulk.tensor, inline PTX as
+// CUTLASS's SM90_TMA_REDUCE_ADD writes it): add, max, xor, inc
+#define TMA_REDUCE(OP)                                                                                       \
+    extern "C" __global__ void tma_reduce_##OP##_2d(const __grid_constant__ CUtensorMap map, const unsigned* in, \
+                                                    int bytes, int c0, int c1) {                             \
+        __shared__ alignas(1024) unsigned char tile[TILE_BYTES];                                             \
+        for (int i = threadIdx.x; i < bytes / 4; i += blockDim.x) reinterpret_cast<unsigned*>(tile)[i] = in[i]; \
+        cde::fence_proxy_async_shared_cta();                                                                 \
+        __syncthreads();                                                                                     \
+        if (threadIdx.x == 0) {                                                                              \
+            asm volatile("cp.reduce.async.bulk.tensor.2d.global.shared::cta." #OP ".tile.bulk_group"        \
+                         " [%0, {%1, %2}], [%3];" ::"l"(&map),                                               \
+                         "r"(c0), "r"(c1), "r"(static_cast<unsigned>(__cvta_generic_to_shared(tile)))        \
+                         : "memory");                                                                        \
+            cde::cp_async_bulk_commit_group();                                                               \
+            cde::cp_async_bulk_wait_group_read<0>();                                                         \
+        }                                                                                                    \
+    }
+TMA_REDUCE(add)
+TMA_REDUCE(max)
+TMA_REDUCE(xor)
+TMA_REDUCE(inc)

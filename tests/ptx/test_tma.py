@@ -248,3 +248,52 @@ def test_a_misaligned_map_in_global_memory(dev: Device) -> None:
     out = dev.zeros(16 * 32, np.uint32)
     err = dev.fails("tma_load_2d_global", 1, BLOCK, block + 32, out, 16 * 32 * 4, 0, 0)
     assert err.status == CUresult.CUDA_ERROR_MISALIGNED_ADDRESS
+
+
+def _reduced(op: str, old: Any, b: Any) -> Any:
+    """The reference of one element-wise reduction (float adds in float64, rounded once)."""
+    if op == "add":
+        return (old.astype(np.float64) + b.astype(np.float64)).astype(old.dtype)
+    if op == "max":
+        return np.fmax(old.astype(np.float64), b.astype(np.float64)).astype(old.dtype)
+    if op == "xor":
+        return old ^ b
+    return np.where(old >= b, 0, old + 1).astype(old.dtype)  # inc
+
+
+@pytest.mark.parametrize(
+    ("op", "data_type"), [("add", FLOAT32), ("max", 6), ("xor", UINT32), ("inc", UINT32)]
+)
+def test_reductions_combine_the_box_inside_the_tensor(dev: Device, op: str, data_type: int) -> None:
+    shape, at = (40, 100), (30, 80)
+    dt = np.dtype(np.float16 if data_type == 6 else DTYPE[data_type])
+    width = 64 if dt.itemsize == 2 else 32
+    box = (16, width)
+    rng = np.random.default_rng(9)
+    if dt.kind == "f":
+        values = rng.standard_normal((40, 128)).astype(dt)
+        tile = rng.standard_normal(box).astype(dt)
+    else:
+        values = rng.integers(0, 1 << 32, (40, 128)).astype(dt)
+        tile = rng.integers(0, 1 << 32, box).astype(dt)
+        if op == "inc":
+            values[:, :] = rng.integers(0, 8, values.shape)
+            tile[:, :] = rng.integers(0, 8, box)
+    address = dev.put(values)
+    m = _map(address, values, shape, box, data_type)
+    dev.run(f"tma_reduce_{op}_2d", 1, BLOCK, encode(m), dev.put(tile), tile.nbytes, *_coords(at))
+    want = values.copy()
+    rows, cols = slice(at[0], shape[0]), slice(at[1], shape[1])
+    inside = tile[: shape[0] - at[0], : shape[1] - at[1]]
+    want[rows, cols] = _reduced(op, values[rows, cols], inside)
+    got = dev.get(address, values.size, dt).reshape(values.shape)
+    np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
+
+
+def test_a_reduction_the_type_lacks_is_refused(dev: Device) -> None:
+    shape, box = (40, 100), (16, 32)
+    address, values = _tensor(dev, shape, 128, FLOAT32)
+    m = _map(address, values, shape, box, FLOAT32)
+    tile = np.zeros(box, dtype=np.float32)
+    err = dev.fails("tma_reduce_xor_2d", 1, BLOCK, encode(m), dev.put(tile), tile.nbytes, 0, 0)
+    assert err.status == CUresult.CUDA_ERROR_NOT_SUPPORTED and not err.sticky
