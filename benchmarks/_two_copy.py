@@ -15,6 +15,7 @@ import functools
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import NamedTuple
@@ -96,3 +97,23 @@ def one_copy_ns(size: int, repeats: int = 0) -> int:
     """Nanoseconds (best) of one ``memcpy`` of ``size`` bytes in one process, timed as the others are."""
     cpu = sorted(os.sched_getaffinity(0))[0]
     return _run("one", size, 0, repeats or _repeats(size), (cpu, cpu))[0]
+
+
+def main() -> None:
+    """``python -m benchmarks._two_copy [BYTES ...]``: the three floors per size (256 KiB-64 MiB by
+    default), this process on its first CPU and the other side on the next."""
+    sizes = [int(arg) for arg in sys.argv[1:]] or [KIB << (2 * i) for i in range(4, 9)]
+    os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    print(f"load average {os.getloadavg()[0]:.2f}; µs, best copies; shares of one copy")
+    for size in sizes:
+        one, two = one_copy_ns(size), concurrent_ns(size)
+        up, down = pipeline_ns(size, "htod"), pipeline_ns(size, "dtoh")
+        staged = [f"{way} {p.best_ns / 1000:,.1f} ({p.chunk >> 10} KiB chunks, {one / p.best_ns:.0%})"
+                  for way, p in (("htod", up), ("dtoh", down))]
+        print(f"{size >> 10:>7} KiB: one {one / 1000:,.1f}, two at once {two / 1000:,.1f} ({one / two:.0%}), "
+              f"pipeline {', '.join(staged)}", flush=True)
+    print(f"load average {os.getloadavg()[0]:.2f} at the end")
+
+
+if __name__ == "__main__":
+    main()
