@@ -243,6 +243,8 @@ def gather_device(mem: DeviceMemory, addrs: Addresses, size: int, *, aligned: bo
     out = np.empty((k, size), dtype=np.uint8)
     if k == 0:
         return out
+    if _gather_pieces(mem, addrs, size, out):
+        return out
     parts = _clusters(addrs, size)
     for part in parts:
         sub = addrs[part]
@@ -265,6 +267,41 @@ def gather_device(mem: DeviceMemory, addrs: Addresses, size: int, *, aligned: bo
             except CudaError as exc:
                 raise illegal(f"load of {size} bytes at {addr:#x}: {exc.message}") from exc
     return out
+
+
+def _gather_pieces(mem: DeviceMemory, addrs: Addresses, size: int, out: U8) -> bool:
+    """Fill ``out`` from views of the memory itself (no copy, no span limit), halving the threads in
+    address order until each half's span is one piece the VM owns: threads in a few allocations (half
+    the warps reading A, half B) take a few views, not a read each. False (``out`` partly filled) when
+    the memory offers no views or a single thread's bytes are not one piece: the checked per-thread
+    path then decides, and names any fault."""
+    if getattr(mem, "segments", None) is None:
+        return False
+    lo = int(addrs.min())
+    try:
+        view = _span(mem, lo, int(addrs.max()) + size - lo, False)
+    except CudaError:
+        view = None
+    if view is not None:  # one piece (a 16-byte vector's, or wider than a read may copy): no sort
+        out[:] = _rows(view, addrs.astype(np.uint64) - np.uint64(lo), size)
+        return True
+    order = np.argsort(addrs, kind="stable")
+    ordered = addrs[order].astype(np.uint64)
+    pending = [(0, int(order.size))]
+    while pending:
+        i, j = pending.pop()
+        lo = int(ordered[i])
+        try:
+            view = _span(mem, lo, int(ordered[j - 1]) + size - lo, False)
+        except CudaError:
+            view = None
+        if view is not None:
+            out[order[i:j]] = _rows(view, ordered[i:j] - np.uint64(lo), size)
+        elif j - i == 1:
+            return False
+        else:
+            pending += [(i, (i + j) // 2), ((i + j) // 2, j)]
+    return True
 
 
 def scatter_device(mem: DeviceMemory, addrs: Addresses, data: U8, *, aligned: bool = False) -> None:

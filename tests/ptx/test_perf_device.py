@@ -15,7 +15,7 @@ from executor._kernels import LaunchDims
 from executor._sim_memory import DeviceMemory
 from executor.ptx import LoadedModule, _isa_memory, launch
 from executor.ptx._compiler import access
-from executor.ptx._state import Frame
+from executor.ptx._state import Frame, KernelFaultError
 
 from .conftest import ptx_device
 
@@ -268,3 +268,46 @@ def test_a_coalesced_run_is_one_copy_and_faults_as_each_thread(vec: int, shift: 
         assert results[0] == data.tobytes()
     else:
         assert results[0].startswith(b"CUDA_ERROR_ILLEGAL_ADDRESS"), results[0][:80]
+
+
+class _Counted(DeviceMemory):
+    """The simulator's memory, counting the range lookups that reads and views make."""
+
+    lookups = 0
+
+    def segments(self, ptr: int, size: int, *, write: bool, what: str = "pointer") -> Any:
+        self.lookups += 1
+        return super().segments(ptr, size, write=write, what=what)
+
+
+@pytest.mark.parametrize("size", [4, 16])
+@pytest.mark.parametrize("bad", [False, True], ids=["owned", "one-outside"])
+def test_halves_of_a_gather_in_two_allocations_take_a_view_each(size: int, bad: bool) -> None:
+    """Threads reading rows 8 KiB apart, even warps in one allocation and odd in another (a tensor-core
+    GEMM's tile copy): views of each allocation, a few lookups rather than one per thread; bytes and
+    the fault of a thread outside as a memory without views answers them."""
+    from executor.ptx._memory import gather_device
+
+    results: list[Any] = []
+    for memory in (_Counted(1 << 30), ReadWriteOnly(DeviceMemory(1 << 30))):
+        inner = memory if isinstance(memory, DeviceMemory) else memory._memory
+        rng = np.random.default_rng(5)
+        blocks = [inner.alloc(8 << 20), inner.alloc(8 << 20)]
+        for block in blocks:
+            inner.write(block, rng.integers(0, 256, 8 << 20).astype(np.uint8))
+        lane = np.arange(8192, dtype=np.uint64)
+        warp = lane // np.uint64(32)
+        offsets = (warp // np.uint64(2)) * np.uint64(8192) + (lane % np.uint64(32)) * np.uint64(size)
+        addrs = np.where(warp % np.uint64(2) == 0, np.uint64(blocks[0]), np.uint64(blocks[1])) + offsets
+        if bad:
+            addrs[4097] = np.uint64(blocks[1] + (16 << 20))
+        if isinstance(memory, _Counted):
+            memory.lookups = 0
+        try:
+            results.append(gather_device(memory, addrs, size, aligned=True).tobytes())
+        except KernelFaultError as err:
+            results.append(f"{err.status.name}: {err.message}")
+        if isinstance(memory, _Counted) and not bad:
+            assert memory.lookups < 64, memory.lookups
+    assert results[0] == results[1]
+    assert isinstance(results[0], str) == bad
