@@ -42,14 +42,16 @@ _ROW = re.compile(r"ROW bytes=(\d+) way=(\w+) batch=(\d+) total=([\d.]+) submit=
                   r"floor=([\d.]+)")
 
 
-def build(workdir: Path, shim: Path | None) -> tuple[Path, Path]:
-    """The shim's libraries (built into ``workdir`` unless ``shim`` names a build) and the program."""
+def build(workdir: Path, shim: Path | None, source: Path = PROGRAM) -> tuple[Path, Path]:
+    """The shim's libraries (built into ``workdir`` unless ``shim`` names a build) and the program
+    (``source``, a C program on libcudart; the other benchmarks' guests too)."""
     if shim is None:
         shim = workdir / "shim"
         subprocess.run(["make", "-s", "-C", str(REPO / "guest" / "shim"), f"BUILD={shim}"], check=True,
                        capture_output=True, timeout=600)
-    program = workdir / "pinned_shim"
-    subprocess.run(["cc", "-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(program), str(PROGRAM),
+    shim = shim.resolve()  # the guest runs in workdir
+    program = workdir / source.stem
+    subprocess.run(["cc", "-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(program), str(source),
                     f"-L{shim}", "-lcudart", "-lcuda"], check=True, capture_output=True, timeout=120)
     return shim, program
 

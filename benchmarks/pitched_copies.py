@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -22,7 +21,7 @@ from pathlib import Path
 
 from mediator._launcher import running_mediator
 
-from .pinned_shim import REPO, run_guest
+from .pinned_shim import build, run_guest
 
 PROGRAM = Path(__file__).with_suffix(".c")
 _ROW = re.compile(r"ROW case=(\w+) ns=([\d.]+)")
@@ -30,14 +29,7 @@ SHAPES = ("2048x512", "8192x1024")  # a 512 x 512 float image (1 MiB), 1024 rows
 
 
 def run(rounds: int, shapes: Sequence[str], workdir: Path, shim: Path | None) -> dict[str, dict[str, float]]:
-    if shim is None:
-        shim = workdir / "shim"
-        subprocess.run(["make", "-s", "-C", str(REPO / "guest" / "shim"), f"BUILD={shim}"], check=True,
-                       capture_output=True, timeout=600)
-    shim = shim.resolve()  # the guest runs in workdir
-    program = workdir / "pitched_copies"
-    subprocess.run(["cc", "-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(program), str(PROGRAM),
-                    f"-L{shim}", "-lcudart", "-lcuda"], check=True, capture_output=True, timeout=120)
+    shim, program = build(workdir, shim, PROGRAM)
     (workdir / "mediator").mkdir()
     found: dict[str, dict[str, float]] = {}
     with running_mediator(workdir / "mediator", backend="sim", vms=1) as mediator:
