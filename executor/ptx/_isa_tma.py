@@ -39,6 +39,7 @@ holds one address twice (a layout whose strides overlap) is refused at the instr
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -163,10 +164,17 @@ def _decoded(raw: bytes, rank: int, what: str, cache: dict[bytes, TensorMap]) ->
 
 class _Box:
     """Where a box's elements are: per element (dimension 0 fastest) its global address and whether it
-    lies inside the tensor."""
+    lies inside the tensor (``inside`` None: every element does)."""
 
     def __init__(self, m: TensorMap, coords: list[int]) -> None:
         strides = (m.element_bytes, *m.strides)
+        reach = [c + (n - 1) * e for c, n, e in zip(coords, m.loaded, m.element_strides, strict=True)]
+        self.inside: npt.NDArray[np.bool_] | None = None
+        if all(c >= 0 for c in coords) and all(r < d for r, d in zip(reach, m.dims, strict=True)):
+            # the common box, wholly inside: the map's element offsets from the origin, plus the origin's
+            origin = m.address + sum(c * s for c, s in zip(coords, strides, strict=True))
+            self.addresses = _relative(m) + np.uint64(origin)
+            return
         offset = np.zeros((), dtype=np.uint64)
         inside = np.ones((), dtype=np.bool_)
         for i in reversed(range(m.rank)):  # the outermost dimension first: C order, dimension 0 fastest
@@ -177,6 +185,23 @@ class _Box:
             inside = inside[..., None] & ok
         self.addresses = (offset.reshape(-1) + np.uint64(m.address)).astype(np.uint64)
         self.inside = inside.reshape(-1)
+
+    def picked(self) -> npt.NDArray[np.uint64]:
+        """The addresses of the elements inside the tensor."""
+        return self.addresses if self.inside is None else self.addresses[self.inside]
+
+
+@functools.lru_cache(maxsize=64)
+def _relative(m: TensorMap) -> npt.NDArray[np.uint64]:
+    """Each box element's byte offset from the box's origin (read-only, shared by a map's copies)."""
+    strides = (m.element_bytes, *m.strides)
+    offset = np.zeros((), dtype=np.uint64)
+    for i in reversed(range(m.rank)):
+        steps = np.arange(m.loaded[i], dtype=np.uint64) * np.uint64(m.element_strides[i] * strides[i])
+        offset = offset[..., None] + steps
+    flat = offset.reshape(-1)
+    flat.flags.writeable = False
+    return flat
 
 
 def _shared_words(m: TensorMap, base: int, what: str) -> npt.NDArray[np.uint64]:
@@ -211,18 +236,22 @@ def _load(f: Frame, m: TensorMap, coords: list[int]) -> npt.NDArray[np.uint8]:
     """The box's bytes, out-of-tensor elements filled."""
     box = _Box(m, coords)
     size = m.element_bytes
+    if box.inside is None:
+        return gather_device(f.batch.memory, box.addresses, size, aligned=True).reshape(-1)
     fill = _NAN_BYTES[size] if m.oob_fill else bytes(size)
     out = np.tile(np.frombuffer(fill, dtype=np.uint8), (box.inside.size, 1))
     if box.inside.any():
-        out[box.inside] = gather_device(f.batch.memory, box.addresses[box.inside], size, aligned=True)
+        out[box.inside] = gather_device(f.batch.memory, box.picked(), size, aligned=True)
     return out.reshape(-1)
 
 
 def _store(f: Frame, m: TensorMap, coords: list[int], data: npt.NDArray[np.uint8]) -> None:
     box = _Box(m, coords)
-    if box.inside.any():
-        elements = data.reshape(-1, m.element_bytes)[box.inside]
-        scatter_device(f.batch.memory, box.addresses[box.inside], elements, aligned=True)
+    elements = data.reshape(-1, m.element_bytes)
+    if box.inside is not None:
+        elements = elements[box.inside]
+    if elements.size:
+        scatter_device(f.batch.memory, box.picked(), elements, aligned=True)
 
 
 #: CUtensorMapDataType -> the NumPy type a reduction computes on (integers and f32; halves as bits)
@@ -270,7 +299,7 @@ def _reduce(
             CUresult.CUDA_ERROR_NOT_SUPPORTED, f"{what} on a tensor of data type {m.data_type}", sticky=False
         )
     box = _Box(m, coords)
-    addrs = box.addresses[box.inside]
+    addrs = box.picked()
     if not addrs.size:
         return
     if np.unique(addrs).size != addrs.size:
@@ -279,7 +308,8 @@ def _reduce(
         )
     dt = np.dtype(_REDUCE_TYPES[m.data_type])
     size = m.element_bytes
-    b = np.ascontiguousarray(data.reshape(-1, size)[box.inside]).view(dt).reshape(-1)
+    elements = data.reshape(-1, size)
+    b = np.ascontiguousarray(elements if box.inside is None else elements[box.inside]).view(dt).reshape(-1)
     old = np.ascontiguousarray(gather_device(f.batch.memory, addrs, size, aligned=True)).view(dt).reshape(-1)
     with np.errstate(over="ignore"):
         new = np.asarray(_combine(op, m.data_type, old, b), dtype=dt)
