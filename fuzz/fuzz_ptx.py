@@ -57,6 +57,8 @@ SOURCES = (
     KERNELS / "ptx_fp8.compute_90.ptx",
     KERNELS / "ptx_sync.compute_90.ptx",
     KERNELS / "ptx_texture.compute_90.ptx",  # texture and surface objects (a fuzzed table answers)
+    KERNELS / "ptx_tma.compute_90.ptx",  # TMA: tensor maps in fuzzed parameter bytes, decoded and checked
+    KERNELS / "ptx_atomic_vec.compute_90.ptx",  # packed-half and vector atomics
     KERNELS / "test_kernels.ptx",
     ROOT / "tests" / "executor" / "attr_kernels" / "attr_kernels.ptx",
 )

@@ -14,8 +14,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from executor.ptx import LoadedModule
+from executor._errors import CudaError
+from executor.ptx import Limits, LoadedModule
 from executor.ptx._tensor_map import TensorMap, encode
 from protocol import CUresult
 
@@ -23,6 +26,7 @@ from .conftest import KERNELS, Device
 
 SOURCE = KERNELS / "ptx_tma.compute_90.ptx"
 BLOCK = 128
+TILE_WORDS = 16384 // 4  # the kernels' shared tile, the most a copy-out can write
 FLOAT32, UINT8, UINT16, UINT32 = 7, 0, 1, 2
 DTYPE = {FLOAT32: np.float32, UINT8: np.uint8, UINT16: np.uint16, UINT32: np.uint32}
 
@@ -297,3 +301,32 @@ def test_a_reduction_the_type_lacks_is_refused(dev: Device) -> None:
     tile = np.zeros(box, dtype=np.float32)
     err = dev.fails("tma_reduce_xor_2d", 1, BLOCK, encode(m), dev.put(tile), tile.nbytes, 0, 0)
     assert err.status == CUresult.CUDA_ERROR_NOT_SUPPORTED and not err.sticky
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    edits=st.lists(st.tuples(st.integers(0, 127), st.integers(0, 255)), min_size=1, max_size=6),
+    at=st.tuples(st.integers(-300, 300), st.integers(-300, 300)),
+)
+def test_any_map_bytes_end_in_a_cuda_error_or_a_copy_inside_the_vm(
+    dev: Device, edits: list[tuple[int, int]], at: tuple[int, int]
+) -> None:
+    """A valid map with bytes changed anywhere (a guest forging its map) either still decodes — and then
+    the copy reads only the tensor's elements inside the VM's memory or faults — or fails the launch
+    with LAUNCH_FAILED; never another outcome (hypothesis)."""
+    raw, _ = _raw_map(dev)
+    for offset, value in edits:
+        raw[offset] = value
+    out = dev.zeros(TILE_WORDS, np.uint32)
+    try:
+        dev.run(
+            "tma_load_2d", 1, BLOCK, bytes(raw), out, 16 * 32 * 4, *_coords(at), limits=Limits(seconds=0.5)
+        )
+    except CudaError as exc:
+        assert exc.status in (
+            CUresult.CUDA_ERROR_LAUNCH_TIMEOUT,  # a forged box whose bytes the barrier never sees complete
+            CUresult.CUDA_ERROR_LAUNCH_FAILED,
+            CUresult.CUDA_ERROR_ILLEGAL_ADDRESS,
+            CUresult.CUDA_ERROR_NOT_SUPPORTED,
+            CUresult.CUDA_ERROR_MISALIGNED_ADDRESS,
+        ), exc
