@@ -141,6 +141,9 @@ SAMPLES = {
     "3_CUDA_Features/warpAggregatedAtomicsCG": "warpAggregatedAtomicsCG", "5_Domain_Specific/FDTD3d": "FDTD3d",
     "3_CUDA_Features/graphMemoryNodes": "graphMemoryNodes", "3_CUDA_Features/graphMemoryFootprint": "graphMemoryFootprint",
     "6_Performance/cudaGraphsPerfScaling": "cudaGraphsPerfScaling",
+    # shared-memory atomics (histogram), CUB's onesweep radix sort (radixSortThrust)
+    "2_Concepts_and_Techniques/histogram": "histogram",
+    "2_Concepts_and_Techniques/radixSortThrust": "radixSortThrust",
     # texture fetches in C (native/ptxtex.c): 1-2 min each on a loaded machine
     "0_Introduction/simplePitchLinearTexture": "simplePitchLinearTexture",
     "2_Concepts_and_Techniques/convolutionTexture": "convolutionTexture",
@@ -160,7 +163,7 @@ KERNEL_SAMPLES = frozenset({"streamOrderedAllocation", "vectorAdd", "vectorAddDr
                             "dct8x8",
                             "simpleSurfaceWrite",
                             "simpleZeroCopy", "warpAggregatedAtomicsCG", "FDTD3d", "graphMemoryNodes",
-                            "graphMemoryFootprint", "cudaGraphsPerfScaling",
+                            "graphMemoryFootprint", "cudaGraphsPerfScaling", "histogram", "radixSortThrust",
                             "simplePitchLinearTexture", "convolutionTexture", "stereoDisparity"})
 #: the files of ``samples/data`` each sample reads from ``./data/`` (its input and reference images), by path
 #: under it: a fatbin a sample's CMake file builds is in the sample's own directory (two samples build the
@@ -192,6 +195,8 @@ SAMPLE_ARGS: dict[str, tuple[str, ...]] = {
     # the least volume it takes (96^3 instead of up to 376^3, from the device's memory), 5 time steps as
     # by default: 4 s, and host buffers of 3.5 MB instead of 212 MB each
     "FDTD3d": ("--dimx=96", "--dimy=96", "--dimz=96"),
+    # 100 sorts of 65,536 keys (its -n) instead of 1,048,576: 1 min, not 20; still CUB's onesweep passes
+    "radixSortThrust": ("-n=65536",),
 }
 
 
