@@ -17,7 +17,8 @@
    x, y, z: float32 buffers of k elements or of one (uniform); y, z (None) beyond the dimensions.
    layer: int64 buffer of k or one element, or None. out: a writable float64 buffer of k * nch
    elements, nch the texture's channels, or 4 where config says bordered. config: a tuple, see
-   CONFIG_FORMAT. Answers None, or the index of a lane whose texel is outside the span. */
+   CONFIG_FORMAT. Answers None, or the index of a lane whose texel is outside the span (or whose
+   layer is outside the resource): then the NumPy form serves the fetch. */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -191,11 +192,11 @@ INLINE void texel(const Config *c, const uint8_t *p, int outside, double *values
    combination compiles to its own loop */
 INLINE int sample_lane(const Config *c, const Lanes *lanes, Py_ssize_t i, const uint8_t *base, Py_ssize_t span,
                        double *out, int dims, int linear, int nch, int f32) {
-    long long layer = 0;
-    if (lanes->layer != NULL && c->layers > 1) {
-        layer = lanes->layer[i * lanes->layer_stride];
-        layer = layer < 0 ? 0 : layer >= c->layers ? c->layers - 1 : layer;
-    }
+    /* the caller clamps the layer (as for the NumPy form); one outside the resource all the same (a cube
+       map's face in a malformed layout) is the NumPy form's to decide, as a texel outside the span is */
+    long long layer = lanes->layer != NULL && c->layers > 1 ? lanes->layer[i * lanes->layer_stride] : 0;
+    if (layer < 0 || layer >= c->layers)
+        return -1;
     double values[4];
     if (!linear) {
         long long index[3] = {0, 0, 0};

@@ -792,6 +792,28 @@ def test_c_sampler_is_the_numpy_form_bitwise(sampler_form: str) -> None:
     assert served == 600
 
 
+def test_c_sampler_hands_a_layer_outside_the_resource_back(sampler_form: str) -> None:
+    """A layer past the resource (a cube face of a cube-layered layout of 4 layers, as a fuzzed table
+    makes) is the NumPy form's to decide: the C does not clamp it to another texel's layer."""
+    _c_form_only(sampler_form)
+    mem = DeviceMemory(1 << 20)
+    texels = np.arange(4 * 2 * 2, dtype=np.float32)
+    base = mem.alloc(texels.nbytes + 64)
+    mem.write(base, texels.view(np.uint8))
+    layout = TexelLayout(base, "cube_layered", 2, 2, 1, 4, 8, 16, 16, 1, 32, "float")
+    lanes = [np.full(3, 0.5, np.float32), np.full(3, 0.5, np.float32)]
+    layer = np.array([0, 3, 5], np.int64)  # 5: past the 4 layers, inside the VM's memory
+    got = sample(mem, layout, _sampler(), lanes, layer, True)
+    native = _texture_fast._native
+    try:
+        _texture_fast._native = None
+        want = sample(mem, layout, _sampler(), lanes, layer, True)
+    finally:
+        _texture_fast._native = native
+    assert got.view(np.uint64).tobytes() == want.view(np.uint64).tobytes()
+    assert got[1, 0] == texels[12]
+
+
 def test_c_sampler_refuses_a_span_short_of_the_resource(sampler_form: str) -> None:
     """The C form checks the resource's extent against the span it is given: a span one byte short
     is refused before anything is read, whatever the caller passed."""
