@@ -26,7 +26,7 @@ from executor.ptx._texture_objects import (
     TexelLayout,
     TextureObject,
 )
-from executor.ptx._texture_sample import sample
+from executor.ptx._texture_sample import Floats, sample
 from protocol import CUresult
 
 from .conftest import KERNELS, Device, ptx_device
@@ -801,7 +801,7 @@ def test_c_sampler_hands_a_layer_outside_the_resource_back(sampler_form: str) ->
     base = mem.alloc(texels.nbytes + 64)
     mem.write(base, texels.view(np.uint8))
     layout = TexelLayout(base, "cube_layered", 2, 2, 1, 4, 8, 16, 16, 1, 32, "float")
-    lanes = [np.full(3, 0.5, np.float32), np.full(3, 0.5, np.float32)]
+    lanes: list[Floats] = [np.full(3, 0.5, np.float32), np.full(3, 0.5, np.float32)]
     layer = np.array([0, 3, 5], np.int64)  # 5: past the 4 layers, inside the VM's memory
     got = sample(mem, layout, _sampler(), lanes, layer, True)
     native = _texture_fast._native
