@@ -182,10 +182,11 @@ def _read_words(f: Frame, getters: list[Getter], kind: str) -> npt.NDArray[Any]:
 def _write_words(
     f: Frame, puts: list[Setter], words: npt.NDArray[Any], kind: str, m: Mask | None
 ) -> list[npt.NDArray[Any]]:
-    """Write each register's row of ``words``; returns the arrays written."""
+    """Write each register's row of ``words``, the rows over again to the registers past them (the
+    copies of the matrix an ``.f16`` A or B fragment repeats: the same arrays); returns the rows."""
     rows = list(words.view(_register_dtype(kind)))
-    for put, row in zip(puts, rows, strict=True):
-        put(f, row, m)
+    for j, put in enumerate(puts):
+        put(f, rows[j % len(rows)], m)
     return rows
 
 
@@ -284,7 +285,9 @@ class _Matrix:
         self.addr, _ = c.address(addr_op, space)
         default = np.uint32(frag.cols if layout == "row" else frag.rows)
         self.stride: Getter = c.read(stride, DTYPES["u32"]) if stride is not None else (lambda f: default)
-        r, col = np.divmod(frag.order().reshape(frag.words, 1, -1).astype(np.int64), frag.cols)
+        # the registers that hold the matrix once: a load repeats them into the rest, a store has no rest
+        order = frag.order()[: frag.held].reshape(frag.held, 1, -1)
+        r, col = np.divmod(order.astype(np.int64), frag.cols)
         self.major, self.minor = (r, col) if layout == "row" else (col, r)
         self.reach = (int(self.major.max()), int(self.minor.max()))
         self.esize = max(frag.width // 8, 1)
@@ -367,11 +370,11 @@ class _Matrix:
         return out
 
     def load(self, f: Frame, warps: npt.NDArray[np.intp] | None) -> npt.NDArray[Any]:
-        """Every warp's fragment as raw elements, ``(words, warps, 32, per_word)``."""
+        """Every warp's fragment as raw elements, ``(held, warps, 32, per_word)``."""
         frag = self.frag
         space, base, stride = self.locate(f, warps)
         count = base.size
-        shape = (frag.words, count, 32, frag.per_word)
+        shape = (frag.held, count, 32, frag.per_word)
         if space == "shared":
             index = self._shared_index(f, warps, base, stride)
             if index is not None:
