@@ -58,18 +58,29 @@ _FITS = {
     "acube": ("cube_layered",),
 }
 U64 = npt.NDArray[np.uint64]
+#: each distinct handle of the lanes and which lanes hold it (``None``: all of them)
+Groups = list[tuple[int, npt.NDArray[np.intp] | None]]
 
 
 def _textures(f: Frame) -> TextureObjects | None:
     return f.batch.textures
 
 
-def _groups(handles: U64) -> list[tuple[int, npt.NDArray[np.intp] | None]]:
+def _groups(handles: U64) -> Groups:
     """The distinct handles of the lanes and which lanes hold each (``None``: all of them)."""
     first = int(handles[0]) if handles.size else 0
     if not handles.size or handles.strides == (0,) or bool((handles == np.uint64(first)).all()):
         return [(first, None)]
     return [(int(h), np.flatnonzero(handles == h)) for h in np.unique(handles)]
+
+
+def _handle_groups(f: Frame, get: Getter, rows: npt.NDArray[np.intp]) -> Groups:
+    """:func:`_groups` of the active lanes' handles; a uniform handle (a kernel parameter's, the common
+    case) without an array of it."""
+    value = get(f)
+    if not (isinstance(value, np.ndarray) and value.ndim):
+        return [(int(np.asarray(value).astype(np.uint64)), None)]
+    return _groups(_lanes(f, get, rows).astype(np.uint64, copy=False))
 
 
 def _texture(f: Frame, handle: int) -> TextureObject:
@@ -180,10 +191,9 @@ def _compile_tex(c: Compiler, ins: Instruction) -> Runner:
         rows = _rows_of(f, m)
         if not rows.size:
             return
-        handles = _lanes(f, get_handle, rows).astype(np.uint64, copy=False)
+        groups = _handle_groups(f, get_handle, rows)
         coords = [_lanes(f, g, rows) for g in gets]
         layer = _lanes(f, get_layer, rows).astype(np.int64) if get_layer is not None else None
-        groups = _groups(handles)
         out = np.empty((rows.size, 4), dtype=np.float64) if len(groups) > 1 else np.empty((0, 0))
         for handle, lanes in groups:
             obj = _texture(f, handle)
