@@ -526,6 +526,10 @@ class _Parser:
                 align = self.integer()
             elif tok.text in (".v2", ".v4", ".v8"):
                 vec = int(tok.text[2:])
+            elif tok.text == ".attribute":  # .attribute(.managed): where it lives is the host's to say
+                self.expect("(")
+                while not self.accept(")"):
+                    self.next()
             elif tok.text.startswith(".") and tok.text[1:] in _TYPES:
                 vtype = tok.text[1:]
                 break
