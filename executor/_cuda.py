@@ -74,6 +74,7 @@ from ._cuda_driver import (
     load_driver,
 )
 from ._cuda_guest_nodes import GuestMarks
+from ._cuda_managed_globals import CudaManagedGlobalCalls
 from ._cuda_memory import MemoryCalls
 from ._cuda_modules import (
     CU_LAUNCH_PARAM_BUFFER_POINTER,
@@ -115,7 +116,7 @@ _CURRENT = threading.local()
 
 
 class CudaExecutor(MemoryCalls, ModuleCalls, StreamCalls, BlasCalls, NvmlCalls, CudaPinnedCalls,
-                   CudaTextureCalls, CudaTensorMapCalls):
+                   CudaTextureCalls, CudaTensorMapCalls, CudaManagedGlobalCalls):
     """One VM's GPU: a CUDA context of its own on device ``device_ordinal``. See the module's theory of
     operation."""
 

@@ -134,6 +134,7 @@ from protocol.models import (
     MemsetD32Args,
     MemUnmapArgs,
     ModuleArgs,
+    ModuleGlobalAliasArgs,
     ModuleLoadResult,
     NoArgs,
     NoResult,
@@ -854,6 +855,11 @@ class SimExecutor(SimNvmlCalls, SimTrsmCalls, SimPinnedCalls, SimTextureCalls, S
     def module_get_global(self, args: ModuleArgs, io: CallIO) -> GlobalResult:
         ptr, size = self.modules.global_(args.module, symbol_name(io.inp, "cuModuleGetGlobal"))
         return GlobalResult(dptr=ptr, bytes=size)
+
+    def module_global_alias(self, args: ModuleGlobalAliasArgs, io: CallIO) -> NoResult:
+        name = symbol_name(io.inp, "__cudaRegisterManagedVar")
+        self.modules.alias_global(args.module, name, args.address, args.size)
+        return NoResult()
 
     def func_get_param_info(self, args: FuncParamInfoArgs, io: CallIO) -> FuncParamInfoResult:
         params = self.modules.functions.get(args.function).kernel.params

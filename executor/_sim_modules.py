@@ -97,6 +97,8 @@ class FunctionLimits:
 class SimModule:
     image: ModuleImage
     globals: dict[str, tuple[int, int]]  # name -> (device address, size)
+    #: __managed__ globals moved to managed memory (module_global_alias): name -> the address loaded
+    aliased: dict[str, int] = field(default_factory=dict)
     functions: dict[str, int] = field(default_factory=dict)  # kernel name -> function handle
     host_bytes: int = 0  # charged to the VM's host budget while the module is loaded
 
@@ -197,8 +199,8 @@ class SimModules:
         for function in module.functions.values():
             if function in self.functions:
                 self.functions.pop(function)
-        for ptr, _ in module.globals.values():
-            self._memory.remove_global(ptr)
+        for name, (ptr, _) in module.globals.items():
+            self._memory.remove_global(module.aliased.get(name, ptr))  # never the managed range itself
         self._host.release(module.host_bytes)
 
     def function(self, handle: int, name: str) -> int:
@@ -222,6 +224,20 @@ class SimModules:
             raise CudaError(CUresult.CUDA_ERROR_NOT_FOUND,
                             f"cuModuleGetGlobal: module {handle} has no global {name!r}")
         return found
+
+    def alias_global(self, handle: int, name: str, address: int, size: int) -> None:
+        """A ``__managed__`` variable: the global ``name`` is the VM's ``size`` bytes at ``address`` from
+        now on (kernels launched after it and cuModuleGetGlobal name it there); its own bytes stay
+        allocated until the module is unloaded. The range must be the VM's, readable and writable."""
+        module = self.modules.get(handle)
+        ptr, own = self.global_(handle, name)
+        if size != own or name in module.aliased:
+            raise CudaError(CUresult.CUDA_ERROR_INVALID_VALUE,
+                            f"__cudaRegisterManagedVar: {name!r} is {own} bytes, not {size}"
+                            if size != own else f"__cudaRegisterManagedVar: {name!r} is managed already")
+        self._memory.check(address, size, write=True, what=f"the managed range of {name!r}")
+        module.aliased[name] = ptr
+        module.globals[name] = (address, size)
 
     # -- function attributes ---------------------------------------------------------------------
 

@@ -36,7 +36,7 @@ from ._enums import (
     StreamCaptureMode,
     StreamCaptureStatus,
 )
-from ._tensor_maps import TensorMapEncodeTiledArgs
+from ._tensor_maps import ModuleGlobalAliasArgs, TensorMapEncodeTiledArgs
 from ._textures import (
     ArrayArgs,
     ArrayCreateArgs,
@@ -1084,6 +1084,11 @@ def _specs() -> list[CallSpec]:
            "and checks again at every TMA instruction (a guest may forge them). CUDA_ERROR_INVALID_VALUE "
            "for what CUDA refuses, CUDA_ERROR_NOT_SUPPORTED for interleaved layouts and types sim does "
            "not serve"),
+        cs(0x00C1, "module_global_alias", "__cudaRegisterManagedVar", ModuleGlobalAliasArgs, nr,
+           in_payload="the global's name, UTF-8, optionally NUL-terminated",
+           doc="sim: the module's global is the managed range at address from now on (kernels and "
+           "cuModuleGetGlobal name it there; it must be the VM's memory and the global's size); cuda: "
+           "CUDA_ERROR_NOT_SUPPORTED (the driver keeps __managed__ variables in the worker's own memory)"),
     ]
 
 

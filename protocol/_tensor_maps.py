@@ -1,4 +1,5 @@
-"""Argument model of the 0x00Cx area: tensor maps (``CUtensorMap``, what TMA copies read).
+"""Argument models of the 0x00Cx area: tensor maps (``CUtensorMap``, what TMA copies read), and the
+``__managed__`` variables' module globals placed in managed memory.
 
 ``tensor_map_encode_tiled`` carries ``cuTensorMapEncodeTiled``'s arguments with CUDA's meanings:
 ``data_type`` a ``CUtensorMapDataType``, ``interleave``/``swizzle``/``l2_promotion``/``oob_fill`` the
@@ -9,9 +10,9 @@ one of them and answers the 128-byte map in the output payload.
 
 from __future__ import annotations
 
-from ._wire import U32, U64, DevPtr, WireModel
+from ._wire import U32, U64, DevPtr, ModuleH, WireModel
 
-__all__ = ["TENSOR_MAP_BYTES", "TensorMapEncodeTiledArgs"]
+__all__ = ["TENSOR_MAP_BYTES", "ModuleGlobalAliasArgs", "TensorMapEncodeTiledArgs"]
 
 #: sizeof(CUtensorMap): 128 bytes, 64-byte aligned in the guest
 TENSOR_MAP_BYTES = 128
@@ -46,3 +47,12 @@ class TensorMapEncodeTiledArgs(WireModel):
     swizzle: U32
     l2_promotion: U32
     oob_fill: U32
+
+
+class ModuleGlobalAliasArgs(WireModel):
+    """A ``__managed__`` variable: the module's global (named in the input payload) from now on lives at
+    ``address``, ``size`` bytes of the VM's managed memory (the guest copied its initial value there)."""
+
+    module: ModuleH
+    address: DevPtr
+    size: U64

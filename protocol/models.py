@@ -96,7 +96,7 @@ from ._catalog import (
     StrsmArgs,
     StrsmBatchedArgs,
 )
-from ._tensor_maps import TENSOR_MAP_BYTES, TensorMapEncodeTiledArgs
+from ._tensor_maps import TENSOR_MAP_BYTES, ModuleGlobalAliasArgs, TensorMapEncodeTiledArgs
 from ._textures import (
     ArrayArgs,
     ArrayCreateArgs,
@@ -218,5 +218,6 @@ __all__ = [
     "TexObjectCreateArgs",
     "TexObjectResult",
     "TENSOR_MAP_BYTES",
+    "ModuleGlobalAliasArgs",
     "TensorMapEncodeTiledArgs",
 ]

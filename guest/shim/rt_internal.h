@@ -31,7 +31,14 @@ struct rt_fatbin {
     int loaded;
     cudaError_t load_status;
     CUmodule module;
+    struct rt_managed *managed; /* its __managed__ variables (rt_managed.c), placed when it loads */
 };
+
+/* rt_managed.c: a loaded fatbin's __managed__ variables into managed memory (under fb->lock) */
+RT_HIDDEN cudaError_t rt_place_managed(struct rt_fatbin *fb);
+/* rt_launch.c: `host_var` as a symbol of `fb` already at `dptr` (cudaMemcpyToSymbol and friends) */
+RT_HIDDEN cudaError_t rt_symbol_add(struct rt_fatbin *fb, const void *host_var, const char *name, size_t size,
+                                    CUdeviceptr dptr);
 
 /* A kernel nvcc registered (cudaKernel_t is a pointer to one). */
 struct CUkern_st {

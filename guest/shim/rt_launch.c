@@ -165,6 +165,19 @@ void __cudaRegisterVar(void **handle, char *host_var, char *device_address, cons
     vgpu_shim_log("__cudaRegisterVar: out of memory registering %s", device_name);
 }
 
+cudaError_t rt_symbol_add(struct rt_fatbin *fb, const void *host_var, const char *name, size_t size,
+                          CUdeviceptr dptr)
+{
+    __cudaRegisterVar((void **)fb, (char *)host_var, NULL, name, 0, size, 0, 0);
+    pthread_mutex_lock(&registry_lock);
+    struct rt_var *v = table_get(&variables, host_var);
+    pthread_mutex_unlock(&registry_lock);
+    if (!v)
+        return cudaErrorMemoryAllocation;
+    __atomic_store_n(&v->dptr, dptr, __ATOMIC_RELEASE);
+    return cudaSuccess;
+}
+
 static cudaError_t load_fatbin(struct rt_fatbin *fb)
 {
     cudaError_t err = rt_init();
@@ -173,6 +186,8 @@ static cudaError_t load_fatbin(struct rt_fatbin *fb)
     pthread_mutex_lock(&fb->lock);
     if (!fb->loaded) {
         fb->load_status = rt_err(cuModuleLoadData(&fb->module, fb->image));
+        if (!fb->load_status && fb->managed)
+            fb->load_status = rt_place_managed(fb);
         if (fb->load_status)
             vgpu_shim_log("loading a registered fatbin on the host failed: error %d", fb->load_status);
         fb->loaded = 1;

@@ -581,6 +581,7 @@ enum vgpu_cublas_diag_type {
 #define VGPU_CALL_SURF_OBJECT_CREATE 0x00b7 /* cuSurfObjectCreate */
 #define VGPU_CALL_SURF_OBJECT_DESTROY 0x00b8 /* cuSurfObjectDestroy */
 #define VGPU_CALL_TENSOR_MAP_ENCODE_TILED 0x00c0 /* cuTensorMapEncodeTiled */
+#define VGPU_CALL_MODULE_GLOBAL_ALIAS 0x00c1 /* __cudaRegisterManagedVar */
 
 /* ---- argument and result structs (SQE `args`, CQE `results`) -------------------------- */
 
@@ -2234,5 +2235,18 @@ static_assert(offsetof(struct vgpu_args_tensor_map_encode_tiled, l2_promotion) =
 static_assert(offsetof(struct vgpu_args_tensor_map_encode_tiled, oob_fill) == 140, "vgpu_args_tensor_map_encode_tiled.oob_fill offset");
 
 /* tensor_map_encode_tiled: no results (status only) */
+
+struct vgpu_args_module_global_alias {
+    uint32_t module;                    /* module handle: per-channel id, 0 = null */
+    uint8_t pad0_[4];
+    uint64_t address;                   /* device pointer */
+    uint64_t size;
+};
+static_assert(sizeof(struct vgpu_args_module_global_alias) == 24, "struct vgpu_args_module_global_alias is 24 bytes");
+static_assert(offsetof(struct vgpu_args_module_global_alias, module) == 0, "vgpu_args_module_global_alias.module offset");
+static_assert(offsetof(struct vgpu_args_module_global_alias, address) == 8, "vgpu_args_module_global_alias.address offset");
+static_assert(offsetof(struct vgpu_args_module_global_alias, size) == 16, "vgpu_args_module_global_alias.size offset");
+
+/* module_global_alias: no results (status only) */
 
 #endif /* VGPU_PROTOCOL_H */

@@ -30,7 +30,7 @@ PY
 fi
 
 mkdir -p bin
-for program in vector_add streams_events graph graph_nodes host_funcs graph_memory; do
+for program in vector_add streams_events graph graph_nodes host_funcs graph_memory managed_vars; do
     "$NVCC" -cudart shared "${ARCH[@]}" -O2 -o "bin/$program" "$program.cu"
 done
 # libcublas.so.13 needs libcublasLt.so.13, which is not extracted: the link does not look into it
