@@ -86,7 +86,8 @@ YIELD_AFTER_NS: Final = 10_000
 #: S/rate + N * (a chunk's calls) + S/N/rate (the first chunk's fill, or the last one's drain), least at
 #: N = sqrt(S / (rate * per-chunk cost)): chunks of sqrt(S * PIPELINE_GRAIN), between PIPELINE_MIN and
 #: PIPELINE_CHUNK (1 MiB: 4 of 256 KiB; 4 MiB: 8 of 512 KiB; 16 MiB up: 1 MiB), as measured best here
-#: (docs/benchmarks.md, pageable copies, sixth session); as guest/c/vgpu_transport.c does
+#: (docs/benchmarks.md, pageable copies, sixth session); the C transport's calls cost less a chunk, and
+#: its chunks are finer by the same rule (guest/c/vgpu_transport.c)
 PIPELINE_MIN: Final = 256 << 10
 PIPELINE_CHUNK: Final = 1 << 20
 PIPELINE_GRAIN: Final = 64 << 10

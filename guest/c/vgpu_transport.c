@@ -133,12 +133,18 @@ static int is_pow2(uint64_t v) { return v && !(v & (v - 1)); }
 #define NO_PHASE (-1)
 /* Copies above PIPELINE_MIN go in chunks of sqrt(len * PIPELINE_GRAIN) rounded up to the grain, from
  * PIPELINE_MIN to PIPELINE_CHUNK (never above t->chunk): S bytes in N chunks take about S/rate + N *
- * (a chunk's calls, a few microseconds each side) + S/N/rate (the first chunk's fill or the last one's
- * drain), least at N = sqrt(S / (rate * per-chunk cost)). 1 MiB: 4 of 256 KiB; 4 MiB: 8 of 512 KiB;
- * 16 MiB up: 1 MiB. As guest/_client.py does (docs/benchmarks.md, pageable copies, sixth session). */
-#define PIPELINE_MIN (256u << 10)
+ * (a chunk's calls on both sides) + S/N/rate (the first chunk's fill or the last one's drain), least at
+ * N = sqrt(S / (rate * per-chunk cost)). A chunk costs this library and the host's C copy path about a
+ * microsecond each, less than the Python guest's calls, so its chunks are smaller than guest/_client.py's:
+ * 256 KiB in 3 of 96 KiB, 1 MiB in 6 of 192 KiB, 4 MiB in 11 of 384 KiB, 32 MiB up in 1 MiB
+ * (docs/benchmarks.md, pageable copies, sixth session). */
+#ifndef PIPELINE_MIN /* -D overrides: a benchmark tries other rules on one tree */
+#define PIPELINE_MIN (64u << 10)
+#endif
 #define PIPELINE_CHUNK (1u << 20)
-#define PIPELINE_GRAIN (64u << 10)
+#ifndef PIPELINE_GRAIN
+#define PIPELINE_GRAIN (32u << 10)
+#endif
 
 static int phase_of(const void *p, size_t len)
 {

@@ -34,7 +34,7 @@ def transport(c_build: CBuild, tmp_path: Path) -> Iterator[Transport]:
 
 
 def test_pipelined_copies_are_byte_exact_from_any_offset_within_a_page(transport: Transport) -> None:
-    size = 4 * MIB + 4321  # eight chunks of 576 KiB (sqrt(size * 64 KiB) in 64 KiB steps), the last short
+    size = 4 * MIB + 4321  # 11 chunks of 384 KiB (sqrt(size * 32 KiB) in 32 KiB steps), the last short
     status, result = transport.call("mem_alloc", bytesize=size)
     assert status == 0
     dptr = int(result.dptr)  # type: ignore[attr-defined]
@@ -56,7 +56,7 @@ def test_a_dtoh_that_fails_part_way_answers_the_failure_and_the_channel_goes_on(
     data = os.urandom(4 * MIB)
     source = ctypes.create_string_buffer(data, 4 * MIB)
     assert transport.htod(dptr, source, 0, 4 * MIB) == 0
-    # 6 MiB from a 4 MiB allocation: 640 KiB chunks, the seventh (across the end) and later fail while two
+    # 6 MiB from a 4 MiB allocation: 448 KiB chunks, the tenth (across the end) and later fail while two
     # are in flight; chunks are at most 1 MiB, so those before the failure hold at least the first 3 MiB
     back = ctypes.create_string_buffer(6 * MIB)
     assert transport.dtoh(back, 0, dptr, 6 * MIB) == CUresult.CUDA_ERROR_INVALID_VALUE
