@@ -148,6 +148,8 @@ SAMPLES = {
     "0_Introduction/simplePitchLinearTexture": "simplePitchLinearTexture",
     "2_Concepts_and_Techniques/convolutionTexture": "convolutionTexture",
     "5_Domain_Specific/stereoDisparity": "stereoDisparity",
+    # 2,000 one-thread launches reading a 32,000-byte by-value parameter through its address: ~2 min loaded
+    "6_Performance/LargeKernelParameter": "LargeKernelParameter",
 }
 #: those of them that launch kernels of their own (the PTX engine runs them on ``sim``)
 KERNEL_SAMPLES = frozenset({"streamOrderedAllocation", "vectorAdd", "vectorAddDrv", "simpleDrvRuntime", "matrixMulDrv",
@@ -164,7 +166,8 @@ KERNEL_SAMPLES = frozenset({"streamOrderedAllocation", "vectorAdd", "vectorAddDr
                             "simpleSurfaceWrite",
                             "simpleZeroCopy", "warpAggregatedAtomicsCG", "FDTD3d", "graphMemoryNodes",
                             "graphMemoryFootprint", "cudaGraphsPerfScaling", "histogram", "radixSortThrust",
-                            "simplePitchLinearTexture", "convolutionTexture", "stereoDisparity"})
+                            "simplePitchLinearTexture", "convolutionTexture", "stereoDisparity",
+                            "LargeKernelParameter"})
 #: the files of ``samples/data`` each sample reads from ``./data/`` (its input and reference images), by path
 #: under it: a fatbin a sample's CMake file builds is in the sample's own directory (two samples build the
 #: same name from different sources; scripts/cuda-samples --install puts it there)
