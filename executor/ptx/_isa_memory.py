@@ -32,7 +32,10 @@ from ._memory import (
     SHARED_WINDOW,
     check_aligned,
     device_elements,
+    device_runs,
     gather_device,
+    load_runs,
+    store_runs,
     window_index,
     window_load,
     window_store,
@@ -231,6 +234,13 @@ def _device_load(
                 if got is not None:
                     puts[0](f, got.view(dt), None)
                     return
+            elif m is None:  # a vector: when coalesced, each register a copy of its column of the runs
+                pieces = device_runs(f.batch.memory, at, size, write=False)
+                if pieces is not None:
+                    columns = load_runs(pieces, int(at.size), size).view(dt).reshape(-1, vec)
+                    for k, put in enumerate(puts):
+                        put(f, columns[:, k].copy(), None)
+                    return
             n = f.batch.n
             rows = active_rows(m, n)
             addrs = select_rows(at, rows, n).astype(np.uint64, copy=False)
@@ -273,6 +283,30 @@ def _c_st(c: Compiler, ins: Instruction) -> Runner:
         )
         store(f, rows, data)
 
+    if space == "global":
+        addr, _ = c.address(a, space)
+        size = dt.itemsize * vec
+
+        def st_device(f: Frame, m: Mask | None) -> None:
+            """A full batch's coalesced store: the values written into the run in place (one view of
+            the VM's memory, checked for writing as a whole); anything else the checked path."""
+            at = addr(f) if m is None else None
+            if type(at) is np.ndarray:
+                pieces = device_runs(f.batch.memory, at, size, write=True)
+                if pieces is not None:
+                    rows = np.empty((at.size, vec), dtype=dt)
+                    for k, g in enumerate(gets):
+                        rows[:, k] = g(f)  # a scalar fills its column, as it would each thread's row
+                    store_runs(pieces, rows.view(np.uint8).reshape(-1), size)
+                    return
+                n = f.batch.n  # the checked path, with the addresses already formed
+                cols = [select_rows(g(f), active_rows(None, n), n).astype(dt, copy=False) for g in gets]
+                data = np.ascontiguousarray(np.stack(cols, axis=1)).view(np.uint8).reshape(n, size)
+                access(f, space, active_rows(None, n), at.astype(np.uint64, copy=False), size, data)
+                return
+            st(f, m)
+
+        return st_device
     window = window_operand(c, space, a, dt.itemsize * vec)
     if window is None:
         return st

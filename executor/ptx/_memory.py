@@ -38,10 +38,13 @@ __all__ = [
     "SPAN_LIMIT",
     "WINDOW_CACHE_BYTES",
     "WindowIndex",
-    "contiguous",
     "device_elements",
+    "device_runs",
     "gather_device",
+    "load_runs",
+    "runs",
     "scatter_device",
+    "store_runs",
     "window_index",
     "window_load",
     "window_store",
@@ -135,26 +138,35 @@ def _clusters(addrs: Addresses, size: int) -> list[Index]:
     return out
 
 
-#: ``arange(k) * size`` by (k, size): the offsets of threads that access one run of memory in order
-_RAMPS: dict[tuple[int, int], npt.NDArray[np.uint64]] = {}
+#: the most runs one access is taken as (:func:`runs`); more, and the span paths serve it
+MAX_RUNS = 8
+
+Run = tuple[int, int, U8]
 
 
-def contiguous(addrs: Addresses, size: int) -> int | None:
-    """``lo`` when thread ``j``'s address is ``lo + j * size`` for every ``j`` and ``lo`` is a multiple
-    of ``size`` (a power of two): the threads' bytes are the run ``[lo, lo + k * size)`` in order, so an
-    access is one copy of the run; else ``None``. Two elements decide most other layouts at once."""
+def runs(addrs: Addresses, size: int) -> list[tuple[int, int, int]] | None:
+    """The threads as at most :data:`MAX_RUNS` runs: ``(first, end, lo)`` where thread ``first + j``'s
+    address is ``lo + j * size`` for every thread up to ``end``, each ``lo`` a multiple of ``size`` (a
+    power of two): a coalesced access (one run), or a grid-stride loop's whose threads are one
+    iteration apart (a rotated run: two). ``None`` for any other layout."""
     k = int(addrs.size)
     if not k:
         return None
-    lo = int(addrs[0])
-    if int(addrs[-1]) - lo != (k - 1) * size or lo & (size - 1):
+    wide = addrs.astype(np.uint64, copy=False)
+    if k > 2 and all(int(wide[j + 1]) - int(wide[j]) != size for j in (0, k // 2, k - 2)):
+        return None  # three steps of three (a strided access): not worth the pass that would tell
+    breaks = np.flatnonzero(np.diff(wide) != np.uint64(size)) if k > 1 else ()
+    if len(breaks) >= MAX_RUNS:
         return None
-    ramp = _RAMPS.get((k, size))
-    if ramp is None:
-        if len(_RAMPS) >= 16:
-            _RAMPS.clear()
-        ramp = _RAMPS[(k, size)] = np.arange(0, k * size, size, dtype=np.uint64)
-    return lo if bool(np.array_equal(addrs.astype(np.uint64, copy=False) - np.uint64(lo), ramp)) else None
+    out: list[tuple[int, int, int]] = []
+    first = 0
+    for end in [*(int(x) + 1 for x in breaks), k]:
+        lo = int(wide[first])
+        if lo & (size - 1):
+            return None
+        out.append((first, end, lo))
+        first = end
+    return out
 
 
 def _run_view(mem: DeviceMemory, lo: int, size: int, write: bool) -> U8 | None:
@@ -165,6 +177,39 @@ def _run_view(mem: DeviceMemory, lo: int, size: int, write: bool) -> U8 | None:
     except CudaError:
         return None
     return span if span is not None and span.size == size else None
+
+
+def device_runs(mem: DeviceMemory, addrs: Addresses, size: int, *, write: bool) -> list[Run] | None:
+    """The threads' bytes as :func:`runs`, each ``(first, end, view)`` one view of the VM's memory
+    checked for reading (or writing) as a whole; ``None`` when the access is not such runs or the
+    memory does not offer each in one piece (then the checked path decides, and names any fault)."""
+    found = runs(addrs, size)
+    if found is None:
+        return None
+    out: list[Run] = []
+    for first, end, lo in found:
+        view = _run_view(mem, lo, (end - first) * size, write)
+        if view is None:
+            return None
+        out.append((first, end, view))
+    return out
+
+
+def load_runs(pieces: list[Run], k: int, size: int) -> U8:
+    """The ``k * size`` bytes the runs hold, in thread order (a copy)."""
+    if len(pieces) == 1:
+        return pieces[0][2].copy()
+    out = np.empty(k * size, dtype=np.uint8)
+    for first, end, view in pieces:
+        out[first * size : end * size] = view
+    return out
+
+
+def store_runs(pieces: list[Run], data: U8, size: int) -> None:
+    """Thread ``j``'s ``size`` bytes of ``data`` (flat) into its run, run after run in thread order
+    (so where runs overlap the later thread's bytes stay, as a serial order leaves them)."""
+    for first, end, view in pieces:
+        view[:] = data[first * size : end * size]
 
 
 def _gather_span(span: U8, offsets: Addresses, size: int) -> U8:
@@ -193,10 +238,10 @@ def device_elements(mem: DeviceMemory, addrs: npt.NDArray[np.uint64], size: int)
     that size, when every address is aligned and all lie in one span the memory offers in place (the
     common load); else ``None`` and :func:`gather_device`, through the checked ``access``, decides —
     and names any fault. The same checks as :func:`gather_device`'s fast path, with fewer calls."""
-    lo_run = contiguous(addrs, size)
-    if lo_run is not None:  # a coalesced load: one copy of the run
-        run = _run_view(mem, lo_run, int(addrs.size) * size, False)
-        return None if run is None else (run.view(uint_of(size)) if size > 1 else run).copy()
+    pieces = device_runs(mem, addrs, size, write=False)
+    if pieces is not None:  # a coalesced load: a copy of each run
+        loaded = load_runs(pieces, int(addrs.size), size)
+        return loaded.view(uint_of(size)) if size > 1 else loaded
     if size > 1 and int(np.bitwise_or.reduce(addrs)) & (size - 1):
         return None
     lo = int(addrs.min())
@@ -223,11 +268,9 @@ def gather_device(mem: DeviceMemory, addrs: Addresses, size: int, *, aligned: bo
     whose bytes lie within one span take the fast path, one read and one typed gather."""
     k = int(addrs.size)
     if k and aligned and not size & (size - 1):
-        lo_run = contiguous(addrs, size)
-        if lo_run is not None:  # coalesced (vectors too): one copy of the run
-            run = _run_view(mem, lo_run, k * size, False)
-            if run is not None:
-                return run.reshape(k, size).copy()
+        pieces = device_runs(mem, addrs, size, write=False)
+        if pieces is not None:  # coalesced (vectors too): a copy of each run
+            return load_runs(pieces, k, size).reshape(k, size)
     if k and aligned and size in (1, 2, 4, 8):
         lo = int(addrs.min())
         hi = int(addrs.max()) + size
@@ -313,12 +356,10 @@ def scatter_device(mem: DeviceMemory, addrs: Addresses, data: U8, *, aligned: bo
     if k == 0:
         return
     if aligned and not size & (size - 1):
-        lo_run = contiguous(addrs, size)
-        if lo_run is not None:  # coalesced (vectors too): the threads cover the run, in order
-            run = _run_view(mem, lo_run, k * size, True)
-            if run is not None:
-                run[:] = data.reshape(-1)
-                return
+        pieces = device_runs(mem, addrs, size, write=True)
+        if pieces is not None:  # coalesced (vectors too): the threads cover their runs
+            store_runs(pieces, np.ascontiguousarray(data).reshape(-1), size)
+            return
     if aligned and size in (1, 2, 4, 8):
         lo = int(addrs.min())
         hi = int(addrs.max()) + size

@@ -233,7 +233,7 @@ COALESCED = HEADER + "".join(_coalesced_kernel(vec) for vec in (1, 2, 4))
 @pytest.mark.parametrize("vec", [1, 2, 4])
 @pytest.mark.parametrize("shift", [0, 1, -1], ids=["inside", "past-the-end", "before-the-start"])
 def test_a_coalesced_run_is_one_copy_and_faults_as_each_thread(vec: int, shift: int) -> None:
-    """Threads whose addresses are one run in order load and store it with one copy (``contiguous``);
+    """Threads whose addresses are one run in order load and store it with one copy (``_memory.runs``);
     a run that ends past its allocation (the load from the last one) or starts before it (the store
     into the first) faults as the per-thread path does — the same error naming the same thread's
     address — and with a memory that offers no in-place views the results and faults are the same."""
@@ -311,3 +311,43 @@ def test_halves_of_a_gather_in_two_allocations_take_a_view_each(size: int, bad: 
             assert memory.lookups < 64, memory.lookups
     assert results[0] == results[1]
     assert isinstance(results[0], str) == bad
+
+
+@pytest.mark.parametrize("size", [1, 4, 8, 16])
+@pytest.mark.parametrize("layout", ["run", "rotated", "overlapping", "reversed", "misaligned", "many"])
+def test_runs_gather_and_scatter_as_each_thread(size: int, layout: str) -> None:
+    """Accesses taken as a few runs (a grid-stride loop's threads one iteration apart: a rotated run;
+    runs that overlap, where the later thread's store stays) load and store what the per-thread path
+    of a memory without in-place views does; layouts that are not a few aligned runs go the span
+    paths."""
+    from executor.ptx._memory import gather_device, runs, scatter_device
+
+    k = 96
+    ramp = np.arange(k, dtype=np.uint64) * np.uint64(size)
+    if layout == "rotated":
+        ramp = np.roll(ramp, 17)
+    elif layout == "overlapping":
+        ramp = np.concatenate([ramp[:48], ramp[40:88]])
+    elif layout == "reversed":
+        ramp = ramp[::-1].copy()
+    elif layout == "misaligned":
+        ramp = ramp + np.uint64(1 if size > 1 else 0)
+    elif layout == "many":
+        ramp = ramp.reshape(-1, 8)[:, ::-1].reshape(-1).copy()
+    found = runs(ramp + np.uint64(1 << 12), size)
+    assert (found is not None) == (
+        layout in ("run", "rotated", "overlapping") or (layout == "misaligned" and size == 1)
+    )
+    stored = []
+    for wrap in (False, True):
+        memory = DeviceMemory(1 << 30)
+        base = memory.alloc(1 << 16)
+        memory.write(base, np.random.default_rng(size).integers(0, 256, 1 << 16, dtype=np.uint8))
+        mem: Any = ReadWriteOnly(memory) if wrap else memory
+        addrs = ramp + np.uint64(base + 4096)
+        aligned = layout != "misaligned" or size == 1
+        got = gather_device(mem, addrs, size, aligned=aligned)
+        data = np.random.default_rng(7).integers(0, 256, (k, size), dtype=np.uint8)
+        scatter_device(mem, addrs, data, aligned=aligned)
+        stored.append((got.tobytes(), memory.read(base, 1 << 16).tobytes()))
+    assert stored[0] == stored[1]
