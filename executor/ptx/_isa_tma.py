@@ -62,7 +62,7 @@ from ._isa_atomic_vec import _half_combine
 from ._isa_mbarrier import _barrier_address, _on_barriers, _Word
 from ._memory import check_aligned, gather_device, scatter_device
 from ._numeric import DTYPES
-from ._parse import Addr, Instruction, Operand, Reg, Sym, TexAddr
+from ._parse import Addr, Imm, Instruction, Operand, Reg, Sym, TexAddr
 from ._state import Frame, KernelFaultError
 from ._tensor_map import MAP_BYTES, SWIZZLE_BYTES, TensorMap, TensorMapError, decode
 
@@ -102,7 +102,8 @@ def _definitions(c: Compiler, name: str) -> list[Instruction]:
 
 def _param_offset(c: Compiler, operand: Operand, depth: int = 0) -> int | None:
     """The kernel-parameter offset ``operand`` holds when it is a kernel parameter's address: the
-    parameter itself, or a register defined once by ``mov`` of it (through ``cvta.param``); else None."""
+    parameter itself, or a register defined once by ``mov`` of it, through ``cvta.param`` and ``add`` of
+    an immediate (a field of a parameter struct); else None."""
     if c.fn.kind != "entry" or depth > 4:
         return None
     if isinstance(operand, Sym):
@@ -112,11 +113,15 @@ def _param_offset(c: Compiler, operand: Operand, depth: int = 0) -> int | None:
     if not isinstance(operand, Reg) or operand.negated or operand.name not in c.fn.registers:
         return None
     defs = _definitions(c, operand.name)
-    if len(defs) != 1 or len(defs[0].operands) != 2:
+    if len(defs) != 1:
         return None
     ins = defs[0]
-    if ins.opcode == "mov" or (ins.opcode == "cvta" and ins.mods[:1] == ("param",)):
-        return _param_offset(c, ins.operands[1], depth + 1)
+    ops = ins.operands
+    if len(ops) == 2 and (ins.opcode == "mov" or (ins.opcode == "cvta" and ins.mods[:1] == ("param",))):
+        return _param_offset(c, ops[1], depth + 1)
+    if ins.opcode == "add" and len(ops) == 3 and isinstance(ops[2], Imm) and isinstance(ops[2].value, int):
+        base = _param_offset(c, ops[1], depth + 1)  # a field of a parameter struct (CUTLASS's Params)
+        return None if base is None else base + ops[2].value
     return None
 
 

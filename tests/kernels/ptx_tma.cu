@@ -115,3 +115,17 @@ TMA_REDUCE(add)
 TMA_REDUCE(max)
 TMA_REDUCE(xor)
 TMA_REDUCE(inc)
+
+// the map inside a larger __grid_constant__ parameter struct, as CUTLASS's kernel Params hold their
+// TMA descriptors (its address: the parameter's plus an offset)
+struct Params {
+    int rows, cols;
+    unsigned* out;
+    CUtensorMap map;
+    int bytes, c0, c1;
+};
+
+extern "C" __global__ void tma_load_2d_params(const __grid_constant__ Params p) {
+    load_and_dump([&](void* t, barrier& b) { cde::cp_async_bulk_tensor_2d_global_to_shared(t, &p.map, p.c0, p.c1, b); },
+                  p.out, p.bytes);
+}

@@ -9,6 +9,7 @@ memory, a misaligned map. The maps are what sim's ``cuTensorMapEncodeTiled`` ans
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 import numpy as np
@@ -330,3 +331,18 @@ def test_any_map_bytes_end_in_a_cuda_error_or_a_copy_inside_the_vm(
             CUresult.CUDA_ERROR_NOT_SUPPORTED,
             CUresult.CUDA_ERROR_MISALIGNED_ADDRESS,
         ), exc
+
+
+def test_a_map_inside_a_parameter_struct(dev: Device) -> None:
+    """CUTLASS's kernels hold their maps in a __grid_constant__ Params struct: the map's address is the
+    parameter's plus the field's offset (``add`` after ``mov``, then ``cvta.param``)."""
+    shape, box = (40, 100), (16, 32)
+    address, values = _tensor(dev, shape, 128, FLOAT32, seed=10)
+    m = _map(address, values, shape, box, FLOAT32)
+    out = dev.zeros(16 * 32, np.uint32)
+    at = (12, 90)
+    params = struct.pack("<iiQ", 40, 100, out) + bytes(128 - 16) + encode(m)
+    params += struct.pack("<iii", 16 * 32 * 4, *_coords(at)) + bytes(384 - 256 - 12)
+    dev.run("tma_load_2d_params", 1, BLOCK, params)
+    want = _expected(values[:, :100], shape, box, at).view(np.uint32).reshape(-1)
+    np.testing.assert_array_equal(dev.get(out, 16 * 32, np.uint32), want)
