@@ -327,6 +327,7 @@ def compile_tensor_copy(c: Compiler, ins: Instruction) -> Runner:
     what = ins.text
     mods = [m for m in ins.mods if not m.startswith("L2::cache_hint")]
     hint = len(mods) != len(ins.mods)
+    mods = [m for m in mods if m != "tile"]  # the default load mode: CUTLASS leaves it out
     reduce_op = ""
     if mods[0] == "reduce":  # cp.reduce.async.bulk.tensor: the operation, then as a store
         found = [x for x in mods if x in _REDUCE_OPS]
@@ -340,10 +341,10 @@ def compile_tensor_copy(c: Compiler, ins: Instruction) -> Runner:
     rest = mods[4:] if prefetch else mods[3:]
     rank = _DIMS.get(rest[0], 0) if rest else 0
     forms = {
-        "load": (["shared::cluster", "global", "tile", "mbarrier::complete_tx::bytes"], 3),
-        "load_cta": (["shared::cta", "global", "tile", "mbarrier::complete_tx::bytes"], 3),
-        "store": (["global", "shared::cta", "tile", "bulk_group"], 2),
-        "prefetch": (["L2", "global", "tile"], 1),
+        "load": (["shared::cluster", "global", "mbarrier::complete_tx::bytes"], 3),
+        "load_cta": (["shared::cta", "global", "mbarrier::complete_tx::bytes"], 3),
+        "store": (["global", "shared::cta", "bulk_group"], 2),
+        "prefetch": (["L2", "global"], 1),
     }
     kind = next(
         (k for k, (tail, _) in forms.items() if rest[1:] == tail and (k == "prefetch") == prefetch), None

@@ -129,3 +129,41 @@ extern "C" __global__ void tma_load_2d_params(const __grid_constant__ Params p) 
     load_and_dump([&](void* t, barrier& b) { cde::cp_async_bulk_tensor_2d_global_to_shared(t, &p.map, p.c0, p.c1, b); },
                   p.out, p.bytes);
 }
+
+// CUTLASS's own spellings (cute/arch/copy_sm90_tma.hpp): no .tile (the default load mode), an L2 cache
+// hint on the load, the prefetch and the store without .tile
+extern "C" __global__ void tma_cutlass_2d(const __grid_constant__ CUtensorMap map, unsigned* out, int bytes, int c0,
+                                          int c1) {
+    uint64_t const* desc = reinterpret_cast<uint64_t const*>(&map);
+    if (threadIdx.x == 0)
+        asm volatile("cp.async.bulk.prefetch.tensor.2d.L2.global [%0, {%1, %2}];" ::"l"(desc), "r"(c0), "r"(c1)
+                     : "memory");
+    load_and_dump(
+        [&](void* t, barrier& b) {
+            uint32_t smem = static_cast<uint32_t>(__cvta_generic_to_shared(t));
+            uint32_t mbar = static_cast<uint32_t>(__cvta_generic_to_shared(cuda::device::barrier_native_handle(b)));
+            uint64_t hint = 0x12F0000000000000ull;  // CUTLASS's EVICT_NORMAL
+            asm volatile(
+                "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes.L2::cache_hint"
+                " [%0], [%1, {%3, %4}], [%2], %5;" ::"r"(smem),
+                "l"(desc), "r"(mbar), "r"(c0), "r"(c1), "l"(hint)
+                : "memory");
+        },
+        out, bytes);
+}
+
+extern "C" __global__ void tma_cutlass_store_2d(const __grid_constant__ CUtensorMap map, const unsigned* in, int bytes,
+                                                int c0, int c1) {
+    __shared__ alignas(1024) unsigned char tile[TILE_BYTES];
+    for (int i = threadIdx.x; i < bytes / 4; i += blockDim.x) reinterpret_cast<unsigned*>(tile)[i] = in[i];
+    cde::fence_proxy_async_shared_cta();
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        uint32_t smem = static_cast<uint32_t>(__cvta_generic_to_shared(tile));
+        asm volatile("cp.async.bulk.tensor.2d.global.shared::cta.bulk_group [%0, {%2, %3}], [%1];" ::"l"(&map),
+                     "r"(smem), "r"(c0), "r"(c1)
+                     : "memory");
+        asm volatile("cp.async.bulk.commit_group;");
+        asm volatile("cp.async.bulk.wait_group.read %0;" ::"n"(0) : "memory");
+    }
+}

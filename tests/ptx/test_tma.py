@@ -100,12 +100,14 @@ def _load(dev: Device, kernel: str, m: TensorMap, at: tuple[int, ...], nbytes: i
     return dev.get(out, nbytes, np.uint8)
 
 
+@pytest.mark.parametrize("kernel", ["tma_load_2d", "tma_cutlass_2d"])
 @pytest.mark.parametrize("at", [(0, 0), (5, 64), (30, 80), (-4, -8), (-40, 0)])
-def test_2d_boxes(dev: Device, at: tuple[int, int]) -> None:
+def test_2d_boxes(dev: Device, at: tuple[int, int], kernel: str) -> None:
+    """libcu++'s spelling and CUTLASS's (no .tile, an L2 cache hint, a prefetch first)."""
     shape, box = (40, 100), (16, 32)
     address, values = _tensor(dev, shape, 128, FLOAT32)
     m = _map(address, values, shape, box, FLOAT32)
-    got = _load(dev, "tma_load_2d", m, at, 16 * 32 * 4)
+    got = _load(dev, kernel, m, at, 16 * 32 * 4)
     want = _expected(values[:, :100], shape, box, at)
     np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32).reshape(-1))
 
@@ -180,13 +182,14 @@ def test_map_in_global_memory_and_prefetch(dev: Device) -> None:
     np.testing.assert_array_equal(_load(dev, "tma_prefetch_2d", m, at, 16 * 32 * 4).view(np.uint32), want)
 
 
+@pytest.mark.parametrize("kernel", ["tma_store_2d", "tma_cutlass_store_2d"])
 @pytest.mark.parametrize("at", [(8, 32), (30, 80), (-10, -20)])
-def test_store_writes_the_box_inside_the_tensor_only(dev: Device, at: tuple[int, int]) -> None:
+def test_store_writes_the_box_inside_the_tensor_only(dev: Device, at: tuple[int, int], kernel: str) -> None:
     shape, box = (40, 100), (16, 32)
     address, values = _tensor(dev, shape, 128, FLOAT32, seed=7)
     m = _map(address, values, shape, box, FLOAT32)
     tile = np.random.default_rng(8).standard_normal(box).astype(np.float32)
-    dev.run("tma_store_2d", 1, BLOCK, encode(m), dev.put(tile), tile.nbytes, *_coords(at))
+    dev.run(kernel, 1, BLOCK, encode(m), dev.put(tile), tile.nbytes, *_coords(at))
     want = values.copy()
     for r in range(box[0]):
         for col in range(box[1]):
