@@ -169,7 +169,6 @@ INLINE long long texel_offset(const Config *c, const long long *index, long long
     return off;
 }
 
-/* one lane: its nch values into out; 0, or -1 where a texel is outside the span */
 /* one texel's values: float32 texels read as floats straight (F32), else decode() */
 INLINE void texel(const Config *c, const uint8_t *p, int outside, double *values, int nch, int f32) {
     if (outside) {
