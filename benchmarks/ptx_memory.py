@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import struct
 import time
 from collections.abc import Sequence
@@ -184,7 +185,7 @@ def copy(megabytes: float, repeat: int) -> list[str]:
     for name, width in (("copy_u32", 4), ("copy_v4", 16)):
         params = struct.pack("<QQI4x", dst, src, nbytes // width)
         dims = LaunchDims((64, 1, 1), (256, 1, 1))
-        seconds = _best(repeat, lambda n=name, d=dims, p=params: launch(module, n, mem, d, p, {}))
+        seconds = _best(repeat, functools.partial(launch, module, name, mem, dims, params, {}))
         assert np.array_equal(mem.read(dst, nbytes), data), name
         lines.append(
             f"{name:10s} {nbytes / 1e6:.0f} MB: engine {nbytes / seconds / 1e9:6.2f} GB/s "
