@@ -150,6 +150,8 @@ SAMPLES = {
     "5_Domain_Specific/stereoDisparity": "stereoDisparity",
     # 2,000 one-thread launches reading a 32,000-byte by-value parameter through its address: ~2 min loaded
     "6_Performance/LargeKernelParameter": "LargeKernelParameter",
+    # cp.async through cuda::pipeline, 101 launches of a 64-square product (SAMPLE_ARGS): ~20 s loaded
+    "3_CUDA_Features/globalToShmemAsyncCopy": "globalToShmemAsyncCopy",
 }
 #: those of them that launch kernels of their own (the PTX engine runs them on ``sim``)
 KERNEL_SAMPLES = frozenset({"streamOrderedAllocation", "vectorAdd", "vectorAddDrv", "simpleDrvRuntime", "matrixMulDrv",
@@ -167,7 +169,7 @@ KERNEL_SAMPLES = frozenset({"streamOrderedAllocation", "vectorAdd", "vectorAddDr
                             "simpleZeroCopy", "warpAggregatedAtomicsCG", "FDTD3d", "graphMemoryNodes",
                             "graphMemoryFootprint", "cudaGraphsPerfScaling", "histogram", "radixSortThrust",
                             "simplePitchLinearTexture", "convolutionTexture", "stereoDisparity",
-                            "LargeKernelParameter"})
+                            "LargeKernelParameter", "globalToShmemAsyncCopy"})
 #: the files of ``samples/data`` each sample reads from ``./data/`` (its input and reference images), by path
 #: under it: a fatbin a sample's CMake file builds is in the sample's own directory (two samples build the
 #: same name from different sources; scripts/cuda-samples --install puts it there)
@@ -198,6 +200,8 @@ SAMPLE_ARGS: dict[str, tuple[str, ...]] = {
     # the least volume it takes (96^3 instead of up to 376^3, from the device's memory), 5 time steps as
     # by default: 4 s, and host buffers of 3.5 MB instead of 212 MB each
     "FDTD3d": ("--dimx=96", "--dimy=96", "--dimz=96"),
+    # 101 launches of 64 x 64 x 64 instead of 1280 x 1280 x 1280 (2 x 10^11 multiply-adds): ~20 s, not hours
+    "globalToShmemAsyncCopy": ("-wA=64", "-hA=64", "-wB=64", "-hB=64"),
     # 100 sorts of 65,536 keys (its -n) instead of 1,048,576: 1 min, not 20; still CUB's onesweep passes
     "radixSortThrust": ("-n=65536",),
 }
