@@ -2,10 +2,11 @@
 tensor map (``CUtensorMap``) — and the tensor-map prefetches: what CUTLASS-style sm_90 kernels and
 libcu++'s ``cp_async_bulk_tensor_*`` emit.
 
-* ``cp.async.bulk.tensor.{1d..5d}.shared::cluster.global.tile.mbarrier::complete_tx::bytes [dst],
+* ``cp.async.bulk.tensor.{1d..5d}.shared::cluster.global{.tile}.mbarrier::complete_tx::bytes [dst],
   [map, {c0, …}], [mbar]`` (``.shared::cta`` destinations too): the box at coordinates ``c`` (signed)
   into shared memory, then the barrier's ``complete_tx`` with the box's bytes, at the instruction
-  (as ``_isa_mbarrier``'s bulk copies);
+  (as ``_isa_mbarrier``'s bulk copies); with ``.multicast::cluster`` and a ``ctaMask``, into the same
+  offset of every block of the cluster the mask names, each of their barriers completing;
 * ``cp.async.bulk.tensor.{1d..5d}.global.shared::cta.tile.bulk_group [map, {c0, …}], [src]``: the
   box from shared memory into the tensor, complete at the instruction (``commit_group``/``wait_group``
   wait for nothing);
@@ -33,7 +34,7 @@ inside the block's shared memory. With a swizzle mode the 16-byte chunks of each
 permuted as the hardware does (CUTLASS's ``Swizzle<b, 4, 3>``: address bits 4.. XOR bits 7.., ``b`` = 1,
 2, 3 for 32B, 64B, 128B); a box whose inner dimension is not the swizzle span, or with an element
 stride on dimension 0, is refused at the instruction (``CUDA_ERROR_NOT_SUPPORTED``). Not implemented
-(refused when the kernel is compiled): im2col modes, ``.multicast::cluster``; a reduction whose box
+(refused when the kernel is compiled): im2col modes; a reduction whose box
 holds one address twice (a layout whose strides overlap) is refused at the instruction.
 """
 
@@ -48,6 +49,7 @@ import numpy.typing as npt
 
 from protocol import CUresult
 
+from ._cluster import RANK_SHIFT
 from ._compiler import (
     Compiler,
     Getter,
@@ -335,8 +337,10 @@ def compile_tensor_copy(c: Compiler, ins: Instruction) -> Runner:
             raise UnsupportedError("cp.reduce.async.bulk.tensor needs one operation")
         reduce_op = found[0]
         mods = [x for x in mods[1:] if x != reduce_op]  # as cp.async.bulk.tensor's store
+    multicast = "multicast::cluster" in mods  # the box into every block of the cluster ctaMask names
+    mods = [m for m in mods if m != "multicast::cluster"]
     if any(m.startswith(("im2col", "multicast", "cta_group")) for m in mods):
-        raise UnsupportedError(f"{what} (im2col, multicast and CTA-group forms)")
+        raise UnsupportedError(f"{what} (im2col and CTA-group forms)")
     prefetch = mods[2] == "prefetch"
     rest = mods[4:] if prefetch else mods[3:]
     rank = _DIMS.get(rest[0], 0) if rest else 0
@@ -352,7 +356,9 @@ def compile_tensor_copy(c: Compiler, ins: Instruction) -> Runner:
     ops = list(ins.operands)
     if hint and ops:
         c.read(ops.pop(), DTYPES["u64"])  # the cache policy: a hint
-    if not rank or kind is None or len(ops) != forms[kind][1]:
+    if multicast and kind != "load":
+        kind = None
+    if not rank or kind is None or len(ops) != forms[kind][1] + multicast:
         raise UnsupportedError(
             "cp.async.bulk.tensor.Nd.shared::cluster.global.tile.mbarrier::complete_tx::bytes [dst], "
             "[map, {c}], [mbar]; cp.async.bulk.tensor.Nd.global.shared::cta.tile.bulk_group [map, {c}], "
@@ -370,6 +376,7 @@ def compile_tensor_copy(c: Compiler, ins: Instruction) -> Runner:
         mbar = _barrier_address(c, ins, ops[2])
     elif kind == "store":
         shared_at = c.address(ops[1], "shared")[0]
+    cta_mask = c.read(ops[3], DTYPES["u16"]) if multicast else None
     cache: dict[bytes, TensorMap] = {}
 
     def per_row(f: Frame, rows: Rows, values: list[Getter]) -> list[npt.NDArray[Any]]:
@@ -388,6 +395,9 @@ def compile_tensor_copy(c: Compiler, ins: Instruction) -> Runner:
         check_aligned(bases, _SHARED_ALIGN, "shared")
         width = f.batch.shared.shape[1]
         sizes = np.zeros(f.batch.n, dtype=np.int64)
+        if cta_mask is not None and mbar is not None:
+            _multicast(f, rows, maps, coords, bases, per_row(f, rows, [cta_mask])[0], mbar, what)
+            return
         for j, row in enumerate(rows.tolist()):
             tm = maps[j]
             if tm.box_bytes > width:
@@ -406,14 +416,65 @@ def compile_tensor_copy(c: Compiler, ins: Instruction) -> Runner:
             sizes[row] = tm.box_bytes
             f.batch.steps += 1
         if mbar is not None:
-
-            def step(word: _Word, tx: int) -> None:
-                word.transact(-tx, what)
-                word.settle()
-
-            _on_barriers(f, m, mbar, lambda f: sizes, step, what)
+            _complete(f, m, mbar, sizes, what)
 
     return run
+
+
+def _complete(f: Frame, m: Mask | None, mbar: Getter, sizes: npt.NDArray[np.int64], what: str) -> None:
+    """Each active thread's barrier's ``complete_tx`` with its row's bytes (``sizes``, by row)."""
+
+    def step(word: _Word, tx: int) -> None:
+        word.transact(-tx, what)
+        word.settle()
+
+    _on_barriers(f, m, mbar, lambda f: sizes, step, what)
+
+
+def _multicast(
+    f: Frame,
+    rows: Rows,
+    maps: list[TensorMap],
+    coords: npt.NDArray[np.int64],
+    bases: npt.NDArray[np.uint64],
+    masks: npt.NDArray[Any],
+    mbar: Getter,
+    what: str,
+) -> None:
+    """``.multicast::cluster``: each thread's box into the same shared offset of every block of its
+    cluster that its ``ctaMask`` names (bit r: rank r), and the ``complete_tx`` on each of those blocks'
+    barriers at the barrier's offset; a rank the cluster does not have is ILLEGAL_ADDRESS."""
+    n = f.batch.n
+    size = f.batch.cluster.size if f.batch.cluster is not None else 1
+    width = f.batch.shared.shape[1]
+    offset_mask = np.uint64((1 << RANK_SHIFT) - 1)
+    by_rank: dict[int, npt.NDArray[np.int64]] = {}
+    for j, row in enumerate(rows.tolist()):
+        tm, mask = maps[j], int(masks[j])
+        if mask >> size:
+            raise KernelFaultError(
+                CUresult.CUDA_ERROR_ILLEGAL_ADDRESS,
+                f"{what}: ctaMask {mask:#x} names a rank past {size} blocks",
+            )
+        if tm.box_bytes > width:
+            raise KernelFaultError(
+                CUresult.CUDA_ERROR_ILLEGAL_ADDRESS,
+                f"{what}: a box of {tm.box_bytes} bytes, past the block's {width} bytes of shared memory",
+            )
+        words = _shared_words(tm, int(bases[j]), what) & offset_mask
+        data = _load(f, tm, coords[j].tolist())
+        for r in (r for r in range(size) if mask >> r & 1):
+            tag = np.uint64(r + 1 << RANK_SHIFT) if size > 1 else np.uint64(0)
+            _shared(f, row, words | tag, data)
+            by_rank.setdefault(r, np.zeros(n, dtype=np.int64))[row] = tm.box_bytes
+        f.batch.steps += 1
+    for r, sizes in sorted(by_rank.items()):
+        tag = np.uint64(r + 1 << RANK_SHIFT) if size > 1 else np.uint64(0)
+
+        def ranked(f: Frame, tag: np.uint64 = tag) -> Any:
+            return (np.asarray(mbar(f), dtype=np.uint64) & offset_mask) | tag
+
+        _complete(f, sizes > 0, ranked, sizes, what)
 
 
 def compile_prefetch_tensormap(c: Compiler, ins: Instruction) -> Runner:

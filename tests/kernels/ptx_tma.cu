@@ -167,3 +167,42 @@ extern "C" __global__ void tma_cutlass_store_2d(const __grid_constant__ CUtensor
         asm volatile("cp.async.bulk.wait_group.read %0;" ::"n"(0) : "memory");
     }
 }
+
+// a multicast load (SM90_TMA_LOAD_MULTICAST's spelling): clusters of two blocks, rank 0 of each loads the
+// box into both blocks' tiles, each block's barrier completing with the bytes; every block copies its
+// tile out to its own slot of `out`
+extern "C" __global__ void __cluster_dims__(2, 1, 1)
+    tma_multicast_2d(const __grid_constant__ CUtensorMap map, unsigned* out, int bytes, int c0, int c1) {
+    __shared__ alignas(1024) unsigned char tile[TILE_BYTES];
+    __shared__ alignas(8) uint64_t bar;
+    uint32_t rank;
+    asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(rank));
+    uint32_t smem = static_cast<uint32_t>(__cvta_generic_to_shared(tile));
+    uint32_t mbar = static_cast<uint32_t>(__cvta_generic_to_shared(&bar));
+    if (threadIdx.x == 0) {
+        asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(mbar), "r"(1));
+        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    }
+    asm volatile("barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;" ::: "memory");
+    if (threadIdx.x == 0) {
+        asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(mbar), "r"(bytes) : "memory");
+        if (rank == 0) {
+            uint16_t mask = 0x3;
+            asm volatile(
+                "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster"
+                " [%0], [%1, {%3, %4}], [%2], %5;" ::"r"(smem),
+                "l"(&map), "r"(mbar), "r"(c0), "r"(c1), "h"(mask)
+                : "memory");
+        }
+    }
+    uint32_t done = 0;
+    while (!done)
+        asm volatile("{\n\t.reg .pred p;\n\tmbarrier.try_wait.parity.shared::cta.b64 p, [%1], 0;\n\t"
+                     "selp.u32 %0, 1, 0, p;\n\t}"
+                     : "=r"(done)
+                     : "r"(mbar)
+                     : "memory");
+    for (int i = threadIdx.x; i < bytes / 4; i += blockDim.x)
+        out[blockIdx.x * (bytes / 4) + i] = reinterpret_cast<unsigned*>(tile)[i];
+    asm volatile("barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;" ::: "memory");
+}

@@ -349,3 +349,17 @@ def test_a_map_inside_a_parameter_struct(dev: Device) -> None:
     dev.run("tma_load_2d_params", 1, BLOCK, params)
     want = _expected(values[:, :100], shape, box, at).view(np.uint32).reshape(-1)
     np.testing.assert_array_equal(dev.get(out, 16 * 32, np.uint32), want)
+
+
+def test_multicast_fills_every_block_of_the_cluster(dev: Device) -> None:
+    """``.multicast::cluster`` with ctaMask 0b11: rank 0 of each of two clusters loads the box into both
+    of its blocks' tiles, each block's own barrier completing (CUTLASS's SM90_TMA_LOAD_MULTICAST)."""
+    shape, box = (40, 100), (16, 32)
+    address, values = _tensor(dev, shape, 128, FLOAT32, seed=11)
+    m = _map(address, values, shape, box, FLOAT32)
+    words = 16 * 32
+    out = dev.zeros(4 * words, np.uint32)
+    at = (20, 75)
+    dev.run("tma_multicast_2d", 4, BLOCK, encode(m), out, words * 4, *_coords(at))
+    want = _expected(values[:, :100], shape, box, at).view(np.uint32).reshape(-1)
+    np.testing.assert_array_equal(dev.get(out, 4 * words, np.uint32).reshape(4, words), np.tile(want, (4, 1)))
