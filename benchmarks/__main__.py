@@ -27,6 +27,7 @@ from mediator._control_client import request
 from mediator._launcher import running_mediator
 from protocol import ACCELERATED
 
+from . import _two_copy
 from ._floors import (
     eventfd_pingpong,
     fairness_floor,
@@ -109,6 +110,11 @@ def run(plan: dict[str, Any], workdir: Path, parts: Sequence[str] = PARTS,
                                      "memcpy_Bps": memcpy_bandwidth(size, 20),
                                      "staged_Bps": staged_copy_bandwidth(size, chunks[size], host_cpus)}
                                     for size, (up, down) in copies.items()]
+            if _two_copy.available():  # whether the memory gives two copies at once what it gives one
+                # (both in C; from 256 KiB, where the two processes' start barrier is small beside a copy)
+                for b in [b for b in results["bandwidth"] if b["bytes"] >= 256 << 10]:
+                    b["one_memcpy_c_Bps"] = b["bytes"] / _two_copy.one_copy_ns(b["bytes"]) * 1e9
+                    b["two_memcpy_Bps"] = b["bytes"] / _two_copy.concurrent_ns(b["bytes"], host_cpus) * 1e9
             if backend == "cuda":  # the GPU's own floor: a pinned copy with no mediator in the way
                 native = native_copy_bandwidth(list(copies))
                 for b in results["bandwidth"]:
@@ -162,6 +168,10 @@ def table(r: dict[str, Any]) -> str:
                      f"{r['async_calls_per_s'] / r['floor_ring_calls_per_s']:.0%}"))
     for b in r.get("bandwidth", []):
         size = f"{b['bytes'] // MIB} MiB" if b["bytes"] >= MIB else f"{b['bytes'] // KIB} KiB"
+        if "two_memcpy_Bps" in b:
+            two, one = b["two_memcpy_Bps"], b["one_memcpy_c_Bps"]
+            rows.append((f"{size}: two memcpys at once vs one, in C (MiB/s each)", f"{two / MIB:,.0f}",
+                         f"{one / MIB:,.0f}", f"{two / one:.0%}"))
         for way in ("htod", "dtoh"):
             rate, floor = b[way + "_Bps"], b["memcpy_Bps"]
             rows.append((f"{way} {size} (MiB/s)", f"{rate / MIB:,.0f}", f"{floor / MIB:,.0f}",
