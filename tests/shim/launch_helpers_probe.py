@@ -82,10 +82,15 @@ def potential(smem: int, limit: int, callback: object = None, flags: int | None 
     return rc, grid.value, block.value
 
 
+def constant(smem: int) -> Callable[[int], int]:
+    """A dynamic shared memory size the same for every block size."""
+    return lambda size: smem
+
+
 # -- a fixed dynamic shared memory size, as matrixMulDrv asks (2 tiles of floats), and none
 for name, smem in (("potential_fixed", 2 * 32 * 32 * 4), ("potential_none", 0)):
     rc, grid, block = potential(smem, 0)
-    want = search(lambda size, smem=smem: smem, 0)
+    want = search(constant(smem), 0)
     report(name, rc == 0 and (grid, block) == want and block > 0, f"status={rc} got={(grid, block)} want={want}")
 
 # -- the callback, a guest function: above 128 threads a block needs 150 KiB of dynamic shared memory (one block
@@ -117,10 +122,11 @@ report("potential_limit", rc == 0 and (grid, block) == want and seen[:2] == [100
        f"status={rc} got={(grid, block)} want={want} calls={seen[:4]}")
 
 # -- what CUDA refuses: unknown flags, no outputs, no function
-grid, block = ct.c_int(), ct.c_int()
+grid_out, block_out = ct.c_int(), ct.c_int()
 refused = [potential(0, 0, None, flags=2)[0],
-           cuda.cuOccupancyMaxPotentialBlockSize(None, ct.byref(block), fn, None, ct.c_size_t(0), 0),
-           cuda.cuOccupancyMaxPotentialBlockSize(ct.byref(grid), ct.byref(block), None, None, ct.c_size_t(0), 0),
+           cuda.cuOccupancyMaxPotentialBlockSize(None, ct.byref(block_out), fn, None, ct.c_size_t(0), 0),
+           cuda.cuOccupancyMaxPotentialBlockSize(ct.byref(grid_out), ct.byref(block_out), None, None,
+                                                 ct.c_size_t(0), 0),
            potential(0, -1)[0]]
 report("potential_refused", refused == [INVALID_VALUE, INVALID_VALUE, INVALID_HANDLE, INVALID_VALUE],
        f"refused={refused}")
@@ -163,9 +169,9 @@ rcs += [cuda.cuLaunchKernel(tma, 1, 1, 1, 128, 1, 1, 0, None, params, None), cud
 got = ct.create_string_buffer(nbytes.value)
 rcs.append(cuda.cuMemcpyDtoH_v2(got, out, ct.c_size_t(nbytes.value)))
 values = struct.unpack(f"<{BOX_ROWS * BOX_COLS}f", got.raw)
-want = [float((30 + r) * 1000 + 80 + c) if 30 + r < ROWS and 80 + c < COLS else 0.0
-        for r in range(BOX_ROWS) for c in range(BOX_COLS)]
-report("tensor_map_tma", rcs == [0] * len(rcs) and same and list(values) == want,
+slice_ = [float((30 + r) * 1000 + 80 + c) if 30 + r < ROWS and 80 + c < COLS else 0.0
+          for r in range(BOX_ROWS) for c in range(BOX_COLS)]
+report("tensor_map_tma", rcs == [0] * len(rcs) and same and list(values) == slice_,
        f"status={rcs} same={same} first={values[:2]} last={values[-2:]}")
 refused = [encode(cuda.cuTensorMapEncodeTiled, aligned + 32), encode(cuda.cuTensorMapEncodeTiled, aligned, oob=1,
                                                                       data_type=2),
