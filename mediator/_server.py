@@ -26,7 +26,8 @@ sleep. Theory of operation:
   run of them costs a C loop, not a Python call each. The C path serves only what it can check against
   what this Python path has checked before (the blocks and ranges of earlier copies, forgotten when
   anything is freed), counts them as this path would, and stops at anything else, which is then served
-  here exactly as ever; a copy served here teaches it the block (and pinned range) it used.
+  here exactly as ever; a copy served here teaches it the block (and pinned range) it used. A run in C
+  may go past the drain's budget, up to what is queued, for ``FAST_SLICE_NS`` (not past the token bucket).
 * Anything the guest wrote wrong becomes an error status, counted; nothing here raises for it,
   except a ring whose indices are impossible, which raises :class:`RemoteProtocolError` because the
   region can no longer be served. A malformed entry header (unknown flag bits, a non-zero reserved

@@ -4,9 +4,10 @@ Channels (protocol 2.0): the region holds several ring pairs, one per guest proc
 :class:`~mediator._channels.ChannelTable` opens, closes and expires them and gives each open one its own
 context (executor and ring server), all sharing the VM's quota, host budget and address space
 (:class:`executor.VmShare`). The loop serves the open channels in turn, at most ``DRAIN_BUDGET`` entries
-from each per pass (starting one further each pass), so a channel flooding asynchronous work delays
-another by one batch at most. What follows describes one channel's rings; with several open the
-loop spins only while exactly one is open, and otherwise polls them all.
+from each per pass (starting one further each pass; a run of copies served in C may go on past it for
+``FAST_SLICE_NS``, about a budget of Python calls' time, see ``_server.py``), so a channel flooding
+asynchronous work delays another by one batch at most. What follows describes one channel's rings;
+with several open the loop spins only while exactly one is open, and otherwise polls them all.
 
 Spawned by the supervisor as ``python -m mediator._worker '<json>'`` with its file descriptors
 passed (never forked: CUDA may be loaded). The loop polls the submission ring while work arrives —
