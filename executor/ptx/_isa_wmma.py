@@ -44,7 +44,7 @@ from ._compiler import (
 from ._isa_tensor import decode, whole_warps
 from ._memory import SHARED_WINDOW, WINDOW_BITS, check_aligned, check_window, device_elements
 from ._numeric import DTYPES
-from ._parse import Addr, Instruction, Vec
+from ._parse import Addr, Instruction, Reg, Vec
 from ._state import Frame
 
 __all__ = ["WMMA", "cvt_tf32"]
@@ -271,6 +271,44 @@ def _seen(f: Frame) -> _Seen:
 # -- fragments <-> memory --------------------------------------------------------------------------
 
 
+#: the batch's ``derived`` entry that holds its :class:`_Indexes`
+_INDEXES = "wmma shared indexes"
+#: bytes of indexes one batch keeps
+INDEX_BYTES = 16 << 20
+
+
+class _Indexes:
+    """The checked shared-memory element indexes of recent ``wmma.load`` instructions, by the identity
+    of their address register (held here, so it is not reused) and their uniform stride: code that
+    computes its tiles' addresses once and loads from them on every pass of a loop (cudaTensorCoreGemm:
+    24 address registers, each loaded from 64 times a tile) computes and checks each index once."""
+
+    def __init__(self) -> None:
+        self.entries: dict[tuple[int, ...], tuple[Any, npt.NDArray[np.int64]]] = {}
+        self.bytes = 0
+
+    @staticmethod
+    def of(f: Frame) -> _Indexes:
+        known = f.batch.derived.get(_INDEXES)
+        if known is None:
+            known = f.batch.derived[_INDEXES] = _Indexes()
+        assert isinstance(known, _Indexes)
+        return known
+
+    def get(self, key: tuple[int, ...]) -> npt.NDArray[np.int64] | None:
+        hit = self.entries.pop(key, None)
+        if hit is None:
+            return None
+        self.entries[key] = hit  # the most recently used last
+        return hit[1]
+
+    def put(self, key: tuple[int, ...], register: Any, index: npt.NDArray[np.int64]) -> None:
+        while self.entries and self.bytes + index.nbytes > INDEX_BYTES:
+            self.bytes -= self.entries.pop(next(iter(self.entries)))[1].nbytes
+        self.entries[key] = (register, index)
+        self.bytes += index.nbytes
+
+
 class _Matrix:
     """Where a ``wmma.load``/``wmma.store`` finds a fragment's matrix in memory, per warp: the element
     of each register, lane and position (:meth:`Fragment.order`) at ``base + (stride * major + minor)``
@@ -292,6 +330,10 @@ class _Matrix:
         self.reach = (int(self.major.max()), int(self.minor.max()))
         self.esize = max(frag.width // 8, 1)
         self.uniform: dict[int, npt.NDArray[np.int64]] = {}  # stride -> element offsets
+        # the address register as it is held (its identity keys the batch's shared-memory indexes)
+        self.register: Getter | None = None
+        if space != "global" and isinstance(addr_op.base, Reg) and addr_op.base.name in c.fn.registers:
+            self.register = c.read(Reg(addr_op.base.name), c.reg_type(addr_op.base.name))
 
     def offsets(self, stride: Any) -> npt.NDArray[np.int64]:
         """``(words, warps or 1, 32 * per_word)`` element offsets from each warp's matrix."""
@@ -372,12 +414,25 @@ class _Matrix:
     def load(self, f: Frame, warps: npt.NDArray[np.intp] | None) -> npt.NDArray[Any]:
         """Every warp's fragment as raw elements, ``(held, warps, 32, per_word)``."""
         frag = self.frag
+        known = _Indexes.of(f) if warps is None and self.register is not None else None
+        key: tuple[int, ...] = ()
+        if known is not None and self.register is not None:
+            held = self.register(f)
+            stride_now = self.stride(f)
+            if not (isinstance(stride_now, np.ndarray) and stride_now.ndim):
+                key = (id(self), id(held), int(stride_now))
+                index = known.get(key)
+                if index is not None:  # the same register as before: its checked index as before
+                    typed = f.batch.shared.reshape(-1).view(_element_type(frag.kind))
+                    return typed.take(index).reshape(frag.held, -1, 32, frag.per_word)
         space, base, stride = self.locate(f, warps)
         count = base.size
         shape = (frag.held, count, 32, frag.per_word)
         if space == "shared":
             index = self._shared_index(f, warps, base, stride)
             if index is not None:
+                if known is not None and key:
+                    known.put(key, held, index)
                 typed = f.batch.shared.reshape(-1).view(_element_type(frag.kind))
                 return typed.take(index).reshape(shape)
         space, addrs, shift = self.addresses(f, warps)

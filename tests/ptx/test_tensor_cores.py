@@ -708,3 +708,65 @@ def test_wmma_accumulator_changed_between_two_mma_is_read_as_changed() -> None:
     d1 = a32 @ b32[:, 0] + c
     d1.reshape(warps, 256)[:, :32] += 1  # register 0 of every lane: elements 0-31 in the engine's layout
     np.testing.assert_array_equal(dev.get(out, warps * 256, np.float32).reshape(warps, 16, 16), a32 @ b32[:, 1] + d1)
+
+
+# block w (one warp): D = A_{2w} B_w + A_{2w+1} B_w, each A copied into the same shared tile in turn and
+# loaded by wmma.load from one address register (its checked index computed once, then reused)
+WMMA_SHARED_LOOP = f"""
+.version 8.0
+.target sm_80
+.address_size 64
+.visible .entry shared_loop(.param .u64 pa, .param .u64 pb, .param .u64 pd)
+{{
+    .reg .pred %p<2>;
+    .reg .b32 %r<60>;
+    .reg .f32 %f<20>;
+    .reg .b64 %rd<20>;
+    .shared .align 16 .b8 tile[512];
+    ld.param.u64 %rd1, [pa];
+    ld.param.u64 %rd2, [pb];
+    ld.param.u64 %rd3, [pd];
+    mov.u32 %r1, %tid.x;
+    mov.u32 %r2, %ctaid.x;
+    mov.u32 %r3, tile;
+    mul.wide.u32 %rd4, %r2, 512;
+    add.s64 %rd5, %rd2, %rd4;
+    wmma.load.b.sync.aligned.col.m16n16k16.global.f16 {_regs("r", 20, 8)}, [%rd5];
+""" + "".join(f"    mov.f32 %f{i}, 0f00000000;\n" for i in range(1, 9)) + f"""    mov.u32 %r4, 0;
+LOOP:
+    shl.b32 %r5, %r2, 1;
+    add.u32 %r6, %r5, %r4;
+    mul.wide.u32 %rd6, %r6, 512;
+    add.s64 %rd7, %rd1, %rd6;
+    mul.wide.u32 %rd8, %r1, 16;
+    add.s64 %rd9, %rd7, %rd8;
+    ld.global.v4.u32 {_regs("r", 40, 4)}, [%rd9];
+    shl.b32 %r7, %r1, 4;
+    add.u32 %r8, %r3, %r7;
+    st.shared.v4.u32 [%r8], {_regs("r", 40, 4)};
+    bar.sync 0;
+    wmma.load.a.sync.aligned.row.m16n16k16.shared.f16 {_regs("r", 10, 8)}, [%r3], 16;
+    wmma.mma.sync.aligned.row.col.m16n16k16.f32.f32 {_regs("f", 1, 8)}, {_regs("r", 10, 8)}, \
+{_regs("r", 20, 8)}, {_regs("f", 1, 8)};
+    bar.sync 0;
+    add.u32 %r4, %r4, 1;
+    setp.lt.u32 %p1, %r4, 2;
+    @%p1 bra LOOP;
+    mul.wide.u32 %rd10, %r2, 1024;
+    add.s64 %rd11, %rd3, %rd10;
+    wmma.store.d.sync.aligned.row.m16n16k16.global.f32 [%rd11], {_regs("f", 1, 8)}, 16;
+    ret;
+}}
+"""
+
+
+def test_wmma_load_from_one_shared_address_register_on_every_pass_reads_the_tile_as_it_is_now() -> None:
+    dev = ptx_device(WMMA_SHARED_LOOP)
+    blocks = 3
+    a = rng.integers(-8, 8, size=(blocks, 2, 16, 16)).astype(np.float16)
+    b = rng.integers(-8, 8, size=(blocks, 16, 16)).astype(np.float16)  # column-major: row j is column j
+    out = dev.zeros(blocks * 256, np.float32)
+    dev.run("shared_loop", blocks, 32, dev.put(a), dev.put(b), out)
+    a32, bt = a.astype(np.float32), b.astype(np.float32).transpose(0, 2, 1)
+    want = a32[:, 0] @ bt + a32[:, 1] @ bt
+    np.testing.assert_array_equal(dev.get(out, blocks * 256, np.float32).reshape(blocks, 16, 16), want)
