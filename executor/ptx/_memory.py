@@ -141,21 +141,30 @@ def _clusters(addrs: Addresses, size: int) -> list[Index]:
 #: the most runs one access is taken as (:func:`runs`); more, and the span paths serve it
 MAX_RUNS = 8
 
-Run = tuple[int, int, U8]
+#: ``(first, end, rows)``: threads ``first`` to ``end`` and their bytes, a ``(end - first, words)``
+#: view of the VM's memory in words of up to 8 bytes (:func:`_strided_rows`)
+Run = tuple[int, int, npt.NDArray[Any]]
 
 
-def runs(addrs: Addresses, size: int) -> list[tuple[int, int, int]] | None:
-    """The threads as at most :data:`MAX_RUNS` runs: ``(first, end, lo)`` where thread ``first + j``'s
-    address is ``lo + j * size`` for every thread up to ``end``, each ``lo`` a multiple of ``size`` (a
-    power of two): a coalesced access (one run), or a grid-stride loop's whose threads are one
-    iteration apart (a rotated run: two). ``None`` for any other layout."""
+def runs(addrs: Addresses, size: int) -> tuple[int, list[tuple[int, int, int]]] | None:
+    """The threads as at most :data:`MAX_RUNS` runs of one stride: ``(stride, [(first, end, lo)])``
+    where thread ``first + j``'s address is ``lo + j * stride`` up to ``end``, the stride a multiple
+    of ``size`` (a power of two; the threads' bytes do not overlap within a run) and each ``lo`` too:
+    a coalesced access (one run of stride ``size``), one field of an array of structs (a wider
+    stride), a grid-stride loop's whose threads are one iteration apart (a rotated run: two).
+    ``None`` for any other layout."""
     k = int(addrs.size)
     if not k:
         return None
     wide = addrs.astype(np.uint64, copy=False)
-    if k > 2 and all(int(wide[j + 1]) - int(wide[j]) != size for j in (0, k // 2, k - 2)):
-        return None  # three steps of three (a strided access): not worth the pass that would tell
-    breaks = np.flatnonzero(np.diff(wide) != np.uint64(size)) if k > 1 else ()
+    stride = (int(wide[1]) - int(wide[0])) if k > 1 else size
+    if k > 2 and stride != int(wide[k // 2 + 1]) - int(wide[k // 2]):
+        stride = int(wide[k - 1]) - int(wide[k - 2])  # the first step may be a break
+    if stride < size or stride % size or (k - 1) * stride + size > SPAN_LIMIT:
+        return None
+    if k > 2 and all(int(wide[j + 1]) - int(wide[j]) != stride for j in (0, k // 2, k - 2)):
+        return None  # three steps of three elsewhere: not worth the pass that would tell
+    breaks = np.flatnonzero(np.diff(wide) != np.uint64(stride)) if k > 1 else ()
     if len(breaks) >= MAX_RUNS:
         return None
     out: list[tuple[int, int, int]] = []
@@ -166,7 +175,7 @@ def runs(addrs: Addresses, size: int) -> list[tuple[int, int, int]] | None:
             return None
         out.append((first, end, lo))
         first = end
-    return out
+    return stride, out
 
 
 def _run_view(mem: DeviceMemory, lo: int, size: int, write: bool) -> U8 | None:
@@ -180,36 +189,54 @@ def _run_view(mem: DeviceMemory, lo: int, size: int, write: bool) -> U8 | None:
 
 
 def device_runs(mem: DeviceMemory, addrs: Addresses, size: int, *, write: bool) -> list[Run] | None:
-    """The threads' bytes as :func:`runs`, each ``(first, end, view)`` one view of the VM's memory
-    checked for reading (or writing) as a whole; ``None`` when the access is not such runs or the
-    memory does not offer each in one piece (then the checked path decides, and names any fault)."""
+    """The threads' bytes as :func:`runs`, each run's whole range one view of the VM's memory checked
+    for reading (or writing) as a whole (with a wider stride: the bytes between the threads' too, as
+    a span is); ``None`` when the access is not such runs or the memory does not offer each in one
+    piece (then the checked path decides, and names any fault)."""
     found = runs(addrs, size)
     if found is None:
         return None
+    stride, pieces = found
     out: list[Run] = []
-    for first, end, lo in found:
-        view = _run_view(mem, lo, (end - first) * size, write)
+    for first, end, lo in pieces:
+        count = end - first
+        view = _run_view(mem, lo, (count - 1) * stride + size, write)
         if view is None:
             return None
-        out.append((first, end, view))
+        out.append((first, end, _strided_rows(view, count, size, stride, write)))
     return out
+
+
+def _strided_rows(view: U8, count: int, size: int, stride: int, write: bool) -> npt.NDArray[Any]:
+    """``count`` rows of ``size`` bytes ``stride`` apart in ``view``, as words of up to 8 bytes (a
+    strided copy moves words, not bytes): ``(count, size // word)`` of the unsigned word type."""
+    word = min(size, 8)
+    typed = view.view(uint_of(word)) if word > 1 else view
+    rows: npt.NDArray[Any] = np.lib.stride_tricks.as_strided(
+        typed, (count, size // word), (stride, word), writeable=write
+    )
+    return rows
 
 
 def load_runs(pieces: list[Run], k: int, size: int) -> U8:
-    """The ``k * size`` bytes the runs hold, in thread order (a copy)."""
+    """The ``k * size`` bytes the runs hold, in thread order (a copy: registers never alias the VM's
+    memory)."""
     if len(pieces) == 1:
-        return pieces[0][2].copy()
-    out = np.empty(k * size, dtype=np.uint8)
-    for first, end, view in pieces:
-        out[first * size : end * size] = view
-    return out
+        only: U8 = pieces[0][2].copy().view(np.uint8).reshape(-1)
+        return only
+    out = np.empty((k, size // min(size, 8)), dtype=pieces[0][2].dtype)
+    for first, end, rows in pieces:
+        out[first:end] = rows
+    flat: U8 = out.view(np.uint8).reshape(-1)
+    return flat
 
 
 def store_runs(pieces: list[Run], data: U8, size: int) -> None:
     """Thread ``j``'s ``size`` bytes of ``data`` (flat) into its run, run after run in thread order
     (so where runs overlap the later thread's bytes stay, as a serial order leaves them)."""
-    for first, end, view in pieces:
-        view[:] = data[first * size : end * size]
+    table = np.ascontiguousarray(data).view(pieces[0][2].dtype).reshape(-1, size // min(size, 8))
+    for first, end, rows in pieces:
+        rows[:] = table[first:end]
 
 
 def _gather_span(span: U8, offsets: Addresses, size: int) -> U8:

@@ -314,7 +314,9 @@ def test_halves_of_a_gather_in_two_allocations_take_a_view_each(size: int, bad: 
 
 
 @pytest.mark.parametrize("size", [1, 4, 8, 16])
-@pytest.mark.parametrize("layout", ["run", "rotated", "overlapping", "reversed", "misaligned", "many"])
+@pytest.mark.parametrize(
+    "layout", ["run", "rotated", "overlapping", "strided", "field", "reversed", "misaligned", "many"]
+)
 def test_runs_gather_and_scatter_as_each_thread(size: int, layout: str) -> None:
     """Accesses taken as a few runs (a grid-stride loop's threads one iteration apart: a rotated run;
     runs that overlap, where the later thread's store stays) load and store what the per-thread path
@@ -328,6 +330,10 @@ def test_runs_gather_and_scatter_as_each_thread(size: int, layout: str) -> None:
         ramp = np.roll(ramp, 17)
     elif layout == "overlapping":
         ramp = np.concatenate([ramp[:48], ramp[40:88]])
+    elif layout == "strided":  # every third element: one field of an array of structs
+        ramp = ramp * np.uint64(3)
+    elif layout == "field":  # the second field of 4-element structs, a grid-stride loop's rotation
+        ramp = np.roll(ramp * np.uint64(4) + np.uint64(size), 5)
     elif layout == "reversed":
         ramp = ramp[::-1].copy()
     elif layout == "misaligned":
@@ -335,9 +341,8 @@ def test_runs_gather_and_scatter_as_each_thread(size: int, layout: str) -> None:
     elif layout == "many":
         ramp = ramp.reshape(-1, 8)[:, ::-1].reshape(-1).copy()
     found = runs(ramp + np.uint64(1 << 12), size)
-    assert (found is not None) == (
-        layout in ("run", "rotated", "overlapping") or (layout == "misaligned" and size == 1)
-    )
+    taken = ("run", "rotated", "overlapping", "strided", "field")
+    assert (found is not None) == (layout in taken or (layout == "misaligned" and size == 1))
     stored = []
     for wrap in (False, True):
         memory = DeviceMemory(1 << 30)
