@@ -28,36 +28,13 @@ from executor.ptx import LoadedModule, launch
 
 from .ptx_engine import HEADER, _best, _put
 
-COPY = (
-    HEADER
-    + """
-.visible .entry copy_u32(.param .u64 out, .param .u64 in, .param .u32 n) {
-    .reg .pred %p<2>; .reg .b32 %r<10>; .reg .b64 %rd<8>;
-    ld.param.u64 %rd1, [out];
-    ld.param.u64 %rd2, [in];
-    ld.param.u32 %r1, [n];
-    mov.u32 %r2, %ctaid.x;
-    mov.u32 %r3, %ntid.x;
-    mov.u32 %r4, %tid.x;
-    mad.lo.s32 %r5, %r2, %r3, %r4;
-    mov.u32 %r6, %nctaid.x;
-    mul.lo.s32 %r7, %r3, %r6;
-    setp.ge.u32 %p1, %r5, %r1;
-    @%p1 bra DONE;
-LOOP:
-    mul.wide.u32 %rd3, %r5, 4;
-    add.s64 %rd4, %rd2, %rd3;
-    ld.global.u32 %r8, [%rd4];
-    add.s64 %rd5, %rd1, %rd3;
-    st.global.u32 [%rd5], %r8;
-    add.s32 %r5, %r5, %r7;
-    setp.lt.u32 %p1, %r5, %r1;
-    @%p1 bra LOOP;
-DONE:
-    ret;
-}
 
-.visible .entry copy_v4(.param .u64 out, .param .u64 in, .param .u32 n) {
+def _copy_kernel(name: str, width: int) -> str:
+    """``out[i] = in[i]`` over a grid-stride loop, one ``width``-byte element (u32 or v4.u32) a thread."""
+    value = "%r8" if width == 4 else "{%r8, %r9, %r10, %r11}"
+    kind = ".u32" if width == 4 else ".v4.u32"
+    return f"""
+.visible .entry {name}(.param .u64 out, .param .u64 in, .param .u32 n) {{
     .reg .pred %p<2>; .reg .b32 %r<14>; .reg .b64 %rd<8>;
     ld.param.u64 %rd1, [out];
     ld.param.u64 %rd2, [in];
@@ -71,19 +48,21 @@ DONE:
     setp.ge.u32 %p1, %r5, %r1;
     @%p1 bra DONE;
 LOOP:
-    mul.wide.u32 %rd3, %r5, 16;
+    mul.wide.u32 %rd3, %r5, {width};
     add.s64 %rd4, %rd2, %rd3;
-    ld.global.v4.u32 {%r8, %r9, %r10, %r11}, [%rd4];
+    ld.global{kind} {value}, [%rd4];
     add.s64 %rd5, %rd1, %rd3;
-    st.global.v4.u32 [%rd5], {%r8, %r9, %r10, %r11};
+    st.global{kind} [%rd5], {value};
     add.s32 %r5, %r5, %r7;
     setp.lt.u32 %p1, %r5, %r1;
     @%p1 bra LOOP;
 DONE:
     ret;
-}
+}}
 """
-)
+
+
+COPY = HEADER + _copy_kernel("copy_u32", 4) + _copy_kernel("copy_v4", 16)
 
 HISTOGRAM = (
     HEADER
