@@ -13,6 +13,10 @@
   ``wmma.load.a``/``wmma.load.b`` (from global memory) and ``wmma.mma.m16n16k16`` (f16 inputs, f32
   accumulators) over K, then ``wmma.store.d``, ``--wmma M N K`` (CUDA's ``simple_wmma_gemm`` shape);
   the floor is NumPy's float32 ``A @ B.T``.
+* ``tensorcore`` (with ``--tensor-core CHECKOUT``, a cuda-samples checkout): NVIDIA's cudaTensorCoreGemm
+  ``compute_gemm`` (wmma from shared memory, chunks of A and B copied in by ``ld.global.v4``), its tile
+  counts set by ``--tensor-core-tiles M N K`` (64 64 128: 1024 x 1024 x 2048; the sample's 256 each), one
+  batch of 32 blocks; the floor is NumPy's float32 ``A @ B.T + C``.
 * ``atomics``: every one of ``--elements`` threads ``atom.global.add.u32`` on one counter (the shape of
   simpleAtomicIntrinsics), storing the old value; the floor is the exclusive prefix sum ``np.cumsum``.
 * ``warp``: per thread ``match.any.sync`` on its value's low 3 bits, ``popc`` of the mask,
@@ -31,7 +35,11 @@ it) times the threads. Results are checked against the floor's.
 from __future__ import annotations
 
 import argparse
+import re
+import shutil
 import struct
+import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -42,7 +50,7 @@ import numpy.typing as npt
 
 from executor._kernels import LaunchDims
 from executor._sim_memory import DeviceMemory
-from executor.ptx import LoadedModule, launch
+from executor.ptx import Limits, LoadedModule, launch
 
 PTX = Path(__file__).resolve().parents[1] / "tests" / "kernels" / "test_kernels.ptx"
 TILED = Path(__file__).resolve().parent / "tiled_gemm.ptx"
@@ -314,6 +322,46 @@ def wmma_gemm(m: int, n: int, k: int, repeat: int) -> Result:
     return Result("wmma", f"wmma.m16n16k16 f16->f32, {m}x{n}x{k}", path, threads, seconds, floor)
 
 
+#: the dynamic shared memory cudaTensorCoreGemm gives compute_gemm (its SHMEM_SZ with CHUNK_K 8)
+TENSOR_CORE_SHARED = 69632
+
+
+def tensor_core(checkout: Path, tiles: tuple[int, int, int], repeat: int) -> Result:
+    """NVIDIA's cudaTensorCoreGemm ``compute_gemm`` from a cuda-samples checkout, its tile counts set to
+    ``tiles`` (the sample's are 256 each), compiled by nvcc 13 to compute_90 PTX, run as one batch of 32
+    blocks of 256 threads (the sample launches one block per SM, 132)."""
+    source = (checkout / "Samples/3_CUDA_Features/cudaTensorCoreGemm/cudaTensorCoreGemm.cu").read_text()
+    for name, value in zip(("M_TILES", "N_TILES", "K_TILES"), tiles, strict=True):
+        source = re.sub(rf"#define {name} \d+", f"#define {name} {value}", source)
+    with tempfile.TemporaryDirectory() as tmp:
+        cu, ptx = Path(tmp) / "gemm.cu", Path(tmp) / "gemm.ptx"
+        cu.write_text(source)
+        nvcc = shutil.which("nvcc") or "/usr/local/cuda-13.0/bin/nvcc"
+        cmd = [nvcc, "-arch=compute_90", "-ptx", f"-I{checkout / 'Common'}", str(cu), "-o", str(ptx)]
+        subprocess.run(cmd, check=True)
+        module = LoadedModule(ptx.read_text())
+    m, n, k = (16 * t for t in tiles)
+    mem = DeviceMemory(1 << 33)
+    rng = np.random.default_rng(4)
+    a = rng.standard_normal((m, k)).astype(np.float16)
+    b = rng.standard_normal((n, k)).astype(np.float16)  # B's columns, each contiguous in k
+    c = rng.standard_normal((m, n)).astype(np.float32)
+    pa, pb, pc, pd = _put(mem, a), _put(mem, b), _put(mem, c), mem.alloc(4 * m * n)
+    params = struct.pack("<QQQQff", pa, pb, pc, pd, 1.0, 1.0)  # alpha = beta = 1: D = A B + C
+    name = "_Z12compute_gemmPK6__halfS1_PKfPfff"
+    dims = LaunchDims((32, 1, 1), (256, 1, 1), TENSOR_CORE_SHARED)
+    limits = Limits(seconds=3600.0, instructions=1 << 40)
+    path = launch(module, name, mem, dims, params, {}, limits)  # one batch: its instructions are a thread's
+    seconds = _best(repeat, lambda: launch(module, name, mem, dims, params, {}, limits))
+    got = mem.read(pd, 4 * m * n).view(np.float32).reshape(m, n)
+    a32, b32 = a.astype(np.float32), b.astype(np.float32)
+    floor = _best(repeat, lambda: a32 @ b32.T + c)
+    assert np.allclose(got, a32 @ b32.T + c, rtol=1e-3, atol=1e-3)
+    return Result(
+        "tensorcore", f"cudaTensorCoreGemm compute_gemm, {m}x{n}x{k}", path, 32 * 256, seconds, floor
+    )
+
+
 ATOMICS = (
     HEADER
     + """
@@ -425,11 +473,15 @@ def tiled(m: int, n: int, k: int, repeat: int) -> Result:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    kernels = ("all", "elementwise", "reduction", "gemm", "wmma", "atomics", "tiled", "warp")
+    kernels = ("all", "elementwise", "reduction", "gemm", "wmma", "atomics", "tiled", "warp", "tensorcore")
     parser.add_argument("--kernel", choices=kernels, default="all")
     parser.add_argument("--elements", type=int, default=1 << 20)
     parser.add_argument("--gemm", type=int, nargs=3, default=(256, 256, 256), metavar=("M", "N", "K"))
     parser.add_argument("--wmma", type=int, nargs=3, default=(256, 256, 256), metavar=("M", "N", "K"))
+    parser.add_argument("--tensor-core", type=Path, default=None, metavar="CHECKOUT")
+    parser.add_argument(
+        "--tensor-core-tiles", type=int, nargs=3, default=(64, 64, 128), metavar=("M", "N", "K")
+    )
     parser.add_argument("--tiled", type=int, nargs=3, default=(256, 256, 256), metavar=("M", "N", "K"))
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
@@ -451,6 +503,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         runs.append(lambda: tiled(tm, tn, tk, args.repeat))
     if args.kernel in ("all", "warp"):
         runs.append(lambda: warp(args.elements, args.repeat))
+    if args.kernel in ("all", "tensorcore") and args.tensor_core is not None:
+        tiles = args.tensor_core_tiles
+        runs.append(lambda: tensor_core(args.tensor_core, tiles, args.repeat))
     for run in runs:
         print(run().line(), flush=True)
     return 0
