@@ -284,41 +284,35 @@ def reduction(n: int, repeat: int) -> Result:
     return Result("reduction", f"warp shuffle sum, {n} floats", path, n, seconds, floor)
 
 
-def gemm(m: int, n: int, k: int, repeat: int) -> Result:
-    module = LoadedModule(GEMM)
+def _f16_gemm(
+    ptx: str, kernel: str, tile: tuple[int, int], seed: int, m: int, n: int, k: int, repeat: int
+) -> tuple[int, int, float, float]:
+    """A tensor-core GEMM kernel of one warp per ``tile`` (rows, columns) of C over f16 A (row-major)
+    and B (column-major), checked against NumPy: its path, threads, best seconds and the floor's."""
+    module = LoadedModule(ptx)
     mem = DeviceMemory(1 << 32)
-    rng = np.random.default_rng(2)
+    rng = np.random.default_rng(seed)
     a = rng.standard_normal((m, k)).astype(np.float16)
     b = rng.standard_normal((n, k)).astype(np.float16)  # B's columns, each contiguous in k
     pa, pb, pc = _put(mem, a), _put(mem, b), mem.alloc(4 * m * n)
     params = struct.pack("<QQQII", pa, pb, pc, k, n)
-    path = launch(module, "mma_gemm", mem, LaunchDims((1, 1, 1), (32, 1, 1)), params, {})
-    dims = LaunchDims((n // 8, m // 16, 1), (32, 1, 1))
-    seconds = _best(repeat, lambda: launch(module, "mma_gemm", mem, dims, params, {}))
+    path = launch(module, kernel, mem, LaunchDims((1, 1, 1), (32, 1, 1)), params, {})
+    dims = LaunchDims((n // tile[1], m // tile[0], 1), (32, 1, 1))
+    seconds = _best(repeat, lambda: launch(module, kernel, mem, dims, params, {}))
     got = mem.read(pc, 4 * m * n).view(np.float32).reshape(m, n)
     a32, b32 = a.astype(np.float32), b.astype(np.float32)
     floor = _best(repeat, lambda: a32 @ b32.T)
     assert np.allclose(got, a32 @ b32.T, rtol=1e-3, atol=1e-3)
-    threads = (n // 8) * (m // 16) * 32
+    return path, (n // tile[1]) * (m // tile[0]) * 32, seconds, floor
+
+
+def gemm(m: int, n: int, k: int, repeat: int) -> Result:
+    path, threads, seconds, floor = _f16_gemm(GEMM, "mma_gemm", (16, 8), 2, m, n, k, repeat)
     return Result("gemm", f"mma.m16n8k8 f16->f32, {m}x{n}x{k}", path, threads, seconds, floor)
 
 
 def wmma_gemm(m: int, n: int, k: int, repeat: int) -> Result:
-    module = LoadedModule(WMMA_GEMM)
-    mem = DeviceMemory(1 << 32)
-    rng = np.random.default_rng(3)
-    a = rng.standard_normal((m, k)).astype(np.float16)
-    b = rng.standard_normal((n, k)).astype(np.float16)  # B's columns, each contiguous in k
-    pa, pb, pc = _put(mem, a), _put(mem, b), mem.alloc(4 * m * n)
-    params = struct.pack("<QQQII", pa, pb, pc, k, n)
-    path = launch(module, "wmma_gemm", mem, LaunchDims((1, 1, 1), (32, 1, 1)), params, {})
-    dims = LaunchDims((n // 16, m // 16, 1), (32, 1, 1))
-    seconds = _best(repeat, lambda: launch(module, "wmma_gemm", mem, dims, params, {}))
-    got = mem.read(pc, 4 * m * n).view(np.float32).reshape(m, n)
-    a32, b32 = a.astype(np.float32), b.astype(np.float32)
-    floor = _best(repeat, lambda: a32 @ b32.T)
-    assert np.allclose(got, a32 @ b32.T, rtol=1e-3, atol=1e-3)
-    threads = (n // 16) * (m // 16) * 32
+    path, threads, seconds, floor = _f16_gemm(WMMA_GEMM, "wmma_gemm", (16, 16), 3, m, n, k, repeat)
     return Result("wmma", f"wmma.m16n16k16 f16->f32, {m}x{n}x{k}", path, threads, seconds, floor)
 
 
