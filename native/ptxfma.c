@@ -162,8 +162,9 @@ typedef struct {
 } Slot;
 
 /* one clone per CPU (AVX-512, AVX2 with FMA, baseline): with an FMA unit fmaf is one instruction;
-   without errno (nothing here reads it) sqrt is one instruction too, and the loops vectorize */
-__attribute__((target_clones("avx512f", "arch=haswell", "default"), optimize("no-math-errno")))
+   built without errno (setup.py: nothing here reads it) sqrt is one instruction too, and the loops
+   vectorize */
+__attribute__((target_clones("avx512f", "arch=haswell", "default")))
 static void run_chunk(const int32_t *code, Py_ssize_t count, const Slot *slots, Py_ssize_t c0, Py_ssize_t len) {
     for (Py_ssize_t k = 0; k < count; k++) {
         const int32_t *r = code + 5 * k;
@@ -181,12 +182,19 @@ static void run_chunk(const int32_t *code, Py_ssize_t count, const Slot *slots, 
         case R_SUB: for (i = 0; i < len; i++) d[i] = a[i] - b[i]; break;
         case R_MUL: for (i = 0; i < len; i++) d[i] = a[i] * b[i]; break;
         case R_DIV: for (i = 0; i < len; i++) d[i] = a[i] / b[i]; break;
-        case R_FMA:
+        case R_FMA: {
+            int nan = 0; /* NaN results are rare: noted in the vectorized pass, recomputed after it */
             for (i = 0; i < len; i++) {
                 float v = fmaf(a[i], b[i], c[i]);
-                d[i] = v == v ? v : (float)((double)a[i] * (double)b[i] + (double)c[i]);
+                nan |= v != v;
+                d[i] = v;
             }
+            if (nan)
+                for (i = 0; i < len; i++)
+                    if (d[i] != d[i])
+                        d[i] = (float)((double)a[i] * (double)b[i] + (double)c[i]);
             break;
+        }
         case R_NEG: for (i = 0; i < len; i++) d[i] = -a[i]; break;
         case R_ABS: for (i = 0; i < len; i++) d[i] = fabsf(a[i]); break;
         case R_EX2: for (i = 0; i < len; i++) d[i] = (float)exp2((double)a[i]); break;
