@@ -264,6 +264,11 @@ static PyObject *run_f32(PyObject *self, PyObject *const *objs, Py_ssize_t nargs
                 PyErr_Format(PyExc_ValueError, "record %zd: slot %d out of range", k, (int)r[1 + j]);
                 goto done;
             }
+            /* a scratch slot holds uninitialized heap (or the last chunk's) bytes until a record writes it */
+            if (j && r[1 + j] >= given && !written[r[1 + j]]) {
+                PyErr_Format(PyExc_ValueError, "record %zd: scratch slot %d read before written", k, (int)r[1 + j]);
+                goto done;
+            }
             Slot *s = &slots[r[1 + j]];
             if (s->size && s->size != SIZES[r[0]][j]) {
                 PyErr_Format(PyExc_ValueError, "record %zd: slot %d used at two element sizes", k, (int)r[1 + j]);
@@ -280,7 +285,8 @@ static PyObject *run_f32(PyObject *self, PyObject *const *objs, Py_ssize_t nargs
             goto done;
         held = i + 1;
         Py_ssize_t size = slots[i].size ? slots[i].size : views[i].itemsize;
-        if (views[i].itemsize != size || views[i].len % size) {
+        /* 1 or 4 (an unused slot's too): a uniform one is broadcast into a pool entry of CHUNK * 4 bytes */
+        if ((size != 1 && size != 4) || views[i].itemsize != size || views[i].len % size) {
             PyErr_Format(PyExc_ValueError, "slot %zd has %zd-byte elements, not %zd", i, views[i].itemsize, size);
             goto done;
         }

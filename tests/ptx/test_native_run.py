@@ -219,3 +219,25 @@ def test_run_f32_never_writes_a_read_only_or_uniform_slot() -> None:
         native.run_f32(code, (a, read_only), 4, 0)
     with pytest.raises(ValueError):  # a one-element (uniform) destination for four lanes
         native.run_f32(code, (a, np.zeros(1, dtype=np.float32)), 4, 0)
+
+
+@pytest.mark.parametrize(
+    ("records", "extra", "scratch"),
+    [
+        # a slot no record names, uniform, of 8-byte elements: its broadcast would fill 512 * 8 bytes of a
+        # 512 * 4-byte pool entry (heap corruption before the element sizes were checked as 1 or 4)
+        ([[0, 1, 0, 0, 0]], (np.ones(1, dtype=np.float64),), 0),
+        # a scratch slot read before any record writes it: uninitialized heap bytes into the registers
+        ([[0, 1, 2, 0, 0]], (), 1),
+        ([[1, 2, 0, 2, 0], [0, 1, 2, 0, 0]], (), 1),  # its first write reads it as well
+    ],
+)
+def test_run_f32_refuses_unused_wide_slots_and_unwritten_scratch(
+    records: list[list[int]], extra: tuple[np.ndarray[Any, Any], ...], scratch: int
+) -> None:
+    assert native is not None
+    a = np.ones(4, dtype=np.float32)
+    d = np.zeros(4, dtype=np.float32)
+    with pytest.raises(ValueError):
+        native.run_f32(np.array(records, dtype=np.int32).tobytes(), (a, d, *extra), 4, scratch)
+    assert not d.any()  # nothing written
