@@ -7,27 +7,14 @@ it in Python."""
 
 from __future__ import annotations
 
-import os
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 
+from ._extensions import optional_extension
 from ._state import Value
 
-
-def _load() -> ModuleType | None:
-    if os.environ.get("VGPU_PURE_PYTHON") == "1":
-        return None
-    try:
-        from . import _fmafast  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    native: ModuleType = _fmafast
-    return native
-
-
-_native = _load()
+_native = optional_extension("_fmafast")
 #: the extension itself (``None`` when not built or not wanted), for the other native forms
 #: (``_native_run``)
 native = _native

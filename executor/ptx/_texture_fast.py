@@ -11,14 +11,13 @@ outside the span, :func:`sample` answers ``None`` and the NumPy form decides.
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from ._extensions import optional_extension
 from ._texture_objects import AddressMode, Sampler, TexelLayout
 
 __all__ = ["border_color", "sample"]
@@ -28,18 +27,7 @@ _KIND = {"signed": 0, "unsigned": 1, "float": 2}
 Config = tuple[Any, ...]
 
 
-def _load() -> ModuleType | None:
-    if os.environ.get("VGPU_PURE_PYTHON") == "1":
-        return None
-    try:
-        from . import _texfast  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    native: ModuleType = _texfast
-    return native
-
-
-_native = _load()
+_native = optional_extension("_texfast")
 
 
 def border_color(sampler: Sampler, as_float: bool) -> F64:
