@@ -75,6 +75,9 @@ Rows = npt.NDArray[np.intp]
 MapReader = Callable[[Frame, Rows], list[bytes]]
 
 _MAP_ALIGN = 64
+#: decoded maps kept per instruction (a launch's maps, or a kernel's across launches, may all differ:
+#: each is the guest's 128 bytes, so the cache is cleared when full rather than grown)
+_MAP_CACHE = 256
 _SHARED_ALIGN = 128
 _DIMS = {f"{n}d": n for n in range(1, 6)}
 #: the NaN a NaN fill writes, by element size (f16/bf16, f32, f64: the canonical quiet NaNs)
@@ -163,6 +166,8 @@ def _decoded(raw: bytes, rank: int, what: str, cache: dict[bytes, TensorMap]) ->
             m = decode(raw)
         except TensorMapError as exc:
             raise _bad_map(what, f"is not valid: {exc}") from None
+        if len(cache) >= _MAP_CACHE:
+            cache.clear()
         cache[raw] = m
     if m.rank != rank:
         raise _bad_map(what, f"has rank {m.rank}, the instruction {rank}")

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from executor._errors import CudaError
-from executor.ptx import Limits, LoadedModule
+from executor.ptx import Limits, LoadedModule, _isa_tma
 from executor.ptx._tensor_map import TensorMap, encode
 from protocol import CUresult
 
@@ -363,3 +363,14 @@ def test_multicast_fills_every_block_of_the_cluster(dev: Device) -> None:
     dev.run("tma_multicast_2d", 4, BLOCK, encode(m), out, words * 4, *_coords(at))
     want = _expected(values[:, :100], shape, box, at).view(np.uint32).reshape(-1)
     np.testing.assert_array_equal(dev.get(out, 4 * words, np.uint32).reshape(4, words), np.tile(want, (4, 1)))
+
+
+def test_the_decoded_maps_an_instruction_keeps_are_bounded() -> None:
+    """Every thread (or launch) may name a map of its own: the instruction's cache of decoded maps
+    stays bounded (it grew by one entry, the guest's 128 bytes and their decoding, per distinct map)."""
+    values = np.zeros((4, 16), dtype=np.float32)
+    cache: dict[bytes, TensorMap] = {}
+    for k in range(3 * _isa_tma._MAP_CACHE):
+        m = _map(0x10000 + 16 * k, values, (4, 16), (4, 16), FLOAT32)
+        assert _isa_tma._decoded(encode(m), 2, "cp.async.bulk.tensor", cache) == m
+        assert len(cache) <= _isa_tma._MAP_CACHE
