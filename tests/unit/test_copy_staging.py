@@ -7,10 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from benchmarks import _two_copy
 from benchmarks._floors import page_aligned, staged_copy_bandwidth
+from benchmarks._loopback import Loopback
 from guest import GuestClient
 from mediator._worker import MEMCPY_TUNABLE, worker_environment
 
@@ -62,6 +64,29 @@ def test_copies_go_in_chunks_of_the_square_root_rule() -> None:
     assert [gpu._copy_chunk(size) >> 10 for size in sizes] == [4096, 256, 256, 512, 768, 1024, 1024]
     gpu.chunk = 384 << 10
     assert gpu._copy_chunk(4 << 20) == 384 << 10
+
+
+def test_a_chunked_htod_places_every_chunk_at_the_sources_offset_within_a_page() -> None:
+    """The copy's offset within a page is worked out once and holds for each chunk (chunks are whole
+    pages); the short last chunk too, and the bytes arrive."""
+    raw = bytearray(os.urandom((1 << 20) + 5000 + 8192))
+    start = -np.frombuffer(raw, dtype=np.uint8).ctypes.data % 4096 + 0x123
+    source = memoryview(raw)[start:start + (1 << 20) + 5000]
+    with Loopback(region_size=8 << 20) as loop:
+        gpu = loop.guest
+        gpu.init()
+        placed: list[int] = []
+        reserve = gpu._reserve
+
+        def recording(length: int, phase: int | None = None) -> int:
+            placed.append(reserve(length, phase))
+            return placed[-1]
+
+        gpu._reserve = recording  # type: ignore[method-assign]
+        ptr = gpu.mem_alloc(len(source))
+        gpu.memcpy_htod(ptr, source)
+        assert len(placed) == 4 and all(off % 4096 == 0x123 for off in placed), [hex(off) for off in placed]
+        assert gpu.memcpy_dtoh(ptr, len(source)) == bytes(source)
 
 
 @pytest.mark.slow
