@@ -21,14 +21,14 @@ setup(
         # the PTX engine's fma.rn (executor/ptx/_fma.py) and native segments (_native_run.py):
         # -ffp-contract=off, so that the NaN case's x * y + z is the two roundings the Python form's
         # is; -fno-math-errno, so that sqrt is one vectorized instruction (nothing reads errno)
-        Extension("executor.ptx._fmafast", ["native/ptxfma.c"], optional=True,
+        Extension("executor.ptx._fmafast", ["native/ptxfma.c"], depends=["native/pyargs.h"], optional=True,
                   extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wextra", "-ffp-contract=off",
                                       "-fno-math-errno",
                                       "-Wno-missing-field-initializers",
                                       "-Wno-cast-function-type"]),
         # the PTX engine's texture sampling (executor/ptx/_texture_sample.py): -ffp-contract=off, so
         # that a linear filter's blend rounds each product and sum as the NumPy form's does
-        Extension("executor.ptx._texfast", ["native/ptxtex.c"], optional=True,
+        Extension("executor.ptx._texfast", ["native/ptxtex.c"], depends=["native/pyargs.h"], optional=True,
                   extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wextra", "-ffp-contract=off",
                                       "-Wno-missing-field-initializers",
                                       "-Wno-cast-function-type"]),

@@ -14,23 +14,10 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include "pyargs.h"
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
-
-typedef struct {
-    Py_buffer view;
-    int held;
-} Arg;
-
-static void release(Arg *args, int count) {
-    for (int i = 0; i < count; i++) {
-        if (args[i].held) {
-            PyBuffer_Release(&args[i].view);
-            args[i].held = 0;
-        }
-    }
-}
 
 /* args[0] is out: all four acquired and checked, or an exception set and none held */
 static int acquire(PyObject *const *objs, Py_ssize_t nargs, Arg *args, Py_ssize_t itemsize, Py_ssize_t *n) {

@@ -22,6 +22,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include "pyargs.h"
 #include <math.h>
 #include <stdint.h>
 #include <limits.h>
@@ -286,20 +287,6 @@ static long long extent(const Config *c) {
         if (__builtin_mul_overflow(counts[a] - 1, pitches[a], &term) || __builtin_add_overflow(total, term, &total))
             return LLONG_MAX;
     return total;
-}
-
-typedef struct {
-    Py_buffer view;
-    int held;
-} Arg;
-
-static void release(Arg *args, int count) {
-    for (int i = 0; i < count; i++) {
-        if (args[i].held) {
-            PyBuffer_Release(&args[i].view);
-            args[i].held = 0;
-        }
-    }
 }
 
 /* a float32 (itemsize 4) or int64 (8) operand of k or one element; None allowed where optional */
