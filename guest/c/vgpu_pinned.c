@@ -37,3 +37,14 @@ int cuda_transport_pinned_area(const struct cuda_transport *t, uint8_t **base, s
     *size = (size_t)bytes;
     return 0;
 }
+
+int cuda_transport_region_fd(const struct cuda_transport *t, int *fd, uint8_t **region)
+{
+    /* the socket backend's memfd; the PCI backend keeps resource2 open as its claim descriptor */
+    int have = !t || !t->region ? -1 : t->backend == VT_SOCKET ? t->region_fd : t->claim_fd;
+    if (have < 0)
+        return vt_fail(CUDA_TRANSPORT_E_INVAL, "no region descriptor");
+    *fd = have;
+    *region = t->region;
+    return 0;
+}

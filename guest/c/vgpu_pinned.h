@@ -28,6 +28,14 @@ CUDA_TRANSPORT_API int cuda_transport_pinned_area(const struct cuda_transport *t
  * but no longer the process's on the host.
  */
 CUDA_TRANSPORT_API uint32_t cuda_transport_epoch(const struct cuda_transport *t);
+/*
+ * A descriptor of the region (the memfd on a host, BAR2's resource2 in a VM) and *region, the first
+ * byte of this process's mapping of it, which maps the descriptor from offset 0: a byte at
+ * `region + k` can be mapped again elsewhere with mmap(fd, k) (#19: cuMemHostRegister moves a
+ * process's pages into the pinned area so). The descriptor stays the transport's (never closed here).
+ * 0 on success; CUDA_TRANSPORT_E_INVAL when there is none.
+ */
+CUDA_TRANSPORT_API int cuda_transport_region_fd(const struct cuda_transport *t, int *fd, uint8_t **region);
 
 #ifdef __cplusplus
 }

@@ -9,8 +9,9 @@
  * copies from and to it name the range and the host moves the bytes itself, and their *Async variants
  * are truly asynchronous, both ways (the buffer is the stream's until it is synchronized, as in CUDA).
  * When the area has no room the memory is ordinary memory of this process, 256-byte aligned, and its
- * copies are staged. cuMemHostRegister records a range of ordinary memory: the host cannot see it, so
- * its copies stay staged (nothing is pinned).
+ * copies are staged. cuMemHostRegister moves the range's pages into the pinned area at the same addresses
+ * (cu_pinned.c), so they are pinned memory as above (and DEVICEMAP maps them); when they cannot move
+ * (no room) it records the range, whose copies stay staged.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -401,11 +402,25 @@ CUresult cuMemHostRegister_v2(void *p, size_t bytesize, unsigned int flags)
 {
     if (!p || !bytesize)
         return CUDA_ERROR_INVALID_VALUE;
-    if (flags & (CU_MEMHOSTREGISTER_DEVICEMAP | CU_MEMHOSTREGISTER_IOMEMORY))
+    if (flags & CU_MEMHOSTREGISTER_IOMEMORY)
         VGPU_UNSUPPORTED_USE(CUDA_ERROR_NOT_SUPPORTED,
-                             "cuMemHostRegister flags %#x: guest memory cannot be mapped into the GPU", flags);
-    if (vgpu_shim_ptr_kind((uint64_t)(uintptr_t)p, NULL, NULL) != VGPU_PTR_NONE)
+                             "cuMemHostRegister flags %#x: I/O memory cannot be mapped into the GPU", flags);
+    if (vgpu_shim_ptr_kind((uint64_t)(uintptr_t)p, NULL, NULL) != VGPU_PTR_NONE ||
+        vgpu_shim_ptr_kind((uint64_t)(uintptr_t)p + bytesize - 1, NULL, NULL) != VGPU_PTR_NONE)
         return 712; /* CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED */
+    CUresult rc = vgpu_pinned_register(p, bytesize, flags & CU_MEMHOSTREGISTER_DEVICEMAP);
+    if (rc == CUDA_ERROR_NOT_SUPPORTED || rc == CUDA_ERROR_OUT_OF_MEMORY) { /* the pages stay: staged */
+        static int once;
+        if (flags & CU_MEMHOSTREGISTER_DEVICEMAP)
+            VGPU_UNSUPPORTED_USE(CUDA_ERROR_NOT_SUPPORTED, "cuMemHostRegister(DEVICEMAP) of %zu bytes: the pages "
+                                 "cannot move into the region's pinned area (no room, or no area), so the device "
+                                 "cannot reach them", bytesize);
+        if (!__atomic_exchange_n(&once, 1, __ATOMIC_RELAXED))
+            vgpu_shim_log("cuMemHostRegister of %zu bytes: the pages cannot move into the region's pinned area "
+                          "(status %d): their copies are staged (logged once)", bytesize, (int)rc);
+    } else if (rc) {
+        return rc;
+    }
     vgpu_track_range((uint64_t)(uintptr_t)p, bytesize, VGPU_PTR_HOST_REGISTERED);
     return CUDA_SUCCESS;
 }
@@ -417,5 +432,7 @@ CUresult cuMemHostUnregister(void *p)
         base != (uint64_t)(uintptr_t)p)
         return 713; /* CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED */
     vgpu_untrack_range(base);
-    return CUDA_SUCCESS;
+    CUresult rc = CUDA_SUCCESS;
+    (void)vgpu_pinned_unregister(p, &rc); /* 0: a staged registration, nothing moved */
+    return rc;
 }

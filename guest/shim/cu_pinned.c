@@ -27,8 +27,11 @@
  *    when the host cannot place it so, the allocation is refused (NOT_SUPPORTED, logged once) — there
  *    is no ordinary-memory fallback for memory a kernel must reach.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "shim.h"
 #include "vgpu_pinned.h"
@@ -36,12 +39,24 @@
 
 #define CU_MEMHOSTALLOC_DEVICEMAP 0x02u
 
-struct pinned { uintptr_t base; size_t size; uint64_t offset; uint32_t epoch; uint64_t alias; int managed; };
+/* `user`/`user_size`: the range cuMemHostRegister named (0 for an allocation); base/size its pages */
+struct pinned {
+    uintptr_t base; size_t size; uint64_t offset; uint32_t epoch; uint64_t alias; int managed;
+    uintptr_t user; size_t user_size;
+};
 static struct pinned *table;
 static size_t count, cap;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 /* the area in our mapping, once known: a pointer outside it is not pinned, without taking the lock */
 static uintptr_t area_lo, area_hi;
+/* the same for registered pages, which lie outside the area: the span of all there ever were */
+static uintptr_t reg_lo = UINTPTR_MAX, reg_hi;
+
+static int maybe_pinned(uintptr_t p)
+{
+    return (p >= __atomic_load_n(&area_lo, __ATOMIC_RELAXED) && p < __atomic_load_n(&area_hi, __ATOMIC_ACQUIRE)) ||
+           (p >= __atomic_load_n(&reg_lo, __ATOMIC_RELAXED) && p < __atomic_load_n(&reg_hi, __ATOMIC_ACQUIRE));
+}
 
 static uint32_t current_epoch(void)
 {
@@ -89,6 +104,21 @@ static uint64_t map_range(uint64_t offset, uintptr_t p, int managed)
     return r.dptr;
 }
 
+/* 1 when the entry went into the table (the lock held), 0 when it could not grow */
+static int add_locked(struct pinned e)
+{
+    if (count == cap) {
+        size_t grown_cap = cap ? cap * 2 : 32;
+        struct pinned *grown = realloc(table, grown_cap * sizeof *grown);
+        if (!grown)
+            return 0;
+        table = grown;
+        cap = grown_cap;
+    }
+    table[count++] = e;
+    return 1;
+}
+
 CUresult vgpu_pinned_alloc(void **pp, size_t bytesize, unsigned int flags)
 {
     int err;
@@ -123,21 +153,14 @@ CUresult vgpu_pinned_alloc(void **pp, size_t bytesize, unsigned int flags)
         return CUDA_ERROR_NOT_SUPPORTED;
     }
     pthread_mutex_lock(&lock);
-    if (count == cap) {
-        size_t grown_cap = cap ? cap * 2 : 32;
-        struct pinned *grown = realloc(table, grown_cap * sizeof *grown);
-        if (!grown) {
-            pthread_mutex_unlock(&lock);
-            give_back(r.offset);
-            return CUDA_ERROR_OUT_OF_MEMORY;
-        }
-        table = grown;
-        cap = grown_cap;
-    }
-    table[count++] = (struct pinned){p, bytesize, r.offset, cuda_transport_epoch(t), alias, managed};
     __atomic_store_n(&area_lo, (uintptr_t)area, __ATOMIC_RELAXED);
     __atomic_store_n(&area_hi, (uintptr_t)area + area_size, __ATOMIC_RELEASE);
+    int added = add_locked((struct pinned){p, bytesize, r.offset, cuda_transport_epoch(t), alias, managed, 0, 0});
     pthread_mutex_unlock(&lock);
+    if (!added) {
+        give_back(r.offset);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
     *pp = (void *)p;
     return CUDA_SUCCESS;
 }
@@ -147,7 +170,7 @@ int vgpu_pinned_free(void *ptr, CUresult *rc)
     uintptr_t p = (uintptr_t)ptr;
     pthread_mutex_lock(&lock);
     size_t i = 0;
-    while (i < count && table[i].base != p)
+    while (i < count && (table[i].base != p || table[i].user))
         i++;
     if (i == count) {
         pthread_mutex_unlock(&lock);
@@ -169,7 +192,7 @@ int vgpu_pinned_free(void *ptr, CUresult *rc)
 int vgpu_shim_pinned_lookup(const void *ptr, size_t len, uint64_t *offset)
 {
     uintptr_t p = (uintptr_t)ptr;
-    if (!ptr || p < __atomic_load_n(&area_lo, __ATOMIC_RELAXED) || p >= __atomic_load_n(&area_hi, __ATOMIC_ACQUIRE))
+    if (!ptr || !maybe_pinned(p))
         return 0;
     int found = 0;
     uint32_t epoch = current_epoch();
@@ -188,7 +211,7 @@ int vgpu_shim_pinned_lookup(const void *ptr, size_t len, uint64_t *offset)
 int vgpu_pinned_mapping(const void *ptr, uint64_t *dptr, uint64_t *base, int *managed)
 {
     uintptr_t p = (uintptr_t)ptr;
-    if (!ptr || p < __atomic_load_n(&area_lo, __ATOMIC_RELAXED) || p >= __atomic_load_n(&area_hi, __ATOMIC_ACQUIRE))
+    if (!ptr || !maybe_pinned(p))
         return 0;
     int found = 0;
     uint32_t epoch = current_epoch();
@@ -207,4 +230,129 @@ int vgpu_pinned_mapping(const void *ptr, uint64_t *dptr, uint64_t *base, int *ma
         }
     pthread_mutex_unlock(&lock);
     return found;
+}
+
+/* -- cuMemHostRegister: the process's own pages moved into the area ------------------------------ */
+
+/* Gives the pages [base, +size) private memory again, holding the bytes they hold now (read through
+ * the region mapping at `src`): fresh anonymous pages filled aside, then moved over the range in one
+ * mremap, so no moment leaves the range unmapped. 0, or -1 (errno) when the kernel refused. */
+static int restore_private(uintptr_t base, size_t size, const void *src)
+{
+    void *fresh = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (fresh == MAP_FAILED)
+        return -1;
+    memcpy(fresh, src, size);
+    if (mremap(fresh, size, size, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)base) == MAP_FAILED) {
+        munmap(fresh, size);
+        return -1;
+    }
+    return 0;
+}
+
+CUresult vgpu_pinned_register(void *ptr, size_t bytesize, unsigned int flags)
+{
+    int err, fd;
+    struct cuda_transport *t = vgpu_shim_transport(&err);
+    if (!t)
+        return (CUresult)err;
+    uint8_t *area, *region;
+    size_t area_size;
+    if (cuda_transport_pinned_area(t, &area, &area_size) || cuda_transport_region_fd(t, &fd, &region))
+        return CUDA_ERROR_NOT_SUPPORTED; /* no pinned area or no descriptor to map it: staged */
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), p = (uintptr_t)ptr;
+    if (bytesize > UINTPTR_MAX - p - page)
+        return CUDA_ERROR_INVALID_VALUE;
+    uintptr_t lo = p & ~(page - 1), hi = (p + bytesize + page - 1) & ~(page - 1);
+    size_t size = hi - lo;
+    if (lo < (uintptr_t)area + area_size && hi > (uintptr_t)region) /* the area ends the region */
+        return CUDA_ERROR_NOT_SUPPORTED; /* the region's own pages: no move */
+    if (msync((void *)lo, size, MS_ASYNC) < 0)
+        return CUDA_ERROR_INVALID_VALUE; /* a hole in the range (ENOMEM): CUDA refuses unmapped memory */
+    pthread_mutex_lock(&lock);
+    for (size_t i = 0; i < count; i++)
+        if (table[i].user && lo < table[i].base + table[i].size && table[i].base < hi) {
+            int bytes_overlap = p < table[i].user + table[i].user_size && table[i].user < p + bytesize;
+            pthread_mutex_unlock(&lock);
+            /* a page shared with another registration stays where it is: this one is staged */
+            return bytes_overlap ? 712 /* CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED */ : CUDA_ERROR_NOT_SUPPORTED;
+        }
+    pthread_mutex_unlock(&lock);
+    struct vgpu_args_mem_host_alloc a = {.bytesize = size, .flags = 0};
+    struct vgpu_result_mem_host_alloc r;
+    CUresult rc = vgpu_cu_call(VGPU_CALL_MEM_HOST_ALLOC, &a, sizeof a, &r, sizeof r);
+    if (rc)
+        return rc; /* OUT_OF_MEMORY: no room, the caller stages */
+    size_t file_offset = (size_t)(area - region) + r.offset;
+    if (r.offset > area_size || size > area_size - r.offset || file_offset % page) {
+        vgpu_shim_log("mem_host_alloc answered offset %#llx for %zu bytes of a %zu-byte pinned area, not at a "
+                      "page of %zu bytes", (unsigned long long)r.offset, size, area_size, (size_t)page);
+        give_back(r.offset);
+        return CUDA_ERROR_NOT_SUPPORTED;
+    }
+    /* Copy, then map the area over the pages: a write by another thread in between is lost (CUDA's
+     * cuMemHostRegister pins pages in place; the caller is not expected to write them meanwhile). */
+    memcpy(area + r.offset, (void *)lo, size);
+    if (mmap((void *)lo, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, (off_t)file_offset) == MAP_FAILED) {
+        vgpu_shim_log("cuMemHostRegister: mapping %zu bytes of the region at %#lx failed (errno %d): staged",
+                      size, (unsigned long)lo, errno);
+        give_back(r.offset);
+        return CUDA_ERROR_NOT_SUPPORTED;
+    }
+    uint64_t alias = map_range(r.offset, lo, 0);
+    if (!alias && (flags & CU_MEMHOSTALLOC_DEVICEMAP)) {
+        if (restore_private(lo, size, area + r.offset))
+            vgpu_shim_log("cuMemHostRegister: restoring private pages at %#lx failed (errno %d): they stay in "
+                          "the region", (unsigned long)lo, errno);
+        else
+            give_back(r.offset);
+        return CUDA_ERROR_NOT_SUPPORTED;
+    }
+    pthread_mutex_lock(&lock);
+    int added = add_locked((struct pinned){lo, size, r.offset, cuda_transport_epoch(t), alias, 0, p, bytesize});
+    if (added) {
+        if (lo < reg_lo)
+            __atomic_store_n(&reg_lo, lo, __ATOMIC_RELAXED);
+        if (hi > reg_hi)
+            __atomic_store_n(&reg_hi, hi, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&lock);
+    if (!added && !restore_private(lo, size, area + r.offset))
+        give_back(r.offset);
+    return added ? CUDA_SUCCESS : CUDA_ERROR_OUT_OF_MEMORY;
+}
+
+int vgpu_pinned_unregister(void *ptr, CUresult *rc)
+{
+    uintptr_t p = (uintptr_t)ptr;
+    int err;
+    struct cuda_transport *t = vgpu_shim_transport(&err);
+    uint8_t *area;
+    size_t area_size;
+    if (!t || cuda_transport_pinned_area(t, &area, &area_size))
+        return 0;
+    pthread_mutex_lock(&lock);
+    size_t i = 0;
+    while (i < count && table[i].user != p)
+        i++;
+    if (i == count) {
+        pthread_mutex_unlock(&lock);
+        return 0;
+    }
+    struct pinned e = table[i];
+    table[i] = table[--count]; /* forgotten first: no copy takes the pinned path meanwhile */
+    pthread_mutex_unlock(&lock);
+    if (restore_private(e.base, e.size, area + e.offset)) {
+        /* the pages stay the region's (the range is not handed back: it is still mapped here) */
+        vgpu_shim_log("cuMemHostUnregister: restoring private pages at %#lx failed (errno %d): they stay in "
+                      "the region", (unsigned long)e.base, errno);
+        *rc = CUDA_ERROR_OUT_OF_MEMORY;
+        return 1;
+    }
+    *rc = CUDA_SUCCESS;
+    if (e.epoch == current_epoch()) { /* a reset gave it back to the host already */
+        struct vgpu_args_mem_free_host f = {.offset = e.offset};
+        *rc = vgpu_cu_call(VGPU_CALL_MEM_FREE_HOST, &f, sizeof f, NULL, 0);
+    }
+    return 1;
 }

@@ -9,7 +9,6 @@
 #include "rt_internal.h"
 
 #define cudaHostAllocMapped 0x02u
-#define cudaHostRegisterMapped 0x02u
 
 cudaError_t cudaMalloc(void **ptr, size_t size)
 {
@@ -74,10 +73,7 @@ cudaError_t cudaFreeHost(void *ptr) { RT_CALL(cuMemFreeHost(ptr)); }
 
 cudaError_t cudaHostRegister(void *ptr, size_t size, unsigned int flags)
 {
-    if (flags & cudaHostRegisterMapped)
-        VGPU_UNSUPPORTED_USE(rt_ret(cudaErrorNotSupported),
-                             "cudaHostRegister(cudaHostRegisterMapped): guest memory cannot be mapped into the GPU");
-    RT_CALL(cuMemHostRegister_v2(ptr, size, flags));
+    RT_CALL(cuMemHostRegister_v2(ptr, size, flags)); /* cudaHostRegisterMapped is DEVICEMAP */
 }
 
 cudaError_t cudaHostUnregister(void *ptr) { RT_CALL(cuMemHostUnregister(ptr)); }

@@ -149,6 +149,13 @@ VGPU_HIDDEN int vgpu_pinned_mapping(const void *ptr, uint64_t *dptr, uint64_t *b
 VGPU_HIDDEN int vgpu_managed_free(CUdeviceptr dptr, CUresult *rc);
 /* 1 and *rc when `ptr` is the start of a pinned allocation of ours (now given back), else 0. */
 VGPU_HIDDEN int vgpu_pinned_free(void *ptr, CUresult *rc);
+/* cuMemHostRegister's pages [floor(ptr), ceil(ptr + bytesize)) moved into the pinned area, at the same
+ * addresses (DEVICEMAP in `flags`: mapped into the device too, or refused). CUDA_ERROR_NOT_SUPPORTED
+ * or CUDA_ERROR_OUT_OF_MEMORY when they cannot move (the caller registers them staged), 712 when the
+ * bytes overlap a registration of ours, CUDA_ERROR_INVALID_VALUE for a hole in the range. */
+VGPU_HIDDEN CUresult vgpu_pinned_register(void *ptr, size_t bytesize, unsigned int flags);
+/* 1 and *rc when `ptr` was registered by vgpu_pinned_register (its pages private again), else 0. */
+VGPU_HIDDEN int vgpu_pinned_unregister(void *ptr, CUresult *rc);
 
 #define VGPU_CHECK_HANDLE(h, kind) ((h) != NULL && (h)->magic == (kind))
 

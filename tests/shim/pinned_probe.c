@@ -23,6 +23,13 @@
  *   exhaust MIB     two pinned allocations of MIB each: the first in the region, the second (the area
  *                   is smaller than 2 x MIB) falls back to ordinary memory; copies through both; mapped
  *                   and managed memory of MIB then fail (no ordinary fallback for them).
+ *   register        cudaHostRegister(cudaHostRegisterMapped) of ordinary memory spanning partial pages
+ *                   (#19/#13): its pages move into the region at the same addresses, every byte of them
+ *                   kept; copies both ways through it (synchronous and asynchronous); a kernel reads and
+ *                   writes it through cudaHostGetDevicePointer; overlapping registrations refused, one
+ *                   sharing only a page staged; cudaHostUnregister gives private pages back, bytes kept.
+ *   register_full MIB  cudaHostRegister of MIB (more than the area holds): staged, copies through it
+ *                   correct; cudaHostRegisterMapped of it not supported.
  *   hold MIB        one pinned allocation of MIB in the region, filled; prints READY and waits for a
  *                   line on stdin (the test may kill it meanwhile), then frees it.
  *   bandwidth MIB   bandwidthTest-style figures, 4 KiB to MIB by 4x: per size one line
@@ -36,6 +43,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 /* -- the part of NVIDIA's API used here ---------------------------------------------------------- */
@@ -81,6 +89,14 @@ int cuPointerGetAttribute(void *data, int attribute, CUdeviceptr ptr);
 int cuMemFreeHost(void *p);
 int cuMemcpyHtoD_v2(CUdeviceptr dst, const void *src, size_t n);
 int cuMemcpyDtoH_v2(void *dst, CUdeviceptr src, size_t n);
+typedef struct CUmod_st *CUmodule;
+typedef struct CUfunc_st *CUfunction;
+int cuModuleLoadData(CUmodule *module, const void *image);
+int cuModuleGetFunction(CUfunction *f, CUmodule module, const char *name);
+int cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
+                   unsigned shared, cudaStream_t s, void **params, void **extra);
+enum { cudaHostRegisterMapped = 2, cudaErrorNotSupported = 801, cudaErrorHostMemoryAlreadyRegistered = 712,
+       cudaErrorHostMemoryNotRegistered = 713 };
 
 /* -- reporting ------------------------------------------------------------------------------------ */
 static int failures;
@@ -235,11 +251,11 @@ static int mode_copies(void)
     cudaFreeHost(portable);
     cudaFreeHost(mapped);
 
-    /* cudaHostRegister'd ordinary memory: the host cannot see it; its copies are staged */
+    /* cudaHostRegister'd ordinary memory: its pages move into the region (mode register has more) */
     unsigned char *plain = malloc(n), *back = malloc(n);
     rc = plain && back ? cudaHostRegister(plain, n, 0) : -1;
     rc = rc ? rc : round_trip(plain, back, n, dev, 6);
-    result("registered_staged", rc == 0 && !in_region(plain), "rc=%d", rc);
+    result("registered_in_region", rc == 0 && in_region(plain) && !in_region(back), "rc=%d", rc);
     cudaHostUnregister(plain);
     free(plain);
     free(back);
@@ -406,6 +422,115 @@ static int mode_exhaust(size_t mib)
     return finish();
 }
 
+/* p[i] += 1 for i < n (32-bit words), one thread each */
+static const char add_one_ptx[] =
+    ".version 8.0\n.target sm_80\n.address_size 64\n"
+    ".visible .entry add_one(.param .u64 ptr, .param .u32 n)\n{\n"
+    "  .reg .pred %p;\n  .reg .b32 %r<6>;\n  .reg .b64 %rd<4>;\n"
+    "  ld.param.u64 %rd1, [ptr];\n  ld.param.u32 %r1, [n];\n"
+    "  mov.u32 %r2, %ctaid.x;\n  mov.u32 %r3, %ntid.x;\n  mov.u32 %r4, %tid.x;\n"
+    "  mad.lo.s32 %r2, %r2, %r3, %r4;\n  setp.ge.u32 %p, %r2, %r1;\n  @%p ret;\n"
+    "  cvta.to.global.u64 %rd1, %rd1;\n  mul.wide.u32 %rd2, %r2, 4;\n  add.s64 %rd3, %rd1, %rd2;\n"
+    "  ld.global.u32 %r5, [%rd3];\n  add.s32 %r5, %r5, 1;\n  st.global.u32 [%rd3], %r5;\n  ret;\n}\n";
+
+static int mode_register(void)
+{
+    const size_t page = 4096, span = 5 * page, n = 2 * page + 52;
+    unsigned char *buf = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    unsigned char *want = malloc(span), *p = buf + page + 100; /* partial first and last pages */
+    if (buf == MAP_FAILED || !want)
+        return finish();
+    fill(buf, span, 21);
+    memcpy(want, buf, span);
+    int rc = cudaHostRegister(p, n, cudaHostRegisterMapped);
+    result("register_moves_pages", rc == 0 && in_region(buf + page) && in_region(p + n - 1) && !in_region(buf) &&
+                                       !in_region(buf + 4 * page) && !memcmp(buf, want, span),
+           "rc=%d", rc);
+    if (rc)
+        return finish();
+
+    /* copies both ways name the range; the neighbouring bytes of its pages stay as they were */
+    void *dev = NULL;
+    cudaStream_t s;
+    rc = cudaMalloc(&dev, n);
+    fill(p, n, 22);
+    memcpy(want + page + 100, p, n);
+    rc = rc ? rc : cudaMemcpy(dev, p, n, cudaMemcpyHostToDevice);
+    memset(p, 0, n);
+    rc = rc ? rc : cudaMemcpy(p, dev, n, cudaMemcpyDeviceToHost);
+    int sync_ok = rc == 0 && !memcmp(buf, want, span);
+    rc = rc ? rc : cudaStreamCreate(&s);
+    rc = rc ? rc : cudaMemcpyAsync(dev, p, n, cudaMemcpyHostToDevice, s);
+    rc = rc ? rc : cudaMemcpyAsync(p + 8, dev, n - 8, cudaMemcpyDeviceToHost, s); /* after it, in order */
+    rc = rc ? rc : cudaStreamSynchronize(s);
+    memmove(want + page + 100 + 8, want + page + 100, n - 8); /* p[8..n) = the old p[0..n-8) */
+    int async_ok = rc == 0 && !memcmp(buf, want, span);
+    memcpy(want, buf, span); /* from here on, the bytes as they are */
+    result("registered_copies", sync_ok && async_ok, "rc=%d sync=%d async=%d", rc, sync_ok, async_ok);
+
+    /* a kernel reaches the bytes through the device pointer: each word of the range one more */
+    void *alias = NULL;
+    CUmodule mod;
+    CUfunction f;
+    rc = cudaHostGetDevicePointer(&alias, p, 0);
+    rc = rc ? rc : cuModuleLoadData(&mod, add_one_ptx);
+    rc = rc ? rc : cuModuleGetFunction(&f, mod, "add_one");
+    unsigned words = (unsigned)(n / 4);
+    void *params[] = {&alias, &words};
+    rc = rc ? rc : cuLaunchKernel(f, (words + 127) / 128, 1, 1, 128, 1, 1, 0, NULL, params, NULL);
+    rc = rc ? rc : cudaDeviceSynchronize();
+    for (size_t i = 0; i < words; i++) {
+        uint32_t w;
+        memcpy(&w, want + page + 100 + 4 * i, 4);
+        w += 1;
+        memcpy(want + page + 100 + 4 * i, &w, 4);
+    }
+    result("mapped_kernel", rc == 0 && alias != NULL && !memcmp(buf, want, span), "rc=%d alias=%p", rc, alias);
+
+    /* CUDA refuses registering registered bytes again; sharing only a page is served, staged */
+    int again = cudaHostRegister(p, n, 0), inside = cudaHostRegister(p + 10, 20, 0);
+    int tail = cudaHostRegister(p + n - 4, 100, 0);
+    int shared = cudaHostRegister(buf + page, 64, 0);
+    int shared_moved = in_region(buf + page);
+    int shared_off = shared ? shared : cudaHostUnregister(buf + page);
+    result("overlap", again == cudaErrorHostMemoryAlreadyRegistered && inside == again && tail == again &&
+                          shared == 0 && shared_off == 0 && shared_moved && !memcmp(buf, want, span),
+           "again=%d inside=%d tail=%d shared=%d/%d", again, inside, tail, shared, shared_off);
+
+    /* unregistering gives the process private pages again, with every byte */
+    rc = cudaHostUnregister(p);
+    int twice = cudaHostUnregister(p);
+    buf[page] ^= 1; /* private pages, writable */
+    want[page] ^= 1;
+    result("unregister_restores", rc == 0 && twice == cudaErrorHostMemoryNotRegistered && !in_region(buf + page) &&
+                                      !in_region(p + n - 1) && !memcmp(buf, want, span),
+           "rc=%d twice=%d", rc, twice);
+    cudaStreamDestroy(s);
+    cudaFree(dev);
+    munmap(buf, span);
+    free(want);
+    return finish();
+}
+
+static int mode_register_full(size_t mib)
+{
+    const size_t n = mib << 20;
+    unsigned char *buf = malloc(n), *back = malloc(n);
+    void *dev = NULL;
+    int rc = buf && back ? cudaHostRegister(buf, n, 0) : -1;
+    int staged = rc == 0 && !in_region(buf);
+    rc = rc ? rc : cudaMalloc(&dev, n);
+    rc = rc ? rc : round_trip(buf, back, n, dev, 31);
+    int off = cudaHostUnregister(buf);
+    result("register_staged", staged && rc == 0 && off == 0, "rc=%d unregister=%d", rc, off);
+    rc = cudaHostRegister(buf, n, cudaHostRegisterMapped);
+    result("register_mapped_refused", rc == cudaErrorNotSupported && cudaHostUnregister(buf) != 0, "rc=%d", rc);
+    cudaFree(dev);
+    free(buf);
+    free(back);
+    return finish();
+}
+
 static int mode_hold(size_t mib)
 {
     unsigned char *p = NULL;
@@ -499,6 +624,10 @@ int main(int argc, char **argv)
         return mode_collide();
     if (argc >= 3 && !strcmp(argv[1], "exhaust"))
         return mode_exhaust(strtoul(argv[2], NULL, 10));
+    if (argc >= 2 && !strcmp(argv[1], "register"))
+        return mode_register();
+    if (argc >= 3 && !strcmp(argv[1], "register_full"))
+        return mode_register_full(strtoul(argv[2], NULL, 10));
     if (argc >= 3 && !strcmp(argv[1], "hold"))
         return mode_hold(strtoul(argv[2], NULL, 10));
     if (argc >= 3 && !strcmp(argv[1], "bandwidth"))

@@ -85,7 +85,7 @@ def guest(request: pytest.FixtureRequest, probe: Path, shim: ShimBuild, tmp_path
 def test_pinned_memory_lies_in_the_region_and_copies_through_it_are_correct(guest: Guest) -> None:
     worker = guest.run("copies")
     expected = ["pinned_in_region", "copy_sync", "copy_async_offsets", "copy_2d", "copy_default", "driver_api",
-                "driver_free", "cublas_matrix", "pointer_attributes", "host_alloc_flags", "registered_staged", "free"]
+                "driver_free", "cublas_matrix", "pointer_attributes", "host_alloc_flags", "registered_in_region", "free"]
     assert list(worker.report.results) == expected
     # the shim's trace: pinned copies name their range (0x003a/0x003b), posted when asynchronous
     row = guest.status()  # pinned copies (over 10 MiB each way) count in the VM's bytes, as staged ones (4 MiB) do
@@ -112,6 +112,28 @@ def test_a_range_whose_own_pointers_are_taken_on_the_device_is_mapped_elsewhere(
                                            "managed_refused", "free"]
     # the guest asked for its own pointer, was refused (counted), and let the host choose
     assert "call 0x003c -> 1" in worker.stderr and "cannot have the same device address" in worker.stderr
+
+
+@pytest.mark.timeout(180)
+def test_registered_memory_moves_into_the_region_at_its_own_addresses(guest: Guest) -> None:
+    worker = guest.run("register")
+    assert list(worker.report.results) == ["register_moves_pages", "registered_copies", "mapped_kernel", "overlap",
+                                           "unregister_restores"]
+    trace = worker.stderr
+    # its copies named the range (pinned htod/dtoh, posted when asynchronous); it was mapped into the
+    # device (mem_host_alias) and handed back at unregister (mem_free_host)
+    for line in ("call 0x003a -> 0", "call 0x003b -> 0", "post 0x003a -> 0", "post 0x003b -> 0",
+                 "call 0x003c -> 0", "call 0x0039 -> 0"):
+        assert line in trace, line
+    assert guest.status()["pinned_used"] == 0  # the pages went back with the unregister
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("guest", ["4MiB"], indirect=True)
+def test_memory_registered_beyond_the_area_is_staged_and_cannot_be_mapped(guest: Guest) -> None:
+    worker = guest.run("register_full", "8")
+    assert worker.stderr.count("their copies are staged (logged once)") == 1, worker.stderr
+    assert "cuMemHostRegister(DEVICEMAP) of" in worker.stderr
 
 
 @pytest.mark.timeout(180)

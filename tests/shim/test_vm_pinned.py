@@ -62,7 +62,7 @@ def test_pinned_memory_in_a_vm_is_bar2_and_copies_through_it_are_correct(
     found = sections(run.text)
     for name, checks in (("copies", ["pinned_in_region", "copy_sync", "copy_async_offsets", "copy_2d",
                                      "copy_default", "driver_api", "driver_free", "cublas_matrix", "pointer_attributes",
-                                     "host_alloc_flags", "registered_staged", "free"]),
+                                     "host_alloc_flags", "registered_in_region", "free"]),
                          ("mapped", ["mapped_alloc", "mapped_device_access", "device_pointer_refusals",
                                      "managed_alloc", "pointer_attribute", "managed_device_access",
                                      "managed_prefetch_attach", "free"]),
