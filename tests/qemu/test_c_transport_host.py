@@ -38,6 +38,7 @@ API = {
     "cuda_transport_peer_id", "cuda_transport_get_stats", "cuda_transport_last_error",
     "cuda_transport_strerror", "cuda_transport_shutdown", "cuda_transport_channel",
     "cuda_transport_channel_count", "cuda_transport_pinned_area", "cuda_transport_epoch",
+    "cuda_transport_region_fd",
 }
 
 
