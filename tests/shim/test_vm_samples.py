@@ -47,7 +47,7 @@ from ._support import (
     sections,
 )
 
-pytestmark = [pytest.mark.qemu, pytest.mark.slow, pytest.mark.timeout(1200)]
+pytestmark = [pytest.mark.qemu, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 #: samples not run in the VM, and why: what cannot run in the documented VM (qemu_command: 256 MiB of
 #: RAM), and what would take too much of the run's time (each passes in the host test)
@@ -74,7 +74,7 @@ NAMES = tuple(name for name in IN_VM
 #: options of their own for samples whose time in a guest was the engine's work on sizes the host test
 #: runs (transpose 51-87 s, reduction 47-50): a quarter of it each, the same kernels
 VM_ARGS = {"transpose": ("-dimX=512", "-dimY=512"), "reduction": ("-n=4194304",)}
-DEADLINE_S = float(os.environ.get("VGPU_QEMU_DEADLINE_S", "900"))
+DEADLINE_S = float(os.environ.get("VGPU_QEMU_DEADLINE_S", "1500"))
 
 #: guests that take the samples from one queue, each in a VM of its own on the one mediator: a sample's
 #: time is mostly its guest's CPU under TCG or its worker's PTX engine, so two guests run the list in
