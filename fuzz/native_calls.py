@@ -1,0 +1,114 @@
+"""Hostile calls straight into the PTX engine's C forms, for a build under ASan/UBSan: random texture
+configurations, spans (short, exact, past the extent), coordinates (NaN, infinities, far) and layers
+through ``executor.ptx._texfast.sample``, and random records over random slots (unknown ops, slots out
+of range, element sizes and lengths that do not fit, uniform and scratch slots) through
+``executor.ptx._fmafast.run_f32``. Each call may answer or raise ValueError; a sanitizer report, a
+crash or any other exception is a fault. (atheris's libFuzzer and gcc's ASan runtime do not load
+together here, so this is plain random search; ``fuzz_ptx`` covers the engine around these forms.)
+
+Run (docs/reliability.md), against extensions built with ``-fsanitize=address,undefined``::
+
+    LD_PRELOAD=$(gcc -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0,abort_on_error=1 \\
+        UBSAN_OPTIONS=halt_on_error=1 .venv/bin/python fuzz/native_calls.py SEED SECONDS
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from executor.ptx._extensions import optional_extension
+
+_SPECIALS = np.array(
+    [np.nan, np.inf, -np.inf, 1e30, -1e30, 0.5, -0.5, 2**24, -(2**24) - 1, 1.0, 0.999999, 3e9], np.float32
+)
+
+
+_SLOT_TYPES = [np.dtype(t) for t in (np.float32, np.bool_, np.float64, np.uint8, np.int16)]
+
+
+def _coordinate(rng: np.random.Generator, k: int) -> npt.NDArray[np.float32]:
+    if rng.random() < 0.2:
+        return np.array([rng.choice(_SPECIALS)], np.float32)  # uniform
+    values = rng.normal(0, float(rng.choice([1, 10, 1000])), k).astype(np.float32)
+    special = rng.random(k) < 0.2
+    values[special] = rng.choice(_SPECIALS, int(special.sum()))
+    return values
+
+
+def _texture_call(native: ModuleType, rng: np.random.Generator) -> bool:
+    """One sample() call; whether it answered (False: refused)."""
+    dims, channels = int(rng.integers(1, 4)), int(rng.choice([1, 2, 4]))
+    kind = int(rng.integers(0, 3))
+    bits = 32 if kind == 2 else int(rng.choice([8, 16, 32]))
+    size = [int(rng.integers(1, 9)) if a < dims else int(rng.integers(1, 3)) for a in range(3)]
+    layers, texel = int(rng.integers(1, 4)), channels * bits // 8
+    row = texel * size[0] + int(rng.integers(0, 3)) * 4
+    slice_ = row * size[1] + int(rng.integers(0, 2)) * 16
+    layer_pitch = slice_ * size[2]
+    if rng.random() < 0.1:
+        row = int(rng.integers(0, 1 << 62))  # a pitch whose extent overflows
+    if rng.random() < 0.05:
+        size[0] = int(rng.integers(1, 1 << 48))
+    modes = [int(rng.integers(0, 4)) for _ in range(3)]
+    flags = [int(rng.integers(0, 2)) for _ in range(5)]  # linear, normalized, norm read, as float, bordered
+    config = (dims, *size, layers, texel, row, slice_, layer_pitch, channels, bits, kind, *modes, *flags,
+              0.1, 0.2, 0.3, 0.4)
+    need = texel * size[0] + (size[1] - 1) * row + (size[2] - 1) * slice_ + (layers - 1) * layer_pitch
+    length = need + int(rng.integers(-8, 8)) if need < 1 << 16 else int(rng.integers(0, 4096))
+    span = rng.integers(0, 256, max(0, length), dtype=np.uint8).tobytes()
+    k = int(rng.integers(1, 70))
+    out = np.zeros(k * (4 if flags[4] else channels), np.float64)
+    xyz = [_coordinate(rng, k) if a < dims else None for a in range(3)]
+    lanes = k if rng.random() < 0.7 else 1
+    layer = None if rng.random() < 0.5 else rng.integers(-3, 5, lanes).astype(np.int64)
+    try:
+        native.sample(span, out, *xyz, layer, config)
+    except ValueError:
+        return False
+    return True
+
+
+def _run_call(native: ModuleType, rng: np.random.Generator) -> bool:
+    """One run_f32() call; whether it answered."""
+    n, given, scratch = int(rng.integers(1, 1500)), int(rng.integers(1, 6)), int(rng.integers(0, 3))
+    records = [
+        [int(rng.integers(-1, 20)), *(int(rng.integers(-1, given + scratch + 1)) for _ in range(4))]
+        for _ in range(int(rng.integers(1, 6)))
+    ]
+    slots: list[npt.NDArray[Any]] = []
+    for _ in range(given):
+        dtype = _SLOT_TYPES[int(rng.integers(0, len(_SLOT_TYPES)))]
+        slots.append(np.zeros(int(rng.choice([1, n, n + 1])), dtype))
+    try:
+        native.run_f32(np.array(records, np.int32).tobytes(), tuple(slots), n, scratch)
+    except ValueError:
+        return False
+    return True
+
+
+def main(seed: int, seconds: float) -> None:
+    texfast, fmafast = optional_extension("_texfast"), optional_extension("_fmafast")
+    if texfast is None or fmafast is None:
+        raise SystemExit("build the extensions first (setup.py build_ext --inplace)")
+    rng = np.random.default_rng(seed)
+    deadline = time.monotonic() + seconds
+    answered = refused = 0
+    while time.monotonic() < deadline:
+        for ok in (_texture_call(texfast, rng), _run_call(fmafast, rng)):
+            answered += ok
+            refused += not ok
+    print(f"{answered} calls answered, {refused} refused, no fault")
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 0, float(sys.argv[2]) if len(sys.argv) > 2 else 60.0)
