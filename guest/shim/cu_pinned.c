@@ -250,7 +250,20 @@ static int restore_private(uintptr_t base, size_t size, const void *src)
     return 0;
 }
 
+/* one registration or unregistration at a time: the overlap check holds until the pages have moved */
+static pthread_mutex_t moving = PTHREAD_MUTEX_INITIALIZER;
+
+static CUresult register_pages(void *ptr, size_t bytesize, unsigned int flags);
+
 CUresult vgpu_pinned_register(void *ptr, size_t bytesize, unsigned int flags)
+{
+    pthread_mutex_lock(&moving);
+    CUresult rc = register_pages(ptr, bytesize, flags);
+    pthread_mutex_unlock(&moving);
+    return rc;
+}
+
+static CUresult register_pages(void *ptr, size_t bytesize, unsigned int flags)
 {
     int err, fd;
     struct cuda_transport *t = vgpu_shim_transport(&err);
@@ -322,7 +335,17 @@ CUresult vgpu_pinned_register(void *ptr, size_t bytesize, unsigned int flags)
     return added ? CUDA_SUCCESS : CUDA_ERROR_OUT_OF_MEMORY;
 }
 
+static int unregister_pages(void *ptr, CUresult *rc);
+
 int vgpu_pinned_unregister(void *ptr, CUresult *rc)
+{
+    pthread_mutex_lock(&moving);
+    int found = unregister_pages(ptr, rc);
+    pthread_mutex_unlock(&moving);
+    return found;
+}
+
+static int unregister_pages(void *ptr, CUresult *rc)
 {
     uintptr_t p = (uintptr_t)ptr;
     int err;
