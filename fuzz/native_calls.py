@@ -78,17 +78,26 @@ def _texture_call(native: ModuleType, rng: np.random.Generator) -> bool:
     return True
 
 
+def _pick(rng: np.random.Generator, lo: int, hi: int, bad_lo: int, bad_hi: int) -> int:
+    """Mostly in [lo, hi), one time in twenty anywhere in [bad_lo, bad_hi]."""
+    if rng.random() < 0.95 and hi > lo:
+        return int(rng.integers(lo, hi))
+    return int(rng.integers(bad_lo, bad_hi + 1))
+
+
 def _run_call(native: ModuleType, rng: np.random.Generator) -> bool:
     """One run_f32() call; whether it answered."""
     n, given, scratch = int(rng.integers(1, 1500)), int(rng.integers(1, 6)), int(rng.integers(0, 3))
+    # mostly well-formed (so that calls get past the record checks), now and then not
+    total = given + scratch
     records = [
-        [int(rng.integers(-1, 20)), *(int(rng.integers(-1, given + scratch + 1)) for _ in range(4))]
+        [_pick(rng, 0, 19, -1, 20), *(_pick(rng, 0, total, -1, total + 1) for _ in range(4))]
         for _ in range(int(rng.integers(1, 6)))
     ]
     slots: list[npt.NDArray[Any]] = []
     for _ in range(given):
-        dtype = _SLOT_TYPES[int(rng.integers(0, len(_SLOT_TYPES)))]
-        slots.append(np.zeros(int(rng.choice([1, n, n + 1])), dtype))
+        dtype = _SLOT_TYPES[0 if rng.random() < 0.6 else int(rng.integers(1, len(_SLOT_TYPES)))]
+        slots.append(np.zeros(int(rng.choice([1, n, n, n + 1])), dtype))
     try:
         native.run_f32(np.array(records, np.int32).tobytes(), tuple(slots), n, scratch)
     except ValueError:
