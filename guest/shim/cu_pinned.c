@@ -28,6 +28,7 @@
  *    is no ordinary-memory fallback for memory a kernel must reach.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -250,6 +251,28 @@ static int restore_private(uintptr_t base, size_t size, const void *src)
     return 0;
 }
 
+/* Whether every page of [lo, hi) is private anonymous memory we may read and write (the heap, malloc's
+ * and mmap's anonymous ranges, stacks): only those can move. A file's pages (MAP_SHARED writes must
+ * reach the file) or read-only ones stay where they are, staged. */
+static int movable(uintptr_t lo, uintptr_t hi)
+{
+    FILE *maps = fopen("/proc/self/maps", "re");
+    if (!maps)
+        return 0;
+    char line[512];
+    int ok = 1;
+    while (ok && fgets(line, sizeof line, maps)) {
+        unsigned long start, end, inode;
+        char perms[5];
+        if (sscanf(line, "%lx-%lx %4s %*s %*s %lu", &start, &end, perms, &inode) != 4)
+            ok = 0;
+        else if (start < hi && end > lo)
+            ok = perms[0] == 'r' && perms[1] == 'w' && perms[3] == 'p' && inode == 0;
+    }
+    fclose(maps);
+    return ok;
+}
+
 /* one registration or unregistration at a time: the overlap check holds until the pages have moved */
 static pthread_mutex_t moving = PTHREAD_MUTEX_INITIALIZER;
 
@@ -291,6 +314,14 @@ static CUresult register_pages(void *ptr, size_t bytesize, unsigned int flags)
             return bytes_overlap ? 712 /* CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED */ : CUDA_ERROR_NOT_SUPPORTED;
         }
     pthread_mutex_unlock(&lock);
+    if (!movable(lo, hi)) {
+        static int once;
+        if (!__atomic_exchange_n(&once, 1, __ATOMIC_RELAXED))
+            vgpu_shim_log("cuMemHostRegister at %#lx: its pages are not all private anonymous read-write "
+                          "memory (a file's, or read-only), so they stay where they are (logged once)",
+                          (unsigned long)lo);
+        return CUDA_ERROR_NOT_SUPPORTED;
+    }
     struct vgpu_args_mem_host_alloc a = {.bytesize = size, .flags = 0};
     struct vgpu_result_mem_host_alloc r;
     CUresult rc = vgpu_cu_call(VGPU_CALL_MEM_HOST_ALLOC, &a, sizeof a, &r, sizeof r);

@@ -27,7 +27,8 @@
  *                   (#19/#13): its pages move into the region at the same addresses, every byte of them
  *                   kept; copies both ways through it (synchronous and asynchronous); a kernel reads and
  *                   writes it through cudaHostGetDevicePointer; overlapping registrations refused, one
- *                   sharing only a page staged; cudaHostUnregister gives private pages back, bytes kept.
+ *                   sharing only a page staged, a file's shared pages staged (copies reach the file);
+ *                   cudaHostUnregister gives private pages back, bytes kept.
  *   register_full MIB  cudaHostRegister of MIB (more than the area holds): staged, copies through it
  *                   correct; cudaHostRegisterMapped of it not supported.
  *   hold MIB        one pinned allocation of MIB in the region, filled; prints READY and waits for a
@@ -45,6 +46,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 /* -- the part of NVIDIA's API used here ---------------------------------------------------------- */
 typedef int cudaError_t;
@@ -496,6 +498,25 @@ static int mode_register(void)
     result("overlap", again == cudaErrorHostMemoryAlreadyRegistered && inside == again && tail == again &&
                           shared == 0 && shared_off == 0 && shared_moved && !memcmp(buf, want, span),
            "again=%d inside=%d tail=%d shared=%d/%d", again, inside, tail, shared, shared_off);
+
+    /* a file's shared pages stay the file's: registered staged, its copies reach the file */
+    FILE *file = tmpfile();
+    unsigned char *mapped = MAP_FAILED, back[8192];
+    if (file && !ftruncate(fileno(file), sizeof back))
+        mapped = mmap(NULL, sizeof back, PROT_READ | PROT_WRITE, MAP_SHARED, fileno(file), 0);
+    int frc = mapped == MAP_FAILED ? -1 : cudaHostRegister(mapped, sizeof back, 0);
+    int file_staged = frc == 0 && !in_region(mapped);
+    fill(back, sizeof back, 23);
+    frc = frc ? frc : cudaMemcpy(dev, back, sizeof back, cudaMemcpyHostToDevice);
+    frc = frc ? frc : cudaMemcpy(mapped, dev, sizeof back, cudaMemcpyDeviceToHost);
+    unsigned char from_file[8192];
+    frc = frc ? frc : pread(fileno(file), from_file, sizeof from_file, 0) == (ssize_t)sizeof from_file ? 0 : -1;
+    frc = frc ? frc : cudaHostUnregister(mapped);
+    result("file_pages_staged", file_staged && frc == 0 && !memcmp(from_file, back, sizeof back), "rc=%d", frc);
+    if (mapped != MAP_FAILED)
+        munmap(mapped, sizeof back);
+    if (file)
+        fclose(file);
 
     /* unregistering gives the process private pages again, with every byte */
     rc = cudaHostUnregister(p);

@@ -118,7 +118,7 @@ def test_a_range_whose_own_pointers_are_taken_on_the_device_is_mapped_elsewhere(
 def test_registered_memory_moves_into_the_region_at_its_own_addresses(guest: Guest) -> None:
     worker = guest.run("register")
     assert list(worker.report.results) == ["register_moves_pages", "registered_copies", "mapped_kernel", "overlap",
-                                           "unregister_restores"]
+                                           "file_pages_staged", "unregister_restores"]
     trace = worker.stderr
     # its copies named the range (pinned htod/dtoh, posted when asynchronous); it was mapped into the
     # device (mem_host_alias) and handed back at unregister (mem_free_host)
@@ -126,6 +126,7 @@ def test_registered_memory_moves_into_the_region_at_its_own_addresses(guest: Gue
                  "call 0x003c -> 0", "call 0x0039 -> 0"):
         assert line in trace, line
     assert guest.status()["pinned_used"] == 0  # the pages went back with the unregister
+    assert trace.count("are not all private anonymous read-write memory") == 1
 
 
 @pytest.mark.timeout(180)
