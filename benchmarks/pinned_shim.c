@@ -28,6 +28,8 @@ typedef struct CUstream_st *cudaStream_t;
 typedef struct CUevent_st *cudaEvent_t;
 enum { cudaMemcpyHostToDevice = 1, cudaMemcpyDeviceToHost = 2 };
 cudaError_t cudaMallocHost(void **ptr, size_t size);
+cudaError_t cudaHostRegister(void *ptr, size_t size, unsigned int flags);
+cudaError_t cudaHostUnregister(void *ptr);
 cudaError_t cudaFreeHost(void *ptr);
 cudaError_t cudaMalloc(void **ptr, size_t size);
 cudaError_t cudaFree(void *ptr);
@@ -120,8 +122,13 @@ static void round_of(const struct bench *b, int way, size_t size, unsigned batch
 
 int main(int argc, char **argv)
 {
+    /* --registered: the host buffer is the program's own memory, cudaHostRegister'd (moved into the
+     * region's pinned area: the same copies as cudaMallocHost memory's) */
+    int registered = argc > 1 && !strcmp(argv[1], "--registered");
+    argv += registered;
+    argc -= registered;
     if (argc < 4) {
-        fprintf(stderr, "usage: %s ROUNDS MAX_BATCH SIZE...\n", argv[0]);
+        fprintf(stderr, "usage: %s [--registered] ROUNDS MAX_BATCH SIZE...\n", argv[0]);
         return 2;
     }
     int rounds = atoi(argv[1]);
@@ -134,7 +141,13 @@ int main(int argc, char **argv)
     }
     struct bench b = {0};
     size_t floor_bytes = (largest + 4095) & ~(size_t)4095;
-    if (check(cudaMallocHost((void **)&b.pinned, largest), "cudaMallocHost") ||
+    if (registered && !(b.pinned = aligned_alloc(4096, floor_bytes))) {
+        printf("FAIL out of memory for the registered buffer\n");
+        failures++;
+        goto out;
+    }
+    if ((registered ? check(cudaHostRegister(b.pinned, largest, 0), "cudaHostRegister")
+                    : check(cudaMallocHost((void **)&b.pinned, largest), "cudaMallocHost")) ||
         check(cudaMalloc(&b.device, largest), "cudaMalloc") ||
         check(cudaStreamCreate(&b.stream), "cudaStreamCreate") ||
         check(cudaEventCreate(&b.start), "cudaEventCreate") ||
@@ -183,8 +196,12 @@ out:
         cudaStreamDestroy(b.stream);
     if (b.device)
         cudaFree(b.device);
-    if (b.pinned)
+    if (b.pinned && registered) {
+        check(cudaHostUnregister(b.pinned), "cudaHostUnregister");
+        free(b.pinned);
+    } else if (b.pinned) {
         cudaFreeHost(b.pinned);
+    }
     free(b.floor_src);
     free(b.floor_dst);
     puts(failures ? "SELFTEST FAIL" : "SELFTEST PASS");

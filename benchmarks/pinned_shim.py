@@ -1,6 +1,7 @@
 """Pinned copies end to end through the C shim (#19), beside a C memcpy floor measured in the same run.
 
-``python -m benchmarks.pinned_shim [--quick] [--rounds N] [--max-batch N] [--json PATH] [--bandwidth-test]``
+``python -m benchmarks.pinned_shim [--quick] [--rounds N] [--max-batch N] [--json PATH] [--bandwidth-test]
+[--registered]``
 builds the shim (``guest/shim``, into a temporary directory) and ``benchmarks/pinned_shim.c`` against it,
 starts a mediator on ``sim`` and runs the program as a guest application runs: ``cudaMallocHost``
 memory, batches of ``cudaMemcpyAsync`` on one stream and one ``cudaStreamSynchronize`` (bandwidthTest's
@@ -10,6 +11,9 @@ and its share of the floor (as many back-to-back ``memcpy`` of the size in the s
 round), and per copy what the guest's calls alone took (``submit``: the shim, the transport, the ring)
 and what the host took between two events recorded around the batch (``host``). The best of
 ``--rounds`` rounds each.
+
+``--registered`` also runs the program on its own ``cudaHostRegister``'d memory (moved into the region's
+pinned area, #19) on the same mediator, and prints its table after the first.
 
 ``--bandwidth-test`` also runs NVIDIA's ``bandwidthTest`` (checked in: tests/shim/samples/bin) in its pinned
 range mode, 64 KiB–1 MiB, on the same mediator, and prints its table.
@@ -101,7 +105,7 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def run(sizes: list[int], rounds: int, workdir: Path, shim: Path | None = None, max_batch: int = 200,
-        bandwidth_test: bool = False) -> dict[str, Any]:
+        bandwidth_test: bool = False, registered: bool = False) -> dict[str, Any]:
     shim, program = build(workdir, shim)
     pinned = 1 << (max(sizes) - 1).bit_length()
     extra = f'pinned_size = "{max(2 * pinned, 4 * MIB) // MIB}MiB"'
@@ -113,6 +117,9 @@ def run(sizes: list[int], rounds: int, workdir: Path, shim: Path | None = None, 
         rows = parse(run_guest(argv, shim, conf, workdir))
         result: dict[str, Any] = {"loadavg": os.getloadavg(), "cpus": os.cpu_count(), "max_batch": max_batch,
                                   "rows": rows}
+        if registered:
+            own = [argv[0], "--registered", *argv[1:]]
+            result["registered_rows"] = parse(run_guest(own, shim, conf, workdir))
         if bandwidth_test:
             out = run_guest([str(BANDWIDTH_TEST), *BANDWIDTH_ARGS], shim, conf, workdir)
             result["bandwidthTest"] = [line for line in out.splitlines() if line.strip()]
@@ -130,12 +137,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="copies per batch at most (default 200; past 256 the guest waits for ring room)")
     parser.add_argument("--shim", type=Path, help="a guest/shim build directory (default: build one)")
     parser.add_argument("--bandwidth-test", action="store_true", help="also NVIDIA's bandwidthTest, pinned")
+    parser.add_argument("--registered", action="store_true", help="also on cudaHostRegister'd memory")
     parser.add_argument("--json", type=Path, help="write the figures as JSON here")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="vgpu-pinned-shim-") as tmp:
         sizes = args.size or (QUICK_SIZES if args.quick else SIZES)
-        result = run(sizes, args.rounds, Path(tmp), args.shim, args.max_batch, args.bandwidth_test)
+        result = run(sizes, args.rounds, Path(tmp), args.shim, args.max_batch, args.bandwidth_test,
+                     args.registered)
     print(table(result["rows"]))
+    if "registered_rows" in result:
+        print("cudaHostRegister'd memory:")
+        print(table(result["registered_rows"]))
     print(f"(load average {result['loadavg'][0]:.1f} on {result['cpus']} CPUs; sim; GB/s = 1e9 B/s of "
           "submit-to-synchronized, and its share of the same run's memcpy floor; per copy: the guest's calls "
           "(htod/dtoh), the host's time between events)")
