@@ -1,7 +1,8 @@
 """Pinned host memory in the region (#19) through the shim, against a real mediator (sim) on the
 Unix-socket transport: ``cudaMallocHost`` memory lies in the region's pinned area and copies through it
 are correct both ways, synchronous and asynchronous; an exhausted area falls back to ordinary memory;
-a process that dies gives its pinned memory back (``pinned_probe.c``)."""
+a process that dies gives its pinned memory back; ``cudaHostRegister``'d memory moves into the area
+(``pinned_probe.c``, NVIDIA's simpleZeroCopy)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import pytest
 from mediator._control_client import request
 from mediator._launcher import MediatorProcess, running_mediator
 
-from ._support import ShimBuild, Worker, across_reset, build_program, shim_env
+from ._support import SAMPLES_BIN, ShimBuild, Worker, across_reset, build_program, sample_verdict, shim_env
 
 PROBE = Path(__file__).resolve().parent / "pinned_probe.c"
 RESET_PROBE = Path(__file__).resolve().parent / "pinned_reset_probe.py"
@@ -127,6 +128,18 @@ def test_registered_memory_moves_into_the_region_at_its_own_addresses(guest: Gue
         assert line in trace, line
     assert guest.status()["pinned_used"] == 0  # the pages went back with the unregister
     assert trace.count("are not all private anonymous read-write memory") == 1
+
+
+@pytest.mark.timeout(180)
+def test_nvidias_simplezerocopy_on_its_own_registered_memory_passes(guest: Guest) -> None:
+    """simpleZeroCopy --use_generic_memory: cudaHostRegister(cudaHostRegisterMapped) of its own page-aligned
+    memory, and a kernel adding the vectors through cudaHostGetDevicePointer's pointers."""
+    worker = Worker(SAMPLES_BIN / "simpleZeroCopy", guest.env, "--use_generic_memory")
+    guest.workers.append(worker)
+    code = worker.finish(150)
+    assert sample_verdict(code, worker.text + worker.stderr) == "PASS", worker.text + worker.stderr[-4000:]
+    assert "Generic System Paged Memory" in worker.text
+    assert worker.stderr.count("call 0x003c -> 0") == 3  # its three vectors mapped into the device
 
 
 @pytest.mark.timeout(180)
