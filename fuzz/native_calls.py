@@ -9,7 +9,7 @@ together here, so this is plain random search; ``fuzz_ptx`` covers the engine ar
 Run (docs/reliability.md), against extensions built with ``-fsanitize=address,undefined``::
 
     LD_PRELOAD=$(gcc -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0,abort_on_error=1 \\
-        UBSAN_OPTIONS=halt_on_error=1 .venv/bin/python fuzz/native_calls.py SEED SECONDS
+        UBSAN_OPTIONS=halt_on_error=1 .venv/bin/python fuzz/native_calls.py SEED SECONDS [ROUNDS]
 """
 
 from __future__ import annotations
@@ -105,14 +105,15 @@ def _run_call(native: ModuleType, rng: np.random.Generator) -> bool:
     return True
 
 
-def main(seed: int, seconds: float) -> None:
+def main(seed: int, seconds: float, rounds: int | None = None) -> None:
+    """Calls for ``seconds`` (or ``rounds`` pairs of calls, whichever ends first)."""
     texfast, fmafast = optional_extension("_texfast"), optional_extension("_fmafast")
     if texfast is None or fmafast is None:
         raise SystemExit("build the extensions first (setup.py build_ext --inplace)")
     rng = np.random.default_rng(seed)
     deadline = time.monotonic() + seconds
     answered = refused = 0
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and (rounds is None or answered + refused < 2 * rounds):
         for ok in (_texture_call(texfast, rng), _run_call(fmafast, rng)):
             answered += ok
             refused += not ok
@@ -120,4 +121,6 @@ def main(seed: int, seconds: float) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 0, float(sys.argv[2]) if len(sys.argv) > 2 else 60.0)
+    args = sys.argv[1:]
+    main(int(args[0]) if args else 0, float(args[1]) if len(args) > 1 else 60.0,
+         int(args[2]) if len(args) > 2 else None)

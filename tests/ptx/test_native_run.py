@@ -9,6 +9,9 @@ payload aside). The C side refuses malformed records, slots and lengths before i
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -241,3 +244,16 @@ def test_run_f32_refuses_unused_wide_slots_and_unwritten_scratch(
     with pytest.raises(ValueError):
         native.run_f32(np.array(records, dtype=np.int32).tobytes(), (a, d, *extra), 4, scratch)
     assert not d.any()  # nothing written
+
+
+@pytest.mark.timeout(300)
+def test_hostile_calls_into_the_c_forms_find_nothing() -> None:
+    """fuzz/native_calls.py for a fixed number of calls (its long runs, under ASan, in
+    docs/reliability.md) in a process of its own: an overflow that corrupts the heap ends it. The
+    build before f0a89b0 aborted here (glibc: double free or corruption)."""
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, str(root / "fuzz" / "native_calls.py"), "1", "240", "3000"],
+        check=False, capture_output=True, text=True, timeout=280,
+    )
+    assert done.returncode == 0 and "no fault" in done.stdout, (done.stdout + done.stderr)[-3000:]
