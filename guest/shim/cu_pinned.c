@@ -235,8 +235,8 @@ int vgpu_pinned_mapping(const void *ptr, uint64_t *dptr, uint64_t *base, int *ma
 
 /* -- cuMemHostRegister: the process's own pages moved into the area ------------------------------ */
 
-/* Gives the pages [base, +size) private memory again, holding the bytes they hold now (read through
- * the region mapping at `src`): fresh anonymous pages filled aside, then moved over the range in one
+/* Gives the pages [base, +size) private memory again, holding the bytes at `src` now (the region's
+ * range: through the area, or the pages themselves): fresh anonymous pages filled aside, then moved over the range in one
  * mremap, so no moment leaves the range unmapped. 0, or -1 (errno) when the kernel refused. */
 static int restore_private(uintptr_t base, size_t size, const void *src)
 {
@@ -379,12 +379,6 @@ int vgpu_pinned_unregister(void *ptr, CUresult *rc)
 static int unregister_pages(void *ptr, CUresult *rc)
 {
     uintptr_t p = (uintptr_t)ptr;
-    int err;
-    struct cuda_transport *t = vgpu_shim_transport(&err);
-    uint8_t *area;
-    size_t area_size;
-    if (!t || cuda_transport_pinned_area(t, &area, &area_size))
-        return 0;
     pthread_mutex_lock(&lock);
     size_t i = 0;
     while (i < count && table[i].user != p)
@@ -396,7 +390,7 @@ static int unregister_pages(void *ptr, CUresult *rc)
     struct pinned e = table[i];
     table[i] = table[--count]; /* forgotten first: no copy takes the pinned path meanwhile */
     pthread_mutex_unlock(&lock);
-    if (restore_private(e.base, e.size, area + e.offset)) {
+    if (restore_private(e.base, e.size, (const void *)e.base)) { /* its bytes: the region's, mapped there */
         /* the pages stay the region's (the range is not handed back: it is still mapped here) */
         vgpu_shim_log("cuMemHostUnregister: restoring private pages at %#lx failed (errno %d): they stay in "
                       "the region", (unsigned long)e.base, errno);
