@@ -35,7 +35,8 @@ pytestmark = [pytest.mark.qemu, pytest.mark.slow, pytest.mark.timeout(900)]
 DEADLINE_S = float(os.environ.get("VGPU_QEMU_DEADLINE_S", "600"))
 PROBE = Path(__file__).resolve().parent / "pinned_probe.c"
 
-INIT_SCRIPT = INIT_PREAMBLE + """for mode in "copies" "mapped" "exhaust 12" "bandwidth 4"; do
+INIT_SCRIPT = INIT_PREAMBLE + """mkdir -p /tmp
+for mode in "copies" "mapped" "register" "exhaust 12" "bandwidth 4"; do
     name=${mode%% *}
     echo "VGPU-PROGRAM $name"
     /pinned_probe $mode 2>&1
@@ -66,6 +67,8 @@ def test_pinned_memory_in_a_vm_is_bar2_and_copies_through_it_are_correct(
                          ("mapped", ["mapped_alloc", "mapped_device_access", "device_pointer_refusals",
                                      "managed_alloc", "pointer_attribute", "managed_device_access",
                                      "managed_prefetch_attach", "free"]),
+                         ("register", ["register_moves_pages", "registered_copies", "mapped_kernel", "overlap",
+                                       "file_pages_staged", "unregister_restores"]),
                          ("exhaust", ["fallback", "mapped_exhausted", "copies_through_both", "free"]),
                          ("bandwidth", ["bandwidth_setup", "bandwidth"])):
         output, code = found[name]
