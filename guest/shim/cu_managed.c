@@ -190,7 +190,9 @@ CUresult cuPointerGetAttribute(void *data, int attribute, CUdeviceptr ptr)
     uint64_t base, size, dptr = 0;
     int managed = 0;
     int kind = vgpu_shim_ptr_kind(ptr, &base, &size);
-    int pinned = kind == VGPU_PTR_HOST && vgpu_pinned_mapping((void *)(uintptr_t)ptr, &dptr, NULL, &managed);
+    /* registered memory whose pages moved into the pinned area answers as pinned memory */
+    int pinned = (kind == VGPU_PTR_HOST || kind == VGPU_PTR_HOST_REGISTERED) &&
+                 vgpu_pinned_mapping((void *)(uintptr_t)ptr, &dptr, NULL, &managed);
     if (kind != VGPU_PTR_DEVICE && !pinned)
         return CUDA_ERROR_INVALID_VALUE; /* unknown, or host memory the device cannot see */
     switch (attribute) {

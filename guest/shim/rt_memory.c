@@ -88,7 +88,8 @@ cudaError_t cudaPointerGetAttributes(struct cudaPointerAttributes *attr, const v
         attr->type = cudaMemoryTypeDevice;
         attr->devicePointer = (void *)ptr;
         break;
-    case VGPU_PTR_HOST: {
+    case VGPU_PTR_HOST:
+    case VGPU_PTR_HOST_REGISTERED: { /* registered: mapped when its pages moved into the pinned area */
         CUdeviceptr dptr = 0;
         int managed = 0; /* both left as they are for memory the device cannot see */
         (void)cuPointerGetAttribute(&dptr, 3 /* DEVICE_POINTER */, (CUdeviceptr)(uintptr_t)ptr);
@@ -98,10 +99,6 @@ cudaError_t cudaPointerGetAttributes(struct cudaPointerAttributes *attr, const v
         attr->devicePointer = (void *)(uintptr_t)dptr; /* NULL: not mapped into the device */
         break;
     }
-    case VGPU_PTR_HOST_REGISTERED:
-        attr->type = cudaMemoryTypeHost;
-        attr->hostPointer = (void *)ptr; /* the process's own pages: never mapped into the device */
-        break;
     default:
         attr->type = cudaMemoryTypeUnregistered;
         attr->device = -2; /* what the runtime reports for unregistered memory */

@@ -487,7 +487,11 @@ static int mode_register(void)
         w += 1;
         memcpy(want + page + 100 + 4 * i, &w, 4);
     }
-    result("mapped_kernel", rc == 0 && alias != NULL && !memcmp(buf, want, span), "rc=%d alias=%p", rc, alias);
+    struct cudaPointerAttributes attr = {0};
+    int arc = cudaPointerGetAttributes(&attr, p + 4); /* the runtime's view: host memory, mapped */
+    result("mapped_kernel", rc == 0 && alias != NULL && !memcmp(buf, want, span) && arc == 0 &&
+                                attr.type == cudaMemoryTypeHost && attr.devicePointer == (char *)alias + 4,
+           "rc=%d alias=%p attr=%d/%d/%p", rc, alias, arc, attr.type, attr.devicePointer);
 
     /* CUDA refuses registering registered bytes again; sharing only a page is served, staged */
     int again = cudaHostRegister(p, n, 0), inside = cudaHostRegister(p + 10, 20, 0);
@@ -539,7 +543,9 @@ static int mode_register_full(size_t mib)
     unsigned char *buf = malloc(n), *back = malloc(n);
     void *dev = NULL;
     int rc = buf && back ? cudaHostRegister(buf, n, 0) : -1;
-    int staged = rc == 0 && !in_region(buf);
+    struct cudaPointerAttributes attr = {0};
+    int staged = rc == 0 && !in_region(buf) && !cudaPointerGetAttributes(&attr, buf) &&
+                 attr.type == cudaMemoryTypeHost && !attr.devicePointer; /* not mapped */
     rc = rc ? rc : cudaMalloc(&dev, n);
     rc = rc ? rc : round_trip(buf, back, n, dev, 31);
     int off = cudaHostUnregister(buf);
