@@ -233,12 +233,15 @@ def test_control_round_trips_carry_the_correlation_id_and_refusals_say_why(
 
 def retained_vm_statuses(broker: Broker) -> dict[str, Any]:
     """What a subscriber arriving now is given for the VMs: the broker sends the retained messages at
-    once (flagged retained), so a live message or the first quiet half second ends them."""
+    once (flagged retained), so a live message or the first quiet half second after them ends them. The
+    first may take seconds on a loaded machine (the subscriber's connect and subscribe): a final CI run
+    read an empty set after a 0.5 s wait for it."""
     late = Watcher(broker.port, f"{BASE}/vm/+/status")
     try:
         with contextlib.suppress(queue.Empty):
-            while late.messages.get(timeout=0.5)[2]:
-                pass
+            wait = 10.0
+            while late.messages.get(timeout=wait)[2]:
+                wait = 0.5
         return dict(late.retained)
     finally:
         late.close()
