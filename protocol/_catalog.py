@@ -4,7 +4,7 @@ This is the single source of truth: the codec, ``docs/protocol.md``'s call table
 are derived from it. Numbers are grouped by area (0x00xx mediator, 0x001x driver and device, 0x002x
 contexts, 0x003x memory, 0x004x virtual memory, 0x005x streams, 0x006x events, 0x007x modules and
 launch, 0x008x cuBLAS, 0x009x capture and graphs, 0x00Ax NVML, 0x00Bx arrays, textures and surfaces,
-0x00Cx tensor maps); a number is never reused.
+0x00C0-0x00C7 tensor maps, 0x00C8-0x00CF pitched memsets and pinned box copies); a number is never reused.
 
 Asynchronous calls (``is_async``) may be submitted two ways: with ``SubmitFlags.ASYNC`` they are
 CUDA's ``*Async`` variant (no completion unless they fail); without it the host completes them only
@@ -36,6 +36,7 @@ from ._enums import (
     StreamCaptureMode,
     StreamCaptureStatus,
 )
+from ._pitched import Memcpy3DPinnedArgs, Memset2DArgs
 from ._tensor_maps import ModuleGlobalAliasArgs, TensorMapEncodeTiledArgs
 from ._textures import (
     ArrayArgs,
@@ -1089,6 +1090,18 @@ def _specs() -> list[CallSpec]:
            doc="sim: the module's global is the managed range at address from now on (kernels and "
            "cuModuleGetGlobal name it there; it must be the VM's memory and the global's size); cuda: "
            "CUDA_ERROR_NOT_SUPPORTED (the driver keeps __managed__ variables in the worker's own memory)"),
+        # pitched memsets and pinned box copies (protocol/_pitched.py)
+        cs(0x00C8, "memset_2d", "cuMemsetD2D32Async", Memset2DArgs, nr, is_async=True,
+           doc="cuMemsetD2D8/16/32 (element_bytes 1, 2, 4): rows pitch bytes apart, the gaps untouched; "
+           "CUDA_ERROR_INVALID_VALUE for another element size, a row wider than the pitch, a misaligned "
+           "destination or pitch, or a span that is not the VM's memory"),
+        cs(0x00C9, "memcpy_3d_htod_pinned", "cuMemcpy3DAsync_v2", Memcpy3DPinnedArgs, nr, is_async=True,
+           doc="from the caller's pinned memory to an array or pitched device memory: the host reads the "
+           "range when the stream runs the copy (after an ASYNC submission the guest may not change it "
+           "until the stream is synchronized); CUDA_ERROR_INVALID_VALUE for a box outside either side"),
+        cs(0x00CA, "memcpy_3d_dtoh_pinned", "cuMemcpy3DAsync_v2", Memcpy3DPinnedArgs, nr, is_async=True,
+           doc="from an array or pitched device memory into the caller's pinned memory: after an ASYNC "
+           "submission the bytes are there once the stream has been synchronized"),
     ]
 
 

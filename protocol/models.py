@@ -96,6 +96,7 @@ from ._catalog import (
     StrsmArgs,
     StrsmBatchedArgs,
 )
+from ._pitched import Memcpy3DPinnedArgs, Memset2DArgs
 from ._tensor_maps import TENSOR_MAP_BYTES, ModuleGlobalAliasArgs, TensorMapEncodeTiledArgs
 from ._textures import (
     ArrayArgs,
@@ -188,6 +189,7 @@ __all__ = [
     "MemHostAliasArgs",
     "MemHostAllocArgs",
     "MemHostAllocResult",
+    "Memset2DArgs",
     "MemsetD16Args",
     "MemsetD32Args",
     "MemsetD8Args",
@@ -211,6 +213,7 @@ __all__ = [
     "ArrayResult",
     "Memcpy3DArgs",
     "Memcpy3DHostArgs",
+    "Memcpy3DPinnedArgs",
     "SurfObjectArgs",
     "SurfObjectCreateArgs",
     "SurfObjectResult",

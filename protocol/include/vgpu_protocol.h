@@ -582,6 +582,9 @@ enum vgpu_cublas_diag_type {
 #define VGPU_CALL_SURF_OBJECT_DESTROY 0x00b8 /* cuSurfObjectDestroy */
 #define VGPU_CALL_TENSOR_MAP_ENCODE_TILED 0x00c0 /* cuTensorMapEncodeTiled */
 #define VGPU_CALL_MODULE_GLOBAL_ALIAS 0x00c1 /* __cudaRegisterManagedVar */
+#define VGPU_CALL_MEMSET_2D 0x00c8 /* cuMemsetD2D32Async, async-capable */
+#define VGPU_CALL_MEMCPY_3D_HTOD_PINNED 0x00c9 /* cuMemcpy3DAsync_v2, async-capable */
+#define VGPU_CALL_MEMCPY_3D_DTOH_PINNED 0x00ca /* cuMemcpy3DAsync_v2, async-capable */
 
 /* ---- argument and result structs (SQE `args`, CQE `results`) -------------------------- */
 
@@ -2248,5 +2251,106 @@ static_assert(offsetof(struct vgpu_args_module_global_alias, address) == 8, "vgp
 static_assert(offsetof(struct vgpu_args_module_global_alias, size) == 16, "vgpu_args_module_global_alias.size offset");
 
 /* module_global_alias: no results (status only) */
+
+struct vgpu_args_memset_2d {
+    uint64_t dst;                       /* device pointer */
+    uint64_t pitch;
+    uint64_t width;
+    uint64_t height;
+    uint32_t value;
+    uint32_t element_bytes;
+    uint32_t stream;                    /* stream handle: per-channel id, 0 = null (the default stream) */
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_args_memset_2d) == 48, "struct vgpu_args_memset_2d is 48 bytes");
+static_assert(offsetof(struct vgpu_args_memset_2d, dst) == 0, "vgpu_args_memset_2d.dst offset");
+static_assert(offsetof(struct vgpu_args_memset_2d, pitch) == 8, "vgpu_args_memset_2d.pitch offset");
+static_assert(offsetof(struct vgpu_args_memset_2d, width) == 16, "vgpu_args_memset_2d.width offset");
+static_assert(offsetof(struct vgpu_args_memset_2d, height) == 24, "vgpu_args_memset_2d.height offset");
+static_assert(offsetof(struct vgpu_args_memset_2d, value) == 32, "vgpu_args_memset_2d.value offset");
+static_assert(offsetof(struct vgpu_args_memset_2d, element_bytes) == 36, "vgpu_args_memset_2d.element_bytes offset");
+static_assert(offsetof(struct vgpu_args_memset_2d, stream) == 40, "vgpu_args_memset_2d.stream offset");
+
+/* memset_2d: no results (status only) */
+
+struct vgpu_args_memcpy_3d_htod_pinned {
+    uint32_t array;                     /* array handle: per-channel id, 0 = null */
+    uint32_t stream;                    /* stream handle: per-channel id, 0 = null (the default stream) */
+    uint64_t x;
+    uint64_t y;
+    uint64_t z;
+    uint64_t device;                    /* device pointer */
+    uint64_t pitch;
+    uint64_t layout_height;
+    uint64_t width_bytes;
+    uint64_t height;
+    uint64_t depth;
+    uint64_t offset;
+    uint64_t host_x;
+    uint64_t host_y;
+    uint64_t host_z;
+    uint64_t host_pitch;
+    uint64_t host_layout_height;
+};
+static_assert(sizeof(struct vgpu_args_memcpy_3d_htod_pinned) == 128, "struct vgpu_args_memcpy_3d_htod_pinned is 128 bytes");
+static_assert(offsetof(struct vgpu_args_memcpy_3d_htod_pinned, array) == 0, "vgpu_args_memcpy_3d_htod_pinned.array offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d_htod_pinned, stream) == 4, "vgpu_args_memcpy_3d_htod_pinned.stream offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d_htod_pinned, x) == 8, "vgpu_args_memcpy_3d_htod_pinned.x offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d_htod_pinned, y) == 16, "vgpu_args_memcpy_3d_htod_pinned.y offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d_htod_pinned, z) == 24, "vgpu_args_memcpy_3d_htod_pinned.z offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d_htod_pinned, device) == 32, "vgpu_args_memcpy_3d_htod_pinned.device offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d_htod_pinned, pitch) == 40, "vgpu_args_memcpy_3d_htod_pinned.pitch offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d_htod_pinned, layout_height) == 48, "vgpu_args_memcpy_3d_htod_pinned.layout_height offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d_htod_pinned, width_bytes) == 56, "vgpu_args_memcpy_3d_htod_pinned.width_bytes offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d_htod_pinned, height) == 64, "vgpu_args_memcpy_3d_htod_pinned.height offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d_htod_pinned, depth) == 72, "vgpu_args_memcpy_3d_htod_pinned.depth offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d_htod_pinned, offset) == 80, "vgpu_args_memcpy_3d_htod_pinned.offset offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d_htod_pinned, host_x) == 88, "vgpu_args_memcpy_3d_htod_pinned.host_x offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d_htod_pinned, host_y) == 96, "vgpu_args_memcpy_3d_htod_pinned.host_y offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d_htod_pinned, host_z) == 104, "vgpu_args_memcpy_3d_htod_pinned.host_z offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d_htod_pinned, host_pitch) == 112, "vgpu_args_memcpy_3d_htod_pinned.host_pitch offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d_htod_pinned, host_layout_height) == 120, "vgpu_args_memcpy_3d_htod_pinned.host_layout_height offset");
+
+/* memcpy_3d_htod_pinned: no results (status only) */
+
+struct vgpu_args_memcpy_3d_dtoh_pinned {
+    uint32_t array;                     /* array handle: per-channel id, 0 = null */
+    uint32_t stream;                    /* stream handle: per-channel id, 0 = null (the default stream) */
+    uint64_t x;
+    uint64_t y;
+    uint64_t z;
+    uint64_t device;                    /* device pointer */
+    uint64_t pitch;
+    uint64_t layout_height;
+    uint64_t width_bytes;
+    uint64_t height;
+    uint64_t depth;
+    uint64_t offset;
+    uint64_t host_x;
+    uint64_t host_y;
+    uint64_t host_z;
+    uint64_t host_pitch;
+    uint64_t host_layout_height;
+};
+static_assert(sizeof(struct vgpu_args_memcpy_3d_dtoh_pinned) == 128, "struct vgpu_args_memcpy_3d_dtoh_pinned is 128 bytes");
+static_assert(offsetof(struct vgpu_args_memcpy_3d_dtoh_pinned, array) == 0, "vgpu_args_memcpy_3d_dtoh_pinned.array offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d_dtoh_pinned, stream) == 4, "vgpu_args_memcpy_3d_dtoh_pinned.stream offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d_dtoh_pinned, x) == 8, "vgpu_args_memcpy_3d_dtoh_pinned.x offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d_dtoh_pinned, y) == 16, "vgpu_args_memcpy_3d_dtoh_pinned.y offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d_dtoh_pinned, z) == 24, "vgpu_args_memcpy_3d_dtoh_pinned.z offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d_dtoh_pinned, device) == 32, "vgpu_args_memcpy_3d_dtoh_pinned.device offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d_dtoh_pinned, pitch) == 40, "vgpu_args_memcpy_3d_dtoh_pinned.pitch offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d_dtoh_pinned, layout_height) == 48, "vgpu_args_memcpy_3d_dtoh_pinned.layout_height offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d_dtoh_pinned, width_bytes) == 56, "vgpu_args_memcpy_3d_dtoh_pinned.width_bytes offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d_dtoh_pinned, height) == 64, "vgpu_args_memcpy_3d_dtoh_pinned.height offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d_dtoh_pinned, depth) == 72, "vgpu_args_memcpy_3d_dtoh_pinned.depth offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d_dtoh_pinned, offset) == 80, "vgpu_args_memcpy_3d_dtoh_pinned.offset offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d_dtoh_pinned, host_x) == 88, "vgpu_args_memcpy_3d_dtoh_pinned.host_x offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d_dtoh_pinned, host_y) == 96, "vgpu_args_memcpy_3d_dtoh_pinned.host_y offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d_dtoh_pinned, host_z) == 104, "vgpu_args_memcpy_3d_dtoh_pinned.host_z offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d_dtoh_pinned, host_pitch) == 112, "vgpu_args_memcpy_3d_dtoh_pinned.host_pitch offset");
+static_assert(offsetof(struct vgpu_args_memcpy_3d_dtoh_pinned, host_layout_height) == 120, "vgpu_args_memcpy_3d_dtoh_pinned.host_layout_height offset");
+
+/* memcpy_3d_dtoh_pinned: no results (status only) */
 
 #endif /* VGPU_PROTOCOL_H */
