@@ -84,6 +84,7 @@ from ._cuda_modules import (
 )
 from ._cuda_nvml import NvmlCalls
 from ._cuda_pinned import CudaPinnedCalls
+from ._cuda_pitched import CudaPitchedCalls
 from ._cuda_streams import StreamCalls
 from ._cuda_tensor_maps import CudaTensorMapCalls
 from ._cuda_textures import CudaTextureCalls, CudaTextures
@@ -116,7 +117,7 @@ _CURRENT = threading.local()
 
 
 class CudaExecutor(MemoryCalls, ModuleCalls, StreamCalls, BlasCalls, NvmlCalls, CudaPinnedCalls,
-                   CudaTextureCalls, CudaTensorMapCalls, CudaManagedGlobalCalls):
+                   CudaTextureCalls, CudaTensorMapCalls, CudaManagedGlobalCalls, CudaPitchedCalls):
     """One VM's GPU: a CUDA context of its own on device ``device_ordinal``. See the module's theory of
     operation."""
 

@@ -168,6 +168,7 @@ from ._sim_memory import Bytes, DeviceMemory, fill_views
 from ._sim_modules import FunctionLimits, SimFunction, SimModules, symbol_name
 from ._sim_nvml import SimNvmlCalls
 from ._sim_pinned import SimPinnedCalls
+from ._sim_pitched import SimPitchedCalls
 from ._sim_tensor_maps import SimTensorMapCalls
 from ._sim_textures import SimTextureCalls, SimTextures
 from .ptx import GRID_WORKSPACE_BYTES, Limits, cluster_shape, printf_listening
@@ -213,7 +214,7 @@ PHASE_NODE_BYTES: Final = 8
 
 
 class SimExecutor(SimNvmlCalls, SimTrsmCalls, SimPinnedCalls, SimTextureCalls, SimTensorMapCalls,
-                  PinnedHostCalls, ModuleUploadCalls, Executor):
+                  SimPitchedCalls, PinnedHostCalls, ModuleUploadCalls, Executor):
     """One VM's simulated GPU. See the module's theory of operation."""
 
     backend_name = "sim"
