@@ -826,6 +826,8 @@ def _barrier(frame: Frame, stack: list[list[Any]], ops: list[Op], arrived: Mask,
     barrier in divergent code — undefined behaviour in CUDA — and ends the launch with
     ``CUDA_ERROR_LAUNCH_FAILED``.
     """
+    if _count(arrived) == arrived.size:  # every thread of the batch is here: no block is partial
+        return
     batch = frame.batch
     done = batch.exited.copy()
     if frame.entry:
