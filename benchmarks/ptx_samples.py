@@ -19,6 +19,9 @@ of the same arithmetic; results are checked against it.
 * ``streams``: simpleStreams' ``init_array`` over 16 Mi ints, 5 iterations; floor ``a + 5 * c``.
 * ``largeparam``: LargeKernelParameter's ``kernelLargeParam``, one thread summing a 32,000-byte
   by-value parameter through its address; floor ``np.sum``.
+* ``jacobi``: HSOpticalFlow's ``JacobiIteration<32, 6>`` at 640 x 480 (its finest pyramid level; a
+  sample run launches it 7,500 times over five levels), halo rows and columns loaded on two sparse
+  divergent paths; floor the same stencil in float32 NumPy.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ SOURCES = {
     "scan": "2_Concepts_and_Techniques/scan/scan.cu",
     "streams": "0_Introduction/simpleStreams/simpleStreams.cu",
     "largeparam": "6_Performance/LargeKernelParameter/LargeKernelParameter.cu",
+    "jacobi": "5_Domain_Specific/HSOpticalFlow/flowCUDA.cu",
 }
 LIMITS = Limits(seconds=600, instructions=10**12)
 
@@ -162,12 +166,46 @@ def largeparam(mem: DeviceMemory, scale: int) -> Case:
     return "_Z16kernelLargeParam13param_large_tPi", dims, params, check, values.sum, 1
 
 
+def jacobi(mem: DeviceMemory, scale: int) -> Case:
+    w, h = 640 // scale, 480 // scale
+    s = -(-w // 32) * 32  # the sample's row stride (iAlignUp)
+    rng = np.random.default_rng(0)
+    du0, dv0, ix, iy, iz = (rng.standard_normal((h, s), dtype=np.float32) for _ in range(5))
+    pdu0, pdv0, pix, piy, piz = (_put(mem, a) for a in (du0, dv0, ix, iy, iz))
+    pdu1, pdv1 = mem.alloc(4 * h * s), mem.alloc(4 * h * s)
+    alpha = np.float32(0.2)
+
+    def floor() -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+        def avg(d: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+            p = np.pad(d[:, :w], 1, mode="edge")  # the sample clamps at the borders
+            total = p[1:-1, :-2] + p[1:-1, 2:] + p[2:, 1:-1] + p[:-2, 1:-1]
+            out: npt.NDArray[np.float32] = total * np.float32(0.25)
+            return out
+
+        su, sv = avg(du0), avg(dv0)
+        x, y, z = ix[:, :w], iy[:, :w], iz[:, :w]
+        frac = (x * su + y * sv + z) / (x * x + y * y + alpha)
+        return (su - x * frac).astype(np.float32, copy=False), (sv - y * frac).astype(np.float32, copy=False)
+
+    def check(k: int) -> None:
+        want_u, want_v = floor()
+        got_u = mem.read(pdu1, 4 * h * s).view(np.float32).reshape(h, s)[:, :w]
+        got_v = mem.read(pdv1, 4 * h * s).view(np.float32).reshape(h, s)[:, :w]
+        assert np.allclose(got_u, want_u, rtol=1e-4, atol=1e-4)
+        assert np.allclose(got_v, want_v, rtol=1e-4, atol=1e-4)
+
+    dims = LaunchDims((-(-w // 32), -(-h // 6), 1), (32, 6, 1))
+    params = struct.pack("<QQQQQiiifQQ", pdu0, pdv0, pix, piy, piz, w, h, s, alpha, pdu1, pdv1)
+    return "_Z15JacobiIterationILi32ELi6EEvPKfS1_S1_S1_S1_iiifPfS2_", dims, params, check, floor, w * h
+
+
 CASES: dict[str, Callable[[DeviceMemory, int], Case]] = {
     "matrixmul": matrixmul,
     "blackscholes": blackscholes,
     "scan": scan,
     "streams": streams,
     "largeparam": largeparam,
+    "jacobi": jacobi,
 }
 
 
