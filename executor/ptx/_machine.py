@@ -674,7 +674,12 @@ def _run(frame: Frame, kernel: Kernel, fn: str, mask: Mask, deadline: float) -> 
         eff = m
         if op.guard is not None:
             g = op.guard(frame)
-            eff = m & g
+            if type(g) is not np.ndarray:  # a uniform predicate: every active thread or none
+                eff = m if g else _none_of(batch)
+            elif not full:
+                eff = m & g
+            else:  # registers are never changed in place, so the predicate itself is the mask
+                eff = g
         kind = op.kind
         try:
             if kind == PLAIN:
@@ -754,6 +759,17 @@ def _run(frame: Frame, kernel: Kernel, fn: str, mask: Mask, deadline: float) -> 
                 top[0] = pc + 1
         except KernelFaultError as fault:
             raise _fault_at(op, fn, fault) from fault
+
+
+def _none_of(batch: Batch) -> Mask:
+    """An all-false mask of the batch's width (read-only: masks are never changed in place)."""
+    none: Mask | None = batch.derived.get(_NONE)
+    if none is None:
+        none = batch.derived[_NONE] = np.zeros(batch.n, dtype=np.bool_)
+    return none
+
+
+_NONE = "machine.none"
 
 
 def _yield_to_sibling(stack: list[list[Any]]) -> bool:
