@@ -15,6 +15,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include "pyargs.h"
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -148,6 +149,86 @@ typedef struct {
     Py_ssize_t size;  /* element size, once known (0: not yet) */
 } Slot;
 
+/* ex2.approx.f32 and lg2.approx.f32 as the Python forms define them (_isa_arith._approx: the float's
+   function in double, rounded once to float), vectorized, so that they need not end a segment: glibc's
+   exp2/log2 are 8-14 ns a lane, these under one. Each is a double polynomial within a few double ulps
+   (2^-50 relative) of the true value; a chunk with a lane whose result lies within 2^-44 of a float
+   rounding boundary (one lane in 2^19 or so) or whose operand is special (NaN; lg2's zero, negative,
+   infinite) is passed again, and those lanes are computed in long double (exp2l/log2l, 64-bit
+   mantissas). So each float is the correctly rounded one, whichever clone ran (with or without an FMA
+   unit the doubles may differ in their last bits, never across the margin) — as the float of NumPy's
+   double is too, but where its double (SVML's, within an ulp) falls across a float midpoint: about
+   one lane in 2^29, more exact here (tests/ptx/test_native_run.py compares with long double's). */
+static inline uint64_t bits_of(double x) {
+    uint64_t u;
+    memcpy(&u, &x, sizeof u);
+    return u;
+}
+static inline double double_of(uint64_t u) {
+    double x;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+#define MAGIC 6755399441055744.0 /* 1.5 * 2^52: x + MAGIC rounds x to an integer in its low bits */
+#define NEAR 0x1p-44
+
+/* whether y is within NEAR of where its rounding to float changes */
+static inline int near_boundary(double y) {
+    return (float)(y * (1 - NEAR)) != (float)(y * (1 + NEAR));
+}
+
+static inline double exp2_approx(double x) {
+    /* 2^-160 rounds to float 0, 2^160 to inf; NaN: the caller's. Quiet comparisons (<, > may trap on
+       NaN, which keeps the compiler from vectorizing the loop) */
+    x = __builtin_isless(fabs(x), 160.0) ? x : copysign(160.0, x);
+    double t = x + MAGIC, k = t - MAGIC, f = x - k; /* f in [-0.5, 0.5], exact */
+    double scale = double_of((bits_of(t) - bits_of(MAGIC) + 1023) << 52); /* 2^k */
+    /* exp(f ln 2)'s Taylor series to f^13 (ln 2^i / i!, Horner's written out so that it vectorizes):
+       the tail is below 2^-57 */
+    double q = 0x1.816193166d0f9p-40;
+    q = fma(q, f, 0x1.c3bd650fc2986p-36);
+    q = fma(q, f, 0x1.e8cac7351bb25p-32);
+    q = fma(q, f, 0x1.e4cf5158b8ecap-28);
+    q = fma(q, f, 0x1.b5253d395e7c4p-24);
+    q = fma(q, f, 0x1.62c0223a5c824p-20);
+    q = fma(q, f, 0x1.ffcbfc588b0c7p-17);
+    q = fma(q, f, 0x1.430912f86c787p-13);
+    q = fma(q, f, 0x1.5d87fe78a6731p-10);
+    q = fma(q, f, 0x1.3b2ab6fba4e77p-7);
+    q = fma(q, f, 0x1.c6b08d704a0c0p-5);
+    q = fma(q, f, 0x1.ebfbdff82c58fp-3);
+    q = fma(q, f, 0x1.62e42fefa39efp-1);
+    q = fma(q, f, 1.0);
+    return q * scale;
+}
+
+/* whether x is positive and finite (quiet comparisons, as above) */
+static inline int positive(float x) {
+    return __builtin_isgreater(x, 0.0f) & __builtin_islessequal(x, FLT_MAX);
+}
+
+/* lg2 of a positive finite double x = m 2^e, m in [sqrt(1/2), sqrt(2)): e + 2 atanh(s) / ln 2 with
+   s = (m - 1) / (m + 1), |s| < 0.172; the series to s^21 (the tail is below 2^-56 of the sum) */
+static inline double log2_approx(double x) {
+    uint64_t b = bits_of(x), eb = (b + (0x3ff0000000000000ULL - 0x3fe6a09e667f3bcdULL)) >> 52; /* e + 1023 */
+    double m = double_of(b - ((eb - 1023) << 52));
+    double ed = double_of(0x4330000000000000ULL | eb) - (0x1p52 + 1023); /* 2^52 + eb, exactly, less that */
+    double s = (m - 1.0) / (m + 1.0), s2 = s * s;
+    /* 2 / ((2i + 1) ln 2), Horner's in s^2 written out */
+    double q = 0x1.1964ec6fc9491p-3;
+    q = fma(q, s2, 0x1.3703c1f4d0ffep-3);
+    q = fma(q, s2, 0x1.5b9ac9b743f0dp-3);
+    q = fma(q, s2, 0x1.89f3b1694cffep-3);
+    q = fma(q, s2, 0x1.c68f568d31760p-3);
+    q = fma(q, s2, 0x1.0c9a84994022dp-2);
+    q = fma(q, s2, 0x1.484b13d7c02a9p-2);
+    q = fma(q, s2, 0x1.a61762a7aded9p-2);
+    q = fma(q, s2, 0x1.2776c50ef9bfep-1);
+    q = fma(q, s2, 0x1.ec709dc3a03fdp-1);
+    q = fma(q, s2, 0x1.71547652b82fep+1);
+    return ed + s * q;
+}
+
 /* one clone per CPU (AVX-512, AVX2 with FMA, baseline): with an FMA unit fmaf is one instruction;
    built without errno (setup.py: nothing here reads it) sqrt is one instruction too, and the loops
    vectorize */
@@ -184,8 +265,32 @@ static void run_chunk(const int32_t *code, Py_ssize_t count, const Slot *slots, 
         }
         case R_NEG: for (i = 0; i < len; i++) d[i] = -a[i]; break;
         case R_ABS: for (i = 0; i < len; i++) d[i] = fabsf(a[i]); break;
-        case R_EX2: for (i = 0; i < len; i++) d[i] = (float)exp2((double)a[i]); break;
-        case R_LG2: for (i = 0; i < len; i++) d[i] = (float)log2((double)a[i]); break;
+        case R_EX2: {
+            int hard = 0;
+            for (i = 0; i < len; i++) {
+                double y = exp2_approx((double)a[i]);
+                hard |= near_boundary(y) | __builtin_isnan(a[i]);
+                d[i] = (float)y;
+            }
+            if (hard) /* rare: recomputed exactly where noted (NaN too) */
+                for (i = 0; i < len; i++)
+                    if (__builtin_isnan(a[i]) || near_boundary(exp2_approx((double)a[i])))
+                        d[i] = (float)exp2l((long double)a[i]);
+            break;
+        }
+        case R_LG2: {
+            int hard = 0; /* zero, negative, infinite and NaN operands are the exact path's too */
+            for (i = 0; i < len; i++) {
+                double y = log2_approx((double)a[i]);
+                hard |= near_boundary(y) | !positive(a[i]);
+                d[i] = (float)y;
+            }
+            if (hard)
+                for (i = 0; i < len; i++)
+                    if (!positive(a[i]) || near_boundary(log2_approx((double)a[i])))
+                        d[i] = (float)log2l((long double)a[i]);
+            break;
+        }
         case R_RSQRT: for (i = 0; i < len; i++) d[i] = (float)(1.0 / sqrt((double)a[i])); break;
         case R_RCP: for (i = 0; i < len; i++) d[i] = (float)(1.0 / (double)a[i]); break;
         case R_SQRT: for (i = 0; i < len; i++) d[i] = (float)sqrt((double)a[i]); break;

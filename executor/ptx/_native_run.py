@@ -12,12 +12,14 @@ inside the segment (``_liveness``) never become arrays: they live in the chunk's
 The results are the Python forms' bit for bit: ``add``/``sub``/``mul``/``div`` (``.rn``, ``.approx``,
 ``.full``) are IEEE single operations, as NumPy's float32 operators; ``fma.rn`` is C's ``fmaf`` with
 the Python form's NaN (``_fma``); ``rsqrt``/``rcp``/``sqrt`` are double's correctly rounded operations
-rounded once to float, as ``_isa_arith._approx`` computes them; comparisons are the ordered ones;
-``selp`` picks. (``ex2``/``lg2`` stay NumPy's, which is faster: they end a segment.) One thing is not
-promised, as it is not between NumPy's own loops: which payload an operation of two NaNs passes on
-(the compiler's operand order; a GPU's NaN is canonical). Nothing here touches memory but the
-registers' arrays, whose sizes the C side checks before it computes. Without the extension (or with
-``VGPU_PURE_PYTHON=1``) no segment is made.
+rounded once to float, as ``_isa_arith._approx`` computes them; ``ex2``/``lg2`` the correctly rounded
+floats of the true values (a vectorized double polynomial, long double where a result lies near a
+rounding boundary), which is what NumPy's double rounded to float gives too but for about one lane in
+2^29 (where SVML's double is an ulp across a float midpoint); comparisons are the ordered ones;
+``selp`` picks. One thing is not promised, as it is not between NumPy's own loops: which payload an
+operation of two NaNs passes on (the compiler's operand order; a GPU's NaN is canonical). Nothing here
+touches memory but the registers' arrays, whose sizes the C side checks before it computes. Without the
+extension (or with ``VGPU_PURE_PYTHON=1``) no segment is made.
 """
 
 from __future__ import annotations
@@ -42,10 +44,10 @@ _PRED = DTYPES["pred"]
 (MOV, ADD, SUB, MUL, DIV, FMA, NEG, ABS, EX2, LG2, RSQRT, RCP, SQRT, EQ, LT, LE, GT, GE, SELP) = range(19)
 _BINARY = {"add": ADD, "sub": SUB, "mul": MUL}
 _UNARY = {"neg": NEG, "abs": ABS}
-#: special functions and the exact modifier tuples served (no .ftz: the Python form flushes first).
-#: ``ex2`` and ``lg2`` stay NumPy's: its float64 ``exp2``/``log2`` are vectorized (AVX-512), about
-#: 1.1-1.4 ns a lane against glibc's 8-14 ns (run_f32 has the records, ``EX2``/``LG2``, unused)
+#: special functions and the exact modifier tuples served (no .ftz: the Python form flushes first)
 _SPECIAL = {
+    "ex2": (EX2, {("approx", "f32")}),
+    "lg2": (LG2, {("approx", "f32")}),
     "rsqrt": (RSQRT, {("approx", "f32")}),
     "rcp": (RCP, {("approx", "f32"), ("rn", "f32")}),
     "sqrt": (SQRT, {("approx", "f32"), ("rn", "f32")}),
