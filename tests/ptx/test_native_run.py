@@ -44,6 +44,9 @@ BODY: list[tuple[str, str | None]] = [
     ("rcp.approx.f32 %f24, %f2;", "%f24"),
     ("sqrt.rn.f32 %f25, %f3;", "%f25"),
     ("sqrt.approx.f32 %f26, %f2;", "%f26"),
+    ("ex2.approx.f32 %f31, %f2;", "%f31"),
+    ("lg2.approx.f32 %f32, %f3;", "%f32"),
+    ("ex2.approx.f32 %f33, %f1;", "%f33"),
     ("setp.eq.f32 %p1, %f2, %f3;", "%p1"),
     ("setp.lt.f32 %p2, %f2, %f1;", "%p2"),
     ("setp.le.f32 %p3, %f2, %f3;", "%p3"),
@@ -257,3 +260,33 @@ def test_hostile_calls_into_the_c_forms_find_nothing() -> None:
         check=False, capture_output=True, text=True, timeout=280,
     )
     assert done.returncode == 0 and "no fault" in done.stdout, (done.stdout + done.stderr)[-3000:]
+
+
+def _run_one(op: int, x: np.ndarray) -> np.ndarray:
+    assert native is not None
+    out = np.empty_like(x)
+    native.run_f32(np.array([op, 1, 0, 0, 0], dtype=np.int32).tobytes(), (x, out), x.size, 0)
+    return out
+
+
+@pytest.mark.skipif(np.finfo(np.longdouble).nmant < 63, reason="needs x87's 64-bit long double")
+@pytest.mark.parametrize(("op", "fn"), [(_native_run.EX2, np.exp2), (_native_run.LG2, np.log2)])
+def test_ex2_and_lg2_are_the_correctly_rounded_floats(op: int, fn: Any) -> None:
+    """run_f32's vectorized ex2/lg2 (a double approximation, the lanes near a float rounding boundary
+    redone in long double) round the true value correctly: random bit patterns (every sign, subnormals,
+    NaN, infinities), the range where ex2's results turn subnormal and zero, and lg2 around 1."""
+    rng = np.random.default_rng(11)
+    special = [0, -0.0, np.inf, -np.inf, np.nan, -150, -149, 128, 1, 2, 1e-45, 3.4e38]
+    x = np.concatenate(
+        [
+            rng.integers(0, 1 << 32, 1 << 21, dtype=np.uint64).astype(np.uint32).view(np.float32),
+            np.linspace(-152, 130, 1 << 20, dtype=np.float32),
+            np.linspace(0.5, 2, 1 << 20, dtype=np.float32),
+            np.array(special, dtype=np.float32),
+        ]
+    )
+    with np.errstate(all="ignore"):
+        want = fn(x.astype(np.longdouble)).astype(np.float32)
+    got = _run_one(op, x)
+    same = (got.view(np.uint32) == want.view(np.uint32)) | (np.isnan(got) & np.isnan(want))
+    assert same.all(), (x[~same][:5], got[~same][:5], want[~same][:5])
