@@ -104,6 +104,46 @@ CUresult cuMemsetD32Async(CUdeviceptr dst, unsigned int ui, size_t n, CUstream s
     return memset_on(VGPU_CALL_MEMSET_D32, dst, ui, n, s, 0);
 }
 
+/* A 2D memset is one call: the host sets the rows `pitch` bytes apart and checks every field (a row
+ * wider than the pitch, the span, the alignment); the gaps between rows are not touched. */
+static CUresult memset_2d(CUdeviceptr dst, size_t pitch, uint32_t value, unsigned int size, size_t width,
+                          size_t height, CUstream stream, int wait)
+{
+    uint32_t sid;
+    CUresult rc = vgpu_shim_stream_id(stream, &sid);
+    if (rc)
+        return rc;
+    struct vgpu_args_memset_2d a = {.dst = dst, .pitch = pitch, .width = width, .height = height, .value = value,
+                                    .element_bytes = size, .stream = sid};
+    return vgpu_cu_async(VGPU_CALL_MEMSET_2D, &a, sizeof a, NULL, 0, wait);
+}
+
+CUresult cuMemsetD2D8_v2(CUdeviceptr dst, size_t pitch, unsigned char uc, size_t width, size_t height)
+{
+    return memset_2d(dst, pitch, uc, 1, width, height, NULL, 1);
+}
+CUresult cuMemsetD2D16_v2(CUdeviceptr dst, size_t pitch, unsigned short us, size_t width, size_t height)
+{
+    return memset_2d(dst, pitch, us, 2, width, height, NULL, 1);
+}
+CUresult cuMemsetD2D32_v2(CUdeviceptr dst, size_t pitch, unsigned int ui, size_t width, size_t height)
+{
+    return memset_2d(dst, pitch, ui, 4, width, height, NULL, 1);
+}
+CUresult cuMemsetD2D8Async(CUdeviceptr dst, size_t pitch, unsigned char uc, size_t width, size_t height, CUstream s)
+{
+    return memset_2d(dst, pitch, uc, 1, width, height, s, 0);
+}
+CUresult cuMemsetD2D16Async(CUdeviceptr dst, size_t pitch, unsigned short us, size_t width, size_t height,
+                            CUstream s)
+{
+    return memset_2d(dst, pitch, us, 2, width, height, s, 0);
+}
+CUresult cuMemsetD2D32Async(CUdeviceptr dst, size_t pitch, unsigned int ui, size_t width, size_t height, CUstream s)
+{
+    return memset_2d(dst, pitch, ui, 4, width, height, s, 0);
+}
+
 /* -- copies ------------------------------------------------------------------------------------ */
 
 /* a copy of host memory on a capturing stream becomes a guest node (cu_guest_nodes.c) */
@@ -155,6 +195,38 @@ CUresult cuMemcpyDtoHAsync_v2(void *dst, CUdeviceptr src, size_t n, CUstream s) 
 CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s)
 {
     return dtod(dst, src, n, s, 0);
+}
+
+/*
+ * A pitched box (cu_array.c's cuMemcpy2D/3D) whose host side lies in one pinned range of ours: one call
+ * that names the range by offset, the device side as `dev` says; the host moves the rows itself when the
+ * stream runs the copy, posted when asynchronous both ways, as the 1D pinned copies. 0 when the host
+ * side (`first`, rows `pitch` and slices `pitch * height` apart) is not all pinned memory of ours: the
+ * caller stages it.
+ */
+VGPU_HIDDEN int vgpu_pinned_box(const char *first, size_t pitch, size_t height,
+                                const struct vgpu_args_memcpy_3d_htod *dev, int to_device, int asynchronous,
+                                CUresult *rc);
+int vgpu_pinned_box(const char *first, size_t pitch, size_t height, const struct vgpu_args_memcpy_3d_htod *dev,
+                    int to_device, int asynchronous, CUresult *rc)
+{
+    size_t w = dev->width_bytes, h = dev->height, d = dev->depth, slice = 0, rows = 0, span = w;
+    if (d > 1 && (__builtin_mul_overflow(pitch, height, &slice) || __builtin_mul_overflow(d - 1, slice, &slice)))
+        return 0;
+    if (h > 1 && __builtin_mul_overflow(h - 1, pitch, &rows))
+        return 0;
+    uint64_t offset;
+    if (__builtin_add_overflow(span, slice, &span) || __builtin_add_overflow(span, rows, &span) ||
+        !vgpu_shim_pinned_lookup(first, span, &offset))
+        return 0;
+    struct vgpu_args_memcpy_3d_htod_pinned a = {
+        .array = dev->array, .stream = dev->stream, .x = dev->x, .y = dev->y, .z = dev->z, .device = dev->device,
+        .pitch = dev->pitch, .layout_height = dev->layout_height, .width_bytes = w, .height = h, .depth = d,
+        .offset = offset, .host_pitch = pitch, .host_layout_height = height};
+    _Static_assert(sizeof a == sizeof(struct vgpu_args_memcpy_3d_dtoh_pinned), "one layout for both ways");
+    *rc = vgpu_cu_async(to_device ? VGPU_CALL_MEMCPY_3D_HTOD_PINNED : VGPU_CALL_MEMCPY_3D_DTOH_PINNED, &a, sizeof a,
+                        NULL, 0, !asynchronous);
+    return 1;
 }
 
 /* cuMemcpy/cuMemcpyAsync infer the direction from the pointers (unified addressing). */

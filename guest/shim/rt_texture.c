@@ -167,34 +167,15 @@ cudaError_t cudaMallocPitch(void **dptr, size_t *pitch, size_t width, size_t hei
     return rt_ret(init ? init : rt_err(rc));
 }
 
-/* A 2D memset is one memset when the rows are contiguous, else one per row (cudaMemset's, or on `s`). */
-static CUresult memset_rows(CUdeviceptr d, size_t pitch, int value, size_t width, size_t height, cudaStream_t s,
-                            int async)
-{
-    if (height > 1 && width > pitch)
-        return CUDA_ERROR_INVALID_VALUE;
-    if (pitch == width) {
-        width *= height;
-        height = 1;
-    }
-    for (size_t row = 0; row < height; row++) {
-        CUdeviceptr at = d + row * pitch;
-        CUresult rc = async ? cuMemsetD8Async(at, (unsigned char)value, width, s)
-                            : cuMemsetD8_v2(at, (unsigned char)value, width);
-        if (rc)
-            return rc;
-    }
-    return CUDA_SUCCESS;
-}
-
+/* A 2D memset is one call (cuMemsetD2D8: the host checks the pitch and the span). */
 cudaError_t cudaMemset2D(void *dptr, size_t pitch, int value, size_t width, size_t height)
 {
-    RT_CALL(memset_rows((CUdeviceptr)(uintptr_t)dptr, pitch, value, width, height, NULL, 0));
+    RT_CALL(cuMemsetD2D8_v2((CUdeviceptr)(uintptr_t)dptr, pitch, (unsigned char)value, width, height));
 }
 
 cudaError_t cudaMemset2DAsync(void *dptr, size_t pitch, int value, size_t width, size_t height, cudaStream_t s)
 {
-    RT_CALL(memset_rows((CUdeviceptr)(uintptr_t)dptr, pitch, value, width, height, s, 1));
+    RT_CALL(cuMemsetD2D8Async((CUdeviceptr)(uintptr_t)dptr, pitch, (unsigned char)value, width, height, s));
 }
 
 /* -- copies ------------------------------------------------------------------------------------ */
