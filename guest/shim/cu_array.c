@@ -4,9 +4,11 @@
  * keeps the descriptor an array was made with (cuArray*GetDescriptor answer from it).
  *
  * A copy has two sides, each host memory, device memory or an array (CU_MEMORYTYPE_UNIFIED is told
- * apart by the address). Device-side to device-side is one call (memcpy_3d). A side in host memory is
+ * apart by the address). Device-side to device-side is one call (memcpy_3d). A side in pinned memory of
+ * ours is one call that names its range (memcpy_3d_htod/dtoh_pinned, cu_memory.c: the host moves the
+ * rows; posted both ways when asynchronous). A side in other host memory is
  * packed into (or unpacked from) the payload of memcpy_3d_htod/dtoh, in boxes of at most the
- * transport's chunk size: whole slices, else runs of rows, else pieces of a row. Copies to host memory
+ * transport's chunk size: whole slices, else runs of rows, else pieces of a row. Copies to that memory
  * wait (pageable memory, as cuMemcpyDtoH does); copies from it are posted when asynchronous. Host to
  * host is a memcpy in stream order (after the stream has drained).
  */
@@ -98,6 +100,11 @@ CUresult cuMemAllocPitch_v2(CUdeviceptr *dptr, size_t *pitch, size_t width, size
 }
 
 /* -- copies ------------------------------------------------------------------------------------ */
+
+/* cu_memory.c: a box whose host side is pinned memory of ours as one call (0: not pinned, stage it) */
+VGPU_HIDDEN int vgpu_pinned_box(const char *first, size_t pitch, size_t height,
+                                const struct vgpu_args_memcpy_3d_htod *dev, int to_device, int asynchronous,
+                                CUresult *rc);
 
 /* One side of a copy, resolved: host memory (`host`), device memory (`device`) or an array (`array`). */
 struct side {
@@ -228,10 +235,15 @@ static CUresult copy3d(const vgpu_memcpy3d *p, CUstream stream, int asynchronous
                 memmove(host_row(&dst, 0, y, z), host_row(&src, 0, y, z), w);
         return rc;
     }
-    if (src.type == VGPU_MEMORYTYPE_HOST)
-        return host_copy(&src, &dst, w, h, d, sid, 1, asynchronous);
-    if (dst.type == VGPU_MEMORYTYPE_HOST)
-        return host_copy(&dst, &src, w, h, d, sid, 0, asynchronous);
+    for (int to_device = 1; to_device >= 0; to_device--) { /* a host side: one call if pinned, else staged */
+        const struct side *host = to_device ? &src : &dst, *dev = to_device ? &dst : &src;
+        if (host->type != VGPU_MEMORYTYPE_HOST)
+            continue;
+        struct vgpu_args_memcpy_3d_htod box = box_args(dev, sid, 0, 0, 0, w, h, d);
+        if (vgpu_pinned_box(host_row(host, 0, 0, 0), host->pitch, host->height, &box, to_device, asynchronous, &rc))
+            return rc;
+        return host_copy(host, dev, w, h, d, sid, to_device, asynchronous);
+    }
     struct vgpu_args_memcpy_3d a = {
         .src_array = src.array, .dst_array = dst.array, .stream = sid,
         .src_x = src.x, .src_y = src.y, .src_z = src.z, .src_device = src.device, .src_pitch = src.pitch,

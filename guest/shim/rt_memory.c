@@ -142,11 +142,11 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, enum cudaMemcp
 
 /*
  * The side a pointer of a pitched copy is for cuMemcpy2D (cu_array.c), whose box calls move every row
- * of it at once: VGPU_MEMORYTYPE_DEVICE for our device memory, _HOST for the process's own memory; 0 to
- * copy row by row as before, for what the box calls would treat otherwise than cuMemcpy does — pinned
- * and managed ranges (whose copies name the range: the host moves the bytes itself, asynchronously),
- * and a pointer that is not what the kind says (its rows fail as they did). `device`: whether the kind
- * says the side is device memory, -1 for cudaMemcpyDefault (the address says).
+ * of it at once: VGPU_MEMORYTYPE_DEVICE for our device memory, _HOST for the process's memory (pinned
+ * and managed ranges too: cuMemcpy2D names their range in one call, the host moving the rows itself,
+ * asynchronously); 0 to copy row by row as before, for a pointer that is not what the kind says (its
+ * rows fail as they did). `device`: whether the kind says the side is device memory, -1 for
+ * cudaMemcpyDefault (the address says).
  */
 static int box_side(const void *ptr, int device)
 {
@@ -155,7 +155,7 @@ static int box_side(const void *ptr, int device)
         device = found == VGPU_PTR_DEVICE;
     if (device)
         return found == VGPU_PTR_DEVICE ? VGPU_MEMORYTYPE_DEVICE : 0;
-    return found == VGPU_PTR_NONE || found == VGPU_PTR_HOST_REGISTERED ? VGPU_MEMORYTYPE_HOST : 0;
+    return found != VGPU_PTR_DEVICE ? VGPU_MEMORYTYPE_HOST : 0;
 }
 
 /* A 2D copy is one copy when both pitches equal the width; between device memory and either side one

@@ -104,7 +104,7 @@ def main() -> int:
     rc = rc or rt.cudaMemcpy2D(out, width, b, pb, width, height, D2H)
     report("device_to_device", rc == 0 and bytes(out) == src, f"rc={rc},pitches={pa},{pb}")
 
-    # pinned memory keeps its per-row copies (the host moves the bytes of a named range)
+    # from pinned memory: one box that names its range (the host moves the rows itself)
     pinned = vp()
     assert rt.cudaMallocHost(ct.byref(pinned), 4096 * 64) == 0
     ct.memmove(pinned, pattern(4096 * 64, 3), 4096 * 64)
