@@ -118,6 +118,9 @@ class Batch:
     #: what depends only on the batch's shape (lane numbers, shuffle sources for uniform operands),
     #: computed once per batch by the instructions that use it
     derived: dict[Any, Any] = field(default_factory=dict)
+    #: thread ``t`` is thread ``t % block_threads`` of block ``t // block_threads`` (an ordinary batch);
+    #: ``False`` for a compacted one (``_compact``), whose threads are some of a batch's
+    whole_blocks: bool = True
 
     def ensure_local(self, top: int) -> None:
         """Grow every thread's local stack to ``top`` bytes, within the limits."""
