@@ -527,6 +527,8 @@ def _affine(
 ) -> tuple[tuple[int, ...], tuple[int, ...], int] | None:
     """``win``'s layout as a strided view of the batch's shared memory, when it has one (see
     :attr:`WindowIndex.grid`)."""
+    if not batch.whole_blocks:  # a compacted batch (_compact): its threads are not whole blocks
+        return None
     bx, by, bz = batch.block_dim
     count = batch.n // batch.block_threads
     rel = (win.at - _window_starts(batch, "shared", esize, win.width)).reshape(count, bz, by, bx)
