@@ -10,7 +10,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -21,6 +21,7 @@ from protocol import CUresult
 from .._errors import CudaError
 from .._kernels import DeviceMemory, LaunchDims
 from ._cluster import ClusterShape, cluster_shape
+from ._compact import compactable, run_compact, sparse
 from ._compiler import BAR, BRA, CALL, EXIT, PLAIN, RET, TRAP, WAIT, Compiler, Layout, Op, UnsupportedError
 from ._fuse import Run, fuse
 from ._held import held
@@ -101,6 +102,9 @@ class Kernel:
     layout: Layout
     param_bytes: int
     registers: int  # registers per thread a batch holds, over the reachable functions (_liveness)
+    #: the kernel's own function: pc -> the registers its fused run names, where the run may run on a
+    #: compacted batch when few threads are active (``_compact``)
+    compact: list[tuple[str, ...] | None] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,7 +250,12 @@ class LoadedModule:
         for p in entry.function.params:
             param_bytes = -(-param_bytes // p.align) * p.align + p.size
         codes = {c.name: c for c in reachable}
-        return Kernel(name, ops, fused, codes, reconv, layout, param_bytes, registers)
+        names = {p.name for p in entry.function.params}
+        compact = [
+            compactable(entry.code[pc : pc + run.length], entry.function.registers, names) if run else None
+            for pc, run in enumerate(fused[name])
+        ]
+        return Kernel(name, ops, fused, codes, reconv, layout, param_bytes, registers, compact)
 
 
 def _registers_held(code: FunctionCode) -> int:
@@ -628,6 +637,7 @@ def _run(frame: Frame, kernel: Kernel, fn: str, mask: Mask, deadline: float) -> 
     fused = kernel.fused[fn]
     reconv = kernel.reconvergence[fn]
     nops = len(ops)
+    compact = kernel.compact if frame.entry and batch.cluster is None else []
     limit = batch.limits.instructions
     stack: list[list[Any]] = [[0, NEVER, mask]]
     frame.stack = stack  # which registers its waiting threads still need (_liveness)
@@ -662,6 +672,8 @@ def _run(frame: Frame, kernel: Kernel, fn: str, mask: Mask, deadline: float) -> 
             try:
                 if full:
                     run.full(frame, None, m)
+                elif compact and (names := compact[pc]) is not None and sparse(batch, _count(m)):
+                    run_compact(frame, run, m, names)  # few threads: as a batch of their own
                 else:
                     run.masked(frame, m, m)
             except KernelFaultError as fault:
