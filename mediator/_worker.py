@@ -74,8 +74,8 @@ from ._stats import ChannelStats, StatsBlock, WorkerCounters
 from ._trace import TraceRing, printf_recorder, summarize
 from ._worker_memory import EXIT_OUT_OF_MEMORY, apply_worker_limits
 
-__all__ = ["DRAIN_BUDGET", "HEARTBEAT_NS", "IDLE_SLICE_NS", "SPIN_YIELD_NS", "WorkerSpec", "main",
-           "worker_environment"]
+__all__ = ["DRAIN_BUDGET", "HEARTBEAT_NS", "IDLE_SLICE_NS", "KICK_LEAD_NS", "SPIN_YIELD_NS", "WorkerSpec",
+           "main", "worker_environment"]
 
 _NEED_IRQ: Final = ChannelField.GUEST_NEED_IRQ >> 2
 _NEED_WAKEUP: Final = ChannelField.HOST_NEED_WAKEUP >> 2
@@ -89,6 +89,10 @@ SPIN_YIELD_NS: Final = 10_000
 #: a busy worker publishes its stats (the supervisor's watchdog reads the heartbeat in them) and
 #: looks at its control socket at least this often, whatever its guest keeps it doing
 HEARTBEAT_NS: Final = 50_000_000
+#: a guest asleep behind a run of posted copies is kicked this long before the run ends (native/copyfast.c,
+#: ``kick_early``): a sleeping vCPU here runs ~20 us after its kick (perf sched's scheduling delay, 21-22
+#: us), so it wakes while the last copies run instead of after its completion (#19)
+KICK_LEAD_NS: Final = 30_000
 #: events queued for a supervisor that is not reading (being restarted), at most
 OUTBOX_LIMIT: Final = 1 << 20
 
@@ -236,6 +240,10 @@ class Worker:
         ctx.server.limiter = self.limiter
         ctx.server.max_async_inflight = self.spec.max_async_inflight
         ctx.server.trace = self._channel_trace(ctx.region.layout.channel_index)
+        fast, fds = ctx.server.pinned_fast, self.spec.guest_irq_fds
+        if fast is not None and fds:
+            fd = fds[ctx.region.layout.channel_index % len(fds)]
+            fast.c.kick_early(ChannelField.GUEST_NEED_IRQ, ChannelField.SQ_TAIL, fd, KICK_LEAD_NS)
 
     def vm_processes(self) -> list[tuple[int, int]]:
         """The owning process and device memory of every open channel whose process made a CUDA
@@ -346,12 +354,15 @@ class Worker:
 
     # -- the loop -----------------------------------------------------------------------------
 
-    def kick_guest(self, channel: Channel) -> None:
+    def kick_guest(self, channel: Channel) -> bool:
+        """Wake the channel's guest if it sleeps; True when it does not (it spins, or is busy)."""
         ctx = channel.ctx
         fence()
         if ctx is not None and ctx.region.u32_view[_NEED_IRQ]:
             fds = self.spec.guest_irq_fds
             os.eventfd_write(fds[channel.index % len(fds)], 1)
+            return False
+        return True
 
     def publish_stats(self) -> None:
         counters, table = self.counters, self.table
@@ -429,11 +440,12 @@ class Worker:
         except RemoteProtocolError:  # an impossible tail: the next pass closes that channel
             return True
 
-    def serve_pass(self, start: int) -> tuple[int, bool, bool]:
+    def serve_pass(self, start: int) -> tuple[int, bool, bool, bool]:
         """One pass over the open channels from the ``start``-th on, ``DRAIN_BUDGET`` entries from each
-        at most; returns (served, some channel waits for completion room, some waits for tokens)."""
+        at most; returns (served, some channel waits for completion room, some waits for tokens, a
+        completion was written for a guest that is awake: it may be spinning for it on this CPU)."""
         served_all = 0
-        blocked = limited = False
+        blocked = limited = handed = False
         for channel, served in self.table.serve_pass(start, DRAIN_BUDGET):
             ctx = channel.ctx
             if ctx is None:  # closed by its own garbage during the pass
@@ -447,7 +459,7 @@ class Worker:
                 mark = (channel.generation, server.cq.index)
                 if self._kicked.get(channel.index) != mark:
                     self._kicked[channel.index] = mark
-                    self.kick_guest(channel)
+                    handed = self.kick_guest(channel) or handed
             blocked = blocked or server.cq_blocked
             limited = limited or server.rate_limited
             if server.sticky is not None and (channel.index, channel.generation) not in self._sticky_reported:
@@ -460,7 +472,7 @@ class Worker:
                                  status=int(server.sticky.status), reason=server.sticky.message)
                 self.send(event="sticky", channel=channel.index, status=int(server.sticky.status),
                           reason=server.sticky.message)
-        return served_all, blocked, limited
+        return served_all, blocked, limited, handed
 
     def run(self) -> int:
         spec = self.spec
@@ -487,7 +499,7 @@ class Worker:
                 epoch_end = now + EPOCH_NS
             if table.scan_due(time.monotonic_ns()) and table.scan():
                 self.publish_stats()  # a channel opened or closed: status shows it now
-            served, blocked, limited = self.serve_pass(turn)
+            served, blocked, limited, handed = self.serve_pass(turn)
             turn += 1
             if served:
                 room_wait_ms = 0
@@ -501,9 +513,10 @@ class Worker:
                     self.publish_stats()
                     self.poll_control()
                 since_yield += served
-                if since_yield >= DRAIN_BUDGET:
-                    # the VM keeps the worker busy: let any other runnable worker or guest have the
-                    # CPU before the next batch (returns at once when none is waiting)
+                if since_yield >= DRAIN_BUDGET or handed:
+                    # the VM keeps the worker busy, or a guest spins for the completion just written
+                    # (perhaps on this CPU: its wait yields to us, #19): let any other runnable worker or
+                    # guest have the CPU before the next batch (returns at once when none is waiting)
                     since_yield = 0
                     os.sched_yield()
                 idle_since = perf_counter_ns()

@@ -27,6 +27,16 @@
  * is read once into locals; every offset, pointer and count is checked against a cached range, in
  * 64-bit arithmetic that cannot wrap, before any byte moves.
  *
+ * Waking the guest early: a guest waiting for a completion behind a long run of posted copies sleeps on
+ * its vector (GUEST_NEED_IRQ set), and a sleeping vCPU takes ~20 us from the kick to run again. Posted
+ * copies write no completion, so the worker's kick came only after the run, and the guest's wake-up
+ * added to every batch. With kick_early() set, serve() rings the guest's vector once the entries still
+ * queued behind the copy just served would take no longer than the lead at the pace of that copy: the
+ * guest wakes while the last copies run and spins (yielding) into its completion. Only while the
+ * guest says it sleeps, at most once a serve(), never with nothing queued behind (the run's own
+ * completions are the worker's ordinary kick). A guest woken early by a long entry queued behind the
+ * copies (a launch) spins for its spin time and sleeps again: one wake-up, counted in early_kicks.
+ *
  * Visibility: each copy served here counts in the worker's counters as the Python path counts it
  * (calls, async calls, bytes, latency and its histogram); the server leaves this path off while a
  * trace is attached, an error is latched or the context is sticky, so those stay the Python path's.
@@ -39,6 +49,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #define SQE_HEADER 32
 #define SQE_SIZE 192
@@ -79,6 +91,11 @@ typedef struct {
     Range ranges[NRANGES];
     int nranges, next_range;
     long long async_run;
+    /* kick_early(): the guest's vector (our own dup, -1: off), its flag and the tail, the lead */
+    int kick_fd;
+    uint32_t need_irq_off, sq_tail_off;
+    uint64_t kick_lead_ns;
+    unsigned long long early_kicks;
 } FastCopy;
 
 static PyObject *str_version, *str_pinned, *str_calls, *str_async_calls, *str_bytes_htod, *str_bytes_dtoh,
@@ -150,8 +167,15 @@ static void unbind(FastCopy *self) {
     self->mem_version = self->pin_version = -1;
 }
 
+static void kick_off(FastCopy *self) {
+    if (self->kick_fd >= 0)
+        close(self->kick_fd);
+    self->kick_fd = -1;
+}
+
 static void release_all(FastCopy *self) {
     unbind(self);
+    kick_off(self);
     if (self->region_held) {
         PyBuffer_Release(&self->region);
         self->region_held = 0;
@@ -202,6 +226,13 @@ static int fc_init(FastCopy *self, PyObject *args, PyObject *kwds) {
     self->counters = Py_NewRef(counters);
     self->mem_version = self->pin_version = -1;
     return 0;
+}
+
+static PyObject *fc_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+    FastCopy *self = (FastCopy *)PyType_GenericNew(type, args, kwds);
+    if (self)
+        self->kick_fd = -1; /* no early kicks until kick_early() (0 would be stdin) */
+    return (PyObject *)self;
 }
 
 static int fc_traverse(FastCopy *self, visitproc visit, void *arg) {
@@ -537,6 +568,9 @@ static PyObject *fc_serve(FastCopy *self, PyObject *const *args, Py_ssize_t narg
     long long served = 0;
     int failed = 0;
     uint64_t t = now_ns();
+    int kick_armed = self->kick_fd >= 0; /* at most one early kick a serve() */
+    const uint32_t *need_irq = (const uint32_t *)((const uint8_t *)self->region.buf + self->need_irq_off);
+    const uint32_t *sq_tail = (const uint32_t *)((const uint8_t *)self->region.buf + self->sq_tail_off);
     /* the last stream found live: only Python creates and destroys streams, and none runs in this loop */
     uint32_t live_stream = 0;
     while (served < limit) {
@@ -634,6 +668,17 @@ static PyObject *fc_serve(FastCopy *self, PyObject *const *args, Py_ssize_t narg
             bucket >>= 1;
         }
         hist[b < LATENCY_BUCKETS - 1 ? b : LATENCY_BUCKETS - 1]++;
+        if (kick_armed && __atomic_load_n(need_irq, __ATOMIC_ACQUIRE)) {
+            /* the guest sleeps: wake it if what is queued behind this copy ends within the lead (a
+             * tail the guest wrote wrong, past the ring, only means no early kick) */
+            uint32_t left = __atomic_load_n(sq_tail, __ATOMIC_ACQUIRE) - ((uint32_t)head + (uint32_t)served);
+            if (left && left <= self->sq_mask + 1u && (uint64_t)left * duration <= self->kick_lead_ns) {
+                uint64_t one = 1;
+                kick_armed = 0;
+                if (write(self->kick_fd, &one, sizeof one) == (ssize_t)sizeof one)
+                    self->early_kicks++;
+            }
+        }
         if ((long long)spent > ns_left)
             break; /* slow copies: the worker beats and looks at its control socket first */
         if (served >= budget && (long long)spent >= slice_ns)
@@ -652,6 +697,39 @@ static PyObject *fc_serve(FastCopy *self, PyObject *const *args, Py_ssize_t narg
             return NULL;
     }
     return PyLong_FromLongLong(served);
+}
+
+/* kick_early(need_irq_offset, sq_tail_offset, fd, lead_ns): wake the guest through eventfd `fd` (dup'ed
+ * here) ahead of the end of a run of posted copies (see the theory at the top); fd -1 turns it off. The
+ * offsets are of the channel's GUEST_NEED_IRQ and SQ_TAIL words in the region given at init. */
+static PyObject *fc_kick_early(FastCopy *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "kick_early(need_irq_offset, sq_tail_offset, fd, lead_ns)");
+        return NULL;
+    }
+    unsigned long long irq_off = PyLong_AsUnsignedLongLong(args[0]), tail_off = PyLong_AsUnsignedLongLong(args[1]);
+    long fd = PyLong_AsLong(args[2]);
+    unsigned long long lead = PyLong_AsUnsignedLongLong(args[3]);
+    if (PyErr_Occurred())
+        return NULL;
+    if (!self->region_held) {
+        PyErr_SetString(PyExc_ValueError, "released");
+        return NULL;
+    }
+    unsigned long long len = (unsigned long long)self->region.len;
+    if ((irq_off | tail_off) & 3 || irq_off + 4 > len || tail_off + 4 > len || fd < -1 || fd > INT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "kick_early: offsets outside the region or not aligned, or a bad fd");
+        return NULL;
+    }
+    int dup_fd = -1;
+    if (fd >= 0 && (dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    kick_off(self);
+    self->kick_fd = dup_fd;
+    self->need_irq_off = (uint32_t)irq_off;
+    self->sq_tail_off = (uint32_t)tail_off;
+    self->kick_lead_ns = lead;
+    Py_RETURN_NONE;
 }
 
 static PyObject *fc_forget(FastCopy *self, PyObject *Py_UNUSED(ignored)) {
@@ -673,7 +751,12 @@ static PyObject *fc_get_cached(FastCopy *self, void *Py_UNUSED(c)) {
     return Py_BuildValue("(ii)", self->nblocks, self->nranges);
 }
 
+static PyObject *fc_get_early_kicks(FastCopy *self, void *Py_UNUSED(c)) {
+    return PyLong_FromUnsignedLongLong(self->early_kicks);
+}
+
 static PyGetSetDef fc_getset[] = {
+    {"early_kicks", (getter)fc_get_early_kicks, NULL, "guests woken ahead of a run's end (kick_early)", NULL},
     {"async_run", (getter)fc_get_async_run, NULL, "asynchronous calls since the last that waited", NULL},
     {"cached", (getter)fc_get_cached, NULL, "(device blocks, pinned ranges) known now", NULL},
     {NULL},
@@ -684,6 +767,7 @@ static PyMethodDef fc_methods[] = {
     {"serve", (PyCFunction)(void (*)(void))fc_serve, METH_FASTCALL, "serve pinned copies at the head"},
     {"learn_block", (PyCFunction)(void (*)(void))fc_learn_block, METH_FASTCALL, "a live device block"},
     {"learn_range", (PyCFunction)(void (*)(void))fc_learn_range, METH_FASTCALL, "a live pinned range"},
+    {"kick_early", (PyCFunction)(void (*)(void))fc_kick_early, METH_FASTCALL, "wake a sleeping guest early"},
     {"forget", (PyCFunction)fc_forget, METH_NOARGS, "drop every cached fact"},
     {"release", (PyCFunction)fc_release, METH_NOARGS, "drop every buffer and reference held"},
     {NULL},
@@ -700,7 +784,7 @@ static PyTypeObject FastCopyType = {
     .tp_methods = fc_methods,
     .tp_getset = fc_getset,
     .tp_init = (initproc)fc_init,
-    .tp_new = PyType_GenericNew,
+    .tp_new = fc_new,
 };
 
 /* memcpy_floor(dst, src, size, count) -> ns: `count` back-to-back memcpy of `size` bytes timed in C,

@@ -22,11 +22,14 @@
  *    flight, the host filling the next output area while we copy the last one out.
  *  - After publishing, a seq_cst fence, then the doorbell is rung only if the host said it sleeps
  *    (HOST_NEED_WAKEUP): a busy host costs the guest no VM exit.
- *  - Waiting for a completion: spin for spin_ns, then (PCI) sleep 50 µs between looks, or (socket)
- *    set GUEST_NEED_IRQ and sleep on our vector's eventfd (the host kicks it when it writes a
- *    completion). Waiting for room (a full ring or arena: the host has that much queued): spin for
- *    spin_ns, then nap between looks (wait_for_room). A wait gives up (E_TIMEOUT) only when the
- *    host made no progress on our channel for timeout_ns (struct progress): a GPU's synchronize
+ *  - Waiting for a completion: spin for spin_ns (flat out for SPIN_FLAT_NS, then yielding the CPU
+ *    between looks), then (PCI) sleep 50 µs between looks, or (socket) set GUEST_NEED_IRQ and sleep on
+ *    our vector's eventfd (the host kicks it when it writes a completion, or a little before the end
+ *    of a run of posted copies, so that we wake while it finishes: a guest woken then must not stand
+ *    in the way of a worker on its CPU, hence the yield). Waiting for room (a full ring or arena: the
+ *    host has that much queued): spin for spin_ns, then nap between looks (wait_for_room). A wait
+ *    gives up (E_TIMEOUT) only when the host made no progress on our channel for timeout_ns (struct
+ *    progress): a GPU's synchronize
  *    waits as long as the queued work takes, and the host advances sq_head after it has served an
  *    entry (a launch on sim has run by then), so a long queue of launches keeps moving it. Each
  *    slow look checks that the device is
@@ -36,6 +39,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <sched.h>
 #include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -739,9 +743,13 @@ static int push(struct cuda_transport *t, uint16_t call_id, uint16_t flags, cons
     return 0;
 }
 
+/* How long a wait for a completion spins flat out before it yields the CPU between looks: a call the
+ * host serves at once answers within it; past it the host is working, perhaps on this CPU. */
+#define SPIN_FLAT_NS 5000
+
 static int wait_for(struct cuda_transport *t, uint32_t seq, struct vr_cqe *cqe)
 {
-    uint64_t start = now_ns(), spin_until = start + t->spin_ns;
+    uint64_t start = now_ns(), spin_until = start + t->spin_ns, flat_until = start + SPIN_FLAT_NS;
     struct progress progress;
     progress_start(t, &progress, start);
     for (;;) {
@@ -757,7 +765,10 @@ static int wait_for(struct cuda_transport *t, uint32_t seq, struct vr_cqe *cqe)
         }
         uint64_t now = now_ns();
         if (now < spin_until) {
-            cpu_relax();
+            if (now < flat_until)
+                cpu_relax();
+            else
+                sched_yield();
             continue;
         }
         if ((rc = check_alive(t)))
@@ -774,7 +785,8 @@ static int wait_for(struct cuda_transport *t, uint32_t seq, struct vr_cqe *cqe)
         } else {
             pause_slow(t);
         }
-        spin_until = now_ns() + t->spin_ns;
+        flat_until = now_ns() + SPIN_FLAT_NS;
+        spin_until = flat_until - SPIN_FLAT_NS + t->spin_ns;
     }
 }
 
