@@ -153,6 +153,8 @@ SAMPLES = {
     # cp.async through cuda::pipeline, 101 launches of a 64-square product (SAMPLE_ARGS): ~20 s loaded
     "3_CUDA_Features/globalToShmemAsyncCopy": "globalToShmemAsyncCopy",
     "3_CUDA_Features/cudaTensorCoreGemm": "cudaTensorCoreGemm",
+    # 512 launches over 4 M options (no option shrinks it): ~100 ms of the engine's CPU each (LONG_SAMPLES)
+    "5_Domain_Specific/BlackScholes": "BlackScholes",
 }
 #: those of them that launch kernels of their own (the PTX engine runs them on ``sim``)
 KERNEL_SAMPLES = frozenset({"streamOrderedAllocation", "vectorAdd", "vectorAddDrv", "simpleDrvRuntime", "matrixMulDrv",
@@ -171,7 +173,7 @@ KERNEL_SAMPLES = frozenset({"streamOrderedAllocation", "vectorAdd", "vectorAddDr
                             "graphMemoryFootprint", "cudaGraphsPerfScaling", "histogram", "radixSortThrust",
                             "simplePitchLinearTexture", "convolutionTexture", "stereoDisparity",
                             "LargeKernelParameter", "globalToShmemAsyncCopy",
-                            "cudaTensorCoreGemm"})
+                            "cudaTensorCoreGemm", "BlackScholes"})
 #: the files of ``samples/data`` each sample reads from ``./data/`` (its input and reference images), by path
 #: under it: a fatbin a sample's CMake file builds is in the sample's own directory (two samples build the
 #: same name from different sources; scripts/cuda-samples --install puts it there)
@@ -195,10 +197,12 @@ def sample_data(name: str) -> dict[str, Path]:
 #: fastWalshTransform that take 2-3 s at load 4 ran past 5 s, and mergeSort's past 20 s at load ~9
 #: (the heartbeat bound above it: a launch runs on the worker's thread; the line lands in [mediator])
 SAMPLES_CONFIG = "worker_timeout_s = 90.0\n[device]\nlaunch_timeout_s = 60.0\n"
-#: samples whose one launch is longer than SAMPLES_CONFIG's bound, with the launch bound and the sample's own
-#: time limit (s) they run under: cudaTensorCoreGemm's 4096-square compute_gemm (no option shrinks it) is one
-#: launch of ~86 s of the worker's CPU (323 s wall at load 7-11, 650 s at load 12-13)
-LONG_SAMPLES: dict[str, tuple[float, float]] = {"cudaTensorCoreGemm": (1200.0, 1500.0)}
+#: samples that outlast SAMPLES_CONFIG's launch bound or the others' 300 s, each against a mediator of its own
+#: with the launch bound and the sample's own time limit (s) given here: cudaTensorCoreGemm's 4096-square
+#: compute_gemm (no option shrinks it) is one launch of ~86 s of the worker's CPU (323 s wall at load 7-11,
+#: 650 s at load 12-13); BlackScholes' 512 launches over 4 M options (nor does any shrink it), ~0.1 s of the
+#: worker's CPU each, took 144 s wall at load 5: past 300 s on a loaded machine
+LONG_SAMPLES: dict[str, tuple[float, float]] = {"cudaTensorCoreGemm": (1200.0, 1500.0), "BlackScholes": (120.0, 900.0)}
 #: the sample's own documented options it runs with, where its defaults are minutes of the engine's work
 SAMPLE_ARGS: dict[str, tuple[str, ...]] = {
     # 301 launches of (96 x 128) x (128 x 160) instead of (320 x 320) x (320 x 640): 7 s, not 6 min
