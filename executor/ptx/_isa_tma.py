@@ -15,8 +15,12 @@ libcu++'s ``cp_async_bulk_tensor_*`` emit.
   ``min``/``max`` on u32 s32 u64 s64 f16 bf16; ``and``/``or``/``xor`` on 32- and 64-bit integers;
   ``inc``/``dec`` on u32; the element type is the map's, so another pairing is refused at the
   instruction, NOT_SUPPORTED), half floats rounded as ``_isa_atomic_vec``'s adds;
-* ``cp.async.bulk.prefetch.tensor.{1d..5d}.L2.global.tile [map, {c0, …}]`` and ``prefetch{.space}
-  .tensormap [a]``: hints, no effect on memory (the prefetched map is still decoded and checked).
+* ``cp.async.bulk.tensor.{3d..5d}.shared::cluster.global.im2col.mbarrier::complete_tx::bytes [dst],
+  [map, {c, w, (h, (d,)) n}], [mbar], {o_w, (o_h, (o_d))}`` (multicast too): with a map of
+  ``cuTensorMapEncodeIm2col``, ``pixels`` pixels of ``channels`` elements from channel ``c`` (see *im2col*);
+* ``cp.async.bulk.prefetch.tensor.{1d..5d}.L2.global{.tile,.im2col} [map, {c0, …}]{, {offsets}}`` and
+  ``prefetch{.space}.tensormap [a]``: hints, no effect on memory (the prefetched map is still decoded and
+  checked).
 
 *The map* is 128 bytes at a 64-byte aligned address: a ``__grid_constant__`` kernel parameter (its
 address taken with ``mov`` and maybe ``cvta.param``: found when the kernel is compiled, read from the
@@ -33,9 +37,22 @@ written by a store; every element inside it is read or written through the check
 inside the block's shared memory. With a swizzle mode the 16-byte chunks of each shared address are
 permuted as the hardware does (CUTLASS's ``Swizzle<b, 4, 3>``: address bits 4.. XOR bits 7.., ``b`` = 1,
 2, 3 for 32B, 64B, 128B); a box whose inner dimension is not the swizzle span, or with an element
-stride on dimension 0, is refused at the instruction (``CUDA_ERROR_NOT_SUPPORTED``). Not implemented
-(refused when the kernel is compiled): im2col modes; a reduction whose box
-holds one address twice (a layout whose strides overlap) is refused at the instruction.
+stride on dimension 0, is refused at the instruction (``CUDA_ERROR_NOT_SUPPORTED``). A reduction whose
+box holds one address twice (a layout whose strides overlap) is refused at the instruction.
+
+*im2col* (PTX ISA "im2col mode"; the tensor NWC, NHWC or NDHWC, dimension 0 the channels, the last N):
+the map's bounding box spans ``[lower_i, dim_i - 1 + upper_i]`` of each spatial dimension; from the
+instruction's filter base ``(w, h, d)`` and batch ``n`` the pixels follow in order, W fastest, each step
+``elementStrides[i]``, back to the lower corner and one step of the next dimension past the upper one,
+N last (past the last image the pixels lie outside the tensor). Each pixel is read at its base plus the
+instruction's offsets (u16, their low 16, 8 or 5 bits for rank 3, 4, 5), its channels ``c ..
+c + channels - 1`` a row of the shared tile (``pixels`` rows); elements outside the tensor are filled
+as above; dimension 0's element stride is ignored (as CUDA says), one along N is refused at the
+instruction. The traversal and the offsets match the outputs Triton's im2col tutorial records from a
+GPU; the traversal stride follows the ISA's text (its example's figure was not at hand). A map of the
+other mode than the instruction's ends the launch (LAUNCH_FAILED). Not implemented (refused when the
+kernel is compiled): ``.im2col::w``/``::w::128``, ``.im2col_no_offs`` stores, ``.tile::gather4`` and
+``.cta_group`` forms.
 """
 
 from __future__ import annotations
@@ -64,9 +81,9 @@ from ._isa_atomic_vec import _half_combine
 from ._isa_mbarrier import _barrier_address, _on_barriers, _Word
 from ._memory import check_aligned, gather_device, scatter_device
 from ._numeric import DTYPES
-from ._parse import Addr, Imm, Instruction, Operand, Reg, Sym, TexAddr
+from ._parse import Addr, Imm, Instruction, Operand, Reg, Sym, TexAddr, Vec
 from ._state import Frame, KernelFaultError
-from ._tensor_map import MAP_BYTES, SWIZZLE_BYTES, TensorMap, TensorMapError, decode
+from ._tensor_map import IM2COL, MAP_BYTES, SWIZZLE_BYTES, TensorMap, TensorMapError, decode
 
 __all__ = ["compile_prefetch_tensormap", "compile_tensor_copy", "is_tensor_copy"]
 
@@ -80,6 +97,8 @@ _MAP_ALIGN = 64
 _MAP_CACHE = 256
 _SHARED_ALIGN = 128
 _DIMS = {f"{n}d": n for n in range(1, 6)}
+#: the bits of an im2col offset the hardware takes, by rank (PTX ISA: [0, 2^16 - 1], [0, 2^8 - 1], [0, 31])
+_OFFSET_BITS = {3: 16, 4: 8, 5: 5}
 #: the NaN a NaN fill writes, by element size (f16/bf16, f32, f64: the canonical quiet NaNs)
 _NAN_BYTES = {
     2: (0x7FFF).to_bytes(2, "little"),
@@ -98,11 +117,16 @@ def _bad_map(what: str, why: str) -> KernelFaultError:
     return KernelFaultError(CUresult.CUDA_ERROR_LAUNCH_FAILED, f"{what}: the tensor map {why}")
 
 
+def _defines(ins: Instruction, reg: Reg) -> bool:
+    """Whether ``ins`` writes ``reg``: its destination, or one register of a vector destination."""
+    dst = ins.operands[0] if ins.operands else None
+    return dst == reg or (isinstance(dst, Vec) and reg in dst.items)
+
+
 def _definitions(c: Compiler, name: str) -> list[Instruction]:
     body = c.fn.body or []
-    return [
-        ins for ins in body if isinstance(ins, Instruction) and ins.operands and ins.operands[0] == Reg(name)
-    ]
+    reg = Reg(name)
+    return [ins for ins in body if isinstance(ins, Instruction) and _defines(ins, reg)]
 
 
 def _param_offset(c: Compiler, operand: Operand, depth: int = 0) -> int | None:
@@ -159,7 +183,9 @@ def _map_reader(c: Compiler, handle: Operand, what: str) -> MapReader:
     return from_memory
 
 
-def _decoded(raw: bytes, rank: int, what: str, cache: dict[bytes, TensorMap]) -> TensorMap:
+def _decoded(
+    raw: bytes, rank: int, what: str, cache: dict[bytes, TensorMap], im2col: bool = False
+) -> TensorMap:
     m = cache.get(raw)
     if m is None:
         try:
@@ -171,6 +197,11 @@ def _decoded(raw: bytes, rank: int, what: str, cache: dict[bytes, TensorMap]) ->
         cache[raw] = m
     if m.rank != rank:
         raise _bad_map(what, f"has rank {m.rank}, the instruction {rank}")
+    if (m.mode == IM2COL) != im2col:
+        raise _bad_map(
+            what,
+            "is im2col, the instruction tiled" if not im2col else "is tiled, the instruction im2col",
+        )
     return m
 
 
@@ -219,13 +250,14 @@ def _relative(m: TensorMap) -> npt.NDArray[np.uint64]:
 def _shared_words(m: TensorMap, base: int, what: str) -> npt.NDArray[np.uint64]:
     """The shared offsets of the box's 8-byte words, in box order (swizzled as the map says)."""
     span = SWIZZLE_BYTES[m.swizzle]
-    if span and (m.box[0] * m.element_bytes != span or m.element_strides[0] != 1):
+    strided = m.element_strides[0] != 1 and m.mode != IM2COL  # im2col ignores dimension 0's, as CUDA says
+    if span and (m.inner_bytes != span or strided):
         raise KernelFaultError(
             CUresult.CUDA_ERROR_NOT_SUPPORTED,
             f"{what}: a swizzled box whose inner dimension is not the {span}-byte span (or is strided)",
             sticky=False,
         )
-    if m.element_strides[0] != 1:
+    if strided:
         raise KernelFaultError(
             CUresult.CUDA_ERROR_NOT_SUPPORTED, f"{what}: an element stride along dimension 0", sticky=False
         )
@@ -255,6 +287,74 @@ def _load(f: Frame, m: TensorMap, coords: list[int]) -> npt.NDArray[np.uint8]:
     if box.inside.any():
         out[box.inside] = gather_device(f.batch.memory, box.picked(), size, aligned=True)
     return out.reshape(-1)
+
+
+def _im2col_pixels(m: TensorMap, coords: list[int]) -> npt.NDArray[np.int64]:
+    """The bounding-box positions of an im2col copy's pixels, in order: ``(pixels, rank - 1)``, dimension
+    1 first and N last. From the instruction's position the traversal steps along W by its element
+    stride, and past the box's last position (``dim - 1 + upper``) goes back to its first (``lower``)
+    and steps the next dimension, N last (PTX ISA, "im2col mode")."""
+    spatial = m.rank - 2
+    lo, steps = m.lower, m.element_strides[1:-1]
+    hi = [d - 1 + u for d, u in zip(m.dims[1:-1], m.upper, strict=True)]
+    start = coords[1:-1]
+    counts = [(h - low) // s + 1 for low, h, s in zip(lo, hi, steps, strict=True)]
+    if all(low <= p <= h and (p - low) % s == 0 for p, low, h, s in zip(start, lo, hi, steps, strict=True)):
+        # the start on the box's lattice: pixel k is the start's index in the box plus k, in mixed radix
+        linear = 0
+        for i in reversed(range(spatial)):
+            linear = linear * counts[i] + (start[i] - lo[i]) // steps[i]
+        index = linear + np.arange(m.pixels, dtype=np.int64)
+        out = np.empty((m.pixels, spatial + 1), dtype=np.int64)
+        for i in range(spatial):
+            out[:, i] = lo[i] + (index % counts[i]) * steps[i]
+            index //= counts[i]
+        out[:, spatial] = coords[-1] + index
+        return out
+    rows, at, n = [], list(start), coords[-1]  # a start off the lattice: walk it
+    for _ in range(m.pixels):
+        rows.append((*at, n))
+        for i in range(spatial + 1):
+            if i == spatial:
+                n += 1
+                break
+            at[i] += steps[i]
+            if at[i] <= hi[i]:
+                break
+            at[i] = lo[i]
+    return np.array(rows, dtype=np.int64)
+
+
+def _load_im2col(f: Frame, m: TensorMap, coords: list[int], offsets: list[int]) -> npt.NDArray[np.uint8]:
+    """An im2col copy's bytes: ``pixels`` rows of ``channels`` elements from channel ``coords[0]``, each
+    pixel at its bounding-box position plus the instruction's im2col offsets; elements outside the
+    tensor filled."""
+    size = m.element_bytes
+    where = _im2col_pixels(m, coords)
+    where[:, :-1] += np.asarray(offsets, dtype=np.int64)
+    ok = np.ones(m.pixels, dtype=np.bool_)
+    row = np.zeros(m.pixels, dtype=np.uint64)
+    for i in range(m.rank - 1):  # dimensions 1 .. rank - 1 (N last)
+        at = where[:, i]
+        inside = (at >= 0) & (at < m.dims[i + 1])
+        row += np.where(inside, at, 0).astype(np.uint64) * np.uint64(m.strides[i])  # in range: no overflow
+        ok &= inside
+    channel = coords[0] + np.arange(m.channels, dtype=np.int64)
+    valid = (channel >= 0) & (channel < m.dims[0])
+    column = np.where(valid, channel, 0).astype(np.uint64) * np.uint64(size)
+    inside_all = ok[:, None] & valid[None, :]
+    fill = _NAN_BYTES[size] if m.oob_fill else bytes(size)
+    out = np.tile(np.frombuffer(fill, dtype=np.uint8), (m.pixels * m.channels, 1))
+    picked = inside_all.reshape(-1)
+    if picked.any():
+        addresses = (np.uint64(m.address) + row[:, None] + column[None, :]).reshape(-1)[picked]
+        out[picked] = gather_device(f.batch.memory, addresses, size, aligned=True)
+    return out.reshape(-1)
+
+
+def _fetch(f: Frame, m: TensorMap, coords: list[int], offsets: list[int] | None) -> npt.NDArray[np.uint8]:
+    """A load's bytes: the box of a tiled map, the pixels of an im2col one."""
+    return _load(f, m, coords) if offsets is None else _load_im2col(f, m, coords, offsets)
 
 
 def _store(f: Frame, m: TensorMap, coords: list[int], data: npt.NDArray[np.uint8]) -> None:
@@ -343,9 +443,10 @@ def compile_tensor_copy(c: Compiler, ins: Instruction) -> Runner:
         reduce_op = found[0]
         mods = [x for x in mods[1:] if x != reduce_op]  # as cp.async.bulk.tensor's store
     multicast = "multicast::cluster" in mods  # the box into every block of the cluster ctaMask names
-    mods = [m for m in mods if m != "multicast::cluster"]
-    if any(m.startswith(("im2col", "multicast", "cta_group")) for m in mods):
-        raise UnsupportedError(f"{what} (im2col and CTA-group forms)")
+    im2col = "im2col" in mods  # pixels of a bounding box, at the im2col offsets the instruction adds
+    mods = [m for m in mods if m not in ("multicast::cluster", "im2col")]
+    if any(m.startswith(("im2col", "multicast", "cta_group", "tile::")) for m in mods):
+        raise UnsupportedError(f"{what} (im2col::w, im2col_no_offs, gather4 and CTA-group forms)")
     prefetch = mods[2] == "prefetch"
     rest = mods[4:] if prefetch else mods[3:]
     rank = _DIMS.get(rest[0], 0) if rest else 0
@@ -361,13 +462,14 @@ def compile_tensor_copy(c: Compiler, ins: Instruction) -> Runner:
     ops = list(ins.operands)
     if hint and ops:
         c.read(ops.pop(), DTYPES["u64"])  # the cache policy: a hint
-    if multicast and kind != "load":
+    if (multicast and kind != "load") or (im2col and (kind == "store" or reduce_op or rank < 3)):
         kind = None
-    if not rank or kind is None or len(ops) != forms[kind][1] + multicast:
+    if not rank or kind is None or len(ops) != forms[kind][1] + multicast + im2col:
         raise UnsupportedError(
-            "cp.async.bulk.tensor.Nd.shared::cluster.global.tile.mbarrier::complete_tx::bytes [dst], "
-            "[map, {c}], [mbar]; cp.async.bulk.tensor.Nd.global.shared::cta.tile.bulk_group [map, {c}], "
-            "[src]; cp.async.bulk.prefetch.tensor.Nd.L2.global.tile [map, {c}]"
+            "cp.async.bulk.tensor.Nd.shared::cluster.global{.tile,.im2col}.mbarrier::complete_tx::bytes "
+            "[dst], [map, {c}], [mbar]{, {im2col offsets}}; cp.async.bulk.tensor.Nd.global.shared::cta.tile"
+            ".bulk_group [map, {c}], [src]; cp.async.bulk.prefetch.tensor.Nd.L2.global{.tile,.im2col} "
+            "[map, {c}]{, {im2col offsets}}"
         )
     tensor = ops[0] if kind in ("store", "prefetch") else ops[1]
     if not isinstance(tensor, TexAddr) or len(tensor.coords.items) != rank:
@@ -381,7 +483,14 @@ def compile_tensor_copy(c: Compiler, ins: Instruction) -> Runner:
         mbar = _barrier_address(c, ins, ops[2])
     elif kind == "store":
         shared_at = c.address(ops[1], "shared")[0]
-    cta_mask = c.read(ops[3], DTYPES["u16"]) if multicast else None
+    offset_getters: list[Getter] = []
+    if im2col:  # {o_W, o_H, o_D}: one u16 per spatial dimension, after the barrier (a prefetch's map)
+        vec = ops[1] if kind == "prefetch" else ops[3]
+        if not isinstance(vec, Vec) or len(vec.items) != rank - 2:
+            raise UnsupportedError(f"{what}: {{{rank - 2} im2col offsets}}")
+        offset_getters = [c.read(x, DTYPES["u16"]) for x in vec.items]
+    offset_mask = (1 << _OFFSET_BITS.get(rank, 16)) - 1
+    cta_mask = c.read(ops[3 + im2col], DTYPES["u16"]) if multicast else None
     cache: dict[bytes, TensorMap] = {}
 
     def per_row(f: Frame, rows: Rows, values: list[Getter]) -> list[npt.NDArray[Any]]:
@@ -392,8 +501,16 @@ def compile_tensor_copy(c: Compiler, ins: Instruction) -> Runner:
         rows = active_rows(m, f.batch.n)
         if not rows.size:
             return
-        maps = [_decoded(raw, rank, what, cache) for raw in read_map(f, rows)]
+        maps = [_decoded(raw, rank, what, cache, im2col) for raw in read_map(f, rows)]
         coords = np.stack(per_row(f, rows, coord_getters), axis=1).astype(np.int64)
+        offsets: list[list[int]] | None = None
+        if im2col:
+            read = per_row(f, rows, offset_getters)
+            offsets = (np.stack(read, axis=1).astype(np.int64) & offset_mask).tolist()
+            if any(tm.element_strides[-1] != 1 for tm in maps):
+                raise KernelFaultError(
+                    CUresult.CUDA_ERROR_NOT_SUPPORTED, f"{what}: an element stride along N", sticky=False
+                )
         if shared_at is None:
             return  # a prefetch: the maps are checked, memory is not touched
         bases = per_row(f, rows, [shared_at])[0].astype(np.uint64)
@@ -401,7 +518,7 @@ def compile_tensor_copy(c: Compiler, ins: Instruction) -> Runner:
         width = f.batch.shared.shape[1]
         sizes = np.zeros(f.batch.n, dtype=np.int64)
         if cta_mask is not None and mbar is not None:
-            _multicast(f, rows, maps, coords, bases, per_row(f, rows, [cta_mask])[0], mbar, what)
+            _multicast(f, rows, maps, coords, offsets, bases, per_row(f, rows, [cta_mask])[0], mbar, what)
             return
         for j, row in enumerate(rows.tolist()):
             tm = maps[j]
@@ -417,7 +534,7 @@ def compile_tensor_copy(c: Compiler, ins: Instruction) -> Runner:
             elif kind == "store":
                 _store(f, tm, box, _shared(f, row, words, None))
             else:
-                _shared(f, row, words, _load(f, tm, box))
+                _shared(f, row, words, _fetch(f, tm, box, None if offsets is None else offsets[j]))
             sizes[row] = tm.box_bytes
             f.batch.steps += 1
         if mbar is not None:
@@ -441,6 +558,7 @@ def _multicast(
     rows: Rows,
     maps: list[TensorMap],
     coords: npt.NDArray[np.int64],
+    offsets: list[list[int]] | None,
     bases: npt.NDArray[np.uint64],
     masks: npt.NDArray[Any],
     mbar: Getter,
@@ -467,7 +585,7 @@ def _multicast(
                 f"{what}: a box of {tm.box_bytes} bytes, past the block's {width} bytes of shared memory",
             )
         words = _shared_words(tm, int(bases[j]), what) & offset_mask
-        data = _load(f, tm, coords[j].tolist())
+        data = _fetch(f, tm, coords[j].tolist(), None if offsets is None else offsets[j])
         for r in (r for r in range(size) if mask >> r & 1):
             tag = np.uint64(r + 1 << RANK_SHIFT) if size > 1 else np.uint64(0)
             _shared(f, row, words | tag, data)
