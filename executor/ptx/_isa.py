@@ -79,7 +79,9 @@ SUPPORTED: dict[str, str] = {
     "cuTensorMapEncodeTiled, checked at each instruction: out-of-tensor elements zero or NaN, element "
     "strides, 32B/64B/128B swizzle), cp.reduce.async.bulk.tensor (add min max inc dec and or xor, by the "
     "map's type), .multicast::cluster loads (the box and the complete_tx into each block ctaMask names), "
-    "cp.async.bulk.prefetch.tensor.L2 (a hint); not im2col",
+    "cp.async.bulk.prefetch.tensor.L2 (a hint); im2col loads and prefetches 3d-5d (a map of "
+    "cuTensorMapEncodeIm2col: pixels of a bounding box at the im2col offsets, traversal strides); not "
+    ".im2col::w, .im2col_no_offs, .tile::gather4",
     "cvt": "integer to integer (.sat from up to 32-bit sources); float to float (f32<->f64 with .rn .rz .rm "
     ".rp, .rni .rzi .rmi .rpi to an integral value, .ftz, .sat); integer to float (.rn .rz .rm .rp; 64-bit "
     "integers .rn only); float to integer (.rni .rzi .rmi .rpi, saturating, NaN to 0); f16 from f32, f64 "

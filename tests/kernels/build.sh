@@ -25,6 +25,7 @@
 #   ptx_atomic_vec.compute_{75,80,90}.ptx  atomicAdd on __half/__half2/__nv_bfloat16(2), float2/float4,
 #                              sm_90's vector atomics with min/max (tests/ptx/test_atomic_vec.py)
 #   ptx_tma.compute_90.ptx      TMA: cp.async.bulk.tensor loads/stores with a CUtensorMap (libcu++), prefetches
+#   ptx_tma_im2col.compute_90.ptx  TMA im2col loads (CUTLASS's spellings: 3d-5d, multicast, prefetch)
 #                              (tests/ptx/test_tma.py)
 #   ptx_texture.compute_{75,80,90}.ptx  texture and surface objects: every tex geometry, tld4, txq/suq,
 #                              istypep, suld/sust (tests/ptx/test_textures.py)
@@ -65,6 +66,7 @@ for arch in 75 80 90; do
     "$NVCC" -ptx -arch=compute_$arch -o ptx_atomic_vec.compute_$arch.ptx ptx_atomic_vec.cu
 done
 "$NVCC" -ptx -arch=compute_90 -o ptx_tma.compute_90.ptx ptx_tma.cu
+"$NVCC" -ptx -arch=compute_90 -o ptx_tma_im2col.compute_90.ptx ptx_tma_im2col.cu
 
 "$NVCC" --version > NVCC_VERSION.txt
 echo "built the test kernels with $("$NVCC" --version | tail -n 2 | head -n 1)"
