@@ -29,7 +29,7 @@ from protocol import CUresult
 from .._errors import CudaError
 from .._kernels import DeviceMemory
 from ._numeric import uint_of
-from ._state import Batch, KernelFaultError, Value
+from ._state import Batch, KernelFaultError, Value, count_set
 
 __all__ = [
     "CLUSTER_GAP",
@@ -140,6 +140,8 @@ def _clusters(addrs: Addresses, size: int) -> list[Index]:
 
 #: the most runs one access is taken as (:func:`runs`); more, and the span paths serve it
 MAX_RUNS = 8
+#: the steps :func:`runs` tests for breaks before the pass over a wide batch's every thread
+_FIRST_STEPS = 512
 
 #: ``(first, end, rows)``: threads ``first`` to ``end`` and their bytes, a ``(end - first, words)``
 #: view of the VM's memory in words of up to 8 bytes (:func:`_strided_rows`)
@@ -164,6 +166,8 @@ def runs(addrs: Addresses, size: int) -> tuple[int, list[tuple[int, int, int]]] 
         return None
     if k > 2 and all(int(wide[j + 1]) - int(wide[j]) != stride for j in (0, k // 2, k - 2)):
         return None  # three steps of three elsewhere: not worth the pass that would tell
+    if k > 2 * _FIRST_STEPS and count_set(np.diff(wide[: _FIRST_STEPS + 1]) != np.uint64(stride)) >= MAX_RUNS:
+        return None  # as many breaks among the first threads (a 2-D tile's rows): the whole pass would say so
     breaks = np.flatnonzero(np.diff(wide) != np.uint64(stride)) if k > 1 else ()
     if len(breaks) >= MAX_RUNS:
         return None
