@@ -170,11 +170,16 @@ static inline double double_of(uint64_t u) {
     return x;
 }
 #define MAGIC 6755399441055744.0 /* 1.5 * 2^52: x + MAGIC rounds x to an integer in its low bits */
-#define NEAR 0x1p-44
-
-/* whether y is within NEAR of where its rounding to float changes */
+/* whether y (a result in float's normal range) is within 256 double ulps (2^-44 of it) of a float
+   midpoint, where its rounding to float changes: the 29 bits a float drops, read off as an integer.
+   In float's subnormal range fewer bits are kept: any y in [2^-151, 2^-126) counts as near (below
+   2^-151 the float is 0 whatever the error; ex2 only, and only there: lg2's results are never there) */
+#define NEAR_ULPS 256
 static inline int near_boundary(double y) {
-    return (float)(y * (1 - NEAR)) != (float)(y * (1 + NEAR));
+    uint64_t b = bits_of(y) & 0x7fffffffffffffffULL;
+    int mid = ((b & 0x1fffffff) - (0x10000000 - NEAR_ULPS)) < 2 * NEAR_ULPS;
+    int sub = (b < 0x3810000000000000ULL) & (b >= 0x3680000000000000ULL); /* 2^-126, 2^-151 */
+    return mid | sub;
 }
 
 static inline double exp2_approx(double x) {
@@ -234,6 +239,7 @@ static inline double log2_approx(double x) {
    vectorize */
 __attribute__((target_clones("avx512f", "arch=haswell", "default")))
 static void run_chunk(const int32_t *code, Py_ssize_t count, const Slot *slots, Py_ssize_t c0, Py_ssize_t len) {
+    int32_t redo[CHUNK]; /* ex2/lg2: lanes to compute again exactly (not bytes: AVX-512F has no packing to them) */
     for (Py_ssize_t k = 0; k < count; k++) {
         const int32_t *r = code + 5 * k;
         char *pd = slots[r[1]].base + c0 * slots[r[1]].step;
@@ -269,12 +275,14 @@ static void run_chunk(const int32_t *code, Py_ssize_t count, const Slot *slots, 
             int hard = 0;
             for (i = 0; i < len; i++) {
                 double y = exp2_approx((double)a[i]);
-                hard |= near_boundary(y) | __builtin_isnan(a[i]);
+                int h = near_boundary(y) | __builtin_isnan(a[i]);
+                hard |= h;
+                redo[i] = h;
                 d[i] = (float)y;
             }
-            if (hard) /* rare: recomputed exactly where noted (NaN too) */
+            if (hard) /* rare: those lanes exactly (NaN too) */
                 for (i = 0; i < len; i++)
-                    if (__builtin_isnan(a[i]) || near_boundary(exp2_approx((double)a[i])))
+                    if (redo[i])
                         d[i] = (float)exp2l((long double)a[i]);
             break;
         }
@@ -282,18 +290,22 @@ static void run_chunk(const int32_t *code, Py_ssize_t count, const Slot *slots, 
             int hard = 0; /* zero, negative, infinite and NaN operands are the exact path's too */
             for (i = 0; i < len; i++) {
                 double y = log2_approx((double)a[i]);
-                hard |= near_boundary(y) | !positive(a[i]);
+                int h = near_boundary(y) | !positive(a[i]);
+                hard |= h;
+                redo[i] = h;
                 d[i] = (float)y;
             }
             if (hard)
                 for (i = 0; i < len; i++)
-                    if (!positive(a[i]) || near_boundary(log2_approx((double)a[i])))
+                    if (redo[i])
                         d[i] = (float)log2l((long double)a[i]);
             break;
         }
         case R_RSQRT: for (i = 0; i < len; i++) d[i] = (float)(1.0 / sqrt((double)a[i])); break;
-        case R_RCP: for (i = 0; i < len; i++) d[i] = (float)(1.0 / (double)a[i]); break;
-        case R_SQRT: for (i = 0; i < len; i++) d[i] = (float)sqrt((double)a[i]); break;
+        /* rcp and sqrt: float's own operations, the same bits as double's rounded to float (53 >= 2 * 24 + 2
+           bits: the double rounding is innocuous for a quotient and a root, Figueroa 1995), in half the work */
+        case R_RCP: for (i = 0; i < len; i++) d[i] = 1.0f / a[i]; break;
+        case R_SQRT: for (i = 0; i < len; i++) d[i] = sqrtf(a[i]); break;
         case R_EQ: for (i = 0; i < len; i++) p[i] = a[i] == b[i]; break;
         case R_LT: for (i = 0; i < len; i++) p[i] = a[i] < b[i]; break;
         case R_LE: for (i = 0; i < len; i++) p[i] = a[i] <= b[i]; break;

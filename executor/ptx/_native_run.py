@@ -118,12 +118,12 @@ def segment(forms: Sequence[Form], drops: Sequence[tuple[str, ...]]) -> Segment:
     (dropped at the segment's end, as the fused run would after each instruction)."""
     inputs: list[tuple[str, Any]] = []
     consts: list[np.ndarray[Any, Any]] = []
+    const_slots: dict[int, int] = {}  # a constant's bits -> its number
     current: dict[str, tuple[str, int]] = {}  # register -> its slot now: ("in"|"c"|"w", number)
     dtypes: dict[int, np.dtype[Any]] = {}  # write number -> dtype
     records: list[list[tuple[str, int]]] = []
     dead: set[str] = set()
-    writes = 0
-    for (code, dest, sources), dying in zip(forms, drops, strict=True):
+    for write, ((code, dest, sources), dying) in enumerate(zip(forms, drops, strict=True)):
         slots: list[tuple[str, int]] = []
         for operand in sources:
             if isinstance(operand, Reg):
@@ -134,14 +134,17 @@ def segment(forms: Sequence[Form], drops: Sequence[tuple[str, ...]]) -> Segment:
                     inputs.append((operand.name, zero))
             else:
                 assert isinstance(operand, Imm)
-                slot = ("c", len(consts))
-                consts.append(np.array([constant(_F32, operand.value)], dtype=_F32))
+                value = np.array([constant(_F32, operand.value)], dtype=_F32)
+                key = value.view(np.uint32)[0].item()  # one slot per value (a broadcast chunk each)
+                if key not in const_slots:
+                    const_slots[key] = len(consts)
+                    consts.append(value)
+                slot = ("c", const_slots[key])
             slots.append(slot)
-        current[dest.name] = ("w", writes)
-        dtypes[writes] = _PRED if code in (EQ, LT, LE, GT, GE) else _F32
+        current[dest.name] = ("w", write)
+        dtypes[write] = _PRED if code in (EQ, LT, LE, GT, GE) else _F32
         dead.discard(dest.name)
-        writes += 1
-        records.append([("op", code), ("w", writes - 1), *slots])
+        records.append([("op", code), ("w", write), *slots])
         for name in dying:
             dead.add(name)
     live = {slot[1]: name for name, slot in current.items() if slot[0] == "w" and name not in dead}
@@ -151,8 +154,7 @@ def segment(forms: Sequence[Form], drops: Sequence[tuple[str, ...]]) -> Segment:
     given = len(inputs) + len(consts) + len(outputs)
     for k, w in enumerate(sorted(live)):
         number["w", w] = len(inputs) + len(consts) + k
-    temps = [w for w in range(writes) if w not in live]
-    number.update({("w", w): given + k for k, w in enumerate(temps)})
+    scratch = _scratch_slots(records, live, dtypes, given, number)
     flat: list[int] = []
     for record in records:
         row = [record[0][1]] + [number[slot] for slot in record[1:]]
@@ -162,9 +164,44 @@ def segment(forms: Sequence[Form], drops: Sequence[tuple[str, ...]]) -> Segment:
         tuple(inputs),
         tuple(consts),
         tuple(outputs),
-        len(temps),
+        scratch,
         tuple(sorted(dead)),
     )
+
+
+def _scratch_slots(
+    records: list[list[tuple[str, int]]],
+    live: dict[int, str],
+    dtypes: dict[int, np.dtype[Any]],
+    given: int,
+    number: dict[tuple[str, int], int],
+) -> int:
+    """Number the writes that die inside the segment (into ``number``, from ``given`` on) and return how
+    many scratch slots they take: a slot is taken again once its value's last reader has run, so a long
+    line's chunk buffers stay few and in the cache (BlackScholes' 100 temporaries fit in 13). A record's
+    destination is never one of its own sources' slots (the C loops re-read sources after writing)."""
+    last: dict[int, int] = {}
+    for j, record in enumerate(records):
+        for kind, w in record[2:]:
+            if kind == "w":
+                last[w] = j
+    free: dict[bool, list[int]] = {True: [], False: []}  # by whether the slot holds predicates
+    count = 0
+    for j, record in enumerate(records):
+        w = record[1][1]
+        if w not in live:
+            pool = free[dtypes[w] == _PRED]
+            if pool:
+                number["w", w] = pool.pop()
+            else:
+                number["w", w] = given + count
+                count += 1
+        ended = {v for kind, v in record[2:] if kind == "w" and v not in live and last[v] == j}
+        if w not in live and w not in last:  # written and never read
+            ended.add(w)
+        for v in sorted(ended):
+            free[dtypes[v] == _PRED].append(number["w", v])
+    return count
 
 
 def _is_pred(code: int, position: int) -> bool:
