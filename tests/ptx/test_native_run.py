@@ -162,6 +162,20 @@ def test_the_body_runs_as_one_segment_and_its_dying_registers_as_scratch() -> No
     assert set(seg.pops) == {"%f40", "%f41"}
 
 
+def test_a_long_line_of_temporaries_takes_two_scratch_slots_and_never_writes_its_source() -> None:
+    """Each temporary dies at its one reader: the chunk buffers are taken again (a 40-long chain in two
+    alternating slots, so they stay in the cache), and no record writes the slot it reads."""
+    lines = ["add.f32 %f10, %f2, %f2;"] + [f"add.f32 %f{11 + k}, %f{10 + k}, %f2;" for k in range(39)]
+    text = "\n".join(f"    {line}" for line in lines)
+    code = LoadedModule(SM80 + f".visible .entry t() {{\n    .reg .f32 %f<100>;\n{text}\n    ret;\n}}\n")
+    forms = [_native_run.native_form(ins, _f32) for ins in code.kernel("t").codes["t"].code[:40]]
+    drops = [(f"%f{10 + k}",) for k in range(39)] + [()]
+    seg = _native_run.segment([f for f in forms if f is not None], drops)
+    assert seg.scratch == 2 and [name for name, _ in seg.outputs] == ["%f49"]
+    records = np.frombuffer(seg.code, dtype=np.int32).reshape(-1, 5)
+    assert all(d not in (a, b) for _, d, a, b, _ in records.tolist())
+
+
 def _f32(operand: Operand) -> np.dtype[Any]:
     return np.dtype(np.float32)
 
