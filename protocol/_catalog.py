@@ -37,7 +37,7 @@ from ._enums import (
     StreamCaptureStatus,
 )
 from ._pitched import Memcpy3DPinnedArgs, Memset2DArgs
-from ._tensor_maps import ModuleGlobalAliasArgs, TensorMapEncodeTiledArgs
+from ._tensor_maps import ModuleGlobalAliasArgs, TensorMapEncodeIm2colArgs, TensorMapEncodeTiledArgs
 from ._textures import (
     ArrayArgs,
     ArrayCreateArgs,
@@ -1102,6 +1102,11 @@ def _specs() -> list[CallSpec]:
         cs(0x00CA, "memcpy_3d_dtoh_pinned", "cuMemcpy3DAsync_v2", Memcpy3DPinnedArgs, nr, is_async=True,
            doc="from an array or pitched device memory into the caller's pinned memory: after an ASYNC "
            "submission the bytes are there once the stream has been synchronized"),
+        cs(0x00CB, "tensor_map_encode_im2col", "cuTensorMapEncodeIm2col", TensorMapEncodeIm2colArgs, nr,
+           out_payload="the 128-byte CUtensorMap (out_cap at least 128)",
+           doc="as tensor_map_encode_tiled, for an im2col map (rank 3-5: the bounding box's corners, "
+           "channels per pixel, pixels per column); sim's encoding is decoded and checked again at every "
+           "im2col TMA instruction"),
     ]
 
 

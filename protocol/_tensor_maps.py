@@ -6,13 +6,23 @@
 ``CUtensorMap*`` enums; of the arrays the first ``rank`` entries count (``stride1..4`` are
 ``globalStrides[0..3]``, in bytes, for dimensions 1 to 4), the rest are 0. The host validates every
 one of them and answers the 128-byte map in the output payload.
+
+``tensor_map_encode_im2col`` carries ``cuTensorMapEncodeIm2col``'s: the same tensor fields, no box, and
+the bounding box's corners (``lower0..2``/``upper0..2`` are ``pixelBoxLowerCorner``/``UpperCorner``
+``[0..2]``, W first; the first ``rank - 2`` count, the rest are 0) with ``channels_per_pixel`` and
+``pixels_per_column``.
 """
 
 from __future__ import annotations
 
-from ._wire import U32, U64, DevPtr, ModuleH, WireModel
+from ._wire import I32, U32, U64, DevPtr, ModuleH, WireModel
 
-__all__ = ["TENSOR_MAP_BYTES", "ModuleGlobalAliasArgs", "TensorMapEncodeTiledArgs"]
+__all__ = [
+    "TENSOR_MAP_BYTES",
+    "ModuleGlobalAliasArgs",
+    "TensorMapEncodeIm2colArgs",
+    "TensorMapEncodeTiledArgs",
+]
 
 #: sizeof(CUtensorMap): 128 bytes, 64-byte aligned in the guest
 TENSOR_MAP_BYTES = 128
@@ -38,6 +48,40 @@ class TensorMapEncodeTiledArgs(WireModel):
     box2: U32
     box3: U32
     box4: U32
+    elem_stride0: U32
+    elem_stride1: U32
+    elem_stride2: U32
+    elem_stride3: U32
+    elem_stride4: U32
+    interleave: U32
+    swizzle: U32
+    l2_promotion: U32
+    oob_fill: U32
+
+
+class TensorMapEncodeIm2colArgs(WireModel):
+    """``cuTensorMapEncodeIm2col``: the tensor in global memory and the pixels a copy moves."""
+
+    global_address: DevPtr
+    dim0: U64
+    dim1: U64
+    dim2: U64
+    dim3: U64
+    dim4: U64
+    stride1: U64
+    stride2: U64
+    stride3: U64
+    stride4: U64
+    data_type: U32
+    rank: U32
+    lower0: I32
+    lower1: I32
+    lower2: I32
+    upper0: I32
+    upper1: I32
+    upper2: I32
+    channels_per_pixel: U32
+    pixels_per_column: U32
     elem_stride0: U32
     elem_stride1: U32
     elem_stride2: U32

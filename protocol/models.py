@@ -97,7 +97,12 @@ from ._catalog import (
     StrsmBatchedArgs,
 )
 from ._pitched import Memcpy3DPinnedArgs, Memset2DArgs
-from ._tensor_maps import TENSOR_MAP_BYTES, ModuleGlobalAliasArgs, TensorMapEncodeTiledArgs
+from ._tensor_maps import (
+    TENSOR_MAP_BYTES,
+    ModuleGlobalAliasArgs,
+    TensorMapEncodeIm2colArgs,
+    TensorMapEncodeTiledArgs,
+)
 from ._textures import (
     ArrayArgs,
     ArrayCreateArgs,
@@ -222,5 +227,6 @@ __all__ = [
     "TexObjectResult",
     "TENSOR_MAP_BYTES",
     "ModuleGlobalAliasArgs",
+    "TensorMapEncodeIm2colArgs",
     "TensorMapEncodeTiledArgs",
 ]

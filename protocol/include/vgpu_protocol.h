@@ -585,6 +585,7 @@ enum vgpu_cublas_diag_type {
 #define VGPU_CALL_MEMSET_2D 0x00c8 /* cuMemsetD2D32Async, async-capable */
 #define VGPU_CALL_MEMCPY_3D_HTOD_PINNED 0x00c9 /* cuMemcpy3DAsync_v2, async-capable */
 #define VGPU_CALL_MEMCPY_3D_DTOH_PINNED 0x00ca /* cuMemcpy3DAsync_v2, async-capable */
+#define VGPU_CALL_TENSOR_MAP_ENCODE_IM2COL 0x00cb /* cuTensorMapEncodeIm2col */
 
 /* ---- argument and result structs (SQE `args`, CQE `results`) -------------------------- */
 
@@ -2352,5 +2353,70 @@ static_assert(offsetof(struct vgpu_args_memcpy_3d_dtoh_pinned, host_pitch) == 11
 static_assert(offsetof(struct vgpu_args_memcpy_3d_dtoh_pinned, host_layout_height) == 120, "vgpu_args_memcpy_3d_dtoh_pinned.host_layout_height offset");
 
 /* memcpy_3d_dtoh_pinned: no results (status only) */
+
+struct vgpu_args_tensor_map_encode_im2col {
+    uint64_t global_address;            /* device pointer */
+    uint64_t dim0;
+    uint64_t dim1;
+    uint64_t dim2;
+    uint64_t dim3;
+    uint64_t dim4;
+    uint64_t stride1;
+    uint64_t stride2;
+    uint64_t stride3;
+    uint64_t stride4;
+    uint32_t data_type;
+    uint32_t rank;
+    int32_t lower0;
+    int32_t lower1;
+    int32_t lower2;
+    int32_t upper0;
+    int32_t upper1;
+    int32_t upper2;
+    uint32_t channels_per_pixel;
+    uint32_t pixels_per_column;
+    uint32_t elem_stride0;
+    uint32_t elem_stride1;
+    uint32_t elem_stride2;
+    uint32_t elem_stride3;
+    uint32_t elem_stride4;
+    uint32_t interleave;
+    uint32_t swizzle;
+    uint32_t l2_promotion;
+    uint32_t oob_fill;
+    uint8_t pad0_[4];
+};
+static_assert(sizeof(struct vgpu_args_tensor_map_encode_im2col) == 160, "struct vgpu_args_tensor_map_encode_im2col is 160 bytes");
+static_assert(offsetof(struct vgpu_args_tensor_map_encode_im2col, global_address) == 0, "vgpu_args_tensor_map_encode_im2col.global_address offset");
+static_assert(offsetof(struct vgpu_args_tensor_map_encode_im2col, dim0) == 8, "vgpu_args_tensor_map_encode_im2col.dim0 offset");
+static_assert(offsetof(struct vgpu_args_tensor_map_encode_im2col, dim1) == 16, "vgpu_args_tensor_map_encode_im2col.dim1 offset");
+static_assert(offsetof(struct vgpu_args_tensor_map_encode_im2col, dim2) == 24, "vgpu_args_tensor_map_encode_im2col.dim2 offset");
+static_assert(offsetof(struct vgpu_args_tensor_map_encode_im2col, dim3) == 32, "vgpu_args_tensor_map_encode_im2col.dim3 offset");
+static_assert(offsetof(struct vgpu_args_tensor_map_encode_im2col, dim4) == 40, "vgpu_args_tensor_map_encode_im2col.dim4 offset");
+static_assert(offsetof(struct vgpu_args_tensor_map_encode_im2col, stride1) == 48, "vgpu_args_tensor_map_encode_im2col.stride1 offset");
+static_assert(offsetof(struct vgpu_args_tensor_map_encode_im2col, stride2) == 56, "vgpu_args_tensor_map_encode_im2col.stride2 offset");
+static_assert(offsetof(struct vgpu_args_tensor_map_encode_im2col, stride3) == 64, "vgpu_args_tensor_map_encode_im2col.stride3 offset");
+static_assert(offsetof(struct vgpu_args_tensor_map_encode_im2col, stride4) == 72, "vgpu_args_tensor_map_encode_im2col.stride4 offset");
+static_assert(offsetof(struct vgpu_args_tensor_map_encode_im2col, data_type) == 80, "vgpu_args_tensor_map_encode_im2col.data_type offset");
+static_assert(offsetof(struct vgpu_args_tensor_map_encode_im2col, rank) == 84, "vgpu_args_tensor_map_encode_im2col.rank offset");
+static_assert(offsetof(struct vgpu_args_tensor_map_encode_im2col, lower0) == 88, "vgpu_args_tensor_map_encode_im2col.lower0 offset");
+static_assert(offsetof(struct vgpu_args_tensor_map_encode_im2col, lower1) == 92, "vgpu_args_tensor_map_encode_im2col.lower1 offset");
+static_assert(offsetof(struct vgpu_args_tensor_map_encode_im2col, lower2) == 96, "vgpu_args_tensor_map_encode_im2col.lower2 offset");
+static_assert(offsetof(struct vgpu_args_tensor_map_encode_im2col, upper0) == 100, "vgpu_args_tensor_map_encode_im2col.upper0 offset");
+static_assert(offsetof(struct vgpu_args_tensor_map_encode_im2col, upper1) == 104, "vgpu_args_tensor_map_encode_im2col.upper1 offset");
+static_assert(offsetof(struct vgpu_args_tensor_map_encode_im2col, upper2) == 108, "vgpu_args_tensor_map_encode_im2col.upper2 offset");
+static_assert(offsetof(struct vgpu_args_tensor_map_encode_im2col, channels_per_pixel) == 112, "vgpu_args_tensor_map_encode_im2col.channels_per_pixel offset");
+static_assert(offsetof(struct vgpu_args_tensor_map_encode_im2col, pixels_per_column) == 116, "vgpu_args_tensor_map_encode_im2col.pixels_per_column offset");
+static_assert(offsetof(struct vgpu_args_tensor_map_encode_im2col, elem_stride0) == 120, "vgpu_args_tensor_map_encode_im2col.elem_stride0 offset");
+static_assert(offsetof(struct vgpu_args_tensor_map_encode_im2col, elem_stride1) == 124, "vgpu_args_tensor_map_encode_im2col.elem_stride1 offset");
+static_assert(offsetof(struct vgpu_args_tensor_map_encode_im2col, elem_stride2) == 128, "vgpu_args_tensor_map_encode_im2col.elem_stride2 offset");
+static_assert(offsetof(struct vgpu_args_tensor_map_encode_im2col, elem_stride3) == 132, "vgpu_args_tensor_map_encode_im2col.elem_stride3 offset");
+static_assert(offsetof(struct vgpu_args_tensor_map_encode_im2col, elem_stride4) == 136, "vgpu_args_tensor_map_encode_im2col.elem_stride4 offset");
+static_assert(offsetof(struct vgpu_args_tensor_map_encode_im2col, interleave) == 140, "vgpu_args_tensor_map_encode_im2col.interleave offset");
+static_assert(offsetof(struct vgpu_args_tensor_map_encode_im2col, swizzle) == 144, "vgpu_args_tensor_map_encode_im2col.swizzle offset");
+static_assert(offsetof(struct vgpu_args_tensor_map_encode_im2col, l2_promotion) == 148, "vgpu_args_tensor_map_encode_im2col.l2_promotion offset");
+static_assert(offsetof(struct vgpu_args_tensor_map_encode_im2col, oob_fill) == 152, "vgpu_args_tensor_map_encode_im2col.oob_fill offset");
+
+/* tensor_map_encode_im2col: no results (status only) */
 
 #endif /* VGPU_PROTOCOL_H */
