@@ -148,7 +148,25 @@ _FIRST_STEPS = 512
 Run = tuple[int, int, npt.NDArray[Any]]
 
 
+#: the last few answers of :func:`runs` by the address array's identity (held, so never another's):
+#: the arrays that reach it are registers or temporaries, never changed in place, and a loop's loads
+#: and stores through one address register (simpleStreams' ``init_array``: six a batch) ask again
+_RUNS_SEEN: list[tuple[Addresses, int, tuple[int, list[tuple[int, int, int]]] | None]] = []
+_RUNS_KEPT = 4
+
+
 def runs(addrs: Addresses, size: int) -> tuple[int, list[tuple[int, int, int]]] | None:
+    """:func:`_runs`, answered again for the same array and size without the pass over it."""
+    for seen, seen_size, answer in _RUNS_SEEN:
+        if seen is addrs and seen_size == size:
+            return answer
+    answer = _runs(addrs, size)
+    _RUNS_SEEN.insert(0, (addrs, size, answer))
+    del _RUNS_SEEN[_RUNS_KEPT:]
+    return answer
+
+
+def _runs(addrs: Addresses, size: int) -> tuple[int, list[tuple[int, int, int]]] | None:
     """The threads as at most :data:`MAX_RUNS` runs of one stride: ``(stride, [(first, end, lo)])``
     where thread ``first + j``'s address is ``lo + j * stride`` up to ``end``, the stride a multiple
     of ``size`` (a power of two; the threads' bytes do not overlap within a run) and each ``lo`` too:
