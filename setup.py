@@ -32,5 +32,11 @@ setup(
                   extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wextra", "-ffp-contract=off",
                                       "-Wno-missing-field-initializers",
                                       "-Wno-cast-function-type"]),
+        # the PTX engine's shared and local window accesses (executor/ptx/_memory.py): index, gather
+        # and scatter in one pass each
+        Extension("executor.ptx._winfast", ["native/ptxwin.c"], depends=["native/pyargs.h"], optional=True,
+                  extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wextra",
+                                      "-Wno-missing-field-initializers",
+                                      "-Wno-cast-function-type"]),
     ],
 )
