@@ -34,8 +34,6 @@ from ._memory import (
     device_elements,
     device_runs,
     gather_device,
-    load_runs,
-    store_runs,
     window_index,
     window_load,
     window_store,
@@ -189,6 +187,8 @@ def _c_ld(c: Compiler, ins: Instruction) -> Runner:
     if space in ("global", "const"):
         return _device_load(c, space, a, dt, vec, puts, loaded)
     window = window_operand(c, space, a, dt.itemsize * vec)
+    if window is None and space == "shared":
+        return _uniform_shared_load(c, a, dt, vec, puts, ld)
     if window is None:
         return ld
     name, offset = window
@@ -209,6 +209,37 @@ def _c_ld(c: Compiler, ins: Instruction) -> Runner:
             loaded(f, m, active_rows(m, batch.n), got.view(dt).reshape(-1, vec))
 
     return ld_window
+
+
+def _uniform_shared_load(
+    c: Compiler, a: Operand, dt: np.dtype[Any], vec: int, puts: list[Setter], ld: Runner
+) -> Runner:
+    """A full batch's shared load from an address every thread shares (a shared variable's, ``[buf]``:
+    a value one thread of each block stored for the others): each block's bytes read once and repeated
+    for its threads, where every thread's own gather read the same element. A per-thread, misaligned or
+    out-of-window address, a mask, or a cluster's shared memory (``mapa``): the checked ``ld``."""
+    addr, _ = c.address(a, "shared")
+    size = dt.itemsize * vec
+
+    def ld_uniform(f: Frame, m: Mask | None) -> None:
+        at = addr(f) if m is None else None
+        batch = f.batch
+        if at is None or type(at) is np.ndarray or batch.cluster is not None:
+            ld(f, m)
+            return
+        off = int(at)
+        if off % size or off + size > batch.shared.shape[1]:  # the checked path names the fault
+            ld(f, m)
+            return
+        per_block = np.ascontiguousarray(batch.shared[:, off : off + size]).view(dt)  # (blocks, vec)
+        for k, put in enumerate(puts):
+            column = per_block[:, k]
+            if batch.whole_blocks:  # thread t of block t // block_threads
+                put(f, np.repeat(column, batch.block_threads), None)
+            else:  # a compacted batch's threads (_compact): each its own block's
+                put(f, column.take(batch.block_index), None)
+
+    return ld_uniform
 
 
 def _device_load(
@@ -234,12 +265,14 @@ def _device_load(
                 if got is not None:
                     puts[0](f, got.view(dt), None)
                     return
-            elif m is None:  # a vector: when coalesced, each register a copy of its column of the runs
+            elif m is None:  # a vector: when coalesced, each register a row of one transposing copy
                 pieces = device_runs(f.batch.memory, at, size, write=False)
                 if pieces is not None:
-                    columns = load_runs(pieces, int(at.size), size).view(dt).reshape(-1, vec)
+                    columns = np.empty((vec, at.size), dtype=dt)
+                    for first, end, words in pieces:
+                        columns[:, first:end] = words.view(dt).T
                     for k, put in enumerate(puts):
-                        put(f, columns[:, k].copy(), None)
+                        put(f, columns[k], None)
                     return
             n = f.batch.n
             rows = active_rows(m, n)
@@ -294,10 +327,11 @@ def _c_st(c: Compiler, ins: Instruction) -> Runner:
             if type(at) is np.ndarray:
                 pieces = device_runs(f.batch.memory, at, size, write=True)
                 if pieces is not None:
-                    rows = np.empty((at.size, vec), dtype=dt)
-                    for k, g in enumerate(gets):
-                        rows[:, k] = g(f)  # a scalar fills its column, as it would each thread's row
-                    store_runs(pieces, rows.view(np.uint8).reshape(-1), size)
+                    values = [g(f) for g in gets]
+                    for first, end, words in pieces:  # in thread order, as store_runs stores
+                        into = words.view(dt)  # (threads, vec): the VM's memory itself
+                        for k, v in enumerate(values):  # a scalar fills its column, as each thread's
+                            into[:, k] = v[first:end] if type(v) is np.ndarray and v.ndim else v
                     return
                 n = f.batch.n  # the checked path, with the addresses already formed
                 cols = [select_rows(g(f), active_rows(None, n), n).astype(dt, copy=False) for g in gets]
@@ -324,8 +358,11 @@ def _c_st(c: Compiler, ins: Instruction) -> Runner:
             return
         n = batch.n
         rows = active_rows(m, n)
-        if vec == 1:
-            values = np.ascontiguousarray(select_rows(gets[0](f), rows, n), dtype=dt).view(elem)
+        value = gets[0](f) if vec == 1 else None
+        if value is not None and type(value) is not np.ndarray:  # uniform: one element for every thread
+            values = np.array([value], dtype=dt).view(elem)
+        elif vec == 1:
+            values = np.ascontiguousarray(select_rows(value, rows, n), dtype=dt).view(elem)
         else:
             cols = [select_rows(g(f), rows, n).astype(dt, copy=False) for g in gets]
             values = np.ascontiguousarray(np.stack(cols, axis=1)).view(elem).reshape(-1)

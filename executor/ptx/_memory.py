@@ -28,6 +28,7 @@ from protocol import CUresult
 
 from .._errors import CudaError
 from .._kernels import DeviceMemory
+from ._extensions import optional_extension
 from ._numeric import uint_of
 from ._state import Batch, KernelFaultError, Value, count_set
 
@@ -53,6 +54,10 @@ __all__ = [
 U8 = npt.NDArray[np.uint8]
 Index = npt.NDArray[np.intp]
 Addresses = npt.NDArray[Any]
+
+#: index and scatter of the window paths in C (``native/ptxwin.c``); ``None``: NumPy's forms (not built, or
+#: ``VGPU_PURE_PYTHON=1``), which stay the reference the tests compare with
+_native = optional_extension("_winfast")
 
 SHARED_WINDOW = 1 << 48
 LOCAL_WINDOW = 2 << 48
@@ -184,9 +189,14 @@ def _runs(addrs: Addresses, size: int) -> tuple[int, list[tuple[int, int, int]]]
         return None
     if k > 2 and all(int(wide[j + 1]) - int(wide[j]) != stride for j in (0, k // 2, k - 2)):
         return None  # three steps of three elsewhere: not worth the pass that would tell
-    if k > 2 * _FIRST_STEPS and count_set(np.diff(wide[: _FIRST_STEPS + 1]) != np.uint64(stride)) >= MAX_RUNS:
+    if _native is not None and wide.dtype == np.uint64 and wide.flags.c_contiguous:
+        breaks: Any = _native.breaks(wide, stride, MAX_RUNS)  # one pass that stops at MAX_RUNS breaks
+    elif (
+        k > 2 * _FIRST_STEPS and count_set(np.diff(wide[: _FIRST_STEPS + 1]) != np.uint64(stride)) >= MAX_RUNS
+    ):
         return None  # as many breaks among the first threads (a 2-D tile's rows): the whole pass would say so
-    breaks = np.flatnonzero(np.diff(wide) != np.uint64(stride)) if k > 1 else ()
+    else:
+        breaks = np.flatnonzero(np.diff(wide) != np.uint64(stride)) if k > 1 else ()
     if len(breaks) >= MAX_RUNS:
         return None
     out: list[tuple[int, int, int]] = []
@@ -519,11 +529,16 @@ def window_index(batch: Batch, space: str, base: Value, esize: int) -> WindowInd
     if a.dtype.kind == "i":
         a = a.view(uint_of(a.dtype.itemsize))  # an address is the register's bits, unsigned
     made: WindowIndex | None = None
-    if (
-        width % esize == 0
-        and space_bytes.flags.c_contiguous
-        and (esize == 1 or not int(np.bitwise_or.reduce(a, axis=None)) & (esize - 1))
-    ):
+    if width % esize or not space_bytes.flags.c_contiguous:
+        pass
+    elif _native is not None and a.ndim == 1 and a.size == batch.n and a.itemsize in (4, 8):
+        # one pass: the index, the least and greatest value and the bits any thread sets
+        index = np.empty(a.size, dtype=np.int64)
+        starts = _window_starts(batch, space, esize, width)
+        lo, hi, bits = _native.index(np.ascontiguousarray(a), starts, esize.bit_length() - 1, index)
+        if not bits & (esize - 1) and hi < 1 << 62:  # else misaligned, or past every window: checked
+            made = WindowIndex(base, index, lo, hi, space_bytes.reshape(-1).view(uint_of(esize)), width)
+    elif esize == 1 or not int(np.bitwise_or.reduce(a, axis=None)) & (esize - 1):
         lo, hi = int(a.min()), int(a.max())
         if hi < 1 << 62:  # else past every window: the checked path faults it
             starts = _window_starts(batch, space, esize, width)
@@ -601,14 +616,17 @@ def window_load(
 def window_store(
     win: WindowIndex, offset: int, values: npt.NDArray[Any], rows: npt.NDArray[np.intp] | None
 ) -> bool:
-    """Store ``values`` (the index's unsigned elements, one per thread of ``rows``) as
-    :func:`window_load` loads; threads storing to one address: the last wins. ``False``, nothing
-    stored, where it would not load."""
+    """Store ``values`` (the index's unsigned elements, one per thread of ``rows``, or one for every
+    thread) as :func:`window_load` loads; threads storing to one address: the last wins. ``False``,
+    nothing stored, where it would not load."""
     size = values.dtype.itemsize
     k, rest = divmod(offset, size)
     if rest or win.lo + offset < 0 or win.hi + offset + size > win.width:
         return False
     index = win.at if rows is None else win.at[rows]
+    if _native is not None and index.ndim == 1 and values.flags.c_contiguous:
+        # in C: every element checked inside the memory before any is stored (-1: all were)
+        return bool(_native.put(win.typed, index, k, values) < 0)
     if k >= 0:
         win.typed[k:][index] = values
     else:
