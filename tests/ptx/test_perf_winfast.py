@@ -142,12 +142,12 @@ def test_the_c_breaks_are_numpys(layout: str, monkeypatch: pytest.MonkeyPatch) -
         ramp = ramp - np.uint64(1 << 20) - np.uint64(16 * 40)  # threads below 40 wrap to the top
     elif layout == "many":
         ramp = ramp.reshape(-1, 8)[:, ::-1].reshape(-1).copy()
-    c_form = _memory.runs(ramp, 16)
+    c_form = _memory._runs(ramp, 16)  # not runs(): it answers an array it has seen again
     for limit in (1, 3, 8):
         want = np.flatnonzero(np.diff(ramp) != np.uint64(16))[:limit].tolist()
         assert native.breaks(ramp, 16, limit) == want
     monkeypatch.setattr(_memory, "_native", None)
-    assert _memory.runs(ramp, 16) == c_form
+    assert _memory._runs(ramp, 16) == c_form
 
 
 #: a block scan as NVIDIA's scan sample compiles (``uint4`` loads, a shared-memory loop of two barriers
