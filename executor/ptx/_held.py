@@ -17,12 +17,16 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from ._heap import keep_heap
+
 #: bytes of arrays kept across launches, all kinds together
 HELD_BYTES = 8 << 20
 #: the largest entry kept: a launch of one huge shape must not push out every small one
 ENTRY_BYTES = HELD_BYTES // 8
 
 T = TypeVar("T")
+
+keep_heap()  # the arrays a batch makes and frees at every step reuse the heap's pages (_heap)
 
 _entries: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
 _lock = threading.Lock()
