@@ -155,6 +155,8 @@ SAMPLES = {
     "3_CUDA_Features/cudaTensorCoreGemm": "cudaTensorCoreGemm",
     # 512 launches over 4 M options (no option shrinks it): ~100 ms of the engine's CPU each (LONG_SAMPLES)
     "5_Domain_Specific/BlackScholes": "BlackScholes",
+    # 7,500 Jacobi launches over a 5-level pyramid of a 640 x 480 frame pair (LONG_SAMPLES)
+    "5_Domain_Specific/HSOpticalFlow": "HSOpticalFlow",
 }
 #: those of them that launch kernels of their own (the PTX engine runs them on ``sim``)
 KERNEL_SAMPLES = frozenset({"streamOrderedAllocation", "vectorAdd", "vectorAddDrv", "simpleDrvRuntime", "matrixMulDrv",
@@ -173,7 +175,7 @@ KERNEL_SAMPLES = frozenset({"streamOrderedAllocation", "vectorAdd", "vectorAddDr
                             "graphMemoryFootprint", "cudaGraphsPerfScaling", "histogram", "radixSortThrust",
                             "simplePitchLinearTexture", "convolutionTexture", "stereoDisparity",
                             "LargeKernelParameter", "globalToShmemAsyncCopy",
-                            "cudaTensorCoreGemm", "BlackScholes"})
+                            "cudaTensorCoreGemm", "BlackScholes", "HSOpticalFlow"})
 #: the files of ``samples/data`` each sample reads from ``./data/`` (its input and reference images), by path
 #: under it: a fatbin a sample's CMake file builds is in the sample's own directory (two samples build the
 #: same name from different sources; scripts/cuda-samples --install puts it there)
@@ -186,6 +188,7 @@ SAMPLE_DATA: dict[str, tuple[str, ...]] = {
     "vectorAddDrv": ("vectorAddDrv/vectorAdd_kernel64.fatbin",),
     "simpleDrvRuntime": ("simpleDrvRuntime/vectorAdd_kernel64.fatbin",),  # the same name, from its own source
     "matrixMulDrv": ("matrixMulDrv/matrixMul_kernel64.fatbin",),
+    "HSOpticalFlow": ("frame10.ppm", "frame11.ppm"),
 }
 
 
@@ -201,8 +204,15 @@ SAMPLES_CONFIG = "worker_timeout_s = 90.0\n[device]\nlaunch_timeout_s = 60.0\n"
 #: with the launch bound and the sample's own time limit (s) given here: cudaTensorCoreGemm's 4096-square
 #: compute_gemm (no option shrinks it) is one launch of ~86 s of the worker's CPU (323 s wall at load 7-11,
 #: 650 s at load 12-13); BlackScholes' 512 launches over 4 M options (nor does any shrink it), ~0.1 s of the
-#: worker's CPU each, took 144 s wall at load 5: past 300 s on a loaded machine
-LONG_SAMPLES: dict[str, tuple[float, float]] = {"cudaTensorCoreGemm": (1200.0, 1500.0), "BlackScholes": (120.0, 900.0)}
+#: worker's CPU each, took 144 s wall at load 5: past 300 s on a loaded machine; HSOpticalFlow's 7,500
+#: JacobiIteration launches (5 pyramid levels x 3 warps x 500, no option shrinks them), ~40 ms of the
+#: worker's CPU each at 640 x 480, took 170 s wall at load 3-5 (scripts/cuda-samples), 429 s under pytest at
+#: load 13-17
+LONG_SAMPLES: dict[str, tuple[float, float]] = {
+    "cudaTensorCoreGemm": (1200.0, 1500.0),
+    "BlackScholes": (120.0, 900.0),
+    "HSOpticalFlow": (120.0, 900.0),
+}
 #: the sample's own documented options it runs with, where its defaults are minutes of the engine's work
 SAMPLE_ARGS: dict[str, tuple[str, ...]] = {
     # 301 launches of (96 x 128) x (128 x 160) instead of (320 x 320) x (320 x 640): 7 s, not 6 min
