@@ -23,8 +23,14 @@ Inside a run each instruction is one of:
 
 Masks keep the loop's semantics: a run is generated twice, for a full batch (``m`` is ``None``) and
 for an active mask; a guarded instruction runs for ``mask & guard`` and is skipped when no thread
-has it; a write under a mask keeps the other threads' values (``put_masked``, the setter's rule). A
-fault raised inside a run names its instruction: the generated source has its own lines per
+has it; a write under a mask keeps the other threads' values (``put_masked``, the setter's rule).
+Inside a masked run, a line of unguarded inline instructions that compute registers from registers
+(no loads) is computed for every thread of the batch and merged under the mask once at its end
+(``merge_masked``: what the masked writes leave, by bit selection): a divergent loop body such as
+binomialOptions' pays one merge per register instead of one per instruction, and its f32 lines run
+as native segments as in a full batch wherever the frame's SIMT stack lets the registers dying there
+go (a thread waiting on another path may still read one). A fault raised inside a run names its
+instruction: the generated source has its own lines per
 instruction, and :meth:`Run.op_index` maps a traceback's line back to it.
 
 The generated source contains only names the engine chose (register names are passed as string
@@ -64,7 +70,7 @@ from ._numeric import DTYPES, ftz32, round_pair, two_sum, uint_of
 from ._parse import Addr, Imm, Instruction, Operand, Pair, PtxSyntaxError, Reg, Sym, Vec
 from ._state import Frame, KernelFaultError, Value, count_set
 
-__all__ = ["MAX_RUN", "After", "Drop", "Run", "fuse", "put_masked"]
+__all__ = ["MAX_RUN", "After", "Drop", "Run", "fuse", "merge_masked", "put_masked"]
 
 #: a fused run: ``(frame, active mask or None, the stack entry's mask)``
 RunFn = Callable[[Frame, Mask | None, Mask], None]
@@ -86,6 +92,79 @@ def put_masked(regs: dict[str, Value], name: str, value: Value, mask: Mask) -> N
         regs[name] = value
     else:
         regs[name] = np.where(mask, value, old)
+
+
+_UNSIGNED: dict[int, np.dtype[Any]] = {
+    1: np.dtype(np.uint8),
+    2: np.dtype(np.uint16),
+    4: np.dtype(np.uint32),
+    8: np.dtype(np.uint64),
+}
+
+
+class _Lanes:
+    """An active mask as all-ones/all-zeros words of each width, made once per merge (with a scratch
+    word array): selecting by bits costs the same whatever the mask's pattern, where ``np.where``'s
+    per-lane branch costs up to seven times more on a mask that alternates irregularly."""
+
+    __slots__ = ("mask", "words")
+
+    def __init__(self, mask: Mask) -> None:
+        self.mask = mask
+        self.words: dict[int, tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], np.ndarray[Any, Any]]] = {}
+
+    def of(self, size: int) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+        got = self.words.get(size)
+        if got is None:
+            ones = np.subtract(0, self.mask.view(np.uint8), dtype=_UNSIGNED[size])
+            got = self.words[size] = (ones, ~ones, np.empty_like(ones))
+        return got
+
+
+def merge_masked(
+    regs: dict[str, Value],
+    names: tuple[str, ...],
+    olds: list[Value],
+    mask: Mask,
+    fresh: frozenset[str],
+) -> None:
+    """Registers ``names`` were computed for every thread of a divergent run (``olds``: their values
+    before it): the threads outside ``mask`` get their old values back — what writing each under the
+    mask (:func:`put_masked`) leaves, for every thread the mask holds and every register anyone may
+    still read. A register the run let go stays gone; one no thread wrote before keeps what was
+    computed (PTX leaves it undefined for the others). ``fresh``: registers whose arrays the run made
+    and nothing else holds, merged in place."""
+    lanes: _Lanes | None = None
+    for name, old in zip(names, olds, strict=True):
+        if old is None:
+            continue
+        new = regs.get(name)
+        if new is None:
+            continue
+        if (
+            type(new) is not np.ndarray
+            or type(old) is not np.ndarray
+            or new.shape != mask.shape
+            or old.shape != mask.shape
+            or new.dtype != old.dtype
+            or new.dtype.itemsize not in _UNSIGNED
+        ):
+            if not (np.ndim(new) == 0 and np.ndim(old) == 0 and old == new):
+                regs[name] = np.where(mask, new, old)
+            continue
+        if lanes is None:
+            lanes = _Lanes(mask)
+        u = _UNSIGNED[new.dtype.itemsize]
+        ones, zeros, kept = lanes.of(new.dtype.itemsize)
+        np.bitwise_and(old.view(u), zeros, out=kept)
+        if name in fresh:
+            _FLUSHED.pop(id(new), None)  # changed in place: no longer known to be flushed
+            bits = new.view(u)
+            bits &= ones
+        else:
+            bits = new.view(u) & ones
+            regs[name] = bits.view(new.dtype)
+        bits |= kept
 
 
 def _sign_extend_32(v: Value) -> Value:
@@ -231,6 +310,7 @@ _HELPERS: dict[str, Any] = {
     "np": np,
     "_count": _count,
     "_put": put_masked,
+    "_mrg": merge_masked,
     "_ftz": _ftz,
     "_sx32": _sign_extend_32,
     "_tr32": _truncate_32,
@@ -787,8 +867,27 @@ def _variant(
         return lines, True
 
     groups = {} if masked else _native_groups(emitter, code, ops, start, end, after)
+    survey = getattr(after, "survey", None)  # _liveness.Frees
+    spans = _spans(emitter, code, ops, start, end, after) if masked and (after is None or survey) else {}
+    going = False  # whether G holds which registers dying in the run may go from the frame now
+    if masked and survey is not None:
+        # read once per run (a run has no control flow); each inline instruction then drops those of its
+        # own dying registers that may go
+        droppers = [d for d in map(after or _nothing, range(start, end)) if isinstance(d, Drop)]
+        dying = sorted({name for d in droppers for name in d.names if _NAME.match(name)})
+        if dying:
+            body.append(f"    G = {src.const(survey(tuple(dying)))}(f)")
+            going = True
     pc = start
     while pc < end:
+        stop = spans.get(pc)
+        if stop is not None:  # a divergent line computed for every thread, merged under the mask once
+            lines, span_firsts = _span(emitter, src, code, ops, pc, stop, after)
+            firsts += [len(body) + k for k in span_firsts]
+            body += lines
+            inline += [True] * (stop - pc)
+            pc = stop
+            continue
         group = groups.get(pc)
         if group is not None:  # a native segment (_native_run), the lines below where a thread waits
             forms, stop = group
@@ -840,17 +939,20 @@ def _variant(
         # _liveness.freeing_ops has every plain op's run drop what dies there
         then = after(pc) if after is not None and fast else None
         if isinstance(then, Drop) and all(_NAME.match(name) for name in then.names):
-            # registers dying here (_liveness): popped inline while nothing waits on the frame's stack
-            # (read once per run: a run has no control flow), else the slow path decides
-            if not quiet:
-                body.insert(1, "    S = f.stack")
-                body.insert(2, "    quiet = S is None or len(S) <= 1")
-                firsts = [k + 2 for k in firsts]
-                quiet = True
-            body.append("    if quiet:")
-            body.append("        " + "; ".join(f"R.pop({name!r}, None)" for name in then.names))
-            body.append("    else:")
-            body.append(f"        {src.const(then.slow)}(f)")
+            if going:
+                body += _drop_lines(then.names, "G", "    ")
+            else:
+                # registers dying here (_liveness): popped inline while nothing waits on the frame's
+                # stack (read once per run: a run has no control flow), else the slow path decides
+                if not quiet:
+                    body.insert(1, "    S = f.stack")
+                    body.insert(2, "    quiet = S is None or len(S) <= 1")
+                    firsts = [k + 2 for k in firsts]
+                    quiet = True
+                body.append("    if quiet:")
+                body.append("        " + "; ".join(f"R.pop({name!r}, None)" for name in then.names))
+                body.append("    else:")
+                body.append(f"        {src.const(then.slow)}(f)")
         elif isinstance(then, Drop):
             body.append(f"    {src.const(then.slow)}(f)")
         elif then is not None:  # anything else to do after the instruction
@@ -858,6 +960,134 @@ def _variant(
         inline.append(fast)
         pc += 1
     return body, firsts, inline
+
+
+def _nothing(pc: int) -> None:
+    return None
+
+
+def _drop_lines(names: tuple[str, ...], going: str | None, indent: str) -> list[str]:
+    """Statements popping ``names`` (those in the set named ``going``, when given)."""
+    if going is None:
+        return [indent + "; ".join(f"R.pop({name!r}, None)" for name in names)] if names else []
+    return [f"{indent}if {name!r} in {going}: R.pop({name!r}, None)" for name in names]
+
+
+#: the fewest instructions worth computing for every thread and merging once (one instruction merged
+#: once costs what its masked write does)
+MIN_SPAN = 2
+
+
+def _writes(ins: Instruction) -> tuple[str, ...] | None:
+    """The registers an instruction writes through its first operand, when they are plain names
+    (``None`` otherwise)."""
+    if not ins.operands:
+        return None
+    dest = ins.operands[0]
+    names: list[str] = []
+    for item in (dest.first, dest.second) if isinstance(dest, Pair) else (dest,):
+        if isinstance(item, Sym) and item.name == "_":
+            continue
+        if not isinstance(item, Reg) or item.negated or not _NAME.match(item.name):
+            return None
+        names.append(item.name)
+    return tuple(names)
+
+
+def _spans(
+    e: _Emitter, code: list[Instruction], ops: list[Op], start: int, end: int, after: After | None
+) -> dict[int, int]:
+    """The lines of a masked run that may be computed for every thread of the batch and merged under
+    the mask once at their end: unguarded inline instructions that only compute registers from
+    registers (no loads: an inactive thread's address is not the program's to read), after which
+    nothing is to be done but dropping registers by name."""
+
+    def computes(pc: int) -> bool:
+        ins = code[pc]
+        if ops[pc].guard is not None or ins.opcode in ("ld", "ldu") or _writes(ins) is None:
+            return False
+        then = after(pc) if after is not None else None
+        if then is not None and not (isinstance(then, Drop) and all(_NAME.match(x) for x in then.names)):
+            return False
+        try:
+            return e.emit(ins, "None") is not None
+        except (UnsupportedError, PtxSyntaxError, KeyError, ValueError, TypeError):
+            return False
+
+    spans: dict[int, int] = {}
+    pc = start
+    while pc < end:
+        first = pc
+        while pc < end and computes(pc):
+            pc += 1
+        if pc - first >= MIN_SPAN:
+            spans[first] = pc
+        pc = max(pc, first + 1)
+    return spans
+
+
+def _span(
+    e: _Emitter,
+    src: _Source,
+    code: list[Instruction],
+    ops: list[Op],
+    start: int,
+    stop: int,
+    after: After | None,
+) -> tuple[list[str], list[int]]:
+    """A masked run's line ``start:stop`` (:func:`_spans`) computed for every thread, then merged under
+    the mask ``m`` once (:func:`merge_masked`): its lines, and the index in them of each
+    instruction's first. Registers dying in the line go as they die when the frame's stack lets them
+    (``G``: ``_liveness.Frees.survey``); where it lets all go that must, its native segments
+    (``_native_run``) serve as in a full batch, their outputs merged in place."""
+    written: dict[str, int] = {}  # register -> the last instruction writing it
+    for pc in range(start, stop):
+        for name in _writes(code[pc]) or ():
+            written.pop(name, None)
+            written[name] = pc
+    names = src.const(tuple(written))
+    lines = [f"    O = [*map(R.get, {names})]"]
+    groups = _native_groups(e, code, ops, start, stop, after)
+
+    def body(indent: str, native: bool) -> tuple[list[str], list[int]]:
+        out: list[str] = []
+        firsts: list[int] = []
+        served: set[int] = set()
+        pc = start
+        while pc < stop:
+            group = groups.get(pc) if native else None
+            if group is not None:
+                forms, end = group
+                drops = [_dropped(after, k) for k in range(pc, end)]
+                firsts += [len(out)] * (end - pc)
+                out.append(f"{indent}_nseg(R, {src.const(segment(forms, drops))})")
+                served.update(range(pc, end))
+                pc = end
+                continue
+            firsts.append(len(out))
+            out += [indent + ln for ln in e.emit(code[pc], "None") or ()]
+            out += _drop_lines(_dropped(after, pc), None if native else "G", indent)
+            pc += 1
+        fresh = frozenset(name for name, pc in written.items() if pc in served)
+        out.append(f"{indent}_mrg(R, {names}, O, m, {src.const(fresh)})")
+        return out, firsts
+
+    # what must have gone by the line's end (a register dying and written again later in the line is
+    # merged as any other): the native segments drop it unasked, so only where the stack lets it go
+    dying = frozenset(
+        name for pc in range(start, stop) for name in _dropped(after, pc) if written.get(name, -1) <= pc
+    )
+    if not groups or not dying:  # one version: plain, or native with nothing the stack may keep
+        only, firsts = body("    ", bool(groups))
+        return lines + only, [len(lines) + k for k in firsts]
+    native, native_firsts = body("        ", True)
+    plain, _ = body("        ", False)
+    lines.append(f"    if {src.const(dying)} <= G:")
+    at = len(lines)
+    lines += native
+    lines.append("    else:")
+    lines += plain
+    return lines, [at + k for k in native_firsts]
 
 
 #: the fewest instructions worth a native segment (its call costs about what two NumPy calls do)

@@ -25,6 +25,7 @@ destination of an opcode known to write there.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -34,7 +35,16 @@ from ._parse import Addr, Args, Instruction, Operand, Pair, Reg, TexAddr, Vec
 from ._program import EXIT, FunctionCode
 from ._state import Frame
 
-__all__ = ["MAX_TRACKED", "Liveness", "freeing_ops", "frees", "liveness", "register_count", "tracked"]
+__all__ = [
+    "MAX_TRACKED",
+    "Frees",
+    "Liveness",
+    "freeing_ops",
+    "frees",
+    "liveness",
+    "register_count",
+    "tracked",
+]
 
 #: opcodes whose first operand, when it is a register, is one they read (stores and reductions take an
 #: address first; control flow, synchronization and hints write no register)
@@ -257,13 +267,29 @@ def freeing_ops(ops: list[Op], code: FunctionCode, facts: Liveness) -> list[Op]:
     return out
 
 
-def frees(code: FunctionCode, facts: Liveness) -> Callable[[int], Drop | None]:
-    """For ``_fuse``: what a fused run does after instruction ``pc`` — dropping its dying registers
-    (inline while nothing waits on the frame's stack, else through the dropper)."""
+@dataclass(frozen=True, slots=True)
+class Frees:
+    """For ``_fuse``: what a fused run does after instruction ``pc`` (calling it) — dropping the
+    registers dying there, inline while nothing waits on the frame's stack, else through the dropper
+    — and :meth:`survey`, which of any registers may go from a frame now."""
+
+    droppers: dict[int, Drop]
+    waiting_keeps: _Keeps
+
+    def __call__(self, pc: int) -> Drop | None:
+        return self.droppers.get(pc)
+
+    def survey(self, names: tuple[str, ...]) -> Callable[[Frame], AbstractSet[str]]:
+        """Which of ``names`` no thread waiting on the frame's SIMT stack reads where it resumes."""
+        return _survey(names, self.waiting_keeps)
+
+
+def frees(code: FunctionCode, facts: Liveness) -> Frees:
+    """For ``_fuse``: the :class:`Frees` of ``code``."""
     droppers = {
         pc: Drop(dead, _dropper(dead, facts, code.block_of)) for pc, dead in enumerate(facts.dying) if dead
     }
-    return droppers.get
+    return Frees(droppers, _Keeps(facts.block_live_in, facts.block_start, code.block_of))
 
 
 #: stack shapes a dropper remembers its answer for
@@ -272,27 +298,35 @@ _DECIDED = 64
 
 def _dropper(dead: tuple[str, ...], facts: Liveness, block_of: Sequence[int]) -> Callable[[Frame], None]:
     # what a prepared kernel keeps: the blocks' live-in sets (not the per-instruction facts)
-    waiting_keeps = _Keeps(facts.block_live_in, facts.block_start, block_of)
-
-    # which of them may go, by the pcs the stack's waiting entries hold (a loop meets few)
-    decided: dict[tuple[int, ...], tuple[str, ...]] = {}
+    going = _survey(dead, _Keeps(facts.block_live_in, facts.block_start, block_of))
 
     def drop(f: Frame) -> None:
         regs = f.regs
-        waiting = f.stack
-        if waiting is None or len(waiting) <= 1:
-            for name in dead:
-                regs.pop(name, None)
-            return
-        pcs = tuple([entry[0] for entry in waiting[:-1]])
-        going = decided.get(pcs)
-        if going is None:
-            keep = [waiting_keeps.at(pc) for pc in pcs]
-            going = tuple(name for name in dead if not any(name in k or _ALL is k for k in keep))
-            if len(decided) >= _DECIDED:
-                decided.clear()
-            decided[pcs] = going
-        for name in going:
+        for name in going(f):
             regs.pop(name, None)
 
     return drop
+
+
+def _survey(names: tuple[str, ...], waiting_keeps: _Keeps) -> Callable[[Frame], AbstractSet[str]]:
+    """Which of ``names`` may go from a frame now: all of them while nothing waits on its SIMT stack,
+    else those no waiting entry reads where it resumes — decided once per shape of the stack (the pcs
+    its waiting entries hold: a loop meets few)."""
+    everything = frozenset(names)
+    decided: dict[tuple[int, ...], frozenset[str]] = {}
+
+    def going(f: Frame) -> AbstractSet[str]:
+        waiting = f.stack
+        if waiting is None or len(waiting) <= 1:
+            return everything
+        pcs = tuple([entry[0] for entry in waiting[:-1]])
+        got = decided.get(pcs)
+        if got is None:
+            keep = [waiting_keeps.at(pc) for pc in pcs]
+            got = frozenset(name for name in names if not any(name in k or _ALL is k for k in keep))
+            if len(decided) >= _DECIDED:
+                decided.clear()
+            decided[pcs] = got
+        return got
+
+    return going
