@@ -105,10 +105,14 @@ CUresult cuMemsetD32Async(CUdeviceptr dst, unsigned int ui, size_t n, CUstream s
 }
 
 /* A 2D memset is one call: the host sets the rows `pitch` bytes apart and checks every field (a row
- * wider than the pitch, the span, the alignment); the gaps between rows are not touched. */
+ * wider than the pitch, the span, the alignment); the gaps between rows are not touched. A row wider
+ * than the pitch is also refused here, so that an asynchronous memset reports it at once, as CUDA does. */
 static CUresult memset_2d(CUdeviceptr dst, size_t pitch, uint32_t value, unsigned int size, size_t width,
                           size_t height, CUstream stream, int wait)
 {
+    size_t row;
+    if (height > 1 && (__builtin_mul_overflow(width, size, &row) || row > pitch))
+        return CUDA_ERROR_INVALID_VALUE;
     uint32_t sid;
     CUresult rc = vgpu_shim_stream_id(stream, &sid);
     if (rc)

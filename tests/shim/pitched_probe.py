@@ -107,9 +107,11 @@ def memsets(stream: int) -> None:
     assert rt.cudaMalloc(ct.byref(small), 4096) == 0
     assert rt.cudaMemset(small, 0x77, 4096) == 0
     wide = rt.cudaMemset2D(small, 64, 0, 65, 4)  # a row wider than the pitch
+    wide_async = rt.cudaMemset2DAsync(small, 64, 0, 65, 4, stream)  # refused at once, not at the next sync
     past = rt.cudaMemset2D(small, 1024, 0, 512, 5)  # row 4 lies past the 4096 bytes
     untouched = device_bytes(small.value, 4096) == b"\x77" * 4096
-    report("memset2d_refused", wide == 1 and past == 1 and untouched, f"wide={wide},past={past}")
+    report("memset2d_refused", (wide, wide_async, past) == (1, 1, 1) and untouched,
+           f"wide={wide},{wide_async},past={past}")
     rt.cudaFree(small)
     rt.cudaFree(dev)
 
