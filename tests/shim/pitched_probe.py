@@ -1,9 +1,9 @@
 """2D memsets and pinned pitched copies through the shim's libcuda.so.1 and libcudart.so.13, with ctypes
-(run by test_pitched.py in its own process): cudaMemset2D/cudaMemset2DAsync and cuMemsetD2D8/16/32, with
-the bytes between rows checked untouched; cudaMemcpy2D/cudaMemcpy2DAsync between pinned memory and
-pitched device memory both ways, and cuMemcpy3D from pinned memory into a 3D array and back; the
-refusals (a row wider than its pitch, rows past the allocation). Prints the selftest's RESULT lines and
-verdict.
+(run by test_pitched.py in its own process): cudaMemset2D/cudaMemset2DAsync, cuMemsetD2D8/16/32 and a
+built graph's 2D memset node, with the bytes between rows checked untouched; cudaMemcpy2D/Async between
+pinned memory and pitched device memory both ways, and cuMemcpy3D from pinned memory into a 3D array and
+back; the refusals (a row wider than its pitch, rows past the allocation). Prints the selftest's RESULT
+lines and verdict.
 
 Arguments: the shim's libcuda and (unused) the repository."""
 
@@ -52,6 +52,12 @@ class Memcpy3D(ct.Structure):  # CUDA_MEMCPY3D
 cuda.cuArray3DCreate_v2.argtypes = [ct.POINTER(vp), ct.POINTER(ArrayDesc)]
 cuda.cuMemcpy3D_v2.argtypes = [ct.POINTER(Memcpy3D)]
 cuda.cuArrayDestroy.argtypes = [vp]
+cuda.cuGraphCreate.argtypes = [ct.POINTER(vp), ct.c_uint]
+cuda.cuGraphAddMemsetNode.argtypes = [ct.POINTER(vp), vp, vp, size_t, vp, vp]
+cuda.cuGraphInstantiateWithFlags.argtypes = [ct.POINTER(vp), vp, ct.c_ulonglong]
+cuda.cuGraphLaunch.argtypes = [vp, vp]
+cuda.cuGraphExecDestroy.argtypes = [vp]
+cuda.cuGraphDestroy.argtypes = [vp]
 
 
 def report(name: str, ok: bool, value: str) -> None:
@@ -116,6 +122,32 @@ def memsets(stream: int) -> None:
     rt.cudaFree(dev)
 
 
+class MemsetNodeParams(ct.Structure):  # CUDA_MEMSET_NODE_PARAMS
+    _fields_ = [("dst", ct.c_uint64), ("pitch", ct.c_size_t), ("value", ct.c_uint), ("elementSize", ct.c_uint),
+                ("width", ct.c_size_t), ("height", ct.c_size_t)]
+
+
+def memset_node(stream: int) -> None:
+    """A built graph's 2D memset node (cuGraphAddMemsetNode, 4-byte elements): its rows set, the gaps
+    kept, when the graph is launched."""
+    dev, pitch = vp(), size_t()
+    assert rt.cudaMallocPitch(ct.byref(dev), ct.byref(pitch), 600, 40) == 0
+    size = pitch.value * 40
+    assert rt.cudaMemset(dev, 0x11, size) == 0
+    graph, node, exe = vp(), vp(), vp()
+    params = MemsetNodeParams(dev.value or 0, pitch.value, 0xCAFEF00D, 4, 150, 40)
+    rc = cuda.cuGraphCreate(ct.byref(graph), 0)
+    rc = rc or cuda.cuGraphAddMemsetNode(ct.byref(node), graph, None, size_t(0), ct.byref(params), None)
+    rc = rc or cuda.cuGraphInstantiateWithFlags(ct.byref(exe), graph, ct.c_ulonglong(0))
+    untouched = device_bytes(dev.value, size) == b"\x11" * size
+    rc = rc or cuda.cuGraphLaunch(exe, vp(stream)) or rt.cudaStreamSynchronize(stream)
+    want = expected_memset(size, pitch.value, b"\x0d\xf0\xfe\xca", 150, 40, 0x11)
+    report("memset_node_2d", rc == 0 and untouched and device_bytes(dev.value, size) == want, f"rc={rc}")
+    cuda.cuGraphExecDestroy(exe)
+    cuda.cuGraphDestroy(graph)
+    rt.cudaFree(dev)
+
+
 def pinned_copies(stream: int) -> None:
     dev, pitch = vp(), size_t()
     assert rt.cudaMallocPitch(ct.byref(dev), ct.byref(pitch), 1000, 200) == 0
@@ -161,6 +193,7 @@ def main() -> int:
     stream = vp()
     assert rt.cudaStreamCreate(ct.byref(stream)) == 0
     memsets(stream.value)
+    memset_node(stream.value)
     pinned_copies(stream.value)
     rt.cudaStreamDestroy(stream)
     print("SELFTEST PASS" if not failures else "SELFTEST FAIL", flush=True)
