@@ -8,7 +8,7 @@
  * only depend on nodes added before them, so that order respects every dependency; the graph runs
  * its nodes one after another (correct, without the concurrency independent branches could have).
  * Served nodes: kernels (their arguments copied when the node is added, by the kernel's parameter
- * layout), memsets (1, 2 or 4-byte elements, 2D by rows), copies between device memory and device or
+ * layout), memsets (1, 2 or 4-byte elements, 2D as one memset), copies between device memory and device or
  * guest host memory (1D to 3D, by rows when pitched), event record and wait nodes (recorded and waited
  * for when the graph runs), memory allocation and free nodes, empty nodes, child graphs (copied when
  * added) and host nodes. Host nodes and copies of host memory are issued as guest nodes
