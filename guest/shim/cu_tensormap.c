@@ -1,7 +1,8 @@
 /*
  * cuTensorMapEncodeTiled and cuTensorMapEncodeIm2col: the 128-byte CUtensorMap that TMA copies
- * (cp.async.bulk.tensor) read, encoded by the host (protocol calls tensor_map_encode_tiled/_im2col): on cuda the driver's map for the VM's device
- * pointer, on sim the simulator's own encoding, which its PTX engine checks again at every copy. The
+ * (cp.async.bulk.tensor) read, encoded by the host (protocol calls tensor_map_encode_tiled/_im2col): on
+ * cuda the driver's map for the VM's device pointer, on sim the simulator's own encoding, which its PTX
+ * engine checks again at every copy. The
  * guest keeps the bytes (a kernel passes them as a __grid_constant__ parameter or reads them from
  * memory). Runtime programs reach it through cudaGetDriverEntryPoint{,ByVersion} (cuGetProcAddress).
  * Here only what the guest itself must get right is checked: the map's own pointer (64-byte aligned)
