@@ -568,10 +568,16 @@ class Compiler:
                 f.regs[name] = v
                 return
             old = f.regs.get(name)
-            if old is None or (np.ndim(v) == 0 and np.ndim(old) == 0 and old == v):
+            if old is None or (
+                np.ndim(v) == 0
+                and np.ndim(old) == 0
+                and old == v
+                and (v != 0 or np.signbit(old) == np.signbit(v))
+            ):
                 # the inactive threads never wrote the register (PTX leaves what they would read
-                # undefined), or it already holds this uniform value: it stays as it is written, a
-                # scalar when uniform (a constant set in divergent code stays cheap to read)
+                # undefined), or it already holds this uniform value, bit for bit (-0.0 == +0.0): it
+                # stays as it is written, a scalar when uniform (a constant set in divergent code
+                # stays cheap to read)
                 f.regs[name] = v
             else:
                 f.regs[name] = np.where(mask, v, old)
