@@ -74,8 +74,8 @@ from ._stats import ChannelStats, StatsBlock, WorkerCounters
 from ._trace import TraceRing, printf_recorder, summarize
 from ._worker_memory import EXIT_OUT_OF_MEMORY, apply_worker_limits
 
-__all__ = ["DRAIN_BUDGET", "HEARTBEAT_NS", "IDLE_SLICE_NS", "KICK_LEAD_NS", "SPIN_YIELD_NS", "WorkerSpec",
-           "main", "worker_environment"]
+__all__ = ["DRAIN_BUDGET", "HANDOFF_AFTER_NS", "HEARTBEAT_NS", "IDLE_SLICE_NS", "KICK_LEAD_NS",
+           "SPIN_YIELD_NS", "WorkerSpec", "main", "worker_environment"]
 
 _NEED_IRQ: Final = ChannelField.GUEST_NEED_IRQ >> 2
 _NEED_WAKEUP: Final = ChannelField.HOST_NEED_WAKEUP >> 2
@@ -93,6 +93,10 @@ HEARTBEAT_NS: Final = 50_000_000
 #: ``kick_early``): a sleeping vCPU here runs ~20 us after its kick (perf sched's scheduling delay, 21-22
 #: us), so it wakes while the last copies run instead of after its completion (#19)
 KICK_LEAD_NS: Final = 30_000
+#: a worker that has served without a break for this long yields the CPU once after writing a completion
+#: for a guest that is awake: that guest has spun past its flat spin and yields between looks, perhaps on
+#: this CPU (a batch's end, #19); a call served at once (a round trip) never yields for it
+HANDOFF_AFTER_NS: Final = 20_000
 #: events queued for a supervisor that is not reading (being restarted), at most
 OUTBOX_LIMIT: Final = 1 << 20
 
@@ -487,6 +491,7 @@ class Worker:
         self.send(event="ready", pid=os.getpid(), backend=self.backend_name)
         self.log.info("worker serving", backend=self.backend_name, channels=len(table.channels))
         since_yield = 0  # calls served since this worker last yielded the CPU
+        busy_since = 0  # when the passes that served something without a break began (0: idle)
         poll_ns = spec.poll_us * 1000
         idle_since = perf_counter_ns()
         room_wait_ms = 0  # back-pressure: how long the last look for completion room waited
@@ -502,6 +507,7 @@ class Worker:
             served, blocked, limited, handed = self.serve_pass(turn)
             turn += 1
             if served:
+                busy_since = busy_since or now
                 room_wait_ms = 0
                 if self.share.memory_used() != self.counters.memory_used:
                     self.publish_stats()  # memory moved: status shows it now, not at the next idle
@@ -513,14 +519,15 @@ class Worker:
                     self.publish_stats()
                     self.poll_control()
                 since_yield += served
-                if since_yield >= DRAIN_BUDGET or handed:
-                    # the VM keeps the worker busy, or a guest spins for the completion just written
-                    # (perhaps on this CPU: its wait yields to us, #19): let any other runnable worker or
-                    # guest have the CPU before the next batch (returns at once when none is waiting)
+                if since_yield >= DRAIN_BUDGET or (handed and now - busy_since >= HANDOFF_AFTER_NS):
+                    # the VM keeps the worker busy, or a guest that waited long spins for the completion
+                    # just written (HANDOFF_AFTER_NS): let any other runnable worker or guest have the
+                    # CPU before the next batch (returns at once when none is waiting)
                     since_yield = 0
                     os.sched_yield()
                 idle_since = perf_counter_ns()
                 continue
+            busy_since = 0
             if limited and self.limiter is not None:
                 self.beat_if_due(now)
                 time.sleep(min(self.limiter.wait_s(time.monotonic()), spec.max_sleep_ms / 1000))
