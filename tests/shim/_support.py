@@ -157,6 +157,8 @@ SAMPLES = {
     "5_Domain_Specific/BlackScholes": "BlackScholes",
     # 7,500 Jacobi launches over a 5-level pyramid of a 640 x 480 frame pair (LONG_SAMPLES)
     "5_Domain_Specific/HSOpticalFlow": "HSOpticalFlow",
+    # cudaHostRegister'd memory, init_array over 16 Mi ints, whole and in four streams (LONG_SAMPLES)
+    "0_Introduction/simpleStreams": "simpleStreams",
 }
 #: those of them that launch kernels of their own (the PTX engine runs them on ``sim``)
 KERNEL_SAMPLES = frozenset({"streamOrderedAllocation", "vectorAdd", "vectorAddDrv", "simpleDrvRuntime", "matrixMulDrv",
@@ -175,7 +177,8 @@ KERNEL_SAMPLES = frozenset({"streamOrderedAllocation", "vectorAdd", "vectorAddDr
                             "graphMemoryFootprint", "cudaGraphsPerfScaling", "histogram", "radixSortThrust",
                             "simplePitchLinearTexture", "convolutionTexture", "stereoDisparity",
                             "LargeKernelParameter", "globalToShmemAsyncCopy",
-                            "cudaTensorCoreGemm", "BlackScholes", "HSOpticalFlow"})
+                            "cudaTensorCoreGemm", "BlackScholes", "HSOpticalFlow",
+                            "simpleStreams"})
 #: the files of ``samples/data`` each sample reads from ``./data/`` (its input and reference images), by path
 #: under it: a fatbin a sample's CMake file builds is in the sample's own directory (two samples build the
 #: same name from different sources; scripts/cuda-samples --install puts it there)
@@ -207,11 +210,13 @@ SAMPLES_CONFIG = "worker_timeout_s = 90.0\n[device]\nlaunch_timeout_s = 60.0\n"
 #: worker's CPU each, took 144 s wall at load 5: past 300 s on a loaded machine; HSOpticalFlow's 7,500
 #: JacobiIteration launches (5 pyramid levels x 3 warps x 500, no option shrinks them), ~40 ms of the
 #: worker's CPU each at 640 x 480, took 170 s wall at load 3-5 (scripts/cuda-samples), 429 s under pytest at
-#: load 13-17
+#: load 13-17; simpleStreams' init_array over 16 Mi ints (no option shrinks them), ~0.3 s of the worker's CPU
+#: a launch, took 124 s wall at load 7-11
 LONG_SAMPLES: dict[str, tuple[float, float]] = {
     "cudaTensorCoreGemm": (1200.0, 1500.0),
     "BlackScholes": (120.0, 900.0),
     "HSOpticalFlow": (120.0, 900.0),
+    "simpleStreams": (120.0, 900.0),
 }
 #: the sample's own documented options it runs with, where its defaults are minutes of the engine's work
 SAMPLE_ARGS: dict[str, tuple[str, ...]] = {
