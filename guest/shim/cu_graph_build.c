@@ -460,13 +460,19 @@ static CUresult replay(struct vgpu_xgraph *x, CUstream s)
             const unsigned int *g = n->u.kernel.grid, *b = n->u.kernel.block;
             rc = cuLaunchKernel(n->u.kernel.f, g[0], g[1], g[2], b[0], b[1], b[2], n->u.kernel.shared, s,
                                 n->u.kernel.args, NULL);
-        } else if (n->kind == NODE_MEMSET) { /* one memset_2d node, however many rows */
+        } else if (n->kind == NODE_MEMSET && n->u.memset.height > 1) { /* one memset_2d, however many rows */
             CUdeviceptr d = n->u.memset.dst;
             size_t pitch = n->u.memset.pitch, w = n->u.memset.width, h = n->u.memset.height;
             unsigned int v = n->u.memset.value;
             rc = n->u.memset.element == 1 ? cuMemsetD2D8Async(d, pitch, (unsigned char)v, w, h, s)
                  : n->u.memset.element == 2 ? cuMemsetD2D16Async(d, pitch, (unsigned short)v, w, h, s)
                                             : cuMemsetD2D32Async(d, pitch, v, w, h, s);
+        } else if (n->kind == NODE_MEMSET) {
+            CUdeviceptr d = n->u.memset.dst;
+            unsigned int v = n->u.memset.value;
+            rc = n->u.memset.element == 1 ? cuMemsetD8Async(d, (unsigned char)v, n->u.memset.width, s)
+                 : n->u.memset.element == 2 ? cuMemsetD16Async(d, (unsigned short)v, n->u.memset.width, s)
+                                            : cuMemsetD32Async(d, v, n->u.memset.width, s);
         } else if (n->kind == NODE_MEMCPY) {
             rc = replay_memcpy(&n->u.memcpy, s);
         } else if (n->kind == NODE_EVENT_RECORD) {
