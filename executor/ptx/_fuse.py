@@ -61,16 +61,28 @@ from ._compiler import (
     UnsupportedError,
     constant,
 )
-from ._fma import fma_rn
+from ._fma import fma_rn, native
 from ._isa_memory import window_operand
 from ._memory import _span as device_span
 from ._memory import window_index, window_load
-from ._native_run import Form, native_form, run_segment, segment
+from ._native_run import SELP, Form, Segment, native_form, run_segment, segment
 from ._numeric import DTYPES, ftz32, round_pair, two_sum, uint_of
 from ._parse import Addr, Imm, Instruction, Operand, Pair, PtxSyntaxError, Reg, Sym, Vec
 from ._state import Frame, KernelFaultError, Value, count_set
 
-__all__ = ["MAX_RUN", "After", "Drop", "Run", "fuse", "merge_masked", "put_masked"]
+__all__ = [
+    "MAX_RUN",
+    "After",
+    "Drop",
+    "MergedSegment",
+    "Run",
+    "fuse",
+    "merge_masked",
+    "merged_segment",
+    "put_masked",
+    "run_merged",
+    "same_uniform",
+]
 
 #: a fused run: ``(frame, active mask or None, the stack entry's mask)``
 RunFn = Callable[[Frame, Mask | None, Mask], None]
@@ -84,11 +96,17 @@ _INTEGERS = frozenset(f"{k}{n}" for k in "bus" for n in (8, 16, 32, 64))
 _NAME = re.compile(r"^%?[A-Za-z_$][A-Za-z0-9_$]*$")
 
 
+def same_uniform(a: Value, b: Value) -> bool:
+    """Whether two uniform values are the same bits (``==`` but for the sign of a zero: a masked write
+    of -0.0 over +0.0 leaves the other threads' +0.0)."""
+    return bool(a == b and (a != 0 or np.signbit(a) == np.signbit(b)))
+
+
 def put_masked(regs: dict[str, Value], name: str, value: Value, mask: Mask) -> None:
     """A register write for the threads in ``mask`` only (the compiler's setter's rule: a register
     no thread wrote, or one holding this same uniform value, takes the value as it is)."""
     old = regs.get(name)
-    if old is None or (np.ndim(value) == 0 and np.ndim(old) == 0 and old == value):
+    if old is None or (np.ndim(value) == 0 and np.ndim(old) == 0 and same_uniform(old, value)):
         regs[name] = value
     else:
         regs[name] = np.where(mask, value, old)
@@ -149,7 +167,7 @@ def merge_masked(
             or new.dtype != old.dtype
             or new.dtype.itemsize not in _UNSIGNED
         ):
-            if not (np.ndim(new) == 0 and np.ndim(old) == 0 and old == new):
+            if not (np.ndim(new) == 0 and np.ndim(old) == 0 and same_uniform(old, new)):
                 regs[name] = np.where(mask, new, old)
             continue
         if lanes is None:
@@ -165,6 +183,70 @@ def merge_masked(
             bits = new.view(u) & ones
             regs[name] = bits.view(new.dtype)
         bits |= kept
+
+
+#: the active mask's name among a merged segment's inputs (no register's: :func:`run_merged` supplies it)
+_ACTIVE = "\0active"
+#: what a merged segment calls a register's new value before merging it (no register's name either)
+_NEW = "\0new"
+
+
+@dataclass(frozen=True, slots=True)
+class MergedSegment:
+    """A divergent line's native segment that merges the f32 registers it leaves itself: its records
+    compute each into a new name, then ``selp`` it with the register's value before the line under the
+    active mask — one C pass over lanes in cache, where a merge after it reads and writes each array
+    three more times. ``plain``: the same line unmerged, for when a register it merges holds no
+    per-thread value yet (or every input is uniform: the results then stay uniform scalars)."""
+
+    merged: Segment
+    plain: Segment
+    names: tuple[str, ...]
+
+
+def merged_segment(forms: list[Form], drops: list[tuple[str, ...]], names: tuple[str, ...]) -> MergedSegment:
+    """The :class:`MergedSegment` of ``forms`` merging ``names`` (f32 registers it writes, none read
+    after the line by a write before it: each register's first read in the line is its old value)."""
+    renamed: dict[str, str] = {}
+    out: list[Form] = []
+    for op, dest, sources in forms:
+        reads = tuple(Reg(renamed.get(s.name, s.name)) if isinstance(s, Reg) else s for s in sources)
+        if dest.name in names:
+            out.append((op, Reg(renamed.setdefault(dest.name, dest.name + _NEW)), reads))
+        else:
+            out.append((op, dest, reads))
+    out += [(SELP, Reg(name), (Reg(name + _NEW), Reg(name), Reg(_ACTIVE))) for name in names]
+    merged = segment(out, [*drops, *((name + _NEW,) for name in names)])
+    return MergedSegment(merged, segment(forms, drops), names)
+
+
+def run_merged(regs: dict[str, Value], seg: MergedSegment, mask: Mask) -> None:
+    """Run ``seg`` for every thread, its registers merged under ``mask`` (:class:`MergedSegment`)."""
+    plain = seg.plain
+    if not all(type(regs.get(name)) is np.ndarray for name in seg.names) or not any(
+        type(regs.get(name)) is np.ndarray for name, _ in plain.inputs
+    ):
+        olds = [regs.get(name) for name in seg.names]
+        run_segment(regs, plain)
+        merge_masked(regs, seg.names, olds, mask, frozenset(seg.names))
+        return
+    assert native is not None  # a segment exists only with the extension
+    merged = seg.merged
+    values = [mask if name == _ACTIVE else regs.get(name, zero) for name, zero in merged.inputs]
+    n = mask.size
+    outs = [np.empty(n, dtype=dt) for _, dt in merged.outputs]
+    try:
+        native.run_f32(merged.code, (*values, *merged.consts, *outs), n, merged.scratch)
+    except ValueError:  # a register not laid out as one contiguous column: made one, as the setter would
+        values = [
+            np.ascontiguousarray(v, dtype=np.bool_ if type(zero) is np.bool_ else _F32)
+            for v, (_, zero) in zip(values, merged.inputs, strict=True)
+        ]
+        native.run_f32(merged.code, (*values, *merged.consts, *outs), n, merged.scratch)
+    for (name, _), out in zip(merged.outputs, outs, strict=True):
+        regs[name] = out
+    for name in merged.pops:
+        regs.pop(name, None)
 
 
 def _sign_extend_32(v: Value) -> Value:
@@ -321,6 +403,7 @@ _HELPERS: dict[str, Any] = {
     "_Z64": _ZERO64,
     "_wld": _window_load,
     "_nseg": run_segment,
+    "_nsegm": run_merged,
     "_pat": _param_at,
     "_uld": _device_at,
 }
@@ -1036,31 +1119,44 @@ def _span(
     after: After | None,
 ) -> tuple[list[str], list[int]]:
     """A masked run's line ``start:stop`` (:func:`_spans`) computed for every thread, then merged under
-    the mask ``m`` once (:func:`merge_masked`): its lines, and the index in them of each
-    instruction's first. Registers dying in the line go as they die when the frame's stack lets them
-    (``G``: ``_liveness.Frees.survey``); where it lets all go that must, its native segments
-    (``_native_run``) serve as in a full batch, their outputs merged in place."""
+    the mask ``m`` once: its lines, and the index in them of each instruction's first. Registers dying
+    in the line go as they die when the frame's stack lets them (``G``: ``_liveness.Frees.survey``);
+    where it lets all go that must, its native segments (``_native_run``) serve as in a full batch,
+    each merging the f32 registers it leaves itself (:class:`MergedSegment`); the others merge at the
+    line's end (:func:`merge_masked`)."""
     written: dict[str, int] = {}  # register -> the last instruction writing it
+    first_write: dict[str, int] = {}
     for pc in range(start, stop):
         for name in _writes(code[pc]) or ():
             written.pop(name, None)
             written[name] = pc
-    names = src.const(tuple(written))
-    lines = [f"    O = [*map(R.get, {names})]"]
+            first_write.setdefault(name, pc)
     groups = _native_groups(e, code, ops, start, stop, after)
 
     def body(indent: str, native: bool) -> tuple[list[str], list[int]]:
         out: list[str] = []
         firsts: list[int] = []
         served: set[int] = set()
+        merged: set[str] = set()  # registers a native segment merges itself
         pc = start
         while pc < stop:
             group = groups.get(pc) if native else None
             if group is not None:
                 forms, end = group
                 drops = [_dropped(after, k) for k in range(pc, end)]
+                plain = segment(forms, drops)
+                mine = tuple(
+                    name
+                    for name, dt in plain.outputs
+                    if dt == _F32 and pc <= written[name] < end and first_write[name] >= pc
+                )
                 firsts += [len(out)] * (end - pc)
-                out.append(f"{indent}_nseg(R, {src.const(segment(forms, drops))})")
+                if mine:
+                    seg = src.const(merged_segment(forms, drops, mine))
+                    out.append(f"{indent}_nsegm(R, {seg}, m)")
+                    merged.update(mine)
+                else:
+                    out.append(f"{indent}_nseg(R, {src.const(plain)})")
                 served.update(range(pc, end))
                 pc = end
                 continue
@@ -1068,9 +1164,15 @@ def _span(
             out += [indent + ln for ln in e.emit(code[pc], "None") or ()]
             out += _drop_lines(_dropped(after, pc), None if native else "G", indent)
             pc += 1
-        fresh = frozenset(name for name, pc in written.items() if pc in served)
-        out.append(f"{indent}_mrg(R, {names}, O, m, {src.const(fresh)})")
-        return out, firsts
+        rest = tuple(name for name in written if name not in merged)
+        fresh = frozenset(name for name in rest if written[name] in served)
+        names = src.const(rest)
+        # the values before the line of the registers merged at its end (none is written before this)
+        return [
+            f"{indent}O = [*map(R.get, {names})]",
+            *out,
+            f"{indent}_mrg(R, {names}, O, m, {src.const(fresh)})",
+        ], [k + 1 for k in firsts]
 
     # what must have gone by the line's end (a register dying and written again later in the line is
     # merged as any other): the native segments drop it unasked, so only where the stack lets it go
@@ -1078,16 +1180,14 @@ def _span(
         name for pc in range(start, stop) for name in _dropped(after, pc) if written.get(name, -1) <= pc
     )
     if not groups or not dying:  # one version: plain, or native with nothing the stack may keep
-        only, firsts = body("    ", bool(groups))
-        return lines + only, [len(lines) + k for k in firsts]
+        return body("    ", bool(groups))
     native, native_firsts = body("        ", True)
     plain, _ = body("        ", False)
-    lines.append(f"    if {src.const(dying)} <= G:")
-    at = len(lines)
+    lines = [f"    if {src.const(dying)} <= G:"]
     lines += native
     lines.append("    else:")
     lines += plain
-    return lines, [at + k for k in native_firsts]
+    return lines, [1 + k for k in native_firsts]
 
 
 #: the fewest instructions worth a native segment (its call costs about what two NumPy calls do)

@@ -198,3 +198,45 @@ def test_registers_a_waiting_path_reads_and_a_flushed_register_merged_in_place_s
     odd = spans[1::2]
     assert np.all(odd[:, 2] == 1)  # %f8 kept its subnormal for the threads that did not take the path
     assert np.all(odd[:, 1] == 0)  # and mul.ftz flushed it: +0 x 2^23
+
+
+#: %f1 is +0.0 for every thread (uniform), then -0.0 for the odd threads only: a masked write of a
+#: uniform value equal to the old one (-0.0 == +0.0) must still leave the even threads' +0.0
+ZEROS = (
+    HEADER
+    + """
+.visible .entry zeros(.param .u64 out, .param .f32 zero)
+{
+    .reg .pred %p<3>; .reg .b32 %r<8>; .reg .f32 %f<8>; .reg .b64 %rd<8>;
+    ld.param.u64 %rd1, [out];
+    ld.param.f32 %f2, [zero];
+    cvta.to.global.u64 %rd1, %rd1;
+    mov.u32 %r1, %tid.x;
+    add.f32 %f1, %f2, %f2;
+    and.b32 %r2, %r1, 1;
+    setp.eq.u32 %p1, %r2, 0;
+    @%p1 bra $L_join;
+    neg.f32 %f3, %f2;
+    add.f32 %f1, %f3, %f3;
+$L_join:
+    mul.wide.u32 %rd2, %r1, 4;
+    add.s64 %rd3, %rd1, %rd2;
+    st.global.f32 [%rd3], %f1;
+    ret;
+}
+"""
+)
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "one at a time"])
+def test_a_uniform_minus_zero_written_under_a_mask_leaves_the_others_plus_zero(
+    monkeypatch: pytest.MonkeyPatch, fused: bool
+) -> None:
+    if not fused:
+        monkeypatch.setattr(_machine, "fuse", lambda *args: {})
+    dev = ptx_device(ZEROS)
+    out = dev.zeros(64, np.uint32)
+    dev.run("zeros", 1, 64, out, 0.0)
+    got = dev.get(out, 64, np.uint32)
+    assert np.all(got[0::2] == 0)
+    assert np.all(got[1::2] == 0x80000000)
