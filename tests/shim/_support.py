@@ -157,7 +157,7 @@ SAMPLES = {
     "5_Domain_Specific/BlackScholes": "BlackScholes",
     # 7,500 Jacobi launches over a 5-level pyramid of a 640 x 480 frame pair (LONG_SAMPLES)
     "5_Domain_Specific/HSOpticalFlow": "HSOpticalFlow",
-    # cudaHostRegister'd memory, init_array over 16 Mi ints, whole and in four streams (LONG_SAMPLES)
+    # cudaHostRegister'd memory, 101 init_array launches over 16 Mi ints and 400 over 4 Mi (LONG_SAMPLES)
     "0_Introduction/simpleStreams": "simpleStreams",
 }
 #: those of them that launch kernels of their own (the PTX engine runs them on ``sim``)
@@ -210,8 +210,8 @@ SAMPLES_CONFIG = "worker_timeout_s = 90.0\n[device]\nlaunch_timeout_s = 60.0\n"
 #: worker's CPU each, took 144 s wall at load 5: past 300 s on a loaded machine; HSOpticalFlow's 7,500
 #: JacobiIteration launches (5 pyramid levels x 3 warps x 500, no option shrinks them), ~40 ms of the
 #: worker's CPU each at 640 x 480, took 170 s wall at load 3-5 (scripts/cuda-samples), 429 s under pytest at
-#: load 13-17; simpleStreams' init_array over 16 Mi ints (no option shrinks them), ~0.3 s of the worker's CPU
-#: a launch, took 124 s wall at load 7-11
+#: load 13-17; simpleStreams' 101 init_array launches over 16 Mi ints and 400 over 4 Mi (its default 100
+#: repetitions; no option shrinks them), ~0.3 s of the worker's CPU a 16 Mi launch, took 124 s wall at load 7-11
 LONG_SAMPLES: dict[str, tuple[float, float]] = {
     "cudaTensorCoreGemm": (1200.0, 1500.0),
     "BlackScholes": (120.0, 900.0),
