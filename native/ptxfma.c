@@ -131,6 +131,14 @@ enum {
     R_MOV, R_ADD, R_SUB, R_MUL, R_DIV, R_FMA, R_NEG, R_ABS, R_EX2, R_LG2, R_RSQRT, R_RCP, R_SQRT,
     R_EQ, R_LT, R_LE, R_GT, R_GE, R_SELP, R_OPS
 };
+/* or'd into an op: `.ftz` as the Python forms do it (_compiler.float_pre/float_post), subnormals becoming
+   zeros of their sign: R_FTZ_D the float result's after the op, R_FTZ_A/B/C a float operand's before it
+   (_native_run leaves out an operand an earlier .ftz record of the segment left flushed) */
+#define R_OP 63
+#define R_FTZ_D 64
+#define R_FTZ_A 128
+#define R_FTZ_B 256
+#define R_FTZ_C 512
 #define CHUNK 512
 #define MAX_SLOTS 4096
 
@@ -234,35 +242,74 @@ static inline double log2_approx(double x) {
     return ed + s * q;
 }
 
+/* v, or a zero of its sign when it is subnormal */
+static inline float ftzf(float v) {
+    uint32_t u;
+    memcpy(&u, &v, sizeof u);
+    u = (u & 0x7f800000) ? u : (u & 0x80000000);
+    memcpy(&v, &u, sizeof v);
+    return v;
+}
+
+/* out[i] = ftzf(in[i]) (in place when out is in) */
+static inline const float *flushed(float *out, const float *in, Py_ssize_t len) {
+    for (Py_ssize_t i = 0; i < len; i++)
+        out[i] = ftzf(in[i]);
+    return out;
+}
+
+/* d[i] = EXPR over the chunk, flushed in the same pass when the record says .ftz (fz) */
+#define LANES(EXPR)                                     \
+    do {                                                \
+        if (fz)                                         \
+            for (i = 0; i < len; i++)                   \
+                d[i] = ftzf(EXPR);                      \
+        else                                            \
+            for (i = 0; i < len; i++)                   \
+                d[i] = (EXPR);                          \
+        fz = 0;                                         \
+    } while (0)
+
 /* one clone per CPU (AVX-512, AVX2 with FMA, baseline): with an FMA unit fmaf is one instruction;
    built without errno (setup.py: nothing here reads it) sqrt is one instruction too, and the loops
    vectorize */
 __attribute__((target_clones("avx512f", "arch=haswell", "default")))
 static void run_chunk(const int32_t *code, Py_ssize_t count, const Slot *slots, Py_ssize_t c0, Py_ssize_t len) {
     int32_t redo[CHUNK]; /* ex2/lg2: lanes to compute again exactly (not bytes: AVX-512F has no packing to them) */
+    float flush[3][CHUNK];
     for (Py_ssize_t k = 0; k < count; k++) {
         const int32_t *r = code + 5 * k;
         char *pd = slots[r[1]].base + c0 * slots[r[1]].step;
         const char *pa = slots[r[2]].base + c0 * slots[r[2]].step;
-        const char *pb = r[0] < R_OPS && SIZES[r[0]][2] ? slots[r[3]].base + c0 * slots[r[3]].step : NULL;
-        const char *pc = r[0] < R_OPS && SIZES[r[0]][3] ? slots[r[4]].base + c0 * slots[r[4]].step : NULL;
+        int op = r[0] & R_OP; /* checked before: op < R_OPS, no other bits */
+        const char *pb = SIZES[op][2] ? slots[r[3]].base + c0 * slots[r[3]].step : NULL;
+        const char *pc = SIZES[op][3] ? slots[r[4]].base + c0 * slots[r[4]].step : NULL;
         float *d = (float *)pd;
         const float *a = (const float *)pa, *b = (const float *)pb, *c = (const float *)pc;
         unsigned char *p = (unsigned char *)pd;
         Py_ssize_t i;
-        switch (r[0]) {
+        int fz = (r[0] & R_FTZ_D) && SIZES[op][0] == 4; /* the result to flush (after the op, unless it did) */
+        /* .ftz's float operands flushed into the chunk's own copies */
+        if ((r[0] & R_FTZ_A) && SIZES[op][1] == 4)
+            a = flushed(flush[0], a, len);
+        if ((r[0] & R_FTZ_B) && SIZES[op][2] == 4)
+            b = flushed(flush[1], b, len);
+        if ((r[0] & R_FTZ_C) && SIZES[op][3] == 4)
+            c = flushed(flush[2], c, len);
+        switch (op) {
         case R_MOV: for (i = 0; i < len; i++) d[i] = a[i]; break;
-        case R_ADD: for (i = 0; i < len; i++) d[i] = a[i] + b[i]; break;
-        case R_SUB: for (i = 0; i < len; i++) d[i] = a[i] - b[i]; break;
-        case R_MUL: for (i = 0; i < len; i++) d[i] = a[i] * b[i]; break;
-        case R_DIV: for (i = 0; i < len; i++) d[i] = a[i] / b[i]; break;
+        case R_ADD: LANES(a[i] + b[i]); break;
+        case R_SUB: LANES(a[i] - b[i]); break;
+        case R_MUL: LANES(a[i] * b[i]); break;
+        case R_DIV: LANES(a[i] / b[i]); break;
         case R_FMA: {
             int nan = 0; /* NaN results are rare: noted in the vectorized pass, recomputed after it */
             for (i = 0; i < len; i++) {
                 float v = fmaf(a[i], b[i], c[i]);
                 nan |= v != v;
-                d[i] = v;
+                d[i] = fz ? ftzf(v) : v; /* a NaN stays NaN */
             }
+            fz = 0;
             if (nan)
                 for (i = 0; i < len; i++)
                     if (d[i] != d[i])
@@ -339,6 +386,8 @@ static void run_chunk(const int32_t *code, Py_ssize_t count, const Slot *slots, 
         }
         default: break; /* unreachable: checked before */
         }
+        if (fz)
+            flushed(d, d, len);
     }
 }
 
@@ -378,12 +427,13 @@ static PyObject *run_f32(PyObject *self, PyObject *const *objs, Py_ssize_t nargs
     /* the roles: element sizes and which slots are written */
     for (Py_ssize_t k = 0; k < count; k++) {
         const int32_t *r = ins + 5 * k;
-        if (r[0] < 0 || r[0] >= R_OPS) {
+        int op = r[0] & R_OP;
+        if (r[0] & ~(R_OP | R_FTZ_D | R_FTZ_A | R_FTZ_B | R_FTZ_C) || op >= R_OPS) {
             PyErr_Format(PyExc_ValueError, "record %zd: unknown op %d", k, (int)r[0]);
             goto done;
         }
         for (int j = 0; j < 4; j++) {
-            if (!SIZES[r[0]][j])
+            if (!SIZES[op][j])
                 continue;
             if (r[1 + j] < 0 || r[1 + j] >= total) {
                 PyErr_Format(PyExc_ValueError, "record %zd: slot %d out of range", k, (int)r[1 + j]);
@@ -395,11 +445,11 @@ static PyObject *run_f32(PyObject *self, PyObject *const *objs, Py_ssize_t nargs
                 goto done;
             }
             Slot *s = &slots[r[1 + j]];
-            if (s->size && s->size != SIZES[r[0]][j]) {
+            if (s->size && s->size != SIZES[op][j]) {
                 PyErr_Format(PyExc_ValueError, "record %zd: slot %d used at two element sizes", k, (int)r[1 + j]);
                 goto done;
             }
-            s->size = SIZES[r[0]][j];
+            s->size = SIZES[op][j];
         }
         written[r[1]] = 1;
     }

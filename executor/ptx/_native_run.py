@@ -42,9 +42,14 @@ _PRED = DTYPES["pred"]
 
 # the op numbers of native/ptxfma.c's run_f32
 (MOV, ADD, SUB, MUL, DIV, FMA, NEG, ABS, EX2, LG2, RSQRT, RCP, SQRT, EQ, LT, LE, GT, GE, SELP) = range(19)
+#: or'd into a form's op: ``.ftz``. In a record it is run_f32's bit to flush the float result's subnormals
+#: to zeros of their sign after the op; ``FTZ_IN[k]`` flushes source ``k``'s before it, as
+#: ``_compiler.float_pre``/``float_post`` do (left out for a value an earlier record already flushed)
+FTZ = 64
+FTZ_IN = (128, 256, 512)
 _BINARY = {"add": ADD, "sub": SUB, "mul": MUL}
 _UNARY = {"neg": NEG, "abs": ABS}
-#: special functions and the exact modifier tuples served (no .ftz: the Python form flushes first)
+#: special functions and the modifier tuples served (``.ftz`` aside)
 _SPECIAL = {
     "ex2": (EX2, {("approx", "f32")}),
     "lg2": (LG2, {("approx", "f32")}),
@@ -61,13 +66,17 @@ Storage = Callable[[Operand], np.dtype[Any] | None]
 
 
 def native_form(ins: Instruction, storage: Storage) -> Form | None:
-    """The instruction as a native record, or ``None`` when it is not one of the served forms (f32
-    without ``.ftz``/``.sat``, round-to-nearest; register and immediate operands of the right type)."""
+    """The instruction as a native record, or ``None`` when it is not one of the served forms (f32,
+    with or without ``.ftz``, no ``.sat``, round-to-nearest; register and immediate operands of the
+    right type)."""
     if native is None or ins.guard is not None:
         return None
     mods = tuple(ins.mods)
     ops = ins.operands
     op = ins.opcode
+    ftz = op not in ("mov", "selp") and mods.count("ftz") == 1
+    if ftz:
+        mods = tuple(m for m in mods if m != "ftz")
     form: tuple[int, tuple[str, ...]] | None = None  # op, the operands' types (d first)
     if op in _BINARY and mods in (("f32",), ("rn", "f32")) and len(ops) == 3:
         form = (_BINARY[op], ("f32",) * 3)
@@ -97,7 +106,7 @@ def native_form(ins: Instruction, storage: Storage) -> Form | None:
                 return None
         elif not (isinstance(operand, Imm) and t == "f32"):
             return None
-    return code, dest, tuple(ops[1:])
+    return code | (FTZ if ftz else 0), dest, tuple(ops[1:])
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +132,7 @@ def segment(forms: Sequence[Form], drops: Sequence[tuple[str, ...]]) -> Segment:
     dtypes: dict[int, np.dtype[Any]] = {}  # write number -> dtype
     records: list[list[tuple[str, int]]] = []
     dead: set[str] = set()
+    flushed: set[tuple[str, int]] = set()  # slots whose values have no subnormals (.ftz results, constants)
     for write, ((code, dest, sources), dying) in enumerate(zip(forms, drops, strict=True)):
         slots: list[tuple[str, int]] = []
         for operand in sources:
@@ -140,11 +150,21 @@ def segment(forms: Sequence[Form], drops: Sequence[tuple[str, ...]]) -> Segment:
                     const_slots[key] = len(consts)
                     consts.append(value)
                 slot = ("c", const_slots[key])
+                if key & 0x7F800000 or not key & 0x7FFFFFFF:  # normal, infinite, NaN or zero
+                    flushed.add(slot)
             slots.append(slot)
+        base, flags = code & ~FTZ, 0
+        if code & FTZ:  # flush the sources not known flushed; the result is flushed
+            for k, slot in enumerate(slots):
+                if slot not in flushed and not _is_pred(base, k):
+                    flags |= FTZ_IN[k]
+            flushed.add(("w", write))
+        elif base in (MOV, NEG, ABS) and slots[0] in flushed:
+            flushed.add(("w", write))
         current[dest.name] = ("w", write)
-        dtypes[write] = _PRED if code in (EQ, LT, LE, GT, GE) else _F32
+        dtypes[write] = _PRED if base in (EQ, LT, LE, GT, GE) else _F32
         dead.discard(dest.name)
-        records.append([("op", code), ("w", write), *slots])
+        records.append([("op", code | flags), ("w", write), *slots])
         for name in dying:
             dead.add(name)
     live = {slot[1]: name for name, slot in current.items() if slot[0] == "w" and name not in dead}
