@@ -47,6 +47,22 @@ BODY: list[tuple[str, str | None]] = [
     ("ex2.approx.f32 %f31, %f2;", "%f31"),
     ("lg2.approx.f32 %f32, %f3;", "%f32"),
     ("ex2.approx.f32 %f33, %f1;", "%f33"),
+    # .ftz: subnormal operands (the inputs have some) and results flushed to zeros of their sign
+    ("add.ftz.f32 %f34, %f2, %f3;", "%f34"),
+    ("mul.rn.ftz.f32 %f35, %f2, %f3;", "%f35"),
+    ("fma.rn.ftz.f32 %f36, %f2, %f3, %f1;", "%f36"),
+    ("div.approx.ftz.f32 %f37, %f2, %f3;", "%f37"),
+    ("setp.lt.ftz.f32 %p6, %f2, %f3;", "%p6"),
+    ("neg.ftz.f32 %f38, %f3;", "%f38"),
+    ("ex2.approx.ftz.f32 %f39, %f2;", "%f39"),
+    ("rsqrt.approx.ftz.f32 %f43, %f3;", "%f43"),
+    ("lg2.approx.ftz.f32 %f44, %f2;", "%f44"),
+    ("sub.ftz.f32 %f45, %f2, 0f00000003;", "%f45"),
+    ("sqrt.rn.ftz.f32 %f46, %f2;", "%f46"),
+    ("rcp.approx.ftz.f32 %f47, %f3;", "%f47"),
+    ("abs.ftz.f32 %f48, %f2;", "%f48"),
+    ("mad.rn.ftz.f32 %f49, %f2, 0f00400000, %f3;", "%f49"),
+    ("div.full.ftz.f32 %f50, %f1, %f2;", "%f50"),
     ("setp.eq.f32 %p1, %f2, %f3;", "%p1"),
     ("setp.lt.f32 %p2, %f2, %f1;", "%p2"),
     ("setp.le.f32 %p3, %f2, %f3;", "%p3"),
@@ -174,6 +190,38 @@ def test_a_long_line_of_temporaries_takes_two_scratch_slots_and_never_writes_its
     assert seg.scratch == 2 and [name for name, _ in seg.outputs] == ["%f49"]
     records = np.frombuffer(seg.code, dtype=np.int32).reshape(-1, 5)
     assert all(d not in (a, b) for _, d, a, b, _ in records.tolist())
+
+
+def test_an_ftz_record_flushes_only_what_may_be_subnormal() -> None:
+    """``.ftz`` flushes a result in its own pass and an operand before it, but not one that an earlier
+    ``.ftz`` record (or a mov/neg/abs of one) left flushed, nor a normal constant; a subnormal constant
+    is flushed, as the Python form's ``float_pre`` does."""
+    lines = [
+        "mul.ftz.f32 %f10, %f2, %f3;",  # both from outside: flushed
+        "add.ftz.f32 %f11, %f10, 0f3F800000;",  # neither
+        "neg.f32 %f12, %f11;",
+        "sub.ftz.f32 %f13, %f12, 0f00000003;",  # the subnormal constant only
+        "setp.lt.ftz.f32 %p1, %f13, %f2;",  # %f2 again
+    ]
+    text = "\n".join(f"    {line}" for line in lines)
+    decls = ".reg .f32 %f<20>; .reg .pred %p<2>;"
+    code = LoadedModule(SM80 + f".visible .entry t() {{\n    {decls}\n{text}\n    ret;\n}}\n")
+    forms = [_native_run.native_form(ins, _typed) for ins in code.kernel("t").codes["t"].code[:5]]
+    seg = _native_run.segment([f for f in forms if f is not None], [()] * 5)
+    ops = np.frombuffer(seg.code, dtype=np.int32).reshape(-1, 5)[:, 0].tolist()
+    a, b = _native_run.FTZ_IN[:2]
+    ftz = _native_run.FTZ
+    assert ops == [
+        _native_run.MUL | ftz | a | b,
+        _native_run.ADD | ftz,
+        _native_run.NEG,
+        _native_run.SUB | ftz | b,
+        _native_run.LT | ftz | b,
+    ]
+
+
+def _typed(operand: Operand) -> np.dtype[Any]:
+    return np.dtype(np.bool_) if str(getattr(operand, "name", "")).startswith("%p") else np.dtype(np.float32)
 
 
 def _f32(operand: Operand) -> np.dtype[Any]:
