@@ -16,7 +16,8 @@ rounded once to float, as ``_isa_arith._approx`` computes them; ``ex2``/``lg2`` 
 floats of the true values (a vectorized double polynomial, long double where a result lies near a
 rounding boundary), which is what NumPy's double rounded to float gives too but for about one lane in
 2^29 (where SVML's double is an ulp across a float midpoint); comparisons are the ordered ones;
-``selp`` picks. One thing is not promised, as it is not between NumPy's own loops: which payload an
+``selp`` picks; ``.ftz`` flushes subnormal operands and results to zeros of their sign, as the Python
+forms do. One thing is not promised, as it is not between NumPy's own loops: which payload an
 operation of two NaNs passes on (the compiler's operand order; a GPU's NaN is canonical). Nothing here
 touches memory but the registers' arrays, whose sizes the C side checks before it computes. Without the
 extension (or with ``VGPU_PURE_PYTHON=1``) no segment is made.
