@@ -717,7 +717,8 @@ static PyObject *fc_kick_early(FastCopy *self, PyObject *const *args, Py_ssize_t
         return NULL;
     }
     unsigned long long len = (unsigned long long)self->region.len;
-    if ((irq_off | tail_off) & 3 || irq_off + 4 > len || tail_off + 4 > len || fd < -1 || fd > INT32_MAX) {
+    if ((irq_off | tail_off) & 3 || len < 4 || irq_off > len - 4 || tail_off > len - 4 || fd < -1 ||
+        fd > INT32_MAX) {
         PyErr_SetString(PyExc_ValueError, "kick_early: offsets outside the region or not aligned, or a bad fd");
         return NULL;
     }

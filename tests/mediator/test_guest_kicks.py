@@ -138,6 +138,7 @@ def test_kick_early_refuses_words_outside_the_region_and_bad_fds() -> None:
     with _copies_behind(need_irq=0, lead_ns=None) as (pair, _irq, fast):
         size = len(pair.region.buf)
         for irq_offset, tail_offset, fd in ((size, ChannelField.SQ_TAIL, 0), (ChannelField.GUEST_NEED_IRQ, 2, 0),
+                                            (2**64 - 4, ChannelField.SQ_TAIL, 0),  # wraps past the end
                                             (ChannelField.GUEST_NEED_IRQ, ChannelField.SQ_TAIL, -2)):
             with pytest.raises(ValueError):
                 fast.kick_early(irq_offset, tail_offset, fd, 1000)
