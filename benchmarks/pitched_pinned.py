@@ -47,11 +47,15 @@ def run(rounds: int, shapes: Sequence[str], workdir: Path, shim: Path | None) ->
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.pitched_pinned", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.pitched_pinned",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--rounds", type=int, default=5, help="calls per case, the best kept (default 5)")
-    parser.add_argument("--shape", action="append",
-                        help=f"WIDTHxHEIGHT in bytes (default {' '.join(SHAPES)})")
+    parser.add_argument(
+        "--shape", action="append", help=f"WIDTHxHEIGHT in bytes (default {' '.join(SHAPES)})"
+    )
     parser.add_argument("--shim", type=Path, help="a guest/shim build directory (default: build one)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="vgpu-pitched-pinned-") as tmp:
@@ -59,8 +63,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for shape, rows in found.items():
         for case, floor_case in CASES:
             value, floor = rows[case], rows[floor_case]
-            print(f"{shape:>10} {case:12} {value / 1e6:8.2f} ms  floor {floor / 1e6:8.2f} ms  "
-                  f"{value / floor:6.2f}x the floor")
+            print(
+                f"{shape:>10} {case:12} {value / 1e6:8.2f} ms  floor {floor / 1e6:8.2f} ms  "
+                f"{value / floor:6.2f}x the floor"
+            )
     print(f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; sim; best of {args.rounds})")
     return 0
 

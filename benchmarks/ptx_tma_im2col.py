@@ -65,8 +65,20 @@ def case(label: str, steps: tuple[int, int], start: tuple[int, int], blocks: int
     nbytes = PIXELS * CHANNELS * 4
     out = mem.alloc(nbytes)
     dims, strides = tuple(reversed(values.shape)), tuple(values.strides[::-1][1:])
-    m = TensorMap(7, 4, address, dims, strides, (), (1, *steps, 1), mode=IM2COL, lower=(-1, -1),
-                  upper=(-1, -1), channels=CHANNELS, pixels=PIXELS)
+    m = TensorMap(
+        7,
+        4,
+        address,
+        dims,
+        strides,
+        (),
+        (1, *steps, 1),
+        mode=IM2COL,
+        lower=(-1, -1),
+        upper=(-1, -1),
+        channels=CHANNELS,
+        pixels=PIXELS,
+    )
     params = _pack(encode(m), out, nbytes, 0, *start, 0, 1, 1)  # c, w, h, n, the (1, 1) tap
     launch_dims = LaunchDims((blocks, 1, 1), (64, 1, 1), 0)
     seconds = _cpu_best(repeat, lambda: launch(module, "im2col_load_4d", mem, launch_dims, params, {}))
@@ -83,8 +95,10 @@ def case(label: str, steps: tuple[int, int], start: tuple[int, int], blocks: int
     got = mem.read(out, nbytes).view(np.float32).reshape(PIXELS, CHANNELS)
     assert np.array_equal(got, tile), "the engine's tile differs from the floor's"
     per_block = f"{seconds / blocks * 1e3:6.3f} ms a block"
-    return f"{label:14} {blocks} loads of 16 KiB: engine {seconds * 1e3:8.1f} ms ({per_block})   " \
-           f"floor {floor_s * 1e3:6.2f} ms   ratio {seconds / floor_s:5.0f}x"
+    return (
+        f"{label:14} {blocks} loads of 16 KiB: engine {seconds * 1e3:8.1f} ms ({per_block})   "
+        f"floor {floor_s * 1e3:6.2f} ms   ratio {seconds / floor_s:5.0f}x"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

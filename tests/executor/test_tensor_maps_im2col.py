@@ -78,11 +78,40 @@ def test_sim_encodes_an_im2col_map_the_engine_decodes() -> None:
     ex = SimExecutor()
     address = ex.memory.alloc(EXTENT)
     m = decode(_encode(ex, global_address=address))
-    assert m == TensorMap(6, 4, address, (64, 14, 9, 2), (128, 1792, 16128), (), (1, 1, 1, 1), 0, 3, 2, 1,
-                          IM2COL, (-1, -1), (-1, -1), 64, 64)
+    assert m == TensorMap(
+        6,
+        4,
+        address,
+        (64, 14, 9, 2),
+        (128, 1792, 16128),
+        (),
+        (1, 1, 1, 1),
+        0,
+        3,
+        2,
+        1,
+        IM2COL,
+        (-1, -1),
+        (-1, -1),
+        64,
+        64,
+    )
     assert m.loaded == (64, 64) and m.box_bytes == 64 * 64 * 2 and m.inner_bytes == 128
-    three = decode(_encode(ex, global_address=address, rank=3, dim2=18, dim3=0, stride3=0, lower1=0, upper1=0,
-                           elem_stride3=0, lower0=-300, upper0=200))
+    three = decode(
+        _encode(
+            ex,
+            global_address=address,
+            rank=3,
+            dim2=18,
+            dim3=0,
+            stride3=0,
+            lower1=0,
+            upper1=0,
+            elem_stride3=0,
+            lower0=-300,
+            upper0=200,
+        )
+    )
     assert three.lower == (-300,) and three.upper == (200,) and three.dims == (64, 14, 18)
 
 
@@ -112,8 +141,9 @@ def test_what_cuda_refuses_is_invalid_value(changes: dict[str, int]) -> None:
 def test_what_sim_does_not_serve_is_not_supported_and_the_map_must_fit() -> None:
     ex = SimExecutor()
     address = ex.memory.alloc(EXTENT)
-    assert "sim does not serve" in _refused(ex, NOT_SUPPORTED, global_address=address, data_type=11,
-                                                channels_per_pixel=32)
+    assert "sim does not serve" in _refused(
+        ex, NOT_SUPPORTED, global_address=address, data_type=11, channels_per_pixel=32
+    )
     with pytest.raises(CudaError) as caught:
         _encode(ex, out_cap=64, global_address=address)
     assert caught.value.status == INVALID
@@ -132,8 +162,22 @@ def test_cuda_asks_the_driver_for_an_im2col_map_of_the_vms_memory_only() -> None
     raw = _encode(ex, global_address=0x10000)
     assert raw == b"".join(x.to_bytes(8, "little") for x in range(200, 216))
     (args,) = driver.called("cuTensorMapEncodeIm2col")
-    assert args == (6, 4, 0x10000, [64, 14, 9, 2], [128, 1792, 16128], [-1, -1], [-1, -1], 64, 64, [1, 1, 1, 1],
-                    0, 3, 2, 1)
+    assert args == (
+        6,
+        4,
+        0x10000,
+        [64, 14, 9, 2],
+        [128, 1792, 16128],
+        [-1, -1],
+        [-1, -1],
+        64,
+        64,
+        [1, 1, 1, 1],
+        0,
+        3,
+        2,
+        1,
+    )
     _refused(ex, INVALID, global_address=0x10000, dim3=3)  # the last image past the allocation
     _refused(ex, INVALID, global_address=0x80000)
     _refused(ex, INVALID, global_address=0x10000, lower0=-200)

@@ -24,7 +24,9 @@ N, H, W, C = 2, 7, 9, 16  # u16 channels: 32-byte pixels
 _ = devices  # the fixture, used by name
 
 # (corners lower/upper W, H; traversal strides W, H; pixels; position c, w, h, n; im2col offsets W, H)
-CASES: dict[str, tuple[tuple[int, int], tuple[int, int], tuple[int, int], int, tuple[int, ...], tuple[int, int]]] = {
+CASES: dict[
+    str, tuple[tuple[int, int], tuple[int, int], tuple[int, int], int, tuple[int, ...], tuple[int, int]]
+] = {
     "whole_images": ((0, 0), (0, 0), (1, 1), 126, (0, 0, 0, 0), (0, 0)),
     "padding": ((-1, -1), (-1, -1), (1, 1), 100, (0, -1, -1, 0), (0, 0)),
     "offsets": ((-1, -1), (-1, -1), (1, 1), 100, (0, -1, -1, 0), (2, 1)),
@@ -44,16 +46,51 @@ def _load(device: Device, tensor: bytes, case: str) -> bytes:
     out = int(device("mem_alloc", bytesize=nbytes)[0].dptr)
     device("memcpy_htod", dst=out, stream=0, inp=bytes(nbytes))
     args: dict[str, Any] = dict(
-        global_address=base, dim0=C, dim1=W, dim2=H, dim3=N, dim4=0, stride1=2 * C, stride2=2 * C * W,
-        stride3=2 * C * W * H, stride4=0, data_type=1, rank=4, lower0=lower[0], lower1=lower[1], lower2=0,
-        upper0=upper[0], upper1=upper[1], upper2=0, channels_per_pixel=C, pixels_per_column=pixels,
-        elem_stride0=1, elem_stride1=steps[0], elem_stride2=steps[1], elem_stride3=1, elem_stride4=0,
-        interleave=0, swizzle=0, l2_promotion=0, oob_fill=0,
+        global_address=base,
+        dim0=C,
+        dim1=W,
+        dim2=H,
+        dim3=N,
+        dim4=0,
+        stride1=2 * C,
+        stride2=2 * C * W,
+        stride3=2 * C * W * H,
+        stride4=0,
+        data_type=1,
+        rank=4,
+        lower0=lower[0],
+        lower1=lower[1],
+        lower2=0,
+        upper0=upper[0],
+        upper1=upper[1],
+        upper2=0,
+        channels_per_pixel=C,
+        pixels_per_column=pixels,
+        elem_stride0=1,
+        elem_stride1=steps[0],
+        elem_stride2=steps[1],
+        elem_stride3=1,
+        elem_stride4=0,
+        interleave=0,
+        swizzle=0,
+        l2_promotion=0,
+        oob_fill=0,
     )
     _, raw = device("tensor_map_encode_im2col", out_cap=128, **args)
     params = raw[:128] + struct.pack("<Q7i", out, nbytes, *at, *offsets)
-    device("launch_kernel", function=function, grid_x=1, grid_y=1, grid_z=1, block_x=64, block_y=1, block_z=1,
-           shared_mem_bytes=0, stream=0, inp=params)
+    device(
+        "launch_kernel",
+        function=function,
+        grid_x=1,
+        grid_y=1,
+        grid_z=1,
+        block_x=64,
+        block_y=1,
+        block_z=1,
+        shared_mem_bytes=0,
+        stream=0,
+        inp=params,
+    )
     device("ctx_synchronize")
     _, got = device("memcpy_dtoh", src=out, count=nbytes, stream=0, out_cap=nbytes)
     return got[:nbytes]
@@ -64,5 +101,8 @@ def test_the_gpu_and_the_engine_load_the_same_pixels(devices: tuple[Device, Devi
     tensor = np.random.default_rng(13).integers(0, 1 << 16, (N, H, W, C)).astype(np.uint16).tobytes()
     gpu, sim = devices
     on_gpu, on_sim = _load(gpu, tensor, case), _load(sim, tensor, case)
-    np.testing.assert_array_equal(np.frombuffer(on_sim, dtype=np.uint16).reshape(-1, C),
-                                  np.frombuffer(on_gpu, dtype=np.uint16).reshape(-1, C), err_msg=case)
+    np.testing.assert_array_equal(
+        np.frombuffer(on_sim, dtype=np.uint16).reshape(-1, C),
+        np.frombuffer(on_gpu, dtype=np.uint16).reshape(-1, C),
+        err_msg=case,
+    )

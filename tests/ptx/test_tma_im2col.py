@@ -40,19 +40,41 @@ def dev(module: LoadedModule) -> Device:
     return Device(module)
 
 
-def _map(address: int, values: npt.NDArray[Any], data_type: int, lower: tuple[int, ...], upper: tuple[int, ...],
-         channels: int, pixels: int, **kw: Any) -> TensorMap:
+def _map(
+    address: int,
+    values: npt.NDArray[Any],
+    data_type: int,
+    lower: tuple[int, ...],
+    upper: tuple[int, ...],
+    channels: int,
+    pixels: int,
+    **kw: Any,
+) -> TensorMap:
     """The im2col map of ``values`` (N, [D, [H,]] W, C outermost first; CUDA's order reversed), corners
     and element strides given W first as cuTensorMapEncodeIm2col takes them."""
     dims = tuple(reversed(values.shape))
     strides = tuple(values.strides[::-1][1:])
     steps = kw.pop("element_strides", (1,) * values.ndim)
-    return TensorMap(data_type, values.ndim, address, dims, strides, (), steps, mode=IM2COL, lower=lower,
-                     upper=upper, channels=channels, pixels=pixels, **kw)
+    return TensorMap(
+        data_type,
+        values.ndim,
+        address,
+        dims,
+        strides,
+        (),
+        steps,
+        mode=IM2COL,
+        lower=lower,
+        upper=upper,
+        channels=channels,
+        pixels=pixels,
+        **kw,
+    )
 
 
-def _reference(values: npt.NDArray[Any], m: TensorMap, at: tuple[int, ...], offsets: tuple[int, ...],
-               fill: float = 0) -> npt.NDArray[Any]:
+def _reference(
+    values: npt.NDArray[Any], m: TensorMap, at: tuple[int, ...], offsets: tuple[int, ...], fill: float = 0
+) -> npt.NDArray[Any]:
     """The (pixels, channels) elements an im2col load moves, one pixel at a time as the PTX ISA says:
     from the instruction's position (``at``: c, w, [h, [d,]] n) the filter base walks the bounding box
     ``[lower, dim - 1 + upper]`` of each spatial dimension by its traversal stride, W fastest, back to
@@ -96,12 +118,13 @@ def _run(dev: Device, m: TensorMap, at: tuple[int, ...], offsets: tuple[int, ...
 def _tensor(dev: Device, shape: tuple[int, ...], data_type: int, seed: int) -> tuple[int, npt.NDArray[Any]]:
     rng = np.random.default_rng(seed)
     dt = np.dtype(DTYPE[data_type])
-    values = (rng.standard_normal(shape) if dt.kind == "f" else rng.integers(0, 1 << 8 * dt.itemsize, shape))
+    values = rng.standard_normal(shape) if dt.kind == "f" else rng.integers(0, 1 << 8 * dt.itemsize, shape)
     values = values.astype(dt)
     return dev.put(values), values
 
 
 # -- against a GPU's outputs (Triton's tutorials/gluon/13-tma-im2col.py) -------------------------------------
+
 
 def _pixels_1_to(count: int) -> npt.NDArray[np.float32]:
     """(count / 16, 4, 4, 32) f32: pixel k of the NHWC images holds k + 1 in every channel."""
@@ -116,8 +139,9 @@ def _pixels_1_to(count: int) -> npt.NDArray[np.float32]:
         (-1, (0, -1, -1, 0), (1, 1), list(range(1, 17))),  # the offsets shift the window back onto it
     ],
 )
-def test_the_pixels_a_gpu_loads(dev: Device, corner: int, at: tuple[int, ...], offsets: tuple[int, int],
-                                want: list[int]) -> None:
+def test_the_pixels_a_gpu_loads(
+    dev: Device, corner: int, at: tuple[int, ...], offsets: tuple[int, int], want: list[int]
+) -> None:
     """16 pixels of 32 f32 channels from a 1x4x4x32 NHWC tensor, the corners both ``corner``."""
     values = _pixels_1_to(16)
     m = _map(dev.put(values), values, FLOAT32, (corner, corner), (corner, corner), 32, 16)
@@ -135,6 +159,7 @@ def test_pixels_run_on_into_the_next_image(dev: Device) -> None:
 
 # -- against the reference ---------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("shape", "data_type", "corners", "channels", "pixels", "at", "offsets", "steps"),
     [
@@ -150,10 +175,17 @@ def test_pixels_run_on_into_the_next_image(dev: Device) -> None:
         ((2, 5, 6, 7, 8), UINT16, ((-1, -1, -1), (-1, -1, -1)), 8, 100, (0, -1, -1, -1, 0), (1, 2, 1), None),
     ],
 )
-def test_im2col_loads_match_the_reference(dev: Device, shape: tuple[int, ...], data_type: int,
-                                          corners: tuple[tuple[int, ...], tuple[int, ...]], channels: int,
-                                          pixels: int, at: tuple[int, ...], offsets: tuple[int, ...],
-                                          steps: tuple[int, ...] | None) -> None:
+def test_im2col_loads_match_the_reference(
+    dev: Device,
+    shape: tuple[int, ...],
+    data_type: int,
+    corners: tuple[tuple[int, ...], tuple[int, ...]],
+    channels: int,
+    pixels: int,
+    at: tuple[int, ...],
+    offsets: tuple[int, ...],
+    steps: tuple[int, ...] | None,
+) -> None:
     address, values = _tensor(dev, shape, data_type, seed=len(shape) + pixels)
     kw = {} if steps is None else {"element_strides": steps}
     m = _map(address, values, data_type, *corners, channels, pixels, **kw)
@@ -168,7 +200,9 @@ def test_a_nan_fill_and_a_swizzled_tile(dev: Device) -> None:
     m = _map(address, values, FLOAT32, (-1, -1), (-1, -1), 32, 16, oob_fill=1)
     got = _run(dev, m, (0, -1, -1, 0), (0, 0)).view(np.uint32).reshape(16, 32)
     want = _reference(values, m, (0, -1, -1, 0), (0, 0), fill=np.nan)
-    assert (got[np.isnan(want)] == 0x7FFFFFFF).all() and np.isnan(want).sum() == 8 * 32  # row H -1 and W -1 of the next two
+    assert (got[np.isnan(want)] == 0x7FFFFFFF).all() and np.isnan(
+        want
+    ).sum() == 8 * 32  # row H -1 and W -1 of the next two
     np.testing.assert_array_equal(got[~np.isnan(want)].view(np.float32), want[~np.isnan(want)])
     m = _map(address, values, FLOAT32, (0, 0), (0, 0), 32, 16, swizzle=3)
     raw = _run(dev, m, (0, 0, 0, 0), (0, 0)).view(np.uint32).reshape(16, 8, 4)  # rows of eight 16B chunks
@@ -197,13 +231,17 @@ def test_random_im2col_loads_match_the_reference(dev: Device, data: st.DataObjec
     sizes = data.draw(st.lists(st.integers(1, 7), min_size=spatial, max_size=spatial))
     shape = (data.draw(st.integers(1, 3)), *sizes, 16)
     lower = tuple(data.draw(st.integers(-2, 1)) for _ in range(spatial))
-    upper = tuple(data.draw(st.integers(max(-2, lo - d + 1), 2))
-                  for lo, d in zip(lower, reversed(sizes), strict=True))
+    upper = tuple(
+        data.draw(st.integers(max(-2, lo - d + 1), 2)) for lo, d in zip(lower, reversed(sizes), strict=True)
+    )
     assert all(abs(c) < 1 << bits for c in (*lower, *upper))
     steps = (1, *(data.draw(st.integers(1, 3)) for _ in range(spatial)), 1)
     pixels = data.draw(st.integers(1, 70))
-    at = (data.draw(st.sampled_from([0, 8])), *(data.draw(st.integers(-3, 8)) for _ in range(spatial)),
-          data.draw(st.integers(0, 3)))
+    at = (
+        data.draw(st.sampled_from([0, 8])),
+        *(data.draw(st.integers(-3, 8)) for _ in range(spatial)),
+        data.draw(st.integers(0, 3)),
+    )
     offsets = tuple(data.draw(st.integers(0, 3)) for _ in range(spatial))
     address, values = _tensor(dev, shape, UINT8, seed=data.draw(st.integers(0, 1 << 16)))
     m = _map(address, values, UINT8, lower, upper, 16, pixels, element_strides=steps)
@@ -212,6 +250,7 @@ def test_random_im2col_loads_match_the_reference(dev: Device, data: st.DataObjec
 
 
 # -- what a guest may do wrong -----------------------------------------------------------------------------
+
 
 def test_a_map_of_the_other_mode_or_an_n_stride_ends_the_launch(dev: Device) -> None:
     address, values = _tensor(dev, (1, 4, 4, 16), UINT8, seed=9)
@@ -272,6 +311,7 @@ def test_rank_and_corner_ranges_follow_cuda() -> None:
 
 
 # -- the map lookup's register definitions --------------------------------------------------------------------
+
 
 def test_a_register_a_vector_load_writes_is_not_taken_for_the_parameters_address() -> None:
     """``_param_offset`` follows a register to the kernel parameter it was moved from only when that is

@@ -34,13 +34,19 @@ def value(n: int, h: int, w: int, c: int) -> int:
 
 
 ctx, dev = ct.c_void_p(), ct.c_int()
-rcs = [cuda.cuInit(0), cuda.cuDeviceGet(ct.byref(dev), 0), cuda.cuDevicePrimaryCtxRetain(ct.byref(ctx), dev),
-       cuda.cuCtxSetCurrent(ctx)]
+rcs = [
+    cuda.cuInit(0),
+    cuda.cuDeviceGet(ct.byref(dev), 0),
+    cuda.cuDevicePrimaryCtxRetain(ct.byref(ctx), dev),
+    cuda.cuCtxSetCurrent(ctx),
+]
 tensor, out = u64(), u64()
 host = [value(n, h, w, c) for n in range(N) for h in range(H) for w in range(W) for c in range(C)]
-rcs += [cuda.cuMemAlloc_v2(ct.byref(tensor), ct.c_size_t(2 * len(host))),
-        cuda.cuMemAlloc_v2(ct.byref(out), ct.c_size_t(2 * PIXELS * C)),
-        cuda.cuMemcpyHtoD_v2(tensor, struct.pack(f"<{len(host)}H", *host), ct.c_size_t(2 * len(host)))]
+rcs += [
+    cuda.cuMemAlloc_v2(ct.byref(tensor), ct.c_size_t(2 * len(host))),
+    cuda.cuMemAlloc_v2(ct.byref(out), ct.c_size_t(2 * PIXELS * C)),
+    cuda.cuMemcpyHtoD_v2(tensor, struct.pack(f"<{len(host)}H", *host), ct.c_size_t(2 * len(host))),
+]
 room = ct.create_string_buffer(128 + 64)
 aligned = ct.addressof(room) + (-ct.addressof(room) % 64)
 dims = (u64 * 4)(C, W, H, N)
@@ -51,17 +57,51 @@ UINT16 = 1
 
 def encode(fn: Any, where: int, rank: int = 4, lower: tuple[int, int] = (-1, -1)) -> int:
     low, up = (ct.c_int * 2)(*lower), (ct.c_int * 2)(-1, -1)
-    return int(fn(ct.c_void_p(where), UINT16, rank, ct.c_void_p(tensor.value), dims, strides, low, up, C, PIXELS,
-                  steps, 0, 0, 0, 0))
+    return int(
+        fn(
+            ct.c_void_p(where),
+            UINT16,
+            rank,
+            ct.c_void_p(tensor.value),
+            dims,
+            strides,
+            low,
+            up,
+            C,
+            PIXELS,
+            steps,
+            0,
+            0,
+            0,
+            0,
+        )
+    )
 
 
 rcs.append(encode(cuda.cuTensorMapEncodeIm2col, aligned))
 direct = ct.string_at(aligned, 128)
 entry, status = ct.c_void_p(), ct.c_int()
-rcs.append(cuda.cuGetProcAddress_v2(b"cuTensorMapEncodeIm2col", ct.byref(entry), 12000, u64(0), ct.byref(status)))
-looked_up = ct.CFUNCTYPE(ct.c_int, ct.c_void_p, ct.c_int, ct.c_uint32, ct.c_void_p, ct.c_void_p, ct.c_void_p,
-                         ct.c_void_p, ct.c_void_p, ct.c_uint32, ct.c_uint32, ct.c_void_p, ct.c_int, ct.c_int, ct.c_int,
-                         ct.c_int)(entry.value or 0)
+rcs.append(
+    cuda.cuGetProcAddress_v2(b"cuTensorMapEncodeIm2col", ct.byref(entry), 12000, u64(0), ct.byref(status))
+)
+looked_up = ct.CFUNCTYPE(
+    ct.c_int,
+    ct.c_void_p,
+    ct.c_int,
+    ct.c_uint32,
+    ct.c_void_p,
+    ct.c_void_p,
+    ct.c_void_p,
+    ct.c_void_p,
+    ct.c_void_p,
+    ct.c_uint32,
+    ct.c_uint32,
+    ct.c_void_p,
+    ct.c_int,
+    ct.c_int,
+    ct.c_int,
+    ct.c_int,
+)(entry.value or 0)
 rcs.append(encode(looked_up, aligned))
 same = ct.string_at(aligned, 128) == direct
 report("setup", rcs == [0] * len(rcs) and same, f"status={rcs} same={same}")
@@ -69,8 +109,10 @@ report("setup", rcs == [0] * len(rcs) and same, f"status={rcs} same={same}")
 # the (0, 1) tap of a 3x3 filter over the padded images: pixels from (h, w) = (-1, -1), image 0
 module, fn = ct.c_void_p(), ct.c_void_p()
 ptx = kernels.joinpath("ptx_tma_im2col.compute_90.ptx").read_bytes() + b"\0"
-rcs = [cuda.cuModuleLoadData(ct.byref(module), ptx),
-       cuda.cuModuleGetFunction(ct.byref(fn), module, b"im2col_load_4d")]
+rcs = [
+    cuda.cuModuleLoadData(ct.byref(module), ptx),
+    cuda.cuModuleGetFunction(ct.byref(fn), module, b"im2col_load_4d"),
+]
 args = [ct.c_int(x) for x in (2 * PIXELS * C, 0, -1, -1, 0, 1, 0)]  # bytes, c, w, h, n, offset w, offset h
 params = (ct.c_void_p * 9)(aligned, ct.addressof(out), *(ct.addressof(a) for a in args))
 rcs += [cuda.cuLaunchKernel(fn, 1, 1, 1, 64, 1, 1, 0, None, params, None), cuda.cuCtxSynchronize()]
@@ -89,8 +131,11 @@ for _ in range(PIXELS):  # the box: h in [-1, H - 2], w in [-1, W - 2]; read at 
             h, n = -1, n + 1
 report("im2col_tma", rcs == [0] * len(rcs) and list(pixels) == want, f"status={rcs} first={pixels[:2]}")
 
-refused = [encode(cuda.cuTensorMapEncodeIm2col, aligned + 32), encode(cuda.cuTensorMapEncodeIm2col, aligned, rank=2),
-           encode(cuda.cuTensorMapEncodeIm2col, aligned, lower=(-129, 0))]
+refused = [
+    encode(cuda.cuTensorMapEncodeIm2col, aligned + 32),
+    encode(cuda.cuTensorMapEncodeIm2col, aligned, rank=2),
+    encode(cuda.cuTensorMapEncodeIm2col, aligned, lower=(-129, 0)),
+]
 report("im2col_refused", refused == [INVALID_VALUE] * 3, f"refused={refused}")
 print("SELFTEST PASS" if not failures else "SELFTEST FAIL", flush=True)
 sys.exit(1 if failures else 0)

@@ -14,8 +14,16 @@ from tests.qemu._support import REPO
 from ._support import ShimBuild, probe_trace
 
 PROBE = Path(__file__).resolve().parent / "pitched_probe.py"
-CHECKS = ("memset2d", "memset2d_async", "memset_d2d16_d2d32", "memset2d_refused", "memset_node_2d", "pinned_box",
-          "pinned_box_async", "pinned_array_3d")
+CHECKS = (
+    "memset2d",
+    "memset2d_async",
+    "memset_d2d16_d2d32",
+    "memset2d_refused",
+    "memset_node_2d",
+    "pinned_box",
+    "pinned_box_async",
+    "pinned_array_3d",
+)
 
 
 @pytest.mark.timeout(300)
