@@ -159,6 +159,8 @@ SAMPLES = {
     "5_Domain_Specific/HSOpticalFlow": "HSOpticalFlow",
     # cudaHostRegister'd memory, 101 init_array launches over 16 Mi ints and 400 over 4 Mi (LONG_SAMPLES)
     "0_Introduction/simpleStreams": "simpleStreams",
+    # one launch: 1,024 options x 2,048 divergent time steps (no option shrinks it; LONG_SAMPLES)
+    "5_Domain_Specific/binomialOptions": "binomialOptions",
 }
 #: those of them that launch kernels of their own (the PTX engine runs them on ``sim``)
 KERNEL_SAMPLES = frozenset({"streamOrderedAllocation", "vectorAdd", "vectorAddDrv", "simpleDrvRuntime", "matrixMulDrv",
@@ -178,7 +180,7 @@ KERNEL_SAMPLES = frozenset({"streamOrderedAllocation", "vectorAdd", "vectorAddDr
                             "simplePitchLinearTexture", "convolutionTexture", "stereoDisparity",
                             "LargeKernelParameter", "globalToShmemAsyncCopy",
                             "cudaTensorCoreGemm", "BlackScholes", "HSOpticalFlow",
-                            "simpleStreams"})
+                            "simpleStreams", "binomialOptions"})
 #: the files of ``samples/data`` each sample reads from ``./data/`` (its input and reference images), by path
 #: under it: a fatbin a sample's CMake file builds is in the sample's own directory (two samples build the
 #: same name from different sources; scripts/cuda-samples --install puts it there)
@@ -211,12 +213,15 @@ SAMPLES_CONFIG = "worker_timeout_s = 90.0\n[device]\nlaunch_timeout_s = 60.0\n"
 #: JacobiIteration launches (5 pyramid levels x 3 warps x 500, no option shrinks them), ~40 ms of the
 #: worker's CPU each at 640 x 480, took 170 s wall at load 3-5 (scripts/cuda-samples), 429 s under pytest at
 #: load 13-17; simpleStreams' 101 init_array launches over 16 Mi ints and 400 over 4 Mi (its default 100
-#: repetitions; no option shrinks them), ~0.3 s of the worker's CPU a 16 Mi launch, took 124 s wall at load 7-11
+#: repetitions; no option shrinks them), ~0.3 s of the worker's CPU a 16 Mi launch, took 124 s wall at load 7-11;
+#: binomialOptions' one launch (1,024 blocks x 2,048 time steps, a divergent branch and two barriers each) is
+#: ~7 s of the worker's CPU, 117 s wall for the sample at load 14 with the launch just inside 60 s: three times that
 LONG_SAMPLES: dict[str, tuple[float, float]] = {
     "cudaTensorCoreGemm": (1200.0, 1500.0),
     "BlackScholes": (120.0, 900.0),
     "HSOpticalFlow": (120.0, 900.0),
     "simpleStreams": (120.0, 900.0),
+    "binomialOptions": (180.0, 600.0),
 }
 #: the sample's own documented options it runs with, where its defaults are minutes of the engine's work
 SAMPLE_ARGS: dict[str, tuple[str, ...]] = {
