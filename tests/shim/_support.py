@@ -155,6 +155,9 @@ SAMPLES = {
     "3_CUDA_Features/cudaTensorCoreGemm": "cudaTensorCoreGemm",
     # 512 launches over 4 M options (no option shrinks it): ~100 ms of the engine's CPU each (LONG_SAMPLES)
     "5_Domain_Specific/BlackScholes": "BlackScholes",
+    # 3,300 launches over 6.8 M uints (17 array lengths, 100 each; no option shrinks it), most of 1.7 M
+    # threads: minutes of the engine's CPU (LONG_SAMPLES)
+    "2_Concepts_and_Techniques/scan": "scan",
     # 7,500 Jacobi launches over a 5-level pyramid of a 640 x 480 frame pair (LONG_SAMPLES)
     "5_Domain_Specific/HSOpticalFlow": "HSOpticalFlow",
     # cudaHostRegister'd memory, 101 init_array launches over 16 Mi ints and 400 over 4 Mi (LONG_SAMPLES)
@@ -180,7 +183,7 @@ KERNEL_SAMPLES = frozenset({"streamOrderedAllocation", "vectorAdd", "vectorAddDr
                             "simplePitchLinearTexture", "convolutionTexture", "stereoDisparity",
                             "LargeKernelParameter", "globalToShmemAsyncCopy",
                             "cudaTensorCoreGemm", "BlackScholes", "HSOpticalFlow",
-                            "simpleStreams", "binomialOptions"})
+                            "simpleStreams", "binomialOptions", "scan"})
 #: the files of ``samples/data`` each sample reads from ``./data/`` (its input and reference images), by path
 #: under it: a fatbin a sample's CMake file builds is in the sample's own directory (two samples build the
 #: same name from different sources; scripts/cuda-samples --install puts it there)
@@ -215,13 +218,16 @@ SAMPLES_CONFIG = "worker_timeout_s = 90.0\n[device]\nlaunch_timeout_s = 60.0\n"
 #: load 13-17; simpleStreams' 101 init_array launches over 16 Mi ints and 400 over 4 Mi (its default 100
 #: repetitions; no option shrinks them), ~0.3 s of the worker's CPU a 16 Mi launch, took 124 s wall at load 7-11;
 #: binomialOptions' one launch (1,024 blocks x 2,048 time steps, a divergent branch and two barriers each) is
-#: ~7 s of the worker's CPU, 117 s wall for the sample at load 14 with the launch just inside 60 s: three times that
+#: ~7 s of the worker's CPU, 117 s wall for the sample at load 14 with the launch just inside 60 s: three times that;
+#: scan's 3,300 launches over 6.8 M uints (100 per array length, no option shrinks them), 40-130 ms of the
+#: worker's CPU each, took 830 s under pytest at load 8-17
 LONG_SAMPLES: dict[str, tuple[float, float]] = {
     "cudaTensorCoreGemm": (1200.0, 1500.0),
     "BlackScholes": (120.0, 900.0),
     "HSOpticalFlow": (120.0, 900.0),
     "simpleStreams": (120.0, 900.0),
     "binomialOptions": (180.0, 600.0),
+    "scan": (120.0, 1200.0),
 }
 #: the sample's own documented options it runs with, where its defaults are minutes of the engine's work
 SAMPLE_ARGS: dict[str, tuple[str, ...]] = {
