@@ -129,7 +129,7 @@ static PyObject *fma64(PyObject *self, PyObject *const *objs, Py_ssize_t nargs) 
 
 enum {
     R_MOV, R_ADD, R_SUB, R_MUL, R_DIV, R_FMA, R_NEG, R_ABS, R_EX2, R_LG2, R_RSQRT, R_RCP, R_SQRT,
-    R_EQ, R_LT, R_LE, R_GT, R_GE, R_SELP, R_OPS
+    R_EQ, R_LT, R_LE, R_GT, R_GE, R_SELP, R_TANH, R_OPS
 };
 /* or'd into an op: `.ftz` as the Python forms do it (_compiler.float_pre/float_post), subnormals becoming
    zeros of their sign: R_FTZ_D the float result's after the op, R_FTZ_A/B/C a float operand's before it
@@ -148,7 +148,7 @@ static const signed char SIZES[R_OPS][4] = {
     [R_DIV] = {4, 4, 4, 0}, [R_FMA] = {4, 4, 4, 4}, [R_NEG] = {4, 4, 0, 0}, [R_ABS] = {4, 4, 0, 0},
     [R_EX2] = {4, 4, 0, 0}, [R_LG2] = {4, 4, 0, 0}, [R_RSQRT] = {4, 4, 0, 0}, [R_RCP] = {4, 4, 0, 0},
     [R_SQRT] = {4, 4, 0, 0}, [R_EQ] = {1, 4, 4, 0}, [R_LT] = {1, 4, 4, 0}, [R_LE] = {1, 4, 4, 0},
-    [R_GT] = {1, 4, 4, 0}, [R_GE] = {1, 4, 4, 0}, [R_SELP] = {4, 4, 4, 1},
+    [R_GT] = {1, 4, 4, 0}, [R_GE] = {1, 4, 4, 0}, [R_SELP] = {4, 4, 4, 1}, [R_TANH] = {4, 4, 0, 0},
 };
 
 typedef struct {
@@ -213,6 +213,34 @@ static inline double exp2_approx(double x) {
     q = fma(q, f, 0x1.62e42fefa39efp-1);
     q = fma(q, f, 1.0);
     return q * scale;
+}
+
+/* tanh of a double, within about 2^-50 of it: e / (e + 2) with e = expm1(2|x|), the sign put back;
+   expm1 by its Taylor series to t^15 below ln 2 / 2 (no cancellation there), else 2^(t log2 e) - 1,
+   which loses at most a bit and a half; |x| past 40 is 40 (the float is 1 either way). NaN: the
+   caller's. */
+static inline double tanh_approx(double x) {
+    double a = fabs(x);
+    a = __builtin_isless(a, 40.0) ? a : 40.0;
+    double t = a + a;
+    double q = 0x1.ae7f3e733b81fp-41; /* 1 / (k + 1)! */
+    q = fma(q, t, 0x1.93974a8c07c9dp-37);
+    q = fma(q, t, 0x1.6124613a86d09p-33);
+    q = fma(q, t, 0x1.1eed8eff8d898p-29);
+    q = fma(q, t, 0x1.ae64567f544e4p-26);
+    q = fma(q, t, 0x1.27e4fb7789f5cp-22);
+    q = fma(q, t, 0x1.71de3a556c734p-19);
+    q = fma(q, t, 0x1.a01a01a01a01ap-16);
+    q = fma(q, t, 0x1.a01a01a01a01ap-13);
+    q = fma(q, t, 0x1.6c16c16c16c17p-10);
+    q = fma(q, t, 0x1.1111111111111p-7);
+    q = fma(q, t, 0x1.5555555555555p-5);
+    q = fma(q, t, 0x1.5555555555555p-3);
+    q = fma(q, t, 0x1.0000000000000p-1);
+    q = fma(q, t, 0x1.0000000000000p+0);
+    double small = t * q, large = exp2_approx(t * 0x1.71547652b82fep+0) - 1.0;
+    double e = __builtin_isless(t, 0.34657359027997264) ? small : large;
+    return copysign(e / (e + 2.0), x);
 }
 
 /* whether x is positive and finite (quiet comparisons, as above) */
@@ -331,6 +359,21 @@ static void run_chunk(const int32_t *code, Py_ssize_t count, const Slot *slots, 
                 for (i = 0; i < len; i++)
                     if (redo[i])
                         d[i] = (float)exp2l((long double)a[i]);
+            break;
+        }
+        case R_TANH: {
+            int hard = 0;
+            for (i = 0; i < len; i++) {
+                double y = tanh_approx((double)a[i]);
+                int h = near_boundary(y) | __builtin_isnan(a[i]);
+                hard |= h;
+                redo[i] = h;
+                d[i] = (float)y;
+            }
+            if (hard)
+                for (i = 0; i < len; i++)
+                    if (redo[i])
+                        d[i] = (float)tanhl((long double)a[i]);
             break;
         }
         case R_LG2: {
