@@ -47,6 +47,8 @@ BODY: list[tuple[str, str | None]] = [
     ("ex2.approx.f32 %f31, %f2;", "%f31"),
     ("lg2.approx.f32 %f32, %f3;", "%f32"),
     ("ex2.approx.f32 %f33, %f1;", "%f33"),
+    ("tanh.approx.f32 %f51, %f2;", "%f51"),
+    ("tanh.approx.f32 %f52, %f1;", "%f52"),
     # .ftz: subnormal operands (the inputs have some) and results flushed to zeros of their sign
     ("add.ftz.f32 %f34, %f2, %f3;", "%f34"),
     ("mul.rn.ftz.f32 %f35, %f2, %f3;", "%f35"),
@@ -332,11 +334,14 @@ def _run_one(op: int, x: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.skipif(np.finfo(np.longdouble).nmant < 63, reason="needs x87's 64-bit long double")
-@pytest.mark.parametrize(("op", "fn"), [(_native_run.EX2, np.exp2), (_native_run.LG2, np.log2)])
-def test_ex2_and_lg2_are_the_correctly_rounded_floats(op: int, fn: Any) -> None:
-    """run_f32's vectorized ex2/lg2 (a double approximation, the lanes near a float rounding boundary
-    redone in long double) round the true value correctly: random bit patterns (every sign, subnormals,
-    NaN, infinities), the range where ex2's results turn subnormal and zero, and lg2 around 1."""
+@pytest.mark.parametrize(
+    ("op", "fn"), [(_native_run.EX2, np.exp2), (_native_run.LG2, np.log2), (_native_run.TANH, np.tanh)]
+)
+def test_ex2_lg2_and_tanh_are_the_correctly_rounded_floats(op: int, fn: Any) -> None:
+    """run_f32's vectorized ex2/lg2/tanh (a double approximation, the lanes near a float rounding
+    boundary redone in long double) round the true value correctly: random bit patterns (every sign,
+    subnormals, NaN, infinities), the range where ex2's results turn subnormal and zero and tanh's
+    saturate, and lg2 around 1 (tanh's small arguments, where its two approximations meet)."""
     rng = np.random.default_rng(11)
     special = [0, -0.0, np.inf, -np.inf, np.nan, -150, -149, 128, 1, 2, 1e-45, 3.4e38]
     x = np.concatenate(
@@ -344,6 +349,7 @@ def test_ex2_and_lg2_are_the_correctly_rounded_floats(op: int, fn: Any) -> None:
             rng.integers(0, 1 << 32, 1 << 21, dtype=np.uint64).astype(np.uint32).view(np.float32),
             np.linspace(-152, 130, 1 << 20, dtype=np.float32),
             np.linspace(0.5, 2, 1 << 20, dtype=np.float32),
+            np.linspace(-0.5, 0.5, 1 << 20, dtype=np.float32),
             np.array(special, dtype=np.float32),
         ]
     )
