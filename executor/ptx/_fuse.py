@@ -980,12 +980,20 @@ def _variant(
                 body.insert(2, "    quiet = S is None or len(S) <= 1")
                 firsts = [k + 2 for k in firsts]
                 quiet = True
-            seg = src.const(segment(forms, drops))
-            if not any(drops):
+            plain = segment(forms, drops)
+            seg = src.const(plain)
+            if not plain.pops:  # nothing dies that is not written again in the segment: nothing to keep
                 firsts += [len(body)] * (stop - pc)
                 body.append(f"    _nseg(R, {seg})")
             else:
-                body.append("    if quiet:")
+                # while threads wait elsewhere on the frame's stack (a compacted batch's run, _compact),
+                # still the segment when none of them reads what it lets go
+                going_now = ""
+                if survey is not None:
+                    going_now = (
+                        f" or {src.const(frozenset(plain.pops))} <= {src.const(survey(plain.pops))}(f)"
+                    )
+                body.append(f"    if quiet{going_now}:")
                 firsts.append(len(body) - 1)
                 body.append(f"        _nseg(R, {seg})")
                 body.append("    else:")

@@ -144,7 +144,7 @@ WAITING = (
     mul.wide.u32 %rd3, %r1, 16;
     add.s64 %rd4, %rd1, %rd3;
     ld.global.v4.f32 {%f20, %f21, %f22, %f23}, [%rd4];
-    and.b32 %r2, %r1, 1;
+    and.b32 %r2, %r1, LANES;
     mov.b32 %f8, %r2;
     setp.eq.u32 %p1, %r2, 1;
     @%p1 bra $L_then;
@@ -174,12 +174,13 @@ $L_skip:
 )
 
 
-def _run_waiting(threads: int) -> npt.NDArray[np.uint32]:
-    dev = ptx_device(WAITING)
+def _run_waiting(threads: int, lanes: int = 1, blocks: int = 1) -> npt.NDArray[np.uint32]:
+    """Threads with ``tid & lanes == 1`` take the first branch; every block writes the same rows."""
+    dev = ptx_device(WAITING.replace("LANES", str(lanes)))
     values = np.random.default_rng(3).uniform(1.0, 2.0, 4 * threads).astype(np.float32)
     inp = dev.put(values)
     out = dev.zeros(3 * threads, np.uint32)
-    dev.run("waiting", 1, threads, inp, out)
+    dev.run("waiting", blocks, threads, inp, out)
     return dev.get(out, 3 * threads, np.uint32).reshape(threads, 3)
 
 
@@ -198,6 +199,19 @@ def test_registers_a_waiting_path_reads_and_a_flushed_register_merged_in_place_s
     odd = spans[1::2]
     assert np.all(odd[:, 2] == 1)  # %f8 kept its subnormal for the threads that did not take the path
     assert np.all(odd[:, 1] == 0)  # and mul.ftz flushed it: +0 x 2^23
+
+
+def test_a_sparse_path_run_compacted_keeps_what_the_waiting_threads_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One thread in eight takes the first branch: its run is a full batch's on a compacted batch
+    (``_compact``) while the others wait, and its native line may let go only what none of them reads."""
+    spans = _run_waiting(1024, lanes=7, blocks=4)
+    with monkeypatch.context() as m:
+        m.setattr(_machine, "fuse", lambda *args: {})
+        one_by_one = _run_waiting(1024, lanes=7, blocks=4)
+    assert np.array_equal(spans, one_by_one)
+    assert np.all(spans[:, 0] > 0x3F800000)
 
 
 #: %f1 is +0.0 for every thread (uniform), then -0.0 for the odd threads only: a masked write of a
