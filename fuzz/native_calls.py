@@ -2,9 +2,11 @@
 configurations, spans (short, exact, past the extent), coordinates (NaN, infinities, far) and layers
 through ``executor.ptx._texfast.sample``, and random records over random slots (unknown ops, slots out
 of range, element sizes and lengths that do not fit, uniform and scratch slots) through
-``executor.ptx._fmafast.run_f32``. Each call may answer or raise ValueError; a sanitizer report, a
-crash or any other exception is a fault. (atheris's libFuzzer and gcc's ASan runtime do not load
-together here, so this is plain random search; ``fuzz_ptx`` covers the engine around these forms.)
+``executor.ptx._fmafast.run_f32``, and random tables, indexes (near 2^63 too) and offsets through
+``executor.ptx._winfast``'s ``put``, ``index`` and ``breaks``. Each call may answer or raise
+ValueError; a sanitizer report, a crash or any other exception is a fault. (atheris's libFuzzer and
+gcc's ASan runtime do not load together here, so this is plain random search; ``fuzz_ptx`` covers the
+engine around these forms.)
 
 Run (docs/reliability.md), against extensions built with ``-fsanitize=address,undefined``::
 
@@ -61,8 +63,24 @@ def _texture_call(native: ModuleType, rng: np.random.Generator) -> bool:
         size[0] = int(rng.integers(1, 1 << 48))
     modes = [int(rng.integers(0, 4)) for _ in range(3)]
     flags = [int(rng.integers(0, 2)) for _ in range(5)]  # linear, normalized, norm read, as float, bordered
-    config = (dims, *size, layers, texel, row, slice_, layer_pitch, channels, bits, kind, *modes, *flags,
-              0.1, 0.2, 0.3, 0.4)
+    config = (
+        dims,
+        *size,
+        layers,
+        texel,
+        row,
+        slice_,
+        layer_pitch,
+        channels,
+        bits,
+        kind,
+        *modes,
+        *flags,
+        0.1,
+        0.2,
+        0.3,
+        0.4,
+    )
     need = texel * size[0] + (size[1] - 1) * row + (size[2] - 1) * slice_ + (layers - 1) * layer_pitch
     length = need + int(rng.integers(-8, 8)) if need < 1 << 16 else int(rng.integers(0, 4096))
     span = rng.integers(0, 256, max(0, length), dtype=np.uint8).tobytes()
@@ -113,16 +131,52 @@ def _run_call(native: ModuleType, rng: np.random.Generator) -> bool:
     return True
 
 
+_WINDOW_TYPES = [np.dtype(t) for t in (np.uint8, np.uint16, np.uint32, np.uint64, np.float16, np.int64)]
+_FAR = [-(2**63), -(2**62), -1, 2**62, 2**63 - 1]
+
+
+def _window_call(native: ModuleType, rng: np.random.Generator) -> bool:
+    """One of ``_winfast``'s index, put and breaks on random tables and registers: indexes inside, just
+    past either end or near 2^63, offsets as far, element sizes and lengths that do not fit."""
+    n = int(rng.integers(0, 40))
+    table = np.zeros(int(rng.integers(0, 64)), _WINDOW_TYPES[int(rng.integers(0, len(_WINDOW_TYPES)))])
+    at = rng.integers(-8, table.size + 8, n, dtype=np.int64)
+    if n and rng.random() < 0.3:
+        at[int(rng.integers(0, n))] = _FAR[int(rng.integers(0, len(_FAR)))]
+    k = int(rng.integers(-8, 8)) if rng.random() < 0.8 else _FAR[int(rng.integers(0, len(_FAR)))]
+    count = int(rng.choice([0, 1, n, n, n + 1]))
+    other = _WINDOW_TYPES[int(rng.integers(0, len(_WINDOW_TYPES)))]
+    values = np.arange(count, dtype=table.dtype if rng.random() < 0.7 else other)
+    try:
+        which = int(rng.integers(0, 3))
+        if which == 0:
+            native.put(table, at, k, values)
+        elif which == 1:
+            a = rng.integers(0, 256, n).astype(other if rng.random() < 0.3 else np.uint32)
+            out = np.zeros(int(rng.choice([n, n, n + 1])), np.int64)
+            starts = np.zeros(int(rng.choice([n, n, 1])), np.int64)
+            native.index(a, starts, int(rng.integers(-1, 6)) if rng.random() < 0.9 else 1 << 70, out)
+        else:
+            wide = at.view(np.uint64) if rng.random() < 0.8 else values
+            native.breaks(
+                wide, int(rng.integers(-4, 64)), int(rng.integers(-1, 10)) if rng.random() < 0.9 else 1 << 70
+            )
+    except ValueError:
+        return False
+    return True
+
+
 def main(seed: int, seconds: float, rounds: int | None = None) -> None:
-    """Calls for ``seconds`` (or ``rounds`` pairs of calls, whichever ends first)."""
+    """Calls for ``seconds`` (or ``rounds`` rounds of one call of each form, whichever ends first)."""
     texfast, fmafast = optional_extension("_texfast"), optional_extension("_fmafast")
-    if texfast is None or fmafast is None:
+    winfast = optional_extension("_winfast")
+    if texfast is None or fmafast is None or winfast is None:
         raise SystemExit("build the extensions first (setup.py build_ext --inplace)")
     rng = np.random.default_rng(seed)
     deadline = time.monotonic() + seconds
     answered = refused = 0
-    while time.monotonic() < deadline and (rounds is None or answered + refused < 2 * rounds):
-        for ok in (_texture_call(texfast, rng), _run_call(fmafast, rng)):
+    while time.monotonic() < deadline and (rounds is None or answered + refused < 3 * rounds):
+        for ok in (_texture_call(texfast, rng), _run_call(fmafast, rng), _window_call(winfast, rng)):
             answered += ok
             refused += not ok
     print(f"{answered} calls answered, {refused} refused, no fault")
@@ -130,5 +184,8 @@ def main(seed: int, seconds: float, rounds: int | None = None) -> None:
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    main(int(args[0]) if args else 0, float(args[1]) if len(args) > 1 else 60.0,
-         int(args[2]) if len(args) > 2 else None)
+    main(
+        int(args[0]) if args else 0,
+        float(args[1]) if len(args) > 1 else 60.0,
+        int(args[2]) if len(args) > 2 else None,
+    )

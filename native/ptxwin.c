@@ -66,6 +66,7 @@ static PyObject *index_(PyObject *self, PyObject *const *objs, Py_ssize_t nargs)
     PyObject *result = NULL;
     Py_ssize_t n = 0, ns = 0, no = 0;
     long shift = PyLong_Check(objs[2]) ? PyLong_AsLong(objs[2]) : -1;
+    PyErr_Clear(); /* a shift that does not fit a long: refused below as out of range */
     Py_ssize_t size = args[0].held ? args[0].view.itemsize : 0;
     if (size != 4 && size != 8) {
         PyErr_SetString(PyExc_ValueError, "a must be a buffer of 4- or 8-byte elements");
@@ -208,8 +209,10 @@ static PyObject *breaks(PyObject *self, PyObject *const *objs, Py_ssize_t nargs)
     }
     uint64_t stride = PyLong_AsUnsignedLongLongMask(objs[1]);
     Py_ssize_t limit = PyLong_AsSsize_t(objs[2]);
-    if (limit == -1 && PyErr_Occurred())
+    if (limit == -1 && PyErr_Occurred()) {
+        PyErr_SetString(PyExc_ValueError, "limit must fit a Py_ssize_t");
         goto done;
+    }
     result = PyList_New(0);
     if (!result)
         goto done;
