@@ -137,11 +137,12 @@ static int table_args(Arg *args, PyObject *const *objs, Py_ssize_t *n, Py_ssize_
     return 0;
 }
 
-/* the first thread whose element is outside [0, rows), or -1 */
+/* the first thread whose element is outside [0, rows), or -1; a sum past int64 is outside (so the
+   stores' at[i] + k never overflows) */
 static Py_ssize_t outside(const int64_t *at, Py_ssize_t n, int64_t k, Py_ssize_t rows) {
-    uint64_t limit = (uint64_t)rows;
     for (Py_ssize_t i = 0; i < n; i++) {
-        if ((uint64_t)at[i] + (uint64_t)k >= limit) /* wraps past 2^63 for a negative sum: outside too */
+        int64_t e;
+        if (__builtin_add_overflow(at[i], k, &e) || e < 0 || e >= (int64_t)rows)
             return i;
     }
     return -1;
