@@ -129,7 +129,7 @@ static PyObject *fma64(PyObject *self, PyObject *const *objs, Py_ssize_t nargs) 
 
 enum {
     R_MOV, R_ADD, R_SUB, R_MUL, R_DIV, R_FMA, R_NEG, R_ABS, R_EX2, R_LG2, R_RSQRT, R_RCP, R_SQRT,
-    R_EQ, R_LT, R_LE, R_GT, R_GE, R_SELP, R_TANH, R_OPS
+    R_EQ, R_LT, R_LE, R_GT, R_GE, R_SELP, R_TANH, R_SIN, R_COS, R_OPS
 };
 /* or'd into an op: `.ftz` as the Python forms do it (_compiler.float_pre/float_post), subnormals becoming
    zeros of their sign: R_FTZ_D the float result's after the op, R_FTZ_A/B/C a float operand's before it
@@ -149,6 +149,7 @@ static const signed char SIZES[R_OPS][4] = {
     [R_EX2] = {4, 4, 0, 0}, [R_LG2] = {4, 4, 0, 0}, [R_RSQRT] = {4, 4, 0, 0}, [R_RCP] = {4, 4, 0, 0},
     [R_SQRT] = {4, 4, 0, 0}, [R_EQ] = {1, 4, 4, 0}, [R_LT] = {1, 4, 4, 0}, [R_LE] = {1, 4, 4, 0},
     [R_GT] = {1, 4, 4, 0}, [R_GE] = {1, 4, 4, 0}, [R_SELP] = {4, 4, 4, 1}, [R_TANH] = {4, 4, 0, 0},
+    [R_SIN] = {4, 4, 0, 0}, [R_COS] = {4, 4, 0, 0},
 };
 
 typedef struct {
@@ -241,6 +242,41 @@ static inline double tanh_approx(double x) {
     double small = t * q, large = exp2_approx(t * 0x1.71547652b82fep+0) - 1.0;
     double e = __builtin_isless(t, 0.34657359027997264) ? small : large;
     return copysign(e / (e + 2.0), x);
+}
+
+/* sin (cosine: 0) or cos (1) of a double |x| < 2^20, within about 2^-51 of it: x = k pi/2 + r, |r| <= pi/4,
+   with pi/2 in three parts (33, 33 and 53 bits: k P1 and k P2 are exact for k < 2^20, so r is exact to
+   2^-52 of itself even where x is near a multiple of pi/2), then the Taylor series of sin r (to r^19)
+   or cos r (to r^20) by k's quadrant. Larger, infinite or NaN x: the caller's. */
+static inline double sincos_approx(double x, int cosine) {
+    double t = x * 0x1.45f306dc9c883p-1 + MAGIC, k = t - MAGIC; /* k = round(x 2/pi) */
+    uint64_t quadrant = (bits_of(t) + (uint64_t)cosine) & 3;
+    double r = ((x - k * 0x1.921fb54400000p+0) - k * 0x1.0b4611a600000p-34) - k * 0x1.3198a2e037073p-69;
+    double z = r * r;
+    double s = -0x1.2f49b46814157p-57;
+    s = fma(s, z, 0x1.952c77030ad4ap-49);
+    s = fma(s, z, -0x1.ae7f3e733b81fp-41);
+    s = fma(s, z, 0x1.6124613a86d09p-33);
+    s = fma(s, z, -0x1.ae64567f544e4p-26);
+    s = fma(s, z, 0x1.71de3a556c734p-19);
+    s = fma(s, z, -0x1.a01a01a01a01ap-13);
+    s = fma(s, z, 0x1.1111111111111p-7);
+    s = fma(s, z, -0x1.5555555555555p-3);
+    s = r * fma(z, s, 1.0); /* not r + r z s: that makes sin(-0) +0 */
+    double c = 0x1.e542ba4020225p-62;
+    c = fma(c, z, -0x1.6827863b97d97p-53);
+    c = fma(c, z, 0x1.ae7f3e733b81fp-45);
+    c = fma(c, z, -0x1.93974a8c07c9dp-37);
+    c = fma(c, z, 0x1.1eed8eff8d898p-29);
+    c = fma(c, z, -0x1.27e4fb7789f5cp-22);
+    c = fma(c, z, 0x1.a01a01a01a01ap-16);
+    c = fma(c, z, -0x1.6c16c16c16c17p-10);
+    c = fma(c, z, 0x1.5555555555555p-5);
+    c = fma(c, z, -0x1.0000000000000p-1);
+    c = fma(c, z, 1.0);
+    /* sin x by quadrant: sin r, cos r, -sin r, -cos r (cos x: one quadrant on) */
+    double v = (quadrant & 1) ? c : s;
+    return (quadrant & 2) ? -v : v;
 }
 
 /* whether x is positive and finite (quiet comparisons, as above) */
@@ -374,6 +410,22 @@ static void run_chunk(const int32_t *code, Py_ssize_t count, const Slot *slots, 
                 for (i = 0; i < len; i++)
                     if (redo[i])
                         d[i] = (float)tanhl((long double)a[i]);
+            break;
+        }
+        case R_SIN:
+        case R_COS: {
+            int hard = 0, cosine = op == R_COS;
+            for (i = 0; i < len; i++) {
+                double y = sincos_approx((double)a[i], cosine);
+                int h = near_boundary(y) | !__builtin_isless(fabsf(a[i]), 0x1p20f);
+                hard |= h;
+                redo[i] = h;
+                d[i] = (float)y;
+            }
+            if (hard) /* long double's own reduction: any size */
+                for (i = 0; i < len; i++)
+                    if (redo[i])
+                        d[i] = (float)(cosine ? cosl((long double)a[i]) : sinl((long double)a[i]));
             break;
         }
         case R_LG2: {

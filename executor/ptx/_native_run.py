@@ -12,10 +12,11 @@ inside the segment (``_liveness``) never become arrays: they live in the chunk's
 The results are the Python forms' bit for bit: ``add``/``sub``/``mul``/``div`` (``.rn``, ``.approx``,
 ``.full``) are IEEE single operations, as NumPy's float32 operators; ``fma.rn`` is C's ``fmaf`` with
 the Python form's NaN (``_fma``); ``rsqrt``/``rcp``/``sqrt`` are double's correctly rounded operations
-rounded once to float, as ``_isa_arith._approx`` computes them; ``ex2``/``lg2``/``tanh`` the correctly
-rounded floats of the true values (a vectorized double approximation, long double where a result lies
-near a rounding boundary), which is what NumPy's double rounded to float gives too but for about one
-lane in 2^29 (where SVML's double is an ulp across a float midpoint); comparisons are the ordered ones;
+rounded once to float, as ``_isa_arith._approx`` computes them; ``ex2``/``lg2``/``tanh``/``sin``/``cos``
+the correctly rounded floats of the true values (a vectorized double approximation, long double where
+a result lies near a rounding boundary or, for ``sin``/``cos``, past 2^20), which is what NumPy's double
+rounded to float gives too but for about one lane in 2^29 (where its double is an ulp across a float
+midpoint); comparisons are the ordered ones;
 ``selp`` picks; ``.ftz`` flushes subnormal operands and results to zeros of their sign, as the Python
 forms do. One thing is not promised, as it is not between NumPy's own loops: which payload an
 operation of two NaNs passes on (the compiler's operand order; a GPU's NaN is canonical). Nothing here
@@ -43,7 +44,7 @@ _PRED = DTYPES["pred"]
 
 # the op numbers of native/ptxfma.c's run_f32
 (MOV, ADD, SUB, MUL, DIV, FMA, NEG, ABS, EX2, LG2, RSQRT, RCP, SQRT) = range(13)
-(EQ, LT, LE, GT, GE, SELP, TANH) = range(13, 20)
+(EQ, LT, LE, GT, GE, SELP, TANH, SIN, COS) = range(13, 22)
 #: or'd into a form's op: ``.ftz``. In a record it is run_f32's bit to flush the float result's subnormals
 #: to zeros of their sign after the op; ``FTZ_IN[k]`` flushes source ``k``'s before it, as
 #: ``_compiler.float_pre``/``float_post`` do (left out for a value an earlier record already flushed)
@@ -56,6 +57,8 @@ _SPECIAL = {
     "ex2": (EX2, {("approx", "f32")}),
     "lg2": (LG2, {("approx", "f32")}),
     "tanh": (TANH, {("approx", "f32")}),
+    "sin": (SIN, {("approx", "f32")}),
+    "cos": (COS, {("approx", "f32")}),
     "rsqrt": (RSQRT, {("approx", "f32")}),
     "rcp": (RCP, {("approx", "f32"), ("rn", "f32")}),
     "sqrt": (SQRT, {("approx", "f32"), ("rn", "f32")}),
