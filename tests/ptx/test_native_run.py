@@ -49,6 +49,10 @@ BODY: list[tuple[str, str | None]] = [
     ("ex2.approx.f32 %f33, %f1;", "%f33"),
     ("tanh.approx.f32 %f51, %f2;", "%f51"),
     ("tanh.approx.f32 %f52, %f1;", "%f52"),
+    ("sin.approx.f32 %f53, %f2;", "%f53"),
+    ("cos.approx.f32 %f54, %f3;", "%f54"),
+    ("sin.approx.ftz.f32 %f55, %f3;", "%f55"),
+    ("cos.approx.ftz.f32 %f56, %f1;", "%f56"),
     # .ftz: subnormal operands (the inputs have some) and results flushed to zeros of their sign
     ("add.ftz.f32 %f34, %f2, %f3;", "%f34"),
     ("mul.rn.ftz.f32 %f35, %f2, %f3;", "%f35"),
@@ -335,13 +339,21 @@ def _run_one(op: int, x: np.ndarray) -> np.ndarray:
 
 @pytest.mark.skipif(np.finfo(np.longdouble).nmant < 63, reason="needs x87's 64-bit long double")
 @pytest.mark.parametrize(
-    ("op", "fn"), [(_native_run.EX2, np.exp2), (_native_run.LG2, np.log2), (_native_run.TANH, np.tanh)]
+    ("op", "fn"),
+    [
+        (_native_run.EX2, np.exp2),
+        (_native_run.LG2, np.log2),
+        (_native_run.TANH, np.tanh),
+        (_native_run.SIN, np.sin),
+        (_native_run.COS, np.cos),
+    ],
 )
-def test_ex2_lg2_and_tanh_are_the_correctly_rounded_floats(op: int, fn: Any) -> None:
-    """run_f32's vectorized ex2/lg2/tanh (a double approximation, the lanes near a float rounding
+def test_the_special_functions_are_the_correctly_rounded_floats(op: int, fn: Any) -> None:
+    """run_f32's vectorized ex2/lg2/tanh/sin/cos (a double approximation, the lanes near a float rounding
     boundary redone in long double) round the true value correctly: random bit patterns (every sign,
-    subnormals, NaN, infinities), the range where ex2's results turn subnormal and zero and tanh's
-    saturate, and lg2 around 1 (tanh's small arguments, where its two approximations meet)."""
+    subnormals, NaN, infinities, sin/cos past their reduction's 2^20), the range where ex2's results
+    turn subnormal and zero and tanh's saturate, lg2 around 1, tanh's small arguments (where its two
+    approximations meet), and the floats nearest multiples of pi/2 (sin/cos's reduction)."""
     rng = np.random.default_rng(11)
     special = [0, -0.0, np.inf, -np.inf, np.nan, -150, -149, 128, 1, 2, 1e-45, 3.4e38]
     x = np.concatenate(
@@ -350,6 +362,7 @@ def test_ex2_lg2_and_tanh_are_the_correctly_rounded_floats(op: int, fn: Any) -> 
             np.linspace(-152, 130, 1 << 20, dtype=np.float32),
             np.linspace(0.5, 2, 1 << 20, dtype=np.float32),
             np.linspace(-0.5, 0.5, 1 << 20, dtype=np.float32),
+            (np.arange(1, 1 << 19) * np.pi / 2).astype(np.float32),
             np.array(special, dtype=np.float32),
         ]
     )
