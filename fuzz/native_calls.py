@@ -105,7 +105,7 @@ def _pick(rng: np.random.Generator, lo: int, hi: int, bad_lo: int, bad_hi: int) 
 
 def _ftz_bits(rng: np.random.Generator) -> int:
     """An op's .ftz flags (run_f32's 64: the result, 128/256/512: an operand) now and then, and a bit past
-    them (refused) one time in fifty; ops up to cos (21), then one past them."""
+    them (refused) one time in fifty."""
     if rng.random() < 0.02:
         return 1 << int(rng.integers(10, 31))
     return int(rng.integers(0, 16)) << 6 if rng.random() < 0.3 else 0
@@ -116,7 +116,7 @@ def _run_call(native: ModuleType, rng: np.random.Generator) -> bool:
     n, given, scratch = int(rng.integers(1, 1500)), int(rng.integers(1, 6)), int(rng.integers(0, 3))
     # mostly well-formed (so that calls get past the record checks), now and then not
     total = given + scratch
-    records = [
+    records = [  # ops 0 (mov) to 21 (cos), now and then one past them
         [_pick(rng, 0, 22, -1, 22) | _ftz_bits(rng), *(_pick(rng, 0, total, -1, total + 1) for _ in range(4))]
         for _ in range(int(rng.integers(1, 6)))
     ]
