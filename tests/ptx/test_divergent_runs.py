@@ -127,9 +127,9 @@ def test_a_loop_whose_threads_drop_out_one_by_one_computes_what_one_instruction_
 
 #: first branch: threads with an odd tid take $L_then first (the taken path) while the even ones wait
 #: at $L_else, which reads %f20 and %f21 too: on the running path both die inside a native line, and
-#: must stay for them. Second: the even threads compute %f8 (a native segment's output, merged in
-#: place, which add.ftz has seen with no subnormal) while the odd ones keep theirs, a subnormal, which
-#: mul.ftz by 2^23 after the join must flush (unflushed: 2^-126)
+#: must stay for them. Second: the even threads compute %f8 (written before a native segment that
+#: leaves it: merged in place after the line, and max.ftz has seen it with no subnormal) while the odd
+#: ones keep theirs, a subnormal, which mul.ftz by 2^23 after the join must flush (unflushed: 2^-126)
 WAITING = (
     HEADER
     + """
@@ -157,10 +157,11 @@ $L_then:
     mul.f32 %f6, %f31, %f21;
 $L_join:
     @%p1 bra $L_skip;
+    min.f32 %f8, %f22, %f23;
     mul.f32 %f32, %f22, %f23;
-    add.f32 %f33, %f32, %f22;
+    add.f32 %f33, %f32, %f8;
     mul.f32 %f8, %f33, %f23;
-    add.ftz.f32 %f9, %f8, %f23;
+    max.ftz.f32 %f9, %f8, %f23;
 $L_skip:
     mul.ftz.f32 %f7, %f8, 0f4B000000;
     mul.wide.u32 %rd5, %r1, 12;
@@ -189,11 +190,11 @@ def test_registers_a_waiting_path_reads_and_a_flushed_register_merged_in_place_s
 ) -> None:
     with monkeypatch.context() as m:
         merges = _counting(m)
-        spans = _run_waiting(64)
+        spans = _run_waiting(1024, blocks=8)  # a batch of 8,192: merged by bits
     assert len(merges) >= 2
     with monkeypatch.context() as m:
         m.setattr(_machine, "fuse", lambda *args: {})
-        one_by_one = _run_waiting(64)
+        one_by_one = _run_waiting(1024, blocks=8)
     assert np.array_equal(spans, one_by_one)
     assert np.all(spans[:, 0] > 0x3F800000)  # %f20 and %f21 were there for the waiting threads' sum
     odd = spans[1::2]
