@@ -509,7 +509,8 @@ class Worker:
             if served:
                 busy_since = busy_since or now
                 room_wait_ms = 0
-                if self.share.memory_used() != self.counters.memory_used:
+                share, counters = self.share, self.counters
+                if share.memory_used() != counters.memory_used or share.pinned_used() != counters.pinned_used:
                     self.publish_stats()  # memory moved: status shows it now, not at the next idle
                 now = perf_counter_ns()
                 if self.allowance is not None:
