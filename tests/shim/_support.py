@@ -220,7 +220,7 @@ SAMPLES_CONFIG = "worker_timeout_s = 90.0\n[device]\nlaunch_timeout_s = 60.0\n"
 #: binomialOptions' one launch (1,024 blocks x 2,048 time steps, a divergent branch and two barriers each) is
 #: ~7 s of the worker's CPU, 117 s wall for the sample at load 14 with the launch just inside 60 s: three times that;
 #: scan's 3,300 launches over 6.8 M uints (100 per array length, no option shrinks them), 40-130 ms of the
-#: worker's CPU each, took 830 s under pytest at load 8-17
+#: worker's CPU each, took 253 s under pytest at load 2-4 and 830 s at load 8-17
 LONG_SAMPLES: dict[str, tuple[float, float]] = {
     "cudaTensorCoreGemm": (1200.0, 1500.0),
     "BlackScholes": (120.0, 900.0),
