@@ -139,7 +139,8 @@ def run_compact(frame: Frame, run: Run, mask: Mask, names: tuple[str, ...]) -> N
     for name in names:
         v = regs.get(name)
         if v is not None:
-            given[name] = v[rows] if type(v) is np.ndarray else v
+            # a uniform may be a 0-d array (a uniform div's result): it stays whole, as a scalar does
+            given[name] = v[rows] if type(v) is np.ndarray and v.ndim else v
     inner = dict(given)
     sub.steps = batch.steps
     compact = Frame(sub, inner, frame.params, frame.local_base, frame.entry, frame.function, frame.stack)
@@ -178,7 +179,8 @@ def _put_rows(regs: dict[str, Value], name: str, value: Value, rows: np.ndarray,
         return
     if old is None:
         full = np.zeros((n, *value.shape[1:]), dtype=value.dtype)
-    elif type(old) is np.ndarray and old.dtype == value.dtype and old.shape[1:] == value.shape[1:]:
+    elif (type(old) is np.ndarray and old.ndim and old.dtype == value.dtype
+          and old.shape[1:] == value.shape[1:]):
         full = old.copy()
     else:
         spread = np.zeros((n, *value.shape[1:]), dtype=value.dtype)

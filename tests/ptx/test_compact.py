@@ -178,3 +178,46 @@ def test_warp_and_local_instructions_keep_a_run_masked() -> None:
     warp, local, generic = ins("shfl", "sync", "idx", "b32"), ins("ld", "local", "u32"), ins("ld", "u32")
     for bad in (warp, local, generic, ins("atom", "global", "add", "u32"), ins("st", "param", "b32")):
         assert _compact.compactable([ins("add", "s32"), bad], regs, set()) is None
+
+
+#: a uniform computed by ``div``/``rem`` (held as a 0-d array, not a NumPy scalar) read on the sparse
+#: path, and another overwritten there with a uniform: shfl_scan's second scan (``ntid / 32``) has
+#: this shape. out[gid] = (on the path: ntid / 32 + tid; else 1) + (on the path: 3; else 1) * (ntid % 48)
+UNIFORM_DIV = HEADER + """
+.visible .entry k(.param .u64 out)
+{
+    .reg .pred %p<3>; .reg .b32 %r<20>; .reg .b64 %rd<9>;
+    ld.param.u64 %rd1, [out];
+    cvta.to.global.u64 %rd1, %rd1;
+    mov.u32 %r1, %tid.x;
+    mov.u32 %r2, %ctaid.x;
+    mov.u32 %r3, %ntid.x;
+    mad.lo.s32 %r4, %r2, %r3, %r1;
+    div.u32 %r5, %r3, 32;
+    rem.u32 %r9, %r3, 48;
+    mov.u32 %r7, 1;
+    and.b32 %r6, %r1, 7;
+    setp.ne.u32 %p1, %r6, 0;
+    @%p1 bra $L_join;
+    add.s32 %r7, %r5, %r1;
+    mul.lo.s32 %r9, %r9, 3;
+$L_join:
+    add.s32 %r8, %r7, %r9;
+    mul.wide.u32 %rd2, %r4, 4;
+    add.s64 %rd3, %rd1, %rd2;
+    st.global.u32 [%rd3], %r8;
+    ret;
+}
+"""
+
+
+def test_a_uniform_division_read_and_a_uniform_overwritten_on_a_compacted_path(compactions: list[int]) -> None:
+    dev = ptx_device(UNIFORM_DIV)
+    n = BLOCK * GRID
+    out = dev.zeros(n, np.uint32)
+    dev.run("k", GRID, BLOCK, out)
+    tid = np.arange(n, dtype=np.uint32) % BLOCK
+    on_path = tid % 8 == 0
+    want = np.where(on_path, BLOCK // 32 + tid + 3 * (BLOCK % 48), 1 + BLOCK % 48).astype(np.uint32)
+    assert np.array_equal(dev.get(out, n, np.uint32), want)
+    assert compactions == [n // 8]
