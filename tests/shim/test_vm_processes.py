@@ -206,12 +206,12 @@ def test_many_processes_of_one_vm_share_its_gpu_and_a_killed_one_gives_its_memor
 
     # 3. none refused or wrong; nothing left behind by the ones that did not free
     done, row, left = seen["VGPU-SHORT-DONE"]
-    assert done["fails"] == "0", [name for name in found if name.startswith("short_")]
+    assert done["fails"] == "0", {name: found[name] for name in found if name.startswith("short_")}
     assert row["memory_used"] == 0 and row["live_handles"] == 0 and not left, row
 
     # 4. every discovery served while the runner held its GiB; the runner right to the end
     done, row, channels = seen["VGPU-DISCOVER-DONE"]
-    assert done["fails"] == "0", [name for name in found if name.startswith("discover_")]
+    assert done["fails"] == "0", {name: found[name] for name in found if name.startswith("discover_")}
     runner = int(run.first("VGPU-DISCOVER-DONE")[1].split()[-1])
     assert channels[runner]["memory_used"] >= 1024 * MIB
     output, code = found["runner"]
