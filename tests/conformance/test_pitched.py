@@ -8,6 +8,7 @@ import numpy as np
 
 from guest import GuestClient, host_alloc, host_free
 from protocol import CUresult
+from tests.executor._tensor_maps import IM2COL_ARGS, IM2COL_EXTENT
 
 from ._util import status_of
 
@@ -99,38 +100,8 @@ def test_pinned_rows_go_to_pitched_memory_and_back_as_boxes(gpu: GuestClient) ->
 
 
 def test_an_im2col_tensor_map(gpu: GuestClient) -> None:
-    ptr = gpu.mem_alloc(2 * 9 * 14 * 64 * 2)
-    fields = dict(
-        global_address=ptr,
-        dim0=64,
-        dim1=14,
-        dim2=9,
-        dim3=2,
-        dim4=0,
-        stride1=128,
-        stride2=128 * 14,
-        stride3=128 * 14 * 9,
-        stride4=0,
-        data_type=6,
-        rank=4,
-        lower0=-1,
-        lower1=-1,
-        lower2=0,
-        upper0=-1,
-        upper1=-1,
-        upper2=0,
-        channels_per_pixel=64,
-        pixels_per_column=128,
-        elem_stride0=1,
-        elem_stride1=1,
-        elem_stride2=1,
-        elem_stride3=1,
-        elem_stride4=0,
-        interleave=0,
-        swizzle=3,
-        l2_promotion=0,
-        oob_fill=0,
-    )
+    ptr = gpu.mem_alloc(IM2COL_EXTENT)
+    fields = IM2COL_ARGS | dict(global_address=ptr, pixels_per_column=128, l2_promotion=0, oob_fill=0)
     made = gpu.checked(
         "tensor_map_encode_im2col", gpu.args("tensor_map_encode_im2col", **fields), out_cap=128
     )

@@ -5,18 +5,18 @@ tensor's whole extent is found in the VM's memory."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from executor import CallIO, CudaError, Executor
+from executor import CudaError
 from executor._base import Allocation
 from executor._sim import SimExecutor
 from executor.ptx._tensor_map import TensorMap, decode
-from protocol import CALLS_BY_NAME, CUresult
+from protocol import CUresult
 
-from .test_cuda_textures import FakeDriver, _executor
+from ._tensor_maps import EncodeCall, TensorMapDriver
+from .test_cuda_textures import _executor
 
 INVALID, NOT_SUPPORTED = CUresult.CUDA_ERROR_INVALID_VALUE, CUresult.CUDA_ERROR_NOT_SUPPORTED
 #: a 2D float32 tensor of 100 x 40 elements, rows 512 bytes apart, 32 x 16 boxes
@@ -50,22 +50,8 @@ ARGS: dict[str, Any] = dict(
 )
 
 
-def _encode(ex: Executor, out_cap: int = 128, **changes: Any) -> bytes:
-    spec = CALLS_BY_NAME["tensor_map_encode_tiled"]
-    handler = ex.handler_for(spec)
-    assert handler is not None
-    out = bytearray(out_cap)
-    io = CallIO(memoryview(b""), memoryview(out))
-    handler(spec.args(**(ARGS | changes)), io)
-    assert io.out_len == 128
-    return bytes(out[:128])
-
-
-def _refused(ex: Executor, status: CUresult, **changes: Any) -> str:
-    with pytest.raises(CudaError) as caught:
-        _encode(ex, **changes)
-    assert caught.value.status == status, caught.value
-    return caught.value.message
+_CALL = EncodeCall("tensor_map_encode_tiled", ARGS)
+_encode, _refused = _CALL.encode, _CALL.refused
 
 
 def test_sim_encodes_a_map_the_engine_decodes() -> None:
@@ -124,18 +110,6 @@ def test_the_output_area_must_hold_the_map() -> None:
     with pytest.raises(CudaError) as caught:
         _encode(SimExecutor(), out_cap=64, global_address=0x7F00_0000_0000)
     assert caught.value.status == INVALID
-
-
-class TensorMapDriver(FakeDriver):
-    """The stand-in with the tensor-map call and the types it takes."""
-
-    cuuint64_t = cuuint32_t = staticmethod(int)
-    CUtensorMapDataType = CUtensorMapInterleave = CUtensorMapSwizzle = staticmethod(int)
-    CUtensorMapL2promotion = CUtensorMapFloatOOBfill = staticmethod(int)
-
-    def cuTensorMapEncodeTiled(self, *args: Any) -> tuple[int, Any]:  # noqa: N802 (the bindings' name)
-        self.calls.append(("cuTensorMapEncodeTiled", args))
-        return (0, SimpleNamespace(opaque=list(range(100, 116))))
 
 
 def test_cuda_asks_the_driver_for_a_map_of_the_vms_memory_only() -> None:
