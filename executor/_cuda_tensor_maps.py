@@ -8,6 +8,9 @@ lent)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from protocol.models import NoResult, TensorMapEncodeIm2colArgs, TensorMapEncodeTiledArgs
 
 from ._base import CallIO
@@ -32,51 +35,38 @@ class CudaTensorMapCalls(CudaBase):
         m = checked_map(args, io, sim=False)
         self._check_extent(m, WHAT)
         d = self._drv.module
-        u64 = d.cuuint64_t
-        u32 = d.cuuint32_t
-        tensor_map = check(
-            d.cuTensorMapEncodeTiled(
-                d.CUtensorMapDataType(m.data_type),
-                m.rank,
-                m.address,
-                [u64(x) for x in m.dims],
-                [u64(x) for x in m.strides],
-                [u32(x) for x in m.box],
-                [u32(x) for x in m.element_strides],
-                d.CUtensorMapInterleave(m.interleave),
-                d.CUtensorMapSwizzle(m.swizzle),
-                d.CUtensorMapL2promotion(m.l2_promotion),
-                d.CUtensorMapFloatOOBfill(m.oob_fill),
-            ),
-            WHAT,
-        )
-        write_map(io, b"".join(int(word).to_bytes(8, "little") for word in tensor_map.opaque))
+        self._write_driver_map(io, m, WHAT, d.cuTensorMapEncodeTiled, [d.cuuint32_t(x) for x in m.box])
         return NoResult()
 
     def tensor_map_encode_im2col(self, args: TensorMapEncodeIm2colArgs, io: CallIO) -> NoResult:
         m = checked_im2col_map(args, io, sim=False)
         self._check_extent(m, WHAT_IM2COL)
         d = self._drv.module
+        shape = (list(m.lower), list(m.upper), m.channels, m.pixels)
+        self._write_driver_map(io, m, WHAT_IM2COL, d.cuTensorMapEncodeIm2col, *shape)
+        return NoResult()
+
+    def _write_driver_map(
+        self, io: CallIO, m: TensorMap, what: str, encode: Callable[..., Any], *shape: Any
+    ) -> None:
+        """The driver's map of ``m`` into the output: both encode calls take the tensor's fields around
+        ``shape``, what only their kind has (a box; an im2col map's corners, channels and pixels)."""
+        d = self._drv.module
         u64 = d.cuuint64_t
-        u32 = d.cuuint32_t
         tensor_map = check(
-            d.cuTensorMapEncodeIm2col(
+            encode(
                 d.CUtensorMapDataType(m.data_type),
                 m.rank,
                 m.address,
                 [u64(x) for x in m.dims],
                 [u64(x) for x in m.strides],
-                list(m.lower),
-                list(m.upper),
-                m.channels,
-                m.pixels,
-                [u32(x) for x in m.element_strides],
+                *shape,
+                [d.cuuint32_t(x) for x in m.element_strides],
                 d.CUtensorMapInterleave(m.interleave),
                 d.CUtensorMapSwizzle(m.swizzle),
                 d.CUtensorMapL2promotion(m.l2_promotion),
                 d.CUtensorMapFloatOOBfill(m.oob_fill),
             ),
-            WHAT_IM2COL,
+            what,
         )
         write_map(io, b"".join(int(word).to_bytes(8, "little") for word in tensor_map.opaque))
-        return NoResult()
