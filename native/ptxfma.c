@@ -306,6 +306,17 @@ static inline double log2_approx(double x) {
     return ed + s * q;
 }
 
+/* the Python form's (float)(1 / sqrt(double)) without double's root and quotient (1.3 ns a lane): float's
+   estimate r (within 2^-23), one correction in double (1 - x r^2 is exact to 2^-53; the series to e^2 leaves
+   2^-66) gives y within 2^-52 of the true value; where y is not near a float midpoint both round to the
+   correctly rounded float. Near ones and operands that are not positive and finite are computed as the
+   Python form does (run_chunk). */
+static inline __attribute__((always_inline)) double rsqrt_approx(float a) {
+    float r0 = 1.0f / sqrtf(a);
+    double x = a, r = r0, e = 1.0 - x * r * r;
+    return r + r * (e * (0.5 + 0.375 * e));
+}
+
 /* v, or a zero of its sign when it is subnormal */
 static inline float ftzf(float v) {
     uint32_t u;
@@ -332,6 +343,25 @@ static inline const float *flushed(float *out, const float *in, Py_ssize_t len) 
             for (i = 0; i < len; i++)                   \
                 d[i] = (EXPR);                          \
         fz = 0;                                         \
+    } while (0)
+
+/* d[i] = (float)APPROX over the chunk (run_chunk's i, len, d, redo): APPROX is near enough to the true value
+   to round as it does unless it is near a float midpoint; those lanes and the ones HARD marks (rare: only
+   noted in the vectorized pass) are computed again as (float)(EXACT) */
+#define ROUNDED(APPROX, HARD, EXACT)                    \
+    do {                                                \
+        int hard = 0;                                   \
+        for (i = 0; i < len; i++) {                     \
+            double y = (APPROX);                        \
+            int h = near_boundary(y) | (HARD);          \
+            hard |= h;                                  \
+            redo[i] = h;                                \
+            d[i] = (float)y;                            \
+        }                                               \
+        if (hard)                                       \
+            for (i = 0; i < len; i++)                   \
+                if (redo[i])                            \
+                    d[i] = (float)(EXACT);              \
     } while (0)
 
 /* one clone per CPU (AVX-512, AVX2 with FMA, baseline): with an FMA unit fmaf is one instruction;
@@ -382,89 +412,19 @@ static void run_chunk(const int32_t *code, Py_ssize_t count, const Slot *slots, 
         }
         case R_NEG: for (i = 0; i < len; i++) d[i] = -a[i]; break;
         case R_ABS: for (i = 0; i < len; i++) d[i] = fabsf(a[i]); break;
-        case R_EX2: {
-            int hard = 0;
-            for (i = 0; i < len; i++) {
-                double y = exp2_approx((double)a[i]);
-                int h = near_boundary(y) | __builtin_isnan(a[i]);
-                hard |= h;
-                redo[i] = h;
-                d[i] = (float)y;
-            }
-            if (hard) /* rare: those lanes exactly (NaN too) */
-                for (i = 0; i < len; i++)
-                    if (redo[i])
-                        d[i] = (float)exp2l((long double)a[i]);
-            break;
-        }
-        case R_TANH: {
-            int hard = 0;
-            for (i = 0; i < len; i++) {
-                double y = tanh_approx((double)a[i]);
-                int h = near_boundary(y) | __builtin_isnan(a[i]);
-                hard |= h;
-                redo[i] = h;
-                d[i] = (float)y;
-            }
-            if (hard)
-                for (i = 0; i < len; i++)
-                    if (redo[i])
-                        d[i] = (float)tanhl((long double)a[i]);
-            break;
-        }
+        case R_EX2: ROUNDED(exp2_approx((double)a[i]), __builtin_isnan(a[i]), exp2l((long double)a[i])); break;
+        case R_TANH: ROUNDED(tanh_approx((double)a[i]), __builtin_isnan(a[i]), tanhl((long double)a[i])); break;
         case R_SIN:
-        case R_COS: {
-            int hard = 0, cosine = op == R_COS;
-            for (i = 0; i < len; i++) {
-                double y = sincos_approx((double)a[i], cosine);
-                int h = near_boundary(y) | !__builtin_isless(fabsf(a[i]), 0x1p20f);
-                hard |= h;
-                redo[i] = h;
-                d[i] = (float)y;
-            }
-            if (hard) /* long double's own reduction: any size */
-                for (i = 0; i < len; i++)
-                    if (redo[i])
-                        d[i] = (float)(cosine ? cosl((long double)a[i]) : sinl((long double)a[i]));
+        case R_COS: { /* past 2^20: long double's own reduction, any size */
+            int cosine = op == R_COS;
+            ROUNDED(sincos_approx((double)a[i], cosine), !__builtin_isless(fabsf(a[i]), 0x1p20f),
+                    cosine ? cosl((long double)a[i]) : sinl((long double)a[i]));
             break;
         }
-        case R_LG2: {
-            int hard = 0; /* zero, negative, infinite and NaN operands are the exact path's too */
-            for (i = 0; i < len; i++) {
-                double y = log2_approx((double)a[i]);
-                int h = near_boundary(y) | !positive(a[i]);
-                hard |= h;
-                redo[i] = h;
-                d[i] = (float)y;
-            }
-            if (hard)
-                for (i = 0; i < len; i++)
-                    if (redo[i])
-                        d[i] = (float)log2l((long double)a[i]);
+        case R_LG2: /* zero, negative, infinite and NaN operands are the exact path's too */
+            ROUNDED(log2_approx((double)a[i]), !positive(a[i]), log2l((long double)a[i]));
             break;
-        }
-        case R_RSQRT: {
-            /* the Python form's (float)(1 / sqrt(double)) without double's root and quotient (1.3 ns a lane):
-               float's estimate r (within 2^-23), one correction in double (1 - x r^2 is exact to 2^-53;
-               the series to e^2 leaves 2^-66) gives y within 2^-52 of the true value; where y is not near a
-               float midpoint both round to the correctly rounded float. Near ones and operands that are not
-               positive and finite are computed as the Python form does. */
-            int hard = 0;
-            for (i = 0; i < len; i++) {
-                float r0 = 1.0f / sqrtf(a[i]);
-                double x = a[i], r = r0, e = 1.0 - x * r * r;
-                double y = r + r * (e * (0.5 + 0.375 * e));
-                int h = near_boundary(y) | !positive(a[i]);
-                hard |= h;
-                redo[i] = h;
-                d[i] = (float)y;
-            }
-            if (hard)
-                for (i = 0; i < len; i++)
-                    if (redo[i])
-                        d[i] = (float)(1.0 / sqrt((double)a[i]));
-            break;
-        }
+        case R_RSQRT: ROUNDED(rsqrt_approx(a[i]), !positive(a[i]), 1.0 / sqrt((double)a[i])); break;
         /* rcp and sqrt: float's own operations, the same bits as double's rounded to float (53 >= 2 * 24 + 2
            bits: the double rounding is innocuous for a quotient and a root, Figueroa 1995), in half the work */
         case R_RCP: for (i = 0; i < len; i++) d[i] = 1.0f / a[i]; break;
