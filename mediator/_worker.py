@@ -75,7 +75,7 @@ from ._trace import TraceRing, printf_recorder, summarize
 from ._worker_memory import EXIT_OUT_OF_MEMORY, apply_worker_limits
 
 __all__ = ["DRAIN_BUDGET", "HANDOFF_AFTER_NS", "HEARTBEAT_NS", "IDLE_SLICE_NS", "KICK_LEAD_NS",
-           "SPIN_YIELD_NS", "WorkerSpec", "main", "worker_environment"]
+           "PROGRESS_NS", "SPIN_YIELD_NS", "WorkerSpec", "main", "worker_environment"]
 
 _NEED_IRQ: Final = ChannelField.GUEST_NEED_IRQ >> 2
 _NEED_WAKEUP: Final = ChannelField.HOST_NEED_WAKEUP >> 2
@@ -97,6 +97,10 @@ KICK_LEAD_NS: Final = 30_000
 #: for a guest that is awake: that guest has spun past its flat spin and yields between looks, perhaps on
 #: this CPU (a batch's end, #19); a call served at once (a round trip) never yields for it
 HANDOFF_AFTER_NS: Final = 20_000
+#: while a run of copies is served in C, the submission head is published at least this often
+#: (native/copyfast.c, ``publish_progress``): a guest waiting behind the run sees the host consume its queue
+#: and keeps spinning (yielding) rather than sleep, so that no wake-up is needed at the run's end (#19)
+PROGRESS_NS: Final = 10_000
 #: events queued for a supervisor that is not reading (being restarted), at most
 OUTBOX_LIMIT: Final = 1 << 20
 
@@ -245,6 +249,8 @@ class Worker:
         ctx.server.max_async_inflight = self.spec.max_async_inflight
         ctx.server.trace = self._channel_trace(ctx.region.layout.channel_index)
         fast, fds = ctx.server.pinned_fast, self.spec.guest_irq_fds
+        if fast is not None:
+            fast.c.publish_progress(ChannelField.SQ_HEAD, PROGRESS_NS)
         if fast is not None and fds:
             fd = fds[ctx.region.layout.channel_index % len(fds)]
             fast.c.kick_early(ChannelField.GUEST_NEED_IRQ, ChannelField.SQ_TAIL, fd, KICK_LEAD_NS)

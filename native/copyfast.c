@@ -37,6 +37,13 @@
  * completions are the worker's ordinary kick). A guest woken early by a long entry queued behind the
  * copies (a launch) spins for its spin time and sleeps again: one wake-up, counted in early_kicks.
  *
+ * Progress during a run: with publish_progress() set, serve() publishes the submission head as it goes (at
+ * most every progress_ns), not only when the server advances past the run at its end. A guest that waits
+ * behind the run sees the host consume its queue and keeps spinning (yielding) instead of going to sleep
+ * (guest/c/vgpu_transport.c's wait_for): on this host a sleeping vCPU costs its waker 10-15 us in the
+ * eventfd write and itself 20-40 us to run again (docs/benchmarks.md, eighth session). The head never
+ * passes an entry before its copy is done, so a payload's span is free when the guest sees it passed.
+ *
  * Visibility: each copy served here counts in the worker's counters as the Python path counts it
  * (calls, async calls, bytes, latency and its histogram); the server leaves this path off while a
  * trace is attached, an error is latched or the context is sticky, so those stay the Python path's.
@@ -96,6 +103,9 @@ typedef struct {
     uint32_t need_irq_off, sq_tail_off;
     uint64_t kick_lead_ns;
     unsigned long long early_kicks;
+    /* publish_progress(): the channel's SQ_HEAD word (0: off) and how often a run publishes it */
+    uint32_t head_off;
+    uint64_t progress_ns;
 } FastCopy;
 
 static PyObject *str_version, *str_pinned, *str_calls, *str_async_calls, *str_bytes_htod, *str_bytes_dtoh,
@@ -176,6 +186,7 @@ static void kick_off(FastCopy *self) {
 static void release_all(FastCopy *self) {
     unbind(self);
     kick_off(self);
+    self->head_off = 0; /* checked against this region only */
     if (self->region_held) {
         PyBuffer_Release(&self->region);
         self->region_held = 0;
@@ -571,6 +582,8 @@ static PyObject *fc_serve(FastCopy *self, PyObject *const *args, Py_ssize_t narg
     int kick_armed = self->kick_fd >= 0; /* at most one early kick a serve() */
     const uint32_t *need_irq = (const uint32_t *)((const uint8_t *)self->region.buf + self->need_irq_off);
     const uint32_t *sq_tail = (const uint32_t *)((const uint8_t *)self->region.buf + self->sq_tail_off);
+    uint32_t *sq_head = self->head_off ? (uint32_t *)((uint8_t *)self->region.buf + self->head_off) : NULL;
+    uint64_t published = t; /* when the head was last published (publish_progress) */
     /* the last stream found live: only Python creates and destroys streams, and none runs in this loop */
     uint32_t live_stream = 0;
     while (served < limit) {
@@ -668,6 +681,11 @@ static PyObject *fc_serve(FastCopy *self, PyObject *const *args, Py_ssize_t narg
             bucket >>= 1;
         }
         hist[b < LATENCY_BUCKETS - 1 ? b : LATENCY_BUCKETS - 1]++;
+        if (sq_head && after - published >= self->progress_ns) {
+            /* the server publishes the same index, or a later one, when it advances past the run */
+            __atomic_store_n(sq_head, (uint32_t)head + (uint32_t)served, __ATOMIC_RELEASE);
+            published = after;
+        }
         if (kick_armed && __atomic_load_n(need_irq, __ATOMIC_ACQUIRE)) {
             /* the guest sleeps: wake it if what is queued behind this copy ends within the lead (a
              * tail the guest wrote wrong, past the ring, only means no early kick) */
@@ -733,6 +751,31 @@ static PyObject *fc_kick_early(FastCopy *self, PyObject *const *args, Py_ssize_t
     Py_RETURN_NONE;
 }
 
+/* publish_progress(sq_head_offset, every_ns): publish the submission head from inside a run, at most every
+ * every_ns (see the theory at the top); offset 0 turns it off. The offset is the channel's SQ_HEAD word in
+ * the region given at init. */
+static PyObject *fc_publish_progress(FastCopy *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "publish_progress(sq_head_offset, every_ns)");
+        return NULL;
+    }
+    unsigned long long off = PyLong_AsUnsignedLongLong(args[0]), every = PyLong_AsUnsignedLongLong(args[1]);
+    if (PyErr_Occurred())
+        return NULL;
+    if (!self->region_held) {
+        PyErr_SetString(PyExc_ValueError, "released");
+        return NULL;
+    }
+    unsigned long long len = (unsigned long long)self->region.len;
+    if (off & 3 || len < 4 || off > len - 4) {
+        PyErr_SetString(PyExc_ValueError, "publish_progress: offset outside the region or not aligned");
+        return NULL;
+    }
+    self->head_off = (uint32_t)off;
+    self->progress_ns = every;
+    Py_RETURN_NONE;
+}
+
 static PyObject *fc_forget(FastCopy *self, PyObject *Py_UNUSED(ignored)) {
     forget_blocks(self);
     forget_ranges(self);
@@ -769,6 +812,8 @@ static PyMethodDef fc_methods[] = {
     {"learn_block", (PyCFunction)(void (*)(void))fc_learn_block, METH_FASTCALL, "a live device block"},
     {"learn_range", (PyCFunction)(void (*)(void))fc_learn_range, METH_FASTCALL, "a live pinned range"},
     {"kick_early", (PyCFunction)(void (*)(void))fc_kick_early, METH_FASTCALL, "wake a sleeping guest early"},
+    {"publish_progress", (PyCFunction)(void (*)(void))fc_publish_progress, METH_FASTCALL,
+     "publish the submission head from inside a run"},
     {"forget", (PyCFunction)fc_forget, METH_NOARGS, "drop every cached fact"},
     {"release", (PyCFunction)fc_release, METH_NOARGS, "drop every buffer and reference held"},
     {NULL},

@@ -147,6 +147,37 @@ def test_kick_early_refuses_words_outside_the_region_and_bad_fds() -> None:
         fast.kick_early(ChannelField.GUEST_NEED_IRQ, ChannelField.SQ_TAIL, -1, 1000)  # off
 
 
+# -- the submission head published from inside a run (native/copyfast.c, publish_progress) ----------
+
+
+@_accelerated
+def test_a_run_of_copies_publishes_the_submission_head_as_it_goes_when_asked() -> None:
+    """The run itself moves sq_head (before the server advances past it), so that a guest waiting behind it
+    sees the host consume its queue; never set, only the server's advance does."""
+    for every_ns, published in ((0, _COPIES), (None, 0)):
+        with _copies_behind(need_irq=0, lead_ns=None) as (pair, _irq, fast):
+            if every_ns is not None:
+                fast.publish_progress(ChannelField.SQ_HEAD, every_ns)
+            head = pair.server.sq.index
+            words = pair.region.u32_view
+            assert words[_SQ_HEAD] == head
+            assert fast.serve(head, _COPIES, 0, 0, 10**12) == _COPIES  # C alone: no advance by the server
+            assert words[_SQ_HEAD] == head + published
+            pair.server.sq.advance(_COPIES)
+            assert words[_SQ_HEAD] == head + _COPIES
+            assert pair.server.drain() == 1 and pair.cq.pop().status == 0  # the nop behind, as always
+
+
+@_accelerated
+def test_publish_progress_refuses_a_word_outside_the_region() -> None:
+    with _copies_behind(need_irq=0, lead_ns=None) as (pair, _irq, fast):
+        size = len(pair.region.buf)
+        for offset in (size, 2, 2**64 - 4):
+            with pytest.raises(ValueError):
+                fast.publish_progress(offset, 0)
+        fast.publish_progress(0, 0)  # off
+
+
 @_accelerated
 def test_the_worker_wakes_a_guest_asleep_behind_posted_copies_before_any_completion(tmp_path: Path) -> None:
     """Through a worker: with the completion ring full, the nop behind the copies cannot be answered, so

@@ -38,10 +38,17 @@ def server(tmp_path: Path) -> Iterator[FakeIvshmemServer]:
     server.close()
 
 
+class TransportStats(ct.Structure):
+    """``struct cuda_transport_stats``"""
+
+    _fields_ = [(name, ct.c_uint64) for name in ("submitted", "posted", "kicks", "sleeps", "async_errors",
+                                                 "bytes_htod", "bytes_dtoh")]
+
+
 def c_queue(c_build: CBuild, path: Path, monkeypatch: pytest.MonkeyPatch,
-            posted: int = QUEUED - 1) -> tuple[int, float, str]:
+            posted: int = QUEUED - 1, stats: TransportStats | None = None) -> tuple[int, float, str]:
     """Post ``posted`` entries and wait for a synchronous call behind them, through the C transport;
-    returns its status, how long the call waited and the transport's last error."""
+    returns its status, how long the call waited and the transport's last error (and fills ``stats``)."""
     monkeypatch.setenv("VGPU_TRANSPORT_TIMEOUT_MS", str(int(TIMEOUT_S * 1000)))
     lib = ct.CDLL(str(c_build.shared_lib))
     lib.cuda_transport_last_error.restype = ct.c_char_p
@@ -54,6 +61,8 @@ def c_queue(c_build: CBuild, path: Path, monkeypatch: pytest.MonkeyPatch,
         start = time.monotonic()
         rc = lib.cuda_transport_call(transport, _NOP, None, 0, None, 0, None, None, 0, None)
         waited = time.monotonic() - start
+        if stats is not None:
+            lib.cuda_transport_get_stats(transport, ct.byref(stats))
         return rc, waited, lib.cuda_transport_last_error().decode()
     finally:
         lib.cuda_transport_close(transport)
@@ -110,6 +119,27 @@ def test_the_c_transport_waits_out_one_call_longer_than_the_timeout_while_the_ho
         host.close()
     assert rc == 0, error
     assert waited > 2 * TIMEOUT_S
+
+
+@pytest.mark.parametrize(("step", "posted", "sleeps"), [(0.05, QUEUED - 1, False), (0.35, 1, True)],
+                         ids=["entries-shorter-than-the-spin", "entries-longer-than-the-spin"])
+def test_the_c_transport_spins_on_while_the_host_consumes_its_queue_and_sleeps_once_it_stops(
+    c_build: CBuild, server: FakeIvshmemServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    step: float, posted: int, sleeps: bool,
+) -> None:
+    """Past its spin time a wait goes on spinning (yielding) while sq_head keeps moving within each spin
+    time: waking a sleeping vCPU costs more than a batch of copies' whole overhead (#19). A host slower
+    than the spin time still puts it to sleep between entries."""
+    monkeypatch.setenv("VGPU_TRANSPORT_SPIN_US", "250000")
+    host = SlowHost(server, step)
+    stats = TransportStats()
+    try:
+        rc, waited, error = c_queue(c_build, tmp_path / "fake.sock", monkeypatch, posted=posted, stats=stats)
+    finally:
+        host.close()
+    assert rc == 0, error
+    assert waited > 0.3  # past the spin time in both
+    assert (stats.sleeps > 0) == sleeps, stats.sleeps
 
 
 def test_the_python_client_waits_while_the_host_works_through_a_long_queue(
