@@ -191,7 +191,7 @@ static inline int near_boundary(double y) {
     return mid | sub;
 }
 
-static inline double exp2_approx(double x) {
+static inline __attribute__((always_inline)) double exp2_approx(double x) {
     /* 2^-160 rounds to float 0, 2^160 to inf; NaN: the caller's. Quiet comparisons (<, > may trap on
        NaN, which keeps the compiler from vectorizing the loop) */
     x = __builtin_isless(fabs(x), 160.0) ? x : copysign(160.0, x);
@@ -220,7 +220,7 @@ static inline double exp2_approx(double x) {
    expm1 by its Taylor series to t^15 below ln 2 / 2 (no cancellation there), else 2^(t log2 e) - 1,
    which loses at most a bit and a half; |x| past 40 is 40 (the float is 1 either way). NaN: the
    caller's. */
-static inline double tanh_approx(double x) {
+static inline __attribute__((always_inline)) double tanh_approx(double x) {
     double a = fabs(x);
     a = __builtin_isless(a, 40.0) ? a : 40.0;
     double t = a + a;
@@ -248,7 +248,7 @@ static inline double tanh_approx(double x) {
    with pi/2 in three parts (33, 33 and 53 bits: k P1 and k P2 are exact for k < 2^20, so r is exact to
    2^-52 of itself even where x is near a multiple of pi/2), then the Taylor series of sin r (to r^19)
    or cos r (to r^20) by k's quadrant. Larger, infinite or NaN x: the caller's. */
-static inline double sincos_approx(double x, int cosine) {
+static inline __attribute__((always_inline)) double sincos_approx(double x, int cosine) {
     double t = x * 0x1.45f306dc9c883p-1 + MAGIC, k = t - MAGIC; /* k = round(x 2/pi) */
     uint64_t quadrant = (bits_of(t) + (uint64_t)cosine) & 3;
     double r = ((x - k * 0x1.921fb54400000p+0) - k * 0x1.0b4611a600000p-34) - k * 0x1.3198a2e037073p-69;
@@ -286,7 +286,7 @@ static inline int positive(float x) {
 
 /* lg2 of a positive finite double x = m 2^e, m in [sqrt(1/2), sqrt(2)): e + 2 atanh(s) / ln 2 with
    s = (m - 1) / (m + 1), |s| < 0.172; the series to s^21 (the tail is below 2^-56 of the sum) */
-static inline double log2_approx(double x) {
+static inline __attribute__((always_inline)) double log2_approx(double x) {
     uint64_t b = bits_of(x), eb = (b + (0x3ff0000000000000ULL - 0x3fe6a09e667f3bcdULL)) >> 52; /* e + 1023 */
     double m = double_of(b - ((eb - 1023) << 52));
     double ed = double_of(0x4330000000000000ULL | eb) - (0x1p52 + 1023); /* 2^52 + eb, exactly, less that */
