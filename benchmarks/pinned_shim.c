@@ -104,6 +104,14 @@ struct handoff {
 static void *handoff_main(void *arg)
 {
     struct handoff *h = arg;
+    const char *cpu = getenv("PINNED_SHIM_HANDOFF_CPU"); /* --apart: the worker's CPU, not the caller's */
+    if (cpu && *cpu) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(atoi(cpu), &set);
+        if (sched_setaffinity(0, sizeof set, &set))
+            perror("sched_setaffinity");
+    }
     for (;;) {
         struct pollfd p = {.fd = h->doorbell, .events = POLLIN};
         uint64_t value;

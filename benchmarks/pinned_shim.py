@@ -1,7 +1,7 @@
 """Pinned copies end to end through the C shim (#19), beside a C memcpy floor measured in the same run.
 
 ``python -m benchmarks.pinned_shim [--quick] [--rounds N] [--max-batch N] [--json PATH] [--bandwidth-test]
-[--registered]``
+[--registered] [--apart]``
 builds the shim (``guest/shim``, into a temporary directory) and ``benchmarks/pinned_shim.c`` against it,
 starts a mediator on ``sim`` and runs the program as a guest application runs: ``cudaMallocHost``
 memory, batches of ``cudaMemcpyAsync`` on one stream and one ``cudaStreamSynchronize`` (bandwidthTest's
@@ -18,6 +18,10 @@ batch of a round finds it asleep after the floor), and ``handoff``, the machine'
 sleeps: a thread of the program asleep in ``poll()`` on an eventfd, rung as the worker's doorbell is, does
 the batch's ``memcpy`` between buffers of its own while the caller yields — one wake-up and no rings.
 
+``--apart`` pins the mediator and its worker to the first CPU and the program to the second (the handoff
+floor's thread to the first), as a host pins a VM's vCPUs apart from its workers; by default the
+scheduler places them.
+
 ``--registered`` also runs the program on its own ``cudaHostRegister``'d memory (moved into the region's
 pinned area, #19) on the same mediator, and prints its table after the first.
 
@@ -28,6 +32,7 @@ range mode, 64 KiB–1 MiB, on the same mediator, and prints its table.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -67,11 +72,15 @@ def build(workdir: Path, shim: Path | None, source: Path = PROGRAM) -> tuple[Pat
     return shim, program
 
 
-def run_guest(argv: list[str], shim: Path, conf: Path, cwd: Path) -> str:
-    """Run one guest program on the shim; a handshake that timed out on a busy host (the VM's worker
-    starting: its first peer waits for it) is retried."""
+def run_guest(argv: list[str], shim: Path, conf: Path, cwd: Path, cpus: tuple[int, int] | None = None) -> str:
+    """Run one guest program on the shim (on CPU ``cpus[1]``, its handoff thread on ``cpus[0]``, when
+    given); a handshake that timed out on a busy host (the VM's worker starting: its first peer waits for
+    it) is retried."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("VGPU_")}
     env.update(LD_LIBRARY_PATH=str(shim), VGPU_GUEST_CONF=str(conf), LD_BIND_NOW="1")
+    if cpus is not None:
+        argv = ["taskset", "-c", str(cpus[1]), *argv]
+        env["PINNED_SHIM_HANDOFF_CPU"] = str(cpus[0])
     for _ in range(5):
         proc = subprocess.run(argv, env=env, capture_output=True, text=True, cwd=cwd, timeout=900,
                               check=False)
@@ -116,21 +125,33 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def run(sizes: list[int], rounds: int, workdir: Path, shim: Path | None = None, max_batch: int = 200,
-        bandwidth_test: bool = False, registered: bool = False) -> dict[str, Any]:
+        bandwidth_test: bool = False, registered: bool = False, apart: bool = False) -> dict[str, Any]:
     shim, program = build(workdir, shim)
     pinned = 1 << (max(sizes) - 1).bit_length()
     extra = f'pinned_size = "{max(2 * pinned, 4 * MIB) // MIB}MiB"'
     (workdir / "mediator").mkdir()
-    with running_mediator(workdir / "mediator", backend="sim", vms=1, extra=extra) as mediator:
+    cpus = tuple(sorted(os.sched_getaffinity(0))[:2]) if apart else None
+    if cpus is not None and len(cpus) < 2:
+        raise RuntimeError("--apart needs two CPUs")
+    mine = os.sched_getaffinity(0)
+    with contextlib.ExitStack() as stack:
+        if cpus is not None:
+            os.sched_setaffinity(0, {cpus[0]})  # the mediator, and the worker it spawns, inherit it
+        try:
+            mediator = stack.enter_context(running_mediator(workdir / "mediator", backend="sim", vms=1,
+                                                            extra=extra))
+        finally:
+            os.sched_setaffinity(0, mine)
         conf = workdir / "guest.conf"
         conf.write_text(f"socket = {mediator.vm_socket(1)}\nlog = stderr\n")
         argv = [str(program), str(rounds), str(max_batch), *map(str, sizes)]
-        rows = parse(run_guest(argv, shim, conf, workdir))
+        pair = (cpus[0], cpus[1]) if cpus is not None else None
+        rows = parse(run_guest(argv, shim, conf, workdir, pair))
         result: dict[str, Any] = {"loadavg": os.getloadavg(), "cpus": os.cpu_count(), "max_batch": max_batch,
-                                  "rows": rows}
+                                  "apart": apart, "rows": rows}
         if registered:
             own = [argv[0], "--registered", *argv[1:]]
-            result["registered_rows"] = parse(run_guest(own, shim, conf, workdir))
+            result["registered_rows"] = parse(run_guest(own, shim, conf, workdir, pair))
         if bandwidth_test:
             out = run_guest([str(BANDWIDTH_TEST), *BANDWIDTH_ARGS], shim, conf, workdir)
             result["bandwidthTest"] = [line for line in out.splitlines() if line.strip()]
@@ -149,12 +170,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--shim", type=Path, help="a guest/shim build directory (default: build one)")
     parser.add_argument("--bandwidth-test", action="store_true", help="also NVIDIA's bandwidthTest, pinned")
     parser.add_argument("--registered", action="store_true", help="also on cudaHostRegister'd memory")
+    parser.add_argument("--apart", action="store_true",
+                        help="the mediator on the first CPU, the program on the second (default: unpinned)")
     parser.add_argument("--json", type=Path, help="write the figures as JSON here")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="vgpu-pinned-shim-") as tmp:
         sizes = args.size or (QUICK_SIZES if args.quick else SIZES)
         result = run(sizes, args.rounds, Path(tmp), args.shim, args.max_batch, args.bandwidth_test,
-                     args.registered)
+                     args.registered, args.apart)
     print(table(result["rows"]))
     if "registered_rows" in result:
         print("cudaHostRegister'd memory:")
