@@ -23,9 +23,9 @@
  *  - After publishing, a seq_cst fence, then the doorbell is rung only if the host said it sleeps
  *    (HOST_NEED_WAKEUP): a busy host costs the guest no VM exit.
  *  - Waiting for a completion: spin for spin_ns (flat out for SPIN_FLAT_NS, then yielding the CPU
- *    between looks) and on while the host's sq_head keeps moving (it is serving our queue ahead of the
- *    call: each spin_ns in which it moved buys another), then (PCI) sleep 50 µs between looks, or
- *    (socket) set GUEST_NEED_IRQ and sleep on
+ *    between looks; socket: and on while the host's sq_head keeps moving, as it serves our queue ahead
+ *    of the call: each spin_ns in which it moved buys another), then (PCI) sleep 50 µs between looks,
+ *    or (socket) set GUEST_NEED_IRQ and sleep on
  *    our vector's eventfd (the host kicks it when it writes a completion, or a little before the end
  *    of a run of posted copies, so that we wake while it finishes: a guest woken then must not stand
  *    in the way of a worker on its CPU, hence the yield). Waiting for room (a full ring or arena: the
@@ -786,10 +786,12 @@ static int wait_for(struct cuda_transport *t, uint32_t seq, struct vr_cqe *cqe)
             return vt_fail(CUDA_TRANSPORT_E_TIMEOUT, "no completion for seq %u: the host made no progress on "
                            "channel %d for %llu ms", seq, t->channel, (unsigned long long)(t->timeout_ns / 1000000ull));
         uint32_t head = ld32(t, VC_OFF_SQ_HEAD);
-        if (head != seen_head) {
+        if (t->backend == VT_SOCKET && head != seen_head) {
             /* the host consumed some of our queue within the last spin: it is serving what is ahead of us
              * (a run of copies publishes its head as it goes), so spin (yielding) on rather than sleep:
-             * waking a sleeping vCPU costs the host's writer 10-15 us and us 20-40 us here */
+             * waking a sleeping vCPU costs the host's writer 10-15 us and us 20-40 us here. Only on the
+             * socket, a process of the host, whose yield gives the worker its CPU: a VM's yield keeps
+             * its vCPU running, perhaps on the worker's CPU, where its 50 us naps leave it free */
             seen_head = head;
             spin_until = now + t->spin_ns;
             continue;
