@@ -18,7 +18,8 @@ import pytest
 
 from guest import GuestClient
 from mediator import _pinned_fast
-from mediator._launcher import running_mediator
+from mediator._control_client import request
+from mediator._launcher import MediatorProcess, running_mediator
 from protocol import CALLS_BY_NAME, ChannelField, SubmitFlags, encode_args, fence
 from protocol._catalog import MemcpyHtoDArgs
 from tests.reliability._ring_pair import RingPair
@@ -217,3 +218,39 @@ def _wait_served(gpu: GuestClient) -> None:
 
 def _kicked_fd(fd: int) -> bool:
     return bool(select.select([fd], [], [], 0)[0])
+
+
+
+# -- the worker's own doorbell (mediator/_worker.py): read before it announces a sleep, not after it wakes --
+
+_NEED_WAKEUP = ChannelField.HOST_NEED_WAKEUP >> 2
+
+
+def _worker_counts(mediator: MediatorProcess) -> tuple[int, int]:
+    """(doorbell wake-ups, sleeps) as the worker last published them (before each sleep)."""
+    vm = request(mediator.control, {"cmd": "status"})["vms"][0]
+    return int(vm["wakeups"]), int(vm["sleeps"])
+
+
+def test_a_kick_rung_while_the_worker_is_awake_does_not_wake_it_from_its_next_sleep(tmp_path: Path) -> None:
+    """The worker reads its doorbell just before it announces a sleep (a guest kicks only after that), so
+    a kick rung while it polls is gone by then; one that read its doorbell only on waking woke from that
+    sleep at once, for nothing."""
+    with running_mediator(tmp_path, backend="sim", vms=1, extra="poll_us = 200000") as mediator, \
+            GuestClient.connect(mediator.vm_socket(1)) as gpu:
+        nop = CALLS_BY_NAME["nop"]
+        words = gpu.region.u32_view
+        while True:
+            kicks = gpu.kicks
+            wakeups, sleeps = _worker_counts(mediator)
+            seq, _ = gpu.submit(nop, nop.args())
+            assert gpu.wait(seq).status == 0  # served: the worker polls for 200 ms now
+            os.eventfd_write(gpu.doorbell_fd, 1)
+            fence()
+            if words[_NEED_WAKEUP] == 0:  # rung before it announced its next sleep
+                break
+        deadline = time.monotonic() + 30
+        while _worker_counts(mediator)[1] < sleeps + 3:  # the next sleep and its wake-up are published
+            assert time.monotonic() < deadline, "the worker did not sleep"
+            select.select([], [], [], 0.01)
+        assert _worker_counts(mediator)[0] - wakeups <= gpu.kicks - kicks, "woken by the kick rung while awake"
