@@ -70,6 +70,8 @@ struct cuda_transport {
     uint32_t sq_tail;
     uint32_t cq_head;
     uint32_t seq;
+    uint32_t kick_head; /* sq_head when we last kicked with entries queued (kick_live): see kick() */
+    int kick_live;
 
     /* the channel's ring geometry */
     uint64_t sq_offset, cq_offset;
