@@ -10,6 +10,7 @@ client with its ``timeout``.
 from __future__ import annotations
 
 import ctypes as ct
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from guest import GuestClient
-from protocol import CALLS_BY_NAME
+from protocol import CALLS_BY_NAME, ChannelField
 
 from ._support import CBuild, FakeIvshmemServer, SlowHost
 
@@ -165,3 +166,45 @@ def test_the_python_client_times_out_when_the_host_stops_making_progress(
     finally:
         host.close()
     assert 3 * STEP_S + TIMEOUT_S <= time.monotonic() - start < 3 * STEP_S + TIMEOUT_S + 5
+
+
+def _rung(fd: int) -> int:
+    """How many times the doorbell eventfd was written since the last look (0: not at all)."""
+    try:
+        return os.eventfd_read(fd)
+    except BlockingIOError:
+        return 0
+
+
+def test_the_c_transport_kicks_a_sleeping_host_once_until_its_submission_head_moves(
+    c_build: CBuild, server: FakeIvshmemServer, tmp_path: Path,
+) -> None:
+    """A host that announced a sleep is kicked once for what is queued, not once per entry: while sq_head
+    stands where it stood at that kick, the kick is still pending for the host (#19: a guest submitting
+    while its worker woke kicked ~110 times a wake-up). Once sq_head has moved the host may be asleep again:
+    the next entry kicks again; a host awake is never kicked."""
+    lib = ct.CDLL(str(c_build.shared_lib))
+    lib.cuda_transport_last_error.restype = ct.c_char_p
+    transport = ct.c_void_p()
+    assert lib.cuda_transport_init_socket(str(tmp_path / "fake.sock").encode(), ct.byref(transport)) == 0, \
+        lib.cuda_transport_last_error()
+    words = server.channel(0).cast("I")
+    stats = TransportStats()
+    try:
+        _rung(server.host_fd)  # the open's
+        words[ChannelField.HOST_NEED_WAKEUP >> 2] = 1
+        for _ in range(8):
+            assert lib.cuda_transport_post(transport, _LAUNCH, None, 0, None, 0) == 0
+        assert _rung(server.host_fd) == 1
+        words[ChannelField.SQ_HEAD >> 2] = words[ChannelField.SQ_TAIL >> 2]  # served them all, asleep again
+        for _ in range(3):
+            assert lib.cuda_transport_post(transport, _LAUNCH, None, 0, None, 0) == 0
+        assert _rung(server.host_fd) == 1
+        words[ChannelField.HOST_NEED_WAKEUP >> 2] = 0  # awake
+        assert lib.cuda_transport_post(transport, _LAUNCH, None, 0, None, 0) == 0
+        assert _rung(server.host_fd) == 0
+        lib.cuda_transport_get_stats(transport, ct.byref(stats))
+        assert stats.kicks == 2
+    finally:
+        words.release()
+        lib.cuda_transport_close(transport)
