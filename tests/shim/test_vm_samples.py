@@ -54,10 +54,9 @@ pytestmark = [pytest.mark.qemu, pytest.mark.slow, pytest.mark.timeout(1800)]
 #: samples not run in the VM, and why: what cannot run in the documented VM (qemu_command: 256 MiB of
 #: RAM), and what would take too much of the run's time (each passes in the host test)
 NOT_IN_VM = {"StreamPriorities": "two 256 MiB host buffers of its own",
-             "cudaTensorCoreGemm": "one 4096-square launch of ~86 s of the engine's CPU, 323-650 s wall at load 7-13 "
-             "on the host (test_samples' long sample): past this test's time beside the other samples",
-             "warpAggregatedAtomicsCG": "three 40 MB host arrays of 10M elements (no option makes them smaller) "
-             "and their CPU references, minutes under TCG",
+             "cudaTensorCoreGemm": "passes in a guest (172 s at load 1-2, its launch 160 s: VGPU_VM_SAMPLES, "
+             "2026-12-03), the engine's one 4096-square launch the host test runs as a long sample: too long "
+             "beside the other samples",
              "simplePitchLinearTexture": "252 s in a guest at load 9, nearly all of it the engine's (200 launches "
              "of 4 M threads, which the host test runs): a third of the VM run's time for one sample",
              "sortingNetworks": "100-200 s of a guest's time at load 3-9, most of it its own CPU check under "
@@ -78,8 +77,8 @@ NOT_IN_VM = {"StreamPriorities": "two 256 MiB host buffers of its own",
              "7-11 on the host, where test_samples runs it as a long sample): not tried in a guest",
              "binomialOptions": "one launch of ~7 s of the engine's CPU (117 s wall at load 14 on the host, where "
              "test_samples runs it as a long sample) and its CPU reference, the same tree in double, under TCG",
-             "scan": "3,300 launches over 6.8 M uints (minutes of the engine's CPU on the host, where test_samples "
-             "runs it as a long sample) and its CPU references under TCG",
+             "scan": "passes in a guest (344 s at load 1-2: VGPU_VM_SAMPLES, 2026-12-03): 3,300 launches over "
+             "6.8 M uints that the host test runs as a long sample, and its CPU references under TCG",
              "stereoDisparity": "its CPU reference (640 x 533 pixels x 17 disparities x 17 x 17 windows) is "
              "minutes to tens of minutes under TCG, beside 1-2 min of the engine's work the host test runs"}
 IN_VM = tuple(sorted(set(SAMPLES.values()) - set(NOT_IN_VM)))
