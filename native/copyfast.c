@@ -717,6 +717,19 @@ static PyObject *fc_serve(FastCopy *self, PyObject *const *args, Py_ssize_t narg
     return PyLong_FromLongLong(served);
 }
 
+/* whether the region given at init is still held; raises ValueError("released") when not */
+static int region_held_or_raise(FastCopy *self) {
+    if (!self->region_held)
+        PyErr_SetString(PyExc_ValueError, "released");
+    return self->region_held;
+}
+
+/* whether `off` is an aligned 32-bit word inside the held region (a guest's channel field) */
+static int region_word(const FastCopy *self, unsigned long long off) {
+    unsigned long long len = (unsigned long long)self->region.len;
+    return !(off & 3) && len >= 4 && off <= len - 4;
+}
+
 /* kick_early(need_irq_offset, sq_tail_offset, fd, lead_ns): wake the guest through eventfd `fd` (dup'ed
  * here) ahead of the end of a run of posted copies (see the theory at the top); fd -1 turns it off. The
  * offsets are of the channel's GUEST_NEED_IRQ and SQ_TAIL words in the region given at init. */
@@ -728,15 +741,9 @@ static PyObject *fc_kick_early(FastCopy *self, PyObject *const *args, Py_ssize_t
     unsigned long long irq_off = PyLong_AsUnsignedLongLong(args[0]), tail_off = PyLong_AsUnsignedLongLong(args[1]);
     long fd = PyLong_AsLong(args[2]);
     unsigned long long lead = PyLong_AsUnsignedLongLong(args[3]);
-    if (PyErr_Occurred())
+    if (PyErr_Occurred() || !region_held_or_raise(self))
         return NULL;
-    if (!self->region_held) {
-        PyErr_SetString(PyExc_ValueError, "released");
-        return NULL;
-    }
-    unsigned long long len = (unsigned long long)self->region.len;
-    if ((irq_off | tail_off) & 3 || len < 4 || irq_off > len - 4 || tail_off > len - 4 || fd < -1 ||
-        fd > INT32_MAX) {
+    if (!region_word(self, irq_off) || !region_word(self, tail_off) || fd < -1 || fd > INT32_MAX) {
         PyErr_SetString(PyExc_ValueError, "kick_early: offsets outside the region or not aligned, or a bad fd");
         return NULL;
     }
@@ -760,14 +767,9 @@ static PyObject *fc_publish_progress(FastCopy *self, PyObject *const *args, Py_s
         return NULL;
     }
     unsigned long long off = PyLong_AsUnsignedLongLong(args[0]), every = PyLong_AsUnsignedLongLong(args[1]);
-    if (PyErr_Occurred())
+    if (PyErr_Occurred() || !region_held_or_raise(self))
         return NULL;
-    if (!self->region_held) {
-        PyErr_SetString(PyExc_ValueError, "released");
-        return NULL;
-    }
-    unsigned long long len = (unsigned long long)self->region.len;
-    if (off & 3 || len < 4 || off > len - 4) {
+    if (!region_word(self, off)) {
         PyErr_SetString(PyExc_ValueError, "publish_progress: offset outside the region or not aligned");
         return NULL;
     }
