@@ -10,6 +10,7 @@
     region_size = "256MiB"                  # power of two: split into the VM's channels
     pinned_size = "256MiB"                  # the guest's pinned host memory (cudaMallocHost); 0: none
     poll_us = 50                            # how long a worker spins before sleeping
+    poll_max_us = 200                       # ... at most, while the VM's bursts come this close
     control_group = "vgpu-operators"        # may change things on control.sock
     control_readers = "vgpu-monitoring"     # may read status and traces on control-ro.sock
 
@@ -136,6 +137,8 @@ class MediatorSection(_Section):
     # to the power of two that holds both; pages cost nothing until the guest touches them
     pinned_size: Size = 256 * 1024**2
     poll_us: int = Field(default=50, ge=0, le=1_000_000)
+    # the window grows up to this while a VM's work comes in bursts closer together (mediator/_polling.py)
+    poll_max_us: int = Field(default=200, ge=0, le=1_000_000)
     max_sleep_ms: int = Field(default=100, ge=1, le=10_000)
     # cap a worker serving well ahead of its peers when busy VMs outnumber CPUs (mediator/_pacing.py)
     pace_workers: bool = True

@@ -110,6 +110,9 @@ class MediatorCollector(Collector):
                                   "(user and system; a new worker starts from 0)", labels=labels)
         rss = GaugeMetricFamily("vgpu_worker_resident_memory_bytes", "the VM's current worker's resident "
                                 "memory", labels=labels)
+        window = GaugeMetricFamily("vgpu_worker_poll_window_seconds", "how long the VM's worker polls after "
+                                   "its last call before it sleeps (grows while calls come close together)",
+                                   labels=labels)
         open_channels = GaugeMetricFamily("vgpu_channels_open", "channels with a live context (guest "
                                           "processes using the GPU)", labels=labels)
         expired = CounterMetricFamily("vgpu_channels_expired", "channels closed because their process "
@@ -136,6 +139,7 @@ class MediatorCollector(Collector):
             connected.add_metric(name, 1 if vm["connected"] else 0)
             restarts.add_metric(name, vm["worker_restarts"])
             open_channels.add_metric(name, vm["channels_open"])
+            window.add_metric(name, vm.get("poll_window_us", 0) / 1e6)
             expired.add_metric(name, vm["channels_expired"])
             for raw in vm["channels"]:
                 channel = ChannelStatus.model_validate(raw)
@@ -163,8 +167,8 @@ class MediatorCollector(Collector):
                                  labels=info_labels)
         info.add_metric(info_values, 1)
         yield from (calls, errors, protocol, htod, dtoh, used, pinned, quota, connected, restarts, sessions,
-                    latency, cpu, rss, open_channels, expired, channel_calls, channel_used, channel_handles,
-                    attached, info)
+                    latency, cpu, rss, window, open_channels, expired, channel_calls, channel_used,
+                    channel_handles, attached, info)
 
 
 class MetricsServer:

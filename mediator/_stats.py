@@ -23,7 +23,7 @@ _FIELDS: Final = (
 #: counters added later go after the histogram, so a worker started by an older supervisor (and
 #: adopted across its restart) still reads right: what it never wrote is 0
 _LATER_FIELDS: Final = ("cq_full_waits", "channels_open", "channels_opened", "channels_closed",
-                        "channels_expired", "channels_broken", "pinned_used")
+                        "channels_expired", "channels_broken", "pinned_used", "poll_window_ns")
 #: call latency histogram: bucket i counts calls served in [2**(i-1), 2**i) × 1.024 µs (bucket 0: less
 #: than 1.024 µs), the last one everything slower; one shift and bit_length per call on the hot path
 LATENCY_BUCKETS: Final = 24
@@ -70,6 +70,7 @@ class WorkerCounters:
     channels_expired: int = 0  # closes because the owner's heartbeat stood still (it died)
     channels_broken: int = 0  # closes because the channel's ring indices were impossible
     pinned_used: int = 0  # bytes of the region's pinned area the VM's processes hold (cudaMallocHost)
+    poll_window_ns: int = 0  # how long the worker polls after its last call before it sleeps, now
     latency_sum_ns: int = 0
     latency: list[int] = field(default_factory=lambda: [0] * LATENCY_BUCKETS)
 

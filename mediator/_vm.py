@@ -162,7 +162,8 @@ class VmSession:
             guest_irq_fds=self.guest_irq_fds, stats_fd=self.stats.fd, control_fd=theirs.fileno(),
             trace_fd=self.trace_ring.fd, trace=self.tracing,
             backend=self.config.mediator.backend, memory_quota=self.memory_quota, device=device,
-            poll_us=self.config.mediator.poll_us, max_sleep_ms=self.config.mediator.max_sleep_ms,
+            poll_us=self.config.mediator.poll_us, poll_max_us=self.config.mediator.poll_max_us,
+            max_sleep_ms=self.config.mediator.max_sleep_ms,
             log_level=self.config.mediator.log_level, calls_per_s=self.vm.calls_per_s,
             max_async_inflight=self.config.mediator.max_async_inflight,
             host_budget=memory.host_budget, memory_limit=memory.data_limit,
@@ -927,6 +928,7 @@ class VmEndpoint:
             "pinned_used": counters.pinned_used,  # of the region's pinned area (cudaMallocHost)
             "pinned_size": session.pinned_size if session else self.config.region_of(self.vm)[1],
             "live_handles": counters.live_handles,
+            "poll_window_us": counters.poll_window_ns // 1000,  # adapts to its gaps (mediator/_polling.py)
             "peers": len(session.peers) if session else 0,
             "peers_served": self.peers_served,
             "peers_lost": self.peers_lost,

@@ -12,9 +12,11 @@ with several open the loop spins only while exactly one is open, and otherwise p
 Spawned by the supervisor as ``python -m mediator._worker '<json>'`` with its file descriptors
 passed (never forked: CUDA may be loaded). The loop polls the submission ring while work arrives —
 a spin in C on the guest's tail (``SubmissionConsumer.spin``, without the GIL), flat out for
-``SPIN_YIELD_NS`` and then yielding the CPU between looks; after ``poll_us`` of nothing, or as soon
-as the spin sees the CPU contended (a yield that ran another task: more busy processes than cores,
-where spinning only keeps the guest it waits for off the CPU), it sets the need-wakeup flag,
+``SPIN_YIELD_NS`` and then yielding the CPU between looks; after its polling window of nothing
+(``poll_us``, grown up to ``poll_max_us`` while the VM's work comes in bursts that close, see
+``_polling.py``), or as soon as the spin sees the CPU contended (a yield that ran another task: more
+busy processes than cores, where spinning only keeps the guest it waits for off the CPU), it sets the
+need-wakeup flag,
 fences, looks once more, and sleeps on the doorbell eventfd and the control socket. The sleep is
 bounded (``max_sleep_ms``) so that even a lost wakeup costs at most that long. A VM that keeps
 its worker busy (``DRAIN_BUDGET`` calls served since the last yield, a flood or a tight loop of
@@ -70,6 +72,7 @@ from ._limits import TokenBucket
 from ._logging import configure_logging
 from ._pacing import EPOCH_NS, Allowance, next_cap, smooth
 from ._pinned_region import pinned_area
+from ._polling import PollWindow
 from ._stats import ChannelStats, StatsBlock, WorkerCounters
 from ._trace import TraceRing, printf_recorder, summarize
 from ._worker_memory import EXIT_OUT_OF_MEMORY, apply_worker_limits
@@ -141,6 +144,7 @@ class WorkerSpec:
     memory_quota: int | None = None
     device: dict[str, Any] = field(default_factory=dict)
     poll_us: int = 50
+    poll_max_us: int = 200
     max_sleep_ms: int = 100
     log_level: str = "info"
     calls_per_s: float | None = None
@@ -509,8 +513,11 @@ class Worker:
         self.log.info("worker serving", backend=self.backend_name, channels=len(table.channels))
         since_yield = 0  # calls served since this worker last yielded the CPU
         busy_since = 0  # when the passes that served something without a break began (0: idle)
-        poll_ns = spec.poll_us * 1000
-        idle_since = perf_counter_ns()
+        poll = PollWindow(spec.poll_us * 1000, spec.poll_max_us * 1000)  # adapts to the VM's gaps
+        idle_since = last_served = perf_counter_ns()
+        woken = False  # the worker has just come back from a sleep on its doorbells
+        fresh = True  # the counters published since the last call served
+        self.counters.poll_window_ns = poll.ns
         room_wait_ms = 0  # back-pressure: how long the last look for completion room waited
         turn = 0
         rescan = False  # a kick woke us: scan once a pass finds nothing queued (below)
@@ -526,6 +533,10 @@ class Worker:
                     self.publish_stats()  # a channel opened or closed: status shows it now
             served, blocked, limited, handed = self.serve_pass(turn)
             turn += 1
+            if woken:
+                woken = False
+                poll.woke(now - last_served, served > 0)
+                self.counters.poll_window_ns = poll.ns  # published with the rest, at the latest at a sleep
             if rescan and not served:  # the kick queued nothing: an open or a close, most likely
                 rescan = False
                 if table.scan():
@@ -550,7 +561,8 @@ class Worker:
                     # CPU before the next batch (returns at once when none is waiting)
                     since_yield = 0
                     os.sched_yield()
-                idle_since = perf_counter_ns()
+                idle_since = last_served = perf_counter_ns()
+                fresh = False
                 continue
             busy_since = 0
             if limited and self.limiter is not None:
@@ -571,8 +583,12 @@ class Worker:
                 idle_since = perf_counter_ns()
                 continue
             idle = now - idle_since
-            if idle < poll_ns and table.open:
-                window = min(poll_ns - idle, IDLE_SLICE_NS)
+            if idle < poll.ns and table.open:
+                if not fresh and idle >= poll.base_ns:
+                    # the VM has paused: status shows its calls now, as when the worker slept after poll_us
+                    self.publish_stats()
+                    fresh = True
+                window = min(poll.ns - idle, IDLE_SLICE_NS, IDLE_SLICE_NS if fresh else poll.base_ns - idle)
                 only = table.open[0].ctx if len(table.open) == 1 else None
                 if only is not None:
                     # one process: wait for its next entry in C, without the GIL (see the docstring)
@@ -586,7 +602,7 @@ class Worker:
                     if self._pending():
                         continue
                 spent = perf_counter_ns() - idle_since - idle
-                if spent >= window and idle + spent < poll_ns:
+                if spent >= window and idle + spent < poll.ns:
                     self.poll_control()
                     continue
             # Going to sleep: announce it in every open channel, then look once more.
@@ -604,6 +620,7 @@ class Worker:
                 until_ms = (look_at - time.monotonic_ns()) // 1_000_000 + 1
             self.sleep(poller, max(1, min(spec.max_sleep_ms, until_ms)), drained=True)
             self._set_need_wakeup(0)
+            woken = True
             # a kick is often an open or a close: scan as soon as a pass finds nothing queued, at once
             # for those, after the batch for a kick that queued work (the scan of every channel cost a
             # wake-up 5 us on its way to the first copy, quiet; a pass with nothing queued ~1 us)

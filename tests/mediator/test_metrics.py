@@ -73,6 +73,8 @@ def test_metrics_are_scraped_during_a_run(tmp_path: Path) -> None:
         assert value(samples, "vgpu_vm_connected", **vm("vm1")) == 1
         assert value(samples, "vgpu_vm_connected", **vm("vm2")) == 0
         assert value(samples, "vgpu_vms_attached") == 1
+        # the worker's polling window: poll_us (50 us) at least, poll_max_us (200 us) at most
+        assert 50e-6 <= value(samples, "vgpu_worker_poll_window_seconds", **vm("vm1")) <= 200e-6
         # the guest process holding the context: its channel, its pid, what it did and holds
         assert value(samples, "vgpu_channels_open", **vm("vm1")) == 1
         assert value(samples, "vgpu_channels_expired_total", **vm("vm1")) == 0
