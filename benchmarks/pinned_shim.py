@@ -125,10 +125,15 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def run(sizes: list[int], rounds: int, workdir: Path, shim: Path | None = None, max_batch: int = 200,
-        bandwidth_test: bool = False, registered: bool = False, apart: bool = False) -> dict[str, Any]:
+        bandwidth_test: bool = False, registered: bool = False, apart: bool = False,
+        poll_us: int | None = None, poll_max_us: int | None = None) -> dict[str, Any]:
     shim, program = build(workdir, shim)
     pinned = 1 << (max(sizes) - 1).bit_length()
     extra = f'pinned_size = "{max(2 * pinned, 4 * MIB) // MIB}MiB"'
+    if poll_us is not None:
+        extra += f"\npoll_us = {poll_us}"
+    if poll_max_us is not None:
+        extra += f"\npoll_max_us = {poll_max_us}"
     (workdir / "mediator").mkdir()
     cpus = tuple(sorted(os.sched_getaffinity(0))[:2]) if apart else None
     if cpus is not None and len(cpus) < 2:
@@ -172,12 +177,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--registered", action="store_true", help="also on cudaHostRegister'd memory")
     parser.add_argument("--apart", action="store_true",
                         help="the mediator on the first CPU, the program on the second (default: unpinned)")
+    parser.add_argument("--poll-us", type=int, metavar="US",
+                        help="the worker's poll_us (default: the mediator's, 50)")
+    parser.add_argument("--poll-max-us", type=int, metavar="US",
+                        help="the worker's poll_max_us (default: the mediator's, 200; 50: a fixed window)")
     parser.add_argument("--json", type=Path, help="write the figures as JSON here")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="vgpu-pinned-shim-") as tmp:
         sizes = args.size or (QUICK_SIZES if args.quick else SIZES)
         result = run(sizes, args.rounds, Path(tmp), args.shim, args.max_batch, args.bandwidth_test,
-                     args.registered, args.apart)
+                     args.registered, args.apart, args.poll_us,
+                     args.poll_max_us)
     print(table(result["rows"]))
     if "registered_rows" in result:
         print("cudaHostRegister'd memory:")
