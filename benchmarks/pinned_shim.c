@@ -9,7 +9,8 @@
  * bandwidthTest's pinned mode does; and as many back-to-back C memcpy of the size between two
  * page-aligned buffers of this process, the floor, in the same round so that load weighs on both.
  * Each round's batch runs twice: first after the floor (the worker has gone to sleep meanwhile, as after
- * any pause of the application's: `total` includes waking it), then at once again (`steady`: the worker
+ * any pause of the application's, unless its polling window has grown past the floor's time: `total`
+ * includes waking it), then at once again (`steady`: the worker
  * is still polling, as in bandwidthTest's back-to-back copies). And a handoff floor in the same round: a
  * thread of this process asleep in poll() on an eventfd, woken as the worker is by a doorbell, does the
  * batch's memcpy between two buffers of its own and sets a flag that the caller yields on — what one

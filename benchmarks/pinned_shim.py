@@ -1,7 +1,7 @@
 """Pinned copies end to end through the C shim (#19), beside a C memcpy floor measured in the same run.
 
 ``python -m benchmarks.pinned_shim [--quick] [--rounds N] [--max-batch N] [--json PATH] [--bandwidth-test]
-[--registered] [--apart]``
+[--registered] [--apart] [--poll-us US] [--poll-max-us US]``
 builds the shim (``guest/shim``, into a temporary directory) and ``benchmarks/pinned_shim.c`` against it,
 starts a mediator on ``sim`` and runs the program as a guest application runs: ``cudaMallocHost``
 memory, batches of ``cudaMemcpyAsync`` on one stream and one ``cudaStreamSynchronize`` (bandwidthTest's
@@ -14,7 +14,8 @@ and what the host took between two events recorded around the batch (``host``). 
 
 Two more figures per size, as shares of the floor: ``steady``, the same batch issued again as soon as the
 first is synchronized (the worker still polling, as bandwidthTest's back-to-back copies find it; the first
-batch of a round finds it asleep after the floor), and ``handoff``, the machine's floor for a server that
+batch of a round finds it asleep after the floor, unless its polling window has grown past the floor's
+time: ``--poll-max-us``, mediator/_polling.py), and ``handoff``, the machine's floor for a server that
 sleeps: a thread of the program asleep in ``poll()`` on an eventfd, rung as the worker's doorbell is, does
 the batch's ``memcpy`` between buffers of its own while the caller yields — one wake-up and no rings.
 
