@@ -208,3 +208,30 @@ def test_the_c_transport_kicks_a_sleeping_host_once_until_its_submission_head_mo
     finally:
         words.release()
         lib.cuda_transport_close(transport)
+
+
+def test_the_python_client_kicks_a_sleeping_host_once_until_its_submission_head_moves(
+    server: FakeIvshmemServer, tmp_path: Path,
+) -> None:
+    """The C transport's rule, in the Python client (docs/protocol.md 3.3)."""
+    with GuestClient.connect(tmp_path / "fake.sock") as gpu:
+        words = server.channel(0).cast("I")
+        try:
+            args = gpu.args("memset_d8", dst=0, value=0, count=1, stream=0)
+            _rung(server.host_fd)  # the open's
+            kicks = gpu.kicks
+            words[ChannelField.HOST_NEED_WAKEUP >> 2] = 1
+            for _ in range(8):
+                gpu.call("memset_d8", args, asynchronous=True)
+            assert _rung(server.host_fd) == 1
+            words[ChannelField.SQ_HEAD >> 2] = words[ChannelField.SQ_TAIL >> 2]  # served them all, asleep again
+            for _ in range(3):
+                gpu.call("memset_d8", args, asynchronous=True)
+            assert _rung(server.host_fd) == 1
+            words[ChannelField.HOST_NEED_WAKEUP >> 2] = 0  # awake
+            gpu.call("memset_d8", args, asynchronous=True)
+            assert _rung(server.host_fd) == 0
+            assert gpu.kicks - kicks == 2
+            words[ChannelField.SQ_HEAD >> 2] = words[ChannelField.SQ_TAIL >> 2]  # let the close go through
+        finally:
+            words.release()
