@@ -37,7 +37,7 @@ from ._floors import (
     ring_throughput,
     staged_copy_bandwidth,
 )
-from ._mediator import async_throughput, bandwidth, jain, multi_vm, sync_round_trips
+from ._mediator import async_throughput, bandwidth, jain, multi_vm, sleeping_round_trips, sync_round_trips
 from .pinned import run as pinned_run
 
 KIB, MIB = 1 << 10, 1 << 20
@@ -121,12 +121,13 @@ def run(plan: dict[str, Any], workdir: Path, parts: Sequence[str] = PARTS,
                     b["native_htod_Bps"], b["native_dtoh_Bps"] = native[b["bytes"]]
 
     if "rtt" in parts:
+        # a worker that never polls (mediator/_polling.py: a window of 0 stays 0)
         with running_mediator(workdir / "sleeping", backend=backend, vms=1, extra="poll_us = 0") as mediator:
             if host_cpus:
                 os.sched_setaffinity(mediator.proc.pid, host_cpus)
             with GuestClient.connect(mediator.vm_socket(1)) as gpu:
                 gpu.init()
-                results["rtt_sleeping"] = percentiles(sync_round_trips(gpu, n))
+                results["rtt_sleeping"] = percentiles(sleeping_round_trips(gpu, min(n, 5000)))
             results["worker_sleeps"] = request(mediator.control, {"cmd": "status"})["vms"][0]["sleeps"]
     os.sched_setaffinity(0, everywhere)  # many VMs: the scheduler places every process
 

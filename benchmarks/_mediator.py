@@ -10,9 +10,9 @@ from typing import Any
 from guest import GuestClient
 from mediator._control_client import request
 from mediator._launcher import MediatorProcess
-from protocol import CALLS_BY_NAME, SubmitFlags
+from protocol import CALLS_BY_NAME, ChannelField, SubmitFlags
 
-__all__ = ["async_throughput", "bandwidth", "multi_vm", "sync_round_trips", "written"]
+__all__ = ["async_throughput", "bandwidth", "multi_vm", "sleeping_round_trips", "sync_round_trips", "written"]
 
 _ASYNC = int(SubmitFlags.ASYNC)
 
@@ -23,6 +23,22 @@ def sync_round_trips(gpu: GuestClient, n: int) -> list[int]:
         gpu.nop()
     samples = []
     for _ in range(n):
+        started = time.perf_counter_ns()
+        gpu.nop()
+        samples.append(time.perf_counter_ns() - started)
+    return samples
+
+
+def sleeping_round_trips(gpu: GuestClient, n: int) -> list[int]:
+    """Round trips (ns) of ``nop`` each made once the worker has announced a sleep (its need-wakeup flag):
+    back to back, the next nop reaches a worker that has not yet looked for more, and it never sleeps."""
+    words = gpu.region.u32_view
+    asleep = ChannelField.HOST_NEED_WAKEUP >> 2
+    gpu.nop()
+    samples = []
+    for _ in range(n):
+        while not words[asleep]:
+            time.sleep(0)
         started = time.perf_counter_ns()
         gpu.nop()
         samples.append(time.perf_counter_ns() - started)

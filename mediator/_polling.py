@@ -21,7 +21,8 @@ A wake-up that finds nothing (the sleep's timeout, a control message) with the g
 ``max_ns`` halves the window too, so a VM gone quiet costs its short window again within a few of the
 worker's bounded sleeps. The spin still gives up at once when the CPU is contended, however long the
 window: polling never holds a CPU another runnable task wants. ``max_ns`` at ``base_ns`` (or below)
-keeps the window fixed: the operator's ``poll_max_us``.
+keeps the window fixed: the operator's ``poll_max_us``; and a window of 0 (``poll_us = 0``) stays 0,
+a worker that never polls.
 """
 
 from __future__ import annotations
@@ -44,4 +45,4 @@ class PollWindow:
         if gap_ns > self.max_ns:
             self.ns = max(self.base_ns, self.ns // 2)
         elif found_work and gap_ns > self.ns:
-            self.ns = min(self.max_ns, max(2 * self.ns, 1))
+            self.ns = min(self.max_ns, 2 * self.ns)

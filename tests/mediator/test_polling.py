@@ -63,6 +63,13 @@ def test_a_maximum_at_or_below_the_base_keeps_the_window_fixed() -> None:
         assert window.ns == 50 * US
 
 
+def test_a_worker_told_not_to_poll_never_starts() -> None:
+    window = PollWindow(0, 500 * US)
+    for _ in range(20):
+        window.woke(100 * US, found_work=True)
+    assert window.ns == 0
+
+
 def test_poll_max_us_is_configured_and_defaults_to_200_us(tmp_path: Path) -> None:
     config = tmp_path / "config.toml"
     write_config(config, tmp_path / "sockets", backend="sim", vm_ids=[1])
