@@ -20,23 +20,18 @@ from protocol import ChannelField
 US = 1000
 
 
-def test_the_window_doubles_for_each_call_that_came_within_its_maximum_and_stops_there() -> None:
+@pytest.mark.parametrize(("start_us", "gap_us", "steps_us"), [
+    (50, 450, [100, 200, 400, 500, 500]),
+    (500, 2_000, [250, 125, 62, 50, 50]),
+], ids=["a call within the maximum doubles it, up to there", "a call later than the maximum halves it, down to the base"])
+def test_each_wake_up_to_work_steps_the_window(start_us: int, gap_us: int, steps_us: list[int]) -> None:
     window = PollWindow(50 * US, 500 * US)
-    grown = []
+    window.ns = start_us * US
+    steps = []
     for _ in range(5):
-        window.woke(450 * US, found_work=True)
-        grown.append(window.ns // US)
-    assert grown == [100, 200, 400, 500, 500]
-
-
-def test_a_call_later_than_the_maximum_halves_it_down_to_the_base() -> None:
-    window = PollWindow(50 * US, 500 * US)
-    window.ns = 500 * US
-    shrunk = []
-    for _ in range(5):
-        window.woke(2_000 * US, found_work=True)
-        shrunk.append(window.ns // US)
-    assert shrunk == [250, 125, 62, 50, 50]
+        window.woke(gap_us * US, found_work=True)
+        steps.append(window.ns // US)
+    assert steps == steps_us
 
 
 def test_a_wake_up_for_nothing_shrinks_it_only_once_the_vm_is_quieter_than_the_maximum() -> None:
