@@ -16,10 +16,9 @@ a spin in C on the guest's tail (``SubmissionConsumer.spin``, without the GIL), 
 (``poll_us``, grown up to ``poll_max_us`` while the VM's work comes in bursts that close, see
 ``_polling.py``), or as soon as the spin sees the CPU contended (a yield that ran another task: more
 busy processes than cores, where spinning only keeps the guest it waits for off the CPU), it sets the
-need-wakeup flag,
-fences, looks once more, and sleeps on the doorbell eventfd and the control socket. The sleep is
-bounded (``max_sleep_ms``) so that even a lost wakeup costs at most that long. A VM that keeps
-its worker busy (``DRAIN_BUDGET`` calls served since the last yield, a flood or a tight loop of
+need-wakeup flag, fences, looks once more, and sleeps on the doorbell eventfd and the control socket.
+The sleep is bounded (``max_sleep_ms``) so that even a lost wakeup costs at most that long. A VM that
+keeps its worker busy (``DRAIN_BUDGET`` calls served since the last yield, a flood or a tight loop of
 calls) has the worker yield the CPU between batches, so that on a crowded host it takes turns with
 the other VMs' calls. However busy, it publishes its heartbeat and looks at its control socket
 at least every ``HEARTBEAT_NS`` (a drain returns after ``BATCH_NS`` of calls, see ``_server.py``).
@@ -613,6 +612,7 @@ class Worker:
                 self._set_need_wakeup(0)
                 continue
             self.publish_stats()
+            fresh = True
             self.counters.sleeps += 1
             until_ms = spec.max_sleep_ms
             look_at = table.next_deadline_ns()

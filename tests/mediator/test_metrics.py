@@ -63,6 +63,9 @@ def test_metrics_are_scraped_during_a_run(tmp_path: Path) -> None:
             for _ in range(100):
                 gpu.nop()
             assert gpu.call("mem_free", gpu.args("mem_free", dptr=ptr + 8)).status != 0
+            # the worker publishes its counters once the VM pauses (poll_us): at once, unless loaded
+            wait_for("the calls published", lambda: scrape(url)[
+                "vgpu_call_errors_total", frozenset(vm("vm1").items())] == 1)
             samples = scrape(url)
         assert value(samples, "vgpu_calls_total", **vm("vm1")) >= 104
         assert value(samples, "vgpu_call_errors_total", **vm("vm1")) == 1
